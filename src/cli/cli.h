@@ -1,0 +1,47 @@
+/*
+ * cli.h - shared pieces of the grok command: one function per subcommand
+ * (each in its own cmd_*.c file) and the flag parsing helpers they all use,
+ * so every subcommand reports a bad flag the same way: naming the flag and
+ * the value, and exiting with status 2.
+ */
+#ifndef GROK_CLI_H
+#define GROK_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "grok.h"
+
+/* Subcommands: argv[0] is the subcommand name. Return the process status. */
+int cmd_run(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_new(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+
+/* Flag parsing. Each returns true when argv[*i] is the flag (advancing *i
+ * past its value) and exits with status 2 and a message naming the flag
+ * when its value is missing or malformed. */
+bool cli_flag(char **argv, int argc, int *i, const char *name, const char *alias);
+bool cli_str(char **argv, int argc, int *i, const char *name, const char *alias,
+             const char **out);
+bool cli_i64(char **argv, int argc, int *i, const char *name, const char *alias, int64_t min,
+             int64_t max, int64_t *out);
+bool cli_f32(char **argv, int argc, int *i, const char *name, const char *alias, double min,
+             double max, float *out);
+bool cli_u64(char **argv, int argc, int *i, const char *name, const char *alias, uint64_t *out);
+bool cli_is_help(const char *arg);
+/* Prints "grok SUB: unknown argument 'X' (see grok SUB --help)" and returns 2. */
+int cli_unknown(const char *sub, const char *arg);
+/* Prints "grok SUB: MSG" to stderr. */
+void cli_error(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Reads a whole file (binary-exact); NULL with err on failure. */
+char *cli_read_file(const char *path, size_t *len, char *err, size_t err_size);
+/* Parses "1,2,3" or "1 2 3" into ids; false with err on a bad entry. */
+bool cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *err, size_t err_size);
+/* Wall clock in seconds. */
+double cli_now(void);
+
+#endif
