@@ -1181,6 +1181,12 @@ static void test_open_is_header_only(void) {
 int main(void) {
     const char *base = getenv("GROK_TMP");
     snprintf(tmpdir, sizeof tmpdir, "%s", base && *base ? base : "/tmp/grok_test_gguf");
+    for (char *q = tmpdir + 1; *q; q++) /* mkdir -p */
+        if (*q == '/') {
+            *q = 0;
+            mkdir(tmpdir, 0755);
+            *q = '/';
+        }
     mkdir(tmpdir, 0755);
     make_tensor_data();
     test_roundtrip();

@@ -539,7 +539,7 @@ static int parse_tensors(cursor *c, gguf_file *f, gguf_part *part, int32_t split
         at = c->pos;
         if (rd_u32(c, "n_dims", &n_dims) != 0) goto out;
         if (n_dims == 0 || n_dims > GGUF_MAX_DIMS) {
-            fail(c, at, "n_dims %" PRIu32 " %s", n_dims, n_dims ? "> 4" : "is zero");
+            fail(c, at, "n_dims %" PRIu32 " %s", n_dims, n_dims ? "> 4" : "(must be 1..4)");
             goto out;
         }
         t->n_dims = (int32_t)n_dims;
