@@ -178,7 +178,7 @@ int cmd_new(int argc, char **argv) {
         float mean, std;
     } spec;
     const int64_t d = hp.d_model, kvd = hp.n_kv_heads * hp.head_dim;
-    int64_t n_specs = 3 + 11 * hp.n_layers;
+    int64_t n_specs = 3 + 12 * hp.n_layers; /* embd, output, output_norm; 12 per layer */
     spec *s = calloc((size_t)n_specs, sizeof *s);
     int64_t ns = 0;
     if (!s) {

@@ -267,8 +267,10 @@ static void attn_task(void *arg, int ith, int nth) {
 /* ---- MoE ---- */
 
 /* Router softmax and top-k (ties: the lower expert index), gates are the
- * raw probabilities (no renormalisation), PAD tokens route nowhere. */
-static void route(grok_context *c, const int32_t *tokens, int64_t n) {
+ * raw probabilities (no renormalisation). PAD tokens are routed like any
+ * other: the official Router can multiply by a padding mask, but
+ * MoELayer.__call__ drops the mask before calling it. */
+static void route(grok_context *c, int64_t n) {
     const grok_hparams *hp = &c->m->hp;
     const int64_t E = hp->n_experts, K = hp->n_experts_used;
     for (int64_t t = 0; t < n; t++) {
@@ -278,7 +280,6 @@ static void route(grok_context *c, const int32_t *tokens, int64_t n) {
         double sum = 0;
         for (int64_t e = 0; e < E; e++) sum += (r[e] = expf(r[e] - mx));
         for (int64_t e = 0; e < E; e++) r[e] = (float)(r[e] / sum);
-        bool is_pad = hp->pad_id >= 0 && tokens[t] == hp->pad_id;
         for (int64_t k = 0; k < K; k++) {
             int64_t best = -1;
             for (int64_t e = 0; e < E; e++) {
@@ -287,7 +288,7 @@ static void route(grok_context *c, const int32_t *tokens, int64_t n) {
                 if (!taken && (best < 0 || r[e] > r[best])) best = e;
             }
             c->sel[t * K + k] = (int32_t)best;
-            c->gates[t * K + k] = is_pad ? 0.0f : r[best];
+            c->gates[t * K + k] = r[best];
         }
     }
 }
@@ -372,7 +373,7 @@ static void forward_batch(grok_context *c, const int32_t *tokens, int64_t n, flo
         for (int64_t t = 0; t < n; t++)
             rmsnorm(c->x + t * d, c->h + t * d, L->ffn_norm, d, hp->norm_eps);
         grok_matmul(c->pool, &L->router, c->x, d, c->router, hp->n_experts, n);
-        route(c, tokens, n);
+        route(c, n);
         moe(c, L, n);
         for (int64_t t = 0; t < n; t++) {
             rmsnorm(c->x + t * d, c->proj + t * d, L->layer_out_norm, d, hp->norm_eps);
