@@ -53,7 +53,19 @@ struct grok_context {
     float *hg;          /* [n_batch][n_ff] gate branch, then the product */
     float *hu;          /* [n_batch][n_ff] linear branch */
     float *eo;          /* [n_batch][d_model] expert output */
+    struct batch_tok *bt; /* [n_batch] who each token of the step belongs to */
+    float *lbuf;        /* [lbuf_rows][n_vocab] logits of a multi-sequence step */
+    int64_t lbuf_rows;
 };
+
+/* One token of a forward step: the sequence whose cache it extends, its
+ * position there, and where its logits go (NULL: not needed). */
+typedef struct batch_tok {
+    grok_context *seq;
+    int64_t pos;
+    int32_t token;
+    float *logits;
+} batch_tok;
 
 grok_context_params grok_context_default_params(void) {
     grok_context_params p = {.n_ctx = 0, .kv_type = GROK_TYPE_F32, .n_threads = 0, .pool = NULL,
@@ -67,7 +79,7 @@ void grok_context_free(grok_context *c) {
     void *bufs[] = {c->k_cache, c->v_cache, c->tokens, c->logits, c->h,     c->x,
                     c->q,       c->k,       c->v,      c->att,    c->proj,  c->rope_cs,
                     c->scores,  c->vbuf,    c->router, c->sel,    c->gates, c->group,
-                    c->gx,      c->hg,      c->hu,     c->eo};
+                    c->gx,      c->hg,      c->hu,     c->eo,     c->bt,    c->lbuf};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(c);
 }
@@ -131,7 +143,8 @@ grok_context *grok_context_create(const grok_model *m, const grok_context_params
     c->hg = alloc3(B, hp->n_ff, sizeof(float));
     c->hu = alloc3(B, hp->n_ff, sizeof(float));
     c->eo = alloc3(B, d, sizeof(float));
-    if (!c->k_cache || !c->v_cache || !c->tokens || !c->logits || !c->h || !c->x || !c->q ||
+    c->bt = alloc3(B, 1, sizeof(batch_tok));
+    if (!c->bt || !c->k_cache || !c->v_cache || !c->tokens || !c->logits || !c->h || !c->x || !c->q ||
         !c->k || !c->v || !c->att || !c->proj || !c->rope_cs || !c->scores || !c->vbuf ||
         !c->router || !c->sel || !c->gates || !c->group || !c->gx || !c->hg || !c->hu || !c->eo)
         goto oom;
@@ -145,6 +158,8 @@ oom:
 
 int64_t grok_context_pos(const grok_context *c) { return c->pos; }
 int64_t grok_context_n_ctx(const grok_context *c) { return c->n_ctx; }
+int64_t grok_context_n_batch(const grok_context *c) { return c->n_batch; }
+const int32_t *grok_context_tokens(const grok_context *c) { return c->tokens; }
 const float *grok_context_logits(const grok_context *c) { return c->logits; }
 void grok_context_truncate(grok_context *c, int64_t pos) {
     if (pos >= 0 && pos < c->pos) c->pos = pos;
@@ -187,8 +202,8 @@ static void rope_angles(float *cs, int64_t pos, int64_t D, float base) {
 /* ---- attention ---- */
 
 typedef struct {
-    grok_context *c;
-    int64_t il, n, pos0;
+    grok_context *c; /* scratch owner */
+    int64_t il, n;
 } attn_job;
 
 static float kv_get(const grok_context *c, const void *base, size_t idx) {
@@ -202,20 +217,21 @@ static float kv_get(const grok_context *c, const void *base, size_t idx) {
 
 static void attn_task(void *arg, int ith, int nth) {
     const attn_job *j = arg;
-    grok_context *c = j->c;
-    const grok_hparams *hp = &c->m->hp;
+    const grok_context *S = j->c;
+    const grok_hparams *hp = &S->m->hp;
     const int64_t D = hp->head_dim, H = hp->n_heads, G = hp->n_heads / hp->n_kv_heads;
     const int64_t kvd = hp->n_kv_heads * D;
-    const size_t layer_off = (size_t)j->il * (size_t)c->n_ctx * (size_t)kvd;
-    float *p = c->scores + (size_t)ith * (size_t)c->n_ctx;
-    float *vrow = c->vbuf + (size_t)ith * (size_t)D;
+    float *p = S->scores + (size_t)ith * (size_t)S->n_ctx;
+    float *vrow = S->vbuf + (size_t)ith * (size_t)D;
     const float cap = hp->attn_softcap, scale = hp->attn_scale;
     const int32_t pad = hp->pad_id;
 
     for (int64_t job = ith; job < j->n * H; job += nth) {
         const int64_t t = job / H, head = job % H, kvh = head / G;
-        const int64_t npos = j->pos0 + t + 1; /* causal window: keys 0..pos */
-        const float *qv = c->q + t * H * D + head * D;
+        const grok_context *c = S->bt[t].seq; /* the cache this token attends over */
+        const size_t layer_off = (size_t)j->il * (size_t)c->n_ctx * (size_t)kvd;
+        const int64_t npos = S->bt[t].pos + 1; /* causal window: keys 0..pos */
+        const float *qv = S->q + t * H * D + head * D;
         float mx = -INFINITY;
         bool any = false;
         for (int64_t s = 0; s < npos; s++) {
@@ -246,7 +262,7 @@ static void attn_task(void *arg, int ith, int nth) {
             sum += e;
         }
         float inv = (float)(1.0 / sum);
-        float *out = c->att + t * H * D + head * D;
+        float *out = S->att + t * H * D + head * D;
         for (int64_t i = 0; i < D; i++) out[i] = 0;
         for (int64_t s = 0; s < npos; s++) {
             float w = p[s] * inv;
@@ -336,90 +352,167 @@ static void store_kv(grok_context *c, int64_t il, int64_t pos, const float *k, c
     }
 }
 
-/* Runs n (<= n_batch) tokens at positions pos..pos+n-1; writes logits of
- * every token to all_logits (if not NULL) and of the last to c->logits. */
-static void forward_batch(grok_context *c, const int32_t *tokens, int64_t n, float *all_logits) {
-    const grok_model *m = c->m;
+/* Runs the step described by S->bt[0..n) (n <= S->n_batch), using S's
+ * scratch and pool. Each token's K/V go into its own sequence's cache
+ * before attention, so tokens of one sequence in the same step see each
+ * other causally. Logits are computed only for tokens that ask for them. */
+static void forward(grok_context *S, int64_t n) {
+    const grok_model *m = S->m;
     const grok_hparams *hp = &m->hp;
     const int64_t d = hp->d_model, D = hp->head_dim, H = hp->n_heads, KVH = hp->n_kv_heads;
-    const int64_t qd = H * D, kvd = KVH * D, pos0 = c->pos;
+    const int64_t qd = H * D, kvd = KVH * D, V = hp->n_vocab;
     const grok_type_kernels *ek = grok_kernels_get(m->token_embd.type);
+    const batch_tok *bt = S->bt;
 
     for (int64_t t = 0; t < n; t++) {
-        ek->to_f32(m->token_embd.data + (size_t)tokens[t] * m->token_embd.row_bytes, c->h + t * d, d);
-        for (int64_t i = 0; i < d; i++) c->h[t * d + i] *= hp->embedding_scale;
-        rope_angles(c->rope_cs + t * D, pos0 + t, D, hp->rope_base);
-        c->tokens[pos0 + t] = tokens[t];
+        ek->to_f32(m->token_embd.data + (size_t)bt[t].token * m->token_embd.row_bytes, S->h + t * d, d);
+        for (int64_t i = 0; i < d; i++) S->h[t * d + i] *= hp->embedding_scale;
+        rope_angles(S->rope_cs + t * D, bt[t].pos, D, hp->rope_base);
+        bt[t].seq->tokens[bt[t].pos] = bt[t].token;
     }
     for (int64_t il = 0; il < hp->n_layers; il++) {
         const grok_layer *L = &m->layers[il];
         for (int64_t t = 0; t < n; t++)
-            rmsnorm(c->x + t * d, c->h + t * d, L->attn_norm, d, hp->norm_eps);
-        grok_matmul(c->pool, &L->wq, c->x, d, c->q, qd, n);
-        grok_matmul(c->pool, &L->wk, c->x, d, c->k, kvd, n);
-        grok_matmul(c->pool, &L->wv, c->x, d, c->v, kvd, n);
+            rmsnorm(S->x + t * d, S->h + t * d, L->attn_norm, d, hp->norm_eps);
+        grok_matmul(S->pool, &L->wq, S->x, d, S->q, qd, n);
+        grok_matmul(S->pool, &L->wk, S->x, d, S->k, kvd, n);
+        grok_matmul(S->pool, &L->wv, S->x, d, S->v, kvd, n);
         for (int64_t t = 0; t < n; t++) {
-            for (int64_t h = 0; h < H; h++) rope_apply(c->q + t * qd + h * D, c->rope_cs + t * D, D);
-            for (int64_t h = 0; h < KVH; h++) rope_apply(c->k + t * kvd + h * D, c->rope_cs + t * D, D);
-            store_kv(c, il, pos0 + t, c->k + t * kvd, c->v + t * kvd);
+            for (int64_t h = 0; h < H; h++) rope_apply(S->q + t * qd + h * D, S->rope_cs + t * D, D);
+            for (int64_t h = 0; h < KVH; h++) rope_apply(S->k + t * kvd + h * D, S->rope_cs + t * D, D);
+            store_kv(bt[t].seq, il, bt[t].pos, S->k + t * kvd, S->v + t * kvd);
         }
-        attn_job aj = {c, il, n, pos0};
-        grok_threadpool_run(c->pool, attn_task, &aj);
-        grok_matmul(c->pool, &L->wo, c->att, qd, c->proj, d, n);
+        attn_job aj = {S, il, n};
+        grok_threadpool_run(S->pool, attn_task, &aj);
+        grok_matmul(S->pool, &L->wo, S->att, qd, S->proj, d, n);
         for (int64_t t = 0; t < n; t++) {
-            rmsnorm(c->x + t * d, c->proj + t * d, L->attn_out_norm, d, hp->norm_eps);
-            for (int64_t i = 0; i < d; i++) c->h[t * d + i] += c->x[t * d + i];
+            rmsnorm(S->x + t * d, S->proj + t * d, L->attn_out_norm, d, hp->norm_eps);
+            for (int64_t i = 0; i < d; i++) S->h[t * d + i] += S->x[t * d + i];
         }
         for (int64_t t = 0; t < n; t++)
-            rmsnorm(c->x + t * d, c->h + t * d, L->ffn_norm, d, hp->norm_eps);
-        grok_matmul(c->pool, &L->router, c->x, d, c->router, hp->n_experts, n);
-        route(c, n);
-        moe(c, L, n);
+            rmsnorm(S->x + t * d, S->h + t * d, L->ffn_norm, d, hp->norm_eps);
+        grok_matmul(S->pool, &L->router, S->x, d, S->router, hp->n_experts, n);
+        route(S, n);
+        moe(S, L, n);
         for (int64_t t = 0; t < n; t++) {
-            rmsnorm(c->x + t * d, c->proj + t * d, L->layer_out_norm, d, hp->norm_eps);
-            for (int64_t i = 0; i < d; i++) c->h[t * d + i] += c->x[t * d + i];
+            rmsnorm(S->x + t * d, S->proj + t * d, L->layer_out_norm, d, hp->norm_eps);
+            for (int64_t i = 0; i < d; i++) S->h[t * d + i] += S->x[t * d + i];
         }
     }
-    /* Logits only where asked: the head is the largest single matrix. */
-    int64_t first = all_logits ? 0 : n - 1;
-    int64_t cnt = n - first;
-    for (int64_t t = first; t < n; t++)
-        rmsnorm(c->x + (t - first) * d, c->h + t * d, m->output_norm, d, hp->norm_eps);
-    const int64_t V = hp->n_vocab;
-    if (all_logits) {
-        grok_matmul(c->pool, &m->output, c->x, d, all_logits, V, cnt);
-        for (int64_t i = 0; i < cnt * V; i++) all_logits[i] *= hp->logit_scale;
-        memcpy(c->logits, all_logits + (cnt - 1) * V, (size_t)V * sizeof(float));
-    } else {
-        grok_matmul(c->pool, &m->output, c->x, d, c->logits, V, 1);
-        for (int64_t i = 0; i < V; i++) c->logits[i] *= hp->logit_scale;
+    /* The output head is the largest matrix: run it once over the rows that
+     * want logits, straight into the caller's buffer when those rows are
+     * consecutive in it (grok logits), else through lbuf. */
+    int64_t cnt = 0;
+    bool contiguous = true;
+    for (int64_t t = 0; t < n; t++) {
+        if (!bt[t].logits) continue;
+        if (cnt > 0 && bt[t].logits != bt[0].logits + cnt * V) contiguous = false;
+        if (cnt == 0 && bt[t].logits != bt[0].logits) contiguous = false;
+        rmsnorm(S->x + cnt * d, S->h + t * d, m->output_norm, d, hp->norm_eps);
+        cnt++;
     }
-    c->pos += n;
+    if (cnt == 0) return;
+    float *out = contiguous ? bt[0].logits : S->lbuf;
+    grok_matmul(S->pool, &m->output, S->x, d, out, V, cnt);
+    for (int64_t i = 0; i < cnt * V; i++) out[i] *= hp->logit_scale;
+    if (!contiguous)
+        for (int64_t t = 0, r = 0; t < n; t++)
+            if (bt[t].logits) memcpy(bt[t].logits, S->lbuf + (r++) * V, (size_t)V * sizeof(float));
 }
 
-int grok_decode(grok_context *c, const int32_t *tokens, int64_t n, float *all_logits, char *err,
-                size_t err_size) {
+/* Checks ids and room before anything is written. */
+static int check_tokens(const grok_context *c, const int32_t *tokens, int64_t n, const char *what,
+                        char *err, size_t err_size) {
     const int64_t V = c->m->hp.n_vocab;
     if (n <= 0) {
-        snprintf(err, err_size, "decode: no tokens given");
+        snprintf(err, err_size, "%s: no tokens given", what);
         return -1;
     }
     if (n > c->n_ctx - c->pos) {
         snprintf(err, err_size,
-                 "decode: %" PRId64 " tokens do not fit: %" PRId64 " of the context's %" PRId64
+                 "%s: %" PRId64 " tokens do not fit: %" PRId64 " of the context's %" PRId64
                  " positions are used",
-                 n, c->pos, c->n_ctx);
+                 what, n, c->pos, c->n_ctx);
         return -1;
     }
     for (int64_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= V) {
-            snprintf(err, err_size, "decode: token %" PRId64 " has id %" PRId32 ", outside [0, %" PRId64 ")",
-                     i, tokens[i], V);
+            snprintf(err, err_size, "%s: token %" PRId64 " has id %" PRId32 ", outside [0, %" PRId64 ")",
+                     what, i, tokens[i], V);
             return -1;
         }
+    return 0;
+}
+
+int grok_decode(grok_context *c, const int32_t *tokens, int64_t n, float *all_logits, char *err,
+                size_t err_size) {
+    if (check_tokens(c, tokens, n, "decode", err, err_size)) return -1;
+    const int64_t V = c->m->hp.n_vocab;
     for (int64_t i = 0; i < n; i += c->n_batch) {
         int64_t nb = n - i < c->n_batch ? n - i : c->n_batch;
-        forward_batch(c, tokens + i, nb, all_logits ? all_logits + i * V : NULL);
+        for (int64_t t = 0; t < nb; t++) {
+            c->bt[t] = (batch_tok){c, c->pos + t, tokens[i + t], NULL};
+            if (all_logits) c->bt[t].logits = all_logits + (i + t) * V;
+        }
+        bool last_chunk = i + nb == n;
+        if (!all_logits && last_chunk) c->bt[nb - 1].logits = c->logits;
+        forward(c, nb);
+        if (all_logits && last_chunk)
+            memcpy(c->logits, all_logits + (n - 1) * V, (size_t)V * sizeof(float));
+        c->pos += nb;
     }
+    return 0;
+}
+
+int grok_decode_multi(grok_context *const *ctxs, const int32_t *const *tokens, const int64_t *n,
+                      int64_t n_seqs, char *err, size_t err_size) {
+    if (n_seqs <= 0) {
+        snprintf(err, err_size, "decode_multi: no sequences given");
+        return -1;
+    }
+    grok_context *S = ctxs[0];
+    const int64_t V = S->m->hp.n_vocab;
+    int64_t total = 0;
+    for (int64_t i = 0; i < n_seqs; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "decode_multi: sequence %" PRId64, i);
+        if (ctxs[i]->m != S->m) {
+            snprintf(err, err_size, "%s belongs to another model", what);
+            return -1;
+        }
+        for (int64_t j = 0; j < i; j++)
+            if (ctxs[j] == ctxs[i]) {
+                snprintf(err, err_size, "%s repeats sequence %" PRId64, what, j);
+                return -1;
+            }
+        if (check_tokens(ctxs[i], tokens[i], n[i], what, err, err_size)) return -1;
+        if (ctxs[i]->pos + n[i] > S->n_ctx) {
+            snprintf(err, err_size, "%s reaches position %" PRId64 ", past the first context's %" PRId64,
+                     what, ctxs[i]->pos + n[i], S->n_ctx);
+            return -1;
+        }
+        total += n[i];
+    }
+    if (total > S->n_batch) {
+        snprintf(err, err_size, "decode_multi: %" PRId64 " tokens exceed the batch size %" PRId64,
+                 total, S->n_batch);
+        return -1;
+    }
+    if (S->lbuf_rows < n_seqs) {
+        float *b = realloc(S->lbuf, (size_t)n_seqs * (size_t)V * sizeof(float));
+        if (!b) {
+            snprintf(err, err_size, "decode_multi: out of memory for logits");
+            return -1;
+        }
+        S->lbuf = b;
+        S->lbuf_rows = n_seqs;
+    }
+    int64_t t = 0;
+    for (int64_t i = 0; i < n_seqs; i++)
+        for (int64_t k = 0; k < n[i]; k++, t++)
+            S->bt[t] = (batch_tok){ctxs[i], ctxs[i]->pos + k, tokens[i][k],
+                                   k == n[i] - 1 ? ctxs[i]->logits : NULL};
+    forward(S, total);
+    for (int64_t i = 0; i < n_seqs; i++) ctxs[i]->pos += n[i];
     return 0;
 }

@@ -50,6 +50,12 @@ int grok_hparams_validate(const grok_hparams *hp, const char *where, char *err, 
 /* Writes the grok.* keys for hp. */
 int grok_hparams_to_gguf(const grok_hparams *hp, gguf_writer *w);
 
+/* Writes a randomly initialised model with hp's shapes (n_vocab and
+ * pad_id come from tok) and weights of type (norms and router in f32). */
+int grok_model_write_random(const char *path, const grok_hparams *hp, grok_type type,
+                            const grok_tokenizer *tok, bool untied, uint64_t seed, char *err,
+                            size_t err_size);
+
 /* Tensor name of layer il: "blk.%d.<what>.weight". */
 void grok_tensor_name(char *buf, size_t size, int64_t il, const char *what);
 
