@@ -403,21 +403,34 @@ static void forward(grok_context *S, int64_t n) {
      * want logits, straight into the caller's buffer when those rows are
      * consecutive in it (grok logits), else through lbuf. */
     int64_t cnt = 0;
+    float *first = NULL;
     bool contiguous = true;
     for (int64_t t = 0; t < n; t++) {
         if (!bt[t].logits) continue;
-        if (cnt > 0 && bt[t].logits != bt[0].logits + cnt * V) contiguous = false;
-        if (cnt == 0 && bt[t].logits != bt[0].logits) contiguous = false;
+        if (!first) first = bt[t].logits;
+        if (bt[t].logits != first + cnt * V) contiguous = false;
         rmsnorm(S->x + cnt * d, S->h + t * d, m->output_norm, d, hp->norm_eps);
         cnt++;
     }
     if (cnt == 0) return;
-    float *out = contiguous ? bt[0].logits : S->lbuf;
-    grok_matmul(S->pool, &m->output, S->x, d, out, V, cnt);
-    for (int64_t i = 0; i < cnt * V; i++) out[i] *= hp->logit_scale;
-    if (!contiguous)
+    if (!contiguous && S->lbuf_rows < cnt) {
+        float *b = realloc(S->lbuf, (size_t)cnt * (size_t)V * sizeof(float));
+        if (b) S->lbuf = b, S->lbuf_rows = cnt;
+    }
+    if (contiguous || S->lbuf_rows >= cnt) {
+        float *out = contiguous ? first : S->lbuf;
+        grok_matmul(S->pool, &m->output, S->x, d, out, V, cnt);
+        if (!contiguous)
+            for (int64_t t = 0, r = 0; t < n; t++)
+                if (bt[t].logits)
+                    memcpy(bt[t].logits, S->lbuf + (r++) * V, (size_t)V * sizeof(float));
+    } else { /* no memory for the staging rows: one row at a time */
         for (int64_t t = 0, r = 0; t < n; t++)
-            if (bt[t].logits) memcpy(bt[t].logits, S->lbuf + (r++) * V, (size_t)V * sizeof(float));
+            if (bt[t].logits) grok_matmul(S->pool, &m->output, S->x + (r++) * d, d, bt[t].logits, V, 1);
+    }
+    for (int64_t t = 0; t < n; t++)
+        if (bt[t].logits)
+            for (int64_t i = 0; i < V; i++) bt[t].logits[i] *= hp->logit_scale;
 }
 
 /* Checks ids and room before anything is written. */
@@ -471,7 +484,6 @@ int grok_decode_multi(grok_context *const *ctxs, const int32_t *const *tokens, c
         return -1;
     }
     grok_context *S = ctxs[0];
-    const int64_t V = S->m->hp.n_vocab;
     int64_t total = 0;
     for (int64_t i = 0; i < n_seqs; i++) {
         char what[64];
@@ -497,15 +509,6 @@ int grok_decode_multi(grok_context *const *ctxs, const int32_t *const *tokens, c
         snprintf(err, err_size, "decode_multi: %" PRId64 " tokens exceed the batch size %" PRId64,
                  total, S->n_batch);
         return -1;
-    }
-    if (S->lbuf_rows < n_seqs) {
-        float *b = realloc(S->lbuf, (size_t)n_seqs * (size_t)V * sizeof(float));
-        if (!b) {
-            snprintf(err, err_size, "decode_multi: out of memory for logits");
-            return -1;
-        }
-        S->lbuf = b;
-        S->lbuf_rows = n_seqs;
     }
     int64_t t = 0;
     for (int64_t i = 0; i < n_seqs; i++)
