@@ -21,7 +21,7 @@ fi
 : "${GROK:?GROK not set}" "${GROK_SRC:?GROK_SRC not set}" "${GROK_TMP:?GROK_TMP not set}"
 REF="$GROK_SRC/tests/ref"
 T="$GROK_TMP"
-mkdir -p "$T"
+rm -rf "$T" && mkdir -p "$T"
 fails=0
 
 fail() {
