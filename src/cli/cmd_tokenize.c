@@ -1,0 +1,227 @@
+/*
+ * cmd_tokenize.c - `grok tokenize` and `grok detokenize`: text to ids and
+ * back with the tokenizer of a GGUF file (only its tokenizer.ggml.* keys
+ * are read, no weights) or of a SentencePiece .model file. Their output
+ * formats are relied on by scripts, so they are fixed and documented in
+ * the --help texts.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char tokenize_help[] =
+    "usage: grok tokenize (-m MODEL.gguf | --tokenizer FILE.model) [--ids] (TEXT | -f FILE)\n"
+    "\n"
+    "Encodes TEXT (or the exact bytes of FILE, nothing stripped) with the model's\n"
+    "SentencePiece tokenizer, as sentencepiece 0.1.97 does.\n"
+    "\n"
+    "  -m, --model FILE     tokenizer from a GGUF file's tokenizer.ggml.* keys;\n"
+    "                       BOS/EOS are added where the file's add_bos/add_eos say\n"
+    "  --tokenizer FILE     a SentencePiece .model file (adds no BOS/EOS)\n"
+    "  -f, --file FILE      tokenize the bytes of FILE\n"
+    "  --ids                print only the ids, separated by single spaces, on one line\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "Default output: one token per line, `ID<TAB>PIECE`, where PIECE is the\n"
+    "vocabulary piece with backslash, tab, newline, carriage return and other\n"
+    "control bytes written as \\\\, \\t, \\n, \\r and \\xNN.\n";
+
+static const char detokenize_help[] =
+    "usage: grok detokenize (-m MODEL.gguf | --tokenizer FILE.model) [--raw] IDS...\n"
+    "\n"
+    "Decodes token ids to text, as sentencepiece 0.1.97's DecodeIds does. IDS are\n"
+    "separate arguments or lists separated by commas or spaces (\"1,2,3\").\n"
+    "\n"
+    "  -m, --model FILE     tokenizer from a GGUF file's tokenizer.ggml.* keys\n"
+    "  --tokenizer FILE     a SentencePiece .model file\n"
+    "  --raw                print the text exactly, without the final newline\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "Prints the text followed by a newline. An id outside the vocabulary is an\n"
+    "error (exit status 2).\n";
+
+/* Loads the tokenizer named by -m or --tokenizer; NULL after printing why. */
+static grok_tokenizer *load_tokenizer(const char *sub, const char *model, const char *spm) {
+    char err[GROK_ERR_SIZE];
+    if (!model && !spm) {
+        cli_error(sub, "give -m MODEL.gguf or --tokenizer FILE.model (see grok %s --help)", sub);
+        return NULL;
+    }
+    if (model && spm) {
+        cli_error(sub, "-m and --tokenizer exclude each other");
+        return NULL;
+    }
+    grok_tokenizer *t;
+    if (spm) {
+        t = grok_tokenizer_load_spm(spm, err, sizeof err);
+    } else {
+        gguf_file *f = gguf_open(model, err, sizeof err);
+        if (!f) {
+            cli_error(sub, "%s", err);
+            return NULL;
+        }
+        t = grok_tokenizer_from_gguf(f, err, sizeof err);
+        gguf_close(f);
+    }
+    if (!t) cli_error(sub, "%s", err);
+    return t;
+}
+
+static void print_piece(FILE *out, const char *p, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '\\') fputs("\\\\", out);
+        else if (c == '\t') fputs("\\t", out);
+        else if (c == '\n') fputs("\\n", out);
+        else if (c == '\r') fputs("\\r", out);
+        else if (c < 0x20 || c == 0x7f) fprintf(out, "\\x%02X", c);
+        else fputc(c, out);
+    }
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    const char *model = NULL, *spm = NULL, *file = NULL, *text = NULL;
+    bool ids_only = false;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(tokenize_help, stdout);
+            return 0;
+        }
+        if (cli_str(argv, argc, &i, "--model", "-m", &model)) continue;
+        if (cli_str(argv, argc, &i, "--tokenizer", NULL, &spm)) continue;
+        if (cli_str(argv, argc, &i, "--file", "-f", &file)) continue;
+        if (cli_flag(argv, argc, &i, "--ids", NULL)) {
+            ids_only = true;
+            continue;
+        }
+        if (argv[i][0] == '-' && argv[i][1] != 0) return cli_unknown("tokenize", argv[i]);
+        if (text) {
+            cli_error("tokenize", "more than one TEXT argument ('%s'); quote the text", argv[i]);
+            return 2;
+        }
+        text = argv[i];
+    }
+    if (!text == !file) {
+        cli_error("tokenize", "give exactly one of TEXT or -f FILE (see grok tokenize --help)");
+        return 2;
+    }
+    char *data = NULL;
+    size_t len;
+    if (file) {
+        char err[GROK_ERR_SIZE];
+        data = cli_read_file(file, &len, err, sizeof err);
+        if (!data) {
+            cli_error("tokenize", "%s", err);
+            return 1;
+        }
+        text = data;
+    } else {
+        len = strlen(text);
+    }
+    grok_tokenizer *t = load_tokenizer("tokenize", model, spm);
+    if (!t) {
+        free(data);
+        return 1;
+    }
+    size_t n;
+    int32_t *ids = grok_tokenize(t, text, len, true, &n);
+    free(data);
+    if (!ids) {
+        cli_error("tokenize", "out of memory");
+        grok_tokenizer_free(t);
+        return 1;
+    }
+    /* Large outputs: build lines in a buffer so stdio is not the bottleneck. */
+    static char buf[1 << 16];
+    setvbuf(stdout, buf, _IOFBF, sizeof buf);
+    for (size_t i = 0; i < n; i++) {
+        if (ids_only) {
+            printf(i ? " %d" : "%d", (int)ids[i]);
+        } else {
+            size_t pl;
+            const char *p = grok_tokenizer_piece(t, ids[i], &pl);
+            printf("%d\t", (int)ids[i]);
+            print_piece(stdout, p, pl);
+            fputc('\n', stdout);
+        }
+    }
+    if (ids_only) fputc('\n', stdout);
+    int rc = fflush(stdout) == 0 ? 0 : 1;
+    setvbuf(stdout, NULL, _IOFBF, BUFSIZ);
+    free(ids);
+    grok_tokenizer_free(t);
+    return rc;
+}
+
+int cmd_detokenize(int argc, char **argv) {
+    const char *model = NULL, *spm = NULL;
+    bool raw = false;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = 2;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(detokenize_help, stdout);
+            free(ids);
+            return 0;
+        }
+        if (cli_str(argv, argc, &i, "--model", "-m", &model)) continue;
+        if (cli_str(argv, argc, &i, "--tokenizer", NULL, &spm)) continue;
+        if (cli_flag(argv, argc, &i, "--raw", NULL)) {
+            raw = true;
+            continue;
+        }
+        if (argv[i][0] == '-' && (argv[i][1] < '0' || argv[i][1] > '9')) {
+            free(ids);
+            return cli_unknown("detokenize", argv[i]);
+        }
+        char err[GROK_ERR_SIZE];
+        int32_t *more;
+        size_t m;
+        if (!cli_parse_ids(argv[i], &more, &m, err, sizeof err)) {
+            cli_error("detokenize", "%s", err);
+            free(ids);
+            return 2;
+        }
+        int32_t *grown = realloc(ids, (n + m + 1) * sizeof *ids);
+        if (!grown) {
+            free(more);
+            free(ids);
+            cli_error("detokenize", "out of memory");
+            return 1;
+        }
+        ids = grown;
+        if (m) memcpy(ids + n, more, m * sizeof *ids);
+        n += m;
+        free(more);
+    }
+    grok_tokenizer *t = load_tokenizer("detokenize", model, spm);
+    if (!t) {
+        free(ids);
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= grok_tokenizer_n_vocab(t)) {
+            cli_error("detokenize", "id %d (argument position %zu) is outside the vocabulary [0, %lld)",
+                      (int)ids[i], i + 1, (long long)grok_tokenizer_n_vocab(t));
+            goto done;
+        }
+    }
+    size_t len;
+    char *text = grok_detokenize(t, ids, n, &len);
+    if (!text) {
+        cli_error("detokenize", "out of memory");
+        rc = 1;
+        goto done;
+    }
+    fwrite(text, 1, len, stdout);
+    if (!raw) fputc('\n', stdout);
+    free(text);
+    rc = fflush(stdout) == 0 ? 0 : 1;
+done:
+    free(ids);
+    grok_tokenizer_free(t);
+    return rc;
+}
