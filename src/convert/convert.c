@@ -41,7 +41,7 @@
 
 #define SLOTS_PER_LAYER 12
 #define OUT_CHUNK (UINT64_C(4) << 20)
-#define COL_GROUP 16
+#define COL_GROUP 64
 
 enum {
     S_GATE,   /* moe/linear      [E, d, ff]  -> ffn_gate_exps */
@@ -209,7 +209,7 @@ static int check_dims(conv *c, int f, const ckpt_array *a, const char *what, int
  * quantized matrix (weight int8 of the shape, scales [.., S, out] with S
  * dividing in). Returns S (1 for plain arrays). */
 static int64_t check_slot(conv *c, int f, const char *slot, bool matrix, int n_dims,
-                          const int64_t *shape)
+                          const int64_t *shape, int64_t want_S)
 {
     const ckpt_entry *e = &c->ent[f];
     if (!matrix || !e->quantized) {
@@ -225,10 +225,10 @@ static int64_t check_slot(conv *c, int f, const char *slot, bool matrix, int n_d
         return -1;
     int64_t S = e->scales.n_dims == n_dims ? e->scales.shape[n_dims - 2] : 0;
     int64_t in = shape[n_dims - 2];
-    if (S < 1 || in % S) {
-        return errf(c, "%s: byte %" PRIu64 ": %s scales: block count %" PRId64
-                       " does not divide the %" PRId64 " input rows",
-                    c->paths[f], e->scales.offset, slot, S, in);
+    if (S != want_S || in % S) {
+        return errf(c, "%s: byte %" PRIu64 ": %s scales have %" PRId64 " blocks over the %" PRId64
+                       " input rows, its slot needs %" PRId64,
+                    c->paths[f], e->scales.offset, slot, S, in, want_S);
     }
     int64_t sw[3];
     for (int k = 0; k < n_dims; k++)
@@ -342,12 +342,12 @@ static int build_plan(conv *c)
     grok_type T = p->type;
     int64_t ne[4];
     /* token_embd [D, V]: the official [V, D] rows as they are */
-    if (check_slot(c, 0, "embeddings", false, 2, (int64_t[]){V, D}) < 0)
+    if (check_slot(c, 0, "embeddings", false, 2, (int64_t[]){V, D}, 1) < 0)
         goto fail;
     if ((p->embd_type == GROK_TYPE_Q8_0) && D % 32)
         goto fail_q8;
     add_plan(c, "token_embd.weight", 0, p->embd_type, 2, (int64_t[]){D, V}, false, 1, V, D);
-    if (check_slot(c, 1, "language_model/rms_norm", false, 1, (int64_t[]){D}) < 0)
+    if (check_slot(c, 1, "language_model/rms_norm", false, 1, (int64_t[]){D}, 1) < 0)
         goto fail;
     add_plan(c, "output_norm.weight", 1, GROK_TYPE_F32, 1, (int64_t[]){D}, false, 1, 1, D);
     for (int64_t l = 0; l < L; l++) {
@@ -365,7 +365,7 @@ static int build_plan(conv *c)
             case S_DOWN:
                 in = s == S_DOWN ? FF : D;
                 out = s == S_DOWN ? D : FF;
-                S = check_slot(c, f, slot, true, 3, (int64_t[]){E, in, out});
+                S = check_slot(c, f, slot, true, 3, (int64_t[]){E, in, out}, s == S_DOWN ? 8 : 1);
                 if (S < 0)
                     goto fail;
                 if (T == GROK_TYPE_Q8_0 && in % 32)
@@ -379,7 +379,7 @@ static int build_plan(conv *c)
             case S_O:
                 in = s == S_O ? H * HD : D;
                 out = s == S_O ? D : s == S_Q ? H * HD : KV * HD;
-                S = check_slot(c, f, slot, true, 2, (int64_t[]){in, out});
+                S = check_slot(c, f, slot, true, 2, (int64_t[]){in, out}, s == S_O ? 8 : 1);
                 if (S < 0)
                     goto fail;
                 if (T == GROK_TYPE_Q8_0 && in % 32)
@@ -388,13 +388,13 @@ static int build_plan(conv *c)
                 add_plan(c, name, f, T, 2, ne, true, 1, in, out);
                 break;
             case S_ROUTER:
-                if (check_slot(c, f, slot, false, 2, (int64_t[]){D, E}) < 0)
+                if (check_slot(c, f, slot, false, 2, (int64_t[]){D, E}, 1) < 0)
                     goto fail;
                 ne[0] = D, ne[1] = E;
                 add_plan(c, name, f, GROK_TYPE_F32, 2, ne, true, 1, D, E);
                 break;
             default:
-                if (check_slot(c, f, slot, false, 1, (int64_t[]){D}) < 0)
+                if (check_slot(c, f, slot, false, 1, (int64_t[]){D}, 1) < 0)
                     goto fail;
                 add_plan(c, name, f, GROK_TYPE_F32, 1, (int64_t[]){D}, false, 1, 1, D);
                 break;
@@ -483,6 +483,43 @@ static int emit_row(conv *c, grok_type t, const int8_t *q, const float *x, int64
                     const uint16_t *sc, int64_t blk_len, int64_t sc_stride)
 {
     float *v = c->cols + (size_t)COL_GROUP * (size_t)n; /* scratch row after the columns */
+    if (q && t == GROK_TYPE_Q8_0) {
+        /* the int8 values go through as they are; values are computed
+         * only for the rare blocks that must be requantized */
+        uint8_t *o = out_reserve(c, (size_t)(n / 32) * 34);
+        if (!o)
+            return -1;
+        c->st->q8_blocks += n / 32;
+        int64_t prev_blk = -1;
+        uint16_t dh = 0;
+        bool exact = false;
+        float s = 0.0f;
+        for (int64_t b = 0; b < n / 32; b++, o += 34) {
+            int64_t i0 = b * 32;
+            int64_t blk = i0 / blk_len;
+            bool straddle = blk != (i0 + 31) / blk_len;
+            if (blk != prev_blk) { /* the scale changes only at scale-block starts */
+                prev_blk = blk;
+                s = grok_conv_bf16_to_f32(sc[blk * sc_stride]);
+                dh = grok_conv_f32_to_f16(s);
+                exact = grok_conv_f16_to_f32(dh) == s;
+            }
+            if (!straddle && exact) {
+                memcpy(o, &dh, 2);
+                memcpy(o + 2, q + i0, 32);
+                continue;
+            }
+            if (straddle)
+                c->st->q8_straddle++;
+            else
+                c->st->q8_inexact++;
+            for (int64_t k = 0; k < 32; k++)
+                v[k] = (float)q[i0 + k] *
+                       grok_conv_bf16_to_f32(sc[((i0 + k) / blk_len) * sc_stride]);
+            q8_requant(v, s, o);
+        }
+        return 0;
+    }
     if (q) {
         for (int64_t i = 0; i < n; i++)
             v[i] = (float)q[i] * grok_conv_bf16_to_f32(sc[(i / blk_len) * sc_stride]);
@@ -514,26 +551,7 @@ static int emit_row(conv *c, grok_type t, const int8_t *q, const float *x, int64
             return -1;
         for (int64_t b = 0; b < n / 32; b++, o += 34) {
             int64_t i0 = b * 32;
-            if (!q) {
-                q8_requant(x + i0, 0.0f, o);
-                continue;
-            }
-            c->st->q8_blocks++;
-            uint16_t sb = sc[(i0 / blk_len) * sc_stride];
-            float s = grok_conv_bf16_to_f32(sb);
-            if (i0 / blk_len != (i0 + 31) / blk_len) {
-                c->st->q8_straddle++;
-                q8_requant(x + i0, s, o);
-                continue;
-            }
-            uint16_t dh = grok_conv_f32_to_f16(s);
-            if (grok_conv_f16_to_f32(dh) != s) {
-                c->st->q8_inexact++;
-                q8_requant(x + i0, s, o);
-                continue;
-            }
-            memcpy(o, &dh, 2);
-            memcpy(o + 2, q + i0, 32);
+            q8_requant(x + i0, 0.0f, o);
         }
         return 0;
     }
@@ -613,10 +631,21 @@ static int stream_transposed(conv *c, const plan *pl, int fd)
             for (int64_t g0 = 0; g0 < w; g0 += COL_GROUP) {
                 int64_t ng = w - g0 < COL_GROUP ? w - g0 : COL_GROUP;
                 if (e->quantized) {
-                    const int8_t *src = (const int8_t *)c->win;
-                    for (int64_t i = 0; i < in; i++)
-                        for (int64_t g = 0; g < ng; g++)
-                            c->qcols[g * in + i] = src[i * w + g0 + g];
+                    /* local restrict pointers: int8 stores would otherwise
+                     * alias everything and force reloads */
+                    const int8_t *restrict src = (const int8_t *)c->win + g0;
+                    int8_t *restrict dst = c->qcols;
+                    if (ng == COL_GROUP) {
+                        for (int64_t i = 0; i < in; i++) {
+                            const int8_t *restrict row = src + i * w;
+                            for (int g = 0; g < COL_GROUP; g++)
+                                dst[g * in + i] = row[g];
+                        }
+                    } else {
+                        for (int64_t i = 0; i < in; i++)
+                            for (int64_t g = 0; g < ng; g++)
+                                dst[g * in + i] = src[i * w + g];
+                    }
                 } else {
                     const float *src = (const float *)c->win;
                     for (int64_t i = 0; i < in; i++)
