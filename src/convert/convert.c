@@ -1,0 +1,823 @@
+/*
+ * convert.c - the checkpoint walker behind `grok convert`. It parses every
+ * ckpt-0/tensorNNNNN_000 pickle (payloads untouched), infers the shapes,
+ * checks each file fits its slot, declares the GGUF tensors, and then
+ * streams each payload through a bounded window into the GGUF writer.
+ *
+ * Facts of the official format (xai-org/grok-1 checkpoint.py, model.py):
+ * files follow the sorted order of parameter paths, so layers come in
+ * lexicographic order of their index (0, 1, 10, 11, ..., 2, 20, ...); each
+ * layer is 12 files: moe/linear, moe/linear_1, moe/linear_v,
+ * multi_head_attention/key, /linear, /query, /value, rms_norm, rms_norm_1,
+ * rms_norm_2, rms_norm_3, router/w. Matrices are stored [in, out] (experts
+ * [E, in, out]) as int8 with bf16 scales of shape [..., S, out]: the input
+ * rows fall into S contiguous blocks (S = 8 where the official code shards
+ * the input dimension over 8 devices: attention output and moe/linear_1;
+ * S = 1 elsewhere), and the weight is weight.astype(bf16) * scales, a bf16
+ * product. GGUF wants each output row contiguous, so matrices are
+ * transposed: row j of a GGUF tensor is column j of the official one.
+ *
+ * Values: q8_0 keeps the official int8 values and uses the scale as the
+ * block's f16 d wherever it is exact in f16 (bf16 has 3 fewer mantissa bits,
+ * so only the range can fail). f32 stores the exact product int8 * scale
+ * (exact in f32: 8 + 8 significant bits), i.e. what q8_0 dequantizes to;
+ * bf16 rounds that product to nearest even, which is bit for bit the bf16
+ * product the official code computes; f16 rounds it to nearest even.
+ */
+#include "convert/convert.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "convert/pickle.h"
+
+#define SLOTS_PER_LAYER 12
+#define OUT_CHUNK (UINT64_C(4) << 20)
+#define COL_GROUP 64
+
+enum {
+    S_GATE,   /* moe/linear      [E, d, ff]  -> ffn_gate_exps */
+    S_DOWN,   /* moe/linear_1    [E, ff, d]  -> ffn_down_exps */
+    S_UP,     /* moe/linear_v    [E, d, ff]  -> ffn_up_exps */
+    S_K,      /* key             [d, kv*hd]  -> attn_k */
+    S_O,      /* linear          [h*hd, d]   -> attn_output */
+    S_Q,      /* query           [d, h*hd]   -> attn_q */
+    S_V,      /* value           [d, kv*hd]  -> attn_v */
+    S_NORM0,  /* rms_norm        -> attn_norm */
+    S_NORM1,  /* rms_norm_1      -> attn_output_norm */
+    S_NORM2,  /* rms_norm_2      -> ffn_norm */
+    S_NORM3,  /* rms_norm_3      -> layer_output_norm */
+    S_ROUTER, /* router/w        [d, E] -> ffn_gate_inp */
+};
+
+static const char *const SLOT_GGUF[SLOTS_PER_LAYER] = {
+    "ffn_gate_exps", "ffn_down_exps", "ffn_up_exps", "attn_k",
+    "attn_output",   "attn_q",        "attn_v",      "attn_norm",
+    "attn_output_norm", "ffn_norm",   "layer_output_norm", "ffn_gate_inp"};
+
+static const char *const SLOT_OFFICIAL[SLOTS_PER_LAYER] = {
+    "moe/linear", "moe/linear_1", "moe/linear_v", "multi_head_attention/key",
+    "multi_head_attention/linear", "multi_head_attention/query",
+    "multi_head_attention/value", "rms_norm", "rms_norm_1", "rms_norm_2", "rms_norm_3",
+    "router/w"};
+
+grok_convert_params grok_convert_default_params(void)
+{
+    grok_convert_params p = {0};
+    p.name = "Grok-1";
+    p.type = GROK_TYPE_Q8_0;
+    p.embd_type = GROK_TYPE_F32;
+    p.n_heads = 48;
+    p.n_kv_heads = 8;
+    p.head_dim = 128;
+    p.n_ctx = 8192;
+    p.n_experts_used = 2;
+    p.rope_base = 10000.0f;
+    p.norm_eps = 1e-5f;
+    p.embedding_scale = 78.38367176906169f;
+    p.logit_scale = 0.5773502691896257f;
+    p.attn_scale = 0.08838834764831845f;
+    p.softcap = 30.0f;
+    return p;
+}
+
+/* ---- one output tensor's plan ---- */
+typedef struct {
+    char name[GGUF_MAX_NAME + 1];
+    int file;         /* index into the entries */
+    grok_type type;
+    int32_t n_dims;
+    int64_t ne[GGUF_MAX_DIMS];
+    bool transpose;   /* rows are columns of [in, out] matrices */
+    int64_t n_mat;    /* matrices (experts) */
+    int64_t in, out;  /* per matrix, official orientation (transpose) or rows x cols */
+} plan;
+
+typedef struct {
+    const grok_convert_params *p;
+    grok_convert_stats *st;
+    char *err;
+    size_t err_size;
+    char **paths;
+    ckpt_entry *ent;
+    int n_files;
+    plan *plans;
+    int n_plans;
+    gguf_writer *w;
+    uint64_t window;
+    uint64_t total_in, done_in;
+    /* buffers */
+    uint8_t *win;      /* checkpoint window */
+    uint8_t *outbuf;   /* pending output bytes */
+    size_t out_len;
+    float *cols;       /* COL_GROUP columns of up to `in` values */
+    int8_t *qcols;     /* the same as int8 */
+    uint16_t *scales;  /* one matrix's scales */
+} conv;
+
+static int errf(conv *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int errf(conv *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, c->err_size, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Finds tensor00000_000 .. tensorN-1_000 and nothing that breaks the
+ * sequence. */
+static int list_files(conv *c)
+{
+    const char *dir = c->p->ckpt_dir;
+    DIR *d = opendir(dir);
+    if (!d)
+        return errf(c, "%s: cannot open checkpoint directory: %s", dir, strerror(errno));
+    int64_t max_idx = -1, count = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        unsigned idx, shard;
+        char tail;
+        if (sscanf(de->d_name, "tensor%5u_%3u%c", &idx, &shard, &tail) != 2 ||
+            strlen(de->d_name) != 15)
+            continue;
+        if (shard != 0) {
+            closedir(d);
+            return errf(c, "%s/%s: shard %u: only single-host checkpoints (_000) exist", dir,
+                        de->d_name, shard);
+        }
+        count++;
+        if ((int64_t)idx > max_idx)
+            max_idx = idx;
+    }
+    closedir(d);
+    if (count == 0)
+        return errf(c, "%s: no tensorNNNNN_000 files: not a Grok-1 ckpt-0 directory", dir);
+    if (max_idx + 1 != count)
+        return errf(c, "%s: %" PRId64 " tensor files but the highest is tensor%05" PRId64
+                       "_000: files are missing", dir, count, max_idx);
+    if (count < 2 + SLOTS_PER_LAYER || (count - 2) % SLOTS_PER_LAYER)
+        return errf(c, "%s: %" PRId64 " tensor files; 2 + 12 per layer expected", dir, count);
+    c->n_files = (int)count;
+    c->paths = calloc((size_t)count, sizeof *c->paths);
+    c->ent = calloc((size_t)count, sizeof *c->ent);
+    if (!c->paths || !c->ent)
+        return errf(c, "out of memory");
+    for (int k = 0; k < count; k++) {
+        size_t n = strlen(dir) + 32;
+        c->paths[k] = malloc(n);
+        if (!c->paths[k])
+            return errf(c, "out of memory");
+        snprintf(c->paths[k], n, "%s/tensor%05d_000", dir, k);
+    }
+    return 0;
+}
+
+static int check_dims(conv *c, int f, const ckpt_array *a, const char *what, int n_dims,
+                      const int64_t *want)
+{
+    bool ok = a->n_dims == n_dims;
+    for (int k = 0; ok && k < n_dims; k++)
+        ok = a->shape[k] == want[k];
+    if (ok)
+        return 0;
+    char got[160] = "", exp[160] = "";
+    for (int k = 0; k < a->n_dims; k++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%" PRId64, k ? "," : "",
+                 a->shape[k]);
+    for (int k = 0; k < n_dims; k++)
+        snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%" PRId64, k ? "," : "",
+                 want[k]);
+    return errf(c, "%s: byte %" PRIu64 ": %s has shape [%s], its slot needs [%s]", c->paths[f],
+                a->offset, what, got, exp);
+}
+
+/* Checks one file against its slot: plain f32 of the given shape, or a
+ * quantized matrix (weight int8 of the shape, scales [.., S, out] with S
+ * dividing in). Returns S (1 for plain arrays). */
+static int64_t check_slot(conv *c, int f, const char *slot, bool matrix, int n_dims,
+                          const int64_t *shape, int64_t want_S)
+{
+    const ckpt_entry *e = &c->ent[f];
+    if (!matrix || !e->quantized) {
+        if (e->quantized)
+            return errf(c, "%s: %s is a QuantizedWeight8bit, a float32 array expected",
+                        c->paths[f], slot);
+        if (e->weight.dtype != CKPT_F32)
+            return errf(c, "%s: byte %" PRIu64 ": %s is %s, float32 expected", c->paths[f],
+                        e->weight.offset, slot, ckpt_dtype_name(e->weight.dtype));
+        return check_dims(c, f, &e->weight, slot, n_dims, shape) < 0 ? -1 : 1;
+    }
+    if (check_dims(c, f, &e->weight, slot, n_dims, shape) < 0)
+        return -1;
+    int64_t S = e->scales.n_dims == n_dims ? e->scales.shape[n_dims - 2] : 0;
+    int64_t in = shape[n_dims - 2];
+    if (S != want_S || in % S) {
+        return errf(c, "%s: byte %" PRIu64 ": %s scales have %" PRId64 " blocks over the %" PRId64
+                       " input rows, its slot needs %" PRId64,
+                    c->paths[f], e->scales.offset, slot, S, in, want_S);
+    }
+    int64_t sw[3];
+    for (int k = 0; k < n_dims; k++)
+        sw[k] = shape[k];
+    sw[n_dims - 2] = S;
+    char what[128];
+    snprintf(what, sizeof what, "%.100s scales", slot);
+    if (check_dims(c, f, &e->scales, what, n_dims, sw) < 0)
+        return -1;
+    return S;
+}
+
+static int add_plan(conv *c, const char *name, int f, grok_type type, int n_dims,
+                    const int64_t *ne, bool transpose, int64_t n_mat, int64_t in, int64_t out)
+{
+    plan *pl = &c->plans[c->n_plans++];
+    memset(pl, 0, sizeof *pl);
+    snprintf(pl->name, sizeof pl->name, "%s", name);
+    pl->file = f;
+    pl->type = type;
+    pl->n_dims = n_dims;
+    for (int k = 0; k < GGUF_MAX_DIMS; k++)
+        pl->ne[k] = k < n_dims ? ne[k] : 1;
+    pl->transpose = transpose;
+    pl->n_mat = n_mat;
+    pl->in = in;
+    pl->out = out;
+    return 0;
+}
+
+static int file_of(int layer_rank, int slot) { return 2 + layer_rank * SLOTS_PER_LAYER + slot; }
+
+/* Parses all files, infers the shapes and builds the output plan. */
+static int build_plan(conv *c)
+{
+    const grok_convert_params *p = c->p;
+    for (int f = 0; f < c->n_files; f++) {
+        if (ckpt_pickle_parse_file(c->paths[f], &c->ent[f], c->err, c->err_size) < 0)
+            return -1;
+        c->total_in += c->ent[f].weight.nbytes + c->ent[f].scales.nbytes;
+    }
+    int64_t L = (c->n_files - 2) / SLOTS_PER_LAYER;
+    const ckpt_entry *emb = &c->ent[0];
+    if (emb->quantized || emb->weight.dtype != CKPT_F32 || emb->weight.n_dims != 2)
+        return errf(c, "%s: byte %" PRIu64 ": the embedding must be a float32 [vocab, d_model] "
+                       "array", c->paths[0], emb->weight.offset);
+    int64_t V = emb->weight.shape[0], D = emb->weight.shape[1];
+    if (V < 1 || D < 1)
+        return errf(c, "%s: empty embedding", c->paths[0]);
+    /* Shapes of layer 0 (file rank 0 is layer 0 in any order) fix E and ff. */
+    const ckpt_entry *g0 = &c->ent[file_of(0, S_GATE)];
+    if (g0->weight.n_dims != 3)
+        return errf(c, "%s: byte %" PRIu64 ": moe/linear must have 3 dimensions [E, d, ff]",
+                    c->paths[file_of(0, S_GATE)], g0->weight.offset);
+    int64_t E = g0->weight.shape[0], FF = g0->weight.shape[2];
+    int64_t H = p->n_heads, KV = p->n_kv_heads, HD = p->head_dim;
+    if (E < 1 || FF < 1)
+        return errf(c, "%s: empty expert tensor", c->paths[file_of(0, S_GATE)]);
+    if (p->n_experts_used < 1 || p->n_experts_used > E)
+        return errf(c, "--experts-used %" PRId64 ": the checkpoint has %" PRId64 " experts",
+                    p->n_experts_used, E);
+    if (H % KV)
+        return errf(c, "--heads %" PRId64 " is not a multiple of --kv-heads %" PRId64, H, KV);
+    const ckpt_entry *q0 = &c->ent[file_of(0, S_Q)];
+    if (q0->weight.n_dims != 2 || q0->weight.shape[1] != H * HD)
+        return errf(c, "%s: query has %" PRId64 " outputs but --heads %" PRId64
+                       " x --head-dim %" PRId64 " = %" PRId64,
+                    c->paths[file_of(0, S_Q)], q0->weight.n_dims == 2 ? q0->weight.shape[1] : -1,
+                    H, HD, H * HD);
+    c->st->n_layers = L;
+    c->st->d_model = D;
+    c->st->n_vocab = V;
+    c->st->n_ff = FF;
+    c->st->n_experts = E;
+
+    /* lexicographic order of layer indices = file order */
+    char **lex = calloc((size_t)L, sizeof *lex);
+    int *rank_of = calloc((size_t)L, sizeof *rank_of);
+    if (!lex || !rank_of) {
+        free(lex);
+        free(rank_of);
+        return errf(c, "out of memory");
+    }
+    for (int64_t l = 0; l < L; l++) {
+        lex[l] = malloc(24);
+        if (lex[l])
+            snprintf(lex[l], 24, "%" PRId64, l);
+    }
+    int rc = 0;
+    for (int64_t l = 0; l < L; l++)
+        if (!lex[l])
+            rc = errf(c, "out of memory");
+    if (rc == 0) {
+        qsort(lex, (size_t)L, sizeof *lex, cmp_str);
+        for (int64_t r = 0; r < L; r++)
+            rank_of[atoi(lex[r])] = (int)r;
+    }
+    for (int64_t l = 0; l < L; l++)
+        free(lex[l]);
+    free(lex);
+    if (rc < 0) {
+        free(rank_of);
+        return -1;
+    }
+
+    c->plans = calloc((size_t)c->n_files, sizeof *c->plans);
+    if (!c->plans) {
+        free(rank_of);
+        return errf(c, "out of memory");
+    }
+    grok_type T = p->type;
+    int64_t ne[4];
+    /* token_embd [D, V]: the official [V, D] rows as they are */
+    if (check_slot(c, 0, "embeddings", false, 2, (int64_t[]){V, D}, 1) < 0)
+        goto fail;
+    if ((p->embd_type == GROK_TYPE_Q8_0) && D % 32)
+        goto fail_q8;
+    add_plan(c, "token_embd.weight", 0, p->embd_type, 2, (int64_t[]){D, V}, false, 1, V, D);
+    if (check_slot(c, 1, "language_model/rms_norm", false, 1, (int64_t[]){D}, 1) < 0)
+        goto fail;
+    add_plan(c, "output_norm.weight", 1, GROK_TYPE_F32, 1, (int64_t[]){D}, false, 1, 1, D);
+    for (int64_t l = 0; l < L; l++) {
+        int r = rank_of[l];
+        char name[GGUF_MAX_NAME + 1];
+        for (int s = 0; s < SLOTS_PER_LAYER; s++) {
+            int f = file_of(r, s);
+            snprintf(name, sizeof name, "blk.%" PRId64 ".%s.weight", l, SLOT_GGUF[s]);
+            char slot[96];
+            snprintf(slot, sizeof slot, "decoder_layer_%" PRId64 "/%s", l, SLOT_OFFICIAL[s]);
+            int64_t in = 0, out = 0, S;
+            switch (s) {
+            case S_GATE:
+            case S_UP:
+            case S_DOWN:
+                in = s == S_DOWN ? FF : D;
+                out = s == S_DOWN ? D : FF;
+                S = check_slot(c, f, slot, true, 3, (int64_t[]){E, in, out}, s == S_DOWN ? 8 : 1);
+                if (S < 0)
+                    goto fail;
+                if (T == GROK_TYPE_Q8_0 && in % 32)
+                    goto fail_q8;
+                ne[0] = in, ne[1] = out, ne[2] = E;
+                add_plan(c, name, f, T, 3, ne, true, E, in, out);
+                break;
+            case S_K:
+            case S_V:
+            case S_Q:
+            case S_O:
+                in = s == S_O ? H * HD : D;
+                out = s == S_O ? D : s == S_Q ? H * HD : KV * HD;
+                S = check_slot(c, f, slot, true, 2, (int64_t[]){in, out}, s == S_O ? 8 : 1);
+                if (S < 0)
+                    goto fail;
+                if (T == GROK_TYPE_Q8_0 && in % 32)
+                    goto fail_q8;
+                ne[0] = in, ne[1] = out;
+                add_plan(c, name, f, T, 2, ne, true, 1, in, out);
+                break;
+            case S_ROUTER:
+                if (check_slot(c, f, slot, false, 2, (int64_t[]){D, E}, 1) < 0)
+                    goto fail;
+                ne[0] = D, ne[1] = E;
+                add_plan(c, name, f, GROK_TYPE_F32, 2, ne, true, 1, D, E);
+                break;
+            default:
+                if (check_slot(c, f, slot, false, 1, (int64_t[]){D}, 1) < 0)
+                    goto fail;
+                add_plan(c, name, f, GROK_TYPE_F32, 1, (int64_t[]){D}, false, 1, 1, D);
+                break;
+            }
+        }
+    }
+    free(rank_of);
+    return 0;
+fail_q8:
+    errf(c, "q8_0 needs rows that are multiples of 32 elements (d_model %" PRId64
+            ", ffn %" PRId64 ", heads x head_dim %" PRId64 ")", D, FF, H * HD);
+fail:
+    free(rank_of);
+    return -1;
+}
+
+/* ---- output ---- */
+static int flush_out(conv *c)
+{
+    if (c->out_len == 0)
+        return 0;
+    if (gguf_writer_write_data(c->w, c->outbuf, c->out_len, c->err, c->err_size) < 0)
+        return -1;
+    c->st->bytes_out += c->out_len;
+    c->out_len = 0;
+    return 0;
+}
+
+static uint8_t *out_reserve(conv *c, size_t n)
+{
+    if (c->out_len + n > OUT_CHUNK && flush_out(c) < 0)
+        return NULL;
+    uint8_t *p = c->outbuf + c->out_len;
+    c->out_len += n;
+    return p;
+}
+
+static int progress(conv *c, uint64_t n)
+{
+    c->done_in += n;
+    c->st->bytes_in += n;
+    if (c->p->progress)
+        c->p->progress(c->p->progress_ud, c->done_in, c->total_in);
+    if (c->p->cancel && *c->p->cancel)
+        return errf(c, "%s: interrupted", c->p->out_path);
+    return 0;
+}
+
+/* Q8_0 of 32 values by the best of two candidate scales (ggml's amax/127,
+ * and the given hint), each rounded to f16 before the quants are chosen. */
+static void q8_requant(const float *x, float hint, uint8_t *blk)
+{
+    float amax = 0.0f;
+    for (int k = 0; k < 32; k++)
+        amax = fmaxf(amax, fabsf(x[k]));
+    float cand[2] = {amax / 127.0f, fabsf(hint)};
+    double best_err = INFINITY;
+    for (int c = 0; c < 2; c++) {
+        uint16_t dh = grok_conv_f32_to_f16(cand[c]);
+        float d = grok_conv_f16_to_f32(dh);
+        if (!(d > 0.0f) || isinf(d))
+            continue;
+        int8_t q[32];
+        double e = 0;
+        for (int k = 0; k < 32; k++) {
+            float v = roundf(x[k] / d);
+            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+            q[k] = (int8_t)v;
+            double r = (double)x[k] - (double)q[k] * d;
+            e += r * r;
+        }
+        if (e < best_err) {
+            best_err = e;
+            memcpy(blk, &dh, 2);
+            memcpy(blk + 2, q, 32);
+        }
+    }
+    if (best_err == INFINITY) /* all zero (or unrepresentably tiny) */
+        memset(blk, 0, 34);
+}
+
+/* Writes one output row of n values. q: the int8 values (NULL for plain
+ * f32 rows, given in x); sc: the scale of each element's scale block,
+ * blk_len elements per block. */
+static int emit_row(conv *c, grok_type t, const int8_t *q, const float *x, int64_t n,
+                    const uint16_t *sc, int64_t blk_len, int64_t sc_stride)
+{
+    float *v = c->cols + (size_t)COL_GROUP * (size_t)n; /* scratch row after the columns */
+    if (q && t == GROK_TYPE_Q8_0) {
+        /* the int8 values go through as they are; values are computed
+         * only for the rare blocks that must be requantized */
+        uint8_t *o = out_reserve(c, (size_t)(n / 32) * 34);
+        if (!o)
+            return -1;
+        c->st->q8_blocks += n / 32;
+        int64_t prev_blk = -1;
+        uint16_t dh = 0;
+        bool exact = false;
+        float s = 0.0f;
+        for (int64_t b = 0; b < n / 32; b++, o += 34) {
+            int64_t i0 = b * 32;
+            int64_t blk = i0 / blk_len;
+            bool straddle = blk != (i0 + 31) / blk_len;
+            if (blk != prev_blk) { /* the scale changes only at scale-block starts */
+                prev_blk = blk;
+                s = grok_conv_bf16_to_f32(sc[blk * sc_stride]);
+                dh = grok_conv_f32_to_f16(s);
+                exact = grok_conv_f16_to_f32(dh) == s;
+            }
+            if (!straddle && exact) {
+                memcpy(o, &dh, 2);
+                memcpy(o + 2, q + i0, 32);
+                continue;
+            }
+            if (straddle)
+                c->st->q8_straddle++;
+            else
+                c->st->q8_inexact++;
+            for (int64_t k = 0; k < 32; k++)
+                v[k] = (float)q[i0 + k] *
+                       grok_conv_bf16_to_f32(sc[((i0 + k) / blk_len) * sc_stride]);
+            q8_requant(v, s, o);
+        }
+        return 0;
+    }
+    if (q) {
+        for (int64_t i = 0; i < n; i++)
+            v[i] = (float)q[i] * grok_conv_bf16_to_f32(sc[(i / blk_len) * sc_stride]);
+        x = v;
+    }
+    switch (t) {
+    case GROK_TYPE_F32: {
+        uint8_t *o = out_reserve(c, (size_t)n * 4);
+        if (!o)
+            return -1;
+        memcpy(o, x, (size_t)n * 4);
+        return 0;
+    }
+    case GROK_TYPE_BF16:
+    case GROK_TYPE_F16: {
+        uint8_t *o = out_reserve(c, (size_t)n * 2);
+        if (!o)
+            return -1;
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h = t == GROK_TYPE_BF16 ? grok_conv_f32_to_bf16(x[i])
+                                             : grok_conv_f32_to_f16(x[i]);
+            memcpy(o + 2 * i, &h, 2);
+        }
+        return 0;
+    }
+    case GROK_TYPE_Q8_0: {
+        uint8_t *o = out_reserve(c, (size_t)(n / 32) * 34);
+        if (!o)
+            return -1;
+        for (int64_t b = 0; b < n / 32; b++, o += 34) {
+            int64_t i0 = b * 32;
+            q8_requant(x + i0, 0.0f, o);
+        }
+        return 0;
+    }
+    default:
+        return errf(c, "output type %d not supported", (int)t);
+    }
+}
+
+/* Streams a tensor whose rows are the stored rows (embedding, norms). */
+static int stream_rows(conv *c, const plan *pl, int fd)
+{
+    const ckpt_array *a = &c->ent[pl->file].weight;
+    int64_t rowb = pl->out * 4;
+    int64_t rows_per = (int64_t)(c->window / (uint64_t)rowb);
+    if (rows_per < 1)
+        rows_per = 1;
+    for (int64_t r0 = 0; r0 < pl->in; r0 += rows_per) {
+        int64_t nr = pl->in - r0 < rows_per ? pl->in - r0 : rows_per;
+        uint64_t off = a->offset + (uint64_t)(r0 * rowb);
+        if (ckpt_pread_full(fd, c->win, (size_t)(nr * rowb), off) < 0)
+            return errf(c, "%s: byte %" PRIu64 ": read failed", c->paths[pl->file], off);
+        for (int64_t r = 0; r < nr; r++) {
+            float *x = (float *)(c->win + r * rowb);
+            for (int64_t i = 0; i < pl->out; i++)
+                if (!isfinite(x[i]))
+                    return errf(c, "%s: byte %" PRIu64 ": value is not finite",
+                                c->paths[pl->file], off + (uint64_t)(r * rowb + i * 4));
+            if (emit_row(c, pl->type, NULL, x, pl->out, NULL, 1, 0) < 0)
+                return -1;
+        }
+        if (progress(c, (uint64_t)(nr * rowb)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Streams a transposed tensor: for each matrix [in, out], output row j is
+ * column j. Columns are read in strips that fit the window. */
+static int stream_transposed(conv *c, const plan *pl, int fd)
+{
+    const ckpt_entry *e = &c->ent[pl->file];
+    const ckpt_array *a = &e->weight;
+    size_t es = ckpt_dtype_size(a->dtype);
+    int64_t in = pl->in, out = pl->out;
+    int64_t S = e->quantized ? e->scales.shape[e->scales.n_dims - 2] : 1;
+    int64_t blk_len = in / S;
+    int64_t W = (int64_t)(c->window / ((uint64_t)in * es));
+    if (W < 1)
+        W = 1;
+    if (W > out)
+        W = out;
+    for (int64_t m = 0; m < pl->n_mat; m++) {
+        uint64_t base = a->offset + (uint64_t)(m * in * out) * es;
+        if (e->quantized) {
+            ckpt_array sa = e->scales;
+            sa.n_elements = S * out;
+            sa.nbytes = (uint64_t)(S * out) * 2;
+            sa.offset = e->scales.offset + (uint64_t)(m * S * out) * 2;
+            if (ckpt_read_scales(fd, c->paths[pl->file], &sa, c->scales, c->err, c->err_size) < 0)
+                return -1;
+        }
+        for (int64_t j0 = 0; j0 < out; j0 += W) {
+            int64_t w = out - j0 < W ? out - j0 : W;
+            if (w == out) {
+                if (ckpt_pread_full(fd, c->win, (size_t)(in * out) * es, base) < 0)
+                    return errf(c, "%s: byte %" PRIu64 ": read failed", c->paths[pl->file],
+                                base);
+            } else {
+                for (int64_t i = 0; i < in; i++) {
+                    uint64_t off = base + (uint64_t)(i * out + j0) * es;
+                    if (ckpt_pread_full(fd, c->win + (size_t)(i * w) * es, (size_t)w * es,
+                                        off) < 0)
+                        return errf(c, "%s: byte %" PRIu64 ": read failed", c->paths[pl->file],
+                                    off);
+                }
+            }
+            for (int64_t g0 = 0; g0 < w; g0 += COL_GROUP) {
+                int64_t ng = w - g0 < COL_GROUP ? w - g0 : COL_GROUP;
+                if (e->quantized) {
+                    /* local restrict pointers: int8 stores would otherwise
+                     * alias everything and force reloads */
+                    const int8_t *restrict src = (const int8_t *)c->win + g0;
+                    int8_t *restrict dst = c->qcols;
+                    if (ng == COL_GROUP) {
+                        for (int64_t i = 0; i < in; i++) {
+                            const int8_t *restrict row = src + i * w;
+                            for (int g = 0; g < COL_GROUP; g++)
+                                dst[g * in + i] = row[g];
+                        }
+                    } else {
+                        for (int64_t i = 0; i < in; i++)
+                            for (int64_t g = 0; g < ng; g++)
+                                dst[g * in + i] = src[i * w + g];
+                    }
+                } else {
+                    const float *src = (const float *)c->win;
+                    for (int64_t i = 0; i < in; i++)
+                        for (int64_t g = 0; g < ng; g++) {
+                            float v = src[i * w + g0 + g];
+                            if (!isfinite(v))
+                                return errf(c, "%s: byte %" PRIu64 ": value is not finite",
+                                            c->paths[pl->file],
+                                            base + (uint64_t)(i * out + j0 + g0 + g) * 4);
+                            c->cols[g * in + i] = v;
+                        }
+                }
+                for (int64_t g = 0; g < ng; g++) {
+                    int64_t j = j0 + g0 + g;
+                    int rc = e->quantized
+                                 ? emit_row(c, pl->type, c->qcols + g * in, NULL, in,
+                                            c->scales + j, blk_len, out)
+                                 : emit_row(c, pl->type, NULL, c->cols + g * in, in, NULL, 1, 0);
+                    if (rc < 0)
+                        return -1;
+                }
+            }
+            if (progress(c, (uint64_t)(in * w) * es) < 0)
+                return -1;
+        }
+    }
+    if (e->quantized && progress(c, e->scales.nbytes) < 0)
+        return -1;
+    return 0;
+}
+
+static int set_metadata(conv *c, const grok_tokenizer *tok)
+{
+    const grok_convert_params *p = c->p;
+    const grok_convert_stats *s = c->st;
+    gguf_writer *w = c->w;
+    uint32_t ftype = p->type == GROK_TYPE_Q8_0 ? 7 : p->type == GROK_TYPE_F16 ? 1
+                     : p->type == GROK_TYPE_BF16 ? 32 : 0;
+    int rc = 0;
+    rc |= gguf_writer_set_str(w, "general.architecture", "grok");
+    rc |= gguf_writer_set_str(w, "general.name", p->name);
+    rc |= gguf_writer_set_u32(w, "general.file_type", ftype);
+    if (p->type == GROK_TYPE_Q8_0 || p->embd_type == GROK_TYPE_Q8_0)
+        rc |= gguf_writer_set_u32(w, "general.quantization_version", 2);
+    rc |= gguf_writer_set_u32(w, "grok.context_length", (uint32_t)p->n_ctx);
+    rc |= gguf_writer_set_u32(w, "grok.embedding_length", (uint32_t)s->d_model);
+    rc |= gguf_writer_set_u32(w, "grok.block_count", (uint32_t)s->n_layers);
+    rc |= gguf_writer_set_u32(w, "grok.feed_forward_length", (uint32_t)s->n_ff);
+    rc |= gguf_writer_set_u32(w, "grok.attention.head_count", (uint32_t)p->n_heads);
+    rc |= gguf_writer_set_u32(w, "grok.attention.head_count_kv", (uint32_t)p->n_kv_heads);
+    rc |= gguf_writer_set_u32(w, "grok.attention.key_length", (uint32_t)p->head_dim);
+    rc |= gguf_writer_set_u32(w, "grok.attention.value_length", (uint32_t)p->head_dim);
+    rc |= gguf_writer_set_f32(w, "grok.attention.layer_norm_rms_epsilon", p->norm_eps);
+    rc |= gguf_writer_set_f32(w, "grok.rope.freq_base", p->rope_base);
+    rc |= gguf_writer_set_u32(w, "grok.expert_count", (uint32_t)s->n_experts);
+    rc |= gguf_writer_set_u32(w, "grok.expert_used_count", (uint32_t)p->n_experts_used);
+    rc |= gguf_writer_set_u32(w, "grok.vocab_size", (uint32_t)s->n_vocab);
+    rc |= gguf_writer_set_f32(w, "grok.embedding_scale", p->embedding_scale);
+    rc |= gguf_writer_set_f32(w, "grok.logit_scale", p->logit_scale);
+    rc |= gguf_writer_set_f32(w, "grok.attention.output_scale", p->attn_scale);
+    rc |= gguf_writer_set_f32(w, "grok.attn_logit_softcapping", p->softcap);
+    rc |= grok_tokenizer_to_gguf(tok, w);
+    rc |= gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0);
+    if (rc)
+        return errf(c, "%s: cannot set metadata (out of memory?)", p->out_path);
+    return 0;
+}
+
+static bool valid_type(grok_type t)
+{
+    return t == GROK_TYPE_Q8_0 || t == GROK_TYPE_BF16 || t == GROK_TYPE_F16 ||
+           t == GROK_TYPE_F32;
+}
+
+int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err,
+                 size_t err_size)
+{
+    conv cv = {.p = p, .st = st, .err = err, .err_size = err_size};
+    conv *c = &cv;
+    memset(st, 0, sizeof *st);
+    grok_tokenizer *tok = NULL;
+    int rc = -1;
+    if (!valid_type(p->type) || !valid_type(p->embd_type)) {
+        errf(c, "--type/--embd-type: q8_0, bf16, f16 or f32 expected");
+        goto done;
+    }
+    if (p->n_heads < 1 || p->n_kv_heads < 1 || p->head_dim < 1 || p->n_ctx < 1) {
+        errf(c, "--heads, --kv-heads, --head-dim and --ctx must be positive");
+        goto done;
+    }
+    c->window = p->window ? p->window : GROK_CONVERT_DEFAULT_WINDOW;
+    if (list_files(c) < 0 || build_plan(c) < 0)
+        goto done;
+    st->n_files = c->n_files;
+    tok = grok_tokenizer_load_spm(p->tokenizer, err, err_size);
+    if (!tok)
+        goto done;
+    if (grok_tokenizer_n_vocab(tok) != st->n_vocab) {
+        errf(c, "%s: %" PRId64 " pieces, but the checkpoint embedding has %" PRId64 " rows",
+             p->tokenizer, grok_tokenizer_n_vocab(tok), st->n_vocab);
+        goto done;
+    }
+    grok_tokenizer_set_add_bos(tok, false); /* the official runner adds no BOS */
+    grok_tokenizer_set_add_eos(tok, false);
+    c->w = gguf_writer_create();
+    if (!c->w) {
+        errf(c, "out of memory");
+        goto done;
+    }
+    if (set_metadata(c, tok) < 0)
+        goto done;
+    /* buffers sized by the largest row: in <= max(D, FF, H*HD) */
+    int64_t max_in = 1, max_scales = 1;
+    for (int k = 0; k < c->n_plans; k++) {
+        const plan *pl = &c->plans[k];
+        if (gguf_writer_add_tensor(c->w, pl->name, pl->type, pl->n_dims, pl->ne, NULL) < 0) {
+            errf(c, "%s: cannot add tensor %s", p->out_path, pl->name);
+            goto done;
+        }
+        int64_t rowlen = pl->transpose ? pl->in : pl->out;
+        if (rowlen > max_in)
+            max_in = rowlen;
+        const ckpt_entry *e = &c->ent[pl->file];
+        if (e->quantized && e->scales.n_elements > max_scales)
+            max_scales = e->scales.n_elements;
+    }
+    if (p->split_max_size)
+        gguf_writer_set_split_max_size(c->w, p->split_max_size);
+    /* the window must hold at least one row / column strip */
+    uint64_t need = (uint64_t)max_in * 4;
+    if (c->window < need)
+        c->window = need;
+    c->win = malloc(c->window);
+    c->outbuf = malloc(OUT_CHUNK + (size_t)max_in * 4 + 64);
+    c->cols = malloc((size_t)(COL_GROUP + 1) * (size_t)max_in * sizeof(float));
+    c->qcols = malloc((size_t)COL_GROUP * (size_t)max_in);
+    c->scales = malloc((size_t)max_scales * 2);
+    if (!c->win || !c->outbuf || !c->cols || !c->qcols || !c->scales) {
+        errf(c, "out of memory (window of %" PRIu64 " bytes)", c->window);
+        goto done;
+    }
+    if (gguf_writer_begin(c->w, p->out_path, err, err_size) < 0)
+        goto done;
+    for (int k = 0; k < c->n_plans; k++) {
+        const plan *pl = &c->plans[k];
+        int fd = open(c->paths[pl->file], O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            errf(c, "%s: cannot open: %s", c->paths[pl->file], strerror(errno));
+            goto done;
+        }
+        int r = pl->transpose ? stream_transposed(c, pl, fd) : stream_rows(c, pl, fd);
+        close(fd);
+        if (r < 0 || flush_out(c) < 0)
+            goto done;
+        st->n_tensors++;
+    }
+    if (gguf_writer_finish(c->w, err, err_size) < 0)
+        goto done;
+    rc = 0;
+done:
+    gguf_writer_free(c->w); /* removes the temporary output of an unfinished stream */
+    grok_tokenizer_free(tok);
+    if (c->paths)
+        for (int k = 0; k < c->n_files; k++)
+            free(c->paths[k]);
+    free(c->paths);
+    free(c->ent);
+    free(c->plans);
+    free(c->win);
+    free(c->outbuf);
+    free(c->cols);
+    free(c->qcols);
+    free(c->scales);
+    return rc;
+}
