@@ -15,6 +15,7 @@
 
 #include "convert/convert.h"
 #include "convert/pickle.h"
+#include "kernels/kernels.h"
 
 static const uint8_t QW8[316] = {
     0x80, 0x04, 0x95, 0x31, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x8c,
@@ -267,20 +268,20 @@ int main(void)
     }
 
     /* half-precision conversions used by the converter */
-    CHECK(grok_conv_f32_to_f16(65504.0f) == 0x7bff && grok_conv_f32_to_f16(65520.0f) == 0x7c00,
+    CHECK(grok_fp32_to_fp16(65504.0f) == 0x7bff && grok_fp32_to_fp16(65520.0f) == 0x7c00,
           "f16 overflow rounding");
-    CHECK(grok_conv_f32_to_f16(0x1p-24f) == 1 && grok_conv_f32_to_f16(0x1p-25f) == 0 &&
-              grok_conv_f32_to_f16(0x1.8p-25f) == 1,
+    CHECK(grok_fp32_to_fp16(0x1p-24f) == 1 && grok_fp32_to_fp16(0x1p-25f) == 0 &&
+              grok_fp32_to_fp16(0x1.8p-25f) == 1,
           "f16 subnormal rounding");
     for (uint32_t h = 0; h < 0x7c00; h++) {
-        float v = grok_conv_f16_to_f32((uint16_t)h);
-        if (grok_conv_f32_to_f16(v) != h || grok_conv_f32_to_f16(-v) != (h | 0x8000)) {
+        float v = grok_fp16_to_fp32((uint16_t)h);
+        if (grok_fp32_to_fp16(v) != h || grok_fp32_to_fp16(-v) != (h | 0x8000)) {
             CHECK(0, "f16 round trip of %04x", h);
             break;
         }
     }
-    CHECK(grok_conv_f32_to_bf16(1.00390625f) == 0x3f80 &&
-              grok_conv_f32_to_bf16(1.01171875f) == 0x3f82,
+    CHECK(grok_fp32_to_bf16(1.00390625f) == 0x3f80 &&
+              grok_fp32_to_bf16(1.01171875f) == 0x3f82,
           "bf16 ties to even");
 
     if (failures) {

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "convert/pickle.h"
+#include "kernels/kernels.h"
 
 #define SLOTS_PER_LAYER 12
 #define OUT_CHUNK (UINT64_C(4) << 20)
@@ -453,8 +454,8 @@ static void q8_requant(const float *x, float hint, uint8_t *blk)
     float cand[2] = {amax / 127.0f, fabsf(hint)};
     double best_err = INFINITY;
     for (int c = 0; c < 2; c++) {
-        uint16_t dh = grok_conv_f32_to_f16(cand[c]);
-        float d = grok_conv_f16_to_f32(dh);
+        uint16_t dh = grok_fp32_to_fp16(cand[c]);
+        float d = grok_fp16_to_fp32(dh);
         if (!(d > 0.0f) || isinf(d))
             continue;
         int8_t q[32];
@@ -500,9 +501,9 @@ static int emit_row(conv *c, grok_type t, const int8_t *q, const float *x, int64
             bool straddle = blk != (i0 + 31) / blk_len;
             if (blk != prev_blk) { /* the scale changes only at scale-block starts */
                 prev_blk = blk;
-                s = grok_conv_bf16_to_f32(sc[blk * sc_stride]);
-                dh = grok_conv_f32_to_f16(s);
-                exact = grok_conv_f16_to_f32(dh) == s;
+                s = grok_bf16_to_fp32(sc[blk * sc_stride]);
+                dh = grok_fp32_to_fp16(s);
+                exact = grok_fp16_to_fp32(dh) == s;
             }
             if (!straddle && exact) {
                 memcpy(o, &dh, 2);
@@ -515,14 +516,14 @@ static int emit_row(conv *c, grok_type t, const int8_t *q, const float *x, int64
                 c->st->q8_inexact++;
             for (int64_t k = 0; k < 32; k++)
                 v[k] = (float)q[i0 + k] *
-                       grok_conv_bf16_to_f32(sc[((i0 + k) / blk_len) * sc_stride]);
+                       grok_bf16_to_fp32(sc[((i0 + k) / blk_len) * sc_stride]);
             q8_requant(v, s, o);
         }
         return 0;
     }
     if (q) {
         for (int64_t i = 0; i < n; i++)
-            v[i] = (float)q[i] * grok_conv_bf16_to_f32(sc[(i / blk_len) * sc_stride]);
+            v[i] = (float)q[i] * grok_bf16_to_fp32(sc[(i / blk_len) * sc_stride]);
         x = v;
     }
     switch (t) {
@@ -539,8 +540,8 @@ static int emit_row(conv *c, grok_type t, const int8_t *q, const float *x, int64
         if (!o)
             return -1;
         for (int64_t i = 0; i < n; i++) {
-            uint16_t h = t == GROK_TYPE_BF16 ? grok_conv_f32_to_bf16(x[i])
-                                             : grok_conv_f32_to_f16(x[i]);
+            uint16_t h = t == GROK_TYPE_BF16 ? grok_fp32_to_bf16(x[i])
+                                             : grok_fp32_to_fp16(x[i]);
             memcpy(o + 2 * i, &h, 2);
         }
         return 0;

@@ -53,10 +53,4 @@ grok_convert_params grok_convert_default_params(void);
 int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err,
                  size_t err_size);
 
-/* Half-precision helpers (round to nearest even), shared with tests. */
-uint16_t grok_conv_f32_to_f16(float f);
-float grok_conv_f16_to_f32(uint16_t h);
-uint16_t grok_conv_f32_to_bf16(float f);
-float grok_conv_bf16_to_f32(uint16_t b);
-
 #endif
