@@ -394,6 +394,20 @@ int grok_decode(grok_context *c, const int32_t *tokens, int64_t n, float *all_lo
                 size_t err_size);
 const float *grok_context_logits(const grok_context *c);
 
+/* One forward step for several sequences at once (continuous batching):
+ * sequence i appends n[i] >= 1 tokens[i] to ctxs[i] and afterwards holds
+ * its last token's logits in grok_context_logits(ctxs[i]). All contexts
+ * must belong to the same model and be distinct; the step runs on ctxs[0]'s
+ * thread pool and scratch, so the total token count may not exceed its
+ * n_batch. Every weight is read once for the whole step. On error nothing
+ * is appended to any context. */
+int grok_decode_multi(grok_context *const *ctxs, const int32_t *const *tokens, const int64_t *n,
+                      int64_t n_seqs, char *err, size_t err_size);
+int64_t grok_context_n_batch(const grok_context *c);
+/* The tokens in the cache, [grok_context_pos] of them (to reuse a shared
+ * prompt prefix: compare, then grok_context_truncate to the common part). */
+const int32_t *grok_context_tokens(const grok_context *c);
+
 /* ======================================================================
  * Sampler. src/sampler/
  * ====================================================================== */

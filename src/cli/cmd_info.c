@@ -1,0 +1,148 @@
+/*
+ * cmd_info.c - `grok info`: what a model file holds. Metadata (long arrays
+ * abbreviated), the hyperparameters as the engine reads them, the tensor
+ * table, total and per-token-active parameter counts, and the memory a run
+ * needs (weights are mapped, the KV cache is allocated).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: grok info MODEL [--no-tensors]\n\n"
+            "Shows a model file's metadata, hyperparameters, tensors, parameter\n"
+            "counts (total and active per token) and the memory a run needs.\n"
+            "  --grok1   print the counts for Grok-1's released shapes (no file needed)\n");
+}
+
+static void print_kv(const gguf_file *f, int64_t i) {
+    const char *key = gguf_kv_key(f, i);
+    gguf_value_type t = gguf_kv_type(f, i);
+    printf("  %-44s ", key);
+    if (t == GGUF_TYPE_STRING) {
+        const char *s;
+        size_t len;
+        gguf_get_str(f, key, &s, &len);
+        printf("\"%.*s\"%s\n", len > 80 ? 80 : (int)len, s, len > 80 ? "..." : "");
+    } else if (t == GGUF_TYPE_ARRAY) {
+        gguf_value_type et;
+        uint64_t n;
+        gguf_get_arr(f, key, &et, &n);
+        printf("[%s x %" PRIu64 "]\n", gguf_value_type_name(et), n);
+    } else if (t == GGUF_TYPE_FLOAT32 || t == GGUF_TYPE_FLOAT64) {
+        double v;
+        gguf_get_f64(f, key, &v);
+        printf("%.17g\n", v);
+    } else if (t == GGUF_TYPE_BOOL) {
+        bool v;
+        gguf_get_bool(f, key, &v);
+        printf("%s\n", v ? "true" : "false");
+    } else {
+        int64_t v;
+        uint64_t u;
+        if (gguf_get_i64(f, key, &v) == 0)
+            printf("%" PRId64 "\n", v);
+        else if (gguf_get_u64(f, key, &u) == 0)
+            printf("%" PRIu64 "\n", u);
+        else
+            printf("?\n");
+    }
+}
+
+static void print_counts(const grok_hparams *hp) {
+    int64_t all = grok_hparams_n_params(hp), act = grok_hparams_n_params_active(hp);
+    printf("parameters: %" PRId64 " (%.1f B) in all, %" PRId64 " (%.1f B) active per token (%.1f %%)\n",
+           all, (double)all / 1e9, act, (double)act / 1e9, 100.0 * (double)act / (double)all);
+}
+
+int cmd_info(int argc, char **argv) {
+    const char *path = NULL;
+    bool tensors = true, grok1 = false;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            usage(stdout);
+            return 0;
+        }
+        if (cli_flag(argv, argc, &i, "--no-tensors", NULL)) {
+            tensors = false;
+            continue;
+        }
+        if (cli_flag(argv, argc, &i, "--grok1", NULL)) {
+            grok1 = true;
+            continue;
+        }
+        if (argv[i][0] == '-' || path) return cli_unknown("info", argv[i]);
+        path = argv[i];
+    }
+    if (grok1) {
+        grok_hparams hp = grok_hparams_grok1();
+        printf("Grok-1 (released shapes): vocab %" PRId64 ", d_model %" PRId64 ", %" PRId64
+               " layers, %" PRId64 "/%" PRId64 " heads, %" PRId64 " experts (%" PRId64
+               " used), FFN %" PRId64 "\n",
+               hp.n_vocab, hp.d_model, hp.n_layers, hp.n_heads, hp.n_kv_heads, hp.n_experts,
+               hp.n_experts_used, hp.n_ff);
+        print_counts(&hp);
+        return 0;
+    }
+    if (!path) {
+        cli_error("info", "a MODEL file is required (see grok info --help)");
+        return 2;
+    }
+    char err[GROK_ERR_SIZE];
+    gguf_file *f = gguf_open(path, err, sizeof err);
+    if (!f) {
+        cli_error("info", "%s", err);
+        return 1;
+    }
+    printf("file: %s (GGUF v%" PRIu32 ", %d split%s, %.2f MiB, alignment %" PRIu64 ")\n", path,
+           gguf_version(f), gguf_n_splits(f), gguf_n_splits(f) == 1 ? "" : "s",
+           (double)gguf_file_size(f) / 1048576.0, gguf_alignment(f));
+    printf("metadata (%" PRId64 " keys):\n", gguf_n_kv(f));
+    for (int64_t i = 0; i < gguf_n_kv(f); i++) print_kv(f, i);
+    if (tensors) {
+        printf("tensors (%" PRId64 "):\n", gguf_n_tensors(f));
+        for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
+            const gguf_tensor *t = gguf_tensor_at(f, i);
+            char shape[96] = "";
+            for (int d = 0; d < t->n_dims; d++)
+                snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%" PRId64,
+                         d ? ", " : "", t->ne[d]);
+            printf("  %-32s %-6s [%s] %.2f MiB\n", t->name, grok_type_get_traits(t->type)->name,
+                   shape, (double)t->nbytes / 1048576.0);
+        }
+    }
+    gguf_close(f);
+    grok_model *m = grok_model_load(path, err, sizeof err);
+    if (!m) {
+        cli_error("info", "not a loadable Grok model: %s", err);
+        return 1;
+    }
+    const grok_hparams *hp = grok_model_hparams(m);
+    printf("hyperparameters:\n"
+           "  vocab %" PRId64 ", d_model %" PRId64 ", layers %" PRId64 ", heads %" PRId64
+           " (kv %" PRId64 ", dim %" PRId64 "), experts %" PRId64 " (used %" PRId64 "), ffn %" PRId64
+           ", context %" PRId64 "\n"
+           "  rope base %g, rms eps %g, embedding x%.17g, output x%.17g, attention x%.17g, "
+           "attention cap %g, pad id %" PRId32 "\n",
+           hp->n_vocab, hp->d_model, hp->n_layers, hp->n_heads, hp->n_kv_heads, hp->head_dim,
+           hp->n_experts, hp->n_experts_used, hp->n_ff, hp->n_ctx_train, hp->rope_base,
+           hp->norm_eps, hp->embedding_scale, hp->logit_scale, hp->attn_scale, hp->attn_softcap,
+           hp->pad_id);
+    print_counts(hp);
+    double kv_tok = 2.0 * (double)(hp->n_layers * hp->n_kv_heads * hp->head_dim);
+    printf("memory: weights %.2f MiB (mapped), %.2f MiB read per token; KV cache %.1f KiB per "
+           "token in f16 (%.2f MiB for the full %" PRId64 "-token context; twice that in f32)\n",
+           (double)gguf_file_size(grok_model_gguf(m)) / 1048576.0,
+           (double)grok_model_bytes_per_token(m) / 1048576.0, kv_tok * 2 / 1024.0,
+           kv_tok * 2 * (double)hp->n_ctx_train / 1048576.0, hp->n_ctx_train);
+    const grok_tokenizer *t = grok_model_tokenizer(m);
+    if (t)
+        printf("tokenizer: %" PRId64 " pieces, BOS %d, EOS %d, UNK %d, PAD %d, add BOS %s\n",
+               grok_tokenizer_n_vocab(t), grok_tokenizer_bos(t), grok_tokenizer_eos(t),
+               grok_tokenizer_unk(t), grok_tokenizer_pad(t), grok_tokenizer_add_bos(t) ? "yes" : "no");
+    grok_model_free(m);
+    return 0;
+}

@@ -1,0 +1,107 @@
+/*
+ * cmd_logits.c - `grok logits`: the exactness hook. Runs the model over
+ * token ids given on the command line (no BOS added) and writes the logits
+ * of every position as little-endian f32, row-major [n_ids][n_vocab], so an
+ * independent implementation can be compared number for number. The KV
+ * cache stays f32 unless --kv-type f16 is asked for.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: grok logits -m MODEL --ids 1,2,3 -o FILE [options]\n\n"
+            "Writes the logits at every position as little-endian f32 [n_ids][n_vocab].\n\n"
+            "  -m MODEL        model file (GGUF)\n"
+            "  --ids LIST      token ids, comma or space separated (no BOS is added)\n"
+            "  -o FILE         output file (written atomically)\n"
+            "  --kv-type T     KV cache type: f32 (default) or f16\n"
+            "  --batch N       tokens per forward pass (256)\n"
+            "  --threads N     worker threads (all cores)\n");
+}
+
+int cmd_logits(int argc, char **argv) {
+    const char *model_path = NULL, *ids_s = NULL, *out = NULL, *kv = "f32";
+    int64_t threads = 0, batch = 256;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            usage(stdout);
+            return 0;
+        }
+        if (cli_str(argv, argc, &i, "-m", "--model", &model_path) ||
+            cli_str(argv, argc, &i, "--ids", NULL, &ids_s) ||
+            cli_str(argv, argc, &i, "-o", "--output", &out) ||
+            cli_str(argv, argc, &i, "--kv-type", NULL, &kv) ||
+            cli_i64(argv, argc, &i, "--batch", "-b", 1, 1 << 20, &batch) ||
+            cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads))
+            continue;
+        return cli_unknown("logits", argv[i]);
+    }
+    if (!model_path || !ids_s || !out) {
+        cli_error("logits", "-m MODEL, --ids LIST and -o FILE are required (see grok logits --help)");
+        return 2;
+    }
+    grok_context_params cp = grok_context_default_params();
+    if (strcmp(kv, "f32") == 0)
+        cp.kv_type = GROK_TYPE_F32;
+    else if (strcmp(kv, "f16") == 0)
+        cp.kv_type = GROK_TYPE_F16;
+    else {
+        cli_error("logits", "--kv-type '%s' is not f32 or f16", kv);
+        return 2;
+    }
+    char err[GROK_ERR_SIZE];
+    int32_t *ids;
+    size_t n;
+    if (!cli_parse_ids(ids_s, &ids, &n, err, sizeof err)) {
+        cli_error("logits", "--ids: %s", err);
+        return 2;
+    }
+    if (n == 0) {
+        cli_error("logits", "--ids: no token ids given");
+        free(ids);
+        return 2;
+    }
+    grok_model *m = grok_model_load(model_path, err, sizeof err);
+    if (!m) {
+        cli_error("logits", "%s", err);
+        free(ids);
+        return 1;
+    }
+    const int64_t V = grok_model_hparams(m)->n_vocab;
+    cp.n_ctx = (int64_t)n;
+    cp.n_threads = (int)threads;
+    cp.n_batch = batch;
+    int rc = 1;
+    grok_context *c = grok_context_create(m, &cp, err, sizeof err);
+    float *logits = c ? malloc(n * (size_t)V * sizeof(float)) : NULL;
+    if (!c)
+        cli_error("logits", "%s", err);
+    else if (!logits)
+        cli_error("logits", "out of memory for %zu x %" PRId64 " logits", n, V);
+    else if (grok_decode(c, ids, (int64_t)n, logits, err, sizeof err))
+        cli_error("logits", "%s", err);
+    else {
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s.tmp.%d", out, (int)getpid());
+        FILE *f = fopen(tmp, "wb");
+        bool ok = f && fwrite(logits, sizeof(float), n * (size_t)V, f) == n * (size_t)V;
+        ok = f && fclose(f) == 0 && ok;
+        if (ok && rename(tmp, out) == 0)
+            rc = 0;
+        else {
+            cli_error("logits", "could not write %s", out);
+            unlink(tmp);
+        }
+    }
+    free(logits);
+    grok_context_free(c);
+    grok_model_free(m);
+    free(ids);
+    return rc;
+}

@@ -1,0 +1,252 @@
+/*
+ * cmd_run.c - `grok run`: generate a completion for a prompt. The prompt
+ * is tokenized (BOS only where the model file says so), processed as one
+ * batch, then tokens are sampled one at a time and streamed to stdout as
+ * whole UTF-8 characters; text that might be the start of a stop string is
+ * held back until it is known not to be one. Speeds go to stderr.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define MAX_STOPS 16
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: grok run -m MODEL (-p TEXT | -f FILE) [options]\n\n"
+            "Streams a completion of the prompt to stdout; speeds to stderr.\n\n"
+            "  -m MODEL             model file (GGUF)\n"
+            "  -p TEXT              prompt\n"
+            "  -f FILE              read the prompt from FILE (bytes as they are)\n"
+            "  -n N                 tokens to generate (128)\n"
+            "  --temp T             temperature; 0 = greedy (0.8)\n"
+            "  --top-k K            keep the K most likely tokens; 0 = off (40)\n"
+            "  --top-p P            nucleus: official Grok-1 semantics; 1 = off (0.95)\n"
+            "  --min-p P            drop tokens below P x the top probability (0.05)\n"
+            "  --repeat-penalty R   penalise recent tokens (1 = off)\n"
+            "  --repeat-last-n N    window for the penalty (64; -1 = all)\n"
+            "  --seed S             random seed (same seed, same text)\n"
+            "  --stop TEXT          stop before this text (repeatable)\n"
+            "  --ignore-eos         keep going past the end-of-sequence token\n"
+            "  --ctx N              context length (the model's)\n"
+            "  --kv-type T          KV cache type: f32 (default) or f16\n"
+            "  --threads N          worker threads (all cores)\n"
+            "  --batch N            prompt tokens per forward pass (256)\n");
+}
+
+/* Writes text to stdout, holding back a tail that could begin a stop
+ * string. Returns true when a stop string was found (text printed up to it). */
+typedef struct {
+    char *buf; /* generated text not yet printed */
+    size_t len, cap;
+    const char *stops[MAX_STOPS];
+    size_t n_stops;
+} out_state;
+
+static bool emit(out_state *o, const char *s, size_t n, bool final) {
+    if (o->len + n + 1 > o->cap) {
+        size_t cap = (o->len + n + 1) * 2;
+        char *b = realloc(o->buf, cap);
+        if (!b) return true;
+        o->buf = b;
+        o->cap = cap;
+    }
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+    size_t partial = 0;
+    int64_t at = grok_find_stop(o->buf, o->len, o->stops, o->n_stops, &partial);
+    size_t show = at >= 0 ? (size_t)at : (final ? o->len : o->len - partial);
+    fwrite(o->buf, 1, show, stdout);
+    fflush(stdout);
+    memmove(o->buf, o->buf + show, o->len - show);
+    o->len -= show;
+    return at >= 0;
+}
+
+int cmd_run(int argc, char **argv) {
+    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *kv = "f32";
+    int64_t n_gen = 128, threads = 0, ctx = 0, batch = 256, top_k = -1, last_n = -2;
+    uint64_t seed = 0;
+    bool seed_set = false, ignore_eos = false;
+    grok_sampler_params sp = grok_sampler_default_params();
+    out_state o = {0};
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            usage(stdout);
+            return 0;
+        }
+        const char *stop;
+        if (cli_str(argv, argc, &i, "--stop", NULL, &stop)) {
+            if (o.n_stops == MAX_STOPS) {
+                cli_error("run", "at most %d --stop strings", MAX_STOPS);
+                return 2;
+            }
+            o.stops[o.n_stops++] = stop;
+            continue;
+        }
+        if (cli_u64(argv, argc, &i, "--seed", "-s", &seed)) {
+            seed_set = true;
+            continue;
+        }
+        if (cli_flag(argv, argc, &i, "--ignore-eos", NULL)) {
+            ignore_eos = true;
+            continue;
+        }
+        if (cli_str(argv, argc, &i, "-m", "--model", &model_path) ||
+            cli_str(argv, argc, &i, "-p", "--prompt", &prompt) ||
+            cli_str(argv, argc, &i, "-f", "--file", &prompt_file) ||
+            cli_str(argv, argc, &i, "--kv-type", NULL, &kv) ||
+            cli_i64(argv, argc, &i, "-n", "--n-predict", 0, 1 << 30, &n_gen) ||
+            cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads) ||
+            cli_i64(argv, argc, &i, "--ctx", "-c", 0, 1 << 24, &ctx) ||
+            cli_i64(argv, argc, &i, "--batch", "-b", 1, 1 << 20, &batch) ||
+            cli_i64(argv, argc, &i, "--top-k", NULL, 0, 1 << 30, &top_k) ||
+            cli_i64(argv, argc, &i, "--repeat-last-n", NULL, -1, 1 << 30, &last_n) ||
+            cli_f32(argv, argc, &i, "--temp", "--temperature", 0, 1e6, &sp.temperature) ||
+            cli_f32(argv, argc, &i, "--top-p", NULL, 0, 1, &sp.top_p) ||
+            cli_f32(argv, argc, &i, "--min-p", NULL, 0, 1, &sp.min_p) ||
+            cli_f32(argv, argc, &i, "--repeat-penalty", NULL, 0.01, 100, &sp.repeat_penalty) ||
+            cli_f32(argv, argc, &i, "--presence-penalty", NULL, -2, 2, &sp.presence_penalty) ||
+            cli_f32(argv, argc, &i, "--frequency-penalty", NULL, -2, 2, &sp.frequency_penalty))
+            continue;
+        return cli_unknown("run", argv[i]);
+    }
+    if (top_k >= 0) sp.top_k = (int32_t)top_k;
+    if (last_n >= -1) sp.repeat_last_n = (int32_t)last_n;
+    if (seed_set) sp.seed = seed;
+    if (!model_path) {
+        cli_error("run", "-m MODEL is required (see grok run --help)");
+        return 2;
+    }
+    if (!prompt == !prompt_file) {
+        cli_error("run", "give the prompt with exactly one of -p TEXT or -f FILE");
+        return 2;
+    }
+    grok_context_params cp = grok_context_default_params();
+    if (strcmp(kv, "f32") == 0)
+        cp.kv_type = GROK_TYPE_F32;
+    else if (strcmp(kv, "f16") == 0)
+        cp.kv_type = GROK_TYPE_F16;
+    else {
+        cli_error("run", "--kv-type '%s' is not f32 or f16", kv);
+        return 2;
+    }
+    char err[GROK_ERR_SIZE];
+    size_t prompt_len = 0;
+    char *file_text = NULL;
+    if (prompt_file) {
+        file_text = cli_read_file(prompt_file, &prompt_len, err, sizeof err);
+        if (!file_text) {
+            cli_error("run", "-f: %s", err);
+            return 1;
+        }
+        prompt = file_text;
+    } else {
+        prompt_len = strlen(prompt);
+    }
+
+    int rc = 1;
+    grok_context *c = NULL;
+    grok_sampler *s = NULL;
+    int32_t *hist = NULL;
+    grok_model *m = grok_model_load(model_path, err, sizeof err);
+    if (!m) {
+        cli_error("run", "%s", err);
+        goto done;
+    }
+    const grok_tokenizer *tok = grok_model_tokenizer(m);
+    if (!tok) {
+        cli_error("run", "%s has no vocabulary (tokenizer.ggml.*): text prompts need one", model_path);
+        goto done;
+    }
+    const grok_hparams *hp = grok_model_hparams(m);
+    size_t n_prompt;
+    int32_t *ids = grok_tokenize(tok, prompt, prompt_len, true, &n_prompt);
+    if (!ids) {
+        cli_error("run", "out of memory tokenizing the prompt");
+        goto done;
+    }
+    if (n_prompt == 0) { /* nothing to condition on: start from BOS */
+        int32_t bos = grok_tokenizer_bos(tok);
+        if (bos < 0) {
+            cli_error("run", "the prompt is empty and the vocabulary has no BOS token");
+            free(ids);
+            goto done;
+        }
+        free(ids);
+        if (!(ids = malloc(sizeof *ids))) {
+            cli_error("run", "out of memory");
+            goto done;
+        }
+        ids[0] = bos;
+        n_prompt = 1;
+    }
+    cp.n_ctx = ctx > 0 ? ctx : hp->n_ctx_train;
+    if ((int64_t)n_prompt + n_gen > cp.n_ctx) n_gen = cp.n_ctx - (int64_t)n_prompt;
+    if (n_gen < 0) {
+        cli_error("run", "the prompt has %zu tokens, more than the context of %" PRId64, n_prompt,
+                  cp.n_ctx);
+        free(ids);
+        goto done;
+    }
+    cp.n_threads = (int)threads;
+    cp.n_batch = batch;
+    c = grok_context_create(m, &cp, err, sizeof err);
+    s = grok_sampler_create(&sp, hp->n_vocab);
+    hist = malloc((n_prompt + (size_t)n_gen + 1) * sizeof(int32_t));
+    if (!c || !s || !hist) {
+        cli_error("run", "%s", c ? "out of memory" : err);
+        free(ids);
+        goto done;
+    }
+    memcpy(hist, ids, n_prompt * sizeof(int32_t));
+    free(ids);
+    size_t n_hist = n_prompt;
+
+    double t0 = cli_now();
+    if (grok_decode(c, hist, (int64_t)n_prompt, NULL, err, sizeof err)) {
+        cli_error("run", "%s", err);
+        goto done;
+    }
+    double t1 = cli_now();
+    grok_detok_stream ds;
+    grok_detok_stream_init(&ds, false); /* a continuation keeps its leading space */
+    char piece[GROK_DETOK_MAX_PIECE + 16];
+    int64_t n_done = 0;
+    bool stopped = false;
+    const int32_t eos = grok_tokenizer_eos(tok);
+    while (n_done < n_gen && !stopped) {
+        int32_t next = grok_sampler_sample(s, grok_context_logits(c), hist, n_hist);
+        n_done++;
+        if (next == eos && !ignore_eos) break;
+        hist[n_hist++] = next;
+        size_t k = grok_detok_stream_push(&ds, tok, next, piece, sizeof piece);
+        stopped = emit(&o, piece, k, false);
+        if (stopped || n_done == n_gen) break;
+        if (grok_decode(c, &next, 1, NULL, err, sizeof err)) {
+            cli_error("run", "%s", err);
+            goto done;
+        }
+    }
+    if (!stopped) {
+        size_t k = grok_detok_stream_flush(&ds, piece, sizeof piece);
+        emit(&o, piece, k, true);
+    }
+    double t2 = cli_now();
+    printf("\n");
+    fprintf(stderr, "prompt: %zu tokens, %.2f tok/s | generation: %" PRId64 " tokens, %.2f tok/s\n",
+            n_prompt, (double)n_prompt / (t1 - t0 > 1e-9 ? t1 - t0 : 1e-9), n_done,
+            (double)n_done / (t2 - t1 > 1e-9 ? t2 - t1 : 1e-9));
+    rc = 0;
+done:
+    free(o.buf);
+    free(hist);
+    grok_sampler_free(s);
+    grok_context_free(c);
+    grok_model_free(m);
+    free(file_text);
+    return rc;
+}

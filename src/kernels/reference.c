@@ -1,0 +1,208 @@
+/*
+ * reference.c - scalar reference kernels for every computable weight type
+ * (f32, f16, bf16, q8_0), bit-compatible with ggml's encodings, and the
+ * threaded matrix-vector product built on them. These are the ground truth
+ * that faster kernels are tested against, so they favour plainness.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+static uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+static float bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+float grok_fp16_to_fp32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t mant = h & 0x3ff;
+    if (exp == 0x1f) return bits_f32(sign | 0x7f800000u | (mant << 13)); /* inf / nan */
+    if (exp == 0) {
+        /* subnormal or zero: mant * 2^-24 is exact in f32 */
+        float v = (float)mant * 0x1p-24f;
+        return sign ? -v : v;
+    }
+    return bits_f32(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+uint16_t grok_fp32_to_fp16(float f) {
+    uint32_t x = f32_bits(f);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) /* inf or nan */
+        return sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0);
+    if (ax >= 0x477ff000u) return sign | 0x7c00; /* rounds to >= 65520: inf */
+    if (ax < 0x38800000u) {                        /* below the smallest normal half */
+        /* subnormal half: value / 2^-24, rounded to nearest even */
+        float v = bits_f32(ax) * 0x1p24f;
+        float r = nearbyintf(v); /* default rounding mode: nearest even */
+        return sign | (uint16_t)r;
+    }
+    uint32_t mant = ax & 0x7fffff;
+    uint32_t exp = (ax >> 23) - 112;
+    uint32_t h = (exp << 10) | (mant >> 13);
+    uint32_t rest = mant & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++; /* carry may bump the exponent: correct */
+    return sign | (uint16_t)h;
+}
+
+float grok_bf16_to_fp32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
+
+uint16_t grok_fp32_to_bf16(float f) {
+    uint32_t u = f32_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 64); /* quiet nan */
+    return (uint16_t)((u + (0x7fffu + ((u >> 16) & 1))) >> 16);
+}
+
+/* ---- f32 ---- */
+static void f32_to_f32(const void *src, float *dst, int64_t n) { memcpy(dst, src, (size_t)n * 4); }
+static void f32_from_f32(const float *src, void *dst, int64_t n) { memcpy(dst, src, (size_t)n * 4); }
+static float f32_dot(const void *row, const float *x, int64_t n) {
+    const float *w = row;
+    float s = 0;
+    for (int64_t i = 0; i < n; i++) s += w[i] * x[i];
+    return s;
+}
+
+/* ---- f16 ---- (rows may be unaligned in a file: read through memcpy) */
+static void f16_to_f32(const void *src, float *dst, int64_t n) {
+    const uint8_t *p = src;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        dst[i] = grok_fp16_to_fp32(h);
+    }
+}
+static void f16_from_f32(const float *src, void *dst, int64_t n) {
+    uint8_t *p = dst;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h = grok_fp32_to_fp16(src[i]);
+        memcpy(p + 2 * i, &h, 2);
+    }
+}
+static float f16_dot(const void *row, const float *x, int64_t n) {
+    const uint8_t *p = row;
+    float s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        s += grok_fp16_to_fp32(h) * x[i];
+    }
+    return s;
+}
+
+/* ---- bf16 ---- */
+static void bf16_to_f32(const void *src, float *dst, int64_t n) {
+    const uint8_t *p = src;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        dst[i] = grok_bf16_to_fp32(h);
+    }
+}
+static void bf16_from_f32(const float *src, void *dst, int64_t n) {
+    uint8_t *p = dst;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h = grok_fp32_to_bf16(src[i]);
+        memcpy(p + 2 * i, &h, 2);
+    }
+}
+static float bf16_dot(const void *row, const float *x, int64_t n) {
+    const uint8_t *p = row;
+    float s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        s += grok_bf16_to_fp32(h) * x[i];
+    }
+    return s;
+}
+
+/* ---- q8_0: blocks of 32 int8 with one f16 scale; value = d * q ---- */
+static void q8_0_to_f32(const void *src, float *dst, int64_t n) {
+    const uint8_t *p = src;
+    for (int64_t b = 0; b < n / QK8_0; b++) {
+        block_q8_0 blk;
+        memcpy(&blk, p + b * sizeof blk, sizeof blk);
+        float d = grok_fp16_to_fp32(blk.d);
+        for (int j = 0; j < QK8_0; j++) dst[b * QK8_0 + j] = d * (float)blk.qs[j];
+    }
+}
+/* ggml's reference: d = max|x| / 127, q = round(x / d) (half away from zero). */
+static void q8_0_from_f32(const float *src, void *dst, int64_t n) {
+    uint8_t *p = dst;
+    for (int64_t b = 0; b < n / QK8_0; b++) {
+        const float *x = src + b * QK8_0;
+        float amax = 0;
+        for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f;
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        block_q8_0 blk;
+        blk.d = grok_fp32_to_fp16(d);
+        for (int j = 0; j < QK8_0; j++) blk.qs[j] = (int8_t)roundf(x[j] * id);
+        memcpy(p + b * sizeof blk, &blk, sizeof blk);
+    }
+}
+static float q8_0_dot(const void *row, const float *x, int64_t n) {
+    const uint8_t *p = row;
+    float s = 0;
+    for (int64_t b = 0; b < n / QK8_0; b++) {
+        block_q8_0 blk;
+        memcpy(&blk, p + b * sizeof blk, sizeof blk);
+        float bs = 0;
+        for (int j = 0; j < QK8_0; j++) bs += (float)blk.qs[j] * x[b * QK8_0 + j];
+        s += grok_fp16_to_fp32(blk.d) * bs;
+    }
+    return s;
+}
+
+static const grok_type_kernels KERNELS[GROK_TYPE_COUNT] = {
+    [GROK_TYPE_F32] = {f32_to_f32, f32_from_f32, f32_dot},
+    [GROK_TYPE_F16] = {f16_to_f32, f16_from_f32, f16_dot},
+    [GROK_TYPE_BF16] = {bf16_to_f32, bf16_from_f32, bf16_dot},
+    [GROK_TYPE_Q8_0] = {q8_0_to_f32, q8_0_from_f32, q8_0_dot},
+};
+
+const grok_type_kernels *grok_kernels_get(uint32_t type) {
+    if (type >= GROK_TYPE_COUNT || KERNELS[type].dot_f32 == NULL) return NULL;
+    return &KERNELS[type];
+}
+
+/* ---- matrix product over the thread pool ---- */
+typedef struct {
+    const grok_mat *w;
+    const float *x;
+    int64_t ldx;
+    float *y;
+    int64_t ldy;
+    int64_t n_tok;
+    float (*dot)(const void *, const float *, int64_t);
+} matmul_job;
+
+static void matmul_task(void *arg, int ith, int nth) {
+    const matmul_job *j = arg;
+    int64_t rows = j->w->rows;
+    int64_t r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = j->w->data + (size_t)r * j->w->row_bytes;
+        for (int64_t t = 0; t < j->n_tok; t++)
+            j->y[t * j->ldy + r] = j->dot(row, j->x + t * j->ldx, j->w->cols);
+    }
+}
+
+void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y,
+                 int64_t ldy, int64_t n_tok) {
+    matmul_job j = {w, x, ldx, y, ldy, n_tok, grok_kernels_get(w->type)->dot_f32};
+    if (pool && w->rows >= 16)
+        grok_threadpool_run(pool, matmul_task, &j);
+    else
+        matmul_task(&j, 0, 1);
+}

@@ -1,0 +1,521 @@
+/*
+ * forward.c - the Grok-1 forward pass (GROK1.md, "Forward pass") over a
+ * batch of tokens, with f32 activations, and the per-sequence context
+ * that holds its KV cache.
+ *
+ * A batch is processed layer by layer for all its tokens at once, so each
+ * weight matrix is read once per batch, not once per token. The MoE block
+ * groups the batch's tokens by the experts the router picked and runs each
+ * selected expert once over its group; unselected experts are never read.
+ * Attention is computed per (token, query head) pair across the thread
+ * pool against the sequence's cache, into which the batch's own keys and
+ * values were written first (causal order inside the batch comes from each
+ * token's position).
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+
+struct grok_context {
+    const grok_model *m;
+    grok_threadpool *pool;
+    bool own_pool;
+    int64_t n_ctx;
+    int64_t n_batch;
+    int64_t pos;        /* tokens in the cache */
+    grok_type kv_type;  /* f32 or f16 */
+    size_t kv_elt;      /* bytes per cached value */
+    void *k_cache;      /* [n_layers][n_ctx][n_kv_heads*head_dim] */
+    void *v_cache;      /* same */
+    int32_t *tokens;    /* [n_ctx] the cached tokens (for PAD masking, prefix reuse) */
+    float *logits;      /* [n_vocab] of the last token decoded */
+
+    /* scratch for one batch of up to n_batch tokens */
+    float *h;           /* [n_batch][d_model] residual stream */
+    float *x;           /* [n_batch][d_model] normed input of a block */
+    float *q;           /* [n_batch][n_heads*head_dim] */
+    float *k;           /* [n_batch][n_kv_heads*head_dim] */
+    float *v;           /* [n_batch][n_kv_heads*head_dim] */
+    float *att;         /* [n_batch][n_heads*head_dim] */
+    float *proj;        /* [n_batch][d_model] output of Wo / of the MoE */
+    float *rope_cs;     /* [n_batch][head_dim] cos then sin halves */
+    float *scores;      /* [n_threads][n_ctx] attention probabilities */
+    float *vbuf;        /* [n_threads][head_dim] a V row in f32 (f16 cache) */
+    float *router;      /* [n_batch][n_experts] */
+    int32_t *sel;       /* [n_batch][n_experts_used] selected experts */
+    float *gates;       /* [n_batch][n_experts_used] their gate probabilities */
+    int32_t *group;     /* [n_batch] tokens routed to one expert */
+    float *gx;          /* [n_batch][d_model] gathered inputs of one expert */
+    float *hg;          /* [n_batch][n_ff] gate branch, then the product */
+    float *hu;          /* [n_batch][n_ff] linear branch */
+    float *eo;          /* [n_batch][d_model] expert output */
+    struct batch_tok *bt; /* [n_batch] who each token of the step belongs to */
+    float *lbuf;        /* [lbuf_rows][n_vocab] logits of a multi-sequence step */
+    int64_t lbuf_rows;
+};
+
+/* One token of a forward step: the sequence whose cache it extends, its
+ * position there, and where its logits go (NULL: not needed). */
+typedef struct batch_tok {
+    grok_context *seq;
+    int64_t pos;
+    int32_t token;
+    float *logits;
+} batch_tok;
+
+grok_context_params grok_context_default_params(void) {
+    grok_context_params p = {.n_ctx = 0, .kv_type = GROK_TYPE_F32, .n_threads = 0, .pool = NULL,
+                             .n_batch = 256};
+    return p;
+}
+
+void grok_context_free(grok_context *c) {
+    if (!c) return;
+    if (c->own_pool) grok_threadpool_free(c->pool);
+    void *bufs[] = {c->k_cache, c->v_cache, c->tokens, c->logits, c->h,     c->x,
+                    c->q,       c->k,       c->v,      c->att,    c->proj,  c->rope_cs,
+                    c->scores,  c->vbuf,    c->router, c->sel,    c->gates, c->group,
+                    c->gx,      c->hg,      c->hu,     c->eo,     c->bt,    c->lbuf};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(c);
+}
+
+/* calloc of a*b*c bytes with overflow check. */
+static void *alloc3(int64_t a, int64_t b, size_t c) {
+    if (a <= 0 || b <= 0) return NULL;
+    if ((uint64_t)a > SIZE_MAX / (uint64_t)b || (size_t)(a * b) > SIZE_MAX / c) return NULL;
+    return calloc((size_t)(a * b), c);
+}
+
+grok_context *grok_context_create(const grok_model *m, const grok_context_params *p, char *err,
+                                  size_t err_size) {
+    const grok_hparams *hp = &m->hp;
+    grok_context_params dp = grok_context_default_params();
+    if (!p) p = &dp;
+    if (p->kv_type != GROK_TYPE_F32 && p->kv_type != GROK_TYPE_F16) {
+        snprintf(err, err_size, "KV cache type must be f32 or f16");
+        return NULL;
+    }
+    if (p->n_ctx < 0 || p->n_batch < 0) {
+        snprintf(err, err_size, "context length and batch size must not be negative");
+        return NULL;
+    }
+    grok_context *c = calloc(1, sizeof *c);
+    if (!c) goto oom;
+    c->m = m;
+    c->n_ctx = p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train;
+    c->n_batch = p->n_batch > 0 ? p->n_batch : 256;
+    if (c->n_batch > c->n_ctx) c->n_batch = c->n_ctx;
+    c->kv_type = p->kv_type;
+    c->kv_elt = p->kv_type == GROK_TYPE_F16 ? 2 : 4;
+    if (p->pool) {
+        c->pool = p->pool;
+    } else {
+        c->pool = grok_threadpool_create(p->n_threads);
+        c->own_pool = true;
+        if (!c->pool) goto oom;
+    }
+    const int64_t nt = grok_threadpool_size(c->pool), B = c->n_batch, d = hp->d_model;
+    const int64_t qd = hp->n_heads * hp->head_dim, kvd = hp->n_kv_heads * hp->head_dim;
+    c->k_cache = alloc3(hp->n_layers * c->n_ctx, kvd, c->kv_elt);
+    c->v_cache = alloc3(hp->n_layers * c->n_ctx, kvd, c->kv_elt);
+    c->tokens = alloc3(c->n_ctx, 1, sizeof(int32_t));
+    c->logits = alloc3(hp->n_vocab, 1, sizeof(float));
+    c->h = alloc3(B, d, sizeof(float));
+    c->x = alloc3(B, d, sizeof(float));
+    c->q = alloc3(B, qd, sizeof(float));
+    c->k = alloc3(B, kvd, sizeof(float));
+    c->v = alloc3(B, kvd, sizeof(float));
+    c->att = alloc3(B, qd, sizeof(float));
+    c->proj = alloc3(B, d, sizeof(float));
+    c->rope_cs = alloc3(B, hp->head_dim, sizeof(float));
+    c->scores = alloc3(nt, c->n_ctx, sizeof(float));
+    c->vbuf = alloc3(nt, hp->head_dim, sizeof(float));
+    c->router = alloc3(B, hp->n_experts, sizeof(float));
+    c->sel = alloc3(B, hp->n_experts_used, sizeof(int32_t));
+    c->gates = alloc3(B, hp->n_experts_used, sizeof(float));
+    c->group = alloc3(B, 1, sizeof(int32_t));
+    c->gx = alloc3(B, d, sizeof(float));
+    c->hg = alloc3(B, hp->n_ff, sizeof(float));
+    c->hu = alloc3(B, hp->n_ff, sizeof(float));
+    c->eo = alloc3(B, d, sizeof(float));
+    c->bt = alloc3(B, 1, sizeof(batch_tok));
+    if (!c->bt || !c->k_cache || !c->v_cache || !c->tokens || !c->logits || !c->h || !c->x || !c->q ||
+        !c->k || !c->v || !c->att || !c->proj || !c->rope_cs || !c->scores || !c->vbuf ||
+        !c->router || !c->sel || !c->gates || !c->group || !c->gx || !c->hg || !c->hu || !c->eo)
+        goto oom;
+    return c;
+oom:
+    snprintf(err, err_size, "out of memory for a context of %" PRId64 " tokens",
+             p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train);
+    grok_context_free(c);
+    return NULL;
+}
+
+int64_t grok_context_pos(const grok_context *c) { return c->pos; }
+int64_t grok_context_n_ctx(const grok_context *c) { return c->n_ctx; }
+int64_t grok_context_n_batch(const grok_context *c) { return c->n_batch; }
+const int32_t *grok_context_tokens(const grok_context *c) { return c->tokens; }
+const float *grok_context_logits(const grok_context *c) { return c->logits; }
+void grok_context_truncate(grok_context *c, int64_t pos) {
+    if (pos >= 0 && pos < c->pos) c->pos = pos;
+}
+
+/* ---- elementwise pieces ---- */
+
+static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
+    double ss = 0;
+    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float inv = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
+    for (int64_t i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
+}
+
+static float gelu_tanh(float x) {
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+/* Half-split ("NeoX") rotation of one head vector by the angles in cs
+ * (cos of the D/2 frequencies, then their sin). */
+static void rope_apply(float *x, const float *cs, int64_t D) {
+    const int64_t h = D / 2;
+    for (int64_t i = 0; i < h; i++) {
+        float c = cs[i], s = cs[h + i], a = x[i], b = x[i + h];
+        x[i] = a * c - b * s;
+        x[i + h] = b * c + a * s;
+    }
+}
+
+static void rope_angles(float *cs, int64_t pos, int64_t D, float base) {
+    const int64_t h = D / 2;
+    for (int64_t i = 0; i < h; i++) {
+        double theta = (double)pos / pow((double)base, (double)(2 * i) / (double)D);
+        cs[i] = (float)cos(theta);
+        cs[h + i] = (float)sin(theta);
+    }
+}
+
+/* ---- attention ---- */
+
+typedef struct {
+    grok_context *c; /* scratch owner */
+    int64_t il, n;
+} attn_job;
+
+static float kv_get(const grok_context *c, const void *base, size_t idx) {
+    if (c->kv_type == GROK_TYPE_F16) {
+        uint16_t h;
+        memcpy(&h, (const uint8_t *)base + idx * 2, 2);
+        return grok_fp16_to_fp32(h);
+    }
+    return ((const float *)base)[idx];
+}
+
+static void attn_task(void *arg, int ith, int nth) {
+    const attn_job *j = arg;
+    const grok_context *S = j->c;
+    const grok_hparams *hp = &S->m->hp;
+    const int64_t D = hp->head_dim, H = hp->n_heads, G = hp->n_heads / hp->n_kv_heads;
+    const int64_t kvd = hp->n_kv_heads * D;
+    float *p = S->scores + (size_t)ith * (size_t)S->n_ctx;
+    float *vrow = S->vbuf + (size_t)ith * (size_t)D;
+    const float cap = hp->attn_softcap, scale = hp->attn_scale;
+    const int32_t pad = hp->pad_id;
+
+    for (int64_t job = ith; job < j->n * H; job += nth) {
+        const int64_t t = job / H, head = job % H, kvh = head / G;
+        const grok_context *c = S->bt[t].seq; /* the cache this token attends over */
+        const size_t layer_off = (size_t)j->il * (size_t)c->n_ctx * (size_t)kvd;
+        const int64_t npos = S->bt[t].pos + 1; /* causal window: keys 0..pos */
+        const float *qv = S->q + t * H * D + head * D;
+        float mx = -INFINITY;
+        bool any = false;
+        for (int64_t s = 0; s < npos; s++) {
+            if (pad >= 0 && c->tokens[s] == pad) {
+                p[s] = -INFINITY;
+                continue;
+            }
+            size_t base = layer_off + (size_t)s * (size_t)kvd + (size_t)(kvh * D);
+            float dot = 0;
+            if (c->kv_type == GROK_TYPE_F32) {
+                const float *kv = (const float *)c->k_cache + base;
+                for (int64_t i = 0; i < D; i++) dot += qv[i] * kv[i];
+            } else {
+                for (int64_t i = 0; i < D; i++) dot += qv[i] * kv_get(c, c->k_cache, base + (size_t)i);
+            }
+            float sc = cap * tanhf(dot * scale / cap);
+            p[s] = sc;
+            if (sc > mx) mx = sc;
+            any = true;
+        }
+        /* Every key masked (only PAD so far): the official code's -1e30 fill
+         * makes all scores equal, i.e. a plain average; over the causal
+         * window here, since a cache cannot see later tokens. */
+        double sum = 0;
+        for (int64_t s = 0; s < npos; s++) {
+            float e = any ? (p[s] == -INFINITY ? 0.0f : expf(p[s] - mx)) : 1.0f;
+            p[s] = e;
+            sum += e;
+        }
+        float inv = (float)(1.0 / sum);
+        float *out = S->att + t * H * D + head * D;
+        for (int64_t i = 0; i < D; i++) out[i] = 0;
+        for (int64_t s = 0; s < npos; s++) {
+            float w = p[s] * inv;
+            if (w == 0) continue;
+            size_t base = layer_off + (size_t)s * (size_t)kvd + (size_t)(kvh * D);
+            const float *vv;
+            if (c->kv_type == GROK_TYPE_F32) {
+                vv = (const float *)c->v_cache + base;
+            } else {
+                for (int64_t i = 0; i < D; i++) vrow[i] = kv_get(c, c->v_cache, base + (size_t)i);
+                vv = vrow;
+            }
+            for (int64_t i = 0; i < D; i++) out[i] += w * vv[i];
+        }
+    }
+}
+
+/* ---- MoE ---- */
+
+/* Router softmax and top-k (ties: the lower expert index), gates are the
+ * raw probabilities (no renormalisation). PAD tokens are routed like any
+ * other: the official Router can multiply by a padding mask, but
+ * MoELayer.__call__ drops the mask before calling it. */
+static void route(grok_context *c, int64_t n) {
+    const grok_hparams *hp = &c->m->hp;
+    const int64_t E = hp->n_experts, K = hp->n_experts_used;
+    for (int64_t t = 0; t < n; t++) {
+        float *r = c->router + t * E;
+        float mx = r[0];
+        for (int64_t e = 1; e < E; e++) mx = fmaxf(mx, r[e]);
+        double sum = 0;
+        for (int64_t e = 0; e < E; e++) sum += (r[e] = expf(r[e] - mx));
+        for (int64_t e = 0; e < E; e++) r[e] = (float)(r[e] / sum);
+        for (int64_t k = 0; k < K; k++) {
+            int64_t best = -1;
+            for (int64_t e = 0; e < E; e++) {
+                bool taken = false;
+                for (int64_t kk = 0; kk < k; kk++) taken |= c->sel[t * K + kk] == e;
+                if (!taken && (best < 0 || r[e] > r[best])) best = e;
+            }
+            c->sel[t * K + k] = (int32_t)best;
+            c->gates[t * K + k] = r[best];
+        }
+    }
+}
+
+static void moe(grok_context *c, const grok_layer *L, int64_t n) {
+    const grok_hparams *hp = &c->m->hp;
+    const int64_t d = hp->d_model, ff = hp->n_ff, K = hp->n_experts_used;
+    memset(c->proj, 0, (size_t)(n * d) * sizeof(float));
+    for (int64_t e = 0; e < hp->n_experts; e++) {
+        int64_t m = 0;
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t k = 0; k < K; k++)
+                if (c->sel[t * K + k] == e && c->gates[t * K + k] != 0) c->group[m++] = (int32_t)(t * K + k);
+        if (m == 0) continue; /* this expert's weights are not read at all */
+        for (int64_t i = 0; i < m; i++)
+            memcpy(c->gx + i * d, c->x + (c->group[i] / K) * d, (size_t)d * sizeof(float));
+        grok_mat gate = L->gate, up = L->up, down = L->down;
+        gate.data += (size_t)e * L->gate_stride;
+        up.data += (size_t)e * L->up_stride;
+        down.data += (size_t)e * L->down_stride;
+        grok_matmul(c->pool, &gate, c->gx, d, c->hg, ff, m);
+        grok_matmul(c->pool, &up, c->gx, d, c->hu, ff, m);
+        for (int64_t i = 0; i < m * ff; i++) c->hg[i] = gelu_tanh(c->hg[i]) * c->hu[i];
+        grok_matmul(c->pool, &down, c->hg, ff, c->eo, d, m);
+        for (int64_t i = 0; i < m; i++) {
+            const int64_t t = c->group[i] / K;
+            const float g = c->gates[c->group[i]];
+            for (int64_t j = 0; j < d; j++) c->proj[t * d + j] += g * c->eo[i * d + j];
+        }
+    }
+}
+
+/* ---- one batch ---- */
+
+static void store_kv(grok_context *c, int64_t il, int64_t pos, const float *k, const float *v) {
+    const int64_t kvd = c->m->hp.n_kv_heads * c->m->hp.head_dim;
+    size_t off = ((size_t)il * (size_t)c->n_ctx + (size_t)pos) * (size_t)kvd;
+    if (c->kv_type == GROK_TYPE_F32) {
+        memcpy((float *)c->k_cache + off, k, (size_t)kvd * 4);
+        memcpy((float *)c->v_cache + off, v, (size_t)kvd * 4);
+    } else {
+        const grok_type_kernels *kf = grok_kernels_get(GROK_TYPE_F16);
+        kf->from_f32(k, (uint8_t *)c->k_cache + off * 2, kvd);
+        kf->from_f32(v, (uint8_t *)c->v_cache + off * 2, kvd);
+    }
+}
+
+/* Runs the step described by S->bt[0..n) (n <= S->n_batch), using S's
+ * scratch and pool. Each token's K/V go into its own sequence's cache
+ * before attention, so tokens of one sequence in the same step see each
+ * other causally. Logits are computed only for tokens that ask for them. */
+static void forward(grok_context *S, int64_t n) {
+    const grok_model *m = S->m;
+    const grok_hparams *hp = &m->hp;
+    const int64_t d = hp->d_model, D = hp->head_dim, H = hp->n_heads, KVH = hp->n_kv_heads;
+    const int64_t qd = H * D, kvd = KVH * D, V = hp->n_vocab;
+    const grok_type_kernels *ek = grok_kernels_get(m->token_embd.type);
+    const batch_tok *bt = S->bt;
+
+    for (int64_t t = 0; t < n; t++) {
+        ek->to_f32(m->token_embd.data + (size_t)bt[t].token * m->token_embd.row_bytes, S->h + t * d, d);
+        for (int64_t i = 0; i < d; i++) S->h[t * d + i] *= hp->embedding_scale;
+        rope_angles(S->rope_cs + t * D, bt[t].pos, D, hp->rope_base);
+        bt[t].seq->tokens[bt[t].pos] = bt[t].token;
+    }
+    for (int64_t il = 0; il < hp->n_layers; il++) {
+        const grok_layer *L = &m->layers[il];
+        for (int64_t t = 0; t < n; t++)
+            rmsnorm(S->x + t * d, S->h + t * d, L->attn_norm, d, hp->norm_eps);
+        grok_matmul(S->pool, &L->wq, S->x, d, S->q, qd, n);
+        grok_matmul(S->pool, &L->wk, S->x, d, S->k, kvd, n);
+        grok_matmul(S->pool, &L->wv, S->x, d, S->v, kvd, n);
+        for (int64_t t = 0; t < n; t++) {
+            for (int64_t h = 0; h < H; h++) rope_apply(S->q + t * qd + h * D, S->rope_cs + t * D, D);
+            for (int64_t h = 0; h < KVH; h++) rope_apply(S->k + t * kvd + h * D, S->rope_cs + t * D, D);
+            store_kv(bt[t].seq, il, bt[t].pos, S->k + t * kvd, S->v + t * kvd);
+        }
+        attn_job aj = {S, il, n};
+        grok_threadpool_run(S->pool, attn_task, &aj);
+        grok_matmul(S->pool, &L->wo, S->att, qd, S->proj, d, n);
+        for (int64_t t = 0; t < n; t++) {
+            rmsnorm(S->x + t * d, S->proj + t * d, L->attn_out_norm, d, hp->norm_eps);
+            for (int64_t i = 0; i < d; i++) S->h[t * d + i] += S->x[t * d + i];
+        }
+        for (int64_t t = 0; t < n; t++)
+            rmsnorm(S->x + t * d, S->h + t * d, L->ffn_norm, d, hp->norm_eps);
+        grok_matmul(S->pool, &L->router, S->x, d, S->router, hp->n_experts, n);
+        route(S, n);
+        moe(S, L, n);
+        for (int64_t t = 0; t < n; t++) {
+            rmsnorm(S->x + t * d, S->proj + t * d, L->layer_out_norm, d, hp->norm_eps);
+            for (int64_t i = 0; i < d; i++) S->h[t * d + i] += S->x[t * d + i];
+        }
+    }
+    /* The output head is the largest matrix: run it once over the rows that
+     * want logits, straight into the caller's buffer when those rows are
+     * consecutive in it (grok logits), else through lbuf. */
+    int64_t cnt = 0;
+    float *first = NULL;
+    bool contiguous = true;
+    for (int64_t t = 0; t < n; t++) {
+        if (!bt[t].logits) continue;
+        if (!first) first = bt[t].logits;
+        if (bt[t].logits != first + cnt * V) contiguous = false;
+        rmsnorm(S->x + cnt * d, S->h + t * d, m->output_norm, d, hp->norm_eps);
+        cnt++;
+    }
+    if (cnt == 0) return;
+    if (!contiguous && S->lbuf_rows < cnt) {
+        float *b = realloc(S->lbuf, (size_t)cnt * (size_t)V * sizeof(float));
+        if (b) S->lbuf = b, S->lbuf_rows = cnt;
+    }
+    if (contiguous || S->lbuf_rows >= cnt) {
+        float *out = contiguous ? first : S->lbuf;
+        grok_matmul(S->pool, &m->output, S->x, d, out, V, cnt);
+        if (!contiguous)
+            for (int64_t t = 0, r = 0; t < n; t++)
+                if (bt[t].logits)
+                    memcpy(bt[t].logits, S->lbuf + (r++) * V, (size_t)V * sizeof(float));
+    } else { /* no memory for the staging rows: one row at a time */
+        for (int64_t t = 0, r = 0; t < n; t++)
+            if (bt[t].logits) grok_matmul(S->pool, &m->output, S->x + (r++) * d, d, bt[t].logits, V, 1);
+    }
+    for (int64_t t = 0; t < n; t++)
+        if (bt[t].logits)
+            for (int64_t i = 0; i < V; i++) bt[t].logits[i] *= hp->logit_scale;
+}
+
+/* Checks ids and room before anything is written. */
+static int check_tokens(const grok_context *c, const int32_t *tokens, int64_t n, const char *what,
+                        char *err, size_t err_size) {
+    const int64_t V = c->m->hp.n_vocab;
+    if (n <= 0) {
+        snprintf(err, err_size, "%s: no tokens given", what);
+        return -1;
+    }
+    if (n > c->n_ctx - c->pos) {
+        snprintf(err, err_size,
+                 "%s: %" PRId64 " tokens do not fit: %" PRId64 " of the context's %" PRId64
+                 " positions are used",
+                 what, n, c->pos, c->n_ctx);
+        return -1;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V) {
+            snprintf(err, err_size, "%s: token %" PRId64 " has id %" PRId32 ", outside [0, %" PRId64 ")",
+                     what, i, tokens[i], V);
+            return -1;
+        }
+    return 0;
+}
+
+int grok_decode(grok_context *c, const int32_t *tokens, int64_t n, float *all_logits, char *err,
+                size_t err_size) {
+    if (check_tokens(c, tokens, n, "decode", err, err_size)) return -1;
+    const int64_t V = c->m->hp.n_vocab;
+    for (int64_t i = 0; i < n; i += c->n_batch) {
+        int64_t nb = n - i < c->n_batch ? n - i : c->n_batch;
+        for (int64_t t = 0; t < nb; t++) {
+            c->bt[t] = (batch_tok){c, c->pos + t, tokens[i + t], NULL};
+            if (all_logits) c->bt[t].logits = all_logits + (i + t) * V;
+        }
+        bool last_chunk = i + nb == n;
+        if (!all_logits && last_chunk) c->bt[nb - 1].logits = c->logits;
+        forward(c, nb);
+        if (all_logits && last_chunk)
+            memcpy(c->logits, all_logits + (n - 1) * V, (size_t)V * sizeof(float));
+        c->pos += nb;
+    }
+    return 0;
+}
+
+int grok_decode_multi(grok_context *const *ctxs, const int32_t *const *tokens, const int64_t *n,
+                      int64_t n_seqs, char *err, size_t err_size) {
+    if (n_seqs <= 0) {
+        snprintf(err, err_size, "decode_multi: no sequences given");
+        return -1;
+    }
+    grok_context *S = ctxs[0];
+    int64_t total = 0;
+    for (int64_t i = 0; i < n_seqs; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "decode_multi: sequence %" PRId64, i);
+        if (ctxs[i]->m != S->m) {
+            snprintf(err, err_size, "%s belongs to another model", what);
+            return -1;
+        }
+        for (int64_t j = 0; j < i; j++)
+            if (ctxs[j] == ctxs[i]) {
+                snprintf(err, err_size, "%s repeats sequence %" PRId64, what, j);
+                return -1;
+            }
+        if (check_tokens(ctxs[i], tokens[i], n[i], what, err, err_size)) return -1;
+        if (ctxs[i]->pos + n[i] > S->n_ctx) {
+            snprintf(err, err_size, "%s reaches position %" PRId64 ", past the first context's %" PRId64,
+                     what, ctxs[i]->pos + n[i], S->n_ctx);
+            return -1;
+        }
+        total += n[i];
+    }
+    if (total > S->n_batch) {
+        snprintf(err, err_size, "decode_multi: %" PRId64 " tokens exceed the batch size %" PRId64,
+                 total, S->n_batch);
+        return -1;
+    }
+    int64_t t = 0;
+    for (int64_t i = 0; i < n_seqs; i++)
+        for (int64_t k = 0; k < n[i]; k++, t++)
+            S->bt[t] = (batch_tok){ctxs[i], ctxs[i]->pos + k, tokens[i][k],
+                                   k == n[i] - 1 ? ctxs[i]->logits : NULL};
+    forward(S, total);
+    for (int64_t i = 0; i < n_seqs; i++) ctxs[i]->pos += n[i];
+    return 0;
+}

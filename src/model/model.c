@@ -1,0 +1,346 @@
+/*
+ * model.c - binds a Grok-architecture GGUF file to the model structure.
+ *
+ * Hyperparameters come from the grok.* keys (Grok-1's constants where the
+ * optional multiplier keys are absent, as llama.cpp does); every required
+ * tensor is looked up by llama.cpp's name and checked for shape and type
+ * before any math runs, so a bad file fails here with a message and never
+ * inside the forward pass. Weights are used where they lie in the memory
+ * map; only the small norm vectors are copied to f32.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+
+#define ERRF(...) (snprintf(err, err_size, __VA_ARGS__), -1)
+
+grok_hparams grok_hparams_grok1(void) {
+    grok_hparams hp = {
+        .n_vocab = 131072,
+        .d_model = 6144,
+        .n_layers = 64,
+        .n_heads = 48,
+        .n_kv_heads = 8,
+        .head_dim = 128,
+        .n_ff = 32768,
+        .n_experts = 8,
+        .n_experts_used = 2,
+        .n_ctx_train = 8192,
+        .rope_base = 10000.0f,
+        .norm_eps = 1e-5f,
+        .embedding_scale = 78.38367176906169f,
+        .logit_scale = 0.5773502691896257f,
+        .attn_scale = 0.08838834764831845f,
+        .attn_softcap = 30.0f,
+        .pad_id = 0,
+    };
+    return hp;
+}
+
+/* Parameters of one layer's attention (q, k, v, o) and its four norms. */
+static int64_t attn_params(const grok_hparams *hp) {
+    int64_t q = hp->n_heads * hp->head_dim, kv = hp->n_kv_heads * hp->head_dim;
+    return hp->d_model * (2 * q + 2 * kv);
+}
+static int64_t expert_params(const grok_hparams *hp) { return 3 * hp->d_model * hp->n_ff; }
+
+int64_t grok_hparams_n_params(const grok_hparams *hp) {
+    int64_t layer = attn_params(hp) + 4 * hp->d_model + hp->d_model * hp->n_experts +
+                    hp->n_experts * expert_params(hp);
+    return hp->n_vocab * hp->d_model + hp->n_layers * layer + hp->d_model;
+}
+
+int64_t grok_hparams_n_params_active(const grok_hparams *hp) {
+    int64_t layer = attn_params(hp) + 4 * hp->d_model + hp->d_model * hp->n_experts +
+                    hp->n_experts_used * expert_params(hp);
+    /* the output head: every logit reads the whole (tied) matrix */
+    return hp->n_vocab * hp->d_model + hp->n_layers * layer + hp->d_model;
+}
+
+/* ---- hyperparameters <-> GGUF ---- */
+
+static int get_i64_req(const gguf_file *f, const char *key, int64_t *out, char *err,
+                       size_t err_size) {
+    int rc = gguf_get_i64(f, key, out);
+    if (rc == -1) return ERRF("%s: required key '%s' is missing", gguf_path(f), key);
+    if (rc != 0) return ERRF("%s: key '%s' is not an integer", gguf_path(f), key);
+    return 0;
+}
+
+static int get_f32_opt(const gguf_file *f, const char *key, float *out, char *err,
+                       size_t err_size) {
+    double v;
+    int rc = gguf_get_f64(f, key, &v);
+    if (rc == -1) return 0; /* keep the default */
+    if (rc != 0 || !isfinite(v)) return ERRF("%s: key '%s' is not a finite number", gguf_path(f), key);
+    *out = (float)v;
+    return 0;
+}
+
+int grok_hparams_from_gguf(const gguf_file *f, grok_hparams *hp, char *err, size_t err_size) {
+    const char *arch;
+    size_t arch_len;
+    if (gguf_get_str(f, "general.architecture", &arch, &arch_len) != 0)
+        return ERRF("%s: key 'general.architecture' is missing or not a string", gguf_path(f));
+    if (strcmp(arch, "grok") != 0)
+        return ERRF("%s: general.architecture is '%s'; only 'grok' models are supported",
+                    gguf_path(f), arch);
+    *hp = grok_hparams_grok1();
+    if (get_i64_req(f, "grok.embedding_length", &hp->d_model, err, err_size) ||
+        get_i64_req(f, "grok.block_count", &hp->n_layers, err, err_size) ||
+        get_i64_req(f, "grok.feed_forward_length", &hp->n_ff, err, err_size) ||
+        get_i64_req(f, "grok.attention.head_count", &hp->n_heads, err, err_size) ||
+        get_i64_req(f, "grok.expert_count", &hp->n_experts, err, err_size) ||
+        get_i64_req(f, "grok.expert_used_count", &hp->n_experts_used, err, err_size) ||
+        get_i64_req(f, "grok.context_length", &hp->n_ctx_train, err, err_size))
+        return -1;
+    hp->n_kv_heads = hp->n_heads;
+    if (gguf_get_i64(f, "grok.attention.head_count_kv", &hp->n_kv_heads) == -2)
+        return ERRF("%s: key 'grok.attention.head_count_kv' is not an integer", gguf_path(f));
+    hp->head_dim = hp->n_heads > 0 ? hp->d_model / hp->n_heads : 0;
+    if (gguf_get_i64(f, "grok.attention.key_length", &hp->head_dim) == -2)
+        return ERRF("%s: key 'grok.attention.key_length' is not an integer", gguf_path(f));
+    if (get_f32_opt(f, "grok.attention.layer_norm_rms_epsilon", &hp->norm_eps, err, err_size) ||
+        get_f32_opt(f, "grok.rope.freq_base", &hp->rope_base, err, err_size) ||
+        get_f32_opt(f, "grok.embedding_scale", &hp->embedding_scale, err, err_size) ||
+        get_f32_opt(f, "grok.logit_scale", &hp->logit_scale, err, err_size) ||
+        get_f32_opt(f, "grok.attention.output_scale", &hp->attn_scale, err, err_size) ||
+        get_f32_opt(f, "grok.attn_logit_softcapping", &hp->attn_softcap, err, err_size))
+        return -1;
+    /* The vocabulary size is the embedding's row count (checked at binding). */
+    const gguf_tensor *te = gguf_find_tensor(f, GROK_TN_TOKEN_EMBD);
+    hp->n_vocab = te ? te->ne[1] : 0;
+    int64_t pad = -1;
+    hp->pad_id = -1;
+    if (gguf_get_i64(f, "tokenizer.ggml.padding_token_id", &pad) == 0 && pad >= 0 &&
+        pad < hp->n_vocab)
+        hp->pad_id = (int32_t)pad;
+    return grok_hparams_validate(hp, gguf_path(f), err, err_size);
+}
+
+int grok_hparams_validate(const grok_hparams *hp, const char *where, char *err, size_t err_size) {
+    const int64_t LIM = (int64_t)1 << 24; /* no dimension of a real model comes near */
+#define CHECK_DIM(field, lo)                                                                   \
+    if (hp->field < (lo) || hp->field > LIM)                                                   \
+        return ERRF("%s: %s = %" PRId64 " is out of range [%d, %" PRId64 "]", where, #field, \
+                    hp->field, (int)(lo), LIM);
+    CHECK_DIM(n_vocab, 1)
+    CHECK_DIM(d_model, 1)
+    CHECK_DIM(n_layers, 1)
+    CHECK_DIM(n_heads, 1)
+    CHECK_DIM(n_kv_heads, 1)
+    CHECK_DIM(head_dim, 2)
+    CHECK_DIM(n_ff, 1)
+    CHECK_DIM(n_experts, 1)
+    CHECK_DIM(n_experts_used, 1)
+    CHECK_DIM(n_ctx_train, 1)
+#undef CHECK_DIM
+    if (hp->n_heads % hp->n_kv_heads != 0)
+        return ERRF("%s: head_count %" PRId64 " is not a multiple of head_count_kv %" PRId64, where,
+                    hp->n_heads, hp->n_kv_heads);
+    if (hp->head_dim % 2 != 0)
+        return ERRF("%s: head dimension %" PRId64 " must be even for RoPE", where, hp->head_dim);
+    if (hp->n_experts_used > hp->n_experts)
+        return ERRF("%s: expert_used_count %" PRId64 " exceeds expert_count %" PRId64, where,
+                    hp->n_experts_used, hp->n_experts);
+    if (!(hp->norm_eps > 0) || !(hp->rope_base > 0) || !(hp->attn_softcap > 0) ||
+        !isfinite(hp->embedding_scale) || !isfinite(hp->logit_scale) || !isfinite(hp->attn_scale))
+        return ERRF("%s: eps, rope base and softcap must be positive and the multipliers finite",
+                    where);
+    return 0;
+}
+
+int grok_hparams_to_gguf(const grok_hparams *hp, gguf_writer *w) {
+    int rc = 0;
+    rc |= gguf_writer_set_str(w, "general.architecture", "grok");
+    rc |= gguf_writer_set_u32(w, "grok.context_length", (uint32_t)hp->n_ctx_train);
+    rc |= gguf_writer_set_u32(w, "grok.embedding_length", (uint32_t)hp->d_model);
+    rc |= gguf_writer_set_u32(w, "grok.block_count", (uint32_t)hp->n_layers);
+    rc |= gguf_writer_set_u32(w, "grok.feed_forward_length", (uint32_t)hp->n_ff);
+    rc |= gguf_writer_set_u32(w, "grok.attention.head_count", (uint32_t)hp->n_heads);
+    rc |= gguf_writer_set_u32(w, "grok.attention.head_count_kv", (uint32_t)hp->n_kv_heads);
+    rc |= gguf_writer_set_u32(w, "grok.attention.key_length", (uint32_t)hp->head_dim);
+    rc |= gguf_writer_set_u32(w, "grok.attention.value_length", (uint32_t)hp->head_dim);
+    rc |= gguf_writer_set_f32(w, "grok.attention.layer_norm_rms_epsilon", hp->norm_eps);
+    rc |= gguf_writer_set_f32(w, "grok.rope.freq_base", hp->rope_base);
+    rc |= gguf_writer_set_u32(w, "grok.expert_count", (uint32_t)hp->n_experts);
+    rc |= gguf_writer_set_u32(w, "grok.expert_used_count", (uint32_t)hp->n_experts_used);
+    rc |= gguf_writer_set_f32(w, "grok.embedding_scale", hp->embedding_scale);
+    rc |= gguf_writer_set_f32(w, "grok.logit_scale", hp->logit_scale);
+    rc |= gguf_writer_set_f32(w, "grok.attention.output_scale", hp->attn_scale);
+    rc |= gguf_writer_set_f32(w, "grok.attn_logit_softcapping", hp->attn_softcap);
+    return rc ? -1 : 0;
+}
+
+void grok_tensor_name(char *buf, size_t size, int64_t il, const char *what) {
+    snprintf(buf, size, "blk.%" PRId64 ".%s.weight", il, what);
+}
+
+/* ---- binding tensors ---- */
+
+/* Finds name and checks its shape is exactly ne[0..n_dims) and its type
+ * computable. */
+static const gguf_tensor *need_tensor(const gguf_file *f, const char *name, int32_t n_dims,
+                                      const int64_t *ne, char *err, size_t err_size) {
+    const gguf_tensor *t = gguf_find_tensor(f, name);
+    if (!t) {
+        snprintf(err, err_size, "%s: required tensor '%s' is missing", gguf_path(f), name);
+        return NULL;
+    }
+    bool ok = t->n_dims <= n_dims || (t->n_dims == n_dims + 1 && t->ne[n_dims] == 1);
+    for (int d = 0; d < GGUF_MAX_DIMS && ok; d++) ok = t->ne[d] == (d < n_dims ? ne[d] : 1);
+    if (!ok) {
+        char want[96] = "", got[96] = "";
+        for (int d = 0; d < n_dims; d++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%" PRId64, d ? ", " : "",
+                     ne[d]);
+        for (int d = 0; d < t->n_dims; d++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%" PRId64, d ? ", " : "",
+                     t->ne[d]);
+        snprintf(err, err_size, "%s: tensor '%s' has shape [%s], the hyperparameters need [%s]",
+                 gguf_path(f), name, got, want);
+        return NULL;
+    }
+    if (!grok_kernels_get(t->type)) {
+        const grok_type_traits *tr = grok_type_get_traits(t->type);
+        snprintf(err, err_size, "%s: tensor '%s' has type %s, which this build cannot compute with",
+                 gguf_path(f), name, tr ? tr->name : "?");
+        return NULL;
+    }
+    return t;
+}
+
+static int bind_mat(const gguf_file *f, const char *name, int64_t rows, int64_t cols,
+                    int64_t n_mats, grok_mat *m, size_t *stride, char *err, size_t err_size) {
+    int64_t ne[3] = {cols, rows, n_mats};
+    const gguf_tensor *t = need_tensor(f, name, n_mats > 1 || stride ? 3 : 2, ne, err, err_size);
+    if (!t) return -1;
+    m->data = t->data;
+    m->type = (grok_type)t->type;
+    m->rows = rows;
+    m->cols = cols;
+    m->row_bytes = (size_t)grok_type_row_size(t->type, cols);
+    if (stride) *stride = m->row_bytes * (size_t)rows;
+    return 0;
+}
+
+static float *bind_norm(const gguf_file *f, const char *name, int64_t n, char *err,
+                        size_t err_size) {
+    const gguf_tensor *t = need_tensor(f, name, 1, &n, err, err_size);
+    if (!t) return NULL;
+    float *v = malloc((size_t)n * sizeof(float));
+    if (!v) {
+        snprintf(err, err_size, "%s: out of memory for '%s'", gguf_path(f), name);
+        return NULL;
+    }
+    grok_kernels_get(t->type)->to_f32(t->data, v, n);
+    return v;
+}
+
+void grok_model_free(grok_model *m) {
+    if (!m) return;
+    if (m->layers) {
+        for (int64_t il = 0; il < m->hp.n_layers; il++) {
+            grok_layer *L = &m->layers[il];
+            free(L->attn_norm);
+            free(L->attn_out_norm);
+            free(L->ffn_norm);
+            free(L->layer_out_norm);
+        }
+        free(m->layers);
+    }
+    free(m->output_norm);
+    grok_tokenizer_free(m->tok);
+    gguf_close(m->file);
+    free(m);
+}
+
+grok_model *grok_model_load(const char *path, char *err, size_t err_size) {
+    grok_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, err_size, "%s: out of memory", path);
+        return NULL;
+    }
+    m->file = gguf_open(path, err, err_size);
+    if (!m->file) goto fail;
+    const gguf_file *f = m->file;
+    if (grok_hparams_from_gguf(f, &m->hp, err, err_size)) goto fail;
+    const grok_hparams *hp = &m->hp;
+    const int64_t d = hp->d_model, q = hp->n_heads * hp->head_dim,
+                  kv = hp->n_kv_heads * hp->head_dim;
+
+    if (bind_mat(f, GROK_TN_TOKEN_EMBD, hp->n_vocab, d, 1, &m->token_embd, NULL, err, err_size))
+        goto fail;
+    m->tied = gguf_find_tensor(f, GROK_TN_OUTPUT) == NULL;
+    if (m->tied)
+        m->output = m->token_embd;
+    else if (bind_mat(f, GROK_TN_OUTPUT, hp->n_vocab, d, 1, &m->output, NULL, err, err_size))
+        goto fail;
+    if (!(m->output_norm = bind_norm(f, GROK_TN_OUTPUT_NORM, d, err, err_size))) goto fail;
+
+    m->layers = calloc((size_t)hp->n_layers, sizeof(grok_layer));
+    if (!m->layers) {
+        snprintf(err, err_size, "%s: out of memory", path);
+        goto fail;
+    }
+    for (int64_t il = 0; il < hp->n_layers; il++) {
+        grok_layer *L = &m->layers[il];
+        char n[96];
+#define NAME(what) (grok_tensor_name(n, sizeof n, il, what), n)
+        if (!(L->attn_norm = bind_norm(f, NAME("attn_norm"), d, err, err_size)) ||
+            !(L->attn_out_norm = bind_norm(f, NAME("attn_output_norm"), d, err, err_size)) ||
+            !(L->ffn_norm = bind_norm(f, NAME("ffn_norm"), d, err, err_size)) ||
+            !(L->layer_out_norm = bind_norm(f, NAME("layer_output_norm"), d, err, err_size)))
+            goto fail;
+        if (bind_mat(f, NAME("attn_q"), q, d, 1, &L->wq, NULL, err, err_size) ||
+            bind_mat(f, NAME("attn_k"), kv, d, 1, &L->wk, NULL, err, err_size) ||
+            bind_mat(f, NAME("attn_v"), kv, d, 1, &L->wv, NULL, err, err_size) ||
+            bind_mat(f, NAME("attn_output"), d, q, 1, &L->wo, NULL, err, err_size) ||
+            bind_mat(f, NAME("ffn_gate_inp"), hp->n_experts, d, 1, &L->router, NULL, err,
+                     err_size) ||
+            bind_mat(f, NAME("ffn_gate_exps"), hp->n_ff, d, hp->n_experts, &L->gate,
+                     &L->gate_stride, err, err_size) ||
+            bind_mat(f, NAME("ffn_up_exps"), hp->n_ff, d, hp->n_experts, &L->up, &L->up_stride,
+                     err, err_size) ||
+            bind_mat(f, NAME("ffn_down_exps"), d, hp->n_ff, hp->n_experts, &L->down,
+                     &L->down_stride, err, err_size))
+            goto fail;
+#undef NAME
+    }
+    if (gguf_find_kv(f, "tokenizer.ggml.tokens") >= 0) {
+        m->tok = grok_tokenizer_from_gguf(f, err, err_size);
+        if (!m->tok) goto fail;
+        if (grok_tokenizer_n_vocab(m->tok) > hp->n_vocab) {
+            snprintf(err, err_size, "%s: the vocabulary has %" PRId64 " pieces but token_embd only %" PRId64 " rows",
+                     path, grok_tokenizer_n_vocab(m->tok), hp->n_vocab);
+            goto fail;
+        }
+    }
+    return m;
+fail:
+    grok_model_free(m);
+    return NULL;
+}
+
+const grok_hparams *grok_model_hparams(const grok_model *m) { return &m->hp; }
+const gguf_file *grok_model_gguf(const grok_model *m) { return m->file; }
+const grok_tokenizer *grok_model_tokenizer(const grok_model *m) { return m->tok; }
+
+int64_t grok_model_bytes_per_token(const grok_model *m) {
+    const grok_hparams *hp = &m->hp;
+    int64_t total = (int64_t)(m->output.row_bytes * (size_t)m->output.rows);
+    total += (int64_t)m->token_embd.row_bytes; /* the one embedding row looked up */
+    for (int64_t il = 0; il < hp->n_layers; il++) {
+        const grok_layer *L = &m->layers[il];
+        total += (int64_t)(L->wq.row_bytes * (size_t)L->wq.rows + L->wk.row_bytes * (size_t)L->wk.rows +
+                           L->wv.row_bytes * (size_t)L->wv.rows + L->wo.row_bytes * (size_t)L->wo.rows +
+                           L->router.row_bytes * (size_t)L->router.rows);
+        total += hp->n_experts_used * (int64_t)(L->gate_stride + L->up_stride + L->down_stride);
+    }
+    return total;
+}

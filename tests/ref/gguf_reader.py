@@ -1,0 +1,273 @@
+"""gguf_reader.py - a small GGUF (v2/v3) reader in pure Python + NumPy.
+
+It exists so the test oracle (grok_ref.py) reads model files without
+sharing a line with the C loader it checks: a bug in the C parser cannot
+hide behind the same bug here. It reads every metadata value type
+(arrays of strings included), the tensor infos, honours general.alignment,
+follows llama.cpp's split layout (NAME-00001-of-0000N.gguf), and turns
+F32, F16, BF16 and Q8_0 tensors into float32 arrays whose NumPy shape is
+ggml's ne reversed (ne[0] varies fastest, so it is the last NumPy axis).
+
+Run as a script it prints a file's metadata and tensor list.
+"""
+
+import re
+import struct
+import sys
+
+import numpy as np
+
+GGUF_MAGIC = b"GGUF"
+
+# Metadata value types (gguf_type in the format description).
+T_UINT8, T_INT8, T_UINT16, T_INT16, T_UINT32, T_INT32, T_FLOAT32, T_BOOL = range(8)
+T_STRING, T_ARRAY, T_UINT64, T_INT64, T_FLOAT64 = 8, 9, 10, 11, 12
+
+_SCALAR = {
+    T_UINT8: "<u1", T_INT8: "<i1", T_UINT16: "<u2", T_INT16: "<i2",
+    T_UINT32: "<u4", T_INT32: "<i4", T_FLOAT32: "<f4", T_BOOL: "<u1",
+    T_UINT64: "<u8", T_INT64: "<i8", T_FLOAT64: "<f8",
+}
+
+# ggml tensor types: number -> (name, elements per block, bytes per block).
+# Only the sizes matter for types we cannot dequantize; they let the reader
+# check that every tensor lies inside its file.
+GGML_TYPES = {
+    0: ("f32", 1, 4), 1: ("f16", 1, 2), 2: ("q4_0", 32, 18), 3: ("q4_1", 32, 20),
+    6: ("q5_0", 32, 22), 7: ("q5_1", 32, 24), 8: ("q8_0", 32, 34), 9: ("q8_1", 32, 36),
+    10: ("q2_K", 256, 84), 11: ("q3_K", 256, 110), 12: ("q4_K", 256, 144),
+    13: ("q5_K", 256, 176), 14: ("q6_K", 256, 210), 15: ("q8_K", 256, 292),
+    24: ("i8", 1, 1), 25: ("i16", 1, 2), 26: ("i32", 1, 4), 27: ("i64", 1, 8),
+    28: ("f64", 1, 8), 30: ("bf16", 1, 2),
+}
+TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_BF16 = 0, 1, 8, 30
+
+SPLIT_RE = re.compile(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$")
+
+
+class GGUFError(Exception):
+    pass
+
+
+class TensorInfo:
+    """One tensor: name, ggml ne (fastest first), type, and where its bytes are."""
+
+    def __init__(self, name, ne, ttype, offset, path, data_start):
+        self.name = name
+        self.ne = ne
+        self.type = ttype
+        self.offset = offset          # relative to its file's data section
+        self.path = path
+        self.data_start = data_start  # absolute offset of that data section
+        self.n_elements = int(np.prod(ne, dtype=np.int64)) if ne else 1
+
+    @property
+    def type_name(self):
+        return GGML_TYPES.get(self.type, ("type%d" % self.type, 0, 0))[0]
+
+    def n_bytes(self):
+        if self.type not in GGML_TYPES:
+            return None
+        _, bs, ts = GGML_TYPES[self.type]
+        if self.ne[0] % bs:
+            raise GGUFError("%s: tensor %s: ne[0]=%d is not a multiple of the %s block (%d)"
+                            % (self.path, self.name, self.ne[0], self.type_name, bs))
+        return self.n_elements // bs * ts
+
+
+class _Cursor:
+    """Bounds-checked little-endian reads over a bytes-like buffer."""
+
+    def __init__(self, buf, path):
+        self.buf = buf
+        self.pos = 0
+        self.path = path
+
+    def take(self, n, what):
+        if n < 0 or self.pos + n > len(self.buf):
+            raise GGUFError("%s: %s at byte %d: file ends (needs %d bytes, has %d)"
+                            % (self.path, what, self.pos, n, len(self.buf) - self.pos))
+        b = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def u32(self, what):
+        return struct.unpack("<I", self.take(4, what))[0]
+
+    def u64(self, what):
+        return struct.unpack("<Q", self.take(8, what))[0]
+
+    def string(self, what):
+        n = self.u64(what + " length")
+        raw = self.take(n, what)
+        try:
+            return bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise GGUFError("%s: %s at byte %d: not UTF-8" % (self.path, what, self.pos - n))
+
+    def value(self, vtype, what):
+        if vtype in _SCALAR:
+            dt = np.dtype(_SCALAR[vtype])
+            v = np.frombuffer(self.take(dt.itemsize, what), dtype=dt)[0]
+            return bool(v) if vtype == T_BOOL else v.item()
+        if vtype == T_STRING:
+            return self.string(what)
+        if vtype == T_ARRAY:
+            etype = self.u32(what + " element type")
+            n = self.u64(what + " element count")
+            if etype in _SCALAR:
+                dt = np.dtype(_SCALAR[etype])
+                arr = np.frombuffer(self.take(n * dt.itemsize, what), dtype=dt).copy()
+                return arr.astype(bool) if etype == T_BOOL else arr
+            if etype == T_STRING:
+                return [self.string(what + "[%d]" % i) for i in range(n)]
+            if etype == T_ARRAY:
+                return [self.value(T_ARRAY, what + "[%d]" % i) for i in range(n)]
+            raise GGUFError("%s: %s: unknown array element type %d at byte %d"
+                            % (self.path, what, etype, self.pos))
+        raise GGUFError("%s: %s: unknown value type %d at byte %d"
+                        % (self.path, what, vtype, self.pos))
+
+
+def _read_one(path):
+    with open(path, "rb") as fh:
+        buf = fh.read()
+    c = _Cursor(buf, path)
+    if bytes(c.take(4, "magic")) != GGUF_MAGIC:
+        raise GGUFError("%s: magic at byte 0: not a GGUF file" % path)
+    version = c.u32("version")
+    if version not in (2, 3):
+        raise GGUFError("%s: version at byte 4: %d not supported (2 or 3)" % (path, version))
+    n_tensors = c.u64("tensor count")
+    n_kv = c.u64("kv count")
+    kvs = {}
+    kv_types = {}
+    for i in range(n_kv):
+        key = c.string("kv %d key" % i)
+        vtype = c.u32("kv %s type" % key)
+        kvs[key] = c.value(vtype, "kv " + key)
+        kv_types[key] = vtype
+    align = kvs.get("general.alignment", 32)
+    if not isinstance(align, int) or align <= 0 or align & (align - 1):
+        raise GGUFError("%s: general.alignment %r is not a power of two" % (path, align))
+    infos = []
+    for i in range(n_tensors):
+        name = c.string("tensor %d name" % i)
+        n_dims = c.u32("tensor %s n_dims" % name)
+        if n_dims > 4:
+            raise GGUFError("%s: tensor %s: n_dims %d > 4 at byte %d" % (path, name, n_dims, c.pos))
+        ne = [c.u64("tensor %s ne" % name) for _ in range(n_dims)]
+        ttype = c.u32("tensor %s type" % name)
+        off = c.u64("tensor %s offset" % name)
+        if off % align:
+            raise GGUFError("%s: tensor %s: offset %d not aligned to %d" % (path, name, off, align))
+        infos.append((name, ne, ttype, off))
+    data_start = (c.pos + align - 1) // align * align
+    out = []
+    for name, ne, ttype, off in infos:
+        t = TensorInfo(name, ne, ttype, off, path, data_start)
+        nb = t.n_bytes()
+        if nb is not None and data_start + off + nb > len(buf):
+            raise GGUFError("%s: tensor %s: data [%d, %d) lies past the end of the file (%d)"
+                            % (path, name, data_start + off, data_start + off + nb, len(buf)))
+        out.append(t)
+    return version, kvs, kv_types, out
+
+
+class GGUFFile:
+    """All metadata and tensors of a model, one file or a set of splits."""
+
+    def __init__(self, path):
+        m = SPLIT_RE.match(path)
+        paths = [path]
+        if m:
+            count = int(m.group(3))
+            paths = ["%s-%05d-of-%05d.gguf" % (m.group(1), i + 1, count) for i in range(count)]
+        self.paths = paths
+        self.kvs = {}
+        self.kv_types = {}
+        self.tensors = {}
+        self.tensor_order = []
+        self.version = None
+        for i, p in enumerate(paths):
+            version, kvs, kv_types, infos = _read_one(p)
+            if i == 0:
+                self.version = version
+                self.kvs, self.kv_types = kvs, kv_types
+            for t in infos:
+                if t.name in self.tensors:
+                    raise GGUFError("%s: tensor %s appears twice" % (p, t.name))
+                self.tensors[t.name] = t
+                self.tensor_order.append(t.name)
+        if m:
+            want = self.kvs.get("split.tensors.count")
+            if want is not None and want != len(self.tensors):
+                raise GGUFError("%s: split.tensors.count %d but %d tensors found"
+                                % (paths[0], want, len(self.tensors)))
+        self._maps = {}
+
+    def get(self, key, default=None):
+        return self.kvs.get(key, default)
+
+    def raw(self, name):
+        """The tensor's bytes as a uint8 array (memory-mapped)."""
+        t = self.tensors[name]
+        if t.path not in self._maps:
+            self._maps[t.path] = np.memmap(t.path, dtype=np.uint8, mode="r")
+        nb = t.n_bytes()
+        if nb is None:
+            raise GGUFError("%s: tensor %s: unknown type %d" % (t.path, name, t.type))
+        start = t.data_start + t.offset
+        return self._maps[t.path][start:start + nb]
+
+    def tensor(self, name):
+        """Dequantized float32 array, NumPy shape = ne reversed."""
+        t = self.tensors[name]
+        raw = self.raw(name)
+        shape = tuple(int(x) for x in reversed(t.ne))
+        return dequantize(raw, t.type, t.n_elements, "%s: tensor %s" % (t.path, name)).reshape(shape)
+
+
+def dequantize(raw, ttype, n, what="tensor"):
+    raw = np.asarray(raw, dtype=np.uint8)
+    if ttype == TYPE_F32:
+        return raw.view("<f4").astype(np.float32)
+    if ttype == TYPE_F16:
+        return raw.view("<f2").astype(np.float32)
+    if ttype == TYPE_BF16:
+        # bf16 is the top half of an f32: shift its bits back into place.
+        return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
+    if ttype == TYPE_Q8_0:
+        blocks = raw.reshape(-1, 34)
+        d = blocks[:, 0:2].copy().view("<f2").astype(np.float32)    # [nb, 1]
+        q = blocks[:, 2:].copy().view(np.int8).astype(np.float32)   # [nb, 32]
+        return (d * q).reshape(-1)[:n]
+    raise GGUFError("%s: type %s cannot be dequantized by this reader"
+                    % (what, GGML_TYPES.get(ttype, ("type%d" % ttype,))[0]))
+
+
+def _short(v):
+    if isinstance(v, np.ndarray):
+        return "array[%d] %s %s" % (len(v), v.dtype, np.array2string(v[:6], separator=","))
+    if isinstance(v, list):
+        return "array[%d] %r" % (len(v), v[:6])
+    return repr(v)
+
+
+def main(argv):
+    if len(argv) != 2:
+        sys.stderr.write("usage: gguf_reader.py FILE.gguf\n")
+        return 2
+    g = GGUFFile(argv[1])
+    print("version %d, %d file(s), %d kvs, %d tensors"
+          % (g.version, len(g.paths), len(g.kvs), len(g.tensors)))
+    for k, v in g.kvs.items():
+        print("  %s = %s" % (k, _short(v)))
+    for name in g.tensor_order:
+        t = g.tensors[name]
+        print("  %-36s %-6s ne=%s" % (name, t.type_name, t.ne))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,189 @@
+/*
+ * test_kernels.c - the reference kernels: f16/bf16 conversions against the
+ * compiler's own _Float16 and exact nearest-value checks, q8_0 encoding
+ * against ggml's definition, every type's dot product against dequantize +
+ * double-precision sums, and the threaded matmul against plain loops with
+ * odd sizes and several thread counts.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "util/rng.h"
+
+static int failures, checks;
+#define CHECK(cond, ...)                                                                         \
+    do {                                                                                         \
+        checks++;                                                                                \
+        if (!(cond)) {                                                                           \
+            failures++;                                                                          \
+            if (failures < 20) {                                                                 \
+                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                             \
+                fprintf(stderr, __VA_ARGS__);                                                    \
+                fputc('\n', stderr);                                                             \
+            }                                                                                    \
+        }                                                                                        \
+    } while (0)
+
+static uint32_t bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static void test_fp16(void) {
+    /* every half round-trips */
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = grok_fp16_to_fp32((uint16_t)h);
+        if (isnan(f)) continue;
+        CHECK(grok_fp32_to_fp16(f) == h, "half 0x%04x -> %g -> 0x%04x", h, f, grok_fp32_to_fp16(f));
+#if defined(__FLT16_MAX__)
+        _Float16 x;
+        uint16_t hh = (uint16_t)h;
+        memcpy(&x, &hh, 2);
+        CHECK(bits((float)x) == bits(f), "half 0x%04x decodes to %g, compiler says %g", h, f, (float)x);
+#endif
+    }
+#if defined(__FLT16_MAX__)
+    /* rounding of random floats over the whole range, subnormals and ties included */
+    grok_rng r = {42};
+    for (int i = 0; i < 2000000; i++) {
+        uint32_t u = (uint32_t)grok_rng_next(&r);
+        if (i % 4 == 0) u = (u & 0x80000000u) | (0x33000000u + (u % 0x14800000u)); /* half range */
+        if (i % 8 == 1) u &= 0xffffe000u | 0x1000u;                                /* exact ties */
+        float f;
+        memcpy(&f, &u, 4);
+        if (isnan(f)) continue;
+        _Float16 x = (_Float16)f;
+        uint16_t want;
+        memcpy(&want, &x, 2);
+        CHECK(grok_fp32_to_fp16(f) == want, "f32 %a -> half 0x%04x, compiler 0x%04x", f,
+              grok_fp32_to_fp16(f), want);
+    }
+#else
+    printf("note: compiler has no _Float16; checked f16 round trips only\n");
+#endif
+}
+
+static void test_bf16(void) {
+    grok_rng r = {7};
+    for (int i = 0; i < 1000000; i++) {
+        uint32_t u = (uint32_t)grok_rng_next(&r);
+        if (i % 8 == 0) u = (u & 0xffff0000u) | 0x8000u; /* ties */
+        float f;
+        memcpy(&f, &u, 4);
+        uint16_t b = grok_fp32_to_bf16(f);
+        if (isnan(f)) {
+            CHECK(isnan(grok_bf16_to_fp32(b)), "nan stays nan");
+            continue;
+        }
+        /* the result is the nearest bf16, ties to even */
+        double x = f, got = grok_bf16_to_fp32(b);
+        uint16_t lo = (uint16_t)(u >> 16), hi = (uint16_t)(lo + 1);
+        /* IEEE rounding treats infinity as the next value after the largest
+         * finite one, at magnitude 2^128 */
+        double vh = isinf(grok_bf16_to_fp32(hi)) ? copysign(0x1p128, x) : grok_bf16_to_fp32(hi);
+        double dl = fabs(x - grok_bf16_to_fp32(lo)), dh = fabs(x - vh);
+        uint16_t want = dl < dh ? lo : dh < dl ? hi : ((lo & 1) ? hi : lo);
+        CHECK(b == want, "f32 %a -> bf16 0x%04x (%g), want 0x%04x", f, b, got, want);
+    }
+}
+
+static void test_q8_0(void) {
+    float x[96];
+    grok_rng r = {3};
+    for (int i = 0; i < 96; i++) x[i] = grok_rng_normal(&r) * (i < 32 ? 1e-3f : 5.0f);
+    x[40] = 0; /* a block of zeros must give d = 0 */
+    for (int i = 64; i < 96; i++) x[i] = 0;
+    block_q8_0 b[3];
+    grok_kernels_get(GROK_TYPE_Q8_0)->from_f32(x, b, 96);
+    for (int blk = 0; blk < 3; blk++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[blk * 32 + j]));
+        float d = amax / 127.0f, id = d ? 1 / d : 0;
+        CHECK(b[blk].d == grok_fp32_to_fp16(d), "block %d scale", blk);
+        for (int j = 0; j < 32; j++)
+            CHECK(b[blk].qs[j] == (int8_t)roundf(x[blk * 32 + j] * id), "block %d q[%d]", blk, j);
+    }
+    float y[96];
+    grok_kernels_get(GROK_TYPE_Q8_0)->to_f32(b, y, 96);
+    for (int i = 0; i < 96; i++)
+        CHECK(fabsf(y[i] - x[i]) <= grok_fp16_to_fp32(b[i / 32].d) * 0.5f + 1e-7f, "q8_0 value %d", i);
+}
+
+static void test_dot_and_matmul(void) {
+    const grok_type types[] = {GROK_TYPE_F32, GROK_TYPE_F16, GROK_TYPE_BF16, GROK_TYPE_Q8_0};
+    const int64_t sizes[][3] = {{1, 32, 1}, {7, 96, 3}, {33, 160, 5}, {65, 64, 1}, {17, 320, 9}};
+    grok_threadpool *pools[3] = {NULL, grok_threadpool_create(2), grok_threadpool_create(3)};
+    grok_rng r = {11};
+    for (size_t ti = 0; ti < 4; ti++) {
+        const grok_type_kernels *k = grok_kernels_get(types[ti]);
+        for (size_t si = 0; si < 5; si++) {
+            int64_t rows = sizes[si][0], cols = sizes[si][1], nt = sizes[si][2];
+            size_t rb = (size_t)grok_type_row_size(types[ti], cols);
+            uint8_t *w = malloc(rb * (size_t)rows);
+            float *wf = malloc((size_t)(rows * cols) * 4), *row = malloc((size_t)cols * 4);
+            float *x = malloc((size_t)(nt * cols) * 4), *y = malloc((size_t)(nt * rows) * 4);
+            for (int64_t i = 0; i < rows; i++) {
+                for (int64_t j = 0; j < cols; j++) row[j] = grok_rng_normal(&r);
+                k->from_f32(row, w + (size_t)i * rb, cols);
+                k->to_f32(w + (size_t)i * rb, wf + i * cols, cols);
+            }
+            for (int64_t i = 0; i < nt * cols; i++) x[i] = grok_rng_normal(&r);
+            grok_mat m = {w, types[ti], rows, cols, rb};
+            for (int p = 0; p < 3; p++) {
+                memset(y, 0, (size_t)(nt * rows) * 4);
+                grok_matmul(pools[p], &m, x, cols, y, rows, nt);
+                for (int64_t t = 0; t < nt; t++)
+                    for (int64_t i = 0; i < rows; i++) {
+                        double ref = 0, mag = 0;
+                        for (int64_t j = 0; j < cols; j++) {
+                            ref += (double)wf[i * cols + j] * x[t * cols + j];
+                            mag += fabs((double)wf[i * cols + j] * x[t * cols + j]);
+                        }
+                        CHECK(fabs(y[t * rows + i] - ref) <= 1e-5 * mag + 1e-6,
+                              "type %d %lldx%lld pool %d: y[%lld][%lld] = %g, want %g", types[ti],
+                              (long long)rows, (long long)cols, p, (long long)t, (long long)i,
+                              y[t * rows + i], ref);
+                    }
+            }
+            free(w), free(wf), free(row), free(x), free(y);
+        }
+    }
+    grok_threadpool_free(pools[1]);
+    grok_threadpool_free(pools[2]);
+}
+
+typedef struct {
+    int hits[8];
+    long sum;
+} pool_job;
+static void pool_task(void *arg, int ith, int nth) {
+    pool_job *j = arg;
+    j->hits[ith] += 1;
+    __atomic_add_fetch(&j->sum, (long)nth, __ATOMIC_RELAXED);
+}
+
+static void test_threadpool(void) {
+    for (int n = 1; n <= 4; n++) {
+        grok_threadpool *p = grok_threadpool_create(n);
+        CHECK(grok_threadpool_size(p) == n, "pool size %d", n);
+        pool_job j = {{0}, 0};
+        for (int it = 0; it < 2000; it++) grok_threadpool_run(p, pool_task, &j);
+        for (int i = 0; i < n; i++) CHECK(j.hits[i] == 2000, "thread %d of %d ran %d jobs", i, n, j.hits[i]);
+        CHECK(j.sum == 2000L * n * n, "pool %d: sum %ld", n, j.sum);
+        grok_threadpool_free(p);
+    }
+}
+
+int main(void) {
+    test_fp16();
+    test_bf16();
+    test_q8_0();
+    test_dot_and_matmul();
+    test_threadpool();
+    printf("test_kernels: %d checks, %d failed\n", checks, failures);
+    return failures ? 1 : 0;
+}
