@@ -256,8 +256,10 @@ static void test_linear(const grok_tokenizer *t, const char *fixture_path) {
     double t_run_small = time_encode(t, text, big / 10), t_run = time_encode(t, text, big);
     printf("encode 100 KB: %.4f s, 1 MB: %.4f s (ratio %.1f); 'a' run: %.4f s / %.4f s\n", t_small,
            t_big, t_big / t_small, t_run_small, t_run);
-    CHECK(t_big / (t_small + 1e-4) < 30, "1 MB vs 100 KB time ratio %.1f (quadratic?)", t_big / t_small);
-    CHECK(t_run / (t_run_small + 1e-4) < 30, "1 MB vs 100 KB run ratio %.1f", t_run / t_run_small);
+    /* A quadratic encoder gives a ratio near 100; linear ones give ~10, and
+     * up to ~35 on a loaded shared machine (seen), so 60 separates them. */
+    CHECK(t_big / (t_small + 1e-4) < 60, "1 MB vs 100 KB time ratio %.1f (quadratic?)", t_big / t_small);
+    CHECK(t_run / (t_run_small + 1e-4) < 60, "1 MB vs 100 KB run ratio %.1f", t_run / t_run_small);
     free(text);
     free(src);
 }
