@@ -6,19 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "model/model.h"
 
-static int failures, checks;
-#define CHECK(cond, ...)                                                                         \
-    do {                                                                                         \
-        checks++;                                                                                \
-        if (!(cond)) {                                                                           \
-            failures++;                                                                          \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                 \
-            fprintf(stderr, __VA_ARGS__);                                                        \
-            fputc('\n', stderr);                                                                 \
-        }                                                                                        \
-    } while (0)
+
 
 int main(void) {
     grok_hparams hp = grok_hparams_grok1();
@@ -49,6 +40,5 @@ int main(void) {
     bad = hp;
     bad.norm_eps = 0;
     CHECK(grok_hparams_validate(&bad, "x", err, sizeof err) != 0, "zero eps rejected");
-    printf("test_model: %d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_summary("test_model");
 }

@@ -64,17 +64,7 @@ static const uint8_t F32[159] = {
     0x94, 0x62, 0x2e,
 };
 
-static int failures;
-
-#define CHECK(cond, ...)                                                  \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);          \
-            fprintf(stderr, __VA_ARGS__);                                 \
-            fprintf(stderr, "\n");                                        \
-            failures++;                                                   \
-        }                                                                 \
-    } while (0)
+#include "check.h"
 
 /* Parses buf and expects an error containing `want` and naming the file
  * with a byte offset. */
@@ -284,8 +274,8 @@ int main(void)
               grok_fp32_to_bf16(1.01171875f) == 0x3f82,
           "bf16 ties to even");
 
-    if (failures) {
-        fprintf(stderr, "%d failures\n", failures);
+    if (check_failures) {
+        fprintf(stderr, "%d check_failures\n", check_failures);
         return 1;
     }
     printf("test_pickle: all checks passed\n");

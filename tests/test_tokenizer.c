@@ -18,17 +18,7 @@
 #include "grok.h"
 #include "tokenizer/tokenizer_internal.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            failures++;                                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-        }                                                                  \
-    } while (0)
+#include "check.h"
 
 static double now(void) {
     struct timespec ts;
@@ -549,7 +539,7 @@ int main(void) {
     struct stat st;
     if (stat(model, &st) != 0) {
         printf("SKIP: %s not found (the Grok-1 tokenizer is needed for the rest)\n", model);
-        return failures ? 1 : 77;
+        return check_failures ? 1 : 77;
     }
     char err[GROK_ERR_SIZE];
     double t0 = now();
@@ -563,8 +553,8 @@ int main(void) {
     test_malformed(model);
     test_gguf_roundtrip(t, fixture);
     grok_tokenizer_free(t);
-    if (failures) {
-        printf("%d failures\n", failures);
+    if (check_failures) {
+        printf("%d check_failures\n", check_failures);
         return 1;
     }
     printf("OK\n");

@@ -42,6 +42,8 @@ void cli_error(const char *sub, const char *fmt, ...) __attribute__((format(prin
 char *cli_read_file(const char *path, size_t *len, char *err, size_t err_size);
 /* Parses "1,2,3" or "1 2 3" into ids; false with err on a bad entry. */
 bool cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *err, size_t err_size);
+/* --kv-type: "f32" or "f16"; false (after a message) for anything else. */
+bool cli_kv_type(const char *sub, const char *name, grok_type *out);
 /* Wall clock in seconds. */
 double cli_now(void);
 

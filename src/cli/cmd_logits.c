@@ -47,14 +47,7 @@ int cmd_logits(int argc, char **argv) {
         return 2;
     }
     grok_context_params cp = grok_context_default_params();
-    if (strcmp(kv, "f32") == 0)
-        cp.kv_type = GROK_TYPE_F32;
-    else if (strcmp(kv, "f16") == 0)
-        cp.kv_type = GROK_TYPE_F16;
-    else {
-        cli_error("logits", "--kv-type '%s' is not f32 or f16", kv);
-        return 2;
-    }
+    if (!cli_kv_type("logits", kv, &cp.kv_type)) return 2;
     char err[GROK_ERR_SIZE];
     int32_t *ids;
     size_t n;

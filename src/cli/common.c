@@ -167,6 +167,15 @@ bool cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *err, size_t er
     return true;
 }
 
+bool cli_kv_type(const char *sub, const char *name, grok_type *out) {
+    if (strcmp(name, "f32") == 0 || strcmp(name, "f16") == 0) {
+        *out = name[1] == '3' ? GROK_TYPE_F32 : GROK_TYPE_F16;
+        return true;
+    }
+    cli_error(sub, "--kv-type '%s' is not f32 or f16", name);
+    return false;
+}
+
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
