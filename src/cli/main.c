@@ -22,6 +22,7 @@ static const command COMMANDS[] = {
     {"new", cmd_new, "write a randomly initialised Grok-architecture model"},
     {"tokenize", cmd_tokenize, "text to token ids or pieces"},
     {"detokenize", cmd_detokenize, "token ids to text"},
+    {"bench", cmd_bench, "measure speed, memory and bandwidth efficiency"},
 };
 
 static void usage(FILE *out) {
