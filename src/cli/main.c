@@ -23,6 +23,7 @@ static const command COMMANDS[] = {
     {"tokenize", cmd_tokenize, "text to token ids or pieces"},
     {"detokenize", cmd_detokenize, "token ids to text"},
     {"bench", cmd_bench, "measure speed, memory and bandwidth efficiency"},
+    {"quantize", cmd_quantize, "re-encode a model's weights (q8_0, q4_0, f16, bf16)"},
 };
 
 static void usage(FILE *out) {
