@@ -35,6 +35,7 @@ eff = j["gen_tok_s"] * j["bytes_per_token"] / (j["bandwidth_gb_s"] * 1e9) if j["
 assert abs(eff - j["efficiency"]) <= 1e-3 * max(eff, 1e-3) + 1e-4, "efficiency %r != %r" % (j["efficiency"], eff)
 assert j["peak_rss_mb"] > 0.5, "peak rss %r" % j["peak_rss_mb"]
 assert j["check_ok"] is True and j["check_positions"] == 4, "check %r" % j
+assert 0 <= j["check_kernel_max_rel_err"] <= 1e-4, "kernel check %r" % j["check_kernel_max_rel_err"]
 assert j["n_prompt"] == 16 and j["n_gen"] == 8
 # bytes per token: output head (or tied embedding), one embedding row, attention,
 # router, and n_experts_used of the n_experts expert matrices, per layer
@@ -55,6 +56,7 @@ if len(sys.argv) > 4:
     assert j["kernels"] == sys.argv[4], j["kernels"]
     if sys.argv[4] == "reference":
         assert j["check_max_rel_err"] == 0, "reference vs itself must be exact: %r" % j["check_max_rel_err"]
+        assert j["check_kernel_max_rel_err"] == 0, "reference kernels vs themselves: %r" % j["check_kernel_max_rel_err"]
 print("fields ok; bytes/token %d; %.1f/%.1f tok/s; check err %.3g" % (total, j["prompt_tok_s"], j["gen_tok_s"], j["check_max_rel_err"]))
 PYEOF
 
