@@ -61,7 +61,7 @@ print("fields ok; bytes/token %d; %.1f/%.1f tok/s; check err %.3g" % (total, j["
 PYEOF
 
 for type in q8_0 f16; do
-  stream=; [ $type = f16 ] && stream=--no-stream   # one bandwidth probe is enough (it takes ~1 s)
+  stream="--stream-mib 96"; [ $type = f16 ] && stream=--no-stream   # one small bandwidth probe is enough here
   m=m_$type.gguf
   "$GROK" new -o $m --force --d-model 64 --layers 2 --heads 4 --kv-heads 2 --experts 4 --experts-used 2 \
     --ffn 96 --vocab 300 --type $type --untied --seed 3 2>/dev/null || { bad "grok new $type"; continue; }

@@ -60,11 +60,12 @@ static void usage(FILE *out) {
             "  --kernels K     fast (default), exact (f32 activations) or reference\n"
             "  --check N       positions checked against the reference kernels (4; 0 = off)\n"
             "  --no-stream     skip the bandwidth probe (efficiency reported as 0)\n"
+            "  --stream-mib N  size of the probe's three arrays together (auto: see below)\n"
             "  --json          print one JSON object instead of text\n\n"
             "Bandwidth follows the STREAM convention: a triad a[i] = b[i] + s*c[i] over\n"
-            "three arrays of 2^24 doubles (384 MiB, far beyond any cache), split across the\n"
-            "threads, counts 24 bytes per element (write-allocate traffic not counted);\n"
-            "best of 8 runs.\n");
+            "three arrays of doubles (together twice the L3 cache, at least 384 MiB), split\n"
+            "across the threads, counts 24 bytes per element (write-allocate traffic not\n"
+            "counted); best of 8 runs.\n");
 }
 
 /* ---- STREAM triad ---- */
@@ -86,8 +87,20 @@ static void triad_task(void *arg, int ith, int nth) {
     for (int64_t i = i0; i < i1; i++) a[i] = b[i] + s * c[i];
 }
 
-static double triad_gb_s(int threads) {
-    const int64_t n = (int64_t)1 << 24;
+/* Elements per array: the three arrays together at least twice the
+ * last-level cache (some server CPUs have hundreds of MiB of L3), and at
+ * least 2^24 (384 MiB in all). */
+static int64_t triad_elems(void) {
+    int64_t n = (int64_t)1 << 24;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    if (l3 > 0 && (int64_t)l3 * 2 / 24 > n) n = (int64_t)l3 * 2 / 24;
+#endif
+    if (n > (int64_t)1 << 27) n = (int64_t)1 << 27;
+    return n;
+}
+
+static double triad_gb_s(int threads, int64_t n) {
     triad_job j = {malloc((size_t)n * 8), malloc((size_t)n * 8), malloc((size_t)n * 8), n, 3.0, 1};
     grok_threadpool *pool = grok_threadpool_create(threads);
     double best = 0;
@@ -109,8 +122,8 @@ static double triad_gb_s(int threads) {
     return best;
 }
 
-/* Runs the probe in a child so its 384 MiB do not show in our peak RSS. */
-static double stream_probe(int threads) {
+/* Runs the probe in a child so its arrays do not show in our peak RSS. */
+static double stream_probe(int threads, int64_t n) {
     int fd[2];
     if (pipe(fd) != 0) return -1;
     fflush(NULL);
@@ -121,7 +134,7 @@ static double stream_probe(int threads) {
     }
     if (pid == 0) {
         close(fd[0]);
-        double v = triad_gb_s(threads);
+        double v = triad_gb_s(threads, n);
         ssize_t w = write(fd[1], &v, sizeof v);
         _exit(w == (ssize_t)sizeof v ? 0 : 1);
     }
@@ -211,7 +224,7 @@ static int logits_in_mode(grok_context *c, grok_kernel_mode mode, const int32_t 
 
 int cmd_bench(int argc, char **argv) {
     const char *model_path = NULL, *kern = "fast";
-    int64_t n_prompt = 512, n_gen = 128, threads = 0, n_check = 4;
+    int64_t n_prompt = 512, n_gen = 128, threads = 0, n_check = 4, stream_mib = 0;
     bool json = false, no_stream = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -223,6 +236,7 @@ int cmd_bench(int argc, char **argv) {
             cli_i64(argv, argc, &i, "-p", "--prompt", 1, 1 << 20, &n_prompt) ||
             cli_i64(argv, argc, &i, "-n", "--gen", 1, 1 << 20, &n_gen) ||
             cli_i64(argv, argc, &i, "--check", NULL, 0, 64, &n_check) ||
+            cli_i64(argv, argc, &i, "--stream-mib", NULL, 3, 1 << 20, &stream_mib) ||
             cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads))
             continue;
         if (cli_flag(argv, argc, &i, "--json", NULL)) {
@@ -344,7 +358,9 @@ int cmd_bench(int argc, char **argv) {
     double rss_mb = (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
 
     /* 3. the machine's limit */
-    double bw = no_stream ? 0 : stream_probe(grok_threadpool_size(pool));
+    double bw = no_stream ? 0
+                          : stream_probe(grok_threadpool_size(pool),
+                                         stream_mib ? stream_mib * 1048576 / 24 : triad_elems());
     if (bw < 0) {
         cli_error("bench", "the bandwidth probe failed");
         bw = 0;
