@@ -171,6 +171,12 @@ int main(void) {
     test_fp16();
     test_bf16();
     test_q8_0();
+    /* f32 activations: the product must be the exact one up to summation
+     * order, for the reference kernels and for this CPU's SIMD ones. (The
+     * 8-bit-activation path is tested in test_kernels_simd.c.) */
+    grok_kernels_set_mode(GROK_KERNELS_REFERENCE);
+    test_dot_and_matmul();
+    grok_kernels_set_mode(GROK_KERNELS_EXACT);
     test_dot_and_matmul();
     test_threadpool();
     return check_summary("test_kernels");

@@ -3,7 +3,9 @@
  * token ids given on the command line (no BOS added) and writes the logits
  * of every position as little-endian f32, row-major [n_ids][n_vocab], so an
  * independent implementation can be compared number for number. The KV
- * cache stays f32 unless --kv-type f16 is asked for.
+ * cache stays f32 unless --kv-type f16 is asked for. Activations stay f32
+ * too: the kernels run in EXACT mode (no 8-bit activation quantization)
+ * unless GROK_KERNELS=reference asks for the scalar ones.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "kernels/kernels.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -46,6 +49,7 @@ int cmd_logits(int argc, char **argv) {
         cli_error("logits", "-m MODEL, --ids LIST and -o FILE are required (see grok logits --help)");
         return 2;
     }
+    if (grok_kernels_mode() == GROK_KERNELS_FAST) grok_kernels_set_mode(GROK_KERNELS_EXACT);
     grok_context_params cp = grok_context_default_params();
     if (!cli_kv_type("logits", kv, &cp.kv_type)) return 2;
     char err[GROK_ERR_SIZE];

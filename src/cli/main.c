@@ -23,6 +23,9 @@ static const command COMMANDS[] = {
     {"tokenize", cmd_tokenize, "text to token ids or pieces"},
     {"detokenize", cmd_detokenize, "token ids to text"},
     {"convert", cmd_convert, "the official Grok-1 checkpoint to GGUF"},
+    {"bench", cmd_bench, "measure speed, memory and bandwidth efficiency"},
+    {"quantize", cmd_quantize, "re-encode a model's weights (q8_0, q4_0, f16, bf16)"},
+    {"perplexity", cmd_perplexity, "perplexity on a text; KL divergence against a base model"},
 };
 
 static void usage(FILE *out) {
