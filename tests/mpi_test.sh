@@ -10,7 +10,8 @@ set -uo pipefail
 : "${GROK:?}" "${GROK_TMP:?}" "${GROK_SRC:?}"
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
 command -v mpirun >/dev/null || { echo "SKIP: no mpirun (apt-get install openmpi-bin libopenmpi-dev)"; exit 77; }
-"$GROK" run --mpi-stats --help 2>&1 | grep -q "built without MPI" && { echo "SKIP: grok built without MPI"; exit 77; }
+probe=$("$GROK" run --mpi-stats --help 2>&1)
+case "$probe" in *"built without MPI"*) echo "SKIP: grok built without MPI (-DGROK_MPI=OFF or no libopenmpi-dev)"; exit 77 ;; esac
 PY=/usr/bin/python3
 "$PY" -c 'import numpy' 2>/dev/null || { echo "SKIP: $PY has no numpy"; exit 77; }
 fails=0 passes=0
