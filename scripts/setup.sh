@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(gcc make cmake python3 python3-numpy python3-sentencepiece sentencepiece)
+PACKAGES=(gcc make cmake python3 python3-numpy python3-sentencepiece sentencepiece openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
