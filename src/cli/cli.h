@@ -42,6 +42,10 @@ void cli_error(const char *sub, const char *fmt, ...) __attribute__((format(prin
 char *cli_read_file(const char *path, size_t *len, char *err, size_t err_size);
 /* Parses "1,2,3" or "1 2 3" into ids; false with err on a bad entry. */
 bool cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *err, size_t err_size);
+/* The bundled model, models/grok-mini.gguf beside the directory holding
+ * the grok binary (build/grok -> models/), or GROK_DEFAULT_MODEL from the
+ * environment; false when there is none. */
+bool cli_default_model(char *buf, size_t size);
 /* Wall clock in seconds. */
 double cli_now(void);
 
