@@ -386,9 +386,10 @@ int cmd_train(int argc, char **argv) {
             cli_error("train", "--data: %" PRId64 " tokens, too few for --seq %" PRId64, n_eval, a.seq);
             goto done;
         }
-        printf("eval: %s on %" PRId64 " tokens: loss %.4f nats/token, perplexity %.2f, %.4f bits/byte\n",
-               a.eval_model, scored, loss, exp(loss),
-               loss * (double)scored / log(2.0) / ((double)text_len * (double)scored / (double)n_all));
+        /* bits per byte: the scored tokens cover about scored/n_all of the text */
+        double bpb = loss / log(2.0) * (double)n_all / (double)text_len;
+        printf("eval: %s on %" PRId64 " tokens: loss %.4f nats/token, perplexity %.2f, ~%.3f bits/byte\n",
+               a.eval_model, scored, loss, exp(loss), bpb);
         if (a.expert_stats) print_expert_stats(tr, hp);
         rc = 0;
         goto done;
@@ -447,11 +448,9 @@ int cmd_train(int argc, char **argv) {
         if (tty)
             fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 "  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs   ",
                     st.step, a.steps, ema, lr, tps, eta);
-        if (do_eval || !tty)
-            if (do_eval || st.step % 10 == 0)
-                fprintf(stderr, "%sstep %" PRId64 "/%" PRId64 " loss %.4f aux %.3f z %.3f |g| %.3f lr %.2e %.0f tok/s%s\n",
-                        tty ? "\r" : "", st.step, a.steps, l.ce, l.aux, l.z, gnorm, lr, tps,
-                        isnan(ev) ? "" : "");
+        if (do_eval || (!tty && st.step % 10 == 0))
+            fprintf(stderr, "%sstep %" PRId64 "/%" PRId64 " loss %.4f aux %.3f z %.3f |g| %.3f lr %.2e %.0f tok/s\n",
+                    tty ? "\r" : "", st.step, a.steps, l.ce, l.aux, l.z, gnorm, lr, tps);
         if (do_eval && !isnan(ev))
             fprintf(stderr, "  held-out loss %.4f (perplexity %.2f)\n", ev, exp(ev));
         if (a.ckpt && (st.step % a.ckpt_every == 0 || st.step == a.stop_at)) {
