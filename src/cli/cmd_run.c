@@ -22,7 +22,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: grok run -m MODEL (-p TEXT | -f FILE) [options]\n\n"
             "Streams a completion of the prompt to stdout; speeds to stderr.\n\n"
-            "  -m MODEL             model file (GGUF)\n"
+            "  -m MODEL             model file (GGUF); default: the bundled models/grok-mini.gguf\n"
             "  -p TEXT              prompt\n"
             "  -f FILE              read the prompt from FILE (bytes as they are)\n"
             "  -n N                 tokens to generate (128)\n"
@@ -121,8 +121,11 @@ int cmd_run(int argc, char **argv) {
     if (top_k >= 0) sp.top_k = (int32_t)top_k;
     if (last_n >= -1) sp.repeat_last_n = (int32_t)last_n;
     if (seed_set) sp.seed = seed;
+    char default_model[4096];
+    if (!model_path && cli_default_model(default_model, sizeof default_model))
+        model_path = default_model;
     if (!model_path) {
-        cli_error("run", "-m MODEL is required (see grok run --help)");
+        cli_error("run", "-m MODEL is required (no bundled models/grok-mini.gguf found; see grok run --help)");
         return 2;
     }
     if (!prompt == !prompt_file) {

@@ -31,6 +31,7 @@ static const command COMMANDS[] = {
     {"quantize", cmd_quantize, "re-encode a model's weights (q8_0, q4_0, f16, bf16)"},
     {"perplexity", cmd_perplexity, "perplexity on a text; KL divergence against a base model"},
     {"plan", cmd_plan, "placement, memory and speed of a model across MPI ranks"},
+    {"train", cmd_train, "train a Grok-architecture model on text (or evaluate one)"},
 };
 
 /* Commands that run split across the ranks of an mpirun job. */
