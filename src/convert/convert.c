@@ -43,6 +43,9 @@
 #define SLOTS_PER_LAYER 12
 #define OUT_CHUNK (UINT64_C(4) << 20)
 #define COL_GROUP 64
+/* qcols rows are padded so that the 64 rows a transpose writes at once do
+ * not share a handful of cache sets when `in` is a power of two */
+#define QCOL_LD(in) ((in) + 64)
 
 enum {
     S_GATE,   /* moe/linear      [E, d, ff]  -> ffn_gate_exps */
@@ -477,53 +480,63 @@ static void q8_requant(const float *x, float hint, uint8_t *blk)
         memset(blk, 0, 34);
 }
 
+/* Completes a Q8_0 row of n values whose quants are already in place (at
+ * byte 2 of each 34-byte block): a block takes its official scale as d when
+ * that is exact in f16 and the block lies inside one scale block of blk_len
+ * elements; otherwise (rare) it is requantized from its exact values. The
+ * scale lookups step from scale block to scale block, so a row costs a few
+ * divisions, not two per block. */
+static void q8_finish_row(conv *c, uint8_t *row, int64_t n, const uint16_t *sc, int64_t blk_len,
+                          int64_t sc_stride, float *v)
+{
+    int64_t nb = n / 32;
+    c->st->q8_blocks += nb;
+    for (int64_t b = 0; b < nb;) {
+        int64_t blk = b * 32 / blk_len;
+        int64_t end = (blk + 1) * blk_len; /* first element of the next scale block */
+        float s = grok_bf16_to_fp32(sc[blk * sc_stride]);
+        uint16_t dh = grok_fp32_to_fp16(s);
+        bool exact = grok_fp16_to_fp32(dh) == s;
+        int64_t bend = end / 32 < nb ? end / 32 : nb; /* blocks wholly before `end` */
+        for (; b < bend; b++) {
+            uint8_t *o = row + b * 34;
+            if (exact) {
+                memcpy(o, &dh, 2);
+                continue;
+            }
+            c->st->q8_inexact++;
+            for (int64_t k = 0; k < 32; k++)
+                v[k] = (float)(int8_t)o[2 + k] * s;
+            q8_requant(v, s, o);
+        }
+        if (b < nb && b * 32 < end) { /* this block crosses into the next scale block */
+            uint8_t *o = row + b * 34;
+            int64_t i0 = b * 32;
+            c->st->q8_straddle++;
+            for (int64_t k = 0; k < 32; k++)
+                v[k] = (float)(int8_t)o[2 + k] *
+                       grok_bf16_to_fp32(sc[((i0 + k) / blk_len) * sc_stride]);
+            q8_requant(v, s, o);
+            b++;
+        }
+    }
+}
+
 /* Writes one output row of n values. q: the int8 values (NULL for plain
  * f32 rows, given in x); sc: the scale of each element's scale block,
- * blk_len elements per block. */
+ * blk_len elements per block. Quantized rows for a Q8_0 output do not come
+ * here: they are transposed straight into their blocks (q8_finish_row). */
 static int emit_row(conv *c, grok_type t, const int8_t *q, const float *x, int64_t n,
                     const uint16_t *sc, int64_t blk_len, int64_t sc_stride)
 {
     float *v = c->cols + (size_t)COL_GROUP * (size_t)n; /* scratch row after the columns */
-    if (q && t == GROK_TYPE_Q8_0) {
-        /* the int8 values go through as they are; values are computed
-         * only for the rare blocks that must be requantized */
-        uint8_t *o = out_reserve(c, (size_t)(n / 32) * 34);
-        if (!o)
-            return -1;
-        c->st->q8_blocks += n / 32;
-        int64_t prev_blk = -1;
-        uint16_t dh = 0;
-        bool exact = false;
-        float s = 0.0f;
-        for (int64_t b = 0; b < n / 32; b++, o += 34) {
-            int64_t i0 = b * 32;
-            int64_t blk = i0 / blk_len;
-            bool straddle = blk != (i0 + 31) / blk_len;
-            if (blk != prev_blk) { /* the scale changes only at scale-block starts */
-                prev_blk = blk;
-                s = grok_bf16_to_fp32(sc[blk * sc_stride]);
-                dh = grok_fp32_to_fp16(s);
-                exact = grok_fp16_to_fp32(dh) == s;
-            }
-            if (!straddle && exact) {
-                memcpy(o, &dh, 2);
-                memcpy(o + 2, q + i0, 32);
-                continue;
-            }
-            if (straddle)
-                c->st->q8_straddle++;
-            else
-                c->st->q8_inexact++;
-            for (int64_t k = 0; k < 32; k++)
-                v[k] = (float)q[i0 + k] *
-                       grok_bf16_to_fp32(sc[((i0 + k) / blk_len) * sc_stride]);
-            q8_requant(v, s, o);
-        }
-        return 0;
-    }
     if (q) {
-        for (int64_t i = 0; i < n; i++)
-            v[i] = (float)q[i] * grok_bf16_to_fp32(sc[(i / blk_len) * sc_stride]);
+        for (int64_t s0 = 0; s0 < n; s0 += blk_len) {
+            float sv = grok_bf16_to_fp32(sc[(s0 / blk_len) * sc_stride]);
+            int64_t e = n - s0 < blk_len ? n : s0 + blk_len;
+            for (int64_t i = s0; i < e; i++)
+                v[i] = (float)q[i] * sv;
+        }
         x = v;
     }
     switch (t) {
@@ -559,6 +572,56 @@ static int emit_row(conv *c, grok_type t, const int8_t *q, const float *x, int64
     default:
         return errf(c, "output type %d not supported", (int)t);
     }
+}
+
+/* Where element i of an output row lands: plain bytes, or the quants of
+ * 34-byte Q8_0 blocks (2 bytes of d, then 32 int8). */
+static inline int64_t tpos(int64_t i, bool q8) { return q8 ? i / 32 * 34 + 2 + i % 32 : i; }
+
+/* Transposes an 8x8 byte tile held as eight little-endian rows in place:
+ * swapping 4x4, then 2x2, then single-byte blocks across the diagonal. */
+static inline void tr8x8(uint64_t x[8])
+{
+    static const uint64_t mask[3] = {UINT64_C(0x00000000FFFFFFFF), UINT64_C(0x0000FFFF0000FFFF),
+                                     UINT64_C(0x00FF00FF00FF00FF)};
+    for (int st = 0, sh = 4; st < 3; st++, sh >>= 1)
+        for (int r = 0; r < 8; r++)
+            if (!(r & sh)) {
+                uint64_t t = ((x[r] >> (8 * sh)) ^ x[r + sh]) & mask[st];
+                x[r + sh] ^= t;
+                x[r] ^= t << (8 * sh);
+            }
+}
+
+/* dst row j (dst_ld bytes apart) gets column j of the rows x cols int8
+ * matrix at src (rows ld bytes apart), at the positions tpos gives. Whole
+ * 8x8 tiles go through registers, so neither side is touched a byte at a
+ * time with a large stride (a byte-wise column walk with a power-of-two
+ * stride was most of the converter's time). */
+static void transpose_i8(const uint8_t *src, int64_t ld, int64_t rows, int64_t cols,
+                         uint8_t *dst, int64_t dst_ld, bool q8)
+{
+    int64_t r8 = rows & ~(int64_t)7, c8 = cols & ~(int64_t)7;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    r8 = 0; /* the tile trick assumes little-endian rows; bytes one by one */
+#endif
+    for (int64_t i = 0; i < r8; i += 8) {
+        int64_t p = tpos(i, q8); /* 8 | i, so the 8 bytes stay in one block */
+        for (int64_t j = 0; j < c8; j += 8) {
+            uint64_t x[8];
+            for (int r = 0; r < 8; r++)
+                memcpy(&x[r], src + (i + r) * ld + j, 8);
+            tr8x8(x);
+            for (int r = 0; r < 8; r++)
+                memcpy(dst + (j + r) * dst_ld + p, &x[r], 8);
+        }
+        for (int64_t j = c8; j < cols; j++)
+            for (int64_t r = 0; r < 8; r++)
+                dst[j * dst_ld + tpos(i + r, q8)] = src[(i + r) * ld + j];
+    }
+    for (int64_t i = r8; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            dst[j * dst_ld + tpos(i, q8)] = src[i * ld + j];
 }
 
 /* Streams a tensor whose rows are the stored rows (embedding, norms). */
@@ -631,27 +694,27 @@ static int stream_transposed(conv *c, const plan *pl, int fd)
             }
             for (int64_t g0 = 0; g0 < w; g0 += COL_GROUP) {
                 int64_t ng = w - g0 < COL_GROUP ? w - g0 : COL_GROUP;
+                const uint8_t *src = c->win + (size_t)g0 * es;
+                if (e->quantized && pl->type == GROK_TYPE_Q8_0) {
+                    /* the official int8 values go straight into their
+                     * blocks; only the d fields are left to fill */
+                    int64_t rb = in / 32 * 34;
+                    uint8_t *o = out_reserve(c, (size_t)(ng * rb));
+                    if (!o)
+                        return -1;
+                    transpose_i8(src, w, in, ng, o, rb, true);
+                    for (int64_t g = 0; g < ng; g++)
+                        q8_finish_row(c, o + g * rb, in, c->scales + j0 + g0 + g, blk_len, out,
+                                      c->cols);
+                    continue;
+                }
                 if (e->quantized) {
-                    /* local restrict pointers: int8 stores would otherwise
-                     * alias everything and force reloads */
-                    const int8_t *restrict src = (const int8_t *)c->win + g0;
-                    int8_t *restrict dst = c->qcols;
-                    if (ng == COL_GROUP) {
-                        for (int64_t i = 0; i < in; i++) {
-                            const int8_t *restrict row = src + i * w;
-                            for (int g = 0; g < COL_GROUP; g++)
-                                dst[g * in + i] = row[g];
-                        }
-                    } else {
-                        for (int64_t i = 0; i < in; i++)
-                            for (int64_t g = 0; g < ng; g++)
-                                dst[g * in + i] = src[i * w + g];
-                    }
+                    transpose_i8(src, w, in, ng, (uint8_t *)c->qcols, QCOL_LD(in), false);
                 } else {
-                    const float *src = (const float *)c->win;
+                    const float *fs = (const float *)src;
                     for (int64_t i = 0; i < in; i++)
                         for (int64_t g = 0; g < ng; g++) {
-                            float v = src[i * w + g0 + g];
+                            float v = fs[i * w + g];
                             if (!isfinite(v))
                                 return errf(c, "%s: byte %" PRIu64 ": value is not finite",
                                             c->paths[pl->file],
@@ -662,7 +725,7 @@ static int stream_transposed(conv *c, const plan *pl, int fd)
                 for (int64_t g = 0; g < ng; g++) {
                     int64_t j = j0 + g0 + g;
                     int rc = e->quantized
-                                 ? emit_row(c, pl->type, c->qcols + g * in, NULL, in,
+                                 ? emit_row(c, pl->type, c->qcols + g * QCOL_LD(in), NULL, in,
                                             c->scales + j, blk_len, out)
                                  : emit_row(c, pl->type, NULL, c->cols + g * in, in, NULL, 1, 0);
                     if (rc < 0)
@@ -780,9 +843,9 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
     if (c->window < need)
         c->window = need;
     c->win = malloc(c->window);
-    c->outbuf = malloc(OUT_CHUNK + (size_t)max_in * 4 + 64);
+    c->outbuf = malloc(OUT_CHUNK + (size_t)COL_GROUP * (size_t)max_in * 4 + 64);
     c->cols = malloc((size_t)(COL_GROUP + 1) * (size_t)max_in * sizeof(float));
-    c->qcols = malloc((size_t)COL_GROUP * (size_t)max_in);
+    c->qcols = malloc((size_t)COL_GROUP * (size_t)QCOL_LD(max_in));
     c->scales = malloc((size_t)max_scales * 2);
     if (!c->win || !c->outbuf || !c->cols || !c->qcols || !c->scales) {
         errf(c, "out of memory (window of %" PRIu64 " bytes)", c->window);
