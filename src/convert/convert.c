@@ -269,11 +269,17 @@ static int file_of(int layer_rank, int slot) { return 2 + layer_rank * SLOTS_PER
 static int build_plan(conv *c)
 {
     const grok_convert_params *p = c->p;
+    ckpt_parser *parser = ckpt_parser_create();
+    if (!parser)
+        return errf(c, "out of memory");
     for (int f = 0; f < c->n_files; f++) {
-        if (ckpt_pickle_parse_file(c->paths[f], &c->ent[f], c->err, c->err_size) < 0)
+        if (ckpt_parser_parse_file(parser, c->paths[f], &c->ent[f], c->err, c->err_size) < 0) {
+            ckpt_parser_free(parser);
             return -1;
+        }
         c->total_in += c->ent[f].weight.nbytes + c->ent[f].scales.nbytes;
     }
+    ckpt_parser_free(parser);
     int64_t L = (c->n_files - 2) / SLOTS_PER_LAYER;
     const ckpt_entry *emb = &c->ent[0];
     if (emb->quantized || emb->weight.dtype != CKPT_F32 || emb->weight.n_dims != 2)
