@@ -42,10 +42,15 @@
 #include "kernels/kernels.h"
 
 #define SLOTS_PER_LAYER 12
-/* each of the two output buffers; at least one output row more */
-#define OUT_CHUNK (UINT64_C(8) << 20)
+/* Output buffers: OUT_BUFS of OUT_CHUNK bytes (or one output row when that
+ * is larger). Small enough to still be in cache when the writer thread
+ * copies them into the page cache (8 MB buffers made that copy ~3x
+ * dearer); several, so the converting thread rarely waits for the writer
+ * to be scheduled on a busy machine. */
+#define OUT_CHUNK (UINT64_C(1) << 20)
+#define OUT_BUFS 4
 /* chunks of less input than this are converted by the calling thread */
-#define PAR_MIN_BYTES (UINT64_C(2) << 20)
+#define PAR_MIN_BYTES (UINT64_C(512) << 10)
 #define COL_GROUP 64
 /* qcols rows are padded so that the 64 rows a transpose writes at once do
  * not share a handful of cache sets when `in` is a power of two */
@@ -136,17 +141,17 @@ typedef struct {
     grok_threadpool *pool; /* NULL: one thread converts */
     int nth;
     tscratch *ts;      /* nth of them */
-    /* output: obuf[ocur] fills while the writer thread writes the other */
-    uint8_t *obuf[2];
+    /* output: a ring; obuf[ocur] fills while the writer thread writes the
+     * wcount buffers queued from whead on */
+    uint8_t *obuf[OUT_BUFS];
+    size_t olen[OUT_BUFS];
     size_t ocap, out_len;
-    int ocur;
+    int ocur, whead, wcount;
     pthread_t wth;
     bool wth_started;
     pthread_mutex_t wmu;
     pthread_cond_t wcv;
-    const uint8_t *wdata; /* the buffer handed over, wlen bytes */
-    size_t wlen;
-    bool wbusy, wquit, wfailed;
+    bool wquit, wfailed;
     char werr[GROK_ERR_SIZE];
 } conv;
 
@@ -455,33 +460,34 @@ static void *writer_main(void *arg)
     conv *c = arg;
     pthread_mutex_lock(&c->wmu);
     for (;;) {
-        while (!c->wbusy && !c->wquit)
+        while (c->wcount == 0 && !c->wquit)
             pthread_cond_wait(&c->wcv, &c->wmu);
-        if (!c->wbusy)
+        if (c->wcount == 0)
             break;
-        const uint8_t *d = c->wdata;
-        size_t n = c->wlen;
+        const uint8_t *d = c->obuf[c->whead];
+        size_t n = c->olen[c->whead];
         bool failed = c->wfailed;
         pthread_mutex_unlock(&c->wmu);
         int rc = failed ? -1 : gguf_writer_write_data(c->w, d, n, c->werr, sizeof c->werr);
         pthread_mutex_lock(&c->wmu);
         if (rc < 0)
             c->wfailed = true;
-        c->wbusy = false;
+        c->whead = (c->whead + 1) % OUT_BUFS;
+        c->wcount--;
         pthread_cond_broadcast(&c->wcv);
     }
     pthread_mutex_unlock(&c->wmu);
     return NULL;
 }
 
-/* Waits until the writer thread holds no buffer; -1 with its message if a
- * write failed. */
-static int writer_wait(conv *c)
+/* Waits until at most `most` buffers are queued; -1 with the writer's
+ * message if a write failed. */
+static int writer_wait(conv *c, int most)
 {
     if (!c->wth_started)
         return 0;
     pthread_mutex_lock(&c->wmu);
-    while (c->wbusy)
+    while (c->wcount > most)
         pthread_cond_wait(&c->wcv, &c->wmu);
     bool failed = c->wfailed;
     pthread_mutex_unlock(&c->wmu);
@@ -502,8 +508,8 @@ static void writer_stop(conv *c)
     c->wth_started = false;
 }
 
-/* Hands the filled buffer to the writer thread (or writes it here when no
- * thread could be started) and switches to the other buffer. */
+/* Queues the filled buffer for the writer thread (or writes it here when no
+ * thread could be started) and moves on to the next free one. */
 static int flush_out(conv *c)
 {
     if (c->out_len == 0)
@@ -512,15 +518,14 @@ static int flush_out(conv *c)
         if (gguf_writer_write_data(c->w, c->obuf[c->ocur], c->out_len, c->err, c->err_size) < 0)
             return -1;
     } else {
-        if (writer_wait(c) < 0)
-            return -1;
         pthread_mutex_lock(&c->wmu);
-        c->wdata = c->obuf[c->ocur];
-        c->wlen = c->out_len;
-        c->wbusy = true;
+        c->olen[c->ocur] = c->out_len;
+        c->wcount++;
         pthread_cond_broadcast(&c->wcv);
         pthread_mutex_unlock(&c->wmu);
-        c->ocur ^= 1;
+        c->ocur = (c->ocur + 1) % OUT_BUFS;
+        if (writer_wait(c, OUT_BUFS - 1) < 0) /* until obuf[ocur] is written */
+            return -1;
     }
     c->st->bytes_out += c->out_len;
     c->out_len = 0;
@@ -979,8 +984,9 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
     c->win = malloc(c->window);
     c->scales = malloc((size_t)max_scales * 2);
     c->ocap = OUT_CHUNK > (uint64_t)max_in * 4 ? OUT_CHUNK : (size_t)max_in * 4;
-    c->obuf[0] = malloc(c->ocap);
-    c->obuf[1] = malloc(c->ocap);
+    bool ok = true;
+    for (int b = 0; b < OUT_BUFS; b++)
+        ok = ok && (c->obuf[b] = malloc(c->ocap));
     c->nth = 1;
     if (p->n_threads != 1) {
         c->pool = grok_threadpool_create(p->n_threads);
@@ -988,7 +994,7 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
             c->nth = grok_threadpool_size(c->pool);
     }
     c->ts = calloc((size_t)c->nth, sizeof *c->ts);
-    bool ok = c->win && c->scales && c->obuf[0] && c->obuf[1] && c->ts;
+    ok = ok && c->win && c->scales && c->ts;
     for (int t = 0; ok && t < c->nth; t++) {
         c->ts[t].qcols = malloc((size_t)COL_GROUP * (size_t)QCOL_LD(max_in));
         c->ts[t].v = malloc((size_t)max_in * sizeof(float));
@@ -1024,7 +1030,7 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
             goto done;
         st->n_tensors++;
     }
-    if (flush_out(c) < 0 || writer_wait(c) < 0)
+    if (flush_out(c) < 0 || writer_wait(c, 0) < 0)
         goto done;
     writer_stop(c); /* the writer is ours again */
     for (int t = 0; t < c->nth; t++) {
@@ -1050,8 +1056,8 @@ done:
     free(c->ent);
     free(c->plans);
     free(c->win);
-    free(c->obuf[0]);
-    free(c->obuf[1]);
+    for (int b = 0; b < OUT_BUFS; b++)
+        free(c->obuf[b]);
     if (c->ts)
         for (int t = 0; t < c->nth; t++) {
             free(c->ts[t].qcols);
