@@ -35,6 +35,7 @@ static void usage(FILE *out)
             "  --force                 overwrite an existing output\n"
             "  --name NAME             general.name (Grok-1)\n"
             "  --window SIZE           checkpoint bytes held in memory at once (256M)\n"
+            "  -t, --threads N         converting threads (default: one per core)\n"
             "hyperparameters not stored in the checkpoint (Grok-1's defaults):\n"
             "  --heads 48 --kv-heads 8 --head-dim 128 --ctx 8192 --experts-used 2\n"
             "  --rope-base 10000 --eps 1e-5 --embedding-scale 78.38367176906169\n"
@@ -173,6 +174,7 @@ int cmd_convert(int argc, char **argv)
 {
     grok_convert_params p = grok_convert_default_params();
     const char *type_s = NULL, *embd_s = NULL;
+    int64_t threads = 0; /* 0: one per core */
     bool force = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -186,6 +188,7 @@ int cmd_convert(int argc, char **argv)
             cli_str(argv, argc, &i, "--name", NULL, &p.name) ||
             cli_size(argv, argc, &i, "--split-max-size", &p.split_max_size) ||
             cli_size(argv, argc, &i, "--window", &p.window) ||
+            cli_i64(argv, argc, &i, "--threads", "-t", 1, 512, &threads) ||
             cli_i64(argv, argc, &i, "--heads", NULL, 1, 1 << 20, &p.n_heads) ||
             cli_i64(argv, argc, &i, "--kv-heads", NULL, 1, 1 << 20, &p.n_kv_heads) ||
             cli_i64(argv, argc, &i, "--head-dim", NULL, 1, 1 << 20, &p.head_dim) ||
@@ -234,6 +237,7 @@ int cmd_convert(int argc, char **argv)
 
     grok_convert_stats st;
     char err[GROK_ERR_SIZE];
+    p.n_threads = (int)threads;
     int rc = grok_convert(&p, &st, err, sizeof err);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

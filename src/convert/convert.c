@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,8 +42,19 @@
 #include "kernels/kernels.h"
 
 #define SLOTS_PER_LAYER 12
-#define OUT_CHUNK (UINT64_C(4) << 20)
+/* Output buffers: OUT_BUFS of OUT_CHUNK bytes (or one output row when that
+ * is larger). Small enough to still be in cache when the writer thread
+ * copies them into the page cache (8 MB buffers made that copy ~3x
+ * dearer); several, so the converting thread rarely waits for the writer
+ * to be scheduled on a busy machine. */
+#define OUT_CHUNK (UINT64_C(1) << 20)
+#define OUT_BUFS 4
+/* chunks of less input than this are converted by the calling thread */
+#define PAR_MIN_BYTES (UINT64_C(512) << 10)
 #define COL_GROUP 64
+/* qcols rows are padded so that the 64 rows a transpose writes at once do
+ * not share a handful of cache sets when `in` is a power of two */
+#define QCOL_LD(in) ((in) + 64)
 
 enum {
     S_GATE,   /* moe/linear      [E, d, ff]  -> ffn_gate_exps */
@@ -102,6 +114,14 @@ typedef struct {
     int64_t in, out;  /* per matrix, official orientation (transpose) or rows x cols */
 } plan;
 
+/* One conversion thread's scratch and counters (summed at the end). */
+typedef struct {
+    int8_t *qcols; /* COL_GROUP transposed int8 rows, QCOL_LD apart */
+    float *v;      /* a row of values */
+    float *x;      /* a gathered f32 column */
+    int64_t q8_blocks, q8_inexact, q8_straddle;
+} tscratch;
+
 typedef struct {
     const grok_convert_params *p;
     grok_convert_stats *st;
@@ -117,11 +137,22 @@ typedef struct {
     uint64_t total_in, done_in;
     /* buffers */
     uint8_t *win;      /* checkpoint window */
-    uint8_t *outbuf;   /* pending output bytes */
-    size_t out_len;
-    float *cols;       /* COL_GROUP columns of up to `in` values */
-    int8_t *qcols;     /* the same as int8 */
     uint16_t *scales;  /* one matrix's scales */
+    grok_threadpool *pool; /* NULL: one thread converts */
+    int nth;
+    tscratch *ts;      /* nth of them */
+    /* output: a ring; obuf[ocur] fills while the writer thread writes the
+     * wcount buffers queued from whead on */
+    uint8_t *obuf[OUT_BUFS];
+    size_t olen[OUT_BUFS];
+    size_t ocap, out_len;
+    int ocur, whead, wcount;
+    pthread_t wth;
+    bool wth_started;
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;
+    bool wquit, wfailed;
+    char werr[GROK_ERR_SIZE];
 } conv;
 
 static int errf(conv *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -266,11 +297,17 @@ static int file_of(int layer_rank, int slot) { return 2 + layer_rank * SLOTS_PER
 static int build_plan(conv *c)
 {
     const grok_convert_params *p = c->p;
+    ckpt_parser *parser = ckpt_parser_create();
+    if (!parser)
+        return errf(c, "out of memory");
     for (int f = 0; f < c->n_files; f++) {
-        if (ckpt_pickle_parse_file(c->paths[f], &c->ent[f], c->err, c->err_size) < 0)
+        if (ckpt_parser_parse_file(parser, c->paths[f], &c->ent[f], c->err, c->err_size) < 0) {
+            ckpt_parser_free(parser);
             return -1;
+        }
         c->total_in += c->ent[f].weight.nbytes + c->ent[f].scales.nbytes;
     }
+    ckpt_parser_free(parser);
     int64_t L = (c->n_files - 2) / SLOTS_PER_LAYER;
     const ckpt_entry *emb = &c->ent[0];
     if (emb->quantized || emb->weight.dtype != CKPT_F32 || emb->weight.n_dims != 2)
@@ -412,23 +449,95 @@ fail:
     return -1;
 }
 
-/* ---- output ---- */
+/* ---- output ----
+ * Converted bytes collect in one of two buffers; a full buffer goes to a
+ * writer thread, which feeds it to the GGUF writer while the next one
+ * fills, so the write() copies into the page cache overlap the reading
+ * and converting. The writer thread alone touches the gguf_writer between
+ * gguf_writer_begin and the final flush. */
+static void *writer_main(void *arg)
+{
+    conv *c = arg;
+    pthread_mutex_lock(&c->wmu);
+    for (;;) {
+        while (c->wcount == 0 && !c->wquit)
+            pthread_cond_wait(&c->wcv, &c->wmu);
+        if (c->wcount == 0)
+            break;
+        const uint8_t *d = c->obuf[c->whead];
+        size_t n = c->olen[c->whead];
+        bool failed = c->wfailed;
+        pthread_mutex_unlock(&c->wmu);
+        int rc = failed ? -1 : gguf_writer_write_data(c->w, d, n, c->werr, sizeof c->werr);
+        pthread_mutex_lock(&c->wmu);
+        if (rc < 0)
+            c->wfailed = true;
+        c->whead = (c->whead + 1) % OUT_BUFS;
+        c->wcount--;
+        pthread_cond_broadcast(&c->wcv);
+    }
+    pthread_mutex_unlock(&c->wmu);
+    return NULL;
+}
+
+/* Waits until at most `most` buffers are queued; -1 with the writer's
+ * message if a write failed. */
+static int writer_wait(conv *c, int most)
+{
+    if (!c->wth_started)
+        return 0;
+    pthread_mutex_lock(&c->wmu);
+    while (c->wcount > most)
+        pthread_cond_wait(&c->wcv, &c->wmu);
+    bool failed = c->wfailed;
+    pthread_mutex_unlock(&c->wmu);
+    if (failed)
+        return errf(c, "%s", c->werr);
+    return 0;
+}
+
+static void writer_stop(conv *c)
+{
+    if (!c->wth_started)
+        return;
+    pthread_mutex_lock(&c->wmu);
+    c->wquit = true;
+    pthread_cond_broadcast(&c->wcv);
+    pthread_mutex_unlock(&c->wmu);
+    pthread_join(c->wth, NULL);
+    c->wth_started = false;
+}
+
+/* Queues the filled buffer for the writer thread (or writes it here when no
+ * thread could be started) and moves on to the next free one. */
 static int flush_out(conv *c)
 {
     if (c->out_len == 0)
         return 0;
-    if (gguf_writer_write_data(c->w, c->outbuf, c->out_len, c->err, c->err_size) < 0)
-        return -1;
+    if (!c->wth_started) {
+        if (gguf_writer_write_data(c->w, c->obuf[c->ocur], c->out_len, c->err, c->err_size) < 0)
+            return -1;
+    } else {
+        pthread_mutex_lock(&c->wmu);
+        c->olen[c->ocur] = c->out_len;
+        c->wcount++;
+        pthread_cond_broadcast(&c->wcv);
+        pthread_mutex_unlock(&c->wmu);
+        c->ocur = (c->ocur + 1) % OUT_BUFS;
+        if (writer_wait(c, OUT_BUFS - 1) < 0) /* until obuf[ocur] is written */
+            return -1;
+    }
     c->st->bytes_out += c->out_len;
     c->out_len = 0;
     return 0;
 }
 
+/* n contiguous output bytes (n <= ocap). */
 static uint8_t *out_reserve(conv *c, size_t n)
 {
-    if (c->out_len + n > OUT_CHUNK && flush_out(c) < 0)
+    if (c->out_len + n > c->ocap && flush_out(c) < 0)
         return NULL;
-    uint8_t *p = c->outbuf + c->out_len;
+    uint8_t *p = c->obuf[c->ocur] + c->out_len;
     c->out_len += n;
     return p;
 }
@@ -477,88 +586,139 @@ static void q8_requant(const float *x, float hint, uint8_t *blk)
         memset(blk, 0, 34);
 }
 
-/* Writes one output row of n values. q: the int8 values (NULL for plain
- * f32 rows, given in x); sc: the scale of each element's scale block,
- * blk_len elements per block. */
-static int emit_row(conv *c, grok_type t, const int8_t *q, const float *x, int64_t n,
-                    const uint16_t *sc, int64_t blk_len, int64_t sc_stride)
+/* Completes a Q8_0 row of n values whose quants are already in place (at
+ * byte 2 of each 34-byte block): a block takes its official scale as d when
+ * that is exact in f16 and the block lies inside one scale block of blk_len
+ * elements; otherwise (rare) it is requantized from its exact values. The
+ * scale lookups step from scale block to scale block, so a row costs a few
+ * divisions, not two per block. */
+static void q8_finish_row(tscratch *t, uint8_t *row, int64_t n, const uint16_t *sc,
+                          int64_t blk_len, int64_t sc_stride)
 {
-    float *v = c->cols + (size_t)COL_GROUP * (size_t)n; /* scratch row after the columns */
-    if (q && t == GROK_TYPE_Q8_0) {
-        /* the int8 values go through as they are; values are computed
-         * only for the rare blocks that must be requantized */
-        uint8_t *o = out_reserve(c, (size_t)(n / 32) * 34);
-        if (!o)
-            return -1;
-        c->st->q8_blocks += n / 32;
-        int64_t prev_blk = -1;
-        uint16_t dh = 0;
-        bool exact = false;
-        float s = 0.0f;
-        for (int64_t b = 0; b < n / 32; b++, o += 34) {
-            int64_t i0 = b * 32;
-            int64_t blk = i0 / blk_len;
-            bool straddle = blk != (i0 + 31) / blk_len;
-            if (blk != prev_blk) { /* the scale changes only at scale-block starts */
-                prev_blk = blk;
-                s = grok_bf16_to_fp32(sc[blk * sc_stride]);
-                dh = grok_fp32_to_fp16(s);
-                exact = grok_fp16_to_fp32(dh) == s;
-            }
-            if (!straddle && exact) {
+    float *v = t->v;
+    int64_t nb = n / 32;
+    t->q8_blocks += nb;
+    for (int64_t b = 0; b < nb;) {
+        int64_t blk = b * 32 / blk_len;
+        int64_t end = (blk + 1) * blk_len; /* first element of the next scale block */
+        float s = grok_bf16_to_fp32(sc[blk * sc_stride]);
+        uint16_t dh = grok_fp32_to_fp16(s);
+        bool exact = grok_fp16_to_fp32(dh) == s;
+        int64_t bend = end / 32 < nb ? end / 32 : nb; /* blocks wholly before `end` */
+        for (; b < bend; b++) {
+            uint8_t *o = row + b * 34;
+            if (exact) {
                 memcpy(o, &dh, 2);
-                memcpy(o + 2, q + i0, 32);
                 continue;
             }
-            if (straddle)
-                c->st->q8_straddle++;
-            else
-                c->st->q8_inexact++;
+            t->q8_inexact++;
             for (int64_t k = 0; k < 32; k++)
-                v[k] = (float)q[i0 + k] *
-                       grok_bf16_to_fp32(sc[((i0 + k) / blk_len) * sc_stride]);
+                v[k] = (float)(int8_t)o[2 + k] * s;
             q8_requant(v, s, o);
         }
-        return 0;
+        if (b < nb && b * 32 < end) { /* this block crosses into the next scale block */
+            uint8_t *o = row + b * 34;
+            int64_t i0 = b * 32;
+            t->q8_straddle++;
+            for (int64_t k = 0; k < 32; k++)
+                v[k] = (float)(int8_t)o[2 + k] *
+                       grok_bf16_to_fp32(sc[((i0 + k) / blk_len) * sc_stride]);
+            q8_requant(v, s, o);
+            b++;
+        }
     }
+}
+
+/* Bytes of one output row of n values. */
+static int64_t row_bytes(grok_type t, int64_t n)
+{
+    return t == GROK_TYPE_Q8_0 ? n / 32 * 34 : t == GROK_TYPE_F32 ? n * 4 : n * 2;
+}
+
+/* Writes one output row of n values to o (row_bytes(t, n) bytes). q: the
+ * int8 values (NULL for plain f32 rows, given in x); sc: the scale of each
+ * element's scale block, blk_len elements per block; v: n floats of
+ * scratch. Quantized rows for a Q8_0 output do not come here: they are
+ * transposed straight into their blocks (q8_finish_row). */
+static void emit_row(grok_type t, const int8_t *q, const float *x, int64_t n, const uint16_t *sc,
+                     int64_t blk_len, int64_t sc_stride, float *v, uint8_t *o)
+{
     if (q) {
-        for (int64_t i = 0; i < n; i++)
-            v[i] = (float)q[i] * grok_bf16_to_fp32(sc[(i / blk_len) * sc_stride]);
+        for (int64_t s0 = 0; s0 < n; s0 += blk_len) {
+            float sv = grok_bf16_to_fp32(sc[(s0 / blk_len) * sc_stride]);
+            int64_t e = n - s0 < blk_len ? n : s0 + blk_len;
+            for (int64_t i = s0; i < e; i++)
+                v[i] = (float)q[i] * sv;
+        }
         x = v;
     }
     switch (t) {
-    case GROK_TYPE_F32: {
-        uint8_t *o = out_reserve(c, (size_t)n * 4);
-        if (!o)
-            return -1;
+    case GROK_TYPE_F32:
         memcpy(o, x, (size_t)n * 4);
-        return 0;
-    }
+        break;
     case GROK_TYPE_BF16:
-    case GROK_TYPE_F16: {
-        uint8_t *o = out_reserve(c, (size_t)n * 2);
-        if (!o)
-            return -1;
+    case GROK_TYPE_F16:
         for (int64_t i = 0; i < n; i++) {
             uint16_t h = t == GROK_TYPE_BF16 ? grok_fp32_to_bf16(x[i])
                                              : grok_fp32_to_fp16(x[i]);
             memcpy(o + 2 * i, &h, 2);
         }
-        return 0;
+        break;
+    default: /* Q8_0: valid_type admits nothing else */
+        for (int64_t b = 0; b < n / 32; b++)
+            q8_requant(x + b * 32, 0.0f, o + b * 34);
+        break;
     }
-    case GROK_TYPE_Q8_0: {
-        uint8_t *o = out_reserve(c, (size_t)(n / 32) * 34);
-        if (!o)
-            return -1;
-        for (int64_t b = 0; b < n / 32; b++, o += 34) {
-            int64_t i0 = b * 32;
-            q8_requant(x + i0, 0.0f, o);
+}
+
+/* Where element i of an output row lands: plain bytes, or the quants of
+ * 34-byte Q8_0 blocks (2 bytes of d, then 32 int8). */
+static inline int64_t tpos(int64_t i, bool q8) { return q8 ? i / 32 * 34 + 2 + i % 32 : i; }
+
+/* Transposes an 8x8 byte tile held as eight little-endian rows in place:
+ * swapping 4x4, then 2x2, then single-byte blocks across the diagonal. */
+static inline void tr8x8(uint64_t x[8])
+{
+    static const uint64_t mask[3] = {UINT64_C(0x00000000FFFFFFFF), UINT64_C(0x0000FFFF0000FFFF),
+                                     UINT64_C(0x00FF00FF00FF00FF)};
+    for (int st = 0, sh = 4; st < 3; st++, sh >>= 1)
+        for (int r = 0; r < 8; r++)
+            if (!(r & sh)) {
+                uint64_t t = ((x[r] >> (8 * sh)) ^ x[r + sh]) & mask[st];
+                x[r + sh] ^= t;
+                x[r] ^= t << (8 * sh);
+            }
+}
+
+/* dst row j (dst_ld bytes apart) gets column j of the rows x cols int8
+ * matrix at src (rows ld bytes apart), at the positions tpos gives. Whole
+ * 8x8 tiles go through registers, so neither side is touched a byte at a
+ * time with a large stride (a byte-wise column walk with a power-of-two
+ * stride was most of the converter's time). */
+static void transpose_i8(const uint8_t *src, int64_t ld, int64_t rows, int64_t cols,
+                         uint8_t *dst, int64_t dst_ld, bool q8)
+{
+    int64_t r8 = rows & ~(int64_t)7, c8 = cols & ~(int64_t)7;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    r8 = 0; /* the tile trick assumes little-endian rows; bytes one by one */
+#endif
+    for (int64_t i = 0; i < r8; i += 8) {
+        int64_t p = tpos(i, q8); /* 8 | i, so the 8 bytes stay in one block */
+        for (int64_t j = 0; j < c8; j += 8) {
+            uint64_t x[8];
+            for (int r = 0; r < 8; r++)
+                memcpy(&x[r], src + (i + r) * ld + j, 8);
+            tr8x8(x);
+            for (int r = 0; r < 8; r++)
+                memcpy(dst + (j + r) * dst_ld + p, &x[r], 8);
         }
-        return 0;
+        for (int64_t j = c8; j < cols; j++)
+            for (int64_t r = 0; r < 8; r++)
+                dst[j * dst_ld + tpos(i + r, q8)] = src[(i + r) * ld + j];
     }
-    default:
-        return errf(c, "output type %d not supported", (int)t);
-    }
+    for (int64_t i = r8; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            dst[j * dst_ld + tpos(i, q8)] = src[i * ld + j];
 }
 
 /* Streams a tensor whose rows are the stored rows (embedding, norms). */
@@ -569,6 +729,7 @@ static int stream_rows(conv *c, const plan *pl, int fd)
     int64_t rows_per = (int64_t)(c->window / (uint64_t)rowb);
     if (rows_per < 1)
         rows_per = 1;
+    int64_t ob = row_bytes(pl->type, pl->out);
     for (int64_t r0 = 0; r0 < pl->in; r0 += rows_per) {
         int64_t nr = pl->in - r0 < rows_per ? pl->in - r0 : rows_per;
         uint64_t off = a->offset + (uint64_t)(r0 * rowb);
@@ -580,8 +741,10 @@ static int stream_rows(conv *c, const plan *pl, int fd)
                 if (!isfinite(x[i]))
                     return errf(c, "%s: byte %" PRIu64 ": value is not finite",
                                 c->paths[pl->file], off + (uint64_t)(r * rowb + i * 4));
-            if (emit_row(c, pl->type, NULL, x, pl->out, NULL, 1, 0) < 0)
+            uint8_t *o = out_reserve(c, (size_t)ob);
+            if (!o)
                 return -1;
+            emit_row(pl->type, NULL, x, pl->out, NULL, 1, 0, c->ts[0].v, o);
         }
         if (progress(c, (uint64_t)(nr * rowb)) < 0)
             return -1;
@@ -589,8 +752,61 @@ static int stream_rows(conv *c, const plan *pl, int fd)
     return 0;
 }
 
+/* One chunk of a transposed tensor: output rows for columns
+ * [col0, col0 + ncols) of the window, each rb bytes at dst. */
+typedef struct {
+    conv *c;
+    grok_type type;
+    bool quantized;
+    const uint8_t *src; /* the window: in rows of ld elements */
+    int64_t ld, in, col0, ncols;
+    uint8_t *dst;
+    int64_t rb;
+    const uint16_t *scales; /* of the chunk's first column; columns are 1 apart */
+    int64_t blk_len, sc_stride;
+} tjob;
+
+/* Thread ith of nth converts its share of the chunk's columns (whole
+ * 8-column tiles), COL_GROUP at a time to stay in cache. */
+static void tjob_run(void *arg, int ith, int nth)
+{
+    const tjob *jb = arg;
+    tscratch *t = &jb->c->ts[ith];
+    int64_t units = (jb->ncols + 7) / 8;
+    int64_t a = units * ith / nth * 8, b = units * (ith + 1) / nth * 8;
+    if (b > jb->ncols)
+        b = jb->ncols;
+    size_t es = jb->quantized ? 1 : 4;
+    for (int64_t g0 = a; g0 < b; g0 += COL_GROUP) {
+        int64_t ng = b - g0 < COL_GROUP ? b - g0 : COL_GROUP;
+        const uint8_t *src = jb->src + (size_t)(jb->col0 + g0) * es;
+        uint8_t *dst = jb->dst + g0 * jb->rb;
+        if (jb->quantized && jb->type == GROK_TYPE_Q8_0) {
+            /* the official int8 values go straight into their blocks; only
+             * the d fields are left to fill */
+            transpose_i8(src, jb->ld, jb->in, ng, dst, jb->rb, true);
+            for (int64_t g = 0; g < ng; g++)
+                q8_finish_row(t, dst + g * jb->rb, jb->in, jb->scales + g0 + g, jb->blk_len,
+                              jb->sc_stride);
+        } else if (jb->quantized) {
+            transpose_i8(src, jb->ld, jb->in, ng, (uint8_t *)t->qcols, QCOL_LD(jb->in), false);
+            for (int64_t g = 0; g < ng; g++)
+                emit_row(jb->type, t->qcols + g * QCOL_LD(jb->in), NULL, jb->in,
+                         jb->scales + g0 + g, jb->blk_len, jb->sc_stride, t->v, dst + g * jb->rb);
+        } else {
+            const float *fs = (const float *)src;
+            for (int64_t g = 0; g < ng; g++) {
+                for (int64_t i = 0; i < jb->in; i++)
+                    t->x[i] = fs[i * jb->ld + g];
+                emit_row(jb->type, NULL, t->x, jb->in, NULL, 1, 0, t->v, dst + g * jb->rb);
+            }
+        }
+    }
+}
+
 /* Streams a transposed tensor: for each matrix [in, out], output row j is
- * column j. Columns are read in strips that fit the window. */
+ * column j. Columns are read in strips that fit the window, and converted
+ * in chunks that fit an output buffer, each split over the thread pool. */
 static int stream_transposed(conv *c, const plan *pl, int fd)
 {
     const ckpt_entry *e = &c->ent[pl->file];
@@ -604,6 +820,8 @@ static int stream_transposed(conv *c, const plan *pl, int fd)
         W = 1;
     if (W > out)
         W = out;
+    int64_t rb = row_bytes(pl->type, in);
+    int64_t cw = (int64_t)c->ocap / rb; /* columns per output chunk; ocap >= rb */
     for (int64_t m = 0; m < pl->n_mat; m++) {
         uint64_t base = a->offset + (uint64_t)(m * in * out) * es;
         if (e->quantized) {
@@ -629,45 +847,28 @@ static int stream_transposed(conv *c, const plan *pl, int fd)
                                     off);
                 }
             }
-            for (int64_t g0 = 0; g0 < w; g0 += COL_GROUP) {
-                int64_t ng = w - g0 < COL_GROUP ? w - g0 : COL_GROUP;
-                if (e->quantized) {
-                    /* local restrict pointers: int8 stores would otherwise
-                     * alias everything and force reloads */
-                    const int8_t *restrict src = (const int8_t *)c->win + g0;
-                    int8_t *restrict dst = c->qcols;
-                    if (ng == COL_GROUP) {
-                        for (int64_t i = 0; i < in; i++) {
-                            const int8_t *restrict row = src + i * w;
-                            for (int g = 0; g < COL_GROUP; g++)
-                                dst[g * in + i] = row[g];
-                        }
-                    } else {
-                        for (int64_t i = 0; i < in; i++)
-                            for (int64_t g = 0; g < ng; g++)
-                                dst[g * in + i] = src[i * w + g];
-                    }
-                } else {
-                    const float *src = (const float *)c->win;
-                    for (int64_t i = 0; i < in; i++)
-                        for (int64_t g = 0; g < ng; g++) {
-                            float v = src[i * w + g0 + g];
-                            if (!isfinite(v))
-                                return errf(c, "%s: byte %" PRIu64 ": value is not finite",
-                                            c->paths[pl->file],
-                                            base + (uint64_t)(i * out + j0 + g0 + g) * 4);
-                            c->cols[g * in + i] = v;
-                        }
-                }
-                for (int64_t g = 0; g < ng; g++) {
-                    int64_t j = j0 + g0 + g;
-                    int rc = e->quantized
-                                 ? emit_row(c, pl->type, c->qcols + g * in, NULL, in,
-                                            c->scales + j, blk_len, out)
-                                 : emit_row(c, pl->type, NULL, c->cols + g * in, in, NULL, 1, 0);
-                    if (rc < 0)
-                        return -1;
-                }
+            if (!e->quantized) {
+                const float *fs = (const float *)c->win;
+                for (int64_t i = 0; i < in; i++)
+                    for (int64_t g = 0; g < w; g++)
+                        if (!isfinite(fs[i * w + g]))
+                            return errf(c, "%s: byte %" PRIu64 ": value is not finite",
+                                        c->paths[pl->file],
+                                        base + (uint64_t)(i * out + j0 + g) * 4);
+            }
+            for (int64_t k0 = 0; k0 < w; k0 += cw) {
+                int64_t nc = w - k0 < cw ? w - k0 : cw;
+                uint8_t *o = out_reserve(c, (size_t)(nc * rb));
+                if (!o)
+                    return -1;
+                tjob jb = {.c = c, .type = pl->type, .quantized = e->quantized, .src = c->win,
+                           .ld = w, .in = in, .col0 = k0, .ncols = nc, .dst = o, .rb = rb,
+                           .scales = c->scales + j0 + k0, .blk_len = blk_len, .sc_stride = out};
+                /* small chunks are not worth waking the pool for */
+                if (c->pool && (uint64_t)(nc * in) * es >= PAR_MIN_BYTES)
+                    grok_threadpool_run(c->pool, tjob_run, &jb);
+                else
+                    tjob_run(&jb, 0, 1);
             }
             if (progress(c, (uint64_t)(in * w) * es) < 0)
                 return -1;
@@ -728,6 +929,7 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
     conv *c = &cv;
     memset(st, 0, sizeof *st);
     grok_tokenizer *tok = NULL;
+    bool wsync_made = false; /* the writer thread and its mutex and condition exist */
     int rc = -1;
     if (!valid_type(p->type) || !valid_type(p->embd_type)) {
         errf(c, "--type/--embd-type: q8_0, bf16, f16 or f32 expected");
@@ -780,16 +982,41 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
     if (c->window < need)
         c->window = need;
     c->win = malloc(c->window);
-    c->outbuf = malloc(OUT_CHUNK + (size_t)max_in * 4 + 64);
-    c->cols = malloc((size_t)(COL_GROUP + 1) * (size_t)max_in * sizeof(float));
-    c->qcols = malloc((size_t)COL_GROUP * (size_t)max_in);
     c->scales = malloc((size_t)max_scales * 2);
-    if (!c->win || !c->outbuf || !c->cols || !c->qcols || !c->scales) {
+    c->ocap = OUT_CHUNK > (uint64_t)max_in * 4 ? OUT_CHUNK : (size_t)max_in * 4;
+    bool ok = true;
+    for (int b = 0; b < OUT_BUFS; b++)
+        ok = ok && (c->obuf[b] = malloc(c->ocap));
+    c->nth = 1;
+    if (p->n_threads != 1) {
+        c->pool = grok_threadpool_create(p->n_threads);
+        if (c->pool)
+            c->nth = grok_threadpool_size(c->pool);
+    }
+    c->ts = calloc((size_t)c->nth, sizeof *c->ts);
+    ok = ok && c->win && c->scales && c->ts;
+    for (int t = 0; ok && t < c->nth; t++) {
+        c->ts[t].qcols = malloc((size_t)COL_GROUP * (size_t)QCOL_LD(max_in));
+        c->ts[t].v = malloc((size_t)max_in * sizeof(float));
+        c->ts[t].x = malloc((size_t)max_in * sizeof(float));
+        ok = c->ts[t].qcols && c->ts[t].v && c->ts[t].x;
+    }
+    if (!ok) {
         errf(c, "out of memory (window of %" PRIu64 " bytes)", c->window);
         goto done;
     }
     if (gguf_writer_begin(c->w, p->out_path, err, err_size) < 0)
         goto done;
+    if (pthread_mutex_init(&c->wmu, NULL) == 0) {
+        if (pthread_cond_init(&c->wcv, NULL) == 0) {
+            c->wth_started = pthread_create(&c->wth, NULL, writer_main, c) == 0;
+            if (!c->wth_started)
+                pthread_cond_destroy(&c->wcv);
+        }
+        if (!c->wth_started)
+            pthread_mutex_destroy(&c->wmu);
+    }
+    wsync_made = c->wth_started; /* without the thread, flush_out writes from here */
     for (int k = 0; k < c->n_plans; k++) {
         const plan *pl = &c->plans[k];
         int fd = open(c->paths[pl->file], O_RDONLY | O_CLOEXEC);
@@ -799,14 +1026,27 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
         }
         int r = pl->transpose ? stream_transposed(c, pl, fd) : stream_rows(c, pl, fd);
         close(fd);
-        if (r < 0 || flush_out(c) < 0)
+        if (r < 0)
             goto done;
         st->n_tensors++;
+    }
+    if (flush_out(c) < 0 || writer_wait(c, 0) < 0)
+        goto done;
+    writer_stop(c); /* the writer is ours again */
+    for (int t = 0; t < c->nth; t++) {
+        st->q8_blocks += c->ts[t].q8_blocks;
+        st->q8_inexact += c->ts[t].q8_inexact;
+        st->q8_straddle += c->ts[t].q8_straddle;
     }
     if (gguf_writer_finish(c->w, err, err_size) < 0)
         goto done;
     rc = 0;
 done:
+    writer_stop(c); /* before the writer it uses goes */
+    if (wsync_made) {
+        pthread_cond_destroy(&c->wcv);
+        pthread_mutex_destroy(&c->wmu);
+    }
     gguf_writer_free(c->w); /* removes the temporary output of an unfinished stream */
     grok_tokenizer_free(tok);
     if (c->paths)
@@ -816,9 +1056,16 @@ done:
     free(c->ent);
     free(c->plans);
     free(c->win);
-    free(c->outbuf);
-    free(c->cols);
-    free(c->qcols);
+    for (int b = 0; b < OUT_BUFS; b++)
+        free(c->obuf[b]);
+    if (c->ts)
+        for (int t = 0; t < c->nth; t++) {
+            free(c->ts[t].qcols);
+            free(c->ts[t].v);
+            free(c->ts[t].x);
+        }
+    free(c->ts);
+    grok_threadpool_free(c->pool);
     free(c->scales);
     return rc;
 }

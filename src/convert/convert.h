@@ -24,6 +24,7 @@ typedef struct {
     float rope_base, norm_eps, embedding_scale, logit_scale, attn_scale, softcap;
     uint64_t split_max_size; /* 0: one file */
     uint64_t window;         /* bytes of checkpoint held at once; 0: default */
+    int n_threads;           /* converting threads; <= 0: one per core */
     /* progress: called after each chunk, may be NULL */
     void (*progress)(void *ud, uint64_t done, uint64_t total);
     void *progress_ud;

@@ -45,6 +45,13 @@ const char *ckpt_dtype_name(ckpt_dtype t);
 /* Parses the pickle of the file at path (payloads skipped, never read).
  * Returns 0, or -1 with "PATH: byte OFF: what" in err. */
 int ckpt_pickle_parse_file(const char *path, ckpt_entry *out, char *err, size_t err_size);
+/* The same with a parser's memory reused from file to file (a checkpoint
+ * has hundreds): create one, parse any number of files, free it. */
+typedef struct ckpt_parser ckpt_parser;
+ckpt_parser *ckpt_parser_create(void);
+void ckpt_parser_free(ckpt_parser *p);
+int ckpt_parser_parse_file(ckpt_parser *p, const char *path, ckpt_entry *out, char *err,
+                           size_t err_size);
 /* The same over bytes in memory; name is used in messages. */
 int ckpt_pickle_parse_mem(const char *name, const uint8_t *data, size_t len, ckpt_entry *out,
                           char *err, size_t err_size);
