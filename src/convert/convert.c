@@ -39,6 +39,8 @@
 #include <unistd.h>
 
 #include "convert/pickle.h"
+#include "model/model.h"
+#include "model/quantize.h"
 #include "kernels/kernels.h"
 
 #define SLOTS_PER_LAYER 12
@@ -84,21 +86,22 @@ static const char *const SLOT_OFFICIAL[SLOTS_PER_LAYER] = {
 
 grok_convert_params grok_convert_default_params(void)
 {
+    const grok_hparams g = grok_hparams_grok1();
     grok_convert_params p = {0};
     p.name = "Grok-1";
     p.type = GROK_TYPE_Q8_0;
     p.embd_type = GROK_TYPE_F32;
-    p.n_heads = 48;
-    p.n_kv_heads = 8;
-    p.head_dim = 128;
-    p.n_ctx = 8192;
-    p.n_experts_used = 2;
-    p.rope_base = 10000.0f;
-    p.norm_eps = 1e-5f;
-    p.embedding_scale = 78.38367176906169f;
-    p.logit_scale = 0.5773502691896257f;
-    p.attn_scale = 0.08838834764831845f;
-    p.softcap = 30.0f;
+    p.n_heads = g.n_heads;
+    p.n_kv_heads = g.n_kv_heads;
+    p.head_dim = g.head_dim;
+    p.n_ctx = g.n_ctx_train;
+    p.n_experts_used = g.n_experts_used;
+    p.rope_base = g.rope_base;
+    p.norm_eps = g.norm_eps;
+    p.embedding_scale = g.embedding_scale;
+    p.logit_scale = g.logit_scale;
+    p.attn_scale = g.attn_scale;
+    p.softcap = g.attn_softcap;
     return p;
 }
 
@@ -884,31 +887,20 @@ static int set_metadata(conv *c, const grok_tokenizer *tok)
     const grok_convert_params *p = c->p;
     const grok_convert_stats *s = c->st;
     gguf_writer *w = c->w;
-    uint32_t ftype = p->type == GROK_TYPE_Q8_0 ? 7 : p->type == GROK_TYPE_F16 ? 1
-                     : p->type == GROK_TYPE_BF16 ? 32 : 0;
-    int rc = 0;
-    rc |= gguf_writer_set_str(w, "general.architecture", "grok");
+    /* The shapes come from the checkpoint, the rest from the flags. */
+    grok_hparams hp = grok_hparams_grok1();
+    hp.n_vocab = s->n_vocab, hp.d_model = s->d_model, hp.n_layers = s->n_layers;
+    hp.n_ff = s->n_ff, hp.n_experts = s->n_experts;
+    hp.n_heads = p->n_heads, hp.n_kv_heads = p->n_kv_heads, hp.head_dim = p->head_dim;
+    hp.n_ctx_train = p->n_ctx, hp.n_experts_used = p->n_experts_used;
+    hp.rope_base = p->rope_base, hp.norm_eps = p->norm_eps;
+    hp.embedding_scale = p->embedding_scale, hp.logit_scale = p->logit_scale;
+    hp.attn_scale = p->attn_scale, hp.attn_softcap = p->softcap;
+    int rc = grok_hparams_to_gguf(&hp, w);
     rc |= gguf_writer_set_str(w, "general.name", p->name);
-    rc |= gguf_writer_set_u32(w, "general.file_type", ftype);
+    rc |= gguf_writer_set_u32(w, "general.file_type", (uint32_t)grok_llama_ftype(p->type));
     if (p->type == GROK_TYPE_Q8_0 || p->embd_type == GROK_TYPE_Q8_0)
         rc |= gguf_writer_set_u32(w, "general.quantization_version", 2);
-    rc |= gguf_writer_set_u32(w, "grok.context_length", (uint32_t)p->n_ctx);
-    rc |= gguf_writer_set_u32(w, "grok.embedding_length", (uint32_t)s->d_model);
-    rc |= gguf_writer_set_u32(w, "grok.block_count", (uint32_t)s->n_layers);
-    rc |= gguf_writer_set_u32(w, "grok.feed_forward_length", (uint32_t)s->n_ff);
-    rc |= gguf_writer_set_u32(w, "grok.attention.head_count", (uint32_t)p->n_heads);
-    rc |= gguf_writer_set_u32(w, "grok.attention.head_count_kv", (uint32_t)p->n_kv_heads);
-    rc |= gguf_writer_set_u32(w, "grok.attention.key_length", (uint32_t)p->head_dim);
-    rc |= gguf_writer_set_u32(w, "grok.attention.value_length", (uint32_t)p->head_dim);
-    rc |= gguf_writer_set_f32(w, "grok.attention.layer_norm_rms_epsilon", p->norm_eps);
-    rc |= gguf_writer_set_f32(w, "grok.rope.freq_base", p->rope_base);
-    rc |= gguf_writer_set_u32(w, "grok.expert_count", (uint32_t)s->n_experts);
-    rc |= gguf_writer_set_u32(w, "grok.expert_used_count", (uint32_t)p->n_experts_used);
-    rc |= gguf_writer_set_u32(w, "grok.vocab_size", (uint32_t)s->n_vocab);
-    rc |= gguf_writer_set_f32(w, "grok.embedding_scale", p->embedding_scale);
-    rc |= gguf_writer_set_f32(w, "grok.logit_scale", p->logit_scale);
-    rc |= gguf_writer_set_f32(w, "grok.attention.output_scale", p->attn_scale);
-    rc |= gguf_writer_set_f32(w, "grok.attn_logit_softcapping", p->softcap);
     rc |= grok_tokenizer_to_gguf(tok, w);
     rc |= gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0);
     if (rc)

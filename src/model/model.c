@@ -170,6 +170,7 @@ int grok_hparams_to_gguf(const grok_hparams *hp, gguf_writer *w) {
     rc |= gguf_writer_set_f32(w, "grok.rope.freq_base", hp->rope_base);
     rc |= gguf_writer_set_u32(w, "grok.expert_count", (uint32_t)hp->n_experts);
     rc |= gguf_writer_set_u32(w, "grok.expert_used_count", (uint32_t)hp->n_experts_used);
+    rc |= gguf_writer_set_u32(w, "grok.vocab_size", (uint32_t)hp->n_vocab);
     rc |= gguf_writer_set_f32(w, "grok.embedding_scale", hp->embedding_scale);
     rc |= gguf_writer_set_f32(w, "grok.logit_scale", hp->logit_scale);
     rc |= gguf_writer_set_f32(w, "grok.attention.output_scale", hp->attn_scale);
