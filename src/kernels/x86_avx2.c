@@ -31,6 +31,7 @@ TGT static float f32_dot(const void *row, const float *x, int64_t n) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
+        GROK_PREFETCH(w + i);
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
         a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
@@ -55,6 +56,7 @@ TGT static float f16_dot(const void *row, const float *x, int64_t n) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
+        GROK_PREFETCH(p + 2 * i);
         a0 = _mm256_fmadd_ps(load_f16x8(p + 2 * i), _mm256_loadu_ps(x + i), a0);
         a1 = _mm256_fmadd_ps(load_f16x8(p + 2 * i + 16), _mm256_loadu_ps(x + i + 8), a1);
         a2 = _mm256_fmadd_ps(load_f16x8(p + 2 * i + 32), _mm256_loadu_ps(x + i + 16), a2);
@@ -75,6 +77,7 @@ TGT static float bf16_dot(const void *row, const float *x, int64_t n) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
+        GROK_PREFETCH(p + 2 * i);
         a0 = _mm256_fmadd_ps(load_bf16x8(p + 2 * i), _mm256_loadu_ps(x + i), a0);
         a1 = _mm256_fmadd_ps(load_bf16x8(p + 2 * i + 16), _mm256_loadu_ps(x + i + 8), a1);
         a2 = _mm256_fmadd_ps(load_bf16x8(p + 2 * i + 32), _mm256_loadu_ps(x + i + 16), a2);
@@ -105,6 +108,7 @@ TGT static float q8_0_dot(const void *row, const float *x, int64_t n) {
     const uint8_t *p = row;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK8_0; b++, p += sizeof(block_q8_0), x += QK8_0) {
+        GROK_PREFETCH(p);
         const uint8_t *q = p + 2;
         __m256 s = _mm256_mul_ps(i8x8_ps(q), _mm256_loadu_ps(x));
         s = _mm256_fmadd_ps(i8x8_ps(q + 8), _mm256_loadu_ps(x + 8), s);
@@ -127,6 +131,7 @@ TGT static float q4_0_dot(const void *row, const float *x, int64_t n) {
     __m256 acc = _mm256_setzero_ps();
     const __m256i eight = _mm256_set1_epi8(8);
     for (int64_t b = 0; b < n / QK4_0; b++, p += sizeof(block_q4_0), x += QK4_0) {
+        GROK_PREFETCH(p);
         __m256i q = _mm256_sub_epi8(q4_bytes(p + 2), eight);
         __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
         __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), _mm256_loadu_ps(x));
@@ -152,6 +157,7 @@ TGT static float q8_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
     int64_t b = 0;
     /* two blocks per step: independent chains hide the conversion latency */
     for (; b + 2 <= nb; b += 2, p += 2 * sizeof(block_q8_0)) {
+        GROK_PREFETCH(p);
         __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + 2));
         __m256i w1 = _mm256_loadu_si256((const __m256i *)(p + 36));
         __m256i x0 = _mm256_loadu_si256((const __m256i *)x[b].qs);
@@ -178,6 +184,7 @@ TGT static float q4_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
     __m256 acc = _mm256_setzero_ps();
     float corr = 0;
     for (int64_t b = 0; b < n / QK4_0; b++, p += sizeof(block_q4_0)) {
+        GROK_PREFETCH(p);
         __m256i xq = _mm256_loadu_si256((const __m256i *)x[b].qs);
         __m256i is = dot_us8(q4_bytes(p + 2), xq);
         float dd = f16_scale(p) * x[b].d;

@@ -35,6 +35,7 @@ TGT static float q8_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
     const int64_t nb = n / QK8_0;
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2, p += 2 * sizeof(block_q8_0)) {
+        GROK_PREFETCH(p);
         __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + 2));
         __m256i w1 = _mm256_loadu_si256((const __m256i *)(p + 36));
         __m256i x0 = _mm256_loadu_si256((const __m256i *)x[b].qs);
@@ -60,6 +61,7 @@ TGT static float q4_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
     float corr = 0;
     const __m128i m = _mm_set1_epi8(0x0f);
     for (int64_t b = 0; b < n / QK4_0; b++, p += sizeof(block_q4_0)) {
+        GROK_PREFETCH(p);
         __m128i v = _mm_loadu_si128((const __m128i *)(p + 2));
         __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
         __m256i is = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, _mm256_loadu_si256((const __m256i *)x[b].qs));
