@@ -20,6 +20,7 @@ int cmd_logits(int argc, char **argv);
 int cmd_new(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Flag parsing. Each returns true when argv[*i] is the flag (advancing *i
  * past its value) and exits with status 2 and a message naming the flag

@@ -22,6 +22,7 @@ static const command COMMANDS[] = {
     {"new", cmd_new, "write a randomly initialised Grok-architecture model"},
     {"tokenize", cmd_tokenize, "text to token ids or pieces"},
     {"detokenize", cmd_detokenize, "token ids to text"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
 };
 
 static void usage(FILE *out) {
