@@ -460,6 +460,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     if (!c) {
         if (!(c = calloc(1, sizeof *c))) return MHD_NO;
         c->s = s;
+        pthread_mutex_lock(&s->mu);
+        s->n_conns++;
+        pthread_mutex_unlock(&s->mu);
         c->route = route_of(method, url);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -558,6 +561,9 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     (void)toe;
     if (!c) return;
     if (c->req) sched_release(s, c->req);
+    pthread_mutex_lock(&s->mu);
+    s->n_conns--;
+    pthread_mutex_unlock(&s->mu);
     free(c->body);
     free(c->sent_text);
     free(c->sent_lps);
@@ -701,6 +707,16 @@ done:
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->mu);
     if (sched_started) pthread_join(sched, NULL);
+    /* let the answers of finished requests reach their clients before the
+     * connections are closed (bounded: a client may never read) */
+    for (double until = now_s() + 5;;) {
+        pthread_mutex_lock(&s->mu);
+        int64_t n = s->n_conns;
+        pthread_mutex_unlock(&s->mu);
+        if (n == 0 || now_s() > until) break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     if (d) MHD_stop_daemon(d); /* waits for the connection threads */
     sched_free(s);
     grok_threadpool_free(s->pool);

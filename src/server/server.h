@@ -207,6 +207,7 @@ typedef struct server {
     bool stopping;             /* SIGTERM: take no new work */
     double drain_deadline;     /* cancel in-flight work after this */
     bool sched_exit;
+    int64_t n_conns;           /* requests the HTTP side is handling */
     uint64_t use_clock;
     uint64_t id_counter;
     metrics m;
