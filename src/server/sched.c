@@ -68,9 +68,10 @@ static void request_unref(request *r) {
 
 int sched_submit(server *s, request *r) {
     pthread_mutex_lock(&s->mu);
+    /* room for every choice in a free slot or a queue place (the queue
+     * counts choices that will have to wait) */
     int64_t free_slots = s->n_slots - s->busy;
-    bool fits_now = s->q_choices + r->n <= free_slots;
-    if (s->stopping || (!fits_now && s->q_len >= s->cfg.queue)) {
+    if (s->stopping || s->q_choices + r->n > free_slots + s->cfg.queue) {
         pthread_mutex_unlock(&s->mu);
         return -1;
     }
