@@ -34,9 +34,17 @@ for _ in $(seq 1 600); do
 done
 U="http://127.0.0.1:$(cat "$DIR/port")/v1/completions"
 
-# one round of C concurrent streams; prints "tokens seconds"
+M="http://127.0.0.1:$(cat "$DIR/port")/metrics"
+# scheduler counters: steps, step tokens, forward seconds, sampling seconds
+counters() {
+  curl -s "$M" | awk '/^grok_steps_total/ {a=$2} /^grok_step_tokens_total/ {b=$2}
+    /^grok_forward_seconds_total/ {c=$2} /^grok_sample_seconds_total/ {d=$2} END {print a, b, c, d}'
+}
+
+# one round of C concurrent streams; prints "tokens seconds steps step_tokens fwd_s sample_s"
 round() {
   local c=$1 i pids=()
+  local m0; m0=$(counters)
   local t0; t0=$(date +%s.%N)
   for i in $(seq 1 "$c"); do
     curl -s "$U" -d "{\"prompt\":\"Stream $i says\",\"max_tokens\":$N_TOK,\"seed\":$i,\"temperature\":1}" \
@@ -44,21 +52,22 @@ round() {
   done
   wait "${pids[@]}"
   local t1; t1=$(date +%s.%N)
+  local m1; m1=$(counters)
   local toks=0 n
   for i in $(seq 1 "$c"); do
     n=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["usage"]["completion_tokens"])' "$DIR/out_$i.json")
     toks=$((toks + n))
   done
-  echo "$toks $("$PY" -c "print($t1 - $t0)")"
+  "$PY" -c "import sys; a=sys.argv[1].split(); b=sys.argv[2].split(); d=[float(y)-float(x) for x,y in zip(a,b)]; print($toks, $t1 - $t0, int(d[0]), int(d[1]), d[2], d[3])" "$m0" "$m1"
 }
 
 round 1 >/dev/null # warm-up: page the weights in
 declare -A best
 for r in $(seq 1 "$ROUNDS"); do
   for c in 1 4 8; do
-    read -r toks secs < <(round "$c")
+    read -r toks secs steps stoks fwd smp < <(round "$c")
     tps=$("$PY" -c "print('%.2f' % ($toks / $secs))")
-    echo "round $r: $c streams: $toks tokens in ${secs:0:6} s = $tps tok/s"
+    "$PY" -c "print('round $r: $c streams: $toks tokens in %.2f s = $tps tok/s; %d steps of %.1f tokens, forward %.1f ms/step, sampling %.1f ms/step' % ($secs, $steps, $stoks / $steps, 1000 * $fwd / $steps, 1000 * $smp / $steps))"
     if [ -z "${best[$c]:-}" ] || "$PY" -c "import sys; sys.exit(0 if $tps > ${best[$c]} else 1)"; then best[$c]=$tps; fi
   done
 done
@@ -68,4 +77,3 @@ echo "|---|---|---|"
 for c in 1 4 8; do
   echo "| $c | ${best[$c]} | $("$PY" -c "print('%.2fx' % (${best[$c]} / ${best[1]}))") |"
 done
-grep -E '^grok_(steps|step_tokens|completion_tokens)_total' <(curl -s "http://127.0.0.1:$(cat "$DIR/port")/metrics")

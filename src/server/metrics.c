@@ -93,13 +93,18 @@ char *metrics_text(server *s, size_t *len) {
         "# TYPE grok_steps_total counter\ngrok_steps_total %" PRIu64 "\n"
         "# HELP grok_step_tokens_total Tokens processed by forward steps.\n"
         "# TYPE grok_step_tokens_total counter\ngrok_step_tokens_total %" PRIu64 "\n"
+        "# HELP grok_forward_seconds_total Scheduler time in forward steps.\n"
+        "# TYPE grok_forward_seconds_total counter\ngrok_forward_seconds_total %.6f\n"
+        "# HELP grok_sample_seconds_total Scheduler time sampling and decoding text.\n"
+        "# TYPE grok_sample_seconds_total counter\ngrok_sample_seconds_total %.6f\n"
         "# HELP grok_queue_depth Requests waiting for a slot.\n"
         "# TYPE grok_queue_depth gauge\ngrok_queue_depth %" PRId64 "\n"
         "# HELP grok_slots_busy Slots generating or prefilling.\n"
         "# TYPE grok_slots_busy gauge\ngrok_slots_busy %" PRId64 "\n"
         "# HELP grok_slots_total Slots (--parallel).\n"
         "# TYPE grok_slots_total gauge\ngrok_slots_total %" PRId64 "\n",
-        m.prompt_tokens, m.prompt_tokens_reused, m.completion_tokens, m.steps, m.step_tokens, q,
+        m.prompt_tokens, m.prompt_tokens_reused, m.completion_tokens, m.steps, m.step_tokens,
+        m.forward_seconds, m.sample_seconds, q,
         busy, slots);
     put_hist(&o, "grok_request_duration_seconds", "Time from arrival to the last token.",
              &m.latency);

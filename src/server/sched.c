@@ -329,6 +329,59 @@ typedef struct {
     token_logprob lp;
 } step_out;
 
+/* Samples the next token of a slot that has consumed all its tokens,
+ * decodes it and decides what text to release and whether it finished.
+ * Touches only the slot's own state (runs on any pool thread). */
+static void sample_slot(server *s, step_out *o) {
+    choice *c = o->sl->ch;
+    request *r = o->sl->req;
+    if (grok_context_pos(o->sl->ctx) < (int64_t)c->n_seq) return; /* still prefilling */
+    int32_t next = grok_sampler_sample(c->sampler, grok_context_logits(o->sl->ctx), c->seq,
+                                       c->n_seq);
+    c->n_gen++;
+    o->sampled = true;
+    if (next < 0) {
+        o->finish = FINISH_ERROR;
+        return;
+    }
+    if (r->logprobs >= 0) {
+        fill_logprob(&o->lp, grok_sampler_last_probs(c->sampler), s->n_vocab, next, r->logprobs);
+        o->has_lp = true;
+    }
+    bool final = c->n_gen >= r->max_tokens, stop = false, oom = false;
+    char piece[GROK_DETOK_MAX_PIECE + 16];
+    size_t k = 0;
+    if (next == grok_tokenizer_eos(s->tok)) {
+        final = true;
+        o->finish = FINISH_STOP;
+        o->has_lp = false;
+    } else {
+        c->seq[c->n_seq++] = next;
+        k = grok_detok_stream_push(&c->ds, s->tok, next, piece, sizeof piece);
+    }
+    o->release = hold_push(r, c, piece, k, false, &stop, &oom);
+    if (!stop && final) {
+        k = grok_detok_stream_flush(&c->ds, piece, sizeof piece);
+        o->release = hold_push(r, c, piece, k, true, &stop, &oom);
+    }
+    if (oom) o->finish = FINISH_ERROR;
+    else if (stop) o->finish = FINISH_STOP;
+    else if (final && o->finish == FINISH_NONE) o->finish = FINISH_LENGTH;
+    else if (grok_context_pos(o->sl->ctx) >= grok_context_n_ctx(o->sl->ctx))
+        o->finish = FINISH_LENGTH; /* no room to feed the token back */
+}
+
+typedef struct {
+    server *s;
+    step_out *outs;
+    int64_t n;
+} sample_task;
+
+static void sample_many(void *arg, int ith, int nth) {
+    sample_task *t = arg;
+    for (int64_t i = ith; i < t->n; i += nth) sample_slot(t->s, &t->outs[i]);
+}
+
 /* One step: build, decode, sample (mu NOT held; the slots in the step
  * cannot be taken away meanwhile: only this thread frees slots). */
 static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_context **ctxs,
@@ -357,56 +410,25 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
     }
     if (n_seqs == 0) return;
     char err[GROK_ERR_SIZE];
+    double t0 = now_s();
     bool failed = grok_decode_multi(ctxs, toks, ns, n_seqs, err, sizeof err) != 0;
+    double t1 = now_s();
     if (failed) {
         fprintf(stderr, "grok serve: step failed: %s\n", err);
         for (int64_t i = 0; i < n_seqs; i++) outs[i].finish = FINISH_ERROR;
     }
-    const int32_t eos = grok_tokenizer_eos(s->tok);
-    for (int64_t i = 0; i < n_seqs && !failed; i++) {
-        step_out *o = &outs[i];
-        choice *c = o->sl->ch;
-        request *r = o->sl->req;
-        if (grok_context_pos(o->sl->ctx) < (int64_t)c->n_seq) continue; /* still prefilling */
-        int32_t next = grok_sampler_sample(c->sampler, grok_context_logits(o->sl->ctx), c->seq,
-                                           c->n_seq);
-        c->n_gen++;
-        o->sampled = true;
-        if (r->logprobs >= 0 && next >= 0) {
-            fill_logprob(&o->lp, grok_sampler_last_probs(c->sampler), s->n_vocab, next,
-                         r->logprobs);
-            o->has_lp = true;
-        }
-        bool final = c->n_gen >= r->max_tokens, stop = false, oom = false;
-        char piece[GROK_DETOK_MAX_PIECE + 16];
-        size_t k = 0;
-        if (next < 0) {
-            o->finish = FINISH_ERROR;
-            continue;
-        }
-        if (next == eos) {
-            final = true;
-            o->finish = FINISH_STOP;
-            o->has_lp = false;
-        } else {
-            c->seq[c->n_seq++] = next;
-            k = grok_detok_stream_push(&c->ds, s->tok, next, piece, sizeof piece);
-        }
-        o->release = hold_push(r, c, piece, k, false, &stop, &oom);
-        if (!stop && final) {
-            k = grok_detok_stream_flush(&c->ds, piece, sizeof piece);
-            o->release = hold_push(r, c, piece, k, true, &stop, &oom);
-        }
-        if (oom) o->finish = FINISH_ERROR;
-        else if (stop) o->finish = FINISH_STOP;
-        else if (final && o->finish == FINISH_NONE) o->finish = FINISH_LENGTH;
-        else if (grok_context_pos(o->sl->ctx) >= grok_context_n_ctx(o->sl->ctx))
-            o->finish = FINISH_LENGTH; /* no room to feed the token back */
+    if (!failed) {
+        sample_task task = {s, outs, n_seqs};
+        if (n_seqs == 1) sample_slot(s, &outs[0]);
+        else grok_threadpool_run(s->pool, sample_many, &task); /* the slots are independent */
     }
+    double t2 = now_s();
     /* apply under the lock */
     pthread_mutex_lock(&s->mu);
     s->m.steps++;
     s->m.step_tokens += (uint64_t)total;
+    s->m.forward_seconds += t1 - t0;
+    s->m.sample_seconds += t2 - t1;
     for (int64_t i = 0; i < n_seqs; i++) {
         step_out *o = &outs[i];
         choice *c = o->sl->ch;

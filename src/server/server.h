@@ -172,6 +172,7 @@ typedef struct {
     uint64_t requests[OUT_COUNT];
     uint64_t prompt_tokens, completion_tokens, prompt_tokens_reused;
     uint64_t steps, step_tokens;
+    double forward_seconds, sample_seconds; /* scheduler time in grok_decode_multi / sampling */
     histogram latency, ttft;
 } metrics;
 
