@@ -236,8 +236,14 @@ ok "overload: $n200 completed, $n503 refused at once with 503 + Retry-After"
 kill -TERM "$PID_small"; wait "$PID_small"; st=$?
 [ $st = 0 ] || fail "small server exit status $st"
 
-# ---- API key and timeout
-start keyed --parallel 1 --queue 1 --ctx 1024 --api-key s3cret --timeout 0.5
+# ---- chat template file: a bad one stops the server with the line named
+printf '# test template\nuser=Q: {content}\\n\ngeneration=A:\nstop=\n' > tmpl.txt
+printf 'user=Q: no placeholder\n' > bad_tmpl.txt
+"$GROK" serve -m tiny.gguf --port 0 --chat-template bad_tmpl.txt > bad_tmpl.log 2>&1; st=$?
+[ $st = 1 ] && grep -q 'bad_tmpl.txt:1:.*{content}' bad_tmpl.log || fail "bad template: status $st, $(cat bad_tmpl.log)"
+
+# ---- API key, timeout, chat template
+start keyed --parallel 1 --queue 1 --ctx 1024 --api-key s3cret --timeout 0.5 --chat-template tmpl.txt
 K="http://127.0.0.1:$PORT_keyed"
 [ "$(post -o /dev/null -w '%{http_code}' "$K/v1/completions" -d '{"prompt":"x","max_tokens":1}')" = 401 ] || fail "no key"
 [ "$(post -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer s3creX' "$K/v1/completions" -d '{"prompt":"x","max_tokens":1}')" = 401 ] || fail "wrong key"
@@ -246,9 +252,12 @@ K="http://127.0.0.1:$PORT_keyed"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$K/health")" = 200 ] || fail "health needs no key"
 code=$(post -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer s3cret' "$K/v1/completions" -d '{"prompt":"x","max_tokens":1000}')
 [ "$code" = 504 ] || fail "timeout gave $code"
+n1=$(post -H 'Authorization: Bearer s3cret' "$K/tokenize" -d '{"content":"Q: Hello\nA:","add_special":true}' | json 'len(d["tokens"])')
+r=$(post -H 'Authorization: Bearer s3cret' "$K/v1/chat/completions" -d '{"messages":[{"role":"user","content":"Hello"}],"max_tokens":1}')
+[ "$(echo "$r" | json 'd["usage"]["prompt_tokens"]')" = "$n1" ] || fail "--chat-template not used ($n1 tokens expected): $r"
 kill -TERM "$PID_keyed"; wait "$PID_keyed"; st=$?
 [ $st = 0 ] || fail "keyed server exit status $st"
-ok "API key: 401 without or with a wrong key, 200 with it; --timeout gives 504"
+ok "API key: 401 without or with a wrong key, 200 with it; --timeout gives 504; --chat-template"
 
 # ---- RSS stays flat over many requests (mixed whole/streamed/chat)
 N=2000
