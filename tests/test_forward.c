@@ -11,19 +11,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "check.h"
 #include "model/model.h"
 
-static int failures, checks;
-#define CHECK(cond, ...)                                                                         \
-    do {                                                                                         \
-        checks++;                                                                                \
-        if (!(cond)) {                                                                           \
-            failures++;                                                                          \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                 \
-            fprintf(stderr, __VA_ARGS__);                                                        \
-            fputc('\n', stderr);                                                                 \
-        }                                                                                        \
-    } while (0)
+
 
 static float max_diff(const float *a, const float *b, int64_t n) {
     float m = 0;
@@ -121,6 +112,5 @@ int main(void) {
     for (int s = 0; s < 3; s++) grok_context_free(cs[s]);
     grok_threadpool_free(pool);
     grok_model_free(m);
-    printf("test_forward: %d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_summary("test_forward");
 }

@@ -24,19 +24,7 @@
 
 #include "grok.h"
 
-static int n_pass, n_fail;
-
-#define CHECK(cond, ...)                                              \
-    do {                                                              \
-        if (cond) {                                                   \
-            n_pass++;                                                 \
-        } else {                                                      \
-            n_fail++;                                                 \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                             \
-            fprintf(stderr, "\n");                                    \
-        }                                                             \
-    } while (0)
+#include "check.h"
 
 static char tmpdir[512];
 
@@ -1202,6 +1190,5 @@ int main(void) {
     test_fuzz();
     test_open_is_header_only();
     for (size_t i = 0; i < N_TS; i++) free(TS[i].data);
-    printf("test_gguf: %d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return check_summary("test_gguf");
 }

@@ -1,26 +1,127 @@
 /*
  * test_model.c - model-level facts that need no file: Grok-1's parameter
  * counts from its shapes (GROK1.md: 315.68 B in all, 83.8 B active per
- * token) and the hyperparameter checks that guard the loader.
+ * token), the hyperparameter checks, and the loader's refusal of files whose
+ * tensors or keys do not fit the model: each variant of a good file (a
+ * tensor dropped, reshaped or retyped, a key removed or of the wrong
+ * architecture) must fail with a message naming the file and the tensor
+ * or key.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "check.h"
 #include "model/model.h"
 
-static int failures, checks;
-#define CHECK(cond, ...)                                                                         \
-    do {                                                                                         \
-        checks++;                                                                                \
-        if (!(cond)) {                                                                           \
-            failures++;                                                                          \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                 \
-            fprintf(stderr, __VA_ARGS__);                                                        \
-            fputc('\n', stderr);                                                                 \
-        }                                                                                        \
-    } while (0)
+
+
+typedef enum { EDIT_DROP, EDIT_RESHAPE, EDIT_RETYPE } edit_kind;
+
+/* Rewrites good as path with one tensor edited and/or one key replaced. */
+static int write_variant(const gguf_file *good, const char *path, const char *tensor,
+                         edit_kind kind, const char *drop_key, const char *arch) {
+    gguf_writer *w = gguf_writer_create();
+    char err[GROK_ERR_SIZE];
+    for (int64_t i = 0; i < gguf_n_kv(good); i++) {
+        const char *k = gguf_kv_key(good, i);
+        if (drop_key && strcmp(k, drop_key) == 0) continue;
+        if (gguf_kv_type(good, i) == GGUF_TYPE_STRING) {
+            const char *v;
+            gguf_get_str(good, k, &v, NULL);
+            gguf_writer_set_str(w, k, v);
+        } else if (gguf_kv_type(good, i) == GGUF_TYPE_UINT32) {
+            uint64_t v;
+            gguf_get_u64(good, k, &v);
+            gguf_writer_set_u32(w, k, (uint32_t)v);
+        } else if (gguf_kv_type(good, i) == GGUF_TYPE_FLOAT32) {
+            double v;
+            gguf_get_f64(good, k, &v);
+            gguf_writer_set_f32(w, k, (float)v);
+        }
+    }
+    if (arch) gguf_writer_set_str(w, "general.architecture", arch);
+    void *junk = calloc(1, 1 << 20);
+    for (int64_t i = 0; i < gguf_n_tensors(good); i++) {
+        const gguf_tensor *t = gguf_tensor_at(good, i);
+        int64_t ne[4] = {t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
+        if (tensor && strcmp(t->name, tensor) == 0) {
+            if (kind == EDIT_DROP) continue;
+            if (kind == EDIT_RESHAPE) {
+                ne[0] = t->ne[1], ne[1] = t->ne[0]; /* transposed */
+                gguf_writer_add_tensor(w, t->name, (grok_type)t->type, t->n_dims, ne, t->data);
+            } else { /* same shape, a type without kernels here */
+                gguf_writer_add_tensor(w, t->name, GROK_TYPE_Q5_0, t->n_dims, ne, junk);
+            }
+            continue;
+        }
+        gguf_writer_add_tensor(w, t->name, (grok_type)t->type, t->n_dims, ne, t->data);
+    }
+    int rc = gguf_writer_write(w, path, err, sizeof err);
+    if (rc) fprintf(stderr, "writing %s: %s\n", path, err);
+    gguf_writer_free(w);
+    free(junk);
+    return rc;
+}
+
+static void expect_load_error(const char *path, const char *w1, const char *w2) {
+    char err[GROK_ERR_SIZE] = "";
+    grok_model *m = grok_model_load(path, err, sizeof err);
+    CHECK(!m && strstr(err, path) && strstr(err, w1) && (!w2 || strstr(err, w2)),
+          "%s: want an error with '%s'%s%s, got '%s'", path, w1, w2 ? " and " : "", w2 ? w2 : "",
+          err);
+    grok_model_free(m);
+}
+
+static void test_load_errors(void) {
+    const char *tmp = getenv("GROK_TMP") ? getenv("GROK_TMP") : "/tmp";
+    mkdir(tmp, 0755);
+    char good_path[2048], p[2048], err[GROK_ERR_SIZE];
+    snprintf(good_path, sizeof good_path, "%s/good.gguf", tmp);
+    grok_hparams hp = grok_hparams_grok1();
+    hp.d_model = 32, hp.n_layers = 2, hp.n_heads = 4, hp.n_kv_heads = 2, hp.head_dim = 8;
+    hp.n_experts = 4, hp.n_experts_used = 2, hp.n_ff = 64, hp.n_ctx_train = 16;
+    grok_tokenizer *tok = grok_tokenizer_placeholder(64, err, sizeof err);
+    CHECK(grok_model_write_random(good_path, &hp, GROK_TYPE_F16, tok, false, 1, err, sizeof err) == 0,
+          "%s", err);
+    grok_tokenizer_free(tok);
+    grok_model *m = grok_model_load(good_path, err, sizeof err);
+    CHECK(m != NULL, "the good file loads: %s", err);
+    grok_model_free(m);
+    gguf_file *good = gguf_open(good_path, err, sizeof err);
+    if (!good) return;
+    struct {
+        const char *tensor;
+        edit_kind kind;
+        const char *words[2];
+    } cases[] = {
+        {"blk.1.ffn_down_exps.weight", EDIT_DROP, {"blk.1.ffn_down_exps.weight", "missing"}},
+        {"output_norm.weight", EDIT_DROP, {"output_norm.weight", "missing"}},
+        {"blk.0.ffn_gate_exps.weight", EDIT_RESHAPE, {"blk.0.ffn_gate_exps.weight", "shape [64, 32, 4]"}},
+        {"blk.0.attn_k.weight", EDIT_RESHAPE, {"blk.0.attn_k.weight", "need [32, 16]"}},
+        {"blk.1.ffn_gate_inp.weight", EDIT_RESHAPE, {"ffn_gate_inp", "shape"}},
+        {"token_embd.weight", EDIT_RETYPE, {"token_embd.weight", "q5_0"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(p, sizeof p, "%s/bad_tensor_%zu.gguf", tmp, i);
+        if (write_variant(good, p, cases[i].tensor, cases[i].kind, NULL, NULL) == 0)
+            expect_load_error(p, cases[i].words[0], cases[i].words[1]);
+    }
+    snprintf(p, sizeof p, "%s/bad_key.gguf", tmp);
+    if (write_variant(good, p, NULL, EDIT_DROP, "grok.block_count", NULL) == 0)
+        expect_load_error(p, "grok.block_count", "missing");
+    snprintf(p, sizeof p, "%s/bad_arch.gguf", tmp);
+    if (write_variant(good, p, NULL, EDIT_DROP, NULL, "llama") == 0)
+        expect_load_error(p, "llama", "only 'grok'");
+    snprintf(p, sizeof p, "%s/bad_heads.gguf", tmp);
+    if (write_variant(good, p, NULL, EDIT_DROP, "grok.attention.head_count_kv", NULL) == 0)
+        expect_load_error(p, "shape", NULL); /* kv heads default to heads: attn_k no longer fits */
+    gguf_close(good);
+}
 
 int main(void) {
+    test_load_errors();
     grok_hparams hp = grok_hparams_grok1();
     double all = (double)grok_hparams_n_params(&hp) / 1e9;
     double act = (double)grok_hparams_n_params_active(&hp) / 1e9;
@@ -49,6 +150,5 @@ int main(void) {
     bad = hp;
     bad.norm_eps = 0;
     CHECK(grok_hparams_validate(&bad, "x", err, sizeof err) != 0, "zero eps rejected");
-    printf("test_model: %d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_summary("test_model");
 }

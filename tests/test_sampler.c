@@ -14,18 +14,7 @@
 
 #include "grok.h"
 
-static int g_fail, g_checks;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        g_checks++;                                                                                \
-        if (!(cond)) {                                                                             \
-            g_fail++;                                                                              \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 /* The tests' own generator (an LCG), unrelated to the sampler's, so that
  * test data does not share structure with the draws. */
@@ -529,6 +518,5 @@ int main(void) {
     test_non_finite();
     test_find_stop();
     bench();
-    printf("test_sampler: %d checks, %d failed\n", g_checks, g_fail);
-    return g_fail ? 1 : 0;
+    return check_summary("test_sampler");
 }

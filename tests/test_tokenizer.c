@@ -18,21 +18,13 @@
 #include "grok.h"
 #include "tokenizer/tokenizer_internal.h"
 
-static int failures;
+#include "check.h"
 
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            failures++;                                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-        }                                                                  \
-    } while (0)
-
+/* CPU time of this process, not wall time: the linear-time guard below
+ * must not trip when a loaded machine deschedules the test. */
 static double now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -226,7 +218,7 @@ static void test_example(const grok_tokenizer *t) {
 
 static double time_encode(const grok_tokenizer *t, const char *s, size_t len) {
     double best = 1e9;
-    for (int r = 0; r < 2; r++) {
+    for (int r = 0; r < 3; r++) {
         size_t n;
         double t0 = now();
         int32_t *ids = grok_tokenize(t, s, len, false, &n);
@@ -256,8 +248,10 @@ static void test_linear(const grok_tokenizer *t, const char *fixture_path) {
     double t_run_small = time_encode(t, text, big / 10), t_run = time_encode(t, text, big);
     printf("encode 100 KB: %.4f s, 1 MB: %.4f s (ratio %.1f); 'a' run: %.4f s / %.4f s\n", t_small,
            t_big, t_big / t_small, t_run_small, t_run);
-    CHECK(t_big / (t_small + 1e-4) < 30, "1 MB vs 100 KB time ratio %.1f (quadratic?)", t_big / t_small);
-    CHECK(t_run / (t_run_small + 1e-4) < 30, "1 MB vs 100 KB run ratio %.1f", t_run / t_run_small);
+    /* A quadratic encoder gives a ratio near 100; linear ones give ~10, and
+     * up to ~35 on a loaded shared machine (seen), so 60 separates them. */
+    CHECK(t_big / (t_small + 1e-4) < 60, "1 MB vs 100 KB time ratio %.1f (quadratic?)", t_big / t_small);
+    CHECK(t_run / (t_run_small + 1e-4) < 60, "1 MB vs 100 KB run ratio %.1f", t_run / t_run_small);
     free(text);
     free(src);
 }
@@ -445,6 +439,98 @@ static void test_placeholder(void) {
     }
 }
 
+/* tokenizer -> gguf_writer -> file -> gguf_open -> grok_tokenizer_from_gguf
+ * must give the same pieces, options and ids. */
+static void test_gguf_roundtrip(const grok_tokenizer *t, const char *fixture_path) {
+    const char *tmp = getenv("GROK_TMP");
+    char dir[4096], path[4200], err[GROK_ERR_SIZE];
+    snprintf(dir, sizeof dir, "%s", tmp ? tmp : "/tmp");
+    mkdir(dir, 0777);
+    snprintf(path, sizeof path, "%s/tokenizer_roundtrip.gguf", dir);
+    gguf_writer *w = gguf_writer_create();
+    CHECK(grok_tokenizer_to_gguf(t, w) == 0, "to_gguf");
+    int rc = gguf_writer_write(w, path, err, sizeof err);
+    CHECK(rc == 0, "gguf write: %s", err);
+    gguf_writer_free(w);
+    if (rc != 0) return;
+    gguf_file *f = gguf_open(path, err, sizeof err);
+    CHECK(f != NULL, "gguf open: %s", err);
+    if (!f) return;
+    grok_tokenizer *g = grok_tokenizer_from_gguf(f, err, sizeof err);
+    CHECK(g != NULL, "from_gguf: %s", err);
+    gguf_close(f);
+    if (!g) return;
+    CHECK(grok_tokenizer_n_vocab(g) == grok_tokenizer_n_vocab(t), "gguf vocab size");
+    int64_t diff = 0;
+    for (int32_t i = 0; i < grok_tokenizer_n_vocab(t); i++) {
+        size_t la, lb;
+        const char *a = grok_tokenizer_piece(t, i, &la), *b = grok_tokenizer_piece(g, i, &lb);
+        if (la != lb || memcmp(a, b, la) != 0 || grok_tokenizer_score(t, i) != grok_tokenizer_score(g, i) ||
+            grok_tokenizer_type(t, i) != grok_tokenizer_type(g, i))
+            diff++;
+    }
+    CHECK(diff == 0, "gguf: %lld pieces differ", (long long)diff);
+    CHECK(grok_tokenizer_bos(g) == grok_tokenizer_bos(t) && grok_tokenizer_eos(g) == grok_tokenizer_eos(t) &&
+              grok_tokenizer_unk(g) == grok_tokenizer_unk(t) && grok_tokenizer_pad(g) == grok_tokenizer_pad(t) &&
+              grok_tokenizer_add_bos(g) == grok_tokenizer_add_bos(t) &&
+              grok_tokenizer_add_eos(g) == grok_tokenizer_add_eos(t),
+          "gguf special ids and flags");
+    CHECK(g->add_dummy_prefix == t->add_dummy_prefix && g->remove_extra_whitespaces == t->remove_extra_whitespaces &&
+              g->byte_fallback == t->byte_fallback && g->split_digits == t->split_digits &&
+              strcmp(g->unk_surface, t->unk_surface) == 0,
+          "gguf normalizer options");
+    /* Same ids for every fixture input, same text for every decode case. */
+    size_t flen;
+    char *data = read_all(fixture_path, &flen);
+    int64_t n = 0, same = 0;
+    for (char *line = data; data && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : line + strlen(line)) {
+        if (*line == '#' || *line == 'D' || *line == '\n') continue;
+        const char *p;
+        size_t nin, na, nb;
+        unsigned char *in = unhex(line, &nin, &p);
+        int32_t *a = grok_tokenize(t, (const char *)in, nin, true, &na);
+        int32_t *b = grok_tokenize(g, (const char *)in, nin, true, &nb);
+        n++;
+        if (a && b && na == nb && memcmp(a, b, na * sizeof *a) == 0) {
+            size_t da, db;
+            char *x = grok_detokenize(t, a, na, &da), *y = grok_detokenize(g, b, nb, &db);
+            if (x && y && da == db && memcmp(x, y, da) == 0) same++;
+            free(x);
+            free(y);
+        }
+        free(a);
+        free(b);
+        free(in);
+    }
+    printf("gguf round trip: %lld/%lld fixtures give the same ids and text\n", (long long)same, (long long)n);
+    CHECK(n > 0 && same == n, "gguf round trip ids");
+    free(data);
+    grok_tokenizer_free(g);
+    remove(path);
+    /* The placeholder survives the trip too. */
+    grok_tokenizer *ph = grok_tokenizer_placeholder(300, err, sizeof err);
+    w = gguf_writer_create();
+    CHECK(ph && grok_tokenizer_to_gguf(ph, w) == 0 && gguf_writer_write(w, path, err, sizeof err) == 0,
+          "placeholder to gguf: %s", err);
+    gguf_writer_free(w);
+    f = gguf_open(path, err, sizeof err);
+    grok_tokenizer *ph2 = f ? grok_tokenizer_from_gguf(f, err, sizeof err) : NULL;
+    CHECK(ph2 != NULL, "placeholder from gguf: %s", err);
+    if (ph && ph2) {
+        static const char s[] = "Placeholder text, 42 \xe2\x82\xac!";
+        size_t na, nb;
+        int32_t *a = grok_tokenize(ph, s, sizeof s - 1, true, &na), *b = grok_tokenize(ph2, s, sizeof s - 1, true, &nb);
+        CHECK(a && b && na == nb && memcmp(a, b, na * sizeof *a) == 0, "placeholder gguf ids");
+        free(a);
+        free(b);
+    }
+    gguf_close(f);
+    grok_tokenizer_free(ph);
+    grok_tokenizer_free(ph2);
+    remove(path);
+}
+
 int main(void) {
     const char *src = getenv("GROK_SRC");
     if (!src) src = ".";
@@ -455,7 +541,7 @@ int main(void) {
     struct stat st;
     if (stat(model, &st) != 0) {
         printf("SKIP: %s not found (the Grok-1 tokenizer is needed for the rest)\n", model);
-        return failures ? 1 : 77;
+        return check_failures ? 1 : 77;
     }
     char err[GROK_ERR_SIZE];
     double t0 = now();
@@ -467,9 +553,10 @@ int main(void) {
     test_fixtures(t, fixture);
     test_linear(t, fixture);
     test_malformed(model);
+    test_gguf_roundtrip(t, fixture);
     grok_tokenizer_free(t);
-    if (failures) {
-        printf("%d failures\n", failures);
+    if (check_failures) {
+        printf("%d check_failures\n", check_failures);
         return 1;
     }
     printf("OK\n");

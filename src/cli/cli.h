@@ -20,6 +20,12 @@ int cmd_logits(int argc, char **argv);
 int cmd_new(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 /* Flag parsing. Each returns true when argv[*i] is the flag (advancing *i
@@ -42,6 +48,12 @@ void cli_error(const char *sub, const char *fmt, ...) __attribute__((format(prin
 char *cli_read_file(const char *path, size_t *len, char *err, size_t err_size);
 /* Parses "1,2,3" or "1 2 3" into ids; false with err on a bad entry. */
 bool cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *err, size_t err_size);
+/* --kv-type: "f32" or "f16"; false (after a message) for anything else. */
+bool cli_kv_type(const char *sub, const char *name, grok_type *out);
+/* The bundled model, models/grok-mini.gguf beside the directory holding
+ * the grok binary (build/grok -> models/), or GROK_DEFAULT_MODEL from the
+ * environment; false when there is none. */
+bool cli_default_model(char *buf, size_t size);
 /* Wall clock in seconds. */
 double cli_now(void);
 

@@ -3,7 +3,11 @@
  * token ids given on the command line (no BOS added) and writes the logits
  * of every position as little-endian f32, row-major [n_ids][n_vocab], so an
  * independent implementation can be compared number for number. The KV
- * cache stays f32 unless --kv-type f16 is asked for.
+ * cache stays f32 unless --kv-type f16 is asked for. Activations stay f32
+ * too: the kernels run in EXACT mode (no 8-bit activation quantization)
+ * unless GROK_KERNELS=reference asks for the scalar ones. Under mpirun every
+ * rank computes its share of the model; rank 0's ids are used and only
+ * rank 0 writes the file.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,6 +16,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "kernels/kernels.h"
+#include "dist/dist.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -46,15 +52,9 @@ int cmd_logits(int argc, char **argv) {
         cli_error("logits", "-m MODEL, --ids LIST and -o FILE are required (see grok logits --help)");
         return 2;
     }
+    if (grok_kernels_mode() == GROK_KERNELS_FAST) grok_kernels_set_mode(GROK_KERNELS_EXACT);
     grok_context_params cp = grok_context_default_params();
-    if (strcmp(kv, "f32") == 0)
-        cp.kv_type = GROK_TYPE_F32;
-    else if (strcmp(kv, "f16") == 0)
-        cp.kv_type = GROK_TYPE_F16;
-    else {
-        cli_error("logits", "--kv-type '%s' is not f32 or f16", kv);
-        return 2;
-    }
+    if (!cli_kv_type("logits", kv, &cp.kv_type)) return 2;
     char err[GROK_ERR_SIZE];
     int32_t *ids;
     size_t n;
@@ -68,8 +68,11 @@ int cmd_logits(int argc, char **argv) {
         return 2;
     }
     grok_model *m = grok_model_load(model_path, err, sizeof err);
-    if (!m) {
+    bool loaded = m && grok_dist_attach(m, err, sizeof err) == 0;
+    if (grok_dist_agree(loaded, err, sizeof err) ||
+        grok_dist_bcast(ids, n * sizeof *ids, err, sizeof err)) {
         cli_error("logits", "%s", err);
+        grok_model_free(m);
         free(ids);
         return 1;
     }
@@ -80,13 +83,14 @@ int cmd_logits(int argc, char **argv) {
     int rc = 1;
     grok_context *c = grok_context_create(m, &cp, err, sizeof err);
     float *logits = c ? malloc(n * (size_t)V * sizeof(float)) : NULL;
-    if (!c)
+    if (c && !logits) snprintf(err, sizeof err, "out of memory for %zu x %" PRId64 " logits", n, V);
+    if (grok_dist_agree(c && logits, err, sizeof err) ||
+        grok_dist_agree(grok_decode(c, ids, (int64_t)n, logits, err, sizeof err) == 0, err,
+                        sizeof err))
         cli_error("logits", "%s", err);
-    else if (!logits)
-        cli_error("logits", "out of memory for %zu x %" PRId64 " logits", n, V);
-    else if (grok_decode(c, ids, (int64_t)n, logits, err, sizeof err))
-        cli_error("logits", "%s", err);
-    else {
+    else if (grok_dist_rank() != 0) {
+        rc = 0;
+    } else {
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s.tmp.%d", out, (int)getpid());
         FILE *f = fopen(tmp, "wb");
@@ -99,6 +103,7 @@ int cmd_logits(int argc, char **argv) {
             unlink(tmp);
         }
     }
+    grok_dist_report(stderr, (int64_t)n);
     free(logits);
     grok_context_free(c);
     grok_model_free(m);

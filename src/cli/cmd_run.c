@@ -4,6 +4,9 @@
  * batch, then tokens are sampled one at a time and streamed to stdout as
  * whole UTF-8 characters; text that might be the start of a stop string is
  * held back until it is known not to be one. Speeds go to stderr.
+ * Under mpirun, rank 0 reads and tokenizes the prompt, samples and prints;
+ * it broadcasts the prompt's ids and then each sampled token, and the
+ * other ranks decode along with it, each computing its share.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,6 +14,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "dist/dist.h"
 
 #define MAX_STOPS 16
 
@@ -18,7 +22,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: grok run -m MODEL (-p TEXT | -f FILE) [options]\n\n"
             "Streams a completion of the prompt to stdout; speeds to stderr.\n\n"
-            "  -m MODEL             model file (GGUF)\n"
+            "  -m MODEL             model file (GGUF); default: the bundled models/grok-mini.gguf\n"
             "  -p TEXT              prompt\n"
             "  -f FILE              read the prompt from FILE (bytes as they are)\n"
             "  -n N                 tokens to generate (128)\n"
@@ -117,8 +121,11 @@ int cmd_run(int argc, char **argv) {
     if (top_k >= 0) sp.top_k = (int32_t)top_k;
     if (last_n >= -1) sp.repeat_last_n = (int32_t)last_n;
     if (seed_set) sp.seed = seed;
+    char default_model[4096];
+    if (!model_path && cli_default_model(default_model, sizeof default_model))
+        model_path = default_model;
     if (!model_path) {
-        cli_error("run", "-m MODEL is required (see grok run --help)");
+        cli_error("run", "-m MODEL is required (no bundled models/grok-mini.gguf found; see grok run --help)");
         return 2;
     }
     if (!prompt == !prompt_file) {
@@ -126,18 +133,14 @@ int cmd_run(int argc, char **argv) {
         return 2;
     }
     grok_context_params cp = grok_context_default_params();
-    if (strcmp(kv, "f32") == 0)
-        cp.kv_type = GROK_TYPE_F32;
-    else if (strcmp(kv, "f16") == 0)
-        cp.kv_type = GROK_TYPE_F16;
-    else {
-        cli_error("run", "--kv-type '%s' is not f32 or f16", kv);
-        return 2;
-    }
+    if (!cli_kv_type("run", kv, &cp.kv_type)) return 2;
     char err[GROK_ERR_SIZE];
     size_t prompt_len = 0;
     char *file_text = NULL;
-    if (prompt_file) {
+    const bool leader = grok_dist_rank() == 0;
+    if (!leader) { /* rank 0 reads the prompt; the others get its ids */
+        prompt = "", prompt_file = NULL;
+    } else if (prompt_file) {
         file_text = cli_read_file(prompt_file, &prompt_len, err, sizeof err);
         if (!file_text) {
             cli_error("run", "-f: %s", err);
@@ -153,7 +156,8 @@ int cmd_run(int argc, char **argv) {
     grok_sampler *s = NULL;
     int32_t *hist = NULL;
     grok_model *m = grok_model_load(model_path, err, sizeof err);
-    if (!m) {
+    bool ok = m && grok_dist_attach(m, err, sizeof err) == 0;
+    if (grok_dist_agree(ok, err, sizeof err)) {
         cli_error("run", "%s", err);
         goto done;
     }
@@ -167,6 +171,27 @@ int cmd_run(int argc, char **argv) {
     int32_t *ids = grok_tokenize(tok, prompt, prompt_len, true, &n_prompt);
     if (!ids) {
         cli_error("run", "out of memory tokenizing the prompt");
+        goto done;
+    }
+    uint64_t n_bc = n_prompt;
+    if (grok_dist_bcast(&n_bc, sizeof n_bc, err, sizeof err)) {
+        cli_error("run", "%s", err);
+        free(ids);
+        goto done;
+    }
+    if (n_bc != n_prompt) { /* a follower: room for rank 0's ids */
+        int32_t *r = n_bc < SIZE_MAX / sizeof *ids ? realloc(ids, (size_t)n_bc * sizeof *ids + 1) : NULL;
+        if (!r) {
+            cli_error("run", "out of memory for %" PRIu64 " prompt ids", n_bc);
+            free(ids);
+            goto done;
+        }
+        ids = r;
+        n_prompt = (size_t)n_bc;
+    }
+    if (grok_dist_bcast(ids, n_prompt * sizeof *ids, err, sizeof err)) {
+        cli_error("run", "%s", err);
+        free(ids);
         goto done;
     }
     if (n_prompt == 0) { /* nothing to condition on: start from BOS */
@@ -197,8 +222,9 @@ int cmd_run(int argc, char **argv) {
     c = grok_context_create(m, &cp, err, sizeof err);
     s = grok_sampler_create(&sp, hp->n_vocab);
     hist = malloc((n_prompt + (size_t)n_gen + 1) * sizeof(int32_t));
-    if (!c || !s || !hist) {
-        cli_error("run", "%s", c ? "out of memory" : err);
+    if (c && (!s || !hist)) snprintf(err, sizeof err, "out of memory");
+    if (grok_dist_agree(c && s && hist, err, sizeof err)) {
+        cli_error("run", "%s", err);
         free(ids);
         goto done;
     }
@@ -207,7 +233,8 @@ int cmd_run(int argc, char **argv) {
     size_t n_hist = n_prompt;
 
     double t0 = cli_now();
-    if (grok_decode(c, hist, (int64_t)n_prompt, NULL, err, sizeof err)) {
+    if (grok_dist_agree(grok_decode(c, hist, (int64_t)n_prompt, NULL, err, sizeof err) == 0, err,
+                        sizeof err)) {
         cli_error("run", "%s", err);
         goto done;
     }
@@ -218,28 +245,47 @@ int cmd_run(int argc, char **argv) {
     int64_t n_done = 0;
     bool stopped = false;
     const int32_t eos = grok_tokenizer_eos(tok);
-    while (n_done < n_gen && !stopped) {
-        int32_t next = grok_sampler_sample(s, grok_context_logits(c), hist, n_hist);
-        n_done++;
-        if (next == eos && !ignore_eos) break;
-        hist[n_hist++] = next;
-        size_t k = grok_detok_stream_push(&ds, tok, next, piece, sizeof piece);
-        stopped = emit(&o, piece, k, false);
-        if (stopped || n_done == n_gen) break;
+    bool at_eos = false;
+    while (n_done < n_gen && !stopped && !at_eos) {
+        /* rank 0 decides the next token and whether to go on; the others
+         * follow its broadcast */
+        int32_t step[2] = {0, 0}; /* token, go on */
+        if (leader) {
+            int32_t next = grok_sampler_sample(s, grok_context_logits(c), hist, n_hist);
+            n_done++;
+            at_eos = next == eos && !ignore_eos;
+            if (!at_eos) {
+                hist[n_hist++] = next;
+                size_t k = grok_detok_stream_push(&ds, tok, next, piece, sizeof piece);
+                stopped = emit(&o, piece, k, false);
+            }
+            step[0] = next;
+            step[1] = !at_eos && !stopped && n_done < n_gen;
+        }
+        if (grok_dist_bcast(step, sizeof step, err, sizeof err)) {
+            cli_error("run", "%s", err);
+            goto done;
+        }
+        if (!step[1]) break;
+        int32_t next = step[0];
+        if (!leader) n_done++;
         if (grok_decode(c, &next, 1, NULL, err, sizeof err)) {
             cli_error("run", "%s", err);
             goto done;
         }
     }
-    if (!stopped) {
+    if (!stopped && leader) {
         size_t k = grok_detok_stream_flush(&ds, piece, sizeof piece);
         emit(&o, piece, k, true);
     }
     double t2 = cli_now();
-    printf("\n");
-    fprintf(stderr, "prompt: %zu tokens, %.2f tok/s | generation: %" PRId64 " tokens, %.2f tok/s\n",
-            n_prompt, (double)n_prompt / (t1 - t0 > 1e-9 ? t1 - t0 : 1e-9), n_done,
-            (double)n_done / (t2 - t1 > 1e-9 ? t2 - t1 : 1e-9));
+    if (leader) {
+        printf("\n");
+        fprintf(stderr, "prompt: %zu tokens, %.2f tok/s | generation: %" PRId64 " tokens, %.2f tok/s\n",
+                n_prompt, (double)n_prompt / (t1 - t0 > 1e-9 ? t1 - t0 : 1e-9), n_done,
+                (double)n_done / (t2 - t1 > 1e-9 ? t2 - t1 : 1e-9));
+    }
+    grok_dist_report(stderr, n_done);
     rc = 0;
 done:
     free(o.buf);

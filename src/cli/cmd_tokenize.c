@@ -204,7 +204,7 @@ int cmd_detokenize(int argc, char **argv) {
     }
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= grok_tokenizer_n_vocab(t)) {
-            cli_error("detokenize", "id %d (argument position %zu) is outside the vocabulary [0, %lld)",
+            cli_error("detokenize", "id %d (the %zu. id given) is outside the vocabulary [0, %lld)",
                       (int)ids[i], i + 1, (long long)grok_tokenizer_n_vocab(t));
             goto done;
         }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -167,8 +168,34 @@ bool cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *err, size_t er
     return true;
 }
 
+bool cli_kv_type(const char *sub, const char *name, grok_type *out) {
+    if (strcmp(name, "f32") == 0 || strcmp(name, "f16") == 0) {
+        *out = name[1] == '3' ? GROK_TYPE_F32 : GROK_TYPE_F16;
+        return true;
+    }
+    cli_error(sub, "--kv-type '%s' is not f32 or f16", name);
+    return false;
+}
+
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+bool cli_default_model(char *buf, size_t size) {
+    const char *env = getenv("GROK_DEFAULT_MODEL");
+    if (env && *env) {
+        snprintf(buf, size, "%s", env);
+        return true;
+    }
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return false;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return false;
+    *slash = '\0';
+    if ((size_t)snprintf(buf, size, "%s/../models/grok-mini.gguf", exe) >= size) return false;
+    return access(buf, R_OK) == 0;
 }

@@ -2,12 +2,16 @@
  * main.c - the grok command: dispatches to one subcommand per file
  * (cmd_*.c). Every subcommand answers --help and reports bad flags and
  * bad input with one line naming what is wrong, exit status 2 for usage
- * errors and 1 for failures.
+ * errors and 1 for failures. Under mpirun, MPI starts and ends here (the
+ * --mpi-* flags are taken out before the subcommand sees argv), and only
+ * the commands that split the model across ranks may run.
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "dist/dist.h"
 
 typedef struct {
     const char *name;
@@ -22,8 +26,26 @@ static const command COMMANDS[] = {
     {"new", cmd_new, "write a randomly initialised Grok-architecture model"},
     {"tokenize", cmd_tokenize, "text to token ids or pieces"},
     {"detokenize", cmd_detokenize, "token ids to text"},
+    {"convert", cmd_convert, "the official Grok-1 checkpoint to GGUF"},
+    {"bench", cmd_bench, "measure speed, memory and bandwidth efficiency"},
+    {"quantize", cmd_quantize, "re-encode a model's weights (q8_0, q4_0, f16, bf16)"},
+    {"perplexity", cmd_perplexity, "perplexity on a text; KL divergence against a base model"},
+    {"plan", cmd_plan, "placement, memory and speed of a model across MPI ranks"},
+    {"train", cmd_train, "train a Grok-architecture model on text (or evaluate one)"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
 };
+
+/* Commands that run split across the ranks of an mpirun job. */
+static bool distributed(const char *name) {
+    return strcmp(name, "run") == 0 || strcmp(name, "logits") == 0;
+}
+
+/* The watchdog's verdict: a collective stopped making progress. */
+static void on_stall(const char *msg) {
+    fprintf(stderr, "%s\n", msg);
+    fflush(stderr);
+    _exit(1);
+}
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -35,7 +57,7 @@ static void usage(FILE *out) {
     fprintf(out, "  help        this text\n");
 }
 
-int main(int argc, char **argv) {
+static int dispatch(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "help") == 0 || cli_is_help(argv[1]) ||
         strcmp(argv[1], "--version") == 0) {
         if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
@@ -54,7 +76,25 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        if (strcmp(argv[1], COMMANDS[i].name) == 0) return COMMANDS[i].fn(argc - 1, argv + 1);
+        if (strcmp(argv[1], COMMANDS[i].name) == 0) {
+            if (grok_dist_size() > 1 && !distributed(argv[1])) {
+                fprintf(stderr, "grok %s: does not run across MPI ranks (only run and logits do); "
+                                "start it without mpirun\n", argv[1]);
+                return 2;
+            }
+            return COMMANDS[i].fn(argc - 1, argv + 1);
+        }
     fprintf(stderr, "grok: unknown command '%s' (see grok help)\n", argv[1]);
     return 2;
+}
+
+int main(int argc, char **argv) {
+    char err[GROK_ERR_SIZE];
+    if (grok_dist_init(&argc, &argv, on_stall, err, sizeof err)) {
+        fprintf(stderr, "grok: %s\n", err);
+        return 2;
+    }
+    int rc = dispatch(argc, argv);
+    grok_dist_finalize(rc);
+    return rc;
 }

@@ -24,6 +24,11 @@
 #include "gguf/gguf_internal.h"
 
 #define OUT_BUF_SIZE (1u << 20)
+/* Written bytes are handed to the disk every this many (Linux), so that
+ * the disk works while the caller produces more and the final fsync finds
+ * less left to do: for `grok convert` the fsync of the whole output at the
+ * end was ~0.2 s of a ~0.5 s conversion of a 300 MB checkpoint. */
+#define WRITEBACK_CHUNK (UINT64_C(8) << 20)
 
 typedef struct {
     char name[GGUF_MAX_NAME + 1];
@@ -61,6 +66,8 @@ struct gguf_writer {
     uint64_t cur_done; /* bytes of cur_tensor written so far */
     uint8_t *buf;
     size_t buf_n;
+    uint64_t written;   /* bytes written to fd */
+    uint64_t submitted; /* of those, handed to writeback */
 };
 
 /* ---------------------------------------------------------------------
@@ -460,8 +467,24 @@ static int io_fail(gguf_writer *w, const char *what, char *err, size_t err_size)
     return -1;
 }
 
+/* write_all plus early writeback: starting the disk writes as the data
+ * arrives overlaps them with the rest of the work. Advisory only: an I/O
+ * error still surfaces at the final fsync. */
+static int write_out(gguf_writer *w, const void *data, size_t n) {
+    if (write_all(w->fd, data, n) != 0) return -1;
+    w->written += n;
+#ifdef __linux__
+    if (w->written - w->submitted >= WRITEBACK_CHUNK) {
+        (void)sync_file_range(w->fd, (off_t)w->submitted, (off_t)(w->written - w->submitted),
+                              SYNC_FILE_RANGE_WRITE);
+        w->submitted = w->written;
+    }
+#endif
+    return 0;
+}
+
 static int flush_buf(gguf_writer *w, char *err, size_t err_size) {
-    if (w->buf_n && write_all(w->fd, w->buf, w->buf_n) != 0)
+    if (w->buf_n && write_out(w, w->buf, w->buf_n) != 0)
         return io_fail(w, "write failed", err, err_size);
     w->buf_n = 0;
     return 0;
@@ -475,7 +498,7 @@ static int out_bytes(gguf_writer *w, const void *data, size_t n, char *err, size
     }
     if (flush_buf(w, err, err_size) != 0) return -1;
     if (n >= OUT_BUF_SIZE) {
-        if (write_all(w->fd, data, n) != 0) return io_fail(w, "write failed", err, err_size);
+        if (write_out(w, data, n) != 0) return io_fail(w, "write failed", err, err_size);
         return 0;
     }
     memcpy(w->buf, data, n);
@@ -487,6 +510,7 @@ static int open_out(gguf_writer *w, int32_t o, char *err, size_t err_size) {
     w->cur_out = o;
     w->fd = open(w->outs[o].tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w->fd < 0) return io_fail(w, "cannot create", err, err_size);
+    w->written = w->submitted = 0;
     bytes b = {0};
     if (build_header(w, o, &b) != 0) {
         free(b.p);

@@ -10,6 +10,7 @@
 #define GROK_KERNELS_H
 
 #include <stdint.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "grok.h"
@@ -20,6 +21,26 @@ typedef struct {
     int8_t qs[QK8_0];
 } block_q8_0;
 _Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 must match ggml's layout");
+
+#define QK4_0 32
+typedef struct {
+    uint16_t d;          /* f16 scale */
+    uint8_t qs[QK4_0 / 2]; /* element j: low nibble of qs[j]; element j+16: high nibble; value d*(q-8) */
+} block_q4_0;
+_Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 must match ggml's layout");
+
+/* Activations quantized once per matrix product for the integer dot
+ * products (internal, never stored in a file): 32 int8 with an f32 scale,
+ * and the sum of the 32 quants, which formats with an offset (q4_0's -8)
+ * or a per-block minimum need. An f32 scale keeps the activation error to
+ * the int8 rounding alone (ggml's q8_0 activations round the scale to f16). */
+#define QKA 32
+typedef struct {
+    float d;
+    int32_t sum;
+    int8_t qs[QKA];
+} block_q8a;
+_Static_assert(sizeof(block_q8a) == 40, "block_q8a is 40 bytes");
 
 float grok_fp16_to_fp32(uint16_t h);
 uint16_t grok_fp32_to_fp16(float f); /* round to nearest even */
@@ -36,8 +57,54 @@ typedef struct {
     float (*dot_f32)(const void *row, const float *x, int64_t n);
 } grok_type_kernels;
 
-/* NULL for types without kernels. */
+/* NULL for types without kernels. These are the scalar references. */
 const grok_type_kernels *grok_kernels_get(uint32_t type);
+
+/* ---- kernel selection ----
+ * FAST: the best kernels for this CPU; weights of a block-quantized type
+ *   meet activations quantized to 8 bits (block_q8a) in integer dot
+ *   products, as ggml does. Results differ from f32 activations by the
+ *   int8 rounding of x (relative error ~0.3% per product).
+ * EXACT: the best kernels for this CPU with f32 activations: the result is
+ *   the f32 product up to summation order (grok logits uses this so an
+ *   independent reference can check it number for number).
+ * REFERENCE: the scalar kernels of reference.c, the ground truth.
+ * The mode is process-wide; GROK_KERNELS=fast|exact|reference in the
+ * environment sets the initial one (default fast). */
+typedef enum { GROK_KERNELS_FAST = 0, GROK_KERNELS_EXACT = 1, GROK_KERNELS_REFERENCE = 2 } grok_kernel_mode;
+void grok_kernels_set_mode(grok_kernel_mode mode);
+grok_kernel_mode grok_kernels_mode(void);
+const char *grok_kernel_mode_name(grok_kernel_mode mode);
+
+/* CPU features found at run time (cpu.c). */
+typedef struct {
+    bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avx_vnni, neon;
+} grok_cpu_features;
+const grok_cpu_features *grok_cpu(void);
+/* The instruction set the FAST/EXACT kernels use: "avx512vnni", "avx2",
+ * "neon" or "scalar". GROK_ISA=scalar|avx2 in the environment caps it
+ * (for side-by-side measurements). */
+const char *grok_kernels_isa(void);
+
+/* Dot products of one weight row of n elements. */
+typedef float (*grok_dot_f32_fn)(const void *row, const float *x, int64_t n);
+typedef float (*grok_dot_q8a_fn)(const void *row, const block_q8a *x, int64_t n);
+typedef struct {
+    grok_dot_f32_fn dot_f32;  /* f32 activations */
+    grok_dot_q8a_fn dot_q8a;  /* 8-bit activations; NULL when the type has no integer path */
+} grok_dot_kernels;
+
+/* Scalar reference dots (dot_q8a: exact integer sums per block). */
+const grok_dot_kernels *grok_dot_reference(uint32_t type);
+/* The dots the given mode uses for type (never NULL for a computable type). */
+const grok_dot_kernels *grok_dot_select(uint32_t type, grok_kernel_mode mode);
+/* x[0..n) to n/32 blocks (n a multiple of 32): d = max|x|/127, q = round(x/d). */
+void grok_quantize_q8a(const float *x, block_q8a *y, int64_t n);
+
+/* SIMD variants (NULL members where the CPU or the build has none). */
+void grok_dot_avx2(uint32_t type, grok_dot_kernels *out);
+void grok_dot_avx512(uint32_t type, grok_dot_kernels *out);
+void grok_dot_neon(uint32_t type, grok_dot_kernels *out);
 
 /* A weight matrix as stored: rows of cols elements, each row row_bytes
  * long and contiguous (ggml's ne[0] = cols, ne[1] = rows). */
@@ -51,7 +118,8 @@ typedef struct {
 
 /* Y[t][r] = sum_c W[r][c] * X[t][c] for t < n_tok, r < W->rows.
  * X is [n_tok][ldx] (ldx >= cols), Y is [n_tok][ldy]. Rows are split across
- * the pool's threads; each weight row is read once for all tokens. */
+ * the pool's threads; each weight row is read once for all tokens. The
+ * kernels are those of grok_kernels_mode(). */
 void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx,
                  float *y, int64_t ldy, int64_t n_tok);
 

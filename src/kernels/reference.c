@@ -1,7 +1,7 @@
 /*
  * reference.c - scalar reference kernels for every computable weight type
- * (f32, f16, bf16, q8_0), bit-compatible with ggml's encodings, and the
- * threaded matrix-vector product built on them. These are the ground truth
+ * (f32, f16, bf16, q8_0, q4_0), bit-compatible with ggml's encodings, and
+ * their dot products with f32 and with 8-bit activations. These are the ground truth
  * that faster kernels are tested against, so they favour plainness.
  */
 #include <math.h>
@@ -164,11 +164,115 @@ static float q8_0_dot(const void *row, const float *x, int64_t n) {
     return s;
 }
 
+/* ---- q4_0: blocks of 32 4-bit values with one f16 scale; value = d * (q - 8) ---- */
+static void q4_0_to_f32(const void *src, float *dst, int64_t n) {
+    const uint8_t *p = src;
+    for (int64_t b = 0; b < n / QK4_0; b++) {
+        block_q4_0 blk;
+        memcpy(&blk, p + b * sizeof blk, sizeof blk);
+        float d = grok_fp16_to_fp32(blk.d);
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            dst[b * QK4_0 + j] = d * (float)((blk.qs[j] & 0x0f) - 8);
+            dst[b * QK4_0 + j + QK4_0 / 2] = d * (float)((blk.qs[j] >> 4) - 8);
+        }
+    }
+}
+/* ggml's reference rounding: the value of largest magnitude (sign kept)
+ * maps to -8, d = that value / -8, q = min(15, trunc(x/d + 8.5)). */
+static void q4_0_from_f32(const float *src, void *dst, int64_t n) {
+    uint8_t *p = dst;
+    for (int64_t b = 0; b < n / QK4_0; b++) {
+        const float *x = src + b * QK4_0;
+        float amax = 0, max = 0;
+        for (int j = 0; j < QK4_0; j++)
+            if (fabsf(x[j]) > amax) amax = fabsf(x[j]), max = x[j];
+        float d = max / -8.0f;
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        block_q4_0 blk;
+        blk.d = grok_fp32_to_fp16(d);
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            int lo = (int)(int8_t)(x[j] * id + 8.5f), hi = (int)(int8_t)(x[j + QK4_0 / 2] * id + 8.5f);
+            if (lo > 15) lo = 15;
+            if (hi > 15) hi = 15;
+            blk.qs[j] = (uint8_t)(lo | (hi << 4));
+        }
+        memcpy(p + b * sizeof blk, &blk, sizeof blk);
+    }
+}
+static float q4_0_dot(const void *row, const float *x, int64_t n) {
+    const uint8_t *p = row;
+    float s = 0;
+    for (int64_t b = 0; b < n / QK4_0; b++) {
+        block_q4_0 blk;
+        memcpy(&blk, p + b * sizeof blk, sizeof blk);
+        const float *xb = x + b * QK4_0;
+        float bs = 0;
+        for (int j = 0; j < QK4_0 / 2; j++)
+            bs += (float)((blk.qs[j] & 0x0f) - 8) * xb[j] + (float)((blk.qs[j] >> 4) - 8) * xb[j + 16];
+        s += grok_fp16_to_fp32(blk.d) * bs;
+    }
+    return s;
+}
+
+/* ---- 8-bit activations ---- */
+void grok_quantize_q8a(const float *x, block_q8a *y, int64_t n) {
+    for (int64_t b = 0; b < n / QKA; b++) {
+        const float *xb = x + b * QKA;
+        float amax = 0;
+        for (int j = 0; j < QKA; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        float d = amax / 127.0f, id = d != 0 ? 127.0f / amax : 0.0f;
+        int32_t sum = 0;
+        for (int j = 0; j < QKA; j++) {
+            int q = (int)lrintf(xb[j] * id); /* |q| <= 127 since |x*id| <= 127 */
+            y[b].qs[j] = (int8_t)q;
+            sum += q;
+        }
+        y[b].d = d;
+        y[b].sum = sum;
+    }
+}
+
+/* Integer sums per block are exact; only the per-block scaling rounds. */
+static float q8_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
+    const uint8_t *p = row;
+    float s = 0;
+    for (int64_t b = 0; b < n / QK8_0; b++) {
+        block_q8_0 blk;
+        memcpy(&blk, p + b * sizeof blk, sizeof blk);
+        int32_t is = 0;
+        for (int j = 0; j < QK8_0; j++) is += (int32_t)blk.qs[j] * x[b].qs[j];
+        s += grok_fp16_to_fp32(blk.d) * x[b].d * (float)is;
+    }
+    return s;
+}
+static float q4_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
+    const uint8_t *p = row;
+    float s = 0;
+    for (int64_t b = 0; b < n / QK4_0; b++) {
+        block_q4_0 blk;
+        memcpy(&blk, p + b * sizeof blk, sizeof blk);
+        int32_t is = 0;
+        for (int j = 0; j < QK4_0 / 2; j++)
+            is += ((blk.qs[j] & 0x0f) - 8) * x[b].qs[j] + ((blk.qs[j] >> 4) - 8) * x[b].qs[j + 16];
+        s += grok_fp16_to_fp32(blk.d) * x[b].d * (float)is;
+    }
+    return s;
+}
+
 static const grok_type_kernels KERNELS[GROK_TYPE_COUNT] = {
     [GROK_TYPE_F32] = {f32_to_f32, f32_from_f32, f32_dot},
     [GROK_TYPE_F16] = {f16_to_f32, f16_from_f32, f16_dot},
     [GROK_TYPE_BF16] = {bf16_to_f32, bf16_from_f32, bf16_dot},
     [GROK_TYPE_Q8_0] = {q8_0_to_f32, q8_0_from_f32, q8_0_dot},
+    [GROK_TYPE_Q4_0] = {q4_0_to_f32, q4_0_from_f32, q4_0_dot},
+};
+
+static const grok_dot_kernels DOTS[GROK_TYPE_COUNT] = {
+    [GROK_TYPE_F32] = {f32_dot, NULL},
+    [GROK_TYPE_F16] = {f16_dot, NULL},
+    [GROK_TYPE_BF16] = {bf16_dot, NULL},
+    [GROK_TYPE_Q8_0] = {q8_0_dot, q8_0_dot_q8a},
+    [GROK_TYPE_Q4_0] = {q4_0_dot, q4_0_dot_q8a},
 };
 
 const grok_type_kernels *grok_kernels_get(uint32_t type) {
@@ -176,33 +280,7 @@ const grok_type_kernels *grok_kernels_get(uint32_t type) {
     return &KERNELS[type];
 }
 
-/* ---- matrix product over the thread pool ---- */
-typedef struct {
-    const grok_mat *w;
-    const float *x;
-    int64_t ldx;
-    float *y;
-    int64_t ldy;
-    int64_t n_tok;
-    float (*dot)(const void *, const float *, int64_t);
-} matmul_job;
-
-static void matmul_task(void *arg, int ith, int nth) {
-    const matmul_job *j = arg;
-    int64_t rows = j->w->rows;
-    int64_t r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *row = j->w->data + (size_t)r * j->w->row_bytes;
-        for (int64_t t = 0; t < j->n_tok; t++)
-            j->y[t * j->ldy + r] = j->dot(row, j->x + t * j->ldx, j->w->cols);
-    }
-}
-
-void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y,
-                 int64_t ldy, int64_t n_tok) {
-    matmul_job j = {w, x, ldx, y, ldy, n_tok, grok_kernels_get(w->type)->dot_f32};
-    if (pool && w->rows >= 16)
-        grok_threadpool_run(pool, matmul_task, &j);
-    else
-        matmul_task(&j, 0, 1);
+const grok_dot_kernels *grok_dot_reference(uint32_t type) {
+    if (type >= GROK_TYPE_COUNT || DOTS[type].dot_f32 == NULL) return NULL;
+    return &DOTS[type];
 }

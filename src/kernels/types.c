@@ -11,7 +11,7 @@
 static const grok_type_traits TRAITS[GROK_TYPE_COUNT] = {
     [GROK_TYPE_F32] = {"f32", 1, 4, true},
     [GROK_TYPE_F16] = {"f16", 1, 2, true},
-    [GROK_TYPE_Q4_0] = {"q4_0", 32, 18, false},
+    [GROK_TYPE_Q4_0] = {"q4_0", 32, 18, true},
     [GROK_TYPE_Q4_1] = {"q4_1", 32, 20, false},
     [GROK_TYPE_Q5_0] = {"q5_0", 32, 22, false},
     [GROK_TYPE_Q5_1] = {"q5_1", 32, 24, false},

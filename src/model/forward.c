@@ -22,6 +22,7 @@
 
 struct grok_context {
     const grok_model *m;
+    grok_dist sh;       /* this process's share of the model: all of it without a hook */
     grok_threadpool *pool;
     bool own_pool;
     int64_t n_ctx;
@@ -56,6 +57,8 @@ struct grok_context {
     struct batch_tok *bt; /* [n_batch] who each token of the step belongs to */
     float *lbuf;        /* [lbuf_rows][n_vocab] logits of a multi-sequence step */
     int64_t lbuf_rows;
+    float *vloc;        /* [vloc_rows][v1-v0] this rank's logit columns (distributed) */
+    int64_t vloc_rows;
 };
 
 /* One token of a forward step: the sequence whose cache it extends, its
@@ -79,9 +82,19 @@ void grok_context_free(grok_context *c) {
     void *bufs[] = {c->k_cache, c->v_cache, c->tokens, c->logits, c->h,     c->x,
                     c->q,       c->k,       c->v,      c->att,    c->proj,  c->rope_cs,
                     c->scores,  c->vbuf,    c->router, c->sel,    c->gates, c->group,
-                    c->gx,      c->hg,      c->hu,     c->eo,     c->bt,    c->lbuf};
+                    c->gx,      c->hg,      c->hu,     c->eo,     c->bt,    c->lbuf,
+                    c->vloc};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(c);
+}
+
+/* The share a process computes: the hook's, or everything. */
+static grok_dist share_of(const grok_model *m) {
+    if (m->dist) return *m->dist;
+    const grok_hparams *hp = &m->hp;
+    grok_dist d = {.rank = 0, .n_ranks = 1, .kvh0 = 0, .kvh1 = hp->n_kv_heads, .e0 = 0,
+                   .e1 = hp->n_experts, .f0 = 0, .f1 = hp->n_ff, .v0 = 0, .v1 = hp->n_vocab};
+    return d;
 }
 
 /* calloc of a*b*c bytes with overflow check. */
@@ -107,6 +120,7 @@ grok_context *grok_context_create(const grok_model *m, const grok_context_params
     grok_context *c = calloc(1, sizeof *c);
     if (!c) goto oom;
     c->m = m;
+    c->sh = share_of(m);
     c->n_ctx = p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train;
     c->n_batch = p->n_batch > 0 ? p->n_batch : 256;
     if (c->n_batch > c->n_ctx) c->n_batch = c->n_ctx;
@@ -120,7 +134,11 @@ grok_context *grok_context_create(const grok_model *m, const grok_context_params
         if (!c->pool) goto oom;
     }
     const int64_t nt = grok_threadpool_size(c->pool), B = c->n_batch, d = hp->d_model;
-    const int64_t qd = hp->n_heads * hp->head_dim, kvd = hp->n_kv_heads * hp->head_dim;
+    /* Only this share's heads are cached and computed (at least one
+     * element each, so that an empty share still allocates). */
+    const int64_t G = hp->n_heads / hp->n_kv_heads, nkvh = c->sh.kvh1 - c->sh.kvh0;
+    const int64_t kvd = nkvh > 0 ? nkvh * hp->head_dim : 1, qd = kvd * (nkvh > 0 ? G : 1);
+    const int64_t nff = c->sh.f1 > c->sh.f0 ? c->sh.f1 - c->sh.f0 : 1;
     c->k_cache = alloc3(hp->n_layers * c->n_ctx, kvd, c->kv_elt);
     c->v_cache = alloc3(hp->n_layers * c->n_ctx, kvd, c->kv_elt);
     c->tokens = alloc3(c->n_ctx, 1, sizeof(int32_t));
@@ -140,8 +158,8 @@ grok_context *grok_context_create(const grok_model *m, const grok_context_params
     c->gates = alloc3(B, hp->n_experts_used, sizeof(float));
     c->group = alloc3(B, 1, sizeof(int32_t));
     c->gx = alloc3(B, d, sizeof(float));
-    c->hg = alloc3(B, hp->n_ff, sizeof(float));
-    c->hu = alloc3(B, hp->n_ff, sizeof(float));
+    c->hg = alloc3(B, nff, sizeof(float));
+    c->hu = alloc3(B, nff, sizeof(float));
     c->eo = alloc3(B, d, sizeof(float));
     c->bt = alloc3(B, 1, sizeof(batch_tok));
     if (!c->bt || !c->k_cache || !c->v_cache || !c->tokens || !c->logits || !c->h || !c->x || !c->q ||
@@ -219,8 +237,8 @@ static void attn_task(void *arg, int ith, int nth) {
     const attn_job *j = arg;
     const grok_context *S = j->c;
     const grok_hparams *hp = &S->m->hp;
-    const int64_t D = hp->head_dim, H = hp->n_heads, G = hp->n_heads / hp->n_kv_heads;
-    const int64_t kvd = hp->n_kv_heads * D;
+    const int64_t D = hp->head_dim, G = hp->n_heads / hp->n_kv_heads;
+    const int64_t H = (S->sh.kvh1 - S->sh.kvh0) * G, kvd = (S->sh.kvh1 - S->sh.kvh0) * D;
     float *p = S->scores + (size_t)ith * (size_t)S->n_ctx;
     float *vrow = S->vbuf + (size_t)ith * (size_t)D;
     const float cap = hp->attn_softcap, scale = hp->attn_scale;
@@ -311,9 +329,10 @@ static void route(grok_context *c, int64_t n) {
 
 static void moe(grok_context *c, const grok_layer *L, int64_t n) {
     const grok_hparams *hp = &c->m->hp;
-    const int64_t d = hp->d_model, ff = hp->n_ff, K = hp->n_experts_used;
+    const int64_t d = hp->d_model, K = hp->n_experts_used, ff = c->sh.f1 - c->sh.f0;
     memset(c->proj, 0, (size_t)(n * d) * sizeof(float));
-    for (int64_t e = 0; e < hp->n_experts; e++) {
+    if (ff <= 0) return;
+    for (int64_t e = c->sh.e0; e < c->sh.e1; e++) {
         int64_t m = 0;
         for (int64_t t = 0; t < n; t++)
             for (int64_t k = 0; k < K; k++)
@@ -322,9 +341,10 @@ static void moe(grok_context *c, const grok_layer *L, int64_t n) {
         for (int64_t i = 0; i < m; i++)
             memcpy(c->gx + i * d, c->x + (c->group[i] / K) * d, (size_t)d * sizeof(float));
         grok_mat gate = L->gate, up = L->up, down = L->down;
-        gate.data += (size_t)e * L->gate_stride;
-        up.data += (size_t)e * L->up_stride;
-        down.data += (size_t)e * L->down_stride;
+        gate.data += (size_t)e * L->gate_stride + (size_t)c->sh.f0 * gate.row_bytes;
+        up.data += (size_t)e * L->up_stride + (size_t)c->sh.f0 * up.row_bytes;
+        down.data += (size_t)e * L->down_stride + (size_t)grok_type_row_size(down.type, c->sh.f0);
+        gate.rows = up.rows = down.cols = ff; /* this share's rows (all without a hook) */
         grok_matmul(c->pool, &gate, c->gx, d, c->hg, ff, m);
         grok_matmul(c->pool, &up, c->gx, d, c->hu, ff, m);
         for (int64_t i = 0; i < m * ff; i++) c->hg[i] = gelu_tanh(c->hg[i]) * c->hu[i];
@@ -340,7 +360,7 @@ static void moe(grok_context *c, const grok_layer *L, int64_t n) {
 /* ---- one batch ---- */
 
 static void store_kv(grok_context *c, int64_t il, int64_t pos, const float *k, const float *v) {
-    const int64_t kvd = c->m->hp.n_kv_heads * c->m->hp.head_dim;
+    const int64_t kvd = (c->sh.kvh1 - c->sh.kvh0) * c->m->hp.head_dim;
     size_t off = ((size_t)il * (size_t)c->n_ctx + (size_t)pos) * (size_t)kvd;
     if (c->kv_type == GROK_TYPE_F32) {
         memcpy((float *)c->k_cache + off, k, (size_t)kvd * 4);
@@ -352,15 +372,60 @@ static void store_kv(grok_context *c, int64_t il, int64_t pos, const float *k, c
     }
 }
 
+/* The output head distributed: this rank's vocabulary rows for the cnt
+ * normed rows in S->x, scaled, then every rank's columns gathered into the
+ * rows that want logits (staged through lbuf unless they are consecutive). */
+static int dist_head(grok_context *S, int64_t n, int64_t cnt, float *first, bool contiguous, char *err,
+                     size_t err_size) {
+    const grok_model *m = S->m;
+    const grok_dist *ds = &S->sh;
+    const int64_t d = m->hp.d_model, V = m->hp.n_vocab, nv = ds->v1 - ds->v0;
+    if (S->vloc_rows < cnt) {
+        float *b = realloc(S->vloc, (size_t)cnt * (size_t)(nv > 0 ? nv : 1) * sizeof(float));
+        if (!b) goto oom;
+        S->vloc = b, S->vloc_rows = cnt;
+    }
+    if (!contiguous && S->lbuf_rows < cnt) {
+        float *b = realloc(S->lbuf, (size_t)cnt * (size_t)V * sizeof(float));
+        if (!b) goto oom;
+        S->lbuf = b, S->lbuf_rows = cnt;
+    }
+    if (nv > 0) {
+        grok_mat out = m->output;
+        out.data += (size_t)ds->v0 * out.row_bytes;
+        out.rows = nv;
+        grok_matmul(S->pool, &out, S->x, d, S->vloc, nv, cnt);
+        for (int64_t i = 0; i < cnt * nv; i++) S->vloc[i] *= m->hp.logit_scale;
+    }
+    float *full = contiguous ? first : S->lbuf;
+    if (ds->gather_vocab(ds->ud, S->vloc, full, cnt, err, err_size)) return -1;
+    if (!contiguous)
+        for (int64_t t = 0, r = 0; t < n; t++)
+            if (S->bt[t].logits) memcpy(S->bt[t].logits, S->lbuf + (r++) * V, (size_t)V * sizeof(float));
+    return 0;
+oom:
+    snprintf(err, err_size, "out of memory for %" PRId64 " rows of logits", cnt);
+    return -1;
+}
+
 /* Runs the step described by S->bt[0..n) (n <= S->n_batch), using S's
  * scratch and pool. Each token's K/V go into its own sequence's cache
  * before attention, so tokens of one sequence in the same step see each
- * other causally. Logits are computed only for tokens that ask for them. */
-static void forward(grok_context *S, int64_t n) {
+ * other causally. Logits are computed only for tokens that ask for them.
+ * Distributed (S->sh.n_ranks > 1), this process computes its share and the
+ * partial sums of Wo and of the MoE are summed across ranks; only a failed
+ * collective makes it fail. */
+static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
     const grok_model *m = S->m;
     const grok_hparams *hp = &m->hp;
-    const int64_t d = hp->d_model, D = hp->head_dim, H = hp->n_heads, KVH = hp->n_kv_heads;
+    const grok_dist *ds = &S->sh;
+    const bool dist = ds->n_ranks > 1;
+    const int64_t d = hp->d_model, D = hp->head_dim, G = hp->n_heads / hp->n_kv_heads;
+    const int64_t KVH = ds->kvh1 - ds->kvh0, H = KVH * G; /* this share's heads */
     const int64_t qd = H * D, kvd = KVH * D, V = hp->n_vocab;
+    /* Row slices of Wq/Wk/Wv and the column slice of Wo for those heads
+     * (the whole matrices without a hook). */
+    grok_mat wq, wk, wv, wo;
     const grok_type_kernels *ek = grok_kernels_get(m->token_embd.type);
     const batch_tok *bt = S->bt;
 
@@ -372,11 +437,18 @@ static void forward(grok_context *S, int64_t n) {
     }
     for (int64_t il = 0; il < hp->n_layers; il++) {
         const grok_layer *L = &m->layers[il];
+        wq = L->wq, wk = L->wk, wv = L->wv, wo = L->wo;
+        wq.data += (size_t)(ds->kvh0 * G * D) * wq.row_bytes;
+        wk.data += (size_t)(ds->kvh0 * D) * wk.row_bytes;
+        wv.data += (size_t)(ds->kvh0 * D) * wv.row_bytes;
+        wo.data += (size_t)grok_type_row_size(wo.type, ds->kvh0 * G * D);
+        wq.rows = wo.cols = qd;
+        wk.rows = wv.rows = kvd;
         for (int64_t t = 0; t < n; t++)
             rmsnorm(S->x + t * d, S->h + t * d, L->attn_norm, d, hp->norm_eps);
-        grok_matmul(S->pool, &L->wq, S->x, d, S->q, qd, n);
-        grok_matmul(S->pool, &L->wk, S->x, d, S->k, kvd, n);
-        grok_matmul(S->pool, &L->wv, S->x, d, S->v, kvd, n);
+        grok_matmul(S->pool, &wq, S->x, d, S->q, qd, n);
+        grok_matmul(S->pool, &wk, S->x, d, S->k, kvd, n);
+        grok_matmul(S->pool, &wv, S->x, d, S->v, kvd, n);
         for (int64_t t = 0; t < n; t++) {
             for (int64_t h = 0; h < H; h++) rope_apply(S->q + t * qd + h * D, S->rope_cs + t * D, D);
             for (int64_t h = 0; h < KVH; h++) rope_apply(S->k + t * kvd + h * D, S->rope_cs + t * D, D);
@@ -384,7 +456,11 @@ static void forward(grok_context *S, int64_t n) {
         }
         attn_job aj = {S, il, n};
         grok_threadpool_run(S->pool, attn_task, &aj);
-        grok_matmul(S->pool, &L->wo, S->att, qd, S->proj, d, n);
+        if (qd > 0)
+            grok_matmul(S->pool, &wo, S->att, qd, S->proj, d, n);
+        else
+            memset(S->proj, 0, (size_t)(n * d) * sizeof(float));
+        if (dist && ds->allreduce_sum(ds->ud, S->proj, n * d, err, err_size)) return -1;
         for (int64_t t = 0; t < n; t++) {
             rmsnorm(S->x + t * d, S->proj + t * d, L->attn_out_norm, d, hp->norm_eps);
             for (int64_t i = 0; i < d; i++) S->h[t * d + i] += S->x[t * d + i];
@@ -394,6 +470,7 @@ static void forward(grok_context *S, int64_t n) {
         grok_matmul(S->pool, &L->router, S->x, d, S->router, hp->n_experts, n);
         route(S, n);
         moe(S, L, n);
+        if (dist && ds->allreduce_sum(ds->ud, S->proj, n * d, err, err_size)) return -1;
         for (int64_t t = 0; t < n; t++) {
             rmsnorm(S->x + t * d, S->proj + t * d, L->layer_out_norm, d, hp->norm_eps);
             for (int64_t i = 0; i < d; i++) S->h[t * d + i] += S->x[t * d + i];
@@ -412,7 +489,8 @@ static void forward(grok_context *S, int64_t n) {
         rmsnorm(S->x + cnt * d, S->h + t * d, m->output_norm, d, hp->norm_eps);
         cnt++;
     }
-    if (cnt == 0) return;
+    if (cnt == 0) return 0;
+    if (dist) return dist_head(S, n, cnt, first, contiguous, err, err_size);
     if (!contiguous && S->lbuf_rows < cnt) {
         float *b = realloc(S->lbuf, (size_t)cnt * (size_t)V * sizeof(float));
         if (b) S->lbuf = b, S->lbuf_rows = cnt;
@@ -431,6 +509,7 @@ static void forward(grok_context *S, int64_t n) {
     for (int64_t t = 0; t < n; t++)
         if (bt[t].logits)
             for (int64_t i = 0; i < V; i++) bt[t].logits[i] *= hp->logit_scale;
+    return 0;
 }
 
 /* Checks ids and room before anything is written. */
@@ -469,7 +548,7 @@ int grok_decode(grok_context *c, const int32_t *tokens, int64_t n, float *all_lo
         }
         bool last_chunk = i + nb == n;
         if (!all_logits && last_chunk) c->bt[nb - 1].logits = c->logits;
-        forward(c, nb);
+        if (forward(c, nb, err, err_size)) return -1;
         if (all_logits && last_chunk)
             memcpy(c->logits, all_logits + (n - 1) * V, (size_t)V * sizeof(float));
         c->pos += nb;
@@ -515,7 +594,7 @@ int grok_decode_multi(grok_context *const *ctxs, const int32_t *const *tokens, c
         for (int64_t k = 0; k < n[i]; k++, t++)
             S->bt[t] = (batch_tok){ctxs[i], ctxs[i]->pos + k, tokens[i][k],
                                    k == n[i] - 1 ? ctxs[i]->logits : NULL};
-    forward(S, total);
+    if (forward(S, total, err, err_size)) return -1;
     for (int64_t i = 0; i < n_seqs; i++) ctxs[i]->pos += n[i];
     return 0;
 }

@@ -170,6 +170,7 @@ int grok_hparams_to_gguf(const grok_hparams *hp, gguf_writer *w) {
     rc |= gguf_writer_set_f32(w, "grok.rope.freq_base", hp->rope_base);
     rc |= gguf_writer_set_u32(w, "grok.expert_count", (uint32_t)hp->n_experts);
     rc |= gguf_writer_set_u32(w, "grok.expert_used_count", (uint32_t)hp->n_experts_used);
+    rc |= gguf_writer_set_u32(w, "grok.vocab_size", (uint32_t)hp->n_vocab);
     rc |= gguf_writer_set_f32(w, "grok.embedding_scale", hp->embedding_scale);
     rc |= gguf_writer_set_f32(w, "grok.logit_scale", hp->logit_scale);
     rc |= gguf_writer_set_f32(w, "grok.attention.output_scale", hp->attn_scale);
@@ -343,4 +344,47 @@ int64_t grok_model_bytes_per_token(const grok_model *m) {
         total += hp->n_experts_used * (int64_t)(L->gate_stride + L->up_stride + L->down_stride);
     }
     return total;
+}
+
+/* ---- distribution hook ---- */
+
+static bool range_ok(int64_t lo, int64_t hi, int64_t n) { return lo >= 0 && lo <= hi && hi <= n; }
+
+/* A column slice [c0, c1) of w must start and end on a block boundary. */
+static bool slice_ok(const grok_mat *w, int64_t c0, int64_t c1) {
+    return grok_type_row_size(w->type, c0) >= 0 && grok_type_row_size(w->type, c1 - c0) >= 0;
+}
+
+int grok_model_set_dist(grok_model *m, const grok_dist *d, char *err, size_t err_size) {
+    if (!d) {
+        m->dist = NULL;
+        return 0;
+    }
+    const grok_hparams *hp = &m->hp;
+    const char *path = gguf_path(m->file);
+    if (d->n_ranks < 1 || d->rank < 0 || d->rank >= d->n_ranks)
+        return ERRF("%s: rank %d of %d is not a valid rank", path, d->rank, d->n_ranks);
+    if (!range_ok(d->kvh0, d->kvh1, hp->n_kv_heads) || !range_ok(d->e0, d->e1, hp->n_experts) ||
+        !range_ok(d->f0, d->f1, hp->n_ff) || !range_ok(d->v0, d->v1, hp->n_vocab))
+        return ERRF("%s: rank %d's share (kv heads [%" PRId64 ", %" PRId64 "), experts [%" PRId64
+                    ", %" PRId64 "), ffn rows [%" PRId64 ", %" PRId64 "), vocab [%" PRId64
+                    ", %" PRId64 ")) lies outside the model's shapes",
+                    path, d->rank, d->kvh0, d->kvh1, d->e0, d->e1, d->f0, d->f1, d->v0, d->v1);
+    const int64_t G = hp->n_heads / hp->n_kv_heads, D = hp->head_dim;
+    for (int64_t il = 0; il < hp->n_layers; il++) {
+        const grok_layer *L = &m->layers[il];
+        if (!slice_ok(&L->wo, d->kvh0 * G * D, d->kvh1 * G * D))
+            return ERRF("%s: rank %d: heads [%" PRId64 ", %" PRId64 ") of layer %" PRId64
+                        " do not start and end on a %s block of attn_output",
+                        path, d->rank, d->kvh0 * G, d->kvh1 * G, il,
+                        grok_type_get_traits(L->wo.type)->name);
+        if (!slice_ok(&L->down, d->f0, d->f1))
+            return ERRF("%s: rank %d: ffn rows [%" PRId64 ", %" PRId64 ") of layer %" PRId64
+                        " do not start and end on a %s block of ffn_down_exps",
+                        path, d->rank, d->f0, d->f1, il, grok_type_get_traits(L->down.type)->name);
+    }
+    if (d->n_ranks > 1 && (!d->allreduce_sum || !d->gather_vocab))
+        return ERRF("%s: a distribution over %d ranks needs its collectives", path, d->n_ranks);
+    m->dist = d;
+    return 0;
 }

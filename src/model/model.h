@@ -31,8 +31,32 @@ typedef struct {
     float *layer_out_norm;  /* [d_model] post-MoE RMSNorm */
 } grok_layer;
 
+/* Distribution hook: the share of the model one process (an MPI rank)
+ * computes, and the collectives that combine the shares. Attention is
+ * split by KV heads (with their query heads; the Wo product over those
+ * heads' columns is a partial sum), the MoE by experts and/or by rows of
+ * every expert's FFN (the down product over those rows is a partial sum),
+ * the output head by vocabulary rows. Without a hook (NULL) a process owns
+ * everything and the forward pass is exactly the single-process one. The
+ * model never calls MPI itself: the callbacks (src/dist/mpi.c) do. */
+typedef struct grok_dist {
+    int rank, n_ranks;
+    int64_t kvh0, kvh1;  /* KV heads [kvh0, kvh1) and their query heads */
+    int64_t e0, e1;      /* experts [e0, e1) */
+    int64_t f0, f1;      /* FFN rows [f0, f1) of each owned expert */
+    int64_t v0, v1;      /* output-head rows (vocabulary ids) [v0, v1) */
+    /* buf[0..n) = the sum of every rank's buf, the same bits on every rank.
+     * 0, or -1 with err. */
+    int (*allreduce_sum)(void *ud, float *buf, int64_t n, char *err, size_t err_size);
+    /* full[rows][n_vocab] on every rank from each rank's local[rows][v1-v0]. */
+    int (*gather_vocab)(void *ud, const float *local, float *full, int64_t rows, char *err,
+                        size_t err_size);
+    void *ud;
+} grok_dist;
+
 struct grok_model {
     grok_hparams hp;
+    const grok_dist *dist;  /* NULL: this process computes everything */
     gguf_file *file;
     grok_tokenizer *tok;
     grok_mat token_embd;    /* [n_vocab][d_model] */
@@ -49,6 +73,13 @@ int grok_hparams_from_gguf(const gguf_file *f, grok_hparams *hp, char *err, size
 int grok_hparams_validate(const grok_hparams *hp, const char *where, char *err, size_t err_size);
 /* Writes the grok.* keys for hp. */
 int grok_hparams_to_gguf(const grok_hparams *hp, gguf_writer *w);
+
+/* Attaches a distribution hook (not copied; it must outlive the model's
+ * contexts) after checking its ranges: they lie inside the shapes, and
+ * every column slice (Wo by heads, down by FFN rows) starts and ends on a
+ * block of the weight's type. Must come before any context is created.
+ * NULL detaches. */
+int grok_model_set_dist(grok_model *m, const grok_dist *d, char *err, size_t err_size);
 
 /* Writes a randomly initialised model with hp's shapes (n_vocab and
  * pad_id come from tok) and weights of type (norms and router in f32). */

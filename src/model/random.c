@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "model/model.h"
+#include "model/quantize.h"
 #include "util/rng.h"
 
 typedef struct {
@@ -78,7 +79,7 @@ int grok_model_write_random(const char *path, const grok_hparams *hp_in, grok_ty
              hpp->n_layers, hpp->n_experts);
     rc |= grok_hparams_to_gguf(hpp, w);
     rc |= gguf_writer_set_str(w, "general.name", name);
-    rc |= gguf_writer_set_u32(w, "general.file_type", (uint32_t)type);
+    rc |= gguf_writer_set_u32(w, "general.file_type", (uint32_t)grok_llama_ftype(type));
     rc |= grok_tokenizer_to_gguf(tok, w);
     if (rc) {
         snprintf(err, err_size, "%s: could not set the model's metadata", path);

@@ -28,7 +28,10 @@ static uint64_t hash_bytes(const char *s, size_t len) {
         h ^= (unsigned char)s[i];
         h *= 1099511628211ull;
     }
-    return h ^ (h >> 29);
+    h ^= h >> 33; /* murmur's finalizer: every bit of the input reaches the low bits */
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
 }
 
 grok_tokenizer *tok_alloc(int64_t n) {
@@ -76,27 +79,30 @@ int tok_set_unk_surface(grok_tokenizer *t, const char *s, size_t len) {
     return 0;
 }
 
-static int32_t table_find(const grok_tokenizer *t, const int32_t *table, const char *s,
+static int32_t table_find(const grok_tokenizer *t, const struct tok_slot *table, const char *s,
                           size_t len) {
-    uint64_t i = hash_bytes(s, len) & t->h_mask;
+    uint64_t h = hash_bytes(s, len), i = h & t->h_mask;
+    uint32_t tag = (uint32_t)(h >> 32);
     for (;;) {
-        int32_t id = table[i];
+        int32_t id = table[i].id;
         if (id < 0) return -1;
-        if (t->len[id] == len && memcmp(t->piece[id], s, len) == 0) return id;
+        if (table[i].tag == tag && t->len[id] == len && memcmp(t->piece[id], s, len) == 0)
+            return id;
         i = (i + 1) & t->h_mask;
     }
 }
 
 /* Returns 1 when inserted, 0 when the piece is already there. */
-static int table_insert(grok_tokenizer *t, int32_t *table, int32_t id) {
-    uint64_t i = hash_bytes(t->piece[id], t->len[id]) & t->h_mask;
-    while (table[i] >= 0) {
-        int32_t o = table[i];
+static int table_insert(grok_tokenizer *t, struct tok_slot *table, int32_t id) {
+    uint64_t h = hash_bytes(t->piece[id], t->len[id]), i = h & t->h_mask;
+    while (table[i].id >= 0) {
+        int32_t o = table[i].id;
         if (t->len[o] == t->len[id] && memcmp(t->piece[o], t->piece[id], t->len[id]) == 0)
             return 0;
         i = (i + 1) & t->h_mask;
     }
-    table[i] = id;
+    table[i].id = id;
+    table[i].tag = (uint32_t)(h >> 32);
     return 1;
 }
 
@@ -124,17 +130,17 @@ int tok_finish(grok_tokenizer *t, const char *what, char *err, size_t err_size) 
         return -1;
     }
     uint64_t slots = 16;
-    while (slots < (uint64_t)t->n * 2) slots *= 2;
+    while (slots < (uint64_t)t->n * 4) slots *= 2; /* load <= 1/4: misses end fast */
     t->h_mask = slots - 1;
-    t->h_normal = malloc(slots * sizeof(int32_t));
-    t->h_reserved = malloc(slots * sizeof(int32_t));
+    t->h_normal = malloc(slots * sizeof *t->h_normal);
+    t->h_reserved = malloc(slots * sizeof *t->h_reserved);
     t->ud = malloc((size_t)t->n * sizeof(int32_t));
     if (!t->h_normal || !t->h_reserved || !t->ud) {
         snprintf(err, err_size, "%s: out of memory", what);
         return -1;
     }
-    memset(t->h_normal, 0xff, slots * sizeof(int32_t));
-    memset(t->h_reserved, 0xff, slots * sizeof(int32_t));
+    memset(t->h_normal, 0xff, slots * sizeof *t->h_normal);
+    memset(t->h_reserved, 0xff, slots * sizeof *t->h_reserved);
     for (int i = 0; i < 256; i++) t->byte_id[i] = -1;
     int64_t n_ud = 0, n_bytes = 0;
     int32_t unk = -1;

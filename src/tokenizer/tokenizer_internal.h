@@ -21,8 +21,8 @@ struct grok_tokenizer {
     /* Two hash tables of piece ids, as SentencePiece keeps them: "normal"
      * holds NORMAL, USER_DEFINED and UNUSED pieces (the ones BPE may merge
      * into), "reserved" holds CONTROL, UNKNOWN and BYTE pieces. */
-    int32_t *h_normal, *h_reserved;
-    uint64_t h_mask; /* both tables have h_mask + 1 slots */
+    struct tok_slot { int32_t id; uint32_t tag; } *h_normal, *h_reserved;
+    uint64_t h_mask; /* both tables have h_mask + 1 slots; tag: high hash bits */
 
     int32_t byte_id[256]; /* id of <0xNN>, -1 when absent */
     /* User-defined pieces grouped by first byte, longest first within a

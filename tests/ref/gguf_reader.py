@@ -5,7 +5,7 @@ sharing a line with the C loader it checks: a bug in the C parser cannot
 hide behind the same bug here. It reads every metadata value type
 (arrays of strings included), the tensor infos, honours general.alignment,
 follows llama.cpp's split layout (NAME-00001-of-0000N.gguf), and turns
-F32, F16, BF16 and Q8_0 tensors into float32 arrays whose NumPy shape is
+F32, F16, BF16, Q8_0 and Q4_0 tensors into float32 arrays whose NumPy shape is
 ggml's ne reversed (ne[0] varies fastest, so it is the last NumPy axis).
 
 Run as a script it prints a file's metadata and tensor list.
@@ -40,7 +40,7 @@ GGML_TYPES = {
     24: ("i8", 1, 1), 25: ("i16", 1, 2), 26: ("i32", 1, 4), 27: ("i64", 1, 8),
     28: ("f64", 1, 8), 30: ("bf16", 1, 2),
 }
-TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_BF16 = 0, 1, 8, 30
+TYPE_F32, TYPE_F16, TYPE_Q4_0, TYPE_Q8_0, TYPE_BF16 = 0, 1, 2, 8, 30
 
 SPLIT_RE = re.compile(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$")
 
@@ -241,6 +241,14 @@ def dequantize(raw, ttype, n, what="tensor"):
         blocks = raw.reshape(-1, 34)
         d = blocks[:, 0:2].copy().view("<f2").astype(np.float32)    # [nb, 1]
         q = blocks[:, 2:].copy().view(np.int8).astype(np.float32)   # [nb, 32]
+        return (d * q).reshape(-1)[:n]
+    if ttype == TYPE_Q4_0:
+        # 2-byte f16 scale, then 16 bytes: element j in the low nibble of
+        # byte j, element j+16 in its high nibble; value = d * (nibble - 8).
+        blocks = raw.reshape(-1, 18)
+        d = blocks[:, 0:2].copy().view("<f2").astype(np.float32)
+        qs = blocks[:, 2:]
+        q = np.concatenate([qs & 0x0F, qs >> 4], axis=1).astype(np.float32) - 8.0
         return (d * q).reshape(-1)[:n]
     raise GGUFError("%s: type %s cannot be dequantized by this reader"
                     % (what, GGML_TYPES.get(ttype, ("type%d" % ttype,))[0]))

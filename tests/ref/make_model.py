@@ -198,9 +198,9 @@ def build(a):
         w.tensor(p + "attn_output_norm.weight", norm(), "f32")
         w.tensor(p + "ffn_norm.weight", norm(), "f32")
         w.tensor(p + "ffn_gate_inp.weight", mat(ne, d) * a.router_gain, "f32")
-        w.tensor(p + "ffn_gate_exps.weight", mat(ff, d, ne), t)
+        w.tensor(p + "ffn_gate_exps.weight", mat(ff, d, ne) * a.gelu_gain, t)
         w.tensor(p + "ffn_up_exps.weight", mat(ff, d, ne), t)
-        w.tensor(p + "ffn_down_exps.weight", mat(d, ff, ne), t)
+        w.tensor(p + "ffn_down_exps.weight", mat(d, ff, ne) * a.expert_gain, t)
         w.tensor(p + "layer_output_norm.weight", norm(), "f32")
     w.tensor("output_norm.weight", norm(), "f32")
     if a.untied:
@@ -234,6 +234,11 @@ def main(argv):
     ap.add_argument("--qk-gain", type=float, default=1.0,
                     help="multiplies Wq and Wk (large values drive scores into the soft cap)")
     ap.add_argument("--router-gain", type=float, default=1.0)
+    ap.add_argument("--gelu-gain", type=float, default=1.0,
+                    help="multiplies the GELU branch (wider pre-activations)")
+    ap.add_argument("--expert-gain", type=float, default=1.0,
+                    help="multiplies W_down; small values make the MoE output comparable to "
+                         "sqrt(eps), so the post-MoE norm no longer hides the gates' scale")
     a = ap.parse_args(argv[1:])
     hd = a.head_dim or (a.d_model // a.heads if a.heads else 0)
     errs = []

@@ -15,6 +15,10 @@ before they are trusted as the oracle for the C engine.
   * PAD handling: a PAD at position 0 attends to itself only; PAD keys
     never influence other positions; --pad-router only changes PAD rows.
   * Top-k ties go to the lower expert index.
+  * Sensitivity: erf GELU, interleaved RoPE, renormalised gates, unmasked
+    PAD keys, no soft cap, a recomputed attention scale or another eps each
+    change the logits of a suitably scaled model by more than the C test's
+    tolerance, so that test can catch them.
 Exits 0 when all pass; prints each check.
 """
 
@@ -294,6 +298,69 @@ def topk_ties():
                                                                    * (10 + 0.044715 * 1000)))) < 1e-9)
 
 
+# A model on which every known slip shows in the logits: a small embedding
+# scale lets the layers dominate the residual, a small W_down makes the MoE
+# output comparable to sqrt(eps) (otherwise the post-MoE RMSNorm hides any
+# per-token scaling of the gates), a wide GELU input and strong attention
+# scores that reach the soft cap. logits_ref_test.sh runs the C engine on
+# the same arguments.
+SENSITIVE_ARGS = ["--embedding-scale", 0.1, "--attn-scale", 0.5, "--softcap", 8, "--qk-gain", 2,
+                  "--gelu-gain", 2.5, "--expert-gain", 0.03]
+
+
+def sensitivity(tmp):
+    """Each known way to get Grok-1 slightly wrong moves the logits of the
+    sensitive model by more than the 1e-4 the C comparison allows."""
+    m = grok_ref.Model(make(tmp, "sens.gguf", "--seed", 31, "--vocab", 260, "--layers", 2,
+                            "--experts", 8, "--experts-used", 2, "--pad-id", 0, *SENSITIVE_ARGS))
+    ids = [7, 8, 9, 0, 8, 120, 7, 7, 3, 250, 9, 9]
+    base = grok_ref.forward(m, ids)
+    saved = {k: getattr(grok_ref, k) for k in ("gelu_tanh", "rope", "moe", "attention_mask")}
+
+    def erf_gelu(x):
+        return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+
+    def interleaved_rope(x, pos, b):
+        # Pairs (2i, 2i+1) instead of (i, i + D/2).
+        D = x.shape[-1]
+        perm = np.concatenate([np.arange(0, D, 2), np.arange(1, D, 2)])
+        inv = np.argsort(perm)
+        return saved["rope"](x[..., perm], pos, b)[..., inv]
+
+    def renorm_moe(mm, L, x, tok, pr):
+        # llama.cpp's reading: the used gates rescaled to sum to 1.
+        probs = grok_ref.softmax(x @ L["ffn_gate_inp"].T)
+        out = np.zeros_like(x)
+        for t in range(x.shape[0]):
+            top = np.argsort(-probs[t], kind="stable")[:mm.n_used]
+            g = probs[t, top] / probs[t, top].sum()
+            for ge, e in zip(g, top):
+                hid = grok_ref.gelu_tanh(L["ffn_gate_exps"][e] @ x[t]) * (L["ffn_up_exps"][e] @ x[t])
+                out[t] += ge * (L["ffn_down_exps"][e] @ hid)
+        return out
+
+    def no_pad_mask(tok, pad):
+        return saved["attention_mask"](tok, None)
+
+    variants = [("erf GELU", "gelu_tanh", erf_gelu), ("interleaved RoPE", "rope", interleaved_rope),
+                ("renormalised gates", "moe", renorm_moe), ("PAD keys not masked", "attention_mask", no_pad_mask)]
+    for name, attr, fn in variants:
+        setattr(grok_ref, attr, fn)
+        try:
+            err = float(np.max(grok_ref.rel_errors(base, grok_ref.forward(m, ids))))
+        finally:
+            setattr(grok_ref, attr, saved[attr])
+        # The GELU variants differ by at most ~2e-4 of a unit; the rest by far more.
+        check("detects %s" % name, err > (1.5e-4 if attr == "gelu_tanh" else 1e-3), "%.1e" % err)
+    for name, field, val in (("no soft cap", "softcap", 1e9), ("attn scale 1/sqrt(hd)", "attn_scale",
+                              1 / math.sqrt(m.head_dim)), ("eps 1e-6", "eps", 1e-6)):
+        old = getattr(m, field)
+        setattr(m, field, val)
+        err = float(np.max(grok_ref.rel_errors(base, grok_ref.forward(m, ids))))
+        setattr(m, field, old)
+        check("detects %s" % name, err > 1e-3, "%.1e" % err)
+
+
 def main():
     with tempfile.TemporaryDirectory(dir=os.environ.get("GROK_TMP")) as tmp:
         roundtrip(tmp)
@@ -302,6 +369,7 @@ def main():
         rope_props()
         forward_checks(tmp)
         topk_ties()
+        sensitivity(tmp)
     if failures:
         print("%d check(s) failed: %s" % (len(failures), ", ".join(failures)))
         return 1

@@ -1,0 +1,493 @@
+/*
+ * cmd_train.c - `grok train`: trains a Grok-architecture model on text
+ * files, from scratch or from a checkpoint, and writes a GGUF that `grok
+ * run` loads; `--eval-only` measures a model's loss, perplexity and expert
+ * usage on text. The numeric work lives in src/train/; this file owns the
+ * data (tokenizing, the held-out tail, batch sampling), the schedule, the
+ * progress display and checkpoints. A run is deterministic for a given
+ * seed and thread count, and a run resumed from a checkpoint continues
+ * bit for bit as if it had never stopped (the checkpoint carries the
+ * weights, the Adam moments, the step and the batch sampler's state).
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "model/model.h"
+#include "train/train.h"
+#include "util/rng.h"
+
+extern char **environ;
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: grok train --data FILE... -o OUT.gguf [options]\n"
+            "       grok train --eval-only MODEL.gguf --data FILE... [--seq T] [--expert-stats]\n\n"
+            "Trains a Grok-architecture model (f32, AdamW, warm-up + cosine) on text.\n"
+            "The last --holdout share of the tokens is held out for evaluation.\n\n"
+            "data and vocabulary:\n"
+            "  --data FILE...      training text (several files are joined)\n"
+            "  --tokenizer FILE    SentencePiece .model to use\n"
+            "  --vocab-size N      train a BPE vocabulary of N pieces with spm_train\n"
+            "  --holdout F         held-out share of the tokens (0.05)\n"
+            "shape (as grok new):\n"
+            "  --d-model N (128) --layers N (4) --heads N (4) --kv-heads N (2) --experts N (8)\n"
+            "  --experts-used N (2) --ffn N (256) --ctx N (512)\n"
+            "training:\n"
+            "  --steps N           total optimizer steps (1000)\n"
+            "  --stop-at N         stop after step N (to continue later with --resume)\n"
+            "  --batch B           sequences per step (8)\n"
+            "  --seq T             tokens per sequence (128)\n"
+            "  --lr LR             peak learning rate (3e-3)\n"
+            "  --min-lr-frac F     cosine floor as a share of LR (0.1)\n"
+            "  --warmup N          warm-up steps (min(100, steps/10))\n"
+            "  --wd W              AdamW weight decay (0.1)\n"
+            "  --clip C            gradient norm bound (1.0)\n"
+            "  --aux-coef A        load-balancing loss coefficient (0.01)\n"
+            "  --z-coef Z          router z-loss coefficient (0.001)\n"
+            "  --seed S            initialisation and batch seed (1)\n"
+            "  --threads N         threads (all cores)\n"
+            "  --eval-every N      held-out evaluation every N steps (100)\n"
+            "  --eval-tokens N     at most N held-out tokens per evaluation (65536)\n"
+            "  --log FILE          CSV of step, train loss, held-out loss, lr\n"
+            "output:\n"
+            "  -o FILE             trained model (GGUF)\n"
+            "  --type T            weight type of FILE: f32, f16, bf16, q8_0 (f32)\n"
+            "  --checkpoint FILE   write a checkpoint here (atomically) ...\n"
+            "  --checkpoint-every N  ... every N steps and at the end (eval-every)\n"
+            "  --resume FILE       continue from a checkpoint (shape and vocabulary from it)\n"
+            "  --expert-stats      print per-layer expert usage on the held-out text\n");
+}
+
+typedef struct {
+    const char **data;
+    int n_data;
+    const char *tok_path, *out, *type_name, *ckpt, *resume, *eval_model, *log_path;
+    int64_t vocab_size, steps, stop_at, batch, seq, warmup, eval_every, eval_tokens, ckpt_every;
+    int64_t threads, seed;
+    float holdout, aux_coef, z_coef;
+    bool expert_stats;
+    grok_hparams hp;
+    gt_adamw_cfg opt;
+} train_args;
+
+/* Joins the data files with newlines. */
+static char *read_data(const train_args *a, size_t *len) {
+    char err[GROK_ERR_SIZE];
+    char *all = NULL;
+    size_t n = 0;
+    for (int i = 0; i < a->n_data; i++) {
+        size_t l;
+        char *t = cli_read_file(a->data[i], &l, err, sizeof err);
+        if (!t) {
+            cli_error("train", "%s", err);
+            free(all);
+            return NULL;
+        }
+        char *na = realloc(all, n + l + 2);
+        if (!na) {
+            free(t);
+            free(all);
+            cli_error("train", "out of memory reading %s", a->data[i]);
+            return NULL;
+        }
+        all = na;
+        memcpy(all + n, t, l);
+        n += l;
+        if (l && t[l - 1] != '\n') all[n++] = '\n';
+        free(t);
+    }
+    if (!all || n == 0) {
+        cli_error("train", "--data: the files hold no text");
+        free(all);
+        return NULL;
+    }
+    all[n] = '\0';
+    *len = n;
+    return all;
+}
+
+/* Trains a SentencePiece BPE vocabulary with Debian's spm_train (byte
+ * fallback on, Grok-1's special ids) and loads it. */
+static grok_tokenizer *train_vocab(const train_args *a, const char *text, size_t len) {
+    char dir[] = "/tmp/grok-spm-XXXXXX";
+    if (!mkdtemp(dir)) {
+        cli_error("train", "cannot create a temporary directory for spm_train");
+        return NULL;
+    }
+    char input[512], prefix[512], model[600];
+    snprintf(input, sizeof input, "%s/corpus.txt", dir);
+    snprintf(prefix, sizeof prefix, "%s/spm", dir);
+    snprintf(model, sizeof model, "%s.model", prefix);
+    FILE *f = fopen(input, "wb");
+    bool ok = f && fwrite(text, 1, len, f) == len;
+    if (f && fclose(f)) ok = false;
+    grok_tokenizer *tok = NULL;
+    if (!ok) {
+        cli_error("train", "cannot write %s", input);
+    } else {
+        char a_in[600], a_pre[600], a_vs[64], a_th[64];
+        snprintf(a_in, sizeof a_in, "--input=%s", input);
+        snprintf(a_pre, sizeof a_pre, "--model_prefix=%s", prefix);
+        snprintf(a_vs, sizeof a_vs, "--vocab_size=%" PRId64, a->vocab_size);
+        snprintf(a_th, sizeof a_th, "--num_threads=%" PRId64, a->threads > 0 ? a->threads : 2);
+        char *argv[] = {"spm_train", a_in, a_pre, a_vs, "--model_type=bpe", "--byte_fallback=true",
+                        "--character_coverage=1.0", "--split_digits=true",
+                        "--normalization_rule_name=identity", "--remove_extra_whitespaces=false", "--pad_id=0",
+                        "--bos_id=1", "--eos_id=2", "--unk_id=3", "--pad_piece=[PAD]",
+                        "--bos_piece=[BOS]", "--eos_piece=[EOS]", "--unk_piece=[UNK]",
+                        "--max_sentence_length=16384", "--minloglevel=2", a_th, NULL};
+        pid_t pid;
+        int status = 0;
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", 0, 0);
+        if (posix_spawnp(&pid, "spm_train", &fa, NULL, argv, environ) != 0) {
+            cli_error("train", "--vocab-size needs spm_train (Debian package sentencepiece)");
+        } else if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
+            cli_error("train", "spm_train failed (status %d)", status);
+        } else {
+            char err[GROK_ERR_SIZE];
+            tok = grok_tokenizer_load_spm(model, err, sizeof err);
+            if (!tok) cli_error("train", "%s", err);
+        }
+        posix_spawn_file_actions_destroy(&fa);
+    }
+    char vocab[600];
+    snprintf(vocab, sizeof vocab, "%s.vocab", prefix);
+    unlink(input);
+    unlink(model);
+    unlink(vocab);
+    rmdir(dir);
+    return tok;
+}
+
+/* Mean loss over non-overlapping windows of the held-out tokens. */
+static double evaluate(gt_trainer *tr, const int32_t *tok, int64_t n, int64_t B, int64_t T,
+                       int64_t max_tokens, const gt_loss_cfg *cfg, int64_t *n_scored) {
+    int64_t n_win = n > T ? (n - 1) / T : 0;
+    if (max_tokens > 0 && n_win > max_tokens / T) n_win = max_tokens / T > 0 ? max_tokens / T : 1;
+    int32_t *buf = malloc(sizeof(int32_t) * (size_t)(B * (T + 1)));
+    double sum = 0;
+    int64_t scored = 0;
+    for (int64_t w0 = 0; buf && w0 < n_win; w0 += B) {
+        int64_t nb = n_win - w0 < B ? n_win - w0 : B;
+        for (int64_t b = 0; b < nb; b++)
+            memcpy(buf + b * (T + 1), tok + (w0 + b) * T, sizeof(int32_t) * (size_t)(T + 1));
+        gt_losses l;
+        if (gt_trainer_step(tr, buf, nb, T, cfg, &l, NULL) == 0) {
+            sum += l.ce * (double)(nb * T);
+            scored += nb * T;
+        }
+    }
+    free(buf);
+    *n_scored = scored;
+    return scored ? sum / (double)scored : NAN;
+}
+
+static void print_expert_stats(const gt_trainer *tr, const grok_hparams *hp) {
+    const int64_t *c = gt_trainer_expert_counts(tr);
+    printf("expert usage (share of routed slots per layer; uniform = %.3f):\n",
+           1.0 / (double)hp->n_experts);
+    for (int64_t l = 0; l < hp->n_layers; l++) {
+        int64_t tot = 0;
+        for (int64_t e = 0; e < hp->n_experts; e++) tot += c[l * hp->n_experts + e];
+        printf("  layer %" PRId64 ":", l);
+        for (int64_t e = 0; e < hp->n_experts; e++)
+            printf(" %.3f", tot ? (double)c[l * hp->n_experts + e] / (double)tot : 0.0);
+        printf("\n");
+    }
+}
+
+static int parse(int argc, char **argv, train_args *a) {
+    const int64_t BIG = (int64_t)1 << 24;
+    a->data = calloc((size_t)argc, sizeof *a->data);
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            usage(stdout);
+            exit(0);
+        }
+        const char *s = NULL;
+        if (cli_str(argv, argc, &i, "--data", NULL, &s)) {
+            a->data[a->n_data++] = s;
+            while (i + 1 < argc && argv[i + 1][0] != '-') a->data[a->n_data++] = argv[++i];
+            continue;
+        }
+        if (cli_str(argv, argc, &i, "--tokenizer", NULL, &a->tok_path) ||
+            cli_str(argv, argc, &i, "-o", "--output", &a->out) ||
+            cli_str(argv, argc, &i, "--type", NULL, &a->type_name) ||
+            cli_str(argv, argc, &i, "--checkpoint", NULL, &a->ckpt) ||
+            cli_str(argv, argc, &i, "--resume", NULL, &a->resume) ||
+            cli_str(argv, argc, &i, "--eval-only", NULL, &a->eval_model) ||
+            cli_str(argv, argc, &i, "--log", NULL, &a->log_path) ||
+            cli_i64(argv, argc, &i, "--vocab-size", NULL, 260, 1 << 20, &a->vocab_size) ||
+            cli_i64(argv, argc, &i, "--d-model", NULL, 1, BIG, &a->hp.d_model) ||
+            cli_i64(argv, argc, &i, "--layers", NULL, 1, 4096, &a->hp.n_layers) ||
+            cli_i64(argv, argc, &i, "--heads", NULL, 1, 4096, &a->hp.n_heads) ||
+            cli_i64(argv, argc, &i, "--kv-heads", NULL, 1, 4096, &a->hp.n_kv_heads) ||
+            cli_i64(argv, argc, &i, "--experts", NULL, 1, 1024, &a->hp.n_experts) ||
+            cli_i64(argv, argc, &i, "--experts-used", NULL, 1, 1024, &a->hp.n_experts_used) ||
+            cli_i64(argv, argc, &i, "--ffn", NULL, 1, BIG, &a->hp.n_ff) ||
+            cli_i64(argv, argc, &i, "--ctx", NULL, 1, BIG, &a->hp.n_ctx_train) ||
+            cli_i64(argv, argc, &i, "--steps", NULL, 1, INT64_MAX / 2, &a->steps) ||
+            cli_i64(argv, argc, &i, "--stop-at", NULL, 1, INT64_MAX / 2, &a->stop_at) ||
+            cli_i64(argv, argc, &i, "--batch", NULL, 1, 4096, &a->batch) ||
+            cli_i64(argv, argc, &i, "--seq", NULL, 1, BIG, &a->seq) ||
+            cli_i64(argv, argc, &i, "--warmup", NULL, 0, INT64_MAX / 2, &a->warmup) ||
+            cli_i64(argv, argc, &i, "--eval-every", NULL, 1, INT64_MAX / 2, &a->eval_every) ||
+            cli_i64(argv, argc, &i, "--eval-tokens", NULL, 1, INT64_MAX / 2, &a->eval_tokens) ||
+            cli_i64(argv, argc, &i, "--checkpoint-every", NULL, 1, INT64_MAX / 2, &a->ckpt_every) ||
+            cli_i64(argv, argc, &i, "--threads", NULL, 1, 1024, &a->threads) ||
+            cli_i64(argv, argc, &i, "--seed", NULL, 0, INT64_MAX, &a->seed) ||
+            cli_f32(argv, argc, &i, "--lr", NULL, 0, 10, &a->opt.lr) ||
+            cli_f32(argv, argc, &i, "--min-lr-frac", NULL, 0, 1, &a->opt.min_lr_frac) ||
+            cli_f32(argv, argc, &i, "--wd", NULL, 0, 10, &a->opt.weight_decay) ||
+            cli_f32(argv, argc, &i, "--clip", NULL, 0, 1e9, &a->opt.clip) ||
+            cli_f32(argv, argc, &i, "--holdout", NULL, 0, 0.9, &a->holdout) ||
+            cli_f32(argv, argc, &i, "--aux-coef", NULL, 0, 1e3, &a->aux_coef) ||
+            cli_f32(argv, argc, &i, "--z-coef", NULL, 0, 1e3, &a->z_coef))
+            continue;
+        if (cli_flag(argv, argc, &i, "--expert-stats", NULL)) {
+            a->expert_stats = true;
+            continue;
+        }
+        return cli_unknown("train", argv[i]);
+    }
+    return 0;
+}
+
+int cmd_train(int argc, char **argv) {
+    train_args a = {0};
+    a.type_name = "f32";
+    a.steps = 1000, a.batch = 8, a.seq = 128, a.warmup = -1, a.eval_every = 100;
+    a.eval_tokens = 65536, a.seed = 1, a.holdout = 0.05f, a.aux_coef = 0.01f, a.z_coef = 0.001f;
+    a.hp = grok_hparams_grok1();
+    a.hp.d_model = 128, a.hp.n_layers = 4, a.hp.n_heads = 4, a.hp.n_kv_heads = 2;
+    a.hp.n_experts = 8, a.hp.n_experts_used = 2, a.hp.n_ff = 256, a.hp.n_ctx_train = 512;
+    a.opt = gt_adamw_default();
+    int rc = parse(argc, argv, &a);
+    if (rc) {
+        free(a.data);
+        return rc;
+    }
+    if (a.n_data == 0) {
+        cli_error("train", "--data FILE is required (see grok train --help)");
+        free(a.data);
+        return 2;
+    }
+    if (!a.eval_model && !a.out) {
+        cli_error("train", "-o FILE is required (see grok train --help)");
+        free(a.data);
+        return 2;
+    }
+    int type = grok_type_from_name(a.type_name);
+    if (type != GROK_TYPE_F32 && type != GROK_TYPE_F16 && type != GROK_TYPE_BF16 &&
+        type != GROK_TYPE_Q8_0) {
+        cli_error("train", "--type '%s' is not one of f32, f16, bf16, q8_0", a.type_name);
+        free(a.data);
+        return 2;
+    }
+    if (a.warmup < 0) a.warmup = a.steps / 10 < 100 ? a.steps / 10 : 100;
+    if (a.stop_at == 0 || a.stop_at > a.steps) a.stop_at = a.steps;
+    if (a.ckpt_every == 0) a.ckpt_every = a.eval_every;
+    a.opt.warmup = a.warmup, a.opt.total = a.steps;
+
+    char err[GROK_ERR_SIZE];
+    gt_model *m = NULL;
+    grok_tokenizer *tok = NULL;
+    gt_optim_state st = {0};
+    gt_trainer *tr = NULL;
+    grok_threadpool *pool = NULL;
+    int32_t *ids = NULL, *batch = NULL;
+    float *grad = NULL;
+    FILE *logf = NULL;
+    rc = 1;
+    size_t text_len = 0;
+    char *text = read_data(&a, &text_len);
+    if (!text) goto done;
+
+    /* The model and its vocabulary: from a checkpoint, a model, or new. */
+    if (a.eval_model || a.resume) {
+        const char *p = a.eval_model ? a.eval_model : a.resume;
+        if (gt_load(p, &m, &tok, a.resume ? &st : NULL, err, sizeof err)) {
+            cli_error("train", "%s", err);
+            goto done;
+        }
+    } else {
+        if (a.tok_path) tok = grok_tokenizer_load_spm(a.tok_path, err, sizeof err);
+        else if (a.vocab_size) tok = train_vocab(&a, text, text_len);
+        else {
+            cli_error("train", "give --tokenizer FILE.model or --vocab-size N");
+            goto done;
+        }
+        if (!tok) {
+            if (a.tok_path) cli_error("train", "%s", err);
+            goto done;
+        }
+        a.hp.head_dim = a.hp.d_model / a.hp.n_heads;
+        a.hp.n_vocab = grok_tokenizer_n_vocab(tok);
+        a.hp.pad_id = grok_tokenizer_pad(tok);
+        if (a.seq > a.hp.n_ctx_train) a.hp.n_ctx_train = a.seq;
+        if (!(m = gt_model_create(&a.hp, err, sizeof err))) {
+            cli_error("train", "%s", err);
+            goto done;
+        }
+        gt_model_init_random(m, (uint64_t)a.seed);
+        if (gt_optim_alloc(&st, m->n_params)) {
+            cli_error("train", "out of memory for the optimizer state");
+            goto done;
+        }
+        st.seed = (uint64_t)a.seed;
+        st.rng = (uint64_t)a.seed * 0x9E3779B97F4A7C15ull + 12345;
+    }
+    const grok_hparams *hp = &m->hp;
+    if (a.seq > hp->n_ctx_train) {
+        cli_error("train", "--seq %" PRId64 " exceeds the model's context %" PRId64, a.seq,
+                  hp->n_ctx_train);
+        goto done;
+    }
+
+    size_t n_ids;
+    ids = grok_tokenize(tok, text, text_len, false, &n_ids);
+    free(text);
+    text = NULL;
+    if (!ids) {
+        cli_error("train", "out of memory tokenizing the data");
+        goto done;
+    }
+    int64_t n_all = (int64_t)n_ids;
+    int64_t n_eval = a.eval_model ? n_all : (int64_t)((double)n_all * a.holdout);
+    int64_t n_train = n_all - n_eval;
+    if (!a.eval_model && n_train < a.seq + 2) {
+        cli_error("train", "--data: %" PRId64 " training tokens, fewer than --seq %" PRId64 " + 2",
+                  n_train, a.seq);
+        goto done;
+    }
+    pool = grok_threadpool_create((int)a.threads);
+    tr = pool ? gt_trainer_create(m, a.batch, a.seq, pool, err, sizeof err) : NULL;
+    if (!tr) {
+        cli_error("train", "%s", pool ? err : "cannot start threads");
+        goto done;
+    }
+    gt_loss_cfg lcfg = {a.aux_coef, a.z_coef};
+
+    if (a.eval_model) {
+        int64_t scored;
+        gt_trainer_reset_expert_counts(tr);
+        double loss = evaluate(tr, ids, n_eval, a.batch, a.seq, 0, &lcfg, &scored);
+        if (scored == 0) {
+            cli_error("train", "--data: %" PRId64 " tokens, too few for --seq %" PRId64, n_eval, a.seq);
+            goto done;
+        }
+        /* bits per byte: the scored tokens cover about scored/n_all of the text */
+        double bpb = loss / log(2.0) * (double)n_all / (double)text_len;
+        printf("eval: %s on %" PRId64 " tokens: loss %.4f nats/token, perplexity %.2f, ~%.3f bits/byte\n",
+               a.eval_model, scored, loss, exp(loss), bpb);
+        if (a.expert_stats) print_expert_stats(tr, hp);
+        rc = 0;
+        goto done;
+    }
+
+    fprintf(stderr,
+            "grok train: %.2f M parameters (%.2f M active), vocab %" PRId64 ", %" PRId64
+            " training / %" PRId64 " held-out tokens, %d threads, batch %" PRId64 " x %" PRId64 "\n",
+            (double)grok_hparams_n_params(hp) / 1e6, (double)grok_hparams_n_params_active(hp) / 1e6,
+            hp->n_vocab, n_train, n_eval, grok_threadpool_size(pool), a.batch, a.seq);
+    batch = malloc(sizeof(int32_t) * (size_t)(a.batch * (a.seq + 1)));
+    grad = malloc(sizeof(float) * (size_t)m->n_params);
+    if (!batch || !grad) {
+        cli_error("train", "out of memory");
+        goto done;
+    }
+    if (a.log_path) {
+        logf = fopen(a.log_path, st.step > 0 ? "a" : "w");
+        if (!logf) {
+            cli_error("train", "--log: cannot open %s", a.log_path);
+            goto done;
+        }
+        if (st.step == 0) fprintf(logf, "step,train_loss,eval_loss,lr,aux,z\n");
+    }
+    bool tty = isatty(2);
+    double t0 = cli_now(), ema = NAN;
+    int64_t step0 = st.step;
+    while (st.step < a.stop_at) {
+        grok_rng r = {st.rng};
+        for (int64_t b = 0; b < a.batch; b++) {
+            int64_t off = (int64_t)(grok_rng_next(&r) % (uint64_t)(n_train - a.seq));
+            memcpy(batch + b * (a.seq + 1), ids + off, sizeof(int32_t) * (size_t)(a.seq + 1));
+        }
+        st.rng = r.s;
+        gt_losses l;
+        if (gt_trainer_step(tr, batch, a.batch, a.seq, &lcfg, &l, grad)) {
+            cli_error("train", "step %" PRId64 " failed", st.step);
+            goto done;
+        }
+        float lr = gt_lr_at(&a.opt, st.step);
+        double gnorm = gt_adamw_step(m, &st, grad, &a.opt);
+        if (!isfinite(l.total) || !isfinite(gnorm)) {
+            cli_error("train", "step %" PRId64 ": the loss diverged (%g); try a lower --lr", st.step, l.total);
+            goto done;
+        }
+        ema = isnan(ema) ? l.ce : 0.95 * ema + 0.05 * l.ce;
+        double el = cli_now() - t0, tps = (double)((st.step - step0) * a.batch * a.seq) / el;
+        double eta = el / (double)(st.step - step0) * (double)(a.stop_at - st.step);
+        bool do_eval = st.step % a.eval_every == 0 || st.step == a.stop_at;
+        double ev = NAN;
+        if (do_eval && n_eval > a.seq) {
+            int64_t sc;
+            ev = evaluate(tr, ids + n_train, n_eval, a.batch, a.seq, a.eval_tokens, &lcfg, &sc);
+        }
+        if (logf) fprintf(logf, "%" PRId64 ",%.5f,%.5f,%.6g,%.4f,%.4f\n", st.step, l.ce, ev, lr, l.aux, l.z);
+        if (tty)
+            fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 "  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs   ",
+                    st.step, a.steps, ema, lr, tps, eta);
+        if (do_eval || (!tty && st.step % 10 == 0))
+            fprintf(stderr, "%sstep %" PRId64 "/%" PRId64 " loss %.4f aux %.3f z %.3f |g| %.3f lr %.2e %.0f tok/s\n",
+                    tty ? "\r" : "", st.step, a.steps, l.ce, l.aux, l.z, gnorm, lr, tps);
+        if (do_eval && !isnan(ev))
+            fprintf(stderr, "  held-out loss %.4f (perplexity %.2f)\n", ev, exp(ev));
+        if (a.ckpt && (st.step % a.ckpt_every == 0 || st.step == a.stop_at)) {
+            if (gt_save(a.ckpt, m, tok, GROK_TYPE_F32, &st, "grok-train-checkpoint", err, sizeof err)) {
+                cli_error("train", "%s", err);
+                goto done;
+            }
+        }
+    }
+    if (tty) fprintf(stderr, "\n");
+    if (a.expert_stats && n_eval > a.seq) {
+        int64_t sc;
+        gt_trainer_reset_expert_counts(tr);
+        evaluate(tr, ids + n_train, n_eval, a.batch, a.seq, a.eval_tokens, &lcfg, &sc);
+        print_expert_stats(tr, hp);
+    }
+    char name[128];
+    snprintf(name, sizeof name, "grok-trained-d%" PRId64 "-l%" PRId64 "-e%" PRId64, hp->d_model,
+             hp->n_layers, hp->n_experts);
+    if (gt_save(a.out, m, tok, (grok_type)type, NULL, name, err, sizeof err)) {
+        cli_error("train", "%s", err);
+        goto done;
+    }
+    fprintf(stderr, "grok train: wrote %s after %" PRId64 " steps (%.1f s)\n", a.out, st.step,
+            cli_now() - t0);
+    rc = 0;
+done:
+    if (logf) fclose(logf);
+    free(text);
+    free(ids);
+    free(batch);
+    free(grad);
+    gt_trainer_free(tr);
+    grok_threadpool_free(pool);
+    gt_optim_free(&st);
+    gt_model_free(m);
+    grok_tokenizer_free(tok);
+    free(a.data);
+    return rc;
+}

@@ -1,0 +1,63 @@
+/*
+ * dist.h - running one model across processes (MPI ranks), internal.
+ *
+ * The partition (which heads, experts, FFN rows and vocabulary rows a rank
+ * owns) is pure arithmetic shared by the runtime and `grok plan`. The
+ * runtime (mpi.c with Open MPI, single.c without) gives the commands one
+ * interface: with one process every call is the identity, so `grok run`
+ * and `grok logits` have a single code path. Rank 0 owns I/O, tokenization
+ * and sampling; the others follow what it broadcasts.
+ */
+#ifndef GROK_DIST_H
+#define GROK_DIST_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "model/model.h"
+
+/* How the MoE is split: whole experts per rank, or rows of every expert's
+ * FFN per rank (balanced for any routing). */
+typedef enum { GROK_SPLIT_EXPERTS = 0, GROK_SPLIT_FFN = 1 } grok_split;
+
+/* Fills d (ranges only; no callbacks) with rank's share of a model of hp's
+ * shapes over n ranks. Column slices are aligned to `align` elements (the
+ * weights' block size). Fails (err) when the split cannot be made, e.g.
+ * more ranks than experts with GROK_SPLIT_EXPERTS. */
+int grok_dist_partition(const grok_hparams *hp, int rank, int n, grok_split split, int64_t align,
+                        grok_dist *d, char *err, size_t err_size);
+const char *grok_split_name(grok_split s);
+
+/* Starts MPI when this process was started by mpirun (else nothing), and
+ * removes the --mpi-* flags from argv:
+ *   --mpi-timeout S   abort when a collective makes no progress for S
+ *                     seconds (default 300; 0 = never)
+ *   --mpi-split X     ffn (default: every rank a slice of every expert,
+ *                     balanced whatever the routing) | experts (whole
+ *                     experts per rank, at most one rank per expert)
+ *   --mpi-stats       rank 0 prints each rank's share, memory and traffic
+ * on_stall is called from the watchdog thread with a one-line message when
+ * the timeout passes; it must end the process (the library does not). */
+int grok_dist_init(int *argc, char ***argv, void (*on_stall)(const char *msg), char *err,
+                   size_t err_size);
+/* Ends MPI: cleanly when rc is 0 or every rank learned of the failure
+ * through grok_dist_agree, else by aborting the whole job (a rank may be
+ * stuck in a collective). */
+void grok_dist_finalize(int rc);
+int grok_dist_rank(void);
+int grok_dist_size(void);
+
+/* Partitions m for this rank and attaches the hook (nothing with one
+ * process). Test hook: GROK_MPI_FAIL_RANK=r makes rank r fail here as if
+ * its share could not be mapped. */
+int grok_dist_attach(grok_model *m, char *err, size_t err_size);
+/* Collective status check: 0 when every rank passed ok; else -1 and err
+ * says which rank failed and why (on every rank). */
+int grok_dist_agree(bool ok, char *err, size_t err_size);
+/* Rank 0's bytes to every rank. */
+int grok_dist_bcast(void *buf, size_t bytes, char *err, size_t err_size);
+/* With --mpi-stats: rank 0 prints every rank's share, resident memory and
+ * bytes sent (per token when n_tokens > 0). Collective. */
+void grok_dist_report(FILE *out, int64_t n_tokens);
+
+#endif

@@ -1,0 +1,113 @@
+/*
+ * cpu.c - run-time CPU feature detection and the process-wide kernel mode.
+ * The build stays generic (no -march flags); SIMD kernels live in files
+ * compiled with per-function target attributes and are chosen here once,
+ * by what the CPU reports, so one binary runs on any x86-64 (or aarch64)
+ * machine and uses what it finds.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+static grok_cpu_features g_cpu;
+static const char *g_isa = "scalar";
+static atomic_int g_mode = GROK_KERNELS_FAST;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void detect(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    g_cpu.avx2 = __builtin_cpu_supports("avx2");
+    g_cpu.fma = __builtin_cpu_supports("fma");
+    g_cpu.f16c = __builtin_cpu_supports("f16c");
+    g_cpu.avx512f = __builtin_cpu_supports("avx512f");
+    g_cpu.avx512bw = __builtin_cpu_supports("avx512bw");
+    g_cpu.avx512vl = __builtin_cpu_supports("avx512vl");
+    g_cpu.avx512vnni = __builtin_cpu_supports("avx512vnni");
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+    g_cpu.avx_vnni = __builtin_cpu_supports("avxvnni");
+#endif
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+    g_cpu.neon = true; /* mandatory on aarch64 */
+#endif
+    const char *cap = getenv("GROK_ISA"); /* cap the ISA for side-by-side measurements */
+    bool allow_avx2 = !cap || strcmp(cap, "scalar") != 0;
+    bool allow_512 = allow_avx2 && (!cap || strcmp(cap, "avx2") != 0);
+    if (g_cpu.avx2 && g_cpu.fma && g_cpu.f16c && allow_avx2) g_isa = "avx2";
+    if (strcmp(g_isa, "avx2") == 0 && g_cpu.avx512f && g_cpu.avx512bw && g_cpu.avx512vl &&
+        g_cpu.avx512vnni && allow_512)
+        g_isa = "avx512vnni";
+    if (g_cpu.neon && allow_avx2) g_isa = "neon";
+    const char *m = getenv("GROK_KERNELS");
+    if (m && strcmp(m, "reference") == 0) atomic_store(&g_mode, GROK_KERNELS_REFERENCE);
+    if (m && strcmp(m, "exact") == 0) atomic_store(&g_mode, GROK_KERNELS_EXACT);
+}
+
+const grok_cpu_features *grok_cpu(void) {
+    pthread_once(&g_once, detect);
+    return &g_cpu;
+}
+
+const char *grok_kernels_isa(void) {
+    pthread_once(&g_once, detect);
+    return g_isa;
+}
+
+void grok_kernels_set_mode(grok_kernel_mode mode) {
+    pthread_once(&g_once, detect); /* so the environment cannot override it later */
+    atomic_store(&g_mode, (int)mode);
+}
+
+grok_kernel_mode grok_kernels_mode(void) {
+    pthread_once(&g_once, detect);
+    return (grok_kernel_mode)atomic_load(&g_mode);
+}
+
+const char *grok_kernel_mode_name(grok_kernel_mode mode) {
+    return mode == GROK_KERNELS_REFERENCE ? "reference" : mode == GROK_KERNELS_EXACT ? "exact" : "fast";
+}
+
+/* Per type and mode, the dots to use: the reference's, overlaid by what
+ * the selected ISA provides. Built once. */
+static grok_dot_kernels g_table[3][GROK_TYPE_COUNT];
+static pthread_once_t g_table_once = PTHREAD_ONCE_INIT;
+
+static void build_table(void) {
+    pthread_once(&g_once, detect);
+    for (uint32_t t = 0; t < GROK_TYPE_COUNT; t++) {
+        const grok_dot_kernels *ref = grok_dot_reference(t);
+        if (!ref) continue;
+        grok_dot_kernels simd = *ref;
+        grok_dot_kernels v = {NULL, NULL};
+        if (strcmp(g_isa, "avx2") == 0 || strcmp(g_isa, "avx512vnni") == 0) {
+            grok_dot_avx2(t, &v);
+            if (v.dot_f32) simd.dot_f32 = v.dot_f32;
+            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a;
+        }
+        if (strcmp(g_isa, "avx512vnni") == 0) {
+            v = (grok_dot_kernels){NULL, NULL};
+            grok_dot_avx512(t, &v);
+            if (v.dot_f32) simd.dot_f32 = v.dot_f32;
+            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a;
+        }
+        if (strcmp(g_isa, "neon") == 0) {
+            grok_dot_neon(t, &v);
+            if (v.dot_f32) simd.dot_f32 = v.dot_f32;
+            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a;
+        }
+        g_table[GROK_KERNELS_REFERENCE][t] = (grok_dot_kernels){ref->dot_f32, NULL};
+        g_table[GROK_KERNELS_EXACT][t] = (grok_dot_kernels){simd.dot_f32, NULL};
+        g_table[GROK_KERNELS_FAST][t] = simd;
+    }
+}
+
+const grok_dot_kernels *grok_dot_select(uint32_t type, grok_kernel_mode mode) {
+    pthread_once(&g_table_once, build_table);
+    if (type >= GROK_TYPE_COUNT || (unsigned)mode > GROK_KERNELS_REFERENCE || !g_table[mode][type].dot_f32)
+        return NULL;
+    return &g_table[mode][type];
+}

@@ -1,0 +1,89 @@
+/*
+ * matmul.c - the matrix product of a weight matrix (any computable type,
+ * read where it lies in the mapped file) with a batch of f32 activation
+ * rows, over the persistent thread pool. Rows of W are split evenly across
+ * the threads. In FAST mode, quantized weights meet activations quantized
+ * once per product to 8 bits (block_q8a), so the inner loop is an integer
+ * dot product. For batches, each thread walks its rows in tiles that fit
+ * in L2 and runs every token over a tile, so each weight byte comes from
+ * memory once per product however many tokens there are.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+typedef struct {
+    const grok_mat *w;
+    const float *x;
+    int64_t ldx;
+    float *y;
+    int64_t ldy;
+    int64_t n_tok;
+    grok_dot_f32_fn dot;
+    grok_dot_q8a_fn dotq;   /* set: use xq */
+    block_q8a *xq;          /* [n_tok][cols/32] */
+    int64_t xq_blocks;      /* blocks per token */
+} matmul_job;
+
+/* Bytes of weight rows per tile: comfortably inside a 512 KiB+ L2. */
+#define TILE_BYTES (192 * 1024)
+
+static void matmul_task(void *arg, int ith, int nth) {
+    const matmul_job *j = arg;
+    const int64_t rows = j->w->rows, n = j->w->cols;
+    const int64_t r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
+    int64_t tile = (int64_t)(TILE_BYTES / (j->w->row_bytes ? j->w->row_bytes : 1));
+    if (tile < 1) tile = 1;
+    if (j->n_tok == 1) tile = r1 - r0; /* nothing to reuse: stream */
+    for (int64_t ta = r0; ta < r1; ta += tile) {
+        const int64_t tb = ta + tile < r1 ? ta + tile : r1;
+        for (int64_t t = 0; t < j->n_tok; t++) {
+            float *yt = j->y + t * j->ldy;
+            if (j->dotq) {
+                const block_q8a *xt = j->xq + t * j->xq_blocks;
+                for (int64_t r = ta; r < tb; r++)
+                    yt[r] = j->dotq(j->w->data + (size_t)r * j->w->row_bytes, xt, n);
+            } else {
+                const float *xt = j->x + t * j->ldx;
+                for (int64_t r = ta; r < tb; r++)
+                    yt[r] = j->dot(j->w->data + (size_t)r * j->w->row_bytes, xt, n);
+            }
+        }
+    }
+}
+
+static void quant_task(void *arg, int ith, int nth) {
+    const matmul_job *j = arg;
+    for (int64_t t = ith; t < j->n_tok; t += nth)
+        grok_quantize_q8a(j->x + t * j->ldx, j->xq + t * j->xq_blocks, j->w->cols);
+}
+
+void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y,
+                 int64_t ldy, int64_t n_tok) {
+    const grok_dot_kernels *k = grok_dot_select(w->type, grok_kernels_mode());
+    matmul_job j = {w, x, ldx, y, ldy, n_tok, k->dot_f32, NULL, NULL, 0};
+    /* A decode step's activations fit on the stack (Grok-1's widest input,
+     * n_ff = 32768, is 1024 blocks); batches get a heap buffer. */
+    block_q8a stack_buf[1280];
+    block_q8a *heap = NULL;
+    if (k->dot_q8a && w->cols % QKA == 0) {
+        j.xq_blocks = w->cols / QKA;
+        size_t need = (size_t)(n_tok * j.xq_blocks);
+        j.xq = need <= sizeof stack_buf / sizeof stack_buf[0] ? stack_buf
+                                                               : (heap = malloc(need * sizeof(block_q8a)));
+        if (j.xq) j.dotq = k->dot_q8a; /* no memory: the f32-activation path still works */
+    }
+    const bool threaded = pool && w->rows >= 16;
+    if (j.dotq) {
+        if (threaded && n_tok > 1)
+            grok_threadpool_run(pool, quant_task, &j);
+        else
+            quant_task(&j, 0, 1);
+    }
+    if (threaded)
+        grok_threadpool_run(pool, matmul_task, &j);
+    else
+        matmul_task(&j, 0, 1);
+    free(heap);
+}

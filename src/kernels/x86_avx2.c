@@ -1,0 +1,203 @@
+/*
+ * x86_avx2.c - AVX2/FMA/F16C dot products for f32, f16, bf16, q8_0 and
+ * q4_0 weights, with f32 activations and (quantized types) with 8-bit
+ * activations. Each function carries its own target attribute, so the
+ * rest of the build stays generic and cpu.c calls these only on a CPU
+ * that has the features. On other architectures this file provides
+ * nothing (grok_dot_avx2 leaves the table empty).
+ *
+ * Weight rows lie in the mapped file at any alignment: all loads are
+ * unaligned. The integer dots follow ggml's sign trick: maddubs multiplies
+ * unsigned by signed bytes, so |w| is paired with x carrying w's sign.
+ */
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx2,fma,f16c")))
+
+TGT static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+TGT static float f32_dot(const void *row, const float *x, int64_t n) {
+    const float *w = row;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) s += w[i] * x[i];
+    return s;
+}
+
+TGT static inline __m256 load_f16x8(const uint8_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+TGT static inline __m256 load_bf16x8(const uint8_t *p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+TGT static float f16_dot(const void *row, const float *x, int64_t n) {
+    const uint8_t *p = row;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(load_f16x8(p + 2 * i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(load_f16x8(p + 2 * i + 16), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(load_f16x8(p + 2 * i + 32), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(load_f16x8(p + 2 * i + 48), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load_f16x8(p + 2 * i), _mm256_loadu_ps(x + i), a0);
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        s += grok_fp16_to_fp32(h) * x[i];
+    }
+    return s;
+}
+
+TGT static float bf16_dot(const void *row, const float *x, int64_t n) {
+    const uint8_t *p = row;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(load_bf16x8(p + 2 * i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(load_bf16x8(p + 2 * i + 16), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(load_bf16x8(p + 2 * i + 32), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(load_bf16x8(p + 2 * i + 48), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load_bf16x8(p + 2 * i), _mm256_loadu_ps(x + i), a0);
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        s += grok_bf16_to_fp32(h) * x[i];
+    }
+    return s;
+}
+
+TGT static inline float f16_scale(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* Eight int8 -> eight floats. */
+TGT static inline __m256 i8x8_ps(const uint8_t *p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
+TGT static float q8_0_dot(const void *row, const float *x, int64_t n) {
+    const uint8_t *p = row;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / QK8_0; b++, p += sizeof(block_q8_0), x += QK8_0) {
+        const uint8_t *q = p + 2;
+        __m256 s = _mm256_mul_ps(i8x8_ps(q), _mm256_loadu_ps(x));
+        s = _mm256_fmadd_ps(i8x8_ps(q + 8), _mm256_loadu_ps(x + 8), s);
+        s = _mm256_fmadd_ps(i8x8_ps(q + 16), _mm256_loadu_ps(x + 16), s);
+        s = _mm256_fmadd_ps(i8x8_ps(q + 24), _mm256_loadu_ps(x + 24), s);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_scale(p)), s, acc);
+    }
+    return hsum8(acc);
+}
+
+/* The 32 nibbles of a q4_0 block as bytes 0..15 in element order. */
+TGT static inline __m256i q4_bytes(const uint8_t *qs) {
+    __m128i v = _mm_loadu_si128((const __m128i *)qs);
+    const __m128i m = _mm_set1_epi8(0x0f);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+}
+
+TGT static float q4_0_dot(const void *row, const float *x, int64_t n) {
+    const uint8_t *p = row;
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i eight = _mm256_set1_epi8(8);
+    for (int64_t b = 0; b < n / QK4_0; b++, p += sizeof(block_q4_0), x += QK4_0) {
+        __m256i q = _mm256_sub_epi8(q4_bytes(p + 2), eight);
+        __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), _mm256_loadu_ps(x));
+        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))),
+                            _mm256_loadu_ps(x + 8), s);
+        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), _mm256_loadu_ps(x + 16), s);
+        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))),
+                            _mm256_loadu_ps(x + 24), s);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_scale(p)), s, acc);
+    }
+    return hsum8(acc);
+}
+
+/* sum of u8 * s8 products of 32 pairs, as 8 int32 lanes. */
+TGT static inline __m256i dot_us8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+TGT static float q8_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
+    const uint8_t *p = row;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    const int64_t nb = n / QK8_0;
+    int64_t b = 0;
+    /* two blocks per step: independent chains hide the conversion latency */
+    for (; b + 2 <= nb; b += 2, p += 2 * sizeof(block_q8_0)) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + 2));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(p + 36));
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)x[b + 1].qs);
+        __m256i i0 = dot_us8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x0, w0));
+        __m256i i1 = dot_us8(_mm256_sign_epi8(w1, w1), _mm256_sign_epi8(x1, w1));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_scale(p) * x[b].d), _mm256_cvtepi32_ps(i0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_scale(p + 34) * x[b + 1].d), _mm256_cvtepi32_ps(i1),
+                               acc1);
+    }
+    for (; b < nb; b++, p += sizeof(block_q8_0)) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + 2));
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        __m256i i0 = dot_us8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x0, w0));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_scale(p) * x[b].d), _mm256_cvtepi32_ps(i0), acc0);
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1));
+}
+
+/* q4_0 against 8-bit x: the nibbles are unsigned 0..15, so maddubs takes
+ * them directly; the -8 offset comes off through the block's quant sum. */
+TGT static float q4_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
+    const uint8_t *p = row;
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0;
+    for (int64_t b = 0; b < n / QK4_0; b++, p += sizeof(block_q4_0)) {
+        __m256i xq = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        __m256i is = dot_us8(q4_bytes(p + 2), xq);
+        float dd = f16_scale(p) * x[b].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(is), acc);
+        corr += dd * (float)(8 * x[b].sum);
+    }
+    return hsum8(acc) - corr;
+}
+
+void grok_dot_avx2(uint32_t type, grok_dot_kernels *out) {
+    switch (type) {
+    case GROK_TYPE_F32: out->dot_f32 = f32_dot; break;
+    case GROK_TYPE_F16: out->dot_f32 = f16_dot; break;
+    case GROK_TYPE_BF16: out->dot_f32 = bf16_dot; break;
+    case GROK_TYPE_Q8_0: out->dot_f32 = q8_0_dot, out->dot_q8a = q8_0_dot_q8a; break;
+    case GROK_TYPE_Q4_0: out->dot_f32 = q4_0_dot, out->dot_q8a = q4_0_dot_q8a; break;
+    default: break;
+    }
+}
+
+#else
+void grok_dot_avx2(uint32_t type, grok_dot_kernels *out) { (void)type, (void)out; }
+#endif

@@ -1,0 +1,143 @@
+/*
+ * train.h - training of Grok-architecture models in f32 (internal).
+ *
+ * The trainable model keeps every parameter in one flat f32 array laid out
+ * tensor after tensor in the order grok_model_write_random writes them, so
+ * the optimizer, the checkpoint and gradient clipping treat the model as
+ * one vector, while the forward and backward passes find each tensor by
+ * its offset. The training forward pass is separate from the inference
+ * engine (src/model/forward.c): it keeps every activation that backward
+ * needs. The tests check that the two agree on the logits.
+ */
+#ifndef GROK_TRAIN_H
+#define GROK_TRAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "grok.h"
+
+/* One parameter tensor inside the flat array: rows x cols (x n_mats)
+ * row-major, cols contiguous (ggml's ne = {cols, rows, n_mats}). */
+typedef struct {
+    char name[64];
+    int64_t off;     /* in floats, from the start of the array */
+    int64_t rows, cols, n_mats;
+    int32_t n_dims;
+    bool is_norm;    /* norms: kept f32 on output, no weight decay */
+    bool is_router;  /* kept f32 on output */
+} gt_tensor;
+
+/* Offsets (in floats) of one layer's tensors. */
+typedef struct {
+    int64_t attn_norm;      /* [d] */
+    int64_t wq;             /* [n_heads*head_dim][d] */
+    int64_t wk, wv;         /* [n_kv_heads*head_dim][d] */
+    int64_t wo;             /* [d][n_heads*head_dim] */
+    int64_t attn_out_norm;  /* [d] */
+    int64_t ffn_norm;       /* [d] */
+    int64_t router;         /* [n_experts][d] */
+    int64_t gate, up;       /* [n_experts][n_ff][d] */
+    int64_t down;           /* [n_experts][d][n_ff] */
+    int64_t layer_out_norm; /* [d] */
+} gt_layer_off;
+
+typedef struct {
+    grok_hparams hp;
+    int64_t n_params;
+    float *w;             /* [n_params] */
+    gt_tensor *tensors;   /* [n_tensors], in file order */
+    int64_t n_tensors;
+    int64_t embd;         /* [n_vocab][d] tied embedding / output head */
+    int64_t output_norm;  /* [d] */
+    gt_layer_off *layers; /* [n_layers] */
+} gt_model;
+
+/* Lays out (and zeroes) a model of hp's shapes; hp must be valid and tied.
+ * NULL with err when the shapes are invalid or memory runs out. */
+gt_model *gt_model_create(const grok_hparams *hp, char *err, size_t err_size);
+void gt_model_free(gt_model *m);
+/* Random initialisation: the scales of grok_model_write_random (weights
+ * ~N(0, 1/fan_in), embedding rows of unit rms after the multiplier), but
+ * norms exactly 1. */
+void gt_model_init_random(gt_model *m, uint64_t seed);
+
+/* Optimizer and data-order state saved in checkpoints. */
+typedef struct {
+    float *m, *v;     /* [n_params] Adam moments */
+    int64_t step;     /* optimizer steps taken */
+    uint64_t rng;     /* batch sampler state */
+    uint64_t seed;
+} gt_optim_state;
+
+/* Reads a model GGUF (any computable weight type; tied output only) into
+ * f32 parameters, with its tokenizer. With st not NULL the file must be a
+ * checkpoint written by gt_save with state: the Adam moments, step and
+ * RNG are read too (st->m, st->v allocated here). */
+int gt_load(const char *path, gt_model **m, grok_tokenizer **tok, gt_optim_state *st, char *err,
+            size_t err_size);
+/* Writes the model as GGUF (atomically: temp name, then rename) with the
+ * metadata of grok_model_write_random. Matrices are stored in type
+ * (f32, f16, bf16 or q8_0), norms and router in f32. With st not NULL
+ * (then type must be f32) the Adam state, step and RNG are added: a
+ * checkpoint that `grok run` can still load as a model. */
+int gt_save(const char *path, const gt_model *m, const grok_tokenizer *tok, grok_type type,
+            const gt_optim_state *st, const char *name, char *err, size_t err_size);
+
+/* ---- forward / backward ---- */
+typedef struct {
+    float aux_coef; /* load-balancing loss coefficient */
+    float z_coef;   /* router z-loss coefficient */
+} gt_loss_cfg;
+
+typedef struct {
+    double ce;    /* mean cross-entropy (nats per token) */
+    double aux;   /* load-balancing loss, mean over layers (1 = perfectly balanced) */
+    double z;     /* router z-loss, mean over layers */
+    double total; /* ce + aux_coef * aux + z_coef * z: what the gradient is of */
+} gt_losses;
+
+typedef struct gt_trainer gt_trainer;
+
+/* Buffers for batches of up to max_batch sequences of up to max_seq
+ * tokens. Work is split over the pool's threads by sequence (sequence b
+ * goes to thread b % n_threads); per-thread gradients are added in thread
+ * order, so results depend on the thread count but not on timing. */
+gt_trainer *gt_trainer_create(const gt_model *m, int64_t max_batch, int64_t max_seq,
+                              grok_threadpool *pool, char *err, size_t err_size);
+void gt_trainer_free(gt_trainer *t);
+
+/* Loss and (if grad is not NULL) its gradient for n_batch sequences:
+ * tokens is [n_batch][seq + 1], inputs are the first seq, targets the last
+ * seq of each row. grad [n_params] is overwritten. */
+int gt_trainer_step(gt_trainer *t, const int32_t *tokens, int64_t n_batch, int64_t seq,
+                    const gt_loss_cfg *cfg, gt_losses *out, float *grad);
+/* Logits [seq][n_vocab] of one sequence (positions 0..seq-1), the same
+ * numbers the inference engine computes. */
+int gt_trainer_logits(gt_trainer *t, const int32_t *tokens, int64_t seq, float *logits);
+/* Tokens routed to each expert ([n_layers][n_experts] counts, each token
+ * counted once per expert it uses) since the last reset, over every
+ * gt_trainer_step call. */
+const int64_t *gt_trainer_expert_counts(const gt_trainer *t);
+void gt_trainer_reset_expert_counts(gt_trainer *t);
+
+/* ---- optimizer ---- */
+typedef struct {
+    float lr;           /* peak learning rate */
+    float min_lr_frac;  /* cosine decays to lr * this */
+    int64_t warmup;     /* linear warm-up steps */
+    int64_t total;      /* total steps (end of the cosine) */
+    float beta1, beta2, eps;
+    float weight_decay; /* decoupled (AdamW), not on norms */
+    float clip;         /* global gradient norm bound; <= 0: none */
+} gt_adamw_cfg;
+
+gt_adamw_cfg gt_adamw_default(void);
+float gt_lr_at(const gt_adamw_cfg *c, int64_t step);
+/* Clips grad to the global norm bound and takes one AdamW step (st->step
+ * is incremented). Returns the gradient norm before clipping. */
+double gt_adamw_step(gt_model *m, gt_optim_state *st, float *grad, const gt_adamw_cfg *c);
+int gt_optim_alloc(gt_optim_state *st, int64_t n_params);
+void gt_optim_free(gt_optim_state *st);
+
+#endif

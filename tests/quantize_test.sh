@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# quantize_test.sh - grok quantize end to end. f32 -> q8_0 gives tensor
+# bytes identical to `grok new --type q8_0` of the same seed (both encode
+# the same f32 values with ggml's rounding), norms and router stay f32,
+# metadata is copied and general.file_type is llama.cpp's number; f32 ->
+# q4_0 loads and its logits (exact mode) match the independent NumPy
+# reference, whose q4_0 decoder is written from the GGUF block layout, at
+# 1e-4; q4_0 values decoded by NumPy lie within half a step (max|x|/8)
+# of the f32 source, one step where ggml's rule clamps; and
+# existing outputs are not overwritten without --force.
+set -uo pipefail
+: "${GROK:?}" "${GROK_TMP:?}" "${GROK_SRC:?}"
+rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
+PY=/usr/bin/python3
+"$PY" -c 'import numpy' 2>/dev/null || { echo "SKIP: $PY has no numpy (apt-get install python3-numpy)"; exit 77; }
+REF="$GROK_SRC/tests/ref"
+fails=0 passes=0
+ok() { passes=$((passes + 1)); echo "ok   $*"; }
+bad() { fails=$((fails + 1)); echo "FAIL $*"; }
+
+shape="--d-model 64 --layers 2 --heads 4 --kv-heads 2 --experts 4 --experts-used 2 --ffn 96 --vocab 300 --untied --seed 11"
+"$GROK" new -o f32.gguf $shape 2>/dev/null || { bad "grok new f32"; exit 1; }
+"$GROK" new -o q8_new.gguf $shape --type q8_0 2>/dev/null || { bad "grok new q8_0"; exit 1; }
+"$GROK" quantize f32.gguf q8.gguf q8_0 --threads 2 2>/dev/null && ok "quantize to q8_0" || bad "quantize to q8_0"
+"$GROK" quantize f32.gguf q4.gguf q4_0 2>/dev/null && ok "quantize to q4_0" || bad "quantize to q4_0"
+
+r=$("$PY" - "$REF" <<'PYEOF' 2>&1
+import sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from gguf_reader import GGUFFile
+src, q8, q8new, q4 = GGUFFile("f32.gguf"), GGUFFile("q8.gguf"), GGUFFile("q8_new.gguf"), GGUFFile("q4.gguf")
+assert q8.get("general.file_type") == 7 and q4.get("general.file_type") == 2, "file types"
+for k, v in src.kvs.items():
+    if k != "general.file_type":
+        assert k in q8.kvs and (np.array_equal(q8.kvs[k], v) if isinstance(v, np.ndarray) else q8.kvs[k] == v), "kv " + k
+assert src.tensor_order == q8.tensor_order == q4.tensor_order
+for name in src.tensor_order:
+    t8, tn, t4 = q8.tensors[name], q8new.tensors[name], q4.tensors[name]
+    keep = "norm" in name or "ffn_gate_inp" in name
+    assert t8.type == (0 if keep else 8) and t4.type == (0 if keep else 2), "%s types %d %d" % (name, t8.type, t4.type)
+    assert np.array_equal(np.asarray(q8.raw(name)), np.asarray(q8new.raw(name))), name + ": q8_0 bytes differ from grok new"
+    if not keep:  # q4_0: within half a step of the f32 source, except at the
+        # clamped end (the value opposite the extreme may round to 16 -> 15: one step)
+        x = src.tensor(name).reshape(-1, 32).astype(np.float64)
+        y = q4.tensor(name).reshape(-1, 32).astype(np.float64)
+        step = np.abs(x).max(axis=1, keepdims=True) / 8
+        e = np.abs(x - y)
+        clamped = np.abs(y - 7 * step * np.sign(x)) < 1e-2 * step  # the top code 15: 7 steps, same sign as x
+        assert np.all(e <= step * (1 + 8 * 2**-11) + 1e-7), name + ": q4_0 error beyond one step"
+        # half a step, plus up to 8 steps times the f16 rounding of d (2^-11)
+        assert np.all((e <= step * (0.5 + 8 * 2**-11) + 1e-7) | clamped), name + ": q4_0 error beyond half a step"
+print("q8_0 tensors identical to grok new; q4_0 within half a step; metadata copied")
+PYEOF
+) && ok "$r" || bad "file checks: $r"
+
+ids=5,17,42,42,7,299,0,1,2,3,100,200
+"$GROK" logits -m q4.gguf --ids $ids -o q4.f32 2>/dev/null || bad "logits q4_0"
+r=$("$PY" "$REF/grok_ref.py" q4.gguf --ids $ids --compare q4.f32 --tol 1e-4 --label q4_0 2>&1) \
+  && ok "q4_0 logits vs NumPy reference: $r" || bad "q4_0 logits vs NumPy reference: $r"
+
+"$GROK" quantize f32.gguf q8.gguf q8_0 >/dev/null 2>err.txt
+[ $? -eq 1 ] && grep -q -- --force err.txt && ok "existing output refused" || bad "overwrite without --force: $(cat err.txt)"
+"$GROK" quantize f32.gguf q8.gguf q3_K >/dev/null 2>&1; [ $? -eq 2 ] && ok "unsupported type -> 2" || bad "unsupported type"
+"$GROK" quantize f32.gguf >/dev/null 2>&1; [ $? -eq 2 ] && ok "missing args -> 2" || bad "missing args"
+"$GROK" quantize nope.gguf x.gguf q8_0 >/dev/null 2>err.txt; [ $? -eq 1 ] && grep -q nope err.txt && [ ! -e x.gguf ] \
+  && ok "missing input named, no output" || bad "missing input: $(cat err.txt)"
+ls ./*.tmp* >/dev/null 2>&1 && bad "temporary files left" || ok "no temporary files left"
+
+echo "$passes passed, $fails failed"
+[ $fails -eq 0 ]

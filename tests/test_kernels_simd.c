@@ -1,0 +1,231 @@
+/*
+ * test_kernels_simd.c - every SIMD dot product this CPU can run (AVX2,
+ * AVX-512 VNNI; NEON on aarch64) against its scalar reference on random
+ * data, for every computable type and odd sizes; the 8-bit activation
+ * quantizer against its error bound; q4_0 encoding against blocks worked
+ * out by hand from ggml's definition; and the threaded, tiled matmul in
+ * each kernel mode against per-row reference dots, with row counts that
+ * do not divide by the thread count and batches large enough to leave
+ * the stack buffer.
+ *
+ * Tolerances. f32 activations: the SIMD sum differs from the reference
+ * only in summation order, so |a - b| <= 1e-5 * sum|w_i x_i| (+1e-6).
+ * 8-bit activations: the integer block sums are exact in both, only the
+ * per-block float scaling and the accumulation order differ, so the same
+ * bound holds against the reference q8a dot. Against the exact f32
+ * product, quantizing x costs at most d_b/2 per element (d_b = the
+ * block's max|x|/127), so |q8a dot - f32 dot| <= sum_b d_b/2 sum_j |w_j|
+ * (+ the 1e-5 rounding term).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "util/rng.h"
+
+static int failures, checks;
+#define CHECK(cond, ...)                                                                         \
+    do {                                                                                         \
+        checks++;                                                                                \
+        if (!(cond)) {                                                                           \
+            failures++;                                                                          \
+            if (failures < 20) {                                                                 \
+                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                             \
+                fprintf(stderr, __VA_ARGS__);                                                    \
+                fputc('\n', stderr);                                                             \
+            }                                                                                    \
+        }                                                                                        \
+    } while (0)
+
+static const grok_type TYPES[] = {GROK_TYPE_F32, GROK_TYPE_F16, GROK_TYPE_BF16, GROK_TYPE_Q8_0,
+                                  GROK_TYPE_Q4_0};
+#define N_TYPES (sizeof TYPES / sizeof TYPES[0])
+
+typedef struct {
+    const char *name;
+    void (*get)(uint32_t, grok_dot_kernels *);
+    bool available;
+} variant;
+
+/* Random row of the type (scaled so some blocks are tiny, some large). */
+static void random_row(grok_rng *r, grok_type type, int64_t n, uint8_t *w, float *wf) {
+    float *row = malloc((size_t)n * 4);
+    for (int64_t j = 0; j < n; j++) row[j] = grok_rng_normal(r) * ((j / 32) % 3 == 2 ? 0.01f : 1.0f);
+    grok_kernels_get(type)->from_f32(row, w, n);
+    grok_kernels_get(type)->to_f32(w, wf, n);
+    free(row);
+}
+
+static void test_dots(const variant *v) {
+    grok_rng r = {77};
+    const int64_t sizes[] = {32, 64, 96, 160, 224, 2080, 4096};
+    const int64_t odd[] = {1, 7, 8, 33, 100}; /* tails, for the element types */
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        grok_type type = TYPES[ti];
+        grok_dot_kernels simd = {NULL, NULL};
+        v->get(type, &simd);
+        const grok_dot_kernels *ref = grok_dot_reference(type);
+        int64_t bs = grok_type_get_traits(type)->block_size;
+        for (int pass = 0; pass < 2; pass++) {
+            const int64_t *sz = pass ? odd : sizes;
+            size_t ns = pass ? sizeof odd / sizeof odd[0] : sizeof sizes / sizeof sizes[0];
+            for (size_t si = 0; si < ns; si++) {
+                int64_t n = sz[si];
+                if (n % bs) continue;
+                uint8_t *w = malloc((size_t)grok_type_row_size(type, n) + 4);
+                float *wf = malloc((size_t)n * 4), *x = malloc((size_t)n * 4 + 4);
+                /* rows off the vector alignment, as tensors in a file may be
+                 * (f32 rows keep 4-byte alignment, which GGUF guarantees) */
+                uint8_t *wu = w + (type == GROK_TYPE_F32 ? 4 : 1);
+                random_row(&r, type, n, wu, wf);
+                for (int64_t j = 0; j < n; j++) x[j] = grok_rng_normal(&r);
+                double mag = 0, exact = 0;
+                for (int64_t j = 0; j < n; j++) mag += fabs((double)wf[j] * x[j]), exact += (double)wf[j] * x[j];
+                if (simd.dot_f32) {
+                    float a = simd.dot_f32(wu, x, n), b = ref->dot_f32(wu, x, n);
+                    CHECK(fabs(a - b) <= 1e-5 * mag + 1e-6, "%s %s dot_f32 n=%lld: %g vs reference %g",
+                          v->name, grok_type_get_traits(type)->name, (long long)n, a, b);
+                }
+                if (ref->dot_q8a && n % QKA == 0) {
+                    block_q8a *xq = malloc((size_t)(n / QKA) * sizeof *xq);
+                    grok_quantize_q8a(x, xq, n);
+                    double qmag = 0, bound = 0;
+                    for (int64_t b = 0; b < n / QKA; b++)
+                        for (int j = 0; j < QKA; j++) {
+                            qmag += fabs((double)wf[b * QKA + j] * xq[b].d * xq[b].qs[j]);
+                            bound += fabs((double)wf[b * QKA + j]) * xq[b].d * 0.5;
+                        }
+                    float rq = ref->dot_q8a(wu, xq, n);
+                    CHECK(fabs(rq - exact) <= bound + 1e-5 * mag + 1e-6,
+                          "%s reference dot_q8a n=%lld: %g vs exact %g, bound %g",
+                          grok_type_get_traits(type)->name, (long long)n, rq, exact, bound);
+                    if (simd.dot_q8a) {
+                        float a = simd.dot_q8a(wu, xq, n);
+                        CHECK(fabs(a - rq) <= 1e-5 * qmag + 1e-6, "%s %s dot_q8a n=%lld: %g vs reference %g",
+                              v->name, grok_type_get_traits(type)->name, (long long)n, a, rq);
+                    }
+                    free(xq);
+                }
+                free(w), free(wf), free(x);
+            }
+        }
+    }
+}
+
+static void test_quantize_q8a(void) {
+    grok_rng r = {5};
+    float x[128];
+    for (int i = 0; i < 128; i++) x[i] = grok_rng_normal(&r) * (i < 32 ? 100.0f : 1.0f);
+    for (int i = 64; i < 96; i++) x[i] = 0; /* an all-zero block */
+    block_q8a q[4];
+    grok_quantize_q8a(x, q, 128);
+    for (int b = 0; b < 4; b++) {
+        float amax = 0;
+        int32_t sum = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[b * 32 + j])), sum += q[b].qs[j];
+        CHECK(q[b].d == amax / 127.0f, "block %d scale %g, want %g", b, q[b].d, amax / 127.0f);
+        CHECK(q[b].sum == sum, "block %d sum %d, want %d", b, q[b].sum, sum);
+        for (int j = 0; j < 32; j++)
+            CHECK(fabsf(q[b].d * q[b].qs[j] - x[b * 32 + j]) <= q[b].d * 0.5001f,
+                  "block %d element %d: %g vs %g", b, j, q[b].d * q[b].qs[j], x[b * 32 + j]);
+    }
+}
+
+/* Blocks worked out by hand from ggml's q4_0 rule: d = (value of largest
+ * magnitude) / -8, q = min(15, trunc(x/d + 8.5)), low nibbles first. */
+static void test_q4_0_by_hand(void) {
+    const grok_type_kernels *k = grok_kernels_get(GROK_TYPE_Q4_0);
+    float x[64], y[64];
+    /* block 0: x_j = (j%16 - 8)/2: max magnitude -4 -> d = 0.5, q = j%16 */
+    for (int j = 0; j < 32; j++) x[j] = (float)((j % 16) - 8) * 0.5f;
+    /* block 1: one +8, zeros: d = -1, q(8) = 0, q(0) = 8 */
+    for (int j = 0; j < 32; j++) x[32 + j] = j == 0 ? 8.0f : 0.0f;
+    uint8_t b[36];
+    k->from_f32(x, b, 64);
+    CHECK(b[0] == 0x00 && b[1] == 0x38, "block 0 scale bytes %02x %02x, want f16(0.5) = 00 38", b[0], b[1]);
+    for (int j = 0; j < 16; j++) CHECK(b[2 + j] == (uint8_t)(j * 17), "block 0 qs[%d] = %02x", j, b[2 + j]);
+    CHECK(b[18] == 0x00 && b[19] == 0xbc, "block 1 scale bytes %02x %02x, want f16(-1) = 00 bc", b[18], b[19]);
+    CHECK(b[20] == 0x80, "block 1 qs[0] = %02x, want 80", b[20]);
+    for (int j = 1; j < 16; j++) CHECK(b[20 + j] == 0x88, "block 1 qs[%d] = %02x, want 88", j, b[20 + j]);
+    k->to_f32(b, y, 64);
+    for (int j = 0; j < 64; j++) CHECK(y[j] == x[j], "q4_0 round trip %d: %g vs %g", j, y[j], x[j]);
+}
+
+/* The matmul of each mode against per-row reference dots on the same
+ * (possibly quantized) activations. */
+static void test_matmul_modes(void) {
+    grok_threadpool *pools[3] = {NULL, grok_threadpool_create(2), grok_threadpool_create(3)};
+    const int64_t shapes[][3] = {{37, 96, 1}, {1, 32, 3}, {100, 4096, 11}, {17, 160, 5}, {64, 2080, 2}};
+    grok_rng r = {9};
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        grok_type type = TYPES[ti];
+        const grok_dot_kernels *ref = grok_dot_reference(type);
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            int64_t rows = shapes[si][0], cols = shapes[si][1], nt = shapes[si][2];
+            size_t rb = (size_t)grok_type_row_size(type, cols);
+            uint8_t *w = malloc(rb * (size_t)rows);
+            float *wf = malloc((size_t)cols * 4);
+            float *x = malloc((size_t)(nt * cols) * 4), *y = malloc((size_t)(nt * rows) * 4);
+            block_q8a *xq = malloc((size_t)(nt * cols / QKA) * sizeof *xq);
+            for (int64_t i = 0; i < rows; i++) random_row(&r, type, cols, w + (size_t)i * rb, wf);
+            for (int64_t i = 0; i < nt * cols; i++) x[i] = grok_rng_normal(&r);
+            for (int64_t t = 0; t < nt; t++) grok_quantize_q8a(x + t * cols, xq + t * (cols / QKA), cols);
+            grok_mat m = {w, type, rows, cols, rb};
+            for (int mode = 0; mode < 3; mode++) {
+                grok_kernels_set_mode((grok_kernel_mode)mode);
+                bool q8 = mode == GROK_KERNELS_FAST && ref->dot_q8a;
+                for (int p = 0; p < 3; p++) {
+                    memset(y, 0, (size_t)(nt * rows) * 4);
+                    grok_matmul(pools[p], &m, x, cols, y, rows, nt);
+                    for (int64_t t = 0; t < nt; t++)
+                        for (int64_t i = 0; i < rows; i++) {
+                            const uint8_t *row = w + (size_t)i * rb;
+                            float want = q8 ? ref->dot_q8a(row, xq + t * (cols / QKA), cols)
+                                            : ref->dot_f32(row, x + t * cols, cols);
+                            /* magnitude for the tolerance: the dot of |row| with |x| */
+                            grok_kernels_get(type)->to_f32(row, wf, cols);
+                            double mag = 0;
+                            for (int64_t j = 0; j < cols; j++) mag += fabs((double)wf[j] * x[t * cols + j]);
+                            double tol = mode == GROK_KERNELS_REFERENCE ? 0 : 1e-5 * mag + 1e-6;
+                            CHECK(fabs(y[t * rows + i] - want) <= tol,
+                                  "%s mode %s %lldx%lld tok %lld pool %d row %lld: %g vs %g",
+                                  grok_type_get_traits(type)->name, grok_kernel_mode_name((grok_kernel_mode)mode),
+                                  (long long)rows, (long long)cols, (long long)t, p, (long long)i,
+                                  y[t * rows + i], want);
+                        }
+                }
+            }
+            free(w), free(wf), free(x), free(y), free(xq);
+        }
+    }
+    grok_kernels_set_mode(GROK_KERNELS_FAST);
+    grok_threadpool_free(pools[1]);
+    grok_threadpool_free(pools[2]);
+}
+
+int main(void) {
+    const grok_cpu_features *cpu = grok_cpu();
+    const variant variants[] = {
+        {"avx2", grok_dot_avx2, cpu->avx2 && cpu->fma && cpu->f16c},
+        {"avx512vnni", grok_dot_avx512,
+         cpu->avx2 && cpu->fma && cpu->f16c && cpu->avx512f && cpu->avx512bw && cpu->avx512vl && cpu->avx512vnni},
+        {"neon", grok_dot_neon, cpu->neon},
+    };
+    printf("kernels: isa %s\n", grok_kernels_isa());
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+        if (!variants[i].available) {
+            printf("  %s: not on this CPU, not tested here\n", variants[i].name);
+            continue;
+        }
+        int before = checks;
+        test_dots(&variants[i]);
+        printf("  %s: %d checks\n", variants[i].name, checks - before);
+    }
+    test_quantize_q8a();
+    test_q4_0_by_hand();
+    test_matmul_modes();
+    printf("%d checks, %d failures\n", checks, failures);
+    return failures ? 1 : 0;
+}
