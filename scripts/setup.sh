@@ -5,11 +5,15 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(gcc make cmake python3 python3-numpy python3-sentencepiece sentencepiece openmpi-bin libopenmpi-dev)
+PACKAGES=(gcc make cmake pkg-config python3 python3-numpy python3-sentencepiece sentencepiece
+  openmpi-bin libopenmpi-dev libmicrohttpd-dev libcjson-dev curl)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# node and npm run the openai client test; a node that brings its own npm is kept
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

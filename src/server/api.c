@@ -1,0 +1,710 @@
+/*
+ * api.c - the OpenAI request and response schema of `grok serve`.
+ *
+ * Parsing is strict about what it knows and silent about what it does not:
+ * every known field is checked for type and range and a bad one gives a
+ * 400 whose message names it (JSON null counts as absent, as OpenAI's
+ * clients send it); unknown fields are ignored so clients that send extra
+ * fields keep working. Sampler defaults are OpenAI's (temperature 1, top_p
+ * 1, no top-k or min-p, no penalties), so a request with the same explicit
+ * settings and seed as a `grok run` command line gives the same text.
+ *
+ * Responses are built with cJSON; every string put into them is valid
+ * UTF-8 (the scheduler only releases whole characters; token texts for
+ * logprobs are sanitised) so the JSON stays valid.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cJSON.h>
+
+#include "server/server.h"
+
+/* ---- UTF-8 ---- */
+
+/* Length of the valid UTF-8 sequence at s[0..n), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t len;
+    uint32_t cp, min;
+    if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F, min = 0x80;
+    else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F, min = 0x800;
+    else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07, min = 0x10000;
+    else return 0;
+    if (len > n) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+bool utf8_valid(const char *s, size_t len) {
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_seq(u + i, len - i);
+        if (!k) return false;
+        i += k;
+    }
+    return true;
+}
+
+char *utf8_sanitize(const char *s, size_t len, size_t *out_len) {
+    if (len > (SIZE_MAX - 1) / 3) return NULL;
+    char *o = malloc(len * 3 + 1);
+    if (!o) return NULL;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t k = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq(u + i, len - i);
+        if (n) {
+            memcpy(o + k, s + i, n);
+            k += n;
+            i += n;
+        } else {
+            memcpy(o + k, "\xEF\xBF\xBD", 3);
+            k += 3;
+            i++;
+        }
+    }
+    o[k] = '\0';
+    if (out_len) *out_len = k;
+    return o;
+}
+
+/* ---- requests ---- */
+
+void request_free(request *r) {
+    if (!r) return;
+    for (size_t i = 0; i < r->n_stops; i++) free(r->stops[i]);
+    free(r->prompt);
+    free(r->prompt_text);
+    if (r->choices) {
+        for (int i = 0; i < r->n; i++) {
+            choice *c = &r->choices[i];
+            grok_sampler_free(c->sampler);
+            free(c->seq);
+            free(c->hold);
+            free(c->text);
+            free(c->lps);
+        }
+        free(r->choices);
+    }
+    pthread_cond_destroy(&r->cv);
+    free(r);
+}
+
+#define FAIL(prm, ...)                                                                             \
+    do {                                                                                           \
+        snprintf(err, err_size, __VA_ARGS__);                                                      \
+        *param = (prm);                                                                            \
+        goto fail;                                                                                 \
+    } while (0)
+
+/* err already says what is wrong */
+#define KEEP(prm)                                                                                  \
+    do {                                                                                           \
+        *param = (prm);                                                                            \
+        goto fail;                                                                                 \
+    } while (0)
+
+/* A field, or NULL when absent or null. */
+static const cJSON *field(const cJSON *o, const char *name) {
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
+    return (f && !cJSON_IsNull(f)) ? f : NULL;
+}
+
+/* Number field in [lo, hi] (integral when integer); 1 = set, 0 = absent,
+ * -1 = bad (err written). */
+static int num_field(const cJSON *o, const char *name, double lo, double hi, bool integer,
+                     double *out, char *err, size_t err_size) {
+    const cJSON *f = field(o, name);
+    if (!f) return 0;
+    if (!cJSON_IsNumber(f)) {
+        snprintf(err, err_size, "'%s' must be a number", name);
+        return -1;
+    }
+    double v = f->valuedouble;
+    if (!isfinite(v) || v < lo || v > hi || (integer && v != floor(v))) {
+        snprintf(err, err_size, "'%s' must be %s in [%g, %g], got %g", name,
+                 integer ? "an integer" : "a number", lo, hi, v);
+        return -1;
+    }
+    *out = v;
+    return 1;
+}
+
+static int bool_field(const cJSON *o, const char *name, bool *out, char *err, size_t err_size) {
+    const cJSON *f = field(o, name);
+    if (!f) return 0;
+    if (!cJSON_IsBool(f)) {
+        snprintf(err, err_size, "'%s' must be true or false", name);
+        return -1;
+    }
+    *out = cJSON_IsTrue(f);
+    return 1;
+}
+
+/* Appends s[0..n) to a growing buffer; false when out of memory. */
+static bool buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n) {
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 256;
+        while (c < *len + n + 1) c *= 2;
+        char *q = realloc(*b, c);
+        if (!q) return false;
+        *b = q;
+        *cap = c;
+    }
+    memcpy(*b + *len, s, n);
+    *len += n;
+    (*b)[*len] = '\0';
+    return true;
+}
+
+/* The text of one chat message's content: a string, or an array of
+ * {"type":"text","text":...} parts. NULL with err otherwise. */
+static const char *message_text(const cJSON *content, char **owned, char *err, size_t err_size,
+                                size_t idx) {
+    *owned = NULL;
+    if (!content) return "";
+    if (cJSON_IsString(content)) return content->valuestring;
+    if (!cJSON_IsArray(content)) {
+        snprintf(err, err_size, "messages[%zu].content must be a string or an array of text parts",
+                 idx);
+        return NULL;
+    }
+    size_t len = 0, cap = 0;
+    char *b = NULL;
+    const cJSON *part;
+    cJSON_ArrayForEach(part, content) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (!cJSON_IsObject(part) || !cJSON_IsString(type) || strcmp(type->valuestring, "text") ||
+            !cJSON_IsString(text)) {
+            snprintf(err, err_size, "messages[%zu].content: only {\"type\":\"text\",\"text\":...} parts "
+                     "are supported", idx);
+            free(b);
+            return NULL;
+        }
+        if (!buf_add(&b, &len, &cap, text->valuestring, strlen(text->valuestring))) {
+            snprintf(err, err_size, "out of memory");
+            free(b);
+            return NULL;
+        }
+    }
+    *owned = b;
+    return b ? b : "";
+}
+
+/* The chat prompt from messages and the template; NULL with err. */
+static char *chat_prompt(server *s, const cJSON *msgs, size_t *out_len, char *err, size_t err_size) {
+    if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0) {
+        snprintf(err, err_size, "'messages' must be a non-empty array");
+        return NULL;
+    }
+    size_t len = 0, cap = 0, idx = 0;
+    char *b = NULL;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, msgs) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
+            snprintf(err, err_size, "messages[%zu] must be an object with a string 'role'", idx);
+            goto fail;
+        }
+        const char *rn = strcmp(role->valuestring, "developer") == 0 ? "system" : role->valuestring;
+        int ri = chat_role_index(rn);
+        if (ri < 0) {
+            snprintf(err, err_size, "messages[%zu].role must be system, user or assistant", idx);
+            goto fail;
+        }
+        char *owned;
+        const char *text =
+            message_text(field(m, "content"), &owned, err, err_size, idx);
+        if (!text) goto fail;
+        const char *fmt = s->chat.role_fmt[ri], *ph = strstr(fmt, "{content}");
+        bool ok = buf_add(&b, &len, &cap, fmt, (size_t)(ph - fmt)) &&
+                  buf_add(&b, &len, &cap, text, strlen(text)) &&
+                  buf_add(&b, &len, &cap, ph + 9, strlen(ph + 9));
+        free(owned);
+        if (!ok) {
+            snprintf(err, err_size, "out of memory");
+            goto fail;
+        }
+        idx++;
+    }
+    if (!buf_add(&b, &len, &cap, s->chat.generation, strlen(s->chat.generation))) {
+        snprintf(err, err_size, "out of memory");
+        goto fail;
+    }
+    *out_len = len;
+    return b;
+fail:
+    free(b);
+    return NULL;
+}
+
+/* Token ids from a JSON array of integers; NULL with err. */
+static int32_t *ids_from_json(const cJSON *a, int64_t n_vocab, size_t *n, const char *name,
+                              char *err, size_t err_size) {
+    size_t k = (size_t)cJSON_GetArraySize(a), i = 0;
+    int32_t *ids = malloc((k ? k : 1) * sizeof *ids);
+    if (!ids) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) {
+        double v = cJSON_IsNumber(e) ? e->valuedouble : -1;
+        if (!cJSON_IsNumber(e) || v != floor(v) || v < 0 || v >= (double)n_vocab) {
+            snprintf(err, err_size, "%s[%zu] is not a token id in [0, %" PRId64 ")", name, i,
+                     n_vocab);
+            free(ids);
+            return NULL;
+        }
+        ids[i++] = (int32_t)v;
+    }
+    *n = i;
+    return ids;
+}
+
+static bool all_numbers(const cJSON *a) {
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) if (!cJSON_IsNumber(e)) return false;
+    return true;
+}
+
+/* echo: the choice's text starts with the prompt. */
+static bool release_echo(choice *c, const char *prompt_text) {
+    size_t n = strlen(prompt_text);
+    if (!(c->text = malloc(n + 1))) return false;
+    memcpy(c->text, prompt_text, n + 1);
+    c->text_len = n;
+    c->text_cap = n + 1;
+    return true;
+}
+
+request *api_parse_completion(server *s, const char *body, size_t len, int kind, char *err,
+                              size_t err_size, const char **param) {
+    *param = NULL;
+    request *r = calloc(1, sizeof *r);
+    cJSON *root = NULL;
+    char *text = NULL;
+    if (!r) FAIL(NULL, "out of memory");
+    pthread_cond_init(&r->cv, NULL);
+    r->kind = kind;
+    r->logprobs = -1;
+    r->n = 1;
+    const char *end = NULL;
+    root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    if (!root) FAIL(NULL, "invalid JSON at byte %td", end ? end - body : (ptrdiff_t)0);
+    if (end && (size_t)(end - body) < len) {
+        for (const char *p = end; p < body + len; p++)
+            if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t')
+                FAIL(NULL, "invalid JSON: trailing data at byte %td", p - body);
+    }
+    if (!cJSON_IsObject(root)) FAIL(NULL, "the request body must be a JSON object");
+
+    const cJSON *model = field(root, "model");
+    if (model && !cJSON_IsString(model)) FAIL("model", "'model' must be a string");
+
+    /* sampler: OpenAI's defaults, the engine's history window */
+    grok_sampler_params sp = grok_sampler_default_params();
+    sp.temperature = 1.0f;
+    sp.top_p = 1.0f;
+    sp.top_k = 0;
+    sp.min_p = 0.0f;
+    double v;
+    int rc;
+#define NUM(name, lo, hi, integer, dst)                                                            \
+    do {                                                                                           \
+        rc = num_field(root, name, lo, hi, integer, &v, err, err_size);                           \
+        if (rc < 0) {                                                                              \
+            *param = name;                                                                         \
+            goto fail;                                                                             \
+        }                                                                                          \
+        if (rc > 0) dst;                                                                           \
+    } while (0)
+    NUM("temperature", 0, 2, false, sp.temperature = (float)v);
+    NUM("top_p", 0, 1, false, sp.top_p = (float)v);
+    NUM("top_k", 0, 1e9, true, sp.top_k = (int32_t)v);
+    NUM("min_p", 0, 1, false, sp.min_p = (float)v);
+    NUM("presence_penalty", -2, 2, false, sp.presence_penalty = (float)v);
+    NUM("frequency_penalty", -2, 2, false, sp.frequency_penalty = (float)v);
+    NUM("repeat_penalty", 0.01, 100, false, sp.repeat_penalty = (float)v);
+    bool seeded = false;
+    NUM("seed", -9.2e18, 1.8e19, true, (sp.seed = v < 0 ? (uint64_t)(int64_t)v : (uint64_t)v,
+                                        seeded = true));
+    if (!seeded) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        sp.seed = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^
+                  ((uintptr_t)r << 16);
+    }
+    r->sp = sp;
+    int64_t max_n = s->cfg.parallel < MAX_N ? s->cfg.parallel : MAX_N;
+    NUM("n", 1, 1e9, true, r->n = (int)(v < 1e6 ? v : 1e6));
+    if (r->n > max_n)
+        FAIL("n", "'n' is %d, more than this server runs at once (%" PRId64 ")", r->n, max_n);
+    double mt = -1;
+    NUM("max_tokens", 1, 1e12, true, mt = v);
+    if (kind == KIND_CHAT && mt < 0) NUM("max_completion_tokens", 1, 1e12, true, mt = v);
+    if (bool_field(root, "stream", &r->stream, err, err_size) < 0) KEEP("stream");
+    const cJSON *so = field(root, "stream_options");
+    if (so) {
+        if (!cJSON_IsObject(so)) FAIL("stream_options", "'stream_options' must be an object");
+        if (bool_field(so, "include_usage", &r->include_usage, err, err_size) < 0)
+            KEEP("stream_options.include_usage");
+    }
+    if (kind == KIND_COMPLETION) {
+        NUM("logprobs", 0, MAX_TOP_LOGPROBS, true, r->logprobs = (int)v);
+        if (bool_field(root, "echo", &r->echo, err, err_size) < 0) KEEP("echo");
+    } else {
+        bool lp = false;
+        if (bool_field(root, "logprobs", &lp, err, err_size) < 0) KEEP("logprobs");
+        int top = 0;
+        NUM("top_logprobs", 0, MAX_TOP_LOGPROBS, true, top = (int)v);
+        if (top > 0 && !lp) FAIL("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+        if (lp) r->logprobs = top;
+    }
+#undef NUM
+
+    /* stop strings */
+    const cJSON *stop = field(root, "stop");
+    if (stop) {
+        if (cJSON_IsString(stop)) {
+            if (stop->valuestring[0] && !(r->stops[r->n_stops++] = strdup(stop->valuestring)))
+                FAIL(NULL, "out of memory");
+        } else if (cJSON_IsArray(stop)) {
+            const cJSON *e;
+            cJSON_ArrayForEach(e, stop) {
+                if (!cJSON_IsString(e)) FAIL("stop", "'stop' must be a string or an array of strings");
+                if (!e->valuestring[0]) continue;
+                if (r->n_stops == MAX_STOPS - 1)
+                    FAIL("stop", "at most %d stop strings", MAX_STOPS - 1);
+                if (!(r->stops[r->n_stops++] = strdup(e->valuestring))) FAIL(NULL, "out of memory");
+            }
+        } else {
+            FAIL("stop", "'stop' must be a string or an array of strings");
+        }
+    }
+
+    /* prompt */
+    size_t text_len = 0;
+    if (kind == KIND_CHAT) {
+        const cJSON *msgs = field(root, "messages");
+        if (!msgs) FAIL("messages", "'messages' is required");
+        text = chat_prompt(s, msgs, &text_len, err, err_size);
+        if (!text) KEEP("messages");
+        if (s->chat.stop[0] && !(r->stops[r->n_stops++] = strdup(s->chat.stop)))
+            FAIL(NULL, "out of memory");
+    } else {
+        const cJSON *p = field(root, "prompt");
+        if (!p) FAIL("prompt", "'prompt' is required");
+        const cJSON *one = p;
+        if (cJSON_IsArray(p) && !all_numbers(p)) {
+            if (cJSON_GetArraySize(p) != 1)
+                FAIL("prompt", "'prompt' as an array must hold one prompt (send one request each)");
+            one = cJSON_GetArrayItem(p, 0);
+        }
+        if (cJSON_IsString(one)) {
+            text_len = strlen(one->valuestring);
+            if (!(text = strdup(one->valuestring))) FAIL(NULL, "out of memory");
+        } else if (cJSON_IsArray(one) && all_numbers(one) && cJSON_GetArraySize(one) > 0) {
+            r->prompt = ids_from_json(one, s->n_vocab, &r->n_prompt, "prompt", err, err_size);
+            if (!r->prompt) KEEP("prompt");
+        } else {
+            FAIL("prompt", "'prompt' must be a string, an array of token ids, or an array of one "
+                           "of these");
+        }
+    }
+    if (text) {
+        r->prompt = grok_tokenize(s->tok, text, text_len, true, &r->n_prompt);
+        if (!r->prompt) FAIL(NULL, "out of memory");
+        if (r->echo) {
+            r->prompt_text = text;
+            text = NULL;
+        }
+    } else if (r->echo) {
+        size_t n;
+        char *t = grok_detokenize(s->tok, r->prompt, r->n_prompt, &n);
+        r->prompt_text = t ? utf8_sanitize(t, n, NULL) : NULL;
+        free(t);
+        if (!r->prompt_text) FAIL(NULL, "out of memory");
+    }
+    if (r->n_prompt == 0) { /* nothing to condition on: start from BOS, as grok run does */
+        int32_t bos = grok_tokenizer_bos(s->tok);
+        if (bos < 0) FAIL("prompt", "the prompt is empty and the vocabulary has no BOS token");
+        free(r->prompt);
+        if (!(r->prompt = malloc(sizeof(int32_t)))) FAIL(NULL, "out of memory");
+        r->prompt[0] = bos;
+        r->n_prompt = 1;
+    }
+    const int64_t ctx = s->cfg.n_ctx, np = (int64_t)r->n_prompt;
+    if (np > ctx - 1) {
+        *param = kind == KIND_CHAT ? "messages" : "prompt";
+        snprintf(err, err_size,
+                 "the prompt has %" PRId64 " tokens; this server's context of %" PRId64
+                 " tokens takes at most %" PRId64,
+                 np, ctx, ctx - 1);
+        goto fail;
+    }
+    if (mt >= 0) {
+        if (mt > (double)(ctx - np))
+            FAIL("max_tokens",
+                 "'max_tokens' is %.0f but the context of %" PRId64 " tokens leaves %" PRId64
+                 " after the prompt's %" PRId64,
+                 mt, ctx, ctx - np, np);
+        r->max_tokens = (int64_t)mt;
+    } else {
+        r->max_tokens = kind == KIND_COMPLETION ? 16 : ctx - np;
+        if (r->max_tokens > ctx - np) r->max_tokens = ctx - np;
+    }
+
+    r->choices = calloc((size_t)r->n, sizeof *r->choices);
+    if (!r->choices) FAIL(NULL, "out of memory");
+    for (int i = 0; i < r->n; i++) {
+        r->choices[i].index = i;
+        if (r->echo && !release_echo(&r->choices[i], r->prompt_text)) FAIL(NULL, "out of memory");
+    }
+    free(text);
+    cJSON_Delete(root);
+    return r;
+fail:
+    free(text);
+    cJSON_Delete(root);
+    request_free(r);
+    return NULL;
+}
+
+/* ---- responses ---- */
+
+char *api_error_json(const char *message, const char *type, const char *param, const char *code) {
+    cJSON *root = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(root, "error");
+    size_t n;
+    char *msg = utf8_sanitize(message, strlen(message), &n);
+    cJSON_AddStringToObject(e, "message", msg ? msg : "error");
+    free(msg);
+    cJSON_AddStringToObject(e, "type", type);
+    if (param) cJSON_AddStringToObject(e, "param", param);
+    else cJSON_AddNullToObject(e, "param");
+    if (code) cJSON_AddStringToObject(e, "code", code);
+    else cJSON_AddNullToObject(e, "code");
+    char *out = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return out;
+}
+
+void api_token_text(server *s, int32_t id, char *out, size_t cap) {
+    size_t len = 0;
+    const char *p = grok_tokenizer_piece(s->tok, id, &len);
+    size_t k = 0;
+    if (cap == 0) return;
+    if (!p) {
+        snprintf(out, cap, "<%d>", (int)id);
+        return;
+    }
+    if (grok_tokenizer_type(s->tok, id) == GROK_TOKEN_BYTE && len == 6) {
+        unsigned b = (unsigned)strtoul(p + 3, NULL, 16);
+        if (b >= 0x20 && b < 0x7F) snprintf(out, cap, "%c", (char)b);
+        else snprintf(out, cap, "%.*s", (int)len, p);
+        return;
+    }
+    /* SentencePiece writes a space as U+2581 */
+    for (size_t i = 0; i < len && k + 4 < cap; i++) {
+        if (i + 2 < len && (unsigned char)p[i] == 0xE2 && (unsigned char)p[i + 1] == 0x96 &&
+            (unsigned char)p[i + 2] == 0x81) {
+            out[k++] = ' ';
+            i += 2;
+        } else {
+            out[k++] = p[i];
+        }
+    }
+    out[k] = '\0';
+    char *clean = utf8_sanitize(out, k, &len);
+    if (clean) {
+        snprintf(out, cap, "%s", clean);
+        free(clean);
+    }
+}
+
+/* The raw bytes a token stands for (chat logprobs' "bytes"). */
+static cJSON *token_bytes(server *s, int32_t id, const char *text) {
+    cJSON *a = cJSON_CreateArray();
+    size_t len = 0;
+    const char *p = grok_tokenizer_piece(s->tok, id, &len);
+    if (p && grok_tokenizer_type(s->tok, id) == GROK_TOKEN_BYTE && len == 6) {
+        cJSON_AddItemToArray(a, cJSON_CreateNumber((double)strtoul(p + 3, NULL, 16)));
+        return a;
+    }
+    for (const unsigned char *u = (const unsigned char *)text; *u; u++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(*u));
+    return a;
+}
+
+static double lp_num(float x) { return isfinite(x) ? (double)x : -9999.0; }
+
+/* The logprobs object of choice c for its tokens [lp0, lp1); text_off is
+ * the offset of the first token's text in the choice (completions). */
+static cJSON *logprobs_json(server *s, const request *r, const choice *c, size_t lp0, size_t lp1,
+                            size_t text_off) {
+    char t[GROK_DETOK_MAX_PIECE * 3 + 16];
+    if (r->kind == KIND_CHAT) {
+        cJSON *o = cJSON_CreateObject(), *content = cJSON_AddArrayToObject(o, "content");
+        for (size_t i = lp0; i < lp1; i++) {
+            const token_logprob *lp = &c->lps[i];
+            cJSON *e = cJSON_CreateObject();
+            api_token_text(s, lp->token, t, sizeof t);
+            cJSON_AddStringToObject(e, "token", t);
+            cJSON_AddNumberToObject(e, "logprob", lp_num(lp->logprob));
+            cJSON_AddItemToObject(e, "bytes", token_bytes(s, lp->token, t));
+            cJSON *top = cJSON_AddArrayToObject(e, "top_logprobs");
+            for (int32_t j = 0; j < lp->n_top; j++) {
+                cJSON *a = cJSON_CreateObject();
+                api_token_text(s, lp->top_id[j], t, sizeof t);
+                cJSON_AddStringToObject(a, "token", t);
+                cJSON_AddNumberToObject(a, "logprob", lp_num(lp->top_lp[j]));
+                cJSON_AddItemToObject(a, "bytes", token_bytes(s, lp->top_id[j], t));
+                cJSON_AddItemToArray(top, a);
+            }
+            cJSON_AddItemToArray(content, e);
+        }
+        return o;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON *toks = cJSON_AddArrayToObject(o, "tokens");
+    cJSON *lps = cJSON_AddArrayToObject(o, "token_logprobs");
+    cJSON *tops = cJSON_AddArrayToObject(o, "top_logprobs");
+    cJSON *offs = cJSON_AddArrayToObject(o, "text_offset");
+    for (size_t i = lp0; i < lp1; i++) {
+        const token_logprob *lp = &c->lps[i];
+        api_token_text(s, lp->token, t, sizeof t);
+        cJSON_AddItemToArray(toks, cJSON_CreateString(t));
+        cJSON_AddItemToArray(lps, cJSON_CreateNumber(lp_num(lp->logprob)));
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)text_off));
+        text_off += strlen(t);
+        cJSON *top = cJSON_CreateObject();
+        for (int32_t j = 0; j < lp->n_top; j++) {
+            api_token_text(s, lp->top_id[j], t, sizeof t);
+            if (!cJSON_GetObjectItemCaseSensitive(top, t))
+                cJSON_AddNumberToObject(top, t, lp_num(lp->top_lp[j]));
+        }
+        cJSON_AddItemToArray(tops, top);
+    }
+    return o;
+}
+
+static const char *finish_name(int f) {
+    switch (f) {
+    case FINISH_STOP: return "stop";
+    case FINISH_LENGTH: return "length";
+    default: return NULL;
+    }
+}
+
+static cJSON *head(server *s, const request *r, const char *object) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "id", r->id);
+    cJSON_AddStringToObject(root, "object", object);
+    cJSON_AddNumberToObject(root, "created", (double)r->created);
+    cJSON_AddStringToObject(root, "model", s->model_name);
+    cJSON_AddStringToObject(root, "system_fingerprint", "grok.c-" GROK_VERSION);
+    return root;
+}
+
+int64_t request_completion_tokens(const request *r) {
+    int64_t n = 0;
+    for (int i = 0; i < r->n; i++) n += r->choices[i].n_gen;
+    return n;
+}
+
+static void add_usage(cJSON *root, const request *r) {
+    cJSON *u = cJSON_AddObjectToObject(root, "usage");
+    int64_t ct = request_completion_tokens(r);
+    cJSON_AddNumberToObject(u, "prompt_tokens", (double)r->n_prompt);
+    cJSON_AddNumberToObject(u, "completion_tokens", (double)ct);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)((int64_t)r->n_prompt + ct));
+}
+
+static void add_finish(cJSON *o, int finish) {
+    const char *f = finish_name(finish);
+    if (f) cJSON_AddStringToObject(o, "finish_reason", f);
+    else cJSON_AddNullToObject(o, "finish_reason");
+}
+
+char *api_whole_response(server *s, const request *r) {
+    bool chat = r->kind == KIND_CHAT;
+    cJSON *root = head(s, r, chat ? "chat.completion" : "text_completion");
+    cJSON *choices = cJSON_AddArrayToObject(root, "choices");
+    for (int i = 0; i < r->n; i++) {
+        const choice *c = &r->choices[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "index", i);
+        const char *text = c->text ? c->text : "";
+        if (chat) {
+            cJSON *m = cJSON_AddObjectToObject(o, "message");
+            cJSON_AddStringToObject(m, "role", "assistant");
+            cJSON_AddStringToObject(m, "content", text);
+        } else {
+            cJSON_AddStringToObject(o, "text", text);
+        }
+        if (r->logprobs >= 0)
+            cJSON_AddItemToObject(o, "logprobs",
+                                  logprobs_json(s, r, c, 0, c->n_lps,
+                                                r->echo ? strlen(r->prompt_text) : 0));
+        else
+            cJSON_AddNullToObject(o, "logprobs");
+        add_finish(o, c->finish);
+        cJSON_AddItemToArray(choices, o);
+    }
+    add_usage(root, r);
+    char *out = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return out;
+}
+
+char *api_stream_chunk(server *s, const request *r, int ci, const char *text, size_t len,
+                       size_t lp0, size_t lp1, int finish, bool first) {
+    bool chat = r->kind == KIND_CHAT;
+    const choice *c = &r->choices[ci];
+    cJSON *root = head(s, r, chat ? "chat.completion.chunk" : "text_completion");
+    cJSON *choices = cJSON_AddArrayToObject(root, "choices");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "index", ci);
+    char *t = malloc(len + 1);
+    if (t) {
+        memcpy(t, text, len);
+        t[len] = '\0';
+    }
+    if (chat) {
+        cJSON *d = cJSON_AddObjectToObject(o, "delta");
+        if (first) cJSON_AddStringToObject(d, "role", "assistant");
+        if (len || first) cJSON_AddStringToObject(d, "content", t ? t : "");
+    } else {
+        cJSON_AddStringToObject(o, "text", t ? t : "");
+    }
+    free(t);
+    if (r->logprobs >= 0 && lp1 > lp0)
+        cJSON_AddItemToObject(o, "logprobs", logprobs_json(s, r, c, lp0, lp1, 0));
+    else
+        cJSON_AddNullToObject(o, "logprobs");
+    add_finish(o, finish);
+    cJSON_AddItemToArray(choices, o);
+    char *out = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return out;
+}
+
+char *api_usage_chunk(server *s, const request *r) {
+    cJSON *root = head(s, r, r->kind == KIND_CHAT ? "chat.completion.chunk" : "text_completion");
+    cJSON_AddArrayToObject(root, "choices");
+    add_usage(root, r);
+    char *out = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return out;
+}

@@ -1,0 +1,119 @@
+/*
+ * metrics.c - the /metrics endpoint of `grok serve` in the Prometheus text
+ * format: requests by outcome, prompt and generated tokens, queue depth,
+ * busy slots, forward steps, and histograms of request latency and time
+ * to first token. The counters live in struct server and change under its
+ * mutex; this file only observes and prints them.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server.h"
+
+/* Upper bounds (seconds) of the histogram buckets; +Inf is the count. */
+static const double BOUNDS[HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                            0.5,   1,    2.5,   5,    10,  30};
+
+static const char *const OUTCOME[OUT_COUNT] = {"ok",           "stopped",   "rejected",
+                                               "bad_request",  "unauthorized", "cancelled",
+                                               "timeout",      "error"};
+
+void metrics_observe(histogram *h, double v) {
+    h->sum += v;
+    h->count++;
+    for (int i = 0; i < HIST_BUCKETS; i++)
+        if (v <= BOUNDS[i]) h->buckets[i]++;
+}
+
+typedef struct {
+    char *b;
+    size_t len, cap;
+    bool oom;
+} sbuf;
+
+static void put(sbuf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(sbuf *o, const char *fmt, ...) {
+    if (o->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->b + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->oom = true;
+            return;
+        }
+        if ((size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t cap = o->cap * 2 + (size_t)n;
+        char *b = realloc(o->b, cap);
+        if (!b) {
+            o->oom = true;
+            return;
+        }
+        o->b = b;
+        o->cap = cap;
+    }
+}
+
+static void put_hist(sbuf *o, const char *name, const char *help, const histogram *h) {
+    put(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (int i = 0; i < HIST_BUCKETS; i++)
+        put(o, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, BOUNDS[i], h->buckets[i]);
+    put(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n", name,
+        h->count, name, h->sum, name, h->count);
+}
+
+char *metrics_text(server *s, size_t *len) {
+    sbuf o = {.b = malloc(4096), .cap = 4096};
+    if (!o.b) return NULL;
+    o.b[0] = '\0';
+    pthread_mutex_lock(&s->mu);
+    metrics m = s->m;
+    int64_t q = s->q_len, busy = s->busy, slots = s->n_slots;
+    pthread_mutex_unlock(&s->mu);
+    put(&o, "# HELP grok_requests_total Generation requests by outcome.\n"
+            "# TYPE grok_requests_total counter\n");
+    for (int i = 0; i < OUT_COUNT; i++)
+        put(&o, "grok_requests_total{outcome=\"%s\"} %" PRIu64 "\n", OUTCOME[i], m.requests[i]);
+    put(&o,
+        "# HELP grok_prompt_tokens_total Prompt tokens of admitted requests.\n"
+        "# TYPE grok_prompt_tokens_total counter\ngrok_prompt_tokens_total %" PRIu64 "\n"
+        "# HELP grok_prompt_tokens_reused_total Prompt tokens found in a slot's cache.\n"
+        "# TYPE grok_prompt_tokens_reused_total counter\ngrok_prompt_tokens_reused_total %" PRIu64
+        "\n"
+        "# HELP grok_completion_tokens_total Tokens generated.\n"
+        "# TYPE grok_completion_tokens_total counter\ngrok_completion_tokens_total %" PRIu64 "\n"
+        "# HELP grok_steps_total Forward steps run.\n"
+        "# TYPE grok_steps_total counter\ngrok_steps_total %" PRIu64 "\n"
+        "# HELP grok_step_tokens_total Tokens processed by forward steps.\n"
+        "# TYPE grok_step_tokens_total counter\ngrok_step_tokens_total %" PRIu64 "\n"
+        "# HELP grok_forward_seconds_total Scheduler time in forward steps.\n"
+        "# TYPE grok_forward_seconds_total counter\ngrok_forward_seconds_total %.6f\n"
+        "# HELP grok_sample_seconds_total Scheduler time sampling and decoding text.\n"
+        "# TYPE grok_sample_seconds_total counter\ngrok_sample_seconds_total %.6f\n"
+        "# HELP grok_queue_depth Requests waiting for a slot.\n"
+        "# TYPE grok_queue_depth gauge\ngrok_queue_depth %" PRId64 "\n"
+        "# HELP grok_slots_busy Slots generating or prefilling.\n"
+        "# TYPE grok_slots_busy gauge\ngrok_slots_busy %" PRId64 "\n"
+        "# HELP grok_slots_total Slots (--parallel).\n"
+        "# TYPE grok_slots_total gauge\ngrok_slots_total %" PRId64 "\n",
+        m.prompt_tokens, m.prompt_tokens_reused, m.completion_tokens, m.steps, m.step_tokens,
+        m.forward_seconds, m.sample_seconds, q,
+        busy, slots);
+    put_hist(&o, "grok_request_duration_seconds", "Time from arrival to the last token.",
+             &m.latency);
+    put_hist(&o, "grok_time_to_first_token_seconds", "Time from arrival to the first token.",
+             &m.ttft);
+    if (o.oom) {
+        free(o.b);
+        return NULL;
+    }
+    *len = o.len;
+    return o.b;
+}

@@ -1,0 +1,500 @@
+/*
+ * sched.c - the scheduler thread of `grok serve`: the only thread that
+ * touches the model. Each step gathers the busy slots; a slot whose prompt
+ * is fully in its KV cache contributes its last sampled token, a slot still
+ * prefilling contributes a chunk of its prompt (at most --chunk tokens, and
+ * the step at most --batch tokens in all, generating slots served first so
+ * running streams keep flowing while a long prompt is read). One
+ * grok_decode_multi call runs the step, reading every weight once for all
+ * slots. Then each slot that has consumed all its tokens samples the next
+ * one with its own sampler, decodes it to text, holds back a tail that could
+ * begin a stop string (as `grok run` does), and releases the rest to its
+ * HTTP connection.
+ *
+ * New requests join at the next step. A free slot is chosen by the longest
+ * prefix its cache shares with the new prompt, so a conversation that goes
+ * on (or a repeated system prompt) is not read again. Cancelled (client
+ * gone) and timed-out requests are finished before the next step is built,
+ * so their slots are free within one step.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/server.h"
+
+double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int sched_init(server *s, char *err, size_t err_size) {
+    s->n_slots = s->cfg.parallel;
+    s->slots = calloc((size_t)s->n_slots, sizeof *s->slots);
+    if (!s->slots) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    grok_context_params cp = grok_context_default_params();
+    cp.n_ctx = s->cfg.n_ctx;
+    cp.kv_type = s->cfg.kv_type;
+    cp.pool = s->pool;
+    cp.n_batch = s->cfg.batch;
+    for (int64_t i = 0; i < s->n_slots; i++) {
+        s->slots[i].ctx = grok_context_create(s->model, &cp, err, err_size);
+        if (!s->slots[i].ctx) return -1;
+    }
+    /* the context clamps n_batch to n_ctx; every context may lead a step */
+    if (s->cfg.batch > grok_context_n_batch(s->slots[0].ctx))
+        s->cfg.batch = grok_context_n_batch(s->slots[0].ctx);
+    return 0;
+}
+
+void sched_free(server *s) {
+    if (!s->slots) return;
+    for (int64_t i = 0; i < s->n_slots; i++) grok_context_free(s->slots[i].ctx);
+    free(s->slots);
+    s->slots = NULL;
+}
+
+/* Called with mu held: one reference fewer; the last one frees. */
+static void request_unref(request *r) {
+    if (--r->refs == 0) request_free(r);
+}
+
+int sched_submit(server *s, request *r) {
+    pthread_mutex_lock(&s->mu);
+    /* room for every choice in a free slot or a queue place (the queue
+     * counts choices that will have to wait) */
+    int64_t free_slots = s->n_slots - s->busy;
+    if (s->stopping || s->q_choices + r->n > free_slots + s->cfg.queue) {
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
+    r->refs = 2;
+    r->next = NULL;
+    if (s->q_tail)
+        s->q_tail->next = r;
+    else
+        s->q_head = r;
+    s->q_tail = r;
+    s->q_len++;
+    s->q_choices += r->n;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+void sched_release(server *s, request *r) {
+    pthread_mutex_lock(&s->mu);
+    if (!r->complete) {
+        r->cancelled = true;
+        pthread_cond_signal(&s->work);
+    }
+    request_unref(r);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- text output (scheduler side) ---- */
+
+static bool grow(void **p, size_t *cap, size_t need, size_t elt) {
+    if (need <= *cap) return true;
+    size_t c = *cap ? *cap : 64;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * elt);
+    if (!q) return false;
+    *p = q;
+    *cap = c;
+    return true;
+}
+
+/* With mu held: appends released text to the choice's shared output. */
+static bool release_text(choice *c, const char *t, size_t n) {
+    if (n == 0) return true;
+    if (!grow((void **)&c->text, &c->text_cap, c->text_len + n + 1, 1)) return false;
+    memcpy(c->text + c->text_len, t, n);
+    c->text_len += n;
+    c->text[c->text_len] = '\0';
+    return true;
+}
+
+/* Finishes a choice (mu held): frees its slot and, with the last choice,
+ * completes the request and records its outcome. */
+static void finish_choice(server *s, request *r, choice *c, int reason) {
+    if (c->finish != FINISH_NONE) return;
+    c->finish = reason;
+    if (c->slot) {
+        c->slot->ch = NULL;
+        c->slot->req = NULL;
+        c->slot = NULL;
+        s->busy--;
+    }
+    grok_sampler_free(c->sampler);
+    c->sampler = NULL;
+    free(c->hold);
+    c->hold = NULL;
+    c->hold_len = c->hold_cap = 0;
+    if (!c->assigned) {
+        c->assigned = true; /* never will be: count it as taken from the queue */
+        s->q_choices--;
+    }
+    s->m.completion_tokens += (uint64_t)c->n_gen;
+    if (++r->n_done < r->n) {
+        pthread_cond_broadcast(&r->cv);
+        return;
+    }
+    r->complete = true;
+    int out = OUT_OK;
+    for (int i = 0; i < r->n; i++) {
+        int f = r->choices[i].finish;
+        if (f == FINISH_CANCEL) out = OUT_CANCELLED;
+        else if (f == FINISH_TIMEOUT && out != OUT_CANCELLED) out = OUT_TIMEOUT;
+        else if (f == FINISH_ERROR && out == OUT_OK) out = OUT_ERROR;
+    }
+    if (out == OUT_CANCELLED && s->stopping && !r->cancelled) out = OUT_STOPPED_EARLY;
+    s->m.requests[out]++;
+    if (out == OUT_OK) metrics_observe(&s->m.latency, now_s() - r->t_arrive);
+    pthread_cond_broadcast(&r->cv);
+    request_unref(r);
+}
+
+/* Removes a request from the queue (mu held). */
+static void dequeue(server *s, request *r) {
+    request **pp = &s->q_head, *prev = NULL;
+    while (*pp && *pp != r) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp) return;
+    *pp = r->next;
+    if (s->q_tail == r) s->q_tail = prev;
+    r->next = NULL;
+    s->q_len--;
+}
+
+/* Finishes every choice of r with reason (mu held); r leaves the queue. */
+static void finish_request(server *s, request *r, int reason) {
+    dequeue(s, r);
+    r->refs++; /* finish_choice drops the scheduler's reference at the end */
+    for (int i = 0; i < r->n; i++) finish_choice(s, r, &r->choices[i], reason);
+    request_unref(r);
+}
+
+static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_t nb) {
+    size_t n = na < nb ? na : nb, i = 0;
+    while (i < n && a[i] == b[i]) i++;
+    return i;
+}
+
+/* Puts choice c of r into a free slot (mu held): the one whose cache
+ * shares the longest prefix with the prompt, least recently used on ties. */
+static int assign(server *s, request *r, choice *c) {
+    slot *best = NULL;
+    size_t best_common = 0;
+    for (int64_t i = 0; i < s->n_slots; i++) {
+        slot *sl = &s->slots[i];
+        if (sl->ch) continue;
+        size_t np = (size_t)grok_context_pos(sl->ctx);
+        size_t cm = common_prefix(grok_context_tokens(sl->ctx), np, r->prompt, r->n_prompt);
+        if (!best || cm > best_common || (cm == best_common && sl->last_used < best->last_used)) {
+            best = sl;
+            best_common = cm;
+        }
+    }
+    if (!best) return -1;
+    /* keep at least one prompt token to compute, so the logits are fresh */
+    size_t keep = best_common < r->n_prompt ? best_common : r->n_prompt - 1;
+    grok_context_truncate(best->ctx, (int64_t)keep);
+    c->seq_cap = r->n_prompt + (size_t)r->max_tokens + 1;
+    c->seq = malloc(c->seq_cap * sizeof(int32_t));
+    grok_sampler_params sp = r->sp;
+    sp.seed += (uint64_t)c->index; /* n > 1: independent draws */
+    c->sampler = grok_sampler_create(&sp, s->n_vocab);
+    if (!c->seq || !c->sampler) {
+        free(c->seq);
+        c->seq = NULL;
+        grok_sampler_free(c->sampler);
+        c->sampler = NULL;
+        return -1;
+    }
+    memcpy(c->seq, r->prompt, r->n_prompt * sizeof(int32_t));
+    c->n_seq = r->n_prompt;
+    grok_detok_stream_init(&c->ds, false);
+    c->assigned = true;
+    c->slot = best;
+    best->ch = c;
+    best->req = r;
+    best->last_used = ++s->use_clock;
+    s->busy++;
+    s->q_choices--;
+    s->m.prompt_tokens_reused += keep;
+    return 0;
+}
+
+/* Moves queued requests into free slots, oldest first (mu held). */
+static void admit(server *s) {
+    while (s->q_head && s->busy < s->n_slots) {
+        request *r = s->q_head;
+        for (int i = 0; i < r->n && s->busy < s->n_slots; i++) {
+            choice *c = &r->choices[i];
+            if (c->assigned) continue;
+            if (assign(s, r, c)) {
+                finish_request(s, r, FINISH_ERROR);
+                goto next;
+            }
+            if (r->n_assigned++ == 0) s->m.prompt_tokens += r->n_prompt;
+        }
+        if (r->n_assigned < r->n) return; /* waits for more free slots */
+        dequeue(s, r);
+    next:;
+    }
+}
+
+/* Finishes what was cancelled or ran out of time (mu held). */
+static void reap(server *s, double now) {
+    for (request *r = s->q_head, *nx; r; r = nx) {
+        nx = r->next;
+        if (r->cancelled) finish_request(s, r, FINISH_CANCEL);
+        else if (now > r->deadline) finish_request(s, r, FINISH_TIMEOUT);
+        else if (s->stopping) finish_request(s, r, FINISH_CANCEL);
+    }
+    bool drain_over = s->stopping && now > s->drain_deadline;
+    for (int64_t i = 0; i < s->n_slots; i++) {
+        slot *sl = &s->slots[i];
+        if (!sl->ch) continue;
+        request *r = sl->req;
+        if (r->cancelled || drain_over) finish_choice(s, r, sl->ch, FINISH_CANCEL);
+        else if (now > r->deadline) finish_choice(s, r, sl->ch, FINISH_TIMEOUT);
+    }
+}
+
+/* Appends decoded bytes to the hold buffer; returns how many leading bytes
+ * may be released and sets *stop when a stop string ends the text there. */
+static size_t hold_push(request *r, choice *c, const char *t, size_t n, bool final, bool *stop,
+                        bool *oom) {
+    if (!grow((void **)&c->hold, &c->hold_cap, c->hold_len + n + 1, 1)) {
+        *oom = true;
+        return 0;
+    }
+    memcpy(c->hold + c->hold_len, t, n);
+    c->hold_len += n;
+    size_t partial = 0;
+    int64_t at = grok_find_stop(c->hold, c->hold_len, (const char *const *)r->stops, r->n_stops,
+                                &partial);
+    *stop = at >= 0;
+    if (at >= 0) return (size_t)at;
+    return final ? c->hold_len : c->hold_len - partial;
+}
+
+/* The sampled token's log-probability and the top alternatives of the
+ * final distribution (after the sampler's filters), for logprobs. */
+static void fill_logprob(token_logprob *lp, const float *probs, int64_t n_vocab, int32_t tok,
+                         int top) {
+    lp->token = tok;
+    lp->n_top = 0;
+    if (!probs) {
+        lp->logprob = 0.0f;
+        return;
+    }
+    lp->logprob = probs[tok] > 0 ? logf(probs[tok]) : -INFINITY;
+    float best[MAX_TOP_LOGPROBS];
+    int32_t k = 0;
+    for (int64_t v = 0; v < n_vocab && top > 0; v++) {
+        float pv = probs[v];
+        if (pv <= 0 || (k == top && pv <= best[k - 1])) continue;
+        int32_t j = k < top ? k++ : k - 1;
+        while (j > 0 && best[j - 1] < pv) {
+            best[j] = best[j - 1];
+            lp->top_id[j] = lp->top_id[j - 1];
+            j--;
+        }
+        best[j] = pv;
+        lp->top_id[j] = (int32_t)v;
+    }
+    for (int32_t j = 0; j < k; j++) lp->top_lp[j] = logf(best[j]);
+    lp->n_top = k;
+}
+
+/* Per-slot result of a step's sampling, applied under mu. */
+typedef struct {
+    slot *sl;
+    size_t release;     /* bytes of hold to release */
+    int finish;
+    bool sampled;
+    bool has_lp;
+    token_logprob lp;
+} step_out;
+
+/* Samples the next token of a slot that has consumed all its tokens,
+ * decodes it and decides what text to release and whether it finished.
+ * Touches only the slot's own state (runs on any pool thread). */
+static void sample_slot(server *s, step_out *o) {
+    choice *c = o->sl->ch;
+    request *r = o->sl->req;
+    if (grok_context_pos(o->sl->ctx) < (int64_t)c->n_seq) return; /* still prefilling */
+    int32_t next = grok_sampler_sample(c->sampler, grok_context_logits(o->sl->ctx), c->seq,
+                                       c->n_seq);
+    c->n_gen++;
+    o->sampled = true;
+    if (next < 0) {
+        o->finish = FINISH_ERROR;
+        return;
+    }
+    if (r->logprobs >= 0) {
+        fill_logprob(&o->lp, grok_sampler_last_probs(c->sampler), s->n_vocab, next, r->logprobs);
+        o->has_lp = true;
+    }
+    bool final = c->n_gen >= r->max_tokens, stop = false, oom = false;
+    char piece[GROK_DETOK_MAX_PIECE + 16];
+    size_t k = 0;
+    if (next == grok_tokenizer_eos(s->tok)) {
+        final = true;
+        o->finish = FINISH_STOP;
+        o->has_lp = false;
+    } else {
+        c->seq[c->n_seq++] = next;
+        k = grok_detok_stream_push(&c->ds, s->tok, next, piece, sizeof piece);
+    }
+    o->release = hold_push(r, c, piece, k, false, &stop, &oom);
+    if (!stop && final) {
+        k = grok_detok_stream_flush(&c->ds, piece, sizeof piece);
+        o->release = hold_push(r, c, piece, k, true, &stop, &oom);
+    }
+    if (oom) o->finish = FINISH_ERROR;
+    else if (stop) o->finish = FINISH_STOP;
+    else if (final && o->finish == FINISH_NONE) o->finish = FINISH_LENGTH;
+    else if (grok_context_pos(o->sl->ctx) >= grok_context_n_ctx(o->sl->ctx))
+        o->finish = FINISH_LENGTH; /* no room to feed the token back */
+}
+
+typedef struct {
+    server *s;
+    step_out *outs;
+    int64_t n;
+} sample_task;
+
+static void sample_many(void *arg, int ith, int nth) {
+    sample_task *t = arg;
+    for (int64_t i = ith; i < t->n; i += nth) sample_slot(t->s, &t->outs[i]);
+}
+
+/* One step: build, decode, sample (mu NOT held; the slots in the step
+ * cannot be taken away meanwhile: only this thread frees slots). */
+static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_context **ctxs,
+                     const int32_t **toks, int64_t *ns) {
+    const int64_t budget = s->cfg.batch;
+    int64_t total = 0, n_seqs = 0;
+    /* generating slots first: one token each */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int64_t i = 0; i < n_act; i++) {
+            choice *c = act[i]->ch;
+            int64_t pos = grok_context_pos(act[i]->ctx);
+            int64_t left = (int64_t)c->n_seq - pos;
+            bool prefill = left > 1;
+            if ((pass == 0) == prefill) continue;
+            int64_t take = left;
+            if (take > s->cfg.chunk) take = s->cfg.chunk;
+            if (take > budget - total) take = budget - total;
+            if (take <= 0) continue;
+            ctxs[n_seqs] = act[i]->ctx;
+            toks[n_seqs] = c->seq + pos;
+            ns[n_seqs] = take;
+            outs[n_seqs] = (step_out){.sl = act[i]};
+            n_seqs++;
+            total += take;
+        }
+    }
+    if (n_seqs == 0) return;
+    char err[GROK_ERR_SIZE];
+    double t0 = now_s();
+    bool failed = grok_decode_multi(ctxs, toks, ns, n_seqs, err, sizeof err) != 0;
+    double t1 = now_s();
+    if (failed) {
+        fprintf(stderr, "grok serve: step failed: %s\n", err);
+        for (int64_t i = 0; i < n_seqs; i++) outs[i].finish = FINISH_ERROR;
+    }
+    if (!failed) {
+        sample_task task = {s, outs, n_seqs};
+        if (n_seqs == 1) sample_slot(s, &outs[0]);
+        else grok_threadpool_run(s->pool, sample_many, &task); /* the slots are independent */
+    }
+    double t2 = now_s();
+    /* apply under the lock */
+    pthread_mutex_lock(&s->mu);
+    s->m.steps++;
+    s->m.step_tokens += (uint64_t)total;
+    s->m.forward_seconds += t1 - t0;
+    s->m.sample_seconds += t2 - t1;
+    for (int64_t i = 0; i < n_seqs; i++) {
+        step_out *o = &outs[i];
+        choice *c = o->sl->ch;
+        request *r = o->sl->req;
+        if (!c) continue;
+        if (o->sampled && r->t_first == 0) {
+            r->t_first = now_s();
+            metrics_observe(&s->m.ttft, r->t_first - r->t_arrive);
+        }
+        if (o->has_lp && grow((void **)&c->lps, &c->lps_cap, c->n_lps + 1, sizeof *c->lps))
+            c->lps[c->n_lps++] = o->lp;
+        if (o->release) {
+            if (!release_text(c, c->hold, o->release)) o->finish = FINISH_ERROR;
+            memmove(c->hold, c->hold + o->release, c->hold_len - o->release);
+            c->hold_len -= o->release;
+        }
+        if (o->finish != FINISH_NONE) finish_choice(s, r, c, o->finish);
+        else if (o->sampled) pthread_cond_broadcast(&r->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+void *sched_main(void *arg) {
+    server *s = arg;
+    size_t n = (size_t)s->n_slots;
+    slot **act = calloc(n, sizeof *act);
+    step_out *outs = calloc(n, sizeof *outs);
+    grok_context **ctxs = calloc(n, sizeof *ctxs);
+    const int32_t **toks = calloc(n, sizeof *toks);
+    int64_t *ns = calloc(n, sizeof *ns);
+    if (!act || !outs || !ctxs || !toks || !ns) {
+        fprintf(stderr, "grok serve: out of memory in the scheduler\n");
+        pthread_mutex_lock(&s->mu);
+        s->stopping = true;
+        s->drain_deadline = 0;
+        pthread_mutex_unlock(&s->mu);
+    }
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        reap(s, now_s());
+        if (act) admit(s);
+        int64_t n_act = 0;
+        for (int64_t i = 0; i < s->n_slots; i++)
+            if (s->slots[i].ch) act[n_act++] = &s->slots[i];
+        if (n_act == 0) {
+            if (s->stopping && !s->q_head) break;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000 * 1000; /* wake for deadlines */
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&s->work, &s->mu, &ts);
+            continue;
+        }
+        pthread_mutex_unlock(&s->mu);
+        run_step(s, act, n_act, outs, ctxs, toks, ns);
+        pthread_mutex_lock(&s->mu);
+    }
+    s->sched_exit = true;
+    pthread_mutex_unlock(&s->mu);
+    free(act);
+    free(outs);
+    free(ctxs);
+    free(toks);
+    free(ns);
+    return NULL;
+}

@@ -1,0 +1,228 @@
+/*
+ * server.h - the pieces of `grok serve` and how they meet. The server is
+ * three layers around one shared state (struct server):
+ *
+ *   http.c     libmicrohttpd front: routing, body limits, the API key,
+ *              whole and streamed (server-sent events) responses. One
+ *              thread per connection, which may block waiting for tokens.
+ *   sched.c    the scheduler thread that owns the model: continuous
+ *              batching of up to --parallel slots per forward step
+ *              (grok_decode_multi), chunked prefill, prefix reuse, sampling,
+ *              stop strings, cancellation and timeouts.
+ *   api.c      the OpenAI request schema (JSON -> struct request, with a
+ *              400 message naming the field on any bad value) and the
+ *              response objects (request -> JSON).
+ *   chat.c     the chat template that turns messages into a prompt.
+ *   metrics.c  Prometheus counters, gauges and histograms.
+ *
+ * Locking: one mutex (server.mu) guards the queue, slot assignment, every
+ * field marked "shared" below and the metrics. The scheduler runs the
+ * forward pass and the sampler without it; HTTP threads only read shared
+ * fields under it and format JSON outside it.
+ */
+#ifndef GROK_SERVER_H
+#define GROK_SERVER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "grok.h"
+
+/* ---- configuration (from grok serve's flags) ---- */
+typedef struct {
+    const char *model_path;
+    const char *model_name;      /* "model" in responses; default: file name */
+    const char *host;            /* bind address, 127.0.0.1 */
+    int port;                    /* 8080; 0 = any free port (printed) */
+    int64_t parallel;            /* slots decoded together */
+    int64_t queue;               /* requests waiting for a slot before 503 */
+    int64_t n_ctx;               /* KV cache length of each slot */
+    int64_t threads;             /* worker threads (<= 0: all cores) */
+    int64_t batch;               /* tokens per forward step */
+    int64_t chunk;               /* prompt tokens per slot per step */
+    double timeout_s;            /* per request, from arrival */
+    double drain_s;              /* after SIGTERM, in-flight work may run this long */
+    size_t max_body;             /* bytes of a request body */
+    grok_type kv_type;
+    const char *api_key;         /* NULL: no authentication */
+    const char *chat_template;   /* file, or NULL for the built-in one */
+    const char *port_file;       /* write the bound port here once listening */
+} server_config;
+
+/* Loads the model, serves until SIGTERM or SIGINT, drains and returns the
+ * process status (0 after a clean shutdown). */
+int server_run(const server_config *cfg);
+
+/* ---- chat template (chat.c) ---- */
+#define CHAT_ROLES 3 /* system, user, assistant */
+typedef struct {
+    char *role_fmt[CHAT_ROLES]; /* each with one {content} */
+    char *generation;           /* appended after the messages */
+    char *stop;                 /* extra stop string for chat ("" = none) */
+} chat_template;
+
+/* The built-in template, or one read from path (format in chat.c). */
+int chat_template_load(chat_template *t, const char *path, char *err, size_t err_size);
+void chat_template_free(chat_template *t);
+/* Role name -> index, -1 if unknown. */
+int chat_role_index(const char *role);
+
+/* ---- requests ---- */
+#define MAX_STOPS 16
+#define MAX_TOP_LOGPROBS 20
+#define MAX_N 16
+
+enum { KIND_COMPLETION, KIND_CHAT };
+enum { FINISH_NONE, FINISH_STOP, FINISH_LENGTH, FINISH_CANCEL, FINISH_TIMEOUT, FINISH_ERROR };
+
+typedef struct {
+    int32_t token;
+    float logprob;
+    int32_t n_top;
+    int32_t top_id[MAX_TOP_LOGPROBS];
+    float top_lp[MAX_TOP_LOGPROBS];
+} token_logprob;
+
+struct slot;
+
+/* One of a request's n independent choices; it occupies one slot. */
+typedef struct {
+    int index;
+    /* scheduler-owned while assigned */
+    grok_sampler *sampler;
+    int32_t *seq;              /* prompt then generated tokens */
+    size_t n_seq, seq_cap;
+    int64_t n_gen;             /* tokens sampled (EOS included) */
+    grok_detok_stream ds;
+    char *hold;                /* decoded text not yet released (stop hold-back) */
+    size_t hold_len, hold_cap;
+    struct slot *slot;
+    /* shared */
+    char *text;                /* released text (echoed prompt first) */
+    size_t text_len, text_cap;
+    token_logprob *lps;        /* one per generated token when logprobs are asked */
+    size_t n_lps, lps_cap;
+    int finish;                /* FINISH_* */
+    bool assigned;
+} choice;
+
+typedef struct request {
+    /* parameters (immutable once queued) */
+    int kind;
+    char id[48];
+    int64_t created;
+    grok_sampler_params sp;
+    int64_t max_tokens;
+    char *stops[MAX_STOPS];
+    size_t n_stops;
+    int n;
+    int logprobs;              /* -1: none; else top alternatives per token */
+    bool echo, stream, include_usage;
+    int32_t *prompt;
+    size_t n_prompt;
+    char *prompt_text;         /* for echo (completions) */
+    /* shared */
+    choice *choices;
+    int n_assigned, n_done;
+    bool cancelled;            /* the client went away */
+    bool complete;             /* every choice finished; the scheduler let go */
+    int refs;                  /* HTTP side + scheduler side */
+    double t_arrive, t_first, deadline;
+    pthread_cond_t cv;         /* signalled when shared output changes */
+    struct request *next;      /* queue link */
+} request;
+
+/* Parsed request or a 400: returns NULL with err (and *param naming the
+ * field) on bad input. body must be valid UTF-8 (checked by the caller). */
+struct server;
+request *api_parse_completion(struct server *s, const char *body, size_t len, int kind, char *err,
+                              size_t err_size, const char **param);
+void request_free(request *r);
+/* JSON texts (malloc'd) for responses. */
+char *api_error_json(const char *message, const char *type, const char *param, const char *code);
+char *api_whole_response(struct server *s, const request *r);
+/* One streamed chunk for choice ci: delta text, new logprobs [lp0, lp1),
+ * finish reason (FINISH_NONE for none), first (chat: announce the role). */
+char *api_stream_chunk(struct server *s, const request *r, int ci, const char *text, size_t len,
+                       size_t lp0, size_t lp1, int finish, bool first);
+char *api_usage_chunk(struct server *s, const request *r);
+int64_t request_completion_tokens(const request *r);
+/* Text of one token for logprobs (valid UTF-8; byte pieces as <0xNN>). */
+void api_token_text(struct server *s, int32_t id, char *out, size_t cap);
+
+/* UTF-8 helpers. */
+bool utf8_valid(const char *s, size_t len);
+/* Copy with every invalid sequence replaced by U+FFFD (malloc'd). */
+char *utf8_sanitize(const char *s, size_t len, size_t *out_len);
+
+/* ---- metrics (metrics.c) ---- */
+#define HIST_BUCKETS 12
+typedef struct {
+    double sum;
+    uint64_t count;
+    uint64_t buckets[HIST_BUCKETS];
+} histogram;
+
+enum { OUT_OK, OUT_STOPPED_EARLY, OUT_REJECTED, OUT_BAD_REQUEST, OUT_UNAUTHORIZED,
+       OUT_CANCELLED, OUT_TIMEOUT, OUT_ERROR, OUT_COUNT };
+
+typedef struct {
+    uint64_t requests[OUT_COUNT];
+    uint64_t prompt_tokens, completion_tokens, prompt_tokens_reused;
+    uint64_t steps, step_tokens;
+    double forward_seconds, sample_seconds; /* scheduler time in grok_decode_multi / sampling */
+    histogram latency, ttft;
+} metrics;
+
+void metrics_observe(histogram *h, double v);
+char *metrics_text(struct server *s, size_t *len);
+
+/* ---- slots and the server ---- */
+typedef struct slot {
+    grok_context *ctx;
+    choice *ch;                /* NULL: free */
+    request *req;
+    uint64_t last_used;        /* for picking among equal prefixes */
+} slot;
+
+typedef struct server {
+    server_config cfg;
+    grok_model *model;
+    const grok_tokenizer *tok;
+    grok_threadpool *pool;
+    chat_template chat;
+    int64_t n_vocab;
+    char model_name[256];
+
+    pthread_mutex_t mu;
+    pthread_cond_t work;       /* wakes the scheduler */
+    slot *slots;
+    int64_t n_slots;
+    request *q_head, *q_tail;  /* waiting for slots */
+    int64_t q_len;             /* requests in the queue */
+    int64_t q_choices;         /* choices in the queue not yet assigned */
+    int64_t busy;              /* slots with a choice */
+    bool ready;                /* model loaded */
+    bool stopping;             /* SIGTERM: take no new work */
+    double drain_deadline;     /* cancel in-flight work after this */
+    bool sched_exit;
+    int64_t n_conns;           /* requests the HTTP side is handling */
+    uint64_t use_clock;
+    uint64_t id_counter;
+    metrics m;
+} server;
+
+/* sched.c */
+int sched_init(server *s, char *err, size_t err_size);
+void sched_free(server *s);
+void *sched_main(void *arg);
+/* Queues r (refs becomes 2) or refuses it: returns 0, or -1 when the queue
+ * is full or the server is stopping. */
+int sched_submit(server *s, request *r);
+/* The HTTP side lets go of r (marking it cancelled if unfinished). */
+void sched_release(server *s, request *r);
+double now_s(void);
+
+#endif
