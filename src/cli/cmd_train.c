@@ -382,7 +382,7 @@ int cmd_train(int argc, char **argv) {
             lora = gt_lora_create(m, a.lora_rank, a.lora_alpha, lora_targets, (uint64_t)a.seed, err,
                                   sizeof err);
             if (!lora) {
-                cli_error("train", "--lora: %s", err);
+                cli_error("train", "%s", err);
                 goto done;
             }
         }
