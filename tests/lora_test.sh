@@ -18,8 +18,8 @@ rm -f ./*.gguf ./*.log ./*.txt
 # Training text: the fixture's first 56 lines; held out: the rest (other recipes).
 head -n 56 "$GROK_SRC/tests/fixtures/lora-text.txt" > train.txt
 tail -n +57 "$GROK_SRC/tests/fixtures/lora-text.txt" > heldout.txt
-FT=(--init "$BASE" --lora 4 --lora-alpha 8 --data train.txt --holdout 0.1 --steps 24 --batch 2
-    --seq 32 --lr 1e-2 --warmup 2 --threads 2 --eval-every 12 --seed 1)
+FT=(--init "$BASE" --lora 4 --lora-alpha 8 --data train.txt --holdout 0.1 --steps 10 --batch 2
+    --seq 32 --lr 2e-2 --warmup 2 --threads 2 --eval-every 5 --seed 1)
 
 "$GROK" train "${FT[@]}" -o adapter.gguf 2> full.log || { cat full.log; exit 1; }
 grep -q "held-out loss before fine-tuning" full.log || { echo "FAIL: no initial evaluation"; exit 1; }
@@ -30,8 +30,8 @@ echo "held-out loss on other recipes: base $before, fine-tuned $after"
 awk -v a="$before" -v b="$after" 'BEGIN { exit !(b < a - 0.3) }' || {
   echo "FAIL: fine-tuning did not lower the held-out loss by 0.3 nats ($before -> $after)"; exit 1; }
 
-# Stopped at step 12 with a checkpoint, resumed to 24: the same adapter bytes.
-"$GROK" train "${FT[@]}" --stop-at 12 --checkpoint ck.gguf -o part.gguf 2> part.log
+# Stopped at step 5 with a checkpoint, resumed to 10: the same adapter bytes.
+"$GROK" train "${FT[@]}" --stop-at 5 --checkpoint ck.gguf -o part.gguf 2> part.log
 "$GROK" train "${FT[@]}" --resume ck.gguf -o resumed.gguf 2> resumed.log || { cat resumed.log; exit 1; }
 cmp adapter.gguf resumed.gguf || { echo "FAIL: the resumed adapter differs"; exit 1; }
 echo "resume: identical adapter ($(stat -c %s adapter.gguf) bytes)"
