@@ -378,6 +378,11 @@ int cmd_train(int argc, char **argv) {
                 cli_error("train", "--resume: %s", err);
                 goto done;
             }
+            if (lora->rank != a.lora_rank) {
+                cli_error("train", "--resume: %s has rank %" PRId64 ", --lora says %" PRId64,
+                          a.resume, lora->rank, a.lora_rank);
+                goto done;
+            }
         } else if (a.lora_rank) {
             lora = gt_lora_create(m, a.lora_rank, a.lora_alpha, lora_targets, (uint64_t)a.seed, err,
                                   sizeof err);
