@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "dist/dist.h"
+#include "model/lora.h"
 
 #define MAX_STOPS 16
 
@@ -38,7 +39,10 @@ static void usage(FILE *out) {
             "  --ctx N              context length (the model's)\n"
             "  --kv-type T          KV cache type: f32 (default) or f16\n"
             "  --threads N          worker threads (all cores)\n"
-            "  --batch N            prompt tokens per forward pass (256)\n");
+            "  --batch N            prompt tokens per forward pass (256)\n"
+            "  --lora FILE          apply a LoRA adapter (from grok train --lora); the adapted\n"
+            "                       weights are held as f32 copies in memory\n"
+            "  --lora-scale S       adapter strength (1)\n");
 }
 
 /* Writes text to stdout, holding back a tail that could begin a stop
@@ -71,7 +75,8 @@ static bool emit(out_state *o, const char *s, size_t n, bool final) {
 }
 
 int cmd_run(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *kv = "f32";
+    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *kv = "f32", *lora = NULL;
+    float lora_scale = 1.0f;
     int64_t n_gen = 128, threads = 0, ctx = 0, batch = 256, top_k = -1, last_n = -2;
     uint64_t seed = 0;
     bool seed_set = false, ignore_eos = false;
@@ -103,6 +108,8 @@ int cmd_run(int argc, char **argv) {
             cli_str(argv, argc, &i, "-p", "--prompt", &prompt) ||
             cli_str(argv, argc, &i, "-f", "--file", &prompt_file) ||
             cli_str(argv, argc, &i, "--kv-type", NULL, &kv) ||
+            cli_str(argv, argc, &i, "--lora", NULL, &lora) ||
+            cli_f32(argv, argc, &i, "--lora-scale", NULL, -1e6, 1e6, &lora_scale) ||
             cli_i64(argv, argc, &i, "-n", "--n-predict", 0, 1 << 30, &n_gen) ||
             cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads) ||
             cli_i64(argv, argc, &i, "--ctx", "-c", 0, 1 << 24, &ctx) ||
@@ -156,7 +163,8 @@ int cmd_run(int argc, char **argv) {
     grok_sampler *s = NULL;
     int32_t *hist = NULL;
     grok_model *m = grok_model_load(model_path, err, sizeof err);
-    bool ok = m && grok_dist_attach(m, err, sizeof err) == 0;
+    bool ok = m && (!lora || grok_model_apply_lora(m, lora, lora_scale, err, sizeof err) == 0) &&
+              grok_dist_attach(m, err, sizeof err) == 0;
     if (grok_dist_agree(ok, err, sizeof err)) {
         cli_error("run", "%s", err);
         goto done;

@@ -8,6 +8,9 @@
  * seed and thread count, and a run resumed from a checkpoint continues
  * bit for bit as if it had never stopped (the checkpoint carries the
  * weights, the Adam moments, the step and the batch sampler's state).
+ * With --init an existing model is fine-tuned: all of it, or (--lora R)
+ * only low-rank adapters on its attention and expert projections, written
+ * as an adapter GGUF for `grok run --lora` and `grok merge`.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -29,6 +32,7 @@ extern char **environ;
 static void usage(FILE *out) {
     fprintf(out,
             "usage: grok train --data FILE... -o OUT.gguf [options]\n"
+            "       grok train --init MODEL.gguf [--lora R] --data FILE... -o OUT.gguf [options]\n"
             "       grok train --eval-only MODEL.gguf --data FILE... [--seq T] [--expert-stats]\n\n"
             "Trains a Grok-architecture model (f32, AdamW, warm-up + cosine) on text.\n"
             "The last --holdout share of the tokens is held out for evaluation.\n\n"
@@ -37,6 +41,11 @@ static void usage(FILE *out) {
             "  --tokenizer FILE    SentencePiece .model to use\n"
             "  --vocab-size N      train a BPE vocabulary of N pieces with spm_train\n"
             "  --holdout F         held-out share of the tokens (0.05)\n"
+            "fine-tuning:\n"
+            "  --init MODEL        start from this model (its vocabulary and shape)\n"
+            "  --lora R            train only rank-R LoRA adapters (base frozen); OUT is an adapter\n"
+            "  --lora-alpha A      adapter scale alpha: W' = W + (A/R) B A (default R)\n"
+            "  --lora-targets L    comma list of attn, experts (attn,experts)\n"
             "shape (as grok new):\n"
             "  --d-model N (128) --layers N (4) --heads N (4) --kv-heads N (2) --experts N (8)\n"
             "  --experts-used N (2) --ffn N (256) --ctx N (512)\n"
@@ -48,7 +57,7 @@ static void usage(FILE *out) {
             "  --lr LR             peak learning rate (3e-3)\n"
             "  --min-lr-frac F     cosine floor as a share of LR (0.1)\n"
             "  --warmup N          warm-up steps (min(100, steps/10))\n"
-            "  --wd W              AdamW weight decay (0.1)\n"
+            "  --wd W              AdamW weight decay (0.1; 0 with --lora)\n"
             "  --clip C            gradient norm bound (1.0)\n"
             "  --aux-coef A        load-balancing loss coefficient (0.01)\n"
             "  --z-coef Z          router z-loss coefficient (0.001)\n"
@@ -62,7 +71,8 @@ static void usage(FILE *out) {
             "  --type T            weight type of FILE: f32, f16, bf16, q8_0 (f32)\n"
             "  --checkpoint FILE   write a checkpoint here (atomically) ...\n"
             "  --checkpoint-every N  ... every N steps and at the end (eval-every)\n"
-            "  --resume FILE       continue from a checkpoint (shape and vocabulary from it)\n"
+            "  --resume FILE       continue from a checkpoint (shape and vocabulary from it;\n"
+            "                      with --lora, an adapter checkpoint and --init the same base)\n"
             "  --expert-stats      print per-layer expert usage on the held-out text\n");
 }
 
@@ -70,6 +80,9 @@ typedef struct {
     const char **data;
     int n_data;
     const char *tok_path, *out, *type_name, *ckpt, *resume, *eval_model, *log_path;
+    const char *init, *lora_targets;
+    int64_t lora_rank;
+    float lora_alpha;
     int64_t vocab_size, steps, stop_at, batch, seq, warmup, eval_every, eval_tokens, ckpt_every;
     int64_t threads, seed;
     float holdout, aux_coef, z_coef;
@@ -227,6 +240,10 @@ static int parse(int argc, char **argv, train_args *a) {
             cli_str(argv, argc, &i, "--resume", NULL, &a->resume) ||
             cli_str(argv, argc, &i, "--eval-only", NULL, &a->eval_model) ||
             cli_str(argv, argc, &i, "--log", NULL, &a->log_path) ||
+            cli_str(argv, argc, &i, "--init", NULL, &a->init) ||
+            cli_str(argv, argc, &i, "--lora-targets", NULL, &a->lora_targets) ||
+            cli_i64(argv, argc, &i, "--lora", NULL, 1, 1 << 20, &a->lora_rank) ||
+            cli_f32(argv, argc, &i, "--lora-alpha", NULL, 1e-6, 1e6, &a->lora_alpha) ||
             cli_i64(argv, argc, &i, "--vocab-size", NULL, 260, 1 << 20, &a->vocab_size) ||
             cli_i64(argv, argc, &i, "--d-model", NULL, 1, BIG, &a->hp.d_model) ||
             cli_i64(argv, argc, &i, "--layers", NULL, 1, 4096, &a->hp.n_layers) ||
@@ -272,11 +289,47 @@ int cmd_train(int argc, char **argv) {
     a.hp.d_model = 128, a.hp.n_layers = 4, a.hp.n_heads = 4, a.hp.n_kv_heads = 2;
     a.hp.n_experts = 8, a.hp.n_experts_used = 2, a.hp.n_ff = 256, a.hp.n_ctx_train = 512;
     a.opt = gt_adamw_default();
+    a.opt.weight_decay = -1; /* not given: the default depends on --lora */
     int rc = parse(argc, argv, &a);
     if (rc) {
         free(a.data);
         return rc;
     }
+    if (a.opt.weight_decay < 0) a.opt.weight_decay = a.lora_rank ? 0.0f : gt_adamw_default().weight_decay;
+    unsigned lora_targets = GT_LORA_ATTN | GT_LORA_EXPERTS;
+    const char *flag_err = NULL;
+    if (a.lora_targets) {
+        lora_targets = 0;
+        const char *p = a.lora_targets;
+        while (*p) {
+            size_t n = strcspn(p, ",");
+            if (n == 4 && strncmp(p, "attn", 4) == 0) lora_targets |= GT_LORA_ATTN;
+            else if (n == 7 && strncmp(p, "experts", 7) == 0) lora_targets |= GT_LORA_EXPERTS;
+            else {
+                flag_err = "--lora-targets: give a comma list of attn, experts";
+                break;
+            }
+            p += n;
+            if (*p == ',') p++;
+        }
+        if (!flag_err && !lora_targets) flag_err = "--lora-targets: give a comma list of attn, experts";
+    }
+    if (!flag_err && a.lora_rank && !a.init)
+        flag_err = "--lora needs --init MODEL.gguf (the base model to adapt)";
+    if (!flag_err && !a.lora_rank && (a.lora_alpha > 0 || a.lora_targets))
+        flag_err = "--lora-alpha and --lora-targets need --lora R";
+    if (!flag_err && a.init && (a.eval_model || a.tok_path || a.vocab_size))
+        flag_err = "--init takes its vocabulary from the model: drop --eval-only, --tokenizer and --vocab-size";
+    if (!flag_err && a.init && a.resume && !a.lora_rank)
+        flag_err = "--resume continues a full checkpoint by itself: drop --init (with --lora, give both)";
+    if (!flag_err && a.lora_rank && strcmp(a.type_name, "f32") != 0)
+        flag_err = "--type: adapters are written in f32 (use grok merge --type to re-encode a merged model)";
+    if (flag_err) {
+        cli_error("train", "%s", flag_err);
+        free(a.data);
+        return 2;
+    }
+    if (a.lora_alpha <= 0) a.lora_alpha = (float)a.lora_rank;
     if (a.n_data == 0) {
         cli_error("train", "--data FILE is required (see grok train --help)");
         free(a.data);
@@ -304,9 +357,10 @@ int cmd_train(int argc, char **argv) {
     grok_tokenizer *tok = NULL;
     gt_optim_state st = {0};
     gt_trainer *tr = NULL;
+    gt_lora *lora = NULL;
     grok_threadpool *pool = NULL;
     int32_t *ids = NULL, *batch = NULL;
-    float *grad = NULL;
+    float *grad = NULL, *grad_lora = NULL;
     FILE *logf = NULL;
     rc = 1;
     size_t text_len = 0;
@@ -314,7 +368,39 @@ int cmd_train(int argc, char **argv) {
     if (!text) goto done;
 
     /* The model and its vocabulary: from a checkpoint, a model, or new. */
-    if (a.eval_model || a.resume) {
+    if (a.init) {
+        if (gt_load(a.init, &m, &tok, NULL, err, sizeof err)) {
+            cli_error("train", "--init: %s", err);
+            goto done;
+        }
+        if (a.lora_rank && a.resume) {
+            if (gt_lora_load(a.resume, m, &lora, &st, err, sizeof err)) {
+                cli_error("train", "--resume: %s", err);
+                goto done;
+            }
+            if (lora->rank != a.lora_rank) {
+                cli_error("train", "--resume: %s has rank %" PRId64 ", --lora says %" PRId64,
+                          a.resume, lora->rank, a.lora_rank);
+                goto done;
+            }
+        } else if (a.lora_rank) {
+            lora = gt_lora_create(m, a.lora_rank, a.lora_alpha, lora_targets, (uint64_t)a.seed, err,
+                                  sizeof err);
+            if (!lora) {
+                cli_error("train", "%s", err);
+                goto done;
+            }
+        }
+        if (lora) gt_lora_materialize(lora, m);
+        if (!a.resume) {
+            if (gt_optim_alloc(&st, lora ? lora->p->n_params : m->n_params)) {
+                cli_error("train", "out of memory for the optimizer state");
+                goto done;
+            }
+            st.seed = (uint64_t)a.seed;
+            st.rng = (uint64_t)a.seed * 0x9E3779B97F4A7C15ull + 12345;
+        }
+    } else if (a.eval_model || a.resume) {
         const char *p = a.eval_model ? a.eval_model : a.resume;
         if (gt_load(p, &m, &tok, a.resume ? &st : NULL, err, sizeof err)) {
             cli_error("train", "%s", err);
@@ -395,6 +481,10 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
 
+    if (lora)
+        fprintf(stderr, "grok train: LoRA rank %" PRId64 ", alpha %g on %" PRId64
+                        " weights: %.3f M trainable parameters, base frozen\n",
+                lora->rank, (double)lora->alpha, lora->n_t, (double)lora->p->n_params / 1e6);
     fprintf(stderr,
             "grok train: %.2f M parameters (%.2f M active), vocab %" PRId64 ", %" PRId64
             " training / %" PRId64 " held-out tokens, %d threads, batch %" PRId64 " x %" PRId64 "\n",
@@ -402,7 +492,8 @@ int cmd_train(int argc, char **argv) {
             hp->n_vocab, n_train, n_eval, grok_threadpool_size(pool), a.batch, a.seq);
     batch = malloc(sizeof(int32_t) * (size_t)(a.batch * (a.seq + 1)));
     grad = malloc(sizeof(float) * (size_t)m->n_params);
-    if (!batch || !grad) {
+    if (lora) grad_lora = malloc(sizeof(float) * (size_t)lora->p->n_params);
+    if (!batch || !grad || (lora && !grad_lora)) {
         cli_error("train", "out of memory");
         goto done;
     }
@@ -413,6 +504,11 @@ int cmd_train(int argc, char **argv) {
             goto done;
         }
         if (st.step == 0) fprintf(logf, "step,train_loss,eval_loss,lr,aux,z\n");
+    }
+    if (a.init && st.step == 0 && n_eval > a.seq) {
+        int64_t sc;
+        double ev = evaluate(tr, ids + n_train, n_eval, a.batch, a.seq, a.eval_tokens, &lcfg, &sc);
+        fprintf(stderr, "  held-out loss before fine-tuning %.4f (perplexity %.2f)\n", ev, exp(ev));
     }
     bool tty = isatty(2);
     double t0 = cli_now(), ema = NAN;
@@ -430,7 +526,14 @@ int cmd_train(int argc, char **argv) {
             goto done;
         }
         float lr = gt_lr_at(&a.opt, st.step);
-        double gnorm = gt_adamw_step(m, &st, grad, &a.opt);
+        double gnorm;
+        if (lora) {
+            gt_lora_grad(lora, grad, grad_lora);
+            gnorm = gt_adamw_step(lora->p, &st, grad_lora, &a.opt);
+            gt_lora_materialize(lora, m);
+        } else {
+            gnorm = gt_adamw_step(m, &st, grad, &a.opt);
+        }
         if (!isfinite(l.total) || !isfinite(gnorm)) {
             cli_error("train", "step %" PRId64 ": the loss diverged (%g); try a lower --lr", st.step, l.total);
             goto done;
@@ -454,7 +557,8 @@ int cmd_train(int argc, char **argv) {
         if (do_eval && !isnan(ev))
             fprintf(stderr, "  held-out loss %.4f (perplexity %.2f)\n", ev, exp(ev));
         if (a.ckpt && (st.step % a.ckpt_every == 0 || st.step == a.stop_at)) {
-            if (gt_save(a.ckpt, m, tok, GROK_TYPE_F32, &st, "grok-train-checkpoint", err, sizeof err)) {
+            if (lora ? gt_lora_save(a.ckpt, lora, a.init, &st, err, sizeof err)
+                     : gt_save(a.ckpt, m, tok, GROK_TYPE_F32, &st, "grok-train-checkpoint", err, sizeof err)) {
                 cli_error("train", "%s", err);
                 goto done;
             }
@@ -470,7 +574,8 @@ int cmd_train(int argc, char **argv) {
     char name[128];
     snprintf(name, sizeof name, "grok-trained-d%" PRId64 "-l%" PRId64 "-e%" PRId64, hp->d_model,
              hp->n_layers, hp->n_experts);
-    if (gt_save(a.out, m, tok, (grok_type)type, NULL, name, err, sizeof err)) {
+    if (lora ? gt_lora_save(a.out, lora, a.init, NULL, err, sizeof err)
+             : gt_save(a.out, m, tok, (grok_type)type, NULL, name, err, sizeof err)) {
         cli_error("train", "%s", err);
         goto done;
     }
@@ -483,6 +588,8 @@ done:
     free(ids);
     free(batch);
     free(grad);
+    free(grad_lora);
+    gt_lora_free(lora);
     gt_trainer_free(tr);
     grok_threadpool_free(pool);
     gt_optim_free(&st);

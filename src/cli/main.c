@@ -32,6 +32,7 @@ static const command COMMANDS[] = {
     {"perplexity", cmd_perplexity, "perplexity on a text; KL divergence against a base model"},
     {"plan", cmd_plan, "placement, memory and speed of a model across MPI ranks"},
     {"train", cmd_train, "train a Grok-architecture model on text (or evaluate one)"},
+    {"merge", cmd_merge, "fold a LoRA adapter into its base model"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
 };
 

@@ -64,6 +64,8 @@ struct grok_model {
     bool tied;
     float *output_norm;     /* [d_model] */
     grok_layer *layers;     /* [n_layers] */
+    void **owned;           /* [n_owned] weight buffers the model frees (LoRA-merged copies) */
+    int64_t n_owned;
 };
 
 /* Reads hyperparameters (general.architecture must be "grok"); defaults

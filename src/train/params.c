@@ -17,9 +17,9 @@
 #include "train/train.h"
 #include "util/rng.h"
 
-#define KEY_STEP "grok.train.step"
-#define KEY_RNG "grok.train.rng"
-#define KEY_SEED "grok.train.seed"
+#define KEY_STEP GT_KEY_STEP
+#define KEY_RNG GT_KEY_RNG
+#define KEY_SEED GT_KEY_SEED
 
 static void add_tensor(gt_model *m, const char *name, int64_t rows, int64_t cols, int64_t n_mats,
                        int64_t *off) {
@@ -101,7 +101,7 @@ void gt_model_init_random(gt_model *m, uint64_t seed) {
 
 /* ---- reading ---- */
 
-static int read_tensor(const gguf_file *f, const char *path, const char *name, float *dst,
+int gt_read_tensor(const gguf_file *f, const char *path, const char *name, float *dst,
                        const gt_tensor *t, char *err, size_t err_size) {
     const gguf_tensor *g = gguf_find_tensor(f, name);
     if (!g) {
@@ -144,7 +144,7 @@ int gt_load(const char *path, gt_model **out, grok_tokenizer **tok, gt_optim_sta
     }
     if (rc == 0 && !(m = gt_model_create(&hp, err, err_size))) rc = -1;
     for (int64_t i = 0; rc == 0 && i < m->n_tensors; i++)
-        rc = read_tensor(f, path, m->tensors[i].name, m->w + m->tensors[i].off, &m->tensors[i], err,
+        rc = gt_read_tensor(f, path, m->tensors[i].name, m->w + m->tensors[i].off, &m->tensors[i], err,
                          err_size);
     if (rc == 0 && st) {
         memset(st, 0, sizeof *st);
@@ -163,10 +163,10 @@ int gt_load(const char *path, gt_model **out, grok_tokenizer **tok, gt_optim_sta
         for (int64_t i = 0; rc == 0 && i < m->n_tensors; i++) {
             char n[128];
             snprintf(n, sizeof n, "adam_m.%s", m->tensors[i].name);
-            rc = read_tensor(f, path, n, st->m + m->tensors[i].off, &m->tensors[i], err, err_size);
+            rc = gt_read_tensor(f, path, n, st->m + m->tensors[i].off, &m->tensors[i], err, err_size);
             snprintf(n, sizeof n, "adam_v.%s", m->tensors[i].name);
             if (rc == 0)
-                rc = read_tensor(f, path, n, st->v + m->tensors[i].off, &m->tensors[i], err,
+                rc = gt_read_tensor(f, path, n, st->v + m->tensors[i].off, &m->tensors[i], err,
                                  err_size);
         }
         if (rc) gt_optim_free(st);

@@ -70,6 +70,16 @@ typedef struct {
     uint64_t seed;
 } gt_optim_state;
 
+/* Keys of a checkpoint (model or adapter) beyond its weights. */
+#define GT_KEY_STEP "grok.train.step"
+#define GT_KEY_RNG "grok.train.rng"
+#define GT_KEY_SEED "grok.train.seed"
+
+/* Reads tensor name of f into dst as f32, checking its shape against t
+ * (any type with kernels). */
+int gt_read_tensor(const gguf_file *f, const char *path, const char *name, float *dst,
+                   const gt_tensor *t, char *err, size_t err_size);
+
 /* Reads a model GGUF (any computable weight type; tied output only) into
  * f32 parameters, with its tokenizer. With st not NULL the file must be a
  * checkpoint written by gt_save with state: the Adam moments, step and
@@ -139,5 +149,55 @@ float gt_lr_at(const gt_adamw_cfg *c, int64_t step);
 double gt_adamw_step(gt_model *m, gt_optim_state *st, float *grad, const gt_adamw_cfg *c);
 int gt_optim_alloc(gt_optim_state *st, int64_t n_params);
 void gt_optim_free(gt_optim_state *st);
+
+
+/* ---- LoRA ----
+ * Low-rank adapters W' = W0 + (alpha/rank) B A on the attention and/or
+ * expert projections of a gt_model whose other weights stay frozen. The
+ * adapter's A and B live in a gt_model of their own (tensors named as in
+ * an adapter file, blk.N.<weight>.weight.lora_a / lora_b), so the AdamW
+ * step, clipping and checkpoint code work on it unchanged. Training runs
+ * the full model's forward and backward passes on the merged weights and
+ * projects the weight gradient G onto the adapter:
+ * dA = s B^T G, dB = s G A^T (s = alpha/rank), exact since W' is linear
+ * in each of A and B. */
+#define GT_LORA_ATTN 1u    /* q, k, v, o */
+#define GT_LORA_EXPERTS 2u /* gate, up, down of every expert */
+
+typedef struct {
+    int64_t w;                  /* offset of W in the base model */
+    int64_t rows, cols, n_mats; /* W's shape */
+    int64_t a, b;               /* offsets of A [n_mats][rank][cols], B [n_mats][rows][rank] */
+    int64_t w0;                 /* offset of W's frozen values in w0 */
+} gt_lora_target;
+
+typedef struct {
+    int64_t rank;
+    float alpha;
+    unsigned targets;      /* GT_LORA_* */
+    gt_model *p;           /* the trainable parameters: A and B of every target */
+    gt_lora_target *t;
+    int64_t n_t;
+    float *w0;             /* frozen copies of the adapted base weights */
+} gt_lora;
+
+/* Adapters of rank on base's targets; A ~ N(0, 1/in) from seed, B = 0, so
+ * the adapted model starts equal to the base. Copies the base weights. */
+gt_lora *gt_lora_create(const gt_model *base, int64_t rank, float alpha, unsigned targets,
+                        uint64_t seed, char *err, size_t err_size);
+void gt_lora_free(gt_lora *l);
+/* base's adapted weights = W0 + (alpha/rank) B A (the inference engine's
+ * grok_lora_add, so the numbers equal an applied or merged adapter's). */
+void gt_lora_materialize(const gt_lora *l, gt_model *base);
+/* grad_lora [l->p->n_params] from the full gradient of the merged model. */
+void gt_lora_grad(const gt_lora *l, const float *grad_full, float *grad_lora);
+/* Writes the adapter (f32, atomically); with st also its Adam state, step
+ * and sampler state (a checkpoint, still a valid adapter). */
+int gt_lora_save(const char *path, const gt_lora *l, const char *base_name,
+                 const gt_optim_state *st, char *err, size_t err_size);
+/* Reads an adapter or (st not NULL) an adapter checkpoint for base;
+ * refuses one made for other shapes. */
+int gt_lora_load(const char *path, const gt_model *base, gt_lora **l, gt_optim_state *st,
+                 char *err, size_t err_size);
 
 #endif
