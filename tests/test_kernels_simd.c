@@ -6,7 +6,9 @@
  * out by hand from ggml's definition; and the threaded, tiled matmul in
  * each kernel mode against per-row reference dots, with row counts that
  * do not divide by the thread count and batches large enough to leave
- * the stack buffer.
+ * the stack buffer; the multi-token dots (1..9 tokens) against the
+ * reference and, bit for bit, against their own ISA's single-token dot;
+ * batched matmuls against the same tokens one at a time.
  *
  * Tolerances. f32 activations: the SIMD sum differs from the reference
  * only in summation order, so |a - b| <= 1e-5 * sum|w_i x_i| (+1e-6).
@@ -64,7 +66,7 @@ static void test_dots(const variant *v) {
     const int64_t odd[] = {1, 7, 8, 33, 100}; /* tails, for the element types */
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         grok_type type = TYPES[ti];
-        grok_dot_kernels simd = {NULL, NULL};
+        grok_dot_kernels simd = {NULL, NULL, NULL};
         v->get(type, &simd);
         const grok_dot_kernels *ref = grok_dot_reference(type);
         int64_t bs = grok_type_get_traits(type)->block_size;
@@ -110,6 +112,66 @@ static void test_dots(const variant *v) {
                 }
                 free(w), free(wf), free(x);
             }
+        }
+    }
+}
+
+/* The multi-token dots (the variant's and the reference's) for 1..9
+ * tokens against the scalar reference single-token dot (within the
+ * summation-order bound) and against the same ISA's single-token dot
+ * (equal bit for bit: a token's result must not depend on its batch),
+ * odd block counts, unaligned rows and activation rows at odd places. */
+static void test_multi(const variant *v) {
+    grok_rng r = {123};
+    const int64_t sizes[] = {32, 64, 96, 160, 224, 1056, 2080};
+    const grok_type qtypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0};
+    for (size_t ti = 0; ti < 2; ti++) {
+        grok_type type = qtypes[ti];
+        const char *tn = grok_type_get_traits(type)->name;
+        grok_dot_kernels simd = {NULL, NULL, NULL};
+        if (v) v->get(type, &simd);
+        else simd = *grok_dot_reference(type);
+        const char *vn = v ? v->name : "reference";
+        const grok_dot_kernels *ref = grok_dot_reference(type);
+        CHECK(simd.dot_q8a_multi != NULL, "%s %s has no dot_q8a_multi", vn, tn);
+        if (!simd.dot_q8a_multi || !simd.dot_q8a) continue;
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            const int64_t n = sizes[si], nb = n / QKA;
+            uint8_t *w = malloc((size_t)grok_type_row_size(type, n) + 3);
+            float *wf = malloc((size_t)n * 4), *x = malloc((size_t)n * 4);
+            uint8_t *wu = w + 3; /* off every alignment */
+            random_row(&r, type, n, wu, wf);
+            /* 9 tokens, each at its own odd block offset in one buffer */
+            block_q8a *buf = malloc((size_t)(9 * (nb + 3)) * sizeof *buf);
+            const block_q8a *xs[9];
+            double qmag[9];
+            for (int t = 0; t < 9; t++) {
+                block_q8a *xt = buf + t * (nb + 3) + (t % 3);
+                for (int64_t j = 0; j < n; j++) x[j] = grok_rng_normal(&r) * (t == 4 ? 1e-3f : 1.0f);
+                if (t == 6) memset(x, 0, (size_t)n * 4); /* an all-zero token */
+                grok_quantize_q8a(x, xt, n);
+                xs[t] = xt;
+                qmag[t] = 0;
+                for (int64_t b = 0; b < nb; b++)
+                    for (int j = 0; j < QKA; j++) qmag[t] += fabs((double)wf[b * QKA + j] * xt[b].d * xt[b].qs[j]);
+            }
+            for (int64_t nx = 1; nx <= 9; nx++) {
+                float out[9];
+                for (int t = 0; t < 9; t++) out[t] = NAN;
+                simd.dot_q8a_multi(wu, xs + (9 - nx), nx, n, out); /* the last nx tokens */
+                for (int64_t k = 0; k < nx; k++) {
+                    const int t = (int)(9 - nx + k);
+                    float one = simd.dot_q8a(wu, xs[t], n), want = ref->dot_q8a(wu, xs[t], n);
+                    CHECK(out[k] == one, "%s %s multi n=%lld nx=%lld tok %lld: %.9g vs its single dot %.9g", vn, tn,
+                          (long long)n, (long long)nx, (long long)k, out[k], one);
+                    CHECK(fabs(out[k] - want) <= 1e-5 * qmag[t] + 1e-6,
+                          "%s %s multi n=%lld nx=%lld tok %lld: %g vs reference %g", vn, tn, (long long)n,
+                          (long long)nx, (long long)k, out[k], want);
+                }
+                for (int64_t k = nx; k < 9; k++) CHECK(isnan(out[k]), "%s %s multi nx=%lld wrote out[%lld]", vn, tn,
+                                                       (long long)nx, (long long)k);
+            }
+            free(w), free(wf), free(x), free(buf);
         }
     }
 }
@@ -205,6 +267,59 @@ static void test_matmul_modes(void) {
     grok_threadpool_free(pools[2]);
 }
 
+/* A batch of 1..9 tokens through grok_matmul equals the same tokens one
+ * at a time (n_tok = 1 takes the single-token dots), bit for bit, in
+ * every mode: in FAST mode batches of quantized weights go through the
+ * multi-token dots, which must not change any token's numbers. Rows are
+ * split over 1, 2 and 3 threads and (200 x 2080) into several L2 tiles. */
+static void test_matmul_batch_equals_tokens(void) {
+    grok_threadpool *pools[3] = {NULL, grok_threadpool_create(2), grok_threadpool_create(3)};
+    const int64_t shapes[][2] = {{37, 96}, {200, 2080}, {19, 1056}};
+    grok_rng r = {31};
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        grok_type type = TYPES[ti];
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            int64_t rows = shapes[si][0], cols = shapes[si][1];
+            if (type != GROK_TYPE_Q8_0 && type != GROK_TYPE_Q4_0 && rows > 100) continue; /* keep it fast */
+            size_t rb = (size_t)grok_type_row_size(type, cols);
+            uint8_t *w = malloc(rb * (size_t)rows);
+            float *wf = malloc((size_t)cols * 4);
+            const int64_t ldx = cols + 5, ldy = rows + 3; /* strides wider than the rows */
+            float *x = malloc((size_t)(9 * ldx) * 4), *y = malloc((size_t)(9 * ldy) * 4),
+                  *y1 = malloc((size_t)ldy * 4);
+            for (int64_t i = 0; i < rows; i++) random_row(&r, type, cols, w + (size_t)i * rb, wf);
+            for (int64_t i = 0; i < 9 * ldx; i++) x[i] = grok_rng_normal(&r);
+            grok_mat m = {w, type, rows, cols, rb};
+            for (int mode = 0; mode < 3; mode++) {
+                if (mode == GROK_KERNELS_REFERENCE && rows > 100) continue;
+                grok_kernels_set_mode((grok_kernel_mode)mode);
+                for (int64_t nt = 1; nt <= 9; nt++) {
+                    const int p = (int)(nt % 3);
+                    grok_matmul(pools[p], &m, x, ldx, y, ldy, nt);
+                    int bad = 0;
+                    for (int64_t t = 0; t < nt; t++) {
+                        grok_matmul(pools[p], &m, x + t * ldx, ldx, y1, ldy, 1);
+                        for (int64_t i = 0; i < rows; i++)
+                            if (y[t * ldy + i] != y1[i] && bad++ < 3)
+                                CHECK(0, "%s mode %s %lldx%lld n_tok %lld pool %d tok %lld row %lld: %.9g, alone %.9g",
+                                      grok_type_get_traits(type)->name,
+                                      grok_kernel_mode_name((grok_kernel_mode)mode), (long long)rows,
+                                      (long long)cols, (long long)nt, p, (long long)t, (long long)i,
+                                      y[t * ldy + i], y1[i]);
+                    }
+                    CHECK(bad == 0, "%s mode %s n_tok %lld: %d values differ from one-token products",
+                          grok_type_get_traits(type)->name, grok_kernel_mode_name((grok_kernel_mode)mode),
+                          (long long)nt, bad);
+                }
+            }
+            free(w), free(wf), free(x), free(y), free(y1);
+        }
+    }
+    grok_kernels_set_mode(GROK_KERNELS_FAST);
+    grok_threadpool_free(pools[1]);
+    grok_threadpool_free(pools[2]);
+}
+
 int main(void) {
     const grok_cpu_features *cpu = grok_cpu();
     const variant variants[] = {
@@ -221,11 +336,14 @@ int main(void) {
         }
         int before = checks;
         test_dots(&variants[i]);
+        if (strcmp(variants[i].name, "neon") != 0) test_multi(&variants[i]); /* NEON has no multi yet */
         printf("  %s: %d checks\n", variants[i].name, checks - before);
     }
+    test_multi(NULL);
     test_quantize_q8a();
     test_q4_0_by_hand();
     test_matmul_modes();
+    test_matmul_batch_equals_tokens();
     printf("%d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }

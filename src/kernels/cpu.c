@@ -72,7 +72,9 @@ const char *grok_kernel_mode_name(grok_kernel_mode mode) {
 }
 
 /* Per type and mode, the dots to use: the reference's, overlaid by what
- * the selected ISA provides. Built once. */
+ * the selected ISA provides. An ISA that brings its own dot_q8a brings its
+ * dot_q8a_multi with it (or none), never pairs with another ISA's, so the
+ * batched results stay equal to the single-token ones. Built once. */
 static grok_dot_kernels g_table[3][GROK_TYPE_COUNT];
 static pthread_once_t g_table_once = PTHREAD_ONCE_INIT;
 
@@ -82,25 +84,25 @@ static void build_table(void) {
         const grok_dot_kernels *ref = grok_dot_reference(t);
         if (!ref) continue;
         grok_dot_kernels simd = *ref;
-        grok_dot_kernels v = {NULL, NULL};
+        grok_dot_kernels v = {NULL, NULL, NULL};
         if (strcmp(g_isa, "avx2") == 0 || strcmp(g_isa, "avx512vnni") == 0) {
             grok_dot_avx2(t, &v);
             if (v.dot_f32) simd.dot_f32 = v.dot_f32;
-            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a;
+            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a, simd.dot_q8a_multi = v.dot_q8a_multi;
         }
         if (strcmp(g_isa, "avx512vnni") == 0) {
-            v = (grok_dot_kernels){NULL, NULL};
+            v = (grok_dot_kernels){NULL, NULL, NULL};
             grok_dot_avx512(t, &v);
             if (v.dot_f32) simd.dot_f32 = v.dot_f32;
-            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a;
+            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a, simd.dot_q8a_multi = v.dot_q8a_multi;
         }
         if (strcmp(g_isa, "neon") == 0) {
             grok_dot_neon(t, &v);
             if (v.dot_f32) simd.dot_f32 = v.dot_f32;
-            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a;
+            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a, simd.dot_q8a_multi = v.dot_q8a_multi;
         }
-        g_table[GROK_KERNELS_REFERENCE][t] = (grok_dot_kernels){ref->dot_f32, NULL};
-        g_table[GROK_KERNELS_EXACT][t] = (grok_dot_kernels){simd.dot_f32, NULL};
+        g_table[GROK_KERNELS_REFERENCE][t] = (grok_dot_kernels){ref->dot_f32, NULL, NULL};
+        g_table[GROK_KERNELS_EXACT][t] = (grok_dot_kernels){simd.dot_f32, NULL, NULL};
         g_table[GROK_KERNELS_FAST][t] = simd;
     }
 }

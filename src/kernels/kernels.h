@@ -97,9 +97,20 @@ typedef float (*grok_dot_f32_fn)(const void *row, const float *x, int64_t n);
 #define GROK_PREFETCH(p) __builtin_prefetch((const char *)(p) + GROK_PREFETCH_AHEAD, 0, 3)
 
 typedef float (*grok_dot_q8a_fn)(const void *row, const block_q8a *x, int64_t n);
+/* The 8-bit dot of one weight row with nx >= 1 tokens at once:
+ * out[t] = dot_q8a(row, x[t], n). Each weight block is loaded, and its
+ * |w| and scale formed, once per group of tokens (4 with AVX2, 8 with
+ * AVX-512) with the accumulators in registers, so batches cost far less
+ * than nx single dots. Every variant does per token the same operations
+ * in the same order as its own dot_q8a, so out[t] equals dot_q8a's result
+ * bit for bit: a sequence's numbers do not depend on what it is batched
+ * with (the server's continuous batching, chunked prefill). */
+typedef void (*grok_dot_q8a_multi_fn)(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,
+                                      float *out);
 typedef struct {
     grok_dot_f32_fn dot_f32;  /* f32 activations */
     grok_dot_q8a_fn dot_q8a;  /* 8-bit activations; NULL when the type has no integer path */
+    grok_dot_q8a_multi_fn dot_q8a_multi; /* NULL: call dot_q8a per token (its ISA has no multi) */
 } grok_dot_kernels;
 
 /* Scalar reference dots (dot_q8a: exact integer sums per block). */

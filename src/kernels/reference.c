@@ -1,8 +1,9 @@
 /*
  * reference.c - scalar reference kernels for every computable weight type
  * (f32, f16, bf16, q8_0, q4_0), bit-compatible with ggml's encodings, and
- * their dot products with f32 and with 8-bit activations. These are the ground truth
- * that faster kernels are tested against, so they favour plainness.
+ * their dot products with f32 and with 8-bit activations (one token or many
+ * per weight row). These are the ground truth that faster kernels are
+ * tested against, so they favour plainness.
  */
 #include <math.h>
 #include <string.h>
@@ -259,6 +260,38 @@ static float q4_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
     return s;
 }
 
+/* Many tokens per weight row: block by block, each token's sum taken as
+ * the single-token dots above take it, so the results are theirs exactly. */
+static void q8_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n, float *out) {
+    const uint8_t *p = row;
+    for (int64_t t = 0; t < nx; t++) out[t] = 0;
+    for (int64_t b = 0; b < n / QK8_0; b++) {
+        block_q8_0 blk;
+        memcpy(&blk, p + b * sizeof blk, sizeof blk);
+        float d = grok_fp16_to_fp32(blk.d);
+        for (int64_t t = 0; t < nx; t++) {
+            int32_t is = 0;
+            for (int j = 0; j < QK8_0; j++) is += (int32_t)blk.qs[j] * x[t][b].qs[j];
+            out[t] += d * x[t][b].d * (float)is;
+        }
+    }
+}
+static void q4_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n, float *out) {
+    const uint8_t *p = row;
+    for (int64_t t = 0; t < nx; t++) out[t] = 0;
+    for (int64_t b = 0; b < n / QK4_0; b++) {
+        block_q4_0 blk;
+        memcpy(&blk, p + b * sizeof blk, sizeof blk);
+        float d = grok_fp16_to_fp32(blk.d);
+        for (int64_t t = 0; t < nx; t++) {
+            int32_t is = 0;
+            for (int j = 0; j < QK4_0 / 2; j++)
+                is += ((blk.qs[j] & 0x0f) - 8) * x[t][b].qs[j] + ((blk.qs[j] >> 4) - 8) * x[t][b].qs[j + 16];
+            out[t] += d * x[t][b].d * (float)is;
+        }
+    }
+}
+
 static const grok_type_kernels KERNELS[GROK_TYPE_COUNT] = {
     [GROK_TYPE_F32] = {f32_to_f32, f32_from_f32, f32_dot},
     [GROK_TYPE_F16] = {f16_to_f32, f16_from_f32, f16_dot},
@@ -268,11 +301,11 @@ static const grok_type_kernels KERNELS[GROK_TYPE_COUNT] = {
 };
 
 static const grok_dot_kernels DOTS[GROK_TYPE_COUNT] = {
-    [GROK_TYPE_F32] = {f32_dot, NULL},
-    [GROK_TYPE_F16] = {f16_dot, NULL},
-    [GROK_TYPE_BF16] = {bf16_dot, NULL},
-    [GROK_TYPE_Q8_0] = {q8_0_dot, q8_0_dot_q8a},
-    [GROK_TYPE_Q4_0] = {q4_0_dot, q4_0_dot_q8a},
+    [GROK_TYPE_F32] = {f32_dot, NULL, NULL},
+    [GROK_TYPE_F16] = {f16_dot, NULL, NULL},
+    [GROK_TYPE_BF16] = {bf16_dot, NULL, NULL},
+    [GROK_TYPE_Q8_0] = {q8_0_dot, q8_0_dot_q8a, q8_0_dot_q8a_multi},
+    [GROK_TYPE_Q4_0] = {q4_0_dot, q4_0_dot_q8a, q4_0_dot_q8a_multi},
 };
 
 const grok_type_kernels *grok_kernels_get(uint32_t type) {

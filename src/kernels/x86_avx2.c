@@ -194,13 +194,105 @@ TGT static float q4_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
     return hsum8(acc) - corr;
 }
 
+/* ---- many tokens per weight row ----
+ * The tiles below are inlined with nt a constant, so the per-token
+ * accumulators are registers (2 x 4 + the shared |w|, w and scale fit in
+ * AVX2's 16). Per token they do exactly what q8_0_dot_q8a / q4_0_dot_q8a
+ * do, in the same order (same pairing of blocks into two chains, same
+ * scalar scale products, same final sums), so each result is the
+ * single-token one bit for bit; only the weight work is shared. */
+#define INLINE __attribute__((always_inline)) inline
+
+TGT static INLINE void q8_0_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                 const int nt) {
+    __m256 acc0[4], acc1[4];
+    for (int t = 0; t < nt; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    const int64_t nb = n / QK8_0;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, p += 2 * sizeof(block_q8_0)) {
+        GROK_PREFETCH(p);
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + 2));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(p + 36));
+        __m256i u0 = _mm256_sign_epi8(w0, w0), u1 = _mm256_sign_epi8(w1, w1);
+        float d0 = f16_scale(p), d1 = f16_scale(p + 34);
+        for (int t = 0; t < nt; t++) {
+            const block_q8a *xb = x[t] + b;
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)xb[0].qs);
+            __m256i x1 = _mm256_loadu_si256((const __m256i *)xb[1].qs);
+            __m256i i0 = dot_us8(u0, _mm256_sign_epi8(x0, w0));
+            __m256i i1 = dot_us8(u1, _mm256_sign_epi8(x1, w1));
+            acc0[t] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * xb[0].d), _mm256_cvtepi32_ps(i0), acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * xb[1].d), _mm256_cvtepi32_ps(i1), acc1[t]);
+        }
+    }
+    if (b < nb) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + 2));
+        __m256i u0 = _mm256_sign_epi8(w0, w0);
+        float d0 = f16_scale(p);
+        for (int t = 0; t < nt; t++) {
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)x[t][b].qs);
+            __m256i i0 = dot_us8(u0, _mm256_sign_epi8(x0, w0));
+            acc0[t] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * x[t][b].d), _mm256_cvtepi32_ps(i0), acc0[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = hsum8(_mm256_add_ps(acc0[t], acc1[t]));
+}
+
+TGT static void q8_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,
+                                   float *out) {
+    for (int64_t t = 0; t < nx; t += 4) {
+        switch (nx - t) {
+        case 1: q8_0_tile(row, x + t, n, out + t, 1); break;
+        case 2: q8_0_tile(row, x + t, n, out + t, 2); break;
+        case 3: q8_0_tile(row, x + t, n, out + t, 3); break;
+        default: q8_0_tile(row, x + t, n, out + t, 4); break;
+        }
+    }
+}
+
+TGT static INLINE void q4_0_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                 const int nt) {
+    __m256 acc[4];
+    float corr[4];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps(), corr[t] = 0;
+    for (int64_t b = 0; b < n / QK4_0; b++, p += sizeof(block_q4_0)) {
+        GROK_PREFETCH(p);
+        __m256i u = q4_bytes(p + 2);
+        float d = f16_scale(p);
+        for (int t = 0; t < nt; t++) {
+            __m256i xq = _mm256_loadu_si256((const __m256i *)x[t][b].qs);
+            __m256i is = dot_us8(u, xq);
+            float dd = d * x[t][b].d;
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(is), acc[t]);
+            corr[t] += dd * (float)(8 * x[t][b].sum);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = hsum8(acc[t]) - corr[t];
+}
+
+TGT static void q4_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,
+                                   float *out) {
+    for (int64_t t = 0; t < nx; t += 4) {
+        switch (nx - t) {
+        case 1: q4_0_tile(row, x + t, n, out + t, 1); break;
+        case 2: q4_0_tile(row, x + t, n, out + t, 2); break;
+        case 3: q4_0_tile(row, x + t, n, out + t, 3); break;
+        default: q4_0_tile(row, x + t, n, out + t, 4); break;
+        }
+    }
+}
+
 void grok_dot_avx2(uint32_t type, grok_dot_kernels *out) {
     switch (type) {
     case GROK_TYPE_F32: out->dot_f32 = f32_dot; break;
     case GROK_TYPE_F16: out->dot_f32 = f16_dot; break;
     case GROK_TYPE_BF16: out->dot_f32 = bf16_dot; break;
-    case GROK_TYPE_Q8_0: out->dot_f32 = q8_0_dot, out->dot_q8a = q8_0_dot_q8a; break;
-    case GROK_TYPE_Q4_0: out->dot_f32 = q4_0_dot, out->dot_q8a = q4_0_dot_q8a; break;
+    case GROK_TYPE_Q8_0:
+        out->dot_f32 = q8_0_dot, out->dot_q8a = q8_0_dot_q8a, out->dot_q8a_multi = q8_0_dot_q8a_multi;
+        break;
+    case GROK_TYPE_Q4_0:
+        out->dot_f32 = q4_0_dot, out->dot_q8a = q4_0_dot_q8a, out->dot_q8a_multi = q4_0_dot_q8a_multi;
+        break;
     default: break;
     }
 }

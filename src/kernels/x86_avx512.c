@@ -72,10 +72,99 @@ TGT static float q4_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
     return hsum8(acc) - corr;
 }
 
+/* ---- many tokens per weight row ----
+ * As in x86_avx2.c: tiles inlined with a constant token count, per token
+ * the single-token dot's operations in its order (results equal bit for
+ * bit), the weight block's load, |w|, nibble split and scale shared.
+ * AVX-512 has 32 vector registers, so a tile takes 8 tokens (16 q8_0
+ * accumulators + the shared values). */
+#define INLINE __attribute__((always_inline)) inline
+#define TILE 8
+
+TGT static INLINE void q8_0_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                 const int nt) {
+    __m256 acc0[TILE], acc1[TILE];
+    for (int t = 0; t < nt; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    const int64_t nb = n / QK8_0;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, p += 2 * sizeof(block_q8_0)) {
+        GROK_PREFETCH(p);
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + 2));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(p + 36));
+        __m256i u0 = _mm256_abs_epi8(w0), u1 = _mm256_abs_epi8(w1);
+        float d0 = f16_scale(p), d1 = f16_scale(p + 34);
+        for (int t = 0; t < nt; t++) {
+            const block_q8a *xb = x[t] + b;
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)xb[0].qs);
+            __m256i x1 = _mm256_loadu_si256((const __m256i *)xb[1].qs);
+            __m256i i0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u0, _mm256_sign_epi8(x0, w0));
+            __m256i i1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u1, _mm256_sign_epi8(x1, w1));
+            acc0[t] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * xb[0].d), _mm256_cvtepi32_ps(i0), acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * xb[1].d), _mm256_cvtepi32_ps(i1), acc1[t]);
+        }
+    }
+    if (b < nb) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + 2));
+        __m256i u0 = _mm256_abs_epi8(w0);
+        float d0 = f16_scale(p);
+        for (int t = 0; t < nt; t++) {
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)x[t][b].qs);
+            __m256i i0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u0, _mm256_sign_epi8(x0, w0));
+            acc0[t] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * x[t][b].d), _mm256_cvtepi32_ps(i0), acc0[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = hsum8(_mm256_add_ps(acc0[t], acc1[t]));
+}
+
+TGT static INLINE void q4_0_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                 const int nt) {
+    __m256 acc[TILE];
+    float corr[TILE];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps(), corr[t] = 0;
+    const __m128i m = _mm_set1_epi8(0x0f);
+    for (int64_t b = 0; b < n / QK4_0; b++, p += sizeof(block_q4_0)) {
+        GROK_PREFETCH(p);
+        __m128i v = _mm_loadu_si128((const __m128i *)(p + 2));
+        __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+        float d = f16_scale(p);
+        for (int t = 0; t < nt; t++) {
+            __m256i is = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u,
+                                             _mm256_loadu_si256((const __m256i *)x[t][b].qs));
+            float dd = d * x[t][b].d;
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(is), acc[t]);
+            corr[t] += dd * (float)(8 * x[t][b].sum);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = hsum8(acc[t]) - corr[t];
+}
+
+/* One switch case per tile width, so each inlined tile has a constant nt. */
+#define TILE_CASES(tile, row, x, n, out, rest)                                                     \
+    switch (rest) {                                                                                \
+    case 1: tile(row, x, n, out, 1); break;                                                        \
+    case 2: tile(row, x, n, out, 2); break;                                                        \
+    case 3: tile(row, x, n, out, 3); break;                                                        \
+    case 4: tile(row, x, n, out, 4); break;                                                        \
+    case 5: tile(row, x, n, out, 5); break;                                                        \
+    case 6: tile(row, x, n, out, 6); break;                                                        \
+    case 7: tile(row, x, n, out, 7); break;                                                        \
+    default: tile(row, x, n, out, 8); break;                                                       \
+    }
+
+TGT static void q8_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,
+                                   float *out) {
+    for (int64_t t = 0; t < nx; t += TILE) TILE_CASES(q8_0_tile, row, x + t, n, out + t, nx - t)
+}
+
+TGT static void q4_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,
+                                   float *out) {
+    for (int64_t t = 0; t < nx; t += TILE) TILE_CASES(q4_0_tile, row, x + t, n, out + t, nx - t)
+}
+
 void grok_dot_avx512(uint32_t type, grok_dot_kernels *out) {
     switch (type) {
-    case GROK_TYPE_Q8_0: out->dot_q8a = q8_0_dot_q8a; break;
-    case GROK_TYPE_Q4_0: out->dot_q8a = q4_0_dot_q8a; break;
+    case GROK_TYPE_Q8_0: out->dot_q8a = q8_0_dot_q8a, out->dot_q8a_multi = q8_0_dot_q8a_multi; break;
+    case GROK_TYPE_Q4_0: out->dot_q8a = q4_0_dot_q8a, out->dot_q8a_multi = q4_0_dot_q8a_multi; break;
     default: break;
     }
 }
