@@ -289,6 +289,7 @@ int cmd_run(int argc, char **argv) {
     double t2 = cli_now();
     if (leader) {
         printf("\n");
+        fflush(stdout); /* the text ends before the speed line on stderr */
         fprintf(stderr, "prompt: %zu tokens, %.2f tok/s | generation: %" PRId64 " tokens, %.2f tok/s\n",
                 n_prompt, (double)n_prompt / (t1 - t0 > 1e-9 ? t1 - t0 : 1e-9), n_done,
                 (double)n_done / (t2 - t1 > 1e-9 ? t2 - t1 : 1e-9));
