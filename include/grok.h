@@ -7,7 +7,7 @@
  * GGUF files, the SentencePiece tokenizer, the model and its per-sequence
  * contexts (KV caches), the sampler and the thread pool.
  *
- * A complete program (tests/test_header_example.c compiles this very text):
+ * A complete program (the header_example test compiles and runs this text):
  *
  *   char err[GROK_ERR_SIZE];
  *   grok_model *m = grok_model_load("model.gguf", err, sizeof err);
