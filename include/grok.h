@@ -404,6 +404,20 @@ const float *grok_context_logits(const grok_context *c);
 int grok_decode_multi(grok_context *const *ctxs, const int32_t *const *tokens, const int64_t *n,
                       int64_t n_seqs, char *err, size_t err_size);
 int64_t grok_context_n_batch(const grok_context *c);
+
+/* What the last grok_decode or grok_decode_multi call that ran on this
+ * context (the first of a multi step) read: forward steps, tokens, bytes of
+ * weights (each matrix or expert counted once per step however many tokens
+ * use it; the looked-up embedding rows once per token) and experts computed
+ * (one per layer and selected expert per step). On a distributed model,
+ * this process's share. */
+typedef struct {
+    int64_t steps;
+    int64_t tokens;
+    int64_t weight_bytes;
+    int64_t expert_reads;
+} grok_step_stats;
+grok_step_stats grok_context_last_step(const grok_context *c);
 /* The tokens in the cache, [grok_context_pos] of them (to reuse a shared
  * prompt prefix: compare, then grok_context_truncate to the common part). */
 const int32_t *grok_context_tokens(const grok_context *c);

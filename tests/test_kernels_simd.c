@@ -66,7 +66,7 @@ static void test_dots(const variant *v) {
     const int64_t odd[] = {1, 7, 8, 33, 100}; /* tails, for the element types */
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         grok_type type = TYPES[ti];
-        grok_dot_kernels simd = {NULL, NULL, NULL};
+        grok_dot_kernels simd = {NULL, NULL, NULL, NULL};
         v->get(type, &simd);
         const grok_dot_kernels *ref = grok_dot_reference(type);
         int64_t bs = grok_type_get_traits(type)->block_size;
@@ -128,7 +128,7 @@ static void test_multi(const variant *v) {
     for (size_t ti = 0; ti < 2; ti++) {
         grok_type type = qtypes[ti];
         const char *tn = grok_type_get_traits(type)->name;
-        grok_dot_kernels simd = {NULL, NULL, NULL};
+        grok_dot_kernels simd = {NULL, NULL, NULL, NULL};
         if (v) v->get(type, &simd);
         else simd = *grok_dot_reference(type);
         const char *vn = v ? v->name : "reference";
@@ -141,16 +141,35 @@ static void test_multi(const variant *v) {
             float *wf = malloc((size_t)n * 4), *x = malloc((size_t)n * 4);
             uint8_t *wu = w + 3; /* off every alignment */
             random_row(&r, type, n, wu, wf);
-            /* 9 tokens, each at its own odd block offset in one buffer */
+            if (type == GROK_TYPE_Q8_0) /* the first block: weights of -128, 127 and -127 */
+                for (int j = 0; j < QK8_0; j++) {
+                    int8_t q = (int8_t)(j % 3 == 0 ? -128 : j % 3 == 1 ? 127 : -127);
+                    uint16_t h;
+                    memcpy(&h, wu, 2);
+                    memcpy(wu + 2 + j, &q, 1);
+                    wf[j] = grok_fp16_to_fp32(h) * q;
+                }
+            /* 9 tokens, each at its own odd block offset in one buffer;
+             * xm: the same as the multi dot takes them (multi_prep) */
             block_q8a *buf = malloc((size_t)(9 * (nb + 3)) * sizeof *buf);
-            const block_q8a *xs[9];
+            block_q8a *mbuf = malloc((size_t)(9 * (nb + 3)) * sizeof *mbuf);
+            const block_q8a *xs[9], *xm[9];
             double qmag[9];
             for (int t = 0; t < 9; t++) {
                 block_q8a *xt = buf + t * (nb + 3) + (t % 3);
                 for (int64_t j = 0; j < n; j++) x[j] = grok_rng_normal(&r) * (t == 4 ? 1e-3f : 1.0f);
                 if (t == 6) memset(x, 0, (size_t)n * 4); /* an all-zero token */
                 grok_quantize_q8a(x, xt, n);
+                if (t == 2) /* extreme quants, against the extreme first weight block */
+                    for (int64_t b = 0; b < nb; b++) {
+                        for (int j = 0; j < QKA; j++) xt[b].qs[j] = (int8_t)(j % 2 ? 127 : -127);
+                        xt[b].sum = 0;
+                    }
                 xs[t] = xt;
+                block_q8a *xmt = mbuf + t * (nb + 3) + (t % 3);
+                memcpy(xmt, xt, (size_t)nb * sizeof *xt);
+                if (simd.multi_prep) simd.multi_prep(xmt, nb);
+                xm[t] = xmt;
                 qmag[t] = 0;
                 for (int64_t b = 0; b < nb; b++)
                     for (int j = 0; j < QKA; j++) qmag[t] += fabs((double)wf[b * QKA + j] * xt[b].d * xt[b].qs[j]);
@@ -158,7 +177,7 @@ static void test_multi(const variant *v) {
             for (int64_t nx = 1; nx <= 9; nx++) {
                 float out[9];
                 for (int t = 0; t < 9; t++) out[t] = NAN;
-                simd.dot_q8a_multi(wu, xs + (9 - nx), nx, n, out); /* the last nx tokens */
+                simd.dot_q8a_multi(wu, xm + (9 - nx), nx, n, out); /* the last nx tokens */
                 for (int64_t k = 0; k < nx; k++) {
                     const int t = (int)(9 - nx + k);
                     float one = simd.dot_q8a(wu, xs[t], n), want = ref->dot_q8a(wu, xs[t], n);
@@ -171,7 +190,7 @@ static void test_multi(const variant *v) {
                 for (int64_t k = nx; k < 9; k++) CHECK(isnan(out[k]), "%s %s multi nx=%lld wrote out[%lld]", vn, tn,
                                                        (long long)nx, (long long)k);
             }
-            free(w), free(wf), free(x), free(buf);
+            free(w), free(wf), free(x), free(buf), free(mbuf);
         }
     }
 }

@@ -61,11 +61,109 @@ static void usage(FILE *out) {
             "  --check N       positions checked against the reference kernels (4; 0 = off)\n"
             "  --no-stream     skip the bandwidth probe (efficiency reported as 0)\n"
             "  --stream-mib N  size of the probe's three arrays together (auto: see below)\n"
+            "  --batch LIST    also decode N sequences together per step (grok serve's\n"
+            "                  batched step), for each N of a comma list such as 1,4,8:\n"
+            "                  aggregate tok/s, time, weight bytes and experts per step\n"
+            "  --rounds R      batched measurements interleaved over R rounds, best kept (3)\n"
             "  --json          print one JSON object instead of text\n\n"
             "Bandwidth follows the STREAM convention: a triad a[i] = b[i] + s*c[i] over\n"
             "three arrays of doubles (together twice the L3 cache, at least 384 MiB), split\n"
             "across the threads, counts 24 bytes per element (write-allocate traffic not\n"
             "counted); best of 8 runs.\n");
+}
+
+/* ---- batched steps (--batch) ---- */
+
+#define MAX_BATCH_SIZES 8
+#define BATCH_PROMPT 32 /* tokens each batched sequence reads before the timed steps */
+
+typedef struct {
+    int64_t n;            /* sequences per step */
+    double step_s;        /* best over the rounds */
+    double bytes, experts; /* weight bytes and experts per layer, per step (mean) */
+} batch_result;
+
+/* Parses "1,4,8" into sizes in [1, max]. */
+static bool parse_batch(const char *arg, int64_t max, batch_result *out, int *n_out) {
+    int n = 0;
+    const char *p = arg;
+    while (*p) {
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v < 1 || v > max || n == MAX_BATCH_SIZES || (*end && *end != ',')) return false;
+        out[n++] = (batch_result){.n = v};
+        p = *end ? end + 1 : end;
+    }
+    *n_out = n;
+    return n > 0;
+}
+
+/* Greedy next token of every sequence, into next[]. */
+static void argmax_all(grok_context *const *cs, int64_t n, int64_t V, int32_t *next) {
+    for (int64_t i = 0; i < n; i++) {
+        const float *lg = grok_context_logits(cs[i]);
+        int32_t best = 0;
+        for (int64_t v = 1; v < V; v++)
+            if (lg[v] > lg[best]) best = (int32_t)v;
+        next[i] = best;
+    }
+}
+
+/* For each size: that many contexts each read a different BATCH_PROMPT-token
+ * slice of ids, then n_gen steps decode one greedy token per sequence in one
+ * grok_decode_multi call, as grok serve's generating slots do. Rounds run
+ * the sizes interleaved so that the shared machine's noise hits them alike;
+ * each size keeps its fastest round. */
+static int bench_batches(grok_model *m, grok_threadpool *pool, const int32_t *ids, int64_t n_ids,
+                         int64_t n_gen, int64_t rounds, batch_result *res, int n_res, char *err,
+                         size_t err_size) {
+    const grok_hparams *hp = grok_model_hparams(m);
+    const int64_t bp = n_ids < BATCH_PROMPT ? n_ids : BATCH_PROMPT;
+    int64_t nmax = 0;
+    for (int i = 0; i < n_res; i++) nmax = res[i].n > nmax ? res[i].n : nmax;
+    grok_context **cs = calloc((size_t)nmax, sizeof *cs);
+    int32_t *next = malloc((size_t)nmax * sizeof *next);
+    const int32_t **tp = malloc((size_t)nmax * sizeof *tp);
+    int64_t *ns = malloc((size_t)nmax * sizeof *ns);
+    int rc = -1;
+    if (!cs || !next || !tp || !ns) {
+        snprintf(err, err_size, "out of memory");
+        goto done;
+    }
+    grok_context_params cp = grok_context_default_params();
+    cp.pool = pool;
+    cp.n_ctx = bp + n_gen + 1;
+    cp.n_batch = nmax > bp ? nmax : bp;
+    for (int64_t i = 0; i < nmax; i++)
+        if (!(cs[i] = grok_context_create(m, &cp, err, err_size))) goto done;
+    for (int64_t r = 0; r < rounds; r++)
+        for (int k = 0; k < n_res; k++) {
+            const int64_t n = res[k].n;
+            for (int64_t i = 0; i < n; i++) {
+                grok_context_truncate(cs[i], 0);
+                int64_t off = (i * bp) % (n_ids - bp + 1);
+                if (grok_decode(cs[i], ids + off, bp, NULL, err, err_size)) goto done;
+                ns[i] = 1;
+                tp[i] = &next[i];
+            }
+            double bytes = 0, experts = 0, t0 = cli_now();
+            for (int64_t g = 0; g < n_gen; g++) {
+                argmax_all(cs, n, hp->n_vocab, next);
+                if (grok_decode_multi(cs, tp, ns, n, err, err_size)) goto done;
+                grok_step_stats st = grok_context_last_step(cs[0]);
+                bytes += (double)st.weight_bytes;
+                experts += (double)st.expert_reads;
+            }
+            double dt = (cli_now() - t0) / (double)n_gen;
+            if (r == 0 || dt < res[k].step_s) res[k].step_s = dt;
+            res[k].bytes = bytes / (double)n_gen;
+            res[k].experts = experts / (double)n_gen / (double)hp->n_layers;
+        }
+    rc = 0;
+done:
+    for (int64_t i = 0; cs && i < nmax; i++) grok_context_free(cs[i]);
+    free(cs), free(next), free(tp), free(ns);
+    return rc;
 }
 
 /* ---- STREAM triad ---- */
@@ -223,8 +321,10 @@ static int logits_in_mode(grok_context *c, grok_kernel_mode mode, const int32_t 
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *model_path = NULL, *kern = "fast";
-    int64_t n_prompt = 512, n_gen = 128, threads = 0, n_check = 4, stream_mib = 0;
+    const char *model_path = NULL, *kern = "fast", *batch_arg = NULL;
+    int64_t n_prompt = 512, n_gen = 128, threads = 0, n_check = 4, stream_mib = 0, rounds = 3;
+    batch_result batches[MAX_BATCH_SIZES];
+    int n_batches = 0;
     bool json = false, no_stream = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -233,6 +333,8 @@ int cmd_bench(int argc, char **argv) {
         }
         if (cli_str(argv, argc, &i, "-m", "--model", &model_path) ||
             cli_str(argv, argc, &i, "--kernels", NULL, &kern) ||
+            cli_str(argv, argc, &i, "--batch", NULL, &batch_arg) ||
+            cli_i64(argv, argc, &i, "--rounds", NULL, 1, 100, &rounds) ||
             cli_i64(argv, argc, &i, "-p", "--prompt", 1, 1 << 20, &n_prompt) ||
             cli_i64(argv, argc, &i, "-n", "--gen", 1, 1 << 20, &n_gen) ||
             cli_i64(argv, argc, &i, "--check", NULL, 0, 64, &n_check) ||
@@ -251,6 +353,11 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!model_path) {
         cli_error("bench", "-m MODEL is required (see grok bench --help)");
+        return 2;
+    }
+    if (batch_arg && !parse_batch(batch_arg, 256, batches, &n_batches)) {
+        cli_error("bench", "--batch '%s' is not a comma list of at most %d sizes in 1..256", batch_arg,
+                  MAX_BATCH_SIZES);
         return 2;
     }
     grok_kernel_mode mode;
@@ -353,6 +460,11 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     double t_gen = cli_now() - t0;
+    if (n_batches && bench_batches(m, pool, ids, n_prompt + n_gen, n_gen, rounds, batches, n_batches, err,
+                                   sizeof err)) {
+        cli_error("bench", "%s", err);
+        goto done;
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
@@ -379,10 +491,16 @@ int cmd_bench(int argc, char **argv) {
                "\"bytes_per_token\": %" PRId64 ", \"bandwidth_gb_s\": %.3f, \"efficiency\": %.4f, "
                "\"peak_rss_mb\": %.1f, \"check_positions\": %" PRId64 ", \"check_max_rel_err\": %.3g, "
                "\"check_exact_max_rel_err\": %.3g, \"check_kernel_max_rel_err\": %.3g, \"check_top1_agree\": %" PRId64
-               ", \"check_ok\": %s}\n",
+               ", \"check_ok\": %s, \"batch\": [",
                grok_threadpool_size(pool), grok_kernel_mode_name(mode), grok_kernels_isa(), n_prompt,
                n_gen, prompt_tps, gen_tps, bpt, bw, eff, rss_mb, n_check, err_fast, err_exact, err_kernel, top1,
                check_ok ? "true" : "false");
+        for (int k = 0; k < n_batches; k++)
+            printf("%s{\"n\": %" PRId64 ", \"tok_s\": %.4f, \"step_ms\": %.4f, \"bytes_per_step\": %.0f, "
+                   "\"experts_per_layer\": %.4f}",
+                   k ? ", " : "", batches[k].n, (double)batches[k].n / batches[k].step_s,
+                   batches[k].step_s * 1e3, batches[k].bytes, batches[k].experts);
+        printf("]}\n");
     } else {
         printf("model            %s\n", model_path);
         printf("kernels          %s (%s), %d threads\n", grok_kernel_mode_name(mode), grok_kernels_isa(),
@@ -393,6 +511,12 @@ int cmd_bench(int argc, char **argv) {
         printf("bandwidth        %.2f GB/s (STREAM triad, %d threads)\n", bw, grok_threadpool_size(pool));
         printf("efficiency       %.1f %% of bandwidth\n", eff * 100);
         printf("peak RSS         %.1f MB\n", rss_mb);
+        for (int k = 0; k < n_batches; k++)
+            printf("batch %-3" PRId64 "       %.2f tok/s, %.2f ms/step (%.2fx batch %" PRId64 "), %.1f MB of weights "
+                   "per step (%.2fx), %.2f experts per layer\n",
+                   batches[k].n, (double)batches[k].n / batches[k].step_s, batches[k].step_s * 1e3,
+                   batches[k].step_s / batches[0].step_s, batches[0].n, batches[k].bytes / 1e6,
+                   batches[k].bytes / batches[0].bytes, batches[k].experts);
         if (n_check)
             printf("check            %s: kernels %.3g (tol %g); logits max rel err %.3g (tol %g), exact path %.3g "
                    "(tol %g), top-1 %" PRId64 "/%" PRId64 "\n",

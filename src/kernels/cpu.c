@@ -84,25 +84,25 @@ static void build_table(void) {
         const grok_dot_kernels *ref = grok_dot_reference(t);
         if (!ref) continue;
         grok_dot_kernels simd = *ref;
-        grok_dot_kernels v = {NULL, NULL, NULL};
+        grok_dot_kernels v = {NULL, NULL, NULL, NULL};
         if (strcmp(g_isa, "avx2") == 0 || strcmp(g_isa, "avx512vnni") == 0) {
             grok_dot_avx2(t, &v);
             if (v.dot_f32) simd.dot_f32 = v.dot_f32;
-            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a, simd.dot_q8a_multi = v.dot_q8a_multi;
+            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a, simd.dot_q8a_multi = v.dot_q8a_multi, simd.multi_prep = v.multi_prep;
         }
         if (strcmp(g_isa, "avx512vnni") == 0) {
-            v = (grok_dot_kernels){NULL, NULL, NULL};
+            v = (grok_dot_kernels){NULL, NULL, NULL, NULL};
             grok_dot_avx512(t, &v);
             if (v.dot_f32) simd.dot_f32 = v.dot_f32;
-            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a, simd.dot_q8a_multi = v.dot_q8a_multi;
+            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a, simd.dot_q8a_multi = v.dot_q8a_multi, simd.multi_prep = v.multi_prep;
         }
         if (strcmp(g_isa, "neon") == 0) {
             grok_dot_neon(t, &v);
             if (v.dot_f32) simd.dot_f32 = v.dot_f32;
-            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a, simd.dot_q8a_multi = v.dot_q8a_multi;
+            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a, simd.dot_q8a_multi = v.dot_q8a_multi, simd.multi_prep = v.multi_prep;
         }
-        g_table[GROK_KERNELS_REFERENCE][t] = (grok_dot_kernels){ref->dot_f32, NULL, NULL};
-        g_table[GROK_KERNELS_EXACT][t] = (grok_dot_kernels){simd.dot_f32, NULL, NULL};
+        g_table[GROK_KERNELS_REFERENCE][t] = (grok_dot_kernels){ref->dot_f32, NULL, NULL, NULL};
+        g_table[GROK_KERNELS_EXACT][t] = (grok_dot_kernels){simd.dot_f32, NULL, NULL, NULL};
         g_table[GROK_KERNELS_FAST][t] = simd;
     }
 }

@@ -107,10 +107,16 @@ typedef float (*grok_dot_q8a_fn)(const void *row, const block_q8a *x, int64_t n)
  * with (the server's continuous batching, chunked prefill). */
 typedef void (*grok_dot_q8a_multi_fn)(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,
                                       float *out);
+/* Rewrites quantized activations in place into the form a dot_q8a_multi
+ * takes (for a kernel that wants, say, unsigned quants), so that work is
+ * done once per token and product rather than once per weight row. */
+typedef void (*grok_q8a_prep_fn)(block_q8a *x, int64_t nblocks);
 typedef struct {
     grok_dot_f32_fn dot_f32;  /* f32 activations */
     grok_dot_q8a_fn dot_q8a;  /* 8-bit activations; NULL when the type has no integer path */
     grok_dot_q8a_multi_fn dot_q8a_multi; /* NULL: call dot_q8a per token (its ISA has no multi) */
+    grok_q8a_prep_fn multi_prep; /* NULL: dot_q8a_multi takes x as grok_quantize_q8a leaves it;
+                                  * else only x this has rewritten (and dot_q8a never does) */
 } grok_dot_kernels;
 
 /* Scalar reference dots (dot_q8a: exact integer sums per block). */

@@ -25,6 +25,7 @@ typedef struct {
     grok_dot_f32_fn dot;
     grok_dot_q8a_fn dotq;   /* set: use xq */
     grok_dot_q8a_multi_fn dotqm; /* set: batches go through it, GROUP tokens a call */
+    grok_q8a_prep_fn prep;  /* run over xq when dotqm is used (kernels.h) */
     block_q8a *xq;          /* [n_tok][cols/32] */
     int64_t xq_blocks;      /* blocks per token */
 } matmul_job;
@@ -83,14 +84,16 @@ static void matmul_task(void *arg, int ith, int nth) {
 
 static void quant_task(void *arg, int ith, int nth) {
     const matmul_job *j = arg;
-    for (int64_t t = ith; t < j->n_tok; t += nth)
+    for (int64_t t = ith; t < j->n_tok; t += nth) {
         grok_quantize_q8a(j->x + t * j->ldx, j->xq + t * j->xq_blocks, j->w->cols);
+        if (j->dotqm && j->n_tok > 1 && j->prep) j->prep(j->xq + t * j->xq_blocks, j->xq_blocks);
+    }
 }
 
 void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y,
                  int64_t ldy, int64_t n_tok) {
     const grok_dot_kernels *k = grok_dot_select(w->type, grok_kernels_mode());
-    matmul_job j = {w, x, ldx, y, ldy, n_tok, k->dot_f32, NULL, NULL, NULL, 0};
+    matmul_job j = {w, x, ldx, y, ldy, n_tok, k->dot_f32, NULL, NULL, NULL, NULL, 0};
     /* A decode step's activations fit on the stack (Grok-1's widest input,
      * n_ff = 32768, is 1024 blocks); batches get a heap buffer. */
     block_q8a stack_buf[1280];
@@ -100,7 +103,8 @@ void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64
         size_t need = (size_t)(n_tok * j.xq_blocks);
         j.xq = need <= sizeof stack_buf / sizeof stack_buf[0] ? stack_buf
                                                                : (heap = malloc(need * sizeof(block_q8a)));
-        if (j.xq) j.dotq = k->dot_q8a, j.dotqm = k->dot_q8a_multi; /* no memory: the f32 path still works */
+        if (j.xq) /* no memory: the f32 path still works */
+            j.dotq = k->dot_q8a, j.dotqm = k->dot_q8a_multi, j.prep = k->multi_prep;
     }
     const bool threaded = pool && w->rows >= 16;
     if (j.dotq) {

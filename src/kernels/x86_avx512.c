@@ -81,6 +81,29 @@ TGT static float q4_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
 #define INLINE __attribute__((always_inline)) inline
 #define TILE 8
 
+/* q8_0 tiles take activations prepared by q8_0_multi_prep: each quant
+ * byte x stored as the unsigned x + 128. vpdpbusd then multiplies the
+ * unsigned activation by the signed weight directly, and the 128 * w the
+ * bias adds is taken off by starting every lane's sum from -128 * (its four
+ * w), computed once per weight block for all tokens. The integer lanes are
+ * exactly the single-token dot's (sum of four w * x), so results stay equal
+ * bit for bit, while each token's block costs one vpdpbusd instead of a
+ * sign and a vpdpbusd. Each token's scale is its f32 d broadcast from
+ * memory times the weight scale, the same IEEE product the single-token
+ * dot forms in a scalar register. */
+TGT static void q8_0_multi_prep(block_q8a *x, int64_t nb) {
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    for (int64_t b = 0; b < nb; b++)
+        _mm256_storeu_si256((__m256i *)x[b].qs,
+                            _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x[b].qs), bias));
+}
+
+/* -128 * (sum of each lane's four weights): the lanes' starting values. */
+TGT static inline __m256i q8_0_unbias(__m256i w) {
+    return _mm256_sub_epi32(_mm256_setzero_si256(),
+                            _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8((char)0x80), w));
+}
+
 TGT static INLINE void q8_0_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
                                  const int nt) {
     __m256 acc0[TILE], acc1[TILE];
@@ -91,26 +114,26 @@ TGT static INLINE void q8_0_tile(const uint8_t *p, const block_q8a *const *x, in
         GROK_PREFETCH(p);
         __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + 2));
         __m256i w1 = _mm256_loadu_si256((const __m256i *)(p + 36));
-        __m256i u0 = _mm256_abs_epi8(w0), u1 = _mm256_abs_epi8(w1);
-        float d0 = f16_scale(p), d1 = f16_scale(p + 34);
+        __m256i c0 = q8_0_unbias(w0), c1 = q8_0_unbias(w1);
+        __m256 d0 = _mm256_set1_ps(f16_scale(p)), d1 = _mm256_set1_ps(f16_scale(p + 34));
         for (int t = 0; t < nt; t++) {
             const block_q8a *xb = x[t] + b;
-            __m256i x0 = _mm256_loadu_si256((const __m256i *)xb[0].qs);
-            __m256i x1 = _mm256_loadu_si256((const __m256i *)xb[1].qs);
-            __m256i i0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u0, _mm256_sign_epi8(x0, w0));
-            __m256i i1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u1, _mm256_sign_epi8(x1, w1));
-            acc0[t] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * xb[0].d), _mm256_cvtepi32_ps(i0), acc0[t]);
-            acc1[t] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * xb[1].d), _mm256_cvtepi32_ps(i1), acc1[t]);
+            __m256i i0 = _mm256_dpbusd_epi32(c0, _mm256_loadu_si256((const __m256i *)xb[0].qs), w0);
+            __m256i i1 = _mm256_dpbusd_epi32(c1, _mm256_loadu_si256((const __m256i *)xb[1].qs), w1);
+            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&xb[0].d)), _mm256_cvtepi32_ps(i0),
+                                      acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(_mm256_mul_ps(d1, _mm256_broadcast_ss(&xb[1].d)), _mm256_cvtepi32_ps(i1),
+                                      acc1[t]);
         }
     }
     if (b < nb) {
         __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + 2));
-        __m256i u0 = _mm256_abs_epi8(w0);
-        float d0 = f16_scale(p);
+        __m256i c0 = q8_0_unbias(w0);
+        __m256 d0 = _mm256_set1_ps(f16_scale(p));
         for (int t = 0; t < nt; t++) {
-            __m256i x0 = _mm256_loadu_si256((const __m256i *)x[t][b].qs);
-            __m256i i0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u0, _mm256_sign_epi8(x0, w0));
-            acc0[t] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * x[t][b].d), _mm256_cvtepi32_ps(i0), acc0[t]);
+            __m256i i0 = _mm256_dpbusd_epi32(c0, _mm256_loadu_si256((const __m256i *)x[t][b].qs), w0);
+            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&x[t][b].d)), _mm256_cvtepi32_ps(i0),
+                                      acc0[t]);
         }
     }
     for (int t = 0; t < nt; t++) out[t] = hsum8(_mm256_add_ps(acc0[t], acc1[t]));
@@ -163,7 +186,9 @@ TGT static void q4_0_dot_q8a_multi(const void *row, const block_q8a *const *x, i
 
 void grok_dot_avx512(uint32_t type, grok_dot_kernels *out) {
     switch (type) {
-    case GROK_TYPE_Q8_0: out->dot_q8a = q8_0_dot_q8a, out->dot_q8a_multi = q8_0_dot_q8a_multi; break;
+    case GROK_TYPE_Q8_0:
+        out->dot_q8a = q8_0_dot_q8a, out->dot_q8a_multi = q8_0_dot_q8a_multi, out->multi_prep = q8_0_multi_prep;
+        break;
     case GROK_TYPE_Q4_0: out->dot_q8a = q4_0_dot_q8a, out->dot_q8a_multi = q4_0_dot_q8a_multi; break;
     default: break;
     }

@@ -59,6 +59,7 @@ struct grok_context {
     int64_t lbuf_rows;
     float *vloc;        /* [vloc_rows][v1-v0] this rank's logit columns (distributed) */
     int64_t vloc_rows;
+    grok_step_stats last; /* what the last call led by this context read */
 };
 
 /* One token of a forward step: the sequence whose cache it extends, its
@@ -300,6 +301,9 @@ static void attn_task(void *arg, int ith, int nth) {
 
 /* ---- MoE ---- */
 
+/* Bytes of a (sliced) weight matrix: what one product reads of it. */
+static int64_t mat_bytes(const grok_mat *w) { return w->rows * grok_type_row_size(w->type, w->cols); }
+
 /* Router softmax and top-k (ties: the lower expert index), gates are the
  * raw probabilities (no renormalisation). PAD tokens are routed like any
  * other: the official Router can multiply by a padding mask, but
@@ -349,6 +353,8 @@ static void moe(grok_context *c, const grok_layer *L, int64_t n) {
         grok_matmul(c->pool, &up, c->gx, d, c->hu, ff, m);
         for (int64_t i = 0; i < m * ff; i++) c->hg[i] = gelu_tanh(c->hg[i]) * c->hu[i];
         grok_matmul(c->pool, &down, c->hg, ff, c->eo, d, m);
+        c->last.expert_reads++;
+        c->last.weight_bytes += mat_bytes(&gate) + mat_bytes(&up) + mat_bytes(&down);
         for (int64_t i = 0; i < m; i++) {
             const int64_t t = c->group[i] / K;
             const float g = c->gates[c->group[i]];
@@ -429,6 +435,9 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
     const grok_type_kernels *ek = grok_kernels_get(m->token_embd.type);
     const batch_tok *bt = S->bt;
 
+    S->last.steps++;
+    S->last.tokens += n;
+    S->last.weight_bytes += n * (int64_t)m->token_embd.row_bytes;
     for (int64_t t = 0; t < n; t++) {
         ek->to_f32(m->token_embd.data + (size_t)bt[t].token * m->token_embd.row_bytes, S->h + t * d, d);
         for (int64_t i = 0; i < d; i++) S->h[t * d + i] *= hp->embedding_scale;
@@ -444,6 +453,8 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
         wo.data += (size_t)grok_type_row_size(wo.type, ds->kvh0 * G * D);
         wq.rows = wo.cols = qd;
         wk.rows = wv.rows = kvd;
+        S->last.weight_bytes += mat_bytes(&wq) + mat_bytes(&wk) + mat_bytes(&wv) + mat_bytes(&wo) +
+                                mat_bytes(&L->router);
         for (int64_t t = 0; t < n; t++)
             rmsnorm(S->x + t * d, S->h + t * d, L->attn_norm, d, hp->norm_eps);
         grok_matmul(S->pool, &wq, S->x, d, S->q, qd, n);
@@ -490,6 +501,7 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
         cnt++;
     }
     if (cnt == 0) return 0;
+    S->last.weight_bytes += mat_bytes(&m->output) * (ds->v1 - ds->v0) / V;
     if (dist) return dist_head(S, n, cnt, first, contiguous, err, err_size);
     if (!contiguous && S->lbuf_rows < cnt) {
         float *b = realloc(S->lbuf, (size_t)cnt * (size_t)V * sizeof(float));
@@ -536,9 +548,12 @@ static int check_tokens(const grok_context *c, const int32_t *tokens, int64_t n,
     return 0;
 }
 
+grok_step_stats grok_context_last_step(const grok_context *c) { return c->last; }
+
 int grok_decode(grok_context *c, const int32_t *tokens, int64_t n, float *all_logits, char *err,
                 size_t err_size) {
     if (check_tokens(c, tokens, n, "decode", err, err_size)) return -1;
+    c->last = (grok_step_stats){0};
     const int64_t V = c->m->hp.n_vocab;
     for (int64_t i = 0; i < n; i += c->n_batch) {
         int64_t nb = n - i < c->n_batch ? n - i : c->n_batch;
@@ -589,6 +604,7 @@ int grok_decode_multi(grok_context *const *ctxs, const int32_t *const *tokens, c
                  total, S->n_batch);
         return -1;
     }
+    S->last = (grok_step_stats){0};
     int64_t t = 0;
     for (int64_t i = 0; i < n_seqs; i++)
         for (int64_t k = 0; k < n[i]; k++, t++)

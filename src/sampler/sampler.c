@@ -52,6 +52,7 @@ struct grok_sampler {
     float *probs;      /* [n_vocab] result of the last call, 0 where removed */
     int32_t *cand;     /* [n_vocab] ids still kept, ascending */
     float *scratch;    /* [n_vocab] heap for top-k, sorted block for top-p */
+    double *ex;        /* [n_vocab] exp of the kept candidates' values, by rank in cand */
     int32_t *counts;   /* [n_vocab] history counts, all 0 between calls */
     int32_t *distinct; /* [n_vocab] distinct ids of the window */
     double bins[TOP_P_BINS]; /* top-p: mass per value bin */
@@ -126,9 +127,10 @@ grok_sampler *grok_sampler_create(const grok_sampler_params *p, int64_t n_vocab)
     s->probs = calloc(n, sizeof *s->probs);
     s->cand = malloc(n * sizeof *s->cand);
     s->scratch = malloc(n * sizeof *s->scratch);
+    s->ex = malloc(n * sizeof *s->ex);
     s->counts = calloc(n, sizeof *s->counts);
     s->distinct = malloc(n * sizeof *s->distinct);
-    if (!s->work || !s->probs || !s->cand || !s->scratch || !s->counts || !s->distinct) {
+    if (!s->work || !s->probs || !s->cand || !s->scratch || !s->ex || !s->counts || !s->distinct) {
         grok_sampler_free(s);
         return NULL;
     }
@@ -143,6 +145,7 @@ void grok_sampler_free(grok_sampler *s) {
     free(s->probs);
     free(s->cand);
     free(s->scratch);
+    free(s->ex);
     free(s->counts);
     free(s->distinct);
     free(s);
@@ -316,16 +319,17 @@ int32_t grok_sampler_sample(grok_sampler *s, const float *logits, const int32_t 
         n = m;
     }
 
-    /* n >= 1 here: every filter keeps the maximum, whose value is 0. */
+    /* n >= 1 here: every filter keeps the maximum, whose value is 0. Each
+     * exp is computed once (a server samples many slots per step). */
     double total = 0.0;
-    for (size_t i = 0; i < n; i++) total += exp((double)w[s->cand[i]]);
+    for (size_t i = 0; i < n; i++) total += (s->ex[i] = exp((double)w[s->cand[i]]));
     double r = rng_uniform(s->rng) * total;
     memset(s->probs, 0, nv * sizeof *s->probs);
     int32_t tok = -1, last_positive = s->cand[0];
     double cum = 0.0;
     for (size_t i = 0; i < n; i++) {
         int32_t t = s->cand[i];
-        double e = exp((double)w[t]);
+        double e = s->ex[i];
         cum += e;
         s->probs[t] = (float)(e / total);
         if (e > 0.0) last_positive = t;

@@ -1,8 +1,8 @@
 /*
  * metrics.c - the /metrics endpoint of `grok serve` in the Prometheus text
  * format: requests by outcome, prompt and generated tokens, queue depth,
- * busy slots, forward steps, and histograms of request latency and time
- * to first token. The counters live in struct server and change under its
+ * busy slots, forward steps and the weight bytes and experts they read,
+ * and histograms of request latency and time to first token. The counters live in struct server and change under its
  * mutex; this file only observes and prints them.
  */
 #include <inttypes.h>
@@ -93,6 +93,12 @@ char *metrics_text(server *s, size_t *len) {
         "# TYPE grok_steps_total counter\ngrok_steps_total %" PRIu64 "\n"
         "# HELP grok_step_tokens_total Tokens processed by forward steps.\n"
         "# TYPE grok_step_tokens_total counter\ngrok_step_tokens_total %" PRIu64 "\n"
+        "# HELP grok_weight_bytes_total Bytes of weights forward steps read (each matrix or "
+        "expert once per step).\n"
+        "# TYPE grok_weight_bytes_total counter\ngrok_weight_bytes_total %" PRIu64 "\n"
+        "# HELP grok_expert_reads_total Experts forward steps computed (per layer, once per step "
+        "however many tokens chose one).\n"
+        "# TYPE grok_expert_reads_total counter\ngrok_expert_reads_total %" PRIu64 "\n"
         "# HELP grok_forward_seconds_total Scheduler time in forward steps.\n"
         "# TYPE grok_forward_seconds_total counter\ngrok_forward_seconds_total %.6f\n"
         "# HELP grok_sample_seconds_total Scheduler time sampling and decoding text.\n"
@@ -104,7 +110,7 @@ char *metrics_text(server *s, size_t *len) {
         "# HELP grok_slots_total Slots (--parallel).\n"
         "# TYPE grok_slots_total gauge\ngrok_slots_total %" PRId64 "\n",
         m.prompt_tokens, m.prompt_tokens_reused, m.completion_tokens, m.steps, m.step_tokens,
-        m.forward_seconds, m.sample_seconds, q,
+        m.weight_bytes, m.expert_reads, m.forward_seconds, m.sample_seconds, q,
         busy, slots);
     put_hist(&o, "grok_request_duration_seconds", "Time from arrival to the last token.",
              &m.latency);

@@ -413,6 +413,7 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
     double t0 = now_s();
     bool failed = grok_decode_multi(ctxs, toks, ns, n_seqs, err, sizeof err) != 0;
     double t1 = now_s();
+    grok_step_stats st = grok_context_last_step(ctxs[0]);
     if (failed) {
         fprintf(stderr, "grok serve: step failed: %s\n", err);
         for (int64_t i = 0; i < n_seqs; i++) outs[i].finish = FINISH_ERROR;
@@ -427,6 +428,8 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
     pthread_mutex_lock(&s->mu);
     s->m.steps++;
     s->m.step_tokens += (uint64_t)total;
+    s->m.weight_bytes += (uint64_t)st.weight_bytes;
+    s->m.expert_reads += (uint64_t)st.expert_reads;
     s->m.forward_seconds += t1 - t0;
     s->m.sample_seconds += t2 - t1;
     for (int64_t i = 0; i < n_seqs; i++) {

@@ -172,6 +172,7 @@ typedef struct {
     uint64_t requests[OUT_COUNT];
     uint64_t prompt_tokens, completion_tokens, prompt_tokens_reused;
     uint64_t steps, step_tokens;
+    uint64_t weight_bytes, expert_reads; /* read by the steps (grok_context_last_step) */
     double forward_seconds, sample_seconds; /* scheduler time in grok_decode_multi / sampling */
     histogram latency, ttft;
 } metrics;
