@@ -403,6 +403,12 @@ const float *grok_context_logits(const grok_context *c);
  * is appended to any context. */
 int grok_decode_multi(grok_context *const *ctxs, const int32_t *const *tokens, const int64_t *n,
                       int64_t n_seqs, char *err, size_t err_size);
+/* The same, and sequence i's logits at every one of its positions in
+ * all_logits[i] ([n[i]][n_vocab]) where all_logits and all_logits[i] are
+ * not NULL (prompt log-probabilities); the other sequences compute only
+ * their last token's. */
+int grok_decode_multi_logits(grok_context *const *ctxs, const int32_t *const *tokens, const int64_t *n,
+                             float *const *all_logits, int64_t n_seqs, char *err, size_t err_size);
 int64_t grok_context_n_batch(const grok_context *c);
 
 /* What the last grok_decode or grok_decode_multi call that ran on this

@@ -137,11 +137,70 @@ ok "stop string '$stop' cuts as grok run does (whole and streamed)"
 r=$(post "$U/v1/completions" -d '{"prompt":"abc","max_tokens":4,"n":2,"seed":1,"echo":true,"logprobs":3}')
 [ "$(echo "$r" | json 'len(d["choices"])')" = 2 ] || fail "n=2: $r"
 [ "$(echo "$r" | json 'all(c["text"].startswith("abc") for c in d["choices"])')" = True ] || fail "echo: $r"
-[ "$(echo "$r" | json 'all(len(c["logprobs"]["tokens"])==len(c["logprobs"]["token_logprobs"])==len(c["logprobs"]["top_logprobs"])>0 and all(len(t)<=3 for t in c["logprobs"]["top_logprobs"]) and all(x<=0 for x in c["logprobs"]["token_logprobs"]) for c in d["choices"])')" = True ] || fail "logprobs: $r"
+[ "$(echo "$r" | json 'all(len(c["logprobs"]["tokens"])==len(c["logprobs"]["token_logprobs"])==len(c["logprobs"]["top_logprobs"])>0 and all(t is None or len(t)<=3 for t in c["logprobs"]["top_logprobs"]) and all(x is None or x<=0 for x in c["logprobs"]["token_logprobs"]) for c in d["choices"])')" = True ] || fail "logprobs: $r"
 [ "$(echo "$r" | json 'd["usage"]["completion_tokens"]')" = 8 ] || fail "n=2 usage: $r"
 code=$(post -o /dev/null -w '%{http_code}' "$U/v1/completions" -d '{"prompt":"abc","n":3}')
 [ "$code" = 400 ] || fail "n > parallel gave $code"
 ok "n=2, echo, logprobs; n > parallel refused"
+
+# ---- prompt logprobs (echo + logprobs): every prompt token after the first gets the model's
+# log-softmax at the position before it, as `grok logits` computes it; the prompt (44 tokens)
+# is read in chunks of 16 (plus prefix reuse off); text_offset counts from the start of the whole text, also streamed
+ptext="In the beginning God created the heaven and the earth. And the earth was without form, and void; and darkness was upon the face of the deep. And the Spirit of God moved upon the face of the waters."
+preq="{\"prompt\":\"$ptext\",\"max_tokens\":5,\"seed\":4,\"echo\":true,\"logprobs\":3}"
+ids=$(post "$U/tokenize" -d "{\"content\":\"$ptext\",\"add_special\":true}" | json '",".join(map(str,d["tokens"]))')
+"$GROK" logits -m tiny.gguf --ids "$ids" -o plp.f32 2>/dev/null || fail "grok logits for the prompt"
+post "$U/v1/completions" -d "$preq" > plp_whole.json
+post -N "$U/v1/completions" -d "${preq%\}},\"stream\":true}" > plp_stream.txt
+post "$U/v1/completions" -d "{\"prompt\":\"$ptext\",\"max_tokens\":6,\"seed\":4,\"logprobs\":1}" > lp_whole.json
+post -N "$U/v1/completions" -d "{\"prompt\":\"$ptext\",\"max_tokens\":6,\"seed\":4,\"logprobs\":1,\"stream\":true}" > lp_stream.txt
+"$PY" - "$ids" "$ptext" <<'PYEOF' || fail "prompt logprobs / text_offset (see above)"
+import json, sys, numpy as np
+ids = [int(x) for x in sys.argv[1].split(",")]
+ptext = sys.argv[2]
+d = json.load(open("plp_whole.json"))
+lp = d["choices"][0]["logprobs"]
+n, ng = len(ids), d["usage"]["completion_tokens"]
+assert d["usage"]["prompt_tokens"] == n and n > 32, (n, d["usage"])
+assert len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["top_logprobs"]) == len(lp["text_offset"]) == n + ng, lp
+assert lp["token_logprobs"][0] is None and lp["top_logprobs"][0] is None, lp["token_logprobs"][:2]
+L = np.fromfile("plp.f32", dtype="<f4").reshape(n, -1).astype(np.float64)
+ls = L - L.max(1, keepdims=True)
+ls = ls - np.log(np.exp(ls).sum(1, keepdims=True))
+worst = 0.0
+for i in range(1, n):
+    worst = max(worst, abs(lp["token_logprobs"][i] - ls[i - 1, ids[i]]))
+    want = np.sort(ls[i - 1])[::-1][:3]
+    got = sorted(lp["top_logprobs"][i].values(), reverse=True)
+    assert len(got) >= 1 and len(got) <= 3, got
+    assert np.allclose(got, want[:len(got)], atol=1e-4), (i, got, want)  # equal texts may merge keys
+assert worst < 1e-4, worst
+print("prompt logprobs: worst difference from grok logits' log-softmax %.2g over %d tokens" % (worst, n - 1))
+off = lp["text_offset"]
+text = d["choices"][0]["text"]
+assert text.startswith(ptext) and off[0] == 0 and off[n] == len(ptext.encode()), (off[:3], off[n - 1:n + 1])
+assert all(a <= b for a, b in zip(off, off[1:])), off
+for i in range(n, n + ng):  # generated tokens: their text is at their offset
+    t = lp["tokens"][i]
+    assert text.encode()[off[i]:off[i] + len(t.encode())] == t.encode() or "<0x" in t, (i, t, off[i])
+def stream_lps(path):
+    raw = open(path).read()
+    ev = [e[6:] for e in raw.split("\n\n") if e.startswith("data: {")]
+    out = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for e in ev:
+        c = json.loads(e)["choices"][0]
+        if c.get("logprobs"):
+            for k in out: out[k] += c["logprobs"][k]
+    return out
+s = stream_lps("plp_stream.txt")
+for k in s:
+    assert s[k] == lp[k], (k, s[k][:5], lp[k][:5])
+w = json.load(open("lp_whole.json"))["choices"][0]["logprobs"]
+s = stream_lps("lp_stream.txt")
+assert s == w, (s["text_offset"], w["text_offset"])
+assert w["text_offset"][0] == 0 and w["text_offset"][-1] > 0, w["text_offset"]
+PYEOF
+ok "prompt logprobs with echo equal grok logits' log-softmax; text_offset of the whole text, also streamed"
 
 # ---- malformed input: 400 with an OpenAI error object, never a crash
 bad_cases=(

@@ -109,6 +109,25 @@ int main(void) {
     float d = max_diff(grok_context_logits(cs[0]), alone[0][0], V);
     CHECK(d == 0.0f, "reused prefix: logits differ by %g", d);
 
+    /* every position's logits of one sequence (prompt log-probabilities)
+     * while others take only their last: equal to grok_decode's all_logits
+     * for that sequence alone, the last row also kept as its logits */
+    static float all_alone[5][300], all_multi[5][300];
+    grok_context *c0 = grok_context_create(m, &cp, err, sizeof err);
+    CHECK(grok_decode(c0, p0, 5, &all_alone[0][0], err, sizeof err) == 0, "%s", err);
+    for (int s = 0; s < 3; s++) grok_context_truncate(cs[s], 0);
+    float *alls[3] = {NULL, &all_multi[0][0], NULL};
+    const int32_t *pr[3] = {p1, p0, p2};
+    const int64_t ln[3] = {2, 5, 4};
+    CHECK(grok_decode_multi_logits(cs, pr, ln, alls, 3, err, sizeof err) == 0, "multi all logits: %s", err);
+    d = max_diff(&all_multi[0][0], &all_alone[0][0], 5 * V);
+    CHECK(d == 0.0f, "all positions' logits batched differ from alone by %g", d);
+    d = max_diff(grok_context_logits(cs[1]), all_alone[4], V);
+    CHECK(d == 0.0f, "last row kept as the logits: differs by %g", d);
+    d = max_diff(grok_context_logits(cs[0]), alone[1][0], V);
+    CHECK(d == 0.0f, "the sequence beside it: logits differ by %g", d);
+    grok_context_free(c0);
+
     for (int s = 0; s < 3; s++) grok_context_free(cs[s]);
     grok_threadpool_free(pool);
     grok_model_free(m);

@@ -573,11 +573,17 @@ int grok_decode(grok_context *c, const int32_t *tokens, int64_t n, float *all_lo
 
 int grok_decode_multi(grok_context *const *ctxs, const int32_t *const *tokens, const int64_t *n,
                       int64_t n_seqs, char *err, size_t err_size) {
+    return grok_decode_multi_logits(ctxs, tokens, n, NULL, n_seqs, err, err_size);
+}
+
+int grok_decode_multi_logits(grok_context *const *ctxs, const int32_t *const *tokens, const int64_t *n,
+                             float *const *all_logits, int64_t n_seqs, char *err, size_t err_size) {
     if (n_seqs <= 0) {
         snprintf(err, err_size, "decode_multi: no sequences given");
         return -1;
     }
     grok_context *S = ctxs[0];
+    const int64_t V = S->m->hp.n_vocab;
     int64_t total = 0;
     for (int64_t i = 0; i < n_seqs; i++) {
         char what[64];
@@ -606,11 +612,17 @@ int grok_decode_multi(grok_context *const *ctxs, const int32_t *const *tokens, c
     }
     S->last = (grok_step_stats){0};
     int64_t t = 0;
-    for (int64_t i = 0; i < n_seqs; i++)
+    for (int64_t i = 0; i < n_seqs; i++) {
+        float *all = all_logits ? all_logits[i] : NULL;
         for (int64_t k = 0; k < n[i]; k++, t++)
             S->bt[t] = (batch_tok){ctxs[i], ctxs[i]->pos + k, tokens[i][k],
-                                   k == n[i] - 1 ? ctxs[i]->logits : NULL};
+                                   all ? all + k * V : k == n[i] - 1 ? ctxs[i]->logits : NULL};
+    }
     if (forward(S, total, err, err_size)) return -1;
-    for (int64_t i = 0; i < n_seqs; i++) ctxs[i]->pos += n[i];
+    for (int64_t i = 0; i < n_seqs; i++) {
+        if (all_logits && all_logits[i])
+            memcpy(ctxs[i]->logits, all_logits[i] + (n[i] - 1) * V, (size_t)V * sizeof(float));
+        ctxs[i]->pos += n[i];
+    }
     return 0;
 }

@@ -423,6 +423,7 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
                            "of these");
         }
     }
+    r->prompt_lps = kind == KIND_COMPLETION && r->echo && r->logprobs >= 0;
     if (text) {
         r->prompt = grok_tokenize(s->tok, text, text_len, true, &r->n_prompt);
         if (!r->prompt) FAIL(NULL, "out of memory");
@@ -549,10 +550,8 @@ static cJSON *token_bytes(server *s, int32_t id, const char *text) {
 
 static double lp_num(float x) { return isfinite(x) ? (double)x : -9999.0; }
 
-/* The logprobs object of choice c for its tokens [lp0, lp1); text_off is
- * the offset of the first token's text in the choice (completions). */
-static cJSON *logprobs_json(server *s, const request *r, const choice *c, size_t lp0, size_t lp1,
-                            size_t text_off) {
+/* The logprobs object of choice c for its entries [lp0, lp1). */
+static cJSON *logprobs_json(server *s, const request *r, const choice *c, size_t lp0, size_t lp1) {
     char t[GROK_DETOK_MAX_PIECE * 3 + 16];
     if (r->kind == KIND_CHAT) {
         cJSON *o = cJSON_CreateObject(), *content = cJSON_AddArrayToObject(o, "content");
@@ -585,9 +584,13 @@ static cJSON *logprobs_json(server *s, const request *r, const choice *c, size_t
         const token_logprob *lp = &c->lps[i];
         api_token_text(s, lp->token, t, sizeof t);
         cJSON_AddItemToArray(toks, cJSON_CreateString(t));
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)lp->text_off));
+        if (lp->none) { /* the first prompt token: nothing predicts it */
+            cJSON_AddItemToArray(lps, cJSON_CreateNull());
+            cJSON_AddItemToArray(tops, cJSON_CreateNull());
+            continue;
+        }
         cJSON_AddItemToArray(lps, cJSON_CreateNumber(lp_num(lp->logprob)));
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)text_off));
-        text_off += strlen(t);
         cJSON *top = cJSON_CreateObject();
         for (int32_t j = 0; j < lp->n_top; j++) {
             api_token_text(s, lp->top_id[j], t, sizeof t);
@@ -654,9 +657,7 @@ char *api_whole_response(server *s, const request *r) {
             cJSON_AddStringToObject(o, "text", text);
         }
         if (r->logprobs >= 0)
-            cJSON_AddItemToObject(o, "logprobs",
-                                  logprobs_json(s, r, c, 0, c->n_lps,
-                                                r->echo ? strlen(r->prompt_text) : 0));
+            cJSON_AddItemToObject(o, "logprobs", logprobs_json(s, r, c, 0, c->n_lps));
         else
             cJSON_AddNullToObject(o, "logprobs");
         add_finish(o, c->finish);
@@ -690,7 +691,7 @@ char *api_stream_chunk(server *s, const request *r, int ci, const char *text, si
     }
     free(t);
     if (r->logprobs >= 0 && lp1 > lp0)
-        cJSON_AddItemToObject(o, "logprobs", logprobs_json(s, r, c, lp0, lp1, 0));
+        cJSON_AddItemToObject(o, "logprobs", logprobs_json(s, r, c, lp0, lp1));
     else
         cJSON_AddNullToObject(o, "logprobs");
     add_finish(o, finish);

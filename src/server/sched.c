@@ -135,6 +135,10 @@ static void finish_choice(server *s, request *r, choice *c, int reason) {
     }
     grok_sampler_free(c->sampler);
     c->sampler = NULL;
+    free(c->plogits);
+    free(c->pstage);
+    c->plogits = NULL;
+    c->pstage = NULL;
     free(c->hold);
     c->hold = NULL;
     c->hold_len = c->hold_cap = 0;
@@ -206,8 +210,10 @@ static int assign(server *s, request *r, choice *c) {
         }
     }
     if (!best) return -1;
-    /* keep at least one prompt token to compute, so the logits are fresh */
+    /* keep at least one prompt token to compute, so the logits are fresh;
+     * prompt logprobs need every position's logits: keep nothing */
     size_t keep = best_common < r->n_prompt ? best_common : r->n_prompt - 1;
+    if (r->prompt_lps) keep = 0;
     grok_context_truncate(best->ctx, (int64_t)keep);
     c->seq_cap = r->n_prompt + (size_t)r->max_tokens + 1;
     c->seq = malloc(c->seq_cap * sizeof(int32_t));
@@ -220,6 +226,22 @@ static int assign(server *s, request *r, choice *c) {
         grok_sampler_free(c->sampler);
         c->sampler = NULL;
         return -1;
+    }
+    if (r->prompt_lps) {
+        c->plogits = malloc((size_t)PROMPT_LP_CHUNK * (size_t)s->n_vocab * sizeof(float));
+        c->pstage = malloc(PROMPT_LP_CHUNK * sizeof *c->pstage);
+        /* the first prompt token's entry: no logprob, at offset 0 */
+        if (!c->plogits || !c->pstage || !grow((void **)&c->lps, &c->lps_cap, c->n_lps + 1, sizeof *c->lps)) {
+            free(c->seq), free(c->plogits), free(c->pstage);
+            c->seq = NULL, c->plogits = NULL, c->pstage = NULL;
+            grok_sampler_free(c->sampler);
+            c->sampler = NULL;
+            return -1;
+        }
+        c->lps[c->n_lps++] = (token_logprob){.token = r->prompt[0], .none = true};
+        c->n_pstage = 0;
+        c->ptext_off = 0;
+        grok_detok_stream_init(&c->pds, true);
     }
     memcpy(c->seq, r->prompt, r->n_prompt * sizeof(int32_t));
     c->n_seq = r->n_prompt;
@@ -290,11 +312,32 @@ static size_t hold_push(request *r, choice *c, const char *t, size_t n, bool fin
     return final ? c->hold_len : c->hold_len - partial;
 }
 
+/* The top (at most MAX_TOP_LOGPROBS) values of v[0..n) above floor,
+ * largest first, the lower id first among equals: their ids and values
+ * into ids/best; returns how many. */
+static int32_t top_values(const float *v, int64_t n, int top, float floor, int32_t *ids, float *best) {
+    int32_t k = 0;
+    for (int64_t i = 0; i < n && top > 0; i++) {
+        float x = v[i];
+        if (x <= floor || (k == top && x <= best[k - 1])) continue;
+        int32_t j = k < top ? k++ : k - 1;
+        while (j > 0 && best[j - 1] < x) {
+            best[j] = best[j - 1];
+            ids[j] = ids[j - 1];
+            j--;
+        }
+        best[j] = x;
+        ids[j] = (int32_t)i;
+    }
+    return k;
+}
+
 /* The sampled token's log-probability and the top alternatives of the
  * final distribution (after the sampler's filters), for logprobs. */
 static void fill_logprob(token_logprob *lp, const float *probs, int64_t n_vocab, int32_t tok,
                          int top) {
     lp->token = tok;
+    lp->none = false;
     lp->n_top = 0;
     if (!probs) {
         lp->logprob = 0.0f;
@@ -302,26 +345,32 @@ static void fill_logprob(token_logprob *lp, const float *probs, int64_t n_vocab,
     }
     lp->logprob = probs[tok] > 0 ? logf(probs[tok]) : -INFINITY;
     float best[MAX_TOP_LOGPROBS];
-    int32_t k = 0;
-    for (int64_t v = 0; v < n_vocab && top > 0; v++) {
-        float pv = probs[v];
-        if (pv <= 0 || (k == top && pv <= best[k - 1])) continue;
-        int32_t j = k < top ? k++ : k - 1;
-        while (j > 0 && best[j - 1] < pv) {
-            best[j] = best[j - 1];
-            lp->top_id[j] = lp->top_id[j - 1];
-            j--;
-        }
-        best[j] = pv;
-        lp->top_id[j] = (int32_t)v;
-    }
-    for (int32_t j = 0; j < k; j++) lp->top_lp[j] = logf(best[j]);
-    lp->n_top = k;
+    lp->n_top = top_values(probs, n_vocab, top, 0.0f, lp->top_id, best);
+    for (int32_t j = 0; j < lp->n_top; j++) lp->top_lp[j] = logf(best[j]);
+}
+
+/* A prompt token's entry: the model's own distribution at the position
+ * before it, log-softmax of the raw logits (no temperature or filters, as
+ * OpenAI's echoed prompt logprobs and `grok logits` give). */
+static void fill_prompt_logprob(token_logprob *lp, const float *logits, int64_t n_vocab, int32_t tok,
+                                int top) {
+    float mx = logits[0];
+    for (int64_t v = 1; v < n_vocab; v++) mx = logits[v] > mx ? logits[v] : mx;
+    double sum = 0;
+    for (int64_t v = 0; v < n_vocab; v++) sum += exp((double)logits[v] - (double)mx);
+    const double lse = (double)mx + log(sum);
+    lp->token = tok;
+    lp->none = false;
+    lp->logprob = (float)((double)logits[tok] - lse);
+    float best[MAX_TOP_LOGPROBS];
+    lp->n_top = top_values(logits, n_vocab, top, -INFINITY, lp->top_id, best);
+    for (int32_t j = 0; j < lp->n_top; j++) lp->top_lp[j] = (float)((double)best[j] - lse);
 }
 
 /* Per-slot result of a step's sampling, applied under mu. */
 typedef struct {
     slot *sl;
+    int64_t pos0, take; /* the tokens this step fed the slot: positions [pos0, pos0 + take) */
     size_t release;     /* bytes of hold to release */
     int finish;
     bool sampled;
@@ -335,6 +384,18 @@ typedef struct {
 static void sample_slot(server *s, step_out *o) {
     choice *c = o->sl->ch;
     request *r = o->sl->req;
+    /* prompt logprobs: row k holds the logits after position pos0 + k, the
+     * distribution of the prompt token after it */
+    for (int64_t k = 0; c->plogits && k < o->take; k++) {
+        const int64_t p = o->pos0 + k;
+        if (p + 1 >= (int64_t)r->n_prompt) break;
+        char piece[GROK_DETOK_MAX_PIECE + 16];
+        c->ptext_off += grok_detok_stream_push(&c->pds, s->tok, r->prompt[p], piece, sizeof piece);
+        token_logprob *lp = &c->pstage[c->n_pstage++];
+        fill_prompt_logprob(lp, c->plogits + k * s->n_vocab, s->n_vocab, r->prompt[p + 1], r->logprobs);
+        size_t plen = strlen(r->prompt_text);
+        lp->text_off = c->ptext_off < plen ? c->ptext_off : plen;
+    }
     if (grok_context_pos(o->sl->ctx) < (int64_t)c->n_seq) return; /* still prefilling */
     int32_t next = grok_sampler_sample(c->sampler, grok_context_logits(o->sl->ctx), c->seq,
                                        c->n_seq);
@@ -346,6 +407,9 @@ static void sample_slot(server *s, step_out *o) {
     }
     if (r->logprobs >= 0) {
         fill_logprob(&o->lp, grok_sampler_last_probs(c->sampler), s->n_vocab, next, r->logprobs);
+        /* the text so far: released (the echoed prompt first) and held back
+         * (only this thread changes either while the step runs) */
+        o->lp.text_off = c->text_len + c->hold_len;
         o->has_lp = true;
     }
     bool final = c->n_gen >= r->max_tokens, stop = false, oom = false;
@@ -385,7 +449,7 @@ static void sample_many(void *arg, int ith, int nth) {
 /* One step: build, decode, sample (mu NOT held; the slots in the step
  * cannot be taken away meanwhile: only this thread frees slots). */
 static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_context **ctxs,
-                     const int32_t **toks, int64_t *ns) {
+                     const int32_t **toks, int64_t *ns, float **alls) {
     const int64_t budget = s->cfg.batch;
     int64_t total = 0, n_seqs = 0;
     /* generating slots first: one token each */
@@ -398,12 +462,15 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
             if ((pass == 0) == prefill) continue;
             int64_t take = left;
             if (take > s->cfg.chunk) take = s->cfg.chunk;
+            if (c->plogits && take > PROMPT_LP_CHUNK) take = PROMPT_LP_CHUNK;
             if (take > budget - total) take = budget - total;
             if (take <= 0) continue;
             ctxs[n_seqs] = act[i]->ctx;
             toks[n_seqs] = c->seq + pos;
             ns[n_seqs] = take;
-            outs[n_seqs] = (step_out){.sl = act[i]};
+            /* all positions' logits only while a prompt-logprobs slot reads its prompt */
+            alls[n_seqs] = c->plogits && prefill ? c->plogits : NULL;
+            outs[n_seqs] = (step_out){.sl = act[i], .pos0 = pos, .take = alls[n_seqs] ? take : 0};
             n_seqs++;
             total += take;
         }
@@ -411,7 +478,7 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
     if (n_seqs == 0) return;
     char err[GROK_ERR_SIZE];
     double t0 = now_s();
-    bool failed = grok_decode_multi(ctxs, toks, ns, n_seqs, err, sizeof err) != 0;
+    bool failed = grok_decode_multi_logits(ctxs, toks, ns, alls, n_seqs, err, sizeof err) != 0;
     double t1 = now_s();
     grok_step_stats st = grok_context_last_step(ctxs[0]);
     if (failed) {
@@ -441,6 +508,16 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
             r->t_first = now_s();
             metrics_observe(&s->m.ttft, r->t_first - r->t_arrive);
         }
+        if (c->n_pstage) {
+            if (grow((void **)&c->lps, &c->lps_cap, c->n_lps + c->n_pstage, sizeof *c->lps)) {
+                memcpy(c->lps + c->n_lps, c->pstage, c->n_pstage * sizeof *c->lps);
+                c->n_lps += c->n_pstage;
+                pthread_cond_broadcast(&r->cv);
+            } else {
+                o->finish = FINISH_ERROR;
+            }
+            c->n_pstage = 0;
+        }
         if (o->has_lp && grow((void **)&c->lps, &c->lps_cap, c->n_lps + 1, sizeof *c->lps))
             c->lps[c->n_lps++] = o->lp;
         if (o->release) {
@@ -462,7 +539,8 @@ void *sched_main(void *arg) {
     grok_context **ctxs = calloc(n, sizeof *ctxs);
     const int32_t **toks = calloc(n, sizeof *toks);
     int64_t *ns = calloc(n, sizeof *ns);
-    if (!act || !outs || !ctxs || !toks || !ns) {
+    float **alls = calloc(n, sizeof *alls);
+    if (!act || !outs || !ctxs || !toks || !ns || !alls) {
         fprintf(stderr, "grok serve: out of memory in the scheduler\n");
         pthread_mutex_lock(&s->mu);
         s->stopping = true;
@@ -489,7 +567,7 @@ void *sched_main(void *arg) {
             continue;
         }
         pthread_mutex_unlock(&s->mu);
-        run_step(s, act, n_act, outs, ctxs, toks, ns);
+        run_step(s, act, n_act, outs, ctxs, toks, ns, alls);
         pthread_mutex_lock(&s->mu);
     }
     s->sched_exit = true;
@@ -499,5 +577,6 @@ void *sched_main(void *arg) {
     free(ctxs);
     free(toks);
     free(ns);
+    free(alls);
     return NULL;
 }

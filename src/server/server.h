@@ -73,13 +73,18 @@ int chat_role_index(const char *role);
 #define MAX_STOPS 16
 #define MAX_TOP_LOGPROBS 20
 #define MAX_N 16
+/* Prompt tokens a slot computing prompt logprobs reads per step (bounds
+ * its buffer of logits: 16 x 131072 x 4 bytes = 8 MiB for Grok-1). */
+#define PROMPT_LP_CHUNK 16
 
 enum { KIND_COMPLETION, KIND_CHAT };
 enum { FINISH_NONE, FINISH_STOP, FINISH_LENGTH, FINISH_CANCEL, FINISH_TIMEOUT, FINISH_ERROR };
 
 typedef struct {
     int32_t token;
+    bool none;                 /* the first prompt token: no logprob (null) */
     float logprob;
+    size_t text_off;           /* where the token's text starts in the choice's text */
     int32_t n_top;
     int32_t top_id[MAX_TOP_LOGPROBS];
     float top_lp[MAX_TOP_LOGPROBS];
@@ -99,10 +104,19 @@ typedef struct {
     char *hold;                /* decoded text not yet released (stop hold-back) */
     size_t hold_len, hold_cap;
     struct slot *slot;
+    /* prompt logprobs (echo + logprobs): every prompt position's logits of
+     * a step, the entries they give before they join lps, and the prompt's
+     * text decoded so far (for text_offset) */
+    float *plogits;            /* [PROMPT_LP_CHUNK][n_vocab] */
+    token_logprob *pstage;     /* [PROMPT_LP_CHUNK] */
+    size_t n_pstage;
+    grok_detok_stream pds;
+    size_t ptext_off;
     /* shared */
     char *text;                /* released text (echoed prompt first) */
     size_t text_len, text_cap;
-    token_logprob *lps;        /* one per generated token when logprobs are asked */
+    token_logprob *lps;        /* one per generated token when logprobs are asked (with echo
+                                * on completions, one per prompt token first) */
     size_t n_lps, lps_cap;
     int finish;                /* FINISH_* */
     bool assigned;
@@ -120,6 +134,7 @@ typedef struct request {
     int n;
     int logprobs;              /* -1: none; else top alternatives per token */
     bool echo, stream, include_usage;
+    bool prompt_lps;           /* completions with echo and logprobs: the prompt's too */
     int32_t *prompt;
     size_t n_prompt;
     char *prompt_text;         /* for echo (completions) */
