@@ -108,7 +108,8 @@ void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64
     }
     const bool threaded = pool && w->rows >= 16;
     if (j.dotq) {
-        if (threaded && n_tok > 1)
+        /* a few tokens quantize faster than the pool wakes up for them */
+        if (threaded && n_tok * w->cols > 65536)
             grok_threadpool_run(pool, quant_task, &j);
         else
             quant_task(&j, 0, 1);

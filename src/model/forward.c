@@ -331,6 +331,20 @@ static void route(grok_context *c, int64_t n) {
     }
 }
 
+/* hg[i] = gelu(hg[i]) * hu[i] over [0, n), split across the pool: a batched
+ * step's m tokens x n_ff tanh are a few ms on one core. */
+typedef struct {
+    float *hg;
+    const float *hu;
+    int64_t n;
+} glu_job;
+
+static void glu_task(void *arg, int ith, int nth) {
+    const glu_job *j = arg;
+    const int64_t a = j->n * ith / nth, b = j->n * (ith + 1) / nth;
+    for (int64_t i = a; i < b; i++) j->hg[i] = gelu_tanh(j->hg[i]) * j->hu[i];
+}
+
 static void moe(grok_context *c, const grok_layer *L, int64_t n) {
     const grok_hparams *hp = &c->m->hp;
     const int64_t d = hp->d_model, K = hp->n_experts_used, ff = c->sh.f1 - c->sh.f0;
@@ -351,7 +365,9 @@ static void moe(grok_context *c, const grok_layer *L, int64_t n) {
         gate.rows = up.rows = down.cols = ff; /* this share's rows (all without a hook) */
         grok_matmul(c->pool, &gate, c->gx, d, c->hg, ff, m);
         grok_matmul(c->pool, &up, c->gx, d, c->hu, ff, m);
-        for (int64_t i = 0; i < m * ff; i++) c->hg[i] = gelu_tanh(c->hg[i]) * c->hu[i];
+        glu_job gj = {c->hg, c->hu, m * ff};
+        if (m * ff >= 2048) grok_threadpool_run(c->pool, glu_task, &gj);
+        else glu_task(&gj, 0, 1);
         grok_matmul(c->pool, &down, c->hg, ff, c->eo, d, m);
         c->last.expert_reads++;
         c->last.weight_bytes += mat_bytes(&gate) + mat_bytes(&up) + mat_bytes(&down);
