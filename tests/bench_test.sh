@@ -3,8 +3,9 @@
 # documented field with a sane value, bytes per token equals the active
 # weight bytes computed independently from the file's tensor table (by the
 # Python GGUF reader, not the C loader), the built-in reference check runs
-# and passes, the reference kernels agree with themselves exactly, and bad
-# flags are refused with status 2.
+# and passes, the reference kernels agree with themselves exactly, --batch
+# reports the bytes and experts a batched step reads, and bad flags are
+# refused with status 2.
 set -uo pipefail
 : "${GROK:?}" "${GROK_TMP:?}" "${GROK_SRC:?}"
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
@@ -77,12 +78,38 @@ done
   && r=$("$PY" validate.py ref.json tied.gguf "$GROK_SRC/tests/ref" reference 2>&1) \
   && ok "reference kernels, tied head: $r" || bad "reference bench: $(cat ref_err.txt) ${r:-}"
 
+# --batch: N sequences per step; one sequence reads exactly bytes_per_token, three read the
+# shared weights once, three embedding rows and experts_per_layer distinct experts per layer
+"$GROK" bench -m m_q8_0.gguf -p 16 -n 4 --threads 2 --no-stream --batch 1,3 --rounds 1 --json > batch.json 2> batch_err.txt \
+  && r=$("$PY" - m_q8_0.gguf "$GROK_SRC/tests/ref" <<'PYEOF' 2>&1
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from gguf_reader import GGUFFile
+j = json.load(open("batch.json"))
+b = j["batch"]
+assert [x["n"] for x in b] == [1, 3], b
+for x in b:
+    assert x["tok_s"] > 0 and 0 < x["step_ms_min"] <= x["step_ms"] + 1e-9, x
+f = GGUFFile(sys.argv[1])
+L, E = f.get("grok.block_count"), f.get("grok.expert_count")
+emb = f.tensors["token_embd.weight"]
+row = emb.n_bytes() // emb.ne[1]
+expert = sum(t.n_bytes() // t.ne[2] for n, t in f.tensors.items() if n.startswith("blk.0.") and "_exps" in n)
+assert b[0]["bytes_per_step"] == j["bytes_per_token"] and b[0]["experts_per_layer"] == 2, (b[0], j["bytes_per_token"])
+u = b[1]["experts_per_layer"]
+assert 2 <= u <= min(E, 6), u
+want = j["bytes_per_token"] + 2 * row + (u - 2) * L * expert
+assert abs(b[1]["bytes_per_step"] - want) <= 1, (b[1]["bytes_per_step"], want)
+print("batch 1 reads %d bytes a step, batch 3 %d (%.2f experts per layer)" % (b[0]["bytes_per_step"], b[1]["bytes_per_step"], u))
+PYEOF
+) && ok "--batch: $r" || bad "--batch: $(cat batch_err.txt) ${r:-}"
+
 # text output names the efficiency and the check
 "$GROK" bench -m tied.gguf -p 16 -n 8 --no-stream > text.txt 2>/dev/null \
   && grep -q '^efficiency' text.txt && grep -q '^check *ok' text.txt \
   && ok "text report" || bad "text report: $(cat text.txt)"
 
-for args in "-p 0" "-n x" "--kernels turbo" "--bogus" ""; do
+for args in "-p 0" "-n x" "--kernels turbo" "--bogus" "--batch 0" "--batch 1,x" "--batch 1,2,3,4,5,6,7,8,9" ""; do
   "$GROK" bench -m tied.gguf $args >/dev/null 2>&1
   rc=$?
   if [ -z "$args" ]; then "$GROK" bench >/dev/null 2>&1; rc=$?; fi

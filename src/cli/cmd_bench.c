@@ -111,16 +111,16 @@ static void argmax_all(grok_context *const *cs, int64_t n, int64_t V, int32_t *n
     }
 }
 
-/* For each size: that many contexts each read a different BATCH_PROMPT-token
- * slice of ids, then n_gen steps decode one greedy token per sequence in one
+/* For each size: that many contexts each read their own pseudo-random
+ * BATCH_PROMPT-token prompt, then n_gen steps decode one greedy token per sequence in one
  * grok_decode_multi call, as grok serve's generating slots do. Rounds run
  * the sizes interleaved so that the shared machine's noise hits them alike;
  * each size keeps its fastest round. */
-static int bench_batches(grok_model *m, grok_threadpool *pool, const int32_t *ids, int64_t n_ids,
-                         int64_t n_gen, int64_t rounds, batch_result *res, int n_res, char *err,
-                         size_t err_size) {
+static int bench_batches(grok_model *m, grok_threadpool *pool, int64_t n_gen, int64_t rounds,
+                         batch_result *res, int n_res, char *err, size_t err_size) {
     const grok_hparams *hp = grok_model_hparams(m);
-    const int64_t bp = n_ids < BATCH_PROMPT ? n_ids : BATCH_PROMPT;
+    const int64_t bp = BATCH_PROMPT;
+    int32_t prompt[BATCH_PROMPT];
     int64_t nmax = 0;
     for (int i = 0; i < n_res; i++) nmax = res[i].n > nmax ? res[i].n : nmax;
     grok_context **cs = calloc((size_t)nmax, sizeof *cs);
@@ -143,8 +143,13 @@ static int bench_batches(grok_model *m, grok_threadpool *pool, const int32_t *id
             const int64_t n = res[k].n;
             for (int64_t i = 0; i < n; i++) {
                 grok_context_truncate(cs[i], 0);
-                int64_t off = (i * bp) % (n_ids - bp + 1);
-                if (grok_decode(cs[i], ids + off, bp, NULL, err, err_size)) goto done;
+                uint64_t st = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
+                for (int64_t q = 0; q < bp; q++) { /* avoiding PAD, as the prompt above */
+                    st = st * 6364136223846793005ull + 1442695040888963407ull;
+                    int32_t id = (int32_t)((st >> 33) % (uint64_t)hp->n_vocab);
+                    prompt[q] = id == hp->pad_id ? (id + 1) % (int32_t)hp->n_vocab : id;
+                }
+                if (grok_decode(cs[i], prompt, bp, NULL, err, err_size)) goto done;
                 ns[i] = 1;
                 tp[i] = &next[i];
             }
@@ -465,8 +470,7 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     double t_gen = cli_now() - t0;
-    if (n_batches && bench_batches(m, pool, ids, n_prompt + n_gen, n_gen, rounds, batches, n_batches, err,
-                                   sizeof err)) {
+    if (n_batches && bench_batches(m, pool, n_gen, rounds, batches, n_batches, err, sizeof err)) {
         cli_error("bench", "%s", err);
         goto done;
     }
