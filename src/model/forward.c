@@ -331,8 +331,9 @@ static void route(grok_context *c, int64_t n) {
     }
 }
 
-/* hg[i] = gelu(hg[i]) * hu[i] over [0, n), split across the pool: a batched
- * step's m tokens x n_ff tanh are a few ms on one core. */
+/* hg[i] = gelu(hg[i]) * hu[i] over [0, n), split across the pool when it
+ * is large: a batched step's m tokens x n_ff tanh are ms on one core, while
+ * one token of a small expert is cheaper than waking the pool. */
 typedef struct {
     float *hg;
     const float *hu;
@@ -366,7 +367,7 @@ static void moe(grok_context *c, const grok_layer *L, int64_t n) {
         grok_matmul(c->pool, &gate, c->gx, d, c->hg, ff, m);
         grok_matmul(c->pool, &up, c->gx, d, c->hu, ff, m);
         glu_job gj = {c->hg, c->hu, m * ff};
-        if (m * ff >= 2048) grok_threadpool_run(c->pool, glu_task, &gj);
+        if (m * ff >= 16384) grok_threadpool_run(c->pool, glu_task, &gj); /* else not worth a barrier */
         else glu_task(&gj, 0, 1);
         grok_matmul(c->pool, &down, c->hg, ff, c->eo, d, m);
         c->last.expert_reads++;

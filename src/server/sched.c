@@ -11,6 +11,12 @@
  * begin a stop string (as `grok run` does), and releases the rest to its
  * HTTP connection.
  *
+ * A completion that asks for echo and logprobs also gets the prompt's
+ * logprobs: its slot reads the whole prompt (no prefix reuse), at most
+ * PROMPT_LP_CHUNK tokens a step with every position's logits kept, and
+ * each step turns those rows into the log-softmax entries of the prompt
+ * tokens they predict. No other request computes more than its last logits.
+ *
  * New requests join at the next step. A free slot is chosen by the longest
  * prefix its cache shares with the new prompt, so a conversation that goes
  * on (or a repeated system prompt) is not read again. Cancelled (client
