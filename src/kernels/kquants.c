@@ -24,11 +24,16 @@
 #include "kernels/kernels.h"
 
 /* Nearest integer (ties to even) clamped to [lo, hi]; NaN gives lo, so
- * that no float-to-int conversion can overflow. */
+ * that no float-to-int conversion can overflow. Adding 1.5 * 2^23 leaves
+ * the rounded value in the low mantissa bits (|v| < 2^22 here), cheaper
+ * than lrintf's library call in the encoders' inner loops. */
 static int qround(float v, int lo, int hi) {
     if (!(v > (float)lo)) return lo;
     if (v >= (float)hi) return hi;
-    return (int)lrintf(v);
+    const float r = v + 12582912.0f;
+    uint32_t u;
+    memcpy(&u, &r, 4);
+    return (int)(u & 0x7fffff) - 0x400000;
 }
 
 static void fit_weights(const float *x, int n, float *w) {
@@ -60,12 +65,11 @@ static float fit_asym(const float *x, const float *w, int n, int nmax, float *a,
         else if (t <= FIT_STEPS) ia = ((float)nmax + 0.1f * (float)t) / (hi - lo), off = lo;
         else if (best_a > 0) ia = 1.0f / best_a, off = best_b;
         else break;
-        float sw = 0, sl = 0, sll = 0, sx = 0, slx = 0;
-        uint8_t l[32];
+        float sw = 0, sl = 0, sll = 0, sx = 0, slx = 0, sxx = 0;
         for (int i = 0; i < n; i++) {
-            l[i] = (uint8_t)qround((x[i] - off) * ia, 0, nmax);
-            sw += w[i], sl += w[i] * l[i], sll += w[i] * l[i] * l[i];
-            sx += w[i] * x[i], slx += w[i] * l[i] * x[i];
+            const float l = (float)qround((x[i] - off) * ia, 0, nmax);
+            sw += w[i], sl += w[i] * l, sll += w[i] * l * l;
+            sx += w[i] * x[i], slx += w[i] * l * x[i], sxx += w[i] * x[i] * x[i];
         }
         float ca, cb;
         const float det = sw * sll - sl * sl;
@@ -78,12 +82,11 @@ static float fit_asym(const float *x, const float *w, int n, int nmax, float *a,
             continue;
         }
         if (!(ca >= 0)) continue;
-        float err = 0;
-        for (int i = 0; i < n; i++) {
-            const float e = ca * (float)l[i] + cb - x[i];
-            err += w[i] * e * e;
-        }
-        if (err < best) best = err, best_a = ca, best_b = cb;
+        /* sum w (a l + b - x)^2 from the sums, in double: it is a small
+         * difference of large terms */
+        const double da = ca, db = cb;
+        const double err = da * da * sll + 2 * da * db * sl + db * db * sw - 2 * da * slx - 2 * db * sx + (double)sxx;
+        if (err < best) best = (float)err, best_a = ca, best_b = cb;
     }
     *a = best_a, *b = best_b;
     return best;
@@ -111,8 +114,9 @@ static float fit_sym(const float *x, const float *w, int n, float *a) {
             sll += w[i] * (float)(l * l), slx += w[i] * (float)l * x[i], sxx += w[i] * x[i] * x[i];
         }
         if (!(sll > 0)) continue;
-        const float ca = slx / sll, err = sxx - ca * slx;
-        if (err < best) best = err, best_a = ca;
+        const float ca = slx / sll;
+        const double err = (double)sxx - (double)ca * slx; /* sum w (a l - x)^2 at the optimal a */
+        if (err < best) best = (float)err, best_a = ca;
     }
     *a = best_a;
     return best;
