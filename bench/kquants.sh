@@ -12,7 +12,8 @@
 #
 #   bash bench/kquants.sh [DIR]        (models are made there once: ~2.2 GB)
 # Environment: BUILD (build dir, default build), P, N, R (64, 32, 3),
-# THREADS (2), TEXT (the text file; default README.md + ../shared/GROK1.md).
+# THREADS (2), TEXT (the text file; default README.md + ../shared/GROK1.md),
+# ONLY (quality or speed: run that part alone).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DIR=${1:-/tmp/grok-kquants}
@@ -26,6 +27,7 @@ TYPES="q8_0 q6_K q5_K q4_K q4_0"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
 
 # ---- quality ----
+if [ "${ONLY:-}" != speed ]; then
 TEXT=${TEXT:-$DIR/text.txt}
 if [ ! -f "$TEXT" ]; then
   cat README.md > "$TEXT"
@@ -39,6 +41,8 @@ for t in f16 bf16 $TYPES; do
   printf 'quality %-6s ' "$t"
   "$G" perplexity -m "$DIR/small_$t.gguf" -f "$TEXT" --ctx 256 --kl-base "$SMALL" --threads "$THREADS" --json 2>/dev/null
 done
+fi
+[ "${ONLY:-}" = quality ] && exit 0
 
 # ---- speed ----
 MED="$DIR/medium_q8_0.gguf"
