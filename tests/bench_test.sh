@@ -73,6 +73,17 @@ for type in q8_0 f16; do
   fi
 done
 
+# a k-quant model (d_model 256; its 96-column down matrices fall back to
+# q8_0): the bench's own check of the fast kernels against the reference
+"$GROK" new -o kf32.gguf --force --d-model 256 --layers 1 --heads 4 --kv-heads 2 --experts 4 --experts-used 2 \
+  --ffn 96 --vocab 300 --seed 5 2>/dev/null && "$GROK" quantize kf32.gguf m_q4_K.gguf q4_K --force 2>/dev/null \
+  || bad "q4_K model"
+if "$GROK" bench -m m_q4_K.gguf -p 16 -n 8 --threads 2 --no-stream --json > out_q4_K.json 2> err_q4_K.txt; then
+  r=$("$PY" validate.py out_q4_K.json m_q4_K.gguf "$GROK_SRC/tests/ref" 2>&1) && ok "q4_K bench --json: $r" || bad "q4_K bench --json: $r"
+else
+  bad "q4_K bench exited $?: $(cat err_q4_K.txt)"
+fi
+
 "$GROK" new -o tied.gguf --force --vocab 300 --type q8_0 --seed 4 2>/dev/null
 "$GROK" bench -m tied.gguf -p 16 -n 8 --threads 1 --kernels reference --no-stream --json > ref.json 2> ref_err.txt \
   && r=$("$PY" validate.py ref.json tied.gguf "$GROK_SRC/tests/ref" reference 2>&1) \

@@ -5,9 +5,10 @@
 # Every configuration is made twice, by the C writer (`grok new`) and by the
 # Python writer (tests/ref/make_model.py), so the loader is also tested on
 # files it did not write. The matrix covers GQA ratios 1/2/4, 4..8 experts
-# with 1..3 used, 1..3 layers, f32/f16/bf16/q8_0 weights, a head size other
-# than d_model/heads, a separate output head, PAD tokens inside the ids (and
-# at position 0), non-default scale keys, and one model scaled so that the
+# with 1..3 used, 1..3 layers, f32/f16/bf16/q8_0 weights, q4_K/q5_K/q6_K
+# ones re-encoded by grok quantize or encoded by the Python writer, a head
+# size other than d_model/heads, a separate output head, PAD tokens inside
+# the ids (and at position 0), non-default scale keys, and one model scaled so that the
 # known near-misses (erf GELU, renormalised gates, no soft cap) show.
 # Weights of every type are dequantized from the same stored bytes on both
 # sides, so all must agree to 1e-4 (row error max|c - ref| / max|ref|, maximum over positions). The f16
@@ -81,6 +82,14 @@ run_config() {
                 fail "$label: make_model.py ${args[*]}"; cat "$T/new.log"; continue
             fi
         fi
+        if [ -n "${QUANT:-}" ]; then
+            # re-encoded by grok quantize: the reference decodes the stored
+            # k-quant bytes with its own NumPy decoders
+            if ! "$GROK" quantize "$m" "$m.$QUANT" "$QUANT" --force >"$T/quant.log" 2>&1; then
+                fail "$label: grok quantize $QUANT"; cat "$T/quant.log"; continue
+            fi
+            m="$m.$QUANT" label="$label $QUANT"
+        fi
         if ! "$GROK" logits -m "$m" --ids "$ids" -o "$out" >"$T/logits.log" 2>&1; then
             fail "$label: grok logits"; cat "$T/logits.log"; continue
         fi
@@ -124,6 +133,18 @@ run_config untied_bf16 "$IDS_A" $base --layers 1 --heads 4 --kv-heads 1 --expert
 run_config pad_f32 "$IDS_PAD" $base --layers 2 --heads 4 --kv-heads 2 --experts 8 --experts-used 2 --ffn 64 --type f32 --seed 8
 BATCHES="1" run_config pad0_f16 "$IDS_PAD0" $base --layers 2 --heads 4 --kv-heads 2 --experts 4 --experts-used 2 --ffn 64 --type f16 --seed 9
 run_config scales_f32 "$IDS_B" $base --layers 2 --heads 4 --kv-heads 2 --experts 8 --experts-used 2 --ffn 64 --type f32 --seed 10 --attn-scale 0.5 --softcap 8 --qk-gain 2 --logit-scale 1.3 --embedding-scale 3
+# k-quants (grok quantize of either writer's f32 model): d_model 256 so
+# the matrices take 256-blocks; ffn 160 leaves the expert down matrices
+# (160 columns) to q8_0, so one file mixes k-quant, q8_0 and f32 tensors.
+kq="--d-model 256 --vocab 260 --layers 2 --heads 4 --kv-heads 2 --experts 4 --experts-used 2"
+QUANT=q4_K BATCHES="3" run_config kq_q4_K "$IDS_A" $kq --ffn 160 --type f32 --seed 21
+QUANT=q5_K run_config kq_q5_K "$IDS_B" $kq --ffn 256 --type f32 --seed 22
+QUANT=q6_K KVF16=1 run_config kq_q6_K "$IDS_PAD" $kq --ffn 256 --type f32 --untied --seed 23
+# k-quant bytes from make_model.py's own NumPy encoder (the C writer has no
+# k-quant flag): the loader and kernels on blocks the C encoder did not choose
+WRITERS=py run_config kqpy_q4_K "$IDS_B" $kq --ffn 256 --type q4_K --seed 24
+WRITERS=py run_config kqpy_q5_K "$IDS_A" $kq --ffn 256 --type q5_K --untied --seed 25
+WRITERS=py run_config kqpy_q6_K "$IDS_B" $kq --ffn 256 --type q6_K --seed 26
 # Scaled so that erf GELU, renormalised gates, a missing soft cap and the
 # like all move these logits by more than 1e-4 (tests/ref/selfcheck.py
 # checks that on the reference); the C writer has no flags for it.

@@ -6,8 +6,9 @@
 # q4_0 loads and its logits (exact mode) match the independent NumPy
 # reference, whose q4_0 decoder is written from the GGUF block layout, at
 # 1e-4; q4_0 values decoded by NumPy lie within half a step (max|x|/8)
-# of the f32 source, one step where ggml's rule clamps; and
-# existing outputs are not overwritten without --force.
+# of the f32 source, one step where ggml's rule clamps; q4_K / q5_K / q6_K
+# files have the expected types and errors and q4_K's logits match NumPy;
+# and existing outputs are not overwritten without --force.
 set -uo pipefail
 : "${GROK:?}" "${GROK_TMP:?}" "${GROK_SRC:?}"
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
@@ -58,6 +59,48 @@ ids=5,17,42,42,7,299,0,1,2,3,100,200
 "$GROK" logits -m q4.gguf --ids $ids -o q4.f32 2>/dev/null || bad "logits q4_0"
 r=$("$PY" "$REF/grok_ref.py" q4.gguf --ids $ids --compare q4.f32 --tol 1e-4 --label q4_0 2>&1) \
   && ok "q4_0 logits vs NumPy reference: $r" || bad "q4_0 logits vs NumPy reference: $r"
+
+# k-quants: d_model 256, ffn 96, so the expert down matrices (96 columns)
+# cannot take 256-blocks and must come out as q8_0; the others are the
+# k-quant, norms and router f32. NumPy decodes the k-quant bytes (its own
+# decoders) and the error against the f32 source must be what the bit
+# width gives (relative RMS per matrix; ggml's quantizer gives 0.067 /
+# 0.034 / 0.017 on Gaussian data); llama.cpp's file types 14 / 16 / 18.
+kshape="--d-model 256 --layers 1 --heads 4 --kv-heads 2 --experts 4 --experts-used 2 --ffn 96 --vocab 300 --seed 12"
+"$GROK" new -o kf32.gguf $kshape 2>/dev/null || bad "grok new (d_model 256)"
+for t in q4_K q5_K q6_K; do
+    "$GROK" quantize kf32.gguf "k_$t.gguf" "$t" --threads 2 2>err.txt && grep -q "ffn_down_exps.*written as q8_0" err.txt \
+      && ok "quantize to $t (down matrices to q8_0, said so)" || bad "quantize to $t: $(cat err.txt)"
+done
+r=$("$PY" - "$REF" <<'PYEOF' 2>&1
+import sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from gguf_reader import GGUFFile
+src = GGUFFile("kf32.gguf")
+out = []
+for tname, tid, ftype, limit in (("q4_K", 12, 14, 0.075), ("q5_K", 13, 16, 0.038), ("q6_K", 14, 18, 0.019)):
+    q = GGUFFile("k_%s.gguf" % tname)
+    assert q.get("general.file_type") == ftype, "%s file type %r" % (tname, q.get("general.file_type"))
+    worst = 0.0
+    for name in src.tensor_order:
+        t = q.tensors[name]
+        keep = "norm" in name or "ffn_gate_inp" in name
+        want = 0 if keep else 8 if "ffn_down" in name else tid
+        assert t.type == want, "%s %s: type %d, want %d" % (tname, name, t.type, want)
+        if t.type == tid:
+            x = src.tensor(name).astype(np.float64)
+            y = q.tensor(name).astype(np.float64)
+            rel = np.sqrt(np.mean((x - y) ** 2) / np.mean(x ** 2))
+            assert rel <= limit, "%s %s: relative RMS error %.4f > %.3f" % (tname, name, rel, limit)
+            worst = max(worst, rel)
+    out.append("%s worst %.4f" % (tname, worst))
+print("k-quant types, file types and errors: " + ", ".join(out))
+PYEOF
+) && ok "$r" || bad "k-quant file checks: $r"
+"$GROK" logits -m k_q4_K.gguf --ids $ids -o kq4.f32 2>/dev/null || bad "logits q4_K"
+r=$("$PY" "$REF/grok_ref.py" k_q4_K.gguf --ids $ids --compare kq4.f32 --tol 1e-4 --label q4_K 2>&1) \
+  && ok "q4_K logits vs NumPy reference: $r" || bad "q4_K logits vs NumPy reference: $r"
 
 "$GROK" quantize f32.gguf q8.gguf q8_0 >/dev/null 2>err.txt
 [ $? -eq 1 ] && grep -q -- --force err.txt && ok "existing output refused" || bad "overwrite without --force: $(cat err.txt)"

@@ -41,8 +41,8 @@ static int failures, checks;
         }                                                                                        \
     } while (0)
 
-static const grok_type TYPES[] = {GROK_TYPE_F32, GROK_TYPE_F16, GROK_TYPE_BF16, GROK_TYPE_Q8_0,
-                                  GROK_TYPE_Q4_0};
+static const grok_type TYPES[] = {GROK_TYPE_F32,  GROK_TYPE_F16,  GROK_TYPE_BF16, GROK_TYPE_Q8_0,
+                                  GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K, GROK_TYPE_Q6_K};
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
 
 typedef struct {
@@ -51,10 +51,12 @@ typedef struct {
     bool available;
 } variant;
 
-/* Random row of the type (scaled so some blocks are tiny, some large). */
+/* Random row of the type (scaled so some blocks are tiny, some large;
+ * some offset, so the k-quants' mins are not all zero). */
 static void random_row(grok_rng *r, grok_type type, int64_t n, uint8_t *w, float *wf) {
     float *row = malloc((size_t)n * 4);
-    for (int64_t j = 0; j < n; j++) row[j] = grok_rng_normal(r) * ((j / 32) % 3 == 2 ? 0.01f : 1.0f);
+    for (int64_t j = 0; j < n; j++)
+        row[j] = grok_rng_normal(r) * ((j / 32) % 3 == 2 ? 0.01f : 1.0f) + ((j / 32) % 5 == 1 ? 0.8f : 0.0f);
     grok_kernels_get(type)->from_f32(row, w, n);
     grok_kernels_get(type)->to_f32(w, wf, n);
     free(row);
@@ -62,7 +64,8 @@ static void random_row(grok_rng *r, grok_type type, int64_t n, uint8_t *w, float
 
 static void test_dots(const variant *v) {
     grok_rng r = {77};
-    const int64_t sizes[] = {32, 64, 96, 160, 224, 2080, 4096};
+    /* 256 / 768 / 1280 / 2304: 1, 3, 5, 9 k-quant super-blocks */
+    const int64_t sizes[] = {32, 64, 96, 160, 224, 256, 768, 1280, 2080, 2304, 4096};
     const int64_t odd[] = {1, 7, 8, 33, 100}; /* tails, for the element types */
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         grok_type type = TYPES[ti];
@@ -123,9 +126,9 @@ static void test_dots(const variant *v) {
  * odd block counts, unaligned rows and activation rows at odd places. */
 static void test_multi(const variant *v) {
     grok_rng r = {123};
-    const int64_t sizes[] = {32, 64, 96, 160, 224, 1056, 2080};
-    const grok_type qtypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0};
-    for (size_t ti = 0; ti < 2; ti++) {
+    const int64_t sizes[] = {32, 64, 96, 160, 224, 256, 768, 1056, 1280, 2080, 2304};
+    const grok_type qtypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K, GROK_TYPE_Q6_K};
+    for (size_t ti = 0; ti < sizeof qtypes / sizeof qtypes[0]; ti++) {
         grok_type type = qtypes[ti];
         const char *tn = grok_type_get_traits(type)->name;
         grok_dot_kernels simd = {NULL, NULL, NULL, NULL};
@@ -137,6 +140,7 @@ static void test_multi(const variant *v) {
         if (!simd.dot_q8a_multi || !simd.dot_q8a) continue;
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
             const int64_t n = sizes[si], nb = n / QKA;
+            if (n % grok_type_get_traits(type)->block_size) continue;
             uint8_t *w = malloc((size_t)grok_type_row_size(type, n) + 3);
             float *wf = malloc((size_t)n * 4), *x = malloc((size_t)n * 4);
             uint8_t *wu = w + 3; /* off every alignment */
@@ -234,6 +238,13 @@ static void test_q4_0_by_hand(void) {
     for (int j = 0; j < 64; j++) CHECK(y[j] == x[j], "q4_0 round trip %d: %g vs %g", j, y[j], x[j]);
 }
 
+/* cols rounded up to the type's block (256 for the k-quants: 96 -> 256,
+ * 2080 -> 2304, 1056 -> 1280, odd numbers of super-blocks). */
+static int64_t block_cols(grok_type type, int64_t cols) {
+    const int64_t bs = grok_type_get_traits(type)->block_size;
+    return (cols + bs - 1) / bs * bs;
+}
+
 /* The matmul of each mode against per-row reference dots on the same
  * (possibly quantized) activations. */
 static void test_matmul_modes(void) {
@@ -244,7 +255,7 @@ static void test_matmul_modes(void) {
         grok_type type = TYPES[ti];
         const grok_dot_kernels *ref = grok_dot_reference(type);
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-            int64_t rows = shapes[si][0], cols = shapes[si][1], nt = shapes[si][2];
+            int64_t rows = shapes[si][0], cols = block_cols(type, shapes[si][1]), nt = shapes[si][2];
             size_t rb = (size_t)grok_type_row_size(type, cols);
             uint8_t *w = malloc(rb * (size_t)rows);
             float *wf = malloc((size_t)cols * 4);
@@ -298,8 +309,8 @@ static void test_matmul_batch_equals_tokens(void) {
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         grok_type type = TYPES[ti];
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-            int64_t rows = shapes[si][0], cols = shapes[si][1];
-            if (type != GROK_TYPE_Q8_0 && type != GROK_TYPE_Q4_0 && rows > 100) continue; /* keep it fast */
+            int64_t rows = shapes[si][0], cols = block_cols(type, shapes[si][1]);
+            if (!grok_dot_reference(type)->dot_q8a && rows > 100) continue; /* keep it fast */
             size_t rb = (size_t)grok_type_row_size(type, cols);
             uint8_t *w = malloc(rb * (size_t)rows);
             float *wf = malloc((size_t)cols * 4);

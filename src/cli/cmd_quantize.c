@@ -16,8 +16,9 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: grok quantize IN.gguf OUT.gguf TYPE [options]\n\n"
-            "Re-encodes the weight matrices of IN as TYPE (q8_0, q4_0, f16, bf16, f32);\n"
-            "norms and the router stay f32 as in llama.cpp. OUT is written atomically.\n\n"
+            "Re-encodes the weight matrices of IN as TYPE (q8_0, q6_K, q5_K, q4_K, q4_0,\n"
+            "f16, bf16, f32); norms and the router stay f32 as in llama.cpp. Matrices whose\n"
+            "rows do not divide by 256 become q8_0 under a k-quant. OUT is written atomically.\n\n"
             "  --threads N     worker threads (all cores)\n"
             "  --force         overwrite OUT if it exists\n");
 }
@@ -60,7 +61,7 @@ int cmd_quantize(int argc, char **argv) {
     }
     int type = grok_type_from_name(pos[2]);
     if (type < 0 || grok_llama_ftype((grok_type)type) < 0) {
-        cli_error("quantize", "TYPE '%s' is not one of q8_0, q4_0, f16, bf16, f32", pos[2]);
+        cli_error("quantize", "TYPE '%s' is not one of q8_0, q6_K, q5_K, q4_K, q4_0, f16, bf16, f32", pos[2]);
         return 2;
     }
     struct stat st;

@@ -28,7 +28,7 @@ static const command COMMANDS[] = {
     {"detokenize", cmd_detokenize, "token ids to text"},
     {"convert", cmd_convert, "the official Grok-1 checkpoint to GGUF"},
     {"bench", cmd_bench, "measure speed, memory and bandwidth efficiency"},
-    {"quantize", cmd_quantize, "re-encode a model's weights (q8_0, q4_0, f16, bf16)"},
+    {"quantize", cmd_quantize, "re-encode a model's weights (q8_0, q6_K..q4_K, q4_0, f16, bf16)"},
     {"perplexity", cmd_perplexity, "perplexity on a text; KL divergence against a base model"},
     {"plan", cmd_plan, "placement, memory and speed of a model across MPI ranks"},
     {"train", cmd_train, "train a Grok-architecture model on text (or evaluate one)"},

@@ -29,6 +29,58 @@ typedef struct {
 } block_q4_0;
 _Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 must match ggml's layout");
 
+/* k-quants: super-blocks of 256 values (ggml's QK_K) split into
+ * sub-blocks whose scales are themselves quantized against one or two f16
+ * super-block scales. Byte layouts are ggml's, so GGUF files carry them. */
+#define QK_K 256
+
+/* Q4_K: 8 sub-blocks of 32; value = d*sc*q - dmin*m with q 0..15 and a
+ * 6-bit sc and m per sub-block packed into scales[12]: for j < 4, sc is the
+ * low 6 bits of scales[j] and m those of scales[j+4]; for j >= 4, the low
+ * nibbles of sc and m are the two nibbles of scales[j+4] and their top two
+ * bits are the top two bits of scales[j-4] (sc) and scales[j] (m). In each
+ * 64-value chunk, qs[32] holds the first 32 values in its low nibbles and
+ * the next 32 in its high nibbles. */
+typedef struct {
+    uint16_t d, dmin;  /* f16 */
+    uint8_t scales[12];
+    uint8_t qs[QK_K / 2];
+} block_q4_K;
+_Static_assert(sizeof(block_q4_K) == 144, "block_q4_K must match ggml's layout");
+
+/* Q5_K: Q4_K with q 0..31; the 5th bit of value l (0..31) of sub-block s
+ * is bit s of qh[l]. */
+typedef struct {
+    uint16_t d, dmin; /* f16 */
+    uint8_t scales[12];
+    uint8_t qh[QK_K / 8];
+    uint8_t qs[QK_K / 2];
+} block_q5_K;
+_Static_assert(sizeof(block_q5_K) == 176, "block_q5_K must match ggml's layout");
+
+/* Q6_K: 16 sub-blocks of 16; value = d*scales[k]*(q-32), q 0..63. Per half
+ * of 128 values (ql[64], qh[32], scales[8] each): value l < 32 takes the low
+ * nibble of ql[l], l+32 that of ql[l+32], l+64 the high nibble of ql[l],
+ * l+96 that of ql[l+32]; their top two bits are bits 0-1, 2-3, 4-5, 6-7 of
+ * qh[l]. */
+typedef struct {
+    uint8_t ql[QK_K / 2];
+    uint8_t qh[QK_K / 4];
+    int8_t scales[QK_K / 16];
+    uint16_t d; /* f16 */
+} block_q6_K;
+_Static_assert(sizeof(block_q6_K) == 210, "block_q6_K must match ggml's layout");
+
+/* The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K block. */
+static inline void grok_kq_scale_min(const uint8_t *scales, int j, uint8_t *sc, uint8_t *m) {
+    if (j < 4) {
+        *sc = scales[j] & 63, *m = scales[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((scales[j + 4] & 0x0f) | ((scales[j - 4] >> 6) << 4));
+        *m = (uint8_t)((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4));
+    }
+}
+
 /* Activations quantized once per matrix product for the integer dot
  * products (internal, never stored in a file): 32 int8 with an f32 scale,
  * and the sum of the 32 quants, which formats with an offset (q4_0's -8)
@@ -56,6 +108,13 @@ typedef struct {
     /* sum_i row[i] * x[i], x in f32 */
     float (*dot_f32)(const void *row, const float *x, int64_t n);
 } grok_type_kernels;
+
+/* The k-quant encoders (kquants.c): a weighted least-squares search for
+ * each sub-block's scale (and min), then the sub-block scales quantized
+ * against the super-block's. Not ggml's search, but the same format. */
+void grok_q4_K_from_f32(const float *src, void *dst, int64_t n);
+void grok_q5_K_from_f32(const float *src, void *dst, int64_t n);
+void grok_q6_K_from_f32(const float *src, void *dst, int64_t n);
 
 /* NULL for types without kernels. These are the scalar references. */
 const grok_type_kernels *grok_kernels_get(uint32_t type);

@@ -1,11 +1,13 @@
 /*
  * reference.c - scalar reference kernels for every computable weight type
- * (f32, f16, bf16, q8_0, q4_0), bit-compatible with ggml's encodings, and
- * their dot products with f32 and with 8-bit activations (one token or many
- * per weight row). These are the ground truth that faster kernels are
+ * (f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K), bit-compatible with
+ * ggml's encodings, and their dot products with f32 and with 8-bit
+ * activations (one token or many per weight row; the k-quant encoders are
+ * in kquants.c). These are the ground truth that faster kernels are
  * tested against, so they favour plainness.
  */
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -292,12 +294,165 @@ static void q4_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64
     }
 }
 
+/* ---- k-quants (Q4_K, Q5_K, Q6_K): super-blocks of 256 ----
+ * Each super-block is unpacked into its quants in value order and its
+ * sub-block parameters; decoding and the dots work from that. The values
+ * are formed in ggml's order of operations ((d*sc)*q - dmin*m for Q4_K and
+ * Q5_K, (d*sc)*(q-32) for Q6_K), so they equal ggml's bit for bit. */
+typedef struct {
+    uint8_t q[QK_K]; /* 0..15 (Q4_K), 0..31 (Q5_K), 0..63 (Q6_K) */
+    int8_t sc[16];   /* per sub-block: 8 of 32 values (Q4_K, Q5_K) or 16 of 16 (Q6_K) */
+    uint8_t m[8];    /* Q4_K, Q5_K: the mins' 6-bit codes */
+    float d, dmin;
+} kq_block;
+
+static size_t kq_bytes(uint32_t type) {
+    return type == GROK_TYPE_Q4_K ? sizeof(block_q4_K) : type == GROK_TYPE_Q5_K ? sizeof(block_q5_K)
+                                                                                : sizeof(block_q6_K);
+}
+
+static void kq_unpack(uint32_t type, const uint8_t *p, kq_block *k) {
+    if (type == GROK_TYPE_Q6_K) {
+        block_q6_K b;
+        memcpy(&b, p, sizeof b);
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = b.ql + 64 * h, *qh = b.qh + 32 * h;
+            uint8_t *q = k->q + 128 * h;
+            for (int l = 0; l < 32; l++) {
+                q[l] = (uint8_t)((ql[l] & 15) | ((qh[l] & 3) << 4));
+                q[l + 32] = (uint8_t)((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4));
+                q[l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+                q[l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+            }
+        }
+        memcpy(k->sc, b.scales, 16);
+        k->d = grok_fp16_to_fp32(b.d), k->dmin = 0;
+        return;
+    }
+    /* Q4_K and Q5_K share the header and the nibble layout */
+    block_q5_K b;
+    const uint8_t *qs;
+    if (type == GROK_TYPE_Q4_K) {
+        block_q4_K b4;
+        memcpy(&b4, p, sizeof b4);
+        memcpy(&b, &b4, offsetof(block_q5_K, qh));
+        memset(b.qh, 0, sizeof b.qh);
+        memcpy(b.qs, b4.qs, sizeof b.qs);
+    } else {
+        memcpy(&b, p, sizeof b);
+    }
+    qs = b.qs;
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++) {
+            k->q[64 * c + l] = (uint8_t)((qs[32 * c + l] & 15) | (((b.qh[l] >> (2 * c)) & 1) << 4));
+            k->q[64 * c + 32 + l] = (uint8_t)((qs[32 * c + l] >> 4) | (((b.qh[l] >> (2 * c + 1)) & 1) << 4));
+        }
+    for (int j = 0; j < 8; j++) {
+        uint8_t sc, m;
+        grok_kq_scale_min(b.scales, j, &sc, &m);
+        k->sc[j] = (int8_t)sc, k->m[j] = m;
+    }
+    k->d = grok_fp16_to_fp32(b.d), k->dmin = grok_fp16_to_fp32(b.dmin);
+}
+
+static void kq_values(uint32_t type, const kq_block *k, float *y) {
+    if (type == GROK_TYPE_Q6_K) {
+        for (int j = 0; j < QK_K; j++) y[j] = k->d * (float)k->sc[j / 16] * (float)(k->q[j] - 32);
+        return;
+    }
+    for (int s = 0; s < 8; s++) {
+        const float ds = k->d * (float)k->sc[s], ms = k->dmin * (float)k->m[s];
+        for (int l = 0; l < 32; l++) y[32 * s + l] = ds * (float)k->q[32 * s + l] - ms;
+    }
+}
+
+static void kq_to_f32(uint32_t type, const void *src, float *dst, int64_t n) {
+    kq_block k;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        kq_unpack(type, (const uint8_t *)src + (size_t)b * kq_bytes(type), &k);
+        kq_values(type, &k, dst + b * QK_K);
+    }
+}
+
+static float kq_dot(uint32_t type, const void *row, const float *x, int64_t n) {
+    kq_block k;
+    float y[QK_K], s = 0;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        kq_unpack(type, (const uint8_t *)row + (size_t)b * kq_bytes(type), &k);
+        kq_values(type, &k, y);
+        for (int j = 0; j < QK_K; j++) s += y[j] * x[b * QK_K + j];
+    }
+    return s;
+}
+
+/* One super-block against its 8 activation blocks. The integer sum of
+ * each 32-value block is exact; Q4_K / Q5_K's min term uses the blocks'
+ * quant sums (sum_j m*x_j = m * sum), Q6_K's 16-value sub-blocks weight the
+ * two halves of an activation block's sum with their own scales. */
+static float kq_block_dot_q8a(uint32_t type, const kq_block *k, const block_q8a *x) {
+    if (type == GROK_TYPE_Q6_K) {
+        float sa = 0;
+        for (int s = 0; s < 8; s++) {
+            int32_t is = 0;
+            for (int j = 0; j < 32; j++) is += k->sc[2 * s + j / 16] * (k->q[32 * s + j] - 32) * x[s].qs[j];
+            sa += x[s].d * (float)is;
+        }
+        return k->d * sa;
+    }
+    float sa = 0, sm = 0;
+    for (int s = 0; s < 8; s++) {
+        int32_t is = 0;
+        for (int j = 0; j < 32; j++) is += k->q[32 * s + j] * x[s].qs[j];
+        sa += x[s].d * (float)(k->sc[s] * is);
+        sm += x[s].d * (float)(k->m[s] * x[s].sum);
+    }
+    return k->d * sa - k->dmin * sm;
+}
+
+static float kq_dot_q8a(uint32_t type, const void *row, const block_q8a *x, int64_t n) {
+    kq_block k;
+    float s = 0;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        kq_unpack(type, (const uint8_t *)row + (size_t)b * kq_bytes(type), &k);
+        s += kq_block_dot_q8a(type, &k, x + b * (QK_K / QKA));
+    }
+    return s;
+}
+
+static void kq_dot_q8a_multi(uint32_t type, const void *row, const block_q8a *const *x, int64_t nx, int64_t n,
+                             float *out) {
+    kq_block k;
+    for (int64_t t = 0; t < nx; t++) out[t] = 0;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        kq_unpack(type, (const uint8_t *)row + (size_t)b * kq_bytes(type), &k);
+        for (int64_t t = 0; t < nx; t++) out[t] += kq_block_dot_q8a(type, &k, x[t] + b * (QK_K / QKA));
+    }
+}
+
+/* The tables take one function per type. */
+#define KQ_FUNCS(T, NAME)                                                                                  \
+    static void NAME##_to_f32(const void *src, float *dst, int64_t n) { kq_to_f32(T, src, dst, n); }       \
+    static float NAME##_dot(const void *row, const float *x, int64_t n) { return kq_dot(T, row, x, n); }   \
+    static float NAME##_dot_q8a(const void *row, const block_q8a *x, int64_t n) {                          \
+        return kq_dot_q8a(T, row, x, n);                                                                   \
+    }                                                                                                      \
+    static void NAME##_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,    \
+                                     float *out) {                                                         \
+        kq_dot_q8a_multi(T, row, x, nx, n, out);                                                           \
+    }
+KQ_FUNCS(GROK_TYPE_Q4_K, q4_K)
+KQ_FUNCS(GROK_TYPE_Q5_K, q5_K)
+KQ_FUNCS(GROK_TYPE_Q6_K, q6_K)
+
 static const grok_type_kernels KERNELS[GROK_TYPE_COUNT] = {
     [GROK_TYPE_F32] = {f32_to_f32, f32_from_f32, f32_dot},
     [GROK_TYPE_F16] = {f16_to_f32, f16_from_f32, f16_dot},
     [GROK_TYPE_BF16] = {bf16_to_f32, bf16_from_f32, bf16_dot},
     [GROK_TYPE_Q8_0] = {q8_0_to_f32, q8_0_from_f32, q8_0_dot},
     [GROK_TYPE_Q4_0] = {q4_0_to_f32, q4_0_from_f32, q4_0_dot},
+    [GROK_TYPE_Q4_K] = {q4_K_to_f32, grok_q4_K_from_f32, q4_K_dot},
+    [GROK_TYPE_Q5_K] = {q5_K_to_f32, grok_q5_K_from_f32, q5_K_dot},
+    [GROK_TYPE_Q6_K] = {q6_K_to_f32, grok_q6_K_from_f32, q6_K_dot},
 };
 
 static const grok_dot_kernels DOTS[GROK_TYPE_COUNT] = {
@@ -306,6 +461,9 @@ static const grok_dot_kernels DOTS[GROK_TYPE_COUNT] = {
     [GROK_TYPE_BF16] = {bf16_dot, NULL, NULL},
     [GROK_TYPE_Q8_0] = {q8_0_dot, q8_0_dot_q8a, q8_0_dot_q8a_multi},
     [GROK_TYPE_Q4_0] = {q4_0_dot, q4_0_dot_q8a, q4_0_dot_q8a_multi},
+    [GROK_TYPE_Q4_K] = {q4_K_dot, q4_K_dot_q8a, q4_K_dot_q8a_multi},
+    [GROK_TYPE_Q5_K] = {q5_K_dot, q5_K_dot_q8a, q5_K_dot_q8a_multi},
+    [GROK_TYPE_Q6_K] = {q6_K_dot, q6_K_dot_q8a, q6_K_dot_q8a_multi},
 };
 
 const grok_type_kernels *grok_kernels_get(uint32_t type) {

@@ -1,9 +1,9 @@
 /*
  * x86_avx2.c - AVX2/FMA/F16C dot products for f32, f16, bf16, q8_0 and
  * q4_0 weights, with f32 activations and (quantized types) with 8-bit
- * activations. Each function carries its own target attribute, so the
- * rest of the build stays generic and cpu.c calls these only on a CPU
- * that has the features. On other architectures this file provides
+ * activations, and the k-quants' 8-bit dots (x86_kquants.h). Each
+ * function carries its own target attribute, so the rest of the build
+ * stays generic and cpu.c calls these only on a CPU that has the features. On other architectures this file provides
  * nothing (grok_dot_avx2 leaves the table empty).
  *
  * Weight rows lie in the mapped file at any alignment: all loads are
@@ -282,6 +282,11 @@ TGT static void q4_0_dot_q8a_multi(const void *row, const block_q8a *const *x, i
     }
 }
 
+/* The k-quants' dots, shared with x86_avx512.c over the 4-byte primitive. */
+#define KQ_TILE 4
+#define KQ_DOTU(u, s) dot_us8(u, s)
+#include "kernels/x86_kquants.h"
+
 void grok_dot_avx2(uint32_t type, grok_dot_kernels *out) {
     switch (type) {
     case GROK_TYPE_F32: out->dot_f32 = f32_dot; break;
@@ -293,6 +298,9 @@ void grok_dot_avx2(uint32_t type, grok_dot_kernels *out) {
     case GROK_TYPE_Q4_0:
         out->dot_f32 = q4_0_dot, out->dot_q8a = q4_0_dot_q8a, out->dot_q8a_multi = q4_0_dot_q8a_multi;
         break;
+    case GROK_TYPE_Q4_K: out->dot_q8a = q4_K_dot_q8a, out->dot_q8a_multi = q4_K_dot_q8a_multi; break;
+    case GROK_TYPE_Q5_K: out->dot_q8a = q5_K_dot_q8a, out->dot_q8a_multi = q5_K_dot_q8a_multi; break;
+    case GROK_TYPE_Q6_K: out->dot_q8a = q6_K_dot_q8a, out->dot_q8a_multi = q6_K_dot_q8a_multi; break;
     default: break;
     }
 }

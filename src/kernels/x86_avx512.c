@@ -1,7 +1,7 @@
 /*
- * x86_avx512.c - the integer dot products of q8_0 and q4_0 weights with
- * 8-bit activations using AVX-512 VNNI (vpdpbusd on 256-bit vectors, via
- * AVX-512VL): one instruction replaces AVX2's maddubs + madd pair and
+ * x86_avx512.c - the integer dot products of q8_0, q4_0 and the k-quants'
+ * weights with 8-bit activations using AVX-512 VNNI (vpdpbusd on 256-bit
+ * vectors, via AVX-512VL): one instruction replaces AVX2's maddubs + madd pair and
  * cannot saturate. The f32-activation dots stay AVX2's (they are bound by
  * memory, not by arithmetic). Per-function target attributes keep the
  * rest of the build generic; cpu.c calls these only when the CPU has
@@ -184,12 +184,20 @@ TGT static void q4_0_dot_q8a_multi(const void *row, const block_q8a *const *x, i
     for (int64_t t = 0; t < nx; t += TILE) TILE_CASES(q4_0_tile, row, x + t, n, out + t, nx - t)
 }
 
+/* The k-quants' dots (x86_kquants.h), with vpdpbusd as the primitive. */
+#define KQ_TILE TILE
+#define KQ_DOTU(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+#include "kernels/x86_kquants.h"
+
 void grok_dot_avx512(uint32_t type, grok_dot_kernels *out) {
     switch (type) {
     case GROK_TYPE_Q8_0:
         out->dot_q8a = q8_0_dot_q8a, out->dot_q8a_multi = q8_0_dot_q8a_multi, out->multi_prep = q8_0_multi_prep;
         break;
     case GROK_TYPE_Q4_0: out->dot_q8a = q4_0_dot_q8a, out->dot_q8a_multi = q4_0_dot_q8a_multi; break;
+    case GROK_TYPE_Q4_K: out->dot_q8a = q4_K_dot_q8a, out->dot_q8a_multi = q4_K_dot_q8a_multi; break;
+    case GROK_TYPE_Q5_K: out->dot_q8a = q5_K_dot_q8a, out->dot_q8a_multi = q5_K_dot_q8a_multi; break;
+    case GROK_TYPE_Q6_K: out->dot_q8a = q6_K_dot_q8a, out->dot_q8a_multi = q6_K_dot_q8a_multi; break;
     default: break;
     }
 }

@@ -1,9 +1,10 @@
 /*
  * quantize.c - re-encodes a GGUF model's weight matrices into another type.
  * Each matrix is decoded to f32 a chunk of rows at a time and encoded with
- * the target type's reference encoder (ggml's rounding, so files match
- * what llama.cpp's quantizer writes for these types), the rows of a chunk
- * split across the thread pool. Data is streamed through the GGUF writer:
+ * the target type's reference encoder (ggml's rounding for q8_0 and q4_0,
+ * so those files match what llama.cpp's quantizer writes; the k-quants'
+ * own search, in ggml's format), the rows of a chunk split across the
+ * thread pool. Data is streamed through the GGUF writer:
  * memory stays at one chunk, and the output appears under its name only
  * when complete.
  */
@@ -21,6 +22,9 @@ int grok_llama_ftype(grok_type type) {
     case GROK_TYPE_F16: return 1;
     case GROK_TYPE_Q4_0: return 2;
     case GROK_TYPE_Q8_0: return 7;
+    case GROK_TYPE_Q4_K: return 14; /* LLAMA_FTYPE_MOSTLY_Q4_K_S */
+    case GROK_TYPE_Q5_K: return 16; /* LLAMA_FTYPE_MOSTLY_Q5_K_S */
+    case GROK_TYPE_Q6_K: return 18; /* LLAMA_FTYPE_MOSTLY_Q6_K */
     case GROK_TYPE_BF16: return 32;
     default: return -1;
     }
@@ -80,19 +84,24 @@ int grok_model_quantize(const char *in_path, const char *out_path, grok_type typ
         const gguf_tensor *t = gguf_tensor_at(f, i);
         types[i] = (grok_type)t->type;
         if (!keep_type(t) && t->type != (uint32_t)type) {
+            grok_type want = type;
             const grok_type_traits *tr = grok_type_get_traits((uint32_t)type);
             if (t->ne[0] % tr->block_size) {
-                /* llama.cpp falls back the same way for rows that do not divide */
+                /* Rows that do not divide into the type's blocks: a k-quant's
+                 * 256 falls back to q8_0 (llama.cpp too falls back to a 32-block
+                 * type; its q5_0 / q5_1 are not computed here), others keep
+                 * their type. Grok-1's rows all divide by 256. */
+                want = tr->block_size > 32 && t->ne[0] % 32 == 0 ? GROK_TYPE_Q8_0 : (grok_type)t->type;
                 fprintf(stderr, "grok quantize: %s: %" PRId64 " columns are not a multiple of %" PRId64
-                                ", kept as %s\n", t->name, t->ne[0], tr->block_size,
-                        grok_type_get_traits(t->type)->name);
-            } else if (!grok_kernels_get(t->type)) {
+                                ", %s %s\n", t->name, t->ne[0], tr->block_size,
+                        want == (grok_type)t->type ? "kept as" : "written as", grok_type_get_traits(want)->name);
+            }
+            if (want != (grok_type)t->type && !grok_kernels_get(t->type)) {
                 snprintf(err, err_size, "%s: tensor %s: cannot decode type %s to re-encode it", in_path,
                          t->name, grok_type_get_traits(t->type)->name);
                 goto done;
-            } else {
-                types[i] = type;
             }
+            types[i] = want;
         }
         if (types[i] != (grok_type)t->type) {
             size_t rb = (size_t)grok_type_row_size(t->type, t->ne[0]);
@@ -127,9 +136,9 @@ int grok_model_quantize(const char *in_path, const char *out_path, grok_type typ
             rc = gguf_writer_write_data(w, t->data, t->nbytes, err, err_size);
         } else {
             const int64_t rows = t->n_elements / t->ne[0];
-            conv_job j = {grok_kernels_get(t->type), dk, t->data, out,
+            conv_job j = {grok_kernels_get(t->type), grok_kernels_get(types[i]), t->data, out,
                           (size_t)grok_type_row_size(t->type, t->ne[0]),
-                          (size_t)grok_type_row_size((uint32_t)type, t->ne[0]), 0, t->ne[0], scratch};
+                          (size_t)grok_type_row_size((uint32_t)types[i], t->ne[0]), 0, t->ne[0], scratch};
             for (int64_t r0 = 0; r0 < rows && rc == 0; r0 += chunk_rows) {
                 j.in = (const uint8_t *)t->data + (size_t)r0 * j.in_row;
                 j.rows = rows - r0 < chunk_rows ? rows - r0 : chunk_rows;

@@ -5,8 +5,12 @@ sharing a line with the C loader it checks: a bug in the C parser cannot
 hide behind the same bug here. It reads every metadata value type
 (arrays of strings included), the tensor infos, honours general.alignment,
 follows llama.cpp's split layout (NAME-00001-of-0000N.gguf), and turns
-F32, F16, BF16, Q8_0 and Q4_0 tensors into float32 arrays whose NumPy shape is
-ggml's ne reversed (ne[0] varies fastest, so it is the last NumPy axis).
+F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K tensors into float32 arrays
+whose NumPy shape is ggml's ne reversed (ne[0] varies fastest, so it is the
+last NumPy axis). The k-quant decoders are written from the GGUF block
+layouts with whole-array NumPy operations, sharing nothing with the C
+decoders, and form each value in ggml's order of float operations so that
+the results are the same floats.
 
 Run as a script it prints a file's metadata and tensor list.
 """
@@ -41,6 +45,7 @@ GGML_TYPES = {
     28: ("f64", 1, 8), 30: ("bf16", 1, 2),
 }
 TYPE_F32, TYPE_F16, TYPE_Q4_0, TYPE_Q8_0, TYPE_BF16 = 0, 1, 2, 8, 30
+TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K = 12, 13, 14
 
 SPLIT_RE = re.compile(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$")
 
@@ -250,8 +255,59 @@ def dequantize(raw, ttype, n, what="tensor"):
         qs = blocks[:, 2:]
         q = np.concatenate([qs & 0x0F, qs >> 4], axis=1).astype(np.float32) - 8.0
         return (d * q).reshape(-1)[:n]
+    if ttype in (TYPE_Q4_K, TYPE_Q5_K):
+        return _dequant_q45_k(raw, ttype == TYPE_Q5_K).reshape(-1)[:n]
+    if ttype == TYPE_Q6_K:
+        return _dequant_q6_k(raw).reshape(-1)[:n]
     raise GGUFError("%s: type %s cannot be dequantized by this reader"
                     % (what, GGML_TYPES.get(ttype, ("type%d" % ttype,))[0]))
+
+
+def _f16(b):
+    """[nb, 2] bytes -> [nb, 1] float32."""
+    return np.ascontiguousarray(b).view("<f2").astype(np.float32)
+
+
+def _scales_mins_k4(sc12):
+    """Q4_K / Q5_K: [nb, 12] packed bytes -> 6-bit scales and mins, [nb, 8] each.
+    Sub-blocks 0-3: low 6 bits of bytes 0-3 (scale) and 4-7 (min); 4-7: low
+    and high nibbles of bytes 8-11, with bits 4-5 from the top two bits of
+    bytes 0-3 (scale) and 4-7 (min)."""
+    a, b, c = sc12[:, 0:4], sc12[:, 4:8], sc12[:, 8:12]
+    scale = np.concatenate([a & 63, (c & 15) | ((a >> 6) << 4)], axis=1)
+    mn = np.concatenate([b & 63, (c >> 4) | ((b >> 6) << 4)], axis=1)
+    return scale.astype(np.float32), mn.astype(np.float32)
+
+
+def _dequant_q45_k(raw, five):
+    # d f16, dmin f16, scales[12], (Q5_K: qh[32],) qs[128]; value = (d*sc)*q - dmin*m
+    blocks = raw.reshape(-1, 176 if five else 144)
+    d, dmin = _f16(blocks[:, 0:2]), _f16(blocks[:, 2:4])
+    scale, mn = _scales_mins_k4(blocks[:, 4:16])
+    qs = blocks[:, 48:176] if five else blocks[:, 16:144]
+    # 4 chunks of 64 values: 32 low nibbles, then 32 high nibbles
+    qs = qs.reshape(-1, 4, 1, 32)
+    q = np.concatenate([qs & 15, qs >> 4], axis=2).reshape(-1, 8, 32).astype(np.int32)
+    if five:  # value l of sub-block s has its 5th bit in bit s of qh[l]
+        qh = blocks[:, 16:48].astype(np.int32)
+        q = q + (((qh[:, None, :] >> np.arange(8)[None, :, None]) & 1) << 4)
+    ds = (d * scale)[:, :, None]          # float32 products, as ggml forms them
+    dm = (dmin * mn)[:, :, None]
+    return ds * q.astype(np.float32) - dm
+
+
+def _dequant_q6_k(raw):
+    # ql[128], qh[64], scales int8[16], d f16; value = (d*sc)*(q-32) over 16-value sub-blocks.
+    blocks = raw.reshape(-1, 210)
+    ql = blocks[:, 0:128].reshape(-1, 2, 2, 32)     # [nb, half, ql[0:32] / ql[32:64], l]
+    qh = blocks[:, 128:192].reshape(-1, 2, 1, 32)   # [nb, half, 1, l]
+    sc = blocks[:, 192:208].copy().view(np.int8).astype(np.float32)
+    d = _f16(blocks[:, 208:210])
+    # values 32g + l of a half, g = 0..3: nibble g>>1 of ql[32(g&1) + l], bits 2g..2g+1 of qh[l]
+    low = np.concatenate([ql & 15, ql >> 4], axis=2).astype(np.int32)   # g order: 0, 1, 2, 3
+    high = (qh.astype(np.int32) >> (2 * np.arange(4))[None, None, :, None]) & 3
+    q = (low | (high << 4)).reshape(-1, 16, 16) - 32
+    return (d * sc)[:, :, None] * q.astype(np.float32)
 
 
 def _short(v):

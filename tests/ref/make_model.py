@@ -8,7 +8,9 @@ that activations stay near unit size and the logits are spread out (not
 saturated), which keeps a logits comparison meaningful.
 
 Matrices (embedding, output, attention, experts) use --type; norms and
-the router stay f32, as in converted Grok-1 files.
+the router stay f32, as in converted Grok-1 files. The k-quants (q4_K,
+q5_K, q6_K) are encoded here by a plain NumPy rule of their own, so the C
+loader and kernels meet k-quant bytes that its encoder did not choose.
 
   /usr/bin/python3 tests/ref/make_model.py -o m.gguf --d-model 64 --layers 2 \
       --heads 4 --kv-heads 2 --experts 8 --experts-used 2 --ffn 128 --vocab 300 \
@@ -25,7 +27,7 @@ import numpy as np
 # GGUF metadata value types.
 U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
 # ggml tensor types written here.
-GGML = {"f32": 0, "f16": 1, "q8_0": 8, "bf16": 30}
+GGML = {"f32": 0, "f16": 1, "q8_0": 8, "bf16": 30, "q4_K": 12, "q5_K": 13, "q6_K": 14}
 ALIGN = 32
 
 
@@ -53,6 +55,63 @@ def quantize_q8_0(x):
     return out.reshape(-1)
 
 
+def _f16_round(v):
+    return v.astype("<f2").astype(np.float32)
+
+
+def _round_clip(v, lo, hi):
+    return np.clip(np.rint(v), lo, hi).astype(np.int32)
+
+
+def quantize_k_asym(x, nmax):
+    """Q4_K (nmax 15) / Q5_K (31), simply (not the C encoder's search): per 32
+    values min = min(0, min x), scale = (max - min) / nmax; the 8 scales and
+    mins to 6 bits against f16 d = max scale / 63 and dmin = max min / 63;
+    values rounded against the decoded parameters. Layout as documented in
+    gguf_reader.py."""
+    x = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, 8, 32)
+    mn = -np.minimum(x.min(axis=2), 0)                       # [nb, 8], >= 0
+    scale = (x.max(axis=2) + mn) / np.float32(nmax)
+    d = _f16_round(scale.max(axis=1, keepdims=True) / np.float32(63))
+    dmin = _f16_round(mn.max(axis=1, keepdims=True) / np.float32(63))
+    sc = _round_clip(np.divide(scale, d, out=np.zeros_like(scale), where=d > 0), 0, 63)
+    m = _round_clip(np.divide(mn, dmin, out=np.zeros_like(mn), where=dmin > 0), 0, 63)
+    ds = (d * sc.astype(np.float32))[:, :, None]
+    dm = (dmin * m.astype(np.float32))[:, :, None]
+    q = _round_clip(np.divide(x + dm, ds, out=np.zeros_like(x), where=ds > 0), 0, nmax)
+    nb = x.shape[0]
+    packed = np.zeros((nb, 12), dtype=np.int32)
+    packed[:, 0:4] = sc[:, 0:4] | ((sc[:, 4:8] >> 4) << 6)
+    packed[:, 4:8] = m[:, 0:4] | ((m[:, 4:8] >> 4) << 6)
+    packed[:, 8:12] = (sc[:, 4:8] & 15) | ((m[:, 4:8] & 15) << 4)
+    pairs = q.reshape(nb, 4, 2, 32)                            # chunk, low/high half, l
+    qs = (pairs[:, :, 0, :] & 15) | ((pairs[:, :, 1, :] & 15) << 4)
+    parts = [d.astype("<f2").view(np.uint8), dmin.astype("<f2").view(np.uint8), packed.astype(np.uint8)]
+    if nmax == 31:
+        bits = (q >> 4) << np.arange(8)[None, :, None]          # bit s of qh[l] for sub-block s
+        parts.append(bits.sum(axis=1).astype(np.uint8))
+    parts.append(qs.reshape(nb, 128).astype(np.uint8))
+    return np.concatenate(parts, axis=1).reshape(-1)
+
+
+def quantize_q6_k(x):
+    """Q6_K, simply: per 16 values scale = max|x| / 31; scales to int8
+    against f16 d = max scale / 127; q = round(x / (d*sc)) + 32 in 0..63."""
+    x = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, 16, 16)
+    scale = np.abs(x).max(axis=2) / np.float32(31)
+    d = _f16_round(scale.max(axis=1, keepdims=True) / np.float32(127))
+    sc = _round_clip(np.divide(scale, d, out=np.zeros_like(scale), where=d > 0), -128, 127)
+    ds = (d * sc.astype(np.float32))[:, :, None]
+    q = _round_clip(np.divide(x, ds, out=np.zeros_like(x), where=ds != 0), -32, 31) + 32
+    nb = x.shape[0]
+    q = q.reshape(nb, 2, 4, 32)                                 # half, group g of 32, l
+    ql = np.concatenate([(q[:, :, 0] & 15) | ((q[:, :, 2] & 15) << 4),
+                         (q[:, :, 1] & 15) | ((q[:, :, 3] & 15) << 4)], axis=2)   # [nb, half, 64]
+    qh = ((q >> 4) << (2 * np.arange(4))[None, None, :, None]).sum(axis=2)       # [nb, half, 32]
+    return np.concatenate([ql.reshape(nb, 128).astype(np.uint8), qh.reshape(nb, 64).astype(np.uint8),
+                           sc.astype(np.int8).view(np.uint8), d.astype("<f2").view(np.uint8)], axis=1).reshape(-1)
+
+
 def encode_tensor(arr, tname):
     if tname == "f32":
         return np.ascontiguousarray(arr, dtype="<f4").tobytes()
@@ -62,6 +121,10 @@ def encode_tensor(arr, tname):
         return f32_to_bf16_bits(arr.reshape(-1)).astype("<u2").tobytes()
     if tname == "q8_0":
         return quantize_q8_0(arr.reshape(-1)).tobytes()
+    if tname in ("q4_K", "q5_K"):
+        return quantize_k_asym(arr.reshape(-1), 15 if tname == "q4_K" else 31).tobytes()
+    if tname == "q6_K":
+        return quantize_q6_k(arr.reshape(-1)).tobytes()
     raise ValueError(tname)
 
 
@@ -252,6 +315,8 @@ def main(argv):
         errs.append("--vocab must be >= 4")
     if a.type == "q8_0" and (a.d_model % 32 or a.ffn % 32 or (a.heads * hd) % 32):
         errs.append("q8_0 needs d_model, ffn and heads*head_dim multiples of 32")
+    if a.type.endswith("_K") and (a.d_model % 256 or a.ffn % 256 or (a.heads * hd) % 256):
+        errs.append("%s needs d_model, ffn and heads*head_dim multiples of 256" % a.type)
     if errs:
         for e in errs:
             sys.stderr.write("make_model.py: %s\n" % e)

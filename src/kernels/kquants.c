@@ -1,0 +1,228 @@
+/*
+ * kquants.c - the encoders of the k-quant types Q4_K, Q5_K and Q6_K (their
+ * decoders and dot products are with the other references in reference.c).
+ *
+ * A k-quant super-block of 256 values has per-sub-block scales (and, for
+ * Q4_K / Q5_K, mins) that are themselves quantized: to 6 bits against an
+ * f16 d and dmin, or to 8 signed bits against an f16 d (Q6_K). Encoding is
+ * therefore in two steps: fit each sub-block alone, then quantize the fits
+ * and re-round every value against the parameters the decoder will see.
+ *
+ * A sub-block fit searches the grid step: for 21 steps around range/nmax
+ * it rounds the values onto that grid and solves the weighted
+ * least-squares scale (and min) for the rounding, keeps the best, then
+ * re-rounds with the best fit and solves again while that helps. The
+ * weights (|x| + rms of the sub-block) favour the large values, whose
+ * errors matter most to a matrix product, without ignoring the small ones.
+ * The format is ggml's, so llama.cpp reads these files; the search is this
+ * project's own and its choices differ in detail from llama.cpp's
+ * quantizer (the test against ggml in the README compares the errors).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+/* Nearest integer (ties to even) clamped to [lo, hi]; NaN gives lo, so
+ * that no float-to-int conversion can overflow. Adding 1.5 * 2^23 leaves
+ * the rounded value in the low mantissa bits (|v| < 2^22 here), cheaper
+ * than lrintf's library call in the encoders' inner loops. */
+static int qround(float v, int lo, int hi) {
+    if (!(v > (float)lo)) return lo;
+    if (v >= (float)hi) return hi;
+    const float r = v + 12582912.0f;
+    uint32_t u;
+    memcpy(&u, &r, 4);
+    return (int)(u & 0x7fffff) - 0x400000;
+}
+
+static void fit_weights(const float *x, int n, float *w) {
+    float ss = 0;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    const float rms = sqrtf(ss / (float)n);
+    for (int i = 0; i < n; i++) w[i] = rms + fabsf(x[i]);
+}
+
+#define FIT_STEPS 10 /* grid steps (nmax + t/10)/range for t in -10..10 */
+#define FIT_ROUNDS 2 /* re-rounding rounds after the search */
+
+/* x[0..n) ~ a*l + b with l in 0..nmax, a >= 0, b <= 0 (the format stores
+ * -b as a non-negative min), minimising sum w (a*l + b - x)^2. Returns the
+ * error; *a, *b the fit. */
+static float fit_asym(const float *x, const float *w, int n, int nmax, float *a, float *b) {
+    float lo = x[0], hi = x[0];
+    for (int i = 1; i < n; i++) lo = fminf(lo, x[i]), hi = fmaxf(hi, x[i]);
+    if (lo > 0) lo = 0;
+    float best_a = 0, best_b = lo, best = INFINITY;
+    if (!(hi > lo)) { /* all equal (or not finite): the min alone */
+        *a = 0, *b = lo;
+        return 0;
+    }
+    for (int t = -FIT_STEPS - 1; t <= FIT_STEPS + FIT_ROUNDS; t++) {
+        /* t = -STEPS-1: the plain range/nmax grid; t > STEPS: re-round with the best fit */
+        float ia, off;
+        if (t < -FIT_STEPS) ia = (float)nmax / (hi - lo), off = lo;
+        else if (t <= FIT_STEPS) ia = ((float)nmax + 0.1f * (float)t) / (hi - lo), off = lo;
+        else if (best_a > 0) ia = 1.0f / best_a, off = best_b;
+        else break;
+        float sw = 0, sl = 0, sll = 0, sx = 0, slx = 0, sxx = 0;
+        for (int i = 0; i < n; i++) {
+            const float l = (float)qround((x[i] - off) * ia, 0, nmax);
+            sw += w[i], sl += w[i] * l, sll += w[i] * l * l;
+            sx += w[i] * x[i], slx += w[i] * l * x[i], sxx += w[i] * x[i] * x[i];
+        }
+        float ca, cb;
+        const float det = sw * sll - sl * sl;
+        if (t < -FIT_STEPS) {
+            ca = 1.0f / ia, cb = lo;
+        } else if (det > 0) {
+            ca = (sw * slx - sx * sl) / det, cb = (sll * sx - sl * slx) / det;
+            if (cb > 0) cb = 0, ca = slx / sll;
+        } else {
+            continue;
+        }
+        if (!(ca >= 0)) continue;
+        /* sum w (a l + b - x)^2 from the sums, in double: it is a small
+         * difference of large terms */
+        const double da = ca, db = cb;
+        const double err = da * da * sll + 2 * da * db * sl + db * db * sw - 2 * da * slx - 2 * db * sx + (double)sxx;
+        if (err < best) best = (float)err, best_a = ca, best_b = cb;
+    }
+    *a = best_a, *b = best_b;
+    return best;
+}
+
+/* x[0..n) ~ a*l with l in -32..31, minimising sum w (a*l - x)^2. The
+ * value of largest magnitude goes to the -32 end, which has one step more. */
+static float fit_sym(const float *x, const float *w, int n, float *a) {
+    float amax = 0, mx = 0;
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i]) > amax) amax = fabsf(x[i]), mx = x[i];
+    float best_a = 0, best = INFINITY;
+    if (!(amax > 0)) {
+        *a = 0;
+        return 0;
+    }
+    for (int t = -FIT_STEPS; t <= FIT_STEPS + FIT_ROUNDS; t++) {
+        float ia;
+        if (t <= FIT_STEPS) ia = -(32.0f + 0.1f * (float)t) / mx;
+        else if (best_a != 0) ia = 1.0f / best_a;
+        else break;
+        float sll = 0, slx = 0, sxx = 0;
+        for (int i = 0; i < n; i++) {
+            const int l = qround(x[i] * ia, -32, 31);
+            sll += w[i] * (float)(l * l), slx += w[i] * (float)l * x[i], sxx += w[i] * x[i] * x[i];
+        }
+        if (!(sll > 0)) continue;
+        const float ca = slx / sll;
+        const double err = (double)sxx - (double)ca * slx; /* sum w (a l - x)^2 at the optimal a */
+        if (err < best) best = (float)err, best_a = ca;
+    }
+    *a = best_a;
+    return best;
+}
+
+/* The 6-bit scales and mins of 8 sub-blocks into ggml's 12 bytes (the
+ * inverse of grok_kq_scale_min). */
+static void pack_scale_min(const uint8_t sc[8], const uint8_t m[8], uint8_t out[12]) {
+    memset(out, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            out[j] |= sc[j] & 63;
+            out[j + 4] |= m[j] & 63;
+        } else {
+            out[j + 4] = (uint8_t)((sc[j] & 15) | ((m[j] & 15) << 4));
+            out[j - 4] |= (uint8_t)((sc[j] >> 4) << 6);
+            out[j] |= (uint8_t)((m[j] >> 4) << 6);
+        }
+    }
+}
+
+/* One Q4_K (nmax 15) or Q5_K (nmax 31) super-block: the 256 quants in value
+ * order, d, dmin and the packed scales. */
+static void encode_asym(const float *x, int nmax, uint8_t q[QK_K], uint16_t *d, uint16_t *dmin,
+                        uint8_t scales[12]) {
+    float a[8], mn[8], w[32], amax = 0, mmax = 0;
+    for (int s = 0; s < 8; s++) {
+        float b;
+        fit_weights(x + 32 * s, 32, w);
+        fit_asym(x + 32 * s, w, 32, nmax, &a[s], &b);
+        mn[s] = -b;
+        amax = fmaxf(amax, a[s]), mmax = fmaxf(mmax, mn[s]);
+    }
+    *d = grok_fp32_to_fp16(amax / 63.0f);
+    *dmin = grok_fp32_to_fp16(mmax / 63.0f);
+    const float df = grok_fp16_to_fp32(*d), mf = grok_fp16_to_fp32(*dmin);
+    uint8_t sc[8], m[8];
+    for (int s = 0; s < 8; s++) {
+        sc[s] = df > 0 ? (uint8_t)qround(a[s] / df, 0, 63) : 0;
+        m[s] = mf > 0 ? (uint8_t)qround(mn[s] / mf, 0, 63) : 0;
+    }
+    pack_scale_min(sc, m, scales);
+    /* the values against what the decoder computes: (d*sc)*q - dmin*m */
+    for (int s = 0; s < 8; s++) {
+        const float ds = df * (float)sc[s], dm = mf * (float)m[s];
+        for (int l = 0; l < 32; l++)
+            q[32 * s + l] = ds > 0 ? (uint8_t)qround((x[32 * s + l] + dm) / ds, 0, nmax) : 0;
+    }
+}
+
+void grok_q4_K_from_f32(const float *src, void *dst, int64_t n) {
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        block_q4_K b;
+        uint8_t q[QK_K];
+        encode_asym(src + i * QK_K, 15, q, &b.d, &b.dmin, b.scales);
+        for (int c = 0; c < 4; c++)
+            for (int l = 0; l < 32; l++) b.qs[32 * c + l] = (uint8_t)(q[64 * c + l] | (q[64 * c + 32 + l] << 4));
+        memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
+    }
+}
+
+void grok_q5_K_from_f32(const float *src, void *dst, int64_t n) {
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        block_q5_K b;
+        uint8_t q[QK_K];
+        encode_asym(src + i * QK_K, 31, q, &b.d, &b.dmin, b.scales);
+        memset(b.qh, 0, sizeof b.qh);
+        for (int c = 0; c < 4; c++)
+            for (int l = 0; l < 32; l++) {
+                const uint8_t lo = q[64 * c + l], hi = q[64 * c + 32 + l];
+                b.qs[32 * c + l] = (uint8_t)((lo & 15) | ((hi & 15) << 4));
+                b.qh[l] |= (uint8_t)(((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1)));
+            }
+        memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
+    }
+}
+
+void grok_q6_K_from_f32(const float *src, void *dst, int64_t n) {
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float *x = src + i * QK_K;
+        block_q6_K b;
+        float a[16], w[16], amax = 0;
+        for (int k = 0; k < 16; k++) {
+            fit_weights(x + 16 * k, 16, w);
+            fit_sym(x + 16 * k, w, 16, &a[k]);
+            amax = fmaxf(amax, fabsf(a[k]));
+        }
+        b.d = grok_fp32_to_fp16(amax / 127.0f);
+        const float df = grok_fp16_to_fp32(b.d);
+        uint8_t q[QK_K];
+        for (int k = 0; k < 16; k++) {
+            b.scales[k] = (int8_t)(df > 0 ? qround(a[k] / df, -128, 127) : 0);
+            const float ds = df * (float)b.scales[k];
+            for (int l = 0; l < 16; l++)
+                q[16 * k + l] = (uint8_t)(ds != 0 ? qround(x[16 * k + l] / ds, -32, 31) + 32 : 32);
+        }
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *qq = q + 128 * h;
+            uint8_t *ql = b.ql + 64 * h, *qh = b.qh + 32 * h;
+            for (int l = 0; l < 32; l++) {
+                ql[l] = (uint8_t)((qq[l] & 15) | ((qq[l + 64] & 15) << 4));
+                ql[l + 32] = (uint8_t)((qq[l + 32] & 15) | ((qq[l + 96] & 15) << 4));
+                qh[l] = (uint8_t)((qq[l] >> 4) | ((qq[l + 32] >> 4) << 2) | ((qq[l + 64] >> 4) << 4) |
+                                  ((qq[l + 96] >> 4) << 6));
+            }
+        }
+        memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
+    }
+}

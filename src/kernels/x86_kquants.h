@@ -1,0 +1,156 @@
+/*
+ * x86_kquants.h - the 8-bit-activation dots of the k-quants (Q4_K, Q5_K,
+ * Q6_K) for x86, written once over a 4-byte dot primitive and included by
+ * x86_avx2.c (maddubs + madd) and x86_avx512.c (vpdpbusd). The including
+ * file defines, before the include:
+ *   TGT          the target attribute of its functions
+ *   KQ_TILE      tokens per pass over a row (4 with AVX2's 16 registers, 8 with AVX-512's 32)
+ *   KQ_DOTU(u,s) 8 int32 lanes, lane i = sum of u8 * s8 over bytes 4i..4i+3
+ * and the helpers hsum8 and f16_scale. It gets q4_K / q5_K / q6_K
+ * _dot_q8a and _dot_q8a_multi, static.
+ *
+ * One tile function per layout does every token count: the single-token
+ * dot is the tile with one token, so the multi-token results equal it bit
+ * for bit (each token sees the same operations in the same order).
+ *
+ * Per 32-value activation block the integer sum is exact; its scale (the
+ * weight sub-block's d*sc times the block's f32 d) multiplies it in f32.
+ * Q4_K / Q5_K: the nibbles (plus Q5_K's 5th bit) are unsigned, as the
+ * primitive wants; the -dmin*m term goes through the activation block's
+ * quant sum. Q6_K: q - 32 is formed as dot(q, x) - 32 * dot(1, x), and the
+ * 4-byte lanes 0-3 and 4-7 are the two 16-value sub-blocks, each with its
+ * own scale.
+ */
+#ifndef GROK_X86_KQUANTS_H
+#define GROK_X86_KQUANTS_H
+
+#include <stddef.h>
+
+#define KQ_INLINE __attribute__((always_inline)) inline
+
+/* Prefetch a whole super-block (up to four cache lines) ahead. */
+#define KQ_PREFETCH(p, bytes)                                                                      \
+    for (size_t pf_ = 0; pf_ < (bytes); pf_ += 64) GROK_PREFETCH((p) + pf_)
+
+TGT static KQ_INLINE void kq_asym_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                       const int nt, const bool q5) {
+    const size_t bsz = q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const size_t qs_at = q5 ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs);
+    __m256 acc0[KQ_TILE], acc1[KQ_TILE]; /* two chains per token hide the FMA latency */
+    float corr[KQ_TILE];
+    for (int t = 0; t < nt; t++) acc0[t] = acc1[t] = _mm256_setzero_ps(), corr[t] = 0;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    for (int64_t i = 0; i < n / QK_K; i++, p += bsz) {
+        KQ_PREFETCH(p, bsz);
+        const float d = f16_scale(p), dmin = f16_scale(p + 2);
+        float ds[8], dm[8];
+        for (int s = 0; s < 8; s++) {
+            uint8_t sc, m;
+            grok_kq_scale_min(p + 4, s, &sc, &m);
+            ds[s] = d * (float)sc, dm[s] = dmin * (float)m;
+        }
+        /* Q5_K: the 5th bits of chunk c's two sub-blocks are bits 2c, 2c+1 of qh */
+        __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)(p + offsetof(block_q5_K, qh))) : _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(p + qs_at + 32 * c));
+            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            if (q5) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
+                qh = _mm256_srli_epi16(qh, 2);
+            }
+            for (int t = 0; t < nt; t++) {
+                const block_q8a *xb = x[t] + i * (QK_K / QKA) + 2 * c;
+                __m256i i0 = KQ_DOTU(lo, _mm256_loadu_si256((const __m256i *)xb[0].qs));
+                __m256i i1 = KQ_DOTU(hi, _mm256_loadu_si256((const __m256i *)xb[1].qs));
+                acc0[t] = _mm256_fmadd_ps(_mm256_set1_ps(ds[2 * c] * xb[0].d), _mm256_cvtepi32_ps(i0), acc0[t]);
+                acc1[t] = _mm256_fmadd_ps(_mm256_set1_ps(ds[2 * c + 1] * xb[1].d), _mm256_cvtepi32_ps(i1), acc1[t]);
+                corr[t] += dm[2 * c] * xb[0].d * (float)xb[0].sum + dm[2 * c + 1] * xb[1].d * (float)xb[1].sum;
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = hsum8(_mm256_add_ps(acc0[t], acc1[t])) - corr[t];
+}
+
+TGT static KQ_INLINE void kq_q6_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                     const int nt) {
+    __m256 acc0[KQ_TILE], acc1[KQ_TILE];
+    for (int t = 0; t < nt; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    for (int64_t i = 0; i < n / QK_K; i++, p += sizeof(block_q6_K)) {
+        KQ_PREFETCH(p, sizeof(block_q6_K));
+        const float d = f16_scale(p + offsetof(block_q6_K, d));
+        const int8_t *sc = (const int8_t *)(p + offsetof(block_q6_K, scales));
+        for (int h = 0; h < 2; h++) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(p + 64 * h));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + offsetof(block_q6_K, qh) + 32 * h));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+            for (int k = 0; k < 4; k++) {
+                const int s = 8 * h + 2 * k; /* sub-blocks s, s+1: lanes 0-3, 4-7 */
+                const __m256 scv = _mm256_mul_ps(
+                    _mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_setr_epi32(sc[s], sc[s], sc[s], sc[s], sc[s + 1],
+                                                                            sc[s + 1], sc[s + 1], sc[s + 1])));
+                for (int t = 0; t < nt; t++) {
+                    const block_q8a *xb = x[t] + i * (QK_K / QKA) + 4 * h + k;
+                    const __m256i xq = _mm256_loadu_si256((const __m256i *)xb->qs);
+                    __m256i iq = _mm256_sub_epi32(KQ_DOTU(q[k], xq), _mm256_slli_epi32(KQ_DOTU(one, xq), 5));
+                    const __m256 v = _mm256_mul_ps(scv, _mm256_cvtepi32_ps(iq));
+                    if (k & 1) acc1[t] = _mm256_fmadd_ps(v, _mm256_set1_ps(xb->d), acc1[t]);
+                    else acc0[t] = _mm256_fmadd_ps(v, _mm256_set1_ps(xb->d), acc0[t]);
+                }
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = hsum8(_mm256_add_ps(acc0[t], acc1[t]));
+}
+
+/* kind 4, 5, 6: Q4_K, Q5_K, Q6_K. Inlined with constant kind and nt, so
+ * each (type, token count) is its own code with registers for its
+ * accumulators. */
+TGT static KQ_INLINE void kq_tile(int kind, const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                  const int nt) {
+    if (kind == 6) kq_q6_tile(p, x, n, out, nt);
+    else kq_asym_tile(p, x, n, out, nt, kind == 5);
+}
+
+TGT static KQ_INLINE void kq_tiles(int kind, const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                   int nt) {
+    switch (nt) {
+    case 1: kq_tile(kind, p, x, n, out, 1); break;
+    case 2: kq_tile(kind, p, x, n, out, 2); break;
+    case 3: kq_tile(kind, p, x, n, out, 3); break;
+#if KQ_TILE > 4
+    case 4: kq_tile(kind, p, x, n, out, 4); break;
+    case 5: kq_tile(kind, p, x, n, out, 5); break;
+    case 6: kq_tile(kind, p, x, n, out, 6); break;
+    case 7: kq_tile(kind, p, x, n, out, 7); break;
+#endif
+    default: kq_tile(kind, p, x, n, out, KQ_TILE); break;
+    }
+}
+
+/* Single-token dots: the tiles with one token. */
+#define KQ_DOTS(NAME, KIND)                                                                               \
+    TGT static float NAME##_dot_q8a(const void *row, const block_q8a *x, int64_t n) {                     \
+        float out;                                                                                        \
+        kq_tiles(KIND, row, &x, n, &out, 1);                                                              \
+        return out;                                                                                       \
+    }                                                                                                     \
+    TGT static void NAME##_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n, \
+                                         float *out) {                                                    \
+        for (int64_t t = 0; t < nx; t += KQ_TILE)                                                         \
+            kq_tiles(KIND, row, x + t, n, out + t, (int)(nx - t < KQ_TILE ? nx - t : KQ_TILE));           \
+    }
+KQ_DOTS(q4_K, 4)
+KQ_DOTS(q5_K, 5)
+KQ_DOTS(q6_K, 6)
+
+#endif
