@@ -22,7 +22,8 @@ bad() { fails=$((fails + 1)); echo "FAIL $*"; }
 # design at exit: LeakSanitizer is told to ignore its libraries.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent=
 export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
-export OMPI_MCA_rmaps_base_oversubscribe=1
+# ranks waiting in a collective yield the core (up to 4 ranks on 2 cores)
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
 # (full unwinding, so that the suppressions see the MPI frames; matters
 # only in the sanitizer build)
 export LSAN_OPTIONS="suppressions=$GROK_SRC/tests/lsan_mpi.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
@@ -89,6 +90,18 @@ done
 g1=$("$GROK" run -m tok.gguf -p "abc" -n 12 --temp 0 2>/dev/null)
 g2=$(mpi 2 run -m tok.gguf -p "abc" -n 12 --temp 0 --mpi-split experts 2>/dev/null)
 [ "$g1" = "$g2" ] && ok "np 2 experts: greedy text equal" || bad "greedy under MPI: '$g1' vs '$g2'"
+
+# grok bench: rank 0 alone prints (one JSON object), the check passes
+out=$(mpi 2 bench -m even.gguf -p 8 -n 4 --no-stream --json --threads 1 2>err.txt)
+echo "$out" | "$PY" -c '
+import json, sys
+lines = sys.stdin.read().strip().split("\n")
+assert len(lines) == 1, lines
+d = json.loads(lines[0])
+assert d["check_ok"] and d["mpi_ranks"] == 2 and d["mpi_split"] == "ffn", d
+assert d["gen_tok_s"] > 0 and d["mpi_sent_bytes_per_token"] > 0, d' 2>&1 \
+  && ok "np 2 bench --json: one object from rank 0, check ok, traffic reported" \
+  || bad "np 2 bench: $out $(head -c 300 err.txt)"
 
 # faults: every rank ends with a message, within the time limit
 t0=$(date +%s)

@@ -12,6 +12,7 @@
 #define GROK_DIST_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "model/model.h"
@@ -56,6 +57,22 @@ int grok_dist_attach(grok_model *m, char *err, size_t err_size);
 int grok_dist_agree(bool ok, char *err, size_t err_size);
 /* Rank 0's bytes to every rank. */
 int grok_dist_bcast(void *buf, size_t bytes, char *err, size_t err_size);
+/* The same, for a broadcast that may be waited on for a long time (a
+ * follower of `grok serve` waiting for the next request): not watched by
+ * the --mpi-timeout watchdog, and the waiting ranks sleep between polls
+ * instead of spinning on a core. Every rank must call this one (not
+ * grok_dist_bcast) for the same broadcast. */
+int grok_dist_bcast_idle(void *buf, size_t bytes, char *err, size_t err_size);
+/* Ends the whole job now, after printing msg: for a rank that failed on
+ * its own while its peers may be inside a collective. */
+_Noreturn void grok_dist_abort(const char *msg);
+/* Bytes this rank has sent in the forward pass's collectives so far. */
+uint64_t grok_dist_bytes_sent(void);
+/* The split chosen with --mpi-split. */
+grok_split grok_dist_split(void);
+/* Whether MPI may be called from a thread other than the main one (one
+ * thread at a time), as `grok serve`'s scheduler thread does. */
+bool grok_dist_threads_ok(void);
 /* With --mpi-stats: rank 0 prints every rank's share, resident memory and
  * bytes sent (per token when n_tokens > 0). Collective. */
 void grok_dist_report(FILE *out, int64_t n_tokens);

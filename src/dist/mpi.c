@@ -38,6 +38,7 @@ static struct {
     double timeout_s;
     grok_split split;
     bool stats;
+    bool threads_ok;     /* MPI_THREAD_SERIALIZED or better was granted */
     bool agreed_failure; /* every rank knows of a failure: finalize cleanly */
     grok_dist dist;
     /* scratch of the collectives */
@@ -156,12 +157,24 @@ int grok_dist_init(int *argc, char ***argv, void (*on_stall)(const char *msg), c
     /* Only a process started by mpirun joins a job: a plain `grok` must not
      * pay for (or depend on) an MPI singleton start-up. */
     if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMIX_RANK")) return 0;
-    int provided, rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    /* The threads MPI starts (and the watchdog) must not take SIGTERM or
+     * SIGINT: mpirun passes them on to every rank, and the command's main
+     * thread decides what they mean (grok serve drains, the others die). */
+    sigset_t term, saved;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigaddset(&term, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &term, &saved);
+    /* serialized: grok serve's scheduler thread runs the forward pass (and
+     * its collectives) while the main thread waits for signals */
+    int provided, rc = MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
     if (rc != MPI_SUCCESS) {
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
         snprintf(err, err_size, "MPI_Init failed (error %d)", rc);
         return -1;
     }
     G.active = true;
+    G.threads_ok = provided >= MPI_THREAD_SERIALIZED;
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &G.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &G.size);
@@ -171,6 +184,7 @@ int grok_dist_init(int *argc, char ***argv, void (*on_stall)(const char *msg), c
     if (G.size > 1 && G.timeout_s > 0 && on_stall) {
         if (pthread_create(&G.watchdog, NULL, watchdog_main, NULL) == 0) G.watchdog_on = true;
     }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
     return 0;
 }
 
@@ -204,6 +218,16 @@ void grok_dist_finalize(int rc) {
 
 int grok_dist_rank(void) { return G.rank; }
 int grok_dist_size(void) { return G.size; }
+uint64_t grok_dist_bytes_sent(void) { return G.bytes_sent; }
+grok_split grok_dist_split(void) { return G.split; }
+bool grok_dist_threads_ok(void) { return !G.active || G.threads_ok; }
+
+_Noreturn void grok_dist_abort(const char *msg) {
+    fprintf(stderr, "%s\n", msg);
+    fflush(stderr);
+    if (G.active && G.size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+    exit(1);
+}
 
 /* ---- the collectives of the forward pass ---- */
 
@@ -372,6 +396,33 @@ int grok_dist_bcast(void *buf, size_t bytes, char *err, size_t err_size) {
     enter("a broadcast from rank 0 (MPI_Bcast)");
     int rc = MPI_Bcast(buf, (int)bytes, MPI_BYTE, 0, MPI_COMM_WORLD);
     leave();
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "a broadcast from rank 0", err, err_size);
+    return 0;
+}
+
+int grok_dist_bcast_idle(void *buf, size_t bytes, char *err, size_t err_size) {
+    if (G.size <= 1) return 0;
+    if (bytes > (size_t)INT32_MAX) {
+        snprintf(err, err_size, "rank %d: broadcast of %zu bytes is too large", G.rank, bytes);
+        return -1;
+    }
+    /* Blocking collectives spin: an idle follower would hold a core for as
+     * long as no request comes. Poll a non-blocking broadcast instead:
+     * spinning for 2 ms keeps the latency of a busy server low, then 0.5 ms
+     * naps. */
+    MPI_Request req;
+    int rc = MPI_Ibcast(buf, (int)bytes, MPI_BYTE, 0, MPI_COMM_WORLD, &req);
+    if (rc == MPI_SUCCESS && G.rank == 0) {
+        enter("a broadcast from rank 0 (MPI_Ibcast)");
+        rc = MPI_Wait(&req, MPI_STATUS_IGNORE);
+        leave();
+    } else if (rc == MPI_SUCCESS) {
+        const double t0 = now_s();
+        for (int done = 0; rc == MPI_SUCCESS && !done;) {
+            rc = MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+            if (!done && now_s() - t0 > 0.002) nanosleep(&(struct timespec){0, 500 * 1000}, NULL);
+        }
+    }
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "a broadcast from rank 0", err, err_size);
     return 0;
 }
