@@ -3,7 +3,7 @@
 # seeded requests (more than the slots, so slots are reused; chunked
 # prefill beside generation; follow-up prompts that reuse a slot's prefix)
 # answer exactly what the single-process server answers, for the MoE split
-# by FFN rows and by whole experts. Shutdown: SIGTERM to rank 0 drains and
+# by FFN rows and for the pipeline (whole layers per rank). Shutdown: SIGTERM to rank 0 drains and
 # ends every rank with status 0 (mpirun exits 0); SIGTERM to mpirun, which
 # passes it on to every rank, ends them cleanly too (rank 0 and rank 1 say
 # "stopped", nothing is left running).
@@ -68,7 +68,7 @@ kill -TERM "$PID_one"; wait "$PID_one"
 echo "$want" | grep -q "bad answer" && fail "single-process answers: $want"
 [ "${reused:-0}" != 0 ] || echo "note: no prefix reuse seen in the metrics ($reused)"
 
-for split in ffn experts; do
+for split in ffn layers; do
   LAUNCH=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2)
   serve mpi$split --mpi-split $split
   eval "port=\$PORT_mpi$split pid=\$PID_mpi$split"

@@ -17,14 +17,16 @@
 
 #include "model/model.h"
 
-/* How the MoE is split: whole experts per rank, or rows of every expert's
- * FFN per rank (balanced for any routing). */
-typedef enum { GROK_SPLIT_EXPERTS = 0, GROK_SPLIT_FFN = 1 } grok_split;
+/* How the model is split: by tensors (attention by KV heads, and the MoE
+ * by whole experts per rank or by rows of every expert's FFN, balanced for
+ * any routing), or as a pipeline of whole layers per rank. */
+typedef enum { GROK_SPLIT_EXPERTS = 0, GROK_SPLIT_FFN = 1, GROK_SPLIT_LAYERS = 2 } grok_split;
 
 /* Fills d (ranges only; no callbacks) with rank's share of a model of hp's
  * shapes over n ranks. Column slices are aligned to `align` elements (the
  * weights' block size). Fails (err) when the split cannot be made, e.g.
- * more ranks than experts with GROK_SPLIT_EXPERTS. */
+ * more ranks than experts with GROK_SPLIT_EXPERTS or than layers with
+ * GROK_SPLIT_LAYERS. */
 int grok_dist_partition(const grok_hparams *hp, int rank, int n, grok_split split, int64_t align,
                         grok_dist *d, char *err, size_t err_size);
 const char *grok_split_name(grok_split s);
@@ -35,7 +37,8 @@ const char *grok_split_name(grok_split s);
  *                     seconds (default 300; 0 = never)
  *   --mpi-split X     ffn (default: every rank a slice of every expert,
  *                     balanced whatever the routing) | experts (whole
- *                     experts per rank, at most one rank per expert)
+ *                     experts per rank, at most one rank per expert) |
+ *                     layers (a pipeline: whole layers per rank)
  *   --mpi-stats       rank 0 prints each rank's share, memory and traffic
  * on_stall is called from the watchdog thread with a one-line message when
  * the timeout passes; it must end the process (the library does not). */

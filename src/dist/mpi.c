@@ -142,8 +142,10 @@ int grok_dist_init(int *argc, char ***argv, void (*on_stall)(const char *msg), c
                 G.split = GROK_SPLIT_EXPERTS;
             else if (strcmp(v, "ffn") == 0)
                 G.split = GROK_SPLIT_FFN;
+            else if (strcmp(v, "layers") == 0)
+                G.split = GROK_SPLIT_LAYERS;
             else {
-                snprintf(err, err_size, "flag --mpi-split: '%s' is not experts or ffn", v);
+                snprintf(err, err_size, "flag --mpi-split: '%s' is not ffn, experts or layers", v);
                 return -1;
             }
         } else if (strcmp(a, "--mpi-stats") == 0) {
@@ -304,6 +306,36 @@ static int gather_vocab(void *ud, const float *local, float *full, int64_t rows,
     return 0;
 }
 
+/* The pipeline's hand-over of activations between neighbouring ranks. */
+static int send_to(void *ud, int to, const float *buf, int64_t n, char *err, size_t err_size) {
+    (void)ud;
+    inject_faults();
+    if (n > INT32_MAX) {
+        snprintf(err, err_size, "rank %d: %" PRId64 " values are too many for one message", G.rank, n);
+        return -1;
+    }
+    enter("handing activations to the next rank (MPI_Send)");
+    int rc = MPI_Send(buf, (int)n, MPI_FLOAT, to, 0, MPI_COMM_WORLD);
+    leave();
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "handing activations to the next rank", err, err_size);
+    G.bytes_sent += (uint64_t)n * sizeof(float);
+    return 0;
+}
+
+static int recv_from(void *ud, int from, float *buf, int64_t n, char *err, size_t err_size) {
+    (void)ud;
+    inject_faults();
+    if (n > INT32_MAX) {
+        snprintf(err, err_size, "rank %d: %" PRId64 " values are too many for one message", G.rank, n);
+        return -1;
+    }
+    enter("waiting for the previous rank's activations (MPI_Recv)");
+    int rc = MPI_Recv(buf, (int)n, MPI_FLOAT, from, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    leave();
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "receiving the previous rank's activations", err, err_size);
+    return 0;
+}
+
 /* ---- what the commands call ---- */
 
 int grok_dist_attach(grok_model *m, char *err, size_t err_size) {
@@ -345,6 +377,8 @@ int grok_dist_attach(grok_model *m, char *err, size_t err_size) {
     }
     G.dist.allreduce_sum = allreduce_sum;
     G.dist.gather_vocab = gather_vocab;
+    G.dist.send_to = send_to;
+    G.dist.recv_from = recv_from;
     if (grok_model_set_dist(m, &G.dist, err, err_size)) return -1;
     return 0;
 }
@@ -457,9 +491,9 @@ void grok_dist_report(FILE *out, int64_t n_tokens) {
     rss_kb(&file, &anon);
     double mine[6] = {(double)file, (double)anon, (double)G.bytes_sent, G.comm_s, (double)G.n_coll, 0};
     double *all = malloc((size_t)G.size * sizeof mine);
-    int64_t *sh = malloc((size_t)G.size * 8 * sizeof(int64_t));
-    int64_t my_sh[8] = {G.dist.kvh0, G.dist.kvh1, G.dist.e0, G.dist.e1,
-                        G.dist.f0,   G.dist.f1,   G.dist.v0, G.dist.v1};
+    int64_t *sh = malloc((size_t)G.size * 10 * sizeof(int64_t));
+    int64_t my_sh[10] = {G.dist.kvh0, G.dist.kvh1, G.dist.e0, G.dist.e1, G.dist.f0,
+                         G.dist.f1,   G.dist.v0,   G.dist.v1, G.dist.l0, G.dist.l1};
     if (!all || !sh) {
         free(all);
         free(sh);
@@ -467,19 +501,19 @@ void grok_dist_report(FILE *out, int64_t n_tokens) {
     }
     enter("the statistics (MPI_Gather)");
     int rc = MPI_Gather(mine, 6, MPI_DOUBLE, all, 6, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-    if (rc == MPI_SUCCESS) rc = MPI_Gather(my_sh, 8, MPI_INT64_T, sh, 8, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    if (rc == MPI_SUCCESS) rc = MPI_Gather(my_sh, 10, MPI_INT64_T, sh, 10, MPI_INT64_T, 0, MPI_COMM_WORLD);
     leave();
     if (rc == MPI_SUCCESS && G.rank == 0) {
-        fprintf(out, "mpi: %d ranks, MoE split by %s\n", G.size, grok_split_name(G.split));
+        fprintf(out, "mpi: %d ranks, split by %s\n", G.size, grok_split_name(G.split));
         for (int r = 0; r < G.size; r++) {
             const double *a = all + r * 6;
-            const int64_t *s = sh + r * 8;
+            const int64_t *s = sh + r * 10;
             fprintf(out,
-                    "mpi: rank %d: kv heads [%" PRId64 ",%" PRId64 ") experts [%" PRId64 ",%" PRId64
-                    ") ffn rows [%" PRId64 ",%" PRId64 ") vocab [%" PRId64 ",%" PRId64
-                    ") | RSS weights %.1f MiB, other %.1f MiB | sent %.1f KiB",
-                    r, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], a[0] / 1024, a[1] / 1024,
-                    a[2] / 1024);
+                    "mpi: rank %d: layers [%" PRId64 ",%" PRId64 ") kv heads [%" PRId64 ",%" PRId64
+                    ") experts [%" PRId64 ",%" PRId64 ") ffn rows [%" PRId64 ",%" PRId64
+                    ") vocab [%" PRId64 ",%" PRId64 ") | RSS weights %.1f MiB, other %.1f MiB | sent %.1f KiB",
+                    r, s[8], s[9], s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], a[0] / 1024,
+                    a[1] / 1024, a[2] / 1024);
             if (n_tokens > 0) fprintf(out, " (%.1f KiB/token)", a[2] / 1024 / (double)n_tokens);
             fprintf(out, " in %.0f collectives, %.3f s in them\n", a[4], a[3]);
         }
