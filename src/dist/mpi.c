@@ -307,13 +307,16 @@ static int gather_vocab(void *ud, const float *local, float *full, int64_t rows,
 }
 
 /* The pipeline's hand-over of activations between neighbouring ranks. */
+static int message_too_long(int64_t n, char *err, size_t err_size) {
+    if (n <= INT32_MAX) return 0;
+    snprintf(err, err_size, "rank %d: %" PRId64 " values are too many for one message", G.rank, n);
+    return -1;
+}
+
 static int send_to(void *ud, int to, const float *buf, int64_t n, char *err, size_t err_size) {
     (void)ud;
     inject_faults();
-    if (n > INT32_MAX) {
-        snprintf(err, err_size, "rank %d: %" PRId64 " values are too many for one message", G.rank, n);
-        return -1;
-    }
+    if (message_too_long(n, err, err_size)) return -1;
     enter("handing activations to the next rank (MPI_Send)");
     int rc = MPI_Send(buf, (int)n, MPI_FLOAT, to, 0, MPI_COMM_WORLD);
     leave();
@@ -325,10 +328,7 @@ static int send_to(void *ud, int to, const float *buf, int64_t n, char *err, siz
 static int recv_from(void *ud, int from, float *buf, int64_t n, char *err, size_t err_size) {
     (void)ud;
     inject_faults();
-    if (n > INT32_MAX) {
-        snprintf(err, err_size, "rank %d: %" PRId64 " values are too many for one message", G.rank, n);
-        return -1;
-    }
+    if (message_too_long(n, err, err_size)) return -1;
     enter("waiting for the previous rank's activations (MPI_Recv)");
     int rc = MPI_Recv(buf, (int)n, MPI_FLOAT, from, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     leave();
