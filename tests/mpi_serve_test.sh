@@ -23,7 +23,7 @@ export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
 # mpirun passes SIGTERM on to the ranks after this many seconds and kills
 # them as many seconds later: room for the sanitizer build's exit
-export OMPI_MCA_odls_base_sigkill_timeout=2
+export OMPI_MCA_odls_base_sigkill_timeout=3
 export LSAN_OPTIONS="suppressions=$GROK_SRC/tests/lsan_mpi.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
 
@@ -70,6 +70,10 @@ echo "$want" | grep -q "bad answer" && fail "single-process answers: $want"
 
 for split in ffn layers; do
   LAUNCH=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2)
+  # mpirun kills the ranks a few seconds after passing SIGTERM on: too soon
+  # for LeakSanitizer's exit-time scan of Open MPI's heap (tens of seconds
+  # on a loaded machine). The leak check runs in the SIGTERM-to-rank-0 case.
+  [ $split = layers ] && LAUNCH=(env "ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0" "${LAUNCH[@]}")
   serve mpi$split --mpi-split $split
   eval "port=\$PORT_mpi$split pid=\$PID_mpi$split"
   got=$(answers "$port")
@@ -90,8 +94,8 @@ $got"
   else
     kill -TERM "$pid"; how="SIGTERM to mpirun"
   fi
-  for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && fail "np 2 $split: mpirun still running 20 s after $how"
+  for _ in $(seq 1 900); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && fail "np 2 $split: mpirun still running 90 s after $how"
   wait "$pid"; rc=$?
   [ $split = ffn ] && [ $rc -ne 0 ] && fail "np 2 $split: mpirun exit status $rc after $how"
   grep -q "^grok serve: stopped" mpi$split.log && grep -q "rank 1 of 2: stopped" mpi$split.log \

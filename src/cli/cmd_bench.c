@@ -72,7 +72,9 @@ static void usage(FILE *out) {
             "Bandwidth follows the STREAM convention: a triad a[i] = b[i] + s*c[i] over\n"
             "three arrays of doubles (together twice the L3 cache, at least 384 MiB), split\n"
             "across the threads, counts 24 bytes per element (write-allocate traffic not\n"
-            "counted); best of 8 runs.\n");
+            "counted); best of 8 runs.\n\n"
+            "Under mpirun every rank runs its share (--mpi-split) and rank 0 prints; --json\n"
+            "adds mpi_ranks, mpi_split and mpi_sent_bytes_per_token (rank 0's, generation).\n");
 }
 
 /* ---- STREAM triad ---- */
