@@ -40,8 +40,11 @@ for rep in $(seq 1 "$REPS"); do
       out=$(bench 1 mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$np" "$GROK" \
         --mpi-split "$split" --mpi-stats) || { echo "np $np $split: failed: $(head -c 300 "$TMP/err")"; continue; }
     fi
-    rss=$(grep -o 'RSS weights [0-9.]* MiB' "$TMP/err" | awk '{printf "%s ", $3}' || true)
-    echo "$cfg $(echo "$out" | field gen_tok_s) $(echo "$out" | field mpi_sent_bytes_per_token) $(echo "$out" | field bytes_per_token) ${rss:--}" >>"$TMP/runs"
+    rss=$(grep -o 'RSS weights [0-9.]* MiB' "$TMP/err" | awk '{printf "%s,", $3}' || true)
+    # rank 0's mean wait per collective (seconds in them / count): the
+    # loopback's effective latency on this machine, waiting for peers included
+    wait=$(grep 'mpi: rank 0:' "$TMP/err" | grep -o 'in [0-9]* collectives, [0-9.]* s' | awk '{printf "%.0f", $4 / $2 * 1e6}' || true)
+    echo "$cfg $(echo "$out" | field gen_tok_s) $(echo "$out" | field mpi_sent_bytes_per_token) $(echo "$out" | field bytes_per_token) ${rss:--} ${wait:--}" >>"$TMP/runs"
   done
 done
 median() { grep "^$1 " "$TMP/runs" | awk '{print $2}' | sort -g | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
@@ -57,8 +60,8 @@ for cfg in $CONFIGS; do
   line=$(grep "^$cfg " "$TMP/runs" | tail -1)
   pred=$("$GROK" plan "$M" --ranks "$np" --split "$split" --mem-bw "$MEM_BW" --bandwidth 40 --latency 1 \
     --ctx $((16 + N_GEN)) --pos $((16 + N_GEN / 2)) | grep -o '= [0-9.]* tok/s' | awk '{print $2}')
-  printf "np %d %-7s (1 thread each): %6.1f tok/s (%s), rank 0 sent %5.1f KiB/token, weights RSS per rank MiB: %s | plan: %s tok/s\n" \
+  printf "np %d %-7s (1 thread each): %6.1f tok/s (%s), rank 0 sent %5.1f KiB/token, weights RSS per rank MiB: %s wait per collective %s us | plan: %s tok/s\n" \
     "$np" "$split" "$(median "$cfg")" "$(range "$cfg")" "$(echo "$line" | awk '{print $3 / 1024}')" \
-    "$(echo "$line" | awk '{print $5}')" "$pred"
+    "$(echo "$line" | awk '{print $5}')" "$(echo "$line" | awk '{print $6}')" "$pred"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
