@@ -3,8 +3,10 @@
 # -np 2 and -np 4): logits equal the single-process logits within float
 # reordering (1e-5 relative) for even and uneven splits of heads, experts
 # and FFN rows and both MoE splits; seeded `grok run` prints the same text;
-# a rank that cannot map its share, a rank killed mid-step and a rank that
-# stops answering all end the job on every rank with a message, no hang.
+# the same for the pipeline split (whole layers per rank); grok bench under
+# mpirun prints one result from rank 0; a rank that cannot map its share, a
+# rank killed mid-step and a rank that stops answering all end the job on
+# every rank with a message, no hang.
 # Skips when mpirun is missing or this grok was built without MPI.
 set -uo pipefail
 : "${GROK:?}" "${GROK_TMP:?}" "${GROK_SRC:?}"
@@ -22,7 +24,8 @@ bad() { fails=$((fails + 1)); echo "FAIL $*"; }
 # design at exit: LeakSanitizer is told to ignore its libraries.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent=
 export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
-export OMPI_MCA_rmaps_base_oversubscribe=1
+# ranks waiting in a collective yield the core (up to 4 ranks on 2 cores)
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
 # (full unwinding, so that the suppressions see the MPI frames; matters
 # only in the sanitizer build)
 export LSAN_OPTIONS="suppressions=$GROK_SRC/tests/lsan_mpi.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
@@ -44,7 +47,7 @@ within() { "$PY" -c "import sys; sys.exit(0 if '$1' != 'size-mismatch' and float
 
 ids=5,17,42,42,7,299,0,1,2,3,100,200,5,17,42,8,9,10,11
 # even: 4 kv heads, 8 experts; uneven: 3 kv heads, 5 experts, ffn 96 (3 blocks of 32)
-"$GROK" new -o even.gguf --force --d-model 64 --layers 3 --heads 8 --kv-heads 4 --head-dim 32 \
+"$GROK" new -o even.gguf --force --d-model 64 --layers 4 --heads 8 --kv-heads 4 --head-dim 32 \
   --experts 8 --ffn 128 --vocab 300 --type q8_0 --seed 3 2>/dev/null || bad "grok new even"
 "$GROK" new -o uneven.gguf --force --d-model 96 --layers 2 --heads 6 --kv-heads 3 --head-dim 32 \
   --experts 5 --ffn 96 --vocab 301 --type f32 --untied --seed 4 2>/dev/null || bad "grok new uneven"
@@ -68,11 +71,23 @@ done
 mpi 4 logits -m uneven.gguf --ids $ids -o u4e.f32 --mpi-split experts 2>err.txt \
   && e=$(cmp_f32 uneven.1.f32 u4e.f32 301) && within "$e" 1e-5 \
   && ok "uneven np 4 experts (3 kv heads, 5 experts over 4 ranks): $e" || bad "uneven np 4 experts: ${e:-} $(head -c 300 err.txt)"
+# the pipeline (whole layers per rank): even (4 layers over 4 ranks), uneven
+# (2 of 4 layers on the last of 3 ranks), and an untied model with 3 KV heads
+# (the sanitizer build, seconds per mpirun, runs the 4-rank one: first,
+# middle and last ranks)
+for cfg in even:4 even:3 uneven:2; do
+  m=${cfg%%:*} np=${cfg#*:} V=300; [ $m = uneven ] && V=301
+  [ "${GROK_ASAN:-0}" = 1 ] && [ $cfg != even:4 ] && continue
+  mpi $np logits -m $m.gguf --ids $ids -o $m.$np.layers.f32 --batch 8 --mpi-split layers 2>err.txt \
+    && e=$(cmp_f32 $m.1.f32 $m.$np.layers.f32 $V) && within "$e" 1e-5 \
+    && ok "$m np $np split layers: logits within $e of one process" \
+    || bad "$m np $np split layers: ${e:-} $(head -c 300 err.txt)"
+done
 mpi 2 logits -m even.gguf --ids 1,2,3 -o st.f32 --mpi-stats 2>st.txt \
-  && grep -q "rank 1: kv heads \[2,4)" st.txt && grep -q "KiB/token" st.txt \
+  && grep -q "rank 1: layers \[0,4) kv heads \[2,4)" st.txt && grep -q "KiB/token" st.txt \
   && ok "--mpi-stats prints each rank's share and traffic" || bad "--mpi-stats: $(cat st.txt | head -c 400)"
 out=$(mpi 2 logits -m even.gguf --ids 1,2 -o x.f32 --mpi-split experts,ffn 2>&1)
-[ $? -ne 0 ] && echo "$out" | grep -q "not experts or ffn" && ok "a bad --mpi-split is refused" || bad "bad --mpi-split: $out"
+[ $? -ne 0 ] && echo "$out" | grep -q "not ffn, experts or layers" && ok "a bad --mpi-split is refused" || bad "bad --mpi-split: $out"
 out=$("$GROK" plan even.gguf --ranks 9 --split experts 2>&1) # the partition mpirun uses
 [ $? -eq 1 ] && echo "$out" | grep -q "9 ranks but only 8 experts" && ok "more ranks than experts with --mpi-split experts: clear error" \
   || bad "9 ranks, 8 experts: $(echo "$out" | head -c 300)"
@@ -86,9 +101,24 @@ for np in 2 4; do
   [ -n "$a" ] && [ "$a" = "$b" ] && ok "np $np: seeded run prints the single-process text" \
     || bad "np $np: seeded run: '$a' vs '$b' $(head -c 300 err.txt)"
 done
+b=$(mpi 2 run -m tok.gguf -p "hello world" -n 24 --seed 7 --temp 1 --mpi-split layers 2>err.txt)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok "np 2 layers: seeded run prints the single-process text" \
+  || bad "np 2 layers: seeded run: '$a' vs '$b' $(head -c 300 err.txt)"
 g1=$("$GROK" run -m tok.gguf -p "abc" -n 12 --temp 0 2>/dev/null)
 g2=$(mpi 2 run -m tok.gguf -p "abc" -n 12 --temp 0 --mpi-split experts 2>/dev/null)
 [ "$g1" = "$g2" ] && ok "np 2 experts: greedy text equal" || bad "greedy under MPI: '$g1' vs '$g2'"
+
+# grok bench: rank 0 alone prints (one JSON object), the check passes
+out=$(mpi 2 bench -m even.gguf -p 8 -n 4 --no-stream --json --threads 1 --mpi-split layers 2>err.txt)
+echo "$out" | "$PY" -c '
+import json, sys
+lines = sys.stdin.read().strip().split("\n")
+assert len(lines) == 1, lines
+d = json.loads(lines[0])
+assert d["check_ok"] and d["mpi_ranks"] == 2 and d["mpi_split"] == "layers", d
+assert d["gen_tok_s"] > 0 and d["mpi_sent_bytes_per_token"] > 0, d' 2>&1 \
+  && ok "np 2 bench --json (pipeline): one object from rank 0, check ok, traffic reported" \
+  || bad "np 2 bench: $out $(head -c 300 err.txt)"
 
 # faults: every rank ends with a message, within the time limit
 t0=$(date +%s)

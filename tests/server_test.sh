@@ -14,11 +14,7 @@ PY=/usr/bin/python3
 mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
 rm -f ./*.port ./*.log ./*.out
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; for f in ./*.log; do echo "--- $f"; tail -n 20 "$f"; done; exit 1; }
-ok() { echo "ok (${SECONDS}s): $*"; }
+. "$GROK_SRC/tests/serve_lib.sh"
 
 TOKFILE="$GROK_SRC/../shared/tokenizers/grok-1.model"
 if [ -f "$TOKFILE" ]; then
@@ -28,26 +24,6 @@ else
   "$GROK" new -o tiny.gguf --force --vocab 512 --ctx 1024 2>/dev/null || fail "grok new"
 fi
 
-# start NAME ARGS...: starts a server, sets PORT_NAME and PID_NAME, waits for /health
-start() {
-  local name=$1; shift
-  "$GROK" serve -m tiny.gguf --port 0 --port-file "$name.port" --threads 2 "$@" >"$name.log" 2>&1 &
-  local pid=$!
-  PIDS+=("$pid")
-  eval "PID_$name=$pid"
-  for _ in $(seq 1 200); do
-    if [ -s "$name.port" ]; then
-      local port; port=$(cat "$name.port")
-      if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")" = 200 ]; then
-        eval "PORT_$name=$port"
-        return 0
-      fi
-    fi
-    kill -0 "$pid" 2>/dev/null || fail "server $name exited early"
-    sleep 0.1
-  done
-  fail "server $name did not become healthy"
-}
 
 # json EXPR: evaluates a Python expression over the JSON on stdin (as d)
 json() { "$PY" -c 'import json,sys; d=json.load(sys.stdin); r=eval(sys.argv[1]); print(r if not isinstance(r,(dict,list)) else json.dumps(r))' "$1"; }
@@ -69,7 +45,7 @@ for e in events[:-1]:
 sys.stdout.write(out.get(int(sys.argv[1]) if len(sys.argv)>1 else 0,""))
 ' "$@"; }
 
-start main --parallel 2 --queue 16 --ctx 1024 --chunk 16
+start main --threads 2 --parallel 2 --queue 16 --ctx 1024 --chunk 16
 U="http://127.0.0.1:$PORT_main"
 post() { curl -s -H 'Content-Type: application/json' "$@"; }
 
@@ -267,7 +243,7 @@ ok "slow client got the full stream"
 
 # ---- overload: 4x (parallel + queue) clients at once on a small server
 cps=()
-start small --parallel 2 --queue 2 --ctx 256
+start small --threads 2 --parallel 2 --queue 2 --ctx 256
 S="http://127.0.0.1:$PORT_small"
 for i in $(seq 1 16); do
   curl -s -o "ov_$i.out" -D "ov_$i.hdr" -w '%{http_code} %{time_total}\n' "$S/v1/completions" \
@@ -302,7 +278,7 @@ printf 'user=Q: no placeholder\n' > bad_tmpl.txt
 [ $st = 1 ] && grep -q 'bad_tmpl.txt:1:.*{content}' bad_tmpl.log || fail "bad template: status $st, $(cat bad_tmpl.log)"
 
 # ---- API key, timeout, chat template
-start keyed --parallel 1 --queue 1 --ctx 1024 --api-key s3cret --timeout 0.5 --chat-template tmpl.txt
+start keyed --threads 2 --parallel 1 --queue 1 --ctx 1024 --api-key s3cret --timeout 0.5 --chat-template tmpl.txt
 K="http://127.0.0.1:$PORT_keyed"
 [ "$(post -o /dev/null -w '%{http_code}' "$K/v1/completions" -d '{"prompt":"x","max_tokens":1}')" = 401 ] || fail "no key"
 [ "$(post -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer s3creX' "$K/v1/completions" -d '{"prompt":"x","max_tokens":1}')" = 401 ] || fail "wrong key"

@@ -13,6 +13,12 @@
  * on the same inputs, and the first positions are run through the whole
  * model both ways; the command exits 1 when they differ by more than the
  * tolerances below.
+ *
+ * Under mpirun every rank loads its share and makes the same forward
+ * calls; rank 0 picks each generated token (and broadcasts it), probes the
+ * bandwidth and prints. The reference run of the check is then distributed
+ * too, so it checks the kernels on each rank's share, not the split itself
+ * (tests/mpi_test.sh compares split and single-process logits).
  */
 #include <inttypes.h>
 #include <math.h>
@@ -24,6 +30,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "dist/dist.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "util/rng.h"
@@ -70,7 +77,9 @@ static void usage(FILE *out) {
             "Bandwidth follows the STREAM convention: a triad a[i] = b[i] + s*c[i] over\n"
             "three arrays of doubles (together twice the L3 cache, at least 384 MiB), split\n"
             "across the threads, counts 24 bytes per element (write-allocate traffic not\n"
-            "counted); best of 8 runs.\n");
+            "counted); best of 8 runs.\n\n"
+            "Under mpirun every rank runs its share (--mpi-split) and rank 0 prints; --json\n"
+            "adds mpi_ranks, mpi_split and mpi_sent_bytes_per_token (rank 0's, generation).\n");
 }
 
 /* ---- batched steps (--batch) ---- */
@@ -384,9 +393,15 @@ int cmd_bench(int argc, char **argv) {
     grok_kernels_set_mode(mode);
 
     char err[GROK_ERR_SIZE];
+    const bool leader = grok_dist_rank() == 0, dist = grok_dist_size() > 1;
+    if (dist && n_batches) { /* every rank would pick its own greedy tokens from logits only rank 0 has */
+        if (leader) cli_error("bench", "--batch is not supported under mpirun (run it in one process)");
+        return 2;
+    }
     grok_model *m = grok_model_load(model_path, err, sizeof err);
-    if (!m) {
+    if (grok_dist_agree(m && grok_dist_attach(m, err, sizeof err) == 0, err, sizeof err)) {
         cli_error("bench", "%s", err);
+        grok_model_free(m);
         return 1;
     }
     const grok_hparams *hp = grok_model_hparams(m);
@@ -402,8 +417,10 @@ int cmd_bench(int argc, char **argv) {
     float *ref = malloc((size_t)(n_check ? n_check : 1) * (size_t)V * sizeof(float));
     float *got = malloc((size_t)(n_check ? n_check : 1) * (size_t)V * sizeof(float));
     int rc = 1;
-    if (!c || !ids || !ref || !got) {
-        cli_error("bench", "%s", c ? "out of memory" : pool ? err : "cannot start threads");
+    if (c && (!ids || !ref || !got)) snprintf(err, sizeof err, "out of memory");
+    if (!pool) snprintf(err, sizeof err, "cannot start threads");
+    if (grok_dist_agree(c && ids && ref && got, err, sizeof err)) {
+        cli_error("bench", "%s", err);
         goto done;
     }
     if (n_prompt + n_gen > hp->n_ctx_train)
@@ -423,8 +440,11 @@ int cmd_bench(int argc, char **argv) {
     int64_t top1 = 0;
     bool check_ok = true;
     if (n_check > 0) {
-        err_kernel = check_kernels(pool, m, mode);
-        if (!json) fprintf(stderr, "grok bench: checking %" PRId64 " positions against the reference kernels\n", n_check);
+        /* the whole matrices: on rank 0 only, so the other ranks touch only their share */
+        if (leader) err_kernel = check_kernels(pool, m, mode);
+        if (!json && leader)
+            fprintf(stderr, "grok bench: checking %" PRId64 " positions against the reference kernels%s\n",
+                    n_check, dist ? " (both runs split across the MPI ranks)" : "");
         if (logits_in_mode(c, GROK_KERNELS_REFERENCE, ids, n_check, ref, err, sizeof err) ||
             logits_in_mode(c, GROK_KERNELS_EXACT, ids, n_check, got, err, sizeof err)) {
             cli_error("bench", "%s", err);
@@ -443,7 +463,7 @@ int cmd_bench(int argc, char **argv) {
     }
 
     /* 2. speed: a warm-up pass maps the weights in, then the timed runs */
-    if (!json) fprintf(stderr, "grok bench: %" PRId64 " prompt tokens, %" PRId64 " generated, %d threads, %s kernels (%s)\n",
+    if (!json && leader) fprintf(stderr, "grok bench: %" PRId64 " prompt tokens, %" PRId64 " generated, %d threads, %s kernels (%s)\n",
                        n_prompt, n_gen, grok_threadpool_size(pool), grok_kernel_mode_name(mode), grok_kernels_isa());
     grok_context_truncate(c, 0);
     if (grok_decode(c, ids, n_prompt < 16 ? n_prompt : 16, NULL, err, sizeof err)) {
@@ -457,6 +477,7 @@ int cmd_bench(int argc, char **argv) {
         goto done;
     }
     double t_prompt = cli_now() - t0;
+    const uint64_t sent0 = grok_dist_bytes_sent();
     t0 = cli_now();
     for (int64_t i = 0; i < n_gen; i++) {
         const float *lg = grok_context_logits(c);
@@ -464,12 +485,14 @@ int cmd_bench(int argc, char **argv) {
         for (int64_t v = 1; v < V; v++)
             if (lg[v] > lg[best]) best = (int32_t)v;
         ids[n_prompt + i] = best;
-        if (grok_decode(c, &ids[n_prompt + i], 1, NULL, err, sizeof err)) {
+        if (grok_dist_bcast(&ids[n_prompt + i], sizeof *ids, err, sizeof err) ||
+            grok_decode(c, &ids[n_prompt + i], 1, NULL, err, sizeof err)) {
             cli_error("bench", "%s", err);
             goto done;
         }
     }
     double t_gen = cli_now() - t0;
+    const double sent_per_tok = (double)(grok_dist_bytes_sent() - sent0) / (double)n_gen;
     if (n_batches && bench_batches(m, pool, n_gen, rounds, batches, n_batches, err, sizeof err)) {
         cli_error("bench", "%s", err);
         goto done;
@@ -479,16 +502,24 @@ int cmd_bench(int argc, char **argv) {
     double rss_mb = (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
 
     /* 3. the machine's limit */
-    double bw = no_stream ? 0
+    double bw = no_stream || !leader ? 0
                           : stream_probe(grok_threadpool_size(pool),
                                          stream_mib ? stream_mib * 1048576 / 24 : triad_elems());
-    if (bw < 0) {
+    if (bw < 0 && leader) {
         cli_error("bench", "the bandwidth probe failed");
         bw = 0;
     }
     const double prompt_tps = (double)n_prompt / t_prompt, gen_tps = (double)n_gen / t_gen;
     const int64_t bpt = grok_model_bytes_per_token(m);
     double eff = bw > 0 ? gen_tps * (double)bpt / (bw * 1e9) : 0;
+    /* every rank ends with the same status (a failed check fails the job) */
+    if (!check_ok) snprintf(err, sizeof err, "the check against the reference kernels failed");
+    check_ok = grok_dist_agree(check_ok, err, sizeof err) == 0;
+    if (!leader) {
+        grok_dist_report(stderr, n_gen);
+        rc = check_ok ? 0 : 1;
+        goto done;
+    }
     if (json) {
         printf("{\"model\": \"");
         for (const char *s = model_path; *s; s++) {
@@ -500,10 +531,14 @@ int cmd_bench(int argc, char **argv) {
                "\"bytes_per_token\": %" PRId64 ", \"bandwidth_gb_s\": %.3f, \"efficiency\": %.4f, "
                "\"peak_rss_mb\": %.1f, \"check_positions\": %" PRId64 ", \"check_max_rel_err\": %.3g, "
                "\"check_exact_max_rel_err\": %.3g, \"check_kernel_max_rel_err\": %.3g, \"check_top1_agree\": %" PRId64
-               ", \"check_ok\": %s, \"batch\": [",
+               ", \"check_ok\": %s",
                grok_threadpool_size(pool), grok_kernel_mode_name(mode), grok_kernels_isa(), n_prompt,
                n_gen, prompt_tps, gen_tps, bpt, bw, eff, rss_mb, n_check, err_fast, err_exact, err_kernel, top1,
                check_ok ? "true" : "false");
+        if (dist)
+            printf(", \"mpi_ranks\": %d, \"mpi_split\": \"%s\", \"mpi_sent_bytes_per_token\": %.0f",
+                   grok_dist_size(), grok_split_name(grok_dist_split()), sent_per_tok);
+        printf(", \"batch\": [");
         for (int k = 0; k < n_batches; k++)
             printf("%s{\"n\": %" PRId64 ", \"tok_s\": %.4f, \"step_ms\": %.4f, \"step_ms_min\": %.4f, "
                    "\"bytes_per_step\": %.0f, \"experts_per_layer\": %.4f}",
@@ -519,7 +554,11 @@ int cmd_bench(int argc, char **argv) {
         printf("bytes per token  %.1f MB of weights\n", (double)bpt / 1e6);
         printf("bandwidth        %.2f GB/s (STREAM triad, %d threads)\n", bw, grok_threadpool_size(pool));
         printf("efficiency       %.1f %% of bandwidth\n", eff * 100);
-        printf("peak RSS         %.1f MB\n", rss_mb);
+        printf("peak RSS         %.1f MB%s\n", rss_mb, dist ? " (rank 0)" : "");
+        if (dist)
+            printf("mpi              %d ranks, split by %s, rank 0 sent %.1f KiB per generated token "
+                   "(efficiency: all ranks' bytes over rank 0's bandwidth probe)\n",
+                   grok_dist_size(), grok_split_name(grok_dist_split()), sent_per_tok / 1024);
         for (int k = 0; k < n_batches; k++)
             printf("batch %-3" PRId64 "       %.2f tok/s, %.2f ms/step (%.2fx batch %" PRId64 "; fastest step %.2f ms, "
                    "%.2fx), %.1f MB of weights per step (%.2fx), %.2f experts per layer\n",
@@ -536,6 +575,8 @@ int cmd_bench(int argc, char **argv) {
     if (!check_ok)
         cli_error("bench", "the timed kernels disagree with the reference: kernels %.3g (tol %g), logits %.3g, exact path %.3g (tol %g)",
                   err_kernel, TOL_KERNEL, err_fast, err_exact, TOL_EXACT);
+    fflush(stdout); /* the results before the per-rank lines on stderr */
+    grok_dist_report(stderr, n_gen);
     rc = check_ok ? 0 : 1;
 done:
     free(ids), free(ref), free(got);

@@ -1,6 +1,6 @@
 /*
  * cmd_plan.c - `grok plan`: how a model would run across N MPI ranks
- * (which heads, experts, FFN rows and vocabulary rows each rank owns, its
+ * (which layers, heads, experts, FFN rows and vocabulary rows each rank owns, its
  * memory, the bytes it sends per token) and the decode speed the cost
  * model of docs/distributed.md expects, for a model file or for Grok-1's
  * published shapes without one.
@@ -23,7 +23,8 @@ static void usage(FILE *out) {
             "  --grok1             Grok-1's shapes (no file needed)\n"
             "  --type T            weight type with --grok1: q8_0 (default), q4_0, bf16, f16, f32\n"
             "  --ranks N           number of ranks (1)\n"
-            "  --split X           MoE split: ffn (default) or experts\n"
+            "  --split X           ffn (default), experts (the MoE by FFN rows or whole experts,\n"
+            "                      attention by KV heads) or layers (a pipeline)\n"
             "  --mem-per-rank SIZE memory of one rank, e.g. 64G, 512M (not checked if absent)\n"
             "  --mem-bw GBS        memory bandwidth of one rank in GB/s (20)\n"
             "  --bandwidth GBIT    link bandwidth in Gbit/s (25)\n"
@@ -91,8 +92,10 @@ int cmd_plan(int argc, char **argv) {
         in.split = GROK_SPLIT_FFN;
     else if (strcmp(split, "experts") == 0)
         in.split = GROK_SPLIT_EXPERTS;
+    else if (strcmp(split, "layers") == 0)
+        in.split = GROK_SPLIT_LAYERS;
     else {
-        cli_error("plan", "--split '%s' is not ffn or experts", split);
+        cli_error("plan", "--split '%s' is not ffn, experts or layers", split);
         return 2;
     }
     if (!cli_kv_type("plan", kv, &in.kv_type)) return 2;

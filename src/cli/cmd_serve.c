@@ -30,7 +30,9 @@ static void usage(FILE *out) {
             "  --kv-type T          KV cache type: f32 (default) or f16\n"
             "  --api-key KEY        require Authorization: Bearer KEY\n"
             "  --chat-template FILE chat template (see the README's serving section)\n"
-            "  --alias NAME         model name in responses (the file name)\n");
+            "  --alias NAME         model name in responses (the file name)\n\n"
+            "Under mpirun the model is split across the ranks (--mpi-split ffn|experts|layers,\n"
+            "see docs/distributed.md): rank 0 serves HTTP, the others follow its steps.\n");
 }
 
 int cmd_serve(int argc, char **argv) {

@@ -38,7 +38,8 @@ static const command COMMANDS[] = {
 
 /* Commands that run split across the ranks of an mpirun job. */
 static bool distributed(const char *name) {
-    return strcmp(name, "run") == 0 || strcmp(name, "logits") == 0;
+    return strcmp(name, "run") == 0 || strcmp(name, "logits") == 0 || strcmp(name, "bench") == 0 ||
+           strcmp(name, "serve") == 0;
 }
 
 /* The watchdog's verdict: a collective stopped making progress. */
@@ -79,7 +80,7 @@ static int dispatch(int argc, char **argv) {
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         if (strcmp(argv[1], COMMANDS[i].name) == 0) {
             if (grok_dist_size() > 1 && !distributed(argv[1])) {
-                fprintf(stderr, "grok %s: does not run across MPI ranks (only run and logits do); "
+                fprintf(stderr, "grok %s: does not run across MPI ranks (only run, logits, bench and serve do); "
                                 "start it without mpirun\n", argv[1]);
                 return 2;
             }

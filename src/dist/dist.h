@@ -12,18 +12,21 @@
 #define GROK_DIST_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "model/model.h"
 
-/* How the MoE is split: whole experts per rank, or rows of every expert's
- * FFN per rank (balanced for any routing). */
-typedef enum { GROK_SPLIT_EXPERTS = 0, GROK_SPLIT_FFN = 1 } grok_split;
+/* How the model is split: by tensors (attention by KV heads, and the MoE
+ * by whole experts per rank or by rows of every expert's FFN, balanced for
+ * any routing), or as a pipeline of whole layers per rank. */
+typedef enum { GROK_SPLIT_EXPERTS = 0, GROK_SPLIT_FFN = 1, GROK_SPLIT_LAYERS = 2 } grok_split;
 
 /* Fills d (ranges only; no callbacks) with rank's share of a model of hp's
  * shapes over n ranks. Column slices are aligned to `align` elements (the
  * weights' block size). Fails (err) when the split cannot be made, e.g.
- * more ranks than experts with GROK_SPLIT_EXPERTS. */
+ * more ranks than experts with GROK_SPLIT_EXPERTS or than layers with
+ * GROK_SPLIT_LAYERS. */
 int grok_dist_partition(const grok_hparams *hp, int rank, int n, grok_split split, int64_t align,
                         grok_dist *d, char *err, size_t err_size);
 const char *grok_split_name(grok_split s);
@@ -34,7 +37,8 @@ const char *grok_split_name(grok_split s);
  *                     seconds (default 300; 0 = never)
  *   --mpi-split X     ffn (default: every rank a slice of every expert,
  *                     balanced whatever the routing) | experts (whole
- *                     experts per rank, at most one rank per expert)
+ *                     experts per rank, at most one rank per expert) |
+ *                     layers (a pipeline: whole layers per rank)
  *   --mpi-stats       rank 0 prints each rank's share, memory and traffic
  * on_stall is called from the watchdog thread with a one-line message when
  * the timeout passes; it must end the process (the library does not). */
@@ -56,6 +60,22 @@ int grok_dist_attach(grok_model *m, char *err, size_t err_size);
 int grok_dist_agree(bool ok, char *err, size_t err_size);
 /* Rank 0's bytes to every rank. */
 int grok_dist_bcast(void *buf, size_t bytes, char *err, size_t err_size);
+/* The same, for a broadcast that may be waited on for a long time (a
+ * follower of `grok serve` waiting for the next request): not watched by
+ * the --mpi-timeout watchdog, and the waiting ranks sleep between polls
+ * instead of spinning on a core. Every rank must call this one (not
+ * grok_dist_bcast) for the same broadcast. */
+int grok_dist_bcast_idle(void *buf, size_t bytes, char *err, size_t err_size);
+/* Ends the whole job now, after printing msg: for a rank that failed on
+ * its own while its peers may be inside a collective. */
+_Noreturn void grok_dist_abort(const char *msg);
+/* Bytes this rank has sent in the forward pass's collectives so far. */
+uint64_t grok_dist_bytes_sent(void);
+/* The split chosen with --mpi-split. */
+grok_split grok_dist_split(void);
+/* Whether MPI may be called from a thread other than the main one (one
+ * thread at a time), as `grok serve`'s scheduler thread does. */
+bool grok_dist_threads_ok(void);
 /* With --mpi-stats: rank 0 prints every rank's share, resident memory and
  * bytes sent (per token when n_tokens > 0). Collective. */
 void grok_dist_report(FILE *out, int64_t n_tokens);

@@ -38,6 +38,7 @@ static struct {
     double timeout_s;
     grok_split split;
     bool stats;
+    bool threads_ok;     /* MPI_THREAD_SERIALIZED or better was granted */
     bool agreed_failure; /* every rank knows of a failure: finalize cleanly */
     grok_dist dist;
     /* scratch of the collectives */
@@ -141,8 +142,10 @@ int grok_dist_init(int *argc, char ***argv, void (*on_stall)(const char *msg), c
                 G.split = GROK_SPLIT_EXPERTS;
             else if (strcmp(v, "ffn") == 0)
                 G.split = GROK_SPLIT_FFN;
+            else if (strcmp(v, "layers") == 0)
+                G.split = GROK_SPLIT_LAYERS;
             else {
-                snprintf(err, err_size, "flag --mpi-split: '%s' is not experts or ffn", v);
+                snprintf(err, err_size, "flag --mpi-split: '%s' is not ffn, experts or layers", v);
                 return -1;
             }
         } else if (strcmp(a, "--mpi-stats") == 0) {
@@ -156,12 +159,24 @@ int grok_dist_init(int *argc, char ***argv, void (*on_stall)(const char *msg), c
     /* Only a process started by mpirun joins a job: a plain `grok` must not
      * pay for (or depend on) an MPI singleton start-up. */
     if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMIX_RANK")) return 0;
-    int provided, rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    /* The threads MPI starts (and the watchdog) must not take SIGTERM or
+     * SIGINT: mpirun passes them on to every rank, and the command's main
+     * thread decides what they mean (grok serve drains, the others die). */
+    sigset_t term, saved;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigaddset(&term, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &term, &saved);
+    /* serialized: grok serve's scheduler thread runs the forward pass (and
+     * its collectives) while the main thread waits for signals */
+    int provided, rc = MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
     if (rc != MPI_SUCCESS) {
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
         snprintf(err, err_size, "MPI_Init failed (error %d)", rc);
         return -1;
     }
     G.active = true;
+    G.threads_ok = provided >= MPI_THREAD_SERIALIZED;
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &G.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &G.size);
@@ -171,6 +186,7 @@ int grok_dist_init(int *argc, char ***argv, void (*on_stall)(const char *msg), c
     if (G.size > 1 && G.timeout_s > 0 && on_stall) {
         if (pthread_create(&G.watchdog, NULL, watchdog_main, NULL) == 0) G.watchdog_on = true;
     }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
     return 0;
 }
 
@@ -204,6 +220,16 @@ void grok_dist_finalize(int rc) {
 
 int grok_dist_rank(void) { return G.rank; }
 int grok_dist_size(void) { return G.size; }
+uint64_t grok_dist_bytes_sent(void) { return G.bytes_sent; }
+grok_split grok_dist_split(void) { return G.split; }
+bool grok_dist_threads_ok(void) { return !G.active || G.threads_ok; }
+
+_Noreturn void grok_dist_abort(const char *msg) {
+    fprintf(stderr, "%s\n", msg);
+    fflush(stderr);
+    if (G.active && G.size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+    exit(1);
+}
 
 /* ---- the collectives of the forward pass ---- */
 
@@ -280,6 +306,36 @@ static int gather_vocab(void *ud, const float *local, float *full, int64_t rows,
     return 0;
 }
 
+/* The pipeline's hand-over of activations between neighbouring ranks. */
+static int message_too_long(int64_t n, char *err, size_t err_size) {
+    if (n <= INT32_MAX) return 0;
+    snprintf(err, err_size, "rank %d: %" PRId64 " values are too many for one message", G.rank, n);
+    return -1;
+}
+
+static int send_to(void *ud, int to, const float *buf, int64_t n, char *err, size_t err_size) {
+    (void)ud;
+    inject_faults();
+    if (message_too_long(n, err, err_size)) return -1;
+    enter("handing activations to the next rank (MPI_Send)");
+    int rc = MPI_Send(buf, (int)n, MPI_FLOAT, to, 0, MPI_COMM_WORLD);
+    leave();
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "handing activations to the next rank", err, err_size);
+    G.bytes_sent += (uint64_t)n * sizeof(float);
+    return 0;
+}
+
+static int recv_from(void *ud, int from, float *buf, int64_t n, char *err, size_t err_size) {
+    (void)ud;
+    inject_faults();
+    if (message_too_long(n, err, err_size)) return -1;
+    enter("waiting for the previous rank's activations (MPI_Recv)");
+    int rc = MPI_Recv(buf, (int)n, MPI_FLOAT, from, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    leave();
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "receiving the previous rank's activations", err, err_size);
+    return 0;
+}
+
 /* ---- what the commands call ---- */
 
 int grok_dist_attach(grok_model *m, char *err, size_t err_size) {
@@ -321,6 +377,8 @@ int grok_dist_attach(grok_model *m, char *err, size_t err_size) {
     }
     G.dist.allreduce_sum = allreduce_sum;
     G.dist.gather_vocab = gather_vocab;
+    G.dist.send_to = send_to;
+    G.dist.recv_from = recv_from;
     if (grok_model_set_dist(m, &G.dist, err, err_size)) return -1;
     return 0;
 }
@@ -376,6 +434,33 @@ int grok_dist_bcast(void *buf, size_t bytes, char *err, size_t err_size) {
     return 0;
 }
 
+int grok_dist_bcast_idle(void *buf, size_t bytes, char *err, size_t err_size) {
+    if (G.size <= 1) return 0;
+    if (bytes > (size_t)INT32_MAX) {
+        snprintf(err, err_size, "rank %d: broadcast of %zu bytes is too large", G.rank, bytes);
+        return -1;
+    }
+    /* Blocking collectives spin: an idle follower would hold a core for as
+     * long as no request comes. Poll a non-blocking broadcast instead:
+     * spinning for 2 ms keeps the latency of a busy server low, then 0.5 ms
+     * naps. */
+    MPI_Request req;
+    int rc = MPI_Ibcast(buf, (int)bytes, MPI_BYTE, 0, MPI_COMM_WORLD, &req);
+    if (rc == MPI_SUCCESS && G.rank == 0) {
+        enter("a broadcast from rank 0 (MPI_Ibcast)");
+        rc = MPI_Wait(&req, MPI_STATUS_IGNORE);
+        leave();
+    } else if (rc == MPI_SUCCESS) {
+        const double t0 = now_s();
+        for (int done = 0; rc == MPI_SUCCESS && !done;) {
+            rc = MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+            if (!done && now_s() - t0 > 0.002) nanosleep(&(struct timespec){0, 500 * 1000}, NULL);
+        }
+    }
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "a broadcast from rank 0", err, err_size);
+    return 0;
+}
+
 /* Resident memory of this process (kB): of the model's weights (the
  * mappings of .gguf files, from /proc/self/smaps: exactly this process's
  * pages, not the shared page cache) and anonymous (caches, scratch). */
@@ -406,9 +491,9 @@ void grok_dist_report(FILE *out, int64_t n_tokens) {
     rss_kb(&file, &anon);
     double mine[6] = {(double)file, (double)anon, (double)G.bytes_sent, G.comm_s, (double)G.n_coll, 0};
     double *all = malloc((size_t)G.size * sizeof mine);
-    int64_t *sh = malloc((size_t)G.size * 8 * sizeof(int64_t));
-    int64_t my_sh[8] = {G.dist.kvh0, G.dist.kvh1, G.dist.e0, G.dist.e1,
-                        G.dist.f0,   G.dist.f1,   G.dist.v0, G.dist.v1};
+    int64_t *sh = malloc((size_t)G.size * 10 * sizeof(int64_t));
+    int64_t my_sh[10] = {G.dist.kvh0, G.dist.kvh1, G.dist.e0, G.dist.e1, G.dist.f0,
+                         G.dist.f1,   G.dist.v0,   G.dist.v1, G.dist.l0, G.dist.l1};
     if (!all || !sh) {
         free(all);
         free(sh);
@@ -416,19 +501,19 @@ void grok_dist_report(FILE *out, int64_t n_tokens) {
     }
     enter("the statistics (MPI_Gather)");
     int rc = MPI_Gather(mine, 6, MPI_DOUBLE, all, 6, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-    if (rc == MPI_SUCCESS) rc = MPI_Gather(my_sh, 8, MPI_INT64_T, sh, 8, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    if (rc == MPI_SUCCESS) rc = MPI_Gather(my_sh, 10, MPI_INT64_T, sh, 10, MPI_INT64_T, 0, MPI_COMM_WORLD);
     leave();
     if (rc == MPI_SUCCESS && G.rank == 0) {
-        fprintf(out, "mpi: %d ranks, MoE split by %s\n", G.size, grok_split_name(G.split));
+        fprintf(out, "mpi: %d ranks, split by %s\n", G.size, grok_split_name(G.split));
         for (int r = 0; r < G.size; r++) {
             const double *a = all + r * 6;
-            const int64_t *s = sh + r * 8;
+            const int64_t *s = sh + r * 10;
             fprintf(out,
-                    "mpi: rank %d: kv heads [%" PRId64 ",%" PRId64 ") experts [%" PRId64 ",%" PRId64
-                    ") ffn rows [%" PRId64 ",%" PRId64 ") vocab [%" PRId64 ",%" PRId64
-                    ") | RSS weights %.1f MiB, other %.1f MiB | sent %.1f KiB",
-                    r, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], a[0] / 1024, a[1] / 1024,
-                    a[2] / 1024);
+                    "mpi: rank %d: layers [%" PRId64 ",%" PRId64 ") kv heads [%" PRId64 ",%" PRId64
+                    ") experts [%" PRId64 ",%" PRId64 ") ffn rows [%" PRId64 ",%" PRId64
+                    ") vocab [%" PRId64 ",%" PRId64 ") | RSS weights %.1f MiB, other %.1f MiB | sent %.1f KiB",
+                    r, s[8], s[9], s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], a[0] / 1024,
+                    a[1] / 1024, a[2] / 1024);
             if (n_tokens > 0) fprintf(out, " (%.1f KiB/token)", a[2] / 1024 / (double)n_tokens);
             fprintf(out, " in %.0f collectives, %.3f s in them\n", a[4], a[3]);
         }

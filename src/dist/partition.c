@@ -10,7 +10,9 @@
 
 #include "dist/dist.h"
 
-const char *grok_split_name(grok_split s) { return s == GROK_SPLIT_FFN ? "ffn" : "experts"; }
+const char *grok_split_name(grok_split s) {
+    return s == GROK_SPLIT_FFN ? "ffn" : s == GROK_SPLIT_LAYERS ? "layers" : "experts";
+}
 
 /* [r*n/N, (r+1)*n/N) in units of `unit`, the last range ending at total. */
 static void split_range(int64_t total, int64_t unit, int r, int n, int64_t *lo, int64_t *hi) {
@@ -26,7 +28,22 @@ int grok_dist_partition(const grok_hparams *hp, int rank, int n, grok_split spli
         return -1;
     }
     if (align < 1 || hp->n_ff % align != 0) align = 1;
-    *d = (grok_dist){.rank = rank, .n_ranks = n};
+    *d = (grok_dist){.rank = rank, .n_ranks = n, .l0 = 0, .l1 = hp->n_layers};
+    if (split == GROK_SPLIT_LAYERS) {
+        if (n > hp->n_layers) {
+            snprintf(err, err_size,
+                     "--mpi-split layers: %d ranks but only %" PRId64 " layers (use --mpi-split ffn)", n,
+                     hp->n_layers);
+            return -1;
+        }
+        /* rank 0 also runs the embedding and the output head: with an
+         * uneven split it gets the fewer layers */
+        d->pipeline = n > 1;
+        split_range(hp->n_layers, 1, rank, n, &d->l0, &d->l1);
+        d->kvh1 = hp->n_kv_heads, d->e1 = hp->n_experts, d->f1 = hp->n_ff;
+        if (rank == 0) d->v1 = hp->n_vocab;
+        return 0;
+    }
     split_range(hp->n_kv_heads, 1, rank, n, &d->kvh0, &d->kvh1);
     split_range(hp->n_vocab, 1, rank, n, &d->v0, &d->v1);
     if (split == GROK_SPLIT_EXPERTS) {

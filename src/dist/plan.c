@@ -8,7 +8,10 @@
  * two sums per layer that combine the shares. A layer ends when its slowest
  * rank ends, so with whole experts per rank the MoE time is the expected
  * maximum load over the routing (exact, over every choice of experts,
- * assuming uniform routing), not the mean.
+ * assuming uniform routing), not the mean. A pipeline (whole layers per
+ * rank) runs its ranks one after the other for one token: the reads add up
+ * as on one machine, and the only traffic is one vector of d_model floats
+ * per boundary between ranks.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -69,10 +72,11 @@ int grok_plan_run(const grok_plan_in *in, grok_plan_out *out, FILE *f, char *err
     const double bw = in->mem_gbs * 1e9, net = in->net_gbit * 1e9 / 8, lat = in->lat_us * 1e-6;
     int64_t align = grok_type_get_traits(in->t_expert)->block_size;
     int64_t owner[64] = {0};
-    double attn_max = 0, head_max = 0, mem_max = 0, expert_unit_max = 0;
+    const bool pipe = in->split == GROK_SPLIT_LAYERS && N > 1;
+    double attn_max = 0, head_max = 0, mem_max = 0, expert_unit_max = 0, pipe_read = 0;
     char b1[32], b2[32], b3[32];
     if (f)
-        fprintf(f, "plan: %d rank%s, MoE split by %s, weights %s (attention) / %s (experts) / %s (head)\n",
+        fprintf(f, "plan: %d rank%s, split by %s, weights %s (attention) / %s (experts) / %s (head)\n",
                 N, N > 1 ? "s" : "", grok_split_name(in->split),
                 grok_type_get_traits(in->t_attn)->name, grok_type_get_traits(in->t_expert)->name,
                 grok_type_get_traits(in->t_out)->name);
@@ -80,6 +84,7 @@ int grok_plan_run(const grok_plan_in *in, grok_plan_out *out, FILE *f, char *err
         grok_dist s;
         if (grok_dist_partition(hp, r, N, in->split, align, &s, err, err_size)) return -1;
         const int64_t kvh = s.kvh1 - s.kvh0, ne = s.e1 - s.e0, nf = s.f1 - s.f0, nv = s.v1 - s.v0;
+        const int64_t nl = s.l1 - s.l0; /* layers: all of them unless a pipeline */
         for (int64_t e = s.e0; e < s.e1 && e < 64; e++) owner[e] = r;
         /* bytes of one layer's attention share: q, k, v rows and Wo columns */
         double attn = (double)(kvh * G * D + 2 * kvh * D) * row_bytes(in->t_attn, d) +
@@ -90,11 +95,12 @@ int grok_plan_run(const grok_plan_in *in, grok_plan_out *out, FILE *f, char *err
                         (double)d * row_bytes(in->t_expert, nf);
         double head = (double)nv * row_bytes(in->t_out, d);
         double embd = in->tied ? 0 : (double)nv * row_bytes(in->t_out, d); /* lookups touch any row */
-        double kv_cache = 2.0 * (double)L * (double)in->ctx * (double)(kvh * D) * kv_elt;
-        double weights = (double)L * (attn + router + (double)ne * expert + 4.0 * d * 4) + head + embd;
+        double kv_cache = 2.0 * (double)nl * (double)in->ctx * (double)(kvh * D) * kv_elt;
+        double weights = (double)nl * (attn + router + (double)ne * expert + 4.0 * d * 4) + head + embd;
         /* a token at position pos also reads its heads' keys and values */
         double kv_read = 2.0 * (double)in->pos * (double)(kvh * D) * kv_elt;
         double per_tok_attn = attn + router + kv_read;
+        pipe_read += (double)nl * (per_tok_attn + (double)K * expert) + head; /* ranks in turn */
         if (per_tok_attn > attn_max) attn_max = per_tok_attn;
         if (expert > expert_unit_max) expert_unit_max = expert;
         if (head > head_max) head_max = head;
@@ -104,17 +110,17 @@ int grok_plan_run(const grok_plan_in *in, grok_plan_out *out, FILE *f, char *err
             fmt_bytes(b1, sizeof b1, weights), fmt_bytes(b2, sizeof b2, kv_cache);
             fmt_bytes(b3, sizeof b3, mem);
             fprintf(f,
-                    "  rank %d: kv heads [%" PRId64 ",%" PRId64 ") experts [%" PRId64 ",%" PRId64
-                    ") ffn rows [%" PRId64 ",%" PRId64 ") vocab [%" PRId64 ",%" PRId64
-                    ") | weights %s + KV cache %s = %s%s\n",
-                    r, s.kvh0, s.kvh1, s.e0, s.e1, s.f0, s.f1, s.v0, s.v1, b1, b2, b3,
+                    "  rank %d: layers [%" PRId64 ",%" PRId64 ") kv heads [%" PRId64 ",%" PRId64
+                    ") experts [%" PRId64 ",%" PRId64 ") ffn rows [%" PRId64 ",%" PRId64
+                    ") vocab [%" PRId64 ",%" PRId64 ") | weights %s + KV cache %s = %s%s\n",
+                    r, s.l0, s.l1, s.kvh0, s.kvh1, s.e0, s.e1, s.f0, s.f1, s.v0, s.v1, b1, b2, b3,
                     in->mem_per_rank > 0 && mem > in->mem_per_rank ? "  DOES NOT FIT" : "");
         }
     }
     /* Expert work per layer on the slowest rank: split by FFN rows, every
      * rank computes a slice of each of the K experts; split by experts, the
      * busiest rank computes all of its experts that the token selected. */
-    double moe_units = in->split == GROK_SPLIT_FFN ? (double)K : expected_max_load(owner, E, K, N);
+    double moe_units = in->split != GROK_SPLIT_EXPERTS ? (double)K : expected_max_load(owner, E, K, N);
     double moe_bytes = moe_units * expert_unit_max;
     /* Sums: reduce-scatter + all-gather, each sends (N-1)/N of the vector
      * and takes ceil(log2 N) latency steps (the recursive algorithms Open
@@ -127,18 +133,32 @@ int grok_plan_run(const grok_plan_in *in, grok_plan_out *out, FILE *f, char *err
     const double t_bcast = N > 1 ? steps * lat + 8 / net : 0;
     out->t_compute = ((double)L * (attn_max + moe_bytes) + head_max) / bw;
     out->t_comm = (double)L * 2 * t_sum + t_gather + t_bcast;
-    out->tok_s = 1.0 / (out->t_compute + out->t_comm);
     out->bytes_per_layer = 2 * sum_bytes;
     out->bytes_per_token = (double)L * 2 * sum_bytes + gather_bytes;
+    if (pipe) { /* N hand-overs of one vector (the last one back to rank 0), in turn */
+        out->t_compute = pipe_read / bw;
+        out->t_comm = (double)N * (vec / net + lat) + t_bcast;
+        out->bytes_per_layer = 0;
+        out->bytes_per_token = vec;
+    }
+    out->tok_s = 1.0 / (out->t_compute + out->t_comm);
     out->mem_max = mem_max;
     out->fits = in->mem_per_rank <= 0 || mem_max <= in->mem_per_rank;
-    if (f) {
+    if (f && pipe) {
+        fmt_bytes(b1, sizeof b1, vec), fmt_bytes(b2, sizeof b2, pipe_read);
+        fprintf(f, "  per token, sent by each rank: %s (one vector of %" PRId64 " floats to the next "
+                   "rank, the last one back to rank 0: %d boundaries)\n", b1, d, N);
+        fprintf(f, "  per token, read by all ranks in turn: %s (as on one machine: no speed-up for one "
+                   "sequence)\n", b2);
+    } else if (f) {
         fmt_bytes(b1, sizeof b1, out->bytes_per_layer), fmt_bytes(b2, sizeof b2, out->bytes_per_token);
         fprintf(f, "  per token, sent by each rank: %s per layer (2 sums of %" PRId64
                    " floats), %s with the logits gather\n", b1, d, b2);
         fmt_bytes(b1, sizeof b1, (double)L * (attn_max + moe_bytes) + head_max);
         fprintf(f, "  per token, read by the busiest rank: %s (%.2f experts' shares per layer)\n", b1,
                 moe_units);
+    }
+    if (f) {
         fprintf(f,
                 "  model (%.1f GB/s memory per rank, %.1f Gbit/s, %.1f us): compute %.2f ms + "
                 "network %.2f ms per token = %.2f tok/s\n",

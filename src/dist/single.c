@@ -48,3 +48,17 @@ int grok_dist_bcast(void *buf, size_t bytes, char *err, size_t err_size) {
 }
 
 void grok_dist_report(FILE *out, int64_t n_tokens) { (void)out, (void)n_tokens; }
+
+int grok_dist_bcast_idle(void *buf, size_t bytes, char *err, size_t err_size) {
+    (void)buf, (void)bytes, (void)err, (void)err_size;
+    return 0;
+}
+
+_Noreturn void grok_dist_abort(const char *msg) {
+    fprintf(stderr, "%s\n", msg);
+    exit(1);
+}
+
+uint64_t grok_dist_bytes_sent(void) { return 0; }
+grok_split grok_dist_split(void) { return GROK_SPLIT_FFN; }
+bool grok_dist_threads_ok(void) { return true; }

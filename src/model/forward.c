@@ -93,7 +93,7 @@ void grok_context_free(grok_context *c) {
 static grok_dist share_of(const grok_model *m) {
     if (m->dist) return *m->dist;
     const grok_hparams *hp = &m->hp;
-    grok_dist d = {.rank = 0, .n_ranks = 1, .kvh0 = 0, .kvh1 = hp->n_kv_heads, .e0 = 0,
+    grok_dist d = {.rank = 0, .n_ranks = 1, .l0 = 0, .l1 = hp->n_layers, .kvh0 = 0, .kvh1 = hp->n_kv_heads, .e0 = 0,
                    .e1 = hp->n_experts, .f0 = 0, .f1 = hp->n_ff, .v0 = 0, .v1 = hp->n_vocab};
     return d;
 }
@@ -140,8 +140,9 @@ grok_context *grok_context_create(const grok_model *m, const grok_context_params
     const int64_t G = hp->n_heads / hp->n_kv_heads, nkvh = c->sh.kvh1 - c->sh.kvh0;
     const int64_t kvd = nkvh > 0 ? nkvh * hp->head_dim : 1, qd = kvd * (nkvh > 0 ? G : 1);
     const int64_t nff = c->sh.f1 > c->sh.f0 ? c->sh.f1 - c->sh.f0 : 1;
-    c->k_cache = alloc3(hp->n_layers * c->n_ctx, kvd, c->kv_elt);
-    c->v_cache = alloc3(hp->n_layers * c->n_ctx, kvd, c->kv_elt);
+    /* and only this share's layers */
+    c->k_cache = alloc3((c->sh.l1 - c->sh.l0) * c->n_ctx, kvd, c->kv_elt);
+    c->v_cache = alloc3((c->sh.l1 - c->sh.l0) * c->n_ctx, kvd, c->kv_elt);
     c->tokens = alloc3(c->n_ctx, 1, sizeof(int32_t));
     c->logits = alloc3(hp->n_vocab, 1, sizeof(float));
     c->h = alloc3(B, d, sizeof(float));
@@ -248,7 +249,7 @@ static void attn_task(void *arg, int ith, int nth) {
     for (int64_t job = ith; job < j->n * H; job += nth) {
         const int64_t t = job / H, head = job % H, kvh = head / G;
         const grok_context *c = S->bt[t].seq; /* the cache this token attends over */
-        const size_t layer_off = (size_t)j->il * (size_t)c->n_ctx * (size_t)kvd;
+        const size_t layer_off = (size_t)(j->il - S->sh.l0) * (size_t)c->n_ctx * (size_t)kvd;
         const int64_t npos = S->bt[t].pos + 1; /* causal window: keys 0..pos */
         const float *qv = S->q + t * H * D + head * D;
         float mx = -INFINITY;
@@ -384,7 +385,7 @@ static void moe(grok_context *c, const grok_layer *L, int64_t n) {
 
 static void store_kv(grok_context *c, int64_t il, int64_t pos, const float *k, const float *v) {
     const int64_t kvd = (c->sh.kvh1 - c->sh.kvh0) * c->m->hp.head_dim;
-    size_t off = ((size_t)il * (size_t)c->n_ctx + (size_t)pos) * (size_t)kvd;
+    size_t off = ((size_t)(il - c->sh.l0) * (size_t)c->n_ctx + (size_t)pos) * (size_t)kvd;
     if (c->kv_type == GROK_TYPE_F32) {
         memcpy((float *)c->k_cache + off, k, (size_t)kvd * 4);
         memcpy((float *)c->v_cache + off, v, (size_t)kvd * 4);
@@ -435,14 +436,16 @@ oom:
  * scratch and pool. Each token's K/V go into its own sequence's cache
  * before attention, so tokens of one sequence in the same step see each
  * other causally. Logits are computed only for tokens that ask for them.
- * Distributed (S->sh.n_ranks > 1), this process computes its share and the
- * partial sums of Wo and of the MoE are summed across ranks; only a failed
- * collective makes it fail. */
+ * Distributed (S->sh.n_ranks > 1), this process computes its share: split
+ * by tensors, the partial sums of Wo and of the MoE are summed across
+ * ranks; in a pipeline, the residual stream comes from the previous rank
+ * and goes to the next, and rank 0 finishes with the output head. Only a
+ * failed collective makes it fail. */
 static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
     const grok_model *m = S->m;
     const grok_hparams *hp = &m->hp;
     const grok_dist *ds = &S->sh;
-    const bool dist = ds->n_ranks > 1;
+    const bool pipe = ds->n_ranks > 1 && ds->pipeline, dist = ds->n_ranks > 1 && !pipe;
     const int64_t d = hp->d_model, D = hp->head_dim, G = hp->n_heads / hp->n_kv_heads;
     const int64_t KVH = ds->kvh1 - ds->kvh0, H = KVH * G; /* this share's heads */
     const int64_t qd = H * D, kvd = KVH * D, V = hp->n_vocab;
@@ -456,12 +459,16 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
     S->last.tokens += n;
     S->last.weight_bytes += n * (int64_t)m->token_embd.row_bytes;
     for (int64_t t = 0; t < n; t++) {
-        ek->to_f32(m->token_embd.data + (size_t)bt[t].token * m->token_embd.row_bytes, S->h + t * d, d);
-        for (int64_t i = 0; i < d; i++) S->h[t * d + i] *= hp->embedding_scale;
+        if (!pipe || ds->rank == 0) {
+            ek->to_f32(m->token_embd.data + (size_t)bt[t].token * m->token_embd.row_bytes, S->h + t * d, d);
+            for (int64_t i = 0; i < d; i++) S->h[t * d + i] *= hp->embedding_scale;
+        }
         rope_angles(S->rope_cs + t * D, bt[t].pos, D, hp->rope_base);
         bt[t].seq->tokens[bt[t].pos] = bt[t].token;
     }
-    for (int64_t il = 0; il < hp->n_layers; il++) {
+    if (pipe && ds->rank > 0 && ds->recv_from(ds->ud, ds->rank - 1, S->h, n * d, err, err_size))
+        return -1;
+    for (int64_t il = ds->l0; il < ds->l1; il++) {
         const grok_layer *L = &m->layers[il];
         wq = L->wq, wk = L->wk, wv = L->wv, wo = L->wo;
         wq.data += (size_t)(ds->kvh0 * G * D) * wq.row_bytes;
@@ -514,8 +521,21 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
         if (!bt[t].logits) continue;
         if (!first) first = bt[t].logits;
         if (bt[t].logits != first + cnt * V) contiguous = false;
-        rmsnorm(S->x + cnt * d, S->h + t * d, m->output_norm, d, hp->norm_eps);
+        if (pipe) /* the rows travel to rank 0, which norms them */
+            memcpy(S->proj + cnt * d, S->h + t * d, (size_t)d * sizeof(float));
+        else
+            rmsnorm(S->x + cnt * d, S->h + t * d, m->output_norm, d, hp->norm_eps);
         cnt++;
+    }
+    if (pipe) {
+        const int next = (ds->rank + 1) % ds->n_ranks, last = ds->n_ranks - 1;
+        if (ds->rank < last && ds->send_to(ds->ud, next, S->h, n * d, err, err_size)) return -1;
+        if (cnt == 0) return 0;
+        if (ds->rank == last) return ds->send_to(ds->ud, 0, S->proj, cnt * d, err, err_size);
+        if (ds->rank != 0) return 0;
+        if (ds->recv_from(ds->ud, last, S->proj, cnt * d, err, err_size)) return -1;
+        for (int64_t r = 0; r < cnt; r++)
+            rmsnorm(S->x + r * d, S->proj + r * d, m->output_norm, d, hp->norm_eps);
     }
     if (cnt == 0) return 0;
     S->last.weight_bytes += mat_bytes(&m->output) * (ds->v1 - ds->v0) / V;

@@ -367,11 +367,18 @@ int grok_model_set_dist(grok_model *m, const grok_dist *d, char *err, size_t err
     if (d->n_ranks < 1 || d->rank < 0 || d->rank >= d->n_ranks)
         return ERRF("%s: rank %d of %d is not a valid rank", path, d->rank, d->n_ranks);
     if (!range_ok(d->kvh0, d->kvh1, hp->n_kv_heads) || !range_ok(d->e0, d->e1, hp->n_experts) ||
-        !range_ok(d->f0, d->f1, hp->n_ff) || !range_ok(d->v0, d->v1, hp->n_vocab))
+        !range_ok(d->f0, d->f1, hp->n_ff) || !range_ok(d->v0, d->v1, hp->n_vocab) ||
+        !range_ok(d->l0, d->l1, hp->n_layers))
         return ERRF("%s: rank %d's share (kv heads [%" PRId64 ", %" PRId64 "), experts [%" PRId64
                     ", %" PRId64 "), ffn rows [%" PRId64 ", %" PRId64 "), vocab [%" PRId64
-                    ", %" PRId64 ")) lies outside the model's shapes",
-                    path, d->rank, d->kvh0, d->kvh1, d->e0, d->e1, d->f0, d->f1, d->v0, d->v1);
+                    ", %" PRId64 "), layers [%" PRId64 ", %" PRId64 ")) lies outside the model's shapes",
+                    path, d->rank, d->kvh0, d->kvh1, d->e0, d->e1, d->f0, d->f1, d->v0, d->v1,
+                    d->l0, d->l1);
+    if (d->pipeline && (d->l0 >= d->l1 || d->kvh0 != 0 || d->kvh1 != hp->n_kv_heads || d->e0 != 0 ||
+                        d->e1 != hp->n_experts || d->f0 != 0 || d->f1 != hp->n_ff))
+        return ERRF("%s: rank %d: a pipeline share is at least one whole layer", path, d->rank);
+    if (!d->pipeline && (d->l0 != 0 || d->l1 != hp->n_layers))
+        return ERRF("%s: rank %d: a tensor split covers every layer", path, d->rank);
     const int64_t G = hp->n_heads / hp->n_kv_heads, D = hp->head_dim;
     for (int64_t il = 0; il < hp->n_layers; il++) {
         const grok_layer *L = &m->layers[il];
@@ -385,7 +392,7 @@ int grok_model_set_dist(grok_model *m, const grok_dist *d, char *err, size_t err
                         " do not start and end on a %s block of ffn_down_exps",
                         path, d->rank, d->f0, d->f1, il, grok_type_get_traits(L->down.type)->name);
     }
-    if (d->n_ranks > 1 && (!d->allreduce_sum || !d->gather_vocab))
+    if (d->n_ranks > 1 && (d->pipeline ? !d->send_to || !d->recv_from : !d->allreduce_sum || !d->gather_vocab))
         return ERRF("%s: a distribution over %d ranks needs its collectives", path, d->n_ranks);
     m->dist = d;
     return 0;

@@ -32,15 +32,21 @@ typedef struct {
 } grok_layer;
 
 /* Distribution hook: the share of the model one process (an MPI rank)
- * computes, and the collectives that combine the shares. Attention is
- * split by KV heads (with their query heads; the Wo product over those
- * heads' columns is a partial sum), the MoE by experts and/or by rows of
- * every expert's FFN (the down product over those rows is a partial sum),
- * the output head by vocabulary rows. Without a hook (NULL) a process owns
- * everything and the forward pass is exactly the single-process one. The
- * model never calls MPI itself: the callbacks (src/dist/mpi.c) do. */
+ * computes, and the collectives that combine the shares. Tensor split:
+ * attention is split by KV heads (with their query heads; the Wo product
+ * over those heads' columns is a partial sum), the MoE by experts and/or
+ * by rows of every expert's FFN (the down product over those rows is a
+ * partial sum), the output head by vocabulary rows. Pipeline: each rank
+ * runs whole layers [l0, l1) and hands the step's activations to the next
+ * rank; rank 0 also does the embedding and the output head, so the last
+ * rank hands the rows that want logits back to it (only rank 0 gets
+ * logits). Without a hook (NULL) a process owns everything and the forward
+ * pass is exactly the single-process one. The model never calls MPI
+ * itself: the callbacks (src/dist/mpi.c) do. */
 typedef struct grok_dist {
     int rank, n_ranks;
+    bool pipeline;       /* split by layers (else by tensors) */
+    int64_t l0, l1;      /* layers [l0, l1): all of them unless pipeline */
     int64_t kvh0, kvh1;  /* KV heads [kvh0, kvh1) and their query heads */
     int64_t e0, e1;      /* experts [e0, e1) */
     int64_t f0, f1;      /* FFN rows [f0, f1) of each owned expert */
@@ -51,6 +57,9 @@ typedef struct grok_dist {
     /* full[rows][n_vocab] on every rank from each rank's local[rows][v1-v0]. */
     int (*gather_vocab)(void *ud, const float *local, float *full, int64_t rows, char *err,
                         size_t err_size);
+    /* pipeline: n floats to rank `to`, from rank `from` */
+    int (*send_to)(void *ud, int to, const float *buf, int64_t n, char *err, size_t err_size);
+    int (*recv_from)(void *ud, int from, float *buf, int64_t n, char *err, size_t err_size);
     void *ud;
 } grok_dist;
 

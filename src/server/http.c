@@ -30,6 +30,7 @@
 #include <cJSON.h>
 #include <microhttpd.h>
 
+#include "dist/dist.h"
 #include "server/server.h"
 
 enum {
@@ -589,6 +590,12 @@ static int write_port_file(const char *path, unsigned port) {
 }
 
 int server_run(const server_config *cfg) {
+    if (!grok_dist_threads_ok()) {
+        fprintf(stderr, "grok serve: this MPI library cannot be called from the scheduler thread "
+                        "(MPI_THREAD_SERIALIZED not provided)\n");
+        return 1;
+    }
+    if (grok_dist_rank() != 0) return server_follow(cfg); /* rank 0 alone serves HTTP */
     server *s = calloc(1, sizeof *s);
     if (!s) return 1;
     s->cfg = *cfg;
@@ -596,7 +603,7 @@ int server_run(const server_config *cfg) {
     char err[GROK_ERR_SIZE];
     struct MHD_Daemon *d = NULL;
     pthread_t sched;
-    bool sched_started = false;
+    bool sched_started = false, loaded = false;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
 
@@ -657,27 +664,11 @@ int server_run(const server_config *cfg) {
     }
 
     /* load while /health answers 503 */
-    s->model = grok_model_load(cfg->model_path, err, sizeof err);
-    if (!s->model) {
+    if (server_load(s, err, sizeof err)) {
         fprintf(stderr, "grok serve: %s\n", err);
         goto done;
     }
-    s->tok = grok_model_tokenizer(s->model);
-    if (!s->tok) {
-        fprintf(stderr, "grok serve: %s has no vocabulary (tokenizer.ggml.*)\n", cfg->model_path);
-        goto done;
-    }
-    s->n_vocab = grok_model_hparams(s->model)->n_vocab;
-    if (s->cfg.n_ctx <= 0) s->cfg.n_ctx = grok_model_hparams(s->model)->n_ctx_train;
-    s->pool = grok_threadpool_create((int)cfg->threads);
-    if (!s->pool) {
-        fprintf(stderr, "grok serve: cannot start the thread pool\n");
-        goto done;
-    }
-    if (sched_init(s, err, sizeof err)) {
-        fprintf(stderr, "grok serve: %s\n", err);
-        goto done;
-    }
+    loaded = true;
     if (pthread_create(&sched, NULL, sched_main, s)) {
         fprintf(stderr, "grok serve: cannot start the scheduler thread\n");
         goto done;
@@ -688,8 +679,9 @@ int server_run(const server_config *cfg) {
     pthread_mutex_unlock(&s->mu);
     fprintf(stderr,
             "grok serve: ready: %" PRId64 " slots of %" PRId64 " tokens, queue %" PRId64
-            ", %d threads\n",
-            s->cfg.parallel, s->cfg.n_ctx, s->cfg.queue, grok_threadpool_size(s->pool));
+            ", %d threads%s\n",
+            s->cfg.parallel, s->cfg.n_ctx, s->cfg.queue, grok_threadpool_size(s->pool),
+            s->dist ? ", the model split across the MPI ranks" : "");
 
     int sig = 0;
     sigwait(&sigs, &sig);
@@ -707,6 +699,10 @@ done:
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->mu);
     if (sched_started) pthread_join(sched, NULL);
+    if (s->dist && loaded && step_announce_stop(s, err, sizeof err)) {
+        fprintf(stderr, "grok serve: %s\n", err);
+        rc = 1;
+    }
     /* let the answers of finished requests reach their clients before the
      * connections are closed (bounded: a client may never read) */
     for (double until = now_s() + 5;;) {

@@ -30,12 +30,32 @@
 #include <string.h>
 #include <time.h>
 
+#include "dist/dist.h"
 #include "server/server.h"
 
 double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int server_load(server *s, char *err, size_t err_size) {
+    const server_config *cfg = &s->cfg;
+    s->dist = grok_dist_size() > 1;
+    s->model = grok_model_load(cfg->model_path, err, err_size);
+    bool ok = s->model != NULL;
+    if (ok && !(s->tok = grok_model_tokenizer(s->model))) {
+        snprintf(err, err_size, "%s has no vocabulary (tokenizer.ggml.*)", cfg->model_path);
+        ok = false;
+    }
+    ok = ok && grok_dist_attach(s->model, err, err_size) == 0;
+    if (grok_dist_agree(ok, err, err_size)) return -1;
+    s->n_vocab = grok_model_hparams(s->model)->n_vocab;
+    if (s->cfg.n_ctx <= 0) s->cfg.n_ctx = grok_model_hparams(s->model)->n_ctx_train;
+    s->pool = grok_threadpool_create((int)cfg->threads);
+    if (!s->pool) snprintf(err, err_size, "cannot start the thread pool");
+    ok = s->pool && sched_init(s, err, err_size) == 0;
+    return grok_dist_agree(ok, err, err_size);
 }
 
 int sched_init(server *s, char *err, size_t err_size) {
@@ -482,11 +502,16 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
         }
     }
     if (n_seqs == 0) return;
-    char err[GROK_ERR_SIZE];
+    char err[GROK_ERR_SIZE], msg[GROK_ERR_SIZE + 64];
     double t0 = now_s();
-    bool failed = grok_decode_multi_logits(ctxs, toks, ns, alls, n_seqs, err, sizeof err) != 0;
+    bool failed = (s->dist && step_announce(s, ctxs, toks, ns, alls, n_seqs, err, sizeof err)) ||
+                  grok_decode_multi_logits(ctxs, toks, ns, alls, n_seqs, err, sizeof err) != 0;
     double t1 = now_s();
     grok_step_stats st = grok_context_last_step(ctxs[0]);
+    if (failed && s->dist) { /* the other ranks may be inside the step: end the job */
+        snprintf(msg, sizeof msg, "grok serve: rank 0: step failed: %s", err);
+        grok_dist_abort(msg);
+    }
     if (failed) {
         fprintf(stderr, "grok serve: step failed: %s\n", err);
         for (int64_t i = 0; i < n_seqs; i++) outs[i].finish = FINISH_ERROR;

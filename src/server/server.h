@@ -14,6 +14,8 @@
  *              response objects (request -> JSON).
  *   chat.c     the chat template that turns messages into a prompt.
  *   metrics.c  Prometheus counters, gauges and histograms.
+ *   follow.c   under mpirun: rank 0 announces every forward step, the
+ *              other ranks (which run no HTTP) replay it on their share.
  *
  * Locking: one mutex (server.mu) guards the queue, slot assignment, every
  * field marked "shared" below and the metrics. The scheduler runs the
@@ -220,6 +222,7 @@ typedef struct server {
     int64_t q_len;             /* requests in the queue */
     int64_t q_choices;         /* choices in the queue not yet assigned */
     int64_t busy;              /* slots with a choice */
+    bool dist;                 /* one of several MPI ranks: steps are announced */
     bool ready;                /* model loaded */
     bool stopping;             /* SIGTERM: take no new work */
     double drain_deadline;     /* cancel in-flight work after this */
@@ -231,6 +234,10 @@ typedef struct server {
 } server;
 
 /* sched.c */
+/* Loads the model, attaches this rank's share, starts the thread pool and
+ * creates the slots; every rank does it and they agree (collectively) on
+ * the outcome. */
+int server_load(server *s, char *err, size_t err_size);
 int sched_init(server *s, char *err, size_t err_size);
 void sched_free(server *s);
 void *sched_main(void *arg);
@@ -240,5 +247,17 @@ int sched_submit(server *s, request *r);
 /* The HTTP side lets go of r (marking it cancelled if unfinished). */
 void sched_release(server *s, request *r);
 double now_s(void);
+
+/* follow.c */
+/* Rank 0, before a step: tells the other ranks which slots decode which
+ * tokens from which cache position, and which sequences want every
+ * position's logits (alls[i] != NULL; alls may be NULL). */
+int step_announce(server *s, grok_context *const *ctxs, const int32_t *const *toks,
+                  const int64_t *ns, float *const *alls, int64_t n_seqs, char *err, size_t err_size);
+/* Rank 0, once the scheduler has stopped: the other ranks may exit. */
+int step_announce_stop(server *s, char *err, size_t err_size);
+/* Every other rank: the same model and slots as rank 0, replaying its
+ * steps until it stops. Returns the process status. */
+int server_follow(const server_config *cfg);
 
 #endif
