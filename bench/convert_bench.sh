@@ -8,6 +8,10 @@
 # must fsync for its atomic rename). The three are run side by side REPS
 # times, interleaved, and the medians reported: on a shared machine single
 # runs vary by 2x.
+# COLD=1 evicts the checkpoint from the page cache (posix_fadvise
+# DONTNEED, no root needed) before each cat and each conversion, so both
+# read from the disk: the case of the real 296 GiB checkpoint, which no
+# ordinary machine's page cache holds.
 # usage: bench/convert_bench.sh [LAYERS] [D_MODEL] [FFN] [TYPE]
 #   default 24 layers of d_model 512, ffn 1024 (~320 MB of checkpoint)
 #   env: GROK (binary), GROK_TMP (scratch), REPS (5), CONVERT_ARGS (extra
@@ -32,33 +36,42 @@ CK="$TMP/ckpt-L$L-D$D-F$F"
 BYTES=$(cat "$CK"/* | wc -c)
 cat "$CK"/* > /dev/null # warm the page cache
 now() { date +%s.%N; }
+evict() {
+    if [ "${COLD:-0}" = 1 ]; then
+        /usr/bin/python3 -c 'import os, sys
+for p in sys.argv[1:]:
+    fd = os.open(p, os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' "$CK"/*
+    fi
+}
 : > "$TMP/times.txt"
 for r in $(seq "$REPS"); do
     rm -f "$TMP/out.gguf" "$TMP/copy.bin"
-    t0=$(now); cat "$CK"/* > /dev/null; t1=$(now)
-    cat "$CK"/* > "$TMP/copy.bin"; sync --data "$TMP/copy.bin"; t2=$(now)
+    evict; t0=$(now); cat "$CK"/* > /dev/null; t1=$(now)
+    evict; t2=$(now); cat "$CK"/* > "$TMP/copy.bin"; sync --data "$TMP/copy.bin"; t3=$(now)
     rm -f "$TMP/copy.bin"
+    evict; t4=$(now)
     # shellcheck disable=SC2086
     /usr/bin/time -f "%M %U %S" -o "$TMP/rss.txt" "$GROK" convert "$CK" --tokenizer "$TMP/tok.model" \
         -o "$TMP/out.gguf" --type "$T" --heads "$H" --kv-heads 2 --head-dim $HD ${CONVERT_ARGS:-} \
         2>/dev/null
-    t3=$(now)
-    echo "$t0 $t1 $t2 $t3 $(cat "$TMP/rss.txt")" >> "$TMP/times.txt"
+    t5=$(now)
+    echo "$t0 $t1 $t2 $t3 $t4 $t5 $(cat "$TMP/rss.txt")" >> "$TMP/times.txt"
     rm -f "$TMP/out.gguf"
 done
 /usr/bin/python3 - "$BYTES" "$T" "$TMP/times.txt" <<'PYEOF'
-import statistics, sys
+import os, statistics, sys
 b, ty = int(sys.argv[1]), sys.argv[2]
 rows = [list(map(float, l.split())) for l in open(sys.argv[3])]
 cat = [b / (r[1] - r[0]) for r in rows]
-copy = [b / (r[2] - r[1]) for r in rows]
-conv = [b / (r[3] - r[2]) for r in rows]
+copy = [b / (r[3] - r[2]) for r in rows]
+conv = [b / (r[5] - r[4]) for r in rows]
 for i, r in enumerate(rows):
     print("  run %d: cat %4.0f MB/s, copy+fdatasync %4.0f MB/s, convert %4.0f MB/s (%3.0f%% of cat), "
           "CPU %.2f s" % (i + 1, cat[i] / 1e6, copy[i] / 1e6, conv[i] / 1e6, 100 * conv[i] / cat[i],
-                          r[5] + r[6]))
+                          r[7] + r[8]))
 m = statistics.median
-rss = max(r[4] for r in rows)
+rss = max(r[6] for r in rows)
+print("page cache: %s" % ("cold (evicted before each read)" if os.environ.get("COLD") == "1" else "warm"))
 print("checkpoint %.1f MB, medians of %d: cat %.0f MB/s, copy+fdatasync %.0f MB/s, grok convert --type %s "
       "%.0f MB/s (%.0f%% of cat, %.0f%% of copy; median of the per-run ratios to cat %.0f%%), "
       "peak RSS %.1f MB"
