@@ -72,6 +72,33 @@ for t in q4_K q5_K q6_K; do
     "$GROK" quantize kf32.gguf "k_$t.gguf" "$t" --threads 2 2>err.txt && grep -q "ffn_down_exps.*written as q8_0" err.txt \
       && ok "quantize to $t (down matrices to q8_0, said so)" || bad "quantize to $t: $(cat err.txt)"
 done
+# grok new writes k-quants directly: widths that do not divide by 256 are
+# refused by name; otherwise the bytes equal grok quantize of the f32 model
+# of the same seed (one encoder for both)
+"$GROK" new -o kn_bad.gguf $kshape --type q4_K 2>err.txt
+[ $? -ne 0 ] && grep -q "multiples of 256" err.txt && [ ! -e kn_bad.gguf ] \
+  && ok "grok new --type q4_K refuses ffn 96" || bad "grok new --type q4_K, ffn 96: $(cat err.txt)"
+kshape2="--d-model 256 --layers 1 --heads 4 --kv-heads 2 --experts 4 --experts-used 2 --ffn 256 --vocab 300 --seed 13"
+if "$GROK" new -o kn_f32.gguf $kshape2 2>/dev/null && "$GROK" new -o kn_q4k.gguf $kshape2 --type q4_K 2>/dev/null \
+   && "$GROK" quantize kn_f32.gguf kn_q.gguf q4_K 2>/dev/null; then
+    r=$("$PY" - "$REF" <<'PYEOF' 2>&1
+import sys
+sys.path.insert(0, sys.argv[1])
+from gguf_reader import GGUFFile
+a, b = GGUFFile("kn_q4k.gguf"), GGUFFile("kn_q.gguf")
+n = 0
+for name in a.tensor_order:
+    assert a.tensors[name].type == b.tensors[name].type, name
+    assert bytes(a.raw(name)) == bytes(b.raw(name)), name + " differs"
+    n += a.tensors[name].type == 12
+assert n >= 5, "only %d q4_K tensors" % n
+print("%d tensors equal, %d of them q4_K" % (len(a.tensor_order), n))
+PYEOF
+)
+    [ $? -eq 0 ] && ok "grok new --type q4_K equals grok quantize of the f32 model: $r" || bad "grok new q4_K vs quantize: $r"
+else
+    bad "grok new --type q4_K (ffn 256) or its quantize failed"
+fi
 r=$("$PY" - "$REF" <<'PYEOF' 2>&1
 import sys
 sys.path.insert(0, sys.argv[1])

@@ -29,7 +29,8 @@ static void usage(FILE *out) {
             "  --ctx N             context length (2048)\n"
             "  --vocab N           placeholder vocabulary of N pieces (512)\n"
             "  --tokenizer FILE    embed this SentencePiece .model instead\n"
-            "  --type T            weight type: f32, f16, bf16, q8_0 (f32)\n"
+            "  --type T            weight type: f32, f16, bf16, q8_0, q6_K, q5_K, q4_K, q4_0\n"
+            "                      (f32; k-quants need widths that are multiples of 256)\n"
             "  --untied            write a separate output head\n"
             "  --seed S            random seed (1)\n"
             "  --force             overwrite FILE if it exists\n");
@@ -78,9 +79,9 @@ int cmd_new(int argc, char **argv) {
         return 2;
     }
     int type = grok_type_from_name(type_name);
-    if (type != GROK_TYPE_F32 && type != GROK_TYPE_F16 && type != GROK_TYPE_BF16 &&
-        type != GROK_TYPE_Q8_0) {
-        cli_error("new", "--type '%s' is not one of f32, f16, bf16, q8_0", type_name);
+    if (type != GROK_TYPE_F32 && type != GROK_TYPE_F16 && type != GROK_TYPE_BF16 && type != GROK_TYPE_Q8_0 &&
+        type != GROK_TYPE_Q6_K && type != GROK_TYPE_Q5_K && type != GROK_TYPE_Q4_K && type != GROK_TYPE_Q4_0) {
+        cli_error("new", "--type '%s' is not one of f32, f16, bf16, q8_0, q6_K, q5_K, q4_K, q4_0", type_name);
         return 2;
     }
     hp.head_dim = head_dim ? head_dim : hp.d_model / hp.n_heads;
