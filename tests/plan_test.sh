@@ -35,4 +35,8 @@ out=$("$GROK" plan m.gguf --ranks 3 --split layers 2>&1)
   || bad "3 ranks, 2 layers: $out"
 out=$("$GROK" plan m.gguf --ranks 2 --split rows 2>&1)
 [ $? -eq 2 ] && echo "$out" | grep -q "not ffn, experts or layers" && ok "a bad --split is refused" || bad "bad --split: $out"
+# k-quants: Grok-1's narrowest slice (one KV group of attn_output, 768 columns) takes 256-blocks
+kq=$("$GROK" plan --grok1 --type q4_K --ranks 4 2>&1)
+[ $? -eq 0 ] && echo "$kq" | grep -q "weights q4_K (attention)" && ok "grok plan --grok1 --type q4_K" \
+  || bad "plan q4_K: $kq"
 [ $fails -eq 0 ]

@@ -108,7 +108,8 @@ int cmd_plan(int argc, char **argv) {
     if (grok1) {
         int t = grok_type_from_name(type_name);
         if (t < 0 || grok_type_get_traits((uint32_t)t)->block_size == 0 ||
-            grok_type_row_size((uint32_t)t, 6144) < 0 || grok_type_row_size((uint32_t)t, 128) < 0) {
+            /* the narrowest column slice: one KV group of the attention output, 6 heads x 128 */
+            grok_type_row_size((uint32_t)t, 6144) < 0 || grok_type_row_size((uint32_t)t, 768) < 0) {
             cli_error("plan", "--type '%s' is not a weight type Grok-1's rows can be stored in", type_name);
             return 2;
         }
