@@ -71,7 +71,7 @@ expect_fail 2 "not an integer" "$GROK" logits -m $m --ids 1,x -o x.f32
 expect_fail 1 "no_such.gguf" "$GROK" run -m no_such.gguf -p hi
 expect_fail 2 "unknown command" "$GROK" frobnicate
 expect_fail 1 "exists" "$GROK" new -o $m
-expect_fail 2 "type" "$GROK" new -o x.gguf --type q4_0
+expect_fail 2 "type" "$GROK" new -o x.gguf --type q5_0
 printf 'not a gguf file at all' > junk.gguf
 expect_fail 1 "junk.gguf" "$GROK" run -m junk.gguf -p hi
 head -c 3000 $m > trunc.gguf
