@@ -177,28 +177,11 @@ TGT static float q8_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
     return hsum8(_mm256_add_ps(acc0, acc1));
 }
 
-/* q4_0 against 8-bit x: the nibbles are unsigned 0..15, so maddubs takes
- * them directly; the -8 offset comes off through the block's quant sum. */
-TGT static float q4_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
-    const uint8_t *p = row;
-    __m256 acc = _mm256_setzero_ps();
-    float corr = 0;
-    for (int64_t b = 0; b < n / QK4_0; b++, p += sizeof(block_q4_0)) {
-        GROK_PREFETCH(p);
-        __m256i xq = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        __m256i is = dot_us8(q4_bytes(p + 2), xq);
-        float dd = f16_scale(p) * x[b].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(is), acc);
-        corr += dd * (float)(8 * x[b].sum);
-    }
-    return hsum8(acc) - corr;
-}
-
 /* ---- many tokens per weight row ----
  * The tiles below are inlined with nt a constant, so the per-token
  * accumulators are registers (2 x 4 + the shared |w|, w and scale fit in
- * AVX2's 16). Per token they do exactly what q8_0_dot_q8a / q4_0_dot_q8a
- * do, in the same order (same pairing of blocks into two chains, same
+ * AVX2's 16). Per token they do exactly what q8_0_dot_q8a does (q4_0's
+ * single-token dot is its tile with one token), in the same order (same pairing of blocks into two chains, same
  * scalar scale products, same final sums), so each result is the
  * single-token one bit for bit; only the weight work is shared. */
 #define INLINE __attribute__((always_inline)) inline
@@ -250,24 +233,56 @@ TGT static void q8_0_dot_q8a_multi(const void *row, const block_q8a *const *x, i
     }
 }
 
+/* q4_0 against 8-bit x: the nibbles are unsigned 0..15, so maddubs takes
+ * them directly; the -8 offset comes off inside the integer sum (lane 0
+ * gets -8 * the activation block's quant sum), so a block costs one FMA and
+ * no scalar correction chain, and two blocks per pass with two
+ * accumulators per token keep two FMA chains in flight (4 tokens: 8
+ * accumulators + the shared nibbles and scales fit AVX2's 16 registers).
+ * The single-token dot is this tile with one token, so batches equal it
+ * bit for bit by construction. */
+TGT static inline __m256i lane0(int32_t v) { return _mm256_zextsi128_si256(_mm_cvtsi32_si128(v)); }
+
 TGT static INLINE void q4_0_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
                                  const int nt) {
-    __m256 acc[4];
-    float corr[4];
-    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps(), corr[t] = 0;
-    for (int64_t b = 0; b < n / QK4_0; b++, p += sizeof(block_q4_0)) {
+    __m256 acc0[4], acc1[4];
+    for (int t = 0; t < nt; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    const int64_t nb = n / QK4_0;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, p += 2 * sizeof(block_q4_0)) {
         GROK_PREFETCH(p);
-        __m256i u = q4_bytes(p + 2);
-        float d = f16_scale(p);
+        __m256i u0 = q4_bytes(p + 2), u1 = q4_bytes(p + sizeof(block_q4_0) + 2);
+        __m256 d0 = _mm256_set1_ps(f16_scale(p)), d1 = _mm256_set1_ps(f16_scale(p + sizeof(block_q4_0)));
         for (int t = 0; t < nt; t++) {
-            __m256i xq = _mm256_loadu_si256((const __m256i *)x[t][b].qs);
-            __m256i is = dot_us8(u, xq);
-            float dd = d * x[t][b].d;
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(is), acc[t]);
-            corr[t] += dd * (float)(8 * x[t][b].sum);
+            const block_q8a *xb = x[t] + b;
+            __m256i i0 = _mm256_add_epi32(dot_us8(u0, _mm256_loadu_si256((const __m256i *)xb[0].qs)),
+                                          lane0(-8 * xb[0].sum));
+            __m256i i1 = _mm256_add_epi32(dot_us8(u1, _mm256_loadu_si256((const __m256i *)xb[1].qs)),
+                                          lane0(-8 * xb[1].sum));
+            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&xb[0].d)), _mm256_cvtepi32_ps(i0),
+                                      acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(_mm256_mul_ps(d1, _mm256_broadcast_ss(&xb[1].d)), _mm256_cvtepi32_ps(i1),
+                                      acc1[t]);
         }
     }
-    for (int t = 0; t < nt; t++) out[t] = hsum8(acc[t]) - corr[t];
+    if (b < nb) {
+        __m256i u0 = q4_bytes(p + 2);
+        __m256 d0 = _mm256_set1_ps(f16_scale(p));
+        for (int t = 0; t < nt; t++) {
+            const block_q8a *xb = x[t] + b;
+            __m256i i0 = _mm256_add_epi32(dot_us8(u0, _mm256_loadu_si256((const __m256i *)xb[0].qs)),
+                                          lane0(-8 * xb[0].sum));
+            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&xb[0].d)), _mm256_cvtepi32_ps(i0),
+                                      acc0[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = hsum8(_mm256_add_ps(acc0[t], acc1[t]));
+}
+
+TGT static float q4_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
+    float out;
+    q4_0_tile(row, &x, n, &out, 1);
+    return out;
 }
 
 TGT static void q4_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,
