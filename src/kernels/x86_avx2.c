@@ -180,10 +180,11 @@ TGT static float q8_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
 /* ---- many tokens per weight row ----
  * The tiles below are inlined with nt a constant, so the per-token
  * accumulators are registers (2 x 4 + the shared |w|, w and scale fit in
- * AVX2's 16). Per token they do exactly what q8_0_dot_q8a does (q4_0's
- * single-token dot is its tile with one token), in the same order (same pairing of blocks into two chains, same
- * scalar scale products, same final sums), so each result is the
- * single-token one bit for bit; only the weight work is shared. */
+ * AVX2's 16). Per token they do exactly what q8_0_dot_q8a does, in the
+ * same order (same pairing of blocks into two chains, same scalar scale
+ * products, same final sums), so each result is the single-token one bit
+ * for bit; only the weight work is shared. (q4_0's tiles live in
+ * x86_kquants.h, where the single-token dot is the one-token tile.) */
 #define INLINE __attribute__((always_inline)) inline
 
 TGT static INLINE void q8_0_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
@@ -233,73 +234,10 @@ TGT static void q8_0_dot_q8a_multi(const void *row, const block_q8a *const *x, i
     }
 }
 
-/* q4_0 against 8-bit x: the nibbles are unsigned 0..15, so maddubs takes
- * them directly; the -8 offset comes off inside the integer sum (lane 0
- * gets -8 * the activation block's quant sum), so a block costs one FMA and
- * no scalar correction chain, and two blocks per pass with two
- * accumulators per token keep two FMA chains in flight (4 tokens: 8
- * accumulators + the shared nibbles and scales fit AVX2's 16 registers).
- * The single-token dot is this tile with one token, so batches equal it
- * bit for bit by construction. */
-TGT static inline __m256i lane0(int32_t v) { return _mm256_zextsi128_si256(_mm_cvtsi32_si128(v)); }
-
-TGT static INLINE void q4_0_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
-                                 const int nt) {
-    __m256 acc0[4], acc1[4];
-    for (int t = 0; t < nt; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
-    const int64_t nb = n / QK4_0;
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2, p += 2 * sizeof(block_q4_0)) {
-        GROK_PREFETCH(p);
-        __m256i u0 = q4_bytes(p + 2), u1 = q4_bytes(p + sizeof(block_q4_0) + 2);
-        __m256 d0 = _mm256_set1_ps(f16_scale(p)), d1 = _mm256_set1_ps(f16_scale(p + sizeof(block_q4_0)));
-        for (int t = 0; t < nt; t++) {
-            const block_q8a *xb = x[t] + b;
-            __m256i i0 = _mm256_add_epi32(dot_us8(u0, _mm256_loadu_si256((const __m256i *)xb[0].qs)),
-                                          lane0(-8 * xb[0].sum));
-            __m256i i1 = _mm256_add_epi32(dot_us8(u1, _mm256_loadu_si256((const __m256i *)xb[1].qs)),
-                                          lane0(-8 * xb[1].sum));
-            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&xb[0].d)), _mm256_cvtepi32_ps(i0),
-                                      acc0[t]);
-            acc1[t] = _mm256_fmadd_ps(_mm256_mul_ps(d1, _mm256_broadcast_ss(&xb[1].d)), _mm256_cvtepi32_ps(i1),
-                                      acc1[t]);
-        }
-    }
-    if (b < nb) {
-        __m256i u0 = q4_bytes(p + 2);
-        __m256 d0 = _mm256_set1_ps(f16_scale(p));
-        for (int t = 0; t < nt; t++) {
-            const block_q8a *xb = x[t] + b;
-            __m256i i0 = _mm256_add_epi32(dot_us8(u0, _mm256_loadu_si256((const __m256i *)xb[0].qs)),
-                                          lane0(-8 * xb[0].sum));
-            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&xb[0].d)), _mm256_cvtepi32_ps(i0),
-                                      acc0[t]);
-        }
-    }
-    for (int t = 0; t < nt; t++) out[t] = hsum8(_mm256_add_ps(acc0[t], acc1[t]));
-}
-
-TGT static float q4_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
-    float out;
-    q4_0_tile(row, &x, n, &out, 1);
-    return out;
-}
-
-TGT static void q4_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,
-                                   float *out) {
-    for (int64_t t = 0; t < nx; t += 4) {
-        switch (nx - t) {
-        case 1: q4_0_tile(row, x + t, n, out + t, 1); break;
-        case 2: q4_0_tile(row, x + t, n, out + t, 2); break;
-        case 3: q4_0_tile(row, x + t, n, out + t, 3); break;
-        default: q4_0_tile(row, x + t, n, out + t, 4); break;
-        }
-    }
-}
-
-/* The k-quants' dots, shared with x86_avx512.c over the 4-byte primitive. */
+/* q4_0's and the k-quants' dots, shared with x86_avx512.c over the 4-byte primitive. */
 #define KQ_TILE 4
 #define KQ_DOTU(u, s) dot_us8(u, s)
+#define KQ_DOTU_ADD(a, u, s) _mm256_add_epi32(a, dot_us8(u, s))
 #include "kernels/x86_kquants.h"
 
 void grok_dot_avx2(uint32_t type, grok_dot_kernels *out) {

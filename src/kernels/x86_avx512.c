@@ -122,65 +122,6 @@ TGT static INLINE void q8_0_tile(const uint8_t *p, const block_q8a *const *x, in
     for (int t = 0; t < nt; t++) out[t] = hsum8(_mm256_add_ps(acc0[t], acc1[t]));
 }
 
-/* v in lane 0, the other lanes 0. */
-TGT static inline __m256i lane0(int32_t v) { return _mm256_zextsi128_si256(_mm_cvtsi32_si128(v)); }
-
-/* q4_0's 16 bytes of nibbles as 32 unsigned bytes: low nibbles, then high. */
-TGT static inline __m256i q4_0_unpack(const uint8_t *p) {
-    const __m128i m = _mm_set1_epi8(0x0f);
-    __m128i v = _mm_loadu_si128((const __m128i *)(p + 2));
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
-}
-
-/* The -8 offset is folded into the integer sum: vpdpbusd starts lane 0 at
- * -8 * (the activation block's quant sum), so a block costs one FMA and
- * no scalar correction; two blocks per pass with two accumulators per
- * token keep two FMA chains in flight. The single-token dot is this tile
- * with one token, so batches equal it bit for bit by construction. (One
- * accumulator and a scalar correction chain ran at ~4 cycles a block, 14
- * GB/s on one core of this project's VM against q8_0's 27.) */
-TGT static INLINE void q4_0_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
-                                 const int nt) {
-    __m256 acc0[TILE], acc1[TILE];
-    for (int t = 0; t < nt; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
-    const int64_t nb = n / QK4_0;
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2, p += 2 * sizeof(block_q4_0)) {
-        GROK_PREFETCH(p);
-        __m256i u0 = q4_0_unpack(p), u1 = q4_0_unpack(p + sizeof(block_q4_0));
-        __m256 d0 = _mm256_set1_ps(f16_scale(p)), d1 = _mm256_set1_ps(f16_scale(p + sizeof(block_q4_0)));
-        for (int t = 0; t < nt; t++) {
-            const block_q8a *xb = x[t] + b;
-            __m256i i0 = _mm256_dpbusd_epi32(lane0(-8 * xb[0].sum), u0,
-                                             _mm256_loadu_si256((const __m256i *)xb[0].qs));
-            __m256i i1 = _mm256_dpbusd_epi32(lane0(-8 * xb[1].sum), u1,
-                                             _mm256_loadu_si256((const __m256i *)xb[1].qs));
-            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&xb[0].d)), _mm256_cvtepi32_ps(i0),
-                                      acc0[t]);
-            acc1[t] = _mm256_fmadd_ps(_mm256_mul_ps(d1, _mm256_broadcast_ss(&xb[1].d)), _mm256_cvtepi32_ps(i1),
-                                      acc1[t]);
-        }
-    }
-    if (b < nb) {
-        __m256i u0 = q4_0_unpack(p);
-        __m256 d0 = _mm256_set1_ps(f16_scale(p));
-        for (int t = 0; t < nt; t++) {
-            const block_q8a *xb = x[t] + b;
-            __m256i i0 = _mm256_dpbusd_epi32(lane0(-8 * xb[0].sum), u0,
-                                             _mm256_loadu_si256((const __m256i *)xb[0].qs));
-            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&xb[0].d)), _mm256_cvtepi32_ps(i0),
-                                      acc0[t]);
-        }
-    }
-    for (int t = 0; t < nt; t++) out[t] = hsum8(_mm256_add_ps(acc0[t], acc1[t]));
-}
-
-TGT static float q4_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
-    float out;
-    q4_0_tile(row, &x, n, &out, 1);
-    return out;
-}
-
 /* One switch case per tile width, so each inlined tile has a constant nt. */
 #define TILE_CASES(tile, row, x, n, out, rest)                                                     \
     switch (rest) {                                                                                \
@@ -199,14 +140,10 @@ TGT static void q8_0_dot_q8a_multi(const void *row, const block_q8a *const *x, i
     for (int64_t t = 0; t < nx; t += TILE) TILE_CASES(q8_0_tile, row, x + t, n, out + t, nx - t)
 }
 
-TGT static void q4_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,
-                                   float *out) {
-    for (int64_t t = 0; t < nx; t += TILE) TILE_CASES(q4_0_tile, row, x + t, n, out + t, nx - t)
-}
-
-/* The k-quants' dots (x86_kquants.h), with vpdpbusd as the primitive. */
+/* q4_0's and the k-quants' dots (x86_kquants.h), with vpdpbusd as the primitive. */
 #define KQ_TILE TILE
 #define KQ_DOTU(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+#define KQ_DOTU_ADD(a, u, s) _mm256_dpbusd_epi32(a, u, s)
 #include "kernels/x86_kquants.h"
 
 void grok_dot_avx512(uint32_t type, grok_dot_kernels *out) {
