@@ -28,16 +28,6 @@
 
 static int fails = 0;
 
-static double total_loss(gt_trainer *tr, const int32_t *tok, int64_t B, int64_t T,
-                         const gt_loss_cfg *cfg) {
-    gt_losses l;
-    if (gt_trainer_step(tr, tok, B, T, cfg, &l, NULL)) {
-        fprintf(stderr, "step failed\n");
-        exit(1);
-    }
-    return l.total;
-}
-
 /* Logits of tok [T] under the model file at path, optionally with an adapter. */
 static float *engine_logits(const char *path, const char *adapter, float scale, const int32_t *tok,
                             int64_t T, grok_threadpool *pool) {
@@ -111,11 +101,10 @@ int main(void) {
     }
     gt_lora_materialize(l, m);
 
-    const int64_t B = 2, T = 6;
-    int32_t tok[2 * 7];
-    for (int i = 0; i < 14; i++) tok[i] = 4 + (int32_t)(grok_rng_next(&r) % 36);
-    grok_threadpool *pool = grok_threadpool_create(2);
-    gt_trainer *tr = gt_trainer_create(m, B, T, pool, err, sizeof err);
+    const int64_t B = TINY_B, T = TINY_T;
+    int32_t tok[TINY_B * (TINY_T + 1)];
+    grok_threadpool *pool;
+    gt_trainer *tr = tiny_train_batch(m, &r, tok, &pool, err, sizeof err);
     if (!tr) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -142,7 +131,7 @@ int main(void) {
             for (int k = 0; k < 4; k++) {
                 *p = (float)(orig + steps[k]);
                 gt_lora_materialize(l, m);
-                lv[k] = total_loss(tr, tok, B, T, &cfg);
+                lv[k] = tiny_total_loss(tr, tok, &cfg);
             }
             *p = orig;
             double e1 = (double)(float)(orig + eps) - (double)(float)(orig - eps);

@@ -22,16 +22,6 @@
 #include "train/train.h"
 #include "util/rng.h"
 
-static double total_loss(gt_trainer *tr, const int32_t *tok, int64_t B, int64_t T,
-                         const gt_loss_cfg *cfg) {
-    gt_losses l;
-    if (gt_trainer_step(tr, tok, B, T, cfg, &l, NULL)) {
-        fprintf(stderr, "step failed\n");
-        exit(1);
-    }
-    return l.total;
-}
-
 int main(void) {
     char err[GROK_ERR_SIZE];
     grok_rng r = {99}; /* norms, then the test's own draws */
@@ -42,11 +32,10 @@ int main(void) {
     }
     const grok_hparams hp = m->hp;
 
-    const int64_t B = 2, T = 6;
-    int32_t tok[2 * 7];
-    for (int i = 0; i < 14; i++) tok[i] = 4 + (int32_t)(grok_rng_next(&r) % 36);
-    grok_threadpool *pool = grok_threadpool_create(2);
-    gt_trainer *tr = gt_trainer_create(m, B, T, pool, err, sizeof err);
+    const int64_t B = TINY_B, T = TINY_T;
+    int32_t tok[TINY_B * (TINY_T + 1)];
+    grok_threadpool *pool;
+    gt_trainer *tr = tiny_train_batch(m, &r, tok, &pool, err, sizeof err);
     if (!tr) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -82,13 +71,13 @@ int main(void) {
             float *p = &m->w[t->off + j], orig = *p;
             double eps = 0.05 * (rms > 0.1 ? rms : 0.1); /* relative to the tensor's scale */
             *p = (float)(orig + eps);
-            double lp = total_loss(tr, tok, B, T, &cfg);
+            double lp = tiny_total_loss(tr, tok, &cfg);
             *p = (float)(orig - eps);
-            double lm = total_loss(tr, tok, B, T, &cfg);
+            double lm = tiny_total_loss(tr, tok, &cfg);
             *p = (float)(orig + eps / 2);
-            double lp2 = total_loss(tr, tok, B, T, &cfg);
+            double lp2 = tiny_total_loss(tr, tok, &cfg);
             *p = (float)(orig - eps / 2);
-            double lm2 = total_loss(tr, tok, B, T, &cfg);
+            double lm2 = tiny_total_loss(tr, tok, &cfg);
             *p = orig;
             double e1 = ((double)(float)(orig + eps) - (double)(float)(orig - eps));
             double e2 = ((double)(float)(orig + eps / 2) - (double)(float)(orig - eps / 2));
