@@ -56,7 +56,12 @@ static void usage(FILE *out) {
             GROK_VERSION);
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         fprintf(out, "  %-11s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
-    fprintf(out, "  help        this text\n");
+    fprintf(out, "  help        this text\n\n"
+                 "Under mpirun (run, logits, bench, serve), these flags go with the command's own:\n"
+                 "  --mpi-split X     ffn (default: a slice of every expert per rank), experts\n"
+                 "                    (whole experts per rank) or layers (a pipeline of layers)\n"
+                 "  --mpi-timeout S   end the job when a collective stalls S seconds (300; 0 = never)\n"
+                 "  --mpi-stats       rank 0 prints each rank's share, memory and traffic\n");
 }
 
 static int dispatch(int argc, char **argv) {
