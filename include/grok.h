@@ -363,6 +363,9 @@ const gguf_file *grok_model_gguf(const grok_model *m);
 const grok_tokenizer *grok_model_tokenizer(const grok_model *m);
 /* Bytes of weights read to decode one token (the active parameters). */
 int64_t grok_model_bytes_per_token(const grok_model *m);
+/* Bytes of weights held in the packed (row-interleaved) form the fast
+ * kernels read; 0 before the first context is created or with GROK_PACK=0. */
+int64_t grok_model_packed_bytes(const grok_model *m);
 
 /* ---- per-sequence state ---- */
 typedef struct {

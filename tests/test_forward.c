@@ -129,6 +129,31 @@ int main(void) {
     grok_context_free(c0);
 
     for (int s = 0; s < 3; s++) grok_context_free(cs[s]);
+
+    /* Where the CPU has packed (row-interleaved) kernels, the first context
+     * packed every weight matrix (all row counts here divide by 8); the
+     * same model loaded with GROK_PACK=0 runs the row-at-a-time dots: the
+     * two differ only in the float summation order. */
+    const bool packs = grok_dot_select(GROK_TYPE_Q8_0, GROK_KERNELS_FAST)->dot_x8 != NULL;
+    CHECK((grok_model_packed_bytes(m) > 0) == packs, "packed %lld bytes, packed kernels %s",
+          (long long)grok_model_packed_bytes(m), packs ? "present" : "absent");
+    setenv("GROK_PACK", "0", 1);
+    grok_model *mu = grok_model_load(path, err, sizeof err);
+    CHECK(mu, "load: %s", err);
+    if (mu) {
+        grok_context *cu = grok_context_create(mu, &cp, err, sizeof err);
+        CHECK(cu && grok_model_packed_bytes(mu) == 0, "GROK_PACK=0 leaves the model unpacked");
+        CHECK(cu && grok_decode(cu, p0, 5, NULL, err, sizeof err) == 0, "%s", err);
+        if (cu) {
+            float mx = 0;
+            for (int64_t i = 0; i < V; i++) mx = fmaxf(mx, fabsf(alone[0][0][i]));
+            d = max_diff(grok_context_logits(cu), alone[0][0], V);
+            CHECK(d <= 1e-4f * mx, "unpacked logits differ from packed by %g (max |logit| %g)", d, mx);
+        }
+        grok_context_free(cu);
+        grok_model_free(mu);
+    }
+    unsetenv("GROK_PACK");
     grok_threadpool_free(pool);
     grok_model_free(m);
     return check_summary("test_forward");

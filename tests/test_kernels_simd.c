@@ -8,7 +8,8 @@
  * do not divide by the thread count and batches large enough to leave
  * the stack buffer; the multi-token dots (1..9 tokens) against the
  * reference and, bit for bit, against their own ISA's single-token dot;
- * batched matmuls against the same tokens one at a time.
+ * batched matmuls against the same tokens one at a time; the packed
+ * (row-interleaved) dots and matmuls the same ways.
  *
  * Tolerances. f32 activations: the SIMD sum differs from the reference
  * only in summation order, so |a - b| <= 1e-5 * sum|w_i x_i| (+1e-6).
@@ -69,7 +70,7 @@ static void test_dots(const variant *v) {
     const int64_t odd[] = {1, 7, 8, 33, 100}; /* tails, for the element types */
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         grok_type type = TYPES[ti];
-        grok_dot_kernels simd = {NULL, NULL, NULL, NULL};
+        grok_dot_kernels simd = {0};
         v->get(type, &simd);
         const grok_dot_kernels *ref = grok_dot_reference(type);
         int64_t bs = grok_type_get_traits(type)->block_size;
@@ -131,7 +132,7 @@ static void test_multi(const variant *v) {
     for (size_t ti = 0; ti < sizeof qtypes / sizeof qtypes[0]; ti++) {
         grok_type type = qtypes[ti];
         const char *tn = grok_type_get_traits(type)->name;
-        grok_dot_kernels simd = {NULL, NULL, NULL, NULL};
+        grok_dot_kernels simd = {0};
         if (v) v->get(type, &simd);
         else simd = *grok_dot_reference(type);
         const char *vn = v ? v->name : "reference";
@@ -199,6 +200,88 @@ static void test_multi(const variant *v) {
     }
 }
 
+/* The packed dots (groups of 8 interleaved rows) against the reference
+ * single-row dot of each row, for 1..9 tokens, and each token's result in
+ * a batch bit for bit against the same token alone. Row r of the group
+ * gets its own random data; for q8_0 row 3's first block holds -128, 127
+ * and -127, against token 2's extreme quants. */
+static void test_packed(const variant *v) {
+    grok_rng r = {77};
+    const int64_t sizes[] = {32, 64, 96, 160, 1056, 2080};
+    const grok_type ptypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0};
+    for (size_t ti = 0; ti < 2; ti++) {
+        const grok_type type = ptypes[ti];
+        const char *tn = grok_type_get_traits(type)->name;
+        grok_dot_kernels simd = {0};
+        v->get(type, &simd);
+        if (!simd.dot_x8) continue;
+        const grok_dot_kernels *ref = grok_dot_reference(type);
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            const int64_t n = sizes[si], nb = n / QKA;
+            const size_t rb = (size_t)grok_type_row_size(type, n);
+            uint8_t *w = malloc(rb * GROK_PACK_ROWS), *pk = malloc(rb * GROK_PACK_ROWS + 5);
+            uint8_t *pku = pk + 5; /* off every alignment */
+            float *wf = malloc((size_t)n * 4), *x = malloc((size_t)n * 4);
+            double mag[GROK_PACK_ROWS][9];
+            for (int i = 0; i < GROK_PACK_ROWS; i++) random_row(&r, type, n, w + i * rb, wf);
+            if (type == GROK_TYPE_Q8_0)
+                for (int j = 0; j < QK8_0; j++) w[3 * rb + 2 + j] = (uint8_t)(j % 3 == 0 ? 0x80 : j % 3 == 1 ? 127 : 0x81);
+            grok_pack_x8(type, w, rb, n, pku);
+            block_q8a *buf = malloc((size_t)(9 * (nb + 1)) * sizeof *buf);
+            const block_q8a *xs[9];
+            for (int t = 0; t < 9; t++) {
+                block_q8a *xt = buf + t * (nb + 1) + (t % 2);
+                for (int64_t j = 0; j < n; j++) x[j] = grok_rng_normal(&r) * (t == 4 ? 1e-3f : 1.0f);
+                if (t == 6) memset(x, 0, (size_t)n * 4);
+                grok_quantize_q8a(x, xt, n);
+                if (t == 2)
+                    for (int64_t b = 0; b < nb; b++) {
+                        for (int j = 0; j < QKA; j++) xt[b].qs[j] = (int8_t)(j % 2 ? 127 : -127);
+                        xt[b].sum = 0;
+                    }
+                xs[t] = xt;
+                for (int i = 0; i < GROK_PACK_ROWS; i++) {
+                    grok_kernels_get(type)->to_f32(w + i * rb, wf, n);
+                    mag[i][t] = 0;
+                    for (int64_t b = 0; b < nb; b++)
+                        for (int j = 0; j < QKA; j++) mag[i][t] += fabs((double)wf[b * QKA + j] * xt[b].d * xt[b].qs[j]);
+                }
+            }
+            float alone[9][GROK_PACK_ROWS], out[9 * GROK_PACK_ROWS];
+            for (int t = 0; t < 9; t++) simd.dot_x8(pku, &xs[t], 1, n, alone[t]);
+            for (int64_t nx = 1; nx <= 9; nx++) {
+                for (int k = 0; k < 9 * GROK_PACK_ROWS; k++) out[k] = NAN;
+                simd.dot_x8(pku, xs + (9 - nx), nx, n, out);
+                for (int64_t k = 0; k < nx; k++) {
+                    const int t = (int)(9 - nx + k);
+                    for (int i = 0; i < GROK_PACK_ROWS; i++) {
+                        const float got = out[k * GROK_PACK_ROWS + i], want = ref->dot_q8a(w + i * rb, xs[t], n);
+                        CHECK(got == alone[t][i], "%s %s packed n=%lld nx=%lld tok %d row %d: %.9g vs alone %.9g",
+                              v->name, tn, (long long)n, (long long)nx, t, i, got, alone[t][i]);
+                        CHECK(fabs(got - want) <= 1e-5 * mag[i][t] + 1e-6,
+                              "%s %s packed n=%lld tok %d row %d: %g vs reference %g", v->name, tn, (long long)n, t,
+                              i, got, want);
+                    }
+                }
+                for (int64_t k = nx * GROK_PACK_ROWS; k < 9 * GROK_PACK_ROWS; k++)
+                    CHECK(isnan(out[k]), "%s %s packed nx=%lld wrote out[%lld]", v->name, tn, (long long)nx, (long long)k);
+            }
+            free(w), free(pk), free(wf), free(x), free(buf);
+        }
+    }
+}
+
+/* A packed copy of m's rows (NULL when the type has none or the rows do
+ * not divide into groups); the caller frees it. */
+static uint8_t *pack_copy(grok_mat *m) {
+    if (!grok_pack_x8_type(m->type) || m->rows % GROK_PACK_ROWS) return NULL;
+    uint8_t *p = malloc(m->row_bytes * (size_t)m->rows);
+    for (int64_t g = 0; g < m->rows / GROK_PACK_ROWS; g++)
+        grok_pack_x8(m->type, m->data + (size_t)g * GROK_PACK_ROWS * m->row_bytes, m->row_bytes, m->cols,
+                     p + (size_t)g * GROK_PACK_ROWS * m->row_bytes);
+    return p;
+}
+
 static void test_quantize_q8a(void) {
     grok_rng r = {5};
     float x[128];
@@ -249,7 +332,7 @@ static int64_t block_cols(grok_type type, int64_t cols) {
  * (possibly quantized) activations. */
 static void test_matmul_modes(void) {
     grok_threadpool *pools[3] = {NULL, grok_threadpool_create(2), grok_threadpool_create(3)};
-    const int64_t shapes[][3] = {{37, 96, 1}, {1, 32, 3}, {100, 4096, 11}, {17, 160, 5}, {64, 2080, 2}};
+    const int64_t shapes[][3] = {{37, 96, 1}, {1, 32, 3}, {100, 4096, 11}, {17, 160, 5}, {64, 2080, 2}, {48, 96, 9}};
     grok_rng r = {9};
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         grok_type type = TYPES[ti];
@@ -264,8 +347,12 @@ static void test_matmul_modes(void) {
             for (int64_t i = 0; i < rows; i++) random_row(&r, type, cols, w + (size_t)i * rb, wf);
             for (int64_t i = 0; i < nt * cols; i++) x[i] = grok_rng_normal(&r);
             for (int64_t t = 0; t < nt; t++) grok_quantize_q8a(x + t * cols, xq + t * (cols / QKA), cols);
-            grok_mat m = {w, type, rows, cols, rb};
-            for (int mode = 0; mode < 3; mode++) {
+            grok_mat m = {w, type, rows, cols, rb, NULL};
+            uint8_t *packed = pack_copy(&m);
+            for (int pass = 0; pass < 3 + (packed != NULL); pass++) {
+                /* pass 3: FAST again, with the packed copy */
+                const int mode = pass == 3 ? GROK_KERNELS_FAST : pass;
+                m.packed = pass == 3 ? packed : NULL;
                 grok_kernels_set_mode((grok_kernel_mode)mode);
                 bool q8 = mode == GROK_KERNELS_FAST && ref->dot_q8a;
                 for (int p = 0; p < 3; p++) {
@@ -289,7 +376,7 @@ static void test_matmul_modes(void) {
                         }
                 }
             }
-            free(w), free(wf), free(x), free(y), free(xq);
+            free(w), free(wf), free(x), free(y), free(xq), free(packed);
         }
     }
     grok_kernels_set_mode(GROK_KERNELS_FAST);
@@ -319,8 +406,11 @@ static void test_matmul_batch_equals_tokens(void) {
                   *y1 = malloc((size_t)ldy * 4);
             for (int64_t i = 0; i < rows; i++) random_row(&r, type, cols, w + (size_t)i * rb, wf);
             for (int64_t i = 0; i < 9 * ldx; i++) x[i] = grok_rng_normal(&r);
-            grok_mat m = {w, type, rows, cols, rb};
-            for (int mode = 0; mode < 3; mode++) {
+            grok_mat m = {w, type, rows, cols, rb, NULL};
+            uint8_t *packed = pack_copy(&m);
+            for (int pass = 0; pass < 3 + (packed != NULL); pass++) {
+                const int mode = pass == 3 ? GROK_KERNELS_FAST : pass; /* pass 3: FAST, packed */
+                m.packed = pass == 3 ? packed : NULL;
                 if (mode == GROK_KERNELS_REFERENCE && rows > 100) continue;
                 grok_kernels_set_mode((grok_kernel_mode)mode);
                 for (int64_t nt = 1; nt <= 9; nt++) {
@@ -342,7 +432,7 @@ static void test_matmul_batch_equals_tokens(void) {
                           (long long)nt, bad);
                 }
             }
-            free(w), free(wf), free(x), free(y), free(y1);
+            free(w), free(wf), free(x), free(y), free(y1), free(packed);
         }
     }
     grok_kernels_set_mode(GROK_KERNELS_FAST);
@@ -367,6 +457,7 @@ int main(void) {
         int before = checks;
         test_dots(&variants[i]);
         if (strcmp(variants[i].name, "neon") != 0) test_multi(&variants[i]); /* NEON has no multi yet */
+        test_packed(&variants[i]);
         printf("  %s: %d checks\n", variants[i].name, checks - before);
     }
     test_multi(NULL);

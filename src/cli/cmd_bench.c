@@ -435,34 +435,7 @@ int cmd_bench(int argc, char **argv) {
         ids[i] = id == hp->pad_id ? (id + 1) % (int32_t)V : id;
     }
 
-    /* 1. correctness of the kernels about to be timed */
-    double err_exact = 0, err_fast = 0, err_kernel = 0;
-    int64_t top1 = 0;
-    bool check_ok = true;
-    if (n_check > 0) {
-        /* the whole matrices: on rank 0 only, so the other ranks touch only their share */
-        if (leader) err_kernel = check_kernels(pool, m, mode);
-        if (!json && leader)
-            fprintf(stderr, "grok bench: checking %" PRId64 " positions against the reference kernels%s\n",
-                    n_check, dist ? " (both runs split across the MPI ranks)" : "");
-        if (logits_in_mode(c, GROK_KERNELS_REFERENCE, ids, n_check, ref, err, sizeof err) ||
-            logits_in_mode(c, GROK_KERNELS_EXACT, ids, n_check, got, err, sizeof err)) {
-            cli_error("bench", "%s", err);
-            goto done;
-        }
-        int64_t t1;
-        err_exact = max_rel_err(ref, got, n_check, V, &t1);
-        /* the timed kernels themselves (the reference against itself: 0) */
-        if (logits_in_mode(c, mode, ids, n_check, got, err, sizeof err)) {
-            cli_error("bench", "%s", err);
-            goto done;
-        }
-        err_fast = max_rel_err(ref, got, n_check, V, &top1);
-        check_ok = err_kernel <= TOL_KERNEL && err_exact <= TOL_EXACT &&
-                   err_fast <= (mode == GROK_KERNELS_FAST ? TOL_FAST : TOL_EXACT);
-    }
-
-    /* 2. speed: a warm-up pass maps the weights in, then the timed runs */
+    /* 1. speed: a warm-up pass maps the weights in, then the timed runs */
     if (!json && leader) fprintf(stderr, "grok bench: %" PRId64 " prompt tokens, %" PRId64 " generated, %d threads, %s kernels (%s)\n",
                        n_prompt, n_gen, grok_threadpool_size(pool), grok_kernel_mode_name(mode), grok_kernels_isa());
     grok_context_truncate(c, 0);
@@ -501,6 +474,36 @@ int cmd_bench(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
 
+    /* 2. correctness of the kernels just timed. After the timing, because
+     * the reference and exact kernels read the file's rows, not the packed
+     * copy the fast ones read (src/model/pack.c): the peak memory above is
+     * that of inference alone. */
+    double err_exact = 0, err_fast = 0, err_kernel = 0;
+    int64_t top1 = 0;
+    bool check_ok = true;
+    if (n_check > 0) {
+        /* the whole matrices: on rank 0 only, so the other ranks touch only their share */
+        if (leader) err_kernel = check_kernels(pool, m, mode);
+        if (!json && leader)
+            fprintf(stderr, "grok bench: checking %" PRId64 " positions against the reference kernels%s\n",
+                    n_check, dist ? " (both runs split across the MPI ranks)" : "");
+        if (logits_in_mode(c, GROK_KERNELS_REFERENCE, ids, n_check, ref, err, sizeof err) ||
+            logits_in_mode(c, GROK_KERNELS_EXACT, ids, n_check, got, err, sizeof err)) {
+            cli_error("bench", "%s", err);
+            goto done;
+        }
+        int64_t t1;
+        err_exact = max_rel_err(ref, got, n_check, V, &t1);
+        /* the timed kernels themselves (the reference against itself: 0) */
+        if (logits_in_mode(c, mode, ids, n_check, got, err, sizeof err)) {
+            cli_error("bench", "%s", err);
+            goto done;
+        }
+        err_fast = max_rel_err(ref, got, n_check, V, &top1);
+        check_ok = err_kernel <= TOL_KERNEL && err_exact <= TOL_EXACT &&
+                   err_fast <= (mode == GROK_KERNELS_FAST ? TOL_FAST : TOL_EXACT);
+    }
+
     /* 3. the machine's limit */
     double bw = no_stream || !leader ? 0
                           : stream_probe(grok_threadpool_size(pool),
@@ -529,11 +532,11 @@ int cmd_bench(int argc, char **argv) {
         printf("\", \"threads\": %d, \"kernels\": \"%s\", \"isa\": \"%s\", \"n_prompt\": %" PRId64
                ", \"n_gen\": %" PRId64 ", \"prompt_tok_s\": %.4f, \"gen_tok_s\": %.4f, "
                "\"bytes_per_token\": %" PRId64 ", \"bandwidth_gb_s\": %.3f, \"efficiency\": %.4f, "
-               "\"peak_rss_mb\": %.1f, \"check_positions\": %" PRId64 ", \"check_max_rel_err\": %.3g, "
+               "\"peak_rss_mb\": %.1f, \"packed_mb\": %.1f, \"check_positions\": %" PRId64 ", \"check_max_rel_err\": %.3g, "
                "\"check_exact_max_rel_err\": %.3g, \"check_kernel_max_rel_err\": %.3g, \"check_top1_agree\": %" PRId64
                ", \"check_ok\": %s",
                grok_threadpool_size(pool), grok_kernel_mode_name(mode), grok_kernels_isa(), n_prompt,
-               n_gen, prompt_tps, gen_tps, bpt, bw, eff, rss_mb, n_check, err_fast, err_exact, err_kernel, top1,
+               n_gen, prompt_tps, gen_tps, bpt, bw, eff, rss_mb, (double)grok_model_packed_bytes(m) / 1e6, n_check, err_fast, err_exact, err_kernel, top1,
                check_ok ? "true" : "false");
         if (dist)
             printf(", \"mpi_ranks\": %d, \"mpi_split\": \"%s\", \"mpi_sent_bytes_per_token\": %.0f",
@@ -555,6 +558,8 @@ int cmd_bench(int argc, char **argv) {
         printf("bandwidth        %.2f GB/s (STREAM triad, %d threads)\n", bw, grok_threadpool_size(pool));
         printf("efficiency       %.1f %% of bandwidth\n", eff * 100);
         printf("peak RSS         %.1f MB%s\n", rss_mb, dist ? " (rank 0)" : "");
+        printf("packed weights   %.1f MB (rows interleaved for the fast kernels; GROK_PACK=0 turns it off)\n",
+               (double)grok_model_packed_bytes(m) / 1e6);
         if (dist)
             printf("mpi              %d ranks, split by %s, rank 0 sent %.1f KiB per generated token "
                    "(efficiency: all ranks' bytes over rank 0's bandwidth probe)\n",

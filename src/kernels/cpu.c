@@ -78,31 +78,38 @@ const char *grok_kernel_mode_name(grok_kernel_mode mode) {
 static grok_dot_kernels g_table[3][GROK_TYPE_COUNT];
 static pthread_once_t g_table_once = PTHREAD_ONCE_INIT;
 
+/* What an ISA's table v brings replaces the reference's; its integer
+ * dots come as a set (single, multi, packed). */
+static void overlay(grok_dot_kernels *simd, const grok_dot_kernels *v) {
+    if (v->dot_f32) simd->dot_f32 = v->dot_f32;
+    if (v->dot_q8a) {
+        simd->dot_q8a = v->dot_q8a, simd->dot_q8a_multi = v->dot_q8a_multi, simd->multi_prep = v->multi_prep;
+        simd->dot_x8 = v->dot_x8;
+    }
+}
+
 static void build_table(void) {
     pthread_once(&g_once, detect);
     for (uint32_t t = 0; t < GROK_TYPE_COUNT; t++) {
         const grok_dot_kernels *ref = grok_dot_reference(t);
         if (!ref) continue;
         grok_dot_kernels simd = *ref;
-        grok_dot_kernels v = {NULL, NULL, NULL, NULL};
+        grok_dot_kernels v = {0};
         if (strcmp(g_isa, "avx2") == 0 || strcmp(g_isa, "avx512vnni") == 0) {
             grok_dot_avx2(t, &v);
-            if (v.dot_f32) simd.dot_f32 = v.dot_f32;
-            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a, simd.dot_q8a_multi = v.dot_q8a_multi, simd.multi_prep = v.multi_prep;
+            overlay(&simd, &v);
         }
         if (strcmp(g_isa, "avx512vnni") == 0) {
-            v = (grok_dot_kernels){NULL, NULL, NULL, NULL};
+            v = (grok_dot_kernels){0};
             grok_dot_avx512(t, &v);
-            if (v.dot_f32) simd.dot_f32 = v.dot_f32;
-            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a, simd.dot_q8a_multi = v.dot_q8a_multi, simd.multi_prep = v.multi_prep;
+            overlay(&simd, &v);
         }
         if (strcmp(g_isa, "neon") == 0) {
             grok_dot_neon(t, &v);
-            if (v.dot_f32) simd.dot_f32 = v.dot_f32;
-            if (v.dot_q8a) simd.dot_q8a = v.dot_q8a, simd.dot_q8a_multi = v.dot_q8a_multi, simd.multi_prep = v.multi_prep;
+            overlay(&simd, &v);
         }
-        g_table[GROK_KERNELS_REFERENCE][t] = (grok_dot_kernels){ref->dot_f32, NULL, NULL, NULL};
-        g_table[GROK_KERNELS_EXACT][t] = (grok_dot_kernels){simd.dot_f32, NULL, NULL, NULL};
+        g_table[GROK_KERNELS_REFERENCE][t] = (grok_dot_kernels){.dot_f32 = ref->dot_f32};
+        g_table[GROK_KERNELS_EXACT][t] = (grok_dot_kernels){.dot_f32 = simd.dot_f32};
         g_table[GROK_KERNELS_FAST][t] = simd;
     }
 }

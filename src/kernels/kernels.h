@@ -170,12 +170,40 @@ typedef void (*grok_dot_q8a_multi_fn)(const void *row, const block_q8a *const *x
  * takes (for a kernel that wants, say, unsigned quants), so that work is
  * done once per token and product rather than once per weight row. */
 typedef void (*grok_q8a_prep_fn)(block_q8a *x, int64_t nblocks);
+/* Row-interleaved ("packed") weights: groups of 8 consecutive rows
+ * stored block column by block column, so one vector instruction works on
+ * 8 rows at once and the per-block scale arithmetic (f16 scales, int to
+ * float, multiply-add) is done once per 8 rows instead of once per row.
+ * A group of 8 rows takes exactly the bytes of its 8 rows, so a packed
+ * copy of a tensor has the tensor's size and the same offsets for rows
+ * and experts; a column slice starting at column c0 starts 8 *
+ * row_size(c0) bytes into each group. Per 32-column block b of a group:
+ *   q4_0: uint16 d[8] (row r's f16 scale), then 4 chunks of 32 bytes:
+ *         byte 4r+i of chunk c is row r's qs[4c+i] (low nibble: value
+ *         4c+i, high nibble: value 16+4c+i). 144 bytes.
+ *   q8_0: uint16 d[8], then 8 chunks of 32 bytes: byte 4r+i of chunk c is
+ *         row r's quant 4c+i plus 128 (as an unsigned byte). 272 bytes.
+ * The packed form lives only in memory (built when a context is created,
+ * see src/model/pack.c); files keep ggml's layout. */
+#define GROK_PACK_ROWS 8
+/* out[t * 8 + r] = the 8-bit dot of row r of the packed group with x[t],
+ * t < nx. Per token the operations are the same whatever nx, so a token's
+ * results do not depend on its batch (as for dot_q8a_multi). */
+typedef void (*grok_dot_x8_fn)(const uint8_t *group, const block_q8a *const *x, int64_t nx, int64_t n,
+                               float *out);
+/* The 8 rows at rows, rows + row_bytes, ... (n columns each) to their packed group. */
+void grok_pack_x8(grok_type type, const uint8_t *rows, size_t row_bytes, int64_t n, uint8_t *dst);
+/* Whether type has a packed layout (grok_pack_x8 takes it). */
+bool grok_pack_x8_type(grok_type type);
+
 typedef struct {
     grok_dot_f32_fn dot_f32;  /* f32 activations */
     grok_dot_q8a_fn dot_q8a;  /* 8-bit activations; NULL when the type has no integer path */
     grok_dot_q8a_multi_fn dot_q8a_multi; /* NULL: call dot_q8a per token (its ISA has no multi) */
     grok_q8a_prep_fn multi_prep; /* NULL: dot_q8a_multi takes x as grok_quantize_q8a leaves it;
                                   * else only x this has rewritten (and dot_q8a never does) */
+    grok_dot_x8_fn dot_x8; /* packed groups of 8 rows with 8-bit activations as
+                            * grok_quantize_q8a leaves them; NULL: no packed path */
 } grok_dot_kernels;
 
 /* Scalar reference dots (dot_q8a: exact integer sums per block). */
@@ -198,7 +226,33 @@ typedef struct {
     int64_t rows;
     int64_t cols;
     size_t row_bytes;
+    /* The same rows packed (see GROK_PACK_ROWS), or NULL. Used by FAST-mode
+     * products when the kernels have a dot_x8; the other modes read data. */
+    const uint8_t *packed;
 } grok_mat;
+
+/* Views of part of a matrix, keeping the packed copy where the part still
+ * starts and ends on groups of 8 rows. */
+static inline grok_mat grok_mat_offset(grok_mat w, size_t bytes) { /* e.g. the e-th expert */
+    w.data += bytes;
+    if (w.packed) w.packed += bytes;
+    return w;
+}
+static inline grok_mat grok_mat_rows(grok_mat w, int64_t r0, int64_t nrows) {
+    w.data += (size_t)r0 * w.row_bytes;
+    if (w.packed && (r0 % GROK_PACK_ROWS == 0 && nrows % GROK_PACK_ROWS == 0)) w.packed += (size_t)r0 * w.row_bytes;
+    else w.packed = NULL;
+    w.rows = nrows;
+    return w;
+}
+/* Columns [c0, c0 + ncols); c0 on a block boundary. Rows keep their stride. */
+static inline grok_mat grok_mat_cols(grok_mat w, int64_t c0, int64_t ncols) {
+    const size_t off = (size_t)grok_type_row_size(w.type, c0);
+    w.data += off;
+    if (w.packed) w.packed += GROK_PACK_ROWS * off;
+    w.cols = ncols;
+    return w;
+}
 
 /* Y[t][r] = sum_c W[r][c] * X[t][c] for t < n_tok, r < W->rows.
  * X is [n_tok][ldx] (ldx >= cols), Y is [n_tok][ldy]. Rows are split across

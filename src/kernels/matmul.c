@@ -9,6 +9,8 @@
  * memory once per product however many tokens there are; on the 8-bit
  * path a multi-token dot takes up to 8 tokens per row at once, so each
  * weight block is also decoded once per 8 tokens rather than per token.
+ * Weights with a packed copy (groups of 8 interleaved rows, kernels.h) go
+ * through dot_x8, 8 rows a call.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,7 @@ typedef struct {
     grok_dot_q8a_fn dotq;   /* set: use xq */
     grok_dot_q8a_multi_fn dotqm; /* set: batches go through it, GROUP tokens a call */
     grok_q8a_prep_fn prep;  /* run over xq when dotqm is used (kernels.h) */
+    grok_dot_x8_fn dotx8;   /* set: w->packed is used, 8 rows a call */
     block_q8a *xq;          /* [n_tok][cols/32] */
     int64_t xq_blocks;      /* blocks per token */
 } matmul_job;
@@ -50,6 +53,33 @@ static void matmul_rows_multi(const matmul_job *j, int64_t ta, int64_t tb) {
         for (int64_t r = ta; r < tb; r++) {
             j->dotqm(j->w->data + (size_t)r * j->w->row_bytes, xs, m, n, out);
             for (int64_t k = 0; k < m; k++) j->y[(t0 + k) * j->ldy + r] = out[k];
+        }
+    }
+}
+
+/* Packed weights: threads split the groups of 8 rows; each group goes
+ * through the tokens GROUP at a time (for batches, in tiles of groups that
+ * stay in L2 while every token passes over them). */
+static void matmul_packed_task(void *arg, int ith, int nth) {
+    const matmul_job *j = arg;
+    const int64_t groups = j->w->rows / GROK_PACK_ROWS, n = j->w->cols;
+    const int64_t g0 = groups * ith / nth, g1 = groups * (ith + 1) / nth;
+    const size_t gbytes = GROK_PACK_ROWS * j->w->row_bytes;
+    int64_t tile = j->n_tok == 1 ? g1 - g0 : (int64_t)(TILE_BYTES / gbytes);
+    if (tile < 1) tile = 1;
+    float out[GROUP * GROK_PACK_ROWS];
+    for (int64_t ga = g0; ga < g1; ga += tile) {
+        const int64_t gb = ga + tile < g1 ? ga + tile : g1;
+        for (int64_t t0 = 0; t0 < j->n_tok; t0 += GROUP) {
+            const int64_t m = j->n_tok - t0 < GROUP ? j->n_tok - t0 : GROUP;
+            const block_q8a *xs[GROUP];
+            for (int64_t k = 0; k < m; k++) xs[k] = j->xq + (t0 + k) * j->xq_blocks;
+            for (int64_t g = ga; g < gb; g++) {
+                j->dotx8(j->w->packed + (size_t)g * gbytes, xs, m, n, out);
+                for (int64_t k = 0; k < m; k++)
+                    memcpy(j->y + (t0 + k) * j->ldy + g * GROK_PACK_ROWS, out + k * GROK_PACK_ROWS,
+                           GROK_PACK_ROWS * sizeof(float));
+            }
         }
     }
 }
@@ -86,14 +116,14 @@ static void quant_task(void *arg, int ith, int nth) {
     const matmul_job *j = arg;
     for (int64_t t = ith; t < j->n_tok; t += nth) {
         grok_quantize_q8a(j->x + t * j->ldx, j->xq + t * j->xq_blocks, j->w->cols);
-        if (j->dotqm && j->n_tok > 1 && j->prep) j->prep(j->xq + t * j->xq_blocks, j->xq_blocks);
+        if (j->dotqm && !j->dotx8 && j->n_tok > 1 && j->prep) j->prep(j->xq + t * j->xq_blocks, j->xq_blocks);
     }
 }
 
 void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y,
                  int64_t ldy, int64_t n_tok) {
     const grok_dot_kernels *k = grok_dot_select(w->type, grok_kernels_mode());
-    matmul_job j = {w, x, ldx, y, ldy, n_tok, k->dot_f32, NULL, NULL, NULL, NULL, 0};
+    matmul_job j = {w, x, ldx, y, ldy, n_tok, k->dot_f32, NULL, NULL, NULL, NULL, NULL, 0};
     /* A decode step's activations fit on the stack (Grok-1's widest input,
      * n_ff = 32768, is 1024 blocks); batches get a heap buffer. */
     block_q8a stack_buf[1280];
@@ -105,6 +135,7 @@ void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64
                                                                : (heap = malloc(need * sizeof(block_q8a)));
         if (j.xq) /* no memory: the f32 path still works */
             j.dotq = k->dot_q8a, j.dotqm = k->dot_q8a_multi, j.prep = k->multi_prep;
+        if (j.xq && w->packed && k->dot_x8 && w->rows % GROK_PACK_ROWS == 0) j.dotx8 = k->dot_x8;
     }
     const bool threaded = pool && w->rows >= 16;
     if (j.dotq) {
@@ -114,9 +145,10 @@ void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64
         else
             quant_task(&j, 0, 1);
     }
+    void (*task)(void *, int, int) = j.dotx8 ? matmul_packed_task : matmul_task;
     if (threaded)
-        grok_threadpool_run(pool, matmul_task, &j);
+        grok_threadpool_run(pool, task, &j);
     else
-        matmul_task(&j, 0, 1);
+        task(&j, 0, 1);
     free(heap);
 }

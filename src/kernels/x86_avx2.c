@@ -238,6 +238,13 @@ TGT static void q8_0_dot_q8a_multi(const void *row, const block_q8a *const *x, i
 #define KQ_TILE 4
 #define KQ_DOTU(u, s) dot_us8(u, s)
 #define KQ_DOTU_ADD(a, u, s) _mm256_add_epi32(a, dot_us8(u, s))
+/* maddubs would saturate on quant + 128: flip back to signed, then |w| times x with w's sign */
+TGT static inline __m256i q8x8_dot(__m256i a, __m256i u, __m256i x4) {
+    const __m256i w = _mm256_xor_si256(u, _mm256_set1_epi8((char)0x80));
+    return _mm256_add_epi32(a, dot_us8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x4, w)));
+}
+#define KQ_Q8X8_DOT(a, u, x4) q8x8_dot(a, u, x4)
+#define KQ_Q8X8_START(sum) _mm256_setzero_si256()
 #include "kernels/x86_kquants.h"
 
 void grok_dot_avx2(uint32_t type, grok_dot_kernels *out) {
@@ -247,9 +254,11 @@ void grok_dot_avx2(uint32_t type, grok_dot_kernels *out) {
     case GROK_TYPE_BF16: out->dot_f32 = bf16_dot; break;
     case GROK_TYPE_Q8_0:
         out->dot_f32 = q8_0_dot, out->dot_q8a = q8_0_dot_q8a, out->dot_q8a_multi = q8_0_dot_q8a_multi;
+        out->dot_x8 = q8_0_dot_x8;
         break;
     case GROK_TYPE_Q4_0:
         out->dot_f32 = q4_0_dot, out->dot_q8a = q4_0_dot_q8a, out->dot_q8a_multi = q4_0_dot_q8a_multi;
+        out->dot_x8 = q4_0_dot_x8;
         break;
     case GROK_TYPE_Q4_K: out->dot_q8a = q4_K_dot_q8a, out->dot_q8a_multi = q4_K_dot_q8a_multi; break;
     case GROK_TYPE_Q5_K: out->dot_q8a = q5_K_dot_q8a, out->dot_q8a_multi = q5_K_dot_q8a_multi; break;

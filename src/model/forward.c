@@ -134,6 +134,7 @@ grok_context *grok_context_create(const grok_model *m, const grok_context_params
         c->own_pool = true;
         if (!c->pool) goto oom;
     }
+    grok_model_pack((grok_model *)m, &c->sh, c->pool); /* a cache of the model's: logically const */
     const int64_t nt = grok_threadpool_size(c->pool), B = c->n_batch, d = hp->d_model;
     /* Only this share's heads are cached and computed (at least one
      * element each, so that an empty share still allocates). */
@@ -365,11 +366,10 @@ static void moe(grok_context *c, const grok_layer *L, int64_t n) {
         if (m == 0) continue; /* this expert's weights are not read at all */
         for (int64_t i = 0; i < m; i++)
             memcpy(c->gx + i * d, c->x + (c->group[i] / K) * d, (size_t)d * sizeof(float));
-        grok_mat gate = L->gate, up = L->up, down = L->down;
-        gate.data += (size_t)e * L->gate_stride + (size_t)c->sh.f0 * gate.row_bytes;
-        up.data += (size_t)e * L->up_stride + (size_t)c->sh.f0 * up.row_bytes;
-        down.data += (size_t)e * L->down_stride + (size_t)grok_type_row_size(down.type, c->sh.f0);
-        gate.rows = up.rows = down.cols = ff; /* this share's rows (all without a hook) */
+        /* this share's rows of expert e (all of them without a hook) */
+        grok_mat gate = grok_mat_rows(grok_mat_offset(L->gate, (size_t)e * L->gate_stride), c->sh.f0, ff);
+        grok_mat up = grok_mat_rows(grok_mat_offset(L->up, (size_t)e * L->up_stride), c->sh.f0, ff);
+        grok_mat down = grok_mat_cols(grok_mat_offset(L->down, (size_t)e * L->down_stride), c->sh.f0, ff);
         grok_matmul(c->pool, &gate, c->gx, d, c->hg, ff, m);
         grok_matmul(c->pool, &up, c->gx, d, c->hu, ff, m);
         glu_job gj = {c->hg, c->hu, m * ff};
@@ -420,9 +420,7 @@ static int dist_head(grok_context *S, int64_t n, int64_t cnt, float *first, bool
         S->lbuf = b, S->lbuf_rows = cnt;
     }
     if (nv > 0) {
-        grok_mat out = m->output;
-        out.data += (size_t)ds->v0 * out.row_bytes;
-        out.rows = nv;
+        grok_mat out = grok_mat_rows(m->output, ds->v0, nv);
         grok_matmul(S->pool, &out, S->x, d, S->vloc, nv, cnt);
         for (int64_t i = 0; i < cnt * nv; i++) S->vloc[i] *= m->hp.logit_scale;
     }
@@ -475,13 +473,10 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
         return -1;
     for (int64_t il = ds->l0; il < ds->l1; il++) {
         const grok_layer *L = &m->layers[il];
-        wq = L->wq, wk = L->wk, wv = L->wv, wo = L->wo;
-        wq.data += (size_t)(ds->kvh0 * G * D) * wq.row_bytes;
-        wk.data += (size_t)(ds->kvh0 * D) * wk.row_bytes;
-        wv.data += (size_t)(ds->kvh0 * D) * wv.row_bytes;
-        wo.data += (size_t)grok_type_row_size(wo.type, ds->kvh0 * G * D);
-        wq.rows = wo.cols = qd;
-        wk.rows = wv.rows = kvd;
+        wq = grok_mat_rows(L->wq, ds->kvh0 * G * D, qd);
+        wk = grok_mat_rows(L->wk, ds->kvh0 * D, kvd);
+        wv = grok_mat_rows(L->wv, ds->kvh0 * D, kvd);
+        wo = grok_mat_cols(L->wo, ds->kvh0 * G * D, qd);
         S->last.weight_bytes += mat_bytes(&wq) + mat_bytes(&wk) + mat_bytes(&wv) + mat_bytes(&wo) +
                                 mat_bytes(&L->router);
         for (int64_t t = 0; t < n; t++)

@@ -292,6 +292,7 @@ int grok_model_apply_lora(grok_model *m, const char *path, float scale, char *er
             merged_matrix(sl, w->data + (size_t)e * base_stride, w->type, e, ad.rank, s,
                           bufs[i] + e * w->rows * w->cols, sa, sb);
         w->data = (const uint8_t *)bufs[i];
+        w->packed = NULL; /* a context made before may have packed the old weights */
         w->type = GROK_TYPE_F32;
         w->row_bytes = sizeof(float) * (size_t)w->cols;
         if (sl->stride) *sl->stride = w->row_bytes * (size_t)w->rows;

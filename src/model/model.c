@@ -256,6 +256,7 @@ void grok_model_free(grok_model *m) {
         free(m->layers);
     }
     free(m->output_norm);
+    grok_model_unpack(m);
     for (int64_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     grok_tokenizer_free(m->tok);

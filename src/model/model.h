@@ -75,7 +75,20 @@ struct grok_model {
     grok_layer *layers;     /* [n_layers] */
     void **owned;           /* [n_owned] weight buffers the model frees (LoRA-merged copies) */
     int64_t n_owned;
+    /* packed weight copies (pack.c): mappings and their sizes */
+    void **packs;
+    size_t *pack_sizes;
+    int64_t n_packs, packed_bytes;
+    bool pack_done;
 };
+
+/* Builds the packed copies of the weights share sh reads, once per model
+ * (later calls do nothing); run by the first grok_context_create. Packing
+ * is an optimisation: what cannot be packed (no memory, a type without a
+ * packed kernel) stays on the unpacked path. */
+void grok_model_pack(grok_model *m, const grok_dist *sh, grok_threadpool *pool);
+/* Frees the packed copies (the matrices' packed pointers are the caller's to clear). */
+void grok_model_unpack(grok_model *m);
 
 /* Reads hyperparameters (general.architecture must be "grok"); defaults
  * for the Grok-1 constants when keys are absent. */

@@ -1,0 +1,110 @@
+/*
+ * pack.c - the packed (row-interleaved) copy of a model's weights that
+ * the FAST kernels read (kernels.h, GROK_PACK_ROWS). Built once, when the
+ * first context is created, for the share of the model this process
+ * computes (its layers, KV heads, experts, FFN rows and vocabulary rows),
+ * so a rank of a distributed model packs only what it reads. Each copy is
+ * an anonymous mapping of the whole tensor's size, written only where the
+ * share lies (untouched pages cost no memory), so rows and experts keep
+ * the file's offsets. After packing a tensor, its file pages are dropped
+ * from this process (MADV_DONTNEED on a read-only shared mapping: they
+ * fault back in from the page cache if the EXACT or REFERENCE kernels
+ * read them later), so resident memory stays about one copy of the
+ * weights. GROK_PACK=0 in the environment turns packing off.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "model/model.h"
+
+typedef struct {
+    const grok_mat *w;
+    uint8_t *dst;
+    size_t stride;          /* bytes between matrices (experts) */
+    int64_t e0, g0, g1;     /* matrices from e0, groups [g0, g1) of each */
+    int64_t n_groups;       /* (e1 - e0) * (g1 - g0) */
+    size_t col_off;         /* row_size(c0): the column slice's start in a row */
+    int64_t ncols;
+} pack_job;
+
+static void pack_task(void *arg, int ith, int nth) {
+    const pack_job *j = arg;
+    const int64_t per = j->g1 - j->g0;
+    for (int64_t k = j->n_groups * ith / nth; k < j->n_groups * (ith + 1) / nth; k++) {
+        const size_t at = (size_t)(j->e0 + k / per) * j->stride +
+                          (size_t)(j->g0 + k % per) * GROK_PACK_ROWS * j->w->row_bytes;
+        grok_pack_x8(j->w->type, j->w->data + at + j->col_off, j->w->row_bytes, j->ncols,
+                     j->dst + at + GROK_PACK_ROWS * j->col_off);
+    }
+}
+
+/* Packs rows [r0, r1) x columns [c0, c1) of matrices [e0, e1) of w (one
+ * matrix when stride is 0). Leaves w unpacked if the type has no packed
+ * layout or kernel, or its rows do not divide into groups. */
+static void pack_mat(grok_model *m, grok_threadpool *pool, grok_mat *w, size_t stride, int64_t e0, int64_t e1,
+                     int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+    const grok_dot_kernels *k = grok_dot_select(w->type, GROK_KERNELS_FAST);
+    if (w->packed || !k || !k->dot_x8 || !grok_pack_x8_type(w->type) || w->rows % GROK_PACK_ROWS ||
+        r1 <= r0 || c1 <= c0 || e1 <= e0)
+        return;
+    const size_t mat_bytes = (size_t)w->rows * w->row_bytes, span = (size_t)(e1 - 1) * stride + mat_bytes;
+    void **pk = realloc(m->packs, sizeof(void *) * (size_t)(m->n_packs + 1));
+    size_t *ps = realloc(m->pack_sizes, sizeof(size_t) * (size_t)(m->n_packs + 1));
+    if (pk) m->packs = pk;
+    if (ps) m->pack_sizes = ps;
+    if (!pk || !ps) return;
+    uint8_t *buf = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (buf == MAP_FAILED) return; /* no room: the unpacked path still works */
+    pack_job j = {w, buf, stride, e0, r0 / GROK_PACK_ROWS, (r1 + GROK_PACK_ROWS - 1) / GROK_PACK_ROWS, 0,
+                  (size_t)grok_type_row_size(w->type, c0), c1 - c0};
+    j.n_groups = (e1 - e0) * (j.g1 - j.g0);
+    if (pool && j.n_groups >= 16) grok_threadpool_run(pool, pack_task, &j);
+    else pack_task(&j, 0, 1);
+    m->packs[m->n_packs] = buf, m->pack_sizes[m->n_packs++] = span;
+    m->packed_bytes += (int64_t)((size_t)(e1 - e0) * (size_t)(j.g1 - j.g0) * GROK_PACK_ROWS *
+                                 (size_t)grok_type_row_size(w->type, c1 - c0));
+    w->packed = buf;
+    /* the file's pages of this tensor leave this process (whole pages only;
+     * never a buffer of our own, which the advice would zero) */
+    for (int64_t i = 0; i < m->n_owned; i++)
+        if (w->data == m->owned[i]) return;
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)w->data + pg - 1) / pg * pg,
+                    b = ((uintptr_t)w->data + span) / pg * pg;
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+static pthread_mutex_t g_pack_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void grok_model_pack(grok_model *m, const grok_dist *sh, grok_threadpool *pool) {
+    pthread_mutex_lock(&g_pack_lock);
+    const char *env = getenv("GROK_PACK");
+    if (!m->pack_done && !(env && strcmp(env, "0") == 0)) {
+        const grok_hparams *hp = &m->hp;
+        const int64_t D = hp->head_dim, G = hp->n_heads / hp->n_kv_heads, d = hp->d_model;
+        const int64_t q0 = sh->kvh0 * G * D, q1 = sh->kvh1 * G * D, k0 = sh->kvh0 * D, k1 = sh->kvh1 * D;
+        for (int64_t il = sh->l0; il < sh->l1; il++) {
+            grok_layer *L = &m->layers[il];
+            pack_mat(m, pool, &L->wq, 0, 0, 1, q0, q1, 0, d);
+            pack_mat(m, pool, &L->wk, 0, 0, 1, k0, k1, 0, d);
+            pack_mat(m, pool, &L->wv, 0, 0, 1, k0, k1, 0, d);
+            pack_mat(m, pool, &L->wo, 0, 0, 1, 0, d, q0, q1);
+            pack_mat(m, pool, &L->gate, L->gate_stride, sh->e0, sh->e1, sh->f0, sh->f1, 0, d);
+            pack_mat(m, pool, &L->up, L->up_stride, sh->e0, sh->e1, sh->f0, sh->f1, 0, d);
+            pack_mat(m, pool, &L->down, L->down_stride, sh->e0, sh->e1, 0, d, sh->f0, sh->f1);
+        }
+        if (!sh->pipeline || sh->rank == 0) pack_mat(m, pool, &m->output, 0, 0, 1, sh->v0, sh->v1, 0, d);
+        m->pack_done = true;
+    }
+    pthread_mutex_unlock(&g_pack_lock);
+}
+
+void grok_model_unpack(grok_model *m) {
+    for (int64_t i = 0; i < m->n_packs; i++) munmap(m->packs[i], m->pack_sizes[i]);
+    free(m->packs), free(m->pack_sizes);
+    m->packs = NULL, m->pack_sizes = NULL, m->n_packs = 0, m->packed_bytes = 0;
+}
+
+int64_t grok_model_packed_bytes(const grok_model *m) { return m->packed_bytes; }
