@@ -207,9 +207,9 @@ static void test_multi(const variant *v) {
  * and -127, against token 2's extreme quants. */
 static void test_packed(const variant *v) {
     grok_rng r = {77};
-    const int64_t sizes[] = {32, 64, 96, 160, 1056, 2080};
-    const grok_type ptypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0};
-    for (size_t ti = 0; ti < 2; ti++) {
+    const int64_t sizes[] = {32, 64, 96, 160, 256, 768, 1056, 2080, 2304};
+    const grok_type ptypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K};
+    for (size_t ti = 0; ti < sizeof ptypes / sizeof ptypes[0]; ti++) {
         const grok_type type = ptypes[ti];
         const char *tn = grok_type_get_traits(type)->name;
         grok_dot_kernels simd = {0};
@@ -218,6 +218,7 @@ static void test_packed(const variant *v) {
         const grok_dot_kernels *ref = grok_dot_reference(type);
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
             const int64_t n = sizes[si], nb = n / QKA;
+            if (n % grok_type_get_traits(type)->block_size) continue;
             const size_t rb = (size_t)grok_type_row_size(type, n);
             uint8_t *w = malloc(rb * GROK_PACK_ROWS), *pk = malloc(rb * GROK_PACK_ROWS + 5);
             uint8_t *pku = pk + 5; /* off every alignment */

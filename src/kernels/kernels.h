@@ -183,6 +183,11 @@ typedef void (*grok_q8a_prep_fn)(block_q8a *x, int64_t nblocks);
  *         4c+i, high nibble: value 16+4c+i). 144 bytes.
  *   q8_0: uint16 d[8], then 8 chunks of 32 bytes: byte 4r+i of chunk c is
  *         row r's quant 4c+i plus 128 (as an unsigned byte). 272 bytes.
+ *   q4_K (per 256-column super-block): uint16 d[8], uint16 dmin[8], then
+ *         scales[12][8] (byte 8j+r: row r's scales[j]), then 32 chunks of
+ *         32 bytes: byte 4r+i of chunk k is row r's qs[4k+i] (so chunks
+ *         8c..8c+7 carry sub-blocks 2c in their low nibbles and 2c+1 in
+ *         their high ones). 1152 bytes.
  * The packed form lives only in memory (built when a context is created,
  * see src/model/pack.c); files keep ggml's layout. */
 #define GROK_PACK_ROWS 8

@@ -260,7 +260,9 @@ void grok_dot_avx2(uint32_t type, grok_dot_kernels *out) {
         out->dot_f32 = q4_0_dot, out->dot_q8a = q4_0_dot_q8a, out->dot_q8a_multi = q4_0_dot_q8a_multi;
         out->dot_x8 = q4_0_dot_x8;
         break;
-    case GROK_TYPE_Q4_K: out->dot_q8a = q4_K_dot_q8a, out->dot_q8a_multi = q4_K_dot_q8a_multi; break;
+    case GROK_TYPE_Q4_K:
+        out->dot_q8a = q4_K_dot_q8a, out->dot_q8a_multi = q4_K_dot_q8a_multi, out->dot_x8 = q4_K_dot_x8;
+        break;
     case GROK_TYPE_Q5_K: out->dot_q8a = q5_K_dot_q8a, out->dot_q8a_multi = q5_K_dot_q8a_multi; break;
     case GROK_TYPE_Q6_K: out->dot_q8a = q6_K_dot_q8a, out->dot_q8a_multi = q6_K_dot_q8a_multi; break;
     default: break;

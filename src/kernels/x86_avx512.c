@@ -157,7 +157,9 @@ void grok_dot_avx512(uint32_t type, grok_dot_kernels *out) {
     case GROK_TYPE_Q4_0:
         out->dot_q8a = q4_0_dot_q8a, out->dot_q8a_multi = q4_0_dot_q8a_multi, out->dot_x8 = q4_0_dot_x8;
         break;
-    case GROK_TYPE_Q4_K: out->dot_q8a = q4_K_dot_q8a, out->dot_q8a_multi = q4_K_dot_q8a_multi; break;
+    case GROK_TYPE_Q4_K:
+        out->dot_q8a = q4_K_dot_q8a, out->dot_q8a_multi = q4_K_dot_q8a_multi, out->dot_x8 = q4_K_dot_x8;
+        break;
     case GROK_TYPE_Q5_K: out->dot_q8a = q5_K_dot_q8a, out->dot_q8a_multi = q5_K_dot_q8a_multi; break;
     case GROK_TYPE_Q6_K: out->dot_q8a = q6_K_dot_q8a, out->dot_q8a_multi = q6_K_dot_q8a_multi; break;
     default: break;

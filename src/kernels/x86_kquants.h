@@ -283,6 +283,64 @@ TGT static KQ_INLINE void kq_q8_0x8_tile(const uint8_t *p, const block_q8a *cons
     for (int t = 0; t < nt; t++) _mm256_storeu_ps(out + GROK_PACK_ROWS * t, acc[t]);
 }
 
+/* q4_K: per super-block the 8 rows' 6-bit sub-block scales and mins are
+ * decoded together (32 bytes at a time, sub-block-major), then each
+ * sub-block's 8 scales become one float vector. The min term goes through
+ * the activation block's quant sum into a second accumulator per token,
+ * taken off at the end. */
+TGT static KQ_INLINE void kq_q4_Kx8_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                         const int nt) {
+    __m256 acc[KQ_TILE], corr[KQ_TILE];
+    for (int t = 0; t < nt; t++) acc[t] = corr[t] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m6 = _mm256_set1_epi8(63), m2 = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < n / QK_K; i++, p += GROK_PACK_ROWS * sizeof(block_q4_K)) {
+        KQ_PREFETCH(p, GROK_PACK_ROWS * sizeof(block_q4_K));
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+        const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16)));
+        /* bytes 8j+r: sub-block j's code of row r (grok_kq_scale_min, 8 rows at once) */
+        uint8_t sc[64], mn[64];
+        {
+            const __m256i a = _mm256_loadu_si256((const __m256i *)(p + 32));
+            const __m256i b = _mm256_loadu_si256((const __m256i *)(p + 64));
+            const __m256i c = _mm256_loadu_si256((const __m256i *)(p + 96));
+            const __m256i top_a = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(a, 6), m2), 4);
+            const __m256i top_b = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(b, 6), m2), 4);
+            _mm256_storeu_si256((__m256i *)sc, _mm256_and_si256(a, m6));
+            _mm256_storeu_si256((__m256i *)mn, _mm256_and_si256(b, m6));
+            _mm256_storeu_si256((__m256i *)(sc + 32), _mm256_or_si256(_mm256_and_si256(c, m4), top_a));
+            _mm256_storeu_si256((__m256i *)(mn + 32),
+                                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4), top_b));
+        }
+        for (int c = 0; c < 4; c++) {
+            __m256 dsc[2], dmn[2];
+            for (int h = 0; h < 2; h++) {
+                const int sb = 2 * c + h;
+                dsc[h] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sc + 8 * sb)))));
+                dmn[h] = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(mn + 8 * sb)))));
+            }
+            __m256i ia[KQ_TILE], ib[KQ_TILE];
+            for (int t = 0; t < nt; t++) ia[t] = ib[t] = _mm256_setzero_si256();
+            for (int k = 0; k < 8; k++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * (8 * c + k)));
+                const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                for (int t = 0; t < nt; t++) {
+                    const block_q8a *xb = x[t] + i * (QK_K / QKA) + 2 * c;
+                    ia[t] = KQ_DOTU_ADD(ia[t], lo, kq_bcast4(xb[0].qs + 4 * k));
+                    ib[t] = KQ_DOTU_ADD(ib[t], hi, kq_bcast4(xb[1].qs + 4 * k));
+                }
+            }
+            for (int t = 0; t < nt; t++) {
+                const block_q8a *xb = x[t] + i * (QK_K / QKA) + 2 * c;
+                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dsc[0], _mm256_broadcast_ss(&xb[0].d)), _mm256_cvtepi32_ps(ia[t]), acc[t]);
+                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dsc[1], _mm256_broadcast_ss(&xb[1].d)), _mm256_cvtepi32_ps(ib[t]), acc[t]);
+                corr[t] = _mm256_fmadd_ps(dmn[0], _mm256_set1_ps(xb[0].d * (float)xb[0].sum), corr[t]);
+                corr[t] = _mm256_fmadd_ps(dmn[1], _mm256_set1_ps(xb[1].d * (float)xb[1].sum), corr[t]);
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++) _mm256_storeu_ps(out + GROK_PACK_ROWS * t, _mm256_sub_ps(acc[t], corr[t]));
+}
+
 /* One switch case per token count, so each inlined tile has a constant nt. */
 #define KQ_X8(NAME, TILEFN)                                                                               \
     TGT static void NAME##_dot_x8(const uint8_t *group, const block_q8a *const *x, int64_t nx, int64_t n, \
@@ -310,5 +368,6 @@ TGT static KQ_INLINE void kq_q8_0x8_tile(const uint8_t *p, const block_q8a *cons
 #endif
 KQ_X8(q4_0, kq_q4_0x8_tile)
 KQ_X8(q8_0, kq_q8_0x8_tile)
+KQ_X8(q4_K, kq_q4_Kx8_tile)
 
 #endif

@@ -58,6 +58,12 @@ static void pack_mat(grok_model *m, grok_threadpool *pool, grok_mat *w, size_t s
     if (!pk || !ps) return;
     uint8_t *buf = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (buf == MAP_FAILED) return; /* no room: the unpacked path still works */
+    /* Huge pages where the kernel allows them: a 4 KiB page fault per 4 KiB
+     * written made packing fault-bound (~70% of its time in a VM), and the
+     * dots' streams cross fewer TLB entries. Advice only: errors are fine. */
+#ifdef MADV_HUGEPAGE
+    madvise(buf, span, MADV_HUGEPAGE);
+#endif
     pack_job j = {w, buf, stride, e0, r0 / GROK_PACK_ROWS, (r1 + GROK_PACK_ROWS - 1) / GROK_PACK_ROWS, 0,
                   (size_t)grok_type_row_size(w->type, c0), c1 - c0};
     j.n_groups = (e1 - e0) * (j.g1 - j.g0);
