@@ -318,21 +318,21 @@ TGT static KQ_INLINE void kq_q4_Kx8_tile(const uint8_t *p, const block_q8a *cons
                 dsc[h] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sc + 8 * sb)))));
                 dmn[h] = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(mn + 8 * sb)))));
             }
-            __m256i ia[KQ_TILE], ib[KQ_TILE];
-            for (int t = 0; t < nt; t++) ia[t] = ib[t] = _mm256_setzero_si256();
+            /* the chunk's 16 nibble vectors, unpacked once for all tokens */
+            __m256i lo[8], hi[8];
             for (int k = 0; k < 8; k++) {
                 const __m256i v = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * (8 * c + k)));
-                const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-                for (int t = 0; t < nt; t++) {
-                    const block_q8a *xb = x[t] + i * (QK_K / QKA) + 2 * c;
-                    ia[t] = KQ_DOTU_ADD(ia[t], lo, kq_bcast4(xb[0].qs + 4 * k));
-                    ib[t] = KQ_DOTU_ADD(ib[t], hi, kq_bcast4(xb[1].qs + 4 * k));
-                }
+                lo[k] = _mm256_and_si256(v, m4), hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
             }
             for (int t = 0; t < nt; t++) {
                 const block_q8a *xb = x[t] + i * (QK_K / QKA) + 2 * c;
-                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dsc[0], _mm256_broadcast_ss(&xb[0].d)), _mm256_cvtepi32_ps(ia[t]), acc[t]);
-                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dsc[1], _mm256_broadcast_ss(&xb[1].d)), _mm256_cvtepi32_ps(ib[t]), acc[t]);
+                __m256i ia = _mm256_setzero_si256(), ib = _mm256_setzero_si256();
+                for (int k = 0; k < 8; k++) {
+                    ia = KQ_DOTU_ADD(ia, lo[k], kq_bcast4(xb[0].qs + 4 * k));
+                    ib = KQ_DOTU_ADD(ib, hi[k], kq_bcast4(xb[1].qs + 4 * k));
+                }
+                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dsc[0], _mm256_broadcast_ss(&xb[0].d)), _mm256_cvtepi32_ps(ia), acc[t]);
+                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dsc[1], _mm256_broadcast_ss(&xb[1].d)), _mm256_cvtepi32_ps(ib), acc[t]);
                 corr[t] = _mm256_fmadd_ps(dmn[0], _mm256_set1_ps(xb[0].d * (float)xb[0].sum), corr[t]);
                 corr[t] = _mm256_fmadd_ps(dmn[1], _mm256_set1_ps(xb[1].d * (float)xb[1].sum), corr[t]);
             }
