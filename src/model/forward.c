@@ -82,9 +82,8 @@ void grok_context_free(grok_context *c) {
     if (c->own_pool) grok_threadpool_free(c->pool);
     void *bufs[] = {c->k_cache, c->v_cache, c->tokens, c->logits, c->h,     c->x,
                     c->q,       c->k,       c->v,      c->att,    c->proj,  c->rope_cs,
-                    c->scores,  c->router, c->sel,    c->gates, c->group,
-                    c->gx,      c->hg,      c->hu,     c->eo,     c->bt,    c->lbuf,
-                    c->vloc};
+                    c->scores,  c->router,  c->sel,    c->gates,  c->group, c->gx,
+                    c->hg,      c->hu,      c->eo,     c->bt,     c->lbuf,  c->vloc};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(c);
 }
