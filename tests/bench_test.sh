@@ -62,12 +62,14 @@ print("fields ok; bytes/token %d; %.1f/%.1f tok/s; check err %.3g" % (total, j["
 PYEOF
 
 for type in q8_0 f16; do
-  stream="--stream-mib 96"; [ $type = f16 ] && stream=--no-stream   # one small bandwidth probe is enough here
+  stream="--stream-mib 96"; [ $type = f16 ] && stream="--no-stream --kv-type f16"   # one small bandwidth probe is enough here
   m=m_$type.gguf
   "$GROK" new -o $m --force --d-model 64 --layers 2 --heads 4 --kv-heads 2 --experts 4 --experts-used 2 \
     --ffn 96 --vocab 300 --type $type --untied --seed 3 2>/dev/null || { bad "grok new $type"; continue; }
   if "$GROK" bench -m $m -p 16 -n 8 --threads 2 $stream --json > out_$type.json 2> err_$type.txt; then
     r=$("$PY" validate.py out_$type.json $m "$GROK_SRC/tests/ref" 2>&1) && ok "$type bench --json: $r" || bad "$type bench --json: $r"
+    kv=f32; [ $type = f16 ] && kv=f16
+    grep -q "\"kv_type\": \"$kv\"" out_$type.json && ok "$type bench: $kv KV cache reported" || bad "$type bench: kv_type not $kv"
   else
     bad "$type bench exited $?: $(cat err_$type.txt)"
   fi
@@ -120,7 +122,7 @@ PYEOF
   && grep -q '^efficiency' text.txt && grep -q '^check *ok' text.txt \
   && ok "text report" || bad "text report: $(cat text.txt)"
 
-for args in "-p 0" "-n x" "--kernels turbo" "--bogus" "--batch 0" "--batch 1,x" "--batch 1,2,3,4,5,6,7,8,9" ""; do
+for args in "-p 0" "-n x" "--kernels turbo" "--kv-type q8" "--bogus" "--batch 0" "--batch 1,x" "--batch 1,2,3,4,5,6,7,8,9" ""; do
   "$GROK" bench -m tied.gguf $args >/dev/null 2>&1
   rc=$?
   if [ -z "$args" ]; then "$GROK" bench >/dev/null 2>&1; rc=$?; fi

@@ -65,6 +65,7 @@ static void usage(FILE *out) {
             "  -n N            generated tokens, one decode each (128)\n"
             "  --threads N     worker threads (all cores)\n"
             "  --kernels K     fast (default), exact (f32 activations) or reference\n"
+            "  --kv-type T     KV cache type: f32 (default) or f16\n"
             "  --check N       positions checked against the reference kernels (4; 0 = off)\n"
             "  --no-stream     skip the bandwidth probe (efficiency reported as 0)\n"
             "  --stream-mib N  size of the probe's three arrays together (auto: see below)\n"
@@ -125,7 +126,7 @@ static void argmax_all(grok_context *const *cs, int64_t n, int64_t V, int32_t *n
  * grok_decode_multi call, as grok serve's generating slots do. Rounds run
  * the sizes interleaved so that the shared machine's noise hits them alike;
  * each size keeps its fastest round. */
-static int bench_batches(grok_model *m, grok_threadpool *pool, int64_t n_gen, int64_t rounds,
+static int bench_batches(grok_model *m, grok_threadpool *pool, grok_type kv_type, int64_t n_gen, int64_t rounds,
                          batch_result *res, int n_res, char *err, size_t err_size) {
     const grok_hparams *hp = grok_model_hparams(m);
     const int64_t bp = BATCH_PROMPT;
@@ -143,6 +144,7 @@ static int bench_batches(grok_model *m, grok_threadpool *pool, int64_t n_gen, in
     }
     grok_context_params cp = grok_context_default_params();
     cp.pool = pool;
+    cp.kv_type = kv_type;
     cp.n_ctx = bp + n_gen + 1;
     cp.n_batch = nmax > bp ? nmax : bp;
     for (int64_t i = 0; i < nmax; i++)
@@ -340,7 +342,7 @@ static int logits_in_mode(grok_context *c, grok_kernel_mode mode, const int32_t 
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *model_path = NULL, *kern = "fast", *batch_arg = NULL;
+    const char *model_path = NULL, *kern = "fast", *batch_arg = NULL, *kv = "f32";
     int64_t n_prompt = 512, n_gen = 128, threads = 0, n_check = 4, stream_mib = 0, rounds = 3;
     batch_result batches[MAX_BATCH_SIZES];
     int n_batches = 0;
@@ -352,6 +354,7 @@ int cmd_bench(int argc, char **argv) {
         }
         if (cli_str(argv, argc, &i, "-m", "--model", &model_path) ||
             cli_str(argv, argc, &i, "--kernels", NULL, &kern) ||
+            cli_str(argv, argc, &i, "--kv-type", NULL, &kv) ||
             cli_str(argv, argc, &i, "--batch", NULL, &batch_arg) ||
             cli_i64(argv, argc, &i, "--rounds", NULL, 1, 100, &rounds) ||
             cli_i64(argv, argc, &i, "-p", "--prompt", 1, 1 << 20, &n_prompt) ||
@@ -391,6 +394,8 @@ int cmd_bench(int argc, char **argv) {
         return 2;
     }
     grok_kernels_set_mode(mode);
+    grok_type kv_type;
+    if (!cli_kv_type("bench", kv, &kv_type)) return 2;
 
     char err[GROK_ERR_SIZE];
     const bool leader = grok_dist_rank() == 0, dist = grok_dist_size() > 1;
@@ -409,6 +414,7 @@ int cmd_bench(int argc, char **argv) {
     if (n_check > n_prompt) n_check = n_prompt;
     grok_threadpool *pool = grok_threadpool_create((int)threads);
     grok_context_params cp = grok_context_default_params();
+    cp.kv_type = kv_type;
     cp.pool = pool;
     cp.n_ctx = n_prompt + n_gen;
     cp.n_batch = n_prompt;
@@ -466,7 +472,7 @@ int cmd_bench(int argc, char **argv) {
     }
     double t_gen = cli_now() - t0;
     const double sent_per_tok = (double)(grok_dist_bytes_sent() - sent0) / (double)n_gen;
-    if (n_batches && bench_batches(m, pool, n_gen, rounds, batches, n_batches, err, sizeof err)) {
+    if (n_batches && bench_batches(m, pool, cp.kv_type, n_gen, rounds, batches, n_batches, err, sizeof err)) {
         cli_error("bench", "%s", err);
         goto done;
     }
@@ -529,14 +535,15 @@ int cmd_bench(int argc, char **argv) {
             if (*s == '"' || *s == '\\') putchar('\\');
             if ((unsigned char)*s >= 0x20) putchar(*s);
         }
-        printf("\", \"threads\": %d, \"kernels\": \"%s\", \"isa\": \"%s\", \"n_prompt\": %" PRId64
+        printf("\", \"threads\": %d, \"kernels\": \"%s\", \"isa\": \"%s\", \"kv_type\": \"%s\", \"n_prompt\": %" PRId64
                ", \"n_gen\": %" PRId64 ", \"prompt_tok_s\": %.4f, \"gen_tok_s\": %.4f, "
                "\"bytes_per_token\": %" PRId64 ", \"bandwidth_gb_s\": %.3f, \"efficiency\": %.4f, "
                "\"peak_rss_mb\": %.1f, \"packed_mb\": %.1f, \"check_positions\": %" PRId64 ", \"check_max_rel_err\": %.3g, "
                "\"check_exact_max_rel_err\": %.3g, \"check_kernel_max_rel_err\": %.3g, \"check_top1_agree\": %" PRId64
                ", \"check_ok\": %s",
-               grok_threadpool_size(pool), grok_kernel_mode_name(mode), grok_kernels_isa(), n_prompt,
-               n_gen, prompt_tps, gen_tps, bpt, bw, eff, rss_mb, (double)grok_model_packed_bytes(m) / 1e6, n_check, err_fast, err_exact, err_kernel, top1,
+               grok_threadpool_size(pool), grok_kernel_mode_name(mode), grok_kernels_isa(), kv, n_prompt,
+               n_gen, prompt_tps, gen_tps, bpt, bw, eff, rss_mb, (double)grok_model_packed_bytes(m) / 1e6, n_check,
+               err_fast, err_exact, err_kernel, top1,
                check_ok ? "true" : "false");
         if (dist)
             printf(", \"mpi_ranks\": %d, \"mpi_split\": \"%s\", \"mpi_sent_bytes_per_token\": %.0f",
@@ -550,8 +557,8 @@ int cmd_bench(int argc, char **argv) {
         printf("]}\n");
     } else {
         printf("model            %s\n", model_path);
-        printf("kernels          %s (%s), %d threads\n", grok_kernel_mode_name(mode), grok_kernels_isa(),
-               grok_threadpool_size(pool));
+        printf("kernels          %s (%s), %d threads, %s KV cache\n", grok_kernel_mode_name(mode), grok_kernels_isa(),
+               grok_threadpool_size(pool), kv);
         printf("prompt           %.2f tok/s (%" PRId64 " tokens in %.3f s)\n", prompt_tps, n_prompt, t_prompt);
         printf("generation       %.2f tok/s (%" PRId64 " tokens in %.3f s)\n", gen_tps, n_gen, t_gen);
         printf("bytes per token  %.1f MB of weights\n", (double)bpt / 1e6);

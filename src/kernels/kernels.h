@@ -266,4 +266,40 @@ static inline grok_mat grok_mat_cols(grok_mat w, int64_t c0, int64_t ncols) {
 void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx,
                  float *y, int64_t ldy, int64_t n_tok);
 
+/* ---- attention and vector math (attention.c, x86_attention.c) ----
+ * Attention over one KV head's cache for the nq query heads that share it
+ * (grouped-query attention), so each K and V row is read once per group.
+ * Cache rows are f32 or f16 (kv_type), row s at k + s * stride bytes, D
+ * elements each; query g is q[g*D .. g*D+D).
+ *   scores: out[g*ld + s] = dot(K_s, q_g), s < n, g < nq
+ *   wsum:   out[g*D + i] = sum over s < n of w[g*ld + s] * V_s[i]
+ * Each (s, g) score and each (g, i) output is computed by the same
+ * operations in the same order whichever heads and positions a call
+ * covers, so splitting a group's heads across threads, or the batch a
+ * token is in, cannot change its result.
+ *   softcap:  x = cap * tanh(x * scale / cap)
+ *   exp_sum:  x = exp(x - mx) (-inf gives 0); returns the sum of the results
+ *   tanh:     x = tanh(x)
+ *   gelu_mul: g = gelu_tanh(g) * u, gelu_tanh(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+ * The elementwise functions give each element a result that does not
+ * depend on n or on where the element lies in the array. */
+typedef struct {
+    void (*scores)(const uint8_t *k, size_t stride, grok_type kv_type, const float *q, int64_t nq, int64_t D,
+                   int64_t n, float *out, int64_t ld);
+    void (*wsum)(const uint8_t *v, size_t stride, grok_type kv_type, const float *w, int64_t ld, int64_t nq,
+                 int64_t D, int64_t n, float *out);
+    void (*softcap)(float *x, int64_t n, float scale, float cap);
+    double (*exp_sum)(float *x, int64_t n, float mx);
+    void (*tanh)(float *x, int64_t n);
+    void (*gelu_mul)(float *g, const float *u, int64_t n);
+} grok_vec_kernels;
+/* Scalar references (libm tanhf/expf, the reference dots). */
+const grok_vec_kernels *grok_vec_reference(void);
+/* What the mode uses: the reference in REFERENCE mode or without SIMD,
+ * else this CPU's (FAST and EXACT alike). */
+const grok_vec_kernels *grok_vec_select(grok_kernel_mode mode);
+/* AVX2/FMA/F16C variants; false (out untouched) where the build or the
+ * CPU has none. */
+bool grok_vec_avx2(grok_vec_kernels *out);
+
 #endif

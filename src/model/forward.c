@@ -7,8 +7,9 @@
  * weight matrix is read once per batch, not once per token. The MoE block
  * groups the batch's tokens by the experts the router picked and runs each
  * selected expert once over its group; unselected experts are never read.
- * Attention is computed per (token, query head) pair across the thread
- * pool against the sequence's cache, into which the batch's own keys and
+ * Attention is computed per (token, KV head) pair, the head's query group
+ * together, across the thread pool against the sequence's cache (the
+ * kernels are in src/kernels/attention.c), into which the batch's own keys and
  * values were written first (causal order inside the batch comes from each
  * token's position).
  */
@@ -44,8 +45,7 @@ struct grok_context {
     float *att;         /* [n_batch][n_heads*head_dim] */
     float *proj;        /* [n_batch][d_model] output of Wo / of the MoE */
     float *rope_cs;     /* [n_batch][head_dim] cos then sin halves */
-    float *scores;      /* [n_threads][n_ctx] attention probabilities */
-    float *vbuf;        /* [n_threads][head_dim] a V row in f32 (f16 cache) */
+    float *scores;      /* [n_threads][G][n_ctx] attention probabilities of a query group */
     float *router;      /* [n_batch][n_experts] */
     int32_t *sel;       /* [n_batch][n_experts_used] selected experts */
     float *gates;       /* [n_batch][n_experts_used] their gate probabilities */
@@ -82,9 +82,8 @@ void grok_context_free(grok_context *c) {
     if (c->own_pool) grok_threadpool_free(c->pool);
     void *bufs[] = {c->k_cache, c->v_cache, c->tokens, c->logits, c->h,     c->x,
                     c->q,       c->k,       c->v,      c->att,    c->proj,  c->rope_cs,
-                    c->scores,  c->vbuf,    c->router, c->sel,    c->gates, c->group,
-                    c->gx,      c->hg,      c->hu,     c->eo,     c->bt,    c->lbuf,
-                    c->vloc};
+                    c->scores,  c->router,  c->sel,    c->gates,  c->group, c->gx,
+                    c->hg,      c->hu,      c->eo,     c->bt,     c->lbuf,  c->vloc};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(c);
 }
@@ -154,8 +153,7 @@ grok_context *grok_context_create(const grok_model *m, const grok_context_params
     c->att = alloc3(B, qd, sizeof(float));
     c->proj = alloc3(B, d, sizeof(float));
     c->rope_cs = alloc3(B, hp->head_dim, sizeof(float));
-    c->scores = alloc3(nt, c->n_ctx, sizeof(float));
-    c->vbuf = alloc3(nt, hp->head_dim, sizeof(float));
+    c->scores = alloc3(nt * G, c->n_ctx, sizeof(float));
     c->router = alloc3(B, hp->n_experts, sizeof(float));
     c->sel = alloc3(B, hp->n_experts_used, sizeof(int32_t));
     c->gates = alloc3(B, hp->n_experts_used, sizeof(float));
@@ -166,7 +164,7 @@ grok_context *grok_context_create(const grok_model *m, const grok_context_params
     c->eo = alloc3(B, d, sizeof(float));
     c->bt = alloc3(B, 1, sizeof(batch_tok));
     if (!c->bt || !c->k_cache || !c->v_cache || !c->tokens || !c->logits || !c->h || !c->x || !c->q ||
-        !c->k || !c->v || !c->att || !c->proj || !c->rope_cs || !c->scores || !c->vbuf ||
+        !c->k || !c->v || !c->att || !c->proj || !c->rope_cs || !c->scores ||
         !c->router || !c->sel || !c->gates || !c->group || !c->gx || !c->hg || !c->hu || !c->eo)
         goto oom;
     return c;
@@ -195,11 +193,6 @@ static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float
     for (int64_t i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
 }
 
-static float gelu_tanh(float x) {
-    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
-}
-
 /* Half-split ("NeoX") rotation of one head vector by the angles in cs
  * (cos of the D/2 frequencies, then their sin). */
 static void rope_apply(float *x, const float *cs, int64_t D) {
@@ -222,87 +215,64 @@ static void rope_angles(float *cs, int64_t pos, int64_t D, float base) {
 
 /* ---- attention ---- */
 
+/* Jobs are (token, KV head) pairs, each taking the KV head's whole query
+ * group so that every K and V row is read once per group; when there are
+ * fewer pairs than threads (one token, few KV heads), each group is split
+ * into `split` parts of its query heads. The kernels compute every head's
+ * numbers the same way whatever part it is in, so the split (which
+ * depends on the batch and the thread count) never changes a result. */
 typedef struct {
     grok_context *c; /* scratch owner */
-    int64_t il, n;
+    int64_t il, n, split;
 } attn_job;
-
-static float kv_get(const grok_context *c, const void *base, size_t idx) {
-    if (c->kv_type == GROK_TYPE_F16) {
-        uint16_t h;
-        memcpy(&h, (const uint8_t *)base + idx * 2, 2);
-        return grok_fp16_to_fp32(h);
-    }
-    return ((const float *)base)[idx];
-}
-
-/* Where element idx of a cache lies (f32 or f16 elements). */
-static const void *kv_at(const grok_context *c, const void *base, size_t idx) {
-    return (const uint8_t *)base + idx * c->kv_elt;
-}
 
 static void attn_task(void *arg, int ith, int nth) {
     const attn_job *j = arg;
     const grok_context *S = j->c;
     const grok_hparams *hp = &S->m->hp;
     const int64_t D = hp->head_dim, G = hp->n_heads / hp->n_kv_heads;
-    const int64_t H = (S->sh.kvh1 - S->sh.kvh0) * G, kvd = (S->sh.kvh1 - S->sh.kvh0) * D;
-    float *p = S->scores + (size_t)ith * (size_t)S->n_ctx;
-    float *vrow = S->vbuf + (size_t)ith * (size_t)D;
+    const int64_t KVH = S->sh.kvh1 - S->sh.kvh0, H = KVH * G, kvd = KVH * D, ld = S->n_ctx;
+    float *p = S->scores + (size_t)ith * (size_t)G * (size_t)ld; /* [G][n_ctx] */
     const float cap = hp->attn_softcap, scale = hp->attn_scale;
     const int32_t pad = hp->pad_id;
-    /* q.k through the kernels' own f32/f16-row dot (SIMD in the fast and
-     * exact modes): a plain C reduction stays scalar (no reassociation
-     * allowed), which made generation after a 512-token prompt ~1.8x
-     * slower than after a 64-token one on the d_model 2048 bench model. */
-    const grok_kernel_mode mode = grok_kernels_mode();
+    const grok_vec_kernels *vk = grok_vec_select(grok_kernels_mode());
+    const int64_t per_tok = KVH * j->split;
 
-    for (int64_t job = ith; job < j->n * H; job += nth) {
-        const int64_t t = job / H, head = job % H, kvh = head / G;
+    for (int64_t job = ith; job < j->n * per_tok; job += nth) {
+        const int64_t t = job / per_tok, kvh = job % per_tok / j->split, part = job % j->split;
+        const int64_t g0 = G * part / j->split, nq = G * (part + 1) / j->split - g0;
+        if (nq == 0) continue;
         const grok_context *c = S->bt[t].seq; /* the cache this token attends over */
-        const grok_dot_f32_fn kdot = grok_dot_select(c->kv_type, mode)->dot_f32;
-        const size_t layer_off = (size_t)(j->il - S->sh.l0) * (size_t)c->n_ctx * (size_t)kvd;
+        const size_t row = (size_t)kvd * c->kv_elt;
+        const size_t off = ((size_t)(j->il - S->sh.l0) * (size_t)c->n_ctx * (size_t)kvd + (size_t)(kvh * D)) * c->kv_elt;
         const int64_t npos = S->bt[t].pos + 1; /* causal window: keys 0..pos */
-        const float *qv = S->q + t * H * D + head * D;
-        float mx = -INFINITY;
-        bool any = false;
-        for (int64_t s = 0; s < npos; s++) {
-            if (pad >= 0 && c->tokens[s] == pad) {
-                p[s] = -INFINITY;
-                continue;
+        const int64_t head0 = kvh * G + g0;
+        vk->scores((const uint8_t *)c->k_cache + off, row, c->kv_type, S->q + (t * H + head0) * D, nq, D, npos, p, ld);
+        for (int64_t g = 0; g < nq; g++) {
+            float *pg = p + g * ld;
+            vk->softcap(pg, npos, scale, cap);
+            float mx = -INFINITY;
+            bool any = false;
+            for (int64_t s = 0; s < npos; s++) {
+                if (pad >= 0 && c->tokens[s] == pad) {
+                    pg[s] = -INFINITY;
+                } else {
+                    if (pg[s] > mx) mx = pg[s];
+                    any = true;
+                }
             }
-            size_t base = layer_off + (size_t)s * (size_t)kvd + (size_t)(kvh * D);
-            float dot = kdot(kv_at(c, c->k_cache, base), qv, D);
-            float sc = cap * tanhf(dot * scale / cap);
-            p[s] = sc;
-            if (sc > mx) mx = sc;
-            any = true;
+            /* Every key masked (only PAD so far): the official code's -1e30
+             * fill makes all scores equal, i.e. a plain average; over the
+             * causal window here, since a cache cannot see later tokens. */
+            double sum = (double)npos;
+            if (any)
+                sum = vk->exp_sum(pg, npos, mx);
+            else
+                for (int64_t s = 0; s < npos; s++) pg[s] = 1.0f;
+            const float inv = (float)(1.0 / sum);
+            for (int64_t s = 0; s < npos; s++) pg[s] *= inv;
         }
-        /* Every key masked (only PAD so far): the official code's -1e30 fill
-         * makes all scores equal, i.e. a plain average; over the causal
-         * window here, since a cache cannot see later tokens. */
-        double sum = 0;
-        for (int64_t s = 0; s < npos; s++) {
-            float e = any ? (p[s] == -INFINITY ? 0.0f : expf(p[s] - mx)) : 1.0f;
-            p[s] = e;
-            sum += e;
-        }
-        float inv = (float)(1.0 / sum);
-        float *out = S->att + t * H * D + head * D;
-        for (int64_t i = 0; i < D; i++) out[i] = 0;
-        for (int64_t s = 0; s < npos; s++) {
-            float w = p[s] * inv;
-            if (w == 0) continue;
-            size_t base = layer_off + (size_t)s * (size_t)kvd + (size_t)(kvh * D);
-            const float *vv;
-            if (c->kv_type == GROK_TYPE_F32) {
-                vv = (const float *)c->v_cache + base;
-            } else {
-                for (int64_t i = 0; i < D; i++) vrow[i] = kv_get(c, c->v_cache, base + (size_t)i);
-                vv = vrow;
-            }
-            for (int64_t i = 0; i < D; i++) out[i] += w * vv[i];
-        }
+        vk->wsum((const uint8_t *)c->v_cache + off, row, c->kv_type, p, ld, nq, D, npos, S->att + (t * H + head0) * D);
     }
 }
 
@@ -350,7 +320,7 @@ typedef struct {
 static void glu_task(void *arg, int ith, int nth) {
     const glu_job *j = arg;
     const int64_t a = j->n * ith / nth, b = j->n * (ith + 1) / nth;
-    for (int64_t i = a; i < b; i++) j->hg[i] = gelu_tanh(j->hg[i]) * j->hu[i];
+    grok_vec_select(grok_kernels_mode())->gelu_mul(j->hg + a, j->hu + a, b - a);
 }
 
 static void moe(grok_context *c, const grok_layer *L, int64_t n) {
@@ -489,7 +459,8 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
             for (int64_t h = 0; h < KVH; h++) rope_apply(S->k + t * kvd + h * D, S->rope_cs + t * D, D);
             store_kv(bt[t].seq, il, bt[t].pos, S->k + t * kvd, S->v + t * kvd);
         }
-        attn_job aj = {S, il, n};
+        attn_job aj = {S, il, n, 1};
+        while (aj.split < G && n * KVH * aj.split < grok_threadpool_size(S->pool)) aj.split++;
         grok_threadpool_run(S->pool, attn_task, &aj);
         if (qd > 0)
             grok_matmul(S->pool, &wo, S->att, qd, S->proj, d, n);
