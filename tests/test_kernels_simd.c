@@ -208,7 +208,7 @@ static void test_multi(const variant *v) {
 static void test_packed(const variant *v) {
     grok_rng r = {77};
     const int64_t sizes[] = {32, 64, 96, 160, 256, 768, 1056, 2080, 2304};
-    const grok_type ptypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K};
+    const grok_type ptypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K, GROK_TYPE_Q6_K};
     for (size_t ti = 0; ti < sizeof ptypes / sizeof ptypes[0]; ti++) {
         const grok_type type = ptypes[ti];
         const char *tn = grok_type_get_traits(type)->name;

@@ -188,6 +188,14 @@ typedef void (*grok_q8a_prep_fn)(block_q8a *x, int64_t nblocks);
  *         32 bytes: byte 4r+i of chunk k is row r's qs[4k+i] (so chunks
  *         8c..8c+7 carry sub-blocks 2c in their low nibbles and 2c+1 in
  *         their high ones). 1152 bytes.
+ *   q5_K: q4_K's 1152 bytes, then 8 chunks of 32 bytes: byte 4r+i of
+ *         chunk k is row r's qh[4k+i]. 1408 bytes.
+ *   q6_K (per 256-column super-block): uint16 d[8], int8 scales[16][8]
+ *         (byte 8j+r: row r's scales[j]), then 32 chunks of 32 bytes with
+ *         byte 4r+i of chunk k row r's ql[4k+i], then 16 chunks with byte
+ *         4r+i of chunk k row r's qh[4k+i]. So in half h, chunks 16h+j,
+ *         16h+8+j of ql and 8h+j of qh (j < 8) carry values 4j..4j+3 of the
+ *         half's four 32-value blocks. 1680 bytes.
  * The packed form lives only in memory (built when a context is created,
  * see src/model/pack.c); files keep ggml's layout. */
 #define GROK_PACK_ROWS 8

@@ -248,23 +248,15 @@ TGT static inline __m256i q8x8_dot(__m256i a, __m256i u, __m256i x4) {
 #include "kernels/x86_kquants.h"
 
 void grok_dot_avx2(uint32_t type, grok_dot_kernels *out) {
+    kq_register(type, out);
     switch (type) {
     case GROK_TYPE_F32: out->dot_f32 = f32_dot; break;
     case GROK_TYPE_F16: out->dot_f32 = f16_dot; break;
     case GROK_TYPE_BF16: out->dot_f32 = bf16_dot; break;
     case GROK_TYPE_Q8_0:
         out->dot_f32 = q8_0_dot, out->dot_q8a = q8_0_dot_q8a, out->dot_q8a_multi = q8_0_dot_q8a_multi;
-        out->dot_x8 = q8_0_dot_x8;
         break;
-    case GROK_TYPE_Q4_0:
-        out->dot_f32 = q4_0_dot, out->dot_q8a = q4_0_dot_q8a, out->dot_q8a_multi = q4_0_dot_q8a_multi;
-        out->dot_x8 = q4_0_dot_x8;
-        break;
-    case GROK_TYPE_Q4_K:
-        out->dot_q8a = q4_K_dot_q8a, out->dot_q8a_multi = q4_K_dot_q8a_multi, out->dot_x8 = q4_K_dot_x8;
-        break;
-    case GROK_TYPE_Q5_K: out->dot_q8a = q5_K_dot_q8a, out->dot_q8a_multi = q5_K_dot_q8a_multi; break;
-    case GROK_TYPE_Q6_K: out->dot_q8a = q6_K_dot_q8a, out->dot_q8a_multi = q6_K_dot_q8a_multi; break;
+    case GROK_TYPE_Q4_0: out->dot_f32 = q4_0_dot; break;
     default: break;
     }
 }

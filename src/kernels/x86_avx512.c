@@ -149,21 +149,9 @@ TGT static void q8_0_dot_q8a_multi(const void *row, const block_q8a *const *x, i
 #include "kernels/x86_kquants.h"
 
 void grok_dot_avx512(uint32_t type, grok_dot_kernels *out) {
-    switch (type) {
-    case GROK_TYPE_Q8_0:
+    kq_register(type, out);
+    if (type == GROK_TYPE_Q8_0)
         out->dot_q8a = q8_0_dot_q8a, out->dot_q8a_multi = q8_0_dot_q8a_multi, out->multi_prep = q8_0_multi_prep;
-        out->dot_x8 = q8_0_dot_x8;
-        break;
-    case GROK_TYPE_Q4_0:
-        out->dot_q8a = q4_0_dot_q8a, out->dot_q8a_multi = q4_0_dot_q8a_multi, out->dot_x8 = q4_0_dot_x8;
-        break;
-    case GROK_TYPE_Q4_K:
-        out->dot_q8a = q4_K_dot_q8a, out->dot_q8a_multi = q4_K_dot_q8a_multi, out->dot_x8 = q4_K_dot_x8;
-        break;
-    case GROK_TYPE_Q5_K: out->dot_q8a = q5_K_dot_q8a, out->dot_q8a_multi = q5_K_dot_q8a_multi; break;
-    case GROK_TYPE_Q6_K: out->dot_q8a = q6_K_dot_q8a, out->dot_q8a_multi = q6_K_dot_q8a_multi; break;
-    default: break;
-    }
 }
 
 #else

@@ -10,7 +10,8 @@
  *   KQ_DOTU(u,s) 8 int32 lanes, lane i = sum of u8 * s8 over bytes 4i..4i+3
  *   KQ_DOTU_ADD(a,u,s) a + KQ_DOTU(u,s) (one vpdpbusd with VNNI)
  * and the helpers hsum8 and f16_scale. It gets q4_0 / q4_K / q5_K / q6_K
- * _dot_q8a and _dot_q8a_multi, static.
+ * _dot_q8a and _dot_q8a_multi, the packed _dot_x8 (also q8_0's), static,
+ * and kq_register, which sets them in a grok_dot_kernels.
  *
  * One tile function per layout does every token count: the single-token
  * dot is the tile with one token, so the multi-token results equal it bit
@@ -283,18 +284,22 @@ TGT static KQ_INLINE void kq_q8_0x8_tile(const uint8_t *p, const block_q8a *cons
     for (int t = 0; t < nt; t++) _mm256_storeu_ps(out + GROK_PACK_ROWS * t, acc[t]);
 }
 
-/* q4_K: per super-block the 8 rows' 6-bit sub-block scales and mins are
- * decoded together (32 bytes at a time, sub-block-major), then each
- * sub-block's 8 scales become one float vector. The min term goes through
- * the activation block's quant sum into a second accumulator per token,
- * taken off at the end. */
-TGT static KQ_INLINE void kq_q4_Kx8_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
-                                         const int nt) {
+/* q4_K / q5_K: per super-block the 8 rows' 6-bit sub-block scales and
+ * mins are decoded together (32 bytes at a time, sub-block-major), then
+ * each sub-block's 8 scales become one float vector. The min term goes
+ * through the activation block's quant sum into a second accumulator per
+ * token, taken off at the end. Q5_K's 5th bits (bits 2c, 2c+1 of the qh
+ * chunks for chunk c's two sub-blocks) join the nibbles before the tokens
+ * run, so per token both types cost the same. */
+TGT static KQ_INLINE void kq_q45_Kx8_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                          const int nt, const bool q5) {
+    const size_t gsz = GROK_PACK_ROWS * (q5 ? sizeof(block_q5_K) : sizeof(block_q4_K));
     __m256 acc[KQ_TILE], corr[KQ_TILE];
     for (int t = 0; t < nt; t++) acc[t] = corr[t] = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0f), m6 = _mm256_set1_epi8(63), m2 = _mm256_set1_epi8(3);
-    for (int64_t i = 0; i < n / QK_K; i++, p += GROK_PACK_ROWS * sizeof(block_q4_K)) {
-        KQ_PREFETCH(p, GROK_PACK_ROWS * sizeof(block_q4_K));
+    const __m256i bit4 = _mm256_set1_epi8(0x10);
+    for (int64_t i = 0; i < n / QK_K; i++, p += gsz) {
+        KQ_PREFETCH(p, gsz);
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
         const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16)));
         /* bytes 8j+r: sub-block j's code of row r (grok_kq_scale_min, 8 rows at once) */
@@ -318,11 +323,18 @@ TGT static KQ_INLINE void kq_q4_Kx8_tile(const uint8_t *p, const block_q8a *cons
                 dsc[h] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sc + 8 * sb)))));
                 dmn[h] = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(mn + 8 * sb)))));
             }
-            /* the chunk's 16 nibble vectors, unpacked once for all tokens */
+            /* the chunk's 16 quant vectors, unpacked once for all tokens */
             __m256i lo[8], hi[8];
+            const __m128i qh_shift = _mm_cvtsi32_si128(2 * c);
             for (int k = 0; k < 8; k++) {
                 const __m256i v = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * (8 * c + k)));
                 lo[k] = _mm256_and_si256(v, m4), hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                if (q5) { /* bit 0 (1) of the shifted qh bytes to bit 4 of lo (hi) */
+                    const __m256i qh = _mm256_srl_epi16(
+                        _mm256_loadu_si256((const __m256i *)(p + 128 + 8 * QK_K / 2 + 32 * k)), qh_shift);
+                    lo[k] = _mm256_or_si256(lo[k], _mm256_and_si256(_mm256_slli_epi16(qh, 4), bit4));
+                    hi[k] = _mm256_or_si256(hi[k], _mm256_and_si256(_mm256_slli_epi16(qh, 3), bit4));
+                }
             }
             for (int t = 0; t < nt; t++) {
                 const block_q8a *xb = x[t] + i * (QK_K / QKA) + 2 * c;
@@ -339,6 +351,75 @@ TGT static KQ_INLINE void kq_q4_Kx8_tile(const uint8_t *p, const block_q8a *cons
         }
     }
     for (int t = 0; t < nt; t++) _mm256_storeu_ps(out + GROK_PACK_ROWS * t, _mm256_sub_ps(acc[t], corr[t]));
+}
+TGT static KQ_INLINE void kq_q4_Kx8_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                         const int nt) {
+    kq_q45_Kx8_tile(p, x, n, out, nt, false);
+}
+TGT static KQ_INLINE void kq_q5_Kx8_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                         const int nt) {
+    kq_q45_Kx8_tile(p, x, n, out, nt, true);
+}
+
+/* One 32-value activation block of a q6_K group: q[0..3] and q[4..7] are
+ * its two 16-value sub-blocks (scales dsc0, dsc1). The -32 offset comes off
+ * inside each integer sum, which starts at -32 times the sub-block's
+ * activation quant sum (the block's sum covers 32 values, so the 16-value
+ * halves are summed here: psadbw on the quants flipped to unsigned gives
+ * 8-byte sums plus 8 * 128 each). */
+TGT static KQ_INLINE __m256 kq_q6x8_block(__m256 acc, const __m256i *q, const block_q8a *xb, __m256 dsc0,
+                                          __m256 dsc1) {
+    const __m256i xv = _mm256_loadu_si256((const __m256i *)xb->qs);
+    __m256i s = _mm256_sad_epu8(_mm256_xor_si256(xv, _mm256_set1_epi8((char)0x80)), _mm256_setzero_si256());
+    s = _mm256_add_epi64(s, _mm256_shuffle_epi32(s, 0x4e)); /* dword 0 (4): half 0 (1)'s sum + 2048 */
+    s = _mm256_sub_epi32(_mm256_set1_epi32(32 * 2048), _mm256_slli_epi32(s, 5));
+    __m256i ia = _mm256_broadcastd_epi32(_mm256_castsi256_si128(s));
+    __m256i ib = _mm256_permutevar8x32_epi32(s, _mm256_set1_epi32(4));
+    for (int k = 0; k < 4; k++) {
+        ia = KQ_DOTU_ADD(ia, q[k], kq_bcast4(xb->qs + 4 * k));
+        ib = KQ_DOTU_ADD(ib, q[4 + k], kq_bcast4(xb->qs + 16 + 4 * k));
+    }
+    const __m256 xd = _mm256_broadcast_ss(&xb->d);
+    acc = _mm256_fmadd_ps(_mm256_mul_ps(dsc0, xd), _mm256_cvtepi32_ps(ia), acc);
+    return _mm256_fmadd_ps(_mm256_mul_ps(dsc1, xd), _mm256_cvtepi32_ps(ib), acc);
+}
+
+/* q6_K: per half h and l in 0..1, chunks of ql 16h+8l+k and of qh 8h+k
+ * (k < 8) give activation blocks 4h+l (low nibbles, qh bits 2l..2l+1) and
+ * 4h+l+2 (high nibbles, qh bits 2l+4..2l+5), unpacked once for all tokens. */
+TGT static KQ_INLINE void kq_q6_Kx8_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                         const int nt) {
+    __m256 acc[KQ_TILE];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
+    const uint8_t *ql = p + 16 + QK_K / 16 * 8, *qh = ql + 8 * QK_K / 2;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const size_t at = (size_t)i * GROK_PACK_ROWS * sizeof(block_q6_K);
+        KQ_PREFETCH(p + at, GROK_PACK_ROWS * sizeof(block_q6_K));
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + at)));
+        const int8_t *sc = (const int8_t *)(p + at + 16);
+        for (int hl = 0; hl < 4; hl++) {
+            const int h = hl >> 1, l = hl & 1, b0 = 4 * h + l; /* blocks b0 and b0 + 2 */
+            __m256 dsc[4];
+            for (int s = 0; s < 4; s++) /* sub-blocks 2b0, 2b0+1, 2b0+4, 2b0+5 */
+                dsc[s] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+                                              _mm_loadl_epi64((const __m128i *)(sc + 8 * (2 * b0 + s + (s & 2)))))));
+            __m256i lo[8], hi[8];
+            for (int k = 0; k < 8; k++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(ql + at + 32 * (16 * h + 8 * l + k)));
+                __m256i t2 = _mm256_loadu_si256((const __m256i *)(qh + at + 32 * (8 * h + k)));
+                if (l) t2 = _mm256_srli_epi16(t2, 2);
+                lo[k] = _mm256_or_si256(_mm256_and_si256(v, m4), _mm256_and_si256(_mm256_slli_epi16(t2, 4), m30));
+                hi[k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), _mm256_and_si256(t2, m30));
+            }
+            for (int t = 0; t < nt; t++) {
+                const block_q8a *xb = x[t] + i * (QK_K / QKA) + b0;
+                acc[t] = kq_q6x8_block(acc[t], lo, xb, dsc[0], dsc[1]);
+                acc[t] = kq_q6x8_block(acc[t], hi, xb + 2, dsc[2], dsc[3]);
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++) _mm256_storeu_ps(out + GROK_PACK_ROWS * t, acc[t]);
 }
 
 /* One switch case per token count, so each inlined tile has a constant nt. */
@@ -369,5 +450,27 @@ TGT static KQ_INLINE void kq_q4_Kx8_tile(const uint8_t *p, const block_q8a *cons
 KQ_X8(q4_0, kq_q4_0x8_tile)
 KQ_X8(q8_0, kq_q8_0x8_tile)
 KQ_X8(q4_K, kq_q4_Kx8_tile)
+KQ_X8(q5_K, kq_q5_Kx8_tile)
+KQ_X8(q6_K, kq_q6_Kx8_tile)
+
+/* The dots above for type, registered alike by both including files. */
+static void kq_register(uint32_t type, grok_dot_kernels *out) {
+    switch (type) {
+    case GROK_TYPE_Q8_0: out->dot_x8 = q8_0_dot_x8; break;
+    case GROK_TYPE_Q4_0:
+        out->dot_q8a = q4_0_dot_q8a, out->dot_q8a_multi = q4_0_dot_q8a_multi, out->dot_x8 = q4_0_dot_x8;
+        break;
+    case GROK_TYPE_Q4_K:
+        out->dot_q8a = q4_K_dot_q8a, out->dot_q8a_multi = q4_K_dot_q8a_multi, out->dot_x8 = q4_K_dot_x8;
+        break;
+    case GROK_TYPE_Q5_K:
+        out->dot_q8a = q5_K_dot_q8a, out->dot_q8a_multi = q5_K_dot_q8a_multi, out->dot_x8 = q5_K_dot_x8;
+        break;
+    case GROK_TYPE_Q6_K:
+        out->dot_q8a = q6_K_dot_q8a, out->dot_q8a_multi = q6_K_dot_q8a_multi, out->dot_x8 = q6_K_dot_x8;
+        break;
+    default: break;
+    }
+}
 
 #endif
