@@ -31,7 +31,7 @@ struct grok_context {
     int64_t pos;        /* tokens in the cache */
     grok_type kv_type;  /* f32 or f16 */
     size_t kv_elt;      /* bytes per cached value */
-    void *k_cache;      /* [n_layers][n_ctx][n_kv_heads*head_dim] */
+    void *k_cache;      /* [n_layers][n_kv_heads][n_ctx][head_dim] (this share's layers and heads) */
     void *v_cache;      /* same */
     int32_t *tokens;    /* [n_ctx] the cached tokens (for PAD masking, prefix reuse) */
     float *logits;      /* [n_vocab] of the last token decoded */
@@ -226,12 +226,20 @@ typedef struct {
     int64_t il, n, split;
 } attn_job;
 
+/* Element offset of (layer il, KV head h of this share, position pos) in
+ * a cache laid out [layer][KV head][n_ctx][head_dim]: one head's keys (and
+ * values) are contiguous across positions, so attention streams them. */
+static size_t kv_off(const grok_context *c, int64_t il, int64_t h, int64_t pos) {
+    const int64_t KVH = c->sh.kvh1 - c->sh.kvh0, D = c->m->hp.head_dim;
+    return (((size_t)(il - c->sh.l0) * (size_t)KVH + (size_t)h) * (size_t)c->n_ctx + (size_t)pos) * (size_t)D;
+}
+
 static void attn_task(void *arg, int ith, int nth) {
     const attn_job *j = arg;
     const grok_context *S = j->c;
     const grok_hparams *hp = &S->m->hp;
     const int64_t D = hp->head_dim, G = hp->n_heads / hp->n_kv_heads;
-    const int64_t KVH = S->sh.kvh1 - S->sh.kvh0, H = KVH * G, kvd = KVH * D, ld = S->n_ctx;
+    const int64_t KVH = S->sh.kvh1 - S->sh.kvh0, H = KVH * G, ld = S->n_ctx;
     float *p = S->scores + (size_t)ith * (size_t)G * (size_t)ld; /* [G][n_ctx] */
     const float cap = hp->attn_softcap, scale = hp->attn_scale;
     const int32_t pad = hp->pad_id;
@@ -243,8 +251,8 @@ static void attn_task(void *arg, int ith, int nth) {
         const int64_t g0 = G * part / j->split, nq = G * (part + 1) / j->split - g0;
         if (nq == 0) continue;
         const grok_context *c = S->bt[t].seq; /* the cache this token attends over */
-        const size_t row = (size_t)kvd * c->kv_elt;
-        const size_t off = ((size_t)(j->il - S->sh.l0) * (size_t)c->n_ctx * (size_t)kvd + (size_t)(kvh * D)) * c->kv_elt;
+        const size_t row = (size_t)D * c->kv_elt;
+        const size_t off = kv_off(c, j->il, kvh, 0) * c->kv_elt;
         const int64_t npos = S->bt[t].pos + 1; /* causal window: keys 0..pos */
         const int64_t head0 = kvh * G + g0;
         vk->scores((const uint8_t *)c->k_cache + off, row, c->kv_type, S->q + (t * H + head0) * D, nq, D, npos, p, ld);
@@ -359,15 +367,17 @@ static void moe(grok_context *c, const grok_layer *L, int64_t n) {
 /* ---- one batch ---- */
 
 static void store_kv(grok_context *c, int64_t il, int64_t pos, const float *k, const float *v) {
-    const int64_t kvd = (c->sh.kvh1 - c->sh.kvh0) * c->m->hp.head_dim;
-    size_t off = ((size_t)(il - c->sh.l0) * (size_t)c->n_ctx + (size_t)pos) * (size_t)kvd;
-    if (c->kv_type == GROK_TYPE_F32) {
-        memcpy((float *)c->k_cache + off, k, (size_t)kvd * 4);
-        memcpy((float *)c->v_cache + off, v, (size_t)kvd * 4);
-    } else {
-        const grok_type_kernels *kf = grok_kernels_get(GROK_TYPE_F16);
-        kf->from_f32(k, (uint8_t *)c->k_cache + off * 2, kvd);
-        kf->from_f32(v, (uint8_t *)c->v_cache + off * 2, kvd);
+    const int64_t KVH = c->sh.kvh1 - c->sh.kvh0, D = c->m->hp.head_dim;
+    const grok_type_kernels *kf = grok_kernels_get(GROK_TYPE_F16);
+    for (int64_t h = 0; h < KVH; h++) {
+        const size_t off = kv_off(c, il, h, pos);
+        if (c->kv_type == GROK_TYPE_F32) {
+            memcpy((float *)c->k_cache + off, k + h * D, (size_t)D * 4);
+            memcpy((float *)c->v_cache + off, v + h * D, (size_t)D * 4);
+        } else {
+            kf->from_f32(k + h * D, (uint8_t *)c->k_cache + off * 2, D);
+            kf->from_f32(v + h * D, (uint8_t *)c->v_cache + off * 2, D);
+        }
     }
 }
 
