@@ -267,6 +267,27 @@ static void test_packed(const variant *v) {
                 for (int64_t k = nx * GROK_PACK_ROWS; k < 9 * GROK_PACK_ROWS; k++)
                     CHECK(isnan(out[k]), "%s %s packed nx=%lld wrote out[%lld]", v->name, tn, (long long)nx, (long long)k);
             }
+            if (simd.dot_x16) {
+                /* two groups: this one and, at an odd stride, its rows in reverse order */
+                const size_t stride = rb * GROK_PACK_ROWS + 3;
+                uint8_t *two = malloc(2 * stride), *rev = malloc(rb * GROK_PACK_ROWS);
+                for (int i = 0; i < GROK_PACK_ROWS; i++) memcpy(rev + i * rb, w + (GROK_PACK_ROWS - 1 - i) * rb, rb);
+                grok_pack_x8(type, w, rb, n, two);
+                grok_pack_x8(type, rev, rb, n, two + stride);
+                for (int64_t nx = 1; nx <= 9; nx++) {
+                    float o16[9 * 2 * GROK_PACK_ROWS], o8[2][9 * GROK_PACK_ROWS];
+                    simd.dot_x16(two, stride, xs + (9 - nx), nx, n, o16);
+                    simd.dot_x8(two, xs + (9 - nx), nx, n, o8[0]);
+                    simd.dot_x8(two + stride, xs + (9 - nx), nx, n, o8[1]);
+                    for (int64_t k = 0; k < nx; k++)
+                        for (int i = 0; i < 2 * GROK_PACK_ROWS; i++)
+                            CHECK(o16[k * 2 * GROK_PACK_ROWS + i] == o8[i / GROK_PACK_ROWS][k * GROK_PACK_ROWS + i % GROK_PACK_ROWS],
+                                  "%s %s x16 n=%lld nx=%lld tok %lld row %d: %.9g vs dot_x8 %.9g", v->name, tn,
+                                  (long long)n, (long long)nx, (long long)k, i, o16[k * 2 * GROK_PACK_ROWS + i],
+                                  o8[i / GROK_PACK_ROWS][k * GROK_PACK_ROWS + i % GROK_PACK_ROWS]);
+                }
+                free(two), free(rev);
+            }
             free(w), free(pk), free(wf), free(x), free(buf);
         }
     }

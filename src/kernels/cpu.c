@@ -84,7 +84,7 @@ static void overlay(grok_dot_kernels *simd, const grok_dot_kernels *v) {
     if (v->dot_f32) simd->dot_f32 = v->dot_f32;
     if (v->dot_q8a) {
         simd->dot_q8a = v->dot_q8a, simd->dot_q8a_multi = v->dot_q8a_multi, simd->multi_prep = v->multi_prep;
-        simd->dot_x8 = v->dot_x8;
+        simd->dot_x8 = v->dot_x8, simd->dot_x16 = v->dot_x16;
     }
 }
 

@@ -204,6 +204,11 @@ typedef void (*grok_q8a_prep_fn)(block_q8a *x, int64_t nblocks);
  * results do not depend on its batch (as for dot_q8a_multi). */
 typedef void (*grok_dot_x8_fn)(const uint8_t *group, const block_q8a *const *x, int64_t nx, int64_t n,
                                float *out);
+/* Two packed groups at once (16 rows: group, and group + stride), out[t *
+ * 16 + r]; each row's result equals dot_x8's bit for bit, so how groups
+ * pair up (which depends on the thread count) changes no number. */
+typedef void (*grok_dot_x16_fn)(const uint8_t *group, size_t stride, const block_q8a *const *x, int64_t nx,
+                                int64_t n, float *out);
 /* The 8 rows at rows, rows + row_bytes, ... (n columns each) to their packed group. */
 void grok_pack_x8(grok_type type, const uint8_t *rows, size_t row_bytes, int64_t n, uint8_t *dst);
 /* Whether type has a packed layout (grok_pack_x8 takes it). */
@@ -217,6 +222,7 @@ typedef struct {
                                   * else only x this has rewritten (and dot_q8a never does) */
     grok_dot_x8_fn dot_x8; /* packed groups of 8 rows with 8-bit activations as
                             * grok_quantize_q8a leaves them; NULL: no packed path */
+    grok_dot_x16_fn dot_x16; /* NULL: groups go one at a time through dot_x8 */
 } grok_dot_kernels;
 
 /* Scalar reference dots (dot_q8a: exact integer sums per block). */
