@@ -64,6 +64,14 @@ TGT static float q8_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
 #define INLINE __attribute__((always_inline)) inline
 #define TILE 8
 
+/* q4_0's and the k-quants' dots (x86_kquants.h), with vpdpbusd as the primitive. */
+#define KQ_TILE TILE
+#define KQ_DOTU(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+#define KQ_DOTU_ADD(a, u, s) _mm256_dpbusd_epi32(a, u, s)
+#define KQ_Q8X8_DOT(a, u, x4) _mm256_dpbusd_epi32(a, u, x4)
+#define KQ_Q8X8_START(sum) _mm256_set1_epi32(-128 * (sum))
+#include "kernels/x86_kquants.h"
+
 /* q8_0 tiles take activations prepared by q8_0_multi_prep: each quant
  * byte x stored as the unsigned x + 128. vpdpbusd then multiplies the
  * unsigned activation by the signed weight directly, and the 128 * w the
@@ -122,31 +130,12 @@ TGT static INLINE void q8_0_tile(const uint8_t *p, const block_q8a *const *x, in
     for (int t = 0; t < nt; t++) out[t] = hsum8(_mm256_add_ps(acc0[t], acc1[t]));
 }
 
-/* One switch case per tile width, so each inlined tile has a constant nt. */
-#define TILE_CASES(tile, row, x, n, out, rest)                                                     \
-    switch (rest) {                                                                                \
-    case 1: tile(row, x, n, out, 1); break;                                                        \
-    case 2: tile(row, x, n, out, 2); break;                                                        \
-    case 3: tile(row, x, n, out, 3); break;                                                        \
-    case 4: tile(row, x, n, out, 4); break;                                                        \
-    case 5: tile(row, x, n, out, 5); break;                                                        \
-    case 6: tile(row, x, n, out, 6); break;                                                        \
-    case 7: tile(row, x, n, out, 7); break;                                                        \
-    default: tile(row, x, n, out, 8); break;                                                       \
-    }
-
 TGT static void q8_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,
                                    float *out) {
-    for (int64_t t = 0; t < nx; t += TILE) TILE_CASES(q8_0_tile, row, x + t, n, out + t, nx - t)
+    for (int64_t t = 0; t < nx; t += TILE)
+        KQ_NT_SWITCH(nx - t < TILE ? nx - t : TILE, q8_0_tile, row, x + t, n, out + t)
 }
 
-/* q4_0's and the k-quants' dots (x86_kquants.h), with vpdpbusd as the primitive. */
-#define KQ_TILE TILE
-#define KQ_DOTU(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
-#define KQ_DOTU_ADD(a, u, s) _mm256_dpbusd_epi32(a, u, s)
-#define KQ_Q8X8_DOT(a, u, x4) _mm256_dpbusd_epi32(a, u, x4)
-#define KQ_Q8X8_START(sum) _mm256_set1_epi32(-128 * (sum))
-#include "kernels/x86_kquants.h"
 
 /* q4_0, two packed groups per pass in 512-bit vectors: lanes 0-7 are the
  * first group's rows, 8-15 the second's. Each lane does what the 256-bit
@@ -192,20 +181,9 @@ TGT static INLINE void q4_0_x16_tile(const uint8_t *p, size_t stride, const bloc
 
 TGT static void q4_0_dot_x16(const uint8_t *group, size_t stride, const block_q8a *const *x, int64_t nx, int64_t n,
                              float *out) {
-    for (int64_t t = 0; t < nx; t += TILE) {
-        const block_q8a *const *xt = x + t;
-        float *o = out + 2 * GROK_PACK_ROWS * t;
-        switch (nx - t < TILE ? nx - t : TILE) {
-        case 1: q4_0_x16_tile(group, stride, xt, n, o, 1); break;
-        case 2: q4_0_x16_tile(group, stride, xt, n, o, 2); break;
-        case 3: q4_0_x16_tile(group, stride, xt, n, o, 3); break;
-        case 4: q4_0_x16_tile(group, stride, xt, n, o, 4); break;
-        case 5: q4_0_x16_tile(group, stride, xt, n, o, 5); break;
-        case 6: q4_0_x16_tile(group, stride, xt, n, o, 6); break;
-        case 7: q4_0_x16_tile(group, stride, xt, n, o, 7); break;
-        default: q4_0_x16_tile(group, stride, xt, n, o, 8); break;
-        }
-    }
+    for (int64_t t = 0; t < nx; t += TILE)
+        KQ_NT_SWITCH(nx - t < TILE ? nx - t : TILE, q4_0_x16_tile, group, stride, x + t, n,
+                     out + 2 * GROK_PACK_ROWS * t)
 }
 
 void grok_dot_avx512(uint32_t type, grok_dot_kernels *out) {

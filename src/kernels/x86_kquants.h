@@ -33,6 +33,27 @@
 
 #define KQ_INLINE __attribute__((always_inline)) inline
 
+/* F(args..., k) with k = nt as a compile-time constant (1..KQ_TILE), so
+ * each inlined tile gets registers for exactly its accumulators. Every
+ * token-count dispatch of the x86 tiles goes through this one switch. */
+#if KQ_TILE > 4
+#define KQ_NT_WIDE(F, ...)                                                                         \
+    case 4: F(__VA_ARGS__, 4); break;                                                              \
+    case 5: F(__VA_ARGS__, 5); break;                                                              \
+    case 6: F(__VA_ARGS__, 6); break;                                                              \
+    case 7: F(__VA_ARGS__, 7); break;
+#else
+#define KQ_NT_WIDE(F, ...)
+#endif
+#define KQ_NT_SWITCH(nt, F, ...)                                                                   \
+    switch (nt) {                                                                                  \
+    case 1: F(__VA_ARGS__, 1); break;                                                              \
+    case 2: F(__VA_ARGS__, 2); break;                                                              \
+    case 3: F(__VA_ARGS__, 3); break;                                                              \
+    KQ_NT_WIDE(F, __VA_ARGS__)                                                                     \
+    default: F(__VA_ARGS__, KQ_TILE); break;                                                       \
+    }
+
 /* Prefetch a whole super-block (up to four cache lines) ahead. */
 #define KQ_PREFETCH(p, bytes)                                                                      \
     for (size_t pf_ = 0; pf_ < (bytes); pf_ += 64) GROK_PREFETCH((p) + pf_)
@@ -178,18 +199,7 @@ TGT static KQ_INLINE void kq_tile(int kind, const uint8_t *p, const block_q8a *c
 
 TGT static KQ_INLINE void kq_tiles(int kind, const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
                                    int nt) {
-    switch (nt) {
-    case 1: kq_tile(kind, p, x, n, out, 1); break;
-    case 2: kq_tile(kind, p, x, n, out, 2); break;
-    case 3: kq_tile(kind, p, x, n, out, 3); break;
-#if KQ_TILE > 4
-    case 4: kq_tile(kind, p, x, n, out, 4); break;
-    case 5: kq_tile(kind, p, x, n, out, 5); break;
-    case 6: kq_tile(kind, p, x, n, out, 6); break;
-    case 7: kq_tile(kind, p, x, n, out, 7); break;
-#endif
-    default: kq_tile(kind, p, x, n, out, KQ_TILE); break;
-    }
+    KQ_NT_SWITCH(nt, kq_tile, kind, p, x, n, out)
 }
 
 /* Single-token dots: the tiles with one token. */
@@ -422,31 +432,13 @@ TGT static KQ_INLINE void kq_q6_Kx8_tile(const uint8_t *p, const block_q8a *cons
     for (int t = 0; t < nt; t++) _mm256_storeu_ps(out + GROK_PACK_ROWS * t, acc[t]);
 }
 
-/* One switch case per token count, so each inlined tile has a constant nt. */
 #define KQ_X8(NAME, TILEFN)                                                                               \
     TGT static void NAME##_dot_x8(const uint8_t *group, const block_q8a *const *x, int64_t nx, int64_t n, \
                                   float *out) {                                                           \
-        for (int64_t t = 0; t < nx; t += KQ_TILE) {                                                       \
-            const block_q8a *const *xt = x + t;                                                           \
-            float *o = out + GROK_PACK_ROWS * t;                                                          \
-            switch (nx - t < KQ_TILE ? nx - t : KQ_TILE) {                                                \
-            case 1: TILEFN(group, xt, n, o, 1); break;                                                    \
-            case 2: TILEFN(group, xt, n, o, 2); break;                                                    \
-            case 3: TILEFN(group, xt, n, o, 3); break;                                                    \
-            KQ_X8_WIDE_CASES(TILEFN, group, xt, n, o)                                                     \
-            default: TILEFN(group, xt, n, o, KQ_TILE); break;                                             \
-            }                                                                                             \
-        }                                                                                                 \
+        for (int64_t t = 0; t < nx; t += KQ_TILE)                                                         \
+            KQ_NT_SWITCH(nx - t < KQ_TILE ? nx - t : KQ_TILE, TILEFN, group, x + t, n,                    \
+                         out + GROK_PACK_ROWS * t)                                                        \
     }
-#if KQ_TILE > 4
-#define KQ_X8_WIDE_CASES(F, g, xt, n, o)                                                                  \
-    case 4: F(g, xt, n, o, 4); break;                                                                     \
-    case 5: F(g, xt, n, o, 5); break;                                                                     \
-    case 6: F(g, xt, n, o, 6); break;                                                                     \
-    case 7: F(g, xt, n, o, 7); break;
-#else
-#define KQ_X8_WIDE_CASES(F, g, xt, n, o)
-#endif
 KQ_X8(q4_0, kq_q4_0x8_tile)
 KQ_X8(q8_0, kq_q8_0x8_tile)
 KQ_X8(q4_K, kq_q4_Kx8_tile)
