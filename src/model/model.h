@@ -75,9 +75,7 @@ struct grok_model {
     grok_layer *layers;     /* [n_layers] */
     void **owned;           /* [n_owned] weight buffers the model frees (LoRA-merged copies) */
     int64_t n_owned;
-    /* packed weight copies (pack.c): mappings and their sizes */
-    void **packs;
-    size_t *pack_sizes;
+    struct grok_pack_map { void *addr; size_t len; } *packs; /* packed weight copies (pack.c) */
     int64_t n_packs, packed_bytes;
     bool pack_done;
 };

@@ -51,11 +51,9 @@ static void pack_mat(grok_model *m, grok_threadpool *pool, grok_mat *w, size_t s
         r1 <= r0 || c1 <= c0 || e1 <= e0)
         return;
     const size_t mat_bytes = (size_t)w->rows * w->row_bytes, span = (size_t)(e1 - 1) * stride + mat_bytes;
-    void **pk = realloc(m->packs, sizeof(void *) * (size_t)(m->n_packs + 1));
-    size_t *ps = realloc(m->pack_sizes, sizeof(size_t) * (size_t)(m->n_packs + 1));
-    if (pk) m->packs = pk;
-    if (ps) m->pack_sizes = ps;
-    if (!pk || !ps) return;
+    struct grok_pack_map *pk = realloc(m->packs, sizeof *pk * (size_t)(m->n_packs + 1));
+    if (!pk) return;
+    m->packs = pk;
     uint8_t *buf = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (buf == MAP_FAILED) return; /* no room: the unpacked path still works */
     /* Huge pages where the kernel allows them: a 4 KiB page fault per 4 KiB
@@ -69,7 +67,7 @@ static void pack_mat(grok_model *m, grok_threadpool *pool, grok_mat *w, size_t s
     j.n_groups = (e1 - e0) * (j.g1 - j.g0);
     if (pool && j.n_groups >= 16) grok_threadpool_run(pool, pack_task, &j);
     else pack_task(&j, 0, 1);
-    m->packs[m->n_packs] = buf, m->pack_sizes[m->n_packs++] = span;
+    m->packs[m->n_packs++] = (struct grok_pack_map){buf, span};
     m->packed_bytes += (int64_t)((size_t)(e1 - e0) * (size_t)(j.g1 - j.g0) * GROK_PACK_ROWS *
                                  (size_t)grok_type_row_size(w->type, c1 - c0));
     w->packed = buf;
@@ -108,9 +106,9 @@ void grok_model_pack(grok_model *m, const grok_dist *sh, grok_threadpool *pool) 
 }
 
 void grok_model_unpack(grok_model *m) {
-    for (int64_t i = 0; i < m->n_packs; i++) munmap(m->packs[i], m->pack_sizes[i]);
-    free(m->packs), free(m->pack_sizes);
-    m->packs = NULL, m->pack_sizes = NULL, m->n_packs = 0, m->packed_bytes = 0;
+    for (int64_t i = 0; i < m->n_packs; i++) munmap(m->packs[i].addr, m->packs[i].len);
+    free(m->packs);
+    m->packs = NULL, m->n_packs = 0, m->packed_bytes = 0;
 }
 
 int64_t grok_model_packed_bytes(const grok_model *m) { return m->packed_bytes; }
