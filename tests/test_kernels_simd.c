@@ -323,6 +323,39 @@ static void test_quantize_q8a(void) {
     }
 }
 
+/* The AVX2 quantizer gives the reference's bytes: blocks of random
+ * magnitudes (subnormal to 1e30), all-zero blocks, exact rounding ties
+ * (x*id = k + 0.5, which round to even) and signed zeros. */
+static void test_quantize_q8a_avx2(void) {
+    const grok_cpu_features *cpu = grok_cpu();
+    if (!(cpu->avx2 && cpu->fma && cpu->f16c)) {
+        printf("  quantize_q8a avx2: not on this CPU, not tested here\n");
+        return;
+    }
+    enum { NB = 512 };
+    grok_rng r = {11};
+    float *x = malloc(NB * QKA * sizeof(float));
+    for (int b = 0; b < NB; b++) {
+        const float scale = b % 4 == 0 ? 1e-40f : b % 4 == 1 ? 1.0f : b % 4 == 2 ? 1e30f : 1e-3f;
+        for (int j = 0; j < QKA; j++) {
+            float v = grok_rng_normal(&r) * scale;
+            if (b % 7 == 3) v = 0; /* a zero block */
+            if (b % 7 == 5) v = j == 0 ? 127.0f : (float)((int)(grok_rng_normal(&r) * 40)) + 0.5f; /* ties */
+            if (b % 7 == 6 && j % 3 == 0) v = -0.0f;
+            x[b * QKA + j] = v;
+        }
+    }
+    block_q8a *a = malloc(NB * sizeof(block_q8a)), *want = malloc(NB * sizeof(block_q8a));
+    grok_quantize_q8a_ref(x, want, NB * QKA);
+    grok_quantize_q8a_avx2(x, a, NB * QKA);
+    for (int b = 0; b < NB; b++)
+        CHECK(memcmp(&a[b], &want[b], sizeof a[b]) == 0, "quantize_q8a avx2 block %d differs (d %g vs %g, sum %d vs %d)",
+              b, a[b].d, want[b].d, a[b].sum, want[b].sum);
+    for (int b = 0; b < NB; b += 4) /* below 2^-120 a block is zero */
+        if (b % 7 != 5) CHECK(want[b].d == 0 && want[b].sum == 0, "tiny block %d: d %g", b, want[b].d);
+    free(x), free(a), free(want);
+}
+
 /* Blocks worked out by hand from ggml's q4_0 rule: d = (value of largest
  * magnitude) / -8, q = min(15, trunc(x/d + 8.5)), low nibbles first. */
 static void test_q4_0_by_hand(void) {
@@ -484,6 +517,7 @@ int main(void) {
     }
     test_multi(NULL);
     test_quantize_q8a();
+    test_quantize_q8a_avx2();
     test_q4_0_by_hand();
     test_matmul_modes();
     test_matmul_batch_equals_tokens();

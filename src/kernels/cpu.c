@@ -16,6 +16,7 @@ static grok_cpu_features g_cpu;
 static const char *g_isa = "scalar";
 static atomic_int g_mode = GROK_KERNELS_FAST;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static void (*g_quantize)(const float *, block_q8a *, int64_t) = grok_quantize_q8a_ref;
 
 static void detect(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -42,6 +43,7 @@ static void detect(void) {
         g_cpu.avx512vnni && allow_512)
         g_isa = "avx512vnni";
     if (g_cpu.neon && allow_avx2) g_isa = "neon";
+    if (strcmp(g_isa, "avx2") == 0 || strcmp(g_isa, "avx512vnni") == 0) g_quantize = grok_quantize_q8a_avx2;
     const char *m = getenv("GROK_KERNELS");
     if (m && strcmp(m, "reference") == 0) atomic_store(&g_mode, GROK_KERNELS_REFERENCE);
     if (m && strcmp(m, "exact") == 0) atomic_store(&g_mode, GROK_KERNELS_EXACT);
@@ -50,6 +52,11 @@ static void detect(void) {
 const grok_cpu_features *grok_cpu(void) {
     pthread_once(&g_once, detect);
     return &g_cpu;
+}
+
+void grok_quantize_q8a(const float *x, block_q8a *y, int64_t n) {
+    pthread_once(&g_once, detect);
+    g_quantize(x, y, n);
 }
 
 const char *grok_kernels_isa(void) {

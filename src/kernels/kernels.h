@@ -229,8 +229,17 @@ typedef struct {
 const grok_dot_kernels *grok_dot_reference(uint32_t type);
 /* The dots the given mode uses for type (never NULL for a computable type). */
 const grok_dot_kernels *grok_dot_select(uint32_t type, grok_kernel_mode mode);
-/* x[0..n) to n/32 blocks (n a multiple of 32): d = max|x|/127, q = round(x/d). */
+/* x[0..n) to n/32 blocks (n a multiple of 32): d = max|x|/127, q = round(x/d)
+ * (to nearest, ties to even), sum = the sum of the 32 q; a block whose
+ * max|x| is below 2^-120 (where 127/max could overflow) becomes zeros. The scalar
+ * definition; grok_quantize_q8a gives the same bytes for finite x. */
+void grok_quantize_q8a_ref(const float *x, block_q8a *y, int64_t n);
+/* grok_quantize_q8a_ref by this CPU's fastest variant (cpu.c picks it
+ * once): every matrix product with 8-bit activations starts here, and the
+ * scalar loop (libm fmaxf and lrintf per element) cost 1-2 % of a token. */
 void grok_quantize_q8a(const float *x, block_q8a *y, int64_t n);
+/* The AVX2 variant (x86_avx2.c); only on a CPU with AVX2. */
+void grok_quantize_q8a_avx2(const float *x, block_q8a *y, int64_t n);
 
 /* SIMD variants (NULL members where the CPU or the build has none). */
 void grok_dot_avx2(uint32_t type, grok_dot_kernels *out);

@@ -218,12 +218,13 @@ static float q4_0_dot(const void *row, const float *x, int64_t n) {
 }
 
 /* ---- 8-bit activations ---- */
-void grok_quantize_q8a(const float *x, block_q8a *y, int64_t n) {
+void grok_quantize_q8a_ref(const float *x, block_q8a *y, int64_t n) {
     for (int64_t b = 0; b < n / QKA; b++) {
         const float *xb = x + b * QKA;
         float amax = 0;
         for (int j = 0; j < QKA; j++) amax = fmaxf(amax, fabsf(xb[j]));
-        float d = amax / 127.0f, id = d != 0 ? 127.0f / amax : 0.0f;
+        /* below 2^-120 127/amax could overflow to inf: such a block is zero */
+        const float id = amax >= 0x1p-120f ? 127.0f / amax : 0.0f, d = id != 0 ? amax / 127.0f : 0.0f;
         int32_t sum = 0;
         for (int j = 0; j < QKA; j++) {
             int q = (int)lrintf(xb[j] * id); /* |q| <= 127 since |x*id| <= 127 */

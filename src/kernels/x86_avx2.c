@@ -247,6 +247,37 @@ TGT static inline __m256i q8x8_dot(__m256i a, __m256i u, __m256i x4) {
 #define KQ_Q8X8_START(sum) _mm256_setzero_si256()
 #include "kernels/x86_kquants.h"
 
+/* grok_quantize_q8a_ref a block of 32 at a time: the same maximum (exact
+ * in any order), the same scalar d and 127/amax, the same products x*id
+ * rounded by cvtps2dq in the default nearest-even mode, as lrintf rounds;
+ * so the same bytes for finite x. */
+TGT void grok_quantize_q8a_avx2(const float *x, block_q8a *y, int64_t n) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7); /* undo the packs' lane interleave */
+    for (int64_t b = 0; b < n / QKA; b++, x += QKA) {
+        __m256 v[4];
+        for (int k = 0; k < 4; k++) v[k] = _mm256_loadu_ps(x + 8 * k);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], absmask), _mm256_and_ps(v[1], absmask)),
+                                 _mm256_max_ps(_mm256_and_ps(v[2], absmask), _mm256_and_ps(v[3], absmask)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        const float amax = _mm_cvtss_f32(h);
+        const float id = amax >= 0x1p-120f ? 127.0f / amax : 0.0f, d = id != 0 ? amax / 127.0f : 0.0f;
+        const __m256 vid = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], vid));
+        const __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        const __m256i b8 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)y[b].qs, _mm256_permutevar8x32_epi32(b8, order));
+        y[b].d = d;
+        y[b].sum = _mm_cvtsi128_si32(s4);
+    }
+}
+
 void grok_dot_avx2(uint32_t type, grok_dot_kernels *out) {
     kq_register(type, out);
     switch (type) {
@@ -263,4 +294,5 @@ void grok_dot_avx2(uint32_t type, grok_dot_kernels *out) {
 
 #else
 void grok_dot_avx2(uint32_t type, grok_dot_kernels *out) { (void)type, (void)out; }
+void grok_quantize_q8a_avx2(const float *x, block_q8a *y, int64_t n) { grok_quantize_q8a_ref(x, y, n); }
 #endif
