@@ -289,6 +289,23 @@ static inline grok_mat grok_mat_cols(grok_mat w, int64_t c0, int64_t ncols) {
 void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx,
                  float *y, int64_t ldy, int64_t n_tok);
 
+/* Several products run in one pass of the pool: one wake-up and one
+ * barrier instead of one per product, and products whose inputs are the
+ * same (x, ldx, cols and n_tok) quantize it once. Each product's rows are
+ * split across the threads as grok_matmul splits them, so every result
+ * equals grok_matmul's bit for bit. More than GROK_MATMUL_MAX_OPS
+ * products go in several passes. */
+#define GROK_MATMUL_MAX_OPS 16
+typedef struct {
+    const grok_mat *w;
+    const float *x;
+    int64_t ldx;
+    float *y;
+    int64_t ldy;
+    int64_t n_tok;
+} grok_matmul_op;
+void grok_matmul_ops(grok_threadpool *pool, const grok_matmul_op *ops, int n_ops);
+
 /* ---- attention and vector math (attention.c, x86_attention.c) ----
  * Attention over one KV head's cache for the nq query heads that share it
  * (grouped-query attention), so each K and V row is read once per group.

@@ -12,18 +12,14 @@
  * Weights with a packed copy (groups of 8 interleaved rows, kernels.h) go
  * through dot_x8, 8 rows a call.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
 
 typedef struct {
-    const grok_mat *w;
-    const float *x;
-    int64_t ldx;
-    float *y;
-    int64_t ldy;
-    int64_t n_tok;
+    grok_matmul_op op;
     grok_dot_f32_fn dot;
     grok_dot_q8a_fn dotq;   /* set: use xq */
     grok_dot_q8a_multi_fn dotqm; /* set: batches go through it, GROUP tokens a call */
@@ -45,15 +41,15 @@ typedef struct {
  * multi-token dot per row, so each weight block is loaded and prepared
  * once per group instead of once per token. */
 static void matmul_rows_multi(const matmul_job *j, int64_t ta, int64_t tb) {
-    const int64_t n = j->w->cols;
-    for (int64_t t0 = 0; t0 < j->n_tok; t0 += GROUP) {
-        const int64_t m = j->n_tok - t0 < GROUP ? j->n_tok - t0 : GROUP;
+    const int64_t n = j->op.w->cols;
+    for (int64_t t0 = 0; t0 < j->op.n_tok; t0 += GROUP) {
+        const int64_t m = j->op.n_tok - t0 < GROUP ? j->op.n_tok - t0 : GROUP;
         const block_q8a *xs[GROUP];
         float out[GROUP];
         for (int64_t k = 0; k < m; k++) xs[k] = j->xq + (t0 + k) * j->xq_blocks;
         for (int64_t r = ta; r < tb; r++) {
-            j->dotqm(j->w->data + (size_t)r * j->w->row_bytes, xs, m, n, out);
-            for (int64_t k = 0; k < m; k++) j->y[(t0 + k) * j->ldy + r] = out[k];
+            j->dotqm(j->op.w->data + (size_t)r * j->op.w->row_bytes, xs, m, n, out);
+            for (int64_t k = 0; k < m; k++) j->op.y[(t0 + k) * j->op.ldy + r] = out[k];
         }
     }
 }
@@ -63,24 +59,24 @@ static void matmul_rows_multi(const matmul_job *j, int64_t ta, int64_t tb) {
  * stay in L2 while every token passes over them). */
 static void matmul_packed_task(void *arg, int ith, int nth) {
     const matmul_job *j = arg;
-    const int64_t groups = j->w->rows / GROK_PACK_ROWS, n = j->w->cols;
+    const int64_t groups = j->op.w->rows / GROK_PACK_ROWS, n = j->op.w->cols;
     const int64_t g0 = groups * ith / nth, g1 = groups * (ith + 1) / nth;
-    const size_t gbytes = GROK_PACK_ROWS * j->w->row_bytes;
-    int64_t tile = j->n_tok == 1 ? g1 - g0 : (int64_t)(TILE_BYTES / gbytes);
+    const size_t gbytes = GROK_PACK_ROWS * j->op.w->row_bytes;
+    int64_t tile = j->op.n_tok == 1 ? g1 - g0 : (int64_t)(TILE_BYTES / gbytes);
     if (tile < 1) tile = 1;
     float out[GROUP * 2 * GROK_PACK_ROWS];
     for (int64_t ga = g0; ga < g1; ga += tile) {
         const int64_t gb = ga + tile < g1 ? ga + tile : g1;
-        for (int64_t t0 = 0; t0 < j->n_tok; t0 += GROUP) {
-            const int64_t m = j->n_tok - t0 < GROUP ? j->n_tok - t0 : GROUP;
+        for (int64_t t0 = 0; t0 < j->op.n_tok; t0 += GROUP) {
+            const int64_t m = j->op.n_tok - t0 < GROUP ? j->op.n_tok - t0 : GROUP;
             const block_q8a *xs[GROUP];
             for (int64_t k = 0; k < m; k++) xs[k] = j->xq + (t0 + k) * j->xq_blocks;
             for (int64_t g = ga; g < gb;) {
                 const int64_t ng = j->dotx16 && g + 1 < gb ? 2 : 1, w = ng * GROK_PACK_ROWS;
-                if (ng == 2) j->dotx16(j->w->packed + (size_t)g * gbytes, gbytes, xs, m, n, out);
-                else j->dotx8(j->w->packed + (size_t)g * gbytes, xs, m, n, out);
+                if (ng == 2) j->dotx16(j->op.w->packed + (size_t)g * gbytes, gbytes, xs, m, n, out);
+                else j->dotx8(j->op.w->packed + (size_t)g * gbytes, xs, m, n, out);
                 for (int64_t k = 0; k < m; k++)
-                    memcpy(j->y + (t0 + k) * j->ldy + g * GROK_PACK_ROWS, out + k * w, (size_t)w * sizeof(float));
+                    memcpy(j->op.y + (t0 + k) * j->op.ldy + g * GROK_PACK_ROWS, out + k * w, (size_t)w * sizeof(float));
                 g += ng;
             }
         }
@@ -89,73 +85,151 @@ static void matmul_packed_task(void *arg, int ith, int nth) {
 
 static void matmul_task(void *arg, int ith, int nth) {
     const matmul_job *j = arg;
-    const int64_t rows = j->w->rows, n = j->w->cols;
+    const int64_t rows = j->op.w->rows, n = j->op.w->cols;
     const int64_t r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
-    int64_t tile = (int64_t)(TILE_BYTES / (j->w->row_bytes ? j->w->row_bytes : 1));
+    int64_t tile = (int64_t)(TILE_BYTES / (j->op.w->row_bytes ? j->op.w->row_bytes : 1));
     if (tile < 1) tile = 1;
-    if (j->n_tok == 1) tile = r1 - r0; /* nothing to reuse: stream */
+    if (j->op.n_tok == 1) tile = r1 - r0; /* nothing to reuse: stream */
     for (int64_t ta = r0; ta < r1; ta += tile) {
         const int64_t tb = ta + tile < r1 ? ta + tile : r1;
-        if (j->dotqm && j->n_tok > 1) {
+        if (j->dotqm && j->op.n_tok > 1) {
             matmul_rows_multi(j, ta, tb);
             continue;
         }
-        for (int64_t t = 0; t < j->n_tok; t++) {
-            float *yt = j->y + t * j->ldy;
+        for (int64_t t = 0; t < j->op.n_tok; t++) {
+            float *yt = j->op.y + t * j->op.ldy;
             if (j->dotq) {
                 const block_q8a *xt = j->xq + t * j->xq_blocks;
                 for (int64_t r = ta; r < tb; r++)
-                    yt[r] = j->dotq(j->w->data + (size_t)r * j->w->row_bytes, xt, n);
+                    yt[r] = j->dotq(j->op.w->data + (size_t)r * j->op.w->row_bytes, xt, n);
             } else {
-                const float *xt = j->x + t * j->ldx;
+                const float *xt = j->op.x + t * j->op.ldx;
                 for (int64_t r = ta; r < tb; r++)
-                    yt[r] = j->dot(j->w->data + (size_t)r * j->w->row_bytes, xt, n);
+                    yt[r] = j->dot(j->op.w->data + (size_t)r * j->op.w->row_bytes, xt, n);
             }
         }
     }
 }
 
+/* Several products in one pool pass (grok_matmul_ops): jobs that share
+ * their input share one quantized copy of it. */
+typedef struct {
+    matmul_job *jobs;
+    int n;
+    bool threaded_one[GROK_MATMUL_MAX_OPS]; /* too few rows to split: thread 0 runs it */
+} ops_pass;
+
+/* Whether the multi-token dots want xq rewritten by prep after quantizing. */
+static bool wants_prep(const matmul_job *j) { return j->dotqm && !j->dotx8 && j->op.n_tok > 1 && j->prep; }
+
+static void quant_job(const matmul_job *j, int64_t t) {
+    grok_quantize_q8a(j->op.x + t * j->op.ldx, j->xq + t * j->xq_blocks, j->op.w->cols);
+    if (wants_prep(j)) j->prep(j->xq + t * j->xq_blocks, j->xq_blocks);
+}
+
+/* (job, token) pairs dealt round-robin; a job whose xq an earlier job
+ * quantizes (shared input) is skipped. */
+static bool owns_xq(const ops_pass *o, int i) {
+    for (int k = 0; k < i; k++)
+        if (o->jobs[k].xq == o->jobs[i].xq) return false;
+    return o->jobs[i].xq != NULL;
+}
+
 static void quant_task(void *arg, int ith, int nth) {
-    const matmul_job *j = arg;
-    for (int64_t t = ith; t < j->n_tok; t += nth) {
-        grok_quantize_q8a(j->x + t * j->ldx, j->xq + t * j->xq_blocks, j->w->cols);
-        if (j->dotqm && !j->dotx8 && j->n_tok > 1 && j->prep) j->prep(j->xq + t * j->xq_blocks, j->xq_blocks);
+    const ops_pass *o = arg;
+    int64_t u = 0;
+    for (int i = 0; i < o->n; i++) {
+        if (!owns_xq(o, i)) continue;
+        for (int64_t t = 0; t < o->jobs[i].op.n_tok; t++, u++)
+            if (u % nth == ith) quant_job(&o->jobs[i], t);
     }
+}
+
+static void ops_task(void *arg, int ith, int nth) {
+    const ops_pass *o = arg;
+    for (int i = 0; i < o->n; i++) {
+        const matmul_job *j = &o->jobs[i];
+        void (*task)(void *, int, int) = j->dotx8 ? matmul_packed_task : matmul_task;
+        if (!o->threaded_one[i]) task((void *)j, ith, nth);
+        else if (ith == 0) task((void *)j, 0, 1);
+    }
+}
+
+/* An op's job with its kernels, the 8-bit ones where the type has them
+ * (xq still unset). */
+static matmul_job make_job(const grok_matmul_op *op, const grok_dot_kernels *k) {
+    matmul_job j = {*op, k->dot_f32, NULL, NULL, NULL, NULL, NULL, NULL, 0};
+    if (!k->dot_q8a || op->w->cols % QKA != 0) return j;
+    j.xq_blocks = op->w->cols / QKA;
+    j.dotq = k->dot_q8a, j.dotqm = k->dot_q8a_multi, j.prep = k->multi_prep;
+    if (op->w->packed && k->dot_x8 && op->w->rows % GROK_PACK_ROWS == 0) j.dotx8 = k->dot_x8;
+    /* 16 rows a call for batches only: q4_0 prompts 94-101 -> 114-131 tok/s,
+     * while single tokens ran 10-15 % slower than 8 rows a call (24-layer
+     * q4_0 model, 2 threads, this project's VM) */
+    if (j.dotx8 && op->n_tok > 1) j.dotx16 = k->dot_x16;
+    return j;
+}
+
+/* Whether job b can read job a's quantized input: the same activations
+ * (rows, width, count) and the same form of them (prep or not). */
+static bool same_input(const matmul_job *a, const matmul_job *b) {
+    return a->op.x == b->op.x && a->op.ldx == b->op.ldx && a->op.w->cols == b->op.w->cols &&
+           a->op.n_tok == b->op.n_tok && wants_prep(a) == wants_prep(b) && (!wants_prep(a) || a->prep == b->prep);
+}
+
+void grok_matmul_ops(grok_threadpool *pool, const grok_matmul_op *ops, int n_ops) {
+    if (n_ops > GROK_MATMUL_MAX_OPS) {
+        grok_matmul_ops(pool, ops, GROK_MATMUL_MAX_OPS);
+        grok_matmul_ops(pool, ops + GROK_MATMUL_MAX_OPS, n_ops - GROK_MATMUL_MAX_OPS);
+        return;
+    }
+    if (n_ops <= 0) return;
+    matmul_job jobs[GROK_MATMUL_MAX_OPS];
+    ops_pass o = {jobs, n_ops, {false}};
+    const grok_kernel_mode mode = grok_kernels_mode();
+    /* Where each job's quantized input goes: where an earlier job's with
+     * the same input went, else the next free blocks. */
+    size_t at[GROK_MATMUL_MAX_OPS], need = 0;
+    int64_t elems = 0;
+    bool threaded = false;
+    for (int i = 0; i < n_ops; i++) {
+        jobs[i] = make_job(&ops[i], grok_dot_select(ops[i].w->type, mode));
+        o.threaded_one[i] = ops[i].w->rows < 16;
+        threaded |= pool && !o.threaded_one[i];
+        at[i] = SIZE_MAX;
+        if (!jobs[i].xq_blocks) continue;
+        for (int k = 0; k < i && at[i] == SIZE_MAX; k++)
+            if (jobs[k].xq_blocks && same_input(&jobs[k], &jobs[i])) at[i] = at[k];
+        if (at[i] == SIZE_MAX) {
+            at[i] = need;
+            need += (size_t)(jobs[i].op.n_tok * jobs[i].xq_blocks);
+            elems += jobs[i].op.n_tok * jobs[i].op.w->cols;
+        }
+    }
+    /* A decode step's activations fit on the stack (Grok-1's widest input,
+     * n_ff = 32768, is 1024 blocks); batches get a heap buffer. */
+    block_q8a stack_buf[2048];
+    block_q8a *heap = NULL, *xq = NULL;
+    if (need) xq = need <= sizeof stack_buf / sizeof stack_buf[0] ? stack_buf : (heap = malloc(need * sizeof *xq));
+    for (int i = 0; i < n_ops; i++) {
+        matmul_job *j = &jobs[i];
+        if (xq && j->xq_blocks) j->xq = xq + at[i];
+        else /* no memory (or no 8-bit path): the f32 dots */
+            j->dotq = NULL, j->dotqm = NULL, j->prep = NULL, j->dotx8 = NULL, j->dotx16 = NULL;
+    }
+    if (xq) { /* a few tokens quantize faster than the pool wakes up for them */
+        if (threaded && elems > 65536) grok_threadpool_run(pool, quant_task, &o);
+        else quant_task(&o, 0, 1);
+    }
+    if (threaded)
+        grok_threadpool_run(pool, ops_task, &o);
+    else
+        ops_task(&o, 0, 1);
+    free(heap);
 }
 
 void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y,
                  int64_t ldy, int64_t n_tok) {
-    const grok_dot_kernels *k = grok_dot_select(w->type, grok_kernels_mode());
-    matmul_job j = {w, x, ldx, y, ldy, n_tok, k->dot_f32, NULL, NULL, NULL, NULL, NULL, NULL, 0};
-    /* A decode step's activations fit on the stack (Grok-1's widest input,
-     * n_ff = 32768, is 1024 blocks); batches get a heap buffer. */
-    block_q8a stack_buf[1280];
-    block_q8a *heap = NULL;
-    if (k->dot_q8a && w->cols % QKA == 0) {
-        j.xq_blocks = w->cols / QKA;
-        size_t need = (size_t)(n_tok * j.xq_blocks);
-        j.xq = need <= sizeof stack_buf / sizeof stack_buf[0] ? stack_buf
-                                                               : (heap = malloc(need * sizeof(block_q8a)));
-        if (j.xq) /* no memory: the f32 path still works */
-            j.dotq = k->dot_q8a, j.dotqm = k->dot_q8a_multi, j.prep = k->multi_prep;
-        if (j.xq && w->packed && k->dot_x8 && w->rows % GROK_PACK_ROWS == 0) j.dotx8 = k->dot_x8;
-        /* 16 rows a call for batches only: q4_0 prompts 94-101 -> 114-131 tok/s,
-         * while single tokens ran 10-15 % slower than 8 rows a call (24-layer
-         * q4_0 model, 2 threads, this project's VM) */
-        if (j.dotx8 && n_tok > 1) j.dotx16 = k->dot_x16;
-    }
-    const bool threaded = pool && w->rows >= 16;
-    if (j.dotq) {
-        /* a few tokens quantize faster than the pool wakes up for them */
-        if (threaded && n_tok * w->cols > 65536)
-            grok_threadpool_run(pool, quant_task, &j);
-        else
-            quant_task(&j, 0, 1);
-    }
-    void (*task)(void *, int, int) = j.dotx8 ? matmul_packed_task : matmul_task;
-    if (threaded)
-        grok_threadpool_run(pool, task, &j);
-    else
-        task(&j, 0, 1);
-    free(heap);
+    const grok_matmul_op op = {w, x, ldx, y, ldy, n_tok};
+    grok_matmul_ops(pool, &op, 1);
 }

@@ -331,35 +331,72 @@ static void glu_task(void *arg, int ith, int nth) {
     grok_vec_select(grok_kernels_mode())->gelu_mul(j->hg + a, j->hu + a, b - a);
 }
 
+/* Experts in waves: as many as fit the scratch rows (n_batch tokens'
+ * worth), in order, with their gate and up products in one pass of the
+ * pool and their down products in another, so a decode step wakes the
+ * pool twice per layer for its experts rather than three times per expert.
+ * An expert that takes every token of the step, in order (always so for a
+ * single token), reads x where it lies, so its gate/up inputs are
+ * quantized once for the whole wave. */
+#define WAVE (GROK_MATMUL_MAX_OPS / 2)
+
 static void moe(grok_context *c, const grok_layer *L, int64_t n) {
     const grok_hparams *hp = &c->m->hp;
     const int64_t d = hp->d_model, K = hp->n_experts_used, ff = c->sh.f1 - c->sh.f0;
     memset(c->proj, 0, (size_t)(n * d) * sizeof(float));
     if (ff <= 0) return;
-    for (int64_t e = c->sh.e0; e < c->sh.e1; e++) {
-        int64_t m = 0;
-        for (int64_t t = 0; t < n; t++)
-            for (int64_t k = 0; k < K; k++)
-                if (c->sel[t * K + k] == e && c->gates[t * K + k] != 0) c->group[m++] = (int32_t)(t * K + k);
-        if (m == 0) continue; /* this expert's weights are not read at all */
-        for (int64_t i = 0; i < m; i++)
-            memcpy(c->gx + i * d, c->x + (c->group[i] / K) * d, (size_t)d * sizeof(float));
-        /* this share's rows of expert e (all of them without a hook) */
-        grok_mat gate = grok_mat_rows(grok_mat_offset(L->gate, (size_t)e * L->gate_stride), c->sh.f0, ff);
-        grok_mat up = grok_mat_rows(grok_mat_offset(L->up, (size_t)e * L->up_stride), c->sh.f0, ff);
-        grok_mat down = grok_mat_cols(grok_mat_offset(L->down, (size_t)e * L->down_stride), c->sh.f0, ff);
-        grok_matmul(c->pool, &gate, c->gx, d, c->hg, ff, m);
-        grok_matmul(c->pool, &up, c->gx, d, c->hu, ff, m);
-        glu_job gj = {c->hg, c->hu, m * ff};
-        if (m * ff >= 16384) grok_threadpool_run(c->pool, glu_task, &gj); /* else not worth a barrier */
+    int64_t e = c->sh.e0;
+    while (e < c->sh.e1) {
+        int64_t at[WAVE + 1] = {0};
+        grok_mat gate[WAVE], up[WAVE], down[WAVE];
+        grok_matmul_op ops[2 * WAVE];
+        int nw = 0;
+        for (; e < c->sh.e1 && nw < WAVE; e++) {
+            int64_t m = 0;
+            int32_t *grp = c->group + at[nw];
+            bool all = true; /* every token of the step, in order */
+            for (int64_t t = 0; t < n; t++)
+                for (int64_t k = 0; k < K; k++)
+                    if (c->sel[t * K + k] == e && c->gates[t * K + k] != 0) {
+                        if (at[nw] + m == c->n_batch) goto full; /* the next wave takes it */
+                        all &= m == t;
+                        grp[m++] = (int32_t)(t * K + k);
+                    }
+            if (m == 0) continue; /* this expert's weights are not read at all */
+            all &= m == n;
+            const float *xin = c->x;
+            if (!all) {
+                xin = c->gx + at[nw] * d;
+                for (int64_t i = 0; i < m; i++)
+                    memcpy(c->gx + (at[nw] + i) * d, c->x + (grp[i] / K) * d, (size_t)d * sizeof(float));
+            }
+            /* this share's rows of expert e (all of them without a hook) */
+            gate[nw] = grok_mat_rows(grok_mat_offset(L->gate, (size_t)e * L->gate_stride), c->sh.f0, ff);
+            up[nw] = grok_mat_rows(grok_mat_offset(L->up, (size_t)e * L->up_stride), c->sh.f0, ff);
+            down[nw] = grok_mat_cols(grok_mat_offset(L->down, (size_t)e * L->down_stride), c->sh.f0, ff);
+            ops[2 * nw] = (grok_matmul_op){&gate[nw], xin, d, c->hg + at[nw] * ff, ff, m};
+            ops[2 * nw + 1] = (grok_matmul_op){&up[nw], xin, d, c->hu + at[nw] * ff, ff, m};
+            at[nw + 1] = at[nw] + m;
+            nw++;
+        }
+    full:
+        if (nw == 0) continue;
+        grok_matmul_ops(c->pool, ops, 2 * nw);
+        const int64_t rows = at[nw];
+        glu_job gj = {c->hg, c->hu, rows * ff};
+        if (rows * ff >= 16384) grok_threadpool_run(c->pool, glu_task, &gj); /* else not worth a barrier */
         else glu_task(&gj, 0, 1);
-        grok_matmul(c->pool, &down, c->hg, ff, c->eo, d, m);
-        c->last.expert_reads++;
-        c->last.weight_bytes += mat_bytes(&gate) + mat_bytes(&up) + mat_bytes(&down);
-        for (int64_t i = 0; i < m; i++) {
-            const int64_t t = c->group[i] / K;
-            const float g = c->gates[c->group[i]];
-            for (int64_t j = 0; j < d; j++) c->proj[t * d + j] += g * c->eo[i * d + j];
+        for (int w = 0; w < nw; w++)
+            ops[w] = (grok_matmul_op){&down[w], c->hg + at[w] * ff, ff, c->eo + at[w] * d, d, at[w + 1] - at[w]};
+        grok_matmul_ops(c->pool, ops, nw);
+        for (int w = 0; w < nw; w++) {
+            c->last.expert_reads++;
+            c->last.weight_bytes += mat_bytes(&gate[w]) + mat_bytes(&up[w]) + mat_bytes(&down[w]);
+            for (int64_t i = at[w]; i < at[w + 1]; i++) {
+                const int64_t t = c->group[i] / K;
+                const float g = c->gates[c->group[i]];
+                for (int64_t j = 0; j < d; j++) c->proj[t * d + j] += g * c->eo[i * d + j];
+            }
         }
     }
 }
@@ -461,9 +498,9 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
                                 mat_bytes(&L->router);
         for (int64_t t = 0; t < n; t++)
             rmsnorm(S->x + t * d, S->h + t * d, L->attn_norm, d, hp->norm_eps);
-        grok_matmul(S->pool, &wq, S->x, d, S->q, qd, n);
-        grok_matmul(S->pool, &wk, S->x, d, S->k, kvd, n);
-        grok_matmul(S->pool, &wv, S->x, d, S->v, kvd, n);
+        const grok_matmul_op qkv[3] = {
+            {&wq, S->x, d, S->q, qd, n}, {&wk, S->x, d, S->k, kvd, n}, {&wv, S->x, d, S->v, kvd, n}};
+        grok_matmul_ops(S->pool, qkv, 3);
         for (int64_t t = 0; t < n; t++) {
             for (int64_t h = 0; h < H; h++) rope_apply(S->q + t * qd + h * D, S->rope_cs + t * D, D);
             for (int64_t h = 0; h < KVH; h++) rope_apply(S->k + t * kvd + h * D, S->rope_cs + t * D, D);
