@@ -1,8 +1,8 @@
 /*
  * x86_avx512.c - the integer dot products of q8_0, q4_0 and the k-quants'
- * weights with 8-bit activations using AVX-512 VNNI (vpdpbusd on 256-bit
- * vectors, via AVX-512VL): one instruction replaces AVX2's maddubs + madd pair and
- * cannot saturate. The f32-activation dots stay AVX2's (they are bound by
+ * weights with 8-bit activations using AVX-512 VNNI (vpdpbusd, mostly on
+ * 256-bit vectors via AVX-512VL; packed q4_0 on 512-bit ones): one
+ * instruction replaces AVX2's maddubs + madd pair and cannot saturate. The f32-activation dots stay AVX2's (they are bound by
  * memory, not by arithmetic). Per-function target attributes keep the
  * rest of the build generic; cpu.c calls these only when the CPU has
  * avx512f, avx512bw, avx512vl and avx512vnni.
@@ -186,9 +186,47 @@ TGT static void q4_0_dot_x16(const uint8_t *group, size_t stride, const block_q8
                      out + 2 * GROK_PACK_ROWS * t)
 }
 
+/* One token over a packed q4_0 group in 512-bit vectors: a 64-byte load
+ * holds chunks c and c+1 (lanes 0-7 and 8-15 are the 8 rows' bytes of
+ * each), and vpermd spreads the activation's dwords c and c+1 over the
+ * two halves; the high nibbles stay in place (16 x q, taken off by one
+ * shift). The lanes r and r+8 then fold into row r's exact integer sum,
+ * which is scaled as kq_q4_0x8_tile scales it, so the results equal the
+ * tile's bit for bit with half the dot instructions. */
+TGT static void q4_0_x8_one(const uint8_t *p, const block_q8a *x, int64_t n, float *out) {
+    __m256 acc = _mm256_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0x0f), mhi = _mm512_set1_epi8((char)0xf0);
+    const __m512i pick01 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i pick23 = _mm512_add_epi32(pick01, _mm512_set1_epi32(2));
+    const __m512i pick45 = _mm512_add_epi32(pick01, _mm512_set1_epi32(4));
+    const __m512i pick67 = _mm512_add_epi32(pick01, _mm512_set1_epi32(6));
+    for (int64_t b = 0; b < n / QK4_0; b++, p += GROK_PACK_ROWS * sizeof(block_q4_0)) {
+        KQ_PREFETCH(p, GROK_PACK_ROWS * sizeof(block_q4_0));
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+        const __m512i v01 = _mm512_loadu_si512(p + 16), v23 = _mm512_loadu_si512(p + 80);
+        const __m512i xv = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[b].qs));
+        /* the -8 offset once per row: in lanes 0-7 only, as the halves add up */
+        __m512i ia = _mm512_maskz_set1_epi32(0x00ff, -8 * x[b].sum), ib = _mm512_setzero_si512();
+        ia = _mm512_dpbusd_epi32(ia, _mm512_and_si512(v01, m4), _mm512_permutexvar_epi32(pick01, xv));
+        ib = _mm512_dpbusd_epi32(ib, _mm512_and_si512(v01, mhi), _mm512_permutexvar_epi32(pick45, xv));
+        ia = _mm512_dpbusd_epi32(ia, _mm512_and_si512(v23, m4), _mm512_permutexvar_epi32(pick23, xv));
+        ib = _mm512_dpbusd_epi32(ib, _mm512_and_si512(v23, mhi), _mm512_permutexvar_epi32(pick67, xv));
+        const __m512i s = _mm512_add_epi32(ia, _mm512_srai_epi32(ib, 4));
+        const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss(&x[b].d)), _mm256_cvtepi32_ps(s8), acc);
+    }
+    _mm256_storeu_ps(out, acc);
+}
+
+TGT static void q4_0_dot_x8_512(const uint8_t *group, const block_q8a *const *x, int64_t nx, int64_t n,
+                                float *out) {
+    if (nx == 1) q4_0_x8_one(group, x[0], n, out);
+    else q4_0_dot_x8(group, x, nx, n, out);
+}
+
 void grok_dot_avx512(uint32_t type, grok_dot_kernels *out) {
     kq_register(type, out);
-    if (type == GROK_TYPE_Q4_0) out->dot_x16 = q4_0_dot_x16;
+    if (type == GROK_TYPE_Q4_0) out->dot_x16 = q4_0_dot_x16, out->dot_x8 = q4_0_dot_x8_512;
     if (type == GROK_TYPE_Q8_0)
         out->dot_q8a = q8_0_dot_q8a, out->dot_q8a_multi = q8_0_dot_q8a_multi, out->multi_prep = q8_0_multi_prep;
 }
