@@ -73,9 +73,11 @@ static void matmul_packed_task(void *arg, int ith, int nth) {
             for (int64_t k = 0; k < m; k++) xs[k] = j->xq + (t0 + k) * j->xq_blocks;
             for (int64_t g = ga; g < gb;) {
                 const int64_t ng = j->dotx16 && g + 1 < gb ? 2 : 1, w = ng * GROK_PACK_ROWS;
-                if (ng == 2) j->dotx16(j->op.w->packed + (size_t)g * gbytes, gbytes, xs, m, n, out);
-                else j->dotx8(j->op.w->packed + (size_t)g * gbytes, xs, m, n, out);
-                for (int64_t k = 0; k < m; k++)
+                /* one token's rows are consecutive in y: written there directly */
+                float *o = m == 1 ? j->op.y + t0 * j->op.ldy + g * GROK_PACK_ROWS : out;
+                if (ng == 2) j->dotx16(j->op.w->packed + (size_t)g * gbytes, gbytes, xs, m, n, o);
+                else j->dotx8(j->op.w->packed + (size_t)g * gbytes, xs, m, n, o);
+                for (int64_t k = 0; k < m && o == out; k++)
                     memcpy(j->op.y + (t0 + k) * j->op.ldy + g * GROK_PACK_ROWS, out + k * w, (size_t)w * sizeof(float));
                 g += ng;
             }
