@@ -533,7 +533,7 @@ int main(void) {
         }
         int before = checks;
         test_dots(&variants[i]);
-        if (strcmp(variants[i].name, "neon") != 0) test_multi(&variants[i]); /* NEON has no multi yet */
+        test_multi(&variants[i]);
         const int before_packed = checks;
         test_packed(&variants[i]);
         printf("  %s: %d checks (%d of packed dots)\n", variants[i].name, checks - before, checks - before_packed);

@@ -57,32 +57,40 @@ static inline int32_t dot32_s8(int8x16_t a0, int8x16_t a1, const int8_t *b) {
     return vaddvq_s32(vaddq_s32(vpaddlq_s16(p), vpaddlq_s16(q)));
 }
 
-static float q8_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
-    const uint8_t *p = row;
-    float s = 0;
-    for (int64_t b = 0; b < n / QK8_0; b++, p += sizeof(block_q8_0)) {
-        uint16_t h;
-        memcpy(&h, p, 2);
-        int8x16_t w0 = vld1q_s8((const int8_t *)p + 2), w1 = vld1q_s8((const int8_t *)p + 18);
-        s += grok_fp16_to_fp32(h) * x[b].d * (float)dot32_s8(w0, w1, x[b].qs);
-    }
-    return s;
-}
+/* The row dots take nx tokens at once (dot_q8a_multi): each weight block
+ * is loaded and decoded once for all of them, and per token the float
+ * operations are the single-token dot's in its order (C fixes the order,
+ * and ISO C mode fuses no multiply-add), so out[t] equals dot_q8a(row,
+ * x[t], n) bit for bit; dot_q8a is the same function with one token.
+ * The k-quants keep per-token partial sums for MULTI_TILE tokens a pass. */
+#define MULTI_TILE 8
 
-static float q4_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
-    const uint8_t *p = row;
-    float s = 0;
+/* q8_0 and q4_0 (q4: nibbles minus 8 as int8) */
+static void qx_0_multi(const uint8_t *p, const block_q8a *const *x, int64_t nx, int64_t n, float *out, bool q4) {
+    const size_t bsz = q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
     const uint8x16_t m = vdupq_n_u8(0x0f);
     const int8x16_t eight = vdupq_n_s8(8);
-    for (int64_t b = 0; b < n / QK4_0; b++, p += sizeof(block_q4_0)) {
+    for (int64_t t = 0; t < nx; t++) out[t] = 0;
+    for (int64_t b = 0; b < n / QKA; b++, p += bsz) {
         uint16_t h;
         memcpy(&h, p, 2);
-        uint8x16_t v = vld1q_u8(p + 2);
-        int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m)), eight);
-        int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
-        s += grok_fp16_to_fp32(h) * x[b].d * (float)dot32_s8(lo, hi, x[b].qs);
+        const float d = grok_fp16_to_fp32(h);
+        int8x16_t w0, w1;
+        if (q4) {
+            const uint8x16_t v = vld1q_u8(p + 2);
+            w0 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m)), eight);
+            w1 = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
+        } else {
+            w0 = vld1q_s8((const int8_t *)p + 2), w1 = vld1q_s8((const int8_t *)p + 18);
+        }
+        for (int64_t t = 0; t < nx; t++) out[t] += d * x[t][b].d * (float)dot32_s8(w0, w1, x[t][b].qs);
     }
-    return s;
+}
+static void q8_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n, float *out) {
+    qx_0_multi(row, x, nx, n, out, false);
+}
+static void q4_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n, float *out) {
+    qx_0_multi(row, x, nx, n, out, true);
 }
 
 /* sum of 16 int8 products */
@@ -101,15 +109,15 @@ static inline float f16_at(const uint8_t *p) {
 
 /* Q4_K / Q5_K: the reference's sums in its order (exact integer sums per
  * 32 values, the min term through the activation block's quant sum). */
-static float kq_asym_dot_q8a(const uint8_t *p, const block_q8a *x, int64_t n, bool q5) {
+static void kq_asym_tile(const uint8_t *p, const block_q8a *const *x, int nt, int64_t n, float *out, bool q5) {
     const size_t bsz = q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
     const size_t qs_at = q5 ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs);
     const uint8x16_t m4 = vdupq_n_u8(0x0f), one = vdupq_n_u8(1);
-    float s = 0;
-    for (int64_t i = 0; i < n / QK_K; i++, p += bsz, x += QK_K / QKA) {
+    for (int t = 0; t < nt; t++) out[t] = 0;
+    for (int64_t i = 0; i < n / QK_K; i++, p += bsz) {
         uint8x16_t qh0 = vdupq_n_u8(0), qh1 = qh0;
         if (q5) qh0 = vld1q_u8(p + offsetof(block_q5_K, qh)), qh1 = vld1q_u8(p + offsetof(block_q5_K, qh) + 16);
-        float sa = 0, sm = 0;
+        float sa[MULTI_TILE] = {0}, sm[MULTI_TILE] = {0};
         for (int c = 0; c < 4; c++) {
             uint8x16_t v0 = vld1q_u8(p + qs_at + 32 * c), v1 = vld1q_u8(p + qs_at + 32 * c + 16);
             uint8x16_t lo0 = vandq_u8(v0, m4), lo1 = vandq_u8(v1, m4);
@@ -125,28 +133,27 @@ static float kq_asym_dot_q8a(const uint8_t *p, const block_q8a *x, int64_t n, bo
                 const int sb = 2 * c + half;
                 uint8_t sc, m;
                 grok_kq_scale_min(p + 4, sb, &sc, &m);
-                int32_t is = dot32_s8(vreinterpretq_s8_u8(half ? hi0 : lo0), vreinterpretq_s8_u8(half ? hi1 : lo1),
-                                      x[sb].qs);
-                sa += x[sb].d * (float)(sc * is);
-                sm += x[sb].d * (float)(m * x[sb].sum);
+                const int8x16_t q0 = vreinterpretq_s8_u8(half ? hi0 : lo0), q1 = vreinterpretq_s8_u8(half ? hi1 : lo1);
+                for (int t = 0; t < nt; t++) {
+                    const block_q8a *xb = x[t] + i * (QK_K / QKA) + sb;
+                    sa[t] += xb->d * (float)(sc * dot32_s8(q0, q1, xb->qs));
+                    sm[t] += xb->d * (float)(m * xb->sum);
+                }
             }
         }
-        s += f16_at(p) * sa - f16_at(p + 2) * sm;
+        const float d = f16_at(p), dmin = f16_at(p + 2);
+        for (int t = 0; t < nt; t++) out[t] += d * sa[t] - dmin * sm[t];
     }
-    return s;
 }
-static float q4_K_dot_q8a(const void *row, const block_q8a *x, int64_t n) { return kq_asym_dot_q8a(row, x, n, false); }
-static float q5_K_dot_q8a(const void *row, const block_q8a *x, int64_t n) { return kq_asym_dot_q8a(row, x, n, true); }
 
 /* Q6_K: q - 32 as int8, one integer sum per 16-value sub-block. */
-static float q6_K_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
-    const uint8_t *p = row;
+static void q6_K_tile(const uint8_t *p, const block_q8a *const *x, int nt, int64_t n, float *out) {
     const uint8x16_t m4 = vdupq_n_u8(0x0f), m2 = vdupq_n_u8(3);
     const int8x16_t k32 = vdupq_n_s8(32);
-    float s = 0;
-    for (int64_t i = 0; i < n / QK_K; i++, p += sizeof(block_q6_K), x += QK_K / QKA) {
+    for (int t = 0; t < nt; t++) out[t] = 0;
+    for (int64_t i = 0; i < n / QK_K; i++, p += sizeof(block_q6_K)) {
         const int8_t *sc = (const int8_t *)(p + offsetof(block_q6_K, scales));
-        float sa = 0;
+        float sa[MULTI_TILE] = {0};
         for (int h = 0; h < 2; h++) {
             for (int k = 0; k < 4; k++) {
                 /* value l + 32k of the half: ql[l + 32(k&1)] nibble k>>1, qh[l] bits 2k, 2k+1 */
@@ -159,15 +166,48 @@ static float q6_K_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
                     q[j] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, vshlq_n_u8(hb, 4))), k32);
                 }
                 const int sb = 8 * h + 2 * k;
-                const block_q8a *xb = x + 4 * h + k;
-                int32_t is = sc[sb] * dot16_s8(q[0], xb->qs) + sc[sb + 1] * dot16_s8(q[1], xb->qs + 16);
-                sa += xb->d * (float)is;
+                for (int t = 0; t < nt; t++) {
+                    const block_q8a *xb = x[t] + i * (QK_K / QKA) + 4 * h + k;
+                    int32_t is = sc[sb] * dot16_s8(q[0], xb->qs) + sc[sb + 1] * dot16_s8(q[1], xb->qs + 16);
+                    sa[t] += xb->d * (float)is;
+                }
             }
         }
-        s += f16_at(p + offsetof(block_q6_K, d)) * sa;
+        const float d = f16_at(p + offsetof(block_q6_K, d));
+        for (int t = 0; t < nt; t++) out[t] += d * sa[t];
     }
-    return s;
 }
+
+static void q4_K_tile(const uint8_t *p, const block_q8a *const *x, int nt, int64_t n, float *out) {
+    kq_asym_tile(p, x, nt, n, out, false);
+}
+static void q5_K_tile(const uint8_t *p, const block_q8a *const *x, int nt, int64_t n, float *out) {
+    kq_asym_tile(p, x, nt, n, out, true);
+}
+
+/* the k-quant tiles over MULTI_TILE tokens a pass */
+#define KQ_MULTI(NAME)                                                                                    \
+    static void NAME##_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,  \
+                                     float *out) {                                                       \
+        for (int64_t t = 0; t < nx; t += MULTI_TILE)                                                     \
+            NAME##_tile(row, x + t, (int)(nx - t < MULTI_TILE ? nx - t : MULTI_TILE), n, out + t);       \
+    }
+KQ_MULTI(q4_K)
+KQ_MULTI(q5_K)
+KQ_MULTI(q6_K)
+
+/* The single-token dots: the multi-token ones with one token. */
+#define SINGLE(NAME)                                                                                      \
+    static float NAME##_dot_q8a(const void *row, const block_q8a *x, int64_t n) {                         \
+        float out;                                                                                        \
+        NAME##_dot_q8a_multi(row, &x, 1, n, &out);                                                        \
+        return out;                                                                                       \
+    }
+SINGLE(q8_0)
+SINGLE(q4_0)
+SINGLE(q4_K)
+SINGLE(q5_K)
+SINGLE(q6_K)
 
 /* ---- packed groups of 8 rows (kernels.h, GROK_PACK_ROWS) ----
  * A 32-byte chunk holds 4 quants of each of the 8 rows, rows 0-3 in its
@@ -446,15 +486,17 @@ void grok_quantize_q8a_neon(const float *x, block_q8a *y, int64_t n) {
     }
 }
 
+#define NEON_Q8A(out, NAME) \
+    ((out)->dot_q8a = NAME##_dot_q8a, (out)->dot_q8a_multi = NAME##_dot_q8a_multi, (out)->dot_x8 = NAME##_dot_x8)
 void grok_dot_neon(uint32_t type, grok_dot_kernels *out) {
     switch (type) {
     case GROK_TYPE_F32: out->dot_f32 = f32_dot; break;
     case GROK_TYPE_F16: out->dot_f32 = f16_dot; break;
-    case GROK_TYPE_Q8_0: out->dot_q8a = q8_0_dot_q8a, out->dot_x8 = q8_0_dot_x8; break;
-    case GROK_TYPE_Q4_0: out->dot_q8a = q4_0_dot_q8a, out->dot_x8 = q4_0_dot_x8; break;
-    case GROK_TYPE_Q4_K: out->dot_q8a = q4_K_dot_q8a, out->dot_x8 = q4_K_dot_x8; break;
-    case GROK_TYPE_Q5_K: out->dot_q8a = q5_K_dot_q8a, out->dot_x8 = q5_K_dot_x8; break;
-    case GROK_TYPE_Q6_K: out->dot_q8a = q6_K_dot_q8a, out->dot_x8 = q6_K_dot_x8; break;
+    case GROK_TYPE_Q8_0: NEON_Q8A(out, q8_0); break;
+    case GROK_TYPE_Q4_0: NEON_Q8A(out, q4_0); break;
+    case GROK_TYPE_Q4_K: NEON_Q8A(out, q4_K); break;
+    case GROK_TYPE_Q5_K: NEON_Q8A(out, q5_K); break;
+    case GROK_TYPE_Q6_K: NEON_Q8A(out, q6_K); break;
     default: break;
     }
 }
