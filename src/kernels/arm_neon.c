@@ -248,30 +248,30 @@ static inline float32x4x2_t x8_scale_s8(const int8_t *b, float32x4x2_t s) {
 }
 
 /* The 8 rows' integer sums of chunks w[0..k) against the activation
- * quants xq[0..4k) (chunk i meets xq[4i..4i+3]), plus start. run chunks'
- * products share an int16 lane before widening, so run * max|w| * 127
- * must stay below 2^15. */
+ * quants xq[0..4k) (chunk i meets xq[4i..4i+3]), plus start. Runs of run
+ * chunks (run divides k) add their products in int16 lanes before
+ * widening, so run * max|w| * 127 must stay below 2^15. */
 static X8_INLINE int32x4x2_t x8_isum(const int8x16x2_t *w, int k, const int8_t *xq, int run, int32_t start) {
     int32x4_t a[4];
     X8_UNROLL
-    for (int i = 0; i < k; i += run) {
+    for (int r = 0; r < k / run; r++) {
         int16x8_t p[4];
-        const int e = i + run < k ? i + run : k;
         X8_UNROLL
-        for (int j = i; j < e; j++) {
+        for (int j = 0; j < run; j++) {
+            const int c = r * run + j;
             int32_t v;
-            memcpy(&v, xq + 4 * j, 4);
+            memcpy(&v, xq + 4 * c, 4);
             const int8x16_t xb = vreinterpretq_s8_s32(vdupq_n_s32(v));
             X8_UNROLL
             for (int h = 0; h < 2; h++) {
-                const int8x16_t wj = w[j].val[h];
-                p[2 * h] = j == i ? vmull_s8(vget_low_s8(wj), vget_low_s8(xb))
-                                  : vmlal_s8(p[2 * h], vget_low_s8(wj), vget_low_s8(xb));
-                p[2 * h + 1] = j == i ? vmull_high_s8(wj, xb) : vmlal_high_s8(p[2 * h + 1], wj, xb);
+                const int8x16_t wc = w[c].val[h];
+                p[2 * h] = j == 0 ? vmull_s8(vget_low_s8(wc), vget_low_s8(xb))
+                                  : vmlal_s8(p[2 * h], vget_low_s8(wc), vget_low_s8(xb));
+                p[2 * h + 1] = j == 0 ? vmull_high_s8(wc, xb) : vmlal_high_s8(p[2 * h + 1], wc, xb);
             }
         }
         X8_UNROLL
-        for (int q = 0; q < 4; q++) a[q] = i == 0 ? vpaddlq_s16(p[q]) : vpadalq_s16(a[q], p[q]);
+        for (int q = 0; q < 4; q++) a[q] = r == 0 ? vpaddlq_s16(p[q]) : vpadalq_s16(a[q], p[q]);
     }
     /* a[q]: rows 2q, 2q+1, two lanes each */
     const int32x4_t s = vdupq_n_s32(start);
@@ -362,17 +362,17 @@ static X8_INLINE void x8_q45_K_tile(const uint8_t *p, const block_q8a *const *x,
         }
         for (int s = 0; s < 8; s++) {
             const float32x4x2_t dsc = x8_scale_u8(sc + 8 * s, d), dmn = x8_scale_u8(mn + 8 * s, dmin);
-            const int8x16_t qh_shift = vdupq_n_s8((int8_t)-s);
+            const int8x16_t qh_shift = vdupq_n_s8((int8_t)(4 - s)); /* bit s to bit 4 */
+            const uint8_t *qs = p + 128 + 32 * 8 * (s / 2), *qh = p + 128 + 8 * QK_K / 2;
             int8x16x2_t w[8];
             X8_UNROLL
             for (int k = 0; k < 8; k++)
                 X8_UNROLL
                 for (int h = 0; h < 2; h++) {
-                    const uint8x16_t v = vld1q_u8(p + 128 + 32 * (8 * (s / 2) + k) + 16 * h);
+                    const uint8x16_t v = vld1q_u8(qs + 32 * k + 16 * h);
                     uint8x16_t q = s & 1 ? vshrq_n_u8(v, 4) : vandq_u8(v, m4);
                     if (q5) {
-                        const uint8x16_t qh = vld1q_u8(p + 128 + 8 * QK_K / 2 + 32 * k + 16 * h);
-                        q = vorrq_u8(q, vandq_u8(vshlq_n_u8(vshlq_u8(qh, qh_shift), 4), bit4));
+                        q = vorrq_u8(q, vandq_u8(vshlq_u8(vld1q_u8(qh + 32 * k + 16 * h), qh_shift), bit4));
                     }
                     w[k].val[h] = vreinterpretq_s8_u8(q);
                 }
@@ -420,13 +420,14 @@ static X8_INLINE void x8_q6_K_tile(const uint8_t *p, const block_q8a *const *x, 
             const int h = s / 4, j = s % 4;
             const float32x4x2_t dsa = x8_scale_s8(sc + 8 * (2 * s), d), dsb = x8_scale_s8(sc + 8 * (2 * s + 1), d);
             const int8x16_t qh_shift = vdupq_n_s8((int8_t)(4 - 2 * j)); /* bits 2j, 2j+1 to 4, 5 */
+            const uint8_t *qls = ql + 32 * (16 * h + 8 * (j & 1)), *qhs = qh + 32 * 8 * h;
             int8x16x2_t w[8];
             X8_UNROLL
             for (int k = 0; k < 8; k++)
                 X8_UNROLL
                 for (int hh = 0; hh < 2; hh++) {
-                    const uint8x16_t v = vld1q_u8(ql + 32 * (16 * h + 8 * (j & 1) + k) + 16 * hh);
-                    const uint8x16_t hb = vandq_u8(vshlq_u8(vld1q_u8(qh + 32 * (8 * h + k) + 16 * hh), qh_shift), m30);
+                    const uint8x16_t v = vld1q_u8(qls + 32 * k + 16 * hh);
+                    const uint8x16_t hb = vandq_u8(vshlq_u8(vld1q_u8(qhs + 32 * k + 16 * hh), qh_shift), m30);
                     w[k].val[hh] = vreinterpretq_s8_u8(vorrq_u8(j >> 1 ? vshrq_n_u8(v, 4) : vandq_u8(v, m4), hb));
                 }
             /* q <= 63: 4 products per int16 lane */
