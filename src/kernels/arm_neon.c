@@ -1,9 +1,10 @@
 /*
- * arm_neon.c - NEON dot products (aarch64) for f32 and f16 weights with
- * f32 activations and q8_0 / q4_0 / q4_K / q5_K / q6_K weights with 8-bit
- * activations. Only baseline aarch64 NEON is used (widening multiplies,
- * no dotprod extension), so no run-time check is needed beyond the
- * architecture.
+ * arm_neon.c - NEON kernels (aarch64): dot products for f32 and f16
+ * weights with f32 activations; for q8_0 / q4_0 / q4_K / q5_K / q6_K
+ * weights with 8-bit activations, the row dots (one token or a batch) and
+ * the packed (row-interleaved) dots; and the activation quantizer. Only
+ * baseline aarch64 NEON is used (widening multiplies, no dotprod
+ * extension), so no run-time check is needed beyond the architecture.
  * Elsewhere this file provides nothing.
  */
 #include <stddef.h>
