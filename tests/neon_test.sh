@@ -32,6 +32,7 @@ out=$(qemu-aarch64 ./test_kernels_simd 2>&1)
 rc=$?
 echo "$out" | tail -n 20
 echo "$out" | grep -q "isa neon" || { echo "FAIL: the emulated run did not select NEON"; exit 1; }
-echo "$out" | grep -qE "neon: [1-9][0-9]* checks" || { echo "FAIL: no NEON checks ran"; exit 1; }
+echo "$out" | grep -qE "neon: [1-9][0-9]* checks \([1-9][0-9]* of packed" || { echo "FAIL: no NEON (packed) checks ran"; exit 1; }
+echo "$out" | grep -qE "quantize_q8a neon: [1-9][0-9]* checks" || { echo "FAIL: the NEON quantizer was not checked"; exit 1; }
 [ $rc -eq 0 ] && echo "ok   test_kernels_simd passes under qemu-aarch64" || echo "FAIL: test_kernels_simd under qemu-aarch64"
 exit $rc

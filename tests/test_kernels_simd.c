@@ -200,11 +200,27 @@ static void test_multi(const variant *v) {
     }
 }
 
+/* The quant bytes of the first block of a q4_0 / q4_K / q5_K / q6_K row
+ * (Q5_K's qh and qs, Q6_K's ql and qh, are adjacent). */
+static size_t extreme_at(grok_type type) {
+    return type == GROK_TYPE_Q4_0 ? offsetof(block_q4_0, qs)
+           : type == GROK_TYPE_Q4_K ? offsetof(block_q4_K, qs)
+           : type == GROK_TYPE_Q5_K ? offsetof(block_q5_K, qh)
+                                    : offsetof(block_q6_K, ql);
+}
+static size_t extreme_len(grok_type type) {
+    return type == GROK_TYPE_Q4_0 ? QK4_0 / 2
+           : type == GROK_TYPE_Q4_K ? QK_K / 2
+           : type == GROK_TYPE_Q5_K ? QK_K / 8 + QK_K / 2
+                                    : QK_K / 2 + QK_K / 4;
+}
+
 /* The packed dots (groups of 8 interleaved rows) against the reference
  * single-row dot of each row, for 1..9 tokens, and each token's result in
  * a batch bit for bit against the same token alone. Row r of the group
- * gets its own random data; for q8_0 row 3's first block holds -128, 127
- * and -127, against token 2's extreme quants. */
+ * gets its own random data; row 3's first block holds extreme quants (q8_0:
+ * -128, 127 and -127; the others: their largest), against token 2's
+ * extreme activation quants. */
 static void test_packed(const variant *v) {
     grok_rng r = {77};
     const int64_t sizes[] = {32, 64, 96, 160, 256, 768, 1056, 2080, 2304};
@@ -214,6 +230,7 @@ static void test_packed(const variant *v) {
         const char *tn = grok_type_get_traits(type)->name;
         grok_dot_kernels simd = {0};
         v->get(type, &simd);
+        CHECK(simd.dot_x8 != NULL, "%s %s has no dot_x8", v->name, tn); /* every SIMD variant packs these types */
         if (!simd.dot_x8) continue;
         const grok_dot_kernels *ref = grok_dot_reference(type);
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
@@ -227,6 +244,9 @@ static void test_packed(const variant *v) {
             for (int i = 0; i < GROK_PACK_ROWS; i++) random_row(&r, type, n, w + i * rb, wf);
             if (type == GROK_TYPE_Q8_0)
                 for (int j = 0; j < QK8_0; j++) w[3 * rb + 2 + j] = (uint8_t)(j % 3 == 0 ? 0x80 : j % 3 == 1 ? 127 : 0x81);
+            else /* the largest quants (all bits set) in row 3's first block, where kernels that
+                  * add products in 16-bit lanes come nearest to overflowing them */
+                memset(w + 3 * rb + extreme_at(type), 0xff, extreme_len(type));
             grok_pack_x8(type, w, rb, n, pku);
             block_q8a *buf = malloc((size_t)(9 * (nb + 1)) * sizeof *buf);
             const block_q8a *xs[9];
@@ -323,13 +343,13 @@ static void test_quantize_q8a(void) {
     }
 }
 
-/* The AVX2 quantizer gives the reference's bytes: blocks of random
- * magnitudes (subnormal to 1e30), all-zero blocks, exact rounding ties
- * (x*id = k + 0.5, which round to even) and signed zeros. */
-static void test_quantize_q8a_avx2(void) {
-    const grok_cpu_features *cpu = grok_cpu();
-    if (!(cpu->avx2 && cpu->fma && cpu->f16c)) {
-        printf("  quantize_q8a avx2: not on this CPU, not tested here\n");
+/* A SIMD quantizer (AVX2, NEON) gives the reference's bytes: blocks of
+ * random magnitudes (subnormal to 1e30), all-zero blocks, exact rounding
+ * ties (x*id = k + 0.5, which round to even) and signed zeros. */
+static void test_quantize_q8a_simd(const char *name, void (*quantize)(const float *, block_q8a *, int64_t),
+                                   bool available) {
+    if (!available) {
+        printf("  quantize_q8a %s: not on this CPU, not tested here\n", name);
         return;
     }
     enum { NB = 512 };
@@ -347,12 +367,14 @@ static void test_quantize_q8a_avx2(void) {
     }
     block_q8a *a = malloc(NB * sizeof(block_q8a)), *want = malloc(NB * sizeof(block_q8a));
     grok_quantize_q8a_ref(x, want, NB * QKA);
-    grok_quantize_q8a_avx2(x, a, NB * QKA);
+    const int before = checks;
+    quantize(x, a, NB * QKA);
     for (int b = 0; b < NB; b++)
-        CHECK(memcmp(&a[b], &want[b], sizeof a[b]) == 0, "quantize_q8a avx2 block %d differs (d %g vs %g, sum %d vs %d)",
-              b, a[b].d, want[b].d, a[b].sum, want[b].sum);
+        CHECK(memcmp(&a[b], &want[b], sizeof a[b]) == 0, "quantize_q8a %s block %d differs (d %g vs %g, sum %d vs %d)",
+              name, b, a[b].d, want[b].d, a[b].sum, want[b].sum);
     for (int b = 0; b < NB; b += 4) /* below 2^-120 a block is zero */
         if (b % 7 != 5) CHECK(want[b].d == 0 && want[b].sum == 0, "tiny block %d: d %g", b, want[b].d);
+    printf("  quantize_q8a %s: %d checks\n", name, checks - before);
     free(x), free(a), free(want);
 }
 
@@ -511,13 +533,15 @@ int main(void) {
         }
         int before = checks;
         test_dots(&variants[i]);
-        if (strcmp(variants[i].name, "neon") != 0) test_multi(&variants[i]); /* NEON has no multi yet */
+        test_multi(&variants[i]);
+        const int before_packed = checks;
         test_packed(&variants[i]);
-        printf("  %s: %d checks\n", variants[i].name, checks - before);
+        printf("  %s: %d checks (%d of packed dots)\n", variants[i].name, checks - before, checks - before_packed);
     }
     test_multi(NULL);
     test_quantize_q8a();
-    test_quantize_q8a_avx2();
+    test_quantize_q8a_simd("avx2", grok_quantize_q8a_avx2, cpu->avx2 && cpu->fma && cpu->f16c);
+    test_quantize_q8a_simd("neon", grok_quantize_q8a_neon, cpu->neon);
     test_q4_0_by_hand();
     test_matmul_modes();
     test_matmul_batch_equals_tokens();

@@ -44,6 +44,7 @@ static void detect(void) {
         g_isa = "avx512vnni";
     if (g_cpu.neon && allow_avx2) g_isa = "neon";
     if (strcmp(g_isa, "avx2") == 0 || strcmp(g_isa, "avx512vnni") == 0) g_quantize = grok_quantize_q8a_avx2;
+    if (strcmp(g_isa, "neon") == 0) g_quantize = grok_quantize_q8a_neon;
     const char *m = getenv("GROK_KERNELS");
     if (m && strcmp(m, "reference") == 0) atomic_store(&g_mode, GROK_KERNELS_REFERENCE);
     if (m && strcmp(m, "exact") == 0) atomic_store(&g_mode, GROK_KERNELS_EXACT);

@@ -240,6 +240,8 @@ void grok_quantize_q8a_ref(const float *x, block_q8a *y, int64_t n);
 void grok_quantize_q8a(const float *x, block_q8a *y, int64_t n);
 /* The AVX2 variant (x86_avx2.c); only on a CPU with AVX2. */
 void grok_quantize_q8a_avx2(const float *x, block_q8a *y, int64_t n);
+/* The NEON variant (arm_neon.c); the scalar one where the build is not aarch64. */
+void grok_quantize_q8a_neon(const float *x, block_q8a *y, int64_t n);
 
 /* SIMD variants (NULL members where the CPU or the build has none). */
 void grok_dot_avx2(uint32_t type, grok_dot_kernels *out);

@@ -2,8 +2,8 @@
  * packed.c - the row-interleaved weight layouts (kernels.h, GROK_PACK_ROWS):
  * turning 8 rows of a file's q4_0, q8_0, q4_K, q5_K or q6_K blocks into one
  * packed group. The layout is the same for every ISA; the dots that read
- * it are in x86_kquants.h. Packing is a byte shuffle, so the packed group
- * holds exactly the values of its rows.
+ * it are in x86_kquants.h and arm_neon.c. Packing is a byte shuffle, so
+ * the packed group holds exactly the values of its rows.
  */
 #include <string.h>
 
