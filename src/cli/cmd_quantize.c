@@ -140,7 +140,8 @@ int cmd_quantize(int argc, char **argv) {
             counts, (double)qs.bytes_in / mib, 8.0 * (double)qs.bytes_in / n, (double)qs.bytes_out / mib,
             8.0 * (double)qs.bytes_out / n, stat(pos[1], &st) == 0 ? (double)st.st_size / mib : 0.0);
     if (qs.n_fallback)
-        fprintf(stderr, "; %" PRId64 " of them in another type: rows not a multiple of its block", qs.n_fallback);
+        fprintf(stderr, "; %" PRId64 " of them in another type: rows not a multiple of its block",
+                qs.n_fallback);
     fputc('\n', stderr);
     return 0;
 }

@@ -39,7 +39,8 @@ enum {
  * q4_K, Q5_K_S for q5_K. */
 static const grok_quant_mix MIXES[] = {
     {"Q4_0", FT_Q4_0, GROK_TYPE_Q4_0, "q4_0, output q6_K"},
-    {"Q4_K_S", FT_Q4_K_S, GROK_TYPE_Q4_K, "q4_K, attn_v (4 first layers) and ffn_down (first 1/8) q5_K, output q6_K"},
+    {"Q4_K_S", FT_Q4_K_S, GROK_TYPE_Q4_K,
+     "q4_K, attn_v (4 first layers) and ffn_down (first 1/8) q5_K, output q6_K"},
     {"Q4_K_M", FT_Q4_K_M, GROK_TYPE_Q4_K, "q4_K, attn_v and ffn_down q6_K in half the layers, output q6_K"},
     {"Q5_K_S", FT_Q5_K_S, GROK_TYPE_Q5_K, "q5_K, output q6_K"},
     {"Q5_K_M", FT_Q5_K_M, GROK_TYPE_Q5_K, "q5_K, attn_v and ffn_down q6_K in half the layers, output q6_K"},
@@ -288,7 +289,8 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
                  * 256 falls back to q8_0 (llama.cpp too falls back to a 32-block
                  * type, q5_0 or q5_1 for q4_K and q5_K, which are not computed
                  * here), others keep their type. Grok-1's rows all divide by 256. */
-                grok_type fb = tr->block_size > 32 && t->ne[0] % 32 == 0 ? GROK_TYPE_Q8_0 : (grok_type)t->type;
+                grok_type fb =
+                    tr->block_size > 32 && t->ne[0] % 32 == 0 ? GROK_TYPE_Q8_0 : (grok_type)t->type;
                 fprintf(stderr, "grok quantize: %s: %" PRId64 " columns are not a multiple of %" PRId64
                                 ", %s %s\n", t->name, t->ne[0], tr->block_size,
                         fb == (grok_type)t->type ? "kept as" : "written as", grok_type_get_traits(fb)->name);
