@@ -28,11 +28,7 @@ echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), 
 
 # ---- quality ----
 if [ "${ONLY:-}" != speed ]; then
-TEXT=${TEXT:-$DIR/text.txt}
-if [ ! -f "$TEXT" ]; then
-  cat README.md > "$TEXT"
-  [ -f ../shared/GROK1.md ] && cat ../shared/GROK1.md >> "$TEXT"
-fi
+. bench/text.sh && bench_text "$DIR"
 SMALL="$DIR/small_f32.gguf"
 [ -f "$SMALL" ] || "$G" new -o "$SMALL" --d-model 256 --layers 4 --heads 8 --kv-heads 2 --experts 8 \
   --experts-used 2 --ffn 512 --vocab 512 --seed 1 2>&1 | tail -1

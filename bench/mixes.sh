@@ -27,11 +27,7 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" >/dev/null
 G="$BUILD/grok"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
-TEXT=${TEXT:-$DIR/text.txt}
-if [ ! -f "$TEXT" ]; then
-  cat README.md > "$TEXT"
-  [ -f ../shared/GROK1.md ] && cat ../shared/GROK1.md >> "$TEXT"
-fi
+. bench/text.sh && bench_text "$DIR"
 F32="$DIR/f32.gguf"
 [ -f "$F32" ] || "$G" new -o "$F32" --d-model 2048 --layers 4 --heads 16 --kv-heads 4 --experts 8 \
   --experts-used 2 --ffn 5632 --vocab 512 --seed 1 2>&1 | tail -1
