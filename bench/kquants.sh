@@ -28,16 +28,12 @@ echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), 
 
 # ---- quality ----
 if [ "${ONLY:-}" != speed ]; then
-TEXT=${TEXT:-$DIR/text.txt}
-if [ ! -f "$TEXT" ]; then
-  cat README.md > "$TEXT"
-  [ -f ../shared/GROK1.md ] && cat ../shared/GROK1.md >> "$TEXT"
-fi
+. bench/text.sh && bench_text "$DIR"
 SMALL="$DIR/small_f32.gguf"
 [ -f "$SMALL" ] || "$G" new -o "$SMALL" --d-model 256 --layers 4 --heads 8 --kv-heads 2 --experts 8 \
   --experts-used 2 --ffn 512 --vocab 512 --seed 1 2>&1 | tail -1
 for t in f16 bf16 $TYPES; do
-  [ -f "$DIR/small_$t.gguf" ] || "$G" quantize "$SMALL" "$DIR/small_$t.gguf" "$t" --threads "$THREADS" 2>&1 | tail -1
+  [ -f "$DIR/small_$t.gguf" ] || "$G" quantize "$SMALL" "$DIR/small_$t.gguf" "$t" --pure --threads "$THREADS" 2>&1 | tail -1
   printf 'quality %-6s ' "$t"
   "$G" perplexity -m "$DIR/small_$t.gguf" -f "$TEXT" --ctx 256 --kl-base "$SMALL" --threads "$THREADS" --json 2>/dev/null
 done
@@ -49,7 +45,7 @@ MED="$DIR/medium_q8_0.gguf"
 [ -f "$MED" ] || "$G" new -o "$MED" --d-model 1024 --layers 8 --heads 16 --kv-heads 4 --experts 8 --ffn 2816 \
   --type q8_0 --vocab 32000 --seed 1 2>&1 | tail -1
 for t in $TYPES; do
-  [ "$t" = q8_0 ] || [ -f "$DIR/medium_$t.gguf" ] || "$G" quantize "$MED" "$DIR/medium_$t.gguf" "$t" 2>&1 | tail -1
+  [ "$t" = q8_0 ] || [ -f "$DIR/medium_$t.gguf" ] || "$G" quantize "$MED" "$DIR/medium_$t.gguf" "$t" --pure 2>&1 | tail -1
 done
 for r in $(seq 1 "$R"); do
   for t in $TYPES; do

@@ -24,7 +24,7 @@ cmake --build "$BUILD" -j"$(nproc)" >/dev/null
 G="$BUILD/grok"
 Q8="$DIR/medium_q8_0.gguf" Q4="$DIR/medium_q4_0.gguf"
 [ -f "$Q8" ] || "$G" new -o "$Q8" $SHAPE --type q8_0 --seed 1 2>&1 | tail -1
-[ -f "$Q4" ] || "$G" quantize "$Q8" "$Q4" q4_0 2>&1 | tail -1
+[ -f "$Q4" ] || "$G" quantize "$Q8" "$Q4" q4_0 --pure 2>&1 | tail -1
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
 run() { # LABEL ARGS...
   local label=$1

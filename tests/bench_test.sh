@@ -78,7 +78,7 @@ done
 # a k-quant model (d_model 256; its 96-column down matrices fall back to
 # q8_0): the bench's own check of the fast kernels against the reference
 "$GROK" new -o kf32.gguf --force --d-model 256 --layers 1 --heads 4 --kv-heads 2 --experts 4 --experts-used 2 \
-  --ffn 96 --vocab 300 --seed 5 2>/dev/null && "$GROK" quantize kf32.gguf m_q4_K.gguf q4_K --force 2>/dev/null \
+  --ffn 96 --vocab 300 --seed 5 2>/dev/null && "$GROK" quantize kf32.gguf m_q4_K.gguf q4_K --pure --force 2>/dev/null \
   || bad "q4_K model"
 if "$GROK" bench -m m_q4_K.gguf -p 16 -n 8 --threads 2 --no-stream --json > out_q4_K.json 2> err_q4_K.txt; then
   r=$("$PY" validate.py out_q4_K.json m_q4_K.gguf "$GROK_SRC/tests/ref" 2>&1) && ok "q4_K bench --json: $r" || bad "q4_K bench --json: $r"

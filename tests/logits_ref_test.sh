@@ -85,7 +85,7 @@ run_config() {
         if [ -n "${QUANT:-}" ]; then
             # re-encoded by grok quantize: the reference decodes the stored
             # k-quant bytes with its own NumPy decoders
-            if ! "$GROK" quantize "$m" "$m.$QUANT" "$QUANT" --force >"$T/quant.log" 2>&1; then
+            if ! "$GROK" quantize "$m" "$m.$QUANT" "$QUANT" --pure --force >"$T/quant.log" 2>&1; then
                 fail "$label: grok quantize $QUANT"; cat "$T/quant.log"; continue
             fi
             m="$m.$QUANT" label="$label $QUANT"

@@ -7,8 +7,13 @@
 # reference, whose q4_0 decoder is written from the GGUF block layout, at
 # 1e-4; q4_0 values decoded by NumPy lie within half a step (max|x|/8)
 # of the f32 source, one step where ggml's rule clamps; q4_K / q5_K / q6_K
-# files have the expected types and errors and q4_K's logits match NumPy;
-# and existing outputs are not overwritten without --force.
+# files (--pure) have the expected types and errors and q4_K's logits
+# match NumPy; llama.cpp's mixes (Q4_K_M, Q4_K_S, Q6_K, Q4_0, --pure and
+# the type overrides) give every tensor the type llama.cpp's rules give
+# it, on layers the rules pick and layers they do not, and with 8 experts;
+# the summary line counts them; mixed files' logits match NumPy and the
+# packed kernels pass bench's check; bad names and flag values exit 2
+# naming them; and existing outputs are not overwritten without --force.
 set -uo pipefail
 : "${GROK:?}" "${GROK_TMP:?}" "${GROK_SRC:?}"
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
@@ -23,7 +28,7 @@ shape="--d-model 64 --layers 2 --heads 4 --kv-heads 2 --experts 4 --experts-used
 "$GROK" new -o f32.gguf $shape 2>/dev/null || { bad "grok new f32"; exit 1; }
 "$GROK" new -o q8_new.gguf $shape --type q8_0 2>/dev/null || { bad "grok new q8_0"; exit 1; }
 "$GROK" quantize f32.gguf q8.gguf q8_0 --threads 2 2>/dev/null && ok "quantize to q8_0" || bad "quantize to q8_0"
-"$GROK" quantize f32.gguf q4.gguf q4_0 2>/dev/null && ok "quantize to q4_0" || bad "quantize to q4_0"
+"$GROK" quantize f32.gguf q4.gguf q4_0 --pure 2>/dev/null && ok "quantize to q4_0 --pure" || bad "quantize to q4_0 --pure"
 
 r=$("$PY" - "$REF" <<'PYEOF' 2>&1
 import sys
@@ -65,11 +70,12 @@ r=$("$PY" "$REF/grok_ref.py" q4.gguf --ids $ids --compare q4.f32 --tol 1e-4 --la
 # k-quant, norms and router f32. NumPy decodes the k-quant bytes (its own
 # decoders) and the error against the f32 source must be what the bit
 # width gives (relative RMS per matrix; ggml's quantizer gives 0.067 /
-# 0.034 / 0.017 on Gaussian data); llama.cpp's file types 14 / 16 / 18.
+# 0.034 / 0.017 on Gaussian data); llama.cpp's file types 15 / 17 / 18
+# (with --pure too: q4_K and q5_K name the Q4_K_M and Q5_K_M mixes).
 kshape="--d-model 256 --layers 1 --heads 4 --kv-heads 2 --experts 4 --experts-used 2 --ffn 96 --vocab 300 --seed 12"
 "$GROK" new -o kf32.gguf $kshape 2>/dev/null || bad "grok new (d_model 256)"
 for t in q4_K q5_K q6_K; do
-    "$GROK" quantize kf32.gguf "k_$t.gguf" "$t" --threads 2 2>err.txt && grep -q "ffn_down_exps.*written as q8_0" err.txt \
+    "$GROK" quantize kf32.gguf "k_$t.gguf" "$t" --pure --threads 2 2>err.txt && grep -q "ffn_down_exps.*written as q8_0" err.txt \
       && ok "quantize to $t (down matrices to q8_0, said so)" || bad "quantize to $t: $(cat err.txt)"
 done
 # grok new writes k-quants directly: widths that do not divide by 256 are
@@ -80,7 +86,7 @@ done
   && ok "grok new --type q4_K refuses ffn 96" || bad "grok new --type q4_K, ffn 96: $(cat err.txt)"
 kshape2="--d-model 256 --layers 1 --heads 4 --kv-heads 2 --experts 4 --experts-used 2 --ffn 256 --vocab 300 --seed 13"
 if "$GROK" new -o kn_f32.gguf $kshape2 2>/dev/null && "$GROK" new -o kn_q4k.gguf $kshape2 --type q4_K 2>/dev/null \
-   && "$GROK" quantize kn_f32.gguf kn_q.gguf q4_K 2>/dev/null; then
+   && "$GROK" quantize kn_f32.gguf kn_q.gguf q4_K --pure 2>/dev/null; then
     r=$("$PY" - "$REF" <<'PYEOF' 2>&1
 import sys
 sys.path.insert(0, sys.argv[1])
@@ -106,7 +112,7 @@ import numpy as np
 from gguf_reader import GGUFFile
 src = GGUFFile("kf32.gguf")
 out = []
-for tname, tid, ftype, limit in (("q4_K", 12, 14, 0.075), ("q5_K", 13, 16, 0.038), ("q6_K", 14, 18, 0.019)):
+for tname, tid, ftype, limit in (("q4_K", 12, 15, 0.075), ("q5_K", 13, 17, 0.038), ("q6_K", 14, 18, 0.019)):
     q = GGUFFile("k_%s.gguf" % tname)
     assert q.get("general.file_type") == ftype, "%s file type %r" % (tname, q.get("general.file_type"))
     worst = 0.0
@@ -129,9 +135,111 @@ PYEOF
 r=$("$PY" "$REF/grok_ref.py" k_q4_K.gguf --ids $ids --compare kq4.f32 --tol 1e-4 --label q4_K 2>&1) \
   && ok "q4_K logits vs NumPy reference: $r" || bad "q4_K logits vs NumPy reference: $r"
 
+# llama.cpp's mixes. M: 8 layers (so the layer rules pick some layers and
+# not others), 2 experts, tied head; E: 8 experts (Grok-1's count, which
+# has rules of its own), untied, its 96-column down matrices falling back
+# to q8_0. The expected types are written out per tensor from llama.cpp's
+# llama_tensor_get_type; use_more_bits(i, 8) is i < 1, i >= 7 or
+# (i - 1) % 3 == 2: layers 0, 3, 6, 7.
+mshape="--d-model 256 --layers 8 --heads 4 --kv-heads 2 --experts 2 --experts-used 1 --ffn 256 --vocab 300 --seed 14"
+eshape="--d-model 256 --layers 2 --heads 4 --kv-heads 2 --experts 8 --experts-used 2 --ffn 96 --vocab 300 --untied --seed 15"
+"$GROK" new -o m.gguf $mshape 2>/dev/null || bad "grok new (8 layers)"
+"$GROK" new -o e.gguf $eshape 2>/dev/null || bad "grok new (8 experts)"
+mix() { # IN OUT TYPE [flags]: quantize, keep the summary line
+    local in=$1 out=$2; shift 2
+    "$GROK" quantize "$in" "$out" "$@" --threads 2 2>"$out.err" || bad "quantize $in $*: $(cat "$out.err")"
+}
+mix m.gguf m_q4km.gguf Q4_K_M
+mix m.gguf m_q4ks.gguf q4_k_s
+mix m.gguf m_pure.gguf Q4_K_M --pure
+mix m.gguf m_15.gguf 15
+mix m.gguf m_alias.gguf q4_K
+mix m.gguf m_over.gguf Q4_K_M --output-type q8_0
+mix e.gguf e_q4km.gguf Q4_K_M
+mix e.gguf e_q6k.gguf Q6_K
+mix e.gguf e_q40.gguf Q4_0
+mix e.gguf e_over.gguf Q4_K_M --output-tensor-type q5_K --token-embedding-type f16
+cmp -s m_q4km.gguf m_15.gguf && cmp -s m_q4km.gguf m_alias.gguf \
+  && ok "Q4_K_M, 15 and q4_K (llama-quantize's alias) write the same file" || bad "Q4_K_M / 15 / q4_K differ"
+r=$("$PY" - "$REF" <<'PYEOF' 2>&1
+import re, sys
+sys.path.insert(0, sys.argv[1])
+from gguf_reader import GGUFFile
+F32, Q4_0, Q8_0, F16, Q4_K, Q5_K, Q6_K = 0, 2, 8, 1, 12, 13, 14
+NAMES = {0: "f32", 1: "f16", 2: "q4_0", 8: "q8_0", 12: "q4_K", 13: "q5_K", 14: "q6_K"}
+MORE = {0, 3, 6, 7}
+
+def m_q4km(name, il):   # 2 experts: no 8-expert rules
+    if name == "token_embd.weight": return Q6_K        # tied: the output head's q6_K
+    if name.endswith(("attn_v.weight", "ffn_down_exps.weight")): return Q6_K if il in MORE else Q4_K
+    return Q4_K
+
+def m_q4ks(name, il):
+    if name == "token_embd.weight": return Q6_K
+    if name.endswith("attn_v.weight"): return Q5_K if il < 4 else Q4_K       # the first 4 layers
+    if name.endswith("ffn_down_exps.weight"): return Q5_K if il < 1 else Q4_K  # the first 8/8 = 1
+    return Q4_K
+
+def e_rules(base, attn_out, embd, output):
+    def f(name, il):
+        if name == "token_embd.weight": return embd
+        if name == "output.weight": return output
+        if name.endswith(("attn_k.weight", "attn_v.weight")): return Q8_0   # 8 experts
+        if name.endswith("attn_output.weight"): return attn_out
+        if name.endswith("ffn_down_exps.weight") and base in (Q4_K, Q6_K): return Q8_0  # 96 columns
+        return base
+    return f
+
+cases = [("m_q4km", 15, m_q4km), ("m_q4ks", 14, m_q4ks), ("m_pure", 15, lambda n, il: Q4_K),
+         ("m_over", 15, lambda n, il: Q8_0 if n == "token_embd.weight" else m_q4km(n, il)),  # tied: --output-type
+         ("e_q4km", 15, e_rules(Q4_K, Q5_K, Q4_K, Q6_K)), ("e_q6k", 18, e_rules(Q6_K, Q6_K, Q6_K, Q6_K)),
+         ("e_q40", 2, e_rules(Q4_0, Q4_0, Q4_0, Q6_K)), ("e_over", 15, e_rules(Q4_K, Q5_K, F16, Q5_K))]
+seen = set()
+for stem, ftype, rule in cases:
+    q = GGUFFile(stem + ".gguf")
+    assert q.get("general.file_type") == ftype, "%s: file type %r, want %d" % (stem, q.get("general.file_type"), ftype)
+    count = {}
+    for name in q.tensor_order:
+        t = q.tensors[name]
+        m = re.match(r"blk\.(\d+)\.", name)
+        il = int(m.group(1)) if m else -1
+        want = F32 if ("norm" in name or "ffn_gate_inp" in name) else rule(name, il)
+        assert t.type == want, "%s %s: %s, want %s" % (stem, name, NAMES.get(t.type, t.type), NAMES[want])
+        count[t.type] = count.get(t.type, 0) + 1
+        seen.add((stem[0], name.split(".")[-2] if il >= 0 else name, NAMES[want]))
+    # the summary line: tensors per type, in type order
+    summary = open(stem + ".gguf.err").read()
+    want_s = "%d tensors (%s)" % (len(q.tensor_order), ", ".join("%d %s" % (count[k], NAMES[k]) for k in sorted(count)))
+    assert want_s in summary, "%s: summary %r lacks %r" % (stem, summary, want_s)
+    assert re.search(r"file type %d.*weights [0-9.]+ MiB .*-> [0-9.]+ MiB .*file [0-9.]+ MiB" % ftype, summary), summary
+# both kinds of layer were seen for the layer rules
+assert ("m", "attn_v", "q6_K") in seen and ("m", "attn_v", "q4_K") in seen and ("m", "ffn_down_exps", "q5_K") in seen
+print("%d files, every tensor's type as llama.cpp's rules give it; file types and summaries right" % len(cases))
+PYEOF
+) && ok "$r" || bad "mix types: $r"
+grep -q "ffn_down_exps.*written as q8_0" e_q4km.gguf.err && grep -q "of them in another type" e_q4km.gguf.err \
+  && ok "fallbacks reported in the summary" || bad "fallback report: $(cat e_q4km.gguf.err)"
+# mixed files run: logits (exact kernels) against the NumPy reference, which
+# decodes each tensor by its own type; the packed fast kernels via bench's check
+for f in m_q4km e_q4km; do
+    "$GROK" logits -m $f.gguf --ids $ids -o $f.f32 2>/dev/null || bad "logits $f"
+    r=$("$PY" "$REF/grok_ref.py" $f.gguf --ids $ids --compare $f.f32 --tol 1e-4 --label $f 2>&1) \
+      && ok "$f logits vs NumPy reference: $r" || bad "$f logits vs NumPy reference: $r"
+done
+"$GROK" bench -m m_q4km.gguf -p 16 -n 8 --check 2 --threads 2 --no-stream >/dev/null 2>err.txt \
+  && ok "bench --check 2 on the Q4_K_M file (packed kernels vs reference)" || bad "bench Q4_K_M: $(cat err.txt)"
+
 "$GROK" quantize f32.gguf q8.gguf q8_0 >/dev/null 2>err.txt
 [ $? -eq 1 ] && grep -q -- --force err.txt && ok "existing output refused" || bad "overwrite without --force: $(cat err.txt)"
 "$GROK" quantize f32.gguf q8.gguf q3_K >/dev/null 2>&1; [ $? -eq 2 ] && ok "unsupported type -> 2" || bad "unsupported type"
+"$GROK" quantize f32.gguf bad.gguf Q3_K_M >/dev/null 2>err.txt
+[ $? -eq 2 ] && grep -q "TYPE 'Q3_K_M' is not one of" err.txt && grep -q Q4_K_M err.txt && [ ! -e bad.gguf ] \
+  && ok "unknown mix Q3_K_M -> 2, named, the mixes listed" || bad "unknown mix: $(cat err.txt)"
+for flag in --output-type --output-tensor-type --token-embedding-type; do
+    "$GROK" quantize f32.gguf bad.gguf Q4_K_M $flag q3_K >/dev/null 2>err.txt
+    [ $? -eq 2 ] && grep -q -- "$flag: 'q3_K'" err.txt && [ ! -e bad.gguf ] \
+      && ok "$flag q3_K -> 2, flag and value named" || bad "$flag q3_K: $(cat err.txt)"
+done
 "$GROK" quantize f32.gguf >/dev/null 2>&1; [ $? -eq 2 ] && ok "missing args -> 2" || bad "missing args"
 "$GROK" quantize nope.gguf x.gguf q8_0 >/dev/null 2>err.txt; [ $? -eq 1 ] && grep -q nope err.txt && [ ! -e x.gguf ] \
   && ok "missing input named, no output" || bad "missing input: $(cat err.txt)"

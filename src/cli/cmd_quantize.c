@@ -1,11 +1,14 @@
 /*
  * cmd_quantize.c - `grok quantize IN OUT TYPE`: re-encodes a model's
- * weight matrices (src/model/quantize.c does the work). Shows a progress
- * bar when stderr is a terminal; refuses to replace an existing file
- * unless --force is given.
+ * weight matrices as one of llama.cpp's file types (src/model/quantize.c
+ * does the work and holds the per-tensor rules). Takes llama-quantize's
+ * names and flags, shows a progress bar when stderr is a terminal, ends
+ * with llama-quantize's summary (tensors per type, sizes) and refuses to
+ * replace an existing file unless --force is given.
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,11 +19,38 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: grok quantize IN.gguf OUT.gguf TYPE [options]\n\n"
-            "Re-encodes the weight matrices of IN as TYPE (q8_0, q6_K, q5_K, q4_K, q4_0,\n"
-            "f16, bf16, f32); norms and the router stay f32 as in llama.cpp. Matrices whose\n"
-            "rows do not divide by 256 become q8_0 under a k-quant. OUT is written atomically.\n\n"
-            "  --threads N     worker threads (all cores)\n"
-            "  --force         overwrite OUT if it exists\n");
+            "Re-encodes the weight matrices of IN as one of llama.cpp's file types (TYPE is\n"
+            "its name, any case, or its number, as llama-quantize takes them). The mixes give\n"
+            "a few sensitive matrices more bits, with llama.cpp's rules; norms and the router\n"
+            "stay f32. Matrices whose rows do not divide into the type's blocks (256 for the\n"
+            "k-quants) become q8_0. OUT is written atomically.\n\n");
+    for (int i = 0; grok_quant_mix_at(i); i++) {
+        const grok_quant_mix *m = grok_quant_mix_at(i);
+        fprintf(out, "  %2d or %-7s %s\n", m->ftype, m->name, m->desc);
+    }
+    fprintf(out,
+            "  (Q4_K and Q5_K are Q4_K_M and Q5_K_M, as in llama-quantize.) In a model with 8\n"
+            "  experts, as Grok-1, the quantized mixes give attn_k and attn_v q8_0, and\n"
+            "  Q4_K_S/M attn_output q5_K. A tied embedding (no output.weight, as Grok-1's) gets\n"
+            "  the output head's type. The float types have no mix rules.\n\n"
+            "  --pure                       one type (TYPE's) for every matrix: no mix rules\n"
+            "  --output-type T              type of output.weight (alias --output-tensor-type)\n"
+            "  --token-embedding-type T     type of token_embd.weight\n"
+            "                               (T: q8_0, q6_K, q5_K, q4_K, q4_0, f16, bf16, f32)\n"
+            "  --threads N                  worker threads (all cores)\n"
+            "  --force                      overwrite OUT if it exists\n");
+}
+
+/* A weight type for --output-type / --token-embedding-type; exits with 2
+ * naming the flag and the value otherwise. */
+static int parse_type_flag(const char *flag, const char *value) {
+    int t = grok_type_from_name(value);
+    if (t < 0 || grok_llama_ftype((grok_type)t) < 0) {
+        cli_error("quantize", "%s: '%s' is not one of q8_0, q6_K, q5_K, q4_K, q4_0, f16, bf16, f32", flag,
+                  value);
+        exit(2);
+    }
+    return t;
 }
 
 typedef struct {
@@ -38,10 +68,11 @@ static void show_progress(void *ud, int64_t done, int64_t total, const char *nam
 }
 
 int cmd_quantize(int argc, char **argv) {
-    const char *pos[3] = {NULL, NULL, NULL};
+    const char *pos[3] = {NULL, NULL, NULL}, *val;
     int npos = 0;
     int64_t threads = 0;
     bool force = false;
+    grok_quantize_params qp = {NULL, false, -1, -1};
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             usage(stdout);
@@ -52,6 +83,18 @@ int cmd_quantize(int argc, char **argv) {
             force = true;
             continue;
         }
+        if (cli_flag(argv, argc, &i, "--pure", NULL)) {
+            qp.pure = true;
+            continue;
+        }
+        if (cli_str(argv, argc, &i, "--output-type", "--output-tensor-type", &val)) {
+            qp.output_type = parse_type_flag(argv[i - 1], val);
+            continue;
+        }
+        if (cli_str(argv, argc, &i, "--token-embedding-type", NULL, &val)) {
+            qp.token_embd_type = parse_type_flag(argv[i - 1], val);
+            continue;
+        }
         if (argv[i][0] == '-' || npos == 3) return cli_unknown("quantize", argv[i]);
         pos[npos++] = argv[i];
     }
@@ -59,9 +102,12 @@ int cmd_quantize(int argc, char **argv) {
         cli_error("quantize", "IN.gguf OUT.gguf TYPE are required (see grok quantize --help)");
         return 2;
     }
-    int type = grok_type_from_name(pos[2]);
-    if (type < 0 || grok_llama_ftype((grok_type)type) < 0) {
-        cli_error("quantize", "TYPE '%s' is not one of q8_0, q6_K, q5_K, q4_K, q4_0, f16, bf16, f32", pos[2]);
+    if (!(qp.mix = grok_quant_mix_find(pos[2]))) {
+        char names[256] = "";
+        for (int i = 0; grok_quant_mix_at(i); i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+                     grok_quant_mix_at(i)->name);
+        cli_error("quantize", "TYPE '%s' is not one of %s (see grok quantize --help)", pos[2], names);
         return 2;
     }
     struct stat st;
@@ -72,12 +118,30 @@ int cmd_quantize(int argc, char **argv) {
     grok_threadpool *pool = grok_threadpool_create((int)threads);
     progress_state ps = {isatty(2) != 0, cli_now()};
     char err[GROK_ERR_SIZE];
-    int rc = grok_model_quantize(pos[0], pos[1], (grok_type)type, pool, show_progress, &ps, err, sizeof err);
+    grok_quantize_stats qs;
+    int rc = grok_model_quantize(pos[0], pos[1], &qp, pool, show_progress, &ps, &qs, err, sizeof err);
     grok_threadpool_free(pool);
     if (rc) {
         cli_error("quantize", "%s", err);
         return 1;
     }
-    fprintf(stderr, "grok quantize: wrote %s (%s) in %.1f s\n", pos[1], pos[2], cli_now() - ps.t0);
+    /* llama-quantize's closing lines in one: what each type got, the
+     * weights' size before and after, and the file's */
+    char counts[512] = "";
+    for (int t = 0; t < GROK_TYPE_COUNT; t++)
+        if (qs.n_of_type[t])
+            snprintf(counts + strlen(counts), sizeof counts - strlen(counts), "%s%" PRId64 " %s",
+                     counts[0] ? ", " : "", qs.n_of_type[t], grok_type_get_traits((uint32_t)t)->name);
+    const double mib = 1024.0 * 1024.0, n = qs.n_elements ? (double)qs.n_elements : 1.0;
+    fprintf(stderr,
+            "grok quantize: wrote %s as %s%s (file type %d) in %.1f s: %" PRId64 " tensors (%s); "
+            "weights %.2f MiB (%.2f bits/weight) -> %.2f MiB (%.2f bits/weight); file %.2f MiB",
+            pos[1], qp.mix->name, qp.pure ? " --pure" : "", qp.mix->ftype, cli_now() - ps.t0, qs.n_tensors,
+            counts, (double)qs.bytes_in / mib, 8.0 * (double)qs.bytes_in / n, (double)qs.bytes_out / mib,
+            8.0 * (double)qs.bytes_out / n, stat(pos[1], &st) == 0 ? (double)st.st_size / mib : 0.0);
+    if (qs.n_fallback)
+        fprintf(stderr, "; %" PRId64 " of them in another type: rows not a multiple of its block",
+                qs.n_fallback);
+    fputc('\n', stderr);
     return 0;
 }

@@ -1,6 +1,8 @@
 /*
  * quantize.h - re-encoding a model file's weight matrices into another
- * type (grok quantize). Internal to libgrok and the grok command.
+ * type (grok quantize), as llama.cpp's named file types ("mixes" such as
+ * Q4_K_M: most matrices of one type, a few sensitive ones with more bits)
+ * or one type for all ("pure"). Internal to libgrok and the grok command.
  */
 #ifndef GROK_QUANTIZE_H
 #define GROK_QUANTIZE_H
@@ -10,19 +12,53 @@
 /* Called after each tensor: done of total tensors, and its name. */
 typedef void (*grok_quantize_progress)(void *ud, int64_t done, int64_t total, const char *name);
 
-/* Writes in_path's metadata and tensors to out_path (atomically, through
- * the GGUF writer) with every weight matrix re-encoded as type; norms,
- * the router (ffn_gate_inp) and 1-D tensors keep their type, as llama.cpp
- * does; matrices whose rows do not divide into a k-quant's 256-blocks are
- * written as q8_0. general.file_type is set to llama.cpp's file-type
- * number for type.
- * Rows are converted in parallel on pool (may be NULL). */
-int grok_model_quantize(const char *in_path, const char *out_path, grok_type type,
-                        grok_threadpool *pool, grok_quantize_progress progress, void *ud, char *err,
-                        size_t err_size);
+/* One of llama.cpp's file types: its name as llama-quantize prints it, its
+ * LLAMA_FTYPE number (written as general.file_type) and the type most of
+ * its matrices get. */
+typedef struct {
+    const char *name;
+    int ftype;
+    grok_type base;
+    const char *desc; /* what the rules do, for grok quantize --help */
+} grok_quant_mix;
 
-/* llama.cpp's LLAMA_FTYPE number for a file whose weights are mostly of
- * type, or -1 when it has none in this set. */
+/* The file types grok quantize writes, in llama-quantize's order; i past
+ * the end gives NULL. */
+const grok_quant_mix *grok_quant_mix_at(int i);
+/* The file type called name: case-insensitive, llama-quantize's aliases
+ * (Q4_K = Q4_K_M, Q5_K = Q5_K_M) and its number ("15") included; NULL if
+ * none. */
+const grok_quant_mix *grok_quant_mix_find(const char *name);
+
+typedef struct {
+    const grok_quant_mix *mix;
+    bool pure;            /* every matrix gets mix->base: no per-tensor rules */
+    int output_type;      /* grok_type for output.weight, or -1 for the mix's choice */
+    int token_embd_type;  /* grok_type for token_embd.weight, or -1 */
+} grok_quantize_params;
+
+/* What was written, for the summary line. */
+typedef struct {
+    int64_t n_tensors;
+    int64_t n_of_type[GROK_TYPE_COUNT]; /* tensors written with each type */
+    int64_t n_fallback;                 /* matrices whose rows did not fit the chosen type */
+    int64_t n_elements;
+    uint64_t bytes_in, bytes_out;       /* tensor data, without headers and padding */
+} grok_quantize_stats;
+
+/* Writes in_path's metadata and tensors to out_path (atomically, through
+ * the GGUF writer) with the weight matrices re-encoded as p asks: norms,
+ * the router (ffn_gate_inp) and 1-D tensors keep their type, as llama.cpp
+ * does; matrices whose rows do not divide into the chosen type's blocks
+ * are written as q8_0 (said on stderr). general.file_type is set to
+ * p->mix->ftype. Rows are converted in parallel on pool (may be NULL);
+ * stats (may be NULL) is filled on success. */
+int grok_model_quantize(const char *in_path, const char *out_path, const grok_quantize_params *p,
+                        grok_threadpool *pool, grok_quantize_progress progress, void *ud,
+                        grok_quantize_stats *stats, char *err, size_t err_size);
+
+/* llama.cpp's LLAMA_FTYPE number for a file whose weights are all of type
+ * (grok new, grok convert), or -1 when it has none in this set. */
 int grok_llama_ftype(grok_type type);
 
 #endif
