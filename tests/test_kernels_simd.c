@@ -517,6 +517,64 @@ static void test_matmul_batch_equals_tokens(void) {
     grok_threadpool_free(pools[2]);
 }
 
+/* grok_matmul_ops equals grok_matmul product by product, bit for bit:
+ * packed products big enough that their tails are dealt in several chunks
+ * (the last one short), two products sharing one input (quantized once),
+ * an unpacked 8-bit one, and an f32 one too small to split, with 1 to 3
+ * threads and 1 or 3 tokens. */
+static void test_matmul_ops(void) {
+    grok_threadpool *pools[3] = {NULL, grok_threadpool_create(2), grok_threadpool_create(3)};
+    const struct {
+        grok_type type;
+        int64_t rows, cols;
+        bool pack;
+        int input;
+    } spec[] = {{GROK_TYPE_Q4_0, 2400, 2048, true, 0},
+                {GROK_TYPE_Q8_0, 808, 2048, true, 0},
+                {GROK_TYPE_Q4_0, 37, 1024, false, 1},
+                {GROK_TYPE_F32, 8, 2048, false, 0}};
+    enum { NOPS = sizeof spec / sizeof spec[0] };
+    grok_rng r = {41};
+    grok_mat m[NOPS];
+    uint8_t *packed[NOPS] = {NULL};
+    float *x[2], *y[NOPS], *want[NOPS];
+    for (int i = 0; i < 2; i++) {
+        x[i] = malloc(3 * 2048 * sizeof(float));
+        for (int64_t k = 0; k < 3 * 2048; k++) x[i][k] = grok_rng_normal(&r);
+    }
+    for (int i = 0; i < NOPS; i++) {
+        const size_t rb = (size_t)grok_type_row_size(spec[i].type, spec[i].cols);
+        uint8_t *w = malloc(rb * (size_t)spec[i].rows);
+        float *wf = malloc((size_t)spec[i].cols * sizeof(float));
+        for (int64_t k = 0; k < spec[i].rows; k++) random_row(&r, spec[i].type, spec[i].cols, w + k * rb, wf);
+        free(wf);
+        m[i] = (grok_mat){w, spec[i].type, spec[i].rows, spec[i].cols, rb, NULL};
+        if (spec[i].pack) m[i].packed = packed[i] = pack_copy(&m[i]);
+        y[i] = malloc((size_t)(3 * spec[i].rows) * sizeof(float));
+        want[i] = malloc((size_t)(3 * spec[i].rows) * sizeof(float));
+    }
+    grok_kernels_set_mode(GROK_KERNELS_FAST);
+    for (int64_t nt = 1; nt <= 3; nt += 2) {
+        grok_matmul_op ops[NOPS];
+        for (int i = 0; i < NOPS; i++) {
+            grok_matmul(NULL, &m[i], x[spec[i].input], 2048, want[i], spec[i].rows, nt);
+            ops[i] = (grok_matmul_op){&m[i], x[spec[i].input], 2048, y[i], spec[i].rows, nt};
+        }
+        for (int p = 0; p < 3; p++) {
+            for (int i = 0; i < NOPS; i++) memset(y[i], 0, (size_t)(3 * spec[i].rows) * sizeof(float));
+            grok_matmul_ops(pools[p], ops, NOPS);
+            for (int i = 0; i < NOPS; i++)
+                CHECK(memcmp(y[i], want[i], (size_t)(nt * spec[i].rows) * sizeof(float)) == 0,
+                      "matmul_ops product %d (%s %lldx%lld%s), %lld tokens, pool %d: differs from grok_matmul", i,
+                      grok_type_get_traits(spec[i].type)->name, (long long)spec[i].rows, (long long)spec[i].cols,
+                      m[i].packed ? " packed" : "", (long long)nt, p);
+        }
+    }
+    for (int i = 0; i < NOPS; i++) free((void *)m[i].data), free(packed[i]), free(y[i]), free(want[i]);
+    free(x[0]), free(x[1]);
+    for (int p = 1; p < 3; p++) grok_threadpool_free(pools[p]);
+}
+
 int main(void) {
     const grok_cpu_features *cpu = grok_cpu();
     const variant variants[] = {
@@ -545,6 +603,7 @@ int main(void) {
     test_q4_0_by_hand();
     test_matmul_modes();
     test_matmul_batch_equals_tokens();
+    test_matmul_ops();
     printf("%d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }
