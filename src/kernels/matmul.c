@@ -10,7 +10,10 @@
  * path a multi-token dot takes up to 8 tokens per row at once, so each
  * weight block is also decoded once per 8 tokens rather than per token.
  * Weights with a packed copy (groups of 8 interleaved rows, kernels.h) go
- * through dot_x8, 8 rows a call.
+ * through dot_x8, 8 rows a call. grok_matmul_ops runs several products in
+ * one pass of the pool (one barrier, a shared input quantized once); a
+ * single token's packed products keep their last rows back and deal them
+ * out in chunks, so the threads finish together.
  */
 #include <stdatomic.h>
 #include <stdint.h>
