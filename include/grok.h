@@ -106,132 +106,132 @@ int grok_type_from_name(const char *name);
  * GGUF files (v2 and v3 read, v3 written). src/gguf/
  * ====================================================================== */
 typedef enum {
-    GGUF_TYPE_UINT8 = 0,
-    GGUF_TYPE_INT8 = 1,
-    GGUF_TYPE_UINT16 = 2,
-    GGUF_TYPE_INT16 = 3,
-    GGUF_TYPE_UINT32 = 4,
-    GGUF_TYPE_INT32 = 5,
-    GGUF_TYPE_FLOAT32 = 6,
-    GGUF_TYPE_BOOL = 7,
-    GGUF_TYPE_STRING = 8,
-    GGUF_TYPE_ARRAY = 9,
-    GGUF_TYPE_UINT64 = 10,
-    GGUF_TYPE_INT64 = 11,
-    GGUF_TYPE_FLOAT64 = 12,
-    GGUF_TYPE_COUNT
-} gguf_value_type;
+    GROK_GGUF_TYPE_UINT8 = 0,
+    GROK_GGUF_TYPE_INT8 = 1,
+    GROK_GGUF_TYPE_UINT16 = 2,
+    GROK_GGUF_TYPE_INT16 = 3,
+    GROK_GGUF_TYPE_UINT32 = 4,
+    GROK_GGUF_TYPE_INT32 = 5,
+    GROK_GGUF_TYPE_FLOAT32 = 6,
+    GROK_GGUF_TYPE_BOOL = 7,
+    GROK_GGUF_TYPE_STRING = 8,
+    GROK_GGUF_TYPE_ARRAY = 9,
+    GROK_GGUF_TYPE_UINT64 = 10,
+    GROK_GGUF_TYPE_INT64 = 11,
+    GROK_GGUF_TYPE_FLOAT64 = 12,
+    GROK_GGUF_TYPE_COUNT
+} grok_gguf_value_type;
 
-#define GGUF_MAX_DIMS 4
-#define GGUF_MAX_NAME 63 /* tensor names are at most 63 bytes, as in ggml */
-#define GGUF_DEFAULT_ALIGNMENT 32
+#define GROK_GGUF_MAX_DIMS 4
+#define GROK_GGUF_MAX_NAME 63 /* tensor names are at most 63 bytes, as in ggml */
+#define GROK_GGUF_DEFAULT_ALIGNMENT 32
 
-typedef struct gguf_file gguf_file;
+typedef struct grok_gguf_file grok_gguf_file;
 
-/* One tensor of an opened file; owned by the gguf_file. */
+/* One tensor of an opened file; owned by the grok_gguf_file. */
 typedef struct {
     const char *name;           /* NUL-terminated */
     uint32_t type;              /* grok_type */
     int32_t n_dims;             /* 1..4 */
-    int64_t ne[GGUF_MAX_DIMS];  /* ggml order: ne[0] is contiguous; unused dims are 1 */
+    int64_t ne[GROK_GGUF_MAX_DIMS];  /* ggml order: ne[0] is contiguous; unused dims are 1 */
     int64_t n_elements;
     uint64_t offset;            /* from the start of its split's data section */
     size_t nbytes;
     const void *data;           /* points into the memory map */
     int32_t split;              /* index of the split file holding it */
-} gguf_tensor;
+} grok_gguf_tensor;
 
 /* Opens and validates a GGUF file (memory-mapped; no read pass over the
  * data). A path of the form NAME-00001-of-0000N.gguf opens all N splits as
  * one file. Returns NULL and writes err on any malformed input. */
-gguf_file *gguf_open(const char *path, char *err, size_t err_size);
-void gguf_close(gguf_file *f);
+grok_gguf_file *grok_gguf_open(const char *path, char *err, size_t err_size);
+void grok_gguf_close(grok_gguf_file *f);
 
-const char *gguf_path(const gguf_file *f);
-uint32_t gguf_version(const gguf_file *f);
-int32_t gguf_n_splits(const gguf_file *f);
-uint64_t gguf_alignment(const gguf_file *f);
+const char *grok_gguf_path(const grok_gguf_file *f);
+uint32_t grok_gguf_version(const grok_gguf_file *f);
+int32_t grok_gguf_n_splits(const grok_gguf_file *f);
+uint64_t grok_gguf_alignment(const grok_gguf_file *f);
 /* Total bytes of all split files. */
-uint64_t gguf_file_size(const gguf_file *f);
+uint64_t grok_gguf_file_size(const grok_gguf_file *f);
 
-int64_t gguf_n_kv(const gguf_file *f);
-const char *gguf_kv_key(const gguf_file *f, int64_t i);
-gguf_value_type gguf_kv_type(const gguf_file *f, int64_t i);
+int64_t grok_gguf_n_kv(const grok_gguf_file *f);
+const char *grok_gguf_kv_key(const grok_gguf_file *f, int64_t i);
+grok_gguf_value_type grok_gguf_kv_type(const grok_gguf_file *f, int64_t i);
 /* Index of a key, or -1. */
-int64_t gguf_find_kv(const gguf_file *f, const char *key);
+int64_t grok_gguf_find_kv(const grok_gguf_file *f, const char *key);
 
 /* Scalar getters. Numeric getters accept any integer/float kv whose value
  * is representable in the requested type. Return 0 on success, -1 when the
  * key is absent, -2 when it has an incompatible type or value. */
-int gguf_get_u64(const gguf_file *f, const char *key, uint64_t *out);
-int gguf_get_i64(const gguf_file *f, const char *key, int64_t *out);
-int gguf_get_f64(const gguf_file *f, const char *key, double *out);
-int gguf_get_bool(const gguf_file *f, const char *key, bool *out);
+int grok_gguf_get_u64(const grok_gguf_file *f, const char *key, uint64_t *out);
+int grok_gguf_get_i64(const grok_gguf_file *f, const char *key, int64_t *out);
+int grok_gguf_get_f64(const grok_gguf_file *f, const char *key, double *out);
+int grok_gguf_get_bool(const grok_gguf_file *f, const char *key, bool *out);
 /* The string stays owned by f; *len may be NULL. */
-int gguf_get_str(const gguf_file *f, const char *key, const char **out, size_t *len);
+int grok_gguf_get_str(const grok_gguf_file *f, const char *key, const char **out, size_t *len);
 
 /* Arrays: element type, length, and the elements. Numeric arrays are
  * copied into aligned memory at open time, so the pointer may be cast to
  * the element type. String arrays: one element at a time. */
-int gguf_get_arr(const gguf_file *f, const char *key, gguf_value_type *elem_type,
+int grok_gguf_get_arr(const grok_gguf_file *f, const char *key, grok_gguf_value_type *elem_type,
                  uint64_t *n);
-const void *gguf_get_arr_data(const gguf_file *f, const char *key);
-const char *gguf_get_arr_str(const gguf_file *f, const char *key, uint64_t i, size_t *len);
+const void *grok_gguf_get_arr_data(const grok_gguf_file *f, const char *key);
+const char *grok_gguf_get_arr_str(const grok_gguf_file *f, const char *key, uint64_t i, size_t *len);
 
-int64_t gguf_n_tensors(const gguf_file *f);
-const gguf_tensor *gguf_tensor_at(const gguf_file *f, int64_t i);
-const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
+int64_t grok_gguf_n_tensors(const grok_gguf_file *f);
+const grok_gguf_tensor *grok_gguf_tensor_at(const grok_gguf_file *f, int64_t i);
+const grok_gguf_tensor *grok_gguf_find_tensor(const grok_gguf_file *f, const char *name);
 
-const char *gguf_value_type_name(gguf_value_type t);
+const char *grok_gguf_value_type_name(grok_gguf_value_type t);
 
 /* ---- writer ----
  * Collects kvs and tensor infos, then writes either all at once
- * (gguf_writer_write, every tensor's data given) or streamed
- * (gguf_writer_begin, then each tensor's bytes in order with
- * gguf_writer_write_data, then gguf_writer_finish). Output goes to a
+ * (grok_gguf_writer_write, every tensor's data given) or streamed
+ * (grok_gguf_writer_begin, then each tensor's bytes in order with
+ * grok_gguf_writer_write_data, then grok_gguf_writer_finish). Output goes to a
  * temporary name beside the target and is renamed when complete, so a
  * failed or interrupted write never leaves a partial file under the real
  * name. With a split size set, writes NAME-0000i-of-0000N.gguf files in
  * llama.cpp's gguf-split layout (split.no, split.count,
  * split.tensors.count). */
-typedef struct gguf_writer gguf_writer;
+typedef struct grok_gguf_writer grok_gguf_writer;
 
-gguf_writer *gguf_writer_create(void);
-void gguf_writer_free(gguf_writer *w); /* aborts an unfinished stream: removes temp files */
+grok_gguf_writer *grok_gguf_writer_create(void);
+void grok_gguf_writer_free(grok_gguf_writer *w); /* aborts an unfinished stream: removes temp files */
 
 /* Setting a key twice replaces its value (order of first setting kept). */
-int gguf_writer_set_u8(gguf_writer *w, const char *key, uint8_t v);
-int gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v);
-int gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v);
-int gguf_writer_set_u64(gguf_writer *w, const char *key, uint64_t v);
-int gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
-int gguf_writer_set_bool(gguf_writer *w, const char *key, bool v);
-int gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
+int grok_gguf_writer_set_u8(grok_gguf_writer *w, const char *key, uint8_t v);
+int grok_gguf_writer_set_u32(grok_gguf_writer *w, const char *key, uint32_t v);
+int grok_gguf_writer_set_i32(grok_gguf_writer *w, const char *key, int32_t v);
+int grok_gguf_writer_set_u64(grok_gguf_writer *w, const char *key, uint64_t v);
+int grok_gguf_writer_set_f32(grok_gguf_writer *w, const char *key, float v);
+int grok_gguf_writer_set_bool(grok_gguf_writer *w, const char *key, bool v);
+int grok_gguf_writer_set_str(grok_gguf_writer *w, const char *key, const char *v);
 /* Numeric array of n elements of elem_type (copied). */
-int gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_value_type elem_type,
+int grok_gguf_writer_set_arr(grok_gguf_writer *w, const char *key, grok_gguf_value_type elem_type,
                         const void *data, uint64_t n);
-int gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *strs,
+int grok_gguf_writer_set_arr_str(grok_gguf_writer *w, const char *key, const char *const *strs,
                             uint64_t n);
 /* Copies every kv of f (except split.* and those already set in w). */
-int gguf_writer_copy_kvs(gguf_writer *w, const gguf_file *f);
+int grok_gguf_writer_copy_kvs(grok_gguf_writer *w, const grok_gguf_file *f);
 
 /* Adds a tensor; data may be NULL when streaming. The data is not copied:
  * it must stay valid until the file is written. Returns its index or -1. */
-int64_t gguf_writer_add_tensor(gguf_writer *w, const char *name, grok_type type, int32_t n_dims,
+int64_t grok_gguf_writer_add_tensor(grok_gguf_writer *w, const char *name, grok_type type, int32_t n_dims,
                                const int64_t *ne, const void *data);
 /* 0 = no splitting. Splits fall between tensors. */
-void gguf_writer_set_split_max_size(gguf_writer *w, uint64_t max_bytes);
-void gguf_writer_set_alignment(gguf_writer *w, uint64_t alignment);
+void grok_gguf_writer_set_split_max_size(grok_gguf_writer *w, uint64_t max_bytes);
+void grok_gguf_writer_set_alignment(grok_gguf_writer *w, uint64_t alignment);
 
-int gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t err_size);
-int gguf_writer_begin(gguf_writer *w, const char *path, char *err, size_t err_size);
+int grok_gguf_writer_write(grok_gguf_writer *w, const char *path, char *err, size_t err_size);
+int grok_gguf_writer_begin(grok_gguf_writer *w, const char *path, char *err, size_t err_size);
 /* Appends bytes of the current tensor; a tensor may come in several calls. */
-int gguf_writer_write_data(gguf_writer *w, const void *data, size_t n, char *err,
+int grok_gguf_writer_write_data(grok_gguf_writer *w, const void *data, size_t n, char *err,
                            size_t err_size);
-int gguf_writer_finish(gguf_writer *w, char *err, size_t err_size);
-/* The paths written (one, or one per split), valid until gguf_writer_free. */
-int32_t gguf_writer_n_outputs(const gguf_writer *w);
-const char *gguf_writer_output_path(const gguf_writer *w, int32_t i);
+int grok_gguf_writer_finish(grok_gguf_writer *w, char *err, size_t err_size);
+/* The paths written (one, or one per split), valid until grok_gguf_writer_free. */
+int32_t grok_gguf_writer_n_outputs(const grok_gguf_writer *w);
+const char *grok_gguf_writer_output_path(const grok_gguf_writer *w, int32_t i);
 
 /* ======================================================================
  * Tokenizer: SentencePiece BPE, identical to sentencepiece 0.1.97.
@@ -253,7 +253,7 @@ enum {
 /* From a SentencePiece .model file (protobuf, read by our own reader). */
 grok_tokenizer *grok_tokenizer_load_spm(const char *path, char *err, size_t err_size);
 /* From a GGUF file's tokenizer.ggml.* keys (model "llama"). */
-grok_tokenizer *grok_tokenizer_from_gguf(const gguf_file *f, char *err, size_t err_size);
+grok_tokenizer *grok_tokenizer_from_gguf(const grok_gguf_file *f, char *err, size_t err_size);
 /* A stand-in vocabulary of n pieces for random test models: control
  * [PAD] [BOS] [EOS], [UNK], then byte pieces and single letters as room
  * allows. n >= 4. */
@@ -261,7 +261,7 @@ grok_tokenizer *grok_tokenizer_placeholder(int64_t n_vocab, char *err, size_t er
 void grok_tokenizer_free(grok_tokenizer *t);
 /* Writes tokenizer.ggml.* keys (tokens, scores, token_type, special ids,
  * add_bos/add_eos and the SentencePiece options we need) into w. */
-int grok_tokenizer_to_gguf(const grok_tokenizer *t, gguf_writer *w);
+int grok_tokenizer_to_gguf(const grok_tokenizer *t, grok_gguf_writer *w);
 
 int64_t grok_tokenizer_n_vocab(const grok_tokenizer *t);
 const char *grok_tokenizer_piece(const grok_tokenizer *t, int32_t id, size_t *len);
@@ -358,7 +358,7 @@ typedef struct grok_model grok_model;
 grok_model *grok_model_load(const char *path, char *err, size_t err_size);
 void grok_model_free(grok_model *m);
 const grok_hparams *grok_model_hparams(const grok_model *m);
-const gguf_file *grok_model_gguf(const grok_model *m);
+const grok_gguf_file *grok_model_gguf(const grok_model *m);
 /* NULL when the file carries no vocabulary. */
 const grok_tokenizer *grok_model_tokenizer(const grok_model *m);
 /* Bytes of weights read to decode one token (the active parameters). */

@@ -6,7 +6,7 @@
  * every attention and expert projection and B made non-zero (at B = 0 the
  * gradient of A vanishes and would test nothing), entries of every lora_a
  * and lora_b tensor are perturbed both ways and the central difference of
- * the total loss is compared with gt_lora_grad's projection of the full
+ * the total loss is compared with grok_train_lora_grad's projection of the full
  * gradient. Then the adapter is written, applied to the base by
  * grok_model_apply_lora and merged by grok_lora_merge: the engine's logits
  * with the applied adapter must match the training forward on merged
@@ -67,7 +67,7 @@ static void expect(bool ok, const char *what) {
 int main(void) {
     char err[GROK_ERR_SIZE];
     grok_rng r = {123}; /* norms, then the test's own draws */
-    gt_model *m = tiny_train_model(11, &r, err, sizeof err);
+    grok_train_model *m = tiny_train_model(11, &r, err, sizeof err);
     if (!m) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -84,40 +84,40 @@ int main(void) {
     snprintf(merged_path, sizeof merged_path, "%s/lora-merged.gguf", tmp);
     snprintf(other_path, sizeof other_path, "%s/lora-other.gguf", tmp);
     grok_tokenizer *tk = grok_tokenizer_placeholder(hp.n_vocab, err, sizeof err);
-    if (!tk || gt_save(base_path, m, tk, GROK_TYPE_F32, NULL, "lora-base", err, sizeof err)) {
+    if (!tk || grok_train_save(base_path, m, tk, GROK_TYPE_F32, NULL, "lora-base", err, sizeof err)) {
         fprintf(stderr, "save: %s\n", err);
         return 1;
     }
 
-    gt_lora *l = gt_lora_create(m, 2, 3.0f, GT_LORA_ATTN | GT_LORA_EXPERTS, 5, err, sizeof err);
+    grok_train_lora *l = grok_train_lora_create(m, 2, 3.0f, GROK_TRAIN_LORA_ATTN | GROK_TRAIN_LORA_EXPERTS, 5, err, sizeof err);
     if (!l) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
     for (int64_t i = 0; i < l->n_t; i++) {
-        const gt_lora_target *t = &l->t[i];
+        const grok_train_lora_target *t = &l->t[i];
         for (int64_t j = 0; j < t->rows * l->rank * t->n_mats; j++)
             l->p->w[t->b + j] = 0.3f * grok_rng_normal(&r);
     }
-    gt_lora_materialize(l, m);
+    grok_train_lora_materialize(l, m);
 
     const int64_t B = TINY_B, T = TINY_T;
     int32_t tok[TINY_B * (TINY_T + 1)];
     grok_threadpool *pool;
-    gt_trainer *tr = tiny_train_batch(m, &r, tok, &pool, err, sizeof err);
+    grok_trainer *tr = tiny_train_batch(m, &r, tok, &pool, err, sizeof err);
     if (!tr) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    gt_loss_cfg cfg = {0.5f, 0.1f};
+    grok_train_loss_cfg cfg = {0.5f, 0.1f};
     float *grad = malloc(sizeof(float) * (size_t)m->n_params);
     float *gl = malloc(sizeof(float) * (size_t)l->p->n_params);
-    gt_losses l0;
-    gt_trainer_step(tr, tok, B, T, &cfg, &l0, grad);
-    gt_lora_grad(l, grad, gl);
+    grok_train_losses l0;
+    grok_trainer_step(tr, tok, B, T, &cfg, &l0, grad);
+    grok_train_lora_grad(l, grad, gl);
     int checked = 0, skipped = 0, mism = 0;
     for (int64_t ti = 0; ti < l->p->n_tensors; ti++) {
-        const gt_tensor *t = &l->p->tensors[ti];
+        const grok_train_tensor *t = &l->p->tensors[ti];
         int64_t n = t->rows * t->cols * t->n_mats, best = 0;
         for (int64_t j = 1; j < n; j++)
             if (fabsf(gl[t->off + j]) > fabsf(gl[t->off + best])) best = j;
@@ -130,7 +130,7 @@ int main(void) {
             const double steps[4] = {eps, -eps, eps / 2, -eps / 2};
             for (int k = 0; k < 4; k++) {
                 *p = (float)(orig + steps[k]);
-                gt_lora_materialize(l, m);
+                grok_train_lora_materialize(l, m);
                 lv[k] = tiny_total_loss(tr, tok, &cfg);
             }
             *p = orig;
@@ -156,20 +156,20 @@ int main(void) {
             mism++;
         }
     }
-    gt_lora_materialize(l, m);
+    grok_train_lora_materialize(l, m);
     printf("lora gradcheck: %d tensors, %d entries checked, %d skipped at routing flips, %d mismatches\n",
            (int)l->p->n_tensors, checked, skipped, mism);
     expect(mism == 0 && skipped * 5 <= checked, "LoRA gradient equals finite differences");
 
     /* Applied, merged and trained-on weights agree. */
-    if (gt_lora_save(ad_path, l, "lora-base", NULL, err, sizeof err) ||
+    if (grok_train_lora_save(ad_path, l, "lora-base", NULL, err, sizeof err) ||
         grok_lora_merge(base_path, ad_path, merged_path, -1, 1.0f, err, sizeof err)) {
         fprintf(stderr, "adapter: %s\n", err);
         return 1;
     }
     const int64_t nl = T * hp.n_vocab;
     float *lt = malloc(sizeof(float) * (size_t)nl);
-    gt_trainer_logits(tr, tok, T, lt);
+    grok_trainer_logits(tr, tok, T, lt);
     float *la = engine_logits(base_path, ad_path, 1.0f, tok, T, pool);
     float *lm = engine_logits(merged_path, NULL, 1.0f, tok, T, pool);
     float *lb = engine_logits(base_path, NULL, 1.0f, tok, T, pool);
@@ -188,15 +188,15 @@ int main(void) {
     expect(max_abs_diff(l0s, lb, nl) == 0.0, "--lora-scale 0 gives the base's logits");
 
     /* An adapter checkpoint keeps every bit, and still applies. */
-    gt_optim_state st = {0}, st2 = {0};
-    gt_optim_alloc(&st, l->p->n_params);
+    grok_train_optim_state st = {0}, st2 = {0};
+    grok_train_optim_alloc(&st, l->p->n_params);
     for (int64_t i = 0; i < l->p->n_params; i++) st.m[i] = gl[i], st.v[i] = gl[i] * gl[i];
     st.step = 9, st.rng = 0xfeedfacecafebeefull, st.seed = 3;
-    gt_lora *l2 = NULL;
-    gt_model *mb = NULL;
-    if (gt_lora_save(ck_path, l, "lora-base", &st, err, sizeof err) ||
-        gt_load(base_path, &mb, NULL, NULL, err, sizeof err) ||
-        gt_lora_load(ck_path, mb, &l2, &st2, err, sizeof err)) {
+    grok_train_lora *l2 = NULL;
+    grok_train_model *mb = NULL;
+    if (grok_train_lora_save(ck_path, l, "lora-base", &st, err, sizeof err) ||
+        grok_train_load(base_path, &mb, NULL, NULL, err, sizeof err) ||
+        grok_train_lora_load(ck_path, mb, &l2, &st2, err, sizeof err)) {
         fprintf(stderr, "checkpoint: %s\n", err);
         return 1;
     }
@@ -211,9 +211,9 @@ int main(void) {
     /* A base of other shapes and a model file posing as an adapter are refused. */
     grok_hparams ho = hp;
     ho.n_ff = 8;
-    gt_model *mo = gt_model_create(&ho, err, sizeof err);
-    gt_model_init_random(mo, 1);
-    if (gt_save(other_path, mo, tk, GROK_TYPE_F32, NULL, "other", err, sizeof err)) {
+    grok_train_model *mo = grok_train_model_create(&ho, err, sizeof err);
+    grok_train_model_init_random(mo, 1);
+    if (grok_train_save(other_path, mo, tk, GROK_TYPE_F32, NULL, "other", err, sizeof err)) {
         fprintf(stderr, "save: %s\n", err);
         return 1;
     }
@@ -221,8 +221,8 @@ int main(void) {
     int rc = im ? grok_model_apply_lora(im, ad_path, 1.0f, err, sizeof err) : 0;
     printf("  other base: %s\n", err);
     expect(im && rc != 0 && strstr(err, "different base model"), "a base of other shapes is refused");
-    gt_lora *l3 = NULL;
-    rc = gt_lora_load(ad_path, mo, &l3, NULL, err, sizeof err);
+    grok_train_lora *l3 = NULL;
+    rc = grok_train_lora_load(ad_path, mo, &l3, NULL, err, sizeof err);
     expect(rc != 0 && strstr(err, "different base model"), "the trainer refuses it too");
     rc = grok_lora_merge(other_path, ad_path, merged_path, -1, 1.0f, err, sizeof err);
     expect(rc != 0 && strstr(err, "different base model"), "and so does merge");
@@ -233,17 +233,17 @@ int main(void) {
     expect(im && rc != 0 && strstr(err, "not a LoRA adapter"), "a model file is not an adapter");
     grok_model_free(im);
 
-    gt_lora_free(l3);
-    gt_model_free(mo);
-    gt_lora_free(l2);
-    gt_model_free(mb);
-    gt_optim_free(&st);
-    gt_optim_free(&st2);
+    grok_train_lora_free(l3);
+    grok_train_model_free(mo);
+    grok_train_lora_free(l2);
+    grok_train_model_free(mb);
+    grok_train_optim_free(&st);
+    grok_train_optim_free(&st2);
     free(lt), free(la), free(lm), free(lb), free(l0s), free(lc);
     free(grad), free(gl);
-    gt_lora_free(l);
-    gt_trainer_free(tr);
-    gt_model_free(m);
+    grok_train_lora_free(l);
+    grok_trainer_free(tr);
+    grok_train_model_free(m);
     grok_tokenizer_free(tk);
     grok_threadpool_free(pool);
     printf(fails ? "FAIL\n" : "PASS\n");

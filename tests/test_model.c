@@ -20,47 +20,47 @@
 typedef enum { EDIT_DROP, EDIT_RESHAPE, EDIT_RETYPE } edit_kind;
 
 /* Rewrites good as path with one tensor edited and/or one key replaced. */
-static int write_variant(const gguf_file *good, const char *path, const char *tensor,
+static int write_variant(const grok_gguf_file *good, const char *path, const char *tensor,
                          edit_kind kind, const char *drop_key, const char *arch) {
-    gguf_writer *w = gguf_writer_create();
+    grok_gguf_writer *w = grok_gguf_writer_create();
     char err[GROK_ERR_SIZE];
-    for (int64_t i = 0; i < gguf_n_kv(good); i++) {
-        const char *k = gguf_kv_key(good, i);
+    for (int64_t i = 0; i < grok_gguf_n_kv(good); i++) {
+        const char *k = grok_gguf_kv_key(good, i);
         if (drop_key && strcmp(k, drop_key) == 0) continue;
-        if (gguf_kv_type(good, i) == GGUF_TYPE_STRING) {
+        if (grok_gguf_kv_type(good, i) == GROK_GGUF_TYPE_STRING) {
             const char *v;
-            gguf_get_str(good, k, &v, NULL);
-            gguf_writer_set_str(w, k, v);
-        } else if (gguf_kv_type(good, i) == GGUF_TYPE_UINT32) {
+            grok_gguf_get_str(good, k, &v, NULL);
+            grok_gguf_writer_set_str(w, k, v);
+        } else if (grok_gguf_kv_type(good, i) == GROK_GGUF_TYPE_UINT32) {
             uint64_t v;
-            gguf_get_u64(good, k, &v);
-            gguf_writer_set_u32(w, k, (uint32_t)v);
-        } else if (gguf_kv_type(good, i) == GGUF_TYPE_FLOAT32) {
+            grok_gguf_get_u64(good, k, &v);
+            grok_gguf_writer_set_u32(w, k, (uint32_t)v);
+        } else if (grok_gguf_kv_type(good, i) == GROK_GGUF_TYPE_FLOAT32) {
             double v;
-            gguf_get_f64(good, k, &v);
-            gguf_writer_set_f32(w, k, (float)v);
+            grok_gguf_get_f64(good, k, &v);
+            grok_gguf_writer_set_f32(w, k, (float)v);
         }
     }
-    if (arch) gguf_writer_set_str(w, "general.architecture", arch);
+    if (arch) grok_gguf_writer_set_str(w, "general.architecture", arch);
     void *junk = calloc(1, 1 << 20);
-    for (int64_t i = 0; i < gguf_n_tensors(good); i++) {
-        const gguf_tensor *t = gguf_tensor_at(good, i);
+    for (int64_t i = 0; i < grok_gguf_n_tensors(good); i++) {
+        const grok_gguf_tensor *t = grok_gguf_tensor_at(good, i);
         int64_t ne[4] = {t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
         if (tensor && strcmp(t->name, tensor) == 0) {
             if (kind == EDIT_DROP) continue;
             if (kind == EDIT_RESHAPE) {
                 ne[0] = t->ne[1], ne[1] = t->ne[0]; /* transposed */
-                gguf_writer_add_tensor(w, t->name, (grok_type)t->type, t->n_dims, ne, t->data);
+                grok_gguf_writer_add_tensor(w, t->name, (grok_type)t->type, t->n_dims, ne, t->data);
             } else { /* same shape, a type without kernels here */
-                gguf_writer_add_tensor(w, t->name, GROK_TYPE_Q5_0, t->n_dims, ne, junk);
+                grok_gguf_writer_add_tensor(w, t->name, GROK_TYPE_Q5_0, t->n_dims, ne, junk);
             }
             continue;
         }
-        gguf_writer_add_tensor(w, t->name, (grok_type)t->type, t->n_dims, ne, t->data);
+        grok_gguf_writer_add_tensor(w, t->name, (grok_type)t->type, t->n_dims, ne, t->data);
     }
-    int rc = gguf_writer_write(w, path, err, sizeof err);
+    int rc = grok_gguf_writer_write(w, path, err, sizeof err);
     if (rc) fprintf(stderr, "writing %s: %s\n", path, err);
-    gguf_writer_free(w);
+    grok_gguf_writer_free(w);
     free(junk);
     return rc;
 }
@@ -89,7 +89,7 @@ static void test_load_errors(void) {
     grok_model *m = grok_model_load(good_path, err, sizeof err);
     CHECK(m != NULL, "the good file loads: %s", err);
     grok_model_free(m);
-    gguf_file *good = gguf_open(good_path, err, sizeof err);
+    grok_gguf_file *good = grok_gguf_open(good_path, err, sizeof err);
     if (!good) return;
     struct {
         const char *tensor;
@@ -117,7 +117,7 @@ static void test_load_errors(void) {
     snprintf(p, sizeof p, "%s/bad_heads.gguf", tmp);
     if (write_variant(good, p, NULL, EDIT_DROP, "grok.attention.head_count_kv", NULL) == 0)
         expect_load_error(p, "shape", NULL); /* kv heads default to heads: attn_k no longer fits */
-    gguf_close(good);
+    grok_gguf_close(good);
 }
 
 int main(void) {

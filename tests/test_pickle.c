@@ -70,9 +70,9 @@ static const uint8_t F32[159] = {
  * with a byte offset. */
 static void expect_error(const char *label, const uint8_t *buf, size_t len, const char *want)
 {
-    ckpt_entry e;
+    grok_ckpt_entry e;
     char err[512] = "";
-    int rc = ckpt_pickle_parse_mem("t.pkl", buf, len, &e, err, sizeof err);
+    int rc = grok_ckpt_pickle_parse_mem("t.pkl", buf, len, &e, err, sizeof err);
     CHECK(rc < 0, "%s: accepted", label);
     if (rc < 0) {
         CHECK(strncmp(err, "t.pkl: byte ", 12) == 0, "%s: message does not name file+offset: %s",
@@ -104,18 +104,18 @@ static size_t splice(uint8_t *dst, size_t from, size_t to, const uint8_t *ins, s
 
 int main(void)
 {
-    ckpt_entry e;
+    grok_ckpt_entry e;
     char err[512];
 
     /* valid: the QuantizedWeight8bit */
-    int rc = ckpt_pickle_parse_mem("t.pkl", QW8, sizeof QW8, &e, err, sizeof err);
+    int rc = grok_ckpt_pickle_parse_mem("t.pkl", QW8, sizeof QW8, &e, err, sizeof err);
     CHECK(rc == 0, "valid QW8 rejected: %s", err);
     if (rc == 0) {
         CHECK(e.quantized, "not quantized");
-        CHECK(e.weight.dtype == CKPT_I8 && e.weight.n_dims == 2 && e.weight.shape[0] == 4 &&
+        CHECK(e.weight.dtype == GROK_CKPT_I8 && e.weight.n_dims == 2 && e.weight.shape[0] == 4 &&
                   e.weight.shape[1] == 3 && e.weight.nbytes == 12 && e.weight.offset == 194,
               "weight descriptor wrong");
-        CHECK(e.scales.dtype == CKPT_BF16 && e.scales.n_dims == 2 && e.scales.shape[0] == 1 &&
+        CHECK(e.scales.dtype == GROK_CKPT_BF16 && e.scales.n_dims == 2 && e.scales.shape[0] == 1 &&
                   e.scales.shape[1] == 3 && e.scales.nbytes == 6 && e.scales.offset == 303,
               "scales descriptor wrong");
         CHECK((int8_t)QW8[e.weight.offset] == -6 && QW8[e.weight.offset + 11] == 5,
@@ -123,24 +123,24 @@ int main(void)
         uint16_t s[3];
         memcpy(s, QW8 + e.scales.offset, 6);
         CHECK(s[0] == 0x3f80 && s[2] == 0x4040, "scales payload offset wrong");
-        CHECK(ckpt_check_scales("t.pkl", &e.scales, s, err, sizeof err) == 0, "finite scales: %s",
+        CHECK(grok_ckpt_check_scales("t.pkl", &e.scales, s, err, sizeof err) == 0, "finite scales: %s",
               err);
         /* NaN and Inf scales */
         s[1] = 0x7fc0;
-        CHECK(ckpt_check_scales("t.pkl", &e.scales, s, err, sizeof err) < 0 &&
+        CHECK(grok_ckpt_check_scales("t.pkl", &e.scales, s, err, sizeof err) < 0 &&
                   strstr(err, "t.pkl: byte 305") && strstr(err, "NaN"),
               "NaN scale: %s", err);
         s[1] = 0xff80;
-        CHECK(ckpt_check_scales("t.pkl", &e.scales, s, err, sizeof err) < 0 && strstr(err, "Inf"),
+        CHECK(grok_ckpt_check_scales("t.pkl", &e.scales, s, err, sizeof err) < 0 && strstr(err, "Inf"),
               "Inf scale: %s", err);
     }
     /* valid: the float32 array */
-    rc = ckpt_pickle_parse_mem("f.pkl", F32, sizeof F32, &e, err, sizeof err);
+    rc = grok_ckpt_pickle_parse_mem("f.pkl", F32, sizeof F32, &e, err, sizeof err);
     CHECK(rc == 0, "valid f32 rejected: %s", err);
     if (rc == 0) {
         float v[3];
         memcpy(v, F32 + e.weight.offset, 12);
-        CHECK(!e.quantized && e.weight.dtype == CKPT_F32 && e.weight.n_dims == 1 &&
+        CHECK(!e.quantized && e.weight.dtype == GROK_CKPT_F32 && e.weight.n_dims == 1 &&
                   e.weight.shape[0] == 3 && v[0] == 1.5f && v[1] == -2.0f && v[2] == 3.25f,
               "f32 descriptor wrong");
     }
@@ -154,8 +154,8 @@ int main(void)
     for (size_t n = 0; n < sizeof F32; n++) {
         char label[64];
         snprintf(label, sizeof label, "f32 truncated to %zu bytes", n);
-        ckpt_entry e2;
-        CHECK(ckpt_pickle_parse_mem("f.pkl", F32, n, &e2, err, sizeof err) < 0 &&
+        grok_ckpt_entry e2;
+        CHECK(grok_ckpt_pickle_parse_mem("f.pkl", F32, n, &e2, err, sizeof err) < 0 &&
                   strstr(err, "f.pkl: byte "),
               "%s: accepted or bad message: %s", label, err);
     }
@@ -246,13 +246,13 @@ int main(void)
     if (f) {
         fwrite(QW8, 1, sizeof QW8, f);
         fclose(f);
-        rc = ckpt_pickle_parse_file(path, &e, err, sizeof err);
+        rc = grok_ckpt_pickle_parse_file(path, &e, err, sizeof err);
         CHECK(rc == 0 && e.quantized && e.weight.offset == 194 && e.scales.offset == 303,
               "file path: %s", rc ? err : "descriptor wrong");
         f = fopen(path, "wb");
         fwrite(QW8, 1, 200, f);
         fclose(f);
-        rc = ckpt_pickle_parse_file(path, &e, err, sizeof err);
+        rc = grok_ckpt_pickle_parse_file(path, &e, err, sizeof err);
         CHECK(rc < 0 && strstr(err, path) && strstr(err, "byte "), "truncated file: %s", err);
         remove(path);
     }

@@ -302,7 +302,7 @@ static uint64_t rnd(void) {
 static void try_image(const unsigned char *img, size_t len, const char *what, int64_t *rejected,
                       int64_t *accepted) {
     char err[GROK_ERR_SIZE] = "";
-    grok_tokenizer *t = tok_load_spm_bytes(img, len, what, err, sizeof err);
+    grok_tokenizer *t = grok_tok_load_spm_bytes(img, len, what, err, sizeof err);
     if (!t) {
         (*rejected)++;
         CHECK(err[0] != 0, "%s: rejected without a message", what);
@@ -439,7 +439,7 @@ static void test_placeholder(void) {
     }
 }
 
-/* tokenizer -> gguf_writer -> file -> gguf_open -> grok_tokenizer_from_gguf
+/* tokenizer -> grok_gguf_writer -> file -> grok_gguf_open -> grok_tokenizer_from_gguf
  * must give the same pieces, options and ids. */
 static void test_gguf_roundtrip(const grok_tokenizer *t, const char *fixture_path) {
     const char *tmp = getenv("GROK_TMP");
@@ -447,18 +447,18 @@ static void test_gguf_roundtrip(const grok_tokenizer *t, const char *fixture_pat
     snprintf(dir, sizeof dir, "%s", tmp ? tmp : "/tmp");
     mkdir(dir, 0777);
     snprintf(path, sizeof path, "%s/tokenizer_roundtrip.gguf", dir);
-    gguf_writer *w = gguf_writer_create();
+    grok_gguf_writer *w = grok_gguf_writer_create();
     CHECK(grok_tokenizer_to_gguf(t, w) == 0, "to_gguf");
-    int rc = gguf_writer_write(w, path, err, sizeof err);
+    int rc = grok_gguf_writer_write(w, path, err, sizeof err);
     CHECK(rc == 0, "gguf write: %s", err);
-    gguf_writer_free(w);
+    grok_gguf_writer_free(w);
     if (rc != 0) return;
-    gguf_file *f = gguf_open(path, err, sizeof err);
+    grok_gguf_file *f = grok_gguf_open(path, err, sizeof err);
     CHECK(f != NULL, "gguf open: %s", err);
     if (!f) return;
     grok_tokenizer *g = grok_tokenizer_from_gguf(f, err, sizeof err);
     CHECK(g != NULL, "from_gguf: %s", err);
-    gguf_close(f);
+    grok_gguf_close(f);
     if (!g) return;
     CHECK(grok_tokenizer_n_vocab(g) == grok_tokenizer_n_vocab(t), "gguf vocab size");
     int64_t diff = 0;
@@ -510,11 +510,11 @@ static void test_gguf_roundtrip(const grok_tokenizer *t, const char *fixture_pat
     remove(path);
     /* The placeholder survives the trip too. */
     grok_tokenizer *ph = grok_tokenizer_placeholder(300, err, sizeof err);
-    w = gguf_writer_create();
-    CHECK(ph && grok_tokenizer_to_gguf(ph, w) == 0 && gguf_writer_write(w, path, err, sizeof err) == 0,
+    w = grok_gguf_writer_create();
+    CHECK(ph && grok_tokenizer_to_gguf(ph, w) == 0 && grok_gguf_writer_write(w, path, err, sizeof err) == 0,
           "placeholder to gguf: %s", err);
-    gguf_writer_free(w);
-    f = gguf_open(path, err, sizeof err);
+    grok_gguf_writer_free(w);
+    f = grok_gguf_open(path, err, sizeof err);
     grok_tokenizer *ph2 = f ? grok_tokenizer_from_gguf(f, err, sizeof err) : NULL;
     CHECK(ph2 != NULL, "placeholder from gguf: %s", err);
     if (ph && ph2) {
@@ -525,7 +525,7 @@ static void test_gguf_roundtrip(const grok_tokenizer *t, const char *fixture_pat
         free(a);
         free(b);
     }
-    gguf_close(f);
+    grok_gguf_close(f);
     grok_tokenizer_free(ph);
     grok_tokenizer_free(ph2);
     remove(path);

@@ -25,7 +25,7 @@
 int main(void) {
     char err[GROK_ERR_SIZE];
     grok_rng r = {99}; /* norms, then the test's own draws */
-    gt_model *m = tiny_train_model(7, &r, err, sizeof err);
+    grok_train_model *m = tiny_train_model(7, &r, err, sizeof err);
     if (!m) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -35,19 +35,19 @@ int main(void) {
     const int64_t B = TINY_B, T = TINY_T;
     int32_t tok[TINY_B * (TINY_T + 1)];
     grok_threadpool *pool;
-    gt_trainer *tr = tiny_train_batch(m, &r, tok, &pool, err, sizeof err);
+    grok_trainer *tr = tiny_train_batch(m, &r, tok, &pool, err, sizeof err);
     if (!tr) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    gt_loss_cfg cfg = {0.5f, 0.1f};
+    grok_train_loss_cfg cfg = {0.5f, 0.1f};
     float *grad = malloc(sizeof(float) * (size_t)m->n_params);
-    gt_losses l0;
-    gt_trainer_step(tr, tok, B, T, &cfg, &l0, grad);
+    grok_train_losses l0;
+    grok_trainer_step(tr, tok, B, T, &cfg, &l0, grad);
     printf("loss: ce %.5f aux %.5f z %.5f total %.5f\n", l0.ce, l0.aux, l0.z, l0.total);
     int fails = 0, checked = 0, skipped = 0;
     for (int64_t ti = 0; ti < m->n_tensors; ti++) {
-        const gt_tensor *t = &m->tensors[ti];
+        const grok_train_tensor *t = &m->tensors[ti];
         int64_t n = t->rows * t->cols * t->n_mats;
         double worst = 0, ss = 0;
         int n_checked = 0, n_strong = 0;
@@ -121,7 +121,7 @@ int main(void) {
     char path[1024];
     snprintf(path, sizeof path, "%s/gradcheck.gguf", tmp);
     grok_tokenizer *tk = grok_tokenizer_placeholder(hp.n_vocab, err, sizeof err);
-    if (!tk || gt_save(path, m, tk, GROK_TYPE_F32, NULL, "gradcheck", err, sizeof err)) {
+    if (!tk || grok_train_save(path, m, tk, GROK_TYPE_F32, NULL, "gradcheck", err, sizeof err)) {
         fprintf(stderr, "save: %s\n", err);
         return 1;
     }
@@ -135,7 +135,7 @@ int main(void) {
     grok_context *ctx = grok_context_create(im, &cp, err, sizeof err);
     float *li = malloc(sizeof(float) * (size_t)(T * hp.n_vocab));
     float *lt = malloc(sizeof(float) * (size_t)(T * hp.n_vocab));
-    if (!ctx || grok_decode(ctx, tok, T, li, err, sizeof err) || gt_trainer_logits(tr, tok, T, lt)) {
+    if (!ctx || grok_decode(ctx, tok, T, li, err, sizeof err) || grok_trainer_logits(tr, tok, T, lt)) {
         fprintf(stderr, "decode: %s\n", err);
         return 1;
     }
@@ -148,14 +148,14 @@ int main(void) {
     if (maxrel > 1e-4) fails++;
 
     /* A checkpoint round trip keeps every bit. */
-    gt_optim_state st = {0}, st2 = {0};
-    gt_optim_alloc(&st, m->n_params);
+    grok_train_optim_state st = {0}, st2 = {0};
+    grok_train_optim_alloc(&st, m->n_params);
     for (int64_t i = 0; i < m->n_params; i++) st.m[i] = grad[i], st.v[i] = grad[i] * grad[i];
     st.step = 17, st.rng = 0x123456789abcdefull, st.seed = 5;
     snprintf(path, sizeof path, "%s/gradcheck-ckpt.gguf", tmp);
-    gt_model *m2 = NULL;
-    if (gt_save(path, m, tk, GROK_TYPE_F32, &st, "ckpt", err, sizeof err) ||
-        gt_load(path, &m2, NULL, &st2, err, sizeof err)) {
+    grok_train_model *m2 = NULL;
+    if (grok_train_save(path, m, tk, GROK_TYPE_F32, &st, "ckpt", err, sizeof err) ||
+        grok_train_load(path, &m2, NULL, &st2, err, sizeof err)) {
         fprintf(stderr, "checkpoint: %s\n", err);
         return 1;
     }
@@ -166,17 +166,17 @@ int main(void) {
         fprintf(stderr, "checkpoint round trip differs\n");
         fails++;
     }
-    gt_optim_free(&st);
-    gt_optim_free(&st2);
-    gt_model_free(m2);
+    grok_train_optim_free(&st);
+    grok_train_optim_free(&st2);
+    grok_train_model_free(m2);
     free(li);
     free(lt);
     grok_context_free(ctx);
     grok_model_free(im);
     grok_tokenizer_free(tk);
     free(grad);
-    gt_trainer_free(tr);
-    gt_model_free(m);
+    grok_trainer_free(tr);
+    grok_train_model_free(m);
     grok_threadpool_free(pool);
     printf(fails ? "FAIL\n" : "PASS\n");
     return fails ? 1 : 0;

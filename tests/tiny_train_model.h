@@ -15,14 +15,14 @@
 #include "train/train.h"
 #include "util/rng.h"
 
-static inline gt_model *tiny_train_model(uint64_t init_seed, grok_rng *r, char *err,
+static inline grok_train_model *tiny_train_model(uint64_t init_seed, grok_rng *r, char *err,
                                          size_t err_size) {
     grok_hparams hp = grok_hparams_grok1();
     hp.n_vocab = 40, hp.d_model = 16, hp.n_layers = 2, hp.n_heads = 4, hp.n_kv_heads = 2;
     hp.head_dim = 4, hp.n_experts = 4, hp.n_experts_used = 2, hp.n_ff = 12, hp.n_ctx_train = 64;
-    gt_model *m = gt_model_create(&hp, err, err_size);
+    grok_train_model *m = grok_train_model_create(&hp, err, err_size);
     if (!m) return NULL;
-    gt_model_init_random(m, init_seed);
+    grok_train_model_init_random(m, init_seed);
     for (int64_t i = 0; i < m->n_tensors; i++)
         if (m->tensors[i].is_norm)
             for (int64_t j = 0; j < m->tensors[i].cols; j++)
@@ -35,17 +35,17 @@ static inline gt_model *tiny_train_model(uint64_t init_seed, grok_rng *r, char *
  * Returns NULL with err on failure. */
 #define TINY_B 2
 #define TINY_T 6
-static inline gt_trainer *tiny_train_batch(gt_model *m, grok_rng *r, int32_t tok[TINY_B * (TINY_T + 1)],
+static inline grok_trainer *tiny_train_batch(grok_train_model *m, grok_rng *r, int32_t tok[TINY_B * (TINY_T + 1)],
                                            grok_threadpool **pool, char *err, size_t err_size) {
     for (int i = 0; i < TINY_B * (TINY_T + 1); i++) tok[i] = 4 + (int32_t)(grok_rng_next(r) % 36);
     *pool = grok_threadpool_create(2);
-    return gt_trainer_create(m, TINY_B, TINY_T, *pool, err, err_size);
+    return grok_trainer_create(m, TINY_B, TINY_T, *pool, err, err_size);
 }
 
 /* The total loss of one step (no gradient); a failed step ends the test. */
-static inline double tiny_total_loss(gt_trainer *tr, const int32_t *tok, const gt_loss_cfg *cfg) {
-    gt_losses l;
-    if (gt_trainer_step(tr, tok, TINY_B, TINY_T, cfg, &l, NULL)) {
+static inline double tiny_total_loss(grok_trainer *tr, const int32_t *tok, const grok_train_loss_cfg *cfg) {
+    grok_train_losses l;
+    if (grok_trainer_step(tr, tok, TINY_B, TINY_T, cfg, &l, NULL)) {
         fprintf(stderr, "step failed\n");
         exit(1);
     }

@@ -18,34 +18,34 @@ static void usage(FILE *out) {
             "  --grok1   print the counts for Grok-1's released shapes (no file needed)\n");
 }
 
-static void print_kv(const gguf_file *f, int64_t i) {
-    const char *key = gguf_kv_key(f, i);
-    gguf_value_type t = gguf_kv_type(f, i);
+static void print_kv(const grok_gguf_file *f, int64_t i) {
+    const char *key = grok_gguf_kv_key(f, i);
+    grok_gguf_value_type t = grok_gguf_kv_type(f, i);
     printf("  %-44s ", key);
-    if (t == GGUF_TYPE_STRING) {
+    if (t == GROK_GGUF_TYPE_STRING) {
         const char *s;
         size_t len;
-        gguf_get_str(f, key, &s, &len);
+        grok_gguf_get_str(f, key, &s, &len);
         printf("\"%.*s\"%s\n", len > 80 ? 80 : (int)len, s, len > 80 ? "..." : "");
-    } else if (t == GGUF_TYPE_ARRAY) {
-        gguf_value_type et;
+    } else if (t == GROK_GGUF_TYPE_ARRAY) {
+        grok_gguf_value_type et;
         uint64_t n;
-        gguf_get_arr(f, key, &et, &n);
-        printf("[%s x %" PRIu64 "]\n", gguf_value_type_name(et), n);
-    } else if (t == GGUF_TYPE_FLOAT32 || t == GGUF_TYPE_FLOAT64) {
+        grok_gguf_get_arr(f, key, &et, &n);
+        printf("[%s x %" PRIu64 "]\n", grok_gguf_value_type_name(et), n);
+    } else if (t == GROK_GGUF_TYPE_FLOAT32 || t == GROK_GGUF_TYPE_FLOAT64) {
         double v;
-        gguf_get_f64(f, key, &v);
+        grok_gguf_get_f64(f, key, &v);
         printf("%.17g\n", v);
-    } else if (t == GGUF_TYPE_BOOL) {
+    } else if (t == GROK_GGUF_TYPE_BOOL) {
         bool v;
-        gguf_get_bool(f, key, &v);
+        grok_gguf_get_bool(f, key, &v);
         printf("%s\n", v ? "true" : "false");
     } else {
         int64_t v;
         uint64_t u;
-        if (gguf_get_i64(f, key, &v) == 0)
+        if (grok_gguf_get_i64(f, key, &v) == 0)
             printf("%" PRId64 "\n", v);
-        else if (gguf_get_u64(f, key, &u) == 0)
+        else if (grok_gguf_get_u64(f, key, &u) == 0)
             printf("%" PRIu64 "\n", u);
         else
             printf("?\n");
@@ -92,20 +92,20 @@ int cmd_info(int argc, char **argv) {
         return 2;
     }
     char err[GROK_ERR_SIZE];
-    gguf_file *f = gguf_open(path, err, sizeof err);
+    grok_gguf_file *f = grok_gguf_open(path, err, sizeof err);
     if (!f) {
         cli_error("info", "%s", err);
         return 1;
     }
     printf("file: %s (GGUF v%" PRIu32 ", %d split%s, %.2f MiB, alignment %" PRIu64 ")\n", path,
-           gguf_version(f), gguf_n_splits(f), gguf_n_splits(f) == 1 ? "" : "s",
-           (double)gguf_file_size(f) / 1048576.0, gguf_alignment(f));
-    printf("metadata (%" PRId64 " keys):\n", gguf_n_kv(f));
-    for (int64_t i = 0; i < gguf_n_kv(f); i++) print_kv(f, i);
+           grok_gguf_version(f), grok_gguf_n_splits(f), grok_gguf_n_splits(f) == 1 ? "" : "s",
+           (double)grok_gguf_file_size(f) / 1048576.0, grok_gguf_alignment(f));
+    printf("metadata (%" PRId64 " keys):\n", grok_gguf_n_kv(f));
+    for (int64_t i = 0; i < grok_gguf_n_kv(f); i++) print_kv(f, i);
     if (tensors) {
-        printf("tensors (%" PRId64 "):\n", gguf_n_tensors(f));
-        for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
-            const gguf_tensor *t = gguf_tensor_at(f, i);
+        printf("tensors (%" PRId64 "):\n", grok_gguf_n_tensors(f));
+        for (int64_t i = 0; i < grok_gguf_n_tensors(f); i++) {
+            const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
             char shape[96] = "";
             for (int d = 0; d < t->n_dims; d++)
                 snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%" PRId64,
@@ -114,7 +114,7 @@ int cmd_info(int argc, char **argv) {
                    shape, (double)t->nbytes / 1048576.0);
         }
     }
-    gguf_close(f);
+    grok_gguf_close(f);
     grok_model *m = grok_model_load(path, err, sizeof err);
     if (!m) {
         cli_error("info", "not a loadable Grok model: %s", err);
@@ -135,7 +135,7 @@ int cmd_info(int argc, char **argv) {
     double kv_tok = 2.0 * (double)(hp->n_layers * hp->n_kv_heads * hp->head_dim);
     printf("memory: weights %.2f MiB (mapped), %.2f MiB read per token; KV cache %.1f KiB per "
            "token in f16 (%.2f MiB for the full %" PRId64 "-token context; twice that in f32)\n",
-           (double)gguf_file_size(grok_model_gguf(m)) / 1048576.0,
+           (double)grok_gguf_file_size(grok_model_gguf(m)) / 1048576.0,
            (double)grok_model_bytes_per_token(m) / 1048576.0, kv_tok * 2 / 1024.0,
            kv_tok * 2 * (double)hp->n_ctx_train / 1048576.0, hp->n_ctx_train);
     const grok_tokenizer *t = grok_model_tokenizer(m);

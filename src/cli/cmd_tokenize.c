@@ -57,13 +57,13 @@ static grok_tokenizer *load_tokenizer(const char *sub, const char *model, const 
     if (spm) {
         t = grok_tokenizer_load_spm(spm, err, sizeof err);
     } else {
-        gguf_file *f = gguf_open(model, err, sizeof err);
+        grok_gguf_file *f = grok_gguf_open(model, err, sizeof err);
         if (!f) {
             cli_error(sub, "%s", err);
             return NULL;
         }
         t = grok_tokenizer_from_gguf(f, err, sizeof err);
-        gguf_close(f);
+        grok_gguf_close(f);
     }
     if (!t) cli_error(sub, "%s", err);
     return t;

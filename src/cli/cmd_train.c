@@ -88,7 +88,7 @@ typedef struct {
     float holdout, aux_coef, z_coef;
     bool expert_stats;
     grok_hparams hp;
-    gt_adamw_cfg opt;
+    grok_train_adamw_cfg opt;
 } train_args;
 
 /* Joins the data files with newlines. */
@@ -183,8 +183,8 @@ static grok_tokenizer *train_vocab(const train_args *a, const char *text, size_t
 }
 
 /* Mean loss over non-overlapping windows of the held-out tokens. */
-static double evaluate(gt_trainer *tr, const int32_t *tok, int64_t n, int64_t B, int64_t T,
-                       int64_t max_tokens, const gt_loss_cfg *cfg, int64_t *n_scored) {
+static double evaluate(grok_trainer *tr, const int32_t *tok, int64_t n, int64_t B, int64_t T,
+                       int64_t max_tokens, const grok_train_loss_cfg *cfg, int64_t *n_scored) {
     int64_t n_win = n > T ? (n - 1) / T : 0;
     if (max_tokens > 0 && n_win > max_tokens / T) n_win = max_tokens / T > 0 ? max_tokens / T : 1;
     int32_t *buf = malloc(sizeof(int32_t) * (size_t)(B * (T + 1)));
@@ -194,8 +194,8 @@ static double evaluate(gt_trainer *tr, const int32_t *tok, int64_t n, int64_t B,
         int64_t nb = n_win - w0 < B ? n_win - w0 : B;
         for (int64_t b = 0; b < nb; b++)
             memcpy(buf + b * (T + 1), tok + (w0 + b) * T, sizeof(int32_t) * (size_t)(T + 1));
-        gt_losses l;
-        if (gt_trainer_step(tr, buf, nb, T, cfg, &l, NULL) == 0) {
+        grok_train_losses l;
+        if (grok_trainer_step(tr, buf, nb, T, cfg, &l, NULL) == 0) {
             sum += l.ce * (double)(nb * T);
             scored += nb * T;
         }
@@ -205,8 +205,8 @@ static double evaluate(gt_trainer *tr, const int32_t *tok, int64_t n, int64_t B,
     return scored ? sum / (double)scored : NAN;
 }
 
-static void print_expert_stats(const gt_trainer *tr, const grok_hparams *hp) {
-    const int64_t *c = gt_trainer_expert_counts(tr);
+static void print_expert_stats(const grok_trainer *tr, const grok_hparams *hp) {
+    const int64_t *c = grok_trainer_expert_counts(tr);
     printf("expert usage (share of routed slots per layer; uniform = %.3f):\n",
            1.0 / (double)hp->n_experts);
     for (int64_t l = 0; l < hp->n_layers; l++) {
@@ -288,23 +288,23 @@ int cmd_train(int argc, char **argv) {
     a.hp = grok_hparams_grok1();
     a.hp.d_model = 128, a.hp.n_layers = 4, a.hp.n_heads = 4, a.hp.n_kv_heads = 2;
     a.hp.n_experts = 8, a.hp.n_experts_used = 2, a.hp.n_ff = 256, a.hp.n_ctx_train = 512;
-    a.opt = gt_adamw_default();
+    a.opt = grok_train_adamw_default();
     a.opt.weight_decay = -1; /* not given: the default depends on --lora */
     int rc = parse(argc, argv, &a);
     if (rc) {
         free(a.data);
         return rc;
     }
-    if (a.opt.weight_decay < 0) a.opt.weight_decay = a.lora_rank ? 0.0f : gt_adamw_default().weight_decay;
-    unsigned lora_targets = GT_LORA_ATTN | GT_LORA_EXPERTS;
+    if (a.opt.weight_decay < 0) a.opt.weight_decay = a.lora_rank ? 0.0f : grok_train_adamw_default().weight_decay;
+    unsigned lora_targets = GROK_TRAIN_LORA_ATTN | GROK_TRAIN_LORA_EXPERTS;
     const char *flag_err = NULL;
     if (a.lora_targets) {
         lora_targets = 0;
         const char *p = a.lora_targets;
         while (*p) {
             size_t n = strcspn(p, ",");
-            if (n == 4 && strncmp(p, "attn", 4) == 0) lora_targets |= GT_LORA_ATTN;
-            else if (n == 7 && strncmp(p, "experts", 7) == 0) lora_targets |= GT_LORA_EXPERTS;
+            if (n == 4 && strncmp(p, "attn", 4) == 0) lora_targets |= GROK_TRAIN_LORA_ATTN;
+            else if (n == 7 && strncmp(p, "experts", 7) == 0) lora_targets |= GROK_TRAIN_LORA_EXPERTS;
             else {
                 flag_err = "--lora-targets: give a comma list of attn, experts";
                 break;
@@ -353,11 +353,11 @@ int cmd_train(int argc, char **argv) {
     a.opt.warmup = a.warmup, a.opt.total = a.steps;
 
     char err[GROK_ERR_SIZE];
-    gt_model *m = NULL;
+    grok_train_model *m = NULL;
     grok_tokenizer *tok = NULL;
-    gt_optim_state st = {0};
-    gt_trainer *tr = NULL;
-    gt_lora *lora = NULL;
+    grok_train_optim_state st = {0};
+    grok_trainer *tr = NULL;
+    grok_train_lora *lora = NULL;
     grok_threadpool *pool = NULL;
     int32_t *ids = NULL, *batch = NULL;
     float *grad = NULL, *grad_lora = NULL;
@@ -369,12 +369,12 @@ int cmd_train(int argc, char **argv) {
 
     /* The model and its vocabulary: from a checkpoint, a model, or new. */
     if (a.init) {
-        if (gt_load(a.init, &m, &tok, NULL, err, sizeof err)) {
+        if (grok_train_load(a.init, &m, &tok, NULL, err, sizeof err)) {
             cli_error("train", "--init: %s", err);
             goto done;
         }
         if (a.lora_rank && a.resume) {
-            if (gt_lora_load(a.resume, m, &lora, &st, err, sizeof err)) {
+            if (grok_train_lora_load(a.resume, m, &lora, &st, err, sizeof err)) {
                 cli_error("train", "--resume: %s", err);
                 goto done;
             }
@@ -384,16 +384,16 @@ int cmd_train(int argc, char **argv) {
                 goto done;
             }
         } else if (a.lora_rank) {
-            lora = gt_lora_create(m, a.lora_rank, a.lora_alpha, lora_targets, (uint64_t)a.seed, err,
+            lora = grok_train_lora_create(m, a.lora_rank, a.lora_alpha, lora_targets, (uint64_t)a.seed, err,
                                   sizeof err);
             if (!lora) {
                 cli_error("train", "%s", err);
                 goto done;
             }
         }
-        if (lora) gt_lora_materialize(lora, m);
+        if (lora) grok_train_lora_materialize(lora, m);
         if (!a.resume) {
-            if (gt_optim_alloc(&st, lora ? lora->p->n_params : m->n_params)) {
+            if (grok_train_optim_alloc(&st, lora ? lora->p->n_params : m->n_params)) {
                 cli_error("train", "out of memory for the optimizer state");
                 goto done;
             }
@@ -402,7 +402,7 @@ int cmd_train(int argc, char **argv) {
         }
     } else if (a.eval_model || a.resume) {
         const char *p = a.eval_model ? a.eval_model : a.resume;
-        if (gt_load(p, &m, &tok, a.resume ? &st : NULL, err, sizeof err)) {
+        if (grok_train_load(p, &m, &tok, a.resume ? &st : NULL, err, sizeof err)) {
             cli_error("train", "%s", err);
             goto done;
         }
@@ -421,12 +421,12 @@ int cmd_train(int argc, char **argv) {
         a.hp.n_vocab = grok_tokenizer_n_vocab(tok);
         a.hp.pad_id = grok_tokenizer_pad(tok);
         if (a.seq > a.hp.n_ctx_train) a.hp.n_ctx_train = a.seq;
-        if (!(m = gt_model_create(&a.hp, err, sizeof err))) {
+        if (!(m = grok_train_model_create(&a.hp, err, sizeof err))) {
             cli_error("train", "%s", err);
             goto done;
         }
-        gt_model_init_random(m, (uint64_t)a.seed);
-        if (gt_optim_alloc(&st, m->n_params)) {
+        grok_train_model_init_random(m, (uint64_t)a.seed);
+        if (grok_train_optim_alloc(&st, m->n_params)) {
             cli_error("train", "out of memory for the optimizer state");
             goto done;
         }
@@ -457,16 +457,16 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     pool = grok_threadpool_create((int)a.threads);
-    tr = pool ? gt_trainer_create(m, a.batch, a.seq, pool, err, sizeof err) : NULL;
+    tr = pool ? grok_trainer_create(m, a.batch, a.seq, pool, err, sizeof err) : NULL;
     if (!tr) {
         cli_error("train", "%s", pool ? err : "cannot start threads");
         goto done;
     }
-    gt_loss_cfg lcfg = {a.aux_coef, a.z_coef};
+    grok_train_loss_cfg lcfg = {a.aux_coef, a.z_coef};
 
     if (a.eval_model) {
         int64_t scored;
-        gt_trainer_reset_expert_counts(tr);
+        grok_trainer_reset_expert_counts(tr);
         double loss = evaluate(tr, ids, n_eval, a.batch, a.seq, 0, &lcfg, &scored);
         if (scored == 0) {
             cli_error("train", "--data: %" PRId64 " tokens, too few for --seq %" PRId64, n_eval, a.seq);
@@ -520,19 +520,19 @@ int cmd_train(int argc, char **argv) {
             memcpy(batch + b * (a.seq + 1), ids + off, sizeof(int32_t) * (size_t)(a.seq + 1));
         }
         st.rng = r.s;
-        gt_losses l;
-        if (gt_trainer_step(tr, batch, a.batch, a.seq, &lcfg, &l, grad)) {
+        grok_train_losses l;
+        if (grok_trainer_step(tr, batch, a.batch, a.seq, &lcfg, &l, grad)) {
             cli_error("train", "step %" PRId64 " failed", st.step);
             goto done;
         }
-        float lr = gt_lr_at(&a.opt, st.step);
+        float lr = grok_train_lr_at(&a.opt, st.step);
         double gnorm;
         if (lora) {
-            gt_lora_grad(lora, grad, grad_lora);
-            gnorm = gt_adamw_step(lora->p, &st, grad_lora, &a.opt);
-            gt_lora_materialize(lora, m);
+            grok_train_lora_grad(lora, grad, grad_lora);
+            gnorm = grok_train_adamw_step(lora->p, &st, grad_lora, &a.opt);
+            grok_train_lora_materialize(lora, m);
         } else {
-            gnorm = gt_adamw_step(m, &st, grad, &a.opt);
+            gnorm = grok_train_adamw_step(m, &st, grad, &a.opt);
         }
         if (!isfinite(l.total) || !isfinite(gnorm)) {
             cli_error("train", "step %" PRId64 ": the loss diverged (%g); try a lower --lr", st.step, l.total);
@@ -557,8 +557,8 @@ int cmd_train(int argc, char **argv) {
         if (do_eval && !isnan(ev))
             fprintf(stderr, "  held-out loss %.4f (perplexity %.2f)\n", ev, exp(ev));
         if (a.ckpt && (st.step % a.ckpt_every == 0 || st.step == a.stop_at)) {
-            if (lora ? gt_lora_save(a.ckpt, lora, a.init, &st, err, sizeof err)
-                     : gt_save(a.ckpt, m, tok, GROK_TYPE_F32, &st, "grok-train-checkpoint", err, sizeof err)) {
+            if (lora ? grok_train_lora_save(a.ckpt, lora, a.init, &st, err, sizeof err)
+                     : grok_train_save(a.ckpt, m, tok, GROK_TYPE_F32, &st, "grok-train-checkpoint", err, sizeof err)) {
                 cli_error("train", "%s", err);
                 goto done;
             }
@@ -567,15 +567,15 @@ int cmd_train(int argc, char **argv) {
     if (tty) fprintf(stderr, "\n");
     if (a.expert_stats && n_eval > a.seq) {
         int64_t sc;
-        gt_trainer_reset_expert_counts(tr);
+        grok_trainer_reset_expert_counts(tr);
         evaluate(tr, ids + n_train, n_eval, a.batch, a.seq, a.eval_tokens, &lcfg, &sc);
         print_expert_stats(tr, hp);
     }
     char name[128];
     snprintf(name, sizeof name, "grok-trained-d%" PRId64 "-l%" PRId64 "-e%" PRId64, hp->d_model,
              hp->n_layers, hp->n_experts);
-    if (lora ? gt_lora_save(a.out, lora, a.init, NULL, err, sizeof err)
-             : gt_save(a.out, m, tok, (grok_type)type, NULL, name, err, sizeof err)) {
+    if (lora ? grok_train_lora_save(a.out, lora, a.init, NULL, err, sizeof err)
+             : grok_train_save(a.out, m, tok, (grok_type)type, NULL, name, err, sizeof err)) {
         cli_error("train", "%s", err);
         goto done;
     }
@@ -589,11 +589,11 @@ done:
     free(batch);
     free(grad);
     free(grad_lora);
-    gt_lora_free(lora);
-    gt_trainer_free(tr);
+    grok_train_lora_free(lora);
+    grok_trainer_free(tr);
     grok_threadpool_free(pool);
-    gt_optim_free(&st);
-    gt_model_free(m);
+    grok_train_optim_free(&st);
+    grok_train_model_free(m);
     grok_tokenizer_free(tok);
     free(a.data);
     return rc;

@@ -107,11 +107,11 @@ grok_convert_params grok_convert_default_params(void)
 
 /* ---- one output tensor's plan ---- */
 typedef struct {
-    char name[GGUF_MAX_NAME + 1];
+    char name[GROK_GGUF_MAX_NAME + 1];
     int file;         /* index into the entries */
     grok_type type;
     int32_t n_dims;
-    int64_t ne[GGUF_MAX_DIMS];
+    int64_t ne[GROK_GGUF_MAX_DIMS];
     bool transpose;   /* rows are columns of [in, out] matrices */
     int64_t n_mat;    /* matrices (experts) */
     int64_t in, out;  /* per matrix, official orientation (transpose) or rows x cols */
@@ -131,11 +131,11 @@ typedef struct {
     char *err;
     size_t err_size;
     char **paths;
-    ckpt_entry *ent;
+    grok_ckpt_entry *ent;
     int n_files;
     plan *plans;
     int n_plans;
-    gguf_writer *w;
+    grok_gguf_writer *w;
     uint64_t window;
     uint64_t total_in, done_in;
     /* buffers */
@@ -221,7 +221,7 @@ static int list_files(conv *c)
     return 0;
 }
 
-static int check_dims(conv *c, int f, const ckpt_array *a, const char *what, int n_dims,
+static int check_dims(conv *c, int f, const grok_ckpt_array *a, const char *what, int n_dims,
                       const int64_t *want)
 {
     bool ok = a->n_dims == n_dims;
@@ -246,14 +246,14 @@ static int check_dims(conv *c, int f, const ckpt_array *a, const char *what, int
 static int64_t check_slot(conv *c, int f, const char *slot, bool matrix, int n_dims,
                           const int64_t *shape, int64_t want_S)
 {
-    const ckpt_entry *e = &c->ent[f];
+    const grok_ckpt_entry *e = &c->ent[f];
     if (!matrix || !e->quantized) {
         if (e->quantized)
             return errf(c, "%s: %s is a QuantizedWeight8bit, a float32 array expected",
                         c->paths[f], slot);
-        if (e->weight.dtype != CKPT_F32)
+        if (e->weight.dtype != GROK_CKPT_F32)
             return errf(c, "%s: byte %" PRIu64 ": %s is %s, float32 expected", c->paths[f],
-                        e->weight.offset, slot, ckpt_dtype_name(e->weight.dtype));
+                        e->weight.offset, slot, grok_ckpt_dtype_name(e->weight.dtype));
         return check_dims(c, f, &e->weight, slot, n_dims, shape) < 0 ? -1 : 1;
     }
     if (check_dims(c, f, &e->weight, slot, n_dims, shape) < 0)
@@ -285,7 +285,7 @@ static int add_plan(conv *c, const char *name, int f, grok_type type, int n_dims
     pl->file = f;
     pl->type = type;
     pl->n_dims = n_dims;
-    for (int k = 0; k < GGUF_MAX_DIMS; k++)
+    for (int k = 0; k < GROK_GGUF_MAX_DIMS; k++)
         pl->ne[k] = k < n_dims ? ne[k] : 1;
     pl->transpose = transpose;
     pl->n_mat = n_mat;
@@ -300,27 +300,27 @@ static int file_of(int layer_rank, int slot) { return 2 + layer_rank * SLOTS_PER
 static int build_plan(conv *c)
 {
     const grok_convert_params *p = c->p;
-    ckpt_parser *parser = ckpt_parser_create();
+    grok_ckpt_parser *parser = grok_ckpt_parser_create();
     if (!parser)
         return errf(c, "out of memory");
     for (int f = 0; f < c->n_files; f++) {
-        if (ckpt_parser_parse_file(parser, c->paths[f], &c->ent[f], c->err, c->err_size) < 0) {
-            ckpt_parser_free(parser);
+        if (grok_ckpt_parser_parse_file(parser, c->paths[f], &c->ent[f], c->err, c->err_size) < 0) {
+            grok_ckpt_parser_free(parser);
             return -1;
         }
         c->total_in += c->ent[f].weight.nbytes + c->ent[f].scales.nbytes;
     }
-    ckpt_parser_free(parser);
+    grok_ckpt_parser_free(parser);
     int64_t L = (c->n_files - 2) / SLOTS_PER_LAYER;
-    const ckpt_entry *emb = &c->ent[0];
-    if (emb->quantized || emb->weight.dtype != CKPT_F32 || emb->weight.n_dims != 2)
+    const grok_ckpt_entry *emb = &c->ent[0];
+    if (emb->quantized || emb->weight.dtype != GROK_CKPT_F32 || emb->weight.n_dims != 2)
         return errf(c, "%s: byte %" PRIu64 ": the embedding must be a float32 [vocab, d_model] "
                        "array", c->paths[0], emb->weight.offset);
     int64_t V = emb->weight.shape[0], D = emb->weight.shape[1];
     if (V < 1 || D < 1)
         return errf(c, "%s: empty embedding", c->paths[0]);
     /* Shapes of layer 0 (file rank 0 is layer 0 in any order) fix E and ff. */
-    const ckpt_entry *g0 = &c->ent[file_of(0, S_GATE)];
+    const grok_ckpt_entry *g0 = &c->ent[file_of(0, S_GATE)];
     if (g0->weight.n_dims != 3)
         return errf(c, "%s: byte %" PRIu64 ": moe/linear must have 3 dimensions [E, d, ff]",
                     c->paths[file_of(0, S_GATE)], g0->weight.offset);
@@ -333,7 +333,7 @@ static int build_plan(conv *c)
                     p->n_experts_used, E);
     if (H % KV)
         return errf(c, "--heads %" PRId64 " is not a multiple of --kv-heads %" PRId64, H, KV);
-    const ckpt_entry *q0 = &c->ent[file_of(0, S_Q)];
+    const grok_ckpt_entry *q0 = &c->ent[file_of(0, S_Q)];
     if (q0->weight.n_dims != 2 || q0->weight.shape[1] != H * HD)
         return errf(c, "%s: query has %" PRId64 " outputs but --heads %" PRId64
                        " x --head-dim %" PRId64 " = %" PRId64,
@@ -393,7 +393,7 @@ static int build_plan(conv *c)
     add_plan(c, "output_norm.weight", 1, GROK_TYPE_F32, 1, (int64_t[]){D}, false, 1, 1, D);
     for (int64_t l = 0; l < L; l++) {
         int r = rank_of[l];
-        char name[GGUF_MAX_NAME + 1];
+        char name[GROK_GGUF_MAX_NAME + 1];
         for (int s = 0; s < SLOTS_PER_LAYER; s++) {
             int f = file_of(r, s);
             snprintf(name, sizeof name, "blk.%" PRId64 ".%s.weight", l, SLOT_GGUF[s]);
@@ -456,8 +456,8 @@ fail:
  * Converted bytes collect in one of two buffers; a full buffer goes to a
  * writer thread, which feeds it to the GGUF writer while the next one
  * fills, so the write() copies into the page cache overlap the reading
- * and converting. The writer thread alone touches the gguf_writer between
- * gguf_writer_begin and the final flush. */
+ * and converting. The writer thread alone touches the grok_gguf_writer between
+ * grok_gguf_writer_begin and the final flush. */
 static void *writer_main(void *arg)
 {
     conv *c = arg;
@@ -471,7 +471,7 @@ static void *writer_main(void *arg)
         size_t n = c->olen[c->whead];
         bool failed = c->wfailed;
         pthread_mutex_unlock(&c->wmu);
-        int rc = failed ? -1 : gguf_writer_write_data(c->w, d, n, c->werr, sizeof c->werr);
+        int rc = failed ? -1 : grok_gguf_writer_write_data(c->w, d, n, c->werr, sizeof c->werr);
         pthread_mutex_lock(&c->wmu);
         if (rc < 0)
             c->wfailed = true;
@@ -518,7 +518,7 @@ static int flush_out(conv *c)
     if (c->out_len == 0)
         return 0;
     if (!c->wth_started) {
-        if (gguf_writer_write_data(c->w, c->obuf[c->ocur], c->out_len, c->err, c->err_size) < 0)
+        if (grok_gguf_writer_write_data(c->w, c->obuf[c->ocur], c->out_len, c->err, c->err_size) < 0)
             return -1;
     } else {
         pthread_mutex_lock(&c->wmu);
@@ -727,7 +727,7 @@ static void transpose_i8(const uint8_t *src, int64_t ld, int64_t rows, int64_t c
 /* Streams a tensor whose rows are the stored rows (embedding, norms). */
 static int stream_rows(conv *c, const plan *pl, int fd)
 {
-    const ckpt_array *a = &c->ent[pl->file].weight;
+    const grok_ckpt_array *a = &c->ent[pl->file].weight;
     int64_t rowb = pl->out * 4;
     int64_t rows_per = (int64_t)(c->window / (uint64_t)rowb);
     if (rows_per < 1)
@@ -736,7 +736,7 @@ static int stream_rows(conv *c, const plan *pl, int fd)
     for (int64_t r0 = 0; r0 < pl->in; r0 += rows_per) {
         int64_t nr = pl->in - r0 < rows_per ? pl->in - r0 : rows_per;
         uint64_t off = a->offset + (uint64_t)(r0 * rowb);
-        if (ckpt_pread_full(fd, c->win, (size_t)(nr * rowb), off) < 0)
+        if (grok_ckpt_pread_full(fd, c->win, (size_t)(nr * rowb), off) < 0)
             return errf(c, "%s: byte %" PRIu64 ": read failed", c->paths[pl->file], off);
         for (int64_t r = 0; r < nr; r++) {
             float *x = (float *)(c->win + r * rowb);
@@ -812,9 +812,9 @@ static void tjob_run(void *arg, int ith, int nth)
  * in chunks that fit an output buffer, each split over the thread pool. */
 static int stream_transposed(conv *c, const plan *pl, int fd)
 {
-    const ckpt_entry *e = &c->ent[pl->file];
-    const ckpt_array *a = &e->weight;
-    size_t es = ckpt_dtype_size(a->dtype);
+    const grok_ckpt_entry *e = &c->ent[pl->file];
+    const grok_ckpt_array *a = &e->weight;
+    size_t es = grok_ckpt_dtype_size(a->dtype);
     int64_t in = pl->in, out = pl->out;
     int64_t S = e->quantized ? e->scales.shape[e->scales.n_dims - 2] : 1;
     int64_t blk_len = in / S;
@@ -828,23 +828,23 @@ static int stream_transposed(conv *c, const plan *pl, int fd)
     for (int64_t m = 0; m < pl->n_mat; m++) {
         uint64_t base = a->offset + (uint64_t)(m * in * out) * es;
         if (e->quantized) {
-            ckpt_array sa = e->scales;
+            grok_ckpt_array sa = e->scales;
             sa.n_elements = S * out;
             sa.nbytes = (uint64_t)(S * out) * 2;
             sa.offset = e->scales.offset + (uint64_t)(m * S * out) * 2;
-            if (ckpt_read_scales(fd, c->paths[pl->file], &sa, c->scales, c->err, c->err_size) < 0)
+            if (grok_ckpt_read_scales(fd, c->paths[pl->file], &sa, c->scales, c->err, c->err_size) < 0)
                 return -1;
         }
         for (int64_t j0 = 0; j0 < out; j0 += W) {
             int64_t w = out - j0 < W ? out - j0 : W;
             if (w == out) {
-                if (ckpt_pread_full(fd, c->win, (size_t)(in * out) * es, base) < 0)
+                if (grok_ckpt_pread_full(fd, c->win, (size_t)(in * out) * es, base) < 0)
                     return errf(c, "%s: byte %" PRIu64 ": read failed", c->paths[pl->file],
                                 base);
             } else {
                 for (int64_t i = 0; i < in; i++) {
                     uint64_t off = base + (uint64_t)(i * out + j0) * es;
-                    if (ckpt_pread_full(fd, c->win + (size_t)(i * w) * es, (size_t)w * es,
+                    if (grok_ckpt_pread_full(fd, c->win + (size_t)(i * w) * es, (size_t)w * es,
                                         off) < 0)
                         return errf(c, "%s: byte %" PRIu64 ": read failed", c->paths[pl->file],
                                     off);
@@ -886,7 +886,7 @@ static int set_metadata(conv *c, const grok_tokenizer *tok)
 {
     const grok_convert_params *p = c->p;
     const grok_convert_stats *s = c->st;
-    gguf_writer *w = c->w;
+    grok_gguf_writer *w = c->w;
     /* The shapes come from the checkpoint, the rest from the flags. */
     grok_hparams hp = grok_hparams_grok1();
     hp.n_vocab = s->n_vocab, hp.d_model = s->d_model, hp.n_layers = s->n_layers;
@@ -897,12 +897,12 @@ static int set_metadata(conv *c, const grok_tokenizer *tok)
     hp.embedding_scale = p->embedding_scale, hp.logit_scale = p->logit_scale;
     hp.attn_scale = p->attn_scale, hp.attn_softcap = p->softcap;
     int rc = grok_hparams_to_gguf(&hp, w);
-    rc |= gguf_writer_set_str(w, "general.name", p->name);
-    rc |= gguf_writer_set_u32(w, "general.file_type", (uint32_t)grok_llama_ftype(p->type));
+    rc |= grok_gguf_writer_set_str(w, "general.name", p->name);
+    rc |= grok_gguf_writer_set_u32(w, "general.file_type", (uint32_t)grok_llama_ftype(p->type));
     if (p->type == GROK_TYPE_Q8_0 || p->embd_type == GROK_TYPE_Q8_0)
-        rc |= gguf_writer_set_u32(w, "general.quantization_version", 2);
+        rc |= grok_gguf_writer_set_u32(w, "general.quantization_version", 2);
     rc |= grok_tokenizer_to_gguf(tok, w);
-    rc |= gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0);
+    rc |= grok_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0);
     if (rc)
         return errf(c, "%s: cannot set metadata (out of memory?)", p->out_path);
     return 0;
@@ -945,7 +945,7 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
     }
     grok_tokenizer_set_add_bos(tok, false); /* the official runner adds no BOS */
     grok_tokenizer_set_add_eos(tok, false);
-    c->w = gguf_writer_create();
+    c->w = grok_gguf_writer_create();
     if (!c->w) {
         errf(c, "out of memory");
         goto done;
@@ -956,19 +956,19 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
     int64_t max_in = 1, max_scales = 1;
     for (int k = 0; k < c->n_plans; k++) {
         const plan *pl = &c->plans[k];
-        if (gguf_writer_add_tensor(c->w, pl->name, pl->type, pl->n_dims, pl->ne, NULL) < 0) {
+        if (grok_gguf_writer_add_tensor(c->w, pl->name, pl->type, pl->n_dims, pl->ne, NULL) < 0) {
             errf(c, "%s: cannot add tensor %s", p->out_path, pl->name);
             goto done;
         }
         int64_t rowlen = pl->transpose ? pl->in : pl->out;
         if (rowlen > max_in)
             max_in = rowlen;
-        const ckpt_entry *e = &c->ent[pl->file];
+        const grok_ckpt_entry *e = &c->ent[pl->file];
         if (e->quantized && e->scales.n_elements > max_scales)
             max_scales = e->scales.n_elements;
     }
     if (p->split_max_size)
-        gguf_writer_set_split_max_size(c->w, p->split_max_size);
+        grok_gguf_writer_set_split_max_size(c->w, p->split_max_size);
     /* the window must hold at least one row / column strip */
     uint64_t need = (uint64_t)max_in * 4;
     if (c->window < need)
@@ -997,7 +997,7 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
         errf(c, "out of memory (window of %" PRIu64 " bytes)", c->window);
         goto done;
     }
-    if (gguf_writer_begin(c->w, p->out_path, err, err_size) < 0)
+    if (grok_gguf_writer_begin(c->w, p->out_path, err, err_size) < 0)
         goto done;
     if (pthread_mutex_init(&c->wmu, NULL) == 0) {
         if (pthread_cond_init(&c->wcv, NULL) == 0) {
@@ -1030,7 +1030,7 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
         st->q8_inexact += c->ts[t].q8_inexact;
         st->q8_straddle += c->ts[t].q8_straddle;
     }
-    if (gguf_writer_finish(c->w, err, err_size) < 0)
+    if (grok_gguf_writer_finish(c->w, err, err_size) < 0)
         goto done;
     rc = 0;
 done:
@@ -1039,7 +1039,7 @@ done:
         pthread_cond_destroy(&c->wcv);
         pthread_mutex_destroy(&c->wmu);
     }
-    gguf_writer_free(c->w); /* removes the temporary output of an unfinished stream */
+    grok_gguf_writer_free(c->w); /* removes the temporary output of an unfinished stream */
     grok_tokenizer_free(tok);
     if (c->paths)
         for (int k = 0; k < c->n_files; k++)

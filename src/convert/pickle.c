@@ -38,14 +38,14 @@
 #define INLINE_BYTES 16
 #define RD_BUF 65536
 
-size_t ckpt_dtype_size(ckpt_dtype t) { return t == CKPT_F32 ? 4 : t == CKPT_I8 ? 1 : 2; }
+size_t grok_ckpt_dtype_size(grok_ckpt_dtype t) { return t == GROK_CKPT_F32 ? 4 : t == GROK_CKPT_I8 ? 1 : 2; }
 
-const char *ckpt_dtype_name(ckpt_dtype t)
+const char *grok_ckpt_dtype_name(grok_ckpt_dtype t)
 {
-    return t == CKPT_F32 ? "float32" : t == CKPT_I8 ? "int8" : "bfloat16";
+    return t == GROK_CKPT_F32 ? "float32" : t == GROK_CKPT_I8 ? "int8" : "bfloat16";
 }
 
-int ckpt_pread_full(int fd, void *dst, size_t n, uint64_t off)
+int grok_ckpt_pread_full(int fd, void *dst, size_t n, uint64_t off)
 {
     uint8_t *p = dst;
     while (n > 0) {
@@ -117,7 +117,7 @@ static const uint8_t *rd_get(reader *r, size_t n, const char *what)
         if (r->pos < r->buf_off || r->pos + n > r->buf_off + r->buf_len) {
             uint64_t left = r->size - r->pos;
             size_t want = left < RD_BUF ? (size_t)left : RD_BUF;
-            if (ckpt_pread_full(r->fd, r->buf, want, r->pos) < 0) {
+            if (grok_ckpt_pread_full(r->fd, r->buf, want, r->pos) < 0) {
                 fail(r, "read error: %s", strerror(errno));
                 return NULL;
             }
@@ -171,7 +171,7 @@ typedef struct {
     char s[MAX_STR + 1];
     uint64_t off, len; /* bytes: file offset and length */
     uint8_t inl[INLINE_BYTES];
-    ckpt_array arr;
+    grok_ckpt_array arr;
     int32_t a, b; /* qw8: weight/scales objects; dict: key/value item start */
 } obj;
 
@@ -360,13 +360,13 @@ static int op_reduce(machine *m)
         if (a->n != 3 || !is_int(item(m, args, 1), 0) || !is_int(item(m, args, 2), 1))
             return fail(&m->rd, "dtype called with arguments other than (type, False, True)");
         obj *t = item(m, args, 0);
-        ckpt_dtype dt;
+        grok_ckpt_dtype dt;
         if (is_global(t, G_BF16))
-            dt = CKPT_BF16;
+            dt = GROK_CKPT_BF16;
         else if (t->kind == O_STR && !strcmp(t->s, "f4"))
-            dt = CKPT_F32;
+            dt = GROK_CKPT_F32;
         else if (t->kind == O_STR && !strcmp(t->s, "i1"))
-            dt = CKPT_I8;
+            dt = GROK_CKPT_I8;
         else if (t->kind == O_STR)
             return fail(&m->rd, "dtype '%s' is not allowed (float32, int8, bfloat16 only)", t->s);
         else
@@ -386,7 +386,7 @@ static int build_dtype(machine *m, obj *d, int st)
     if (s->kind != O_TUPLE || s->n != 8)
         return fail(&m->rd, "dtype state is not the 8-tuple numpy writes");
     obj *e = item(m, st, 1);
-    const char *want = d->i == CKPT_I8 ? "|" : "<";
+    const char *want = d->i == GROK_CKPT_I8 ? "|" : "<";
     if (!is_int(item(m, st, 0), 3) || e->kind != O_STR || strcmp(e->s, want) ||
         item(m, st, 2)->kind != O_NONE || item(m, st, 3)->kind != O_NONE ||
         item(m, st, 4)->kind != O_NONE || !is_int(item(m, st, 5), -1) ||
@@ -407,16 +407,16 @@ static int build_array(machine *m, obj *a, int st)
         return fail(&m->rd, "array state version is not 1");
     if (shape->kind != O_TUPLE)
         return fail(&m->rd, "array shape is a %s, not a tuple", kind_name(shape->kind));
-    if (shape->n > CKPT_MAX_DIMS)
-        return fail(&m->rd, "array of %d dimensions (at most %d)", (int)shape->n, CKPT_MAX_DIMS);
+    if (shape->n > GROK_CKPT_MAX_DIMS)
+        return fail(&m->rd, "array of %d dimensions (at most %d)", (int)shape->n, GROK_CKPT_MAX_DIMS);
     if (dt->kind != O_DTYPE || !dt->built)
         return fail(&m->rd, "array dtype is not a complete dtype");
     if (item(m, st, 3)->kind != O_BOOL || item(m, st, 3)->i != 0)
         return fail(&m->rd, "array is not in C order (is_fortran must be False)");
     if (data->kind != O_BYTES)
         return fail(&m->rd, "array data is a %s, not bytes", kind_name(data->kind));
-    ckpt_array *r = &a->arr;
-    r->dtype = (ckpt_dtype)dt->i;
+    grok_ckpt_array *r = &a->arr;
+    r->dtype = (grok_ckpt_dtype)dt->i;
     r->n_dims = shape->n;
     uint64_t n = 1;
     for (int k = 0; k < shape->n; k++) {
@@ -428,13 +428,13 @@ static int build_array(machine *m, obj *a, int st)
             return fail(&m->rd, "array dimensions overflow");
         n *= (uint64_t)d->i;
     }
-    size_t es = ckpt_dtype_size(r->dtype);
+    size_t es = grok_ckpt_dtype_size(r->dtype);
     if (n > (UINT64_C(1) << 62) / es)
         return fail(&m->rd, "array dimensions overflow");
     if (data->len != n * es)
         return fail(&m->rd,
                     "array payload is %" PRIu64 " bytes, shape and dtype %s say %" PRIu64,
-                    data->len, ckpt_dtype_name(r->dtype), n * es);
+                    data->len, grok_ckpt_dtype_name(r->dtype), n * es);
     r->n_elements = (int64_t)n;
     r->offset = data->off;
     r->nbytes = data->len;
@@ -461,12 +461,12 @@ static int build_qw8(machine *m, obj *q, int st)
     if (m->objs[w].kind != O_ARRAY || !m->objs[w].built || m->objs[s].kind != O_ARRAY ||
         !m->objs[s].built)
         return fail(&m->rd, "QuantizedWeight8bit weight/scales are not complete arrays");
-    if (m->objs[w].arr.dtype != CKPT_I8)
+    if (m->objs[w].arr.dtype != GROK_CKPT_I8)
         return fail(&m->rd, "QuantizedWeight8bit weight is %s, not int8",
-                    ckpt_dtype_name(m->objs[w].arr.dtype));
-    if (m->objs[s].arr.dtype != CKPT_BF16)
+                    grok_ckpt_dtype_name(m->objs[w].arr.dtype));
+    if (m->objs[s].arr.dtype != GROK_CKPT_BF16)
         return fail(&m->rd, "QuantizedWeight8bit scales are %s, not bfloat16",
-                    ckpt_dtype_name(m->objs[s].arr.dtype));
+                    grok_ckpt_dtype_name(m->objs[s].arr.dtype));
     q->a = w;
     q->b = s;
     q->built = true;
@@ -581,7 +581,7 @@ static int memo_get(machine *m, uint64_t idx)
     return push(m, id);
 }
 
-static int run(machine *m, ckpt_entry *out)
+static int run(machine *m, grok_ckpt_entry *out)
 {
     reader *r = &m->rd;
     bool first = true;
@@ -820,18 +820,18 @@ static int run(machine *m, ckpt_entry *out)
 /* A machine and a read buffer kept across files: a checkpoint is hundreds
  * of files, and allocating ~190 KB per file made the allocator grow and
  * trim the heap each time (a TLB flush per trim, ~10% of a conversion). */
-struct ckpt_parser {
+struct grok_ckpt_parser {
     machine m;
     uint8_t buf[RD_BUF];
 };
 
-ckpt_parser *ckpt_parser_create(void) { return malloc(sizeof(ckpt_parser)); }
+grok_ckpt_parser *grok_ckpt_parser_create(void) { return malloc(sizeof(grok_ckpt_parser)); }
 
-void ckpt_parser_free(ckpt_parser *p) { free(p); }
+void grok_ckpt_parser_free(grok_ckpt_parser *p) { free(p); }
 
 /* Runs the machine from a clean state; objects and memo slots are
  * initialized as they are created, so the counters are all to reset. */
-static int parse(machine *m, const reader *rd, ckpt_entry *out)
+static int parse(machine *m, const reader *rd, grok_ckpt_entry *out)
 {
     m->rd = *rd;
     m->n_objs = 0;
@@ -843,7 +843,7 @@ static int parse(machine *m, const reader *rd, ckpt_entry *out)
     return run(m, out);
 }
 
-int ckpt_pickle_parse_mem(const char *name, const uint8_t *data, size_t len, ckpt_entry *out,
+int grok_ckpt_pickle_parse_mem(const char *name, const uint8_t *data, size_t len, grok_ckpt_entry *out,
                           char *err, size_t err_size)
 {
     reader rd = {.name = name, .mem = data, .fd = -1, .size = len, .err = err,
@@ -861,7 +861,7 @@ int ckpt_pickle_parse_mem(const char *name, const uint8_t *data, size_t len, ckp
     return rc;
 }
 
-int ckpt_parser_parse_file(ckpt_parser *p, const char *path, ckpt_entry *out, char *err,
+int grok_ckpt_parser_parse_file(grok_ckpt_parser *p, const char *path, grok_ckpt_entry *out, char *err,
                            size_t err_size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -882,19 +882,19 @@ int ckpt_parser_parse_file(ckpt_parser *p, const char *path, ckpt_entry *out, ch
     return rc;
 }
 
-int ckpt_pickle_parse_file(const char *path, ckpt_entry *out, char *err, size_t err_size)
+int grok_ckpt_pickle_parse_file(const char *path, grok_ckpt_entry *out, char *err, size_t err_size)
 {
-    ckpt_parser *p = ckpt_parser_create();
+    grok_ckpt_parser *p = grok_ckpt_parser_create();
     if (!p) {
         snprintf(err, err_size, "%s: out of memory", path);
         return -1;
     }
-    int rc = ckpt_parser_parse_file(p, path, out, err, err_size);
-    ckpt_parser_free(p);
+    int rc = grok_ckpt_parser_parse_file(p, path, out, err, err_size);
+    grok_ckpt_parser_free(p);
     return rc;
 }
 
-int ckpt_check_scales(const char *name, const ckpt_array *a, const uint16_t *vals, char *err,
+int grok_ckpt_check_scales(const char *name, const grok_ckpt_array *a, const uint16_t *vals, char *err,
                       size_t err_size)
 {
     for (int64_t k = 0; k < a->n_elements; k++) {
@@ -907,13 +907,13 @@ int ckpt_check_scales(const char *name, const ckpt_array *a, const uint16_t *val
     return 0;
 }
 
-int ckpt_read_scales(int fd, const char *name, const ckpt_array *a, uint16_t *dst, char *err,
+int grok_ckpt_read_scales(int fd, const char *name, const grok_ckpt_array *a, uint16_t *dst, char *err,
                      size_t err_size)
 {
-    if (ckpt_pread_full(fd, dst, a->nbytes, a->offset) < 0) {
+    if (grok_ckpt_pread_full(fd, dst, a->nbytes, a->offset) < 0) {
         snprintf(err, err_size, "%s: byte %" PRIu64 ": cannot read %" PRIu64 " bytes of scales",
                  name, a->offset, a->nbytes);
         return -1;
     }
-    return ckpt_check_scales(name, a, dst, err, err_size);
+    return grok_ckpt_check_scales(name, a, dst, err, err_size);
 }

@@ -343,7 +343,7 @@ int grok_dist_attach(grok_model *m, char *err, size_t err_size) {
     const grok_hparams *hp = grok_model_hparams(m);
     if (G.rank == env_rank("GROK_MPI_FAIL_RANK")) {
         snprintf(err, err_size, "rank %d of %d: could not map its share of %s (GROK_MPI_FAIL_RANK)",
-                 G.rank, G.size, gguf_path(grok_model_gguf(m)));
+                 G.rank, G.size, grok_gguf_path(grok_model_gguf(m)));
         return -1;
     }
     const int64_t align = grok_type_get_traits(m->layers[0].down.type)->block_size;
@@ -368,10 +368,10 @@ int grok_dist_attach(grok_model *m, char *err, size_t err_size) {
     }
     /* Read only the pages this rank uses: no read-ahead or fault-around
      * pulling in the neighbouring ranks' rows. */
-    const gguf_file *gf = grok_model_gguf(m);
+    const grok_gguf_file *gf = grok_model_gguf(m);
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    for (int64_t i = 0; i < gguf_n_tensors(gf); i++) {
-        const gguf_tensor *t = gguf_tensor_at(gf, i);
+    for (int64_t i = 0; i < grok_gguf_n_tensors(gf); i++) {
+        const grok_gguf_tensor *t = grok_gguf_tensor_at(gf, i);
         uintptr_t lo = (uintptr_t)t->data & ~(page - 1), hi = (uintptr_t)t->data + t->nbytes;
         if (t->nbytes) madvise((void *)lo, hi - lo, MADV_RANDOM); /* advice only: failure is harmless */
     }

@@ -103,31 +103,31 @@ static void map_insert(name_map *m, const char *name, size_t len, int64_t idx) {
 /* ---------------------------------------------------------------------
  * kv values
  * --------------------------------------------------------------------- */
-size_t gguf_scalar_size(gguf_value_type t) {
+size_t grok_gguf_scalar_size(grok_gguf_value_type t) {
     switch (t) {
-    case GGUF_TYPE_UINT8:
-    case GGUF_TYPE_INT8:
-    case GGUF_TYPE_BOOL: return 1;
-    case GGUF_TYPE_UINT16:
-    case GGUF_TYPE_INT16: return 2;
-    case GGUF_TYPE_UINT32:
-    case GGUF_TYPE_INT32:
-    case GGUF_TYPE_FLOAT32: return 4;
-    case GGUF_TYPE_UINT64:
-    case GGUF_TYPE_INT64:
-    case GGUF_TYPE_FLOAT64: return 8;
+    case GROK_GGUF_TYPE_UINT8:
+    case GROK_GGUF_TYPE_INT8:
+    case GROK_GGUF_TYPE_BOOL: return 1;
+    case GROK_GGUF_TYPE_UINT16:
+    case GROK_GGUF_TYPE_INT16: return 2;
+    case GROK_GGUF_TYPE_UINT32:
+    case GROK_GGUF_TYPE_INT32:
+    case GROK_GGUF_TYPE_FLOAT32: return 4;
+    case GROK_GGUF_TYPE_UINT64:
+    case GROK_GGUF_TYPE_INT64:
+    case GROK_GGUF_TYPE_FLOAT64: return 8;
     default: return 0;
     }
 }
 
-const char *gguf_value_type_name(gguf_value_type t) {
-    static const char *const NAMES[GGUF_TYPE_COUNT] = {
+const char *grok_gguf_value_type_name(grok_gguf_value_type t) {
+    static const char *const NAMES[GROK_GGUF_TYPE_COUNT] = {
         "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "str", "arr", "u64", "i64", "f64",
     };
-    return (unsigned)t < GGUF_TYPE_COUNT ? NAMES[t] : "unknown";
+    return (unsigned)t < GROK_GGUF_TYPE_COUNT ? NAMES[t] : "unknown";
 }
 
-void gguf_kv_clear(gguf_kv *kv) {
+void grok_gguf_kv_clear(grok_gguf_kv *kv) {
     free(kv->key);
     free(kv->str);
     free(kv->arr_data);
@@ -149,13 +149,13 @@ static void *alloc_aligned(size_t bytes) {
 
 /* Room for a string array: a (ptr, len) table of n entries and one blob
  * of total_bytes holding the NUL-terminated copies. */
-static int build_str_array(gguf_kv *kv, uint64_t n, size_t total_bytes) {
+static int build_str_array(grok_gguf_kv *kv, uint64_t n, size_t total_bytes) {
     kv->arr_strs = malloc(n ? n * sizeof *kv->arr_strs : 1);
     kv->arr_blob = malloc(total_bytes ? total_bytes : 1);
     return kv->arr_strs && kv->arr_blob ? 0 : -1;
 }
 
-int gguf_kv_copy(gguf_kv *dst, const gguf_kv *src) {
+int grok_gguf_kv_copy(grok_gguf_kv *dst, const grok_gguf_kv *src) {
     memset(dst, 0, sizeof *dst);
     dst->type = src->type;
     dst->offset = src->offset;
@@ -164,26 +164,26 @@ int gguf_kv_copy(gguf_kv *dst, const gguf_kv *src) {
     if (!dst->key) goto oom;
     memcpy(dst->key, src->key, src->key_len + 1);
     dst->key_len = src->key_len;
-    if (src->type == GGUF_TYPE_STRING) {
+    if (src->type == GROK_GGUF_TYPE_STRING) {
         dst->str = malloc(src->str_len + 1);
         if (!dst->str) goto oom;
         memcpy(dst->str, src->str, src->str_len + 1);
         dst->str_len = src->str_len;
-    } else if (src->type == GGUF_TYPE_ARRAY) {
+    } else if (src->type == GROK_GGUF_TYPE_ARRAY) {
         dst->arr_type = src->arr_type;
         dst->arr_n = src->arr_n;
-        if (src->arr_type == GGUF_TYPE_STRING) {
+        if (src->arr_type == GROK_GGUF_TYPE_STRING) {
             size_t total = 0;
             for (uint64_t i = 0; i < src->arr_n; i++) total += src->arr_strs[i].len + 1;
             if (build_str_array(dst, src->arr_n, total) != 0) goto oom;
             size_t at = 0;
             for (uint64_t i = 0; i < src->arr_n; i++) {
                 memcpy(dst->arr_blob + at, src->arr_strs[i].p, src->arr_strs[i].len + 1);
-                dst->arr_strs[i] = (gguf_str){dst->arr_blob + at, src->arr_strs[i].len};
+                dst->arr_strs[i] = (grok_gguf_str){dst->arr_blob + at, src->arr_strs[i].len};
                 at += src->arr_strs[i].len + 1;
             }
         } else {
-            size_t bytes = (size_t)src->arr_n * gguf_scalar_size(src->arr_type);
+            size_t bytes = (size_t)src->arr_n * grok_gguf_scalar_size(src->arr_type);
             dst->arr_data = alloc_aligned(bytes);
             if (!dst->arr_data) goto oom;
             if (bytes) memcpy(dst->arr_data, src->arr_data, bytes);
@@ -191,29 +191,29 @@ int gguf_kv_copy(gguf_kv *dst, const gguf_kv *src) {
     }
     return 0;
 oom:
-    gguf_kv_clear(dst);
+    grok_gguf_kv_clear(dst);
     return -1;
 }
 
 /* Numeric coercions: a value converts when the target type holds it
  * exactly, so a u32 key read as i64 works but 3.5 read as an integer or
  * 2^60+1 read as a double does not silently change. */
-static int kv_as_i64(const gguf_kv *kv, int64_t *out) {
+static int kv_as_i64(const grok_gguf_kv *kv, int64_t *out) {
     double d;
     switch (kv->type) {
-    case GGUF_TYPE_UINT8: *out = kv->v.u8; return 0;
-    case GGUF_TYPE_INT8: *out = kv->v.i8; return 0;
-    case GGUF_TYPE_UINT16: *out = kv->v.u16; return 0;
-    case GGUF_TYPE_INT16: *out = kv->v.i16; return 0;
-    case GGUF_TYPE_UINT32: *out = kv->v.u32; return 0;
-    case GGUF_TYPE_INT32: *out = kv->v.i32; return 0;
-    case GGUF_TYPE_INT64: *out = kv->v.i64; return 0;
-    case GGUF_TYPE_UINT64:
+    case GROK_GGUF_TYPE_UINT8: *out = kv->v.u8; return 0;
+    case GROK_GGUF_TYPE_INT8: *out = kv->v.i8; return 0;
+    case GROK_GGUF_TYPE_UINT16: *out = kv->v.u16; return 0;
+    case GROK_GGUF_TYPE_INT16: *out = kv->v.i16; return 0;
+    case GROK_GGUF_TYPE_UINT32: *out = kv->v.u32; return 0;
+    case GROK_GGUF_TYPE_INT32: *out = kv->v.i32; return 0;
+    case GROK_GGUF_TYPE_INT64: *out = kv->v.i64; return 0;
+    case GROK_GGUF_TYPE_UINT64:
         if (kv->v.u64 > (uint64_t)INT64_MAX) return -2;
         *out = (int64_t)kv->v.u64;
         return 0;
-    case GGUF_TYPE_FLOAT32: d = kv->v.f32; break;
-    case GGUF_TYPE_FLOAT64: d = kv->v.f64; break;
+    case GROK_GGUF_TYPE_FLOAT32: d = kv->v.f32; break;
+    case GROK_GGUF_TYPE_FLOAT64: d = kv->v.f64; break;
     default: return -2;
     }
     if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return -2;
@@ -223,14 +223,14 @@ static int kv_as_i64(const gguf_kv *kv, int64_t *out) {
     return 0;
 }
 
-static int kv_as_u64(const gguf_kv *kv, uint64_t *out) {
-    if (kv->type == GGUF_TYPE_UINT64) {
+static int kv_as_u64(const grok_gguf_kv *kv, uint64_t *out) {
+    if (kv->type == GROK_GGUF_TYPE_UINT64) {
         *out = kv->v.u64;
         return 0;
     }
     double d;
-    if (kv->type == GGUF_TYPE_FLOAT32 || kv->type == GGUF_TYPE_FLOAT64) {
-        d = kv->type == GGUF_TYPE_FLOAT32 ? kv->v.f32 : kv->v.f64;
+    if (kv->type == GROK_GGUF_TYPE_FLOAT32 || kv->type == GROK_GGUF_TYPE_FLOAT64) {
+        d = kv->type == GROK_GGUF_TYPE_FLOAT32 ? kv->v.f32 : kv->v.f64;
         if (!(d >= 0.0 && d < 18446744073709551616.0)) return -2;
         uint64_t u = (uint64_t)d;
         if ((double)u != d) return -2;
@@ -243,12 +243,12 @@ static int kv_as_u64(const gguf_kv *kv, uint64_t *out) {
     return 0;
 }
 
-static int kv_as_f64(const gguf_kv *kv, double *out) {
+static int kv_as_f64(const grok_gguf_kv *kv, double *out) {
     int64_t i;
     switch (kv->type) {
-    case GGUF_TYPE_FLOAT32: *out = kv->v.f32; return 0;
-    case GGUF_TYPE_FLOAT64: *out = kv->v.f64; return 0;
-    case GGUF_TYPE_UINT64: {
+    case GROK_GGUF_TYPE_FLOAT32: *out = kv->v.f32; return 0;
+    case GROK_GGUF_TYPE_FLOAT64: *out = kv->v.f64; return 0;
+    case GROK_GGUF_TYPE_UINT64: {
         double d = (double)kv->v.u64;
         if (d >= 18446744073709551616.0 || (uint64_t)d != kv->v.u64) return -2;
         *out = d;
@@ -273,23 +273,23 @@ typedef struct {
     uint32_t version;
     uint64_t alignment;
     uint64_t data_start;
-    gguf_kv *kvs;
+    grok_gguf_kv *kvs;
     int64_t n_kv;
     name_map kv_map;
-    char (*names)[GGUF_MAX_NAME + 1]; /* tensor names of this split */
-} gguf_part;
+    char (*names)[GROK_GGUF_MAX_NAME + 1]; /* tensor names of this split */
+} grok_gguf_part;
 
-struct gguf_file {
+struct grok_gguf_file {
     char *path;
-    gguf_part *parts;
+    grok_gguf_part *parts;
     int32_t n_parts;
-    gguf_tensor *tensors; /* of all splits, in order */
+    grok_gguf_tensor *tensors; /* of all splits, in order */
     int64_t n_tensors;
     name_map tensor_map;
     uint64_t total_size;
 };
 
-static const gguf_kv *part_find(const gguf_part *p, const char *key) {
+static const grok_gguf_kv *part_find(const grok_gguf_part *p, const char *key) {
     int64_t i = map_find(&p->kv_map, key, strlen(key));
     return i < 0 ? NULL : &p->kvs[i];
 }
@@ -369,18 +369,18 @@ static void set_ctx(cursor *c, const char *what, int64_t i, const uint8_t *name,
     snprintf(c->ctx, sizeof c->ctx, "%s %" PRId64 " '%s%s': ", what, i, clean, len > 64 ? "..." : "");
 }
 
-static int parse_value(cursor *c, gguf_kv *kv) {
+static int parse_value(cursor *c, grok_gguf_kv *kv) {
     uint64_t at = c->pos;
     uint32_t t;
     if (rd_u32(c, "value type", &t) != 0) return -1;
-    if (t >= GGUF_TYPE_COUNT) return fail(c, at, "unknown value type %" PRIu32, t);
-    kv->type = (gguf_value_type)t;
+    if (t >= GROK_GGUF_TYPE_COUNT) return fail(c, at, "unknown value type %" PRIu32, t);
+    kv->type = (grok_gguf_value_type)t;
     kv->offset = c->pos;
-    size_t sz = gguf_scalar_size(kv->type);
+    size_t sz = grok_gguf_scalar_size(kv->type);
     if (sz) {
         if (need(c, sz, "value") != 0) return -1;
         const uint8_t *p = c->base + c->pos;
-        if (kv->type == GGUF_TYPE_BOOL) {
+        if (kv->type == GROK_GGUF_TYPE_BOOL) {
             if (p[0] > 1) return fail(c, c->pos, "bool value %u is not 0 or 1", p[0]);
             kv->v.b = p[0] != 0;
         } else {
@@ -389,7 +389,7 @@ static int parse_value(cursor *c, gguf_kv *kv) {
         c->pos += sz;
         return 0;
     }
-    if (kv->type == GGUF_TYPE_STRING) {
+    if (kv->type == GROK_GGUF_TYPE_STRING) {
         const uint8_t *s;
         uint64_t len;
         if (rd_str(c, "string", UINT64_MAX, &s, &len) != 0) return -1;
@@ -404,21 +404,21 @@ static int parse_value(cursor *c, gguf_kv *kv) {
     uint32_t et;
     at = c->pos;
     if (rd_u32(c, "array element type", &et) != 0) return -1;
-    if (et >= GGUF_TYPE_COUNT) return fail(c, at, "unknown array element type %" PRIu32, et);
-    if (et == GGUF_TYPE_ARRAY) return fail(c, at, "nested array (array of arrays) not supported");
+    if (et >= GROK_GGUF_TYPE_COUNT) return fail(c, at, "unknown array element type %" PRIu32, et);
+    if (et == GROK_GGUF_TYPE_ARRAY) return fail(c, at, "nested array (array of arrays) not supported");
     uint64_t n;
     at = c->pos;
     if (rd_u64(c, "array length", &n) != 0) return -1;
-    size_t esz = et == GGUF_TYPE_STRING ? 8 : gguf_scalar_size((gguf_value_type)et);
+    size_t esz = et == GROK_GGUF_TYPE_STRING ? 8 : grok_gguf_scalar_size((grok_gguf_value_type)et);
     if (n > left(c) / esz)
         return fail(c, at, "array length %" PRIu64 " of %s cannot fit in the %" PRIu64
-                    " bytes left", n, gguf_value_type_name((gguf_value_type)et), left(c));
-    kv->arr_type = (gguf_value_type)et;
+                    " bytes left", n, grok_gguf_value_type_name((grok_gguf_value_type)et), left(c));
+    kv->arr_type = (grok_gguf_value_type)et;
     kv->arr_n = n;
-    if (et != GGUF_TYPE_STRING) {
+    if (et != GROK_GGUF_TYPE_STRING) {
         size_t bytes = (size_t)(n * esz);
         const uint8_t *p = c->base + c->pos;
-        if (et == GGUF_TYPE_BOOL)
+        if (et == GROK_GGUF_TYPE_BOOL)
             for (uint64_t i = 0; i < n; i++)
                 if (p[i] > 1)
                     return fail(c, c->pos + i, "array element %" PRIu64 ": bool value %u is not "
@@ -448,23 +448,23 @@ static int parse_value(cursor *c, gguf_kv *kv) {
         memcpy(&len, c->base + c->pos, 8);
         memcpy(kv->arr_blob + off, c->base + c->pos + 8, (size_t)len);
         kv->arr_blob[off + len] = 0;
-        kv->arr_strs[i] = (gguf_str){kv->arr_blob + off, (size_t)len};
+        kv->arr_strs[i] = (grok_gguf_str){kv->arr_blob + off, (size_t)len};
         off += (size_t)len + 1;
         c->pos += 8 + len;
     }
     return 0;
 }
 
-static int parse_kvs(cursor *c, gguf_part *part, uint64_t n_kv) {
+static int parse_kvs(cursor *c, grok_gguf_part *part, uint64_t n_kv) {
     part->kvs = calloc(n_kv ? n_kv : 1, sizeof *part->kvs);
     if (!part->kvs || map_reserve(&part->kv_map, (size_t)n_kv) != 0)
         return fail(c, c->pos, "out of memory for %" PRIu64 " kvs", n_kv);
     for (uint64_t i = 0; i < n_kv; i++) {
-        gguf_kv *kv = &part->kvs[i];
+        grok_gguf_kv *kv = &part->kvs[i];
         uint64_t at = c->pos, len;
         const uint8_t *key;
         set_ctx(c, "kv", (int64_t)i, NULL, 0);
-        if (rd_str(c, "key", GGUF_MAX_KEY, &key, &len) != 0) return -1;
+        if (rd_str(c, "key", GROK_GGUF_MAX_KEY, &key, &len) != 0) return -1;
         if (len == 0) return fail(c, at, "empty key");
         set_ctx(c, "kv", (int64_t)i, key, len);
         if (memchr(key, 0, (size_t)len)) return fail(c, at + 8, "key contains a NUL byte");
@@ -480,12 +480,12 @@ static int parse_kvs(cursor *c, gguf_part *part, uint64_t n_kv) {
         map_insert(&part->kv_map, kv->key, kv->key_len, (int64_t)i);
     }
     c->ctx[0] = 0;
-    part->alignment = GGUF_DEFAULT_ALIGNMENT;
-    const gguf_kv *al = part_find(part, "general.alignment");
+    part->alignment = GROK_GGUF_DEFAULT_ALIGNMENT;
+    const grok_gguf_kv *al = part_find(part, "general.alignment");
     if (al) {
         snprintf(c->ctx, sizeof c->ctx, "kv 'general.alignment': ");
-        if (al->type != GGUF_TYPE_UINT32)
-            return fail(c, al->offset - 4, "type %s, must be u32", gguf_value_type_name(al->type));
+        if (al->type != GROK_GGUF_TYPE_UINT32)
+            return fail(c, al->offset - 4, "type %s, must be u32", grok_gguf_value_type_name(al->type));
         if (al->v.u32 == 0 || (al->v.u32 & (al->v.u32 - 1)) != 0)
             return fail(c, al->offset, "alignment %" PRIu32 " is not a power of two", al->v.u32);
         part->alignment = al->v.u32;
@@ -499,8 +499,8 @@ static uint64_t pad_to(uint64_t x, uint64_t align) { return (x + align - 1) / al
 /* Tensor infos of one split, appended to f->tensors. Offsets must be
  * exactly where a writer packing the tensors in order would put them (as
  * ggml requires), which rules out overlap, gaps and reordering at once. */
-static int parse_tensors(cursor *c, gguf_file *f, gguf_part *part, int32_t split, uint64_t n) {
-    gguf_tensor *grown = realloc(f->tensors, (size_t)(f->n_tensors + (int64_t)n + 1) * sizeof *grown);
+static int parse_tensors(cursor *c, grok_gguf_file *f, grok_gguf_part *part, int32_t split, uint64_t n) {
+    grok_gguf_tensor *grown = realloc(f->tensors, (size_t)(f->n_tensors + (int64_t)n + 1) * sizeof *grown);
     if (grown) f->tensors = grown;
     part->names = calloc(n ? n : 1, sizeof *part->names);
     if (!grown || !part->names || map_reserve(&f->tensor_map, (size_t)n) != 0)
@@ -509,14 +509,14 @@ static int parse_tensors(cursor *c, gguf_file *f, gguf_part *part, int32_t split
     if (!offset_at) return fail(c, c->pos, "out of memory for %" PRIu64 " tensors", n);
     int rc = -1;
     uint64_t expected = 0, align = part->alignment;
-    gguf_tensor *ts = f->tensors + f->n_tensors;
+    grok_gguf_tensor *ts = f->tensors + f->n_tensors;
     for (uint64_t i = 0; i < n; i++) {
-        gguf_tensor *t = &ts[i];
+        grok_gguf_tensor *t = &ts[i];
         uint64_t at = c->pos, len;
         const uint8_t *name;
         memset(t, 0, sizeof *t);
         set_ctx(c, "tensor", (int64_t)i, NULL, 0);
-        if (rd_str(c, "name", GGUF_MAX_NAME, &name, &len) != 0) goto out;
+        if (rd_str(c, "name", GROK_GGUF_MAX_NAME, &name, &len) != 0) goto out;
         if (len == 0) {
             fail(c, at, "empty name");
             goto out;
@@ -538,13 +538,13 @@ static int parse_tensors(cursor *c, gguf_file *f, gguf_part *part, int32_t split
         uint32_t n_dims;
         at = c->pos;
         if (rd_u32(c, "n_dims", &n_dims) != 0) goto out;
-        if (n_dims == 0 || n_dims > GGUF_MAX_DIMS) {
+        if (n_dims == 0 || n_dims > GROK_GGUF_MAX_DIMS) {
             fail(c, at, "n_dims %" PRIu32 " %s", n_dims, n_dims ? "> 4" : "(must be 1..4)");
             goto out;
         }
         t->n_dims = (int32_t)n_dims;
         int64_t nel = 1;
-        for (int d = 0; d < GGUF_MAX_DIMS; d++) t->ne[d] = 1;
+        for (int d = 0; d < GROK_GGUF_MAX_DIMS; d++) t->ne[d] = 1;
         for (uint32_t d = 0; d < n_dims; d++) {
             uint64_t v;
             char field[16];
@@ -606,7 +606,7 @@ static int parse_tensors(cursor *c, gguf_file *f, gguf_part *part, int32_t split
     /* The data section starts at the next aligned offset after the infos. */
     part->data_start = pad_to(c->pos, align);
     for (uint64_t i = 0; i < n; i++) {
-        gguf_tensor *t = &ts[i];
+        grok_gguf_tensor *t = &ts[i];
         set_ctx(c, "tensor", (int64_t)i, (const uint8_t *)t->name, strlen(t->name));
         uint64_t start = part->data_start + t->offset;
         if (start > c->size || t->nbytes > c->size - start) {
@@ -623,7 +623,7 @@ out:
     return rc;
 }
 
-static int map_file(gguf_part *part, const char *path, char *err, size_t err_size) {
+static int map_file(grok_gguf_part *part, const char *path, char *err, size_t err_size) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
@@ -650,8 +650,8 @@ static int map_file(gguf_part *part, const char *path, char *err, size_t err_siz
     return 0;
 }
 
-static int parse_part(gguf_file *f, int32_t split, const char *path, char *err, size_t err_size) {
-    gguf_part *part = &f->parts[split];
+static int parse_part(grok_gguf_file *f, int32_t split, const char *path, char *err, size_t err_size) {
+    grok_gguf_part *part = &f->parts[split];
     part->path = strdup(path);
     if (!part->path) {
         snprintf(err, err_size, "%s: out of memory", path);
@@ -663,7 +663,7 @@ static int parse_part(gguf_file *f, int32_t split, const char *path, char *err, 
                 .err_size = err_size};
     snprintf(c.ctx, sizeof c.ctx, "header: ");
     if (need(&c, 4, "magic") != 0) return -1;
-    if (memcmp(c.base, GGUF_MAGIC, 4) != 0)
+    if (memcmp(c.base, GROK_GGUF_MAGIC, 4) != 0)
         return fail(&c, 0, "bad magic %02x %02x %02x %02x (not a GGUF file)", c.base[0],
                     c.base[1], c.base[2], c.base[3]);
     c.pos = 4;
@@ -708,9 +708,9 @@ static bool split_name(const char *path, size_t *prefix_len, int *k, int *n) {
 }
 
 /* Checks an integer split key of split i; absent is an error when required. */
-static int check_split_key(const gguf_part *p, const char *key, int64_t want, bool required,
+static int check_split_key(const grok_gguf_part *p, const char *key, int64_t want, bool required,
                            char *err, size_t err_size) {
-    const gguf_kv *kv = part_find(p, key);
+    const grok_gguf_kv *kv = part_find(p, key);
     if (!kv) {
         if (!required) return 0;
         snprintf(err, err_size, "%s: kv '%s': missing in a split file at offset 0", p->path, key);
@@ -719,7 +719,7 @@ static int check_split_key(const gguf_part *p, const char *key, int64_t want, bo
     int64_t v;
     if (kv_as_i64(kv, &v) != 0) {
         snprintf(err, err_size, "%s: kv '%s': type %s is not an integer at offset %" PRIu64,
-                 p->path, key, gguf_value_type_name(kv->type), kv->offset);
+                 p->path, key, grok_gguf_value_type_name(kv->type), kv->offset);
         return -1;
     }
     if (v != want) {
@@ -730,7 +730,7 @@ static int check_split_key(const gguf_part *p, const char *key, int64_t want, bo
     return 0;
 }
 
-gguf_file *gguf_open(const char *path, char *err, size_t err_size) {
+grok_gguf_file *grok_gguf_open(const char *path, char *err, size_t err_size) {
     char dummy[GROK_ERR_SIZE];
     if (!err || err_size == 0) {
         err = dummy;
@@ -738,7 +738,7 @@ gguf_file *gguf_open(const char *path, char *err, size_t err_size) {
     }
     err[0] = 0;
     if (!path) {
-        snprintf(err, err_size, "gguf_open: no path");
+        snprintf(err, err_size, "grok_gguf_open: no path");
         return NULL;
     }
     size_t plen = 0;
@@ -750,17 +750,17 @@ gguf_file *gguf_open(const char *path, char *err, size_t err_size) {
         return NULL;
     }
     if (!named) n = 1;
-    gguf_file *f = calloc(1, sizeof *f);
+    grok_gguf_file *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path)) || !(f->parts = calloc((size_t)n, sizeof *f->parts))) {
         snprintf(err, err_size, "%s: out of memory", path);
-        gguf_close(f);
+        grok_gguf_close(f);
         return NULL;
     }
     f->n_parts = n;
     char *spath = malloc(plen + 32);
     if (!spath) {
         snprintf(err, err_size, "%s: out of memory", path);
-        gguf_close(f);
+        grok_gguf_close(f);
         return NULL;
     }
     for (int i = 0; i < n; i++) {
@@ -770,7 +770,7 @@ gguf_file *gguf_open(const char *path, char *err, size_t err_size) {
             p = spath;
         }
         if (parse_part(f, i, p, err, err_size) != 0) goto fail;
-        const gguf_part *part = &f->parts[i];
+        const grok_gguf_part *part = &f->parts[i];
         if (i == 0 && !named) {
             /* A lone file may carry split keys (gguf-split writes them even
              * for one split), but not claim to be part of a larger set. */
@@ -783,7 +783,7 @@ gguf_file *gguf_open(const char *path, char *err, size_t err_size) {
                 goto fail;
         }
     }
-    const gguf_kv *tc = part_find(&f->parts[0], "split.tensors.count");
+    const grok_gguf_kv *tc = part_find(&f->parts[0], "split.tensors.count");
     for (int i = 0; i < n && (tc || n > 1); i++)
         if (check_split_key(&f->parts[i], "split.tensors.count", f->n_tensors, i == 0 && n > 1,
                             err, err_size) != 0)
@@ -792,15 +792,15 @@ gguf_file *gguf_open(const char *path, char *err, size_t err_size) {
     return f;
 fail:
     free(spath);
-    gguf_close(f);
+    grok_gguf_close(f);
     return NULL;
 }
 
-void gguf_close(gguf_file *f) {
+void grok_gguf_close(grok_gguf_file *f) {
     if (!f) return;
     for (int32_t i = 0; f->parts && i < f->n_parts; i++) {
-        gguf_part *p = &f->parts[i];
-        for (int64_t j = 0; j < p->n_kv; j++) gguf_kv_clear(&p->kvs[j]);
+        grok_gguf_part *p = &f->parts[i];
+        for (int64_t j = 0; j < p->n_kv; j++) grok_gguf_kv_clear(&p->kvs[j]);
         free(p->kvs);
         free(p->kv_map.slots);
         free(p->names);
@@ -817,99 +817,99 @@ void gguf_close(gguf_file *f) {
 /* ---------------------------------------------------------------------
  * Accessors
  * --------------------------------------------------------------------- */
-const char *gguf_path(const gguf_file *f) { return f->path; }
-uint32_t gguf_version(const gguf_file *f) { return f->parts[0].version; }
-int32_t gguf_n_splits(const gguf_file *f) { return f->n_parts; }
-uint64_t gguf_alignment(const gguf_file *f) { return f->parts[0].alignment; }
-uint64_t gguf_file_size(const gguf_file *f) { return f->total_size; }
-int64_t gguf_n_kv(const gguf_file *f) { return f->parts[0].n_kv; }
+const char *grok_gguf_path(const grok_gguf_file *f) { return f->path; }
+uint32_t grok_gguf_version(const grok_gguf_file *f) { return f->parts[0].version; }
+int32_t grok_gguf_n_splits(const grok_gguf_file *f) { return f->n_parts; }
+uint64_t grok_gguf_alignment(const grok_gguf_file *f) { return f->parts[0].alignment; }
+uint64_t grok_gguf_file_size(const grok_gguf_file *f) { return f->total_size; }
+int64_t grok_gguf_n_kv(const grok_gguf_file *f) { return f->parts[0].n_kv; }
 
-const gguf_kv *gguf_kv_at(const gguf_file *f, int64_t i) {
+const grok_gguf_kv *grok_gguf_kv_at(const grok_gguf_file *f, int64_t i) {
     return f && i >= 0 && i < f->parts[0].n_kv ? &f->parts[0].kvs[i] : NULL;
 }
 
-const char *gguf_kv_key(const gguf_file *f, int64_t i) {
-    const gguf_kv *kv = gguf_kv_at(f, i);
+const char *grok_gguf_kv_key(const grok_gguf_file *f, int64_t i) {
+    const grok_gguf_kv *kv = grok_gguf_kv_at(f, i);
     return kv ? kv->key : NULL;
 }
 
-gguf_value_type gguf_kv_type(const gguf_file *f, int64_t i) {
-    const gguf_kv *kv = gguf_kv_at(f, i);
-    return kv ? kv->type : GGUF_TYPE_COUNT;
+grok_gguf_value_type grok_gguf_kv_type(const grok_gguf_file *f, int64_t i) {
+    const grok_gguf_kv *kv = grok_gguf_kv_at(f, i);
+    return kv ? kv->type : GROK_GGUF_TYPE_COUNT;
 }
 
-int64_t gguf_find_kv(const gguf_file *f, const char *key) {
+int64_t grok_gguf_find_kv(const grok_gguf_file *f, const char *key) {
     if (!f || !key) return -1;
     return map_find(&f->parts[0].kv_map, key, strlen(key));
 }
 
-static const gguf_kv *find(const gguf_file *f, const char *key) {
-    int64_t i = gguf_find_kv(f, key);
+static const grok_gguf_kv *find(const grok_gguf_file *f, const char *key) {
+    int64_t i = grok_gguf_find_kv(f, key);
     return i < 0 ? NULL : &f->parts[0].kvs[i];
 }
 
-int gguf_get_u64(const gguf_file *f, const char *key, uint64_t *out) {
-    const gguf_kv *kv = find(f, key);
+int grok_gguf_get_u64(const grok_gguf_file *f, const char *key, uint64_t *out) {
+    const grok_gguf_kv *kv = find(f, key);
     return kv ? kv_as_u64(kv, out) : -1;
 }
 
-int gguf_get_i64(const gguf_file *f, const char *key, int64_t *out) {
-    const gguf_kv *kv = find(f, key);
+int grok_gguf_get_i64(const grok_gguf_file *f, const char *key, int64_t *out) {
+    const grok_gguf_kv *kv = find(f, key);
     return kv ? kv_as_i64(kv, out) : -1;
 }
 
-int gguf_get_f64(const gguf_file *f, const char *key, double *out) {
-    const gguf_kv *kv = find(f, key);
+int grok_gguf_get_f64(const grok_gguf_file *f, const char *key, double *out) {
+    const grok_gguf_kv *kv = find(f, key);
     return kv ? kv_as_f64(kv, out) : -1;
 }
 
-int gguf_get_bool(const gguf_file *f, const char *key, bool *out) {
-    const gguf_kv *kv = find(f, key);
+int grok_gguf_get_bool(const grok_gguf_file *f, const char *key, bool *out) {
+    const grok_gguf_kv *kv = find(f, key);
     if (!kv) return -1;
-    if (kv->type != GGUF_TYPE_BOOL) return -2;
+    if (kv->type != GROK_GGUF_TYPE_BOOL) return -2;
     *out = kv->v.b;
     return 0;
 }
 
-int gguf_get_str(const gguf_file *f, const char *key, const char **out, size_t *len) {
-    const gguf_kv *kv = find(f, key);
+int grok_gguf_get_str(const grok_gguf_file *f, const char *key, const char **out, size_t *len) {
+    const grok_gguf_kv *kv = find(f, key);
     if (!kv) return -1;
-    if (kv->type != GGUF_TYPE_STRING) return -2;
+    if (kv->type != GROK_GGUF_TYPE_STRING) return -2;
     *out = kv->str;
     if (len) *len = kv->str_len;
     return 0;
 }
 
-int gguf_get_arr(const gguf_file *f, const char *key, gguf_value_type *elem_type, uint64_t *n) {
-    const gguf_kv *kv = find(f, key);
+int grok_gguf_get_arr(const grok_gguf_file *f, const char *key, grok_gguf_value_type *elem_type, uint64_t *n) {
+    const grok_gguf_kv *kv = find(f, key);
     if (!kv) return -1;
-    if (kv->type != GGUF_TYPE_ARRAY) return -2;
+    if (kv->type != GROK_GGUF_TYPE_ARRAY) return -2;
     if (elem_type) *elem_type = kv->arr_type;
     if (n) *n = kv->arr_n;
     return 0;
 }
 
-const void *gguf_get_arr_data(const gguf_file *f, const char *key) {
-    const gguf_kv *kv = find(f, key);
-    if (!kv || kv->type != GGUF_TYPE_ARRAY || kv->arr_type == GGUF_TYPE_STRING) return NULL;
+const void *grok_gguf_get_arr_data(const grok_gguf_file *f, const char *key) {
+    const grok_gguf_kv *kv = find(f, key);
+    if (!kv || kv->type != GROK_GGUF_TYPE_ARRAY || kv->arr_type == GROK_GGUF_TYPE_STRING) return NULL;
     return kv->arr_data;
 }
 
-const char *gguf_get_arr_str(const gguf_file *f, const char *key, uint64_t i, size_t *len) {
-    const gguf_kv *kv = find(f, key);
-    if (!kv || kv->type != GGUF_TYPE_ARRAY || kv->arr_type != GGUF_TYPE_STRING || i >= kv->arr_n)
+const char *grok_gguf_get_arr_str(const grok_gguf_file *f, const char *key, uint64_t i, size_t *len) {
+    const grok_gguf_kv *kv = find(f, key);
+    if (!kv || kv->type != GROK_GGUF_TYPE_ARRAY || kv->arr_type != GROK_GGUF_TYPE_STRING || i >= kv->arr_n)
         return NULL;
     if (len) *len = kv->arr_strs[i].len;
     return kv->arr_strs[i].p;
 }
 
-int64_t gguf_n_tensors(const gguf_file *f) { return f->n_tensors; }
+int64_t grok_gguf_n_tensors(const grok_gguf_file *f) { return f->n_tensors; }
 
-const gguf_tensor *gguf_tensor_at(const gguf_file *f, int64_t i) {
+const grok_gguf_tensor *grok_gguf_tensor_at(const grok_gguf_file *f, int64_t i) {
     return f && i >= 0 && i < f->n_tensors ? &f->tensors[i] : NULL;
 }
 
-const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name) {
+const grok_gguf_tensor *grok_gguf_find_tensor(const grok_gguf_file *f, const char *name) {
     if (!f || !name) return NULL;
     int64_t i = map_find(&f->tensor_map, name, strlen(name));
     return i < 0 ? NULL : &f->tensors[i];

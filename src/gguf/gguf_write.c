@@ -9,7 +9,7 @@
  * Every output goes to "<name>.tmp.<pid>" beside the target, is fsync'ed,
  * and is renamed only when the last byte of the last split has arrived,
  * so an error or an abandoned stream never leaves a file under a real
- * name; temporary files are removed on failure and by gguf_writer_free.
+ * name; temporary files are removed on failure and by grok_gguf_writer_free.
  * The whole-file write is the streamed write fed from the tensors' own
  * pointers, so the two produce the same bytes by construction.
  */
@@ -31,10 +31,10 @@
 #define WRITEBACK_CHUNK (UINT64_C(8) << 20)
 
 typedef struct {
-    char name[GGUF_MAX_NAME + 1];
+    char name[GROK_GGUF_MAX_NAME + 1];
     uint32_t type;
     int32_t n_dims;
-    int64_t ne[GGUF_MAX_DIMS];
+    int64_t ne[GROK_GGUF_MAX_DIMS];
     uint64_t nbytes;
     const void *data; /* not owned; may be NULL when streaming */
 } wtensor;
@@ -47,8 +47,8 @@ typedef struct {
     int64_t count;
 } woutput;
 
-struct gguf_writer {
-    gguf_kv *kvs;
+struct grok_gguf_writer {
+    grok_gguf_kv *kvs;
     int64_t n_kv, cap_kv;
     wtensor *tensors;
     int64_t n_tensors, cap_tensors;
@@ -73,13 +73,13 @@ struct gguf_writer {
 /* ---------------------------------------------------------------------
  * kvs
  * --------------------------------------------------------------------- */
-gguf_writer *gguf_writer_create(void) {
-    gguf_writer *w = calloc(1, sizeof *w);
+grok_gguf_writer *grok_gguf_writer_create(void) {
+    grok_gguf_writer *w = calloc(1, sizeof *w);
     if (w) w->fd = -1;
     return w;
 }
 
-static int64_t find_kv(const gguf_writer *w, const char *key) {
+static int64_t find_kv(const grok_gguf_writer *w, const char *key) {
     for (int64_t i = 0; i < w->n_kv; i++)
         if (strcmp(w->kvs[i].key, key) == 0) return i;
     return -1;
@@ -88,19 +88,19 @@ static int64_t find_kv(const gguf_writer *w, const char *key) {
 static bool key_ok(const char *key) {
     if (!key) return false;
     size_t n = strlen(key);
-    return n > 0 && n <= GGUF_MAX_KEY;
+    return n > 0 && n <= GROK_GGUF_MAX_KEY;
 }
 
 /* Stores v (whose owned parts move into w) under key, replacing an
  * earlier value in place. On failure v is released. */
-static int put_kv(gguf_writer *w, const char *key, gguf_kv *v) {
+static int put_kv(grok_gguf_writer *w, const char *key, grok_gguf_kv *v) {
     int64_t i = find_kv(w, key);
     if (i >= 0) {
-        gguf_kv *kv = &w->kvs[i];
+        grok_gguf_kv *kv = &w->kvs[i];
         char *k = kv->key;
         size_t klen = kv->key_len;
         kv->key = NULL;
-        gguf_kv_clear(kv);
+        grok_gguf_kv_clear(kv);
         *kv = *v;
         kv->key = k;
         kv->key_len = klen;
@@ -108,7 +108,7 @@ static int put_kv(gguf_writer *w, const char *key, gguf_kv *v) {
     }
     if (w->n_kv == w->cap_kv) {
         int64_t cap = w->cap_kv ? w->cap_kv * 2 : 16;
-        gguf_kv *kvs = realloc(w->kvs, (size_t)cap * sizeof *kvs);
+        grok_gguf_kv *kvs = realloc(w->kvs, (size_t)cap * sizeof *kvs);
         if (!kvs) goto fail;
         w->kvs = kvs;
         w->cap_kv = cap;
@@ -120,28 +120,28 @@ static int put_kv(gguf_writer *w, const char *key, gguf_kv *v) {
     w->kvs[w->n_kv++] = *v;
     return 0;
 fail:
-    gguf_kv_clear(v);
+    grok_gguf_kv_clear(v);
     return -1;
 }
 
 #define SET_SCALAR(fn, ctype, gtype, field)                        \
-    int fn(gguf_writer *w, const char *key, ctype x) {             \
+    int fn(grok_gguf_writer *w, const char *key, ctype x) {             \
         if (!w || !key_ok(key)) return -1;                         \
-        gguf_kv v = {.type = gtype};                               \
+        grok_gguf_kv v = {.type = gtype};                               \
         v.v.field = x;                                             \
         return put_kv(w, key, &v);                                 \
     }
 
-SET_SCALAR(gguf_writer_set_u8, uint8_t, GGUF_TYPE_UINT8, u8)
-SET_SCALAR(gguf_writer_set_u32, uint32_t, GGUF_TYPE_UINT32, u32)
-SET_SCALAR(gguf_writer_set_i32, int32_t, GGUF_TYPE_INT32, i32)
-SET_SCALAR(gguf_writer_set_u64, uint64_t, GGUF_TYPE_UINT64, u64)
-SET_SCALAR(gguf_writer_set_f32, float, GGUF_TYPE_FLOAT32, f32)
-SET_SCALAR(gguf_writer_set_bool, bool, GGUF_TYPE_BOOL, b)
+SET_SCALAR(grok_gguf_writer_set_u8, uint8_t, GROK_GGUF_TYPE_UINT8, u8)
+SET_SCALAR(grok_gguf_writer_set_u32, uint32_t, GROK_GGUF_TYPE_UINT32, u32)
+SET_SCALAR(grok_gguf_writer_set_i32, int32_t, GROK_GGUF_TYPE_INT32, i32)
+SET_SCALAR(grok_gguf_writer_set_u64, uint64_t, GROK_GGUF_TYPE_UINT64, u64)
+SET_SCALAR(grok_gguf_writer_set_f32, float, GROK_GGUF_TYPE_FLOAT32, f32)
+SET_SCALAR(grok_gguf_writer_set_bool, bool, GROK_GGUF_TYPE_BOOL, b)
 
-int gguf_writer_set_str(gguf_writer *w, const char *key, const char *s) {
+int grok_gguf_writer_set_str(grok_gguf_writer *w, const char *key, const char *s) {
     if (!w || !key_ok(key) || !s) return -1;
-    gguf_kv v = {.type = GGUF_TYPE_STRING};
+    grok_gguf_kv v = {.type = GROK_GGUF_TYPE_STRING};
     v.str_len = strlen(s);
     v.str = malloc(v.str_len + 1);
     if (!v.str) return -1;
@@ -149,41 +149,41 @@ int gguf_writer_set_str(gguf_writer *w, const char *key, const char *s) {
     return put_kv(w, key, &v);
 }
 
-int gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_value_type elem_type,
+int grok_gguf_writer_set_arr(grok_gguf_writer *w, const char *key, grok_gguf_value_type elem_type,
                         const void *data, uint64_t n) {
-    size_t esz = gguf_scalar_size(elem_type);
+    size_t esz = grok_gguf_scalar_size(elem_type);
     if (!w || !key_ok(key) || esz == 0 || (n > 0 && !data) || n > SIZE_MAX / esz) return -1;
-    gguf_kv v = {.type = GGUF_TYPE_ARRAY, .arr_type = elem_type, .arr_n = n};
+    grok_gguf_kv v = {.type = GROK_GGUF_TYPE_ARRAY, .arr_type = elem_type, .arr_n = n};
     size_t bytes = (size_t)n * esz;
-    if (elem_type == GGUF_TYPE_BOOL)
+    if (elem_type == GROK_GGUF_TYPE_BOOL)
         for (size_t i = 0; i < bytes; i++)
             if (((const uint8_t *)data)[i] > 1) return -1;
     /* Reuse the reader's copy so the array gets the same aligned storage. */
-    gguf_kv src = v;
+    grok_gguf_kv src = v;
     src.arr_data = (void *)data;
     src.key = "";
-    if (gguf_kv_copy(&v, &src) != 0) return -1;
+    if (grok_gguf_kv_copy(&v, &src) != 0) return -1;
     free(v.key);
     v.key = NULL;
     return put_kv(w, key, &v);
 }
 
-int gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *strs,
+int grok_gguf_writer_set_arr_str(grok_gguf_writer *w, const char *key, const char *const *strs,
                             uint64_t n) {
-    if (!w || !key_ok(key) || (n > 0 && !strs) || n > SIZE_MAX / sizeof(gguf_str)) return -1;
-    gguf_str *tmp = malloc(n ? (size_t)n * sizeof *tmp : 1);
+    if (!w || !key_ok(key) || (n > 0 && !strs) || n > SIZE_MAX / sizeof(grok_gguf_str)) return -1;
+    grok_gguf_str *tmp = malloc(n ? (size_t)n * sizeof *tmp : 1);
     if (!tmp) return -1;
     for (uint64_t i = 0; i < n; i++) {
         if (!strs[i]) {
             free(tmp);
             return -1;
         }
-        tmp[i] = (gguf_str){strs[i], strlen(strs[i])};
+        tmp[i] = (grok_gguf_str){strs[i], strlen(strs[i])};
     }
-    gguf_kv src = {.type = GGUF_TYPE_ARRAY, .arr_type = GGUF_TYPE_STRING, .arr_n = n,
+    grok_gguf_kv src = {.type = GROK_GGUF_TYPE_ARRAY, .arr_type = GROK_GGUF_TYPE_STRING, .arr_n = n,
                    .arr_strs = tmp, .key = ""};
-    gguf_kv v;
-    int rc = gguf_kv_copy(&v, &src);
+    grok_gguf_kv v;
+    int rc = grok_gguf_kv_copy(&v, &src);
     free(tmp);
     if (rc != 0) return -1;
     free(v.key);
@@ -191,13 +191,13 @@ int gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *
     return put_kv(w, key, &v);
 }
 
-int gguf_writer_copy_kvs(gguf_writer *w, const gguf_file *f) {
+int grok_gguf_writer_copy_kvs(grok_gguf_writer *w, const grok_gguf_file *f) {
     if (!w || !f) return -1;
-    for (int64_t i = 0; i < gguf_n_kv(f); i++) {
-        const gguf_kv *kv = gguf_kv_at(f, i);
+    for (int64_t i = 0; i < grok_gguf_n_kv(f); i++) {
+        const grok_gguf_kv *kv = grok_gguf_kv_at(f, i);
         if (strncmp(kv->key, "split.", 6) == 0 || find_kv(w, kv->key) >= 0) continue;
-        gguf_kv v;
-        if (gguf_kv_copy(&v, kv) != 0) return -1;
+        grok_gguf_kv v;
+        if (grok_gguf_kv_copy(&v, kv) != 0) return -1;
         char *k = v.key;
         v.key = NULL;
         int rc = put_kv(w, k, &v);
@@ -210,12 +210,12 @@ int gguf_writer_copy_kvs(gguf_writer *w, const gguf_file *f) {
 /* ---------------------------------------------------------------------
  * tensors and layout
  * --------------------------------------------------------------------- */
-int64_t gguf_writer_add_tensor(gguf_writer *w, const char *name, grok_type type, int32_t n_dims,
+int64_t grok_gguf_writer_add_tensor(grok_gguf_writer *w, const char *name, grok_type type, int32_t n_dims,
                                const int64_t *ne, const void *data) {
-    if (!w || w->streaming || !name || !ne || n_dims < 1 || n_dims > GGUF_MAX_DIMS) return -1;
+    if (!w || w->streaming || !name || !ne || n_dims < 1 || n_dims > GROK_GGUF_MAX_DIMS) return -1;
     size_t len = strlen(name);
     const grok_type_traits *tr = grok_type_get_traits((uint32_t)type);
-    if (len == 0 || len > GGUF_MAX_NAME || !tr) return -1;
+    if (len == 0 || len > GROK_GGUF_MAX_NAME || !tr) return -1;
     for (int64_t i = 0; i < w->n_tensors; i++)
         if (strcmp(w->tensors[i].name, name) == 0) return -1;
     int64_t nel = 1;
@@ -237,17 +237,17 @@ int64_t gguf_writer_add_tensor(gguf_writer *w, const char *name, grok_type type,
     memcpy(t->name, name, len + 1);
     t->type = (uint32_t)type;
     t->n_dims = n_dims;
-    for (int d = 0; d < GGUF_MAX_DIMS; d++) t->ne[d] = d < n_dims ? ne[d] : 1;
+    for (int d = 0; d < GROK_GGUF_MAX_DIMS; d++) t->ne[d] = d < n_dims ? ne[d] : 1;
     t->nbytes = (uint64_t)(row * (nel / ne[0]));
     t->data = data;
     return w->n_tensors++;
 }
 
-void gguf_writer_set_split_max_size(gguf_writer *w, uint64_t max_bytes) {
+void grok_gguf_writer_set_split_max_size(grok_gguf_writer *w, uint64_t max_bytes) {
     if (w) w->split_max = max_bytes;
 }
 
-void gguf_writer_set_alignment(gguf_writer *w, uint64_t alignment) {
+void grok_gguf_writer_set_alignment(grok_gguf_writer *w, uint64_t alignment) {
     if (!w) return;
     if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment > UINT32_MAX) {
         w->bad_alignment = alignment ? alignment : UINT64_MAX;
@@ -255,18 +255,18 @@ void gguf_writer_set_alignment(gguf_writer *w, uint64_t alignment) {
     }
     w->bad_alignment = 0;
     /* The key is what tells readers the alignment, so it is the setting. */
-    gguf_writer_set_u32(w, "general.alignment", (uint32_t)alignment);
+    grok_gguf_writer_set_u32(w, "general.alignment", (uint32_t)alignment);
 }
 
-int32_t gguf_writer_n_outputs(const gguf_writer *w) { return w && w->done ? w->n_outs : 0; }
+int32_t grok_gguf_writer_n_outputs(const grok_gguf_writer *w) { return w && w->done ? w->n_outs : 0; }
 
-const char *gguf_writer_output_path(const gguf_writer *w, int32_t i) {
+const char *grok_gguf_writer_output_path(const grok_gguf_writer *w, int32_t i) {
     return w && w->done && i >= 0 && i < w->n_outs ? w->outs[i].path : NULL;
 }
 
 static uint64_t pad_to(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
-static void free_outs(gguf_writer *w) {
+static void free_outs(grok_gguf_writer *w) {
     for (int32_t i = 0; i < w->n_outs; i++) {
         free(w->outs[i].path);
         free(w->outs[i].tmp);
@@ -278,7 +278,7 @@ static void free_outs(gguf_writer *w) {
 
 /* Splits tensors into outputs (each output's padded data <= split_max
  * when a tensor allows it) and names them. */
-static int plan(gguf_writer *w, const char *path, char *err, size_t err_size) {
+static int plan(grok_gguf_writer *w, const char *path, char *err, size_t err_size) {
     free_outs(w);
     w->done = false;
     int64_t n = 1;
@@ -371,38 +371,38 @@ static void put_str(bytes *b, const char *s, size_t len) {
     put(b, s, len);
 }
 
-static void put_kv_bytes(bytes *b, const gguf_kv *kv) {
+static void put_kv_bytes(bytes *b, const grok_gguf_kv *kv) {
     put_str(b, kv->key, kv->key_len);
     put_u32(b, (uint32_t)kv->type);
-    if (kv->type == GGUF_TYPE_BOOL) {
+    if (kv->type == GROK_GGUF_TYPE_BOOL) {
         uint8_t v = kv->v.b ? 1 : 0;
         put(b, &v, 1);
-    } else if (kv->type == GGUF_TYPE_STRING) {
+    } else if (kv->type == GROK_GGUF_TYPE_STRING) {
         put_str(b, kv->str, kv->str_len);
-    } else if (kv->type == GGUF_TYPE_ARRAY) {
+    } else if (kv->type == GROK_GGUF_TYPE_ARRAY) {
         put_u32(b, (uint32_t)kv->arr_type);
         put_u64(b, kv->arr_n);
-        if (kv->arr_type == GGUF_TYPE_STRING)
+        if (kv->arr_type == GROK_GGUF_TYPE_STRING)
             for (uint64_t i = 0; i < kv->arr_n; i++)
                 put_str(b, kv->arr_strs[i].p, kv->arr_strs[i].len);
         else
-            put(b, kv->arr_data, (size_t)kv->arr_n * gguf_scalar_size(kv->arr_type));
+            put(b, kv->arr_data, (size_t)kv->arr_n * grok_gguf_scalar_size(kv->arr_type));
     } else {
-        put(b, &kv->v, gguf_scalar_size(kv->type));
+        put(b, &kv->v, grok_gguf_scalar_size(kv->type));
     }
 }
 
 /* The header of output o, padded to the alignment. */
-static int build_header(const gguf_writer *w, int32_t o, bytes *b) {
+static int build_header(const grok_gguf_writer *w, int32_t o, bytes *b) {
     const woutput *out = &w->outs[o];
     bool split = w->n_outs > 1;
-    put(b, GGUF_MAGIC, 4);
+    put(b, GROK_GGUF_MAGIC, 4);
     put_u32(b, 3);
     put_u64(b, (uint64_t)out->count);
     put_u64(b, 0); /* n_kv, patched below */
     uint64_t n_kv = 0;
     for (int64_t i = 0; i < w->n_kv; i++) {
-        const gguf_kv *kv = &w->kvs[i];
+        const grok_gguf_kv *kv = &w->kvs[i];
         /* Ours replace any split keys the caller set; later splits carry
          * only the split keys and the alignment they need to be read. */
         if (split && strncmp(kv->key, "split.", 6) == 0) continue;
@@ -411,13 +411,13 @@ static int build_header(const gguf_writer *w, int32_t o, bytes *b) {
         n_kv++;
     }
     if (split) {
-        gguf_kv k = {.key = "split.no", .key_len = 8, .type = GGUF_TYPE_UINT16};
+        grok_gguf_kv k = {.key = "split.no", .key_len = 8, .type = GROK_GGUF_TYPE_UINT16};
         k.v.u16 = (uint16_t)o;
         put_kv_bytes(b, &k);
-        k = (gguf_kv){.key = "split.count", .key_len = 11, .type = GGUF_TYPE_UINT16};
+        k = (grok_gguf_kv){.key = "split.count", .key_len = 11, .type = GROK_GGUF_TYPE_UINT16};
         k.v.u16 = (uint16_t)w->n_outs;
         put_kv_bytes(b, &k);
-        k = (gguf_kv){.key = "split.tensors.count", .key_len = 19, .type = GGUF_TYPE_INT32};
+        k = (grok_gguf_kv){.key = "split.tensors.count", .key_len = 19, .type = GROK_GGUF_TYPE_INT32};
         k.v.i32 = (int32_t)w->n_tensors;
         put_kv_bytes(b, &k);
         n_kv += 3;
@@ -461,7 +461,7 @@ static int write_all(int fd, const void *data, size_t n) {
     return 0;
 }
 
-static int io_fail(gguf_writer *w, const char *what, char *err, size_t err_size) {
+static int io_fail(grok_gguf_writer *w, const char *what, char *err, size_t err_size) {
     const char *p = w->cur_out < w->n_outs ? w->outs[w->cur_out].tmp : "?";
     snprintf(err, err_size, "%s: %s: %s", p, what, strerror(errno));
     return -1;
@@ -470,7 +470,7 @@ static int io_fail(gguf_writer *w, const char *what, char *err, size_t err_size)
 /* write_all plus early writeback: starting the disk writes as the data
  * arrives overlaps them with the rest of the work. Advisory only: an I/O
  * error still surfaces at the final fsync. */
-static int write_out(gguf_writer *w, const void *data, size_t n) {
+static int write_out(grok_gguf_writer *w, const void *data, size_t n) {
     if (write_all(w->fd, data, n) != 0) return -1;
     w->written += n;
 #ifdef __linux__
@@ -483,14 +483,14 @@ static int write_out(gguf_writer *w, const void *data, size_t n) {
     return 0;
 }
 
-static int flush_buf(gguf_writer *w, char *err, size_t err_size) {
+static int flush_buf(grok_gguf_writer *w, char *err, size_t err_size) {
     if (w->buf_n && write_out(w, w->buf, w->buf_n) != 0)
         return io_fail(w, "write failed", err, err_size);
     w->buf_n = 0;
     return 0;
 }
 
-static int out_bytes(gguf_writer *w, const void *data, size_t n, char *err, size_t err_size) {
+static int out_bytes(grok_gguf_writer *w, const void *data, size_t n, char *err, size_t err_size) {
     if (w->buf_n + n <= OUT_BUF_SIZE) {
         memcpy(w->buf + w->buf_n, data, n);
         w->buf_n += n;
@@ -506,7 +506,7 @@ static int out_bytes(gguf_writer *w, const void *data, size_t n, char *err, size
     return 0;
 }
 
-static int open_out(gguf_writer *w, int32_t o, char *err, size_t err_size) {
+static int open_out(grok_gguf_writer *w, int32_t o, char *err, size_t err_size) {
     w->cur_out = o;
     w->fd = open(w->outs[o].tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w->fd < 0) return io_fail(w, "cannot create", err, err_size);
@@ -522,7 +522,7 @@ static int open_out(gguf_writer *w, int32_t o, char *err, size_t err_size) {
     return rc;
 }
 
-static int close_out(gguf_writer *w, char *err, size_t err_size) {
+static int close_out(grok_gguf_writer *w, char *err, size_t err_size) {
     if (flush_buf(w, err, err_size) != 0) return -1;
     if (fsync(w->fd) != 0) return io_fail(w, "fsync failed", err, err_size);
     int rc = close(w->fd);
@@ -532,7 +532,7 @@ static int close_out(gguf_writer *w, char *err, size_t err_size) {
 }
 
 /* Ends a stream that will not complete: no temporary file survives. */
-static void abort_stream(gguf_writer *w) {
+static void abort_stream(grok_gguf_writer *w) {
     if (w->fd >= 0) close(w->fd);
     w->fd = -1;
     for (int32_t i = 0; i < w->n_outs; i++)
@@ -543,14 +543,14 @@ static void abort_stream(gguf_writer *w) {
     w->buf_n = 0;
 }
 
-int gguf_writer_begin(gguf_writer *w, const char *path, char *err, size_t err_size) {
+int grok_gguf_writer_begin(grok_gguf_writer *w, const char *path, char *err, size_t err_size) {
     char dummy[GROK_ERR_SIZE];
     if (!err || err_size == 0) {
         err = dummy;
         err_size = sizeof dummy;
     }
     if (!w || !path) {
-        snprintf(err, err_size, "gguf_writer_begin: no writer or path");
+        snprintf(err, err_size, "grok_gguf_writer_begin: no writer or path");
         return -1;
     }
     if (w->streaming) {
@@ -562,11 +562,11 @@ int gguf_writer_begin(gguf_writer *w, const char *path, char *err, size_t err_si
                  w->bad_alignment);
         return -1;
     }
-    w->alignment = GGUF_DEFAULT_ALIGNMENT;
+    w->alignment = GROK_GGUF_DEFAULT_ALIGNMENT;
     int64_t ai = find_kv(w, "general.alignment");
     if (ai >= 0) {
-        const gguf_kv *kv = &w->kvs[ai];
-        if (kv->type != GGUF_TYPE_UINT32 || kv->v.u32 == 0 || (kv->v.u32 & (kv->v.u32 - 1))) {
+        const grok_gguf_kv *kv = &w->kvs[ai];
+        if (kv->type != GROK_GGUF_TYPE_UINT32 || kv->v.u32 == 0 || (kv->v.u32 & (kv->v.u32 - 1))) {
             snprintf(err, err_size, "%s: kv 'general.alignment' must be a u32 power of two", path);
             return -1;
         }
@@ -592,7 +592,7 @@ int gguf_writer_begin(gguf_writer *w, const char *path, char *err, size_t err_si
     return 0;
 }
 
-int gguf_writer_write_data(gguf_writer *w, const void *data, size_t n, char *err,
+int grok_gguf_writer_write_data(grok_gguf_writer *w, const void *data, size_t n, char *err,
                            size_t err_size) {
     char dummy[GROK_ERR_SIZE];
     if (!err || err_size == 0) {
@@ -600,11 +600,11 @@ int gguf_writer_write_data(gguf_writer *w, const void *data, size_t n, char *err
         err_size = sizeof dummy;
     }
     if (!w || !w->streaming) {
-        snprintf(err, err_size, "gguf_writer_write_data: no stream open");
+        snprintf(err, err_size, "grok_gguf_writer_write_data: no stream open");
         return -1;
     }
     if (n > 0 && !data) {
-        snprintf(err, err_size, "gguf_writer_write_data: NULL data");
+        snprintf(err, err_size, "grok_gguf_writer_write_data: NULL data");
         abort_stream(w);
         return -1;
     }
@@ -651,14 +651,14 @@ int gguf_writer_write_data(gguf_writer *w, const void *data, size_t n, char *err
     return 0;
 }
 
-int gguf_writer_finish(gguf_writer *w, char *err, size_t err_size) {
+int grok_gguf_writer_finish(grok_gguf_writer *w, char *err, size_t err_size) {
     char dummy[GROK_ERR_SIZE];
     if (!err || err_size == 0) {
         err = dummy;
         err_size = sizeof dummy;
     }
     if (!w || !w->streaming) {
-        snprintf(err, err_size, "gguf_writer_finish: no stream open");
+        snprintf(err, err_size, "grok_gguf_writer_finish: no stream open");
         return -1;
     }
     if (w->cur_tensor < w->n_tensors) {
@@ -700,14 +700,14 @@ int gguf_writer_finish(gguf_writer *w, char *err, size_t err_size) {
     return 0;
 }
 
-int gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t err_size) {
+int grok_gguf_writer_write(grok_gguf_writer *w, const char *path, char *err, size_t err_size) {
     char dummy[GROK_ERR_SIZE];
     if (!err || err_size == 0) {
         err = dummy;
         err_size = sizeof dummy;
     }
     if (!w) {
-        snprintf(err, err_size, "gguf_writer_write: no writer");
+        snprintf(err, err_size, "grok_gguf_writer_write: no writer");
         return -1;
     }
     for (int64_t i = 0; i < w->n_tensors; i++)
@@ -716,20 +716,20 @@ int gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t err_si
                      i, w->tensors[i].name);
             return -1;
         }
-    if (gguf_writer_begin(w, path, err, err_size) != 0) return -1;
+    if (grok_gguf_writer_begin(w, path, err, err_size) != 0) return -1;
     for (int64_t i = 0; i < w->n_tensors; i++)
-        if (gguf_writer_write_data(w, w->tensors[i].data, (size_t)w->tensors[i].nbytes, err,
+        if (grok_gguf_writer_write_data(w, w->tensors[i].data, (size_t)w->tensors[i].nbytes, err,
                                    err_size) != 0)
             return -1;
-    return gguf_writer_finish(w, err, err_size);
+    return grok_gguf_writer_finish(w, err, err_size);
 }
 
-void gguf_writer_free(gguf_writer *w) {
+void grok_gguf_writer_free(grok_gguf_writer *w) {
     if (!w) return;
     if (w->streaming) abort_stream(w);
     free(w->buf);
     free_outs(w);
-    for (int64_t i = 0; i < w->n_kv; i++) gguf_kv_clear(&w->kvs[i]);
+    for (int64_t i = 0; i < w->n_kv; i++) grok_gguf_kv_clear(&w->kvs[i]);
     free(w->kvs);
     free(w->tensors);
     free(w);

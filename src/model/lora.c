@@ -40,19 +40,19 @@ void grok_lora_base_shape(const grok_hparams *hp, char *buf, size_t size) {
              hp->n_experts, hp->n_ff);
 }
 
-int grok_lora_write_meta(gguf_writer *w, const grok_hparams *hp, const char *base_name,
+int grok_lora_write_meta(grok_gguf_writer *w, const grok_hparams *hp, const char *base_name,
                          int64_t rank, float alpha) {
     char shape[256];
     grok_lora_base_shape(hp, shape, sizeof shape);
     int rc = 0;
-    rc |= gguf_writer_set_str(w, "general.architecture", "grok");
-    rc |= gguf_writer_set_str(w, "general.type", "adapter");
-    rc |= gguf_writer_set_str(w, "adapter.type", "lora");
-    rc |= gguf_writer_set_f32(w, GROK_LORA_KEY_ALPHA, alpha);
-    rc |= gguf_writer_set_u32(w, GROK_LORA_KEY_RANK, (uint32_t)rank);
-    rc |= gguf_writer_set_u64(w, GROK_LORA_KEY_BASE_HASH, grok_lora_base_hash(hp));
-    rc |= gguf_writer_set_str(w, GROK_LORA_KEY_BASE_SHAPE, shape);
-    if (base_name) rc |= gguf_writer_set_str(w, GROK_LORA_KEY_BASE_NAME, base_name);
+    rc |= grok_gguf_writer_set_str(w, "general.architecture", "grok");
+    rc |= grok_gguf_writer_set_str(w, "general.type", "adapter");
+    rc |= grok_gguf_writer_set_str(w, "adapter.type", "lora");
+    rc |= grok_gguf_writer_set_f32(w, GROK_LORA_KEY_ALPHA, alpha);
+    rc |= grok_gguf_writer_set_u32(w, GROK_LORA_KEY_RANK, (uint32_t)rank);
+    rc |= grok_gguf_writer_set_u64(w, GROK_LORA_KEY_BASE_HASH, grok_lora_base_hash(hp));
+    rc |= grok_gguf_writer_set_str(w, GROK_LORA_KEY_BASE_SHAPE, shape);
+    if (base_name) rc |= grok_gguf_writer_set_str(w, GROK_LORA_KEY_BASE_NAME, base_name);
     return rc ? -1 : 0;
 }
 
@@ -71,21 +71,21 @@ void grok_lora_add(float *w, const float *a, const float *b, int64_t rows, int64
 /* ---- reading an adapter against a model ---- */
 
 typedef struct {
-    const gguf_tensor *a, *b;
+    const grok_gguf_tensor *a, *b;
     grok_mat *mat;   /* the model's weight */
     size_t *stride;  /* bytes between experts (NULL for attention) */
     int64_t n_mats;
 } slot;
 
 typedef struct {
-    gguf_file *f;
+    grok_gguf_file *f;
     slot *slots;     /* [n_layers][GROK_LORA_N_TARGETS] */
     int64_t rank;
     float alpha;
 } adapter;
 
 static void adapter_close(adapter *ad) {
-    gguf_close(ad->f);
+    grok_gguf_close(ad->f);
     free(ad->slots);
     memset(ad, 0, sizeof *ad);
 }
@@ -125,7 +125,7 @@ static grok_mat *target_mat(grok_model *m, int64_t il, int t, size_t **stride) {
     }
 }
 
-static int check_ab(const gguf_tensor *t, const char *path, int64_t ne0, int64_t ne1,
+static int check_ab(const grok_gguf_tensor *t, const char *path, int64_t ne0, int64_t ne1,
                     int64_t ne2, char *err, size_t err_size) {
     if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != ne2 || t->ne[3] != 1)
         return ERRF("%s: tensor '%s' has shape [%" PRId64 ", %" PRId64 ", %" PRId64
@@ -140,22 +140,22 @@ static int check_ab(const gguf_tensor *t, const char *path, int64_t ne0, int64_t
 static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err, size_t err_size) {
     memset(ad, 0, sizeof *ad);
     const grok_hparams *hp = &m->hp;
-    gguf_file *f = ad->f = gguf_open(path, err, err_size);
+    grok_gguf_file *f = ad->f = grok_gguf_open(path, err, err_size);
     if (!f) return -1;
     const char *s;
     size_t len;
-    if (gguf_get_str(f, "general.type", &s, &len) != 0 || strcmp(s, "adapter") != 0 ||
-        gguf_get_str(f, "adapter.type", &s, &len) != 0 || strcmp(s, "lora") != 0) {
+    if (grok_gguf_get_str(f, "general.type", &s, &len) != 0 || strcmp(s, "adapter") != 0 ||
+        grok_gguf_get_str(f, "adapter.type", &s, &len) != 0 || strcmp(s, "lora") != 0) {
         adapter_close(ad);
         return ERRF("%s: not a LoRA adapter (general.type must be 'adapter', adapter.type 'lora')",
                     path);
     }
-    if (gguf_get_str(f, "general.architecture", &s, &len) != 0 || strcmp(s, "grok") != 0) {
+    if (grok_gguf_get_str(f, "general.architecture", &s, &len) != 0 || strcmp(s, "grok") != 0) {
         adapter_close(ad);
         return ERRF("%s: the adapter is not for architecture 'grok'", path);
     }
     uint64_t hash;
-    if (gguf_get_u64(f, GROK_LORA_KEY_BASE_HASH, &hash) != 0) {
+    if (grok_gguf_get_u64(f, GROK_LORA_KEY_BASE_HASH, &hash) != 0) {
         adapter_close(ad);
         return ERRF("%s: key '%s' is missing: cannot tell which base model the adapter is for",
                     path, GROK_LORA_KEY_BASE_HASH);
@@ -164,19 +164,19 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
         char mine[256];
         grok_lora_base_shape(hp, mine, sizeof mine);
         const char *theirs = "unknown shapes";
-        if (gguf_get_str(f, GROK_LORA_KEY_BASE_SHAPE, &s, &len) == 0) theirs = s;
+        if (grok_gguf_get_str(f, GROK_LORA_KEY_BASE_SHAPE, &s, &len) == 0) theirs = s;
         snprintf(err, err_size, "%s: the adapter was made for a different base model (%s); %s has %s",
-                 path, theirs, gguf_path(m->file), mine);
+                 path, theirs, grok_gguf_path(m->file), mine);
         adapter_close(ad);
         return -1;
     }
     int64_t rank = 0;
     double alpha = 0;
-    if (gguf_get_i64(f, GROK_LORA_KEY_RANK, &rank) != 0 || rank < 1 || rank > (1 << 20)) {
+    if (grok_gguf_get_i64(f, GROK_LORA_KEY_RANK, &rank) != 0 || rank < 1 || rank > (1 << 20)) {
         adapter_close(ad);
         return ERRF("%s: key '%s' is missing or out of range", path, GROK_LORA_KEY_RANK);
     }
-    int arc = gguf_get_f64(f, GROK_LORA_KEY_ALPHA, &alpha);
+    int arc = grok_gguf_get_f64(f, GROK_LORA_KEY_ALPHA, &alpha);
     if (arc == -1) alpha = 0;
     else if (arc != 0 || !(alpha >= 0 && alpha < 1e9)) {
         adapter_close(ad);
@@ -189,10 +189,10 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
         adapter_close(ad);
         return ERRF("%s: out of memory", path);
     }
-    int64_t nt = gguf_n_tensors(f);
+    int64_t nt = grok_gguf_n_tensors(f);
     int rc = 0;
     for (int64_t i = 0; rc == 0 && i < nt; i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
+        const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
         int64_t il;
         int ti;
         bool is_b;
@@ -238,7 +238,7 @@ static void merged_matrix(const slot *sl, const uint8_t *base, grok_type base_ty
     const grok_type_kernels *k = grok_kernels_get(base_type);
     size_t rb = (size_t)grok_type_row_size(base_type, w->cols);
     for (int64_t r = 0; r < w->rows; r++) k->to_f32(base + (size_t)r * rb, out + r * w->cols, w->cols);
-    const gguf_tensor *ta = sl->a, *tb = sl->b;
+    const grok_gguf_tensor *ta = sl->a, *tb = sl->b;
     size_t a_rb = (size_t)grok_type_row_size(ta->type, w->cols);
     size_t b_rb = (size_t)grok_type_row_size(tb->type, rank);
     const grok_type_kernels *ka = grok_kernels_get(ta->type), *kb = grok_kernels_get(tb->type);
@@ -319,19 +319,19 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
         grok_model_free(m);
         return -1;
     }
-    const gguf_file *f = m->file;
-    const int64_t n_slots = m->hp.n_layers * GROK_LORA_N_TARGETS, nt = gguf_n_tensors(f);
+    const grok_gguf_file *f = m->file;
+    const int64_t n_slots = m->hp.n_layers * GROK_LORA_N_TARGETS, nt = grok_gguf_n_tensors(f);
     const float s = scale * ad.alpha / (float)ad.rank;
     /* Which slot (if any) each base tensor is, and its output type. */
     int64_t *which = malloc(sizeof(int64_t) * (size_t)(nt ? nt : 1));
-    gguf_writer *w = gguf_writer_create();
+    grok_gguf_writer *w = grok_gguf_writer_create();
     float *mat = NULL, *sa = NULL, *sb = NULL;
     uint8_t *enc = NULL;
     int rc = which && w ? 0 : ERRF("%s: out of memory", out_path);
     int64_t max_mat = 0, max_a = 0, max_b = 0, max_enc = 0;
-    if (rc == 0 && gguf_writer_copy_kvs(w, f)) rc = ERRF("%s: cannot copy the metadata", out_path);
+    if (rc == 0 && grok_gguf_writer_copy_kvs(w, f)) rc = ERRF("%s: cannot copy the metadata", out_path);
     for (int64_t i = 0; rc == 0 && i < nt; i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
+        const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
         which[i] = -1;
         for (int64_t j = 0; j < n_slots; j++) {
             char n[96];
@@ -356,7 +356,7 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
             if (ad.rank * sl->mat->cols > max_a) max_a = ad.rank * sl->mat->cols;
             if (ad.rank * sl->mat->rows > max_b) max_b = ad.rank * sl->mat->rows;
         }
-        if (gguf_writer_add_tensor(w, t->name, (grok_type)ty, t->n_dims, t->ne, NULL) < 0)
+        if (grok_gguf_writer_add_tensor(w, t->name, (grok_type)ty, t->n_dims, t->ne, NULL) < 0)
             rc = ERRF("%s: cannot add tensor '%s'", out_path, t->name);
     }
     if (rc == 0) {
@@ -366,11 +366,11 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
         sb = malloc(sizeof(float) * (size_t)(max_b ? max_b : 1));
         if (!mat || !enc || !sa || !sb) rc = ERRF("%s: out of memory for the merged weights", out_path);
     }
-    if (rc == 0) rc = gguf_writer_begin(w, out_path, err, err_size);
+    if (rc == 0) rc = grok_gguf_writer_begin(w, out_path, err, err_size);
     for (int64_t i = 0; rc == 0 && i < nt; i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
+        const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
         if (which[i] < 0) {
-            rc = gguf_writer_write_data(w, t->data, t->nbytes, err, err_size);
+            rc = grok_gguf_writer_write_data(w, t->data, t->nbytes, err, err_size);
             continue;
         }
         const slot *sl = &ad.slots[which[i]];
@@ -383,11 +383,11 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
                           mat, sa, sb);
             for (int64_t r = 0; r < sl->mat->rows; r++)
                 k->from_f32(mat + r * sl->mat->cols, enc + (size_t)r * rb, sl->mat->cols);
-            rc = gguf_writer_write_data(w, enc, rb * (size_t)sl->mat->rows, err, err_size);
+            rc = grok_gguf_writer_write_data(w, enc, rb * (size_t)sl->mat->rows, err, err_size);
         }
     }
-    if (rc == 0) rc = gguf_writer_finish(w, err, err_size);
-    gguf_writer_free(w);
+    if (rc == 0) rc = grok_gguf_writer_finish(w, err, err_size);
+    grok_gguf_writer_free(w);
     free(which), free(mat), free(enc), free(sa), free(sb);
     adapter_close(&ad);
     grok_model_free(m);

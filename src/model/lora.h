@@ -41,7 +41,7 @@ void grok_lora_base_shape(const grok_hparams *hp, char *buf, size_t size);
 
 /* Writes the adapter keys (architecture, type, alpha, rank, base hash,
  * shape and name). base_name may be NULL. */
-int grok_lora_write_meta(gguf_writer *w, const grok_hparams *hp, const char *base_name,
+int grok_lora_write_meta(grok_gguf_writer *w, const grok_hparams *hp, const char *base_name,
                          int64_t rank, float alpha);
 
 /* w[o][i] += s * sum_r b[o][r] * a[r][i] for one [rows][cols] matrix, with

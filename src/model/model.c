@@ -64,32 +64,32 @@ int64_t grok_hparams_n_params_active(const grok_hparams *hp) {
 
 /* ---- hyperparameters <-> GGUF ---- */
 
-static int get_i64_req(const gguf_file *f, const char *key, int64_t *out, char *err,
+static int get_i64_req(const grok_gguf_file *f, const char *key, int64_t *out, char *err,
                        size_t err_size) {
-    int rc = gguf_get_i64(f, key, out);
-    if (rc == -1) return ERRF("%s: required key '%s' is missing", gguf_path(f), key);
-    if (rc != 0) return ERRF("%s: key '%s' is not an integer", gguf_path(f), key);
+    int rc = grok_gguf_get_i64(f, key, out);
+    if (rc == -1) return ERRF("%s: required key '%s' is missing", grok_gguf_path(f), key);
+    if (rc != 0) return ERRF("%s: key '%s' is not an integer", grok_gguf_path(f), key);
     return 0;
 }
 
-static int get_f32_opt(const gguf_file *f, const char *key, float *out, char *err,
+static int get_f32_opt(const grok_gguf_file *f, const char *key, float *out, char *err,
                        size_t err_size) {
     double v;
-    int rc = gguf_get_f64(f, key, &v);
+    int rc = grok_gguf_get_f64(f, key, &v);
     if (rc == -1) return 0; /* keep the default */
-    if (rc != 0 || !isfinite(v)) return ERRF("%s: key '%s' is not a finite number", gguf_path(f), key);
+    if (rc != 0 || !isfinite(v)) return ERRF("%s: key '%s' is not a finite number", grok_gguf_path(f), key);
     *out = (float)v;
     return 0;
 }
 
-int grok_hparams_from_gguf(const gguf_file *f, grok_hparams *hp, char *err, size_t err_size) {
+int grok_hparams_from_gguf(const grok_gguf_file *f, grok_hparams *hp, char *err, size_t err_size) {
     const char *arch;
     size_t arch_len;
-    if (gguf_get_str(f, "general.architecture", &arch, &arch_len) != 0)
-        return ERRF("%s: key 'general.architecture' is missing or not a string", gguf_path(f));
+    if (grok_gguf_get_str(f, "general.architecture", &arch, &arch_len) != 0)
+        return ERRF("%s: key 'general.architecture' is missing or not a string", grok_gguf_path(f));
     if (strcmp(arch, "grok") != 0)
         return ERRF("%s: general.architecture is '%s'; only 'grok' models are supported",
-                    gguf_path(f), arch);
+                    grok_gguf_path(f), arch);
     *hp = grok_hparams_grok1();
     if (get_i64_req(f, "grok.embedding_length", &hp->d_model, err, err_size) ||
         get_i64_req(f, "grok.block_count", &hp->n_layers, err, err_size) ||
@@ -100,11 +100,11 @@ int grok_hparams_from_gguf(const gguf_file *f, grok_hparams *hp, char *err, size
         get_i64_req(f, "grok.context_length", &hp->n_ctx_train, err, err_size))
         return -1;
     hp->n_kv_heads = hp->n_heads;
-    if (gguf_get_i64(f, "grok.attention.head_count_kv", &hp->n_kv_heads) == -2)
-        return ERRF("%s: key 'grok.attention.head_count_kv' is not an integer", gguf_path(f));
+    if (grok_gguf_get_i64(f, "grok.attention.head_count_kv", &hp->n_kv_heads) == -2)
+        return ERRF("%s: key 'grok.attention.head_count_kv' is not an integer", grok_gguf_path(f));
     hp->head_dim = hp->n_heads > 0 ? hp->d_model / hp->n_heads : 0;
-    if (gguf_get_i64(f, "grok.attention.key_length", &hp->head_dim) == -2)
-        return ERRF("%s: key 'grok.attention.key_length' is not an integer", gguf_path(f));
+    if (grok_gguf_get_i64(f, "grok.attention.key_length", &hp->head_dim) == -2)
+        return ERRF("%s: key 'grok.attention.key_length' is not an integer", grok_gguf_path(f));
     if (get_f32_opt(f, "grok.attention.layer_norm_rms_epsilon", &hp->norm_eps, err, err_size) ||
         get_f32_opt(f, "grok.rope.freq_base", &hp->rope_base, err, err_size) ||
         get_f32_opt(f, "grok.embedding_scale", &hp->embedding_scale, err, err_size) ||
@@ -113,14 +113,14 @@ int grok_hparams_from_gguf(const gguf_file *f, grok_hparams *hp, char *err, size
         get_f32_opt(f, "grok.attn_logit_softcapping", &hp->attn_softcap, err, err_size))
         return -1;
     /* The vocabulary size is the embedding's row count (checked at binding). */
-    const gguf_tensor *te = gguf_find_tensor(f, GROK_TN_TOKEN_EMBD);
+    const grok_gguf_tensor *te = grok_gguf_find_tensor(f, GROK_TN_TOKEN_EMBD);
     hp->n_vocab = te ? te->ne[1] : 0;
     int64_t pad = -1;
     hp->pad_id = -1;
-    if (gguf_get_i64(f, "tokenizer.ggml.padding_token_id", &pad) == 0 && pad >= 0 &&
+    if (grok_gguf_get_i64(f, "tokenizer.ggml.padding_token_id", &pad) == 0 && pad >= 0 &&
         pad < hp->n_vocab)
         hp->pad_id = (int32_t)pad;
-    return grok_hparams_validate(hp, gguf_path(f), err, err_size);
+    return grok_hparams_validate(hp, grok_gguf_path(f), err, err_size);
 }
 
 int grok_hparams_validate(const grok_hparams *hp, const char *where, char *err, size_t err_size) {
@@ -155,26 +155,26 @@ int grok_hparams_validate(const grok_hparams *hp, const char *where, char *err, 
     return 0;
 }
 
-int grok_hparams_to_gguf(const grok_hparams *hp, gguf_writer *w) {
+int grok_hparams_to_gguf(const grok_hparams *hp, grok_gguf_writer *w) {
     int rc = 0;
-    rc |= gguf_writer_set_str(w, "general.architecture", "grok");
-    rc |= gguf_writer_set_u32(w, "grok.context_length", (uint32_t)hp->n_ctx_train);
-    rc |= gguf_writer_set_u32(w, "grok.embedding_length", (uint32_t)hp->d_model);
-    rc |= gguf_writer_set_u32(w, "grok.block_count", (uint32_t)hp->n_layers);
-    rc |= gguf_writer_set_u32(w, "grok.feed_forward_length", (uint32_t)hp->n_ff);
-    rc |= gguf_writer_set_u32(w, "grok.attention.head_count", (uint32_t)hp->n_heads);
-    rc |= gguf_writer_set_u32(w, "grok.attention.head_count_kv", (uint32_t)hp->n_kv_heads);
-    rc |= gguf_writer_set_u32(w, "grok.attention.key_length", (uint32_t)hp->head_dim);
-    rc |= gguf_writer_set_u32(w, "grok.attention.value_length", (uint32_t)hp->head_dim);
-    rc |= gguf_writer_set_f32(w, "grok.attention.layer_norm_rms_epsilon", hp->norm_eps);
-    rc |= gguf_writer_set_f32(w, "grok.rope.freq_base", hp->rope_base);
-    rc |= gguf_writer_set_u32(w, "grok.expert_count", (uint32_t)hp->n_experts);
-    rc |= gguf_writer_set_u32(w, "grok.expert_used_count", (uint32_t)hp->n_experts_used);
-    rc |= gguf_writer_set_u32(w, "grok.vocab_size", (uint32_t)hp->n_vocab);
-    rc |= gguf_writer_set_f32(w, "grok.embedding_scale", hp->embedding_scale);
-    rc |= gguf_writer_set_f32(w, "grok.logit_scale", hp->logit_scale);
-    rc |= gguf_writer_set_f32(w, "grok.attention.output_scale", hp->attn_scale);
-    rc |= gguf_writer_set_f32(w, "grok.attn_logit_softcapping", hp->attn_softcap);
+    rc |= grok_gguf_writer_set_str(w, "general.architecture", "grok");
+    rc |= grok_gguf_writer_set_u32(w, "grok.context_length", (uint32_t)hp->n_ctx_train);
+    rc |= grok_gguf_writer_set_u32(w, "grok.embedding_length", (uint32_t)hp->d_model);
+    rc |= grok_gguf_writer_set_u32(w, "grok.block_count", (uint32_t)hp->n_layers);
+    rc |= grok_gguf_writer_set_u32(w, "grok.feed_forward_length", (uint32_t)hp->n_ff);
+    rc |= grok_gguf_writer_set_u32(w, "grok.attention.head_count", (uint32_t)hp->n_heads);
+    rc |= grok_gguf_writer_set_u32(w, "grok.attention.head_count_kv", (uint32_t)hp->n_kv_heads);
+    rc |= grok_gguf_writer_set_u32(w, "grok.attention.key_length", (uint32_t)hp->head_dim);
+    rc |= grok_gguf_writer_set_u32(w, "grok.attention.value_length", (uint32_t)hp->head_dim);
+    rc |= grok_gguf_writer_set_f32(w, "grok.attention.layer_norm_rms_epsilon", hp->norm_eps);
+    rc |= grok_gguf_writer_set_f32(w, "grok.rope.freq_base", hp->rope_base);
+    rc |= grok_gguf_writer_set_u32(w, "grok.expert_count", (uint32_t)hp->n_experts);
+    rc |= grok_gguf_writer_set_u32(w, "grok.expert_used_count", (uint32_t)hp->n_experts_used);
+    rc |= grok_gguf_writer_set_u32(w, "grok.vocab_size", (uint32_t)hp->n_vocab);
+    rc |= grok_gguf_writer_set_f32(w, "grok.embedding_scale", hp->embedding_scale);
+    rc |= grok_gguf_writer_set_f32(w, "grok.logit_scale", hp->logit_scale);
+    rc |= grok_gguf_writer_set_f32(w, "grok.attention.output_scale", hp->attn_scale);
+    rc |= grok_gguf_writer_set_f32(w, "grok.attn_logit_softcapping", hp->attn_softcap);
     return rc ? -1 : 0;
 }
 
@@ -186,15 +186,15 @@ void grok_tensor_name(char *buf, size_t size, int64_t il, const char *what) {
 
 /* Finds name and checks its shape is exactly ne[0..n_dims) and its type
  * computable. */
-static const gguf_tensor *need_tensor(const gguf_file *f, const char *name, int32_t n_dims,
+static const grok_gguf_tensor *need_tensor(const grok_gguf_file *f, const char *name, int32_t n_dims,
                                       const int64_t *ne, char *err, size_t err_size) {
-    const gguf_tensor *t = gguf_find_tensor(f, name);
+    const grok_gguf_tensor *t = grok_gguf_find_tensor(f, name);
     if (!t) {
-        snprintf(err, err_size, "%s: required tensor '%s' is missing", gguf_path(f), name);
+        snprintf(err, err_size, "%s: required tensor '%s' is missing", grok_gguf_path(f), name);
         return NULL;
     }
     bool ok = t->n_dims <= n_dims || (t->n_dims == n_dims + 1 && t->ne[n_dims] == 1);
-    for (int d = 0; d < GGUF_MAX_DIMS && ok; d++) ok = t->ne[d] == (d < n_dims ? ne[d] : 1);
+    for (int d = 0; d < GROK_GGUF_MAX_DIMS && ok; d++) ok = t->ne[d] == (d < n_dims ? ne[d] : 1);
     if (!ok) {
         char want[96] = "", got[96] = "";
         for (int d = 0; d < n_dims; d++)
@@ -204,22 +204,22 @@ static const gguf_tensor *need_tensor(const gguf_file *f, const char *name, int3
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%" PRId64, d ? ", " : "",
                      t->ne[d]);
         snprintf(err, err_size, "%s: tensor '%s' has shape [%s], the hyperparameters need [%s]",
-                 gguf_path(f), name, got, want);
+                 grok_gguf_path(f), name, got, want);
         return NULL;
     }
     if (!grok_kernels_get(t->type)) {
         const grok_type_traits *tr = grok_type_get_traits(t->type);
         snprintf(err, err_size, "%s: tensor '%s' has type %s, which this build cannot compute with",
-                 gguf_path(f), name, tr ? tr->name : "?");
+                 grok_gguf_path(f), name, tr ? tr->name : "?");
         return NULL;
     }
     return t;
 }
 
-static int bind_mat(const gguf_file *f, const char *name, int64_t rows, int64_t cols,
+static int bind_mat(const grok_gguf_file *f, const char *name, int64_t rows, int64_t cols,
                     int64_t n_mats, grok_mat *m, size_t *stride, char *err, size_t err_size) {
     int64_t ne[3] = {cols, rows, n_mats};
-    const gguf_tensor *t = need_tensor(f, name, n_mats > 1 || stride ? 3 : 2, ne, err, err_size);
+    const grok_gguf_tensor *t = need_tensor(f, name, n_mats > 1 || stride ? 3 : 2, ne, err, err_size);
     if (!t) return -1;
     m->data = t->data;
     m->type = (grok_type)t->type;
@@ -230,13 +230,13 @@ static int bind_mat(const gguf_file *f, const char *name, int64_t rows, int64_t 
     return 0;
 }
 
-static float *bind_norm(const gguf_file *f, const char *name, int64_t n, char *err,
+static float *bind_norm(const grok_gguf_file *f, const char *name, int64_t n, char *err,
                         size_t err_size) {
-    const gguf_tensor *t = need_tensor(f, name, 1, &n, err, err_size);
+    const grok_gguf_tensor *t = need_tensor(f, name, 1, &n, err, err_size);
     if (!t) return NULL;
     float *v = malloc((size_t)n * sizeof(float));
     if (!v) {
-        snprintf(err, err_size, "%s: out of memory for '%s'", gguf_path(f), name);
+        snprintf(err, err_size, "%s: out of memory for '%s'", grok_gguf_path(f), name);
         return NULL;
     }
     grok_kernels_get(t->type)->to_f32(t->data, v, n);
@@ -260,7 +260,7 @@ void grok_model_free(grok_model *m) {
     for (int64_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     grok_tokenizer_free(m->tok);
-    gguf_close(m->file);
+    grok_gguf_close(m->file);
     free(m);
 }
 
@@ -270,9 +270,9 @@ grok_model *grok_model_load(const char *path, char *err, size_t err_size) {
         snprintf(err, err_size, "%s: out of memory", path);
         return NULL;
     }
-    m->file = gguf_open(path, err, err_size);
+    m->file = grok_gguf_open(path, err, err_size);
     if (!m->file) goto fail;
-    const gguf_file *f = m->file;
+    const grok_gguf_file *f = m->file;
     if (grok_hparams_from_gguf(f, &m->hp, err, err_size)) goto fail;
     const grok_hparams *hp = &m->hp;
     const int64_t d = hp->d_model, q = hp->n_heads * hp->head_dim,
@@ -280,7 +280,7 @@ grok_model *grok_model_load(const char *path, char *err, size_t err_size) {
 
     if (bind_mat(f, GROK_TN_TOKEN_EMBD, hp->n_vocab, d, 1, &m->token_embd, NULL, err, err_size))
         goto fail;
-    m->tied = gguf_find_tensor(f, GROK_TN_OUTPUT) == NULL;
+    m->tied = grok_gguf_find_tensor(f, GROK_TN_OUTPUT) == NULL;
     if (m->tied)
         m->output = m->token_embd;
     else if (bind_mat(f, GROK_TN_OUTPUT, hp->n_vocab, d, 1, &m->output, NULL, err, err_size))
@@ -316,7 +316,7 @@ grok_model *grok_model_load(const char *path, char *err, size_t err_size) {
             goto fail;
 #undef NAME
     }
-    if (gguf_find_kv(f, "tokenizer.ggml.tokens") >= 0) {
+    if (grok_gguf_find_kv(f, "tokenizer.ggml.tokens") >= 0) {
         m->tok = grok_tokenizer_from_gguf(f, err, err_size);
         if (!m->tok) goto fail;
         if (grok_tokenizer_n_vocab(m->tok) > hp->n_vocab) {
@@ -332,7 +332,7 @@ fail:
 }
 
 const grok_hparams *grok_model_hparams(const grok_model *m) { return &m->hp; }
-const gguf_file *grok_model_gguf(const grok_model *m) { return m->file; }
+const grok_gguf_file *grok_model_gguf(const grok_model *m) { return m->file; }
 const grok_tokenizer *grok_model_tokenizer(const grok_model *m) { return m->tok; }
 
 int64_t grok_model_bytes_per_token(const grok_model *m) {
@@ -364,7 +364,7 @@ int grok_model_set_dist(grok_model *m, const grok_dist *d, char *err, size_t err
         return 0;
     }
     const grok_hparams *hp = &m->hp;
-    const char *path = gguf_path(m->file);
+    const char *path = grok_gguf_path(m->file);
     if (d->n_ranks < 1 || d->rank < 0 || d->rank >= d->n_ranks)
         return ERRF("%s: rank %d of %d is not a valid rank", path, d->rank, d->n_ranks);
     if (!range_ok(d->kvh0, d->kvh1, hp->n_kv_heads) || !range_ok(d->e0, d->e1, hp->n_experts) ||

@@ -66,7 +66,7 @@ typedef struct grok_dist {
 struct grok_model {
     grok_hparams hp;
     const grok_dist *dist;  /* NULL: this process computes everything */
-    gguf_file *file;
+    grok_gguf_file *file;
     grok_tokenizer *tok;
     grok_mat token_embd;    /* [n_vocab][d_model] */
     grok_mat output;        /* [n_vocab][d_model]; the embedding when tied */
@@ -90,11 +90,11 @@ void grok_model_unpack(grok_model *m);
 
 /* Reads hyperparameters (general.architecture must be "grok"); defaults
  * for the Grok-1 constants when keys are absent. */
-int grok_hparams_from_gguf(const gguf_file *f, grok_hparams *hp, char *err, size_t err_size);
+int grok_hparams_from_gguf(const grok_gguf_file *f, grok_hparams *hp, char *err, size_t err_size);
 /* Checks shapes for sanity (positive, divisible, not absurd). */
 int grok_hparams_validate(const grok_hparams *hp, const char *where, char *err, size_t err_size);
 /* Writes the grok.* keys for hp. */
-int grok_hparams_to_gguf(const grok_hparams *hp, gguf_writer *w);
+int grok_hparams_to_gguf(const grok_hparams *hp, grok_gguf_writer *w);
 
 /* Attaches a distribution hook (not copied; it must outlive the model's
  * contexts) after checking its ranges: they lie inside the shapes, and

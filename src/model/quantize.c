@@ -82,7 +82,7 @@ int grok_llama_ftype(grok_type type) {
 
 /* Norms, the router and vectors stay as they are: they are small and the
  * router's choices are sensitive to rounding. */
-static bool keep_type(const gguf_tensor *t) {
+static bool keep_type(const grok_gguf_tensor *t) {
     return t->n_dims < 2 || strstr(t->name, "norm") != NULL || strstr(t->name, "ffn_gate_inp") != NULL;
 }
 
@@ -147,14 +147,14 @@ typedef struct {
 /* The output head's error lands on every logit and it is one matrix: it
  * gets q6_K unless the mix is q8_0 already (rows that do not divide into
  * the mix's own blocks: q8_0), or --output-type's type. */
-static grok_type output_head_type(const grok_quantize_params *p, const gguf_tensor *t, int64_t block) {
+static grok_type output_head_type(const grok_quantize_params *p, const grok_gguf_tensor *t, int64_t block) {
     if (p->output_type >= 0) return (grok_type)p->output_type;
     if (t->ne[0] % block) return GROK_TYPE_Q8_0;
     return p->mix->base == GROK_TYPE_Q8_0 ? GROK_TYPE_Q8_0 : GROK_TYPE_Q6_K;
 }
 
 /* The type a matrix gets, before the block-size fallback. */
-static grok_type mix_type(const mix_model *m, const gguf_tensor *t) {
+static grok_type mix_type(const mix_model *m, const grok_gguf_tensor *t) {
     const grok_quantize_params *p = m->p;
     const int ft = p->mix->ftype;
     const grok_type base = p->mix->base;
@@ -204,22 +204,22 @@ static grok_type mix_type(const mix_model *m, const gguf_tensor *t) {
 /* The layer and expert counts (ARCH.block_count, ARCH.expert_count; the
  * layer count from the tensor names where the key is absent) and whether
  * the output head is the embedding. */
-static void read_mix_model(const gguf_file *f, const grok_quantize_params *p, mix_model *m) {
+static void read_mix_model(const grok_gguf_file *f, const grok_quantize_params *p, mix_model *m) {
     const char *arch = NULL;
     char key[128];
     m->p = p;
     m->n_layers = m->n_experts = 0;
-    if (gguf_get_str(f, "general.architecture", &arch, NULL) == 0) {
+    if (grok_gguf_get_str(f, "general.architecture", &arch, NULL) == 0) {
         snprintf(key, sizeof key, "%s.block_count", arch);
-        if (gguf_get_i64(f, key, &m->n_layers) != 0) m->n_layers = 0;
+        if (grok_gguf_get_i64(f, key, &m->n_layers) != 0) m->n_layers = 0;
         snprintf(key, sizeof key, "%s.expert_count", arch);
-        if (gguf_get_i64(f, key, &m->n_experts) != 0) m->n_experts = 0;
+        if (grok_gguf_get_i64(f, key, &m->n_experts) != 0) m->n_experts = 0;
     }
-    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
-        int64_t il = layer_of(gguf_tensor_at(f, i)->name);
+    for (int64_t i = 0; i < grok_gguf_n_tensors(f); i++) {
+        int64_t il = layer_of(grok_gguf_tensor_at(f, i)->name);
         if (il >= m->n_layers) m->n_layers = il + 1;
     }
-    m->tied = gguf_find_tensor(f, "output.weight") == NULL;
+    m->tied = grok_gguf_find_tensor(f, "output.weight") == NULL;
 }
 
 /* A type grok quantize can write: one it has an encoder for. */
@@ -255,10 +255,10 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
         snprintf(err, err_size, "%s: cannot quantize to the types asked for", out_path);
         return -1;
     }
-    gguf_file *f = gguf_open(in_path, err, err_size);
+    grok_gguf_file *f = grok_gguf_open(in_path, err, err_size);
     if (!f) return -1;
-    gguf_writer *w = gguf_writer_create();
-    const int64_t nt = gguf_n_tensors(f);
+    grok_gguf_writer *w = grok_gguf_writer_create();
+    const int64_t nt = grok_gguf_n_tensors(f);
     grok_type *types = calloc((size_t)(nt > 0 ? nt : 1), sizeof *types);
     grok_quantize_stats st;
     memset(&st, 0, sizeof st);
@@ -270,16 +270,16 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
         snprintf(err, err_size, "out of memory");
         goto done;
     }
-    if (gguf_writer_set_u32(w, "general.file_type", (uint32_t)p->mix->ftype) ||
-        gguf_writer_set_u32(w, "general.quantization_version", 2) || gguf_writer_copy_kvs(w, f)) {
+    if (grok_gguf_writer_set_u32(w, "general.file_type", (uint32_t)p->mix->ftype) ||
+        grok_gguf_writer_set_u32(w, "general.quantization_version", 2) || grok_gguf_writer_copy_kvs(w, f)) {
         snprintf(err, err_size, "%s: could not copy the metadata", in_path);
         goto done;
     }
-    gguf_writer_set_alignment(w, gguf_alignment(f));
+    grok_gguf_writer_set_alignment(w, grok_gguf_alignment(f));
     size_t max_row = 0;
     int64_t max_cols = 0;
     for (int64_t i = 0; i < nt; i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
+        const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
         types[i] = (grok_type)t->type;
         if (!keep_type(t)) {
             grok_type want = mix_type(&mm, t);
@@ -318,7 +318,7 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
                             ? t->nbytes
                             : (uint64_t)grok_type_row_size((uint32_t)types[i], t->ne[0]) *
                                   (uint64_t)(t->n_elements / t->ne[0]);
-        if (gguf_writer_add_tensor(w, t->name, types[i], t->n_dims, t->ne, NULL) < 0) {
+        if (grok_gguf_writer_add_tensor(w, t->name, types[i], t->n_dims, t->ne, NULL) < 0) {
             snprintf(err, err_size, "%s: tensor %s: could not add it to the output", out_path, t->name);
             goto done;
         }
@@ -333,15 +333,15 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
         snprintf(err, err_size, "out of memory");
         goto done;
     }
-    if (gguf_writer_begin(w, out_path, err, err_size)) {
+    if (grok_gguf_writer_begin(w, out_path, err, err_size)) {
         free(out), free(scratch);
         goto done;
     }
     rc = 0;
     for (int64_t i = 0; i < nt && rc == 0; i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
+        const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
         if (types[i] == (grok_type)t->type) {
-            rc = gguf_writer_write_data(w, t->data, t->nbytes, err, err_size);
+            rc = grok_gguf_writer_write_data(w, t->data, t->nbytes, err, err_size);
         } else {
             const int64_t rows = t->n_elements / t->ne[0];
             conv_job j = {grok_kernels_get(t->type), grok_kernels_get(types[i]), t->data, out,
@@ -354,17 +354,17 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
                     grok_threadpool_run(pool, conv_task, &j);
                 else
                     conv_task(&j, 0, 1);
-                rc = gguf_writer_write_data(w, out, (size_t)j.rows * j.out_row, err, err_size);
+                rc = grok_gguf_writer_write_data(w, out, (size_t)j.rows * j.out_row, err, err_size);
             }
         }
         if (progress && rc == 0) progress(ud, i + 1, nt, t->name);
     }
-    if (rc == 0) rc = gguf_writer_finish(w, err, err_size);
+    if (rc == 0) rc = grok_gguf_writer_finish(w, err, err_size);
     if (rc == 0 && stats) *stats = st;
     free(out), free(scratch);
 done:
     free(types);
-    gguf_writer_free(w);
-    gguf_close(f);
+    grok_gguf_writer_free(w);
+    grok_gguf_close(f);
     return rc ? -1 : 0;
 }

@@ -18,7 +18,7 @@
 #include "util/rng.h"
 
 typedef struct {
-    gguf_writer *w;
+    grok_gguf_writer *w;
     uint64_t seed;
     int64_t index; /* tensor number: selects its random stream */
     char *err;
@@ -42,7 +42,7 @@ static int gen_tensor(gen_ctx *g, grok_type type, int64_t rows, int64_t cols, in
         for (int64_t j = 0; j < cols; j++) row[j] = mean + std * grok_rng_normal(&r);
         k->from_f32(row, chunk + (size_t)in_chunk * row_bytes, cols);
         if (++in_chunk == rows_per_chunk || i == total - 1) {
-            rc = gguf_writer_write_data(g->w, chunk, (size_t)in_chunk * row_bytes, g->err, g->err_size);
+            rc = grok_gguf_writer_write_data(g->w, chunk, (size_t)in_chunk * row_bytes, g->err, g->err_size);
             in_chunk = 0;
         }
     }
@@ -68,7 +68,7 @@ int grok_model_write_random(const char *path, const grok_hparams *hp_in, grok_ty
                  path, grok_type_get_traits((uint32_t)type)->name, blk);
         return -1;
     }
-    gguf_writer *w = gguf_writer_create();
+    grok_gguf_writer *w = grok_gguf_writer_create();
     if (!w) {
         snprintf(err, err_size, "out of memory");
         return -1;
@@ -78,12 +78,12 @@ int grok_model_write_random(const char *path, const grok_hparams *hp_in, grok_ty
     snprintf(name, sizeof name, "grok-random-d%" PRId64 "-l%" PRId64 "-e%" PRId64, hpp->d_model,
              hpp->n_layers, hpp->n_experts);
     rc |= grok_hparams_to_gguf(hpp, w);
-    rc |= gguf_writer_set_str(w, "general.name", name);
-    rc |= gguf_writer_set_u32(w, "general.file_type", (uint32_t)grok_llama_ftype(type));
+    rc |= grok_gguf_writer_set_str(w, "general.name", name);
+    rc |= grok_gguf_writer_set_u32(w, "general.file_type", (uint32_t)grok_llama_ftype(type));
     rc |= grok_tokenizer_to_gguf(tok, w);
     if (rc) {
         snprintf(err, err_size, "%s: could not set the model's metadata", path);
-        gguf_writer_free(w);
+        grok_gguf_writer_free(w);
         return -1;
     }
 
@@ -102,7 +102,7 @@ int grok_model_write_random(const char *path, const grok_hparams *hp_in, grok_ty
     int64_t ns = 0;
     if (!s) {
         snprintf(err, err_size, "out of memory");
-        gguf_writer_free(w);
+        grok_gguf_writer_free(w);
         return -1;
     }
 #define ADD(nm, ty, r_, c_, m_, mean_, std_)                                                       \
@@ -140,19 +140,19 @@ int grok_model_write_random(const char *path, const grok_hparams *hp_in, grok_ty
 #undef ADD
     for (int64_t i = 0; i < ns && rc == 0; i++) {
         int64_t ne[3] = {s[i].cols, s[i].rows, s[i].n_mats};
-        if (gguf_writer_add_tensor(w, s[i].name, s[i].type, s[i].n_dims, ne, NULL) < 0) rc = -1;
+        if (grok_gguf_writer_add_tensor(w, s[i].name, s[i].type, s[i].n_dims, ne, NULL) < 0) rc = -1;
     }
     if (rc) {
         snprintf(err, err_size, "%s: could not add the tensors", path);
-    } else if (gguf_writer_begin(w, path, err, err_size) != 0) {
+    } else if (grok_gguf_writer_begin(w, path, err, err_size) != 0) {
         rc = -1;
     } else {
         gen_ctx g = {w, seed, 0, err, err_size};
         for (int64_t i = 0; i < ns && rc == 0; i++)
             rc = gen_tensor(&g, s[i].type, s[i].rows, s[i].cols, s[i].n_mats, s[i].mean, s[i].std);
-        if (rc == 0) rc = gguf_writer_finish(w, err, err_size);
+        if (rc == 0) rc = grok_gguf_writer_finish(w, err, err_size);
     }
     free(s);
-    gguf_writer_free(w);
+    grok_gguf_writer_free(w);
     return rc ? -1 : 0;
 }

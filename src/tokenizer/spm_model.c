@@ -227,7 +227,7 @@ static int read_piece(pb_reader r, pb_reader *text, float *score, int32_t *type,
 static int32_t special_id(const grok_tokenizer *t, pb_reader piece, const char *dflt) {
     const char *s = piece.p ? (const char *)piece.p : dflt;
     size_t len = piece.p ? piece.len : strlen(dflt);
-    int32_t id = tok_piece_to_id(t, s, len);
+    int32_t id = grok_tok_piece_to_id(t, s, len);
     return id >= 0 && t->type[id] == GROK_TOKEN_CONTROL ? id : -1;
 }
 
@@ -277,7 +277,7 @@ static grok_tokenizer *parse_model(const uint8_t *data, size_t size, const char 
         snprintf(err, err_size, "%s: denormalizer_spec has a character map; not supported", path);
         return NULL;
     }
-    grok_tokenizer *t = tok_alloc(n_pieces);
+    grok_tokenizer *t = grok_tok_alloc(n_pieces);
     if (!t) {
         snprintf(err, err_size, "%s: out of memory for %lld pieces", path, (long long)n_pieces);
         return NULL;
@@ -297,7 +297,7 @@ static grok_tokenizer *parse_model(const uint8_t *data, size_t size, const char 
                      path, (long long)i, f.offset);
             goto fail;
         }
-        if (tok_set_piece(t, i, (const char *)text.p, text.len, score, type) < 0) {
+        if (grok_tok_set_piece(t, i, (const char *)text.p, text.len, score, type) < 0) {
             snprintf(err, err_size, "%s: out of memory", path);
             goto fail;
         }
@@ -310,11 +310,11 @@ static grok_tokenizer *parse_model(const uint8_t *data, size_t size, const char 
     t->byte_fallback = o.byte_fallback;
     t->split_digits = o.split_digits;
     if (o.has_unk_surface &&
-        tok_set_unk_surface(t, (const char *)o.unk_surface.p, o.unk_surface.len) < 0) {
+        grok_tok_set_unk_surface(t, (const char *)o.unk_surface.p, o.unk_surface.len) < 0) {
         snprintf(err, err_size, "%s: out of memory", path);
         goto fail;
     }
-    if (tok_finish(t, path, err, err_size) < 0) goto fail;
+    if (grok_tok_finish(t, path, err, err_size) < 0) goto fail;
     /* SentencePiece finds the special ids by their piece text. */
     t->bos = special_id(t, o.bos_piece, "<s>");
     t->eos = special_id(t, o.eos_piece, "</s>");
@@ -364,7 +364,7 @@ grok_tokenizer *grok_tokenizer_load_spm(const char *path, char *err, size_t err_
     return t;
 }
 
-grok_tokenizer *tok_load_spm_bytes(const void *data, size_t size, const char *name, char *err,
+grok_tokenizer *grok_tok_load_spm_bytes(const void *data, size_t size, const char *name, char *err,
                                    size_t err_size) {
     return parse_model(data, size, name, err, err_size);
 }

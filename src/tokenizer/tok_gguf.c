@@ -30,30 +30,30 @@
 #define KEY_UNK_SURFACE "tokenizer.ggml.unknown_surface"
 #define KEY_WS_SUFFIX "tokenizer.ggml.treat_whitespace_as_suffix"
 
-static int get_flag(const gguf_file *f, const char *key, bool dflt, bool *out, char *err,
+static int get_flag(const grok_gguf_file *f, const char *key, bool dflt, bool *out, char *err,
                     size_t err_size) {
-    int rc = gguf_get_bool(f, key, out);
+    int rc = grok_gguf_get_bool(f, key, out);
     if (rc == -1) {
         *out = dflt;
         return 0;
     }
     if (rc < 0) {
-        snprintf(err, err_size, "%s: %s is not a bool", gguf_path(f), key);
+        snprintf(err, err_size, "%s: %s is not a bool", grok_gguf_path(f), key);
         return -1;
     }
     return 0;
 }
 
-static int get_id(const gguf_file *f, const char *key, int64_t n, int32_t *out, char *err,
+static int get_id(const grok_gguf_file *f, const char *key, int64_t n, int32_t *out, char *err,
                   size_t err_size) {
     int64_t v;
-    int rc = gguf_get_i64(f, key, &v);
+    int rc = grok_gguf_get_i64(f, key, &v);
     if (rc == -1) {
         *out = -1;
         return 0;
     }
     if (rc < 0 || v < -1 || v >= n) {
-        snprintf(err, err_size, "%s: %s is not an id in [0, %lld)", gguf_path(f), key,
+        snprintf(err, err_size, "%s: %s is not an id in [0, %lld)", grok_gguf_path(f), key,
                  (long long)n);
         return -1;
     }
@@ -61,11 +61,11 @@ static int get_id(const gguf_file *f, const char *key, int64_t n, int32_t *out, 
     return 0;
 }
 
-grok_tokenizer *grok_tokenizer_from_gguf(const gguf_file *f, char *err, size_t err_size) {
-    const char *path = gguf_path(f);
+grok_tokenizer *grok_tokenizer_from_gguf(const grok_gguf_file *f, char *err, size_t err_size) {
+    const char *path = grok_gguf_path(f);
     const char *model;
     size_t model_len;
-    int rc = gguf_get_str(f, KEY_MODEL, &model, &model_len);
+    int rc = grok_gguf_get_str(f, KEY_MODEL, &model, &model_len);
     if (rc == -1) {
         snprintf(err, err_size, "%s: no %s key (the file has no tokenizer)", path, KEY_MODEL);
         return NULL;
@@ -76,9 +76,9 @@ grok_tokenizer *grok_tokenizer_from_gguf(const gguf_file *f, char *err, size_t e
                  rc < 0 ? "" : model);
         return NULL;
     }
-    gguf_value_type et;
+    grok_gguf_value_type et;
     uint64_t n;
-    if (gguf_get_arr(f, KEY_TOKENS, &et, &n) != 0 || et != GGUF_TYPE_STRING) {
+    if (grok_gguf_get_arr(f, KEY_TOKENS, &et, &n) != 0 || et != GROK_GGUF_TYPE_STRING) {
         snprintf(err, err_size, "%s: %s is missing or not a string array", path, KEY_TOKENS);
         return NULL;
     }
@@ -89,38 +89,38 @@ grok_tokenizer *grok_tokenizer_from_gguf(const gguf_file *f, char *err, size_t e
     const float *scores = NULL;
     const int32_t *types = NULL;
     uint64_t m;
-    rc = gguf_get_arr(f, KEY_SCORES, &et, &m);
+    rc = grok_gguf_get_arr(f, KEY_SCORES, &et, &m);
     if (rc == 0) {
-        if (et != GGUF_TYPE_FLOAT32 || m != n) {
+        if (et != GROK_GGUF_TYPE_FLOAT32 || m != n) {
             snprintf(err, err_size, "%s: %s must be %llu float32 values", path, KEY_SCORES,
                      (unsigned long long)n);
             return NULL;
         }
-        scores = gguf_get_arr_data(f, KEY_SCORES);
+        scores = grok_gguf_get_arr_data(f, KEY_SCORES);
     } else if (rc != -1) {
         snprintf(err, err_size, "%s: %s is not an array", path, KEY_SCORES);
         return NULL;
     }
-    rc = gguf_get_arr(f, KEY_TYPES, &et, &m);
+    rc = grok_gguf_get_arr(f, KEY_TYPES, &et, &m);
     if (rc == 0) {
-        if ((et != GGUF_TYPE_INT32 && et != GGUF_TYPE_UINT32) || m != n) {
+        if ((et != GROK_GGUF_TYPE_INT32 && et != GROK_GGUF_TYPE_UINT32) || m != n) {
             snprintf(err, err_size, "%s: %s must be %llu int32 values", path, KEY_TYPES,
                      (unsigned long long)n);
             return NULL;
         }
-        types = gguf_get_arr_data(f, KEY_TYPES);
+        types = grok_gguf_get_arr_data(f, KEY_TYPES);
     } else if (rc != -1) {
         snprintf(err, err_size, "%s: %s is not an array", path, KEY_TYPES);
         return NULL;
     }
-    grok_tokenizer *t = tok_alloc((int64_t)n);
+    grok_tokenizer *t = grok_tok_alloc((int64_t)n);
     if (!t) {
         snprintf(err, err_size, "%s: out of memory for %llu tokens", path, (unsigned long long)n);
         return NULL;
     }
     for (uint64_t i = 0; i < n; i++) {
         size_t len;
-        const char *s = gguf_get_arr_str(f, KEY_TOKENS, i, &len);
+        const char *s = grok_gguf_get_arr_str(f, KEY_TOKENS, i, &len);
         int32_t ty = types ? types[i] : GROK_TOKEN_NORMAL;
         if (ty == 0) ty = GROK_TOKEN_NORMAL; /* llama.cpp's "undefined" */
         if (!s || ty < GROK_TOKEN_NORMAL || ty > GROK_TOKEN_BYTE) {
@@ -128,7 +128,7 @@ grok_tokenizer *grok_tokenizer_from_gguf(const gguf_file *f, char *err, size_t e
                      s ? "token_type is not 1..6" : "unreadable token string");
             goto fail;
         }
-        if (tok_set_piece(t, (int64_t)i, s, len, scores ? scores[i] : 0.0f, ty) < 0) {
+        if (grok_tok_set_piece(t, (int64_t)i, s, len, scores ? scores[i] : 0.0f, ty) < 0) {
             snprintf(err, err_size, "%s: out of memory", path);
             goto fail;
         }
@@ -152,8 +152,8 @@ grok_tokenizer *grok_tokenizer_from_gguf(const gguf_file *f, char *err, size_t e
     t->treat_whitespace_as_suffix = suffix;
     const char *surface;
     size_t surface_len;
-    rc = gguf_get_str(f, KEY_UNK_SURFACE, &surface, &surface_len);
-    if (rc == 0 && tok_set_unk_surface(t, surface, surface_len) < 0) {
+    rc = grok_gguf_get_str(f, KEY_UNK_SURFACE, &surface, &surface_len);
+    if (rc == 0 && grok_tok_set_unk_surface(t, surface, surface_len) < 0) {
         snprintf(err, err_size, "%s: out of memory", path);
         goto fail;
     }
@@ -167,8 +167,8 @@ grok_tokenizer *grok_tokenizer_from_gguf(const gguf_file *f, char *err, size_t e
     int nb = 0;
     for (uint64_t i = 0; i < n; i++) nb += t->type[i] == GROK_TOKEN_BYTE;
     t->byte_fallback = nb >= 256;
-    if (tok_finish(t, path, err, err_size) < 0) goto fail;
-    int32_t seven = tok_piece_to_id(t, "7", 1);
+    if (grok_tok_finish(t, path, err, err_size) < 0) goto fail;
+    int32_t seven = grok_tok_piece_to_id(t, "7", 1);
     t->split_digits = seven >= 0 && t->type[seven] == GROK_TOKEN_USER_DEFINED;
     int nbytes = 0;
     for (int b = 0; b < 256; b++) nbytes += t->byte_id[b] >= 0;
@@ -179,7 +179,7 @@ fail:
     return NULL;
 }
 
-int grok_tokenizer_to_gguf(const grok_tokenizer *t, gguf_writer *w) {
+int grok_tokenizer_to_gguf(const grok_tokenizer *t, grok_gguf_writer *w) {
     size_t un = (size_t)t->n;
     const char **strs = malloc(un * sizeof *strs);
     int32_t *types = malloc(un * sizeof *types);
@@ -195,20 +195,20 @@ int grok_tokenizer_to_gguf(const grok_tokenizer *t, gguf_writer *w) {
         if (strlen(t->piece[i]) != t->len[i]) rc = -1; /* a NUL inside cannot be written */
     }
     if (rc == 0) {
-        rc |= gguf_writer_set_str(w, KEY_MODEL, "llama");
-        rc |= gguf_writer_set_arr_str(w, KEY_TOKENS, strs, (uint64_t)un);
-        rc |= gguf_writer_set_arr(w, KEY_SCORES, GGUF_TYPE_FLOAT32, t->score, (uint64_t)un);
-        rc |= gguf_writer_set_arr(w, KEY_TYPES, GGUF_TYPE_INT32, types, (uint64_t)un);
-        if (t->bos >= 0) rc |= gguf_writer_set_u32(w, KEY_BOS, (uint32_t)t->bos);
-        if (t->eos >= 0) rc |= gguf_writer_set_u32(w, KEY_EOS, (uint32_t)t->eos);
-        if (t->unk >= 0) rc |= gguf_writer_set_u32(w, KEY_UNK, (uint32_t)t->unk);
-        if (t->pad >= 0) rc |= gguf_writer_set_u32(w, KEY_PAD, (uint32_t)t->pad);
-        rc |= gguf_writer_set_bool(w, KEY_ADD_BOS, t->add_bos);
-        rc |= gguf_writer_set_bool(w, KEY_ADD_EOS, t->add_eos);
-        rc |= gguf_writer_set_bool(w, KEY_SPACE_PREFIX, t->add_dummy_prefix);
-        rc |= gguf_writer_set_bool(w, KEY_REMOVE_WS, t->remove_extra_whitespaces);
-        if (t->treat_whitespace_as_suffix) rc |= gguf_writer_set_bool(w, KEY_WS_SUFFIX, true);
-        rc |= gguf_writer_set_str(w, KEY_UNK_SURFACE, t->unk_surface);
+        rc |= grok_gguf_writer_set_str(w, KEY_MODEL, "llama");
+        rc |= grok_gguf_writer_set_arr_str(w, KEY_TOKENS, strs, (uint64_t)un);
+        rc |= grok_gguf_writer_set_arr(w, KEY_SCORES, GROK_GGUF_TYPE_FLOAT32, t->score, (uint64_t)un);
+        rc |= grok_gguf_writer_set_arr(w, KEY_TYPES, GROK_GGUF_TYPE_INT32, types, (uint64_t)un);
+        if (t->bos >= 0) rc |= grok_gguf_writer_set_u32(w, KEY_BOS, (uint32_t)t->bos);
+        if (t->eos >= 0) rc |= grok_gguf_writer_set_u32(w, KEY_EOS, (uint32_t)t->eos);
+        if (t->unk >= 0) rc |= grok_gguf_writer_set_u32(w, KEY_UNK, (uint32_t)t->unk);
+        if (t->pad >= 0) rc |= grok_gguf_writer_set_u32(w, KEY_PAD, (uint32_t)t->pad);
+        rc |= grok_gguf_writer_set_bool(w, KEY_ADD_BOS, t->add_bos);
+        rc |= grok_gguf_writer_set_bool(w, KEY_ADD_EOS, t->add_eos);
+        rc |= grok_gguf_writer_set_bool(w, KEY_SPACE_PREFIX, t->add_dummy_prefix);
+        rc |= grok_gguf_writer_set_bool(w, KEY_REMOVE_WS, t->remove_extra_whitespaces);
+        if (t->treat_whitespace_as_suffix) rc |= grok_gguf_writer_set_bool(w, KEY_WS_SUFFIX, true);
+        rc |= grok_gguf_writer_set_str(w, KEY_UNK_SURFACE, t->unk_surface);
     }
     free(strs);
     free(types);

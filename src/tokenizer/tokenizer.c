@@ -34,7 +34,7 @@ static uint64_t hash_bytes(const char *s, size_t len) {
     return h;
 }
 
-grok_tokenizer *tok_alloc(int64_t n) {
+grok_tokenizer *grok_tok_alloc(int64_t n) {
     if (n < 0 || (uint64_t)n > (SIZE_MAX / 8) / sizeof(char *)) return NULL;
     grok_tokenizer *t = calloc(1, sizeof *t);
     if (!t) return NULL;
@@ -54,7 +54,7 @@ grok_tokenizer *tok_alloc(int64_t n) {
     return t;
 }
 
-int tok_set_piece(grok_tokenizer *t, int64_t i, const char *s, size_t len, float score,
+int grok_tok_set_piece(grok_tokenizer *t, int64_t i, const char *s, size_t len, float score,
                   int32_t type) {
     if (i < 0 || i >= t->n || len > UINT32_MAX - 1) return -1;
     char *p = malloc(len + 1);
@@ -69,7 +69,7 @@ int tok_set_piece(grok_tokenizer *t, int64_t i, const char *s, size_t len, float
     return 0;
 }
 
-int tok_set_unk_surface(grok_tokenizer *t, const char *s, size_t len) {
+int grok_tok_set_unk_surface(grok_tokenizer *t, const char *s, size_t len) {
     char *p = malloc(len + 1);
     if (!p) return -1;
     memcpy(p, s, len);
@@ -106,7 +106,7 @@ static int table_insert(grok_tokenizer *t, struct tok_slot *table, int32_t id) {
     return 1;
 }
 
-int32_t tok_piece_to_id(const grok_tokenizer *t, const char *s, size_t len) {
+int32_t grok_tok_piece_to_id(const grok_tokenizer *t, const char *s, size_t len) {
     int32_t id = table_find(t, t->h_reserved, s, len);
     return id >= 0 ? id : table_find(t, t->h_normal, s, len);
 }
@@ -123,7 +123,7 @@ static int piece_to_byte(const char *p, size_t len) {
 
 static int cmp_ud(const void *pa, const void *pb, void *ctx);
 
-int tok_finish(grok_tokenizer *t, const char *what, char *err, size_t err_size) {
+int grok_tok_finish(grok_tokenizer *t, const char *what, char *err, size_t err_size) {
     if (t->n < 1 || t->n > INT32_MAX) {
         snprintf(err, err_size, "%s: vocabulary size %lld is out of range", what,
                  (long long)t->n);
@@ -205,7 +205,7 @@ int tok_finish(grok_tokenizer *t, const char *what, char *err, size_t err_size) 
                      (int)*ids[k], (long long)t->n);
             return -1;
         }
-    if (!t->unk_surface && tok_set_unk_surface(t, " \xe2\x81\x87 ", 5) < 0) {
+    if (!t->unk_surface && grok_tok_set_unk_surface(t, " \xe2\x81\x87 ", 5) < 0) {
         snprintf(err, err_size, "%s: out of memory", what);
         return -1;
     }
@@ -293,7 +293,7 @@ grok_tokenizer *grok_tokenizer_placeholder(int64_t n_vocab, char *err, size_t er
                  (long long)n_vocab, INT32_MAX);
         return NULL;
     }
-    grok_tokenizer *t = tok_alloc(n_vocab);
+    grok_tokenizer *t = grok_tok_alloc(n_vocab);
     if (!t) {
         snprintf(err, err_size, "placeholder tokenizer: out of memory");
         return NULL;
@@ -304,24 +304,24 @@ grok_tokenizer *grok_tokenizer_placeholder(int64_t n_vocab, char *err, size_t er
     int rc = 0;
     int64_t i = 0;
     for (; i < 4; i++)
-        rc |= tok_set_piece(t, i, special[i], strlen(special[i]), 0.0f, special_type[i]);
+        rc |= grok_tok_set_piece(t, i, special[i], strlen(special[i]), 0.0f, special_type[i]);
     for (int b = 0; b < 256 && i < n_vocab; b++, i++) {
         char p[8];
         snprintf(p, sizeof p, "<0x%02X>", b);
-        rc |= tok_set_piece(t, i, p, 6, 0.0f, GROK_TOKEN_BYTE);
+        rc |= grok_tok_set_piece(t, i, p, 6, 0.0f, GROK_TOKEN_BYTE);
     }
     /* Then the space symbol and printable ASCII, and after that filler
      * pieces that text never produces (their names cannot be formed from
      * single characters since nothing merges into them). */
     static const char ascii[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
                                 ".,;:!?'\"-()[]{}<>/\\|@#$%^&*_+=~`";
-    if (i < n_vocab) rc |= tok_set_piece(t, i++, SPACE_SYMBOL, 3, 0.0f, GROK_TOKEN_NORMAL);
+    if (i < n_vocab) rc |= grok_tok_set_piece(t, i++, SPACE_SYMBOL, 3, 0.0f, GROK_TOKEN_NORMAL);
     for (size_t k = 0; ascii[k] && i < n_vocab; k++, i++)
-        rc |= tok_set_piece(t, i, &ascii[k], 1, -(float)(k + 1), GROK_TOKEN_NORMAL);
+        rc |= grok_tok_set_piece(t, i, &ascii[k], 1, -(float)(k + 1), GROK_TOKEN_NORMAL);
     for (int64_t k = 0; i < n_vocab; k++, i++) {
         char p[32];
         int len = snprintf(p, sizeof p, "[unused%lld]", (long long)k);
-        rc |= tok_set_piece(t, i, p, (size_t)len, -1e9f, GROK_TOKEN_UNUSED);
+        rc |= grok_tok_set_piece(t, i, p, (size_t)len, -1e9f, GROK_TOKEN_UNUSED);
     }
     t->pad = 0;
     t->bos = 1;
@@ -336,7 +336,7 @@ grok_tokenizer *grok_tokenizer_placeholder(int64_t n_vocab, char *err, size_t er
         grok_tokenizer_free(t);
         return NULL;
     }
-    if (tok_finish(t, "placeholder tokenizer", err, err_size) < 0) {
+    if (grok_tok_finish(t, "placeholder tokenizer", err, err_size) < 0) {
         grok_tokenizer_free(t);
         return NULL;
     }
@@ -633,7 +633,7 @@ static void emit_piece(const grok_tokenizer *t, id_list *out, const char *w, siz
 
 static void resegment(const grok_tokenizer *t, const rev_map *rev, const char *norm,
                       id_list *out, const char *w, size_t len) {
-    int32_t id = tok_piece_to_id(t, w, len);
+    int32_t id = grok_tok_piece_to_id(t, w, len);
     if (id >= 0 && t->type[id] == GROK_TOKEN_UNUSED) {
         const rev_entry *e = rev_get(rev, norm, w, len);
         if (e && e->left_len > 0 && e->left_len < len) {

@@ -2,8 +2,8 @@
  * tokenizer_internal.h - the tokenizer's private layout, shared by the three
  * places that fill it (the .model reader, the GGUF reader, the placeholder
  * vocabulary) and the encoder/decoder. A tokenizer is built in two steps:
- * tok_alloc() reserves n pieces, the loader sets pieces and options, then
- * tok_finish() checks the vocabulary the way SentencePiece does when it
+ * grok_tok_alloc() reserves n pieces, the loader sets pieces and options, then
+ * grok_tok_finish() checks the vocabulary the way SentencePiece does when it
  * loads a model and builds the lookup tables.
  */
 #ifndef GROK_TOKENIZER_INTERNAL_H
@@ -43,21 +43,21 @@ struct grok_tokenizer {
     bool space_cut_safe; /* no piece has U+2581 right after another character */
 };
 
-grok_tokenizer *tok_alloc(int64_t n);
+grok_tokenizer *grok_tok_alloc(int64_t n);
 /* Copies the piece; returns -1 when out of memory. */
-int tok_set_piece(grok_tokenizer *t, int64_t i, const char *s, size_t len, float score,
+int grok_tok_set_piece(grok_tokenizer *t, int64_t i, const char *s, size_t len, float score,
                   int32_t type);
-int tok_set_unk_surface(grok_tokenizer *t, const char *s, size_t len);
+int grok_tok_set_unk_surface(grok_tokenizer *t, const char *s, size_t len);
 /* Validates and indexes. what names the source in error messages. On error
  * writes err and returns -1 (the caller frees t). */
-int tok_finish(grok_tokenizer *t, const char *what, char *err, size_t err_size);
+int grok_tok_finish(grok_tokenizer *t, const char *what, char *err, size_t err_size);
 
 /* Id of a piece looked up as SentencePiece's PieceToId does (reserved
  * table first, then normal), or -1 when absent. */
-int32_t tok_piece_to_id(const grok_tokenizer *t, const char *s, size_t len);
+int32_t grok_tok_piece_to_id(const grok_tokenizer *t, const char *s, size_t len);
 
 /* Parses a .model image held in memory (the fuzz tests use it). */
-grok_tokenizer *tok_load_spm_bytes(const void *data, size_t size, const char *name, char *err,
+grok_tokenizer *grok_tok_load_spm_bytes(const void *data, size_t size, const char *name, char *err,
                                    size_t err_size);
 
 #endif

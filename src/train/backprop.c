@@ -76,8 +76,8 @@ typedef struct {
     float *row;   /* [T] */
 } thr_ws;
 
-struct gt_trainer {
-    const gt_model *m;
+struct grok_trainer {
+    const grok_train_model *m;
     grok_threadpool *pool;
     int nth;
     int64_t max_b, max_t;
@@ -88,7 +88,7 @@ struct gt_trainer {
     /* the current job */
     const int32_t *tokens;
     int64_t n_b, n_t;
-    gt_loss_cfg cfg;
+    grok_train_loss_cfg cfg;
     bool want_grad;
     float *grad_out;
     float *logits_out;
@@ -205,7 +205,7 @@ static void *zalloc(size_t n, size_t sz, bool *ok) {
     return p;
 }
 
-gt_trainer *gt_trainer_create(const gt_model *m, int64_t max_b, int64_t max_t,
+grok_trainer *grok_trainer_create(const grok_train_model *m, int64_t max_b, int64_t max_t,
                               grok_threadpool *pool, char *err, size_t err_size) {
     const grok_hparams *hp = &m->hp;
     if (max_b < 1 || max_t < 1 || max_t > hp->n_ctx_train) {
@@ -213,7 +213,7 @@ gt_trainer *gt_trainer_create(const gt_model *m, int64_t max_b, int64_t max_t,
                  (long long)max_b, (long long)max_t, (long long)hp->n_ctx_train);
         return NULL;
     }
-    gt_trainer *tr = calloc(1, sizeof *tr);
+    grok_trainer *tr = calloc(1, sizeof *tr);
     if (!tr) {
         snprintf(err, err_size, "out of memory");
         return NULL;
@@ -281,13 +281,13 @@ gt_trainer *gt_trainer_create(const gt_model *m, int64_t max_b, int64_t max_t,
     if (!ok) {
         snprintf(err, err_size, "train: out of memory for a batch of %lld x %lld tokens",
                  (long long)max_b, (long long)max_t);
-        gt_trainer_free(tr);
+        grok_trainer_free(tr);
         return NULL;
     }
     return tr;
 }
 
-void gt_trainer_free(gt_trainer *tr) {
+void grok_trainer_free(grok_trainer *tr) {
     if (!tr) return;
     for (int64_t b = 0; tr->ws && b < tr->max_b; b++) {
         seq_ws *s = &tr->ws[b];
@@ -310,9 +310,9 @@ void gt_trainer_free(gt_trainer *tr) {
     free(tr);
 }
 
-const int64_t *gt_trainer_expert_counts(const gt_trainer *t) { return t->counts; }
+const int64_t *grok_trainer_expert_counts(const grok_trainer *t) { return t->counts; }
 
-void gt_trainer_reset_expert_counts(gt_trainer *t) {
+void grok_trainer_reset_expert_counts(grok_trainer *t) {
     memset(t->counts, 0, SZ(t->m->hp.n_layers * t->m->hp.n_experts) * sizeof(int64_t));
 }
 
@@ -322,9 +322,9 @@ void gt_trainer_reset_expert_counts(gt_trainer *t) {
  * targets are tok[1..T]). Fills s; with want_grad, also the output head's
  * gradient (dhf in s, the embedding part in grad). logits_out, if not
  * NULL, receives the raw logits. */
-static void fwd_seq(gt_trainer *tr, seq_ws *s, thr_ws *w, const int32_t *tok, int64_t T,
+static void fwd_seq(grok_trainer *tr, seq_ws *s, thr_ws *w, const int32_t *tok, int64_t T,
                     bool targets, double n_tok_total, float *grad, float *logits_out) {
-    const gt_model *m = tr->m;
+    const grok_train_model *m = tr->m;
     const grok_hparams *hp = &m->hp;
     const float *W = m->w;
     const int64_t d = hp->d_model, L = hp->n_layers, E = hp->n_experts, K = hp->n_experts_used;
@@ -340,7 +340,7 @@ static void fwd_seq(gt_trainer *tr, seq_ws *s, thr_ws *w, const int32_t *tok, in
     s->ce_sum = 0;
 
     for (int64_t l = 0; l < L; l++) {
-        const gt_layer_off *lo = &m->layers[l];
+        const grok_train_layer_off *lo = &m->layers[l];
         float *h = s->h + l * T * d, *hn = s->h + (l + 1) * T * d;
         float *xa = s->xa + l * T * d, *q = s->q + l * T * qd, *k = s->k + l * T * kvd;
         float *v = s->v + l * T * kvd, *ao = s->ao + l * T * qd, *a = s->a + l * T * d;
@@ -459,9 +459,9 @@ static void fwd_seq(gt_trainer *tr, seq_ws *s, thr_ws *w, const int32_t *tok, in
 
 /* ---------------------------------------------------------------- backward */
 
-static void bwd_seq(gt_trainer *tr, seq_ws *s, thr_ws *w, const int32_t *tok, int64_t T,
+static void bwd_seq(grok_trainer *tr, seq_ws *s, thr_ws *w, const int32_t *tok, int64_t T,
                     double n_tok_total, float *grad) {
-    const gt_model *m = tr->m;
+    const grok_train_model *m = tr->m;
     const grok_hparams *hp = &m->hp;
     const float *W = m->w;
     const int64_t d = hp->d_model, L = hp->n_layers, E = hp->n_experts, K = hp->n_experts_used;
@@ -475,7 +475,7 @@ static void bwd_seq(gt_trainer *tr, seq_ws *s, thr_ws *w, const int32_t *tok, in
     rmsnorm_bwd(dh, grad + m->output_norm, s->dhf, s->h + L * T * d, W + m->output_norm, s->rs_o, T, d);
 
     for (int64_t l = L - 1; l >= 0; l--) {
-        const gt_layer_off *lo = &m->layers[l];
+        const grok_train_layer_off *lo = &m->layers[l];
         float *h = s->h + l * T * d, *xa = s->xa + l * T * d, *q = s->q + l * T * qd;
         float *k = s->k + l * T * kvd, *v = s->v + l * T * kvd, *ao = s->ao + l * T * qd;
         float *a = s->a + l * T * d, *hm = s->hm + l * T * d, *xf = s->xf + l * T * d;
@@ -595,7 +595,7 @@ static void bwd_seq(gt_trainer *tr, seq_ws *s, thr_ws *w, const int32_t *tok, in
 /* ---------------------------------------------------------------- driver */
 
 static void job_forward(void *arg, int ith, int nth) {
-    gt_trainer *tr = arg;
+    grok_trainer *tr = arg;
     thr_ws *w = &tr->tw[ith];
     if (tr->want_grad) memset(w->grad, 0, SZ(tr->m->n_params) * sizeof(float));
     double n_tok = (double)(tr->n_b * tr->n_t);
@@ -605,7 +605,7 @@ static void job_forward(void *arg, int ith, int nth) {
 }
 
 static void job_backward(void *arg, int ith, int nth) {
-    gt_trainer *tr = arg;
+    grok_trainer *tr = arg;
     double n_tok = (double)(tr->n_b * tr->n_t);
     for (int64_t b = ith; b < tr->n_b; b += nth)
         bwd_seq(tr, &tr->ws[b], &tr->tw[ith], tr->tokens + b * (tr->n_t + 1), tr->n_t, n_tok,
@@ -613,7 +613,7 @@ static void job_backward(void *arg, int ith, int nth) {
 }
 
 static void job_reduce(void *arg, int ith, int nth) {
-    gt_trainer *tr = arg;
+    grok_trainer *tr = arg;
     int64_t n = tr->m->n_params, chunk = (n + nth - 1) / nth;
     int64_t i0 = ith * chunk, i1 = i0 + chunk < n ? i0 + chunk : n;
     if (i0 >= i1) return;
@@ -625,8 +625,8 @@ static void job_reduce(void *arg, int ith, int nth) {
     }
 }
 
-int gt_trainer_step(gt_trainer *tr, const int32_t *tokens, int64_t n_b, int64_t seq,
-                    const gt_loss_cfg *cfg, gt_losses *out, float *grad) {
+int grok_trainer_step(grok_trainer *tr, const int32_t *tokens, int64_t n_b, int64_t seq,
+                    const grok_train_loss_cfg *cfg, grok_train_losses *out, float *grad) {
     const grok_hparams *hp = &tr->m->hp;
     if (n_b < 1 || n_b > tr->max_b || seq < 1 || seq > tr->max_t) return -1;
     for (int64_t i = 0; i < n_b * (seq + 1); i++)
@@ -661,7 +661,7 @@ int gt_trainer_step(gt_trainer *tr, const int32_t *tokens, int64_t n_b, int64_t 
     return 0;
 }
 
-int gt_trainer_logits(gt_trainer *tr, const int32_t *tokens, int64_t seq, float *logits) {
+int grok_trainer_logits(grok_trainer *tr, const int32_t *tokens, int64_t seq, float *logits) {
     if (seq < 1 || seq > tr->max_t) return -1;
     for (int64_t i = 0; i < seq; i++)
         if (tokens[i] < 0 || tokens[i] >= tr->m->hp.n_vocab) return -1;

@@ -17,13 +17,13 @@
 #include "train/train.h"
 #include "util/rng.h"
 
-#define KEY_STEP GT_KEY_STEP
-#define KEY_RNG GT_KEY_RNG
-#define KEY_SEED GT_KEY_SEED
+#define KEY_STEP GROK_TRAIN_KEY_STEP
+#define KEY_RNG GROK_TRAIN_KEY_RNG
+#define KEY_SEED GROK_TRAIN_KEY_SEED
 
-static void add_tensor(gt_model *m, const char *name, int64_t rows, int64_t cols, int64_t n_mats,
+static void add_tensor(grok_train_model *m, const char *name, int64_t rows, int64_t cols, int64_t n_mats,
                        int64_t *off) {
-    gt_tensor *t = &m->tensors[m->n_tensors++];
+    grok_train_tensor *t = &m->tensors[m->n_tensors++];
     snprintf(t->name, sizeof t->name, "%s", name);
     t->off = m->n_params;
     t->rows = rows, t->cols = cols, t->n_mats = n_mats;
@@ -34,9 +34,9 @@ static void add_tensor(gt_model *m, const char *name, int64_t rows, int64_t cols
     m->n_params += rows * cols * n_mats;
 }
 
-gt_model *gt_model_create(const grok_hparams *hp, char *err, size_t err_size) {
+grok_train_model *grok_train_model_create(const grok_hparams *hp, char *err, size_t err_size) {
     if (grok_hparams_validate(hp, "train", err, err_size)) return NULL;
-    gt_model *m = calloc(1, sizeof *m);
+    grok_train_model *m = calloc(1, sizeof *m);
     if (!m) goto oom;
     m->hp = *hp;
     const int64_t d = hp->d_model, L = hp->n_layers, E = hp->n_experts, ff = hp->n_ff;
@@ -47,7 +47,7 @@ gt_model *gt_model_create(const grok_hparams *hp, char *err, size_t err_size) {
     add_tensor(m, GROK_TN_TOKEN_EMBD, hp->n_vocab, d, 1, &m->embd);
     add_tensor(m, GROK_TN_OUTPUT_NORM, 1, d, 1, &m->output_norm);
     for (int64_t il = 0; il < L; il++) {
-        gt_layer_off *lo = &m->layers[il];
+        grok_train_layer_off *lo = &m->layers[il];
         char n[96];
 #define T(what, r, c, k, field) (grok_tensor_name(n, sizeof n, il, what), add_tensor(m, n, r, c, k, &lo->field))
         T("attn_norm", 1, d, 1, attn_norm);
@@ -69,11 +69,11 @@ gt_model *gt_model_create(const grok_hparams *hp, char *err, size_t err_size) {
     return m;
 oom:
     snprintf(err, err_size, "train: out of memory for the model's parameters");
-    gt_model_free(m);
+    grok_train_model_free(m);
     return NULL;
 }
 
-void gt_model_free(gt_model *m) {
+void grok_train_model_free(grok_train_model *m) {
     if (!m) return;
     free(m->w);
     free(m->tensors);
@@ -81,10 +81,10 @@ void gt_model_free(gt_model *m) {
     free(m);
 }
 
-void gt_model_init_random(gt_model *m, uint64_t seed) {
+void grok_train_model_init_random(grok_train_model *m, uint64_t seed) {
     const grok_hparams *hp = &m->hp;
     for (int64_t i = 0; i < m->n_tensors; i++) {
-        const gt_tensor *t = &m->tensors[i];
+        const grok_train_tensor *t = &m->tensors[i];
         float *p = m->w + t->off;
         int64_t n = t->rows * t->cols * t->n_mats;
         if (t->is_norm) {
@@ -101,9 +101,9 @@ void gt_model_init_random(gt_model *m, uint64_t seed) {
 
 /* ---- reading ---- */
 
-int gt_read_tensor(const gguf_file *f, const char *path, const char *name, float *dst,
-                       const gt_tensor *t, char *err, size_t err_size) {
-    const gguf_tensor *g = gguf_find_tensor(f, name);
+int grok_train_read_tensor(const grok_gguf_file *f, const char *path, const char *name, float *dst,
+                       const grok_train_tensor *t, char *err, size_t err_size) {
+    const grok_gguf_tensor *g = grok_gguf_find_tensor(f, name);
     if (!g) {
         snprintf(err, err_size, "%s: tensor %s is missing", path, name);
         return -1;
@@ -128,48 +128,48 @@ int gt_read_tensor(const gguf_file *f, const char *path, const char *name, float
     return 0;
 }
 
-int gt_load(const char *path, gt_model **out, grok_tokenizer **tok, gt_optim_state *st, char *err,
+int grok_train_load(const char *path, grok_train_model **out, grok_tokenizer **tok, grok_train_optim_state *st, char *err,
             size_t err_size) {
     *out = NULL;
     if (tok) *tok = NULL;
-    gguf_file *f = gguf_open(path, err, err_size);
+    grok_gguf_file *f = grok_gguf_open(path, err, err_size);
     if (!f) return -1;
-    gt_model *m = NULL;
+    grok_train_model *m = NULL;
     grok_hparams hp;
     int rc = grok_hparams_from_gguf(f, &hp, err, err_size);
-    if (rc == 0 && gguf_find_tensor(f, GROK_TN_OUTPUT)) {
+    if (rc == 0 && grok_gguf_find_tensor(f, GROK_TN_OUTPUT)) {
         snprintf(err, err_size, "%s: has an untied output head; training supports tied models only",
                  path);
         rc = -1;
     }
-    if (rc == 0 && !(m = gt_model_create(&hp, err, err_size))) rc = -1;
+    if (rc == 0 && !(m = grok_train_model_create(&hp, err, err_size))) rc = -1;
     for (int64_t i = 0; rc == 0 && i < m->n_tensors; i++)
-        rc = gt_read_tensor(f, path, m->tensors[i].name, m->w + m->tensors[i].off, &m->tensors[i], err,
+        rc = grok_train_read_tensor(f, path, m->tensors[i].name, m->w + m->tensors[i].off, &m->tensors[i], err,
                          err_size);
     if (rc == 0 && st) {
         memset(st, 0, sizeof *st);
         uint64_t step = 0;
-        if (gguf_get_u64(f, KEY_STEP, &step) || gguf_get_u64(f, KEY_RNG, &st->rng) ||
-            gguf_get_u64(f, KEY_SEED, &st->seed)) {
+        if (grok_gguf_get_u64(f, KEY_STEP, &step) || grok_gguf_get_u64(f, KEY_RNG, &st->rng) ||
+            grok_gguf_get_u64(f, KEY_SEED, &st->seed)) {
             snprintf(err, err_size, "%s: not a training checkpoint (no %s / %s / %s keys)", path,
                      KEY_STEP, KEY_RNG, KEY_SEED);
             rc = -1;
         }
         st->step = (int64_t)step;
-        if (rc == 0 && gt_optim_alloc(st, m->n_params)) {
+        if (rc == 0 && grok_train_optim_alloc(st, m->n_params)) {
             snprintf(err, err_size, "out of memory");
             rc = -1;
         }
         for (int64_t i = 0; rc == 0 && i < m->n_tensors; i++) {
             char n[128];
             snprintf(n, sizeof n, "adam_m.%s", m->tensors[i].name);
-            rc = gt_read_tensor(f, path, n, st->m + m->tensors[i].off, &m->tensors[i], err, err_size);
+            rc = grok_train_read_tensor(f, path, n, st->m + m->tensors[i].off, &m->tensors[i], err, err_size);
             snprintf(n, sizeof n, "adam_v.%s", m->tensors[i].name);
             if (rc == 0)
-                rc = gt_read_tensor(f, path, n, st->v + m->tensors[i].off, &m->tensors[i], err,
+                rc = grok_train_read_tensor(f, path, n, st->v + m->tensors[i].off, &m->tensors[i], err,
                                  err_size);
         }
-        if (rc) gt_optim_free(st);
+        if (rc) grok_train_optim_free(st);
     }
     if (rc == 0 && tok) {
         *tok = grok_tokenizer_from_gguf(f, err, err_size);
@@ -182,9 +182,9 @@ int gt_load(const char *path, gt_model **out, grok_tokenizer **tok, gt_optim_sta
             rc = -1;
         }
     }
-    gguf_close(f);
+    grok_gguf_close(f);
     if (rc) {
-        gt_model_free(m);
+        grok_train_model_free(m);
         return -1;
     }
     *out = m;
@@ -193,19 +193,19 @@ int gt_load(const char *path, gt_model **out, grok_tokenizer **tok, gt_optim_sta
 
 /* ---- writing ---- */
 
-int gt_save(const char *path, const gt_model *m, const grok_tokenizer *tok, grok_type type,
-            const gt_optim_state *st, const char *name, char *err, size_t err_size) {
+int grok_train_save(const char *path, const grok_train_model *m, const grok_tokenizer *tok, grok_type type,
+            const grok_train_optim_state *st, const char *name, char *err, size_t err_size) {
     const grok_type_kernels *k = grok_kernels_get(type);
     if (!k || (st && type != GROK_TYPE_F32)) {
         snprintf(err, err_size, "%s: cannot write weights of type %u", path, (unsigned)type);
         return -1;
     }
     int64_t blk = grok_type_get_traits((uint32_t)type)->block_size;
-    gguf_writer *w = gguf_writer_create();
+    grok_gguf_writer *w = grok_gguf_writer_create();
     void **bufs = calloc((size_t)m->n_tensors, sizeof *bufs);
     if (!w || !bufs) {
         snprintf(err, err_size, "out of memory");
-        gguf_writer_free(w);
+        grok_gguf_writer_free(w);
         free(bufs);
         return -1;
     }
@@ -213,16 +213,16 @@ int gt_save(const char *path, const gt_model *m, const grok_tokenizer *tok, grok
     hp.pad_id = grok_tokenizer_pad(tok);
     int rc = 0;
     rc |= grok_hparams_to_gguf(&hp, w);
-    rc |= gguf_writer_set_str(w, "general.name", name);
-    rc |= gguf_writer_set_u32(w, "general.file_type", (uint32_t)type);
+    rc |= grok_gguf_writer_set_str(w, "general.name", name);
+    rc |= grok_gguf_writer_set_u32(w, "general.file_type", (uint32_t)type);
     rc |= grok_tokenizer_to_gguf(tok, w);
     if (st) {
-        rc |= gguf_writer_set_u64(w, KEY_STEP, (uint64_t)st->step);
-        rc |= gguf_writer_set_u64(w, KEY_RNG, st->rng);
-        rc |= gguf_writer_set_u64(w, KEY_SEED, st->seed);
+        rc |= grok_gguf_writer_set_u64(w, KEY_STEP, (uint64_t)st->step);
+        rc |= grok_gguf_writer_set_u64(w, KEY_RNG, st->rng);
+        rc |= grok_gguf_writer_set_u64(w, KEY_SEED, st->seed);
     }
     for (int64_t i = 0; rc == 0 && i < m->n_tensors; i++) {
-        const gt_tensor *t = &m->tensors[i];
+        const grok_train_tensor *t = &m->tensors[i];
         int64_t ne[3] = {t->cols, t->rows, t->n_mats};
         const float *src = m->w + t->off;
         int64_t n_rows = t->rows * t->n_mats;
@@ -240,20 +240,20 @@ int gt_save(const char *path, const gt_model *m, const grok_tokenizer *tok, grok
             bufs[i] = b;
             data = b;
         }
-        if (gguf_writer_add_tensor(w, t->name, ty, t->n_dims, ne, data) < 0) rc = -1;
+        if (grok_gguf_writer_add_tensor(w, t->name, ty, t->n_dims, ne, data) < 0) rc = -1;
     }
     for (int64_t i = 0; rc == 0 && st && i < m->n_tensors; i++) {
-        const gt_tensor *t = &m->tensors[i];
+        const grok_train_tensor *t = &m->tensors[i];
         int64_t ne[3] = {t->cols, t->rows, t->n_mats};
         char n[128];
         snprintf(n, sizeof n, "adam_m.%s", t->name);
-        if (gguf_writer_add_tensor(w, n, GROK_TYPE_F32, t->n_dims, ne, st->m + t->off) < 0) rc = -1;
+        if (grok_gguf_writer_add_tensor(w, n, GROK_TYPE_F32, t->n_dims, ne, st->m + t->off) < 0) rc = -1;
         snprintf(n, sizeof n, "adam_v.%s", t->name);
-        if (gguf_writer_add_tensor(w, n, GROK_TYPE_F32, t->n_dims, ne, st->v + t->off) < 0) rc = -1;
+        if (grok_gguf_writer_add_tensor(w, n, GROK_TYPE_F32, t->n_dims, ne, st->v + t->off) < 0) rc = -1;
     }
     if (rc) snprintf(err, err_size, "%s: could not assemble the model's metadata and tensors", path);
-    else rc = gguf_writer_write(w, path, err, err_size);
-    gguf_writer_free(w);
+    else rc = grok_gguf_writer_write(w, path, err, err_size);
+    grok_gguf_writer_free(w);
     for (int64_t i = 0; i < m->n_tensors; i++) free(bufs[i]);
     free(bufs);
     return rc ? -1 : 0;
@@ -261,12 +261,12 @@ int gt_save(const char *path, const gt_model *m, const grok_tokenizer *tok, grok
 
 /* ---- optimizer ---- */
 
-gt_adamw_cfg gt_adamw_default(void) {
-    gt_adamw_cfg c = {3e-3f, 0.1f, 100, 1000, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+grok_train_adamw_cfg grok_train_adamw_default(void) {
+    grok_train_adamw_cfg c = {3e-3f, 0.1f, 100, 1000, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
     return c;
 }
 
-float gt_lr_at(const gt_adamw_cfg *c, int64_t step) {
+float grok_train_lr_at(const grok_train_adamw_cfg *c, int64_t step) {
     if (step < c->warmup) return c->lr * (float)(step + 1) / (float)c->warmup;
     double span = (double)(c->total - c->warmup);
     double prog = span > 0 ? (double)(step - c->warmup) / span : 1.0;
@@ -275,34 +275,34 @@ float gt_lr_at(const gt_adamw_cfg *c, int64_t step) {
     return (float)(c->lr * (c->min_lr_frac + (1.0 - c->min_lr_frac) * cosv));
 }
 
-int gt_optim_alloc(gt_optim_state *st, int64_t n_params) {
+int grok_train_optim_alloc(grok_train_optim_state *st, int64_t n_params) {
     st->m = calloc((size_t)n_params, sizeof(float));
     st->v = calloc((size_t)n_params, sizeof(float));
     if (!st->m || !st->v) {
-        gt_optim_free(st);
+        grok_train_optim_free(st);
         return -1;
     }
     return 0;
 }
 
-void gt_optim_free(gt_optim_state *st) {
+void grok_train_optim_free(grok_train_optim_state *st) {
     free(st->m);
     free(st->v);
     st->m = st->v = NULL;
 }
 
-double gt_adamw_step(gt_model *m, gt_optim_state *st, float *grad, const gt_adamw_cfg *c) {
+double grok_train_adamw_step(grok_train_model *m, grok_train_optim_state *st, float *grad, const grok_train_adamw_cfg *c) {
     /* The norm is summed in one fixed order, so it is the same on every run. */
     double ss = 0;
     for (int64_t i = 0; i < m->n_params; i++) ss += (double)grad[i] * grad[i];
     double norm = sqrt(ss);
     float scale = (c->clip > 0 && norm > c->clip) ? (float)(c->clip / norm) : 1.0f;
-    float lr = gt_lr_at(c, st->step);
+    float lr = grok_train_lr_at(c, st->step);
     st->step++;
     double bc1 = 1.0 - pow(c->beta1, (double)st->step), bc2 = 1.0 - pow(c->beta2, (double)st->step);
     float a = (float)(lr / bc1), ib2 = (float)(1.0 / sqrt(bc2));
     for (int64_t i = 0; i < m->n_tensors; i++) {
-        const gt_tensor *t = &m->tensors[i];
+        const grok_train_tensor *t = &m->tensors[i];
         int64_t n = t->rows * t->cols * t->n_mats;
         float *w = m->w + t->off, *g = grad + t->off, *mm = st->m + t->off, *vv = st->v + t->off;
         float decay = t->is_norm ? 1.0f : 1.0f - lr * c->weight_decay;
