@@ -130,15 +130,15 @@ typedef struct grok_gguf_file grok_gguf_file;
 
 /* One tensor of an opened file; owned by the grok_gguf_file. */
 typedef struct {
-    const char *name;           /* NUL-terminated */
-    uint32_t type;              /* grok_type */
-    int32_t n_dims;             /* 1..4 */
-    int64_t ne[GROK_GGUF_MAX_DIMS];  /* ggml order: ne[0] is contiguous; unused dims are 1 */
+    const char *name;               /* NUL-terminated */
+    uint32_t type;                  /* grok_type */
+    int32_t n_dims;                 /* 1..4 */
+    int64_t ne[GROK_GGUF_MAX_DIMS]; /* ggml order: ne[0] is contiguous; unused dims are 1 */
     int64_t n_elements;
-    uint64_t offset;            /* from the start of its split's data section */
+    uint64_t offset; /* from the start of its split's data section */
     size_t nbytes;
-    const void *data;           /* points into the memory map */
-    int32_t split;              /* index of the split file holding it */
+    const void *data; /* points into the memory map */
+    int32_t split;    /* index of the split file holding it */
 } grok_gguf_tensor;
 
 /* Opens and validates a GGUF file (memory-mapped; no read pass over the
@@ -173,8 +173,7 @@ int grok_gguf_get_str(const grok_gguf_file *f, const char *key, const char **out
 /* Arrays: element type, length, and the elements. Numeric arrays are
  * copied into aligned memory at open time, so the pointer may be cast to
  * the element type. String arrays: one element at a time. */
-int grok_gguf_get_arr(const grok_gguf_file *f, const char *key, grok_gguf_value_type *elem_type,
-                 uint64_t *n);
+int grok_gguf_get_arr(const grok_gguf_file *f, const char *key, grok_gguf_value_type *elem_type, uint64_t *n);
 const void *grok_gguf_get_arr_data(const grok_gguf_file *f, const char *key);
 const char *grok_gguf_get_arr_str(const grok_gguf_file *f, const char *key, uint64_t i, size_t *len);
 
@@ -209,16 +208,15 @@ int grok_gguf_writer_set_bool(grok_gguf_writer *w, const char *key, bool v);
 int grok_gguf_writer_set_str(grok_gguf_writer *w, const char *key, const char *v);
 /* Numeric array of n elements of elem_type (copied). */
 int grok_gguf_writer_set_arr(grok_gguf_writer *w, const char *key, grok_gguf_value_type elem_type,
-                        const void *data, uint64_t n);
-int grok_gguf_writer_set_arr_str(grok_gguf_writer *w, const char *key, const char *const *strs,
-                            uint64_t n);
+                             const void *data, uint64_t n);
+int grok_gguf_writer_set_arr_str(grok_gguf_writer *w, const char *key, const char *const *strs, uint64_t n);
 /* Copies every kv of f (except split.* and those already set in w). */
 int grok_gguf_writer_copy_kvs(grok_gguf_writer *w, const grok_gguf_file *f);
 
 /* Adds a tensor; data may be NULL when streaming. The data is not copied:
  * it must stay valid until the file is written. Returns its index or -1. */
 int64_t grok_gguf_writer_add_tensor(grok_gguf_writer *w, const char *name, grok_type type, int32_t n_dims,
-                               const int64_t *ne, const void *data);
+                                    const int64_t *ne, const void *data);
 /* 0 = no splitting. Splits fall between tensors. */
 void grok_gguf_writer_set_split_max_size(grok_gguf_writer *w, uint64_t max_bytes);
 void grok_gguf_writer_set_alignment(grok_gguf_writer *w, uint64_t alignment);
@@ -226,8 +224,7 @@ void grok_gguf_writer_set_alignment(grok_gguf_writer *w, uint64_t alignment);
 int grok_gguf_writer_write(grok_gguf_writer *w, const char *path, char *err, size_t err_size);
 int grok_gguf_writer_begin(grok_gguf_writer *w, const char *path, char *err, size_t err_size);
 /* Appends bytes of the current tensor; a tensor may come in several calls. */
-int grok_gguf_writer_write_data(grok_gguf_writer *w, const void *data, size_t n, char *err,
-                           size_t err_size);
+int grok_gguf_writer_write_data(grok_gguf_writer *w, const void *data, size_t n, char *err, size_t err_size);
 int grok_gguf_writer_finish(grok_gguf_writer *w, char *err, size_t err_size);
 /* The paths written (one, or one per split), valid until grok_gguf_writer_free. */
 int32_t grok_gguf_writer_n_outputs(const grok_gguf_writer *w);
@@ -280,8 +277,7 @@ void grok_tokenizer_set_add_eos(grok_tokenizer *t, bool v);
  * SentencePiece does). With add_special, BOS/EOS are added as the
  * tokenizer's add_bos/add_eos say. Returns a malloc'd array (free it) and
  * its length in *n; NULL only when out of memory. */
-int32_t *grok_tokenize(const grok_tokenizer *t, const char *text, size_t len, bool add_special,
-                       size_t *n);
+int32_t *grok_tokenize(const grok_tokenizer *t, const char *text, size_t len, bool add_special, size_t *n);
 /* Decodes ids to a malloc'd NUL-terminated string (length in *len): the
  * inverse of grok_tokenize on valid UTF-8, the dummy-prefix space removed
  * as SentencePiece's decode does. Control tokens decode to nothing. */
@@ -329,18 +325,18 @@ typedef struct {
     int64_t n_layers;
     int64_t n_heads;
     int64_t n_kv_heads;
-    int64_t head_dim;      /* d_model / n_heads unless grok.attention.key_length says */
-    int64_t n_ff;          /* per-expert FFN width */
+    int64_t head_dim; /* d_model / n_heads unless grok.attention.key_length says */
+    int64_t n_ff;     /* per-expert FFN width */
     int64_t n_experts;
     int64_t n_experts_used;
     int64_t n_ctx_train;
     float rope_base;
     float norm_eps;
-    float embedding_scale;  /* 78.38367176906169 for Grok-1 */
-    float logit_scale;      /* output multiplier, 0.5773502691896257 */
-    float attn_scale;       /* attention multiplier, 0.08838834764831845 */
-    float attn_softcap;     /* 30 */
-    int32_t pad_id;         /* keys equal to it are masked; -1: none */
+    float embedding_scale; /* 78.38367176906169 for Grok-1 */
+    float logit_scale;     /* output multiplier, 0.5773502691896257 */
+    float attn_scale;      /* attention multiplier, 0.08838834764831845 */
+    float attn_softcap;    /* 30 */
+    int32_t pad_id;        /* keys equal to it are masked; -1: none */
 } grok_hparams;
 
 /* Grok-1's released shapes and constants. */
@@ -369,11 +365,11 @@ int64_t grok_model_packed_bytes(const grok_model *m);
 
 /* ---- per-sequence state ---- */
 typedef struct {
-    int64_t n_ctx;          /* KV cache length; 0 = the model's context */
-    grok_type kv_type;      /* GROK_TYPE_F32 or GROK_TYPE_F16 */
-    int n_threads;          /* used when pool is NULL; <= 0 = all cores */
-    grok_threadpool *pool;  /* shared pool (not owned), or NULL to make one */
-    int64_t n_batch;        /* tokens per forward when processing a prompt */
+    int64_t n_ctx;         /* KV cache length; 0 = the model's context */
+    grok_type kv_type;     /* GROK_TYPE_F32 or GROK_TYPE_F16 */
+    int n_threads;         /* used when pool is NULL; <= 0 = all cores */
+    grok_threadpool *pool; /* shared pool (not owned), or NULL to make one */
+    int64_t n_batch;       /* tokens per forward when processing a prompt */
 } grok_context_params;
 
 grok_context_params grok_context_default_params(void);
@@ -453,8 +449,7 @@ grok_sampler *grok_sampler_create(const grok_sampler_params *p, int64_t n_vocab)
 void grok_sampler_free(grok_sampler *s);
 /* Picks the next token from logits [n_vocab] (not modified); history is
  * the sequence so far (for penalties), may be NULL when n_history is 0. */
-int32_t grok_sampler_sample(grok_sampler *s, const float *logits, const int32_t *history,
-                            size_t n_history);
+int32_t grok_sampler_sample(grok_sampler *s, const float *logits, const int32_t *history, size_t n_history);
 /* The probabilities after all filters, for logprobs: fills probs
  * [n_vocab]; the sampler must have sampled at least once. */
 const float *grok_sampler_last_probs(const grok_sampler *s);

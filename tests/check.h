@@ -11,16 +11,16 @@
 
 static int check_count, check_failures;
 
-#define CHECK(cond, ...)                                                                         \
-    do {                                                                                         \
-        check_count++;                                                                           \
-        if (!(cond)) {                                                                           \
-            if (++check_failures <= 50) {                                                        \
-                fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                  \
-                fprintf(stderr, __VA_ARGS__);                                                    \
-                fputc('\n', stderr);                                                             \
-            }                                                                                    \
-        }                                                                                        \
+#define CHECK(cond, ...)                                                        \
+    do {                                                                        \
+        check_count++;                                                          \
+        if (!(cond)) {                                                          \
+            if (++check_failures <= 50) {                                       \
+                fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+                fprintf(stderr, __VA_ARGS__);                                   \
+                fputc('\n', stderr);                                            \
+            }                                                                   \
+        }                                                                       \
     } while (0)
 
 static inline int check_summary(const char *name) {

@@ -56,7 +56,8 @@ static double ulp_err(float got, double want) {
  * float bit patterns lo..hi (positive floats), step `step`, both signs
  * when both is set; *worst_x gets the input of the largest error. */
 static double sweep(void (*f)(float *, int64_t, const grok_vec_kernels *), const grok_vec_kernels *vk,
-                    double (*want)(double), uint32_t lo, uint32_t hi, uint32_t step, bool both, float *worst_x) {
+                    double (*want)(double), uint32_t lo, uint32_t hi, uint32_t step, bool both,
+                    float *worst_x) {
     static float in[SWEEP], out[SWEEP];
     double worst = 0;
     int n = 0;
@@ -92,7 +93,8 @@ static void test_exp_tanh(const grok_vec_kernels *vk) {
     CHECK(e2 <= 2.0, "exp error %.3f ulp at %g near overflow", e2, wx);
     float sp[] = {-INFINITY, -1000.0f, -87.4f, 89.0f, INFINITY, NAN, 0.0f, -0.0f};
     vk->exp_sum(sp, 8, 0.0f);
-    CHECK(sp[0] == 0 && sp[1] == 0 && sp[2] == 0, "exp of -inf / -1000 / -87.4: %g %g %g", sp[0], sp[1], sp[2]);
+    CHECK(sp[0] == 0 && sp[1] == 0 && sp[2] == 0, "exp of -inf / -1000 / -87.4: %g %g %g", sp[0], sp[1],
+          sp[2]);
     CHECK(sp[3] == INFINITY && sp[4] == INFINITY, "exp of 89 / inf: %g %g", sp[3], sp[4]);
     CHECK(isnan(sp[5]) && sp[6] == 1 && sp[7] == 1, "exp of nan / 0 / -0: %g %g %g", sp[5], sp[6], sp[7]);
 
@@ -118,7 +120,8 @@ static void test_elementwise(const grok_vec_kernels *vk, const grok_vec_kernels 
     grok_rng r = {11};
     enum { N = 1003 };
     static float a[N], b[N], u[N], x0[N];
-    for (int i = 0; i < N; i++) x0[i] = grok_rng_normal(&r) * (i % 7 == 0 ? 40.0f : 4.0f), u[i] = grok_rng_normal(&r);
+    for (int i = 0; i < N; i++)
+        x0[i] = grok_rng_normal(&r) * (i % 7 == 0 ? 40.0f : 4.0f), u[i] = grok_rng_normal(&r);
 
     memcpy(a, x0, sizeof a), memcpy(b, x0, sizeof b);
     vk->softcap(a, N, 0.0883883f, 30.0f), ref->softcap(b, N, 0.0883883f, 30.0f);
@@ -207,7 +210,8 @@ static void test_attention_kernels(const grok_vec_kernels *vk, const grok_vec_ke
                             /* bound: summation order, relative to sum |k q| */
                             float kabs[130], qabs[130];
                             grok_kernels_get(kv)->to_f32(k + (size_t)s * stride, kabs, D);
-                            for (int64_t i = 0; i < D; i++) kabs[i] = fabsf(kabs[i]), qabs[i] = fabsf(q[g * D + i]);
+                            for (int64_t i = 0; i < D; i++)
+                                kabs[i] = fabsf(kabs[i]), qabs[i] = fabsf(q[g * D + i]);
                             double m = 0;
                             for (int64_t i = 0; i < D; i++) m += (double)kabs[i] * qabs[i];
                             worst = fmax(worst, fabs(sa[g * ld + s] - sb[g * ld + s]) / (m + 1e-6));
@@ -223,31 +227,34 @@ static void test_attention_kernels(const grok_vec_kernels *vk, const grok_vec_ke
                             double m = 0;
                             for (int64_t s = 0; s < n; s++) {
                                 float vf;
-                                grok_kernels_get(kv)->to_f32(v + (size_t)s * stride + (size_t)(i * elt), &vf, 1);
+                                grok_kernels_get(kv)->to_f32(v + (size_t)s * stride + (size_t)(i * elt), &vf,
+                                                             1);
                                 m += fabs((double)w[g * ld + s] * vf);
                             }
                             worst = fmax(worst, fabs(oa[g * D + i] - ob[g * D + i]) / (m + 1e-6));
                         }
-                    CHECK(worst <= 1e-5, "wsum kv %d D %ld nq %ld n %ld: err %g", ki, (long)D, (long)nq, (long)n,
-                          worst);
+                    CHECK(worst <= 1e-5, "wsum kv %d D %ld nq %ld n %ld: err %g", ki, (long)D, (long)nq,
+                          (long)n, worst);
 
                     /* each head alone, and positions from 1 on: bit for bit */
                     float *one = malloc((size_t)ld * 4), *o1 = malloc((size_t)D * 4);
                     for (int64_t g = 0; g < nq; g++) {
                         vk->scores(k, stride, kv, q + g * D, 1, D, n, one, ld);
-                        CHECK(memcmp(one, sa + g * ld, (size_t)n * 4) == 0, "scores head %ld alone differ (D %ld nq %ld n %ld)",
-                              (long)g, (long)D, (long)nq, (long)n);
+                        CHECK(memcmp(one, sa + g * ld, (size_t)n * 4) == 0,
+                              "scores head %ld alone differ (D %ld nq %ld n %ld)", (long)g, (long)D, (long)nq,
+                              (long)n);
                         vk->wsum(v, stride, kv, w + g * ld, ld, 1, D, n, o1);
-                        CHECK(memcmp(o1, oa + g * D, (size_t)D * 4) == 0, "wsum head %ld alone differs (D %ld nq %ld n %ld)",
-                              (long)g, (long)D, (long)nq, (long)n);
+                        CHECK(memcmp(o1, oa + g * D, (size_t)D * 4) == 0,
+                              "wsum head %ld alone differs (D %ld nq %ld n %ld)", (long)g, (long)D, (long)nq,
+                              (long)n);
                     }
                     if (n > 1 && nq > 1) {
                         vk->scores(k + stride, stride, kv, q + D, nq - 1, D, n - 1, sb, ld);
                         bool same = true;
                         for (int64_t g = 1; g < nq; g++)
                             same &= memcmp(sb + (g - 1) * ld, sa + g * ld + 1, (size_t)(n - 1) * 4) == 0;
-                        CHECK(same, "scores shifted by a head and a position differ (D %ld nq %ld n %ld)", (long)D,
-                              (long)nq, (long)n);
+                        CHECK(same, "scores shifted by a head and a position differ (D %ld nq %ld n %ld)",
+                              (long)D, (long)nq, (long)n);
                     }
                     free(one), free(o1);
                     free(kc), free(vc), free(q), free(w), free(sa), free(sb), free(oa), free(ob);
@@ -268,7 +275,8 @@ static void test_model(int n_kv_heads, grok_type kv) {
     grok_tokenizer *tok = grok_tokenizer_placeholder(300, err, sizeof err);
     CHECK(tok, "placeholder vocab: %s", err);
     if (!tok) return;
-    CHECK(grok_model_write_random(path, &hp, GROK_TYPE_F32, tok, false, 3, err, sizeof err) == 0, "write: %s", err);
+    CHECK(grok_model_write_random(path, &hp, GROK_TYPE_F32, tok, false, 3, err, sizeof err) == 0, "write: %s",
+          err);
     grok_tokenizer_free(tok);
     grok_model *m = grok_model_load(path, err, sizeof err);
     CHECK(m, "load: %s", err);
@@ -288,8 +296,9 @@ static void test_model(int n_kv_heads, grok_type kv) {
         memcpy(single[t], grok_context_logits(c), sizeof single[t]);
     }
     grok_context_free(c);
-    CHECK(memcmp(batch, single, sizeof batch) == 0, "kv heads %d, %s cache: batched logits differ from single",
-          n_kv_heads, kv == GROK_TYPE_F16 ? "f16" : "f32");
+    CHECK(memcmp(batch, single, sizeof batch) == 0,
+          "kv heads %d, %s cache: batched logits differ from single", n_kv_heads,
+          kv == GROK_TYPE_F16 ? "f16" : "f32");
     grok_model_free(m);
     remove(path);
 }

@@ -14,8 +14,6 @@
 #include "check.h"
 #include "model/model.h"
 
-
-
 static float max_diff(const float *a, const float *b, int64_t n) {
     float m = 0;
     for (int64_t i = 0; i < n; i++) m = fmaxf(m, fabsf(a[i] - b[i]));

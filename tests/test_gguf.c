@@ -109,8 +109,8 @@ static void bb_kv_u32(bb *b, const char *key, uint32_t v) {
     bb_u32(b, v);
 }
 /* Tensor info; returns the offset of its offset field. */
-static size_t bb_tensor(bb *b, const char *name, uint32_t n_dims, const uint64_t *ne,
-                        uint32_t type, uint64_t offset) {
+static size_t bb_tensor(bb *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type,
+                        uint64_t offset) {
     bb_str(b, name);
     bb_u32(b, n_dims);
     for (uint32_t d = 0; d < n_dims; d++) bb_u64(b, ne[d]);
@@ -197,7 +197,7 @@ static grok_gguf_writer *make_writer(bool with_data) {
     grok_gguf_writer_set_arr_str(w, "t.arr.str", strs, 4);
     for (size_t i = 0; i < N_TS; i++) {
         int64_t idx = grok_gguf_writer_add_tensor(w, TS[i].name, TS[i].type, TS[i].n_dims, TS[i].ne,
-                                             with_data ? TS[i].data : NULL);
+                                                  with_data ? TS[i].data : NULL);
         CHECK(idx == (int64_t)i, "add_tensor %s returned %" PRId64, TS[i].name, idx);
     }
     return w;
@@ -220,10 +220,9 @@ static void check_tensors(const grok_gguf_file *f, const char *what) {
         CHECK(t->n_elements == nel, "%s: %s n_elements", what, t->name);
         CHECK(t->nbytes == TS[i].nbytes, "%s: %s nbytes %zu want %zu", what, t->name, t->nbytes,
               TS[i].nbytes);
-        CHECK(((uintptr_t)t->data % grok_gguf_alignment(f)) == 0, "%s: %s data misaligned", what,
-              t->name);
-        CHECK(t->nbytes == TS[i].nbytes && memcmp(t->data, TS[i].data, t->nbytes) == 0,
-              "%s: %s data differs", what, t->name);
+        CHECK(((uintptr_t)t->data % grok_gguf_alignment(f)) == 0, "%s: %s data misaligned", what, t->name);
+        CHECK(t->nbytes == TS[i].nbytes && memcmp(t->data, TS[i].data, t->nbytes) == 0, "%s: %s data differs",
+              what, t->name);
     }
     CHECK(grok_gguf_find_tensor(f, "missing") == NULL, "%s: find of a missing tensor", what);
 }
@@ -249,13 +248,13 @@ static void check_kvs(const grok_gguf_file *f, const char *what) {
     CHECK(grok_gguf_get_f64(f, "t.i32", &d) == 0 && d == -123456.0, "%s: i32 as f64", what);
     CHECK(grok_gguf_get_bool(f, "t.bool", &b) == 0 && b, "%s: t.bool", what);
     CHECK(grok_gguf_get_bool(f, "t.u8", &b) == -2, "%s: u8 as bool must be -2", what);
-    CHECK(grok_gguf_get_str(f, "t.str", &s, &len) == 0 && len == 8 && strcmp(s, "replaced") == 0,
-          "%s: t.str", what);
+    CHECK(grok_gguf_get_str(f, "t.str", &s, &len) == 0 && len == 8 && strcmp(s, "replaced") == 0, "%s: t.str",
+          what);
     CHECK(grok_gguf_get_str(f, "t.u8", &s, NULL) == -2, "%s: u8 as str must be -2", what);
     CHECK(grok_gguf_get_str(f, "nope", &s, NULL) == -1, "%s: absent key must be -1", what);
     CHECK(grok_gguf_get_u64(f, "nope", &u) == -1, "%s: absent key must be -1", what);
-    CHECK(grok_gguf_find_kv(f, "t.str") == 6, "%s: replaced key keeps its position (got %" PRId64 ")",
-          what, grok_gguf_find_kv(f, "t.str"));
+    CHECK(grok_gguf_find_kv(f, "t.str") == 6, "%s: replaced key keeps its position (got %" PRId64 ")", what,
+          grok_gguf_find_kv(f, "t.str"));
     CHECK(grok_gguf_kv_type(f, grok_gguf_find_kv(f, "t.u8")) == GROK_GGUF_TYPE_UINT8, "%s: t.u8 type", what);
     CHECK(grok_gguf_get_str(f, "general.name", &s, &len) == 0 && strcmp(s, "grok-test \xc3\xa9") == 0,
           "%s: general.name", what);
@@ -265,16 +264,15 @@ static void check_kvs(const grok_gguf_file *f, const char *what) {
     CHECK(grok_gguf_get_arr(f, "t.arr.i32", &et, &n) == 0 && et == GROK_GGUF_TYPE_INT32 && n == 5,
           "%s: t.arr.i32 shape", what);
     const int32_t *ai = grok_gguf_get_arr_data(f, "t.arr.i32");
-    CHECK(ai && ai[0] == -1 && ai[3] == 2147483647 && ai[4] == -2147483647 - 1,
-          "%s: t.arr.i32 values", what);
+    CHECK(ai && ai[0] == -1 && ai[3] == 2147483647 && ai[4] == -2147483647 - 1, "%s: t.arr.i32 values", what);
     const float *af = grok_gguf_get_arr_data(f, "t.arr.f32");
     CHECK(af && af[0] == 0.5f && af[1] == -1.25f && af[2] == 1e30f, "%s: t.arr.f32", what);
     const uint8_t *ab = grok_gguf_get_arr_data(f, "t.arr.bool");
     CHECK(grok_gguf_get_arr(f, "t.arr.bool", &et, &n) == 0 && et == GROK_GGUF_TYPE_BOOL && n == 4 && ab &&
-              ab[0] == 1 && ab[1] == 0 && ab[3] == 1, "%s: t.arr.bool", what);
+              ab[0] == 1 && ab[1] == 0 && ab[3] == 1,
+          "%s: t.arr.bool", what);
     const double *ad = grok_gguf_get_arr_data(f, "t.arr.f64");
-    CHECK(ad && ((uintptr_t)ad % 8) == 0 && ad[0] == 1.0 / 3.0 && ad[1] == -2e300,
-          "%s: t.arr.f64", what);
+    CHECK(ad && ((uintptr_t)ad % 8) == 0 && ad[0] == 1.0 / 3.0 && ad[1] == -2e300, "%s: t.arr.f64", what);
     const int16_t *as = grok_gguf_get_arr_data(f, "t.arr.i16");
     CHECK(as && as[0] == -32768 && as[2] == 32767, "%s: t.arr.i16", what);
     const uint64_t *au = grok_gguf_get_arr_data(f, "t.arr.u64");
@@ -351,8 +349,8 @@ static void test_alignment(void) {
     }
     w = grok_gguf_writer_create();
     grok_gguf_writer_set_alignment(w, 48);
-    CHECK(grok_gguf_writer_write(w, tpath("al48.gguf"), err, sizeof err) != 0 &&
-              strstr(err, "power of two"), "alignment 48 refused: %s", err);
+    CHECK(grok_gguf_writer_write(w, tpath("al48.gguf"), err, sizeof err) != 0 && strstr(err, "power of two"),
+          "alignment 48 refused: %s", err);
     grok_gguf_writer_free(w);
 }
 
@@ -387,8 +385,7 @@ static void test_writer_bytes(void) {
     bb_pad(&b, 32);
     size_t n;
     uint8_t *got = read_bytes(path, &n);
-    CHECK(got && n == b.n && memcmp(got, b.p, n) == 0, "writer bytes differ from spec (%zu vs %zu)",
-          n, b.n);
+    CHECK(got && n == b.n && memcmp(got, b.p, n) == 0, "writer bytes differ from spec (%zu vs %zu)", n, b.n);
     free(got);
     free(b.p);
 }
@@ -405,8 +402,7 @@ static void test_stream(void) {
     size_t total = 0;
     for (size_t i = 0; i < N_TS; i++) total += TS[i].nbytes;
     uint8_t *all = malloc(total);
-    for (size_t i = 0, at = 0; i < N_TS; at += TS[i].nbytes, i++)
-        memcpy(all + at, TS[i].data, TS[i].nbytes);
+    for (size_t i = 0, at = 0; i < N_TS; at += TS[i].nbytes, i++) memcpy(all + at, TS[i].data, TS[i].nbytes);
     w = make_writer(false);
     unlink(pb); /* from an earlier run */
     CHECK(grok_gguf_writer_begin(w, pb, err, sizeof err) == 0, "begin: %s", err);
@@ -430,7 +426,8 @@ static void test_stream(void) {
     CHECK(grok_gguf_writer_begin(w, pc, err, sizeof err) == 0, "begin: %s", err);
     grok_gguf_writer_write_data(w, all, total - 1, err, sizeof err);
     CHECK(grok_gguf_writer_finish(w, err, sizeof err) != 0 && strstr(err, "blk.0.q4_K") &&
-              strstr(err, "287 of 288"), "finish with a byte missing must fail: %s", err);
+              strstr(err, "287 of 288"),
+          "finish with a byte missing must fail: %s", err);
     grok_gguf_writer_free(w);
     size_t nc;
     uint8_t *c = read_bytes(pc, &nc);
@@ -458,8 +455,8 @@ static void test_stream(void) {
 
     /* Whole write without data is refused. */
     w = make_writer(false);
-    CHECK(grok_gguf_writer_write(w, tpath("nodata.gguf"), err, sizeof err) != 0 &&
-              strstr(err, "no data"), "write without data: %s", err);
+    CHECK(grok_gguf_writer_write(w, tpath("nodata.gguf"), err, sizeof err) != 0 && strstr(err, "no data"),
+          "write without data: %s", err);
     grok_gguf_writer_free(w);
 }
 
@@ -518,9 +515,10 @@ static void check_all_types(const grok_gguf_file *f, const char *what) {
     bool bo;
     const char *s;
     static const grok_gguf_value_type types[13] = {
-        GROK_GGUF_TYPE_UINT8, GROK_GGUF_TYPE_INT8, GROK_GGUF_TYPE_UINT16, GROK_GGUF_TYPE_INT16, GROK_GGUF_TYPE_UINT32,
-        GROK_GGUF_TYPE_INT32, GROK_GGUF_TYPE_FLOAT32, GROK_GGUF_TYPE_BOOL, GROK_GGUF_TYPE_STRING, GROK_GGUF_TYPE_ARRAY,
-        GROK_GGUF_TYPE_UINT64, GROK_GGUF_TYPE_INT64, GROK_GGUF_TYPE_FLOAT64};
+        GROK_GGUF_TYPE_UINT8,  GROK_GGUF_TYPE_INT8,  GROK_GGUF_TYPE_UINT16,  GROK_GGUF_TYPE_INT16,
+        GROK_GGUF_TYPE_UINT32, GROK_GGUF_TYPE_INT32, GROK_GGUF_TYPE_FLOAT32, GROK_GGUF_TYPE_BOOL,
+        GROK_GGUF_TYPE_STRING, GROK_GGUF_TYPE_ARRAY, GROK_GGUF_TYPE_UINT64,  GROK_GGUF_TYPE_INT64,
+        GROK_GGUF_TYPE_FLOAT64};
     for (int k = 0; k < 13; k++)
         CHECK(grok_gguf_kv_type(f, k) == types[k], "%s: kv %d type %s", what, k,
               grok_gguf_value_type_name(grok_gguf_kv_type(f, k)));
@@ -559,8 +557,7 @@ static void test_all_types_and_v2(void) {
             CHECK(grok_gguf_version(f) == version, "version %u", grok_gguf_version(f));
             check_all_types(f, version == 2 ? "v2" : "v3");
             const grok_gguf_tensor *t = grok_gguf_find_tensor(f, "w");
-            CHECK(t && t->nbytes == 32 && memcmp(t->data, b.p + b.n - 32, 32) == 0, "v%u tensor",
-                  version);
+            CHECK(t && t->nbytes == 32 && memcmp(t->data, b.p + b.n - 32, 32) == 0, "v%u tensor", version);
             if (version == 3) {
                 /* Every type survives copy_kvs + write + read. */
                 grok_gguf_writer *w = grok_gguf_writer_create();
@@ -659,8 +656,8 @@ static void test_split(void) {
     grok_gguf_writer_free(w);
     grok_gguf_file *f = grok_gguf_open(tpath("big-00002-of-00003.gguf"), err, sizeof err);
     CHECK(f && grok_gguf_find_tensor(f, "big") && grok_gguf_find_tensor(f, "big")->split == 1 &&
-              memcmp(grok_gguf_find_tensor(f, "big")->data, big, 4000) == 0, "big split: %s",
-          f ? "" : err);
+              memcmp(grok_gguf_find_tensor(f, "big")->data, big, 4000) == 0,
+          "big split: %s", f ? "" : err);
     grok_gguf_close(f);
     free(big);
 
@@ -673,8 +670,8 @@ static void test_split(void) {
 }
 
 /* Hand-built split sets with inconsistent split keys. */
-static void write_split(const char *prefix, int no, int count, int no_val, int count_val,
-                        int tcount_val, bool with_keys) {
+static void write_split(const char *prefix, int no, int count, int no_val, int count_val, int tcount_val,
+                        bool with_keys) {
     bb b = {0};
     bb_header(&b, 3, 1, with_keys ? 3 : 0);
     if (with_keys) {
@@ -719,8 +716,8 @@ static void test_split_validation(void) {
                      "wrong split.no");
     write_split("badcount", 0, 2, 0, 2, 2, true);
     write_split("badcount", 1, 2, 1, 3, 2, true);
-    expect_open_fail(tpath("badcount-00001-of-00002.gguf"),
-                     (const char *[]){"split.count", "value 3", NULL}, "wrong split.count");
+    expect_open_fail(tpath("badcount-00001-of-00002.gguf"), (const char *[]){"split.count", "value 3", NULL},
+                     "wrong split.count");
     write_split("badtc", 0, 2, 0, 2, 5, true);
     write_split("badtc", 1, 2, 1, 2, 5, true);
     expect_open_fail(tpath("badtc-00001-of-00002.gguf"),
@@ -733,8 +730,7 @@ static void test_split_validation(void) {
     /* A lone file that says it is one of three. */
     write_split("lone", 0, 3, 0, 3, 3, true);
     rename(tpath("lone-00001-of-00003.gguf"), tpath("lone.gguf"));
-    expect_open_fail(tpath("lone.gguf"), (const char *[]){"split.count", "expected 1", NULL},
-                     "lone split");
+    expect_open_fail(tpath("lone.gguf"), (const char *[]){"split.count", "expected 1", NULL}, "lone split");
     expect_open_fail(tpath("x-00003-of-00002.gguf"), (const char *[]){"split 3 of 2", NULL},
                      "split number out of range");
 }
@@ -890,8 +886,8 @@ static void build_bad_cases(void) {
     expect("general.alignment", "must be u32", at);
     b = new_case("tensor name 64 bytes");
     bb_header(b, 3, 1, 0);
-    bb_tensor(b, "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn", 1,
-              (uint64_t[]){8}, 0, 0);
+    bb_tensor(b, "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn", 1, (uint64_t[]){8}, 0,
+              0);
     bb_pad(b, 32), bb_fill(b, 32, 0);
     expect("tensor 0", "name length 64 > 63", 24);
     b = new_case("empty tensor name");
@@ -1010,11 +1006,9 @@ static void test_bad_files(void) {
         grok_gguf_file *f = grok_gguf_open(path, err, sizeof err);
         CHECK(f == NULL, "%s: open must fail", c->what);
         grok_gguf_close(f);
-        CHECK(strncmp(err, path, strlen(path)) == 0, "%s: message names the file: %s", c->what,
-              err);
+        CHECK(strncmp(err, path, strlen(path)) == 0, "%s: message names the file: %s", c->what, err);
         for (int k = 0; k < 4 && c->words[k]; k++)
-            CHECK(strstr(err, c->words[k]) != NULL, "%s: message lacks '%s': %s", c->what,
-                  c->words[k], err);
+            CHECK(strstr(err, c->words[k]) != NULL, "%s: message lacks '%s': %s", c->what, c->words[k], err);
         char off[48];
         snprintf(off, sizeof off, "at offset %zu", c->offset);
         CHECK(strstr(err, off) != NULL, "%s: message lacks '%s': %s", c->what, off, err);
@@ -1110,7 +1104,8 @@ static void test_fuzz(void) {
                 if (et == GROK_GGUF_TYPE_STRING)
                     for (uint64_t j = 0; j < nn; j++) sink += grok_gguf_get_arr_str(f, key, j, &len)[len];
                 else
-                    for (uint64_t j = 0; j < nn; j++) sink += ((const uint8_t *)grok_gguf_get_arr_data(f, key))[j];
+                    for (uint64_t j = 0; j < nn; j++)
+                        sink += ((const uint8_t *)grok_gguf_get_arr_data(f, key))[j];
             }
         }
         for (int64_t i = 0; i < grok_gguf_n_tensors(f); i++) {
@@ -1158,8 +1153,7 @@ static void test_open_is_header_only(void) {
         }
         free(vec);
         printf("open of a 1 GiB file: %.3f ms, %zu data pages resident\n",
-               (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
-               resident);
+               (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6, resident);
         grok_gguf_close(f);
     }
     unlink(path);

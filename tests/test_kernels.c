@@ -15,8 +15,6 @@
 #include "kernels/kernels.h"
 #include "util/rng.h"
 
-
-
 static uint32_t bits(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
@@ -49,8 +47,8 @@ static void test_fp16(void) {
         _Float16 x = (_Float16)f;
         uint16_t want;
         memcpy(&want, &x, 2);
-        CHECK(grok_fp32_to_fp16(f) == want, "f32 %a -> half 0x%04x, compiler 0x%04x", f,
-              grok_fp32_to_fp16(f), want);
+        CHECK(grok_fp32_to_fp16(f) == want, "f32 %a -> half 0x%04x, compiler 0x%04x", f, grok_fp32_to_fp16(f),
+              want);
     }
 #else
     printf("note: compiler has no _Float16; checked f16 round trips only\n");
@@ -176,13 +174,15 @@ static void test_kquant_encoders(void) {
         k->from_f32(x, b, 256 * 8);
         k->to_f32(b, y, 256 * 8);
         double err = 0, ss = 0;
-        for (int64_t i = 0; i < 256 * 8; i++) err += (double)(x[i] - y[i]) * (x[i] - y[i]), ss += (double)x[i] * x[i];
+        for (int64_t i = 0; i < 256 * 8; i++)
+            err += (double)(x[i] - y[i]) * (x[i] - y[i]), ss += (double)x[i] * x[i];
         CHECK(sqrt(err / ss) <= max_rel_rmse[ti], "%s relative RMS error %.4f > %.4f", tn, sqrt(err / ss),
               max_rel_rmse[ti]);
         /* awkward super-blocks 8..11 */
         for (int64_t i = 8 * 256; i < 9 * 256; i++) x[i] = 0;
         for (int64_t i = 9 * 256; i < 10 * 256; i++) x[i] = -3.5f;
-        for (int64_t i = 10 * 256; i < 11 * 256; i++) x[i] = x[i] * ((i / 32) % 2 ? 1e-4f : 1.0f) + ((i / 16) % 3 == 1 ? 4.0f : 0.0f);
+        for (int64_t i = 10 * 256; i < 11 * 256; i++)
+            x[i] = x[i] * ((i / 32) % 2 ? 1e-4f : 1.0f) + ((i / 16) % 3 == 1 ? 4.0f : 0.0f);
         x[11 * 256 + 77] = 1000.0f;
         k->from_f32(x, b, n);
         k->to_f32(b, y, n);
@@ -210,7 +210,8 @@ static void test_kquant_encoders(void) {
                         best = fminf(best, fabsf(ds * (float)q - dm - x[i]));
                 }
                 CHECK(fabsf(y[i] - x[i]) <= best * 1.0001f + 1e-6f * fabsf(x[i]),
-                      "%s value %lld: %g decodes to %g, the grid has one %g away", tn, (long long)i, x[i], y[i], best);
+                      "%s value %lld: %g decodes to %g, the grid has one %g away", tn, (long long)i, x[i],
+                      y[i], best);
             }
         }
         CHECK(fabsf(y[11 * 256 + 77] - 1000.0f) < 20.0f, "%s spike decodes to %g", tn, y[11 * 256 + 77]);

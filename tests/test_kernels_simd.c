@@ -29,17 +29,17 @@
 #include "util/rng.h"
 
 static int failures, checks;
-#define CHECK(cond, ...)                                                                         \
-    do {                                                                                         \
-        checks++;                                                                                \
-        if (!(cond)) {                                                                           \
-            failures++;                                                                          \
-            if (failures < 20) {                                                                 \
-                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                             \
-                fprintf(stderr, __VA_ARGS__);                                                    \
-                fputc('\n', stderr);                                                             \
-            }                                                                                    \
-        }                                                                                        \
+#define CHECK(cond, ...)                                             \
+    do {                                                             \
+        checks++;                                                    \
+        if (!(cond)) {                                               \
+            failures++;                                              \
+            if (failures < 20) {                                     \
+                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+                fprintf(stderr, __VA_ARGS__);                        \
+                fputc('\n', stderr);                                 \
+            }                                                        \
+        }                                                            \
     } while (0)
 
 static const grok_type TYPES[] = {GROK_TYPE_F32,  GROK_TYPE_F16,  GROK_TYPE_BF16, GROK_TYPE_Q8_0,
@@ -88,7 +88,8 @@ static void test_dots(const variant *v) {
                 random_row(&r, type, n, wu, wf);
                 for (int64_t j = 0; j < n; j++) x[j] = grok_rng_normal(&r);
                 double mag = 0, exact = 0;
-                for (int64_t j = 0; j < n; j++) mag += fabs((double)wf[j] * x[j]), exact += (double)wf[j] * x[j];
+                for (int64_t j = 0; j < n; j++)
+                    mag += fabs((double)wf[j] * x[j]), exact += (double)wf[j] * x[j];
                 if (simd.dot_f32) {
                     float a = simd.dot_f32(wu, x, n), b = ref->dot_f32(wu, x, n);
                     CHECK(fabs(a - b) <= 1e-5 * mag + 1e-6, "%s %s dot_f32 n=%lld: %g vs reference %g",
@@ -128,13 +129,16 @@ static void test_dots(const variant *v) {
 static void test_multi(const variant *v) {
     grok_rng r = {123};
     const int64_t sizes[] = {32, 64, 96, 160, 224, 256, 768, 1056, 1280, 2080, 2304};
-    const grok_type qtypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K, GROK_TYPE_Q6_K};
+    const grok_type qtypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K,
+                                GROK_TYPE_Q6_K};
     for (size_t ti = 0; ti < sizeof qtypes / sizeof qtypes[0]; ti++) {
         grok_type type = qtypes[ti];
         const char *tn = grok_type_get_traits(type)->name;
         grok_dot_kernels simd = {0};
-        if (v) v->get(type, &simd);
-        else simd = *grok_dot_reference(type);
+        if (v)
+            v->get(type, &simd);
+        else
+            simd = *grok_dot_reference(type);
         const char *vn = v ? v->name : "reference";
         const grok_dot_kernels *ref = grok_dot_reference(type);
         CHECK(simd.dot_q8a_multi != NULL, "%s %s has no dot_q8a_multi", vn, tn);
@@ -177,7 +181,8 @@ static void test_multi(const variant *v) {
                 xm[t] = xmt;
                 qmag[t] = 0;
                 for (int64_t b = 0; b < nb; b++)
-                    for (int j = 0; j < QKA; j++) qmag[t] += fabs((double)wf[b * QKA + j] * xt[b].d * xt[b].qs[j]);
+                    for (int j = 0; j < QKA; j++)
+                        qmag[t] += fabs((double)wf[b * QKA + j] * xt[b].d * xt[b].qs[j]);
             }
             for (int64_t nx = 1; nx <= 9; nx++) {
                 float out[9];
@@ -186,14 +191,15 @@ static void test_multi(const variant *v) {
                 for (int64_t k = 0; k < nx; k++) {
                     const int t = (int)(9 - nx + k);
                     float one = simd.dot_q8a(wu, xs[t], n), want = ref->dot_q8a(wu, xs[t], n);
-                    CHECK(out[k] == one, "%s %s multi n=%lld nx=%lld tok %lld: %.9g vs its single dot %.9g", vn, tn,
-                          (long long)n, (long long)nx, (long long)k, out[k], one);
+                    CHECK(out[k] == one, "%s %s multi n=%lld nx=%lld tok %lld: %.9g vs its single dot %.9g",
+                          vn, tn, (long long)n, (long long)nx, (long long)k, out[k], one);
                     CHECK(fabs(out[k] - want) <= 1e-5 * qmag[t] + 1e-6,
                           "%s %s multi n=%lld nx=%lld tok %lld: %g vs reference %g", vn, tn, (long long)n,
                           (long long)nx, (long long)k, out[k], want);
                 }
-                for (int64_t k = nx; k < 9; k++) CHECK(isnan(out[k]), "%s %s multi nx=%lld wrote out[%lld]", vn, tn,
-                                                       (long long)nx, (long long)k);
+                for (int64_t k = nx; k < 9; k++)
+                    CHECK(isnan(out[k]), "%s %s multi nx=%lld wrote out[%lld]", vn, tn, (long long)nx,
+                          (long long)k);
             }
             free(w), free(wf), free(x), free(buf), free(mbuf);
         }
@@ -203,13 +209,13 @@ static void test_multi(const variant *v) {
 /* The quant bytes of the first block of a q4_0 / q4_K / q5_K / q6_K row
  * (Q5_K's qh and qs, Q6_K's ql and qh, are adjacent). */
 static size_t extreme_at(grok_type type) {
-    return type == GROK_TYPE_Q4_0 ? offsetof(block_q4_0, qs)
+    return type == GROK_TYPE_Q4_0   ? offsetof(block_q4_0, qs)
            : type == GROK_TYPE_Q4_K ? offsetof(block_q4_K, qs)
            : type == GROK_TYPE_Q5_K ? offsetof(block_q5_K, qh)
                                     : offsetof(block_q6_K, ql);
 }
 static size_t extreme_len(grok_type type) {
-    return type == GROK_TYPE_Q4_0 ? QK4_0 / 2
+    return type == GROK_TYPE_Q4_0   ? QK4_0 / 2
            : type == GROK_TYPE_Q4_K ? QK_K / 2
            : type == GROK_TYPE_Q5_K ? QK_K / 8 + QK_K / 2
                                     : QK_K / 2 + QK_K / 4;
@@ -224,13 +230,15 @@ static size_t extreme_len(grok_type type) {
 static void test_packed(const variant *v) {
     grok_rng r = {77};
     const int64_t sizes[] = {32, 64, 96, 160, 256, 768, 1056, 2080, 2304};
-    const grok_type ptypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K, GROK_TYPE_Q6_K};
+    const grok_type ptypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K,
+                                GROK_TYPE_Q6_K};
     for (size_t ti = 0; ti < sizeof ptypes / sizeof ptypes[0]; ti++) {
         const grok_type type = ptypes[ti];
         const char *tn = grok_type_get_traits(type)->name;
         grok_dot_kernels simd = {0};
         v->get(type, &simd);
-        CHECK(simd.dot_x8 != NULL, "%s %s has no dot_x8", v->name, tn); /* every SIMD variant packs these types */
+        CHECK(simd.dot_x8 != NULL, "%s %s has no dot_x8", v->name,
+              tn); /* every SIMD variant packs these types */
         if (!simd.dot_x8) continue;
         const grok_dot_kernels *ref = grok_dot_reference(type);
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
@@ -243,7 +251,8 @@ static void test_packed(const variant *v) {
             double mag[GROK_PACK_ROWS][9];
             for (int i = 0; i < GROK_PACK_ROWS; i++) random_row(&r, type, n, w + i * rb, wf);
             if (type == GROK_TYPE_Q8_0)
-                for (int j = 0; j < QK8_0; j++) w[3 * rb + 2 + j] = (uint8_t)(j % 3 == 0 ? 0x80 : j % 3 == 1 ? 127 : 0x81);
+                for (int j = 0; j < QK8_0; j++)
+                    w[3 * rb + 2 + j] = (uint8_t)(j % 3 == 0 ? 0x80 : j % 3 == 1 ? 127 : 0x81);
             else /* the largest quants (all bits set) in row 3's first block, where kernels that
                   * add products in 16-bit lanes come nearest to overflowing them */
                 memset(w + 3 * rb + extreme_at(type), 0xff, extreme_len(type));
@@ -265,7 +274,8 @@ static void test_packed(const variant *v) {
                     grok_kernels_get(type)->to_f32(w + i * rb, wf, n);
                     mag[i][t] = 0;
                     for (int64_t b = 0; b < nb; b++)
-                        for (int j = 0; j < QKA; j++) mag[i][t] += fabs((double)wf[b * QKA + j] * xt[b].d * xt[b].qs[j]);
+                        for (int j = 0; j < QKA; j++)
+                            mag[i][t] += fabs((double)wf[b * QKA + j] * xt[b].d * xt[b].qs[j]);
                 }
             }
             float alone[9][GROK_PACK_ROWS], out[9 * GROK_PACK_ROWS];
@@ -276,22 +286,26 @@ static void test_packed(const variant *v) {
                 for (int64_t k = 0; k < nx; k++) {
                     const int t = (int)(9 - nx + k);
                     for (int i = 0; i < GROK_PACK_ROWS; i++) {
-                        const float got = out[k * GROK_PACK_ROWS + i], want = ref->dot_q8a(w + i * rb, xs[t], n);
-                        CHECK(got == alone[t][i], "%s %s packed n=%lld nx=%lld tok %d row %d: %.9g vs alone %.9g",
-                              v->name, tn, (long long)n, (long long)nx, t, i, got, alone[t][i]);
+                        const float got = out[k * GROK_PACK_ROWS + i],
+                                    want = ref->dot_q8a(w + i * rb, xs[t], n);
+                        CHECK(got == alone[t][i],
+                              "%s %s packed n=%lld nx=%lld tok %d row %d: %.9g vs alone %.9g", v->name, tn,
+                              (long long)n, (long long)nx, t, i, got, alone[t][i]);
                         CHECK(fabs(got - want) <= 1e-5 * mag[i][t] + 1e-6,
-                              "%s %s packed n=%lld tok %d row %d: %g vs reference %g", v->name, tn, (long long)n, t,
-                              i, got, want);
+                              "%s %s packed n=%lld tok %d row %d: %g vs reference %g", v->name, tn,
+                              (long long)n, t, i, got, want);
                     }
                 }
                 for (int64_t k = nx * GROK_PACK_ROWS; k < 9 * GROK_PACK_ROWS; k++)
-                    CHECK(isnan(out[k]), "%s %s packed nx=%lld wrote out[%lld]", v->name, tn, (long long)nx, (long long)k);
+                    CHECK(isnan(out[k]), "%s %s packed nx=%lld wrote out[%lld]", v->name, tn, (long long)nx,
+                          (long long)k);
             }
             if (simd.dot_x16) {
                 /* two groups: this one and, at an odd stride, its rows in reverse order */
                 const size_t stride = rb * GROK_PACK_ROWS + 3;
                 uint8_t *two = malloc(2 * stride), *rev = malloc(rb * GROK_PACK_ROWS);
-                for (int i = 0; i < GROK_PACK_ROWS; i++) memcpy(rev + i * rb, w + (GROK_PACK_ROWS - 1 - i) * rb, rb);
+                for (int i = 0; i < GROK_PACK_ROWS; i++)
+                    memcpy(rev + i * rb, w + (GROK_PACK_ROWS - 1 - i) * rb, rb);
                 grok_pack_x8(type, w, rb, n, two);
                 grok_pack_x8(type, rev, rb, n, two + stride);
                 for (int64_t nx = 1; nx <= 9; nx++) {
@@ -301,9 +315,11 @@ static void test_packed(const variant *v) {
                     simd.dot_x8(two + stride, xs + (9 - nx), nx, n, o8[1]);
                     for (int64_t k = 0; k < nx; k++)
                         for (int i = 0; i < 2 * GROK_PACK_ROWS; i++)
-                            CHECK(o16[k * 2 * GROK_PACK_ROWS + i] == o8[i / GROK_PACK_ROWS][k * GROK_PACK_ROWS + i % GROK_PACK_ROWS],
-                                  "%s %s x16 n=%lld nx=%lld tok %lld row %d: %.9g vs dot_x8 %.9g", v->name, tn,
-                                  (long long)n, (long long)nx, (long long)k, i, o16[k * 2 * GROK_PACK_ROWS + i],
+                            CHECK(o16[k * 2 * GROK_PACK_ROWS + i] ==
+                                      o8[i / GROK_PACK_ROWS][k * GROK_PACK_ROWS + i % GROK_PACK_ROWS],
+                                  "%s %s x16 n=%lld nx=%lld tok %lld row %d: %.9g vs dot_x8 %.9g", v->name,
+                                  tn, (long long)n, (long long)nx, (long long)k, i,
+                                  o16[k * 2 * GROK_PACK_ROWS + i],
                                   o8[i / GROK_PACK_ROWS][k * GROK_PACK_ROWS + i % GROK_PACK_ROWS]);
                 }
                 free(two), free(rev);
@@ -370,8 +386,9 @@ static void test_quantize_q8a_simd(const char *name, void (*quantize)(const floa
     const int before = checks;
     quantize(x, a, NB * QKA);
     for (int b = 0; b < NB; b++)
-        CHECK(memcmp(&a[b], &want[b], sizeof a[b]) == 0, "quantize_q8a %s block %d differs (d %g vs %g, sum %d vs %d)",
-              name, b, a[b].d, want[b].d, a[b].sum, want[b].sum);
+        CHECK(memcmp(&a[b], &want[b], sizeof a[b]) == 0,
+              "quantize_q8a %s block %d differs (d %g vs %g, sum %d vs %d)", name, b, a[b].d, want[b].d,
+              a[b].sum, want[b].sum);
     for (int b = 0; b < NB; b += 4) /* below 2^-120 a block is zero */
         if (b % 7 != 5) CHECK(want[b].d == 0 && want[b].sum == 0, "tiny block %d: d %g", b, want[b].d);
     printf("  quantize_q8a %s: %d checks\n", name, checks - before);
@@ -391,7 +408,8 @@ static void test_q4_0_by_hand(void) {
     k->from_f32(x, b, 64);
     CHECK(b[0] == 0x00 && b[1] == 0x38, "block 0 scale bytes %02x %02x, want f16(0.5) = 00 38", b[0], b[1]);
     for (int j = 0; j < 16; j++) CHECK(b[2 + j] == (uint8_t)(j * 17), "block 0 qs[%d] = %02x", j, b[2 + j]);
-    CHECK(b[18] == 0x00 && b[19] == 0xbc, "block 1 scale bytes %02x %02x, want f16(-1) = 00 bc", b[18], b[19]);
+    CHECK(b[18] == 0x00 && b[19] == 0xbc, "block 1 scale bytes %02x %02x, want f16(-1) = 00 bc", b[18],
+          b[19]);
     CHECK(b[20] == 0x80, "block 1 qs[0] = %02x, want 80", b[20]);
     for (int j = 1; j < 16; j++) CHECK(b[20 + j] == 0x88, "block 1 qs[%d] = %02x, want 88", j, b[20 + j]);
     k->to_f32(b, y, 64);
@@ -409,7 +427,8 @@ static int64_t block_cols(grok_type type, int64_t cols) {
  * (possibly quantized) activations. */
 static void test_matmul_modes(void) {
     grok_threadpool *pools[3] = {NULL, grok_threadpool_create(2), grok_threadpool_create(3)};
-    const int64_t shapes[][3] = {{37, 96, 1}, {1, 32, 3}, {100, 4096, 11}, {17, 160, 5}, {64, 2080, 2}, {48, 96, 9}};
+    const int64_t shapes[][3] = {{37, 96, 1},  {1, 32, 3},    {100, 4096, 11},
+                                 {17, 160, 5}, {64, 2080, 2}, {48, 96, 9}};
     grok_rng r = {9};
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         grok_type type = TYPES[ti];
@@ -447,9 +466,9 @@ static void test_matmul_modes(void) {
                             double tol = mode == GROK_KERNELS_REFERENCE ? 0 : 1e-5 * mag + 1e-6;
                             CHECK(fabs(y[t * rows + i] - want) <= tol,
                                   "%s mode %s %lldx%lld tok %lld pool %d row %lld: %g vs %g",
-                                  grok_type_get_traits(type)->name, grok_kernel_mode_name((grok_kernel_mode)mode),
-                                  (long long)rows, (long long)cols, (long long)t, p, (long long)i,
-                                  y[t * rows + i], want);
+                                  grok_type_get_traits(type)->name,
+                                  grok_kernel_mode_name((grok_kernel_mode)mode), (long long)rows,
+                                  (long long)cols, (long long)t, p, (long long)i, y[t * rows + i], want);
                         }
                 }
             }
@@ -498,7 +517,9 @@ static void test_matmul_batch_equals_tokens(void) {
                         grok_matmul(pools[p], &m, x + t * ldx, ldx, y1, ldy, 1);
                         for (int64_t i = 0; i < rows; i++)
                             if (y[t * ldy + i] != y1[i] && bad++ < 3)
-                                CHECK(0, "%s mode %s %lldx%lld n_tok %lld pool %d tok %lld row %lld: %.9g, alone %.9g",
+                                CHECK(0,
+                                      "%s mode %s %lldx%lld n_tok %lld pool %d tok %lld row %lld: %.9g, "
+                                      "alone %.9g",
                                       grok_type_get_traits(type)->name,
                                       grok_kernel_mode_name((grok_kernel_mode)mode), (long long)rows,
                                       (long long)cols, (long long)nt, p, (long long)t, (long long)i,
@@ -564,10 +585,11 @@ static void test_matmul_ops(void) {
             for (int i = 0; i < NOPS; i++) memset(y[i], 0, (size_t)(3 * spec[i].rows) * sizeof(float));
             grok_matmul_ops(pools[p], ops, NOPS);
             for (int i = 0; i < NOPS; i++)
-                CHECK(memcmp(y[i], want[i], (size_t)(nt * spec[i].rows) * sizeof(float)) == 0,
-                      "matmul_ops product %d (%s %lldx%lld%s), %lld tokens, pool %d: differs from grok_matmul", i,
-                      grok_type_get_traits(spec[i].type)->name, (long long)spec[i].rows, (long long)spec[i].cols,
-                      m[i].packed ? " packed" : "", (long long)nt, p);
+                CHECK(
+                    memcmp(y[i], want[i], (size_t)(nt * spec[i].rows) * sizeof(float)) == 0,
+                    "matmul_ops product %d (%s %lldx%lld%s), %lld tokens, pool %d: differs from grok_matmul",
+                    i, grok_type_get_traits(spec[i].type)->name, (long long)spec[i].rows,
+                    (long long)spec[i].cols, m[i].packed ? " packed" : "", (long long)nt, p);
         }
     }
     for (int i = 0; i < NOPS; i++) free((void *)m[i].data), free(packed[i]), free(y[i]), free(want[i]);
@@ -580,7 +602,8 @@ int main(void) {
     const variant variants[] = {
         {"avx2", grok_dot_avx2, cpu->avx2 && cpu->fma && cpu->f16c},
         {"avx512vnni", grok_dot_avx512,
-         cpu->avx2 && cpu->fma && cpu->f16c && cpu->avx512f && cpu->avx512bw && cpu->avx512vl && cpu->avx512vnni},
+         cpu->avx2 && cpu->fma && cpu->f16c && cpu->avx512f && cpu->avx512bw && cpu->avx512vl &&
+             cpu->avx512vnni},
         {"neon", grok_dot_neon, cpu->neon},
     };
     printf("kernels: isa %s\n", grok_kernels_isa());
@@ -594,7 +617,8 @@ int main(void) {
         test_multi(&variants[i]);
         const int before_packed = checks;
         test_packed(&variants[i]);
-        printf("  %s: %d checks (%d of packed dots)\n", variants[i].name, checks - before, checks - before_packed);
+        printf("  %s: %d checks (%d of packed dots)\n", variants[i].name, checks - before,
+               checks - before_packed);
     }
     test_multi(NULL);
     test_quantize_q8a();

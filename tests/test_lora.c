@@ -29,8 +29,8 @@
 static int fails = 0;
 
 /* Logits of tok [T] under the model file at path, optionally with an adapter. */
-static float *engine_logits(const char *path, const char *adapter, float scale, const int32_t *tok,
-                            int64_t T, grok_threadpool *pool) {
+static float *engine_logits(const char *path, const char *adapter, float scale, const int32_t *tok, int64_t T,
+                            grok_threadpool *pool) {
     char err[GROK_ERR_SIZE];
     grok_model *im = grok_model_load(path, err, sizeof err);
     if (!im || (adapter && grok_model_apply_lora(im, adapter, scale, err, sizeof err))) {
@@ -89,7 +89,8 @@ int main(void) {
         return 1;
     }
 
-    grok_train_lora *l = grok_train_lora_create(m, 2, 3.0f, GROK_TRAIN_LORA_ATTN | GROK_TRAIN_LORA_EXPERTS, 5, err, sizeof err);
+    grok_train_lora *l = grok_train_lora_create(m, 2, 3.0f, GROK_TRAIN_LORA_ATTN | GROK_TRAIN_LORA_EXPERTS, 5,
+                                                err, sizeof err);
     if (!l) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -144,8 +145,8 @@ int main(void) {
             }
             double rich = (4.0 * num2 - num) / 3.0, atol = 1.5e-6 / (2.0 * eps);
             if (fabs(rich - ana) > 0.02 * (scale + 1e-4) && fabs(rich - ana) > atol) {
-                fprintf(stderr, "MISMATCH %s[%lld]: analytic %.6g numeric %.6g\n", t->name,
-                        (long long)j, ana, rich);
+                fprintf(stderr, "MISMATCH %s[%lld]: analytic %.6g numeric %.6g\n", t->name, (long long)j, ana,
+                        rich);
                 mism++;
             }
             checked++;
@@ -201,9 +202,9 @@ int main(void) {
         return 1;
     }
     size_t np = sizeof(float) * (size_t)l->p->n_params;
-    expect(l2->p->n_params == l->p->n_params && !memcmp(l2->p->w, l->p->w, np) &&
-               !memcmp(st2.m, st.m, np) && !memcmp(st2.v, st.v, np) && st2.step == 9 &&
-               st2.rng == st.rng && st2.seed == 3 && l2->rank == 2 && l2->alpha == 3.0f,
+    expect(l2->p->n_params == l->p->n_params && !memcmp(l2->p->w, l->p->w, np) && !memcmp(st2.m, st.m, np) &&
+               !memcmp(st2.v, st.v, np) && st2.step == 9 && st2.rng == st.rng && st2.seed == 3 &&
+               l2->rank == 2 && l2->alpha == 3.0f,
            "adapter checkpoint round trip is exact");
     float *lc = engine_logits(base_path, ck_path, 1.0f, tok, T, pool);
     expect(max_abs_diff(lc, la, nl) == 0.0, "an adapter checkpoint applies like the adapter");

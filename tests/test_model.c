@@ -15,13 +15,11 @@
 #include "check.h"
 #include "model/model.h"
 
-
-
 typedef enum { EDIT_DROP, EDIT_RESHAPE, EDIT_RETYPE } edit_kind;
 
 /* Rewrites good as path with one tensor edited and/or one key replaced. */
-static int write_variant(const grok_gguf_file *good, const char *path, const char *tensor,
-                         edit_kind kind, const char *drop_key, const char *arch) {
+static int write_variant(const grok_gguf_file *good, const char *path, const char *tensor, edit_kind kind,
+                         const char *drop_key, const char *arch) {
     grok_gguf_writer *w = grok_gguf_writer_create();
     char err[GROK_ERR_SIZE];
     for (int64_t i = 0; i < grok_gguf_n_kv(good); i++) {
@@ -69,8 +67,7 @@ static void expect_load_error(const char *path, const char *w1, const char *w2) 
     char err[GROK_ERR_SIZE] = "";
     grok_model *m = grok_model_load(path, err, sizeof err);
     CHECK(!m && strstr(err, path) && strstr(err, w1) && (!w2 || strstr(err, w2)),
-          "%s: want an error with '%s'%s%s, got '%s'", path, w1, w2 ? " and " : "", w2 ? w2 : "",
-          err);
+          "%s: want an error with '%s'%s%s, got '%s'", path, w1, w2 ? " and " : "", w2 ? w2 : "", err);
     grok_model_free(m);
 }
 
@@ -83,8 +80,8 @@ static void test_load_errors(void) {
     hp.d_model = 32, hp.n_layers = 2, hp.n_heads = 4, hp.n_kv_heads = 2, hp.head_dim = 8;
     hp.n_experts = 4, hp.n_experts_used = 2, hp.n_ff = 64, hp.n_ctx_train = 16;
     grok_tokenizer *tok = grok_tokenizer_placeholder(64, err, sizeof err);
-    CHECK(grok_model_write_random(good_path, &hp, GROK_TYPE_F16, tok, false, 1, err, sizeof err) == 0,
-          "%s", err);
+    CHECK(grok_model_write_random(good_path, &hp, GROK_TYPE_F16, tok, false, 1, err, sizeof err) == 0, "%s",
+          err);
     grok_tokenizer_free(tok);
     grok_model *m = grok_model_load(good_path, err, sizeof err);
     CHECK(m != NULL, "the good file loads: %s", err);

@@ -103,8 +103,8 @@ static void test_rng_stream(void) {
         grok_sampler *s = grok_sampler_create(&p, 1000);
         for (int i = 0; i < 16; i++) {
             int32_t t = grok_sampler_sample(s, flat, NULL, 0);
-            CHECK(t == want[i], "seed %llu draw %d: got %d want %d", (unsigned long long)p.seed, i,
-                  t, want[i]);
+            CHECK(t == want[i], "seed %llu draw %d: got %d want %d", (unsigned long long)p.seed, i, t,
+                  want[i]);
         }
         grok_sampler_free(s);
     }
@@ -192,8 +192,8 @@ static void compare_top_p(const float *l, size_t n, float top_p, const char *wha
         kept += keep[i];
         diff += (pr[i] > 0) != keep[i];
     }
-    CHECK(diff == 0, "%s (n=%zu top_p=%g): %zu tokens differ from the official rule (%zu kept)",
-          what, n, top_p, diff, kept);
+    CHECK(diff == 0, "%s (n=%zu top_p=%g): %zu tokens differ from the official rule (%zu kept)", what, n,
+          top_p, diff, kept);
     free(keep);
     grok_sampler_free(s);
 }
@@ -365,8 +365,8 @@ static void test_distribution(void) {
         double e = want[i] * DRAWS;
         chi2 += (count[i] - e) * (count[i] - e) / e;
     }
-    printf("distribution: counts %ld %ld %ld (expected %.0f %.0f %.0f), chi2 = %.3f\n", count[0],
-           count[1], count[3], want[0] * DRAWS, want[1] * DRAWS, want[3] * DRAWS, chi2);
+    printf("distribution: counts %ld %ld %ld (expected %.0f %.0f %.0f), chi2 = %.3f\n", count[0], count[1],
+           count[3], want[0] * DRAWS, want[1] * DRAWS, want[3] * DRAWS, chi2);
     CHECK(chi2 < 27.6, "chi-square %.3f too large", chi2);
     grok_sampler_free(s);
 }
@@ -439,8 +439,8 @@ static void check_stop(const char *text, const char *const *stops, size_t n, int
     size_t partial = 12345;
     int64_t at = grok_find_stop(text, strlen(text), stops, n, &partial);
     CHECK(at == want_at && partial == want_partial,
-          "find_stop(\"%s\"): got at=%lld partial=%zu, want at=%lld partial=%zu", text,
-          (long long)at, partial, (long long)want_at, want_partial);
+          "find_stop(\"%s\"): got at=%lld partial=%zu, want at=%lld partial=%zu", text, (long long)at,
+          partial, (long long)want_at, want_partial);
 }
 
 static void test_find_stop(void) {

@@ -80,7 +80,11 @@ static int32_t *parse_ids(const char *s, size_t *n, const char **end) {
 static bool roundtrips(const unsigned char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         unsigned c = s[i];
-        size_t need = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        size_t need = c < 0x80             ? 1
+                      : (c & 0xE0) == 0xC0 ? 2
+                      : (c & 0xF0) == 0xE0 ? 3
+                      : (c & 0xF8) == 0xF0 ? 4
+                                           : 0;
         if (need == 0 || i + need > n) return false;
         uint32_t cp = need == 1 ? c : need == 2 ? c & 0x1F : need == 3 ? c & 0x0F : c & 0x07;
         for (size_t k = 1; k < need; k++) {
@@ -88,8 +92,7 @@ static bool roundtrips(const unsigned char *s, size_t n) {
             cp = (cp << 6) | (s[i + k] & 0x3F);
         }
         static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < min[need] || cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000) || cp == 0x2581)
-            return false;
+        if (cp < min[need] || cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000) || cp == 0x2581) return false;
         i += need;
     }
     return true;
@@ -125,8 +128,7 @@ static void test_fixtures(const grok_tokenizer *t, const char *fixture_path) {
     char *data = read_all(fixture_path, &flen);
     CHECK(data != NULL, "cannot read %s", fixture_path);
     if (!data) return;
-    int64_t n_enc = 0, enc_ok = 0, n_rt = 0, rt_ok = 0, n_dec = 0, dec_ok = 0, stream_ok = 0,
-            n_stream = 0;
+    int64_t n_enc = 0, enc_ok = 0, n_rt = 0, rt_ok = 0, n_dec = 0, dec_ok = 0, stream_ok = 0, n_stream = 0;
     for (char *line = data; *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : line + strlen(line)) {
         if (*line == '#' || *line == '\n') continue;
         const char *p;
@@ -137,7 +139,8 @@ static void test_fixtures(const grok_tokenizer *t, const char *fixture_path) {
             size_t got_len;
             char *got = grok_detokenize(t, ids, nid, &got_len);
             n_dec++;
-            if (got && got_len == nt && memcmp(got, want, nt) == 0) dec_ok++;
+            if (got && got_len == nt && memcmp(got, want, nt) == 0)
+                dec_ok++;
             else if (n_dec - dec_ok <= 5)
                 CHECK(0, "decode case %lld differs: got %zu bytes '%.60s', want %zu", (long long)n_dec,
                       got_len, got ? got : "(null)", nt);
@@ -157,7 +160,8 @@ static void test_fixtures(const grok_tokenizer *t, const char *fixture_path) {
         int32_t *got = grok_tokenize(t, (const char *)in, nin, true, &ngot);
         n_enc++;
         bool same = got && ngot == nwant && memcmp(got, want, ngot * sizeof *got) == 0;
-        if (same) enc_ok++;
+        if (same)
+            enc_ok++;
         else if (n_enc - enc_ok <= 5) {
             size_t k = 0;
             while (got && k < ngot && k < nwant && got[k] == want[k]) k++;
@@ -169,14 +173,16 @@ static void test_fixtures(const grok_tokenizer *t, const char *fixture_path) {
             char *dec = grok_detokenize(t, got, ngot, &dl);
             if (roundtrips(in, nin)) {
                 n_rt++;
-                if (dec && dl == nin && memcmp(dec, in, nin) == 0) rt_ok++;
+                if (dec && dl == nin && memcmp(dec, in, nin) == 0)
+                    rt_ok++;
                 else if (n_rt - rt_ok <= 5)
                     CHECK(0, "fixture %lld: decode(encode(x)) != x", (long long)n_enc);
             }
             size_t sl;
             char *st = stream_decode(t, got, ngot, &sl);
             n_stream++;
-            if (dec && sl == dl && memcmp(st, dec, sl) == 0) stream_ok++;
+            if (dec && sl == dl && memcmp(st, dec, sl) == 0)
+                stream_ok++;
             else if (n_stream - stream_ok <= 5)
                 CHECK(0, "fixture %lld: streaming decode differs from whole decode", (long long)n_enc);
             free(st);
@@ -187,10 +193,14 @@ static void test_fixtures(const grok_tokenizer *t, const char *fixture_path) {
         free(got);
     }
     printf("encode: %lld/%lld fixtures identical to sentencepiece\n", (long long)enc_ok, (long long)n_enc);
-    printf("decode: %lld/%lld decode cases identical to sentencepiece\n", (long long)dec_ok, (long long)n_dec);
-    printf("round trip: %lld/%lld valid UTF-8 inputs decode back exactly\n", (long long)rt_ok, (long long)n_rt);
-    printf("stream: %lld/%lld streaming decodes equal the whole decode\n", (long long)stream_ok, (long long)n_stream);
-    CHECK(n_enc >= 2000 && enc_ok == n_enc, "encode fixtures: %lld of %lld", (long long)enc_ok, (long long)n_enc);
+    printf("decode: %lld/%lld decode cases identical to sentencepiece\n", (long long)dec_ok,
+           (long long)n_dec);
+    printf("round trip: %lld/%lld valid UTF-8 inputs decode back exactly\n", (long long)rt_ok,
+           (long long)n_rt);
+    printf("stream: %lld/%lld streaming decodes equal the whole decode\n", (long long)stream_ok,
+           (long long)n_stream);
+    CHECK(n_enc >= 2000 && enc_ok == n_enc, "encode fixtures: %lld of %lld", (long long)enc_ok,
+          (long long)n_enc);
     CHECK(n_dec >= 100 && dec_ok == n_dec, "decode cases: %lld of %lld", (long long)dec_ok, (long long)n_dec);
     CHECK(n_rt >= 1000 && rt_ok == n_rt, "round trips: %lld of %lld", (long long)rt_ok, (long long)n_rt);
     CHECK(stream_ok == n_stream, "streams: %lld of %lld", (long long)stream_ok, (long long)n_stream);
@@ -246,8 +256,8 @@ static void test_linear(const grok_tokenizer *t, const char *fixture_path) {
     /* A long run with no spaces: one word of 1 MB. */
     memset(text, 'a', big);
     double t_run_small = time_encode(t, text, big / 10), t_run = time_encode(t, text, big);
-    printf("encode 100 KB: %.4f s, 1 MB: %.4f s (ratio %.1f); 'a' run: %.4f s / %.4f s\n", t_small,
-           t_big, t_big / t_small, t_run_small, t_run);
+    printf("encode 100 KB: %.4f s, 1 MB: %.4f s (ratio %.1f); 'a' run: %.4f s / %.4f s\n", t_small, t_big,
+           t_big / t_small, t_run_small, t_run);
     /* A quadratic encoder gives a ratio near 100; linear ones give ~10, and
      * up to ~35 on a loaded shared machine (seen), so 60 separates them. */
     CHECK(t_big / (t_small + 1e-4) < 60, "1 MB vs 100 KB time ratio %.1f (quadratic?)", t_big / t_small);
@@ -428,11 +438,13 @@ static void test_placeholder(void) {
         for (size_t i = 0; ids && i < n; i++)
             CHECK(ids[i] >= 0 && ids[i] < sizes[k], "placeholder id in range");
         char *d = grok_detokenize(t, ids, n, NULL);
-        if (sizes[k] > 260) CHECK(d && strcmp(d, s) == 0, "placeholder %lld round trip", (long long)sizes[k]);
+        if (sizes[k] > 260)
+            CHECK(d && strcmp(d, s) == 0, "placeholder %lld round trip", (long long)sizes[k]);
         else if (sizes[k] == 260)
             for (size_t i = 0; ids && i < n; i++)
                 CHECK(grok_tokenizer_type(t, ids[i]) == GROK_TOKEN_BYTE, "260: all byte pieces");
-        else CHECK(ids && ids[0] == 3 && n == 1, "small placeholder: all unknown -> one [UNK]");
+        else
+            CHECK(ids && ids[0] == 3 && n == 1, "small placeholder: all unknown -> one [UNK]");
         free(d);
         free(ids);
         grok_tokenizer_free(t);
@@ -471,11 +483,13 @@ static void test_gguf_roundtrip(const grok_tokenizer *t, const char *fixture_pat
     }
     CHECK(diff == 0, "gguf: %lld pieces differ", (long long)diff);
     CHECK(grok_tokenizer_bos(g) == grok_tokenizer_bos(t) && grok_tokenizer_eos(g) == grok_tokenizer_eos(t) &&
-              grok_tokenizer_unk(g) == grok_tokenizer_unk(t) && grok_tokenizer_pad(g) == grok_tokenizer_pad(t) &&
+              grok_tokenizer_unk(g) == grok_tokenizer_unk(t) &&
+              grok_tokenizer_pad(g) == grok_tokenizer_pad(t) &&
               grok_tokenizer_add_bos(g) == grok_tokenizer_add_bos(t) &&
               grok_tokenizer_add_eos(g) == grok_tokenizer_add_eos(t),
           "gguf special ids and flags");
-    CHECK(g->add_dummy_prefix == t->add_dummy_prefix && g->remove_extra_whitespaces == t->remove_extra_whitespaces &&
+    CHECK(g->add_dummy_prefix == t->add_dummy_prefix &&
+              g->remove_extra_whitespaces == t->remove_extra_whitespaces &&
               g->byte_fallback == t->byte_fallback && g->split_digits == t->split_digits &&
               strcmp(g->unk_surface, t->unk_surface) == 0,
           "gguf normalizer options");
@@ -520,7 +534,8 @@ static void test_gguf_roundtrip(const grok_tokenizer *t, const char *fixture_pat
     if (ph && ph2) {
         static const char s[] = "Placeholder text, 42 \xe2\x82\xac!";
         size_t na, nb;
-        int32_t *a = grok_tokenize(ph, s, sizeof s - 1, true, &na), *b = grok_tokenize(ph2, s, sizeof s - 1, true, &nb);
+        int32_t *a = grok_tokenize(ph, s, sizeof s - 1, true, &na),
+                *b = grok_tokenize(ph2, s, sizeof s - 1, true, &nb);
         CHECK(a && b && na == nb && memcmp(a, b, na * sizeof *a) == 0, "placeholder gguf ids");
         free(a);
         free(b);

@@ -97,22 +97,22 @@ int main(void) {
             /* atol: the f32 rounding noise of the loss (~1e-6) over the step */
             double atol = 1.5e-6 / (2.0 * eps);
             if (rel > 0.02 && fabs(rich - ana) > atol) {
-                fprintf(stderr, "MISMATCH %s[%lld]: analytic %.6g numeric %.6g\n", t->name,
-                        (long long)j, ana, rich);
+                fprintf(stderr, "MISMATCH %s[%lld]: analytic %.6g numeric %.6g\n", t->name, (long long)j, ana,
+                        rich);
                 fails++;
             }
             checked++, n_checked++;
             n_strong += scale > 10.0 * atol;
         }
-        printf("%-30s checked %2d (%2d with |grad| > 10 x noise), worst rel err %.2e\n", t->name,
-               n_checked, n_strong, worst);
+        printf("%-30s checked %2d (%2d with |grad| > 10 x noise), worst rel err %.2e\n", t->name, n_checked,
+               n_strong, worst);
         if (n_strong == 0) {
             fprintf(stderr, "no usable sample for %s\n", t->name);
             fails++;
         }
     }
-    printf("gradcheck: %d entries checked, %d skipped at routing flips, %d mismatches\n", checked,
-           skipped, fails);
+    printf("gradcheck: %d entries checked, %d skipped at routing flips, %d mismatches\n", checked, skipped,
+           fails);
     if (skipped * 5 > checked) fails++;
 
     /* The training forward equals the inference engine. */
@@ -161,8 +161,8 @@ int main(void) {
     }
     if (memcmp(m2->w, m->w, sizeof(float) * (size_t)m->n_params) ||
         memcmp(st2.m, st.m, sizeof(float) * (size_t)m->n_params) ||
-        memcmp(st2.v, st.v, sizeof(float) * (size_t)m->n_params) || st2.step != 17 ||
-        st2.rng != st.rng || st2.seed != 5) {
+        memcmp(st2.v, st.v, sizeof(float) * (size_t)m->n_params) || st2.step != 17 || st2.rng != st.rng ||
+        st2.seed != 5) {
         fprintf(stderr, "checkpoint round trip differs\n");
         fails++;
     }

@@ -16,7 +16,7 @@
 #include "util/rng.h"
 
 static inline grok_train_model *tiny_train_model(uint64_t init_seed, grok_rng *r, char *err,
-                                         size_t err_size) {
+                                                 size_t err_size) {
     grok_hparams hp = grok_hparams_grok1();
     hp.n_vocab = 40, hp.d_model = 16, hp.n_layers = 2, hp.n_heads = 4, hp.n_kv_heads = 2;
     hp.head_dim = 4, hp.n_experts = 4, hp.n_experts_used = 2, hp.n_ff = 12, hp.n_ctx_train = 64;
@@ -35,8 +35,9 @@ static inline grok_train_model *tiny_train_model(uint64_t init_seed, grok_rng *r
  * Returns NULL with err on failure. */
 #define TINY_B 2
 #define TINY_T 6
-static inline grok_trainer *tiny_train_batch(grok_train_model *m, grok_rng *r, int32_t tok[TINY_B * (TINY_T + 1)],
-                                           grok_threadpool **pool, char *err, size_t err_size) {
+static inline grok_trainer *tiny_train_batch(grok_train_model *m, grok_rng *r,
+                                             int32_t tok[TINY_B * (TINY_T + 1)], grok_threadpool **pool,
+                                             char *err, size_t err_size) {
     for (int i = 0; i < TINY_B * (TINY_T + 1); i++) tok[i] = 4 + (int32_t)(grok_rng_next(r) % 36);
     *pool = grok_threadpool_create(2);
     return grok_trainer_create(m, TINY_B, TINY_T, *pool, err, err_size);

@@ -33,12 +33,11 @@ int cmd_merge(int argc, char **argv);
  * past its value) and exits with status 2 and a message naming the flag
  * when its value is missing or malformed. */
 bool cli_flag(char **argv, int argc, int *i, const char *name, const char *alias);
-bool cli_str(char **argv, int argc, int *i, const char *name, const char *alias,
-             const char **out);
-bool cli_i64(char **argv, int argc, int *i, const char *name, const char *alias, int64_t min,
-             int64_t max, int64_t *out);
-bool cli_f32(char **argv, int argc, int *i, const char *name, const char *alias, double min,
-             double max, float *out);
+bool cli_str(char **argv, int argc, int *i, const char *name, const char *alias, const char **out);
+bool cli_i64(char **argv, int argc, int *i, const char *name, const char *alias, int64_t min, int64_t max,
+             int64_t *out);
+bool cli_f32(char **argv, int argc, int *i, const char *name, const char *alias, double min, double max,
+             float *out);
 bool cli_u64(char **argv, int argc, int *i, const char *name, const char *alias, uint64_t *out);
 bool cli_is_help(const char *arg);
 /* Prints "grok SUB: unknown argument 'X' (see grok SUB --help)" and returns 2. */

@@ -54,33 +54,32 @@
 #define TOL_FAST 0.5
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: grok bench -m MODEL [options]\n\n"
-            "Measures prompt and generation speed, peak memory, bytes of weights read per\n"
-            "generated token and the memory bandwidth (STREAM triad), and prints the\n"
-            "generation efficiency = gen tok/s x bytes per token / bandwidth. Checks the\n"
-            "timed kernels' logits against the scalar reference first (exit 1 on mismatch).\n\n"
-            "  -m MODEL        model file (GGUF)\n"
-            "  -p N            prompt tokens, decoded in one call (512)\n"
-            "  -n N            generated tokens, one decode each (128)\n"
-            "  --threads N     worker threads (all cores)\n"
-            "  --kernels K     fast (default), exact (f32 activations) or reference\n"
-            "  --kv-type T     KV cache type: f32 (default) or f16\n"
-            "  --check N       positions checked against the reference kernels (4; 0 = off)\n"
-            "  --no-stream     skip the bandwidth probe (efficiency reported as 0)\n"
-            "  --stream-mib N  size of the probe's three arrays together (auto: see below)\n"
-            "  --batch LIST    also decode N sequences together per step (grok serve's\n"
-            "                  batched step), for each N of a comma list such as 1,4,8:\n"
-            "                  aggregate tok/s, time (mean of the best round, and the\n"
-            "                  fastest step), weight bytes and experts per step\n"
-            "  --rounds R      batched measurements interleaved over R rounds, best kept (3)\n"
-            "  --json          print one JSON object instead of text\n\n"
-            "Bandwidth follows the STREAM convention: a triad a[i] = b[i] + s*c[i] over\n"
-            "three arrays of doubles (together twice the L3 cache, at least 384 MiB), split\n"
-            "across the threads, counts 24 bytes per element (write-allocate traffic not\n"
-            "counted); best of 8 runs.\n\n"
-            "Under mpirun every rank runs its share (--mpi-split) and rank 0 prints; --json\n"
-            "adds mpi_ranks, mpi_split and mpi_sent_bytes_per_token (rank 0's, generation).\n");
+    fprintf(out, "usage: grok bench -m MODEL [options]\n\n"
+                 "Measures prompt and generation speed, peak memory, bytes of weights read per\n"
+                 "generated token and the memory bandwidth (STREAM triad), and prints the\n"
+                 "generation efficiency = gen tok/s x bytes per token / bandwidth. Checks the\n"
+                 "timed kernels' logits against the scalar reference first (exit 1 on mismatch).\n\n"
+                 "  -m MODEL        model file (GGUF)\n"
+                 "  -p N            prompt tokens, decoded in one call (512)\n"
+                 "  -n N            generated tokens, one decode each (128)\n"
+                 "  --threads N     worker threads (all cores)\n"
+                 "  --kernels K     fast (default), exact (f32 activations) or reference\n"
+                 "  --kv-type T     KV cache type: f32 (default) or f16\n"
+                 "  --check N       positions checked against the reference kernels (4; 0 = off)\n"
+                 "  --no-stream     skip the bandwidth probe (efficiency reported as 0)\n"
+                 "  --stream-mib N  size of the probe's three arrays together (auto: see below)\n"
+                 "  --batch LIST    also decode N sequences together per step (grok serve's\n"
+                 "                  batched step), for each N of a comma list such as 1,4,8:\n"
+                 "                  aggregate tok/s, time (mean of the best round, and the\n"
+                 "                  fastest step), weight bytes and experts per step\n"
+                 "  --rounds R      batched measurements interleaved over R rounds, best kept (3)\n"
+                 "  --json          print one JSON object instead of text\n\n"
+                 "Bandwidth follows the STREAM convention: a triad a[i] = b[i] + s*c[i] over\n"
+                 "three arrays of doubles (together twice the L3 cache, at least 384 MiB), split\n"
+                 "across the threads, counts 24 bytes per element (write-allocate traffic not\n"
+                 "counted); best of 8 runs.\n\n"
+                 "Under mpirun every rank runs its share (--mpi-split) and rank 0 prints; --json\n"
+                 "adds mpi_ranks, mpi_split and mpi_sent_bytes_per_token (rank 0's, generation).\n");
 }
 
 /* ---- batched steps (--batch) ---- */
@@ -89,9 +88,9 @@ static void usage(FILE *out) {
 #define BATCH_PROMPT 32 /* tokens each batched sequence reads before the timed steps */
 
 typedef struct {
-    int64_t n;            /* sequences per step */
-    double step_s;        /* mean step of the best round */
-    double min_s;         /* the fastest single step (least disturbed by other work) */
+    int64_t n;             /* sequences per step */
+    double step_s;         /* mean step of the best round */
+    double min_s;          /* the fastest single step (least disturbed by other work) */
     double bytes, experts; /* weight bytes and experts per layer, per step (mean) */
 } batch_result;
 
@@ -126,8 +125,8 @@ static void argmax_all(grok_context *const *cs, int64_t n, int64_t V, int32_t *n
  * grok_decode_multi call, as grok serve's generating slots do. Rounds run
  * the sizes interleaved so that the shared machine's noise hits them alike;
  * each size keeps its fastest round. */
-static int bench_batches(grok_model *m, grok_threadpool *pool, grok_type kv_type, int64_t n_gen, int64_t rounds,
-                         batch_result *res, int n_res, char *err, size_t err_size) {
+static int bench_batches(grok_model *m, grok_threadpool *pool, grok_type kv_type, int64_t n_gen,
+                         int64_t rounds, batch_result *res, int n_res, char *err, size_t err_size) {
     const grok_hparams *hp = grok_model_hparams(m);
     const int64_t bp = BATCH_PROMPT;
     int32_t prompt[BATCH_PROMPT];
@@ -331,8 +330,8 @@ static double check_kernels(grok_threadpool *pool, const grok_model *m, grok_ker
 }
 
 /* Logits of ids[0..k) from a fresh cache under the given kernel mode. */
-static int logits_in_mode(grok_context *c, grok_kernel_mode mode, const int32_t *ids, int64_t k,
-                          float *out, char *err, size_t err_size) {
+static int logits_in_mode(grok_context *c, grok_kernel_mode mode, const int32_t *ids, int64_t k, float *out,
+                          char *err, size_t err_size) {
     grok_kernel_mode saved = grok_kernels_mode();
     grok_kernels_set_mode(mode);
     grok_context_truncate(c, 0);
@@ -442,8 +441,10 @@ int cmd_bench(int argc, char **argv) {
     }
 
     /* 1. speed: a warm-up pass maps the weights in, then the timed runs */
-    if (!json && leader) fprintf(stderr, "grok bench: %" PRId64 " prompt tokens, %" PRId64 " generated, %d threads, %s kernels (%s)\n",
-                       n_prompt, n_gen, grok_threadpool_size(pool), grok_kernel_mode_name(mode), grok_kernels_isa());
+    if (!json && leader)
+        fprintf(stderr,
+                "grok bench: %" PRId64 " prompt tokens, %" PRId64 " generated, %d threads, %s kernels (%s)\n",
+                n_prompt, n_gen, grok_threadpool_size(pool), grok_kernel_mode_name(mode), grok_kernels_isa());
     grok_context_truncate(c, 0);
     if (grok_decode(c, ids, n_prompt < 16 ? n_prompt : 16, NULL, err, sizeof err)) {
         cli_error("bench", "%s", err);
@@ -512,8 +513,8 @@ int cmd_bench(int argc, char **argv) {
 
     /* 3. the machine's limit */
     double bw = no_stream || !leader ? 0
-                          : stream_probe(grok_threadpool_size(pool),
-                                         stream_mib ? stream_mib * 1048576 / 24 : triad_elems());
+                                     : stream_probe(grok_threadpool_size(pool),
+                                                    stream_mib ? stream_mib * 1048576 / 24 : triad_elems());
     if (bw < 0 && leader) {
         cli_error("bench", "the bandwidth probe failed");
         bw = 0;
@@ -535,16 +536,17 @@ int cmd_bench(int argc, char **argv) {
             if (*s == '"' || *s == '\\') putchar('\\');
             if ((unsigned char)*s >= 0x20) putchar(*s);
         }
-        printf("\", \"threads\": %d, \"kernels\": \"%s\", \"isa\": \"%s\", \"kv_type\": \"%s\", \"n_prompt\": %" PRId64
-               ", \"n_gen\": %" PRId64 ", \"prompt_tok_s\": %.4f, \"gen_tok_s\": %.4f, "
+        printf("\", \"threads\": %d, \"kernels\": \"%s\", \"isa\": \"%s\", \"kv_type\": \"%s\", "
+               "\"n_prompt\": %" PRId64 ", \"n_gen\": %" PRId64
+               ", \"prompt_tok_s\": %.4f, \"gen_tok_s\": %.4f, "
                "\"bytes_per_token\": %" PRId64 ", \"bandwidth_gb_s\": %.3f, \"efficiency\": %.4f, "
-               "\"peak_rss_mb\": %.1f, \"packed_mb\": %.1f, \"check_positions\": %" PRId64 ", \"check_max_rel_err\": %.3g, "
-               "\"check_exact_max_rel_err\": %.3g, \"check_kernel_max_rel_err\": %.3g, \"check_top1_agree\": %" PRId64
-               ", \"check_ok\": %s",
+               "\"peak_rss_mb\": %.1f, \"packed_mb\": %.1f, \"check_positions\": %" PRId64
+               ", \"check_max_rel_err\": %.3g, "
+               "\"check_exact_max_rel_err\": %.3g, \"check_kernel_max_rel_err\": %.3g, \"check_top1_agree\": "
+               "%" PRId64 ", \"check_ok\": %s",
                grok_threadpool_size(pool), grok_kernel_mode_name(mode), grok_kernels_isa(), kv, n_prompt,
-               n_gen, prompt_tps, gen_tps, bpt, bw, eff, rss_mb, (double)grok_model_packed_bytes(m) / 1e6, n_check,
-               err_fast, err_exact, err_kernel, top1,
-               check_ok ? "true" : "false");
+               n_gen, prompt_tps, gen_tps, bpt, bw, eff, rss_mb, (double)grok_model_packed_bytes(m) / 1e6,
+               n_check, err_fast, err_exact, err_kernel, top1, check_ok ? "true" : "false");
         if (dist)
             printf(", \"mpi_ranks\": %d, \"mpi_split\": \"%s\", \"mpi_sent_bytes_per_token\": %.0f",
                    grok_dist_size(), grok_split_name(grok_dist_split()), sent_per_tok);
@@ -557,9 +559,10 @@ int cmd_bench(int argc, char **argv) {
         printf("]}\n");
     } else {
         printf("model            %s\n", model_path);
-        printf("kernels          %s (%s), %d threads, %s KV cache\n", grok_kernel_mode_name(mode), grok_kernels_isa(),
-               grok_threadpool_size(pool), kv);
-        printf("prompt           %.2f tok/s (%" PRId64 " tokens in %.3f s)\n", prompt_tps, n_prompt, t_prompt);
+        printf("kernels          %s (%s), %d threads, %s KV cache\n", grok_kernel_mode_name(mode),
+               grok_kernels_isa(), grok_threadpool_size(pool), kv);
+        printf("prompt           %.2f tok/s (%" PRId64 " tokens in %.3f s)\n", prompt_tps, n_prompt,
+               t_prompt);
         printf("generation       %.2f tok/s (%" PRId64 " tokens in %.3f s)\n", gen_tps, n_gen, t_gen);
         printf("bytes per token  %.1f MB of weights\n", (double)bpt / 1e6);
         printf("bandwidth        %.2f GB/s (STREAM triad, %d threads)\n", bw, grok_threadpool_size(pool));
@@ -572,20 +575,24 @@ int cmd_bench(int argc, char **argv) {
                    "(efficiency: all ranks' bytes over rank 0's bandwidth probe)\n",
                    grok_dist_size(), grok_split_name(grok_dist_split()), sent_per_tok / 1024);
         for (int k = 0; k < n_batches; k++)
-            printf("batch %-3" PRId64 "       %.2f tok/s, %.2f ms/step (%.2fx batch %" PRId64 "; fastest step %.2f ms, "
+            printf("batch %-3" PRId64 "       %.2f tok/s, %.2f ms/step (%.2fx batch %" PRId64
+                   "; fastest step %.2f ms, "
                    "%.2fx), %.1f MB of weights per step (%.2fx), %.2f experts per layer\n",
                    batches[k].n, (double)batches[k].n / batches[k].step_s, batches[k].step_s * 1e3,
                    batches[k].step_s / batches[0].step_s, batches[0].n, batches[k].min_s * 1e3,
-                   batches[k].min_s / batches[0].min_s, batches[k].bytes / 1e6, batches[k].bytes / batches[0].bytes,
-                   batches[k].experts);
+                   batches[k].min_s / batches[0].min_s, batches[k].bytes / 1e6,
+                   batches[k].bytes / batches[0].bytes, batches[k].experts);
         if (n_check)
-            printf("check            %s: kernels %.3g (tol %g); logits max rel err %.3g (tol %g), exact path %.3g "
+            printf("check            %s: kernels %.3g (tol %g); logits max rel err %.3g (tol %g), exact path "
+                   "%.3g "
                    "(tol %g), top-1 %" PRId64 "/%" PRId64 "\n",
                    check_ok ? "ok" : "FAILED", err_kernel, TOL_KERNEL, err_fast,
                    mode == GROK_KERNELS_FAST ? TOL_FAST : TOL_EXACT, err_exact, TOL_EXACT, top1, n_check);
     }
     if (!check_ok)
-        cli_error("bench", "the timed kernels disagree with the reference: kernels %.3g (tol %g), logits %.3g, exact path %.3g (tol %g)",
+        cli_error("bench",
+                  "the timed kernels disagree with the reference: kernels %.3g (tol %g), logits %.3g, exact "
+                  "path %.3g (tol %g)",
                   err_kernel, TOL_KERNEL, err_fast, err_exact, TOL_EXACT);
     fflush(stdout); /* the results before the per-rank lines on stderr */
     grok_dist_report(stderr, n_gen);

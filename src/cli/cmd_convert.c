@@ -19,64 +19,53 @@
 #include "cli/cli.h"
 #include "convert/convert.h"
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: grok convert CKPT_DIR --tokenizer tokenizer.model -o OUT.gguf [options]\n\n"
-            "Converts the official Grok-1 checkpoint (the ckpt-0 directory of\n"
-            "tensorNNNNN_000 pickle files) to GGUF, streaming in bounded memory.\n"
-            "q8_0 (the default) is lossless: the official int8 values and scales are\n"
-            "kept as they are.\n\n"
-            "  --tokenizer FILE        SentencePiece model (tokenizer.model)\n"
-            "  -o, --output FILE       output GGUF (written atomically)\n"
-            "  --type T                weight matrices: q8_0 (default), bf16, f16, f32\n"
-            "  --embd-type T           token embedding: f32 (default), bf16, f16, q8_0\n"
-            "  --split-max-size SIZE   split output (bytes, or with K/M/G/T suffix)\n"
-            "  --force                 overwrite an existing output\n"
-            "  --name NAME             general.name (Grok-1)\n"
-            "  --window SIZE           checkpoint bytes held in memory at once (256M)\n"
-            "  -t, --threads N         converting threads (default: one per core)\n"
-            "hyperparameters not stored in the checkpoint (Grok-1's defaults):\n"
-            "  --heads 48 --kv-heads 8 --head-dim 128 --ctx 8192 --experts-used 2\n"
-            "  --rope-base 10000 --eps 1e-5 --embedding-scale 78.38367176906169\n"
-            "  --logit-scale 0.5773502691896257 --attn-scale 0.08838834764831845\n"
-            "  --softcap 30\n");
+static void usage(FILE *out) {
+    fprintf(out, "usage: grok convert CKPT_DIR --tokenizer tokenizer.model -o OUT.gguf [options]\n\n"
+                 "Converts the official Grok-1 checkpoint (the ckpt-0 directory of\n"
+                 "tensorNNNNN_000 pickle files) to GGUF, streaming in bounded memory.\n"
+                 "q8_0 (the default) is lossless: the official int8 values and scales are\n"
+                 "kept as they are.\n\n"
+                 "  --tokenizer FILE        SentencePiece model (tokenizer.model)\n"
+                 "  -o, --output FILE       output GGUF (written atomically)\n"
+                 "  --type T                weight matrices: q8_0 (default), bf16, f16, f32\n"
+                 "  --embd-type T           token embedding: f32 (default), bf16, f16, q8_0\n"
+                 "  --split-max-size SIZE   split output (bytes, or with K/M/G/T suffix)\n"
+                 "  --force                 overwrite an existing output\n"
+                 "  --name NAME             general.name (Grok-1)\n"
+                 "  --window SIZE           checkpoint bytes held in memory at once (256M)\n"
+                 "  -t, --threads N         converting threads (default: one per core)\n"
+                 "hyperparameters not stored in the checkpoint (Grok-1's defaults):\n"
+                 "  --heads 48 --kv-heads 8 --head-dim 128 --ctx 8192 --experts-used 2\n"
+                 "  --rope-base 10000 --eps 1e-5 --embedding-scale 78.38367176906169\n"
+                 "  --logit-scale 0.5773502691896257 --attn-scale 0.08838834764831845\n"
+                 "  --softcap 30\n");
 }
 
 /* "123", "50G", "500M", "1.5G" (powers of 1024) */
-static bool parse_size(const char *s, uint64_t *out)
-{
+static bool parse_size(const char *s, uint64_t *out) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || errno || !(v > 0))
-        return false;
+    if (end == s || errno || !(v > 0)) return false;
     double mul = 1;
     if (*end) {
         const char *u = "KMGT";
         const char *k = strchr(u, *end == 'k' ? 'K' : *end);
-        if (!k || !*k)
-            return false;
-        for (const char *q = u; q <= k; q++)
-            mul *= 1024;
+        if (!k || !*k) return false;
+        for (const char *q = u; q <= k; q++) mul *= 1024;
         end++;
-        if (*end == 'B' || *end == 'i')
-            end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-        if (*end)
-            return false;
+        if (*end == 'B' || *end == 'i') end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+        if (*end) return false;
     }
     v *= mul;
-    if (v >= 1.8e19 || v < 1)
-        return false;
+    if (v >= 1.8e19 || v < 1) return false;
     *out = (uint64_t)v;
     return true;
 }
 
-static bool cli_size(char **argv, int argc, int *i, const char *name, uint64_t *out)
-{
+static bool cli_size(char **argv, int argc, int *i, const char *name, uint64_t *out) {
     const char *s;
-    if (!cli_str(argv, argc, i, name, NULL, &s))
-        return false;
+    if (!cli_str(argv, argc, i, name, NULL, &s)) return false;
     if (!parse_size(s, out)) {
         cli_error("convert", "%s '%s' is not a size (bytes, or a number with K/M/G/T)", name, s);
         exit(2);
@@ -84,8 +73,7 @@ static bool cli_size(char **argv, int argc, int *i, const char *name, uint64_t *
     return true;
 }
 
-static bool parse_type(const char *flag, const char *s, grok_type *out)
-{
+static bool parse_type(const char *flag, const char *s, grok_type *out) {
     int t = grok_type_from_name(s);
     if (t != GROK_TYPE_Q8_0 && t != GROK_TYPE_BF16 && t != GROK_TYPE_F16 && t != GROK_TYPE_F32) {
         cli_error("convert", "%s '%s' is not q8_0, bf16, f16 or f32", flag, s);
@@ -95,8 +83,7 @@ static bool parse_type(const char *flag, const char *s, grok_type *out)
     return true;
 }
 
-static void human(double b, char *buf, size_t n)
-{
+static void human(double b, char *buf, size_t n) {
     const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     int k = 0;
     while (b >= 1024 && k < 4) {
@@ -111,51 +98,42 @@ typedef struct {
     bool tty;
 } bar;
 
-static void on_progress(void *ud, uint64_t done, uint64_t total)
-{
+static void on_progress(void *ud, uint64_t done, uint64_t total) {
     bar *b = ud;
-    if (!b->tty)
-        return;
+    if (!b->tty) return;
     double now = cli_now();
-    if (now - b->last < 0.2 && done < total)
-        return;
+    if (now - b->last < 0.2 && done < total) return;
     b->last = now;
     double el = now - b->t0, rate = el > 0 ? (double)done / el : 0;
     double frac = total ? (double)done / (double)total : 1;
     int width = 30, fill = (int)(frac * width);
     char bars[64], d[32], r[32];
-    for (int k = 0; k < width; k++)
-        bars[k] = k < fill ? '#' : '.';
+    for (int k = 0; k < width; k++) bars[k] = k < fill ? '#' : '.';
     bars[width] = 0;
     human((double)done, d, sizeof d);
     human(rate, r, sizeof r);
     double eta = rate > 0 ? (double)(total - done) / rate : 0;
-    fprintf(stderr, "\r[%s] %5.1f%% %s  %s/s  ETA %dm%02ds ", bars, 100 * frac, d, r,
-            (int)eta / 60, (int)eta % 60);
+    fprintf(stderr, "\r[%s] %5.1f%% %s  %s/s  ETA %dm%02ds ", bars, 100 * frac, d, r, (int)eta / 60,
+            (int)eta % 60);
     fflush(stderr);
 }
 
 static volatile sig_atomic_t g_cancel;
-static void on_signal(int sig)
-{
+static void on_signal(int sig) {
     (void)sig;
     g_cancel = 1;
 }
 
-static bool exists(const char *path)
-{
+static bool exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
 }
 
 /* Existing outputs: the file itself and, when splitting, any
  * NAME-00001-of-N.gguf the split would replace. */
-static const char *existing_output(const char *out, bool split, char *buf, size_t n)
-{
-    if (exists(out))
-        return out;
-    if (!split)
-        return NULL;
+static const char *existing_output(const char *out, bool split, char *buf, size_t n) {
+    if (exists(out)) return out;
+    if (!split) return NULL;
     size_t len = strlen(out);
     size_t stem = len > 5 && !strcmp(out + len - 5, ".gguf") ? len - 5 : len;
     char pat[4096];
@@ -170,8 +148,7 @@ static const char *existing_output(const char *out, bool split, char *buf, size_
     return found;
 }
 
-int cmd_convert(int argc, char **argv)
-{
+int cmd_convert(int argc, char **argv) {
     grok_convert_params p = grok_convert_default_params();
     const char *type_s = NULL, *embd_s = NULL;
     int64_t threads = 0; /* 0: one per core */
@@ -196,8 +173,7 @@ int cmd_convert(int argc, char **argv)
             cli_i64(argv, argc, &i, "--experts-used", NULL, 1, 1 << 20, &p.n_experts_used) ||
             cli_f32(argv, argc, &i, "--rope-base", NULL, 1e-6, 1e30, &p.rope_base) ||
             cli_f32(argv, argc, &i, "--eps", NULL, 0, 1, &p.norm_eps) ||
-            cli_f32(argv, argc, &i, "--embedding-scale", NULL, -1e30, 1e30,
-                    &p.embedding_scale) ||
+            cli_f32(argv, argc, &i, "--embedding-scale", NULL, -1e30, 1e30, &p.embedding_scale) ||
             cli_f32(argv, argc, &i, "--logit-scale", NULL, -1e30, 1e30, &p.logit_scale) ||
             cli_f32(argv, argc, &i, "--attn-scale", NULL, -1e30, 1e30, &p.attn_scale) ||
             cli_f32(argv, argc, &i, "--softcap", NULL, 0, 1e30, &p.softcap))
@@ -206,8 +182,7 @@ int cmd_convert(int argc, char **argv)
             force = true;
             continue;
         }
-        if (argv[i][0] == '-' || p.ckpt_dir)
-            return cli_unknown("convert", argv[i]);
+        if (argv[i][0] == '-' || p.ckpt_dir) return cli_unknown("convert", argv[i]);
         p.ckpt_dir = argv[i];
     }
     if (!p.ckpt_dir || !p.tokenizer || !p.out_path) {
@@ -241,8 +216,7 @@ int cmd_convert(int argc, char **argv)
     int rc = grok_convert(&p, &st, err, sizeof err);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    if (b.tty)
-        fputc('\n', stderr);
+    if (b.tty) fputc('\n', stderr);
     if (rc < 0) {
         cli_error("convert", "%s", err);
         return 1;
@@ -253,11 +227,11 @@ int cmd_convert(int argc, char **argv)
     human((double)st.bytes_out, out_s, sizeof out_s);
     human(el > 0 ? (double)st.bytes_in / el : 0, rate, sizeof rate);
     fprintf(stderr,
-            "grok convert: %" PRId64 " files -> %" PRId64 " tensors (%" PRId64
-            " layers, d_model %" PRId64 ", vocab %" PRId64 ", %" PRId64 " experts of ffn %" PRId64
+            "grok convert: %" PRId64 " files -> %" PRId64 " tensors (%" PRId64 " layers, d_model %" PRId64
+            ", vocab %" PRId64 ", %" PRId64 " experts of ffn %" PRId64
             "), read %s, wrote %s in %.2f s (%s/s) -> %s\n",
-            st.n_files, st.n_tensors, st.n_layers, st.d_model, st.n_vocab, st.n_experts, st.n_ff,
-            in_s, out_s, el, rate, p.out_path);
+            st.n_files, st.n_tensors, st.n_layers, st.d_model, st.n_vocab, st.n_experts, st.n_ff, in_s, out_s,
+            el, rate, p.out_path);
     if (p.type == GROK_TYPE_Q8_0)
         fprintf(stderr,
                 "grok convert: q8_0: %" PRId64 " blocks from official int8 values, %" PRId64

@@ -11,11 +11,10 @@
 #include "cli/cli.h"
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: grok info MODEL [--no-tensors]\n\n"
-            "Shows a model file's metadata, hyperparameters, tensors, parameter\n"
-            "counts (total and active per token) and the memory a run needs.\n"
-            "  --grok1   print the counts for Grok-1's released shapes (no file needed)\n");
+    fprintf(out, "usage: grok info MODEL [--no-tensors]\n\n"
+                 "Shows a model file's metadata, hyperparameters, tensors, parameter\n"
+                 "counts (total and active per token) and the memory a run needs.\n"
+                 "  --grok1   print the counts for Grok-1's released shapes (no file needed)\n");
 }
 
 static void print_kv(const grok_gguf_file *f, int64_t i) {
@@ -54,8 +53,8 @@ static void print_kv(const grok_gguf_file *f, int64_t i) {
 
 static void print_counts(const grok_hparams *hp) {
     int64_t all = grok_hparams_n_params(hp), act = grok_hparams_n_params_active(hp);
-    printf("parameters: %" PRId64 " (%.1f B) in all, %" PRId64 " (%.1f B) active per token (%.1f %%)\n",
-           all, (double)all / 1e9, act, (double)act / 1e9, 100.0 * (double)act / (double)all);
+    printf("parameters: %" PRId64 " (%.1f B) in all, %" PRId64 " (%.1f B) active per token (%.1f %%)\n", all,
+           (double)all / 1e9, act, (double)act / 1e9, 100.0 * (double)act / (double)all);
 }
 
 int cmd_info(int argc, char **argv) {
@@ -80,8 +79,8 @@ int cmd_info(int argc, char **argv) {
     if (grok1) {
         grok_hparams hp = grok_hparams_grok1();
         printf("Grok-1 (released shapes): vocab %" PRId64 ", d_model %" PRId64 ", %" PRId64
-               " layers, %" PRId64 "/%" PRId64 " heads, %" PRId64 " experts (%" PRId64
-               " used), FFN %" PRId64 "\n",
+               " layers, %" PRId64 "/%" PRId64 " heads, %" PRId64 " experts (%" PRId64 " used), FFN %" PRId64
+               "\n",
                hp.n_vocab, hp.d_model, hp.n_layers, hp.n_heads, hp.n_kv_heads, hp.n_experts,
                hp.n_experts_used, hp.n_ff);
         print_counts(&hp);
@@ -108,10 +107,10 @@ int cmd_info(int argc, char **argv) {
             const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
             char shape[96] = "";
             for (int d = 0; d < t->n_dims; d++)
-                snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%" PRId64,
-                         d ? ", " : "", t->ne[d]);
-            printf("  %-32s %-6s [%s] %.2f MiB\n", t->name, grok_type_get_traits(t->type)->name,
-                   shape, (double)t->nbytes / 1048576.0);
+                snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%" PRId64, d ? ", " : "",
+                         t->ne[d]);
+            printf("  %-32s %-6s [%s] %.2f MiB\n", t->name, grok_type_get_traits(t->type)->name, shape,
+                   (double)t->nbytes / 1048576.0);
         }
     }
     grok_gguf_close(f);
@@ -122,15 +121,14 @@ int cmd_info(int argc, char **argv) {
     }
     const grok_hparams *hp = grok_model_hparams(m);
     printf("hyperparameters:\n"
-           "  vocab %" PRId64 ", d_model %" PRId64 ", layers %" PRId64 ", heads %" PRId64
-           " (kv %" PRId64 ", dim %" PRId64 "), experts %" PRId64 " (used %" PRId64 "), ffn %" PRId64
-           ", context %" PRId64 "\n"
+           "  vocab %" PRId64 ", d_model %" PRId64 ", layers %" PRId64 ", heads %" PRId64 " (kv %" PRId64
+           ", dim %" PRId64 "), experts %" PRId64 " (used %" PRId64 "), ffn %" PRId64 ", context %" PRId64
+           "\n"
            "  rope base %g, rms eps %g, embedding x%.17g, output x%.17g, attention x%.17g, "
            "attention cap %g, pad id %" PRId32 "\n",
-           hp->n_vocab, hp->d_model, hp->n_layers, hp->n_heads, hp->n_kv_heads, hp->head_dim,
-           hp->n_experts, hp->n_experts_used, hp->n_ff, hp->n_ctx_train, hp->rope_base,
-           hp->norm_eps, hp->embedding_scale, hp->logit_scale, hp->attn_scale, hp->attn_softcap,
-           hp->pad_id);
+           hp->n_vocab, hp->d_model, hp->n_layers, hp->n_heads, hp->n_kv_heads, hp->head_dim, hp->n_experts,
+           hp->n_experts_used, hp->n_ff, hp->n_ctx_train, hp->rope_base, hp->norm_eps, hp->embedding_scale,
+           hp->logit_scale, hp->attn_scale, hp->attn_softcap, hp->pad_id);
     print_counts(hp);
     double kv_tok = 2.0 * (double)(hp->n_layers * hp->n_kv_heads * hp->head_dim);
     printf("memory: weights %.2f MiB (mapped), %.2f MiB read per token; KV cache %.1f KiB per "
@@ -141,8 +139,8 @@ int cmd_info(int argc, char **argv) {
     const grok_tokenizer *t = grok_model_tokenizer(m);
     if (t)
         printf("tokenizer: %" PRId64 " pieces, BOS %d, EOS %d, UNK %d, PAD %d, add BOS %s\n",
-               grok_tokenizer_n_vocab(t), grok_tokenizer_bos(t), grok_tokenizer_eos(t),
-               grok_tokenizer_unk(t), grok_tokenizer_pad(t), grok_tokenizer_add_bos(t) ? "yes" : "no");
+               grok_tokenizer_n_vocab(t), grok_tokenizer_bos(t), grok_tokenizer_eos(t), grok_tokenizer_unk(t),
+               grok_tokenizer_pad(t), grok_tokenizer_add_bos(t) ? "yes" : "no");
     grok_model_free(m);
     return 0;
 }

@@ -20,15 +20,14 @@
 #include "dist/dist.h"
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: grok logits -m MODEL --ids 1,2,3 -o FILE [options]\n\n"
-            "Writes the logits at every position as little-endian f32 [n_ids][n_vocab].\n\n"
-            "  -m MODEL        model file (GGUF)\n"
-            "  --ids LIST      token ids, comma or space separated (no BOS is added)\n"
-            "  -o FILE         output file (written atomically)\n"
-            "  --kv-type T     KV cache type: f32 (default) or f16\n"
-            "  --batch N       tokens per forward pass (256)\n"
-            "  --threads N     worker threads (all cores)\n");
+    fprintf(out, "usage: grok logits -m MODEL --ids 1,2,3 -o FILE [options]\n\n"
+                 "Writes the logits at every position as little-endian f32 [n_ids][n_vocab].\n\n"
+                 "  -m MODEL        model file (GGUF)\n"
+                 "  --ids LIST      token ids, comma or space separated (no BOS is added)\n"
+                 "  -o FILE         output file (written atomically)\n"
+                 "  --kv-type T     KV cache type: f32 (default) or f16\n"
+                 "  --batch N       tokens per forward pass (256)\n"
+                 "  --threads N     worker threads (all cores)\n");
 }
 
 int cmd_logits(int argc, char **argv) {
@@ -69,8 +68,7 @@ int cmd_logits(int argc, char **argv) {
     }
     grok_model *m = grok_model_load(model_path, err, sizeof err);
     bool loaded = m && grok_dist_attach(m, err, sizeof err) == 0;
-    if (grok_dist_agree(loaded, err, sizeof err) ||
-        grok_dist_bcast(ids, n * sizeof *ids, err, sizeof err)) {
+    if (grok_dist_agree(loaded, err, sizeof err) || grok_dist_bcast(ids, n * sizeof *ids, err, sizeof err)) {
         cli_error("logits", "%s", err);
         grok_model_free(m);
         free(ids);
@@ -85,8 +83,7 @@ int cmd_logits(int argc, char **argv) {
     float *logits = c ? malloc(n * (size_t)V * sizeof(float)) : NULL;
     if (c && !logits) snprintf(err, sizeof err, "out of memory for %zu x %" PRId64 " logits", n, V);
     if (grok_dist_agree(c && logits, err, sizeof err) ||
-        grok_dist_agree(grok_decode(c, ids, (int64_t)n, logits, err, sizeof err) == 0, err,
-                        sizeof err))
+        grok_dist_agree(grok_decode(c, ids, (int64_t)n, logits, err, sizeof err) == 0, err, sizeof err))
         cli_error("logits", "%s", err);
     else if (grok_dist_rank() != 0) {
         rc = 0;

@@ -14,26 +14,25 @@
 #include "model/model.h"
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: grok new -o FILE [options]\n\n"
-            "Writes a randomly initialised Grok-architecture model (GGUF).\n\n"
-            "  -o FILE             output file (required)\n"
-            "  --d-model N         model width (64)\n"
-            "  --layers N          layers (2)\n"
-            "  --heads N           query heads (4)\n"
-            "  --kv-heads N        key/value heads (2)\n"
-            "  --head-dim N        head size (d-model / heads)\n"
-            "  --experts N         experts per layer (8)\n"
-            "  --experts-used N    experts used per token (2)\n"
-            "  --ffn N             per-expert FFN width (128)\n"
-            "  --ctx N             context length (2048)\n"
-            "  --vocab N           placeholder vocabulary of N pieces (512)\n"
-            "  --tokenizer FILE    embed this SentencePiece .model instead\n"
-            "  --type T            weight type: f32, f16, bf16, q8_0, q6_K, q5_K, q4_K, q4_0\n"
-            "                      (f32; k-quants need widths that are multiples of 256)\n"
-            "  --untied            write a separate output head\n"
-            "  --seed S            random seed (1)\n"
-            "  --force             overwrite FILE if it exists\n");
+    fprintf(out, "usage: grok new -o FILE [options]\n\n"
+                 "Writes a randomly initialised Grok-architecture model (GGUF).\n\n"
+                 "  -o FILE             output file (required)\n"
+                 "  --d-model N         model width (64)\n"
+                 "  --layers N          layers (2)\n"
+                 "  --heads N           query heads (4)\n"
+                 "  --kv-heads N        key/value heads (2)\n"
+                 "  --head-dim N        head size (d-model / heads)\n"
+                 "  --experts N         experts per layer (8)\n"
+                 "  --experts-used N    experts used per token (2)\n"
+                 "  --ffn N             per-expert FFN width (128)\n"
+                 "  --ctx N             context length (2048)\n"
+                 "  --vocab N           placeholder vocabulary of N pieces (512)\n"
+                 "  --tokenizer FILE    embed this SentencePiece .model instead\n"
+                 "  --type T            weight type: f32, f16, bf16, q8_0, q6_K, q5_K, q4_K, q4_0\n"
+                 "                      (f32; k-quants need widths that are multiples of 256)\n"
+                 "  --untied            write a separate output head\n"
+                 "  --seed S            random seed (1)\n"
+                 "  --force             overwrite FILE if it exists\n");
 }
 
 int cmd_new(int argc, char **argv) {
@@ -80,7 +79,8 @@ int cmd_new(int argc, char **argv) {
     }
     int type = grok_type_from_name(type_name);
     if (type != GROK_TYPE_F32 && type != GROK_TYPE_F16 && type != GROK_TYPE_BF16 && type != GROK_TYPE_Q8_0 &&
-        type != GROK_TYPE_Q6_K && type != GROK_TYPE_Q5_K && type != GROK_TYPE_Q4_K && type != GROK_TYPE_Q4_0) {
+        type != GROK_TYPE_Q6_K && type != GROK_TYPE_Q5_K && type != GROK_TYPE_Q4_K &&
+        type != GROK_TYPE_Q4_0) {
         cli_error("new", "--type '%s' is not one of f32, f16, bf16, q8_0, q6_K, q5_K, q4_K, q4_0", type_name);
         return 2;
     }
@@ -99,13 +99,13 @@ int cmd_new(int argc, char **argv) {
         cli_error("new", "%s", err);
         return 1;
     }
-    int rc = grok_model_write_random(out, &hp, (grok_type)type, tok, untied, (uint64_t)seed, err,
-                                     sizeof err);
+    int rc = grok_model_write_random(out, &hp, (grok_type)type, tok, untied, (uint64_t)seed, err, sizeof err);
     if (rc) cli_error("new", "%s", err);
     hp.n_vocab = grok_tokenizer_n_vocab(tok);
     if (rc == 0)
-        fprintf(stderr, "grok new: wrote %s: %" PRId64 " layers, d_model %" PRId64 ", %" PRId64
-                        " experts (%" PRId64 " used), vocab %" PRId64 ", %.2f M parameters, %s\n",
+        fprintf(stderr,
+                "grok new: wrote %s: %" PRId64 " layers, d_model %" PRId64 ", %" PRId64 " experts (%" PRId64
+                " used), vocab %" PRId64 ", %.2f M parameters, %s\n",
                 out, hp.n_layers, hp.d_model, hp.n_experts, hp.n_experts_used, hp.n_vocab,
                 (double)grok_hparams_n_params(&hp) / 1e6, type_name);
     grok_tokenizer_free(tok);

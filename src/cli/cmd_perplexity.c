@@ -22,17 +22,16 @@
 #include "cli/cli.h"
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: grok perplexity -m MODEL -f TEXT [options]\n\n"
-            "Perplexity over non-overlapping chunks of --ctx tokens, scoring the second\n"
-            "half of each chunk (llama.cpp's definition).\n\n"
-            "  -m MODEL         model file (GGUF)\n"
-            "  -f TEXT          text file\n"
-            "  --ctx N          chunk length in tokens (512)\n"
-            "  --chunks N       use at most N chunks (all)\n"
-            "  --kl-base BASE   also report KL(BASE || MODEL) and top-1 agreement\n"
-            "  --threads N      worker threads (all cores)\n"
-            "  --json           print one JSON object\n");
+    fprintf(out, "usage: grok perplexity -m MODEL -f TEXT [options]\n\n"
+                 "Perplexity over non-overlapping chunks of --ctx tokens, scoring the second\n"
+                 "half of each chunk (llama.cpp's definition).\n\n"
+                 "  -m MODEL         model file (GGUF)\n"
+                 "  -f TEXT          text file\n"
+                 "  --ctx N          chunk length in tokens (512)\n"
+                 "  --chunks N       use at most N chunks (all)\n"
+                 "  --kl-base BASE   also report KL(BASE || MODEL) and top-1 agreement\n"
+                 "  --threads N      worker threads (all cores)\n"
+                 "  --json           print one JSON object\n");
 }
 
 /* log-softmax value of logits[tok], in double. */
@@ -183,8 +182,9 @@ int cmd_perplexity(int argc, char **argv) {
     }
     const double ppl = exp(nll / (double)count);
     if (json) {
-        printf("{\"chunks\": %" PRId64 ", \"ctx\": %" PRId64 ", \"scored\": %" PRId64 ", \"perplexity\": %.6f", n_chunks,
-               ctx, count, ppl);
+        printf("{\"chunks\": %" PRId64 ", \"ctx\": %" PRId64 ", \"scored\": %" PRId64
+               ", \"perplexity\": %.6f",
+               n_chunks, ctx, count, ppl);
         if (base)
             printf(", \"base_perplexity\": %.6f, \"kl_mean\": %.6g, \"top1_agree\": %.6f",
                    exp(nll_b / (double)count), kl / (double)count, (double)agree / (double)count);

@@ -16,22 +16,21 @@
 #include "model/model.h"
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: grok plan (MODEL | --grok1) --ranks N [options]\n\n"
-            "Placement, memory per rank, traffic per token and expected tok/s across N ranks.\n\n"
-            "  MODEL               model file (GGUF): its shapes and weight types\n"
-            "  --grok1             Grok-1's shapes (no file needed)\n"
-            "  --type T            weight type with --grok1: q8_0 (default), q4_0, bf16, f16, f32\n"
-            "  --ranks N           number of ranks (1)\n"
-            "  --split X           ffn (default), experts (the MoE by FFN rows or whole experts,\n"
-            "                      attention by KV heads) or layers (a pipeline)\n"
-            "  --mem-per-rank SIZE memory of one rank, e.g. 64G, 512M (not checked if absent)\n"
-            "  --mem-bw GBS        memory bandwidth of one rank in GB/s (20)\n"
-            "  --bandwidth GBIT    link bandwidth in Gbit/s (25)\n"
-            "  --latency US        one message's latency in microseconds (20)\n"
-            "  --ctx N             KV cache length (the model's)\n"
-            "  --pos N             position of the decoded token, for KV reads (ctx / 2)\n"
-            "  --kv-type T         f32 (default) or f16\n");
+    fprintf(out, "usage: grok plan (MODEL | --grok1) --ranks N [options]\n\n"
+                 "Placement, memory per rank, traffic per token and expected tok/s across N ranks.\n\n"
+                 "  MODEL               model file (GGUF): its shapes and weight types\n"
+                 "  --grok1             Grok-1's shapes (no file needed)\n"
+                 "  --type T            weight type with --grok1: q8_0 (default), q4_0, bf16, f16, f32\n"
+                 "  --ranks N           number of ranks (1)\n"
+                 "  --split X           ffn (default), experts (the MoE by FFN rows or whole experts,\n"
+                 "                      attention by KV heads) or layers (a pipeline)\n"
+                 "  --mem-per-rank SIZE memory of one rank, e.g. 64G, 512M (not checked if absent)\n"
+                 "  --mem-bw GBS        memory bandwidth of one rank in GB/s (20)\n"
+                 "  --bandwidth GBIT    link bandwidth in Gbit/s (25)\n"
+                 "  --latency US        one message's latency in microseconds (20)\n"
+                 "  --ctx N             KV cache length (the model's)\n"
+                 "  --pos N             position of the decoded token, for KV reads (ctx / 2)\n"
+                 "  --kv-type T         f32 (default) or f16\n");
 }
 
 /* "64G", "512M", "1.5T", "1000" (bytes) -> bytes; -1 when malformed. */
@@ -41,10 +40,22 @@ static double parse_size(const char *s) {
     if (end == s || !(v > 0)) return -1;
     double mul = 1;
     switch (toupper((unsigned char)*end)) {
-    case 'K': mul = 1024.0; end++; break;
-    case 'M': mul = 1024.0 * 1024; end++; break;
-    case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
-    case 'T': mul = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    case 'K':
+        mul = 1024.0;
+        end++;
+        break;
+    case 'M':
+        mul = 1024.0 * 1024;
+        end++;
+        break;
+    case 'G':
+        mul = 1024.0 * 1024 * 1024;
+        end++;
+        break;
+    case 'T':
+        mul = 1024.0 * 1024 * 1024 * 1024;
+        end++;
+        break;
     default: break;
     }
     if (*end == 'i' || *end == 'I') end++;

@@ -17,28 +17,26 @@
 #include "model/quantize.h"
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: grok quantize IN.gguf OUT.gguf TYPE [options]\n\n"
-            "Re-encodes the weight matrices of IN as one of llama.cpp's file types (TYPE is\n"
-            "its name, any case, or its number, as llama-quantize takes them). The mixes give\n"
-            "a few sensitive matrices more bits, with llama.cpp's rules; norms and the router\n"
-            "stay f32. Matrices whose rows do not divide into the type's blocks (256 for the\n"
-            "k-quants) become q8_0. OUT is written atomically.\n\n");
+    fprintf(out, "usage: grok quantize IN.gguf OUT.gguf TYPE [options]\n\n"
+                 "Re-encodes the weight matrices of IN as one of llama.cpp's file types (TYPE is\n"
+                 "its name, any case, or its number, as llama-quantize takes them). The mixes give\n"
+                 "a few sensitive matrices more bits, with llama.cpp's rules; norms and the router\n"
+                 "stay f32. Matrices whose rows do not divide into the type's blocks (256 for the\n"
+                 "k-quants) become q8_0. OUT is written atomically.\n\n");
     for (int i = 0; grok_quant_mix_at(i); i++) {
         const grok_quant_mix *m = grok_quant_mix_at(i);
         fprintf(out, "  %2d or %-7s %s\n", m->ftype, m->name, m->desc);
     }
-    fprintf(out,
-            "  (Q4_K and Q5_K are Q4_K_M and Q5_K_M, as in llama-quantize.) In a model with 8\n"
-            "  experts, as Grok-1, the quantized mixes give attn_k and attn_v q8_0, and\n"
-            "  Q4_K_S/M attn_output q5_K. A tied embedding (no output.weight, as Grok-1's) gets\n"
-            "  the output head's type. The float types have no mix rules.\n\n"
-            "  --pure                       one type (TYPE's) for every matrix: no mix rules\n"
-            "  --output-type T              type of output.weight (alias --output-tensor-type)\n"
-            "  --token-embedding-type T     type of token_embd.weight\n"
-            "                               (T: q8_0, q6_K, q5_K, q4_K, q4_0, f16, bf16, f32)\n"
-            "  --threads N                  worker threads (all cores)\n"
-            "  --force                      overwrite OUT if it exists\n");
+    fprintf(out, "  (Q4_K and Q5_K are Q4_K_M and Q5_K_M, as in llama-quantize.) In a model with 8\n"
+                 "  experts, as Grok-1, the quantized mixes give attn_k and attn_v q8_0, and\n"
+                 "  Q4_K_S/M attn_output q5_K. A tied embedding (no output.weight, as Grok-1's) gets\n"
+                 "  the output head's type. The float types have no mix rules.\n\n"
+                 "  --pure                       one type (TYPE's) for every matrix: no mix rules\n"
+                 "  --output-type T              type of output.weight (alias --output-tensor-type)\n"
+                 "  --token-embedding-type T     type of token_embd.weight\n"
+                 "                               (T: q8_0, q6_K, q5_K, q4_K, q4_0, f16, bf16, f32)\n"
+                 "  --threads N                  worker threads (all cores)\n"
+                 "  --force                      overwrite OUT if it exists\n");
 }
 
 /* A weight type for --output-type / --token-embedding-type; exits with 2

@@ -20,29 +20,28 @@
 #define MAX_STOPS 16
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: grok run -m MODEL (-p TEXT | -f FILE) [options]\n\n"
-            "Streams a completion of the prompt to stdout; speeds to stderr.\n\n"
-            "  -m MODEL             model file (GGUF); default: the bundled models/grok-mini.gguf\n"
-            "  -p TEXT              prompt\n"
-            "  -f FILE              read the prompt from FILE (bytes as they are)\n"
-            "  -n N                 tokens to generate (128)\n"
-            "  --temp T             temperature; 0 = greedy (0.8)\n"
-            "  --top-k K            keep the K most likely tokens; 0 = off (40)\n"
-            "  --top-p P            nucleus: official Grok-1 semantics; 1 = off (0.95)\n"
-            "  --min-p P            drop tokens below P x the top probability (0.05)\n"
-            "  --repeat-penalty R   penalise recent tokens (1 = off)\n"
-            "  --repeat-last-n N    window for the penalty (64; -1 = all)\n"
-            "  --seed S             random seed (same seed, same text)\n"
-            "  --stop TEXT          stop before this text (repeatable)\n"
-            "  --ignore-eos         keep going past the end-of-sequence token\n"
-            "  --ctx N              context length (the model's)\n"
-            "  --kv-type T          KV cache type: f32 (default) or f16\n"
-            "  --threads N          worker threads (all cores)\n"
-            "  --batch N            prompt tokens per forward pass (256)\n"
-            "  --lora FILE          apply a LoRA adapter (from grok train --lora); the adapted\n"
-            "                       weights are held as f32 copies in memory\n"
-            "  --lora-scale S       adapter strength (1)\n");
+    fprintf(out, "usage: grok run -m MODEL (-p TEXT | -f FILE) [options]\n\n"
+                 "Streams a completion of the prompt to stdout; speeds to stderr.\n\n"
+                 "  -m MODEL             model file (GGUF); default: the bundled models/grok-mini.gguf\n"
+                 "  -p TEXT              prompt\n"
+                 "  -f FILE              read the prompt from FILE (bytes as they are)\n"
+                 "  -n N                 tokens to generate (128)\n"
+                 "  --temp T             temperature; 0 = greedy (0.8)\n"
+                 "  --top-k K            keep the K most likely tokens; 0 = off (40)\n"
+                 "  --top-p P            nucleus: official Grok-1 semantics; 1 = off (0.95)\n"
+                 "  --min-p P            drop tokens below P x the top probability (0.05)\n"
+                 "  --repeat-penalty R   penalise recent tokens (1 = off)\n"
+                 "  --repeat-last-n N    window for the penalty (64; -1 = all)\n"
+                 "  --seed S             random seed (same seed, same text)\n"
+                 "  --stop TEXT          stop before this text (repeatable)\n"
+                 "  --ignore-eos         keep going past the end-of-sequence token\n"
+                 "  --ctx N              context length (the model's)\n"
+                 "  --kv-type T          KV cache type: f32 (default) or f16\n"
+                 "  --threads N          worker threads (all cores)\n"
+                 "  --batch N            prompt tokens per forward pass (256)\n"
+                 "  --lora FILE          apply a LoRA adapter (from grok train --lora); the adapted\n"
+                 "                       weights are held as f32 copies in memory\n"
+                 "  --lora-scale S       adapter strength (1)\n");
 }
 
 /* Writes text to stdout, holding back a tail that could begin a stop
@@ -129,10 +128,10 @@ int cmd_run(int argc, char **argv) {
     if (last_n >= -1) sp.repeat_last_n = (int32_t)last_n;
     if (seed_set) sp.seed = seed;
     char default_model[4096];
-    if (!model_path && cli_default_model(default_model, sizeof default_model))
-        model_path = default_model;
+    if (!model_path && cli_default_model(default_model, sizeof default_model)) model_path = default_model;
     if (!model_path) {
-        cli_error("run", "-m MODEL is required (no bundled models/grok-mini.gguf found; see grok run --help)");
+        cli_error("run",
+                  "-m MODEL is required (no bundled models/grok-mini.gguf found; see grok run --help)");
         return 2;
     }
     if (!prompt == !prompt_file) {
@@ -220,8 +219,7 @@ int cmd_run(int argc, char **argv) {
     cp.n_ctx = ctx > 0 ? ctx : hp->n_ctx_train;
     if ((int64_t)n_prompt + n_gen > cp.n_ctx) n_gen = cp.n_ctx - (int64_t)n_prompt;
     if (n_gen < 0) {
-        cli_error("run", "the prompt has %zu tokens, more than the context of %" PRId64, n_prompt,
-                  cp.n_ctx);
+        cli_error("run", "the prompt has %zu tokens, more than the context of %" PRId64, n_prompt, cp.n_ctx);
         free(ids);
         goto done;
     }

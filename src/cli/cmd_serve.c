@@ -10,35 +10,42 @@
 #include "server/server.h"
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: grok serve -m MODEL [options]\n\n"
-            "OpenAI-compatible HTTP server: POST /v1/completions, /v1/chat/completions,\n"
-            "/tokenize, /detokenize; GET /v1/models, /health, /metrics. Runs until SIGTERM.\n\n"
-            "  -m MODEL             model file (GGUF)\n"
-            "  --host ADDR          address to bind (127.0.0.1)\n"
-            "  --port N             port (8080; 0 = any free port)\n"
-            "  --port-file FILE     write the bound port to FILE once listening\n"
-            "  --parallel N         sequences decoded together, one slot each (4)\n"
-            "  --queue N            requests that may wait for a slot; more get 503 (16)\n"
-            "  --ctx N              context length of each slot (2048, at most the model's)\n"
-            "  --threads N          worker threads (all cores)\n"
-            "  --batch N            tokens per forward step (256)\n"
-            "  --chunk N            prompt tokens per slot per step (64)\n"
-            "  --timeout S          seconds a request may take from arrival (600)\n"
-            "  --drain S            after SIGTERM, seconds in-flight requests may finish (10)\n"
-            "  --max-body N         largest request body in bytes (1048576)\n"
-            "  --kv-type T          KV cache type: f32 (default) or f16\n"
-            "  --api-key KEY        require Authorization: Bearer KEY\n"
-            "  --chat-template FILE chat template (see the README's serving section)\n"
-            "  --alias NAME         model name in responses (the file name)\n\n"
-            "Under mpirun the model is split across the ranks (--mpi-split ffn|experts|layers,\n"
-            "see docs/distributed.md): rank 0 serves HTTP, the others follow its steps.\n");
+    fprintf(out, "usage: grok serve -m MODEL [options]\n\n"
+                 "OpenAI-compatible HTTP server: POST /v1/completions, /v1/chat/completions,\n"
+                 "/tokenize, /detokenize; GET /v1/models, /health, /metrics. Runs until SIGTERM.\n\n"
+                 "  -m MODEL             model file (GGUF)\n"
+                 "  --host ADDR          address to bind (127.0.0.1)\n"
+                 "  --port N             port (8080; 0 = any free port)\n"
+                 "  --port-file FILE     write the bound port to FILE once listening\n"
+                 "  --parallel N         sequences decoded together, one slot each (4)\n"
+                 "  --queue N            requests that may wait for a slot; more get 503 (16)\n"
+                 "  --ctx N              context length of each slot (2048, at most the model's)\n"
+                 "  --threads N          worker threads (all cores)\n"
+                 "  --batch N            tokens per forward step (256)\n"
+                 "  --chunk N            prompt tokens per slot per step (64)\n"
+                 "  --timeout S          seconds a request may take from arrival (600)\n"
+                 "  --drain S            after SIGTERM, seconds in-flight requests may finish (10)\n"
+                 "  --max-body N         largest request body in bytes (1048576)\n"
+                 "  --kv-type T          KV cache type: f32 (default) or f16\n"
+                 "  --api-key KEY        require Authorization: Bearer KEY\n"
+                 "  --chat-template FILE chat template (see the README's serving section)\n"
+                 "  --alias NAME         model name in responses (the file name)\n\n"
+                 "Under mpirun the model is split across the ranks (--mpi-split ffn|experts|layers,\n"
+                 "see docs/distributed.md): rank 0 serves HTTP, the others follow its steps.\n");
 }
 
 int cmd_serve(int argc, char **argv) {
-    server_config c = {.host = "127.0.0.1", .port = 8080, .parallel = 4, .queue = 16,
-                       .n_ctx = 2048, .threads = 0, .batch = 256, .chunk = 64,
-                       .timeout_s = 600, .drain_s = 10, .max_body = 1 << 20,
+    server_config c = {.host = "127.0.0.1",
+                       .port = 8080,
+                       .parallel = 4,
+                       .queue = 16,
+                       .n_ctx = 2048,
+                       .threads = 0,
+                       .batch = 256,
+                       .chunk = 64,
+                       .timeout_s = 600,
+                       .drain_s = 10,
+                       .max_body = 1 << 20,
                        .kv_type = GROK_TYPE_F32};
     const char *kv = "f32";
     int64_t port = 8080, max_body = 1 << 20;

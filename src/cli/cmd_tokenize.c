@@ -72,12 +72,18 @@ static grok_tokenizer *load_tokenizer(const char *sub, const char *model, const 
 static void print_piece(FILE *out, const char *p, size_t len) {
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)p[i];
-        if (c == '\\') fputs("\\\\", out);
-        else if (c == '\t') fputs("\\t", out);
-        else if (c == '\n') fputs("\\n", out);
-        else if (c == '\r') fputs("\\r", out);
-        else if (c < 0x20 || c == 0x7f) fprintf(out, "\\x%02X", c);
-        else fputc(c, out);
+        if (c == '\\')
+            fputs("\\\\", out);
+        else if (c == '\t')
+            fputs("\\t", out);
+        else if (c == '\n')
+            fputs("\\n", out);
+        else if (c == '\r')
+            fputs("\\r", out);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(out, "\\x%02X", c);
+        else
+            fputc(c, out);
     }
 }
 

@@ -30,50 +30,49 @@
 extern char **environ;
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: grok train --data FILE... -o OUT.gguf [options]\n"
-            "       grok train --init MODEL.gguf [--lora R] --data FILE... -o OUT.gguf [options]\n"
-            "       grok train --eval-only MODEL.gguf --data FILE... [--seq T] [--expert-stats]\n\n"
-            "Trains a Grok-architecture model (f32, AdamW, warm-up + cosine) on text.\n"
-            "The last --holdout share of the tokens is held out for evaluation.\n\n"
-            "data and vocabulary:\n"
-            "  --data FILE...      training text (several files are joined)\n"
-            "  --tokenizer FILE    SentencePiece .model to use\n"
-            "  --vocab-size N      train a BPE vocabulary of N pieces with spm_train\n"
-            "  --holdout F         held-out share of the tokens (0.05)\n"
-            "fine-tuning:\n"
-            "  --init MODEL        start from this model (its vocabulary and shape)\n"
-            "  --lora R            train only rank-R LoRA adapters (base frozen); OUT is an adapter\n"
-            "  --lora-alpha A      adapter scale alpha: W' = W + (A/R) B A (default R)\n"
-            "  --lora-targets L    comma list of attn, experts (attn,experts)\n"
-            "shape (as grok new):\n"
-            "  --d-model N (128) --layers N (4) --heads N (4) --kv-heads N (2) --experts N (8)\n"
-            "  --experts-used N (2) --ffn N (256) --ctx N (512)\n"
-            "training:\n"
-            "  --steps N           total optimizer steps (1000)\n"
-            "  --stop-at N         stop after step N (to continue later with --resume)\n"
-            "  --batch B           sequences per step (8)\n"
-            "  --seq T             tokens per sequence (128)\n"
-            "  --lr LR             peak learning rate (3e-3)\n"
-            "  --min-lr-frac F     cosine floor as a share of LR (0.1)\n"
-            "  --warmup N          warm-up steps (min(100, steps/10))\n"
-            "  --wd W              AdamW weight decay (0.1; 0 with --lora)\n"
-            "  --clip C            gradient norm bound (1.0)\n"
-            "  --aux-coef A        load-balancing loss coefficient (0.01)\n"
-            "  --z-coef Z          router z-loss coefficient (0.001)\n"
-            "  --seed S            initialisation and batch seed (1)\n"
-            "  --threads N         threads (all cores)\n"
-            "  --eval-every N      held-out evaluation every N steps (100)\n"
-            "  --eval-tokens N     at most N held-out tokens per evaluation (65536)\n"
-            "  --log FILE          CSV of step, train loss, held-out loss, lr\n"
-            "output:\n"
-            "  -o FILE             trained model (GGUF)\n"
-            "  --type T            weight type of FILE: f32, f16, bf16, q8_0 (f32)\n"
-            "  --checkpoint FILE   write a checkpoint here (atomically) ...\n"
-            "  --checkpoint-every N  ... every N steps and at the end (eval-every)\n"
-            "  --resume FILE       continue from a checkpoint (shape and vocabulary from it;\n"
-            "                      with --lora, an adapter checkpoint and --init the same base)\n"
-            "  --expert-stats      print per-layer expert usage on the held-out text\n");
+    fprintf(out, "usage: grok train --data FILE... -o OUT.gguf [options]\n"
+                 "       grok train --init MODEL.gguf [--lora R] --data FILE... -o OUT.gguf [options]\n"
+                 "       grok train --eval-only MODEL.gguf --data FILE... [--seq T] [--expert-stats]\n\n"
+                 "Trains a Grok-architecture model (f32, AdamW, warm-up + cosine) on text.\n"
+                 "The last --holdout share of the tokens is held out for evaluation.\n\n"
+                 "data and vocabulary:\n"
+                 "  --data FILE...      training text (several files are joined)\n"
+                 "  --tokenizer FILE    SentencePiece .model to use\n"
+                 "  --vocab-size N      train a BPE vocabulary of N pieces with spm_train\n"
+                 "  --holdout F         held-out share of the tokens (0.05)\n"
+                 "fine-tuning:\n"
+                 "  --init MODEL        start from this model (its vocabulary and shape)\n"
+                 "  --lora R            train only rank-R LoRA adapters (base frozen); OUT is an adapter\n"
+                 "  --lora-alpha A      adapter scale alpha: W' = W + (A/R) B A (default R)\n"
+                 "  --lora-targets L    comma list of attn, experts (attn,experts)\n"
+                 "shape (as grok new):\n"
+                 "  --d-model N (128) --layers N (4) --heads N (4) --kv-heads N (2) --experts N (8)\n"
+                 "  --experts-used N (2) --ffn N (256) --ctx N (512)\n"
+                 "training:\n"
+                 "  --steps N           total optimizer steps (1000)\n"
+                 "  --stop-at N         stop after step N (to continue later with --resume)\n"
+                 "  --batch B           sequences per step (8)\n"
+                 "  --seq T             tokens per sequence (128)\n"
+                 "  --lr LR             peak learning rate (3e-3)\n"
+                 "  --min-lr-frac F     cosine floor as a share of LR (0.1)\n"
+                 "  --warmup N          warm-up steps (min(100, steps/10))\n"
+                 "  --wd W              AdamW weight decay (0.1; 0 with --lora)\n"
+                 "  --clip C            gradient norm bound (1.0)\n"
+                 "  --aux-coef A        load-balancing loss coefficient (0.01)\n"
+                 "  --z-coef Z          router z-loss coefficient (0.001)\n"
+                 "  --seed S            initialisation and batch seed (1)\n"
+                 "  --threads N         threads (all cores)\n"
+                 "  --eval-every N      held-out evaluation every N steps (100)\n"
+                 "  --eval-tokens N     at most N held-out tokens per evaluation (65536)\n"
+                 "  --log FILE          CSV of step, train loss, held-out loss, lr\n"
+                 "output:\n"
+                 "  -o FILE             trained model (GGUF)\n"
+                 "  --type T            weight type of FILE: f32, f16, bf16, q8_0 (f32)\n"
+                 "  --checkpoint FILE   write a checkpoint here (atomically) ...\n"
+                 "  --checkpoint-every N  ... every N steps and at the end (eval-every)\n"
+                 "  --resume FILE       continue from a checkpoint (shape and vocabulary from it;\n"
+                 "                      with --lora, an adapter checkpoint and --init the same base)\n"
+                 "  --expert-stats      print per-layer expert usage on the held-out text\n");
 }
 
 typedef struct {
@@ -151,12 +150,28 @@ static grok_tokenizer *train_vocab(const train_args *a, const char *text, size_t
         snprintf(a_pre, sizeof a_pre, "--model_prefix=%s", prefix);
         snprintf(a_vs, sizeof a_vs, "--vocab_size=%" PRId64, a->vocab_size);
         snprintf(a_th, sizeof a_th, "--num_threads=%" PRId64, a->threads > 0 ? a->threads : 2);
-        char *argv[] = {"spm_train", a_in, a_pre, a_vs, "--model_type=bpe", "--byte_fallback=true",
-                        "--character_coverage=1.0", "--split_digits=true",
-                        "--normalization_rule_name=identity", "--remove_extra_whitespaces=false", "--pad_id=0",
-                        "--bos_id=1", "--eos_id=2", "--unk_id=3", "--pad_piece=[PAD]",
-                        "--bos_piece=[BOS]", "--eos_piece=[EOS]", "--unk_piece=[UNK]",
-                        "--max_sentence_length=16384", "--minloglevel=2", a_th, NULL};
+        char *argv[] = {"spm_train",
+                        a_in,
+                        a_pre,
+                        a_vs,
+                        "--model_type=bpe",
+                        "--byte_fallback=true",
+                        "--character_coverage=1.0",
+                        "--split_digits=true",
+                        "--normalization_rule_name=identity",
+                        "--remove_extra_whitespaces=false",
+                        "--pad_id=0",
+                        "--bos_id=1",
+                        "--eos_id=2",
+                        "--unk_id=3",
+                        "--pad_piece=[PAD]",
+                        "--bos_piece=[BOS]",
+                        "--eos_piece=[EOS]",
+                        "--unk_piece=[UNK]",
+                        "--max_sentence_length=16384",
+                        "--minloglevel=2",
+                        a_th,
+                        NULL};
         pid_t pid;
         int status = 0;
         posix_spawn_file_actions_t fa;
@@ -207,8 +222,7 @@ static double evaluate(grok_trainer *tr, const int32_t *tok, int64_t n, int64_t 
 
 static void print_expert_stats(const grok_trainer *tr, const grok_hparams *hp) {
     const int64_t *c = grok_trainer_expert_counts(tr);
-    printf("expert usage (share of routed slots per layer; uniform = %.3f):\n",
-           1.0 / (double)hp->n_experts);
+    printf("expert usage (share of routed slots per layer; uniform = %.3f):\n", 1.0 / (double)hp->n_experts);
     for (int64_t l = 0; l < hp->n_layers; l++) {
         int64_t tot = 0;
         for (int64_t e = 0; e < hp->n_experts; e++) tot += c[l * hp->n_experts + e];
@@ -295,7 +309,8 @@ int cmd_train(int argc, char **argv) {
         free(a.data);
         return rc;
     }
-    if (a.opt.weight_decay < 0) a.opt.weight_decay = a.lora_rank ? 0.0f : grok_train_adamw_default().weight_decay;
+    if (a.opt.weight_decay < 0)
+        a.opt.weight_decay = a.lora_rank ? 0.0f : grok_train_adamw_default().weight_decay;
     unsigned lora_targets = GROK_TRAIN_LORA_ATTN | GROK_TRAIN_LORA_EXPERTS;
     const char *flag_err = NULL;
     if (a.lora_targets) {
@@ -303,8 +318,10 @@ int cmd_train(int argc, char **argv) {
         const char *p = a.lora_targets;
         while (*p) {
             size_t n = strcspn(p, ",");
-            if (n == 4 && strncmp(p, "attn", 4) == 0) lora_targets |= GROK_TRAIN_LORA_ATTN;
-            else if (n == 7 && strncmp(p, "experts", 7) == 0) lora_targets |= GROK_TRAIN_LORA_EXPERTS;
+            if (n == 4 && strncmp(p, "attn", 4) == 0)
+                lora_targets |= GROK_TRAIN_LORA_ATTN;
+            else if (n == 7 && strncmp(p, "experts", 7) == 0)
+                lora_targets |= GROK_TRAIN_LORA_EXPERTS;
             else {
                 flag_err = "--lora-targets: give a comma list of attn, experts";
                 break;
@@ -319,7 +336,8 @@ int cmd_train(int argc, char **argv) {
     if (!flag_err && !a.lora_rank && (a.lora_alpha > 0 || a.lora_targets))
         flag_err = "--lora-alpha and --lora-targets need --lora R";
     if (!flag_err && a.init && (a.eval_model || a.tok_path || a.vocab_size))
-        flag_err = "--init takes its vocabulary from the model: drop --eval-only, --tokenizer and --vocab-size";
+        flag_err =
+            "--init takes its vocabulary from the model: drop --eval-only, --tokenizer and --vocab-size";
     if (!flag_err && a.init && a.resume && !a.lora_rank)
         flag_err = "--resume continues a full checkpoint by itself: drop --init (with --lora, give both)";
     if (!flag_err && a.lora_rank && strcmp(a.type_name, "f32") != 0)
@@ -341,8 +359,7 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     int type = grok_type_from_name(a.type_name);
-    if (type != GROK_TYPE_F32 && type != GROK_TYPE_F16 && type != GROK_TYPE_BF16 &&
-        type != GROK_TYPE_Q8_0) {
+    if (type != GROK_TYPE_F32 && type != GROK_TYPE_F16 && type != GROK_TYPE_BF16 && type != GROK_TYPE_Q8_0) {
         cli_error("train", "--type '%s' is not one of f32, f16, bf16, q8_0", a.type_name);
         free(a.data);
         return 2;
@@ -379,13 +396,13 @@ int cmd_train(int argc, char **argv) {
                 goto done;
             }
             if (lora->rank != a.lora_rank) {
-                cli_error("train", "--resume: %s has rank %" PRId64 ", --lora says %" PRId64,
-                          a.resume, lora->rank, a.lora_rank);
+                cli_error("train", "--resume: %s has rank %" PRId64 ", --lora says %" PRId64, a.resume,
+                          lora->rank, a.lora_rank);
                 goto done;
             }
         } else if (a.lora_rank) {
             lora = grok_train_lora_create(m, a.lora_rank, a.lora_alpha, lora_targets, (uint64_t)a.seed, err,
-                                  sizeof err);
+                                          sizeof err);
             if (!lora) {
                 cli_error("train", "%s", err);
                 goto done;
@@ -407,8 +424,10 @@ int cmd_train(int argc, char **argv) {
             goto done;
         }
     } else {
-        if (a.tok_path) tok = grok_tokenizer_load_spm(a.tok_path, err, sizeof err);
-        else if (a.vocab_size) tok = train_vocab(&a, text, text_len);
+        if (a.tok_path)
+            tok = grok_tokenizer_load_spm(a.tok_path, err, sizeof err);
+        else if (a.vocab_size)
+            tok = train_vocab(&a, text, text_len);
         else {
             cli_error("train", "give --tokenizer FILE.model or --vocab-size N");
             goto done;
@@ -435,8 +454,7 @@ int cmd_train(int argc, char **argv) {
     }
     const grok_hparams *hp = &m->hp;
     if (a.seq > hp->n_ctx_train) {
-        cli_error("train", "--seq %" PRId64 " exceeds the model's context %" PRId64, a.seq,
-                  hp->n_ctx_train);
+        cli_error("train", "--seq %" PRId64 " exceeds the model's context %" PRId64, a.seq, hp->n_ctx_train);
         goto done;
     }
 
@@ -452,8 +470,8 @@ int cmd_train(int argc, char **argv) {
     int64_t n_eval = a.eval_model ? n_all : (int64_t)((double)n_all * a.holdout);
     int64_t n_train = n_all - n_eval;
     if (!a.eval_model && n_train < a.seq + 2) {
-        cli_error("train", "--data: %" PRId64 " training tokens, fewer than --seq %" PRId64 " + 2",
-                  n_train, a.seq);
+        cli_error("train", "--data: %" PRId64 " training tokens, fewer than --seq %" PRId64 " + 2", n_train,
+                  a.seq);
         goto done;
     }
     pool = grok_threadpool_create((int)a.threads);
@@ -482,8 +500,9 @@ int cmd_train(int argc, char **argv) {
     }
 
     if (lora)
-        fprintf(stderr, "grok train: LoRA rank %" PRId64 ", alpha %g on %" PRId64
-                        " weights: %.3f M trainable parameters, base frozen\n",
+        fprintf(stderr,
+                "grok train: LoRA rank %" PRId64 ", alpha %g on %" PRId64
+                " weights: %.3f M trainable parameters, base frozen\n",
                 lora->rank, (double)lora->alpha, lora->n_t, (double)lora->p->n_params / 1e6);
     fprintf(stderr,
             "grok train: %.2f M parameters (%.2f M active), vocab %" PRId64 ", %" PRId64
@@ -535,7 +554,8 @@ int cmd_train(int argc, char **argv) {
             gnorm = grok_train_adamw_step(m, &st, grad, &a.opt);
         }
         if (!isfinite(l.total) || !isfinite(gnorm)) {
-            cli_error("train", "step %" PRId64 ": the loss diverged (%g); try a lower --lr", st.step, l.total);
+            cli_error("train", "step %" PRId64 ": the loss diverged (%g); try a lower --lr", st.step,
+                      l.total);
             goto done;
         }
         ema = isnan(ema) ? l.ce : 0.95 * ema + 0.05 * l.ce;
@@ -552,13 +572,14 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 "  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs   ",
                     st.step, a.steps, ema, lr, tps, eta);
         if (do_eval || (!tty && st.step % 10 == 0))
-            fprintf(stderr, "%sstep %" PRId64 "/%" PRId64 " loss %.4f aux %.3f z %.3f |g| %.3f lr %.2e %.0f tok/s\n",
+            fprintf(stderr,
+                    "%sstep %" PRId64 "/%" PRId64 " loss %.4f aux %.3f z %.3f |g| %.3f lr %.2e %.0f tok/s\n",
                     tty ? "\r" : "", st.step, a.steps, l.ce, l.aux, l.z, gnorm, lr, tps);
-        if (do_eval && !isnan(ev))
-            fprintf(stderr, "  held-out loss %.4f (perplexity %.2f)\n", ev, exp(ev));
+        if (do_eval && !isnan(ev)) fprintf(stderr, "  held-out loss %.4f (perplexity %.2f)\n", ev, exp(ev));
         if (a.ckpt && (st.step % a.ckpt_every == 0 || st.step == a.stop_at)) {
             if (lora ? grok_train_lora_save(a.ckpt, lora, a.init, &st, err, sizeof err)
-                     : grok_train_save(a.ckpt, m, tok, GROK_TYPE_F32, &st, "grok-train-checkpoint", err, sizeof err)) {
+                     : grok_train_save(a.ckpt, m, tok, GROK_TYPE_F32, &st, "grok-train-checkpoint", err,
+                                       sizeof err)) {
                 cli_error("train", "%s", err);
                 goto done;
             }
@@ -572,8 +593,8 @@ int cmd_train(int argc, char **argv) {
         print_expert_stats(tr, hp);
     }
     char name[128];
-    snprintf(name, sizeof name, "grok-trained-d%" PRId64 "-l%" PRId64 "-e%" PRId64, hp->d_model,
-             hp->n_layers, hp->n_experts);
+    snprintf(name, sizeof name, "grok-trained-d%" PRId64 "-l%" PRId64 "-e%" PRId64, hp->d_model, hp->n_layers,
+             hp->n_experts);
     if (lora ? grok_train_lora_save(a.out, lora, a.init, NULL, err, sizeof err)
              : grok_train_save(a.out, m, tok, (grok_type)type, NULL, name, err, sizeof err)) {
         cli_error("train", "%s", err);

@@ -26,8 +26,7 @@ bool cli_flag(char **argv, int argc, int *i, const char *name, const char *alias
     return is_flag(argv[*i], name, alias);
 }
 
-bool cli_str(char **argv, int argc, int *i, const char *name, const char *alias,
-             const char **out) {
+bool cli_str(char **argv, int argc, int *i, const char *name, const char *alias, const char **out) {
     if (!is_flag(argv[*i], name, alias)) return false;
     if (*i + 1 >= argc) {
         fprintf(stderr, "grok: flag %s needs a value\n", argv[*i]);
@@ -37,16 +36,16 @@ bool cli_str(char **argv, int argc, int *i, const char *name, const char *alias,
     return true;
 }
 
-bool cli_i64(char **argv, int argc, int *i, const char *name, const char *alias, int64_t min,
-             int64_t max, int64_t *out) {
+bool cli_i64(char **argv, int argc, int *i, const char *name, const char *alias, int64_t min, int64_t max,
+             int64_t *out) {
     const char *s;
     if (!cli_str(argv, argc, i, name, alias, &s)) return false;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno || end == s || *end != '\0' || v < min || v > max) {
-        fprintf(stderr, "grok: flag %s: '%s' is not an integer in [%lld, %lld]\n", name, s,
-                (long long)min, (long long)max);
+        fprintf(stderr, "grok: flag %s: '%s' is not an integer in [%lld, %lld]\n", name, s, (long long)min,
+                (long long)max);
         exit(2);
     }
     *out = v;
@@ -67,8 +66,8 @@ bool cli_u64(char **argv, int argc, int *i, const char *name, const char *alias,
     return true;
 }
 
-bool cli_f32(char **argv, int argc, int *i, const char *name, const char *alias, double min,
-             double max, float *out) {
+bool cli_f32(char **argv, int argc, int *i, const char *name, const char *alias, double min, double max,
+             float *out) {
     const char *s;
     if (!cli_str(argv, argc, i, name, alias, &s)) return false;
     char *end;

@@ -90,8 +90,10 @@ static int dispatch(int argc, char **argv) {
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         if (strcmp(argv[1], COMMANDS[i].name) == 0) {
             if (grok_dist_size() > 1 && !distributed(argv[1])) {
-                fprintf(stderr, "grok %s: does not run across MPI ranks (only run, logits, bench and serve do); "
-                                "start it without mpirun\n", argv[1]);
+                fprintf(stderr,
+                        "grok %s: does not run across MPI ranks (only run, logits, bench and serve do); "
+                        "start it without mpirun\n",
+                        argv[1]);
                 return 2;
             }
             return COMMANDS[i].fn(argc - 1, argv + 1);

@@ -74,18 +74,23 @@ enum {
 };
 
 static const char *const SLOT_GGUF[SLOTS_PER_LAYER] = {
-    "ffn_gate_exps", "ffn_down_exps", "ffn_up_exps", "attn_k",
-    "attn_output",   "attn_q",        "attn_v",      "attn_norm",
-    "attn_output_norm", "ffn_norm",   "layer_output_norm", "ffn_gate_inp"};
+    "ffn_gate_exps", "ffn_down_exps", "ffn_up_exps",      "attn_k",   "attn_output",       "attn_q",
+    "attn_v",        "attn_norm",     "attn_output_norm", "ffn_norm", "layer_output_norm", "ffn_gate_inp"};
 
-static const char *const SLOT_OFFICIAL[SLOTS_PER_LAYER] = {
-    "moe/linear", "moe/linear_1", "moe/linear_v", "multi_head_attention/key",
-    "multi_head_attention/linear", "multi_head_attention/query",
-    "multi_head_attention/value", "rms_norm", "rms_norm_1", "rms_norm_2", "rms_norm_3",
-    "router/w"};
+static const char *const SLOT_OFFICIAL[SLOTS_PER_LAYER] = {"moe/linear",
+                                                           "moe/linear_1",
+                                                           "moe/linear_v",
+                                                           "multi_head_attention/key",
+                                                           "multi_head_attention/linear",
+                                                           "multi_head_attention/query",
+                                                           "multi_head_attention/value",
+                                                           "rms_norm",
+                                                           "rms_norm_1",
+                                                           "rms_norm_2",
+                                                           "rms_norm_3",
+                                                           "router/w"};
 
-grok_convert_params grok_convert_default_params(void)
-{
+grok_convert_params grok_convert_default_params(void) {
     const grok_hparams g = grok_hparams_grok1();
     grok_convert_params p = {0};
     p.name = "Grok-1";
@@ -108,13 +113,13 @@ grok_convert_params grok_convert_default_params(void)
 /* ---- one output tensor's plan ---- */
 typedef struct {
     char name[GROK_GGUF_MAX_NAME + 1];
-    int file;         /* index into the entries */
+    int file; /* index into the entries */
     grok_type type;
     int32_t n_dims;
     int64_t ne[GROK_GGUF_MAX_DIMS];
-    bool transpose;   /* rows are columns of [in, out] matrices */
-    int64_t n_mat;    /* matrices (experts) */
-    int64_t in, out;  /* per matrix, official orientation (transpose) or rows x cols */
+    bool transpose;  /* rows are columns of [in, out] matrices */
+    int64_t n_mat;   /* matrices (experts) */
+    int64_t in, out; /* per matrix, official orientation (transpose) or rows x cols */
 } plan;
 
 /* One conversion thread's scratch and counters (summed at the end). */
@@ -139,11 +144,11 @@ typedef struct {
     uint64_t window;
     uint64_t total_in, done_in;
     /* buffers */
-    uint8_t *win;      /* checkpoint window */
-    uint16_t *scales;  /* one matrix's scales */
+    uint8_t *win;          /* checkpoint window */
+    uint16_t *scales;      /* one matrix's scales */
     grok_threadpool *pool; /* NULL: one thread converts */
     int nth;
-    tscratch *ts;      /* nth of them */
+    tscratch *ts; /* nth of them */
     /* output: a ring; obuf[ocur] fills while the writer thread writes the
      * wcount buffers queued from whead on */
     uint8_t *obuf[OUT_BUFS];
@@ -159,8 +164,7 @@ typedef struct {
 } conv;
 
 static int errf(conv *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int errf(conv *c, const char *fmt, ...)
-{
+static int errf(conv *c, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(c->err, c->err_size, fmt, ap);
@@ -168,125 +172,107 @@ static int errf(conv *c, const char *fmt, ...)
     return -1;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
+static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* Finds tensor00000_000 .. tensorN-1_000 and nothing that breaks the
  * sequence. */
-static int list_files(conv *c)
-{
+static int list_files(conv *c) {
     const char *dir = c->p->ckpt_dir;
     DIR *d = opendir(dir);
-    if (!d)
-        return errf(c, "%s: cannot open checkpoint directory: %s", dir, strerror(errno));
+    if (!d) return errf(c, "%s: cannot open checkpoint directory: %s", dir, strerror(errno));
     int64_t max_idx = -1, count = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
         unsigned idx, shard;
         char tail;
-        if (sscanf(de->d_name, "tensor%5u_%3u%c", &idx, &shard, &tail) != 2 ||
-            strlen(de->d_name) != 15)
+        if (sscanf(de->d_name, "tensor%5u_%3u%c", &idx, &shard, &tail) != 2 || strlen(de->d_name) != 15)
             continue;
         if (shard != 0) {
             closedir(d);
-            return errf(c, "%s/%s: shard %u: only single-host checkpoints (_000) exist", dir,
-                        de->d_name, shard);
+            return errf(c, "%s/%s: shard %u: only single-host checkpoints (_000) exist", dir, de->d_name,
+                        shard);
         }
         count++;
-        if ((int64_t)idx > max_idx)
-            max_idx = idx;
+        if ((int64_t)idx > max_idx) max_idx = idx;
     }
     closedir(d);
-    if (count == 0)
-        return errf(c, "%s: no tensorNNNNN_000 files: not a Grok-1 ckpt-0 directory", dir);
+    if (count == 0) return errf(c, "%s: no tensorNNNNN_000 files: not a Grok-1 ckpt-0 directory", dir);
     if (max_idx + 1 != count)
-        return errf(c, "%s: %" PRId64 " tensor files but the highest is tensor%05" PRId64
-                       "_000: files are missing", dir, count, max_idx);
+        return errf(
+            c, "%s: %" PRId64 " tensor files but the highest is tensor%05" PRId64 "_000: files are missing",
+            dir, count, max_idx);
     if (count < 2 + SLOTS_PER_LAYER || (count - 2) % SLOTS_PER_LAYER)
         return errf(c, "%s: %" PRId64 " tensor files; 2 + 12 per layer expected", dir, count);
     c->n_files = (int)count;
     c->paths = calloc((size_t)count, sizeof *c->paths);
     c->ent = calloc((size_t)count, sizeof *c->ent);
-    if (!c->paths || !c->ent)
-        return errf(c, "out of memory");
+    if (!c->paths || !c->ent) return errf(c, "out of memory");
     for (int k = 0; k < count; k++) {
         size_t n = strlen(dir) + 32;
         c->paths[k] = malloc(n);
-        if (!c->paths[k])
-            return errf(c, "out of memory");
+        if (!c->paths[k]) return errf(c, "out of memory");
         snprintf(c->paths[k], n, "%s/tensor%05d_000", dir, k);
     }
     return 0;
 }
 
 static int check_dims(conv *c, int f, const grok_ckpt_array *a, const char *what, int n_dims,
-                      const int64_t *want)
-{
+                      const int64_t *want) {
     bool ok = a->n_dims == n_dims;
-    for (int k = 0; ok && k < n_dims; k++)
-        ok = a->shape[k] == want[k];
-    if (ok)
-        return 0;
+    for (int k = 0; ok && k < n_dims; k++) ok = a->shape[k] == want[k];
+    if (ok) return 0;
     char got[160] = "", exp[160] = "";
     for (int k = 0; k < a->n_dims; k++)
-        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%" PRId64, k ? "," : "",
-                 a->shape[k]);
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%" PRId64, k ? "," : "", a->shape[k]);
     for (int k = 0; k < n_dims; k++)
-        snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%" PRId64, k ? "," : "",
-                 want[k]);
-    return errf(c, "%s: byte %" PRIu64 ": %s has shape [%s], its slot needs [%s]", c->paths[f],
-                a->offset, what, got, exp);
+        snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%" PRId64, k ? "," : "", want[k]);
+    return errf(c, "%s: byte %" PRIu64 ": %s has shape [%s], its slot needs [%s]", c->paths[f], a->offset,
+                what, got, exp);
 }
 
 /* Checks one file against its slot: plain f32 of the given shape, or a
  * quantized matrix (weight int8 of the shape, scales [.., S, out] with S
  * dividing in). Returns S (1 for plain arrays). */
-static int64_t check_slot(conv *c, int f, const char *slot, bool matrix, int n_dims,
-                          const int64_t *shape, int64_t want_S)
-{
+static int64_t check_slot(conv *c, int f, const char *slot, bool matrix, int n_dims, const int64_t *shape,
+                          int64_t want_S) {
     const grok_ckpt_entry *e = &c->ent[f];
     if (!matrix || !e->quantized) {
         if (e->quantized)
-            return errf(c, "%s: %s is a QuantizedWeight8bit, a float32 array expected",
-                        c->paths[f], slot);
+            return errf(c, "%s: %s is a QuantizedWeight8bit, a float32 array expected", c->paths[f], slot);
         if (e->weight.dtype != GROK_CKPT_F32)
-            return errf(c, "%s: byte %" PRIu64 ": %s is %s, float32 expected", c->paths[f],
-                        e->weight.offset, slot, grok_ckpt_dtype_name(e->weight.dtype));
+            return errf(c, "%s: byte %" PRIu64 ": %s is %s, float32 expected", c->paths[f], e->weight.offset,
+                        slot, grok_ckpt_dtype_name(e->weight.dtype));
         return check_dims(c, f, &e->weight, slot, n_dims, shape) < 0 ? -1 : 1;
     }
-    if (check_dims(c, f, &e->weight, slot, n_dims, shape) < 0)
-        return -1;
+    if (check_dims(c, f, &e->weight, slot, n_dims, shape) < 0) return -1;
     int64_t S = e->scales.n_dims == n_dims ? e->scales.shape[n_dims - 2] : 0;
     int64_t in = shape[n_dims - 2];
     if (S != want_S || in % S) {
-        return errf(c, "%s: byte %" PRIu64 ": %s scales have %" PRId64 " blocks over the %" PRId64
-                       " input rows, its slot needs %" PRId64,
+        return errf(c,
+                    "%s: byte %" PRIu64 ": %s scales have %" PRId64 " blocks over the %" PRId64
+                    " input rows, its slot needs %" PRId64,
                     c->paths[f], e->scales.offset, slot, S, in, want_S);
     }
     int64_t sw[3];
-    for (int k = 0; k < n_dims; k++)
-        sw[k] = shape[k];
+    for (int k = 0; k < n_dims; k++) sw[k] = shape[k];
     sw[n_dims - 2] = S;
     char what[128];
     snprintf(what, sizeof what, "%.100s scales", slot);
-    if (check_dims(c, f, &e->scales, what, n_dims, sw) < 0)
-        return -1;
+    if (check_dims(c, f, &e->scales, what, n_dims, sw) < 0) return -1;
     return S;
 }
 
-static int add_plan(conv *c, const char *name, int f, grok_type type, int n_dims,
-                    const int64_t *ne, bool transpose, int64_t n_mat, int64_t in, int64_t out)
-{
+static int add_plan(conv *c, const char *name, int f, grok_type type, int n_dims, const int64_t *ne,
+                    bool transpose, int64_t n_mat, int64_t in, int64_t out) {
     plan *pl = &c->plans[c->n_plans++];
     memset(pl, 0, sizeof *pl);
     snprintf(pl->name, sizeof pl->name, "%s", name);
     pl->file = f;
     pl->type = type;
     pl->n_dims = n_dims;
-    for (int k = 0; k < GROK_GGUF_MAX_DIMS; k++)
-        pl->ne[k] = k < n_dims ? ne[k] : 1;
+    for (int k = 0; k < GROK_GGUF_MAX_DIMS; k++) pl->ne[k] = k < n_dims ? ne[k] : 1;
     pl->transpose = transpose;
     pl->n_mat = n_mat;
     pl->in = in;
@@ -297,12 +283,10 @@ static int add_plan(conv *c, const char *name, int f, grok_type type, int n_dims
 static int file_of(int layer_rank, int slot) { return 2 + layer_rank * SLOTS_PER_LAYER + slot; }
 
 /* Parses all files, infers the shapes and builds the output plan. */
-static int build_plan(conv *c)
-{
+static int build_plan(conv *c) {
     const grok_convert_params *p = c->p;
     grok_ckpt_parser *parser = grok_ckpt_parser_create();
-    if (!parser)
-        return errf(c, "out of memory");
+    if (!parser) return errf(c, "out of memory");
     for (int f = 0; f < c->n_files; f++) {
         if (grok_ckpt_parser_parse_file(parser, c->paths[f], &c->ent[f], c->err, c->err_size) < 0) {
             grok_ckpt_parser_free(parser);
@@ -314,11 +298,12 @@ static int build_plan(conv *c)
     int64_t L = (c->n_files - 2) / SLOTS_PER_LAYER;
     const grok_ckpt_entry *emb = &c->ent[0];
     if (emb->quantized || emb->weight.dtype != GROK_CKPT_F32 || emb->weight.n_dims != 2)
-        return errf(c, "%s: byte %" PRIu64 ": the embedding must be a float32 [vocab, d_model] "
-                       "array", c->paths[0], emb->weight.offset);
+        return errf(c,
+                    "%s: byte %" PRIu64 ": the embedding must be a float32 [vocab, d_model] "
+                    "array",
+                    c->paths[0], emb->weight.offset);
     int64_t V = emb->weight.shape[0], D = emb->weight.shape[1];
-    if (V < 1 || D < 1)
-        return errf(c, "%s: empty embedding", c->paths[0]);
+    if (V < 1 || D < 1) return errf(c, "%s: empty embedding", c->paths[0]);
     /* Shapes of layer 0 (file rank 0 is layer 0 in any order) fix E and ff. */
     const grok_ckpt_entry *g0 = &c->ent[file_of(0, S_GATE)];
     if (g0->weight.n_dims != 3)
@@ -326,19 +311,17 @@ static int build_plan(conv *c)
                     c->paths[file_of(0, S_GATE)], g0->weight.offset);
     int64_t E = g0->weight.shape[0], FF = g0->weight.shape[2];
     int64_t H = p->n_heads, KV = p->n_kv_heads, HD = p->head_dim;
-    if (E < 1 || FF < 1)
-        return errf(c, "%s: empty expert tensor", c->paths[file_of(0, S_GATE)]);
+    if (E < 1 || FF < 1) return errf(c, "%s: empty expert tensor", c->paths[file_of(0, S_GATE)]);
     if (p->n_experts_used < 1 || p->n_experts_used > E)
         return errf(c, "--experts-used %" PRId64 ": the checkpoint has %" PRId64 " experts",
                     p->n_experts_used, E);
-    if (H % KV)
-        return errf(c, "--heads %" PRId64 " is not a multiple of --kv-heads %" PRId64, H, KV);
+    if (H % KV) return errf(c, "--heads %" PRId64 " is not a multiple of --kv-heads %" PRId64, H, KV);
     const grok_ckpt_entry *q0 = &c->ent[file_of(0, S_Q)];
     if (q0->weight.n_dims != 2 || q0->weight.shape[1] != H * HD)
-        return errf(c, "%s: query has %" PRId64 " outputs but --heads %" PRId64
-                       " x --head-dim %" PRId64 " = %" PRId64,
-                    c->paths[file_of(0, S_Q)], q0->weight.n_dims == 2 ? q0->weight.shape[1] : -1,
-                    H, HD, H * HD);
+        return errf(
+            c,
+            "%s: query has %" PRId64 " outputs but --heads %" PRId64 " x --head-dim %" PRId64 " = %" PRId64,
+            c->paths[file_of(0, S_Q)], q0->weight.n_dims == 2 ? q0->weight.shape[1] : -1, H, HD, H * HD);
     c->st->n_layers = L;
     c->st->d_model = D;
     c->st->n_vocab = V;
@@ -355,20 +338,16 @@ static int build_plan(conv *c)
     }
     for (int64_t l = 0; l < L; l++) {
         lex[l] = malloc(24);
-        if (lex[l])
-            snprintf(lex[l], 24, "%" PRId64, l);
+        if (lex[l]) snprintf(lex[l], 24, "%" PRId64, l);
     }
     int rc = 0;
     for (int64_t l = 0; l < L; l++)
-        if (!lex[l])
-            rc = errf(c, "out of memory");
+        if (!lex[l]) rc = errf(c, "out of memory");
     if (rc == 0) {
         qsort(lex, (size_t)L, sizeof *lex, cmp_str);
-        for (int64_t r = 0; r < L; r++)
-            rank_of[atoi(lex[r])] = (int)r;
+        for (int64_t r = 0; r < L; r++) rank_of[atoi(lex[r])] = (int)r;
     }
-    for (int64_t l = 0; l < L; l++)
-        free(lex[l]);
+    for (int64_t l = 0; l < L; l++) free(lex[l]);
     free(lex);
     if (rc < 0) {
         free(rank_of);
@@ -383,13 +362,10 @@ static int build_plan(conv *c)
     grok_type T = p->type;
     int64_t ne[4];
     /* token_embd [D, V]: the official [V, D] rows as they are */
-    if (check_slot(c, 0, "embeddings", false, 2, (int64_t[]){V, D}, 1) < 0)
-        goto fail;
-    if ((p->embd_type == GROK_TYPE_Q8_0) && D % 32)
-        goto fail_q8;
+    if (check_slot(c, 0, "embeddings", false, 2, (int64_t[]){V, D}, 1) < 0) goto fail;
+    if ((p->embd_type == GROK_TYPE_Q8_0) && D % 32) goto fail_q8;
     add_plan(c, "token_embd.weight", 0, p->embd_type, 2, (int64_t[]){D, V}, false, 1, V, D);
-    if (check_slot(c, 1, "language_model/rms_norm", false, 1, (int64_t[]){D}, 1) < 0)
-        goto fail;
+    if (check_slot(c, 1, "language_model/rms_norm", false, 1, (int64_t[]){D}, 1) < 0) goto fail;
     add_plan(c, "output_norm.weight", 1, GROK_TYPE_F32, 1, (int64_t[]){D}, false, 1, 1, D);
     for (int64_t l = 0; l < L; l++) {
         int r = rank_of[l];
@@ -407,10 +383,8 @@ static int build_plan(conv *c)
                 in = s == S_DOWN ? FF : D;
                 out = s == S_DOWN ? D : FF;
                 S = check_slot(c, f, slot, true, 3, (int64_t[]){E, in, out}, s == S_DOWN ? 8 : 1);
-                if (S < 0)
-                    goto fail;
-                if (T == GROK_TYPE_Q8_0 && in % 32)
-                    goto fail_q8;
+                if (S < 0) goto fail;
+                if (T == GROK_TYPE_Q8_0 && in % 32) goto fail_q8;
                 ne[0] = in, ne[1] = out, ne[2] = E;
                 add_plan(c, name, f, T, 3, ne, true, E, in, out);
                 break;
@@ -421,22 +395,18 @@ static int build_plan(conv *c)
                 in = s == S_O ? H * HD : D;
                 out = s == S_O ? D : s == S_Q ? H * HD : KV * HD;
                 S = check_slot(c, f, slot, true, 2, (int64_t[]){in, out}, s == S_O ? 8 : 1);
-                if (S < 0)
-                    goto fail;
-                if (T == GROK_TYPE_Q8_0 && in % 32)
-                    goto fail_q8;
+                if (S < 0) goto fail;
+                if (T == GROK_TYPE_Q8_0 && in % 32) goto fail_q8;
                 ne[0] = in, ne[1] = out;
                 add_plan(c, name, f, T, 2, ne, true, 1, in, out);
                 break;
             case S_ROUTER:
-                if (check_slot(c, f, slot, false, 2, (int64_t[]){D, E}, 1) < 0)
-                    goto fail;
+                if (check_slot(c, f, slot, false, 2, (int64_t[]){D, E}, 1) < 0) goto fail;
                 ne[0] = D, ne[1] = E;
                 add_plan(c, name, f, GROK_TYPE_F32, 2, ne, true, 1, D, E);
                 break;
             default:
-                if (check_slot(c, f, slot, false, 1, (int64_t[]){D}, 1) < 0)
-                    goto fail;
+                if (check_slot(c, f, slot, false, 1, (int64_t[]){D}, 1) < 0) goto fail;
                 add_plan(c, name, f, GROK_TYPE_F32, 1, (int64_t[]){D}, false, 1, 1, D);
                 break;
             }
@@ -445,8 +415,10 @@ static int build_plan(conv *c)
     free(rank_of);
     return 0;
 fail_q8:
-    errf(c, "q8_0 needs rows that are multiples of 32 elements (d_model %" PRId64
-            ", ffn %" PRId64 ", heads x head_dim %" PRId64 ")", D, FF, H * HD);
+    errf(c,
+         "q8_0 needs rows that are multiples of 32 elements (d_model %" PRId64 ", ffn %" PRId64
+         ", heads x head_dim %" PRId64 ")",
+         D, FF, H * HD);
 fail:
     free(rank_of);
     return -1;
@@ -458,23 +430,19 @@ fail:
  * fills, so the write() copies into the page cache overlap the reading
  * and converting. The writer thread alone touches the grok_gguf_writer between
  * grok_gguf_writer_begin and the final flush. */
-static void *writer_main(void *arg)
-{
+static void *writer_main(void *arg) {
     conv *c = arg;
     pthread_mutex_lock(&c->wmu);
     for (;;) {
-        while (c->wcount == 0 && !c->wquit)
-            pthread_cond_wait(&c->wcv, &c->wmu);
-        if (c->wcount == 0)
-            break;
+        while (c->wcount == 0 && !c->wquit) pthread_cond_wait(&c->wcv, &c->wmu);
+        if (c->wcount == 0) break;
         const uint8_t *d = c->obuf[c->whead];
         size_t n = c->olen[c->whead];
         bool failed = c->wfailed;
         pthread_mutex_unlock(&c->wmu);
         int rc = failed ? -1 : grok_gguf_writer_write_data(c->w, d, n, c->werr, sizeof c->werr);
         pthread_mutex_lock(&c->wmu);
-        if (rc < 0)
-            c->wfailed = true;
+        if (rc < 0) c->wfailed = true;
         c->whead = (c->whead + 1) % OUT_BUFS;
         c->wcount--;
         pthread_cond_broadcast(&c->wcv);
@@ -485,24 +453,18 @@ static void *writer_main(void *arg)
 
 /* Waits until at most `most` buffers are queued; -1 with the writer's
  * message if a write failed. */
-static int writer_wait(conv *c, int most)
-{
-    if (!c->wth_started)
-        return 0;
+static int writer_wait(conv *c, int most) {
+    if (!c->wth_started) return 0;
     pthread_mutex_lock(&c->wmu);
-    while (c->wcount > most)
-        pthread_cond_wait(&c->wcv, &c->wmu);
+    while (c->wcount > most) pthread_cond_wait(&c->wcv, &c->wmu);
     bool failed = c->wfailed;
     pthread_mutex_unlock(&c->wmu);
-    if (failed)
-        return errf(c, "%s", c->werr);
+    if (failed) return errf(c, "%s", c->werr);
     return 0;
 }
 
-static void writer_stop(conv *c)
-{
-    if (!c->wth_started)
-        return;
+static void writer_stop(conv *c) {
+    if (!c->wth_started) return;
     pthread_mutex_lock(&c->wmu);
     c->wquit = true;
     pthread_cond_broadcast(&c->wcv);
@@ -513,10 +475,8 @@ static void writer_stop(conv *c)
 
 /* Queues the filled buffer for the writer thread (or writes it here when no
  * thread could be started) and moves on to the next free one. */
-static int flush_out(conv *c)
-{
-    if (c->out_len == 0)
-        return 0;
+static int flush_out(conv *c) {
+    if (c->out_len == 0) return 0;
     if (!c->wth_started) {
         if (grok_gguf_writer_write_data(c->w, c->obuf[c->ocur], c->out_len, c->err, c->err_size) < 0)
             return -1;
@@ -536,40 +496,32 @@ static int flush_out(conv *c)
 }
 
 /* n contiguous output bytes (n <= ocap). */
-static uint8_t *out_reserve(conv *c, size_t n)
-{
-    if (c->out_len + n > c->ocap && flush_out(c) < 0)
-        return NULL;
+static uint8_t *out_reserve(conv *c, size_t n) {
+    if (c->out_len + n > c->ocap && flush_out(c) < 0) return NULL;
     uint8_t *p = c->obuf[c->ocur] + c->out_len;
     c->out_len += n;
     return p;
 }
 
-static int progress(conv *c, uint64_t n)
-{
+static int progress(conv *c, uint64_t n) {
     c->done_in += n;
     c->st->bytes_in += n;
-    if (c->p->progress)
-        c->p->progress(c->p->progress_ud, c->done_in, c->total_in);
-    if (c->p->cancel && *c->p->cancel)
-        return errf(c, "%s: interrupted", c->p->out_path);
+    if (c->p->progress) c->p->progress(c->p->progress_ud, c->done_in, c->total_in);
+    if (c->p->cancel && *c->p->cancel) return errf(c, "%s: interrupted", c->p->out_path);
     return 0;
 }
 
 /* Q8_0 of 32 values by the best of two candidate scales (ggml's amax/127,
  * and the given hint), each rounded to f16 before the quants are chosen. */
-static void q8_requant(const float *x, float hint, uint8_t *blk)
-{
+static void q8_requant(const float *x, float hint, uint8_t *blk) {
     float amax = 0.0f;
-    for (int k = 0; k < 32; k++)
-        amax = fmaxf(amax, fabsf(x[k]));
+    for (int k = 0; k < 32; k++) amax = fmaxf(amax, fabsf(x[k]));
     float cand[2] = {amax / 127.0f, fabsf(hint)};
     double best_err = INFINITY;
     for (int c = 0; c < 2; c++) {
         uint16_t dh = grok_fp32_to_fp16(cand[c]);
         float d = grok_fp16_to_fp32(dh);
-        if (!(d > 0.0f) || isinf(d))
-            continue;
+        if (!(d > 0.0f) || isinf(d)) continue;
         int8_t q[32];
         double e = 0;
         for (int k = 0; k < 32; k++) {
@@ -595,9 +547,8 @@ static void q8_requant(const float *x, float hint, uint8_t *blk)
  * elements; otherwise (rare) it is requantized from its exact values. The
  * scale lookups step from scale block to scale block, so a row costs a few
  * divisions, not two per block. */
-static void q8_finish_row(tscratch *t, uint8_t *row, int64_t n, const uint16_t *sc,
-                          int64_t blk_len, int64_t sc_stride)
-{
+static void q8_finish_row(tscratch *t, uint8_t *row, int64_t n, const uint16_t *sc, int64_t blk_len,
+                          int64_t sc_stride) {
     float *v = t->v;
     int64_t nb = n / 32;
     t->q8_blocks += nb;
@@ -615,8 +566,7 @@ static void q8_finish_row(tscratch *t, uint8_t *row, int64_t n, const uint16_t *
                 continue;
             }
             t->q8_inexact++;
-            for (int64_t k = 0; k < 32; k++)
-                v[k] = (float)(int8_t)o[2 + k] * s;
+            for (int64_t k = 0; k < 32; k++) v[k] = (float)(int8_t)o[2 + k] * s;
             q8_requant(v, s, o);
         }
         if (b < nb && b * 32 < end) { /* this block crosses into the next scale block */
@@ -624,8 +574,7 @@ static void q8_finish_row(tscratch *t, uint8_t *row, int64_t n, const uint16_t *
             int64_t i0 = b * 32;
             t->q8_straddle++;
             for (int64_t k = 0; k < 32; k++)
-                v[k] = (float)(int8_t)o[2 + k] *
-                       grok_bf16_to_fp32(sc[((i0 + k) / blk_len) * sc_stride]);
+                v[k] = (float)(int8_t)o[2 + k] * grok_bf16_to_fp32(sc[((i0 + k) / blk_len) * sc_stride]);
             q8_requant(v, s, o);
             b++;
         }
@@ -633,8 +582,7 @@ static void q8_finish_row(tscratch *t, uint8_t *row, int64_t n, const uint16_t *
 }
 
 /* Bytes of one output row of n values. */
-static int64_t row_bytes(grok_type t, int64_t n)
-{
+static int64_t row_bytes(grok_type t, int64_t n) {
     return t == GROK_TYPE_Q8_0 ? n / 32 * 34 : t == GROK_TYPE_F32 ? n * 4 : n * 2;
 }
 
@@ -644,32 +592,26 @@ static int64_t row_bytes(grok_type t, int64_t n)
  * scratch. Quantized rows for a Q8_0 output do not come here: they are
  * transposed straight into their blocks (q8_finish_row). */
 static void emit_row(grok_type t, const int8_t *q, const float *x, int64_t n, const uint16_t *sc,
-                     int64_t blk_len, int64_t sc_stride, float *v, uint8_t *o)
-{
+                     int64_t blk_len, int64_t sc_stride, float *v, uint8_t *o) {
     if (q) {
         for (int64_t s0 = 0; s0 < n; s0 += blk_len) {
             float sv = grok_bf16_to_fp32(sc[(s0 / blk_len) * sc_stride]);
             int64_t e = n - s0 < blk_len ? n : s0 + blk_len;
-            for (int64_t i = s0; i < e; i++)
-                v[i] = (float)q[i] * sv;
+            for (int64_t i = s0; i < e; i++) v[i] = (float)q[i] * sv;
         }
         x = v;
     }
     switch (t) {
-    case GROK_TYPE_F32:
-        memcpy(o, x, (size_t)n * 4);
-        break;
+    case GROK_TYPE_F32: memcpy(o, x, (size_t)n * 4); break;
     case GROK_TYPE_BF16:
     case GROK_TYPE_F16:
         for (int64_t i = 0; i < n; i++) {
-            uint16_t h = t == GROK_TYPE_BF16 ? grok_fp32_to_bf16(x[i])
-                                             : grok_fp32_to_fp16(x[i]);
+            uint16_t h = t == GROK_TYPE_BF16 ? grok_fp32_to_bf16(x[i]) : grok_fp32_to_fp16(x[i]);
             memcpy(o + 2 * i, &h, 2);
         }
         break;
     default: /* Q8_0: valid_type admits nothing else */
-        for (int64_t b = 0; b < n / 32; b++)
-            q8_requant(x + b * 32, 0.0f, o + b * 34);
+        for (int64_t b = 0; b < n / 32; b++) q8_requant(x + b * 32, 0.0f, o + b * 34);
         break;
     }
 }
@@ -680,8 +622,7 @@ static inline int64_t tpos(int64_t i, bool q8) { return q8 ? i / 32 * 34 + 2 + i
 
 /* Transposes an 8x8 byte tile held as eight little-endian rows in place:
  * swapping 4x4, then 2x2, then single-byte blocks across the diagonal. */
-static inline void tr8x8(uint64_t x[8])
-{
+static inline void tr8x8(uint64_t x[8]) {
     static const uint64_t mask[3] = {UINT64_C(0x00000000FFFFFFFF), UINT64_C(0x0000FFFF0000FFFF),
                                      UINT64_C(0x00FF00FF00FF00FF)};
     for (int st = 0, sh = 4; st < 3; st++, sh >>= 1)
@@ -698,9 +639,8 @@ static inline void tr8x8(uint64_t x[8])
  * 8x8 tiles go through registers, so neither side is touched a byte at a
  * time with a large stride (a byte-wise column walk with a power-of-two
  * stride was most of the converter's time). */
-static void transpose_i8(const uint8_t *src, int64_t ld, int64_t rows, int64_t cols,
-                         uint8_t *dst, int64_t dst_ld, bool q8)
-{
+static void transpose_i8(const uint8_t *src, int64_t ld, int64_t rows, int64_t cols, uint8_t *dst,
+                         int64_t dst_ld, bool q8) {
     int64_t r8 = rows & ~(int64_t)7, c8 = cols & ~(int64_t)7;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     r8 = 0; /* the tile trick assumes little-endian rows; bytes one by one */
@@ -709,29 +649,23 @@ static void transpose_i8(const uint8_t *src, int64_t ld, int64_t rows, int64_t c
         int64_t p = tpos(i, q8); /* 8 | i, so the 8 bytes stay in one block */
         for (int64_t j = 0; j < c8; j += 8) {
             uint64_t x[8];
-            for (int r = 0; r < 8; r++)
-                memcpy(&x[r], src + (i + r) * ld + j, 8);
+            for (int r = 0; r < 8; r++) memcpy(&x[r], src + (i + r) * ld + j, 8);
             tr8x8(x);
-            for (int r = 0; r < 8; r++)
-                memcpy(dst + (j + r) * dst_ld + p, &x[r], 8);
+            for (int r = 0; r < 8; r++) memcpy(dst + (j + r) * dst_ld + p, &x[r], 8);
         }
         for (int64_t j = c8; j < cols; j++)
-            for (int64_t r = 0; r < 8; r++)
-                dst[j * dst_ld + tpos(i + r, q8)] = src[(i + r) * ld + j];
+            for (int64_t r = 0; r < 8; r++) dst[j * dst_ld + tpos(i + r, q8)] = src[(i + r) * ld + j];
     }
     for (int64_t i = r8; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++)
-            dst[j * dst_ld + tpos(i, q8)] = src[i * ld + j];
+        for (int64_t j = 0; j < cols; j++) dst[j * dst_ld + tpos(i, q8)] = src[i * ld + j];
 }
 
 /* Streams a tensor whose rows are the stored rows (embedding, norms). */
-static int stream_rows(conv *c, const plan *pl, int fd)
-{
+static int stream_rows(conv *c, const plan *pl, int fd) {
     const grok_ckpt_array *a = &c->ent[pl->file].weight;
     int64_t rowb = pl->out * 4;
     int64_t rows_per = (int64_t)(c->window / (uint64_t)rowb);
-    if (rows_per < 1)
-        rows_per = 1;
+    if (rows_per < 1) rows_per = 1;
     int64_t ob = row_bytes(pl->type, pl->out);
     for (int64_t r0 = 0; r0 < pl->in; r0 += rows_per) {
         int64_t nr = pl->in - r0 < rows_per ? pl->in - r0 : rows_per;
@@ -742,15 +676,13 @@ static int stream_rows(conv *c, const plan *pl, int fd)
             float *x = (float *)(c->win + r * rowb);
             for (int64_t i = 0; i < pl->out; i++)
                 if (!isfinite(x[i]))
-                    return errf(c, "%s: byte %" PRIu64 ": value is not finite",
-                                c->paths[pl->file], off + (uint64_t)(r * rowb + i * 4));
+                    return errf(c, "%s: byte %" PRIu64 ": value is not finite", c->paths[pl->file],
+                                off + (uint64_t)(r * rowb + i * 4));
             uint8_t *o = out_reserve(c, (size_t)ob);
-            if (!o)
-                return -1;
+            if (!o) return -1;
             emit_row(pl->type, NULL, x, pl->out, NULL, 1, 0, c->ts[0].v, o);
         }
-        if (progress(c, (uint64_t)(nr * rowb)) < 0)
-            return -1;
+        if (progress(c, (uint64_t)(nr * rowb)) < 0) return -1;
     }
     return 0;
 }
@@ -771,14 +703,12 @@ typedef struct {
 
 /* Thread ith of nth converts its share of the chunk's columns (whole
  * 8-column tiles), COL_GROUP at a time to stay in cache. */
-static void tjob_run(void *arg, int ith, int nth)
-{
+static void tjob_run(void *arg, int ith, int nth) {
     const tjob *jb = arg;
     tscratch *t = &jb->c->ts[ith];
     int64_t units = (jb->ncols + 7) / 8;
     int64_t a = units * ith / nth * 8, b = units * (ith + 1) / nth * 8;
-    if (b > jb->ncols)
-        b = jb->ncols;
+    if (b > jb->ncols) b = jb->ncols;
     size_t es = jb->quantized ? 1 : 4;
     for (int64_t g0 = a; g0 < b; g0 += COL_GROUP) {
         int64_t ng = b - g0 < COL_GROUP ? b - g0 : COL_GROUP;
@@ -789,18 +719,16 @@ static void tjob_run(void *arg, int ith, int nth)
              * the d fields are left to fill */
             transpose_i8(src, jb->ld, jb->in, ng, dst, jb->rb, true);
             for (int64_t g = 0; g < ng; g++)
-                q8_finish_row(t, dst + g * jb->rb, jb->in, jb->scales + g0 + g, jb->blk_len,
-                              jb->sc_stride);
+                q8_finish_row(t, dst + g * jb->rb, jb->in, jb->scales + g0 + g, jb->blk_len, jb->sc_stride);
         } else if (jb->quantized) {
             transpose_i8(src, jb->ld, jb->in, ng, (uint8_t *)t->qcols, QCOL_LD(jb->in), false);
             for (int64_t g = 0; g < ng; g++)
-                emit_row(jb->type, t->qcols + g * QCOL_LD(jb->in), NULL, jb->in,
-                         jb->scales + g0 + g, jb->blk_len, jb->sc_stride, t->v, dst + g * jb->rb);
+                emit_row(jb->type, t->qcols + g * QCOL_LD(jb->in), NULL, jb->in, jb->scales + g0 + g,
+                         jb->blk_len, jb->sc_stride, t->v, dst + g * jb->rb);
         } else {
             const float *fs = (const float *)src;
             for (int64_t g = 0; g < ng; g++) {
-                for (int64_t i = 0; i < jb->in; i++)
-                    t->x[i] = fs[i * jb->ld + g];
+                for (int64_t i = 0; i < jb->in; i++) t->x[i] = fs[i * jb->ld + g];
                 emit_row(jb->type, NULL, t->x, jb->in, NULL, 1, 0, t->v, dst + g * jb->rb);
             }
         }
@@ -810,8 +738,7 @@ static void tjob_run(void *arg, int ith, int nth)
 /* Streams a transposed tensor: for each matrix [in, out], output row j is
  * column j. Columns are read in strips that fit the window, and converted
  * in chunks that fit an output buffer, each split over the thread pool. */
-static int stream_transposed(conv *c, const plan *pl, int fd)
-{
+static int stream_transposed(conv *c, const plan *pl, int fd) {
     const grok_ckpt_entry *e = &c->ent[pl->file];
     const grok_ckpt_array *a = &e->weight;
     size_t es = grok_ckpt_dtype_size(a->dtype);
@@ -819,10 +746,8 @@ static int stream_transposed(conv *c, const plan *pl, int fd)
     int64_t S = e->quantized ? e->scales.shape[e->scales.n_dims - 2] : 1;
     int64_t blk_len = in / S;
     int64_t W = (int64_t)(c->window / ((uint64_t)in * es));
-    if (W < 1)
-        W = 1;
-    if (W > out)
-        W = out;
+    if (W < 1) W = 1;
+    if (W > out) W = out;
     int64_t rb = row_bytes(pl->type, in);
     int64_t cw = (int64_t)c->ocap / rb; /* columns per output chunk; ocap >= rb */
     for (int64_t m = 0; m < pl->n_mat; m++) {
@@ -839,15 +764,12 @@ static int stream_transposed(conv *c, const plan *pl, int fd)
             int64_t w = out - j0 < W ? out - j0 : W;
             if (w == out) {
                 if (grok_ckpt_pread_full(fd, c->win, (size_t)(in * out) * es, base) < 0)
-                    return errf(c, "%s: byte %" PRIu64 ": read failed", c->paths[pl->file],
-                                base);
+                    return errf(c, "%s: byte %" PRIu64 ": read failed", c->paths[pl->file], base);
             } else {
                 for (int64_t i = 0; i < in; i++) {
                     uint64_t off = base + (uint64_t)(i * out + j0) * es;
-                    if (grok_ckpt_pread_full(fd, c->win + (size_t)(i * w) * es, (size_t)w * es,
-                                        off) < 0)
-                        return errf(c, "%s: byte %" PRIu64 ": read failed", c->paths[pl->file],
-                                    off);
+                    if (grok_ckpt_pread_full(fd, c->win + (size_t)(i * w) * es, (size_t)w * es, off) < 0)
+                        return errf(c, "%s: byte %" PRIu64 ": read failed", c->paths[pl->file], off);
                 }
             }
             if (!e->quantized) {
@@ -855,35 +777,40 @@ static int stream_transposed(conv *c, const plan *pl, int fd)
                 for (int64_t i = 0; i < in; i++)
                     for (int64_t g = 0; g < w; g++)
                         if (!isfinite(fs[i * w + g]))
-                            return errf(c, "%s: byte %" PRIu64 ": value is not finite",
-                                        c->paths[pl->file],
+                            return errf(c, "%s: byte %" PRIu64 ": value is not finite", c->paths[pl->file],
                                         base + (uint64_t)(i * out + j0 + g) * 4);
             }
             for (int64_t k0 = 0; k0 < w; k0 += cw) {
                 int64_t nc = w - k0 < cw ? w - k0 : cw;
                 uint8_t *o = out_reserve(c, (size_t)(nc * rb));
-                if (!o)
-                    return -1;
-                tjob jb = {.c = c, .type = pl->type, .quantized = e->quantized, .src = c->win,
-                           .ld = w, .in = in, .col0 = k0, .ncols = nc, .dst = o, .rb = rb,
-                           .scales = c->scales + j0 + k0, .blk_len = blk_len, .sc_stride = out};
+                if (!o) return -1;
+                tjob jb = {.c = c,
+                           .type = pl->type,
+                           .quantized = e->quantized,
+                           .src = c->win,
+                           .ld = w,
+                           .in = in,
+                           .col0 = k0,
+                           .ncols = nc,
+                           .dst = o,
+                           .rb = rb,
+                           .scales = c->scales + j0 + k0,
+                           .blk_len = blk_len,
+                           .sc_stride = out};
                 /* small chunks are not worth waking the pool for */
                 if (c->pool && (uint64_t)(nc * in) * es >= PAR_MIN_BYTES)
                     grok_threadpool_run(c->pool, tjob_run, &jb);
                 else
                     tjob_run(&jb, 0, 1);
             }
-            if (progress(c, (uint64_t)(in * w) * es) < 0)
-                return -1;
+            if (progress(c, (uint64_t)(in * w) * es) < 0) return -1;
         }
     }
-    if (e->quantized && progress(c, e->scales.nbytes) < 0)
-        return -1;
+    if (e->quantized && progress(c, e->scales.nbytes) < 0) return -1;
     return 0;
 }
 
-static int set_metadata(conv *c, const grok_tokenizer *tok)
-{
+static int set_metadata(conv *c, const grok_tokenizer *tok) {
     const grok_convert_params *p = c->p;
     const grok_convert_stats *s = c->st;
     grok_gguf_writer *w = c->w;
@@ -903,20 +830,15 @@ static int set_metadata(conv *c, const grok_tokenizer *tok)
         rc |= grok_gguf_writer_set_u32(w, "general.quantization_version", 2);
     rc |= grok_tokenizer_to_gguf(tok, w);
     rc |= grok_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0);
-    if (rc)
-        return errf(c, "%s: cannot set metadata (out of memory?)", p->out_path);
+    if (rc) return errf(c, "%s: cannot set metadata (out of memory?)", p->out_path);
     return 0;
 }
 
-static bool valid_type(grok_type t)
-{
-    return t == GROK_TYPE_Q8_0 || t == GROK_TYPE_BF16 || t == GROK_TYPE_F16 ||
-           t == GROK_TYPE_F32;
+static bool valid_type(grok_type t) {
+    return t == GROK_TYPE_Q8_0 || t == GROK_TYPE_BF16 || t == GROK_TYPE_F16 || t == GROK_TYPE_F32;
 }
 
-int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err,
-                 size_t err_size)
-{
+int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err, size_t err_size) {
     conv cv = {.p = p, .st = st, .err = err, .err_size = err_size};
     conv *c = &cv;
     memset(st, 0, sizeof *st);
@@ -932,15 +854,13 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
         goto done;
     }
     c->window = p->window ? p->window : GROK_CONVERT_DEFAULT_WINDOW;
-    if (list_files(c) < 0 || build_plan(c) < 0)
-        goto done;
+    if (list_files(c) < 0 || build_plan(c) < 0) goto done;
     st->n_files = c->n_files;
     tok = grok_tokenizer_load_spm(p->tokenizer, err, err_size);
-    if (!tok)
-        goto done;
+    if (!tok) goto done;
     if (grok_tokenizer_n_vocab(tok) != st->n_vocab) {
-        errf(c, "%s: %" PRId64 " pieces, but the checkpoint embedding has %" PRId64 " rows",
-             p->tokenizer, grok_tokenizer_n_vocab(tok), st->n_vocab);
+        errf(c, "%s: %" PRId64 " pieces, but the checkpoint embedding has %" PRId64 " rows", p->tokenizer,
+             grok_tokenizer_n_vocab(tok), st->n_vocab);
         goto done;
     }
     grok_tokenizer_set_add_bos(tok, false); /* the official runner adds no BOS */
@@ -950,8 +870,7 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
         errf(c, "out of memory");
         goto done;
     }
-    if (set_metadata(c, tok) < 0)
-        goto done;
+    if (set_metadata(c, tok) < 0) goto done;
     /* buffers sized by the largest row: in <= max(D, FF, H*HD) */
     int64_t max_in = 1, max_scales = 1;
     for (int k = 0; k < c->n_plans; k++) {
@@ -961,29 +880,23 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
             goto done;
         }
         int64_t rowlen = pl->transpose ? pl->in : pl->out;
-        if (rowlen > max_in)
-            max_in = rowlen;
+        if (rowlen > max_in) max_in = rowlen;
         const grok_ckpt_entry *e = &c->ent[pl->file];
-        if (e->quantized && e->scales.n_elements > max_scales)
-            max_scales = e->scales.n_elements;
+        if (e->quantized && e->scales.n_elements > max_scales) max_scales = e->scales.n_elements;
     }
-    if (p->split_max_size)
-        grok_gguf_writer_set_split_max_size(c->w, p->split_max_size);
+    if (p->split_max_size) grok_gguf_writer_set_split_max_size(c->w, p->split_max_size);
     /* the window must hold at least one row / column strip */
     uint64_t need = (uint64_t)max_in * 4;
-    if (c->window < need)
-        c->window = need;
+    if (c->window < need) c->window = need;
     c->win = malloc(c->window);
     c->scales = malloc((size_t)max_scales * 2);
     c->ocap = OUT_CHUNK > (uint64_t)max_in * 4 ? OUT_CHUNK : (size_t)max_in * 4;
     bool ok = true;
-    for (int b = 0; b < OUT_BUFS; b++)
-        ok = ok && (c->obuf[b] = malloc(c->ocap));
+    for (int b = 0; b < OUT_BUFS; b++) ok = ok && (c->obuf[b] = malloc(c->ocap));
     c->nth = 1;
     if (p->n_threads != 1) {
         c->pool = grok_threadpool_create(p->n_threads);
-        if (c->pool)
-            c->nth = grok_threadpool_size(c->pool);
+        if (c->pool) c->nth = grok_threadpool_size(c->pool);
     }
     c->ts = calloc((size_t)c->nth, sizeof *c->ts);
     ok = ok && c->win && c->scales && c->ts;
@@ -997,16 +910,13 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
         errf(c, "out of memory (window of %" PRIu64 " bytes)", c->window);
         goto done;
     }
-    if (grok_gguf_writer_begin(c->w, p->out_path, err, err_size) < 0)
-        goto done;
+    if (grok_gguf_writer_begin(c->w, p->out_path, err, err_size) < 0) goto done;
     if (pthread_mutex_init(&c->wmu, NULL) == 0) {
         if (pthread_cond_init(&c->wcv, NULL) == 0) {
             c->wth_started = pthread_create(&c->wth, NULL, writer_main, c) == 0;
-            if (!c->wth_started)
-                pthread_cond_destroy(&c->wcv);
+            if (!c->wth_started) pthread_cond_destroy(&c->wcv);
         }
-        if (!c->wth_started)
-            pthread_mutex_destroy(&c->wmu);
+        if (!c->wth_started) pthread_mutex_destroy(&c->wmu);
     }
     wsync_made = c->wth_started; /* without the thread, flush_out writes from here */
     for (int k = 0; k < c->n_plans; k++) {
@@ -1018,20 +928,17 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
         }
         int r = pl->transpose ? stream_transposed(c, pl, fd) : stream_rows(c, pl, fd);
         close(fd);
-        if (r < 0)
-            goto done;
+        if (r < 0) goto done;
         st->n_tensors++;
     }
-    if (flush_out(c) < 0 || writer_wait(c, 0) < 0)
-        goto done;
+    if (flush_out(c) < 0 || writer_wait(c, 0) < 0) goto done;
     writer_stop(c); /* the writer is ours again */
     for (int t = 0; t < c->nth; t++) {
         st->q8_blocks += c->ts[t].q8_blocks;
         st->q8_inexact += c->ts[t].q8_inexact;
         st->q8_straddle += c->ts[t].q8_straddle;
     }
-    if (grok_gguf_writer_finish(c->w, err, err_size) < 0)
-        goto done;
+    if (grok_gguf_writer_finish(c->w, err, err_size) < 0) goto done;
     rc = 0;
 done:
     writer_stop(c); /* before the writer it uses goes */
@@ -1042,14 +949,12 @@ done:
     grok_gguf_writer_free(c->w); /* removes the temporary output of an unfinished stream */
     grok_tokenizer_free(tok);
     if (c->paths)
-        for (int k = 0; k < c->n_files; k++)
-            free(c->paths[k]);
+        for (int k = 0; k < c->n_files; k++) free(c->paths[k]);
     free(c->paths);
     free(c->ent);
     free(c->plans);
     free(c->win);
-    for (int b = 0; b < OUT_BUFS; b++)
-        free(c->obuf[b]);
+    for (int b = 0; b < OUT_BUFS; b++) free(c->obuf[b]);
     if (c->ts)
         for (int t = 0; t < c->nth; t++) {
             free(c->ts[t].qcols);

@@ -17,9 +17,9 @@ typedef struct {
     const char *ckpt_dir;  /* the directory holding tensor00000_000 ... */
     const char *tokenizer; /* SentencePiece .model */
     const char *out_path;
-    const char *name;      /* general.name */
-    grok_type type;        /* of the weight matrices: q8_0, bf16, f16, f32 */
-    grok_type embd_type;   /* of token_embd: f32 (default), bf16, f16, q8_0 */
+    const char *name;    /* general.name */
+    grok_type type;      /* of the weight matrices: q8_0, bf16, f16, f32 */
+    grok_type embd_type; /* of token_embd: f32 (default), bf16, f16, q8_0 */
     int64_t n_heads, n_kv_heads, head_dim, n_ctx, n_experts_used;
     float rope_base, norm_eps, embedding_scale, logit_scale, attn_scale, softcap;
     uint64_t split_max_size; /* 0: one file */
@@ -35,10 +35,10 @@ typedef struct {
 typedef struct {
     int64_t n_tensors;
     int64_t n_files;
-    uint64_t bytes_in;  /* checkpoint bytes read */
-    uint64_t bytes_out; /* tensor bytes written */
-    int64_t q8_blocks;  /* Q8_0 blocks made from official int8 blocks */
-    int64_t q8_inexact; /* of those, blocks whose scale was not exact in f16 (requantized) */
+    uint64_t bytes_in;   /* checkpoint bytes read */
+    uint64_t bytes_out;  /* tensor bytes written */
+    int64_t q8_blocks;   /* Q8_0 blocks made from official int8 blocks */
+    int64_t q8_inexact;  /* of those, blocks whose scale was not exact in f16 (requantized) */
     int64_t q8_straddle; /* blocks crossing an official scale block (requantized) */
     int64_t n_layers, d_model, n_vocab, n_ff, n_experts;
 } grok_convert_stats;
@@ -51,7 +51,6 @@ grok_convert_params grok_convert_default_params(void);
 /* Runs the conversion. Returns 0, or -1 with a message naming the file,
  * field and byte offset (or the parameter) in err. The output appears
  * (renamed from a temporary name) only when complete. */
-int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err,
-                 size_t err_size);
+int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err, size_t err_size);
 
 #endif

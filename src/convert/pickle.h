@@ -51,18 +51,18 @@ typedef struct grok_ckpt_parser grok_ckpt_parser;
 grok_ckpt_parser *grok_ckpt_parser_create(void);
 void grok_ckpt_parser_free(grok_ckpt_parser *p);
 int grok_ckpt_parser_parse_file(grok_ckpt_parser *p, const char *path, grok_ckpt_entry *out, char *err,
-                           size_t err_size);
+                                size_t err_size);
 /* The same over bytes in memory; name is used in messages. */
 int grok_ckpt_pickle_parse_mem(const char *name, const uint8_t *data, size_t len, grok_ckpt_entry *out,
-                          char *err, size_t err_size);
+                               char *err, size_t err_size);
 
 /* Reads a bf16 array's payload (scales) into dst (n_elements values) from
  * the open file fd and rejects NaN or Inf, naming the byte offset. */
 int grok_ckpt_read_scales(int fd, const char *name, const grok_ckpt_array *a, uint16_t *dst, char *err,
-                     size_t err_size);
+                          size_t err_size);
 /* The same check over a payload already in memory at file offset base. */
 int grok_ckpt_check_scales(const char *name, const grok_ckpt_array *a, const uint16_t *vals, char *err,
-                      size_t err_size);
+                           size_t err_size);
 
 /* Reads exactly n bytes at off (retrying short reads); -1 on error/EOF. */
 int grok_ckpt_pread_full(int fd, void *dst, size_t n, uint64_t off);

@@ -42,8 +42,7 @@ const char *grok_split_name(grok_split s);
  *   --mpi-stats       rank 0 prints each rank's share, memory and traffic
  * on_stall is called from the watchdog thread with a one-line message when
  * the timeout passes; it must end the process (the library does not). */
-int grok_dist_init(int *argc, char ***argv, void (*on_stall)(const char *msg), char *err,
-                   size_t err_size);
+int grok_dist_init(int *argc, char ***argv, void (*on_stall)(const char *msg), char *err, size_t err_size);
 /* Ends MPI: cleanly when rc is 0 or every rank learned of the failure
  * through grok_dist_agree, else by aborting the whole job (a rank may be
  * stuck in a collective). */

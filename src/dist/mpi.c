@@ -33,7 +33,7 @@
 #define MSG 512
 
 static struct {
-    bool active;    /* MPI was initialised */
+    bool active; /* MPI was initialised */
     int rank, size;
     double timeout_s;
     grok_split split;
@@ -42,12 +42,12 @@ static struct {
     bool agreed_failure; /* every rank knows of a failure: finalize cleanly */
     grok_dist dist;
     /* scratch of the collectives */
-    float *pad;      /* [size * chunk] */
+    float *pad; /* [size * chunk] */
     size_t pad_cap;
-    float *gath;     /* [rows * n_vocab] */
+    float *gath; /* [rows * n_vocab] */
     size_t gath_cap;
-    int *counts, *displs;    /* [size] of the logits gather */
-    int64_t *vw, *vlo;       /* [size] every rank's vocabulary width and first id */
+    int *counts, *displs; /* [size] of the logits gather */
+    int64_t *vw, *vlo;    /* [size] every rank's vocabulary width and first id */
     /* traffic: bytes this rank sends in the ring algorithms, time waited */
     uint64_t bytes_sent, n_coll;
     double comm_s;
@@ -114,8 +114,7 @@ static int env_rank(const char *name) {
     return s && *s ? atoi(s) : -1;
 }
 
-int grok_dist_init(int *argc, char ***argv, void (*on_stall)(const char *msg), char *err,
-                   size_t err_size) {
+int grok_dist_init(int *argc, char ***argv, void (*on_stall)(const char *msg), char *err, size_t err_size) {
     /* Take out our flags first, so that the commands never see them. */
     int out = 1;
     char **av = *argv;
@@ -131,8 +130,7 @@ int grok_dist_init(int *argc, char ***argv, void (*on_stall)(const char *msg), c
             errno = 0;
             double v = strtod(av[++i], &end);
             if (errno || end == av[i] || *end || !(v >= 0) || v > 1e7) {
-                snprintf(err, err_size, "flag --mpi-timeout: '%s' is not a number of seconds >= 0",
-                         av[i]);
+                snprintf(err, err_size, "flag --mpi-timeout: '%s' is not a number of seconds >= 0", av[i]);
                 return -1;
             }
             G.timeout_s = v;
@@ -267,8 +265,7 @@ static int allreduce_sum(void *ud, float *buf, int64_t n, char *err, size_t err_
 
 /* Every rank's output-head columns into full[rows][n_vocab] on every
  * rank. G.vw[r] / G.vlo[r]: rank r's vocabulary width and first id. */
-static int gather_vocab(void *ud, const float *local, float *full, int64_t rows, char *err,
-                        size_t err_size) {
+static int gather_vocab(void *ud, const float *local, float *full, int64_t rows, char *err, size_t err_size) {
     (void)ud;
     int64_t n_vocab = 0;
     for (int r = 0; r < G.size; r++) n_vocab += G.vw[r];
@@ -293,8 +290,8 @@ static int gather_vocab(void *ud, const float *local, float *full, int64_t rows,
     }
     inject_faults();
     enter("the gather of the logits (MPI_Allgatherv)");
-    int rc = MPI_Allgatherv(local, G.counts[G.rank], MPI_FLOAT, G.gath, G.counts, G.displs,
-                            MPI_FLOAT, MPI_COMM_WORLD);
+    int rc = MPI_Allgatherv(local, G.counts[G.rank], MPI_FLOAT, G.gath, G.counts, G.displs, MPI_FLOAT,
+                            MPI_COMM_WORLD);
     leave();
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "the gather of the logits", err, err_size);
     G.bytes_sent += (uint64_t)(G.size - 1) * (uint64_t)G.counts[G.rank] * sizeof(float);
@@ -342,8 +339,8 @@ int grok_dist_attach(grok_model *m, char *err, size_t err_size) {
     if (G.size <= 1) return 0;
     const grok_hparams *hp = grok_model_hparams(m);
     if (G.rank == env_rank("GROK_MPI_FAIL_RANK")) {
-        snprintf(err, err_size, "rank %d of %d: could not map its share of %s (GROK_MPI_FAIL_RANK)",
-                 G.rank, G.size, grok_gguf_path(grok_model_gguf(m)));
+        snprintf(err, err_size, "rank %d of %d: could not map its share of %s (GROK_MPI_FAIL_RANK)", G.rank,
+                 G.size, grok_gguf_path(grok_model_gguf(m)));
         return -1;
     }
     const int64_t align = grok_type_get_traits(m->layers[0].down.type)->block_size;
@@ -413,8 +410,8 @@ int grok_dist_agree(bool ok, char *err, size_t err_size) {
         if (first == G.rank)
             snprintf(err, err_size, "rank %d of %d: %s", G.rank, G.size, m1);
         else
-            snprintf(err, err_size, "rank %d of %d: stopping: %d rank(s) failed, first rank %d: %s",
-                     G.rank, G.size, n_failed, first, m1);
+            snprintf(err, err_size, "rank %d of %d: stopping: %d rank(s) failed, first rank %d: %s", G.rank,
+                     G.size, n_failed, first, m1);
         G.agreed_failure = true;
     }
     free(all);
@@ -510,10 +507,10 @@ void grok_dist_report(FILE *out, int64_t n_tokens) {
             const int64_t *s = sh + r * 10;
             fprintf(out,
                     "mpi: rank %d: layers [%" PRId64 ",%" PRId64 ") kv heads [%" PRId64 ",%" PRId64
-                    ") experts [%" PRId64 ",%" PRId64 ") ffn rows [%" PRId64 ",%" PRId64
-                    ") vocab [%" PRId64 ",%" PRId64 ") | RSS weights %.1f MiB, other %.1f MiB | sent %.1f KiB",
-                    r, s[8], s[9], s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], a[0] / 1024,
-                    a[1] / 1024, a[2] / 1024);
+                    ") experts [%" PRId64 ",%" PRId64 ") ffn rows [%" PRId64 ",%" PRId64 ") vocab [%" PRId64
+                    ",%" PRId64 ") | RSS weights %.1f MiB, other %.1f MiB | sent %.1f KiB",
+                    r, s[8], s[9], s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], a[0] / 1024, a[1] / 1024,
+                    a[2] / 1024);
             if (n_tokens > 0) fprintf(out, " (%.1f KiB/token)", a[2] / 1024 / (double)n_tokens);
             fprintf(out, " in %.0f collectives, %.3f s in them\n", a[4], a[3]);
         }

@@ -76,10 +76,9 @@ int grok_plan_run(const grok_plan_in *in, grok_plan_out *out, FILE *f, char *err
     double attn_max = 0, head_max = 0, mem_max = 0, expert_unit_max = 0, pipe_read = 0;
     char b1[32], b2[32], b3[32];
     if (f)
-        fprintf(f, "plan: %d rank%s, split by %s, weights %s (attention) / %s (experts) / %s (head)\n",
-                N, N > 1 ? "s" : "", grok_split_name(in->split),
-                grok_type_get_traits(in->t_attn)->name, grok_type_get_traits(in->t_expert)->name,
-                grok_type_get_traits(in->t_out)->name);
+        fprintf(f, "plan: %d rank%s, split by %s, weights %s (attention) / %s (experts) / %s (head)\n", N,
+                N > 1 ? "s" : "", grok_split_name(in->split), grok_type_get_traits(in->t_attn)->name,
+                grok_type_get_traits(in->t_expert)->name, grok_type_get_traits(in->t_out)->name);
     for (int r = 0; r < N; r++) {
         grok_dist s;
         if (grok_dist_partition(hp, r, N, in->split, align, &s, err, err_size)) return -1;
@@ -91,8 +90,8 @@ int grok_plan_run(const grok_plan_in *in, grok_plan_out *out, FILE *f, char *err
                       (double)d * row_bytes(in->t_attn, kvh * G * D);
         double router = (double)E * (double)d * 4;
         /* one expert's share: gate and up rows, down columns */
-        double expert = 2.0 * (double)nf * row_bytes(in->t_expert, d) +
-                        (double)d * row_bytes(in->t_expert, nf);
+        double expert =
+            2.0 * (double)nf * row_bytes(in->t_expert, d) + (double)d * row_bytes(in->t_expert, nf);
         double head = (double)nv * row_bytes(in->t_out, d);
         double embd = in->tied ? 0 : (double)nv * row_bytes(in->t_out, d); /* lookups touch any row */
         double kv_cache = 2.0 * (double)nl * (double)in->ctx * (double)(kvh * D) * kv_elt;
@@ -111,8 +110,8 @@ int grok_plan_run(const grok_plan_in *in, grok_plan_out *out, FILE *f, char *err
             fmt_bytes(b3, sizeof b3, mem);
             fprintf(f,
                     "  rank %d: layers [%" PRId64 ",%" PRId64 ") kv heads [%" PRId64 ",%" PRId64
-                    ") experts [%" PRId64 ",%" PRId64 ") ffn rows [%" PRId64 ",%" PRId64
-                    ") vocab [%" PRId64 ",%" PRId64 ") | weights %s + KV cache %s = %s%s\n",
+                    ") experts [%" PRId64 ",%" PRId64 ") ffn rows [%" PRId64 ",%" PRId64 ") vocab [%" PRId64
+                    ",%" PRId64 ") | weights %s + KV cache %s = %s%s\n",
                     r, s.l0, s.l1, s.kvh0, s.kvh1, s.e0, s.e1, s.f0, s.f1, s.v0, s.v1, b1, b2, b3,
                     in->mem_per_rank > 0 && mem > in->mem_per_rank ? "  DOES NOT FIT" : "");
         }
@@ -146,14 +145,20 @@ int grok_plan_run(const grok_plan_in *in, grok_plan_out *out, FILE *f, char *err
     out->fits = in->mem_per_rank <= 0 || mem_max <= in->mem_per_rank;
     if (f && pipe) {
         fmt_bytes(b1, sizeof b1, vec), fmt_bytes(b2, sizeof b2, pipe_read);
-        fprintf(f, "  per token, sent by each rank: %s (one vector of %" PRId64 " floats to the next "
-                   "rank, the last one back to rank 0: %d boundaries)\n", b1, d, N);
-        fprintf(f, "  per token, read by all ranks in turn: %s (as on one machine: no speed-up for one "
-                   "sequence)\n", b2);
+        fprintf(f,
+                "  per token, sent by each rank: %s (one vector of %" PRId64 " floats to the next "
+                "rank, the last one back to rank 0: %d boundaries)\n",
+                b1, d, N);
+        fprintf(f,
+                "  per token, read by all ranks in turn: %s (as on one machine: no speed-up for one "
+                "sequence)\n",
+                b2);
     } else if (f) {
         fmt_bytes(b1, sizeof b1, out->bytes_per_layer), fmt_bytes(b2, sizeof b2, out->bytes_per_token);
-        fprintf(f, "  per token, sent by each rank: %s per layer (2 sums of %" PRId64
-                   " floats), %s with the logits gather\n", b1, d, b2);
+        fprintf(f,
+                "  per token, sent by each rank: %s per layer (2 sums of %" PRId64
+                " floats), %s with the logits gather\n",
+                b1, d, b2);
         fmt_bytes(b1, sizeof b1, (double)L * (attn_max + moe_bytes) + head_max);
         fprintf(f, "  per token, read by the busiest rank: %s (%.2f experts' shares per layer)\n", b1,
                 moe_units);
@@ -162,8 +167,7 @@ int grok_plan_run(const grok_plan_in *in, grok_plan_out *out, FILE *f, char *err
         fprintf(f,
                 "  model (%.1f GB/s memory per rank, %.1f Gbit/s, %.1f us): compute %.2f ms + "
                 "network %.2f ms per token = %.2f tok/s\n",
-                in->mem_gbs, in->net_gbit, in->lat_us, out->t_compute * 1e3, out->t_comm * 1e3,
-                out->tok_s);
+                in->mem_gbs, in->net_gbit, in->lat_us, out->t_compute * 1e3, out->t_comm * 1e3, out->tok_s);
         if (in->mem_per_rank > 0) {
             fmt_bytes(b1, sizeof b1, mem_max), fmt_bytes(b2, sizeof b2, in->mem_per_rank);
             fprintf(f, "  memory: the largest share needs %s of %s per rank: %s\n", b1, b2,

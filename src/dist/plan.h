@@ -29,9 +29,9 @@ typedef struct {
 typedef struct {
     double t_compute, t_comm; /* seconds per token */
     double tok_s;
-    double bytes_per_layer;   /* sent by each rank */
+    double bytes_per_layer; /* sent by each rank */
     double bytes_per_token;
-    double mem_max;           /* bytes of the largest share */
+    double mem_max; /* bytes of the largest share */
     bool fits;
 } grok_plan_out;
 

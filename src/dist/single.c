@@ -10,19 +10,19 @@
 
 #include "dist/dist.h"
 
-int grok_dist_init(int *argc, char ***argv, void (*on_stall)(const char *msg), char *err,
-                   size_t err_size) {
+int grok_dist_init(int *argc, char ***argv, void (*on_stall)(const char *msg), char *err, size_t err_size) {
     (void)on_stall;
     const char *ws = getenv("OMPI_COMM_WORLD_SIZE");
     if (ws && atoi(ws) > 1) { /* N independent copies would each run the whole model */
-        snprintf(err, err_size, "this grok was built without MPI (-DGROK_MPI=ON): it cannot run "
-                                "as one of %s ranks of mpirun", ws);
+        snprintf(err, err_size,
+                 "this grok was built without MPI (-DGROK_MPI=ON): it cannot run "
+                 "as one of %s ranks of mpirun",
+                 ws);
         return -1;
     }
     for (int i = 1; i < *argc; i++)
         if (strncmp((*argv)[i], "--mpi-", 6) == 0) {
-            snprintf(err, err_size, "flag %s: this grok was built without MPI (-DGROK_MPI=ON)",
-                     (*argv)[i]);
+            snprintf(err, err_size, "flag %s: this grok was built without MPI (-DGROK_MPI=ON)", (*argv)[i]);
             return -1;
         }
     return 0;

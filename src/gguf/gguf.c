@@ -64,8 +64,7 @@ static int64_t map_find(const name_map *m, const char *name, size_t len) {
     if (m->cap == 0) return -1;
     size_t i = (size_t)hash_bytes(name, len) & (m->cap - 1);
     while (m->slots[i].name) {
-        if (m->slots[i].len == len && memcmp(m->slots[i].name, name, len) == 0)
-            return m->slots[i].idx;
+        if (m->slots[i].len == len && memcmp(m->slots[i].name, name, len) == 0) return m->slots[i].idx;
         i = (i + 1) & (m->cap - 1);
     }
     return -1;
@@ -322,8 +321,8 @@ static uint64_t left(const cursor *c) { return c->size - c->pos; }
 
 static int need(cursor *c, uint64_t n, const char *field) {
     if (left(c) >= n) return 0;
-    return fail(c, c->pos, "%s truncated: needs %" PRIu64 " bytes, file has %" PRIu64 " left",
-                field, n, left(c));
+    return fail(c, c->pos, "%s truncated: needs %" PRIu64 " bytes, file has %" PRIu64 " left", field, n,
+                left(c));
 }
 
 static int rd_u32(cursor *c, const char *field, uint32_t *out) {
@@ -349,8 +348,8 @@ static int rd_str(cursor *c, const char *field, uint64_t max, const uint8_t **s,
     if (rd_u64(c, lf, len) != 0) return -1;
     if (*len > max) return fail(c, at, "%s length %" PRIu64 " > %" PRIu64, field, *len, max);
     if (*len > left(c))
-        return fail(c, at, "%s length %" PRIu64 " runs past the end of the file (%" PRIu64
-                    " bytes left)", field, *len, left(c));
+        return fail(c, at, "%s length %" PRIu64 " runs past the end of the file (%" PRIu64 " bytes left)",
+                    field, *len, left(c));
     *s = c->base + c->pos;
     c->pos += *len;
     return 0;
@@ -411,8 +410,8 @@ static int parse_value(cursor *c, grok_gguf_kv *kv) {
     if (rd_u64(c, "array length", &n) != 0) return -1;
     size_t esz = et == GROK_GGUF_TYPE_STRING ? 8 : grok_gguf_scalar_size((grok_gguf_value_type)et);
     if (n > left(c) / esz)
-        return fail(c, at, "array length %" PRIu64 " of %s cannot fit in the %" PRIu64
-                    " bytes left", n, grok_gguf_value_type_name((grok_gguf_value_type)et), left(c));
+        return fail(c, at, "array length %" PRIu64 " of %s cannot fit in the %" PRIu64 " bytes left", n,
+                    grok_gguf_value_type_name((grok_gguf_value_type)et), left(c));
     kv->arr_type = (grok_gguf_value_type)et;
     kv->arr_n = n;
     if (et != GROK_GGUF_TYPE_STRING) {
@@ -421,8 +420,10 @@ static int parse_value(cursor *c, grok_gguf_kv *kv) {
         if (et == GROK_GGUF_TYPE_BOOL)
             for (uint64_t i = 0; i < n; i++)
                 if (p[i] > 1)
-                    return fail(c, c->pos + i, "array element %" PRIu64 ": bool value %u is not "
-                                "0 or 1", i, p[i]);
+                    return fail(c, c->pos + i,
+                                "array element %" PRIu64 ": bool value %u is not "
+                                "0 or 1",
+                                i, p[i]);
         kv->arr_data = alloc_aligned(bytes);
         if (!kv->arr_data) return fail(c, at, "out of memory");
         memcpy(kv->arr_data, p, bytes);
@@ -571,8 +572,8 @@ static int parse_tensors(cursor *c, grok_gguf_file *f, grok_gguf_part *part, int
             goto out;
         }
         if (t->ne[0] % tr->block_size != 0) {
-            fail(c, at, "ne[0] = %" PRId64 " is not a multiple of the block size %" PRId64
-                 " of type %s", t->ne[0], tr->block_size, tr->name);
+            fail(c, at, "ne[0] = %" PRId64 " is not a multiple of the block size %" PRId64 " of type %s",
+                 t->ne[0], tr->block_size, tr->name);
             goto out;
         }
         int64_t row = grok_type_row_size(t->type, t->ne[0]);
@@ -583,21 +584,23 @@ static int parse_tensors(cursor *c, grok_gguf_file *f, grok_gguf_part *part, int
         }
         uint64_t nbytes = (uint64_t)(row * rows);
         if (nbytes > c->size) {
-            fail(c, at, "%" PRIu64 " bytes of data cannot fit in a file of %" PRIu64 " bytes",
-                 nbytes, c->size);
+            fail(c, at, "%" PRIu64 " bytes of data cannot fit in a file of %" PRIu64 " bytes", nbytes,
+                 c->size);
             goto out;
         }
         t->nbytes = (size_t)nbytes;
         at = offset_at[i] = c->pos;
         if (rd_u64(c, "offset", &t->offset) != 0) goto out;
         if (t->offset % align != 0) {
-            fail(c, at, "data offset %" PRIu64 " is not a multiple of the alignment %" PRIu64,
-                 t->offset, align);
+            fail(c, at, "data offset %" PRIu64 " is not a multiple of the alignment %" PRIu64, t->offset,
+                 align);
             goto out;
         }
         if (t->offset != expected) {
-            fail(c, at, "data offset %" PRIu64 ", expected %" PRIu64 " (tensor data must follow "
-                 "in order, without gaps or overlap)", t->offset, expected);
+            fail(c, at,
+                 "data offset %" PRIu64 ", expected %" PRIu64 " (tensor data must follow "
+                 "in order, without gaps or overlap)",
+                 t->offset, expected);
             goto out;
         }
         expected += pad_to(nbytes, align); /* both <= file size: no overflow */
@@ -610,8 +613,9 @@ static int parse_tensors(cursor *c, grok_gguf_file *f, grok_gguf_part *part, int
         set_ctx(c, "tensor", (int64_t)i, (const uint8_t *)t->name, strlen(t->name));
         uint64_t start = part->data_start + t->offset;
         if (start > c->size || t->nbytes > c->size - start) {
-            fail(c, offset_at[i], "data [%" PRIu64 ", %" PRIu64 ") runs past the end of the file (%" PRIu64
-                 " bytes)", start, start + t->nbytes, c->size);
+            fail(c, offset_at[i],
+                 "data [%" PRIu64 ", %" PRIu64 ") runs past the end of the file (%" PRIu64 " bytes)", start,
+                 start + t->nbytes, c->size);
             goto out;
         }
         t->data = c->base + start;
@@ -659,13 +663,12 @@ static int parse_part(grok_gguf_file *f, int32_t split, const char *path, char *
     }
     if (map_file(part, path, err, err_size) != 0) return -1;
     f->total_size += part->size;
-    cursor c = {.path = path, .base = part->map, .size = part->size, .err = err,
-                .err_size = err_size};
+    cursor c = {.path = path, .base = part->map, .size = part->size, .err = err, .err_size = err_size};
     snprintf(c.ctx, sizeof c.ctx, "header: ");
     if (need(&c, 4, "magic") != 0) return -1;
     if (memcmp(c.base, GROK_GGUF_MAGIC, 4) != 0)
-        return fail(&c, 0, "bad magic %02x %02x %02x %02x (not a GGUF file)", c.base[0],
-                    c.base[1], c.base[2], c.base[3]);
+        return fail(&c, 0, "bad magic %02x %02x %02x %02x (not a GGUF file)", c.base[0], c.base[1], c.base[2],
+                    c.base[3]);
     c.pos = 4;
     if (rd_u32(&c, "version", &part->version) != 0) return -1;
     if (part->version == 1) return fail(&c, 4, "version 1 is not supported (only 2 and 3)");
@@ -674,11 +677,10 @@ static int parse_part(grok_gguf_file *f, int32_t split, const char *path, char *
     uint64_t n_tensors, n_kv;
     if (rd_u64(&c, "n_tensors", &n_tensors) != 0 || rd_u64(&c, "n_kv", &n_kv) != 0) return -1;
     if (n_tensors > left(&c) / MIN_TENSOR_INFO_BYTES)
-        return fail(&c, 8, "n_tensors %" PRIu64 " cannot fit in the %" PRIu64 " bytes left",
-                    n_tensors, left(&c));
-    if (n_kv > left(&c) / MIN_KV_BYTES)
-        return fail(&c, 16, "n_kv %" PRIu64 " cannot fit in the %" PRIu64 " bytes left", n_kv,
+        return fail(&c, 8, "n_tensors %" PRIu64 " cannot fit in the %" PRIu64 " bytes left", n_tensors,
                     left(&c));
+    if (n_kv > left(&c) / MIN_KV_BYTES)
+        return fail(&c, 16, "n_kv %" PRIu64 " cannot fit in the %" PRIu64 " bytes left", n_kv, left(&c));
     c.ctx[0] = 0;
     if (parse_kvs(&c, part, n_kv) != 0) return -1;
     return parse_tensors(&c, f, part, split, n_tensors);
@@ -695,8 +697,10 @@ static bool split_name(const char *path, size_t *prefix_len, int *k, int *n) {
     for (size_t i = 0; i < plen; i++) {
         if (PAT[i] == '#') {
             if (s[i] < '0' || s[i] > '9') return false;
-            if (i < 6) a = a * 10 + (s[i] - '0');
-            else b = b * 10 + (s[i] - '0');
+            if (i < 6)
+                a = a * 10 + (s[i] - '0');
+            else
+                b = b * 10 + (s[i] - '0');
         } else if (s[i] != PAT[i]) {
             return false;
         }
@@ -708,8 +712,8 @@ static bool split_name(const char *path, size_t *prefix_len, int *k, int *n) {
 }
 
 /* Checks an integer split key of split i; absent is an error when required. */
-static int check_split_key(const grok_gguf_part *p, const char *key, int64_t want, bool required,
-                           char *err, size_t err_size) {
+static int check_split_key(const grok_gguf_part *p, const char *key, int64_t want, bool required, char *err,
+                           size_t err_size) {
     const grok_gguf_kv *kv = part_find(p, key);
     if (!kv) {
         if (!required) return 0;
@@ -718,13 +722,13 @@ static int check_split_key(const grok_gguf_part *p, const char *key, int64_t wan
     }
     int64_t v;
     if (kv_as_i64(kv, &v) != 0) {
-        snprintf(err, err_size, "%s: kv '%s': type %s is not an integer at offset %" PRIu64,
-                 p->path, key, grok_gguf_value_type_name(kv->type), kv->offset);
+        snprintf(err, err_size, "%s: kv '%s': type %s is not an integer at offset %" PRIu64, p->path, key,
+                 grok_gguf_value_type_name(kv->type), kv->offset);
         return -1;
     }
     if (v != want) {
-        snprintf(err, err_size, "%s: kv '%s': value %" PRId64 ", expected %" PRId64
-                 " at offset %" PRIu64, p->path, key, v, want, kv->offset);
+        snprintf(err, err_size, "%s: kv '%s': value %" PRId64 ", expected %" PRId64 " at offset %" PRIu64,
+                 p->path, key, v, want, kv->offset);
         return -1;
     }
     return 0;
@@ -745,8 +749,7 @@ grok_gguf_file *grok_gguf_open(const char *path, char *err, size_t err_size) {
     int k = 0, n = 1;
     bool named = split_name(path, &plen, &k, &n);
     if (named && (n < 1 || k < 1 || k > n || n > 65535)) {
-        snprintf(err, err_size, "%s: file name: split %d of %d is out of range at offset 0", path,
-                 k, n);
+        snprintf(err, err_size, "%s: file name: split %d of %d is out of range at offset 0", path, k, n);
         return NULL;
     }
     if (!named) n = 1;
@@ -785,8 +788,8 @@ grok_gguf_file *grok_gguf_open(const char *path, char *err, size_t err_size) {
     }
     const grok_gguf_kv *tc = part_find(&f->parts[0], "split.tensors.count");
     for (int i = 0; i < n && (tc || n > 1); i++)
-        if (check_split_key(&f->parts[i], "split.tensors.count", f->n_tensors, i == 0 && n > 1,
-                            err, err_size) != 0)
+        if (check_split_key(&f->parts[i], "split.tensors.count", f->n_tensors, i == 0 && n > 1, err,
+                            err_size) != 0)
             goto fail;
     free(spath);
     return f;
@@ -880,7 +883,8 @@ int grok_gguf_get_str(const grok_gguf_file *f, const char *key, const char **out
     return 0;
 }
 
-int grok_gguf_get_arr(const grok_gguf_file *f, const char *key, grok_gguf_value_type *elem_type, uint64_t *n) {
+int grok_gguf_get_arr(const grok_gguf_file *f, const char *key, grok_gguf_value_type *elem_type,
+                      uint64_t *n) {
     const grok_gguf_kv *kv = find(f, key);
     if (!kv) return -1;
     if (kv->type != GROK_GGUF_TYPE_ARRAY) return -2;

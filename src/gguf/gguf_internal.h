@@ -42,7 +42,7 @@ typedef struct {
     size_t str_len;
     grok_gguf_value_type arr_type; /* GROK_GGUF_TYPE_ARRAY: element type and count */
     uint64_t arr_n;
-    void *arr_data;     /* numeric elements, 64-byte aligned */
+    void *arr_data;          /* numeric elements, 64-byte aligned */
     grok_gguf_str *arr_strs; /* string elements, pointing into arr_blob */
     char *arr_blob;
 } grok_gguf_kv;

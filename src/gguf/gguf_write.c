@@ -124,12 +124,12 @@ fail:
     return -1;
 }
 
-#define SET_SCALAR(fn, ctype, gtype, field)                        \
-    int fn(grok_gguf_writer *w, const char *key, ctype x) {             \
-        if (!w || !key_ok(key)) return -1;                         \
-        grok_gguf_kv v = {.type = gtype};                               \
-        v.v.field = x;                                             \
-        return put_kv(w, key, &v);                                 \
+#define SET_SCALAR(fn, ctype, gtype, field)                 \
+    int fn(grok_gguf_writer *w, const char *key, ctype x) { \
+        if (!w || !key_ok(key)) return -1;                  \
+        grok_gguf_kv v = {.type = gtype};                   \
+        v.v.field = x;                                      \
+        return put_kv(w, key, &v);                          \
     }
 
 SET_SCALAR(grok_gguf_writer_set_u8, uint8_t, GROK_GGUF_TYPE_UINT8, u8)
@@ -150,7 +150,7 @@ int grok_gguf_writer_set_str(grok_gguf_writer *w, const char *key, const char *s
 }
 
 int grok_gguf_writer_set_arr(grok_gguf_writer *w, const char *key, grok_gguf_value_type elem_type,
-                        const void *data, uint64_t n) {
+                             const void *data, uint64_t n) {
     size_t esz = grok_gguf_scalar_size(elem_type);
     if (!w || !key_ok(key) || esz == 0 || (n > 0 && !data) || n > SIZE_MAX / esz) return -1;
     grok_gguf_kv v = {.type = GROK_GGUF_TYPE_ARRAY, .arr_type = elem_type, .arr_n = n};
@@ -168,8 +168,7 @@ int grok_gguf_writer_set_arr(grok_gguf_writer *w, const char *key, grok_gguf_val
     return put_kv(w, key, &v);
 }
 
-int grok_gguf_writer_set_arr_str(grok_gguf_writer *w, const char *key, const char *const *strs,
-                            uint64_t n) {
+int grok_gguf_writer_set_arr_str(grok_gguf_writer *w, const char *key, const char *const *strs, uint64_t n) {
     if (!w || !key_ok(key) || (n > 0 && !strs) || n > SIZE_MAX / sizeof(grok_gguf_str)) return -1;
     grok_gguf_str *tmp = malloc(n ? (size_t)n * sizeof *tmp : 1);
     if (!tmp) return -1;
@@ -180,8 +179,11 @@ int grok_gguf_writer_set_arr_str(grok_gguf_writer *w, const char *key, const cha
         }
         tmp[i] = (grok_gguf_str){strs[i], strlen(strs[i])};
     }
-    grok_gguf_kv src = {.type = GROK_GGUF_TYPE_ARRAY, .arr_type = GROK_GGUF_TYPE_STRING, .arr_n = n,
-                   .arr_strs = tmp, .key = ""};
+    grok_gguf_kv src = {.type = GROK_GGUF_TYPE_ARRAY,
+                        .arr_type = GROK_GGUF_TYPE_STRING,
+                        .arr_n = n,
+                        .arr_strs = tmp,
+                        .key = ""};
     grok_gguf_kv v;
     int rc = grok_gguf_kv_copy(&v, &src);
     free(tmp);
@@ -211,7 +213,7 @@ int grok_gguf_writer_copy_kvs(grok_gguf_writer *w, const grok_gguf_file *f) {
  * tensors and layout
  * --------------------------------------------------------------------- */
 int64_t grok_gguf_writer_add_tensor(grok_gguf_writer *w, const char *name, grok_type type, int32_t n_dims,
-                               const int64_t *ne, const void *data) {
+                                    const int64_t *ne, const void *data) {
     if (!w || w->streaming || !name || !ne || n_dims < 1 || n_dims > GROK_GGUF_MAX_DIMS) return -1;
     size_t len = strlen(name);
     const grok_type_traits *tr = grok_type_get_traits((uint32_t)type);
@@ -293,8 +295,7 @@ static int plan(grok_gguf_writer *w, const char *path, char *err, size_t err_siz
         cur += sz;
     }
     if (n > 65535) {
-        snprintf(err, err_size, "%s: %" PRId64 " splits needed, at most 65535 (split.count is u16)",
-                 path, n);
+        snprintf(err, err_size, "%s: %" PRId64 " splits needed, at most 65535 (split.count is u16)", path, n);
         return -1;
     }
     w->outs = calloc((size_t)n, sizeof *w->outs);
@@ -319,7 +320,8 @@ static int plan(grok_gguf_writer *w, const char *path, char *err, size_t err_siz
     pid_t pid = getpid();
     for (int32_t i = 0; i < w->n_outs; i++) {
         woutput *out = &w->outs[i];
-        if (n == 1) out->path = strdup(path);
+        if (n == 1)
+            out->path = strdup(path);
         else if (asprintf(&out->path, "%s-%05d-of-%05d.gguf", base, i + 1, (int)n) < 0)
             out->path = NULL;
         if (!out->path) break;
@@ -383,8 +385,7 @@ static void put_kv_bytes(bytes *b, const grok_gguf_kv *kv) {
         put_u32(b, (uint32_t)kv->arr_type);
         put_u64(b, kv->arr_n);
         if (kv->arr_type == GROK_GGUF_TYPE_STRING)
-            for (uint64_t i = 0; i < kv->arr_n; i++)
-                put_str(b, kv->arr_strs[i].p, kv->arr_strs[i].len);
+            for (uint64_t i = 0; i < kv->arr_n; i++) put_str(b, kv->arr_strs[i].p, kv->arr_strs[i].len);
         else
             put(b, kv->arr_data, (size_t)kv->arr_n * grok_gguf_scalar_size(kv->arr_type));
     } else {
@@ -484,8 +485,7 @@ static int write_out(grok_gguf_writer *w, const void *data, size_t n) {
 }
 
 static int flush_buf(grok_gguf_writer *w, char *err, size_t err_size) {
-    if (w->buf_n && write_out(w, w->buf, w->buf_n) != 0)
-        return io_fail(w, "write failed", err, err_size);
+    if (w->buf_n && write_out(w, w->buf, w->buf_n) != 0) return io_fail(w, "write failed", err, err_size);
     w->buf_n = 0;
     return 0;
 }
@@ -592,8 +592,7 @@ int grok_gguf_writer_begin(grok_gguf_writer *w, const char *path, char *err, siz
     return 0;
 }
 
-int grok_gguf_writer_write_data(grok_gguf_writer *w, const void *data, size_t n, char *err,
-                           size_t err_size) {
+int grok_gguf_writer_write_data(grok_gguf_writer *w, const void *data, size_t n, char *err, size_t err_size) {
     char dummy[GROK_ERR_SIZE];
     if (!err || err_size == 0) {
         err = dummy;
@@ -612,8 +611,7 @@ int grok_gguf_writer_write_data(grok_gguf_writer *w, const void *data, size_t n,
     const uint8_t *p = data;
     while (n > 0) {
         if (w->cur_tensor >= w->n_tensors) {
-            snprintf(err, err_size, "%s: %zu bytes more than the tensors hold",
-                     w->outs[w->cur_out].path, n);
+            snprintf(err, err_size, "%s: %zu bytes more than the tensors hold", w->outs[w->cur_out].path, n);
             abort_stream(w);
             return -1;
         }
@@ -663,9 +661,11 @@ int grok_gguf_writer_finish(grok_gguf_writer *w, char *err, size_t err_size) {
     }
     if (w->cur_tensor < w->n_tensors) {
         const wtensor *t = &w->tensors[w->cur_tensor];
-        snprintf(err, err_size, "%s: tensor %" PRId64 " '%s': %" PRIu64 " of %" PRIu64
-                 " bytes written; %" PRId64 " tensors incomplete", w->outs[w->cur_out].path,
-                 w->cur_tensor, t->name, w->cur_done, t->nbytes, w->n_tensors - w->cur_tensor);
+        snprintf(err, err_size,
+                 "%s: tensor %" PRId64 " '%s': %" PRIu64 " of %" PRIu64 " bytes written; %" PRId64
+                 " tensors incomplete",
+                 w->outs[w->cur_out].path, w->cur_tensor, t->name, w->cur_done, t->nbytes,
+                 w->n_tensors - w->cur_tensor);
         abort_stream(w);
         return -1;
     }
@@ -675,8 +675,8 @@ int grok_gguf_writer_finish(grok_gguf_writer *w, char *err, size_t err_size) {
     }
     for (int32_t i = 0; i < w->n_outs; i++) {
         if (rename(w->outs[i].tmp, w->outs[i].path) != 0) {
-            snprintf(err, err_size, "%s: cannot rename to %s: %s", w->outs[i].tmp,
-                     w->outs[i].path, strerror(errno));
+            snprintf(err, err_size, "%s: cannot rename to %s: %s", w->outs[i].tmp, w->outs[i].path,
+                     strerror(errno));
             abort_stream(w); /* removes the temporaries not yet renamed */
             return -1;
         }
@@ -712,14 +712,14 @@ int grok_gguf_writer_write(grok_gguf_writer *w, const char *path, char *err, siz
     }
     for (int64_t i = 0; i < w->n_tensors; i++)
         if (!w->tensors[i].data) {
-            snprintf(err, err_size, "%s: tensor %" PRId64 " '%s': no data given", path ? path : "?",
-                     i, w->tensors[i].name);
+            snprintf(err, err_size, "%s: tensor %" PRId64 " '%s': no data given", path ? path : "?", i,
+                     w->tensors[i].name);
             return -1;
         }
     if (grok_gguf_writer_begin(w, path, err, err_size) != 0) return -1;
     for (int64_t i = 0; i < w->n_tensors; i++)
-        if (grok_gguf_writer_write_data(w, w->tensors[i].data, (size_t)w->tensors[i].nbytes, err,
-                                   err_size) != 0)
+        if (grok_gguf_writer_write_data(w, w->tensors[i].data, (size_t)w->tensors[i].nbytes, err, err_size) !=
+            0)
             return -1;
     return grok_gguf_writer_finish(w, err, err_size);
 }

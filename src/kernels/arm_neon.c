@@ -67,7 +67,8 @@ static inline int32_t dot32_s8(int8x16_t a0, int8x16_t a1, const int8_t *b) {
 #define MULTI_TILE 8
 
 /* q8_0 and q4_0 (q4: nibbles minus 8 as int8) */
-static void qx_0_multi(const uint8_t *p, const block_q8a *const *x, int64_t nx, int64_t n, float *out, bool q4) {
+static void qx_0_multi(const uint8_t *p, const block_q8a *const *x, int64_t nx, int64_t n, float *out,
+                       bool q4) {
     const size_t bsz = q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
     const uint8x16_t m = vdupq_n_u8(0x0f);
     const int8x16_t eight = vdupq_n_s8(8);
@@ -87,10 +88,12 @@ static void qx_0_multi(const uint8_t *p, const block_q8a *const *x, int64_t nx, 
         for (int64_t t = 0; t < nx; t++) out[t] += d * x[t][b].d * (float)dot32_s8(w0, w1, x[t][b].qs);
     }
 }
-static void q8_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n, float *out) {
+static void q8_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,
+                               float *out) {
     qx_0_multi(row, x, nx, n, out, false);
 }
-static void q4_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n, float *out) {
+static void q4_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,
+                               float *out) {
     qx_0_multi(row, x, nx, n, out, true);
 }
 
@@ -110,14 +113,16 @@ static inline float f16_at(const uint8_t *p) {
 
 /* Q4_K / Q5_K: the reference's sums in its order (exact integer sums per
  * 32 values, the min term through the activation block's quant sum). */
-static void kq_asym_tile(const uint8_t *p, const block_q8a *const *x, int nt, int64_t n, float *out, bool q5) {
+static void kq_asym_tile(const uint8_t *p, const block_q8a *const *x, int nt, int64_t n, float *out,
+                         bool q5) {
     const size_t bsz = q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
     const size_t qs_at = q5 ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs);
     const uint8x16_t m4 = vdupq_n_u8(0x0f), one = vdupq_n_u8(1);
     for (int t = 0; t < nt; t++) out[t] = 0;
     for (int64_t i = 0; i < n / QK_K; i++, p += bsz) {
         uint8x16_t qh0 = vdupq_n_u8(0), qh1 = qh0;
-        if (q5) qh0 = vld1q_u8(p + offsetof(block_q5_K, qh)), qh1 = vld1q_u8(p + offsetof(block_q5_K, qh) + 16);
+        if (q5)
+            qh0 = vld1q_u8(p + offsetof(block_q5_K, qh)), qh1 = vld1q_u8(p + offsetof(block_q5_K, qh) + 16);
         float sa[MULTI_TILE] = {0}, sm[MULTI_TILE] = {0};
         for (int c = 0; c < 4; c++) {
             uint8x16_t v0 = vld1q_u8(p + qs_at + 32 * c), v1 = vld1q_u8(p + qs_at + 32 * c + 16);
@@ -134,7 +139,8 @@ static void kq_asym_tile(const uint8_t *p, const block_q8a *const *x, int nt, in
                 const int sb = 2 * c + half;
                 uint8_t sc, m;
                 grok_kq_scale_min(p + 4, sb, &sc, &m);
-                const int8x16_t q0 = vreinterpretq_s8_u8(half ? hi0 : lo0), q1 = vreinterpretq_s8_u8(half ? hi1 : lo1);
+                const int8x16_t q0 = vreinterpretq_s8_u8(half ? hi0 : lo0),
+                                q1 = vreinterpretq_s8_u8(half ? hi1 : lo1);
                 for (int t = 0; t < nt; t++) {
                     const block_q8a *xb = x[t] + i * (QK_K / QKA) + sb;
                     sa[t] += xb->d * (float)(sc * dot32_s8(q0, q1, xb->qs));
@@ -187,22 +193,22 @@ static void q5_K_tile(const uint8_t *p, const block_q8a *const *x, int nt, int64
 }
 
 /* the k-quant tiles over MULTI_TILE tokens a pass */
-#define KQ_MULTI(NAME)                                                                                    \
-    static void NAME##_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,  \
-                                     float *out) {                                                       \
-        for (int64_t t = 0; t < nx; t += MULTI_TILE)                                                     \
-            NAME##_tile(row, x + t, (int)(nx - t < MULTI_TILE ? nx - t : MULTI_TILE), n, out + t);       \
+#define KQ_MULTI(NAME)                                                                                  \
+    static void NAME##_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n, \
+                                     float *out) {                                                      \
+        for (int64_t t = 0; t < nx; t += MULTI_TILE)                                                    \
+            NAME##_tile(row, x + t, (int)(nx - t < MULTI_TILE ? nx - t : MULTI_TILE), n, out + t);      \
     }
 KQ_MULTI(q4_K)
 KQ_MULTI(q5_K)
 KQ_MULTI(q6_K)
 
 /* The single-token dots: the multi-token ones with one token. */
-#define SINGLE(NAME)                                                                                      \
-    static float NAME##_dot_q8a(const void *row, const block_q8a *x, int64_t n) {                         \
-        float out;                                                                                        \
-        NAME##_dot_q8a_multi(row, &x, 1, n, &out);                                                        \
-        return out;                                                                                       \
+#define SINGLE(NAME)                                                              \
+    static float NAME##_dot_q8a(const void *row, const block_q8a *x, int64_t n) { \
+        float out;                                                                \
+        NAME##_dot_q8a_multi(row, &x, 1, n, &out);                                \
+        return out;                                                               \
     }
 SINGLE(q8_0)
 SINGLE(q4_0)
@@ -288,17 +294,18 @@ static X8_INLINE void x8_fma(float32x4x2_t *acc, float32x4x2_t s, float xd, int3
 
 static void x8_store(float *out, const float32x4x2_t *acc, int nt) {
     X8_UNROLL
-    for (int t = 0; t < nt; t++) vst1q_f32(out + 8 * t, acc[t].val[0]), vst1q_f32(out + 8 * t + 4, acc[t].val[1]);
+    for (int t = 0; t < nt; t++)
+        vst1q_f32(out + 8 * t, acc[t].val[0]), vst1q_f32(out + 8 * t + 4, acc[t].val[1]);
 }
 
-#define X8_PREFETCH(p, bytes)                                                                      \
+#define X8_PREFETCH(p, bytes) \
     for (size_t pf_ = 0; pf_ < (bytes); pf_ += 64) GROK_PREFETCH((p) + pf_)
 
 /* q4_0 (nibbles 0..15, the -8 through the activation's quant sum) and
  * q8_0 (stored as quant + 128: flipped back to signed once per block;
  * |q| <= 128 lets an int16 lane hold two products, 15 sixteen). */
-static X8_INLINE void x8_qx_0_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out, const int nt,
-                                   const bool q8) {
+static X8_INLINE void x8_qx_0_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                   const int nt, const bool q8) {
     const size_t gsz = GROK_PACK_ROWS * (q8 ? sizeof(block_q8_0) : sizeof(block_q4_0));
     float32x4x2_t acc[X8_TILE];
     X8_UNROLL
@@ -310,17 +317,16 @@ static X8_INLINE void x8_qx_0_tile(const uint8_t *p, const block_q8a *const *x, 
         int8x16x2_t w[8]; /* chunk i meets activation quants 4i..4i+3 */
         const int chunks = q8 ? 8 : 4;
         X8_UNROLL
-        for (int c = 0; c < chunks; c++)
-            X8_UNROLL
-            for (int h = 0; h < 2; h++) {
-                const uint8x16_t v = vld1q_u8(p + 16 + 32 * c + 16 * h);
-                if (q8) {
-                    w[c].val[h] = vreinterpretq_s8_u8(veorq_u8(v, flip));
-                } else { /* low nibbles: values 4c.., high: 16+4c.. */
-                    w[c].val[h] = vreinterpretq_s8_u8(vandq_u8(v, m4));
-                    w[4 + c].val[h] = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));
-                }
+        for (int c = 0; c < chunks; c++) X8_UNROLL
+        for (int h = 0; h < 2; h++) {
+            const uint8x16_t v = vld1q_u8(p + 16 + 32 * c + 16 * h);
+            if (q8) {
+                w[c].val[h] = vreinterpretq_s8_u8(veorq_u8(v, flip));
+            } else { /* low nibbles: values 4c.., high: 16+4c.. */
+                w[c].val[h] = vreinterpretq_s8_u8(vandq_u8(v, m4));
+                w[4 + c].val[h] = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));
             }
+        }
         X8_UNROLL
         for (int t = 0; t < nt; t++) {
             const block_q8a *xb = x[t] + b;
@@ -329,10 +335,12 @@ static X8_INLINE void x8_qx_0_tile(const uint8_t *p, const block_q8a *const *x, 
     }
     x8_store(out, acc, nt);
 }
-static X8_INLINE void x8_q4_0_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out, const int nt) {
+static X8_INLINE void x8_q4_0_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                   const int nt) {
     x8_qx_0_tile(p, x, n, out, nt, false);
 }
-static X8_INLINE void x8_q8_0_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out, const int nt) {
+static X8_INLINE void x8_q8_0_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                   const int nt) {
     x8_qx_0_tile(p, x, n, out, nt, true);
 }
 
@@ -341,12 +349,13 @@ static X8_INLINE void x8_q8_0_tile(const uint8_t *p, const block_q8a *const *x, 
  * for Q5_K bit s of the qh chunks as the fifth bit. The min term goes
  * through the block's quant sum into a second accumulator per token,
  * taken off at the end. */
-static X8_INLINE void x8_q45_K_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out, const int nt,
-                                    const bool q5) {
+static X8_INLINE void x8_q45_K_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                    const int nt, const bool q5) {
     const size_t gsz = GROK_PACK_ROWS * (q5 ? sizeof(block_q5_K) : sizeof(block_q4_K));
     float32x4x2_t acc[X8_TILE], corr[X8_TILE];
     X8_UNROLL
-    for (int t = 0; t < nt; t++) acc[t].val[0] = acc[t].val[1] = corr[t].val[0] = corr[t].val[1] = vdupq_n_f32(0);
+    for (int t = 0; t < nt; t++)
+        acc[t].val[0] = acc[t].val[1] = corr[t].val[0] = corr[t].val[1] = vdupq_n_f32(0);
     const uint8x16_t m4 = vdupq_n_u8(0x0f), m6 = vdupq_n_u8(63), bit4 = vdupq_n_u8(0x10);
     for (int64_t i = 0; i < n / QK_K; i++, p += gsz) {
         X8_PREFETCH(p, gsz);
@@ -355,7 +364,8 @@ static X8_INLINE void x8_q45_K_tile(const uint8_t *p, const block_q8a *const *x,
         uint8_t sc[64], mn[64];
         X8_UNROLL
         for (int h = 0; h < 2; h++) {
-            const uint8x16_t a = vld1q_u8(p + 32 + 16 * h), b = vld1q_u8(p + 64 + 16 * h), c = vld1q_u8(p + 96 + 16 * h);
+            const uint8x16_t a = vld1q_u8(p + 32 + 16 * h), b = vld1q_u8(p + 64 + 16 * h),
+                             c = vld1q_u8(p + 96 + 16 * h);
             vst1q_u8(sc + 16 * h, vandq_u8(a, m6));
             vst1q_u8(mn + 16 * h, vandq_u8(b, m6));
             vst1q_u8(sc + 32 + 16 * h, vorrq_u8(vandq_u8(c, m4), vshlq_n_u8(vshrq_n_u8(a, 6), 4)));
@@ -367,16 +377,15 @@ static X8_INLINE void x8_q45_K_tile(const uint8_t *p, const block_q8a *const *x,
             const uint8_t *qs = p + 128 + 32 * 8 * (s / 2), *qh = p + 128 + 8 * QK_K / 2;
             int8x16x2_t w[8];
             X8_UNROLL
-            for (int k = 0; k < 8; k++)
-                X8_UNROLL
-                for (int h = 0; h < 2; h++) {
-                    const uint8x16_t v = vld1q_u8(qs + 32 * k + 16 * h);
-                    uint8x16_t q = s & 1 ? vshrq_n_u8(v, 4) : vandq_u8(v, m4);
-                    if (q5) {
-                        q = vorrq_u8(q, vandq_u8(vshlq_u8(vld1q_u8(qh + 32 * k + 16 * h), qh_shift), bit4));
-                    }
-                    w[k].val[h] = vreinterpretq_s8_u8(q);
+            for (int k = 0; k < 8; k++) X8_UNROLL
+            for (int h = 0; h < 2; h++) {
+                const uint8x16_t v = vld1q_u8(qs + 32 * k + 16 * h);
+                uint8x16_t q = s & 1 ? vshrq_n_u8(v, 4) : vandq_u8(v, m4);
+                if (q5) {
+                    q = vorrq_u8(q, vandq_u8(vshlq_u8(vld1q_u8(qh + 32 * k + 16 * h), qh_shift), bit4));
                 }
+                w[k].val[h] = vreinterpretq_s8_u8(q);
+            }
             /* q <= 31: 8 products per int16 lane */
             X8_UNROLL
             for (int t = 0; t < nt; t++) {
@@ -389,15 +398,16 @@ static X8_INLINE void x8_q45_K_tile(const uint8_t *p, const block_q8a *const *x,
         }
     }
     X8_UNROLL
-    for (int t = 0; t < nt; t++)
-        X8_UNROLL
-        for (int h = 0; h < 2; h++) acc[t].val[h] = vsubq_f32(acc[t].val[h], corr[t].val[h]);
+    for (int t = 0; t < nt; t++) X8_UNROLL
+    for (int h = 0; h < 2; h++) acc[t].val[h] = vsubq_f32(acc[t].val[h], corr[t].val[h]);
     x8_store(out, acc, nt);
 }
-static X8_INLINE void x8_q4_K_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out, const int nt) {
+static X8_INLINE void x8_q4_K_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                   const int nt) {
     x8_q45_K_tile(p, x, n, out, nt, false);
 }
-static X8_INLINE void x8_q5_K_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out, const int nt) {
+static X8_INLINE void x8_q5_K_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                   const int nt) {
     x8_q45_K_tile(p, x, n, out, nt, true);
 }
 
@@ -406,7 +416,8 @@ static X8_INLINE void x8_q5_K_tile(const uint8_t *p, const block_q8a *const *x, 
  * 2j, 2j+1 of qh chunks 8h + k (k < 8); chunks 0-3 and 4-7 are its two
  * 16-value sub-blocks, each integer sum starting at -32 times the sum of
  * the sub-block's activation quants. */
-static X8_INLINE void x8_q6_K_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out, const int nt) {
+static X8_INLINE void x8_q6_K_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                   const int nt) {
     float32x4x2_t acc[X8_TILE];
     X8_UNROLL
     for (int t = 0; t < nt; t++) acc[t].val[0] = acc[t].val[1] = vdupq_n_f32(0);
@@ -419,18 +430,18 @@ static X8_INLINE void x8_q6_K_tile(const uint8_t *p, const block_q8a *const *x, 
         const uint8_t *ql = p + 16 + QK_K / 16 * 8, *qh = ql + 8 * QK_K / 2;
         for (int s = 0; s < 8; s++) {
             const int h = s / 4, j = s % 4;
-            const float32x4x2_t dsa = x8_scale_s8(sc + 8 * (2 * s), d), dsb = x8_scale_s8(sc + 8 * (2 * s + 1), d);
+            const float32x4x2_t dsa = x8_scale_s8(sc + 8 * (2 * s), d),
+                                dsb = x8_scale_s8(sc + 8 * (2 * s + 1), d);
             const int8x16_t qh_shift = vdupq_n_s8((int8_t)(4 - 2 * j)); /* bits 2j, 2j+1 to 4, 5 */
             const uint8_t *qls = ql + 32 * (16 * h + 8 * (j & 1)), *qhs = qh + 32 * 8 * h;
             int8x16x2_t w[8];
             X8_UNROLL
-            for (int k = 0; k < 8; k++)
-                X8_UNROLL
-                for (int hh = 0; hh < 2; hh++) {
-                    const uint8x16_t v = vld1q_u8(qls + 32 * k + 16 * hh);
-                    const uint8x16_t hb = vandq_u8(vshlq_u8(vld1q_u8(qhs + 32 * k + 16 * hh), qh_shift), m30);
-                    w[k].val[hh] = vreinterpretq_s8_u8(vorrq_u8(j >> 1 ? vshrq_n_u8(v, 4) : vandq_u8(v, m4), hb));
-                }
+            for (int k = 0; k < 8; k++) X8_UNROLL
+            for (int hh = 0; hh < 2; hh++) {
+                const uint8x16_t v = vld1q_u8(qls + 32 * k + 16 * hh);
+                const uint8x16_t hb = vandq_u8(vshlq_u8(vld1q_u8(qhs + 32 * k + 16 * hh), qh_shift), m30);
+                w[k].val[hh] = vreinterpretq_s8_u8(vorrq_u8(j >> 1 ? vshrq_n_u8(v, 4) : vandq_u8(v, m4), hb));
+            }
             /* q <= 63: 4 products per int16 lane */
             X8_UNROLL
             for (int t = 0; t < nt; t++) {
@@ -446,18 +457,18 @@ static X8_INLINE void x8_q6_K_tile(const uint8_t *p, const block_q8a *const *x, 
 
 /* dot_x8 over X8_TILE tokens a pass, each pass's token count a
  * compile-time constant in the inlined tile */
-#define X8_DOT(NAME)                                                                                      \
-    static void NAME##_dot_x8(const uint8_t *group, const block_q8a *const *x, int64_t nx, int64_t n,     \
-                              float *out) {                                                               \
-        for (int64_t t = 0; t < nx; t += X8_TILE) {                                                       \
-            float *o = out + GROK_PACK_ROWS * t;                                                          \
-            switch (nx - t < X8_TILE ? nx - t : X8_TILE) {                                                \
-            case 1: x8_##NAME##_tile(group, x + t, n, o, 1); break;                                       \
-            case 2: x8_##NAME##_tile(group, x + t, n, o, 2); break;                                       \
-            case 3: x8_##NAME##_tile(group, x + t, n, o, 3); break;                                       \
-            default: x8_##NAME##_tile(group, x + t, n, o, X8_TILE); break;                                \
-            }                                                                                             \
-        }                                                                                                 \
+#define X8_DOT(NAME)                                                                                  \
+    static void NAME##_dot_x8(const uint8_t *group, const block_q8a *const *x, int64_t nx, int64_t n, \
+                              float *out) {                                                           \
+        for (int64_t t = 0; t < nx; t += X8_TILE) {                                                   \
+            float *o = out + GROK_PACK_ROWS * t;                                                      \
+            switch (nx - t < X8_TILE ? nx - t : X8_TILE) {                                            \
+            case 1: x8_##NAME##_tile(group, x + t, n, o, 1); break;                                   \
+            case 2: x8_##NAME##_tile(group, x + t, n, o, 2); break;                                   \
+            case 3: x8_##NAME##_tile(group, x + t, n, o, 3); break;                                   \
+            default: x8_##NAME##_tile(group, x + t, n, o, X8_TILE); break;                            \
+            }                                                                                         \
+        }                                                                                             \
     }
 X8_DOT(q4_0)
 X8_DOT(q8_0)
@@ -488,8 +499,9 @@ void grok_quantize_q8a_neon(const float *x, block_q8a *y, int64_t n) {
     }
 }
 
-#define NEON_Q8A(out, NAME) \
-    ((out)->dot_q8a = NAME##_dot_q8a, (out)->dot_q8a_multi = NAME##_dot_q8a_multi, (out)->dot_x8 = NAME##_dot_x8)
+#define NEON_Q8A(out, NAME)                                                        \
+    ((out)->dot_q8a = NAME##_dot_q8a, (out)->dot_q8a_multi = NAME##_dot_q8a_multi, \
+     (out)->dot_x8 = NAME##_dot_x8)
 void grok_dot_neon(uint32_t type, grok_dot_kernels *out) {
     switch (type) {
     case GROK_TYPE_F32: out->dot_f32 = f32_dot; break;

@@ -16,15 +16,15 @@
 
 #include "kernels/kernels.h"
 
-static void ref_scores(const uint8_t *k, size_t stride, grok_type kv_type, const float *q, int64_t nq, int64_t D,
-                       int64_t n, float *out, int64_t ld) {
+static void ref_scores(const uint8_t *k, size_t stride, grok_type kv_type, const float *q, int64_t nq,
+                       int64_t D, int64_t n, float *out, int64_t ld) {
     const grok_dot_f32_fn dot = grok_dot_reference(kv_type)->dot_f32;
     for (int64_t g = 0; g < nq; g++)
         for (int64_t s = 0; s < n; s++) out[g * ld + s] = dot(k + (size_t)s * stride, q + g * D, D);
 }
 
-static void ref_wsum(const uint8_t *v, size_t stride, grok_type kv_type, const float *w, int64_t ld, int64_t nq,
-                     int64_t D, int64_t n, float *out) {
+static void ref_wsum(const uint8_t *v, size_t stride, grok_type kv_type, const float *w, int64_t ld,
+                     int64_t nq, int64_t D, int64_t n, float *out) {
     for (int64_t g = 0; g < nq; g++) {
         float *o = out + g * D;
         for (int64_t i = 0; i < D; i++) o[i] = 0;
@@ -69,7 +69,8 @@ static void ref_gelu_mul(float *g, const float *u, int64_t n) {
     }
 }
 
-static const grok_vec_kernels g_ref = {ref_scores, ref_wsum, ref_softcap, ref_exp_sum, ref_tanh, ref_gelu_mul};
+static const grok_vec_kernels g_ref = {ref_scores,  ref_wsum, ref_softcap,
+                                       ref_exp_sum, ref_tanh, ref_gelu_mul};
 static grok_vec_kernels g_simd;
 static bool g_have_simd;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;

@@ -39,8 +39,8 @@ static void detect(void) {
     bool allow_avx2 = !cap || strcmp(cap, "scalar") != 0;
     bool allow_512 = allow_avx2 && (!cap || strcmp(cap, "avx2") != 0);
     if (g_cpu.avx2 && g_cpu.fma && g_cpu.f16c && allow_avx2) g_isa = "avx2";
-    if (strcmp(g_isa, "avx2") == 0 && g_cpu.avx512f && g_cpu.avx512bw && g_cpu.avx512vl &&
-        g_cpu.avx512vnni && allow_512)
+    if (strcmp(g_isa, "avx2") == 0 && g_cpu.avx512f && g_cpu.avx512bw && g_cpu.avx512vl && g_cpu.avx512vnni &&
+        allow_512)
         g_isa = "avx512vnni";
     if (g_cpu.neon && allow_avx2) g_isa = "neon";
     if (strcmp(g_isa, "avx2") == 0 || strcmp(g_isa, "avx512vnni") == 0) g_quantize = grok_quantize_q8a_avx2;

@@ -24,7 +24,7 @@ _Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 must match ggml's layout");
 
 #define QK4_0 32
 typedef struct {
-    uint16_t d;          /* f16 scale */
+    uint16_t d;            /* f16 scale */
     uint8_t qs[QK4_0 / 2]; /* element j: low nibble of qs[j]; element j+16: high nibble; value d*(q-8) */
 } block_q4_0;
 _Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 must match ggml's layout");
@@ -42,7 +42,7 @@ _Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 must match ggml's layout");
  * 64-value chunk, qs[32] holds the first 32 values in its low nibbles and
  * the next 32 in its high nibbles. */
 typedef struct {
-    uint16_t d, dmin;  /* f16 */
+    uint16_t d, dmin; /* f16 */
     uint8_t scales[12];
     uint8_t qs[QK_K / 2];
 } block_q4_K;
@@ -215,14 +215,14 @@ void grok_pack_x8(grok_type type, const uint8_t *rows, size_t row_bytes, int64_t
 bool grok_pack_x8_type(grok_type type);
 
 typedef struct {
-    grok_dot_f32_fn dot_f32;  /* f32 activations */
-    grok_dot_q8a_fn dot_q8a;  /* 8-bit activations; NULL when the type has no integer path */
+    grok_dot_f32_fn dot_f32;             /* f32 activations */
+    grok_dot_q8a_fn dot_q8a;             /* 8-bit activations; NULL when the type has no integer path */
     grok_dot_q8a_multi_fn dot_q8a_multi; /* NULL: call dot_q8a per token (its ISA has no multi) */
-    grok_q8a_prep_fn multi_prep; /* NULL: dot_q8a_multi takes x as grok_quantize_q8a leaves it;
+    grok_q8a_prep_fn multi_prep;         /* NULL: dot_q8a_multi takes x as grok_quantize_q8a leaves it;
                                   * else only x this has rewritten (and dot_q8a never does) */
-    grok_dot_x8_fn dot_x8; /* packed groups of 8 rows with 8-bit activations as
+    grok_dot_x8_fn dot_x8;               /* packed groups of 8 rows with 8-bit activations as
                             * grok_quantize_q8a leaves them; NULL: no packed path */
-    grok_dot_x16_fn dot_x16; /* NULL: groups go one at a time through dot_x8 */
+    grok_dot_x16_fn dot_x16;             /* NULL: groups go one at a time through dot_x8 */
 } grok_dot_kernels;
 
 /* Scalar reference dots (dot_q8a: exact integer sums per block). */
@@ -270,8 +270,10 @@ static inline grok_mat grok_mat_offset(grok_mat w, size_t bytes) { /* e.g. the e
 }
 static inline grok_mat grok_mat_rows(grok_mat w, int64_t r0, int64_t nrows) {
     w.data += (size_t)r0 * w.row_bytes;
-    if (w.packed && (r0 % GROK_PACK_ROWS == 0 && nrows % GROK_PACK_ROWS == 0)) w.packed += (size_t)r0 * w.row_bytes;
-    else w.packed = NULL;
+    if (w.packed && (r0 % GROK_PACK_ROWS == 0 && nrows % GROK_PACK_ROWS == 0))
+        w.packed += (size_t)r0 * w.row_bytes;
+    else
+        w.packed = NULL;
     w.rows = nrows;
     return w;
 }
@@ -288,8 +290,8 @@ static inline grok_mat grok_mat_cols(grok_mat w, int64_t c0, int64_t ncols) {
  * X is [n_tok][ldx] (ldx >= cols), Y is [n_tok][ldy]. Rows are split across
  * the pool's threads; each weight row is read once for all tokens. The
  * kernels are those of grok_kernels_mode(). */
-void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx,
-                 float *y, int64_t ldy, int64_t n_tok);
+void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y, int64_t ldy,
+                 int64_t n_tok);
 
 /* Several products run in one pass of the pool: one wake-up and one
  * barrier instead of one per product, and products whose inputs are the

@@ -61,10 +61,14 @@ static float fit_asym(const float *x, const float *w, int n, int nmax, float *a,
     for (int t = -FIT_STEPS - 1; t <= FIT_STEPS + FIT_ROUNDS; t++) {
         /* t = -STEPS-1: the plain range/nmax grid; t > STEPS: re-round with the best fit */
         float ia, off;
-        if (t < -FIT_STEPS) ia = (float)nmax / (hi - lo), off = lo;
-        else if (t <= FIT_STEPS) ia = ((float)nmax + 0.1f * (float)t) / (hi - lo), off = lo;
-        else if (best_a > 0) ia = 1.0f / best_a, off = best_b;
-        else break;
+        if (t < -FIT_STEPS)
+            ia = (float)nmax / (hi - lo), off = lo;
+        else if (t <= FIT_STEPS)
+            ia = ((float)nmax + 0.1f * (float)t) / (hi - lo), off = lo;
+        else if (best_a > 0)
+            ia = 1.0f / best_a, off = best_b;
+        else
+            break;
         float sw = 0, sl = 0, sll = 0, sx = 0, slx = 0, sxx = 0;
         for (int i = 0; i < n; i++) {
             const float l = (float)qround((x[i] - off) * ia, 0, nmax);
@@ -85,7 +89,8 @@ static float fit_asym(const float *x, const float *w, int n, int nmax, float *a,
         /* sum w (a l + b - x)^2 from the sums, in double: it is a small
          * difference of large terms */
         const double da = ca, db = cb;
-        const double err = da * da * sll + 2 * da * db * sl + db * db * sw - 2 * da * slx - 2 * db * sx + (double)sxx;
+        const double err =
+            da * da * sll + 2 * da * db * sl + db * db * sw - 2 * da * slx - 2 * db * sx + (double)sxx;
         if (err < best) best = (float)err, best_a = ca, best_b = cb;
     }
     *a = best_a, *b = best_b;
@@ -105,9 +110,12 @@ static float fit_sym(const float *x, const float *w, int n, float *a) {
     }
     for (int t = -FIT_STEPS; t <= FIT_STEPS + FIT_ROUNDS; t++) {
         float ia;
-        if (t <= FIT_STEPS) ia = -(32.0f + 0.1f * (float)t) / mx;
-        else if (best_a != 0) ia = 1.0f / best_a;
-        else break;
+        if (t <= FIT_STEPS)
+            ia = -(32.0f + 0.1f * (float)t) / mx;
+        else if (best_a != 0)
+            ia = 1.0f / best_a;
+        else
+            break;
         float sll = 0, slx = 0, sxx = 0;
         for (int i = 0; i < n; i++) {
             const int l = qround(x[i] * ia, -32, 31);
@@ -173,7 +181,8 @@ void grok_q4_K_from_f32(const float *src, void *dst, int64_t n) {
         uint8_t q[QK_K];
         encode_asym(src + i * QK_K, 15, q, &b.d, &b.dmin, b.scales);
         for (int c = 0; c < 4; c++)
-            for (int l = 0; l < 32; l++) b.qs[32 * c + l] = (uint8_t)(q[64 * c + l] | (q[64 * c + 32 + l] << 4));
+            for (int l = 0; l < 32; l++)
+                b.qs[32 * c + l] = (uint8_t)(q[64 * c + l] | (q[64 * c + 32 + l] << 4));
         memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
     }
 }

@@ -25,13 +25,13 @@
 typedef struct {
     grok_matmul_op op;
     grok_dot_f32_fn dot;
-    grok_dot_q8a_fn dotq;   /* set: use xq */
+    grok_dot_q8a_fn dotq;        /* set: use xq */
     grok_dot_q8a_multi_fn dotqm; /* set: batches go through it, GROUP tokens a call */
-    grok_q8a_prep_fn prep;  /* run over xq when dotqm is used (kernels.h) */
-    grok_dot_x8_fn dotx8;   /* set: w->packed is used, 8 rows a call */
-    grok_dot_x16_fn dotx16; /* and where set, 16 rows a call */
-    block_q8a *xq;          /* [n_tok][cols/32] */
-    int64_t xq_blocks;      /* blocks per token */
+    grok_q8a_prep_fn prep;       /* run over xq when dotqm is used (kernels.h) */
+    grok_dot_x8_fn dotx8;        /* set: w->packed is used, 8 rows a call */
+    grok_dot_x16_fn dotx16;      /* and where set, 16 rows a call */
+    block_q8a *xq;               /* [n_tok][cols/32] */
+    int64_t xq_blocks;           /* blocks per token */
 } matmul_job;
 
 /* Bytes of weight rows per tile: comfortably inside a 512 KiB+ L2. */
@@ -77,10 +77,13 @@ static void matmul_packed_range(const matmul_job *j, int64_t g0, int64_t g1) {
                 const int64_t ng = j->dotx16 && g + 1 < gb ? 2 : 1, w = ng * GROK_PACK_ROWS;
                 /* one token's rows are consecutive in y: written there directly */
                 float *o = m == 1 ? j->op.y + t0 * j->op.ldy + g * GROK_PACK_ROWS : out;
-                if (ng == 2) j->dotx16(j->op.w->packed + (size_t)g * gbytes, gbytes, xs, m, n, o);
-                else j->dotx8(j->op.w->packed + (size_t)g * gbytes, xs, m, n, o);
+                if (ng == 2)
+                    j->dotx16(j->op.w->packed + (size_t)g * gbytes, gbytes, xs, m, n, o);
+                else
+                    j->dotx8(j->op.w->packed + (size_t)g * gbytes, xs, m, n, o);
                 for (int64_t k = 0; k < m && o == out; k++)
-                    memcpy(j->op.y + (t0 + k) * j->op.ldy + g * GROK_PACK_ROWS, out + k * w, (size_t)w * sizeof(float));
+                    memcpy(j->op.y + (t0 + k) * j->op.ldy + g * GROK_PACK_ROWS, out + k * w,
+                           (size_t)w * sizeof(float));
                 g += ng;
             }
         }
@@ -223,7 +226,8 @@ static matmul_job make_job(const grok_matmul_op *op, const grok_dot_kernels *k) 
  * (rows, width, count) and the same form of them (prep or not). */
 static bool same_input(const matmul_job *a, const matmul_job *b) {
     return a->op.x == b->op.x && a->op.ldx == b->op.ldx && a->op.w->cols == b->op.w->cols &&
-           a->op.n_tok == b->op.n_tok && wants_prep(a) == wants_prep(b) && (!wants_prep(a) || a->prep == b->prep);
+           a->op.n_tok == b->op.n_tok && wants_prep(a) == wants_prep(b) &&
+           (!wants_prep(a) || a->prep == b->prep);
 }
 
 void grok_matmul_ops(grok_threadpool *pool, const grok_matmul_op *ops, int n_ops) {
@@ -259,10 +263,12 @@ void grok_matmul_ops(grok_threadpool *pool, const grok_matmul_op *ops, int n_ops
      * n_ff = 32768, is 1024 blocks); batches get a heap buffer. */
     block_q8a stack_buf[2048];
     block_q8a *heap = NULL, *xq = NULL;
-    if (need) xq = need <= sizeof stack_buf / sizeof stack_buf[0] ? stack_buf : (heap = malloc(need * sizeof *xq));
+    if (need)
+        xq = need <= sizeof stack_buf / sizeof stack_buf[0] ? stack_buf : (heap = malloc(need * sizeof *xq));
     for (int i = 0; i < n_ops; i++) {
         matmul_job *j = &jobs[i];
-        if (xq && j->xq_blocks) j->xq = xq + at[i];
+        if (xq && j->xq_blocks)
+            j->xq = xq + at[i];
         else /* no memory (or no 8-bit path): the f32 dots */
             j->dotq = NULL, j->dotqm = NULL, j->prep = NULL, j->dotx8 = NULL, j->dotx16 = NULL;
     }
@@ -282,8 +288,10 @@ void grok_matmul_ops(grok_threadpool *pool, const grok_matmul_op *ops, int n_ops
     }
     atomic_init(&o.next, 0);
     if (xq) { /* a few tokens quantize faster than the pool wakes up for them */
-        if (threaded && elems > 65536) grok_threadpool_run(pool, quant_task, &o);
-        else quant_task(&o, 0, 1);
+        if (threaded && elems > 65536)
+            grok_threadpool_run(pool, quant_task, &o);
+        else
+            quant_task(&o, 0, 1);
     }
     if (threaded)
         grok_threadpool_run(pool, ops_task, &o);
@@ -292,8 +300,8 @@ void grok_matmul_ops(grok_threadpool *pool, const grok_matmul_op *ops, int n_ops
     free(heap);
 }
 
-void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y,
-                 int64_t ldy, int64_t n_tok) {
+void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y, int64_t ldy,
+                 int64_t n_tok) {
     const grok_matmul_op op = {w, x, ldx, y, ldy, n_tok};
     grok_matmul_ops(pool, &op, 1);
 }

@@ -10,8 +10,8 @@
 #include "kernels/kernels.h"
 
 bool grok_pack_x8_type(grok_type type) {
-    return type == GROK_TYPE_Q4_0 || type == GROK_TYPE_Q8_0 || type == GROK_TYPE_Q4_K || type == GROK_TYPE_Q5_K ||
-           type == GROK_TYPE_Q6_K;
+    return type == GROK_TYPE_Q4_0 || type == GROK_TYPE_Q8_0 || type == GROK_TYPE_Q4_K ||
+           type == GROK_TYPE_Q5_K || type == GROK_TYPE_Q6_K;
 }
 
 /* Row r's bytes src[0..bytes) to their places in 32-byte chunks of 8 rows:

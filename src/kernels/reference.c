@@ -43,7 +43,7 @@ uint16_t grok_fp32_to_fp16(float f) {
     if (ax >= 0x7f800000u) /* inf or nan */
         return sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0);
     if (ax >= 0x477ff000u) return sign | 0x7c00; /* rounds to >= 65520: inf */
-    if (ax < 0x38800000u) {                        /* below the smallest normal half */
+    if (ax < 0x38800000u) {                      /* below the smallest normal half */
         /* subnormal half: value / 2^-24, rounded to nearest even */
         float v = bits_f32(ax) * 0x1p24f;
         float r = nearbyintf(v); /* default rounding mode: nearest even */
@@ -265,7 +265,8 @@ static float q4_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
 
 /* Many tokens per weight row: block by block, each token's sum taken as
  * the single-token dots above take it, so the results are theirs exactly. */
-static void q8_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n, float *out) {
+static void q8_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,
+                               float *out) {
     const uint8_t *p = row;
     for (int64_t t = 0; t < nx; t++) out[t] = 0;
     for (int64_t b = 0; b < n / QK8_0; b++) {
@@ -279,7 +280,8 @@ static void q8_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64
         }
     }
 }
-static void q4_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n, float *out) {
+static void q4_0_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,
+                               float *out) {
     const uint8_t *p = row;
     for (int64_t t = 0; t < nx; t++) out[t] = 0;
     for (int64_t b = 0; b < n / QK4_0; b++) {
@@ -308,8 +310,9 @@ typedef struct {
 } kq_block;
 
 static size_t kq_bytes(uint32_t type) {
-    return type == GROK_TYPE_Q4_K ? sizeof(block_q4_K) : type == GROK_TYPE_Q5_K ? sizeof(block_q5_K)
-                                                                                : sizeof(block_q6_K);
+    return type == GROK_TYPE_Q4_K   ? sizeof(block_q4_K)
+           : type == GROK_TYPE_Q5_K ? sizeof(block_q5_K)
+                                    : sizeof(block_q6_K);
 }
 
 static void kq_unpack(uint32_t type, const uint8_t *p, kq_block *k) {
@@ -431,15 +434,15 @@ static void kq_dot_q8a_multi(uint32_t type, const void *row, const block_q8a *co
 }
 
 /* The tables take one function per type. */
-#define KQ_FUNCS(T, NAME)                                                                                  \
-    static void NAME##_to_f32(const void *src, float *dst, int64_t n) { kq_to_f32(T, src, dst, n); }       \
-    static float NAME##_dot(const void *row, const float *x, int64_t n) { return kq_dot(T, row, x, n); }   \
-    static float NAME##_dot_q8a(const void *row, const block_q8a *x, int64_t n) {                          \
-        return kq_dot_q8a(T, row, x, n);                                                                   \
-    }                                                                                                      \
-    static void NAME##_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,    \
-                                     float *out) {                                                         \
-        kq_dot_q8a_multi(T, row, x, nx, n, out);                                                           \
+#define KQ_FUNCS(T, NAME)                                                                                \
+    static void NAME##_to_f32(const void *src, float *dst, int64_t n) { kq_to_f32(T, src, dst, n); }     \
+    static float NAME##_dot(const void *row, const float *x, int64_t n) { return kq_dot(T, row, x, n); } \
+    static float NAME##_dot_q8a(const void *row, const block_q8a *x, int64_t n) {                        \
+        return kq_dot_q8a(T, row, x, n);                                                                 \
+    }                                                                                                    \
+    static void NAME##_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,  \
+                                     float *out) {                                                       \
+        kq_dot_q8a_multi(T, row, x, nx, n, out);                                                         \
     }
 KQ_FUNCS(GROK_TYPE_Q4_K, q4_K)
 KQ_FUNCS(GROK_TYPE_Q5_K, q5_K)

@@ -79,15 +79,16 @@ INLINE void scores_block(const uint8_t *k, size_t stride, bool f16, const float 
     for (int p = 0; p < np; p++)
         for (int h = 0; h < nh; h++) {
             float s = r[p * nh + h];
-            for (int64_t i = D8; i < D; i++) s += load1(k + (size_t)p * stride + (size_t)i * elt, f16) * q[h * D + i];
+            for (int64_t i = D8; i < D; i++)
+                s += load1(k + (size_t)p * stride + (size_t)i * elt, f16) * q[h * D + i];
             out[h * ld + p] = s;
         }
 }
 
 /* A block of nh heads and the positions that go with them (8/4/2/2 for
  * 1/2/3/4 heads), or a single position (`one`, for the tail). */
-INLINE void scores_step(const uint8_t *ks, size_t stride, bool f16, const float *qg, int64_t D, int nh, bool one,
-                        float *o, int64_t ld) {
+INLINE void scores_step(const uint8_t *ks, size_t stride, bool f16, const float *qg, int64_t D, int nh,
+                        bool one, float *o, int64_t ld) {
     switch (nh) {
     case 1: scores_block(ks, stride, f16, qg, D, one ? 1 : 8, 1, o, ld); break;
     case 2: scores_block(ks, stride, f16, qg, D, one ? 1 : 4, 2, o, ld); break;
@@ -96,8 +97,8 @@ INLINE void scores_step(const uint8_t *ks, size_t stride, bool f16, const float 
     }
 }
 
-INLINE void scores_t(const uint8_t *k, size_t stride, bool f16, const float *q, int64_t nq, int64_t D, int64_t n,
-                     float *out, int64_t ld) {
+INLINE void scores_t(const uint8_t *k, size_t stride, bool f16, const float *q, int64_t nq, int64_t D,
+                     int64_t n, float *out, int64_t ld) {
     for (int64_t g0 = 0; g0 < nq; g0 += 4) {
         const int nh = nq - g0 < 4 ? (int)(nq - g0) : 4;
         const int np = nh == 1 ? 8 : nh == 2 ? 4 : 2;
@@ -109,8 +110,8 @@ INLINE void scores_t(const uint8_t *k, size_t stride, bool f16, const float *q, 
     }
 }
 
-TGT static void vx_scores(const uint8_t *k, size_t stride, grok_type kv_type, const float *q, int64_t nq, int64_t D,
-                          int64_t n, float *out, int64_t ld) {
+TGT static void vx_scores(const uint8_t *k, size_t stride, grok_type kv_type, const float *q, int64_t nq,
+                          int64_t D, int64_t n, float *out, int64_t ld) {
     if (kv_type == GROK_TYPE_F16)
         scores_t(k, stride, true, q, nq, D, n, out, ld);
     else
@@ -119,8 +120,8 @@ TGT static void vx_scores(const uint8_t *k, size_t stride, grok_type kv_type, co
 
 /* nh heads' outputs over lanes [i, i + 8*nv): 8*nv lanes x nh heads of
  * accumulators, each V chunk loaded once for all heads. */
-INLINE void wsum_lanes(const uint8_t *v, size_t stride, bool f16, const float *w, int64_t ld, int nh, int64_t D,
-                       int64_t n, float *out, int64_t i, int nv) {
+INLINE void wsum_lanes(const uint8_t *v, size_t stride, bool f16, const float *w, int64_t ld, int nh,
+                       int64_t D, int64_t n, float *out, int64_t i, int nv) {
     const size_t elt = f16 ? 2 : 4;
     __m256 a[4][2];
     for (int h = 0; h < 4; h++) a[h][0] = a[h][1] = _mm256_setzero_ps();
@@ -137,8 +138,8 @@ INLINE void wsum_lanes(const uint8_t *v, size_t stride, bool f16, const float *w
         for (int j = 0; j < nv; j++) _mm256_storeu_ps(out + h * D + i + 8 * j, a[h][j]);
 }
 
-INLINE void wsum_heads(const uint8_t *v, size_t stride, bool f16, const float *w, int64_t ld, int nh, int64_t D,
-                       int64_t n, float *out) {
+INLINE void wsum_heads(const uint8_t *v, size_t stride, bool f16, const float *w, int64_t ld, int nh,
+                       int64_t D, int64_t n, float *out) {
     const size_t elt = f16 ? 2 : 4;
     const int64_t D8 = D & ~(int64_t)7;
     int64_t i = 0;
@@ -147,13 +148,14 @@ INLINE void wsum_heads(const uint8_t *v, size_t stride, bool f16, const float *w
     for (i = D8; i < D; i++)
         for (int h = 0; h < nh; h++) {
             float acc = 0;
-            for (int64_t s = 0; s < n; s++) acc += w[h * ld + s] * load1(v + (size_t)s * stride + (size_t)i * elt, f16);
+            for (int64_t s = 0; s < n; s++)
+                acc += w[h * ld + s] * load1(v + (size_t)s * stride + (size_t)i * elt, f16);
             out[h * D + i] = acc;
         }
 }
 
-INLINE void wsum_t(const uint8_t *v, size_t stride, bool f16, const float *w, int64_t ld, int64_t nq, int64_t D,
-                   int64_t n, float *out) {
+INLINE void wsum_t(const uint8_t *v, size_t stride, bool f16, const float *w, int64_t ld, int64_t nq,
+                   int64_t D, int64_t n, float *out) {
     for (int64_t g0 = 0; g0 < nq; g0 += 4) {
         const float *wg = w + g0 * ld;
         float *og = out + g0 * D;
@@ -166,8 +168,8 @@ INLINE void wsum_t(const uint8_t *v, size_t stride, bool f16, const float *w, in
     }
 }
 
-TGT static void vx_wsum(const uint8_t *v, size_t stride, grok_type kv_type, const float *w, int64_t ld, int64_t nq,
-                        int64_t D, int64_t n, float *out) {
+TGT static void vx_wsum(const uint8_t *v, size_t stride, grok_type kv_type, const float *w, int64_t ld,
+                        int64_t nq, int64_t D, int64_t n, float *out) {
     if (kv_type == GROK_TYPE_F16)
         wsum_t(v, stride, true, w, ld, nq, D, n, out);
     else
@@ -177,13 +179,13 @@ TGT static void vx_wsum(const uint8_t *v, size_t stride, grok_type kv_type, cons
 /* ---- exp and tanh ---- */
 
 INLINE __m256 exp8(__m256 x) {
-    const __m256 lo = _mm256_set1_ps(-87.33654475f); /* ln FLT_MIN: below, 0 */
+    const __m256 lo = _mm256_set1_ps(-87.33654475f);      /* ln FLT_MIN: below, 0 */
     const __m256 hi = _mm256_set1_ps(88.72283935546875f); /* above, +inf */
     const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
     const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), xc); /* ln 2, high bits */
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);  /* and the rest */
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);     /* and the rest */
     __m256 p = _mm256_set1_ps(0.00137514074f);
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.00836891588f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.0416695327f));
@@ -193,7 +195,8 @@ INLINE __m256 exp8(__m256 x) {
     /* times 2^n, n in [-126, 128]: 2^128 is not a float, so 2^127 * 2 */
     const __m256i ni = _mm256_cvtps_epi32(n);
     const __m256i n1 = _mm256_min_epi32(ni, _mm256_set1_epi32(127));
-    e = _mm256_mul_ps(e, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23)));
+    e = _mm256_mul_ps(
+        e, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23)));
     e = _mm256_blendv_ps(e, _mm256_add_ps(e, e), _mm256_castsi256_ps(_mm256_cmpgt_epi32(ni, n1)));
     e = _mm256_blendv_ps(e, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
     e = _mm256_blendv_ps(e, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
@@ -213,7 +216,8 @@ INLINE __m256 tanh8(__m256 x) {
     const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(ax, z), p, ax);
     /* else 1 - 2/(e^2|x| + 1); tanh(10) is 1.0f already */
     const __m256 one = _mm256_set1_ps(1.0f);
-    const __m256 e = exp8(_mm256_add_ps(_mm256_min_ps(ax, _mm256_set1_ps(10.0f)), _mm256_min_ps(ax, _mm256_set1_ps(10.0f))));
+    const __m256 e = exp8(
+        _mm256_add_ps(_mm256_min_ps(ax, _mm256_set1_ps(10.0f)), _mm256_min_ps(ax, _mm256_set1_ps(10.0f))));
     const __m256 large = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
     const __m256 t = _mm256_blendv_ps(large, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
     return _mm256_blendv_ps(_mm256_or_ps(t, sign), x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
@@ -227,7 +231,8 @@ INLINE __m256 gelu_mul8(__m256 x, __m256 u) {
     const __m256 c = _mm256_set1_ps(0.044715f), k = _mm256_set1_ps(0.7978845608028654f);
     const __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(c, x), x), x);
     const __m256 t = tanh8(_mm256_mul_ps(k, _mm256_add_ps(x, x3)));
-    const __m256 g = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), t));
+    const __m256 g =
+        _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), t));
     return _mm256_mul_ps(g, u);
 }
 
@@ -284,7 +289,8 @@ TGT static void vx_tanh(float *x, int64_t n) {
 
 TGT static void vx_gelu_mul(float *g, const float *u, int64_t n) {
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(g + i, gelu_mul8(_mm256_loadu_ps(g + i), _mm256_loadu_ps(u + i)));
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(g + i, gelu_mul8(_mm256_loadu_ps(g + i), _mm256_loadu_ps(u + i)));
     if (i < n) {
         float b[8] = {0}, c[8] = {0};
         memcpy(b, g + i, (size_t)(n - i) * sizeof(float));

@@ -165,8 +165,7 @@ TGT static float q8_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
         __m256i i0 = dot_us8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x0, w0));
         __m256i i1 = dot_us8(_mm256_sign_epi8(w1, w1), _mm256_sign_epi8(x1, w1));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_scale(p) * x[b].d), _mm256_cvtepi32_ps(i0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_scale(p + 34) * x[b + 1].d), _mm256_cvtepi32_ps(i1),
-                               acc1);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_scale(p + 34) * x[b + 1].d), _mm256_cvtepi32_ps(i1), acc1);
     }
     for (; b < nb; b++, p += sizeof(block_q8_0)) {
         __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + 2));

@@ -40,16 +40,18 @@ TGT static float q8_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
         __m256i w1 = _mm256_loadu_si256((const __m256i *)(p + 36));
         __m256i x0 = _mm256_loadu_si256((const __m256i *)x[b].qs);
         __m256i x1 = _mm256_loadu_si256((const __m256i *)x[b + 1].qs);
-        __m256i i0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w0), _mm256_sign_epi8(x0, w0));
-        __m256i i1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w1), _mm256_sign_epi8(x1, w1));
+        __m256i i0 =
+            _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w0), _mm256_sign_epi8(x0, w0));
+        __m256i i1 =
+            _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w1), _mm256_sign_epi8(x1, w1));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_scale(p) * x[b].d), _mm256_cvtepi32_ps(i0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_scale(p + 34) * x[b + 1].d), _mm256_cvtepi32_ps(i1),
-                               acc1);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_scale(p + 34) * x[b + 1].d), _mm256_cvtepi32_ps(i1), acc1);
     }
     for (; b < nb; b++, p += sizeof(block_q8_0)) {
         __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + 2));
         __m256i x0 = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        __m256i i0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w0), _mm256_sign_epi8(x0, w0));
+        __m256i i0 =
+            _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w0), _mm256_sign_epi8(x0, w0));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_scale(p) * x[b].d), _mm256_cvtepi32_ps(i0), acc0);
     }
     return hsum8(_mm256_add_ps(acc0, acc1));
@@ -111,10 +113,10 @@ TGT static INLINE void q8_0_tile(const uint8_t *p, const block_q8a *const *x, in
             const block_q8a *xb = x[t] + b;
             __m256i i0 = _mm256_dpbusd_epi32(c0, _mm256_loadu_si256((const __m256i *)xb[0].qs), w0);
             __m256i i1 = _mm256_dpbusd_epi32(c1, _mm256_loadu_si256((const __m256i *)xb[1].qs), w1);
-            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&xb[0].d)), _mm256_cvtepi32_ps(i0),
-                                      acc0[t]);
-            acc1[t] = _mm256_fmadd_ps(_mm256_mul_ps(d1, _mm256_broadcast_ss(&xb[1].d)), _mm256_cvtepi32_ps(i1),
-                                      acc1[t]);
+            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&xb[0].d)),
+                                      _mm256_cvtepi32_ps(i0), acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(_mm256_mul_ps(d1, _mm256_broadcast_ss(&xb[1].d)),
+                                      _mm256_cvtepi32_ps(i1), acc1[t]);
         }
     }
     if (b < nb) {
@@ -123,8 +125,8 @@ TGT static INLINE void q8_0_tile(const uint8_t *p, const block_q8a *const *x, in
         __m256 d0 = _mm256_set1_ps(f16_scale(p));
         for (int t = 0; t < nt; t++) {
             __m256i i0 = _mm256_dpbusd_epi32(c0, _mm256_loadu_si256((const __m256i *)x[t][b].qs), w0);
-            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&x[t][b].d)), _mm256_cvtepi32_ps(i0),
-                                      acc0[t]);
+            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&x[t][b].d)),
+                                      _mm256_cvtepi32_ps(i0), acc0[t]);
         }
     }
     for (int t = 0; t < nt; t++) out[t] = hsum8(_mm256_add_ps(acc0[t], acc1[t]));
@@ -135,7 +137,6 @@ TGT static void q8_0_dot_q8a_multi(const void *row, const block_q8a *const *x, i
     for (int64_t t = 0; t < nx; t += TILE)
         KQ_NT_SWITCH(nx - t < TILE ? nx - t : TILE, q8_0_tile, row, x + t, n, out + t)
 }
-
 
 /* q4_0, two packed groups per pass in 512-bit vectors: lanes 0-7 are the
  * first group's rows, 8-15 the second's. Each lane does what the 256-bit
@@ -149,7 +150,8 @@ TGT static INLINE void q4_0_x16_tile(const uint8_t *p, size_t stride, const bloc
     for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     const uint8_t *q = p + stride;
-    for (int64_t b = 0; b < n / QK4_0; b++, p += GROK_PACK_ROWS * sizeof(block_q4_0), q += GROK_PACK_ROWS * sizeof(block_q4_0)) {
+    for (int64_t b = 0; b < n / QK4_0;
+         b++, p += GROK_PACK_ROWS * sizeof(block_q4_0), q += GROK_PACK_ROWS * sizeof(block_q4_0)) {
         KQ_PREFETCH(p, GROK_PACK_ROWS * sizeof(block_q4_0));
         KQ_PREFETCH(q, GROK_PACK_ROWS * sizeof(block_q4_0));
         const __m512 dw = _mm512_cvtph_ps(
@@ -179,8 +181,8 @@ TGT static INLINE void q4_0_x16_tile(const uint8_t *p, size_t stride, const bloc
     for (int t = 0; t < nt; t++) _mm512_storeu_ps(out + 2 * GROK_PACK_ROWS * t, acc[t]);
 }
 
-TGT static void q4_0_dot_x16(const uint8_t *group, size_t stride, const block_q8a *const *x, int64_t nx, int64_t n,
-                             float *out) {
+TGT static void q4_0_dot_x16(const uint8_t *group, size_t stride, const block_q8a *const *x, int64_t nx,
+                             int64_t n, float *out) {
     for (int64_t t = 0; t < nx; t += TILE)
         KQ_NT_SWITCH(nx - t < TILE ? nx - t : TILE, q4_0_x16_tile, group, stride, x + t, n,
                      out + 2 * GROK_PACK_ROWS * t)
@@ -220,15 +222,18 @@ TGT static void q4_0_x8_one(const uint8_t *p, const block_q8a *x, int64_t n, flo
 
 TGT static void q4_0_dot_x8_512(const uint8_t *group, const block_q8a *const *x, int64_t nx, int64_t n,
                                 float *out) {
-    if (nx == 1) q4_0_x8_one(group, x[0], n, out);
-    else q4_0_dot_x8(group, x, nx, n, out);
+    if (nx == 1)
+        q4_0_x8_one(group, x[0], n, out);
+    else
+        q4_0_dot_x8(group, x, nx, n, out);
 }
 
 void grok_dot_avx512(uint32_t type, grok_dot_kernels *out) {
     kq_register(type, out);
     if (type == GROK_TYPE_Q4_0) out->dot_x16 = q4_0_dot_x16, out->dot_x8 = q4_0_dot_x8_512;
     if (type == GROK_TYPE_Q8_0)
-        out->dot_q8a = q8_0_dot_q8a, out->dot_q8a_multi = q8_0_dot_q8a_multi, out->multi_prep = q8_0_multi_prep;
+        out->dot_q8a = q8_0_dot_q8a, out->dot_q8a_multi = q8_0_dot_q8a_multi,
+        out->multi_prep = q8_0_multi_prep;
 }
 
 #else

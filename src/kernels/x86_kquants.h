@@ -36,26 +36,32 @@
 /* F(args..., k) with k = nt as a compile-time constant (1..KQ_TILE), so
  * each inlined tile gets registers for exactly its accumulators. Every
  * token-count dispatch of the x86 tiles goes through this one switch. */
+/* clang-format off: one case per line reads as the table it is */
 #if KQ_TILE > 4
-#define KQ_NT_WIDE(F, ...)                                                                         \
-    case 4: F(__VA_ARGS__, 4); break;                                                              \
-    case 5: F(__VA_ARGS__, 5); break;                                                              \
-    case 6: F(__VA_ARGS__, 6); break;                                                              \
-    case 7: F(__VA_ARGS__, 7); break;
+#define KQ_NT_WIDE(F, ...)            \
+    case 4: F(__VA_ARGS__, 4); break; \
+    case 5: F(__VA_ARGS__, 5); break; \
+    case 6: F(__VA_ARGS__, 6); break; \
+    case 7:                           \
+        F(__VA_ARGS__, 7);            \
+        break;
 #else
 #define KQ_NT_WIDE(F, ...)
 #endif
-#define KQ_NT_SWITCH(nt, F, ...)                                                                   \
-    switch (nt) {                                                                                  \
-    case 1: F(__VA_ARGS__, 1); break;                                                              \
-    case 2: F(__VA_ARGS__, 2); break;                                                              \
-    case 3: F(__VA_ARGS__, 3); break;                                                              \
-    KQ_NT_WIDE(F, __VA_ARGS__)                                                                     \
-    default: F(__VA_ARGS__, KQ_TILE); break;                                                       \
+#define KQ_NT_SWITCH(nt, F, ...)             \
+    switch (nt) {                            \
+    case 1: F(__VA_ARGS__, 1); break;        \
+    case 2: F(__VA_ARGS__, 2); break;        \
+    case 3:                                  \
+        F(__VA_ARGS__, 3);                   \
+        break;                               \
+        KQ_NT_WIDE(F, __VA_ARGS__)           \
+    default: F(__VA_ARGS__, KQ_TILE); break; \
     }
 
+/* clang-format on */
 /* Prefetch a whole super-block (up to four cache lines) ahead. */
-#define KQ_PREFETCH(p, bytes)                                                                      \
+#define KQ_PREFETCH(p, bytes) \
     for (size_t pf_ = 0; pf_ < (bytes); pf_ += 64) GROK_PREFETCH((p) + pf_)
 
 TGT static KQ_INLINE void kq_asym_tile(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
@@ -76,22 +82,27 @@ TGT static KQ_INLINE void kq_asym_tile(const uint8_t *p, const block_q8a *const 
             ds[s] = d * (float)sc, dm[s] = dmin * (float)m;
         }
         /* Q5_K: the 5th bits of chunk c's two sub-blocks are bits 2c, 2c+1 of qh */
-        __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)(p + offsetof(block_q5_K, qh))) : _mm256_setzero_si256();
+        __m256i qh =
+            q5 ? _mm256_loadu_si256((const __m256i *)(p + offsetof(block_q5_K, qh))) : _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(p + qs_at + 32 * c));
             __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
             if (q5) {
                 lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
+                hi = _mm256_or_si256(hi,
+                                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
                 qh = _mm256_srli_epi16(qh, 2);
             }
             for (int t = 0; t < nt; t++) {
                 const block_q8a *xb = x[t] + i * (QK_K / QKA) + 2 * c;
                 __m256i i0 = KQ_DOTU(lo, _mm256_loadu_si256((const __m256i *)xb[0].qs));
                 __m256i i1 = KQ_DOTU(hi, _mm256_loadu_si256((const __m256i *)xb[1].qs));
-                acc0[t] = _mm256_fmadd_ps(_mm256_set1_ps(ds[2 * c] * xb[0].d), _mm256_cvtepi32_ps(i0), acc0[t]);
-                acc1[t] = _mm256_fmadd_ps(_mm256_set1_ps(ds[2 * c + 1] * xb[1].d), _mm256_cvtepi32_ps(i1), acc1[t]);
-                corr[t] += dm[2 * c] * xb[0].d * (float)xb[0].sum + dm[2 * c + 1] * xb[1].d * (float)xb[1].sum;
+                acc0[t] =
+                    _mm256_fmadd_ps(_mm256_set1_ps(ds[2 * c] * xb[0].d), _mm256_cvtepi32_ps(i0), acc0[t]);
+                acc1[t] =
+                    _mm256_fmadd_ps(_mm256_set1_ps(ds[2 * c + 1] * xb[1].d), _mm256_cvtepi32_ps(i1), acc1[t]);
+                corr[t] +=
+                    dm[2 * c] * xb[0].d * (float)xb[0].sum + dm[2 * c + 1] * xb[1].d * (float)xb[1].sum;
             }
         }
     }
@@ -121,16 +132,19 @@ TGT static KQ_INLINE void kq_q6_tile(const uint8_t *p, const block_q8a *const *x
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
             for (int k = 0; k < 4; k++) {
                 const int s = 8 * h + 2 * k; /* sub-blocks s, s+1: lanes 0-3, 4-7 */
-                const __m256 scv = _mm256_mul_ps(
-                    _mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_setr_epi32(sc[s], sc[s], sc[s], sc[s], sc[s + 1],
-                                                                            sc[s + 1], sc[s + 1], sc[s + 1])));
+                const __m256 scv =
+                    _mm256_mul_ps(_mm256_set1_ps(d),
+                                  _mm256_cvtepi32_ps(_mm256_setr_epi32(sc[s], sc[s], sc[s], sc[s], sc[s + 1],
+                                                                       sc[s + 1], sc[s + 1], sc[s + 1])));
                 for (int t = 0; t < nt; t++) {
                     const block_q8a *xb = x[t] + i * (QK_K / QKA) + 4 * h + k;
                     const __m256i xq = _mm256_loadu_si256((const __m256i *)xb->qs);
                     __m256i iq = _mm256_sub_epi32(KQ_DOTU(q[k], xq), _mm256_slli_epi32(KQ_DOTU(one, xq), 5));
                     const __m256 v = _mm256_mul_ps(scv, _mm256_cvtepi32_ps(iq));
-                    if (k & 1) acc1[t] = _mm256_fmadd_ps(v, _mm256_set1_ps(xb->d), acc1[t]);
-                    else acc0[t] = _mm256_fmadd_ps(v, _mm256_set1_ps(xb->d), acc0[t]);
+                    if (k & 1)
+                        acc1[t] = _mm256_fmadd_ps(v, _mm256_set1_ps(xb->d), acc1[t]);
+                    else
+                        acc0[t] = _mm256_fmadd_ps(v, _mm256_set1_ps(xb->d), acc0[t]);
                 }
             }
         }
@@ -169,12 +183,14 @@ TGT static KQ_INLINE void kq_q4_0_tile(const uint8_t *p, const block_q8a *const 
         __m256 d0 = _mm256_set1_ps(f16_scale(p)), d1 = _mm256_set1_ps(f16_scale(p + sizeof(block_q4_0)));
         for (int t = 0; t < nt; t++) {
             const block_q8a *xb = x[t] + b;
-            __m256i i0 = KQ_DOTU_ADD(kq_lane0(-8 * xb[0].sum), u0, _mm256_loadu_si256((const __m256i *)xb[0].qs));
-            __m256i i1 = KQ_DOTU_ADD(kq_lane0(-8 * xb[1].sum), u1, _mm256_loadu_si256((const __m256i *)xb[1].qs));
-            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&xb[0].d)), _mm256_cvtepi32_ps(i0),
-                                      acc0[t]);
-            acc1[t] = _mm256_fmadd_ps(_mm256_mul_ps(d1, _mm256_broadcast_ss(&xb[1].d)), _mm256_cvtepi32_ps(i1),
-                                      acc1[t]);
+            __m256i i0 =
+                KQ_DOTU_ADD(kq_lane0(-8 * xb[0].sum), u0, _mm256_loadu_si256((const __m256i *)xb[0].qs));
+            __m256i i1 =
+                KQ_DOTU_ADD(kq_lane0(-8 * xb[1].sum), u1, _mm256_loadu_si256((const __m256i *)xb[1].qs));
+            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&xb[0].d)),
+                                      _mm256_cvtepi32_ps(i0), acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(_mm256_mul_ps(d1, _mm256_broadcast_ss(&xb[1].d)),
+                                      _mm256_cvtepi32_ps(i1), acc1[t]);
         }
     }
     if (b < nb) {
@@ -182,44 +198,43 @@ TGT static KQ_INLINE void kq_q4_0_tile(const uint8_t *p, const block_q8a *const 
         __m256 d0 = _mm256_set1_ps(f16_scale(p));
         for (int t = 0; t < nt; t++) {
             const block_q8a *xb = x[t] + b;
-            __m256i i0 = KQ_DOTU_ADD(kq_lane0(-8 * xb[0].sum), u0, _mm256_loadu_si256((const __m256i *)xb[0].qs));
-            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&xb[0].d)), _mm256_cvtepi32_ps(i0),
-                                      acc0[t]);
+            __m256i i0 =
+                KQ_DOTU_ADD(kq_lane0(-8 * xb[0].sum), u0, _mm256_loadu_si256((const __m256i *)xb[0].qs));
+            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, _mm256_broadcast_ss(&xb[0].d)),
+                                      _mm256_cvtepi32_ps(i0), acc0[t]);
         }
     }
     for (int t = 0; t < nt; t++) out[t] = hsum8(_mm256_add_ps(acc0[t], acc1[t]));
 }
 
-TGT static KQ_INLINE void kq_tile(int kind, const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
-                                  const int nt) {
-    if (kind == 6) kq_q6_tile(p, x, n, out, nt);
-    else if (kind == 0) kq_q4_0_tile(p, x, n, out, nt);
-    else kq_asym_tile(p, x, n, out, nt, kind == 5);
+TGT static KQ_INLINE void kq_tile(int kind, const uint8_t *p, const block_q8a *const *x, int64_t n,
+                                  float *out, const int nt) {
+    if (kind == 6)
+        kq_q6_tile(p, x, n, out, nt);
+    else if (kind == 0)
+        kq_q4_0_tile(p, x, n, out, nt);
+    else
+        kq_asym_tile(p, x, n, out, nt, kind == 5);
 }
 
-TGT static KQ_INLINE void kq_tiles(int kind, const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
-                                   int nt) {
-    KQ_NT_SWITCH(nt, kq_tile, kind, p, x, n, out)
-}
+TGT static KQ_INLINE void kq_tiles(int kind, const uint8_t *p, const block_q8a *const *x, int64_t n,
+                                   float *out, int nt){KQ_NT_SWITCH(nt, kq_tile, kind, p, x, n, out)}
 
 /* Single-token dots: the tiles with one token. */
-#define KQ_DOTS(NAME, KIND)                                                                               \
-    TGT static float NAME##_dot_q8a(const void *row, const block_q8a *x, int64_t n) {                     \
-        float out;                                                                                        \
-        kq_tiles(KIND, row, &x, n, &out, 1);                                                              \
-        return out;                                                                                       \
-    }                                                                                                     \
+#define KQ_DOTS(NAME, KIND)                                                                                 \
+    TGT static float NAME##_dot_q8a(const void *row, const block_q8a *x, int64_t n) {                       \
+        float out;                                                                                          \
+        kq_tiles(KIND, row, &x, n, &out, 1);                                                                \
+        return out;                                                                                         \
+    }                                                                                                       \
     TGT static void NAME##_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n, \
-                                         float *out) {                                                    \
-        for (int64_t t = 0; t < nx; t += KQ_TILE)                                                         \
-            kq_tiles(KIND, row, x + t, n, out + t, (int)(nx - t < KQ_TILE ? nx - t : KQ_TILE));           \
+                                         float *out) {                                                      \
+        for (int64_t t = 0; t < nx; t += KQ_TILE)                                                           \
+            kq_tiles(KIND, row, x + t, n, out + t, (int)(nx - t < KQ_TILE ? nx - t : KQ_TILE));             \
     }
-KQ_DOTS(q4_0, 0)
-KQ_DOTS(q4_K, 4)
-KQ_DOTS(q5_K, 5)
-KQ_DOTS(q6_K, 6)
+KQ_DOTS(q4_0, 0) KQ_DOTS(q4_K, 4) KQ_DOTS(q5_K, 5) KQ_DOTS(q6_K, 6)
 
-/* ---- packed groups of 8 rows (kernels.h, GROK_PACK_ROWS) ----
+    /* ---- packed groups of 8 rows (kernels.h, GROK_PACK_ROWS) ----
  * Lane r of every vector is row r: a chunk of 32 bytes holds 4 values of
  * each of the 8 rows, and the activation's matching 4 quants are
  * broadcast to all lanes, so one DOTU gives each row 4 products. Per block
@@ -237,8 +252,8 @@ KQ_DOTS(q6_K, 6)
  * quants sum to sum (VNNI multiplies the +128 through and takes 128 * sum
  * off at the start; AVX2 flips the bytes back and starts at 0). */
 
-/* x's 4 quants from byte j on, in every lane */
-TGT static inline __m256i kq_bcast4(const int8_t *q) {
+    /* x's 4 quants from byte j on, in every lane */
+    TGT static inline __m256i kq_bcast4(const int8_t *q) {
     int32_t v;
     memcpy(&v, q, 4);
     return _mm256_set1_epi32(v);
@@ -330,8 +345,10 @@ TGT static KQ_INLINE void kq_q45_Kx8_tile(const uint8_t *p, const block_q8a *con
             __m256 dsc[2], dmn[2];
             for (int h = 0; h < 2; h++) {
                 const int sb = 2 * c + h;
-                dsc[h] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sc + 8 * sb)))));
-                dmn[h] = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(mn + 8 * sb)))));
+                dsc[h] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+                                              _mm_loadl_epi64((const __m128i *)(sc + 8 * sb)))));
+                dmn[h] = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+                                                 _mm_loadl_epi64((const __m128i *)(mn + 8 * sb)))));
             }
             /* the chunk's 16 quant vectors, unpacked once for all tokens */
             __m256i lo[8], hi[8];
@@ -353,8 +370,10 @@ TGT static KQ_INLINE void kq_q45_Kx8_tile(const uint8_t *p, const block_q8a *con
                     ia = KQ_DOTU_ADD(ia, lo[k], kq_bcast4(xb[0].qs + 4 * k));
                     ib = KQ_DOTU_ADD(ib, hi[k], kq_bcast4(xb[1].qs + 4 * k));
                 }
-                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dsc[0], _mm256_broadcast_ss(&xb[0].d)), _mm256_cvtepi32_ps(ia), acc[t]);
-                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dsc[1], _mm256_broadcast_ss(&xb[1].d)), _mm256_cvtepi32_ps(ib), acc[t]);
+                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dsc[0], _mm256_broadcast_ss(&xb[0].d)),
+                                         _mm256_cvtepi32_ps(ia), acc[t]);
+                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dsc[1], _mm256_broadcast_ss(&xb[1].d)),
+                                         _mm256_cvtepi32_ps(ib), acc[t]);
                 corr[t] = _mm256_fmadd_ps(dmn[0], _mm256_set1_ps(xb[0].d * (float)xb[0].sum), corr[t]);
                 corr[t] = _mm256_fmadd_ps(dmn[1], _mm256_set1_ps(xb[1].d * (float)xb[1].sum), corr[t]);
             }
@@ -412,15 +431,17 @@ TGT static KQ_INLINE void kq_q6_Kx8_tile(const uint8_t *p, const block_q8a *cons
             const int h = hl >> 1, l = hl & 1, b0 = 4 * h + l; /* blocks b0 and b0 + 2 */
             __m256 dsc[4];
             for (int s = 0; s < 4; s++) /* sub-blocks 2b0, 2b0+1, 2b0+4, 2b0+5 */
-                dsc[s] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
-                                              _mm_loadl_epi64((const __m128i *)(sc + 8 * (2 * b0 + s + (s & 2)))))));
+                dsc[s] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
+                                              (const __m128i *)(sc + 8 * (2 * b0 + s + (s & 2)))))));
             __m256i lo[8], hi[8];
             for (int k = 0; k < 8; k++) {
                 const __m256i v = _mm256_loadu_si256((const __m256i *)(ql + at + 32 * (16 * h + 8 * l + k)));
                 __m256i t2 = _mm256_loadu_si256((const __m256i *)(qh + at + 32 * (8 * h + k)));
                 if (l) t2 = _mm256_srli_epi16(t2, 2);
-                lo[k] = _mm256_or_si256(_mm256_and_si256(v, m4), _mm256_and_si256(_mm256_slli_epi16(t2, 4), m30));
-                hi[k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), _mm256_and_si256(t2, m30));
+                lo[k] =
+                    _mm256_or_si256(_mm256_and_si256(v, m4), _mm256_and_si256(_mm256_slli_epi16(t2, 4), m30));
+                hi[k] =
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), _mm256_and_si256(t2, m30));
             }
             for (int t = 0; t < nt; t++) {
                 const block_q8a *xb = x[t] + i * (QK_K / QKA) + b0;

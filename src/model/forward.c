@@ -23,41 +23,41 @@
 
 struct grok_context {
     const grok_model *m;
-    grok_dist sh;       /* this process's share of the model: all of it without a hook */
+    grok_dist sh; /* this process's share of the model: all of it without a hook */
     grok_threadpool *pool;
     bool own_pool;
     int64_t n_ctx;
     int64_t n_batch;
-    int64_t pos;        /* tokens in the cache */
-    grok_type kv_type;  /* f32 or f16 */
-    size_t kv_elt;      /* bytes per cached value */
-    void *k_cache;      /* [n_layers][n_kv_heads][n_ctx][head_dim] (this share's layers and heads) */
-    void *v_cache;      /* same */
-    int32_t *tokens;    /* [n_ctx] the cached tokens (for PAD masking, prefix reuse) */
-    float *logits;      /* [n_vocab] of the last token decoded */
+    int64_t pos;       /* tokens in the cache */
+    grok_type kv_type; /* f32 or f16 */
+    size_t kv_elt;     /* bytes per cached value */
+    void *k_cache;     /* [n_layers][n_kv_heads][n_ctx][head_dim] (this share's layers and heads) */
+    void *v_cache;     /* same */
+    int32_t *tokens;   /* [n_ctx] the cached tokens (for PAD masking, prefix reuse) */
+    float *logits;     /* [n_vocab] of the last token decoded */
 
     /* scratch for one batch of up to n_batch tokens */
-    float *h;           /* [n_batch][d_model] residual stream */
-    float *x;           /* [n_batch][d_model] normed input of a block */
-    float *q;           /* [n_batch][n_heads*head_dim] */
-    float *k;           /* [n_batch][n_kv_heads*head_dim] */
-    float *v;           /* [n_batch][n_kv_heads*head_dim] */
-    float *att;         /* [n_batch][n_heads*head_dim] */
-    float *proj;        /* [n_batch][d_model] output of Wo / of the MoE */
-    float *rope_cs;     /* [n_batch][head_dim] cos then sin halves */
-    float *scores;      /* [n_threads][G][n_ctx] attention probabilities of a query group */
-    float *router;      /* [n_batch][n_experts] */
-    int32_t *sel;       /* [n_batch][n_experts_used] selected experts */
-    float *gates;       /* [n_batch][n_experts_used] their gate probabilities */
-    int32_t *group;     /* [n_batch] tokens routed to one expert */
-    float *gx;          /* [n_batch][d_model] gathered inputs of one expert */
-    float *hg;          /* [n_batch][n_ff] gate branch, then the product */
-    float *hu;          /* [n_batch][n_ff] linear branch */
-    float *eo;          /* [n_batch][d_model] expert output */
+    float *h;             /* [n_batch][d_model] residual stream */
+    float *x;             /* [n_batch][d_model] normed input of a block */
+    float *q;             /* [n_batch][n_heads*head_dim] */
+    float *k;             /* [n_batch][n_kv_heads*head_dim] */
+    float *v;             /* [n_batch][n_kv_heads*head_dim] */
+    float *att;           /* [n_batch][n_heads*head_dim] */
+    float *proj;          /* [n_batch][d_model] output of Wo / of the MoE */
+    float *rope_cs;       /* [n_batch][head_dim] cos then sin halves */
+    float *scores;        /* [n_threads][G][n_ctx] attention probabilities of a query group */
+    float *router;        /* [n_batch][n_experts] */
+    int32_t *sel;         /* [n_batch][n_experts_used] selected experts */
+    float *gates;         /* [n_batch][n_experts_used] their gate probabilities */
+    int32_t *group;       /* [n_batch] tokens routed to one expert */
+    float *gx;            /* [n_batch][d_model] gathered inputs of one expert */
+    float *hg;            /* [n_batch][n_ff] gate branch, then the product */
+    float *hu;            /* [n_batch][n_ff] linear branch */
+    float *eo;            /* [n_batch][d_model] expert output */
     struct batch_tok *bt; /* [n_batch] who each token of the step belongs to */
-    float *lbuf;        /* [lbuf_rows][n_vocab] logits of a multi-sequence step */
+    float *lbuf;          /* [lbuf_rows][n_vocab] logits of a multi-sequence step */
     int64_t lbuf_rows;
-    float *vloc;        /* [vloc_rows][v1-v0] this rank's logit columns (distributed) */
+    float *vloc; /* [vloc_rows][v1-v0] this rank's logit columns (distributed) */
     int64_t vloc_rows;
     grok_step_stats last; /* what the last call led by this context read */
 };
@@ -72,18 +72,17 @@ typedef struct batch_tok {
 } batch_tok;
 
 grok_context_params grok_context_default_params(void) {
-    grok_context_params p = {.n_ctx = 0, .kv_type = GROK_TYPE_F32, .n_threads = 0, .pool = NULL,
-                             .n_batch = 256};
+    grok_context_params p = {
+        .n_ctx = 0, .kv_type = GROK_TYPE_F32, .n_threads = 0, .pool = NULL, .n_batch = 256};
     return p;
 }
 
 void grok_context_free(grok_context *c) {
     if (!c) return;
     if (c->own_pool) grok_threadpool_free(c->pool);
-    void *bufs[] = {c->k_cache, c->v_cache, c->tokens, c->logits, c->h,     c->x,
-                    c->q,       c->k,       c->v,      c->att,    c->proj,  c->rope_cs,
-                    c->scores,  c->router,  c->sel,    c->gates,  c->group, c->gx,
-                    c->hg,      c->hu,      c->eo,     c->bt,     c->lbuf,  c->vloc};
+    void *bufs[] = {c->k_cache, c->v_cache, c->tokens, c->logits,  c->h,      c->x,      c->q,    c->k,
+                    c->v,       c->att,     c->proj,   c->rope_cs, c->scores, c->router, c->sel,  c->gates,
+                    c->group,   c->gx,      c->hg,     c->hu,      c->eo,     c->bt,     c->lbuf, c->vloc};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(c);
 }
@@ -92,8 +91,18 @@ void grok_context_free(grok_context *c) {
 static grok_dist share_of(const grok_model *m) {
     if (m->dist) return *m->dist;
     const grok_hparams *hp = &m->hp;
-    grok_dist d = {.rank = 0, .n_ranks = 1, .l0 = 0, .l1 = hp->n_layers, .kvh0 = 0, .kvh1 = hp->n_kv_heads, .e0 = 0,
-                   .e1 = hp->n_experts, .f0 = 0, .f1 = hp->n_ff, .v0 = 0, .v1 = hp->n_vocab};
+    grok_dist d = {.rank = 0,
+                   .n_ranks = 1,
+                   .l0 = 0,
+                   .l1 = hp->n_layers,
+                   .kvh0 = 0,
+                   .kvh1 = hp->n_kv_heads,
+                   .e0 = 0,
+                   .e1 = hp->n_experts,
+                   .f0 = 0,
+                   .f1 = hp->n_ff,
+                   .v0 = 0,
+                   .v1 = hp->n_vocab};
     return d;
 }
 
@@ -164,8 +173,8 @@ grok_context *grok_context_create(const grok_model *m, const grok_context_params
     c->eo = alloc3(B, d, sizeof(float));
     c->bt = alloc3(B, 1, sizeof(batch_tok));
     if (!c->bt || !c->k_cache || !c->v_cache || !c->tokens || !c->logits || !c->h || !c->x || !c->q ||
-        !c->k || !c->v || !c->att || !c->proj || !c->rope_cs || !c->scores ||
-        !c->router || !c->sel || !c->gates || !c->group || !c->gx || !c->hg || !c->hu || !c->eo)
+        !c->k || !c->v || !c->att || !c->proj || !c->rope_cs || !c->scores || !c->router || !c->sel ||
+        !c->gates || !c->group || !c->gx || !c->hg || !c->hu || !c->eo)
         goto oom;
     return c;
 oom:
@@ -255,7 +264,8 @@ static void attn_task(void *arg, int ith, int nth) {
         const size_t off = kv_off(c, j->il, kvh, 0) * c->kv_elt;
         const int64_t npos = S->bt[t].pos + 1; /* causal window: keys 0..pos */
         const int64_t head0 = kvh * G + g0;
-        vk->scores((const uint8_t *)c->k_cache + off, row, c->kv_type, S->q + (t * H + head0) * D, nq, D, npos, p, ld);
+        vk->scores((const uint8_t *)c->k_cache + off, row, c->kv_type, S->q + (t * H + head0) * D, nq, D,
+                   npos, p, ld);
         for (int64_t g = 0; g < nq; g++) {
             float *pg = p + g * ld;
             vk->softcap(pg, npos, scale, cap);
@@ -280,7 +290,8 @@ static void attn_task(void *arg, int ith, int nth) {
             const float inv = (float)(1.0 / sum);
             for (int64_t s = 0; s < npos; s++) pg[s] *= inv;
         }
-        vk->wsum((const uint8_t *)c->v_cache + off, row, c->kv_type, p, ld, nq, D, npos, S->att + (t * H + head0) * D);
+        vk->wsum((const uint8_t *)c->v_cache + off, row, c->kv_type, p, ld, nq, D, npos,
+                 S->att + (t * H + head0) * D);
     }
 }
 
@@ -384,10 +395,13 @@ static void moe(grok_context *c, const grok_layer *L, int64_t n) {
         grok_matmul_ops(c->pool, ops, 2 * nw);
         const int64_t rows = at[nw];
         glu_job gj = {c->hg, c->hu, rows * ff};
-        if (rows * ff >= 16384) grok_threadpool_run(c->pool, glu_task, &gj); /* else not worth a barrier */
-        else glu_task(&gj, 0, 1);
+        if (rows * ff >= 16384)
+            grok_threadpool_run(c->pool, glu_task, &gj); /* else not worth a barrier */
+        else
+            glu_task(&gj, 0, 1);
         for (int w = 0; w < nw; w++)
-            ops[w] = (grok_matmul_op){&down[w], c->hg + at[w] * ff, ff, c->eo + at[w] * d, d, at[w + 1] - at[w]};
+            ops[w] =
+                (grok_matmul_op){&down[w], c->hg + at[w] * ff, ff, c->eo + at[w] * d, d, at[w + 1] - at[w]};
         grok_matmul_ops(c->pool, ops, nw);
         for (int w = 0; w < nw; w++) {
             c->last.expert_reads++;
@@ -486,18 +500,16 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
         rope_angles(S->rope_cs + t * D, bt[t].pos, D, hp->rope_base);
         bt[t].seq->tokens[bt[t].pos] = bt[t].token;
     }
-    if (pipe && ds->rank > 0 && ds->recv_from(ds->ud, ds->rank - 1, S->h, n * d, err, err_size))
-        return -1;
+    if (pipe && ds->rank > 0 && ds->recv_from(ds->ud, ds->rank - 1, S->h, n * d, err, err_size)) return -1;
     for (int64_t il = ds->l0; il < ds->l1; il++) {
         const grok_layer *L = &m->layers[il];
         wq = grok_mat_rows(L->wq, ds->kvh0 * G * D, qd);
         wk = grok_mat_rows(L->wk, ds->kvh0 * D, kvd);
         wv = grok_mat_rows(L->wv, ds->kvh0 * D, kvd);
         wo = grok_mat_cols(L->wo, ds->kvh0 * G * D, qd);
-        S->last.weight_bytes += mat_bytes(&wq) + mat_bytes(&wk) + mat_bytes(&wv) + mat_bytes(&wo) +
-                                mat_bytes(&L->router);
-        for (int64_t t = 0; t < n; t++)
-            rmsnorm(S->x + t * d, S->h + t * d, L->attn_norm, d, hp->norm_eps);
+        S->last.weight_bytes +=
+            mat_bytes(&wq) + mat_bytes(&wk) + mat_bytes(&wv) + mat_bytes(&wo) + mat_bytes(&L->router);
+        for (int64_t t = 0; t < n; t++) rmsnorm(S->x + t * d, S->h + t * d, L->attn_norm, d, hp->norm_eps);
         const grok_matmul_op qkv[3] = {
             {&wq, S->x, d, S->q, qd, n}, {&wk, S->x, d, S->k, kvd, n}, {&wv, S->x, d, S->v, kvd, n}};
         grok_matmul_ops(S->pool, qkv, 3);
@@ -518,8 +530,7 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
             rmsnorm(S->x + t * d, S->proj + t * d, L->attn_out_norm, d, hp->norm_eps);
             for (int64_t i = 0; i < d; i++) S->h[t * d + i] += S->x[t * d + i];
         }
-        for (int64_t t = 0; t < n; t++)
-            rmsnorm(S->x + t * d, S->h + t * d, L->ffn_norm, d, hp->norm_eps);
+        for (int64_t t = 0; t < n; t++) rmsnorm(S->x + t * d, S->h + t * d, L->ffn_norm, d, hp->norm_eps);
         grok_matmul(S->pool, &L->router, S->x, d, S->router, hp->n_experts, n);
         route(S, n);
         moe(S, L, n);
@@ -567,8 +578,7 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
         grok_matmul(S->pool, &m->output, S->x, d, out, V, cnt);
         if (!contiguous)
             for (int64_t t = 0, r = 0; t < n; t++)
-                if (bt[t].logits)
-                    memcpy(bt[t].logits, S->lbuf + (r++) * V, (size_t)V * sizeof(float));
+                if (bt[t].logits) memcpy(bt[t].logits, S->lbuf + (r++) * V, (size_t)V * sizeof(float));
     } else { /* no memory for the staging rows: one row at a time */
         for (int64_t t = 0, r = 0; t < n; t++)
             if (bt[t].logits) grok_matmul(S->pool, &m->output, S->x + (r++) * d, d, bt[t].logits, V, 1);
@@ -580,8 +590,8 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
 }
 
 /* Checks ids and room before anything is written. */
-static int check_tokens(const grok_context *c, const int32_t *tokens, int64_t n, const char *what,
-                        char *err, size_t err_size) {
+static int check_tokens(const grok_context *c, const int32_t *tokens, int64_t n, const char *what, char *err,
+                        size_t err_size) {
     const int64_t V = c->m->hp.n_vocab;
     if (n <= 0) {
         snprintf(err, err_size, "%s: no tokens given", what);
@@ -619,8 +629,7 @@ int grok_decode(grok_context *c, const int32_t *tokens, int64_t n, float *all_lo
         bool last_chunk = i + nb == n;
         if (!all_logits && last_chunk) c->bt[nb - 1].logits = c->logits;
         if (forward(c, nb, err, err_size)) return -1;
-        if (all_logits && last_chunk)
-            memcpy(c->logits, all_logits + (n - 1) * V, (size_t)V * sizeof(float));
+        if (all_logits && last_chunk) memcpy(c->logits, all_logits + (n - 1) * V, (size_t)V * sizeof(float));
         c->pos += nb;
     }
     return 0;
@@ -661,8 +670,8 @@ int grok_decode_multi_logits(grok_context *const *ctxs, const int32_t *const *to
         total += n[i];
     }
     if (total > S->n_batch) {
-        snprintf(err, err_size, "decode_multi: %" PRId64 " tokens exceed the batch size %" PRId64,
-                 total, S->n_batch);
+        snprintf(err, err_size, "decode_multi: %" PRId64 " tokens exceed the batch size %" PRId64, total,
+                 S->n_batch);
         return -1;
     }
     S->last = (grok_step_stats){0};
@@ -671,7 +680,9 @@ int grok_decode_multi_logits(grok_context *const *ctxs, const int32_t *const *to
         float *all = all_logits ? all_logits[i] : NULL;
         for (int64_t k = 0; k < n[i]; k++, t++)
             S->bt[t] = (batch_tok){ctxs[i], ctxs[i]->pos + k, tokens[i][k],
-                                   all ? all + k * V : k == n[i] - 1 ? ctxs[i]->logits : NULL};
+                                   all             ? all + k * V
+                                   : k == n[i] - 1 ? ctxs[i]->logits
+                                                   : NULL};
     }
     if (forward(S, total, err, err_size)) return -1;
     for (int64_t i = 0; i < n_seqs; i++) {

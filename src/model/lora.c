@@ -36,12 +36,12 @@ void grok_lora_base_shape(const grok_hparams *hp, char *buf, size_t size) {
     snprintf(buf, size,
              "vocab %" PRId64 ", d_model %" PRId64 ", %" PRId64 " layers, %" PRId64 "/%" PRId64
              " heads of %" PRId64 ", %" PRId64 " experts of ffn %" PRId64,
-             hp->n_vocab, hp->d_model, hp->n_layers, hp->n_heads, hp->n_kv_heads, hp->head_dim,
-             hp->n_experts, hp->n_ff);
+             hp->n_vocab, hp->d_model, hp->n_layers, hp->n_heads, hp->n_kv_heads, hp->head_dim, hp->n_experts,
+             hp->n_ff);
 }
 
-int grok_lora_write_meta(grok_gguf_writer *w, const grok_hparams *hp, const char *base_name,
-                         int64_t rank, float alpha) {
+int grok_lora_write_meta(grok_gguf_writer *w, const grok_hparams *hp, const char *base_name, int64_t rank,
+                         float alpha) {
     char shape[256];
     grok_lora_base_shape(hp, shape, sizeof shape);
     int rc = 0;
@@ -56,8 +56,8 @@ int grok_lora_write_meta(grok_gguf_writer *w, const grok_hparams *hp, const char
     return rc ? -1 : 0;
 }
 
-void grok_lora_add(float *w, const float *a, const float *b, int64_t rows, int64_t cols,
-                   int64_t rank, float s) {
+void grok_lora_add(float *w, const float *a, const float *b, int64_t rows, int64_t cols, int64_t rank,
+                   float s) {
     for (int64_t o = 0; o < rows; o++) {
         float *wo = w + o * cols;
         for (int64_t r = 0; r < rank; r++) {
@@ -72,14 +72,14 @@ void grok_lora_add(float *w, const float *a, const float *b, int64_t rows, int64
 
 typedef struct {
     const grok_gguf_tensor *a, *b;
-    grok_mat *mat;   /* the model's weight */
-    size_t *stride;  /* bytes between experts (NULL for attention) */
+    grok_mat *mat;  /* the model's weight */
+    size_t *stride; /* bytes between experts (NULL for attention) */
     int64_t n_mats;
 } slot;
 
 typedef struct {
     grok_gguf_file *f;
-    slot *slots;     /* [n_layers][GROK_LORA_N_TARGETS] */
+    slot *slots; /* [n_layers][GROK_LORA_N_TARGETS] */
     int64_t rank;
     float alpha;
 } adapter;
@@ -125,8 +125,8 @@ static grok_mat *target_mat(grok_model *m, int64_t il, int t, size_t **stride) {
     }
 }
 
-static int check_ab(const grok_gguf_tensor *t, const char *path, int64_t ne0, int64_t ne1,
-                    int64_t ne2, char *err, size_t err_size) {
+static int check_ab(const grok_gguf_tensor *t, const char *path, int64_t ne0, int64_t ne1, int64_t ne2,
+                    char *err, size_t err_size) {
     if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != ne2 || t->ne[3] != 1)
         return ERRF("%s: tensor '%s' has shape [%" PRId64 ", %" PRId64 ", %" PRId64
                     "], the model needs [%" PRId64 ", %" PRId64 ", %" PRId64 "]",
@@ -147,8 +147,7 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
     if (grok_gguf_get_str(f, "general.type", &s, &len) != 0 || strcmp(s, "adapter") != 0 ||
         grok_gguf_get_str(f, "adapter.type", &s, &len) != 0 || strcmp(s, "lora") != 0) {
         adapter_close(ad);
-        return ERRF("%s: not a LoRA adapter (general.type must be 'adapter', adapter.type 'lora')",
-                    path);
+        return ERRF("%s: not a LoRA adapter (general.type must be 'adapter', adapter.type 'lora')", path);
     }
     if (grok_gguf_get_str(f, "general.architecture", &s, &len) != 0 || strcmp(s, "grok") != 0) {
         adapter_close(ad);
@@ -157,16 +156,16 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
     uint64_t hash;
     if (grok_gguf_get_u64(f, GROK_LORA_KEY_BASE_HASH, &hash) != 0) {
         adapter_close(ad);
-        return ERRF("%s: key '%s' is missing: cannot tell which base model the adapter is for",
-                    path, GROK_LORA_KEY_BASE_HASH);
+        return ERRF("%s: key '%s' is missing: cannot tell which base model the adapter is for", path,
+                    GROK_LORA_KEY_BASE_HASH);
     }
     if (hash != grok_lora_base_hash(hp)) {
         char mine[256];
         grok_lora_base_shape(hp, mine, sizeof mine);
         const char *theirs = "unknown shapes";
         if (grok_gguf_get_str(f, GROK_LORA_KEY_BASE_SHAPE, &s, &len) == 0) theirs = s;
-        snprintf(err, err_size, "%s: the adapter was made for a different base model (%s); %s has %s",
-                 path, theirs, grok_gguf_path(m->file), mine);
+        snprintf(err, err_size, "%s: the adapter was made for a different base model (%s); %s has %s", path,
+                 theirs, grok_gguf_path(m->file), mine);
         adapter_close(ad);
         return -1;
     }
@@ -177,7 +176,8 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
         return ERRF("%s: key '%s' is missing or out of range", path, GROK_LORA_KEY_RANK);
     }
     int arc = grok_gguf_get_f64(f, GROK_LORA_KEY_ALPHA, &alpha);
-    if (arc == -1) alpha = 0;
+    if (arc == -1)
+        alpha = 0;
     else if (arc != 0 || !(alpha >= 0 && alpha < 1e9)) {
         adapter_close(ad);
         return ERRF("%s: key '%s' is not a non-negative number", path, GROK_LORA_KEY_ALPHA);
@@ -205,8 +205,10 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
             break;
         }
         slot *sl = &ad->slots[il * GROK_LORA_N_TARGETS + ti];
-        if (is_b) sl->b = t;
-        else sl->a = t;
+        if (is_b)
+            sl->b = t;
+        else
+            sl->a = t;
     }
     int64_t n_pairs = 0;
     for (int64_t il = 0; rc == 0 && il < hp->n_layers; il++)
@@ -232,8 +234,8 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
 
 /* out [rows][cols] = matrix e of the slot's base weight + s * B_e A_e.
  * a, b: scratch of the adapter's sizes. */
-static void merged_matrix(const slot *sl, const uint8_t *base, grok_type base_type, int64_t e,
-                          int64_t rank, float s, float *out, float *a, float *b) {
+static void merged_matrix(const slot *sl, const uint8_t *base, grok_type base_type, int64_t e, int64_t rank,
+                          float s, float *out, float *a, float *b) {
     const grok_mat *w = sl->mat;
     const grok_type_kernels *k = grok_kernels_get(base_type);
     size_t rb = (size_t)grok_type_row_size(base_type, w->cols);
@@ -249,8 +251,7 @@ static void merged_matrix(const slot *sl, const uint8_t *base, grok_type base_ty
     grok_lora_add(out, a, b, w->rows, w->cols, rank, s);
 }
 
-int grok_model_apply_lora(grok_model *m, const char *path, float scale, char *err,
-                          size_t err_size) {
+int grok_model_apply_lora(grok_model *m, const char *path, float scale, char *err, size_t err_size) {
     if (m->dist) return ERRF("%s: apply adapters before attaching a distribution", path);
     adapter ad;
     if (adapter_open(&ad, m, path, err, err_size)) return -1;
@@ -305,12 +306,11 @@ int grok_model_apply_lora(grok_model *m, const char *path, float scale, char *er
 
 /* ---- merge ---- */
 
-int grok_lora_merge(const char *base_path, const char *adapter_path, const char *out_path,
-                    int type, float scale, char *err, size_t err_size) {
+int grok_lora_merge(const char *base_path, const char *adapter_path, const char *out_path, int type,
+                    float scale, char *err, size_t err_size) {
     if (type >= 0) {
         const grok_type_kernels *k = grok_kernels_get((uint32_t)type);
-        if (!k || !k->from_f32)
-            return ERRF("%s: cannot write weights of type %d", out_path, type);
+        if (!k || !k->from_f32) return ERRF("%s: cannot write weights of type %d", out_path, type);
     }
     grok_model *m = grok_model_load(base_path, err, err_size);
     if (!m) return -1;
@@ -346,8 +346,8 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
             if (type >= 0) ty = (uint32_t)type;
             int64_t rb = grok_type_row_size(ty, t->ne[0]);
             if (rb < 0 || !grok_kernels_get(ty) || !grok_kernels_get(ty)->from_f32) {
-                rc = ERRF("%s: tensor '%s' (%" PRId64 " columns) cannot be written as %s", out_path,
-                          t->name, t->ne[0], grok_type_get_traits(ty)->name);
+                rc = ERRF("%s: tensor '%s' (%" PRId64 " columns) cannot be written as %s", out_path, t->name,
+                          t->ne[0], grok_type_get_traits(ty)->name);
                 break;
             }
             int64_t n = sl->mat->rows * sl->mat->cols;
@@ -379,8 +379,8 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
         size_t rb = (size_t)grok_type_row_size(ty, t->ne[0]);
         size_t base_stride = sl->stride ? *sl->stride : 0;
         for (int64_t e = 0; rc == 0 && e < sl->n_mats; e++) {
-            merged_matrix(sl, sl->mat->data + (size_t)e * base_stride, sl->mat->type, e, ad.rank, s,
-                          mat, sa, sb);
+            merged_matrix(sl, sl->mat->data + (size_t)e * base_stride, sl->mat->type, e, ad.rank, s, mat, sa,
+                          sb);
             for (int64_t r = 0; r < sl->mat->rows; r++)
                 k->from_f32(mat + r * sl->mat->cols, enc + (size_t)r * rb, sl->mat->cols);
             rc = grok_gguf_writer_write_data(w, enc, rb * (size_t)sl->mat->rows, err, err_size);

@@ -41,13 +41,13 @@ void grok_lora_base_shape(const grok_hparams *hp, char *buf, size_t size);
 
 /* Writes the adapter keys (architecture, type, alpha, rank, base hash,
  * shape and name). base_name may be NULL. */
-int grok_lora_write_meta(grok_gguf_writer *w, const grok_hparams *hp, const char *base_name,
-                         int64_t rank, float alpha);
+int grok_lora_write_meta(grok_gguf_writer *w, const grok_hparams *hp, const char *base_name, int64_t rank,
+                         float alpha);
 
 /* w[o][i] += s * sum_r b[o][r] * a[r][i] for one [rows][cols] matrix, with
  * a [rank][cols] and b [rows][rank]. */
-void grok_lora_add(float *w, const float *a, const float *b, int64_t rows, int64_t cols,
-                   int64_t rank, float s);
+void grok_lora_add(float *w, const float *a, const float *b, int64_t rows, int64_t cols, int64_t rank,
+                   float s);
 
 /* Applies the adapter at path to m with W' = W + scale * (alpha/rank) * B A:
  * every adapted weight is dequantized to an f32 copy that the model owns
@@ -55,13 +55,12 @@ void grok_lora_add(float *w, const float *a, const float *b, int64_t rows, int64
  * stays in the memory map). Refuses an adapter made for other shapes.
  * Call before creating contexts or attaching a distribution. On error the
  * model is unchanged. */
-int grok_model_apply_lora(grok_model *m, const char *path, float scale, char *err,
-                          size_t err_size);
+int grok_model_apply_lora(grok_model *m, const char *path, float scale, char *err, size_t err_size);
 
 /* Writes base with the adapter folded in to out_path (atomically): adapted
  * tensors in type (type < 0: each keeps its own type), every other tensor
  * and every key copied as it is. Memory: one f32 matrix at a time. */
-int grok_lora_merge(const char *base_path, const char *adapter_path, const char *out_path,
-                    int type, float scale, char *err, size_t err_size);
+int grok_lora_merge(const char *base_path, const char *adapter_path, const char *out_path, int type,
+                    float scale, char *err, size_t err_size);
 
 #endif

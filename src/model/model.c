@@ -50,8 +50,8 @@ static int64_t attn_params(const grok_hparams *hp) {
 static int64_t expert_params(const grok_hparams *hp) { return 3 * hp->d_model * hp->n_ff; }
 
 int64_t grok_hparams_n_params(const grok_hparams *hp) {
-    int64_t layer = attn_params(hp) + 4 * hp->d_model + hp->d_model * hp->n_experts +
-                    hp->n_experts * expert_params(hp);
+    int64_t layer =
+        attn_params(hp) + 4 * hp->d_model + hp->d_model * hp->n_experts + hp->n_experts * expert_params(hp);
     return hp->n_vocab * hp->d_model + hp->n_layers * layer + hp->d_model;
 }
 
@@ -64,16 +64,14 @@ int64_t grok_hparams_n_params_active(const grok_hparams *hp) {
 
 /* ---- hyperparameters <-> GGUF ---- */
 
-static int get_i64_req(const grok_gguf_file *f, const char *key, int64_t *out, char *err,
-                       size_t err_size) {
+static int get_i64_req(const grok_gguf_file *f, const char *key, int64_t *out, char *err, size_t err_size) {
     int rc = grok_gguf_get_i64(f, key, out);
     if (rc == -1) return ERRF("%s: required key '%s' is missing", grok_gguf_path(f), key);
     if (rc != 0) return ERRF("%s: key '%s' is not an integer", grok_gguf_path(f), key);
     return 0;
 }
 
-static int get_f32_opt(const grok_gguf_file *f, const char *key, float *out, char *err,
-                       size_t err_size) {
+static int get_f32_opt(const grok_gguf_file *f, const char *key, float *out, char *err, size_t err_size) {
     double v;
     int rc = grok_gguf_get_f64(f, key, &v);
     if (rc == -1) return 0; /* keep the default */
@@ -88,8 +86,8 @@ int grok_hparams_from_gguf(const grok_gguf_file *f, grok_hparams *hp, char *err,
     if (grok_gguf_get_str(f, "general.architecture", &arch, &arch_len) != 0)
         return ERRF("%s: key 'general.architecture' is missing or not a string", grok_gguf_path(f));
     if (strcmp(arch, "grok") != 0)
-        return ERRF("%s: general.architecture is '%s'; only 'grok' models are supported",
-                    grok_gguf_path(f), arch);
+        return ERRF("%s: general.architecture is '%s'; only 'grok' models are supported", grok_gguf_path(f),
+                    arch);
     *hp = grok_hparams_grok1();
     if (get_i64_req(f, "grok.embedding_length", &hp->d_model, err, err_size) ||
         get_i64_req(f, "grok.block_count", &hp->n_layers, err, err_size) ||
@@ -117,18 +115,17 @@ int grok_hparams_from_gguf(const grok_gguf_file *f, grok_hparams *hp, char *err,
     hp->n_vocab = te ? te->ne[1] : 0;
     int64_t pad = -1;
     hp->pad_id = -1;
-    if (grok_gguf_get_i64(f, "tokenizer.ggml.padding_token_id", &pad) == 0 && pad >= 0 &&
-        pad < hp->n_vocab)
+    if (grok_gguf_get_i64(f, "tokenizer.ggml.padding_token_id", &pad) == 0 && pad >= 0 && pad < hp->n_vocab)
         hp->pad_id = (int32_t)pad;
     return grok_hparams_validate(hp, grok_gguf_path(f), err, err_size);
 }
 
 int grok_hparams_validate(const grok_hparams *hp, const char *where, char *err, size_t err_size) {
     const int64_t LIM = (int64_t)1 << 24; /* no dimension of a real model comes near */
-#define CHECK_DIM(field, lo)                                                                   \
-    if (hp->field < (lo) || hp->field > LIM)                                                   \
-        return ERRF("%s: %s = %" PRId64 " is out of range [%d, %" PRId64 "]", where, #field, \
-                    hp->field, (int)(lo), LIM);
+#define CHECK_DIM(field, lo)                                                                            \
+    if (hp->field < (lo) || hp->field > LIM)                                                            \
+        return ERRF("%s: %s = %" PRId64 " is out of range [%d, %" PRId64 "]", where, #field, hp->field, \
+                    (int)(lo), LIM);
     CHECK_DIM(n_vocab, 1)
     CHECK_DIM(d_model, 1)
     CHECK_DIM(n_layers, 1)
@@ -150,8 +147,7 @@ int grok_hparams_validate(const grok_hparams *hp, const char *where, char *err, 
                     hp->n_experts_used, hp->n_experts);
     if (!(hp->norm_eps > 0) || !(hp->rope_base > 0) || !(hp->attn_softcap > 0) ||
         !isfinite(hp->embedding_scale) || !isfinite(hp->logit_scale) || !isfinite(hp->attn_scale))
-        return ERRF("%s: eps, rope base and softcap must be positive and the multipliers finite",
-                    where);
+        return ERRF("%s: eps, rope base and softcap must be positive and the multipliers finite", where);
     return 0;
 }
 
@@ -187,7 +183,7 @@ void grok_tensor_name(char *buf, size_t size, int64_t il, const char *what) {
 /* Finds name and checks its shape is exactly ne[0..n_dims) and its type
  * computable. */
 static const grok_gguf_tensor *need_tensor(const grok_gguf_file *f, const char *name, int32_t n_dims,
-                                      const int64_t *ne, char *err, size_t err_size) {
+                                           const int64_t *ne, char *err, size_t err_size) {
     const grok_gguf_tensor *t = grok_gguf_find_tensor(f, name);
     if (!t) {
         snprintf(err, err_size, "%s: required tensor '%s' is missing", grok_gguf_path(f), name);
@@ -198,11 +194,9 @@ static const grok_gguf_tensor *need_tensor(const grok_gguf_file *f, const char *
     if (!ok) {
         char want[96] = "", got[96] = "";
         for (int d = 0; d < n_dims; d++)
-            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%" PRId64, d ? ", " : "",
-                     ne[d]);
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%" PRId64, d ? ", " : "", ne[d]);
         for (int d = 0; d < t->n_dims; d++)
-            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%" PRId64, d ? ", " : "",
-                     t->ne[d]);
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%" PRId64, d ? ", " : "", t->ne[d]);
         snprintf(err, err_size, "%s: tensor '%s' has shape [%s], the hyperparameters need [%s]",
                  grok_gguf_path(f), name, got, want);
         return NULL;
@@ -216,8 +210,8 @@ static const grok_gguf_tensor *need_tensor(const grok_gguf_file *f, const char *
     return t;
 }
 
-static int bind_mat(const grok_gguf_file *f, const char *name, int64_t rows, int64_t cols,
-                    int64_t n_mats, grok_mat *m, size_t *stride, char *err, size_t err_size) {
+static int bind_mat(const grok_gguf_file *f, const char *name, int64_t rows, int64_t cols, int64_t n_mats,
+                    grok_mat *m, size_t *stride, char *err, size_t err_size) {
     int64_t ne[3] = {cols, rows, n_mats};
     const grok_gguf_tensor *t = need_tensor(f, name, n_mats > 1 || stride ? 3 : 2, ne, err, err_size);
     if (!t) return -1;
@@ -230,8 +224,7 @@ static int bind_mat(const grok_gguf_file *f, const char *name, int64_t rows, int
     return 0;
 }
 
-static float *bind_norm(const grok_gguf_file *f, const char *name, int64_t n, char *err,
-                        size_t err_size) {
+static float *bind_norm(const grok_gguf_file *f, const char *name, int64_t n, char *err, size_t err_size) {
     const grok_gguf_tensor *t = need_tensor(f, name, 1, &n, err, err_size);
     if (!t) return NULL;
     float *v = malloc((size_t)n * sizeof(float));
@@ -275,11 +268,9 @@ grok_model *grok_model_load(const char *path, char *err, size_t err_size) {
     const grok_gguf_file *f = m->file;
     if (grok_hparams_from_gguf(f, &m->hp, err, err_size)) goto fail;
     const grok_hparams *hp = &m->hp;
-    const int64_t d = hp->d_model, q = hp->n_heads * hp->head_dim,
-                  kv = hp->n_kv_heads * hp->head_dim;
+    const int64_t d = hp->d_model, q = hp->n_heads * hp->head_dim, kv = hp->n_kv_heads * hp->head_dim;
 
-    if (bind_mat(f, GROK_TN_TOKEN_EMBD, hp->n_vocab, d, 1, &m->token_embd, NULL, err, err_size))
-        goto fail;
+    if (bind_mat(f, GROK_TN_TOKEN_EMBD, hp->n_vocab, d, 1, &m->token_embd, NULL, err, err_size)) goto fail;
     m->tied = grok_gguf_find_tensor(f, GROK_TN_OUTPUT) == NULL;
     if (m->tied)
         m->output = m->token_embd;
@@ -305,14 +296,13 @@ grok_model *grok_model_load(const char *path, char *err, size_t err_size) {
             bind_mat(f, NAME("attn_k"), kv, d, 1, &L->wk, NULL, err, err_size) ||
             bind_mat(f, NAME("attn_v"), kv, d, 1, &L->wv, NULL, err, err_size) ||
             bind_mat(f, NAME("attn_output"), d, q, 1, &L->wo, NULL, err, err_size) ||
-            bind_mat(f, NAME("ffn_gate_inp"), hp->n_experts, d, 1, &L->router, NULL, err,
+            bind_mat(f, NAME("ffn_gate_inp"), hp->n_experts, d, 1, &L->router, NULL, err, err_size) ||
+            bind_mat(f, NAME("ffn_gate_exps"), hp->n_ff, d, hp->n_experts, &L->gate, &L->gate_stride, err,
                      err_size) ||
-            bind_mat(f, NAME("ffn_gate_exps"), hp->n_ff, d, hp->n_experts, &L->gate,
-                     &L->gate_stride, err, err_size) ||
-            bind_mat(f, NAME("ffn_up_exps"), hp->n_ff, d, hp->n_experts, &L->up, &L->up_stride,
-                     err, err_size) ||
-            bind_mat(f, NAME("ffn_down_exps"), d, hp->n_ff, hp->n_experts, &L->down,
-                     &L->down_stride, err, err_size))
+            bind_mat(f, NAME("ffn_up_exps"), hp->n_ff, d, hp->n_experts, &L->up, &L->up_stride, err,
+                     err_size) ||
+            bind_mat(f, NAME("ffn_down_exps"), d, hp->n_ff, hp->n_experts, &L->down, &L->down_stride, err,
+                     err_size))
             goto fail;
 #undef NAME
     }
@@ -320,8 +310,9 @@ grok_model *grok_model_load(const char *path, char *err, size_t err_size) {
         m->tok = grok_tokenizer_from_gguf(f, err, err_size);
         if (!m->tok) goto fail;
         if (grok_tokenizer_n_vocab(m->tok) > hp->n_vocab) {
-            snprintf(err, err_size, "%s: the vocabulary has %" PRId64 " pieces but token_embd only %" PRId64 " rows",
-                     path, grok_tokenizer_n_vocab(m->tok), hp->n_vocab);
+            snprintf(err, err_size,
+                     "%s: the vocabulary has %" PRId64 " pieces but token_embd only %" PRId64 " rows", path,
+                     grok_tokenizer_n_vocab(m->tok), hp->n_vocab);
             goto fail;
         }
     }
@@ -370,11 +361,10 @@ int grok_model_set_dist(grok_model *m, const grok_dist *d, char *err, size_t err
     if (!range_ok(d->kvh0, d->kvh1, hp->n_kv_heads) || !range_ok(d->e0, d->e1, hp->n_experts) ||
         !range_ok(d->f0, d->f1, hp->n_ff) || !range_ok(d->v0, d->v1, hp->n_vocab) ||
         !range_ok(d->l0, d->l1, hp->n_layers))
-        return ERRF("%s: rank %d's share (kv heads [%" PRId64 ", %" PRId64 "), experts [%" PRId64
-                    ", %" PRId64 "), ffn rows [%" PRId64 ", %" PRId64 "), vocab [%" PRId64
-                    ", %" PRId64 "), layers [%" PRId64 ", %" PRId64 ")) lies outside the model's shapes",
-                    path, d->rank, d->kvh0, d->kvh1, d->e0, d->e1, d->f0, d->f1, d->v0, d->v1,
-                    d->l0, d->l1);
+        return ERRF("%s: rank %d's share (kv heads [%" PRId64 ", %" PRId64 "), experts [%" PRId64 ", %" PRId64
+                    "), ffn rows [%" PRId64 ", %" PRId64 "), vocab [%" PRId64 ", %" PRId64
+                    "), layers [%" PRId64 ", %" PRId64 ")) lies outside the model's shapes",
+                    path, d->rank, d->kvh0, d->kvh1, d->e0, d->e1, d->f0, d->f1, d->v0, d->v1, d->l0, d->l1);
     if (d->pipeline && (d->l0 >= d->l1 || d->kvh0 != 0 || d->kvh1 != hp->n_kv_heads || d->e0 != 0 ||
                         d->e1 != hp->n_experts || d->f0 != 0 || d->f1 != hp->n_ff))
         return ERRF("%s: rank %d: a pipeline share is at least one whole layer", path, d->rank);
@@ -386,14 +376,14 @@ int grok_model_set_dist(grok_model *m, const grok_dist *d, char *err, size_t err
         if (!slice_ok(&L->wo, d->kvh0 * G * D, d->kvh1 * G * D))
             return ERRF("%s: rank %d: heads [%" PRId64 ", %" PRId64 ") of layer %" PRId64
                         " do not start and end on a %s block of attn_output",
-                        path, d->rank, d->kvh0 * G, d->kvh1 * G, il,
-                        grok_type_get_traits(L->wo.type)->name);
+                        path, d->rank, d->kvh0 * G, d->kvh1 * G, il, grok_type_get_traits(L->wo.type)->name);
         if (!slice_ok(&L->down, d->f0, d->f1))
             return ERRF("%s: rank %d: ffn rows [%" PRId64 ", %" PRId64 ") of layer %" PRId64
                         " do not start and end on a %s block of ffn_down_exps",
                         path, d->rank, d->f0, d->f1, il, grok_type_get_traits(L->down.type)->name);
     }
-    if (d->n_ranks > 1 && (d->pipeline ? !d->send_to || !d->recv_from : !d->allreduce_sum || !d->gather_vocab))
+    if (d->n_ranks > 1 &&
+        (d->pipeline ? !d->send_to || !d->recv_from : !d->allreduce_sum || !d->gather_vocab))
         return ERRF("%s: a distribution over %d ranks needs its collectives", path, d->n_ranks);
     m->dist = d;
     return 0;

@@ -16,19 +16,19 @@
 #define GROK_TN_OUTPUT_NORM "output_norm.weight"
 
 typedef struct {
-    float *attn_norm;       /* [d_model] pre-attention RMSNorm (owned f32 copy) */
-    grok_mat wq;            /* [n_heads*head_dim][d_model] */
-    grok_mat wk;            /* [n_kv_heads*head_dim][d_model] */
-    grok_mat wv;            /* [n_kv_heads*head_dim][d_model] */
-    grok_mat wo;            /* [d_model][n_heads*head_dim] */
-    float *attn_out_norm;   /* [d_model] post-attention RMSNorm */
-    float *ffn_norm;        /* [d_model] pre-MoE RMSNorm */
-    grok_mat router;        /* [n_experts][d_model] */
-    grok_mat gate;          /* per expert [n_ff][d_model]; expert e at data + e*expert_stride */
-    grok_mat up;            /* per expert [n_ff][d_model] (linear branch) */
-    grok_mat down;          /* per expert [d_model][n_ff] */
+    float *attn_norm;     /* [d_model] pre-attention RMSNorm (owned f32 copy) */
+    grok_mat wq;          /* [n_heads*head_dim][d_model] */
+    grok_mat wk;          /* [n_kv_heads*head_dim][d_model] */
+    grok_mat wv;          /* [n_kv_heads*head_dim][d_model] */
+    grok_mat wo;          /* [d_model][n_heads*head_dim] */
+    float *attn_out_norm; /* [d_model] post-attention RMSNorm */
+    float *ffn_norm;      /* [d_model] pre-MoE RMSNorm */
+    grok_mat router;      /* [n_experts][d_model] */
+    grok_mat gate;        /* per expert [n_ff][d_model]; expert e at data + e*expert_stride */
+    grok_mat up;          /* per expert [n_ff][d_model] (linear branch) */
+    grok_mat down;        /* per expert [d_model][n_ff] */
     size_t gate_stride, up_stride, down_stride; /* bytes between experts */
-    float *layer_out_norm;  /* [d_model] post-MoE RMSNorm */
+    float *layer_out_norm;                      /* [d_model] post-MoE RMSNorm */
 } grok_layer;
 
 /* Distribution hook: the share of the model one process (an MPI rank)
@@ -45,18 +45,17 @@ typedef struct {
  * itself: the callbacks (src/dist/mpi.c) do. */
 typedef struct grok_dist {
     int rank, n_ranks;
-    bool pipeline;       /* split by layers (else by tensors) */
-    int64_t l0, l1;      /* layers [l0, l1): all of them unless pipeline */
-    int64_t kvh0, kvh1;  /* KV heads [kvh0, kvh1) and their query heads */
-    int64_t e0, e1;      /* experts [e0, e1) */
-    int64_t f0, f1;      /* FFN rows [f0, f1) of each owned expert */
-    int64_t v0, v1;      /* output-head rows (vocabulary ids) [v0, v1) */
+    bool pipeline;      /* split by layers (else by tensors) */
+    int64_t l0, l1;     /* layers [l0, l1): all of them unless pipeline */
+    int64_t kvh0, kvh1; /* KV heads [kvh0, kvh1) and their query heads */
+    int64_t e0, e1;     /* experts [e0, e1) */
+    int64_t f0, f1;     /* FFN rows [f0, f1) of each owned expert */
+    int64_t v0, v1;     /* output-head rows (vocabulary ids) [v0, v1) */
     /* buf[0..n) = the sum of every rank's buf, the same bits on every rank.
      * 0, or -1 with err. */
     int (*allreduce_sum)(void *ud, float *buf, int64_t n, char *err, size_t err_size);
     /* full[rows][n_vocab] on every rank from each rank's local[rows][v1-v0]. */
-    int (*gather_vocab)(void *ud, const float *local, float *full, int64_t rows, char *err,
-                        size_t err_size);
+    int (*gather_vocab)(void *ud, const float *local, float *full, int64_t rows, char *err, size_t err_size);
     /* pipeline: n floats to rank `to`, from rank `from` */
     int (*send_to)(void *ud, int to, const float *buf, int64_t n, char *err, size_t err_size);
     int (*recv_from)(void *ud, int from, float *buf, int64_t n, char *err, size_t err_size);
@@ -65,17 +64,20 @@ typedef struct grok_dist {
 
 struct grok_model {
     grok_hparams hp;
-    const grok_dist *dist;  /* NULL: this process computes everything */
+    const grok_dist *dist; /* NULL: this process computes everything */
     grok_gguf_file *file;
     grok_tokenizer *tok;
-    grok_mat token_embd;    /* [n_vocab][d_model] */
-    grok_mat output;        /* [n_vocab][d_model]; the embedding when tied */
+    grok_mat token_embd; /* [n_vocab][d_model] */
+    grok_mat output;     /* [n_vocab][d_model]; the embedding when tied */
     bool tied;
-    float *output_norm;     /* [d_model] */
-    grok_layer *layers;     /* [n_layers] */
-    void **owned;           /* [n_owned] weight buffers the model frees (LoRA-merged copies) */
+    float *output_norm; /* [d_model] */
+    grok_layer *layers; /* [n_layers] */
+    void **owned;       /* [n_owned] weight buffers the model frees (LoRA-merged copies) */
     int64_t n_owned;
-    struct grok_pack_map { void *addr; size_t len; } *packs; /* packed weight copies (pack.c) */
+    struct grok_pack_map {
+        void *addr;
+        size_t len;
+    } * packs; /* packed weight copies (pack.c) */
     int64_t n_packs, packed_bytes;
     bool pack_done;
 };

@@ -23,10 +23,10 @@
 typedef struct {
     const grok_mat *w;
     uint8_t *dst;
-    size_t stride;          /* bytes between matrices (experts) */
-    int64_t e0, g0, g1;     /* matrices from e0, groups [g0, g1) of each */
-    int64_t n_groups;       /* (e1 - e0) * (g1 - g0) */
-    size_t col_off;         /* row_size(c0): the column slice's start in a row */
+    size_t stride;      /* bytes between matrices (experts) */
+    int64_t e0, g0, g1; /* matrices from e0, groups [g0, g1) of each */
+    int64_t n_groups;   /* (e1 - e0) * (g1 - g0) */
+    size_t col_off;     /* row_size(c0): the column slice's start in a row */
     int64_t ncols;
 } pack_job;
 
@@ -54,19 +54,29 @@ static void pack_mat(grok_model *m, grok_threadpool *pool, grok_mat *w, size_t s
     struct grok_pack_map *pk = realloc(m->packs, sizeof *pk * (size_t)(m->n_packs + 1));
     if (!pk) return;
     m->packs = pk;
-    uint8_t *buf = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    uint8_t *buf =
+        mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (buf == MAP_FAILED) return; /* no room: the unpacked path still works */
-    /* Huge pages where the kernel allows them: a 4 KiB page fault per 4 KiB
+                                   /* Huge pages where the kernel allows them: a 4 KiB page fault per 4 KiB
      * written made packing fault-bound (~70% of its time in a VM), and the
      * dots' streams cross fewer TLB entries. Advice only: errors are fine. */
 #ifdef MADV_HUGEPAGE
     madvise(buf, span, MADV_HUGEPAGE);
 #endif
-    pack_job j = {w, buf, stride, e0, r0 / GROK_PACK_ROWS, (r1 + GROK_PACK_ROWS - 1) / GROK_PACK_ROWS, 0,
-                  (size_t)grok_type_row_size(w->type, c0), c1 - c0};
+    pack_job j = {w,
+                  buf,
+                  stride,
+                  e0,
+                  r0 / GROK_PACK_ROWS,
+                  (r1 + GROK_PACK_ROWS - 1) / GROK_PACK_ROWS,
+                  0,
+                  (size_t)grok_type_row_size(w->type, c0),
+                  c1 - c0};
     j.n_groups = (e1 - e0) * (j.g1 - j.g0);
-    if (pool && j.n_groups >= 16) grok_threadpool_run(pool, pack_task, &j);
-    else pack_task(&j, 0, 1);
+    if (pool && j.n_groups >= 16)
+        grok_threadpool_run(pool, pack_task, &j);
+    else
+        pack_task(&j, 0, 1);
     m->packs[m->n_packs++] = (struct grok_pack_map){buf, span};
     m->packed_bytes += (int64_t)((size_t)(e1 - e0) * (size_t)(j.g1 - j.g0) * GROK_PACK_ROWS *
                                  (size_t)grok_type_row_size(w->type, c1 - c0));

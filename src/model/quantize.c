@@ -52,9 +52,7 @@ static const grok_quant_mix MIXES[] = {
 };
 #define N_MIXES (int)(sizeof MIXES / sizeof MIXES[0])
 
-const grok_quant_mix *grok_quant_mix_at(int i) {
-    return i >= 0 && i < N_MIXES ? &MIXES[i] : NULL;
-}
+const grok_quant_mix *grok_quant_mix_at(int i) { return i >= 0 && i < N_MIXES ? &MIXES[i] : NULL; }
 
 static const grok_quant_mix *mix_of_ftype(long ftype) {
     for (int i = 0; i < N_MIXES; i++)
@@ -173,31 +171,26 @@ static grok_type mix_type(const mix_model *m, const grok_gguf_tensor *t) {
     switch (role) {
     case ROLE_TOKEN_EMBD: /* a lookup table (one row read per token), unless tied */
         return m->tied ? output_head_type(p, t, block) : base;
-    case ROLE_OUTPUT:
-        return output_head_type(p, t, block);
+    case ROLE_OUTPUT: return output_head_type(p, t, block);
     case ROLE_ATTN_V:
         /* V is what attention reads out, and small under GQA: the _M mixes
          * give it q6_K in the use_more_bits layers, Q4_K_S q5_K in the
          * first four layers. */
         if (eight_experts) return GROK_TYPE_Q8_0;
-        if ((ft == FT_Q4_K_M || ft == FT_Q5_K_M) && il >= 0 && more_bits_layer(il, nl))
-            return GROK_TYPE_Q6_K;
+        if ((ft == FT_Q4_K_M || ft == FT_Q5_K_M) && il >= 0 && more_bits_layer(il, nl)) return GROK_TYPE_Q6_K;
         if (ft == FT_Q4_K_S && il >= 0 && il < 4) return GROK_TYPE_Q5_K;
         return base;
-    case ROLE_ATTN_K:
-        return eight_experts ? GROK_TYPE_Q8_0 : base;
+    case ROLE_ATTN_K: return eight_experts ? GROK_TYPE_Q8_0 : base;
     case ROLE_ATTN_OUTPUT:
         return eight_experts && (ft == FT_Q4_K_S || ft == FT_Q4_K_M) ? GROK_TYPE_Q5_K : base;
     case ROLE_FFN_DOWN:
         /* The down projection's error goes straight into the residual
          * stream: q6_K in the use_more_bits layers for the _M mixes, q5_K
          * in the first eighth of the layers for Q4_K_S. */
-        if ((ft == FT_Q4_K_M || ft == FT_Q5_K_M) && il >= 0 && more_bits_layer(il, nl))
-            return GROK_TYPE_Q6_K;
+        if ((ft == FT_Q4_K_M || ft == FT_Q5_K_M) && il >= 0 && more_bits_layer(il, nl)) return GROK_TYPE_Q6_K;
         if (ft == FT_Q4_K_S && il >= 0 && il < nl / 8) return GROK_TYPE_Q5_K;
         return base;
-    default: /* attn_q and ffn_gate/up_exps: the mix's type in every mix here */
-        return base;
+    default: /* attn_q and ffn_gate/up_exps: the mix's type in every mix here */ return base;
     }
 }
 
@@ -249,8 +242,7 @@ static void conv_task(void *arg, int ith, int nth) {
 int grok_model_quantize(const char *in_path, const char *out_path, const grok_quantize_params *p,
                         grok_threadpool *pool, grok_quantize_progress progress, void *ud,
                         grok_quantize_stats *stats, char *err, size_t err_size) {
-    if (!p || !p->mix || !writable((int)p->mix->base) ||
-        (p->output_type >= 0 && !writable(p->output_type)) ||
+    if (!p || !p->mix || !writable((int)p->mix->base) || (p->output_type >= 0 && !writable(p->output_type)) ||
         (p->token_embd_type >= 0 && !writable(p->token_embd_type))) {
         snprintf(err, err_size, "%s: cannot quantize to the types asked for", out_path);
         return -1;
@@ -291,8 +283,9 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
                  * here), others keep their type. Grok-1's rows all divide by 256. */
                 grok_type fb =
                     tr->block_size > 32 && t->ne[0] % 32 == 0 ? GROK_TYPE_Q8_0 : (grok_type)t->type;
-                fprintf(stderr, "grok quantize: %s: %" PRId64 " columns are not a multiple of %" PRId64
-                                ", %s %s\n", t->name, t->ne[0], tr->block_size,
+                fprintf(stderr,
+                        "grok quantize: %s: %" PRId64 " columns are not a multiple of %" PRId64 ", %s %s\n",
+                        t->name, t->ne[0], tr->block_size,
                         fb == (grok_type)t->type ? "kept as" : "written as", grok_type_get_traits(fb)->name);
                 want = fb;
                 st.n_fallback++;
@@ -344,9 +337,15 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
             rc = grok_gguf_writer_write_data(w, t->data, t->nbytes, err, err_size);
         } else {
             const int64_t rows = t->n_elements / t->ne[0];
-            conv_job j = {grok_kernels_get(t->type), grok_kernels_get(types[i]), t->data, out,
+            conv_job j = {grok_kernels_get(t->type),
+                          grok_kernels_get(types[i]),
+                          t->data,
+                          out,
                           (size_t)grok_type_row_size(t->type, t->ne[0]),
-                          (size_t)grok_type_row_size((uint32_t)types[i], t->ne[0]), 0, t->ne[0], scratch};
+                          (size_t)grok_type_row_size((uint32_t)types[i], t->ne[0]),
+                          0,
+                          t->ne[0],
+                          scratch};
             for (int64_t r0 = 0; r0 < rows && rc == 0; r0 += chunk_rows) {
                 j.in = (const uint8_t *)t->data + (size_t)r0 * j.in_row;
                 j.rows = rows - r0 < chunk_rows ? rows - r0 : chunk_rows;

@@ -32,9 +32,9 @@ const grok_quant_mix *grok_quant_mix_find(const char *name);
 
 typedef struct {
     const grok_quant_mix *mix;
-    bool pure;            /* every matrix gets mix->base: no per-tensor rules */
-    int output_type;      /* grok_type for output.weight, or -1 for the mix's choice */
-    int token_embd_type;  /* grok_type for token_embd.weight, or -1 */
+    bool pure;           /* every matrix gets mix->base: no per-tensor rules */
+    int output_type;     /* grok_type for output.weight, or -1 for the mix's choice */
+    int token_embd_type; /* grok_type for token_embd.weight, or -1 */
 } grok_quantize_params;
 
 /* What was written, for the summary line. */
@@ -43,7 +43,7 @@ typedef struct {
     int64_t n_of_type[GROK_TYPE_COUNT]; /* tensors written with each type */
     int64_t n_fallback;                 /* matrices whose rows did not fit the chosen type */
     int64_t n_elements;
-    uint64_t bytes_in, bytes_out;       /* tensor data, without headers and padding */
+    uint64_t bytes_in, bytes_out; /* tensor data, without headers and padding */
 } grok_quantize_stats;
 
 /* Writes in_path's metadata and tensors to out_path (atomically, through

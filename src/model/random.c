@@ -27,8 +27,8 @@ typedef struct {
 
 /* Streams one tensor of rows x cols (x n_mats) values drawn as
  * mean + std * N(0,1), encoded in type. */
-static int gen_tensor(gen_ctx *g, grok_type type, int64_t rows, int64_t cols, int64_t n_mats,
-                      float mean, float std) {
+static int gen_tensor(gen_ctx *g, grok_type type, int64_t rows, int64_t cols, int64_t n_mats, float mean,
+                      float std) {
     grok_rng r = {g->seed * 0x100000001B3ull + (uint64_t)g->index++ * 0x9E3779B97F4A7C15ull};
     const grok_type_kernels *k = grok_kernels_get(type);
     size_t row_bytes = (size_t)grok_type_row_size(type, cols);
@@ -64,8 +64,9 @@ int grok_model_write_random(const char *path, const grok_hparams *hp_in, grok_ty
     }
     int64_t blk = grok_type_get_traits((uint32_t)type)->block_size;
     if (hpp->d_model % blk || (hpp->n_heads * hpp->head_dim) % blk || hpp->n_ff % blk) {
-        snprintf(err, err_size, "%s: with type %s, d_model, heads*head_dim and ffn must be multiples of %" PRId64,
-                 path, grok_type_get_traits((uint32_t)type)->name, blk);
+        snprintf(err, err_size,
+                 "%s: with type %s, d_model, heads*head_dim and ffn must be multiples of %" PRId64, path,
+                 grok_type_get_traits((uint32_t)type)->name, blk);
         return -1;
     }
     grok_gguf_writer *w = grok_gguf_writer_create();
@@ -105,13 +106,13 @@ int grok_model_write_random(const char *path, const grok_hparams *hp_in, grok_ty
         grok_gguf_writer_free(w);
         return -1;
     }
-#define ADD(nm, ty, r_, c_, m_, mean_, std_)                                                       \
-    do {                                                                                           \
-        snprintf(s[ns].name, sizeof s[ns].name, "%s", nm);                                         \
+#define ADD(nm, ty, r_, c_, m_, mean_, std_)                                                      \
+    do {                                                                                          \
+        snprintf(s[ns].name, sizeof s[ns].name, "%s", nm);                                        \
         s[ns].type = ty, s[ns].rows = r_, s[ns].cols = c_, s[ns].n_mats = m_, s[ns].mean = mean_, \
-        s[ns].std = std_;                                                                          \
-        s[ns].n_dims = strstr(nm, "_exps") ? 3 : strstr(nm, "norm") ? 1 : 2;                       \
-        ns++;                                                                                      \
+        s[ns].std = std_;                                                                         \
+        s[ns].n_dims = strstr(nm, "_exps") ? 3 : strstr(nm, "norm") ? 1 : 2;                      \
+        ns++;                                                                                     \
     } while (0)
     /* Embedding rows of norm ~1 after the multiplier, weights scaled by
      * 1/sqrt(fan_in), norms near 1: activations stay in a sane range. */

@@ -42,19 +42,19 @@
 #include "grok.h"
 
 #define TOP_P_BIN_SCALE 128.0f /* bins per nat */
-#define TOP_P_BINS 4097         /* 32 nats of bins, then one for the rest */
+#define TOP_P_BINS 4097        /* 32 nats of bins, then one for the rest */
 
 struct grok_sampler {
     grok_sampler_params p;
     int64_t n_vocab;
-    uint64_t rng[4];   /* xoshiro256** state */
-    float *work;       /* [n_vocab] penalised, then scaled logits */
-    float *probs;      /* [n_vocab] result of the last call, 0 where removed */
-    int32_t *cand;     /* [n_vocab] ids still kept, ascending */
-    float *scratch;    /* [n_vocab] heap for top-k, sorted block for top-p */
-    double *ex;        /* [n_vocab] exp of the kept candidates' values, by rank in cand */
-    int32_t *counts;   /* [n_vocab] history counts, all 0 between calls */
-    int32_t *distinct; /* [n_vocab] distinct ids of the window */
+    uint64_t rng[4];         /* xoshiro256** state */
+    float *work;             /* [n_vocab] penalised, then scaled logits */
+    float *probs;            /* [n_vocab] result of the last call, 0 where removed */
+    int32_t *cand;           /* [n_vocab] ids still kept, ascending */
+    float *scratch;          /* [n_vocab] heap for top-k, sorted block for top-p */
+    double *ex;              /* [n_vocab] exp of the kept candidates' values, by rank in cand */
+    int32_t *counts;         /* [n_vocab] history counts, all 0 between calls */
+    int32_t *distinct;       /* [n_vocab] distinct ids of the window */
     double bins[TOP_P_BINS]; /* top-p: mass per value bin */
     bool sampled;
 };
@@ -151,9 +151,7 @@ void grok_sampler_free(grok_sampler *s) {
     free(s);
 }
 
-const float *grok_sampler_last_probs(const grok_sampler *s) {
-    return (s && s->sampled) ? s->probs : NULL;
-}
+const float *grok_sampler_last_probs(const grok_sampler *s) { return (s && s->sampled) ? s->probs : NULL; }
 
 static float sanitize(float x) {
     if (isnan(x)) return -INFINITY;
@@ -163,8 +161,7 @@ static float sanitize(float x) {
 
 static void apply_penalties(grok_sampler *s, const int32_t *history, size_t n_history) {
     const grok_sampler_params *p = &s->p;
-    if (p->repeat_penalty == 1.0f && p->presence_penalty == 0.0f && p->frequency_penalty == 0.0f)
-        return;
+    if (p->repeat_penalty == 1.0f && p->presence_penalty == 0.0f && p->frequency_penalty == 0.0f) return;
     if (!history || p->repeat_last_n == 0) return;
     size_t start = 0;
     if (p->repeat_last_n > 0 && (size_t)p->repeat_last_n < n_history)
@@ -280,8 +277,7 @@ static float top_p_threshold(grok_sampler *s, size_t n, double top_p) {
     return s->scratch[j - 1];
 }
 
-int32_t grok_sampler_sample(grok_sampler *s, const float *logits, const int32_t *history,
-                            size_t n_history) {
+int32_t grok_sampler_sample(grok_sampler *s, const float *logits, const int32_t *history, size_t n_history) {
     if (!s || !logits) return -1;
     const grok_sampler_params *p = &s->p;
     size_t nv = (size_t)s->n_vocab;
@@ -304,8 +300,7 @@ int32_t grok_sampler_sample(grok_sampler *s, const float *logits, const int32_t 
         if (x > -INFINITY) s->cand[n++] = (int32_t)i;
     }
 
-    if (p->top_k > 0 && (size_t)p->top_k < n)
-        n = keep_at_least(s, n, kth_largest(s, n, (size_t)p->top_k));
+    if (p->top_k > 0 && (size_t)p->top_k < n) n = keep_at_least(s, n, kth_largest(s, n, (size_t)p->top_k));
 
     if (p->top_p < 1.0f && n > 1) {
         double tp = p->top_p > 0.0f ? (double)p->top_p : 0.0;

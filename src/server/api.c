@@ -32,10 +32,14 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
     if (c < 0x80) return 1;
     size_t len;
     uint32_t cp, min;
-    if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F, min = 0x80;
-    else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F, min = 0x800;
-    else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07, min = 0x10000;
-    else return 0;
+    if ((c & 0xE0) == 0xC0)
+        len = 2, cp = c & 0x1F, min = 0x80;
+    else if ((c & 0xF0) == 0xE0)
+        len = 3, cp = c & 0x0F, min = 0x800;
+    else if ((c & 0xF8) == 0xF0)
+        len = 4, cp = c & 0x07, min = 0x10000;
+    else
+        return 0;
     if (len > n) return 0;
     for (size_t i = 1; i < len; i++) {
         if ((s[i] & 0xC0) != 0x80) return 0;
@@ -100,18 +104,18 @@ void request_free(request *r) {
     free(r);
 }
 
-#define FAIL(prm, ...)                                                                             \
-    do {                                                                                           \
-        snprintf(err, err_size, __VA_ARGS__);                                                      \
-        *param = (prm);                                                                            \
-        goto fail;                                                                                 \
+#define FAIL(prm, ...)                        \
+    do {                                      \
+        snprintf(err, err_size, __VA_ARGS__); \
+        *param = (prm);                       \
+        goto fail;                            \
     } while (0)
 
 /* err already says what is wrong */
-#define KEEP(prm)                                                                                  \
-    do {                                                                                           \
-        *param = (prm);                                                                            \
-        goto fail;                                                                                 \
+#define KEEP(prm)       \
+    do {                \
+        *param = (prm); \
+        goto fail;      \
     } while (0)
 
 /* A field, or NULL when absent or null. */
@@ -122,8 +126,8 @@ static const cJSON *field(const cJSON *o, const char *name) {
 
 /* Number field in [lo, hi] (integral when integer); 1 = set, 0 = absent,
  * -1 = bad (err written). */
-static int num_field(const cJSON *o, const char *name, double lo, double hi, bool integer,
-                     double *out, char *err, size_t err_size) {
+static int num_field(const cJSON *o, const char *name, double lo, double hi, bool integer, double *out,
+                     char *err, size_t err_size) {
     const cJSON *f = field(o, name);
     if (!f) return 0;
     if (!cJSON_IsNumber(f)) {
@@ -169,14 +173,12 @@ static bool buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n)
 
 /* The text of one chat message's content: a string, or an array of
  * {"type":"text","text":...} parts. NULL with err otherwise. */
-static const char *message_text(const cJSON *content, char **owned, char *err, size_t err_size,
-                                size_t idx) {
+static const char *message_text(const cJSON *content, char **owned, char *err, size_t err_size, size_t idx) {
     *owned = NULL;
     if (!content) return "";
     if (cJSON_IsString(content)) return content->valuestring;
     if (!cJSON_IsArray(content)) {
-        snprintf(err, err_size, "messages[%zu].content must be a string or an array of text parts",
-                 idx);
+        snprintf(err, err_size, "messages[%zu].content must be a string or an array of text parts", idx);
         return NULL;
     }
     size_t len = 0, cap = 0;
@@ -187,8 +189,10 @@ static const char *message_text(const cJSON *content, char **owned, char *err, s
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
         if (!cJSON_IsObject(part) || !cJSON_IsString(type) || strcmp(type->valuestring, "text") ||
             !cJSON_IsString(text)) {
-            snprintf(err, err_size, "messages[%zu].content: only {\"type\":\"text\",\"text\":...} parts "
-                     "are supported", idx);
+            snprintf(err, err_size,
+                     "messages[%zu].content: only {\"type\":\"text\",\"text\":...} parts "
+                     "are supported",
+                     idx);
             free(b);
             return NULL;
         }
@@ -224,8 +228,7 @@ static char *chat_prompt(server *s, const cJSON *msgs, size_t *out_len, char *er
             goto fail;
         }
         char *owned;
-        const char *text =
-            message_text(field(m, "content"), &owned, err, err_size, idx);
+        const char *text = message_text(field(m, "content"), &owned, err, err_size, idx);
         if (!text) goto fail;
         const char *fmt = s->chat.role_fmt[ri], *ph = strstr(fmt, "{content}");
         bool ok = buf_add(&b, &len, &cap, fmt, (size_t)(ph - fmt)) &&
@@ -250,8 +253,8 @@ fail:
 }
 
 /* Token ids from a JSON array of integers; NULL with err. */
-static int32_t *ids_from_json(const cJSON *a, int64_t n_vocab, size_t *n, const char *name,
-                              char *err, size_t err_size) {
+static int32_t *ids_from_json(const cJSON *a, int64_t n_vocab, size_t *n, const char *name, char *err,
+                              size_t err_size) {
     size_t k = (size_t)cJSON_GetArraySize(a), i = 0;
     int32_t *ids = malloc((k ? k : 1) * sizeof *ids);
     if (!ids) {
@@ -262,8 +265,7 @@ static int32_t *ids_from_json(const cJSON *a, int64_t n_vocab, size_t *n, const 
     cJSON_ArrayForEach(e, a) {
         double v = cJSON_IsNumber(e) ? e->valuedouble : -1;
         if (!cJSON_IsNumber(e) || v != floor(v) || v < 0 || v >= (double)n_vocab) {
-            snprintf(err, err_size, "%s[%zu] is not a token id in [0, %" PRId64 ")", name, i,
-                     n_vocab);
+            snprintf(err, err_size, "%s[%zu] is not a token id in [0, %" PRId64 ")", name, i, n_vocab);
             free(ids);
             return NULL;
         }
@@ -289,8 +291,8 @@ static bool release_echo(choice *c, const char *prompt_text) {
     return true;
 }
 
-request *api_parse_completion(server *s, const char *body, size_t len, int kind, char *err,
-                              size_t err_size, const char **param) {
+request *api_parse_completion(server *s, const char *body, size_t len, int kind, char *err, size_t err_size,
+                              const char **param) {
     *param = NULL;
     request *r = calloc(1, sizeof *r);
     cJSON *root = NULL;
@@ -321,14 +323,14 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
     sp.min_p = 0.0f;
     double v;
     int rc;
-#define NUM(name, lo, hi, integer, dst)                                                            \
-    do {                                                                                           \
-        rc = num_field(root, name, lo, hi, integer, &v, err, err_size);                           \
-        if (rc < 0) {                                                                              \
-            *param = name;                                                                         \
-            goto fail;                                                                             \
-        }                                                                                          \
-        if (rc > 0) dst;                                                                           \
+#define NUM(name, lo, hi, integer, dst)                                 \
+    do {                                                                \
+        rc = num_field(root, name, lo, hi, integer, &v, err, err_size); \
+        if (rc < 0) {                                                   \
+            *param = name;                                              \
+            goto fail;                                                  \
+        }                                                               \
+        if (rc > 0) dst;                                                \
     } while (0)
     NUM("temperature", 0, 2, false, sp.temperature = (float)v);
     NUM("top_p", 0, 1, false, sp.top_p = (float)v);
@@ -338,19 +340,16 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
     NUM("frequency_penalty", -2, 2, false, sp.frequency_penalty = (float)v);
     NUM("repeat_penalty", 0.01, 100, false, sp.repeat_penalty = (float)v);
     bool seeded = false;
-    NUM("seed", -9.2e18, 1.8e19, true, (sp.seed = v < 0 ? (uint64_t)(int64_t)v : (uint64_t)v,
-                                        seeded = true));
+    NUM("seed", -9.2e18, 1.8e19, true, (sp.seed = v < 0 ? (uint64_t)(int64_t)v : (uint64_t)v, seeded = true));
     if (!seeded) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        sp.seed = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^
-                  ((uintptr_t)r << 16);
+        sp.seed = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^ ((uintptr_t)r << 16);
     }
     r->sp = sp;
     int64_t max_n = s->cfg.parallel < MAX_N ? s->cfg.parallel : MAX_N;
     NUM("n", 1, 1e9, true, r->n = (int)(v < 1e6 ? v : 1e6));
-    if (r->n > max_n)
-        FAIL("n", "'n' is %d, more than this server runs at once (%" PRId64 ")", r->n, max_n);
+    if (r->n > max_n) FAIL("n", "'n' is %d, more than this server runs at once (%" PRId64 ")", r->n, max_n);
     double mt = -1;
     NUM("max_tokens", 1, 1e12, true, mt = v);
     if (kind == KIND_CHAT && mt < 0) NUM("max_completion_tokens", 1, 1e12, true, mt = v);
@@ -385,8 +384,7 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
             cJSON_ArrayForEach(e, stop) {
                 if (!cJSON_IsString(e)) FAIL("stop", "'stop' must be a string or an array of strings");
                 if (!e->valuestring[0]) continue;
-                if (r->n_stops == MAX_STOPS - 1)
-                    FAIL("stop", "at most %d stop strings", MAX_STOPS - 1);
+                if (r->n_stops == MAX_STOPS - 1) FAIL("stop", "at most %d stop strings", MAX_STOPS - 1);
                 if (!(r->stops[r->n_stops++] = strdup(e->valuestring))) FAIL(NULL, "out of memory");
             }
         } else {
@@ -401,8 +399,7 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
         if (!msgs) FAIL("messages", "'messages' is required");
         text = chat_prompt(s, msgs, &text_len, err, err_size);
         if (!text) KEEP("messages");
-        if (s->chat.stop[0] && !(r->stops[r->n_stops++] = strdup(s->chat.stop)))
-            FAIL(NULL, "out of memory");
+        if (s->chat.stop[0] && !(r->stops[r->n_stops++] = strdup(s->chat.stop))) FAIL(NULL, "out of memory");
     } else {
         const cJSON *p = field(root, "prompt");
         if (!p) FAIL("prompt", "'prompt' is required");
@@ -492,10 +489,14 @@ char *api_error_json(const char *message, const char *type, const char *param, c
     cJSON_AddStringToObject(e, "message", msg ? msg : "error");
     free(msg);
     cJSON_AddStringToObject(e, "type", type);
-    if (param) cJSON_AddStringToObject(e, "param", param);
-    else cJSON_AddNullToObject(e, "param");
-    if (code) cJSON_AddStringToObject(e, "code", code);
-    else cJSON_AddNullToObject(e, "code");
+    if (param)
+        cJSON_AddStringToObject(e, "param", param);
+    else
+        cJSON_AddNullToObject(e, "param");
+    if (code)
+        cJSON_AddStringToObject(e, "code", code);
+    else
+        cJSON_AddNullToObject(e, "code");
     char *out = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return out;
@@ -512,8 +513,10 @@ void api_token_text(server *s, int32_t id, char *out, size_t cap) {
     }
     if (grok_tokenizer_type(s->tok, id) == GROK_TOKEN_BYTE && len == 6) {
         unsigned b = (unsigned)strtoul(p + 3, NULL, 16);
-        if (b >= 0x20 && b < 0x7F) snprintf(out, cap, "%c", (char)b);
-        else snprintf(out, cap, "%.*s", (int)len, p);
+        if (b >= 0x20 && b < 0x7F)
+            snprintf(out, cap, "%c", (char)b);
+        else
+            snprintf(out, cap, "%.*s", (int)len, p);
         return;
     }
     /* SentencePiece writes a space as U+2581 */
@@ -636,8 +639,10 @@ static void add_usage(cJSON *root, const request *r) {
 
 static void add_finish(cJSON *o, int finish) {
     const char *f = finish_name(finish);
-    if (f) cJSON_AddStringToObject(o, "finish_reason", f);
-    else cJSON_AddNullToObject(o, "finish_reason");
+    if (f)
+        cJSON_AddStringToObject(o, "finish_reason", f);
+    else
+        cJSON_AddNullToObject(o, "finish_reason");
 }
 
 char *api_whole_response(server *s, const request *r) {
@@ -669,8 +674,8 @@ char *api_whole_response(server *s, const request *r) {
     return out;
 }
 
-char *api_stream_chunk(server *s, const request *r, int ci, const char *text, size_t len,
-                       size_t lp0, size_t lp1, int finish, bool first) {
+char *api_stream_chunk(server *s, const request *r, int ci, const char *text, size_t len, size_t lp0,
+                       size_t lp1, int finish, bool first) {
     bool chat = r->kind == KIND_CHAT;
     const choice *c = &r->choices[ci];
     cJSON *root = head(s, r, chat ? "chat.completion.chunk" : "text_completion");

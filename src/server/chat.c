@@ -19,8 +19,8 @@
 #include "server/server.h"
 
 static const char *const ROLE_NAMES[CHAT_ROLES] = {"system", "user", "assistant"};
-static const char *const DEFAULT_ROLE_FMT[CHAT_ROLES] = {
-    "System: {content}\n\n", "User: {content}\n\n", "Assistant: {content}\n\n"};
+static const char *const DEFAULT_ROLE_FMT[CHAT_ROLES] = {"System: {content}\n\n", "User: {content}\n\n",
+                                                         "Assistant: {content}\n\n"};
 
 int chat_role_index(const char *role) {
     for (int i = 0; i < CHAT_ROLES; i++)
@@ -45,8 +45,10 @@ static char *unescape(const char *s, size_t n) {
             o[k++] = s[i];
             continue;
         }
-        if (i + 1 < n && s[i + 1] == 'n') o[k++] = '\n';
-        else if (i + 1 < n && s[i + 1] == '\\') o[k++] = '\\';
+        if (i + 1 < n && s[i + 1] == 'n')
+            o[k++] = '\n';
+        else if (i + 1 < n && s[i + 1] == '\\')
+            o[k++] = '\\';
         else {
             free(o);
             return NULL;
@@ -86,8 +88,7 @@ int chat_template_load(chat_template *t, const char *path, char *err, size_t err
         line_no++;
         size_t n = strlen(line);
         if (n == sizeof line - 1 && line[n - 1] != '\n') {
-            snprintf(err, err_size, "%s:%ld: line longer than %zu bytes", path, line_no,
-                     sizeof line - 2);
+            snprintf(err, err_size, "%s:%ld: line longer than %zu bytes", path, line_no, sizeof line - 2);
             rc = -1;
             break;
         }
@@ -102,34 +103,31 @@ int chat_template_load(chat_template *t, const char *path, char *err, size_t err
         *eq = '\0';
         char *v = unescape(eq + 1, strlen(eq + 1));
         if (!v) {
-            snprintf(err, err_size, "%s:%ld: bad escape in the value of '%s' (only \\n and \\\\)",
-                     path, line_no, line);
+            snprintf(err, err_size, "%s:%ld: bad escape in the value of '%s' (only \\n and \\\\)", path,
+                     line_no, line);
             rc = -1;
             break;
         }
         if (!utf8_valid(v, strlen(v))) {
-            snprintf(err, err_size, "%s:%ld: the value of '%s' is not valid UTF-8", path, line_no,
-                     line);
+            snprintf(err, err_size, "%s:%ld: the value of '%s' is not valid UTF-8", path, line_no, line);
             free(v);
             rc = -1;
             break;
         }
         int role = chat_role_index(line);
-        char **dst = role >= 0 ? &t->role_fmt[role]
+        char **dst = role >= 0                         ? &t->role_fmt[role]
                      : strcmp(line, "generation") == 0 ? &t->generation
                      : strcmp(line, "stop") == 0       ? &t->stop
                                                        : NULL;
         if (!dst) {
-            snprintf(err, err_size,
-                     "%s:%ld: unknown key '%s' (system, user, assistant, generation, stop)", path,
-                     line_no, line);
+            snprintf(err, err_size, "%s:%ld: unknown key '%s' (system, user, assistant, generation, stop)",
+                     path, line_no, line);
             free(v);
             rc = -1;
             break;
         }
         if (role >= 0 && count_placeholders(v) != 1) {
-            snprintf(err, err_size, "%s:%ld: '%s' needs exactly one {content}", path, line_no,
-                     line);
+            snprintf(err, err_size, "%s:%ld: '%s' needs exactly one {content}", path, line_no, line);
             free(v);
             rc = -1;
             break;

@@ -32,8 +32,8 @@ enum { STEP_DECODE = 1, STEP_STOP = 2 };
 
 #define SEQ_WORDS 4
 
-int step_announce(server *s, grok_context *const *ctxs, const int32_t *const *toks,
-                  const int64_t *ns, float *const *alls, int64_t n_seqs, char *err, size_t err_size) {
+int step_announce(server *s, grok_context *const *ctxs, const int32_t *const *toks, const int64_t *ns,
+                  float *const *alls, int64_t n_seqs, char *err, size_t err_size) {
     int64_t total = 0;
     for (int64_t i = 0; i < n_seqs; i++) total += ns[i];
     int64_t hdr[3] = {STEP_DECODE, n_seqs, total};
@@ -55,7 +55,9 @@ int step_announce(server *s, grok_context *const *ctxs, const int32_t *const *to
         tk += ns[i];
     }
     int rc = grok_dist_bcast_idle(hdr, sizeof hdr, err, err_size) ||
-             grok_dist_bcast(msg, n_words * sizeof *msg, err, err_size) ? -1 : 0;
+                     grok_dist_bcast(msg, n_words * sizeof *msg, err, err_size)
+                 ? -1
+                 : 0;
     free(msg);
     return rc;
 }
@@ -72,8 +74,9 @@ static int replay(server *s, const int64_t *hdr, int32_t **msg, size_t *cap, gro
                   char *err, size_t err_size) {
     const int64_t n_seqs = hdr[1], total = hdr[2];
     if (n_seqs < 1 || n_seqs > s->n_slots || total < n_seqs || total > s->cfg.batch) {
-        snprintf(err, err_size, "rank %d: malformed step from rank 0 (%" PRId64 " sequences, %" PRId64
-                 " tokens)", grok_dist_rank(), n_seqs, total);
+        snprintf(err, err_size,
+                 "rank %d: malformed step from rank 0 (%" PRId64 " sequences, %" PRId64 " tokens)",
+                 grok_dist_rank(), n_seqs, total);
         return -1;
     }
     const size_t n_words = (size_t)(SEQ_WORDS * n_seqs + total);
@@ -158,12 +161,11 @@ int server_follow(const server_config *cfg) {
             break;
         }
         if (hdr[0] != STEP_DECODE) {
-            snprintf(err, sizeof err, "rank %d: unknown step kind %" PRId64 " from rank 0",
-                     grok_dist_rank(), hdr[0]);
+            snprintf(err, sizeof err, "rank %d: unknown step kind %" PRId64 " from rank 0", grok_dist_rank(),
+                     hdr[0]);
             break;
         }
-        if (replay(s, hdr, &msg, &cap, ctxs, toks, ns, alls, &scratch, &scratch_cap, err, sizeof err))
-            break;
+        if (replay(s, hdr, &msg, &cap, ctxs, toks, ns, alls, &scratch, &scratch_cap, err, sizeof err)) break;
     }
     if (rc) fprintf(stderr, "grok serve: %s\n", err); /* main ends the job: peers may wait */
 done:

@@ -52,7 +52,7 @@ typedef struct {
     char *body;
     size_t len, cap;
     bool too_big;
-    bool answered;        /* a response was queued before the body arrived */
+    bool answered; /* a response was queued before the body arrived */
     int fd;
     request *req;
     /* streaming state */
@@ -96,13 +96,12 @@ static void count(server *s, int outcome) {
 }
 
 /* Queues body (malloc'd, freed by libmicrohttpd; NULL = out of memory). */
-static enum MHD_Result reply(struct MHD_Connection *mc, unsigned status, const char *ctype,
-                             char *body, size_t len, bool retry) {
+static enum MHD_Result reply(struct MHD_Connection *mc, unsigned status, const char *ctype, char *body,
+                             size_t len, bool retry) {
     if (!body) {
         static char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\","
                             "\"param\":null,\"code\":null}}";
-        struct MHD_Response *r =
-            MHD_create_response_from_buffer(strlen(oom), oom, MHD_RESPMEM_PERSISTENT);
+        struct MHD_Response *r = MHD_create_response_from_buffer(strlen(oom), oom, MHD_RESPMEM_PERSISTENT);
         MHD_add_response_header(r, "Content-Type", "application/json");
         enum MHD_Result ret = MHD_queue_response(mc, 500, r);
         MHD_destroy_response(r);
@@ -124,13 +123,12 @@ static enum MHD_Result reply_json(struct MHD_Connection *mc, unsigned status, ch
     return reply(mc, status, "application/json", json, json ? strlen(json) : 0, false);
 }
 
-static enum MHD_Result reply_error(conn *c, struct MHD_Connection *mc, unsigned status,
-                                   const char *msg, const char *type, const char *param,
-                                   const char *code) {
-    int outcome = status == 400 ? OUT_BAD_REQUEST
-                  : status == 401 ? OUT_UNAUTHORIZED
+static enum MHD_Result reply_error(conn *c, struct MHD_Connection *mc, unsigned status, const char *msg,
+                                   const char *type, const char *param, const char *code) {
+    int outcome = status == 400                    ? OUT_BAD_REQUEST
+                  : status == 401                  ? OUT_UNAUTHORIZED
                   : status == 503 || status == 429 ? OUT_REJECTED
-                  : OUT_ERROR;
+                                                   : OUT_ERROR;
     if (c->route == R_COMPLETIONS || c->route == R_CHAT || status == 401) count(c->s, outcome);
     char *j = api_error_json(msg, type, param, code);
     return reply(mc, status, "application/json", j, j ? strlen(j) : 0, status == 503);
@@ -299,11 +297,11 @@ static enum MHD_Result do_generate(conn *c, struct MHD_Connection *mc) {
     char err[GROK_ERR_SIZE];
     const char *param = NULL;
     if (!utf8_valid(c->body ? c->body : "", c->len))
-        return reply_error(c, mc, 400, "the request body is not valid UTF-8",
-                           "invalid_request_error", NULL, NULL);
-    request *r = api_parse_completion(s, c->body ? c->body : "", c->len,
-                                      c->route == R_CHAT ? KIND_CHAT : KIND_COMPLETION, err,
-                                      sizeof err, &param);
+        return reply_error(c, mc, 400, "the request body is not valid UTF-8", "invalid_request_error", NULL,
+                           NULL);
+    request *r =
+        api_parse_completion(s, c->body ? c->body : "", c->len,
+                             c->route == R_CHAT ? KIND_CHAT : KIND_COMPLETION, err, sizeof err, &param);
     if (!r) {
         bool ctx = strstr(err, "context") != NULL;
         return reply_error(c, mc, 400, err, "invalid_request_error", param,
@@ -312,15 +310,17 @@ static enum MHD_Result do_generate(conn *c, struct MHD_Connection *mc) {
     pthread_mutex_lock(&s->mu);
     uint64_t idn = ++s->id_counter;
     pthread_mutex_unlock(&s->mu);
-    snprintf(r->id, sizeof r->id, "%s-%08" PRIx64 "%06" PRIx64,
-             r->kind == KIND_CHAT ? "chatcmpl" : "cmpl", (uint64_t)time(NULL), idn);
+    snprintf(r->id, sizeof r->id, "%s-%08" PRIx64 "%06" PRIx64, r->kind == KIND_CHAT ? "chatcmpl" : "cmpl",
+             (uint64_t)time(NULL), idn);
     r->created = (int64_t)time(NULL);
     r->t_arrive = now_s();
     r->deadline = r->t_arrive + s->cfg.timeout_s;
     if (sched_submit(s, r)) {
         request_free(r);
-        return reply_error(c, mc, 503, "the server is busy: every slot and queue place is taken; "
-                           "retry later", "server_overloaded", NULL, "overloaded");
+        return reply_error(c, mc, 503,
+                           "the server is busy: every slot and queue place is taken; "
+                           "retry later",
+                           "server_overloaded", NULL, "overloaded");
     }
     c->req = r;
     if (r->stream) {
@@ -385,13 +385,13 @@ static enum MHD_Result do_models(conn *c, struct MHD_Connection *mc) {
 static enum MHD_Result do_tokenize(conn *c, struct MHD_Connection *mc) {
     server *s = c->s;
     if (!utf8_valid(c->body ? c->body : "", c->len))
-        return reply_error(c, mc, 400, "the request body is not valid UTF-8",
-                           "invalid_request_error", NULL, NULL);
+        return reply_error(c, mc, 400, "the request body is not valid UTF-8", "invalid_request_error", NULL,
+                           NULL);
     cJSON *root = cJSON_ParseWithLength(c->body ? c->body : "", c->len);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return reply_error(c, mc, 400, "the request body must be a JSON object",
-                           "invalid_request_error", NULL, NULL);
+        return reply_error(c, mc, 400, "the request body must be a JSON object", "invalid_request_error",
+                           NULL, NULL);
     }
     enum MHD_Result ret;
     if (c->route == R_TOKENIZE) {
@@ -415,8 +415,8 @@ static enum MHD_Result do_tokenize(conn *c, struct MHD_Connection *mc) {
         const cJSON *toks = cJSON_GetObjectItemCaseSensitive(root, "tokens");
         if (!cJSON_IsArray(toks)) {
             cJSON_Delete(root);
-            return reply_error(c, mc, 400, "'tokens' must be an array of token ids",
-                               "invalid_request_error", "tokens", NULL);
+            return reply_error(c, mc, 400, "'tokens' must be an array of token ids", "invalid_request_error",
+                               "tokens", NULL);
         }
         size_t n = (size_t)cJSON_GetArraySize(toks), i = 0, len = 0;
         int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
@@ -425,8 +425,7 @@ static enum MHD_Result do_tokenize(conn *c, struct MHD_Connection *mc) {
         cJSON_ArrayForEach(e, toks) {
             double v = cJSON_IsNumber(e) ? e->valuedouble : -1;
             if (v < 0 || v >= (double)s->n_vocab || v != (double)(int64_t)v) {
-                snprintf(msg, sizeof msg, "tokens[%zu] is not a token id in [0, %" PRId64 ")", i,
-                         s->n_vocab);
+                snprintf(msg, sizeof msg, "tokens[%zu] is not a token id in [0, %" PRId64 ")", i, s->n_vocab);
                 break;
             }
             if (ids) ids[i] = (int32_t)v;
@@ -452,9 +451,9 @@ static enum MHD_Result do_tokenize(conn *c, struct MHD_Connection *mc) {
     return ret;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **con_cls) {
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size,
+                                  void **con_cls) {
     server *s = cls;
     conn *c = *con_cls;
     (void)version;
@@ -465,24 +464,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         s->n_conns++;
         pthread_mutex_unlock(&s->mu);
         c->route = route_of(method, url);
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
         c->fd = ci ? ci->connect_fd : -1;
         *con_cls = c;
         /* answers that need no body are given before it is read */
         if (c->route == R_NOT_FOUND) {
             c->answered = true;
-            return reply_error(c, mc, 404, "no such endpoint", "invalid_request_error", NULL,
-                               "not_found");
+            return reply_error(c, mc, 404, "no such endpoint", "invalid_request_error", NULL, "not_found");
         }
         if (c->route == R_BAD_METHOD) {
             c->answered = true;
-            return reply_error(c, mc, 405, "method not allowed here", "invalid_request_error",
-                               NULL, NULL);
+            return reply_error(c, mc, 405, "method not allowed here", "invalid_request_error", NULL, NULL);
         }
         if (s->cfg.api_key && c->route != R_HEALTH &&
-            !key_ok(s->cfg.api_key, MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
-                                                                MHD_HTTP_HEADER_AUTHORIZATION))) {
+            !key_ok(s->cfg.api_key,
+                    MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION))) {
             c->answered = true;
             return reply_error(c, mc, 401, "a valid API key is required (Authorization: Bearer KEY)",
                                "invalid_request_error", NULL, "invalid_api_key");
@@ -491,10 +487,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
             c->answered = true;
             char msg[96];
-            snprintf(msg, sizeof msg, "the request body is larger than %zu bytes",
-                     s->cfg.max_body);
-            return reply_error(c, mc, 400, msg, "invalid_request_error", NULL,
-                               "request_too_large");
+            snprintf(msg, sizeof msg, "the request body is larger than %zu bytes", s->cfg.max_body);
+            return reply_error(c, mc, 400, msg, "invalid_request_error", NULL, "request_too_large");
         }
         return MHD_YES;
     }
@@ -534,8 +528,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     pthread_mutex_unlock(&s->mu);
     if (c->route == R_HEALTH) {
         const char *b = ready && !stopping ? "{\"status\":\"ok\"}"
-                        : ready          ? "{\"status\":\"shutting down\"}"
-                                         : "{\"status\":\"loading model\"}";
+                        : ready            ? "{\"status\":\"shutting down\"}"
+                                           : "{\"status\":\"loading model\"}";
         return reply_json(mc, ready && !stopping ? 200 : 503, strdup(b));
     }
     if (c->route == R_METRICS) {
@@ -621,13 +615,15 @@ int server_run(const server_config *cfg) {
     }
     const char *base = strrchr(cfg->model_path, '/');
     snprintf(s->model_name, sizeof s->model_name, "%s",
-             cfg->model_name ? cfg->model_name : base ? base + 1 : cfg->model_path);
+             cfg->model_name ? cfg->model_name
+             : base          ? base + 1
+                             : cfg->model_path);
 
     struct sockaddr_in a4 = {0};
     struct sockaddr_in6 a6 = {0};
     struct sockaddr *addr;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ITC;
+    unsigned flags =
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC;
     const char *host = strcmp(cfg->host, "localhost") == 0 ? "127.0.0.1" : cfg->host;
     if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
         a4.sin_family = AF_INET;
@@ -642,13 +638,10 @@ int server_run(const server_config *cfg) {
         fprintf(stderr, "grok serve: --host '%s' is not an IPv4 or IPv6 address\n", cfg->host);
         goto done;
     }
-    d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
-                         MHD_OPTION_SOCK_ADDR, addr,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                         MHD_OPTION_THREAD_STACK_SIZE, (size_t)1 << 20,
-                         MHD_OPTION_END);
+    d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, addr,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+                         (unsigned)1024, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                         MHD_OPTION_THREAD_STACK_SIZE, (size_t)1 << 20, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "grok serve: cannot listen on %s port %d: %s\n", cfg->host, cfg->port,
                 strerror(errno));
@@ -656,8 +649,7 @@ int server_run(const server_config *cfg) {
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     unsigned port = di ? di->port : (unsigned)cfg->port;
-    fprintf(stderr, "grok serve: listening on http://%s:%u (loading %s)\n", cfg->host, port,
-            cfg->model_path);
+    fprintf(stderr, "grok serve: listening on http://%s:%u (loading %s)\n", cfg->host, port, cfg->model_path);
     if (cfg->port_file && write_port_file(cfg->port_file, port)) {
         fprintf(stderr, "grok serve: --port-file %s: cannot write\n", cfg->port_file);
         goto done;
@@ -678,15 +670,13 @@ int server_run(const server_config *cfg) {
     s->ready = true;
     pthread_mutex_unlock(&s->mu);
     fprintf(stderr,
-            "grok serve: ready: %" PRId64 " slots of %" PRId64 " tokens, queue %" PRId64
-            ", %d threads%s\n",
+            "grok serve: ready: %" PRId64 " slots of %" PRId64 " tokens, queue %" PRId64 ", %d threads%s\n",
             s->cfg.parallel, s->cfg.n_ctx, s->cfg.queue, grok_threadpool_size(s->pool),
             s->dist ? ", the model split across the MPI ranks" : "");
 
     int sig = 0;
     sigwait(&sigs, &sig);
-    fprintf(stderr, "grok serve: %s: finishing in-flight requests\n",
-            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    fprintf(stderr, "grok serve: %s: finishing in-flight requests\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     rc = 0;
 done:
     if (d) {

@@ -14,12 +14,10 @@
 #include "server/server.h"
 
 /* Upper bounds (seconds) of the histogram buckets; +Inf is the count. */
-static const double BOUNDS[HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                            0.5,   1,    2.5,   5,    10,  30};
+static const double BOUNDS[HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
-static const char *const OUTCOME[OUT_COUNT] = {"ok",           "stopped",   "rejected",
-                                               "bad_request",  "unauthorized", "cancelled",
-                                               "timeout",      "error"};
+static const char *const OUTCOME[OUT_COUNT] = {"ok",           "stopped",   "rejected", "bad_request",
+                                               "unauthorized", "cancelled", "timeout",  "error"};
 
 void metrics_observe(histogram *h, double v) {
     h->sum += v;
@@ -65,8 +63,8 @@ static void put_hist(sbuf *o, const char *name, const char *help, const histogra
     put(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     for (int i = 0; i < HIST_BUCKETS; i++)
         put(o, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, BOUNDS[i], h->buckets[i]);
-    put(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n", name,
-        h->count, name, h->sum, name, h->count);
+    put(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n", name, h->count, name,
+        h->sum, name, h->count);
 }
 
 char *metrics_text(server *s, size_t *len) {
@@ -85,8 +83,7 @@ char *metrics_text(server *s, size_t *len) {
         "# HELP grok_prompt_tokens_total Prompt tokens of admitted requests.\n"
         "# TYPE grok_prompt_tokens_total counter\ngrok_prompt_tokens_total %" PRIu64 "\n"
         "# HELP grok_prompt_tokens_reused_total Prompt tokens found in a slot's cache.\n"
-        "# TYPE grok_prompt_tokens_reused_total counter\ngrok_prompt_tokens_reused_total %" PRIu64
-        "\n"
+        "# TYPE grok_prompt_tokens_reused_total counter\ngrok_prompt_tokens_reused_total %" PRIu64 "\n"
         "# HELP grok_completion_tokens_total Tokens generated.\n"
         "# TYPE grok_completion_tokens_total counter\ngrok_completion_tokens_total %" PRIu64 "\n"
         "# HELP grok_steps_total Forward steps run.\n"
@@ -109,13 +106,10 @@ char *metrics_text(server *s, size_t *len) {
         "# TYPE grok_slots_busy gauge\ngrok_slots_busy %" PRId64 "\n"
         "# HELP grok_slots_total Slots (--parallel).\n"
         "# TYPE grok_slots_total gauge\ngrok_slots_total %" PRId64 "\n",
-        m.prompt_tokens, m.prompt_tokens_reused, m.completion_tokens, m.steps, m.step_tokens,
-        m.weight_bytes, m.expert_reads, m.forward_seconds, m.sample_seconds, q,
-        busy, slots);
-    put_hist(&o, "grok_request_duration_seconds", "Time from arrival to the last token.",
-             &m.latency);
-    put_hist(&o, "grok_time_to_first_token_seconds", "Time from arrival to the first token.",
-             &m.ttft);
+        m.prompt_tokens, m.prompt_tokens_reused, m.completion_tokens, m.steps, m.step_tokens, m.weight_bytes,
+        m.expert_reads, m.forward_seconds, m.sample_seconds, q, busy, slots);
+    put_hist(&o, "grok_request_duration_seconds", "Time from arrival to the last token.", &m.latency);
+    put_hist(&o, "grok_time_to_first_token_seconds", "Time from arrival to the first token.", &m.ttft);
     if (o.oom) {
         free(o.b);
         return NULL;

@@ -181,9 +181,12 @@ static void finish_choice(server *s, request *r, choice *c, int reason) {
     int out = OUT_OK;
     for (int i = 0; i < r->n; i++) {
         int f = r->choices[i].finish;
-        if (f == FINISH_CANCEL) out = OUT_CANCELLED;
-        else if (f == FINISH_TIMEOUT && out != OUT_CANCELLED) out = OUT_TIMEOUT;
-        else if (f == FINISH_ERROR && out == OUT_OK) out = OUT_ERROR;
+        if (f == FINISH_CANCEL)
+            out = OUT_CANCELLED;
+        else if (f == FINISH_TIMEOUT && out != OUT_CANCELLED)
+            out = OUT_TIMEOUT;
+        else if (f == FINISH_ERROR && out == OUT_OK)
+            out = OUT_ERROR;
     }
     if (out == OUT_CANCELLED && s->stopping && !r->cancelled) out = OUT_STOPPED_EARLY;
     s->m.requests[out]++;
@@ -306,24 +309,28 @@ static void admit(server *s) {
 static void reap(server *s, double now) {
     for (request *r = s->q_head, *nx; r; r = nx) {
         nx = r->next;
-        if (r->cancelled) finish_request(s, r, FINISH_CANCEL);
-        else if (now > r->deadline) finish_request(s, r, FINISH_TIMEOUT);
-        else if (s->stopping) finish_request(s, r, FINISH_CANCEL);
+        if (r->cancelled)
+            finish_request(s, r, FINISH_CANCEL);
+        else if (now > r->deadline)
+            finish_request(s, r, FINISH_TIMEOUT);
+        else if (s->stopping)
+            finish_request(s, r, FINISH_CANCEL);
     }
     bool drain_over = s->stopping && now > s->drain_deadline;
     for (int64_t i = 0; i < s->n_slots; i++) {
         slot *sl = &s->slots[i];
         if (!sl->ch) continue;
         request *r = sl->req;
-        if (r->cancelled || drain_over) finish_choice(s, r, sl->ch, FINISH_CANCEL);
-        else if (now > r->deadline) finish_choice(s, r, sl->ch, FINISH_TIMEOUT);
+        if (r->cancelled || drain_over)
+            finish_choice(s, r, sl->ch, FINISH_CANCEL);
+        else if (now > r->deadline)
+            finish_choice(s, r, sl->ch, FINISH_TIMEOUT);
     }
 }
 
 /* Appends decoded bytes to the hold buffer; returns how many leading bytes
  * may be released and sets *stop when a stop string ends the text there. */
-static size_t hold_push(request *r, choice *c, const char *t, size_t n, bool final, bool *stop,
-                        bool *oom) {
+static size_t hold_push(request *r, choice *c, const char *t, size_t n, bool final, bool *stop, bool *oom) {
     if (!grow((void **)&c->hold, &c->hold_cap, c->hold_len + n + 1, 1)) {
         *oom = true;
         return 0;
@@ -331,8 +338,7 @@ static size_t hold_push(request *r, choice *c, const char *t, size_t n, bool fin
     memcpy(c->hold + c->hold_len, t, n);
     c->hold_len += n;
     size_t partial = 0;
-    int64_t at = grok_find_stop(c->hold, c->hold_len, (const char *const *)r->stops, r->n_stops,
-                                &partial);
+    int64_t at = grok_find_stop(c->hold, c->hold_len, (const char *const *)r->stops, r->n_stops, &partial);
     *stop = at >= 0;
     if (at >= 0) return (size_t)at;
     return final ? c->hold_len : c->hold_len - partial;
@@ -360,8 +366,7 @@ static int32_t top_values(const float *v, int64_t n, int top, float floor, int32
 
 /* The sampled token's log-probability and the top alternatives of the
  * final distribution (after the sampler's filters), for logprobs. */
-static void fill_logprob(token_logprob *lp, const float *probs, int64_t n_vocab, int32_t tok,
-                         int top) {
+static void fill_logprob(token_logprob *lp, const float *probs, int64_t n_vocab, int32_t tok, int top) {
     lp->token = tok;
     lp->none = false;
     lp->n_top = 0;
@@ -423,8 +428,7 @@ static void sample_slot(server *s, step_out *o) {
         lp->text_off = c->ptext_off < plen ? c->ptext_off : plen;
     }
     if (grok_context_pos(o->sl->ctx) < (int64_t)c->n_seq) return; /* still prefilling */
-    int32_t next = grok_sampler_sample(c->sampler, grok_context_logits(o->sl->ctx), c->seq,
-                                       c->n_seq);
+    int32_t next = grok_sampler_sample(c->sampler, grok_context_logits(o->sl->ctx), c->seq, c->n_seq);
     c->n_gen++;
     o->sampled = true;
     if (next < 0) {
@@ -454,9 +458,12 @@ static void sample_slot(server *s, step_out *o) {
         k = grok_detok_stream_flush(&c->ds, piece, sizeof piece);
         o->release = hold_push(r, c, piece, k, true, &stop, &oom);
     }
-    if (oom) o->finish = FINISH_ERROR;
-    else if (stop) o->finish = FINISH_STOP;
-    else if (final && o->finish == FINISH_NONE) o->finish = FINISH_LENGTH;
+    if (oom)
+        o->finish = FINISH_ERROR;
+    else if (stop)
+        o->finish = FINISH_STOP;
+    else if (final && o->finish == FINISH_NONE)
+        o->finish = FINISH_LENGTH;
     else if (grok_context_pos(o->sl->ctx) >= grok_context_n_ctx(o->sl->ctx))
         o->finish = FINISH_LENGTH; /* no room to feed the token back */
 }
@@ -518,8 +525,10 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
     }
     if (!failed) {
         sample_task task = {s, outs, n_seqs};
-        if (n_seqs == 1) sample_slot(s, &outs[0]);
-        else grok_threadpool_run(s->pool, sample_many, &task); /* the slots are independent */
+        if (n_seqs == 1)
+            sample_slot(s, &outs[0]);
+        else
+            grok_threadpool_run(s->pool, sample_many, &task); /* the slots are independent */
     }
     double t2 = now_s();
     /* apply under the lock */
@@ -556,8 +565,10 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
             memmove(c->hold, c->hold + o->release, c->hold_len - o->release);
             c->hold_len -= o->release;
         }
-        if (o->finish != FINISH_NONE) finish_choice(s, r, c, o->finish);
-        else if (o->sampled) pthread_cond_broadcast(&r->cv);
+        if (o->finish != FINISH_NONE)
+            finish_choice(s, r, c, o->finish);
+        else if (o->sampled)
+            pthread_cond_broadcast(&r->cv);
     }
     pthread_mutex_unlock(&s->mu);
 }

@@ -35,22 +35,22 @@
 /* ---- configuration (from grok serve's flags) ---- */
 typedef struct {
     const char *model_path;
-    const char *model_name;      /* "model" in responses; default: file name */
-    const char *host;            /* bind address, 127.0.0.1 */
-    int port;                    /* 8080; 0 = any free port (printed) */
-    int64_t parallel;            /* slots decoded together */
-    int64_t queue;               /* requests waiting for a slot before 503 */
-    int64_t n_ctx;               /* KV cache length of each slot */
-    int64_t threads;             /* worker threads (<= 0: all cores) */
-    int64_t batch;               /* tokens per forward step */
-    int64_t chunk;               /* prompt tokens per slot per step */
-    double timeout_s;            /* per request, from arrival */
-    double drain_s;              /* after SIGTERM, in-flight work may run this long */
-    size_t max_body;             /* bytes of a request body */
+    const char *model_name; /* "model" in responses; default: file name */
+    const char *host;       /* bind address, 127.0.0.1 */
+    int port;               /* 8080; 0 = any free port (printed) */
+    int64_t parallel;       /* slots decoded together */
+    int64_t queue;          /* requests waiting for a slot before 503 */
+    int64_t n_ctx;          /* KV cache length of each slot */
+    int64_t threads;        /* worker threads (<= 0: all cores) */
+    int64_t batch;          /* tokens per forward step */
+    int64_t chunk;          /* prompt tokens per slot per step */
+    double timeout_s;       /* per request, from arrival */
+    double drain_s;         /* after SIGTERM, in-flight work may run this long */
+    size_t max_body;        /* bytes of a request body */
     grok_type kv_type;
-    const char *api_key;         /* NULL: no authentication */
-    const char *chat_template;   /* file, or NULL for the built-in one */
-    const char *port_file;       /* write the bound port here once listening */
+    const char *api_key;       /* NULL: no authentication */
+    const char *chat_template; /* file, or NULL for the built-in one */
+    const char *port_file;     /* write the bound port here once listening */
 } server_config;
 
 /* Loads the model, serves until SIGTERM or SIGINT, drains and returns the
@@ -84,9 +84,9 @@ enum { FINISH_NONE, FINISH_STOP, FINISH_LENGTH, FINISH_CANCEL, FINISH_TIMEOUT, F
 
 typedef struct {
     int32_t token;
-    bool none;                 /* the first prompt token: no logprob (null) */
+    bool none; /* the first prompt token: no logprob (null) */
     float logprob;
-    size_t text_off;           /* where the token's text starts in the choice's text */
+    size_t text_off; /* where the token's text starts in the choice's text */
     int32_t n_top;
     int32_t top_id[MAX_TOP_LOGPROBS];
     float top_lp[MAX_TOP_LOGPROBS];
@@ -99,28 +99,28 @@ typedef struct {
     int index;
     /* scheduler-owned while assigned */
     grok_sampler *sampler;
-    int32_t *seq;              /* prompt then generated tokens */
+    int32_t *seq; /* prompt then generated tokens */
     size_t n_seq, seq_cap;
-    int64_t n_gen;             /* tokens sampled (EOS included) */
+    int64_t n_gen; /* tokens sampled (EOS included) */
     grok_detok_stream ds;
-    char *hold;                /* decoded text not yet released (stop hold-back) */
+    char *hold; /* decoded text not yet released (stop hold-back) */
     size_t hold_len, hold_cap;
     struct slot *slot;
     /* prompt logprobs (echo + logprobs): every prompt position's logits of
      * a step, the entries they give before they join lps, and the prompt's
      * text decoded so far (for text_offset) */
-    float *plogits;            /* [PROMPT_LP_CHUNK][n_vocab] */
-    token_logprob *pstage;     /* [PROMPT_LP_CHUNK] */
+    float *plogits;        /* [PROMPT_LP_CHUNK][n_vocab] */
+    token_logprob *pstage; /* [PROMPT_LP_CHUNK] */
     size_t n_pstage;
     grok_detok_stream pds;
     size_t ptext_off;
     /* shared */
-    char *text;                /* released text (echoed prompt first) */
+    char *text; /* released text (echoed prompt first) */
     size_t text_len, text_cap;
-    token_logprob *lps;        /* one per generated token when logprobs are asked (with echo
+    token_logprob *lps; /* one per generated token when logprobs are asked (with echo
                                 * on completions, one per prompt token first) */
     size_t n_lps, lps_cap;
-    int finish;                /* FINISH_* */
+    int finish; /* FINISH_* */
     bool assigned;
 } choice;
 
@@ -134,21 +134,21 @@ typedef struct request {
     char *stops[MAX_STOPS];
     size_t n_stops;
     int n;
-    int logprobs;              /* -1: none; else top alternatives per token */
+    int logprobs; /* -1: none; else top alternatives per token */
     bool echo, stream, include_usage;
-    bool prompt_lps;           /* completions with echo and logprobs: the prompt's too */
+    bool prompt_lps; /* completions with echo and logprobs: the prompt's too */
     int32_t *prompt;
     size_t n_prompt;
-    char *prompt_text;         /* for echo (completions) */
+    char *prompt_text; /* for echo (completions) */
     /* shared */
     choice *choices;
     int n_assigned, n_done;
-    bool cancelled;            /* the client went away */
-    bool complete;             /* every choice finished; the scheduler let go */
-    int refs;                  /* HTTP side + scheduler side */
+    bool cancelled; /* the client went away */
+    bool complete;  /* every choice finished; the scheduler let go */
+    int refs;       /* HTTP side + scheduler side */
     double t_arrive, t_first, deadline;
-    pthread_cond_t cv;         /* signalled when shared output changes */
-    struct request *next;      /* queue link */
+    pthread_cond_t cv;    /* signalled when shared output changes */
+    struct request *next; /* queue link */
 } request;
 
 /* Parsed request or a 400: returns NULL with err (and *param naming the
@@ -162,8 +162,8 @@ char *api_error_json(const char *message, const char *type, const char *param, c
 char *api_whole_response(struct server *s, const request *r);
 /* One streamed chunk for choice ci: delta text, new logprobs [lp0, lp1),
  * finish reason (FINISH_NONE for none), first (chat: announce the role). */
-char *api_stream_chunk(struct server *s, const request *r, int ci, const char *text, size_t len,
-                       size_t lp0, size_t lp1, int finish, bool first);
+char *api_stream_chunk(struct server *s, const request *r, int ci, const char *text, size_t len, size_t lp0,
+                       size_t lp1, int finish, bool first);
 char *api_usage_chunk(struct server *s, const request *r);
 int64_t request_completion_tokens(const request *r);
 /* Text of one token for logprobs (valid UTF-8; byte pieces as <0xNN>). */
@@ -182,14 +182,23 @@ typedef struct {
     uint64_t buckets[HIST_BUCKETS];
 } histogram;
 
-enum { OUT_OK, OUT_STOPPED_EARLY, OUT_REJECTED, OUT_BAD_REQUEST, OUT_UNAUTHORIZED,
-       OUT_CANCELLED, OUT_TIMEOUT, OUT_ERROR, OUT_COUNT };
+enum {
+    OUT_OK,
+    OUT_STOPPED_EARLY,
+    OUT_REJECTED,
+    OUT_BAD_REQUEST,
+    OUT_UNAUTHORIZED,
+    OUT_CANCELLED,
+    OUT_TIMEOUT,
+    OUT_ERROR,
+    OUT_COUNT
+};
 
 typedef struct {
     uint64_t requests[OUT_COUNT];
     uint64_t prompt_tokens, completion_tokens, prompt_tokens_reused;
     uint64_t steps, step_tokens;
-    uint64_t weight_bytes, expert_reads; /* read by the steps (grok_context_last_step) */
+    uint64_t weight_bytes, expert_reads;    /* read by the steps (grok_context_last_step) */
     double forward_seconds, sample_seconds; /* scheduler time in grok_decode_multi / sampling */
     histogram latency, ttft;
 } metrics;
@@ -200,9 +209,9 @@ char *metrics_text(struct server *s, size_t *len);
 /* ---- slots and the server ---- */
 typedef struct slot {
     grok_context *ctx;
-    choice *ch;                /* NULL: free */
+    choice *ch; /* NULL: free */
     request *req;
-    uint64_t last_used;        /* for picking among equal prefixes */
+    uint64_t last_used; /* for picking among equal prefixes */
 } slot;
 
 typedef struct server {
@@ -215,19 +224,19 @@ typedef struct server {
     char model_name[256];
 
     pthread_mutex_t mu;
-    pthread_cond_t work;       /* wakes the scheduler */
+    pthread_cond_t work; /* wakes the scheduler */
     slot *slots;
     int64_t n_slots;
-    request *q_head, *q_tail;  /* waiting for slots */
-    int64_t q_len;             /* requests in the queue */
-    int64_t q_choices;         /* choices in the queue not yet assigned */
-    int64_t busy;              /* slots with a choice */
-    bool dist;                 /* one of several MPI ranks: steps are announced */
-    bool ready;                /* model loaded */
-    bool stopping;             /* SIGTERM: take no new work */
-    double drain_deadline;     /* cancel in-flight work after this */
+    request *q_head, *q_tail; /* waiting for slots */
+    int64_t q_len;            /* requests in the queue */
+    int64_t q_choices;        /* choices in the queue not yet assigned */
+    int64_t busy;             /* slots with a choice */
+    bool dist;                /* one of several MPI ranks: steps are announced */
+    bool ready;               /* model loaded */
+    bool stopping;            /* SIGTERM: take no new work */
+    double drain_deadline;    /* cancel in-flight work after this */
     bool sched_exit;
-    int64_t n_conns;           /* requests the HTTP side is handling */
+    int64_t n_conns; /* requests the HTTP side is handling */
     uint64_t use_clock;
     uint64_t id_counter;
     metrics m;
@@ -252,8 +261,8 @@ double now_s(void);
 /* Rank 0, before a step: tells the other ranks which slots decode which
  * tokens from which cache position, and which sequences want every
  * position's logits (alls[i] != NULL; alls may be NULL). */
-int step_announce(server *s, grok_context *const *ctxs, const int32_t *const *toks,
-                  const int64_t *ns, float *const *alls, int64_t n_seqs, char *err, size_t err_size);
+int step_announce(server *s, grok_context *const *ctxs, const int32_t *const *toks, const int64_t *ns,
+                  float *const *alls, int64_t n_seqs, char *err, size_t err_size);
 /* Rank 0, once the scheduler has stopped: the other ranks may exit. */
 int step_announce_stop(server *s, char *err, size_t err_size);
 /* Every other rank: the same model and slots as rank 0, replaying its

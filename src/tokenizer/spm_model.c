@@ -25,9 +25,9 @@ typedef struct {
 typedef struct {
     uint32_t field;
     uint32_t wire;
-    uint64_t v;        /* varint / fixed value */
-    pb_reader sub;     /* length-delimited payload */
-    size_t offset;     /* file offset of the key */
+    uint64_t v;    /* varint / fixed value */
+    pb_reader sub; /* length-delimited payload */
+    size_t offset; /* file offset of the key */
 } pb_field;
 
 /* Reads one varint; -1 when it runs past the end or over 10 bytes. */
@@ -48,8 +48,7 @@ static int pb_varint(pb_reader *r, uint64_t *out) {
 
 /* Next field of r. Returns 1 with a field, 0 at the end, -1 on malformed
  * input (err written). */
-static int pb_next(pb_reader *r, pb_field *f, const char *path, const char *msg, char *err,
-                   size_t err_size) {
+static int pb_next(pb_reader *r, pb_field *f, const char *path, const char *msg, char *err, size_t err_size) {
     if (r->pos >= r->len) return 0;
     f->offset = r->base + r->pos;
     uint64_t key;
@@ -67,8 +66,8 @@ static int pb_next(pb_reader *r, pb_field *f, const char *path, const char *msg,
     switch (f->wire) {
     case 0:
         if (pb_varint(r, &f->v) < 0) {
-            snprintf(err, err_size, "%s: %s: field %u: truncated varint at byte %zu", path, msg,
-                     f->field, f->offset);
+            snprintf(err, err_size, "%s: %s: field %u: truncated varint at byte %zu", path, msg, f->field,
+                     f->offset);
             return -1;
         }
         return 1;
@@ -76,8 +75,8 @@ static int pb_next(pb_reader *r, pb_field *f, const char *path, const char *msg,
     case 5: {
         size_t n = f->wire == 1 ? 8 : 4;
         if (r->len - r->pos < n) {
-            snprintf(err, err_size, "%s: %s: field %u: fixed value runs past the end at byte %zu",
-                     path, msg, f->field, f->offset);
+            snprintf(err, err_size, "%s: %s: field %u: fixed value runs past the end at byte %zu", path, msg,
+                     f->field, f->offset);
             return -1;
         }
         f->v = 0;
@@ -88,14 +87,14 @@ static int pb_next(pb_reader *r, pb_field *f, const char *path, const char *msg,
     case 2: {
         uint64_t n;
         if (pb_varint(r, &n) < 0) {
-            snprintf(err, err_size, "%s: %s: field %u: truncated length at byte %zu", path, msg,
-                     f->field, f->offset);
+            snprintf(err, err_size, "%s: %s: field %u: truncated length at byte %zu", path, msg, f->field,
+                     f->offset);
             return -1;
         }
         if (n > r->len - r->pos) {
             snprintf(err, err_size,
-                     "%s: %s: field %u: length %llu runs past the end (%zu bytes left) at byte %zu",
-                     path, msg, f->field, (unsigned long long)n, r->len - r->pos, f->offset);
+                     "%s: %s: field %u: length %llu runs past the end (%zu bytes left) at byte %zu", path,
+                     msg, f->field, (unsigned long long)n, r->len - r->pos, f->offset);
             return -1;
         }
         f->sub = (pb_reader){r->p + r->pos, (size_t)n, r->base + r->pos, 0};
@@ -103,18 +102,18 @@ static int pb_next(pb_reader *r, pb_field *f, const char *path, const char *msg,
         return 1;
     }
     default:
-        snprintf(err, err_size, "%s: %s: field %u: unsupported wire type %u at byte %zu", path,
-                 msg, f->field, f->wire, f->offset);
+        snprintf(err, err_size, "%s: %s: field %u: unsupported wire type %u at byte %zu", path, msg, f->field,
+                 f->wire, f->offset);
         return -1;
     }
 }
 
 /* Checks the wire type a known field must have. */
-static int pb_expect(const pb_field *f, uint32_t wire, const char *path, const char *what,
-                     char *err, size_t err_size) {
+static int pb_expect(const pb_field *f, uint32_t wire, const char *path, const char *what, char *err,
+                     size_t err_size) {
     if (f->wire == wire) return 0;
-    snprintf(err, err_size, "%s: %s has wire type %u, expected %u, at byte %zu", path, what,
-             f->wire, wire, f->offset);
+    snprintf(err, err_size, "%s: %s has wire type %u, expected %u, at byte %zu", path, what, f->wire, wire,
+             f->offset);
     return -1;
 }
 
@@ -129,8 +128,7 @@ typedef struct {
     size_t charsmap_offset;
 } spm_options;
 
-static int read_trainer(pb_reader r, spm_options *o, const char *path, char *err,
-                        size_t err_size) {
+static int read_trainer(pb_reader r, spm_options *o, const char *path, char *err, size_t err_size) {
     pb_field f;
     int rc;
     while ((rc = pb_next(&r, &f, path, "trainer_spec", err, err_size)) == 1) {
@@ -141,10 +139,22 @@ static int read_trainer(pb_reader r, spm_options *o, const char *path, char *err
         case 24: name = "trainer_spec.treat_whitespace_as_suffix"; break;
         case 25: name = "trainer_spec.split_digits"; break;
         case 35: name = "trainer_spec.byte_fallback"; break;
-        case 44: name = "trainer_spec.unk_surface"; str = &o->unk_surface; break;
-        case 46: name = "trainer_spec.bos_piece"; str = &o->bos_piece; break;
-        case 47: name = "trainer_spec.eos_piece"; str = &o->eos_piece; break;
-        case 48: name = "trainer_spec.pad_piece"; str = &o->pad_piece; break;
+        case 44:
+            name = "trainer_spec.unk_surface";
+            str = &o->unk_surface;
+            break;
+        case 46:
+            name = "trainer_spec.bos_piece";
+            str = &o->bos_piece;
+            break;
+        case 47:
+            name = "trainer_spec.eos_piece";
+            str = &o->eos_piece;
+            break;
+        case 48:
+            name = "trainer_spec.pad_piece";
+            str = &o->pad_piece;
+            break;
         default: continue;
         }
         if (pb_expect(&f, str ? 2 : 0, path, name, err, err_size) < 0) return -1;
@@ -168,9 +178,9 @@ static int read_normalizer(pb_reader r, spm_options *o, bool denorm, const char 
     int rc;
     while ((rc = pb_next(&r, &f, path, msg, err, err_size)) == 1) {
         if (f.field == 1 || f.field == 2) {
-            if (pb_expect(&f, 2, path, f.field == 1 ? "normalizer_spec.name"
-                                                    : "normalizer_spec.precompiled_charsmap",
-                          err, err_size) < 0)
+            if (pb_expect(&f, 2, path,
+                          f.field == 1 ? "normalizer_spec.name" : "normalizer_spec.precompiled_charsmap", err,
+                          err_size) < 0)
                 return -1;
             if (denorm) {
                 if (f.field == 2) o->denorm_charsmap_len = f.sub.len;
@@ -191,8 +201,8 @@ static int read_normalizer(pb_reader r, spm_options *o, bool denorm, const char 
 }
 
 /* First pass over one SentencePiece message: text, score, type. */
-static int read_piece(pb_reader r, pb_reader *text, float *score, int32_t *type, const char *path,
-                      char *err, size_t err_size) {
+static int read_piece(pb_reader r, pb_reader *text, float *score, int32_t *type, const char *path, char *err,
+                      size_t err_size) {
     pb_field f;
     int rc;
     bool has_text = false;
@@ -210,8 +220,8 @@ static int read_piece(pb_reader r, pb_reader *text, float *score, int32_t *type,
         } else if (f.field == 3) {
             if (pb_expect(&f, 0, path, "piece.type", err, err_size) < 0) return -1;
             if (f.v < GROK_TOKEN_NORMAL || f.v > GROK_TOKEN_BYTE) {
-                snprintf(err, err_size, "%s: piece.type %llu is not a known type at byte %zu",
-                         path, (unsigned long long)f.v, f.offset);
+                snprintf(err, err_size, "%s: piece.type %llu is not a known type at byte %zu", path,
+                         (unsigned long long)f.v, f.offset);
                 return -1;
             }
             *type = (int32_t)f.v;
@@ -233,8 +243,7 @@ static int32_t special_id(const grok_tokenizer *t, pb_reader piece, const char *
 
 static grok_tokenizer *parse_model(const uint8_t *data, size_t size, const char *path, char *err,
                                    size_t err_size) {
-    spm_options o = {.model_type = 1, .add_dummy_prefix = true, .remove_extra_ws = true,
-                     .escape_ws = true};
+    spm_options o = {.model_type = 1, .add_dummy_prefix = true, .remove_extra_ws = true, .escape_ws = true};
     pb_reader r = {data, size, 0, 0};
     pb_field f;
     int rc;
@@ -260,8 +269,7 @@ static grok_tokenizer *parse_model(const uint8_t *data, size_t size, const char 
         return NULL;
     }
     if (o.model_type != 2) {
-        snprintf(err, err_size,
-                 "%s: trainer_spec.model_type is %lld; only BPE (2) is supported", path,
+        snprintf(err, err_size, "%s: trainer_spec.model_type is %lld; only BPE (2) is supported", path,
                  (long long)o.model_type);
         return NULL;
     }
@@ -293,8 +301,8 @@ static grok_tokenizer *parse_model(const uint8_t *data, size_t size, const char 
         if (read_piece(f.sub, &text, &score, &type, path, err, err_size) < 0) goto fail;
         if (type == GROK_TOKEN_BYTE && !o.byte_fallback) {
             snprintf(err, err_size,
-                     "%s: byte piece %lld at byte %zu although trainer_spec.byte_fallback is off",
-                     path, (long long)i, f.offset);
+                     "%s: byte piece %lld at byte %zu although trainer_spec.byte_fallback is off", path,
+                     (long long)i, f.offset);
             goto fail;
         }
         if (grok_tok_set_piece(t, i, (const char *)text.p, text.len, score, type) < 0) {
@@ -365,6 +373,6 @@ grok_tokenizer *grok_tokenizer_load_spm(const char *path, char *err, size_t err_
 }
 
 grok_tokenizer *grok_tok_load_spm_bytes(const void *data, size_t size, const char *name, char *err,
-                                   size_t err_size) {
+                                        size_t err_size) {
     return parse_model(data, size, name, err, err_size);
 }

@@ -53,8 +53,7 @@ static int get_id(const grok_gguf_file *f, const char *key, int64_t n, int32_t *
         return 0;
     }
     if (rc < 0 || v < -1 || v >= n) {
-        snprintf(err, err_size, "%s: %s is not an id in [0, %lld)", grok_gguf_path(f), key,
-                 (long long)n);
+        snprintf(err, err_size, "%s: %s is not an id in [0, %lld)", grok_gguf_path(f), key, (long long)n);
         return -1;
     }
     *out = (int32_t)v;
@@ -71,9 +70,8 @@ grok_tokenizer *grok_tokenizer_from_gguf(const grok_gguf_file *f, char *err, siz
         return NULL;
     }
     if (rc < 0 || model_len != 5 || memcmp(model, "llama", 5) != 0) {
-        snprintf(err, err_size, "%s: %s is '%.*s'; only 'llama' (SentencePiece) is supported",
-                 path, KEY_MODEL, rc < 0 ? 0 : (int)(model_len > 32 ? 32 : model_len),
-                 rc < 0 ? "" : model);
+        snprintf(err, err_size, "%s: %s is '%.*s'; only 'llama' (SentencePiece) is supported", path,
+                 KEY_MODEL, rc < 0 ? 0 : (int)(model_len > 32 ? 32 : model_len), rc < 0 ? "" : model);
         return NULL;
     }
     grok_gguf_value_type et;

@@ -54,8 +54,7 @@ grok_tokenizer *grok_tok_alloc(int64_t n) {
     return t;
 }
 
-int grok_tok_set_piece(grok_tokenizer *t, int64_t i, const char *s, size_t len, float score,
-                  int32_t type) {
+int grok_tok_set_piece(grok_tokenizer *t, int64_t i, const char *s, size_t len, float score, int32_t type) {
     if (i < 0 || i >= t->n || len > UINT32_MAX - 1) return -1;
     char *p = malloc(len + 1);
     if (!p) return -1;
@@ -79,15 +78,13 @@ int grok_tok_set_unk_surface(grok_tokenizer *t, const char *s, size_t len) {
     return 0;
 }
 
-static int32_t table_find(const grok_tokenizer *t, const struct tok_slot *table, const char *s,
-                          size_t len) {
+static int32_t table_find(const grok_tokenizer *t, const struct tok_slot *table, const char *s, size_t len) {
     uint64_t h = hash_bytes(s, len), i = h & t->h_mask;
     uint32_t tag = (uint32_t)(h >> 32);
     for (;;) {
         int32_t id = table[i].id;
         if (id < 0) return -1;
-        if (table[i].tag == tag && t->len[id] == len && memcmp(t->piece[id], s, len) == 0)
-            return id;
+        if (table[i].tag == tag && t->len[id] == len && memcmp(t->piece[id], s, len) == 0) return id;
         i = (i + 1) & t->h_mask;
     }
 }
@@ -97,8 +94,7 @@ static int table_insert(grok_tokenizer *t, struct tok_slot *table, int32_t id) {
     uint64_t h = hash_bytes(t->piece[id], t->len[id]), i = h & t->h_mask;
     while (table[i].id >= 0) {
         int32_t o = table[i].id;
-        if (t->len[o] == t->len[id] && memcmp(t->piece[o], t->piece[id], t->len[id]) == 0)
-            return 0;
+        if (t->len[o] == t->len[id] && memcmp(t->piece[o], t->piece[id], t->len[id]) == 0) return 0;
         i = (i + 1) & t->h_mask;
     }
     table[i].id = id;
@@ -125,8 +121,7 @@ static int cmp_ud(const void *pa, const void *pb, void *ctx);
 
 int grok_tok_finish(grok_tokenizer *t, const char *what, char *err, size_t err_size) {
     if (t->n < 1 || t->n > INT32_MAX) {
-        snprintf(err, err_size, "%s: vocabulary size %lld is out of range", what,
-                 (long long)t->n);
+        snprintf(err, err_size, "%s: vocabulary size %lld is out of range", what, (long long)t->n);
         return -1;
     }
     uint64_t slots = 16;
@@ -151,22 +146,19 @@ int grok_tok_finish(grok_tokenizer *t, const char *what, char *err, size_t err_s
             return -1;
         }
         if (ty < GROK_TOKEN_NORMAL || ty > GROK_TOKEN_BYTE) {
-            snprintf(err, err_size, "%s: piece %lld has unknown type %d", what, (long long)i,
-                     (int)ty);
+            snprintf(err, err_size, "%s: piece %lld has unknown type %d", what, (long long)i, (int)ty);
             return -1;
         }
-        bool normal = ty == GROK_TOKEN_NORMAL || ty == GROK_TOKEN_USER_DEFINED ||
-                      ty == GROK_TOKEN_UNUSED;
+        bool normal = ty == GROK_TOKEN_NORMAL || ty == GROK_TOKEN_USER_DEFINED || ty == GROK_TOKEN_UNUSED;
         if (!table_insert(t, normal ? t->h_normal : t->h_reserved, (int32_t)i)) {
-            snprintf(err, err_size, "%s: piece %lld ('%.40s') is already defined", what,
-                     (long long)i, t->piece[i]);
+            snprintf(err, err_size, "%s: piece %lld ('%.40s') is already defined", what, (long long)i,
+                     t->piece[i]);
             return -1;
         }
         if (ty == GROK_TOKEN_USER_DEFINED) t->ud[n_ud++] = (int32_t)i;
         if (ty == GROK_TOKEN_UNKNOWN) {
             if (unk >= 0) {
-                snprintf(err, err_size, "%s: piece %lld is a second unknown piece", what,
-                         (long long)i);
+                snprintf(err, err_size, "%s: piece %lld is a second unknown piece", what, (long long)i);
                 return -1;
             }
             unk = (int32_t)i;
@@ -174,8 +166,8 @@ int grok_tok_finish(grok_tokenizer *t, const char *what, char *err, size_t err_s
         if (ty == GROK_TOKEN_BYTE) {
             int b = piece_to_byte(t->piece[i], t->len[i]);
             if (b < 0) {
-                snprintf(err, err_size, "%s: byte piece %lld ('%.40s') is not of the form <0xNN>",
-                         what, (long long)i, t->piece[i]);
+                snprintf(err, err_size, "%s: byte piece %lld ('%.40s') is not of the form <0xNN>", what,
+                         (long long)i, t->piece[i]);
                 return -1;
             }
             if (t->byte_id[b] < 0) n_bytes++;
@@ -187,22 +179,22 @@ int grok_tok_finish(grok_tokenizer *t, const char *what, char *err, size_t err_s
         return -1;
     }
     if (t->unk >= 0 && t->unk != unk) {
-        snprintf(err, err_size, "%s: unknown id %d is not the unknown piece (%d)", what,
-                 (int)t->unk, (int)unk);
+        snprintf(err, err_size, "%s: unknown id %d is not the unknown piece (%d)", what, (int)t->unk,
+                 (int)unk);
         return -1;
     }
     t->unk = unk;
     if (t->byte_fallback && n_bytes != 256) {
-        snprintf(err, err_size, "%s: byte fallback is on but only %lld of 256 byte pieces exist",
-                 what, (long long)n_bytes);
+        snprintf(err, err_size, "%s: byte fallback is on but only %lld of 256 byte pieces exist", what,
+                 (long long)n_bytes);
         return -1;
     }
     int32_t *ids[3] = {&t->bos, &t->eos, &t->pad};
     const char *names[3] = {"bos", "eos", "pad"};
     for (int k = 0; k < 3; k++)
         if (*ids[k] >= t->n || *ids[k] < -1) {
-            snprintf(err, err_size, "%s: %s id %d is out of range [0, %lld)", what, names[k],
-                     (int)*ids[k], (long long)t->n);
+            snprintf(err, err_size, "%s: %s id %d is out of range [0, %lld)", what, names[k], (int)*ids[k],
+                     (long long)t->n);
             return -1;
         }
     if (!t->unk_surface && grok_tok_set_unk_surface(t, " \xe2\x81\x87 ", 5) < 0) {
@@ -216,8 +208,7 @@ int grok_tok_finish(grok_tokenizer *t, const char *what, char *err, size_t err_s
         if (t->type[i] == GROK_TOKEN_UNUSED) t->has_unused = true;
         const char *p = t->piece[i];
         for (uint32_t j = 1; j + 3 <= t->len[i]; j++)
-            if (memcmp(p + j, SPACE_SYMBOL, 3) == 0 &&
-                (j < 3 || memcmp(p + j - 3, SPACE_SYMBOL, 3) != 0))
+            if (memcmp(p + j, SPACE_SYMBOL, 3) == 0 && (j < 3 || memcmp(p + j - 3, SPACE_SYMBOL, 3) != 0))
                 t->space_cut_safe = false;
     }
     /* Group user-defined pieces by first byte, longest first. */
@@ -299,12 +290,11 @@ grok_tokenizer *grok_tokenizer_placeholder(int64_t n_vocab, char *err, size_t er
         return NULL;
     }
     static const char *const special[4] = {"[PAD]", "[BOS]", "[EOS]", "[UNK]"};
-    static const int32_t special_type[4] = {GROK_TOKEN_CONTROL, GROK_TOKEN_CONTROL,
-                                            GROK_TOKEN_CONTROL, GROK_TOKEN_UNKNOWN};
+    static const int32_t special_type[4] = {GROK_TOKEN_CONTROL, GROK_TOKEN_CONTROL, GROK_TOKEN_CONTROL,
+                                            GROK_TOKEN_UNKNOWN};
     int rc = 0;
     int64_t i = 0;
-    for (; i < 4; i++)
-        rc |= grok_tok_set_piece(t, i, special[i], strlen(special[i]), 0.0f, special_type[i]);
+    for (; i < 4; i++) rc |= grok_tok_set_piece(t, i, special[i], strlen(special[i]), 0.0f, special_type[i]);
     for (int b = 0; b < 256 && i < n_vocab; b++, i++) {
         char p[8];
         snprintf(p, sizeof p, "<0x%02X>", b);
@@ -362,17 +352,11 @@ static size_t utf8_valid_len(const unsigned char *s, size_t len) {
     }
     if (len >= 3 && (c & 0xF0) == 0xE0) {
         uint32_t cp = ((c & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu);
-        return is_trail(s[1]) && is_trail(s[2]) && cp >= 0x800 && (cp < 0xD800 || cp >= 0xE000)
-                   ? 3
-                   : 0;
+        return is_trail(s[1]) && is_trail(s[2]) && cp >= 0x800 && (cp < 0xD800 || cp >= 0xE000) ? 3 : 0;
     }
     if (len >= 4 && (c & 0xF8) == 0xF0) {
-        uint32_t cp = ((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) | ((s[2] & 0x3Fu) << 6) |
-                      (s[3] & 0x3Fu);
-        return is_trail(s[1]) && is_trail(s[2]) && is_trail(s[3]) && cp >= 0x10000 &&
-                       cp <= 0x10FFFF
-                   ? 4
-                   : 0;
+        uint32_t cp = ((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) | ((s[2] & 0x3Fu) << 6) | (s[3] & 0x3Fu);
+        return is_trail(s[1]) && is_trail(s[2]) && is_trail(s[3]) && cp >= 0x10000 && cp <= 0x10FFFF ? 4 : 0;
     }
     return 0;
 }
@@ -614,8 +598,7 @@ static void ids_push(id_list *l, int32_t id) {
 
 /* One final piece: what SentencePieceProcessor does with the model's
  * output (control ids kept, unknowns to bytes or merged into one unk). */
-static void emit_piece(const grok_tokenizer *t, id_list *out, const char *w, size_t len,
-                       int32_t id) {
+static void emit_piece(const grok_tokenizer *t, id_list *out, const char *w, size_t len, int32_t id) {
     if (id < 0) id = t->unk;
     bool is_unk = t->type[id] == GROK_TOKEN_UNKNOWN;
     if (t->type[id] == GROK_TOKEN_CONTROL) {
@@ -631,8 +614,8 @@ static void emit_piece(const grok_tokenizer *t, id_list *out, const char *w, siz
     out->prev_unk = is_unk;
 }
 
-static void resegment(const grok_tokenizer *t, const rev_map *rev, const char *norm,
-                      id_list *out, const char *w, size_t len) {
+static void resegment(const grok_tokenizer *t, const rev_map *rev, const char *norm, id_list *out,
+                      const char *w, size_t len) {
     int32_t id = grok_tok_piece_to_id(t, w, len);
     if (id >= 0 && t->type[id] == GROK_TOKEN_UNUSED) {
         const rev_entry *e = rev_get(rev, norm, w, len);
@@ -663,8 +646,7 @@ static void maybe_add_pair(bpe_state *st, int64_t left, int64_t right) {
     if (id < 0) return;
     pair p = {st->t->score[id], left, right, size};
     if (!heap_push(&st->h, p)) st->oom = true;
-    if (st->t->type[id] == GROK_TOKEN_UNUSED &&
-        !rev_put(&st->rev, st->norm, l->start, size, l->len))
+    if (st->t->type[id] == GROK_TOKEN_UNUSED && !rev_put(&st->rev, st->norm, l->start, size, l->len))
         st->oom = true;
 }
 
@@ -692,8 +674,7 @@ static void bpe_chunk(bpe_state *st, int64_t ns, id_list *out) {
 /* Symbols at least this many go into one chunk before we look for a cut. */
 #define CHUNK_MIN 64
 
-int32_t *grok_tokenize(const grok_tokenizer *t, const char *text, size_t len, bool add_special,
-                       size_t *n) {
+int32_t *grok_tokenize(const grok_tokenizer *t, const char *text, size_t len, bool add_special, size_t *n) {
     *n = 0;
     id_list out = {0};
     if (add_special && t->add_bos && t->bos >= 0) ids_push(&out, t->bos);
@@ -886,9 +867,7 @@ void grok_detok_stream_init(grok_detok_stream *s, bool at_start) {
 /* Could s[0..n) still grow into a valid character? */
 static bool utf8_incomplete(const unsigned char *s, size_t n) {
     unsigned c = s[0];
-    size_t need = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-                                           : c >= 0xF0 && c <= 0xF4 ? 4
-                                                                    : 0;
+    size_t need = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
     if (need == 0 || n >= need) return false;
     for (size_t k = 1; k < n; k++)
         if (!is_trail(s[k])) return false;

@@ -12,16 +12,19 @@
 #include "grok.h"
 
 struct grok_tokenizer {
-    int64_t n;          /* pieces */
-    char **piece;       /* [n] NUL-terminated copies */
-    uint32_t *len;      /* [n] byte lengths (pieces may not contain NUL in practice) */
-    float *score;       /* [n] */
-    int32_t *type;      /* [n] GROK_TOKEN_* */
+    int64_t n;     /* pieces */
+    char **piece;  /* [n] NUL-terminated copies */
+    uint32_t *len; /* [n] byte lengths (pieces may not contain NUL in practice) */
+    float *score;  /* [n] */
+    int32_t *type; /* [n] GROK_TOKEN_* */
 
     /* Two hash tables of piece ids, as SentencePiece keeps them: "normal"
      * holds NORMAL, USER_DEFINED and UNUSED pieces (the ones BPE may merge
      * into), "reserved" holds CONTROL, UNKNOWN and BYTE pieces. */
-    struct tok_slot { int32_t id; uint32_t tag; } *h_normal, *h_reserved;
+    struct tok_slot {
+        int32_t id;
+        uint32_t tag;
+    } * h_normal, *h_reserved;
     uint64_t h_mask; /* both tables have h_mask + 1 slots; tag: high hash bits */
 
     int32_t byte_id[256]; /* id of <0xNN>, -1 when absent */
@@ -37,16 +40,15 @@ struct grok_tokenizer {
     bool escape_whitespaces;
     bool treat_whitespace_as_suffix;
     bool byte_fallback;
-    bool split_digits; /* a trainer option; encoding does not depend on it */
-    char *unk_surface; /* what an <unk> id decodes to */
+    bool split_digits;   /* a trainer option; encoding does not depend on it */
+    char *unk_surface;   /* what an <unk> id decodes to */
     bool has_unused;     /* some piece is UNUSED: no chunked encoding */
     bool space_cut_safe; /* no piece has U+2581 right after another character */
 };
 
 grok_tokenizer *grok_tok_alloc(int64_t n);
 /* Copies the piece; returns -1 when out of memory. */
-int grok_tok_set_piece(grok_tokenizer *t, int64_t i, const char *s, size_t len, float score,
-                  int32_t type);
+int grok_tok_set_piece(grok_tokenizer *t, int64_t i, const char *s, size_t len, float score, int32_t type);
 int grok_tok_set_unk_surface(grok_tokenizer *t, const char *s, size_t len);
 /* Validates and indexes. what names the source in error messages. On error
  * writes err and returns -1 (the caller frees t). */
@@ -58,6 +60,6 @@ int32_t grok_tok_piece_to_id(const grok_tokenizer *t, const char *s, size_t len)
 
 /* Parses a .model image held in memory (the fuzz tests use it). */
 grok_tokenizer *grok_tok_load_spm_bytes(const void *data, size_t size, const char *name, char *err,
-                                   size_t err_size);
+                                        size_t err_size);
 
 #endif

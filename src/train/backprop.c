@@ -30,50 +30,50 @@
 
 /* Activations of one sequence, kept from forward to backward. */
 typedef struct {
-    float *h;      /* [L+1][T][d] residual stream entering each layer; h[L] the last */
-    float *xa;     /* [L][T][d] attention input after its norm */
-    float *rs_a;   /* [L][T] 1/rms of h for that norm */
-    float *q;      /* [L][T][qd] after RoPE */
-    float *k, *v;  /* [L][T][kvd] (k after RoPE) */
-    float *cc;     /* [L][H][T][T] capped scores cap*tanh(s/cap) */
-    float *pp;     /* [L][H][T][T] attention probabilities */
-    float *ao;     /* [L][T][qd] attention output before Wo */
-    float *a;      /* [L][T][d] after Wo */
-    float *rs_ao;  /* [L][T] */
-    float *hm;     /* [L][T][d] after the attention residual add */
-    float *xf;     /* [L][T][d] MoE input after its norm */
-    float *rs_f;   /* [L][T] */
-    float *rp;     /* [L][T][E] router probabilities */
-    float *lse;    /* [L][T] logsumexp of the router logits */
-    int32_t *sel;  /* [L][T][K] chosen experts */
-    int32_t *ord;  /* [L][T*K] routing slots (t*K+k) sorted by expert */
+    float *h;          /* [L+1][T][d] residual stream entering each layer; h[L] the last */
+    float *xa;         /* [L][T][d] attention input after its norm */
+    float *rs_a;       /* [L][T] 1/rms of h for that norm */
+    float *q;          /* [L][T][qd] after RoPE */
+    float *k, *v;      /* [L][T][kvd] (k after RoPE) */
+    float *cc;         /* [L][H][T][T] capped scores cap*tanh(s/cap) */
+    float *pp;         /* [L][H][T][T] attention probabilities */
+    float *ao;         /* [L][T][qd] attention output before Wo */
+    float *a;          /* [L][T][d] after Wo */
+    float *rs_ao;      /* [L][T] */
+    float *hm;         /* [L][T][d] after the attention residual add */
+    float *xf;         /* [L][T][d] MoE input after its norm */
+    float *rs_f;       /* [L][T] */
+    float *rp;         /* [L][T][E] router probabilities */
+    float *lse;        /* [L][T] logsumexp of the router logits */
+    int32_t *sel;      /* [L][T][K] chosen experts */
+    int32_t *ord;      /* [L][T*K] routing slots (t*K+k) sorted by expert */
     int32_t *slot_pos; /* [L][T*K] position of slot t*K+k in ord */
-    int32_t *eoff; /* [L][E+1] start of each expert's slots in ord */
-    float *g, *u;  /* [L][T*K][ff] expert pre-activations, in ord order */
-    float *act;    /* [L][T*K][ff] gelu(g) * u */
-    float *eo;     /* [L][T*K][d] expert outputs */
-    float *mo;     /* [L][T][d] gated sum of the expert outputs */
-    float *rs_m;   /* [L][T] */
-    float *rs_o;   /* [T] final norm */
-    float *hf;     /* [T][d] after the final norm */
-    float *dhf;    /* [T][d] gradient of the loss at hf (from the output head) */
-    int64_t *cnt;  /* [L][E] routing slots per expert */
-    double *psum;  /* [L][E] sum over tokens of router probabilities */
-    double *zsum;  /* [L] sum over tokens of lse^2 */
+    int32_t *eoff;     /* [L][E+1] start of each expert's slots in ord */
+    float *g, *u;      /* [L][T*K][ff] expert pre-activations, in ord order */
+    float *act;        /* [L][T*K][ff] gelu(g) * u */
+    float *eo;         /* [L][T*K][d] expert outputs */
+    float *mo;         /* [L][T][d] gated sum of the expert outputs */
+    float *rs_m;       /* [L][T] */
+    float *rs_o;       /* [T] final norm */
+    float *hf;         /* [T][d] after the final norm */
+    float *dhf;        /* [T][d] gradient of the loss at hf (from the output head) */
+    int64_t *cnt;      /* [L][E] routing slots per expert */
+    double *psum;      /* [L][E] sum over tokens of router probabilities */
+    double *zsum;      /* [L] sum over tokens of lse^2 */
     double ce_sum;
 } seq_ws;
 
 /* Per-thread scratch and gradient accumulator. */
 typedef struct {
-    float *grad;  /* [n_params] */
-    float *logit; /* [T][V] */
+    float *grad;                                           /* [n_params] */
+    float *logit;                                          /* [T][V] */
     float *dh, *dtmp, *dxf, *dm, *da, *dao, *dq, *dk, *dv; /* [T][max(d,qd)] */
-    float *xg;    /* [T*K][d] gathered inputs */
-    float *dxg;   /* [T*K][d] */
-    float *deo;   /* [T*K][d] */
-    float *dact;  /* [T*K][ff] */
-    float *dp;    /* [T][E] */
-    float *row;   /* [T] */
+    float *xg;                                             /* [T*K][d] gathered inputs */
+    float *dxg;                                            /* [T*K][d] */
+    float *deo;                                            /* [T*K][d] */
+    float *dact;                                           /* [T*K][ff] */
+    float *dp;                                             /* [T][E] */
+    float *row;                                            /* [T] */
 } thr_ws;
 
 struct grok_trainer {
@@ -112,8 +112,8 @@ static inline void axpy(float *y, float a, const float *x, int64_t n) {
 
 /* y[t][o] = x[t] . W[o] for t < n; W is [out][in]. Blocks of W rows stay
  * in cache while the tokens pass. */
-static void mm_fwd(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t n, const float *W,
-                   int64_t out, int64_t in) {
+static void mm_fwd(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t n, const float *W, int64_t out,
+                   int64_t in) {
     for (int64_t o0 = 0; o0 < out; o0 += 16) {
         int64_t o1 = o0 + 16 < out ? o0 + 16 : out;
         for (int64_t t = 0; t < n; t++)
@@ -122,8 +122,8 @@ static void mm_fwd(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t n
 }
 
 /* dx[t] += sum_o dy[t][o] W[o] */
-static void mm_bwd_x(float *dx, int64_t lddx, const float *dy, int64_t lddy, int64_t n,
-                     const float *W, int64_t out, int64_t in) {
+static void mm_bwd_x(float *dx, int64_t lddx, const float *dy, int64_t lddy, int64_t n, const float *W,
+                     int64_t out, int64_t in) {
     for (int64_t t = 0; t < n; t++)
         for (int64_t o = 0; o < out; o++) {
             float g = dy[t * lddy + o];
@@ -132,8 +132,8 @@ static void mm_bwd_x(float *dx, int64_t lddx, const float *dy, int64_t lddy, int
 }
 
 /* dW[o] += sum_t dy[t][o] x[t] */
-static void mm_bwd_w(float *dW, const float *dy, int64_t lddy, const float *x, int64_t ldx,
-                     int64_t n, int64_t out, int64_t in) {
+static void mm_bwd_w(float *dW, const float *dy, int64_t lddy, const float *x, int64_t ldx, int64_t n,
+                     int64_t out, int64_t in) {
     for (int64_t o = 0; o < out; o++)
         for (int64_t t = 0; t < n; t++) {
             float g = dy[t * lddy + o];
@@ -206,7 +206,7 @@ static void *zalloc(size_t n, size_t sz, bool *ok) {
 }
 
 grok_trainer *grok_trainer_create(const grok_train_model *m, int64_t max_b, int64_t max_t,
-                              grok_threadpool *pool, char *err, size_t err_size) {
+                                  grok_threadpool *pool, char *err, size_t err_size) {
     const grok_hparams *hp = &m->hp;
     if (max_b < 1 || max_t < 1 || max_t > hp->n_ctx_train) {
         snprintf(err, err_size, "train: batch %lld x sequence %lld does not fit the context %lld",
@@ -279,8 +279,8 @@ grok_trainer *grok_trainer_create(const grok_train_model *m, int64_t max_b, int6
         w->row = zalloc(SZ(T), sizeof(float), &ok);
     }
     if (!ok) {
-        snprintf(err, err_size, "train: out of memory for a batch of %lld x %lld tokens",
-                 (long long)max_b, (long long)max_t);
+        snprintf(err, err_size, "train: out of memory for a batch of %lld x %lld tokens", (long long)max_b,
+                 (long long)max_t);
         grok_trainer_free(tr);
         return NULL;
     }
@@ -291,16 +291,16 @@ void grok_trainer_free(grok_trainer *tr) {
     if (!tr) return;
     for (int64_t b = 0; tr->ws && b < tr->max_b; b++) {
         seq_ws *s = &tr->ws[b];
-        void *p[] = {s->h,  s->xa,  s->rs_a,  s->q,    s->k,   s->v,   s->cc,   s->pp,  s->ao,
-                     s->a,  s->rs_ao, s->hm,  s->xf,   s->rs_f, s->rp, s->lse,  s->sel, s->ord,
-                     s->slot_pos, s->eoff, s->g, s->u, s->act, s->eo,  s->mo,   s->rs_m, s->rs_o,
-                     s->hf, s->dhf, s->cnt,   s->psum, s->zsum};
+        void *p[] = {s->h,   s->xa,   s->rs_a,     s->q,    s->k,   s->v,    s->cc,   s->pp,
+                     s->ao,  s->a,    s->rs_ao,    s->hm,   s->xf,  s->rs_f, s->rp,   s->lse,
+                     s->sel, s->ord,  s->slot_pos, s->eoff, s->g,   s->u,    s->act,  s->eo,
+                     s->mo,  s->rs_m, s->rs_o,     s->hf,   s->dhf, s->cnt,  s->psum, s->zsum};
         for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
     }
     for (int j = 0; tr->tw && j < tr->nth; j++) {
         thr_ws *w = &tr->tw[j];
-        void *p[] = {w->grad, w->logit, w->dh, w->dtmp, w->dxf, w->dm,   w->da,   w->dao,
-                     w->dq,   w->dk,    w->dv, w->xg,   w->dxg, w->deo,  w->dact, w->dp, w->row};
+        void *p[] = {w->grad, w->logit, w->dh, w->dtmp, w->dxf, w->dm,   w->da, w->dao, w->dq,
+                     w->dk,   w->dv,    w->xg, w->dxg,  w->deo, w->dact, w->dp, w->row};
         for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
     }
     free(tr->ws);
@@ -322,8 +322,8 @@ void grok_trainer_reset_expert_counts(grok_trainer *t) {
  * targets are tok[1..T]). Fills s; with want_grad, also the output head's
  * gradient (dhf in s, the embedding part in grad). logits_out, if not
  * NULL, receives the raw logits. */
-static void fwd_seq(grok_trainer *tr, seq_ws *s, thr_ws *w, const int32_t *tok, int64_t T,
-                    bool targets, double n_tok_total, float *grad, float *logits_out) {
+static void fwd_seq(grok_trainer *tr, seq_ws *s, thr_ws *w, const int32_t *tok, int64_t T, bool targets,
+                    double n_tok_total, float *grad, float *logits_out) {
     const grok_train_model *m = tr->m;
     const grok_hparams *hp = &m->hp;
     const float *W = m->w;
@@ -459,8 +459,8 @@ static void fwd_seq(grok_trainer *tr, seq_ws *s, thr_ws *w, const int32_t *tok, 
 
 /* ---------------------------------------------------------------- backward */
 
-static void bwd_seq(grok_trainer *tr, seq_ws *s, thr_ws *w, const int32_t *tok, int64_t T,
-                    double n_tok_total, float *grad) {
+static void bwd_seq(grok_trainer *tr, seq_ws *s, thr_ws *w, const int32_t *tok, int64_t T, double n_tok_total,
+                    float *grad) {
     const grok_train_model *m = tr->m;
     const grok_hparams *hp = &m->hp;
     const float *W = m->w;
@@ -626,7 +626,7 @@ static void job_reduce(void *arg, int ith, int nth) {
 }
 
 int grok_trainer_step(grok_trainer *tr, const int32_t *tokens, int64_t n_b, int64_t seq,
-                    const grok_train_loss_cfg *cfg, grok_train_losses *out, float *grad) {
+                      const grok_train_loss_cfg *cfg, grok_train_losses *out, float *grad) {
     const grok_hparams *hp = &tr->m->hp;
     if (n_b < 1 || n_b > tr->max_b || seq < 1 || seq > tr->max_t) return -1;
     for (int64_t i = 0; i < n_b * (seq + 1); i++)

@@ -30,8 +30,8 @@ static const grok_train_tensor *find_base(const grok_train_model *m, const char 
     return NULL;
 }
 
-static int64_t add_param(grok_train_model *p, const char *name, int64_t rows, int64_t cols,
-                         int64_t n_mats, bool experts) {
+static int64_t add_param(grok_train_model *p, const char *name, int64_t rows, int64_t cols, int64_t n_mats,
+                         bool experts) {
     grok_train_tensor *t = &p->tensors[p->n_tensors++];
     snprintf(t->name, sizeof t->name, "%s", name);
     t->off = p->n_params;
@@ -49,8 +49,8 @@ void grok_train_lora_free(grok_train_lora *l) {
     free(l);
 }
 
-grok_train_lora *grok_train_lora_create(const grok_train_model *base, int64_t rank, float alpha, unsigned targets,
-                        uint64_t seed, char *err, size_t err_size) {
+grok_train_lora *grok_train_lora_create(const grok_train_model *base, int64_t rank, float alpha,
+                                        unsigned targets, uint64_t seed, char *err, size_t err_size) {
     const grok_hparams *hp = &base->hp;
     if (!(targets & (GROK_TRAIN_LORA_ATTN | GROK_TRAIN_LORA_EXPERTS))) {
         snprintf(err, err_size, "lora: no target weights chosen");
@@ -93,8 +93,9 @@ grok_train_lora *grok_train_lora_create(const grok_train_model *base, int64_t ra
             t->b = add_param(l->p, ln, bt->rows, rank, bt->n_mats, experts);
         }
     if (rank < 1 || rank > min_dim) {
-        snprintf(err, err_size, "lora: rank %" PRId64 " must lie in [1, %" PRId64
-                                "] (the smallest dimension of an adapted weight)",
+        snprintf(err, err_size,
+                 "lora: rank %" PRId64 " must lie in [1, %" PRId64
+                 "] (the smallest dimension of an adapted weight)",
                  rank, min_dim);
         grok_train_lora_free(l);
         return NULL;
@@ -160,7 +161,7 @@ void grok_train_lora_grad(const grok_train_lora *l, const float *grad_full, floa
 }
 
 int grok_train_lora_save(const char *path, const grok_train_lora *l, const char *base_name,
-                 const grok_train_optim_state *st, char *err, size_t err_size) {
+                         const grok_train_optim_state *st, char *err, size_t err_size) {
     const grok_train_model *p = l->p;
     grok_gguf_writer *w = grok_gguf_writer_create();
     if (!w) return ERRF("%s: out of memory", path);
@@ -180,14 +181,16 @@ int grok_train_lora_save(const char *path, const grok_train_lora *l, const char 
             const float *src = (pass == 0 ? p->w : pass == 1 ? st->m : st->v) + t->off;
             if (grok_gguf_writer_add_tensor(w, n, GROK_TYPE_F32, t->n_dims, ne, src) < 0) rc = -1;
         }
-    if (rc) snprintf(err, err_size, "%s: could not assemble the adapter's metadata and tensors", path);
-    else rc = grok_gguf_writer_write(w, path, err, err_size);
+    if (rc)
+        snprintf(err, err_size, "%s: could not assemble the adapter's metadata and tensors", path);
+    else
+        rc = grok_gguf_writer_write(w, path, err, err_size);
     grok_gguf_writer_free(w);
     return rc ? -1 : 0;
 }
 
-int grok_train_lora_load(const char *path, const grok_train_model *base, grok_train_lora **out, grok_train_optim_state *st,
-                 char *err, size_t err_size) {
+int grok_train_lora_load(const char *path, const grok_train_model *base, grok_train_lora **out,
+                         grok_train_optim_state *st, char *err, size_t err_size) {
     *out = NULL;
     grok_gguf_file *f = grok_gguf_open(path, err, err_size);
     if (!f) return -1;
@@ -209,8 +212,8 @@ int grok_train_lora_load(const char *path, const grok_train_model *base, grok_tr
         grok_lora_base_shape(&base->hp, mine, sizeof mine);
         const char *theirs = "unknown shapes";
         if (grok_gguf_get_str(f, GROK_LORA_KEY_BASE_SHAPE, &s, &len) == 0) theirs = s;
-        rc = ERRF("%s: the adapter was made for a different base model (%s); --init has %s", path,
-                  theirs, mine);
+        rc = ERRF("%s: the adapter was made for a different base model (%s); --init has %s", path, theirs,
+                  mine);
     } else if (rank < 1 || rank > (1 << 20)) {
         rc = ERRF("%s: %s = %" PRId64 " is out of range", path, GROK_LORA_KEY_RANK, rank);
     }
@@ -229,16 +232,17 @@ int grok_train_lora_load(const char *path, const grok_train_model *base, grok_tr
     if (rc == 0) {
         int64_t want = l->p->n_tensors * (st ? 3 : 1);
         if (grok_gguf_n_tensors(f) != want)
-            rc = ERRF("%s: holds %" PRId64 " tensors, an adapter%s of these targets has %" PRId64,
-                      path, grok_gguf_n_tensors(f), st ? " checkpoint" : "", want);
+            rc = ERRF("%s: holds %" PRId64 " tensors, an adapter%s of these targets has %" PRId64, path,
+                      grok_gguf_n_tensors(f), st ? " checkpoint" : "", want);
     }
     for (int64_t i = 0; rc == 0 && i < l->p->n_tensors; i++)
         rc = grok_train_read_tensor(f, path, l->p->tensors[i].name, l->p->w + l->p->tensors[i].off,
-                            &l->p->tensors[i], err, err_size);
+                                    &l->p->tensors[i], err, err_size);
     if (rc == 0 && st) {
         memset(st, 0, sizeof *st);
         uint64_t step = 0;
-        if (grok_gguf_get_u64(f, GROK_TRAIN_KEY_STEP, &step) || grok_gguf_get_u64(f, GROK_TRAIN_KEY_RNG, &st->rng) ||
+        if (grok_gguf_get_u64(f, GROK_TRAIN_KEY_STEP, &step) ||
+            grok_gguf_get_u64(f, GROK_TRAIN_KEY_RNG, &st->rng) ||
             grok_gguf_get_u64(f, GROK_TRAIN_KEY_SEED, &st->seed))
             rc = ERRF("%s: not a training checkpoint (no %s / %s / %s keys)", path, GROK_TRAIN_KEY_STEP,
                       GROK_TRAIN_KEY_RNG, GROK_TRAIN_KEY_SEED);

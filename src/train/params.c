@@ -49,7 +49,8 @@ grok_train_model *grok_train_model_create(const grok_hparams *hp, char *err, siz
     for (int64_t il = 0; il < L; il++) {
         grok_train_layer_off *lo = &m->layers[il];
         char n[96];
-#define T(what, r, c, k, field) (grok_tensor_name(n, sizeof n, il, what), add_tensor(m, n, r, c, k, &lo->field))
+#define T(what, r, c, k, field) \
+    (grok_tensor_name(n, sizeof n, il, what), add_tensor(m, n, r, c, k, &lo->field))
         T("attn_norm", 1, d, 1, attn_norm);
         T("attn_q", qd, d, 1, wq);
         T("attn_k", kvd, d, 1, wk);
@@ -102,16 +103,16 @@ void grok_train_model_init_random(grok_train_model *m, uint64_t seed) {
 /* ---- reading ---- */
 
 int grok_train_read_tensor(const grok_gguf_file *f, const char *path, const char *name, float *dst,
-                       const grok_train_tensor *t, char *err, size_t err_size) {
+                           const grok_train_tensor *t, char *err, size_t err_size) {
     const grok_gguf_tensor *g = grok_gguf_find_tensor(f, name);
     if (!g) {
         snprintf(err, err_size, "%s: tensor %s is missing", path, name);
         return -1;
     }
-    if (g->ne[0] != t->cols || g->ne[1] != (t->n_dims >= 2 ? t->rows : 1) ||
-        g->ne[2] != t->n_mats) {
-        snprintf(err, err_size, "%s: tensor %s has shape [%" PRId64 ", %" PRId64 ", %" PRId64
-                                "], expected [%" PRId64 ", %" PRId64 ", %" PRId64 "]",
+    if (g->ne[0] != t->cols || g->ne[1] != (t->n_dims >= 2 ? t->rows : 1) || g->ne[2] != t->n_mats) {
+        snprintf(err, err_size,
+                 "%s: tensor %s has shape [%" PRId64 ", %" PRId64 ", %" PRId64 "], expected [%" PRId64
+                 ", %" PRId64 ", %" PRId64 "]",
                  path, name, g->ne[0], g->ne[1], g->ne[2], t->cols, t->rows, t->n_mats);
         return -1;
     }
@@ -119,8 +120,8 @@ int grok_train_read_tensor(const grok_gguf_file *f, const char *path, const char
     int64_t rb = grok_type_row_size(g->type, t->cols);
     int64_t n_rows = t->rows * t->n_mats;
     if (!k || rb <= 0 || (uint64_t)rb * (uint64_t)n_rows != g->nbytes) {
-        snprintf(err, err_size, "%s: tensor %s: type %u cannot be read as f32 training weights",
-                 path, name, (unsigned)g->type);
+        snprintf(err, err_size, "%s: tensor %s: type %u cannot be read as f32 training weights", path, name,
+                 (unsigned)g->type);
         return -1;
     }
     for (int64_t r = 0; r < n_rows; r++)
@@ -128,8 +129,8 @@ int grok_train_read_tensor(const grok_gguf_file *f, const char *path, const char
     return 0;
 }
 
-int grok_train_load(const char *path, grok_train_model **out, grok_tokenizer **tok, grok_train_optim_state *st, char *err,
-            size_t err_size) {
+int grok_train_load(const char *path, grok_train_model **out, grok_tokenizer **tok,
+                    grok_train_optim_state *st, char *err, size_t err_size) {
     *out = NULL;
     if (tok) *tok = NULL;
     grok_gguf_file *f = grok_gguf_open(path, err, err_size);
@@ -138,21 +139,20 @@ int grok_train_load(const char *path, grok_train_model **out, grok_tokenizer **t
     grok_hparams hp;
     int rc = grok_hparams_from_gguf(f, &hp, err, err_size);
     if (rc == 0 && grok_gguf_find_tensor(f, GROK_TN_OUTPUT)) {
-        snprintf(err, err_size, "%s: has an untied output head; training supports tied models only",
-                 path);
+        snprintf(err, err_size, "%s: has an untied output head; training supports tied models only", path);
         rc = -1;
     }
     if (rc == 0 && !(m = grok_train_model_create(&hp, err, err_size))) rc = -1;
     for (int64_t i = 0; rc == 0 && i < m->n_tensors; i++)
-        rc = grok_train_read_tensor(f, path, m->tensors[i].name, m->w + m->tensors[i].off, &m->tensors[i], err,
-                         err_size);
+        rc = grok_train_read_tensor(f, path, m->tensors[i].name, m->w + m->tensors[i].off, &m->tensors[i],
+                                    err, err_size);
     if (rc == 0 && st) {
         memset(st, 0, sizeof *st);
         uint64_t step = 0;
         if (grok_gguf_get_u64(f, KEY_STEP, &step) || grok_gguf_get_u64(f, KEY_RNG, &st->rng) ||
             grok_gguf_get_u64(f, KEY_SEED, &st->seed)) {
-            snprintf(err, err_size, "%s: not a training checkpoint (no %s / %s / %s keys)", path,
-                     KEY_STEP, KEY_RNG, KEY_SEED);
+            snprintf(err, err_size, "%s: not a training checkpoint (no %s / %s / %s keys)", path, KEY_STEP,
+                     KEY_RNG, KEY_SEED);
             rc = -1;
         }
         st->step = (int64_t)step;
@@ -167,16 +167,17 @@ int grok_train_load(const char *path, grok_train_model **out, grok_tokenizer **t
             snprintf(n, sizeof n, "adam_v.%s", m->tensors[i].name);
             if (rc == 0)
                 rc = grok_train_read_tensor(f, path, n, st->v + m->tensors[i].off, &m->tensors[i], err,
-                                 err_size);
+                                            err_size);
         }
         if (rc) grok_train_optim_free(st);
     }
     if (rc == 0 && tok) {
         *tok = grok_tokenizer_from_gguf(f, err, err_size);
-        if (!*tok) rc = -1;
+        if (!*tok)
+            rc = -1;
         else if (grok_tokenizer_n_vocab(*tok) != hp.n_vocab) {
-            snprintf(err, err_size, "%s: vocabulary has %" PRId64 " pieces, the embedding %" PRId64,
-                     path, grok_tokenizer_n_vocab(*tok), hp.n_vocab);
+            snprintf(err, err_size, "%s: vocabulary has %" PRId64 " pieces, the embedding %" PRId64, path,
+                     grok_tokenizer_n_vocab(*tok), hp.n_vocab);
             grok_tokenizer_free(*tok);
             *tok = NULL;
             rc = -1;
@@ -194,7 +195,7 @@ int grok_train_load(const char *path, grok_train_model **out, grok_tokenizer **t
 /* ---- writing ---- */
 
 int grok_train_save(const char *path, const grok_train_model *m, const grok_tokenizer *tok, grok_type type,
-            const grok_train_optim_state *st, const char *name, char *err, size_t err_size) {
+                    const grok_train_optim_state *st, const char *name, char *err, size_t err_size) {
     const grok_type_kernels *k = grok_kernels_get(type);
     if (!k || (st && type != GROK_TYPE_F32)) {
         snprintf(err, err_size, "%s: cannot write weights of type %u", path, (unsigned)type);
@@ -251,8 +252,10 @@ int grok_train_save(const char *path, const grok_train_model *m, const grok_toke
         snprintf(n, sizeof n, "adam_v.%s", t->name);
         if (grok_gguf_writer_add_tensor(w, n, GROK_TYPE_F32, t->n_dims, ne, st->v + t->off) < 0) rc = -1;
     }
-    if (rc) snprintf(err, err_size, "%s: could not assemble the model's metadata and tensors", path);
-    else rc = grok_gguf_writer_write(w, path, err, err_size);
+    if (rc)
+        snprintf(err, err_size, "%s: could not assemble the model's metadata and tensors", path);
+    else
+        rc = grok_gguf_writer_write(w, path, err, err_size);
     grok_gguf_writer_free(w);
     for (int64_t i = 0; i < m->n_tensors; i++) free(bufs[i]);
     free(bufs);
@@ -291,7 +294,8 @@ void grok_train_optim_free(grok_train_optim_state *st) {
     st->m = st->v = NULL;
 }
 
-double grok_train_adamw_step(grok_train_model *m, grok_train_optim_state *st, float *grad, const grok_train_adamw_cfg *c) {
+double grok_train_adamw_step(grok_train_model *m, grok_train_optim_state *st, float *grad,
+                             const grok_train_adamw_cfg *c) {
     /* The norm is summed in one fixed order, so it is the same on every run. */
     double ss = 0;
     for (int64_t i = 0; i < m->n_params; i++) ss += (double)grad[i] * grad[i];

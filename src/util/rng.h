@@ -22,9 +22,7 @@ static inline uint64_t grok_rng_next(grok_rng *r) {
 }
 
 /* Uniform in [0, 1) with 53 bits. */
-static inline double grok_rng_uniform(grok_rng *r) {
-    return (double)(grok_rng_next(r) >> 11) * 0x1p-53;
-}
+static inline double grok_rng_uniform(grok_rng *r) { return (double)(grok_rng_next(r) >> 11) * 0x1p-53; }
 
 /* Standard normal (Box-Muller; one value per call keeps the stream simple). */
 static inline float grok_rng_normal(grok_rng *r) {
