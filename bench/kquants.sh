@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# bench/kquants.sh - the README's figures for the k-quants, in one run so
+# bench/kquants.sh - docs/quantization.md's figures for the k-quants, in one run so
 # that the ratios between types are taken under the same conditions.
 #
 # Quality: a random d_model 256, 4-layer, 8-expert f32 model (512-token
 # placeholder vocabulary) re-encoded as each type with grok quantize, then
-# grok perplexity --kl-base f32 --ctx 256 over README.md + GROK1.md (the
-# README's existing quality table was made the same way).
-# Speed: the d_model 1024 model of the README's batch table (grok new, q8_0)
+# grok perplexity --kl-base f32 --ctx 256 over README.md + docs/*.md + GROK1.md (the
+# docs' quality tables were was made the same way).
+# Speed: the d_model 1024 model of docs/kernels.md's batch table (grok new, q8_0)
 # re-encoded as q4_0, q4_K, q5_K, q6_K; grok bench -p P -n N for every
 # type, interleaved, R rounds, so a noisy stretch hits every type alike.
 #
 #   bash bench/kquants.sh [DIR]        (models are made there once: ~2.2 GB)
 # Environment: BUILD (build dir, default build), P, N, R (64, 32, 3),
-# THREADS (2), TEXT (the text file; default README.md + ../shared/GROK1.md),
+# THREADS (2), TEXT (the text file; default README.md + docs/*.md + ../shared/GROK1.md),
 # ONLY (quality or speed: run that part alone).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# bench/mixes.sh - the README's figures for llama.cpp's mixes in grok
+# bench/mixes.sh - docs/quantization.md's figures for llama.cpp's mixes in grok
 # quantize: a medium random f32 model with Grok-1's expert count (so the
 # 8-expert rules apply) and its tied head, `grok new --d-model 2048
 # --layers 4 --heads 16 --kv-heads 4 --experts 8 --ffn 5632 --vocab 512`,
 # written as each mix, then per mix the file size and `grok perplexity
-# --kl-base f32 --ctx 256` over README.md + GROK1.md (as bench/kquants.sh
+# --kl-base f32 --ctx 256` over README.md + docs/*.md + GROK1.md (as bench/kquants.sh
 # does for the pure types), and `grok bench -p 16 -n 8 --check 2` on the
 # mixed files, whose packed kernels must agree with the reference.
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh - the measurements of the README's "Speed" section, in one
+# bench/run.sh - the measurements of docs/kernels.md's "Speed" section, in one
 # run so that the ratios between them are taken under the same conditions:
 # a medium, bandwidth-bound model (grok new: d_model 2048, 8 layers, 16/4
 # heads, 8 experts of FFN 5632, q8_0; and its q4_0 re-encoding), benched
