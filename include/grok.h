@@ -30,6 +30,27 @@
  *    Nothing in the library exits or aborts on bad input.
  *  - x_create / x_free pairs; x_free(NULL) is a no-op.
  *  - Every size, offset and element count is size_t or int64_t.
+ *  - Every public name starts with grok_ or GROK_, so libgrok links beside
+ *    ggml and other libraries.
+ *
+ * Threads:
+ *  - A grok_model is read-only once loaded (its packed weights are built
+ *    under a lock by the first runner): any number of threads may use one
+ *    model at once, each through its own runners and sequences.
+ *  - A grok_runner (thread pool and scratch of one forward step) and a
+ *    grok_seq (one sequence's KV cache) are used by one thread at a time:
+ *    a decode call on a runner must not overlap another call on the same
+ *    runner or on any of the sequences it is given. Two runners may decode
+ *    at the same time over distinct sequences.
+ *  - A grok_context (a runner with its own sequence) follows the same rule.
+ *  - grok_threadpool_run must not be entered from two threads at once on
+ *    one pool; a pool shared by runners (grok_runner_params.pool) must be
+ *    used by one decode at a time.
+ *  - A tokenizer is read-only after loading: tokenize and detokenize from
+ *    any thread. A sampler belongs to one thread; a detok stream too.
+ *  - The kernel mode and the instruction-set cap are process-wide defaults
+ *    (grok_kernels_set_mode, GROK_KERNELS, GROK_ISA) that a model's
+ *    parameters may override for its runners.
  */
 #ifndef GROK_H
 #define GROK_H
@@ -43,7 +64,26 @@ extern "C" {
 #endif
 
 #define GROK_ERR_SIZE 512
-#define GROK_VERSION "0.1.0"
+#define GROK_VERSION "0.2.0"
+#define GROK_VERSION_MAJOR 0
+#define GROK_VERSION_MINOR 2
+#define GROK_VERSION_PATCH 0
+
+/* The library's version ("0.2.0"), which may differ from the header's
+ * GROK_VERSION when a program runs against another libgrok.so. */
+const char *grok_version(void);
+
+/* Return codes of the decode calls (and of other calls where noted): 0 on
+ * success, or one of these with a message in err. */
+enum {
+    GROK_OK = 0,
+    GROK_ERR_INPUT = -1,     /* bad arguments: no tokens, ids out of range, a sequence of another model */
+    GROK_ERR_CTX_FULL = -2,  /* the tokens do not fit the sequence's cache (nothing was appended) */
+    GROK_ERR_NOMEM = -3,     /* out of memory */
+    GROK_ERR_DIST = -4,      /* a collective across MPI ranks failed */
+    GROK_ERR_NONFINITE = -5, /* a NaN or infinity appeared in the activations (err names the layer) */
+    GROK_ERR_IO = -6         /* reading weights from the model file failed */
+};
 
 /* ======================================================================
  * Tensor types: ggml's numbering, so GGUF files interoperate.
@@ -283,6 +323,15 @@ int32_t *grok_tokenize(const grok_tokenizer *t, const char *text, size_t len, bo
  * as SentencePiece's decode does. Control tokens decode to nothing. */
 char *grok_detokenize(const grok_tokenizer *t, const int32_t *ids, size_t n, size_t *len);
 
+/* The same into a caller's buffers, as llama.h does: grok_tokenize_into
+ * writes up to cap ids and returns how many the text encodes to (a value
+ * above cap means the buffer was too small: call again with that size);
+ * grok_detokenize_into writes up to cap - 1 bytes and a NUL (cap >= 1) and
+ * returns the whole text's length. Both return -1 when out of memory. */
+int64_t grok_tokenize_into(const grok_tokenizer *t, const char *text, size_t len, bool add_special, int32_t *out,
+                           int64_t cap);
+int64_t grok_detokenize_into(const grok_tokenizer *t, const int32_t *ids, size_t n, char *out, size_t cap);
+
 /* Streaming decoder for generation: push one id at a time, get back only
  * complete UTF-8 characters (byte pieces are held until their character
  * is whole). at_start: the first piece pushed begins the text, so its
@@ -348,10 +397,40 @@ int64_t grok_hparams_n_params_active(const grok_hparams *hp);
 
 typedef struct grok_model grok_model;
 
+/* Which kernels compute the products.
+ * FAST: the best kernels for this CPU; weights of a block-quantized type
+ *   meet activations quantized to 8 bits in integer dot products, as ggml
+ *   does (relative error ~0.3 % per product from the 8-bit activations).
+ * EXACT: the best kernels for this CPU with f32 activations: the f32
+ *   product up to summation order (grok logits uses it, so an independent
+ *   reference can check the model number for number).
+ * REFERENCE: the scalar kernels, the ground truth the others are tested
+ *   against.
+ * DEFAULT: the process-wide mode (FAST unless GROK_KERNELS or
+ *   grok_kernels_set_mode say otherwise), read at every step. */
+typedef enum {
+    GROK_KERNELS_DEFAULT = -1,
+    GROK_KERNELS_FAST = 0,
+    GROK_KERNELS_EXACT = 1,
+    GROK_KERNELS_REFERENCE = 2
+} grok_kernel_mode;
+
+/* How a model is loaded. Environment variables, where set, override these
+ * (GROK_PACK=0 turns packing off, GROK_KERNELS=fast|exact|reference sets
+ * the mode), so a program can be measured both ways without a rebuild. */
+typedef struct {
+    bool pack;                /* build the packed (row-interleaved) copy the FAST kernels read (true) */
+    grok_kernel_mode kernels; /* the mode of this model's runners (GROK_KERNELS_DEFAULT) */
+} grok_model_params;
+
+grok_model_params grok_model_default_params(void);
+
 /* Opens a model file (memory-mapped, zero-copy) and checks that every
  * required tensor is present with the shape and a type the
- * hyperparameters demand. The tokenizer is loaded when the file has one. */
+ * hyperparameters demand. The tokenizer is loaded when the file has one.
+ * grok_model_load uses the default parameters. */
 grok_model *grok_model_load(const char *path, char *err, size_t err_size);
+grok_model *grok_model_load_params(const char *path, const grok_model_params *p, char *err, size_t err_size);
 void grok_model_free(grok_model *m);
 const grok_hparams *grok_model_hparams(const grok_model *m);
 const grok_gguf_file *grok_model_gguf(const grok_model *m);
@@ -360,58 +439,82 @@ const grok_tokenizer *grok_model_tokenizer(const grok_model *m);
 /* Bytes of weights read to decode one token (the active parameters). */
 int64_t grok_model_bytes_per_token(const grok_model *m);
 /* Bytes of weights held in the packed (row-interleaved) form the fast
- * kernels read; 0 before the first context is created or with GROK_PACK=0. */
+ * kernels read; 0 before the first runner is created or without packing. */
 int64_t grok_model_packed_bytes(const grok_model *m);
+/* The kernel mode the model's runners start with: GROK_KERNELS from the
+ * environment if set, else the parameters' (possibly DEFAULT). */
+grok_kernel_mode grok_model_kernel_mode(const grok_model *m);
 
-/* ---- per-sequence state ---- */
+/* ---- sequences, runners and contexts ----
+ * A sequence (grok_seq) is what one conversation keeps between steps: its
+ * KV cache, its tokens, its position and its last logits. A runner
+ * (grok_runner) is what computes: a thread pool and the scratch of one
+ * forward step of up to n_batch tokens, which may belong to several
+ * sequences at once (continuous batching). A server keeps one runner and a
+ * sequence per slot; a simple program uses a grok_context, which is a
+ * runner with one sequence of its own. */
+typedef struct grok_seq grok_seq;
+typedef struct grok_runner grok_runner;
+
 typedef struct {
-    int64_t n_ctx;         /* KV cache length; 0 = the model's context */
-    grok_type kv_type;     /* GROK_TYPE_F32 or GROK_TYPE_F16 */
-    int n_threads;         /* used when pool is NULL; <= 0 = all cores */
-    grok_threadpool *pool; /* shared pool (not owned), or NULL to make one */
-    int64_t n_batch;       /* tokens per forward when processing a prompt */
-} grok_context_params;
+    int64_t n_ctx;     /* KV cache length; 0 = the model's context */
+    grok_type kv_type; /* GROK_TYPE_F32 or GROK_TYPE_F16 */
+} grok_seq_params;
 
-grok_context_params grok_context_default_params(void);
-
-typedef struct grok_context grok_context;
-
-grok_context *grok_context_create(const grok_model *m, const grok_context_params *p, char *err,
-                                  size_t err_size);
-void grok_context_free(grok_context *c);
+grok_seq_params grok_seq_default_params(void);
+grok_seq *grok_seq_create(const grok_model *m, const grok_seq_params *p, char *err, size_t err_size);
+void grok_seq_free(grok_seq *s);
 /* Tokens in the KV cache. */
-int64_t grok_context_pos(const grok_context *c);
-int64_t grok_context_n_ctx(const grok_context *c);
+int64_t grok_seq_pos(const grok_seq *s);
+int64_t grok_seq_n_ctx(const grok_seq *s);
 /* Forgets cached tokens from pos on (0 = all). */
-void grok_context_truncate(grok_context *c, int64_t pos);
+void grok_seq_truncate(grok_seq *s, int64_t pos);
+/* The last decoded token's logits [n_vocab]. */
+const float *grok_seq_logits(const grok_seq *s);
+/* The tokens in the cache, [grok_seq_pos] of them (to reuse a shared
+ * prompt prefix: compare, then grok_seq_truncate to the common part). */
+const int32_t *grok_seq_tokens(const grok_seq *s);
 
-/* Appends n tokens at the current position and runs the model over them
- * as one batch (split into n_batch chunks). all_logits, if not NULL,
- * receives [n][n_vocab] logits; the last token's logits are always kept in
- * grok_context_logits. Fails (err) on ids out of range or a full cache. */
-int grok_decode(grok_context *c, const int32_t *tokens, int64_t n, float *all_logits, char *err,
-                size_t err_size);
-const float *grok_context_logits(const grok_context *c);
+typedef struct {
+    int n_threads;          /* used when pool is NULL; <= 0 = all cores */
+    grok_threadpool *pool;  /* shared pool (not owned), or NULL to make one */
+    int64_t n_batch;        /* most tokens one forward step takes (256) */
+} grok_runner_params;
+
+grok_runner_params grok_runner_default_params(void);
+/* The first runner of a model builds its packed weights (once). */
+grok_runner *grok_runner_create(const grok_model *m, const grok_runner_params *p, char *err, size_t err_size);
+void grok_runner_free(grok_runner *r);
+int64_t grok_runner_n_batch(const grok_runner *r);
+/* Overrides the model's kernel mode for this runner's steps. */
+void grok_runner_set_kernel_mode(grok_runner *r, grok_kernel_mode mode);
+
+/* Appends n tokens to s and runs the model over them, in steps of up to
+ * the runner's n_batch. all_logits, if not NULL, receives [n][n_vocab]
+ * logits; the last token's logits are always kept in grok_seq_logits.
+ * Returns 0 or a GROK_ERR_ code; ids out of range or a full cache are
+ * refused before anything is appended. */
+int grok_runner_decode(grok_runner *r, grok_seq *s, const int32_t *tokens, int64_t n, float *all_logits,
+                       char *err, size_t err_size);
 
 /* One forward step for several sequences at once (continuous batching):
- * sequence i appends n[i] >= 1 tokens[i] to ctxs[i] and afterwards holds
- * its last token's logits in grok_context_logits(ctxs[i]). All contexts
- * must belong to the same model and be distinct; the step runs on ctxs[0]'s
- * thread pool and scratch, so the total token count may not exceed its
- * n_batch. Every weight is read once for the whole step. On error nothing
- * is appended to any context. */
-int grok_decode_multi(grok_context *const *ctxs, const int32_t *const *tokens, const int64_t *n,
+ * sequence i appends n[i] >= 1 tokens[i] and afterwards holds its last
+ * token's logits in grok_seq_logits(seqs[i]). All sequences belong to the
+ * runner's model and are distinct, and the total token count is at most
+ * the runner's n_batch. Every weight is read once for the whole step, and
+ * each sequence's numbers are those it gets alone. On a refused request
+ * nothing is appended to any sequence. Returns 0 or a GROK_ERR_ code. */
+int grok_decode_multi(grok_runner *r, grok_seq *const *seqs, const int32_t *const *tokens, const int64_t *n,
                       int64_t n_seqs, char *err, size_t err_size);
 /* The same, and sequence i's logits at every one of its positions in
  * all_logits[i] ([n[i]][n_vocab]) where all_logits and all_logits[i] are
  * not NULL (prompt log-probabilities); the other sequences compute only
  * their last token's. */
-int grok_decode_multi_logits(grok_context *const *ctxs, const int32_t *const *tokens, const int64_t *n,
-                             float *const *all_logits, int64_t n_seqs, char *err, size_t err_size);
-int64_t grok_context_n_batch(const grok_context *c);
+int grok_decode_multi_logits(grok_runner *r, grok_seq *const *seqs, const int32_t *const *tokens,
+                             const int64_t *n, float *const *all_logits, int64_t n_seqs, char *err,
+                             size_t err_size);
 
-/* What the last grok_decode or grok_decode_multi call that ran on this
- * context (the first of a multi step) read: forward steps, tokens, bytes of
+/* What the runner's last decode call read: forward steps, tokens, bytes of
  * weights (each matrix or expert counted once per step however many tokens
  * use it; the looked-up embedding rows once per token) and experts computed
  * (one per layer and selected expert per step). On a distributed model,
@@ -422,10 +525,38 @@ typedef struct {
     int64_t weight_bytes;
     int64_t expert_reads;
 } grok_step_stats;
-grok_step_stats grok_context_last_step(const grok_context *c);
-/* The tokens in the cache, [grok_context_pos] of them (to reuse a shared
- * prompt prefix: compare, then grok_context_truncate to the common part). */
+grok_step_stats grok_runner_last_step(const grok_runner *r);
+
+/* ---- the one-sequence context ---- */
+typedef struct {
+    int64_t n_ctx;          /* KV cache length; 0 = the model's context */
+    grok_type kv_type;      /* GROK_TYPE_F32 or GROK_TYPE_F16 */
+    int n_threads;          /* used when pool is NULL; <= 0 = all cores */
+    grok_threadpool *pool;  /* shared pool (not owned), or NULL to make one */
+    int64_t n_batch;        /* tokens per forward step when processing a prompt (at most n_ctx) */
+} grok_context_params;
+
+grok_context_params grok_context_default_params(void);
+
+typedef struct grok_context grok_context;
+
+grok_context *grok_context_create(const grok_model *m, const grok_context_params *p, char *err,
+                                  size_t err_size);
+void grok_context_free(grok_context *c);
+/* The context's runner and sequence (owned by it). */
+grok_runner *grok_context_runner(grok_context *c);
+grok_seq *grok_context_seq(grok_context *c);
+/* grok_runner_decode on the context's own runner and sequence. */
+int grok_decode(grok_context *c, const int32_t *tokens, int64_t n, float *all_logits, char *err,
+                size_t err_size);
+/* The sequence's and the runner's accessors, for the context's own. */
+int64_t grok_context_pos(const grok_context *c);
+int64_t grok_context_n_ctx(const grok_context *c);
+int64_t grok_context_n_batch(const grok_context *c);
+void grok_context_truncate(grok_context *c, int64_t pos);
+const float *grok_context_logits(const grok_context *c);
 const int32_t *grok_context_tokens(const grok_context *c);
+grok_step_stats grok_context_last_step(const grok_context *c);
 
 /* ======================================================================
  * Sampler. src/sampler/

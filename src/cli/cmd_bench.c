@@ -110,9 +110,9 @@ static bool parse_batch(const char *arg, int64_t max, batch_result *out, int *n_
 }
 
 /* Greedy next token of every sequence, into next[]. */
-static void argmax_all(grok_context *const *cs, int64_t n, int64_t V, int32_t *next) {
+static void argmax_all(grok_seq *const *cs, int64_t n, int64_t V, int32_t *next) {
     for (int64_t i = 0; i < n; i++) {
-        const float *lg = grok_context_logits(cs[i]);
+        const float *lg = grok_seq_logits(cs[i]);
         int32_t best = 0;
         for (int64_t v = 1; v < V; v++)
             if (lg[v] > lg[best]) best = (int32_t)v;
@@ -120,7 +120,7 @@ static void argmax_all(grok_context *const *cs, int64_t n, int64_t V, int32_t *n
     }
 }
 
-/* For each size: that many contexts each read their own pseudo-random
+/* For each size: that many sequences each read their own pseudo-random
  * BATCH_PROMPT-token prompt, then n_gen steps decode one greedy token per sequence in one
  * grok_decode_multi call, as grok serve's generating slots do. Rounds run
  * the sizes interleaved so that the shared machine's noise hits them alike;
@@ -132,7 +132,8 @@ static int bench_batches(grok_model *m, grok_threadpool *pool, grok_type kv_type
     int32_t prompt[BATCH_PROMPT];
     int64_t nmax = 0;
     for (int i = 0; i < n_res; i++) nmax = res[i].n > nmax ? res[i].n : nmax;
-    grok_context **cs = calloc((size_t)nmax, sizeof *cs);
+    grok_seq **cs = calloc((size_t)nmax, sizeof *cs);
+    grok_runner *run = NULL;
     int32_t *next = malloc((size_t)nmax * sizeof *next);
     const int32_t **tp = malloc((size_t)nmax * sizeof *tp);
     int64_t *ns = malloc((size_t)nmax * sizeof *ns);
@@ -141,25 +142,27 @@ static int bench_batches(grok_model *m, grok_threadpool *pool, grok_type kv_type
         snprintf(err, err_size, "out of memory");
         goto done;
     }
-    grok_context_params cp = grok_context_default_params();
-    cp.pool = pool;
-    cp.kv_type = kv_type;
-    cp.n_ctx = bp + n_gen + 1;
-    cp.n_batch = nmax > bp ? nmax : bp;
+    grok_seq_params sp = grok_seq_default_params();
+    sp.kv_type = kv_type;
+    sp.n_ctx = bp + n_gen + 1;
+    grok_runner_params rp = grok_runner_default_params();
+    rp.pool = pool;
+    rp.n_batch = nmax > bp ? nmax : bp;
+    if (!(run = grok_runner_create(m, &rp, err, err_size))) goto done;
     for (int64_t i = 0; i < nmax; i++)
-        if (!(cs[i] = grok_context_create(m, &cp, err, err_size))) goto done;
+        if (!(cs[i] = grok_seq_create(m, &sp, err, err_size))) goto done;
     for (int64_t r = 0; r < rounds; r++)
         for (int k = 0; k < n_res; k++) {
             const int64_t n = res[k].n;
             for (int64_t i = 0; i < n; i++) {
-                grok_context_truncate(cs[i], 0);
+                grok_seq_truncate(cs[i], 0);
                 uint64_t st = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
                 for (int64_t q = 0; q < bp; q++) { /* avoiding PAD, as the prompt above */
                     st = st * 6364136223846793005ull + 1442695040888963407ull;
                     int32_t id = (int32_t)((st >> 33) % (uint64_t)hp->n_vocab);
                     prompt[q] = id == hp->pad_id ? (id + 1) % (int32_t)hp->n_vocab : id;
                 }
-                if (grok_decode(cs[i], prompt, bp, NULL, err, err_size)) goto done;
+                if (grok_runner_decode(run, cs[i], prompt, bp, NULL, err, err_size)) goto done;
                 ns[i] = 1;
                 tp[i] = &next[i];
             }
@@ -167,10 +170,10 @@ static int bench_batches(grok_model *m, grok_threadpool *pool, grok_type kv_type
             for (int64_t g = 0; g < n_gen; g++) {
                 argmax_all(cs, n, hp->n_vocab, next);
                 double ts = cli_now();
-                if (grok_decode_multi(cs, tp, ns, n, err, err_size)) goto done;
+                if (grok_decode_multi(run, cs, tp, ns, n, err, err_size)) goto done;
                 ts = cli_now() - ts;
                 if ((r == 0 && g == 0) || ts < res[k].min_s) res[k].min_s = ts;
-                grok_step_stats st = grok_context_last_step(cs[0]);
+                grok_step_stats st = grok_runner_last_step(run);
                 bytes += (double)st.weight_bytes;
                 experts += (double)st.expert_reads;
             }
@@ -181,7 +184,8 @@ static int bench_batches(grok_model *m, grok_threadpool *pool, grok_type kv_type
         }
     rc = 0;
 done:
-    for (int64_t i = 0; cs && i < nmax; i++) grok_context_free(cs[i]);
+    for (int64_t i = 0; cs && i < nmax; i++) grok_seq_free(cs[i]);
+    grok_runner_free(run);
     free(cs), free(next), free(tp), free(ns);
     return rc;
 }
@@ -332,11 +336,11 @@ static double check_kernels(grok_threadpool *pool, const grok_model *m, grok_ker
 /* Logits of ids[0..k) from a fresh cache under the given kernel mode. */
 static int logits_in_mode(grok_context *c, grok_kernel_mode mode, const int32_t *ids, int64_t k, float *out,
                           char *err, size_t err_size) {
-    grok_kernel_mode saved = grok_kernels_mode();
-    grok_kernels_set_mode(mode);
+    grok_runner *r = grok_context_runner(c);
+    grok_runner_set_kernel_mode(r, mode);
     grok_context_truncate(c, 0);
     int rc = grok_decode(c, ids, k, out, err, err_size);
-    grok_kernels_set_mode(saved);
+    grok_runner_set_kernel_mode(r, GROK_KERNELS_DEFAULT); /* back to the process's mode */
     return rc;
 }
 

@@ -45,9 +45,8 @@ static void detect(void) {
     if (g_cpu.neon && allow_avx2) g_isa = "neon";
     if (strcmp(g_isa, "avx2") == 0 || strcmp(g_isa, "avx512vnni") == 0) g_quantize = grok_quantize_q8a_avx2;
     if (strcmp(g_isa, "neon") == 0) g_quantize = grok_quantize_q8a_neon;
-    const char *m = getenv("GROK_KERNELS");
-    if (m && strcmp(m, "reference") == 0) atomic_store(&g_mode, GROK_KERNELS_REFERENCE);
-    if (m && strcmp(m, "exact") == 0) atomic_store(&g_mode, GROK_KERNELS_EXACT);
+    const grok_kernel_mode env = grok_kernels_env_mode();
+    if (env != GROK_KERNELS_DEFAULT) atomic_store(&g_mode, (int)env);
 }
 
 const grok_cpu_features *grok_cpu(void) {
@@ -67,12 +66,20 @@ const char *grok_kernels_isa(void) {
 
 void grok_kernels_set_mode(grok_kernel_mode mode) {
     pthread_once(&g_once, detect); /* so the environment cannot override it later */
-    atomic_store(&g_mode, (int)mode);
+    if (mode != GROK_KERNELS_DEFAULT) atomic_store(&g_mode, (int)mode);
 }
 
 grok_kernel_mode grok_kernels_mode(void) {
     pthread_once(&g_once, detect);
     return (grok_kernel_mode)atomic_load(&g_mode);
+}
+
+grok_kernel_mode grok_kernels_env_mode(void) {
+    const char *m = getenv("GROK_KERNELS");
+    if (m && strcmp(m, "reference") == 0) return GROK_KERNELS_REFERENCE;
+    if (m && strcmp(m, "exact") == 0) return GROK_KERNELS_EXACT;
+    if (m && strcmp(m, "fast") == 0) return GROK_KERNELS_FAST;
+    return GROK_KERNELS_DEFAULT;
 }
 
 const char *grok_kernel_mode_name(grok_kernel_mode mode) {

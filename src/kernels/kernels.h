@@ -120,20 +120,18 @@ void grok_q6_K_from_f32(const float *src, void *dst, int64_t n);
 const grok_type_kernels *grok_kernels_get(uint32_t type);
 
 /* ---- kernel selection ----
- * FAST: the best kernels for this CPU; weights of a block-quantized type
- *   meet activations quantized to 8 bits (block_q8a) in integer dot
- *   products, as ggml does. Results differ from f32 activations by the
- *   int8 rounding of x (relative error ~0.3% per product).
- * EXACT: the best kernels for this CPU with f32 activations: the result is
- *   the f32 product up to summation order (grok logits uses this so an
- *   independent reference can check it number for number).
- * REFERENCE: the scalar kernels of reference.c, the ground truth.
- * The mode is process-wide; GROK_KERNELS=fast|exact|reference in the
- * environment sets the initial one (default fast). */
-typedef enum { GROK_KERNELS_FAST = 0, GROK_KERNELS_EXACT = 1, GROK_KERNELS_REFERENCE = 2 } grok_kernel_mode;
+ * The modes (grok_kernel_mode) are declared in grok.h. The process-wide
+ * default is FAST; GROK_KERNELS=fast|exact|reference in the environment
+ * sets it at start-up, grok_kernels_set_mode later. A runner whose mode is
+ * GROK_KERNELS_DEFAULT follows it at every step; one given a mode (by
+ * grok_model_params.kernels or grok_runner_set_kernel_mode) keeps it. */
 void grok_kernels_set_mode(grok_kernel_mode mode);
+/* The process-wide default (never GROK_KERNELS_DEFAULT). */
 grok_kernel_mode grok_kernels_mode(void);
 const char *grok_kernel_mode_name(grok_kernel_mode mode);
+/* GROK_KERNELS from the environment, or GROK_KERNELS_DEFAULT when unset:
+ * it overrides a model's parameters. */
+grok_kernel_mode grok_kernels_env_mode(void);
 
 /* CPU features found at run time (cpu.c). */
 typedef struct {
@@ -289,7 +287,8 @@ static inline grok_mat grok_mat_cols(grok_mat w, int64_t c0, int64_t ncols) {
 /* Y[t][r] = sum_c W[r][c] * X[t][c] for t < n_tok, r < W->rows.
  * X is [n_tok][ldx] (ldx >= cols), Y is [n_tok][ldy]. Rows are split across
  * the pool's threads; each weight row is read once for all tokens. The
- * kernels are those of grok_kernels_mode(). */
+ * kernels are those of grok_kernels_mode(); the _in variants take the
+ * mode (a runner's) instead. */
 void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y, int64_t ldy,
                  int64_t n_tok);
 
@@ -309,6 +308,9 @@ typedef struct {
     int64_t n_tok;
 } grok_matmul_op;
 void grok_matmul_ops(grok_threadpool *pool, const grok_matmul_op *ops, int n_ops);
+void grok_matmul_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *x, int64_t ldx,
+                    float *y, int64_t ldy, int64_t n_tok);
+void grok_matmul_ops_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_matmul_op *ops, int n_ops);
 
 /* ---- attention and vector math (attention.c, x86_attention.c) ----
  * Attention over one KV head's cache for the nq query heads that share it

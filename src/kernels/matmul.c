@@ -230,16 +230,16 @@ static bool same_input(const matmul_job *a, const matmul_job *b) {
            (!wants_prep(a) || a->prep == b->prep);
 }
 
-void grok_matmul_ops(grok_threadpool *pool, const grok_matmul_op *ops, int n_ops) {
+void grok_matmul_ops_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_matmul_op *ops, int n_ops) {
     if (n_ops > GROK_MATMUL_MAX_OPS) {
-        grok_matmul_ops(pool, ops, GROK_MATMUL_MAX_OPS);
-        grok_matmul_ops(pool, ops + GROK_MATMUL_MAX_OPS, n_ops - GROK_MATMUL_MAX_OPS);
+        grok_matmul_ops_in(pool, mode, ops, GROK_MATMUL_MAX_OPS);
+        grok_matmul_ops_in(pool, mode, ops + GROK_MATMUL_MAX_OPS, n_ops - GROK_MATMUL_MAX_OPS);
         return;
     }
+    if (mode == GROK_KERNELS_DEFAULT) mode = grok_kernels_mode();
     if (n_ops <= 0) return;
     matmul_job jobs[GROK_MATMUL_MAX_OPS];
     ops_pass o = {.jobs = jobs, .n = n_ops};
-    const grok_kernel_mode mode = grok_kernels_mode();
     /* Where each job's quantized input goes: where an earlier job's with
      * the same input went, else the next free blocks. */
     size_t at[GROK_MATMUL_MAX_OPS], need = 0;
@@ -300,8 +300,17 @@ void grok_matmul_ops(grok_threadpool *pool, const grok_matmul_op *ops, int n_ops
     free(heap);
 }
 
+void grok_matmul_ops(grok_threadpool *pool, const grok_matmul_op *ops, int n_ops) {
+    grok_matmul_ops_in(pool, grok_kernels_mode(), ops, n_ops);
+}
+
+void grok_matmul_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *x, int64_t ldx,
+                    float *y, int64_t ldy, int64_t n_tok) {
+    const grok_matmul_op op = {w, x, ldx, y, ldy, n_tok};
+    grok_matmul_ops_in(pool, mode, &op, 1);
+}
+
 void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y, int64_t ldy,
                  int64_t n_tok) {
-    const grok_matmul_op op = {w, x, ldx, y, ldy, n_tok};
-    grok_matmul_ops(pool, &op, 1);
+    grok_matmul_in(pool, grok_kernels_mode(), w, x, ldx, y, ldy, n_tok);
 }

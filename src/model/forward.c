@@ -1,7 +1,11 @@
 /*
  * forward.c - the Grok-1 forward pass (GROK1.md, "Forward pass") over a
- * batch of tokens, with f32 activations, and the per-sequence context
- * that holds its KV cache.
+ * batch of tokens, with f32 activations. A sequence (grok_seq) holds what
+ * a conversation keeps between steps: its KV cache, tokens and logits. A
+ * runner (grok_runner) holds what a step needs while it runs: the thread
+ * pool and the scratch, sized for n_batch tokens whichever sequences they
+ * belong to, so a server needs one runner for all its slots. A context
+ * (grok_context) is a runner with one sequence, for simple programs.
  *
  * A batch is processed layer by layer for all its tokens at once, so each
  * weight matrix is read once per batch, not once per token. The MoE block
@@ -21,13 +25,11 @@
 
 #include "model/model.h"
 
-struct grok_context {
+/* A sequence: what one conversation keeps between steps. */
+struct grok_seq {
     const grok_model *m;
-    grok_dist sh; /* this process's share of the model: all of it without a hook */
-    grok_threadpool *pool;
-    bool own_pool;
-    int64_t n_ctx;
-    int64_t n_batch;
+    grok_dist sh;      /* the share of the model this process computes */
+    int64_t n_ctx;     /* positions the cache holds */
     int64_t pos;       /* tokens in the cache */
     grok_type kv_type; /* f32 or f16 */
     size_t kv_elt;     /* bytes per cached value */
@@ -35,8 +37,18 @@ struct grok_context {
     void *v_cache;     /* same */
     int32_t *tokens;   /* [n_ctx] the cached tokens (for PAD masking, prefix reuse) */
     float *logits;     /* [n_vocab] of the last token decoded */
+};
 
-    /* scratch for one batch of up to n_batch tokens */
+/* A runner: the threads and the scratch of one forward step of up to
+ * n_batch tokens, whichever sequences they belong to. */
+struct grok_runner {
+    const grok_model *m;
+    grok_dist sh;
+    grok_threadpool *pool;
+    bool own_pool;
+    grok_kernel_mode mode;      /* the kernels its steps use (GROK_KERNELS_DEFAULT: the process's) */
+    grok_kernel_mode step_mode; /* mode resolved for the step running */
+    int64_t n_batch;
     float *h;             /* [n_batch][d_model] residual stream */
     float *x;             /* [n_batch][d_model] normed input of a block */
     float *q;             /* [n_batch][n_heads*head_dim] */
@@ -45,7 +57,8 @@ struct grok_context {
     float *att;           /* [n_batch][n_heads*head_dim] */
     float *proj;          /* [n_batch][d_model] output of Wo / of the MoE */
     float *rope_cs;       /* [n_batch][head_dim] cos then sin halves */
-    float *scores;        /* [n_threads][G][n_ctx] attention probabilities of a query group */
+    float *scores;        /* [n_threads][G][scores_ctx] attention probabilities of a query group */
+    int64_t scores_ctx;   /* positions a row of scores holds: the longest sequence seen */
     float *router;        /* [n_batch][n_experts] */
     int32_t *sel;         /* [n_batch][n_experts_used] selected experts */
     float *gates;         /* [n_batch][n_experts_used] their gate probabilities */
@@ -57,35 +70,25 @@ struct grok_context {
     struct batch_tok *bt; /* [n_batch] who each token of the step belongs to */
     float *lbuf;          /* [lbuf_rows][n_vocab] logits of a multi-sequence step */
     int64_t lbuf_rows;
-    float *vloc; /* [vloc_rows][v1-v0] this rank's logit columns (distributed) */
+    float *vloc;          /* [vloc_rows][v1-v0] this rank's logit columns (distributed) */
     int64_t vloc_rows;
-    grok_step_stats last; /* what the last call led by this context read */
+    grok_step_stats last; /* what the last step read */
+};
+
+/* The simple case: one runner that owns one sequence. */
+struct grok_context {
+    grok_runner *r;
+    grok_seq *s;
 };
 
 /* One token of a forward step: the sequence whose cache it extends, its
  * position there, and where its logits go (NULL: not needed). */
 typedef struct batch_tok {
-    grok_context *seq;
+    grok_seq *seq;
     int64_t pos;
     int32_t token;
     float *logits;
 } batch_tok;
-
-grok_context_params grok_context_default_params(void) {
-    grok_context_params p = {
-        .n_ctx = 0, .kv_type = GROK_TYPE_F32, .n_threads = 0, .pool = NULL, .n_batch = 256};
-    return p;
-}
-
-void grok_context_free(grok_context *c) {
-    if (!c) return;
-    if (c->own_pool) grok_threadpool_free(c->pool);
-    void *bufs[] = {c->k_cache, c->v_cache, c->tokens, c->logits,  c->h,      c->x,      c->q,    c->k,
-                    c->v,       c->att,     c->proj,   c->rope_cs, c->scores, c->router, c->sel,  c->gates,
-                    c->group,   c->gx,      c->hg,     c->hu,      c->eo,     c->bt,     c->lbuf, c->vloc};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
-    free(c);
-}
 
 /* The share a process computes: the hook's, or everything. */
 static grok_dist share_of(const grok_model *m) {
@@ -113,85 +116,202 @@ static void *alloc3(int64_t a, int64_t b, size_t c) {
     return calloc((size_t)(a * b), c);
 }
 
-grok_context *grok_context_create(const grok_model *m, const grok_context_params *p, char *err,
-                                  size_t err_size) {
+/* ---- sequences ---- */
+
+grok_seq_params grok_seq_default_params(void) {
+    grok_seq_params p = {.n_ctx = 0, .kv_type = GROK_TYPE_F32};
+    return p;
+}
+
+void grok_seq_free(grok_seq *s) {
+    if (!s) return;
+    free(s->k_cache);
+    free(s->v_cache);
+    free(s->tokens);
+    free(s->logits);
+    free(s);
+}
+
+grok_seq *grok_seq_create(const grok_model *m, const grok_seq_params *p, char *err, size_t err_size) {
     const grok_hparams *hp = &m->hp;
-    grok_context_params dp = grok_context_default_params();
+    grok_seq_params dp = grok_seq_default_params();
     if (!p) p = &dp;
     if (p->kv_type != GROK_TYPE_F32 && p->kv_type != GROK_TYPE_F16) {
         snprintf(err, err_size, "KV cache type must be f32 or f16");
         return NULL;
     }
-    if (p->n_ctx < 0 || p->n_batch < 0) {
-        snprintf(err, err_size, "context length and batch size must not be negative");
+    if (p->n_ctx < 0) {
+        snprintf(err, err_size, "context length must not be negative");
         return NULL;
     }
-    grok_context *c = calloc(1, sizeof *c);
-    if (!c) goto oom;
-    c->m = m;
-    c->sh = share_of(m);
-    c->n_ctx = p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train;
-    c->n_batch = p->n_batch > 0 ? p->n_batch : 256;
-    if (c->n_batch > c->n_ctx) c->n_batch = c->n_ctx;
-    c->kv_type = p->kv_type;
-    c->kv_elt = p->kv_type == GROK_TYPE_F16 ? 2 : 4;
-    if (p->pool) {
-        c->pool = p->pool;
-    } else {
-        c->pool = grok_threadpool_create(p->n_threads);
-        c->own_pool = true;
-        if (!c->pool) goto oom;
-    }
-    grok_model_pack((grok_model *)m, &c->sh, c->pool); /* a cache of the model's: logically const */
-    const int64_t nt = grok_threadpool_size(c->pool), B = c->n_batch, d = hp->d_model;
-    /* Only this share's heads are cached and computed (at least one
-     * element each, so that an empty share still allocates). */
-    const int64_t G = hp->n_heads / hp->n_kv_heads, nkvh = c->sh.kvh1 - c->sh.kvh0;
-    const int64_t kvd = nkvh > 0 ? nkvh * hp->head_dim : 1, qd = kvd * (nkvh > 0 ? G : 1);
-    const int64_t nff = c->sh.f1 > c->sh.f0 ? c->sh.f1 - c->sh.f0 : 1;
-    /* and only this share's layers */
-    c->k_cache = alloc3((c->sh.l1 - c->sh.l0) * c->n_ctx, kvd, c->kv_elt);
-    c->v_cache = alloc3((c->sh.l1 - c->sh.l0) * c->n_ctx, kvd, c->kv_elt);
-    c->tokens = alloc3(c->n_ctx, 1, sizeof(int32_t));
-    c->logits = alloc3(hp->n_vocab, 1, sizeof(float));
-    c->h = alloc3(B, d, sizeof(float));
-    c->x = alloc3(B, d, sizeof(float));
-    c->q = alloc3(B, qd, sizeof(float));
-    c->k = alloc3(B, kvd, sizeof(float));
-    c->v = alloc3(B, kvd, sizeof(float));
-    c->att = alloc3(B, qd, sizeof(float));
-    c->proj = alloc3(B, d, sizeof(float));
-    c->rope_cs = alloc3(B, hp->head_dim, sizeof(float));
-    c->scores = alloc3(nt * G, c->n_ctx, sizeof(float));
-    c->router = alloc3(B, hp->n_experts, sizeof(float));
-    c->sel = alloc3(B, hp->n_experts_used, sizeof(int32_t));
-    c->gates = alloc3(B, hp->n_experts_used, sizeof(float));
-    c->group = alloc3(B, 1, sizeof(int32_t));
-    c->gx = alloc3(B, d, sizeof(float));
-    c->hg = alloc3(B, nff, sizeof(float));
-    c->hu = alloc3(B, nff, sizeof(float));
-    c->eo = alloc3(B, d, sizeof(float));
-    c->bt = alloc3(B, 1, sizeof(batch_tok));
-    if (!c->bt || !c->k_cache || !c->v_cache || !c->tokens || !c->logits || !c->h || !c->x || !c->q ||
-        !c->k || !c->v || !c->att || !c->proj || !c->rope_cs || !c->scores || !c->router || !c->sel ||
-        !c->gates || !c->group || !c->gx || !c->hg || !c->hu || !c->eo)
-        goto oom;
-    return c;
+    grok_seq *s = calloc(1, sizeof *s);
+    if (!s) goto oom;
+    s->m = m;
+    s->sh = share_of(m);
+    s->n_ctx = p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train;
+    s->kv_type = p->kv_type;
+    s->kv_elt = p->kv_type == GROK_TYPE_F16 ? 2 : 4;
+    /* Only this share's layers and KV heads are cached (at least one
+     * element, so that an empty share still allocates). */
+    const int64_t nkvh = s->sh.kvh1 - s->sh.kvh0, kvd = nkvh > 0 ? nkvh * hp->head_dim : 1;
+    s->k_cache = alloc3((s->sh.l1 - s->sh.l0) * s->n_ctx, kvd, s->kv_elt);
+    s->v_cache = alloc3((s->sh.l1 - s->sh.l0) * s->n_ctx, kvd, s->kv_elt);
+    s->tokens = alloc3(s->n_ctx, 1, sizeof(int32_t));
+    s->logits = alloc3(hp->n_vocab, 1, sizeof(float));
+    if (!s->k_cache || !s->v_cache || !s->tokens || !s->logits) goto oom;
+    return s;
 oom:
-    snprintf(err, err_size, "out of memory for a context of %" PRId64 " tokens",
+    snprintf(err, err_size, "out of memory for a KV cache of %" PRId64 " tokens",
              p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train);
+    grok_seq_free(s);
+    return NULL;
+}
+
+int64_t grok_seq_pos(const grok_seq *s) { return s->pos; }
+int64_t grok_seq_n_ctx(const grok_seq *s) { return s->n_ctx; }
+const int32_t *grok_seq_tokens(const grok_seq *s) { return s->tokens; }
+const float *grok_seq_logits(const grok_seq *s) { return s->logits; }
+void grok_seq_truncate(grok_seq *s, int64_t pos) {
+    if (pos >= 0 && pos < s->pos) s->pos = pos;
+}
+
+/* ---- runners ---- */
+
+grok_runner_params grok_runner_default_params(void) {
+    grok_runner_params p = {.n_threads = 0, .pool = NULL, .n_batch = 256};
+    return p;
+}
+
+void grok_runner_free(grok_runner *r) {
+    if (!r) return;
+    if (r->own_pool) grok_threadpool_free(r->pool);
+    void *bufs[] = {r->h,      r->x,   r->q,     r->k,     r->v,  r->att, r->proj, r->rope_cs, r->scores,
+                    r->router, r->sel, r->gates, r->group, r->gx, r->hg,  r->hu,   r->eo,      r->bt,
+                    r->lbuf,   r->vloc};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(r);
+}
+
+grok_runner *grok_runner_create(const grok_model *m, const grok_runner_params *p, char *err, size_t err_size) {
+    const grok_hparams *hp = &m->hp;
+    grok_runner_params dp = grok_runner_default_params();
+    if (!p) p = &dp;
+    if (p->n_batch < 0) {
+        snprintf(err, err_size, "batch size must not be negative");
+        return NULL;
+    }
+    grok_runner *r = calloc(1, sizeof *r);
+    if (!r) goto oom;
+    r->m = m;
+    r->sh = share_of(m);
+    r->mode = grok_model_kernel_mode(m);
+    r->n_batch = p->n_batch > 0 ? p->n_batch : 256;
+    if (p->pool) {
+        r->pool = p->pool;
+    } else {
+        r->pool = grok_threadpool_create(p->n_threads);
+        r->own_pool = true;
+        if (!r->pool) goto oom;
+    }
+    grok_model_pack((grok_model *)m, &r->sh, r->pool); /* a cache of the model's: logically const */
+    const int64_t B = r->n_batch, d = hp->d_model;
+    /* Only this share's heads and FFN rows are computed (at least one
+     * element each, so that an empty share still allocates). */
+    const int64_t G = hp->n_heads / hp->n_kv_heads, nkvh = r->sh.kvh1 - r->sh.kvh0;
+    const int64_t kvd = nkvh > 0 ? nkvh * hp->head_dim : 1, qd = kvd * (nkvh > 0 ? G : 1);
+    const int64_t nff = r->sh.f1 > r->sh.f0 ? r->sh.f1 - r->sh.f0 : 1;
+    r->h = alloc3(B, d, sizeof(float));
+    r->x = alloc3(B, d, sizeof(float));
+    r->q = alloc3(B, qd, sizeof(float));
+    r->k = alloc3(B, kvd, sizeof(float));
+    r->v = alloc3(B, kvd, sizeof(float));
+    r->att = alloc3(B, qd, sizeof(float));
+    r->proj = alloc3(B, d, sizeof(float));
+    r->rope_cs = alloc3(B, hp->head_dim, sizeof(float));
+    r->router = alloc3(B, hp->n_experts, sizeof(float));
+    r->sel = alloc3(B, hp->n_experts_used, sizeof(int32_t));
+    r->gates = alloc3(B, hp->n_experts_used, sizeof(float));
+    r->group = alloc3(B, 1, sizeof(int32_t));
+    r->gx = alloc3(B, d, sizeof(float));
+    r->hg = alloc3(B, nff, sizeof(float));
+    r->hu = alloc3(B, nff, sizeof(float));
+    r->eo = alloc3(B, d, sizeof(float));
+    r->bt = alloc3(B, 1, sizeof(batch_tok));
+    if (!r->bt || !r->h || !r->x || !r->q || !r->k || !r->v || !r->att || !r->proj || !r->rope_cs ||
+        !r->router || !r->sel || !r->gates || !r->group || !r->gx || !r->hg || !r->hu || !r->eo)
+        goto oom;
+    return r;
+oom:
+    snprintf(err, err_size, "out of memory for a runner of %" PRId64 " tokens a step",
+             p->n_batch > 0 ? p->n_batch : 256);
+    grok_runner_free(r);
+    return NULL;
+}
+
+int64_t grok_runner_n_batch(const grok_runner *r) { return r->n_batch; }
+grok_step_stats grok_runner_last_step(const grok_runner *r) { return r->last; }
+void grok_runner_set_kernel_mode(grok_runner *r, grok_kernel_mode mode) { r->mode = mode; }
+
+/* Grows the attention scratch to n_pos positions a row. */
+static int ensure_scores(grok_runner *r, int64_t n_pos, char *err, size_t err_size) {
+    if (n_pos <= r->scores_ctx) return 0;
+    const grok_hparams *hp = &r->m->hp;
+    const int64_t rows = (int64_t)grok_threadpool_size(r->pool) * (hp->n_heads / hp->n_kv_heads);
+    float *b = alloc3(rows, n_pos, sizeof(float));
+    if (!b) {
+        snprintf(err, err_size, "out of memory for attention over %" PRId64 " positions", n_pos);
+        return GROK_ERR_NOMEM;
+    }
+    free(r->scores);
+    r->scores = b, r->scores_ctx = n_pos;
+    return 0;
+}
+
+/* ---- the one-sequence context ---- */
+
+grok_context_params grok_context_default_params(void) {
+    grok_context_params p = {.n_ctx = 0, .kv_type = GROK_TYPE_F32, .n_threads = 0, .pool = NULL, .n_batch = 256};
+    return p;
+}
+
+void grok_context_free(grok_context *c) {
+    if (!c) return;
+    grok_runner_free(c->r);
+    grok_seq_free(c->s);
+    free(c);
+}
+
+grok_context *grok_context_create(const grok_model *m, const grok_context_params *p, char *err,
+                                  size_t err_size) {
+    grok_context_params dp = grok_context_default_params();
+    if (!p) p = &dp;
+    grok_seq_params sp = {.n_ctx = p->n_ctx, .kv_type = p->kv_type};
+    grok_runner_params rp = {.n_threads = p->n_threads, .pool = p->pool, .n_batch = p->n_batch};
+    grok_context *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    if (!(c->s = grok_seq_create(m, &sp, err, err_size))) goto fail;
+    /* a step longer than the cache could never run */
+    if (rp.n_batch <= 0) rp.n_batch = 256;
+    if (rp.n_batch > c->s->n_ctx) rp.n_batch = c->s->n_ctx;
+    if (!(c->r = grok_runner_create(m, &rp, err, err_size))) goto fail;
+    return c;
+fail:
     grok_context_free(c);
     return NULL;
 }
 
-int64_t grok_context_pos(const grok_context *c) { return c->pos; }
-int64_t grok_context_n_ctx(const grok_context *c) { return c->n_ctx; }
-int64_t grok_context_n_batch(const grok_context *c) { return c->n_batch; }
-const int32_t *grok_context_tokens(const grok_context *c) { return c->tokens; }
-const float *grok_context_logits(const grok_context *c) { return c->logits; }
-void grok_context_truncate(grok_context *c, int64_t pos) {
-    if (pos >= 0 && pos < c->pos) c->pos = pos;
-}
+grok_runner *grok_context_runner(grok_context *c) { return c->r; }
+grok_seq *grok_context_seq(grok_context *c) { return c->s; }
+int64_t grok_context_pos(const grok_context *c) { return c->s->pos; }
+int64_t grok_context_n_ctx(const grok_context *c) { return c->s->n_ctx; }
+int64_t grok_context_n_batch(const grok_context *c) { return c->r->n_batch; }
+const int32_t *grok_context_tokens(const grok_context *c) { return c->s->tokens; }
+const float *grok_context_logits(const grok_context *c) { return c->s->logits; }
+void grok_context_truncate(grok_context *c, int64_t pos) { grok_seq_truncate(c->s, pos); }
+grok_step_stats grok_context_last_step(const grok_context *c) { return c->r->last; }
 
 /* ---- elementwise pieces ---- */
 
@@ -231,35 +351,35 @@ static void rope_angles(float *cs, int64_t pos, int64_t D, float base) {
  * numbers the same way whatever part it is in, so the split (which
  * depends on the batch and the thread count) never changes a result. */
 typedef struct {
-    grok_context *c; /* scratch owner */
+    grok_runner *r;
     int64_t il, n, split;
 } attn_job;
 
 /* Element offset of (layer il, KV head h of this share, position pos) in
  * a cache laid out [layer][KV head][n_ctx][head_dim]: one head's keys (and
  * values) are contiguous across positions, so attention streams them. */
-static size_t kv_off(const grok_context *c, int64_t il, int64_t h, int64_t pos) {
+static size_t kv_off(const grok_seq *c, int64_t il, int64_t h, int64_t pos) {
     const int64_t KVH = c->sh.kvh1 - c->sh.kvh0, D = c->m->hp.head_dim;
     return (((size_t)(il - c->sh.l0) * (size_t)KVH + (size_t)h) * (size_t)c->n_ctx + (size_t)pos) * (size_t)D;
 }
 
 static void attn_task(void *arg, int ith, int nth) {
     const attn_job *j = arg;
-    const grok_context *S = j->c;
+    const grok_runner *S = j->r;
     const grok_hparams *hp = &S->m->hp;
     const int64_t D = hp->head_dim, G = hp->n_heads / hp->n_kv_heads;
-    const int64_t KVH = S->sh.kvh1 - S->sh.kvh0, H = KVH * G, ld = S->n_ctx;
-    float *p = S->scores + (size_t)ith * (size_t)G * (size_t)ld; /* [G][n_ctx] */
+    const int64_t KVH = S->sh.kvh1 - S->sh.kvh0, H = KVH * G, ld = S->scores_ctx;
+    float *p = S->scores + (size_t)ith * (size_t)G * (size_t)ld; /* [G][scores_ctx] */
     const float cap = hp->attn_softcap, scale = hp->attn_scale;
     const int32_t pad = hp->pad_id;
-    const grok_vec_kernels *vk = grok_vec_select(grok_kernels_mode());
+    const grok_vec_kernels *vk = grok_vec_select(S->step_mode);
     const int64_t per_tok = KVH * j->split;
 
     for (int64_t job = ith; job < j->n * per_tok; job += nth) {
         const int64_t t = job / per_tok, kvh = job % per_tok / j->split, part = job % j->split;
         const int64_t g0 = G * part / j->split, nq = G * (part + 1) / j->split - g0;
         if (nq == 0) continue;
-        const grok_context *c = S->bt[t].seq; /* the cache this token attends over */
+        const grok_seq *c = S->bt[t].seq; /* the cache this token attends over */
         const size_t row = (size_t)D * c->kv_elt;
         const size_t off = kv_off(c, j->il, kvh, 0) * c->kv_elt;
         const int64_t npos = S->bt[t].pos + 1; /* causal window: keys 0..pos */
@@ -304,7 +424,7 @@ static int64_t mat_bytes(const grok_mat *w) { return w->rows * grok_type_row_siz
  * raw probabilities (no renormalisation). PAD tokens are routed like any
  * other: the official Router can multiply by a padding mask, but
  * MoELayer.__call__ drops the mask before calling it. */
-static void route(grok_context *c, int64_t n) {
+static void route(grok_runner *c, int64_t n) {
     const grok_hparams *hp = &c->m->hp;
     const int64_t E = hp->n_experts, K = hp->n_experts_used;
     for (int64_t t = 0; t < n; t++) {
@@ -334,12 +454,13 @@ typedef struct {
     float *hg;
     const float *hu;
     int64_t n;
+    grok_kernel_mode mode;
 } glu_job;
 
 static void glu_task(void *arg, int ith, int nth) {
     const glu_job *j = arg;
     const int64_t a = j->n * ith / nth, b = j->n * (ith + 1) / nth;
-    grok_vec_select(grok_kernels_mode())->gelu_mul(j->hg + a, j->hu + a, b - a);
+    grok_vec_select(j->mode)->gelu_mul(j->hg + a, j->hu + a, b - a);
 }
 
 /* Experts in waves: as many as fit the scratch rows (n_batch tokens'
@@ -351,7 +472,7 @@ static void glu_task(void *arg, int ith, int nth) {
  * quantized once for the whole wave. */
 #define WAVE (GROK_MATMUL_MAX_OPS / 2)
 
-static void moe(grok_context *c, const grok_layer *L, int64_t n) {
+static void moe(grok_runner *c, const grok_layer *L, int64_t n) {
     const grok_hparams *hp = &c->m->hp;
     const int64_t d = hp->d_model, K = hp->n_experts_used, ff = c->sh.f1 - c->sh.f0;
     memset(c->proj, 0, (size_t)(n * d) * sizeof(float));
@@ -392,9 +513,9 @@ static void moe(grok_context *c, const grok_layer *L, int64_t n) {
         }
     full:
         if (nw == 0) continue;
-        grok_matmul_ops(c->pool, ops, 2 * nw);
+        grok_matmul_ops_in(c->pool, c->step_mode, ops, 2 * nw);
         const int64_t rows = at[nw];
-        glu_job gj = {c->hg, c->hu, rows * ff};
+        glu_job gj = {c->hg, c->hu, rows * ff, c->step_mode};
         if (rows * ff >= 16384)
             grok_threadpool_run(c->pool, glu_task, &gj); /* else not worth a barrier */
         else
@@ -402,7 +523,7 @@ static void moe(grok_context *c, const grok_layer *L, int64_t n) {
         for (int w = 0; w < nw; w++)
             ops[w] =
                 (grok_matmul_op){&down[w], c->hg + at[w] * ff, ff, c->eo + at[w] * d, d, at[w + 1] - at[w]};
-        grok_matmul_ops(c->pool, ops, nw);
+        grok_matmul_ops_in(c->pool, c->step_mode, ops, nw);
         for (int w = 0; w < nw; w++) {
             c->last.expert_reads++;
             c->last.weight_bytes += mat_bytes(&gate[w]) + mat_bytes(&up[w]) + mat_bytes(&down[w]);
@@ -417,7 +538,7 @@ static void moe(grok_context *c, const grok_layer *L, int64_t n) {
 
 /* ---- one batch ---- */
 
-static void store_kv(grok_context *c, int64_t il, int64_t pos, const float *k, const float *v) {
+static void store_kv(grok_seq *c, int64_t il, int64_t pos, const float *k, const float *v) {
     const int64_t KVH = c->sh.kvh1 - c->sh.kvh0, D = c->m->hp.head_dim;
     const grok_type_kernels *kf = grok_kernels_get(GROK_TYPE_F16);
     for (int64_t h = 0; h < KVH; h++) {
@@ -435,7 +556,7 @@ static void store_kv(grok_context *c, int64_t il, int64_t pos, const float *k, c
 /* The output head distributed: this rank's vocabulary rows for the cnt
  * normed rows in S->x, scaled, then every rank's columns gathered into the
  * rows that want logits (staged through lbuf unless they are consecutive). */
-static int dist_head(grok_context *S, int64_t n, int64_t cnt, float *first, bool contiguous, char *err,
+static int dist_head(grok_runner *S, int64_t n, int64_t cnt, float *first, bool contiguous, char *err,
                      size_t err_size) {
     const grok_model *m = S->m;
     const grok_dist *ds = &S->sh;
@@ -452,18 +573,18 @@ static int dist_head(grok_context *S, int64_t n, int64_t cnt, float *first, bool
     }
     if (nv > 0) {
         grok_mat out = grok_mat_rows(m->output, ds->v0, nv);
-        grok_matmul(S->pool, &out, S->x, d, S->vloc, nv, cnt);
+        grok_matmul_in(S->pool, S->step_mode, &out, S->x, d, S->vloc, nv, cnt);
         for (int64_t i = 0; i < cnt * nv; i++) S->vloc[i] *= m->hp.logit_scale;
     }
     float *full = contiguous ? first : S->lbuf;
-    if (ds->gather_vocab(ds->ud, S->vloc, full, cnt, err, err_size)) return -1;
+    if (ds->gather_vocab(ds->ud, S->vloc, full, cnt, err, err_size)) return GROK_ERR_DIST;
     if (!contiguous)
         for (int64_t t = 0, r = 0; t < n; t++)
             if (S->bt[t].logits) memcpy(S->bt[t].logits, S->lbuf + (r++) * V, (size_t)V * sizeof(float));
     return 0;
 oom:
     snprintf(err, err_size, "out of memory for %" PRId64 " rows of logits", cnt);
-    return -1;
+    return GROK_ERR_NOMEM;
 }
 
 /* Runs the step described by S->bt[0..n) (n <= S->n_batch), using S's
@@ -475,7 +596,7 @@ oom:
  * ranks; in a pipeline, the residual stream comes from the previous rank
  * and goes to the next, and rank 0 finishes with the output head. Only a
  * failed collective makes it fail. */
-static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
+static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
     const grok_model *m = S->m;
     const grok_hparams *hp = &m->hp;
     const grok_dist *ds = &S->sh;
@@ -489,6 +610,7 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
     const grok_type_kernels *ek = grok_kernels_get(m->token_embd.type);
     const batch_tok *bt = S->bt;
 
+    S->step_mode = S->mode == GROK_KERNELS_DEFAULT ? grok_kernels_mode() : S->mode;
     S->last.steps++;
     S->last.tokens += n;
     S->last.weight_bytes += n * (int64_t)m->token_embd.row_bytes;
@@ -500,7 +622,8 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
         rope_angles(S->rope_cs + t * D, bt[t].pos, D, hp->rope_base);
         bt[t].seq->tokens[bt[t].pos] = bt[t].token;
     }
-    if (pipe && ds->rank > 0 && ds->recv_from(ds->ud, ds->rank - 1, S->h, n * d, err, err_size)) return -1;
+    if (pipe && ds->rank > 0 && ds->recv_from(ds->ud, ds->rank - 1, S->h, n * d, err, err_size))
+        return GROK_ERR_DIST;
     for (int64_t il = ds->l0; il < ds->l1; il++) {
         const grok_layer *L = &m->layers[il];
         wq = grok_mat_rows(L->wq, ds->kvh0 * G * D, qd);
@@ -512,29 +635,29 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
         for (int64_t t = 0; t < n; t++) rmsnorm(S->x + t * d, S->h + t * d, L->attn_norm, d, hp->norm_eps);
         const grok_matmul_op qkv[3] = {
             {&wq, S->x, d, S->q, qd, n}, {&wk, S->x, d, S->k, kvd, n}, {&wv, S->x, d, S->v, kvd, n}};
-        grok_matmul_ops(S->pool, qkv, 3);
+        grok_matmul_ops_in(S->pool, S->step_mode, qkv, 3);
         for (int64_t t = 0; t < n; t++) {
             for (int64_t h = 0; h < H; h++) rope_apply(S->q + t * qd + h * D, S->rope_cs + t * D, D);
             for (int64_t h = 0; h < KVH; h++) rope_apply(S->k + t * kvd + h * D, S->rope_cs + t * D, D);
             store_kv(bt[t].seq, il, bt[t].pos, S->k + t * kvd, S->v + t * kvd);
         }
-        attn_job aj = {S, il, n, 1};
+        attn_job aj = {.r = S, .il = il, .n = n, .split = 1};
         while (aj.split < G && n * KVH * aj.split < grok_threadpool_size(S->pool)) aj.split++;
         grok_threadpool_run(S->pool, attn_task, &aj);
         if (qd > 0)
-            grok_matmul(S->pool, &wo, S->att, qd, S->proj, d, n);
+            grok_matmul_in(S->pool, S->step_mode, &wo, S->att, qd, S->proj, d, n);
         else
             memset(S->proj, 0, (size_t)(n * d) * sizeof(float));
-        if (dist && ds->allreduce_sum(ds->ud, S->proj, n * d, err, err_size)) return -1;
+        if (dist && ds->allreduce_sum(ds->ud, S->proj, n * d, err, err_size)) return GROK_ERR_DIST;
         for (int64_t t = 0; t < n; t++) {
             rmsnorm(S->x + t * d, S->proj + t * d, L->attn_out_norm, d, hp->norm_eps);
             for (int64_t i = 0; i < d; i++) S->h[t * d + i] += S->x[t * d + i];
         }
         for (int64_t t = 0; t < n; t++) rmsnorm(S->x + t * d, S->h + t * d, L->ffn_norm, d, hp->norm_eps);
-        grok_matmul(S->pool, &L->router, S->x, d, S->router, hp->n_experts, n);
+        grok_matmul_in(S->pool, S->step_mode, &L->router, S->x, d, S->router, hp->n_experts, n);
         route(S, n);
         moe(S, L, n);
-        if (dist && ds->allreduce_sum(ds->ud, S->proj, n * d, err, err_size)) return -1;
+        if (dist && ds->allreduce_sum(ds->ud, S->proj, n * d, err, err_size)) return GROK_ERR_DIST;
         for (int64_t t = 0; t < n; t++) {
             rmsnorm(S->x + t * d, S->proj + t * d, L->layer_out_norm, d, hp->norm_eps);
             for (int64_t i = 0; i < d; i++) S->h[t * d + i] += S->x[t * d + i];
@@ -558,11 +681,11 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
     }
     if (pipe) {
         const int next = (ds->rank + 1) % ds->n_ranks, last = ds->n_ranks - 1;
-        if (ds->rank < last && ds->send_to(ds->ud, next, S->h, n * d, err, err_size)) return -1;
+        if (ds->rank < last && ds->send_to(ds->ud, next, S->h, n * d, err, err_size)) return GROK_ERR_DIST;
         if (cnt == 0) return 0;
-        if (ds->rank == last) return ds->send_to(ds->ud, 0, S->proj, cnt * d, err, err_size);
+        if (ds->rank == last) return ds->send_to(ds->ud, 0, S->proj, cnt * d, err, err_size) ? GROK_ERR_DIST : 0;
         if (ds->rank != 0) return 0;
-        if (ds->recv_from(ds->ud, last, S->proj, cnt * d, err, err_size)) return -1;
+        if (ds->recv_from(ds->ud, last, S->proj, cnt * d, err, err_size)) return GROK_ERR_DIST;
         for (int64_t r = 0; r < cnt; r++)
             rmsnorm(S->x + r * d, S->proj + r * d, m->output_norm, d, hp->norm_eps);
     }
@@ -575,13 +698,13 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
     }
     if (contiguous || S->lbuf_rows >= cnt) {
         float *out = contiguous ? first : S->lbuf;
-        grok_matmul(S->pool, &m->output, S->x, d, out, V, cnt);
+        grok_matmul_in(S->pool, S->step_mode, &m->output, S->x, d, out, V, cnt);
         if (!contiguous)
             for (int64_t t = 0, r = 0; t < n; t++)
                 if (bt[t].logits) memcpy(bt[t].logits, S->lbuf + (r++) * V, (size_t)V * sizeof(float));
     } else { /* no memory for the staging rows: one row at a time */
         for (int64_t t = 0, r = 0; t < n; t++)
-            if (bt[t].logits) grok_matmul(S->pool, &m->output, S->x + (r++) * d, d, bt[t].logits, V, 1);
+            if (bt[t].logits) grok_matmul_in(S->pool, S->step_mode, &m->output, S->x + (r++) * d, d, bt[t].logits, V, 1);
     }
     for (int64_t t = 0; t < n; t++)
         if (bt[t].logits)
@@ -590,105 +713,112 @@ static int forward(grok_context *S, int64_t n, char *err, size_t err_size) {
 }
 
 /* Checks ids and room before anything is written. */
-static int check_tokens(const grok_context *c, const int32_t *tokens, int64_t n, const char *what, char *err,
+static int check_tokens(const grok_seq *c, const int32_t *tokens, int64_t n, const char *what, char *err,
                         size_t err_size) {
     const int64_t V = c->m->hp.n_vocab;
     if (n <= 0) {
         snprintf(err, err_size, "%s: no tokens given", what);
-        return -1;
+        return GROK_ERR_INPUT;
     }
     if (n > c->n_ctx - c->pos) {
         snprintf(err, err_size,
-                 "%s: %" PRId64 " tokens do not fit: %" PRId64 " of the context's %" PRId64
-                 " positions are used",
+                 "%s: %" PRId64 " tokens do not fit: %" PRId64 " of the context's %" PRId64 " positions are used",
                  what, n, c->pos, c->n_ctx);
-        return -1;
+        return GROK_ERR_CTX_FULL;
     }
     for (int64_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= V) {
-            snprintf(err, err_size, "%s: token %" PRId64 " has id %" PRId32 ", outside [0, %" PRId64 ")",
-                     what, i, tokens[i], V);
-            return -1;
+            snprintf(err, err_size, "%s: token %" PRId64 " has id %" PRId32 ", outside [0, %" PRId64 ")", what, i,
+                     tokens[i], V);
+            return GROK_ERR_INPUT;
         }
     return 0;
 }
 
-grok_step_stats grok_context_last_step(const grok_context *c) { return c->last; }
-
-int grok_decode(grok_context *c, const int32_t *tokens, int64_t n, float *all_logits, char *err,
-                size_t err_size) {
-    if (check_tokens(c, tokens, n, "decode", err, err_size)) return -1;
-    c->last = (grok_step_stats){0};
+int grok_runner_decode(grok_runner *r, grok_seq *c, const int32_t *tokens, int64_t n, float *all_logits,
+                       char *err, size_t err_size) {
+    if (c->m != r->m) {
+        snprintf(err, err_size, "decode: the sequence belongs to another model");
+        return GROK_ERR_INPUT;
+    }
+    int rc = check_tokens(c, tokens, n, "decode", err, err_size);
+    if (rc) return rc;
+    if ((rc = ensure_scores(r, c->n_ctx, err, err_size))) return rc;
+    r->last = (grok_step_stats){0};
     const int64_t V = c->m->hp.n_vocab;
-    for (int64_t i = 0; i < n; i += c->n_batch) {
-        int64_t nb = n - i < c->n_batch ? n - i : c->n_batch;
+    for (int64_t i = 0; i < n; i += r->n_batch) {
+        int64_t nb = n - i < r->n_batch ? n - i : r->n_batch;
         for (int64_t t = 0; t < nb; t++) {
-            c->bt[t] = (batch_tok){c, c->pos + t, tokens[i + t], NULL};
-            if (all_logits) c->bt[t].logits = all_logits + (i + t) * V;
+            r->bt[t] = (batch_tok){c, c->pos + t, tokens[i + t], NULL};
+            if (all_logits) r->bt[t].logits = all_logits + (i + t) * V;
         }
         bool last_chunk = i + nb == n;
-        if (!all_logits && last_chunk) c->bt[nb - 1].logits = c->logits;
-        if (forward(c, nb, err, err_size)) return -1;
+        if (!all_logits && last_chunk) r->bt[nb - 1].logits = c->logits;
+        if ((rc = forward(r, nb, err, err_size))) return rc;
         if (all_logits && last_chunk) memcpy(c->logits, all_logits + (n - 1) * V, (size_t)V * sizeof(float));
         c->pos += nb;
     }
     return 0;
 }
 
-int grok_decode_multi(grok_context *const *ctxs, const int32_t *const *tokens, const int64_t *n,
-                      int64_t n_seqs, char *err, size_t err_size) {
-    return grok_decode_multi_logits(ctxs, tokens, n, NULL, n_seqs, err, err_size);
+int grok_decode(grok_context *c, const int32_t *tokens, int64_t n, float *all_logits, char *err,
+                size_t err_size) {
+    return grok_runner_decode(c->r, c->s, tokens, n, all_logits, err, err_size);
 }
 
-int grok_decode_multi_logits(grok_context *const *ctxs, const int32_t *const *tokens, const int64_t *n,
-                             float *const *all_logits, int64_t n_seqs, char *err, size_t err_size) {
+int grok_decode_multi(grok_runner *r, grok_seq *const *seqs, const int32_t *const *tokens, const int64_t *n,
+                      int64_t n_seqs, char *err, size_t err_size) {
+    return grok_decode_multi_logits(r, seqs, tokens, n, NULL, n_seqs, err, err_size);
+}
+
+int grok_decode_multi_logits(grok_runner *r, grok_seq *const *seqs, const int32_t *const *tokens,
+                             const int64_t *n, float *const *all_logits, int64_t n_seqs, char *err,
+                             size_t err_size) {
     if (n_seqs <= 0) {
         snprintf(err, err_size, "decode_multi: no sequences given");
-        return -1;
+        return GROK_ERR_INPUT;
     }
-    grok_context *S = ctxs[0];
-    const int64_t V = S->m->hp.n_vocab;
-    int64_t total = 0;
+    const int64_t V = r->m->hp.n_vocab;
+    int64_t total = 0, longest = 0;
     for (int64_t i = 0; i < n_seqs; i++) {
         char what[64];
         snprintf(what, sizeof what, "decode_multi: sequence %" PRId64, i);
-        if (ctxs[i]->m != S->m) {
+        if (seqs[i]->m != r->m) {
             snprintf(err, err_size, "%s belongs to another model", what);
-            return -1;
+            return GROK_ERR_INPUT;
         }
         for (int64_t j = 0; j < i; j++)
-            if (ctxs[j] == ctxs[i]) {
+            if (seqs[j] == seqs[i]) {
                 snprintf(err, err_size, "%s repeats sequence %" PRId64, what, j);
-                return -1;
+                return GROK_ERR_INPUT;
             }
-        if (check_tokens(ctxs[i], tokens[i], n[i], what, err, err_size)) return -1;
-        if (ctxs[i]->pos + n[i] > S->n_ctx) {
-            snprintf(err, err_size, "%s reaches position %" PRId64 ", past the first context's %" PRId64,
-                     what, ctxs[i]->pos + n[i], S->n_ctx);
-            return -1;
-        }
+        int rc = check_tokens(seqs[i], tokens[i], n[i], what, err, err_size);
+        if (rc) return rc;
         total += n[i];
+        if (seqs[i]->n_ctx > longest) longest = seqs[i]->n_ctx;
     }
-    if (total > S->n_batch) {
+    if (total > r->n_batch) {
         snprintf(err, err_size, "decode_multi: %" PRId64 " tokens exceed the batch size %" PRId64, total,
-                 S->n_batch);
-        return -1;
+                 r->n_batch);
+        return GROK_ERR_INPUT;
     }
-    S->last = (grok_step_stats){0};
+    int rc = ensure_scores(r, longest, err, err_size);
+    if (rc) return rc;
+    r->last = (grok_step_stats){0};
     int64_t t = 0;
     for (int64_t i = 0; i < n_seqs; i++) {
         float *all = all_logits ? all_logits[i] : NULL;
         for (int64_t k = 0; k < n[i]; k++, t++)
-            S->bt[t] = (batch_tok){ctxs[i], ctxs[i]->pos + k, tokens[i][k],
-                                   all             ? all + k * V
-                                   : k == n[i] - 1 ? ctxs[i]->logits
-                                                   : NULL};
+            r->bt[t] = (batch_tok){seqs[i], seqs[i]->pos + k, tokens[i][k],
+                                   all                ? all + k * V
+                                   : k == n[i] - 1 ? seqs[i]->logits
+                                                      : NULL};
     }
-    if (forward(S, total, err, err_size)) return -1;
+    if ((rc = forward(r, total, err, err_size))) return rc;
     for (int64_t i = 0; i < n_seqs; i++) {
         if (all_logits && all_logits[i])
-            memcpy(ctxs[i]->logits, all_logits[i] + (n[i] - 1) * V, (size_t)V * sizeof(float));
-        ctxs[i]->pos += n[i];
+            memcpy(seqs[i]->logits, all_logits[i] + (n[i] - 1) * V, (size_t)V * sizeof(float));
+        seqs[i]->pos += n[i];
     }
     return 0;
 }

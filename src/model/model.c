@@ -257,10 +257,30 @@ void grok_model_free(grok_model *m) {
     free(m);
 }
 
+grok_model_params grok_model_default_params(void) {
+    grok_model_params p = {.pack = true, .kernels = GROK_KERNELS_DEFAULT};
+    return p;
+}
+
+grok_kernel_mode grok_model_kernel_mode(const grok_model *m) {
+    const grok_kernel_mode env = grok_kernels_env_mode();
+    return env != GROK_KERNELS_DEFAULT ? env : m->params.kernels;
+}
+
 grok_model *grok_model_load(const char *path, char *err, size_t err_size) {
+    return grok_model_load_params(path, NULL, err, err_size);
+}
+
+grok_model *grok_model_load_params(const char *path, const grok_model_params *p, char *err, size_t err_size) {
     grok_model *m = calloc(1, sizeof *m);
     if (!m) {
         snprintf(err, err_size, "%s: out of memory", path);
+        return NULL;
+    }
+    m->params = p ? *p : grok_model_default_params();
+    if (m->params.kernels < GROK_KERNELS_DEFAULT || m->params.kernels > GROK_KERNELS_REFERENCE) {
+        snprintf(err, err_size, "%s: kernel mode %d is not one of grok_kernel_mode's", path, (int)m->params.kernels);
+        free(m);
         return NULL;
     }
     m->file = grok_gguf_open(path, err, err_size);

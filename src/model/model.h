@@ -64,6 +64,7 @@ typedef struct grok_dist {
 
 struct grok_model {
     grok_hparams hp;
+    grok_model_params params; /* as loaded (environment overrides applied where they are read) */
     const grok_dist *dist; /* NULL: this process computes everything */
     grok_gguf_file *file;
     grok_tokenizer *tok;
@@ -83,7 +84,7 @@ struct grok_model {
 };
 
 /* Builds the packed copies of the weights share sh reads, once per model
- * (later calls do nothing); run by the first grok_context_create. Packing
+ * (later calls do nothing); run by the first grok_runner_create. Packing
  * is an optimisation: what cannot be packed (no memory, a type without a
  * packed kernel) stays on the unpacked path. */
 void grok_model_pack(grok_model *m, const grok_dist *sh, grok_threadpool *pool);

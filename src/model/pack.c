@@ -1,7 +1,7 @@
 /*
  * pack.c - the packed (row-interleaved) copy of a model's weights that
  * the FAST kernels read (kernels.h, GROK_PACK_ROWS). Built once, when the
- * first context is created, for the share of the model this process
+ * first runner is created, for the share of the model this process
  * computes (its layers, KV heads, experts, FFN rows and vocabulary rows),
  * so a rank of a distributed model packs only what it reads. Each copy is
  * an anonymous mapping of the whole tensor's size, written only where the
@@ -10,7 +10,8 @@
  * from this process (MADV_DONTNEED on a read-only shared mapping: they
  * fault back in from the page cache if the EXACT or REFERENCE kernels
  * read them later), so resident memory stays about one copy of the
- * weights. GROK_PACK=0 in the environment turns packing off.
+ * weights. grok_model_params.pack = false, or GROK_PACK=0 in the
+ * environment, turns packing off.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -95,7 +96,7 @@ static pthread_mutex_t g_pack_lock = PTHREAD_MUTEX_INITIALIZER;
 void grok_model_pack(grok_model *m, const grok_dist *sh, grok_threadpool *pool) {
     pthread_mutex_lock(&g_pack_lock);
     const char *env = getenv("GROK_PACK");
-    if (!m->pack_done && !(env && strcmp(env, "0") == 0)) {
+    if (!m->pack_done && m->params.pack && !(env && strcmp(env, "0") == 0)) {
         const grok_hparams *hp = &m->hp;
         const int64_t D = hp->head_dim, G = hp->n_heads / hp->n_kv_heads, d = hp->d_model;
         const int64_t q0 = sh->kvh0 * G * D, q1 = sh->kvh1 * G * D, k0 = sh->kvh0 * D, k1 = sh->kvh1 * D;

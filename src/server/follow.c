@@ -32,7 +32,7 @@ enum { STEP_DECODE = 1, STEP_STOP = 2 };
 
 #define SEQ_WORDS 4
 
-int step_announce(server *s, grok_context *const *ctxs, const int32_t *const *toks, const int64_t *ns,
+int step_announce(server *s, grok_seq *const *seqs, const int32_t *const *toks, const int64_t *ns,
                   float *const *alls, int64_t n_seqs, char *err, size_t err_size) {
     int64_t total = 0;
     for (int64_t i = 0; i < n_seqs; i++) total += ns[i];
@@ -46,9 +46,9 @@ int step_announce(server *s, grok_context *const *ctxs, const int32_t *const *to
     int32_t *tk = msg + SEQ_WORDS * n_seqs;
     for (int64_t i = 0; i < n_seqs; i++) {
         int64_t si = 0;
-        while (si < s->n_slots && s->slots[si].ctx != ctxs[i]) si++;
+        while (si < s->n_slots && s->slots[si].seq != seqs[i]) si++;
         msg[SEQ_WORDS * i] = (int32_t)si;
-        msg[SEQ_WORDS * i + 1] = (int32_t)grok_context_pos(ctxs[i]);
+        msg[SEQ_WORDS * i + 1] = (int32_t)grok_seq_pos(seqs[i]);
         msg[SEQ_WORDS * i + 2] = (int32_t)ns[i];
         msg[SEQ_WORDS * i + 3] = alls && alls[i] ? 1 : 0;
         memcpy(tk, toks[i], (size_t)ns[i] * sizeof *tk);
@@ -69,7 +69,7 @@ int step_announce_stop(server *s, char *err, size_t err_size) {
 }
 
 /* Replays one announced step on this rank's slots. */
-static int replay(server *s, const int64_t *hdr, int32_t **msg, size_t *cap, grok_context **ctxs,
+static int replay(server *s, const int64_t *hdr, int32_t **msg, size_t *cap, grok_seq **seqs,
                   const int32_t **toks, int64_t *ns, float **alls, float **scratch, size_t *scratch_cap,
                   char *err, size_t err_size) {
     const int64_t n_seqs = hdr[1], total = hdr[2];
@@ -111,19 +111,19 @@ static int replay(server *s, const int64_t *hdr, int32_t **msg, size_t *cap, gro
                      grok_dist_rank(), si, n);
             return -1;
         }
-        grok_context *c = s->slots[si].ctx;
-        grok_context_truncate(c, pos);
-        if (grok_context_pos(c) != pos) { /* rank 0's cache holds more than ours: out of step */
+        grok_seq *c = s->slots[si].seq;
+        grok_seq_truncate(c, pos);
+        if (grok_seq_pos(c) != pos) { /* rank 0's cache holds more than ours: out of step */
             snprintf(err, err_size, "rank %d: slot %d holds %" PRId64 " tokens, rank 0 decodes at %d",
-                     grok_dist_rank(), si, grok_context_pos(c), pos);
+                     grok_dist_rank(), si, grok_seq_pos(c), pos);
             return -1;
         }
-        ctxs[i] = c, toks[i] = tk + seen, ns[i] = n;
+        seqs[i] = c, toks[i] = tk + seen, ns[i] = n;
         alls[i] = m[SEQ_WORDS * i + 3] ? *scratch + at : NULL;
         if (alls[i]) at += (size_t)n * n_vocab;
         seen += n;
     }
-    return grok_decode_multi_logits(ctxs, toks, ns, alls, n_seqs, err, err_size);
+    return grok_decode_multi_logits(s->runner, seqs, toks, ns, alls, n_seqs, err, err_size);
 }
 
 int server_follow(const server_config *cfg) {
@@ -144,14 +144,14 @@ int server_follow(const server_config *cfg) {
     int32_t *msg = NULL;
     float *scratch = NULL, **alls = calloc(n, sizeof *alls);
     size_t scratch_cap = 0;
-    grok_context **ctxs = calloc(n, sizeof *ctxs);
+    grok_seq **seqs = calloc(n, sizeof *seqs);
     const int32_t **toks = calloc(n, sizeof *toks);
     int64_t *ns = calloc(n, sizeof *ns);
     if (server_load(s, err, sizeof err)) {
         fprintf(stderr, "grok serve: %s\n", err);
         goto done;
     }
-    if (!ctxs || !toks || !ns || !alls) grok_dist_abort("grok serve: out of memory");
+    if (!seqs || !toks || !ns || !alls) grok_dist_abort("grok serve: out of memory");
     for (;;) {
         int64_t hdr[3];
         if (grok_dist_bcast_idle(hdr, sizeof hdr, err, sizeof err)) break;
@@ -165,11 +165,11 @@ int server_follow(const server_config *cfg) {
                      hdr[0]);
             break;
         }
-        if (replay(s, hdr, &msg, &cap, ctxs, toks, ns, alls, &scratch, &scratch_cap, err, sizeof err)) break;
+        if (replay(s, hdr, &msg, &cap, seqs, toks, ns, alls, &scratch, &scratch_cap, err, sizeof err)) break;
     }
     if (rc) fprintf(stderr, "grok serve: %s\n", err); /* main ends the job: peers may wait */
 done:
-    free(msg), free(ctxs), free(toks), free(ns), free(alls), free(scratch);
+    free(msg), free(seqs), free(toks), free(ns), free(alls), free(scratch);
     sched_free(s);
     grok_threadpool_free(s->pool);
     grok_model_free(s->model);

@@ -65,24 +65,28 @@ int sched_init(server *s, char *err, size_t err_size) {
         snprintf(err, err_size, "out of memory");
         return -1;
     }
-    grok_context_params cp = grok_context_default_params();
-    cp.n_ctx = s->cfg.n_ctx;
-    cp.kv_type = s->cfg.kv_type;
-    cp.pool = s->pool;
-    cp.n_batch = s->cfg.batch;
+    grok_seq_params sp = grok_seq_default_params();
+    sp.n_ctx = s->cfg.n_ctx;
+    sp.kv_type = s->cfg.kv_type;
     for (int64_t i = 0; i < s->n_slots; i++) {
-        s->slots[i].ctx = grok_context_create(s->model, &cp, err, err_size);
-        if (!s->slots[i].ctx) return -1;
+        s->slots[i].seq = grok_seq_create(s->model, &sp, err, err_size);
+        if (!s->slots[i].seq) return -1;
     }
-    /* the context clamps n_batch to n_ctx; every context may lead a step */
-    if (s->cfg.batch > grok_context_n_batch(s->slots[0].ctx))
-        s->cfg.batch = grok_context_n_batch(s->slots[0].ctx);
-    return 0;
+    /* a step longer than a slot's cache could never run */
+    const int64_t n_ctx = grok_seq_n_ctx(s->slots[0].seq);
+    if (s->cfg.batch > n_ctx) s->cfg.batch = n_ctx;
+    grok_runner_params rp = grok_runner_default_params();
+    rp.pool = s->pool;
+    rp.n_batch = s->cfg.batch;
+    s->runner = grok_runner_create(s->model, &rp, err, err_size);
+    return s->runner ? 0 : -1;
 }
 
 void sched_free(server *s) {
     if (!s->slots) return;
-    for (int64_t i = 0; i < s->n_slots; i++) grok_context_free(s->slots[i].ctx);
+    for (int64_t i = 0; i < s->n_slots; i++) grok_seq_free(s->slots[i].seq);
+    grok_runner_free(s->runner);
+    s->runner = NULL;
     free(s->slots);
     s->slots = NULL;
 }
@@ -231,8 +235,8 @@ static int assign(server *s, request *r, choice *c) {
     for (int64_t i = 0; i < s->n_slots; i++) {
         slot *sl = &s->slots[i];
         if (sl->ch) continue;
-        size_t np = (size_t)grok_context_pos(sl->ctx);
-        size_t cm = common_prefix(grok_context_tokens(sl->ctx), np, r->prompt, r->n_prompt);
+        size_t np = (size_t)grok_seq_pos(sl->seq);
+        size_t cm = common_prefix(grok_seq_tokens(sl->seq), np, r->prompt, r->n_prompt);
         if (!best || cm > best_common || (cm == best_common && sl->last_used < best->last_used)) {
             best = sl;
             best_common = cm;
@@ -243,7 +247,7 @@ static int assign(server *s, request *r, choice *c) {
      * prompt logprobs need every position's logits: keep nothing */
     size_t keep = best_common < r->n_prompt ? best_common : r->n_prompt - 1;
     if (r->prompt_lps) keep = 0;
-    grok_context_truncate(best->ctx, (int64_t)keep);
+    grok_seq_truncate(best->seq, (int64_t)keep);
     c->seq_cap = r->n_prompt + (size_t)r->max_tokens + 1;
     c->seq = malloc(c->seq_cap * sizeof(int32_t));
     grok_sampler_params sp = r->sp;
@@ -427,8 +431,8 @@ static void sample_slot(server *s, step_out *o) {
         size_t plen = strlen(r->prompt_text);
         lp->text_off = c->ptext_off < plen ? c->ptext_off : plen;
     }
-    if (grok_context_pos(o->sl->ctx) < (int64_t)c->n_seq) return; /* still prefilling */
-    int32_t next = grok_sampler_sample(c->sampler, grok_context_logits(o->sl->ctx), c->seq, c->n_seq);
+    if (grok_seq_pos(o->sl->seq) < (int64_t)c->n_seq) return; /* still prefilling */
+    int32_t next = grok_sampler_sample(c->sampler, grok_seq_logits(o->sl->seq), c->seq, c->n_seq);
     c->n_gen++;
     o->sampled = true;
     if (next < 0) {
@@ -464,7 +468,7 @@ static void sample_slot(server *s, step_out *o) {
         o->finish = FINISH_STOP;
     else if (final && o->finish == FINISH_NONE)
         o->finish = FINISH_LENGTH;
-    else if (grok_context_pos(o->sl->ctx) >= grok_context_n_ctx(o->sl->ctx))
+    else if (grok_seq_pos(o->sl->seq) >= grok_seq_n_ctx(o->sl->seq))
         o->finish = FINISH_LENGTH; /* no room to feed the token back */
 }
 
@@ -481,7 +485,7 @@ static void sample_many(void *arg, int ith, int nth) {
 
 /* One step: build, decode, sample (mu NOT held; the slots in the step
  * cannot be taken away meanwhile: only this thread frees slots). */
-static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_context **ctxs,
+static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_seq **seqs,
                      const int32_t **toks, int64_t *ns, float **alls) {
     const int64_t budget = s->cfg.batch;
     int64_t total = 0, n_seqs = 0;
@@ -489,7 +493,7 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
     for (int pass = 0; pass < 2; pass++) {
         for (int64_t i = 0; i < n_act; i++) {
             choice *c = act[i]->ch;
-            int64_t pos = grok_context_pos(act[i]->ctx);
+            int64_t pos = grok_seq_pos(act[i]->seq);
             int64_t left = (int64_t)c->n_seq - pos;
             bool prefill = left > 1;
             if ((pass == 0) == prefill) continue;
@@ -498,7 +502,7 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
             if (c->plogits && take > PROMPT_LP_CHUNK) take = PROMPT_LP_CHUNK;
             if (take > budget - total) take = budget - total;
             if (take <= 0) continue;
-            ctxs[n_seqs] = act[i]->ctx;
+            seqs[n_seqs] = act[i]->seq;
             toks[n_seqs] = c->seq + pos;
             ns[n_seqs] = take;
             /* all positions' logits only while a prompt-logprobs slot reads its prompt */
@@ -511,10 +515,10 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
     if (n_seqs == 0) return;
     char err[GROK_ERR_SIZE], msg[GROK_ERR_SIZE + 64];
     double t0 = now_s();
-    bool failed = (s->dist && step_announce(s, ctxs, toks, ns, alls, n_seqs, err, sizeof err)) ||
-                  grok_decode_multi_logits(ctxs, toks, ns, alls, n_seqs, err, sizeof err) != 0;
+    bool failed = (s->dist && step_announce(s, seqs, toks, ns, alls, n_seqs, err, sizeof err)) ||
+                  grok_decode_multi_logits(s->runner, seqs, toks, ns, alls, n_seqs, err, sizeof err) != 0;
     double t1 = now_s();
-    grok_step_stats st = grok_context_last_step(ctxs[0]);
+    grok_step_stats st = grok_runner_last_step(s->runner);
     if (failed && s->dist) { /* the other ranks may be inside the step: end the job */
         snprintf(msg, sizeof msg, "grok serve: rank 0: step failed: %s", err);
         grok_dist_abort(msg);
@@ -578,11 +582,11 @@ void *sched_main(void *arg) {
     size_t n = (size_t)s->n_slots;
     slot **act = calloc(n, sizeof *act);
     step_out *outs = calloc(n, sizeof *outs);
-    grok_context **ctxs = calloc(n, sizeof *ctxs);
+    grok_seq **seqs = calloc(n, sizeof *seqs);
     const int32_t **toks = calloc(n, sizeof *toks);
     int64_t *ns = calloc(n, sizeof *ns);
     float **alls = calloc(n, sizeof *alls);
-    if (!act || !outs || !ctxs || !toks || !ns || !alls) {
+    if (!act || !outs || !seqs || !toks || !ns || !alls) {
         fprintf(stderr, "grok serve: out of memory in the scheduler\n");
         pthread_mutex_lock(&s->mu);
         s->stopping = true;
@@ -609,14 +613,14 @@ void *sched_main(void *arg) {
             continue;
         }
         pthread_mutex_unlock(&s->mu);
-        run_step(s, act, n_act, outs, ctxs, toks, ns, alls);
+        run_step(s, act, n_act, outs, seqs, toks, ns, alls);
         pthread_mutex_lock(&s->mu);
     }
     s->sched_exit = true;
     pthread_mutex_unlock(&s->mu);
     free(act);
     free(outs);
-    free(ctxs);
+    free(seqs);
     free(toks);
     free(ns);
     free(alls);

@@ -198,7 +198,7 @@ typedef struct {
     uint64_t requests[OUT_COUNT];
     uint64_t prompt_tokens, completion_tokens, prompt_tokens_reused;
     uint64_t steps, step_tokens;
-    uint64_t weight_bytes, expert_reads;    /* read by the steps (grok_context_last_step) */
+    uint64_t weight_bytes, expert_reads;    /* read by the steps (grok_runner_last_step) */
     double forward_seconds, sample_seconds; /* scheduler time in grok_decode_multi / sampling */
     histogram latency, ttft;
 } metrics;
@@ -208,7 +208,7 @@ char *metrics_text(struct server *s, size_t *len);
 
 /* ---- slots and the server ---- */
 typedef struct slot {
-    grok_context *ctx;
+    grok_seq *seq; /* its KV cache */
     choice *ch; /* NULL: free */
     request *req;
     uint64_t last_used; /* for picking among equal prefixes */
@@ -219,6 +219,7 @@ typedef struct server {
     grok_model *model;
     const grok_tokenizer *tok;
     grok_threadpool *pool;
+    grok_runner *runner; /* runs every step, whichever slots are in it */
     chat_template chat;
     int64_t n_vocab;
     char model_name[256];
@@ -261,7 +262,7 @@ double now_s(void);
 /* Rank 0, before a step: tells the other ranks which slots decode which
  * tokens from which cache position, and which sequences want every
  * position's logits (alls[i] != NULL; alls may be NULL). */
-int step_announce(server *s, grok_context *const *ctxs, const int32_t *const *toks, const int64_t *ns,
+int step_announce(server *s, grok_seq *const *seqs, const int32_t *const *toks, const int64_t *ns,
                   float *const *alls, int64_t n_seqs, char *err, size_t err_size);
 /* Rank 0, once the scheduler has stopped: the other ranks may exit. */
 int step_announce_stop(server *s, char *err, size_t err_size);

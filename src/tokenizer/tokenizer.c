@@ -929,3 +929,26 @@ size_t grok_detok_stream_push(grok_detok_stream *s, const grok_tokenizer *t, int
 size_t grok_detok_stream_flush(grok_detok_stream *s, char *out, size_t cap) {
     return stream_drain(s, out, cap, 0, true);
 }
+
+int64_t grok_tokenize_into(const grok_tokenizer *t, const char *text, size_t len, bool add_special, int32_t *out,
+                           int64_t cap) {
+    size_t n = 0;
+    int32_t *ids = grok_tokenize(t, text, len, add_special, &n);
+    if (!ids) return -1;
+    for (size_t i = 0; i < n && (int64_t)i < cap; i++) out[i] = ids[i];
+    free(ids);
+    return (int64_t)n;
+}
+
+int64_t grok_detokenize_into(const grok_tokenizer *t, const int32_t *ids, size_t n, char *out, size_t cap) {
+    size_t len = 0;
+    char *text = grok_detokenize(t, ids, n, &len);
+    if (!text) return -1;
+    if (cap > 0) {
+        const size_t k = len < cap - 1 ? len : cap - 1;
+        memcpy(out, text, k);
+        out[k] = 0;
+    }
+    free(text);
+    return (int64_t)len;
+}
