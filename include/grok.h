@@ -63,6 +63,15 @@
 extern "C" {
 #endif
 
+/* Marks what libgrok.so exports: the library is built with
+ * -fvisibility=hidden, so only the declarations of this header are visible
+ * to programs (and nothing internal can clash with another library's). */
+#if defined(__GNUC__) || defined(__clang__)
+#define GROK_API __attribute__((visibility("default")))
+#else
+#define GROK_API
+#endif
+
 #define GROK_ERR_SIZE 512
 #define GROK_VERSION "0.2.0"
 #define GROK_VERSION_MAJOR 0
@@ -71,7 +80,7 @@ extern "C" {
 
 /* The library's version ("0.2.0"), which may differ from the header's
  * GROK_VERSION when a program runs against another libgrok.so. */
-const char *grok_version(void);
+GROK_API const char *grok_version(void);
 
 /* Return codes of the decode calls (and of other calls where noted): 0 on
  * success, or one of these with a message in err. */
@@ -135,12 +144,12 @@ typedef struct {
     bool can_compute; /* libgrok has kernels for it */
 } grok_type_traits;
 
-const grok_type_traits *grok_type_get_traits(uint32_t type);
+GROK_API const grok_type_traits *grok_type_get_traits(uint32_t type);
 /* Bytes of a row of n elements; -1 if n is not a multiple of the block size
  * or the type is unknown. */
-int64_t grok_type_row_size(uint32_t type, int64_t n);
+GROK_API int64_t grok_type_row_size(uint32_t type, int64_t n);
 /* Type from a name such as "q8_0" or "F16" (case-insensitive); -1 if none. */
-int grok_type_from_name(const char *name);
+GROK_API int grok_type_from_name(const char *name);
 
 /* ======================================================================
  * GGUF files (v2 and v3 read, v3 written). src/gguf/
@@ -184,44 +193,44 @@ typedef struct {
 /* Opens and validates a GGUF file (memory-mapped; no read pass over the
  * data). A path of the form NAME-00001-of-0000N.gguf opens all N splits as
  * one file. Returns NULL and writes err on any malformed input. */
-grok_gguf_file *grok_gguf_open(const char *path, char *err, size_t err_size);
-void grok_gguf_close(grok_gguf_file *f);
+GROK_API grok_gguf_file *grok_gguf_open(const char *path, char *err, size_t err_size);
+GROK_API void grok_gguf_close(grok_gguf_file *f);
 
-const char *grok_gguf_path(const grok_gguf_file *f);
-uint32_t grok_gguf_version(const grok_gguf_file *f);
-int32_t grok_gguf_n_splits(const grok_gguf_file *f);
-uint64_t grok_gguf_alignment(const grok_gguf_file *f);
+GROK_API const char *grok_gguf_path(const grok_gguf_file *f);
+GROK_API uint32_t grok_gguf_version(const grok_gguf_file *f);
+GROK_API int32_t grok_gguf_n_splits(const grok_gguf_file *f);
+GROK_API uint64_t grok_gguf_alignment(const grok_gguf_file *f);
 /* Total bytes of all split files. */
-uint64_t grok_gguf_file_size(const grok_gguf_file *f);
+GROK_API uint64_t grok_gguf_file_size(const grok_gguf_file *f);
 
-int64_t grok_gguf_n_kv(const grok_gguf_file *f);
-const char *grok_gguf_kv_key(const grok_gguf_file *f, int64_t i);
-grok_gguf_value_type grok_gguf_kv_type(const grok_gguf_file *f, int64_t i);
+GROK_API int64_t grok_gguf_n_kv(const grok_gguf_file *f);
+GROK_API const char *grok_gguf_kv_key(const grok_gguf_file *f, int64_t i);
+GROK_API grok_gguf_value_type grok_gguf_kv_type(const grok_gguf_file *f, int64_t i);
 /* Index of a key, or -1. */
-int64_t grok_gguf_find_kv(const grok_gguf_file *f, const char *key);
+GROK_API int64_t grok_gguf_find_kv(const grok_gguf_file *f, const char *key);
 
 /* Scalar getters. Numeric getters accept any integer/float kv whose value
  * is representable in the requested type. Return 0 on success, -1 when the
  * key is absent, -2 when it has an incompatible type or value. */
-int grok_gguf_get_u64(const grok_gguf_file *f, const char *key, uint64_t *out);
-int grok_gguf_get_i64(const grok_gguf_file *f, const char *key, int64_t *out);
-int grok_gguf_get_f64(const grok_gguf_file *f, const char *key, double *out);
-int grok_gguf_get_bool(const grok_gguf_file *f, const char *key, bool *out);
+GROK_API int grok_gguf_get_u64(const grok_gguf_file *f, const char *key, uint64_t *out);
+GROK_API int grok_gguf_get_i64(const grok_gguf_file *f, const char *key, int64_t *out);
+GROK_API int grok_gguf_get_f64(const grok_gguf_file *f, const char *key, double *out);
+GROK_API int grok_gguf_get_bool(const grok_gguf_file *f, const char *key, bool *out);
 /* The string stays owned by f; *len may be NULL. */
-int grok_gguf_get_str(const grok_gguf_file *f, const char *key, const char **out, size_t *len);
+GROK_API int grok_gguf_get_str(const grok_gguf_file *f, const char *key, const char **out, size_t *len);
 
 /* Arrays: element type, length, and the elements. Numeric arrays are
  * copied into aligned memory at open time, so the pointer may be cast to
  * the element type. String arrays: one element at a time. */
-int grok_gguf_get_arr(const grok_gguf_file *f, const char *key, grok_gguf_value_type *elem_type, uint64_t *n);
-const void *grok_gguf_get_arr_data(const grok_gguf_file *f, const char *key);
-const char *grok_gguf_get_arr_str(const grok_gguf_file *f, const char *key, uint64_t i, size_t *len);
+GROK_API int grok_gguf_get_arr(const grok_gguf_file *f, const char *key, grok_gguf_value_type *elem_type, uint64_t *n);
+GROK_API const void *grok_gguf_get_arr_data(const grok_gguf_file *f, const char *key);
+GROK_API const char *grok_gguf_get_arr_str(const grok_gguf_file *f, const char *key, uint64_t i, size_t *len);
 
-int64_t grok_gguf_n_tensors(const grok_gguf_file *f);
-const grok_gguf_tensor *grok_gguf_tensor_at(const grok_gguf_file *f, int64_t i);
-const grok_gguf_tensor *grok_gguf_find_tensor(const grok_gguf_file *f, const char *name);
+GROK_API int64_t grok_gguf_n_tensors(const grok_gguf_file *f);
+GROK_API const grok_gguf_tensor *grok_gguf_tensor_at(const grok_gguf_file *f, int64_t i);
+GROK_API const grok_gguf_tensor *grok_gguf_find_tensor(const grok_gguf_file *f, const char *name);
 
-const char *grok_gguf_value_type_name(grok_gguf_value_type t);
+GROK_API const char *grok_gguf_value_type_name(grok_gguf_value_type t);
 
 /* ---- writer ----
  * Collects kvs and tensor infos, then writes either all at once
@@ -235,40 +244,40 @@ const char *grok_gguf_value_type_name(grok_gguf_value_type t);
  * split.tensors.count). */
 typedef struct grok_gguf_writer grok_gguf_writer;
 
-grok_gguf_writer *grok_gguf_writer_create(void);
-void grok_gguf_writer_free(grok_gguf_writer *w); /* aborts an unfinished stream: removes temp files */
+GROK_API grok_gguf_writer *grok_gguf_writer_create(void);
+GROK_API void grok_gguf_writer_free(grok_gguf_writer *w); /* aborts an unfinished stream: removes temp files */
 
 /* Setting a key twice replaces its value (order of first setting kept). */
-int grok_gguf_writer_set_u8(grok_gguf_writer *w, const char *key, uint8_t v);
-int grok_gguf_writer_set_u32(grok_gguf_writer *w, const char *key, uint32_t v);
-int grok_gguf_writer_set_i32(grok_gguf_writer *w, const char *key, int32_t v);
-int grok_gguf_writer_set_u64(grok_gguf_writer *w, const char *key, uint64_t v);
-int grok_gguf_writer_set_f32(grok_gguf_writer *w, const char *key, float v);
-int grok_gguf_writer_set_bool(grok_gguf_writer *w, const char *key, bool v);
-int grok_gguf_writer_set_str(grok_gguf_writer *w, const char *key, const char *v);
+GROK_API int grok_gguf_writer_set_u8(grok_gguf_writer *w, const char *key, uint8_t v);
+GROK_API int grok_gguf_writer_set_u32(grok_gguf_writer *w, const char *key, uint32_t v);
+GROK_API int grok_gguf_writer_set_i32(grok_gguf_writer *w, const char *key, int32_t v);
+GROK_API int grok_gguf_writer_set_u64(grok_gguf_writer *w, const char *key, uint64_t v);
+GROK_API int grok_gguf_writer_set_f32(grok_gguf_writer *w, const char *key, float v);
+GROK_API int grok_gguf_writer_set_bool(grok_gguf_writer *w, const char *key, bool v);
+GROK_API int grok_gguf_writer_set_str(grok_gguf_writer *w, const char *key, const char *v);
 /* Numeric array of n elements of elem_type (copied). */
-int grok_gguf_writer_set_arr(grok_gguf_writer *w, const char *key, grok_gguf_value_type elem_type,
+GROK_API int grok_gguf_writer_set_arr(grok_gguf_writer *w, const char *key, grok_gguf_value_type elem_type,
                              const void *data, uint64_t n);
-int grok_gguf_writer_set_arr_str(grok_gguf_writer *w, const char *key, const char *const *strs, uint64_t n);
+GROK_API int grok_gguf_writer_set_arr_str(grok_gguf_writer *w, const char *key, const char *const *strs, uint64_t n);
 /* Copies every kv of f (except split.* and those already set in w). */
-int grok_gguf_writer_copy_kvs(grok_gguf_writer *w, const grok_gguf_file *f);
+GROK_API int grok_gguf_writer_copy_kvs(grok_gguf_writer *w, const grok_gguf_file *f);
 
 /* Adds a tensor; data may be NULL when streaming. The data is not copied:
  * it must stay valid until the file is written. Returns its index or -1. */
-int64_t grok_gguf_writer_add_tensor(grok_gguf_writer *w, const char *name, grok_type type, int32_t n_dims,
+GROK_API int64_t grok_gguf_writer_add_tensor(grok_gguf_writer *w, const char *name, grok_type type, int32_t n_dims,
                                     const int64_t *ne, const void *data);
 /* 0 = no splitting. Splits fall between tensors. */
-void grok_gguf_writer_set_split_max_size(grok_gguf_writer *w, uint64_t max_bytes);
-void grok_gguf_writer_set_alignment(grok_gguf_writer *w, uint64_t alignment);
+GROK_API void grok_gguf_writer_set_split_max_size(grok_gguf_writer *w, uint64_t max_bytes);
+GROK_API void grok_gguf_writer_set_alignment(grok_gguf_writer *w, uint64_t alignment);
 
-int grok_gguf_writer_write(grok_gguf_writer *w, const char *path, char *err, size_t err_size);
-int grok_gguf_writer_begin(grok_gguf_writer *w, const char *path, char *err, size_t err_size);
+GROK_API int grok_gguf_writer_write(grok_gguf_writer *w, const char *path, char *err, size_t err_size);
+GROK_API int grok_gguf_writer_begin(grok_gguf_writer *w, const char *path, char *err, size_t err_size);
 /* Appends bytes of the current tensor; a tensor may come in several calls. */
-int grok_gguf_writer_write_data(grok_gguf_writer *w, const void *data, size_t n, char *err, size_t err_size);
-int grok_gguf_writer_finish(grok_gguf_writer *w, char *err, size_t err_size);
+GROK_API int grok_gguf_writer_write_data(grok_gguf_writer *w, const void *data, size_t n, char *err, size_t err_size);
+GROK_API int grok_gguf_writer_finish(grok_gguf_writer *w, char *err, size_t err_size);
 /* The paths written (one, or one per split), valid until grok_gguf_writer_free. */
-int32_t grok_gguf_writer_n_outputs(const grok_gguf_writer *w);
-const char *grok_gguf_writer_output_path(const grok_gguf_writer *w, int32_t i);
+GROK_API int32_t grok_gguf_writer_n_outputs(const grok_gguf_writer *w);
+GROK_API const char *grok_gguf_writer_output_path(const grok_gguf_writer *w, int32_t i);
 
 /* ======================================================================
  * Tokenizer: SentencePiece BPE, identical to sentencepiece 0.1.97.
@@ -288,49 +297,49 @@ enum {
 };
 
 /* From a SentencePiece .model file (protobuf, read by our own reader). */
-grok_tokenizer *grok_tokenizer_load_spm(const char *path, char *err, size_t err_size);
+GROK_API grok_tokenizer *grok_tokenizer_load_spm(const char *path, char *err, size_t err_size);
 /* From a GGUF file's tokenizer.ggml.* keys (model "llama"). */
-grok_tokenizer *grok_tokenizer_from_gguf(const grok_gguf_file *f, char *err, size_t err_size);
+GROK_API grok_tokenizer *grok_tokenizer_from_gguf(const grok_gguf_file *f, char *err, size_t err_size);
 /* A stand-in vocabulary of n pieces for random test models: control
  * [PAD] [BOS] [EOS], [UNK], then byte pieces and single letters as room
  * allows. n >= 4. */
-grok_tokenizer *grok_tokenizer_placeholder(int64_t n_vocab, char *err, size_t err_size);
-void grok_tokenizer_free(grok_tokenizer *t);
+GROK_API grok_tokenizer *grok_tokenizer_placeholder(int64_t n_vocab, char *err, size_t err_size);
+GROK_API void grok_tokenizer_free(grok_tokenizer *t);
 /* Writes tokenizer.ggml.* keys (tokens, scores, token_type, special ids,
  * add_bos/add_eos and the SentencePiece options we need) into w. */
-int grok_tokenizer_to_gguf(const grok_tokenizer *t, grok_gguf_writer *w);
+GROK_API int grok_tokenizer_to_gguf(const grok_tokenizer *t, grok_gguf_writer *w);
 
-int64_t grok_tokenizer_n_vocab(const grok_tokenizer *t);
-const char *grok_tokenizer_piece(const grok_tokenizer *t, int32_t id, size_t *len);
-float grok_tokenizer_score(const grok_tokenizer *t, int32_t id);
-int grok_tokenizer_type(const grok_tokenizer *t, int32_t id);
-int32_t grok_tokenizer_bos(const grok_tokenizer *t); /* -1 if none */
-int32_t grok_tokenizer_eos(const grok_tokenizer *t);
-int32_t grok_tokenizer_unk(const grok_tokenizer *t);
-int32_t grok_tokenizer_pad(const grok_tokenizer *t);
-bool grok_tokenizer_add_bos(const grok_tokenizer *t);
-bool grok_tokenizer_add_eos(const grok_tokenizer *t);
-void grok_tokenizer_set_add_bos(grok_tokenizer *t, bool v);
-void grok_tokenizer_set_add_eos(grok_tokenizer *t, bool v);
+GROK_API int64_t grok_tokenizer_n_vocab(const grok_tokenizer *t);
+GROK_API const char *grok_tokenizer_piece(const grok_tokenizer *t, int32_t id, size_t *len);
+GROK_API float grok_tokenizer_score(const grok_tokenizer *t, int32_t id);
+GROK_API int grok_tokenizer_type(const grok_tokenizer *t, int32_t id);
+GROK_API int32_t grok_tokenizer_bos(const grok_tokenizer *t); /* -1 if none */
+GROK_API int32_t grok_tokenizer_eos(const grok_tokenizer *t);
+GROK_API int32_t grok_tokenizer_unk(const grok_tokenizer *t);
+GROK_API int32_t grok_tokenizer_pad(const grok_tokenizer *t);
+GROK_API bool grok_tokenizer_add_bos(const grok_tokenizer *t);
+GROK_API bool grok_tokenizer_add_eos(const grok_tokenizer *t);
+GROK_API void grok_tokenizer_set_add_bos(grok_tokenizer *t, bool v);
+GROK_API void grok_tokenizer_set_add_eos(grok_tokenizer *t, bool v);
 
 /* Encodes len bytes of text (any bytes; invalid UTF-8 handled as
  * SentencePiece does). With add_special, BOS/EOS are added as the
  * tokenizer's add_bos/add_eos say. Returns a malloc'd array (free it) and
  * its length in *n; NULL only when out of memory. */
-int32_t *grok_tokenize(const grok_tokenizer *t, const char *text, size_t len, bool add_special, size_t *n);
+GROK_API int32_t *grok_tokenize(const grok_tokenizer *t, const char *text, size_t len, bool add_special, size_t *n);
 /* Decodes ids to a malloc'd NUL-terminated string (length in *len): the
  * inverse of grok_tokenize on valid UTF-8, the dummy-prefix space removed
  * as SentencePiece's decode does. Control tokens decode to nothing. */
-char *grok_detokenize(const grok_tokenizer *t, const int32_t *ids, size_t n, size_t *len);
+GROK_API char *grok_detokenize(const grok_tokenizer *t, const int32_t *ids, size_t n, size_t *len);
 
 /* The same into a caller's buffers, as llama.h does: grok_tokenize_into
  * writes up to cap ids and returns how many the text encodes to (a value
  * above cap means the buffer was too small: call again with that size);
  * grok_detokenize_into writes up to cap - 1 bytes and a NUL (cap >= 1) and
  * returns the whole text's length. Both return -1 when out of memory. */
-int64_t grok_tokenize_into(const grok_tokenizer *t, const char *text, size_t len, bool add_special, int32_t *out,
+GROK_API int64_t grok_tokenize_into(const grok_tokenizer *t, const char *text, size_t len, bool add_special, int32_t *out,
                            int64_t cap);
-int64_t grok_detokenize_into(const grok_tokenizer *t, const int32_t *ids, size_t n, char *out, size_t cap);
+GROK_API int64_t grok_detokenize_into(const grok_tokenizer *t, const int32_t *ids, size_t n, char *out, size_t cap);
 
 /* Streaming decoder for generation: push one id at a time, get back only
  * complete UTF-8 characters (byte pieces are held until their character
@@ -342,14 +351,14 @@ typedef struct {
     bool at_start;
 } grok_detok_stream;
 
-void grok_detok_stream_init(grok_detok_stream *s, bool at_start);
+GROK_API void grok_detok_stream_init(grok_detok_stream *s, bool at_start);
 /* Writes up to cap bytes to out and returns how many; never more than
  * GROK_DETOK_MAX_PIECE + 8 are produced for one id. */
 #define GROK_DETOK_MAX_PIECE 256
-size_t grok_detok_stream_push(grok_detok_stream *s, const grok_tokenizer *t, int32_t id, char *out,
+GROK_API size_t grok_detok_stream_push(grok_detok_stream *s, const grok_tokenizer *t, int32_t id, char *out,
                               size_t cap);
 /* Emits what is left (an incomplete character as U+FFFD). */
-size_t grok_detok_stream_flush(grok_detok_stream *s, char *out, size_t cap);
+GROK_API size_t grok_detok_stream_flush(grok_detok_stream *s, char *out, size_t cap);
 
 /* ======================================================================
  * Thread pool: persistent workers; each job gets (ith, nth). src/util/
@@ -358,12 +367,12 @@ typedef struct grok_threadpool grok_threadpool;
 typedef void (*grok_task_fn)(void *arg, int ith, int nth);
 
 /* n_threads <= 0: one per online core. */
-grok_threadpool *grok_threadpool_create(int n_threads);
-void grok_threadpool_free(grok_threadpool *p);
-int grok_threadpool_size(const grok_threadpool *p);
+GROK_API grok_threadpool *grok_threadpool_create(int n_threads);
+GROK_API void grok_threadpool_free(grok_threadpool *p);
+GROK_API int grok_threadpool_size(const grok_threadpool *p);
 /* Runs fn(arg, i, n) on every thread (the caller is thread 0) and returns
  * when all are done. */
-void grok_threadpool_run(grok_threadpool *p, grok_task_fn fn, void *arg);
+GROK_API void grok_threadpool_run(grok_threadpool *p, grok_task_fn fn, void *arg);
 
 /* ======================================================================
  * Model: hyperparameters and weights bound to a GGUF file. src/model/
@@ -389,11 +398,11 @@ typedef struct {
 } grok_hparams;
 
 /* Grok-1's released shapes and constants. */
-grok_hparams grok_hparams_grok1(void);
+GROK_API grok_hparams grok_hparams_grok1(void);
 /* Parameter counts from shapes: all, and those used per token (attention,
  * router, n_experts_used experts, output head). */
-int64_t grok_hparams_n_params(const grok_hparams *hp);
-int64_t grok_hparams_n_params_active(const grok_hparams *hp);
+GROK_API int64_t grok_hparams_n_params(const grok_hparams *hp);
+GROK_API int64_t grok_hparams_n_params_active(const grok_hparams *hp);
 
 typedef struct grok_model grok_model;
 
@@ -423,27 +432,27 @@ typedef struct {
     grok_kernel_mode kernels; /* the mode of this model's runners (GROK_KERNELS_DEFAULT) */
 } grok_model_params;
 
-grok_model_params grok_model_default_params(void);
+GROK_API grok_model_params grok_model_default_params(void);
 
 /* Opens a model file (memory-mapped, zero-copy) and checks that every
  * required tensor is present with the shape and a type the
  * hyperparameters demand. The tokenizer is loaded when the file has one.
  * grok_model_load uses the default parameters. */
-grok_model *grok_model_load(const char *path, char *err, size_t err_size);
-grok_model *grok_model_load_params(const char *path, const grok_model_params *p, char *err, size_t err_size);
-void grok_model_free(grok_model *m);
-const grok_hparams *grok_model_hparams(const grok_model *m);
-const grok_gguf_file *grok_model_gguf(const grok_model *m);
+GROK_API grok_model *grok_model_load(const char *path, char *err, size_t err_size);
+GROK_API grok_model *grok_model_load_params(const char *path, const grok_model_params *p, char *err, size_t err_size);
+GROK_API void grok_model_free(grok_model *m);
+GROK_API const grok_hparams *grok_model_hparams(const grok_model *m);
+GROK_API const grok_gguf_file *grok_model_gguf(const grok_model *m);
 /* NULL when the file carries no vocabulary. */
-const grok_tokenizer *grok_model_tokenizer(const grok_model *m);
+GROK_API const grok_tokenizer *grok_model_tokenizer(const grok_model *m);
 /* Bytes of weights read to decode one token (the active parameters). */
-int64_t grok_model_bytes_per_token(const grok_model *m);
+GROK_API int64_t grok_model_bytes_per_token(const grok_model *m);
 /* Bytes of weights held in the packed (row-interleaved) form the fast
  * kernels read; 0 before the first runner is created or without packing. */
-int64_t grok_model_packed_bytes(const grok_model *m);
+GROK_API int64_t grok_model_packed_bytes(const grok_model *m);
 /* The kernel mode the model's runners start with: GROK_KERNELS from the
  * environment if set, else the parameters' (possibly DEFAULT). */
-grok_kernel_mode grok_model_kernel_mode(const grok_model *m);
+GROK_API grok_kernel_mode grok_model_kernel_mode(const grok_model *m);
 
 /* ---- sequences, runners and contexts ----
  * A sequence (grok_seq) is what one conversation keeps between steps: its
@@ -461,19 +470,19 @@ typedef struct {
     grok_type kv_type; /* GROK_TYPE_F32 or GROK_TYPE_F16 */
 } grok_seq_params;
 
-grok_seq_params grok_seq_default_params(void);
-grok_seq *grok_seq_create(const grok_model *m, const grok_seq_params *p, char *err, size_t err_size);
-void grok_seq_free(grok_seq *s);
+GROK_API grok_seq_params grok_seq_default_params(void);
+GROK_API grok_seq *grok_seq_create(const grok_model *m, const grok_seq_params *p, char *err, size_t err_size);
+GROK_API void grok_seq_free(grok_seq *s);
 /* Tokens in the KV cache. */
-int64_t grok_seq_pos(const grok_seq *s);
-int64_t grok_seq_n_ctx(const grok_seq *s);
+GROK_API int64_t grok_seq_pos(const grok_seq *s);
+GROK_API int64_t grok_seq_n_ctx(const grok_seq *s);
 /* Forgets cached tokens from pos on (0 = all). */
-void grok_seq_truncate(grok_seq *s, int64_t pos);
+GROK_API void grok_seq_truncate(grok_seq *s, int64_t pos);
 /* The last decoded token's logits [n_vocab]. */
-const float *grok_seq_logits(const grok_seq *s);
+GROK_API const float *grok_seq_logits(const grok_seq *s);
 /* The tokens in the cache, [grok_seq_pos] of them (to reuse a shared
  * prompt prefix: compare, then grok_seq_truncate to the common part). */
-const int32_t *grok_seq_tokens(const grok_seq *s);
+GROK_API const int32_t *grok_seq_tokens(const grok_seq *s);
 
 typedef struct {
     int n_threads;          /* used when pool is NULL; <= 0 = all cores */
@@ -481,20 +490,20 @@ typedef struct {
     int64_t n_batch;        /* most tokens one forward step takes (256) */
 } grok_runner_params;
 
-grok_runner_params grok_runner_default_params(void);
+GROK_API grok_runner_params grok_runner_default_params(void);
 /* The first runner of a model builds its packed weights (once). */
-grok_runner *grok_runner_create(const grok_model *m, const grok_runner_params *p, char *err, size_t err_size);
-void grok_runner_free(grok_runner *r);
-int64_t grok_runner_n_batch(const grok_runner *r);
+GROK_API grok_runner *grok_runner_create(const grok_model *m, const grok_runner_params *p, char *err, size_t err_size);
+GROK_API void grok_runner_free(grok_runner *r);
+GROK_API int64_t grok_runner_n_batch(const grok_runner *r);
 /* Overrides the model's kernel mode for this runner's steps. */
-void grok_runner_set_kernel_mode(grok_runner *r, grok_kernel_mode mode);
+GROK_API void grok_runner_set_kernel_mode(grok_runner *r, grok_kernel_mode mode);
 
 /* Appends n tokens to s and runs the model over them, in steps of up to
  * the runner's n_batch. all_logits, if not NULL, receives [n][n_vocab]
  * logits; the last token's logits are always kept in grok_seq_logits.
  * Returns 0 or a GROK_ERR_ code; ids out of range or a full cache are
  * refused before anything is appended. */
-int grok_runner_decode(grok_runner *r, grok_seq *s, const int32_t *tokens, int64_t n, float *all_logits,
+GROK_API int grok_runner_decode(grok_runner *r, grok_seq *s, const int32_t *tokens, int64_t n, float *all_logits,
                        char *err, size_t err_size);
 
 /* One forward step for several sequences at once (continuous batching):
@@ -504,13 +513,13 @@ int grok_runner_decode(grok_runner *r, grok_seq *s, const int32_t *tokens, int64
  * the runner's n_batch. Every weight is read once for the whole step, and
  * each sequence's numbers are those it gets alone. On a refused request
  * nothing is appended to any sequence. Returns 0 or a GROK_ERR_ code. */
-int grok_decode_multi(grok_runner *r, grok_seq *const *seqs, const int32_t *const *tokens, const int64_t *n,
+GROK_API int grok_decode_multi(grok_runner *r, grok_seq *const *seqs, const int32_t *const *tokens, const int64_t *n,
                       int64_t n_seqs, char *err, size_t err_size);
 /* The same, and sequence i's logits at every one of its positions in
  * all_logits[i] ([n[i]][n_vocab]) where all_logits and all_logits[i] are
  * not NULL (prompt log-probabilities); the other sequences compute only
  * their last token's. */
-int grok_decode_multi_logits(grok_runner *r, grok_seq *const *seqs, const int32_t *const *tokens,
+GROK_API int grok_decode_multi_logits(grok_runner *r, grok_seq *const *seqs, const int32_t *const *tokens,
                              const int64_t *n, float *const *all_logits, int64_t n_seqs, char *err,
                              size_t err_size);
 
@@ -525,7 +534,7 @@ typedef struct {
     int64_t weight_bytes;
     int64_t expert_reads;
 } grok_step_stats;
-grok_step_stats grok_runner_last_step(const grok_runner *r);
+GROK_API grok_step_stats grok_runner_last_step(const grok_runner *r);
 
 /* ---- the one-sequence context ---- */
 typedef struct {
@@ -536,27 +545,27 @@ typedef struct {
     int64_t n_batch;        /* tokens per forward step when processing a prompt (at most n_ctx) */
 } grok_context_params;
 
-grok_context_params grok_context_default_params(void);
+GROK_API grok_context_params grok_context_default_params(void);
 
 typedef struct grok_context grok_context;
 
-grok_context *grok_context_create(const grok_model *m, const grok_context_params *p, char *err,
+GROK_API grok_context *grok_context_create(const grok_model *m, const grok_context_params *p, char *err,
                                   size_t err_size);
-void grok_context_free(grok_context *c);
+GROK_API void grok_context_free(grok_context *c);
 /* The context's runner and sequence (owned by it). */
-grok_runner *grok_context_runner(grok_context *c);
-grok_seq *grok_context_seq(grok_context *c);
+GROK_API grok_runner *grok_context_runner(grok_context *c);
+GROK_API grok_seq *grok_context_seq(grok_context *c);
 /* grok_runner_decode on the context's own runner and sequence. */
-int grok_decode(grok_context *c, const int32_t *tokens, int64_t n, float *all_logits, char *err,
+GROK_API int grok_decode(grok_context *c, const int32_t *tokens, int64_t n, float *all_logits, char *err,
                 size_t err_size);
 /* The sequence's and the runner's accessors, for the context's own. */
-int64_t grok_context_pos(const grok_context *c);
-int64_t grok_context_n_ctx(const grok_context *c);
-int64_t grok_context_n_batch(const grok_context *c);
-void grok_context_truncate(grok_context *c, int64_t pos);
-const float *grok_context_logits(const grok_context *c);
-const int32_t *grok_context_tokens(const grok_context *c);
-grok_step_stats grok_context_last_step(const grok_context *c);
+GROK_API int64_t grok_context_pos(const grok_context *c);
+GROK_API int64_t grok_context_n_ctx(const grok_context *c);
+GROK_API int64_t grok_context_n_batch(const grok_context *c);
+GROK_API void grok_context_truncate(grok_context *c, int64_t pos);
+GROK_API const float *grok_context_logits(const grok_context *c);
+GROK_API const int32_t *grok_context_tokens(const grok_context *c);
+GROK_API grok_step_stats grok_context_last_step(const grok_context *c);
 
 /* ======================================================================
  * Sampler. src/sampler/
@@ -573,23 +582,23 @@ typedef struct {
     uint64_t seed;
 } grok_sampler_params;
 
-grok_sampler_params grok_sampler_default_params(void);
+GROK_API grok_sampler_params grok_sampler_default_params(void);
 
 typedef struct grok_sampler grok_sampler;
-grok_sampler *grok_sampler_create(const grok_sampler_params *p, int64_t n_vocab);
-void grok_sampler_free(grok_sampler *s);
+GROK_API grok_sampler *grok_sampler_create(const grok_sampler_params *p, int64_t n_vocab);
+GROK_API void grok_sampler_free(grok_sampler *s);
 /* Picks the next token from logits [n_vocab] (not modified); history is
  * the sequence so far (for penalties), may be NULL when n_history is 0. */
-int32_t grok_sampler_sample(grok_sampler *s, const float *logits, const int32_t *history, size_t n_history);
+GROK_API int32_t grok_sampler_sample(grok_sampler *s, const float *logits, const int32_t *history, size_t n_history);
 /* The probabilities after all filters, for logprobs: fills probs
  * [n_vocab]; the sampler must have sampled at least once. */
-const float *grok_sampler_last_probs(const grok_sampler *s);
+GROK_API const float *grok_sampler_last_probs(const grok_sampler *s);
 
 /* Stop strings: finds the earliest occurrence of any stop string in text.
  * Returns its offset or -1; *partial is set to the length of the longest
  * suffix of text that is a prefix of a stop string (text to hold back
  * while streaming). */
-int64_t grok_find_stop(const char *text, size_t len, const char *const *stops, size_t n_stops,
+GROK_API int64_t grok_find_stop(const char *text, size_t len, const char *const *stops, size_t n_stops,
                        size_t *partial);
 
 #ifdef __cplusplus
