@@ -192,7 +192,10 @@ typedef struct {
 
 /* Opens and validates a GGUF file (memory-mapped; no read pass over the
  * data). A path of the form NAME-00001-of-0000N.gguf opens all N splits as
- * one file. Returns NULL and writes err on any malformed input. */
+ * one file; the first of raw pieces meant to be concatenated
+ * (NAME.gguf.part1ofN, NAME.gguf-split-a) opens all pieces as one file,
+ * mapped in place (docs/gguf.md). Returns NULL and writes err on any
+ * malformed input. */
 GROK_API grok_gguf_file *grok_gguf_open(const char *path, char *err, size_t err_size);
 GROK_API void grok_gguf_close(grok_gguf_file *f);
 
@@ -202,6 +205,14 @@ GROK_API int32_t grok_gguf_n_splits(const grok_gguf_file *f);
 GROK_API uint64_t grok_gguf_alignment(const grok_gguf_file *f);
 /* Total bytes of all split files. */
 GROK_API uint64_t grok_gguf_file_size(const grok_gguf_file *f);
+/* Raw pieces read as one file (0: none), and the bytes of tensors that
+ * crossed a boundary between pieces that could not be mapped at
+ * consecutive addresses and were read into memory (0: all in place). */
+GROK_API int32_t grok_gguf_n_pieces(const grok_gguf_file *f);
+GROK_API uint64_t grok_gguf_bytes_copied(const grok_gguf_file *f);
+/* llama.cpp's name of a general.file_type value ("Q4_K_M", "IQ3_XS"), NULL
+ * when it is none; *removed (may be NULL) says llama.cpp dropped it. */
+GROK_API const char *grok_llama_ftype_name(uint32_t ftype, bool *removed);
 
 GROK_API int64_t grok_gguf_n_kv(const grok_gguf_file *f);
 GROK_API const char *grok_gguf_kv_key(const grok_gguf_file *f, int64_t i);

@@ -9,7 +9,6 @@
 set -u
 : "${GROK:?}" "${GROK_SRC:?}" "${GROK_TMP:?}"
 PY=/usr/bin/python3
-command -v spm_train >/dev/null || { echo "SKIP: spm_train (sentencepiece) not installed"; exit 77; }
 $PY -c "import numpy" 2>/dev/null || { echo "SKIP: python3-numpy not installed"; exit 77; }
 $GROK convert --help >/dev/null 2>&1 || { echo "SKIP: this grok binary has no convert command (dispatch entry not merged)"; exit 77; }
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
@@ -18,13 +17,8 @@ HP="--heads 4 --kv-heads 2 --head-dim 64"
 IDS=5,17,200,3,42,399,100,0,7
 fail() { echo "FAIL: $*"; exit 1; }
 
-# a tiny SentencePiece model with Grok-1's special ids
-cat "$GROK_SRC"/src/*/*.c > text.txt
-spm_train --input=text.txt --model_prefix=tok --vocab_size=400 --model_type=bpe \
-    --byte_fallback=true --normalization_rule_name=identity --remove_extra_whitespaces=false \
-    --split_digits=true --pad_id=0 --bos_id=1 --eos_id=2 --unk_id=3 --pad_piece='[PAD]' \
-    --bos_piece='[BOS]' --eos_piece='[EOS]' --unk_piece='[UNK]' --minloglevel=2 \
-    >/dev/null 2>&1 || fail "spm_train"
+. "$GROK_SRC/tests/ckpt_lib.sh"
+make_tokenizer 400
 $GEN write ckpt-0 --vocab 400 --layers 11 --tiny-scales 3 --ref-ids $IDS --ref-out ref.f32 \
     || fail "generator"
 
@@ -119,5 +113,28 @@ echo "ok   file in the wrong slot rejected: $(cat err.txt)"
 
 # hyperparameter flags are checked against the shapes
 $GROK convert ckpt-0 --tokenizer tok.model -o x.gguf 2> err.txt && fail "Grok-1 heads accepted"
-grep -q "query has 256 outputs" err.txt || { cat err.txt; fail "heads message"; }
+grep -q "query has 256 outputs, not a multiple of --heads 48" err.txt || { cat err.txt; fail "heads message"; }
+
+# the head size: derived from the query's shape when --head-dim is not
+# given (and said so), the same file as with the flag; a flag that
+# disagrees with the shape is an error
+$GROK convert ckpt-0 --tokenizer tok.model -o m_hd.gguf --type q8_0 --heads 4 --kv-heads 2 2> err.txt \
+    || { cat err.txt; fail "convert without --head-dim"; }
+grep -q "head size 64 = query outputs 256 / --heads 4 (derived" err.txt || { cat err.txt; fail "derived head size not printed"; }
+cmp m_q8_0.gguf m_hd.gguf || fail "derived head size gives another file than --head-dim 64"
+$GROK convert ckpt-0 --tokenizer tok.model -o x.gguf --heads 4 --kv-heads 2 --head-dim 32 2> err.txt
+[ $? -eq 1 ] || fail "disagreeing --head-dim: exit 1 expected"
+grep -q "query has 256 outputs but --heads 4 x --head-dim 32 = 128" err.txt || { cat err.txt; fail "head-dim message"; }
+$GROK convert ckpt-0 --tokenizer tok.model -o x.gguf --heads 3 --kv-heads 1 2> err.txt && fail "--heads 3 accepted"
+grep -q "not a multiple of --heads 3" err.txt || { cat err.txt; fail "--heads 3 message"; }
+[ ! -e x.gguf ] || fail "output written by a refused conversion"
+echo "ok   head size derived from the query (256 / 4 = 64), disagreeing flags refused"
+# Grok-1's head layout (48 heads of 128, 8 KV heads) on a one-layer
+# d_model 64 checkpoint: the command with no hyperparameter flags at all
+$GEN write g1 --vocab 400 --layers 1 --d-model 64 --heads 48 --kv-heads 8 --head-dim 128 --ffn 64 \
+    > /dev/null || fail "generator (Grok-1 heads)"
+$GROK convert g1 --tokenizer tok.model -o g1.gguf --type q8_0 2> err.txt || { cat err.txt; fail "convert g1"; }
+grep -q "head size 128 = query outputs 6144 / --heads 48" err.txt || { cat err.txt; fail "Grok-1 head size"; }
+$GROK logits -m g1.gguf --ids 5,17 -o g1.f32 || fail "logits on g1"
+echo "ok   Grok-1's layout: head size 128 = 6144 / 48 with no flags"
 echo "PASS"

@@ -2,15 +2,22 @@
 official Grok-1 release (ckpt-0/tensorNNNNN_000), and checks conversions
 of them.
 
-The files are pickled (protocol 4) by Python's own pickler, with stand-ins
-registered so that the byte stream is the official one: a dataclass
-`QuantizedWeight8bit` living in module __main__ (pickled by NEWOBJ + a
-state dict, as the official dataclass is), and a `bfloat16` class in a
-module `ml_dtypes`. numpy pickles a user-defined dtype such as ml_dtypes'
-as numpy.dtype(<the scalar type>, False, True) with state
-(3, '<', None, None, None, -1, -1, flags); the stand-in dtype reduces to
-exactly that (flags 80 = NPY_NEEDS_PYAPI | NPY_USE_SETITEM, as ml_dtypes
-0.2-0.3 registered it), and bf16 arrays reduce like numpy arrays do.
+The files are pickled by Python's own pickler with protocol 4, pickle.dump's
+default on Python 3.8-3.13, which the official checkpoint.py's fast_pickle
+uses. The
+dataclass `QuantizedWeight8bit` is a real dataclass living in module
+__main__ (NEWOBJ + a state dict). ml_dtypes is not in Debian, so by default
+a stand-in `ml_dtypes.bfloat16` is pickled the way numpy pickles a
+user-defined dtype: numpy.dtype(<the scalar type>, False, True) with state
+(3, '<', None, None, None, 2, 2, 80): numpy writes the element size and
+alignment of every extended type (PyTypeNum_ISEXTENDED: flexible or
+user-defined), -1, -1 only for its own types; flags 80 are NPY_NEEDS_PYAPI
+| NPY_USE_SETITEM, as ml_dtypes 0.2-0.3 register bfloat16. `check-standin`
+checks that rule against numpy itself, on the user-defined dtype Debian's
+numpy ships (numpy.core._rational_tests.rational). With --dtypes real the
+scales are real numpy arrays of an importable ml_dtypes.bfloat16 (the real
+package, or tests/pickle/ml_dtypes.c built by pickle_real_test.sh), and the
+files must come out byte for byte the same.
 
 Layout (xai-org/grok-1 checkpoint.py: files follow the sorted parameter
 paths): 0 embeddings f32 [V, D]; 1 final rms_norm; then per layer, layers
@@ -22,9 +29,13 @@ rms_norm, rms_norm_1, rms_norm_2, rms_norm_3, router/w. Matrices are int8
 
 Commands:
   gen_checkpoint.py write DIR --vocab N [--layers 11 ...] [--ref-ids 1,2,3 --ref-out F]
+          [--dtypes standin|real] [--protocol 4]
       writes the checkpoint; with --ref-ids, also the float64 reference
       logits (tests/ref/grok_ref.py's forward pass over weights dequantized
       here from the int8 values and bf16 scales, independent of the C code)
+  gen_checkpoint.py check-standin
+      checks that the bf16 stand-in pickles the way numpy pickles a real
+      user-defined dtype (numpy.core._rational_tests.rational)
   gen_checkpoint.py check-q8 DIR MODEL.gguf
       checks that every Q8_0 block of the converted file holds the official
       int8 values and the f16 of the official scale where that is exact,
@@ -37,6 +48,7 @@ import argparse
 import dataclasses
 import os
 import pickle
+import pickletools
 import sys
 import types
 
@@ -46,33 +58,51 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "ref"))
 
 # ---- stand-ins that pickle like the official objects ----
-_ml = types.ModuleType("ml_dtypes")
-
-
 class bfloat16:  # noqa: N801 - the name is what gets pickled
     pass
 
 
 bfloat16.__module__ = "ml_dtypes"
 bfloat16.__qualname__ = "bfloat16"
-_ml.bfloat16 = bfloat16
-sys.modules["ml_dtypes"] = _ml
+
+# What numpy writes for ml_dtypes' bfloat16 descriptor: element size and
+# alignment (an extended type), NPY_NEEDS_PYAPI | NPY_USE_SETITEM.
+BF16_ITEMSIZE, BF16_ALIGNMENT, BF16_FLAGS = 2, 2, 80
+
+
+def install_standin():
+    """Makes the stand-in importable as ml_dtypes.bfloat16 (pickle checks
+    that a class is reachable under the name it pickles)."""
+    m = types.ModuleType("ml_dtypes")
+    m.bfloat16 = bfloat16
+    sys.modules["ml_dtypes"] = m
 
 
 class _BF16Dtype:
     def __reduce__(self):
-        return (np.dtype, (bfloat16, False, True), (3, "<", None, None, None, -1, -1, 80))
+        order = "<" if sys.byteorder == "little" else ">"
+        return (np.dtype, (bfloat16, False, True),
+                (3, order, None, None, None, BF16_ITEMSIZE, BF16_ALIGNMENT, BF16_FLAGS))
 
 
 class BF16Array:
     """A bf16 array given by its uint16 bit patterns."""
 
     def __init__(self, bits):
-        self.bits = np.ascontiguousarray(bits, dtype="<u2")
+        self.bits = np.ascontiguousarray(bits, dtype="=u2")
 
     def __reduce__(self):
         return (np.core.multiarray._reconstruct, (np.ndarray, (0,), b"b"),
                 (1, self.bits.shape, _BF16Dtype(), False, self.bits.tobytes()))
+
+
+def bf16_array(bits, real):
+    """The scales array: the stand-in, or a real numpy array of an importable
+    ml_dtypes.bfloat16 holding the same bits."""
+    if not real:
+        return BF16Array(bits)
+    import ml_dtypes
+    return np.ascontiguousarray(bits, dtype="=u2").view(ml_dtypes.bfloat16)
 
 
 @dataclasses.dataclass
@@ -124,20 +154,26 @@ def dequant(w, bits):
     return w.astype(np.float64) * s
 
 
-def dump(path, obj):
+def dump(path, obj, protocol=4):
+    """pickle.dump, as the official fast_pickle calls it; 4 is its default
+    protocol on Python 3.8-3.13, named so that a newer Python (default 5)
+    writes the same files."""
     with open(path, "wb") as f:
-        pickle.dump(obj, f, protocol=4)
+        pickle.dump(obj, f, protocol=protocol)
 
 
 def cmd_write(a):
+    real = a.dtypes == "real"
+    if not real:
+        install_standin()
     rng = np.random.default_rng(a.seed)
     D, H, KV, HD, FF, E, V, NL = (a.d_model, a.heads, a.kv_heads, a.head_dim, a.ffn, a.experts,
                                   a.vocab, a.layers)
     os.makedirs(a.dir, exist_ok=True)
     emb = rng.normal(0, 0.02, size=(V, D)).astype(np.float32)
     out_norm = rng.uniform(0.5, 1.5, size=D).astype(np.float32)
-    dump(os.path.join(a.dir, "tensor00000_000"), emb)
-    dump(os.path.join(a.dir, "tensor00001_000"), out_norm)
+    dump(os.path.join(a.dir, "tensor00000_000"), emb, a.protocol)
+    dump(os.path.join(a.dir, "tensor00001_000"), out_norm, a.protocol)
     layers = [None] * NL
     order = sorted(range(NL), key=str)  # lexicographic, like the sorted parameter paths
     k = 2
@@ -162,10 +198,10 @@ def cmd_write(a):
                 obj = rng.uniform(0.5, 1.5, size=D).astype(np.float32)
             L[slot] = obj
             if isinstance(obj, tuple):
-                payload = QuantizedWeight8bit(obj[0], BF16Array(obj[1]))
+                payload = QuantizedWeight8bit(obj[0], bf16_array(obj[1], real))
             else:
                 payload = obj
-            dump(os.path.join(a.dir, "tensor%05d_000" % k), payload)
+            dump(os.path.join(a.dir, "tensor%05d_000" % k), payload, a.protocol)
             k += 1
         layers[li] = L
     print("wrote %d files (%d layers) to %s" % (k, NL, a.dir))
@@ -284,6 +320,80 @@ def cmd_check_bf16(a):
     return 0
 
 
+def _rational():
+    try:
+        from numpy.core._rational_tests import rational
+    except ImportError:  # numpy >= 2
+        from numpy._core._rational_tests import rational
+    return rational
+
+
+def cmd_check_standin(_a):
+    """The bf16 stand-in against numpy's own pickling of a user-defined
+    dtype: numpy.core._rational_tests.rational, which Debian's numpy ships."""
+    rational = _rational()
+    order = "<" if sys.byteorder == "little" else ">"
+    rd = np.dtype(rational)
+    fn, args, state = rd.__reduce__()
+    print("numpy %s: np.dtype(rational).__reduce__() = (%s, %r, %r)" % (np.__version__, fn.__name__,
+                                                                     args, state))
+    # numpy's rule, seen on numpy itself: an extended (user-defined) type
+    # carries its element size and alignment; numpy's own types -1, -1
+    want = (3, order, None, None, None, rd.itemsize, rd.alignment, rd.flags)
+    if fn is not np.dtype or args != (rational, False, True) or state != want:
+        print("FAIL numpy pickles a user-defined dtype as %r, the stand-in assumes %r" % (state, want))
+        return 1
+    f4 = np.dtype("<f4").__reduce__()[2]
+    if f4[5:7] != (-1, -1):
+        print("FAIL numpy's own float32 state is %r, the reader assumes -1, -1" % (f4,))
+        return 1
+    sfn, sargs, sstate = _BF16Dtype().__reduce__()
+    swant = (3, order, None, None, None, BF16_ITEMSIZE, BF16_ALIGNMENT, BF16_FLAGS)
+    if sfn is not np.dtype or sargs != (bfloat16, False, True) or sstate != swant or \
+            [type(x) for x in sstate] != [type(x) for x in state]:
+        print("FAIL the stand-in reduces to (%r, %r, %r), numpy's rule gives (np.dtype, %r, %r)" % (
+            sfn, sargs, sstate, (bfloat16, False, True), swant))
+        return 1
+    # whole byte streams, opcode by opcode: a real dataclass holding a real
+    # int8 array and a real rational array, and the same with the stand-in
+    install_standin()
+    w = np.arange(-6, 6, dtype=np.int8).reshape(4, 3)
+    bits = np.array([[0x3F80, 0x4000, 0x4040]], dtype="<u2")
+    ra = np.zeros((1, 3), dtype=rational)
+    real = pickle.dumps(QuantizedWeight8bit(w, ra), protocol=4)
+    stand = pickle.dumps(QuantizedWeight8bit(w, BF16Array(bits)), protocol=4)
+    a_ops = [(op.name, arg) for op, arg, _ in pickletools.genops(real)]
+    b_ops = [(op.name, arg) for op, arg, _ in pickletools.genops(stand)]
+    if [n for n, _ in a_ops] != [n for n, _ in b_ops]:
+        print("FAIL opcodes differ:\n  numpy    %s\n  stand-in %s" % (
+            " ".join(n for n, _ in a_ops), " ".join(n for n, _ in b_ops)))
+        return 1
+    # where the two may differ: the dtype's names, its state's size,
+    # alignment and flags (the three ints after the state's three Nones),
+    # the payload (the last bytes), FRAME lengths
+    allowed = {rational.__module__: "ml_dtypes", rational.__qualname__: "bfloat16"}
+    sized = {}
+    for i in range(3, len(a_ops) - 3):
+        if [n for n, _ in a_ops[i - 3:i]] == ["NONE"] * 3 and \
+                [x for _, x in a_ops[i:i + 3]] == [rd.itemsize, rd.alignment, rd.flags]:
+            sized.update({i: BF16_ITEMSIZE, i + 1: BF16_ALIGNMENT, i + 2: BF16_FLAGS})
+    if len(sized) != 3:
+        print("FAIL the rational dtype state was not found in numpy's stream")
+        return 1
+    last = max(i for i, (n, _) in enumerate(a_ops) if "BYTES" in n)
+    for i, ((an, aa), (_, ba)) in enumerate(zip(a_ops, b_ops)):
+        if an == "FRAME" or i == last:
+            continue
+        want = sized.get(i, allowed.get(aa, aa) if isinstance(aa, str) else aa)
+        if ba != want:
+            print("FAIL opcode %d %s: numpy writes %r, so the stand-in must write %r, not %r" % (
+                i, an, aa, want, ba))
+            return 1
+    print("ok   the bf16 stand-in pickles as numpy pickles a user-defined dtype: %d opcodes alike, "
+          "state (3, %r, None, None, None, itemsize, alignment, flags)" % (len(a_ops), order))
+    return 0
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -302,6 +412,10 @@ def main(argv):
     w.add_argument("--seed", type=int, default=1)
     w.add_argument("--ref-ids")
     w.add_argument("--ref-out")
+    w.add_argument("--dtypes", choices=("standin", "real"), default="standin",
+                   help="real: scales are numpy arrays of an importable ml_dtypes.bfloat16")
+    w.add_argument("--protocol", type=int, default=4)
+    sub.add_parser("check-standin")
     for name in ("check-q8", "check-bf16"):
         c = sub.add_parser(name)
         c.add_argument("dir")
@@ -310,6 +424,8 @@ def main(argv):
     if a.cmd == "write":
         cmd_write(a)
         return 0
+    if a.cmd == "check-standin":
+        return cmd_check_standin(a)
     return cmd_check_q8(a) if a.cmd == "check-q8" else cmd_check_bf16(a)
 
 

@@ -35,7 +35,8 @@ static void usage(FILE *out) {
                  "  --window SIZE           checkpoint bytes held in memory at once (256M)\n"
                  "  -t, --threads N         converting threads (default: one per core)\n"
                  "hyperparameters not stored in the checkpoint (Grok-1's defaults):\n"
-                 "  --heads 48 --kv-heads 8 --head-dim 128 --ctx 8192 --experts-used 2\n"
+                 "  --heads 48 --kv-heads 8 --ctx 8192 --experts-used 2\n"
+                 "  --head-dim D (default: the query's outputs / --heads, 6144 / 48 = 128)\n"
                  "  --rope-base 10000 --eps 1e-5 --embedding-scale 78.38367176906169\n"
                  "  --logit-scale 0.5773502691896257 --attn-scale 0.08838834764831845\n"
                  "  --softcap 30\n");
@@ -116,6 +117,11 @@ static void on_progress(void *ud, uint64_t done, uint64_t total) {
     fprintf(stderr, "\r[%s] %5.1f%% %s  %s/s  ETA %dm%02ds ", bars, 100 * frac, d, r, (int)eta / 60,
             (int)eta % 60);
     fflush(stderr);
+}
+
+static void on_note(void *ud, const char *msg) {
+    (void)ud;
+    fprintf(stderr, "grok convert: %s\n", msg);
 }
 
 static volatile sig_atomic_t g_cancel;
@@ -202,6 +208,7 @@ int cmd_convert(int argc, char **argv) {
 
     bar b = {.t0 = cli_now(), .tty = isatty(2) == 1};
     p.progress = on_progress;
+    p.note = on_note;
     p.progress_ud = &b;
     p.cancel = &g_cancel;
     struct sigaction sa = {0}, old_int, old_term;

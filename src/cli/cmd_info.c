@@ -1,5 +1,7 @@
 /*
- * cmd_info.c - `grok info`: what a model file holds. Metadata (long arrays
+ * cmd_info.c - `grok info`: what a model file holds. Its pieces, file type
+ * (llama.cpp's name of general.file_type), tensor counts and bytes per type
+ * (and which types this build cannot compute with), metadata (long arrays
  * abbreviated), the hyperparameters as the engine reads them, the tensor
  * table, total and per-token-active parameter counts, and the memory a run
  * needs (weights are mapped, the KV cache is allocated).
@@ -9,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "kernels/kernels.h"
 
 static void usage(FILE *out) {
     fprintf(out, "usage: grok info MODEL [--no-tensors]\n\n"
@@ -48,6 +51,48 @@ static void print_kv(const grok_gguf_file *f, int64_t i) {
             printf("%" PRIu64 "\n", u);
         else
             printf("?\n");
+    }
+}
+
+/* general.file_type, by llama.cpp's name for it. */
+static void print_file_type(const grok_gguf_file *f) {
+    int64_t ft;
+    if (grok_gguf_find_kv(f, "general.file_type") < 0) {
+        printf("file type: not stored (no general.file_type)\n");
+        return;
+    }
+    if (grok_gguf_get_i64(f, "general.file_type", &ft) != 0 || ft < 0 || ft > UINT32_MAX) {
+        printf("file type: general.file_type is not a file type number\n");
+        return;
+    }
+    bool removed;
+    const char *name = grok_llama_ftype_name((uint32_t)ft, &removed);
+    printf("file type: %s (general.file_type %" PRId64 "%s%s)\n", name ? name : "unknown", ft,
+           removed ? ", a type llama.cpp has removed" : "", ft & 1024 ? ", guessed" : "");
+}
+
+/* Tensor counts and bytes per type; a type this build cannot compute with
+ * names itself and its first tensor. */
+static void print_types(const grok_gguf_file *f) {
+    int64_t count[GROK_TYPE_COUNT] = {0}, elems[GROK_TYPE_COUNT] = {0}, first[GROK_TYPE_COUNT];
+    uint64_t bytes[GROK_TYPE_COUNT] = {0};
+    for (int k = 0; k < GROK_TYPE_COUNT; k++) first[k] = -1;
+    for (int64_t i = 0; i < grok_gguf_n_tensors(f); i++) {
+        const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
+        if (t->type >= GROK_TYPE_COUNT) continue; /* the reader refuses those */
+        if (first[t->type] < 0) first[t->type] = i;
+        count[t->type]++;
+        elems[t->type] += t->n_elements;
+        bytes[t->type] += t->nbytes;
+    }
+    printf("tensor types:\n  %-8s %8s %12s %12s\n", "type", "tensors", "MiB", "bits/weight");
+    for (int k = 0; k < GROK_TYPE_COUNT; k++) {
+        if (!count[k]) continue;
+        printf("  %-8s %8" PRId64 " %12.2f %12.4f", grok_type_get_traits((uint32_t)k)->name, count[k],
+               (double)bytes[k] / 1048576.0, 8.0 * (double)bytes[k] / (double)elems[k]);
+        if (!grok_kernels_get((uint32_t)k))
+            printf("  not computable by this build (first: %s)", grok_gguf_tensor_at(f, first[k])->name);
+        printf("\n");
     }
 }
 
@@ -99,6 +144,17 @@ int cmd_info(int argc, char **argv) {
     printf("file: %s (GGUF v%" PRIu32 ", %d split%s, %.2f MiB, alignment %" PRIu64 ")\n", path,
            grok_gguf_version(f), grok_gguf_n_splits(f), grok_gguf_n_splits(f) == 1 ? "" : "s",
            (double)grok_gguf_file_size(f) / 1048576.0, grok_gguf_alignment(f));
+    if (grok_gguf_n_pieces(f) > 0) {
+        uint64_t copied = grok_gguf_bytes_copied(f);
+        if (copied)
+            printf("pieces: %d raw pieces read as one file; their sizes are not page multiples, so %.2f MiB "
+                   "of tensors crossing piece boundaries were read into memory\n",
+                   grok_gguf_n_pieces(f), (double)copied / 1048576.0);
+        else
+            printf("pieces: %d raw pieces mapped as one file, in place\n", grok_gguf_n_pieces(f));
+    }
+    print_file_type(f);
+    print_types(f);
     printf("metadata (%" PRId64 " keys):\n", grok_gguf_n_kv(f));
     for (int64_t i = 0; i < grok_gguf_n_kv(f); i++) print_kv(f, i);
     if (tensors) {

@@ -98,7 +98,7 @@ grok_convert_params grok_convert_default_params(void) {
     p.embd_type = GROK_TYPE_F32;
     p.n_heads = g.n_heads;
     p.n_kv_heads = g.n_kv_heads;
-    p.head_dim = g.head_dim;
+    p.head_dim = 0; /* derived from the query's shape (Grok-1: 6144 / 48 = 128) */
     p.n_ctx = g.n_ctx_train;
     p.n_experts_used = g.n_experts_used;
     p.rope_base = g.rope_base;
@@ -317,11 +317,28 @@ static int build_plan(conv *c) {
                     p->n_experts_used, E);
     if (H % KV) return errf(c, "--heads %" PRId64 " is not a multiple of --kv-heads %" PRId64, H, KV);
     const grok_ckpt_entry *q0 = &c->ent[file_of(0, S_Q)];
-    if (q0->weight.n_dims != 2 || q0->weight.shape[1] != H * HD)
-        return errf(
-            c,
-            "%s: query has %" PRId64 " outputs but --heads %" PRId64 " x --head-dim %" PRId64 " = %" PRId64,
-            c->paths[file_of(0, S_Q)], q0->weight.n_dims == 2 ? q0->weight.shape[1] : -1, H, HD, H * HD);
+    int64_t q_out = q0->weight.n_dims == 2 ? q0->weight.shape[1] : -1;
+    if (q_out < 1)
+        return errf(c, "%s: byte %" PRIu64 ": the query must be a [d_model, heads x head size] matrix",
+                    c->paths[file_of(0, S_Q)], q0->weight.offset);
+    /* The head size is the query's outputs over the heads unless a flag
+     * says it; a flag that disagrees with the shape is an error. */
+    if (HD == 0) {
+        if (q_out % H)
+            return errf(c,
+                        "%s: query has %" PRId64 " outputs, not a multiple of --heads %" PRId64
+                        " (the head size is derived from it when --head-dim is not given)",
+                        c->paths[file_of(0, S_Q)], q_out, H);
+        HD = q_out / H;
+        c->st->head_dim_derived = true;
+    } else if (q_out != H * HD) {
+        return errf(c,
+                    "%s: query has %" PRId64 " outputs but --heads %" PRId64 " x --head-dim %" PRId64
+                    " = %" PRId64,
+                    c->paths[file_of(0, S_Q)], q_out, H, HD, H * HD);
+    }
+    c->st->head_dim = HD;
+    c->st->q_outputs = q_out;
     c->st->n_layers = L;
     c->st->d_model = D;
     c->st->n_vocab = V;
@@ -818,7 +835,7 @@ static int set_metadata(conv *c, const grok_tokenizer *tok) {
     grok_hparams hp = grok_hparams_grok1();
     hp.n_vocab = s->n_vocab, hp.d_model = s->d_model, hp.n_layers = s->n_layers;
     hp.n_ff = s->n_ff, hp.n_experts = s->n_experts;
-    hp.n_heads = p->n_heads, hp.n_kv_heads = p->n_kv_heads, hp.head_dim = p->head_dim;
+    hp.n_heads = p->n_heads, hp.n_kv_heads = p->n_kv_heads, hp.head_dim = s->head_dim;
     hp.n_ctx_train = p->n_ctx, hp.n_experts_used = p->n_experts_used;
     hp.rope_base = p->rope_base, hp.norm_eps = p->norm_eps;
     hp.embedding_scale = p->embedding_scale, hp.logit_scale = p->logit_scale;
@@ -849,12 +866,20 @@ int grok_convert(const grok_convert_params *p, grok_convert_stats *st, char *err
         errf(c, "--type/--embd-type: q8_0, bf16, f16 or f32 expected");
         goto done;
     }
-    if (p->n_heads < 1 || p->n_kv_heads < 1 || p->head_dim < 1 || p->n_ctx < 1) {
+    if (p->n_heads < 1 || p->n_kv_heads < 1 || p->head_dim < 0 || p->n_ctx < 1) {
         errf(c, "--heads, --kv-heads, --head-dim and --ctx must be positive");
         goto done;
     }
     c->window = p->window ? p->window : GROK_CONVERT_DEFAULT_WINDOW;
     if (list_files(c) < 0 || build_plan(c) < 0) goto done;
+    if (st->head_dim_derived && p->note) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "head size %" PRId64 " = query outputs %" PRId64 " / --heads %" PRId64
+                 " (derived: no --head-dim given)",
+                 st->head_dim, st->q_outputs, p->n_heads);
+        p->note(p->progress_ud, msg);
+    }
     st->n_files = c->n_files;
     tok = grok_tokenizer_load_spm(p->tokenizer, err, err_size);
     if (!tok) goto done;

@@ -7,15 +7,19 @@
  * one QuantizedWeight8bit. Nothing is imported or called: REDUCE, NEWOBJ
  * and BUILD are matched against the exact argument shapes numpy and the
  * dataclass produce. Payload bytes are skipped with their file offset kept,
- * so a 3 GB array costs nothing to parse. The opcode list was established
- * by disassembling pickles written by Debian's numpy with stand-in classes
- * (tests/gen_checkpoint.py): PROTO, FRAME, SHORT_BINUNICODE, MEMOIZE,
+ * so a 3 GB array costs nothing to parse. The opcodes and argument shapes
+ * are those Debian's python3 and numpy write when pickle.dump (protocol 4,
+ * its default, as the official checkpoint.py calls it; protocol 3 too)
+ * pickles a real dataclass holding real numpy arrays, the bf16 one of a
+ * user-defined dtype registered through numpy's C API
+ * (tests/pickle/ml_dtypes.c): PROTO, FRAME, SHORT_BINUNICODE, MEMOIZE,
  * STACK_GLOBAL, EMPTY_TUPLE, NEWOBJ, EMPTY_DICT, MARK, BININT1, BININT,
- * TUPLE1/3, TUPLE, SHORT_BINBYTES, BINBYTES, BINGET, REDUCE, NEWFALSE,
- * NEWTRUE, NONE, BUILD, SETITEMS, STOP; their close relatives that another
- * protocol level or a larger value would produce (GLOBAL, BINPUT,
- * LONG_BINPUT, LONG_BINGET, BININT2, TUPLE2, SETITEM, BINUNICODE,
- * BINUNICODE8, BINBYTES8) are accepted too.
+ * TUPLE1/2/3, TUPLE, SHORT_BINBYTES, BINBYTES, BINGET, REDUCE, NEWFALSE,
+ * NEWTRUE, NONE, BUILD, SETITEMS, STOP, and for protocol 3 GLOBAL, BINPUT
+ * and BINUNICODE. Their close relatives that a larger value would produce
+ * (LONG_BINPUT, LONG_BINGET, BININT2, SETITEM, BINUNICODE8, BINBYTES8) are
+ * accepted too. docs/converting.md lists each assumption and the command
+ * that confirmed it.
  */
 #include "convert/pickle.h"
 
@@ -338,15 +342,33 @@ static int op_reduce(machine *m) {
     return fail(&m->rd, "REDUCE of a %s that is not an allowed callable", kind_name(f->kind));
 }
 
+/* numpy's dtype state (descriptor.c, arraydescr_reduce): version 3, the
+ * byte order ('|' where it does not apply), no subarray, names or fields,
+ * then element size and alignment, and the flags. Size and alignment are
+ * -1, -1 for numpy's own fixed-size types; for an "extended" type
+ * (PyTypeNum_ISEXTENDED: flexible or user-defined, which ml_dtypes'
+ * bfloat16 is) numpy writes the real ones, 2 and 2 for bfloat16. */
 static int build_dtype(machine *m, obj *d, int st) {
+    static const struct {
+        const char *order;
+        int64_t elsize, align;
+    } want[] = {
+        [GROK_CKPT_F32] = {"<", -1, -1}, [GROK_CKPT_I8] = {"|", -1, -1}, [GROK_CKPT_BF16] = {"<", 2, 2}};
+    const char *order = want[d->i].order;
+    int64_t es = want[d->i].elsize, al = want[d->i].align;
     obj *s = &m->objs[st];
-    if (s->kind != O_TUPLE || s->n != 8) return fail(&m->rd, "dtype state is not the 8-tuple numpy writes");
+    if (s->kind != O_TUPLE || s->n != 8)
+        return fail(&m->rd, "%s dtype state is not the 8-tuple numpy writes",
+                    grok_ckpt_dtype_name((grok_ckpt_dtype)d->i));
     obj *e = item(m, st, 1);
-    const char *want = d->i == GROK_CKPT_I8 ? "|" : "<";
-    if (!is_int(item(m, st, 0), 3) || e->kind != O_STR || strcmp(e->s, want) ||
+    if (!is_int(item(m, st, 0), 3) || e->kind != O_STR || strcmp(e->s, order) ||
         item(m, st, 2)->kind != O_NONE || item(m, st, 3)->kind != O_NONE || item(m, st, 4)->kind != O_NONE ||
-        !is_int(item(m, st, 5), -1) || !is_int(item(m, st, 6), -1) || item(m, st, 7)->kind != O_INT)
-        return fail(&m->rd, "dtype state is not (3, '%s', None, None, None, -1, -1, flags)", want);
+        item(m, st, 5)->kind != O_INT || item(m, st, 5)->i != es || item(m, st, 6)->kind != O_INT ||
+        item(m, st, 6)->i != al || item(m, st, 7)->kind != O_INT)
+        return fail(&m->rd,
+                    "%s dtype state is not (3, '%s', None, None, None, %" PRId64 ", %" PRId64
+                    ", flags), which numpy writes for it",
+                    grok_ckpt_dtype_name((grok_ckpt_dtype)d->i), order, es, al);
     d->built = true;
     return 0;
 }
@@ -516,7 +538,10 @@ static int run(machine *m, grok_ckpt_entry *out) {
             if (r->op_off != 0) return fail(r, "PROTO after the start");
             const uint8_t *v = rd_get(r, 1, "PROTO");
             if (!v) return -1;
-            if (*v < 2 || *v > 4) return fail(r, "pickle protocol %d (2 to 4 expected)", *v);
+            /* protocol 2 pickles bytes as text through _codecs.encode and
+             * 5 moves arrays to _frombuffer with out-of-band buffers; the
+             * release was written by pickle.dump's default, 4 */
+            if (*v < 3 || *v > 4) return fail(r, "pickle protocol %d (3 or 4 expected)", *v);
             m->proto = *v;
             break;
         }

@@ -269,6 +269,8 @@ typedef struct {
     char *path;
     const uint8_t *map; /* NULL for an empty file */
     uint64_t size;
+    uint64_t avail;           /* bytes readable at map: size, or the first of unjoined pieces */
+    grok_gguf_pieces *pieces; /* raw pieces read as this file, or NULL */
     uint32_t version;
     uint64_t alignment;
     uint64_t data_start;
@@ -299,7 +301,8 @@ static const grok_gguf_kv *part_find(const grok_gguf_part *p, const char *key) {
 typedef struct {
     const char *path;
     const uint8_t *base;
-    uint64_t size;
+    uint64_t size;  /* of the file */
+    uint64_t avail; /* readable at base: size, or less for unjoined pieces */
     uint64_t pos;
     char ctx[192]; /* "kv 3 'general.name': " - what is being parsed */
     char *err;
@@ -317,12 +320,20 @@ static int fail(cursor *c, uint64_t off, const char *fmt, ...) {
     return -1;
 }
 
-static uint64_t left(const cursor *c) { return c->size - c->pos; }
+static uint64_t left(const cursor *c) { return c->avail - c->pos; }
+
+/* Where the header is read from the first of pieces that could not be
+ * joined, running out of it is not truncation. */
+static const char *short_note(const cursor *c) {
+    return c->avail < c->size ? " (the header runs past the first piece, whose size is not a multiple of the "
+                                "page size: join the pieces with cat)"
+                              : "";
+}
 
 static int need(cursor *c, uint64_t n, const char *field) {
     if (left(c) >= n) return 0;
-    return fail(c, c->pos, "%s truncated: needs %" PRIu64 " bytes, file has %" PRIu64 " left", field, n,
-                left(c));
+    return fail(c, c->pos, "%s truncated: needs %" PRIu64 " bytes, file has %" PRIu64 " left%s", field, n,
+                left(c), short_note(c));
 }
 
 static int rd_u32(cursor *c, const char *field, uint32_t *out) {
@@ -348,8 +359,8 @@ static int rd_str(cursor *c, const char *field, uint64_t max, const uint8_t **s,
     if (rd_u64(c, lf, len) != 0) return -1;
     if (*len > max) return fail(c, at, "%s length %" PRIu64 " > %" PRIu64, field, *len, max);
     if (*len > left(c))
-        return fail(c, at, "%s length %" PRIu64 " runs past the end of the file (%" PRIu64 " bytes left)",
-                    field, *len, left(c));
+        return fail(c, at, "%s length %" PRIu64 " runs past the end of the file (%" PRIu64 " bytes left)%s",
+                    field, *len, left(c), short_note(c));
     *s = c->base + c->pos;
     c->pos += *len;
     return 0;
@@ -410,8 +421,8 @@ static int parse_value(cursor *c, grok_gguf_kv *kv) {
     if (rd_u64(c, "array length", &n) != 0) return -1;
     size_t esz = et == GROK_GGUF_TYPE_STRING ? 8 : grok_gguf_scalar_size((grok_gguf_value_type)et);
     if (n > left(c) / esz)
-        return fail(c, at, "array length %" PRIu64 " of %s cannot fit in the %" PRIu64 " bytes left", n,
-                    grok_gguf_value_type_name((grok_gguf_value_type)et), left(c));
+        return fail(c, at, "array length %" PRIu64 " of %s cannot fit in the %" PRIu64 " bytes left%s", n,
+                    grok_gguf_value_type_name((grok_gguf_value_type)et), left(c), short_note(c));
     kv->arr_type = (grok_gguf_value_type)et;
     kv->arr_n = n;
     if (et != GROK_GGUF_TYPE_STRING) {
@@ -495,6 +506,17 @@ static int parse_kvs(cursor *c, grok_gguf_part *part, uint64_t n_kv) {
     return 0;
 }
 
+/* ggml's names of the type numbers libgrok has no layout for: ones ggml
+ * removed from GGUF files (the repacked 4-bit layouts, now made at load
+ * time) and ones newer than this build (ggml.h of llama.cpp de3ff81). */
+static const char *unknown_type(uint32_t type) {
+    static const char *const names[] = {
+        [4] = "q4_2",      [5] = "q4_3",        [31] = "q4_0_4_4",   [32] = "q4_0_4_8",
+        [33] = "q4_0_8_8", [36] = "iq4_nl_4_4", [37] = "iq4_nl_4_8", [38] = "iq4_nl_8_8",
+        [40] = "nvfp4",    [41] = "q1_0",       [42] = "q2_0"};
+    return type < sizeof names / sizeof names[0] ? names[type] : NULL;
+}
+
 static uint64_t pad_to(uint64_t x, uint64_t align) { return (x + align - 1) / align * align; }
 
 /* Tensor infos of one split, appended to f->tensors. Offsets must be
@@ -568,7 +590,11 @@ static int parse_tensors(cursor *c, grok_gguf_file *f, grok_gguf_part *part, int
         if (rd_u32(c, "type", &t->type) != 0) goto out;
         const grok_type_traits *tr = grok_type_get_traits(t->type);
         if (!tr) {
-            fail(c, at, "unknown type %" PRIu32, t->type);
+            const char *what = unknown_type(t->type);
+            fail(c, at, "type %" PRIu32 "%s%s is not one this build knows%s", t->type, what ? " = " : "",
+                 what ? what : "",
+                 t->type < GROK_TYPE_COUNT ? " (ggml removed it from GGUF files: convert the model again)"
+                                           : " (newer than this build)");
             goto out;
         }
         if (t->ne[0] % tr->block_size != 0) {
@@ -614,11 +640,19 @@ static int parse_tensors(cursor *c, grok_gguf_file *f, grok_gguf_part *part, int
         uint64_t start = part->data_start + t->offset;
         if (start > c->size || t->nbytes > c->size - start) {
             fail(c, offset_at[i],
-                 "data [%" PRIu64 ", %" PRIu64 ") runs past the end of the file (%" PRIu64 " bytes)", start,
-                 start + t->nbytes, c->size);
+                 "data [%" PRIu64 ", %" PRIu64 ") runs past the end of the file (%" PRIu64 " bytes%s%s%s)",
+                 start, start + t->nbytes, c->size, part->pieces ? " in all pieces, up to " : "",
+                 part->pieces ? grok_gguf_pieces_path(part->pieces, grok_gguf_pieces_count(part->pieces) - 1)
+                              : "",
+                 part->pieces ? ": a piece is missing or short" : "");
             goto out;
         }
-        t->data = c->base + start;
+        if (part->pieces) {
+            t->data = grok_gguf_pieces_at(part->pieces, start, t->nbytes, c->err, c->err_size);
+            if (!t->data) goto out;
+        } else {
+            t->data = c->base + start;
+        }
     }
     c->ctx[0] = 0;
     rc = 0;
@@ -628,6 +662,13 @@ out:
 }
 
 static int map_file(grok_gguf_part *part, const char *path, char *err, size_t err_size) {
+    int pc = grok_gguf_pieces_open(path, &part->pieces, err, err_size);
+    if (pc < 0) return -1;
+    if (pc > 0) {
+        part->size = grok_gguf_pieces_size(part->pieces);
+        part->map = grok_gguf_pieces_head(part->pieces, &part->avail);
+        return 0;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
@@ -650,6 +691,7 @@ static int map_file(grok_gguf_part *part, const char *path, char *err, size_t er
         }
         part->map = m;
     }
+    part->avail = part->size;
     close(fd);
     return 0;
 }
@@ -663,7 +705,12 @@ static int parse_part(grok_gguf_file *f, int32_t split, const char *path, char *
     }
     if (map_file(part, path, err, err_size) != 0) return -1;
     f->total_size += part->size;
-    cursor c = {.path = path, .base = part->map, .size = part->size, .err = err, .err_size = err_size};
+    cursor c = {.path = path,
+                .base = part->map,
+                .size = part->size,
+                .avail = part->avail,
+                .err = err,
+                .err_size = err_size};
     snprintf(c.ctx, sizeof c.ctx, "header: ");
     if (need(&c, 4, "magic") != 0) return -1;
     if (memcmp(c.base, GROK_GGUF_MAGIC, 4) != 0)
@@ -807,7 +854,10 @@ void grok_gguf_close(grok_gguf_file *f) {
         free(p->kvs);
         free(p->kv_map.slots);
         free(p->names);
-        if (p->map) munmap((void *)p->map, (size_t)p->size);
+        if (p->pieces)
+            grok_gguf_pieces_close(p->pieces);
+        else if (p->map)
+            munmap((void *)p->map, (size_t)p->size);
         free(p->path);
     }
     free(f->parts);
@@ -825,6 +875,18 @@ uint32_t grok_gguf_version(const grok_gguf_file *f) { return f->parts[0].version
 int32_t grok_gguf_n_splits(const grok_gguf_file *f) { return f->n_parts; }
 uint64_t grok_gguf_alignment(const grok_gguf_file *f) { return f->parts[0].alignment; }
 uint64_t grok_gguf_file_size(const grok_gguf_file *f) { return f->total_size; }
+
+int32_t grok_gguf_n_pieces(const grok_gguf_file *f) {
+    int32_t n = 0;
+    for (int32_t i = 0; i < f->n_parts; i++) n += grok_gguf_pieces_count(f->parts[i].pieces);
+    return n;
+}
+
+uint64_t grok_gguf_bytes_copied(const grok_gguf_file *f) {
+    uint64_t n = 0;
+    for (int32_t i = 0; i < f->n_parts; i++) n += grok_gguf_pieces_copied(f->parts[i].pieces);
+    return n;
+}
 int64_t grok_gguf_n_kv(const grok_gguf_file *f) { return f->parts[0].n_kv; }
 
 const grok_gguf_kv *grok_gguf_kv_at(const grok_gguf_file *f, int64_t i) {

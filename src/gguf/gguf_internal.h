@@ -56,4 +56,24 @@ int grok_gguf_kv_copy(grok_gguf_kv *dst, const grok_gguf_kv *src);
 /* The i-th kv of an opened file (its first split), or NULL. */
 const grok_gguf_kv *grok_gguf_kv_at(const grok_gguf_file *f, int64_t i);
 
+/* Raw pieces of one file (pieces.c): NAME.gguf.part1of8 .. part8of8,
+ * NAME.gguf-split-a, -b, ... */
+typedef struct grok_gguf_pieces grok_gguf_pieces;
+/* For a path named as the first piece, finds and maps all pieces: returns
+ * 1 with *out set; 0 when path is not named as a piece; -1 with err (a
+ * missing piece, a later piece given, a map failure). */
+int grok_gguf_pieces_open(const char *path, grok_gguf_pieces **out, char *err, size_t err_size);
+void grok_gguf_pieces_close(grok_gguf_pieces *p);
+int grok_gguf_pieces_count(const grok_gguf_pieces *p); /* 0 for NULL */
+uint64_t grok_gguf_pieces_size(const grok_gguf_pieces *p);
+const char *grok_gguf_pieces_path(const grok_gguf_pieces *p, int i);
+/* The bytes readable in place from the start: the joined file, or the
+ * first piece when the pieces could not be joined. */
+const uint8_t *grok_gguf_pieces_head(const grok_gguf_pieces *p, uint64_t *len);
+/* n bytes at off of the joined file: in place, or (crossing a piece
+ * boundary of unjoined pieces) a copy the pieces own; NULL with err when out
+ * of memory. */
+const void *grok_gguf_pieces_at(grok_gguf_pieces *p, uint64_t off, uint64_t n, char *err, size_t err_size);
+uint64_t grok_gguf_pieces_copied(const grok_gguf_pieces *p); /* bytes copied so far; 0 for NULL */
+
 #endif /* GGUF_INTERNAL_H */

@@ -224,6 +224,62 @@ static int bind_mat(const grok_gguf_file *f, const char *name, int64_t rows, int
     return 0;
 }
 
+/* The experts of one layer: one 3-D tensor blk.N.WHAT_exps.weight, or, in
+ * files written before llama.cpp merged the experts (its PR #6387, April
+ * 2024; Arki05's Grok-1 GGUFs of March 2024), one 2-D tensor per expert,
+ * blk.N.WHAT.E.weight. Those are used in place when they lie back to back
+ * in the map, as the merged tensor would; otherwise they are copied into
+ * one buffer the model owns (as llama.cpp does for such files). */
+static int bind_experts(grok_model *m, const grok_gguf_file *f, int64_t il, const char *what, int64_t rows,
+                        int64_t cols, grok_mat *w, size_t *stride, char *err, size_t err_size) {
+    const int64_t E = m->hp.n_experts;
+    char n[96];
+    snprintf(n, sizeof n, "blk.%" PRId64 ".%s_exps.weight", il, what);
+    char old[96];
+    snprintf(old, sizeof old, "blk.%" PRId64 ".%s.0.weight", il, what);
+    if (grok_gguf_find_tensor(f, n) || !grok_gguf_find_tensor(f, old))
+        return bind_mat(f, n, rows, cols, E, w, stride, err, err_size);
+    const grok_gguf_tensor *t0 = NULL;
+    bool in_place = true;
+    for (int64_t e = 0; e < E; e++) {
+        snprintf(old, sizeof old, "blk.%" PRId64 ".%s.%" PRId64 ".weight", il, what, e);
+        const grok_gguf_tensor *t = need_tensor(f, old, 2, (int64_t[]){cols, rows}, err, err_size);
+        if (!t) return -1;
+        if (!t0) t0 = t;
+        if (t->type != t0->type) {
+            snprintf(err, err_size, "%s: tensor '%s' has type %s, expert 0 of the layer %s",
+                     grok_gguf_path(f), old, grok_type_get_traits(t->type)->name,
+                     grok_type_get_traits(t0->type)->name);
+            return -1;
+        }
+        in_place = in_place && (const uint8_t *)t->data == (const uint8_t *)t0->data + (size_t)e * t0->nbytes;
+    }
+    w->type = (grok_type)t0->type;
+    w->rows = rows;
+    w->cols = cols;
+    w->row_bytes = (size_t)grok_type_row_size(t0->type, cols);
+    *stride = t0->nbytes;
+    if (in_place) {
+        w->data = t0->data;
+        return 0;
+    }
+    void **owned = realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 1));
+    if (owned) m->owned = owned;
+    uint8_t *buf = owned && (size_t)E <= SIZE_MAX / t0->nbytes ? malloc((size_t)E * t0->nbytes) : NULL;
+    if (!buf) {
+        snprintf(err, err_size, "%s: out of memory for the %" PRId64 " experts of blk.%" PRId64 ".%s",
+                 grok_gguf_path(f), E, il, what);
+        return -1;
+    }
+    m->owned[m->n_owned++] = buf;
+    for (int64_t e = 0; e < E; e++) {
+        snprintf(old, sizeof old, "blk.%" PRId64 ".%s.%" PRId64 ".weight", il, what, e);
+        memcpy(buf + (size_t)e * t0->nbytes, grok_gguf_find_tensor(f, old)->data, t0->nbytes);
+    }
+    w->data = buf;
+    return 0;
+}
+
 static float *bind_norm(const grok_gguf_file *f, const char *name, int64_t n, char *err, size_t err_size) {
     const grok_gguf_tensor *t = need_tensor(f, name, 1, &n, err, err_size);
     if (!t) return NULL;
@@ -317,12 +373,9 @@ grok_model *grok_model_load_params(const char *path, const grok_model_params *p,
             bind_mat(f, NAME("attn_v"), kv, d, 1, &L->wv, NULL, err, err_size) ||
             bind_mat(f, NAME("attn_output"), d, q, 1, &L->wo, NULL, err, err_size) ||
             bind_mat(f, NAME("ffn_gate_inp"), hp->n_experts, d, 1, &L->router, NULL, err, err_size) ||
-            bind_mat(f, NAME("ffn_gate_exps"), hp->n_ff, d, hp->n_experts, &L->gate, &L->gate_stride, err,
-                     err_size) ||
-            bind_mat(f, NAME("ffn_up_exps"), hp->n_ff, d, hp->n_experts, &L->up, &L->up_stride, err,
-                     err_size) ||
-            bind_mat(f, NAME("ffn_down_exps"), d, hp->n_ff, hp->n_experts, &L->down, &L->down_stride, err,
-                     err_size))
+            bind_experts(m, f, il, "ffn_gate", hp->n_ff, d, &L->gate, &L->gate_stride, err, err_size) ||
+            bind_experts(m, f, il, "ffn_up", hp->n_ff, d, &L->up, &L->up_stride, err, err_size) ||
+            bind_experts(m, f, il, "ffn_down", d, hp->n_ff, &L->down, &L->down_stride, err, err_size))
             goto fail;
 #undef NAME
     }

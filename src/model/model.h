@@ -73,7 +73,7 @@ struct grok_model {
     bool tied;
     float *output_norm; /* [d_model] */
     grok_layer *layers; /* [n_layers] */
-    void **owned;       /* [n_owned] weight buffers the model frees (LoRA-merged copies) */
+    void **owned; /* [n_owned] weight buffers the model frees (LoRA-merged copies, experts of old files) */
     int64_t n_owned;
     struct grok_pack_map {
         void *addr;
