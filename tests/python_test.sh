@@ -1,0 +1,105 @@
+#!/bin/bash
+# python_test.sh - the Python package (python/grok) over libgrok.so with
+# Debian's python3 and numpy: its ctypes structures have grok.h's sizes
+# (a C program prints sizeof), tokenize/detokenize give grok tokenize's ids
+# and round-trip, logits equal `grok logits` bit for bit, a seeded
+# generation prints what `grok run` prints, stop strings, errors raise.
+set -u
+PY=/usr/bin/python3
+"$PY" -c 'import numpy' 2>/dev/null || { echo "SKIP: $PY has no numpy"; exit 77; }
+: "${GROK:?GROK not set}" "${GROK_SRC:?GROK_SRC not set}" "${GROK_TMP:?GROK_TMP not set}"
+T="$GROK_TMP"
+rm -rf "$T" && mkdir -p "$T"
+BUILD=$(dirname "$GROK")
+export GROK_LIB="$BUILD/libgrok.so" PYTHONPATH="$GROK_SRC/python"
+[ -f "$GROK_LIB" ] || { echo "FAIL: $GROK_LIB was not built"; exit 1; }
+if [ "${GROK_ASAN:-0}" = 1 ]; then
+    # the library is instrumented: the runtime must come first in the process
+    LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+    export LD_PRELOAD ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"
+fi
+MODEL="$GROK_SRC/models/grok-mini.gguf"
+
+cat >"$T/sizes.c" <<'C'
+#include <stdio.h>
+#include "grok.h"
+int main(void) {
+    printf("grok_model_params %zu\ngrok_context_params %zu\ngrok_sampler_params %zu\n", sizeof(grok_model_params),
+           sizeof(grok_context_params), sizeof(grok_sampler_params));
+    printf("grok_hparams %zu\ngrok_detok_stream %zu\n", sizeof(grok_hparams), sizeof(grok_detok_stream));
+    return 0;
+}
+C
+cc -I"$GROK_SRC/include" -o "$T/sizes" "$T/sizes.c" || { echo "FAIL: sizes.c"; exit 1; }
+env -u LD_PRELOAD "$T/sizes" >"$T/sizes.txt"
+
+"$GROK" tokenize -m "$MODEL" --ids "In the beginning God created the heaven and the earth." >"$T/ids.txt" 2>/dev/null
+"$GROK" logits -m "$MODEL" --ids "$(tr ' ' ',' <"$T/ids.txt")" -o "$T/logits.f32" >/dev/null 2>&1
+"$GROK" run -m "$MODEL" -p "And God said" -n 24 --temp 0.9 --top-p 0.95 --seed 7 --threads 2 \
+    >"$T/run.txt" 2>/dev/null
+"$GROK" run -m "$MODEL" -p "And God said" -n 48 --temp 0 --stop "LORD" --threads 2 >"$T/run_stop.txt" 2>/dev/null
+
+"$PY" - "$T" "$MODEL" <<'PYEOF'
+import ctypes, os, sys
+import numpy as np
+import grok
+
+T, MODEL = sys.argv[1], sys.argv[2]
+fails = 0
+def check(ok, what):
+    global fails
+    print(("ok   " if ok else "FAIL ") + what)
+    fails += not ok
+
+want = dict(l.split() for l in open(f"{T}/sizes.txt"))
+for name, cls in grok.STRUCT_SIZES.items():
+    check(ctypes.sizeof(cls) == int(want[name]), f"{name}: ctypes {ctypes.sizeof(cls)} bytes, grok.h {want[name]}")
+check(grok.version() == open(os.environ["GROK_SRC"] + "/include/grok.h").read().split('#define GROK_VERSION "')[1].split('"')[0],
+      f"version {grok.version()}")
+
+text = "In the beginning God created the heaven and the earth."
+with grok.Model(MODEL, threads=2) as m:
+    hp = m.hparams
+    check(hp["n_vocab"] == m.n_vocab and hp["n_layers"] > 0, f"hparams: {hp['n_layers']} layers, {hp['n_vocab']} vocab")
+    ids = m.tokenize(text)
+    want_ids = [int(x) for x in open(f"{T}/ids.txt").read().split()]
+    check(ids == want_ids, f"tokenize: {len(ids)} ids as grok tokenize")
+    check(m.detokenize(ids) == text, "detokenize round-trips")
+    long = "word " * 5000
+    check(m.detokenize(m.tokenize(long)) == long, "a 25 KB text round-trips (buffers grow)")
+    pieces = list(m.generate("And God said", max_tokens=24, temperature=0.9, top_p=0.95, seed=7))
+    got = "".join(pieces)
+    run = open(f"{T}/run.txt").read()
+    check(got + "\n" == run, f"seeded generate prints grok run's text ({len(pieces)} pieces)")
+    stop = "".join(m.generate("And God said", max_tokens=48, temperature=0, stop="LORD"))
+    check(stop + "\n" == open(f"{T}/run_stop.txt").read() and "LORD" not in stop, "stop string as grok run")
+    try:
+        m.generate("x", max_tokens=1, nonsense=1).__next__()
+        check(False, "an unknown sampler setting raises")
+    except TypeError as e:
+        check("nonsense" in str(e), "an unknown sampler setting raises: " + str(e))
+    try:
+        m.logits([0, 10 ** 9])
+        check(False, "an id out of range raises")
+    except grok.GrokError as e:
+        check(e.code == -1 and "outside" in str(e), f"an id out of range raises GrokError (code {e.code}): {e}")
+
+with grok.Model(MODEL, kernels="exact", threads=2) as m:
+    lg = m.logits(want_ids)
+    ref = np.fromfile(f"{T}/logits.f32", dtype="<f4").reshape(len(want_ids), m.n_vocab)
+    check(lg.dtype == np.float32 and np.array_equal(lg, ref), f"logits {lg.shape} equal grok logits bit for bit")
+try:
+    grok.Model(f"{T}/missing.gguf")
+    check(False, "a missing file raises")
+except grok.GrokError as e:
+    check("missing.gguf" in str(e), f"a missing file raises: {e}")
+try:
+    grok.Model(MODEL, kernels="turbo")
+    check(False, "a bad kernel mode raises")
+except ValueError as e:
+    check("turbo" in str(e), f"a bad kernel mode raises: {e}")
+sys.exit(1 if fails else 0)
+PYEOF
+rc=$?
+[ $rc -eq 0 ] && echo "python_test: ok"
+exit $rc
