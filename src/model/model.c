@@ -354,6 +354,14 @@ grok_model *grok_model_load_params(const char *path, const grok_model_params *p,
         goto fail;
     if (!(m->output_norm = bind_norm(f, GROK_TN_OUTPUT_NORM, d, err, err_size))) goto fail;
 
+    /* each layer has 12 tensors: a block_count the file cannot back is
+     * refused before its per-layer table is allocated */
+    const int64_t need = 2 + 12 * hp->n_layers;
+    if (grok_gguf_n_tensors(f) < need) {
+        snprintf(err, err_size, "%s: block_count %" PRId64 " needs at least %" PRId64 " tensors; the file has %" PRId64,
+                 path, hp->n_layers, need, grok_gguf_n_tensors(f));
+        goto fail;
+    }
     m->layers = calloc((size_t)hp->n_layers, sizeof(grok_layer));
     if (!m->layers) {
         snprintf(err, err_size, "%s: out of memory", path);
