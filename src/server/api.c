@@ -100,7 +100,6 @@ void request_free(request *r) {
         }
         free(r->choices);
     }
-    pthread_cond_destroy(&r->cv);
     free(r);
 }
 
@@ -298,7 +297,6 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
     cJSON *root = NULL;
     char *text = NULL;
     if (!r) FAIL(NULL, "out of memory");
-    pthread_cond_init(&r->cv, NULL);
     r->kind = kind;
     r->logprobs = -1;
     r->n = 1;

@@ -108,6 +108,18 @@ char *metrics_text(server *s, size_t *len) {
         "# TYPE grok_slots_total gauge\ngrok_slots_total %" PRId64 "\n",
         m.prompt_tokens, m.prompt_tokens_reused, m.completion_tokens, m.steps, m.step_tokens, m.weight_bytes,
         m.expert_reads, m.forward_seconds, m.sample_seconds, q, busy, slots);
+    put(&o,
+        "# HELP grok_connections Open client connections.\n"
+        "# TYPE grok_connections gauge\ngrok_connections %" PRId64 "\n"
+        "# HELP grok_connections_waiting Connections without a complete request.\n"
+        "# TYPE grok_connections_waiting gauge\ngrok_connections_waiting %" PRId64 "\n"
+        "# HELP grok_connections_closed_total Connections the server closed: header or body "
+        "timeout, or the longest waiting one when --max-waiting was reached.\n"
+        "# TYPE grok_connections_closed_total counter\n"
+        "grok_connections_closed_total{reason=\"header_timeout\"} %" PRIu64 "\n"
+        "grok_connections_closed_total{reason=\"body_timeout\"} %" PRIu64 "\n"
+        "grok_connections_closed_total{reason=\"evicted\"} %" PRIu64 "\n",
+        m.conns_open, m.conns_waiting, m.conns_header_timeout, m.conns_body_timeout, m.conns_evicted);
     put_hist(&o, "grok_request_duration_seconds", "Time from arrival to the last token.", &m.latency);
     put_hist(&o, "grok_time_to_first_token_seconds", "Time from arrival to the first token.", &m.ttft);
     if (o.oom) {

@@ -178,7 +178,7 @@ static void finish_choice(server *s, request *r, choice *c, int reason) {
     }
     s->m.completion_tokens += (uint64_t)c->n_gen;
     if (++r->n_done < r->n) {
-        pthread_cond_broadcast(&r->cv);
+        http_request_changed(s, r);
         return;
     }
     r->complete = true;
@@ -195,7 +195,7 @@ static void finish_choice(server *s, request *r, choice *c, int reason) {
     if (out == OUT_CANCELLED && s->stopping && !r->cancelled) out = OUT_STOPPED_EARLY;
     s->m.requests[out]++;
     if (out == OUT_OK) metrics_observe(&s->m.latency, now_s() - r->t_arrive);
-    pthread_cond_broadcast(&r->cv);
+    http_request_changed(s, r);
     request_unref(r);
 }
 
@@ -556,7 +556,7 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
             if (grow((void **)&c->lps, &c->lps_cap, c->n_lps + c->n_pstage, sizeof *c->lps)) {
                 memcpy(c->lps + c->n_lps, c->pstage, c->n_pstage * sizeof *c->lps);
                 c->n_lps += c->n_pstage;
-                pthread_cond_broadcast(&r->cv);
+                http_request_changed(s, r);
             } else {
                 o->finish = FINISH_ERROR;
             }
@@ -572,7 +572,7 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
         if (o->finish != FINISH_NONE)
             finish_choice(s, r, c, o->finish);
         else if (o->sampled)
-            pthread_cond_broadcast(&r->cv);
+            http_request_changed(s, r);
     }
     pthread_mutex_unlock(&s->mu);
 }

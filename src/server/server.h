@@ -3,8 +3,10 @@
  * three layers around one shared state (struct server):
  *
  *   http.c     libmicrohttpd front: routing, body limits, the API key,
- *              whole and streamed (server-sent events) responses. One
- *              thread per connection, which may block waiting for tokens.
+ *              whole and streamed (server-sent events) responses, the
+ *              limits on hostile connections. Event-driven (a few epoll
+ *              threads); a request waiting for tokens is suspended and
+ *              resumed by http_request_changed.
  *   sched.c    the scheduler thread that owns the model: continuous
  *              batching of up to --parallel slots per forward step
  *              (grok_decode_multi), chunked prefill, prefix reuse, sampling,
@@ -51,6 +53,12 @@ typedef struct {
     const char *api_key;       /* NULL: no authentication */
     const char *chat_template; /* file, or NULL for the built-in one */
     const char *port_file;     /* write the bound port here once listening */
+    /* hostile connections (http.c) */
+    int64_t http_threads;    /* libmicrohttpd's event-loop threads */
+    int64_t conn_per_addr;   /* connections from one client address (0: no limit) */
+    int64_t max_waiting;     /* connections without a complete request */
+    double header_timeout_s; /* from waiting for a request to its last header */
+    double body_timeout_s;   /* from the last header to the last byte of the body */
 } server_config;
 
 /* Loads the model, serves until SIGTERM or SIGINT, drains and returns the
@@ -147,7 +155,7 @@ typedef struct request {
     bool complete;  /* every choice finished; the scheduler let go */
     int refs;       /* HTTP side + scheduler side */
     double t_arrive, t_first, deadline;
-    pthread_cond_t cv;    /* signalled when shared output changes */
+    void *waiter;         /* the HTTP connection waiting for it (http.c), or NULL */
     struct request *next; /* queue link */
 } request;
 
@@ -201,6 +209,11 @@ typedef struct {
     uint64_t weight_bytes, expert_reads;    /* read by the steps (grok_runner_last_step) */
     double forward_seconds, sample_seconds; /* scheduler time in grok_decode_multi / sampling */
     histogram latency, ttft;
+    /* connections (http.c): open and waiting for a request now; closed by
+     * the header and body timeouts, and the longest waiting closed to make
+     * room under --max-waiting */
+    int64_t conns_open, conns_waiting;
+    uint64_t conns_header_timeout, conns_body_timeout, conns_evicted;
 } metrics;
 
 void metrics_observe(histogram *h, double v);
@@ -238,10 +251,16 @@ typedef struct server {
     double drain_deadline;    /* cancel in-flight work after this */
     bool sched_exit;
     int64_t n_conns; /* requests the HTTP side is handling */
+    struct http_front *http; /* the HTTP front's connection state (http.c) */
     uint64_t use_clock;
     uint64_t id_counter;
     metrics m;
 } server;
+
+/* http.c: called by the scheduler, with mu held, whenever r's shared
+ * output changes (text, logprobs, a choice or the request finished); wakes
+ * the connection waiting for it. */
+void http_request_changed(server *s, request *r);
 
 /* sched.c */
 /* Loads the model, attaches this rank's share, starts the thread pool and
