@@ -48,7 +48,8 @@ static void fake_output(request *r) {
     for (int i = 0; i < r->n; i++) {
         choice *c = &r->choices[i];
         free(c->text);
-        c->text = clean ? strdup(clean) : NULL;
+        c->text = clean ? malloc(len + 1) : NULL; /* text may hold NUL bytes: copied by length */
+        if (c->text) memcpy(c->text, clean, len + 1);
         c->text_len = c->text ? len : 0;
         c->n_gen = (int64_t)n;
         c->finish = i % 2 ? FINISH_LENGTH : FINISH_STOP;
