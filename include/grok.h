@@ -213,6 +213,10 @@ GROK_API uint64_t grok_gguf_bytes_copied(const grok_gguf_file *f);
 /* llama.cpp's name of a general.file_type value ("Q4_K_M", "IQ3_XS"), NULL
  * when it is none; *removed (may be NULL) says llama.cpp dropped it. */
 GROK_API const char *grok_llama_ftype_name(uint32_t ftype, bool *removed);
+/* Where tensor t's data starts in its split file (bytes from its start),
+ * and that file's path (NULL for a split that does not exist). */
+GROK_API uint64_t grok_gguf_tensor_file_offset(const grok_gguf_file *f, const grok_gguf_tensor *t);
+GROK_API const char *grok_gguf_split_path(const grok_gguf_file *f, int32_t split);
 
 GROK_API int64_t grok_gguf_n_kv(const grok_gguf_file *f);
 GROK_API const char *grok_gguf_kv_key(const grok_gguf_file *f, int64_t i);

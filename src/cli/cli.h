@@ -56,5 +56,16 @@ bool cli_kv_type(const char *sub, const char *name, grok_type *out);
 bool cli_default_model(char *buf, size_t size);
 /* Wall clock in seconds. */
 double cli_now(void);
+/* "1.5 GiB" */
+void cli_human_bytes(double b, char *buf, size_t n);
+/* A progress bar of bytes on stderr, drawn only when stderr is a terminal
+ * and at most 5 times a second: [####....] 42.0% done, rate, ETA, label. */
+typedef struct {
+    double t0, last;
+    bool tty, shown;
+} cli_bar;
+void cli_bar_init(cli_bar *b);
+void cli_bar_update(cli_bar *b, double done, double total, const char *label);
+void cli_bar_end(cli_bar *b); /* ends the bar's line */
 
 #endif

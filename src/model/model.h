@@ -112,6 +112,12 @@ int grok_model_write_random(const char *path, const grok_hparams *hp, grok_type 
                             const grok_tokenizer *tok, bool untied, uint64_t seed, char *err,
                             size_t err_size);
 
+/* The values of tensor t that are NaN or Inf, every one decoded by its
+ * type's decoder (so every block scale is checked too), rows split over
+ * pool; *first: the element index of the first (-1 if none). Returns -1
+ * for a type without a decoder, -2 when out of memory. (check.c) */
+int64_t grok_tensor_count_nonfinite(const grok_gguf_tensor *t, grok_threadpool *pool, int64_t *first);
+
 /* Tensor name of layer il: "blk.%d.<what>.weight". */
 void grok_tensor_name(char *buf, size_t size, int64_t il, const char *what);
 
