@@ -12,6 +12,11 @@ fresh connection.
       opens N connections that trickle a request one byte every S seconds
       (headers never complete; with --body, headers complete and the body
       trickles), and reports how many the server closed and after how long.
+  hostile_client.py PORT soak SECONDS [--workers K]
+      K clients for SECONDS doing, at random: whole and streamed
+      completions and chats, streams dropped after their first event,
+      malformed bodies, idle connections dropped unanswered, /health and
+      /metrics; reports the count of each and any unexpected answer.
 
 During the hold, /health is asked every 0.1 s and one completion request
 runs; the report (one JSON line) gives the probes' latencies, whether the
@@ -87,10 +92,103 @@ def count_closed(socks):
     return closed
 
 
+SOAK_BAD = [
+    b'{"prompt":', b'[1,2,3]', b'{"prompt":"x","max_tokens":-1}', b'{"prompt":"\xff\xfe"}',
+    b'{"messages":[{"role":"wizard","content":"x"}]}', b'{"prompt":"x","temperature":"hot"}',
+    b'{"prompt":"x","n":1000}', b'{"prompt":[999999999]}', b'',
+]
+
+
+def soak(a):
+    import random
+    counts, errors = {}, []
+    lock = threading.Lock()
+    t_end = time.monotonic() + a.n
+
+    def note(kind, ok, detail=""):
+        with lock:
+            counts[kind] = counts.get(kind, 0) + 1
+            if not ok and len(errors) < 20:
+                errors.append("%s: %s" % (kind, detail))
+
+    def raw(req, read=True, first_only=False):
+        s = socket.create_connection(("127.0.0.1", a.port), timeout=60)
+        try:
+            s.sendall(req)
+            data = b""
+            while read:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                if first_only and b"data: " in data:
+                    break
+            return data
+        finally:
+            s.close()
+
+    def post(path, body, extra=b""):
+        return (b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Connection: close\r\n" + extra + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def worker(seed):
+        rnd = random.Random(seed)
+        while time.monotonic() < t_end:
+            k = rnd.randrange(9)
+            mt = rnd.randint(1, 24)
+            try:
+                if k == 0:
+                    d = raw(post(b"/v1/completions", b'{"prompt":"Once upon a time","max_tokens":%d}' % mt))
+                    note("completion", d.startswith(b"HTTP/1.1 200") or b" 503 " in d[:20], d[:80])
+                elif k == 1:
+                    d = raw(post(b"/v1/completions", b'{"prompt":"Hello","max_tokens":%d,"stream":true}' % mt))
+                    note("stream", (d.startswith(b"HTTP/1.1 200") and d.rstrip().endswith(b"0")) or
+                         b" 503 " in d[:20], d[-80:])
+                elif k == 2:
+                    raw(post(b"/v1/completions", b'{"prompt":"Hello","max_tokens":64,"stream":true}'),
+                        first_only=True)
+                    note("stream_dropped", True)
+                elif k == 3:
+                    d = raw(post(b"/v1/chat/completions",
+                                 b'{"messages":[{"role":"user","content":"Hi"}],"max_tokens":%d,'
+                                 b'"stream":%s}' % (mt, b"true" if rnd.random() < 0.5 else b"false")))
+                    note("chat", d.startswith(b"HTTP/1.1 200") or b" 503 " in d[:20], d[:80])
+                elif k == 4:
+                    body = rnd.choice(SOAK_BAD)
+                    d = raw(post(b"/v1/completions", body))
+                    note("malformed", d.startswith(b"HTTP/1.1 400"), d[:80])
+                elif k == 5:
+                    d = raw(post(b"/v1/completions", b"x" * 10, b"Content-Length: 99999999999\r\n"))
+                    note("malformed", d.startswith(b"HTTP/1.1 400"), d[:80])
+                elif k == 6:
+                    s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+                    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
+                    time.sleep(rnd.random() * 0.5)
+                    s.close()
+                    note("dropped_unanswered", True)
+                elif k == 7:
+                    d = raw(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    note("health", d.startswith(b"HTTP/1.1 200"), d[:80])
+                else:
+                    d = raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    note("metrics", d.startswith(b"HTTP/1.1 200"), d[:80])
+            except OSError as e:
+                note("socket_error", False, str(e))
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(a.workers)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    print(json.dumps({"mode": "soak", "seconds": a.n, "workers": a.workers, "counts": counts,
+                      "unexpected": errors}))
+    return 1 if errors else 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("port", type=int)
-    ap.add_argument("mode", choices=["idle", "slowloris"])
+    ap.add_argument("mode", choices=["idle", "slowloris", "soak"])
     ap.add_argument("n", type=int)
     ap.add_argument("--addrs", type=int, default=1)
     ap.add_argument("--hold", type=float, default=3.0)
@@ -98,7 +196,10 @@ def main():
     ap.add_argument("--body", action="store_true")
     ap.add_argument("--max-health-ms", type=float, default=0)
     ap.add_argument("--need-closed", type=int, default=-1)
+    ap.add_argument("--workers", type=int, default=8)
     a = ap.parse_args()
+    if a.mode == "soak":
+        return soak(a)
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < a.n + 64:
