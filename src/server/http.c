@@ -339,7 +339,7 @@ static int failure_of(const request *r) {
     return worst;
 }
 
-static const char *failure_message(int f, unsigned *status, const char **type) {
+static const char *failure_message(const request *r, int f, unsigned *status, const char **type) {
     switch (f) {
     case FINISH_TIMEOUT:
         *status = 504;
@@ -352,7 +352,7 @@ static const char *failure_message(int f, unsigned *status, const char **type) {
     default:
         *status = 500;
         *type = "server_error";
-        return "generation failed";
+        return r->error[0] ? r->error : "generation failed";
     }
 }
 
@@ -400,7 +400,7 @@ static bool stage_new(conn *c) {
         int f = failure_of(r);
         if (f) {
             unsigned st;
-            const char *type, *msg = failure_message(f, &st, &type);
+            const char *type, *msg = failure_message(r, f, &st, &type);
             char *j = api_error_json(msg, type, NULL, NULL);
             stage_add(c, "data: ", j, "\n\n");
             free(j);
@@ -522,7 +522,7 @@ static enum MHD_Result whole_response(conn *c, struct MHD_Connection *mc) {
     int f = failure_of(r);
     if (f) {
         unsigned st;
-        const char *type, *msg = failure_message(f, &st, &type);
+        const char *type, *msg = failure_message(r, f, &st, &type);
         char *j = api_error_json(msg, type, NULL, NULL);
         return reply(mc, st, "application/json", j, j ? strlen(j) : 0, st == 503);
     }

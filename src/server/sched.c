@@ -419,6 +419,7 @@ typedef struct {
 static void sample_slot(server *s, step_out *o) {
     choice *c = o->sl->ch;
     request *r = o->sl->req;
+    if (o->finish == FINISH_ERROR) return; /* its step failed (isolate_nonfinite) */
     /* prompt logprobs: row k holds the logits after position pos0 + k, the
      * distribution of the prompt token after it */
     for (int64_t k = 0; c->plogits && k < o->take; k++) {
@@ -483,6 +484,39 @@ static void sample_many(void *arg, int ith, int nth) {
     for (int64_t i = ith; i < t->n; i += nth) sample_slot(t->s, &t->outs[i]);
 }
 
+/* A step ended with NaN or Inf (GROK_ERR_NONFINITE: nothing was appended
+ * to any sequence). What one request's tokens do must not end the others
+ * batched with it, so each sequence runs alone (its numbers are the same
+ * alone as in a batch); those that fail again finish with the error,
+ * which their request keeps for its 500 answer. Returns false when a
+ * step failed otherwise (err says how). */
+static bool isolate_nonfinite(server *s, step_out *outs, grok_seq **seqs, const int32_t **toks, int64_t *ns,
+                              float **alls, int64_t n_seqs, char *err, size_t err_size) {
+    char why[GROK_ERR_SIZE];
+    snprintf(why, sizeof why, "%s", err);
+    if (n_seqs > 1)
+        fprintf(stderr, "grok serve: a step of %" PRId64 " sequences went non-finite: each runs alone\n", n_seqs);
+    for (int64_t i = 0; i < n_seqs; i++) {
+        int rc = GROK_ERR_NONFINITE;
+        if (n_seqs > 1) {
+            if (s->dist && step_announce(s, seqs + i, toks + i, ns + i, alls + i, 1, err, err_size)) return false;
+            rc = grok_decode_multi_logits(s->runner, seqs + i, toks + i, ns + i, alls + i, 1, why, sizeof why);
+        }
+        if (rc == GROK_ERR_NONFINITE) {
+            request *r = outs[i].sl->req;
+            outs[i].finish = FINISH_ERROR;
+            pthread_mutex_lock(&s->mu);
+            snprintf(r->error, sizeof r->error, "%s", why);
+            pthread_mutex_unlock(&s->mu);
+            fprintf(stderr, "grok serve: request %s: %s\n", r->id, why);
+        } else if (rc) {
+            snprintf(err, err_size, "%s", why);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* One step: build, decode, sample (mu NOT held; the slots in the step
  * cannot be taken away meanwhile: only this thread frees slots). */
 static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_seq **seqs,
@@ -515,8 +549,10 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
     if (n_seqs == 0) return;
     char err[GROK_ERR_SIZE], msg[GROK_ERR_SIZE + 64];
     double t0 = now_s();
-    bool failed = (s->dist && step_announce(s, seqs, toks, ns, alls, n_seqs, err, sizeof err)) ||
-                  grok_decode_multi_logits(s->runner, seqs, toks, ns, alls, n_seqs, err, sizeof err) != 0;
+    bool failed = s->dist && step_announce(s, seqs, toks, ns, alls, n_seqs, err, sizeof err);
+    int rc = failed ? 0 : grok_decode_multi_logits(s->runner, seqs, toks, ns, alls, n_seqs, err, sizeof err);
+    if (rc == GROK_ERR_NONFINITE) failed = !isolate_nonfinite(s, outs, seqs, toks, ns, alls, n_seqs, err, sizeof err);
+    else if (rc) failed = true;
     double t1 = now_s();
     grok_step_stats st = grok_runner_last_step(s->runner);
     if (failed && s->dist) { /* the other ranks may be inside the step: end the job */

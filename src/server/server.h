@@ -155,7 +155,8 @@ typedef struct request {
     bool complete;  /* every choice finished; the scheduler let go */
     int refs;       /* HTTP side + scheduler side */
     double t_arrive, t_first, deadline;
-    void *waiter;         /* the HTTP connection waiting for it (http.c), or NULL */
+    char error[GROK_ERR_SIZE]; /* shared: why a choice finished with FINISH_ERROR ("" unknown) */
+    void *waiter;              /* the HTTP connection waiting for it (http.c), or NULL */
     struct request *next; /* queue link */
 } request;
 
