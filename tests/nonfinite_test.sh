@@ -4,7 +4,10 @@
 # reader): `grok info --check` names the tensor, the element and the byte
 # offset of the bad block (the offset the NumPy reader computes) and exits
 # 1, for a NaN q8_0 scale, an Inf q4_K super-block scale, a -Inf q6_K scale,
-# a NaN bf16 weight and an Inf f32 norm; a clean file passes.
+# a NaN bf16 weight and an Inf f32 norm; a clean file passes. At run time
+# grok logits, run and perplexity end with the error naming the layer and
+# the tensor (exit 1), grok quantize refuses the file, and grok serve
+# answers 500 with it while requests batched with the bad one succeed.
 set -uo pipefail
 : "${GROK:?}" "${GROK_SRC:?}" "${GROK_TMP:?}"
 PY=/usr/bin/python3
@@ -53,6 +56,10 @@ grep -q "$want" ppl.log || fail "grok perplexity: $(cat ppl.log)"
 "$GROK" perplexity -m q4k.gguf -f text.txt --ctx 32 --kl-base "$B" > kl.out 2> kl.log && fail "perplexity --kl-base exited 0"
 grep -q "$want" kl.log || fail "perplexity --kl-base: $(cat kl.log)"
 ok "logits, run, perplexity (and its base model) exit 1: $(cat logits.log)"
+"$GROK" quantize bad-blk.0.attn_k.weight-nan.gguf requant.gguf q8_0 --pure 2> quant.log && fail "grok quantize exited 0"
+grep -q "tensor blk.0.attn_k.weight: row 1 holds NaN or Inf" quant.log || fail "grok quantize: $(cat quant.log)"
+ls requant.gguf* > /dev/null 2>&1 && fail "grok quantize left a file"
+ok "$(cat quant.log)"
 
 # ---- the server: a 500 naming the layer; other requests, and the server, go on
 command -v curl >/dev/null || { echo "SKIP (server part): curl is not installed"; exit 0; }

@@ -12,6 +12,8 @@
  * when complete.
  */
 #include <inttypes.h>
+#include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,14 +229,22 @@ typedef struct {
     uint8_t *out;
     size_t in_row, out_row;
     int64_t rows, cols;
-    float *scratch; /* [n_threads][cols] */
+    float *scratch;    /* [n_threads][cols] */
+    _Atomic int64_t bad; /* the first row (of this chunk) holding NaN or Inf, or INT64_MAX */
 } conv_job;
 
 static void conv_task(void *arg, int ith, int nth) {
-    const conv_job *j = arg;
+    conv_job *j = arg;
     float *f = j->scratch + (size_t)ith * (size_t)j->cols;
     for (int64_t r = j->rows * ith / nth; r < j->rows * (ith + 1) / nth; r++) {
         j->src->to_f32(j->in + (size_t)r * j->in_row, f, j->cols);
+        bool finite = true;
+        for (int64_t c = 0; c < j->cols; c++) finite &= isfinite(f[c]) != 0;
+        if (!finite) { /* refused: the encoders would carry it on as a NaN scale */
+            int64_t cur = atomic_load(&j->bad);
+            while (r < cur && !atomic_compare_exchange_weak(&j->bad, &cur, r)) {}
+            return;
+        }
         j->dst->from_f32(f, j->out + (size_t)r * j->out_row, j->cols);
     }
 }
@@ -345,7 +355,8 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
                           (size_t)grok_type_row_size((uint32_t)types[i], t->ne[0]),
                           0,
                           t->ne[0],
-                          scratch};
+                          scratch,
+                          INT64_MAX};
             for (int64_t r0 = 0; r0 < rows && rc == 0; r0 += chunk_rows) {
                 j.in = (const uint8_t *)t->data + (size_t)r0 * j.in_row;
                 j.rows = rows - r0 < chunk_rows ? rows - r0 : chunk_rows;
@@ -353,6 +364,14 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
                     grok_threadpool_run(pool, conv_task, &j);
                 else
                     conv_task(&j, 0, 1);
+                if (atomic_load(&j.bad) != INT64_MAX) {
+                    snprintf(err, err_size,
+                             "%s: tensor %s: row %" PRId64 " holds NaN or Inf; not quantized (grok info --check "
+                             "lists every such tensor)",
+                             in_path, t->name, r0 + atomic_load(&j.bad));
+                    rc = -1;
+                    break;
+                }
                 rc = grok_gguf_writer_write_data(w, out, (size_t)j.rows * j.out_row, err, err_size);
             }
         }
