@@ -33,6 +33,9 @@ done
 "$GROK" new -o "$C/fuzz_gguf/untied-f16.gguf" "${tiny[@]}" --d-model 8 --ffn 8 --vocab 16 --type f16 --untied \
   --ctx 64 >/dev/null 2>&1
 head -c 200 "$C/fuzz_gguf/f32.gguf" > "$C/fuzz_gguf/truncated-header"
+# experts one tensor each (blk.N.ffn_gate.E.weight), as llama.cpp wrote MoE files before 2024-04
+"$PY" "$ROOT/tests/gguf_rewrite.py" old-experts "$C/fuzz_gguf/q8_0.gguf" "$C/fuzz_gguf/old-experts-q8_0.gguf" \
+  --order interleaved >/dev/null
 
 # ---- LoRA: adapters trained for fuzz_lora.c's base shapes ----
 "$GROK" new -o "$T/base.gguf" --d-model 32 --layers 1 --heads 2 --kv-heads 1 --experts 2 --experts-used 1 \
@@ -112,6 +115,7 @@ EOF
 import os, sys, __main__
 import numpy as np
 import gen_checkpoint as g
+g.install_standin()  # ml_dtypes.bfloat16 as numpy pickles a user-defined dtype
 __main__.QuantizedWeight8bit = g.QuantizedWeight8bit  # the official pickles name __main__
 out = sys.argv[1]
 rng = np.random.default_rng(1)
@@ -122,6 +126,7 @@ g.dump(os.path.join(out, "qw8.pkl"), g.QuantizedWeight8bit(w, g.BF16Array(g.bf16
 w3 = rng.integers(-128, 128, size=(2, 8, 2), dtype=np.int8)
 s3 = g.BF16Array(g.bf16_bits(rng.standard_normal((2, 2, 2))))
 g.dump(os.path.join(out, "qw8-experts.pkl"), g.QuantizedWeight8bit(w3, s3))
+g.dump(os.path.join(out, "qw8-protocol3.pkl"), g.QuantizedWeight8bit(w, g.BF16Array(g.bf16_bits(np.array([[0.5, -4.0, 8.0]])))), 3)
 EOF
 )
 du -sh "$C"/* | sed 's|'"$C"'/||'
