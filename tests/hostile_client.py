@@ -35,27 +35,36 @@ import threading
 import time
 
 
-def probe(port, path="/health", body=None, timeout=10.0):
-    """One request on a fresh connection from 127.0.0.1: (status, seconds)."""
-    t0 = time.monotonic()
+def exchange(port, req, timeout, read=True, first_only=False):
+    """Sends req on a fresh connection from 127.0.0.1 and reads the answer
+    to its end (or to its first stream event, or not at all)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
-        if body is None:
-            req = "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path
-        else:
-            req = ("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                   "Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (path, len(body), body))
-        s.sendall(req.encode())
+        s.sendall(req)
         data = b""
-        while True:
+        while read:
             chunk = s.recv(65536)
             if not chunk:
                 break
             data += chunk
-        status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
-        return status, time.monotonic() - t0, data
+            if first_only and b"data: " in data:
+                break
+        return data
     finally:
         s.close()
+
+
+def probe(port, path="/health", body=None, timeout=10.0):
+    """One request on a fresh connection from 127.0.0.1: (status, seconds)."""
+    t0 = time.monotonic()
+    if body is None:
+        req = "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path
+    else:
+        req = ("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               "Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (path, len(body), body))
+    data = exchange(port, req.encode(), timeout)
+    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+    return status, time.monotonic() - t0, data
 
 
 def open_many(port, n, n_addrs, first_addr=2):
@@ -112,20 +121,7 @@ def soak(a):
                 errors.append("%s: %s" % (kind, detail))
 
     def raw(req, read=True, first_only=False):
-        s = socket.create_connection(("127.0.0.1", a.port), timeout=60)
-        try:
-            s.sendall(req)
-            data = b""
-            while read:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-                if first_only and b"data: " in data:
-                    break
-            return data
-        finally:
-            s.close()
+        return exchange(a.port, req, 60, read, first_only)
 
     def post(path, body, extra=b""):
         return (b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
