@@ -495,6 +495,32 @@ GROK_API const float *grok_seq_logits(const grok_seq *s);
  * prompt prefix: compare, then grok_seq_truncate to the common part). */
 GROK_API const int32_t *grok_seq_tokens(const grok_seq *s);
 
+/* ---- the router's record (MoE microscope, expert caches) ----
+ * A hook attached to a sequence sees, for every token of that sequence
+ * and every layer, what the router computed: its softmax over all experts
+ * and the experts it chose with their gates. It is called on the thread
+ * that runs the forward step, synchronously, right after the layer's
+ * selection and before any expert of that layer is computed (so an expert
+ * cache may fetch the chosen experts in it); within a step, layer by
+ * layer, and in a layer for the step's tokens in order (a step may also
+ * hold other sequences' tokens: they go to their own hooks). The pointers
+ * are valid only during the call. A sequence without a hook pays one NULL
+ * test per token and layer. On a distributed model only the layers this
+ * process computes are seen (all of them, except in a pipeline split). */
+typedef struct {
+    int64_t pos;            /* the token's position in its sequence */
+    int32_t token;          /* its id */
+    int64_t layer;          /* 0 .. n_layers - 1 */
+    int64_t n_experts;      /* E */
+    int64_t n_used;         /* K */
+    const float *probs;     /* [E] router softmax (f32, as the experts use it) */
+    const int32_t *experts; /* [K] chosen experts, highest probability first (ties: lower index) */
+    const float *gates;     /* [K] their gates: probs[experts[k]], not renormalised */
+} grok_routing;
+typedef void (*grok_routing_fn)(void *user, const grok_routing *r);
+/* Attaches fn (NULL detaches); user is passed back unchanged. */
+GROK_API void grok_seq_set_routing_hook(grok_seq *s, grok_routing_fn fn, void *user);
+
 typedef struct {
     int n_threads;          /* used when pool is NULL; <= 0 = all cores */
     grok_threadpool *pool;  /* shared pool (not owned), or NULL to make one */
@@ -577,6 +603,8 @@ GROK_API void grok_context_truncate(grok_context *c, int64_t pos);
 GROK_API const float *grok_context_logits(const grok_context *c);
 GROK_API const int32_t *grok_context_tokens(const grok_context *c);
 GROK_API grok_step_stats grok_context_last_step(const grok_context *c);
+/* grok_seq_set_routing_hook on the context's sequence. */
+GROK_API void grok_context_set_routing_hook(grok_context *c, grok_routing_fn fn, void *user);
 
 /* ======================================================================
  * Sampler. src/sampler/

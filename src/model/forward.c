@@ -37,6 +37,8 @@ struct grok_seq {
     void *v_cache;     /* same */
     int32_t *tokens;   /* [n_ctx] the cached tokens (for PAD masking, prefix reuse) */
     float *logits;     /* [n_vocab] of the last token decoded */
+    grok_routing_fn route_fn; /* the router's record of this sequence's tokens, or NULL */
+    void *route_ud;
 };
 
 /* A runner: the threads and the scratch of one forward step of up to
@@ -313,6 +315,15 @@ const float *grok_context_logits(const grok_context *c) { return c->s->logits; }
 void grok_context_truncate(grok_context *c, int64_t pos) { grok_seq_truncate(c->s, pos); }
 grok_step_stats grok_context_last_step(const grok_context *c) { return c->r->last; }
 
+void grok_seq_set_routing_hook(grok_seq *s, grok_routing_fn fn, void *user) {
+    s->route_fn = fn;
+    s->route_ud = fn ? user : NULL;
+}
+
+void grok_context_set_routing_hook(grok_context *c, grok_routing_fn fn, void *user) {
+    grok_seq_set_routing_hook(c->s, fn, user);
+}
+
 /* ---- elementwise pieces ---- */
 
 static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
@@ -424,7 +435,7 @@ static int64_t mat_bytes(const grok_mat *w) { return w->rows * grok_type_row_siz
  * raw probabilities (no renormalisation). PAD tokens are routed like any
  * other: the official Router can multiply by a padding mask, but
  * MoELayer.__call__ drops the mask before calling it. */
-static void route(grok_runner *c, int64_t n) {
+static void route(grok_runner *c, int64_t il, int64_t n) {
     const grok_hparams *hp = &c->m->hp;
     const int64_t E = hp->n_experts, K = hp->n_experts_used;
     for (int64_t t = 0; t < n; t++) {
@@ -443,6 +454,11 @@ static void route(grok_runner *c, int64_t n) {
             }
             c->sel[t * K + k] = (int32_t)best;
             c->gates[t * K + k] = r[best];
+        }
+        const grok_seq *q = c->bt[t].seq;
+        if (q->route_fn) {
+            const grok_routing rec = {c->bt[t].pos, c->bt[t].token, il, E, K, r, c->sel + t * K, c->gates + t * K};
+            q->route_fn(q->route_ud, &rec);
         }
     }
 }
@@ -655,7 +671,7 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
         }
         for (int64_t t = 0; t < n; t++) rmsnorm(S->x + t * d, S->h + t * d, L->ffn_norm, d, hp->norm_eps);
         grok_matmul_in(S->pool, S->step_mode, &L->router, S->x, d, S->router, hp->n_experts, n);
-        route(S, n);
+        route(S, il, n);
         moe(S, L, n);
         if (dist && ds->allreduce_sum(ds->ud, S->proj, n * d, err, err_size)) return GROK_ERR_DIST;
         for (int64_t t = 0; t < n; t++) {
