@@ -18,7 +18,7 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: grok trace -m MODEL (-p TEXT | -f FILE) [options]\n\n"
+            "usage: grok trace -m MODEL (-p TEXT | -f FILE | --ids IDS) [options]\n\n"
             "What the MoE router does with every token: per token and layer the router's\n"
             "probabilities, chosen experts and gates, entropy and top-2 margin; per layer each\n"
             "expert's share, load imbalance, co-activation, reuse by consecutive tokens and the\n"
@@ -26,6 +26,7 @@ static void usage(FILE *out) {
             "  -m MODEL          model file (GGUF); default: the bundled models/grok-mini.gguf\n"
             "  -p TEXT           the text\n"
             "  -f FILE           read the text from FILE\n"
+            "  --ids 1,2,3       token ids instead of a text (no BOS added)\n"
             "  -n N              also generate N tokens greedily and trace them (0)\n"
             "  -o FILE           write the whole record and its statistics as JSON\n"
             "  --svg FILE        picture: token x layer heatmap of the experts, usage bars, cache\n"
@@ -84,7 +85,8 @@ static int write_json(const char *path, const grok_trace *t, const grok_trace_st
 }
 
 int cmd_trace(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *json = NULL, *svg = NULL, *png = NULL;
+    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *json = NULL, *svg = NULL, *png = NULL,
+               *ids_arg = NULL;
     int64_t n_gen = 0, threads = 0, ctx = 0, batch = 256, rows = 200;
     bool quiet = false;
     for (int i = 1; i < argc; i++) {
@@ -98,7 +100,7 @@ int cmd_trace(int argc, char **argv) {
         }
         if (cli_str(argv, argc, &i, "-m", "--model", &model_path) ||
             cli_str(argv, argc, &i, "-p", "--prompt", &prompt) ||
-            cli_str(argv, argc, &i, "-f", "--file", &prompt_file) ||
+            cli_str(argv, argc, &i, "-f", "--file", &prompt_file) || cli_str(argv, argc, &i, "--ids", NULL, &ids_arg) ||
             cli_str(argv, argc, &i, "-o", "--output", &json) || cli_str(argv, argc, &i, "--svg", NULL, &svg) ||
             cli_str(argv, argc, &i, "--png", NULL, &png) ||
             cli_i64(argv, argc, &i, "-n", "--n-predict", 0, 1 << 20, &n_gen) ||
@@ -115,11 +117,17 @@ int cmd_trace(int argc, char **argv) {
         cli_error("trace", "-m MODEL is required (no bundled models/grok-mini.gguf found)");
         return 2;
     }
-    if (!prompt == !prompt_file) {
-        cli_error("trace", "give the text with exactly one of -p TEXT or -f FILE");
+    if ((prompt != NULL) + (prompt_file != NULL) + (ids_arg != NULL) != 1) {
+        cli_error("trace", "give the text with exactly one of -p TEXT, -f FILE or --ids IDS");
         return 2;
     }
     char err[GROK_ERR_SIZE];
+    int32_t *given = NULL;
+    size_t n_given = 0;
+    if (ids_arg && !cli_parse_ids(ids_arg, &given, &n_given, err, sizeof err)) {
+        cli_error("trace", "--ids: %s", err);
+        return 2;
+    }
     size_t text_len = 0;
     char *file_text = NULL;
     if (prompt_file) {
@@ -128,7 +136,7 @@ int cmd_trace(int argc, char **argv) {
             return 1;
         }
         prompt = file_text;
-    } else {
+    } else if (prompt) {
         text_len = strlen(prompt);
     }
     int rc = 1;
@@ -143,12 +151,23 @@ int cmd_trace(int argc, char **argv) {
     }
     const grok_tokenizer *tok = grok_model_tokenizer(m);
     const grok_hparams *hp = grok_model_hparams(m);
-    if (!tok) {
+    if (!tok) { /* labels and texts need a vocabulary */
         cli_error("trace", "%s has no vocabulary (tokenizer.ggml.*): a text needs one", model_path);
         goto done;
     }
-    size_t n_text;
-    ids = grok_tokenize(tok, prompt, text_len, true, &n_text);
+    size_t n_text = n_given;
+    if (given) {
+        ids = given, given = NULL;
+        for (size_t i = 0; i < n_text; i++)
+            if (ids[i] < 0 || ids[i] >= hp->n_vocab) {
+                cli_error("trace", "--ids: entry %zu is %d, outside the vocabulary [0, %" PRId64 ")", i, (int)ids[i],
+                          hp->n_vocab);
+                rc = 2;
+                goto done;
+            }
+    } else {
+        ids = grok_tokenize(tok, prompt, text_len, true, &n_text);
+    }
     if (!ids) {
         cli_error("trace", "out of memory tokenizing the text");
         goto done;
@@ -249,6 +268,7 @@ int cmd_trace(int argc, char **argv) {
         }
     }
 done:
+    free(given);
     grok_trace_stats_free(&st);
     grok_trace_free(&t);
     free(ids);
