@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PACKAGES=(gcc make cmake pkg-config python3 python3-dev python3-numpy python3-sentencepiece sentencepiece
-  openmpi-bin libopenmpi-dev libmicrohttpd-dev libcjson-dev curl)
+  openmpi-bin libopenmpi-dev libmicrohttpd-dev libcjson-dev libcairo2-dev curl)
+# the chat page's browser test (tests/webui_test.sh skips without them); a
+# failed install of these does not stop the build
+BROWSER_PACKAGES=(chromium chromium-driver)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -20,6 +23,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+browser_missing=()
+for p in "${BROWSER_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || browser_missing+=("$p")
+done
+if [ ${#browser_missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${browser_missing[*]} (for the chat page's browser test)"
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${browser_missing[@]}"; } \
+    >/dev/null 2>&1 || echo "setup: could not install ${browser_missing[*]}: webui_test will be skipped"
 fi
 
 JOBS=$(nproc 2>/dev/null || echo 2)
