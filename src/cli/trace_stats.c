@@ -316,7 +316,7 @@ void grok_trace_print_summary(FILE *f, const grok_trace *t, const grok_trace_sta
             " experts (entropy in bits, at most %.2f; uniform routing: reuse %.2f, max/mean 1)\n",
             t->n_tok, t->L, K, E, log2((double)E), (double)K / (double)E);
     fprintf(f, "%-6s %8s %7s %8s %6s %6s %6s %9s %9s %9s  %s\n", "layer", "entropy", "margin", "max/mean",
-            "cv", "reuse", "same", "lru@K", "lru@2K", "opt@K", "busiest expert (share)");
+            "cv", "reuse", "same", "lru@K", "lru@2K", "opt@2K", "busiest expert (share)");
     for (int64_t l = 0; l <= t->L; l++) {
         const grok_trace_layer *ly = l < t->L ? &s->layer[l] : &s->all;
         int64_t top = 0;
@@ -326,6 +326,6 @@ void grok_trace_print_summary(FILE *f, const grok_trace *t, const grok_trace_sta
         snprintf(name, sizeof name, l < t->L ? "%" PRId64 : "all", l);
         fprintf(f, "%-6s %8.3f %7.3f %8.2f %6.2f %6.2f %6.2f %9.3f %9.3f %9.3f  %" PRId64 " (%.3f)\n", name,
                 ly->mean_entropy, ly->mean_margin, ly->imbalance, ly->cv, ly->reuse, ly->same_set, ly->lru[K],
-                ly->lru[kc], ly->opt[K], top, ly->share[top]);
+                ly->lru[kc], ly->opt[kc], top, ly->share[top]);
     }
 }
