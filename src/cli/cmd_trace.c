@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "cli/trace.h"
+#include "server/server.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -40,35 +41,6 @@ static void usage(FILE *out) {
             grok_trace_can_draw() ? grok_trace_draw_backend()
                                   : "not in this build (it needs cairo: apt-get install libcairo2-dev, "
                                     "then rebuild)");
-}
-
-/* A token's text for labels: SentencePiece's U+2581 as a space, byte
- * pieces as the character when printable. */
-static void token_label(const grok_tokenizer *tok, int32_t id, char *out, size_t cap) {
-    size_t len = 0, k = 0;
-    const char *p = grok_tokenizer_piece(tok, id, &len);
-    if (!p) {
-        snprintf(out, cap, "<%d>", (int)id);
-        return;
-    }
-    if (grok_tokenizer_type(tok, id) == GROK_TOKEN_BYTE && len == 6) {
-        unsigned b = (unsigned)strtoul(p + 3, NULL, 16);
-        if (b < 0x80) /* ASCII (newlines too): the character; JSON escapes it */
-            snprintf(out, cap, "%c", (char)b);
-        else
-            snprintf(out, cap, "%.*s", (int)len, p);
-        return;
-    }
-    for (size_t i = 0; i < len && k + 4 < cap; i++) {
-        if (i + 2 < len && (unsigned char)p[i] == 0xE2 && (unsigned char)p[i + 1] == 0x96 &&
-            (unsigned char)p[i + 2] == 0x81) {
-            out[k++] = ' ';
-            i += 2;
-        } else {
-            out[k++] = p[i];
-        }
-    }
-    out[k] = '\0';
 }
 
 /* Writes the JSON under a temporary name, renamed when complete. */
@@ -230,7 +202,7 @@ int cmd_trace(int argc, char **argv) {
     t.n_tok = n_done;
     for (int64_t i = 0; i < n_done; i++) {
         char label[GROK_DETOK_MAX_PIECE * 3 + 16];
-        token_label(tok, ids[i], label, sizeof label);
+        token_display_text(tok, ids[i], label, sizeof label); /* as logprobs show it */
         if (!grok_trace_set_token(&t, i, ids[i], label)) {
             cli_error("trace", "out of memory");
             goto done;

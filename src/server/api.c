@@ -518,16 +518,18 @@ char *api_error_json(const char *message, const char *type, const char *param, c
     return out;
 }
 
-void api_token_text(server *s, int32_t id, char *out, size_t cap) {
+void api_token_text(server *s, int32_t id, char *out, size_t cap) { token_display_text(s->tok, id, out, cap); }
+
+void token_display_text(const grok_tokenizer *tok, int32_t id, char *out, size_t cap) {
     size_t len = 0;
-    const char *p = grok_tokenizer_piece(s->tok, id, &len);
+    const char *p = grok_tokenizer_piece(tok, id, &len);
     size_t k = 0;
     if (cap == 0) return;
     if (!p) {
         snprintf(out, cap, "<%d>", (int)id);
         return;
     }
-    if (grok_tokenizer_type(s->tok, id) == GROK_TOKEN_BYTE && len == 6) {
+    if (grok_tokenizer_type(tok, id) == GROK_TOKEN_BYTE && len == 6) {
         unsigned b = (unsigned)strtoul(p + 3, NULL, 16);
         if (b >= 0x20 && b < 0x7F)
             snprintf(out, cap, "%c", (char)b);

@@ -214,6 +214,8 @@ char *api_usage_chunk(struct server *s, const request *r);
 int64_t request_completion_tokens(const request *r);
 /* Text of one token for logprobs (valid UTF-8; byte pieces as <0xNN>). */
 void api_token_text(struct server *s, int32_t id, char *out, size_t cap);
+/* The same from a tokenizer (grok trace's labels use it too). */
+void token_display_text(const grok_tokenizer *tok, int32_t id, char *out, size_t cap);
 
 /* UTF-8 helpers. */
 bool utf8_valid(const char *s, size_t len);
