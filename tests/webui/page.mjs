@@ -53,6 +53,7 @@ try {
   for (const [id, v] of [["temperature", "0.7"], ["top_p", "0.9"], ["top_k", "40"], ["min_p", "0.05"],
     ["max_tokens", "60"], ["seed", "7"], ["repeat_penalty", "1"]]) await page.fill("#" + id, v);
   await page.click("#settings-btn");
+  check(!(await page.isVisible("#settings")), "the settings panel closes again");
   await page.fill("#input", "And God said unto Moses,");
   await page.evaluate(() => {
     window.__grows = 0;

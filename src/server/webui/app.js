@@ -254,7 +254,9 @@ function showTokenTip(ev, m, i) {
 function moveTip(ev) {
   const tip = $("tooltip");
   const x = Math.min(ev.clientX + 14, window.innerWidth - tip.offsetWidth - 8);
-  const y = Math.min(ev.clientY + 16, window.innerHeight - tip.offsetHeight - 8);
+  // above the pointer, so the heatmap under the text stays in view
+  let y = ev.clientY - tip.offsetHeight - 14;
+  if (y < 8) y = Math.min(ev.clientY + 16, window.innerHeight - tip.offsetHeight - 8);
   tip.style.left = x + "px";
   tip.style.top = y + "px";
 }
