@@ -25,12 +25,14 @@ const metric = (text, name) => {
   return m ? Number(m[1]) : NaN;
 };
 
-// a fresh profile (--user-data-dir) each run; playwright passes it on
+// a fresh profile (--user-data-dir) each run; playwright passes it on. CI runs
+// as root (Chromium's sandbox refuses root) in containers whose /dev/shm is
+// small (Chromium's shared memory then goes to /tmp instead).
 const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "grok-chromium-")), {
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
   viewport: { width: 1280, height: 860 },
-  args: ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+  args: ["--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 try {
