@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "random_model.h"
 #include "model/model.h"
 
 #define MAXREC 256
@@ -40,22 +41,12 @@ static void hook(void *user, const grok_routing *r) {
 }
 
 int main(void) {
-    const char *tmp = getenv("GROK_TMP") ? getenv("GROK_TMP") : "/tmp";
-    mkdir(tmp, 0755);
-    char path[4096], err[GROK_ERR_SIZE];
-    snprintf(path, sizeof path, "%s/routing_test.gguf", tmp);
+    char err[GROK_ERR_SIZE];
     grok_hparams hp = grok_hparams_grok1();
     hp.d_model = 64, hp.n_layers = 3, hp.n_heads = 4, hp.n_kv_heads = 2, hp.head_dim = 16;
     hp.n_experts = 4, hp.n_experts_used = 2, hp.n_ff = 64, hp.n_ctx_train = 64;
-    grok_tokenizer *tok = grok_tokenizer_placeholder(300, err, sizeof err);
-    CHECK(tok, "placeholder vocab: %s", err);
-    if (!tok) return 1;
-    CHECK(grok_model_write_random(path, &hp, GROK_TYPE_Q8_0, tok, false, 11, err, sizeof err) == 0,
-          "write model: %s", err);
-    grok_tokenizer_free(tok);
-    grok_model *m = grok_model_load(path, err, sizeof err);
-    CHECK(m, "load: %s", err);
-    if (!m) return 1;
+    grok_model *m = random_model("routing_test.gguf", &hp, GROK_TYPE_Q8_0, 300, 11, NULL, 0);
+    if (!m) return check_summary("test_routing");
     grok_context_params cp = grok_context_default_params();
     cp.n_ctx = 32;
     cp.n_threads = 2;
@@ -73,7 +64,8 @@ int main(void) {
         int64_t want_pos = i < 15 ? i % 5 : 5, want_layer = i < 15 ? i / 5 : i - 15;
         CHECK(alone.pos[i] == want_pos && alone.layer[i] == want_layer, "record %d: pos %ld layer %ld", i,
               (long)alone.pos[i], (long)alone.layer[i]);
-        CHECK(alone.token[i] == (want_pos < 5 ? a[want_pos] : a_next), "record %d: token %d", i, alone.token[i]);
+        CHECK(alone.token[i] == (want_pos < 5 ? a[want_pos] : a_next), "record %d: token %d", i,
+              alone.token[i]);
         double sum = 0;
         for (int e = 0; e < 4; e++) sum += alone.probs[i][e];
         CHECK(fabs(sum - 1) < 1e-5, "record %d: probabilities sum to %g", i, sum);
@@ -81,7 +73,8 @@ int main(void) {
         CHECK(e0 != e1 && alone.gates[i][0] == alone.probs[i][e0] && alone.gates[i][1] == alone.probs[i][e1],
               "record %d: gates are not the chosen probabilities", i);
         for (int e = 0; e < 4; e++)
-            CHECK(e == e0 || e == e1 || alone.probs[i][e] <= alone.probs[i][e1], "record %d: expert %d beats the second choice", i, e);
+            CHECK(e == e0 || e == e1 || alone.probs[i][e] <= alone.probs[i][e1],
+                  "record %d: expert %d beats the second choice", i, e);
         CHECK(alone.probs[i][e0] >= alone.probs[i][e1], "record %d: experts not best first", i);
     }
     grok_context_free(c);

@@ -57,8 +57,8 @@ static int write_json(const char *path, const grok_trace *t, const grok_trace_st
 }
 
 int cmd_trace(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *json = NULL, *svg = NULL, *png = NULL,
-               *ids_arg = NULL;
+    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *json = NULL, *svg = NULL,
+               *png = NULL, *ids_arg = NULL;
     int64_t n_gen = 0, threads = 0, ctx = 0, batch = 256, rows = 200;
     bool quiet = false;
     for (int i = 1; i < argc; i++) {
@@ -72,9 +72,10 @@ int cmd_trace(int argc, char **argv) {
         }
         if (cli_str(argv, argc, &i, "-m", "--model", &model_path) ||
             cli_str(argv, argc, &i, "-p", "--prompt", &prompt) ||
-            cli_str(argv, argc, &i, "-f", "--file", &prompt_file) || cli_str(argv, argc, &i, "--ids", NULL, &ids_arg) ||
-            cli_str(argv, argc, &i, "-o", "--output", &json) || cli_str(argv, argc, &i, "--svg", NULL, &svg) ||
-            cli_str(argv, argc, &i, "--png", NULL, &png) ||
+            cli_str(argv, argc, &i, "-f", "--file", &prompt_file) ||
+            cli_str(argv, argc, &i, "--ids", NULL, &ids_arg) ||
+            cli_str(argv, argc, &i, "-o", "--output", &json) ||
+            cli_str(argv, argc, &i, "--svg", NULL, &svg) || cli_str(argv, argc, &i, "--png", NULL, &png) ||
             cli_i64(argv, argc, &i, "-n", "--n-predict", 0, 1 << 20, &n_gen) ||
             cli_i64(argv, argc, &i, "--rows", NULL, 1, 1 << 16, &rows) ||
             cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads) ||
@@ -132,8 +133,8 @@ int cmd_trace(int argc, char **argv) {
         ids = given, given = NULL;
         for (size_t i = 0; i < n_text; i++)
             if (ids[i] < 0 || ids[i] >= hp->n_vocab) {
-                cli_error("trace", "--ids: entry %zu is %d, outside the vocabulary [0, %" PRId64 ")", i, (int)ids[i],
-                          hp->n_vocab);
+                cli_error("trace", "--ids: entry %zu is %d, outside the vocabulary [0, %" PRId64 ")", i,
+                          (int)ids[i], hp->n_vocab);
                 rc = 2;
                 goto done;
             }
@@ -209,8 +210,8 @@ int cmd_trace(int argc, char **argv) {
         }
         for (int64_t l = 0; l < t.L; l++)
             if (!t.seen[i * t.L + l]) {
-                cli_error("trace", "token %" PRId64 " layer %" PRId64 " was not routed (a distributed model?)",
-                          i, l);
+                cli_error("trace",
+                          "token %" PRId64 " layer %" PRId64 " was not routed (a distributed model?)", i, l);
                 goto done;
             }
     }

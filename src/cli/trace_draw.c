@@ -63,7 +63,7 @@ const char *grok_trace_draw_backend(void) {
 
 /* Tableau's 10 colours, then a hue wheel for more experts. */
 static void expert_rgb(int64_t e, int64_t E, double rgb[3]) {
-    static const unsigned char pal[10][3] = {{78, 121, 167}, {242, 142, 43}, {225, 87, 89},  {118, 183, 178},
+    static const unsigned char pal[10][3] = {{78, 121, 167}, {242, 142, 43}, {225, 87, 89},   {118, 183, 178},
                                              {89, 161, 79},  {237, 201, 72}, {176, 122, 161}, {255, 157, 167},
                                              {156, 117, 95}, {186, 176, 172}};
     if (E <= 10) {
@@ -72,12 +72,18 @@ static void expert_rgb(int64_t e, int64_t E, double rgb[3]) {
     }
     double h = 6.0 * (double)e / (double)E, x = 1 - fabs(fmod(h, 2) - 1), c = 0.75, m = 0.15;
     double r = 0, g = 0, b = 0;
-    if (h < 1) r = c, g = c * x;
-    else if (h < 2) r = c * x, g = c;
-    else if (h < 3) g = c, b = c * x;
-    else if (h < 4) g = c * x, b = c;
-    else if (h < 5) r = c * x, b = c;
-    else r = c, b = c * x;
+    if (h < 1)
+        r = c, g = c * x;
+    else if (h < 2)
+        r = c * x, g = c;
+    else if (h < 3)
+        g = c, b = c * x;
+    else if (h < 4)
+        g = c * x, b = c;
+    else if (h < 5)
+        r = c * x, b = c;
+    else
+        r = c, b = c * x;
     rgb[0] = r + m, rgb[1] = g + m, rgb[2] = b + m;
 }
 
@@ -134,7 +140,8 @@ static void text_at(cairo_t *cr, double x, double y, const char *s, double align
     cairo_show_text(cr, s);
 }
 
-static void draw(cairo_t *cr, const layout *y, const grok_trace *t, const grok_trace_stats *s, const char *title) {
+static void draw(cairo_t *cr, const layout *y, const grok_trace *t, const grok_trace_stats *s,
+                 const char *title) {
     const int64_t L = t->L, E = t->E, K = t->K;
     char buf[256];
     cairo_set_source_rgb(cr, 1, 1, 1);
@@ -142,7 +149,8 @@ static void draw(cairo_t *cr, const layout *y, const grok_trace *t, const grok_t
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
     cairo_set_font_size(cr, 15);
-    snprintf(buf, sizeof buf, "%s, %" PRId64 " layers, top-%" PRId64 " of %" PRId64 " experts", title, L, K, E);
+    snprintf(buf, sizeof buf, "%s, %" PRId64 " layers, top-%" PRId64 " of %" PRId64 " experts", title, L, K,
+             E);
     text_at(cr, MARGIN, MARGIN + 16, buf, 0);
 
     /* heatmap */
@@ -248,7 +256,8 @@ static void draw(cairo_t *cr, const layout *y, const grok_trace *t, const grok_t
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
     snprintf(buf, sizeof buf,
-             "expert cache hit rate, k experts per layer (mean of layers); previous token's reuse %.2f", s->all.reuse);
+             "expert cache hit rate, k experts per layer (mean of layers); previous token's reuse %.2f",
+             s->all.reuse);
     text_at(cr, MARGIN, y->cache_y + 4, buf, 0);
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
     cairo_set_font_size(cr, 10);
@@ -263,7 +272,8 @@ static void draw(cairo_t *cr, const layout *y, const grok_trace *t, const grok_t
     const double step = E > 1 ? cw / (double)(E - 1) : cw;
     for (int64_t k = 1; k <= E; k++) {
         snprintf(buf, sizeof buf, "%" PRId64, k);
-        if (E <= 16 || k % 4 == 0 || k == 1) text_at(cr, cx + (double)(k - 1) * step, cy + CACHE_H + 13, buf, 0.5);
+        if (E <= 16 || k % 4 == 0 || k == 1)
+            text_at(cr, cx + (double)(k - 1) * step, cy + CACHE_H + 13, buf, 0.5);
     }
     text_at(cr, cx + cw / 2, cy + CACHE_H + 27, "k (cached experts per layer)", 0.5);
     for (int series = 0; series < 3; series++) {
@@ -273,7 +283,9 @@ static void draw(cairo_t *cr, const layout *y, const grok_trace *t, const grok_t
         if (series == 2) cairo_set_source_rgb(cr, 0.88, 0.34, 0.35);
         cairo_set_line_width(cr, 2);
         for (int64_t k = 1; k <= E; k++) {
-            const double v = series == 0 ? (double)k / (double)E : series == 1 ? s->all.lru[k] : s->all.opt[k];
+            const double v = series == 0   ? (double)k / (double)E
+                             : series == 1 ? s->all.lru[k]
+                                           : s->all.opt[k];
             const double px = cx + (double)(k - 1) * step, py = cy + CACHE_H - v * CACHE_H;
             if (k == 1)
                 cairo_move_to(cr, px, py);
@@ -300,8 +312,9 @@ int grok_trace_draw(const char *path, bool png, const grok_trace *t, const grok_
         snprintf(err, err_size, "path too long");
         return -1;
     }
-    cairo_surface_t *sf = png ? cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)ceil(y.width), (int)ceil(y.height))
-                              : cairo_svg_surface_create(tmp, y.width, y.height);
+    cairo_surface_t *sf =
+        png ? cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)ceil(y.width), (int)ceil(y.height))
+            : cairo_svg_surface_create(tmp, y.width, y.height);
     cairo_t *cr = cairo_create(sf);
     draw(cr, &y, t, s, title);
     cairo_status_t st = cairo_status(cr);

@@ -39,7 +39,8 @@ void grok_trace_free(grok_trace *t) {
 void grok_trace_hook(void *user, const grok_routing *r) {
     grok_trace *t = user;
     const int64_t i = t->base + r->pos;
-    if (i < 0 || i >= t->n_cap || r->layer < 0 || r->layer >= t->L || r->n_experts != t->E || r->n_used != t->K)
+    if (i < 0 || i >= t->n_cap || r->layer < 0 || r->layer >= t->L || r->n_experts != t->E ||
+        r->n_used != t->K)
         return;
     const size_t cell = (size_t)i * (size_t)t->L + (size_t)r->layer;
     memcpy(t->probs + cell * (size_t)t->E, r->probs, (size_t)t->E * sizeof(float));
@@ -133,14 +134,16 @@ static void cache_rates(const int32_t *a, int64_t T, int64_t K, int64_t E, doubl
                             for (int pass = 0; pass < 2 && victim < 0; pass++) /* first: one not needed now */
                                 for (int64_t j = 0; j < E; j++) {
                                     if (!in[j] || (pass == 0 && need[j])) continue;
-                                    if (victim < 0 || (policy == 0 ? stamp[j] < stamp[victim] : stamp[j] > stamp[victim]))
+                                    if (victim < 0 ||
+                                        (policy == 0 ? stamp[j] < stamp[victim] : stamp[j] > stamp[victim]))
                                         victim = j;
                                 }
                             in[victim] = 0;
                         }
                         in[e] = 1;
                     }
-                    stamp[e] = policy == 0 ? i * K + k : next[i * K + k]; /* LRU: a token's experts best first */
+                    stamp[e] =
+                        policy == 0 ? i * K + k : next[i * K + k]; /* LRU: a token's experts best first */
                 }
             }
             (policy == 0 ? lru : opt)[c] = T > 0 ? (double)hits / (double)(T * K) : 0;
@@ -212,7 +215,8 @@ int grok_trace_stats_compute(grok_trace_stats *s, const grok_trace *t) {
             a->mean_prob[e] += ly->mean_prob[e] / (double)L;
             for (int64_t e2 = 0; e2 < E; e2++) a->coact[e * E + e2] += ly->coact[e * E + e2];
         }
-        for (int64_t k = 0; k <= E; k++) a->lru[k] += ly->lru[k] / (double)L, a->opt[k] += ly->opt[k] / (double)L;
+        for (int64_t k = 0; k <= E; k++)
+            a->lru[k] += ly->lru[k] / (double)L, a->opt[k] += ly->opt[k] / (double)L;
         a->mean_entropy += ly->mean_entropy / (double)L, a->mean_margin += ly->mean_margin / (double)L;
         a->reuse += ly->reuse / (double)L, a->same_set += ly->same_set / (double)L;
     }
