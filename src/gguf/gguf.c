@@ -889,6 +889,53 @@ uint64_t grok_gguf_bytes_copied(const grok_gguf_file *f) {
 }
 int64_t grok_gguf_n_kv(const grok_gguf_file *f) { return f->parts[0].n_kv; }
 
+void grok_gguf_split_info(const grok_gguf_file *f, int32_t i, const char **path, uint64_t *size,
+                          uint64_t *data_start) {
+    const grok_gguf_part *pt = &f->parts[i];
+    if (path) *path = pt->path;
+    if (size) *size = pt->size;
+    if (data_start) *data_start = pt->data_start;
+}
+
+void grok_gguf_advise(const grok_gguf_file *f, const void *p, size_t len, int advice) {
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (int32_t i = 0; i < f->n_parts; i++) {
+        const grok_gguf_part *pt = &f->parts[i];
+        if (!pt->map) continue;
+        uintptr_t lo = (uintptr_t)pt->map, hi = lo + pt->size;
+        if (p) {
+            const uintptr_t a = (uintptr_t)p, b = a + len;
+            if (b <= lo || a >= hi) continue;
+            lo = a > lo ? a : lo, hi = b < hi ? b : hi;
+        }
+        lo = (lo + pg - 1) / pg * pg, hi = hi / pg * pg;
+        if (hi > lo) madvise((void *)lo, hi - lo, advice);
+    }
+}
+
+void grok_gguf_drop_cache(const grok_gguf_file *f) {
+    for (int32_t i = 0; i < f->n_parts; i++) {
+        int fd = open(f->parts[i].path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
+    }
+}
+
+int grok_gguf_locate(const grok_gguf_file *f, const void *p, int32_t *split, const char **path, uint64_t *offset) {
+    const uint8_t *q = p;
+    for (int32_t i = 0; i < f->n_parts; i++) {
+        const grok_gguf_part *pt = &f->parts[i];
+        if (pt->map && q >= pt->map && q < pt->map + pt->size) {
+            if (split) *split = i;
+            if (path) *path = pt->path;
+            if (offset) *offset = (uint64_t)(q - pt->map);
+            return 0;
+        }
+    }
+    return -1;
+}
+
 const grok_gguf_kv *grok_gguf_kv_at(const grok_gguf_file *f, int64_t i) {
     return f && i >= 0 && i < f->parts[0].n_kv ? &f->parts[0].kvs[i] : NULL;
 }

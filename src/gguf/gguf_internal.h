@@ -76,4 +76,20 @@ const uint8_t *grok_gguf_pieces_head(const grok_gguf_pieces *p, uint64_t *len);
 const void *grok_gguf_pieces_at(grok_gguf_pieces *p, uint64_t off, uint64_t n, char *err, size_t err_size);
 uint64_t grok_gguf_pieces_copied(const grok_gguf_pieces *p); /* bytes copied so far; 0 for NULL */
 
+/* Where a pointer into an opened file's mappings lies: its split, that
+ * split's path and the byte offset in it. 0 on success, -1 when p is in
+ * none of the mappings (a buffer of the caller's). */
+int grok_gguf_locate(const grok_gguf_file *f, const void *p, int32_t *split, const char **path, uint64_t *offset);
+
+/* Split i's path, size and the start of its data section. */
+void grok_gguf_split_info(const grok_gguf_file *f, int32_t i, const char **path, uint64_t *size,
+                          uint64_t *data_start);
+
+/* madvise over [p, p + len) of the mappings (whole pages inside it), or
+ * over every mapping when p is NULL; advice only, errors ignored. */
+void grok_gguf_advise(const grok_gguf_file *f, const void *p, size_t len, int advice);
+/* Drops the page cache of every split file (POSIX_FADV_DONTNEED): pages
+ * no process has mapped leave memory. */
+void grok_gguf_drop_cache(const grok_gguf_file *f);
+
 #endif /* GGUF_INTERNAL_H */

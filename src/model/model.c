@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
+#include "gguf/gguf_internal.h"
 #include "model/model.h"
 
 #define ERRF(...) (snprintf(err, err_size, __VA_ARGS__), -1)
@@ -305,7 +307,10 @@ void grok_model_free(grok_model *m) {
         free(m->layers);
     }
     free(m->output_norm);
+    grok_xcache_free(m->xc);
+    grok_route_trace_free(m);
     grok_model_unpack(m);
+    grok_packfile_close(m->pf);
     for (int64_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     grok_tokenizer_free(m->tok);
@@ -314,8 +319,26 @@ void grok_model_free(grok_model *m) {
 }
 
 grok_model_params grok_model_default_params(void) {
-    grok_model_params p = {.pack = true, .kernels = GROK_KERNELS_DEFAULT};
+    grok_model_params p = {.pack = true, .kernels = GROK_KERNELS_DEFAULT, .memory = grok_memory_default_params()};
     return p;
+}
+
+grok_dist grok_model_share(const grok_model *m) {
+    if (m->dist) return *m->dist;
+    const grok_hparams *hp = &m->hp;
+    grok_dist d = {.rank = 0,
+                   .n_ranks = 1,
+                   .l0 = 0,
+                   .l1 = hp->n_layers,
+                   .kvh0 = 0,
+                   .kvh1 = hp->n_kv_heads,
+                   .e0 = 0,
+                   .e1 = hp->n_experts,
+                   .f0 = 0,
+                   .f1 = hp->n_ff,
+                   .v0 = 0,
+                   .v1 = hp->n_vocab};
+    return d;
 }
 
 grok_kernel_mode grok_model_kernel_mode(const grok_model *m) {
@@ -342,6 +365,12 @@ grok_model *grok_model_load_params(const char *path, const grok_model_params *p,
     m->file = grok_gguf_open(path, err, err_size);
     if (!m->file) goto fail;
     const grok_gguf_file *f = m->file;
+    /* Binding touches a few pages between large tensors (norms): without
+     * this, each fault reads the device's read-ahead window around it
+     * (8 MiB here), which for a model larger than memory is most of a
+     * cgroup's worth of page cache read for nothing. The plan sets the
+     * advice the weights get (memplan.c). */
+    grok_gguf_advise(f, NULL, 0, MADV_RANDOM);
     if (grok_hparams_from_gguf(f, &m->hp, err, err_size)) goto fail;
     const grok_hparams *hp = &m->hp;
     const int64_t d = hp->d_model, q = hp->n_heads * hp->head_dim, kv = hp->n_kv_heads * hp->head_dim;
@@ -389,6 +418,7 @@ grok_model *grok_model_load_params(const char *path, const grok_model_params *p,
             goto fail;
         }
     }
+    grok_gguf_advise(f, NULL, 0, MADV_NORMAL);
     return m;
 fail:
     grok_model_free(m);

@@ -10,8 +10,10 @@
  * from this process (MADV_DONTNEED on a read-only shared mapping: they
  * fault back in from the page cache if the EXACT or REFERENCE kernels
  * read them later), so resident memory stays about one copy of the
- * weights. grok_model_params.pack = false, or GROK_PACK=0 in the
- * environment, turns packing off.
+ * weights. The memory plan (memplan.c) decides whether to pack at all
+ * (grok_model_params.pack = false or GROK_PACK=0 in the environment:
+ * never) and whether the experts are packed here or by the expert cache,
+ * slot by slot.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -93,10 +95,9 @@ static void pack_mat(grok_model *m, grok_threadpool *pool, grok_mat *w, size_t s
 
 static pthread_mutex_t g_pack_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void grok_model_pack(grok_model *m, const grok_dist *sh, grok_threadpool *pool) {
+void grok_model_pack(grok_model *m, const grok_dist *sh, grok_threadpool *pool, bool experts) {
     pthread_mutex_lock(&g_pack_lock);
-    const char *env = getenv("GROK_PACK");
-    if (!m->pack_done && m->params.pack && !(env && strcmp(env, "0") == 0)) {
+    if (!m->pack_done) {
         const grok_hparams *hp = &m->hp;
         const int64_t D = hp->head_dim, G = hp->n_heads / hp->n_kv_heads, d = hp->d_model;
         const int64_t q0 = sh->kvh0 * G * D, q1 = sh->kvh1 * G * D, k0 = sh->kvh0 * D, k1 = sh->kvh1 * D;
@@ -106,6 +107,7 @@ void grok_model_pack(grok_model *m, const grok_dist *sh, grok_threadpool *pool) 
             pack_mat(m, pool, &L->wk, 0, 0, 1, k0, k1, 0, d);
             pack_mat(m, pool, &L->wv, 0, 0, 1, k0, k1, 0, d);
             pack_mat(m, pool, &L->wo, 0, 0, 1, 0, d, q0, q1);
+            if (!experts) continue;
             pack_mat(m, pool, &L->gate, L->gate_stride, sh->e0, sh->e1, sh->f0, sh->f1, 0, d);
             pack_mat(m, pool, &L->up, L->up_stride, sh->e0, sh->e1, sh->f0, sh->f1, 0, d);
             pack_mat(m, pool, &L->down, L->down_stride, sh->e0, sh->e1, 0, d, sh->f0, sh->f1);
