@@ -456,7 +456,9 @@ typedef struct {
     grok_plan_kind plan;      /* GROK_PLAN_AUTO: by the limit; else forced */
     int64_t cache_slots;      /* CACHE: slots; 0 = as many as the limit leaves room for */
     grok_cache_policy policy; /* eviction policy of the expert cache */
-    int prefetch;             /* 0: none; 1: the next layer's experts, predicted by its router (default) */
+    int prefetch;             /* read ahead the next layer's experts as its router predicts them from the
+                               * current hidden state: 0 never; 1 (default) when admitted: only over a
+                               * victim used no more often (TinyLFU admission); 2 always */
     int io_threads;           /* threads reading into the cache (0 = 2) */
     bool buffered_io;         /* read through the page cache (dropping the pages after) instead of O_DIRECT */
     int64_t n_contexts;       /* sequences (KV caches) to leave room for, 0 = 1 */
@@ -734,12 +736,13 @@ typedef struct {
 } grok_cache_sim_result;
 /* Replays tokens [0, n_tokens) of a trace (layout as grok_model_routing's)
  * of a model with n_layers x n_experts keys through a cache of n_slots
- * slots under policy, with (prefetch) or without the predictions read
- * ahead, as the cache would. optimal: Belady's MIN (evicts the key used
- * furthest ahead; no prefetch), the bound no policy beats. */
+ * slots under policy, with the predictions read ahead as
+ * grok_memory_params.prefetch says (0 none, 1 admitted, 2 always), as the
+ * cache would. optimal: Belady's MIN (evicts the key used furthest ahead;
+ * no prefetch), the bound no demand-only policy beats. */
 grok_cache_sim_result grok_cache_simulate(const int32_t *chosen, const int32_t *predicted, int64_t n_tokens,
                                           int64_t n_layers, int64_t n_experts, int64_t k, int64_t n_slots,
-                                          grok_cache_policy policy, bool prefetch, bool optimal);
+                                          grok_cache_policy policy, int prefetch, bool optimal);
 
 /* ======================================================================
  * Sampler. src/sampler/

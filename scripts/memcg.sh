@@ -63,9 +63,19 @@ run() {
     else
         echo "$limit" >"$dir/memory.limit_in_bytes"
     fi
-    # the child joins the group, then becomes the command
-    bash -c 'echo $$ > "$1"; shift; exec "$@"' memcg "$dir/$([ "$kind" = v2 ] && echo cgroup.procs || echo tasks)" "$@"
-    local rc=$? peak oom
+    # the child joins the group, then becomes the command; a TERM or INT
+    # sent to this script goes on to it (a server stopped by its test)
+    bash -c 'echo $$ > "$1"; shift; exec "$@"' memcg "$dir/$([ "$kind" = v2 ] && echo cgroup.procs || echo tasks)" "$@" &
+    local child=$!
+    trap 'kill -TERM $child 2>/dev/null' TERM INT
+    local rc
+    while :; do
+        wait $child
+        rc=$?
+        kill -0 $child 2>/dev/null || break
+    done
+    trap - TERM INT
+    local peak oom
     if [ "$kind" = v2 ]; then
         peak=$(cat "$dir/memory.peak" 2>/dev/null || echo -1)
         oom=$(awk '$1 == "oom_kill" {print $2}' "$dir/memory.events")

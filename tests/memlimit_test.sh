@@ -15,6 +15,8 @@ why=$("$MEMCG" check) || { echo "SKIP: $why"; exit 77; }
 [ "${GROK_ASAN:-0}" = 1 ] && { echo "SKIP: ASan's shadow memory does not fit a small memory cgroup"; exit 77; }
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
 fails=0 passes=0
+spid=
+trap '[ -n "$spid" ] && kill -TERM "$spid" 2>/dev/null' EXIT
 ok() { passes=$((passes + 1)); echo "ok   $*"; }
 bad() { fails=$((fails + 1)); echo "FAIL $*"; }
 

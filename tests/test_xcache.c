@@ -83,8 +83,8 @@ static void check_cache_bits(const char *path, const char *what) {
         int prefetch, io;
         bool buffered;
     } cases[] = {{1, GROK_CACHE_LRU, 1, 2, false},    {1, GROK_CACHE_ARC, 0, 1, false},
-                 {3, GROK_CACHE_LRU, 1, 2, false},    {3, GROK_CACHE_LFU, 1, 3, true},
-                 {5, GROK_CACHE_ARC, 1, 2, false},    {keys / 2, GROK_CACHE_LFU, 0, 2, false},
+                 {3, GROK_CACHE_LRU, 1, 2, false},    {3, GROK_CACHE_LFU, 2, 3, true},
+                 {5, GROK_CACHE_ARC, 1, 2, false},    {keys / 2, GROK_CACHE_LFU, 2, 2, false},
                  {keys, GROK_CACHE_LRU, 1, 2, false}, {keys + 7, GROK_CACHE_ARC, 1, 1, true}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         mp = grok_memory_default_params();

@@ -500,6 +500,16 @@ int cmd_bench(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
+    /* now (after generation): anonymous memory (what cannot be evicted
+     * without swap) apart from mapped file pages (the page cache's) */
+    double anon_mb = -1, file_mb = -1;
+    FILE *stf = fopen("/proc/self/status", "r");
+    for (char ln[256]; stf && fgets(ln, sizeof ln, stf);) {
+        long kb;
+        if (sscanf(ln, "RssAnon: %ld", &kb) == 1) anon_mb = (double)kb / 1024.0;
+        if (sscanf(ln, "RssFile: %ld", &kb) == 1) file_mb = (double)kb / 1024.0;
+    }
+    if (stf) fclose(stf);
 
     /* 2. correctness of the kernels just timed. After the timing, because
      * the reference and exact kernels read the file's rows, not the packed
@@ -575,6 +585,7 @@ int cmd_bench(int argc, char **argv) {
         if (dist)
             printf(", \"mpi_ranks\": %d, \"mpi_split\": \"%s\", \"mpi_sent_bytes_per_token\": %.0f",
                    grok_dist_size(), grok_split_name(grok_dist_split()), sent_per_tok);
+        printf(", \"rss_anon_mb\": %.1f, \"rss_file_mb\": %.1f", anon_mb, file_mb);
         cli_print_memory_json(stdout, m, n_gen);
         if (sim) cli_print_cache_sim(stdout, m, true);
         if (cached)
@@ -597,7 +608,8 @@ int cmd_bench(int argc, char **argv) {
         printf("bytes per token  %.1f MB of weights\n", (double)bpt / 1e6);
         printf("bandwidth        %.2f GB/s (STREAM triad, %d threads)\n", bw, grok_threadpool_size(pool));
         printf("efficiency       %.1f %% of bandwidth\n", eff * 100);
-        printf("peak RSS         %.1f MB%s\n", rss_mb, dist ? " (rank 0)" : "");
+        printf("peak RSS         %.1f MB%s; after generation %.1f MB anonymous, %.1f MB of mapped files\n", rss_mb,
+               dist ? " (rank 0)" : "", anon_mb, file_mb);
         printf("packed weights   %.1f MB (rows interleaved for the fast kernels; GROK_PACK=0 turns it off)\n",
                (double)grok_model_packed_bytes(m) / 1e6);
         if (plan) {

@@ -208,8 +208,10 @@ const char CLI_MEMORY_HELP[] =
     "                      slots read from the file) or mmap (the file's pages only)\n"
     "  --cache-slots N     (layer, expert) slots of the cache (default: what fits)\n"
     "  --cache-policy P    lfu (default), lru or arc\n"
-    "  --prefetch 0|1      read the next layer's experts ahead, as its router\n"
-    "                      predicts them from the current hidden state (1)\n"
+    "  --prefetch 0|1|2    read the next layer's experts ahead, as its router\n"
+    "                      predicts them from the current hidden state: 0 never,\n"
+    "                      1 (default) when a victim used no more often is free to go\n"
+    "                      (TinyLFU admission), 2 always\n"
     "  --io-threads N      threads reading into the cache (2)\n"
     "  --buffered-io       read through the page cache instead of O_DIRECT\n"
     "  --pack-file PATH    the packed copy to map (grok pack writes it; default:\n"
@@ -271,7 +273,7 @@ int cli_take_memory_flags(int *argc, char **argv) {
             errno = 0;
             n = strtoll(v, &end, 10);
             const long long lo = mem_flag(a, "--io-threads") ? 1 : 0,
-                            hi = mem_flag(a, "--prefetch") ? 1 : mem_flag(a, "--io-threads") ? 64 : 1LL << 40;
+                            hi = mem_flag(a, "--prefetch") ? 2 : mem_flag(a, "--io-threads") ? 64 : 1LL << 40;
             if (errno || end == v || *end || n < lo || n > hi) {
                 fprintf(stderr, "grok: flag %s: '%s' is not an integer in [%lld, %lld]\n", a, v, lo, hi);
                 return 2;
@@ -331,7 +333,7 @@ void cli_print_cache_sim(FILE *out, const grok_model *m, bool json) {
             }
     const double pred = predicted ? (double)right / (double)predicted : 0;
     static const int pct[] = {10, 25, 50, 75};
-    static const char *const col[] = {"lru", "lfu", "arc"};
+    static const char *const col[] = {"lru", "lfu", "arc"}, *const pfn[] = {"none", "admitted", "always"};
     if (json)
         fprintf(out, ", \"cache_sim\": {\"tokens\": %" PRId64 ", \"keys\": %" PRId64
                      ", \"prediction_right\": %.4f, \"rows\": [",
@@ -341,35 +343,34 @@ void cli_print_cache_sim(FILE *out, const grok_model *m, bool json) {
                 "cache simulation: routing of %" PRId64 " tokens, %" PRId64 " layers x %" PRId64
                 " experts (%" PRId64 " chosen); the next layer's router on the current hidden state "
                 "predicts %.1f %% of its choices\n"
-                "  hit rate by policy (+pf: the prediction read ahead; reads/lookup in brackets)\n"
-                "  slots        lru            lfu            arc            lru+pf         lfu+pf         "
-                "arc+pf         MIN\n",
+                "  hit rate (reads per lookup) by the prefetch of the predictions (--prefetch)\n"
+                "  slots       policy  0: none          1: admitted      2: always        MIN\n",
                 n, L, E, K, 100 * pred);
+    int row = 0;
     for (size_t i = 0; i < sizeof pct / sizeof pct[0]; i++) {
         int64_t slots = keys * pct[i] / 100;
         if (slots < 1) slots = 1;
-        if (json)
-            fprintf(out, "%s{\"slots\": %" PRId64, i ? ", " : "", slots);
-        else
-            fprintf(out, "  %4" PRId64 " (%2d%%)", slots, pct[i]);
-        for (int pf = 0; pf < 2; pf++)
-            for (int p = 0; p < 3; p++) {
-                grok_cache_sim_result r =
-                    grok_cache_simulate(ch, pr, n, L, E, K, slots, (grok_cache_policy)p, pf, false);
+        const grok_cache_sim_result mn = grok_cache_simulate(ch, pr, n, L, E, K, slots, GROK_CACHE_LRU, 0, true);
+        const double mhit = mn.lookups ? (double)mn.hits / (double)mn.lookups : 0;
+        for (int p = 0; p < 3; p++, row++) {
+            if (json)
+                fprintf(out, "%s{\"slots\": %" PRId64 ", \"policy\": \"%s\"", row ? ", " : "", slots, col[p]);
+            else
+                fprintf(out, "  %4" PRId64 " (%2d%%)  %-6s", slots, pct[i], col[p]);
+            for (int pf = 0; pf < 3; pf++) {
+                grok_cache_sim_result r = grok_cache_simulate(ch, pr, n, L, E, K, slots, (grok_cache_policy)p, pf, false);
                 const double hit = r.lookups ? (double)r.hits / (double)r.lookups : 0,
                              rd = r.lookups ? (double)r.reads / (double)r.lookups : 0;
                 if (json)
-                    fprintf(out, ", \"%s%s\": {\"hit_rate\": %.4f, \"reads_per_lookup\": %.4f}", col[p],
-                            pf ? "_prefetch" : "", hit, rd);
+                    fprintf(out, ", \"%s\": {\"hit_rate\": %.4f, \"reads_per_lookup\": %.4f}", pfn[pf], hit, rd);
                 else
-                    fprintf(out, "  %5.1f%% (%.2f)", 100 * hit, rd);
+                    fprintf(out, "  %5.1f%% (%.2f)  ", 100 * hit, rd);
             }
-        grok_cache_sim_result r = grok_cache_simulate(ch, pr, n, L, E, K, slots, GROK_CACHE_LRU, false, true);
-        const double hit = r.lookups ? (double)r.hits / (double)r.lookups : 0;
-        if (json)
-            fprintf(out, ", \"min\": {\"hit_rate\": %.4f}}", hit);
-        else
-            fprintf(out, "  %5.1f%%\n", 100 * hit);
+            if (json)
+                fprintf(out, ", \"min_hit_rate\": %.4f}", mhit);
+            else
+                fprintf(out, "  %5.1f%%\n", 100 * mhit);
+        }
     }
     if (json) fprintf(out, "]}");
 }

@@ -179,10 +179,18 @@ static int64_t free_slot(const xpolicy *x) {
 
 /* Key (not resident) gets a slot; use: the placement is a use (a demand),
  * not a prefetch. Returns the slot, its previous key in *evicted (-1:
- * none); -1 when no slot may be taken. */
-static int64_t xp_place(xpolicy *x, int64_t key, bool use, evictable_fn ok, void *ud, int64_t *evicted) {
+ * none); -1 when no slot may be taken (or admit declined it). */
+static int64_t xp_place(xpolicy *x, int64_t key, bool use, bool admit, evictable_fn ok, void *ud,
+                        int64_t *evicted) {
     *evicted = -1;
     int64_t s = -1;
+    /* admit: a read ahead is let in only over a victim used no more often
+     * than its key (TinyLFU's admission; the counts are kept whatever the
+     * policy), so a wrong prediction costs a read, not a useful expert too */
+    if (admit && free_slot(x) < 0) {
+        const int64_t v = x->kind == GROK_CACHE_ARC ? arc_replace(x, x->where[key] == ARC_B2, ok, ud) : xp_pick(x, 0, ok, ud);
+        if (v >= 0 && x->freq[x->slot_key[v]] > x->freq[key]) return -1;
+    }
     if (x->kind != GROK_CACHE_ARC) {
         s = free_slot(x);
         if (s < 0) s = xp_pick(x, 0, ok, ud);
@@ -307,7 +315,7 @@ out:
 
 grok_cache_sim_result grok_cache_simulate(const int32_t *chosen, const int32_t *predicted, int64_t n_tokens,
                                           int64_t L, int64_t E, int64_t K, int64_t n_slots,
-                                          grok_cache_policy policy, bool prefetch, bool optimal) {
+                                          grok_cache_policy policy, int prefetch, bool optimal) {
     grok_cache_sim_result r = {0};
     if (n_slots < 1 || L < 1 || E < 1 || K < 1) return r;
     if (n_slots > L * E) n_slots = L * E;
@@ -340,7 +348,7 @@ grok_cache_sim_result grok_cache_simulate(const int32_t *chosen, const int32_t *
                 } else {
                     int64_t ev;
                     /* a demand may evict anything but its layer's other choices */
-                    if (xp_place(&x, key, true, sim_ok, &g, &ev) < 0) xp_place(&x, key, true, NULL, NULL, &ev);
+                    if (xp_place(&x, key, true, false, sim_ok, &g, &ev) < 0) xp_place(&x, key, true, false, NULL, NULL, &ev);
                     if (ev >= 0) pref[ev] = 0;
                     r.reads++;
                 }
@@ -357,7 +365,7 @@ grok_cache_sim_result grok_cache_simulate(const int32_t *chosen, const int32_t *
                     continue;
                 }
                 int64_t ev;
-                if (xp_place(&x, key, false, sim_ok, &g, &ev) < 0) continue;
+                if (xp_place(&x, key, false, prefetch == 1, sim_ok, &g, &ev) < 0) continue;
                 if (ev >= 0) pref[ev] = 0;
                 pref[key] = 1;
                 r.reads++, r.prefetch_reads++;
@@ -703,8 +711,9 @@ static void *io_main(void *arg) {
         if (xc->kstate[key] != K_QUEUED || xc->q_demand[key] != demand) continue; /* stale */
         evict_guard g = {xc, demand ? EV_DEMAND : EV_PREFETCH}, any = {xc, EV_ANY};
         int64_t ev, s;
-        while ((s = xp_place(&xc->pol, key, false, can_evict, &g, &ev)) < 0 &&
-               (!demand || (s = xp_place(&xc->pol, key, false, can_evict, &any, &ev)) < 0)) {
+        const bool admit = !demand && xc->m->params.memory.prefetch == 1;
+        while ((s = xp_place(&xc->pol, key, false, admit, can_evict, &g, &ev)) < 0 &&
+               (!demand || (s = xp_place(&xc->pol, key, false, false, can_evict, &any, &ev)) < 0)) {
             if (!demand) break;
             /* every slot is held or being read: one will be released */
             pthread_cond_wait(&xc->done, &xc->mu);
