@@ -15,7 +15,10 @@
 #
 #   bench/bigger_than_ram.sh MODEL [--rounds R] [--fracs "75 50 25"]
 #       [--threads N] [--gen N] [--prompt N] [--pack] [--out DIR]
+#       [--variants "NAME=FLAGS;NAME=FLAGS"] [--no-llama] [--no-mmap]
 #
+# --variants adds grok runs with extra flags (e.g. "lru=--cache-policy lru;
+# pf0=--prefetch 0"), interleaved with the others, to compare settings.
 # --pack writes MODEL.grokpack first (grok pack) when it is missing, so
 # the default run maps and reads the packed layout. Prints one line per run
 # and a markdown table of medians; DIR (default bench-btr-out) keeps every
@@ -25,7 +28,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 GROK=${GROK:-$HERE/build/grok}
 LLAMA_BENCH=${LLAMA_BENCH:-/work/llama/build/bin/llama-bench}
 MEMCG=$HERE/scripts/memcg.sh
-model= rounds=3 fracs="75 50 25" threads=2 gen=32 prompt=16 pack=0 out=bench-btr-out
+model= rounds=3 fracs="75 50 25" threads=2 gen=32 prompt=16 pack=0 out=bench-btr-out variants= llama=1 mmap=1
 while [ $# -gt 0 ]; do
     case $1 in
     --rounds) rounds=$2; shift ;;
@@ -34,6 +37,9 @@ while [ $# -gt 0 ]; do
     --gen) gen=$2; shift ;;
     --prompt) prompt=$2; shift ;;
     --pack) pack=1 ;;
+    --variants) variants=$2; shift ;;
+    --no-llama) llama=0 ;;
+    --no-mmap) mmap=0 ;;
     --out) out=$2; shift ;;
     -h | --help) sed -n '2,/^set -u/p' "$0" | sed 's/^# \{0,1\}//;/^set -u/d'; exit 0 ;;
     -*) echo "bigger_than_ram.sh: unknown flag $1" >&2; exit 2 ;;
@@ -48,8 +54,16 @@ if [ $pack = 1 ] && [ ! -f "$model.grokpack" ]; then
     "$GROK" pack "$model" --threads "$threads" || exit 1
 fi
 size=$(stat -c %s "$model")
-engines="grok grok-mmap"
-[ -x "$LLAMA_BENCH" ] && engines="$engines llama"
+engines=grok
+[ $mmap = 1 ] && engines="$engines grok-mmap"
+declare -A vflags
+IFS=';' read -ra vs <<<"$variants"
+for v in "${vs[@]}"; do
+    [ -z "$v" ] && continue
+    vflags[${v%%=*}]=${v#*=}
+    engines="$engines grok-${v%%=*}"
+done
+[ $llama = 1 ] && [ -x "$LLAMA_BENCH" ] && engines="$engines llama"
 
 cold() {
     for f in "$model" "$model.grokpack"; do
@@ -62,9 +76,11 @@ run_one() {
     local eng=$1 frac=$2 r=$3 limit=$((size * $2 / 100)) js="$out/$1-$2-$3.json"
     cold
     case $eng in
-    grok | grok-mmap)
+    grok*)
         local extra=()
         [ $eng = grok-mmap ] && extra=(--mem-plan mmap)
+        # shellcheck disable=SC2206 # the variant's flags are words
+        [ -n "${vflags[${eng#grok-}]:-}" ] && extra=(${vflags[${eng#grok-}]})
         "$MEMCG" run "$limit" "$js.cg" -- "$GROK" bench -m "$model" -p "$prompt" -n "$gen" --threads "$threads" \
             --json --check 0 --no-stream "${extra[@]}" >"$js" 2>"$js.err"
         python3 -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["gen_tok_s"])' "$js" 2>/dev/null || echo fail
@@ -110,6 +126,7 @@ for f in fracs:
     runs = {e: [load(e, f, r) for r in range(1, rounds + 1)] for e in engines}
     t = {e: med([tps(e, j) for j in runs[e]]) for e in engines}
     g = [j for j in runs["grok"] if j]
+    gv = {e: [j for j in runs[e] if j] for e in engines if e.startswith("grok-") and e != "grok-mmap"}
     def gm(k, scale=1.0):
         v = med([j.get(k) for j in g if k in j])
         return "-" if v is None else "%.3g" % (v * scale)
@@ -118,4 +135,11 @@ for f in fracs:
     print("| %s %% | " % f + " | ".join("-" if t[e] is None else "%.2f" % t[e] for e in engines) +
           " | %s | %s | %s | %s | %s | %s | %s | %s |" % (ratio, plan, gm("cache_hit_rate"), gm("disk_bytes_per_token", 1e-6),
           gm("io_wait_s_per_token", 1e3), gm("disk_read_rate_mb_s"), gm("io_bound_tok_s"), gm("io_bound_fraction")))
+    for e, runs_e in gv.items():
+        def vm(k, scale=1.0):
+            v = med([j.get(k) for j in runs_e if k in j])
+            return "-" if v is None else "%.3g" % (v * scale)
+        print("|   %s, %s | %s tok/s | hit rate %s | disk MB/token %s | I/O wait ms/token %s | of bound %s |" % (
+            f + " %", e, vm("gen_tok_s"), vm("cache_hit_rate"), vm("disk_bytes_per_token", 1e-6),
+            vm("io_wait_s_per_token", 1e3), vm("io_bound_fraction")))
 EOF

@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
+#include "gguf/gguf_internal.h"
 #include "model/model.h"
 
 #define N_PROMPT 24
@@ -290,6 +292,7 @@ static void check_trace(const char *path) {
 
 int main(void) {
     grok_kernels_set_mode(GROK_KERNELS_FAST);
+    mkdir(getenv("GROK_TMP") ? getenv("GROK_TMP") : "/tmp", 0755);
     check_parsing();
     check_simulator();
     check_policies_against_reference();
@@ -328,6 +331,40 @@ int main(void) {
     CHECK(cc && grok_model_memory_plan(mm)->pack_file[0] == 0, "a packed file of another mtime is not used");
     grok_context_free(cc);
     grok_model_free(mm);
+
+    /* the model file shrinks under a running model: the cache's read
+     * fails and the step says so (GROK_ERR_IO), no crash */
+    {
+        char cut[4096];
+        snprintf(cut, sizeof cut, "%s/cut.gguf", tmp0);
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", mini, cut);
+        CHECK(system(cmd) == 0, "copy the bundled model");
+        grok_model *mc = grok_model_load(cut, e2, sizeof e2);
+        grok_memory_params mq = grok_memory_default_params();
+        mq.plan = GROK_PLAN_CACHE, mq.cache_slots = 1, mq.pack_file = "";
+        CHECK(mc && grok_model_set_memory(mc, &mq, e2, sizeof e2) == 0, "load: %s", e2);
+        grok_context_params cq = grok_context_default_params();
+        cq.n_ctx = 64, cq.n_threads = 1;
+        grok_context *cx = mc ? grok_context_create(mc, &cq, e2, sizeof e2) : NULL;
+        CHECK(cx != NULL, "context: %s", e2);
+        /* the last layer's down experts lose their second half (the norm
+         * after them was copied at load) */
+        const grok_gguf_tensor *t = cx ? grok_gguf_find_tensor(grok_model_gguf(mc), "blk.3.ffn_down_exps.weight") : NULL;
+        CHECK(t != NULL, "find the last expert tensor");
+        uint64_t at = 0;
+        if (cx && t && grok_gguf_locate(grok_model_gguf(mc), t->data, NULL, NULL, &at) == 0 &&
+            truncate(cut, (off_t)(at + t->nbytes / 2)) == 0) {
+            int32_t ids[32];
+            for (int i = 0; i < 32; i++) ids[i] = 5 + i * 13;
+            int rc = grok_decode(cx, ids, 32, NULL, e2, sizeof e2);
+            CHECK(rc == GROK_ERR_IO && strstr(e2, "expert cache") && strstr(e2, "cut.gguf"),
+                  "a truncated file: rc %d (want %d), '%s'", rc, GROK_ERR_IO, e2);
+            rc = grok_decode(cx, ids, 1, NULL, e2, sizeof e2);
+            CHECK(rc == GROK_ERR_IO, "and the next step too: rc %d", rc);
+        }
+        grok_context_free(cx);
+        grok_model_free(mc);
+    }
 
     /* f16 experts have no packed layout: the slots hold the file's rows */
     const char *tmp = getenv("GROK_TMP") ? getenv("GROK_TMP") : "/tmp";

@@ -462,11 +462,11 @@ static void glu_task(void *arg, int ith, int nth) {
  * quantized once for the whole wave. */
 #define WAVE (GROK_MATMUL_MAX_OPS / 2)
 
-static void moe(grok_runner *c, const grok_layer *L, int64_t il, int64_t n) {
+static int moe(grok_runner *c, const grok_layer *L, int64_t il, int64_t n, char *err, size_t err_size) {
     const grok_hparams *hp = &c->m->hp;
     const int64_t d = hp->d_model, K = hp->n_experts_used, ff = c->sh.f1 - c->sh.f0;
     memset(c->proj, 0, (size_t)(n * d) * sizeof(float));
-    if (ff <= 0) return;
+    if (ff <= 0) return 0;
     /* Through the expert cache, a wave holds no more experts than it has
      * slots (they are all held while the wave computes). */
     grok_xcache *xc = c->m->xc && grok_xcache_serves(c->m->xc, c->step_mode) ? c->m->xc : NULL;
@@ -499,7 +499,10 @@ static void moe(grok_runner *c, const grok_layer *L, int64_t il, int64_t n) {
             /* this share's rows of expert e (all of them without a hook) */
             ew[nw] = e;
             if (xc) {
-                grok_xcache_acquire(xc, il, e, &gate[nw], &up[nw], &down[nw]);
+                if (grok_xcache_acquire(xc, il, e, &gate[nw], &up[nw], &down[nw], err, err_size)) {
+                    for (int w = 0; w < nw; w++) grok_xcache_release(xc, il, ew[w]);
+                    return GROK_ERR_IO;
+                }
             } else {
                 gate[nw] = grok_mat_rows(grok_mat_offset(L->gate, (size_t)e * L->gate_stride), c->sh.f0, ff);
                 up[nw] = grok_mat_rows(grok_mat_offset(L->up, (size_t)e * L->up_stride), c->sh.f0, ff);
@@ -534,6 +537,7 @@ static void moe(grok_runner *c, const grok_layer *L, int64_t il, int64_t n) {
             if (xc) grok_xcache_release(xc, il, ew[w]);
         }
     }
+    return 0;
 }
 
 /* The top k of r[0..E) into out (ties: the lower index), as route picks. */
@@ -720,8 +724,9 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
         grok_xcache *xc = m->xc && grok_xcache_serves(m->xc, S->step_mode) ? m->xc : NULL;
         if (xc) grok_xcache_lock(xc); /* one forward pass's MoE at a time holds slots */
         route_hooks(S, il, n);
-        moe(S, L, il, n);
+        const int rc = moe(S, L, il, n, err, err_size);
         if (xc) grok_xcache_unlock(xc);
+        if (rc) return rc;
         if (dist && ds->allreduce_sum(ds->ud, S->proj, n * d, err, err_size)) return GROK_ERR_DIST;
         for (int64_t t = 0; t < n; t++) {
             rmsnorm(S->x + t * d, S->proj + t * d, L->layer_out_norm, d, hp->norm_eps);

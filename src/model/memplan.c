@@ -338,17 +338,26 @@ grok_memory_params grok_memory_default_params(void) {
     return p;
 }
 
-int grok_model_set_memory(grok_model *m, const grok_memory_params *p, char *err, size_t err_size) {
-    if (m->planned) {
-        snprintf(err, err_size, "the memory plan is made at the first context: set it before");
-        return -1;
-    }
+int grok_memory_params_check(const grok_memory_params *p, char *err, size_t err_size) {
     if (p->cache_slots < 0 || p->io_threads < 0 || p->io_threads > 64 || p->n_contexts < 0 ||
         (int)p->policy < 0 || p->policy > GROK_CACHE_ARC || (int)p->plan < 0 || p->plan > GROK_PLAN_MMAP) {
         snprintf(err, err_size, "memory parameters out of range (slots %" PRId64 ", I/O threads %d)",
                  p->cache_slots, p->io_threads);
         return -1;
     }
+    if (p->prefetch < 0 || p->prefetch > 2) {
+        snprintf(err, err_size, "memory parameters: prefetch %d is not 0, 1 or 2", p->prefetch);
+        return -1;
+    }
+    return 0;
+}
+
+int grok_model_set_memory(grok_model *m, const grok_memory_params *p, char *err, size_t err_size) {
+    if (m->planned) {
+        snprintf(err, err_size, "the memory plan is made at the first runner: set it before");
+        return -1;
+    }
+    if (grok_memory_params_check(p, err, err_size)) return -1;
     m->params.memory = *p;
     return 0;
 }
@@ -368,6 +377,16 @@ int grok_plan_for(const grok_model *m, const grok_dist *sh, const grok_seq_param
         snprintf(p.limit_source, sizeof p.limit_source, "given");
     } else if (mp->limit == 0) {
         p.limit = grok_memory_available(p.limit_source, sizeof p.limit_source);
+        /* MPI ranks on one machine share its memory (and its cgroup): each
+         * plans for its part (Open MPI's and MPICH's local rank counts) */
+        const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        if (!ls) ls = getenv("MPI_LOCALNRANKS");
+        const long local = ls ? strtol(ls, NULL, 10) : 1;
+        if (p.limit > 0 && local > 1) {
+            p.limit /= local;
+            const size_t n = strlen(p.limit_source);
+            snprintf(p.limit_source + n, sizeof p.limit_source - n, ", shared by %ld ranks here", local);
+        }
     } else {
         p.limit = -1;
         snprintf(p.limit_source, sizeof p.limit_source, "none (not limited)");

@@ -362,6 +362,10 @@ grok_model *grok_model_load_params(const char *path, const grok_model_params *p,
         free(m);
         return NULL;
     }
+    if (grok_memory_params_check(&m->params.memory, err, err_size)) {
+        free(m);
+        return NULL;
+    }
     m->file = grok_gguf_open(path, err, err_size);
     if (!m->file) goto fail;
     const grok_gguf_file *f = m->file;

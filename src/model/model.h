@@ -103,6 +103,8 @@ void grok_model_prepare(grok_model *m, const grok_dist *sh, grok_threadpool *poo
 int grok_plan_for(const grok_model *m, const grok_dist *sh, const grok_seq_params *sp, int64_t n_batch,
                   int n_threads, grok_memory_plan *out, char *err, size_t err_size);
 
+/* 0, or -1 with err naming the field out of range. */
+int grok_memory_params_check(const grok_memory_params *p, char *err, size_t err_size);
 /* Bytes a sequence of n_ctx positions holds for share sh. */
 int64_t grok_seq_bytes(const grok_model *m, const grok_dist *sh, int64_t n_ctx, grok_type kv_type);
 /* A sequence like sp was made (+1) or freed (-1). A new one that the plan
@@ -145,8 +147,10 @@ void grok_xcache_unlock(grok_xcache *xc);
 void grok_xcache_want(grok_xcache *xc, int64_t il, const int32_t *experts, int64_t n);
 void grok_xcache_prefetch(grok_xcache *xc, int64_t il, const int32_t *experts, int64_t n);
 /* Holds expert e of layer il, filled, and sets its three matrices (this
- * share's rows of gate and up, columns of down) over the slot. */
-void grok_xcache_acquire(grok_xcache *xc, int64_t il, int64_t e, grok_mat *gate, grok_mat *up, grok_mat *down);
+ * share's rows of gate and up, columns of down) over the slot. -1 with err
+ * (nothing held) when reading the model file failed, now or before. */
+int grok_xcache_acquire(grok_xcache *xc, int64_t il, int64_t e, grok_mat *gate, grok_mat *up, grok_mat *down,
+                        char *err, size_t err_size);
 void grok_xcache_release(grok_xcache *xc, int64_t il, int64_t e);
 grok_cache_stats grok_xcache_stats(const grok_xcache *xc);
 void grok_xcache_reset_stats(grok_xcache *xc);

@@ -491,6 +491,8 @@ struct grok_xcache {
     uint8_t *chosen_mask; /* [n_experts] scratch of want */
     bool *slot_fresh;     /* [n_slots] filled, not acquired since */
     bool stop;
+    bool failed;        /* a read failed: the steps fail with fail_msg */
+    char fail_msg[512];
     int n_io;
     pthread_t *threads;
     xio *io;
@@ -736,11 +738,18 @@ static void *io_main(void *arg) {
         io->read_s = 0;
         const int rc = fill(io, il, e, s, &nread, err, sizeof err);
         const double dt = now_s() - t0;
-        if (rc) { /* the file changed under us or the disk failed: nothing to compute with */
-            fprintf(stderr, "grok: expert cache: layer %" PRId64 " expert %" PRId64 ": %s\n", il, e, err);
-            abort();
-        }
         pthread_mutex_lock(&xc->mu);
+        if (rc) { /* the disk failed or the file shrank under us: every step from now on fails */
+            if (!xc->failed)
+                snprintf(xc->fail_msg, sizeof xc->fail_msg, "%s: layer %" PRId64 " expert %" PRId64 ": %s",
+                         grok_gguf_path(xc->m->file), il, e, err);
+            xc->failed = true;
+            xc->slot_loading[s] = false;
+            xc->kstate[key] = K_ABSENT;
+            xp_evict(&xc->pol, s, false);
+            pthread_cond_broadcast(&xc->done);
+            continue;
+        }
         xc->slot_loading[s] = false;
         xc->slot_fresh[s] = true;
         xc->kstate[key] = K_READY;
@@ -832,7 +841,8 @@ static grok_mat part_mat(const grok_xcache *xc, int p, const grok_mat *w, size_t
     return v;
 }
 
-void grok_xcache_acquire(grok_xcache *xc, int64_t il, int64_t e, grok_mat *gate, grok_mat *up, grok_mat *down) {
+int grok_xcache_acquire(grok_xcache *xc, int64_t il, int64_t e, grok_mat *gate, grok_mat *up, grok_mat *down,
+                        char *err, size_t err_size) {
     const int64_t k = key_of(xc, il, e);
     pthread_mutex_lock(&xc->mu);
     xc->pins[k]++;
@@ -850,8 +860,14 @@ void grok_xcache_acquire(grok_xcache *xc, int64_t il, int64_t e, grok_mat *gate,
         enqueue(xc, k, true, true);
     if (xc->kstate[k] != K_READY) {
         const double t0 = now_s();
-        while (xc->kstate[k] != K_READY) pthread_cond_wait(&xc->done, &xc->mu);
+        while (xc->kstate[k] != K_READY && !xc->failed) pthread_cond_wait(&xc->done, &xc->mu);
         xc->st.io_wait_s += now_s() - t0;
+    }
+    if (xc->failed) {
+        xc->pins[k]--;
+        snprintf(err, err_size, "expert cache: %s", xc->fail_msg);
+        pthread_mutex_unlock(&xc->mu);
+        return -1;
     }
     const int64_t s = xc->pol.key_slot[k];
     if (xc->slot_pref[s]) xc->slot_pref[s] = false, xc->st.prefetches_used++;
@@ -866,6 +882,7 @@ void grok_xcache_acquire(grok_xcache *xc, int64_t il, int64_t e, grok_mat *gate,
     *gate = part_mat(xc, 0, &L->gate, L->gate_stride, e, slot, pad[0]);
     *up = part_mat(xc, 1, &L->up, L->up_stride, e, slot, pad[1]);
     *down = part_mat(xc, 2, &L->down, L->down_stride, e, slot, pad[2]);
+    return 0;
 }
 
 void grok_xcache_release(grok_xcache *xc, int64_t il, int64_t e) {
