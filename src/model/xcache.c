@@ -766,6 +766,19 @@ out:
 
 /* ---- the forward pass's side ---- */
 
+/* A step-layer's use of key k: a hit, a late hit (its read is queued or
+ * under way), or a miss; counted once per step-layer (under mu). */
+static void count_lookup(grok_xcache *xc, int64_t k) {
+    xc->want_epoch[k] = xc->epoch;
+    xc->st.lookups++;
+    if (xc->kstate[k] == K_READY)
+        xc->st.hits++;
+    else if (xc->kstate[k] == K_LOADING || xc->kstate[k] == K_QUEUED)
+        xc->st.late_hits++;
+    else
+        xc->st.misses++;
+}
+
 void grok_xcache_want(grok_xcache *xc, int64_t il, const int32_t *experts, int64_t n) {
     pthread_mutex_lock(&xc->mu);
     xc->epoch++;
@@ -788,14 +801,7 @@ void grok_xcache_want(grok_xcache *xc, int64_t il, const int32_t *experts, int64
      * will take the experts; the rest start when it gets to them */
     for (int64_t i = 0; i < n && i < xc->n_slots; i++) {
         const int64_t k = key_of(xc, il, experts[i]);
-        xc->want_epoch[k] = xc->epoch;
-        xc->st.lookups++;
-        if (xc->kstate[k] == K_READY)
-            xc->st.hits++;
-        else if (xc->kstate[k] == K_LOADING || xc->kstate[k] == K_QUEUED)
-            xc->st.late_hits++;
-        else
-            xc->st.misses++;
+        count_lookup(xc, k);
         enqueue(xc, k, true, false);
     }
     pthread_mutex_unlock(&xc->mu);
@@ -846,16 +852,7 @@ int grok_xcache_acquire(grok_xcache *xc, int64_t il, int64_t e, grok_mat *gate, 
     const int64_t k = key_of(xc, il, e);
     pthread_mutex_lock(&xc->mu);
     xc->pins[k]++;
-    if (xc->want_epoch[k] != xc->epoch) { /* not among the reads want started */
-        xc->want_epoch[k] = xc->epoch;
-        xc->st.lookups++;
-        if (xc->kstate[k] == K_READY)
-            xc->st.hits++;
-        else if (xc->kstate[k] == K_LOADING || xc->kstate[k] == K_QUEUED)
-            xc->st.late_hits++;
-        else
-            xc->st.misses++;
-    }
+    if (xc->want_epoch[k] != xc->epoch) count_lookup(xc, k); /* not among the reads want started */
     if (xc->kstate[k] == K_ABSENT || (xc->kstate[k] == K_QUEUED && !xc->q_demand[k]))
         enqueue(xc, k, true, true);
     if (xc->kstate[k] != K_READY) {
