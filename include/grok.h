@@ -615,10 +615,11 @@ GROK_API grok_step_stats grok_context_last_step(const grok_context *c);
  * Memory: a plan by the memory limit, and the expert cache for models
  * larger than it. src/model/memplan.c, src/model/xcache.c
  *
- * At the first grok_context_create the model plans how its weights live
- * in memory, from the memory this process may use (the tightest cgroup v1
- * or v2 limit along its cgroup path less what the group already holds
- * outside the page cache, MemAvailable, or grok_memory_params.limit):
+ * At its first runner (grok_runner_create, grok_context_create) the model
+ * plans how its weights live in memory, from the memory this process may
+ * use (the tightest cgroup v1 or v2 limit along its cgroup path less what
+ * the group already holds outside the page cache, MemAvailable, or
+ * grok_memory_params.limit):
  *  - PACKED: every weight in the packed form the fast kernels read
  *    (anonymous memory), when it fits;
  *  - CACHE: the dense weights (attention, router, norms, embedding and
@@ -634,20 +635,19 @@ GROK_API grok_step_stats grok_context_last_step(const grok_context *c);
  * whole share; with one, each rank plans for its own share.
  * ====================================================================== */
 
-
 /* The defaults: those grok_memory_set_default gave, else: the limit
  * found, the plan by it, as many slots as fit, LFU, prefetch on, 2 I/O
  * threads, O_DIRECT, one context. */
-grok_memory_params grok_memory_default_params(void);
+GROK_API grok_memory_params grok_memory_default_params(void);
 /* Where the library's one-line notices go (the memory plan, a fallback):
  * fn(ud, line) with no newline; none (the default) keeps them silent. */
-void grok_set_log(void (*fn)(void *ud, const char *line), void *ud);
+GROK_API void grok_set_log(void (*fn)(void *ud, const char *line), void *ud);
 /* The parameters models loaded from now on start with (process-wide; the
  * grok command sets them from its --mem-* flags). */
-void grok_memory_set_default(const grok_memory_params *p);
+GROK_API void grok_memory_set_default(const grok_memory_params *p);
 /* Sets how the model plans its memory; before its first context (else -1
  * with err). The parameters are copied. */
-int grok_model_set_memory(grok_model *m, const grok_memory_params *p, char *err, size_t err_size);
+GROK_API int grok_model_set_memory(grok_model *m, const grok_memory_params *p, char *err, size_t err_size);
 
 typedef struct {
     grok_plan_kind kind;
@@ -668,30 +668,31 @@ typedef struct {
 } grok_memory_plan;
 
 /* The plan the model runs with; NULL before its first runner. */
-const grok_memory_plan *grok_model_memory_plan(const grok_model *m);
+GROK_API const grok_memory_plan *grok_model_memory_plan(const grok_model *m);
 /* What the first runner would plan for a runner like rp and sequences
  * like sp (NULL: the defaults; n_contexts of them, besides any made),
  * without doing it. 0, or -1 with err. */
-int grok_model_plan_memory(const grok_model *m, const grok_seq_params *sp, const grok_runner_params *rp,
-                           grok_memory_plan *out, char *err, size_t err_size);
+GROK_API int grok_model_plan_memory(const grok_model *m, const grok_seq_params *sp,
+                                    const grok_runner_params *rp, grok_memory_plan *out, char *err,
+                                    size_t err_size);
 /* Writes the packed layout of every matrix the fast kernels read packed
  * into path (NULL: MODEL.gguf.grokpack beside the model), atomically,
  * packing on pool (NULL: one thread). A model that finds it there maps it
  * instead of packing at every start, and its expert cache reads from it. */
-int grok_model_write_packfile(const grok_model *m, const char *path, grok_threadpool *pool, char *err,
-                              size_t err_size);
+GROK_API int grok_model_write_packfile(const grok_model *m, const char *path, grok_threadpool *pool,
+                                       char *err, size_t err_size);
 /* One line describing a plan (no newline). */
-void grok_memory_plan_describe(const grok_memory_plan *p, char *buf, size_t size);
-const char *grok_plan_name(grok_plan_kind k);
-const char *grok_cache_policy_name(grok_cache_policy p);
+GROK_API void grok_memory_plan_describe(const grok_memory_plan *p, char *buf, size_t size);
+GROK_API const char *grok_plan_name(grok_plan_kind k);
+GROK_API const char *grok_cache_policy_name(grok_cache_policy p);
 /* Parses "lru", "lfu", "arc"; -1 if none. */
-int grok_cache_policy_from_name(const char *name);
+GROK_API int grok_cache_policy_from_name(const char *name);
 /* Parses a size: bytes, or a number with K, M, G or T (powers of 1024,
  * optionally followed by "iB" or "B"), e.g. "1.5G", "512MiB". -1 if malformed. */
-int64_t grok_parse_size(const char *s);
+GROK_API int64_t grok_parse_size(const char *s);
 /* The memory this process may use, as the plan finds it (limit 0), and
  * where it came from; -1 when there is no limit to find. */
-int64_t grok_memory_available(char *source, size_t source_size);
+GROK_API int64_t grok_memory_available(char *source, size_t source_size);
 
 /* What the expert cache did since the model's first context (or the last
  * grok_model_cache_reset). All zero in the other plans. */
@@ -711,13 +712,13 @@ typedef struct {
     double io_busy_s;         /* summed over the I/O threads: reading and packing */
     double io_read_s;         /* ... of which waiting in read calls */
 } grok_cache_stats;
-grok_cache_stats grok_model_cache_stats(const grok_model *m);
-void grok_model_cache_reset(grok_model *m);
+GROK_API grok_cache_stats grok_model_cache_stats(const grok_model *m);
+GROK_API void grok_model_cache_reset(grok_model *m);
 /* Sequential read rate of the disk holding the model's file, in bytes/s,
  * measured by reading up to max_bytes of it as the cache reads (O_DIRECT
  * where the file system allows, the cache's chunk size and threads);
  * -1 on failure. */
-double grok_model_read_rate(const grok_model *m, int64_t max_bytes);
+GROK_API double grok_model_read_rate(const grok_model *m, int64_t max_bytes);
 
 /* ---- routing traces: which experts each token used, to choose an
  * eviction policy by replaying them ---- */
@@ -726,10 +727,10 @@ double grok_model_read_rate(const grok_model *m, int64_t max_bytes);
  * the experts its router chose and those predicted for it from the
  * previous layer, in token order (whatever the batching). One forward pass
  * at a time while recording. */
-void grok_model_trace_routing(grok_model *m, bool on);
+GROK_API void grok_model_trace_routing(grok_model *m, bool on);
 /* Tokens recorded; chosen[t][layer][k] and predicted[t][layer][k] (k <
  * n_experts_used; -1 where layer 0 has no prediction) stay owned by m. */
-int64_t grok_model_routing(const grok_model *m, const int32_t **chosen, const int32_t **predicted);
+GROK_API int64_t grok_model_routing(const grok_model *m, const int32_t **chosen, const int32_t **predicted);
 
 typedef struct {
     int64_t lookups, hits, reads, prefetch_reads, prefetch_used;
@@ -740,9 +741,10 @@ typedef struct {
  * grok_memory_params.prefetch says (0 none, 1 admitted, 2 always), as the
  * cache would. optimal: Belady's MIN (evicts the key used furthest ahead;
  * no prefetch), the bound no demand-only policy beats. */
-grok_cache_sim_result grok_cache_simulate(const int32_t *chosen, const int32_t *predicted, int64_t n_tokens,
-                                          int64_t n_layers, int64_t n_experts, int64_t k, int64_t n_slots,
-                                          grok_cache_policy policy, int prefetch, bool optimal);
+GROK_API grok_cache_sim_result grok_cache_simulate(const int32_t *chosen, const int32_t *predicted,
+                                                   int64_t n_tokens, int64_t n_layers, int64_t n_experts,
+                                                   int64_t k, int64_t n_slots, grok_cache_policy policy,
+                                                   int prefetch, bool optimal);
 
 /* ======================================================================
  * Sampler. src/sampler/
