@@ -897,41 +897,82 @@ void grok_gguf_split_info(const grok_gguf_file *f, int32_t i, const char **path,
     if (data_start) *data_start = pt->data_start;
 }
 
+/* The byte ranges a part's bytes are mapped at: the part's map, or each of
+ * its pieces' maps. */
+static int32_t part_n_maps(const grok_gguf_part *pt) { return pt->pieces ? grok_gguf_pieces_count(pt->pieces) : 1; }
+static const uint8_t *part_map(const grok_gguf_part *pt, int32_t k, uint64_t *len) {
+    if (pt->pieces) return grok_gguf_pieces_map(pt->pieces, (int)k, len);
+    *len = pt->size;
+    return pt->map;
+}
+
 void grok_gguf_advise(const grok_gguf_file *f, const void *p, size_t len, int advice) {
     const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
     for (int32_t i = 0; i < f->n_parts; i++) {
         const grok_gguf_part *pt = &f->parts[i];
-        if (!pt->map) continue;
-        uintptr_t lo = (uintptr_t)pt->map, hi = lo + pt->size;
-        if (p) {
-            const uintptr_t a = (uintptr_t)p, b = a + len;
-            if (b <= lo || a >= hi) continue;
-            lo = a > lo ? a : lo, hi = b < hi ? b : hi;
+        for (int32_t k = 0; k < part_n_maps(pt); k++) {
+            uint64_t n;
+            const uint8_t *base = part_map(pt, k, &n);
+            if (!base) continue;
+            uintptr_t lo = (uintptr_t)base, hi = lo + n;
+            if (p) {
+                const uintptr_t a = (uintptr_t)p, b = a + len;
+                if (b <= lo || a >= hi) continue;
+                lo = a > lo ? a : lo, hi = b < hi ? b : hi;
+            }
+            lo = (lo + pg - 1) / pg * pg, hi = hi / pg * pg;
+            if (hi > lo) madvise((void *)lo, hi - lo, advice);
         }
-        lo = (lo + pg - 1) / pg * pg, hi = hi / pg * pg;
-        if (hi > lo) madvise((void *)lo, hi - lo, advice);
     }
 }
 
+int32_t grok_gguf_n_files(const grok_gguf_file *f) {
+    int32_t n = 0;
+    for (int32_t i = 0; i < f->n_parts; i++) n += part_n_maps(&f->parts[i]);
+    return n;
+}
+
+const char *grok_gguf_file_path(const grok_gguf_file *f, int32_t i, uint64_t *size) {
+    for (int32_t s = 0; s < f->n_parts; s++) {
+        const grok_gguf_part *pt = &f->parts[s];
+        if (i < part_n_maps(pt)) {
+            uint64_t n;
+            part_map(pt, i, &n);
+            if (size) *size = n;
+            return pt->pieces ? grok_gguf_pieces_path(pt->pieces, (int)i) : pt->path;
+        }
+        i -= part_n_maps(pt);
+    }
+    return NULL;
+}
+
 void grok_gguf_drop_cache(const grok_gguf_file *f) {
-    for (int32_t i = 0; i < f->n_parts; i++) {
-        int fd = open(f->parts[i].path, O_RDONLY | O_CLOEXEC);
+    for (int32_t i = 0; i < grok_gguf_n_files(f); i++) {
+        int fd = open(grok_gguf_file_path(f, i, NULL), O_RDONLY | O_CLOEXEC);
         if (fd < 0) continue;
         posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
         close(fd);
     }
 }
 
-int grok_gguf_locate(const grok_gguf_file *f, const void *p, int32_t *split, const char **path, uint64_t *offset) {
+int grok_gguf_locate(const grok_gguf_file *f, const void *p, int32_t *file, const char **path, uint64_t *offset) {
     const uint8_t *q = p;
-    for (int32_t i = 0; i < f->n_parts; i++) {
+    int32_t first = 0;
+    for (int32_t i = 0; i < f->n_parts; first += part_n_maps(&f->parts[i]), i++) {
         const grok_gguf_part *pt = &f->parts[i];
-        if (pt->map && q >= pt->map && q < pt->map + pt->size) {
-            if (split) *split = i;
-            if (path) *path = pt->path;
-            if (offset) *offset = (uint64_t)(q - pt->map);
-            return 0;
+        int k = 0;
+        uint64_t at;
+        if (pt->pieces) {
+            if (grok_gguf_pieces_locate(pt->pieces, q, &k, &at)) continue;
+        } else if (pt->map && q >= pt->map && q < pt->map + pt->size) {
+            at = (uint64_t)(q - pt->map);
+        } else {
+            continue;
         }
+        if (file) *file = first + k;
+        if (path) *path = grok_gguf_file_path(f, first + k, NULL);
+        if (offset) *offset = at;
+        return 0;
     }
     return -1;
 }

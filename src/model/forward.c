@@ -504,9 +504,9 @@ static int moe(grok_runner *c, const grok_layer *L, int64_t il, int64_t n, char 
                     return GROK_ERR_IO;
                 }
             } else {
-                gate[nw] = grok_mat_rows(grok_mat_offset(L->gate, (size_t)e * L->gate_stride), c->sh.f0, ff);
-                up[nw] = grok_mat_rows(grok_mat_offset(L->up, (size_t)e * L->up_stride), c->sh.f0, ff);
-                down[nw] = grok_mat_cols(grok_mat_offset(L->down, (size_t)e * L->down_stride), c->sh.f0, ff);
+                gate[nw] = grok_mat_rows(grok_layer_expert(L, 0, e), c->sh.f0, ff);
+                up[nw] = grok_mat_rows(grok_layer_expert(L, 1, e), c->sh.f0, ff);
+                down[nw] = grok_mat_cols(grok_layer_expert(L, 2, e), c->sh.f0, ff);
             }
             ops[2 * nw] = (grok_matmul_op){&gate[nw], xin, d, c->hg + at[nw] * ff, ff, m};
             ops[2 * nw + 1] = (grok_matmul_op){&up[nw], xin, d, c->hu + at[nw] * ff, ff, m};

@@ -28,8 +28,30 @@ typedef struct {
     grok_mat up;          /* per expert [n_ff][d_model] (linear branch) */
     grok_mat down;        /* per expert [d_model][n_ff] */
     size_t gate_stride, up_stride, down_stride; /* bytes between experts */
-    float *layer_out_norm;                      /* [d_model] post-MoE RMSNorm */
+    /* Experts stored one tensor each and not back to back (files written
+     * before llama.cpp's PR #6387): where each expert of gate, up, down lies
+     * in the map ([n_experts], the model owns them); NULL where expert e is
+     * at data + e * stride. data is then expert 0's. Packed copies are
+     * always stride apart. */
+    const uint8_t **xdata[3];
+    float *layer_out_norm; /* [d_model] post-MoE RMSNorm */
 } grok_layer;
+
+/* Where expert e of a layer's matrix lies: w with stride and table xd (one
+ * of grok_layer's gate/up/down, their strides and xdata). */
+static inline const uint8_t *grok_expert_data(const grok_mat *w, size_t stride, const uint8_t *const *xd,
+                                              int64_t e) {
+    return xd ? xd[e] : w->data + (size_t)e * stride;
+}
+/* Expert e of a layer's gate (p 0), up (1) or down (2) matrix, its packed
+ * copy with it when there is one. */
+static inline grok_mat grok_layer_expert(const grok_layer *L, int p, int64_t e) {
+    const grok_mat *w = p == 0 ? &L->gate : p == 1 ? &L->up : &L->down;
+    const size_t stride = p == 0 ? L->gate_stride : p == 1 ? L->up_stride : L->down_stride;
+    grok_mat v = grok_mat_offset(*w, (size_t)e * stride);
+    v.data = grok_expert_data(w, stride, (const uint8_t *const *)L->xdata[p], e);
+    return v;
+}
 
 /* Distribution hook: the share of the model one process (an MPI rank)
  * computes, and the collectives that combine the shares. Tensor split:
@@ -73,7 +95,7 @@ struct grok_model {
     bool tied;
     float *output_norm; /* [d_model] */
     grok_layer *layers; /* [n_layers] */
-    void **owned; /* [n_owned] weight buffers the model frees (LoRA-merged copies, experts of old files) */
+    void **owned; /* [n_owned] buffers the model frees (LoRA-merged copies, old files' expert tables) */
     int64_t n_owned;
     struct grok_pack_map {
         void *addr;
@@ -164,10 +186,10 @@ void grok_packfile_default_path(const grok_model *m, char *buf, size_t size);
 grok_packfile *grok_packfile_open(const grok_model *m, const char *path, bool *absent, char *err,
                                   size_t err_size);
 void grok_packfile_close(grok_packfile *pf);
-/* The packed copy of the bytes at data (inside one of the model file's
- * tensors) in the mapped packed file, and its path and offset there; NULL
- * when the file holds no copy of that tensor. */
-const uint8_t *grok_packfile_find(const grok_packfile *pf, const uint8_t *data, const char **path,
+/* The packed copy of the model's matrix w (all its experts, stride apart)
+ * in the mapped packed file, and its path and offset there; NULL when the
+ * file holds no copy of it. */
+const uint8_t *grok_packfile_find(const grok_packfile *pf, const grok_mat *w, const char **path,
                                   uint64_t *offset);
 /* Points the packed copies of share sh's matrices (the experts too unless
  * !experts) into m->pf, asking for them ahead; the bytes so pointed. */

@@ -44,7 +44,8 @@
 typedef struct {
     char name[PF_NAME];
     uint64_t offset, nbytes;
-    const uint8_t *tdata; /* the model file's tensor data it packs (resolved at open) */
+    const grok_mat *w;    /* the model's matrix it packs (resolved at open), or NULL: none now */
+    const uint8_t *wdata; /* w's data then (a LoRA merge after would change it) */
 } pf_entry;
 
 struct grok_packfile {
@@ -84,40 +85,48 @@ static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n) {
     return h;
 }
 
-/* The model file's identity (all splits). */
+/* The model's identity: every file it lies in (splits, or their raw
+ * pieces), each file's stat, the split headers and samples of each file's
+ * data. */
 static int identity(const grok_gguf_file *f, pf_identity *id, char *err, size_t err_size) {
     memset(id, 0, sizeof *id);
     id->header_hash = id->sample_hash = 0xcbf29ce484222325ull;
     uint8_t *buf = malloc(1 << 16);
     if (!buf) return snprintf(err, err_size, "out of memory"), -1;
     int rc = -1;
+    int32_t fi = 0;
     for (int32_t s = 0; s < grok_gguf_n_splits(f); s++) {
-        const char *path;
-        uint64_t size, ds;
-        grok_gguf_split_info(f, s, &path, &size, &ds);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        if (fd < 0 || fstat(fd, &st) != 0) {
-            snprintf(err, err_size, "%s: %s", path, strerror(errno));
-            if (fd >= 0) close(fd);
-            goto out;
+        uint64_t split_size, ds;
+        grok_gguf_split_info(f, s, NULL, &split_size, &ds);
+        for (uint64_t done = 0; done < split_size && fi < grok_gguf_n_files(f); fi++) {
+            uint64_t size;
+            const char *path = grok_gguf_file_path(f, fi, &size);
+            const uint64_t start = done == 0 ? ds : 0; /* the data's start in this file */
+            done += size;
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            struct stat st;
+            if (fd < 0 || fstat(fd, &st) != 0) {
+                snprintf(err, err_size, "%s: %s", path, strerror(errno));
+                if (fd >= 0) close(fd);
+                goto out;
+            }
+            id->size += (uint64_t)st.st_size;
+            const int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+            if (mt > id->mtime_ns) id->mtime_ns = mt;
+            for (uint64_t at = 0; at < start;) { /* header and tensor table */
+                const size_t n = start - at < (1 << 16) ? (size_t)(start - at) : (1 << 16);
+                ssize_t r = pread(fd, buf, n, (off_t)at);
+                if (r <= 0) break;
+                id->header_hash = fnv(id->header_hash, buf, (size_t)r);
+                at += (uint64_t)r;
+            }
+            for (int i = 0; i < PF_SAMPLES && size > start + 4096; i++) {
+                const uint64_t at = start + (size - start - 4096) / (PF_SAMPLES - 1) * (uint64_t)i;
+                ssize_t r = pread(fd, buf, 4096, (off_t)at);
+                if (r > 0) id->sample_hash = fnv(id->sample_hash, buf, (size_t)r);
+            }
+            close(fd);
         }
-        id->size += (uint64_t)st.st_size;
-        const int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-        if (mt > id->mtime_ns) id->mtime_ns = mt;
-        for (uint64_t at = 0; at < ds;) { /* header and tensor table */
-            const size_t n = ds - at < (1 << 16) ? (size_t)(ds - at) : (1 << 16);
-            ssize_t r = pread(fd, buf, n, (off_t)at);
-            if (r <= 0) break;
-            id->header_hash = fnv(id->header_hash, buf, (size_t)r);
-            at += (uint64_t)r;
-        }
-        for (int i = 0; i < PF_SAMPLES && size > ds + 4096; i++) {
-            const uint64_t at = ds + (size - ds - 4096) / (PF_SAMPLES - 1) * (uint64_t)i;
-            ssize_t r = pread(fd, buf, 4096, (off_t)at);
-            if (r > 0) id->sample_hash = fnv(id->sample_hash, buf, (size_t)r);
-        }
-        close(fd);
     }
     rc = 0;
 out:
@@ -137,7 +146,8 @@ typedef struct {
     char name[PF_NAME];
     int64_t n_mats;
     size_t stride;
-    int64_t layer; /* -1: the output head */
+    const uint8_t *const *xd; /* where each expert lies, or NULL: stride apart (grok_layer.xdata) */
+    int64_t layer;            /* -1: the output head */
 } pf_mat;
 
 static int64_t list_mats(const grok_model *m, pf_mat *out) {
@@ -156,6 +166,7 @@ static int64_t list_mats(const grok_model *m, pf_mat *out) {
                 grok_tensor_name(out[n].name, PF_NAME, il, what[i]);
                 out[n].n_mats = i >= 4 ? hp->n_experts : 1;
                 out[n].stride = strides[i];
+                out[n].xd = i >= 4 ? (const uint8_t *const *)L->xdata[i - 4] : NULL;
                 out[n].layer = il;
             }
             n++;
@@ -167,6 +178,7 @@ static int64_t list_mats(const grok_model *m, pf_mat *out) {
             snprintf(out[n].name, PF_NAME, "%s", m->tied ? GROK_TN_TOKEN_EMBD : GROK_TN_OUTPUT);
             out[n].n_mats = 1;
             out[n].stride = 0;
+            out[n].xd = NULL;
             out[n].layer = -1;
         }
         n++;
@@ -275,7 +287,7 @@ int grok_model_write_packfile(const grok_model *m, const char *path, grok_thread
         }
         const int64_t groups_per_mat = w->rows / GROK_PACK_ROWS;
         for (int64_t e = 0; e < mats[i].n_mats && ok; e++) {
-            const uint8_t *src = w->data + (size_t)e * mats[i].stride;
+            const uint8_t *src = grok_expert_data(w, mats[i].stride, mats[i].xd, e);
             const int64_t per = CHUNK / gb > 0 ? (int64_t)(CHUNK / gb) : 1;
             for (int64_t g0 = 0; g0 < groups_per_mat && ok; g0 += per) {
                 pf_job j = {w, src, buf, g0, g0 + per < groups_per_mat ? per : groups_per_mat - g0};
@@ -333,6 +345,7 @@ grok_packfile *grok_packfile_open(const grok_model *m, const char *path, bool *a
                                   size_t err_size) {
     *absent = false;
     grok_packfile *pf = calloc(1, sizeof *pf);
+    pf_mat *mats = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         *absent = errno == ENOENT;
@@ -381,39 +394,47 @@ grok_packfile *grok_packfile_open(const grok_model *m, const char *path, bool *a
         goto fail;
     }
     pf->e = calloc(pf->n ? pf->n : 1, sizeof *pf->e);
-    if (!pf->e) goto fail;
+    const int64_t n_mats = list_mats(m, NULL);
+    mats = calloc((size_t)n_mats + 1, sizeof *mats);
+    if (!pf->e || !mats) goto fail;
+    list_mats(m, mats);
     for (uint32_t i = 0; i < pf->n; i++) {
         const uint8_t *t = h + PF_HEADER + (size_t)i * (PF_NAME + 16);
         pf_entry *e = &pf->e[i];
         memcpy(e->name, t, PF_NAME - 1);
         e->offset = get64(t + PF_NAME), e->nbytes = get64(t + PF_NAME + 8);
-        const grok_gguf_tensor *gt = grok_gguf_find_tensor(m->file, e->name);
-        if (!gt || gt->nbytes != e->nbytes || e->offset % PF_ALIGN || e->offset > pf->len ||
+        const pf_mat *pm = NULL;
+        for (int64_t k = 0; k < n_mats && !pm; k++)
+            if (strcmp(mats[k].name, e->name) == 0) pm = &mats[k];
+        /* a matrix the model no longer packs (merged with an adapter) keeps its entry unused */
+        if ((pm && mat_tensor_bytes(pm) != e->nbytes) || e->offset % PF_ALIGN || e->offset > pf->len ||
             e->nbytes > pf->len - e->offset) {
-            snprintf(err, err_size, "%s: table entry %u ('%s'): no such tensor of %" PRIu64 " bytes, or out of the file",
-                     path, i, e->name, e->nbytes);
+            snprintf(err, err_size, "%s: table entry %u ('%s', %" PRIu64 " bytes at %" PRIu64
+                     "): not the model's matrix of that name, or out of the file", path, i, e->name, e->nbytes, e->offset);
             goto fail;
         }
-        e->tdata = gt->data;
+        e->w = pm ? pm->w : NULL;
+        e->wdata = pm ? pm->w->data : NULL;
     }
+    free(mats);
     pf->path = strdup(path);
     close(fd);
     return pf;
 fail:
+    free(mats);
     close(fd);
     grok_packfile_close(pf);
     return NULL;
 }
 
-const uint8_t *grok_packfile_find(const grok_packfile *pf, const uint8_t *data, const char **path,
+const uint8_t *grok_packfile_find(const grok_packfile *pf, const grok_mat *w, const char **path,
                                   uint64_t *offset) {
     for (uint32_t i = 0; pf && i < pf->n; i++) {
         const pf_entry *e = &pf->e[i];
-        if (data >= e->tdata && data < e->tdata + e->nbytes) {
-            const uint64_t at = e->offset + (uint64_t)(data - e->tdata);
+        if (e->w == w && w->data == e->wdata) {
             if (path) *path = pf->path;
-            if (offset) *offset = at;
-            return pf->map + at;
+            if (offset) *offset = e->offset;
+            return pf->map + e->offset;
         }
     }
     return NULL;
@@ -431,7 +452,7 @@ int64_t grok_model_use_packfile(grok_model *m, const grok_dist *sh, bool experts
         const pf_mat *pm = &mats[i];
         if ((pm->n_mats > 1 || pm->stride) && !experts) continue;
         const bool mine = pm->layer >= 0 ? pm->layer >= sh->l0 && pm->layer < sh->l1 : !sh->pipeline || sh->rank == 0;
-        const uint8_t *p = mine ? grok_packfile_find(m->pf, pm->w->data, NULL, NULL) : NULL;
+        const uint8_t *p = mine ? grok_packfile_find(m->pf, pm->w, NULL, NULL) : NULL;
         if (!p) continue;
         ((grok_mat *)pm->w)->packed = p; /* the model's own matrix (list_mats lists them const) */
         const size_t span = mat_tensor_bytes(pm);

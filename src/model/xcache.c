@@ -440,13 +440,13 @@ typedef struct {
     int64_t c0, c1;      /* columns kept */
 } xpart;
 
-/* Where layer il's matrix p of expert 0 lies in the file. */
+/* Where one expert's matrix (of a layer, gate, up or down) lies. */
 typedef struct {
-    int fdi;         /* the file holding it: a split of the model, or the packed file (xc->fds) */
-    uint64_t off;    /* of expert 0, row 0 */
-    size_t stride;   /* bytes between experts */
-    bool packed_src; /* the file holds it packed (the packed file) */
-    bool direct;     /* the slot's bytes lie contiguous there: read straight into the slot */
+    int fdi;            /* the file holding it (xc->fds): one the model lies in, or the packed file; -1: memory */
+    uint64_t off;       /* its row 0 there */
+    const uint8_t *mem; /* fdi -1: its bytes (copied across a piece boundary at load, or merged with an adapter) */
+    bool packed_src;    /* it lies there packed (the packed file) */
+    bool direct;        /* the slot's bytes lie contiguous there: read straight into the slot */
 } xsrc;
 
 typedef struct {
@@ -466,8 +466,9 @@ struct grok_xcache {
     uint8_t *mem;
     size_t mem_len;
     xpart part[3]; /* gate, up, down */
-    xsrc *src;     /* [n_layers of the share][3] */
-    int *fds;        /* [n splits + 1]: the model's splits, then the packed file */
+    xsrc *src;     /* [n_layers of the share][3][n_experts of the share] */
+    int *fds;        /* [n files + 1]: the files the model lies in (grok_gguf_n_files), then the packed file */
+    uint64_t *fsize; /* [n files + 1] their sizes */
     bool *fd_direct; /* opened O_DIRECT (cleared if a read finds it refused) */
     uint32_t *pad;   /* [n_slots][3] where a part's bytes start in its room (reads straight from the file) */
     int n_fds;
@@ -580,48 +581,71 @@ static bool can_evict(void *ud, int64_t s) {
 
 /* ---- reading ---- */
 
-/* Reads [off, off + len) of fd into the staging buffer, returning where
- * those bytes start in it. O_DIRECT wants 4 KiB-aligned offsets and
- * lengths: the range is widened to them. */
-static const uint8_t *read_range(xio *io, int fd, bool *direct, uint64_t off, size_t len, int64_t *nread,
-                                 char *err, size_t err_size) {
-    const uint64_t A = 4096;
-    uint64_t a = *direct ? off / A * A : off, b = *direct ? (off + len + A - 1) / A * A : off + len;
+/* Reads [a, a + len) of file fdi into buf, going on at the start of the
+ * next file (the next raw piece) where the bytes the caller needs, the
+ * first need, run past this one's end. A short read at the last file's end
+ * is fine past need (O_DIRECT's 4 KiB widening). Returns the bytes read, or
+ * -1 with err. */
+static int64_t read_files(xio *io, int fdi, uint64_t a, uint8_t *buf, size_t len, size_t need, char *err,
+                          size_t err_size) {
+    grok_xcache *xc = io->xc;
+    const int last = xc->n_fds - 2; /* the model's last file; the packed file is never continued */
+    size_t got = 0;
+    const double t0 = now_s();
+    while (got < len) {
+        bool *direct = &xc->fd_direct[fdi];
+        ssize_t r = pread(xc->fds[fdi], buf + got, len - got, (off_t)a);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && *direct && errno == EINVAL) { /* the file system takes no O_DIRECT after all */
+            int fl = fcntl(xc->fds[fdi], F_GETFL);
+            if (fl >= 0 && fcntl(xc->fds[fdi], F_SETFL, fl & ~O_DIRECT) == 0) {
+                *direct = false;
+                continue;
+            }
+        }
+        if (r < 0) {
+            snprintf(err, err_size, "%s: read at byte %" PRIu64 ": %s",
+                     fdi <= last ? grok_gguf_file_path(xc->m->file, fdi, NULL) : "packed file", a, strerror(errno));
+            return -1;
+        }
+        if (!*direct) posix_fadvise(xc->fds[fdi], (off_t)a, r > 0 ? (off_t)r : 0, POSIX_FADV_DONTNEED);
+        got += (size_t)r, a += (uint64_t)r;
+        if (r > 0) continue;
+        /* this file's end */
+        if (got >= need || fdi >= last || a < xc->fsize[fdi]) break;
+        fdi++, a = 0;
+        if (xc->fds[fdi] < 0) {
+            snprintf(err, err_size, "%s: not open", grok_gguf_file_path(xc->m->file, fdi, NULL));
+            return -1;
+        }
+    }
+    io->read_s += now_s() - t0;
+    if (got < need) {
+        snprintf(err, err_size, "file ends %zu bytes into a read of %zu", got, need);
+        return -1;
+    }
+    return (int64_t)got;
+}
+
+/* [off, off + len) of an expert's source s (off from its row 0), through the
+ * staging buffer (or in place when it lies in memory). O_DIRECT wants
+ * 4 KiB-aligned offsets and lengths: the range is widened to them. */
+static const uint8_t *read_range(xio *io, const xsrc *s, uint64_t off, size_t len, int64_t *nread, char *err,
+                                 size_t err_size) {
+    if (s->fdi < 0) return s->mem + off;
+    const uint64_t A = 4096, at = s->off + off;
+    const bool direct = io->xc->fd_direct[s->fdi];
+    const uint64_t a = direct ? at / A * A : at, b = direct ? (at + len + A - 1) / A * A : at + len;
     if (b - a > io->stage_len) {
         snprintf(err, err_size, "read of %zu bytes exceeds the staging buffer", len);
         return NULL;
     }
-    size_t got = 0;
-    const double t0 = now_s();
-    while (got < b - a) {
-        ssize_t r = pread(fd, io->stage + got, (size_t)(b - a - got), (off_t)(a + got));
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0 && *direct && errno == EINVAL) { /* the file system takes no O_DIRECT after all */
-            int fl = fcntl(fd, F_GETFL);
-            if (fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0) {
-                *direct = false;
-                return read_range(io, fd, direct, off, len, nread, err, err_size);
-            }
-        }
-        if (r < 0) {
-            snprintf(err, err_size, "read at byte %" PRIu64 ": %s", a + got, strerror(errno));
-            return NULL;
-        }
-        if (r == 0) break; /* end of file: the aligned tail may run past it */
-        got += (size_t)r;
-    }
-    if (got < off + len - a) {
-        snprintf(err, err_size, "file ends at byte %" PRIu64 ", before %" PRIu64, a + got, off + len);
-        return NULL;
-    }
-    if (!*direct) posix_fadvise(fd, (off_t)a, (off_t)(b - a), POSIX_FADV_DONTNEED);
-    *nread += (int64_t)got;
-    io->read_s += now_s() - t0;
-    return io->stage + (off - a);
+    const int64_t got = read_files(io, s->fdi, a, io->stage, (size_t)(b - a), (size_t)(at + len - a), err, err_size);
+    if (got < 0) return NULL;
+    *nread += got;
+    return io->stage + (at - a);
 }
 
-/* Fills slot memory dst with expert e of layer il: each part read in
- * chunks of whole 8-row groups, then packed or copied. */
 /* Fills slot s with expert e of layer il. A part that lies in the file as
  * the slot holds it is read straight into its room (O_DIRECT needs the
  * 4 KiB alignment: it lands pad bytes in); the others come through the
@@ -632,45 +656,24 @@ static int fill(xio *io, int64_t il, int64_t e, int64_t slot, int64_t *nread, ch
     uint8_t *dst = xc->mem + (size_t)slot * xc->stride;
     for (int p = 0; p < 3; p++) {
         const xpart *pt = &xc->part[p];
-        const xsrc *s = &xc->src[(il - xc->sh.l0) * 3 + p];
+        const xsrc *s = &xc->src[((il - xc->sh.l0) * 3 + p) * xc->ne + (e - xc->sh.e0)];
         const size_t rb = pt->src->row_bytes;
         const size_t coff = (size_t)grok_type_row_size(pt->src->type, pt->c0);
         const int64_t ncols = pt->c1 - pt->c0;
         const size_t keep = (size_t)grok_type_row_size(pt->src->type, ncols);
-        int fd = xc->fds[s->fdi];
-        bool *direct = &xc->fd_direct[s->fdi];
         xc->pad[slot * 3 + p] = 0;
         if (s->direct) {
-            const uint64_t at = s->off + (uint64_t)e * s->stride + (uint64_t)pt->r0 * rb;
             const size_t len = (size_t)(pt->r1 - pt->r0) * rb;
-            const uint64_t a = at / 4096 * 4096, b = (at + len + 4095) / 4096 * 4096;
             uint8_t *room = dst + pt->off;
-            const double t0 = now_s();
-            size_t got = 0;
-            while (got < b - a) {
-                ssize_t r = pread(fd, room + got, (size_t)(b - a - got), (off_t)(a + got));
-                if (r < 0 && errno == EINTR) continue;
-                if (r < 0 && *direct && errno == EINVAL) { /* the file system takes no O_DIRECT after all */
-                    int fl = fcntl(fd, F_GETFL);
-                    if (fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0) {
-                        *direct = false;
-                        continue;
-                    }
-                }
-                if (r < 0) {
-                    snprintf(err, err_size, "read at byte %" PRIu64 ": %s", a + got, strerror(errno));
-                    return -1;
-                }
-                if (r == 0) break;
-                got += (size_t)r;
+            if (s->fdi < 0) {
+                memcpy(room, s->mem + (size_t)pt->r0 * rb, len);
+                continue;
             }
-            if (got < at + len - a) {
-                snprintf(err, err_size, "file ends at byte %" PRIu64 ", before %" PRIu64, a + got, at + len);
-                return -1;
-            }
-            if (!*direct) posix_fadvise(fd, (off_t)a, (off_t)(b - a), POSIX_FADV_DONTNEED);
-            io->read_s += now_s() - t0;
-            *nread += (int64_t)got;
+            const uint64_t at = s->off + (uint64_t)pt->r0 * rb;
+            const uint64_t a = at / 4096 * 4096, b = (at + len + 4095) / 4096 * 4096;
+            const int64_t got = read_files(io, s->fdi, a, room, (size_t)(b - a), (size_t)(at + len - a), err, err_size);
+            if (got < 0) return -1;
+            *nread += got;
             xc->pad[slot * 3 + p] = (uint32_t)(at - a);
             continue;
         }
@@ -678,8 +681,7 @@ static int fill(xio *io, int64_t il, int64_t e, int64_t slot, int64_t *nread, ch
         if (rows_per < GROK_PACK_ROWS) rows_per = GROK_PACK_ROWS;
         for (int64_t r = pt->r0; r < pt->r1; r += rows_per) {
             const int64_t nr = r + rows_per < pt->r1 ? rows_per : pt->r1 - r;
-            const uint64_t at = s->off + (uint64_t)e * s->stride + (uint64_t)r * rb;
-            const uint8_t *rows = read_range(io, fd, direct, at, (size_t)nr * rb, nread, err, err_size);
+            const uint8_t *rows = read_range(io, s, (uint64_t)r * rb, (size_t)nr * rb, nread, err, err_size);
             if (!rows) return -1;
             uint8_t *out = dst + pt->off + (size_t)(r - pt->r0) * rb;
             if (pt->packed && s->packed_src) { /* packed groups: the column slice of each */
@@ -828,17 +830,17 @@ void grok_xcache_prefetch(grok_xcache *xc, int64_t il, const int32_t *experts, i
  * them from the resident copy: rows [f0, f1) of gate and up, columns
  * [f0, f1) of down. Packed parts keep the file's rows in data (the f32
  * fallback of grok_matmul_ops reads them). */
-static grok_mat part_mat(const grok_xcache *xc, int p, const grok_mat *w, size_t stride, int64_t e,
-                         const uint8_t *slot, uint32_t pad) {
+static grok_mat part_mat(const grok_xcache *xc, int p, const grok_layer *L, int64_t e, const uint8_t *slot,
+                         uint32_t pad) {
     const xpart *pt = &xc->part[p];
-    grok_mat v = grok_mat_offset(*w, (size_t)e * stride);
+    grok_mat v = grok_layer_expert(L, p, e);
     v.packed = NULL;
     const uint8_t *at = slot + pt->off + pad;
     if (p < 2) {
         v = grok_mat_rows(v, pt->r0, pt->r1 - pt->r0);
     } else {
         v = grok_mat_cols(v, pt->c0, pt->c1 - pt->c0);
-        at += (pt->packed ? GROK_PACK_ROWS : 1) * (size_t)grok_type_row_size(w->type, pt->c0);
+        at += (pt->packed ? GROK_PACK_ROWS : 1) * (size_t)grok_type_row_size(v.type, pt->c0);
     }
     if (pt->packed)
         v.packed = at;
@@ -876,9 +878,9 @@ int grok_xcache_acquire(grok_xcache *xc, int64_t il, int64_t e, grok_mat *gate, 
     const grok_layer *L = &xc->m->layers[il];
     const uint8_t *slot = xc->mem + (size_t)s * xc->stride;
     const uint32_t *pad = xc->pad + s * 3;
-    *gate = part_mat(xc, 0, &L->gate, L->gate_stride, e, slot, pad[0]);
-    *up = part_mat(xc, 1, &L->up, L->up_stride, e, slot, pad[1]);
-    *down = part_mat(xc, 2, &L->down, L->down_stride, e, slot, pad[2]);
+    *gate = part_mat(xc, 0, L, e, slot, pad[0]);
+    *up = part_mat(xc, 1, L, e, slot, pad[1]);
+    *down = part_mat(xc, 2, L, e, slot, pad[2]);
     return 0;
 }
 
@@ -953,7 +955,7 @@ void grok_xcache_free(grok_xcache *xc) {
         if (xc->fds[i] >= 0) close(xc->fds[i]);
     if (xc->mem) munmap(xc->mem, xc->mem_len);
     xp_free(&xc->pol);
-    free(xc->io), free(xc->threads), free(xc->fds), free(xc->fd_direct), free(xc->src);
+    free(xc->io), free(xc->threads), free(xc->fds), free(xc->fsize), free(xc->fd_direct), free(xc->src);
     free(xc->kstate), free(xc->pins), free(xc->want_epoch), free(xc->pref_epoch), free(xc->slot_pref);
     free(xc->slot_loading), free(xc->qd), free(xc->qp), free(xc->q_demand), free(xc->pred_mask);
     free(xc->chosen_mask), free(xc->slot_fresh), free(xc->pad);
@@ -974,35 +976,44 @@ static int open_src(grok_xcache *xc, int fdi, const char *path, bool buffered, c
         return -1;
     }
     xc->fds[fdi] = fd;
+    const off_t end = lseek(fd, 0, SEEK_END);
+    xc->fsize[fdi] = end > 0 ? (uint64_t)end : 0;
     return 0;
 }
 
-/* Where part p of layer il's experts is read from: the packed file when
- * it holds them packed and the slot wants them packed, else the model's
- * file; straight into the slot when the slot's bytes lie contiguous there
- * in its layout (a share of whole rows: all but the down matrix's column
- * slice of an FFN-split rank). */
-static int src_of(grok_xcache *xc, int p, const grok_mat *w, bool buffered, xsrc *out, char *err, size_t err_size) {
+/* Where part p of expert e of a layer (w its matrix there) is read from:
+ * the packed file when it holds them packed and the slot wants them
+ * packed, else the file the model's bytes lie in (memory, for bytes the
+ * model copied); straight into the slot when the slot's bytes lie
+ * contiguous there in its layout (a share of whole rows: all but the down
+ * matrix's column slice of an FFN-split rank). */
+static int src_of(grok_xcache *xc, const grok_layer *L, int p, int64_t e, bool buffered, xsrc *out, char *err,
+                  size_t err_size) {
     const xpart *pt = &xc->part[p];
+    const grok_mat *w = p == 0 ? &L->gate : p == 1 ? &L->up : &L->down;
+    const size_t stride = p == 0 ? L->gate_stride : p == 1 ? L->up_stride : L->down_stride;
     const char *path;
     uint64_t off;
     const bool whole_rows = p < 2 || (pt->c0 == 0 && pt->c1 == w->cols);
-    if (pt->packed && xc->m->pf && grok_packfile_find(xc->m->pf, w->data, &path, &off)) {
+    memset(out, 0, sizeof *out);
+    if (pt->packed && xc->m->pf && grok_packfile_find(xc->m->pf, w, &path, &off)) {
         out->fdi = xc->n_fds - 1;
+        out->off = off + (uint64_t)e * stride; /* packed copies are stride apart */
         out->packed_src = true;
         out->direct = whole_rows;
-    } else {
-        int32_t split;
-        if (grok_gguf_locate(xc->m->file, w->data, &split, &path, &off)) {
-            snprintf(err, err_size, "an expert tensor is not in the model file (a merged adapter?): cannot cache it");
-            return -1;
-        }
-        out->fdi = split;
-        out->packed_src = false;
-        out->direct = whole_rows && !pt->packed;
+        return open_src(xc, out->fdi, path, buffered, err, err_size);
     }
+    const uint8_t *data = grok_layer_expert(L, p, e).data;
+    int32_t fi;
+    out->direct = whole_rows && !pt->packed;
+    if (grok_gguf_locate(xc->m->file, data, &fi, &path, &off)) {
+        out->fdi = -1; /* the model holds these bytes itself */
+        out->mem = data;
+        return 0;
+    }
+    out->fdi = fi;
     out->off = off;
-    return open_src(xc, out->fdi, path, buffered, err, err_size);
+    return open_src(xc, fi, path, buffered, err, err_size);
 }
 
 /* A chunk (or one 8-row group when rows are longer, or the largest
@@ -1084,22 +1095,22 @@ grok_xcache *grok_xcache_create(const grok_model *m, const grok_dist *sh, const 
      * an FFN-row share, whose down columns are a sparse part of each row) */
     if (sh->f0 == 0 && sh->f1 == m->hp.n_ff) madvise(xc->mem, xc->mem_len, MADV_HUGEPAGE);
 #endif
-    xc->n_fds = grok_gguf_n_splits(m->file) + 1;
+    xc->n_fds = grok_gguf_n_files(m->file) + 1;
     xc->fds = malloc((size_t)xc->n_fds * sizeof *xc->fds);
+    xc->fsize = calloc((size_t)xc->n_fds, sizeof *xc->fsize);
     xc->fd_direct = calloc((size_t)xc->n_fds, sizeof *xc->fd_direct);
-    xc->src = calloc((size_t)(xc->nl * 3), sizeof *xc->src);
-    if (!xc->fds || !xc->fd_direct || !xc->src) goto oom;
+    xc->src = calloc((size_t)(xc->nl * 3 * xc->ne), sizeof *xc->src);
+    if (!xc->fds || !xc->fsize || !xc->fd_direct || !xc->src) goto oom;
     for (int i = 0; i < xc->n_fds; i++) xc->fds[i] = -1;
-    for (int64_t il = sh->l0; il < sh->l1; il++) {
-        const grok_layer *L = &m->layers[il];
-        const grok_mat *w[3] = {&L->gate, &L->up, &L->down};
-        const size_t strides[3] = {L->gate_stride, L->up_stride, L->down_stride};
-        for (int p = 0; p < 3; p++) {
-            xsrc *s = &xc->src[(il - sh->l0) * 3 + p];
-            if (src_of(xc, p, w[p], !plan->direct_io, s, err, err_size)) goto fail;
-            s->stride = strides[p];
-        }
-    }
+    /* every piece of the model, opened now: a read may run on into the next */
+    for (int i = 0; i + 1 < xc->n_fds; i++)
+        if (open_src(xc, i, grok_gguf_file_path(m->file, i, NULL), !plan->direct_io, err, err_size)) goto fail;
+    for (int64_t il = sh->l0; il < sh->l1; il++)
+        for (int p = 0; p < 3; p++)
+            for (int64_t e = sh->e0; e < sh->e1; e++)
+                if (src_of(xc, &m->layers[il], p, e, !plan->direct_io,
+                           &xc->src[((il - sh->l0) * 3 + p) * xc->ne + (e - sh->e0)], err, err_size))
+                    goto fail;
     if (xp_init(&xc->pol, plan->policy, xc->n_slots, xc->n_keys)) goto oom;
     const size_t nk = (size_t)xc->n_keys, ns = (size_t)xc->n_slots;
     xc->kstate = calloc(nk, 1);
@@ -1148,10 +1159,9 @@ fail:
 double grok_model_read_rate(const grok_model *m, int64_t max_bytes) {
     const grok_gguf_file *f = m->file;
     const grok_layer *L = &m->layers[0];
-    int32_t split;
     const char *path;
     uint64_t start;
-    if (grok_gguf_locate(f, L->gate.data, &split, &path, &start)) return -1;
+    if (grok_gguf_locate(f, grok_layer_expert(L, 0, 0).data, NULL, &path, &start)) return -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
     bool direct = fd >= 0;
     if (fd < 0) fd = open(path, O_RDONLY | O_CLOEXEC);
