@@ -664,6 +664,9 @@ typedef struct {
     grok_cache_policy policy;
     int prefetch;
     bool direct_io;             /* CACHE: reads bypass the page cache */
+    int64_t read_ahead_bytes;   /* MMAP: what a fault reads around its page (the device's read-ahead); 0 when
+                                 * the limit leaves the page cache too little room for that (MADV_RANDOM:
+                                 * each fault reads its page only), or in the other plans */
     char pack_file[256];        /* the packed file mapped, "" when none */
 } grok_memory_plan;
 

@@ -140,6 +140,12 @@ static int print_plan(const char *path, int64_t n_ctx) {
            p.n_expert_keys);
     mib_line("reserve", p.reserve_bytes);
     mib_line("resident", p.resident_bytes);
+    if (p.kind == GROK_PLAN_MMAP) {
+        if (p.read_ahead_bytes > 0)
+            mib_line("fault read-ahead", p.read_ahead_bytes);
+        else
+            printf("  %-22s off (single pages: the limit leaves no room for it)\n", "fault read-ahead");
+    }
     grok_model_free(m);
     return 0;
 }

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "gguf/gguf_internal.h"
@@ -944,6 +945,33 @@ const char *grok_gguf_file_path(const grok_gguf_file *f, int32_t i, uint64_t *si
         i -= part_n_maps(pt);
     }
     return NULL;
+}
+
+int64_t grok_gguf_read_ahead_bytes(const grok_gguf_file *f) {
+    int64_t best = 0;
+    for (int32_t i = 0; i < grok_gguf_n_files(f); i++) {
+        struct stat st;
+        if (stat(grok_gguf_file_path(f, i, NULL), &st)) continue;
+        const unsigned ma = major(st.st_dev), mi = minor(st.st_dev);
+        /* the backing device's (a disk, or a filesystem's own such as
+         * btrfs), then a partition's disk */
+        char path[3][96];
+        snprintf(path[0], sizeof path[0], "/sys/class/bdi/%u:%u/read_ahead_kb", ma, mi);
+        snprintf(path[1], sizeof path[1], "/sys/dev/block/%u:%u/queue/read_ahead_kb", ma, mi);
+        snprintf(path[2], sizeof path[2], "/sys/dev/block/%u:%u/../queue/read_ahead_kb", ma, mi);
+        for (int k = 0; k < 3; k++) {
+            FILE *fp = fopen(path[k], "r");
+            if (!fp) continue;
+            long long kb = -1;
+            const int got = fscanf(fp, "%lld", &kb);
+            fclose(fp);
+            if (got == 1 && kb >= 0) {
+                if (kb * 1024 > best) best = kb * 1024;
+                break;
+            }
+        }
+    }
+    return best > 0 ? best : (int64_t)128 * 1024;
 }
 
 void grok_gguf_drop_cache(const grok_gguf_file *f) {

@@ -100,6 +100,11 @@ void grok_gguf_split_info(const grok_gguf_file *f, int32_t i, const char **path,
 /* madvise over [p, p + len) of the mappings (whole pages inside it), or
  * over every mapping when p is NULL; advice only, errors ignored. */
 void grok_gguf_advise(const grok_gguf_file *f, const void *p, size_t len, int advice);
+/* The largest read-ahead window of the devices the files lie on (what a
+ * fault on the mapping reads around the page it needs, unless MADV_RANDOM):
+ * sysfs's read_ahead_kb of each file's device, else the kernel's default
+ * 128 KiB. */
+int64_t grok_gguf_read_ahead_bytes(const grok_gguf_file *f);
 /* Drops the page cache of every file (split or piece; POSIX_FADV_DONTNEED): pages
  * no process has mapped leave memory. */
 void grok_gguf_drop_cache(const grok_gguf_file *f);

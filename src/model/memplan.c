@@ -368,6 +368,19 @@ int grok_model_set_memory(grok_model *m, const grok_memory_params *p, char *err,
  * of RSS; 3 % of a large limit leaves the kernel room for the page cache. */
 static int64_t headroom(int64_t limit) { return (int64_t)6 * 1048576 + limit / 32; }
 
+/* Every fault on the map reads the device's read-ahead window around its
+ * page (8 MiB on some disks), for each thread at once. When the limit
+ * leaves the page cache less than a few such windows per thread, the kernel
+ * cannot reclaim as fast as the faults charge and kills the process
+ * (measured with 8 MiB windows and 2 threads: 1 in 2 runs killed in an
+ * 8 MiB cgroup, 1 in 8 at 16 MiB): there, faults read their page only. */
+static void mmap_read_ahead(const grok_model *m, grok_memory_plan *p, int n_threads) {
+    const int64_t ra = grok_gguf_read_ahead_bytes(m->file);
+    const bool tight = p->limit > 0 && p->weight_bytes + p->reserve_bytes > p->limit &&
+                       p->limit - p->reserve_bytes < 4 * (int64_t)n_threads * ra;
+    p->read_ahead_bytes = tight ? 0 : ra;
+}
+
 int grok_plan_for(const grok_model *m, const grok_dist *sh, const grok_seq_params *sp, int64_t n_batch,
                   int n_threads, grok_memory_plan *out, char *err, size_t err_size) {
     const grok_memory_params *mp = &m->params.memory;
@@ -442,6 +455,7 @@ int grok_plan_for(const grok_model *m, const grok_dist *sh, const grok_seq_param
         p.resident_bytes = p.weight_bytes + p.reserve_bytes;
     } else {
         p.resident_bytes = p.reserve_bytes;
+        mmap_read_ahead(m, &p, n_threads);
     }
     *out = p;
     return 0;
@@ -487,7 +501,8 @@ void grok_memory_plan_describe(const grok_memory_plan *p, char *buf, size_t size
         snprintf(buf + n, size - (size_t)n, " packed%s; reserve %s; resident %s",
                  p->pack_file[0] ? ", mapped from the packed file" : " in memory", rs, res);
     else
-        snprintf(buf + n, size - (size_t)n, " read from the mapped file (page cache); reserve %s", rs);
+        snprintf(buf + n, size - (size_t)n, " read from the mapped file (page cache%s); reserve %s",
+                 p->limit >= 0 && p->read_ahead_bytes == 0 ? ", faults read single pages: the limit leaves no room for read-ahead" : "", rs);
 }
 
 static pthread_mutex_t g_prepare_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -515,10 +530,12 @@ void grok_model_prepare(grok_model *m, const grok_dist *sh, grok_threadpool *poo
             grok_log("%s; the mapped file is used", err);
             grok_plan_for(m, sh, NULL, n_batch, nt, &p, err, sizeof err);
             p.kind = GROK_PLAN_MMAP, p.cache_slots = 0, p.resident_bytes = p.reserve_bytes;
+            mmap_read_ahead(m, &p, nt);
         }
         if (p.kind == GROK_PLAN_CACHE && !(m->xc = grok_xcache_create(m, sh, &p, err, sizeof err))) {
             grok_log("expert cache: %s; the mapped file is used", err);
             p.kind = GROK_PLAN_MMAP, p.cache_slots = 0, p.resident_bytes = p.reserve_bytes;
+            mmap_read_ahead(m, &p, nt);
         }
         if (p.kind == GROK_PLAN_CACHE) {
             /* Through the map, pages come one at a time: a fault's read-
@@ -534,6 +551,7 @@ void grok_model_prepare(grok_model *m, const grok_dist *sh, grok_threadpool *poo
             }
             grok_gguf_advise(m->file, m->output.data, m->output.row_bytes * (size_t)m->output.rows, MADV_WILLNEED);
         }
+        if (p.kind == GROK_PLAN_MMAP) grok_gguf_advise(m->file, NULL, 0, p.read_ahead_bytes ? MADV_NORMAL : MADV_RANDOM);
         if (m->pf && (p.kind == GROK_PLAN_PACKED || p.kind == GROK_PLAN_CACHE)) {
             m->packed_bytes += grok_model_use_packfile(m, sh, p.kind == GROK_PLAN_PACKED);
             snprintf(p.pack_file, sizeof p.pack_file, "%.255s", pfp);
