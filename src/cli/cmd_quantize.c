@@ -36,7 +36,9 @@ static void usage(FILE *out) {
                  "  --token-embedding-type T     type of token_embd.weight\n"
                  "                               (T: q8_0, q6_K, q5_K, q4_K, q4_0, f16, bf16, f32)\n"
                  "  --threads N                  worker threads (all cores)\n"
-                 "  --force                      overwrite OUT if it exists\n");
+                 "  --force                      overwrite OUT if it exists\n"
+                 "  --pack                       also write OUT.grokpack, the packed layout later runs\n"
+                 "                               map instead of packing at start (grok pack; docs/memory.md)\n");
 }
 
 /* A weight type for --output-type / --token-embedding-type; exits with 2
@@ -69,7 +71,7 @@ int cmd_quantize(int argc, char **argv) {
     const char *pos[3] = {NULL, NULL, NULL}, *val;
     int npos = 0;
     int64_t threads = 0;
-    bool force = false;
+    bool force = false, pack = false;
     grok_quantize_params qp = {NULL, false, -1, -1};
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -77,6 +79,10 @@ int cmd_quantize(int argc, char **argv) {
             return 0;
         }
         if (cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads)) continue;
+        if (cli_flag(argv, argc, &i, "--pack", NULL)) {
+            pack = true;
+            continue;
+        }
         if (cli_flag(argv, argc, &i, "--force", NULL)) {
             force = true;
             continue;
@@ -118,6 +124,11 @@ int cmd_quantize(int argc, char **argv) {
     char err[GROK_ERR_SIZE];
     grok_quantize_stats qs;
     int rc = grok_model_quantize(pos[0], pos[1], &qp, pool, show_progress, &ps, &qs, err, sizeof err);
+    if (!rc && pack) { /* the packed layout of what was just written, beside it */
+        grok_model *m = grok_model_load(pos[1], err, sizeof err);
+        rc = !m || grok_model_write_packfile(m, NULL, pool, err, sizeof err);
+        grok_model_free(m);
+    }
     grok_threadpool_free(pool);
     if (rc) {
         cli_error("quantize", "%s", err);
@@ -140,6 +151,7 @@ int cmd_quantize(int argc, char **argv) {
     if (qs.n_fallback)
         fprintf(stderr, "; %" PRId64 " of them in another type: rows not a multiple of its block",
                 qs.n_fallback);
+    if (pack) fprintf(stderr, "; and %s.grokpack", pos[1]);
     fputc('\n', stderr);
     return 0;
 }

@@ -197,6 +197,11 @@ typedef void (*grok_q8a_prep_fn)(block_q8a *x, int64_t nblocks);
  * The packed form lives only in memory (built when a context is created,
  * see src/model/pack.c); files keep ggml's layout. */
 #define GROK_PACK_ROWS 8
+/* The version of the packed layouts above, kept in packed files
+ * (src/model/packfile.c): change it whenever an existing type's layout
+ * changes, so that files written before are refused, not misread. A type
+ * that gains a layout needs no change (older files simply lack it). */
+#define GROK_PACK_LAYOUT 1
 /* out[t * 8 + r] = the 8-bit dot of row r of the packed group with x[t],
  * t < nx. Per token the operations are the same whatever nx, so a token's
  * results do not depend on its batch (as for dot_q8a_multi). */
