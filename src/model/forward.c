@@ -73,6 +73,8 @@ struct grok_runner {
     float *vloc;          /* [vloc_rows][v1-v0] this rank's logit columns (distributed) */
     int64_t vloc_rows;
     grok_step_stats last; /* what the last step read */
+    grok_matmul_input_fn in_fn; /* sees every product's input rows (imatrix), or NULL */
+    void *in_ud;
 };
 
 /* The simple case: one runner that owns one sequence. */
@@ -251,6 +253,25 @@ oom:
 int64_t grok_runner_n_batch(const grok_runner *r) { return r->n_batch; }
 grok_step_stats grok_runner_last_step(const grok_runner *r) { return r->last; }
 void grok_runner_set_kernel_mode(grok_runner *r, grok_kernel_mode mode) { r->mode = mode; }
+void grok_runner_set_input_hook(grok_runner *r, grok_matmul_input_fn fn, void *user) {
+    r->in_fn = fn;
+    r->in_ud = fn ? user : NULL;
+}
+
+/* Hands one product's input rows to the runner's hook. Only a single
+ * process calls it: a rank of a split model holds a share of some inputs
+ * (the down projections' columns), which is not what the weight reads. */
+static void see_input(const grok_runner *r, int64_t layer, const char *what, int64_t expert, const float *x,
+                      int64_t n_rows, int64_t n_cols) {
+    if (!r->in_fn || r->sh.n_ranks > 1 || n_rows <= 0) return;
+    char name[GROK_GGUF_MAX_NAME + 1];
+    if (layer < 0)
+        snprintf(name, sizeof name, "%s.weight", what);
+    else
+        snprintf(name, sizeof name, "blk.%" PRId64 ".%s.weight", layer, what);
+    const grok_matmul_input in = {name, layer, expert, expert < 0 ? 1 : r->m->hp.n_experts, x, n_rows, n_cols};
+    r->in_fn(r->in_ud, &in);
+}
 
 /* Grows the attention scratch to n_pos positions a row. */
 static int ensure_scores(grok_runner *r, int64_t n_pos, char *err, size_t err_size) {
@@ -472,14 +493,14 @@ static void glu_task(void *arg, int ith, int nth) {
  * quantized once for the whole wave. */
 #define WAVE (GROK_MATMUL_MAX_OPS / 2)
 
-static void moe(grok_runner *c, const grok_layer *L, int64_t n) {
+static void moe(grok_runner *c, const grok_layer *L, int64_t il, int64_t n) {
     const grok_hparams *hp = &c->m->hp;
     const int64_t d = hp->d_model, K = hp->n_experts_used, ff = c->sh.f1 - c->sh.f0;
     memset(c->proj, 0, (size_t)(n * d) * sizeof(float));
     if (ff <= 0) return;
     int64_t e = c->sh.e0;
     while (e < c->sh.e1) {
-        int64_t at[WAVE + 1] = {0};
+        int64_t at[WAVE + 1] = {0}, wave_e[WAVE];
         grok_mat gate[WAVE], up[WAVE], down[WAVE];
         grok_matmul_op ops[2 * WAVE];
         int nw = 0;
@@ -506,10 +527,12 @@ static void moe(grok_runner *c, const grok_layer *L, int64_t n) {
             gate[nw] = grok_mat_rows(grok_mat_offset(L->gate, (size_t)e * L->gate_stride), c->sh.f0, ff);
             up[nw] = grok_mat_rows(grok_mat_offset(L->up, (size_t)e * L->up_stride), c->sh.f0, ff);
             down[nw] = grok_mat_cols(grok_mat_offset(L->down, (size_t)e * L->down_stride), c->sh.f0, ff);
+            see_input(c, il, "ffn_gate_exps", e, xin, m, d);
+            see_input(c, il, "ffn_up_exps", e, xin, m, d);
             ops[2 * nw] = (grok_matmul_op){&gate[nw], xin, d, c->hg + at[nw] * ff, ff, m};
             ops[2 * nw + 1] = (grok_matmul_op){&up[nw], xin, d, c->hu + at[nw] * ff, ff, m};
             at[nw + 1] = at[nw] + m;
-            nw++;
+            wave_e[nw++] = e;
         }
     full:
         if (nw == 0) continue;
@@ -520,9 +543,11 @@ static void moe(grok_runner *c, const grok_layer *L, int64_t n) {
             grok_threadpool_run(c->pool, glu_task, &gj); /* else not worth a barrier */
         else
             glu_task(&gj, 0, 1);
-        for (int w = 0; w < nw; w++)
+        for (int w = 0; w < nw; w++) {
+            see_input(c, il, "ffn_down_exps", wave_e[w], c->hg + at[w] * ff, at[w + 1] - at[w], ff);
             ops[w] =
                 (grok_matmul_op){&down[w], c->hg + at[w] * ff, ff, c->eo + at[w] * d, d, at[w + 1] - at[w]};
+        }
         grok_matmul_ops_in(c->pool, c->step_mode, ops, nw);
         for (int w = 0; w < nw; w++) {
             c->last.expert_reads++;
@@ -635,6 +660,9 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
         for (int64_t t = 0; t < n; t++) rmsnorm(S->x + t * d, S->h + t * d, L->attn_norm, d, hp->norm_eps);
         const grok_matmul_op qkv[3] = {
             {&wq, S->x, d, S->q, qd, n}, {&wk, S->x, d, S->k, kvd, n}, {&wv, S->x, d, S->v, kvd, n}};
+        see_input(S, il, "attn_q", -1, S->x, n, d);
+        see_input(S, il, "attn_k", -1, S->x, n, d);
+        see_input(S, il, "attn_v", -1, S->x, n, d);
         grok_matmul_ops_in(S->pool, S->step_mode, qkv, 3);
         for (int64_t t = 0; t < n; t++) {
             for (int64_t h = 0; h < H; h++) rope_apply(S->q + t * qd + h * D, S->rope_cs + t * D, D);
@@ -644,6 +672,7 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
         attn_job aj = {.r = S, .il = il, .n = n, .split = 1};
         while (aj.split < G && n * KVH * aj.split < grok_threadpool_size(S->pool)) aj.split++;
         grok_threadpool_run(S->pool, attn_task, &aj);
+        see_input(S, il, "attn_output", -1, S->att, n, qd);
         if (qd > 0)
             grok_matmul_in(S->pool, S->step_mode, &wo, S->att, qd, S->proj, d, n);
         else
@@ -654,9 +683,10 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
             for (int64_t i = 0; i < d; i++) S->h[t * d + i] += S->x[t * d + i];
         }
         for (int64_t t = 0; t < n; t++) rmsnorm(S->x + t * d, S->h + t * d, L->ffn_norm, d, hp->norm_eps);
+        see_input(S, il, "ffn_gate_inp", -1, S->x, n, d);
         grok_matmul_in(S->pool, S->step_mode, &L->router, S->x, d, S->router, hp->n_experts, n);
         route(S, n);
-        moe(S, L, n);
+        moe(S, L, il, n);
         if (dist && ds->allreduce_sum(ds->ud, S->proj, n * d, err, err_size)) return GROK_ERR_DIST;
         for (int64_t t = 0; t < n; t++) {
             rmsnorm(S->x + t * d, S->proj + t * d, L->layer_out_norm, d, hp->norm_eps);
@@ -696,6 +726,7 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
         float *b = realloc(S->lbuf, (size_t)cnt * (size_t)V * sizeof(float));
         if (b) S->lbuf = b, S->lbuf_rows = cnt;
     }
+    see_input(S, -1, m->tied ? "token_embd" : "output", -1, S->x, cnt, d);
     if (contiguous || S->lbuf_rows >= cnt) {
         float *out = contiguous ? first : S->lbuf;
         grok_matmul_in(S->pool, S->step_mode, &m->output, S->x, d, out, V, cnt);
