@@ -585,6 +585,8 @@ GROK_API void grok_imatrix_hook(void *imatrix, const grok_matmul_input *in);
  * disagrees with a loaded file, no memory), or NULL; collection stops. */
 GROK_API const char *grok_imatrix_error(const grok_imatrix *im);
 GROK_API int grok_imatrix_add_dataset(grok_imatrix *im, const char *name);
+/* The last dataset named (the text it was collected on), or NULL. */
+GROK_API const char *grok_imatrix_dataset(const grok_imatrix *im);
 GROK_API void grok_imatrix_add_chunks(grok_imatrix *im, int64_t n);
 GROK_API int64_t grok_imatrix_chunk_count(const grok_imatrix *im);
 GROK_API int64_t grok_imatrix_chunk_size(const grok_imatrix *im);

@@ -61,6 +61,9 @@ int64_t grok_imatrix_chunk_count(const grok_imatrix *im) { return im->chunk_coun
 int64_t grok_imatrix_chunk_size(const grok_imatrix *im) { return im->chunk_size; }
 void grok_imatrix_add_chunks(grok_imatrix *im, int64_t n) { im->chunk_count += n; }
 const char *grok_imatrix_error(const grok_imatrix *im) { return im->bad[0] ? im->bad : NULL; }
+const char *grok_imatrix_dataset(const grok_imatrix *im) {
+    return im->n_datasets ? im->datasets[im->n_datasets - 1] : NULL;
+}
 
 int grok_imatrix_add_dataset(grok_imatrix *im, const char *name) {
     char **d = realloc(im->datasets, (size_t)(im->n_datasets + 1) * sizeof *d);
