@@ -606,6 +606,63 @@ typedef struct {
 } grok_step_stats;
 GROK_API grok_step_stats grok_runner_last_step(const grok_runner *r);
 
+/* ---- what each weight matrix reads (importance matrices) ----
+ * A hook attached to a runner sees the input rows of every product with a
+ * weight matrix, as the product reads them (f32, after the norms; for the
+ * down projections, gelu(gate) * up), named by the weight's GGUF tensor
+ * name. An expert tensor is seen per expert, with only the rows of the
+ * tokens routed to it, so the counts of its rows are the expert's token
+ * counts. It is called synchronously on the thread running the step,
+ * before each product; the pointers are valid only during the call. It is
+ * not called on a model distributed across MPI ranks. grok imatrix is
+ * built on it. */
+typedef struct {
+    const char *tensor; /* "blk.3.attn_q.weight", "blk.3.ffn_down_exps.weight", "output.weight" */
+    int64_t layer;      /* -1 for the output head */
+    int64_t expert;     /* the slice of a stacked expert tensor, or -1 for a dense matrix */
+    int64_t n_experts;  /* slices of the tensor: n_experts for expert tensors, else 1 */
+    const float *x;     /* [n_rows][n_cols] */
+    int64_t n_rows, n_cols;
+} grok_matmul_input;
+typedef void (*grok_matmul_input_fn)(void *user, const grok_matmul_input *in);
+/* Attaches fn (NULL detaches); user is passed back unchanged. */
+GROK_API void grok_runner_set_input_hook(grok_runner *r, grok_matmul_input_fn fn, void *user);
+
+/* An importance matrix (src/model/imatrix.c): per weight matrix, and per
+ * expert of a stacked expert tensor, the sum of squared inputs per column
+ * and the number of rows read, as llama-imatrix collects them. Attach
+ * grok_imatrix_hook with the imatrix as user to collect; it is not
+ * thread-safe (one runner at a time). Files: llama.cpp's imatrix GGUF,
+ * or its legacy .dat (by the name's .dat suffix or legacy = true), both
+ * read by grok_imatrix_load, which adds a file's sums to what is held;
+ * chunk_size converts the legacy file's per-chunk means (512 when <= 0). */
+typedef struct grok_imatrix grok_imatrix;
+GROK_API grok_imatrix *grok_imatrix_create(int64_t chunk_size);
+GROK_API void grok_imatrix_free(grok_imatrix *im);
+GROK_API void grok_imatrix_hook(void *imatrix, const grok_matmul_input *in);
+/* The first problem the hook met (a non-finite input, a shape that
+ * disagrees with a loaded file, no memory), or NULL; collection stops. */
+GROK_API const char *grok_imatrix_error(const grok_imatrix *im);
+GROK_API int grok_imatrix_add_dataset(grok_imatrix *im, const char *name);
+/* The last dataset named (the text it was collected on), or NULL. */
+GROK_API const char *grok_imatrix_dataset(const grok_imatrix *im);
+GROK_API void grok_imatrix_add_chunks(grok_imatrix *im, int64_t n);
+GROK_API int64_t grok_imatrix_chunk_count(const grok_imatrix *im);
+GROK_API int64_t grok_imatrix_chunk_size(const grok_imatrix *im);
+GROK_API int grok_imatrix_load(grok_imatrix *im, const char *path, char *err, size_t err_size);
+GROK_API int grok_imatrix_save(const grok_imatrix *im, const char *path, bool legacy, char *err, size_t err_size);
+/* The mean squared input of each of n_cols columns of a tensor (expert
+ * slice e, or -1 for a dense matrix) into out, and the rows behind it
+ * (*count, may be NULL); 0, -1 when the tensor is absent, -2 when its
+ * shape does not fit. */
+GROK_API int grok_imatrix_weights(const grok_imatrix *im, const char *tensor, int64_t expert, int64_t n_cols,
+                                  float *out, int64_t *count);
+/* Entry i (0 .. n_entries-1): its tensor name, shape and row counts (one,
+ * or one per expert); 0, or -1 out of range. */
+GROK_API int64_t grok_imatrix_n_entries(const grok_imatrix *im);
+GROK_API int grok_imatrix_entry(const grok_imatrix *im, int64_t i, const char **tensor, int64_t *n_cols,
+                                int64_t *n_mat, const int64_t **counts, int64_t *n_counts);
+
 /* ---- the one-sequence context ---- */
 typedef struct {
     int64_t n_ctx;          /* KV cache length; 0 = the model's context */

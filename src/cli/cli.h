@@ -30,6 +30,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
+int cmd_imatrix(int argc, char **argv);
 
 /* Flag parsing. Each returns true when argv[*i] is the flag (advancing *i
  * past its value) and exits with status 2 and a message naming the flag

@@ -30,6 +30,7 @@ static const command COMMANDS[] = {
     {"bench", cmd_bench, "measure speed, memory and bandwidth efficiency"},
     {"quantize", cmd_quantize, "re-encode a model's weights (q8_0, q6_K..q4_K, q4_0, f16, bf16)"},
     {"perplexity", cmd_perplexity, "perplexity on a text; KL divergence against a base model"},
+    {"imatrix", cmd_imatrix, "importance matrix of a model over a text (llama-imatrix's), for quantize"},
     {"plan", cmd_plan, "placement, memory and speed of a model across MPI ranks"},
     {"train", cmd_train, "train a Grok-architecture model on text (or evaluate one)"},
     {"merge", cmd_merge, "fold a LoRA adapter into its base model"},

@@ -115,6 +115,11 @@ typedef struct {
 void grok_q4_K_from_f32(const float *src, void *dst, int64_t n);
 void grok_q5_K_from_f32(const float *src, void *dst, int64_t n);
 void grok_q6_K_from_f32(const float *src, void *dst, int64_t n);
+/* The encoders that weigh each value's error by an importance matrix
+ * (imx[0..n): the mean squared input of each value's column; grok
+ * imatrix). Other types, or imx NULL: the type's from_f32. */
+bool grok_type_takes_imatrix(uint32_t type);
+void grok_from_f32_weighted(uint32_t type, const float *src, void *dst, int64_t n, const float *imx);
 
 /* NULL for types without kernels. These are the scalar references. */
 const grok_type_kernels *grok_kernels_get(uint32_t type);

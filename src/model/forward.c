@@ -78,6 +78,8 @@ struct grok_runner {
     int64_t vloc_rows;
     grok_step_stats last; /* what the last step read */
     int64_t trace_at;     /* the routing trace's row of the step's first token */
+    grok_matmul_input_fn in_fn; /* sees every product's input rows (imatrix), or NULL */
+    void *in_ud;
 };
 
 /* The simple case: one runner that owns one sequence. */
@@ -243,6 +245,25 @@ oom:
 int64_t grok_runner_n_batch(const grok_runner *r) { return r->n_batch; }
 grok_step_stats grok_runner_last_step(const grok_runner *r) { return r->last; }
 void grok_runner_set_kernel_mode(grok_runner *r, grok_kernel_mode mode) { r->mode = mode; }
+void grok_runner_set_input_hook(grok_runner *r, grok_matmul_input_fn fn, void *user) {
+    r->in_fn = fn;
+    r->in_ud = fn ? user : NULL;
+}
+
+/* Hands one product's input rows to the runner's hook. Only a single
+ * process calls it: a rank of a split model holds a share of some inputs
+ * (the down projections' columns), which is not what the weight reads. */
+static void see_input(const grok_runner *r, int64_t layer, const char *what, int64_t expert, const float *x,
+                      int64_t n_rows, int64_t n_cols) {
+    if (!r->in_fn || r->sh.n_ranks > 1 || n_rows <= 0) return;
+    char name[GROK_GGUF_MAX_NAME + 1];
+    if (layer < 0)
+        snprintf(name, sizeof name, "%s.weight", what);
+    else
+        snprintf(name, sizeof name, "blk.%" PRId64 ".%s.weight", layer, what);
+    const grok_matmul_input in = {name, layer, expert, expert < 0 ? 1 : r->m->hp.n_experts, x, n_rows, n_cols};
+    r->in_fn(r->in_ud, &in);
+}
 
 /* Grows the attention scratch to n_pos positions a row. */
 static int ensure_scores(grok_runner *r, int64_t n_pos, char *err, size_t err_size) {
@@ -524,6 +545,8 @@ static int moe(grok_runner *c, const grok_layer *L, int64_t il, int64_t n, char 
                 up[nw] = grok_mat_rows(grok_layer_expert(L, 1, e), c->sh.f0, ff);
                 down[nw] = grok_mat_cols(grok_layer_expert(L, 2, e), c->sh.f0, ff);
             }
+            see_input(c, il, "ffn_gate_exps", e, xin, m, d);
+            see_input(c, il, "ffn_up_exps", e, xin, m, d);
             ops[2 * nw] = (grok_matmul_op){&gate[nw], xin, d, c->hg + at[nw] * ff, ff, m};
             ops[2 * nw + 1] = (grok_matmul_op){&up[nw], xin, d, c->hu + at[nw] * ff, ff, m};
             at[nw + 1] = at[nw] + m;
@@ -538,9 +561,11 @@ static int moe(grok_runner *c, const grok_layer *L, int64_t il, int64_t n, char 
             grok_threadpool_run(c->pool, glu_task, &gj); /* else not worth a barrier */
         else
             glu_task(&gj, 0, 1);
-        for (int w = 0; w < nw; w++)
+        for (int w = 0; w < nw; w++) {
+            see_input(c, il, "ffn_down_exps", ew[w], c->hg + at[w] * ff, at[w + 1] - at[w], ff);
             ops[w] =
                 (grok_matmul_op){&down[w], c->hg + at[w] * ff, ff, c->eo + at[w] * d, d, at[w + 1] - at[w]};
+        }
         grok_matmul_ops_in(c->pool, c->step_mode, ops, nw);
         for (int w = 0; w < nw; w++) {
             c->last.expert_reads++;
@@ -716,6 +741,9 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
         for (int64_t t = 0; t < n; t++) rmsnorm(S->x + t * d, S->h + t * d, L->attn_norm, d, hp->norm_eps);
         const grok_matmul_op qkv[3] = {
             {&wq, S->x, d, S->q, qd, n}, {&wk, S->x, d, S->k, kvd, n}, {&wv, S->x, d, S->v, kvd, n}};
+        see_input(S, il, "attn_q", -1, S->x, n, d);
+        see_input(S, il, "attn_k", -1, S->x, n, d);
+        see_input(S, il, "attn_v", -1, S->x, n, d);
         grok_matmul_ops_in(S->pool, S->step_mode, qkv, 3);
         for (int64_t t = 0; t < n; t++) {
             for (int64_t h = 0; h < H; h++) rope_apply(S->q + t * qd + h * D, S->rope_cs + t * D, D);
@@ -725,6 +753,7 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
         attn_job aj = {.r = S, .il = il, .n = n, .split = 1};
         while (aj.split < G && n * KVH * aj.split < grok_threadpool_size(S->pool)) aj.split++;
         grok_threadpool_run(S->pool, attn_task, &aj);
+        see_input(S, il, "attn_output", -1, S->att, n, qd);
         if (qd > 0)
             grok_matmul_in(S->pool, S->step_mode, &wo, S->att, qd, S->proj, d, n);
         else
@@ -735,6 +764,7 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
             for (int64_t i = 0; i < d; i++) S->h[t * d + i] += S->x[t * d + i];
         }
         for (int64_t t = 0; t < n; t++) rmsnorm(S->x + t * d, S->h + t * d, L->ffn_norm, d, hp->norm_eps);
+        see_input(S, il, "ffn_gate_inp", -1, S->x, n, d);
         grok_matmul_in(S->pool, S->step_mode, &L->router, S->x, d, S->router, hp->n_experts, n);
         route(S, il, n);
         grok_xcache *xc = m->xc && grok_xcache_serves(m->xc, S->step_mode) ? m->xc : NULL;
@@ -782,6 +812,7 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
         float *b = realloc(S->lbuf, (size_t)cnt * (size_t)V * sizeof(float));
         if (b) S->lbuf = b, S->lbuf_rows = cnt;
     }
+    see_input(S, -1, m->tied ? "token_embd" : "output", -1, S->x, cnt, d);
     if (contiguous || S->lbuf_rows >= cnt) {
         float *out = contiguous ? first : S->lbuf;
         grok_matmul_in(S->pool, S->step_mode, &m->output, S->x, d, out, V, cnt);
