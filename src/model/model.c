@@ -298,6 +298,9 @@ static float *bind_norm(const grok_gguf_file *f, const char *name, int64_t n, ch
 
 void grok_model_free(grok_model *m) {
     if (!m) return;
+    /* first: the expert cache's reader threads read the layers */
+    grok_xcache_free(m->xc);
+    m->xc = NULL;
     if (m->layers) {
         for (int64_t il = 0; il < m->hp.n_layers; il++) {
             grok_layer *L = &m->layers[il];
@@ -309,7 +312,6 @@ void grok_model_free(grok_model *m) {
         free(m->layers);
     }
     free(m->output_norm);
-    grok_xcache_free(m->xc);
     grok_route_trace_free(m);
     grok_model_unpack(m);
     grok_packfile_close(m->pf);

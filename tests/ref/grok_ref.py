@@ -215,9 +215,11 @@ def forward(m, ids, pad_router="keep", rec=None):
     for i, L in enumerate(m.layers):
         if rec:
             rec.layer = i
-        a = attention(m, L, rmsnorm(h, L["attn_norm"], m.eps), ids, pos, rec)
+        # (rec only when given: selfcheck.py swaps these functions for variants without it)
+        extra = (rec,) if rec else ()
+        a = attention(m, L, rmsnorm(h, L["attn_norm"], m.eps), ids, pos, *extra)
         h = h + rmsnorm(a, L["attn_output_norm"], m.eps)
-        mo = moe(m, L, rmsnorm(h, L["ffn_norm"], m.eps), ids, pad_router, rec)
+        mo = moe(m, L, rmsnorm(h, L["ffn_norm"], m.eps), ids, pad_router, *extra)
         h = h + rmsnorm(mo, L["layer_output_norm"], m.eps)
     h = rmsnorm(h, m.output_norm, m.eps)
     out = m.output if m.output is not None else m.embd
