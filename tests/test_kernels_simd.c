@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "qtypes_blocks.h"
 #include "util/rng.h"
 
 static int failures, checks;
@@ -42,8 +43,13 @@ static int failures, checks;
         }                                                            \
     } while (0)
 
+/* The types of src/kernels/qtypes.h (decoders only: their rows are random blocks) */
+#define QTYPES                                                                                         \
+    GROK_TYPE_Q4_1, GROK_TYPE_Q5_0, GROK_TYPE_Q5_1, GROK_TYPE_Q2_K, GROK_TYPE_Q3_K, GROK_TYPE_IQ4_NL,   \
+        GROK_TYPE_IQ4_XS, GROK_TYPE_TQ1_0, GROK_TYPE_TQ2_0, GROK_TYPE_MXFP4, GROK_TYPE_NVFP4, GROK_TYPE_Q1_0, \
+        GROK_TYPE_Q2_0
 static const grok_type TYPES[] = {GROK_TYPE_F32,  GROK_TYPE_F16,  GROK_TYPE_BF16, GROK_TYPE_Q8_0,
-                                  GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K, GROK_TYPE_Q6_K};
+                                  GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES};
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
 
 typedef struct {
@@ -55,6 +61,11 @@ typedef struct {
 /* Random row of the type (scaled so some blocks are tiny, some large;
  * some offset, so the k-quants' mins are not all zero). */
 static void random_row(grok_rng *r, grok_type type, int64_t n, uint8_t *w, float *wf) {
+    if (!grok_kernels_get(type)->from_f32) { /* random blocks, every code */
+        qt_random_blocks(type, n / grok_type_get_traits(type)->block_size, grok_rng_next(r), true, w);
+        grok_kernels_get(type)->to_f32(w, wf, n);
+        return;
+    }
     float *row = malloc((size_t)n * 4);
     for (int64_t j = 0; j < n; j++)
         row[j] = grok_rng_normal(r) * ((j / 32) % 3 == 2 ? 0.01f : 1.0f) + ((j / 32) % 5 == 1 ? 0.8f : 0.0f);
@@ -130,7 +141,7 @@ static void test_multi(const variant *v) {
     grok_rng r = {123};
     const int64_t sizes[] = {32, 64, 96, 160, 224, 256, 768, 1056, 1280, 2080, 2304};
     const grok_type qtypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K,
-                                GROK_TYPE_Q6_K};
+                                GROK_TYPE_Q6_K, QTYPES};
     for (size_t ti = 0; ti < sizeof qtypes / sizeof qtypes[0]; ti++) {
         grok_type type = qtypes[ti];
         const char *tn = grok_type_get_traits(type)->name;
