@@ -15,7 +15,6 @@
 #ifndef GROK_QTYPES_H
 #define GROK_QTYPES_H
 
-#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -163,12 +162,16 @@ static inline float grok_e8m0_half(uint8_t e) {
 
 /* NVFP4's unsigned E4M3 scale halved: exponent bits 3-6 (bias 7), mantissa
  * bits 0-2, exponent 0 subnormal (m * 2^-9); 0 and 0x7f (E4M3's NaN) give
- * 0, bit 7 is ignored (ggml_ue4m3_to_fp32). Every value is exact. */
+ * 0, bit 7 is ignored (ggml_ue4m3_to_fp32). Halved, (1 + m/8) * 2^(e-7) / 2
+ * is (8 + m) * 2^(e-11) and the subnormals m * 2^-10: an integer times a
+ * power of two, exact in f32, as ggml's ldexpf forms are. */
 static inline float grok_ue4m3_half(uint8_t x) {
     if (x == 0 || x == 0x7f) return 0.0f;
     const int e = (x >> 3) & 15, m = x & 7;
-    const float raw = e == 0 ? (float)m * 0x1p-9f : (1.0f + (float)m / 8.0f) * ldexpf(1.0f, e - 7);
-    return raw * 0.5f;
+    const uint32_t pow2 = (uint32_t)((e ? e : 1) - 11 + 127) << 23;
+    float p;
+    memcpy(&p, &pow2, 4);
+    return (float)(e ? 8 + m : m) * p;
 }
 
 /* The 6-bit scale of sub-block s (0..15) of a Q3_K block, before the -32. */
