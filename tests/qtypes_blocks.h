@@ -64,6 +64,23 @@ static inline void qt_random_blocks(grok_type type, int64_t nblocks, uint64_t se
     }
 }
 
+/* The bytes of a block that hold codes, sub-block scales and high bits
+ * (all but the f16 / E8M0 / E4M3 scales): at, len. */
+static inline void qt_quant_range(grok_type type, size_t *at, size_t *len) {
+    const size_t bs = (size_t)grok_type_get_traits(type)->type_size;
+    switch (type) {
+    case GROK_TYPE_Q2_K: *at = 0, *len = 80; return;
+    case GROK_TYPE_Q3_K: *at = 0, *len = 108; return;
+    case GROK_TYPE_TQ1_0: *at = 0, *len = 52; return;
+    case GROK_TYPE_TQ2_0: *at = 0, *len = 64; return;
+    case GROK_TYPE_MXFP4: *at = 1, *len = 16; return;
+    case GROK_TYPE_NVFP4: *at = 4, *len = 32; return;
+    case GROK_TYPE_Q4_1:
+    case GROK_TYPE_Q5_1: *at = 4, *len = bs - 4; return;
+    default: *at = 2, *len = bs - 2; return; /* one f16 scale first */
+    }
+}
+
 /* FNV-1a, 64 bits, over n bytes. */
 static inline uint64_t qt_fnv1a(const void *data, size_t n) {
     const uint8_t *p = data;

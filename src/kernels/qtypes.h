@@ -185,6 +185,11 @@ static inline int grok_iq4_xs_scale(const block_iq4_xs *b, int s) {
     return ((b->scales_l[s / 2] >> (4 * (s % 2))) & 15) | (((b->scales_h >> (2 * s)) & 3) << 4);
 }
 
+/* Whether type is one of these, with a packed layout (qtypes_pack.c), and
+ * the packing of 8 rows into groups (as grok_pack_x8). */
+bool grok_qtypes_pack_type(grok_type type);
+void grok_qtypes_pack_x8(grok_type type, const uint8_t *rows, size_t row_bytes, int64_t n, uint8_t *dst);
+
 /* Kernel tables of these types (qtypes.c); NULL for the other types. */
 const grok_type_kernels *grok_qtypes_kernels(uint32_t type);
 const grok_dot_kernels *grok_qtypes_dot_reference(uint32_t type);

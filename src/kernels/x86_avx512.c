@@ -73,6 +73,7 @@ TGT static float q8_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
 #define KQ_Q8X8_DOT(a, u, x4) _mm256_dpbusd_epi32(a, u, x4)
 #define KQ_Q8X8_START(sum) _mm256_set1_epi32(-128 * (sum))
 #include "kernels/x86_kquants.h"
+#define QT_VNNI 1 /* x86_qtypes.h: signed codes meet the activations as unsigned ones plus 128 */
 #include "kernels/x86_qtypes.h"
 
 /* q8_0 tiles take activations prepared by q8_0_multi_prep: each quant

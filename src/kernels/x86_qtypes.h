@@ -307,7 +307,316 @@ QT_DOTS(nvfp4, GROK_TYPE_NVFP4)
 QT_DOTS(q1_0, GROK_TYPE_Q1_0)
 QT_DOTS(q2_0, GROK_TYPE_Q2_0)
 
-#define QT_SET(out, NAME) ((out)->dot_q8a = NAME##_dot_q8a, (out)->dot_q8a_multi = NAME##_dot_q8a_multi)
+/* ---- packed groups of 8 rows (layouts in qtypes_pack.c) ----
+ * Per activation block (32 values) of a block column, the 8 rows' codes
+ * come as 8 vectors, vector m holding values 4m..4m+3 of every row (lane
+ * r = row r), met by the activation's 4 quants broadcast; lanes 0-3 of
+ * the integer sums and lanes 4-7 are then the rows' sums over the two
+ * 16-value halves (m < 4, m >= 4), scaled by vectors of the 8 rows'
+ * multipliers. How the codes meet the activations (kind):
+ *   QX_BIAS  signed, one multiplier per 32 (IQ4_NL, IQ4_XS, MXFP4): with
+ *            VNNI the codes plus 128 as unsigned bytes and the sum started
+ *            at -128 * the activation block's quant sum (one vpdpbusd a
+ *            vector); with AVX2 |w| times x with w's sign.
+ *   QX_SIGN  signed, a multiplier per 16 (Q3_K, NVFP4): |w| times x with
+ *            w's sign, the halves summed apart.
+ *   QX_UOFF  unsigned codes q + off (Q5_0, TQ1_0, TQ2_0, Q1_0, Q2_0): the
+ *            sum starts at -off * the quant sum.
+ *   QX_UM32  unsigned with a float offset m per 32 (Q4_1, Q5_1): m times
+ *            the quant sum into a second accumulator.
+ *   QX_UM16  unsigned with a min per 16 (Q2_K): the halves' quant sums
+ *            (psadbw) times dmin*m into the second accumulator.
+ * Every token's operations are the same for any token count, so batches
+ * equal single tokens bit for bit. */
+#ifndef QT_VNNI
+#define QT_VNNI 0
+#endif
+enum { QX_BIAS, QX_SIGN, QX_UOFF, QX_UM32, QX_UM16 };
+
+static inline int qx_kind(int type) {
+    switch (type) {
+    case GROK_TYPE_IQ4_NL:
+    case GROK_TYPE_IQ4_XS:
+    case GROK_TYPE_MXFP4: return QX_BIAS;
+    case GROK_TYPE_Q3_K:
+    case GROK_TYPE_NVFP4: return QX_SIGN;
+    case GROK_TYPE_Q4_1:
+    case GROK_TYPE_Q5_1: return QX_UM32;
+    case GROK_TYPE_Q2_K: return QX_UM16;
+    default: return QX_UOFF;
+    }
+}
+static inline int qx_off(int type) { return type == GROK_TYPE_Q5_0 ? 16 : 1; }
+
+typedef struct {
+    __m256i w[8];
+    __m256 s0, s1; /* the 8 rows' multipliers of values 0-15 and 16-31 */
+    __m256 m0, m1; /* QX_UM32: the offsets; QX_UM16: the halves' mins */
+} qx_blk;
+
+TGT static inline __m256 qx_f16x8(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+/* 8 bytes to 8 int32 lanes */
+TGT static inline __m256i qx_u8x8(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
+/* (v >> s) & mask per int32 lane */
+TGT static inline __m256i qx_field(__m256i v, int s, int mask) {
+    return _mm256_and_si256(_mm256_srli_epi32(v, s), _mm256_set1_epi32(mask));
+}
+TGT static inline __m256 qx_times(__m256 d, __m256i i) { return _mm256_mul_ps(d, _mm256_cvtepi32_ps(i)); }
+
+/* grok_e8m0_half of 8 bytes */
+TGT static inline __m256 qx_e8m0(const uint8_t *p) {
+    const __m256i e = qx_u8x8(p);
+    const __m256i lo = _mm256_sllv_epi32(_mm256_set1_epi32(0x00200000), e);
+    const __m256i hi = _mm256_slli_epi32(_mm256_sub_epi32(e, _mm256_set1_epi32(1)), 23);
+    return _mm256_castsi256_ps(_mm256_blendv_epi8(lo, hi, _mm256_cmpgt_epi32(e, _mm256_set1_epi32(1))));
+}
+/* grok_ue4m3_half of 8 bytes: (e ? 8 + m : m) * 2^(max(e, 1) - 11), 0 for 0x7f */
+TGT static inline __m256 qx_ue4m3(const uint8_t *p) {
+    const __m256i x = qx_u8x8(p), e = qx_field(x, 3, 15), m = _mm256_and_si256(x, _mm256_set1_epi32(7));
+    const __m256i mant = _mm256_add_epi32(m, _mm256_and_si256(_mm256_cmpgt_epi32(e, _mm256_setzero_si256()),
+                                                              _mm256_set1_epi32(8)));
+    const __m256i pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_max_epi32(e, _mm256_set1_epi32(1)),
+                                                            _mm256_set1_epi32(127 - 11)), 23);
+    const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(mant), _mm256_castsi256_ps(pow2));
+    return _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(x, _mm256_set1_epi32(0x7f))), v);
+}
+
+/* The 8 nibble vectors of 4 chunks (low nibbles: values 4c.., high: 16+4c..), through a table or not. */
+TGT static inline void qx_nibbles(const uint8_t *c, const int8_t *table, __m256i *w) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    for (int k = 0; k < 4; k++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(c + 32 * k));
+        w[k] = _mm256_and_si256(v, m4), w[4 + k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    }
+    if (table) {
+        const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)table));
+        for (int k = 0; k < 8; k++) w[k] = _mm256_shuffle_epi8(t, w[k]);
+    }
+}
+
+/* Activation block b of the group's block at p. Inlined with type and b constants. */
+TGT static KQ_INLINE void qx_decode(const int type, const uint8_t *p, const int b, qx_blk *o) {
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    switch (type) {
+    case GROK_TYPE_Q4_1:
+        o->s0 = o->s1 = qx_f16x8(p), o->m0 = qx_f16x8(p + 16);
+        qx_nibbles(p + 32, NULL, o->w);
+        break;
+    case GROK_TYPE_Q5_0:
+    case GROK_TYPE_Q5_1: {
+        const size_t plane = type == GROK_TYPE_Q5_1 ? 32 : 16;
+        o->s0 = o->s1 = qx_f16x8(p);
+        if (type == GROK_TYPE_Q5_1) o->m0 = qx_f16x8(p + 16);
+        qx_nibbles(p + plane + 32, NULL, o->w);
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + plane)), b4 = _mm256_set1_epi8(16);
+        for (int j = 0; j < 8; j++) /* bit j to bit 4 */
+            o->w[j] = _mm256_or_si256(
+                o->w[j], _mm256_and_si256(j <= 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4), b4));
+        break;
+    }
+    case GROK_TYPE_IQ4_NL:
+        o->s0 = o->s1 = qx_f16x8(p);
+        qx_nibbles(p + 16, GROK_KVALUES_IQ4NL, o->w);
+        break;
+    case GROK_TYPE_MXFP4:
+        o->s0 = o->s1 = qx_e8m0(p);
+        qx_nibbles(p + 8, GROK_KVALUES_FP4, o->w);
+        break;
+    case GROK_TYPE_IQ4_XS: {
+        const __m256i sl = qx_u8x8(p + 32 + 8 * (b / 2)), sh = qx_u8x8(p + 16 + 8 * (b / 4));
+        const __m256i ls = _mm256_or_si256(qx_field(sl, 4 * (b % 2), 15), _mm256_slli_epi32(qx_field(sh, 2 * (b % 4), 3), 4));
+        o->s0 = o->s1 = qx_times(qx_f16x8(p), _mm256_sub_epi32(ls, _mm256_set1_epi32(32)));
+        qx_nibbles(p + 64 + 128 * b, GROK_KVALUES_IQ4NL, o->w);
+        break;
+    }
+    case GROK_TYPE_Q2_K: {
+        const int h = b / 4, j = b % 4;
+        const __m256 d = qx_f16x8(p), dmin = qx_f16x8(p + 16);
+        const __m256i sa = qx_u8x8(p + 32 + 8 * (2 * b)), sb = qx_u8x8(p + 32 + 8 * (2 * b + 1));
+        o->s0 = qx_times(d, qx_field(sa, 0, 15)), o->s1 = qx_times(d, qx_field(sb, 0, 15));
+        o->m0 = qx_times(dmin, qx_field(sa, 4, 15)), o->m1 = qx_times(dmin, qx_field(sb, 4, 15));
+        for (int m = 0; m < 8; m++)
+            o->w[m] = _mm256_and_si256(
+                _mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(p + 160 + 32 * (8 * h + m))), 2 * j), m3);
+        break;
+    }
+    case GROK_TYPE_Q3_K: {
+        const int h = b / 4, j = b % 4;
+        const __m256 d = qx_f16x8(p);
+        for (int half = 0; half < 2; half++) {
+            const int s = 2 * b + half;
+            const __m256i lo = qx_field(qx_u8x8(p + 16 + 8 * (s % 8)), s < 8 ? 0 : 4, 15);
+            const __m256i hi = qx_field(qx_u8x8(p + 16 + 8 * (8 + s % 4)), 2 * (s / 4), 3);
+            const __m256 sc = qx_times(d, _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)),
+                                                           _mm256_set1_epi32(32)));
+            if (half)
+                o->s1 = sc;
+            else
+                o->s0 = sc;
+        }
+        for (int m = 0; m < 8; m++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(p + 368 + 32 * (8 * h + m)));
+            const __m256i hm = _mm256_loadu_si256((const __m256i *)(p + 112 + 32 * m));
+            const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
+            const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j), one);
+            o->w[m] = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hb, 2)), _mm256_set1_epi8(4));
+        }
+        break;
+    }
+    case GROK_TYPE_NVFP4: {
+        o->s0 = qx_ue4m3(p + 8 * (2 * b)), o->s1 = qx_ue4m3(p + 8 * (2 * b + 1));
+        __m256i t[8];
+        qx_nibbles(p + 32 + 128 * b, GROK_KVALUES_FP4, t); /* t[k]: low nibbles of chunk 4b+k, t[4+k] high */
+        o->w[0] = t[0], o->w[1] = t[1], o->w[2] = t[4], o->w[3] = t[5];
+        o->w[4] = t[2], o->w[5] = t[3], o->w[6] = t[6], o->w[7] = t[7];
+        break;
+    }
+    case GROK_TYPE_TQ2_0:
+        o->s0 = o->s1 = qx_f16x8(p);
+        for (int m = 0; m < 8; m++)
+            o->w[m] = _mm256_and_si256(
+                _mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(p + 16 + 32 * (8 * (b / 4) + m))), 2 * (b % 4)),
+                m3);
+        break;
+    case GROK_TYPE_TQ1_0: {
+        o->s0 = o->s1 = qx_f16x8(p);
+        __m256i q[8];
+        if (b < 5) {
+            for (int m = 0; m < 8; m++) {
+                q[m] = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * m));
+                for (int k = 0; k < b; k++) q[m] = qt_times3(q[m]);
+            }
+        } else {
+            for (int m = 0; m < 4; m++) {
+                q[m] = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * (8 + m)));
+                for (int k = 0; k < 2 * (b - 5); k++) q[m] = qt_times3(q[m]);
+                q[4 + m] = qt_times3(q[m]);
+            }
+            if (b == 7) {
+                q[4] = _mm256_loadu_si256((const __m256i *)(p + 400));
+                for (int m = 5; m < 8; m++) q[m] = qt_times3(q[m - 1]);
+            }
+        }
+        for (int m = 0; m < 8; m++) o->w[m] = _mm256_add_epi8(qt_trits(q[m]), one); /* trits 0..2 */
+        break;
+    }
+    case GROK_TYPE_Q1_0: {
+        o->s0 = o->s1 = qx_f16x8(p);
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * b)), two = _mm256_set1_epi8(2);
+        for (int m = 0; m < 8; m++) /* bit m as 0 or 2: value 2u - 1 */
+            o->w[m] = _mm256_and_si256(m == 0 ? _mm256_slli_epi16(a, 1) : _mm256_srli_epi16(a, m - 1), two);
+        break;
+    }
+    default: { /* Q2_0 */
+        o->s0 = o->s1 = qx_f16x8(p);
+        for (int m = 0; m < 8; m++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * (2 * b + m / 4)));
+            o->w[m] = _mm256_and_si256(_mm256_srli_epi16(v, 2 * (m % 4)), m3);
+        }
+        break;
+    }
+    }
+}
+
+#if QT_VNNI
+#define QT_SPREP(w) _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80))
+#define QT_SDOT(a, u, w, bc) _mm256_dpbusd_epi32(a, u, bc)
+#define QT_SSTART(sum) _mm256_set1_epi32(-128 * (sum))
+#else
+#define QT_SPREP(w) _mm256_sign_epi8(w, w)
+#define QT_SDOT(a, u, w, bc) KQ_DOTU_ADD(a, u, _mm256_sign_epi8(bc, w))
+#define QT_SSTART(sum) _mm256_setzero_si256()
+#endif
+
+/* The two 16-value halves' quant sums of an activation block (psadbw on the quants made unsigned). */
+TGT static inline void qx_half_sums(const int8_t *q, int32_t *h0, int32_t *h1) {
+    const __m256i xv = _mm256_loadu_si256((const __m256i *)q);
+    const __m256i s = _mm256_sad_epu8(_mm256_xor_si256(xv, _mm256_set1_epi8((char)0x80)), _mm256_setzero_si256());
+    const __m128i lo = _mm256_castsi256_si128(s), hi = _mm256_extracti128_si256(s, 1);
+    *h0 = _mm_cvtsi128_si32(lo) + _mm_extract_epi32(lo, 2) - 2048;
+    *h1 = _mm_cvtsi128_si32(hi) + _mm_extract_epi32(hi, 2) - 2048;
+}
+
+TGT static KQ_INLINE void qx_tile(const int type, const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
+                                  const int nt) {
+    const int nbk = qt_block_values(type) / QKA, kind = qx_kind(type);
+    const size_t gsz = GROK_PACK_ROWS * qt_block_bytes(type);
+    __m256 acc[KQ_TILE], corr[KQ_TILE];
+    for (int t = 0; t < nt; t++) acc[t] = corr[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / qt_block_values(type); i++, p += gsz) {
+        KQ_PREFETCH(p, gsz);
+        _Pragma("GCC unroll 8") for (int b = 0; b < nbk; b++) {
+            qx_blk o;
+            qx_decode(type, p, b, &o);
+            __m256i u[8];
+            for (int m = 0; m < 8; m++)
+                u[m] = kind == QX_BIAS ? QT_SPREP(o.w[m]) : kind == QX_SIGN ? _mm256_sign_epi8(o.w[m], o.w[m]) : o.w[m];
+            for (int t = 0; t < nt; t++) {
+                const block_q8a *xb = x[t] + i * nbk + b;
+                const __m256 xd = _mm256_broadcast_ss(&xb->d);
+                __m256i ia, ib = _mm256_setzero_si256();
+                if (kind == QX_BIAS)
+                    ia = QT_SSTART(xb->sum);
+                else if (kind == QX_UOFF)
+                    ia = _mm256_set1_epi32(-qx_off(type) * xb->sum);
+                else
+                    ia = _mm256_setzero_si256();
+                for (int m = 0; m < 8; m++) {
+                    const __m256i bc = kq_bcast4(xb->qs + 4 * m);
+                    if (kind == QX_BIAS)
+                        ia = QT_SDOT(ia, u[m], o.w[m], bc);
+                    else if (kind == QX_SIGN && m < 4)
+                        ia = KQ_DOTU_ADD(ia, u[m], _mm256_sign_epi8(bc, o.w[m]));
+                    else if (kind == QX_SIGN)
+                        ib = KQ_DOTU_ADD(ib, u[m], _mm256_sign_epi8(bc, o.w[m]));
+                    else if (kind == QX_UM16 && m >= 4)
+                        ib = KQ_DOTU_ADD(ib, u[m], bc);
+                    else
+                        ia = KQ_DOTU_ADD(ia, u[m], bc);
+                }
+                if (kind == QX_SIGN || kind == QX_UM16) {
+                    acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(o.s0, xd), _mm256_cvtepi32_ps(ia), acc[t]);
+                    acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(o.s1, xd), _mm256_cvtepi32_ps(ib), acc[t]);
+                } else {
+                    acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(o.s0, xd), _mm256_cvtepi32_ps(ia), acc[t]);
+                }
+                if (kind == QX_UM32) corr[t] = _mm256_fmadd_ps(o.m0, _mm256_set1_ps(xb->d * (float)xb->sum), corr[t]);
+                if (kind == QX_UM16) {
+                    int32_t h0, h1;
+                    qx_half_sums(xb->qs, &h0, &h1);
+                    corr[t] = _mm256_fmadd_ps(o.m0, _mm256_set1_ps(xb->d * (float)h0), corr[t]);
+                    corr[t] = _mm256_fmadd_ps(o.m1, _mm256_set1_ps(xb->d * (float)h1), corr[t]);
+                }
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        _mm256_storeu_ps(out + GROK_PACK_ROWS * t,
+                         kind == QX_UM16 ? _mm256_sub_ps(acc[t], corr[t]) : _mm256_add_ps(acc[t], corr[t]));
+}
+
+#define QX_X8(NAME, T)                                                                                              \
+    TGT static void NAME##_dot_x8(const uint8_t *group, const block_q8a *const *x, int64_t nx, int64_t n,          \
+                                  float *out) {                                                                    \
+        for (int64_t t = 0; t < nx; t += KQ_TILE)                                                                  \
+            KQ_NT_SWITCH(nx - t < KQ_TILE ? nx - t : KQ_TILE, qx_tile, T, group, x + t, n, out + GROK_PACK_ROWS * t) \
+    }
+QX_X8(q4_1, GROK_TYPE_Q4_1)
+QX_X8(q5_0, GROK_TYPE_Q5_0)
+QX_X8(q5_1, GROK_TYPE_Q5_1)
+QX_X8(q2_K, GROK_TYPE_Q2_K)
+QX_X8(q3_K, GROK_TYPE_Q3_K)
+QX_X8(iq4_nl, GROK_TYPE_IQ4_NL)
+QX_X8(iq4_xs, GROK_TYPE_IQ4_XS)
+QX_X8(tq1_0, GROK_TYPE_TQ1_0)
+QX_X8(tq2_0, GROK_TYPE_TQ2_0)
+QX_X8(mxfp4, GROK_TYPE_MXFP4)
+QX_X8(nvfp4, GROK_TYPE_NVFP4)
+QX_X8(q1_0, GROK_TYPE_Q1_0)
+QX_X8(q2_0, GROK_TYPE_Q2_0)
+
+#define QT_SET(out, NAME) \
+    ((out)->dot_q8a = NAME##_dot_q8a, (out)->dot_q8a_multi = NAME##_dot_q8a_multi, (out)->dot_x8 = NAME##_dot_x8)
 static void qt_register(uint32_t type, grok_dot_kernels *out) {
     switch (type) {
     case GROK_TYPE_Q4_1: QT_SET(out, q4_1); break;
