@@ -318,10 +318,13 @@ QT_DOTS(q2_0, GROK_TYPE_Q2_0)
  *            VNNI the codes plus 128 as unsigned bytes and the sum started
  *            at -128 * the activation block's quant sum (one vpdpbusd a
  *            vector); with AVX2 |w| times x with w's sign.
- *   QX_SIGN  signed, a multiplier per 16 (Q3_K, NVFP4): |w| times x with
- *            w's sign, the halves summed apart.
+ *   QX_SIGN  signed, a multiplier per 16 (NVFP4): the halves summed apart,
+ *            with VNNI as QX_BIAS, each half's sum started at -128 * its
+ *            quant sum (psadbw), with AVX2 by the sign trick.
  *   QX_UOFF  unsigned codes q + off (Q5_0, TQ1_0, TQ2_0, Q1_0, Q2_0): the
  *            sum starts at -off * the quant sum.
+ *   QX_UOFF16 unsigned codes q + 4 with a multiplier per 16 (Q3_K): each
+ *            half's sum starts at -4 * its quant sum.
  *   QX_UM32  unsigned with a float offset m per 32 (Q4_1, Q5_1): m times
  *            the quant sum into a second accumulator.
  *   QX_UM16  unsigned with a min per 16 (Q2_K): the halves' quant sums
@@ -331,15 +334,15 @@ QT_DOTS(q2_0, GROK_TYPE_Q2_0)
 #ifndef QT_VNNI
 #define QT_VNNI 0
 #endif
-enum { QX_BIAS, QX_SIGN, QX_UOFF, QX_UM32, QX_UM16 };
+enum { QX_BIAS, QX_SIGN, QX_UOFF, QX_UOFF16, QX_UM32, QX_UM16 };
 
 static inline int qx_kind(int type) {
     switch (type) {
     case GROK_TYPE_IQ4_NL:
     case GROK_TYPE_IQ4_XS:
     case GROK_TYPE_MXFP4: return QX_BIAS;
-    case GROK_TYPE_Q3_K:
     case GROK_TYPE_NVFP4: return QX_SIGN;
+    case GROK_TYPE_Q3_K: return QX_UOFF16;
     case GROK_TYPE_Q4_1:
     case GROK_TYPE_Q5_1: return QX_UM32;
     case GROK_TYPE_Q2_K: return QX_UM16;
@@ -395,8 +398,8 @@ TGT static inline void qx_nibbles(const uint8_t *c, const int8_t *table, __m256i
 }
 
 /* Activation block b of the group's block at p. Inlined with type and b constants. */
-TGT static KQ_INLINE void qx_decode(const int type, const uint8_t *p, const int b, qx_blk *o) {
-    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+TGT static KQ_INLINE void qx_decode(const int type, const uint8_t *p, const int b, qx_blk *o, __m256i *tq) {
+    const __m256i m3 = _mm256_set1_epi8(3);
     switch (type) {
     case GROK_TYPE_Q4_1:
         o->s0 = o->s1 = qx_f16x8(p), o->m0 = qx_f16x8(p + 16);
@@ -457,9 +460,11 @@ TGT static KQ_INLINE void qx_decode(const int type, const uint8_t *p, const int 
         for (int m = 0; m < 8; m++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(p + 368 + 32 * (8 * h + m)));
             const __m256i hm = _mm256_loadu_si256((const __m256i *)(p + 112 + 32 * m));
+            const int hbit = 4 * h + j; /* to bit 2 */
             const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
-            const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j), one);
-            o->w[m] = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hb, 2)), _mm256_set1_epi8(4));
+            const __m256i hb = _mm256_and_si256(hbit >= 2 ? _mm256_srli_epi16(hm, hbit - 2) : _mm256_slli_epi16(hm, 2 - hbit),
+                                                _mm256_set1_epi8(4));
+            o->w[m] = _mm256_or_si256(lo, hb); /* q + 4 */
         }
         break;
     }
@@ -481,11 +486,9 @@ TGT static KQ_INLINE void qx_decode(const int type, const uint8_t *p, const int 
     case GROK_TYPE_TQ1_0: {
         o->s0 = o->s1 = qx_f16x8(p);
         __m256i q[8];
-        if (b < 5) {
-            for (int m = 0; m < 8; m++) {
-                q[m] = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * m));
-                for (int k = 0; k < b; k++) q[m] = qt_times3(q[m]);
-            }
+        if (b < 5) { /* tq: the chunks times 3^(b-1), kept from the previous activation block */
+            for (int m = 0; m < 8; m++)
+                q[m] = tq[m] = b == 0 ? _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * m)) : qt_times3(tq[m]);
         } else {
             for (int m = 0; m < 4; m++) {
                 q[m] = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * (8 + m)));
@@ -497,7 +500,11 @@ TGT static KQ_INLINE void qx_decode(const int type, const uint8_t *p, const int 
                 for (int m = 5; m < 8; m++) q[m] = qt_times3(q[m - 1]);
             }
         }
-        for (int m = 0; m < 8; m++) o->w[m] = _mm256_add_epi8(qt_trits(q[m]), one); /* trits 0..2 */
+        for (int m = 0; m < 8; m++) { /* trits 0..2: 1 from 86 on, 2 from 171 on */
+            const __m256i ge86 = _mm256_cmpeq_epi8(_mm256_max_epu8(q[m], _mm256_set1_epi8(86)), q[m]);
+            const __m256i ge171 = _mm256_cmpeq_epi8(_mm256_max_epu8(q[m], _mm256_set1_epi8((char)171)), q[m]);
+            o->w[m] = _mm256_sub_epi8(_mm256_sub_epi8(_mm256_setzero_si256(), ge86), ge171);
+        }
         break;
     }
     case GROK_TYPE_Q1_0: {
@@ -545,36 +552,35 @@ TGT static KQ_INLINE void qx_tile(const int type, const uint8_t *p, const block_
     for (int t = 0; t < nt; t++) acc[t] = corr[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / qt_block_values(type); i++, p += gsz) {
         KQ_PREFETCH(p, gsz);
+        __m256i tq[8];
         _Pragma("GCC unroll 8") for (int b = 0; b < nbk; b++) {
             qx_blk o;
-            qx_decode(type, p, b, &o);
+            qx_decode(type, p, b, &o, tq);
+            const bool halves = kind == QX_SIGN || kind == QX_UOFF16 || kind == QX_UM16;
             __m256i u[8];
-            for (int m = 0; m < 8; m++)
-                u[m] = kind == QX_BIAS ? QT_SPREP(o.w[m]) : kind == QX_SIGN ? _mm256_sign_epi8(o.w[m], o.w[m]) : o.w[m];
+            for (int m = 0; m < 8; m++) u[m] = kind == QX_BIAS || kind == QX_SIGN ? QT_SPREP(o.w[m]) : o.w[m];
             for (int t = 0; t < nt; t++) {
                 const block_q8a *xb = x[t] + i * nbk + b;
                 const __m256 xd = _mm256_broadcast_ss(&xb->d);
-                __m256i ia, ib = _mm256_setzero_si256();
-                if (kind == QX_BIAS)
-                    ia = QT_SSTART(xb->sum);
-                else if (kind == QX_UOFF)
-                    ia = _mm256_set1_epi32(-qx_off(type) * xb->sum);
-                else
-                    ia = _mm256_setzero_si256();
+                int32_t h0 = 0, h1 = 0;
+                if (kind == QX_UM16 || kind == QX_UOFF16 || (kind == QX_SIGN && QT_VNNI)) qx_half_sums(xb->qs, &h0, &h1);
+                __m256i ia = _mm256_setzero_si256(), ib = _mm256_setzero_si256();
+                if (kind == QX_BIAS) ia = QT_SSTART(xb->sum);
+                if (kind == QX_SIGN) ia = QT_SSTART(h0), ib = QT_SSTART(h1);
+                if (kind == QX_UOFF) ia = _mm256_set1_epi32(-qx_off(type) * xb->sum);
+                if (kind == QX_UOFF16) ia = _mm256_set1_epi32(-4 * h0), ib = _mm256_set1_epi32(-4 * h1);
                 for (int m = 0; m < 8; m++) {
                     const __m256i bc = kq_bcast4(xb->qs + 4 * m);
-                    if (kind == QX_BIAS)
+                    if (kind == QX_BIAS || (kind == QX_SIGN && m < 4))
                         ia = QT_SDOT(ia, u[m], o.w[m], bc);
-                    else if (kind == QX_SIGN && m < 4)
-                        ia = KQ_DOTU_ADD(ia, u[m], _mm256_sign_epi8(bc, o.w[m]));
                     else if (kind == QX_SIGN)
-                        ib = KQ_DOTU_ADD(ib, u[m], _mm256_sign_epi8(bc, o.w[m]));
-                    else if (kind == QX_UM16 && m >= 4)
+                        ib = QT_SDOT(ib, u[m], o.w[m], bc);
+                    else if (halves && m >= 4)
                         ib = KQ_DOTU_ADD(ib, u[m], bc);
                     else
                         ia = KQ_DOTU_ADD(ia, u[m], bc);
                 }
-                if (kind == QX_SIGN || kind == QX_UM16) {
+                if (halves) {
                     acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(o.s0, xd), _mm256_cvtepi32_ps(ia), acc[t]);
                     acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(o.s1, xd), _mm256_cvtepi32_ps(ib), acc[t]);
                 } else {
@@ -582,8 +588,6 @@ TGT static KQ_INLINE void qx_tile(const int type, const uint8_t *p, const block_
                 }
                 if (kind == QX_UM32) corr[t] = _mm256_fmadd_ps(o.m0, _mm256_set1_ps(xb->d * (float)xb->sum), corr[t]);
                 if (kind == QX_UM16) {
-                    int32_t h0, h1;
-                    qx_half_sums(xb->qs, &h0, &h1);
                     corr[t] = _mm256_fmadd_ps(o.m0, _mm256_set1_ps(xb->d * (float)h0), corr[t]);
                     corr[t] = _mm256_fmadd_ps(o.m1, _mm256_set1_ps(xb->d * (float)h1), corr[t]);
                 }
