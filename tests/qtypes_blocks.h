@@ -40,7 +40,8 @@ static inline bool qt_f16_fields(grok_type type, int at[2]) {
 }
 
 /* nblocks random blocks of type at out (type_size bytes each). */
-static inline void qt_random_blocks(grok_type type, int64_t nblocks, uint64_t seed, bool moderate, uint8_t *out) {
+static inline void qt_random_blocks(grok_type type, int64_t nblocks, uint64_t seed, bool moderate,
+                                    uint8_t *out) {
     grok_rng r = {seed};
     const size_t bs = (size_t)grok_type_get_traits(type)->type_size;
     int at[2];

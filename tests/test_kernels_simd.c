@@ -44,12 +44,13 @@ static int failures, checks;
     } while (0)
 
 /* The types of src/kernels/qtypes.h (decoders only: their rows are random blocks) */
-#define QTYPES                                                                                         \
-    GROK_TYPE_Q4_1, GROK_TYPE_Q5_0, GROK_TYPE_Q5_1, GROK_TYPE_Q2_K, GROK_TYPE_Q3_K, GROK_TYPE_IQ4_NL,   \
-        GROK_TYPE_IQ4_XS, GROK_TYPE_TQ1_0, GROK_TYPE_TQ2_0, GROK_TYPE_MXFP4, GROK_TYPE_NVFP4, GROK_TYPE_Q1_0, \
-        GROK_TYPE_Q2_0
-static const grok_type TYPES[] = {GROK_TYPE_F32,  GROK_TYPE_F16,  GROK_TYPE_BF16, GROK_TYPE_Q8_0,
-                                  GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES};
+#define QTYPES                                                                                        \
+    GROK_TYPE_Q4_1, GROK_TYPE_Q5_0, GROK_TYPE_Q5_1, GROK_TYPE_Q2_K, GROK_TYPE_Q3_K, GROK_TYPE_IQ4_NL, \
+        GROK_TYPE_IQ4_XS, GROK_TYPE_TQ1_0, GROK_TYPE_TQ2_0, GROK_TYPE_MXFP4, GROK_TYPE_NVFP4,         \
+        GROK_TYPE_Q1_0, GROK_TYPE_Q2_0
+static const grok_type TYPES[] = {GROK_TYPE_F32,  GROK_TYPE_F16,  GROK_TYPE_BF16,
+                                  GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K,
+                                  GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES};
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
 
 typedef struct {
@@ -140,8 +141,8 @@ static void test_dots(const variant *v) {
 static void test_multi(const variant *v) {
     grok_rng r = {123};
     const int64_t sizes[] = {32, 64, 96, 160, 224, 256, 768, 1056, 1280, 2080, 2304};
-    const grok_type qtypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K,
-                                GROK_TYPE_Q6_K, QTYPES};
+    const grok_type qtypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K,
+                                GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES};
     for (size_t ti = 0; ti < sizeof qtypes / sizeof qtypes[0]; ti++) {
         grok_type type = qtypes[ti];
         const char *tn = grok_type_get_traits(type)->name;
@@ -241,8 +242,8 @@ static size_t extreme_len(grok_type type) {
 static void test_packed(const variant *v) {
     grok_rng r = {77};
     const int64_t sizes[] = {32, 64, 96, 160, 256, 768, 1056, 2080, 2304};
-    const grok_type ptypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K,
-                                GROK_TYPE_Q6_K, QTYPES};
+    const grok_type ptypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K,
+                                GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES};
     for (size_t ti = 0; ti < sizeof ptypes / sizeof ptypes[0]; ti++) {
         const grok_type type = ptypes[ti];
         const char *tn = grok_type_get_traits(type)->name;

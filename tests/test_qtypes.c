@@ -36,18 +36,10 @@ static const struct {
     const char *name;
     uint64_t digest;
 } GGML_DIGESTS[] = {
-    {"q4_1", 0xcd1bc0e33115a159ull},
-    {"q5_0", 0xc94220b69ada1228ull},
-    {"q5_1", 0xe65cc97d2f914912ull},
-    {"q2_K", 0xddbffa3a28b7fc6full},
-    {"q3_K", 0x58b089e73ea15edbull},
-    {"iq4_nl", 0xe4516c468ff3795dull},
-    {"iq4_xs", 0x3ca284e4686aaca6ull},
-    {"tq1_0", 0xc3bdf14b9e8db4deull},
-    {"tq2_0", 0xac0d8da65395adccull},
-    {"mxfp4", 0xdce03de181ca4a54ull},
-    {"nvfp4", 0xcfef82e7ed2d04abull},
-    {"q1_0", 0x053e4b296a675aa5ull},
+    {"q4_1", 0xcd1bc0e33115a159ull},   {"q5_0", 0xc94220b69ada1228ull},  {"q5_1", 0xe65cc97d2f914912ull},
+    {"q2_K", 0xddbffa3a28b7fc6full},   {"q3_K", 0x58b089e73ea15edbull},  {"iq4_nl", 0xe4516c468ff3795dull},
+    {"iq4_xs", 0x3ca284e4686aaca6ull}, {"tq1_0", 0xc3bdf14b9e8db4deull}, {"tq2_0", 0xac0d8da65395adccull},
+    {"mxfp4", 0xdce03de181ca4a54ull},  {"nvfp4", 0xcfef82e7ed2d04abull}, {"q1_0", 0x053e4b296a675aa5ull},
     {"q2_0", 0xcc1d30d4ffb45088ull},
 };
 
@@ -150,7 +142,8 @@ static void test_by_hand(void) {
         b.qs[0] = 0x7f;
         grok_kernels_get(GROK_TYPE_MXFP4)->to_f32(&b, y, 32);
         CHECK(y[0] == -12.0f && y[16] == 12.0f && y[1] == 0.0f, "mxfp4: %g %g %g", y[0], y[16], y[1]);
-        CHECK(grok_e8m0_half(0) == 0x1p-128f && grok_e8m0_half(1) == 0x1p-127f && grok_e8m0_half(255) == 0x1p127f,
+        CHECK(grok_e8m0_half(0) == 0x1p-128f && grok_e8m0_half(1) == 0x1p-127f &&
+                  grok_e8m0_half(255) == 0x1p127f,
               "e8m0");
     }
     /* NVFP4's UE4M3: 0x38 = 2^0, halved 0.5; 0x7f (NaN) 0; 0x01 = 2^-9; 0x7e = 448 */
@@ -164,8 +157,8 @@ static void test_by_hand(void) {
         b.qs[1] = 0x81;
         put16(&b.d, 0.25f);
         grok_kernels_get(GROK_TYPE_Q1_0)->to_f32(&b, y, 128);
-        CHECK(y[8] == 0.25f && y[15] == 0.25f && y[9] == -0.25f && y[0] == -0.25f, "q1_0: %g %g %g", y[8], y[9],
-              y[0]);
+        CHECK(y[8] == 0.25f && y[15] == 0.25f && y[9] == -0.25f && y[0] == -0.25f, "q1_0: %g %g %g", y[8],
+              y[9], y[0]);
     }
 }
 

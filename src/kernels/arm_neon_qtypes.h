@@ -20,9 +20,9 @@
 
 typedef struct {
     int8x16_t w[2]; /* values 0-15, 16-31 */
-    float a0, a1;     /* their multipliers */
-    float m0, m1;     /* Q2_K: dmin * m of each half */
-    float off;        /* Q4_1 / Q5_1: m */
+    float a0, a1;   /* their multipliers */
+    float m0, m1;   /* Q2_K: dmin * m of each half */
+    float off;      /* Q4_1 / Q5_1: m */
 } qtn_chunk;
 
 static inline int qtn_values(int type) {
@@ -70,7 +70,8 @@ static inline uint8x16_t qtn_bits2(uint8x16_t v, int s) {
 
 /* TQ1_0's trits minus 1 of q (bytes already times 3^n mod 256): 1 from 86 on, 2 from 171 on */
 static inline int8x16_t qtn_trits(uint8x16_t q) {
-    const uint8x16_t t = vsubq_u8(vsubq_u8(vdupq_n_u8(0xff), vcgeq_u8(q, vdupq_n_u8(86))), vcgeq_u8(q, vdupq_n_u8(171)));
+    const uint8x16_t t =
+        vsubq_u8(vsubq_u8(vdupq_n_u8(0xff), vcgeq_u8(q, vdupq_n_u8(86))), vcgeq_u8(q, vdupq_n_u8(171)));
     return vreinterpretq_s8_u8(t);
 }
 
@@ -90,7 +91,8 @@ static void qtn_decode(int type, const uint8_t *p, int k, qtn_chunk *c) {
             hi = vorrq_u8(hi, vandq_u8(qtn_bits16(qh[2], qh[3]), vdupq_n_u8(16)));
         }
         c->w[0] = vreinterpretq_s8_u8(lo), c->w[1] = vreinterpretq_s8_u8(hi);
-        if (type == GROK_TYPE_Q5_0) c->w[0] = vsubq_s8(c->w[0], vdupq_n_s8(16)), c->w[1] = vsubq_s8(c->w[1], vdupq_n_s8(16));
+        if (type == GROK_TYPE_Q5_0)
+            c->w[0] = vsubq_s8(c->w[0], vdupq_n_s8(16)), c->w[1] = vsubq_s8(c->w[1], vdupq_n_s8(16));
         c->a0 = c->a1 = f16_at(p);
         if (type != GROK_TYPE_Q5_0) c->off = f16_at(p + 2);
         break;
@@ -108,8 +110,8 @@ static void qtn_decode(int type, const uint8_t *p, int k, qtn_chunk *c) {
         const int h = k / 4, j = k % 4;
         for (int half = 0; half < 2; half++) {
             const uint8x16_t lo = qtn_bits2(vld1q_u8(p + 32 + 32 * h + 16 * half), 2 * j);
-            const uint8x16_t hb =
-                vandq_u8(vshlq_u8(vld1q_u8(p + 16 * half), vdupq_n_s8((int8_t)-(4 * h + j))), vdupq_n_u8(1));
+            const uint8x16_t hb = vandq_u8(
+                vshlq_u8(vld1q_u8(p + 16 * half), vdupq_n_s8((int8_t) - (4 * h + j))), vdupq_n_u8(1));
             const int8x16_t w = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, vshlq_n_u8(hb, 2))), vdupq_n_s8(4));
             c->w[half] = w;
         }
@@ -122,13 +124,16 @@ static void qtn_decode(int type, const uint8_t *p, int k, qtn_chunk *c) {
     case GROK_TYPE_IQ4_XS:
     case GROK_TYPE_MXFP4: {
         const int8x16_t t = vld1q_s8(type == GROK_TYPE_MXFP4 ? GROK_KVALUES_FP4 : GROK_KVALUES_IQ4NL);
-        const uint8_t *qs = type == GROK_TYPE_IQ4_NL ? p + 2 : type == GROK_TYPE_MXFP4 ? p + 1 : p + 8 + 16 * k;
+        const uint8_t *qs = type == GROK_TYPE_IQ4_NL  ? p + 2
+                            : type == GROK_TYPE_MXFP4 ? p + 1
+                                                      : p + 8 + 16 * k;
         const uint8x16_t v = vld1q_u8(qs);
         c->w[0] = vqtbl1q_s8(t, vandq_u8(v, m4)), c->w[1] = vqtbl1q_s8(t, vshrq_n_u8(v, 4));
         if (type == GROK_TYPE_IQ4_NL) c->a0 = f16_at(p);
         if (type == GROK_TYPE_MXFP4) c->a0 = grok_e8m0_half(p[0]);
         if (type == GROK_TYPE_IQ4_XS) {
-            const int ls = ((p[4 + k / 2] >> (4 * (k % 2))) & 15) | ((((p[2] | p[3] << 8) >> (2 * k)) & 3) << 4);
+            const int ls =
+                ((p[4 + k / 2] >> (4 * (k % 2))) & 15) | ((((p[2] | p[3] << 8) >> (2 * k)) & 3) << 4);
             c->a0 = f16_at(p) * (float)(ls - 32);
         }
         c->a1 = c->a0;
@@ -153,7 +158,8 @@ static void qtn_decode(int type, const uint8_t *p, int k, qtn_chunk *c) {
         static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
         uint8x16_t q0, q1;
         if (k < 5) { /* values 32k.. : qs[0..31] times 3^k */
-            q0 = vmulq_u8(vld1q_u8(p), vdupq_n_u8(pow3[k])), q1 = vmulq_u8(vld1q_u8(p + 16), vdupq_n_u8(pow3[k]));
+            q0 = vmulq_u8(vld1q_u8(p), vdupq_n_u8(pow3[k])),
+            q1 = vmulq_u8(vld1q_u8(p + 16), vdupq_n_u8(pow3[k]));
         } else { /* qs[32..47] times 3^(2(k-5)) and the next power; chunk 7's second half from qh */
             const uint8x16_t v = vld1q_u8(p + 32);
             q0 = vmulq_u8(v, vdupq_n_u8(pow3[2 * (k - 5)]));
@@ -210,7 +216,8 @@ static void qtn_tile(int type, const uint8_t *p, const block_q8a *const *x, int 
                 if (halves) {
                     v = c.a0 * (float)dot16_s8(c.w[0], xb->qs) + c.a1 * (float)dot16_s8(c.w[1], xb->qs + 16);
                     if (type == GROK_TYPE_Q2_K)
-                        v -= c.m0 * (float)vaddlvq_s8(vld1q_s8(xb->qs)) + c.m1 * (float)vaddlvq_s8(vld1q_s8(xb->qs + 16));
+                        v -= c.m0 * (float)vaddlvq_s8(vld1q_s8(xb->qs)) +
+                             c.m1 * (float)vaddlvq_s8(vld1q_s8(xb->qs + 16));
                 } else {
                     v = c.a0 * (float)dot32_s8(c.w[0], c.w[1], xb->qs);
                     if (offset) v += c.off * (float)xb->sum;
@@ -221,16 +228,16 @@ static void qtn_tile(int type, const uint8_t *p, const block_q8a *const *x, int 
     }
 }
 
-#define QTN_DOTS(NAME, T)                                                                                   \
-    static void NAME##_qtn_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,        \
-                                 float *out) {                                                              \
-        for (int64_t t = 0; t < nx; t += MULTI_TILE)                                                        \
-            qtn_tile(T, row, x + t, (int)(nx - t < MULTI_TILE ? nx - t : MULTI_TILE), n, out + t);          \
-    }                                                                                                       \
-    static float NAME##_qtn_dot(const void *row, const block_q8a *x, int64_t n) {                           \
-        float out;                                                                                          \
-        qtn_tile(T, row, &x, 1, n, &out);                                                                   \
-        return out;                                                                                         \
+#define QTN_DOTS(NAME, T)                                                                           \
+    static void NAME##_qtn_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n, \
+                                 float *out) {                                                      \
+        for (int64_t t = 0; t < nx; t += MULTI_TILE)                                                \
+            qtn_tile(T, row, x + t, (int)(nx - t < MULTI_TILE ? nx - t : MULTI_TILE), n, out + t);  \
+    }                                                                                               \
+    static float NAME##_qtn_dot(const void *row, const block_q8a *x, int64_t n) {                   \
+        float out;                                                                                  \
+        qtn_tile(T, row, &x, 1, n, &out);                                                           \
+        return out;                                                                                 \
     }
 QTN_DOTS(q4_1, GROK_TYPE_Q4_1)
 QTN_DOTS(q5_0, GROK_TYPE_Q5_0)

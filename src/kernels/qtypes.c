@@ -78,7 +78,8 @@ static void unpack_q2_K(const uint8_t *p, qt_unpacked *u) {
     memcpy(&b, p, sizeof b);
     for (int h = 0; h < 2; h++)
         for (int j = 0; j < 4; j++)
-            for (int l = 0; l < 32; l++) u->q[128 * h + 32 * j + l] = (int8_t)((b.qs[32 * h + l] >> (2 * j)) & 3);
+            for (int l = 0; l < 32; l++)
+                u->q[128 * h + 32 * j + l] = (int8_t)((b.qs[32 * h + l] >> (2 * j)) & 3);
     const float d = f16(b.d), dmin = f16(b.dmin);
     for (int s = 0; s < 16; s++)
         u->a[s] = d * (float)(b.scales[s] & 15), u->b[s] = -(dmin * (float)(b.scales[s] >> 4));
@@ -262,17 +263,19 @@ static void qt_dot_q8a_multi(const qt_format *f, const void *row, const block_q8
 }
 
 /* The tables take one function per type. */
-#define QT_FUNCS(T, NAME)                                                                                  \
-    static void NAME##_to_f32(const void *src, float *dst, int64_t n) { qt_to_f32(&FORMATS[T], src, dst, n); } \
-    static float NAME##_dot(const void *row, const float *x, int64_t n) {                                  \
-        return qt_dot(&FORMATS[T], row, x, n);                                                             \
-    }                                                                                                      \
-    static float NAME##_dot_q8a(const void *row, const block_q8a *x, int64_t n) {                          \
-        return qt_dot_q8a(&FORMATS[T], row, x, n);                                                         \
-    }                                                                                                      \
-    static void NAME##_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n,    \
-                                     float *out) {                                                         \
-        qt_dot_q8a_multi(&FORMATS[T], row, x, nx, n, out);                                                 \
+#define QT_FUNCS(T, NAME)                                                                               \
+    static void NAME##_to_f32(const void *src, float *dst, int64_t n) {                                 \
+        qt_to_f32(&FORMATS[T], src, dst, n);                                                            \
+    }                                                                                                   \
+    static float NAME##_dot(const void *row, const float *x, int64_t n) {                               \
+        return qt_dot(&FORMATS[T], row, x, n);                                                          \
+    }                                                                                                   \
+    static float NAME##_dot_q8a(const void *row, const block_q8a *x, int64_t n) {                       \
+        return qt_dot_q8a(&FORMATS[T], row, x, n);                                                      \
+    }                                                                                                   \
+    static void NAME##_dot_q8a_multi(const void *row, const block_q8a *const *x, int64_t nx, int64_t n, \
+                                     float *out) {                                                      \
+        qt_dot_q8a_multi(&FORMATS[T], row, x, nx, n, out);                                              \
     }
 QT_FUNCS(GROK_TYPE_Q4_1, q4_1)
 QT_FUNCS(GROK_TYPE_Q5_0, q5_0)
@@ -290,19 +293,19 @@ QT_FUNCS(GROK_TYPE_Q2_0, q2_0)
 
 #define QT_ENTRY(T, NAME) [T] = {NAME##_to_f32, NULL, NAME##_dot}
 static const grok_type_kernels KERNELS[GROK_TYPE_COUNT] = {
-    QT_ENTRY(GROK_TYPE_Q4_1, q4_1),   QT_ENTRY(GROK_TYPE_Q5_0, q5_0),     QT_ENTRY(GROK_TYPE_Q5_1, q5_1),
-    QT_ENTRY(GROK_TYPE_Q2_K, q2_K),   QT_ENTRY(GROK_TYPE_Q3_K, q3_K),     QT_ENTRY(GROK_TYPE_IQ4_NL, iq4_nl),
+    QT_ENTRY(GROK_TYPE_Q4_1, q4_1),     QT_ENTRY(GROK_TYPE_Q5_0, q5_0),   QT_ENTRY(GROK_TYPE_Q5_1, q5_1),
+    QT_ENTRY(GROK_TYPE_Q2_K, q2_K),     QT_ENTRY(GROK_TYPE_Q3_K, q3_K),   QT_ENTRY(GROK_TYPE_IQ4_NL, iq4_nl),
     QT_ENTRY(GROK_TYPE_IQ4_XS, iq4_xs), QT_ENTRY(GROK_TYPE_TQ1_0, tq1_0), QT_ENTRY(GROK_TYPE_TQ2_0, tq2_0),
-    QT_ENTRY(GROK_TYPE_MXFP4, mxfp4), QT_ENTRY(GROK_TYPE_NVFP4, nvfp4),   QT_ENTRY(GROK_TYPE_Q1_0, q1_0),
+    QT_ENTRY(GROK_TYPE_MXFP4, mxfp4),   QT_ENTRY(GROK_TYPE_NVFP4, nvfp4), QT_ENTRY(GROK_TYPE_Q1_0, q1_0),
     QT_ENTRY(GROK_TYPE_Q2_0, q2_0),
 };
 
 #define QT_DOTS(T, NAME) [T] = {NAME##_dot, NAME##_dot_q8a, NAME##_dot_q8a_multi}
 static const grok_dot_kernels DOTS[GROK_TYPE_COUNT] = {
-    QT_DOTS(GROK_TYPE_Q4_1, q4_1),   QT_DOTS(GROK_TYPE_Q5_0, q5_0),     QT_DOTS(GROK_TYPE_Q5_1, q5_1),
-    QT_DOTS(GROK_TYPE_Q2_K, q2_K),   QT_DOTS(GROK_TYPE_Q3_K, q3_K),     QT_DOTS(GROK_TYPE_IQ4_NL, iq4_nl),
+    QT_DOTS(GROK_TYPE_Q4_1, q4_1),     QT_DOTS(GROK_TYPE_Q5_0, q5_0),   QT_DOTS(GROK_TYPE_Q5_1, q5_1),
+    QT_DOTS(GROK_TYPE_Q2_K, q2_K),     QT_DOTS(GROK_TYPE_Q3_K, q3_K),   QT_DOTS(GROK_TYPE_IQ4_NL, iq4_nl),
     QT_DOTS(GROK_TYPE_IQ4_XS, iq4_xs), QT_DOTS(GROK_TYPE_TQ1_0, tq1_0), QT_DOTS(GROK_TYPE_TQ2_0, tq2_0),
-    QT_DOTS(GROK_TYPE_MXFP4, mxfp4), QT_DOTS(GROK_TYPE_NVFP4, nvfp4),   QT_DOTS(GROK_TYPE_Q1_0, q1_0),
+    QT_DOTS(GROK_TYPE_MXFP4, mxfp4),   QT_DOTS(GROK_TYPE_NVFP4, nvfp4), QT_DOTS(GROK_TYPE_Q1_0, q1_0),
     QT_DOTS(GROK_TYPE_Q2_0, q2_0),
 };
 

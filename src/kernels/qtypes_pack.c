@@ -79,7 +79,8 @@ static void pack_block(grok_type type, const uint8_t *blk, int r, uint8_t *g) {
         memcpy(&qh, blk + qh_at, 4);
         for (int i = 0; i < 4; i++) {
             uint8_t b = 0;
-            for (int j = 0; j < 8; j++) b |= (uint8_t)(((qh >> (j < 4 ? 4 * j + i : 16 + 4 * (j - 4) + i)) & 1) << j);
+            for (int j = 0; j < 8; j++)
+                b |= (uint8_t)(((qh >> (j < 4 ? 4 * j + i : 16 + 4 * (j - 4) + i)) & 1) << j);
             g[plane + 4 * r + i] = b;
         }
         chunks(g + plane + 32, blk + qh_at + 4, 16, r);
@@ -140,7 +141,8 @@ static void pack_block(grok_type type, const uint8_t *blk, int r, uint8_t *g) {
         for (int gi = 0; gi < 4; gi++)
             for (int i = 0; i < 4; i++) {
                 uint8_t byte = 0;
-                for (int f = 0; f < 4; f++) byte |= (uint8_t)(((blk[2 + 4 * gi + f] >> (2 * i)) & 3) << (2 * f));
+                for (int f = 0; f < 4; f++)
+                    byte |= (uint8_t)(((blk[2 + 4 * gi + f] >> (2 * i)) & 3) << (2 * f));
                 g[16 + 32 * gi + 4 * r + i] = byte;
             }
         break;
@@ -152,6 +154,7 @@ void grok_qtypes_pack_x8(grok_type type, const uint8_t *rows, size_t row_bytes, 
     const size_t bsz = (size_t)tr->type_size;
     for (int64_t b = 0; b < n / tr->block_size; b++) {
         uint8_t *g = dst + (size_t)b * GROK_PACK_ROWS * bsz;
-        for (int r = 0; r < GROK_PACK_ROWS; r++) pack_block(type, rows + (size_t)r * row_bytes + (size_t)b * bsz, r, g);
+        for (int r = 0; r < GROK_PACK_ROWS; r++)
+            pack_block(type, rows + (size_t)r * row_bytes + (size_t)b * bsz, r, g);
     }
 }

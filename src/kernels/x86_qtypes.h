@@ -31,9 +31,9 @@
 /* One decoded chunk: 32 codes and lane multipliers (and offsets). */
 typedef struct {
     __m256i w;
-    __m256 s;   /* per lane */
-    __m256 mn;  /* Q2_K: dmin * m per lane */
-    float off;  /* Q4_1 / Q5_1: the block's m */
+    __m256 s;  /* per lane */
+    __m256 mn; /* Q2_K: dmin * m per lane */
+    float off; /* Q4_1 / Q5_1: the block's m */
 } qt_chunk;
 
 TGT static inline bool qt_signed(int type) {
@@ -74,8 +74,8 @@ static inline size_t qt_block_bytes(int type) {
 
 /* Byte j of the result: 0xff where bit j of bits is set, else 0. */
 TGT static inline __m256i qt_bits32(uint32_t bits) {
-    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
-                                            3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2,
+                                            2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
     const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
     const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), spread);
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
@@ -88,11 +88,14 @@ TGT static inline __m256i qt_table_nibbles(const uint8_t *qs, const int8_t *tabl
 }
 
 /* Lanes 0-3 a, lanes 4-7 b. */
-TGT static inline __m256 qt_lanes2(float a, float b) { return _mm256_set_m128(_mm_set1_ps(b), _mm_set1_ps(a)); }
+TGT static inline __m256 qt_lanes2(float a, float b) {
+    return _mm256_set_m128(_mm_set1_ps(b), _mm_set1_ps(a));
+}
 
 /* Bytes 2k and 2k+1 of v (16 values), each over four int32 lanes, as floats times d. */
 TGT static inline __m256 qt_pair_scales(__m128i v, int k, float d, bool sgn) {
-    const __m128i idx = _mm_set1_epi64x((long long)(0x0101010100000000ull + 0x0101010101010101ull * (uint64_t)(2 * k)));
+    const __m128i idx =
+        _mm_set1_epi64x((long long)(0x0101010100000000ull + 0x0101010101010101ull * (uint64_t)(2 * k)));
     const __m128i b = _mm_shuffle_epi8(v, idx);
     const __m256i i = sgn ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
     return _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(i));
@@ -107,7 +110,8 @@ TGT static inline __m128i qt_q3_K_scales(const uint8_t *sc) {
     const __m128i m4 = _mm_set1_epi8(15), m2 = _mm_set1_epi8(3);
     const __m128i a = _mm_cvtsi64_si128((long long)a8);
     const __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(a, m4), _mm_and_si128(_mm_srli_epi16(a, 4), m4));
-    const __m128i top = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)t4), _mm_setr_epi32(0, 2, 4, 6)), m2);
+    const __m128i top =
+        _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)t4), _mm_setr_epi32(0, 2, 4, 6)), m2);
     return _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(top, 4)), _mm_set1_epi8(32));
 }
 
@@ -175,7 +179,8 @@ TGT static KQ_INLINE void qt_decode(const int type, const uint8_t *p, const int 
         const __m128i v = _mm_loadu_si128((const __m128i *)(p + 4 + 16 * k)), n4 = _mm_set1_epi8(15);
         const __m128i lo = _mm_and_si128(v, n4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), n4);
         const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)GROK_KVALUES_FP4));
-        c->w = _mm256_shuffle_epi8(t, _mm256_set_m128i(_mm_unpackhi_epi64(lo, hi), _mm_unpacklo_epi64(lo, hi)));
+        c->w =
+            _mm256_shuffle_epi8(t, _mm256_set_m128i(_mm_unpackhi_epi64(lo, hi), _mm_unpacklo_epi64(lo, hi)));
         c->s = qt_lanes2(grok_ue4m3_half(p[2 * k]), grok_ue4m3_half(p[2 * k + 1]));
         break;
     }
@@ -201,7 +206,8 @@ TGT static KQ_INLINE void qt_decode(const int type, const uint8_t *p, const int 
                 const __m128i h1 = _mm_add_epi8(h0, _mm_add_epi8(h0, h0));
                 const __m128i h2 = _mm_add_epi8(h1, _mm_add_epi8(h1, h1));
                 const __m128i h3 = _mm_add_epi8(h2, _mm_add_epi8(h2, h2));
-                const __m128i hq = _mm_blend_epi32(_mm_blend_epi32(h0, h1, 2), _mm_blend_epi32(h2, h3, 8), 0xc);
+                const __m128i hq =
+                    _mm_blend_epi32(_mm_blend_epi32(h0, h1, 2), _mm_blend_epi32(h2, h3, 8), 0xc);
                 q = _mm256_inserti128_si256(q, hq, 1);
             }
         }
@@ -219,7 +225,8 @@ TGT static KQ_INLINE void qt_decode(const int type, const uint8_t *p, const int 
     default: { /* Q2_0: byte b of qs[8k..] holds values 4b..4b+3 */
         const __m128i b = _mm_loadl_epi64((const __m128i *)(p + 2 + 8 * k)), n3 = _mm_set1_epi8(3);
         const __m128i p0 = _mm_and_si128(b, n3), p1 = _mm_and_si128(_mm_srli_epi16(b, 2), n3);
-        const __m128i p2 = _mm_and_si128(_mm_srli_epi16(b, 4), n3), p3 = _mm_and_si128(_mm_srli_epi16(b, 6), n3);
+        const __m128i p2 = _mm_and_si128(_mm_srli_epi16(b, 4), n3),
+                      p3 = _mm_and_si128(_mm_srli_epi16(b, 6), n3);
         const __m128i a01 = _mm_unpacklo_epi8(p0, p1), a23 = _mm_unpacklo_epi8(p2, p3);
         const __m256i u = _mm256_set_m128i(_mm_unpackhi_epi16(a01, a23), _mm_unpacklo_epi16(a01, a23));
         c->w = _mm256_sub_epi8(u, _mm256_set1_epi8(1));
@@ -230,8 +237,8 @@ TGT static KQ_INLINE void qt_decode(const int type, const uint8_t *p, const int 
 }
 
 /* Chunk k of block p against activation block bi of each token. */
-TGT static KQ_INLINE void qt_chunk_tokens(const int type, const uint8_t *p, const int k, const block_q8a *const *x,
-                                          int64_t bi, __m256 *acc, const int nt) {
+TGT static KQ_INLINE void qt_chunk_tokens(const int type, const uint8_t *p, const int k,
+                                          const block_q8a *const *x, int64_t bi, __m256 *acc, const int nt) {
     qt_chunk c;
     qt_decode(type, p, k, &c);
     const bool sg = qt_signed(type);
@@ -282,8 +289,9 @@ TGT static KQ_INLINE void qt_row_tile(const int type, const uint8_t *p, const bl
 
 #define QT_DOTS(NAME, T)                                                                                    \
     TGT static void NAME##_qt_tiles(const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,     \
-                                    int nt){KQ_NT_SWITCH(nt, qt_row_tile, T, p, x, n, out)}                 \
-    TGT static float NAME##_dot_q8a(const void *row, const block_q8a *x, int64_t n) {                       \
+                                    int nt){KQ_NT_SWITCH(                                                   \
+        nt, qt_row_tile, T, p, x, n, out)} TGT static float NAME##_dot_q8a(const void *row,                 \
+                                                                           const block_q8a *x, int64_t n) { \
         float out;                                                                                          \
         NAME##_qt_tiles(row, &x, n, &out, 1);                                                               \
         return out;                                                                                         \
@@ -357,9 +365,13 @@ typedef struct {
     __m256 m0, m1; /* QX_UM32: the offsets; QX_UM16: the halves' mins */
 } qx_blk;
 
-TGT static inline __m256 qx_f16x8(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+TGT static inline __m256 qx_f16x8(const uint8_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
 /* 8 bytes to 8 int32 lanes */
-TGT static inline __m256i qx_u8x8(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
+TGT static inline __m256i qx_u8x8(const uint8_t *p) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+}
 /* (v >> s) & mask per int32 lane */
 TGT static inline __m256i qx_field(__m256i v, int s, int mask) {
     return _mm256_and_si256(_mm256_srli_epi32(v, s), _mm256_set1_epi32(mask));
@@ -376,10 +388,10 @@ TGT static inline __m256 qx_e8m0(const uint8_t *p) {
 /* grok_ue4m3_half of 8 bytes: (e ? 8 + m : m) * 2^(max(e, 1) - 11), 0 for 0x7f */
 TGT static inline __m256 qx_ue4m3(const uint8_t *p) {
     const __m256i x = qx_u8x8(p), e = qx_field(x, 3, 15), m = _mm256_and_si256(x, _mm256_set1_epi32(7));
-    const __m256i mant = _mm256_add_epi32(m, _mm256_and_si256(_mm256_cmpgt_epi32(e, _mm256_setzero_si256()),
-                                                              _mm256_set1_epi32(8)));
-    const __m256i pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_max_epi32(e, _mm256_set1_epi32(1)),
-                                                            _mm256_set1_epi32(127 - 11)), 23);
+    const __m256i mant = _mm256_add_epi32(
+        m, _mm256_and_si256(_mm256_cmpgt_epi32(e, _mm256_setzero_si256()), _mm256_set1_epi32(8)));
+    const __m256i pow2 = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_max_epi32(e, _mm256_set1_epi32(1)), _mm256_set1_epi32(127 - 11)), 23);
     const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(mant), _mm256_castsi256_ps(pow2));
     return _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(x, _mm256_set1_epi32(0x7f))), v);
 }
@@ -414,7 +426,8 @@ TGT static KQ_INLINE void qx_decode(const int type, const uint8_t *p, const int 
         const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + plane)), b4 = _mm256_set1_epi8(16);
         for (int j = 0; j < 8; j++) /* bit j to bit 4 */
             o->w[j] = _mm256_or_si256(
-                o->w[j], _mm256_and_si256(j <= 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4), b4));
+                o->w[j],
+                _mm256_and_si256(j <= 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4), b4));
         break;
     }
     case GROK_TYPE_IQ4_NL:
@@ -427,7 +440,8 @@ TGT static KQ_INLINE void qx_decode(const int type, const uint8_t *p, const int 
         break;
     case GROK_TYPE_IQ4_XS: {
         const __m256i sl = qx_u8x8(p + 32 + 8 * (b / 2)), sh = qx_u8x8(p + 16 + 8 * (b / 4));
-        const __m256i ls = _mm256_or_si256(qx_field(sl, 4 * (b % 2), 15), _mm256_slli_epi32(qx_field(sh, 2 * (b % 4), 3), 4));
+        const __m256i ls = _mm256_or_si256(qx_field(sl, 4 * (b % 2), 15),
+                                           _mm256_slli_epi32(qx_field(sh, 2 * (b % 4), 3), 4));
         o->s0 = o->s1 = qx_times(qx_f16x8(p), _mm256_sub_epi32(ls, _mm256_set1_epi32(32)));
         qx_nibbles(p + 64 + 128 * b, GROK_KVALUES_IQ4NL, o->w);
         break;
@@ -440,7 +454,8 @@ TGT static KQ_INLINE void qx_decode(const int type, const uint8_t *p, const int 
         o->m0 = qx_times(dmin, qx_field(sa, 4, 15)), o->m1 = qx_times(dmin, qx_field(sb, 4, 15));
         for (int m = 0; m < 8; m++)
             o->w[m] = _mm256_and_si256(
-                _mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(p + 160 + 32 * (8 * h + m))), 2 * j), m3);
+                _mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(p + 160 + 32 * (8 * h + m))), 2 * j),
+                m3);
         break;
     }
     case GROK_TYPE_Q3_K: {
@@ -450,8 +465,8 @@ TGT static KQ_INLINE void qx_decode(const int type, const uint8_t *p, const int 
             const int s = 2 * b + half;
             const __m256i lo = qx_field(qx_u8x8(p + 16 + 8 * (s % 8)), s < 8 ? 0 : 4, 15);
             const __m256i hi = qx_field(qx_u8x8(p + 16 + 8 * (8 + s % 4)), 2 * (s / 4), 3);
-            const __m256 sc = qx_times(d, _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)),
-                                                           _mm256_set1_epi32(32)));
+            const __m256 sc = qx_times(
+                d, _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32)));
             if (half)
                 o->s1 = sc;
             else
@@ -462,7 +477,8 @@ TGT static KQ_INLINE void qx_decode(const int type, const uint8_t *p, const int 
             const __m256i hm = _mm256_loadu_si256((const __m256i *)(p + 112 + 32 * m));
             const int hbit = 4 * h + j; /* to bit 2 */
             const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
-            const __m256i hb = _mm256_and_si256(hbit >= 2 ? _mm256_srli_epi16(hm, hbit - 2) : _mm256_slli_epi16(hm, 2 - hbit),
+            const __m256i hb = _mm256_and_si256(hbit >= 2 ? _mm256_srli_epi16(hm, hbit - 2)
+                                                          : _mm256_slli_epi16(hm, 2 - hbit),
                                                 _mm256_set1_epi8(4));
             o->w[m] = _mm256_or_si256(lo, hb); /* q + 4 */
         }
@@ -480,7 +496,8 @@ TGT static KQ_INLINE void qx_decode(const int type, const uint8_t *p, const int 
         o->s0 = o->s1 = qx_f16x8(p);
         for (int m = 0; m < 8; m++)
             o->w[m] = _mm256_and_si256(
-                _mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(p + 16 + 32 * (8 * (b / 4) + m))), 2 * (b % 4)),
+                _mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(p + 16 + 32 * (8 * (b / 4) + m))),
+                                  2 * (b % 4)),
                 m3);
         break;
     case GROK_TYPE_TQ1_0: {
@@ -488,7 +505,8 @@ TGT static KQ_INLINE void qx_decode(const int type, const uint8_t *p, const int 
         __m256i q[8];
         if (b < 5) { /* tq: the chunks times 3^(b-1), kept from the previous activation block */
             for (int m = 0; m < 8; m++)
-                q[m] = tq[m] = b == 0 ? _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * m)) : qt_times3(tq[m]);
+                q[m] = tq[m] =
+                    b == 0 ? _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * m)) : qt_times3(tq[m]);
         } else {
             for (int m = 0; m < 4; m++) {
                 q[m] = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * (8 + m)));
@@ -538,14 +556,15 @@ TGT static KQ_INLINE void qx_decode(const int type, const uint8_t *p, const int 
 /* The two 16-value halves' quant sums of an activation block (psadbw on the quants made unsigned). */
 TGT static inline void qx_half_sums(const int8_t *q, int32_t *h0, int32_t *h1) {
     const __m256i xv = _mm256_loadu_si256((const __m256i *)q);
-    const __m256i s = _mm256_sad_epu8(_mm256_xor_si256(xv, _mm256_set1_epi8((char)0x80)), _mm256_setzero_si256());
+    const __m256i s =
+        _mm256_sad_epu8(_mm256_xor_si256(xv, _mm256_set1_epi8((char)0x80)), _mm256_setzero_si256());
     const __m128i lo = _mm256_castsi256_si128(s), hi = _mm256_extracti128_si256(s, 1);
     *h0 = _mm_cvtsi128_si32(lo) + _mm_extract_epi32(lo, 2) - 2048;
     *h1 = _mm_cvtsi128_si32(hi) + _mm_extract_epi32(hi, 2) - 2048;
 }
 
-TGT static KQ_INLINE void qx_tile(const int type, const uint8_t *p, const block_q8a *const *x, int64_t n, float *out,
-                                  const int nt) {
+TGT static KQ_INLINE void qx_tile(const int type, const uint8_t *p, const block_q8a *const *x, int64_t n,
+                                  float *out, const int nt) {
     const int nbk = qt_block_values(type) / QKA, kind = qx_kind(type);
     const size_t gsz = GROK_PACK_ROWS * qt_block_bytes(type);
     __m256 acc[KQ_TILE], corr[KQ_TILE];
@@ -563,7 +582,8 @@ TGT static KQ_INLINE void qx_tile(const int type, const uint8_t *p, const block_
                 const block_q8a *xb = x[t] + i * nbk + b;
                 const __m256 xd = _mm256_broadcast_ss(&xb->d);
                 int32_t h0 = 0, h1 = 0;
-                if (kind == QX_UM16 || kind == QX_UOFF16 || (kind == QX_SIGN && QT_VNNI)) qx_half_sums(xb->qs, &h0, &h1);
+                if (kind == QX_UM16 || kind == QX_UOFF16 || (kind == QX_SIGN && QT_VNNI))
+                    qx_half_sums(xb->qs, &h0, &h1);
                 __m256i ia = _mm256_setzero_si256(), ib = _mm256_setzero_si256();
                 if (kind == QX_BIAS) ia = QT_SSTART(xb->sum);
                 if (kind == QX_SIGN) ia = QT_SSTART(h0), ib = QT_SSTART(h1);
@@ -586,7 +606,8 @@ TGT static KQ_INLINE void qx_tile(const int type, const uint8_t *p, const block_
                 } else {
                     acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(o.s0, xd), _mm256_cvtepi32_ps(ia), acc[t]);
                 }
-                if (kind == QX_UM32) corr[t] = _mm256_fmadd_ps(o.m0, _mm256_set1_ps(xb->d * (float)xb->sum), corr[t]);
+                if (kind == QX_UM32)
+                    corr[t] = _mm256_fmadd_ps(o.m0, _mm256_set1_ps(xb->d * (float)xb->sum), corr[t]);
                 if (kind == QX_UM16) {
                     corr[t] = _mm256_fmadd_ps(o.m0, _mm256_set1_ps(xb->d * (float)h0), corr[t]);
                     corr[t] = _mm256_fmadd_ps(o.m1, _mm256_set1_ps(xb->d * (float)h1), corr[t]);
@@ -599,11 +620,12 @@ TGT static KQ_INLINE void qx_tile(const int type, const uint8_t *p, const block_
                          kind == QX_UM16 ? _mm256_sub_ps(acc[t], corr[t]) : _mm256_add_ps(acc[t], corr[t]));
 }
 
-#define QX_X8(NAME, T)                                                                                              \
-    TGT static void NAME##_dot_x8(const uint8_t *group, const block_q8a *const *x, int64_t nx, int64_t n,          \
-                                  float *out) {                                                                    \
-        for (int64_t t = 0; t < nx; t += KQ_TILE)                                                                  \
-            KQ_NT_SWITCH(nx - t < KQ_TILE ? nx - t : KQ_TILE, qx_tile, T, group, x + t, n, out + GROK_PACK_ROWS * t) \
+#define QX_X8(NAME, T)                                                                                    \
+    TGT static void NAME##_dot_x8(const uint8_t *group, const block_q8a *const *x, int64_t nx, int64_t n, \
+                                  float *out) {                                                           \
+        for (int64_t t = 0; t < nx; t += KQ_TILE)                                                         \
+            KQ_NT_SWITCH(nx - t < KQ_TILE ? nx - t : KQ_TILE, qx_tile, T, group, x + t, n,                \
+                         out + GROK_PACK_ROWS * t)                                                        \
     }
 QX_X8(q4_1, GROK_TYPE_Q4_1)
 QX_X8(q5_0, GROK_TYPE_Q5_0)
@@ -619,8 +641,9 @@ QX_X8(nvfp4, GROK_TYPE_NVFP4)
 QX_X8(q1_0, GROK_TYPE_Q1_0)
 QX_X8(q2_0, GROK_TYPE_Q2_0)
 
-#define QT_SET(out, NAME) \
-    ((out)->dot_q8a = NAME##_dot_q8a, (out)->dot_q8a_multi = NAME##_dot_q8a_multi, (out)->dot_x8 = NAME##_dot_x8)
+#define QT_SET(out, NAME)                                                          \
+    ((out)->dot_q8a = NAME##_dot_q8a, (out)->dot_q8a_multi = NAME##_dot_q8a_multi, \
+     (out)->dot_x8 = NAME##_dot_x8)
 static void qt_register(uint32_t type, grok_dot_kernels *out) {
     switch (type) {
     case GROK_TYPE_Q4_1: QT_SET(out, q4_1); break;
