@@ -25,38 +25,6 @@ typedef struct {
     float off;      /* Q4_1 / Q5_1: m */
 } qtn_chunk;
 
-static inline int qtn_values(int type) {
-    switch (type) {
-    case GROK_TYPE_Q2_K:
-    case GROK_TYPE_Q3_K:
-    case GROK_TYPE_IQ4_XS:
-    case GROK_TYPE_TQ1_0:
-    case GROK_TYPE_TQ2_0: return QK_K;
-    case GROK_TYPE_Q1_0: return 128;
-    case GROK_TYPE_NVFP4:
-    case GROK_TYPE_Q2_0: return 64;
-    default: return 32;
-    }
-}
-
-static inline size_t qtn_bytes(int type) {
-    switch (type) {
-    case GROK_TYPE_Q4_1: return sizeof(block_q4_1);
-    case GROK_TYPE_Q5_0: return sizeof(block_q5_0);
-    case GROK_TYPE_Q5_1: return sizeof(block_q5_1);
-    case GROK_TYPE_Q2_K: return sizeof(block_q2_K);
-    case GROK_TYPE_Q3_K: return sizeof(block_q3_K);
-    case GROK_TYPE_IQ4_NL: return sizeof(block_iq4_nl);
-    case GROK_TYPE_IQ4_XS: return sizeof(block_iq4_xs);
-    case GROK_TYPE_TQ1_0: return sizeof(block_tq1_0);
-    case GROK_TYPE_TQ2_0: return sizeof(block_tq2_0);
-    case GROK_TYPE_MXFP4: return sizeof(block_mxfp4);
-    case GROK_TYPE_NVFP4: return sizeof(block_nvfp4);
-    case GROK_TYPE_Q1_0: return sizeof(block_q1_0);
-    default: return sizeof(block_q2_0);
-    }
-}
-
 /* Byte j: 0xff where bit j of the 16 bits b0 | b1 << 8 is set. */
 static inline uint8x16_t qtn_bits16(uint8_t b0, uint8_t b1) {
     static const uint8_t bit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
@@ -201,12 +169,12 @@ static void qtn_decode(int type, const uint8_t *p, int k, qtn_chunk *c) {
 }
 
 static void qtn_tile(int type, const uint8_t *p, const block_q8a *const *x, int nt, int64_t n, float *out) {
-    const int nbk = qtn_values(type) / QKA;
-    const size_t bsz = qtn_bytes(type);
+    const int nbk = grok_qtypes_block_values(type) / QKA;
+    const size_t bsz = grok_qtypes_block_bytes(type);
     const bool halves = type == GROK_TYPE_Q2_K || type == GROK_TYPE_Q3_K || type == GROK_TYPE_NVFP4;
     const bool offset = type == GROK_TYPE_Q4_1 || type == GROK_TYPE_Q5_1;
     for (int t = 0; t < nt; t++) out[t] = 0;
-    for (int64_t i = 0; i < n / qtn_values(type); i++, p += bsz) {
+    for (int64_t i = 0; i < n / grok_qtypes_block_values(type); i++, p += bsz) {
         for (int k = 0; k < nbk; k++) {
             qtn_chunk c;
             qtn_decode(type, p, k, &c);

@@ -185,6 +185,40 @@ static inline int grok_iq4_xs_scale(const block_iq4_xs *b, int s) {
     return ((b->scales_l[s / 2] >> (4 * (s % 2))) & 15) | (((b->scales_h >> (2 * s)) & 3) << 4);
 }
 
+/* A type's values and bytes per block, as switches so that the kernels
+ * specialised on a constant type fold them. */
+static inline int grok_qtypes_block_values(int type) {
+    switch (type) {
+    case GROK_TYPE_Q2_K:
+    case GROK_TYPE_Q3_K:
+    case GROK_TYPE_IQ4_XS:
+    case GROK_TYPE_TQ1_0:
+    case GROK_TYPE_TQ2_0: return QK_K;
+    case GROK_TYPE_Q1_0: return 128;
+    case GROK_TYPE_NVFP4:
+    case GROK_TYPE_Q2_0: return 64;
+    default: return 32;
+    }
+}
+
+static inline size_t grok_qtypes_block_bytes(int type) {
+    switch (type) {
+    case GROK_TYPE_Q4_1: return sizeof(block_q4_1);
+    case GROK_TYPE_Q5_0: return sizeof(block_q5_0);
+    case GROK_TYPE_Q5_1: return sizeof(block_q5_1);
+    case GROK_TYPE_Q2_K: return sizeof(block_q2_K);
+    case GROK_TYPE_Q3_K: return sizeof(block_q3_K);
+    case GROK_TYPE_IQ4_NL: return sizeof(block_iq4_nl);
+    case GROK_TYPE_IQ4_XS: return sizeof(block_iq4_xs);
+    case GROK_TYPE_TQ1_0: return sizeof(block_tq1_0);
+    case GROK_TYPE_TQ2_0: return sizeof(block_tq2_0);
+    case GROK_TYPE_MXFP4: return sizeof(block_mxfp4);
+    case GROK_TYPE_NVFP4: return sizeof(block_nvfp4);
+    case GROK_TYPE_Q1_0: return sizeof(block_q1_0);
+    default: return sizeof(block_q2_0);
+    }
+}
+
 /* Whether type is one of these, with a packed layout (qtypes_pack.c), and
  * the packing of 8 rows into groups (as grok_pack_x8). */
 bool grok_qtypes_pack_type(grok_type type);

@@ -40,38 +40,6 @@ TGT static inline bool qt_signed(int type) {
     return type != GROK_TYPE_Q4_1 && type != GROK_TYPE_Q5_1 && type != GROK_TYPE_Q2_K;
 }
 
-static inline int qt_block_values(int type) {
-    switch (type) {
-    case GROK_TYPE_Q2_K:
-    case GROK_TYPE_Q3_K:
-    case GROK_TYPE_IQ4_XS:
-    case GROK_TYPE_TQ1_0:
-    case GROK_TYPE_TQ2_0: return QK_K;
-    case GROK_TYPE_Q1_0: return 128;
-    case GROK_TYPE_NVFP4:
-    case GROK_TYPE_Q2_0: return 64;
-    default: return 32;
-    }
-}
-
-static inline size_t qt_block_bytes(int type) {
-    switch (type) {
-    case GROK_TYPE_Q4_1: return sizeof(block_q4_1);
-    case GROK_TYPE_Q5_0: return sizeof(block_q5_0);
-    case GROK_TYPE_Q5_1: return sizeof(block_q5_1);
-    case GROK_TYPE_Q2_K: return sizeof(block_q2_K);
-    case GROK_TYPE_Q3_K: return sizeof(block_q3_K);
-    case GROK_TYPE_IQ4_NL: return sizeof(block_iq4_nl);
-    case GROK_TYPE_IQ4_XS: return sizeof(block_iq4_xs);
-    case GROK_TYPE_TQ1_0: return sizeof(block_tq1_0);
-    case GROK_TYPE_TQ2_0: return sizeof(block_tq2_0);
-    case GROK_TYPE_MXFP4: return sizeof(block_mxfp4);
-    case GROK_TYPE_NVFP4: return sizeof(block_nvfp4);
-    case GROK_TYPE_Q1_0: return sizeof(block_q1_0);
-    default: return sizeof(block_q2_0);
-    }
-}
-
 /* Byte j of the result: 0xff where bit j of bits is set, else 0. */
 TGT static inline __m256i qt_bits32(uint32_t bits) {
     const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2,
@@ -264,11 +232,11 @@ TGT static KQ_INLINE void qt_chunk_tokens(const int type, const uint8_t *p, cons
 
 TGT static KQ_INLINE void qt_row_tile(const int type, const uint8_t *p, const block_q8a *const *x, int64_t n,
                                       float *out, const int nt) {
-    const int nbk = qt_block_values(type) / QKA;
-    const size_t bsz = qt_block_bytes(type);
+    const int nbk = grok_qtypes_block_values(type) / QKA;
+    const size_t bsz = grok_qtypes_block_bytes(type);
     __m256 acc0[KQ_TILE], acc1[KQ_TILE]; /* two chains per token hide the FMA latency */
     for (int t = 0; t < nt; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
-    const int64_t nblk = n / qt_block_values(type);
+    const int64_t nblk = n / grok_qtypes_block_values(type);
     int64_t i = 0;
     if (nbk == 1) {
         for (; i + 2 <= nblk; i += 2, p += 2 * bsz) {
@@ -565,11 +533,11 @@ TGT static inline void qx_half_sums(const int8_t *q, int32_t *h0, int32_t *h1) {
 
 TGT static KQ_INLINE void qx_tile(const int type, const uint8_t *p, const block_q8a *const *x, int64_t n,
                                   float *out, const int nt) {
-    const int nbk = qt_block_values(type) / QKA, kind = qx_kind(type);
-    const size_t gsz = GROK_PACK_ROWS * qt_block_bytes(type);
+    const int nbk = grok_qtypes_block_values(type) / QKA, kind = qx_kind(type);
+    const size_t gsz = GROK_PACK_ROWS * grok_qtypes_block_bytes(type);
     __m256 acc[KQ_TILE], corr[KQ_TILE];
     for (int t = 0; t < nt; t++) acc[t] = corr[t] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / qt_block_values(type); i++, p += gsz) {
+    for (int64_t i = 0; i < n / grok_qtypes_block_values(type); i++, p += gsz) {
         KQ_PREFETCH(p, gsz);
         __m256i tq[8];
         _Pragma("GCC unroll 8") for (int b = 0; b < nbk; b++) {
