@@ -130,7 +130,10 @@ typedef enum {
     GROK_TYPE_TQ1_0 = 34,
     GROK_TYPE_TQ2_0 = 35,
     GROK_TYPE_MXFP4 = 39,
-    GROK_TYPE_COUNT = 40
+    GROK_TYPE_NVFP4 = 40,
+    GROK_TYPE_Q1_0 = 41,
+    GROK_TYPE_Q2_0 = 42,
+    GROK_TYPE_COUNT = 43
 } grok_type;
 
 /* Layout facts of a type, known for every type the GGUF format defines

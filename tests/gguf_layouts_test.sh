@@ -147,17 +147,19 @@ grep -Eq "^  f32 +11 " info.txt || { cat info.txt; fail "f32 count"; }
 $RW add-tensor m.gguf i32.gguf extra.counts 26 8 || fail "rewrite add-tensor"
 "$GROK" info i32.gguf --no-tensors > info.txt || fail "info with an i32 tensor"
 grep -Eq "^  i32 +1 .* not computable by this build \(first: extra.counts\)" info.txt || { cat info.txt; fail "i32 line"; }
-$RW add-tensor m.gguf t40.gguf future.weight 40 64 || fail "rewrite type 40"
-"$GROK" info t40.gguf > info.txt 2> err.txt && fail "type 40 accepted"
-grep -q "tensor 26 'future.weight': type 40 = nvfp4 is not one this build knows (newer than this build)" err.txt \
-    || { cat err.txt; fail "type 40 message"; }
+$RW add-tensor m.gguf t43.gguf future.weight 43 64 || fail "rewrite type 43"
+"$GROK" info t43.gguf > info.txt 2> err.txt && fail "type 43 accepted"
+grep -q "tensor 26 'future.weight': type 43 is not one this build knows (newer than this build)" err.txt \
+    || { cat err.txt; fail "type 43 message"; }
 if [ -x "$LLAMA/llama-quantize" ]; then
     "$GROK" new -o f.gguf --force --vocab 300 --d-model 256 --layers 2 --heads 4 --kv-heads 2 --experts 4 \
         --experts-used 2 --ffn 256 --type f32 2>/dev/null || fail "grok new f32"
     "$LLAMA/llama-quantize" f.gguf q3.gguf Q3_K_M > q.log 2>&1 || { tail q.log; fail "llama-quantize"; }
-    "$GROK" info q3.gguf --no-tensors > info.txt 2>&1
+    # every type of the mix is computed (q3_K, q4_K, ...): info loads it as a model
+    "$GROK" info q3.gguf --no-tensors > info.txt 2>&1 || { cat info.txt; fail "info on the Q3_K_M file"; }
     grep -q "^file type: Q3_K_M (general.file_type 12)" info.txt || { cat info.txt; fail "Q3_K_M name"; }
     grep -Eq "^  q3_K +[0-9]+ " info.txt || { cat info.txt; fail "q3_K row"; }
+    ! grep -q "not computable" info.txt || { cat info.txt; fail "Q3_K_M: a type said not computable"; }
     echo "ok   llama-quantize's Q3_K_M file: $(grep '^file type' info.txt)"
 else
     echo "skip llama-quantize not built at $LLAMA"

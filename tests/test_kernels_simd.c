@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "qtypes_blocks.h"
 #include "util/rng.h"
 
 static int failures, checks;
@@ -42,8 +43,14 @@ static int failures, checks;
         }                                                            \
     } while (0)
 
-static const grok_type TYPES[] = {GROK_TYPE_F32,  GROK_TYPE_F16,  GROK_TYPE_BF16, GROK_TYPE_Q8_0,
-                                  GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K, GROK_TYPE_Q6_K};
+/* The types of src/kernels/qtypes.h (decoders only: their rows are random blocks) */
+#define QTYPES                                                                                        \
+    GROK_TYPE_Q4_1, GROK_TYPE_Q5_0, GROK_TYPE_Q5_1, GROK_TYPE_Q2_K, GROK_TYPE_Q3_K, GROK_TYPE_IQ4_NL, \
+        GROK_TYPE_IQ4_XS, GROK_TYPE_TQ1_0, GROK_TYPE_TQ2_0, GROK_TYPE_MXFP4, GROK_TYPE_NVFP4,         \
+        GROK_TYPE_Q1_0, GROK_TYPE_Q2_0
+static const grok_type TYPES[] = {GROK_TYPE_F32,  GROK_TYPE_F16,  GROK_TYPE_BF16,
+                                  GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K,
+                                  GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES};
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
 
 typedef struct {
@@ -55,6 +62,11 @@ typedef struct {
 /* Random row of the type (scaled so some blocks are tiny, some large;
  * some offset, so the k-quants' mins are not all zero). */
 static void random_row(grok_rng *r, grok_type type, int64_t n, uint8_t *w, float *wf) {
+    if (!grok_kernels_get(type)->from_f32) { /* random blocks, every code */
+        qt_random_blocks(type, n / grok_type_get_traits(type)->block_size, grok_rng_next(r), true, w);
+        grok_kernels_get(type)->to_f32(w, wf, n);
+        return;
+    }
     float *row = malloc((size_t)n * 4);
     for (int64_t j = 0; j < n; j++)
         row[j] = grok_rng_normal(r) * ((j / 32) % 3 == 2 ? 0.01f : 1.0f) + ((j / 32) % 5 == 1 ? 0.8f : 0.0f);
@@ -129,8 +141,8 @@ static void test_dots(const variant *v) {
 static void test_multi(const variant *v) {
     grok_rng r = {123};
     const int64_t sizes[] = {32, 64, 96, 160, 224, 256, 768, 1056, 1280, 2080, 2304};
-    const grok_type qtypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K,
-                                GROK_TYPE_Q6_K};
+    const grok_type qtypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K,
+                                GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES};
     for (size_t ti = 0; ti < sizeof qtypes / sizeof qtypes[0]; ti++) {
         grok_type type = qtypes[ti];
         const char *tn = grok_type_get_traits(type)->name;
@@ -230,15 +242,16 @@ static size_t extreme_len(grok_type type) {
 static void test_packed(const variant *v) {
     grok_rng r = {77};
     const int64_t sizes[] = {32, 64, 96, 160, 256, 768, 1056, 2080, 2304};
-    const grok_type ptypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K,
-                                GROK_TYPE_Q6_K};
+    const grok_type ptypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K,
+                                GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES};
     for (size_t ti = 0; ti < sizeof ptypes / sizeof ptypes[0]; ti++) {
         const grok_type type = ptypes[ti];
         const char *tn = grok_type_get_traits(type)->name;
         grok_dot_kernels simd = {0};
         v->get(type, &simd);
-        CHECK(simd.dot_x8 != NULL, "%s %s has no dot_x8", v->name,
-              tn); /* every SIMD variant packs these types */
+        const bool qtype = ti >= 5; /* the qtypes types: packed on x86 only */
+        CHECK(simd.dot_x8 != NULL || (qtype && strcmp(v->name, "neon") == 0), "%s %s has no dot_x8", v->name,
+              tn); /* every SIMD variant packs the others */
         if (!simd.dot_x8) continue;
         const grok_dot_kernels *ref = grok_dot_reference(type);
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
@@ -253,7 +266,11 @@ static void test_packed(const variant *v) {
             if (type == GROK_TYPE_Q8_0)
                 for (int j = 0; j < QK8_0; j++)
                     w[3 * rb + 2 + j] = (uint8_t)(j % 3 == 0 ? 0x80 : j % 3 == 1 ? 127 : 0x81);
-            else /* the largest quants (all bits set) in row 3's first block, where kernels that
+            else if (qtype) { /* every code at its largest in row 3's first block (scales kept) */
+                size_t at, len;
+                qt_quant_range(type, &at, &len);
+                memset(w + 3 * rb + at, 0xff, len);
+            } else /* the largest quants (all bits set) in row 3's first block, where kernels that
                   * add products in 16-bit lanes come nearest to overflowing them */
                 memset(w + 3 * rb + extreme_at(type), 0xff, extreme_len(type));
             grok_pack_x8(type, w, rb, n, pku);
@@ -434,6 +451,8 @@ static void test_matmul_modes(void) {
         grok_type type = TYPES[ti];
         const grok_dot_kernels *ref = grok_dot_reference(type);
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            /* the qtypes types (row dots tested above): three shapes, to keep the run short */
+            if (!grok_kernels_get(type)->from_f32 && (si == 2 || si == 3 || si == 5)) continue;
             int64_t rows = shapes[si][0], cols = block_cols(type, shapes[si][1]), nt = shapes[si][2];
             size_t rb = (size_t)grok_type_row_size(type, cols);
             uint8_t *w = malloc(rb * (size_t)rows);
@@ -492,6 +511,7 @@ static void test_matmul_batch_equals_tokens(void) {
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         grok_type type = TYPES[ti];
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            if (!grok_kernels_get(type)->from_f32 && si > 0) continue; /* qtypes: one shape */
             int64_t rows = shapes[si][0], cols = block_cols(type, shapes[si][1]);
             if (!grok_dot_reference(type)->dot_q8a && rows > 100) continue; /* keep it fast */
             size_t rb = (size_t)grok_type_row_size(type, cols);

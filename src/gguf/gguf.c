@@ -509,12 +509,12 @@ static int parse_kvs(cursor *c, grok_gguf_part *part, uint64_t n_kv) {
 
 /* ggml's names of the type numbers libgrok has no layout for: ones ggml
  * removed from GGUF files (the repacked 4-bit layouts, now made at load
- * time) and ones newer than this build (ggml.h of llama.cpp de3ff81). */
+ * time). Numbers past GROK_TYPE_COUNT are newer than this build (it knows
+ * every type of ggml.h of llama.cpp de3ff81). */
 static const char *unknown_type(uint32_t type) {
     static const char *const names[] = {
         [4] = "q4_2",      [5] = "q4_3",        [31] = "q4_0_4_4",   [32] = "q4_0_4_8",
-        [33] = "q4_0_8_8", [36] = "iq4_nl_4_4", [37] = "iq4_nl_4_8", [38] = "iq4_nl_8_8",
-        [40] = "nvfp4",    [41] = "q1_0",       [42] = "q2_0"};
+        [33] = "q4_0_8_8", [36] = "iq4_nl_4_4", [37] = "iq4_nl_4_8", [38] = "iq4_nl_8_8"};
     return type < sizeof names / sizeof names[0] ? names[type] : NULL;
 }
 

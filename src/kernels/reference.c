@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/qtypes.h"
 
 static uint32_t f32_bits(float f) {
     uint32_t u;
@@ -470,12 +471,15 @@ static const grok_dot_kernels DOTS[GROK_TYPE_COUNT] = {
     [GROK_TYPE_Q6_K] = {q6_K_dot, q6_K_dot_q8a, q6_K_dot_q8a_multi},
 };
 
+/* The types of qtypes.h have their own tables (qtypes.c). */
 const grok_type_kernels *grok_kernels_get(uint32_t type) {
-    if (type >= GROK_TYPE_COUNT || KERNELS[type].dot_f32 == NULL) return NULL;
+    if (type >= GROK_TYPE_COUNT) return NULL;
+    if (KERNELS[type].dot_f32 == NULL) return grok_qtypes_kernels(type);
     return &KERNELS[type];
 }
 
 const grok_dot_kernels *grok_dot_reference(uint32_t type) {
-    if (type >= GROK_TYPE_COUNT || DOTS[type].dot_f32 == NULL) return NULL;
+    if (type >= GROK_TYPE_COUNT) return NULL;
+    if (DOTS[type].dot_f32 == NULL) return grok_qtypes_dot_reference(type);
     return &DOTS[type];
 }
