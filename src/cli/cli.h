@@ -72,6 +72,12 @@ void cli_print_memory_json(FILE *out, const grok_model *m, int64_t n_tokens);
  * policy, without and with the next-layer prediction read ahead, and
  * Belady's MIN; prints a table, or with json a ", \"cache_sim\": {...}" member. */
 void cli_print_cache_sim(FILE *out, const grok_model *m, bool json);
+/* llama.cpp's chunking of a text (grok perplexity, grok imatrix): its
+ * tokens (BOS where the tokenizer adds one) and how many whole chunks of
+ * ctx tokens they make, at most max_chunks when > 0. NULL, after a message
+ * naming text_path, when there is not one chunk. */
+int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *text, size_t len, const char *text_path,
+                         int64_t ctx, int64_t max_chunks, size_t *n_tok, int64_t *n_chunks);
 /* Wall clock in seconds. */
 double cli_now(void);
 

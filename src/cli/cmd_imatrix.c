@@ -186,14 +186,9 @@ int cmd_imatrix(int argc, char **argv) {
             goto done;
         }
         size_t n_tok;
-        toks = grok_tokenize(tk, text, text_len, true, &n_tok);
-        const int64_t n_all = toks ? (int64_t)n_tok / ctx : 0;
-        const int64_t n_chunks = max_chunks > 0 && max_chunks < n_all ? max_chunks : n_all;
-        if (n_chunks == 0) {
-            cli_error("imatrix", "%s: %zu tokens, fewer than one chunk of --ctx %" PRId64, text_path, toks ? n_tok : 0,
-                      ctx);
+        int64_t n_chunks;
+        if (!(toks = cli_text_chunks("imatrix", tk, text, text_len, text_path, ctx, max_chunks, &n_tok, &n_chunks)))
             goto done;
-        }
         pool = grok_threadpool_create((int)threads);
         grok_context_params cp = grok_context_default_params();
         cp.pool = pool;

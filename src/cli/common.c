@@ -177,6 +177,19 @@ bool cli_kv_type(const char *sub, const char *name, grok_type *out) {
     return false;
 }
 
+int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *text, size_t len, const char *text_path,
+                         int64_t ctx, int64_t max_chunks, size_t *n_tok, int64_t *n_chunks) {
+    int32_t *toks = grok_tokenize(tk, text, len, true, n_tok);
+    const int64_t all = toks ? (int64_t)*n_tok / ctx : 0;
+    *n_chunks = max_chunks > 0 && max_chunks < all ? max_chunks : all;
+    if (*n_chunks == 0) {
+        cli_error(sub, "%s: %zu tokens, fewer than one chunk of --ctx %" PRId64, text_path, toks ? *n_tok : 0, ctx);
+        free(toks);
+        return NULL;
+    }
+    return toks;
+}
+
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
