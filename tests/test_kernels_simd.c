@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iq_blocks.h"
 #include "kernels/kernels.h"
 #include "qtypes_blocks.h"
 #include "util/rng.h"
@@ -48,9 +49,13 @@ static int failures, checks;
     GROK_TYPE_Q4_1, GROK_TYPE_Q5_0, GROK_TYPE_Q5_1, GROK_TYPE_Q2_K, GROK_TYPE_Q3_K, GROK_TYPE_IQ4_NL, \
         GROK_TYPE_IQ4_XS, GROK_TYPE_TQ1_0, GROK_TYPE_TQ2_0, GROK_TYPE_MXFP4, GROK_TYPE_NVFP4,         \
         GROK_TYPE_Q1_0, GROK_TYPE_Q2_0
-static const grok_type TYPES[] = {GROK_TYPE_F32,  GROK_TYPE_F16,  GROK_TYPE_BF16,
-                                  GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K,
-                                  GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES};
+/* The i-quants of src/kernels/iquants.h (no encoder either: random blocks, iq_blocks.h) */
+#define IQ_TYPES_LIST                                                                         \
+    GROK_TYPE_IQ2_XXS, GROK_TYPE_IQ2_XS, GROK_TYPE_IQ2_S, GROK_TYPE_IQ3_XXS, GROK_TYPE_IQ3_S, \
+        GROK_TYPE_IQ1_S, GROK_TYPE_IQ1_M
+static const grok_type TYPES[] = {GROK_TYPE_F32,  GROK_TYPE_F16,  GROK_TYPE_BF16, GROK_TYPE_Q8_0,
+                                  GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K, GROK_TYPE_Q6_K,
+                                  QTYPES,         IQ_TYPES_LIST};
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
 
 typedef struct {
@@ -62,6 +67,11 @@ typedef struct {
 /* Random row of the type (scaled so some blocks are tiny, some large;
  * some offset, so the k-quants' mins are not all zero). */
 static void random_row(grok_rng *r, grok_type type, int64_t n, uint8_t *w, float *wf) {
+    if (grok_iq_type(type)) { /* no encoder: random blocks reaching every code */
+        iq_test_row(r, type, n, w);
+        grok_kernels_get(type)->to_f32(w, wf, n);
+        return;
+    }
     if (!grok_kernels_get(type)->from_f32) { /* random blocks, every code */
         qt_random_blocks(type, n / grok_type_get_traits(type)->block_size, grok_rng_next(r), true, w);
         grok_kernels_get(type)->to_f32(w, wf, n);
@@ -142,7 +152,7 @@ static void test_multi(const variant *v) {
     grok_rng r = {123};
     const int64_t sizes[] = {32, 64, 96, 160, 224, 256, 768, 1056, 1280, 2080, 2304};
     const grok_type qtypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K,
-                                GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES};
+                                GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES, IQ_TYPES_LIST};
     for (size_t ti = 0; ti < sizeof qtypes / sizeof qtypes[0]; ti++) {
         grok_type type = qtypes[ti];
         const char *tn = grok_type_get_traits(type)->name;
@@ -243,15 +253,16 @@ static void test_packed(const variant *v) {
     grok_rng r = {77};
     const int64_t sizes[] = {32, 64, 96, 160, 256, 768, 1056, 2080, 2304};
     const grok_type ptypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K,
-                                GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES};
+                                GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES, IQ_TYPES_LIST};
     for (size_t ti = 0; ti < sizeof ptypes / sizeof ptypes[0]; ti++) {
         const grok_type type = ptypes[ti];
         const char *tn = grok_type_get_traits(type)->name;
         grok_dot_kernels simd = {0};
         v->get(type, &simd);
-        const bool qtype = ti >= 5; /* the qtypes types: packed on x86 only */
-        CHECK(simd.dot_x8 != NULL || (qtype && strcmp(v->name, "neon") == 0), "%s %s has no dot_x8", v->name,
-              tn); /* every SIMD variant packs the others */
+        const bool qtype = ti >= 5 && !grok_iq_type(type); /* the qtypes types: packed on x86 only */
+        /* every SIMD variant packs the older types; the i-quants where it pays (x86_iquants.c) */
+        CHECK(simd.dot_x8 != NULL || (qtype && strcmp(v->name, "neon") == 0) || grok_iq_type(type),
+              "%s %s has no dot_x8", v->name, tn);
         if (!simd.dot_x8) continue;
         const grok_dot_kernels *ref = grok_dot_reference(type);
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
@@ -270,8 +281,10 @@ static void test_packed(const variant *v) {
                 size_t at, len;
                 qt_quant_range(type, &at, &len);
                 memset(w + 3 * rb + at, 0xff, len);
-            } else /* the largest quants (all bits set) in row 3's first block, where kernels that
-                  * add products in 16-bit lanes come nearest to overflowing them */
+            } else if (!grok_iq_type(type)) /* the largest quants (all bits set) in row 3's first block,
+                                             * where kernels that add products in 16-bit lanes come nearest
+                                             * to overflowing them (the i-quants' random rows reach every
+                                             * code) */
                 memset(w + 3 * rb + extreme_at(type), 0xff, extreme_len(type));
             grok_pack_x8(type, w, rb, n, pku);
             block_q8a *buf = malloc((size_t)(9 * (nb + 1)) * sizeof *buf);

@@ -54,6 +54,18 @@ bool grok_iq_type(uint32_t type);
 const grok_type_kernels *grok_iq_kernels(uint32_t type);
 const grok_dot_kernels *grok_iq_dot_reference(uint32_t type);
 
+/* The SIMD dots of the i-quants (x86_iquants.c, arm_neon_iquants.c), set
+ * in a table as grok_dot_avx2 / grok_dot_avx512 / grok_dot_neon set theirs
+ * (and called by them). */
+void grok_iq_dot_avx2(uint32_t type, grok_dot_kernels *out);
+void grok_iq_dot_avx512(uint32_t type, grok_dot_kernels *out);
+void grok_iq_dot_neon(uint32_t type, grok_dot_kernels *out);
+
+/* The packed layouts (iq_packed.c): whether type has one, and 8 rows of n
+ * columns to their packed group (grok_pack_x8 calls these). */
+bool grok_iq_pack_type(uint32_t type);
+void grok_iq_pack_x8(uint32_t type, const uint8_t *rows, size_t row_bytes, int64_t n, uint8_t *dst);
+
 /* One super-block as integers: value i = d * ls[i / 16] * w[i] / F (F
  * above), d the block's f16 scale as f32. */
 typedef struct {
