@@ -206,13 +206,16 @@ static void test_multi(const variant *v) {
                     for (int j = 0; j < QKA; j++)
                         qmag[t] += fabs((double)wf[b * QKA + j] * xt[b].d * xt[b].qs[j]);
             }
+            float one_t[9], want_t[9]; /* each token's single and reference dots, once */
+            for (int t = 0; t < 9; t++)
+                one_t[t] = simd.dot_q8a(wu, xs[t], n), want_t[t] = ref->dot_q8a(wu, xs[t], n);
             for (int64_t nx = 1; nx <= 9; nx++) {
                 float out[9];
                 for (int t = 0; t < 9; t++) out[t] = NAN;
                 simd.dot_q8a_multi(wu, xm + (9 - nx), nx, n, out); /* the last nx tokens */
                 for (int64_t k = 0; k < nx; k++) {
                     const int t = (int)(9 - nx + k);
-                    float one = simd.dot_q8a(wu, xs[t], n), want = ref->dot_q8a(wu, xs[t], n);
+                    const float one = one_t[t], want = want_t[t];
                     CHECK(out[k] == one, "%s %s multi n=%lld nx=%lld tok %lld: %.9g vs its single dot %.9g",
                           vn, tn, (long long)n, (long long)nx, (long long)k, out[k], one);
                     CHECK(fabs(out[k] - want) <= 1e-5 * qmag[t] + 1e-6,
@@ -308,16 +311,17 @@ static void test_packed(const variant *v) {
                             mag[i][t] += fabs((double)wf[b * QKA + j] * xt[b].d * xt[b].qs[j]);
                 }
             }
-            float alone[9][GROK_PACK_ROWS], out[9 * GROK_PACK_ROWS];
+            float alone[9][GROK_PACK_ROWS], out[9 * GROK_PACK_ROWS], ref_ti[9][GROK_PACK_ROWS];
             for (int t = 0; t < 9; t++) simd.dot_x8(pku, &xs[t], 1, n, alone[t]);
+            for (int t = 0; t < 9; t++)
+                for (int i = 0; i < GROK_PACK_ROWS; i++) ref_ti[t][i] = ref->dot_q8a(w + i * rb, xs[t], n);
             for (int64_t nx = 1; nx <= 9; nx++) {
                 for (int k = 0; k < 9 * GROK_PACK_ROWS; k++) out[k] = NAN;
                 simd.dot_x8(pku, xs + (9 - nx), nx, n, out);
                 for (int64_t k = 0; k < nx; k++) {
                     const int t = (int)(9 - nx + k);
                     for (int i = 0; i < GROK_PACK_ROWS; i++) {
-                        const float got = out[k * GROK_PACK_ROWS + i],
-                                    want = ref->dot_q8a(w + i * rb, xs[t], n);
+                        const float got = out[k * GROK_PACK_ROWS + i], want = ref_ti[t][i];
                         CHECK(got == alone[t][i],
                               "%s %s packed n=%lld nx=%lld tok %d row %d: %.9g vs alone %.9g", v->name, tn,
                               (long long)n, (long long)nx, t, i, got, alone[t][i]);
@@ -472,6 +476,8 @@ static void test_matmul_modes(void) {
             float *wf = malloc((size_t)cols * 4);
             float *x = malloc((size_t)(nt * cols) * 4), *y = malloc((size_t)(nt * rows) * 4);
             block_q8a *xq = malloc((size_t)(nt * cols / QKA) * sizeof *xq);
+            float *want = malloc((size_t)(nt * rows) * 4);
+            double *mags = malloc((size_t)(nt * rows) * sizeof(double));
             for (int64_t i = 0; i < rows; i++) random_row(&r, type, cols, w + (size_t)i * rb, wf);
             for (int64_t i = 0; i < nt * cols; i++) x[i] = grok_rng_normal(&r);
             for (int64_t t = 0; t < nt; t++) grok_quantize_q8a(x + t * cols, xq + t * (cols / QKA), cols);
@@ -483,28 +489,36 @@ static void test_matmul_modes(void) {
                 m.packed = pass == 3 ? packed : NULL;
                 grok_kernels_set_mode((grok_kernel_mode)mode);
                 bool q8 = mode == GROK_KERNELS_FAST && ref->dot_q8a;
+                /* per row and token, once for the three pools: the reference dot and the
+                 * magnitude for the tolerance (the dot of |row| with |x|) */
+                for (int64_t i = 0; i < rows; i++) {
+                    const uint8_t *row = w + (size_t)i * rb;
+                    grok_kernels_get(type)->to_f32(row, wf, cols);
+                    for (int64_t t = 0; t < nt; t++) {
+                        want[t * rows + i] = q8 ? ref->dot_q8a(row, xq + t * (cols / QKA), cols)
+                                                : ref->dot_f32(row, x + t * cols, cols);
+                        double mg = 0;
+                        for (int64_t j = 0; j < cols; j++) mg += fabs((double)wf[j] * x[t * cols + j]);
+                        mags[t * rows + i] = mg;
+                    }
+                }
                 for (int p = 0; p < 3; p++) {
                     memset(y, 0, (size_t)(nt * rows) * 4);
                     grok_matmul(pools[p], &m, x, cols, y, rows, nt);
                     for (int64_t t = 0; t < nt; t++)
                         for (int64_t i = 0; i < rows; i++) {
-                            const uint8_t *row = w + (size_t)i * rb;
-                            float want = q8 ? ref->dot_q8a(row, xq + t * (cols / QKA), cols)
-                                            : ref->dot_f32(row, x + t * cols, cols);
-                            /* magnitude for the tolerance: the dot of |row| with |x| */
-                            grok_kernels_get(type)->to_f32(row, wf, cols);
-                            double mag = 0;
-                            for (int64_t j = 0; j < cols; j++) mag += fabs((double)wf[j] * x[t * cols + j]);
+                            const float want1 = want[t * rows + i];
+                            const double mag = mags[t * rows + i];
                             double tol = mode == GROK_KERNELS_REFERENCE ? 0 : 1e-5 * mag + 1e-6;
-                            CHECK(fabs(y[t * rows + i] - want) <= tol,
+                            CHECK(fabs(y[t * rows + i] - want1) <= tol,
                                   "%s mode %s %lldx%lld tok %lld pool %d row %lld: %g vs %g",
                                   grok_type_get_traits(type)->name,
                                   grok_kernel_mode_name((grok_kernel_mode)mode), (long long)rows,
-                                  (long long)cols, (long long)t, p, (long long)i, y[t * rows + i], want);
+                                  (long long)cols, (long long)t, p, (long long)i, y[t * rows + i], want1);
                         }
                 }
             }
-            free(w), free(wf), free(x), free(y), free(xq), free(packed);
+            free(w), free(wf), free(x), free(y), free(xq), free(packed), free(want), free(mags);
         }
     }
     grok_kernels_set_mode(GROK_KERNELS_FAST);
