@@ -20,6 +20,9 @@ written:
     the 8th making the count of minus signs even), equals that rule, and
     the bit mask table equals 1 << j; both are written from the rule;
   - IQ1S_DELTA and IQ1M_DELTA are 0.125 (the decoders hard-code 1/8).
+Two derived tables follow from those by fixed rules, for the SIMD kernels:
+grok_iq_sign_bytes (each sign byte as 8 multipliers +-1) and grok_iq1s_grid8
+(the IQ1 grid times 8, to which the kernels add IQ1's +-1 offset).
 The grids are emitted as byte arrays (element j of entry i is grid[i][j]),
 so nothing depends on the host's byte order, with each table's CRC-32 in
 the header; tests/ref/gguf_reader.py parses iq_tables.c for its NumPy
@@ -152,6 +155,9 @@ def main():
             die("%s: table %s entry %d has values %s outside %s" % (path, gname, bad[0], entries[bad[0]], sorted(levels)))
         out_tables.append((cname, ctype, entries, nbytes))
     signs = [ksign(i) for i in range(128)]
+    sign_bytes = [[-1 if (s >> j) & 1 else 1 for j in range(8)] for s in range(256)]
+    iq1 = [e for (cname, _, e, _) in out_tables if cname == "grok_iq1s_grid"][0]
+    grid8 = [[8 * v for v in e] for e in iq1]
 
     src_name = "ggml/src/ggml-common.h"
     origin = "%s (sha256 %s%s)" % (src_name, hashlib.sha256(raw).hexdigest()[:16],
@@ -160,6 +166,8 @@ def main():
     for cname, ctype, entries, _ in out_tables:
         crc[cname] = zlib.crc32(bytes(b & 0xFF for e in entries for b in e))
     crc["grok_iq_ksigns"] = zlib.crc32(bytes(signs))
+    crc["grok_iq_sign_bytes"] = zlib.crc32(bytes(b & 0xFF for e in sign_bytes for b in e))
+    crc["grok_iq1s_grid8"] = zlib.crc32(bytes(b & 0xFF for e in grid8 for b in e))
 
     h = []
     h.append("""/*
@@ -187,6 +195,10 @@ def main():
         h.append("/* %s */\nextern const %s %s[%d][%d];\n" % (WHAT[cname], ctype, cname, len(entries), nbytes))
     h.append("/* the IQ2_XXS, IQ2_XS and IQ3_XXS sign bytes of 7 stored bits */\n")
     h.append("extern const uint8_t grok_iq_ksigns[128];\n")
+    h.append("/* derived: sign byte s as multipliers (element j: -1 if bit j of s is set, else 1) */\n")
+    h.append("extern const int8_t grok_iq_sign_bytes[256][8];\n")
+    h.append("/* derived: 8 * grok_iq1s_grid */\n")
+    h.append("extern const int8_t grok_iq1s_grid8[2048][8];\n")
     for cname in crc:
         h.append("#define %s_CRC32 0x%08xu\n" % (cname.upper(), crc[cname]))
     h.append("\n#endif\n")
@@ -207,7 +219,10 @@ def main():
     c.append("const uint8_t grok_iq_ksigns[128] = {\n")
     for i in range(0, 128, 16):
         c.append("    " + " ".join("%d," % s for s in signs[i:i + 16]) + "\n")
-    c.append("};\n/* clang-format on */\n")
+    c.append("};\n\n")
+    c.append("_Alignas(64) const int8_t grok_iq_sign_bytes[256][8] = {\n%s\n};\n\n" % c_rows(sign_bytes, 4))
+    c.append("_Alignas(64) const int8_t grok_iq1s_grid8[2048][8] = {\n%s\n};\n" % c_rows(grid8, 4))
+    c.append("/* clang-format on */\n")
 
     for fname, text in (("iq_tables.h", "".join(h)), ("iq_tables.c", "".join(c))):
         dst = os.path.join(out_dir, fname)

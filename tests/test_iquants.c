@@ -57,6 +57,14 @@ static void test_tables(void) {
     CHECK(crc32(grok_iq3s_grid, sizeof grok_iq3s_grid) == GROK_IQ3S_GRID_CRC32, "iq3s grid crc");
     CHECK(crc32(grok_iq1s_grid, sizeof grok_iq1s_grid) == GROK_IQ1S_GRID_CRC32, "iq1s grid crc");
     CHECK(crc32(grok_iq_ksigns, sizeof grok_iq_ksigns) == GROK_IQ_KSIGNS_CRC32, "ksigns crc");
+    CHECK(crc32(grok_iq_sign_bytes, sizeof grok_iq_sign_bytes) == GROK_IQ_SIGN_BYTES_CRC32, "sign bytes crc");
+    CHECK(crc32(grok_iq1s_grid8, sizeof grok_iq1s_grid8) == GROK_IQ1S_GRID8_CRC32, "iq1s grid8 crc");
+    int derived_bad = 0; /* the derived tables follow from the format's by their rules */
+    for (int s = 0; s < 256; s++)
+        for (int j = 0; j < 8; j++) derived_bad += grok_iq_sign_bytes[s][j] != ((s >> j) & 1 ? -1 : 1);
+    for (int i = 0; i < 2048; i++)
+        for (int j = 0; j < 8; j++) derived_bad += grok_iq1s_grid8[i][j] != 8 * grok_iq1s_grid[i][j];
+    CHECK(derived_bad == 0, "%d derived table entries break their rule", derived_bad);
     for (int i = 0; i < 128; i++) { /* 7 stored bits, the 8th makes the count of ones even */
         const int ones = __builtin_popcount((unsigned)grok_iq_ksigns[i]);
         CHECK((grok_iq_ksigns[i] & 127) == i && ones % 2 == 0, "ksigns[%d] = %d", i, grok_iq_ksigns[i]);

@@ -16,6 +16,8 @@
  *   grok_iq3s_grid     0xf576e4f3
  *   grok_iq1s_grid     0xb85e6ccf
  *   grok_iq_ksigns     0xffab7940
+ *   grok_iq_sign_bytes 0x7d574582
+ *   grok_iq1s_grid8    0x12a7c3de
  */
 #ifndef GROK_IQ_TABLES_H
 #define GROK_IQ_TABLES_H
@@ -36,6 +38,10 @@ extern const uint8_t grok_iq3s_grid[512][4];
 extern const int8_t grok_iq1s_grid[2048][8];
 /* the IQ2_XXS, IQ2_XS and IQ3_XXS sign bytes of 7 stored bits */
 extern const uint8_t grok_iq_ksigns[128];
+/* derived: sign byte s as multipliers (element j: -1 if bit j of s is set, else 1) */
+extern const int8_t grok_iq_sign_bytes[256][8];
+/* derived: 8 * grok_iq1s_grid */
+extern const int8_t grok_iq1s_grid8[2048][8];
 #define GROK_IQ2XXS_GRID_CRC32 0x9924ff02u
 #define GROK_IQ2XS_GRID_CRC32 0xfa1e1bfdu
 #define GROK_IQ2S_GRID_CRC32 0x25ae5bf1u
@@ -43,5 +49,7 @@ extern const uint8_t grok_iq_ksigns[128];
 #define GROK_IQ3S_GRID_CRC32 0xf576e4f3u
 #define GROK_IQ1S_GRID_CRC32 0xb85e6ccfu
 #define GROK_IQ_KSIGNS_CRC32 0xffab7940u
+#define GROK_IQ_SIGN_BYTES_CRC32 0x7d574582u
+#define GROK_IQ1S_GRID8_CRC32 0x12a7c3deu
 
 #endif

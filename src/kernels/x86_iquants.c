@@ -45,12 +45,6 @@ static inline uint64_t rd64(const void *p) {
     memcpy(&v, p, 8);
     return v;
 }
-/* The full sign bytes of four 7-bit codes at bits 0, 7, 14, 21 of a. */
-static inline uint32_t signs4(uint32_t a) {
-    return (uint32_t)grok_iq_ksigns[a & 127] | (uint32_t)grok_iq_ksigns[(a >> 7) & 127] << 8 |
-           (uint32_t)grok_iq_ksigns[(a >> 14) & 127] << 16 | (uint32_t)grok_iq_ksigns[(a >> 21) & 127] << 24;
-}
-
 TGT2 static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -67,20 +61,22 @@ TGT2 static inline __m256i grid4x8(const uint8_t (*g)[4], const int *i) {
     return _mm256_set_epi32((int)rd32(g[i[7]]), (int)rd32(g[i[6]]), (int)rd32(g[i[5]]), (int)rd32(g[i[4]]),
                             (int)rd32(g[i[3]]), (int)rd32(g[i[2]]), (int)rd32(g[i[1]]), (int)rd32(g[i[0]]));
 }
-/* +-1 bytes from 32 sign bits (bit j of byte k: weight 8k + j negative). */
-TGT2 static inline __m256i sign_bytes(uint32_t s) {
-    const __m256i rep = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2,
-                                         2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i bits = _mm256_set1_epi64x(0x8040201008040201ll);
-    const __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)s), rep), bits);
-    return _mm256_or_si256(_mm256_cmpeq_epi8(v, bits), _mm256_set1_epi8(1));
+/* The +-1 multipliers of four groups of 8 weights from their sign bytes
+ * (bit j set: weight j negative); one table load each. */
+TGT2 static inline __m256i signs4(unsigned a, unsigned b, unsigned c, unsigned d) {
+    const int8_t(*t)[8] = grok_iq_sign_bytes;
+    return _mm256_set_epi64x((long long)rd64(t[d]), (long long)rd64(t[c]), (long long)rd64(t[b]),
+                             (long long)rd64(t[a]));
 }
-/* IQ1: the signed weights 8 * grid + off of four grid points (off +-1 bytes per group of 8). */
+/* ... from four 7-bit codes at bits 0, 7, 14, 21 of a (the 8th sign makes the count even) */
+TGT2 static inline __m256i signs4_7(uint32_t a) {
+    const uint8_t *k = grok_iq_ksigns;
+    return signs4(k[a & 127], k[(a >> 7) & 127], k[(a >> 14) & 127], k[(a >> 21) & 127]);
+}
+/* IQ1: the signed weights 8 * grid + off of four grid points (off: +-1 bytes per group of 8). */
 TGT2 static inline __m256i iq1_weights(const int *idx, __m256i off) {
-    const uint8_t(*g)[8] = (const uint8_t(*)[8])grok_iq1s_grid;
-    const __m256i v = grid8x4(g, idx[0], idx[1], idx[2], idx[3]);
-    /* 8 * g per byte: the 16-bit shift's spill into the next byte lands in bits the mask clears */
-    return _mm256_add_epi8(_mm256_and_si256(_mm256_slli_epi16(v, 3), _mm256_set1_epi8((char)0xf8)), off);
+    return _mm256_add_epi8(grid8x4((const uint8_t(*)[8])grok_iq1s_grid8, idx[0], idx[1], idx[2], idx[3]),
+                           off);
 }
 TGT2 static inline __m256i off_bytes(int o0, int o1, int o2, int o3) { /* 1: offset -1 */
     const long long m = 0x0101010101010101ll, n = -1;
@@ -88,7 +84,8 @@ TGT2 static inline __m256i off_bytes(int o0, int o1, int o2, int o3) { /* 1: off
 }
 
 /* One 32-weight block ib of the super-block at p: magnitudes (u8), the
- * signs as +-1 bytes, and the two halves' scales ls0, ls1. */
+ * signs as +-1 bytes (IQ1: the signed weights, never 0), and the two
+ * halves' scales ls0, ls1. */
 TGT2 static IQ_INLINE void row_decode(const int T, const uint8_t *p, int ib, __m256i *mag, __m256i *sgn,
                                       int *ls0, int *ls1) {
     int l0, l1;
@@ -97,7 +94,7 @@ TGT2 static IQ_INLINE void row_decode(const int T, const uint8_t *p, int ib, __m
         const uint8_t *q = p + 2 + 8 * ib;
         const uint32_t aux = rd32(q + 4);
         *mag = grid8x4(grok_iq2xxs_grid, q[0], q[1], q[2], q[3]);
-        *sgn = sign_bytes(signs4(aux));
+        *sgn = signs4_7(aux);
         l0 = l1 = (int)(2 * (aux >> 28) + 1);
         break;
     }
@@ -105,8 +102,8 @@ TGT2 static IQ_INLINE void row_decode(const int T, const uint8_t *p, int ib, __m
         const uint8_t *q = p + 2 + 8 * ib;
         const uint16_t a = rd16(q), b = rd16(q + 2), c = rd16(q + 4), d = rd16(q + 6);
         *mag = grid8x4(grok_iq2xs_grid, a & 511, b & 511, c & 511, d & 511);
-        *sgn = sign_bytes(signs4((uint32_t)(a >> 9) | (uint32_t)(b >> 9) << 7 | (uint32_t)(c >> 9) << 14 |
-                                 (uint32_t)(d >> 9) << 21));
+        const uint8_t *k = grok_iq_ksigns;
+        *sgn = signs4(k[a >> 9], k[b >> 9], k[c >> 9], k[d >> 9]);
         l0 = 2 * (p[66 + ib] & 15) + 1, l1 = 2 * (p[66 + ib] >> 4) + 1;
         break;
     }
@@ -115,7 +112,8 @@ TGT2 static IQ_INLINE void row_decode(const int T, const uint8_t *p, int ib, __m
         const int h = p[66 + ib];
         *mag = grid8x4(grok_iq2s_grid, q[0] | (h & 3) << 8, q[1] | (h & 12) << 6, q[2] | (h & 48) << 4,
                        q[3] | (h & 192) << 2);
-        *sgn = sign_bytes(rd32(p + 34 + 4 * ib));
+        const uint8_t *sb = p + 34 + 4 * ib;
+        *sgn = signs4(sb[0], sb[1], sb[2], sb[3]);
         l0 = 2 * (p[74 + ib] & 15) + 1, l1 = 2 * (p[74 + ib] >> 4) + 1;
         break;
     }
@@ -125,7 +123,7 @@ TGT2 static IQ_INLINE void row_decode(const int T, const uint8_t *p, int ib, __m
         int idx[8];
         for (int k = 0; k < 8; k++) idx[k] = q[k];
         *mag = grid4x8(grok_iq3xxs_grid, idx);
-        *sgn = sign_bytes(signs4(aux));
+        *sgn = signs4_7(aux);
         l0 = l1 = (int)(2 * (aux >> 28) + 1);
         break;
     }
@@ -135,7 +133,8 @@ TGT2 static IQ_INLINE void row_decode(const int T, const uint8_t *p, int ib, __m
         int idx[8];
         for (int k = 0; k < 8; k++) idx[k] = q[k] | ((h >> k) & 1) << 8;
         *mag = grid4x8(grok_iq3s_grid, idx);
-        *sgn = sign_bytes(rd32(p + 74 + 4 * ib));
+        const uint8_t *sb = p + 74 + 4 * ib;
+        *sgn = signs4(sb[0], sb[1], sb[2], sb[3]);
         l0 = l1 = 2 * ((p[106 + ib / 2] >> (4 * (ib % 2))) & 15) + 1;
         break;
     }
@@ -347,15 +346,15 @@ typedef struct {
     __m512 sc[2];
 } x8_block;
 
-/* IQ1: signed weights 8 * g + off of gathered grid points g, split into
- * magnitude and sign. */
-TGT5 static inline void iq1_split(__m512i g, __m512i off, __m512i *mag, __mmask64 *neg) {
-    const __m512i w =
-        _mm512_add_epi8(_mm512_and_si512(_mm512_slli_epi16(g, 3), _mm512_set1_epi8((char)0xf8)), off);
+/* IQ1_M: signed weights 8 * grid + off (grok_iq1s_grid8 gathered, off +-1
+ * per row), split into magnitude and sign. */
+TGT5 static inline void iq1_split(__m512i g8, __m512i off, __m512i *mag, __mmask64 *neg) {
+    const __m512i w = _mm512_add_epi8(g8, off);
     *mag = _mm512_abs_epi8(w), *neg = _mm512_movepi8_mask(w);
 }
-TGT5 static inline __m512i off_rows(__mmask8 negative) {
-    return _mm512_mask_blend_epi64(negative, _mm512_set1_epi8(1), _mm512_set1_epi8(-1));
+/* A per-row byte: b where the row's bit of negative is clear, nb where set. */
+TGT5 static inline __m512i per_row(__mmask8 negative, char b, char nb) {
+    return _mm512_mask_blend_epi64(negative, _mm512_set1_epi8(b), _mm512_set1_epi8(nb));
 }
 
 TGT5 static IQ_INLINE void x8_decode(const int T, const uint8_t *sb, int ib, __m256 dF, __m512i sc64,
@@ -443,15 +442,18 @@ TGT5 static IQ_INLINE void x8_decode(const int T, const uint8_t *sb, int ib, __m
         break;
     }
     case GROK_TYPE_IQ1_S: {
+        /* unsigned weights u = 8 * grid + off + 9 in 0..18; the tile takes 9 * (the
+         * activations' sum) off, so no signs are applied */
         const uint8_t *q = sb + 16 + 48 * ib;
         const __m128i h16 = _mm_loadu_si128((const __m128i *)(q + 32));
-        const __m512i qh = _mm512_cvtepu16_epi64(h16), off = off_rows(_mm_movepi16_mask(h16));
+        const __m512i qh = _mm512_cvtepu16_epi64(h16), c = per_row(_mm_movepi16_mask(h16), 10, 8);
         for (int l = 0; l < 4; l++) {
             const __m512i lo = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(q + 8 * l)));
             const __m512i hi =
                 _mm512_slli_epi64(_mm512_and_si512(_mm512_srli_epi64(qh, 3 * l), _mm512_set1_epi64(7)), 8);
-            iq1_split(_mm512_i64gather_epi64(_mm512_or_si512(lo, hi), (const void *)grok_iq1s_grid, 8), off,
-                      &w->mag[l], &w->neg[l]);
+            w->mag[l] = _mm512_add_epi8(
+                _mm512_i64gather_epi64(_mm512_or_si512(lo, hi), (const void *)grok_iq1s_grid8, 8), c);
+            w->neg[l] = 0;
         }
         const __m256i v =
             _mm256_and_si256(_mm256_srli_epi32(_mm256_cvtepu16_epi32(h16), 12), _mm256_set1_epi32(7));
@@ -465,8 +467,9 @@ TGT5 static IQ_INLINE void x8_decode(const int T, const uint8_t *sb, int ib, __m
             const __m512i nib = _mm512_srli_epi64(qh, 4 * l);
             const __m512i lo = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(q + 8 * l)));
             const __m512i hi = _mm512_slli_epi64(_mm512_and_si512(nib, _mm512_set1_epi64(7)), 8);
-            iq1_split(_mm512_i64gather_epi64(_mm512_or_si512(lo, hi), (const void *)grok_iq1s_grid, 8),
-                      off_rows(_mm512_test_epi64_mask(nib, _mm512_set1_epi64(8))), &w->mag[l], &w->neg[l]);
+            iq1_split(_mm512_i64gather_epi64(_mm512_or_si512(lo, hi), (const void *)grok_iq1s_grid8, 8),
+                      per_row(_mm512_test_epi64_mask(nib, _mm512_set1_epi64(8)), 1, -1), &w->mag[l],
+                      &w->neg[l]);
         }
         const __m512i s = _mm512_srli_epi64(sc64, 16 * (ib / 2) + 6 * (ib % 2));
         const __m256i s0 = _mm512_cvtepi64_epi32(_mm512_and_si512(s, _mm512_set1_epi64(7)));
@@ -515,10 +518,15 @@ TGT5 static IQ_INLINE void x8_tile(const int T, const uint8_t *p, const block_q8
             x8_decode(T, p, ib, dF, sc64, &w);
             for (int t = 0; t < nt; t++) {
                 const block_q8a *xb = x[t] + i * (QK_K / QKA) + ib;
-                __m512i ia = _mm512_setzero_si512(), ib2 = _mm512_setzero_si512();
+                /* IQ1_S: u - 9 = w, the 9 * sum once in each row's first lane */
+                __m512i ia = T == GROK_TYPE_IQ1_S ? _mm512_set1_epi64((long long)(uint32_t)(-9 * xb->sum))
+                                                  : _mm512_setzero_si512(),
+                        ib2 = _mm512_setzero_si512();
                 for (int l = 0; l < 4; l++) {
                     const __m512i xv = _mm512_set1_epi64((long long)rd64(xb->qs + 8 * l));
-                    const __m512i sx = _mm512_mask_sub_epi8(xv, w.neg[l], _mm512_setzero_si512(), xv);
+                    const __m512i sx = T == GROK_TYPE_IQ1_S
+                                           ? xv
+                                           : _mm512_mask_sub_epi8(xv, w.neg[l], _mm512_setzero_si512(), xv);
                     if (per16 && l >= 2)
                         ib2 = _mm512_dpbusd_epi32(ib2, w.mag[l], sx);
                     else
