@@ -246,6 +246,7 @@ static void test_dots(void) {
         const grok_type t = IQ[ti];
         const char *tn = grok_type_get_traits(t)->name;
         const grok_dot_kernels *k = grok_dot_reference(t);
+        CHECK(grok_iq_block_bytes(t) == (size_t)grok_type_get_traits(t)->type_size, "%s block bytes", tn);
         CHECK(grok_type_get_traits(t)->can_compute && k && k->dot_q8a && k->dot_q8a_multi &&
                   !grok_kernels_get(t)->from_f32,
               "%s kernels", tn);

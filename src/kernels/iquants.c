@@ -24,11 +24,6 @@ bool grok_iq_type(uint32_t type) {
     }
 }
 
-size_t grok_iq_block_bytes(uint32_t type) { return (size_t)grok_type_get_traits(type)->type_size; }
-
-float grok_iq_factor(uint32_t type) {
-    return type == GROK_TYPE_IQ3_S ? 1.0f : type == GROK_TYPE_IQ3_XXS ? 0.25f : 0.125f;
-}
 
 static uint32_t rd32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;

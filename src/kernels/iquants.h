@@ -74,8 +74,21 @@ typedef struct {
     float d;
 } grok_iq_block;
 void grok_iq_unpack(uint32_t type, const uint8_t *blk, grok_iq_block *b);
-/* F as a float multiplier (1/F) and the block bytes of the type. */
-float grok_iq_factor(uint32_t type);
-size_t grok_iq_block_bytes(uint32_t type);
+/* The bytes of a block and 1/F, inline so that kernels with a constant type
+ * fold them. */
+static inline size_t grok_iq_block_bytes(uint32_t type) {
+    switch (type) {
+    case GROK_TYPE_IQ2_XXS: return 66;
+    case GROK_TYPE_IQ2_XS: return 74;
+    case GROK_TYPE_IQ2_S: return 82;
+    case GROK_TYPE_IQ3_XXS: return 98;
+    case GROK_TYPE_IQ3_S: return 110;
+    case GROK_TYPE_IQ1_S: return 50;
+    default: return 56; /* IQ1_M */
+    }
+}
+static inline float grok_iq_factor(uint32_t type) {
+    return type == GROK_TYPE_IQ3_S ? 1.0f : type == GROK_TYPE_IQ3_XXS ? 0.25f : 0.125f;
+}
 
 #endif

@@ -165,7 +165,7 @@ TGT2 static IQ_INLINE void row_decode(const int T, const uint8_t *p, int ib, __m
 }
 
 /* The super-block's d (IQ1_M: assembled from its scale words' top nibbles). */
-static inline float row_d(const int T, const uint8_t *p) {
+TGT2 static inline float row_d(const int T, const uint8_t *p) {
     uint16_t h;
     if (T == GROK_TYPE_IQ1_M) {
         const uint16_t s0 = rd16(p + 48), s1 = rd16(p + 50), s2 = rd16(p + 52), s3 = rd16(p + 54);
@@ -173,7 +173,7 @@ static inline float row_d(const int T, const uint8_t *p) {
     } else {
         h = rd16(p);
     }
-    return grok_fp16_to_fp32(h);
+    return _cvtsh_ss(h);
 }
 
 #define IQ_TILE 4 /* tokens per pass over a row: 2 x 4 accumulators + the block's vectors in 16 registers */
@@ -191,11 +191,13 @@ TGT2 static IQ_INLINE void row_tile(const int T, const uint8_t *p, const block_q
         GROK_PREFETCH(p);
         __m256 s0[IQ_TILE], s1[IQ_TILE];
         for (int t = 0; t < nt; t++) s0[t] = s1[t] = _mm256_setzero_ps();
-        for (int ib = 0; ib < 8; ib++) {
+        _Pragma("GCC unroll 8") for (int ib = 0; ib < 8; ib++) {
             __m256i mag, sgn;
             int l0, l1;
             row_decode(T, p, ib, &mag, &sgn, &l0, &l1);
-            const __m256i ls = _mm256_setr_m128i(_mm_set1_epi16((short)l0), _mm_set1_epi16((short)l1));
+            const bool per16 = T == GROK_TYPE_IQ2_XS || T == GROK_TYPE_IQ2_S || T == GROK_TYPE_IQ1_M;
+            const __m256i ls = per16 ? _mm256_setr_m128i(_mm_set1_epi16((short)l0), _mm_set1_epi16((short)l1))
+                                     : _mm256_set1_epi16((short)l0);
             for (int t = 0; t < nt; t++) {
                 const block_q8a *xb = x[t] + i * (QK_K / QKA) + ib;
                 const __m256i sx = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xb->qs), sgn);
