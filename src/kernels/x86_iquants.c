@@ -301,9 +301,13 @@ void grok_iq_dot_avx2(uint32_t type, grok_dot_kernels *out) {
  * 32-weight block the lanes' exact integer sums (per 16-weight half where
  * the scales are per 16) are converted, multiplied by their row's ls * d /
  * F times the activation block's d, and accumulated; lanes 2r and 2r+1 are
- * added at the end. Per token the operations and their order do not depend
- * on how many tokens a call takes, so batches equal single tokens bit for
- * bit. */
+ * added at the end. IQ1_S is taken as unsigned bytes 8 * grid + 9 +- 1
+ * instead (its offset is per 32 weights): no signs, and 9 times the
+ * activation block's quant sum comes off through each row's first lane.
+ * Per token the operations and their order do not depend on how many
+ * tokens a call takes, so batches equal single tokens bit for bit. A
+ * gather is the bottleneck for one token (four per 256 weights of 8 rows);
+ * batches share them. */
 #define TGT5 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define X8_TILE 8 /* tokens per pass: 8 float accumulators beside the block's vectors in 32 registers */
 
