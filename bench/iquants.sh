@@ -8,8 +8,8 @@
 # Per file: KL divergence and top-1 agreement against the f32 model (grok
 # perplexity --kl-base, CHUNKS chunks of CTX tokens), then R interleaved
 # rounds of grok bench -p 512 -n N (its generation follows the 512-token
-# prompt) and llama-bench -p 512 -n N -d 0,512 (prompt at depth 0,
-# generation at depth 512, as grok's), both with THREADS threads and an f16
+# prompt) and llama-bench -p 512 -n 0, then -p 0 -n N -d 512 (generation
+# at depth 512, as grok's), both with THREADS threads and an f16
 # KV cache (llama-bench's default). Medians.
 #
 #   LLAMA=/path/to/llama.cpp/build/bin bash bench/iquants.sh [DIR]
@@ -68,9 +68,12 @@ if [ "${ONLY:-}" != quality ]; then
       b=$(basename "$f" .gguf)
       js=$("$G" bench -m "$f" -p 512 -n "$N" --threads "$THREADS" --kv-type f16 --check 2 --json 2>/dev/null) || js='{"failed": true}'
       printf 'grok\t%s\t%s\n' "$b" "$js" | tee -a "$OUT"
-      js=$(env ${LLAMA_PRELOAD:+LD_PRELOAD="$LLAMA_PRELOAD"} "$LLAMA/llama-bench" -m "$f" -p 512 -n "$N" -d 0,512 -t "$THREADS" -r 1 -o json 2>/dev/null | tr -d '\n') ||
-        js='[]'
-      printf 'llama\t%s\t%s\n' "$b" "$js" | tee -a "$OUT" | cut -c1-120
+      for args in "-p 512 -n 0" "-p 0 -n $N -d 512"; do # prompt at depth 0; generation at depth 512
+        # shellcheck disable=SC2086
+        js=$(env ${LLAMA_PRELOAD:+LD_PRELOAD="$LLAMA_PRELOAD"} "$LLAMA/llama-bench" -m "$f" $args -t "$THREADS" -r 1 \
+          -o json 2>/dev/null | tr -d '\n') || js='[]'
+        printf 'llama\t%s\t%s\n' "$b" "$js" | tee -a "$OUT" | cut -c1-120
+      done
     done
   done
 fi
