@@ -9,7 +9,8 @@
 # ones re-encoded by grok quantize or encoded by the Python writer, every
 # type grok.c only decodes (q2_K, q3_K, iq4_xs, ... with llama-quantize's
 # 32-block fallbacks mixed in) encoded by the Python writer (most also
-# decoded to f32 by grok quantize), a head
+# decoded to f32 by grok quantize), the i-quants IQ2_XXS ... IQ1_M encoded
+# by the Python writer (and decoded to f32 by grok quantize), a head
 # size other than d_model/heads, a separate output head, PAD tokens inside
 # the ids (and at position 0), non-default scale keys, and one model scaled so that the
 # known near-misses (erf GELU, renormalised gates, no soft cap) show.
@@ -178,6 +179,16 @@ WRITERS=py DEQUANT=1 run_config qt_mxfp4 "$IDS_A" $qt --ffn 96 --type mxfp4 --se
 WRITERS=py DEQUANT=1 run_config qt_nvfp4 "$IDS_B" $qt --ffn 192 --type nvfp4 --seed 51
 WRITERS=py DEQUANT=1 run_config qt_q1_0 "$IDS_A" $qt --ffn 128 --type q1_0 --seed 52
 WRITERS=py BATCHES="3" run_config qt_q2_0 "$IDS_B" $qt --ffn 192 --type q2_0 --seed 53
+# i-quants, which grok.c reads but does not write: bytes from make_model.py's
+# NumPy encoder (tests/ref/iq_encode.py), decoded by tests/ref/iq_ref.py;
+# each also decoded to f32 by grok quantize
+WRITERS=py DEQUANT=1 BATCHES="3" run_config iq_iq2_xxs "$IDS_A" $kq --ffn 256 --type iq2_xxs --seed 41
+WRITERS=py DEQUANT=1 run_config iq_iq2_xs "$IDS_B" $kq --ffn 256 --type iq2_xs --untied --seed 42
+WRITERS=py DEQUANT=1 run_config iq_iq2_s "$IDS_PAD" $kq --ffn 512 --type iq2_s --seed 43
+WRITERS=py DEQUANT=1 KVF16=1 run_config iq_iq3_xxs "$IDS_A" $kq --ffn 256 --type iq3_xxs --seed 44
+WRITERS=py DEQUANT=1 run_config iq_iq3_s "$IDS_B" $kq --ffn 256 --type iq3_s --untied --seed 45
+WRITERS=py DEQUANT=1 run_config iq_iq1_s "$IDS_A" $kq --ffn 256 --type iq1_s --seed 46
+WRITERS=py DEQUANT=1 BATCHES="1" run_config iq_iq1_m "$IDS_PAD" $kq --ffn 256 --type iq1_m --seed 47
 # Scaled so that erf GELU, renormalised gates, a missing soft cap and the
 # like all move these logits by more than 1e-4 (tests/ref/selfcheck.py
 # checks that on the reference); the C writer has no flags for it.

@@ -199,6 +199,8 @@ typedef void (*grok_q8a_prep_fn)(block_q8a *x, int64_t nblocks);
  *         4r+i of chunk k row r's qh[4k+i]. So in half h, chunks 16h+j,
  *         16h+8+j of ql and 8h+j of qh (j < 8) carry values 4j..4j+3 of the
  *         half's four 32-value blocks. 1680 bytes.
+ *   the i-quants (IQ2_XXS ... IQ1_M): per super-block, each field of the 8
+ *         rows side by side (src/kernels/iq_packed.c has the layouts).
  * The packed form lives only in memory (built when a context is created,
  * see src/model/pack.c); files keep ggml's layout. */
 #define GROK_PACK_ROWS 8

@@ -12,6 +12,7 @@
  */
 #include <string.h>
 
+#include "kernels/iquants.h"
 #include "kernels/kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -281,6 +282,7 @@ TGT void grok_quantize_q8a_avx2(const float *x, block_q8a *y, int64_t n) {
 void grok_dot_avx2(uint32_t type, grok_dot_kernels *out) {
     kq_register(type, out);
     qt_register(type, out);
+    grok_iq_dot_avx2(type, out); /* the i-quants: x86_iquants.c */
     switch (type) {
     case GROK_TYPE_F32: out->dot_f32 = f32_dot; break;
     case GROK_TYPE_F16: out->dot_f32 = f16_dot; break;

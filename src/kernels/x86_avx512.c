@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "kernels/iquants.h"
 #include "kernels/kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -233,6 +234,7 @@ TGT static void q4_0_dot_x8_512(const uint8_t *group, const block_q8a *const *x,
 void grok_dot_avx512(uint32_t type, grok_dot_kernels *out) {
     kq_register(type, out);
     qt_register(type, out);
+    grok_iq_dot_avx512(type, out); /* the i-quants: x86_iquants.c */
     if (type == GROK_TYPE_Q4_0) out->dot_x16 = q4_0_dot_x16, out->dot_x8 = q4_0_dot_x8_512;
     if (type == GROK_TYPE_Q8_0)
         out->dot_q8a = q8_0_dot_q8a, out->dot_q8a_multi = q8_0_dot_q8a_multi,

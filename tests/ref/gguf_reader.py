@@ -6,7 +6,9 @@ hide behind the same bug here. It reads every metadata value type
 (arrays of strings included), the tensor infos, honours general.alignment,
 follows llama.cpp's split layout (NAME-00001-of-0000N.gguf), and turns
 F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, Q2_K,
-Q3_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0, MXFP4, NVFP4, Q1_0 and Q2_0 tensors into float32 arrays
+Q3_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0, MXFP4, NVFP4, Q1_0 and Q2_0 tensors (and,
+through iq_ref.py, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S and IQ1_M)
+into float32 arrays
 whose NumPy shape is ggml's ne reversed (ne[0] varies fastest, so it is the
 last NumPy axis). The k-quant decoders are written from the GGUF block
 layouts with whole-array NumPy operations, sharing nothing with the C
@@ -21,6 +23,8 @@ import struct
 import sys
 
 import numpy as np
+
+from iq_ref import IQ_TYPES, dequantize_iq
 
 GGUF_MAGIC = b"GGUF"
 
@@ -47,6 +51,7 @@ GGML_TYPES = {
     20: ("iq4_nl", 32, 18), 23: ("iq4_xs", 256, 136), 34: ("tq1_0", 256, 54), 35: ("tq2_0", 256, 66),
     39: ("mxfp4", 32, 17), 40: ("nvfp4", 64, 36), 41: ("q1_0", 128, 18), 42: ("q2_0", 64, 18),
 }
+GGML_TYPES.update(IQ_TYPES)  # the i-quants, decoded by iq_ref.py
 TYPE_F32, TYPE_F16, TYPE_Q4_0, TYPE_Q8_0, TYPE_BF16 = 0, 1, 2, 8, 30
 TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K = 12, 13, 14
 
@@ -264,6 +269,8 @@ def dequantize(raw, ttype, n, what="tensor"):
         return _dequant_q6_k(raw).reshape(-1)[:n]
     if ttype in _QTYPES:
         return _QTYPES[ttype](raw).reshape(-1)[:n]
+    if ttype in IQ_TYPES:
+        return dequantize_iq(raw, ttype)[:n]
     raise GGUFError("%s: type %s cannot be dequantized by this reader"
                     % (what, GGML_TYPES.get(ttype, ("type%d" % ttype,))[0]))
 

@@ -15,7 +15,8 @@ are the types grok.c only decodes (q4_1, q5_0, q5_1, q2_K, q3_K, iq4_nl,
 iq4_xs, tq1_0, tq2_0, mxfp4, nvfp4, q1_0, q2_0), and --fallback gives the
 matrices whose rows do not divide into the type's blocks another type, as
 llama-quantize does (ffn_down and attn_output read ffn and heads*head_dim
-columns).
+columns). The i-quants (iq2_xxs ... iq1_m), which grok.c does not encode
+at all, get iq_encode.py's NumPy rule.
 
   /usr/bin/python3 tests/ref/make_model.py -o m.gguf --d-model 64 --layers 2 \
       --heads 4 --kv-heads 2 --experts 8 --experts-used 2 --ffn 128 --vocab 300 \
@@ -29,12 +30,15 @@ import sys
 
 import numpy as np
 
+from iq_encode import quantize_iq
+
 # GGUF metadata value types.
 U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
 # ggml tensor types written here.
 GGML = {"f32": 0, "f16": 1, "q8_0": 8, "bf16": 30, "q4_K": 12, "q5_K": 13, "q6_K": 14,
         "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q2_K": 10, "q3_K": 11, "iq4_nl": 20, "iq4_xs": 23,
-        "tq1_0": 34, "tq2_0": 35, "mxfp4": 39, "nvfp4": 40, "q1_0": 41, "q2_0": 42}
+        "tq1_0": 34, "tq2_0": 35, "mxfp4": 39, "nvfp4": 40, "q1_0": 41, "q2_0": 42,
+        "iq2_xxs": 16, "iq2_xs": 17, "iq3_xxs": 18, "iq1_s": 19, "iq3_s": 21, "iq2_s": 22, "iq1_m": 29}
 # elements per block of each type
 BLOCK = {"f32": 1, "f16": 1, "bf16": 1, "q8_0": 32, "q4_0": 32, "q4_1": 32, "q5_0": 32, "q5_1": 32, "iq4_nl": 32,
          "mxfp4": 32, "nvfp4": 64, "q2_0": 64, "q1_0": 128}
@@ -327,6 +331,8 @@ def encode_tensor(arr, tname):
         return quantize_q6_k(arr.reshape(-1)).tobytes()
     if tname in QTYPE_ENCODERS:
         return QTYPE_ENCODERS[tname](np.ascontiguousarray(arr, dtype=np.float32).reshape(-1)).tobytes()
+    if tname.startswith("iq"):  # iq4_nl and iq4_xs are QTYPE_ENCODERS'
+        return quantize_iq(arr.reshape(-1), tname).tobytes()
     raise ValueError(tname)
 
 
