@@ -4,7 +4,8 @@
 # reader): `grok info --check` names the tensor, the element and the byte
 # offset of the bad block (the offset the NumPy reader computes) and exits
 # 1, for a NaN q8_0 scale, an Inf q4_K super-block scale, a -Inf q6_K scale,
-# a NaN bf16 weight and an Inf f32 norm; a clean file passes. At run time
+# a NaN bf16 weight, an Inf f32 norm, a -Inf q2_K scale, a NaN iq2_xxs scale
+# and an MXFP4 exponent of 0xFF; a clean file passes. At run time
 # grok logits, run and perplexity end with the error naming the layer and
 # the tensor (exit 1), grok quantize refuses the file, and grok serve
 # answers 500 with it while requests batched with the bad one succeed.
@@ -22,6 +23,14 @@ shape=(--layers 2 --heads 2 --kv-heads 1 --experts 2 --experts-used 1 --vocab 30
 "$GROK" new -o bf.gguf "${shape[@]}" --d-model 64 --ffn 64 --type bf16 2>/dev/null || fail "grok new bf16"
 "$GROK" new -o q4k.gguf "${shape[@]}" --d-model 256 --ffn 256 --type q4_K 2>/dev/null || fail "grok new q4_K"
 "$GROK" new -o q6k.gguf "${shape[@]}" --d-model 256 --ffn 256 --type q6_K 2>/dev/null || fail "grok new q6_K"
+# types the C writer does not write (main's community types and i-quants):
+# bytes from the NumPy encoders of tests/ref/make_model.py
+"$PY" "$GROK_SRC/tests/ref/make_model.py" -o q2k.gguf "${shape[@]}" --d-model 256 --ffn 256 --type q2_K --seed 3 \
+  > /dev/null || fail "make_model q2_K"
+"$PY" "$GROK_SRC/tests/ref/make_model.py" -o iq2.gguf "${shape[@]}" --d-model 256 --ffn 256 --type iq2_xxs --seed 3 \
+  > /dev/null || fail "make_model iq2_xxs"
+"$PY" "$GROK_SRC/tests/ref/make_model.py" -o mx.gguf "${shape[@]}" --d-model 64 --ffn 64 --type mxfp4 --seed 3 \
+  > /dev/null || fail "make_model mxfp4"
 
 "$GROK" info --check q8.gguf > clean.log 2>&1 || fail "a clean file fails the check: $(grep check clean.log)"
 grep -q "check: .* all finite" clean.log || fail "no summary for a clean file"
@@ -41,6 +50,9 @@ check q4k.gguf blk.0.attn_q.weight 3 inf 768
 check q6k.gguf blk.1.ffn_down_exps.weight 2 -inf 512
 check bf.gguf blk.0.attn_k.weight 77 nan 77
 check q8.gguf output_norm.weight 9 inf 9
+check q2k.gguf blk.1.ffn_gate_exps.weight 4 -inf 1024
+check iq2.gguf blk.0.attn_v.weight 1 nan 256
+check mx.gguf blk.0.attn_output.weight 7 nan 224
 
 # ---- at run time: every command that decodes ends with the message, exit 1
 B=bad-blk.0.attn_q.weight-inf.gguf

@@ -17,7 +17,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 [ -x "$GROK" ] || { echo "make_corpus: $GROK is not built"; exit 1; }
 command -v spm_train >/dev/null || { echo "make_corpus: spm_train (Debian package sentencepiece) is missing"; exit 1; }
-for d in fuzz_gguf fuzz_pickle fuzz_spm fuzz_tokenizer fuzz_api fuzz_chat_template fuzz_lora fuzz_kernels; do
+for d in fuzz_gguf fuzz_pickle fuzz_spm fuzz_tokenizer fuzz_api fuzz_chat_template fuzz_lora fuzz_kernels fuzz_imatrix; do
   mkdir -p "$C/$d"
   find "$C/$d" -type f ! -name 'regress-*' -delete
 done
@@ -33,6 +33,18 @@ done
 "$GROK" new -o "$C/fuzz_gguf/untied-f16.gguf" "${tiny[@]}" --d-model 8 --ffn 8 --vocab 16 --type f16 --untied \
   --ctx 64 >/dev/null 2>&1
 head -c 200 "$C/fuzz_gguf/f32.gguf" > "$C/fuzz_gguf/truncated-header"
+# the types grok.c reads but its writer does not (the community types and
+# the i-quants): bytes from tests/ref/make_model.py's NumPy encoders; the
+# 256-block ones with d_model 256 and their 32-block fallbacks for the
+# matrices whose rows are 32 long (attn_output, ffn_down)
+for t in q4_1 q5_1 iq4_nl mxfp4; do
+  "$PY" "$ROOT/tests/ref/make_model.py" -o "$C/fuzz_gguf/$t.gguf" "${tiny[@]}" --d-model 32 --ffn 32 --vocab 8 \
+    --type $t --ctx 64 --seed 7 >/dev/null
+done
+for tf in q2_K:q4_0 q3_K:q5_0 iq2_xxs:iq4_nl iq1_m:q4_1 iq3_s:mxfp4; do
+  "$PY" "$ROOT/tests/ref/make_model.py" -o "$C/fuzz_gguf/${tf%%:*}.gguf" "${tiny[@]}" --d-model 256 --head-dim 16 \
+    --ffn 32 --vocab 8 --type "${tf%%:*}" --fallback "${tf##*:}" --ctx 64 --seed 7 >/dev/null
+done
 # experts one tensor each (blk.N.ffn_gate.E.weight), as llama.cpp wrote MoE files before 2024-04
 "$PY" "$ROOT/tests/gguf_rewrite.py" old-experts "$C/fuzz_gguf/q8_0.gguf" "$C/fuzz_gguf/old-experts-q8_0.gguf" \
   --order interleaved >/dev/null
@@ -47,6 +59,11 @@ for r in 1 2; do
 done
 "$GROK" train --init "$T/base.gguf" --lora 1 --lora-targets attn --data "$T/text.txt" --steps 1 --batch 1 \
   --seq 8 --threads 1 -o "$C/fuzz_lora/attn-only.gguf" >/dev/null 2>&1
+
+# ---- imatrix: grok imatrix on the LoRA base, in both formats ----
+"$GROK" imatrix -m "$T/base.gguf" -f "$T/text.txt" --ctx 16 --chunks 2 -o "$C/fuzz_imatrix/im.gguf" >/dev/null 2>&1
+"$GROK" imatrix -m "$T/base.gguf" -f "$T/text.txt" --ctx 16 --chunks 1 --output-format dat \
+  -o "$C/fuzz_imatrix/im.dat" >/dev/null 2>&1
 
 # ---- SentencePiece: a small byte-fallback BPE model, and the tokenizer texts ----
 $PY - "$T/spm.txt" <<'EOF'
@@ -104,7 +121,10 @@ put("fuzz_chat_template", "empty-stop", "stop=\r\ngeneration=\n\n")
 put("fuzz_chat_template", "bad", "user=no placeholder\nbogus\nx=\\q\n")
 # kernels: type, size, tokens, then weight bytes and activations
 import struct
-for t in range(8):
+# one seed per type index (the target takes the first byte modulo the
+# number of types this build computes: 40 covers them all, with the
+# community types and the i-quants)
+for t in range(40):
     w = bytes((j * 37 + t) & 0xff for j in range(300))
     x = struct.pack("<8f", 1.0, -2.5, 0.0, 1e-30, 3e38, -0.0, float("nan"), float("inf"))
     put("fuzz_kernels", "type%d" % t, bytes([t, t, t]) + w + x * 4)
