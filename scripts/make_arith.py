@@ -1,17 +1,19 @@
 #!/usr/bin/python3
 """make_arith.py - the synthetic reasoning task that docs/think.md measures
 answer-time compute on: chains of additions and subtractions worked left to
-right, one step per line, the final answer on an "A:" line:
+right, one step per line (the first operation done, the rest of the chain
+copied), the final answer on an "A:" line:
 
-    Q: 47+385-96+218
-    47+385=432
-    432-96=336
-    336+218=554
-    A: 554
+    Q: 47+38-9+21
+    =85-9+21
+    =76+21
+    =97
+    A: 97
 
-Each step is a two- or three-digit sum done in one go (no carries written),
-so a small model makes occasional slips whose digits vary from sample to
-sample: the setting where drawing several solutions and voting pays.
+Each step is a sum of up to three digits done in one go (no carries
+written), so a small model makes occasional slips whose digits vary from
+sample to sample: the setting where drawing several solutions and voting
+pays. Problems are separated by a blank line (grok train --doc-sep '\n\n').
 
 Writes into OUT_DIR (default build/arith):
   train.txt     N_TRAIN problems, blank-line separated (grok train --data)
@@ -65,15 +67,17 @@ def qtext(nums, ops):
 
 def solve(nums, ops, slip=None):
     """The worked steps; slip = (step index, wrong value) makes that step's
-    result wrong and carries it on. Returns (lines, answer)."""
-    lines, acc = [], nums[0]
+    result wrong and carries it on. Returns (lines, results, answer)."""
+    lines, results, acc = [], [], nums[0]
     for i, (o, x) in enumerate(zip(ops, nums[1:])):
         r = acc + x if o == "+" else acc - x
         if slip and slip[0] == i:
             r = slip[1]
-        lines.append(f"{acc}{o}{x}={r}")
+        rest = "".join(o2 + str(x2) for o2, x2 in zip(ops[i + 1:], nums[i + 2:]))
+        lines.append(f"={r}{rest}")
+        results.append(r)
         acc = r
-    return lines, acc
+    return lines, results, acc
 
 
 def wrong_value(rng, right):
@@ -98,7 +102,7 @@ def wrong_value(rng, right):
 
 
 def problem_text(nums, ops, slip=None):
-    lines, ans = solve(nums, ops, slip)
+    lines, _, ans = solve(nums, ops, slip)
     return "Q: " + qtext(nums, ops) + "\n" + "\n".join(lines) + "\nA: " + str(ans) + "\n", ans
 
 
@@ -110,7 +114,7 @@ def main():
     ap.add_argument("--verifier", type=int, default=60000)
     ap.add_argument("--seed", type=int, default=20)
     ap.add_argument("--terms", default="3-4")
-    ap.add_argument("--digits", default="2-3")
+    ap.add_argument("--digits", default="1-2")
     a = ap.parse_args()
     terms = tuple(int(v) for v in a.terms.split("-"))
     digits = tuple(int(v) for v in a.digits.split("-"))
@@ -125,7 +129,7 @@ def main():
         if q in seen:
             continue
         seen.add(q)
-        _, ans = solve(nums, ops)
+        _, _, ans = solve(nums, ops)
         test.append({"question": q, "prompt": "Q: " + q + "\n", "answer": str(ans)})
 
     def fresh():
@@ -148,8 +152,8 @@ def main():
         slip = None
         if i % 2:
             step = rng.randrange(len(ops))
-            lines, _ = solve(nums, ops)
-            right = int(lines[step].split("=")[1])
+            _, results, _ = solve(nums, ops)
+            right = results[step]
             slip = (step, wrong_value(rng, right))
         text, _ = problem_text(nums, ops, slip)
         ver.append(text + "V: " + ("no" if slip else "yes") + "\n")

@@ -29,6 +29,24 @@ int cmd_train(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 
+/* grok run --samples (run_think.c): the samples' settings and the choice. */
+typedef struct {
+    int samples;
+    int select; /* think_select */
+    const char *extract, *verifier, *verifier_suffix, *verifier_yes;
+    bool candidates, progress, ignore_eos;
+    grok_sampler_params sp;
+    int64_t n_gen, n_ctx, batch;
+    int threads;
+    grok_type kv_type;
+    const char *const *stops;
+    size_t n_stops;
+} run_think_args;
+/* Draws the samples of prompt (text too, for the verifier), prints the
+ * chosen one; returns the process status. */
+int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char *prompt_text, size_t prompt_len,
+              const run_think_args *a);
+
 /* Flag parsing. Each returns true when argv[*i] is the flag (advancing *i
  * past its value) and exits with status 2 and a message naming the flag
  * when its value is missing or malformed. */

@@ -29,7 +29,12 @@ static void usage(FILE *out) {
                  "  --kv-type T          KV cache type: f32 (default) or f16\n"
                  "  --api-key KEY        require Authorization: Bearer KEY\n"
                  "  --chat-template FILE chat template (see the README's serving section)\n"
-                 "  --alias NAME         model name in responses (the file name)\n\n"
+                 "  --alias NAME         model name in responses (the file name)\n"
+                 "  --verifier MODEL     a model that scores think samples (think.select \"verifier\")\n"
+                 "  --verifier-suffix T  text after each candidate before the judgement (\"\")\n"
+                 "  --verifier-yes T     the judgement whose log-probability is the score; without\n"
+                 "                       it, the candidate's mean log-probability given the prompt\n"
+                 "                       (see docs/think.md)\n\n"
                  "Under mpirun the model is split across the ranks (--mpi-split ffn|experts|layers,\n"
                  "see docs/distributed.md): rank 0 serves HTTP, the others follow its steps.\n");
 }
@@ -62,6 +67,9 @@ int cmd_serve(int argc, char **argv) {
             cli_str(argv, argc, &i, "--api-key", NULL, &c.api_key) ||
             cli_str(argv, argc, &i, "--chat-template", NULL, &c.chat_template) ||
             cli_str(argv, argc, &i, "--alias", NULL, &c.model_name) ||
+            cli_str(argv, argc, &i, "--verifier", NULL, &c.verifier_path) ||
+            cli_str(argv, argc, &i, "--verifier-suffix", NULL, &c.verifier_suffix) ||
+            cli_str(argv, argc, &i, "--verifier-yes", NULL, &c.verifier_yes) ||
             cli_i64(argv, argc, &i, "--port", NULL, 0, 65535, &port) ||
             cli_i64(argv, argc, &i, "--parallel", "-np", 1, 256, &c.parallel) ||
             cli_i64(argv, argc, &i, "--queue", NULL, 0, 1 << 20, &c.queue) ||
@@ -85,6 +93,10 @@ int cmd_serve(int argc, char **argv) {
         c.kv_type = GROK_TYPE_F16;
     } else {
         cli_error("serve", "--kv-type '%s' is not f32 or f16", kv);
+        return 2;
+    }
+    if ((c.verifier_suffix || c.verifier_yes) && !c.verifier_path) {
+        cli_error("serve", "--verifier-suffix and --verifier-yes need --verifier MODEL");
         return 2;
     }
     if (c.api_key && !c.api_key[0]) {
