@@ -24,7 +24,7 @@ json() { "$PY" -c 'import json,sys; d=json.load(sys.stdin); r=eval(sys.argv[1]);
 post() { curl -s -H 'Content-Type: application/json' "$@"; }
 
 vargs=()
-[ -f "$VERIFIER" ] && vargs=(--verifier "$VERIFIER" --verifier-suffix "V:" --verifier-yes " yes")
+[ -f "$VERIFIER" ] && vargs=(--verifier "$VERIFIER" --verifier-suffix '\nV:' --verifier-yes " yes")
 start main --threads 2 --parallel 8 --queue 8 --ctx 256 "${vargs[@]}"
 U="http://127.0.0.1:$PORT_main"
 Q='"prompt":"Q: 47+385-96\n","max_tokens":48,"stop":["\n\n"],"temperature":0.9'

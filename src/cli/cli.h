@@ -72,6 +72,10 @@ bool cli_kv_type(const char *sub, const char *name, grok_type *out);
  * the grok binary (build/grok -> models/), or GROK_DEFAULT_MODEL from the
  * environment; false when there is none. */
 bool cli_default_model(char *buf, size_t size);
+/* A flag's text with \n, \t and \\ read as the characters they name
+ * (malloc'd; NULL when out of memory), for flags whose values hold
+ * newlines (--doc-sep, --verifier-suffix). */
+char *cli_unescape(const char *s);
 /* Wall clock in seconds. */
 double cli_now(void);
 

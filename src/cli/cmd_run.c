@@ -52,7 +52,7 @@ static void usage(FILE *out) {
                  "  --extract X          the final answer: last_number (default) | text | regex:ERE\n"
                  "                       (the last match's group 1) | json:FIELD[.FIELD]\n"
                  "  --verifier MODEL     a model that scores each sample (implies --select verifier)\n"
-                 "  --verifier-suffix T  text after each sample before the judgement (\"\")\n"
+                 "  --verifier-suffix T  text after each sample before the judgement (\"\"; \\n: newline)\n"
                  "  --verifier-yes T     the judgement scored (none: the sample's mean log-probability)\n"
                  "  --candidates         list every sample's answer and scores on stderr\n");
 }
@@ -293,7 +293,13 @@ int cmd_run(int argc, char **argv) {
         th.ignore_eos = ignore_eos;
         th.stops = o.stops, th.n_stops = o.n_stops;
         th.progress = isatty(2);
+        /* the verifier's texts may hold newlines: \n in the flags */
+        char *vsuf = th.verifier_suffix ? cli_unescape(th.verifier_suffix) : NULL;
+        char *vyes = th.verifier_yes ? cli_unescape(th.verifier_yes) : NULL;
+        th.verifier_suffix = vsuf, th.verifier_yes = vyes;
         rc = run_think(m, ids, n_prompt, prompt, prompt_len, &th);
+        free(vsuf);
+        free(vyes);
         free(ids);
         goto done;
     }

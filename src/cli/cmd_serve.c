@@ -4,6 +4,7 @@
  * libraries (libmicrohttpd, cJSON) stay out of libgrok.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -31,7 +32,7 @@ static void usage(FILE *out) {
                  "  --chat-template FILE chat template (see the README's serving section)\n"
                  "  --alias NAME         model name in responses (the file name)\n"
                  "  --verifier MODEL     a model that scores think samples (think.select \"verifier\")\n"
-                 "  --verifier-suffix T  text after each candidate before the judgement (\"\")\n"
+                 "  --verifier-suffix T  text after each candidate before the judgement (\"\"; \\n: newline)\n"
                  "  --verifier-yes T     the judgement whose log-probability is the score; without\n"
                  "                       it, the candidate's mean log-probability given the prompt\n"
                  "                       (see docs/think.md)\n\n"
@@ -103,11 +104,18 @@ int cmd_serve(int argc, char **argv) {
         cli_error("serve", "--api-key must not be empty");
         return 2;
     }
+    /* the verifier's texts may hold newlines: \n in the flags */
+    char *vsuf = c.verifier_suffix ? cli_unescape(c.verifier_suffix) : NULL;
+    char *vyes = c.verifier_yes ? cli_unescape(c.verifier_yes) : NULL;
+    c.verifier_suffix = vsuf, c.verifier_yes = vyes;
     /* every generating slot needs one token of each step */
     if (c.batch < c.parallel) c.batch = c.parallel;
     c.port = (int)port;
     c.max_body = (size_t)max_body;
     c.timeout_s = timeout;
     c.drain_s = drain;
-    return server_run(&c);
+    int rc = server_run(&c);
+    free(vsuf);
+    free(vyes);
+    return rc;
 }

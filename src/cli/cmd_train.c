@@ -93,22 +93,6 @@ typedef struct {
     grok_train_adamw_cfg opt;
 } train_args;
 
-/* --doc-sep's value with \n, \t and \\ read as the characters (malloc'd). */
-static char *unescape(const char *s) {
-    char *o = malloc(strlen(s) + 1), *w = o;
-    if (!o) return NULL;
-    for (; *s; s++) {
-        if (*s == '\\' && (s[1] == 'n' || s[1] == 't' || s[1] == '\\')) {
-            s++;
-            *w++ = *s == 'n' ? '\n' : *s == 't' ? '\t' : '\\';
-        } else {
-            *w++ = *s;
-        }
-    }
-    *w = '\0';
-    return o;
-}
-
 /* The text as documents separated by sep, each tokenized on its own with
  * the vocabulary's BOS and followed by EOS, so that training sees what a
  * prompt looks like at inference (a BOS, the dummy-prefix space) and learns
@@ -520,7 +504,7 @@ int cmd_train(int argc, char **argv) {
 
     size_t n_ids;
     if (a.doc_sep) {
-        char *sep = unescape(a.doc_sep);
+        char *sep = cli_unescape(a.doc_sep);
         ids = sep && sep[0] ? tokenize_docs(tok, text, text_len, sep, &n_ids) : NULL;
         if (sep && !sep[0]) {
             cli_error("train", "--doc-sep must not be empty");

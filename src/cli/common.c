@@ -176,6 +176,21 @@ bool cli_kv_type(const char *sub, const char *name, grok_type *out) {
     return false;
 }
 
+char *cli_unescape(const char *s) {
+    char *o = malloc(strlen(s) + 1), *w = o;
+    if (!o) return NULL;
+    for (; *s; s++) {
+        if (*s == '\\' && (s[1] == 'n' || s[1] == 't' || s[1] == '\\')) {
+            s++;
+            *w++ = *s == 'n' ? '\n' : *s == 't' ? '\t' : '\\';
+        } else {
+            *w++ = *s;
+        }
+    }
+    *w = '\0';
+    return o;
+}
+
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
