@@ -3,9 +3,10 @@
 # of the bundled arithmetic model (models/grok-arith.gguf) on N questions of
 # scripts/make_arith.py's test set, for greedy decoding and for K = 1, 4, 16,
 # 64 samples chosen by majority vote, by mean log-probability and (when the
-# verifier model is there) by the verifier, each question sent alone to
-# `grok serve` as a think request, with the wall time and generated tokens
-# per question. Writes $DIR/think.csv, prints a Markdown table, and draws
+# verifier model is there) by the verifier, and the share where some
+# sample is right; each question sent alone to `grok serve` as one think
+# request per K (scripts/think_bench.py), with the wall time and generated
+# tokens per question. Writes $DIR/think.csv, prints a Markdown table, and draws
 # the plot (PLOT, default docs/think.svg).
 #   GROK=build/grok  MODEL=models/grok-arith.gguf  VERIFIER=models/grok-arith-verifier.gguf
 #   BENCH_DIR=/tmp/grok_think_bench  N=200  KS="1 4 16 64"  TEMP=0.8  THREADS=all cores
@@ -28,11 +29,10 @@ mkdir -p "$DIR"
 max_k=1
 for k in $KS; do [ "$k" -gt "$max_k" ] && max_k=$k; done
 vargs=()
-methods=(greedy@1)
-for k in $KS; do methods+=("vote@$k" "logprob@$k"); done
+bargs=()
 if [ -f "$VERIFIER" ]; then
   vargs=(--verifier "$VERIFIER" --verifier-suffix '\nV:' --verifier-yes " yes")
-  for k in $KS; do methods+=("verifier@$k"); done
+  bargs=(--verifier)
 fi
 rm -f "$DIR/port"
 "$GROK" serve -m "$MODEL" --port 0 --port-file "$DIR/port" --parallel "$max_k" --queue 0 --ctx 256 \
@@ -46,7 +46,7 @@ for _ in $(seq 1 300); do
 done
 echo "think.sh: $(date -u +%F), $N questions, temperature $TEMP, $("$GROK" info "$MODEL" 2>/dev/null | head -n 1)" >&2
 "$PY" scripts/think_bench.py --url "http://127.0.0.1:$(cat "$DIR/port")" --test "$DIR/arith/test.jsonl" \
-  --n "$N" --temp "$TEMP" "${methods[@]}" | tee "$DIR/think.csv.tmp" >&2
+  --n "$N" --temp "$TEMP" --ks "$(echo $KS | tr ' ' ,)" "${bargs[@]}" | tee "$DIR/think.csv.tmp" >&2
 mv "$DIR/think.csv.tmp" "$DIR/think.csv"
 "$PY" - "$DIR/think.csv" <<'PY'
 import csv, sys

@@ -3,7 +3,8 @@
 sec_per_question, tokens_per_question) as a self-contained SVG: held-out
 accuracy against the compute spent per question (generated tokens of all
 samples, log scale), one line per way of choosing (majority vote, best-of-k
-by mean log-probability, best-of-k by the verifier), each point labelled
+by mean log-probability, best-of-k by the verifier; dotted, the share
+where some sample is right), each point labelled
 with its k, and greedy decoding as a dashed reference line.
 
 usage: /usr/bin/python3 scripts/plot_think.py think.csv docs/think.svg [title]
@@ -13,8 +14,9 @@ import math
 import os
 import sys
 
-COLORS = {"vote": "#1f77b4", "logprob": "#d62728", "verifier": "#2ca02c"}
-LABELS = {"vote": "majority vote (maj@k)", "logprob": "best-of-k, mean log-prob", "verifier": "best-of-k, verifier"}
+COLORS = {"vote": "#1f77b4", "logprob": "#d62728", "verifier": "#2ca02c", "any": "#999999"}
+LABELS = {"vote": "majority vote (maj@k)", "logprob": "best-of-k, mean log-prob", "verifier": "best-of-k, verifier",
+          "any": "some sample right (pass@k, the ceiling)"}
 
 
 def main():
@@ -69,13 +71,14 @@ def main():
         out.append(f'<text x="{W - R - 4}" y="{y - 5:.1f}" text-anchor="end" fill="#555">'
                    f'greedy {greedy[0] * 100:.1f} %</text>')
     ly = T + 14
-    for m in ("vote", "logprob", "verifier"):
+    for m in ("vote", "logprob", "verifier", "any"):
         if m not in pts:
             continue
         p = sorted(pts[m])
         c = COLORS[m]
-        out.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>'
-                   % (c, " ".join(f"{sx(t):.1f},{sy(a):.1f}" for t, a, _ in p)))
+        dash = ' stroke-dasharray="2 3"' if m == "any" else ""
+        out.append('<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>'
+                   % (c, dash, " ".join(f"{sx(t):.1f},{sy(a):.1f}" for t, a, _ in p)))
         for t, a, kk in p:
             out.append(f'<circle cx="{sx(t):.1f}" cy="{sy(a):.1f}" r="3.5" fill="{c}"/>')
             out.append(f'<text x="{sx(t) + 5:.1f}" y="{sy(a) + 14:.1f}" fill="{c}" font-size="10">k={kk}</text>')
