@@ -14,6 +14,9 @@ command -v curl >/dev/null || { echo "SKIP: curl is not installed"; exit 77; }
 PY=/usr/bin/python3
 MODEL="$GROK_SRC/models/grok-arith.gguf"
 VERIFIER="$GROK_SRC/models/grok-arith-verifier.gguf"
+# without the trained verifier the generator judges (what is checked is how
+# scores choose, and test_think_verifier checks the scores themselves)
+[ -f "$VERIFIER" ] || VERIFIER="$MODEL"
 [ -f "$MODEL" ] || { echo "SKIP: $MODEL is absent"; exit 77; }
 mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
 rm -f ./*.port ./*.log ./*.out
@@ -23,8 +26,7 @@ cp "$MODEL" tiny.gguf # serve_lib's start() serves tiny.gguf
 json() { "$PY" -c 'import json,sys; d=json.load(sys.stdin); r=eval(sys.argv[1]); print(r if not isinstance(r,(dict,list)) else json.dumps(r))' "$1"; }
 post() { curl -s -H 'Content-Type: application/json' "$@"; }
 
-vargs=()
-[ -f "$VERIFIER" ] && vargs=(--verifier "$VERIFIER" --verifier-suffix '\nV:' --verifier-yes " yes")
+vargs=(--verifier "$VERIFIER" --verifier-suffix '\nV:' --verifier-yes " yes")
 start main --threads 2 --parallel 8 --queue 8 --ctx 256 "${vargs[@]}"
 U="http://127.0.0.1:$PORT_main"
 Q='"prompt":"Q: 47+385-96\n","max_tokens":48,"stop":["\n\n"],"temperature":0.9'
@@ -112,9 +114,8 @@ for x in t["candidates"]:
 ok "regex extraction"
 
 # ---- verifier selection
-if [ -f "$VERIFIER" ]; then
-  r=$(post "$U/v1/completions" -d "{$Q,\"seed\":11,\"think\":{\"samples\":6,\"select\":\"verifier\",\"candidates\":true}}")
-  echo "$r" | "$PY" -c '
+r=$(post "$U/v1/completions" -d "{$Q,\"seed\":11,\"think\":{\"samples\":6,\"select\":\"verifier\",\"candidates\":true}}")
+echo "$r" | "$PY" -c '
 import json, sys
 t = json.load(sys.stdin)["think"]
 c = t["candidates"]
@@ -122,10 +123,7 @@ assert all(isinstance(x["verifier_score"], float) and x["verifier_score"] <= 0 f
 best = max(range(len(c)), key=lambda i: (c[i]["verifier_score"], c[i]["mean_logprob"], -i))
 assert t["chosen"] == best and t["select"] == "verifier", t
 ' || fail "verifier selection: $r"
-  ok "verifier selection"
-else
-  echo "note: $VERIFIER absent; verifier selection not checked"
-fi
+ok "verifier selection"
 
 # ---- streaming: progress chunks, then the chosen text
 whole=$(post "$U/v1/chat/completions" -d '{"messages":[{"role":"user","content":"Q: 12+34"}],"max_tokens":40,"seed":3,"temperature":0.9,"think":{"samples":4}}')
