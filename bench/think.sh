@@ -38,7 +38,7 @@ rm -f "$DIR/port"
 "$GROK" serve -m "$MODEL" --port 0 --port-file "$DIR/port" --parallel "$max_k" --queue 0 --ctx 256 \
   --threads "$THREADS" "${vargs[@]}" >"$DIR/serve.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null' EXIT
+trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 300); do
   [ -s "$DIR/port" ] && curl -s -o /dev/null "http://127.0.0.1:$(cat "$DIR/port")/health" && break
   kill -0 $pid 2>/dev/null || { cat "$DIR/serve.log"; exit 1; }
