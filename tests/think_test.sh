@@ -6,8 +6,9 @@
 # once and copy its KV cache, equal separate requests' (seed + i) and
 # `grok run --samples` (the metric of shared prompt tokens grows); logprob
 # and verifier selection pick the best candidate by their score; the stream
-# carries progress chunks and ends with the chosen text; reasoning_effort
-# maps onto samples; bad fields give 400s naming them; grok run's flags.
+# carries progress chunks and ends with the chosen text; grok_routing is the
+# chosen sample's; reasoning_effort maps onto samples; bad fields give 400s
+# naming them; grok run's flags.
 set -uo pipefail
 : "${GROK:?}" "${GROK_SRC:?}" "${GROK_TMP:?}"
 command -v curl >/dev/null || { echo "SKIP: curl is not installed"; exit 77; }
@@ -73,6 +74,18 @@ for i in 0 1 2 3; do
   [ "$one" = "$(echo "$n4" | json "d['choices'][$i]['text']")" ] || fail "n=4 choice $i differs from a separate request"
 done
 ok "shared-prefix samples equal separate requests ($np prompt tokens copied 3 times)"
+
+# ---- grok_routing on a think request: the chosen sample's, whole and
+# streamed, equal to that sample's routing as a separate request's
+tr=$(post "$U/v1/completions" -d "{$Q,\"seed\":40,\"grok_routing\":true,\"think\":{\"samples\":4}}")
+ci=$(echo "$tr" | json 'd["think"]["chosen"]')
+alone=$(post "$U/v1/completions" -d "{$Q,\"seed\":$((40 + ci)),\"grok_routing\":true}" | json 'd["choices"][0]["grok_routing"]')
+[ -n "$alone" ] && [ "$(echo "$tr" | json 'd["choices"][0]["grok_routing"]')" = "$alone" ] ||
+  fail "think grok_routing differs from sample $ci's own request: $tr"
+post -N "$U/v1/completions" -d "{$Q,\"seed\":40,\"grok_routing\":true,\"stream\":true,\"think\":{\"samples\":4}}" >routed.out
+[ "$(grep '"grok_routing"' routed.out | sed 's/^data: //' | json 'd["choices"][0]["grok_routing"]')" = "$alone" ] ||
+  fail "streamed think grok_routing: $(cat routed.out)"
+ok "think grok_routing: the chosen sample's, whole and streamed"
 
 # ---- grok run --samples: the same samples and choice
 "$GROK" run -m "$MODEL" -p "Q: 47+385-96

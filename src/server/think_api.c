@@ -266,6 +266,7 @@ static cJSON *choice_chunk(server *s, const request *r, const char *text, bool r
         cJSON_AddItemToObject(o, "logprobs", api_logprobs_json(s, r, ci, 0, c->n_lps));
     else
         cJSON_AddNullToObject(o, "logprobs");
+    if (c && c->rt && c->rt->n) cJSON_AddItemToObject(o, "grok_routing", api_routing_json(s, r, ci, 0, c->rt->n));
     api_add_finish(o, finish);
     cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "choices"), o);
     return root;
