@@ -312,6 +312,32 @@ void grok_matmul_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat
                     float *y, int64_t ldy, int64_t n_tok);
 void grok_matmul_ops_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_matmul_op *ops, int n_ops);
 
+/* ---- products for backward passes (matmul_t.c) ----
+ * dx[t][c] += sum_k dy[t][k] * W[k][c] for t < n_tok, k < W->rows,
+ * c < W->cols: the product with W's transpose, read from W in its stored
+ * type (any type with to_f32; f32 rows are read in place). dy is
+ * [n_tok][lddy] (lddy >= rows), dx is [n_tok][lddx]. Each thread owns
+ * whole blocks of columns and dequantizes GROK_MATMUL_T_ROWS rows of them
+ * at a time, so no f32 copy of W is ever made. Every dx element is one
+ * chain of fused multiply-adds over k = 0, 1, ... starting from its value
+ * in dx, in every variant: the same bits for any thread count, ISA, mode
+ * and any set of other tokens in the call. dx must not overlap dy or W. */
+#define GROK_MATMUL_T_ROWS 32
+void grok_matmul_t(grok_threadpool *pool, const grok_mat *w, const float *dy, int64_t lddy, float *dx,
+                   int64_t lddx, int64_t n_tok);
+/* The chain of grok_matmul_t on one tile: dx[t][c] = the fma chain over
+ * k < kt of dy[t][k] * w[k*ldw + c], for t < nt <= 4, c < nc. Variants by
+ * ISA name ("scalar" = fmaf, "avx2", "avx512vnni", "neon"); NULL where
+ * this CPU or build has none. All give the same bits (tests compare). */
+typedef void (*grok_fma_tile_fn)(const float *w, int64_t ldw, int64_t kt, const float *dy, int64_t lddy,
+                                 int64_t nt, float *dx, int64_t lddx, int64_t nc);
+grok_fma_tile_fn grok_matmul_t_tile(const char *isa);
+/* y[t][r] = dot(M[r], x[t]) as grok_matmul computes it (the mode's
+ * dot_f32), with the threads splitting the tokens instead of the rows:
+ * for matrices of a few rows (LoRA's A) applied to many tokens. */
+void grok_matmul_tok(grok_threadpool *pool, const grok_mat *m, const float *x, int64_t ldx, float *y, int64_t ldy,
+                     int64_t n_tok);
+
 /* ---- attention and vector math (attention.c, x86_attention.c) ----
  * Attention over one KV head's cache for the nq query heads that share it
  * (grouped-query attention), so each K and V row is read once per group.
