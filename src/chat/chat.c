@@ -1,6 +1,7 @@
 /*
- * chat.c - the chat template of `grok serve`. Grok-1 is a base model with
- * no chat format of its own, so the server uses a plain, readable one:
+ * chat.c - the chat template of `grok serve` and of chat fine-tuning
+ * (grok train --data-format chat). Grok-1 is a base model with no chat
+ * format of its own, so the server uses a plain, readable one:
  *
  *   System: {content}\n\nUser: {content}\n\nAssistant: {content}\n\n ... Assistant:
  *
@@ -16,20 +17,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/server.h"
+#include "chat/chat.h"
+#include "util/utf8.h"
 
-static const char *const ROLE_NAMES[CHAT_ROLES] = {"system", "user", "assistant"};
-static const char *const DEFAULT_ROLE_FMT[CHAT_ROLES] = {"System: {content}\n\n", "User: {content}\n\n",
+static const char *const ROLE_NAMES[GROK_CHAT_ROLES] = {"system", "user", "assistant"};
+static const char *const DEFAULT_ROLE_FMT[GROK_CHAT_ROLES] = {"System: {content}\n\n", "User: {content}\n\n",
                                                          "Assistant: {content}\n\n"};
 
-int chat_role_index(const char *role) {
-    for (int i = 0; i < CHAT_ROLES; i++)
+int grok_chat_role_index(const char *role) {
+    for (int i = 0; i < GROK_CHAT_ROLES; i++)
         if (strcmp(role, ROLE_NAMES[i]) == 0) return i;
     return -1;
 }
 
-void chat_template_free(chat_template *t) {
-    for (int i = 0; i < CHAT_ROLES; i++) free(t->role_fmt[i]);
+void grok_chat_template_free(grok_chat_template *t) {
+    for (int i = 0; i < GROK_CHAT_ROLES; i++) free(t->role_fmt[i]);
     free(t->generation);
     free(t->stop);
     memset(t, 0, sizeof *t);
@@ -65,12 +67,12 @@ static size_t count_placeholders(const char *s) {
     return n;
 }
 
-int chat_template_load(chat_template *t, const char *path, char *err, size_t err_size) {
+int grok_chat_template_load(grok_chat_template *t, const char *path, char *err, size_t err_size) {
     memset(t, 0, sizeof *t);
-    for (int i = 0; i < CHAT_ROLES; i++) t->role_fmt[i] = strdup(DEFAULT_ROLE_FMT[i]);
+    for (int i = 0; i < GROK_CHAT_ROLES; i++) t->role_fmt[i] = strdup(DEFAULT_ROLE_FMT[i]);
     t->generation = strdup("Assistant:");
     t->stop = strdup("\nUser:");
-    for (int i = 0; i < CHAT_ROLES; i++)
+    for (int i = 0; i < GROK_CHAT_ROLES; i++)
         if (!t->role_fmt[i]) goto oom;
     if (!t->generation || !t->stop) goto oom;
     if (!path) return 0;
@@ -78,7 +80,7 @@ int chat_template_load(chat_template *t, const char *path, char *err, size_t err
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, err_size, "--chat-template %s: cannot open", path);
-        chat_template_free(t);
+        grok_chat_template_free(t);
         return -1;
     }
     char line[4096];
@@ -108,13 +110,13 @@ int chat_template_load(chat_template *t, const char *path, char *err, size_t err
             rc = -1;
             break;
         }
-        if (!utf8_valid(v, strlen(v))) {
+        if (!grok_utf8_valid(v, strlen(v))) {
             snprintf(err, err_size, "%s:%ld: the value of '%s' is not valid UTF-8", path, line_no, line);
             free(v);
             rc = -1;
             break;
         }
-        int role = chat_role_index(line);
+        int role = grok_chat_role_index(line);
         char **dst = role >= 0                         ? &t->role_fmt[role]
                      : strcmp(line, "generation") == 0 ? &t->generation
                      : strcmp(line, "stop") == 0       ? &t->stop
@@ -140,10 +142,85 @@ int chat_template_load(chat_template *t, const char *path, char *err, size_t err
         rc = -1;
     }
     fclose(f);
-    if (rc) chat_template_free(t);
+    if (rc) grok_chat_template_free(t);
     return rc;
 oom:
     snprintf(err, err_size, "out of memory");
-    chat_template_free(t);
+    grok_chat_template_free(t);
     return -1;
+}
+
+/* ---- rendering ---- */
+
+static bool add(char **b, size_t *len, size_t *cap, const char *s, size_t n) {
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 256;
+        while (c < *len + n + 1) c *= 2;
+        char *nb = realloc(*b, c);
+        if (!nb) return false;
+        *b = nb, *cap = c;
+    }
+    memcpy(*b + *len, s, n);
+    *len += n;
+    (*b)[*len] = '\0';
+    return true;
+}
+
+char *grok_chat_render(const grok_chat_template *t, const grok_chat_msg *msgs, size_t n, bool add_generation,
+                       size_t *out_len, grok_chat_span *spans) {
+    char *b = NULL;
+    size_t len = 0, cap = 0;
+    bool ok = add(&b, &len, &cap, "", 0);
+    for (size_t i = 0; ok && i < n; i++) {
+        const char *fmt = t->role_fmt[msgs[i].role], *ph = strstr(fmt, "{content}");
+        ok = add(&b, &len, &cap, fmt, (size_t)(ph - fmt));
+        if (spans) spans[i].start = len;
+        ok = ok && add(&b, &len, &cap, msgs[i].content, msgs[i].len) && add(&b, &len, &cap, ph + 9, strlen(ph + 9));
+        if (spans) spans[i].end = len;
+    }
+    if (ok && add_generation) ok = add(&b, &len, &cap, t->generation, strlen(t->generation));
+    if (!ok) {
+        free(b);
+        return NULL;
+    }
+    *out_len = len;
+    return b;
+}
+
+int grok_chat_tokenize_spans(const grok_tokenizer *tok, const char *text, size_t len, bool add_special,
+                             const grok_chat_span *spans, size_t n_spans, int32_t **ids_out, uint8_t **mask,
+                             size_t *n, char *err, size_t err_size) {
+    *mask = NULL, *ids_out = NULL;
+    int32_t *ids = grok_tokenize(tok, text, len, add_special, n);
+    uint8_t *m = ids ? calloc(*n ? *n : 1, 1) : NULL;
+    if (!m) {
+        free(ids);
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    /* Each token's bytes from decoding the ids in order; the decoded bytes
+     * must be the text itself (a byte piece held back until its character
+     * is whole counts where its character ends). */
+    grok_detok_stream ds;
+    grok_detok_stream_init(&ds, true);
+    char piece[GROK_DETOK_MAX_PIECE + 16];
+    size_t at = 0, si = 0;
+    bool same = true;
+    for (size_t i = 0; i < *n && same; i++) {
+        const size_t from = at, k = grok_detok_stream_push(&ds, tok, ids[i], piece, sizeof piece);
+        same = at + k <= len && memcmp(text + at, piece, k) == 0;
+        at += k;
+        const size_t hi = at > from ? at : from + 1; /* an empty piece counts as the point where it stands */
+        while (si < n_spans && spans[si].end <= from) si++;
+        if (si < n_spans && spans[si].start < hi) m[i] = 1;
+    }
+    if (!same || at + grok_detok_stream_flush(&ds, piece, sizeof piece) != len) {
+        snprintf(err, err_size,
+                 "the tokenizer does not decode its tokens back to the text (byte %zu), so the tokens of each "
+                 "turn cannot be told apart", at);
+        free(ids), free(m);
+        return -1;
+    }
+    *ids_out = ids, *mask = m;
+    return 0;
 }
