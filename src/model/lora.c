@@ -18,7 +18,9 @@
 #define ERRF(...) (snprintf(err, err_size, __VA_ARGS__), -1)
 
 const char *const grok_lora_target_names[GROK_LORA_N_TARGETS] = {
-    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps", "ffn_gate_inp"};
+const char *const grok_lora_target_short[GROK_LORA_N_TARGETS] = {"q",    "k",  "v",    "o",
+                                                                 "gate", "up", "down", "router"};
 
 uint64_t grok_lora_base_hash(const grok_hparams *hp) {
     const int64_t v[] = {hp->n_vocab,    hp->d_model,  hp->n_layers, hp->n_heads,
@@ -73,14 +75,15 @@ void grok_lora_add(float *w, const float *a, const float *b, int64_t rows, int64
 typedef struct {
     const grok_gguf_tensor *a, *b;
     grok_mat *mat;  /* the model's weight */
-    size_t *stride; /* bytes between experts (NULL for attention) */
+    size_t *stride; /* bytes between experts (NULL for attention and the router) */
     int64_t n_mats;
+    int64_t rank; /* this weight's rank (A's rows) */
 } slot;
 
 typedef struct {
     grok_gguf_file *f;
     slot *slots; /* [n_layers][GROK_LORA_N_TARGETS] */
-    int64_t rank;
+    int64_t rank; /* adapter.lora.rank: the largest of the weights' ranks */
     float alpha;
 } adapter;
 
@@ -119,9 +122,10 @@ static grok_mat *target_mat(grok_model *m, int64_t il, int t, size_t **stride) {
     case 1: return &L->wk;
     case 2: return &L->wv;
     case 3: return &L->wo;
-    case 4: *stride = &L->gate_stride; return &L->gate;
-    case 5: *stride = &L->up_stride; return &L->up;
-    default: *stride = &L->down_stride; return &L->down;
+    case GROK_LORA_T_GATE: *stride = &L->gate_stride; return &L->gate;
+    case GROK_LORA_T_UP: *stride = &L->up_stride; return &L->up;
+    case GROK_LORA_T_DOWN: *stride = &L->down_stride; return &L->down;
+    default: return &L->router;
     }
 }
 
@@ -200,7 +204,7 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
         if (!parse_name(t->name, hp->n_layers, &il, &ti, &is_b)) {
             rc = ERRF("%s: tensor '%s' is not the lora_a or lora_b of an adaptable weight "
                       "(blk.N.{attn_q,attn_k,attn_v,attn_output,ffn_gate_exps,ffn_up_exps,"
-                      "ffn_down_exps}.weight, N < %" PRId64 ")",
+                      "ffn_down_exps,ffn_gate_inp}.weight, N < %" PRId64 ")",
                       path, t->name, hp->n_layers);
             break;
         }
@@ -221,9 +225,15 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
                 break;
             }
             sl->mat = target_mat(m, il, t, &sl->stride);
-            sl->n_mats = t >= GROK_LORA_N_ATTN ? hp->n_experts : 1;
-            if (check_ab(sl->a, path, sl->mat->cols, rank, sl->n_mats, err, err_size) ||
-                check_ab(sl->b, path, rank, sl->mat->rows, sl->n_mats, err, err_size))
+            sl->n_mats = grok_lora_target_is_expert(t) ? hp->n_experts : 1;
+            sl->rank = sl->a->ne[1];
+            if (sl->rank < 1 || sl->rank > rank) {
+                rc = ERRF("%s: tensor '%s' has rank %" PRId64 ", outside [1, %s = %" PRId64 "]", path, sl->a->name,
+                          sl->rank, GROK_LORA_KEY_RANK, rank);
+                break;
+            }
+            if (check_ab(sl->a, path, sl->mat->cols, sl->rank, sl->n_mats, err, err_size) ||
+                check_ab(sl->b, path, sl->rank, sl->mat->rows, sl->n_mats, err, err_size))
                 rc = -1;
             n_pairs++;
         }
@@ -232,11 +242,13 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
     return rc;
 }
 
-/* out [rows][cols] = matrix e of the slot's base weight + s * B_e A_e.
- * a, b: scratch of the adapter's sizes. */
-static void merged_matrix(const slot *sl, const uint8_t *base, grok_type base_type, int64_t e, int64_t rank,
-                          float s, float *out, float *a, float *b) {
+/* out [rows][cols] = matrix e of the slot's base weight + (scale_alpha /
+ * r) B_e A_e with r the slot's rank. a, b: scratch of the adapter's sizes. */
+static void merged_matrix(const slot *sl, const uint8_t *base, grok_type base_type, int64_t e, float scale_alpha,
+                          float *out, float *a, float *b) {
     const grok_mat *w = sl->mat;
+    const int64_t rank = sl->rank;
+    const float s = scale_alpha / (float)rank;
     const grok_type_kernels *k = grok_kernels_get(base_type);
     size_t rb = (size_t)grok_type_row_size(base_type, w->cols);
     for (int64_t r = 0; r < w->rows; r++) k->to_f32(base + (size_t)r * rb, out + r * w->cols, w->cols);
@@ -256,7 +268,7 @@ int grok_model_apply_lora(grok_model *m, const char *path, float scale, char *er
     adapter ad;
     if (adapter_open(&ad, m, path, err, err_size)) return -1;
     const int64_t n_slots = m->hp.n_layers * GROK_LORA_N_TARGETS;
-    const float s = scale * ad.alpha / (float)ad.rank;
+    const float sa_ = scale * ad.alpha;
     float **bufs = calloc((size_t)n_slots, sizeof *bufs);
     void **owned = NULL;
     float *sa = NULL, *sb = NULL;
@@ -290,8 +302,8 @@ int grok_model_apply_lora(grok_model *m, const char *path, float scale, char *er
         grok_mat *w = sl->mat;
         size_t base_stride = sl->stride ? *sl->stride : 0;
         for (int64_t e = 0; e < sl->n_mats; e++)
-            merged_matrix(sl, w->data + (size_t)e * base_stride, w->type, e, ad.rank, s,
-                          bufs[i] + e * w->rows * w->cols, sa, sb);
+            merged_matrix(sl, w->data + (size_t)e * base_stride, w->type, e, sa_, bufs[i] + e * w->rows * w->cols,
+                          sa, sb);
         w->data = (const uint8_t *)bufs[i];
         w->packed = NULL; /* a context made before may have packed the old weights */
         w->type = GROK_TYPE_F32;
@@ -321,7 +333,7 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
     }
     const grok_gguf_file *f = m->file;
     const int64_t n_slots = m->hp.n_layers * GROK_LORA_N_TARGETS, nt = grok_gguf_n_tensors(f);
-    const float s = scale * ad.alpha / (float)ad.rank;
+    const float sa_ = scale * ad.alpha;
     /* Which slot (if any) each base tensor is, and its output type. */
     int64_t *which = malloc(sizeof(int64_t) * (size_t)(nt ? nt : 1));
     grok_gguf_writer *w = grok_gguf_writer_create();
@@ -379,8 +391,7 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
         size_t rb = (size_t)grok_type_row_size(ty, t->ne[0]);
         size_t base_stride = sl->stride ? *sl->stride : 0;
         for (int64_t e = 0; rc == 0 && e < sl->n_mats; e++) {
-            merged_matrix(sl, sl->mat->data + (size_t)e * base_stride, sl->mat->type, e, ad.rank, s, mat, sa,
-                          sb);
+            merged_matrix(sl, sl->mat->data + (size_t)e * base_stride, sl->mat->type, e, sa_, mat, sa, sb);
             for (int64_t r = 0; r < sl->mat->rows; r++)
                 k->from_f32(mat + r * sl->mat->cols, enc + (size_t)r * rb, sl->mat->cols);
             rc = grok_gguf_writer_write_data(w, enc, rb * (size_t)sl->mat->rows, err, err_size);

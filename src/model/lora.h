@@ -26,11 +26,30 @@
 #define GROK_LORA_KEY_BASE_NAME "adapter.grok.base_name"
 
 /* The adaptable weights of a layer, by tensor name ("blk.N.<what>.weight"):
- * the attention projections q, k, v, o (the first GROK_LORA_N_ATTN), then
- * the expert projections gate, up, down (3-D, one matrix per expert). */
-#define GROK_LORA_N_TARGETS 7
+ * the attention projections q, k, v, o (the first GROK_LORA_N_ATTN), the
+ * expert projections gate, up, down (3-D, one matrix per expert), then the
+ * router. An adapter holds lora_a [r][in] and lora_b [out][r] per weight
+ * (per expert), each tensor with its own rank r (the shapes say), scaled
+ * by alpha / r as llama.cpp does. */
+enum {
+    GROK_LORA_T_Q,
+    GROK_LORA_T_K,
+    GROK_LORA_T_V,
+    GROK_LORA_T_O,
+    GROK_LORA_T_GATE,
+    GROK_LORA_T_UP,
+    GROK_LORA_T_DOWN,
+    GROK_LORA_T_ROUTER,
+    GROK_LORA_N_TARGETS
+};
 #define GROK_LORA_N_ATTN 4
 extern const char *const grok_lora_target_names[GROK_LORA_N_TARGETS];
+/* Short names for flags: q, k, v, o, gate, up, down, router. */
+extern const char *const grok_lora_target_short[GROK_LORA_N_TARGETS];
+/* Whether kind is one matrix per expert. */
+static inline bool grok_lora_target_is_expert(int kind) {
+    return kind == GROK_LORA_T_GATE || kind == GROK_LORA_T_UP || kind == GROK_LORA_T_DOWN;
+}
 
 /* A hash of the shapes that decide whether an adapter fits a model
  * (vocabulary, widths, layers, heads, experts); weight types and values do

@@ -653,7 +653,7 @@ int grok_trainer_step(grok_trainer *tr, const int32_t *tokens, int64_t n_b, int6
         aux += (double)E * al / (double)L;
         z += zl / n_tok / (double)L;
     }
-    out->ce = ce / n_tok, out->aux = aux, out->z = z;
+    out->ce = ce / n_tok, out->aux = aux, out->z = z, out->n_scored = n_b * seq;
     out->total = out->ce + cfg->aux_coef * aux + cfg->z_coef * z;
     if (!grad) return 0;
     grok_threadpool_run(tr->pool, job_backward, tr);
