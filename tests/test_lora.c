@@ -10,6 +10,9 @@
  *    central difference of the total loss (ce + aux + z, through the same
  *    quantized base on both sides, EXACT kernels) is compared with the
  *    analytic gradient, two step sizes telling routing flips from errors;
+ *  - with FAST (8-bit activation) kernels the gradient stays within 5 %
+ *    of the EXACT one (finite differences do not apply there: the 8-bit
+ *    rounding makes the loss a staircase at their scale);
  *  - on the f32 base, the gradient equals the full-model trainer's
  *    (backprop.c, written independently) gradient of the merged weights
  *    projected onto A and B (dA = s B^T G, dB = s G A^T);
@@ -234,9 +237,18 @@ static void oracle_grad(grok_train_model *fm, const grok_train_lora *l, grok_thr
 
 /* ---- finite differences ---- */
 
-static void gradcheck(const char *what, grok_qlora *q, grok_train_lora *l, const grok_qlora_step_cfg *cfg,
-                      const float *grad, grok_rng *r) {
+/* Checks 5 entries of every tensor (4 random, the largest gradient);
+ * returns the median relative error of the checked entries. tol: the
+ * relative error allowed. */
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double gradcheck(const char *what, grok_qlora *q, grok_train_lora *l, const grok_qlora_step_cfg *cfg,
+                        const float *grad, grok_rng *r, double tol) {
     int checked = 0, skipped = 0, mism = 0;
+    double rels[1024];
     for (int64_t ti = 0; ti < l->p->n_tensors; ti++) {
         const grok_train_tensor *t = &l->p->tensors[ti];
         const int64_t n = t->rows * t->cols * t->n_mats;
@@ -264,11 +276,13 @@ static void gradcheck(const char *what, grok_qlora *q, grok_train_lora *l, const
                 continue;
             }
             const double rich = (4.0 * num2 - num) / 3.0, atol = 2e-6 / (2.0 * eps);
-            if (fabs(rich - ana) > 0.02 * (scale + 1e-4) && fabs(rich - ana) > atol) {
+            if (checked < 1024 && scale > 10.0 * atol) rels[checked] = fabs(rich - ana) / scale;
+            if (fabs(rich - ana) > tol * (scale + 1e-4) && fabs(rich - ana) > atol) {
                 fprintf(stderr, "MISMATCH %s %s[%lld]: analytic %.6g numeric %.6g\n", what, t->name, (long long)j, ana,
                         rich);
                 mism++;
             }
+            if (!(scale > 10.0 * atol) && checked < 1024) rels[checked] = 0;
             checked++;
             n_strong += scale > 10.0 * atol;
         }
@@ -277,11 +291,16 @@ static void gradcheck(const char *what, grok_qlora *q, grok_train_lora *l, const
             mism++;
         }
     }
-    printf("  %s: %d tensors, %d entries checked, %d skipped at routing flips, %d mismatches\n", what,
-           (int)l->p->n_tensors, checked, skipped, mism);
+    const int nr = checked < 1024 ? checked : 1024;
+    qsort(rels, (size_t)nr, sizeof rels[0], cmp_double);
+    const double med = nr ? rels[nr / 2] : 0, p90 = nr ? rels[nr * 9 / 10] : 0;
+    printf("  %s: %d tensors, %d entries checked, %d skipped at routing flips, %d beyond %.0f%%; "
+           "relative error median %.2e, 90th percentile %.2e\n",
+           what, (int)l->p->n_tensors, checked, skipped, mism, tol * 100, med, p90);
     char msg[128];
     snprintf(msg, sizeof msg, "%s: dA, dB equal finite differences through the base", what);
     expect(mism == 0 && skipped * 5 <= checked, msg);
+    return med;
 }
 
 static float *engine_logits(const char *path, const char *adapter, const int32_t *tok, int64_t T, grok_threadpool *pool) {
@@ -358,12 +377,29 @@ int main(void) {
         grok_model *base = grok_model_load(paths[ti], err, sizeof err);
         if (!base) die("load", err);
         expect(base->layers[0].wq.type == types[ti], "the base keeps its stored type");
-        grok_qlora *q = grok_qlora_create(base, l, 64, 8, true, pool, err, sizeof err);
+        /* one thread for the many small steps of the checks (a pool's
+         * wake-ups would cost more than their work); 2 and 3 below */
+        grok_qlora *q = grok_qlora_create(base, l, 64, 8, true, pool1, err, sizeof err);
         if (!q) die("qlora", err);
         if (grok_qlora_step(q, g_seqs, &cfg, &ls, grad, err, sizeof err)) die("step", err);
         printf("%s base: loss ce %.5f aux %.5f z %.5f total %.5f\n", tn, ls.ce, ls.aux, ls.z, ls.total);
-        gradcheck(tn, q, l, &cfg, grad, &r);
-
+        gradcheck(tn, q, l, &cfg, grad, &r, 0.02);
+        if (types[ti] == GROK_TYPE_Q8_0) {
+            /* FAST kernels: 8-bit activations in the forward pass. Their
+             * rounding makes the loss a staircase at the scale of finite
+             * differences (most samples jump; docs/finetune.md), so only
+             * the gradient itself is compared with the EXACT one. */
+            grok_kernels_set_mode(GROK_KERNELS_FAST);
+            grok_train_losses lf;
+            if (grok_qlora_step(q, g_seqs, &cfg, &lf, g2, err, sizeof err)) die("step", err);
+            grok_kernels_set_mode(GROK_KERNELS_EXACT);
+            double dd = 0, nn = 0;
+            for (int64_t i = 0; i < P; i++) dd += ((double)g2[i] - grad[i]) * ((double)g2[i] - grad[i]), nn += (double)grad[i] * grad[i];
+            printf("  q8_0, FAST kernels: loss %.5f (EXACT %.5f), gradient differs by %.2e (relative L2)\n", lf.total,
+                   ls.total, sqrt(dd / nn));
+            expect(sqrt(dd / nn) < 0.05 && fabs(lf.total - ls.total) < 1e-2 * ls.total,
+                   "q8_0: the FAST-kernel gradient is within 5% of the EXACT one");
+        }
         if (types[ti] == GROK_TYPE_F32) {
             /* against the independent full-model trainer */
             grok_train_seq keep[2] = {g_seqs[0], g_seqs[1]};
@@ -385,7 +421,7 @@ int main(void) {
         dc.batch = NSEQ, dc.dropout = 0.1f, dc.dropout_seed = 77;
         if (grok_qlora_step(q, g_seqs, &dc, &ls, grad, err, sizeof err)) die("step", err);
         const double loss1 = ls.total;
-        grok_qlora *q1 = grok_qlora_create(base, l, 64, 8, true, pool1, err, sizeof err);
+        grok_qlora *q1 = grok_qlora_create(base, l, 64, 8, true, pool, err, sizeof err);
         grok_qlora *q3 = grok_qlora_create(base, l, 64, 8, true, pool3, err, sizeof err);
         bool same = q1 && q3;
         for (int k = 0; same && k < 2; k++) {

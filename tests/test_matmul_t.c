@@ -8,8 +8,10 @@
  * every kernel mode (so every ISA variant), with row counts that are not
  * multiples of the tile, a dx that starts non-zero, and tokens computed
  * alone and in a batch; and against a double-precision sum within f32
- * rounding, so the chain itself is the right product. grok_matmul_tok
- * must equal grok_matmul bit for bit (the same dots, another split).
+ * rounding, so the chain itself is the right product. grok_matmul_tiles
+ * (y = W x by the same chains, over the columns) the same ways, and
+ * grok_matmul_tok must equal grok_matmul bit for bit (the same dots,
+ * another split).
  */
 #include <math.h>
 #include <stdio.h>
@@ -82,6 +84,32 @@ static void check_type(grok_type type, grok_threadpool **pools, int n_pools) {
                   grok_threadpool_size(pools[p]));
         }
     }
+    /* y = W x by chains over the columns: against the scalar chain on W^T */
+    float *wt = malloc(sizeof(float) * (size_t)(rows * cols)), *x = malloc(sizeof(float) * (size_t)(n_tok * lddx));
+    float *yr = malloc(sizeof(float) * (size_t)(n_tok * lddy)), *yg = malloc(sizeof(float) * (size_t)(n_tok * lddy));
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t c = 0; c < cols; c++) wt[c * rows + i] = wd[i * cols + c];
+    fill(&r, x, n_tok * lddx, 1.0f);
+    memset(yr, 0, sizeof(float) * (size_t)(n_tok * lddy));
+    for (int64_t t = 0; t < n_tok; t++)
+        grok_matmul_t_tile("scalar")(wt, rows, cols, x + t * lddx, lddx, 1, yr + t * lddy, lddy, rows);
+    for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
+        grok_kernels_set_mode(modes[mi]);
+        for (int p = 0; p < n_pools; p++) {
+            memset(yg, 0x7f, sizeof(float) * (size_t)(n_tok * lddy));
+            for (int64_t t = 0; t < n_tok; t++) memset(yg + t * lddy, 0, sizeof(float) * (size_t)rows);
+            grok_matmul_tiles(pools[p], &w, x, lddx, yg, lddy, n_tok);
+            bool same = true;
+            for (int64_t t = 0; t < n_tok; t++) same &= memcmp(yg + t * lddy, yr + t * lddy, sizeof(float) * (size_t)rows) == 0;
+            CHECK(same, "%s, mode %s, %d threads: matmul_tiles differs from the chain", grok_type_get_traits(type)->name,
+                  grok_kernel_mode_name(modes[mi]), grok_threadpool_size(pools[p]));
+            grok_matmul_tiles(pools[p], &w, x + 7 * lddx, lddx, yg, lddy, 1);
+            CHECK(memcmp(yg, yr + 7 * lddy, sizeof(float) * (size_t)rows) == 0,
+                  "%s, mode %s, %d threads: matmul_tiles of a token alone differs", grok_type_get_traits(type)->name,
+                  grok_kernel_mode_name(modes[mi]), grok_threadpool_size(pools[p]));
+        }
+    }
+    free(wt), free(x), free(yr), free(yg);
     grok_kernels_set_mode(GROK_KERNELS_FAST);
     types_checked++;
     free(wf), free(wq), free(wd), free(dy), free(dx0), free(ref), free(got);

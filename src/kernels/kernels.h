@@ -332,6 +332,15 @@ void grok_matmul_t(grok_threadpool *pool, const grok_mat *w, const float *dy, in
 typedef void (*grok_fma_tile_fn)(const float *w, int64_t ldw, int64_t kt, const float *dy, int64_t lddy,
                                  int64_t nt, float *dx, int64_t lddx, int64_t nc);
 grok_fma_tile_fn grok_matmul_t_tile(const char *isa);
+/* y[t][r] = sum_c W[r][c] * x[t][c] (overwriting y) by the chains of
+ * grok_matmul_t: W's rows dequantized GROK_MATMUL_T_ROWS at a time by the
+ * type's to_f32, each y element one chain of fused multiply-adds over the
+ * columns in order: f32 activations, the same bits for any thread count,
+ * ISA and batch. The EXACT kernels of grok_matmul compute the same product
+ * with the type's f32 dot, which for quantized types is the scalar
+ * reference (the SIMD dots are 8-bit); this is the fast f32 one. */
+void grok_matmul_tiles(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y, int64_t ldy,
+                       int64_t n_tok);
 /* y[t][r] = dot(M[r], x[t]) as grok_matmul computes it (the mode's
  * dot_f32), with the threads splitting the tokens instead of the rows:
  * for matrices of a few rows (LoRA's A) applied to many tokens. */

@@ -281,6 +281,84 @@ void grok_matmul_t(grok_threadpool *pool, const grok_mat *w, const float *dy, in
     free(j.scratch);
 }
 
+/* ---- y = W x by the same chains ---- */
+
+/* Columns decoded per step of a tile (whole blocks of every type). */
+#define K_CHUNK 256
+
+typedef struct {
+    const grok_mat *w;
+    const float *x;
+    int64_t ldx;
+    float *y;
+    int64_t ldy;
+    int64_t n_tok;
+    int64_t kc; /* columns per chunk */
+    int64_t row_parts, tok_parts;
+    grok_fma_tile_fn tile;
+    const grok_type_kernels *k;
+    float *scratch; /* per thread: [TILE_ROWS][kc] decoded, then [kc][TILE_ROWS] transposed */
+} mf_job;
+
+static void mf_task(void *arg, int ith, int nth) {
+    const mf_job *j = arg;
+    (void)nth;
+    if (ith >= j->row_parts * j->tok_parts) return;
+    const int64_t ri = ith % j->row_parts, ti = ith / j->row_parts;
+    const int64_t tiles = (j->w->rows + TILE_ROWS - 1) / TILE_ROWS;
+    const int64_t g0 = tiles * ri / j->row_parts, g1 = tiles * (ri + 1) / j->row_parts;
+    const int64_t t0 = j->n_tok * ti / j->tok_parts, t1 = j->n_tok * (ti + 1) / j->tok_parts;
+    float *dec = j->scratch + (size_t)ith * 2 * TILE_ROWS * (size_t)j->kc, *wt = dec + TILE_ROWS * j->kc;
+    const int64_t cols = j->w->cols;
+    for (int64_t g = g0; g < g1; g++) {
+        const int64_t r0 = g * TILE_ROWS, nr = j->w->rows - r0 < TILE_ROWS ? j->w->rows - r0 : TILE_ROWS;
+        for (int64_t t = t0; t < t1; t++) memset(j->y + t * j->ldy + r0, 0, sizeof(float) * (size_t)nr);
+        for (int64_t k0 = 0; k0 < cols; k0 += j->kc) {
+            const int64_t kt = cols - k0 < j->kc ? cols - k0 : j->kc;
+            const size_t off = (size_t)grok_type_row_size(j->w->type, k0);
+            for (int64_t r = 0; r < nr; r++) {
+                const uint8_t *src = j->w->data + (size_t)(r0 + r) * j->w->row_bytes + off;
+                if (j->k)
+                    j->k->to_f32(src, dec + r * kt, kt);
+                else
+                    memcpy(dec + r * kt, src, sizeof(float) * (size_t)kt);
+            }
+            for (int64_t r = 0; r < nr; r++)
+                for (int64_t c = 0; c < kt; c++) wt[c * nr + r] = dec[r * kt + c];
+            for (int64_t t = t0; t < t1; t += 4)
+                j->tile(wt, nr, kt, j->x + t * j->ldx + k0, j->ldx, t1 - t < 4 ? t1 - t : 4, j->y + t * j->ldy + r0,
+                        j->ldy, nr);
+        }
+    }
+}
+
+void grok_matmul_tiles(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y, int64_t ldy,
+                       int64_t n_tok) {
+    if (n_tok <= 0 || w->rows <= 0) return;
+    mf_job j = {w, x, ldx, y, ldy, n_tok, K_CHUNK, 1, 1, pick_tile(grok_kernels_mode()), NULL, NULL};
+    j.k = w->type == GROK_TYPE_F32 ? NULL : grok_kernels_get(w->type);
+    const int64_t blk = grok_type_get_traits(w->type)->block_size;
+    if (j.kc % blk) j.kc = blk; /* a chunk is whole blocks */
+    const int nth = pool ? grok_threadpool_size(pool) : 1;
+    const int64_t tiles = (w->rows + TILE_ROWS - 1) / TILE_ROWS;
+    j.row_parts = tiles < nth ? tiles : nth;
+    j.tok_parts = nth / j.row_parts;
+    if (j.tok_parts > n_tok) j.tok_parts = n_tok;
+    const bool threaded = pool && nth > 1 && (double)n_tok * (double)w->rows * (double)w->cols > 65536.0;
+    if (!threaded) j.row_parts = 1, j.tok_parts = 1;
+    const int used = (int)(j.row_parts * j.tok_parts);
+    j.scratch = malloc(sizeof(float) * (size_t)used * 2 * TILE_ROWS * (size_t)j.kc);
+    if (!j.scratch) { /* no memory for tiles: the mode's dots, row by row */
+        grok_matmul_tok(pool, w, x, ldx, y, ldy, n_tok);
+        return;
+    }
+    if (threaded)
+        grok_threadpool_run(pool, mf_task, &j);
+    else
+        mf_task(&j, 0, 1);
+    free(j.scratch);
+}
+
 /* ---- y = M x, threads over tokens ---- */
 
 typedef struct {

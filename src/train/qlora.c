@@ -3,13 +3,15 @@
  * stored type (q8_0, q4_0, the k-quants, any type the kernels decode),
  * memory-mapped as for inference: the QLoRA recipe, on CPUs, for MoE.
  *
- * Forward. Every base product is grok_matmul on the base's own matrices,
- * with the kernels of the process-wide mode (EXACT by default in grok
- * train: f32 activations, so the gradient is the gradient of the loss
- * computed; FAST quantizes activations to 8 bits and the gradient then
- * ignores that rounding, see docs/finetune.md). An adapted weight adds
- * s B (A x) through two small f32 products. The whole batch goes through
- * each layer at once, so each weight is read once per step per pass.
+ * Forward. Every base product reads the base's own matrices where they
+ * lie. In FAST mode it is grok_matmul, as inference computes it (8-bit
+ * activations; the gradient then ignores that rounding). Otherwise (grok
+ * train's default) grok_matmul_tiles: f32 activations and the rows
+ * dequantized a tile at a time by the type's to_f32, so the gradient is
+ * the gradient of the loss computed (docs/finetune.md compares the two).
+ * An adapted weight adds s B (A x) through two small f32 products. The
+ * whole batch goes through each layer at once, so each weight is read
+ * once per step and pass.
  *
  * Memory: activation checkpointing per layer. The first pass keeps only
  * each layer's input; the backward pass recomputes the layer from it,
@@ -113,6 +115,24 @@ struct grok_qlora {
 };
 
 /* ------------------------------------------------------------ helpers */
+
+/* A product with a base matrix: the 8-bit kernels of inference in FAST
+ * mode, else f32 activations through dequantized tiles (grok_matmul's
+ * EXACT dots are the scalar references for quantized types). */
+static void base_mm(grok_qlora *q, const grok_mat *w, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t n) {
+    if (grok_kernels_mode() == GROK_KERNELS_FAST)
+        grok_matmul(q->pool, w, x, ldx, y, ldy, n);
+    else
+        grok_matmul_tiles(q->pool, w, x, ldx, y, ldy, n);
+}
+
+static void base_mm_ops(grok_qlora *q, const grok_matmul_op *ops, int n) {
+    if (grok_kernels_mode() == GROK_KERNELS_FAST) {
+        grok_matmul_ops(q->pool, ops, n);
+        return;
+    }
+    for (int i = 0; i < n; i++) grok_matmul_tiles(q->pool, ops[i].w, ops[i].x, ops[i].ldx, ops[i].y, ops[i].ldy, ops[i].n_tok);
+}
 
 static grok_mat f32_mat(const float *p, int64_t rows, int64_t cols, int64_t ld) {
     grok_mat w = {(const uint8_t *)p, GROK_TYPE_F32, rows, cols, SZ(ld) * sizeof(float), NULL};
@@ -506,7 +526,7 @@ static void layer_fwd(grok_qlora *q, int64_t il) {
     for (int64_t t = 0; t < N; t++) norm_row(q->xa + t * d, &q->rs_a[t], q->h + t * d, L->attn_norm, d, eps);
     const grok_matmul_op qkv[3] = {
         {&L->wq, q->xa, d, q->q, qd, N}, {&L->wk, q->xa, d, q->k, kvd, N}, {&L->wv, q->xa, d, q->v, kvd, N}};
-    grok_matmul_ops(q->pool, qkv, 3);
+    base_mm_ops(q, qkv, 3);
     if (tq) lora_fwd(q, tq, 0, q->xa, d, N, NULL, q->q, qd, q->u[GROK_LORA_T_Q]);
     if (tk) lora_fwd(q, tk, 0, q->xa, d, N, NULL, q->k, kvd, q->u[GROK_LORA_T_K]);
     if (tv) lora_fwd(q, tv, 0, q->xa, d, N, NULL, q->v, kvd, q->u[GROK_LORA_T_V]);
@@ -516,7 +536,7 @@ static void layer_fwd(grok_qlora *q, int64_t il) {
         rope_row(q->k + t * kvd, cs, q->KVH, q->D, false);
     }
     pfor(q, q->n_seq * q->KVH, attn_fwd_item);
-    grok_matmul(q->pool, &L->wo, q->ao, qd, q->a, d, N);
+    base_mm(q, &L->wo, q->ao, qd, q->a, d, N);
     if (to) lora_fwd(q, to, 0, q->ao, qd, N, NULL, q->a, d, q->u[GROK_LORA_T_O]);
     for (int64_t t = 0; t < N; t++) {
         float *hm = q->hm + t * d;
@@ -535,7 +555,7 @@ static void layer_fwd(grok_qlora *q, int64_t il) {
         grok_mat up = grok_mat_offset(L->up, SZ(e) * L->up_stride);
         const grok_matmul_op ops[2] = {{&gate, q->xg + j0 * d, d, q->G + j0 * ff, ff, n},
                                        {&up, q->xg + j0 * d, d, q->U + j0 * ff, ff, n}};
-        grok_matmul_ops(q->pool, ops, 2);
+        base_mm_ops(q, ops, 2);
         const int32_t *rt = q->slot_tok + j0;
         if (tg) lora_fwd(q, tg, e, q->xg + j0 * d, d, n, rt, q->G + j0 * ff, ff, q->u[GROK_LORA_T_GATE] + j0 * tg->rank);
         if (tu) lora_fwd(q, tu, e, q->xg + j0 * d, d, n, rt, q->U + j0 * ff, ff, q->u[GROK_LORA_T_UP] + j0 * tu->rank);
@@ -545,7 +565,7 @@ static void layer_fwd(grok_qlora *q, int64_t il) {
         const int64_t j0 = q->eoff[e], n = q->eoff[e + 1] - j0;
         if (n == 0) continue;
         grok_mat down = grok_mat_offset(L->down, SZ(e) * L->down_stride);
-        grok_matmul(q->pool, &down, q->act + j0 * ff, ff, q->EO + j0 * d, d, n);
+        base_mm(q, &down, q->act + j0 * ff, ff, q->EO + j0 * d, d, n);
         if (td)
             lora_fwd(q, td, e, q->act + j0 * ff, ff, n, q->slot_tok + j0, q->EO + j0 * d, d,
                      q->u[GROK_LORA_T_DOWN] + j0 * td->rank);
@@ -713,7 +733,7 @@ static void head(grok_qlora *q) {
             if (q->target[t] >= 0) q->hrow[c++] = (int32_t)t;
         if (c == 0) break;
         for (int64_t i = 0; i < c; i++) memcpy(q->hsel + i * d, q->hf + SZ(q->hrow[i]) * SZ(d), sizeof(float) * SZ(d));
-        grok_matmul(q->pool, &m->output, q->hsel, d, q->logit, V, c);
+        base_mm(q, &m->output, q->hsel, d, q->logit, V, c);
         pfor(q, c, head_row_item);
         for (int64_t i = 0; i < c; i++) q->stats[SZ(q->tseq[q->hrow[i]]) * SZ(q->n_stat) + ST_CE] += q->row_ce[i];
         if (!q->want_grad) continue;
@@ -1102,7 +1122,7 @@ int grok_qlora_logits(grok_qlora *q, const int32_t *tokens, int64_t n, float *lo
     for (int64_t il = 0; il < q->L; il++) layer_fwd(q, il);
     const float *hl = q->h + (n - 1) * q->d;
     norm_row(q->hsel, NULL, hl, q->m->output_norm, q->d, q->m->hp.norm_eps);
-    grok_matmul(q->pool, &q->m->output, q->hsel, q->d, logits, q->V, 1);
+    base_mm(q, &q->m->output, q->hsel, q->d, logits, q->V, 1);
     for (int64_t j = 0; j < q->V; j++) logits[j] *= q->m->hp.logit_scale;
     return 0;
 }
