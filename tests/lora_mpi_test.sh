@@ -6,7 +6,8 @@
 # adapter byte for byte, on text with dropout and on chat data; a run
 # stopped at a checkpoint under -np 2 and resumed under -np 2 writes the
 # same bytes too; full training and a batch smaller than the ranks are
-# refused under mpirun. Skips without mpirun or an MPI build.
+# refused under mpirun; and `grok run --lora` with the model split over the
+# ranks prints the one-process text. Skips without mpirun or an MPI build.
 set -uo pipefail
 : "${GROK:?}" "${GROK_TMP:?}" "${GROK_SRC:?}"
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
@@ -54,6 +55,14 @@ cmp -s chat1.gguf chat2.gguf && ok "chat: -np 2 writes the one-process adapter b
   || bad "chat: -np 2 differs: $(tail -3 chat2.log)"
 [ "$(grep -c "sample answer" chat2.log)" = 1 ] && ok "chat: one sample answer per evaluation, from rank 0" \
   || bad "chat: sample answers: $(grep -c "sample answer" chat2.log)"
+
+# the adapter applied at load (not merged) under a model split over the ranks
+a=$("$GROK" run -m base.gguf --lora one.gguf -p "And the" -n 12 --temp 0 2>/dev/null)
+for split in ffn experts layers; do
+  b=$(mpi 2 run -m base.gguf --lora one.gguf -p "And the" -n 12 --temp 0 --mpi-split $split 2>err.txt)
+  [ -n "$a" ] && [ "$a" = "$b" ] && ok "run --lora under -np 2 --mpi-split $split: the one-process text" \
+    || bad "run --lora, split $split: '$a' vs '$b' $(head -c 300 err.txt)"
+done
 
 # refusals
 out=$(mpi 2 train --data text.txt --vocab-size 300 -o full.gguf 2>&1); rc=$?

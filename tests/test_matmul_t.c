@@ -64,7 +64,7 @@ static void check_type(grok_type type, grok_threadpool **pools, int n_pools) {
         }
     CHECK(worst < 1e-5, "%s: fma chain vs double sum: relative error %.3g", grok_type_get_traits(type)->name,
           worst);
-    grok_mat w = {wq, type, rows, cols, rb, NULL};
+    grok_mat w = {wq, type, rows, cols, rb, NULL, {0}};
     const grok_kernel_mode modes[] = {GROK_KERNELS_REFERENCE, GROK_KERNELS_EXACT, GROK_KERNELS_FAST};
     for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
         grok_kernels_set_mode(modes[mi]);
@@ -156,7 +156,7 @@ int main(void) {
     float *y1 = malloc(sizeof(float) * n_tok * rows), *y2 = malloc(sizeof(float) * n_tok * rows);
     fill(&r, m, rows * cols, 1.0f);
     fill(&r, x, n_tok * cols, 1.0f);
-    grok_mat mm = {(const uint8_t *)m, GROK_TYPE_F32, rows, cols, sizeof(float) * cols, NULL};
+    grok_mat mm = {(const uint8_t *)m, GROK_TYPE_F32, rows, cols, sizeof(float) * cols, NULL, {0}};
     for (int p = 0; p < 4; p++) {
         grok_matmul(pools[p], &mm, x, cols, y1, rows, n_tok);
         grok_matmul_tok(pools[p], &mm, x, cols, y2, rows, n_tok);

@@ -240,11 +240,12 @@ static void mt_task(void *arg, int ith, int nth) {
     }
 }
 
-void grok_matmul_t(grok_threadpool *pool, const grok_mat *w, const float *dy, int64_t lddy, float *dx,
-                   int64_t lddx, int64_t n_tok) {
+void grok_matmul_t_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *dy, int64_t lddy,
+                      float *dx, int64_t lddx, int64_t n_tok) {
     if (n_tok <= 0 || w->rows <= 0 || w->cols <= 0) return;
+    if (mode == GROK_KERNELS_DEFAULT) mode = grok_kernels_mode();
     const grok_type_traits *tr = grok_type_get_traits(w->type);
-    mt_job j = {w, dy, lddy, dx, lddx, n_tok, 0, 1, 1, pick_tile(grok_kernels_mode()), NULL, NULL, 0};
+    mt_job j = {w, dy, lddy, dx, lddx, n_tok, 0, 1, 1, pick_tile(mode), NULL, NULL, 0};
     j.k = w->type == GROK_TYPE_F32 ? NULL : grok_kernels_get(w->type);
     j.unit = tr->block_size;
     while (j.unit < 64) j.unit *= 2; /* f32/f16 rows: split in chunks a vector loop likes */
@@ -332,10 +333,11 @@ static void mf_task(void *arg, int ith, int nth) {
     }
 }
 
-void grok_matmul_tiles(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y, int64_t ldy,
-                       int64_t n_tok) {
+void grok_matmul_tiles_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *x, int64_t ldx,
+                          float *y, int64_t ldy, int64_t n_tok) {
     if (n_tok <= 0 || w->rows <= 0) return;
-    mf_job j = {w, x, ldx, y, ldy, n_tok, K_CHUNK, 1, 1, pick_tile(grok_kernels_mode()), NULL, NULL};
+    if (mode == GROK_KERNELS_DEFAULT) mode = grok_kernels_mode();
+    mf_job j = {w, x, ldx, y, ldy, n_tok, K_CHUNK, 1, 1, pick_tile(mode), NULL, NULL};
     j.k = w->type == GROK_TYPE_F32 ? NULL : grok_kernels_get(w->type);
     const int64_t blk = grok_type_get_traits(w->type)->block_size;
     if (j.kc % blk) j.kc = blk; /* a chunk is whole blocks */
@@ -349,7 +351,7 @@ void grok_matmul_tiles(grok_threadpool *pool, const grok_mat *w, const float *x,
     const int used = (int)(j.row_parts * j.tok_parts);
     j.scratch = malloc(sizeof(float) * (size_t)used * 2 * TILE_ROWS * (size_t)j.kc);
     if (!j.scratch) { /* no memory for tiles: the mode's dots, row by row */
-        grok_matmul_tok(pool, w, x, ldx, y, ldy, n_tok);
+        grok_matmul_tok_in(pool, mode, w, x, ldx, y, ldy, n_tok);
         return;
     }
     if (threaded)
@@ -378,14 +380,30 @@ static void mk_task(void *arg, int ith, int nth) {
             j->y[t * j->ldy + r] = j->dot(j->m->data + (size_t)r * j->m->row_bytes, j->x + t * j->ldx, j->m->cols);
 }
 
-void grok_matmul_tok(grok_threadpool *pool, const grok_mat *m, const float *x, int64_t ldx, float *y, int64_t ldy,
-                     int64_t n_tok) {
+void grok_matmul_tok_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *m, const float *x, int64_t ldx,
+                        float *y, int64_t ldy, int64_t n_tok) {
     if (n_tok <= 0 || m->rows <= 0) return;
-    mk_job j = {m, x, ldx, y, ldy, n_tok, grok_dot_select(m->type, grok_kernels_mode())->dot_f32};
+    if (mode == GROK_KERNELS_DEFAULT) mode = grok_kernels_mode();
+    mk_job j = {m, x, ldx, y, ldy, n_tok, grok_dot_select(m->type, mode)->dot_f32};
     const bool threaded =
         pool && grok_threadpool_size(pool) > 1 && n_tok > 1 && (double)n_tok * (double)m->rows * (double)m->cols > 65536.0;
     if (threaded)
         grok_threadpool_run(pool, mk_task, &j);
     else
         mk_task(&j, 0, 1);
+}
+
+void grok_matmul_t(grok_threadpool *pool, const grok_mat *w, const float *dy, int64_t lddy, float *dx, int64_t lddx,
+                   int64_t n_tok) {
+    grok_matmul_t_in(pool, grok_kernels_mode(), w, dy, lddy, dx, lddx, n_tok);
+}
+
+void grok_matmul_tiles(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y, int64_t ldy,
+                       int64_t n_tok) {
+    grok_matmul_tiles_in(pool, grok_kernels_mode(), w, x, ldx, y, ldy, n_tok);
+}
+
+void grok_matmul_tok(grok_threadpool *pool, const grok_mat *m, const float *x, int64_t ldx, float *y, int64_t ldy,
+                     int64_t n_tok) {
+    grok_matmul_tok_in(pool, grok_kernels_mode(), m, x, ldx, y, ldy, n_tok);
 }

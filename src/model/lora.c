@@ -1,8 +1,9 @@
 /*
  * lora.c - LoRA adapters at inference time: checking an adapter file
- * against a model, applying it by materialising merged f32 copies of the
- * adapted weights (so the forward pass runs unchanged on plain matrices),
- * and folding it into a new GGUF. Every tensor of an adapter must name an
+ * against a model, applying it without merging (A and a scaled B^T ride on
+ * each adapted matrix and every product adds their low-rank product, so
+ * the base keeps its type and its memory map and the adapter costs only
+ * its own size), and folding it into a new GGUF. Every tensor of an adapter must name an
  * adaptable weight of the base and come with its partner, with shapes
  * that fit, before any weight is touched: a bad adapter leaves the model
  * as it was.
@@ -264,54 +265,63 @@ static void merged_matrix(const slot *sl, const uint8_t *base, grok_type base_ty
 }
 
 int grok_model_apply_lora(grok_model *m, const char *path, float scale, char *err, size_t err_size) {
-    if (m->dist) return ERRF("%s: apply adapters before attaching a distribution", path);
     adapter ad;
     if (adapter_open(&ad, m, path, err, err_size)) return -1;
     const int64_t n_slots = m->hp.n_layers * GROK_LORA_N_TARGETS;
-    const float sa_ = scale * ad.alpha;
-    float **bufs = calloc((size_t)n_slots, sizeof *bufs);
+    for (int64_t i = 0; i < n_slots; i++)
+        if (ad.slots[i].a && ad.slots[i].mat->lora.a) {
+            adapter_close(&ad);
+            return ERRF("%s: an adapter is already applied to this model (one at a time; merge the first)", path);
+        }
+    float **bufs = calloc((size_t)(n_slots > 0 ? 2 * n_slots : 1), sizeof *bufs);
     void **owned = NULL;
-    float *sa = NULL, *sb = NULL;
-    int64_t n_new = 0, max_a = 0, max_b = 0;
+    int64_t n_new = 0;
     bool ok = bufs != NULL;
     for (int64_t i = 0; ok && i < n_slots; i++) {
         const slot *sl = &ad.slots[i];
         if (!sl->a) continue;
-        bufs[i] = malloc(sizeof(float) * (size_t)(sl->n_mats * sl->mat->rows * sl->mat->cols));
-        ok = bufs[i] != NULL;
-        n_new++;
-        if (ad.rank * sl->mat->cols > max_a) max_a = ad.rank * sl->mat->cols;
-        if (ad.rank * sl->mat->rows > max_b) max_b = ad.rank * sl->mat->rows;
+        const int64_t r = sl->rank, nm = sl->n_mats;
+        bufs[2 * i] = malloc(sizeof(float) * (size_t)(nm * r * sl->mat->cols));
+        bufs[2 * i + 1] = malloc(sizeof(float) * (size_t)(nm * r * sl->mat->rows));
+        ok = bufs[2 * i] && bufs[2 * i + 1];
+        n_new += 2;
     }
     if (ok) {
         owned = realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + n_new));
-        sa = malloc(sizeof(float) * (size_t)max_a);
-        sb = malloc(sizeof(float) * (size_t)max_b);
         if (owned) m->owned = owned;
-        ok = owned && sa && sb;
+        ok = owned != NULL;
     }
     if (!ok) {
-        for (int64_t i = 0; bufs && i < n_slots; i++) free(bufs[i]);
-        free(bufs), free(sa), free(sb);
+        for (int64_t i = 0; bufs && i < 2 * n_slots; i++) free(bufs[i]);
+        free(bufs);
         adapter_close(&ad);
-        return ERRF("%s: out of memory for the merged weights", path);
+        return ERRF("%s: out of memory for the adapter", path);
     }
+    /* A as it is, B transposed and scaled: what grok_matmul adds (kernels.h) */
     for (int64_t i = 0; i < n_slots; i++) {
         slot *sl = &ad.slots[i];
         if (!sl->a) continue;
         grok_mat *w = sl->mat;
-        size_t base_stride = sl->stride ? *sl->stride : 0;
-        for (int64_t e = 0; e < sl->n_mats; e++)
-            merged_matrix(sl, w->data + (size_t)e * base_stride, w->type, e, sa_, bufs[i] + e * w->rows * w->cols,
-                          sa, sb);
-        w->data = (const uint8_t *)bufs[i];
-        w->packed = NULL; /* a context made before may have packed the old weights */
-        w->type = GROK_TYPE_F32;
-        w->row_bytes = sizeof(float) * (size_t)w->cols;
-        if (sl->stride) *sl->stride = w->row_bytes * (size_t)w->rows;
-        m->owned[m->n_owned++] = bufs[i];
+        const int64_t r = sl->rank, rows = w->rows, cols = w->cols;
+        const float s = scale * ad.alpha / (float)r;
+        float *a = bufs[2 * i], *bt = bufs[2 * i + 1];
+        const grok_type_kernels *ka = grok_kernels_get(sl->a->type), *kb = grok_kernels_get(sl->b->type);
+        const size_t a_rb = (size_t)grok_type_row_size(sl->a->type, cols), b_rb = (size_t)grok_type_row_size(sl->b->type, r);
+        float *brow = malloc(sizeof(float) * (size_t)(r > 0 ? r : 1));
+        for (int64_t e = 0; brow && e < sl->n_mats; e++) {
+            for (int64_t k = 0; k < r; k++)
+                ka->to_f32((const uint8_t *)sl->a->data + (size_t)(e * r + k) * a_rb, a + (e * r + k) * cols, cols);
+            for (int64_t o = 0; o < rows; o++) {
+                kb->to_f32((const uint8_t *)sl->b->data + (size_t)(e * rows + o) * b_rb, brow, r);
+                for (int64_t k = 0; k < r; k++) bt[(e * r + k) * rows + o] = s * brow[k];
+            }
+        }
+        free(brow);
+        w->lora = (grok_mat_lora){a, bt, r, cols, rows, sl->stride ? *sl->stride : 0, r * cols, r * rows};
+        m->owned[m->n_owned++] = a;
+        m->owned[m->n_owned++] = bt;
     }
-    free(bufs), free(sa), free(sb);
+    free(bufs);
     adapter_close(&ad);
     return 0;
 }
