@@ -5,7 +5,10 @@
  * against an independent placement: each token's bytes found by decoding
  * the ids up to it with grok_detokenize (not the streaming decoder the
  * function uses), with the bundled model's vocabulary and, when ../shared
- * is present, Grok-1's. A token is marked exactly when its bytes overlap
+ * is present, Grok-1's. Training text: an assistant turn's span runs
+ * through the template's stop string (the built-in "\nUser:" completes in
+ * the next turn's opening, appended after the last turn; ChatML's
+ * <|im_end|> is inside the turn). A token is marked exactly when its bytes overlap
  * an assistant span; the decoded tokens reproduce the text; and refusals
  * of bad template files name the line.
  */
@@ -80,6 +83,18 @@ int main(void) {
           "the assistant span is its content and the turn's closing text: [%zu, %zu)", sp[2].start, sp[2].end);
     CHECK(sp[0].start == 8 && sp[1].start == strlen("System: S\n\nUser: "), "system and user spans");
     free(s);
+    /* training text: each assistant turn through the stop string that ends it */
+    const grok_chat_msg m2[] = {{GROK_CHAT_USER, "Hi", 2}, {GROK_CHAT_ASSISTANT, "Yo", 2}, {GROK_CHAT_USER, "Ok", 2},
+                                {GROK_CHAT_ASSISTANT, "Bye", 3}};
+    grok_chat_span ts[4];
+    size_t nts;
+    s = grok_chat_render_train(&t, m2, 4, &len, ts, &nts);
+    want = "User: Hi\n\nAssistant: Yo\n\nUser: Ok\n\nAssistant: Bye\n\nUser:";
+    CHECK(s && strcmp(s, want) == 0 && len == strlen(want), "training text: '%s'", s ? s : "(null)");
+    CHECK(nts == 2 && s && strncmp(s + ts[0].start, "Yo\n\nUser:", ts[0].end - ts[0].start) == 0 &&
+              ts[0].end - ts[0].start == 9 && ts[1].end == len,
+          "a turn's span runs through the stop string (the next turn's opening)");
+    free(s);
 
     /* a template file */
     const char *tmp = getenv("GROK_TMP") ? getenv("GROK_TMP") : "/tmp";
@@ -100,6 +115,11 @@ int main(void) {
     CHECK(s && strncmp(s + sp[1].start, "Yo<|im_end|>\n", sp[1].end - sp[1].start) == 0 && sp[1].end - sp[1].start == 13,
           "the closing <|im_end|> belongs to the assistant's span");
     CHECK(strcmp(c.stop, "<|im_end|>") == 0, "stop string");
+    free(s);
+    s = grok_chat_render_train(&c, m + 1, 2, &len, ts, &nts);
+    CHECK(s && strcmp(s, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nYo<|im_end|>\n") == 0 && nts == 1 &&
+              ts[0].end == len,
+          "ChatML-like: the turn's own <|im_end|> is its stop, nothing appended");
     free(s);
     char bad[1100];
     snprintf(bad, sizeof bad, "%s/bad-template.txt", tmp);

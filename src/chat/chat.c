@@ -187,6 +187,53 @@ char *grok_chat_render(const grok_chat_template *t, const grok_chat_msg *msgs, s
     return b;
 }
 
+char *grok_chat_render_train(const grok_chat_template *t, const grok_chat_msg *msgs, size_t n, size_t *out_len,
+                             grok_chat_span *spans, size_t *n_spans) {
+    grok_chat_span *all = malloc(sizeof *all * (n ? n : 1));
+    size_t len;
+    char *text = all ? grok_chat_render(t, msgs, n, false, &len, all) : NULL;
+    if (!text) {
+        free(all);
+        return NULL;
+    }
+    const size_t sl = strlen(t->stop);
+    /* After the last turn, the start of a next user turn: where the stop
+     * string of a template like the built-in one ("\nUser:") completes. */
+    const char *up = t->role_fmt[GROK_CHAT_USER];
+    const size_t ul = (size_t)(strstr(up, "{content}") - up);
+    bool appended = false;
+    if (sl && n && msgs[n - 1].role == GROK_CHAT_ASSISTANT) {
+        char *nt = realloc(text, len + ul + 1);
+        if (!nt) {
+            free(text), free(all);
+            return NULL;
+        }
+        text = nt;
+        memcpy(text + len, up, ul);
+        text[len + ul] = '\0';
+        appended = true;
+    }
+    const size_t full = len + (appended ? ul : 0);
+    size_t k = 0, keep = len;
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].role != GROK_CHAT_ASSISTANT) continue;
+        grok_chat_span sp = all[i];
+        if (sl) { /* the first stop string that begins inside the turn */
+            for (size_t at = sp.start; at < sp.end && at + sl <= full; at++)
+                if (memcmp(text + at, t->stop, sl) == 0) {
+                    if (at + sl > sp.end) sp.end = at + sl;
+                    break;
+                }
+        }
+        if (sp.end > keep) keep = sp.end;
+        spans[k++] = sp;
+    }
+    text[keep] = '\0'; /* the appended prefix only as far as a stop string needed it */
+    *out_len = keep, *n_spans = k;
+    free(all);
+    return text;
+}
+
 int grok_chat_tokenize_spans(const grok_tokenizer *tok, const char *text, size_t len, bool add_special,
                              const grok_chat_span *spans, size_t n_spans, int32_t **ids_out, uint8_t **mask,
                              size_t *n, char *err, size_t err_size) {

@@ -49,6 +49,18 @@ typedef struct {
 char *grok_chat_render(const grok_chat_template *t, const grok_chat_msg *msgs, size_t n, bool add_generation,
                        size_t *len, grok_chat_span *spans);
 
+/* A conversation as training text: rendered as grok_chat_render renders
+ * it (no generation prompt), and the spans of its assistant turns (*n_spans
+ * of them into spans, room for n) that a model learns to write. A turn's
+ * span runs from its content through its closing text and on through the
+ * template's stop string when that begins inside the turn: with the
+ * built-in template ("...\n\n" closing a turn, stop "\nUser:") the model
+ * learns to begin the next user turn, which is where the server stops it;
+ * after the last turn the next user turn's opening is appended as far as
+ * the stop string needs. NULL when out of memory. */
+char *grok_chat_render_train(const grok_chat_template *t, const grok_chat_msg *msgs, size_t n, size_t *len,
+                             grok_chat_span *spans, size_t *n_spans);
+
 /* Tokenizes text[0..len) as one text (as the server does, so tokens merge
  * across turn boundaries exactly as they will at inference) and marks the
  * tokens that hold a byte of any span (spans sorted, not overlapping):

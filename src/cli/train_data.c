@@ -4,8 +4,9 @@
  * A conversation goes through the same template as a `grok serve`
  * request (src/chat/chat.c) and is tokenized as one text, as the server
  * tokenizes a prompt, so the model learns exactly what it will be served;
- * the tokens that carry an assistant turn (its content and the template's
- * closing text) are the only targets that count in the loss.
+ * the tokens that carry an assistant turn (its content, the template's
+ * closing text and the stop string that ends the turn) are the only
+ * targets that count in the loss.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -208,11 +209,8 @@ int train_read_chat(const char *const *files, int n_files, const grok_chat_templ
                 return -1;
             }
             grok_chat_span *spans = calloc(n, sizeof *spans);
-            size_t tlen = 0;
-            char *text = spans ? grok_chat_render(t, m, n, false, &tlen, spans) : NULL;
-            size_t k = 0; /* the assistant spans */
-            for (size_t i = 0; spans && i < n; i++)
-                if (m[i].role == GROK_CHAT_ASSISTANT) spans[k++] = spans[i];
+            size_t tlen = 0, k = 0;
+            char *text = spans ? grok_chat_render_train(t, m, n, &tlen, spans, &k) : NULL;
             int32_t *ids = NULL;
             uint8_t *mask = NULL;
             size_t n_ids = 0;

@@ -105,6 +105,7 @@ static void sample_answer(run *r, const grok_model *base, const grok_chat_templa
     char *text = calloc(1, 1);
     size_t len = 0;
     char err[GROK_ERR_SIZE];
+    if (ids && (int64_t)n >= T) fprintf(stderr, "  sample answer: (its prompt of %zu tokens does not fit --seq %" PRId64 ")\n", n, T);
     if (!ids || !logits || !all || !text || (int64_t)n >= T) {
         free(ids), free(logits), free(all), free(text);
         return;

@@ -52,6 +52,8 @@ typedef struct {
     grok_type kv_type;
     const char *api_key;       /* NULL: no authentication */
     const char *chat_template; /* file, or NULL for the built-in one */
+    const char *lora;          /* LoRA adapter applied at load (not merged), or NULL */
+    float lora_scale;          /* its strength */
     const char *port_file;     /* write the bound port here once listening */
 } server_config;
 
