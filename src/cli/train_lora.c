@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -353,6 +354,13 @@ int train_lora_run(train_args *a) {
             goto done;
         }
         fprintf(stderr, "grok train: wrote %s after %" PRId64 " steps (%.1f s)\n", a->out, st.step, cli_now() - t0);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        fprintf(stderr,
+                "grok train: peak RSS %.1f MB (base file %.1f MB, mapped; adapters with AdamW %.1f MB; trainer %.1f "
+                "MB)\n",
+                (double)ru.ru_maxrss / 1024.0 * 1.048576, (double)grok_gguf_file_size(grok_model_gguf(base)) / 1e6,
+                (double)lora->p->n_params * 16 / 1e6, (double)grok_qlora_bytes(r.q) / 1e6);
     }
     rc = 0;
 done:
