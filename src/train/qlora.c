@@ -63,7 +63,7 @@ struct grok_qlora {
     grok_threadpool *pool;
     int nth;
     int64_t max_tok, max_seq, max_seqs;
-    int64_t d, qd, kvd, E, K, ff, V, L, H, KVH, D, grp, wd;
+    int64_t d, qd, kvd, E, K, ff, V, L, H, KVH, D, grp;
     grok_mat *a_mat, *b_mat, *bt_mat; /* [n_t * n_mats]: A, B and s B^T of every target and expert */
     float *bt;                        /* storage of bt_mat */
     float *rope;                      /* [max_seq][D]: cos then sin of each position */
@@ -377,14 +377,12 @@ static void lora_bwd(grok_qlora *q, const grok_train_lora_target *t, int64_t e, 
         xin = q->xd, ldin = t->cols;
     }
     leaf_ctx c = {t, e, n, xin, ldin, rows_tok, u, v, dy, lddy};
-    const int64_t sz = r * (t->cols + t->rows);
     for (int i = 0; i < q->n_nodes; i++) {
         tree(q, &c, q->nodes[i].a, q->nodes[i].c, q->leaf, 0);
         float *g = q->node_buf[i];
         memcpy(g + t->a + e * r * t->cols, q->leaf, sizeof(float) * SZ(r * t->cols));
         memcpy(g + t->b + e * t->rows * r, q->leaf + r * t->cols, sizeof(float) * SZ(t->rows * r));
     }
-    (void)sz;
 }
 
 /* ------------------------------------------------------------ attention */
@@ -799,7 +797,6 @@ grok_qlora *grok_qlora_create(const grok_model *m, const grok_train_lora *l, int
     q->d = hp->d_model, q->H = hp->n_heads, q->KVH = hp->n_kv_heads, q->D = hp->head_dim;
     q->grp = q->H / q->KVH, q->qd = q->H * q->D, q->kvd = q->KVH * q->D;
     q->E = hp->n_experts, q->K = hp->n_experts_used, q->ff = hp->n_ff, q->V = hp->n_vocab, q->L = hp->n_layers;
-    q->wd = q->d > q->qd ? q->d : q->qd;
     const int64_t N = max_tok, d = q->d, qd = q->qd, kvd = q->kvd, E = q->E, K = q->K, ff = q->ff, S = max_seq;
     q->n_stat = ST_HEAD + q->L * E * 2 + q->L;
     int64_t R = 1;
