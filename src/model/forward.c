@@ -424,27 +424,29 @@ static int64_t mat_bytes(const grok_mat *w) { return w->rows * grok_type_row_siz
  * raw probabilities (no renormalisation). PAD tokens are routed like any
  * other: the official Router can multiply by a padding mask, but
  * MoELayer.__call__ drops the mask before calling it. */
+double grok_route_token(float *r, int64_t E, int64_t K, int32_t *sel, float *gates) {
+    float mx = r[0];
+    for (int64_t e = 1; e < E; e++) mx = fmaxf(mx, r[e]);
+    double sum = 0;
+    for (int64_t e = 0; e < E; e++) sum += (r[e] = expf(r[e] - mx));
+    for (int64_t e = 0; e < E; e++) r[e] = (float)(r[e] / sum);
+    for (int64_t k = 0; k < K; k++) {
+        int64_t best = -1;
+        for (int64_t e = 0; e < E; e++) {
+            bool taken = false;
+            for (int64_t kk = 0; kk < k; kk++) taken |= sel[kk] == e;
+            if (!taken && (best < 0 || r[e] > r[best])) best = e;
+        }
+        sel[k] = (int32_t)best;
+        gates[k] = r[best];
+    }
+    return (double)mx + log(sum);
+}
+
 static void route(grok_runner *c, int64_t n) {
     const grok_hparams *hp = &c->m->hp;
     const int64_t E = hp->n_experts, K = hp->n_experts_used;
-    for (int64_t t = 0; t < n; t++) {
-        float *r = c->router + t * E;
-        float mx = r[0];
-        for (int64_t e = 1; e < E; e++) mx = fmaxf(mx, r[e]);
-        double sum = 0;
-        for (int64_t e = 0; e < E; e++) sum += (r[e] = expf(r[e] - mx));
-        for (int64_t e = 0; e < E; e++) r[e] = (float)(r[e] / sum);
-        for (int64_t k = 0; k < K; k++) {
-            int64_t best = -1;
-            for (int64_t e = 0; e < E; e++) {
-                bool taken = false;
-                for (int64_t kk = 0; kk < k; kk++) taken |= c->sel[t * K + kk] == e;
-                if (!taken && (best < 0 || r[e] > r[best])) best = e;
-            }
-            c->sel[t * K + k] = (int32_t)best;
-            c->gates[t * K + k] = r[best];
-        }
-    }
+    for (int64_t t = 0; t < n; t++) grok_route_token(c->router + t * E, E, K, c->sel + t * K, c->gates + t * K);
 }
 
 /* hg[i] = gelu(hg[i]) * hu[i] over [0, n), split across the pool when it

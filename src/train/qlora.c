@@ -462,22 +462,8 @@ static void route_and_stats(grok_qlora *q, int64_t il) {
     const int64_t N = q->N, E = q->E, K = q->K;
     float *rp = q->rp;
     for (int64_t t = 0; t < N; t++) {
-        float *r = rp + t * E, mx = r[0];
-        for (int64_t e = 1; e < E; e++) mx = fmaxf(mx, r[e]);
-        double sum = 0;
-        for (int64_t e = 0; e < E; e++) sum += (r[e] = expf(r[e] - mx));
-        q->lse_r[t] = (double)mx + log(sum);
-        for (int64_t e = 0; e < E; e++) r[e] = (float)(r[e] / sum);
-        for (int64_t k = 0; k < K; k++) {
-            int64_t best = -1;
-            for (int64_t e = 0; e < E; e++) {
-                bool taken = false;
-                for (int64_t kk = 0; kk < k; kk++) taken |= q->sel[t * K + kk] == e;
-                if (!taken && (best < 0 || r[e] > r[best])) best = e;
-            }
-            q->sel[t * K + k] = (int32_t)best;
-            q->gates[t * K + k] = r[best];
-        }
+        const float *r = rp + t * E;
+        q->lse_r[t] = grok_route_token(rp + t * E, E, K, q->sel + t * K, q->gates + t * K);
         if (q->keep_stats) {
             double *st = q->stats + SZ(q->tseq[t]) * SZ(q->n_stat);
             for (int64_t k = 0; k < K; k++) st[ST_HEAD + (il * E + q->sel[t * K + k]) * 2] += 1;
