@@ -438,7 +438,7 @@ double grok_route_token(float *r, int64_t E, int64_t K, int32_t *sel, float *gat
             if (!taken && (best < 0 || r[e] > r[best])) best = e;
         }
         sel[k] = (int32_t)best;
-        gates[k] = r[best];
+        if (gates) gates[k] = r[best];
     }
     return (double)mx + log(sum);
 }
