@@ -56,5 +56,12 @@ bool cli_kv_type(const char *sub, const char *name, grok_type *out);
 bool cli_default_model(char *buf, size_t size);
 /* Wall clock in seconds. */
 double cli_now(void);
+/* CPU seconds this process has used, all its threads together. */
+double cli_cpu_now(void);
+/* The trainers' closing line on the steps alone (no set-up, no output):
+ * tokens/s and tokens per CPU-second, which a shared machine's load moves
+ * far less than the wall-clock rate. n_tokens is the global batch's over
+ * np processes; cpu_s this process's, so the CPU rate is per process. */
+void cli_train_rate(double n_tokens, int np, double wall_s, double cpu_s);
 
 #endif

@@ -477,7 +477,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "  held-out loss before fine-tuning %.4f (perplexity %.2f)\n", ev, exp(ev));
     }
     bool tty = isatty(2);
-    double t0 = cli_now(), ema = NAN;
+    double t0 = cli_now(), c0 = cli_cpu_now(), ema = NAN;
     int64_t step0 = st.step;
     while (st.step < a.stop_at) {
         grok_rng r = {st.rng};
@@ -524,6 +524,7 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (tty) fprintf(stderr, "\n");
+    cli_train_rate((double)((st.step - step0) * a.batch * a.seq), 1, cli_now() - t0, cli_cpu_now() - c0);
     if (a.expert_stats && n_eval > a.seq) {
         int64_t sc;
         grok_trainer_reset_expert_counts(tr);

@@ -298,7 +298,7 @@ int train_lora_run(train_args *a) {
         if (lead) fprintf(stderr, "  held-out loss before fine-tuning %.4f (perplexity %.2f)\n", ev, exp(ev));
     }
     bool tty = lead && isatty(2);
-    double t0 = cli_now(), ema = NAN, n_tok_done = 0;
+    double t0 = cli_now(), c0 = cli_cpu_now(), ema = NAN, n_tok_done = 0;
     int64_t step0 = st.step;
     while (st.step < a->stop_at) {
         grok_rng g = {st.rng};
@@ -348,6 +348,7 @@ int train_lora_run(train_args *a) {
         }
     }
     if (tty) fprintf(stderr, "\n");
+    if (lead) cli_train_rate(n_tok_done, np, cli_now() - t0, cli_cpu_now() - c0);
     if (lead) {
         if (grok_train_lora_save(a->out, lora, a->init, NULL, err, sizeof err)) {
             cli_error("train", "%s", err);
