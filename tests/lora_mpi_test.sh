@@ -11,18 +11,10 @@
 set -uo pipefail
 : "${GROK:?}" "${GROK_TMP:?}" "${GROK_SRC:?}"
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
-command -v mpirun >/dev/null || { echo "SKIP: no mpirun (apt-get install openmpi-bin libopenmpi-dev)"; exit 77; }
-probe=$("$GROK" run --mpi-stats --help 2>&1)
-case "$probe" in *"built without MPI"*) echo "SKIP: grok built without MPI"; exit 77 ;; esac
+. "$GROK_SRC/tests/mpi_lib.sh"
 fails=0 passes=0
 ok() { passes=$((passes + 1)); echo "ok   $*"; }
 bad() { fails=$((fails + 1)); echo "FAIL $*"; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent=
-export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
-export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
-export LSAN_OPTIONS="suppressions=$GROK_SRC/tests/lsan_mpi.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
-MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
 mpi() { local np=$1; shift; timeout 300 "${MPIRUN[@]}" -np "$np" "$GROK" "$@"; }
 
 "$GROK" new -o base.gguf --force --d-model 64 --layers 2 --heads 4 --kv-heads 2 --experts 4 --ffn 64 \
