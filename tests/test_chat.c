@@ -21,13 +21,16 @@
 #include "check.h"
 
 static void check_marks(const char *name, const grok_tokenizer *tok, const grok_chat_template *t) {
+    /* lengths from sizeof: a hand count read past the literal (ASan) */
+#define MSG(role, lit) {role, lit, sizeof lit - 1}
     const grok_chat_msg msgs[] = {
-        {GROK_CHAT_SYSTEM, "Be brief.", 9},
-        {GROK_CHAT_USER, "What is 2+2?", 12},
-        {GROK_CHAT_ASSISTANT, "It is 4.", 8},
-        {GROK_CHAT_USER, "And 3+3 in words, with \xc3\xa9l\xc3\xa8ve?", 34},
-        {GROK_CHAT_ASSISTANT, " Six\n(six)", 10},
+        MSG(GROK_CHAT_SYSTEM, "Be brief."),
+        MSG(GROK_CHAT_USER, "What is 2+2?"),
+        MSG(GROK_CHAT_ASSISTANT, "It is 4."),
+        MSG(GROK_CHAT_USER, "And 3+3 in words, with \xc3\xa9l\xc3\xa8ve?"),
+        MSG(GROK_CHAT_ASSISTANT, " Six\n(six)"),
     };
+#undef MSG
     const size_t n = sizeof msgs / sizeof msgs[0];
     grok_chat_span sp[5], as[2];
     size_t len;
