@@ -77,6 +77,7 @@ typedef struct {
     const grok_gguf_tensor *a, *b;
     grok_mat *mat;  /* the model's weight */
     size_t *stride; /* bytes between experts (NULL for attention and the router) */
+    const uint8_t ***xdata; /* where each expert lies (grok_layer.xdata; NULL for attention and the router) */
     int64_t n_mats;
     int64_t rank; /* this weight's rank (A's rows) */
 } slot;
@@ -115,19 +116,26 @@ static bool parse_name(const char *name, int64_t n_layers, int64_t *il, int *ti,
     return false;
 }
 
-static grok_mat *target_mat(grok_model *m, int64_t il, int t, size_t **stride) {
+static grok_mat *target_mat(grok_model *m, int64_t il, int t, size_t **stride, const uint8_t ****xdata) {
     grok_layer *L = &m->layers[il];
     *stride = NULL;
+    *xdata = NULL;
     switch (t) {
     case 0: return &L->wq;
     case 1: return &L->wk;
     case 2: return &L->wv;
     case 3: return &L->wo;
-    case GROK_LORA_T_GATE: *stride = &L->gate_stride; return &L->gate;
-    case GROK_LORA_T_UP: *stride = &L->up_stride; return &L->up;
-    case GROK_LORA_T_DOWN: *stride = &L->down_stride; return &L->down;
+    case GROK_LORA_T_GATE: *stride = &L->gate_stride, *xdata = &L->xdata[0]; return &L->gate;
+    case GROK_LORA_T_UP: *stride = &L->up_stride, *xdata = &L->xdata[1]; return &L->up;
+    case GROK_LORA_T_DOWN: *stride = &L->down_stride, *xdata = &L->xdata[2]; return &L->down;
     default: return &L->router;
     }
+}
+
+/* Where matrix e of a slot's weight lies. */
+static const uint8_t *slot_mat(const slot *sl, int64_t e) {
+    return grok_expert_data(sl->mat, sl->stride ? *sl->stride : 0,
+                            sl->xdata ? (const uint8_t *const *)*sl->xdata : NULL, e);
 }
 
 static int check_ab(const grok_gguf_tensor *t, const char *path, int64_t ne0, int64_t ne1, int64_t ne2,
@@ -225,7 +233,7 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
                           sl->a ? "lora_b" : "lora_a");
                 break;
             }
-            sl->mat = target_mat(m, il, t, &sl->stride);
+            sl->mat = target_mat(m, il, t, &sl->stride, &sl->xdata);
             sl->n_mats = grok_lora_target_is_expert(t) ? hp->n_experts : 1;
             sl->rank = sl->a->ne[1];
             if (sl->rank < 1 || sl->rank > rank) {
@@ -399,9 +407,8 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
         uint32_t ty = type >= 0 ? (uint32_t)type : t->type;
         const grok_type_kernels *k = grok_kernels_get(ty);
         size_t rb = (size_t)grok_type_row_size(ty, t->ne[0]);
-        size_t base_stride = sl->stride ? *sl->stride : 0;
         for (int64_t e = 0; rc == 0 && e < sl->n_mats; e++) {
-            merged_matrix(sl, sl->mat->data + (size_t)e * base_stride, sl->mat->type, e, sa_, mat, sa, sb);
+            merged_matrix(sl, slot_mat(sl, e), sl->mat->type, e, sa_, mat, sa, sb);
             for (int64_t r = 0; r < sl->mat->rows; r++)
                 k->from_f32(mat + r * sl->mat->cols, enc + (size_t)r * rb, sl->mat->cols);
             rc = grok_gguf_writer_write_data(w, enc, rb * (size_t)sl->mat->rows, err, err_size);

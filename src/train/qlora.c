@@ -535,8 +535,8 @@ static void layer_fwd(grok_qlora *q, int64_t il) {
     for (int64_t e = 0; e < E; e++) {
         const int64_t j0 = q->eoff[e], n = q->eoff[e + 1] - j0;
         if (n == 0) continue;
-        grok_mat gate = grok_mat_offset(L->gate, SZ(e) * L->gate_stride);
-        grok_mat up = grok_mat_offset(L->up, SZ(e) * L->up_stride);
+        grok_mat gate = grok_layer_expert(L, 0, e);
+        grok_mat up = grok_layer_expert(L, 1, e);
         const grok_matmul_op ops[2] = {{&gate, q->xg + j0 * d, d, q->G + j0 * ff, ff, n},
                                        {&up, q->xg + j0 * d, d, q->U + j0 * ff, ff, n}};
         base_mm_ops(q, ops, 2);
@@ -548,7 +548,7 @@ static void layer_fwd(grok_qlora *q, int64_t il) {
     for (int64_t e = 0; e < E; e++) {
         const int64_t j0 = q->eoff[e], n = q->eoff[e + 1] - j0;
         if (n == 0) continue;
-        grok_mat down = grok_mat_offset(L->down, SZ(e) * L->down_stride);
+        grok_mat down = grok_layer_expert(L, 2, e);
         base_mm(q, &down, q->act + j0 * ff, ff, q->EO + j0 * d, d, n);
         if (td)
             lora_fwd(q, td, e, q->act + j0 * ff, ff, n, q->slot_tok + j0, q->EO + j0 * d, d,
@@ -617,9 +617,9 @@ static void layer_bwd(grok_qlora *q, int64_t il, bool need_dx) {
         const int64_t j0 = q->eoff[e], n = q->eoff[e + 1] - j0;
         if (n == 0) continue;
         const int32_t *rt = q->slot_tok + j0;
-        grok_mat gate = grok_mat_offset(L->gate, SZ(e) * L->gate_stride);
-        grok_mat up = grok_mat_offset(L->up, SZ(e) * L->up_stride);
-        grok_mat down = grok_mat_offset(L->down, SZ(e) * L->down_stride);
+        grok_mat gate = grok_layer_expert(L, 0, e);
+        grok_mat up = grok_layer_expert(L, 1, e);
+        grok_mat down = grok_layer_expert(L, 2, e);
         float *dact = q->dact, *deo = q->deo + j0 * d;
         memset(dact, 0, sizeof(float) * SZ(n * ff));
         grok_matmul_t(q->pool, &down, deo, d, dact, ff, n);
