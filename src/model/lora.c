@@ -336,6 +336,22 @@ int grok_model_apply_lora(grok_model *m, const char *path, float scale, char *er
 
 /* ---- merge ---- */
 
+/* Expert e if name is "blk.<il>.<kind without _exps>.<e>.weight" (files
+ * of one tensor per expert, model.c's bind_experts), else -1. */
+static int64_t expert_tensor(const char *name, int64_t il, int kind, int64_t n_experts) {
+    const char *what = grok_lora_target_names[kind];
+    char prefix[96];
+    snprintf(prefix, sizeof prefix, "blk.%" PRId64 ".%.*s.", il, (int)(strlen(what) - strlen("_exps")), what);
+    const size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n) != 0) return -1;
+    const char *p = name + n;
+    int64_t e = 0;
+    if (*p < '0' || *p > '9') return -1;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if ((e = e * 10 + (*p - '0')) >= n_experts) return -1;
+    return strcmp(p, ".weight") == 0 ? e : -1;
+}
+
 int grok_lora_merge(const char *base_path, const char *adapter_path, const char *out_path, int type,
                     float scale, char *err, size_t err_size) {
     if (type >= 0) {
@@ -352,27 +368,35 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
     const grok_gguf_file *f = m->file;
     const int64_t n_slots = m->hp.n_layers * GROK_LORA_N_TARGETS, nt = grok_gguf_n_tensors(f);
     const float sa_ = scale * ad.alpha;
-    /* Which slot (if any) each base tensor is, and its output type. */
-    int64_t *which = malloc(sizeof(int64_t) * (size_t)(nt ? nt : 1));
+    /* Which slot (if any) each base tensor is, and which expert of it
+     * (-1: all, one 3-D tensor; else a file of one tensor per expert). */
+    int64_t *which = malloc(sizeof(int64_t) * (size_t)(nt ? 2 * nt : 1)), *which_e = which ? which + nt : NULL;
+    int64_t *found = calloc((size_t)(n_slots ? n_slots : 1), sizeof *found); /* matrices per slot */
     grok_gguf_writer *w = grok_gguf_writer_create();
     float *mat = NULL, *sa = NULL, *sb = NULL;
     uint8_t *enc = NULL;
-    int rc = which && w ? 0 : ERRF("%s: out of memory", out_path);
+    int rc = which && found && w ? 0 : ERRF("%s: out of memory", out_path);
     int64_t max_mat = 0, max_a = 0, max_b = 0, max_enc = 0;
     if (rc == 0 && grok_gguf_writer_copy_kvs(w, f)) rc = ERRF("%s: cannot copy the metadata", out_path);
     for (int64_t i = 0; rc == 0 && i < nt; i++) {
         const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
         which[i] = -1;
-        for (int64_t j = 0; j < n_slots; j++) {
+        which_e[i] = -1;
+        for (int64_t j = 0; j < n_slots && which[i] < 0; j++) {
             char n[96];
             if (!ad.slots[j].a) continue;
-            grok_tensor_name(n, sizeof n, j / GROK_LORA_N_TARGETS,
-                             grok_lora_target_names[j % GROK_LORA_N_TARGETS]);
+            const int64_t il = j / GROK_LORA_N_TARGETS;
+            const int kind = (int)(j % GROK_LORA_N_TARGETS);
+            grok_tensor_name(n, sizeof n, il, grok_lora_target_names[kind]);
             if (strcmp(n, t->name) == 0) which[i] = j;
+            if (which[i] < 0 && grok_lora_target_is_expert(kind) &&
+                (which_e[i] = expert_tensor(t->name, il, kind, m->hp.n_experts)) >= 0)
+                which[i] = j;
         }
         uint32_t ty = t->type;
         if (which[i] >= 0) {
             const slot *sl = &ad.slots[which[i]];
+            found[which[i]] += which_e[i] >= 0 ? 1 : sl->n_mats;
             if (type >= 0) ty = (uint32_t)type;
             int64_t rb = grok_type_row_size(ty, t->ne[0]);
             if (rb < 0 || !grok_kernels_get(ty) || !grok_kernels_get(ty)->from_f32) {
@@ -389,6 +413,11 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
         if (grok_gguf_writer_add_tensor(w, t->name, (grok_type)ty, t->n_dims, t->ne, NULL) < 0)
             rc = ERRF("%s: cannot add tensor '%s'", out_path, t->name);
     }
+    /* every adapted matrix must be written merged: none silently left as it was */
+    for (int64_t j = 0; rc == 0 && j < n_slots; j++)
+        if (ad.slots[j].a && found[j] != ad.slots[j].n_mats)
+            rc = ERRF("%s: %" PRId64 " of the %" PRId64 " matrices that '%s' adapts were found in %s", out_path,
+                      found[j], ad.slots[j].n_mats, ad.slots[j].a->name, base_path);
     if (rc == 0) {
         mat = malloc(sizeof(float) * (size_t)(max_mat ? max_mat : 1));
         enc = malloc((size_t)(max_enc ? max_enc : 1));
@@ -407,7 +436,8 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
         uint32_t ty = type >= 0 ? (uint32_t)type : t->type;
         const grok_type_kernels *k = grok_kernels_get(ty);
         size_t rb = (size_t)grok_type_row_size(ty, t->ne[0]);
-        for (int64_t e = 0; rc == 0 && e < sl->n_mats; e++) {
+        const int64_t e0 = which_e[i] >= 0 ? which_e[i] : 0, e1 = which_e[i] >= 0 ? e0 + 1 : sl->n_mats;
+        for (int64_t e = e0; rc == 0 && e < e1; e++) {
             merged_matrix(sl, slot_mat(sl, e), sl->mat->type, e, sa_, mat, sa, sb);
             for (int64_t r = 0; r < sl->mat->rows; r++)
                 k->from_f32(mat + r * sl->mat->cols, enc + (size_t)r * rb, sl->mat->cols);
@@ -416,7 +446,7 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
     }
     if (rc == 0) rc = grok_gguf_writer_finish(w, err, err_size);
     grok_gguf_writer_free(w);
-    free(which), free(mat), free(enc), free(sa), free(sb);
+    free(which), free(found), free(mat), free(enc), free(sa), free(sb);
     adapter_close(&ad);
     grok_model_free(m);
     return rc ? -1 : 0;
