@@ -23,41 +23,9 @@
 #include <cJSON.h>
 
 #include "server/server.h"
+#include "util/utf8.h"
 
 /* ---- UTF-8 ---- */
-
-/* Length of the valid UTF-8 sequence at s[0..n), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    uint32_t cp, min;
-    if ((c & 0xE0) == 0xC0)
-        len = 2, cp = c & 0x1F, min = 0x80;
-    else if ((c & 0xF0) == 0xE0)
-        len = 3, cp = c & 0x0F, min = 0x800;
-    else if ((c & 0xF8) == 0xF0)
-        len = 4, cp = c & 0x07, min = 0x10000;
-    else
-        return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
-bool utf8_valid(const char *s, size_t len) {
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < len;) {
-        size_t k = utf8_seq(u + i, len - i);
-        if (!k) return false;
-        i += k;
-    }
-    return true;
-}
 
 char *utf8_sanitize(const char *s, size_t len, size_t *out_len) {
     if (len > (SIZE_MAX - 1) / 3) return NULL;
@@ -66,7 +34,7 @@ char *utf8_sanitize(const char *s, size_t len, size_t *out_len) {
     const unsigned char *u = (const unsigned char *)s;
     size_t k = 0;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq(u + i, len - i);
+        size_t n = grok_utf8_seq(u + i, len - i);
         if (n) {
             memcpy(o + k, s + i, n);
             k += n;
@@ -214,44 +182,39 @@ static char *chat_prompt(server *s, const cJSON *msgs, size_t *out_len, char *er
         snprintf(err, err_size, "'messages' must be a non-empty array");
         return NULL;
     }
-    size_t len = 0, cap = 0, idx = 0;
+    const size_t n = (size_t)cJSON_GetArraySize(msgs);
+    grok_chat_msg *cm = calloc(n, sizeof *cm);
+    char **owned = calloc(n, sizeof *owned);
     char *b = NULL;
+    size_t idx = 0;
+    if (!cm || !owned) {
+        snprintf(err, err_size, "out of memory");
+        goto done;
+    }
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
             snprintf(err, err_size, "messages[%zu] must be an object with a string 'role'", idx);
-            goto fail;
+            goto done;
         }
         const char *rn = strcmp(role->valuestring, "developer") == 0 ? "system" : role->valuestring;
-        int ri = chat_role_index(rn);
+        int ri = grok_chat_role_index(rn);
         if (ri < 0) {
             snprintf(err, err_size, "messages[%zu].role must be system, user or assistant", idx);
-            goto fail;
+            goto done;
         }
-        char *owned;
-        const char *text = message_text(field(m, "content"), &owned, err, err_size, idx);
-        if (!text) goto fail;
-        const char *fmt = s->chat.role_fmt[ri], *ph = strstr(fmt, "{content}");
-        bool ok = buf_add(&b, &len, &cap, fmt, (size_t)(ph - fmt)) &&
-                  buf_add(&b, &len, &cap, text, strlen(text)) &&
-                  buf_add(&b, &len, &cap, ph + 9, strlen(ph + 9));
-        free(owned);
-        if (!ok) {
-            snprintf(err, err_size, "out of memory");
-            goto fail;
-        }
+        const char *text = message_text(field(m, "content"), &owned[idx], err, err_size, idx);
+        if (!text) goto done;
+        cm[idx] = (grok_chat_msg){ri, text, strlen(text)};
         idx++;
     }
-    if (!buf_add(&b, &len, &cap, s->chat.generation, strlen(s->chat.generation))) {
-        snprintf(err, err_size, "out of memory");
-        goto fail;
-    }
-    *out_len = len;
+    b = grok_chat_render(&s->chat, cm, n, true, out_len, NULL);
+    if (!b) snprintf(err, err_size, "out of memory");
+done:
+    for (size_t i = 0; owned && i < n; i++) free(owned[i]);
+    free(owned), free(cm);
     return b;
-fail:
-    free(b);
-    return NULL;
 }
 
 /* Token ids from a JSON array of integers; NULL with err. */

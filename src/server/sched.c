@@ -43,6 +43,7 @@
 #include <time.h>
 
 #include "dist/dist.h"
+#include "model/lora.h"
 #include "server/server.h"
 
 double now_s(void) {
@@ -60,6 +61,7 @@ int server_load(server *s, char *err, size_t err_size) {
         snprintf(err, err_size, "%s has no vocabulary (tokenizer.ggml.*)", cfg->model_path);
         ok = false;
     }
+    ok = ok && (!cfg->lora || grok_model_apply_lora(s->model, cfg->lora, cfg->lora_scale, err, err_size) == 0);
     ok = ok && grok_dist_attach(s->model, err, err_size) == 0;
     if (grok_dist_agree(ok, err, err_size)) return -1;
     s->n_vocab = grok_model_hparams(s->model)->n_vocab;

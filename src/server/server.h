@@ -12,7 +12,8 @@
  *   api.c      the OpenAI request schema (JSON -> struct request, with a
  *              400 message naming the field on any bad value) and the
  *              response objects (request -> JSON).
- *   chat.c     the chat template that turns messages into a prompt.
+ *   (the chat template that turns messages into a prompt is libgrok's,
+ *   src/chat/chat.c, shared with grok train --data-format chat)
  *   metrics.c  Prometheus counters, gauges and histograms.
  *   follow.c   under mpirun: rank 0 announces every forward step, the
  *              other ranks (which run no HTTP) replay it on their share.
@@ -30,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chat/chat.h"
 #include "grok.h"
 #include "server/think.h"
 
@@ -51,6 +53,8 @@ typedef struct {
     grok_type kv_type;
     const char *api_key;       /* NULL: no authentication */
     const char *chat_template; /* file, or NULL for the built-in one */
+    const char *lora;          /* LoRA adapter applied at load (not merged), or NULL */
+    float lora_scale;          /* its strength */
     const char *port_file;     /* write the bound port here once listening */
     const char *verifier_path;   /* --verifier MODEL: scores think samples (NULL: none) */
     const char *verifier_suffix; /* appended after a candidate ("\nV:"-style; "" by default) */
@@ -72,20 +76,6 @@ extern const size_t webui_n_assets;
 /* Loads the model, serves until SIGTERM or SIGINT, drains and returns the
  * process status (0 after a clean shutdown). */
 int server_run(const server_config *cfg);
-
-/* ---- chat template (chat.c) ---- */
-#define CHAT_ROLES 3 /* system, user, assistant */
-typedef struct {
-    char *role_fmt[CHAT_ROLES]; /* each with one {content} */
-    char *generation;           /* appended after the messages */
-    char *stop;                 /* extra stop string for chat ("" = none) */
-} chat_template;
-
-/* The built-in template, or one read from path (format in chat.c). */
-int chat_template_load(chat_template *t, const char *path, char *err, size_t err_size);
-void chat_template_free(chat_template *t);
-/* Role name -> index, -1 if unknown. */
-int chat_role_index(const char *role);
 
 /* ---- requests ---- */
 #define MAX_STOPS 16
@@ -276,7 +266,6 @@ void api_token_text(struct server *s, int32_t id, char *out, size_t cap);
 void token_display_text(const grok_tokenizer *tok, int32_t id, char *out, size_t cap);
 
 /* UTF-8 helpers. */
-bool utf8_valid(const char *s, size_t len);
 /* Copy with every invalid sequence replaced by U+FFFD (malloc'd). */
 char *utf8_sanitize(const char *s, size_t len, size_t *out_len);
 
@@ -329,7 +318,7 @@ typedef struct server {
     grok_runner *runner; /* runs every step, whichever slots are in it */
     think_verifier *verifier; /* --verifier (rank 0 only), run by the scheduler thread */
     request *judge_head;      /* complete requests waiting for the verifier */
-    chat_template chat;
+    grok_chat_template chat;
     int64_t n_vocab;
     char model_name[256];
 
