@@ -218,6 +218,21 @@ void cli_bar_end(cli_bar *b) {
     if (b->tty && b->shown) fputc('\n', stderr);
 }
 
+char *cli_unescape(const char *s) {
+    char *o = malloc(strlen(s) + 1), *w = o;
+    if (!o) return NULL;
+    for (; *s; s++) {
+        if (*s == '\\' && (s[1] == 'n' || s[1] == 't' || s[1] == '\\')) {
+            s++;
+            *w++ = *s == 'n' ? '\n' : *s == 't' ? '\t' : '\\';
+        } else {
+            *w++ = *s;
+        }
+    }
+    *w = '\0';
+    return o;
+}
+
 int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *text, size_t len, const char *text_path,
                          int64_t ctx, int64_t max_chunks, size_t *n_tok, int64_t *n_chunks) {
     int32_t *toks = grok_tokenize(tk, text, len, true, n_tok);
@@ -235,6 +250,19 @@ double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double cli_cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void cli_train_rate(double n_tokens, int np, double wall_s, double cpu_s) {
+    const double mine = n_tokens / (np > 1 ? np : 1);
+    fprintf(stderr, "grok train: steps: %.0f tokens in %.1f s, %.1f CPU-s%s: %.2f tok/s, %.2f tokens per CPU-second\n",
+            n_tokens, wall_s, cpu_s, np > 1 ? " (rank 0)" : "", wall_s > 0 ? n_tokens / wall_s : 0.0,
+            cpu_s > 0 ? mine / cpu_s : 0.0);
 }
 
 bool cli_default_model(char *buf, size_t size) {

@@ -6,7 +6,9 @@
  * machine and uses what it finds.
  */
 #include <pthread.h>
-#include <stdint.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,47 +21,22 @@ static atomic_int g_mode = GROK_KERNELS_FAST;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static void (*g_quantize)(const float *, block_q8a *, int64_t) = grok_quantize_q8a_ref;
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-
-/* XCR0: which register states the OS saves on a context switch. A CPU
- * that has AVX-512 is no use if the kernel does not save the zmm registers,
- * so the feature bits count only with the matching XCR0 bits. */
-static uint64_t xcr0(void) {
-    uint32_t lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return ((uint64_t)hi << 32) | lo;
-}
-
-/* CPUID read directly rather than through __builtin_cpu_supports, whose
- * feature names differ between gcc and clang (clang 14 knows no "f16c"). */
-static void detect_x86(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
-    bool osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
-    uint64_t xcr = osxsave ? xcr0() : 0;
-    bool ymm = avx && (xcr & 0x6) == 0x6;     /* SSE + AVX state */
-    bool zmm = ymm && (xcr & 0xe0) == 0xe0;   /* opmask + both zmm halves */
-    g_cpu.fma = ymm && ((c >> 12) & 1);
-    g_cpu.f16c = ymm && ((c >> 29) & 1);
-    if (__get_cpuid_max(0, NULL) < 7) return;
-    __cpuid_count(7, 0, a, b, c, d);
-    g_cpu.avx2 = ymm && ((b >> 5) & 1);
-    g_cpu.avx512f = zmm && ((b >> 16) & 1);
-    g_cpu.avx512bw = zmm && ((b >> 30) & 1);
-    g_cpu.avx512vl = zmm && ((b >> 31) & 1);
-    g_cpu.avx512vnni = zmm && ((c >> 11) & 1);
-    unsigned max_sub = a;
-    if (max_sub >= 1) {
-        __cpuid_count(7, 1, a, b, c, d);
-        g_cpu.avx_vnni = ymm && ((a >> 4) & 1);
-    }
-}
-#endif
-
 static void detect(void) {
 #if defined(__x86_64__) || defined(__i386__)
-    detect_x86();
+    __builtin_cpu_init();
+    g_cpu.avx2 = __builtin_cpu_supports("avx2");
+    g_cpu.fma = __builtin_cpu_supports("fma");
+    /* f16c and avx-vnni straight from CPUID: clang 14's
+     * __builtin_cpu_supports knows neither name (a build error), gcc < 11
+     * not avxvnni. Both are only used behind avx2, whose check covers the
+     * OS saving the YMM state. */
+    unsigned a, b, c, d;
+    if (__get_cpuid(1, &a, &b, &c, &d)) g_cpu.f16c = (c >> 29) & 1;
+    if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) g_cpu.avx_vnni = (a >> 4) & 1;
+    g_cpu.avx512f = __builtin_cpu_supports("avx512f");
+    g_cpu.avx512bw = __builtin_cpu_supports("avx512bw");
+    g_cpu.avx512vl = __builtin_cpu_supports("avx512vl");
+    g_cpu.avx512vnni = __builtin_cpu_supports("avx512vnni");
 #endif
 #if defined(__aarch64__) && defined(__ARM_NEON)
     g_cpu.neon = true; /* mandatory on aarch64 */

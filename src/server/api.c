@@ -23,41 +23,9 @@
 #include <cJSON.h>
 
 #include "server/server.h"
+#include "util/utf8.h"
 
 /* ---- UTF-8 ---- */
-
-/* Length of the valid UTF-8 sequence at s[0..n), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    uint32_t cp, min;
-    if ((c & 0xE0) == 0xC0)
-        len = 2, cp = c & 0x1F, min = 0x80;
-    else if ((c & 0xF0) == 0xE0)
-        len = 3, cp = c & 0x0F, min = 0x800;
-    else if ((c & 0xF8) == 0xF0)
-        len = 4, cp = c & 0x07, min = 0x10000;
-    else
-        return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
-bool utf8_valid(const char *s, size_t len) {
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < len;) {
-        size_t k = utf8_seq(u + i, len - i);
-        if (!k) return false;
-        i += k;
-    }
-    return true;
-}
 
 char *utf8_sanitize(const char *s, size_t len, size_t *out_len) {
     if (len > (SIZE_MAX - 1) / 3) return NULL;
@@ -66,7 +34,7 @@ char *utf8_sanitize(const char *s, size_t len, size_t *out_len) {
     const unsigned char *u = (const unsigned char *)s;
     size_t k = 0;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq(u + i, len - i);
+        size_t n = grok_utf8_seq(u + i, len - i);
         if (n) {
             memcpy(o + k, s + i, n);
             k += n;
@@ -118,6 +86,7 @@ void request_free(request *r) {
     for (size_t i = 0; i < r->n_stops; i++) free(r->stops[i]);
     free(r->prompt);
     free(r->prompt_text);
+    think_req_free(r->think);
     if (r->choices) {
         for (int i = 0; i < r->n; i++) {
             choice *c = &r->choices[i];
@@ -241,44 +210,39 @@ static char *chat_prompt(server *s, const cJSON *msgs, size_t *out_len, char *er
         snprintf(err, err_size, "'messages' must be a non-empty array");
         return NULL;
     }
-    size_t len = 0, cap = 0, idx = 0;
+    const size_t n = (size_t)cJSON_GetArraySize(msgs);
+    grok_chat_msg *cm = calloc(n, sizeof *cm);
+    char **owned = calloc(n, sizeof *owned);
     char *b = NULL;
+    size_t idx = 0;
+    if (!cm || !owned) {
+        snprintf(err, err_size, "out of memory");
+        goto done;
+    }
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
             snprintf(err, err_size, "messages[%zu] must be an object with a string 'role'", idx);
-            goto fail;
+            goto done;
         }
         const char *rn = strcmp(role->valuestring, "developer") == 0 ? "system" : role->valuestring;
-        int ri = chat_role_index(rn);
+        int ri = grok_chat_role_index(rn);
         if (ri < 0) {
             snprintf(err, err_size, "messages[%zu].role must be system, user or assistant", idx);
-            goto fail;
+            goto done;
         }
-        char *owned;
-        const char *text = message_text(field(m, "content"), &owned, err, err_size, idx);
-        if (!text) goto fail;
-        const char *fmt = s->chat.role_fmt[ri], *ph = strstr(fmt, "{content}");
-        bool ok = buf_add(&b, &len, &cap, fmt, (size_t)(ph - fmt)) &&
-                  buf_add(&b, &len, &cap, text, strlen(text)) &&
-                  buf_add(&b, &len, &cap, ph + 9, strlen(ph + 9));
-        free(owned);
-        if (!ok) {
-            snprintf(err, err_size, "out of memory");
-            goto fail;
-        }
+        const char *text = message_text(field(m, "content"), &owned[idx], err, err_size, idx);
+        if (!text) goto done;
+        cm[idx] = (grok_chat_msg){ri, text, strlen(text)};
         idx++;
     }
-    if (!buf_add(&b, &len, &cap, s->chat.generation, strlen(s->chat.generation))) {
-        snprintf(err, err_size, "out of memory");
-        goto fail;
-    }
-    *out_len = len;
+    b = grok_chat_render(&s->chat, cm, n, true, out_len, NULL);
+    if (!b) snprintf(err, err_size, "out of memory");
+done:
+    for (size_t i = 0; owned && i < n; i++) free(owned[i]);
+    free(owned), free(cm);
     return b;
-fail:
-    free(b);
-    return NULL;
 }
 
 /* Token ids from a JSON array of integers; NULL with err. */
@@ -504,6 +468,7 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
         if (r->max_tokens > ctx - np) r->max_tokens = ctx - np;
     }
 
+    if (think_parse(s, root, r, text ? text : r->prompt_text, err, err_size, param) < 0) goto fail;
     r->choices = calloc((size_t)r->n, sizeof *r->choices);
     if (!r->choices) FAIL(NULL, "out of memory");
     for (int i = 0; i < r->n; i++) {
@@ -717,7 +682,7 @@ int64_t request_completion_tokens(const request *r) {
     return n;
 }
 
-static void add_usage(cJSON *root, const request *r) {
+void api_add_usage(cJSON *root, const request *r) {
     cJSON *u = cJSON_AddObjectToObject(root, "usage");
     int64_t ct = request_completion_tokens(r);
     cJSON_AddNumberToObject(u, "prompt_tokens", (double)r->n_prompt);
@@ -725,7 +690,7 @@ static void add_usage(cJSON *root, const request *r) {
     cJSON_AddNumberToObject(u, "total_tokens", (double)((int64_t)r->n_prompt + ct));
 }
 
-static void add_finish(cJSON *o, int finish) {
+void api_add_finish(cJSON *o, int finish) {
     const char *f = finish_name(finish);
     if (f)
         cJSON_AddStringToObject(o, "finish_reason", f);
@@ -733,31 +698,44 @@ static void add_finish(cJSON *o, int finish) {
         cJSON_AddNullToObject(o, "finish_reason");
 }
 
+cJSON *api_choice_json(server *s, const request *r, int ci, int index) {
+    const choice *c = &r->choices[ci];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "index", index);
+    const char *text = c->text ? c->text : "";
+    if (r->kind == KIND_CHAT) {
+        cJSON *m = cJSON_AddObjectToObject(o, "message");
+        cJSON_AddStringToObject(m, "role", "assistant");
+        cJSON_AddStringToObject(m, "content", text);
+    } else {
+        cJSON_AddStringToObject(o, "text", text);
+    }
+    if (r->logprobs >= 0)
+        cJSON_AddItemToObject(o, "logprobs", logprobs_json(s, r, c, 0, c->n_lps));
+    else
+        cJSON_AddNullToObject(o, "logprobs");
+    if (c->rt) cJSON_AddItemToObject(o, "grok_routing", routing_json(s, c, 0, c->rt->n));
+    api_add_finish(o, c->finish);
+    return o;
+}
+
+cJSON *api_head_json(server *s, const request *r, const char *object) { return head(s, r, object); }
+
+cJSON *api_logprobs_json(server *s, const request *r, int ci, size_t lp0, size_t lp1) {
+    return logprobs_json(s, r, &r->choices[ci], lp0, lp1);
+}
+
+cJSON *api_routing_json(server *s, const request *r, int ci, size_t a, size_t b) {
+    return routing_json(s, &r->choices[ci], a, b);
+}
+
 char *api_whole_response(server *s, const request *r) {
+    if (r->think) return think_whole_response(s, r);
     bool chat = r->kind == KIND_CHAT;
     cJSON *root = head(s, r, chat ? "chat.completion" : "text_completion");
     cJSON *choices = cJSON_AddArrayToObject(root, "choices");
-    for (int i = 0; i < r->n; i++) {
-        const choice *c = &r->choices[i];
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "index", i);
-        const char *text = c->text ? c->text : "";
-        if (chat) {
-            cJSON *m = cJSON_AddObjectToObject(o, "message");
-            cJSON_AddStringToObject(m, "role", "assistant");
-            cJSON_AddStringToObject(m, "content", text);
-        } else {
-            cJSON_AddStringToObject(o, "text", text);
-        }
-        if (r->logprobs >= 0)
-            cJSON_AddItemToObject(o, "logprobs", logprobs_json(s, r, c, 0, c->n_lps));
-        else
-            cJSON_AddNullToObject(o, "logprobs");
-        if (c->rt) cJSON_AddItemToObject(o, "grok_routing", routing_json(s, c, 0, c->rt->n));
-        add_finish(o, c->finish);
-        cJSON_AddItemToArray(choices, o);
-    }
-    add_usage(root, r);
+    for (int i = 0; i < r->n; i++) cJSON_AddItemToArray(choices, api_choice_json(s, r, i, i));
+    api_add_usage(root, r);
     char *out = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return out;
@@ -794,7 +772,7 @@ char *api_stream_chunk_routed(server *s, const request *r, int ci, const char *t
     else
         cJSON_AddNullToObject(o, "logprobs");
     if (c->rt && rt1 > rt0) cJSON_AddItemToObject(o, "grok_routing", routing_json(s, c, rt0, rt1));
-    add_finish(o, finish);
+    api_add_finish(o, finish);
     cJSON_AddItemToArray(choices, o);
     char *out = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
@@ -804,7 +782,7 @@ char *api_stream_chunk_routed(server *s, const request *r, int ci, const char *t
 char *api_usage_chunk(server *s, const request *r) {
     cJSON *root = head(s, r, r->kind == KIND_CHAT ? "chat.completion.chunk" : "text_completion");
     cJSON_AddArrayToObject(root, "choices");
-    add_usage(root, r);
+    api_add_usage(root, r);
     char *out = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return out;

@@ -46,6 +46,7 @@
 
 #include "dist/dist.h"
 #include "server/server.h"
+#include "util/utf8.h"
 
 enum {
     R_NONE,
@@ -387,7 +388,14 @@ static bool stage_new(conn *c) {
     request *r = c->req;
     server *s = c->s;
     bool any = false, all_fin = true;
-    for (int i = 0; i < r->n; i++) {
+    if (r->think) { /* progress, then the chosen sample (think_api.c) */
+        char *ev = think_stream_events(s, r);
+        if (ev) stage_add(c, "", ev, "");
+        any = ev != NULL;
+        free(ev);
+        all_fin = r->complete;
+    }
+    for (int i = 0; i < r->n && !r->think; i++) {
         choice *ch = &r->choices[i];
         bool first = r->kind == KIND_CHAT && !c->role_sent;
         bool fin_now = ch->finish != FINISH_NONE && !c->fin_sent[i];
@@ -483,7 +491,7 @@ static enum MHD_Result do_generate(conn *c, struct MHD_Connection *mc) {
     server *s = c->s;
     char err[GROK_ERR_SIZE];
     const char *param = NULL;
-    if (!utf8_valid(c->body ? c->body : "", c->len))
+    if (!grok_utf8_valid(c->body ? c->body : "", c->len))
         return reply_error(c, mc, 400, "the request body is not valid UTF-8", "invalid_request_error", NULL,
                            NULL);
     request *r =
@@ -586,7 +594,7 @@ static enum MHD_Result do_models(conn *c, struct MHD_Connection *mc) {
 
 static enum MHD_Result do_tokenize(conn *c, struct MHD_Connection *mc) {
     server *s = c->s;
-    if (!utf8_valid(c->body ? c->body : "", c->len))
+    if (!grok_utf8_valid(c->body ? c->body : "", c->len))
         return reply_error(c, mc, 400, "the request body is not valid UTF-8", "invalid_request_error", NULL,
                            NULL);
     cJSON *root = cJSON_ParseWithLength(c->body ? c->body : "", c->len);
@@ -898,7 +906,7 @@ int server_run(const server_config *cfg) {
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (chat_template_load(&s->chat, cfg->chat_template, err, sizeof err)) {
+    if (grok_chat_template_load(&s->chat, cfg->chat_template, err, sizeof err)) {
         fprintf(stderr, "grok serve: %s\n", err);
         goto done;
     }
@@ -1028,7 +1036,7 @@ done:
     sched_free(s);
     grok_threadpool_free(s->pool);
     grok_model_free(s->model);
-    chat_template_free(&s->chat);
+    grok_chat_template_free(&s->chat);
     pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&front.watch_cv);
     pthread_mutex_destroy(&s->mu);

@@ -120,6 +120,11 @@ char *metrics_text(server *s, size_t *len) {
         "grok_connections_closed_total{reason=\"body_timeout\"} %" PRIu64 "\n"
         "grok_connections_closed_total{reason=\"evicted\"} %" PRIu64 "\n",
         m.conns_open, m.conns_waiting, m.conns_header_timeout, m.conns_body_timeout, m.conns_evicted);
+    put(&o,
+        "# HELP grok_prompt_tokens_shared_total Prompt tokens copied from another sample's cache "
+        "(n > 1 and think requests compute their prompt once).\n"
+        "# TYPE grok_prompt_tokens_shared_total counter\ngrok_prompt_tokens_shared_total %" PRIu64 "\n",
+        m.prompt_tokens_shared);
     /* the expert cache (a model larger than its memory limit); the model's
      * counters take their own lock, so reading them beside a step is safe */
     const grok_memory_plan *plan = s->model ? grok_model_memory_plan(s->model) : NULL;

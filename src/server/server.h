@@ -14,7 +14,8 @@
  *   api.c      the OpenAI request schema (JSON -> struct request, with a
  *              400 message naming the field on any bad value) and the
  *              response objects (request -> JSON).
- *   chat.c     the chat template that turns messages into a prompt.
+ *   (the chat template that turns messages into a prompt is libgrok's,
+ *   src/chat/chat.c, shared with grok train --data-format chat)
  *   metrics.c  Prometheus counters, gauges and histograms.
  *   follow.c   under mpirun: rank 0 announces every forward step, the
  *              other ranks (which run no HTTP) replay it on their share.
@@ -32,7 +33,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chat/chat.h"
 #include "grok.h"
+#include "server/think.h"
 
 /* ---- configuration (from grok serve's flags) ---- */
 typedef struct {
@@ -52,6 +55,8 @@ typedef struct {
     grok_type kv_type;
     const char *api_key;       /* NULL: no authentication */
     const char *chat_template; /* file, or NULL for the built-in one */
+    const char *lora;          /* LoRA adapter applied at load (not merged), or NULL */
+    float lora_scale;          /* its strength */
     const char *port_file;     /* write the bound port here once listening */
     /* hostile connections (http.c) */
     int64_t http_threads;    /* libmicrohttpd's event-loop threads */
@@ -59,6 +64,9 @@ typedef struct {
     int64_t max_waiting;     /* connections without a complete request */
     double header_timeout_s; /* from waiting for a request to its last header */
     double body_timeout_s;   /* from the last header to the last byte of the body */
+    const char *verifier_path;   /* --verifier MODEL: scores think samples (NULL: none) */
+    const char *verifier_suffix; /* appended after a candidate ("\nV:"-style; "" by default) */
+    const char *verifier_yes;    /* the judgement it scores (NULL: the candidate's likelihood) */
     bool no_webui;             /* --no-webui: no chat page at / */
 } server_config;
 
@@ -76,20 +84,6 @@ extern const size_t webui_n_assets;
 /* Loads the model, serves until SIGTERM or SIGINT, drains and returns the
  * process status (0 after a clean shutdown). */
 int server_run(const server_config *cfg);
-
-/* ---- chat template (chat.c) ---- */
-#define CHAT_ROLES 3 /* system, user, assistant */
-typedef struct {
-    char *role_fmt[CHAT_ROLES]; /* each with one {content} */
-    char *generation;           /* appended after the messages */
-    char *stop;                 /* extra stop string for chat ("" = none) */
-} chat_template;
-
-/* The built-in template, or one read from path (format in chat.c). */
-int chat_template_load(chat_template *t, const char *path, char *err, size_t err_size);
-void chat_template_free(chat_template *t);
-/* Role name -> index, -1 if unknown. */
-int chat_role_index(const char *role);
 
 /* ---- requests ---- */
 #define MAX_STOPS 16
@@ -144,7 +138,7 @@ choice_routing *routing_create(const grok_hparams *hp, int64_t base, int64_t max
 void routing_free(choice_routing *rt);
 
 /* One of a request's n independent choices; it occupies one slot. */
-typedef struct {
+typedef struct choice {
     int index;
     /* scheduler-owned while assigned */
     grok_sampler *sampler;
@@ -155,6 +149,11 @@ typedef struct {
     char *hold; /* decoded text not yet released (stop hold-back) */
     size_t hold_len, hold_cap;
     struct slot *slot;
+    /* another choice of the request whose cache will hold the prompt: this
+     * one waits for it and copies the prompt's KV instead of computing it
+     * (NULL: computes its own) */
+    struct choice *share;
+    double lp_sum; /* think: the model's log-probabilities of the sampled tokens */
     /* prompt logprobs (echo + logprobs): every prompt position's logits of
      * a step, the entries they give before they join lps, and the prompt's
      * text decoded so far (for text_offset) */
@@ -171,8 +170,25 @@ typedef struct {
     size_t n_lps, lps_cap;
     int finish; /* FINISH_* */
     bool assigned;
+    int64_t n_gen_shown; /* n_gen as of the last step (shared: for progress events) */
     choice_routing *rt; /* "grok_routing" asked: its record; else NULL */
 } choice;
+
+/* A think request (think.h): its samples are the request's choices, drawn
+ * together, and the response carries the one chosen (think_api.c). */
+typedef struct {
+    int samples;
+    think_select select;
+    think_extractor ex;
+    bool candidates;   /* return every sample with its answer and scores */
+    char effort[16];   /* reasoning_effort as given ("" for none) */
+    char *prompt_text; /* the prompt as text: what the verifier reads first */
+    double *scores;    /* [samples] the verifier's (NAN: not scored); scheduler, then read-only */
+    /* HTTP side (one connection reads a request): what was streamed */
+    bool sent_role;
+    int sent_finished;
+    int64_t sent_tokens;
+} think_req;
 
 typedef struct request {
     /* parameters (immutable once queued) */
@@ -191,6 +207,7 @@ typedef struct request {
     int32_t *prompt;
     size_t n_prompt;
     char *prompt_text; /* for echo (completions) */
+    think_req *think;  /* NULL: an ordinary request */
     /* shared */
     choice *choices;
     int n_assigned, n_done;
@@ -201,6 +218,7 @@ typedef struct request {
     char error[GROK_ERR_SIZE]; /* shared: why a choice finished with FINISH_ERROR ("" unknown) */
     void *waiter;              /* the HTTP connection waiting for it (http.c), or NULL */
     struct request *next; /* queue link */
+    struct request *judge_next; /* waiting for the verifier (scheduler) */
 } request;
 
 /* Parsed request or a 400: returns NULL with err (and *param naming the
@@ -220,6 +238,36 @@ char *api_stream_chunk(struct server *s, const request *r, int ci, const char *t
 char *api_stream_chunk_routed(struct server *s, const request *r, int ci, const char *text, size_t len,
                               size_t lp0, size_t lp1, size_t rt0, size_t rt1, int finish, bool first);
 char *api_usage_chunk(struct server *s, const request *r);
+/* Pieces of the responses for think_api.c: the common head, one whole
+ * choice (ci) under another index, its logprobs and grok_routing entries
+ * [a, b), the usage object. */
+struct cJSON;
+struct cJSON *api_head_json(struct server *s, const request *r, const char *object);
+struct cJSON *api_choice_json(struct server *s, const request *r, int ci, int index);
+struct cJSON *api_logprobs_json(struct server *s, const request *r, int ci, size_t lp0, size_t lp1);
+struct cJSON *api_routing_json(struct server *s, const request *r, int ci, size_t a, size_t b);
+void api_add_usage(struct cJSON *root, const request *r);
+void api_add_finish(struct cJSON *o, int finish);
+
+/* ---- think requests (think_api.c) ---- */
+/* Reads reasoning_effort and the think object of a request body (root, a
+ * cJSON object) into r->think, and makes r->n its number of samples.
+ * prompt_text is the prompt as text (NULL: detokenized). 0 = no think
+ * (r->think stays NULL), 1 = think, -1 = a 400 with err and *param. */
+int think_parse(struct server *s, const struct cJSON *root, request *r, const char *prompt_text,
+                char *err, size_t err_size, const char **param);
+void think_req_free(think_req *t);
+/* The whole response of a completed think request. */
+char *think_whole_response(struct server *s, const request *r);
+/* Streaming (mu held): the events ("data: ...\n\n" each) for what is new
+ * in a think request: the role (chat), the samples' progress and, once
+ * complete without failure, the chosen answer. NULL when nothing is new. */
+char *think_stream_events(struct server *s, request *r);
+/* Scheduler: whether the completed r waits for the verifier (then it is
+ * queued on s->judge_head instead of completing). */
+bool think_needs_verifier(struct server *s, const request *r);
+/* Scheduler, mu NOT held: the verifier's scores of r's samples. */
+void think_run_verifier(struct server *s, request *r);
 int64_t request_completion_tokens(const request *r);
 /* Text of one token for logprobs (valid UTF-8; byte pieces as <0xNN>). */
 void api_token_text(struct server *s, int32_t id, char *out, size_t cap);
@@ -227,7 +275,6 @@ void api_token_text(struct server *s, int32_t id, char *out, size_t cap);
 void token_display_text(const grok_tokenizer *tok, int32_t id, char *out, size_t cap);
 
 /* UTF-8 helpers. */
-bool utf8_valid(const char *s, size_t len);
 /* Copy with every invalid sequence replaced by U+FFFD (malloc'd). */
 char *utf8_sanitize(const char *s, size_t len, size_t *out_len);
 
@@ -254,6 +301,7 @@ enum {
 typedef struct {
     uint64_t requests[OUT_COUNT];
     uint64_t prompt_tokens, completion_tokens, prompt_tokens_reused;
+    uint64_t prompt_tokens_shared; /* copied from another sample's cache (grok_seq_copy) */
     uint64_t steps, step_tokens;
     uint64_t weight_bytes, expert_reads;    /* read by the steps (grok_runner_last_step) */
     double forward_seconds, sample_seconds; /* scheduler time in grok_decode_multi / sampling */
@@ -282,7 +330,9 @@ typedef struct server {
     const grok_tokenizer *tok;
     grok_threadpool *pool;
     grok_runner *runner; /* runs every step, whichever slots are in it */
-    chat_template chat;
+    think_verifier *verifier; /* --verifier (rank 0 only), run by the scheduler thread */
+    request *judge_head;      /* complete requests waiting for the verifier */
+    grok_chat_template chat;
     int64_t n_vocab;
     char model_name[256];
 
@@ -332,6 +382,9 @@ double now_s(void);
  * position's logits (alls[i] != NULL; alls may be NULL). */
 int step_announce(server *s, grok_seq *const *seqs, const int32_t *const *toks, const int64_t *ns,
                   float *const *alls, int64_t n_seqs, char *err, size_t err_size);
+/* Rank 0: tells the other ranks that slot dst now holds slot src's first
+ * n cached tokens (grok_seq_copy), before the step that relies on it. */
+int step_announce_copy(server *s, int64_t dst, int64_t src, int64_t n, char *err, size_t err_size);
 /* Rank 0, once the scheduler has stopped: the other ranks may exit. */
 int step_announce_stop(server *s, char *err, size_t err_size);
 /* Every other rank: the same model and slots as rank 0, replaying its

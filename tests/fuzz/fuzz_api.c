@@ -13,6 +13,7 @@
 
 #include "fuzz.h"
 #include "server/server.h"
+#include "util/utf8.h"
 #include "tok_check.h"
 
 static server g_s;
@@ -25,7 +26,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     g_s.cfg.n_ctx = 256;
     snprintf(g_s.model_name, sizeof g_s.model_name, "fuzz.gguf");
     char err[GROK_ERR_SIZE];
-    if (chat_template_load(&g_s.chat, NULL, err, sizeof err)) exit(1);
+    if (grok_chat_template_load(&g_s.chat, NULL, err, sizeof err)) exit(1);
     return 0;
 }
 
@@ -76,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int kind = data[0] & 1 ? KIND_CHAT : KIND_COMPLETION;
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
-    if (!utf8_valid(body, len)) return 0;
+    if (!grok_utf8_valid(body, len)) return 0;
     char err[GROK_ERR_SIZE] = "";
     const char *param = NULL;
     request *r = api_parse_completion(&g_s, body, len, kind, err, sizeof err, &param);
@@ -103,6 +104,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                    "a stream chunk");
     }
     check_json(api_usage_chunk(&g_s, r), "the usage chunk");
+    if (r->think) { /* a think stream: progress, then the chosen answer */
+        r->complete = true;
+        char *ev = think_stream_events(&g_s, r);
+        FUZZ_CHECK(ev != NULL, "a complete think request streamed nothing");
+        for (char *at = ev; *at;) {
+            FUZZ_CHECK(!strncmp(at, "data: ", 6), "a think event is not 'data: ...': %s", at);
+            char *end = strstr(at, "\n\n");
+            FUZZ_CHECK(end != NULL, "a think event does not end in a blank line: %s", at);
+            check_json(strndup(at + 6, (size_t)(end - at - 6)), "a think event");
+            at = end + 2;
+        }
+        free(ev);
+    }
     request_free(r);
     return 0;
 }

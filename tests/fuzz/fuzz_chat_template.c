@@ -1,6 +1,6 @@
 /*
  * fuzz_chat_template.c - the chat-template file of grok serve
- * --chat-template (chat_template_load in src/server/chat.c, one KEY=VALUE
+ * --chat-template (grok_chat_template_load in src/chat/chat.c, one KEY=VALUE
  * per line with \n and \\ escapes). A refused file must come with a
  * message; an accepted one must hold exactly one {content} per role, valid
  * UTF-8 everywhere, and must format a conversation of every role into a
@@ -8,6 +8,7 @@
  */
 #include "fuzz.h"
 #include "server/server.h"
+#include "util/utf8.h"
 #include "tok_check.h"
 
 static server g_s;
@@ -24,18 +25,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_file(data, size);
     char err[GROK_ERR_SIZE] = "";
-    if (chat_template_load(&g_s.chat, path, err, sizeof err) != 0) {
+    if (grok_chat_template_load(&g_s.chat, path, err, sizeof err) != 0) {
         fuzz_note("refused", err);
         FUZZ_CHECK(err[0], "refused without a message");
         return 0;
     }
-    for (int i = 0; i < CHAT_ROLES; i++) {
+    for (int i = 0; i < GROK_CHAT_ROLES; i++) {
         const char *f = g_s.chat.role_fmt[i], *ph = strstr(f, "{content}");
         FUZZ_CHECK(ph && !strstr(ph + 1, "{content}"), "role %d: '%s' has not exactly one {content}", i, f);
-        FUZZ_CHECK(utf8_valid(f, strlen(f)), "role %d is not UTF-8", i);
+        FUZZ_CHECK(grok_utf8_valid(f, strlen(f)), "role %d is not UTF-8", i);
     }
-    FUZZ_CHECK(utf8_valid(g_s.chat.generation, strlen(g_s.chat.generation)), "generation is not UTF-8");
-    FUZZ_CHECK(utf8_valid(g_s.chat.stop, strlen(g_s.chat.stop)), "stop is not UTF-8");
+    FUZZ_CHECK(grok_utf8_valid(g_s.chat.generation, strlen(g_s.chat.generation)), "generation is not UTF-8");
+    FUZZ_CHECK(grok_utf8_valid(g_s.chat.stop, strlen(g_s.chat.stop)), "stop is not UTF-8");
     static const char body[] =
         "{\"messages\":[{\"role\":\"system\",\"content\":\"Be {content} brief.\"},"
         "{\"role\":\"user\",\"content\":\"Hi \\u2581 there\"},{\"role\":\"assistant\",\"content\":\"\"},"
@@ -45,6 +46,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!r)
         FUZZ_CHECK(strstr(err, "context") != NULL, "a valid conversation was refused: %s", err);
     request_free(r);
-    chat_template_free(&g_s.chat);
+    grok_chat_template_free(&g_s.chat);
     return 0;
 }

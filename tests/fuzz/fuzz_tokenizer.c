@@ -12,6 +12,7 @@
 #include "fuzz.h"
 #include "grok.h"
 #include "server/server.h"
+#include "util/utf8.h"
 #include "tok_check.h"
 
 static grok_tokenizer *g_tok;
@@ -39,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < n_ids; i++)
             FUZZ_CHECK(ids[i] >= 0 && ids[i] < grok_tokenizer_n_vocab(g_tok), "id %d out of range", ids[i]);
         char *back = fuzz_decode_both(g_tok, ids, n_ids, &len);
-        if (utf8_valid((const char *)p, n) && !has_2581(p, n))
+        if (grok_utf8_valid((const char *)p, n) && !has_2581(p, n))
             FUZZ_CHECK(len == n && memcmp(back, p, n) == 0, "valid UTF-8 of %zu bytes decoded to %zu other bytes",
                        n, len);
         free(back);

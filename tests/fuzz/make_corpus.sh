@@ -17,7 +17,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 [ -x "$GROK" ] || { echo "make_corpus: $GROK is not built"; exit 1; }
 command -v spm_train >/dev/null || { echo "make_corpus: spm_train (Debian package sentencepiece) is missing"; exit 1; }
-for d in fuzz_gguf fuzz_pickle fuzz_spm fuzz_tokenizer fuzz_api fuzz_chat_template fuzz_lora fuzz_kernels fuzz_imatrix; do
+for d in fuzz_gguf fuzz_pickle fuzz_spm fuzz_tokenizer fuzz_api fuzz_chat_template fuzz_chat_jsonl fuzz_lora fuzz_kernels fuzz_imatrix; do
   mkdir -p "$C/$d"
   find "$C/$d" -type f ! -name 'regress-*' -delete
 done
@@ -108,6 +108,13 @@ bodies = [
         '{"type":"text","text":"b"}]},{"role":"assistant","content":null}],"stop":"User:"}'),
     (1, '{"messages":[],"n":99}'),
     (0, '{"prompt":"x","max_tokens":1e12} trailing'),
+    # think requests (src/server/think_api.c)
+    (0, '{"prompt":"2+2=","max_tokens":4,"think":{"samples":3,"select":"vote","extract":"last_number",'
+        '"candidates":true},"stream":true}'),
+    (1, '{"messages":[{"role":"user","content":"Q?"}],"reasoning_effort":"low",'
+        '"think":{"select":"logprob","extract":"regex:([0-9]+)"},"logprobs":true}'),
+    (1, '{"messages":[{"role":"user","content":"Q?"}],"think":{"samples":2,"extract":"json:answer"}}'),
+    (0, '{"prompt":"x","think":{"samples":0,"select":"verifier","extract":"regex:("},"n":2}'),
 ]
 for i, (k, b) in enumerate(bodies):
     put("fuzz_api", "body%d" % i, bytes([k]) + b.encode())
@@ -119,6 +126,15 @@ put("fuzz_chat_template", "chatml", "# ChatML\nsystem=<|im_start|>system\\n{cont
     "generation=<|im_start|>assistant\\n\nstop=<|im_end|>\n")
 put("fuzz_chat_template", "empty-stop", "stop=\r\ngeneration=\n\n")
 put("fuzz_chat_template", "bad", "user=no placeholder\nbogus\nx=\\q\n")
+# chat SFT data (grok train --data-format chat): the first byte sets the
+# sequence length (2 + byte % 200), then JSONL
+fx = open(os.path.join(c, "../../fixtures/chat-capitals.jsonl"), "rb").read()
+put("fuzz_chat_jsonl", "capitals", b"\xc7" + fx)
+put("fuzz_chat_jsonl", "short-seq", b"\x0a" + fx.split(b"\n")[1] + b"\n")
+put("fuzz_chat_jsonl", "parts", b"c" + '{"messages": [{"role": "developer", "content": [{"type": "text", '
+    '"text": "Be brief."}]}, {"role": "user", "content": "Hi\\u00e9"}, {"role": "assistant", "content": '
+    '[{"type": "text", "text": "Hello."}]}]}\r\n\n  \n'.encode())
+put("fuzz_chat_jsonl", "bad-line2", b"c" + fx.split(b"\n")[0] + b'\n{"messages": [{"role": "robot", "content": 3}]}\n')
 # kernels: type, size, tokens, then weight bytes and activations
 import struct
 # one seed per type index (the target takes the first byte modulo the

@@ -1,6 +1,7 @@
 // client.mjs - drives `grok serve` with the official openai npm client
-// (completions and chat, whole and streamed, models, errors), so the
-// server's answers are checked by the parser real applications use.
+// (completions and chat, whole and streamed, models, errors, think requests
+// and their extra fields), so the server's answers are checked by the
+// parser real applications use.
 // Usage: GROK_URL=http://127.0.0.1:PORT/v1 GROK_KEY=KEY node client.mjs
 import OpenAI from "openai";
 
@@ -56,6 +57,29 @@ check(usage && usage.completion_tokens === chat.usage.completion_tokens, "chat s
 const lp = await client.chat.completions.create({ model, messages, max_tokens: 3, n: 2, logprobs: true, top_logprobs: 2 });
 check(lp.choices.length === 2, "n=2 gives two choices", lp.choices.length);
 check(lp.choices.every((c) => c.logprobs.content.length > 0 && c.logprobs.content.every((t) => t.logprob <= 0 && t.top_logprobs.length <= 2)), "chat logprobs", lp.choices[0].logprobs);
+
+// think requests (docs/think.md): reasoning_effort is the client's own
+// field; the think object goes in the body as is, and the response's extra
+// think object reaches the application untouched
+const thought = await client.chat.completions.create({ model, messages, max_tokens: 6, seed: 5, reasoning_effort: "low", think: { candidates: true } });
+check(thought.choices.length === 1 && typeof thought.choices[0].message.content === "string", "think: one chosen choice", thought.choices);
+// low is 4 samples, capped at this server's --parallel 2
+check(thought.think && thought.think.samples === 2 && thought.think.candidates.length === 2, "think: the extra object is read", thought.think);
+check(thought.think.candidates[thought.think.chosen].text === thought.choices[0].message.content, "think: the chosen candidate is the choice", thought.think);
+check(thought.think.confidence >= 0 && thought.think.confidence <= 1, "think: confidence", thought.think.confidence);
+let thinkText = "", progress = 0, finalThink = null;
+for await (const chunk of await client.chat.completions.create({ model, messages, max_tokens: 6, seed: 5, reasoning_effort: "low", think: { candidates: true }, stream: true })) {
+  if (chunk.choices.length === 0 && chunk.think) progress++;
+  if (chunk.choices.length && chunk.think) finalThink = chunk.think;
+  thinkText += chunk.choices[0]?.delta?.content ?? "";
+}
+check(progress > 0, "think stream: progress chunks with no choices pass through the client", progress);
+check(thinkText === thought.choices[0].message.content, "think stream: the chosen text", { thinkText, whole: thought.choices[0].message.content });
+check(finalThink && finalThink.chosen === thought.think.chosen, "think stream: the final chunk's think object", finalThink);
+// a client that knows nothing of think sees an ordinary stream
+let plain = "";
+for await (const chunk of await client.completions.create({ model, prompt: "The quick brown fox", max_tokens: 5, seed: 3, think: { samples: 2 }, stream: true })) plain += chunk.choices[0]?.text ?? "";
+check(typeof plain === "string", "think completion stream", plain);
 
 // errors arrive as the client's typed errors
 try {
