@@ -233,7 +233,8 @@ GROK_API int grok_gguf_get_str(const grok_gguf_file *f, const char *key, const c
 /* Arrays: element type, length, and the elements. Numeric arrays are
  * copied into aligned memory at open time, so the pointer may be cast to
  * the element type. String arrays: one element at a time. */
-GROK_API int grok_gguf_get_arr(const grok_gguf_file *f, const char *key, grok_gguf_value_type *elem_type, uint64_t *n);
+GROK_API int grok_gguf_get_arr(const grok_gguf_file *f, const char *key, grok_gguf_value_type *elem_type,
+                               uint64_t *n);
 GROK_API const void *grok_gguf_get_arr_data(const grok_gguf_file *f, const char *key);
 GROK_API const char *grok_gguf_get_arr_str(const grok_gguf_file *f, const char *key, uint64_t i, size_t *len);
 
@@ -256,7 +257,8 @@ GROK_API const char *grok_gguf_value_type_name(grok_gguf_value_type t);
 typedef struct grok_gguf_writer grok_gguf_writer;
 
 GROK_API grok_gguf_writer *grok_gguf_writer_create(void);
-GROK_API void grok_gguf_writer_free(grok_gguf_writer *w); /* aborts an unfinished stream: removes temp files */
+GROK_API void
+grok_gguf_writer_free(grok_gguf_writer *w); /* aborts an unfinished stream: removes temp files */
 
 /* Setting a key twice replaces its value (order of first setting kept). */
 GROK_API int grok_gguf_writer_set_u8(grok_gguf_writer *w, const char *key, uint8_t v);
@@ -268,15 +270,16 @@ GROK_API int grok_gguf_writer_set_bool(grok_gguf_writer *w, const char *key, boo
 GROK_API int grok_gguf_writer_set_str(grok_gguf_writer *w, const char *key, const char *v);
 /* Numeric array of n elements of elem_type (copied). */
 GROK_API int grok_gguf_writer_set_arr(grok_gguf_writer *w, const char *key, grok_gguf_value_type elem_type,
-                             const void *data, uint64_t n);
-GROK_API int grok_gguf_writer_set_arr_str(grok_gguf_writer *w, const char *key, const char *const *strs, uint64_t n);
+                                      const void *data, uint64_t n);
+GROK_API int grok_gguf_writer_set_arr_str(grok_gguf_writer *w, const char *key, const char *const *strs,
+                                          uint64_t n);
 /* Copies every kv of f (except split.* and those already set in w). */
 GROK_API int grok_gguf_writer_copy_kvs(grok_gguf_writer *w, const grok_gguf_file *f);
 
 /* Adds a tensor; data may be NULL when streaming. The data is not copied:
  * it must stay valid until the file is written. Returns its index or -1. */
-GROK_API int64_t grok_gguf_writer_add_tensor(grok_gguf_writer *w, const char *name, grok_type type, int32_t n_dims,
-                                    const int64_t *ne, const void *data);
+GROK_API int64_t grok_gguf_writer_add_tensor(grok_gguf_writer *w, const char *name, grok_type type,
+                                             int32_t n_dims, const int64_t *ne, const void *data);
 /* 0 = no splitting. Splits fall between tensors. */
 GROK_API void grok_gguf_writer_set_split_max_size(grok_gguf_writer *w, uint64_t max_bytes);
 GROK_API void grok_gguf_writer_set_alignment(grok_gguf_writer *w, uint64_t alignment);
@@ -284,7 +287,8 @@ GROK_API void grok_gguf_writer_set_alignment(grok_gguf_writer *w, uint64_t align
 GROK_API int grok_gguf_writer_write(grok_gguf_writer *w, const char *path, char *err, size_t err_size);
 GROK_API int grok_gguf_writer_begin(grok_gguf_writer *w, const char *path, char *err, size_t err_size);
 /* Appends bytes of the current tensor; a tensor may come in several calls. */
-GROK_API int grok_gguf_writer_write_data(grok_gguf_writer *w, const void *data, size_t n, char *err, size_t err_size);
+GROK_API int grok_gguf_writer_write_data(grok_gguf_writer *w, const void *data, size_t n, char *err,
+                                         size_t err_size);
 GROK_API int grok_gguf_writer_finish(grok_gguf_writer *w, char *err, size_t err_size);
 /* The paths written (one, or one per split), valid until grok_gguf_writer_free. */
 GROK_API int32_t grok_gguf_writer_n_outputs(const grok_gguf_writer *w);
@@ -337,7 +341,8 @@ GROK_API void grok_tokenizer_set_add_eos(grok_tokenizer *t, bool v);
  * SentencePiece does). With add_special, BOS/EOS are added as the
  * tokenizer's add_bos/add_eos say. Returns a malloc'd array (free it) and
  * its length in *n; NULL only when out of memory. */
-GROK_API int32_t *grok_tokenize(const grok_tokenizer *t, const char *text, size_t len, bool add_special, size_t *n);
+GROK_API int32_t *grok_tokenize(const grok_tokenizer *t, const char *text, size_t len, bool add_special,
+                                size_t *n);
 /* Decodes ids to a malloc'd NUL-terminated string (length in *len): the
  * inverse of grok_tokenize on valid UTF-8, the dummy-prefix space removed
  * as SentencePiece's decode does. Control tokens decode to nothing. */
@@ -348,9 +353,10 @@ GROK_API char *grok_detokenize(const grok_tokenizer *t, const int32_t *ids, size
  * above cap means the buffer was too small: call again with that size);
  * grok_detokenize_into writes up to cap - 1 bytes and a NUL (cap >= 1) and
  * returns the whole text's length. Both return -1 when out of memory. */
-GROK_API int64_t grok_tokenize_into(const grok_tokenizer *t, const char *text, size_t len, bool add_special, int32_t *out,
-                           int64_t cap);
-GROK_API int64_t grok_detokenize_into(const grok_tokenizer *t, const int32_t *ids, size_t n, char *out, size_t cap);
+GROK_API int64_t grok_tokenize_into(const grok_tokenizer *t, const char *text, size_t len, bool add_special,
+                                    int32_t *out, int64_t cap);
+GROK_API int64_t grok_detokenize_into(const grok_tokenizer *t, const int32_t *ids, size_t n, char *out,
+                                      size_t cap);
 
 /* Streaming decoder for generation: push one id at a time, get back only
  * complete UTF-8 characters (byte pieces are held until their character
@@ -367,9 +373,15 @@ GROK_API void grok_detok_stream_init(grok_detok_stream *s, bool at_start);
  * GROK_DETOK_MAX_PIECE + 8 are produced for one id. */
 #define GROK_DETOK_MAX_PIECE 256
 GROK_API size_t grok_detok_stream_push(grok_detok_stream *s, const grok_tokenizer *t, int32_t id, char *out,
-                              size_t cap);
+                                       size_t cap);
 /* Emits what is left (an incomplete character as U+FFFD). */
 GROK_API size_t grok_detok_stream_flush(grok_detok_stream *s, char *out, size_t cap);
+
+/* The bytes token id stands for in the middle of a text (a continuation
+ * keeps a piece's leading space; a byte piece is its one raw byte, which
+ * may be part of a character; control pieces are nothing), at most cap of
+ * them written to out. Returns how many. */
+GROK_API size_t grok_token_text(const grok_tokenizer *t, int32_t id, char *out, size_t cap);
 
 /* ======================================================================
  * Thread pool: persistent workers; each job gets (ith, nth). src/util/
@@ -450,7 +462,8 @@ GROK_API grok_model_params grok_model_default_params(void);
  * hyperparameters demand. The tokenizer is loaded when the file has one.
  * grok_model_load uses the default parameters. */
 GROK_API grok_model *grok_model_load(const char *path, char *err, size_t err_size);
-GROK_API grok_model *grok_model_load_params(const char *path, const grok_model_params *p, char *err, size_t err_size);
+GROK_API grok_model *grok_model_load_params(const char *path, const grok_model_params *p, char *err,
+                                            size_t err_size);
 GROK_API void grok_model_free(grok_model *m);
 GROK_API const grok_hparams *grok_model_hparams(const grok_model *m);
 GROK_API const grok_gguf_file *grok_model_gguf(const grok_model *m);
@@ -496,14 +509,15 @@ GROK_API const float *grok_seq_logits(const grok_seq *s);
 GROK_API const int32_t *grok_seq_tokens(const grok_seq *s);
 
 typedef struct {
-    int n_threads;          /* used when pool is NULL; <= 0 = all cores */
-    grok_threadpool *pool;  /* shared pool (not owned), or NULL to make one */
-    int64_t n_batch;        /* most tokens one forward step takes (256) */
+    int n_threads;         /* used when pool is NULL; <= 0 = all cores */
+    grok_threadpool *pool; /* shared pool (not owned), or NULL to make one */
+    int64_t n_batch;       /* most tokens one forward step takes (256) */
 } grok_runner_params;
 
 GROK_API grok_runner_params grok_runner_default_params(void);
 /* The first runner of a model builds its packed weights (once). */
-GROK_API grok_runner *grok_runner_create(const grok_model *m, const grok_runner_params *p, char *err, size_t err_size);
+GROK_API grok_runner *grok_runner_create(const grok_model *m, const grok_runner_params *p, char *err,
+                                         size_t err_size);
 GROK_API void grok_runner_free(grok_runner *r);
 GROK_API int64_t grok_runner_n_batch(const grok_runner *r);
 /* Overrides the model's kernel mode for this runner's steps. */
@@ -514,8 +528,8 @@ GROK_API void grok_runner_set_kernel_mode(grok_runner *r, grok_kernel_mode mode)
  * logits; the last token's logits are always kept in grok_seq_logits.
  * Returns 0 or a GROK_ERR_ code; ids out of range or a full cache are
  * refused before anything is appended. */
-GROK_API int grok_runner_decode(grok_runner *r, grok_seq *s, const int32_t *tokens, int64_t n, float *all_logits,
-                       char *err, size_t err_size);
+GROK_API int grok_runner_decode(grok_runner *r, grok_seq *s, const int32_t *tokens, int64_t n,
+                                float *all_logits, char *err, size_t err_size);
 
 /* One forward step for several sequences at once (continuous batching):
  * sequence i appends n[i] >= 1 tokens[i] and afterwards holds its last
@@ -524,15 +538,15 @@ GROK_API int grok_runner_decode(grok_runner *r, grok_seq *s, const int32_t *toke
  * the runner's n_batch. Every weight is read once for the whole step, and
  * each sequence's numbers are those it gets alone. On a refused request
  * nothing is appended to any sequence. Returns 0 or a GROK_ERR_ code. */
-GROK_API int grok_decode_multi(grok_runner *r, grok_seq *const *seqs, const int32_t *const *tokens, const int64_t *n,
-                      int64_t n_seqs, char *err, size_t err_size);
+GROK_API int grok_decode_multi(grok_runner *r, grok_seq *const *seqs, const int32_t *const *tokens,
+                               const int64_t *n, int64_t n_seqs, char *err, size_t err_size);
 /* The same, and sequence i's logits at every one of its positions in
  * all_logits[i] ([n[i]][n_vocab]) where all_logits and all_logits[i] are
  * not NULL (prompt log-probabilities); the other sequences compute only
  * their last token's. */
 GROK_API int grok_decode_multi_logits(grok_runner *r, grok_seq *const *seqs, const int32_t *const *tokens,
-                             const int64_t *n, float *const *all_logits, int64_t n_seqs, char *err,
-                             size_t err_size);
+                                      const int64_t *n, float *const *all_logits, int64_t n_seqs, char *err,
+                                      size_t err_size);
 
 /* What the runner's last decode call read: forward steps, tokens, bytes of
  * weights (each matrix or expert counted once per step however many tokens
@@ -549,11 +563,11 @@ GROK_API grok_step_stats grok_runner_last_step(const grok_runner *r);
 
 /* ---- the one-sequence context ---- */
 typedef struct {
-    int64_t n_ctx;          /* KV cache length; 0 = the model's context */
-    grok_type kv_type;      /* GROK_TYPE_F32 or GROK_TYPE_F16 */
-    int n_threads;          /* used when pool is NULL; <= 0 = all cores */
-    grok_threadpool *pool;  /* shared pool (not owned), or NULL to make one */
-    int64_t n_batch;        /* tokens per forward step when processing a prompt (at most n_ctx) */
+    int64_t n_ctx;         /* KV cache length; 0 = the model's context */
+    grok_type kv_type;     /* GROK_TYPE_F32 or GROK_TYPE_F16 */
+    int n_threads;         /* used when pool is NULL; <= 0 = all cores */
+    grok_threadpool *pool; /* shared pool (not owned), or NULL to make one */
+    int64_t n_batch;       /* tokens per forward step when processing a prompt (at most n_ctx) */
 } grok_context_params;
 
 GROK_API grok_context_params grok_context_default_params(void);
@@ -561,14 +575,14 @@ GROK_API grok_context_params grok_context_default_params(void);
 typedef struct grok_context grok_context;
 
 GROK_API grok_context *grok_context_create(const grok_model *m, const grok_context_params *p, char *err,
-                                  size_t err_size);
+                                           size_t err_size);
 GROK_API void grok_context_free(grok_context *c);
 /* The context's runner and sequence (owned by it). */
 GROK_API grok_runner *grok_context_runner(grok_context *c);
 GROK_API grok_seq *grok_context_seq(grok_context *c);
 /* grok_runner_decode on the context's own runner and sequence. */
 GROK_API int grok_decode(grok_context *c, const int32_t *tokens, int64_t n, float *all_logits, char *err,
-                size_t err_size);
+                         size_t err_size);
 /* The sequence's and the runner's accessors, for the context's own. */
 GROK_API int64_t grok_context_pos(const grok_context *c);
 GROK_API int64_t grok_context_n_ctx(const grok_context *c);
@@ -600,7 +614,16 @@ GROK_API grok_sampler *grok_sampler_create(const grok_sampler_params *p, int64_t
 GROK_API void grok_sampler_free(grok_sampler *s);
 /* Picks the next token from logits [n_vocab] (not modified); history is
  * the sequence so far (for penalties), may be NULL when n_history is 0. */
-GROK_API int32_t grok_sampler_sample(grok_sampler *s, const float *logits, const int32_t *history, size_t n_history);
+GROK_API int32_t grok_sampler_sample(grok_sampler *s, const float *logits, const int32_t *history,
+                                     size_t n_history);
+/* The same, drawing only among the tokens whose bit is set in mask
+ * ([ceil(n_vocab / 64)] words, token i in bit i % 64 of word i / 64; NULL:
+ * all). Disallowed tokens are removed before penalties, temperature and the
+ * filters, so the draw is exactly the renormalised distribution over the
+ * allowed tokens and greedy picks the best allowed one. Returns -1 when the
+ * mask allows nothing. */
+GROK_API int32_t grok_sampler_sample_masked(grok_sampler *s, const float *logits, const uint64_t *mask,
+                                            const int32_t *history, size_t n_history);
 /* The probabilities after all filters, for logprobs: fills probs
  * [n_vocab]; the sampler must have sampled at least once. */
 GROK_API const float *grok_sampler_last_probs(const grok_sampler *s);
@@ -610,7 +633,69 @@ GROK_API const float *grok_sampler_last_probs(const grok_sampler *s);
  * suffix of text that is a prefix of a stop string (text to hold back
  * while streaming). */
 GROK_API int64_t grok_find_stop(const char *text, size_t len, const char *const *stops, size_t n_stops,
-                       size_t *partial);
+                                size_t *partial);
+
+/* ======================================================================
+ * Grammars: constrained generation (GBNF, JSON Schema). src/grammar/
+ *
+ *   grok_grammar_vocab *v = grok_grammar_vocab_create(tok, err, sizeof err);
+ *   grok_grammar *g = grok_grammar_parse(text, len, NULL, v, err, sizeof err);
+ *   grok_matcher *m = grok_matcher_create(g);
+ *   each step: grok_matcher_fill_mask(m, mask);
+ *              tok = grok_sampler_sample_masked(s, logits, mask, hist, n);
+ *              grok_matcher_accept_token(m, tok);
+ *   stop at EOS or when grok_matcher_is_done(m).
+ *
+ * A grammar is immutable once parsed and may be shared by matchers on any
+ * threads (its caches take a lock); a matcher belongs to one sequence and
+ * one thread at a time. docs/structured-output.md has the details.
+ * ====================================================================== */
+
+/* The tokens of a vocabulary as a grammar sees them (their text, sorted);
+ * made once per tokenizer, which must outlive it and every grammar made
+ * with it. */
+typedef struct grok_grammar_vocab grok_grammar_vocab;
+GROK_API grok_grammar_vocab *grok_grammar_vocab_create(const grok_tokenizer *t, char *err, size_t err_size);
+GROK_API void grok_grammar_vocab_free(grok_grammar_vocab *v);
+GROK_API int64_t grok_grammar_vocab_n_vocab(const grok_grammar_vocab *v);
+
+typedef struct grok_grammar grok_grammar;
+/* Parses GBNF, llama.cpp's grammar format. root names the start rule
+ * (NULL: "root"). v may be NULL for text matching only (no masks, and no
+ * <token> written as text). Errors read "LINE:COLUMN: what is wrong". */
+GROK_API grok_grammar *grok_grammar_parse(const char *text, size_t len, const char *root,
+                                          const grok_grammar_vocab *v, char *err, size_t err_size);
+/* Reference counting: retain adds one, free drops one (the last frees). */
+GROK_API grok_grammar *grok_grammar_retain(grok_grammar *g);
+GROK_API void grok_grammar_free(grok_grammar *g);
+GROK_API int64_t grok_grammar_n_rules(const grok_grammar *g);
+/* Does the grammar match the whole of text? *fail_at (may be NULL): the
+ * length of the longest prefix it can read, when not. */
+GROK_API bool grok_grammar_accepts(grok_grammar *g, const char *text, size_t len, size_t *fail_at);
+
+/* JSON Schema -> GBNF text (malloc'd, NUL-terminated; its start rule is
+ * "root"). Refuses keywords it cannot enforce, naming each with its JSON
+ * pointer ("/properties/tags: 'uniqueItems' is not supported"). */
+GROK_API char *grok_json_schema_to_gbnf(const char *schema, size_t len, char *err, size_t err_size);
+
+typedef struct grok_matcher grok_matcher;
+/* A matcher at the start of the grammar (holds a reference to g). */
+GROK_API grok_matcher *grok_matcher_create(grok_grammar *g);
+GROK_API grok_matcher *grok_matcher_clone(const grok_matcher *m);
+GROK_API void grok_matcher_free(grok_matcher *m);
+/* Sets the bit of every token that may come next (see
+ * grok_sampler_sample_masked for the layout; EOS where the grammar may
+ * end) and returns how many; -1 when the grammar has no vocabulary or is
+ * too ambiguous to follow (more than 65536 stacks), or out of memory. */
+GROK_API int64_t grok_matcher_fill_mask(grok_matcher *m, uint64_t *mask);
+/* Moves past token id (0), or refuses it and stays (-1). EOS ends it. */
+GROK_API int grok_matcher_accept_token(grok_matcher *m, int32_t id);
+/* Moves past len bytes of text (0), or refuses them and stays (-1). */
+GROK_API int grok_matcher_accept_text(grok_matcher *m, const char *text, size_t len);
+/* The grammar may end here (EOS is allowed). */
+GROK_API bool grok_matcher_can_end(const grok_matcher *m);
+/* Nothing but the end can follow (or EOS was taken). */
+GROK_API bool grok_matcher_is_done(const grok_matcher *m);
 
 #ifdef __cplusplus
 }
