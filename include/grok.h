@@ -677,6 +677,11 @@ GROK_API bool grok_grammar_accepts(grok_grammar *g, const char *text, size_t len
  * "root"). Refuses keywords it cannot enforce, naming each with its JSON
  * pointer ("/properties/tags: 'uniqueItems' is not supported"). */
 GROK_API char *grok_json_schema_to_gbnf(const char *schema, size_t len, char *err, size_t err_size);
+/* The same with the start rule named start and every other rule but the
+ * shared JSON primitives (json-*, fmt-*, ws) named start-..., so several
+ * schemas' rules can be put into one grammar. */
+GROK_API char *grok_json_schema_to_gbnf_rules(const char *schema, size_t len, const char *start, char *err,
+                                              size_t err_size);
 
 typedef struct grok_matcher grok_matcher;
 /* A matcher at the start of the grammar (holds a reference to g). */

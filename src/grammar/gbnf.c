@@ -465,9 +465,12 @@ static const char *parse_sequence(gparser *p, const char *pos, const char *name,
             int64_t id = generated_symbol(p, name, at);
             if (id < 0) return NULL;
             if (!(pos = parse_alternates(p, pos, name, id, true))) return NULL;
-            if (*pos != ')')
-                return perr(p, pos, "expecting ')' to close the group opened at this line, found %s",
+            if (*pos != ')') {
+                size_t ol, oc;
+                where(p->src, (size_t)(at - p->src), &ol, &oc);
+                return perr(p, pos, "expecting ')' to close the group opened at %zu:%zu, found %s", ol, oc,
                             shown(pos, b, sizeof b));
+            }
             last = rule->n;
             if (!ev_push(p, rule, GE_REF, (uint32_t)id, at)) return NULL;
             pos = skip_space(pos + 1, nested);

@@ -102,6 +102,7 @@ typedef struct {
 
 typedef struct {
     cJSON *doc;
+    const char *prefix; /* put before every rule name but the primitives' (NULL: none) */
     char **names, **bodies;
     size_t n_rules, cap_rules;
     ref_rule *refs;
@@ -151,9 +152,10 @@ static char *fresh_name(conv *c, const char *hint) {
     while (k && base[k - 1] == '-') k--;
     if (!k) base[k++] = 'r';
     base[k] = '\0';
-    char buf[80];
-    snprintf(buf, sizeof buf, "%s", base);
-    for (int i = 2; name_taken(c, buf); i++) snprintf(buf, sizeof buf, "%s-%d", base, i);
+    char pre[80], buf[160];
+    snprintf(pre, sizeof pre, "%s%s%s", c->prefix ? c->prefix : "", c->prefix ? "-" : "", base);
+    snprintf(buf, sizeof buf, "%s", pre);
+    for (int i = 2; name_taken(c, buf); i++) snprintf(buf, sizeof buf, "%s-%d", pre, i);
     return strdup(buf);
 }
 
@@ -1529,7 +1531,8 @@ static int64_t bad_utf8(const char *s, size_t n) {
     return -1;
 }
 
-char *grok_json_schema_to_gbnf(const char *schema, size_t len, char *err, size_t err_size) {
+char *grok_json_schema_to_gbnf_rules(const char *schema, size_t len, const char *start, char *err,
+                                     size_t err_size) {
     char dummy[8];
     if (!err || !err_size) err = dummy, err_size = sizeof dummy;
     err[0] = '\0';
@@ -1553,12 +1556,19 @@ char *grok_json_schema_to_gbnf(const char *schema, size_t len, char *err, size_t
             cJSON_Delete(doc);
             return NULL;
         }
-    conv c = {.doc = doc, .err = err, .err_size = err_size};
-    char *root = reserve_rule(&c, "root");
-    char *body = root ? visit(&c, doc, "", "root") : NULL;
+    bool named = start && strcmp(start, "root");
+    conv c = {.doc = doc, .prefix = named ? start : NULL, .err = err, .err_size = err_size};
+    char *root = NULL;
+    if (add_rule_slot(&c) && (root = strdup(named ? start : "root")) && (c.names[0] = strdup(root))) {
+        c.bodies[0] = NULL;
+        c.n_rules = 1;
+    } else {
+        oom(&c);
+    }
+    char *body = root && !c.failed ? visit(&c, doc, "", "root") : NULL;
     char *out = NULL;
     if (body && !c.failed) {
-        set_body(&c, "root", body);
+        set_body(&c, root, body);
         body = NULL;
         sbuf b = {0};
         for (size_t i = 0; i < c.n_rules; i++)
@@ -1581,4 +1591,8 @@ char *grok_json_schema_to_gbnf(const char *schema, size_t len, char *err, size_t
     free(c.refs);
     cJSON_Delete(doc);
     return out;
+}
+
+char *grok_json_schema_to_gbnf(const char *schema, size_t len, char *err, size_t err_size) {
+    return grok_json_schema_to_gbnf_rules(schema, len, "root", err, err_size);
 }

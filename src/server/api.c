@@ -89,9 +89,13 @@ void request_free(request *r) {
     for (size_t i = 0; i < r->n_stops; i++) free(r->stops[i]);
     free(r->prompt);
     free(r->prompt_text);
+    grok_grammar_free(r->grammar);
     if (r->choices) {
         for (int i = 0; i < r->n; i++) {
             choice *c = &r->choices[i];
+            grok_matcher_free(c->matcher);
+            free(c->mask);
+            tool_parse_free(c->tools);
             grok_sampler_free(c->sampler);
             free(c->seq);
             free(c->hold);
@@ -155,8 +159,7 @@ static int bool_field(const cJSON *o, const char *name, bool *out, char *err, si
     return 1;
 }
 
-/* Appends s[0..n) to a growing buffer; false when out of memory. */
-static bool buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n) {
+bool server_buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n) {
     if (*len + n + 1 > *cap) {
         size_t c = *cap ? *cap : 256;
         while (c < *len + n + 1) c *= 2;
@@ -196,7 +199,7 @@ static const char *message_text(const cJSON *content, char **owned, char *err, s
             free(b);
             return NULL;
         }
-        if (!buf_add(&b, &len, &cap, text->valuestring, strlen(text->valuestring))) {
+        if (!server_buf_add(&b, &len, &cap, text->valuestring, strlen(text->valuestring))) {
             snprintf(err, err_size, "out of memory");
             free(b);
             return NULL;
@@ -206,14 +209,26 @@ static const char *message_text(const cJSON *content, char **owned, char *err, s
     return b ? b : "";
 }
 
-/* The chat prompt from messages and the template; NULL with err. */
-static char *chat_prompt(server *s, const cJSON *msgs, size_t *out_len, char *err, size_t err_size) {
+/* Appends one turn: the role's template filled in. */
+static bool add_turn(char **b, size_t *len, size_t *cap, const char *fmt, const char *text, const char *name,
+                     const char *id) {
+    char *t = chat_fill(fmt, text, name, id);
+    bool ok = t && server_buf_add(b, len, cap, t, strlen(t));
+    free(t);
+    return ok;
+}
+
+/* The chat prompt from messages and the template (and the tools' system
+ * turn, after the leading system messages); NULL with err. */
+static char *chat_prompt(server *s, const cJSON *msgs, const char *tools_text, size_t *out_len, char *err,
+                         size_t err_size) {
     if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0) {
         snprintf(err, err_size, "'messages' must be a non-empty array");
         return NULL;
     }
     size_t len = 0, cap = 0, idx = 0;
     char *b = NULL;
+    bool tools_done = tools_text == NULL;
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
@@ -224,29 +239,56 @@ static char *chat_prompt(server *s, const cJSON *msgs, size_t *out_len, char *er
         const char *rn = strcmp(role->valuestring, "developer") == 0 ? "system" : role->valuestring;
         int ri = chat_role_index(rn);
         if (ri < 0) {
-            snprintf(err, err_size, "messages[%zu].role must be system, user or assistant", idx);
+            snprintf(err, err_size, "messages[%zu].role must be system, user, assistant or tool", idx);
             goto fail;
+        }
+        if (!tools_done && ri != ROLE_SYSTEM) {
+            if (!add_turn(&b, &len, &cap, s->chat.role_fmt[ROLE_SYSTEM], tools_text, NULL, NULL)) goto oom;
+            tools_done = true;
         }
         char *owned;
         const char *text = message_text(field(m, "content"), &owned, err, err_size, idx);
         if (!text) goto fail;
-        const char *fmt = s->chat.role_fmt[ri], *ph = strstr(fmt, "{content}");
-        bool ok = buf_add(&b, &len, &cap, fmt, (size_t)(ph - fmt)) &&
-                  buf_add(&b, &len, &cap, text, strlen(text)) &&
-                  buf_add(&b, &len, &cap, ph + 9, strlen(ph + 9));
-        free(owned);
-        if (!ok) {
-            snprintf(err, err_size, "out of memory");
-            goto fail;
+        const cJSON *calls = ri == ROLE_ASSISTANT ? field(m, "tool_calls") : NULL;
+        char *with_calls = NULL;
+        if (calls) {
+            char *r = tools_render_calls(calls, err, err_size, idx);
+            if (!r) {
+                free(owned);
+                goto fail;
+            }
+            size_t wl = 0, wc = 0;
+            bool ok = server_buf_add(&with_calls, &wl, &wc, text, strlen(text)) &&
+                      (!text[0] || server_buf_add(&with_calls, &wl, &wc, "\n", 1)) &&
+                      server_buf_add(&with_calls, &wl, &wc, r, strlen(r));
+            free(r);
+            if (!ok) {
+                free(owned);
+                free(with_calls);
+                goto oom;
+            }
+            text = with_calls;
         }
+        const char *name = NULL, *id = NULL;
+        if (ri == ROLE_TOOL) {
+            const cJSON *tid = field(m, "tool_call_id"), *nm = field(m, "name");
+            id = cJSON_IsString(tid) ? tid->valuestring : "";
+            name = tools_call_name(msgs, m, id);
+            if (!name) name = cJSON_IsString(nm) ? nm->valuestring : "tool";
+        }
+        bool ok = add_turn(&b, &len, &cap, s->chat.role_fmt[ri], text, name, id);
+        free(owned);
+        free(with_calls);
+        if (!ok) goto oom;
         idx++;
     }
-    if (!buf_add(&b, &len, &cap, s->chat.generation, strlen(s->chat.generation))) {
-        snprintf(err, err_size, "out of memory");
-        goto fail;
-    }
+    if (!tools_done && !add_turn(&b, &len, &cap, s->chat.role_fmt[ROLE_SYSTEM], tools_text, NULL, NULL))
+        goto oom;
+    if (!server_buf_add(&b, &len, &cap, s->chat.generation, strlen(s->chat.generation))) goto oom;
     *out_len = len;
     return b;
+oom:
+    snprintf(err, err_size, "out of memory");
 fail:
     free(b);
     return NULL;
@@ -392,15 +434,24 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
         }
     }
 
+    /* structured output and tools */
+    char *tools_text = NULL;
+    if (tools_parse_request(s, root, r, &tools_text, err, err_size, param)) goto fail;
+
     /* prompt */
     size_t text_len = 0;
     if (kind == KIND_CHAT) {
         const cJSON *msgs = field(root, "messages");
-        if (!msgs) FAIL("messages", "'messages' is required");
-        text = chat_prompt(s, msgs, &text_len, err, err_size);
+        if (!msgs) {
+            free(tools_text);
+            FAIL("messages", "'messages' is required");
+        }
+        text = chat_prompt(s, msgs, tools_text, &text_len, err, err_size);
+        free(tools_text);
         if (!text) KEEP("messages");
         if (s->chat.stop[0] && !(r->stops[r->n_stops++] = strdup(s->chat.stop))) FAIL(NULL, "out of memory");
     } else {
+        free(tools_text);
         const cJSON *p = field(root, "prompt");
         if (!p) FAIL("prompt", "'prompt' is required");
         const cJSON *one = p;
@@ -605,9 +656,9 @@ static cJSON *logprobs_json(server *s, const request *r, const choice *c, size_t
     return o;
 }
 
-static const char *finish_name(int f) {
+static const char *finish_name(int f, const choice *c) {
     switch (f) {
-    case FINISH_STOP: return "stop";
+    case FINISH_STOP: return c && c->tools && c->tools->n_calls ? "tool_calls" : "stop";
     case FINISH_LENGTH: return "length";
     default: return NULL;
     }
@@ -637,8 +688,8 @@ static void add_usage(cJSON *root, const request *r) {
     cJSON_AddNumberToObject(u, "total_tokens", (double)((int64_t)r->n_prompt + ct));
 }
 
-static void add_finish(cJSON *o, int finish) {
-    const char *f = finish_name(finish);
+static void add_finish(cJSON *o, int finish, const choice *c) {
+    const char *f = finish_name(finish, c);
     if (f)
         cJSON_AddStringToObject(o, "finish_reason", f);
     else
@@ -657,7 +708,12 @@ char *api_whole_response(server *s, const request *r) {
         if (chat) {
             cJSON *m = cJSON_AddObjectToObject(o, "message");
             cJSON_AddStringToObject(m, "role", "assistant");
-            cJSON_AddStringToObject(m, "content", text);
+            bool calls = c->tools && c->tools->n_calls;
+            if (calls && !text[0]) /* OpenAI: a message of only tool calls has no content */
+                cJSON_AddNullToObject(m, "content");
+            else
+                cJSON_AddStringToObject(m, "content", text);
+            if (calls) cJSON_AddItemToObject(m, "tool_calls", tools_calls_json(c->tools));
         } else {
             cJSON_AddStringToObject(o, "text", text);
         }
@@ -665,7 +721,7 @@ char *api_whole_response(server *s, const request *r) {
             cJSON_AddItemToObject(o, "logprobs", logprobs_json(s, r, c, 0, c->n_lps));
         else
             cJSON_AddNullToObject(o, "logprobs");
-        add_finish(o, c->finish);
+        add_finish(o, c->finish, c);
         cJSON_AddItemToArray(choices, o);
     }
     add_usage(root, r);
@@ -675,7 +731,7 @@ char *api_whole_response(server *s, const request *r) {
 }
 
 char *api_stream_chunk(server *s, const request *r, int ci, const char *text, size_t len, size_t lp0,
-                       size_t lp1, int finish, bool first) {
+                       size_t lp1, int finish, bool first, cJSON *tool_delta) {
     bool chat = r->kind == KIND_CHAT;
     const choice *c = &r->choices[ci];
     cJSON *root = head(s, r, chat ? "chat.completion.chunk" : "text_completion");
@@ -691,15 +747,17 @@ char *api_stream_chunk(server *s, const request *r, int ci, const char *text, si
         cJSON *d = cJSON_AddObjectToObject(o, "delta");
         if (first) cJSON_AddStringToObject(d, "role", "assistant");
         if (len || first) cJSON_AddStringToObject(d, "content", t ? t : "");
+        if (tool_delta) cJSON_AddItemToObject(d, "tool_calls", tool_delta);
     } else {
         cJSON_AddStringToObject(o, "text", t ? t : "");
+        cJSON_Delete(tool_delta);
     }
     free(t);
     if (r->logprobs >= 0 && lp1 > lp0)
         cJSON_AddItemToObject(o, "logprobs", logprobs_json(s, r, c, lp0, lp1));
     else
         cJSON_AddNullToObject(o, "logprobs");
-    add_finish(o, finish);
+    add_finish(o, finish, c);
     cJSON_AddItemToArray(choices, o);
     char *out = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);

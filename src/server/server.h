@@ -13,6 +13,9 @@
  *              400 message naming the field on any bad value) and the
  *              response objects (request -> JSON).
  *   chat.c     the chat template that turns messages into a prompt.
+ *   tools.c    structured output: grammar, json_schema, response_format
+ *              and tools as grammars; tool calls in the prompt and parsed
+ *              out of the generated text.
  *   metrics.c  Prometheus counters, gauges and histograms.
  *   follow.c   under mpirun: rank 0 announces every forward step, the
  *              other ranks (which run no HTTP) replay it on their share.
@@ -29,6 +32,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cJSON.h>
 
 #include "grok.h"
 
@@ -58,11 +63,13 @@ typedef struct {
 int server_run(const server_config *cfg);
 
 /* ---- chat template (chat.c) ---- */
-#define CHAT_ROLES 3 /* system, user, assistant */
+#define CHAT_ROLES 4 /* system, user, assistant, tool */
+enum { ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT, ROLE_TOOL };
 typedef struct {
-    char *role_fmt[CHAT_ROLES]; /* each with one {content} */
+    char *role_fmt[CHAT_ROLES]; /* each with one {content}; tool's may also have {name} and {id} */
     char *generation;           /* appended after the messages */
     char *stop;                 /* extra stop string for chat ("" = none) */
+    char *tools;                /* the system text that lists the tools: one {tools} */
 } chat_template;
 
 /* The built-in template, or one read from path (format in chat.c). */
@@ -81,6 +88,36 @@ int chat_role_index(const char *role);
 
 enum { KIND_COMPLETION, KIND_CHAT };
 enum { FINISH_NONE, FINISH_STOP, FINISH_LENGTH, FINISH_CANCEL, FINISH_TIMEOUT, FINISH_ERROR };
+
+/* Tool calls: how the model writes one, the only form the grammar lets
+ * it write (tools.c). */
+#define TOOL_CALL_OPEN "<tool_call>"
+#define TOOL_CALL_HEAD "<tool_call>{\"name\": \""
+#define TOOL_CALL_ARGS "\", \"arguments\": "
+#define TOOL_CALL_CLOSE "}</tool_call>"
+
+/* One call parsed out of a choice's text (shared, under mu). */
+typedef struct {
+    char id[40];
+    char *name;
+    char *args; /* the arguments' JSON text as far as generated */
+    size_t args_len, args_cap;
+    bool complete;    /* its closing tag was read */
+    size_t args_sent; /* HTTP side: bytes of args streamed so far */
+    bool announced;   /* HTTP side: its first delta (id, name) was sent */
+} tool_call;
+
+/* Turns released text into content and calls as it arrives. */
+typedef struct {
+    int state;
+    char pend[64]; /* text that may be the start of a tag, held back */
+    size_t n_pend;
+    int depth; /* JSON nesting inside the arguments */
+    bool in_str, esc;
+    tool_call *calls;
+    size_t n_calls, cap_calls;
+    char id_base[24];
+} tool_parse;
 
 typedef struct {
     int32_t token;
@@ -122,6 +159,11 @@ typedef struct {
     size_t n_lps, lps_cap;
     int finish; /* FINISH_* */
     bool assigned;
+    /* structured output: the grammar's state and its mask (scheduler-owned),
+     * the calls parsed out of the text (shared; NULL without tools) */
+    grok_matcher *matcher;
+    uint64_t *mask;
+    tool_parse *tools;
 } choice;
 
 typedef struct request {
@@ -139,7 +181,9 @@ typedef struct request {
     bool prompt_lps; /* completions with echo and logprobs: the prompt's too */
     int32_t *prompt;
     size_t n_prompt;
-    char *prompt_text; /* for echo (completions) */
+    char *prompt_text;     /* for echo (completions) */
+    grok_grammar *grammar; /* constrains every choice (NULL: none); a reference held */
+    bool parse_tools;      /* read tool calls out of the text */
     /* shared */
     choice *choices;
     int n_assigned, n_done;
@@ -161,13 +205,49 @@ void request_free(request *r);
 char *api_error_json(const char *message, const char *type, const char *param, const char *code);
 char *api_whole_response(struct server *s, const request *r);
 /* One streamed chunk for choice ci: delta text, new logprobs [lp0, lp1),
- * finish reason (FINISH_NONE for none), first (chat: announce the role). */
+ * finish reason (FINISH_NONE for none), first (chat: announce the role),
+ * new tool-call deltas (taken; NULL for none). */
 char *api_stream_chunk(struct server *s, const request *r, int ci, const char *text, size_t len, size_t lp0,
-                       size_t lp1, int finish, bool first);
+                       size_t lp1, int finish, bool first, cJSON *tool_delta);
 char *api_usage_chunk(struct server *s, const request *r);
 int64_t request_completion_tokens(const request *r);
 /* Text of one token for logprobs (valid UTF-8; byte pieces as <0xNN>). */
 void api_token_text(struct server *s, int32_t id, char *out, size_t cap);
+
+/* ---- structured output (tools.c) ---- */
+/* Reads grammar, json_schema, response_format, tools, tool_choice and
+ * parallel_tool_calls from a request body into r (r->grammar,
+ * r->parse_tools) and, for chat, writes the tools' system text into
+ * *tools_text (malloc'd, NULL when there is none). 0, or -1 with err and
+ * *param naming the field. */
+int tools_parse_request(struct server *s, const cJSON *root, request *r, char **tools_text, char *err,
+                        size_t err_size, const char **param);
+/* Chat prompt pieces: an assistant message's tool_calls as the model
+ * writes them (malloc'd; NULL with err naming messages[idx]), and the
+ * function name of a tool message's tool_call_id from the assistant
+ * messages before upto (NULL when none names it). */
+char *tools_render_calls(const cJSON *tool_calls, char *err, size_t err_size, size_t idx);
+const char *tools_call_name(const cJSON *msgs, const cJSON *upto, const char *id);
+/* The choice's parser (NULL when out of memory), feeding it released text,
+ * and the end of the text. */
+tool_parse *tool_parse_new(const request *r, int choice_index);
+bool tool_parse_feed(tool_parse *tp, choice *c, const char *t, size_t n);
+bool tool_parse_finish(tool_parse *tp, choice *c);
+void tool_parse_free(tool_parse *tp);
+/* The calls as OpenAI's message.tool_calls array (whole), or the streamed
+ * tool_calls delta for what is new since the last one (NULL: nothing). */
+cJSON *tools_calls_json(const tool_parse *tp);
+cJSON *tools_calls_delta(tool_parse *tp);
+/* A compiled grammar for GBNF text, from the server's cache (a reference
+ * the caller owns), or NULL with err. */
+grok_grammar *server_grammar(struct server *s, const char *gbnf, size_t len, char *err, size_t err_size);
+void server_grammar_cache_free(struct server *s);
+
+/* Appends s[0..n) to a growing NUL-terminated buffer; false when out of memory. */
+bool server_buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n);
+/* A template text with {content} (and, where name/id are not NULL, {name}
+ * and {id}) filled in (malloc'd; chat.c). */
+char *chat_fill(const char *fmt, const char *content, const char *name, const char *id);
 
 /* UTF-8 helpers. */
 bool utf8_valid(const char *s, size_t len);
@@ -200,6 +280,8 @@ typedef struct {
     uint64_t steps, step_tokens;
     uint64_t weight_bytes, expert_reads;    /* read by the steps (grok_runner_last_step) */
     double forward_seconds, sample_seconds; /* scheduler time in grok_decode_multi / sampling */
+    uint64_t masks;                         /* grammar masks computed */
+    double mask_seconds;                    /* their time (part of sample_seconds, summed over slots) */
     histogram latency, ttft;
 } metrics;
 
@@ -214,10 +296,21 @@ typedef struct slot {
     uint64_t last_used; /* for picking among equal prefixes */
 } slot;
 
+#define GRAMMAR_CACHE 16 /* compiled grammars kept for requests that repeat them */
+typedef struct {
+    char *text;
+    grok_grammar *g;
+    uint64_t used;
+} cached_grammar;
+
 typedef struct server {
     server_config cfg;
     grok_model *model;
     const grok_tokenizer *tok;
+    grok_grammar_vocab *gvocab; /* the vocabulary as grammars see it */
+    pthread_mutex_t gmu;        /* guards gcache */
+    cached_grammar gcache[GRAMMAR_CACHE];
+    uint64_t gclock;
     grok_threadpool *pool;
     grok_runner *runner; /* runs every step, whichever slots are in it */
     chat_template chat;
