@@ -430,12 +430,12 @@ static const char *parse_sequence(gparser *p, const char *pos, const char *name,
             while (*pos != ']') {
                 if (!*pos) return perr(p, at, "unterminated character class");
                 uint32_t c;
+                const char *lo_at = pos;
                 if (!(pos = parse_char(p, pos, &c))) return NULL;
                 if (!ev_push(p, rule, rule->n > last ? GE_CHAR_ALT : start, c, at)) return NULL;
                 if (pos[0] == '-' && pos[1] != ']') {
                     if (!pos[1]) return perr(p, at, "unterminated character class");
                     uint32_t hi;
-                    const char *lo_at = pos;
                     if (!(pos = parse_char(p, pos + 1, &hi))) return NULL;
                     if (hi < c) return perr(p, lo_at, "range end U+%04X is below its start U+%04X", hi, c);
                     if (!ev_push(p, rule, GE_RNG_UPPER, hi, at)) return NULL;

@@ -225,6 +225,7 @@ static int cmp_u32(const void *a, const void *b) {
 }
 
 static size_t sort_unique(uint32_t *a, size_t n) {
+    if (n < 2) return n;
     qsort(a, n, sizeof *a, cmp_u32);
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
@@ -324,7 +325,7 @@ static uint32_t set_of(const grok_grammar *g, grok_gcache *c, const uint32_t *a,
     size_t h = set_hash(a, n) & (c->s_hcap - 1);
     for (; c->s_htab[h]; h = (h + 1) & (c->s_hcap - 1)) {
         uint32_t id = c->s_htab[h] - 1;
-        if (c->s_len[id] == n && !memcmp(c->s_pool.a + c->s_off[id], a, n * sizeof *a)) return id;
+        if (c->s_len[id] == n && (n == 0 || !memcmp(c->s_pool.a + c->s_off[id], a, n * sizeof *a))) return id;
     }
     if (c->n_set == c->cap_set) {
         size_t cap = c->cap_set ? c->cap_set * 2 : 1024;
@@ -832,9 +833,11 @@ grok_matcher *grok_matcher_clone(const grok_matcher *m) {
         free(n);
         return NULL;
     }
-    memcpy(n->pos, m->pos, m->n_pos * sizeof *n->pos);
-    memcpy(n->stk_off, m->stk_off, m->n_stk * sizeof *n->stk_off);
-    memcpy(n->stk_len, m->stk_len, m->n_stk * sizeof *n->stk_len);
+    if (m->n_pos) memcpy(n->pos, m->pos, m->n_pos * sizeof *n->pos);
+    if (m->n_stk) {
+        memcpy(n->stk_off, m->stk_off, m->n_stk * sizeof *n->stk_off);
+        memcpy(n->stk_len, m->stk_len, m->n_stk * sizeof *n->stk_len);
+    }
     grok_grammar_retain(n->g);
     return n;
 }
@@ -1120,7 +1123,7 @@ grok_grammar_vocab *grok_grammar_vocab_create(const grok_tokenizer *t, char *err
             v->bytes = b;
             cap = c;
         }
-        memcpy(v->bytes + total, buf, k);
+        if (k) memcpy(v->bytes + total, buf, k);
         v->off[id] = (uint32_t)total;
         v->len[id] = (uint32_t)k;
         total += k;
