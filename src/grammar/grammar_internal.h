@@ -91,11 +91,15 @@ struct grok_grammar_vocab {
     const grok_tokenizer *tok;
     int64_t n_vocab;
     int32_t eos;
-    uint8_t *bytes;      /* all tokens' bytes */
-    uint32_t *off, *len; /* [n_vocab] */
-    uint32_t *sorted;    /* [n_sorted] token ids with text, by bytes */
-    uint32_t *lcp;       /* [n_sorted] */
-    uint32_t *rank;      /* [n_vocab] index in sorted, UINT32_MAX for tokens without text */
+    uint8_t *bytes;        /* all tokens' bytes */
+    uint32_t *off, *len;   /* [n_vocab] */
+    uint32_t *sorted;      /* [n_sorted] token ids with text, by bytes */
+    uint32_t *lcp;         /* [n_sorted] */
+    uint8_t *sbytes;       /* the sorted tokens' bytes, in sorted order (walks read it in sequence) */
+    uint32_t *soff, *slen; /* [n_sorted] */
+    uint32_t *end1, *end2; /* [n_sorted] the first sorted token after i that differs from it in its
+                           * first byte / first two bytes: the end of i's subtree there */
+    uint32_t *rank;        /* [n_vocab] index in sorted, UINT32_MAX for tokens without text */
     size_t n_sorted;
     uint32_t max_len;
     size_t n_words;    /* uint64 words of a mask */

@@ -155,6 +155,7 @@ struct grok_gcache {
     uint32_t *s_off, *s_len;
     uint8_t *s_flags;
     int32_t *s_row;
+    int32_t *s_high; /* the set every non-ASCII character leads to; -1: they differ, -2: not known */
     size_t n_set, cap_set;
     vec32 s_pool;
     uint32_t *s_htab;
@@ -177,10 +178,11 @@ struct grok_gcache {
 
 typedef struct wst {
     uint32_t set;
-    uint32_t cp; /* the bits of an unfinished character */
-    uint8_t rem; /* continuation bytes it still needs (0: at a character boundary) */
-    uint8_t len; /* its length in bytes */
-    bool bnd;    /* a set on the way here held the boundary */
+    uint32_t cp;  /* the bits of an unfinished character */
+    int32_t high; /* where it leads whatever it is (s_high of its set), or -1 */
+    uint8_t rem;  /* continuation bytes it still needs (0: at a character boundary) */
+    uint8_t len;  /* its length in bytes */
+    bool bnd;     /* a set on the way here held the boundary */
 } wst;
 
 static bool is_terminal(const grok_grammar *g, uint32_t pos) {
@@ -337,14 +339,17 @@ static uint32_t set_of(const grok_grammar *g, grok_gcache *c, const uint32_t *a,
         if (fl) c->s_flags = fl;
         int32_t *r = realloc(c->s_row, cap * sizeof *r);
         if (r) c->s_row = r;
-        if (!o || !l || !fl || !r) goto oom;
-        c->bytes += (cap - c->cap_set) * 13;
+        int32_t *hs = realloc(c->s_high, cap * sizeof *hs);
+        if (hs) c->s_high = hs;
+        if (!o || !l || !fl || !r || !hs) goto oom;
+        c->bytes += (cap - c->cap_set) * 17;
         c->cap_set = cap;
     }
     uint32_t id = (uint32_t)c->n_set++;
     c->s_off[id] = (uint32_t)c->s_pool.n;
     c->s_len[id] = (uint32_t)n;
     c->s_row[id] = -1;
+    c->s_high[id] = -2;
     uint8_t fl = 0;
     for (size_t i = 0; i < n; i++) {
         if (!v32_push(&c->s_pool, a[i])) goto oom;
@@ -428,6 +433,37 @@ static uint32_t next_cp(const grok_grammar *g, grok_gcache *c, uint32_t set, uin
     return r;
 }
 
+/* Does class k hold every code point of [lo, hi] (merged ranges: one
+ * range must hold them all)? */
+static bool class_covers(const grok_grammar *g, const grok_cclass *k, uint32_t lo, uint32_t hi) {
+    const grok_crange *r = g->ranges + k->r0;
+    for (uint32_t i = 0; i < k->nr; i++)
+        if (r[i].lo <= lo && r[i].hi >= hi) return true;
+    return false;
+}
+
+/* When every stack's class holds either all non-ASCII characters or none
+ * (strings, free text, '.'), every such character leads to one set:
+ * computed once, so the bytes of multi-byte characters cost no class
+ * lookups. Returns that set, or -1. */
+static int32_t high_set(const grok_grammar *g, grok_gcache *c, uint32_t set) {
+    if (c->s_high[set] != -2) return c->s_high[set];
+    bool uniform = true;
+    for (uint32_t i = 0; uniform && i < c->s_len[set]; i++) {
+        uint32_t f = c->s_pool.a[c->s_off[set] + i];
+        if (f <= FR_BND) continue;
+        int32_t k = g->cls_of[c->fpos[f]];
+        if (k < 0) continue; /* a whole-token element reads no characters */
+        const grok_cclass *cl = &g->cls[k];
+        bool any = grok_cclass_meets(g, cl, 0x80, 0x10FFFF);
+        bool all = class_covers(g, cl, 0x80, 0xD7FF) && class_covers(g, cl, 0xE000, 0x10FFFF);
+        if (any && !all) uniform = false;
+    }
+    int32_t r = uniform ? (int32_t)advance(g, c, set, 0x4E00) : -1; /* any non-ASCII character will do */
+    c->s_high[set] = r;
+    return r;
+}
+
 /* Does some stack's class hold a character beginning with the unfinished
  * bytes of s? */
 static bool partial_viable(const grok_grammar *g, const grok_gcache *c, const wst *s) {
@@ -466,6 +502,8 @@ static int wstep(const grok_grammar *g, grok_gcache *c, wst *s, uint32_t b) {
         else
             return 0;
         s->rem = (uint8_t)(s->len - 1);
+        s->high = high_set(g, c, s->set);
+        if (s->high >= 0) return s->high ? W_LIVE | W_END_OK : 0;
     } else {
         if ((b & 0xC0) != 0x80) return 0;
         if (s->rem == s->len - 1) { /* the second byte narrows what the first allowed */
@@ -475,9 +513,11 @@ static int wstep(const grok_grammar *g, grok_gcache *c, wst *s, uint32_t b) {
         }
         s->cp = s->cp << 6 | (b & 0x3F);
         if (--s->rem == 0) {
-            s->set = next_cp(g, c, s->set, s->cp);
+            s->set = s->high >= 0 ? (uint32_t)s->high : next_cp(g, c, s->set, s->cp);
+            s->high = -1;
             goto boundary;
         }
+        if (s->high >= 0) return W_LIVE | W_END_OK;
     }
     return partial_viable(g, c, s) ? W_LIVE | W_END_OK : 0;
 boundary:;
@@ -511,13 +551,16 @@ static void walk(const grok_grammar *g, grok_gcache *c, wst start, const uint32_
     if (!ranks) n = v->n_sorted;
     for (size_t k = 0; k < n && !c->oom; k++) {
         uint32_t rank = ranks ? ranks[k] : (uint32_t)k;
-        uint32_t id = v->sorted[rank];
-        const uint8_t *b = v->bytes + v->off[id];
-        size_t len = v->len[id];
+        const uint8_t *b = v->sbytes + v->soff[rank];
+        size_t len = v->slen[rank];
         size_t l = ranks ? (pb ? common_prefix(pb, pl, b, len) : 0) : v->lcp[rank];
         pb = b;
         pl = len;
-        if (dead_d >= 0 && (int64_t)l > dead_d) { /* fails at the same byte as the one before */
+        if (dead_d >= 0 && (int64_t)l > dead_d) {             /* fails at the same byte as the one before */
+            if (!ranks && dead_v == V_REJECT && dead_d < 2) { /* the whole subtree: nothing to report */
+                k = (dead_d == 0 ? v->end1[rank] : v->end2[rank]) - 1;
+                continue;
+            }
             emit(ctx, rank, dead_v);
             continue;
         }
@@ -595,7 +638,7 @@ static entry *entry_of(const grok_grammar *g, grok_gcache *c, uint32_t key) {
     if (!en.acc) goto oom;
     vec32 unc = {0};
     emit_ctx ctx = {v, en.acc, &unc, false};
-    wst s = {set_of(g, c, &key, 1), 0, 0, 0, false};
+    wst s = {set_of(g, c, &key, 1), 0, -1, 0, 0, false};
     walk(g, c, s, NULL, 0, emit_entry, &ctx);
     if (ctx.oom || c->oom) {
         free(en.acc);
@@ -632,6 +675,7 @@ static void cache_clear(grok_gcache *c) {
     free(c->s_len);
     free(c->s_flags);
     free(c->s_row);
+    free(c->s_high);
     free(c->s_pool.a);
     free(c->s_htab);
     free(c->rows);
@@ -888,7 +932,7 @@ int64_t grok_matcher_fill_mask(grok_matcher *m, uint64_t *mask) {
     uint32_t ns = c->s_len[set];
     mask_ctx mc = {v, mask};
     if (m->rem) { /* inside a character: only its continuation bytes can come */
-        wst s = {set, m->cp, m->rem, m->len, false};
+        wst s = {set, m->cp, -1, m->rem, m->len, false};
         walk(g, c, s, NULL, 0, emit_mask, &mc);
         rc = c->oom ? -1 : popcount_mask(mask, v->n_words);
         goto done;
@@ -933,7 +977,7 @@ int64_t grok_matcher_fill_mask(grok_matcher *m, uint64_t *mask) {
         }
         if (todo.n && !c->oom) {
             uint32_t one = set_of(g, c, &f, 1);
-            wst s = {one, 0, 0, 0, false};
+            wst s = {one, 0, -1, 0, 0, false};
             walk(g, c, s, todo.a, todo.n, emit_mask, &mc);
         }
     }
@@ -948,7 +992,7 @@ done:
 
 /* Consumes bytes from the state (mutex held); false when they do not fit. */
 static bool take_bytes(grok_matcher *m, grok_gcache *c, const uint8_t *b, size_t n, wst *out) {
-    wst s = {m->set, m->cp, m->rem, m->len, false};
+    wst s = {m->set, m->cp, -1, m->rem, m->len, false};
     for (size_t i = 0; i < n; i++) {
         int r = wstep(m->g, c, &s, b[i]);
         if (!(r & (i + 1 == n ? W_END_OK : W_LIVE)) || c->oom) return false;
@@ -991,7 +1035,7 @@ int grok_matcher_accept_token(grok_matcher *m, int32_t id) {
         uint32_t n, off = expand(g, c, after(g, c, f), &n);
         for (uint32_t j = 0; ok && j < n; j++) ok = v32_push(&tok, c->exp_pool.a[off + j]);
     }
-    wst s = {0, 0, 0, 0, false};
+    wst s = {0, 0, -1, 0, 0, false};
     bool by_text = ok && v->len[id] > 0 && take_bytes(m, c, v->bytes + v->off[id], v->len[id], &s);
     if (!ok || c->oom) goto done_free;
     if (tok.n && (!by_text || s.rem == 0)) {
@@ -1000,7 +1044,7 @@ int grok_matcher_accept_token(grok_matcher *m, int32_t id) {
             for (uint32_t j = 0; ok && j < c->s_len[s.set]; j++)
                 ok = v32_push(&tok, c->s_pool.a[c->s_off[s.set] + j]);
         size_t k = sort_unique(tok.a, tok.n);
-        s = (wst){set_of(g, c, tok.a, k), 0, 0, 0, false};
+        s = (wst){set_of(g, c, tok.a, k), 0, -1, 0, 0, false};
         by_text = ok && !c->oom;
     }
     if (by_text) {
@@ -1023,7 +1067,7 @@ int grok_matcher_accept_text(grok_matcher *m, const char *text, size_t len) {
     pthread_mutex_lock(&g->mu);
     grok_gcache *c = cache(g);
     int rc = -1;
-    wst s = {0, 0, 0, 0, false};
+    wst s = {0, 0, -1, 0, 0, false};
     if (c && sync_state(m, c) && take_bytes(m, c, (const uint8_t *)text, len, &s)) rc = commit(m, c, &s);
     pthread_mutex_unlock(&g->mu);
     return rc;
@@ -1037,7 +1081,7 @@ size_t grok_matcher_prefix_len(grok_matcher *m, const char *text, size_t len) {
     grok_gcache *c = cache(g);
     size_t i = 0;
     if (c && sync_state(m, c)) {
-        wst s = {m->set, m->cp, m->rem, m->len, false};
+        wst s = {m->set, m->cp, -1, m->rem, m->len, false};
         for (; i < len; i++) {
             wst t = s;
             if (!(wstep(g, c, &t, (uint8_t)text[i]) & W_END_OK) || c->oom) break;
@@ -1087,6 +1131,11 @@ void grok_grammar_vocab_free(grok_grammar_vocab *v) {
     free(v->len);
     free(v->sorted);
     free(v->lcp);
+    free(v->end1);
+    free(v->end2);
+    free(v->sbytes);
+    free(v->soff);
+    free(v->slen);
     free(v->rank);
     free(v->textual);
     free(v);
@@ -1147,6 +1196,24 @@ grok_grammar_vocab *grok_grammar_vocab_create(const grok_tokenizer *t, char *err
         v->lcp[i] = i ? (uint32_t)common_prefix(keys[i - 1].b, keys[i - 1].len, keys[i].b, keys[i].len) : 0;
     }
     v->n_sorted = m;
+    v->sbytes = malloc(total ? total : 1);
+    v->soff = malloc((m ? m : 1) * sizeof *v->soff);
+    v->slen = malloc((m ? m : 1) * sizeof *v->slen);
+    if (!v->sbytes || !v->soff || !v->slen) goto oom;
+    for (size_t i = 0, at = 0; i < m; i++) {
+        memcpy(v->sbytes + at, keys[i].b, keys[i].len);
+        v->soff[i] = (uint32_t)at;
+        v->slen[i] = keys[i].len;
+        at += keys[i].len;
+    }
+    v->end1 = malloc((m ? m : 1) * sizeof *v->end1);
+    v->end2 = malloc((m ? m : 1) * sizeof *v->end2);
+    if (!v->end1 || !v->end2) goto oom;
+    for (size_t i = m; i-- > 0;) {
+        bool more = i + 1 < m;
+        v->end1[i] = more && v->lcp[i + 1] >= 1 ? v->end1[i + 1] : (uint32_t)i + 1;
+        v->end2[i] = more && v->lcp[i + 1] >= 2 ? v->end2[i + 1] : (uint32_t)i + 1;
+    }
     free(keys);
     return v;
 oom:
