@@ -192,8 +192,8 @@ static bool valid_tool_name(const char *n) {
 int tools_parse_request(server *s, const cJSON *root, request *r, char **tools_text, char *err,
                         size_t err_size, const char **param) {
     *tools_text = NULL;
-    char *gbnf = NULL, *conv = NULL, *list = NULL;
-    size_t gl = 0, gc = 0, ll = 0, lc = 0;
+    char *gbnf = NULL, *conv = NULL, *list = NULL, *tg = NULL; /* tg: the tools' grammar */
+    size_t gl = 0, ll = 0, lc = 0, tgl = 0, tgc = 0;
     char e2[GROK_ERR_SIZE];
     const char *source = NULL; /* the field the grammar came from */
     const cJSON *grammar = field(root, "grammar"), *js = field(root, "json_schema"),
@@ -273,16 +273,18 @@ int tools_parse_request(server *s, const cJSON *root, request *r, char **tools_t
         if (!tools && strcmp(mode, "none")) FAIL("tool_choice", "'tool_choice' needs 'tools'");
     }
     if (tools && r->kind != KIND_CHAT) FAIL("tools", "'tools' work on /v1/chat/completions only");
-    if (tools && strcmp(mode, "none")) {
+    /* the tools are checked whatever tool_choice says; with "none" they are then left out */
+    if (tools) {
         if (!cJSON_IsArray(tools) || !tools->child) FAIL("tools", "'tools' must be a non-empty array");
-        if (n_sources)
+        bool use = strcmp(mode, "none") != 0;
+        if (n_sources && use)
             FAIL(source, "'%s' together with 'tools' is not supported (send tool_choice \"none\" to use it)",
                  source);
         bool named_found = false;
         size_t i = 0;
         /* calls: <tool_call>{"name": "NAME", "arguments": ARGS}</tool_call> */
-        bool ok = add(&gbnf, &gl, &gc, "tool-call ::= ") && add_literal(&gbnf, &gl, &gc, TOOL_CALL_HEAD) &&
-                  add(&gbnf, &gl, &gc, " (");
+        bool ok = add(&tg, &tgl, &tgc, "tool-call ::= ") && add_literal(&tg, &tgl, &tgc, TOOL_CALL_HEAD) &&
+                  add(&tg, &tgl, &tgc, " (");
         char *rules = NULL;
         size_t rl = 0, rc = 0;
         int n_alt = 0;
@@ -336,7 +338,7 @@ int tools_parse_request(server *s, const cJSON *root, request *r, char **tools_t
             if (ok && take) {
                 char ref[32];
                 snprintf(ref, sizeof ref, "%stool%zu", n_alt++ ? " | " : " ", i);
-                ok = add(&gbnf, &gl, &gc, ref);
+                ok = add(&tg, &tgl, &tgc, ref);
             }
             /* the prompt's line for the function */
             cJSON *line = cJSON_CreateObject();
@@ -353,21 +355,20 @@ int tools_parse_request(server *s, const cJSON *root, request *r, char **tools_t
             free(rules);
             FAIL("tool_choice", "tool_choice names '%s', which is not among the tools", named);
         }
-        ok = ok && add(&gbnf, &gl, &gc, " ) ") && add_literal(&gbnf, &gl, &gc, TOOL_CALL_CLOSE) &&
-             add(&gbnf, &gl, &gc, "\n");
+        ok = ok && add(&tg, &tgl, &tgc, " ) ") && add_literal(&tg, &tgl, &tgc, TOOL_CALL_CLOSE) &&
+             add(&tg, &tgl, &tgc, "\n");
         bool one = !parallel || named;
         ok = ok &&
-             add(&gbnf, &gl, &gc,
+             add(&tg, &tgl, &tgc,
                  one ? "tool-calls ::= tool-call\n" : "tool-calls ::= tool-call ( \"\\n\" tool-call )*\n");
         if (!strcmp(mode, "auto"))
-            ok = ok && add(&gbnf, &gl, &gc, "root ::= tool-text-0 tool-calls?\n") &&
-                 add_text_without(&gbnf, &gl, &gc, TOOL_CALL_OPEN);
+            ok = ok && add(&tg, &tgl, &tgc, "root ::= tool-text-0 tool-calls?\n") &&
+                 add_text_without(&tg, &tgl, &tgc, TOOL_CALL_OPEN);
         else
-            ok = ok && add(&gbnf, &gl, &gc, "root ::= tool-calls\n");
-        ok = ok && (!rules || add(&gbnf, &gl, &gc, rules));
+            ok = ok && add(&tg, &tgl, &tgc, "root ::= tool-calls\n");
+        ok = ok && (!rules || add(&tg, &tgl, &tgc, rules));
         free(rules);
         if (!ok) FAIL(NULL, "out of memory");
-        r->parse_tools = true;
         /* the system text that lists them */
         const char *tpl = s->chat.tools, *ph = strstr(tpl, "{tools}");
         size_t tl = 0, tcap = 0;
@@ -377,7 +378,16 @@ int tools_parse_request(server *s, const cJSON *root, request *r, char **tools_t
             free(tt);
             FAIL(NULL, "out of memory");
         }
-        *tools_text = tt;
+        if (use) {
+            free(gbnf);
+            gbnf = tg;
+            tg = NULL;
+            gl = tgl;
+            r->parse_tools = true;
+            *tools_text = tt;
+        } else {
+            free(tt);
+        }
     }
     if (conv) {
         free(gbnf);
@@ -395,11 +405,13 @@ int tools_parse_request(server *s, const cJSON *root, request *r, char **tools_t
     }
     free(gbnf);
     free(list);
+    free(tg);
     return 0;
 fail:
     free(gbnf);
     free(conv);
     free(list);
+    free(tg);
     free(*tools_text);
     *tools_text = NULL;
     return -1;
@@ -543,7 +555,7 @@ bool tool_parse_feed(tool_parse *tp, choice *c, const char *t, size_t n) {
             }
             tp->pend[tp->n_pend++] = ch;
             if (tp->n_pend <= head_len) {
-                if (memcmp(tp->pend, TOOL_CALL_HEAD + open_len, tp->n_pend)) { /* not our form: text */
+                if (memcmp(tp->pend, &TOOL_CALL_HEAD[open_len], tp->n_pend)) { /* not our form: text */
                     ok = content(c, TOOL_CALL_OPEN, open_len) && content(c, tp->pend, tp->n_pend);
                     tp->n_pend = 0;
                     tp->state = TP_TEXT;
@@ -585,7 +597,7 @@ bool tool_parse_feed(tool_parse *tp, choice *c, const char *t, size_t n) {
         }
         case TP_TAIL: /* </tool_call> */
             tp->pend[tp->n_pend++] = ch;
-            if (memcmp(tp->pend, TOOL_CALL_CLOSE + 1, tp->n_pend)) { /* not well-formed: keep it as text */
+            if (memcmp(tp->pend, &TOOL_CALL_CLOSE[1], tp->n_pend)) { /* not well-formed: keep it as text */
                 ok = content(c, tp->pend, tp->n_pend);
                 tp->n_pend = 0;
                 tp->state = TP_TEXT;
