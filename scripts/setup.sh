@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PACKAGES=(gcc make cmake pkg-config python3 python3-dev python3-numpy python3-sentencepiece sentencepiece
-  openmpi-bin libopenmpi-dev libmicrohttpd-dev libcjson-dev curl)
+  python3-jsonschema openmpi-bin libopenmpi-dev libmicrohttpd-dev libcjson-dev curl)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
