@@ -28,23 +28,6 @@
 
 #include "check.h"
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = '\0';
-    if (len) *len = b ? (size_t)n : 0;
-    return b;
-}
-
 static grok_grammar *parse(const char *text, char *err, size_t n) {
     return grok_grammar_parse(text, strlen(text), NULL, NULL, err, n);
 }
@@ -79,7 +62,7 @@ static void test_fixtures(const char *src) {
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
         snprintf(jpath, sizeof jpath, "%s/%.*s.json", dir, (int)(l - 5), de->d_name);
         size_t len;
-        char *text = read_all(path, &len), *js = read_all(jpath, NULL);
+        char *text = check_read_file(path, &len), *js = check_read_file(jpath, NULL);
         grok_grammar *g = text ? grok_grammar_parse(text, len, NULL, NULL, err, sizeof err) : NULL;
         CHECK(g != NULL, "%s does not parse: %s", path, err);
         cJSON *cases = js ? cJSON_Parse(js) : NULL;
@@ -104,7 +87,7 @@ static void test_llama_examples(const char *src) {
     }
     char jpath[4096];
     snprintf(jpath, sizeof jpath, "%s/tests/fixtures/grammar/llama_examples.json", src);
-    char *js = read_all(jpath, NULL);
+    char *js = check_read_file(jpath, NULL);
     cJSON *all = js ? cJSON_Parse(js) : NULL;
     CHECK(all != NULL, "%s", jpath);
     DIR *d = opendir(dir);
@@ -117,7 +100,7 @@ static void test_llama_examples(const char *src) {
         char path[8192], err[GROK_ERR_SIZE];
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
         size_t len;
-        char *text = read_all(path, &len);
+        char *text = check_read_file(path, &len);
         grok_grammar *g = text ? grok_grammar_parse(text, len, NULL, NULL, err, sizeof err) : NULL;
         CHECK(g != NULL, "llama.cpp's %s does not parse: %s", de->d_name, err);
         const cJSON *cases = cJSON_GetObjectItemCaseSensitive(all, de->d_name);
@@ -381,7 +364,7 @@ static void test_masks(const char *src) {
     for (size_t i = 0; v && i < sizeof names / sizeof names[0]; i++) {
         snprintf(path, sizeof path, "%s/tests/fixtures/grammar/%s.gbnf", src, names[i]);
         size_t len;
-        char *text = read_all(path, &len);
+        char *text = check_read_file(path, &len);
         grok_grammar *g = text ? grok_grammar_parse(text, len, NULL, v, err, sizeof err) : NULL;
         CHECK(g != NULL, "%s: %s", path, err);
         for (int rep = 0; g && rep < 3; rep++)

@@ -752,16 +752,7 @@ static size_t build_class(grok_grammar *g, size_t i, grok_crange **tmp, size_t *
 
 bool grok_cclass_has(const grok_grammar *g, const grok_cclass *k, uint32_t c) {
     if (c < 128) return (k->ascii[c >> 6] >> (c & 63)) & 1;
-    const grok_crange *r = g->ranges + k->r0;
-    size_t lo = 0, hi = k->nr;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (r[mid].hi < c)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < k->nr && r[lo].lo <= c;
+    return grok_cclass_meets(g, k, c, c);
 }
 
 bool grok_cclass_meets(const grok_grammar *g, const grok_cclass *k, uint32_t lo, uint32_t hi) {
