@@ -48,6 +48,13 @@
 #define KEY_DEPTH 4
 #define CACHE_LIMIT ((size_t)768 << 20) /* bytes of caches per grammar before they are dropped */
 #define MAX_SET ((size_t)1 << 16)       /* stacks in one state: beyond, the grammar is too ambiguous */
+/* byte steps and stack frames one call (a mask, taking a token, matching a
+ * text) may spend: grammars whose every step reaches a different set of
+ * thousands of stacks (a nullable item repeated thousands of times,
+ * "([a-z]?){30000}") would otherwise take minutes and gigabytes per token;
+ * the mask of a JSON schema over Grok-1's vocabulary, cold, needs some
+ * millions */
+#define WORK_LIMIT ((uint64_t)1 << 27)
 
 #define FR_EMPTY 0u /* the empty stack: the grammar may end */
 #define FR_BND 1u   /* below the cut of a short stack */
@@ -174,9 +181,18 @@ struct grok_gcache {
     struct wst *wst; /* [max_len + 1] */
     size_t bytes;
     uint64_t epoch;
+    uint64_t spent; /* spent by the current call (WORK_LIMIT) */
     int key_depth;
-    bool oom;
+    bool oom; /* out of memory or over WORK_LIMIT: the call fails, the cache is renewed */
 };
+
+/* Counts n units of the current call's work; past WORK_LIMIT the grammar
+ * is too ambiguous to follow and the call fails as when out of memory. */
+static inline bool spend(grok_gcache *c, uint64_t n) {
+    c->spent += n;
+    if (c->spent > WORK_LIMIT) c->oom = true;
+    return !c->oom;
+}
 
 typedef struct wst {
     uint32_t set;
@@ -257,6 +273,10 @@ static uint32_t expand(const grok_grammar *g, grok_gcache *c, uint32_t f, uint32
         uint32_t x = c->work.a[--c->work.n];
         if (c->stamp[x] == st) continue;
         c->stamp[x] = st;
+        if (!spend(c, 1)) {
+            ok = false;
+            break;
+        }
         if (x == FR_EMPTY || x == FR_BND || is_terminal(g, c->fpos[x])) {
             ok = v32_push(&c->res, x);
             continue;
@@ -384,6 +404,7 @@ static uint32_t advance(const grok_grammar *g, grok_gcache *c, uint32_t set, uin
         int32_t k = g->cls_of[c->fpos[f]];
         if (k < 0 || !grok_cclass_has(g, &g->cls[k], cp)) continue;
         uint32_t n, off = expand(g, c, after(g, c, f), &n);
+        ok = spend(c, n);
         for (uint32_t j = 0; ok && j < n; j++) ok = v32_push(&out, c->exp_pool.a[off + j]);
     }
     uint32_t r = 0;
@@ -490,6 +511,7 @@ enum { W_LIVE = 1, W_END_OK = 2 };
 /* One byte. Returns W_LIVE when more bytes may follow, W_END_OK when the
  * text may stop after it. */
 static int wstep(const grok_grammar *g, grok_gcache *c, wst *s, uint32_t b) {
+    if (!spend(c, 1)) return 0;
     if (s->rem == 0) {
         if (b < 0x80) {
             s->set = next_ascii(g, c, s->set, b);
@@ -743,6 +765,7 @@ static grok_gcache *cache(grok_grammar *g) {
             return NULL;
         }
     }
+    c->spent = 0; /* one call to the cache per public call */
     return c;
 }
 
