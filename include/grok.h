@@ -131,7 +131,10 @@ typedef enum {
     GROK_TYPE_TQ1_0 = 34,
     GROK_TYPE_TQ2_0 = 35,
     GROK_TYPE_MXFP4 = 39,
-    GROK_TYPE_COUNT = 40
+    GROK_TYPE_NVFP4 = 40,
+    GROK_TYPE_Q1_0 = 41,
+    GROK_TYPE_Q2_0 = 42,
+    GROK_TYPE_COUNT = 43
 } grok_type;
 
 /* Layout facts of a type, known for every type the GGUF format defines
@@ -442,12 +445,45 @@ typedef enum {
     GROK_KERNELS_REFERENCE = 2
 } grok_kernel_mode;
 
+/* How weights live in memory: the plan the first runner makes (see the
+ * "Memory" section below). */
+typedef enum {
+    GROK_PLAN_AUTO = 0,   /* chosen by the limit */
+    GROK_PLAN_PACKED = 1, /* every weight packed in memory */
+    GROK_PLAN_CACHE = 2,  /* dense weights packed, experts through the cache */
+    GROK_PLAN_MMAP = 3    /* the file's pages only */
+} grok_plan_kind;
+
+typedef enum {
+    GROK_CACHE_LRU = 0, /* least recently used */
+    GROK_CACHE_LFU = 1, /* least frequently used (counts kept for evicted keys, halved as they age) */
+    GROK_CACHE_ARC = 2  /* adaptive replacement (recency and frequency lists with ghosts) */
+} grok_cache_policy;
+
+/* How weights live in memory (the "Memory" section below). */
+typedef struct {
+    int64_t limit;            /* bytes this process may use: 0 = find it (cgroup, MemAvailable), < 0 = none */
+    grok_plan_kind plan;      /* GROK_PLAN_AUTO: by the limit; else forced */
+    int64_t cache_slots;      /* CACHE: slots; 0 = as many as the limit leaves room for */
+    grok_cache_policy policy; /* eviction policy of the expert cache */
+    int prefetch;             /* read ahead the next layer's experts as its router predicts them from the
+                               * current hidden state: 0 never; 1 (default) when admitted: only over a
+                               * victim used no more often (TinyLFU admission); 2 always */
+    int io_threads;           /* threads reading into the cache (0 = 2) */
+    bool buffered_io;         /* read through the page cache (dropping the pages after) instead of O_DIRECT */
+    int64_t n_contexts;       /* sequences (KV caches) to leave room for, 0 = 1 */
+    const char *pack_file;    /* the packed copy to map (grok_model_write_packfile): NULL = MODEL.gguf.grokpack
+                               * when it is there, "" = none; must outlive the first runner */
+} grok_memory_params;
+
 /* How a model is loaded. Environment variables, where set, override these
  * (GROK_PACK=0 turns packing off, GROK_KERNELS=fast|exact|reference sets
  * the mode), so a program can be measured both ways without a rebuild. */
 typedef struct {
-    bool pack;                /* build the packed (row-interleaved) copy the FAST kernels read (true) */
-    grok_kernel_mode kernels; /* the mode of this model's runners (GROK_KERNELS_DEFAULT) */
+    bool pack;                 /* build the packed (row-interleaved) copy the FAST kernels read (true);
+                                * false: the mapped file only, whatever the memory plan */
+    grok_kernel_mode kernels;  /* the mode of this model's runners (GROK_KERNELS_DEFAULT) */
+    grok_memory_params memory; /* grok_memory_default_params() */
 } grok_model_params;
 
 GROK_API grok_model_params grok_model_default_params(void);
@@ -502,6 +538,32 @@ GROK_API const float *grok_seq_logits(const grok_seq *s);
  * prompt prefix: compare, then grok_seq_truncate to the common part). */
 GROK_API const int32_t *grok_seq_tokens(const grok_seq *s);
 
+/* ---- the router's record (MoE microscope, expert caches) ----
+ * A hook attached to a sequence sees, for every token of that sequence
+ * and every layer, what the router computed: its softmax over all experts
+ * and the experts it chose with their gates. It is called on the thread
+ * that runs the forward step, synchronously, right after the layer's
+ * selection and before any expert of that layer is computed (so an expert
+ * cache may fetch the chosen experts in it); within a step, layer by
+ * layer, and in a layer for the step's tokens in order (a step may also
+ * hold other sequences' tokens: they go to their own hooks). The pointers
+ * are valid only during the call. A sequence without a hook pays one NULL
+ * test per token and layer. On a distributed model only the layers this
+ * process computes are seen (all of them, except in a pipeline split). */
+typedef struct {
+    int64_t pos;            /* the token's position in its sequence */
+    int32_t token;          /* its id */
+    int64_t layer;          /* 0 .. n_layers - 1 */
+    int64_t n_experts;      /* E */
+    int64_t n_used;         /* K */
+    const float *probs;     /* [E] router softmax (f32, as the experts use it) */
+    const int32_t *experts; /* [K] chosen experts, highest probability first (ties: lower index) */
+    const float *gates;     /* [K] their gates: probs[experts[k]], not renormalised */
+} grok_routing;
+typedef void (*grok_routing_fn)(void *user, const grok_routing *r);
+/* Attaches fn (NULL detaches); user is passed back unchanged. */
+GROK_API void grok_seq_set_routing_hook(grok_seq *s, grok_routing_fn fn, void *user);
+
 typedef struct {
     int n_threads;          /* used when pool is NULL; <= 0 = all cores */
     grok_threadpool *pool;  /* shared pool (not owned), or NULL to make one */
@@ -554,6 +616,63 @@ typedef struct {
 } grok_step_stats;
 GROK_API grok_step_stats grok_runner_last_step(const grok_runner *r);
 
+/* ---- what each weight matrix reads (importance matrices) ----
+ * A hook attached to a runner sees the input rows of every product with a
+ * weight matrix, as the product reads them (f32, after the norms; for the
+ * down projections, gelu(gate) * up), named by the weight's GGUF tensor
+ * name. An expert tensor is seen per expert, with only the rows of the
+ * tokens routed to it, so the counts of its rows are the expert's token
+ * counts. It is called synchronously on the thread running the step,
+ * before each product; the pointers are valid only during the call. It is
+ * not called on a model distributed across MPI ranks. grok imatrix is
+ * built on it. */
+typedef struct {
+    const char *tensor; /* "blk.3.attn_q.weight", "blk.3.ffn_down_exps.weight", "output.weight" */
+    int64_t layer;      /* -1 for the output head */
+    int64_t expert;     /* the slice of a stacked expert tensor, or -1 for a dense matrix */
+    int64_t n_experts;  /* slices of the tensor: n_experts for expert tensors, else 1 */
+    const float *x;     /* [n_rows][n_cols] */
+    int64_t n_rows, n_cols;
+} grok_matmul_input;
+typedef void (*grok_matmul_input_fn)(void *user, const grok_matmul_input *in);
+/* Attaches fn (NULL detaches); user is passed back unchanged. */
+GROK_API void grok_runner_set_input_hook(grok_runner *r, grok_matmul_input_fn fn, void *user);
+
+/* An importance matrix (src/model/imatrix.c): per weight matrix, and per
+ * expert of a stacked expert tensor, the sum of squared inputs per column
+ * and the number of rows read, as llama-imatrix collects them. Attach
+ * grok_imatrix_hook with the imatrix as user to collect; it is not
+ * thread-safe (one runner at a time). Files: llama.cpp's imatrix GGUF,
+ * or its legacy .dat (by the name's .dat suffix or legacy = true), both
+ * read by grok_imatrix_load, which adds a file's sums to what is held;
+ * chunk_size converts the legacy file's per-chunk means (512 when <= 0). */
+typedef struct grok_imatrix grok_imatrix;
+GROK_API grok_imatrix *grok_imatrix_create(int64_t chunk_size);
+GROK_API void grok_imatrix_free(grok_imatrix *im);
+GROK_API void grok_imatrix_hook(void *imatrix, const grok_matmul_input *in);
+/* The first problem the hook met (a non-finite input, a shape that
+ * disagrees with a loaded file, no memory), or NULL; collection stops. */
+GROK_API const char *grok_imatrix_error(const grok_imatrix *im);
+GROK_API int grok_imatrix_add_dataset(grok_imatrix *im, const char *name);
+/* The last dataset named (the text it was collected on), or NULL. */
+GROK_API const char *grok_imatrix_dataset(const grok_imatrix *im);
+GROK_API void grok_imatrix_add_chunks(grok_imatrix *im, int64_t n);
+GROK_API int64_t grok_imatrix_chunk_count(const grok_imatrix *im);
+GROK_API int64_t grok_imatrix_chunk_size(const grok_imatrix *im);
+GROK_API int grok_imatrix_load(grok_imatrix *im, const char *path, char *err, size_t err_size);
+GROK_API int grok_imatrix_save(const grok_imatrix *im, const char *path, bool legacy, char *err, size_t err_size);
+/* The mean squared input of each of n_cols columns of a tensor (expert
+ * slice e, or -1 for a dense matrix) into out, and the rows behind it
+ * (*count, may be NULL); 0, -1 when the tensor is absent, -2 when its
+ * shape does not fit. */
+GROK_API int grok_imatrix_weights(const grok_imatrix *im, const char *tensor, int64_t expert, int64_t n_cols,
+                                  float *out, int64_t *count);
+/* Entry i (0 .. n_entries-1): its tensor name, shape and row counts (one,
+ * or one per expert); 0, or -1 out of range. */
+GROK_API int64_t grok_imatrix_n_entries(const grok_imatrix *im);
+GROK_API int grok_imatrix_entry(const grok_imatrix *im, int64_t i, const char **tensor, int64_t *n_cols,
+                                int64_t *n_mat, const int64_t **counts, int64_t *n_counts);
+
 /* ---- the one-sequence context ---- */
 typedef struct {
     int64_t n_ctx;          /* KV cache length; 0 = the model's context */
@@ -584,6 +703,146 @@ GROK_API void grok_context_truncate(grok_context *c, int64_t pos);
 GROK_API const float *grok_context_logits(const grok_context *c);
 GROK_API const int32_t *grok_context_tokens(const grok_context *c);
 GROK_API grok_step_stats grok_context_last_step(const grok_context *c);
+/* grok_seq_set_routing_hook on the context's sequence. */
+GROK_API void grok_context_set_routing_hook(grok_context *c, grok_routing_fn fn, void *user);
+
+/* ======================================================================
+ * Memory: a plan by the memory limit, and the expert cache for models
+ * larger than it. src/model/memplan.c, src/model/xcache.c
+ *
+ * At its first runner (grok_runner_create, grok_context_create) the model
+ * plans how its weights live in memory, from the memory this process may
+ * use (the tightest cgroup v1 or v2 limit along its cgroup path less what
+ * the group already holds outside the page cache, MemAvailable, or
+ * grok_memory_params.limit):
+ *  - PACKED: every weight in the packed form the fast kernels read
+ *    (anonymous memory), when it fits;
+ *  - CACHE: the dense weights (attention, router, norms, embedding and
+ *    output) packed, and the experts in a fixed number of (layer, expert)
+ *    slots in the packed layout, filled by explicit reads from the file on
+ *    I/O threads (O_DIRECT, so the page cache holds no second copy) and
+ *    evicted by a policy; the router of the next layer, applied to the
+ *    current hidden state, predicts which experts to read ahead;
+ *  - MMAP: weights read where they lie in the mapped file (page cache
+ *    only), when not even the dense weights and two slots fit.
+ * The logits are the same bits in every plan that packs (PACKED, CACHE at
+ * any number of slots). Without a distribution hook a model computes its
+ * whole share; with one, each rank plans for its own share.
+ * ====================================================================== */
+
+/* The defaults: those grok_memory_set_default gave, else: the limit
+ * found, the plan by it, as many slots as fit, LFU, prefetch on, 2 I/O
+ * threads, O_DIRECT, one context. */
+GROK_API grok_memory_params grok_memory_default_params(void);
+/* Where the library's one-line notices go (the memory plan, a fallback):
+ * fn(ud, line) with no newline; none (the default) keeps them silent. */
+GROK_API void grok_set_log(void (*fn)(void *ud, const char *line), void *ud);
+/* The parameters models loaded from now on start with (process-wide; the
+ * grok command sets them from its --mem-* flags). */
+GROK_API void grok_memory_set_default(const grok_memory_params *p);
+/* Sets how the model plans its memory; before its first context (else -1
+ * with err). The parameters are copied. */
+GROK_API int grok_model_set_memory(grok_model *m, const grok_memory_params *p, char *err, size_t err_size);
+
+typedef struct {
+    grok_plan_kind kind;
+    int64_t limit;              /* the bytes planned for; -1 when no limit was found */
+    char limit_source[192];     /* where the limit came from, e.g. "cgroup v1 /sys/fs/cgroup/memory/x" */
+    int64_t weight_bytes;       /* this share's weights */
+    int64_t dense_bytes;        /* its weights other than the experts */
+    int64_t expert_bytes;       /* one (layer, expert) slot */
+    int64_t n_expert_keys;      /* (layer, expert) pairs of this share */
+    int64_t cache_slots;        /* CACHE: slots; PACKED: all keys; MMAP: 0 */
+    int64_t reserve_bytes;      /* KV caches, scratch, I/O buffers and headroom */
+    int64_t reserve_bytes_seqs; /* ... of which for the sequences' KV caches */
+    int64_t resident_bytes;     /* what the plan keeps resident (weights in memory + reserve) */
+    grok_cache_policy policy;
+    int prefetch;
+    bool direct_io;             /* CACHE: reads bypass the page cache */
+    int64_t read_ahead_bytes;   /* MMAP: what a fault reads around its page (the device's read-ahead); 0 when
+                                 * the limit leaves the page cache too little room for that (MADV_RANDOM:
+                                 * each fault reads its page only), or in the other plans */
+    char pack_file[256];        /* the packed file mapped, "" when none */
+} grok_memory_plan;
+
+/* The plan the model runs with; NULL before its first runner. */
+GROK_API const grok_memory_plan *grok_model_memory_plan(const grok_model *m);
+/* What the first runner would plan for a runner like rp and sequences
+ * like sp (NULL: the defaults; n_contexts of them, besides any made),
+ * without doing it. 0, or -1 with err. */
+GROK_API int grok_model_plan_memory(const grok_model *m, const grok_seq_params *sp,
+                                    const grok_runner_params *rp, grok_memory_plan *out, char *err,
+                                    size_t err_size);
+/* Writes the packed layout of every matrix the fast kernels read packed
+ * into path (NULL: MODEL.gguf.grokpack beside the model), atomically,
+ * packing on pool (NULL: one thread). A model that finds it there maps it
+ * instead of packing at every start, and its expert cache reads from it. */
+GROK_API int grok_model_write_packfile(const grok_model *m, const char *path, grok_threadpool *pool,
+                                       char *err, size_t err_size);
+/* One line describing a plan (no newline). */
+GROK_API void grok_memory_plan_describe(const grok_memory_plan *p, char *buf, size_t size);
+GROK_API const char *grok_plan_name(grok_plan_kind k);
+GROK_API const char *grok_cache_policy_name(grok_cache_policy p);
+/* Parses "lru", "lfu", "arc"; -1 if none. */
+GROK_API int grok_cache_policy_from_name(const char *name);
+/* Parses a size: bytes, or a number with K, M, G or T (powers of 1024,
+ * optionally followed by "iB" or "B"), e.g. "1.5G", "512MiB". -1 if malformed. */
+GROK_API int64_t grok_parse_size(const char *s);
+/* The memory this process may use, as the plan finds it (limit 0), and
+ * where it came from; -1 when there is no limit to find. */
+GROK_API int64_t grok_memory_available(char *source, size_t source_size);
+
+/* What the expert cache did since the model's first context (or the last
+ * grok_model_cache_reset). All zero in the other plans. */
+typedef struct {
+    int64_t lookups;          /* (layer, expert) uses by forward steps */
+    int64_t hits;             /* ... found in a slot, read */
+    int64_t late_hits;        /* ... being read already (by a prefetch) */
+    int64_t misses;           /* ... that had to be read */
+    int64_t reads;            /* slots filled */
+    int64_t bytes_read;       /* from the file */
+    int64_t prefetches;       /* reads started by a prediction */
+    int64_t prefetches_used;  /* ... whose expert was then used */
+    int64_t predicted;        /* experts predicted for the next layer */
+    int64_t predicted_right;  /* ... that its router then chose */
+    int64_t chosen;           /* experts chosen by the routers (per layer and step) */
+    double io_wait_s;         /* compute waiting for slots */
+    double io_busy_s;         /* summed over the I/O threads: reading and packing */
+    double io_read_s;         /* ... of which waiting in read calls */
+} grok_cache_stats;
+GROK_API grok_cache_stats grok_model_cache_stats(const grok_model *m);
+GROK_API void grok_model_cache_reset(grok_model *m);
+/* Sequential read rate of the disk holding the model's file, in bytes/s,
+ * measured by reading up to max_bytes of it as the cache reads (O_DIRECT
+ * where the file system allows, the cache's chunk size and threads);
+ * -1 on failure. */
+GROK_API double grok_model_read_rate(const grok_model *m, int64_t max_bytes);
+
+/* ---- routing traces: which experts each token used, to choose an
+ * eviction policy by replaying them ---- */
+/* Starts recording afresh (on) or stops (the trace is kept until the next
+ * start or the model's end): every token decoded appends, for each layer,
+ * the experts its router chose and those predicted for it from the
+ * previous layer, in token order (whatever the batching). One forward pass
+ * at a time while recording. */
+GROK_API void grok_model_trace_routing(grok_model *m, bool on);
+/* Tokens recorded; chosen[t][layer][k] and predicted[t][layer][k] (k <
+ * n_experts_used; -1 where layer 0 has no prediction) stay owned by m. */
+GROK_API int64_t grok_model_routing(const grok_model *m, const int32_t **chosen, const int32_t **predicted);
+
+typedef struct {
+    int64_t lookups, hits, reads, prefetch_reads, prefetch_used;
+} grok_cache_sim_result;
+/* Replays tokens [0, n_tokens) of a trace (layout as grok_model_routing's)
+ * of a model with n_layers x n_experts keys through a cache of n_slots
+ * slots under policy, with the predictions read ahead as
+ * grok_memory_params.prefetch says (0 none, 1 admitted, 2 always), as the
+ * cache would. optimal: Belady's MIN (evicts the key used furthest ahead;
+ * no prefetch), the bound no demand-only policy beats. */
+GROK_API grok_cache_sim_result grok_cache_simulate(const int32_t *chosen, const int32_t *predicted,
+                                                   int64_t n_tokens, int64_t n_layers, int64_t n_experts,
+                                                   int64_t k, int64_t n_slots, grok_cache_policy policy,
+                                                   int prefetch, bool optimal);
 
 /* ======================================================================
  * Sampler. src/sampler/

@@ -21,6 +21,12 @@ for tree in build build-asan; do
   all=$(echo "$line" | sed -E 's/.* failed out of ([0-9]+).*/\1/')
   skipped=$(grep -cE '\*\*\*Skipped|Not Run' "$log" || true)
   if [ -z "$line" ]; then rc=1; fail=1; all=1; fi
+  # each skipped test's reason (its first SKIP line), which ctest keeps only in its log
+  for t in $(sed -nE 's/^[[:space:]]+[0-9]+ - ([A-Za-z0-9_]+) \(Skipped\)$/\1/p' "$log"); do
+    why=$(awk -v t="$t" '$0 ~ "^[0-9]+/[0-9]+ Test: " { cur = $3 } cur == t && /^SKIP/ { print; exit }' \
+      "$tree/Testing/Temporary/LastTest.log" 2>/dev/null)
+    echo "skipped in $tree: $t: ${why:-(no reason printed)}"
+  done
   total_fail=$((total_fail + fail))
   total_pass=$((total_pass + all - fail - skipped))
   rm -f "$log"

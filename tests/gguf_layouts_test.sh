@@ -10,6 +10,7 @@
 #  - experts as one tensor per expert (blk.N.ffn_gate.E.weight), as
 #    llama.cpp wrote MoE files before it merged them (Arki05's Grok-1
 #    GGUFs), back to back and interleaved;
+#  - each memory plan (expert cache, packed, mmap) on those layouts;
 #  - `grok info`: llama.cpp's name of general.file_type (a llama-quantize
 #    Q3_K_M file, when built), counts and bytes per type, a type nothing
 #    computes naming itself and its tensor, a type number this build does
@@ -103,6 +104,41 @@ same "per-expert tensors back to back" old_kind.gguf
 same "per-expert tensors interleaved" old_inter.gguf
 echo "ok   per-expert tensor names (blk.N.ffn_gate.E.weight), back to back and interleaved: same logits"
 
+# the memory plans (docs/memory.md) on these layouts: the expert cache reads
+# each expert from the file it lies in (a piece, a shard; a read crossing
+# into the next piece; the tensors copied across unaligned pieces from
+# memory; per-expert tensors through their table), and the packed file of
+# an interleaved per-expert file: the bits of the plain file's packed run
+FAST="--kernels fast --threads 2"
+"$GROK" logits -m m.gguf --ids $IDS -o ref_fast.f32 $FAST --mem-plan packed --pack-file none 2>/dev/null ||
+    fail "packed logits"
+"$GROK" logits -m m.gguf --ids $IDS -o ref_mmap.f32 $FAST --mem-plan mmap 2>/dev/null || fail "mmap logits"
+plan_same() { # LABEL MODEL REF FLAGS...
+    local label=$1 model=$2 ref=$3
+    shift 3
+    "$GROK" logits -m "$model" --ids $IDS -o got.f32 $FAST "$@" 2> err.txt || { cat err.txt; fail "$label: logits"; }
+    cmp -s "$ref" got.f32 || { cat err.txt; fail "$label: logits differ from the plain file's"; }
+}
+cache_same() { # LABEL MODEL
+    plan_same "$1, expert cache" "$2" ref_fast.f32 --mem-plan cache --cache-slots 3
+    grep -q "memory plan: expert-cache; .* experts in 3 of 8 slots" err.txt || { cat err.txt; fail "$1: cache plan"; }
+    plan_same "$1, packed" "$2" ref_fast.f32 --mem-plan packed
+    plan_same "$1, mmap" "$2" ref_mmap.f32 --mem-plan mmap
+}
+cut $((PAGE * 8)); n=$(name_parts 1)
+cache_same "$n page-multiple pieces" p/m.gguf.part1of$n
+cut 10007; n=$(name_parts 1)
+cache_same "$n pieces of 10007 bytes" p/m.gguf.part1of$n
+if [ -x "$LLAMA/llama-gguf-split" ]; then cache_same "llama-gguf-split shards" "$(ls sh-00001-of-*.gguf)"; fi
+cache_same "per-expert tensors back to back" old_kind.gguf
+cache_same "per-expert tensors interleaved" old_inter.gguf
+"$GROK" pack old_inter.gguf > pack.log 2>&1 || { cat pack.log; fail "grok pack of the interleaved file"; }
+plan_same "the interleaved file's packed file, expert cache" old_inter.gguf ref_fast.f32 --mem-plan cache --cache-slots 3
+grep -q "reads of the packed file" err.txt || { cat err.txt; fail "the cache does not read the interleaved file's packed file"; }
+plan_same "the interleaved file's packed file, packed plan" old_inter.gguf ref_fast.f32 --mem-plan packed
+grep -q "mapped from the packed file" err.txt || { cat err.txt; fail "packed plan: packed file not mapped"; }
+echo "ok   expert cache (3 of 8 slots), packed and mmap plans on pieces, shards, per-expert tensors and a packed file: same logits"
+
 # grok info: file type, types, a type nothing computes, an unknown number
 "$GROK" info m.gguf --no-tensors > info.txt || fail "info"
 grep -q "^file type: Q8_0 (general.file_type 7)" info.txt || { cat info.txt; fail "file type line"; }
@@ -111,17 +147,19 @@ grep -Eq "^  f32 +11 " info.txt || { cat info.txt; fail "f32 count"; }
 $RW add-tensor m.gguf i32.gguf extra.counts 26 8 || fail "rewrite add-tensor"
 "$GROK" info i32.gguf --no-tensors > info.txt || fail "info with an i32 tensor"
 grep -Eq "^  i32 +1 .* not computable by this build \(first: extra.counts\)" info.txt || { cat info.txt; fail "i32 line"; }
-$RW add-tensor m.gguf t40.gguf future.weight 40 64 || fail "rewrite type 40"
-"$GROK" info t40.gguf > info.txt 2> err.txt && fail "type 40 accepted"
-grep -q "tensor 26 'future.weight': type 40 = nvfp4 is not one this build knows (newer than this build)" err.txt \
-    || { cat err.txt; fail "type 40 message"; }
+$RW add-tensor m.gguf t43.gguf future.weight 43 64 || fail "rewrite type 43"
+"$GROK" info t43.gguf > info.txt 2> err.txt && fail "type 43 accepted"
+grep -q "tensor 26 'future.weight': type 43 is not one this build knows (newer than this build)" err.txt \
+    || { cat err.txt; fail "type 43 message"; }
 if [ -x "$LLAMA/llama-quantize" ]; then
     "$GROK" new -o f.gguf --force --vocab 300 --d-model 256 --layers 2 --heads 4 --kv-heads 2 --experts 4 \
         --experts-used 2 --ffn 256 --type f32 2>/dev/null || fail "grok new f32"
     "$LLAMA/llama-quantize" f.gguf q3.gguf Q3_K_M > q.log 2>&1 || { tail q.log; fail "llama-quantize"; }
-    "$GROK" info q3.gguf --no-tensors > info.txt 2>&1
+    # every type of the mix is computed (q3_K, q4_K, ...): info loads it as a model
+    "$GROK" info q3.gguf --no-tensors > info.txt 2>&1 || { cat info.txt; fail "info on the Q3_K_M file"; }
     grep -q "^file type: Q3_K_M (general.file_type 12)" info.txt || { cat info.txt; fail "Q3_K_M name"; }
     grep -Eq "^  q3_K +[0-9]+ " info.txt || { cat info.txt; fail "q3_K row"; }
+    ! grep -q "not computable" info.txt || { cat info.txt; fail "Q3_K_M: a type said not computable"; }
     echo "ok   llama-quantize's Q3_K_M file: $(grep '^file type' info.txt)"
 else
     echo "skip llama-quantize not built at $LLAMA"

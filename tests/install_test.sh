@@ -76,6 +76,17 @@ extra=$(comm -13 "$T/declared" "$T/exported")
 [ -z "$extra" ] || fail "exported but not in grok.h: $extra"
 nm -D --defined-only "$LIBDIR/libgrok.so" | awk '$2 ~ /[TDBR]/ {print $3}' | grep -v '^grok_' >"$T/unprefixed"
 [ -s "$T/unprefixed" ] && fail "unprefixed symbols exported: $(head -5 "$T/unprefixed" | tr '\n' ' ')"
+# the installed grok serves its chat page (compiled in) from outside the tree
+if command -v curl >/dev/null; then
+    (cd / && exec "$P/bin/grok" serve -m "$T/m.gguf" --port 0 --port-file "$T/serve.port" --threads 1 >"$T/serve.log" 2>&1) &
+    spid=$!
+    for _ in $(seq 1 100); do [ -s "$T/serve.port" ] && break; sleep 0.1; done
+    code=$(curl -s -o "$T/page.html" -w '%{http_code}' "http://127.0.0.1:$(cat "$T/serve.port" 2>/dev/null)/")
+    { [ "$code" = 200 ] && cmp -s "$T/page.html" "$GROK_SRC/src/server/webui/index.html"; } ||
+        fail "the installed grok serve does not serve its chat page (HTTP $code)"
+    kill -TERM $spid 2>/dev/null
+    wait $spid 2>/dev/null
+fi
 echo "install: $(wc -l <"$T/declared") functions declared, $(wc -l <"$T/exported") exported"
 [ $fails -eq 0 ] && echo "install_test: ok" && exit 0
 exit 1

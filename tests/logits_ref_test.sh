@@ -6,7 +6,11 @@
 # Python writer (tests/ref/make_model.py), so the loader is also tested on
 # files it did not write. The matrix covers GQA ratios 1/2/4, 4..8 experts
 # with 1..3 used, 1..3 layers, f32/f16/bf16/q8_0 weights, q4_K/q5_K/q6_K
-# ones re-encoded by grok quantize or encoded by the Python writer, a head
+# ones re-encoded by grok quantize or encoded by the Python writer, every
+# type grok.c only decodes (q2_K, q3_K, iq4_xs, ... with llama-quantize's
+# 32-block fallbacks mixed in) encoded by the Python writer (most also
+# decoded to f32 by grok quantize), the i-quants IQ2_XXS ... IQ1_M encoded
+# by the Python writer (and decoded to f32 by grok quantize), a head
 # size other than d_model/heads, a separate output head, PAD tokens inside
 # the ids (and at position 0), non-default scale keys, and one model scaled so that the
 # known near-misses (erf GELU, renormalised gates, no soft cap) show.
@@ -95,6 +99,17 @@ run_config() {
         fi
         "$PY" "$REF/grok_ref.py" "$m" --ids "$ids" --compare "$out" --tol 1e-4 --label "$label" \
             || fails=$((fails + 1))
+        if [ -n "${DEQUANT:-}" ]; then
+            # grok quantize's decoder: the file re-encoded as f32 must give
+            # the stored type's reference logits
+            if "$GROK" quantize "$m" "$m.f32" f32 --pure --force >"$T/quant.log" 2>&1 &&
+                "$GROK" logits -m "$m.f32" --ids "$ids" -o "$out.f32" >"$T/logits.log" 2>&1; then
+                "$PY" "$REF/grok_ref.py" "$m" --ids "$ids" --compare "$out.f32" --tol 1e-4 \
+                    --label "$label decoded to f32 by grok quantize" || fails=$((fails + 1))
+            else
+                fail "$label: grok quantize to f32 or its logits"; cat "$T/quant.log" "$T/logits.log"
+            fi
+        fi
         if [ -n "${KVF16:-}" ]; then
             if "$GROK" logits -m "$m" --ids "$ids" --kv-type f16 -o "$out.kv16" >"$T/logits.log" 2>&1; then
                 "$PY" "$REF/grok_ref.py" "$m" --ids "$ids" --compare "$out.kv16" --tol 1e-2 \
@@ -145,6 +160,35 @@ QUANT=q6_K KVF16=1 run_config kq_q6_K "$IDS_PAD" $kq --ffn 256 --type f32 --unti
 WRITERS=py run_config kqpy_q4_K "$IDS_B" $kq --ffn 256 --type q4_K --seed 24
 WRITERS=py run_config kqpy_q5_K "$IDS_A" $kq --ffn 256 --type q5_K --untied --seed 25
 WRITERS=py run_config kqpy_q6_K "$IDS_B" $kq --ffn 256 --type q6_K --seed 26
+# The types grok.c only decodes (src/kernels/qtypes.h), in bytes from the
+# Python writer's own NumPy encoders: d_model 256 so every type's blocks
+# divide the rows; q2_K, q3_K and iq4_xs with ffn 160 and heads*head_dim
+# 128 mix in llama-quantize's 32-block fallbacks (q4_0, q4_0, iq4_nl) for
+# ffn_down and attn_output. DEQUANT: also decoded to f32 by grok quantize.
+qt="--d-model 256 --vocab 260 --layers 1 --heads 4 --kv-heads 2 --experts 4 --experts-used 2"
+WRITERS=py DEQUANT=1 run_config qt_q2_K "$IDS_A" $qt --ffn 160 --type q2_K --fallback q4_0 --seed 41
+WRITERS=py DEQUANT=1 run_config qt_q3_K "$IDS_B" $qt --ffn 256 --head-dim 32 --type q3_K --fallback q4_0 --untied --seed 42
+WRITERS=py DEQUANT=1 run_config qt_iq4_xs "$IDS_PAD" $qt --ffn 160 --type iq4_xs --fallback iq4_nl --seed 43
+WRITERS=py run_config qt_q4_1 "$IDS_A" $qt --ffn 96 --type q4_1 --seed 44
+WRITERS=py run_config qt_q5_0 "$IDS_B" $qt --ffn 96 --type q5_0 --seed 45
+WRITERS=py DEQUANT=1 run_config qt_q5_1 "$IDS_A" $qt --ffn 96 --type q5_1 --untied --seed 46
+WRITERS=py run_config qt_iq4_nl "$IDS_B" $qt --ffn 96 --type iq4_nl --seed 47
+WRITERS=py DEQUANT=1 run_config qt_tq1_0 "$IDS_A" $qt --ffn 256 --type tq1_0 --seed 48
+WRITERS=py run_config qt_tq2_0 "$IDS_B" $qt --ffn 256 --type tq2_0 --seed 49
+WRITERS=py DEQUANT=1 run_config qt_mxfp4 "$IDS_A" $qt --ffn 96 --type mxfp4 --seed 50
+WRITERS=py DEQUANT=1 run_config qt_nvfp4 "$IDS_B" $qt --ffn 192 --type nvfp4 --seed 51
+WRITERS=py DEQUANT=1 run_config qt_q1_0 "$IDS_A" $qt --ffn 128 --type q1_0 --seed 52
+WRITERS=py BATCHES="3" run_config qt_q2_0 "$IDS_B" $qt --ffn 192 --type q2_0 --seed 53
+# i-quants, which grok.c reads but does not write: bytes from make_model.py's
+# NumPy encoder (tests/ref/iq_encode.py), decoded by tests/ref/iq_ref.py;
+# each also decoded to f32 by grok quantize
+WRITERS=py DEQUANT=1 BATCHES="3" run_config iq_iq2_xxs "$IDS_A" $kq --ffn 256 --type iq2_xxs --seed 41
+WRITERS=py DEQUANT=1 run_config iq_iq2_xs "$IDS_B" $kq --ffn 256 --type iq2_xs --untied --seed 42
+WRITERS=py DEQUANT=1 run_config iq_iq2_s "$IDS_PAD" $kq --ffn 512 --type iq2_s --seed 43
+WRITERS=py DEQUANT=1 KVF16=1 run_config iq_iq3_xxs "$IDS_A" $kq --ffn 256 --type iq3_xxs --seed 44
+WRITERS=py DEQUANT=1 run_config iq_iq3_s "$IDS_B" $kq --ffn 256 --type iq3_s --untied --seed 45
+WRITERS=py DEQUANT=1 run_config iq_iq1_s "$IDS_A" $kq --ffn 256 --type iq1_s --seed 46
+WRITERS=py DEQUANT=1 BATCHES="1" run_config iq_iq1_m "$IDS_PAD" $kq --ffn 256 --type iq1_m --seed 47
 # Scaled so that erf GELU, renormalised gates, a missing soft cap and the
 # like all move these logits by more than 1e-4 (tests/ref/selfcheck.py
 # checks that on the reference); the C writer has no flags for it.

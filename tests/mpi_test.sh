@@ -3,7 +3,8 @@
 # -np 2 and -np 4): logits equal the single-process logits within float
 # reordering (1e-5 relative) for even and uneven splits of heads, experts
 # and FFN rows and both MoE splits; seeded `grok run` prints the same text;
-# the same for the pipeline split (whole layers per rank); grok bench under
+# the same for the pipeline split (whole layers per rank); each rank's expert
+# cache gives its packed share's bits; grok bench under
 # mpirun prints one result from rank 0; a rank that cannot map its share, a
 # rank killed mid-step and a rank that stops answering all end the job on
 # every rank with a message, no hang.
@@ -87,6 +88,19 @@ for cfg in even:4 even:3 uneven:2; do
     && e=$(cmp_f32 $m.1.f32 $m.$np.layers.f32 $V) && within "$e" 1e-5 \
     && ok "$m np $np split layers: logits within $e of one process" \
     || bad "$m np $np split layers: ${e:-} $(head -c 300 err.txt)"
+done
+# each rank plans its own share: its experts through a cache of 3 slots
+# give the bits of its fully packed share, for every split (fast kernels,
+# where the cache holds packed experts; the uneven model's f32 experts are
+# held in the file's layout)
+for cfg in even:2:ffn uneven:2:experts even:3:layers; do
+  IFS=: read -r m np split <<<"$cfg"
+  [ "${GROK_ASAN:-0}" = 1 ] && [ $split = layers ] && continue
+  mpi $np logits -m $m.gguf --ids $ids -o c.packed.f32 --kernels fast --mpi-split $split --mem-plan packed 2>err.txt &&
+  mpi $np logits -m $m.gguf --ids $ids -o c.cache.f32 --kernels fast --mpi-split $split --mem-plan cache \
+    --cache-slots 3 2>err.txt && grep -q "memory plan: expert-cache" err.txt && cmp -s c.packed.f32 c.cache.f32 \
+    && ok "$m np $np split $split: each rank's expert cache gives its packed share's bits" \
+    || bad "$m np $np split $split: expert cache: $(head -c 300 err.txt)"
 done
 mpi 2 logits -m even.gguf --ids 1,2,3 -o st.f32 --mpi-stats 2>st.txt \
   && grep -q "rank 1: layers \[0,4) kv heads \[2,4)" st.txt && grep -q "KiB/token" st.txt \

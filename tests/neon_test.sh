@@ -4,7 +4,10 @@
 # cross-compiled with aarch64-linux-gnu-gcc (warnings are errors), and when
 # qemu-aarch64 is installed (Debian: qemu-user) test_kernels_simd is linked
 # statically and run under it, so every NEON dot is checked against its
-# scalar reference as on x86. Without the cross compiler the test skips;
+# scalar reference as on x86, and test_qtypes checks the reference
+# decoders against ggml's digests there. scripts/setup.sh installs all it
+# needs (gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user). Without
+# the cross compiler the test skips;
 # without qemu, or in the sanitizer build (the run takes ~45 s under
 # emulation and is the same code), it compile-checks only and says so.
 set -uo pipefail
@@ -28,6 +31,11 @@ fi
 # -O1: gcc 12's aarch64 vectorizer fails internally on this test at -O2
 "$CC" "${flags[@]}" -O1 -static "$GROK_SRC/tests/test_kernels_simd.c" "${objs[@]}" -o test_kernels_simd -lm -lpthread \
     2>link.log || { cat link.log; echo "FAIL: link"; exit 1; }
+# the reference decoders too (ggml's digests), as aarch64 compiles them
+"$CC" "${flags[@]}" -O1 -static "$GROK_SRC/tests/test_qtypes.c" "${objs[@]}" -o test_qtypes -lm -lpthread \
+    2>link.log || { cat link.log; echo "FAIL: link test_qtypes"; exit 1; }
+qemu-aarch64 ./test_qtypes || { echo "FAIL: test_qtypes under qemu-aarch64"; exit 1; }
+echo "ok   test_qtypes passes under qemu-aarch64"
 out=$(qemu-aarch64 ./test_kernels_simd 2>&1)
 rc=$?
 echo "$out" | tail -n 20

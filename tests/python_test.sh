@@ -28,6 +28,7 @@ int main(void) {
     printf("grok_model_params %zu\ngrok_context_params %zu\ngrok_sampler_params %zu\n", sizeof(grok_model_params),
            sizeof(grok_context_params), sizeof(grok_sampler_params));
     printf("grok_hparams %zu\ngrok_detok_stream %zu\n", sizeof(grok_hparams), sizeof(grok_detok_stream));
+    printf("grok_memory_params %zu\n", sizeof(grok_memory_params));
     return 0;
 }
 C
@@ -36,6 +37,8 @@ env -u LD_PRELOAD "$T/sizes" >"$T/sizes.txt"
 
 "$GROK" tokenize -m "$MODEL" --ids "In the beginning God created the heaven and the earth." >"$T/ids.txt" 2>/dev/null
 "$GROK" logits -m "$MODEL" --ids "$(tr ' ' ',' <"$T/ids.txt")" -o "$T/logits.f32" >/dev/null 2>&1
+"$GROK" logits -m "$MODEL" --ids "$(tr ' ' ',' <"$T/ids.txt")" --kernels fast --mem-limit none \
+    -o "$T/logits_fast.f32" >/dev/null 2>&1
 "$GROK" run -m "$MODEL" -p "And God said" -n 24 --temp 0.9 --top-p 0.95 --seed 7 --threads 2 \
     >"$T/run.txt" 2>/dev/null
 "$GROK" run -m "$MODEL" -p "And God said" -n 48 --temp 0 --stop "LORD" --threads 2 >"$T/run_stop.txt" 2>/dev/null
@@ -117,6 +120,24 @@ with grok.Model(MODEL, kernels="exact", threads=2) as m:
     lg = m.logits(want_ids)
     ref = np.fromfile(f"{T}/logits.f32", dtype="<f4").reshape(len(want_ids), m.n_vocab)
     check(lg.dtype == np.float32 and np.array_equal(lg, ref), f"logits {lg.shape} equal grok logits bit for bit")
+# the expert cache at one slot: the fast kernels' logits of the packed run, bit for bit
+with grok.Model(MODEL, kernels="fast", threads=2, mem_plan="cache", cache_slots=1, cache_policy="lru") as m:
+    check(m.memory_plan() is None, "no memory plan before the first context")
+    lg = m.logits(want_ids)
+    ref = np.fromfile(f"{T}/logits_fast.f32", dtype="<f4").reshape(len(want_ids), m.n_vocab)
+    plan = m.memory_plan() or ""
+    check("plan: expert-cache;" in plan and " 1 of " in plan and "lru" in plan, f"memory plan: {plan}")
+    check(np.array_equal(lg, ref), "logits through a 1-slot expert cache equal grok logits --kernels fast")
+with grok.Model(MODEL, threads=2, mem_limit="none") as m:
+    m.logits(want_ids[:2])
+    check("plan: packed;" in (m.memory_plan() or ""), f"mem_limit='none': {m.memory_plan()}")
+for bad in ({"mem_plan": "swap"}, {"cache_policy": "mru"}, {"mem_limit": "lots"}, {"mem_limit": -5},
+            {"cache_slots": -1}):
+    try:
+        grok.Model(MODEL, **bad)
+        check(False, f"{bad} raises")
+    except ValueError as e:
+        check(str(list(bad.values())[0]) in str(e), f"{bad} raises: {e}")
 try:
     grok.Model(f"{T}/missing.gguf")
     check(False, "a missing file raises")

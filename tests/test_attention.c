@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "random_model.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "util/rng.h"
@@ -265,21 +266,12 @@ static void test_attention_kernels(const grok_vec_kernels *vk, const grok_vec_ke
 
 /* A prompt in one batch on one thread vs token by token on three. */
 static void test_model(int n_kv_heads, grok_type kv) {
-    const char *tmp = getenv("GROK_TMP") ? getenv("GROK_TMP") : "/tmp";
-    mkdir(tmp, 0755);
-    char path[4096], err[GROK_ERR_SIZE];
-    snprintf(path, sizeof path, "%s/attention_test_kv%d.gguf", tmp, n_kv_heads);
+    char name[64], path[4096], err[GROK_ERR_SIZE];
+    snprintf(name, sizeof name, "attention_test_kv%d.gguf", n_kv_heads);
     grok_hparams hp = grok_hparams_grok1();
     hp.d_model = 64, hp.n_layers = 2, hp.n_heads = 4, hp.n_kv_heads = n_kv_heads, hp.head_dim = 20;
     hp.n_experts = 4, hp.n_experts_used = 2, hp.n_ff = 64, hp.n_ctx_train = 64;
-    grok_tokenizer *tok = grok_tokenizer_placeholder(300, err, sizeof err);
-    CHECK(tok, "placeholder vocab: %s", err);
-    if (!tok) return;
-    CHECK(grok_model_write_random(path, &hp, GROK_TYPE_F32, tok, false, 3, err, sizeof err) == 0, "write: %s",
-          err);
-    grok_tokenizer_free(tok);
-    grok_model *m = grok_model_load(path, err, sizeof err);
-    CHECK(m, "load: %s", err);
+    grok_model *m = random_model(name, &hp, GROK_TYPE_F32, 300, 3, path, sizeof path);
     if (!m) return;
     enum { N = 11, V = 300 };
     const int32_t ids[N] = {5, 17, 200, 3, 3, 99, 150, 7, 8, 250, 1};

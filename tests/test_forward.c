@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "random_model.h"
 #include "model/model.h"
 
 static float max_diff(const float *a, const float *b, int64_t n) {
@@ -23,21 +24,11 @@ static float max_diff(const float *a, const float *b, int64_t n) {
 }
 
 int main(void) {
-    const char *tmp = getenv("GROK_TMP") ? getenv("GROK_TMP") : "/tmp";
-    mkdir(tmp, 0755);
     char path[4096], err[GROK_ERR_SIZE];
-    snprintf(path, sizeof path, "%s/forward_test.gguf", tmp);
     grok_hparams hp = grok_hparams_grok1();
     hp.d_model = 64, hp.n_layers = 2, hp.n_heads = 4, hp.n_kv_heads = 2, hp.head_dim = 16;
     hp.n_experts = 4, hp.n_experts_used = 2, hp.n_ff = 64, hp.n_ctx_train = 64;
-    grok_tokenizer *tok = grok_tokenizer_placeholder(300, err, sizeof err);
-    CHECK(tok, "placeholder vocab: %s", err);
-    if (!tok) return 1;
-    CHECK(grok_model_write_random(path, &hp, GROK_TYPE_Q8_0, tok, false, 9, err, sizeof err) == 0,
-          "write model: %s", err);
-    grok_tokenizer_free(tok);
-    grok_model *m = grok_model_load(path, err, sizeof err);
-    CHECK(m, "load: %s", err);
+    grok_model *m = random_model("forward_test.gguf", &hp, GROK_TYPE_Q8_0, 300, 9, path, sizeof path);
     if (!m) return 1;
     const int64_t V = grok_model_hparams(m)->n_vocab;
 

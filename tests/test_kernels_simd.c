@@ -25,7 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iq_blocks.h"
 #include "kernels/kernels.h"
+#include "qtypes_blocks.h"
 #include "util/rng.h"
 
 static int failures, checks;
@@ -42,8 +44,18 @@ static int failures, checks;
         }                                                            \
     } while (0)
 
+/* The types of src/kernels/qtypes.h (decoders only: their rows are random blocks) */
+#define QTYPES                                                                                        \
+    GROK_TYPE_Q4_1, GROK_TYPE_Q5_0, GROK_TYPE_Q5_1, GROK_TYPE_Q2_K, GROK_TYPE_Q3_K, GROK_TYPE_IQ4_NL, \
+        GROK_TYPE_IQ4_XS, GROK_TYPE_TQ1_0, GROK_TYPE_TQ2_0, GROK_TYPE_MXFP4, GROK_TYPE_NVFP4,         \
+        GROK_TYPE_Q1_0, GROK_TYPE_Q2_0
+/* The i-quants of src/kernels/iquants.h (no encoder either: random blocks, iq_blocks.h) */
+#define IQ_TYPES_LIST                                                                         \
+    GROK_TYPE_IQ2_XXS, GROK_TYPE_IQ2_XS, GROK_TYPE_IQ2_S, GROK_TYPE_IQ3_XXS, GROK_TYPE_IQ3_S, \
+        GROK_TYPE_IQ1_S, GROK_TYPE_IQ1_M
 static const grok_type TYPES[] = {GROK_TYPE_F32,  GROK_TYPE_F16,  GROK_TYPE_BF16, GROK_TYPE_Q8_0,
-                                  GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K, GROK_TYPE_Q6_K};
+                                  GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K, GROK_TYPE_Q6_K,
+                                  QTYPES,         IQ_TYPES_LIST};
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
 
 typedef struct {
@@ -55,6 +67,16 @@ typedef struct {
 /* Random row of the type (scaled so some blocks are tiny, some large;
  * some offset, so the k-quants' mins are not all zero). */
 static void random_row(grok_rng *r, grok_type type, int64_t n, uint8_t *w, float *wf) {
+    if (grok_iq_type(type)) { /* no encoder: random blocks reaching every code */
+        iq_test_row(r, type, n, w);
+        grok_kernels_get(type)->to_f32(w, wf, n);
+        return;
+    }
+    if (!grok_kernels_get(type)->from_f32) { /* random blocks, every code */
+        qt_random_blocks(type, n / grok_type_get_traits(type)->block_size, grok_rng_next(r), true, w);
+        grok_kernels_get(type)->to_f32(w, wf, n);
+        return;
+    }
     float *row = malloc((size_t)n * 4);
     for (int64_t j = 0; j < n; j++)
         row[j] = grok_rng_normal(r) * ((j / 32) % 3 == 2 ? 0.01f : 1.0f) + ((j / 32) % 5 == 1 ? 0.8f : 0.0f);
@@ -129,8 +151,8 @@ static void test_dots(const variant *v) {
 static void test_multi(const variant *v) {
     grok_rng r = {123};
     const int64_t sizes[] = {32, 64, 96, 160, 224, 256, 768, 1056, 1280, 2080, 2304};
-    const grok_type qtypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K,
-                                GROK_TYPE_Q6_K};
+    const grok_type qtypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K,
+                                GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES, IQ_TYPES_LIST};
     for (size_t ti = 0; ti < sizeof qtypes / sizeof qtypes[0]; ti++) {
         grok_type type = qtypes[ti];
         const char *tn = grok_type_get_traits(type)->name;
@@ -184,13 +206,16 @@ static void test_multi(const variant *v) {
                     for (int j = 0; j < QKA; j++)
                         qmag[t] += fabs((double)wf[b * QKA + j] * xt[b].d * xt[b].qs[j]);
             }
+            float one_t[9], want_t[9]; /* each token's single and reference dots, once */
+            for (int t = 0; t < 9; t++)
+                one_t[t] = simd.dot_q8a(wu, xs[t], n), want_t[t] = ref->dot_q8a(wu, xs[t], n);
             for (int64_t nx = 1; nx <= 9; nx++) {
                 float out[9];
                 for (int t = 0; t < 9; t++) out[t] = NAN;
                 simd.dot_q8a_multi(wu, xm + (9 - nx), nx, n, out); /* the last nx tokens */
                 for (int64_t k = 0; k < nx; k++) {
                     const int t = (int)(9 - nx + k);
-                    float one = simd.dot_q8a(wu, xs[t], n), want = ref->dot_q8a(wu, xs[t], n);
+                    const float one = one_t[t], want = want_t[t];
                     CHECK(out[k] == one, "%s %s multi n=%lld nx=%lld tok %lld: %.9g vs its single dot %.9g",
                           vn, tn, (long long)n, (long long)nx, (long long)k, out[k], one);
                     CHECK(fabs(out[k] - want) <= 1e-5 * qmag[t] + 1e-6,
@@ -230,15 +255,17 @@ static size_t extreme_len(grok_type type) {
 static void test_packed(const variant *v) {
     grok_rng r = {77};
     const int64_t sizes[] = {32, 64, 96, 160, 256, 768, 1056, 2080, 2304};
-    const grok_type ptypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K,
-                                GROK_TYPE_Q6_K};
+    const grok_type ptypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K,
+                                GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES, IQ_TYPES_LIST};
     for (size_t ti = 0; ti < sizeof ptypes / sizeof ptypes[0]; ti++) {
         const grok_type type = ptypes[ti];
         const char *tn = grok_type_get_traits(type)->name;
         grok_dot_kernels simd = {0};
         v->get(type, &simd);
-        CHECK(simd.dot_x8 != NULL, "%s %s has no dot_x8", v->name,
-              tn); /* every SIMD variant packs these types */
+        const bool qtype = ti >= 5 && !grok_iq_type(type); /* the qtypes types: packed on x86 only */
+        /* every SIMD variant packs the older types; the i-quants where it pays (x86_iquants.c) */
+        CHECK(simd.dot_x8 != NULL || (qtype && strcmp(v->name, "neon") == 0) || grok_iq_type(type),
+              "%s %s has no dot_x8", v->name, tn);
         if (!simd.dot_x8) continue;
         const grok_dot_kernels *ref = grok_dot_reference(type);
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
@@ -253,8 +280,14 @@ static void test_packed(const variant *v) {
             if (type == GROK_TYPE_Q8_0)
                 for (int j = 0; j < QK8_0; j++)
                     w[3 * rb + 2 + j] = (uint8_t)(j % 3 == 0 ? 0x80 : j % 3 == 1 ? 127 : 0x81);
-            else /* the largest quants (all bits set) in row 3's first block, where kernels that
-                  * add products in 16-bit lanes come nearest to overflowing them */
+            else if (qtype) { /* every code at its largest in row 3's first block (scales kept) */
+                size_t at, len;
+                qt_quant_range(type, &at, &len);
+                memset(w + 3 * rb + at, 0xff, len);
+            } else if (!grok_iq_type(type)) /* the largest quants (all bits set) in row 3's first block,
+                                             * where kernels that add products in 16-bit lanes come nearest
+                                             * to overflowing them (the i-quants' random rows reach every
+                                             * code) */
                 memset(w + 3 * rb + extreme_at(type), 0xff, extreme_len(type));
             grok_pack_x8(type, w, rb, n, pku);
             block_q8a *buf = malloc((size_t)(9 * (nb + 1)) * sizeof *buf);
@@ -278,16 +311,17 @@ static void test_packed(const variant *v) {
                             mag[i][t] += fabs((double)wf[b * QKA + j] * xt[b].d * xt[b].qs[j]);
                 }
             }
-            float alone[9][GROK_PACK_ROWS], out[9 * GROK_PACK_ROWS];
+            float alone[9][GROK_PACK_ROWS], out[9 * GROK_PACK_ROWS], ref_ti[9][GROK_PACK_ROWS];
             for (int t = 0; t < 9; t++) simd.dot_x8(pku, &xs[t], 1, n, alone[t]);
+            for (int t = 0; t < 9; t++)
+                for (int i = 0; i < GROK_PACK_ROWS; i++) ref_ti[t][i] = ref->dot_q8a(w + i * rb, xs[t], n);
             for (int64_t nx = 1; nx <= 9; nx++) {
                 for (int k = 0; k < 9 * GROK_PACK_ROWS; k++) out[k] = NAN;
                 simd.dot_x8(pku, xs + (9 - nx), nx, n, out);
                 for (int64_t k = 0; k < nx; k++) {
                     const int t = (int)(9 - nx + k);
                     for (int i = 0; i < GROK_PACK_ROWS; i++) {
-                        const float got = out[k * GROK_PACK_ROWS + i],
-                                    want = ref->dot_q8a(w + i * rb, xs[t], n);
+                        const float got = out[k * GROK_PACK_ROWS + i], want = ref_ti[t][i];
                         CHECK(got == alone[t][i],
                               "%s %s packed n=%lld nx=%lld tok %d row %d: %.9g vs alone %.9g", v->name, tn,
                               (long long)n, (long long)nx, t, i, got, alone[t][i]);
@@ -434,12 +468,16 @@ static void test_matmul_modes(void) {
         grok_type type = TYPES[ti];
         const grok_dot_kernels *ref = grok_dot_reference(type);
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            /* the qtypes types (row dots tested above): three shapes, to keep the run short */
+            if (!grok_kernels_get(type)->from_f32 && (si == 2 || si == 3 || si == 5)) continue;
             int64_t rows = shapes[si][0], cols = block_cols(type, shapes[si][1]), nt = shapes[si][2];
             size_t rb = (size_t)grok_type_row_size(type, cols);
             uint8_t *w = malloc(rb * (size_t)rows);
             float *wf = malloc((size_t)cols * 4);
             float *x = malloc((size_t)(nt * cols) * 4), *y = malloc((size_t)(nt * rows) * 4);
             block_q8a *xq = malloc((size_t)(nt * cols / QKA) * sizeof *xq);
+            float *want = malloc((size_t)(nt * rows) * 4);
+            double *mags = malloc((size_t)(nt * rows) * sizeof(double));
             for (int64_t i = 0; i < rows; i++) random_row(&r, type, cols, w + (size_t)i * rb, wf);
             for (int64_t i = 0; i < nt * cols; i++) x[i] = grok_rng_normal(&r);
             for (int64_t t = 0; t < nt; t++) grok_quantize_q8a(x + t * cols, xq + t * (cols / QKA), cols);
@@ -451,28 +489,36 @@ static void test_matmul_modes(void) {
                 m.packed = pass == 3 ? packed : NULL;
                 grok_kernels_set_mode((grok_kernel_mode)mode);
                 bool q8 = mode == GROK_KERNELS_FAST && ref->dot_q8a;
+                /* per row and token, once for the three pools: the reference dot and the
+                 * magnitude for the tolerance (the dot of |row| with |x|) */
+                for (int64_t i = 0; i < rows; i++) {
+                    const uint8_t *row = w + (size_t)i * rb;
+                    grok_kernels_get(type)->to_f32(row, wf, cols);
+                    for (int64_t t = 0; t < nt; t++) {
+                        want[t * rows + i] = q8 ? ref->dot_q8a(row, xq + t * (cols / QKA), cols)
+                                                : ref->dot_f32(row, x + t * cols, cols);
+                        double mg = 0;
+                        for (int64_t j = 0; j < cols; j++) mg += fabs((double)wf[j] * x[t * cols + j]);
+                        mags[t * rows + i] = mg;
+                    }
+                }
                 for (int p = 0; p < 3; p++) {
                     memset(y, 0, (size_t)(nt * rows) * 4);
                     grok_matmul(pools[p], &m, x, cols, y, rows, nt);
                     for (int64_t t = 0; t < nt; t++)
                         for (int64_t i = 0; i < rows; i++) {
-                            const uint8_t *row = w + (size_t)i * rb;
-                            float want = q8 ? ref->dot_q8a(row, xq + t * (cols / QKA), cols)
-                                            : ref->dot_f32(row, x + t * cols, cols);
-                            /* magnitude for the tolerance: the dot of |row| with |x| */
-                            grok_kernels_get(type)->to_f32(row, wf, cols);
-                            double mag = 0;
-                            for (int64_t j = 0; j < cols; j++) mag += fabs((double)wf[j] * x[t * cols + j]);
+                            const float want1 = want[t * rows + i];
+                            const double mag = mags[t * rows + i];
                             double tol = mode == GROK_KERNELS_REFERENCE ? 0 : 1e-5 * mag + 1e-6;
-                            CHECK(fabs(y[t * rows + i] - want) <= tol,
+                            CHECK(fabs(y[t * rows + i] - want1) <= tol,
                                   "%s mode %s %lldx%lld tok %lld pool %d row %lld: %g vs %g",
                                   grok_type_get_traits(type)->name,
                                   grok_kernel_mode_name((grok_kernel_mode)mode), (long long)rows,
-                                  (long long)cols, (long long)t, p, (long long)i, y[t * rows + i], want);
+                                  (long long)cols, (long long)t, p, (long long)i, y[t * rows + i], want1);
                         }
                 }
             }
-            free(w), free(wf), free(x), free(y), free(xq), free(packed);
+            free(w), free(wf), free(x), free(y), free(xq), free(packed), free(want), free(mags);
         }
     }
     grok_kernels_set_mode(GROK_KERNELS_FAST);
@@ -492,6 +538,7 @@ static void test_matmul_batch_equals_tokens(void) {
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         grok_type type = TYPES[ti];
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            if (!grok_kernels_get(type)->from_f32 && si > 0) continue; /* qtypes: one shape */
             int64_t rows = shapes[si][0], cols = block_cols(type, shapes[si][1]);
             if (!grok_dot_reference(type)->dot_q8a && rows > 100) continue; /* keep it fast */
             size_t rb = (size_t)grok_type_row_size(type, cols);

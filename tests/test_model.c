@@ -50,7 +50,7 @@ static int write_variant(const grok_gguf_file *good, const char *path, const cha
                 ne[0] = t->ne[1], ne[1] = t->ne[0]; /* transposed */
                 grok_gguf_writer_add_tensor(w, t->name, (grok_type)t->type, t->n_dims, ne, t->data);
             } else { /* same shape, a type without kernels here */
-                grok_gguf_writer_add_tensor(w, t->name, GROK_TYPE_Q5_0, t->n_dims, ne, junk);
+                grok_gguf_writer_add_tensor(w, t->name, GROK_TYPE_Q8_1, t->n_dims, ne, junk);
             }
             continue;
         }
@@ -98,7 +98,7 @@ static void test_load_errors(void) {
         {"blk.0.ffn_gate_exps.weight", EDIT_RESHAPE, {"blk.0.ffn_gate_exps.weight", "shape [64, 32, 4]"}},
         {"blk.0.attn_k.weight", EDIT_RESHAPE, {"blk.0.attn_k.weight", "need [32, 16]"}},
         {"blk.1.ffn_gate_inp.weight", EDIT_RESHAPE, {"ffn_gate_inp", "shape"}},
-        {"token_embd.weight", EDIT_RETYPE, {"token_embd.weight", "q5_0"}},
+        {"token_embd.weight", EDIT_RETYPE, {"token_embd.weight", "q8_1"}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(p, sizeof p, "%s/bad_tensor_%zu.gguf", tmp, i);

@@ -29,6 +29,8 @@ __all__ = ["GrokError", "Model", "SamplerParams", "library", "version"]
 ERR_SIZE = 512
 _KERNELS = {"default": -1, "fast": 0, "exact": 1, "reference": 2}
 _KV_TYPES = {"f32": 0, "f16": 1}
+_PLANS = {"auto": 0, "packed": 1, "cache": 2, "mmap": 3}
+_POLICIES = {"lru": 0, "lfu": 1, "arc": 2}
 
 
 class GrokError(RuntimeError):
@@ -41,8 +43,14 @@ class GrokError(RuntimeError):
 
 # ---- the C structures (their layout is checked against grok.h by tests/python_test.sh)
 
+class _MemoryParams(ctypes.Structure):
+    _fields_ = [("limit", ctypes.c_int64), ("plan", ctypes.c_int), ("cache_slots", ctypes.c_int64),
+                ("policy", ctypes.c_int), ("prefetch", ctypes.c_int), ("io_threads", ctypes.c_int),
+                ("buffered_io", ctypes.c_bool), ("n_contexts", ctypes.c_int64), ("pack_file", ctypes.c_char_p)]
+
+
 class _ModelParams(ctypes.Structure):
-    _fields_ = [("pack", ctypes.c_bool), ("kernels", ctypes.c_int)]
+    _fields_ = [("pack", ctypes.c_bool), ("kernels", ctypes.c_int), ("memory", _MemoryParams)]
 
 
 class _ContextParams(ctypes.Structure):
@@ -69,7 +77,7 @@ class _DetokStream(ctypes.Structure):
     _fields_ = [("pending", ctypes.c_char * 8), ("n_pending", ctypes.c_size_t), ("at_start", ctypes.c_bool)]
 
 
-STRUCT_SIZES = {"grok_model_params": _ModelParams, "grok_context_params": _ContextParams,
+STRUCT_SIZES = {"grok_model_params": _ModelParams, "grok_memory_params": _MemoryParams, "grok_context_params": _ContextParams,
                 "grok_sampler_params": _SamplerParams, "grok_hparams": _HParams,
                 "grok_detok_stream": _DetokStream}
 
@@ -100,6 +108,9 @@ def library():
         "grok_model_default_params": (_ModelParams, ()),
         "grok_model_load_params": (P, (ctypes.c_char_p, ctypes.POINTER(_ModelParams)) + ERR),
         "grok_model_free": (None, (P,)),
+        "grok_model_memory_plan": (P, (P,)),
+        "grok_memory_plan_describe": (None, (P, ctypes.c_char_p, SZ)),
+        "grok_parse_size": (I64, (ctypes.c_char_p,)),
         "grok_model_hparams": (ctypes.POINTER(_HParams), (P,)),
         "grok_model_tokenizer": (P, (P,)),
         "grok_context_default_params": (_ContextParams, ()),
@@ -197,18 +208,43 @@ class Model:
     kernels: "default" (the process's), "fast", "exact" (f32 activations) or
     "reference" (the scalar kernels). threads: 0 = every core. n_ctx: the
     KV cache length of the contexts it makes (0: the model's). kv_type:
-    "f32" or "f16". A Model is not safe to share between threads while one
+    "f32" or "f16". mem_limit: the memory to plan the weights for (bytes, or
+    a size such as "64G"; None: the cgroup's limit or MemAvailable, found;
+    "none": no limit), mem_plan: "auto", "packed", "cache" (the expert
+    cache) or "mmap", cache_slots: the expert cache's slots (0: as many as
+    fit), cache_policy: "lfu", "lru" or "arc" (docs/memory.md). A Model is not safe to share between threads while one
     of its methods runs; use one per thread.
     """
 
-    def __init__(self, path, *, pack=True, kernels="default", threads=0, n_ctx=0, kv_type="f32", n_batch=256):
+    def __init__(self, path, *, pack=True, kernels="default", threads=0, n_ctx=0, kv_type="f32", n_batch=256,
+                 mem_limit=None, mem_plan="auto", cache_slots=0, cache_policy="lfu"):
         lib = library()
         if kernels not in _KERNELS:
             raise ValueError(f"kernels {kernels!r} is not one of {', '.join(_KERNELS)}")
         if kv_type not in _KV_TYPES:
             raise ValueError(f"kv_type {kv_type!r} is not f32 or f16")
+        if mem_plan not in _PLANS:
+            raise ValueError(f"mem_plan {mem_plan!r} is not one of {', '.join(_PLANS)}")
+        if cache_policy not in _POLICIES:
+            raise ValueError(f"cache_policy {cache_policy!r} is not one of {', '.join(_POLICIES)}")
+        if mem_limit is None:
+            limit = 0
+        elif mem_limit == "none":
+            limit = -1
+        elif isinstance(mem_limit, str):
+            limit = lib.grok_parse_size(mem_limit.encode())
+            if limit <= 0:
+                raise ValueError(f"mem_limit {mem_limit!r} is not a size (64G, 1.5G, 512M) or 'none'")
+        elif isinstance(mem_limit, int) and mem_limit > 0:
+            limit = mem_limit
+        else:
+            raise ValueError(f"mem_limit {mem_limit!r} is not a positive number of bytes, a size or 'none'")
+        if not (isinstance(cache_slots, int) and cache_slots >= 0):
+            raise ValueError(f"cache_slots {cache_slots!r} is not a number of slots >= 0")
         p = lib.grok_model_default_params()
         p.pack, p.kernels = bool(pack), _KERNELS[kernels]
+        p.memory.limit, p.memory.plan = limit, _PLANS[mem_plan]
+        p.memory.cache_slots, p.memory.policy = cache_slots, _POLICIES[cache_policy]
         err = ctypes.create_string_buffer(ERR_SIZE)
         self._m = lib.grok_model_load_params(os.fsencode(path), ctypes.byref(p), err, ERR_SIZE)
         if not self._m:
@@ -219,6 +255,16 @@ class Model:
         self._cp.kv_type, self._cp.n_batch = _KV_TYPES[kv_type], int(n_batch)
         self.path = path
         self._gvocab = None  # the vocabulary as grammars see it, made on first use
+
+    def memory_plan(self):
+        """The memory plan as one line (docs/memory.md), or None before the first
+        context (logits or generate) made it."""
+        plan = library().grok_model_memory_plan(self._m)
+        if not plan:
+            return None
+        buf = ctypes.create_string_buffer(1024)
+        library().grok_memory_plan_describe(plan, buf, 1024)
+        return buf.value.decode(errors="replace")
 
     def close(self):
         """Frees the model (also done when it is garbage-collected)."""

@@ -29,6 +29,9 @@ int cmd_train(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_grammar(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
+int cmd_pack(int argc, char **argv);
+int cmd_imatrix(int argc, char **argv);
 
 /* Flag parsing. Each returns true when argv[*i] is the flag (advancing *i
  * past its value) and exits with status 2 and a message naming the flag
@@ -63,6 +66,27 @@ grok_tokenizer *cli_load_tokenizer(const char *sub, const char *model, const cha
  * file and the place in it). */
 grok_grammar *cli_load_grammar(const char *sub, const char *gbnf_path, const char *schema_path,
                                const grok_grammar_vocab *v);
+/* Takes the memory flags (--mem-limit, --mem-plan, --cache-slots,
+ * --cache-policy, --prefetch, --io-threads, --buffered-io) out of argv
+ * wherever they stand and makes them the defaults of every model loaded;
+ * 0, or 2 after a message naming a bad flag or value. */
+int cli_take_memory_flags(int *argc, char **argv);
+/* The help text of those flags. */
+extern const char CLI_MEMORY_HELP[];
+/* Prints the model's memory plan and its cache statistics as JSON members
+ * (leading ", "), for --json outputs; nothing before the first context. */
+void cli_print_memory_json(FILE *out, const grok_model *m, int64_t n_tokens);
+/* --cache-sim: replays the routing the model recorded (grok_model_trace_routing)
+ * through caches of 10/25/50/75 % of its (layer, expert) pairs under each
+ * policy, without and with the next-layer prediction read ahead, and
+ * Belady's MIN; prints a table, or with json a ", \"cache_sim\": {...}" member. */
+void cli_print_cache_sim(FILE *out, const grok_model *m, bool json);
+/* llama.cpp's chunking of a text (grok perplexity, grok imatrix): its
+ * tokens (BOS where the tokenizer adds one) and how many whole chunks of
+ * ctx tokens they make, at most max_chunks when > 0. NULL, after a message
+ * naming text_path, when there is not one chunk. */
+int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *text, size_t len, const char *text_path,
+                         int64_t ctx, int64_t max_chunks, size_t *n_tok, int64_t *n_chunks);
 /* Wall clock in seconds. */
 double cli_now(void);
 

@@ -80,13 +80,19 @@ static void usage(FILE *out) {
                  "                  against without it; overhead = mask + take (+ the sampling\n"
                  "                  difference where masked is slower), as a share of the decode step\n"
                  "  --json-schema FILE  the same with a JSON Schema's grammar\n"
-                 "  --json          print one JSON object instead of text\n\n"
+                 "  --json          print one JSON object instead of text\n"
+                 "  --cache-sim     replay the routing of the timed tokens through expert caches\n"
+                 "                  of several sizes and policies (see grok perplexity --help)\n\n"
                  "Bandwidth follows the STREAM convention: a triad a[i] = b[i] + s*c[i] over\n"
                  "three arrays of doubles (together twice the L3 cache, at least 384 MiB), split\n"
                  "across the threads, counts 24 bytes per element (write-allocate traffic not\n"
                  "counted); best of 8 runs.\n\n"
                  "Under mpirun every rank runs its share (--mpi-split) and rank 0 prints; --json\n"
-                 "adds mpi_ranks, mpi_split and mpi_sent_bytes_per_token (rank 0's, generation).\n");
+                 "adds mpi_ranks, mpi_split and mpi_sent_bytes_per_token (rank 0's, generation).\n\n"
+                 "The memory plan (grok help: --mem-limit, --mem-plan, ...) is printed; with the\n"
+                 "expert cache, generation's hit rate, disk bytes and I/O wait per token, the\n"
+                 "disk's O_DIRECT read rate and the I/O bound (that rate over the bytes read per\n"
+                 "token) too.\n");
 }
 
 /* ---- batched steps (--batch) ---- */
@@ -470,7 +476,7 @@ int cmd_bench(int argc, char **argv) {
     int64_t n_prompt = 512, n_gen = 128, threads = 0, n_check = 4, stream_mib = 0, rounds = 3;
     batch_result batches[MAX_BATCH_SIZES];
     int n_batches = 0;
-    bool json = false, no_stream = false;
+    bool json = false, no_stream = false, sim = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             usage(stdout);
@@ -495,6 +501,10 @@ int cmd_bench(int argc, char **argv) {
         }
         if (cli_flag(argv, argc, &i, "--no-stream", NULL)) {
             no_stream = true;
+            continue;
+        }
+        if (cli_flag(argv, argc, &i, "--cache-sim", NULL)) {
+            sim = true;
             continue;
         }
         return cli_unknown("bench", argv[i]);
@@ -593,6 +603,8 @@ int cmd_bench(int argc, char **argv) {
     }
     double t_prompt = cli_now() - t0;
     const uint64_t sent0 = grok_dist_bytes_sent();
+    grok_model_cache_reset(m); /* the cache's counters of generation alone */
+    if (sim) grok_model_trace_routing(m, true); /* the routing of the generated tokens */
     t0 = cli_now();
     for (int64_t i = 0; i < n_gen; i++) {
         const float *lg = grok_context_logits(c);
@@ -607,6 +619,10 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     double t_gen = cli_now() - t0;
+    grok_model_trace_routing(m, false); /* the check below is not routing to replay */
+    const grok_cache_stats cst = grok_model_cache_stats(m);
+    const grok_memory_plan *plan = grok_model_memory_plan(m);
+    const bool cached = plan && plan->kind == GROK_PLAN_CACHE;
     const double sent_per_tok = (double)(grok_dist_bytes_sent() - sent0) / (double)n_gen;
     if (n_batches && bench_batches(m, pool, cp.kv_type, n_gen, rounds, batches, n_batches, err, sizeof err)) {
         cli_error("bench", "%s", err);
@@ -634,6 +650,16 @@ int cmd_bench(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
+    /* now (after generation): anonymous memory (what cannot be evicted
+     * without swap) apart from mapped file pages (the page cache's) */
+    double anon_mb = -1, file_mb = -1;
+    FILE *stf = fopen("/proc/self/status", "r");
+    for (char ln[256]; stf && fgets(ln, sizeof ln, stf);) {
+        long kb;
+        if (sscanf(ln, "RssAnon: %ld", &kb) == 1) anon_mb = (double)kb / 1024.0;
+        if (sscanf(ln, "RssFile: %ld", &kb) == 1) file_mb = (double)kb / 1024.0;
+    }
+    if (stf) fclose(stf);
 
     /* 2. correctness of the kernels just timed. After the timing, because
      * the reference and exact kernels read the file's rows, not the packed
@@ -673,7 +699,12 @@ int cmd_bench(int argc, char **argv) {
         cli_error("bench", "the bandwidth probe failed");
         bw = 0;
     }
+    /* the disk's rate as the cache reads (O_DIRECT, its chunks), for the
+     * I/O bound: tok/s if every byte read per token came at that rate */
+    double read_rate = cached && leader ? grok_model_read_rate(m, (int64_t)512 << 20) : 0;
     const double prompt_tps = (double)n_prompt / t_prompt, gen_tps = (double)n_gen / t_gen;
+    const double disk_per_tok = (double)cst.bytes_read / (double)n_gen;
+    const double io_bound = read_rate > 0 && disk_per_tok > 0 ? read_rate / disk_per_tok : 0;
     const int64_t bpt = grok_model_bytes_per_token(m);
     double eff = bw > 0 ? gen_tps * (double)bpt / (bw * 1e9) : 0;
     /* every rank ends with the same status (a failed check fails the job) */
@@ -704,6 +735,12 @@ int cmd_bench(int argc, char **argv) {
         if (dist)
             printf(", \"mpi_ranks\": %d, \"mpi_split\": \"%s\", \"mpi_sent_bytes_per_token\": %.0f",
                    grok_dist_size(), grok_split_name(grok_dist_split()), sent_per_tok);
+        printf(", \"rss_anon_mb\": %.1f, \"rss_file_mb\": %.1f", anon_mb, file_mb);
+        cli_print_memory_json(stdout, m, n_gen);
+        if (sim) cli_print_cache_sim(stdout, m, true);
+        if (cached)
+            printf(", \"disk_read_rate_mb_s\": %.1f, \"io_bound_tok_s\": %.4f, \"io_bound_fraction\": %.4f",
+                   read_rate / 1e6, io_bound, io_bound > 0 ? gen_tps / io_bound : 0);
         printf(", \"batch\": [");
         for (int k = 0; k < n_batches; k++)
             printf("%s{\"n\": %" PRId64 ", \"tok_s\": %.4f, \"step_ms\": %.4f, \"step_ms_min\": %.4f, "
@@ -729,13 +766,29 @@ int cmd_bench(int argc, char **argv) {
         printf("bytes per token  %.1f MB of weights\n", (double)bpt / 1e6);
         printf("bandwidth        %.2f GB/s (STREAM triad, %d threads)\n", bw, grok_threadpool_size(pool));
         printf("efficiency       %.1f %% of bandwidth\n", eff * 100);
-        printf("peak RSS         %.1f MB%s\n", rss_mb, dist ? " (rank 0)" : "");
+        printf("peak RSS         %.1f MB%s; after generation %.1f MB anonymous, %.1f MB of mapped files\n", rss_mb,
+               dist ? " (rank 0)" : "", anon_mb, file_mb);
         printf("packed weights   %.1f MB (rows interleaved for the fast kernels; GROK_PACK=0 turns it off)\n",
                (double)grok_model_packed_bytes(m) / 1e6);
+        if (plan) {
+            char line[768];
+            grok_memory_plan_describe(plan, line, sizeof line);
+            printf("memory           %s\n", line);
+        }
+        if (cached)
+            printf("expert cache     %.1f %% hits (%" PRId64 " of %" PRId64 " lookups, %" PRId64
+                   " more already being read), %.1f MB read from disk per token, I/O wait %.1f ms per token; "
+                   "prediction right %.1f %%; disk %.0f MB/s (O_DIRECT, measured): I/O bound %.2f tok/s, "
+                   "%.0f %% of it reached\n",
+                   cst.lookups ? 100.0 * (double)cst.hits / (double)cst.lookups : 0, cst.hits, cst.lookups,
+                   cst.late_hits, disk_per_tok / 1e6, cst.io_wait_s * 1e3 / (double)n_gen,
+                   cst.predicted ? 100.0 * (double)cst.predicted_right / (double)cst.predicted : 0,
+                   read_rate / 1e6, io_bound, io_bound > 0 ? 100 * gen_tps / io_bound : 0);
         if (dist)
             printf("mpi              %d ranks, split by %s, rank 0 sent %.1f KiB per generated token "
                    "(efficiency: all ranks' bytes over rank 0's bandwidth probe)\n",
                    grok_dist_size(), grok_split_name(grok_dist_split()), sent_per_tok / 1024);
+        if (sim) cli_print_cache_sim(stdout, m, false);
         for (int k = 0; k < n_batches; k++)
             printf("batch %-3" PRId64 "       %.2f tok/s, %.2f ms/step (%.2fx batch %" PRId64
                    "; fastest step %.2f ms, "

@@ -14,10 +14,14 @@
 #include "kernels/kernels.h"
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: grok info MODEL [--no-tensors]\n\n"
+    fprintf(out, "usage: grok info MODEL [--no-tensors] [--plan [--ctx N]]\n\n"
                  "Shows a model file's metadata, hyperparameters, tensors, parameter\n"
                  "counts (total and active per token) and the memory a run needs.\n"
-                 "  --grok1   print the counts for Grok-1's released shapes (no file needed)\n");
+                 "  --grok1   print the counts for Grok-1's released shapes (no file needed)\n"
+                 "  --plan    print only the memory plan a run here would make: the limit found\n"
+                 "            (cgroup, MemAvailable or --mem-limit), packed / expert cache / mmap,\n"
+                 "            and the sizes behind it (see grok help for the --mem-* flags)\n"
+                 "  --ctx N   plan for a context of N tokens (default: the model's)\n");
 }
 
 static void print_kv(const grok_gguf_file *f, int64_t i) {
@@ -102,9 +106,54 @@ static void print_counts(const grok_hparams *hp) {
            (double)all / 1e9, act, (double)act / 1e9, 100.0 * (double)act / (double)all);
 }
 
+static void mib_line(const char *what, int64_t b) { printf("  %-22s %.1f MiB\n", what, (double)b / 1048576.0); }
+
+/* What grok_context_create would plan for a context of n_ctx tokens. */
+static int print_plan(const char *path, int64_t n_ctx) {
+    char err[GROK_ERR_SIZE];
+    grok_model *m = grok_model_load(path, err, sizeof err);
+    if (!m) {
+        cli_error("info", "%s", err);
+        return 1;
+    }
+    grok_seq_params sp = grok_seq_default_params();
+    sp.n_ctx = n_ctx;
+    grok_memory_plan p;
+    if (grok_model_plan_memory(m, &sp, NULL, &p, err, sizeof err)) {
+        cli_error("info", "%s", err);
+        grok_model_free(m);
+        return 1;
+    }
+    char line[768];
+    grok_memory_plan_describe(&p, line, sizeof line);
+    printf("%s\n", line);
+    printf("plan: %s\n", grok_plan_name(p.kind));
+    if (p.limit >= 0)
+        mib_line("limit", p.limit);
+    else
+        printf("  %-22s none\n", "limit");
+    printf("  %-22s %s\n", "limit from", p.limit_source);
+    mib_line("weights", p.weight_bytes);
+    mib_line("dense weights", p.dense_bytes);
+    mib_line("one expert slot", p.expert_bytes);
+    printf("  %-22s %" PRId64 " of %" PRId64 " (layer, expert) pairs\n", "experts in memory", p.cache_slots,
+           p.n_expert_keys);
+    mib_line("reserve", p.reserve_bytes);
+    mib_line("resident", p.resident_bytes);
+    if (p.kind == GROK_PLAN_MMAP) {
+        if (p.read_ahead_bytes > 0)
+            mib_line("fault read-ahead", p.read_ahead_bytes);
+        else
+            printf("  %-22s off (single pages: the limit leaves no room for it)\n", "fault read-ahead");
+    }
+    grok_model_free(m);
+    return 0;
+}
+
 int cmd_info(int argc, char **argv) {
     const char *path = NULL;
-    bool tensors = true, grok1 = false;
+    bool tensors = true, grok1 = false, plan = false;
+    int64_t n_ctx = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             usage(stdout);
@@ -118,6 +167,11 @@ int cmd_info(int argc, char **argv) {
             grok1 = true;
             continue;
         }
+        if (cli_flag(argv, argc, &i, "--plan", NULL)) {
+            plan = true;
+            continue;
+        }
+        if (cli_i64(argv, argc, &i, "--ctx", NULL, 1, (int64_t)1 << 24, &n_ctx)) continue;
         if (argv[i][0] == '-' || path) return cli_unknown("info", argv[i]);
         path = argv[i];
     }
@@ -136,6 +190,7 @@ int cmd_info(int argc, char **argv) {
         return 2;
     }
     char err[GROK_ERR_SIZE];
+    if (plan) return print_plan(path, n_ctx);
     grok_gguf_file *f = grok_gguf_open(path, err, sizeof err);
     if (!f) {
         cli_error("info", "%s", err);

@@ -5,7 +5,9 @@
  * independent implementation can be compared number for number. The KV
  * cache stays f32 unless --kv-type f16 is asked for. Activations stay f32
  * too: the kernels run in EXACT mode (no 8-bit activation quantization)
- * unless GROK_KERNELS=reference asks for the scalar ones. Under mpirun every
+ * unless GROK_KERNELS=reference asks for the scalar ones, or --kernels fast
+ * for the 8-bit activations of every other command (to compare memory
+ * plans, whose logits are the same bits). Under mpirun every
  * rank computes its share of the model; rank 0's ids are used and only
  * rank 0 writes the file.
  */
@@ -27,11 +29,13 @@ static void usage(FILE *out) {
                  "  -o FILE         output file (written atomically)\n"
                  "  --kv-type T     KV cache type: f32 (default) or f16\n"
                  "  --batch N       tokens per forward pass (256)\n"
-                 "  --threads N     worker threads (all cores)\n");
+                 "  --threads N     worker threads (all cores)\n"
+                 "  --kernels K     exact (default: f32 activations), fast (8-bit activations,\n"
+                 "                  as run, bench and serve compute) or reference (scalar)\n");
 }
 
 int cmd_logits(int argc, char **argv) {
-    const char *model_path = NULL, *ids_s = NULL, *out = NULL, *kv = "f32";
+    const char *model_path = NULL, *ids_s = NULL, *out = NULL, *kv = "f32", *kern = NULL;
     int64_t threads = 0, batch = 256;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -42,6 +46,7 @@ int cmd_logits(int argc, char **argv) {
             cli_str(argv, argc, &i, "--ids", NULL, &ids_s) ||
             cli_str(argv, argc, &i, "-o", "--output", &out) ||
             cli_str(argv, argc, &i, "--kv-type", NULL, &kv) ||
+            cli_str(argv, argc, &i, "--kernels", NULL, &kern) ||
             cli_i64(argv, argc, &i, "--batch", "-b", 1, 1 << 20, &batch) ||
             cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads))
             continue;
@@ -51,7 +56,16 @@ int cmd_logits(int argc, char **argv) {
         cli_error("logits", "-m MODEL, --ids LIST and -o FILE are required (see grok logits --help)");
         return 2;
     }
-    if (grok_kernels_mode() == GROK_KERNELS_FAST) grok_kernels_set_mode(GROK_KERNELS_EXACT);
+    if (!kern) {
+        if (grok_kernels_mode() == GROK_KERNELS_FAST) grok_kernels_set_mode(GROK_KERNELS_EXACT);
+    } else if (strcmp(kern, "fast") == 0 || strcmp(kern, "exact") == 0 || strcmp(kern, "reference") == 0) {
+        grok_kernels_set_mode(kern[0] == 'f'   ? GROK_KERNELS_FAST
+                              : kern[0] == 'e' ? GROK_KERNELS_EXACT
+                                               : GROK_KERNELS_REFERENCE);
+    } else {
+        cli_error("logits", "--kernels '%s' is not fast, exact or reference", kern);
+        return 2;
+    }
     grok_context_params cp = grok_context_default_params();
     if (!cli_kv_type("logits", kv, &cp.kv_type)) return 2;
     char err[GROK_ERR_SIZE];

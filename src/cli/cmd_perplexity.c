@@ -31,7 +31,10 @@ static void usage(FILE *out) {
                  "  --chunks N       use at most N chunks (all)\n"
                  "  --kl-base BASE   also report KL(BASE || MODEL) and top-1 agreement\n"
                  "  --threads N      worker threads (all cores)\n"
-                 "  --json           print one JSON object\n");
+                 "  --json           print one JSON object\n"
+                 "  --cache-sim      record which experts each token's routers chose and replay\n"
+                 "                   that through expert caches of several sizes and policies\n"
+                 "                   (hit rates for choosing --cache-policy; docs/memory.md)\n");
 }
 
 /* log-softmax value of logits[tok], in double. */
@@ -66,7 +69,7 @@ static int64_t argmax(const float *x, int64_t V) {
 int cmd_perplexity(int argc, char **argv) {
     const char *model_path = NULL, *text_path = NULL, *base_path = NULL;
     int64_t ctx = 512, threads = 0, max_chunks = 0;
-    bool json = false;
+    bool json = false, sim = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             usage(stdout);
@@ -81,6 +84,10 @@ int cmd_perplexity(int argc, char **argv) {
             continue;
         if (cli_flag(argv, argc, &i, "--json", NULL)) {
             json = true;
+            continue;
+        }
+        if (cli_flag(argv, argc, &i, "--cache-sim", NULL)) {
+            sim = true;
             continue;
         }
         return cli_unknown("perplexity", argv[i]);
@@ -112,6 +119,7 @@ int cmd_perplexity(int argc, char **argv) {
         goto done;
     }
     const int64_t V = grok_model_hparams(m)->n_vocab;
+    if (sim) grok_model_trace_routing(m, true);
     if (base_path) {
         base = grok_model_load(base_path, err, sizeof err);
         if (!base) {
@@ -125,14 +133,9 @@ int cmd_perplexity(int argc, char **argv) {
         }
     }
     size_t n_tok;
-    toks = grok_tokenize(tk, text, text_len, true, &n_tok);
-    const int64_t n_chunks_all = toks ? (int64_t)n_tok / ctx : 0;
-    const int64_t n_chunks = max_chunks > 0 && max_chunks < n_chunks_all ? max_chunks : n_chunks_all;
-    if (n_chunks == 0) {
-        cli_error("perplexity", "%s: %zu tokens, fewer than one chunk of --ctx %" PRId64, text_path,
-                  toks ? n_tok : 0, ctx);
+    int64_t n_chunks;
+    if (!(toks = cli_text_chunks("perplexity", tk, text, text_len, text_path, ctx, max_chunks, &n_tok, &n_chunks)))
         goto done;
-    }
     pool = grok_threadpool_create((int)threads);
     grok_context_params cp = grok_context_default_params();
     cp.pool = pool;
@@ -188,6 +191,8 @@ int cmd_perplexity(int argc, char **argv) {
         if (base)
             printf(", \"base_perplexity\": %.6f, \"kl_mean\": %.6g, \"top1_agree\": %.6f",
                    exp(nll_b / (double)count), kl / (double)count, (double)agree / (double)count);
+        cli_print_memory_json(stdout, m, count);
+        if (sim) cli_print_cache_sim(stdout, m, true);
         printf("}\n");
     } else {
         printf("perplexity %.4f over %" PRId64 " chunks of %" PRId64 " tokens (%" PRId64 " scored)\n", ppl,
@@ -195,6 +200,7 @@ int cmd_perplexity(int argc, char **argv) {
         if (base)
             printf("base perplexity %.4f; KL(base || model) mean %.6g; top-1 agreement %.2f %%\n",
                    exp(nll_b / (double)count), kl / (double)count, 100.0 * (double)agree / (double)count);
+        if (sim) cli_print_cache_sim(stdout, m, false);
     }
     rc = 0;
 done:

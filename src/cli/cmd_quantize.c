@@ -35,8 +35,13 @@ static void usage(FILE *out) {
                  "  --output-type T              type of output.weight (alias --output-tensor-type)\n"
                  "  --token-embedding-type T     type of token_embd.weight\n"
                  "                               (T: q8_0, q6_K, q5_K, q4_K, q4_0, f16, bf16, f32)\n"
+                 "  --imatrix FILE               importance matrix (grok imatrix or llama-imatrix;\n"
+                 "                               GGUF or .dat): q4_K, q5_K and q6_K weigh each\n"
+                 "                               value's error by its column's mean squared input\n"
                  "  --threads N                  worker threads (all cores)\n"
-                 "  --force                      overwrite OUT if it exists\n");
+                 "  --force                      overwrite OUT if it exists\n"
+                 "  --pack                       also write OUT.grokpack, the packed layout later runs\n"
+                 "                               map instead of packing at start (grok pack; docs/memory.md)\n");
 }
 
 /* A weight type for --output-type / --token-embedding-type; exits with 2
@@ -69,14 +74,19 @@ int cmd_quantize(int argc, char **argv) {
     const char *pos[3] = {NULL, NULL, NULL}, *val;
     int npos = 0;
     int64_t threads = 0;
-    bool force = false;
-    grok_quantize_params qp = {NULL, false, -1, -1};
+    bool force = false, pack = false;
+    grok_quantize_params qp = {NULL, false, -1, -1, NULL, NULL};
+    const char *imatrix_path = NULL;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             usage(stdout);
             return 0;
         }
         if (cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads)) continue;
+        if (cli_flag(argv, argc, &i, "--pack", NULL)) {
+            pack = true;
+            continue;
+        }
         if (cli_flag(argv, argc, &i, "--force", NULL)) {
             force = true;
             continue;
@@ -89,6 +99,7 @@ int cmd_quantize(int argc, char **argv) {
             qp.output_type = parse_type_flag(argv[i - 1], val);
             continue;
         }
+        if (cli_str(argv, argc, &i, "--imatrix", NULL, &imatrix_path)) continue;
         if (cli_str(argv, argc, &i, "--token-embedding-type", NULL, &val)) {
             qp.token_embd_type = parse_type_flag(argv[i - 1], val);
             continue;
@@ -113,12 +124,29 @@ int cmd_quantize(int argc, char **argv) {
         cli_error("quantize", "%s exists; pass --force to overwrite it", pos[1]);
         return 1;
     }
+    char err[GROK_ERR_SIZE];
+    grok_imatrix *im = NULL;
+    if (imatrix_path) {
+        if (!(im = grok_imatrix_create(0)) || grok_imatrix_load(im, imatrix_path, err, sizeof err)) {
+            cli_error("quantize", "%s", im ? err : "out of memory");
+            grok_imatrix_free(im);
+            return 1;
+        }
+        qp.imatrix = im, qp.imatrix_path = imatrix_path;
+        fprintf(stderr, "grok quantize: imatrix %s: %" PRId64 " entries, %" PRId64 " chunks\n", imatrix_path,
+                grok_imatrix_n_entries(im), grok_imatrix_chunk_count(im));
+    }
     grok_threadpool *pool = grok_threadpool_create((int)threads);
     progress_state ps = {isatty(2) != 0, cli_now()};
-    char err[GROK_ERR_SIZE];
     grok_quantize_stats qs;
     int rc = grok_model_quantize(pos[0], pos[1], &qp, pool, show_progress, &ps, &qs, err, sizeof err);
+    if (!rc && pack) { /* the packed layout of what was just written, beside it */
+        grok_model *m = grok_model_load(pos[1], err, sizeof err);
+        rc = !m || grok_model_write_packfile(m, NULL, pool, err, sizeof err);
+        grok_model_free(m);
+    }
     grok_threadpool_free(pool);
+    grok_imatrix_free(im);
     if (rc) {
         cli_error("quantize", "%s", err);
         return 1;
@@ -140,6 +168,10 @@ int cmd_quantize(int argc, char **argv) {
     if (qs.n_fallback)
         fprintf(stderr, "; %" PRId64 " of them in another type: rows not a multiple of its block",
                 qs.n_fallback);
+    if (pack) fprintf(stderr, "; and %s.grokpack", pos[1]);
+    if (imatrix_path)
+        fprintf(stderr, "; %" PRId64 " matrices weighed by the imatrix, %" PRId64 " of a type that takes it not in it",
+                qs.n_imatrix, qs.n_imatrix_missing);
     fputc('\n', stderr);
     return 0;
 }

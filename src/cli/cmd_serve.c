@@ -12,7 +12,8 @@
 static void usage(FILE *out) {
     fprintf(out, "usage: grok serve -m MODEL [options]\n\n"
                  "OpenAI-compatible HTTP server: POST /v1/completions, /v1/chat/completions,\n"
-                 "/tokenize, /detokenize; GET /v1/models, /health, /metrics. Runs until SIGTERM.\n\n"
+                 "/tokenize, /detokenize; GET /v1/models, /health, /metrics, and a chat page at /.\n"
+                 "Runs until SIGTERM.\n\n"
                  "  -m MODEL             model file (GGUF)\n"
                  "  --host ADDR          address to bind (127.0.0.1)\n"
                  "  --port N             port (8080; 0 = any free port)\n"
@@ -29,7 +30,8 @@ static void usage(FILE *out) {
                  "  --kv-type T          KV cache type: f32 (default) or f16\n"
                  "  --api-key KEY        require Authorization: Bearer KEY\n"
                  "  --chat-template FILE chat template (see the README's serving section)\n"
-                 "  --alias NAME         model name in responses (the file name)\n\n"
+                 "  --alias NAME         model name in responses (the file name)\n"
+                 "  --no-webui           no chat page at / (it is on by default; see docs/serving.md)\n\n"
                  "Under mpirun the model is split across the ranks (--mpi-split ffn|experts|layers,\n"
                  "see docs/distributed.md): rank 0 serves HTTP, the others follow its steps.\n");
 }
@@ -54,6 +56,10 @@ int cmd_serve(int argc, char **argv) {
         if (cli_is_help(argv[i])) {
             usage(stdout);
             return 0;
+        }
+        if (cli_flag(argv, argc, &i, "--no-webui", NULL)) {
+            c.no_webui = true;
+            continue;
         }
         if (cli_str(argv, argc, &i, "-m", "--model", &c.model_path) ||
             cli_str(argv, argc, &i, "--host", NULL, &c.host) ||

@@ -5,6 +5,7 @@
  * on a half-understood command line.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -176,6 +177,19 @@ bool cli_kv_type(const char *sub, const char *name, grok_type *out) {
     return false;
 }
 
+int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *text, size_t len, const char *text_path,
+                         int64_t ctx, int64_t max_chunks, size_t *n_tok, int64_t *n_chunks) {
+    int32_t *toks = grok_tokenize(tk, text, len, true, n_tok);
+    const int64_t all = toks ? (int64_t)*n_tok / ctx : 0;
+    *n_chunks = max_chunks > 0 && max_chunks < all ? max_chunks : all;
+    if (*n_chunks == 0) {
+        cli_error(sub, "%s: %zu tokens, fewer than one chunk of --ctx %" PRId64, text_path, toks ? *n_tok : 0, ctx);
+        free(toks);
+        return NULL;
+    }
+    return toks;
+}
+
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -250,4 +264,179 @@ grok_grammar *cli_load_grammar(const char *sub, const char *gbnf_path, const cha
     if (!g) cli_error(sub, "%s%s:%s", path, schema_path ? " (the grammar made from it)" : "", err);
     free(text);
     return g;
+}
+
+const char CLI_MEMORY_HELP[] =
+    "Memory (every command that loads a model; see docs/memory.md):\n"
+    "  --mem-limit SIZE    plan for SIZE bytes (K/M/G/T suffixes, powers of 1024), or\n"
+    "                      'none'; default: the tightest cgroup limit, or MemAvailable\n"
+    "  --mem-plan P        auto (default), packed, cache (experts through a cache of\n"
+    "                      slots read from the file) or mmap (the file's pages only)\n"
+    "  --cache-slots N     (layer, expert) slots of the cache (default: what fits)\n"
+    "  --cache-policy P    lfu (default), lru or arc\n"
+    "  --prefetch 0|1|2    read the next layer's experts ahead, as its router\n"
+    "                      predicts them from the current hidden state: 0 never,\n"
+    "                      1 (default) when a victim used no more often is free to go\n"
+    "                      (TinyLFU admission), 2 always\n"
+    "  --io-threads N      threads reading into the cache (2)\n"
+    "  --buffered-io       read through the page cache instead of O_DIRECT\n"
+    "  --pack-file PATH    the packed copy to map (grok pack writes it; default:\n"
+    "                      MODEL.gguf.grokpack when it is there), or 'none'\n";
+
+static bool mem_flag(const char *a, const char *name) { return strcmp(a, name) == 0; }
+
+int cli_take_memory_flags(int *argc, char **argv) {
+    grok_memory_params p = grok_memory_default_params();
+    bool any = false;
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        const bool valued = mem_flag(a, "--mem-limit") || mem_flag(a, "--mem-plan") ||
+                            mem_flag(a, "--cache-slots") || mem_flag(a, "--cache-policy") ||
+                            mem_flag(a, "--prefetch") || mem_flag(a, "--io-threads") || mem_flag(a, "--pack-file");
+        if (!valued && !mem_flag(a, "--buffered-io")) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        any = true;
+        if (!valued) {
+            p.buffered_io = true;
+            continue;
+        }
+        if (i + 1 >= *argc) {
+            fprintf(stderr, "grok: flag %s needs a value\n", a);
+            return 2;
+        }
+        const char *v = argv[++i];
+        char *end;
+        long long n = 0;
+        if (mem_flag(a, "--mem-limit")) {
+            p.limit = strcmp(v, "none") == 0 ? -1 : grok_parse_size(v);
+            if (p.limit == 0 || (p.limit < 0 && strcmp(v, "none") != 0)) {
+                fprintf(stderr, "grok: flag --mem-limit: '%s' is not a size such as 12G, 512M or 'none'\n", v);
+                return 2;
+            }
+        } else if (mem_flag(a, "--pack-file")) {
+            p.pack_file = strcmp(v, "none") == 0 ? "" : v; /* argv outlives every model */
+        } else if (mem_flag(a, "--mem-plan")) {
+            static const char *const names[] = {"auto", "packed", "cache", "mmap"};
+            int k = -1;
+            for (int j = 0; j < 4; j++)
+                if (strcmp(v, names[j]) == 0) k = j;
+            if (k < 0) {
+                fprintf(stderr, "grok: flag --mem-plan: '%s' is not auto, packed, cache or mmap\n", v);
+                return 2;
+            }
+            p.plan = (grok_plan_kind)k;
+        } else if (mem_flag(a, "--cache-policy")) {
+            int k = grok_cache_policy_from_name(v);
+            if (k < 0) {
+                fprintf(stderr, "grok: flag --cache-policy: '%s' is not lru, lfu or arc\n", v);
+                return 2;
+            }
+            p.policy = (grok_cache_policy)k;
+        } else {
+            errno = 0;
+            n = strtoll(v, &end, 10);
+            const long long lo = mem_flag(a, "--io-threads") ? 1 : 0,
+                            hi = mem_flag(a, "--prefetch") ? 2 : mem_flag(a, "--io-threads") ? 64 : 1LL << 40;
+            if (errno || end == v || *end || n < lo || n > hi) {
+                fprintf(stderr, "grok: flag %s: '%s' is not an integer in [%lld, %lld]\n", a, v, lo, hi);
+                return 2;
+            }
+            if (mem_flag(a, "--cache-slots")) p.cache_slots = n;
+            if (mem_flag(a, "--prefetch")) p.prefetch = (int)n;
+            if (mem_flag(a, "--io-threads")) p.io_threads = (int)n;
+        }
+    }
+    argv[out] = NULL;
+    *argc = out;
+    if (any) grok_memory_set_default(&p);
+    return 0;
+}
+
+void cli_print_memory_json(FILE *out, const grok_model *m, int64_t n_tokens) {
+    const grok_memory_plan *p = grok_model_memory_plan(m);
+    if (!p) return;
+    fprintf(out,
+            ", \"mem_plan\": \"%s\", \"mem_limit_bytes\": %" PRId64 ", \"mem_limit_source\": \"",
+            grok_plan_name(p->kind), p->limit);
+    for (const char *c = p->limit_source; *c; c++) {
+        if (*c == '"' || *c == '\\') fputc('\\', out);
+        if ((unsigned char)*c >= 0x20) fputc(*c, out);
+    }
+    fprintf(out, "\", \"mem_resident_planned_bytes\": %" PRId64 ", \"cache_slots\": %" PRId64
+                 ", \"cache_keys\": %" PRId64 ", \"cache_slot_bytes\": %" PRId64,
+            p->resident_bytes, p->cache_slots, p->n_expert_keys, p->expert_bytes);
+    if (p->kind != GROK_PLAN_CACHE) return;
+    const grok_cache_stats s = grok_model_cache_stats(m);
+    const double nt = n_tokens > 0 ? (double)n_tokens : 1;
+    fprintf(out,
+            ", \"cache_policy\": \"%s\", \"cache_prefetch\": %d, \"cache_lookups\": %" PRId64
+            ", \"cache_hits\": %" PRId64 ", \"cache_late_hits\": %" PRId64 ", \"cache_misses\": %" PRId64
+            ", \"cache_hit_rate\": %.4f, \"cache_reads\": %" PRId64 ", \"cache_prefetches\": %" PRId64
+            ", \"cache_prefetches_used\": %" PRId64 ", \"prediction_precision\": %.4f"
+            ", \"disk_bytes_per_token\": %.0f, \"io_wait_s_per_token\": %.5f, \"io_busy_s_per_token\": %.5f, \"io_read_s_per_token\": %.5f",
+            grok_cache_policy_name(p->policy), p->prefetch, s.lookups, s.hits, s.late_hits, s.misses,
+            s.lookups ? (double)s.hits / (double)s.lookups : 0, s.reads, s.prefetches, s.prefetches_used,
+            s.predicted ? (double)s.predicted_right / (double)s.predicted : 0, (double)s.bytes_read / nt,
+            s.io_wait_s / nt, s.io_busy_s / nt, s.io_read_s / nt);
+}
+
+void cli_print_cache_sim(FILE *out, const grok_model *m, bool json) {
+    const int32_t *ch, *pr;
+    const int64_t n = grok_model_routing(m, &ch, &pr);
+    const grok_hparams *hp = grok_model_hparams(m);
+    const int64_t L = hp->n_layers, E = hp->n_experts, K = hp->n_experts_used, keys = L * E;
+    int64_t right = 0, predicted = 0;
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t l = 1; l < L; l++)
+            for (int64_t a = 0; a < K; a++) {
+                const int32_t p = pr[(t * L + l) * K + a];
+                if (p < 0) continue;
+                predicted++;
+                for (int64_t b = 0; b < K; b++) right += ch[(t * L + l) * K + b] == p;
+            }
+    const double pred = predicted ? (double)right / (double)predicted : 0;
+    static const int pct[] = {10, 25, 50, 75};
+    static const char *const col[] = {"lru", "lfu", "arc"}, *const pfn[] = {"none", "admitted", "always"};
+    if (json)
+        fprintf(out, ", \"cache_sim\": {\"tokens\": %" PRId64 ", \"keys\": %" PRId64
+                     ", \"prediction_right\": %.4f, \"rows\": [",
+                n, keys, pred);
+    else
+        fprintf(out,
+                "cache simulation: routing of %" PRId64 " tokens, %" PRId64 " layers x %" PRId64
+                " experts (%" PRId64 " chosen); the next layer's router on the current hidden state "
+                "predicts %.1f %% of its choices\n"
+                "  hit rate (reads per lookup) by the prefetch of the predictions (--prefetch)\n"
+                "  slots       policy  0: none          1: admitted      2: always        MIN\n",
+                n, L, E, K, 100 * pred);
+    int row = 0;
+    for (size_t i = 0; i < sizeof pct / sizeof pct[0]; i++) {
+        int64_t slots = keys * pct[i] / 100;
+        if (slots < 1) slots = 1;
+        const grok_cache_sim_result mn = grok_cache_simulate(ch, pr, n, L, E, K, slots, GROK_CACHE_LRU, 0, true);
+        const double mhit = mn.lookups ? (double)mn.hits / (double)mn.lookups : 0;
+        for (int p = 0; p < 3; p++, row++) {
+            if (json)
+                fprintf(out, "%s{\"slots\": %" PRId64 ", \"policy\": \"%s\"", row ? ", " : "", slots, col[p]);
+            else
+                fprintf(out, "  %4" PRId64 " (%2d%%)  %-6s", slots, pct[i], col[p]);
+            for (int pf = 0; pf < 3; pf++) {
+                grok_cache_sim_result r = grok_cache_simulate(ch, pr, n, L, E, K, slots, (grok_cache_policy)p, pf, false);
+                const double hit = r.lookups ? (double)r.hits / (double)r.lookups : 0,
+                             rd = r.lookups ? (double)r.reads / (double)r.lookups : 0;
+                if (json)
+                    fprintf(out, ", \"%s\": {\"hit_rate\": %.4f, \"reads_per_lookup\": %.4f}", pfn[pf], hit, rd);
+                else
+                    fprintf(out, "  %5.1f%% (%.2f)  ", 100 * hit, rd);
+            }
+            if (json)
+                fprintf(out, ", \"min_hit_rate\": %.4f}", mhit);
+            else
+                fprintf(out, "  %5.1f%%\n", 100 * mhit);
+        }
+    }
+    if (json) fprintf(out, "]}");
 }

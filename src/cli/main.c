@@ -30,11 +30,14 @@ static const command COMMANDS[] = {
     {"bench", cmd_bench, "measure speed, memory and bandwidth efficiency"},
     {"quantize", cmd_quantize, "re-encode a model's weights (q8_0, q6_K..q4_K, q4_0, f16, bf16)"},
     {"perplexity", cmd_perplexity, "perplexity on a text; KL divergence against a base model"},
+    {"imatrix", cmd_imatrix, "importance matrix of a model over a text (llama-imatrix's), for quantize"},
     {"plan", cmd_plan, "placement, memory and speed of a model across MPI ranks"},
     {"train", cmd_train, "train a Grok-architecture model on text (or evaluate one)"},
     {"merge", cmd_merge, "fold a LoRA adapter into its base model"},
     {"grammar", cmd_grammar, "check a GBNF grammar or JSON Schema, test texts against it"},
+    {"trace", cmd_trace, "what the MoE router does with every token: statistics, JSON, pictures"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
+    {"pack", cmd_pack, "write the packed layout beside a model, so starts map it instead of packing"},
 };
 
 /* Commands that run split across the ranks of an mpirun job. */
@@ -63,11 +66,13 @@ static void usage(FILE *out) {
                  "                    (whole experts per rank) or layers (a pipeline of layers)\n"
                  "  --mpi-timeout S   end the job when a collective stalls S seconds (300; 0 = never)\n"
                  "  --mpi-stats       rank 0 prints each rank's share, memory and traffic\n\n"
+                 "%s\n"
                  "Environment:\n"
                  "  GROK_KERNELS=fast|exact|reference   8-bit activations (default), f32, or scalar\n"
                  "  GROK_ISA=avx2|scalar                cap the instruction set the kernels use\n"
                  "  GROK_PACK=0                         keep weights in the file's layout (no packed\n"
-                 "                                      copy of q8_0/q4_0/k-quant rows at start-up)\n");
+                 "                                      copy of q8_0/q4_0/k-quant rows at start-up)\n",
+                 CLI_MEMORY_HELP);
 }
 
 static int dispatch(int argc, char **argv) {
@@ -103,10 +108,21 @@ static int dispatch(int argc, char **argv) {
     return 2;
 }
 
+/* The library's notices (the memory plan): on stderr, rank 0's only. */
+static void log_line(void *ud, const char *line) {
+    (void)ud;
+    if (grok_dist_rank() == 0) fprintf(stderr, "grok: %s\n", line);
+}
+
 int main(int argc, char **argv) {
     char err[GROK_ERR_SIZE];
     if (grok_dist_init(&argc, &argv, on_stall, err, sizeof err)) {
         fprintf(stderr, "grok: %s\n", err);
+        return 2;
+    }
+    grok_set_log(log_line, NULL);
+    if (cli_take_memory_flags(&argc, argv)) {
+        grok_dist_finalize(2);
         return 2;
     }
     int rc = dispatch(argc, argv);

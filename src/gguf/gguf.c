@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "gguf/gguf_internal.h"
@@ -508,12 +509,12 @@ static int parse_kvs(cursor *c, grok_gguf_part *part, uint64_t n_kv) {
 
 /* ggml's names of the type numbers libgrok has no layout for: ones ggml
  * removed from GGUF files (the repacked 4-bit layouts, now made at load
- * time) and ones newer than this build (ggml.h of llama.cpp de3ff81). */
+ * time). Numbers past GROK_TYPE_COUNT are newer than this build (it knows
+ * every type of ggml.h of llama.cpp de3ff81). */
 static const char *unknown_type(uint32_t type) {
     static const char *const names[] = {
         [4] = "q4_2",      [5] = "q4_3",        [31] = "q4_0_4_4",   [32] = "q4_0_4_8",
-        [33] = "q4_0_8_8", [36] = "iq4_nl_4_4", [37] = "iq4_nl_4_8", [38] = "iq4_nl_8_8",
-        [40] = "nvfp4",    [41] = "q1_0",       [42] = "q2_0"};
+        [33] = "q4_0_8_8", [36] = "iq4_nl_4_4", [37] = "iq4_nl_4_8", [38] = "iq4_nl_8_8"};
     return type < sizeof names / sizeof names[0] ? names[type] : NULL;
 }
 
@@ -888,6 +889,121 @@ uint64_t grok_gguf_bytes_copied(const grok_gguf_file *f) {
     return n;
 }
 int64_t grok_gguf_n_kv(const grok_gguf_file *f) { return f->parts[0].n_kv; }
+
+void grok_gguf_split_info(const grok_gguf_file *f, int32_t i, const char **path, uint64_t *size,
+                          uint64_t *data_start) {
+    const grok_gguf_part *pt = &f->parts[i];
+    if (path) *path = pt->path;
+    if (size) *size = pt->size;
+    if (data_start) *data_start = pt->data_start;
+}
+
+/* The byte ranges a part's bytes are mapped at: the part's map, or each of
+ * its pieces' maps. */
+static int32_t part_n_maps(const grok_gguf_part *pt) { return pt->pieces ? grok_gguf_pieces_count(pt->pieces) : 1; }
+static const uint8_t *part_map(const grok_gguf_part *pt, int32_t k, uint64_t *len) {
+    if (pt->pieces) return grok_gguf_pieces_map(pt->pieces, (int)k, len);
+    *len = pt->size;
+    return pt->map;
+}
+
+void grok_gguf_advise(const grok_gguf_file *f, const void *p, size_t len, int advice) {
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (int32_t i = 0; i < f->n_parts; i++) {
+        const grok_gguf_part *pt = &f->parts[i];
+        for (int32_t k = 0; k < part_n_maps(pt); k++) {
+            uint64_t n;
+            const uint8_t *base = part_map(pt, k, &n);
+            if (!base) continue;
+            uintptr_t lo = (uintptr_t)base, hi = lo + n;
+            if (p) {
+                const uintptr_t a = (uintptr_t)p, b = a + len;
+                if (b <= lo || a >= hi) continue;
+                lo = a > lo ? a : lo, hi = b < hi ? b : hi;
+            }
+            lo = (lo + pg - 1) / pg * pg, hi = hi / pg * pg;
+            if (hi > lo) madvise((void *)lo, hi - lo, advice);
+        }
+    }
+}
+
+int32_t grok_gguf_n_files(const grok_gguf_file *f) {
+    int32_t n = 0;
+    for (int32_t i = 0; i < f->n_parts; i++) n += part_n_maps(&f->parts[i]);
+    return n;
+}
+
+const char *grok_gguf_file_path(const grok_gguf_file *f, int32_t i, uint64_t *size) {
+    for (int32_t s = 0; s < f->n_parts; s++) {
+        const grok_gguf_part *pt = &f->parts[s];
+        if (i < part_n_maps(pt)) {
+            uint64_t n;
+            part_map(pt, i, &n);
+            if (size) *size = n;
+            return pt->pieces ? grok_gguf_pieces_path(pt->pieces, (int)i) : pt->path;
+        }
+        i -= part_n_maps(pt);
+    }
+    return NULL;
+}
+
+int64_t grok_gguf_read_ahead_bytes(const grok_gguf_file *f) {
+    int64_t best = 0;
+    for (int32_t i = 0; i < grok_gguf_n_files(f); i++) {
+        struct stat st;
+        if (stat(grok_gguf_file_path(f, i, NULL), &st)) continue;
+        const unsigned ma = major(st.st_dev), mi = minor(st.st_dev);
+        /* the backing device's (a disk, or a filesystem's own such as
+         * btrfs), then a partition's disk */
+        char path[3][96];
+        snprintf(path[0], sizeof path[0], "/sys/class/bdi/%u:%u/read_ahead_kb", ma, mi);
+        snprintf(path[1], sizeof path[1], "/sys/dev/block/%u:%u/queue/read_ahead_kb", ma, mi);
+        snprintf(path[2], sizeof path[2], "/sys/dev/block/%u:%u/../queue/read_ahead_kb", ma, mi);
+        for (int k = 0; k < 3; k++) {
+            FILE *fp = fopen(path[k], "r");
+            if (!fp) continue;
+            long long kb = -1;
+            const int got = fscanf(fp, "%lld", &kb);
+            fclose(fp);
+            if (got == 1 && kb >= 0) {
+                if (kb * 1024 > best) best = kb * 1024;
+                break;
+            }
+        }
+    }
+    return best > 0 ? best : (int64_t)128 * 1024;
+}
+
+void grok_gguf_drop_cache(const grok_gguf_file *f) {
+    for (int32_t i = 0; i < grok_gguf_n_files(f); i++) {
+        int fd = open(grok_gguf_file_path(f, i, NULL), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
+    }
+}
+
+int grok_gguf_locate(const grok_gguf_file *f, const void *p, int32_t *file, const char **path, uint64_t *offset) {
+    const uint8_t *q = p;
+    int32_t first = 0;
+    for (int32_t i = 0; i < f->n_parts; first += part_n_maps(&f->parts[i]), i++) {
+        const grok_gguf_part *pt = &f->parts[i];
+        int k = 0;
+        uint64_t at;
+        if (pt->pieces) {
+            if (grok_gguf_pieces_locate(pt->pieces, q, &k, &at)) continue;
+        } else if (pt->map && q >= pt->map && q < pt->map + pt->size) {
+            at = (uint64_t)(q - pt->map);
+        } else {
+            continue;
+        }
+        if (file) *file = first + k;
+        if (path) *path = grok_gguf_file_path(f, first + k, NULL);
+        if (offset) *offset = at;
+        return 0;
+    }
+    return -1;
+}
 
 const grok_gguf_kv *grok_gguf_kv_at(const grok_gguf_file *f, int64_t i) {
     return f && i >= 0 && i < f->parts[0].n_kv ? &f->parts[0].kvs[i] : NULL;

@@ -75,5 +75,38 @@ const uint8_t *grok_gguf_pieces_head(const grok_gguf_pieces *p, uint64_t *len);
  * of memory. */
 const void *grok_gguf_pieces_at(grok_gguf_pieces *p, uint64_t off, uint64_t n, char *err, size_t err_size);
 uint64_t grok_gguf_pieces_copied(const grok_gguf_pieces *p); /* bytes copied so far; 0 for NULL */
+/* Which piece a pointer into the pieces' maps lies in, and its offset in
+ * that piece: 0, or -1 when it lies in a copy (across a boundary). */
+int grok_gguf_pieces_locate(const grok_gguf_pieces *p, const void *ptr, int *piece, uint64_t *offset);
+/* Piece i's bytes in the address space, and its length. */
+const uint8_t *grok_gguf_pieces_map(const grok_gguf_pieces *p, int i, uint64_t *len);
+
+/* The files an opened model's bytes lie in, in order: each split, or each
+ * raw piece of a split cut into pieces (pieces.c). */
+int32_t grok_gguf_n_files(const grok_gguf_file *f);
+/* File i's path and size. */
+const char *grok_gguf_file_path(const grok_gguf_file *f, int32_t i, uint64_t *size);
+/* Where a pointer into an opened model's mappings lies: the file's index
+ * (grok_gguf_n_files), its path and the byte offset in it; bytes that run
+ * past that file's end go on at offset 0 of file + 1 (the next piece). 0 on
+ * success, -1 when p is in none of the mappings (a buffer of the caller's,
+ * a tensor copied across a piece boundary). */
+int grok_gguf_locate(const grok_gguf_file *f, const void *p, int32_t *file, const char **path, uint64_t *offset);
+
+/* Split i's path, size and the start of its data section. */
+void grok_gguf_split_info(const grok_gguf_file *f, int32_t i, const char **path, uint64_t *size,
+                          uint64_t *data_start);
+
+/* madvise over [p, p + len) of the mappings (whole pages inside it), or
+ * over every mapping when p is NULL; advice only, errors ignored. */
+void grok_gguf_advise(const grok_gguf_file *f, const void *p, size_t len, int advice);
+/* The largest read-ahead window of the devices the files lie on (what a
+ * fault on the mapping reads around the page it needs, unless MADV_RANDOM):
+ * sysfs's read_ahead_kb of each file's device, else the kernel's default
+ * 128 KiB. */
+int64_t grok_gguf_read_ahead_bytes(const grok_gguf_file *f);
+/* Drops the page cache of every file (split or piece; POSIX_FADV_DONTNEED): pages
+ * no process has mapped leave memory. */
+void grok_gguf_drop_cache(const grok_gguf_file *f);
 
 #endif /* GGUF_INTERNAL_H */

@@ -276,3 +276,21 @@ const void *grok_gguf_pieces_at(grok_gguf_pieces *p, uint64_t off, uint64_t n, c
     p->copied += n;
     return buf;
 }
+
+int grok_gguf_pieces_locate(const grok_gguf_pieces *p, const void *ptr, int *piece, uint64_t *offset) {
+    const uint8_t *q = ptr;
+    for (int i = 0; i < p->n; i++) {
+        const uint8_t *base = p->region ? p->region + p->off[i] : p->maps[i];
+        if (q >= base && q < base + p->size[i]) {
+            *piece = i;
+            *offset = (uint64_t)(q - base);
+            return 0;
+        }
+    }
+    return -1; /* in a copy across a boundary, or not ours */
+}
+
+const uint8_t *grok_gguf_pieces_map(const grok_gguf_pieces *p, int i, uint64_t *len) {
+    *len = p->size[i];
+    return p->region ? p->region + p->off[i] : p->maps[i];
+}

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "kernels/iquants.h"
 #include "kernels/kernels.h"
 
 #if defined(__aarch64__) && defined(__ARM_NEON)
@@ -499,10 +500,13 @@ void grok_quantize_q8a_neon(const float *x, block_q8a *y, int64_t n) {
     }
 }
 
+#include "kernels/arm_neon_qtypes.h"
+
 #define NEON_Q8A(out, NAME)                                                        \
     ((out)->dot_q8a = NAME##_dot_q8a, (out)->dot_q8a_multi = NAME##_dot_q8a_multi, \
      (out)->dot_x8 = NAME##_dot_x8)
 void grok_dot_neon(uint32_t type, grok_dot_kernels *out) {
+    grok_iq_dot_neon(type, out); /* the i-quants: arm_neon_iquants.c */
     switch (type) {
     case GROK_TYPE_F32: out->dot_f32 = f32_dot; break;
     case GROK_TYPE_F16: out->dot_f32 = f16_dot; break;
@@ -511,7 +515,7 @@ void grok_dot_neon(uint32_t type, grok_dot_kernels *out) {
     case GROK_TYPE_Q4_K: NEON_Q8A(out, q4_K); break;
     case GROK_TYPE_Q5_K: NEON_Q8A(out, q5_K); break;
     case GROK_TYPE_Q6_K: NEON_Q8A(out, q6_K); break;
-    default: break;
+    default: qt_neon_register(type, out); break;
     }
 }
 

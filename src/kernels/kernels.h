@@ -115,6 +115,11 @@ typedef struct {
 void grok_q4_K_from_f32(const float *src, void *dst, int64_t n);
 void grok_q5_K_from_f32(const float *src, void *dst, int64_t n);
 void grok_q6_K_from_f32(const float *src, void *dst, int64_t n);
+/* The encoders that weigh each value's error by an importance matrix
+ * (imx[0..n): the mean squared input of each value's column; grok
+ * imatrix). Other types, or imx NULL: the type's from_f32. */
+bool grok_type_takes_imatrix(uint32_t type);
+void grok_from_f32_weighted(uint32_t type, const float *src, void *dst, int64_t n, const float *imx);
 
 /* NULL for types without kernels. These are the scalar references. */
 const grok_type_kernels *grok_kernels_get(uint32_t type);
@@ -194,9 +199,16 @@ typedef void (*grok_q8a_prep_fn)(block_q8a *x, int64_t nblocks);
  *         4r+i of chunk k row r's qh[4k+i]. So in half h, chunks 16h+j,
  *         16h+8+j of ql and 8h+j of qh (j < 8) carry values 4j..4j+3 of the
  *         half's four 32-value blocks. 1680 bytes.
+ *   the i-quants (IQ2_XXS ... IQ1_M): per super-block, each field of the 8
+ *         rows side by side (src/kernels/iq_packed.c has the layouts).
  * The packed form lives only in memory (built when a context is created,
  * see src/model/pack.c); files keep ggml's layout. */
 #define GROK_PACK_ROWS 8
+/* The version of the packed layouts above, kept in packed files
+ * (src/model/packfile.c): change it whenever an existing type's layout
+ * changes, so that files written before are refused, not misread. A type
+ * that gains a layout needs no change (older files simply lack it). */
+#define GROK_PACK_LAYOUT 1
 /* out[t * 8 + r] = the 8-bit dot of row r of the packed group with x[t],
  * t < nx. Per token the operations are the same whatever nx, so a token's
  * results do not depend on its batch (as for dot_q8a_multi). */

@@ -36,11 +36,14 @@ static int qround(float v, int lo, int hi) {
     return (int)(u & 0x7fffff) - 0x400000;
 }
 
-static void fit_weights(const float *x, int n, float *w) {
+/* imx (may be NULL): an importance matrix's mean squared input of each
+ * value's column, which scales its weight: the error of a weight whose
+ * input is large costs more in the product. */
+static void fit_weights(const float *x, int n, const float *imx, float *w) {
     float ss = 0;
     for (int i = 0; i < n; i++) ss += x[i] * x[i];
     const float rms = sqrtf(ss / (float)n);
-    for (int i = 0; i < n; i++) w[i] = rms + fabsf(x[i]);
+    for (int i = 0; i < n; i++) w[i] = (rms + fabsf(x[i])) * (imx ? imx[i] : 1.0f);
 }
 
 #define FIT_STEPS 10 /* grid steps (nmax + t/10)/range for t in -10..10 */
@@ -148,12 +151,12 @@ static void pack_scale_min(const uint8_t sc[8], const uint8_t m[8], uint8_t out[
 
 /* One Q4_K (nmax 15) or Q5_K (nmax 31) super-block: the 256 quants in value
  * order, d, dmin and the packed scales. */
-static void encode_asym(const float *x, int nmax, uint8_t q[QK_K], uint16_t *d, uint16_t *dmin,
+static void encode_asym(const float *x, const float *imx, int nmax, uint8_t q[QK_K], uint16_t *d, uint16_t *dmin,
                         uint8_t scales[12]) {
     float a[8], mn[8], w[32], amax = 0, mmax = 0;
     for (int s = 0; s < 8; s++) {
         float b;
-        fit_weights(x + 32 * s, 32, w);
+        fit_weights(x + 32 * s, 32, imx ? imx + 32 * s : NULL, w);
         fit_asym(x + 32 * s, w, 32, nmax, &a[s], &b);
         mn[s] = -b;
         amax = fmaxf(amax, a[s]), mmax = fmaxf(mmax, mn[s]);
@@ -175,11 +178,11 @@ static void encode_asym(const float *x, int nmax, uint8_t q[QK_K], uint16_t *d, 
     }
 }
 
-void grok_q4_K_from_f32(const float *src, void *dst, int64_t n) {
+static void q4_K_encode(const float *src, void *dst, int64_t n, const float *imx) {
     for (int64_t i = 0; i < n / QK_K; i++) {
         block_q4_K b;
         uint8_t q[QK_K];
-        encode_asym(src + i * QK_K, 15, q, &b.d, &b.dmin, b.scales);
+        encode_asym(src + i * QK_K, imx ? imx + i * QK_K : NULL, 15, q, &b.d, &b.dmin, b.scales);
         for (int c = 0; c < 4; c++)
             for (int l = 0; l < 32; l++)
                 b.qs[32 * c + l] = (uint8_t)(q[64 * c + l] | (q[64 * c + 32 + l] << 4));
@@ -187,11 +190,11 @@ void grok_q4_K_from_f32(const float *src, void *dst, int64_t n) {
     }
 }
 
-void grok_q5_K_from_f32(const float *src, void *dst, int64_t n) {
+static void q5_K_encode(const float *src, void *dst, int64_t n, const float *imx) {
     for (int64_t i = 0; i < n / QK_K; i++) {
         block_q5_K b;
         uint8_t q[QK_K];
-        encode_asym(src + i * QK_K, 31, q, &b.d, &b.dmin, b.scales);
+        encode_asym(src + i * QK_K, imx ? imx + i * QK_K : NULL, 31, q, &b.d, &b.dmin, b.scales);
         memset(b.qh, 0, sizeof b.qh);
         for (int c = 0; c < 4; c++)
             for (int l = 0; l < 32; l++) {
@@ -203,13 +206,13 @@ void grok_q5_K_from_f32(const float *src, void *dst, int64_t n) {
     }
 }
 
-void grok_q6_K_from_f32(const float *src, void *dst, int64_t n) {
+static void q6_K_encode(const float *src, void *dst, int64_t n, const float *imx) {
     for (int64_t i = 0; i < n / QK_K; i++) {
         const float *x = src + i * QK_K;
         block_q6_K b;
         float a[16], w[16], amax = 0;
         for (int k = 0; k < 16; k++) {
-            fit_weights(x + 16 * k, 16, w);
+            fit_weights(x + 16 * k, 16, imx ? imx + i * QK_K + 16 * k : NULL, w);
             fit_sym(x + 16 * k, w, 16, &a[k]);
             amax = fmaxf(amax, fabsf(a[k]));
         }
@@ -233,5 +236,22 @@ void grok_q6_K_from_f32(const float *src, void *dst, int64_t n) {
             }
         }
         memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
+    }
+}
+
+void grok_q4_K_from_f32(const float *src, void *dst, int64_t n) { q4_K_encode(src, dst, n, NULL); }
+void grok_q5_K_from_f32(const float *src, void *dst, int64_t n) { q5_K_encode(src, dst, n, NULL); }
+void grok_q6_K_from_f32(const float *src, void *dst, int64_t n) { q6_K_encode(src, dst, n, NULL); }
+
+bool grok_type_takes_imatrix(uint32_t type) {
+    return type == GROK_TYPE_Q4_K || type == GROK_TYPE_Q5_K || type == GROK_TYPE_Q6_K;
+}
+
+void grok_from_f32_weighted(uint32_t type, const float *src, void *dst, int64_t n, const float *imx) {
+    switch (type) {
+    case GROK_TYPE_Q4_K: q4_K_encode(src, dst, n, imx); return;
+    case GROK_TYPE_Q5_K: q5_K_encode(src, dst, n, imx); return;
+    case GROK_TYPE_Q6_K: q6_K_encode(src, dst, n, imx); return;
+    default: grok_kernels_get(type)->from_f32(src, dst, n);
     }
 }

@@ -7,11 +7,14 @@
  */
 #include <string.h>
 
+#include "kernels/iquants.h"
 #include "kernels/kernels.h"
+#include "kernels/qtypes.h"
 
 bool grok_pack_x8_type(grok_type type) {
     return type == GROK_TYPE_Q4_0 || type == GROK_TYPE_Q8_0 || type == GROK_TYPE_Q4_K ||
-           type == GROK_TYPE_Q5_K || type == GROK_TYPE_Q6_K;
+           type == GROK_TYPE_Q5_K || type == GROK_TYPE_Q6_K || grok_qtypes_pack_type(type) ||
+           grok_iq_pack_type(type);
 }
 
 /* Row r's bytes src[0..bytes) to their places in 32-byte chunks of 8 rows:
@@ -57,6 +60,14 @@ static void pack_q6_K(const uint8_t *rows, size_t row_bytes, int64_t n, uint8_t 
 }
 
 void grok_pack_x8(grok_type type, const uint8_t *rows, size_t row_bytes, int64_t n, uint8_t *dst) {
+    if (grok_iq_pack_type(type)) { /* the i-quants' layouts: iq_packed.c */
+        grok_iq_pack_x8(type, rows, row_bytes, n, dst);
+        return;
+    }
+    if (grok_qtypes_pack_type(type)) { /* qtypes_pack.c */
+        grok_qtypes_pack_x8(type, rows, row_bytes, n, dst);
+        return;
+    }
     if (type == GROK_TYPE_Q4_K || type == GROK_TYPE_Q5_K) {
         pack_q45_K(rows, row_bytes, n, dst, type == GROK_TYPE_Q5_K);
         return;

@@ -3,14 +3,17 @@
  * (f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K), bit-compatible with
  * ggml's encodings, and their dot products with f32 and with 8-bit
  * activations (one token or many per weight row; the k-quant encoders are
- * in kquants.c). These are the ground truth that faster kernels are
- * tested against, so they favour plainness.
+ * in kquants.c; the i-quants IQ1-IQ3 have their own file, iquants.c).
+ * These are the ground truth that faster kernels are tested against, so
+ * they favour plainness.
  */
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
 
+#include "kernels/iquants.h"
 #include "kernels/kernels.h"
+#include "kernels/qtypes.h"
 
 static uint32_t f32_bits(float f) {
     uint32_t u;
@@ -470,12 +473,17 @@ static const grok_dot_kernels DOTS[GROK_TYPE_COUNT] = {
     [GROK_TYPE_Q6_K] = {q6_K_dot, q6_K_dot_q8a, q6_K_dot_q8a_multi},
 };
 
+/* The i-quants (iquants.c) and the types of qtypes.h (qtypes.c) have their own tables. */
 const grok_type_kernels *grok_kernels_get(uint32_t type) {
-    if (type >= GROK_TYPE_COUNT || KERNELS[type].dot_f32 == NULL) return NULL;
+    if (grok_iq_type(type)) return grok_iq_kernels(type);
+    if (type >= GROK_TYPE_COUNT) return NULL;
+    if (KERNELS[type].dot_f32 == NULL) return grok_qtypes_kernels(type);
     return &KERNELS[type];
 }
 
 const grok_dot_kernels *grok_dot_reference(uint32_t type) {
-    if (type >= GROK_TYPE_COUNT || DOTS[type].dot_f32 == NULL) return NULL;
+    if (grok_iq_type(type)) return grok_iq_dot_reference(type);
+    if (type >= GROK_TYPE_COUNT) return NULL;
+    if (DOTS[type].dot_f32 == NULL) return grok_qtypes_dot_reference(type);
     return &DOTS[type];
 }

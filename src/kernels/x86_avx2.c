@@ -12,6 +12,7 @@
  */
 #include <string.h>
 
+#include "kernels/iquants.h"
 #include "kernels/kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -245,6 +246,7 @@ TGT static inline __m256i q8x8_dot(__m256i a, __m256i u, __m256i x4) {
 #define KQ_Q8X8_DOT(a, u, x4) q8x8_dot(a, u, x4)
 #define KQ_Q8X8_START(sum) _mm256_setzero_si256()
 #include "kernels/x86_kquants.h"
+#include "kernels/x86_qtypes.h"
 
 /* grok_quantize_q8a_ref a block of 32 at a time: the same maximum (exact
  * in any order), the same scalar d and 127/amax, the same products x*id
@@ -279,6 +281,8 @@ TGT void grok_quantize_q8a_avx2(const float *x, block_q8a *y, int64_t n) {
 
 void grok_dot_avx2(uint32_t type, grok_dot_kernels *out) {
     kq_register(type, out);
+    qt_register(type, out);
+    grok_iq_dot_avx2(type, out); /* the i-quants: x86_iquants.c */
     switch (type) {
     case GROK_TYPE_F32: out->dot_f32 = f32_dot; break;
     case GROK_TYPE_F16: out->dot_f32 = f16_dot; break;

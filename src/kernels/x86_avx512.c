@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "kernels/iquants.h"
 #include "kernels/kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -73,6 +74,8 @@ TGT static float q8_0_dot_q8a(const void *row, const block_q8a *x, int64_t n) {
 #define KQ_Q8X8_DOT(a, u, x4) _mm256_dpbusd_epi32(a, u, x4)
 #define KQ_Q8X8_START(sum) _mm256_set1_epi32(-128 * (sum))
 #include "kernels/x86_kquants.h"
+#define QT_VNNI 1 /* x86_qtypes.h: signed codes meet the activations as unsigned ones plus 128 */
+#include "kernels/x86_qtypes.h"
 
 /* q8_0 tiles take activations prepared by q8_0_multi_prep: each quant
  * byte x stored as the unsigned x + 128. vpdpbusd then multiplies the
@@ -230,6 +233,8 @@ TGT static void q4_0_dot_x8_512(const uint8_t *group, const block_q8a *const *x,
 
 void grok_dot_avx512(uint32_t type, grok_dot_kernels *out) {
     kq_register(type, out);
+    qt_register(type, out);
+    grok_iq_dot_avx512(type, out); /* the i-quants: x86_iquants.c */
     if (type == GROK_TYPE_Q4_0) out->dot_x16 = q4_0_dot_x16, out->dot_x8 = q4_0_dot_x8_512;
     if (type == GROK_TYPE_Q8_0)
         out->dot_q8a = q8_0_dot_q8a, out->dot_q8a_multi = q8_0_dot_q8a_multi,

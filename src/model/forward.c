@@ -37,6 +37,10 @@ struct grok_seq {
     void *v_cache;     /* same */
     int32_t *tokens;   /* [n_ctx] the cached tokens (for PAD masking, prefix reuse) */
     float *logits;     /* [n_vocab] of the last token decoded */
+    grok_routing_fn route_fn; /* the router's record of this sequence's tokens, or NULL */
+    void *route_ud;
+    grok_seq_params accounted; /* as counted in the model's memory plan, when counted */
+    bool counted;
 };
 
 /* A runner: the threads and the scratch of one forward step of up to
@@ -73,6 +77,9 @@ struct grok_runner {
     float *vloc;          /* [vloc_rows][v1-v0] this rank's logit columns (distributed) */
     int64_t vloc_rows;
     grok_step_stats last; /* what the last step read */
+    int64_t trace_at;     /* the routing trace's row of the step's first token */
+    grok_matmul_input_fn in_fn; /* sees every product's input rows (imatrix), or NULL */
+    void *in_ud;
 };
 
 /* The simple case: one runner that owns one sequence. */
@@ -90,25 +97,6 @@ typedef struct batch_tok {
     float *logits;
 } batch_tok;
 
-/* The share a process computes: the hook's, or everything. */
-static grok_dist share_of(const grok_model *m) {
-    if (m->dist) return *m->dist;
-    const grok_hparams *hp = &m->hp;
-    grok_dist d = {.rank = 0,
-                   .n_ranks = 1,
-                   .l0 = 0,
-                   .l1 = hp->n_layers,
-                   .kvh0 = 0,
-                   .kvh1 = hp->n_kv_heads,
-                   .e0 = 0,
-                   .e1 = hp->n_experts,
-                   .f0 = 0,
-                   .f1 = hp->n_ff,
-                   .v0 = 0,
-                   .v1 = hp->n_vocab};
-    return d;
-}
-
 /* calloc of a*b*c bytes with overflow check. */
 static void *alloc3(int64_t a, int64_t b, size_t c) {
     if (a <= 0 || b <= 0) return NULL;
@@ -125,6 +113,7 @@ grok_seq_params grok_seq_default_params(void) {
 
 void grok_seq_free(grok_seq *s) {
     if (!s) return;
+    if (s->counted) grok_model_seq_account((grok_model *)s->m, &s->accounted, -1);
     free(s->k_cache);
     free(s->v_cache);
     free(s->tokens);
@@ -147,7 +136,7 @@ grok_seq *grok_seq_create(const grok_model *m, const grok_seq_params *p, char *e
     grok_seq *s = calloc(1, sizeof *s);
     if (!s) goto oom;
     s->m = m;
-    s->sh = share_of(m);
+    s->sh = grok_model_share(m);
     s->n_ctx = p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train;
     s->kv_type = p->kv_type;
     s->kv_elt = p->kv_type == GROK_TYPE_F16 ? 2 : 4;
@@ -159,6 +148,10 @@ grok_seq *grok_seq_create(const grok_model *m, const grok_seq_params *p, char *e
     s->tokens = alloc3(s->n_ctx, 1, sizeof(int32_t));
     s->logits = alloc3(hp->n_vocab, 1, sizeof(float));
     if (!s->k_cache || !s->v_cache || !s->tokens || !s->logits) goto oom;
+    s->accounted = *p;
+    s->accounted.n_ctx = s->n_ctx;
+    s->counted = true;
+    grok_model_seq_account((grok_model *)m, &s->accounted, 1); /* the model's bookkeeping: logically const */
     return s;
 oom:
     snprintf(err, err_size, "out of memory for a KV cache of %" PRId64 " tokens",
@@ -203,7 +196,7 @@ grok_runner *grok_runner_create(const grok_model *m, const grok_runner_params *p
     grok_runner *r = calloc(1, sizeof *r);
     if (!r) goto oom;
     r->m = m;
-    r->sh = share_of(m);
+    r->sh = grok_model_share(m);
     r->mode = grok_model_kernel_mode(m);
     r->n_batch = p->n_batch > 0 ? p->n_batch : 256;
     if (p->pool) {
@@ -213,7 +206,8 @@ grok_runner *grok_runner_create(const grok_model *m, const grok_runner_params *p
         r->own_pool = true;
         if (!r->pool) goto oom;
     }
-    grok_model_pack((grok_model *)m, &r->sh, r->pool); /* a cache of the model's: logically const */
+    /* the memory plan, the packed weights, the expert cache: the model's caches, logically const */
+    grok_model_prepare((grok_model *)m, &r->sh, r->pool, r->n_batch);
     const int64_t B = r->n_batch, d = hp->d_model;
     /* Only this share's heads and FFN rows are computed (at least one
      * element each, so that an empty share still allocates). */
@@ -251,6 +245,25 @@ oom:
 int64_t grok_runner_n_batch(const grok_runner *r) { return r->n_batch; }
 grok_step_stats grok_runner_last_step(const grok_runner *r) { return r->last; }
 void grok_runner_set_kernel_mode(grok_runner *r, grok_kernel_mode mode) { r->mode = mode; }
+void grok_runner_set_input_hook(grok_runner *r, grok_matmul_input_fn fn, void *user) {
+    r->in_fn = fn;
+    r->in_ud = fn ? user : NULL;
+}
+
+/* Hands one product's input rows to the runner's hook. Only a single
+ * process calls it: a rank of a split model holds a share of some inputs
+ * (the down projections' columns), which is not what the weight reads. */
+static void see_input(const grok_runner *r, int64_t layer, const char *what, int64_t expert, const float *x,
+                      int64_t n_rows, int64_t n_cols) {
+    if (!r->in_fn || r->sh.n_ranks > 1 || n_rows <= 0) return;
+    char name[GROK_GGUF_MAX_NAME + 1];
+    if (layer < 0)
+        snprintf(name, sizeof name, "%s.weight", what);
+    else
+        snprintf(name, sizeof name, "blk.%" PRId64 ".%s.weight", layer, what);
+    const grok_matmul_input in = {name, layer, expert, expert < 0 ? 1 : r->m->hp.n_experts, x, n_rows, n_cols};
+    r->in_fn(r->in_ud, &in);
+}
 
 /* Grows the attention scratch to n_pos positions a row. */
 static int ensure_scores(grok_runner *r, int64_t n_pos, char *err, size_t err_size) {
@@ -312,6 +325,15 @@ const int32_t *grok_context_tokens(const grok_context *c) { return c->s->tokens;
 const float *grok_context_logits(const grok_context *c) { return c->s->logits; }
 void grok_context_truncate(grok_context *c, int64_t pos) { grok_seq_truncate(c->s, pos); }
 grok_step_stats grok_context_last_step(const grok_context *c) { return c->r->last; }
+
+void grok_seq_set_routing_hook(grok_seq *s, grok_routing_fn fn, void *user) {
+    s->route_fn = fn;
+    s->route_ud = fn ? user : NULL;
+}
+
+void grok_context_set_routing_hook(grok_context *c, grok_routing_fn fn, void *user) {
+    grok_seq_set_routing_hook(c->s, fn, user);
+}
 
 /* ---- elementwise pieces ---- */
 
@@ -424,7 +446,7 @@ static int64_t mat_bytes(const grok_mat *w) { return w->rows * grok_type_row_siz
  * raw probabilities (no renormalisation). PAD tokens are routed like any
  * other: the official Router can multiply by a padding mask, but
  * MoELayer.__call__ drops the mask before calling it. */
-static void route(grok_runner *c, int64_t n) {
+static void route(grok_runner *c, int64_t il, int64_t n) {
     const grok_hparams *hp = &c->m->hp;
     const int64_t E = hp->n_experts, K = hp->n_experts_used;
     for (int64_t t = 0; t < n; t++) {
@@ -443,6 +465,11 @@ static void route(grok_runner *c, int64_t n) {
             }
             c->sel[t * K + k] = (int32_t)best;
             c->gates[t * K + k] = r[best];
+        }
+        const grok_seq *q = c->bt[t].seq;
+        if (q->route_fn) {
+            const grok_routing rec = {c->bt[t].pos, c->bt[t].token, il, E, K, r, c->sel + t * K, c->gates + t * K};
+            q->route_fn(q->route_ud, &rec);
         }
     }
 }
@@ -472,18 +499,22 @@ static void glu_task(void *arg, int ith, int nth) {
  * quantized once for the whole wave. */
 #define WAVE (GROK_MATMUL_MAX_OPS / 2)
 
-static void moe(grok_runner *c, const grok_layer *L, int64_t n) {
+static int moe(grok_runner *c, const grok_layer *L, int64_t il, int64_t n, char *err, size_t err_size) {
     const grok_hparams *hp = &c->m->hp;
     const int64_t d = hp->d_model, K = hp->n_experts_used, ff = c->sh.f1 - c->sh.f0;
     memset(c->proj, 0, (size_t)(n * d) * sizeof(float));
-    if (ff <= 0) return;
+    if (ff <= 0) return 0;
+    /* Through the expert cache, a wave holds no more experts than it has
+     * slots (they are all held while the wave computes). */
+    grok_xcache *xc = c->m->xc && grok_xcache_serves(c->m->xc, c->step_mode) ? c->m->xc : NULL;
+    const int wave_max = xc && grok_xcache_slots(xc) < WAVE ? (int)grok_xcache_slots(xc) : WAVE;
     int64_t e = c->sh.e0;
     while (e < c->sh.e1) {
-        int64_t at[WAVE + 1] = {0};
+        int64_t at[WAVE + 1] = {0}, ew[WAVE];
         grok_mat gate[WAVE], up[WAVE], down[WAVE];
         grok_matmul_op ops[2 * WAVE];
         int nw = 0;
-        for (; e < c->sh.e1 && nw < WAVE; e++) {
+        for (; e < c->sh.e1 && nw < wave_max; e++) {
             int64_t m = 0;
             int32_t *grp = c->group + at[nw];
             bool all = true; /* every token of the step, in order */
@@ -503,9 +534,19 @@ static void moe(grok_runner *c, const grok_layer *L, int64_t n) {
                     memcpy(c->gx + (at[nw] + i) * d, c->x + (grp[i] / K) * d, (size_t)d * sizeof(float));
             }
             /* this share's rows of expert e (all of them without a hook) */
-            gate[nw] = grok_mat_rows(grok_mat_offset(L->gate, (size_t)e * L->gate_stride), c->sh.f0, ff);
-            up[nw] = grok_mat_rows(grok_mat_offset(L->up, (size_t)e * L->up_stride), c->sh.f0, ff);
-            down[nw] = grok_mat_cols(grok_mat_offset(L->down, (size_t)e * L->down_stride), c->sh.f0, ff);
+            ew[nw] = e;
+            if (xc) {
+                if (grok_xcache_acquire(xc, il, e, &gate[nw], &up[nw], &down[nw], err, err_size)) {
+                    for (int w = 0; w < nw; w++) grok_xcache_release(xc, il, ew[w]);
+                    return GROK_ERR_IO;
+                }
+            } else {
+                gate[nw] = grok_mat_rows(grok_layer_expert(L, 0, e), c->sh.f0, ff);
+                up[nw] = grok_mat_rows(grok_layer_expert(L, 1, e), c->sh.f0, ff);
+                down[nw] = grok_mat_cols(grok_layer_expert(L, 2, e), c->sh.f0, ff);
+            }
+            see_input(c, il, "ffn_gate_exps", e, xin, m, d);
+            see_input(c, il, "ffn_up_exps", e, xin, m, d);
             ops[2 * nw] = (grok_matmul_op){&gate[nw], xin, d, c->hg + at[nw] * ff, ff, m};
             ops[2 * nw + 1] = (grok_matmul_op){&up[nw], xin, d, c->hu + at[nw] * ff, ff, m};
             at[nw + 1] = at[nw] + m;
@@ -520,9 +561,11 @@ static void moe(grok_runner *c, const grok_layer *L, int64_t n) {
             grok_threadpool_run(c->pool, glu_task, &gj); /* else not worth a barrier */
         else
             glu_task(&gj, 0, 1);
-        for (int w = 0; w < nw; w++)
+        for (int w = 0; w < nw; w++) {
+            see_input(c, il, "ffn_down_exps", ew[w], c->hg + at[w] * ff, at[w + 1] - at[w], ff);
             ops[w] =
                 (grok_matmul_op){&down[w], c->hg + at[w] * ff, ff, c->eo + at[w] * d, d, at[w + 1] - at[w]};
+        }
         grok_matmul_ops_in(c->pool, c->step_mode, ops, nw);
         for (int w = 0; w < nw; w++) {
             c->last.expert_reads++;
@@ -532,9 +575,72 @@ static void moe(grok_runner *c, const grok_layer *L, int64_t n) {
                 const float g = c->gates[c->group[i]];
                 for (int64_t j = 0; j < d; j++) c->proj[t * d + j] += g * c->eo[i * d + j];
             }
+            if (xc) grok_xcache_release(xc, il, ew[w]);
         }
     }
+    return 0;
 }
+
+/* The top k of r[0..E) into out (ties: the lower index), as route picks. */
+static void top_k(const float *r, int64_t E, int64_t k, int32_t *out) {
+    for (int64_t j = 0; j < k; j++) {
+        int64_t best = -1;
+        for (int64_t e = 0; e < E; e++) {
+            bool taken = false;
+            for (int64_t jj = 0; jj < j; jj++) taken |= out[jj] == e;
+            if (!taken && (best < 0 || r[e] > r[best])) best = e;
+        }
+        out[j] = (int32_t)best;
+    }
+}
+
+/* What the expert cache and the routing trace learn from layer il's
+ * router: the experts it chose (the cache starts reading them at once),
+ * and those the next layer's router picks from the residual stream as it
+ * is now, normed as that layer will norm it (Eliseev & Mazur's
+ * speculative prefetch: Grok's routers are tiny), which the cache reads
+ * ahead while this layer computes. Neither changes any result. */
+static void route_hooks(grok_runner *S, int64_t il, int64_t n) {
+    const grok_model *m = S->m;
+    const grok_hparams *hp = &m->hp;
+    grok_xcache *xc = m->xc && grok_xcache_serves(m->xc, S->step_mode) ? m->xc : NULL;
+    grok_route_trace *tr = m->trace && m->trace->on ? m->trace : NULL;
+    if (!xc && !tr) return;
+    const int64_t E = hp->n_experts, K = hp->n_experts_used, d = hp->d_model;
+    if (tr && il == S->sh.l0) S->trace_at = grok_route_trace_reserve(tr, n);
+    const bool trace = tr && S->trace_at >= 0;
+    uint8_t *mask = calloc((size_t)E, 1);
+    int32_t *list = malloc((size_t)E * sizeof *list);
+    if (!mask || !list) goto done;
+    int64_t nl = 0;
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t k = 0; k < K; k++) {
+            const int32_t e = S->sel[t * K + k];
+            if (S->gates[t * K + k] != 0) mask[e] = 1;
+            if (trace) tr->chosen[((S->trace_at + t) * tr->n_layers + il) * K + k] = e;
+        }
+    for (int64_t e = S->sh.e0; e < S->sh.e1; e++)
+        if (mask[e]) list[nl++] = (int32_t)e;
+    if (xc) grok_xcache_want(xc, il, list, nl);
+    if (il + 1 >= S->sh.l1 || !(trace || (xc && m->params.memory.prefetch))) goto done;
+    const grok_layer *N = &m->layers[il + 1];
+    for (int64_t t = 0; t < n; t++) rmsnorm(S->gx + t * d, S->h + t * d, N->ffn_norm, d, hp->norm_eps);
+    grok_matmul_in(S->pool, S->step_mode, &N->router, S->gx, d, S->router, E, n);
+    memset(mask, 0, (size_t)E);
+    for (int64_t t = 0; t < n; t++) {
+        int32_t *pick = trace ? tr->predicted + ((S->trace_at + t) * tr->n_layers + il + 1) * K : list;
+        top_k(S->router + t * E, E, K, pick);
+        for (int64_t k = 0; k < K; k++) mask[pick[k]] = 1;
+    }
+    nl = 0;
+    for (int64_t e = S->sh.e0; e < S->sh.e1; e++)
+        if (mask[e]) list[nl++] = (int32_t)e;
+    if (xc && m->params.memory.prefetch) grok_xcache_prefetch(xc, il + 1, list, nl);
+done:
+    free(mask), free(list);
+}
+
+
 
 /* ---- one batch ---- */
 
@@ -635,6 +741,9 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
         for (int64_t t = 0; t < n; t++) rmsnorm(S->x + t * d, S->h + t * d, L->attn_norm, d, hp->norm_eps);
         const grok_matmul_op qkv[3] = {
             {&wq, S->x, d, S->q, qd, n}, {&wk, S->x, d, S->k, kvd, n}, {&wv, S->x, d, S->v, kvd, n}};
+        see_input(S, il, "attn_q", -1, S->x, n, d);
+        see_input(S, il, "attn_k", -1, S->x, n, d);
+        see_input(S, il, "attn_v", -1, S->x, n, d);
         grok_matmul_ops_in(S->pool, S->step_mode, qkv, 3);
         for (int64_t t = 0; t < n; t++) {
             for (int64_t h = 0; h < H; h++) rope_apply(S->q + t * qd + h * D, S->rope_cs + t * D, D);
@@ -644,6 +753,7 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
         attn_job aj = {.r = S, .il = il, .n = n, .split = 1};
         while (aj.split < G && n * KVH * aj.split < grok_threadpool_size(S->pool)) aj.split++;
         grok_threadpool_run(S->pool, attn_task, &aj);
+        see_input(S, il, "attn_output", -1, S->att, n, qd);
         if (qd > 0)
             grok_matmul_in(S->pool, S->step_mode, &wo, S->att, qd, S->proj, d, n);
         else
@@ -654,9 +764,15 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
             for (int64_t i = 0; i < d; i++) S->h[t * d + i] += S->x[t * d + i];
         }
         for (int64_t t = 0; t < n; t++) rmsnorm(S->x + t * d, S->h + t * d, L->ffn_norm, d, hp->norm_eps);
+        see_input(S, il, "ffn_gate_inp", -1, S->x, n, d);
         grok_matmul_in(S->pool, S->step_mode, &L->router, S->x, d, S->router, hp->n_experts, n);
-        route(S, n);
-        moe(S, L, n);
+        route(S, il, n);
+        grok_xcache *xc = m->xc && grok_xcache_serves(m->xc, S->step_mode) ? m->xc : NULL;
+        if (xc) grok_xcache_lock(xc); /* one forward pass's MoE at a time holds slots */
+        route_hooks(S, il, n);
+        const int rc = moe(S, L, il, n, err, err_size);
+        if (xc) grok_xcache_unlock(xc);
+        if (rc) return rc;
         if (dist && ds->allreduce_sum(ds->ud, S->proj, n * d, err, err_size)) return GROK_ERR_DIST;
         for (int64_t t = 0; t < n; t++) {
             rmsnorm(S->x + t * d, S->proj + t * d, L->layer_out_norm, d, hp->norm_eps);
@@ -696,6 +812,7 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
         float *b = realloc(S->lbuf, (size_t)cnt * (size_t)V * sizeof(float));
         if (b) S->lbuf = b, S->lbuf_rows = cnt;
     }
+    see_input(S, -1, m->tied ? "token_embd" : "output", -1, S->x, cnt, d);
     if (contiguous || S->lbuf_rows >= cnt) {
         float *out = contiguous ? first : S->lbuf;
         grok_matmul_in(S->pool, S->step_mode, &m->output, S->x, d, out, V, cnt);

@@ -74,6 +74,7 @@ typedef struct {
     const grok_gguf_tensor *a, *b;
     grok_mat *mat;  /* the model's weight */
     size_t *stride; /* bytes between experts (NULL for attention) */
+    const uint8_t ***xdata; /* where each expert lies (grok_layer.xdata; NULL for attention) */
     int64_t n_mats;
 } slot;
 
@@ -111,9 +112,10 @@ static bool parse_name(const char *name, int64_t n_layers, int64_t *il, int *ti,
     return false;
 }
 
-static grok_mat *target_mat(grok_model *m, int64_t il, int t, size_t **stride) {
+static grok_mat *target_mat(grok_model *m, int64_t il, int t, size_t **stride, const uint8_t ****xdata) {
     grok_layer *L = &m->layers[il];
     *stride = NULL;
+    *xdata = t >= 4 ? &L->xdata[t - 4] : NULL;
     switch (t) {
     case 0: return &L->wq;
     case 1: return &L->wk;
@@ -123,6 +125,12 @@ static grok_mat *target_mat(grok_model *m, int64_t il, int t, size_t **stride) {
     case 5: *stride = &L->up_stride; return &L->up;
     default: *stride = &L->down_stride; return &L->down;
     }
+}
+
+/* Where matrix e of a slot's weight lies. */
+static const uint8_t *slot_mat(const slot *sl, int64_t e) {
+    return grok_expert_data(sl->mat, sl->stride ? *sl->stride : 0,
+                            sl->xdata ? (const uint8_t *const *)*sl->xdata : NULL, e);
 }
 
 static int check_ab(const grok_gguf_tensor *t, const char *path, int64_t ne0, int64_t ne1, int64_t ne2,
@@ -220,7 +228,7 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
                           sl->a ? "lora_b" : "lora_a");
                 break;
             }
-            sl->mat = target_mat(m, il, t, &sl->stride);
+            sl->mat = target_mat(m, il, t, &sl->stride, &sl->xdata);
             sl->n_mats = t >= GROK_LORA_N_ATTN ? hp->n_experts : 1;
             if (check_ab(sl->a, path, sl->mat->cols, rank, sl->n_mats, err, err_size) ||
                 check_ab(sl->b, path, rank, sl->mat->rows, sl->n_mats, err, err_size))
@@ -288,11 +296,10 @@ int grok_model_apply_lora(grok_model *m, const char *path, float scale, char *er
         slot *sl = &ad.slots[i];
         if (!sl->a) continue;
         grok_mat *w = sl->mat;
-        size_t base_stride = sl->stride ? *sl->stride : 0;
         for (int64_t e = 0; e < sl->n_mats; e++)
-            merged_matrix(sl, w->data + (size_t)e * base_stride, w->type, e, ad.rank, s,
-                          bufs[i] + e * w->rows * w->cols, sa, sb);
+            merged_matrix(sl, slot_mat(sl, e), w->type, e, ad.rank, s, bufs[i] + e * w->rows * w->cols, sa, sb);
         w->data = (const uint8_t *)bufs[i];
+        if (sl->xdata) *sl->xdata = NULL; /* the merged copy is one buffer */
         w->packed = NULL; /* a context made before may have packed the old weights */
         w->type = GROK_TYPE_F32;
         w->row_bytes = sizeof(float) * (size_t)w->cols;
@@ -377,10 +384,8 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
         uint32_t ty = type >= 0 ? (uint32_t)type : t->type;
         const grok_type_kernels *k = grok_kernels_get(ty);
         size_t rb = (size_t)grok_type_row_size(ty, t->ne[0]);
-        size_t base_stride = sl->stride ? *sl->stride : 0;
         for (int64_t e = 0; rc == 0 && e < sl->n_mats; e++) {
-            merged_matrix(sl, sl->mat->data + (size_t)e * base_stride, sl->mat->type, e, ad.rank, s, mat, sa,
-                          sb);
+            merged_matrix(sl, slot_mat(sl, e), sl->mat->type, e, ad.rank, s, mat, sa, sb);
             for (int64_t r = 0; r < sl->mat->rows; r++)
                 k->from_f32(mat + r * sl->mat->cols, enc + (size_t)r * rb, sl->mat->cols);
             rc = grok_gguf_writer_write_data(w, enc, rb * (size_t)sl->mat->rows, err, err_size);

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
+#include "gguf/gguf_internal.h"
 #include "model/model.h"
 
 #define ERRF(...) (snprintf(err, err_size, __VA_ARGS__), -1)
@@ -227,16 +229,20 @@ static int bind_mat(const grok_gguf_file *f, const char *name, int64_t rows, int
 /* The experts of one layer: one 3-D tensor blk.N.WHAT_exps.weight, or, in
  * files written before llama.cpp merged the experts (its PR #6387, April
  * 2024; Arki05's Grok-1 GGUFs of March 2024), one 2-D tensor per expert,
- * blk.N.WHAT.E.weight. Those are used in place when they lie back to back
- * in the map, as the merged tensor would; otherwise they are copied into
- * one buffer the model owns (as llama.cpp does for such files). */
+ * blk.N.WHAT.E.weight. Those are used in place: as the merged tensor when
+ * they lie back to back in the map, else through a table of where each one
+ * lies (*xdata). Not copied (llama.cpp copies them into one buffer): a copy
+ * would be anonymous memory the size of the experts, which the memory plan
+ * could neither evict nor leave out. */
 static int bind_experts(grok_model *m, const grok_gguf_file *f, int64_t il, const char *what, int64_t rows,
-                        int64_t cols, grok_mat *w, size_t *stride, char *err, size_t err_size) {
+                        int64_t cols, grok_mat *w, size_t *stride, const uint8_t ***xdata, char *err,
+                        size_t err_size) {
     const int64_t E = m->hp.n_experts;
     char n[96];
     snprintf(n, sizeof n, "blk.%" PRId64 ".%s_exps.weight", il, what);
     char old[96];
     snprintf(old, sizeof old, "blk.%" PRId64 ".%s.0.weight", il, what);
+    *xdata = NULL;
     if (grok_gguf_find_tensor(f, n) || !grok_gguf_find_tensor(f, old))
         return bind_mat(f, n, rows, cols, E, w, stride, err, err_size);
     const grok_gguf_tensor *t0 = NULL;
@@ -258,25 +264,23 @@ static int bind_experts(grok_model *m, const grok_gguf_file *f, int64_t il, cons
     w->rows = rows;
     w->cols = cols;
     w->row_bytes = (size_t)grok_type_row_size(t0->type, cols);
+    w->data = t0->data;
     *stride = t0->nbytes;
-    if (in_place) {
-        w->data = t0->data;
-        return 0;
-    }
+    if (in_place) return 0;
     void **owned = realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 1));
     if (owned) m->owned = owned;
-    uint8_t *buf = owned && (size_t)E <= SIZE_MAX / t0->nbytes ? malloc((size_t)E * t0->nbytes) : NULL;
-    if (!buf) {
-        snprintf(err, err_size, "%s: out of memory for the %" PRId64 " experts of blk.%" PRId64 ".%s",
+    const uint8_t **tab = owned ? malloc(sizeof *tab * (size_t)E) : NULL;
+    if (!tab) {
+        snprintf(err, err_size, "%s: out of memory for the table of the %" PRId64 " experts of blk.%" PRId64 ".%s",
                  grok_gguf_path(f), E, il, what);
         return -1;
     }
-    m->owned[m->n_owned++] = buf;
+    m->owned[m->n_owned++] = (void *)tab;
     for (int64_t e = 0; e < E; e++) {
         snprintf(old, sizeof old, "blk.%" PRId64 ".%s.%" PRId64 ".weight", il, what, e);
-        memcpy(buf + (size_t)e * t0->nbytes, grok_gguf_find_tensor(f, old)->data, t0->nbytes);
+        tab[e] = grok_gguf_find_tensor(f, old)->data;
     }
-    w->data = buf;
+    *xdata = tab;
     return 0;
 }
 
@@ -294,6 +298,9 @@ static float *bind_norm(const grok_gguf_file *f, const char *name, int64_t n, ch
 
 void grok_model_free(grok_model *m) {
     if (!m) return;
+    /* first: the expert cache's reader threads read the layers */
+    grok_xcache_free(m->xc);
+    m->xc = NULL;
     if (m->layers) {
         for (int64_t il = 0; il < m->hp.n_layers; il++) {
             grok_layer *L = &m->layers[il];
@@ -305,7 +312,9 @@ void grok_model_free(grok_model *m) {
         free(m->layers);
     }
     free(m->output_norm);
+    grok_route_trace_free(m);
     grok_model_unpack(m);
+    grok_packfile_close(m->pf);
     for (int64_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     grok_tokenizer_free(m->tok);
@@ -314,8 +323,26 @@ void grok_model_free(grok_model *m) {
 }
 
 grok_model_params grok_model_default_params(void) {
-    grok_model_params p = {.pack = true, .kernels = GROK_KERNELS_DEFAULT};
+    grok_model_params p = {.pack = true, .kernels = GROK_KERNELS_DEFAULT, .memory = grok_memory_default_params()};
     return p;
+}
+
+grok_dist grok_model_share(const grok_model *m) {
+    if (m->dist) return *m->dist;
+    const grok_hparams *hp = &m->hp;
+    grok_dist d = {.rank = 0,
+                   .n_ranks = 1,
+                   .l0 = 0,
+                   .l1 = hp->n_layers,
+                   .kvh0 = 0,
+                   .kvh1 = hp->n_kv_heads,
+                   .e0 = 0,
+                   .e1 = hp->n_experts,
+                   .f0 = 0,
+                   .f1 = hp->n_ff,
+                   .v0 = 0,
+                   .v1 = hp->n_vocab};
+    return d;
 }
 
 grok_kernel_mode grok_model_kernel_mode(const grok_model *m) {
@@ -339,9 +366,19 @@ grok_model *grok_model_load_params(const char *path, const grok_model_params *p,
         free(m);
         return NULL;
     }
+    if (grok_memory_params_check(&m->params.memory, err, err_size)) {
+        free(m);
+        return NULL;
+    }
     m->file = grok_gguf_open(path, err, err_size);
     if (!m->file) goto fail;
     const grok_gguf_file *f = m->file;
+    /* Binding touches a few pages between large tensors (norms): without
+     * this, each fault reads the device's read-ahead window around it
+     * (8 MiB here), which for a model larger than memory is most of a
+     * cgroup's worth of page cache read for nothing. The plan sets the
+     * advice the weights get (memplan.c). */
+    grok_gguf_advise(f, NULL, 0, MADV_RANDOM);
     if (grok_hparams_from_gguf(f, &m->hp, err, err_size)) goto fail;
     const grok_hparams *hp = &m->hp;
     const int64_t d = hp->d_model, q = hp->n_heads * hp->head_dim, kv = hp->n_kv_heads * hp->head_dim;
@@ -373,9 +410,11 @@ grok_model *grok_model_load_params(const char *path, const grok_model_params *p,
             bind_mat(f, NAME("attn_v"), kv, d, 1, &L->wv, NULL, err, err_size) ||
             bind_mat(f, NAME("attn_output"), d, q, 1, &L->wo, NULL, err, err_size) ||
             bind_mat(f, NAME("ffn_gate_inp"), hp->n_experts, d, 1, &L->router, NULL, err, err_size) ||
-            bind_experts(m, f, il, "ffn_gate", hp->n_ff, d, &L->gate, &L->gate_stride, err, err_size) ||
-            bind_experts(m, f, il, "ffn_up", hp->n_ff, d, &L->up, &L->up_stride, err, err_size) ||
-            bind_experts(m, f, il, "ffn_down", d, hp->n_ff, &L->down, &L->down_stride, err, err_size))
+            bind_experts(m, f, il, "ffn_gate", hp->n_ff, d, &L->gate, &L->gate_stride, &L->xdata[0], err,
+                         err_size) ||
+            bind_experts(m, f, il, "ffn_up", hp->n_ff, d, &L->up, &L->up_stride, &L->xdata[1], err, err_size) ||
+            bind_experts(m, f, il, "ffn_down", d, hp->n_ff, &L->down, &L->down_stride, &L->xdata[2], err,
+                         err_size))
             goto fail;
 #undef NAME
     }
@@ -389,6 +428,7 @@ grok_model *grok_model_load_params(const char *path, const grok_model_params *p,
             goto fail;
         }
     }
+    grok_gguf_advise(f, NULL, 0, MADV_NORMAL);
     return m;
 fail:
     grok_model_free(m);

@@ -28,8 +28,30 @@ typedef struct {
     grok_mat up;          /* per expert [n_ff][d_model] (linear branch) */
     grok_mat down;        /* per expert [d_model][n_ff] */
     size_t gate_stride, up_stride, down_stride; /* bytes between experts */
-    float *layer_out_norm;                      /* [d_model] post-MoE RMSNorm */
+    /* Experts stored one tensor each and not back to back (files written
+     * before llama.cpp's PR #6387): where each expert of gate, up, down lies
+     * in the map ([n_experts], the model owns them); NULL where expert e is
+     * at data + e * stride. data is then expert 0's. Packed copies are
+     * always stride apart. */
+    const uint8_t **xdata[3];
+    float *layer_out_norm; /* [d_model] post-MoE RMSNorm */
 } grok_layer;
+
+/* Where expert e of a layer's matrix lies: w with stride and table xd (one
+ * of grok_layer's gate/up/down, their strides and xdata). */
+static inline const uint8_t *grok_expert_data(const grok_mat *w, size_t stride, const uint8_t *const *xd,
+                                              int64_t e) {
+    return xd ? xd[e] : w->data + (size_t)e * stride;
+}
+/* Expert e of a layer's gate (p 0), up (1) or down (2) matrix, its packed
+ * copy with it when there is one. */
+static inline grok_mat grok_layer_expert(const grok_layer *L, int p, int64_t e) {
+    const grok_mat *w = p == 0 ? &L->gate : p == 1 ? &L->up : &L->down;
+    const size_t stride = p == 0 ? L->gate_stride : p == 1 ? L->up_stride : L->down_stride;
+    grok_mat v = grok_mat_offset(*w, (size_t)e * stride);
+    v.data = grok_expert_data(w, stride, (const uint8_t *const *)L->xdata[p], e);
+    return v;
+}
 
 /* Distribution hook: the share of the model one process (an MPI rank)
  * computes, and the collectives that combine the shares. Tensor split:
@@ -73,7 +95,7 @@ struct grok_model {
     bool tied;
     float *output_norm; /* [d_model] */
     grok_layer *layers; /* [n_layers] */
-    void **owned; /* [n_owned] weight buffers the model frees (LoRA-merged copies, experts of old files) */
+    void **owned; /* [n_owned] buffers the model frees (LoRA-merged copies, old files' expert tables) */
     int64_t n_owned;
     struct grok_pack_map {
         void *addr;
@@ -81,13 +103,116 @@ struct grok_model {
     } * packs; /* packed weight copies (pack.c) */
     int64_t n_packs, packed_bytes;
     bool pack_done;
+    grok_memory_plan plan;          /* the plan made at the first runner (memplan.c) */
+    bool planned;
+    struct grok_xcache *xc;         /* the expert cache of the CACHE plan, else NULL */
+    struct grok_route_trace *trace; /* routing being recorded, or NULL */
+    struct grok_packfile *pf;       /* the packed file in use (packfile.c), or NULL */
+    int64_t seq_bytes, n_seqs;      /* the sequences alive: their KV caches' bytes (memplan.c) */
+    grok_seq_params last_seq;       /* the last sequence made (the plan's guess for those to come) */
 };
 
+/* The share a process computes: the hook's, or everything. */
+grok_dist grok_model_share(const grok_model *m);
+
+/* Makes the memory plan (once per model; later calls do nothing) for share
+ * sh and a first runner of n_batch tokens on pool, then packs what it
+ * packs and starts the expert cache; run by grok_runner_create. Falls back
+ * to the mapped file (and logs why) when the cache cannot start. */
+void grok_model_prepare(grok_model *m, const grok_dist *sh, grok_threadpool *pool, int64_t n_batch);
+/* The plan for share sh and sequences like sp (NULL: the model's context)
+ * run n_batch tokens a step on n_threads (memplan.c). */
+int grok_plan_for(const grok_model *m, const grok_dist *sh, const grok_seq_params *sp, int64_t n_batch,
+                  int n_threads, grok_memory_plan *out, char *err, size_t err_size);
+
+/* 0, or -1 with err naming the field out of range. */
+int grok_memory_params_check(const grok_memory_params *p, char *err, size_t err_size);
+/* Bytes a sequence of n_ctx positions holds for share sh. */
+int64_t grok_seq_bytes(const grok_model *m, const grok_dist *sh, int64_t n_ctx, grok_type kv_type);
+/* A sequence like sp was made (+1) or freed (-1). A new one that the plan
+ * left no room for takes it from the expert cache (fewer slots, down to
+ * one), with a notice when even that is not enough. */
+void grok_model_seq_account(grok_model *m, const grok_seq_params *sp, int delta);
+
+/* ---- logging: one line per event, through the callback grok_set_log
+ * installs (none: silent) ---- */
+void grok_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- the expert cache (xcache.c) ----
+ * Slots each hold one (layer, expert) of this share's experts, laid out as
+ * the resident copy would be (packed where the resident path packs, the
+ * file's rows where it does not), so a product over a slot gives the bits
+ * the resident model gives. The forward pass, per layer: want (the
+ * router's choice, as soon as it is known: reads start), prefetch (the
+ * next layer's predicted experts), then acquire / release around each
+ * expert's products. Acquire blocks until the slot is filled; at most
+ * grok_xcache_slots() experts may be held at once by one forward pass,
+ * and the MoE blocks of concurrent passes over one model take turns
+ * (grok_xcache_lock). */
+#define GROK_XCACHE_CHUNK ((int64_t)4 << 20) /* bytes per read */
+typedef struct grok_xcache grok_xcache;
+grok_xcache *grok_xcache_create(const grok_model *m, const grok_dist *sh, const grok_memory_plan *plan, char *err,
+                                size_t err_size);
+void grok_xcache_free(grok_xcache *xc);
+/* Lowers the number of slots in use to n (>= 1): the others are emptied
+ * and their memory returned. Waits for reads under way; not during a step. */
+void grok_xcache_shrink(grok_xcache *xc, int64_t n);
+/* Bytes of one I/O thread's staging buffer for share sh. */
+int64_t grok_xcache_stage_bytes(const grok_model *m, const grok_dist *sh);
+int64_t grok_xcache_slots(const grok_xcache *xc);
+/* Whether the cache serves products in kernel mode `mode` (a packed slot
+ * serves only the FAST kernels; the others read the mapped file). */
+bool grok_xcache_serves(const grok_xcache *xc, grok_kernel_mode mode);
+void grok_xcache_lock(grok_xcache *xc);
+void grok_xcache_unlock(grok_xcache *xc);
+/* experts[0..n): layer il's chosen experts (this share's, ascending). */
+void grok_xcache_want(grok_xcache *xc, int64_t il, const int32_t *experts, int64_t n);
+void grok_xcache_prefetch(grok_xcache *xc, int64_t il, const int32_t *experts, int64_t n);
+/* Holds expert e of layer il, filled, and sets its three matrices (this
+ * share's rows of gate and up, columns of down) over the slot. -1 with err
+ * (nothing held) when reading the model file failed, now or before. */
+int grok_xcache_acquire(grok_xcache *xc, int64_t il, int64_t e, grok_mat *gate, grok_mat *up, grok_mat *down,
+                        char *err, size_t err_size);
+void grok_xcache_release(grok_xcache *xc, int64_t il, int64_t e);
+grok_cache_stats grok_xcache_stats(const grok_xcache *xc);
+void grok_xcache_reset_stats(grok_xcache *xc);
+
+/* ---- packed files (packfile.c) ---- */
+typedef struct grok_packfile grok_packfile;
+/* MODEL.gguf.grokpack for m's file (its first split). */
+void grok_packfile_default_path(const grok_model *m, char *buf, size_t size);
+/* Opens and checks path against m's file; NULL with err when it cannot be
+ * used (*absent: it does not exist). */
+grok_packfile *grok_packfile_open(const grok_model *m, const char *path, bool *absent, char *err,
+                                  size_t err_size);
+void grok_packfile_close(grok_packfile *pf);
+/* The packed copy of the model's matrix w (all its experts, stride apart)
+ * in the mapped packed file, and its path and offset there; NULL when the
+ * file holds no copy of it. */
+const uint8_t *grok_packfile_find(const grok_packfile *pf, const grok_mat *w, const char **path,
+                                  uint64_t *offset);
+/* Points the packed copies of share sh's matrices (the experts too unless
+ * !experts) into m->pf, asking for them ahead; the bytes so pointed. */
+int64_t grok_model_use_packfile(grok_model *m, const grok_dist *sh, bool experts);
+
+/* ---- routing traces (xcache.c) ---- */
+typedef struct grok_route_trace {
+    bool on; /* recording (else kept for reading) */
+    int64_t n_tokens, cap, n_layers, k;
+    int32_t *chosen;    /* [cap][n_layers][k] */
+    int32_t *predicted; /* [cap][n_layers][k], -1: none */
+} grok_route_trace;
+/* Room for n more tokens: the index of the first, or -1 (no memory: the
+ * trace stops growing). */
+int64_t grok_route_trace_reserve(grok_route_trace *t, int64_t n);
+void grok_route_trace_free(grok_model *m);
+
 /* Builds the packed copies of the weights share sh reads, once per model
- * (later calls do nothing); run by the first grok_runner_create. Packing
+ * (later calls do nothing), the experts too unless !experts (the cache
+ * holds them); run by grok_model_prepare. Packing
  * is an optimisation: what cannot be packed (no memory, a type without a
  * packed kernel) stays on the unpacked path. */
-void grok_model_pack(grok_model *m, const grok_dist *sh, grok_threadpool *pool);
+void grok_model_pack(grok_model *m, const grok_dist *sh, grok_threadpool *pool, bool experts);
 /* Frees the packed copies (the matrices' packed pointers are the caller's to clear). */
 void grok_model_unpack(grok_model *m);
 

@@ -222,12 +222,16 @@ static bool writable(int type) {
 }
 
 typedef struct {
-    const grok_type_kernels *src, *dst;
+    const grok_type_kernels *src;
+    uint32_t dst_type;
     const uint8_t *in;
     uint8_t *out;
     size_t in_row, out_row;
     int64_t rows, cols;
-    float *scratch; /* [n_threads][cols] */
+    float *scratch;    /* [n_threads][cols] */
+    const float *imx;  /* [n_mat][cols] importance of each column, or NULL */
+    int64_t row0;      /* the chunk's first row in the tensor */
+    int64_t mat_rows;  /* rows per matrix (an expert's slice of a stacked tensor) */
 } conv_job;
 
 static void conv_task(void *arg, int ith, int nth) {
@@ -235,8 +239,36 @@ static void conv_task(void *arg, int ith, int nth) {
     float *f = j->scratch + (size_t)ith * (size_t)j->cols;
     for (int64_t r = j->rows * ith / nth; r < j->rows * (ith + 1) / nth; r++) {
         j->src->to_f32(j->in + (size_t)r * j->in_row, f, j->cols);
-        j->dst->from_f32(f, j->out + (size_t)r * j->out_row, j->cols);
+        const float *w = j->imx ? j->imx + ((j->row0 + r) / j->mat_rows) * j->cols : NULL;
+        grok_from_f32_weighted(j->dst_type, f, j->out + (size_t)r * j->out_row, j->cols, w);
     }
+}
+
+/* The importance of each column of tensor t for each of its matrices
+ * (experts) into w [n_mat][cols]: 1 (no data, 0), filled (1), or -1 with
+ * err when the imatrix's shape disagrees. A floor of 1 % of the mean keeps
+ * columns never active in the calibration text from weighing nothing. */
+static int imatrix_weights(const grok_imatrix *im, const grok_gguf_tensor *t, float *w, char *err,
+                           size_t err_size) {
+    const int64_t cols = t->ne[0], n_mat = t->n_dims >= 3 ? t->ne[2] : 1;
+    bool any = false;
+    for (int64_t e = 0; e < n_mat; e++) {
+        float *we = w + e * cols;
+        int64_t count = 0;
+        const int r = grok_imatrix_weights(im, t->name, n_mat > 1 ? e : -1, cols, we, &count);
+        if (r == -1) return 0;
+        if (r == -2) {
+            snprintf(err, err_size, "imatrix: tensor %s: its entry does not fit %" PRId64 " columns x %" PRId64 " matrices",
+                     t->name, cols, n_mat);
+            return -1;
+        }
+        double mean = 0;
+        for (int64_t c = 0; c < cols; c++) mean += we[c];
+        mean /= (double)cols;
+        for (int64_t c = 0; c < cols; c++) we[c] = count > 0 && mean > 0 ? we[c] + (float)(0.01 * mean) : 1.0f;
+        any |= count > 0;
+    }
+    return any ? 1 : 0;
 }
 
 int grok_model_quantize(const char *in_path, const char *out_path, const grok_quantize_params *p,
@@ -262,6 +294,13 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
         snprintf(err, err_size, "out of memory");
         goto done;
     }
+    if (p->imatrix) { /* what llama-quantize records of its imatrix */
+        const char *ds = NULL;
+        if (p->imatrix_path) grok_gguf_writer_set_str(w, "quantize.imatrix.file", p->imatrix_path);
+        if ((ds = grok_imatrix_dataset(p->imatrix))) grok_gguf_writer_set_str(w, "quantize.imatrix.dataset", ds);
+        grok_gguf_writer_set_i32(w, "quantize.imatrix.entries_count", (int32_t)grok_imatrix_n_entries(p->imatrix));
+        grok_gguf_writer_set_i32(w, "quantize.imatrix.chunks_count", (int32_t)grok_imatrix_chunk_count(p->imatrix));
+    }
     if (grok_gguf_writer_set_u32(w, "general.file_type", (uint32_t)p->mix->ftype) ||
         grok_gguf_writer_set_u32(w, "general.quantization_version", 2) || grok_gguf_writer_copy_kvs(w, f)) {
         snprintf(err, err_size, "%s: could not copy the metadata", in_path);
@@ -269,7 +308,7 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
     }
     grok_gguf_writer_set_alignment(w, grok_gguf_alignment(f));
     size_t max_row = 0;
-    int64_t max_cols = 0;
+    int64_t max_cols = 0, max_imx = 0;
     for (int64_t i = 0; i < nt; i++) {
         const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
         types[i] = (grok_type)t->type;
@@ -303,6 +342,8 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
             if (rb > max_row) max_row = rb;
             if (ob > max_row) max_row = ob;
             if (t->ne[0] > max_cols) max_cols = t->ne[0];
+            const int64_t nm = t->n_dims >= 3 ? t->ne[2] : 1;
+            if (p->imatrix && grok_type_takes_imatrix(types[i]) && t->ne[0] * nm > max_imx) max_imx = t->ne[0] * nm;
         }
         st.n_of_type[types[i]]++;
         st.n_elements += t->n_elements;
@@ -321,13 +362,14 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
     const int64_t chunk_rows = max_row ? (int64_t)((8u << 20) / max_row) + 1 : 1;
     uint8_t *out = max_row ? malloc((size_t)chunk_rows * max_row) : NULL;
     float *scratch = max_cols ? malloc((size_t)n_thr * (size_t)max_cols * sizeof(float)) : NULL;
-    if ((max_row && !out) || (max_cols && !scratch)) {
-        free(out), free(scratch);
+    float *imx = max_imx ? malloc((size_t)max_imx * sizeof(float)) : NULL;
+    if ((max_row && !out) || (max_cols && !scratch) || (max_imx && !imx)) {
+        free(out), free(scratch), free(imx);
         snprintf(err, err_size, "out of memory");
         goto done;
     }
     if (grok_gguf_writer_begin(w, out_path, err, err_size)) {
-        free(out), free(scratch);
+        free(out), free(scratch), free(imx);
         goto done;
     }
     rc = 0;
@@ -337,16 +379,31 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
             rc = grok_gguf_writer_write_data(w, t->data, t->nbytes, err, err_size);
         } else {
             const int64_t rows = t->n_elements / t->ne[0];
+            const int64_t n_mat = t->n_dims >= 3 ? t->ne[2] : 1;
             conv_job j = {grok_kernels_get(t->type),
-                          grok_kernels_get(types[i]),
+                          (uint32_t)types[i],
                           t->data,
                           out,
                           (size_t)grok_type_row_size(t->type, t->ne[0]),
                           (size_t)grok_type_row_size((uint32_t)types[i], t->ne[0]),
                           0,
                           t->ne[0],
-                          scratch};
+                          scratch,
+                          NULL,
+                          0,
+                          rows / n_mat};
+            if (p->imatrix && grok_type_takes_imatrix((uint32_t)types[i])) {
+                const int got = imatrix_weights(p->imatrix, t, imx, err, err_size);
+                if (got < 0) {
+                    rc = -1;
+                    break;
+                }
+                j.imx = got ? imx : NULL;
+                st.n_imatrix += got;
+                st.n_imatrix_missing += !got;
+            }
             for (int64_t r0 = 0; r0 < rows && rc == 0; r0 += chunk_rows) {
+                j.row0 = r0;
                 j.in = (const uint8_t *)t->data + (size_t)r0 * j.in_row;
                 j.rows = rows - r0 < chunk_rows ? rows - r0 : chunk_rows;
                 if (pool && j.rows >= 2 * n_thr)
@@ -360,7 +417,7 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
     }
     if (rc == 0) rc = grok_gguf_writer_finish(w, err, err_size);
     if (rc == 0 && stats) *stats = st;
-    free(out), free(scratch);
+    free(out), free(scratch), free(imx);
 done:
     free(types);
     grok_gguf_writer_free(w);

@@ -35,6 +35,8 @@ typedef struct {
     bool pure;           /* every matrix gets mix->base: no per-tensor rules */
     int output_type;     /* grok_type for output.weight, or -1 for the mix's choice */
     int token_embd_type; /* grok_type for token_embd.weight, or -1 */
+    const grok_imatrix *imatrix; /* weighs the encoders' errors (types that take one), or NULL */
+    const char *imatrix_path;    /* recorded as quantize.imatrix.file, or NULL */
 } grok_quantize_params;
 
 /* What was written, for the summary line. */
@@ -42,6 +44,8 @@ typedef struct {
     int64_t n_tensors;
     int64_t n_of_type[GROK_TYPE_COUNT]; /* tensors written with each type */
     int64_t n_fallback;                 /* matrices whose rows did not fit the chosen type */
+    int64_t n_imatrix;                  /* matrices encoded with importance weights */
+    int64_t n_imatrix_missing;          /* matrices of a type that takes them, absent from the imatrix */
     int64_t n_elements;
     uint64_t bytes_in, bytes_out; /* tensor data, without headers and padding */
 } grok_quantize_stats;

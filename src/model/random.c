@@ -58,8 +58,10 @@ int grok_model_write_random(const char *path, const grok_hparams *hp_in, grok_ty
     hpp->n_vocab = grok_tokenizer_n_vocab(tok);
     hpp->pad_id = grok_tokenizer_pad(tok);
     if (grok_hparams_validate(hpp, path, err, err_size)) return -1;
-    if (!grok_kernels_get(type)) {
-        snprintf(err, err_size, "%s: no kernels for weight type %u", path, (unsigned)type);
+    if (!grok_kernels_get(type) || !grok_kernels_get(type)->from_f32) {
+        const grok_type_traits *tr = grok_type_get_traits((uint32_t)type);
+        snprintf(err, err_size, "%s: cannot write weights of type %s (it has no encoder here)", path,
+                 tr ? tr->name : "?");
         return -1;
     }
     int64_t blk = grok_type_get_traits((uint32_t)type)->block_size;

@@ -101,6 +101,7 @@ void request_free(request *r) {
             free(c->hold);
             free(c->text);
             free(c->lps);
+            routing_free(c->rt);
         }
         free(r->choices);
     }
@@ -414,6 +415,18 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
         if (lp) r->logprobs = top;
     }
 #undef NUM
+    /* grok.c's own field: the router's record of every generated token */
+    const cJSON *gr = field(root, "grok_routing");
+    if (gr) {
+        if (cJSON_IsBool(gr)) {
+            r->routing = cJSON_IsTrue(gr);
+        } else if (cJSON_IsObject(gr)) {
+            r->routing = true;
+            if (bool_field(gr, "probs", &r->routing_probs, err, err_size) < 0) KEEP("grok_routing.probs");
+        } else {
+            FAIL("grok_routing", "'grok_routing' must be true, false or an object {\"probs\": true}");
+        }
+    }
 
     /* stop strings */
     const cJSON *stop = field(root, "stop");
@@ -520,6 +533,9 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
     for (int i = 0; i < r->n; i++) {
         r->choices[i].index = i;
         if (r->echo && !release_echo(&r->choices[i], r->prompt_text)) FAIL(NULL, "out of memory");
+        if (r->routing && !(r->choices[i].rt = routing_create(grok_model_hparams(s->model), (int64_t)r->n_prompt,
+                                                              r->max_tokens, r->routing_probs)))
+            FAIL(NULL, "out of memory");
     }
     free(text);
     cJSON_Delete(root);
@@ -553,16 +569,18 @@ char *api_error_json(const char *message, const char *type, const char *param, c
     return out;
 }
 
-void api_token_text(server *s, int32_t id, char *out, size_t cap) {
+void api_token_text(server *s, int32_t id, char *out, size_t cap) { token_display_text(s->tok, id, out, cap); }
+
+void token_display_text(const grok_tokenizer *tok, int32_t id, char *out, size_t cap) {
     size_t len = 0;
-    const char *p = grok_tokenizer_piece(s->tok, id, &len);
+    const char *p = grok_tokenizer_piece(tok, id, &len);
     size_t k = 0;
     if (cap == 0) return;
     if (!p) {
         snprintf(out, cap, "<%d>", (int)id);
         return;
     }
-    if (grok_tokenizer_type(s->tok, id) == GROK_TOKEN_BYTE && len == 6) {
+    if (grok_tokenizer_type(tok, id) == GROK_TOKEN_BYTE && len == 6) {
         unsigned b = (unsigned)strtoul(p + 3, NULL, 16);
         if (b >= 0x20 && b < 0x7F)
             snprintf(out, cap, "%c", (char)b);
@@ -656,6 +674,49 @@ static cJSON *logprobs_json(server *s, const request *r, const choice *c, size_t
     return o;
 }
 
+static double round4(float x) { return isfinite(x) ? round((double)x * 1e4) / 1e4 : 0.0; }
+
+/* "grok_routing" of choice c for its published tokens [a, b): per token
+ * and layer the chosen experts (best first) and their gates, and with
+ * probs every expert's probability. */
+static cJSON *routing_json(server *s, const choice *c, size_t a, size_t b) {
+    const choice_routing *rt = c->rt;
+    char t[GROK_DETOK_MAX_PIECE * 3 + 16];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "layers", (double)rt->L);
+    cJSON_AddNumberToObject(o, "experts", (double)rt->E);
+    cJSON_AddNumberToObject(o, "k", (double)rt->K);
+    cJSON *toks = cJSON_AddArrayToObject(o, "tokens");
+    for (size_t i = a; i < b; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "index", (double)rt->index[i]);
+        cJSON_AddNumberToObject(e, "id", rt->ids[i]);
+        api_token_text(s, rt->ids[i], t, sizeof t);
+        cJSON_AddStringToObject(e, "token", t);
+        cJSON_AddNumberToObject(e, "text_offset", (double)rt->offs[i]);
+        cJSON *ex = cJSON_AddArrayToObject(e, "experts"), *gs = cJSON_AddArrayToObject(e, "gates");
+        cJSON *ps = rt->probs ? cJSON_AddArrayToObject(e, "probs") : NULL;
+        for (int64_t l = 0; l < rt->L; l++) {
+            const size_t at = (i * (size_t)rt->L + (size_t)l) * (size_t)rt->K;
+            cJSON *el = cJSON_CreateArray(), *gl = cJSON_CreateArray();
+            for (int64_t k = 0; k < rt->K; k++) {
+                cJSON_AddItemToArray(el, cJSON_CreateNumber(rt->experts[at + (size_t)k]));
+                cJSON_AddItemToArray(gl, cJSON_CreateNumber(round4(rt->gates[at + (size_t)k])));
+            }
+            cJSON_AddItemToArray(ex, el);
+            cJSON_AddItemToArray(gs, gl);
+            if (ps) {
+                cJSON *pl = cJSON_CreateArray();
+                const float *p = rt->pr + (i * (size_t)rt->L + (size_t)l) * (size_t)rt->E;
+                for (int64_t x = 0; x < rt->E; x++) cJSON_AddItemToArray(pl, cJSON_CreateNumber(round4(p[x])));
+                cJSON_AddItemToArray(ps, pl);
+            }
+        }
+        cJSON_AddItemToArray(toks, e);
+    }
+    return o;
+}
+
 static const char *finish_name(int f, const choice *c) {
     switch (f) {
     case FINISH_STOP: return c && c->tools && c->tools->n_calls ? "tool_calls" : "stop";
@@ -721,6 +782,7 @@ char *api_whole_response(server *s, const request *r) {
             cJSON_AddItemToObject(o, "logprobs", logprobs_json(s, r, c, 0, c->n_lps));
         else
             cJSON_AddNullToObject(o, "logprobs");
+        if (c->rt) cJSON_AddItemToObject(o, "grok_routing", routing_json(s, c, 0, c->rt->n));
         add_finish(o, c->finish, c);
         cJSON_AddItemToArray(choices, o);
     }
@@ -732,6 +794,12 @@ char *api_whole_response(server *s, const request *r) {
 
 char *api_stream_chunk(server *s, const request *r, int ci, const char *text, size_t len, size_t lp0,
                        size_t lp1, int finish, bool first, cJSON *tool_delta) {
+    return api_stream_chunk_routed(s, r, ci, text, len, lp0, lp1, 0, 0, finish, first, tool_delta);
+}
+
+char *api_stream_chunk_routed(server *s, const request *r, int ci, const char *text, size_t len, size_t lp0,
+                              size_t lp1, size_t rt0, size_t rt1, int finish, bool first,
+                              cJSON *tool_delta) {
     bool chat = r->kind == KIND_CHAT;
     const choice *c = &r->choices[ci];
     cJSON *root = head(s, r, chat ? "chat.completion.chunk" : "text_completion");
@@ -757,6 +825,7 @@ char *api_stream_chunk(server *s, const request *r, int ci, const char *text, si
         cJSON_AddItemToObject(o, "logprobs", logprobs_json(s, r, c, lp0, lp1));
     else
         cJSON_AddNullToObject(o, "logprobs");
+    if (c->rt && rt1 > rt0) cJSON_AddItemToObject(o, "grok_routing", routing_json(s, c, rt0, rt1));
     add_finish(o, finish, c);
     cJSON_AddItemToArray(choices, o);
     char *out = cJSON_PrintUnformatted(root);

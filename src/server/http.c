@@ -42,6 +42,7 @@ enum {
     R_CHAT,
     R_TOKENIZE,
     R_DETOKENIZE,
+    R_STATIC,
     R_NOT_FOUND,
     R_BAD_METHOD
 };
@@ -55,8 +56,9 @@ typedef struct {
     bool answered; /* a response was queued before the body arrived */
     int fd;
     request *req;
+    const webui_asset *asset; /* R_STATIC: the file */
     /* streaming state */
-    size_t *sent_text, *sent_lps;
+    size_t *sent_text, *sent_lps, *sent_routes;
     bool *fin_sent;
     bool role_sent, ended;
     char *stage;
@@ -78,6 +80,15 @@ static const struct {
     {"POST", "/tokenize", R_TOKENIZE},
     {"POST", "/detokenize", R_DETOKENIZE},
 };
+
+/* The chat page's file for a GET of url ("/" is index.html), or NULL. */
+static const webui_asset *asset_of(const server *s, const char *method, const char *url) {
+    if (s->cfg.no_webui || strcmp(method, "GET") != 0) return NULL;
+    if (strcmp(url, "/") == 0) url = "/index.html";
+    for (size_t i = 0; i < webui_n_assets; i++)
+        if (strcmp(url, webui_assets[i].path) == 0) return &webui_assets[i];
+    return NULL;
+}
 
 static int route_of(const char *method, const char *url) {
     bool path_known = false;
@@ -229,11 +240,14 @@ static bool stage_new(conn *c) {
         bool fin_now = ch->finish != FINISH_NONE && !c->fin_sent[i];
         bool normal_fin = ch->finish == FINISH_STOP || ch->finish == FINISH_LENGTH;
         cJSON *calls = ch->tools ? tools_calls_delta(ch->tools) : NULL;
-        if (ch->text_len > c->sent_text[i] || ch->n_lps > c->sent_lps[i] || first || calls ||
-            (fin_now && normal_fin)) {
-            char *j = api_stream_chunk(s, r, i, ch->text ? ch->text + c->sent_text[i] : "",
-                                       ch->text_len - c->sent_text[i], c->sent_lps[i], ch->n_lps,
-                                       fin_now ? ch->finish : FINISH_NONE, first, calls);
+        size_t n_routes = ch->rt ? ch->rt->n : 0;
+        if (ch->text_len > c->sent_text[i] || ch->n_lps > c->sent_lps[i] || n_routes > c->sent_routes[i] ||
+            first || calls || (fin_now && normal_fin)) {
+            char *j = api_stream_chunk_routed(s, r, i, ch->text ? ch->text + c->sent_text[i] : "",
+                                              ch->text_len - c->sent_text[i], c->sent_lps[i], ch->n_lps,
+                                              c->sent_routes[i], n_routes, fin_now ? ch->finish : FINISH_NONE,
+                                              first, calls);
+            c->sent_routes[i] = n_routes;
             stage_add(c, "data: ", j, "\n\n");
             free(j);
             c->sent_text[i] = ch->text_len;
@@ -293,6 +307,24 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
 
 /* ---- endpoints ---- */
 
+/* A file of the chat page: static bytes in the binary, never cached
+ * stale (the page and the server come as one), locked to this origin. */
+static enum MHD_Result do_static(conn *c, struct MHD_Connection *mc) {
+    const webui_asset *a = c->asset;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", a->type);
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
+    enum MHD_Result ret = MHD_queue_response(mc, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result do_generate(conn *c, struct MHD_Connection *mc) {
     server *s = c->s;
     char err[GROK_ERR_SIZE];
@@ -328,9 +360,10 @@ static enum MHD_Result do_generate(conn *c, struct MHD_Connection *mc) {
         c->sent_text = calloc((size_t)r->n, sizeof *c->sent_text);
         c->sent_lps = calloc((size_t)r->n, sizeof *c->sent_lps);
         c->fin_sent = calloc((size_t)r->n, sizeof *c->fin_sent);
+        c->sent_routes = calloc((size_t)r->n, sizeof *c->sent_routes);
         for (int i = 0; i < r->n && r->echo && c->sent_text; i++) c->sent_text[i] = 0;
         struct MHD_Response *resp =
-            c->sent_text && c->sent_lps && c->fin_sent
+            c->sent_text && c->sent_lps && c->fin_sent && c->sent_routes
                 ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, c, NULL)
                 : NULL;
         if (!resp) return MHD_NO; /* the completed callback cancels r */
@@ -464,7 +497,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         pthread_mutex_lock(&s->mu);
         s->n_conns++;
         pthread_mutex_unlock(&s->mu);
-        c->route = route_of(method, url);
+        c->asset = asset_of(s, method, url);
+        c->route = c->asset ? R_STATIC : route_of(method, url);
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
         c->fd = ci ? ci->connect_fd : -1;
         *con_cls = c;
@@ -476,6 +510,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         if (c->route == R_BAD_METHOD) {
             c->answered = true;
             return reply_error(c, mc, 405, "method not allowed here", "invalid_request_error", NULL, NULL);
+        }
+        /* the page asks for the key itself: its files need none */
+        if (c->route == R_STATIC) {
+            c->answered = true;
+            return do_static(c, mc);
         }
         if (s->cfg.api_key && c->route != R_HEALTH &&
             !key_ok(s->cfg.api_key,
@@ -564,6 +603,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     free(c->sent_text);
     free(c->sent_lps);
     free(c->fin_sent);
+    free(c->sent_routes);
     free(c->stage);
     free(c);
     *con_cls = NULL;

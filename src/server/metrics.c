@@ -112,6 +112,35 @@ char *metrics_text(server *s, size_t *len) {
         "# TYPE grok_slots_total gauge\ngrok_slots_total %" PRId64 "\n",
         m.prompt_tokens, m.prompt_tokens_reused, m.completion_tokens, m.steps, m.step_tokens, m.weight_bytes,
         m.expert_reads, m.forward_seconds, m.sample_seconds, m.masks, m.mask_seconds, q, busy, slots);
+    /* the expert cache (a model larger than its memory limit); the model's
+     * counters take their own lock, so reading them beside a step is safe */
+    const grok_memory_plan *plan = s->model ? grok_model_memory_plan(s->model) : NULL;
+    if (plan) {
+        const grok_cache_stats c = grok_model_cache_stats(s->model);
+        put(&o,
+            "# HELP grok_memory_plan The memory plan (1 for the one in use).\n"
+            "# TYPE grok_memory_plan gauge\ngrok_memory_plan{plan=\"%s\"} 1\n"
+            "# HELP grok_memory_limit_bytes The memory limit planned for (-1: none).\n"
+            "# TYPE grok_memory_limit_bytes gauge\ngrok_memory_limit_bytes %" PRId64 "\n"
+            "# HELP grok_expert_cache_slots Expert cache slots ((layer, expert) pairs held in memory).\n"
+            "# TYPE grok_expert_cache_slots gauge\ngrok_expert_cache_slots %" PRId64 "\n"
+            "# HELP grok_expert_cache_lookups_total Experts forward steps asked the cache for.\n"
+            "# TYPE grok_expert_cache_lookups_total counter\ngrok_expert_cache_lookups_total %" PRId64 "\n"
+            "# HELP grok_expert_cache_hits_total Lookups found in a slot.\n"
+            "# TYPE grok_expert_cache_hits_total counter\ngrok_expert_cache_hits_total %" PRId64 "\n"
+            "# HELP grok_expert_cache_late_hits_total Lookups whose read (a prefetch) was already under way.\n"
+            "# TYPE grok_expert_cache_late_hits_total counter\ngrok_expert_cache_late_hits_total %" PRId64 "\n"
+            "# HELP grok_expert_cache_misses_total Lookups that had to read the expert.\n"
+            "# TYPE grok_expert_cache_misses_total counter\ngrok_expert_cache_misses_total %" PRId64 "\n"
+            "# HELP grok_expert_cache_prefetches_total Reads started by the next layer's router's prediction.\n"
+            "# TYPE grok_expert_cache_prefetches_total counter\ngrok_expert_cache_prefetches_total %" PRId64 "\n"
+            "# HELP grok_expert_cache_disk_bytes_total Bytes the cache read from the model file.\n"
+            "# TYPE grok_expert_cache_disk_bytes_total counter\ngrok_expert_cache_disk_bytes_total %" PRId64 "\n"
+            "# HELP grok_expert_cache_io_wait_seconds_total Time forward steps waited for reads.\n"
+            "# TYPE grok_expert_cache_io_wait_seconds_total counter\ngrok_expert_cache_io_wait_seconds_total %.6f\n",
+            grok_plan_name(plan->kind), plan->limit, plan->kind == GROK_PLAN_CACHE ? plan->cache_slots : 0, c.lookups,
+            c.hits, c.late_hits, c.misses, c.prefetches, c.bytes_read, c.io_wait_s);
+    }
     put_hist(&o, "grok_request_duration_seconds", "Time from arrival to the last token.", &m.latency);
     put_hist(&o, "grok_time_to_first_token_seconds", "Time from arrival to the first token.", &m.ttft);
     if (o.oom) {

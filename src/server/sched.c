@@ -93,6 +93,82 @@ void sched_free(server *s) {
     s->slots = NULL;
 }
 
+/* ---- "grok_routing" ---- */
+
+choice_routing *routing_create(const grok_hparams *hp, int64_t base, int64_t max_tokens, bool probs) {
+    choice_routing *rt = calloc(1, sizeof *rt);
+    if (!rt) return NULL;
+    rt->L = hp->n_layers, rt->E = hp->n_experts, rt->K = hp->n_experts_used;
+    rt->base = base, rt->probs = probs, rt->st_index = -1;
+    const size_t lk = (size_t)(rt->L * rt->K), le = (size_t)(rt->L * rt->E);
+    rt->off = calloc((size_t)(max_tokens > 0 ? max_tokens : 1), sizeof *rt->off);
+    rt->st_experts = calloc(lk, sizeof *rt->st_experts);
+    rt->st_gates = calloc(lk, sizeof *rt->st_gates);
+    rt->st_probs = probs ? calloc(le, sizeof *rt->st_probs) : NULL;
+    if (!rt->off || !rt->st_experts || !rt->st_gates || (probs && !rt->st_probs)) {
+        routing_free(rt);
+        return NULL;
+    }
+    return rt;
+}
+
+void routing_free(choice_routing *rt) {
+    if (!rt) return;
+    free(rt->off), free(rt->st_experts), free(rt->st_gates), free(rt->st_probs);
+    free(rt->index), free(rt->ids), free(rt->offs), free(rt->experts), free(rt->gates), free(rt->pr);
+    free(rt);
+}
+
+/* The routing hook of a slot whose choice asked for grok_routing: stages
+ * the layers of a generated token fed back (the prompt's are skipped).
+ * Runs inside the forward pass, on the scheduler thread. */
+static void routing_hook(void *user, const grok_routing *r) {
+    choice_routing *rt = user;
+    const int64_t g = r->pos - rt->base;
+    if (g < 0 || r->layer < 0 || r->layer >= rt->L) return;
+    if (rt->st_index != g) rt->st_index = g, rt->st_layers = 0;
+    const size_t at = (size_t)r->layer;
+    memcpy(rt->st_experts + at * (size_t)rt->K, r->experts, (size_t)rt->K * sizeof(int32_t));
+    memcpy(rt->st_gates + at * (size_t)rt->K, r->gates, (size_t)rt->K * sizeof(float));
+    if (rt->probs) memcpy(rt->st_probs + at * (size_t)rt->E, r->probs, (size_t)rt->E * sizeof(float));
+    rt->st_layers++;
+}
+
+/* After a step, with mu held: publishes the staged token (complete ones
+ * only); false when out of memory. */
+static bool routing_publish(choice_routing *rt, const int32_t *seq) {
+    const int64_t g = rt->st_index;
+    rt->st_index = -1;
+    if (g < 0 || rt->st_layers != rt->L) return true;
+    if (rt->n == rt->cap) {
+        size_t cap = rt->cap ? rt->cap * 2 : 64;
+        const size_t lk = (size_t)(rt->L * rt->K), le = (size_t)(rt->L * rt->E);
+        int64_t *ix = realloc(rt->index, cap * sizeof *ix);
+        if (ix) rt->index = ix;
+        int32_t *id = realloc(rt->ids, cap * sizeof *id);
+        if (id) rt->ids = id;
+        size_t *of = realloc(rt->offs, cap * sizeof *of);
+        if (of) rt->offs = of;
+        int32_t *ex = realloc(rt->experts, cap * lk * sizeof *ex);
+        if (ex) rt->experts = ex;
+        float *ga = realloc(rt->gates, cap * lk * sizeof *ga);
+        if (ga) rt->gates = ga;
+        float *pr = rt->probs ? realloc(rt->pr, cap * le * sizeof *pr) : NULL;
+        if (pr) rt->pr = pr;
+        if (!ix || !id || !of || !ex || !ga || (rt->probs && !pr)) return false;
+        rt->cap = cap;
+    }
+    const size_t n = rt->n, lk = (size_t)(rt->L * rt->K), le = (size_t)(rt->L * rt->E);
+    rt->index[n] = g;
+    rt->ids[n] = seq[rt->base + g];
+    rt->offs[n] = rt->off[g];
+    memcpy(rt->experts + n * lk, rt->st_experts, lk * sizeof(int32_t));
+    memcpy(rt->gates + n * lk, rt->st_gates, lk * sizeof(float));
+    if (rt->probs) memcpy(rt->pr + n * le, rt->st_probs, le * sizeof(float));
+    rt->n++;
+    return true;
+}
+
 /* Called with mu held: one reference fewer; the last one frees. */
 static void request_unref(request *r) {
     if (--r->refs == 0) request_free(r);
@@ -158,6 +234,7 @@ static void finish_choice(server *s, request *r, choice *c, int reason) {
     if (c->finish != FINISH_NONE) return;
     c->finish = reason;
     if (c->slot) {
+        grok_seq_set_routing_hook(c->slot->seq, NULL, NULL);
         c->slot->ch = NULL;
         c->slot->req = NULL;
         c->slot = NULL;
@@ -295,6 +372,7 @@ static int assign(server *s, request *r, choice *c) {
     c->n_seq = r->n_prompt;
     grok_detok_stream_init(&c->ds, false);
     c->assigned = true;
+    if (c->rt) grok_seq_set_routing_hook(best->seq, routing_hook, c->rt);
     c->slot = best;
     best->ch = c;
     best->req = r;
@@ -478,6 +556,7 @@ static void sample_slot(server *s, step_out *o) {
         o->lp.text_off = c->text_len + c->hold_len;
         o->has_lp = true;
     }
+    if (c->rt && c->n_gen <= r->max_tokens) c->rt->off[c->n_gen - 1] = c->text_len + c->hold_len;
     bool final = c->n_gen >= r->max_tokens, stop = false, oom = false;
     char piece[GROK_DETOK_MAX_PIECE + 16];
     size_t k = 0;
@@ -599,6 +678,11 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
         }
         if (o->has_lp && grow((void **)&c->lps, &c->lps_cap, c->n_lps + 1, sizeof *c->lps))
             c->lps[c->n_lps++] = o->lp;
+        if (c->rt) {
+            const size_t before = c->rt->n;
+            if (!routing_publish(c->rt, c->seq)) o->finish = FINISH_ERROR;
+            if (c->rt->n > before && !o->sampled) pthread_cond_broadcast(&r->cv);
+        }
         if (o->release) {
             if (!release_text(c, c->hold, o->release)) o->finish = FINISH_ERROR;
             memmove(c->hold, c->hold + o->release, c->hold_len - o->release);

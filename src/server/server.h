@@ -56,7 +56,19 @@ typedef struct {
     const char *api_key;       /* NULL: no authentication */
     const char *chat_template; /* file, or NULL for the built-in one */
     const char *port_file;     /* write the bound port here once listening */
+    bool no_webui;             /* --no-webui: no chat page at / */
 } server_config;
+
+/* The chat page's files, compiled in from src/server/webui/ by
+ * cmake/embed_webui.cmake (the generated webui_assets.c). */
+typedef struct {
+    const char *path; /* "/index.html", ... */
+    const char *type; /* Content-Type */
+    const unsigned char *data;
+    size_t len;
+} webui_asset;
+extern const webui_asset webui_assets[];
+extern const size_t webui_n_assets;
 
 /* Loads the model, serves until SIGTERM or SIGINT, drains and returns the
  * process status (0 after a clean shutdown). */
@@ -131,6 +143,35 @@ typedef struct {
 
 struct slot;
 
+/* "grok_routing": the router's record of a choice's generated tokens. A
+ * token is routed when it is fed back to the model, one step after it was
+ * sampled, so the record trails the text by a token (and the last token of
+ * an answer, never fed back, has none). The hook (sched.c) stages one
+ * token's layers during a step; they are published under mu after it. */
+typedef struct {
+    int64_t L, E, K;
+    int64_t base; /* the prompt's length: position base + g is generated token g */
+    bool probs;   /* also every expert's probability */
+    size_t *off;  /* [max_tokens] scheduler-owned: where token g's text starts */
+    /* staged by the hook (scheduler thread) */
+    int64_t st_index;  /* generated token staged, -1: none */
+    int64_t st_layers; /* of its layers seen (a pipeline rank sees only its own) */
+    int32_t *st_experts; /* [L][K] */
+    float *st_gates;     /* [L][K] */
+    float *st_probs;     /* [L][E] when probs */
+    /* shared: n tokens published */
+    size_t n, cap;
+    int64_t *index;   /* [n] generated token index */
+    int32_t *ids;     /* [n] */
+    size_t *offs;     /* [n] text offsets */
+    int32_t *experts; /* [n][L][K] */
+    float *gates;     /* [n][L][K] */
+    float *pr;        /* [n][L][E] when probs */
+} choice_routing;
+
+choice_routing *routing_create(const grok_hparams *hp, int64_t base, int64_t max_tokens, bool probs);
+void routing_free(choice_routing *rt);
+
 /* One of a request's n independent choices; it occupies one slot. */
 typedef struct {
     int index;
@@ -164,6 +205,7 @@ typedef struct {
     grok_matcher *matcher;
     uint64_t *mask;
     tool_parse *tools;
+    choice_routing *rt; /* "grok_routing" asked: its record; else NULL */
 } choice;
 
 typedef struct request {
@@ -179,6 +221,7 @@ typedef struct request {
     int logprobs; /* -1: none; else top alternatives per token */
     bool echo, stream, include_usage;
     bool prompt_lps; /* completions with echo and logprobs: the prompt's too */
+    bool routing, routing_probs; /* "grok_routing": true or {"probs": true} */
     int32_t *prompt;
     size_t n_prompt;
     char *prompt_text;     /* for echo (completions) */
@@ -209,10 +252,16 @@ char *api_whole_response(struct server *s, const request *r);
  * new tool-call deltas (taken; NULL for none). */
 char *api_stream_chunk(struct server *s, const request *r, int ci, const char *text, size_t len, size_t lp0,
                        size_t lp1, int finish, bool first, cJSON *tool_delta);
+/* The same with the routing of the choice's published tokens [rt0, rt1). */
+char *api_stream_chunk_routed(struct server *s, const request *r, int ci, const char *text, size_t len,
+                              size_t lp0, size_t lp1, size_t rt0, size_t rt1, int finish, bool first,
+                              cJSON *tool_delta);
 char *api_usage_chunk(struct server *s, const request *r);
 int64_t request_completion_tokens(const request *r);
 /* Text of one token for logprobs (valid UTF-8; byte pieces as <0xNN>). */
 void api_token_text(struct server *s, int32_t id, char *out, size_t cap);
+/* The same from a tokenizer (grok trace's labels use it too). */
+void token_display_text(const grok_tokenizer *tok, int32_t id, char *out, size_t cap);
 
 /* ---- structured output (tools.c) ---- */
 /* Reads grammar, json_schema, response_format, tools, tool_choice and

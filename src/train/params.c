@@ -197,7 +197,7 @@ int grok_train_load(const char *path, grok_train_model **out, grok_tokenizer **t
 int grok_train_save(const char *path, const grok_train_model *m, const grok_tokenizer *tok, grok_type type,
                     const grok_train_optim_state *st, const char *name, char *err, size_t err_size) {
     const grok_type_kernels *k = grok_kernels_get(type);
-    if (!k || (st && type != GROK_TYPE_F32)) {
+    if (!k || !k->from_f32 || (st && type != GROK_TYPE_F32)) {
         snprintf(err, err_size, "%s: cannot write weights of type %u", path, (unsigned)type);
         return -1;
     }

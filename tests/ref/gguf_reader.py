@@ -5,7 +5,10 @@ sharing a line with the C loader it checks: a bug in the C parser cannot
 hide behind the same bug here. It reads every metadata value type
 (arrays of strings included), the tensor infos, honours general.alignment,
 follows llama.cpp's split layout (NAME-00001-of-0000N.gguf), and turns
-F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K tensors into float32 arrays
+F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, Q2_K,
+Q3_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0, MXFP4, NVFP4, Q1_0 and Q2_0 tensors (and,
+through iq_ref.py, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S and IQ1_M)
+into float32 arrays
 whose NumPy shape is ggml's ne reversed (ne[0] varies fastest, so it is the
 last NumPy axis). The k-quant decoders are written from the GGUF block
 layouts with whole-array NumPy operations, sharing nothing with the C
@@ -20,6 +23,8 @@ import struct
 import sys
 
 import numpy as np
+
+from iq_ref import IQ_TYPES, dequantize_iq
 
 GGUF_MAGIC = b"GGUF"
 
@@ -43,7 +48,10 @@ GGML_TYPES = {
     13: ("q5_K", 256, 176), 14: ("q6_K", 256, 210), 15: ("q8_K", 256, 292),
     24: ("i8", 1, 1), 25: ("i16", 1, 2), 26: ("i32", 1, 4), 27: ("i64", 1, 8),
     28: ("f64", 1, 8), 30: ("bf16", 1, 2),
+    20: ("iq4_nl", 32, 18), 23: ("iq4_xs", 256, 136), 34: ("tq1_0", 256, 54), 35: ("tq2_0", 256, 66),
+    39: ("mxfp4", 32, 17), 40: ("nvfp4", 64, 36), 41: ("q1_0", 128, 18), 42: ("q2_0", 64, 18),
 }
+GGML_TYPES.update(IQ_TYPES)  # the i-quants, decoded by iq_ref.py
 TYPE_F32, TYPE_F16, TYPE_Q4_0, TYPE_Q8_0, TYPE_BF16 = 0, 1, 2, 8, 30
 TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K = 12, 13, 14
 
@@ -259,6 +267,10 @@ def dequantize(raw, ttype, n, what="tensor"):
         return _dequant_q45_k(raw, ttype == TYPE_Q5_K).reshape(-1)[:n]
     if ttype == TYPE_Q6_K:
         return _dequant_q6_k(raw).reshape(-1)[:n]
+    if ttype in _QTYPES:
+        return _QTYPES[ttype](raw).reshape(-1)[:n]
+    if ttype in IQ_TYPES:
+        return dequantize_iq(raw, ttype)[:n]
     raise GGUFError("%s: type %s cannot be dequantized by this reader"
                     % (what, GGML_TYPES.get(ttype, ("type%d" % ttype,))[0]))
 
@@ -308,6 +320,158 @@ def _dequant_q6_k(raw):
     high = (qh.astype(np.int32) >> (2 * np.arange(4))[None, None, :, None]) & 3
     q = (low | (high << 4)).reshape(-1, 16, 16) - 32
     return (d * sc)[:, :, None] * q.astype(np.float32)
+
+
+# ---- Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0, MXFP4,
+# NVFP4, Q1_0, Q2_0: layouts of ggml-common.h, each value formed as ggml
+# forms it (a float32 multiplier times the integer code, then any offset).
+
+# The non-linear 4-bit codes of IQ4_NL / IQ4_XS, and the E2M1 values
+# doubled (MXFP4, NVFP4); both tables from ggml-common.h.
+KVALUES_IQ4NL = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113],
+                         dtype=np.float32)
+KVALUES_FP4 = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], dtype=np.float32)
+
+
+def _nib(qs):
+    """[nb, 16] bytes -> [nb, 32] codes: low nibbles (elements 0-15), then high."""
+    return np.concatenate([qs & 15, qs >> 4], axis=1).astype(np.int32)
+
+
+def _bits_le(b, nbits):
+    """[nb, k] bytes -> [nb, nbits] bits, bit j of the little-endian number."""
+    return np.unpackbits(np.ascontiguousarray(b), axis=1, bitorder="little")[:, :nbits].astype(np.int32)
+
+
+def _dequant_q4_1(raw):
+    b = raw.reshape(-1, 20)
+    return _f16(b[:, 0:2]) * _nib(b[:, 4:20]).astype(np.float32) + _f16(b[:, 2:4])
+
+
+def _dequant_q5(raw, one):
+    # d, (m,) qh[4] (bit j: 5th bit of element j), qs[16]
+    b = raw.reshape(-1, 24 if one else 22)
+    o = 4 if one else 2
+    q = _nib(b[:, o + 4:o + 20]) | (_bits_le(b[:, o:o + 4], 32) << 4)
+    if one:
+        return _f16(b[:, 0:2]) * q.astype(np.float32) + _f16(b[:, 2:4])
+    return _f16(b[:, 0:2]) * (q - 16).astype(np.float32)
+
+
+def _k_low2(qs):
+    """[nb, 64] bytes -> [nb, 256] 2-bit fields: value 128h + 32j + l is bits 2j.. of qs[32h + l]."""
+    q = qs.reshape(-1, 2, 1, 32).astype(np.int32) >> (2 * np.arange(4))[None, None, :, None]
+    return (q & 3).reshape(-1, 256)
+
+
+def _dequant_q2_k(raw):
+    # scales[16] (low nibble scale, high min), qs[64], d, dmin; (d*sc)*q - dmin*m per 16 values
+    b = raw.reshape(-1, 84)
+    sc = b[:, 0:16]
+    dl = _f16(b[:, 80:82]) * (sc & 15).astype(np.float32)
+    ml = _f16(b[:, 82:84]) * (sc >> 4).astype(np.float32)
+    q = _k_low2(b[:, 16:80]).reshape(-1, 16, 16).astype(np.float32)
+    return dl[:, :, None] * q - ml[:, :, None]
+
+
+def _dequant_q3_k(raw):
+    # hmask[32], qs[64], scales[12], d; (d*(sc-32))*(low - 4 where the hmask bit is clear)
+    b = raw.reshape(-1, 110)
+    low = _k_low2(b[:, 32:96]).reshape(-1, 2, 4, 32)
+    shift = (4 * np.arange(2))[:, None] + np.arange(4)[None, :]              # bit 4h + j of hmask[l]
+    hb = (b[:, None, None, 0:32].astype(np.int32) >> shift[None, :, :, None]) & 1
+    q = (low - 4 * (1 - hb)).reshape(-1, 16, 16)
+    s = b[:, 96:108].astype(np.int32)
+    lo = np.concatenate([s[:, 0:8] & 15, s[:, 0:8] >> 4], axis=1)           # sub-blocks 0-7, 8-15
+    top = (s[:, 8 + np.arange(16) % 4] >> (2 * (np.arange(16) // 4))) & 3
+    dl = _f16(b[:, 108:110]) * ((lo | (top << 4)) - 32).astype(np.float32)
+    return dl[:, :, None] * q.astype(np.float32)
+
+
+def _dequant_iq4_nl(raw):
+    b = raw.reshape(-1, 18)
+    return _f16(b[:, 0:2]) * KVALUES_IQ4NL[_nib(b[:, 2:18])]
+
+
+def _dequant_iq4_xs(raw):
+    # d, scales_h (u16), scales_l[4], qs[128]; sub-block s: (d*(ls-32)) * kvalue
+    b = raw.reshape(-1, 136)
+    sh = b[:, 2:4].copy().view("<u2").astype(np.int32)                       # [nb, 1]
+    s = np.arange(8)
+    ls = ((b[:, 4 + s // 2].astype(np.int32) >> (4 * (s % 2))) & 15) | (((sh >> (2 * s)) & 3) << 4)
+    dl = _f16(b[:, 0:2]) * (ls - 32).astype(np.float32)
+    qs = b[:, 8:136].reshape(-1, 8, 16)
+    codes = np.concatenate([qs & 15, qs >> 4], axis=2)
+    return dl[:, :, None] * KVALUES_IQ4NL[codes]
+
+
+def _trits(byts, n):
+    """The n-th base-3 digits of bytes (TQ1_0): ((b * 3^n) mod 256 * 3) >> 8, as [.., n]."""
+    q = (byts[..., None].astype(np.int32) * (3 ** np.arange(n))) & 255
+    return (q * 3) >> 8
+
+
+def _dequant_tq1_0(raw):
+    # qs[48] (5 trits a byte), qh[4] (4 trits a byte), d; (t - 1) * d
+    b = raw.reshape(-1, 54)
+    t0 = _trits(b[:, 0:32], 5).transpose(0, 2, 1).reshape(-1, 160)           # value 32n + m
+    t1 = _trits(b[:, 32:48], 5).transpose(0, 2, 1).reshape(-1, 80)           # 160 + 16n + m
+    t2 = _trits(b[:, 48:52], 4).transpose(0, 2, 1).reshape(-1, 16)           # 240 + 4n + j
+    t = np.concatenate([t0, t1, t2], axis=1)
+    return (t - 1).astype(np.float32) * _f16(b[:, 52:54])
+
+
+def _dequant_tq2_0(raw):
+    b = raw.reshape(-1, 66)
+    return (_k_low2(b[:, 0:64]) - 1).astype(np.float32) * _f16(b[:, 64:66])
+
+
+def _e8m0_half(e):
+    e = e.astype(np.uint32)
+    bits = np.where(e < 2, np.uint32(0x00200000) << e, (e - 1) << 23).astype(np.uint32)
+    return bits.view(np.float32)
+
+
+def _dequant_mxfp4(raw):
+    b = raw.reshape(-1, 17)
+    with np.errstate(over="ignore"):  # the largest scales overflow to inf, as in ggml
+        return KVALUES_FP4[_nib(b[:, 1:17])] * _e8m0_half(b[:, 0:1])
+
+
+def _ue4m3_half(x):
+    """Unsigned E4M3 (bits 3-6 exponent, bias 7; 0-2 mantissa), halved; 0 and 0x7f give 0."""
+    x = x.astype(np.int64)
+    e, m = (x >> 3) & 15, x & 7
+    v = np.where(e == 0, m * 2.0 ** -9, (1 + m / 8.0) * 2.0 ** (e - 7)) * 0.5
+    return np.where((x == 0) | (x == 0x7f), 0.0, v).astype(np.float32)
+
+
+def _dequant_nvfp4(raw):
+    # d[4] UE4M3 per 16 values, qs[32]: sub-block s, value j < 8 low nibble of qs[8s+j], j+8 high
+    b = raw.reshape(-1, 36)
+    qs = b[:, 4:36].reshape(-1, 4, 8)
+    codes = np.concatenate([qs & 15, qs >> 4], axis=2)
+    return KVALUES_FP4[codes] * _ue4m3_half(b[:, 0:4])[:, :, None]
+
+
+def _dequant_q1_0(raw):
+    b = raw.reshape(-1, 18)
+    d = _f16(b[:, 0:2])
+    return np.where(_bits_le(b[:, 2:18], 128) == 1, d, -d)
+
+
+def _dequant_q2_0(raw):
+    b = raw.reshape(-1, 18)
+    q = (b[:, 2:18, None].astype(np.int32) >> (2 * np.arange(4))) & 3       # value 4i + k
+    return (q.reshape(-1, 64) - 1).astype(np.float32) * _f16(b[:, 0:2])
+
+
+_QTYPES = {
+    3: _dequant_q4_1, 6: lambda r: _dequant_q5(r, False), 7: lambda r: _dequant_q5(r, True),
+    10: _dequant_q2_k, 11: _dequant_q3_k, 20: _dequant_iq4_nl, 23: _dequant_iq4_xs,
+    34: _dequant_tq1_0, 35: _dequant_tq2_0, 39: _dequant_mxfp4, 40: _dequant_nvfp4,
+    41: _dequant_q1_0, 42: _dequant_q2_0,
+}
 
 
 def _short(v):

@@ -156,7 +156,7 @@ def attention_mask(ids, pad_id):
     return mask
 
 
-def attention(m, L, x, ids, pos):
+def attention(m, L, x, ids, pos, rec=None):
     T = x.shape[0]
     H, KV, D = m.n_heads, m.n_kv, m.head_dim
     q = (x @ L["attn_q"].T).reshape(T, H, D)
@@ -173,11 +173,17 @@ def attention(m, L, x, ids, pos):
         s = m.softcap * np.tanh(s / m.softcap)
         s = np.where(mask, s, -np.inf)
         out[:, h, :] = softmax(s) @ v[:, kh, :]
+    if rec:
+        for w in ("attn_q", "attn_k", "attn_v"):
+            rec(w, -1, x)
+        rec("attn_output", -1, out.reshape(T, H * D))
     return out.reshape(T, H * D) @ L["attn_output"].T
 
 
-def moe(m, L, x, ids, pad_router):
+def moe(m, L, x, ids, pad_router, rec=None):
     T = x.shape[0]
+    if rec:
+        rec("ffn_gate_inp", -1, x)
     probs = softmax(x @ L["ffn_gate_inp"].T)                    # [T, n_experts]
     if pad_router == "zero" and m.pad_id is not None:
         probs = probs * (np.asarray(ids) != m.pad_id)[:, None]
@@ -188,21 +194,32 @@ def moe(m, L, x, ids, pad_router):
         for e in top:
             g = probs[t, e]
             hidden = gelu_tanh(L["ffn_gate_exps"][e] @ x[t]) * (L["ffn_up_exps"][e] @ x[t])
+            if rec:
+                rec("ffn_gate_exps", e, x[t:t + 1])
+                rec("ffn_up_exps", e, x[t:t + 1])
+                rec("ffn_down_exps", e, hidden[None, :])
             out[t] += g * (L["ffn_down_exps"][e] @ hidden)
     return out
 
 
-def forward(m, ids, pad_router="keep"):
+def forward(m, ids, pad_router="keep", rec=None):
+    """rec(weight, expert, rows), when given, sees the input rows of every
+    product with a weight matrix of layer i as rec.layer = i (expert -1 for
+    a dense matrix): what an importance matrix sums."""
     ids = list(ids)
     for i in ids:
         if not 0 <= i < m.n_vocab:
             raise ValueError("token id %d out of range [0, %d)" % (i, m.n_vocab))
     pos = np.arange(len(ids))
     h = m.embd[ids] * m.emb_scale
-    for L in m.layers:
-        a = attention(m, L, rmsnorm(h, L["attn_norm"], m.eps), ids, pos)
+    for i, L in enumerate(m.layers):
+        if rec:
+            rec.layer = i
+        # (rec only when given: selfcheck.py swaps these functions for variants without it)
+        extra = (rec,) if rec else ()
+        a = attention(m, L, rmsnorm(h, L["attn_norm"], m.eps), ids, pos, *extra)
         h = h + rmsnorm(a, L["attn_output_norm"], m.eps)
-        mo = moe(m, L, rmsnorm(h, L["ffn_norm"], m.eps), ids, pad_router)
+        mo = moe(m, L, rmsnorm(h, L["ffn_norm"], m.eps), ids, pad_router, *extra)
         h = h + rmsnorm(mo, L["layer_output_norm"], m.eps)
     h = rmsnorm(h, m.output_norm, m.eps)
     out = m.output if m.output is not None else m.embd

@@ -10,7 +10,13 @@ saturated), which keeps a logits comparison meaningful.
 Matrices (embedding, output, attention, experts) use --type; norms and
 the router stay f32, as in converted Grok-1 files. The k-quants (q4_K,
 q5_K, q6_K) are encoded here by a plain NumPy rule of their own, so the C
-loader and kernels meet k-quant bytes that its encoder did not choose.
+loader and kernels meet k-quant bytes that its encoder did not choose; so
+are the types grok.c only decodes (q4_1, q5_0, q5_1, q2_K, q3_K, iq4_nl,
+iq4_xs, tq1_0, tq2_0, mxfp4, nvfp4, q1_0, q2_0), and --fallback gives the
+matrices whose rows do not divide into the type's blocks another type, as
+llama-quantize does (ffn_down and attn_output read ffn and heads*head_dim
+columns). The i-quants (iq2_xxs ... iq1_m), which grok.c does not encode
+at all, get iq_encode.py's NumPy rule.
 
   /usr/bin/python3 tests/ref/make_model.py -o m.gguf --d-model 64 --layers 2 \
       --heads 4 --kv-heads 2 --experts 8 --experts-used 2 --ffn 128 --vocab 300 \
@@ -24,10 +30,18 @@ import sys
 
 import numpy as np
 
+from iq_encode import quantize_iq
+
 # GGUF metadata value types.
 U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
 # ggml tensor types written here.
-GGML = {"f32": 0, "f16": 1, "q8_0": 8, "bf16": 30, "q4_K": 12, "q5_K": 13, "q6_K": 14}
+GGML = {"f32": 0, "f16": 1, "q8_0": 8, "bf16": 30, "q4_K": 12, "q5_K": 13, "q6_K": 14,
+        "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q2_K": 10, "q3_K": 11, "iq4_nl": 20, "iq4_xs": 23,
+        "tq1_0": 34, "tq2_0": 35, "mxfp4": 39, "nvfp4": 40, "q1_0": 41, "q2_0": 42,
+        "iq2_xxs": 16, "iq2_xs": 17, "iq3_xxs": 18, "iq1_s": 19, "iq3_s": 21, "iq2_s": 22, "iq1_m": 29}
+# elements per block of each type
+BLOCK = {"f32": 1, "f16": 1, "bf16": 1, "q8_0": 32, "q4_0": 32, "q4_1": 32, "q5_0": 32, "q5_1": 32, "iq4_nl": 32,
+         "mxfp4": 32, "nvfp4": 64, "q2_0": 64, "q1_0": 128}
 ALIGN = 32
 
 
@@ -112,6 +126,196 @@ def quantize_q6_k(x):
                            sc.astype(np.int8).view(np.uint8), d.astype("<f2").view(np.uint8)], axis=1).reshape(-1)
 
 
+# ---- the types of src/kernels/qtypes.h, by plain rules of this file's own
+# (round to nearest against per-block scales; no search). The layouts are
+# those gguf_reader.py decodes.
+
+def _f16b(v):
+    return np.ascontiguousarray(v, dtype=np.float32).astype("<f2").view(np.uint8).reshape(v.shape[0], -1)
+
+
+def _safe_div(a, b):
+    return np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape, dtype=np.float32), where=b != 0)
+
+
+def _pack_nib(q):
+    """[nb, 32] codes 0..15 -> [nb, 16] bytes: element j low nibble of byte j, j+16 high."""
+    return (q[:, :16] | (q[:, 16:] << 4)).astype(np.uint8)
+
+
+def _maxmag(x):
+    """The value of largest magnitude (sign kept) along the last axis, keepdims."""
+    i = np.argmax(np.abs(x), axis=-1)[..., None]
+    return np.take_along_axis(x, i, axis=-1)
+
+
+def quantize_q41(x, five):
+    """Q4_1 / Q5_1: per 32, m = min, d = (max - min) / (15 or 31), q = round((x - m) / d)."""
+    x = x.reshape(-1, 32)
+    nmax = 31 if five else 15
+    m = _f16_round(x.min(axis=1, keepdims=True))
+    d = _f16_round((x.max(axis=1, keepdims=True) - m) / np.float32(nmax))
+    q = _round_clip(_safe_div(x - m, d), 0, nmax)
+    parts = [_f16b(d), _f16b(m)]
+    if five:
+        parts.append(np.packbits((q >> 4).astype(np.uint8), axis=1, bitorder="little"))
+    parts.append(_pack_nib(q & 15))
+    return np.concatenate(parts, axis=1)
+
+
+def quantize_q4_0(x):
+    """Q4_0: per 32, d = (value of largest magnitude) / -8, q = round(x / d) + 8 in 0..15."""
+    x = x.reshape(-1, 32)
+    d = _f16_round(_maxmag(x) / np.float32(-8))
+    return np.concatenate([_f16b(d), _pack_nib(_round_clip(_safe_div(x, d), -8, 7) + 8)], axis=1)
+
+
+def quantize_q5_0(x):
+    """Q5_0: per 32, d = (value of largest magnitude) / -16, q = round(x / d) + 16 in 0..31."""
+    x = x.reshape(-1, 32)
+    d = _f16_round(_maxmag(x) / np.float32(-16))
+    q = _round_clip(_safe_div(x, d), -16, 15) + 16
+    return np.concatenate([_f16b(d), np.packbits((q >> 4).astype(np.uint8), axis=1, bitorder="little"),
+                           _pack_nib(q & 15)], axis=1)
+
+
+def _k_pack2(q):
+    """[nb, 256] 2-bit codes -> [nb, 64]: value 128h + 32j + l in bits 2j.. of byte 32h + l."""
+    q = q.reshape(-1, 2, 4, 32)
+    return (q << (2 * np.arange(4))[None, None, :, None]).sum(axis=2).reshape(-1, 64).astype(np.uint8)
+
+
+def quantize_q2_k(x):
+    """Q2_K: per 16, offset mn = -min(0, min x), scale = (max + mn) / 3; both to 4 bits
+    against f16 d = max scale / 15, dmin = max mn / 15; q in 0..3."""
+    x = x.reshape(-1, 16, 16)
+    mn = -np.minimum(x.min(axis=2), 0)
+    scale = (x.max(axis=2) + mn) / np.float32(3)
+    d = _f16_round(scale.max(axis=1, keepdims=True) / np.float32(15))
+    dmin = _f16_round(mn.max(axis=1, keepdims=True) / np.float32(15))
+    sc = _round_clip(_safe_div(scale, d), 0, 15)
+    m = _round_clip(_safe_div(mn, dmin), 0, 15)
+    ds = (d * sc.astype(np.float32))[:, :, None]
+    dm = (dmin * m.astype(np.float32))[:, :, None]
+    q = _round_clip(_safe_div(x + dm, ds), 0, 3).reshape(-1, 256)
+    return np.concatenate([(sc | (m << 4)).astype(np.uint8), _k_pack2(q), _f16b(d), _f16b(dmin)], axis=1)
+
+
+def quantize_q3_k(x):
+    """Q3_K: per 16, scale = (value of largest magnitude) / -4; scales to sc - 32 in -32..31
+    against f16 d = (largest-magnitude scale) / -32; q = round(x / (d*(sc-32))) in -4..3."""
+    x = x.reshape(-1, 16, 16)
+    scale = _maxmag(x)[:, :, 0] / np.float32(-4)
+    d = _f16_round(_maxmag(scale) / np.float32(-32))
+    s = _round_clip(_safe_div(scale, d), -32, 31)
+    ds = (d * s.astype(np.float32))[:, :, None]
+    q = (_round_clip(_safe_div(x, ds), -4, 3) + 4).reshape(-1, 256)
+    sc = s + 32
+    packed = np.zeros((x.shape[0], 12), dtype=np.int32)
+    packed[:, 0:8] = (sc[:, 0:8] & 15) | ((sc[:, 8:16] & 15) << 4)
+    for k in range(4):  # top bits of sub-block s: bits 2(s/4) of byte 8 + s%4
+        packed[:, 8 + k] = sum(((sc[:, 4 * g + k] >> 4) & 3) << (2 * g) for g in range(4))
+    hb = (q >> 2).reshape(-1, 2, 4, 32)                      # bit 4h + j of hmask[l]
+    hmask = (hb << (4 * np.arange(2)[:, None] + np.arange(4)[None, :])[None, :, :, None]).sum(axis=(1, 2))
+    return np.concatenate([hmask.astype(np.uint8), _k_pack2(q & 3), packed.astype(np.uint8), _f16b(d)], axis=1)
+
+
+def _nearest(v, table):
+    return np.argmin(np.abs(v[..., None] - table), axis=-1).astype(np.int32)
+
+
+IQ4NL = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], dtype=np.float32)
+FP4 = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], dtype=np.float32)
+
+
+def quantize_iq4_nl(x):
+    x = x.reshape(-1, 32)
+    d = _f16_round(_maxmag(x) / np.float32(-127))
+    return np.concatenate([_f16b(d), _pack_nib(_nearest(_safe_div(x, d), IQ4NL))], axis=1)
+
+
+def quantize_iq4_xs(x):
+    """IQ4_XS: per 32, scale = largest-magnitude value / -127; ls - 32 in -32..31 against
+    f16 d = (largest-magnitude scale) / -32; codes the nearest kvalue."""
+    x = x.reshape(-1, 8, 32)
+    scale = _maxmag(x)[:, :, 0] / np.float32(-127)
+    d = _f16_round(_maxmag(scale) / np.float32(-32))
+    ls = _round_clip(_safe_div(scale, d), -32, 31)
+    dl = (d * ls.astype(np.float32))[:, :, None]
+    codes = _nearest(_safe_div(x, dl), IQ4NL)                # [nb, 8, 32]
+    l = ls + 32
+    sh = ((l >> 4) << (2 * np.arange(8))).sum(axis=1).astype("<u2")
+    sl = (l[:, 0::2] & 15) | ((l[:, 1::2] & 15) << 4)
+    qs = (codes[:, :, :16] | (codes[:, :, 16:] << 4)).reshape(-1, 128)
+    return np.concatenate([_f16b(d), sh[:, None].view(np.uint8), sl.astype(np.uint8), qs.astype(np.uint8)],
+                          axis=1)
+
+
+def _trit_bytes(t, n):
+    """[.., n] trits (most significant first) -> bytes whose n-th base-3 digit is t[n]: the
+    fixed-point fraction sum t_k 3^(4-k) / 243, rounded up to 256ths."""
+    v = (t * (3 ** (4 - np.arange(n)))).sum(axis=-1)
+    return ((v * 256 + 242) // 243).astype(np.uint8)
+
+
+def quantize_tq(x, one):
+    """TQ1_0 / TQ2_0: d = max|x| per 256, trit round(x/d) + 1."""
+    x = x.reshape(-1, 256)
+    d = _f16_round(np.abs(x).max(axis=1, keepdims=True))
+    t = _round_clip(_safe_div(x, d), -1, 1) + 1
+    if not one:
+        return np.concatenate([_k_pack2(t), _f16b(d)], axis=1)
+    qs0 = _trit_bytes(t[:, 0:160].reshape(-1, 5, 32).transpose(0, 2, 1), 5)
+    qs1 = _trit_bytes(t[:, 160:240].reshape(-1, 5, 16).transpose(0, 2, 1), 5)
+    qh = _trit_bytes(t[:, 240:256].reshape(-1, 4, 4).transpose(0, 2, 1), 4)
+    return np.concatenate([qs0, qs1, qh, _f16b(d)], axis=1)
+
+
+def quantize_mxfp4(x):
+    """MXFP4: E8M0 e = floor(log2 max|x|) - 2 + 127 (so the largest value is near 4-6
+    times 2^(e-127)), codes the nearest doubled E2M1 value of x / 2^(e-128)."""
+    x = x.reshape(-1, 32)
+    amax = np.abs(x).max(axis=1, keepdims=True)
+    e = np.clip(np.floor(np.log2(np.maximum(amax, 1e-30))) - 2 + 127, 1, 254).astype(np.int32)
+    d = (2.0 ** (e - 128)).astype(np.float32)
+    return np.concatenate([e.astype(np.uint8), _pack_nib(_nearest(x / d, FP4))], axis=1)
+
+
+def quantize_nvfp4(x):
+    """NVFP4: per 16 the UE4M3 scale code nearest max|x| / 6, codes the nearest E2M1 value."""
+    x = x.reshape(-1, 4, 16)
+    codes = np.arange(1, 0x7f)
+    e, m = codes >> 3, codes & 7
+    vals = (np.where(e == 0, m * 2.0 ** -9, (1 + m / 8.0) * 2.0 ** (e - 7)) * 0.5).astype(np.float32)
+    amax = np.abs(x).max(axis=2)
+    sc = codes[_nearest(amax / np.float32(12), vals)]       # half-scales: the table is doubled
+    sv = vals[sc - 1][:, :, None]
+    q = _nearest(_safe_div(x, sv), FP4)
+    qs = (q[:, :, :8] | (q[:, :, 8:] << 4)).reshape(-1, 32)
+    return np.concatenate([sc.astype(np.uint8), qs.astype(np.uint8)], axis=1)
+
+
+def quantize_q1_0(x):
+    x = x.reshape(-1, 128)
+    d = _f16_round(np.abs(x).mean(axis=1, keepdims=True))
+    return np.concatenate([_f16b(d), np.packbits((x >= 0).astype(np.uint8), axis=1, bitorder="little")], axis=1)
+
+
+def quantize_q2_0(x):
+    x = x.reshape(-1, 64)
+    d = _f16_round(np.abs(x).max(axis=1, keepdims=True) / np.float32(2))
+    q = (_round_clip(_safe_div(x, d), -1, 2) + 1).reshape(-1, 16, 4)
+    return np.concatenate([_f16b(d), (q << (2 * np.arange(4))).sum(axis=2).astype(np.uint8)], axis=1)
+
+
+QTYPE_ENCODERS = {
+    "q4_0": quantize_q4_0, "q4_1": lambda x: quantize_q41(x, False), "q5_1": lambda x: quantize_q41(x, True), "q5_0": quantize_q5_0,
+    "q2_K": quantize_q2_k, "q3_K": quantize_q3_k, "iq4_nl": quantize_iq4_nl, "iq4_xs": quantize_iq4_xs,
+    "tq1_0": lambda x: quantize_tq(x, True), "tq2_0": lambda x: quantize_tq(x, False),
+    "mxfp4": quantize_mxfp4, "nvfp4": quantize_nvfp4, "q1_0": quantize_q1_0, "q2_0": quantize_q2_0,
+}
+
+
 def encode_tensor(arr, tname):
     if tname == "f32":
         return np.ascontiguousarray(arr, dtype="<f4").tobytes()
@@ -125,6 +329,10 @@ def encode_tensor(arr, tname):
         return quantize_k_asym(arr.reshape(-1), 15 if tname == "q4_K" else 31).tobytes()
     if tname == "q6_K":
         return quantize_q6_k(arr.reshape(-1)).tobytes()
+    if tname in QTYPE_ENCODERS:
+        return QTYPE_ENCODERS[tname](np.ascontiguousarray(arr, dtype=np.float32).reshape(-1)).tobytes()
+    if tname.startswith("iq"):  # iq4_nl and iq4_xs are QTYPE_ENCODERS'
+        return quantize_iq(arr.reshape(-1), tname).tobytes()
     raise ValueError(tname)
 
 
@@ -249,7 +457,11 @@ def build(a):
     w.kv("tokenizer.ggml.add_bos_token", BOOL, False)
     w.kv("tokenizer.ggml.add_eos_token", BOOL, False)
 
-    t = a.type
+    def ty(cols):
+        """--type, or --fallback for rows that do not divide into its blocks (as llama.cpp does)."""
+        return a.type if cols % BLOCK.get(a.type, 256) == 0 else a.fallback
+
+    t = ty(d)
     w.tensor("token_embd.weight", mat(a.vocab, d), t)
     for i in range(a.layers):
         p = "blk.%d." % i
@@ -257,13 +469,13 @@ def build(a):
         w.tensor(p + "attn_q.weight", mat(nh * hd, d) * a.qk_gain, t)
         w.tensor(p + "attn_k.weight", mat(nkv * hd, d) * a.qk_gain, t)
         w.tensor(p + "attn_v.weight", mat(nkv * hd, d), t)
-        w.tensor(p + "attn_output.weight", mat(d, nh * hd), t)
+        w.tensor(p + "attn_output.weight", mat(d, nh * hd), ty(nh * hd))
         w.tensor(p + "attn_output_norm.weight", norm(), "f32")
         w.tensor(p + "ffn_norm.weight", norm(), "f32")
         w.tensor(p + "ffn_gate_inp.weight", mat(ne, d) * a.router_gain, "f32")
         w.tensor(p + "ffn_gate_exps.weight", mat(ff, d, ne) * a.gelu_gain, t)
         w.tensor(p + "ffn_up_exps.weight", mat(ff, d, ne), t)
-        w.tensor(p + "ffn_down_exps.weight", mat(d, ff, ne) * a.expert_gain, t)
+        w.tensor(p + "ffn_down_exps.weight", mat(d, ff, ne) * a.expert_gain, ty(ff))
         w.tensor(p + "layer_output_norm.weight", norm(), "f32")
     w.tensor("output_norm.weight", norm(), "f32")
     if a.untied:
@@ -285,6 +497,8 @@ def main(argv):
     ap.add_argument("--vocab", type=int, default=300)
     ap.add_argument("--ctx", type=int, default=256)
     ap.add_argument("--type", choices=sorted(GGML), default="f32")
+    ap.add_argument("--fallback", choices=sorted(GGML), default=None,
+                    help="type of the matrices whose rows do not divide into --type's blocks")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--untied", action="store_true", help="write a separate output.weight")
     ap.add_argument("--pad-id", type=int, default=0, help="-1: write no padding_token_id")
@@ -315,8 +529,13 @@ def main(argv):
         errs.append("--vocab must be >= 4")
     if a.type == "q8_0" and (a.d_model % 32 or a.ffn % 32 or (a.heads * hd) % 32):
         errs.append("q8_0 needs d_model, ffn and heads*head_dim multiples of 32")
-    if a.type.endswith("_K") and (a.d_model % 256 or a.ffn % 256 or (a.heads * hd) % 256):
-        errs.append("%s needs d_model, ffn and heads*head_dim multiples of 256" % a.type)
+    blk = BLOCK.get(a.type, 256)
+    if a.type != "q8_0" and blk > 1 and (a.d_model % blk or a.ffn % blk or (a.heads * hd) % blk):
+        if not a.fallback or a.d_model % blk:
+            errs.append("%s needs d_model, ffn and heads*head_dim multiples of %d (ffn and heads*head_dim: "
+                        "or --fallback)" % (a.type, blk))
+        elif (a.ffn % BLOCK.get(a.fallback, 256) or (a.heads * hd) % BLOCK.get(a.fallback, 256)):
+            errs.append("--fallback %s does not divide the rows either" % a.fallback)
     if errs:
         for e in errs:
             sys.stderr.write("make_model.py: %s\n" % e)
