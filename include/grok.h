@@ -537,6 +537,18 @@ GROK_API const float *grok_seq_logits(const grok_seq *s);
 /* The tokens in the cache, [grok_seq_pos] of them (to reuse a shared
  * prompt prefix: compare, then grok_seq_truncate to the common part). */
 GROK_API const int32_t *grok_seq_tokens(const grok_seq *s);
+/* Makes dst hold src's first n_tokens cached tokens (their keys and values
+ * copied, so that several samples of one prompt compute it once): dst's
+ * earlier content is dropped and its position becomes n_tokens. When
+ * n_tokens is the position of src's last decode, its logits are copied
+ * too (dst can sample at once); otherwise dst's logits are not its last
+ * token's until it decodes, as after grok_seq_truncate. What dst then
+ * computes equals, bit for bit, what it computes after decoding those
+ * tokens itself. Both belong to one model and have one KV type; dst ==
+ * src truncates. Returns 0, GROK_ERR_INPUT (n_tokens beyond src's position,
+ * another model or KV type) or GROK_ERR_CTX_FULL (dst's context is too
+ * short), with err; on an error dst is unchanged. */
+GROK_API int grok_seq_copy(grok_seq *dst, const grok_seq *src, int64_t n_tokens, char *err, size_t err_size);
 
 /* ---- the router's record (MoE microscope, expert caches) ----
  * A hook attached to a sequence sees, for every token of that sequence

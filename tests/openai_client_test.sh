@@ -2,8 +2,8 @@
 # openai_client_test.sh - the official `openai` npm client (version pinned in
 # tests/openai/package-lock.json, installed into the scratch dir) against
 # `grok serve` on 127.0.0.1: completions and chat, whole and streamed,
-# logprobs, n, typed errors and the API key, response_format and tools. Skips (77) when node/npm are
-# missing or the package cannot be installed.
+# logprobs, n, think requests, typed errors and the API key, response_format and
+# tools. Skips (77) when node/npm are missing or the package cannot be installed.
 set -uo pipefail
 : "${GROK:?}" "${GROK_SRC:?}" "${GROK_TMP:?}"
 command -v node >/dev/null && command -v npm >/dev/null || { echo "SKIP: node and npm are needed"; exit 77; }

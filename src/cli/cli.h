@@ -33,6 +33,24 @@ int cmd_trace(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
 int cmd_imatrix(int argc, char **argv);
 
+/* grok run --samples (run_think.c): the samples' settings and the choice. */
+typedef struct {
+    int samples;
+    int select; /* think_select */
+    const char *extract, *verifier, *verifier_suffix, *verifier_yes;
+    bool candidates, progress, ignore_eos;
+    grok_sampler_params sp;
+    int64_t n_gen, n_ctx, batch;
+    int threads;
+    grok_type kv_type;
+    const char *const *stops;
+    size_t n_stops;
+} run_think_args;
+/* Draws the samples of prompt (text too, for the verifier), prints the
+ * chosen one; returns the process status. */
+int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char *prompt_text, size_t prompt_len,
+              const run_think_args *a);
+
 /* Flag parsing. Each returns true when argv[*i] is the flag (advancing *i
  * past its value) and exits with status 2 and a message naming the flag
  * when its value is missing or malformed. */
@@ -66,6 +84,10 @@ grok_tokenizer *cli_load_tokenizer(const char *sub, const char *model, const cha
  * file and the place in it). */
 grok_grammar *cli_load_grammar(const char *sub, const char *gbnf_path, const char *schema_path,
                                const grok_grammar_vocab *v);
+/* A flag's text with \n, \t and \\ read as the characters they name
+ * (malloc'd; NULL when out of memory), for flags whose values hold
+ * newlines (--doc-sep, --verifier-suffix). */
+char *cli_unescape(const char *s);
 /* Takes the memory flags (--mem-limit, --mem-plan, --cache-slots,
  * --cache-policy, --prefetch, --io-threads, --buffered-io) out of argv
  * wherever they stand and makes them the defaults of every model loaded;

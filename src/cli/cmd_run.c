@@ -15,10 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "dist/dist.h"
 #include "model/lora.h"
+#include "server/think.h"
 
 #define MAX_STOPS 16
 
@@ -46,7 +48,18 @@ static void usage(FILE *out) {
                  "  --batch N            prompt tokens per forward pass (256)\n"
                  "  --lora FILE          apply a LoRA adapter (from grok train --lora); the adapted\n"
                  "                       weights are held as f32 copies in memory\n"
-                 "  --lora-scale S       adapter strength (1)\n");
+                 "  --lora-scale S       adapter strength (1)\n\n"
+                 "Thinking longer (docs/think.md): draw several samples in one batch, print the one chosen.\n"
+                 "  --samples K          samples of the prompt, 1..64 (1 = off)\n"
+                 "  --reasoning-effort E minimal|low|medium|high: 1|4|16|64 samples (unless --samples)\n"
+                 "  --select S           vote (majority over the answers; default) | logprob (the\n"
+                 "                       highest mean token log-probability) | verifier\n"
+                 "  --extract X          the final answer: last_number (default) | text | regex:ERE\n"
+                 "                       (the last match's group 1) | json:FIELD[.FIELD]\n"
+                 "  --verifier MODEL     a model that scores each sample (implies --select verifier)\n"
+                 "  --verifier-suffix T  text after each sample before the judgement (\"\"; \\n: newline)\n"
+                 "  --verifier-yes T     the judgement scored (none: the sample's mean log-probability)\n"
+                 "  --candidates         list every sample's answer and scores on stderr\n");
 }
 
 /* Writes text to stdout, holding back a tail that could begin a stop
@@ -81,6 +94,9 @@ static bool emit(out_state *o, const char *s, size_t n, bool final) {
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *kv = "f32", *lora = NULL;
     const char *grammar_path = NULL, *schema_path = NULL;
+    const char *effort = NULL, *select = NULL;
+    int64_t samples = 0;
+    run_think_args th = {0};
     float lora_scale = 1.0f;
     int64_t n_gen = 128, threads = 0, ctx = 0, batch = 256, top_k = -1, last_n = -2;
     uint64_t seed = 0;
@@ -109,6 +125,18 @@ int cmd_run(int argc, char **argv) {
             ignore_eos = true;
             continue;
         }
+        if (cli_flag(argv, argc, &i, "--candidates", NULL)) {
+            th.candidates = true;
+            continue;
+        }
+        if (cli_i64(argv, argc, &i, "--samples", NULL, 1, THINK_MAX_SAMPLES, &samples) ||
+            cli_str(argv, argc, &i, "--reasoning-effort", NULL, &effort) ||
+            cli_str(argv, argc, &i, "--select", NULL, &select) ||
+            cli_str(argv, argc, &i, "--extract", NULL, &th.extract) ||
+            cli_str(argv, argc, &i, "--verifier", NULL, &th.verifier) ||
+            cli_str(argv, argc, &i, "--verifier-suffix", NULL, &th.verifier_suffix) ||
+            cli_str(argv, argc, &i, "--verifier-yes", NULL, &th.verifier_yes))
+            continue;
         if (cli_str(argv, argc, &i, "-m", "--model", &model_path) ||
             cli_str(argv, argc, &i, "-p", "--prompt", &prompt) ||
             cli_str(argv, argc, &i, "-f", "--file", &prompt_file) ||
@@ -132,6 +160,39 @@ int cmd_run(int argc, char **argv) {
             continue;
         return cli_unknown("run", argv[i]);
     }
+    if (effort && think_effort_samples(effort) < 0) {
+        cli_error("run", "--reasoning-effort '%s' is not minimal, low, medium or high", effort);
+        return 2;
+    }
+    th.select = select ? think_select_from_name(select) : th.verifier ? THINK_SELECT_VERIFIER : THINK_SELECT_VOTE;
+    if ((int)th.select < 0) {
+        cli_error("run", "--select '%s' is not vote, logprob or verifier", select);
+        return 2;
+    }
+    if (th.select == THINK_SELECT_VERIFIER && !th.verifier) {
+        cli_error("run", "--select verifier needs --verifier MODEL");
+        return 2;
+    }
+    if ((th.verifier_suffix || th.verifier_yes) && !th.verifier) {
+        cli_error("run", "--verifier-suffix and --verifier-yes need --verifier MODEL");
+        return 2;
+    }
+    if (th.extract) {
+        think_extractor ex;
+        char xerr[GROK_ERR_SIZE];
+        if (think_extractor_init(&ex, th.extract, xerr, sizeof xerr)) {
+            cli_error("run", "--extract: %s", xerr);
+            return 2;
+        }
+        think_extractor_free(&ex);
+    }
+    th.samples = samples ? (int)samples : effort ? think_effort_samples(effort) : 0;
+    const bool thinking = th.samples > 0 || select || th.verifier || th.extract || th.candidates;
+    if (thinking && !th.samples) th.samples = think_effort_samples("medium");
+    if (thinking && grok_dist_size() > 1) {
+        cli_error("run", "--samples runs in one process (under mpirun, use grok serve's think requests)");
+        return 2;
+    }
     if (top_k >= 0) sp.top_k = (int32_t)top_k;
     if (last_n >= -1) sp.repeat_last_n = (int32_t)last_n;
     if (seed_set) sp.seed = seed;
@@ -148,6 +209,11 @@ int cmd_run(int argc, char **argv) {
     }
     if (grammar_path && schema_path) {
         cli_error("run", "--grammar and --json-schema exclude each other");
+        return 2;
+    }
+    if ((grammar_path || schema_path) && thinking) { /* run_think draws without a grammar */
+        cli_error("run", "%s does not combine with --samples/--reasoning-effort (grok serve's think requests do)",
+                  grammar_path ? "--grammar" : "--json-schema");
         return 2;
     }
     grok_context_params cp = grok_context_default_params();
@@ -254,6 +320,23 @@ int cmd_run(int argc, char **argv) {
     }
     cp.n_threads = (int)threads;
     cp.n_batch = batch;
+    if (thinking) {
+        th.sp = sp;
+        th.n_gen = n_gen, th.n_ctx = cp.n_ctx, th.batch = batch, th.threads = (int)threads;
+        th.kv_type = cp.kv_type;
+        th.ignore_eos = ignore_eos;
+        th.stops = o.stops, th.n_stops = o.n_stops;
+        th.progress = isatty(2);
+        /* the verifier's texts may hold newlines: \n in the flags */
+        char *vsuf = th.verifier_suffix ? cli_unescape(th.verifier_suffix) : NULL;
+        char *vyes = th.verifier_yes ? cli_unescape(th.verifier_yes) : NULL;
+        th.verifier_suffix = vsuf, th.verifier_yes = vyes;
+        rc = run_think(m, ids, n_prompt, prompt, prompt_len, &th);
+        free(vsuf);
+        free(vyes);
+        free(ids);
+        goto done;
+    }
     c = grok_context_create(m, &cp, err, sizeof err);
     s = grok_sampler_create(&sp, hp->n_vocab);
     hist = malloc((n_prompt + (size_t)n_gen + 1) * sizeof(int32_t));

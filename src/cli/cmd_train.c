@@ -40,6 +40,9 @@ static void usage(FILE *out) {
                  "  --tokenizer FILE    SentencePiece .model to use\n"
                  "  --vocab-size N      train a BPE vocabulary of N pieces with spm_train\n"
                  "  --holdout F         held-out share of the tokens (0.05)\n"
+                 "  --doc-sep TEXT      the data are documents separated by TEXT (\\n for a newline):\n"
+                 "                      each is tokenized alone as a prompt is (BOS where the\n"
+                 "                      vocabulary adds one) and ends with EOS\n"
                  "fine-tuning:\n"
                  "  --init MODEL        start from this model (its vocabulary and shape)\n"
                  "  --lora R            train only rank-R LoRA adapters (base frozen); OUT is an adapter\n"
@@ -79,7 +82,7 @@ typedef struct {
     const char **data;
     int n_data;
     const char *tok_path, *out, *type_name, *ckpt, *resume, *eval_model, *log_path;
-    const char *init, *lora_targets;
+    const char *init, *lora_targets, *doc_sep;
     int64_t lora_rank;
     float lora_alpha;
     int64_t vocab_size, steps, stop_at, batch, seq, warmup, eval_every, eval_tokens, ckpt_every;
@@ -89,6 +92,46 @@ typedef struct {
     grok_hparams hp;
     grok_train_adamw_cfg opt;
 } train_args;
+
+/* The text as documents separated by sep, each tokenized on its own with
+ * the vocabulary's BOS and followed by EOS, so that training sees what a
+ * prompt looks like at inference (a BOS, the dummy-prefix space) and learns
+ * where an answer ends. NULL when out of memory. */
+static int32_t *tokenize_docs(const grok_tokenizer *tok, const char *text, size_t len, const char *sep,
+                              size_t *n_out) {
+    const size_t ns = strlen(sep);
+    int32_t *all = NULL;
+    size_t n = 0, cap = 0;
+    const int32_t eos = grok_tokenizer_eos(tok);
+    for (size_t at = 0; at < len;) {
+        const char *hit = ns ? memmem(text + at, len - at, sep, ns) : NULL;
+        size_t end = hit ? (size_t)(hit - text) : len;
+        if (end > at) {
+            size_t k;
+            int32_t *ids = grok_tokenize(tok, text + at, end - at, true, &k);
+            if (!ids) goto oom;
+            if (n + k + 1 > cap) {
+                size_t c = (n + k + 1) * 2;
+                int32_t *g = realloc(all, c * sizeof *g);
+                if (!g) {
+                    free(ids);
+                    goto oom;
+                }
+                all = g, cap = c;
+            }
+            memcpy(all + n, ids, k * sizeof *ids);
+            n += k;
+            if (eos >= 0) all[n++] = eos;
+            free(ids);
+        }
+        at = hit ? end + ns : len;
+    }
+    *n_out = n;
+    return all ? all : calloc(1, sizeof *all);
+oom:
+    free(all);
+    return NULL;
+}
 
 /* Joins the data files with newlines. */
 static char *read_data(const train_args *a, size_t *len) {
@@ -256,6 +299,7 @@ static int parse(int argc, char **argv, train_args *a) {
             cli_str(argv, argc, &i, "--log", NULL, &a->log_path) ||
             cli_str(argv, argc, &i, "--init", NULL, &a->init) ||
             cli_str(argv, argc, &i, "--lora-targets", NULL, &a->lora_targets) ||
+            cli_str(argv, argc, &i, "--doc-sep", NULL, &a->doc_sep) ||
             cli_i64(argv, argc, &i, "--lora", NULL, 1, 1 << 20, &a->lora_rank) ||
             cli_f32(argv, argc, &i, "--lora-alpha", NULL, 1e-6, 1e6, &a->lora_alpha) ||
             cli_i64(argv, argc, &i, "--vocab-size", NULL, 260, 1 << 20, &a->vocab_size) ||
@@ -459,7 +503,18 @@ int cmd_train(int argc, char **argv) {
     }
 
     size_t n_ids;
-    ids = grok_tokenize(tok, text, text_len, false, &n_ids);
+    if (a.doc_sep) {
+        char *sep = cli_unescape(a.doc_sep);
+        ids = sep && sep[0] ? tokenize_docs(tok, text, text_len, sep, &n_ids) : NULL;
+        if (sep && !sep[0]) {
+            cli_error("train", "--doc-sep must not be empty");
+            free(sep);
+            goto done;
+        }
+        free(sep);
+    } else {
+        ids = grok_tokenize(tok, text, text_len, false, &n_ids);
+    }
     free(text);
     text = NULL;
     if (!ids) {

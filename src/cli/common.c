@@ -177,6 +177,21 @@ bool cli_kv_type(const char *sub, const char *name, grok_type *out) {
     return false;
 }
 
+char *cli_unescape(const char *s) {
+    char *o = malloc(strlen(s) + 1), *w = o;
+    if (!o) return NULL;
+    for (; *s; s++) {
+        if (*s == '\\' && (s[1] == 'n' || s[1] == 't' || s[1] == '\\')) {
+            s++;
+            *w++ = *s == 'n' ? '\n' : *s == 't' ? '\t' : '\\';
+        } else {
+            *w++ = *s;
+        }
+    }
+    *w = '\0';
+    return o;
+}
+
 int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *text, size_t len, const char *text_path,
                          int64_t ctx, int64_t max_chunks, size_t *n_tok, int64_t *n_chunks) {
     int32_t *toks = grok_tokenize(tk, text, len, true, n_tok);

@@ -90,6 +90,7 @@ void request_free(request *r) {
     free(r->prompt);
     free(r->prompt_text);
     grok_grammar_free(r->grammar);
+    think_req_free(r->think);
     if (r->choices) {
         for (int i = 0; i < r->n; i++) {
             choice *c = &r->choices[i];
@@ -528,6 +529,10 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
         if (r->max_tokens > ctx - np) r->max_tokens = ctx - np;
     }
 
+    if (think_parse(s, root, r, text ? text : r->prompt_text, err, err_size, param) < 0) goto fail;
+    /* a think answer is streamed as text chosen after the samples end; tool
+     * calls are parsed per sample while it streams, so the two do not mix */
+    if (r->think && r->parse_tools) FAIL("tools", "'tools' cannot be combined with 'think' or 'reasoning_effort'");
     r->choices = calloc((size_t)r->n, sizeof *r->choices);
     if (!r->choices) FAIL(NULL, "out of memory");
     for (int i = 0; i < r->n; i++) {
@@ -741,7 +746,7 @@ int64_t request_completion_tokens(const request *r) {
     return n;
 }
 
-static void add_usage(cJSON *root, const request *r) {
+void api_add_usage(cJSON *root, const request *r) {
     cJSON *u = cJSON_AddObjectToObject(root, "usage");
     int64_t ct = request_completion_tokens(r);
     cJSON_AddNumberToObject(u, "prompt_tokens", (double)r->n_prompt);
@@ -749,7 +754,7 @@ static void add_usage(cJSON *root, const request *r) {
     cJSON_AddNumberToObject(u, "total_tokens", (double)((int64_t)r->n_prompt + ct));
 }
 
-static void add_finish(cJSON *o, int finish, const choice *c) {
+void api_add_finish(cJSON *o, int finish, const choice *c) {
     const char *f = finish_name(finish, c);
     if (f)
         cJSON_AddStringToObject(o, "finish_reason", f);
@@ -757,36 +762,49 @@ static void add_finish(cJSON *o, int finish, const choice *c) {
         cJSON_AddNullToObject(o, "finish_reason");
 }
 
+cJSON *api_choice_json(server *s, const request *r, int ci, int index) {
+    const choice *c = &r->choices[ci];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "index", index);
+    const char *text = c->text ? c->text : "";
+    if (r->kind == KIND_CHAT) {
+        cJSON *m = cJSON_AddObjectToObject(o, "message");
+        cJSON_AddStringToObject(m, "role", "assistant");
+        bool calls = c->tools && c->tools->n_calls;
+        if (calls && !text[0]) /* OpenAI: a message of only tool calls has no content */
+            cJSON_AddNullToObject(m, "content");
+        else
+            cJSON_AddStringToObject(m, "content", text);
+        if (calls) cJSON_AddItemToObject(m, "tool_calls", tools_calls_json(c->tools));
+    } else {
+        cJSON_AddStringToObject(o, "text", text);
+    }
+    if (r->logprobs >= 0)
+        cJSON_AddItemToObject(o, "logprobs", logprobs_json(s, r, c, 0, c->n_lps));
+    else
+        cJSON_AddNullToObject(o, "logprobs");
+    if (c->rt) cJSON_AddItemToObject(o, "grok_routing", routing_json(s, c, 0, c->rt->n));
+    api_add_finish(o, c->finish, c);
+    return o;
+}
+
+cJSON *api_head_json(server *s, const request *r, const char *object) { return head(s, r, object); }
+
+cJSON *api_logprobs_json(server *s, const request *r, int ci, size_t lp0, size_t lp1) {
+    return logprobs_json(s, r, &r->choices[ci], lp0, lp1);
+}
+
+cJSON *api_routing_json(server *s, const request *r, int ci, size_t a, size_t b) {
+    return routing_json(s, &r->choices[ci], a, b);
+}
+
 char *api_whole_response(server *s, const request *r) {
+    if (r->think) return think_whole_response(s, r);
     bool chat = r->kind == KIND_CHAT;
     cJSON *root = head(s, r, chat ? "chat.completion" : "text_completion");
     cJSON *choices = cJSON_AddArrayToObject(root, "choices");
-    for (int i = 0; i < r->n; i++) {
-        const choice *c = &r->choices[i];
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "index", i);
-        const char *text = c->text ? c->text : "";
-        if (chat) {
-            cJSON *m = cJSON_AddObjectToObject(o, "message");
-            cJSON_AddStringToObject(m, "role", "assistant");
-            bool calls = c->tools && c->tools->n_calls;
-            if (calls && !text[0]) /* OpenAI: a message of only tool calls has no content */
-                cJSON_AddNullToObject(m, "content");
-            else
-                cJSON_AddStringToObject(m, "content", text);
-            if (calls) cJSON_AddItemToObject(m, "tool_calls", tools_calls_json(c->tools));
-        } else {
-            cJSON_AddStringToObject(o, "text", text);
-        }
-        if (r->logprobs >= 0)
-            cJSON_AddItemToObject(o, "logprobs", logprobs_json(s, r, c, 0, c->n_lps));
-        else
-            cJSON_AddNullToObject(o, "logprobs");
-        if (c->rt) cJSON_AddItemToObject(o, "grok_routing", routing_json(s, c, 0, c->rt->n));
-        add_finish(o, c->finish, c);
-        cJSON_AddItemToArray(choices, o);
-    }
-    add_usage(root, r);
+    for (int i = 0; i < r->n; i++) cJSON_AddItemToArray(choices, api_choice_json(s, r, i, i));
+    api_add_usage(root, r);
     char *out = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return out;
@@ -826,7 +844,7 @@ char *api_stream_chunk_routed(server *s, const request *r, int ci, const char *t
     else
         cJSON_AddNullToObject(o, "logprobs");
     if (c->rt && rt1 > rt0) cJSON_AddItemToObject(o, "grok_routing", routing_json(s, c, rt0, rt1));
-    add_finish(o, finish, c);
+    api_add_finish(o, finish, c);
     cJSON_AddItemToArray(choices, o);
     char *out = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
@@ -836,7 +854,7 @@ char *api_stream_chunk_routed(server *s, const request *r, int ci, const char *t
 char *api_usage_chunk(server *s, const request *r) {
     cJSON *root = head(s, r, r->kind == KIND_CHAT ? "chat.completion.chunk" : "text_completion");
     cJSON_AddArrayToObject(root, "choices");
-    add_usage(root, r);
+    api_add_usage(root, r);
     char *out = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return out;

@@ -234,7 +234,14 @@ static bool stage_new(conn *c) {
     request *r = c->req;
     server *s = c->s;
     bool any = false, all_fin = true;
-    for (int i = 0; i < r->n; i++) {
+    if (r->think) { /* progress, then the chosen sample (think_api.c) */
+        char *ev = think_stream_events(s, r);
+        if (ev) stage_add(c, "", ev, "");
+        any = ev != NULL;
+        free(ev);
+        all_fin = r->complete;
+    }
+    for (int i = 0; i < r->n && !r->think; i++) {
         choice *ch = &r->choices[i];
         bool first = r->kind == KIND_CHAT && !c->role_sent;
         bool fin_now = ch->finish != FINISH_NONE && !c->fin_sent[i];

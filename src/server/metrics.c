@@ -112,6 +112,11 @@ char *metrics_text(server *s, size_t *len) {
         "# TYPE grok_slots_total gauge\ngrok_slots_total %" PRId64 "\n",
         m.prompt_tokens, m.prompt_tokens_reused, m.completion_tokens, m.steps, m.step_tokens, m.weight_bytes,
         m.expert_reads, m.forward_seconds, m.sample_seconds, m.masks, m.mask_seconds, q, busy, slots);
+    put(&o,
+        "# HELP grok_prompt_tokens_shared_total Prompt tokens copied from another sample's cache "
+        "(n > 1 and think requests compute their prompt once).\n"
+        "# TYPE grok_prompt_tokens_shared_total counter\ngrok_prompt_tokens_shared_total %" PRIu64 "\n",
+        m.prompt_tokens_shared);
     /* the expert cache (a model larger than its memory limit); the model's
      * counters take their own lock, so reading them beside a step is safe */
     const grok_memory_plan *plan = s->model ? grok_model_memory_plan(s->model) : NULL;

@@ -36,6 +36,7 @@
 #include <cJSON.h>
 
 #include "grok.h"
+#include "server/think.h"
 
 /* ---- configuration (from grok serve's flags) ---- */
 typedef struct {
@@ -56,6 +57,9 @@ typedef struct {
     const char *api_key;       /* NULL: no authentication */
     const char *chat_template; /* file, or NULL for the built-in one */
     const char *port_file;     /* write the bound port here once listening */
+    const char *verifier_path;   /* --verifier MODEL: scores think samples (NULL: none) */
+    const char *verifier_suffix; /* appended after a candidate ("\nV:"-style; "" by default) */
+    const char *verifier_yes;    /* the judgement it scores (NULL: the candidate's likelihood) */
     bool no_webui;             /* --no-webui: no chat page at / */
 } server_config;
 
@@ -173,7 +177,7 @@ choice_routing *routing_create(const grok_hparams *hp, int64_t base, int64_t max
 void routing_free(choice_routing *rt);
 
 /* One of a request's n independent choices; it occupies one slot. */
-typedef struct {
+typedef struct choice {
     int index;
     /* scheduler-owned while assigned */
     grok_sampler *sampler;
@@ -184,6 +188,11 @@ typedef struct {
     char *hold; /* decoded text not yet released (stop hold-back) */
     size_t hold_len, hold_cap;
     struct slot *slot;
+    /* another choice of the request whose cache will hold the prompt: this
+     * one waits for it and copies the prompt's KV instead of computing it
+     * (NULL: computes its own) */
+    struct choice *share;
+    double lp_sum; /* think: the model's log-probabilities of the sampled tokens */
     /* prompt logprobs (echo + logprobs): every prompt position's logits of
      * a step, the entries they give before they join lps, and the prompt's
      * text decoded so far (for text_offset) */
@@ -205,8 +214,25 @@ typedef struct {
     grok_matcher *matcher;
     uint64_t *mask;
     tool_parse *tools;
+    int64_t n_gen_shown; /* n_gen as of the last step (shared: for progress events) */
     choice_routing *rt; /* "grok_routing" asked: its record; else NULL */
 } choice;
+
+/* A think request (think.h): its samples are the request's choices, drawn
+ * together, and the response carries the one chosen (think_api.c). */
+typedef struct {
+    int samples;
+    think_select select;
+    think_extractor ex;
+    bool candidates;   /* return every sample with its answer and scores */
+    char effort[16];   /* reasoning_effort as given ("" for none) */
+    char *prompt_text; /* the prompt as text: what the verifier reads first */
+    double *scores;    /* [samples] the verifier's (NAN: not scored); scheduler, then read-only */
+    /* HTTP side (one connection reads a request): what was streamed */
+    bool sent_role;
+    int sent_finished;
+    int64_t sent_tokens;
+} think_req;
 
 typedef struct request {
     /* parameters (immutable once queued) */
@@ -225,6 +251,7 @@ typedef struct request {
     int32_t *prompt;
     size_t n_prompt;
     char *prompt_text;     /* for echo (completions) */
+    think_req *think;      /* NULL: an ordinary request */
     grok_grammar *grammar; /* constrains every choice (NULL: none); a reference held */
     bool parse_tools;      /* read tool calls out of the text */
     /* shared */
@@ -236,6 +263,7 @@ typedef struct request {
     double t_arrive, t_first, deadline;
     pthread_cond_t cv;    /* signalled when shared output changes */
     struct request *next; /* queue link */
+    struct request *judge_next; /* waiting for the verifier (scheduler) */
 } request;
 
 /* Parsed request or a 400: returns NULL with err (and *param naming the
@@ -257,6 +285,37 @@ char *api_stream_chunk_routed(struct server *s, const request *r, int ci, const 
                               size_t lp0, size_t lp1, size_t rt0, size_t rt1, int finish, bool first,
                               cJSON *tool_delta);
 char *api_usage_chunk(struct server *s, const request *r);
+/* Pieces of the responses for think_api.c: the common head, one whole
+ * choice (ci) under another index, its logprobs and grok_routing entries
+ * [a, b), the usage object, the finish reason (c: its choice, whose tool
+ * calls make a stop "tool_calls"; may be NULL). */
+struct cJSON;
+struct cJSON *api_head_json(struct server *s, const request *r, const char *object);
+struct cJSON *api_choice_json(struct server *s, const request *r, int ci, int index);
+struct cJSON *api_logprobs_json(struct server *s, const request *r, int ci, size_t lp0, size_t lp1);
+struct cJSON *api_routing_json(struct server *s, const request *r, int ci, size_t a, size_t b);
+void api_add_usage(struct cJSON *root, const request *r);
+void api_add_finish(struct cJSON *o, int finish, const choice *c);
+
+/* ---- think requests (think_api.c) ---- */
+/* Reads reasoning_effort and the think object of a request body (root, a
+ * cJSON object) into r->think, and makes r->n its number of samples.
+ * prompt_text is the prompt as text (NULL: detokenized). 0 = no think
+ * (r->think stays NULL), 1 = think, -1 = a 400 with err and *param. */
+int think_parse(struct server *s, const struct cJSON *root, request *r, const char *prompt_text,
+                char *err, size_t err_size, const char **param);
+void think_req_free(think_req *t);
+/* The whole response of a completed think request. */
+char *think_whole_response(struct server *s, const request *r);
+/* Streaming (mu held): the events ("data: ...\n\n" each) for what is new
+ * in a think request: the role (chat), the samples' progress and, once
+ * complete without failure, the chosen answer. NULL when nothing is new. */
+char *think_stream_events(struct server *s, request *r);
+/* Scheduler: whether the completed r waits for the verifier (then it is
+ * queued on s->judge_head instead of completing). */
+bool think_needs_verifier(struct server *s, const request *r);
+/* Scheduler, mu NOT held: the verifier's scores of r's samples. */
+void think_run_verifier(struct server *s, request *r);
 int64_t request_completion_tokens(const request *r);
 /* Text of one token for logprobs (valid UTF-8; byte pieces as <0xNN>). */
 void api_token_text(struct server *s, int32_t id, char *out, size_t cap);
@@ -326,6 +385,7 @@ enum {
 typedef struct {
     uint64_t requests[OUT_COUNT];
     uint64_t prompt_tokens, completion_tokens, prompt_tokens_reused;
+    uint64_t prompt_tokens_shared; /* copied from another sample's cache (grok_seq_copy) */
     uint64_t steps, step_tokens;
     uint64_t weight_bytes, expert_reads;    /* read by the steps (grok_runner_last_step) */
     double forward_seconds, sample_seconds; /* scheduler time in grok_decode_multi / sampling */
@@ -362,6 +422,8 @@ typedef struct server {
     uint64_t gclock;
     grok_threadpool *pool;
     grok_runner *runner; /* runs every step, whichever slots are in it */
+    think_verifier *verifier; /* --verifier (rank 0 only), run by the scheduler thread */
+    request *judge_head;      /* complete requests waiting for the verifier */
     chat_template chat;
     int64_t n_vocab;
     char model_name[256];
@@ -406,6 +468,9 @@ double now_s(void);
  * position's logits (alls[i] != NULL; alls may be NULL). */
 int step_announce(server *s, grok_seq *const *seqs, const int32_t *const *toks, const int64_t *ns,
                   float *const *alls, int64_t n_seqs, char *err, size_t err_size);
+/* Rank 0: tells the other ranks that slot dst now holds slot src's first
+ * n cached tokens (grok_seq_copy), before the step that relies on it. */
+int step_announce_copy(server *s, int64_t dst, int64_t src, int64_t n, char *err, size_t err_size);
 /* Rank 0, once the scheduler has stopped: the other ranks may exit. */
 int step_announce_stop(server *s, char *err, size_t err_size);
 /* Every other rank: the same model and slots as rank 0, replaying its

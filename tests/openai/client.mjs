@@ -1,8 +1,9 @@
 // client.mjs - drives `grok serve` with the official openai npm client
 // (completions and chat, whole and streamed, models, errors; structured
 // output with response_format and tools: parse(), the stream helper's
-// accumulated tool calls, runTools sending tool results back), so the
-// server's answers are checked by the parser real applications use.
+// accumulated tool calls, runTools sending tool results back; think requests
+// and their extra fields), so the server's answers are checked by the
+// parser real applications use.
 // Usage: GROK_URL=http://127.0.0.1:PORT/v1 GROK_KEY=KEY node client.mjs
 import OpenAI from "openai";
 
@@ -164,6 +165,29 @@ try {
 } catch (e) {
   check(e instanceof OpenAI.BadRequestError && e.param === "response_format" && e.message.includes("#/properties/a"), "bad schema: BadRequestError naming the pointer", String(e));
 }
+
+// think requests (docs/think.md): reasoning_effort is the client's own
+// field; the think object goes in the body as is, and the response's extra
+// think object reaches the application untouched
+const thought = await client.chat.completions.create({ model, messages, max_tokens: 6, seed: 5, reasoning_effort: "low", think: { candidates: true } });
+check(thought.choices.length === 1 && typeof thought.choices[0].message.content === "string", "think: one chosen choice", thought.choices);
+// low is 4 samples, capped at this server's --parallel 2
+check(thought.think && thought.think.samples === 2 && thought.think.candidates.length === 2, "think: the extra object is read", thought.think);
+check(thought.think.candidates[thought.think.chosen].text === thought.choices[0].message.content, "think: the chosen candidate is the choice", thought.think);
+check(thought.think.confidence >= 0 && thought.think.confidence <= 1, "think: confidence", thought.think.confidence);
+let thinkText = "", progress = 0, finalThink = null;
+for await (const chunk of await client.chat.completions.create({ model, messages, max_tokens: 6, seed: 5, reasoning_effort: "low", think: { candidates: true }, stream: true })) {
+  if (chunk.choices.length === 0 && chunk.think) progress++;
+  if (chunk.choices.length && chunk.think) finalThink = chunk.think;
+  thinkText += chunk.choices[0]?.delta?.content ?? "";
+}
+check(progress > 0, "think stream: progress chunks with no choices pass through the client", progress);
+check(thinkText === thought.choices[0].message.content, "think stream: the chosen text", { thinkText, whole: thought.choices[0].message.content });
+check(finalThink && finalThink.chosen === thought.think.chosen, "think stream: the final chunk's think object", finalThink);
+// a client that knows nothing of think sees an ordinary stream
+let plain = "";
+for await (const chunk of await client.completions.create({ model, prompt: "The quick brown fox", max_tokens: 5, seed: 3, think: { samples: 2 }, stream: true })) plain += chunk.choices[0]?.text ?? "";
+check(typeof plain === "string", "think completion stream", plain);
 
 // errors arrive as the client's typed errors
 try {
