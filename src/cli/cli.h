@@ -111,5 +111,12 @@ int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *
                          int64_t ctx, int64_t max_chunks, size_t *n_tok, int64_t *n_chunks);
 /* Wall clock in seconds. */
 double cli_now(void);
+/* CPU seconds this process has used, all its threads together. */
+double cli_cpu_now(void);
+/* The trainers' closing line on the steps alone (no set-up, no output):
+ * tokens/s and tokens per CPU-second, which a shared machine's load moves
+ * far less than the wall-clock rate. n_tokens is the global batch's over
+ * np processes; cpu_s this process's, so the CPU rate is per process. */
+void cli_train_rate(double n_tokens, int np, double wall_s, double cpu_s);
 
 #endif

@@ -30,7 +30,10 @@ static void usage(FILE *out) {
                  "  --max-body N         largest request body in bytes (1048576)\n"
                  "  --kv-type T          KV cache type: f32 (default) or f16\n"
                  "  --api-key KEY        require Authorization: Bearer KEY\n"
-                 "  --chat-template FILE chat template (see the README's serving section)\n"
+                 "  --chat-template FILE chat template (docs/serving.md; grok train --data-format chat\n"
+                 "                       fine-tunes with the same one)\n"
+                 "  --lora FILE          apply a LoRA adapter (grok train --lora) at load, unmerged\n"
+                 "  --lora-scale S       adapter strength (1)\n"
                  "  --alias NAME         model name in responses (the file name)\n"
                  "  --verifier MODEL     a model that scores think samples (think.select \"verifier\")\n"
                  "  --verifier-suffix T  text after each candidate before the judgement (\"\"; \\n: newline)\n"
@@ -54,7 +57,8 @@ int cmd_serve(int argc, char **argv) {
                        .timeout_s = 600,
                        .drain_s = 10,
                        .max_body = 1 << 20,
-                       .kv_type = GROK_TYPE_F32};
+                       .kv_type = GROK_TYPE_F32,
+                       .lora_scale = 1.0f};
     const char *kv = "f32";
     int64_t port = 8080, max_body = 1 << 20;
     float timeout = 600, drain = 10;
@@ -77,6 +81,8 @@ int cmd_serve(int argc, char **argv) {
             cli_str(argv, argc, &i, "--verifier", NULL, &c.verifier_path) ||
             cli_str(argv, argc, &i, "--verifier-suffix", NULL, &c.verifier_suffix) ||
             cli_str(argv, argc, &i, "--verifier-yes", NULL, &c.verifier_yes) ||
+            cli_str(argv, argc, &i, "--lora", NULL, &c.lora) ||
+            cli_f32(argv, argc, &i, "--lora-scale", NULL, -1e6, 1e6, &c.lora_scale) ||
             cli_i64(argv, argc, &i, "--port", NULL, 0, 65535, &port) ||
             cli_i64(argv, argc, &i, "--parallel", "-np", 1, 256, &c.parallel) ||
             cli_i64(argv, argc, &i, "--queue", NULL, 0, 1 << 20, &c.queue) ||

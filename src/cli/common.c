@@ -211,6 +211,19 @@ double cli_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+double cli_cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void cli_train_rate(double n_tokens, int np, double wall_s, double cpu_s) {
+    const double mine = n_tokens / (np > 1 ? np : 1);
+    fprintf(stderr, "grok train: steps: %.0f tokens in %.1f s, %.1f CPU-s%s: %.2f tok/s, %.2f tokens per CPU-second\n",
+            n_tokens, wall_s, cpu_s, np > 1 ? " (rank 0)" : "", wall_s > 0 ? n_tokens / wall_s : 0.0,
+            cpu_s > 0 ? mine / cpu_s : 0.0);
+}
+
 bool cli_default_model(char *buf, size_t size) {
     const char *env = getenv("GROK_DEFAULT_MODEL");
     if (env && *env) {

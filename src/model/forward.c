@@ -495,30 +495,44 @@ static void attn_task(void *arg, int ith, int nth) {
 /* Bytes of a (sliced) weight matrix: what one product reads of it. */
 static int64_t mat_bytes(const grok_mat *w) { return w->rows * grok_type_row_size(w->type, w->cols); }
 
+/* The top k of r[0..E) into out (ties: the lower index): the router's
+ * choice, and route_hooks' prediction of the next layer's. */
+static void top_k(const float *r, int64_t E, int64_t k, int32_t *out) {
+    for (int64_t j = 0; j < k; j++) {
+        int64_t best = -1;
+        for (int64_t e = 0; e < E; e++) {
+            bool taken = false;
+            for (int64_t jj = 0; jj < j; jj++) taken |= out[jj] == e;
+            if (!taken && (best < 0 || r[e] > r[best])) best = e;
+        }
+        out[j] = (int32_t)best;
+    }
+}
+
 /* Router softmax and top-k (ties: the lower expert index), gates are the
  * raw probabilities (no renormalisation). PAD tokens are routed like any
  * other: the official Router can multiply by a padding mask, but
  * MoELayer.__call__ drops the mask before calling it. */
+double grok_route_token(float *r, int64_t E, int64_t K, int32_t *sel, float *gates) {
+    float mx = r[0];
+    for (int64_t e = 1; e < E; e++) mx = fmaxf(mx, r[e]);
+    double sum = 0;
+    for (int64_t e = 0; e < E; e++) sum += (r[e] = expf(r[e] - mx));
+    for (int64_t e = 0; e < E; e++) r[e] = (float)(r[e] / sum);
+    top_k(r, E, K, sel);
+    if (gates)
+        for (int64_t k = 0; k < K; k++) gates[k] = r[sel[k]];
+    return (double)mx + log(sum);
+}
+
+/* Layer il's routing of the batch's n tokens, each reported to its
+ * sequence's routing hook (grok_routing: grok trace, grok serve). */
 static void route(grok_runner *c, int64_t il, int64_t n) {
     const grok_hparams *hp = &c->m->hp;
     const int64_t E = hp->n_experts, K = hp->n_experts_used;
     for (int64_t t = 0; t < n; t++) {
         float *r = c->router + t * E;
-        float mx = r[0];
-        for (int64_t e = 1; e < E; e++) mx = fmaxf(mx, r[e]);
-        double sum = 0;
-        for (int64_t e = 0; e < E; e++) sum += (r[e] = expf(r[e] - mx));
-        for (int64_t e = 0; e < E; e++) r[e] = (float)(r[e] / sum);
-        for (int64_t k = 0; k < K; k++) {
-            int64_t best = -1;
-            for (int64_t e = 0; e < E; e++) {
-                bool taken = false;
-                for (int64_t kk = 0; kk < k; kk++) taken |= c->sel[t * K + kk] == e;
-                if (!taken && (best < 0 || r[e] > r[best])) best = e;
-            }
-            c->sel[t * K + k] = (int32_t)best;
-            c->gates[t * K + k] = r[best];
-        }
+        grok_route_token(r, E, K, c->sel + t * K, c->gates + t * K);
         const grok_seq *q = c->bt[t].seq;
         if (q->route_fn) {
             const grok_routing rec = {c->bt[t].pos, c->bt[t].token, il, E, K, r, c->sel + t * K, c->gates + t * K};
@@ -632,19 +646,6 @@ static int moe(grok_runner *c, const grok_layer *L, int64_t il, int64_t n, char 
         }
     }
     return 0;
-}
-
-/* The top k of r[0..E) into out (ties: the lower index), as route picks. */
-static void top_k(const float *r, int64_t E, int64_t k, int32_t *out) {
-    for (int64_t j = 0; j < k; j++) {
-        int64_t best = -1;
-        for (int64_t e = 0; e < E; e++) {
-            bool taken = false;
-            for (int64_t jj = 0; jj < j; jj++) taken |= out[jj] == e;
-            if (!taken && (best < 0 || r[e] > r[best])) best = e;
-        }
-        out[j] = (int32_t)best;
-    }
 }
 
 /* What the expert cache and the routing trace learn from layer il's

@@ -23,41 +23,10 @@
 #include <cJSON.h>
 
 #include "server/server.h"
+#include "util/buf.h"
+#include "util/utf8.h"
 
 /* ---- UTF-8 ---- */
-
-/* Length of the valid UTF-8 sequence at s[0..n), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    uint32_t cp, min;
-    if ((c & 0xE0) == 0xC0)
-        len = 2, cp = c & 0x1F, min = 0x80;
-    else if ((c & 0xF0) == 0xE0)
-        len = 3, cp = c & 0x0F, min = 0x800;
-    else if ((c & 0xF8) == 0xF0)
-        len = 4, cp = c & 0x07, min = 0x10000;
-    else
-        return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
-bool utf8_valid(const char *s, size_t len) {
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < len;) {
-        size_t k = utf8_seq(u + i, len - i);
-        if (!k) return false;
-        i += k;
-    }
-    return true;
-}
 
 char *utf8_sanitize(const char *s, size_t len, size_t *out_len) {
     if (len > (SIZE_MAX - 1) / 3) return NULL;
@@ -66,7 +35,7 @@ char *utf8_sanitize(const char *s, size_t len, size_t *out_len) {
     const unsigned char *u = (const unsigned char *)s;
     size_t k = 0;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq(u + i, len - i);
+        size_t n = grok_utf8_seq(u + i, len - i);
         if (n) {
             memcpy(o + k, s + i, n);
             k += n;
@@ -161,21 +130,6 @@ static int bool_field(const cJSON *o, const char *name, bool *out, char *err, si
     return 1;
 }
 
-bool server_buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n) {
-    if (*len + n + 1 > *cap) {
-        size_t c = *cap ? *cap : 256;
-        while (c < *len + n + 1) c *= 2;
-        char *q = realloc(*b, c);
-        if (!q) return false;
-        *b = q;
-        *cap = c;
-    }
-    memcpy(*b + *len, s, n);
-    *len += n;
-    (*b)[*len] = '\0';
-    return true;
-}
-
 /* The text of one chat message's content: a string, or an array of
  * {"type":"text","text":...} parts. NULL with err otherwise. */
 static const char *message_text(const cJSON *content, char **owned, char *err, size_t err_size, size_t idx) {
@@ -201,7 +155,7 @@ static const char *message_text(const cJSON *content, char **owned, char *err, s
             free(b);
             return NULL;
         }
-        if (!server_buf_add(&b, &len, &cap, text->valuestring, strlen(text->valuestring))) {
+        if (!grok_buf_add(&b, &len, &cap, text->valuestring, strlen(text->valuestring))) {
             snprintf(err, err_size, "out of memory");
             free(b);
             return NULL;
@@ -209,15 +163,6 @@ static const char *message_text(const cJSON *content, char **owned, char *err, s
     }
     *owned = b;
     return b ? b : "";
-}
-
-/* Appends one turn: the role's template filled in. */
-static bool add_turn(char **b, size_t *len, size_t *cap, const char *fmt, const char *text, const char *name,
-                     const char *id) {
-    char *t = chat_fill(fmt, text, name, id);
-    bool ok = t && server_buf_add(b, len, cap, t, strlen(t));
-    free(t);
-    return ok;
 }
 
 /* The chat prompt from messages and the template (and the tools' system
@@ -228,72 +173,56 @@ static char *chat_prompt(server *s, const cJSON *msgs, const char *tools_text, s
         snprintf(err, err_size, "'messages' must be a non-empty array");
         return NULL;
     }
-    size_t len = 0, cap = 0, idx = 0;
+    const size_t n = (size_t)cJSON_GetArraySize(msgs);
+    /* room for the tools' turn; each message may own its text (content
+     * parts joined, or content and its tool calls) */
+    grok_chat_msg *cm = calloc(n + 1, sizeof *cm);
+    char **owned = calloc(n, sizeof *owned);
     char *b = NULL;
+    size_t idx = 0, k = 0;
     bool tools_done = tools_text == NULL;
+    if (!cm || !owned) {
+        snprintf(err, err_size, "out of memory");
+        goto done;
+    }
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
             snprintf(err, err_size, "messages[%zu] must be an object with a string 'role'", idx);
-            goto fail;
+            goto done;
         }
         const char *rn = strcmp(role->valuestring, "developer") == 0 ? "system" : role->valuestring;
-        int ri = chat_role_index(rn);
+        int ri = grok_chat_role_index(rn);
         if (ri < 0) {
             snprintf(err, err_size, "messages[%zu].role must be system, user, assistant or tool", idx);
-            goto fail;
+            goto done;
         }
-        if (!tools_done && ri != ROLE_SYSTEM) {
-            if (!add_turn(&b, &len, &cap, s->chat.role_fmt[ROLE_SYSTEM], tools_text, NULL, NULL)) goto oom;
+        if (!tools_done && ri != GROK_CHAT_SYSTEM) {
+            cm[k++] = (grok_chat_msg){GROK_CHAT_SYSTEM, tools_text, strlen(tools_text), NULL, NULL};
             tools_done = true;
         }
-        char *owned;
-        const char *text = message_text(field(m, "content"), &owned, err, err_size, idx);
-        if (!text) goto fail;
-        const cJSON *calls = ri == ROLE_ASSISTANT ? field(m, "tool_calls") : NULL;
-        char *with_calls = NULL;
+        const char *text = message_text(field(m, "content"), &owned[idx], err, err_size, idx);
+        if (!text) goto done;
+        const cJSON *calls = ri == GROK_CHAT_ASSISTANT ? field(m, "tool_calls") : NULL;
         if (calls) {
-            char *r = tools_render_calls(calls, err, err_size, idx);
-            if (!r) {
-                free(owned);
-                goto fail;
-            }
-            size_t wl = 0, wc = 0;
-            bool ok = server_buf_add(&with_calls, &wl, &wc, text, strlen(text)) &&
-                      (!text[0] || server_buf_add(&with_calls, &wl, &wc, "\n", 1)) &&
-                      server_buf_add(&with_calls, &wl, &wc, r, strlen(r));
-            free(r);
-            if (!ok) {
-                free(owned);
-                free(with_calls);
-                goto oom;
-            }
-            text = with_calls;
+            char *with = grok_chat_tool_calls_text(text, calls, err, err_size, idx);
+            if (!with) goto done;
+            free(owned[idx]);
+            text = owned[idx] = with;
         }
         const char *name = NULL, *id = NULL;
-        if (ri == ROLE_TOOL) {
-            const cJSON *tid = field(m, "tool_call_id"), *nm = field(m, "name");
-            id = cJSON_IsString(tid) ? tid->valuestring : "";
-            name = tools_call_name(msgs, m, id);
-            if (!name) name = cJSON_IsString(nm) ? nm->valuestring : "tool";
-        }
-        bool ok = add_turn(&b, &len, &cap, s->chat.role_fmt[ri], text, name, id);
-        free(owned);
-        free(with_calls);
-        if (!ok) goto oom;
+        if (ri == GROK_CHAT_TOOL) grok_chat_tool_names(msgs, m, &name, &id);
+        cm[k++] = (grok_chat_msg){ri, text, strlen(text), name, id};
         idx++;
     }
-    if (!tools_done && !add_turn(&b, &len, &cap, s->chat.role_fmt[ROLE_SYSTEM], tools_text, NULL, NULL))
-        goto oom;
-    if (!server_buf_add(&b, &len, &cap, s->chat.generation, strlen(s->chat.generation))) goto oom;
-    *out_len = len;
+    if (!tools_done) cm[k++] = (grok_chat_msg){GROK_CHAT_SYSTEM, tools_text, strlen(tools_text), NULL, NULL};
+    b = grok_chat_render(&s->chat, cm, k, true, out_len, NULL);
+    if (!b) snprintf(err, err_size, "out of memory");
+done:
+    for (size_t i = 0; owned && i < n; i++) free(owned[i]);
+    free(owned), free(cm);
     return b;
-oom:
-    snprintf(err, err_size, "out of memory");
-fail:
-    free(b);
-    return NULL;
 }
 
 /* Token ids from a JSON array of integers; NULL with err. */

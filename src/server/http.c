@@ -32,6 +32,7 @@
 
 #include "dist/dist.h"
 #include "server/server.h"
+#include "util/utf8.h"
 
 enum {
     R_NONE,
@@ -336,7 +337,7 @@ static enum MHD_Result do_generate(conn *c, struct MHD_Connection *mc) {
     server *s = c->s;
     char err[GROK_ERR_SIZE];
     const char *param = NULL;
-    if (!utf8_valid(c->body ? c->body : "", c->len))
+    if (!grok_utf8_valid(c->body ? c->body : "", c->len))
         return reply_error(c, mc, 400, "the request body is not valid UTF-8", "invalid_request_error", NULL,
                            NULL);
     request *r =
@@ -425,7 +426,7 @@ static enum MHD_Result do_models(conn *c, struct MHD_Connection *mc) {
 
 static enum MHD_Result do_tokenize(conn *c, struct MHD_Connection *mc) {
     server *s = c->s;
-    if (!utf8_valid(c->body ? c->body : "", c->len))
+    if (!grok_utf8_valid(c->body ? c->body : "", c->len))
         return reply_error(c, mc, 400, "the request body is not valid UTF-8", "invalid_request_error", NULL,
                            NULL);
     cJSON *root = cJSON_ParseWithLength(c->body ? c->body : "", c->len);
@@ -658,7 +659,7 @@ int server_run(const server_config *cfg) {
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (chat_template_load(&s->chat, cfg->chat_template, err, sizeof err)) {
+    if (grok_chat_template_load(&s->chat, cfg->chat_template, err, sizeof err)) {
         fprintf(stderr, "grok serve: %s\n", err);
         goto done;
     }
@@ -758,7 +759,7 @@ done:
     grok_grammar_vocab_free(s->gvocab);
     grok_threadpool_free(s->pool);
     grok_model_free(s->model);
-    chat_template_free(&s->chat);
+    grok_chat_template_free(&s->chat);
     pthread_cond_destroy(&s->work);
     pthread_mutex_destroy(&s->gmu);
     pthread_mutex_destroy(&s->mu);

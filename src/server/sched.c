@@ -43,7 +43,9 @@
 #include <time.h>
 
 #include "dist/dist.h"
+#include "model/lora.h"
 #include "server/server.h"
+#include "util/buf.h"
 
 double now_s(void) {
     struct timespec ts;
@@ -60,6 +62,7 @@ int server_load(server *s, char *err, size_t err_size) {
         snprintf(err, err_size, "%s has no vocabulary (tokenizer.ggml.*)", cfg->model_path);
         ok = false;
     }
+    ok = ok && (!cfg->lora || grok_model_apply_lora(s->model, cfg->lora, cfg->lora_scale, err, err_size) == 0);
     ok = ok && grok_dist_attach(s->model, err, err_size) == 0;
     if (grok_dist_agree(ok, err, err_size)) return -1;
     s->n_vocab = grok_model_hparams(s->model)->n_vocab;
@@ -245,7 +248,7 @@ static bool grow(void **p, size_t *cap, size_t need, size_t elt) {
 static bool release_text(choice *c, const char *t, size_t n) {
     if (n == 0) return true;
     if (c->tools) return tool_parse_feed(c->tools, c, t, n);
-    return server_buf_add(&c->text, &c->text_len, &c->text_cap, t, n);
+    return grok_buf_add(&c->text, &c->text_len, &c->text_cap, t, n);
 }
 
 static void complete_request(server *s, request *r);

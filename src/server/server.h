@@ -12,10 +12,12 @@
  *   api.c      the OpenAI request schema (JSON -> struct request, with a
  *              400 message naming the field on any bad value) and the
  *              response objects (request -> JSON).
- *   chat.c     the chat template that turns messages into a prompt.
  *   tools.c    structured output: grammar, json_schema, response_format
  *              and tools as grammars; tool calls in the prompt and parsed
  *              out of the generated text.
+ *   (the chat template that turns messages into a prompt, tool turns
+ *   included, is libgrok's, src/chat/chat.c, shared with grok train
+ *   --data-format chat)
  *   metrics.c  Prometheus counters, gauges and histograms.
  *   follow.c   under mpirun: rank 0 announces every forward step, the
  *              other ranks (which run no HTTP) replay it on their share.
@@ -35,6 +37,7 @@
 
 #include <cJSON.h>
 
+#include "chat/chat.h"
 #include "grok.h"
 #include "server/think.h"
 
@@ -56,6 +59,8 @@ typedef struct {
     grok_type kv_type;
     const char *api_key;       /* NULL: no authentication */
     const char *chat_template; /* file, or NULL for the built-in one */
+    const char *lora;          /* LoRA adapter applied at load (not merged), or NULL */
+    float lora_scale;          /* its strength */
     const char *port_file;     /* write the bound port here once listening */
     const char *verifier_path;   /* --verifier MODEL: scores think samples (NULL: none) */
     const char *verifier_suffix; /* appended after a candidate ("\nV:"-style; "" by default) */
@@ -78,22 +83,6 @@ extern const size_t webui_n_assets;
  * process status (0 after a clean shutdown). */
 int server_run(const server_config *cfg);
 
-/* ---- chat template (chat.c) ---- */
-#define CHAT_ROLES 4 /* system, user, assistant, tool */
-enum { ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT, ROLE_TOOL };
-typedef struct {
-    char *role_fmt[CHAT_ROLES]; /* each with one {content}; tool's may also have {name} and {id} */
-    char *generation;           /* appended after the messages */
-    char *stop;                 /* extra stop string for chat ("" = none) */
-    char *tools;                /* the system text that lists the tools: one {tools} */
-} chat_template;
-
-/* The built-in template, or one read from path (format in chat.c). */
-int chat_template_load(chat_template *t, const char *path, char *err, size_t err_size);
-void chat_template_free(chat_template *t);
-/* Role name -> index, -1 if unknown. */
-int chat_role_index(const char *role);
-
 /* ---- requests ---- */
 #define MAX_STOPS 16
 #define MAX_TOP_LOGPROBS 20
@@ -104,13 +93,6 @@ int chat_role_index(const char *role);
 
 enum { KIND_COMPLETION, KIND_CHAT };
 enum { FINISH_NONE, FINISH_STOP, FINISH_LENGTH, FINISH_CANCEL, FINISH_TIMEOUT, FINISH_ERROR };
-
-/* Tool calls: how the model writes one, the only form the grammar lets
- * it write (tools.c). */
-#define TOOL_CALL_OPEN "<tool_call>"
-#define TOOL_CALL_HEAD "<tool_call>{\"name\": \""
-#define TOOL_CALL_ARGS "\", \"arguments\": "
-#define TOOL_CALL_CLOSE "}</tool_call>"
 
 /* One call parsed out of a choice's text (shared, under mu). */
 typedef struct {
@@ -330,12 +312,6 @@ void token_display_text(const grok_tokenizer *tok, int32_t id, char *out, size_t
  * *param naming the field. */
 int tools_parse_request(struct server *s, const cJSON *root, request *r, char **tools_text, char *err,
                         size_t err_size, const char **param);
-/* Chat prompt pieces: an assistant message's tool_calls as the model
- * writes them (malloc'd; NULL with err naming messages[idx]), and the
- * function name of a tool message's tool_call_id from the assistant
- * messages before upto (NULL when none names it). */
-char *tools_render_calls(const cJSON *tool_calls, char *err, size_t err_size, size_t idx);
-const char *tools_call_name(const cJSON *msgs, const cJSON *upto, const char *id);
 /* The choice's parser (NULL when out of memory), feeding it released text,
  * and the end of the text. */
 tool_parse *tool_parse_new(const request *r, int choice_index);
@@ -351,14 +327,7 @@ cJSON *tools_calls_delta(tool_parse *tp);
 grok_grammar *server_grammar(struct server *s, const char *gbnf, size_t len, char *err, size_t err_size);
 void server_grammar_cache_free(struct server *s);
 
-/* Appends s[0..n) to a growing NUL-terminated buffer; false when out of memory. */
-bool server_buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n);
-/* A template text with {content} (and, where name/id are not NULL, {name}
- * and {id}) filled in (malloc'd; chat.c). */
-char *chat_fill(const char *fmt, const char *content, const char *name, const char *id);
-
 /* UTF-8 helpers. */
-bool utf8_valid(const char *s, size_t len);
 /* Copy with every invalid sequence replaced by U+FFFD (malloc'd). */
 char *utf8_sanitize(const char *s, size_t len, size_t *out_len);
 
@@ -424,7 +393,7 @@ typedef struct server {
     grok_runner *runner; /* runs every step, whichever slots are in it */
     think_verifier *verifier; /* --verifier (rank 0 only), run by the scheduler thread */
     request *judge_head;      /* complete requests waiting for the verifier */
-    chat_template chat;
+    grok_chat_template chat;
     int64_t n_vocab;
     char model_name[256];
 

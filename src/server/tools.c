@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "server/server.h"
+#include "util/buf.h"
 
 enum { TP_TEXT, TP_HEAD, TP_ARGS, TP_TAIL, TP_AFTER };
 
@@ -85,7 +86,7 @@ void server_grammar_cache_free(server *s) {
 /* ---- small text helpers ---- */
 
 static bool add(char **b, size_t *len, size_t *cap, const char *t) {
-    return server_buf_add(b, len, cap, t, strlen(t));
+    return grok_buf_add(b, len, cap, t, strlen(t));
 }
 
 /* Appends t as a GBNF string literal. */
@@ -283,7 +284,7 @@ int tools_parse_request(server *s, const cJSON *root, request *r, char **tools_t
         bool named_found = false;
         size_t i = 0;
         /* calls: <tool_call>{"name": "NAME", "arguments": ARGS}</tool_call> */
-        bool ok = add(&tg, &tgl, &tgc, "tool-call ::= ") && add_literal(&tg, &tgl, &tgc, TOOL_CALL_HEAD) &&
+        bool ok = add(&tg, &tgl, &tgc, "tool-call ::= ") && add_literal(&tg, &tgl, &tgc, GROK_TOOL_CALL_HEAD) &&
                   add(&tg, &tgl, &tgc, " (");
         char *rules = NULL;
         size_t rl = 0, rc = 0;
@@ -329,7 +330,7 @@ int tools_parse_request(server *s, const cJSON *root, request *r, char **tools_t
             snprintf(head, sizeof head, "tool%zu ::= ", i);
             char *lit_name = NULL;
             size_t nl = 0, nc = 0;
-            bool k = add(&lit_name, &nl, &nc, nm->valuestring) && add(&lit_name, &nl, &nc, TOOL_CALL_ARGS);
+            bool k = add(&lit_name, &nl, &nc, nm->valuestring) && add(&lit_name, &nl, &nc, GROK_TOOL_CALL_ARGS);
             ok = k && add(&rules, &rl, &rc, head) && add_literal(&rules, &rl, &rc, lit_name) &&
                  add(&rules, &rl, &rc, " ") && add(&rules, &rl, &rc, start) && add(&rules, &rl, &rc, "\n") &&
                  add(&rules, &rl, &rc, args);
@@ -355,7 +356,7 @@ int tools_parse_request(server *s, const cJSON *root, request *r, char **tools_t
             free(rules);
             FAIL("tool_choice", "tool_choice names '%s', which is not among the tools", named);
         }
-        ok = ok && add(&tg, &tgl, &tgc, " ) ") && add_literal(&tg, &tgl, &tgc, TOOL_CALL_CLOSE) &&
+        ok = ok && add(&tg, &tgl, &tgc, " ) ") && add_literal(&tg, &tgl, &tgc, GROK_TOOL_CALL_CLOSE) &&
              add(&tg, &tgl, &tgc, "\n");
         bool one = !parallel || named;
         ok = ok &&
@@ -363,21 +364,15 @@ int tools_parse_request(server *s, const cJSON *root, request *r, char **tools_t
                  one ? "tool-calls ::= tool-call\n" : "tool-calls ::= tool-call ( \"\\n\" tool-call )*\n");
         if (!strcmp(mode, "auto"))
             ok = ok && add(&tg, &tgl, &tgc, "root ::= tool-text-0 tool-calls?\n") &&
-                 add_text_without(&tg, &tgl, &tgc, TOOL_CALL_OPEN);
+                 add_text_without(&tg, &tgl, &tgc, GROK_TOOL_CALL_OPEN);
         else
             ok = ok && add(&tg, &tgl, &tgc, "root ::= tool-calls\n");
         ok = ok && (!rules || add(&tg, &tgl, &tgc, rules));
         free(rules);
         if (!ok) FAIL(NULL, "out of memory");
         /* the system text that lists them */
-        const char *tpl = s->chat.tools, *ph = strstr(tpl, "{tools}");
-        size_t tl = 0, tcap = 0;
-        char *tt = NULL;
-        if (!ph || !server_buf_add(&tt, &tl, &tcap, tpl, (size_t)(ph - tpl)) ||
-            !add(&tt, &tl, &tcap, list ? list : "") || !add(&tt, &tl, &tcap, ph + 7)) {
-            free(tt);
-            FAIL(NULL, "out of memory");
-        }
+        char *tt = grok_chat_tools_text(&s->chat, list ? list : "", list ? strlen(list) : 0);
+        if (!tt) FAIL(NULL, "out of memory");
         if (use) {
             free(gbnf);
             gbnf = tg;
@@ -417,56 +412,6 @@ fail:
     return -1;
 }
 
-/* ---- tool calls in the prompt ---- */
-
-char *tools_render_calls(const cJSON *tool_calls, char *err, size_t err_size, size_t idx) {
-    char *b = NULL;
-    size_t len = 0, cap = 0;
-    size_t k = 0;
-    if (!cJSON_IsArray(tool_calls)) {
-        snprintf(err, err_size, "messages[%zu].tool_calls must be an array", idx);
-        return NULL;
-    }
-    for (const cJSON *c = tool_calls->child; c; c = c->next, k++) {
-        const cJSON *fn = field(c, "function"), *nm = fn ? field(fn, "name") : NULL,
-                    *args = fn ? field(fn, "arguments") : NULL;
-        if (!cJSON_IsObject(c) || !cJSON_IsString(nm)) {
-            snprintf(err, err_size, "messages[%zu].tool_calls[%zu] must have function.name", idx, k);
-            free(b);
-            return NULL;
-        }
-        char *printed = NULL;
-        const char *a = "{}";
-        if (cJSON_IsString(args))
-            a = args->valuestring;
-        else if (args && (printed = cJSON_PrintUnformatted(args)))
-            a = printed;
-        bool ok = (!k || add(&b, &len, &cap, "\n")) && add(&b, &len, &cap, TOOL_CALL_HEAD) &&
-                  add(&b, &len, &cap, nm->valuestring) && add(&b, &len, &cap, TOOL_CALL_ARGS) &&
-                  add(&b, &len, &cap, a) && add(&b, &len, &cap, TOOL_CALL_CLOSE);
-        free(printed);
-        if (!ok) {
-            snprintf(err, err_size, "out of memory");
-            free(b);
-            return NULL;
-        }
-    }
-    return b ? b : strdup("");
-}
-
-const char *tools_call_name(const cJSON *msgs, const cJSON *upto, const char *id) {
-    const char *name = NULL;
-    for (const cJSON *m = msgs->child; m && m != upto; m = m->next) {
-        const cJSON *calls = field(m, "tool_calls");
-        for (const cJSON *c = cJSON_IsArray(calls) ? calls->child : NULL; c; c = c->next) {
-            const cJSON *cid = field(c, "id"), *nm = field(field(c, "function"), "name");
-            if (cJSON_IsString(cid) && cJSON_IsString(nm) && id && !strcmp(cid->valuestring, id))
-                name = nm->valuestring;
-        }
-    }
-    return name;
-}
-
 /* ---- reading calls out of the text ---- */
 
 tool_parse *tool_parse_new(const request *r, int choice_index) {
@@ -488,7 +433,7 @@ void tool_parse_free(tool_parse *tp) {
 }
 
 static bool content(choice *c, const char *t, size_t n) {
-    return server_buf_add(&c->text, &c->text_len, &c->text_cap, t, n);
+    return grok_buf_add(&c->text, &c->text_len, &c->text_cap, t, n);
 }
 
 static tool_call *new_call(tool_parse *tp, const char *name, size_t n) {
@@ -509,15 +454,15 @@ static tool_call *new_call(tool_parse *tp, const char *name, size_t n) {
     return call;
 }
 
-/* Does pend (n bytes) begin TOOL_CALL_OPEN, or is it one? */
+/* Does pend (n bytes) begin GROK_TOOL_CALL_OPEN, or is it one? */
 static bool open_prefix(const char *p, size_t n) {
-    size_t k = strlen(TOOL_CALL_OPEN);
-    return !memcmp(p, TOOL_CALL_OPEN, n < k ? n : k);
+    size_t k = strlen(GROK_TOOL_CALL_OPEN);
+    return !memcmp(p, GROK_TOOL_CALL_OPEN, n < k ? n : k);
 }
 
 bool tool_parse_feed(tool_parse *tp, choice *c, const char *t, size_t n) {
-    const size_t open_len = strlen(TOOL_CALL_OPEN), head_len = strlen(TOOL_CALL_HEAD) - open_len,
-                 args_len = strlen(TOOL_CALL_ARGS), tail_len = strlen(TOOL_CALL_CLOSE) - 1;
+    const size_t open_len = strlen(GROK_TOOL_CALL_OPEN), head_len = strlen(GROK_TOOL_CALL_HEAD) - open_len,
+                 args_len = strlen(GROK_TOOL_CALL_ARGS), tail_len = strlen(GROK_TOOL_CALL_CLOSE) - 1;
     bool ok = true;
     for (size_t i = 0; ok && i < n; i++) {
         char ch = t[i];
@@ -548,20 +493,20 @@ bool tool_parse_feed(tool_parse *tp, choice *c, const char *t, size_t n) {
             break;
         case TP_HEAD: /* {"name": "NAME", "arguments": */
             if (tp->n_pend == sizeof tp->pend) {
-                ok = content(c, TOOL_CALL_OPEN, open_len) && content(c, tp->pend, tp->n_pend);
+                ok = content(c, GROK_TOOL_CALL_OPEN, open_len) && content(c, tp->pend, tp->n_pend);
                 tp->n_pend = 0;
                 tp->state = TP_TEXT;
                 break;
             }
             tp->pend[tp->n_pend++] = ch;
             if (tp->n_pend <= head_len) {
-                if (memcmp(tp->pend, &TOOL_CALL_HEAD[open_len], tp->n_pend)) { /* not our form: text */
-                    ok = content(c, TOOL_CALL_OPEN, open_len) && content(c, tp->pend, tp->n_pend);
+                if (memcmp(tp->pend, &GROK_TOOL_CALL_HEAD[open_len], tp->n_pend)) { /* not our form: text */
+                    ok = content(c, GROK_TOOL_CALL_OPEN, open_len) && content(c, tp->pend, tp->n_pend);
                     tp->n_pend = 0;
                     tp->state = TP_TEXT;
                 }
             } else if (tp->n_pend >= head_len + args_len &&
-                       !memcmp(tp->pend + tp->n_pend - args_len, TOOL_CALL_ARGS, args_len)) {
+                       !memcmp(tp->pend + tp->n_pend - args_len, GROK_TOOL_CALL_ARGS, args_len)) {
                 tool_call *call = new_call(tp, tp->pend + head_len, tp->n_pend - head_len - args_len);
                 ok = call != NULL;
                 tp->n_pend = 0;
@@ -592,12 +537,12 @@ bool tool_parse_feed(tool_parse *tp, choice *c, const char *t, size_t n) {
             } else if ((ch == '}' || ch == ']') && tp->depth > 0) {
                 tp->depth--;
             }
-            ok = server_buf_add(&call->args, &call->args_len, &call->args_cap, &ch, 1);
+            ok = grok_buf_add(&call->args, &call->args_len, &call->args_cap, &ch, 1);
             break;
         }
         case TP_TAIL: /* </tool_call> */
             tp->pend[tp->n_pend++] = ch;
-            if (memcmp(tp->pend, &TOOL_CALL_CLOSE[1], tp->n_pend)) { /* not well-formed: keep it as text */
+            if (memcmp(tp->pend, &GROK_TOOL_CALL_CLOSE[1], tp->n_pend)) { /* not well-formed: keep it as text */
                 ok = content(c, tp->pend, tp->n_pend);
                 tp->n_pend = 0;
                 tp->state = TP_TEXT;
@@ -617,7 +562,7 @@ bool tool_parse_finish(tool_parse *tp, choice *c) {
     if (tp->state == TP_TEXT && tp->n_pend)
         ok = content(c, tp->pend, tp->n_pend);
     else if (tp->state == TP_HEAD) /* a call whose name never finished: text */
-        ok = content(c, TOOL_CALL_OPEN, strlen(TOOL_CALL_OPEN)) && content(c, tp->pend, tp->n_pend);
+        ok = content(c, GROK_TOOL_CALL_OPEN, strlen(GROK_TOOL_CALL_OPEN)) && content(c, tp->pend, tp->n_pend);
     tp->n_pend = 0;
     return ok;
 }
