@@ -247,13 +247,14 @@ static bool stage_new(conn *c) {
         bool first = r->kind == KIND_CHAT && !c->role_sent;
         bool fin_now = ch->finish != FINISH_NONE && !c->fin_sent[i];
         bool normal_fin = ch->finish == FINISH_STOP || ch->finish == FINISH_LENGTH;
+        cJSON *calls = ch->tools ? tools_calls_delta(ch->tools) : NULL;
         size_t n_routes = ch->rt ? ch->rt->n : 0;
         if (ch->text_len > c->sent_text[i] || ch->n_lps > c->sent_lps[i] || n_routes > c->sent_routes[i] ||
-            first || (fin_now && normal_fin)) {
+            first || calls || (fin_now && normal_fin)) {
             char *j = api_stream_chunk_routed(s, r, i, ch->text ? ch->text + c->sent_text[i] : "",
                                               ch->text_len - c->sent_text[i], c->sent_lps[i], ch->n_lps,
                                               c->sent_routes[i], n_routes, fin_now ? ch->finish : FINISH_NONE,
-                                              first);
+                                              first, calls);
             c->sent_routes[i] = n_routes;
             stage_add(c, "data: ", j, "\n\n");
             free(j);
@@ -647,6 +648,7 @@ int server_run(const server_config *cfg) {
     pthread_t sched;
     bool sched_started = false, loaded = false;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->gmu, NULL);
     pthread_cond_init(&s->work, NULL);
 
     /* signals: SIGTERM/SIGINT are taken by sigwait below, in no other thread */
@@ -753,10 +755,13 @@ done:
     }
     if (d) MHD_stop_daemon(d); /* waits for the connection threads */
     sched_free(s);
+    server_grammar_cache_free(s);
+    grok_grammar_vocab_free(s->gvocab);
     grok_threadpool_free(s->pool);
     grok_model_free(s->model);
     grok_chat_template_free(&s->chat);
     pthread_cond_destroy(&s->work);
+    pthread_mutex_destroy(&s->gmu);
     pthread_mutex_destroy(&s->mu);
     if (rc == 0) fprintf(stderr, "grok serve: stopped\n");
     free(s);
