@@ -30,7 +30,10 @@ done <<'EOF'
 {"messages":[{"role":"user","content":"Hi"}|not valid JSON
 {"msgs":[]}|non-empty array "messages"
 {"messages":[]}|non-empty array "messages"
-{"messages":[{"role":"robot","content":"Hi"},{"role":"assistant","content":"x"}]}|role 'robot' is not system, user or assistant
+{"messages":[{"role":"robot","content":"Hi"},{"role":"assistant","content":"x"}]}|role 'robot' is not system, user, assistant or tool
+{"tools":[],"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"x"}]}|"tools" is not supported in training data
+{"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":null,"tool_calls":{}}]}|messages\[1\].tool_calls must be an array
+{"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":null,"tool_calls":[{"id":"c"}]}]}|messages\[1\].tool_calls\[0\] must have function.name
 {"messages":[{"role":"user","content":7},{"role":"assistant","content":"x"}]}|content must be a string
 {"messages":[{"role":"user"},{"role":"assistant","content":"x"}]}|has no "content"
 {"messages":[{"role":"user","content":"Hi"}]}|no assistant message
@@ -44,6 +47,13 @@ set -e
 [ $rc -eq 1 ] && grep -q "bad-utf8.jsonl:2: not valid UTF-8" bad-utf8.log || { echo "FAIL: invalid UTF-8: $(cat bad-utf8.log)"; exit 1; }
 [ $rc2 -eq 2 ] && grep -q -- "--lora" bad-nolora.log || { echo "FAIL: chat without --lora: $(cat bad-nolora.log)"; exit 1; }
 echo "ok: $((i + 1)) malformed files refused with file and line; chat data needs --lora"
+
+# Tool use as grok serve renders it: an assistant's tool_calls (content null)
+# and the tool's answer are training text; a step runs on them.
+printf '%s\n' '{"messages":[{"role":"user","content":"Weather in Oslo?"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"weather","arguments":"{\"city\": \"Oslo\"}"}}]},{"role":"tool","tool_call_id":"c1","content":"3C"},{"role":"assistant","content":"3C in Oslo."}]}' > tools.jsonl
+"$GROK" train --init "$BASE" --lora 2 --data-format chat --data tools.jsonl --steps 1 --seq 96 -o tools.gguf 2> tools.log \
+  || { echo "FAIL: tool messages in chat data: $(cat tools.log)"; exit 1; }
+echo "ok: tool calls and tool messages train"
 
 # Fine-tune: the held-out loss falls, a sample answer is printed.
 "$GROK" train --init "$BASE" --lora 4 --lora-alpha 16 --data-format chat --data "$DATA" --holdout 0.1 \

@@ -17,12 +17,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cJSON.h>
+
 #include "chat/chat.h"
 #include "check.h"
 
 static void check_marks(const char *name, const grok_tokenizer *tok, const grok_chat_template *t) {
     /* lengths from sizeof: a hand count read past the literal (ASan) */
-#define MSG(role, lit) {role, lit, sizeof lit - 1}
+#define MSG(role, lit) {role, lit, sizeof lit - 1, NULL, NULL}
     const grok_chat_msg msgs[] = {
         MSG(GROK_CHAT_SYSTEM, "Be brief."),
         MSG(GROK_CHAT_USER, "What is 2+2?"),
@@ -76,7 +78,8 @@ int main(void) {
     char err[GROK_ERR_SIZE];
     grok_chat_template t;
     CHECK(grok_chat_template_load(&t, NULL, err, sizeof err) == 0, "built-in template");
-    const grok_chat_msg m[] = {{GROK_CHAT_SYSTEM, "S", 1}, {GROK_CHAT_USER, "Hi", 2}, {GROK_CHAT_ASSISTANT, "Yo", 2}};
+    const grok_chat_msg m[] = {
+        {GROK_CHAT_SYSTEM, "S", 1, NULL, NULL}, {GROK_CHAT_USER, "Hi", 2, NULL, NULL}, {GROK_CHAT_ASSISTANT, "Yo", 2, NULL, NULL}};
     grok_chat_span sp[3];
     size_t len;
     char *s = grok_chat_render(&t, m, 3, true, &len, sp);
@@ -86,9 +89,48 @@ int main(void) {
           "the assistant span is its content and the turn's closing text: [%zu, %zu)", sp[2].start, sp[2].end);
     CHECK(sp[0].start == 8 && sp[1].start == strlen("System: S\n\nUser: "), "system and user spans");
     free(s);
+    /* tool turns: {name} and {id} from the message, never from its text */
+    const grok_chat_msg mt[] = {{GROK_CHAT_ASSISTANT, "call", 4, NULL, NULL},
+                                {GROK_CHAT_TOOL, "{name} 21C", 10, "weather", "c1"}};
+    s = grok_chat_render(&t, mt, 2, true, &len, sp);
+    want = "Assistant: call\n\nTool (weather): {name} 21C\n\nAssistant:";
+    CHECK(s && strcmp(s, want) == 0, "tool turn: '%s'", s ? s : "(null)");
+    CHECK(sp[1].start == strlen("Assistant: call\n\nTool (weather): ") && sp[1].end == sp[1].start + 12,
+          "tool span after its name: [%zu, %zu)", sp[1].start, sp[1].end);
+    free(s);
+    s = grok_chat_tools_text(&t, "{\"name\": \"f\"}", 13);
+    CHECK(s && strstr(s, "Schema):\n{\"name\": \"f\"}\nTo call one") && !strstr(s, "{tools}"), "tools text: '%s'",
+          s ? s : "(null)");
+    free(s);
+    /* tool calls and names from OpenAI's JSON */
+    cJSON *js = cJSON_Parse("[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\",\"function\":{\"name\":"
+                            "\"get\",\"arguments\":\"{\\\"a\\\": 1}\"}},{\"id\":\"c2\",\"function\":{\"name\":"
+                            "\"put\",\"arguments\":{\"b\":[2]}}}]},{\"role\":\"tool\",\"tool_call_id\":\"c2\","
+                            "\"name\":\"ignored\"},{\"role\":\"tool\",\"name\":\"own\"},{\"role\":\"tool\"}]");
+    CHECK(js != NULL, "JSON fixture");
+    if (js) {
+        s = grok_chat_tool_calls_text("Sure", cJSON_GetObjectItem(js->child, "tool_calls"), err, sizeof err, 0);
+        want = "Sure\n<tool_call>{\"name\": \"get\", \"arguments\": {\"a\": 1}}</tool_call>\n"
+               "<tool_call>{\"name\": \"put\", \"arguments\": {\"b\":[2]}}</tool_call>";
+        CHECK(s && strcmp(s, want) == 0, "tool calls text: '%s'", s ? s : err);
+        free(s);
+        const char *nm, *id;
+        const cJSON *t1 = js->child->next;
+        grok_chat_tool_names(js, t1, &nm, &id);
+        CHECK(!strcmp(nm, "put") && !strcmp(id, "c2"), "name from the call's id: %s %s", nm, id);
+        grok_chat_tool_names(js, t1->next, &nm, &id);
+        CHECK(!strcmp(nm, "own") && !strcmp(id, ""), "own name without an id: %s", nm);
+        grok_chat_tool_names(js, t1->next->next, &nm, &id);
+        CHECK(!strcmp(nm, "tool"), "default name: %s", nm);
+        s = grok_chat_tool_calls_text("", cJSON_GetObjectItem(t1, "role"), err, sizeof err, 3);
+        CHECK(!s && strstr(err, "messages[3].tool_calls"), "tool_calls not an array: %s", err);
+        cJSON_Delete(js);
+    }
     /* training text: each assistant turn through the stop string that ends it */
-    const grok_chat_msg m2[] = {{GROK_CHAT_USER, "Hi", 2}, {GROK_CHAT_ASSISTANT, "Yo", 2}, {GROK_CHAT_USER, "Ok", 2},
-                                {GROK_CHAT_ASSISTANT, "Bye", 3}};
+    const grok_chat_msg m2[] = {{GROK_CHAT_USER, "Hi", 2, NULL, NULL},
+                                {GROK_CHAT_ASSISTANT, "Yo", 2, NULL, NULL},
+                                {GROK_CHAT_USER, "Ok", 2, NULL, NULL},
+                                {GROK_CHAT_ASSISTANT, "Bye", 3, NULL, NULL}};
     grok_chat_span ts[4];
     size_t nts;
     s = grok_chat_render_train(&t, m2, 4, &len, ts, &nts);
@@ -133,6 +175,12 @@ int main(void) {
     CHECK(grok_chat_template_load(&cb, bad, err, sizeof err) != 0 && strstr(err, ":2:") &&
               strstr(err, "exactly one {content}"),
           "a bad template names its line: %s", err);
+    f = fopen(bad, "w");
+    fputs("tool=T[{id}] {name}: {content}\n\ntools=no list\n", f);
+    fclose(f);
+    CHECK(grok_chat_template_load(&cb, bad, err, sizeof err) != 0 && strstr(err, ":3:") &&
+              strstr(err, "exactly one {tools}"),
+          "a tools text without {tools}: %s", err);
 
     /* marks against the bytes, with real vocabularies */
     const char *src = getenv("GROK_SRC") ? getenv("GROK_SRC") : ".";

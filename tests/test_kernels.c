@@ -15,7 +15,7 @@
 #include "kernels/kernels.h"
 #include "util/rng.h"
 
-#if defined(__FLT16_MAX__) /* only the checks against the compiler's _Float16 need it */
+#if defined(__FLT16_MAX__) /* the compiler's _Float16 is the second opinion */
 static uint32_t bits(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);

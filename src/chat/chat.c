@@ -5,9 +5,13 @@
  *
  *   System: {content}\n\nUser: {content}\n\nAssistant: {content}\n\n ... Assistant:
  *
- * and stops when the model starts the next "\nUser:" turn. A file given
- * with --chat-template replaces it; it has one KEY=VALUE per line, where
- * KEY is system, user, assistant (each VALUE has one {content}),
+ * and stops when the model starts the next "\nUser:" turn. Tool results
+ * are "Tool ({name}): {content}" turns, and a request with tools gets a
+ * system turn listing them (the "tools" text, with {tools}: one JSON
+ * object per function) right after its leading system messages. A file
+ * given with --chat-template replaces any of it; it has one KEY=VALUE per
+ * line, where KEY is system, user, assistant, tool (each VALUE has one
+ * {content}, and may have {name} and {id}), tools (one {tools}),
  * generation (appended after the messages) or stop (extra stop string,
  * may be empty). In a VALUE, \n stands for a newline and \\ for a
  * backslash. Keys not given keep the built-in value; lines that are empty
@@ -17,12 +21,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cJSON.h>
+
 #include "chat/chat.h"
+#include "util/buf.h"
 #include "util/utf8.h"
 
-static const char *const ROLE_NAMES[GROK_CHAT_ROLES] = {"system", "user", "assistant"};
+static const char *const ROLE_NAMES[GROK_CHAT_ROLES] = {"system", "user", "assistant", "tool"};
 static const char *const DEFAULT_ROLE_FMT[GROK_CHAT_ROLES] = {"System: {content}\n\n", "User: {content}\n\n",
-                                                         "Assistant: {content}\n\n"};
+                                                              "Assistant: {content}\n\n",
+                                                              "Tool ({name}): {content}\n\n"};
+static const char DEFAULT_TOOLS[] =
+    "You can call these functions (each a JSON object; its parameters are a JSON Schema):\n{tools}\n"
+    "To call one, answer with " GROK_TOOL_CALL_OPEN "{\"name\": \"NAME\", \"arguments\": {...}}</tool_call>, "
+    "one call per line. The result of a call comes back as a Tool message.";
 
 int grok_chat_role_index(const char *role) {
     for (int i = 0; i < GROK_CHAT_ROLES; i++)
@@ -34,6 +46,7 @@ void grok_chat_template_free(grok_chat_template *t) {
     for (int i = 0; i < GROK_CHAT_ROLES; i++) free(t->role_fmt[i]);
     free(t->generation);
     free(t->stop);
+    free(t->tools);
     memset(t, 0, sizeof *t);
 }
 
@@ -61,9 +74,9 @@ static char *unescape(const char *s, size_t n) {
     return o;
 }
 
-static size_t count_placeholders(const char *s) {
-    size_t n = 0;
-    for (const char *p = s; (p = strstr(p, "{content}")); p += 9) n++;
+static size_t count_placeholders(const char *s, const char *ph) {
+    size_t n = 0, k = strlen(ph);
+    for (const char *p = s; (p = strstr(p, ph)); p += k) n++;
     return n;
 }
 
@@ -72,9 +85,10 @@ int grok_chat_template_load(grok_chat_template *t, const char *path, char *err, 
     for (int i = 0; i < GROK_CHAT_ROLES; i++) t->role_fmt[i] = strdup(DEFAULT_ROLE_FMT[i]);
     t->generation = strdup("Assistant:");
     t->stop = strdup("\nUser:");
+    t->tools = strdup(DEFAULT_TOOLS);
     for (int i = 0; i < GROK_CHAT_ROLES; i++)
         if (!t->role_fmt[i]) goto oom;
-    if (!t->generation || !t->stop) goto oom;
+    if (!t->generation || !t->stop || !t->tools) goto oom;
     if (!path) return 0;
 
     FILE *f = fopen(path, "rb");
@@ -120,16 +134,24 @@ int grok_chat_template_load(grok_chat_template *t, const char *path, char *err, 
         char **dst = role >= 0                         ? &t->role_fmt[role]
                      : strcmp(line, "generation") == 0 ? &t->generation
                      : strcmp(line, "stop") == 0       ? &t->stop
+                     : strcmp(line, "tools") == 0      ? &t->tools
                                                        : NULL;
         if (!dst) {
-            snprintf(err, err_size, "%s:%ld: unknown key '%s' (system, user, assistant, generation, stop)",
-                     path, line_no, line);
+            snprintf(err, err_size,
+                     "%s:%ld: unknown key '%s' (system, user, assistant, tool, tools, generation, stop)", path,
+                     line_no, line);
             free(v);
             rc = -1;
             break;
         }
-        if (role >= 0 && count_placeholders(v) != 1) {
+        if (role >= 0 && count_placeholders(v, "{content}") != 1) {
             snprintf(err, err_size, "%s:%ld: '%s' needs exactly one {content}", path, line_no, line);
+            free(v);
+            rc = -1;
+            break;
+        }
+        if (dst == &t->tools && count_placeholders(v, "{tools}") != 1) {
+            snprintf(err, err_size, "%s:%ld: 'tools' needs exactly one {tools}", path, line_no);
             free(v);
             rc = -1;
             break;
@@ -152,17 +174,29 @@ oom:
 
 /* ---- rendering ---- */
 
-static bool add(char **b, size_t *len, size_t *cap, const char *s, size_t n) {
-    if (*len + n + 1 > *cap) {
-        size_t c = *cap ? *cap : 256;
-        while (c < *len + n + 1) c *= 2;
-        char *nb = realloc(*b, c);
-        if (!nb) return false;
-        *b = nb, *cap = c;
+/* Appends fmt with its placeholders filled in: {content} by the message's
+ * text (its start into *content_at), {name} and {id} by the message's where
+ * it has them. Only the format's own text is scanned, never the values, so
+ * a "{name}" inside a message stays as written. */
+static bool add_turn(char **b, size_t *len, size_t *cap, const char *fmt, const grok_chat_msg *m,
+                     size_t *content_at) {
+    const char *keys[3] = {"{content}", "{name}", "{id}"}, *vals[3] = {m->content, m->name, m->id};
+    const size_t lens[3] = {m->len, m->name ? strlen(m->name) : 0, m->id ? strlen(m->id) : 0};
+    for (const char *p = fmt; *p;) {
+        int k = -1;
+        for (int i = 0; i < 3 && k < 0; i++)
+            if (vals[i] && !strncmp(p, keys[i], strlen(keys[i]))) k = i;
+        if (k >= 0) {
+            if (k == 0) *content_at = *len;
+            if (!grok_buf_add(b, len, cap, vals[k], lens[k])) return false;
+            p += strlen(keys[k]);
+        } else {
+            const char *q = p + 1;
+            while (*q && *q != '{') q++;
+            if (!grok_buf_add(b, len, cap, p, (size_t)(q - p))) return false;
+            p = q;
+        }
     }
-    memcpy(*b + *len, s, n);
-    *len += n;
-    (*b)[*len] = '\0';
     return true;
 }
 
@@ -170,20 +204,31 @@ char *grok_chat_render(const grok_chat_template *t, const grok_chat_msg *msgs, s
                        size_t *out_len, grok_chat_span *spans) {
     char *b = NULL;
     size_t len = 0, cap = 0;
-    bool ok = add(&b, &len, &cap, "", 0);
+    bool ok = grok_buf_add(&b, &len, &cap, "", 0);
     for (size_t i = 0; ok && i < n; i++) {
-        const char *fmt = t->role_fmt[msgs[i].role], *ph = strstr(fmt, "{content}");
-        ok = add(&b, &len, &cap, fmt, (size_t)(ph - fmt));
-        if (spans) spans[i].start = len;
-        ok = ok && add(&b, &len, &cap, msgs[i].content, msgs[i].len) && add(&b, &len, &cap, ph + 9, strlen(ph + 9));
-        if (spans) spans[i].end = len;
+        size_t at = len;
+        ok = add_turn(&b, &len, &cap, t->role_fmt[msgs[i].role], &msgs[i], &at);
+        if (spans) spans[i] = (grok_chat_span){at, len};
     }
-    if (ok && add_generation) ok = add(&b, &len, &cap, t->generation, strlen(t->generation));
+    if (ok && add_generation) ok = grok_buf_add(&b, &len, &cap, t->generation, strlen(t->generation));
     if (!ok) {
         free(b);
         return NULL;
     }
     *out_len = len;
+    return b;
+}
+
+char *grok_chat_tools_text(const grok_chat_template *t, const char *list, size_t n) {
+    const char *ph = strstr(t->tools, "{tools}");
+    char *b = NULL;
+    size_t len = 0, cap = 0;
+    if (!ph) return strdup(t->tools); /* a loaded template always has one; a hand-built one may not */
+    if (!grok_buf_add(&b, &len, &cap, t->tools, (size_t)(ph - t->tools)) || !grok_buf_add(&b, &len, &cap, list, n) ||
+        !grok_buf_add(&b, &len, &cap, ph + 7, strlen(ph + 7))) {
+        free(b);
+        return NULL;
+    }
     return b;
 }
 
@@ -270,4 +315,72 @@ int grok_chat_tokenize_spans(const grok_tokenizer *tok, const char *text, size_t
     }
     *ids_out = ids, *mask = m;
     return 0;
+}
+
+/* ---- tool calls in the prompt ---- */
+
+static const cJSON *field(const cJSON *o, const char *name) {
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
+    return (f && !cJSON_IsNull(f)) ? f : NULL;
+}
+
+static bool add(char **b, size_t *len, size_t *cap, const char *t) {
+    return grok_buf_add(b, len, cap, t, strlen(t));
+}
+
+char *grok_chat_tool_calls_text(const char *content, const cJSON *tool_calls, char *err, size_t err_size,
+                                size_t idx) {
+    char *b = NULL;
+    size_t len = 0, cap = 0;
+    size_t k = 0;
+    if (!cJSON_IsArray(tool_calls)) {
+        snprintf(err, err_size, "messages[%zu].tool_calls must be an array", idx);
+        return NULL;
+    }
+    if (!grok_buf_add(&b, &len, &cap, content, strlen(content)) ||
+        (content[0] && tool_calls->child && !add(&b, &len, &cap, "\n"))) {
+        snprintf(err, err_size, "out of memory");
+        free(b);
+        return NULL;
+    }
+    for (const cJSON *c = tool_calls->child; c; c = c->next, k++) {
+        const cJSON *fn = field(c, "function"), *nm = fn ? field(fn, "name") : NULL,
+                    *args = fn ? field(fn, "arguments") : NULL;
+        if (!cJSON_IsObject(c) || !cJSON_IsString(nm)) {
+            snprintf(err, err_size, "messages[%zu].tool_calls[%zu] must have function.name", idx, k);
+            free(b);
+            return NULL;
+        }
+        char *printed = NULL;
+        const char *a = "{}";
+        if (cJSON_IsString(args))
+            a = args->valuestring;
+        else if (args && (printed = cJSON_PrintUnformatted(args)))
+            a = printed;
+        bool ok = (!k || add(&b, &len, &cap, "\n")) && add(&b, &len, &cap, GROK_TOOL_CALL_HEAD) &&
+                  add(&b, &len, &cap, nm->valuestring) && add(&b, &len, &cap, GROK_TOOL_CALL_ARGS) &&
+                  add(&b, &len, &cap, a) && add(&b, &len, &cap, GROK_TOOL_CALL_CLOSE);
+        free(printed);
+        if (!ok) {
+            snprintf(err, err_size, "out of memory");
+            free(b);
+            return NULL;
+        }
+    }
+    return b ? b : strdup("");
+}
+
+void grok_chat_tool_names(const cJSON *msgs, const cJSON *m, const char **name, const char **id) {
+    const cJSON *tid = field(m, "tool_call_id"), *nm = field(m, "name");
+    *id = cJSON_IsString(tid) ? tid->valuestring : "";
+    *name = NULL;
+    /* the name the call gave it wins over one the tool message says */
+    for (const cJSON *p = msgs->child; p && p != m; p = p->next) {
+        const cJSON *calls = field(p, "tool_calls");
+        for (const cJSON *c = cJSON_IsArray(calls) ? calls->child : NULL; c; c = c->next) {
+            const cJSON *cid = field(c, "id"), *cn = field(field(c, "function"), "name");
+            if (cJSON_IsString(cid) && cJSON_IsString(cn) && !strcmp(cid->valuestring, *id)) *name = cn->valuestring;
+        }
+    }
+    if (!*name) *name = cJSON_IsString(nm) ? nm->valuestring : "tool";
 }

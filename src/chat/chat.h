@@ -14,13 +14,22 @@
 
 #include "grok.h"
 
-#define GROK_CHAT_ROLES 3 /* system, user, assistant */
-enum { GROK_CHAT_SYSTEM, GROK_CHAT_USER, GROK_CHAT_ASSISTANT };
+#define GROK_CHAT_ROLES 4 /* system, user, assistant, tool */
+enum { GROK_CHAT_SYSTEM, GROK_CHAT_USER, GROK_CHAT_ASSISTANT, GROK_CHAT_TOOL };
+
+/* How a model writes a tool call (the built-in tools text teaches it; the
+ * server's grammar forces it and its reader parses it):
+ * <tool_call>{"name": "NAME", "arguments": {...}}</tool_call> */
+#define GROK_TOOL_CALL_OPEN "<tool_call>"
+#define GROK_TOOL_CALL_HEAD "<tool_call>{\"name\": \""
+#define GROK_TOOL_CALL_ARGS "\", \"arguments\": "
+#define GROK_TOOL_CALL_CLOSE "}</tool_call>"
 
 typedef struct {
-    char *role_fmt[GROK_CHAT_ROLES]; /* each with one {content} */
+    char *role_fmt[GROK_CHAT_ROLES]; /* each with one {content}; may have {name} and {id} */
     char *generation;                /* appended after the messages */
     char *stop;                      /* extra stop string for chat ("" = none) */
+    char *tools;                     /* the system text that lists the tools: one {tools} */
 } grok_chat_template;
 
 /* The built-in template, or one read from path (format in chat.c). */
@@ -33,6 +42,9 @@ typedef struct {
     int role; /* GROK_CHAT_* */
     const char *content;
     size_t len;
+    /* {name} and {id} of the role's format (a tool message's function name
+     * and tool_call_id); NULL leaves the placeholder as written. */
+    const char *name, *id;
 } grok_chat_msg;
 
 /* A byte range [start, end) of a rendered prompt. */
@@ -40,7 +52,8 @@ typedef struct {
     size_t start, end;
 } grok_chat_span;
 
-/* The prompt for n messages (each through its role's format, in order),
+/* The prompt for n messages (each through its role's format, its
+ * {content}, {name} and {id} filled in, in order),
  * then the generation prompt when add_generation: a malloc'd
  * NUL-terminated string, its length in *len; NULL when out of memory.
  * spans, if not NULL, gets for message i the bytes from its content to
@@ -48,6 +61,23 @@ typedef struct {
  * writes: the content and the turn's closing text). */
 char *grok_chat_render(const grok_chat_template *t, const grok_chat_msg *msgs, size_t n, bool add_generation,
                        size_t *len, grok_chat_span *spans);
+
+/* The tools' system text: the template's tools text with {tools} replaced
+ * by list[0..len) (malloc'd; NULL when out of memory). */
+char *grok_chat_tools_text(const grok_chat_template *t, const char *list, size_t len);
+
+struct cJSON;
+/* Chat messages in OpenAI's JSON (the server's requests, the trainer's
+ * JSONL): an assistant message's text, its content then a newline and its
+ * tool_calls as the model writes them (GROK_TOOL_CALL_HEAD name
+ * GROK_TOOL_CALL_ARGS arguments GROK_TOOL_CALL_CLOSE, one a line;
+ * malloc'd; NULL with err naming messages[idx]); and a tool message m's
+ * {name} and {id}: its tool_call_id ("" without one) and the function name
+ * that an assistant message of msgs before m gave that id, else its own
+ * "name", else "tool" (both point into the JSON). */
+char *grok_chat_tool_calls_text(const char *content, const struct cJSON *tool_calls, char *err, size_t err_size,
+                                size_t idx);
+void grok_chat_tool_names(const struct cJSON *msgs, const struct cJSON *m, const char **name, const char **id);
 
 /* A conversation as training text: rendered as grok_chat_render renders
  * it (no generation prompt), and the spans of its assistant turns (*n_spans

@@ -28,6 +28,7 @@ int cmd_plan(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_grammar(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
 int cmd_imatrix(int argc, char **argv);
@@ -75,6 +76,14 @@ bool cli_kv_type(const char *sub, const char *name, grok_type *out);
  * the grok binary (build/grok -> models/), or GROK_DEFAULT_MODEL from the
  * environment; false when there is none. */
 bool cli_default_model(char *buf, size_t size);
+/* The tokenizer of a GGUF file (model) or of a SentencePiece .model file
+ * (spm), exactly one of them given; NULL after printing why. */
+grok_tokenizer *cli_load_tokenizer(const char *sub, const char *model, const char *spm);
+/* A grammar from a GBNF file or a JSON Schema file (exactly one given),
+ * for vocabulary v (may be NULL); NULL after printing why (naming the
+ * file and the place in it). */
+grok_grammar *cli_load_grammar(const char *sub, const char *gbnf_path, const char *schema_path,
+                               const grok_grammar_vocab *v);
 /* A flag's text with \n, \t and \\ read as the characters they name
  * (malloc'd; NULL when out of memory), for flags whose values hold
  * newlines (--doc-sep, --verifier-suffix). */

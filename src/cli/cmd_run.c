@@ -4,6 +4,9 @@
  * batch, then tokens are sampled one at a time and streamed to stdout as
  * whole UTF-8 characters; text that might be the start of a stop string is
  * held back until it is known not to be one. Speeds go to stderr.
+ * With --grammar or --json-schema every token is drawn from those the
+ * grammar allows (docs/structured-output.md), and the run ends when the
+ * grammar is complete.
  * Under mpirun, rank 0 reads and tokenizes the prompt, samples and prints;
  * it broadcasts the prompt's ids and then each sampled token, and the
  * other ranks decode along with it, each computing its share.
@@ -36,6 +39,8 @@ static void usage(FILE *out) {
                  "  --repeat-last-n N    window for the penalty (64; -1 = all)\n"
                  "  --seed S             random seed (same seed, same text)\n"
                  "  --stop TEXT          stop before this text (repeatable)\n"
+                 "  --grammar FILE       only text this GBNF grammar (llama.cpp's format) allows\n"
+                 "  --json-schema FILE   only JSON that validates against this JSON Schema\n"
                  "  --ignore-eos         keep going past the end-of-sequence token\n"
                  "  --ctx N              context length (the model's)\n"
                  "  --kv-type T          KV cache type: f32 (default) or f16\n"
@@ -88,6 +93,7 @@ static bool emit(out_state *o, const char *s, size_t n, bool final) {
 
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *kv = "f32", *lora = NULL;
+    const char *grammar_path = NULL, *schema_path = NULL;
     const char *effort = NULL, *select = NULL;
     int64_t samples = 0;
     run_think_args th = {0};
@@ -136,6 +142,8 @@ int cmd_run(int argc, char **argv) {
             cli_str(argv, argc, &i, "-f", "--file", &prompt_file) ||
             cli_str(argv, argc, &i, "--kv-type", NULL, &kv) ||
             cli_str(argv, argc, &i, "--lora", NULL, &lora) ||
+            cli_str(argv, argc, &i, "--grammar", NULL, &grammar_path) ||
+            cli_str(argv, argc, &i, "--json-schema", NULL, &schema_path) ||
             cli_f32(argv, argc, &i, "--lora-scale", NULL, -1e6, 1e6, &lora_scale) ||
             cli_i64(argv, argc, &i, "-n", "--n-predict", 0, 1 << 30, &n_gen) ||
             cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads) ||
@@ -199,6 +207,15 @@ int cmd_run(int argc, char **argv) {
         cli_error("run", "give the prompt with exactly one of -p TEXT or -f FILE");
         return 2;
     }
+    if (grammar_path && schema_path) {
+        cli_error("run", "--grammar and --json-schema exclude each other");
+        return 2;
+    }
+    if ((grammar_path || schema_path) && thinking) { /* run_think draws without a grammar */
+        cli_error("run", "%s does not combine with --samples/--reasoning-effort (grok serve's think requests do)",
+                  grammar_path ? "--grammar" : "--json-schema");
+        return 2;
+    }
     grok_context_params cp = grok_context_default_params();
     if (!cli_kv_type("run", kv, &cp.kv_type)) return 2;
     char err[GROK_ERR_SIZE];
@@ -222,6 +239,10 @@ int cmd_run(int argc, char **argv) {
     grok_context *c = NULL;
     grok_sampler *s = NULL;
     int32_t *hist = NULL;
+    grok_grammar_vocab *gv = NULL;
+    grok_grammar *gram = NULL;
+    grok_matcher *gm = NULL;
+    uint64_t *mask = NULL;
     grok_model *m = grok_model_load(model_path, err, sizeof err);
     bool ok = m && (!lora || grok_model_apply_lora(m, lora, lora_scale, err, sizeof err) == 0) &&
               grok_dist_attach(m, err, sizeof err) == 0;
@@ -235,6 +256,19 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
     const grok_hparams *hp = grok_model_hparams(m);
+    if (leader && (grammar_path || schema_path)) { /* rank 0 alone samples */
+        if (!(gv = grok_grammar_vocab_create(tok, err, sizeof err))) {
+            cli_error("run", "%s", err);
+            goto done;
+        }
+        if (!(gram = cli_load_grammar("run", grammar_path, schema_path, gv))) goto done;
+        gm = grok_matcher_create(gram);
+        mask = malloc(((size_t)hp->n_vocab + 63) / 64 * sizeof *mask);
+        if (!gm || !mask) {
+            cli_error("run", "out of memory");
+            goto done;
+        }
+    }
     size_t n_prompt;
     int32_t *ids = grok_tokenize(tok, prompt, prompt_len, true, &n_prompt);
     if (!ids) {
@@ -335,9 +369,20 @@ int cmd_run(int argc, char **argv) {
          * follow its broadcast */
         int32_t step[2] = {0, 0}; /* token, go on */
         if (leader) {
-            int32_t next = grok_sampler_sample(s, grok_context_logits(c), hist, n_hist);
+            int32_t next;
+            if (gm && grok_matcher_is_done(gm)) {
+                next = eos; /* the grammar is complete */
+            } else if (gm) {
+                int64_t allowed = grok_matcher_fill_mask(gm, mask);
+                next = allowed > 0 ? grok_sampler_sample_masked(s, grok_context_logits(c), mask, hist, n_hist)
+                                   : eos;
+                if (allowed < 0) cli_error("run", "the grammar has too many ways to go on here; stopping");
+                if (next != eos && grok_matcher_accept_token(gm, next)) next = eos;
+            } else {
+                next = grok_sampler_sample(s, grok_context_logits(c), hist, n_hist);
+            }
             n_done++;
-            at_eos = next == eos && !ignore_eos;
+            at_eos = next == eos && (!ignore_eos || gm);
             if (!at_eos) {
                 hist[n_hist++] = next;
                 size_t k = grok_detok_stream_push(&ds, tok, next, piece, sizeof piece);
@@ -375,6 +420,10 @@ int cmd_run(int argc, char **argv) {
 done:
     free(o.buf);
     free(hist);
+    free(mask);
+    grok_matcher_free(gm);
+    grok_grammar_free(gram);
+    grok_grammar_vocab_free(gv);
     grok_sampler_free(s);
     grok_context_free(c);
     grok_model_free(m);

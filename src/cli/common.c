@@ -282,6 +282,59 @@ bool cli_default_model(char *buf, size_t size) {
     return access(buf, R_OK) == 0;
 }
 
+/* Loads the tokenizer named by -m or --tokenizer; NULL after printing why. */
+grok_tokenizer *cli_load_tokenizer(const char *sub, const char *model, const char *spm) {
+    char err[GROK_ERR_SIZE];
+    if (!model && !spm) {
+        cli_error(sub, "give -m MODEL.gguf or --tokenizer FILE.model (see grok %s --help)", sub);
+        return NULL;
+    }
+    if (model && spm) {
+        cli_error(sub, "-m and --tokenizer exclude each other");
+        return NULL;
+    }
+    grok_tokenizer *t;
+    if (spm) {
+        t = grok_tokenizer_load_spm(spm, err, sizeof err);
+    } else {
+        grok_gguf_file *f = grok_gguf_open(model, err, sizeof err);
+        if (!f) {
+            cli_error(sub, "%s", err);
+            return NULL;
+        }
+        t = grok_tokenizer_from_gguf(f, err, sizeof err);
+        grok_gguf_close(f);
+    }
+    if (!t) cli_error(sub, "%s", err);
+    return t;
+}
+
+grok_grammar *cli_load_grammar(const char *sub, const char *gbnf_path, const char *schema_path,
+                               const grok_grammar_vocab *v) {
+    char err[GROK_ERR_SIZE];
+    const char *path = gbnf_path ? gbnf_path : schema_path;
+    size_t len;
+    char *text = cli_read_file(path, &len, err, sizeof err);
+    if (!text) {
+        cli_error(sub, "%s", err);
+        return NULL;
+    }
+    if (schema_path) {
+        char *gbnf = grok_json_schema_to_gbnf(text, len, err, sizeof err);
+        free(text);
+        if (!gbnf) {
+            cli_error(sub, "%s: %s", schema_path, err);
+            return NULL;
+        }
+        text = gbnf;
+        len = strlen(gbnf);
+    }
+    grok_grammar *g = grok_grammar_parse(text, len, NULL, v, err, sizeof err);
+    if (!g) cli_error(sub, "%s%s:%s", path, schema_path ? " (the grammar made from it)" : "", err);
+    free(text);
+    return g;
+}
+
 const char CLI_MEMORY_HELP[] =
     "Memory (every command that loads a model; see docs/memory.md):\n"
     "  --mem-limit SIZE    plan for SIZE bytes (K/M/G/T suffixes, powers of 1024), or\n"

@@ -34,6 +34,7 @@ static const command COMMANDS[] = {
     {"plan", cmd_plan, "placement, memory and speed of a model across MPI ranks"},
     {"train", cmd_train, "train a Grok-architecture model on text (or evaluate one)"},
     {"merge", cmd_merge, "fold a LoRA adapter into its base model"},
+    {"grammar", cmd_grammar, "check a GBNF grammar or JSON Schema, test texts against it"},
     {"trace", cmd_trace, "what the MoE router does with every token: statistics, JSON, pictures"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
     {"pack", cmd_pack, "write the packed layout beside a model, so starts map it instead of packing"},

@@ -116,6 +116,12 @@ static int parse_line(const char *line, size_t len, grok_chat_msg **msgs, size_t
         snprintf(err, err_size, "expected an object with a non-empty array \"messages\"");
         goto done;
     }
+    if (cJSON_GetObjectItemCaseSensitive(root, "tools")) {
+        /* the server renders a request's tools from their JSON Schemas;
+         * training text would have to match that byte for byte */
+        snprintf(err, err_size, "\"tools\" is not supported in training data: list the tools in a system message");
+        goto done;
+    }
     const size_t cnt = (size_t)cJSON_GetArraySize(ms);
     grok_chat_msg *m = calloc(cnt, sizeof *m);
     if (!m) {
@@ -135,18 +141,35 @@ static int parse_line(const char *line, size_t len, grok_chat_msg **msgs, size_t
         const char *rn = strcmp(role->valuestring, "developer") == 0 ? "system" : role->valuestring;
         const int ri = grok_chat_role_index(rn);
         if (ri < 0) {
-            snprintf(err, err_size, "messages[%zu].role '%s' is not system, user or assistant", i, role->valuestring);
+            snprintf(err, err_size, "messages[%zu].role '%s' is not system, user, assistant or tool", i,
+                     role->valuestring);
             goto done;
         }
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "content");
-        if (!c) {
+        const cJSON *calls = ri == GROK_CHAT_ASSISTANT ? cJSON_GetObjectItemCaseSensitive(it, "tool_calls") : NULL;
+        if (cJSON_IsNull(calls)) calls = NULL;
+        if (!c || (cJSON_IsNull(c) && !calls)) {
             snprintf(err, err_size, "messages[%zu] has no \"content\"", i);
             goto done;
         }
-        char *text = content_text(c, i, err, err_size);
-        if (!text) goto done;
-        m[i] = (grok_chat_msg){ri, text, strlen(text)};
+        char *text = cJSON_IsNull(c) ? strdup("") : content_text(c, i, err, err_size);
+        if (!text) {
+            if (cJSON_IsNull(c)) snprintf(err, err_size, "out of memory");
+            goto done;
+        }
+        if (calls) { /* as the server renders an assistant's calls in a prompt */
+            char *with = grok_chat_tool_calls_text(text, calls, err, err_size, i);
+            free(text);
+            if (!(text = with)) goto done;
+        }
+        const char *name = NULL, *id = NULL;
+        if (ri == GROK_CHAT_TOOL) grok_chat_tool_names(ms, it, &name, &id);
+        m[i] = (grok_chat_msg){ri, text, strlen(text), name ? strdup(name) : NULL, id ? strdup(id) : NULL};
         (*n)++;
+        if (ri == GROK_CHAT_TOOL && (!m[i].name || !m[i].id)) {
+            snprintf(err, err_size, "out of memory");
+            goto done;
+        }
         assistant |= ri == GROK_CHAT_ASSISTANT;
     }
     if (!assistant) {
@@ -160,7 +183,7 @@ done:
 }
 
 static void free_msgs(grok_chat_msg *m, size_t n) {
-    for (size_t i = 0; i < n; i++) free((char *)m[i].content);
+    for (size_t i = 0; i < n; i++) free((char *)m[i].content), free((char *)m[i].name), free((char *)m[i].id);
     free(m);
 }
 

@@ -23,6 +23,7 @@
 #include <cJSON.h>
 
 #include "server/server.h"
+#include "util/buf.h"
 #include "util/utf8.h"
 
 /* ---- UTF-8 ---- */
@@ -86,10 +87,14 @@ void request_free(request *r) {
     for (size_t i = 0; i < r->n_stops; i++) free(r->stops[i]);
     free(r->prompt);
     free(r->prompt_text);
+    grok_grammar_free(r->grammar);
     think_req_free(r->think);
     if (r->choices) {
         for (int i = 0; i < r->n; i++) {
             choice *c = &r->choices[i];
+            grok_matcher_free(c->matcher);
+            free(c->mask);
+            tool_parse_free(c->tools);
             grok_sampler_free(c->sampler);
             free(c->seq);
             free(c->hold);
@@ -153,22 +158,6 @@ static int bool_field(const cJSON *o, const char *name, bool *out, char *err, si
     return 1;
 }
 
-/* Appends s[0..n) to a growing buffer; false when out of memory. */
-static bool buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n) {
-    if (*len + n + 1 > *cap) {
-        size_t c = *cap ? *cap : 256;
-        while (c < *len + n + 1) c *= 2;
-        char *q = realloc(*b, c);
-        if (!q) return false;
-        *b = q;
-        *cap = c;
-    }
-    memcpy(*b + *len, s, n);
-    *len += n;
-    (*b)[*len] = '\0';
-    return true;
-}
-
 /* The text of one chat message's content: a string, or an array of
  * {"type":"text","text":...} parts. NULL with err otherwise. */
 static const char *message_text(const cJSON *content, char **owned, char *err, size_t err_size, size_t idx) {
@@ -194,7 +183,7 @@ static const char *message_text(const cJSON *content, char **owned, char *err, s
             free(b);
             return NULL;
         }
-        if (!buf_add(&b, &len, &cap, text->valuestring, strlen(text->valuestring))) {
+        if (!grok_buf_add(&b, &len, &cap, text->valuestring, strlen(text->valuestring))) {
             snprintf(err, err_size, "out of memory");
             free(b);
             return NULL;
@@ -204,17 +193,22 @@ static const char *message_text(const cJSON *content, char **owned, char *err, s
     return b ? b : "";
 }
 
-/* The chat prompt from messages and the template; NULL with err. */
-static char *chat_prompt(server *s, const cJSON *msgs, size_t *out_len, char *err, size_t err_size) {
+/* The chat prompt from messages and the template (and the tools' system
+ * turn, after the leading system messages); NULL with err. */
+static char *chat_prompt(server *s, const cJSON *msgs, const char *tools_text, size_t *out_len, char *err,
+                         size_t err_size) {
     if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0) {
         snprintf(err, err_size, "'messages' must be a non-empty array");
         return NULL;
     }
     const size_t n = (size_t)cJSON_GetArraySize(msgs);
-    grok_chat_msg *cm = calloc(n, sizeof *cm);
+    /* room for the tools' turn; each message may own its text (content
+     * parts joined, or content and its tool calls) */
+    grok_chat_msg *cm = calloc(n + 1, sizeof *cm);
     char **owned = calloc(n, sizeof *owned);
     char *b = NULL;
-    size_t idx = 0;
+    size_t idx = 0, k = 0;
+    bool tools_done = tools_text == NULL;
     if (!cm || !owned) {
         snprintf(err, err_size, "out of memory");
         goto done;
@@ -229,15 +223,29 @@ static char *chat_prompt(server *s, const cJSON *msgs, size_t *out_len, char *er
         const char *rn = strcmp(role->valuestring, "developer") == 0 ? "system" : role->valuestring;
         int ri = grok_chat_role_index(rn);
         if (ri < 0) {
-            snprintf(err, err_size, "messages[%zu].role must be system, user or assistant", idx);
+            snprintf(err, err_size, "messages[%zu].role must be system, user, assistant or tool", idx);
             goto done;
+        }
+        if (!tools_done && ri != GROK_CHAT_SYSTEM) {
+            cm[k++] = (grok_chat_msg){GROK_CHAT_SYSTEM, tools_text, strlen(tools_text), NULL, NULL};
+            tools_done = true;
         }
         const char *text = message_text(field(m, "content"), &owned[idx], err, err_size, idx);
         if (!text) goto done;
-        cm[idx] = (grok_chat_msg){ri, text, strlen(text)};
+        const cJSON *calls = ri == GROK_CHAT_ASSISTANT ? field(m, "tool_calls") : NULL;
+        if (calls) {
+            char *with = grok_chat_tool_calls_text(text, calls, err, err_size, idx);
+            if (!with) goto done;
+            free(owned[idx]);
+            text = owned[idx] = with;
+        }
+        const char *name = NULL, *id = NULL;
+        if (ri == GROK_CHAT_TOOL) grok_chat_tool_names(msgs, m, &name, &id);
+        cm[k++] = (grok_chat_msg){ri, text, strlen(text), name, id};
         idx++;
     }
-    b = grok_chat_render(&s->chat, cm, n, true, out_len, NULL);
+    if (!tools_done) cm[k++] = (grok_chat_msg){GROK_CHAT_SYSTEM, tools_text, strlen(tools_text), NULL, NULL};
+    b = grok_chat_render(&s->chat, cm, k, true, out_len, NULL);
     if (!b) snprintf(err, err_size, "out of memory");
 done:
     for (size_t i = 0; owned && i < n; i++) free(owned[i]);
@@ -396,15 +404,24 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
         }
     }
 
+    /* structured output and tools */
+    char *tools_text = NULL;
+    if (tools_parse_request(s, root, r, &tools_text, err, err_size, param)) goto fail;
+
     /* prompt */
     size_t text_len = 0;
     if (kind == KIND_CHAT) {
         const cJSON *msgs = field(root, "messages");
-        if (!msgs) FAIL("messages", "'messages' is required");
-        text = chat_prompt(s, msgs, &text_len, err, err_size);
+        if (!msgs) {
+            free(tools_text);
+            FAIL("messages", "'messages' is required");
+        }
+        text = chat_prompt(s, msgs, tools_text, &text_len, err, err_size);
+        free(tools_text);
         if (!text) KEEP("messages");
         if (s->chat.stop[0] && !(r->stops[r->n_stops++] = strdup(s->chat.stop))) FAIL(NULL, "out of memory");
     } else {
+        free(tools_text);
         const cJSON *p = field(root, "prompt");
         if (!p) FAIL("prompt", "'prompt' is required");
         const cJSON *one = p;
@@ -469,6 +486,9 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
     }
 
     if (think_parse(s, root, r, text ? text : r->prompt_text, err, err_size, param) < 0) goto fail;
+    /* a think answer is streamed as text chosen after the samples end; tool
+     * calls are parsed per sample while it streams, so the two do not mix */
+    if (r->think && r->parse_tools) FAIL("tools", "'tools' cannot be combined with 'think' or 'reasoning_effort'");
     r->choices = calloc((size_t)r->n, sizeof *r->choices);
     if (!r->choices) FAIL(NULL, "out of memory");
     for (int i = 0; i < r->n; i++) {
@@ -658,9 +678,9 @@ static cJSON *routing_json(server *s, const choice *c, size_t a, size_t b) {
     return o;
 }
 
-static const char *finish_name(int f) {
+static const char *finish_name(int f, const choice *c) {
     switch (f) {
-    case FINISH_STOP: return "stop";
+    case FINISH_STOP: return c && c->tools && c->tools->n_calls ? "tool_calls" : "stop";
     case FINISH_LENGTH: return "length";
     default: return NULL;
     }
@@ -690,8 +710,8 @@ void api_add_usage(cJSON *root, const request *r) {
     cJSON_AddNumberToObject(u, "total_tokens", (double)((int64_t)r->n_prompt + ct));
 }
 
-void api_add_finish(cJSON *o, int finish) {
-    const char *f = finish_name(finish);
+void api_add_finish(cJSON *o, int finish, const choice *c) {
+    const char *f = finish_name(finish, c);
     if (f)
         cJSON_AddStringToObject(o, "finish_reason", f);
     else
@@ -706,7 +726,12 @@ cJSON *api_choice_json(server *s, const request *r, int ci, int index) {
     if (r->kind == KIND_CHAT) {
         cJSON *m = cJSON_AddObjectToObject(o, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
-        cJSON_AddStringToObject(m, "content", text);
+        bool calls = c->tools && c->tools->n_calls;
+        if (calls && !text[0]) /* OpenAI: a message of only tool calls has no content */
+            cJSON_AddNullToObject(m, "content");
+        else
+            cJSON_AddStringToObject(m, "content", text);
+        if (calls) cJSON_AddItemToObject(m, "tool_calls", tools_calls_json(c->tools));
     } else {
         cJSON_AddStringToObject(o, "text", text);
     }
@@ -715,7 +740,7 @@ cJSON *api_choice_json(server *s, const request *r, int ci, int index) {
     else
         cJSON_AddNullToObject(o, "logprobs");
     if (c->rt) cJSON_AddItemToObject(o, "grok_routing", routing_json(s, c, 0, c->rt->n));
-    api_add_finish(o, c->finish);
+    api_add_finish(o, c->finish, c);
     return o;
 }
 
@@ -742,12 +767,13 @@ char *api_whole_response(server *s, const request *r) {
 }
 
 char *api_stream_chunk(server *s, const request *r, int ci, const char *text, size_t len, size_t lp0,
-                       size_t lp1, int finish, bool first) {
-    return api_stream_chunk_routed(s, r, ci, text, len, lp0, lp1, 0, 0, finish, first);
+                       size_t lp1, int finish, bool first, cJSON *tool_delta) {
+    return api_stream_chunk_routed(s, r, ci, text, len, lp0, lp1, 0, 0, finish, first, tool_delta);
 }
 
 char *api_stream_chunk_routed(server *s, const request *r, int ci, const char *text, size_t len, size_t lp0,
-                              size_t lp1, size_t rt0, size_t rt1, int finish, bool first) {
+                              size_t lp1, size_t rt0, size_t rt1, int finish, bool first,
+                              cJSON *tool_delta) {
     bool chat = r->kind == KIND_CHAT;
     const choice *c = &r->choices[ci];
     cJSON *root = head(s, r, chat ? "chat.completion.chunk" : "text_completion");
@@ -763,8 +789,10 @@ char *api_stream_chunk_routed(server *s, const request *r, int ci, const char *t
         cJSON *d = cJSON_AddObjectToObject(o, "delta");
         if (first) cJSON_AddStringToObject(d, "role", "assistant");
         if (len || first) cJSON_AddStringToObject(d, "content", t ? t : "");
+        if (tool_delta) cJSON_AddItemToObject(d, "tool_calls", tool_delta);
     } else {
         cJSON_AddStringToObject(o, "text", t ? t : "");
+        cJSON_Delete(tool_delta);
     }
     free(t);
     if (r->logprobs >= 0 && lp1 > lp0)
@@ -772,7 +800,7 @@ char *api_stream_chunk_routed(server *s, const request *r, int ci, const char *t
     else
         cJSON_AddNullToObject(o, "logprobs");
     if (c->rt && rt1 > rt0) cJSON_AddItemToObject(o, "grok_routing", routing_json(s, c, rt0, rt1));
-    api_add_finish(o, finish);
+    api_add_finish(o, finish, c);
     cJSON_AddItemToArray(choices, o);
     char *out = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);

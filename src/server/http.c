@@ -400,13 +400,14 @@ static bool stage_new(conn *c) {
         bool first = r->kind == KIND_CHAT && !c->role_sent;
         bool fin_now = ch->finish != FINISH_NONE && !c->fin_sent[i];
         bool normal_fin = ch->finish == FINISH_STOP || ch->finish == FINISH_LENGTH;
+        cJSON *calls = ch->tools ? tools_calls_delta(ch->tools) : NULL;
         size_t n_routes = ch->rt ? ch->rt->n : 0;
         if (ch->text_len > c->sent_text[i] || ch->n_lps > c->sent_lps[i] || n_routes > c->sent_routes[i] ||
-            first || (fin_now && normal_fin)) {
+            first || calls || (fin_now && normal_fin)) {
             char *j = api_stream_chunk_routed(s, r, i, ch->text ? ch->text + c->sent_text[i] : "",
                                               ch->text_len - c->sent_text[i], c->sent_lps[i], ch->n_lps,
                                               c->sent_routes[i], n_routes, fin_now ? ch->finish : FINISH_NONE,
-                                              first);
+                                              first, calls);
             c->sent_routes[i] = n_routes;
             stage_add(c, "data: ", j, "\n\n");
             free(j);
@@ -895,6 +896,7 @@ int server_run(const server_config *cfg) {
     struct http_front front = {.m = &s->m, .header_timeout = cfg->header_timeout_s, .body_timeout = cfg->body_timeout_s};
     s->http = &front;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->gmu, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_cond_init(&front.watch_cv, NULL);
 
@@ -1034,11 +1036,14 @@ done:
     if (watching) pthread_join(watcher, NULL);
     if (d) MHD_stop_daemon(d); /* waits for its threads */
     sched_free(s);
+    server_grammar_cache_free(s);
+    grok_grammar_vocab_free(s->gvocab);
     grok_threadpool_free(s->pool);
     grok_model_free(s->model);
     grok_chat_template_free(&s->chat);
     pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&front.watch_cv);
+    pthread_mutex_destroy(&s->gmu);
     pthread_mutex_destroy(&s->mu);
     if (rc == 0) fprintf(stderr, "grok serve: stopped\n");
     free(s);

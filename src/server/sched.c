@@ -45,6 +45,7 @@
 #include "dist/dist.h"
 #include "model/lora.h"
 #include "server/server.h"
+#include "util/buf.h"
 
 double now_s(void) {
     struct timespec ts;
@@ -66,6 +67,8 @@ int server_load(server *s, char *err, size_t err_size) {
     if (grok_dist_agree(ok, err, err_size)) return -1;
     s->n_vocab = grok_model_hparams(s->model)->n_vocab;
     if (s->cfg.n_ctx <= 0) s->cfg.n_ctx = grok_model_hparams(s->model)->n_ctx_train;
+    /* rank 0 samples, so only it needs the grammars' view of the vocabulary */
+    if (grok_dist_rank() == 0 && !(s->gvocab = grok_grammar_vocab_create(s->tok, err, err_size))) ok = false;
     s->pool = grok_threadpool_create((int)cfg->threads);
     if (!s->pool) snprintf(err, err_size, "cannot start the thread pool");
     ok = s->pool && sched_init(s, err, err_size) == 0;
@@ -216,14 +219,12 @@ static bool grow(void **p, size_t *cap, size_t need, size_t elt) {
     return true;
 }
 
-/* With mu held: appends released text to the choice's shared output. */
+/* With mu held: appends released text to the choice's shared output
+ * (through the tool-call parser when the request has tools). */
 static bool release_text(choice *c, const char *t, size_t n) {
     if (n == 0) return true;
-    if (!grow((void **)&c->text, &c->text_cap, c->text_len + n + 1, 1)) return false;
-    memcpy(c->text + c->text_len, t, n);
-    c->text_len += n;
-    c->text[c->text_len] = '\0';
-    return true;
+    if (c->tools) return tool_parse_feed(c->tools, c, t, n);
+    return grok_buf_add(&c->text, &c->text_len, &c->text_cap, t, n);
 }
 
 static void complete_request(server *s, request *r);
@@ -242,6 +243,11 @@ static void finish_choice(server *s, request *r, choice *c, int reason) {
     }
     grok_sampler_free(c->sampler);
     c->sampler = NULL;
+    grok_matcher_free(c->matcher);
+    c->matcher = NULL;
+    free(c->mask);
+    c->mask = NULL;
+    if (c->tools && !tool_parse_finish(c->tools, c) && reason != FINISH_CANCEL) c->finish = FINISH_ERROR;
     free(c->plogits);
     free(c->pstage);
     c->plogits = NULL;
@@ -355,11 +361,21 @@ static int assign(server *s, request *r, choice *c) {
     grok_sampler_params sp = r->sp;
     sp.seed += (uint64_t)c->index; /* n > 1: independent draws */
     c->sampler = grok_sampler_create(&sp, s->n_vocab);
-    if (!c->seq || !c->sampler) {
+    if (r->grammar) {
+        c->matcher = grok_matcher_create(r->grammar);
+        c->mask = malloc(((size_t)s->n_vocab + 63) / 64 * sizeof *c->mask);
+    }
+    if (r->parse_tools && !c->tools) c->tools = tool_parse_new(r, c->index);
+    if (!c->seq || !c->sampler || (r->grammar && (!c->matcher || !c->mask)) ||
+        (r->parse_tools && !c->tools)) {
         free(c->seq);
         c->seq = NULL;
         grok_sampler_free(c->sampler);
         c->sampler = NULL;
+        grok_matcher_free(c->matcher);
+        c->matcher = NULL;
+        free(c->mask);
+        c->mask = NULL;
         return -1;
     }
     if (r->prompt_lps) {
@@ -514,6 +530,7 @@ typedef struct {
     int finish;
     bool sampled;
     bool has_lp;
+    double mask_s; /* time the grammar's mask took */
     token_logprob lp;
 } step_out;
 
@@ -537,7 +554,23 @@ static void sample_slot(server *s, step_out *o) {
         lp->text_off = c->ptext_off < plen ? c->ptext_off : plen;
     }
     if (grok_seq_pos(o->sl->seq) < (int64_t)c->n_seq) return; /* still prefilling */
-    int32_t next = grok_sampler_sample(c->sampler, grok_seq_logits(o->sl->seq), c->seq, c->n_seq);
+    int32_t next;
+    const int32_t eos = grok_tokenizer_eos(s->tok);
+    const float *logits = grok_seq_logits(o->sl->seq);
+    if (c->matcher && grok_matcher_is_done(c->matcher)) {
+        next = eos; /* the grammar is complete: only the end can follow */
+    } else if (c->matcher) {
+        double t0 = now_s();
+        int64_t allowed = grok_matcher_fill_mask(c->matcher, c->mask);
+        o->mask_s = now_s() - t0;
+        next = allowed > 0 ? grok_sampler_sample_masked(c->sampler, logits, c->mask, c->seq, c->n_seq)
+               : allowed == 0
+                   ? eos /* nothing can follow (the vocabulary cannot write what the grammar needs) */
+                   : -1;
+        if (next >= 0 && next != eos && grok_matcher_accept_token(c->matcher, next)) next = -1;
+    } else {
+        next = grok_sampler_sample(c->sampler, logits, c->seq, c->n_seq);
+    }
     c->n_gen++;
     o->sampled = true;
     if (next < 0) {
@@ -556,7 +589,7 @@ static void sample_slot(server *s, step_out *o) {
     bool final = c->n_gen >= r->max_tokens, stop = false, oom = false;
     char piece[GROK_DETOK_MAX_PIECE + 16];
     size_t k = 0;
-    if (next == grok_tokenizer_eos(s->tok)) {
+    if (next == eos) {
         final = true;
         o->finish = FINISH_STOP;
         o->has_lp = false;
@@ -748,6 +781,9 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
     s->m.forward_seconds += t1 - t0;
     s->m.sample_seconds += t2 - t1;
     s->m.prompt_tokens_shared += (uint64_t)shared;
+    for (int64_t i = 0; i < n_out; i++) {
+        if (outs[i].mask_s > 0) s->m.masks++, s->m.mask_seconds += outs[i].mask_s;
+    }
     for (int64_t i = 0; i < n_out; i++) {
         step_out *o = &outs[i];
         choice *c = o->sl->ch;

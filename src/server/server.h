@@ -14,8 +14,12 @@
  *   api.c      the OpenAI request schema (JSON -> struct request, with a
  *              400 message naming the field on any bad value) and the
  *              response objects (request -> JSON).
- *   (the chat template that turns messages into a prompt is libgrok's,
- *   src/chat/chat.c, shared with grok train --data-format chat)
+ *   tools.c    structured output: grammar, json_schema, response_format
+ *              and tools as grammars; tool calls in the prompt and parsed
+ *              out of the generated text.
+ *   (the chat template that turns messages into a prompt, tool turns
+ *   included, is libgrok's, src/chat/chat.c, shared with grok train
+ *   --data-format chat)
  *   metrics.c  Prometheus counters, gauges and histograms.
  *   follow.c   under mpirun: rank 0 announces every forward step, the
  *              other ranks (which run no HTTP) replay it on their share.
@@ -32,6 +36,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cJSON.h>
 
 #include "chat/chat.h"
 #include "grok.h"
@@ -95,6 +101,29 @@ int server_run(const server_config *cfg);
 
 enum { KIND_COMPLETION, KIND_CHAT };
 enum { FINISH_NONE, FINISH_STOP, FINISH_LENGTH, FINISH_CANCEL, FINISH_TIMEOUT, FINISH_ERROR };
+
+/* One call parsed out of a choice's text (shared, under mu). */
+typedef struct {
+    char id[40];
+    char *name;
+    char *args; /* the arguments' JSON text as far as generated */
+    size_t args_len, args_cap;
+    bool complete;    /* its closing tag was read */
+    size_t args_sent; /* HTTP side: bytes of args streamed so far */
+    bool announced;   /* HTTP side: its first delta (id, name) was sent */
+} tool_call;
+
+/* Turns released text into content and calls as it arrives. */
+typedef struct {
+    int state;
+    char pend[64]; /* text that may be the start of a tag, held back */
+    size_t n_pend;
+    int depth; /* JSON nesting inside the arguments */
+    bool in_str, esc;
+    tool_call *calls;
+    size_t n_calls, cap_calls;
+    char id_base[24];
+} tool_parse;
 
 typedef struct {
     int32_t token;
@@ -170,6 +199,11 @@ typedef struct choice {
     size_t n_lps, lps_cap;
     int finish; /* FINISH_* */
     bool assigned;
+    /* structured output: the grammar's state and its mask (scheduler-owned),
+     * the calls parsed out of the text (shared; NULL without tools) */
+    grok_matcher *matcher;
+    uint64_t *mask;
+    tool_parse *tools;
     int64_t n_gen_shown; /* n_gen as of the last step (shared: for progress events) */
     choice_routing *rt; /* "grok_routing" asked: its record; else NULL */
 } choice;
@@ -206,8 +240,10 @@ typedef struct request {
     bool routing, routing_probs; /* "grok_routing": true or {"probs": true} */
     int32_t *prompt;
     size_t n_prompt;
-    char *prompt_text; /* for echo (completions) */
-    think_req *think;  /* NULL: an ordinary request */
+    char *prompt_text;     /* for echo (completions) */
+    think_req *think;      /* NULL: an ordinary request */
+    grok_grammar *grammar; /* constrains every choice (NULL: none); a reference held */
+    bool parse_tools;      /* read tool calls out of the text */
     /* shared */
     choice *choices;
     int n_assigned, n_done;
@@ -231,23 +267,26 @@ void request_free(request *r);
 char *api_error_json(const char *message, const char *type, const char *param, const char *code);
 char *api_whole_response(struct server *s, const request *r);
 /* One streamed chunk for choice ci: delta text, new logprobs [lp0, lp1),
- * finish reason (FINISH_NONE for none), first (chat: announce the role). */
+ * finish reason (FINISH_NONE for none), first (chat: announce the role),
+ * new tool-call deltas (taken; NULL for none). */
 char *api_stream_chunk(struct server *s, const request *r, int ci, const char *text, size_t len, size_t lp0,
-                       size_t lp1, int finish, bool first);
+                       size_t lp1, int finish, bool first, cJSON *tool_delta);
 /* The same with the routing of the choice's published tokens [rt0, rt1). */
 char *api_stream_chunk_routed(struct server *s, const request *r, int ci, const char *text, size_t len,
-                              size_t lp0, size_t lp1, size_t rt0, size_t rt1, int finish, bool first);
+                              size_t lp0, size_t lp1, size_t rt0, size_t rt1, int finish, bool first,
+                              cJSON *tool_delta);
 char *api_usage_chunk(struct server *s, const request *r);
 /* Pieces of the responses for think_api.c: the common head, one whole
  * choice (ci) under another index, its logprobs and grok_routing entries
- * [a, b), the usage object. */
+ * [a, b), the usage object, the finish reason (c: its choice, whose tool
+ * calls make a stop "tool_calls"; may be NULL). */
 struct cJSON;
 struct cJSON *api_head_json(struct server *s, const request *r, const char *object);
 struct cJSON *api_choice_json(struct server *s, const request *r, int ci, int index);
 struct cJSON *api_logprobs_json(struct server *s, const request *r, int ci, size_t lp0, size_t lp1);
 struct cJSON *api_routing_json(struct server *s, const request *r, int ci, size_t a, size_t b);
 void api_add_usage(struct cJSON *root, const request *r);
-void api_add_finish(struct cJSON *o, int finish);
+void api_add_finish(struct cJSON *o, int finish, const choice *c);
 
 /* ---- think requests (think_api.c) ---- */
 /* Reads reasoning_effort and the think object of a request body (root, a
@@ -273,6 +312,29 @@ int64_t request_completion_tokens(const request *r);
 void api_token_text(struct server *s, int32_t id, char *out, size_t cap);
 /* The same from a tokenizer (grok trace's labels use it too). */
 void token_display_text(const grok_tokenizer *tok, int32_t id, char *out, size_t cap);
+
+/* ---- structured output (tools.c) ---- */
+/* Reads grammar, json_schema, response_format, tools, tool_choice and
+ * parallel_tool_calls from a request body into r (r->grammar,
+ * r->parse_tools) and, for chat, writes the tools' system text into
+ * *tools_text (malloc'd, NULL when there is none). 0, or -1 with err and
+ * *param naming the field. */
+int tools_parse_request(struct server *s, const cJSON *root, request *r, char **tools_text, char *err,
+                        size_t err_size, const char **param);
+/* The choice's parser (NULL when out of memory), feeding it released text,
+ * and the end of the text. */
+tool_parse *tool_parse_new(const request *r, int choice_index);
+bool tool_parse_feed(tool_parse *tp, choice *c, const char *t, size_t n);
+bool tool_parse_finish(tool_parse *tp, choice *c);
+void tool_parse_free(tool_parse *tp);
+/* The calls as OpenAI's message.tool_calls array (whole), or the streamed
+ * tool_calls delta for what is new since the last one (NULL: nothing). */
+cJSON *tools_calls_json(const tool_parse *tp);
+cJSON *tools_calls_delta(tool_parse *tp);
+/* A compiled grammar for GBNF text, from the server's cache (a reference
+ * the caller owns), or NULL with err. */
+grok_grammar *server_grammar(struct server *s, const char *gbnf, size_t len, char *err, size_t err_size);
+void server_grammar_cache_free(struct server *s);
 
 /* UTF-8 helpers. */
 /* Copy with every invalid sequence replaced by U+FFFD (malloc'd). */
@@ -305,6 +367,8 @@ typedef struct {
     uint64_t steps, step_tokens;
     uint64_t weight_bytes, expert_reads;    /* read by the steps (grok_runner_last_step) */
     double forward_seconds, sample_seconds; /* scheduler time in grok_decode_multi / sampling */
+    uint64_t masks;                         /* grammar masks computed */
+    double mask_seconds;                    /* their time (part of sample_seconds, summed over slots) */
     histogram latency, ttft;
     /* connections (http.c): open and waiting for a request now; closed by
      * the header and body timeouts, and the longest waiting closed to make
@@ -324,10 +388,21 @@ typedef struct slot {
     uint64_t last_used; /* for picking among equal prefixes */
 } slot;
 
+#define GRAMMAR_CACHE 16 /* compiled grammars kept for requests that repeat them */
+typedef struct {
+    char *text;
+    grok_grammar *g;
+    uint64_t used;
+} cached_grammar;
+
 typedef struct server {
     server_config cfg;
     grok_model *model;
     const grok_tokenizer *tok;
+    grok_grammar_vocab *gvocab; /* the vocabulary as grammars see it */
+    pthread_mutex_t gmu;        /* guards gcache */
+    cached_grammar gcache[GRAMMAR_CACHE];
+    uint64_t gclock;
     grok_threadpool *pool;
     grok_runner *runner; /* runs every step, whichever slots are in it */
     think_verifier *verifier; /* --verifier (rank 0 only), run by the scheduler thread */

@@ -267,7 +267,7 @@ static cJSON *choice_chunk(server *s, const request *r, const char *text, bool r
     else
         cJSON_AddNullToObject(o, "logprobs");
     if (c && c->rt && c->rt->n) cJSON_AddItemToObject(o, "grok_routing", api_routing_json(s, r, ci, 0, c->rt->n));
-    api_add_finish(o, finish);
+    api_add_finish(o, finish, c);
     cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "choices"), o);
     return root;
 }
