@@ -91,7 +91,9 @@ enum {
     GROK_ERR_CTX_FULL = -2,  /* the tokens do not fit the sequence's cache (nothing was appended) */
     GROK_ERR_NOMEM = -3,     /* out of memory */
     GROK_ERR_DIST = -4,      /* a collective across MPI ranks failed */
-    GROK_ERR_NONFINITE = -5, /* a NaN or infinity appeared in the activations (err names the layer) */
+    GROK_ERR_NONFINITE = -5, /* a NaN or infinity appeared in the activations: err names the layer,
+                              * the sub-block and the tensor whose output went bad; nothing was
+                              * appended (grok info --check finds such weights in a file) */
     GROK_ERR_IO = -6         /* reading weights from the model file failed */
 };
 
@@ -217,6 +219,10 @@ GROK_API uint64_t grok_gguf_bytes_copied(const grok_gguf_file *f);
 /* llama.cpp's name of a general.file_type value ("Q4_K_M", "IQ3_XS"), NULL
  * when it is none; *removed (may be NULL) says llama.cpp dropped it. */
 GROK_API const char *grok_llama_ftype_name(uint32_t ftype, bool *removed);
+/* Where tensor t's data starts in its split file (bytes from its start),
+ * and that file's path (NULL for a split that does not exist). */
+GROK_API uint64_t grok_gguf_tensor_file_offset(const grok_gguf_file *f, const grok_gguf_tensor *t);
+GROK_API const char *grok_gguf_split_path(const grok_gguf_file *f, int32_t split);
 
 GROK_API int64_t grok_gguf_n_kv(const grok_gguf_file *f);
 GROK_API const char *grok_gguf_kv_key(const grok_gguf_file *f, int64_t i);
@@ -594,7 +600,8 @@ GROK_API void grok_runner_set_kernel_mode(grok_runner *r, grok_kernel_mode mode)
  * the runner's n_batch. all_logits, if not NULL, receives [n][n_vocab]
  * logits; the last token's logits are always kept in grok_seq_logits.
  * Returns 0 or a GROK_ERR_ code; ids out of range or a full cache are
- * refused before anything is appended. */
+ * refused before anything is appended, and after GROK_ERR_NONFINITE the
+ * steps already run are taken back (the sequence is as before the call). */
 GROK_API int grok_runner_decode(grok_runner *r, grok_seq *s, const int32_t *tokens, int64_t n, float *all_logits,
                        char *err, size_t err_size);
 

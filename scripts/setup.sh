@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PACKAGES=(gcc make cmake pkg-config python3 python3-dev python3-numpy python3-sentencepiece sentencepiece
-  python3-jsonschema openmpi-bin libopenmpi-dev libmicrohttpd-dev libcjson-dev libcairo2-dev curl
+  python3-jsonschema openmpi-bin libopenmpi-dev libmicrohttpd-dev libcjson-dev libcairo2-dev curl clang libclang-rt-14-dev
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
-# (the last three: tests/neon_test.sh cross-compiles the NEON kernels and runs their tests under qemu-aarch64)
+# (clang and libclang-rt-14-dev: the libFuzzer targets in tests/fuzz and the clang build;
+# the last three: tests/neon_test.sh cross-compiles the NEON kernels and runs their tests under qemu-aarch64)
 # the chat page's browser test (tests/webui_test.sh skips without it); a
 # failed install of it does not stop the build. playwright-core drives it
 # over its debugging pipe: no chromedriver.

@@ -20,7 +20,7 @@ for f in $(find src tests -name '*.c' | sort); do
         np=$(/usr/bin/python3 -c 'import numpy; print(numpy.get_include())' 2>/dev/null)
         [ -f "$py/Python.h" ] && [ -n "$np" ] || { echo "skipped $f: no Python.h (python3-dev)"; continue; }
         extra="-I$py -I$np" ;;
-    tests/fuzz/*) extra="-fsanitize=fuzzer-no-link" ;;
+    tests/fuzz/*) extra="-fsanitize=fuzzer-no-link -DGROK_SOURCE_DIR=\"$GROK_SRC\"" ;;
     esac
     # shellcheck disable=SC2086
     if ! out=$(clang -std=c11 -fsyntax-only -Werror -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE \

@@ -395,7 +395,8 @@ static void test_quantize_q8a(void) {
 
 /* A SIMD quantizer (AVX2, NEON) gives the reference's bytes: blocks of
  * random magnitudes (subnormal to 1e30), all-zero blocks, exact rounding
- * ties (x*id = k + 0.5, which round to even) and signed zeros. */
+ * ties (x*id = k + 0.5, which round to even), signed zeros, and blocks
+ * holding NaN or Inf (which the reference makes d = NaN and zeros). */
 static void test_quantize_q8a_simd(const char *name, void (*quantize)(const float *, block_q8a *, int64_t),
                                    bool available) {
     if (!available) {
@@ -415,8 +416,18 @@ static void test_quantize_q8a_simd(const char *name, void (*quantize)(const floa
             x[b * QKA + j] = v;
         }
     }
+    /* non-finite values: NaN of both signs, a signalling NaN, +-Inf, at
+     * every position of some blocks */
+    uint32_t odd[] = {0x7fc00000u, 0xffc00001u, 0x7f800001u, 0x7f800000u, 0xff800000u};
+    for (int b = 9; b < NB; b += 13)
+        memcpy(&x[b * QKA + (b / 13) % QKA], &odd[(b / 13) % 5], 4);
     block_q8a *a = malloc(NB * sizeof(block_q8a)), *want = malloc(NB * sizeof(block_q8a));
     grok_quantize_q8a_ref(x, want, NB * QKA);
+    for (int b = 9; b < NB; b += 13) { /* the definition: d NaN, zero quants and sum */
+        bool zero = want[b].sum == 0;
+        for (int j = 0; j < QKA; j++) zero &= want[b].qs[j] == 0;
+        CHECK(isnan(want[b].d) && zero, "non-finite block %d: d %g sum %d", b, want[b].d, want[b].sum);
+    }
     const int before = checks;
     quantize(x, a, NB * QKA);
     for (int b = 0; b < NB; b++)
@@ -424,9 +435,76 @@ static void test_quantize_q8a_simd(const char *name, void (*quantize)(const floa
               "quantize_q8a %s block %d differs (d %g vs %g, sum %d vs %d)", name, b, a[b].d, want[b].d,
               a[b].sum, want[b].sum);
     for (int b = 0; b < NB; b += 4) /* below 2^-120 a block is zero */
-        if (b % 7 != 5) CHECK(want[b].d == 0 && want[b].sum == 0, "tiny block %d: d %g", b, want[b].d);
+        if (b % 7 != 5 && b % 13 != 9) CHECK(want[b].d == 0 && want[b].sum == 0, "tiny block %d: d %g", b, want[b].d);
     printf("  quantize_q8a %s: %d checks\n", name, checks - before);
     free(x), free(a), free(want);
+}
+
+/* Non-finite values never turn into finite numbers: an activation block
+ * holding NaN or Inf makes every variant's 8-bit dot (single, multi,
+ * packed) NaN, and a q8_0 / q4_0 block encoded from NaN or Inf decodes to
+ * NaN; a block whose maximum is subnormal (1/d overflows) still encodes
+ * to finite values. */
+static void test_nonfinite(const variant *variants, size_t n_variants) {
+    enum { N = 256 };
+    grok_rng r = {77};
+    float x[N], y[N];
+    for (int i = 0; i < N; i++) x[i] = grok_rng_normal(&r);
+    x[40] = NAN; /* block 1 */
+    block_q8a xq[N / QKA];
+    grok_quantize_q8a(x, xq, N);
+    const grok_type types[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K, GROK_TYPE_Q6_K};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const grok_type type = types[ti];
+        const size_t rb = (size_t)grok_type_row_size(type, N);
+        uint8_t *w = malloc(8 * rb), *pk = malloc(8 * rb);
+        float *wf = malloc((size_t)N * 4);
+        for (int row = 0; row < 8; row++) random_row(&r, type, N, w + row * rb, wf);
+        grok_pack_x8(type, w, rb, N, pk);
+        for (size_t v = 0; v <= n_variants; v++) {
+            grok_dot_kernels k = {0};
+            if (v == n_variants)
+                k = *grok_dot_reference(type);
+            else if (variants[v].available)
+                variants[v].get(type, &k);
+            const char *vn = v == n_variants ? "reference" : variants[v].name;
+            if (k.dot_q8a) CHECK(isnan(k.dot_q8a(w, xq, N)), "%s %s dot_q8a with a NaN block is finite", vn,
+                                 grok_type_get_traits(type)->name);
+            if (k.dot_q8a_multi) {
+                block_q8a xm[N / QKA];
+                memcpy(xm, xq, sizeof xm);
+                if (k.multi_prep) k.multi_prep(xm, N / QKA);
+                const block_q8a *xs[1] = {xm};
+                float out;
+                k.dot_q8a_multi(w, xs, 1, N, &out);
+                CHECK(isnan(out), "%s %s multi with a NaN block is finite", vn, grok_type_get_traits(type)->name);
+            }
+            if (k.dot_x8) {
+                const block_q8a *xs[1] = {xq};
+                float out[8];
+                k.dot_x8(pk, xs, 1, N, out);
+                for (int row = 0; row < 8; row++)
+                    CHECK(isnan(out[row]), "%s %s x8 row %d with a NaN block is finite", vn,
+                          grok_type_get_traits(type)->name, row);
+            }
+        }
+        free(w), free(pk), free(wf);
+    }
+    for (int t = 0; t < 2; t++) {
+        const grok_type type = t ? GROK_TYPE_Q4_0 : GROK_TYPE_Q8_0;
+        const grok_type_kernels *k = grok_kernels_get(type);
+        uint8_t enc[N];
+        for (int i = 0; i < 64; i++) x[i] = (float)i;
+        x[5] = t ? -INFINITY : NAN;            /* block 0: non-finite */
+        for (int i = 32; i < 64; i++) x[i] = 0; /* block 1: subnormal maximum */
+        uint32_t tiny = 0x7f;
+        memcpy(&x[33], &tiny, 4);
+        k->from_f32(x, enc, 64);
+        k->to_f32(enc, y, 64);
+        for (int i = 0; i < 32; i++) CHECK(isnan(y[i]), "%s encoded a non-finite block to %g", t ? "q4_0" : "q8_0", y[i]);
+        for (int i = 32; i < 64; i++)
+            CHECK(isfinite(y[i]), "%s encoded a subnormal block to %g", t ? "q4_0" : "q8_0", y[i]);
+    }
 }
 
 /* Blocks worked out by hand from ggml's q4_0 rule: d = (value of largest
@@ -672,6 +750,7 @@ int main(void) {
     test_quantize_q8a_simd("avx2", grok_quantize_q8a_avx2, cpu->avx2 && cpu->fma && cpu->f16c);
     test_quantize_q8a_simd("neon", grok_quantize_q8a_neon, cpu->neon);
     test_q4_0_by_hand();
+    test_nonfinite(variants, sizeof variants / sizeof variants[0]);
     test_matmul_modes();
     test_matmul_batch_equals_tokens();
     test_matmul_ops();

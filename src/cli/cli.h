@@ -111,6 +111,17 @@ int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *
                          int64_t ctx, int64_t max_chunks, size_t *n_tok, int64_t *n_chunks);
 /* Wall clock in seconds. */
 double cli_now(void);
+/* "1.5 GiB" */
+void cli_human_bytes(double b, char *buf, size_t n);
+/* A progress bar of bytes on stderr, drawn only when stderr is a terminal
+ * and at most 5 times a second: [####....] 42.0% done, rate, ETA, label. */
+typedef struct {
+    double t0, last;
+    bool tty, shown;
+} cli_bar;
+void cli_bar_init(cli_bar *b);
+void cli_bar_update(cli_bar *b, double done, double total, const char *label);
+void cli_bar_end(cli_bar *b); /* ends the bar's line */
 /* CPU seconds this process has used, all its threads together. */
 double cli_cpu_now(void);
 /* The trainers' closing line on the steps alone (no set-up, no output):

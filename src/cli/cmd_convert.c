@@ -84,39 +84,8 @@ static bool parse_type(const char *flag, const char *s, grok_type *out) {
     return true;
 }
 
-static void human(double b, char *buf, size_t n) {
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int k = 0;
-    while (b >= 1024 && k < 4) {
-        b /= 1024;
-        k++;
-    }
-    snprintf(buf, n, "%.1f %s", b, u[k]);
-}
-
-typedef struct {
-    double t0, last;
-    bool tty;
-} bar;
-
 static void on_progress(void *ud, uint64_t done, uint64_t total) {
-    bar *b = ud;
-    if (!b->tty) return;
-    double now = cli_now();
-    if (now - b->last < 0.2 && done < total) return;
-    b->last = now;
-    double el = now - b->t0, rate = el > 0 ? (double)done / el : 0;
-    double frac = total ? (double)done / (double)total : 1;
-    int width = 30, fill = (int)(frac * width);
-    char bars[64], d[32], r[32];
-    for (int k = 0; k < width; k++) bars[k] = k < fill ? '#' : '.';
-    bars[width] = 0;
-    human((double)done, d, sizeof d);
-    human(rate, r, sizeof r);
-    double eta = rate > 0 ? (double)(total - done) / rate : 0;
-    fprintf(stderr, "\r[%s] %5.1f%% %s  %s/s  ETA %dm%02ds ", bars, 100 * frac, d, r, (int)eta / 60,
-            (int)eta % 60);
-    fflush(stderr);
+    cli_bar_update(ud, (double)done, (double)total, NULL);
 }
 
 static void on_note(void *ud, const char *msg) {
@@ -206,7 +175,8 @@ int cmd_convert(int argc, char **argv) {
         return 1;
     }
 
-    bar b = {.t0 = cli_now(), .tty = isatty(2) == 1};
+    cli_bar b;
+    cli_bar_init(&b);
     p.progress = on_progress;
     p.note = on_note;
     p.progress_ud = &b;
@@ -223,16 +193,16 @@ int cmd_convert(int argc, char **argv) {
     int rc = grok_convert(&p, &st, err, sizeof err);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    if (b.tty) fputc('\n', stderr);
+    cli_bar_end(&b);
     if (rc < 0) {
         cli_error("convert", "%s", err);
         return 1;
     }
     double el = cli_now() - b.t0;
     char in_s[32], out_s[32], rate[32];
-    human((double)st.bytes_in, in_s, sizeof in_s);
-    human((double)st.bytes_out, out_s, sizeof out_s);
-    human(el > 0 ? (double)st.bytes_in / el : 0, rate, sizeof rate);
+    cli_human_bytes((double)st.bytes_in, in_s, sizeof in_s);
+    cli_human_bytes((double)st.bytes_out, out_s, sizeof out_s);
+    cli_human_bytes(el > 0 ? (double)st.bytes_in / el : 0, rate, sizeof rate);
     fprintf(stderr,
             "grok convert: %" PRId64 " files -> %" PRId64 " tensors (%" PRId64 " layers, d_model %" PRId64
             ", vocab %" PRId64 ", %" PRId64 " experts of ffn %" PRId64

@@ -4,7 +4,9 @@
  * (and which types this build cannot compute with), metadata (long arrays
  * abbreviated), the hyperparameters as the engine reads them, the tensor
  * table, total and per-token-active parameter counts, and the memory a run
- * needs (weights are mapped, the KV cache is allocated).
+ * needs (weights are mapped, the KV cache is allocated). With --check, every
+ * value of every tensor is decoded and tested for NaN and Inf (src/model/
+ * check.c), as llama.cpp's --check-tensors does.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,16 +14,21 @@
 
 #include "cli/cli.h"
 #include "kernels/kernels.h"
+#include "model/model.h"
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: grok info MODEL [--no-tensors] [--plan [--ctx N]]\n\n"
+    fprintf(out, "usage: grok info MODEL [--no-tensors] [--check [--threads N]] [--plan [--ctx N]]\n\n"
                  "Shows a model file's metadata, hyperparameters, tensors, parameter\n"
                  "counts (total and active per token) and the memory a run needs.\n"
-                 "  --grok1   print the counts for Grok-1's released shapes (no file needed)\n"
-                 "  --plan    print only the memory plan a run here would make: the limit found\n"
-                 "            (cgroup, MemAvailable or --mem-limit), packed / expert cache / mmap,\n"
-                 "            and the sizes behind it (see grok help for the --mem-* flags)\n"
-                 "  --ctx N   plan for a context of N tokens (default: the model's)\n");
+                 "  --check        decode every value of every tensor and report NaN and Inf\n"
+                 "                 (every block scale included); exit 1 when there are any\n"
+                 "                 (alias --check-tensors)\n"
+                 "  --threads N    threads for --check (all cores)\n"
+                 "  --grok1        print the counts for Grok-1's released shapes (no file needed)\n"
+                 "  --plan         print only the memory plan a run here would make: the limit found\n"
+                 "                 (cgroup, MemAvailable or --mem-limit), packed / expert cache / mmap,\n"
+                 "                 and the sizes behind it (see grok help for the --mem-* flags)\n"
+                 "  --ctx N        plan for a context of N tokens (default: the model's)\n");
 }
 
 static void print_kv(const grok_gguf_file *f, int64_t i) {
@@ -106,6 +113,60 @@ static void print_counts(const grok_hparams *hp) {
            (double)all / 1e9, act, (double)act / 1e9, 100.0 * (double)act / (double)all);
 }
 
+/* Every tensor's data decoded and tested; returns the number of tensors
+ * holding NaN or Inf (each named with its first bad element and where
+ * that lies in the file), -1 when the check could not run. */
+static int64_t check_tensors(const grok_gguf_file *f, int64_t threads) {
+    grok_threadpool *pool = grok_threadpool_create((int)threads);
+    if (!pool) {
+        cli_error("info", "cannot start %" PRId64 " threads", threads);
+        return -1;
+    }
+    double total = 0, done = 0;
+    for (int64_t i = 0; i < grok_gguf_n_tensors(f); i++) total += (double)grok_gguf_tensor_at(f, i)->nbytes;
+    cli_bar bar;
+    cli_bar_init(&bar);
+    int64_t n_bad = 0, n_skipped = 0, n_values = 0;
+    double t0 = cli_now();
+    for (int64_t i = 0; i < grok_gguf_n_tensors(f) && n_bad >= 0; i++) {
+        const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
+        int64_t first, n = grok_tensor_count_nonfinite(t, pool, &first);
+        done += (double)t->nbytes;
+        cli_bar_update(&bar, done, total, t->name);
+        if (n == -1) {
+            n_skipped++;
+            continue;
+        }
+        if (n == -2) {
+            cli_bar_end(&bar);
+            cli_error("info", "out of memory checking tensor '%s'", t->name);
+            n_bad = -1;
+            break;
+        }
+        n_values += t->n_elements;
+        if (n == 0) continue;
+        if (n_bad++ == 0) cli_bar_end(&bar), cli_bar_init(&bar);
+        const grok_type_traits *tr = grok_type_get_traits(t->type);
+        const int64_t row = first / t->ne[0], col = first % t->ne[0];
+        const uint64_t off = grok_gguf_tensor_file_offset(f, t) +
+                             (uint64_t)row * (uint64_t)grok_type_row_size(t->type, t->ne[0]) +
+                             (uint64_t)(col / tr->block_size) * (uint64_t)tr->type_size;
+        printf("check: %s: tensor '%s' (%s) has %" PRId64 " NaN or Inf values; the first is element %" PRId64
+               " (row %" PRId64 ", column %" PRId64 "), in the block at byte %" PRIu64 "\n",
+               grok_gguf_split_path(f, t->split), t->name, tr->name, n, first, row, col, off);
+    }
+    cli_bar_end(&bar);
+    grok_threadpool_free(pool);
+    if (n_bad < 0) return -1;
+    char sz[32];
+    cli_human_bytes(total, sz, sizeof sz);
+    printf("check: %" PRId64 " tensors, %s, %" PRId64 " values decoded in %.1f s: %s\n", grok_gguf_n_tensors(f),
+           sz, n_values, cli_now() - t0, n_bad ? "some hold NaN or Inf (above)" : "all finite");
+    if (n_skipped)
+        printf("check: %" PRId64 " tensors of types grok.c cannot decode were not checked\n", n_skipped);
+    return n_bad;
+}
+
 static void mib_line(const char *what, int64_t b) { printf("  %-22s %.1f MiB\n", what, (double)b / 1048576.0); }
 
 /* What grok_context_create would plan for a context of n_ctx tokens. */
@@ -152,8 +213,8 @@ static int print_plan(const char *path, int64_t n_ctx) {
 
 int cmd_info(int argc, char **argv) {
     const char *path = NULL;
-    bool tensors = true, grok1 = false, plan = false;
-    int64_t n_ctx = 0;
+    bool tensors = true, grok1 = false, check = false, plan = false;
+    int64_t threads = 0, n_ctx = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             usage(stdout);
@@ -167,6 +228,11 @@ int cmd_info(int argc, char **argv) {
             grok1 = true;
             continue;
         }
+        if (cli_flag(argv, argc, &i, "--check", "--check-tensors")) {
+            check = true;
+            continue;
+        }
+        if (cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads)) continue;
         if (cli_flag(argv, argc, &i, "--plan", NULL)) {
             plan = true;
             continue;
@@ -224,6 +290,7 @@ int cmd_info(int argc, char **argv) {
                    (double)t->nbytes / 1048576.0);
         }
     }
+    int64_t bad = check ? check_tensors(f, threads) : 0;
     grok_gguf_close(f);
     grok_model *m = grok_model_load(path, err, sizeof err);
     if (!m) {
@@ -253,5 +320,5 @@ int cmd_info(int argc, char **argv) {
                grok_tokenizer_n_vocab(t), grok_tokenizer_bos(t), grok_tokenizer_eos(t), grok_tokenizer_unk(t),
                grok_tokenizer_pad(t), grok_tokenizer_add_bos(t) ? "yes" : "no");
     grok_model_free(m);
-    return 0;
+    return bad ? 1 : 0;
 }

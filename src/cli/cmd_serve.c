@@ -28,6 +28,13 @@ static void usage(FILE *out) {
                  "  --timeout S          seconds a request may take from arrival (600)\n"
                  "  --drain S            after SIGTERM, seconds in-flight requests may finish (10)\n"
                  "  --max-body N         largest request body in bytes (1048576)\n"
+                 "  --conn-per-addr N    connections one client address may hold; more are refused\n"
+                 "                       (256; 0 = no limit, e.g. behind a reverse proxy)\n"
+                 "  --max-waiting N      connections without a complete request; past it the one\n"
+                 "                       waiting longest is closed (512)\n"
+                 "  --header-timeout S   seconds a connection may wait for its request's headers (10)\n"
+                 "  --body-timeout S     seconds the body may take after the headers (30)\n"
+                 "  --http-threads N     HTTP event-loop threads (4)\n"
                  "  --kv-type T          KV cache type: f32 (default) or f16\n"
                  "  --api-key KEY        require Authorization: Bearer KEY\n"
                  "  --chat-template FILE chat template (docs/serving.md; grok train --data-format chat\n"
@@ -58,10 +65,13 @@ int cmd_serve(int argc, char **argv) {
                        .drain_s = 10,
                        .max_body = 1 << 20,
                        .kv_type = GROK_TYPE_F32,
-                       .lora_scale = 1.0f};
+                       .lora_scale = 1.0f,
+                       .http_threads = 4,
+                       .conn_per_addr = 256,
+                       .max_waiting = 512};
     const char *kv = "f32";
     int64_t port = 8080, max_body = 1 << 20;
-    float timeout = 600, drain = 10;
+    float timeout = 600, drain = 10, header_timeout = 10, body_timeout = 30;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             usage(stdout);
@@ -92,7 +102,12 @@ int cmd_serve(int argc, char **argv) {
             cli_i64(argv, argc, &i, "--chunk", NULL, 1, 1 << 16, &c.chunk) ||
             cli_i64(argv, argc, &i, "--max-body", NULL, 1024, 1 << 30, &max_body) ||
             cli_f32(argv, argc, &i, "--timeout", NULL, 0.001, 1e7, &timeout) ||
-            cli_f32(argv, argc, &i, "--drain", NULL, 0, 1e6, &drain))
+            cli_f32(argv, argc, &i, "--drain", NULL, 0, 1e6, &drain) ||
+            cli_i64(argv, argc, &i, "--conn-per-addr", NULL, 0, 1 << 24, &c.conn_per_addr) ||
+            cli_i64(argv, argc, &i, "--max-waiting", NULL, 1, 1 << 24, &c.max_waiting) ||
+            cli_i64(argv, argc, &i, "--http-threads", NULL, 1, 256, &c.http_threads) ||
+            cli_f32(argv, argc, &i, "--header-timeout", NULL, 0.01, 1e6, &header_timeout) ||
+            cli_f32(argv, argc, &i, "--body-timeout", NULL, 0.01, 1e6, &body_timeout))
             continue;
         return cli_unknown("serve", argv[i]);
     }
@@ -126,6 +141,8 @@ int cmd_serve(int argc, char **argv) {
     c.max_body = (size_t)max_body;
     c.timeout_s = timeout;
     c.drain_s = drain;
+    c.header_timeout_s = header_timeout;
+    c.body_timeout_s = body_timeout;
     int rc = server_run(&c);
     free(vsuf);
     free(vyes);

@@ -177,6 +177,47 @@ bool cli_kv_type(const char *sub, const char *name, grok_type *out) {
     return false;
 }
 
+void cli_human_bytes(double b, char *buf, size_t n) {
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int k = 0;
+    while (b >= 1024 && k < 4) {
+        b /= 1024;
+        k++;
+    }
+    snprintf(buf, n, "%.1f %s", b, u[k]);
+}
+
+void cli_bar_init(cli_bar *b) {
+    b->t0 = cli_now();
+    b->last = 0;
+    b->tty = isatty(2) == 1;
+    b->shown = false;
+}
+
+void cli_bar_update(cli_bar *b, double done, double total, const char *label) {
+    if (!b->tty) return;
+    double now = cli_now();
+    if (now - b->last < 0.2 && done < total) return;
+    b->last = now;
+    b->shown = true;
+    double el = now - b->t0, rate = el > 0 ? done / el : 0;
+    double frac = total > 0 ? done / total : 1;
+    int width = 30, fill = (int)(frac * width);
+    char bars[64], d[32], r[32];
+    for (int k = 0; k < width; k++) bars[k] = k < fill ? '#' : '.';
+    bars[width] = 0;
+    cli_human_bytes(done, d, sizeof d);
+    cli_human_bytes(rate, r, sizeof r);
+    double eta = rate > 0 ? (total - done) / rate : 0;
+    fprintf(stderr, "\r[%s] %5.1f%% %s  %s/s  ETA %dm%02ds %-32.32s", bars, 100 * frac, d, r, (int)eta / 60,
+            (int)eta % 60, label ? label : "");
+    fflush(stderr);
+}
+
+void cli_bar_end(cli_bar *b) {
+    if (b->tty && b->shown) fputc('\n', stderr);
+}
+
 char *cli_unescape(const char *s) {
     char *o = malloc(strlen(s) + 1), *w = o;
     if (!o) return NULL;

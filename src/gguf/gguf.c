@@ -888,6 +888,13 @@ uint64_t grok_gguf_bytes_copied(const grok_gguf_file *f) {
     for (int32_t i = 0; i < f->n_parts; i++) n += grok_gguf_pieces_copied(f->parts[i].pieces);
     return n;
 }
+
+uint64_t grok_gguf_tensor_file_offset(const grok_gguf_file *f, const grok_gguf_tensor *t) {
+    return f->parts[t->split].data_start + t->offset;
+}
+const char *grok_gguf_split_path(const grok_gguf_file *f, int32_t split) {
+    return split >= 0 && split < f->n_parts ? f->parts[split].path : NULL;
+}
 int64_t grok_gguf_n_kv(const grok_gguf_file *f) { return f->parts[0].n_kv; }
 
 void grok_gguf_split_info(const grok_gguf_file *f, int32_t i, const char **path, uint64_t *size,

@@ -15,6 +15,7 @@
 
 #if defined(__aarch64__) && defined(__ARM_NEON)
 #include <arm_neon.h>
+#include <float.h>
 
 static float f32_dot(const void *row, const float *x, int64_t n) {
     const float *w = row;
@@ -485,7 +486,16 @@ void grok_quantize_q8a_neon(const float *x, block_q8a *y, int64_t n) {
         float32x4_t v[8];
         for (int k = 0; k < 8; k++) v[k] = vld1q_f32(x + 4 * k);
         float32x4_t m = vabsq_f32(v[0]);
-        for (int k = 1; k < 8; k++) m = vmaxnmq_f32(m, vabsq_f32(v[k]));
+        uint32x4_t fin = vcleq_f32(m, vdupq_n_f32(FLT_MAX)); /* false for NaN and Inf */
+        for (int k = 1; k < 8; k++) {
+            const float32x4_t a = vabsq_f32(v[k]);
+            m = vmaxnmq_f32(m, a);
+            fin = vandq_u32(fin, vcleq_f32(a, vdupq_n_f32(FLT_MAX)));
+        }
+        if (vminvq_u32(fin) == 0) {
+            grok_q8a_nonfinite(&y[b]);
+            continue;
+        }
         const float amax = vmaxnmvq_f32(m);
         const float id = amax >= 0x1p-120f ? 127.0f / amax : 0.0f, d = id != 0 ? amax / 127.0f : 0.0f;
         int32x4_t q[8], s = vdupq_n_s32(0);

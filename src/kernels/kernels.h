@@ -94,6 +94,18 @@ typedef struct {
 } block_q8a;
 _Static_assert(sizeof(block_q8a) == 40, "block_q8a is 40 bytes");
 
+/* What a block holding NaN or Inf becomes, in every encoder (q8_0, q4_0:
+ * an f16 NaN scale, zero values) and in every variant of the activation
+ * quantizer (below): the non-finite value is carried forward as NaN, so
+ * every product it enters is NaN and the run-time check sees it, never
+ * as finite garbage, and no float-to-int conversion meets it. */
+#define GROK_FP16_NAN ((uint16_t)0x7e00)
+static inline void grok_q8a_nonfinite(block_q8a *y) {
+    y->d = __builtin_nanf("");
+    y->sum = 0;
+    for (int j = 0; j < QKA; j++) y->qs[j] = 0;
+}
+
 float grok_fp16_to_fp32(uint16_t h);
 uint16_t grok_fp32_to_fp16(float f); /* round to nearest even */
 float grok_bf16_to_fp32(uint16_t h);
@@ -241,8 +253,9 @@ const grok_dot_kernels *grok_dot_reference(uint32_t type);
 const grok_dot_kernels *grok_dot_select(uint32_t type, grok_kernel_mode mode);
 /* x[0..n) to n/32 blocks (n a multiple of 32): d = max|x|/127, q = round(x/d)
  * (to nearest, ties to even), sum = the sum of the 32 q; a block whose
- * max|x| is below 2^-120 (where 127/max could overflow) becomes zeros. The scalar
- * definition; grok_quantize_q8a gives the same bytes for finite x. */
+ * max|x| is below 2^-120 (where 127/max could overflow) becomes zeros, a
+ * block holding NaN or Inf becomes grok_q8a_nonfinite's (d NaN, zeros).
+ * The scalar definition; every variant gives the same bytes for any x. */
 void grok_quantize_q8a_ref(const float *x, block_q8a *y, int64_t n);
 /* grok_quantize_q8a_ref by this CPU's fastest variant (cpu.c picks it
  * once): every matrix product with 8-bit activations starts here, and the

@@ -142,7 +142,18 @@ static void q8_0_to_f32(const void *src, float *dst, int64_t n) {
         for (int j = 0; j < QK8_0; j++) dst[b * QK8_0 + j] = d * (float)blk.qs[j];
     }
 }
-/* ggml's reference: d = max|x| / 127, q = round(x / d) (half away from zero). */
+static bool all_finite(const float *x, int n) {
+    bool ok = true;
+    for (int j = 0; j < n; j++) ok &= isfinite(x[j]) != 0;
+    return ok;
+}
+
+/* ggml's reference: d = max|x| / 127, q = round(x / d) (half away from
+ * zero). A block holding NaN or Inf gets a NaN scale and zero quants. */
+/* round(v) for v in [-127, 127]; clamped outside it, 0 for NaN (a
+ * subnormal block maximum makes 1/d overflow, and 0 * inf is NaN). */
+static int q8_0_level(float v) { return v >= 127.0f ? 127 : v <= -127.0f ? -127 : v == v ? (int)roundf(v) : 0; }
+
 static void q8_0_from_f32(const float *src, void *dst, int64_t n) {
     uint8_t *p = dst;
     for (int64_t b = 0; b < n / QK8_0; b++) {
@@ -151,9 +162,11 @@ static void q8_0_from_f32(const float *src, void *dst, int64_t n) {
         for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
         float d = amax / 127.0f;
         float id = d != 0 ? 1.0f / d : 0.0f;
-        block_q8_0 blk;
-        blk.d = grok_fp32_to_fp16(d);
-        for (int j = 0; j < QK8_0; j++) blk.qs[j] = (int8_t)roundf(x[j] * id);
+        block_q8_0 blk = {GROK_FP16_NAN, {0}}; /* the non-finite value stays visible in the file */
+        if (all_finite(x, QK8_0)) {
+            blk.d = grok_fp32_to_fp16(d);
+            for (int j = 0; j < QK8_0; j++) blk.qs[j] = (int8_t)q8_0_level(x[j] * id);
+        }
         memcpy(p + b * sizeof blk, &blk, sizeof blk);
     }
 }
@@ -184,7 +197,13 @@ static void q4_0_to_f32(const void *src, float *dst, int64_t n) {
     }
 }
 /* ggml's reference rounding: the value of largest magnitude (sign kept)
- * maps to -8, d = that value / -8, q = min(15, trunc(x/d + 8.5)). */
+ * maps to -8, d = that value / -8, q = min(15, trunc(x/d + 8.5)). A block
+ * holding NaN or Inf gets a NaN scale and quants of 8 (zeros). */
+/* min(15, trunc(v)) as ggml takes it for v in [0, 16.5]; outside that
+ * (a subnormal block maximum makes 1/d overflow) clamped, so no float to
+ * int conversion can overflow. */
+static int q4_0_level(float v) { return v >= 15.0f ? 15 : v > 0 ? (int)v : 0; }
+
 static void q4_0_from_f32(const float *src, void *dst, int64_t n) {
     uint8_t *p = dst;
     for (int64_t b = 0; b < n / QK4_0; b++) {
@@ -196,12 +215,14 @@ static void q4_0_from_f32(const float *src, void *dst, int64_t n) {
         float id = d != 0 ? 1.0f / d : 0.0f;
         block_q4_0 blk;
         blk.d = grok_fp32_to_fp16(d);
-        for (int j = 0; j < QK4_0 / 2; j++) {
-            int lo = (int)(int8_t)(x[j] * id + 8.5f), hi = (int)(int8_t)(x[j + QK4_0 / 2] * id + 8.5f);
-            if (lo > 15) lo = 15;
-            if (hi > 15) hi = 15;
-            blk.qs[j] = (uint8_t)(lo | (hi << 4));
+        if (!all_finite(x, QK4_0)) { /* a NaN scale and zeros, as q8_0_from_f32 */
+            blk.d = GROK_FP16_NAN;
+            memset(blk.qs, 0x88, sizeof blk.qs);
+            memcpy(p + b * sizeof blk, &blk, sizeof blk);
+            continue;
         }
+        for (int j = 0; j < QK4_0 / 2; j++)
+            blk.qs[j] = (uint8_t)(q4_0_level(x[j] * id + 8.5f) | (q4_0_level(x[j + QK4_0 / 2] * id + 8.5f) << 4));
         memcpy(p + b * sizeof blk, &blk, sizeof blk);
     }
 }
@@ -225,7 +246,12 @@ void grok_quantize_q8a_ref(const float *x, block_q8a *y, int64_t n) {
     for (int64_t b = 0; b < n / QKA; b++) {
         const float *xb = x + b * QKA;
         float amax = 0;
-        for (int j = 0; j < QKA; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        bool finite = true;
+        for (int j = 0; j < QKA; j++) amax = fmaxf(amax, fabsf(xb[j])), finite &= isfinite(xb[j]) != 0;
+        if (!finite) {
+            grok_q8a_nonfinite(&y[b]);
+            continue;
+        }
         /* below 2^-120 127/amax could overflow to inf: such a block is zero */
         const float id = amax >= 0x1p-120f ? 127.0f / amax : 0.0f, d = id != 0 ? amax / 127.0f : 0.0f;
         int32_t sum = 0;

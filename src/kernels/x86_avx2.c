@@ -16,6 +16,7 @@
 #include "kernels/kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <float.h>
 #include <immintrin.h>
 
 #define TGT __attribute__((target("avx2,fma,f16c")))
@@ -254,12 +255,23 @@ TGT static inline __m256i q8x8_dot(__m256i a, __m256i u, __m256i x4) {
  * so the same bytes for finite x. */
 TGT void grok_quantize_q8a_avx2(const float *x, block_q8a *y, int64_t n) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 fmax = _mm256_set1_ps(FLT_MAX);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7); /* undo the packs' lane interleave */
     for (int64_t b = 0; b < n / QKA; b++, x += QKA) {
         __m256 v[4];
         for (int k = 0; k < 4; k++) v[k] = _mm256_loadu_ps(x + 8 * k);
-        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], absmask), _mm256_and_ps(v[1], absmask)),
-                                 _mm256_max_ps(_mm256_and_ps(v[2], absmask), _mm256_and_ps(v[3], absmask)));
+        __m256 a[4];
+        for (int k = 0; k < 4; k++) a[k] = _mm256_and_ps(v[k], absmask);
+        /* !(|x| <= FLT_MAX): NaN or Inf, as the scalar isfinite */
+        const __m256 big = _mm256_or_ps(_mm256_or_ps(_mm256_cmp_ps(a[0], fmax, _CMP_NLE_UQ),
+                                                     _mm256_cmp_ps(a[1], fmax, _CMP_NLE_UQ)),
+                                        _mm256_or_ps(_mm256_cmp_ps(a[2], fmax, _CMP_NLE_UQ),
+                                                     _mm256_cmp_ps(a[3], fmax, _CMP_NLE_UQ)));
+        if (_mm256_movemask_ps(big)) {
+            grok_q8a_nonfinite(&y[b]);
+            continue;
+        }
+        __m256 m = _mm256_max_ps(_mm256_max_ps(a[0], a[1]), _mm256_max_ps(a[2], a[3]));
         __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
         h = _mm_max_ps(h, _mm_movehl_ps(h, h));
         h = _mm_max_ss(h, _mm_movehdup_ps(h));

@@ -81,6 +81,8 @@ struct grok_runner {
     float *vloc;          /* [vloc_rows][v1-v0] this rank's logit columns (distributed) */
     int64_t vloc_rows;
     grok_step_stats last; /* what the last step read */
+    bool nf_seen;         /* pipeline: this rank's layers went non-finite this step (message in nf_msg) */
+    char nf_msg[GROK_ERR_SIZE];
     int64_t trace_at;     /* the routing trace's row of the step's first token */
     grok_matmul_input_fn in_fn; /* sees every product's input rows (imatrix), or NULL */
     void *in_ud;
@@ -713,6 +715,110 @@ static void store_kv(grok_seq *c, int64_t il, int64_t pos, const float *k, const
     }
 }
 
+/* ---- non-finite activations ----
+ * A NaN or Inf in the weights (or an overflow) turns the residual stream
+ * non-finite, and from there every later layer and the logits: the step
+ * ends with GROK_ERR_NONFINITE instead of handing back garbage. The
+ * stream is tested after each sub-block (the embedding, attention, the
+ * MoE) and the logits after the head: 2 d_model floats per token and
+ * layer, nothing beside the weights a token reads. Only when a test fails
+ * are the sub-block's intermediates (still in the scratch) looked at, to
+ * name the tensor whose output first went bad. */
+enum { NF_EMBD, NF_ATTN, NF_MOE, NF_HEAD };
+
+/* Row of x[0..n)[d] holding NaN or Inf (all exponent bits set), or -1.
+ * An integer test, so the loop vectorizes. */
+static int64_t nonfinite_row(const float *x, int64_t n, int64_t d) {
+    for (int64_t t = 0; t < n; t++) {
+        uint32_t bad = 0;
+        for (int64_t i = 0; i < d; i++) {
+            uint32_t b;
+            memcpy(&b, x + t * d + i, 4);
+            bad |= (b & 0x7f800000u) == 0x7f800000u;
+        }
+        if (bad) return t;
+    }
+    return -1;
+}
+
+static bool row_bad(const float *x, int64_t t, int64_t d) { return nonfinite_row(x + t * d, 1, d) == 0; }
+
+/* Writes what went non-finite for token t of the step (err) and returns
+ * GROK_ERR_NONFINITE. */
+static int nonfinite(grok_runner *S, int where, int64_t il, int64_t t, char *err, size_t err_size) {
+    const grok_model *m = S->m;
+    const grok_hparams *hp = &m->hp;
+    const int64_t d = hp->d_model, G = hp->n_heads / hp->n_kv_heads;
+    const int64_t KVH = S->sh.kvh1 - S->sh.kvh0, qd = KVH * G * hp->head_dim, kvd = KVH * hp->head_dim;
+    const grok_layer *L = where == NF_ATTN || where == NF_MOE ? &m->layers[il] : NULL;
+    char what[320];
+    const char *norm = NULL;
+    switch (where) {
+    case NF_EMBD:
+        snprintf(what, sizeof what, "in the embedding: row %" PRId32 " of token_embd.weight", S->bt[t].token);
+        break;
+    case NF_ATTN:
+        norm = row_bad(L->attn_norm, 0, d) ? "attn_norm" : NULL;
+        if (!norm && row_bad(S->q, t, qd)) norm = "attn_q";
+        if (!norm && row_bad(S->k, t, kvd)) norm = "attn_k";
+        if (!norm && row_bad(S->v, t, kvd)) norm = "attn_v";
+        if (!norm && row_bad(S->att, t, qd)) norm = "(the attention over the cached keys and values)";
+        if (!norm && row_bad(S->proj, t, d)) norm = "attn_output";
+        if (!norm && row_bad(L->attn_out_norm, 0, d)) norm = "attn_output_norm";
+        if (norm && norm[0] == '(')
+            snprintf(what, sizeof what, "at layer %" PRId64 ", in attention %s", il, norm);
+        else if (norm)
+            snprintf(what, sizeof what, "at layer %" PRId64 ", in attention: the output of blk.%" PRId64 ".%s.weight",
+                     il, il, norm);
+        else
+            snprintf(what, sizeof what, "at layer %" PRId64 ": the residual stream overflowed after attention", il);
+        break;
+    case NF_MOE: {
+        const int64_t K = hp->n_experts_used;
+        norm = row_bad(L->ffn_norm, 0, d) ? "ffn_norm" : row_bad(S->router, t, hp->n_experts) ? "ffn_gate_inp" : NULL;
+        if (norm) {
+            snprintf(what, sizeof what, "at layer %" PRId64 ", in the MoE block: the output of blk.%" PRId64 ".%s.weight",
+                     il, il, norm);
+        } else if (row_bad(S->proj, t, d)) {
+            char ex[96] = "";
+            for (int64_t k = 0; k < K && strlen(ex) < sizeof ex - 16; k++)
+                snprintf(ex + strlen(ex), sizeof ex - strlen(ex), "%s%" PRId32, k ? ", " : "", S->sel[t * K + k]);
+            snprintf(what, sizeof what,
+                     "at layer %" PRId64 ", in the MoE block: the output of expert%s %s (blk.%" PRId64
+                     ".ffn_gate_exps, ffn_up_exps, ffn_down_exps)",
+                     il, K > 1 ? "s" : "", ex, il);
+        } else if (row_bad(L->layer_out_norm, 0, d)) {
+            snprintf(what, sizeof what, "at layer %" PRId64 ", in the MoE block: the output of blk.%" PRId64
+                     ".layer_output_norm.weight", il, il);
+        } else {
+            snprintf(what, sizeof what, "at layer %" PRId64 ": the residual stream overflowed after the MoE block", il);
+        }
+        break;
+    }
+    default:
+        snprintf(what, sizeof what, "in the logits: the output of %s",
+                 row_bad(m->output_norm, 0, d) ? "output_norm.weight"
+                 : m->tied                     ? "the output head (token_embd.weight, tied)"
+                                               : "the output head (output.weight)");
+    }
+    snprintf(err, err_size, "decode: NaN or Inf %s (token %" PRId32 " at position %" PRId64 " of its sequence)", what,
+             S->bt[t].token, S->bt[t].pos);
+    return GROK_ERR_NONFINITE;
+}
+
+/* After a sub-block: GROK_ERR_NONFINITE when the stream went bad. In a
+ * pipeline the step must still run through every rank (the next one
+ * waits for this one's rows), so the first failure is only noted, and
+ * rank 0 reports it when the step ends. */
+static int check_stream(grok_runner *S, int where, int64_t il, int64_t n, char *err, size_t err_size) {
+    const int64_t t = nonfinite_row(S->h, n, S->m->hp.d_model);
+    if (t < 0) return 0;
+    if (!(S->sh.n_ranks > 1 && S->sh.pipeline)) return nonfinite(S, where, il, t, err, err_size);
+    if (!S->nf_seen) nonfinite(S, where, il, t, S->nf_msg, sizeof S->nf_msg);
+    S->nf_seen = true;
+    return 0;
+}
+
 /* The output head distributed: this rank's vocabulary rows for the cnt
  * normed rows in S->x, scaled, then every rank's columns gathered into the
  * rows that want logits (staged through lbuf unless they are consecutive). */
@@ -747,6 +853,27 @@ oom:
     return GROK_ERR_NOMEM;
 }
 
+/* After the head: the logits of the tokens that want them. In a pipeline
+ * rank 0 also reports what its own layers noted (check_stream). */
+static int check_logits(grok_runner *S, int64_t n, char *err, size_t err_size) {
+    if (S->nf_seen) {
+        snprintf(err, err_size, "%s", S->nf_msg);
+        return GROK_ERR_NONFINITE;
+    }
+    for (int64_t t = 0; t < n; t++)
+        if (S->bt[t].logits && nonfinite_row(S->bt[t].logits, 1, S->m->hp.n_vocab) == 0) {
+            if (S->sh.n_ranks > 1 && S->sh.pipeline)
+                snprintf(err, err_size,
+                         "decode: NaN or Inf in the logits, from layers another rank computes (token %" PRId32
+                         " at position %" PRId64 " of its sequence)",
+                         S->bt[t].token, S->bt[t].pos);
+            else
+                nonfinite(S, NF_HEAD, 0, t, err, err_size);
+            return GROK_ERR_NONFINITE;
+        }
+    return 0;
+}
+
 /* Runs the step described by S->bt[0..n) (n <= S->n_batch), using S's
  * scratch and pool. Each token's K/V go into its own sequence's cache
  * before attention, so tokens of one sequence in the same step see each
@@ -754,8 +881,9 @@ oom:
  * Distributed (S->sh.n_ranks > 1), this process computes its share: split
  * by tensors, the partial sums of Wo and of the MoE are summed across
  * ranks; in a pipeline, the residual stream comes from the previous rank
- * and goes to the next, and rank 0 finishes with the output head. Only a
- * failed collective makes it fail. */
+ * and goes to the next, and rank 0 finishes with the output head. Fails
+ * on a failed collective, and with GROK_ERR_NONFINITE when the residual
+ * stream or the logits hold NaN or Inf (check_stream). */
 static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
     const grok_model *m = S->m;
     const grok_hparams *hp = &m->hp;
@@ -784,6 +912,9 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
     }
     if (pipe && ds->rank > 0 && ds->recv_from(ds->ud, ds->rank - 1, S->h, n * d, err, err_size))
         return GROK_ERR_DIST;
+    S->nf_seen = false;
+    int rc = !pipe || ds->rank == 0 ? check_stream(S, NF_EMBD, 0, n, err, err_size) : 0;
+    if (rc) return rc;
     for (int64_t il = ds->l0; il < ds->l1; il++) {
         const grok_layer *L = &m->layers[il];
         wq = grok_mat_rows(L->wq, ds->kvh0 * G * D, qd);
@@ -817,6 +948,7 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
             rmsnorm(S->x + t * d, S->proj + t * d, L->attn_out_norm, d, hp->norm_eps);
             for (int64_t i = 0; i < d; i++) S->h[t * d + i] += S->x[t * d + i];
         }
+        if ((rc = check_stream(S, NF_ATTN, il, n, err, err_size))) return rc;
         for (int64_t t = 0; t < n; t++) rmsnorm(S->x + t * d, S->h + t * d, L->ffn_norm, d, hp->norm_eps);
         see_input(S, il, "ffn_gate_inp", -1, S->x, n, d);
         grok_matmul_in(S->pool, S->step_mode, &L->router, S->x, d, S->router, hp->n_experts, n);
@@ -824,7 +956,7 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
         grok_xcache *xc = m->xc && grok_xcache_serves(m->xc, S->step_mode) ? m->xc : NULL;
         if (xc) grok_xcache_lock(xc); /* one forward pass's MoE at a time holds slots */
         route_hooks(S, il, n);
-        const int rc = moe(S, L, il, n, err, err_size);
+        rc = moe(S, L, il, n, err, err_size);
         if (xc) grok_xcache_unlock(xc);
         if (rc) return rc;
         if (dist && ds->allreduce_sum(ds->ud, S->proj, n * d, err, err_size)) return GROK_ERR_DIST;
@@ -832,6 +964,7 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
             rmsnorm(S->x + t * d, S->proj + t * d, L->layer_out_norm, d, hp->norm_eps);
             for (int64_t i = 0; i < d; i++) S->h[t * d + i] += S->x[t * d + i];
         }
+        if ((rc = check_stream(S, NF_MOE, il, n, err, err_size))) return rc;
     }
     /* The output head is the largest matrix: run it once over the rows that
      * want logits, straight into the caller's buffer when those rows are
@@ -852,16 +985,17 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
     if (pipe) {
         const int next = (ds->rank + 1) % ds->n_ranks, last = ds->n_ranks - 1;
         if (ds->rank < last && ds->send_to(ds->ud, next, S->h, n * d, err, err_size)) return GROK_ERR_DIST;
-        if (cnt == 0) return 0;
+        if (ds->rank != 0 && cnt == 0) return 0;
         if (ds->rank == last) return ds->send_to(ds->ud, 0, S->proj, cnt * d, err, err_size) ? GROK_ERR_DIST : 0;
         if (ds->rank != 0) return 0;
+        if (cnt == 0) return S->nf_seen ? (snprintf(err, err_size, "%s", S->nf_msg), GROK_ERR_NONFINITE) : 0;
         if (ds->recv_from(ds->ud, last, S->proj, cnt * d, err, err_size)) return GROK_ERR_DIST;
         for (int64_t r = 0; r < cnt; r++)
             rmsnorm(S->x + r * d, S->proj + r * d, m->output_norm, d, hp->norm_eps);
     }
     if (cnt == 0) return 0;
     S->last.weight_bytes += mat_bytes(&m->output) * (ds->v1 - ds->v0) / V;
-    if (dist) return dist_head(S, n, cnt, first, contiguous, err, err_size);
+    if (dist) return (rc = dist_head(S, n, cnt, first, contiguous, err, err_size)) ? rc : check_logits(S, n, err, err_size);
     if (!contiguous && S->lbuf_rows < cnt) {
         float *b = realloc(S->lbuf, (size_t)cnt * (size_t)V * sizeof(float));
         if (b) S->lbuf = b, S->lbuf_rows = cnt;
@@ -880,7 +1014,7 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
     for (int64_t t = 0; t < n; t++)
         if (bt[t].logits)
             for (int64_t i = 0; i < V; i++) bt[t].logits[i] *= hp->logit_scale;
-    return 0;
+    return check_logits(S, n, err, err_size);
 }
 
 /* Checks ids and room before anything is written. */
@@ -916,7 +1050,7 @@ int grok_runner_decode(grok_runner *r, grok_seq *c, const int32_t *tokens, int64
     if (rc) return rc;
     if ((rc = ensure_scores(r, c->n_ctx, err, err_size))) return rc;
     r->last = (grok_step_stats){0};
-    const int64_t V = c->m->hp.n_vocab;
+    const int64_t V = c->m->hp.n_vocab, pos0 = c->pos;
     for (int64_t i = 0; i < n; i += r->n_batch) {
         int64_t nb = n - i < r->n_batch ? n - i : r->n_batch;
         for (int64_t t = 0; t < nb; t++) {
@@ -926,7 +1060,10 @@ int grok_runner_decode(grok_runner *r, grok_seq *c, const int32_t *tokens, int64
         bool last_chunk = i + nb == n;
         if (!all_logits && last_chunk) r->bt[nb - 1].logits = c->logits;
         if (last_chunk) c->logits_pos = -1; /* until the step succeeds */
-        if ((rc = forward(r, nb, err, err_size))) return rc;
+        if ((rc = forward(r, nb, err, err_size))) {
+            c->pos = pos0; /* the earlier chunks are taken back too: nothing is appended */
+            return rc;
+        }
         if (all_logits && last_chunk) memcpy(c->logits, all_logits + (n - 1) * V, (size_t)V * sizeof(float));
         c->pos += nb;
     }

@@ -226,6 +226,28 @@ static int bind_mat(const grok_gguf_file *f, const char *name, int64_t rows, int
     return 0;
 }
 
+/* The name of the first per-layer tensor the file lacks, searched only as
+ * far as the file's tensors could reach (a short file lacks one early). */
+static const char *first_missing_layer_tensor(const grok_gguf_file *f, int64_t n_layers, char *n, size_t size) {
+    static const char *const plain[] = {"attn_norm", "attn_output_norm", "ffn_norm", "layer_output_norm",
+                                        "attn_q",    "attn_k",           "attn_v",   "attn_output",
+                                        "ffn_gate_inp"};
+    static const char *const experts[] = {"ffn_gate", "ffn_up", "ffn_down"};
+    char old[96];
+    for (int64_t il = 0; il < n_layers; il++) {
+        for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+            grok_tensor_name(n, size, il, plain[i]);
+            if (!grok_gguf_find_tensor(f, n)) return n;
+        }
+        for (size_t i = 0; i < sizeof experts / sizeof experts[0]; i++) {
+            snprintf(n, size, "blk.%" PRId64 ".%s_exps.weight", il, experts[i]);
+            snprintf(old, sizeof old, "blk.%" PRId64 ".%s.0.weight", il, experts[i]);
+            if (!grok_gguf_find_tensor(f, n) && !grok_gguf_find_tensor(f, old)) return n;
+        }
+    }
+    return "?"; /* cannot be: fewer tensors than 12 a layer leave a layer short */
+}
+
 /* The experts of one layer: one 3-D tensor blk.N.WHAT_exps.weight, or, in
  * files written before llama.cpp merged the experts (its PR #6387, April
  * 2024; Arki05's Grok-1 GGUFs of March 2024), one 2-D tensor per expert,
@@ -391,6 +413,19 @@ grok_model *grok_model_load_params(const char *path, const grok_model_params *p,
         goto fail;
     if (!(m->output_norm = bind_norm(f, GROK_TN_OUTPUT_NORM, d, err, err_size))) goto fail;
 
+    /* each layer has at least 12 tensors: a block_count the file cannot
+     * back is refused before its per-layer table is allocated (a fuzzed
+     * count made that table gigabytes), naming the first missing tensor */
+    const int64_t need = 2 + 12 * hp->n_layers;
+    if (grok_gguf_n_tensors(f) < need) {
+        char name[96];
+        const char *missing = first_missing_layer_tensor(f, hp->n_layers, name, sizeof name);
+        snprintf(err, err_size,
+                 "%s: required tensor '%s' is missing (block_count %" PRId64 " needs at least %" PRId64
+                 " tensors; the file has %" PRId64 ")",
+                 path, missing, hp->n_layers, need, grok_gguf_n_tensors(f));
+        goto fail;
+    }
     m->layers = calloc((size_t)hp->n_layers, sizeof(grok_layer));
     if (!m->layers) {
         snprintf(err, err_size, "%s: out of memory", path);

@@ -237,6 +237,12 @@ int grok_model_write_random(const char *path, const grok_hparams *hp, grok_type 
                             const grok_tokenizer *tok, bool untied, uint64_t seed, char *err,
                             size_t err_size);
 
+/* The values of tensor t that are NaN or Inf, every one decoded by its
+ * type's decoder (so every block scale is checked too), rows split over
+ * pool; *first: the element index of the first (-1 if none). Returns -1
+ * for a type without a decoder, -2 when out of memory. (check.c) */
+int64_t grok_tensor_count_nonfinite(const grok_gguf_tensor *t, grok_threadpool *pool, int64_t *first);
+
 /* The router of one token (GROK1.md): r[0..E) logits in, probabilities
  * out (softmax, summed in double); sel[0..K) the top K, ties to the lower
  * index; gates (may be NULL) = their raw probabilities (not renormalised).

@@ -12,6 +12,8 @@
  * when complete.
  */
 #include <inttypes.h>
+#include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,13 +234,21 @@ typedef struct {
     const float *imx;  /* [n_mat][cols] importance of each column, or NULL */
     int64_t row0;      /* the chunk's first row in the tensor */
     int64_t mat_rows;  /* rows per matrix (an expert's slice of a stacked tensor) */
+    _Atomic int64_t bad; /* the first row (of this chunk) holding NaN or Inf, or INT64_MAX */
 } conv_job;
 
 static void conv_task(void *arg, int ith, int nth) {
-    const conv_job *j = arg;
+    conv_job *j = arg;
     float *f = j->scratch + (size_t)ith * (size_t)j->cols;
     for (int64_t r = j->rows * ith / nth; r < j->rows * (ith + 1) / nth; r++) {
         j->src->to_f32(j->in + (size_t)r * j->in_row, f, j->cols);
+        bool finite = true;
+        for (int64_t c = 0; c < j->cols; c++) finite &= isfinite(f[c]) != 0;
+        if (!finite) { /* refused: the encoders would carry it on as a NaN scale */
+            int64_t cur = atomic_load(&j->bad);
+            while (r < cur && !atomic_compare_exchange_weak(&j->bad, &cur, r)) {}
+            return;
+        }
         const float *w = j->imx ? j->imx + ((j->row0 + r) / j->mat_rows) * j->cols : NULL;
         grok_from_f32_weighted(j->dst_type, f, j->out + (size_t)r * j->out_row, j->cols, w);
     }
@@ -391,7 +401,8 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
                           scratch,
                           NULL,
                           0,
-                          rows / n_mat};
+                          rows / n_mat,
+                          INT64_MAX};
             if (p->imatrix && grok_type_takes_imatrix((uint32_t)types[i])) {
                 const int got = imatrix_weights(p->imatrix, t, imx, err, err_size);
                 if (got < 0) {
@@ -410,6 +421,14 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
                     grok_threadpool_run(pool, conv_task, &j);
                 else
                     conv_task(&j, 0, 1);
+                if (atomic_load(&j.bad) != INT64_MAX) {
+                    snprintf(err, err_size,
+                             "%s: tensor %s: row %" PRId64 " holds NaN or Inf; not quantized (grok info --check "
+                             "lists every such tensor)",
+                             in_path, t->name, r0 + atomic_load(&j.bad));
+                    rc = -1;
+                    break;
+                }
                 rc = grok_gguf_writer_write_data(w, out, (size_t)j.rows * j.out_row, err, err_size);
             }
         }

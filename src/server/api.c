@@ -51,6 +51,35 @@ char *utf8_sanitize(const char *s, size_t len, size_t *out_len) {
     return o;
 }
 
+/* The grok_routing record of one choice (the scheduler's hook fills it,
+ * sched.c): made and freed with the choice, here, so that the request's
+ * life cycle is one file's (and tests/fuzz links it without the
+ * scheduler). */
+choice_routing *routing_create(const grok_hparams *hp, int64_t base, int64_t max_tokens, bool probs) {
+    choice_routing *rt = calloc(1, sizeof *rt);
+    if (!rt) return NULL;
+    rt->L = hp->n_layers, rt->E = hp->n_experts, rt->K = hp->n_experts_used;
+    rt->base = base, rt->probs = probs, rt->st_index = -1;
+    const size_t lk = (size_t)(rt->L * rt->K), le = (size_t)(rt->L * rt->E);
+    rt->off = calloc((size_t)(max_tokens > 0 ? max_tokens : 1), sizeof *rt->off);
+    rt->st_experts = calloc(lk, sizeof *rt->st_experts);
+    rt->st_gates = calloc(lk, sizeof *rt->st_gates);
+    rt->st_probs = probs ? calloc(le, sizeof *rt->st_probs) : NULL;
+    if (!rt->off || !rt->st_experts || !rt->st_gates || (probs && !rt->st_probs)) {
+        routing_free(rt);
+        return NULL;
+    }
+    return rt;
+}
+
+void routing_free(choice_routing *rt) {
+    if (!rt) return;
+    free(rt->off), free(rt->st_experts), free(rt->st_gates), free(rt->st_probs);
+    free(rt->index), free(rt->ids), free(rt->offs), free(rt->experts), free(rt->gates), free(rt->pr);
+    free(rt);
+}
+
+
 /* ---- requests ---- */
 
 void request_free(request *r) {
@@ -75,7 +104,6 @@ void request_free(request *r) {
         }
         free(r->choices);
     }
-    pthread_cond_destroy(&r->cv);
     free(r);
 }
 
@@ -271,7 +299,6 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
     cJSON *root = NULL;
     char *text = NULL;
     if (!r) FAIL(NULL, "out of memory");
-    pthread_cond_init(&r->cv, NULL);
     r->kind = kind;
     r->logprobs = -1;
     r->n = 1;

@@ -1,12 +1,24 @@
 /*
- * http.c - the HTTP front of `grok serve`, on libmicrohttpd in
- * thread-per-connection mode: each connection's thread may block until its
- * tokens arrive (a whole response waits for the end, a stream's content
- * reader waits for the next piece), which keeps the code linear and the
- * scheduler free of any socket work. While waiting, a thread polls its
- * socket for a hang-up, so a client that goes away has its request
- * cancelled before the scheduler's next step instead of when the next
- * write fails.
+ * http.c - the HTTP front of `grok serve`, on libmicrohttpd in its
+ * event-driven mode: a small pool of threads, each running an epoll loop
+ * over its share of the connections, so an idle or slow connection costs
+ * a socket and a few KB rather than a thread, and no callback ever blocks.
+ * A request waiting for its tokens is suspended (MHD_suspend_connection):
+ * out of the event loop until the scheduler's next output for it
+ * (http_request_changed) resumes it; a whole response is queued once the
+ * request completes, a stream's content reader returns what is new and
+ * suspends again when nothing is.
+ *
+ * Hostile connections are bounded three ways (docs/reliability.md): a
+ * limit of connections per client address (--conn-per-addr), a header
+ * and a body timeout counted from when a connection starts waiting for a
+ * request (not from its last byte, so a slowloris trickle does not keep
+ * it), and a cap on the connections that have no complete request
+ * (--max-waiting) past which the one waiting longest is closed, so a new
+ * connection, /health among them, always gets in. A watcher thread
+ * enforces the timeouts and notices clients that hang up while their
+ * request is suspended (libmicrohttpd does not watch suspended sockets),
+ * so their requests are cancelled before the scheduler's next step.
  *
  * Everything a client sends is checked here or in api.c before it reaches
  * the scheduler: the API key (constant-time comparison), the body size
@@ -19,10 +31,12 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,23 +62,54 @@ enum {
     R_BAD_METHOD
 };
 
-typedef struct {
+/* A client connection (libmicrohttpd's socket context), from accept to
+ * close. "Waiting": it has no complete request (headers or body still to
+ * come, or idle between requests), and may be closed by the limits. */
+typedef struct peer {
+    int fd;
+    bool waiting;
+    bool closing;  /* shut down by the limits; libmicrohttpd closes it next */
+    bool in_body;  /* headers complete, body still coming */
+    double deadline;
+    struct peer *prev, *next; /* the waiting list, oldest first */
+} peer;
+
+/* One request on a connection (libmicrohttpd's request context). */
+typedef struct conn {
     server *s;
+    struct MHD_Connection *mc;
+    peer *p;
     int route;
     char *body;
     size_t len, cap;
     bool too_big;
-    bool answered; /* a response was queued before the body arrived */
+    bool answered; /* a response was queued, or the request was handed on */
     int fd;
     request *req;
+    bool suspended;              /* out of the event loop until its request has news */
+    bool gone;                   /* the client hung up while suspended */
+    struct conn *s_prev, *s_next; /* the suspended list */
     const webui_asset *asset; /* R_STATIC: the file */
     /* streaming state */
+    bool streaming;
     size_t *sent_text, *sent_lps, *sent_routes;
     bool *fin_sent;
     bool role_sent, ended;
     char *stage;
     size_t stage_len, stage_off;
 } conn;
+
+/* The front's shared state (all of it under server.mu). */
+struct http_front {
+    metrics *m; /* the counts of connections live with the other metrics */
+    peer *w_head, *w_tail;
+    int64_t max_waiting;
+    double header_timeout, body_timeout;
+    conn *s_head; /* suspended requests */
+    int64_t n_suspended;
+    bool watch_stop;
+    pthread_cond_t watch_cv;
+};
 
 static const struct {
     const char *method, *path;
@@ -168,15 +213,123 @@ static bool peer_gone(int fd) {
     return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
-static void wait_a_bit(server *s, request *r) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 100 * 1000 * 1000;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
+/* ---- connections: the waiting list and its limits (mu held) ---- */
+
+static void waiting_add(struct http_front *h, peer *p, bool in_body, double timeout) {
+    p->waiting = true;
+    p->in_body = in_body;
+    p->deadline = now_s() + timeout;
+    p->next = NULL;
+    p->prev = h->w_tail;
+    if (h->w_tail)
+        h->w_tail->next = p;
+    else
+        h->w_head = p;
+    h->w_tail = p;
+    h->m->conns_waiting++;
+}
+
+static void waiting_remove(struct http_front *h, peer *p) {
+    if (!p->waiting) return;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        h->w_head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        h->w_tail = p->prev;
+    p->prev = p->next = NULL;
+    p->waiting = false;
+    h->m->conns_waiting--;
+}
+
+/* Ends a waiting connection: shutting the socket down makes libmicrohttpd
+ * see the end of the stream on its next read and close the connection
+ * itself (it offers no call to close one from outside). The peer is freed
+ * only when libmicrohttpd reports the close, before it closes the socket,
+ * and both happen under mu, so the descriptor cannot have been reused. */
+static void peer_close(struct http_front *h, peer *p, uint64_t *counter) {
+    waiting_remove(h, p);
+    p->closing = true;
+    shutdown(p->fd, SHUT_RDWR);
+    (*counter)++;
+}
+
+/* The connection's request is complete: it no longer waits. */
+static void peer_busy(server *s, peer *p) {
+    if (!p) return;
+    pthread_mutex_lock(&s->mu);
+    waiting_remove(s->http, p);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    server *s = cls;
+    struct http_front *h = s->http;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        peer *p = calloc(1, sizeof *p);
+        *socket_context = p;
+        if (!p) return; /* counted nowhere: only the connection limits bound it */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        p->fd = ci ? ci->connect_fd : -1;
+        pthread_mutex_lock(&s->mu);
+        h->m->conns_open++;
+        /* the newcomer stays, the one waiting longest goes: a flood of idle
+         * connections cannot keep a real client (or /health) out */
+        if (h->m->conns_waiting >= h->max_waiting && h->w_head) peer_close(h, h->w_head, &h->m->conns_evicted);
+        waiting_add(h, p, false, h->header_timeout);
+        pthread_mutex_unlock(&s->mu);
+        return;
     }
-    pthread_cond_timedwait(&r->cv, &s->mu, &ts);
+    peer *p = *socket_context;
+    if (!p) return;
+    pthread_mutex_lock(&s->mu);
+    waiting_remove(h, p);
+    h->m->conns_open--;
+    pthread_mutex_unlock(&s->mu);
+    free(p);
+    *socket_context = NULL;
+}
+
+/* ---- suspended requests (mu held) ---- */
+
+/* Takes c out of the event loop until http_request_changed (or the
+ * watcher) resumes it. Only from c's own callbacks (the access handler or
+ * the content reader), as libmicrohttpd requires. */
+static void suspend_locked(server *s, conn *c) {
+    struct http_front *h = s->http;
+    c->suspended = true;
+    c->s_prev = NULL;
+    c->s_next = h->s_head;
+    if (h->s_head) h->s_head->s_prev = c;
+    h->s_head = c;
+    h->n_suspended++;
+    MHD_suspend_connection(c->mc);
+}
+
+static void unlink_suspended(struct http_front *h, conn *c) {
+    c->suspended = false;
+    if (c->s_prev)
+        c->s_prev->s_next = c->s_next;
+    else
+        h->s_head = c->s_next;
+    if (c->s_next) c->s_next->s_prev = c->s_prev;
+    c->s_prev = c->s_next = NULL;
+    h->n_suspended--;
+}
+
+static void resume_locked(server *s, conn *c) {
+    if (!c->suspended) return;
+    unlink_suspended(s->http, c);
+    MHD_resume_connection(c->mc);
+}
+
+void http_request_changed(server *s, request *r) {
+    conn *c = r->waiter;
+    /* a whole response needs the end; a stream wants every piece */
+    if (c && c->suspended && (c->streaming || r->complete)) resume_locked(s, c);
 }
 
 /* With mu held: cancels r because its client left. */
@@ -198,7 +351,7 @@ static int failure_of(const request *r) {
     return worst;
 }
 
-static const char *failure_message(int f, unsigned *status, const char **type) {
+static const char *failure_message(const request *r, int f, unsigned *status, const char **type) {
     switch (f) {
     case FINISH_TIMEOUT:
         *status = 504;
@@ -211,7 +364,7 @@ static const char *failure_message(int f, unsigned *status, const char **type) {
     default:
         *status = 500;
         *type = "server_error";
-        return "generation failed";
+        return r->error[0] ? r->error : "generation failed";
     }
 }
 
@@ -270,7 +423,7 @@ static bool stage_new(conn *c) {
         int f = failure_of(r);
         if (f) {
             unsigned st;
-            const char *type, *msg = failure_message(f, &st, &type);
+            const char *type, *msg = failure_message(r, f, &st, &type);
             char *j = api_error_json(msg, type, NULL, NULL);
             stage_add(c, "data: ", j, "\n\n");
             free(j);
@@ -286,34 +439,36 @@ static bool stage_new(conn *c) {
     return any;
 }
 
+/* The content reader of a stream: what is staged, else what is new, else
+ * nothing (0) with the connection suspended until the scheduler has more. */
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     conn *c = cls;
     server *s = c->s;
     (void)pos;
-    for (;;) {
-        if (c->stage_off < c->stage_len) {
-            size_t n = c->stage_len - c->stage_off;
-            if (n > max) n = max;
-            memcpy(buf, c->stage + c->stage_off, n);
-            c->stage_off += n;
-            return (ssize_t)n;
-        }
+    if (c->stage_off == c->stage_len) {
         c->stage_len = c->stage_off = 0;
         if (c->ended) return MHD_CONTENT_READER_END_OF_STREAM;
         pthread_mutex_lock(&s->mu);
         bool got = stage_new(c);
-        if (!got) wait_a_bit(s, c->req);
-        pthread_mutex_unlock(&s->mu);
-        if (!got && peer_gone(c->fd)) {
-            pthread_mutex_lock(&s->mu);
+        if (!got && (c->gone || peer_gone(c->fd))) {
             cancel_locked(s, c->req);
             pthread_mutex_unlock(&s->mu);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
+        if (!got) suspend_locked(s, c);
+        pthread_mutex_unlock(&s->mu);
+        if (!got) return 0;
     }
+    size_t n = c->stage_len - c->stage_off;
+    if (n > max) n = max;
+    memcpy(buf, c->stage + c->stage_off, n);
+    c->stage_off += n;
+    return (ssize_t)n;
 }
 
 /* ---- endpoints ---- */
+
+static enum MHD_Result whole_response(conn *c, struct MHD_Connection *mc);
 
 /* A file of the chat page: static bytes in the binary, never cached
  * stale (the page and the server come as one), locked to this origin. */
@@ -364,12 +519,15 @@ static enum MHD_Result do_generate(conn *c, struct MHD_Connection *mc) {
                            "server_overloaded", NULL, "overloaded");
     }
     c->req = r;
+    pthread_mutex_lock(&s->mu);
+    r->waiter = c;
+    pthread_mutex_unlock(&s->mu);
     if (r->stream) {
+        c->streaming = true;
         c->sent_text = calloc((size_t)r->n, sizeof *c->sent_text);
         c->sent_lps = calloc((size_t)r->n, sizeof *c->sent_lps);
         c->fin_sent = calloc((size_t)r->n, sizeof *c->fin_sent);
         c->sent_routes = calloc((size_t)r->n, sizeof *c->sent_routes);
-        for (int i = 0; i < r->n && r->echo && c->sent_text; i++) c->sent_text[i] = 0;
         struct MHD_Response *resp =
             c->sent_text && c->sent_lps && c->fin_sent && c->sent_routes
                 ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, c, NULL)
@@ -381,21 +539,32 @@ static enum MHD_Result do_generate(conn *c, struct MHD_Connection *mc) {
         MHD_destroy_response(resp);
         return ret;
     }
+    return whole_response(c, mc);
+}
+
+/* A whole (not streamed) answer: once the request is complete, else the
+ * connection is suspended and the access handler, called again when it is
+ * resumed, comes back here. */
+static enum MHD_Result whole_response(conn *c, struct MHD_Connection *mc) {
+    server *s = c->s;
+    request *r = c->req;
     pthread_mutex_lock(&s->mu);
-    while (!r->complete) {
-        wait_a_bit(s, r);
-        if (!r->complete && peer_gone(c->fd)) {
+    if (!r->complete) {
+        if (c->gone || peer_gone(c->fd)) {
             cancel_locked(s, r);
             pthread_mutex_unlock(&s->mu);
             return MHD_NO;
         }
+        suspend_locked(s, c);
+        pthread_mutex_unlock(&s->mu);
+        return MHD_YES;
     }
     pthread_mutex_unlock(&s->mu);
     /* complete: the scheduler no longer touches r */
     int f = failure_of(r);
     if (f) {
         unsigned st;
-        const char *type, *msg = failure_message(f, &st, &type);
+        const char *type, *msg = failure_message(r, f, &st, &type);
         char *j = api_error_json(msg, type, NULL, NULL);
         return reply(mc, st, "application/json", j, j ? strlen(j) : 0, st == 503);
     }
@@ -502,14 +671,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     if (!c) {
         if (!(c = calloc(1, sizeof *c))) return MHD_NO;
         c->s = s;
+        c->mc = mc;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        c->p = ci ? ci->socket_context : NULL;
+        c->fd = c->p ? c->p->fd : -1;
         pthread_mutex_lock(&s->mu);
         s->n_conns++;
+        bool closing = c->p && c->p->closing;
+        if (c->p && c->p->waiting) { /* headers complete: the body's clock starts */
+            c->p->in_body = true;
+            c->p->deadline = now_s() + s->http->body_timeout;
+        }
         pthread_mutex_unlock(&s->mu);
+        *con_cls = c;
+        if (closing) return MHD_NO; /* closed by the limits as the headers completed */
         c->asset = asset_of(s, method, url);
         c->route = c->asset ? R_STATIC : route_of(method, url);
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
-        c->fd = ci ? ci->connect_fd : -1;
-        *con_cls = c;
         /* answers that need no body are given before it is read */
         if (c->route == R_NOT_FOUND) {
             c->answered = true;
@@ -564,8 +741,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         *upload_size = 0;
         return MHD_YES;
     }
+    if (c->req && !c->streaming) return whole_response(c, mc); /* resumed */
     if (c->answered) return MHD_YES;
     c->answered = true;
+    peer_busy(s, c->p);
     if (c->too_big) {
         char msg[96];
         snprintf(msg, sizeof msg, "the request body is larger than %zu bytes", s->cfg.max_body);
@@ -603,10 +782,16 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     (void)mc;
     (void)toe;
     if (!c) return;
-    if (c->req) sched_release(s, c->req);
     pthread_mutex_lock(&s->mu);
+    if (c->suspended) unlink_suspended(s->http, c); /* the daemon stopped with it suspended */
+    if (c->req) c->req->waiter = NULL;
+    if (c->p && !c->p->closing) { /* a kept-alive connection waits for its next request */
+        waiting_remove(s->http, c->p);
+        waiting_add(s->http, c->p, false, s->http->header_timeout);
+    }
     s->n_conns--;
     pthread_mutex_unlock(&s->mu);
+    if (c->req) sched_release(s, c->req);
     free(c->body);
     free(c->sent_text);
     free(c->sent_lps);
@@ -615,6 +800,67 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     free(c->stage);
     free(c);
     *con_cls = NULL;
+}
+
+/* ---- the watcher: timeouts, and clients gone while suspended ---- */
+
+#define WATCH_MS 50
+
+static void *watcher_main(void *arg) {
+    server *s = arg;
+    struct http_front *h = s->http;
+    struct pollfd *pfd = NULL;
+    conn **pc = NULL;
+    size_t cap = 0;
+    pthread_mutex_lock(&s->mu);
+    while (!h->watch_stop) {
+        const double now = now_s();
+        for (peer *p = h->w_head, *next; p; p = next) {
+            next = p->next;
+            if (p->deadline <= now) peer_close(h, p, p->in_body ? &h->m->conns_body_timeout : &h->m->conns_header_timeout);
+        }
+        /* one poll over every suspended request's socket */
+        if ((size_t)h->n_suspended > cap) {
+            size_t want = (size_t)h->n_suspended * 2;
+            struct pollfd *np = realloc(pfd, want * sizeof *np);
+            conn **nc = np ? realloc(pc, want * sizeof *nc) : NULL;
+            if (np) pfd = np;
+            if (nc) pc = nc, cap = want;
+        }
+        size_t n = 0;
+        for (conn *c = h->s_head; c && n < cap; c = c->s_next)
+            if (c->fd >= 0) pfd[n] = (struct pollfd){.fd = c->fd, .events = POLLRDHUP}, pc[n++] = c;
+        if (n && poll(pfd, n, 0) > 0)
+            for (size_t i = 0; i < n; i++)
+                if (pfd[i].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
+                    conn *c = pc[i];
+                    c->gone = true;
+                    if (c->req) cancel_locked(s, c->req);
+                    resume_locked(s, c); /* its callback sees gone and lets libmicrohttpd close it */
+                }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WATCH_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&h->watch_cv, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(pfd);
+    free(pc);
+    return NULL;
+}
+
+/* Raises the soft limit on open files to the hard one (each connection
+ * is a descriptor); returns the limit now in force. */
+static int64_t raise_fd_limit(int64_t *hard) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return *hard = -1;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = {rl.rlim_max == RLIM_INFINITY ? (rlim_t)1 << 20 : rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl.rlim_cur = want.rlim_cur;
+    }
+    *hard = rl.rlim_max == RLIM_INFINITY ? -1 : (int64_t)rl.rlim_max;
+    return rl.rlim_cur == RLIM_INFINITY ? (int64_t)1 << 20 : (int64_t)rl.rlim_cur;
 }
 
 /* ---- lifecycle ---- */
@@ -645,11 +891,14 @@ int server_run(const server_config *cfg) {
     int rc = 1;
     char err[GROK_ERR_SIZE];
     struct MHD_Daemon *d = NULL;
-    pthread_t sched;
-    bool sched_started = false, loaded = false;
+    pthread_t sched, watcher;
+    bool sched_started = false, loaded = false, watching = false;
+    struct http_front front = {.m = &s->m, .header_timeout = cfg->header_timeout_s, .body_timeout = cfg->body_timeout_s};
+    s->http = &front;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->gmu, NULL);
     pthread_cond_init(&s->work, NULL);
+    pthread_cond_init(&front.watch_cv, NULL);
 
     /* signals: SIGTERM/SIGINT are taken by sigwait below, in no other thread */
     sigset_t sigs;
@@ -672,8 +921,7 @@ int server_run(const server_config *cfg) {
     struct sockaddr_in a4 = {0};
     struct sockaddr_in6 a6 = {0};
     struct sockaddr *addr;
-    unsigned flags =
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
     const char *host = strcmp(cfg->host, "localhost") == 0 ? "127.0.0.1" : cfg->host;
     if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
         a4.sin_family = AF_INET;
@@ -688,10 +936,20 @@ int server_run(const server_config *cfg) {
         fprintf(stderr, "grok serve: --host '%s' is not an IPv4 or IPv6 address\n", cfg->host);
         goto done;
     }
+    /* every connection is a descriptor: as many as the system allows, less
+     * a reserve for the model's files, the threads' and the listener's */
+    int64_t fd_hard, fd_soft = raise_fd_limit(&fd_hard);
+    const int64_t reserve = 64 + cfg->http_threads * 4;
+    const int64_t conn_limit = fd_soft > 2 * reserve ? fd_soft - reserve : reserve;
+    /* waiting connections leave room for those being answered */
+    front.max_waiting = cfg->max_waiting < conn_limit / 2 ? cfg->max_waiting : conn_limit / 2;
+    if (front.max_waiting < 1) front.max_waiting = 1;
     d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, addr,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
-                         (unsigned)1024, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                         MHD_OPTION_THREAD_STACK_SIZE, (size_t)1 << 20, MHD_OPTION_END);
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+                         s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_LIMIT,
+                         (unsigned)conn_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->conn_per_addr,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+                         (unsigned)1024, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "grok serve: cannot listen on %s port %d: %s\n", cfg->host, cfg->port,
                 strerror(errno));
@@ -700,6 +958,21 @@ int server_run(const server_config *cfg) {
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     unsigned port = di ? di->port : (unsigned)cfg->port;
     fprintf(stderr, "grok serve: listening on http://%s:%u (loading %s)\n", cfg->host, port, cfg->model_path);
+    char per_addr[32] = "no limit";
+    if (cfg->conn_per_addr > 0) snprintf(per_addr, sizeof per_addr, "%" PRId64, cfg->conn_per_addr);
+    char hard[32] = "unlimited";
+    if (fd_hard >= 0) snprintf(hard, sizeof hard, "%" PRId64, fd_hard);
+    fprintf(stderr,
+            "grok serve: connections: %" PRId64 " (open files %" PRId64 ", hard limit %s), %s per address, "
+            "%" PRId64 " waiting for a request, header timeout %gs, body timeout %gs, %" PRId64
+            " HTTP threads\n",
+            conn_limit, fd_soft, hard, per_addr, front.max_waiting, cfg->header_timeout_s, cfg->body_timeout_s,
+            cfg->http_threads);
+    if (pthread_create(&watcher, NULL, watcher_main, s)) {
+        fprintf(stderr, "grok serve: cannot start the connection watcher thread\n");
+        goto done;
+    }
+    watching = true;
     if (cfg->port_file && write_port_file(cfg->port_file, port)) {
         fprintf(stderr, "grok serve: --port-file %s: cannot write\n", cfg->port_file);
         goto done;
@@ -753,7 +1026,15 @@ done:
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    if (d) MHD_stop_daemon(d); /* waits for the connection threads */
+    pthread_mutex_lock(&s->mu);
+    front.watch_stop = true;
+    pthread_cond_signal(&front.watch_cv);
+    /* libmicrohttpd must not stop with suspended connections; every request
+     * is complete by now, so resumed ones answer and close */
+    while (front.s_head) resume_locked(s, front.s_head);
+    pthread_mutex_unlock(&s->mu);
+    if (watching) pthread_join(watcher, NULL);
+    if (d) MHD_stop_daemon(d); /* waits for its threads */
     sched_free(s);
     server_grammar_cache_free(s);
     grok_grammar_vocab_free(s->gvocab);
@@ -761,6 +1042,7 @@ done:
     grok_model_free(s->model);
     grok_chat_template_free(&s->chat);
     pthread_cond_destroy(&s->work);
+    pthread_cond_destroy(&front.watch_cv);
     pthread_mutex_destroy(&s->gmu);
     pthread_mutex_destroy(&s->mu);
     if (rc == 0) fprintf(stderr, "grok serve: stopped\n");

@@ -113,6 +113,18 @@ char *metrics_text(server *s, size_t *len) {
         m.prompt_tokens, m.prompt_tokens_reused, m.completion_tokens, m.steps, m.step_tokens, m.weight_bytes,
         m.expert_reads, m.forward_seconds, m.sample_seconds, m.masks, m.mask_seconds, q, busy, slots);
     put(&o,
+        "# HELP grok_connections Open client connections.\n"
+        "# TYPE grok_connections gauge\ngrok_connections %" PRId64 "\n"
+        "# HELP grok_connections_waiting Connections without a complete request.\n"
+        "# TYPE grok_connections_waiting gauge\ngrok_connections_waiting %" PRId64 "\n"
+        "# HELP grok_connections_closed_total Connections the server closed: header or body "
+        "timeout, or the longest waiting one when --max-waiting was reached.\n"
+        "# TYPE grok_connections_closed_total counter\n"
+        "grok_connections_closed_total{reason=\"header_timeout\"} %" PRIu64 "\n"
+        "grok_connections_closed_total{reason=\"body_timeout\"} %" PRIu64 "\n"
+        "grok_connections_closed_total{reason=\"evicted\"} %" PRIu64 "\n",
+        m.conns_open, m.conns_waiting, m.conns_header_timeout, m.conns_body_timeout, m.conns_evicted);
+    put(&o,
         "# HELP grok_prompt_tokens_shared_total Prompt tokens copied from another sample's cache "
         "(n > 1 and think requests compute their prompt once).\n"
         "# TYPE grok_prompt_tokens_shared_total counter\ngrok_prompt_tokens_shared_total %" PRIu64 "\n",

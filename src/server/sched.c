@@ -118,30 +118,6 @@ void sched_free(server *s) {
 
 /* ---- "grok_routing" ---- */
 
-choice_routing *routing_create(const grok_hparams *hp, int64_t base, int64_t max_tokens, bool probs) {
-    choice_routing *rt = calloc(1, sizeof *rt);
-    if (!rt) return NULL;
-    rt->L = hp->n_layers, rt->E = hp->n_experts, rt->K = hp->n_experts_used;
-    rt->base = base, rt->probs = probs, rt->st_index = -1;
-    const size_t lk = (size_t)(rt->L * rt->K), le = (size_t)(rt->L * rt->E);
-    rt->off = calloc((size_t)(max_tokens > 0 ? max_tokens : 1), sizeof *rt->off);
-    rt->st_experts = calloc(lk, sizeof *rt->st_experts);
-    rt->st_gates = calloc(lk, sizeof *rt->st_gates);
-    rt->st_probs = probs ? calloc(le, sizeof *rt->st_probs) : NULL;
-    if (!rt->off || !rt->st_experts || !rt->st_gates || (probs && !rt->st_probs)) {
-        routing_free(rt);
-        return NULL;
-    }
-    return rt;
-}
-
-void routing_free(choice_routing *rt) {
-    if (!rt) return;
-    free(rt->off), free(rt->st_experts), free(rt->st_gates), free(rt->st_probs);
-    free(rt->index), free(rt->ids), free(rt->offs), free(rt->experts), free(rt->gates), free(rt->pr);
-    free(rt);
-}
-
 /* The routing hook of a slot whose choice asked for grok_routing: stages
  * the layers of a generated token fed back (the prompt's are skipped).
  * Runs inside the forward pass, on the scheduler thread. */
@@ -285,7 +261,7 @@ static void finish_choice(server *s, request *r, choice *c, int reason) {
     }
     s->m.completion_tokens += (uint64_t)c->n_gen;
     if (++r->n_done < r->n) {
-        pthread_cond_broadcast(&r->cv);
+        http_request_changed(s, r);
         return;
     }
     if (think_needs_verifier(s, r)) { /* the scheduler scores it, then completes it */
@@ -315,7 +291,7 @@ static void complete_request(server *s, request *r) {
     if (out == OUT_CANCELLED && s->stopping && !r->cancelled) out = OUT_STOPPED_EARLY;
     s->m.requests[out]++;
     if (out == OUT_OK) metrics_observe(&s->m.latency, now_s() - r->t_arrive);
-    pthread_cond_broadcast(&r->cv);
+    http_request_changed(s, r);
     request_unref(r);
 }
 
@@ -564,6 +540,7 @@ typedef struct {
 static void sample_slot(server *s, step_out *o) {
     choice *c = o->sl->ch;
     request *r = o->sl->req;
+    if (o->finish == FINISH_ERROR) return; /* its step failed (isolate_nonfinite) */
     /* prompt logprobs: row k holds the logits after position pos0 + k, the
      * distribution of the prompt token after it */
     for (int64_t k = 0; c->plogits && k < o->take; k++) {
@@ -644,6 +621,39 @@ typedef struct {
 static void sample_many(void *arg, int ith, int nth) {
     sample_task *t = arg;
     for (int64_t i = ith; i < t->n; i += nth) sample_slot(t->s, &t->outs[i]);
+}
+
+/* A step ended with NaN or Inf (GROK_ERR_NONFINITE: nothing was appended
+ * to any sequence). What one request's tokens do must not end the others
+ * batched with it, so each sequence runs alone (its numbers are the same
+ * alone as in a batch); those that fail again finish with the error,
+ * which their request keeps for its 500 answer. Returns false when a
+ * step failed otherwise (err says how). */
+static bool isolate_nonfinite(server *s, step_out *outs, grok_seq **seqs, const int32_t **toks, int64_t *ns,
+                              float **alls, int64_t n_seqs, char *err, size_t err_size) {
+    char why[GROK_ERR_SIZE];
+    snprintf(why, sizeof why, "%s", err);
+    if (n_seqs > 1)
+        fprintf(stderr, "grok serve: a step of %" PRId64 " sequences went non-finite: each runs alone\n", n_seqs);
+    for (int64_t i = 0; i < n_seqs; i++) {
+        int rc = GROK_ERR_NONFINITE;
+        if (n_seqs > 1) {
+            if (s->dist && step_announce(s, seqs + i, toks + i, ns + i, alls + i, 1, err, err_size)) return false;
+            rc = grok_decode_multi_logits(s->runner, seqs + i, toks + i, ns + i, alls + i, 1, why, sizeof why);
+        }
+        if (rc == GROK_ERR_NONFINITE) {
+            request *r = outs[i].sl->req;
+            outs[i].finish = FINISH_ERROR;
+            pthread_mutex_lock(&s->mu);
+            snprintf(r->error, sizeof r->error, "%s", why);
+            pthread_mutex_unlock(&s->mu);
+            fprintf(stderr, "grok serve: request %s: %s\n", r->id, why);
+        } else if (rc) {
+            snprintf(err, err_size, "%s", why);
+            return false;
+        }
+    }
+    return true;
 }
 
 /* dst's cache takes src's first n tokens, on every rank (mu NOT held). */
@@ -738,8 +748,10 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
     }
     char err[GROK_ERR_SIZE], msg[GROK_ERR_SIZE + 64];
     double t0 = now_s();
-    bool failed = (s->dist && step_announce(s, seqs, toks, ns, alls, n_seqs, err, sizeof err)) ||
-                  grok_decode_multi_logits(s->runner, seqs, toks, ns, alls, n_seqs, err, sizeof err) != 0;
+    bool failed = s->dist && step_announce(s, seqs, toks, ns, alls, n_seqs, err, sizeof err);
+    int rc = failed ? 0 : grok_decode_multi_logits(s->runner, seqs, toks, ns, alls, n_seqs, err, sizeof err);
+    if (rc == GROK_ERR_NONFINITE) failed = !isolate_nonfinite(s, outs, seqs, toks, ns, alls, n_seqs, err, sizeof err);
+    else if (rc) failed = true;
     double t1 = now_s();
     grok_step_stats st = grok_runner_last_step(s->runner);
     if (failed && s->dist) { /* the other ranks may be inside the step: end the job */
@@ -786,7 +798,7 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
             if (grow((void **)&c->lps, &c->lps_cap, c->n_lps + c->n_pstage, sizeof *c->lps)) {
                 memcpy(c->lps + c->n_lps, c->pstage, c->n_pstage * sizeof *c->lps);
                 c->n_lps += c->n_pstage;
-                pthread_cond_broadcast(&r->cv);
+                http_request_changed(s, r);
             } else {
                 o->finish = FINISH_ERROR;
             }
@@ -797,7 +809,7 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
         if (c->rt) {
             const size_t before = c->rt->n;
             if (!routing_publish(c->rt, c->seq)) o->finish = FINISH_ERROR;
-            if (c->rt->n > before && !o->sampled) pthread_cond_broadcast(&r->cv);
+            if (c->rt->n > before && !o->sampled) http_request_changed(s, r);
         }
         if (o->release) {
             if (!release_text(c, c->hold, o->release)) o->finish = FINISH_ERROR;
@@ -807,7 +819,7 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
         if (o->finish != FINISH_NONE)
             finish_choice(s, r, c, o->finish);
         else if (o->sampled)
-            pthread_cond_broadcast(&r->cv);
+            http_request_changed(s, r);
     }
     pthread_mutex_unlock(&s->mu);
 }

@@ -3,8 +3,10 @@
  * three layers around one shared state (struct server):
  *
  *   http.c     libmicrohttpd front: routing, body limits, the API key,
- *              whole and streamed (server-sent events) responses. One
- *              thread per connection, which may block waiting for tokens.
+ *              whole and streamed (server-sent events) responses, the
+ *              limits on hostile connections. Event-driven (a few epoll
+ *              threads); a request waiting for tokens is suspended and
+ *              resumed by http_request_changed.
  *   sched.c    the scheduler thread that owns the model: continuous
  *              batching of up to --parallel slots per forward step
  *              (grok_decode_multi), chunked prefill, prefix reuse, sampling,
@@ -62,6 +64,12 @@ typedef struct {
     const char *lora;          /* LoRA adapter applied at load (not merged), or NULL */
     float lora_scale;          /* its strength */
     const char *port_file;     /* write the bound port here once listening */
+    /* hostile connections (http.c) */
+    int64_t http_threads;    /* libmicrohttpd's event-loop threads */
+    int64_t conn_per_addr;   /* connections from one client address (0: no limit) */
+    int64_t max_waiting;     /* connections without a complete request */
+    double header_timeout_s; /* from waiting for a request to its last header */
+    double body_timeout_s;   /* from the last header to the last byte of the body */
     const char *verifier_path;   /* --verifier MODEL: scores think samples (NULL: none) */
     const char *verifier_suffix; /* appended after a candidate ("\nV:"-style; "" by default) */
     const char *verifier_yes;    /* the judgement it scores (NULL: the candidate's likelihood) */
@@ -243,7 +251,8 @@ typedef struct request {
     bool complete;  /* every choice finished; the scheduler let go */
     int refs;       /* HTTP side + scheduler side */
     double t_arrive, t_first, deadline;
-    pthread_cond_t cv;    /* signalled when shared output changes */
+    char error[GROK_ERR_SIZE]; /* shared: why a choice finished with FINISH_ERROR ("" unknown) */
+    void *waiter;              /* the HTTP connection waiting for it (http.c), or NULL */
     struct request *next; /* queue link */
     struct request *judge_next; /* waiting for the verifier (scheduler) */
 } request;
@@ -361,6 +370,11 @@ typedef struct {
     uint64_t masks;                         /* grammar masks computed */
     double mask_seconds;                    /* their time (part of sample_seconds, summed over slots) */
     histogram latency, ttft;
+    /* connections (http.c): open and waiting for a request now; closed by
+     * the header and body timeouts, and the longest waiting closed to make
+     * room under --max-waiting */
+    int64_t conns_open, conns_waiting;
+    uint64_t conns_header_timeout, conns_body_timeout, conns_evicted;
 } metrics;
 
 void metrics_observe(histogram *h, double v);
@@ -411,10 +425,16 @@ typedef struct server {
     double drain_deadline;    /* cancel in-flight work after this */
     bool sched_exit;
     int64_t n_conns; /* requests the HTTP side is handling */
+    struct http_front *http; /* the HTTP front's connection state (http.c) */
     uint64_t use_clock;
     uint64_t id_counter;
     metrics m;
 } server;
+
+/* http.c: called by the scheduler, with mu held, whenever r's shared
+ * output changes (text, logprobs, a choice or the request finished); wakes
+ * the connection waiting for it. */
+void http_request_changed(server *s, request *r);
 
 /* sched.c */
 /* Loads the model, attaches this rank's share, starts the thread pool and
