@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/iquants.h"
 
 /* Nearest integer (ties to even) clamped to [lo, hi]; NaN gives lo, so
  * that no float-to-int conversion can overflow. Adding 1.5 * 2^23 leaves
@@ -244,7 +245,7 @@ void grok_q5_K_from_f32(const float *src, void *dst, int64_t n) { q5_K_encode(sr
 void grok_q6_K_from_f32(const float *src, void *dst, int64_t n) { q6_K_encode(src, dst, n, NULL); }
 
 bool grok_type_takes_imatrix(uint32_t type) {
-    return type == GROK_TYPE_Q4_K || type == GROK_TYPE_Q5_K || type == GROK_TYPE_Q6_K;
+    return type == GROK_TYPE_Q4_K || type == GROK_TYPE_Q5_K || type == GROK_TYPE_Q6_K || grok_iq_type(type);
 }
 
 void grok_from_f32_weighted(uint32_t type, const float *src, void *dst, int64_t n, const float *imx) {
@@ -252,6 +253,10 @@ void grok_from_f32_weighted(uint32_t type, const float *src, void *dst, int64_t 
     case GROK_TYPE_Q4_K: q4_K_encode(src, dst, n, imx); return;
     case GROK_TYPE_Q5_K: q5_K_encode(src, dst, n, imx); return;
     case GROK_TYPE_Q6_K: q6_K_encode(src, dst, n, imx); return;
-    default: grok_kernels_get(type)->from_f32(src, dst, n);
+    default:
+        if (grok_iq_type(type))
+            grok_iq_from_f32_weighted(type, src, dst, n, imx);
+        else
+            grok_kernels_get(type)->from_f32(src, dst, n);
     }
 }
