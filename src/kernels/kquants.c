@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/qtypes.h"
 
 /* Nearest integer (ties to even) clamped to [lo, hi]; NaN gives lo, so
  * that no float-to-int conversion can overflow. Adding 1.5 * 2^23 leaves
@@ -49,13 +50,13 @@ static void fit_weights(const float *x, int n, const float *imx, float *w) {
 #define FIT_STEPS 10 /* grid steps (nmax + t/10)/range for t in -10..10 */
 #define FIT_ROUNDS 2 /* re-rounding rounds after the search */
 
-/* x[0..n) ~ a*l + b with l in 0..nmax, a >= 0, b <= 0 (the format stores
- * -b as a non-negative min), minimising sum w (a*l + b - x)^2. Returns the
- * error; *a, *b the fit. */
-static float fit_asym(const float *x, const float *w, int n, int nmax, float *a, float *b) {
+/* x[0..n) ~ a*l + b with l in 0..nmax, a >= 0, minimising sum w (a*l + b
+ * - x)^2. b <= 0 unless any_b (the k-quants store -b as a non-negative
+ * min; q4_1 and q5_1 store b as an f16). Returns the error; *a, *b the fit. */
+static float fit_asym(const float *x, const float *w, int n, int nmax, bool any_b, float *a, float *b) {
     float lo = x[0], hi = x[0];
     for (int i = 1; i < n; i++) lo = fminf(lo, x[i]), hi = fmaxf(hi, x[i]);
-    if (lo > 0) lo = 0;
+    if (lo > 0 && !any_b) lo = 0;
     float best_a = 0, best_b = lo, best = INFINITY;
     if (!(hi > lo)) { /* all equal (or not finite): the min alone */
         *a = 0, *b = lo;
@@ -84,7 +85,7 @@ static float fit_asym(const float *x, const float *w, int n, int nmax, float *a,
             ca = 1.0f / ia, cb = lo;
         } else if (det > 0) {
             ca = (sw * slx - sx * sl) / det, cb = (sll * sx - sl * slx) / det;
-            if (cb > 0) cb = 0, ca = slx / sll;
+            if (cb > 0 && !any_b) cb = 0, ca = slx / sll;
         } else {
             continue;
         }
@@ -100,9 +101,10 @@ static float fit_asym(const float *x, const float *w, int n, int nmax, float *a,
     return best;
 }
 
-/* x[0..n) ~ a*l with l in -32..31, minimising sum w (a*l - x)^2. The
- * value of largest magnitude goes to the -32 end, which has one step more. */
-static float fit_sym(const float *x, const float *w, int n, float *a) {
+/* x[0..n) ~ a*l with l in -nmin..nmin-1, minimising sum w (a*l - x)^2.
+ * The value of largest magnitude goes to the -nmin end, which has one step
+ * more. */
+static float fit_sym(const float *x, const float *w, int n, int nmin, float *a) {
     float amax = 0, mx = 0;
     for (int i = 0; i < n; i++)
         if (fabsf(x[i]) > amax) amax = fabsf(x[i]), mx = x[i];
@@ -114,14 +116,14 @@ static float fit_sym(const float *x, const float *w, int n, float *a) {
     for (int t = -FIT_STEPS; t <= FIT_STEPS + FIT_ROUNDS; t++) {
         float ia;
         if (t <= FIT_STEPS)
-            ia = -(32.0f + 0.1f * (float)t) / mx;
+            ia = -((float)nmin + 0.1f * (float)t) / mx;
         else if (best_a != 0)
             ia = 1.0f / best_a;
         else
             break;
         float sll = 0, slx = 0, sxx = 0;
         for (int i = 0; i < n; i++) {
-            const int l = qround(x[i] * ia, -32, 31);
+            const int l = qround(x[i] * ia, -nmin, nmin - 1);
             sll += w[i] * (float)(l * l), slx += w[i] * (float)l * x[i], sxx += w[i] * x[i] * x[i];
         }
         if (!(sll > 0)) continue;
@@ -157,7 +159,7 @@ static void encode_asym(const float *x, const float *imx, int nmax, uint8_t q[QK
     for (int s = 0; s < 8; s++) {
         float b;
         fit_weights(x + 32 * s, 32, imx ? imx + 32 * s : NULL, w);
-        fit_asym(x + 32 * s, w, 32, nmax, &a[s], &b);
+        fit_asym(x + 32 * s, w, 32, nmax, false, &a[s], &b);
         mn[s] = -b;
         amax = fmaxf(amax, a[s]), mmax = fmaxf(mmax, mn[s]);
     }
@@ -213,7 +215,7 @@ static void q6_K_encode(const float *src, void *dst, int64_t n, const float *imx
         float a[16], w[16], amax = 0;
         for (int k = 0; k < 16; k++) {
             fit_weights(x + 16 * k, 16, imx ? imx + i * QK_K + 16 * k : NULL, w);
-            fit_sym(x + 16 * k, w, 16, &a[k]);
+            fit_sym(x + 16 * k, w, 16, 32, &a[k]);
             amax = fmaxf(amax, fabsf(a[k]));
         }
         b.d = grok_fp32_to_fp16(amax / 127.0f);
@@ -239,19 +241,97 @@ static void q6_K_encode(const float *src, void *dst, int64_t n, const float *imx
     }
 }
 
+/* ---- the 32-value types: one f16 scale (and min) per block ----
+ * Q4_1 / Q5_1: value = d*q + m, q 0..15 / 0..31; Q5_0: value = d*(q - 16),
+ * q 0..31. The same fits as a k-quant's sub-block, with the block's own
+ * f16 parameters instead of quantized scales. */
+
+/* Q4_1's and Q5_1's 32 codes (0..nmax) and f16 d, m of one block. */
+static void encode_lin(const float *x, const float *imx, int nmax, uint8_t q[32], uint16_t *d, uint16_t *m) {
+    float w[32], a, b;
+    fit_weights(x, 32, imx, w);
+    fit_asym(x, w, 32, nmax, true, &a, &b);
+    *d = grok_fp32_to_fp16(a), *m = grok_fp32_to_fp16(b);
+    const float df = grok_fp16_to_fp32(*d), mf = grok_fp16_to_fp32(*m);
+    for (int l = 0; l < 32; l++) q[l] = df > 0 ? (uint8_t)qround((x[l] - mf) / df, 0, nmax) : 0;
+}
+
+static void q4_1_encode(const float *src, void *dst, int64_t n, const float *imx) {
+    for (int64_t i = 0; i < n / 32; i++) {
+        block_q4_1 b;
+        uint8_t q[32];
+        encode_lin(src + i * 32, imx ? imx + i * 32 : NULL, 15, q, &b.d, &b.m);
+        for (int l = 0; l < 16; l++) b.qs[l] = (uint8_t)(q[l] | (q[l + 16] << 4));
+        memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
+    }
+}
+
+/* Q5_0's and Q5_1's codes: low nibbles as Q4_0's, the fifth bits in qh. */
+static void pack5(const uint8_t q[32], uint8_t qs[16], uint8_t qh[4]) {
+    uint32_t h = 0;
+    for (int l = 0; l < 16; l++) {
+        qs[l] = (uint8_t)((q[l] & 15) | ((q[l + 16] & 15) << 4));
+        h |= (uint32_t)(q[l] >> 4) << l | (uint32_t)(q[l + 16] >> 4) << (l + 16);
+    }
+    for (int k = 0; k < 4; k++) qh[k] = (uint8_t)(h >> (8 * k));
+}
+
+static void q5_1_encode(const float *src, void *dst, int64_t n, const float *imx) {
+    for (int64_t i = 0; i < n / 32; i++) {
+        block_q5_1 b;
+        uint8_t q[32];
+        encode_lin(src + i * 32, imx ? imx + i * 32 : NULL, 31, q, &b.d, &b.m);
+        pack5(q, b.qs, b.qh);
+        memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
+    }
+}
+
+static void q5_0_encode(const float *src, void *dst, int64_t n, const float *imx) {
+    for (int64_t i = 0; i < n / 32; i++) {
+        const float *x = src + i * 32;
+        block_q5_0 b;
+        float w[32], a;
+        uint8_t q[32];
+        fit_weights(x, 32, imx ? imx + i * 32 : NULL, w);
+        fit_sym(x, w, 32, 16, &a);
+        b.d = grok_fp32_to_fp16(a);
+        const float df = grok_fp16_to_fp32(b.d);
+        for (int l = 0; l < 32; l++) q[l] = (uint8_t)(df != 0 ? qround(x[l] / df, -16, 15) + 16 : 16);
+        pack5(q, b.qs, b.qh);
+        memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
+    }
+}
+
 void grok_q4_K_from_f32(const float *src, void *dst, int64_t n) { q4_K_encode(src, dst, n, NULL); }
 void grok_q5_K_from_f32(const float *src, void *dst, int64_t n) { q5_K_encode(src, dst, n, NULL); }
 void grok_q6_K_from_f32(const float *src, void *dst, int64_t n) { q6_K_encode(src, dst, n, NULL); }
 
-bool grok_type_takes_imatrix(uint32_t type) {
-    return type == GROK_TYPE_Q4_K || type == GROK_TYPE_Q5_K || type == GROK_TYPE_Q6_K;
+/* The weighted encoders by type: one switch, so that what can be encoded
+ * with importance data and what can be encoded at all are one list. */
+typedef void (*weighted_encoder)(const float *src, void *dst, int64_t n, const float *imx);
+static weighted_encoder weighted_encoder_of(uint32_t type) {
+    switch (type) {
+    case GROK_TYPE_Q4_K: return q4_K_encode;
+    case GROK_TYPE_Q5_K: return q5_K_encode;
+    case GROK_TYPE_Q6_K: return q6_K_encode;
+    case GROK_TYPE_Q4_1: return q4_1_encode;
+    case GROK_TYPE_Q5_0: return q5_0_encode;
+    case GROK_TYPE_Q5_1: return q5_1_encode;
+    default: return NULL;
+    }
+}
+
+bool grok_type_takes_imatrix(uint32_t type) { return weighted_encoder_of(type) != NULL; }
+
+bool grok_type_can_encode(uint32_t type) {
+    const grok_type_kernels *k = grok_kernels_get(type);
+    return weighted_encoder_of(type) != NULL || (k && k->from_f32);
 }
 
 void grok_from_f32_weighted(uint32_t type, const float *src, void *dst, int64_t n, const float *imx) {
-    switch (type) {
-    case GROK_TYPE_Q4_K: q4_K_encode(src, dst, n, imx); return;
-    case GROK_TYPE_Q5_K: q5_K_encode(src, dst, n, imx); return;
-    case GROK_TYPE_Q6_K: q6_K_encode(src, dst, n, imx); return;
-    default: grok_kernels_get(type)->from_f32(src, dst, n);
-    }
+    const weighted_encoder enc = weighted_encoder_of(type);
+    if (enc)
+        enc(src, dst, n, imx);
+    else
+        grok_kernels_get(type)->from_f32(src, dst, n);
 }
