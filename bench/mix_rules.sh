@@ -38,17 +38,16 @@ for spec in $MIX_RULES_CASES; do
   list=$("$LQ" --dry-run "${args[@]}" "$DIR/$model.gguf" "$mix" 2>&1 | sed -n \
     's/^\[ *[0-9]*\/ *[0-9]*\] \([^ ]*\) .*type = *\([^,]*\),.*-> .*(\([^)]*\))$/\1 \3/p; s/^\[ *[0-9]*\/ *[0-9]*\] \([^ ]*\) .*type = *\([^,]*\), size = *[0-9.]* MiB$/\1 \2/p')
   [ -n "$list" ] || { echo "llama-quantize printed no plan for $spec"; exit 1; }
-  echo "$spec $(echo "$list" | sort | tr '\n' ' ')" >> "$out"
+  echo "$spec $(echo "$list" | /usr/bin/python3 tests/ref/mix_plan.py)" >> "$out"
 done
 n=0 bad=0
-while read -r spec rest; do
-  IFS=: read -r model mix imx flags <<< "$spec"
-  want=$(echo "$rest" | tr ' ' '\n' | paste - - | sort)
-  got=$(mix_rules_grok "$G" "$DIR" "$spec")
+while read -r spec want; do
+  got=$(mix_rules_grok "$G" "$DIR" "$spec" | /usr/bin/python3 tests/ref/mix_plan.py)
   n=$((n + 1))
   if [ "$want" != "$got" ]; then
     bad=$((bad + 1))
-    echo "DIFF $spec:"; diff <(echo "$want") <(echo "$got") | grep '^[<>]' | head -8 | sed 's/^</  llama.cpp/; s/^>/  grok     /'
+    echo "DIFF $spec:"; diff <(echo "$want" | tr ' ' '\n') <(echo "$got" | tr ' ' '\n') | grep '^[<>]' \
+      | sed 's/^</  llama.cpp/; s/^>/  grok     /'
   fi
 done < "$out"
 echo "$n plans compared ($(echo $MIX_RULES_CASES | wc -w) cases), $bad differ"
@@ -56,7 +55,7 @@ if [ "${WRITE:-0}" = 1 ]; then
   {
     echo "# llama-quantize --dry-run's per-tensor types (llama.cpp de3ff81), written by"
     echo "# WRITE=1 bash bench/mix_rules.sh for the models of tests/mix_rules_models.sh."
-    echo "# One line per case MODEL:MIX:IMATRIX:FLAGS, then name type pairs (sorted by name)."
+    echo "# One line per case MODEL:MIX:IMATRIX:FLAGS, then the plan as tests/ref/mix_plan.py encodes it."
     cat "$out"
   } > tests/fixtures/mix_rules.txt
   echo "wrote tests/fixtures/mix_rules.txt"

@@ -30,11 +30,11 @@ mix_rules_models() {
   done <<< "$MIX_RULES_SHAPES"
 }
 
-# mix_rules_grok GROK DIR CASE: grok's plan for CASE, "name<TAB>type" lines sorted
+# mix_rules_grok GROK DIR CASE: grok's plan for CASE, "name type" lines
 mix_rules_grok() {
   local g=$1 dir=$2 model mix imx flags args=()
   IFS=: read -r model mix imx flags <<< "$3"
   [ "$imx" = 1 ] && args+=(--imatrix "$dir/$model.imatrix.gguf")
   [ -n "$flags" ] && args+=(${flags//,/ })
-  "$g" quantize --dry-run "${args[@]}" "$dir/$model.gguf" "$mix" 2>/dev/null | awk '{print $1 "\t" $4}' | sort
+  "$g" quantize --dry-run "${args[@]}" "$dir/$model.gguf" "$mix" 2>/dev/null | awk '{print $1, $4}'
 }

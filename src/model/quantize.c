@@ -526,11 +526,16 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
             }
             if (needs_imatrix(t, want, p->mix->ftype) && !p->dry_run) {
                 const char *why = NULL;
+                /* the last expert: an entry with fewer experts does not fit */
+                const int probe = !p->imatrix || !imx_probe ? -1
+                                  : grok_imatrix_weights(p->imatrix, t->name, t->n_dims >= 3 ? t->ne[2] - 1 : -1,
+                                                         t->ne[0], imx_probe, NULL);
                 if (!p->imatrix)
                     why = "needs an importance matrix (--imatrix FILE, from grok imatrix or llama-imatrix)";
-                else if (!imx_probe || grok_imatrix_weights(p->imatrix, t->name, t->n_dims >= 3 ? 0 : -1, t->ne[0],
-                                                            imx_probe, NULL) == -1)
+                else if (probe == -1)
                     why = "needs importance data, and the imatrix has no entry for it";
+                else if (probe == -2)
+                    why = "needs importance data, and the imatrix's entry for it does not fit its shape";
                 if (why) {
                     snprintf(err, err_size, "%s: %s: tensor %s would be %s, which %s (as llama-quantize refuses it)",
                              out_path, p->mix->name, t->name, grok_type_get_traits((uint32_t)want)->name, why);
