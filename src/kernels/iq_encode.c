@@ -6,10 +6,11 @@
  * +-1/8), so per block of 16 or 32 weights sharing an odd ls the search
  * sweeps candidate steps S = d * ls, puts each group of 8 (IQ3: 4) weights
  * on its best codebook point under the weights, and keeps the step that
- * minimises the weighted error (refitting S by least squares); then per
- * super-block it tries a few f16 values of d, and for each block the two
- * odd ls around its ideal step, re-fitting the points at the step that will
- * really be stored. Errors are always measured with the codebook's true
+ * minimises the weighted error (refitting S by least squares; the sweep is
+ * ranked by rounding each weight to its nearest level, the best two steps
+ * fitted on the codebook); then per super-block it tries a few f16 values
+ * of d, for each block the two odd ls around its ideal step, and re-fits
+ * the points at the step that will really be stored. Errors are always measured with the codebook's true
  * values (not an idealised lattice), so what is minimised is what decodes.
  *
  * The nearest point of a codebook under per-weight weights is found with a
@@ -40,13 +41,14 @@
 /* Candidate codebook points listed per off-grid lattice cell; the step
  * sweep: SWN steps amax / (top * (SWLO + SWST * s)), s = 0..SWN-1 (top:
  * the largest value of the codebook), where amax / top is the step that
- * puts the largest weight on the top level. Larger lists and sweeps gain
- * under 1 % of error (measured against ggml's on Gaussian rows). */
+ * puts the largest weight on the top level. The search uses the first
+ * NB_SEARCH of each list, the final fit all NB. Twice the sweep or the
+ * lists gains under 1 % of error (Gaussian rows of enc_rows.h). */
 #define NB 64
 #define NB_SEARCH 16
-#define SWN 17
+#define SWN 9
 #define SWLO 0.45f
-#define SWST 0.05f
+#define SWST 0.1f
 
 typedef struct {
     int k;         /* weights per codebook point: 8 or 4 */
@@ -324,6 +326,15 @@ static float block_step(const iq_spec *sp, const iq_grid *g, const float *a, con
 
 /* ---- one super-block ---- */
 
+/* The odd ls at or below step / d and the next one up, within 1..lsmax. */
+static void ls_pair(float step, float d, int lsmax, int *lo, int *hi) {
+    int l = (int)floorf(step / d);
+    l = l % 2 ? l : l - 1;
+    if (l < 1) l = 1;
+    if (l > lsmax) l = lsmax;
+    *lo = l, *hi = l + 2 <= lsmax ? l + 2 : l;
+}
+
 /* The search's result for 256 weights, in the fields every layout packs. */
 typedef struct {
     uint16_t d;         /* f16 bits */
@@ -365,10 +376,13 @@ static void encode_superblock(const iq_spec *sp, const float *x, const float *im
         if (S[b] > maxS) maxS = S[b];
     }
     if (!(maxS > 0)) return; /* d = 0: everything decodes to 0 */
-    /* d, then per block the better of the two odd ls around S / d */
+    /* d, ranked with each block's better of the two odd ls around S / d by
+     * the coordinate-wise rounding (proxy_at); then at the chosen d the two
+     * ls refitted on the codebook */
     static const float dfac[] = {1.0f, 0.96f, 1.04f, 0.92f, 0.88f};
     float best_total = INFINITY;
-    block_fit fits[16], bf[16];
+    block_fit fits[16];
+    float bf[16];
     uint8_t ss[16];
     for (size_t t = 0; t < sizeof dfac / sizeof dfac[0]; t++) {
         /* 65504: the largest f16, so that huge rows saturate rather than vanish */
@@ -378,22 +392,18 @@ static void encode_superblock(const iq_spec *sp, const float *x, const float *im
         if (!(d > 0) || !isfinite(d)) continue;
         float total = 0;
         for (int b = 0; b < nbk && total < best_total; b++) {
-            int lo = (int)floorf(S[b] / d);
-            lo = lo % 2 ? lo : lo - 1;
-            if (lo < 1) lo = 1;
-            if (lo > sp->lsmax) lo = sp->lsmax;
-            const int hi = lo + 2 <= sp->lsmax ? lo + 2 : lo;
-            block_fit f1, f2;
-            fit_at(sp, g, a + b * sp->bn, w + b * sp->bn, d * (float)lo, NB_SEARCH, &f1);
-            if (hi != lo) fit_at(sp, g, a + b * sp->bn, w + b * sp->bn, d * (float)hi, NB_SEARCH, &f2);
-            const bool take_hi = hi != lo && f2.err < f1.err;
-            bf[b] = take_hi ? f2 : f1;
+            int lo, hi;
+            ls_pair(S[b], d, sp->lsmax, &lo, &hi);
+            float x1, q1, e1, e2 = INFINITY;
+            proxy_at(sp, g, a + b * sp->bn, w + b * sp->bn, d * (float)lo, &x1, &q1, &e1);
+            if (hi != lo) proxy_at(sp, g, a + b * sp->bn, w + b * sp->bn, d * (float)hi, &x1, &q1, &e2);
+            const bool take_hi = hi != lo && e2 < e1;
+            bf[b] = take_hi ? e2 : e1;
             ss[b] = (uint8_t)(((take_hi ? hi : lo) - 1) / 2);
-            total += bf[b].err;
+            total += bf[b];
         }
         if (total < best_total) {
             best_total = total, out->d = dh;
-            memcpy(fits, bf, sizeof(block_fit) * (size_t)nbk);
             memcpy(out->s, ss, (size_t)nbk);
         }
     }
@@ -403,6 +413,14 @@ static void encode_superblock(const iq_spec *sp, const float *x, const float *im
     }
     /* the points at the stored steps, from the full neighbour lists */
     const float d = grok_fp16_to_fp32(out->d);
+    for (int b = 0; b < nbk; b++) {
+        int lo, hi;
+        ls_pair(S[b], d, sp->lsmax, &lo, &hi);
+        block_fit f1, f2;
+        fit_at(sp, g, a + b * sp->bn, w + b * sp->bn, d * (float)lo, NB_SEARCH, &f1);
+        if (hi != lo) fit_at(sp, g, a + b * sp->bn, w + b * sp->bn, d * (float)hi, NB_SEARCH, &f2);
+        out->s[b] = (uint8_t)(((hi != lo && f2.err < f1.err ? hi : lo) - 1) / 2);
+    }
     for (int b = 0; b < nbk; b++)
         fit_at(sp, g, a + b * sp->bn, w + b * sp->bn, d * (float)(2 * out->s[b] + 1), NB, &fits[b]);
     for (int b = 0; b < nbk; b++)
