@@ -5,7 +5,8 @@
  * runs them on the CPU, computing the model of GROK1.md (the official Grok-1
  * math) with f32 activations. Everything a program needs is declared here:
  * GGUF files, the SentencePiece tokenizer, the model and its per-sequence
- * contexts (KV caches), the sampler and the thread pool.
+ * contexts (KV caches), the sampler, grammars that constrain what it may draw
+ * (GBNF and JSON Schema) and the thread pool.
  *
  * A complete program (the header_example test compiles and runs this text):
  *
@@ -374,6 +375,12 @@ GROK_API size_t grok_detok_stream_push(grok_detok_stream *s, const grok_tokenize
 /* Emits what is left (an incomplete character as U+FFFD). */
 GROK_API size_t grok_detok_stream_flush(grok_detok_stream *s, char *out, size_t cap);
 
+/* The bytes token id stands for in the middle of a text (a continuation
+ * keeps a piece's leading space; a byte piece is its one raw byte, which
+ * may be part of a character; control pieces are nothing), at most cap of
+ * them written to out. Returns how many. */
+GROK_API size_t grok_token_text(const grok_tokenizer *t, int32_t id, char *out, size_t cap);
+
 /* ======================================================================
  * Thread pool: persistent workers; each job gets (ith, nth). src/util/
  * ====================================================================== */
@@ -530,6 +537,18 @@ GROK_API const float *grok_seq_logits(const grok_seq *s);
 /* The tokens in the cache, [grok_seq_pos] of them (to reuse a shared
  * prompt prefix: compare, then grok_seq_truncate to the common part). */
 GROK_API const int32_t *grok_seq_tokens(const grok_seq *s);
+/* Makes dst hold src's first n_tokens cached tokens (their keys and values
+ * copied, so that several samples of one prompt compute it once): dst's
+ * earlier content is dropped and its position becomes n_tokens. When
+ * n_tokens is the position of src's last decode, its logits are copied
+ * too (dst can sample at once); otherwise dst's logits are not its last
+ * token's until it decodes, as after grok_seq_truncate. What dst then
+ * computes equals, bit for bit, what it computes after decoding those
+ * tokens itself. Both belong to one model and have one KV type; dst ==
+ * src truncates. Returns 0, GROK_ERR_INPUT (n_tokens beyond src's position,
+ * another model or KV type) or GROK_ERR_CTX_FULL (dst's context is too
+ * short), with err; on an error dst is unchanged. */
+GROK_API int grok_seq_copy(grok_seq *dst, const grok_seq *src, int64_t n_tokens, char *err, size_t err_size);
 
 /* ---- the router's record (MoE microscope, expert caches) ----
  * A hook attached to a sequence sees, for every token of that sequence
@@ -860,6 +879,14 @@ GROK_API void grok_sampler_free(grok_sampler *s);
 /* Picks the next token from logits [n_vocab] (not modified); history is
  * the sequence so far (for penalties), may be NULL when n_history is 0. */
 GROK_API int32_t grok_sampler_sample(grok_sampler *s, const float *logits, const int32_t *history, size_t n_history);
+/* The same, drawing only among the tokens whose bit is set in mask
+ * ([ceil(n_vocab / 64)] words, token i in bit i % 64 of word i / 64; NULL:
+ * all). Disallowed tokens are removed before penalties, temperature and the
+ * filters, so the draw is exactly the renormalised distribution over the
+ * allowed tokens and greedy picks the best allowed one. Returns -1 when the
+ * mask allows nothing. */
+GROK_API int32_t grok_sampler_sample_masked(grok_sampler *s, const float *logits, const uint64_t *mask,
+                                            const int32_t *history, size_t n_history);
 /* The probabilities after all filters, for logprobs: fills probs
  * [n_vocab]; the sampler must have sampled at least once. */
 GROK_API const float *grok_sampler_last_probs(const grok_sampler *s);
@@ -870,6 +897,73 @@ GROK_API const float *grok_sampler_last_probs(const grok_sampler *s);
  * while streaming). */
 GROK_API int64_t grok_find_stop(const char *text, size_t len, const char *const *stops, size_t n_stops,
                        size_t *partial);
+
+/* ======================================================================
+ * Grammars: constrained generation (GBNF, JSON Schema). src/grammar/
+ *
+ *   grok_grammar_vocab *v = grok_grammar_vocab_create(tok, err, sizeof err);
+ *   grok_grammar *g = grok_grammar_parse(text, len, NULL, v, err, sizeof err);
+ *   grok_matcher *m = grok_matcher_create(g);
+ *   each step: grok_matcher_fill_mask(m, mask);
+ *              tok = grok_sampler_sample_masked(s, logits, mask, hist, n);
+ *              grok_matcher_accept_token(m, tok);
+ *   stop at EOS or when grok_matcher_is_done(m).
+ *
+ * A grammar is immutable once parsed and may be shared by matchers on any
+ * threads (its caches take a lock); a matcher belongs to one sequence and
+ * one thread at a time. docs/structured-output.md has the details.
+ * ====================================================================== */
+
+/* The tokens of a vocabulary as a grammar sees them (their text, sorted);
+ * made once per tokenizer, which must outlive it and every grammar made
+ * with it. */
+typedef struct grok_grammar_vocab grok_grammar_vocab;
+GROK_API grok_grammar_vocab *grok_grammar_vocab_create(const grok_tokenizer *t, char *err, size_t err_size);
+GROK_API void grok_grammar_vocab_free(grok_grammar_vocab *v);
+GROK_API int64_t grok_grammar_vocab_n_vocab(const grok_grammar_vocab *v);
+
+typedef struct grok_grammar grok_grammar;
+/* Parses GBNF, llama.cpp's grammar format. root names the start rule
+ * (NULL: "root"). v may be NULL for text matching only (no masks, and no
+ * <token> written as text). Errors read "LINE:COLUMN: what is wrong". */
+GROK_API grok_grammar *grok_grammar_parse(const char *text, size_t len, const char *root,
+                                          const grok_grammar_vocab *v, char *err, size_t err_size);
+/* Reference counting: retain adds one, free drops one (the last frees). */
+GROK_API grok_grammar *grok_grammar_retain(grok_grammar *g);
+GROK_API void grok_grammar_free(grok_grammar *g);
+GROK_API int64_t grok_grammar_n_rules(const grok_grammar *g);
+/* Does the grammar match the whole of text? *fail_at (may be NULL): the
+ * length of the longest prefix it can read, when not. */
+GROK_API bool grok_grammar_accepts(grok_grammar *g, const char *text, size_t len, size_t *fail_at);
+
+/* JSON Schema -> GBNF text (malloc'd, NUL-terminated; its start rule is
+ * "root"). Refuses keywords it cannot enforce, naming each with its JSON
+ * pointer ("/properties/tags: 'uniqueItems' is not supported"). */
+GROK_API char *grok_json_schema_to_gbnf(const char *schema, size_t len, char *err, size_t err_size);
+/* The same with the start rule named start and every other rule but the
+ * shared JSON primitives (json-*, fmt-*, ws) named start-..., so several
+ * schemas' rules can be put into one grammar. */
+GROK_API char *grok_json_schema_to_gbnf_rules(const char *schema, size_t len, const char *start, char *err,
+                                              size_t err_size);
+
+typedef struct grok_matcher grok_matcher;
+/* A matcher at the start of the grammar (holds a reference to g). */
+GROK_API grok_matcher *grok_matcher_create(grok_grammar *g);
+GROK_API grok_matcher *grok_matcher_clone(const grok_matcher *m);
+GROK_API void grok_matcher_free(grok_matcher *m);
+/* Sets the bit of every token that may come next (see
+ * grok_sampler_sample_masked for the layout; EOS where the grammar may
+ * end) and returns how many; -1 when the grammar has no vocabulary or is
+ * too ambiguous to follow (more than 65536 stacks), or out of memory. */
+GROK_API int64_t grok_matcher_fill_mask(grok_matcher *m, uint64_t *mask);
+/* Moves past token id (0), or refuses it and stays (-1). EOS ends it. */
+GROK_API int grok_matcher_accept_token(grok_matcher *m, int32_t id);
+/* Moves past len bytes of text (0), or refuses them and stays (-1). */
+GROK_API int grok_matcher_accept_text(grok_matcher *m, const char *text, size_t len);
+/* The grammar may end here (EOS is allowed). */
+GROK_API bool grok_matcher_can_end(const grok_matcher *m);
+/* Nothing but the end can follow (or EOS was taken). */
+GROK_API bool grok_matcher_is_done(const grok_matcher *m);
 
 #ifdef __cplusplus
 }

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PACKAGES=(gcc make cmake pkg-config python3 python3-dev python3-numpy python3-sentencepiece sentencepiece
-  openmpi-bin libopenmpi-dev libmicrohttpd-dev libcjson-dev libcairo2-dev curl
+  python3-jsonschema openmpi-bin libopenmpi-dev libmicrohttpd-dev libcjson-dev libcairo2-dev curl
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 # (the last three: tests/neon_test.sh cross-compiles the NEON kernels and runs their tests under qemu-aarch64)
 # the chat page's browser test (tests/webui_test.sh skips without it); a

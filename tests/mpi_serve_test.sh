@@ -11,26 +11,12 @@
 set -uo pipefail
 : "${GROK:?}" "${GROK_SRC:?}" "${GROK_TMP:?}"
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
-command -v mpirun >/dev/null || { echo "SKIP: no mpirun (apt-get install openmpi-bin libopenmpi-dev)"; exit 77; }
 command -v curl >/dev/null || { echo "SKIP: curl is not installed"; exit 77; }
-case "$("$GROK" run --mpi-stats --help 2>&1)" in
-  *"built without MPI"*) echo "SKIP: grok built without MPI (-DGROK_MPI=OFF or no libopenmpi-dev)"; exit 77 ;;
-esac
+. "$GROK_SRC/tests/mpi_lib.sh"
 PY=/usr/bin/python3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent=
-export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
-# ranks waiting in a collective yield the core (2 ranks + curl on 2 cores)
-export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
 # mpirun passes SIGTERM on to the ranks after this many seconds and kills
 # them as many seconds later: room for the sanitizer build's exit
 export OMPI_MCA_odls_base_sigkill_timeout=3
-# use_tls=0: in a rank, LeakSanitizer's tracer reads a bogus dynamic-TLS
-# range that Open MPI's dlopen()ed components leave in glibc's DTV and dies
-# of SIGSEGV ("Tracer caught signal 11"). Not scanning TLS can only add
-# reports (a block reachable only from TLS would count as leaked), never
-# hide one.
-export LSAN_OPTIONS="suppressions=$GROK_SRC/tests/lsan_mpi.supp:print_suppressions=0:use_tls=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
 
 . "$GROK_SRC/tests/serve_lib.sh"
 

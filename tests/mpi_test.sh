@@ -12,31 +12,13 @@
 set -uo pipefail
 : "${GROK:?}" "${GROK_TMP:?}" "${GROK_SRC:?}"
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
-command -v mpirun >/dev/null || { echo "SKIP: no mpirun (apt-get install openmpi-bin libopenmpi-dev)"; exit 77; }
-probe=$("$GROK" run --mpi-stats --help 2>&1)
-case "$probe" in *"built without MPI"*) echo "SKIP: grok built without MPI (-DGROK_MPI=OFF or no libopenmpi-dev)"; exit 77 ;; esac
+. "$GROK_SRC/tests/mpi_lib.sh"
 PY=/usr/bin/python3
 "$PY" -c 'import numpy' 2>/dev/null || { echo "SKIP: $PY has no numpy"; exit 77; }
 fails=0 passes=0
 ok() { passes=$((passes + 1)); echo "ok   $*"; }
 bad() { fails=$((fails + 1)); echo "FAIL $*"; }
 
-# Loopback only, no ssh; root needs Open MPI's consent. Open MPI leaks by
-# design at exit: LeakSanitizer is told to ignore its libraries.
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm_rsh_agent=
-export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
-# ranks waiting in a collective yield the core (up to 4 ranks on 2 cores)
-export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
-# (full unwinding, so that the suppressions see the MPI frames; matters
-# only in the sanitizer build)
-# use_tls=0: in a rank, LeakSanitizer's tracer reads a bogus dynamic-TLS
-# range that Open MPI's dlopen()ed components leave in glibc's DTV and dies
-# of SIGSEGV ("Tracer caught signal 11"). Not scanning TLS can only add
-# reports (a block reachable only from TLS would count as leaked), never
-# hide one.
-export LSAN_OPTIONS="suppressions=$GROK_SRC/tests/lsan_mpi.supp:print_suppressions=0:use_tls=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
-MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
 mpi() { local np=$1; shift; timeout 120 "${MPIRUN[@]}" -np "$np" "$GROK" "$@"; }
 
 cmp_f32() { # max over rows of max|a-b| / max|a|

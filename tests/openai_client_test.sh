@@ -2,8 +2,8 @@
 # openai_client_test.sh - the official `openai` npm client (version pinned in
 # tests/openai/package-lock.json, installed into the scratch dir) against
 # `grok serve` on 127.0.0.1: completions and chat, whole and streamed,
-# logprobs, n, typed errors and the API key. Skips (77) when node/npm are
-# missing or the package cannot be installed.
+# logprobs, n, think requests, typed errors and the API key, response_format and
+# tools. Skips (77) when node/npm are missing or the package cannot be installed.
 set -uo pipefail
 : "${GROK:?}" "${GROK_SRC:?}" "${GROK_TMP:?}"
 command -v node >/dev/null && command -v npm >/dev/null || { echo "SKIP: node and npm are needed"; exit 77; }
@@ -18,12 +18,12 @@ fi
 
 TOKFILE="$GROK_SRC/../shared/tokenizers/grok-1.model"
 if [ -f "$TOKFILE" ]; then
-  "$GROK" new -o tiny.gguf --force --tokenizer "$TOKFILE" --ctx 512 2>/dev/null || exit 1
+  "$GROK" new -o tiny.gguf --force --tokenizer "$TOKFILE" --ctx 1024 2>/dev/null || exit 1
 else
-  "$GROK" new -o tiny.gguf --force --vocab 512 --ctx 512 2>/dev/null || exit 1
+  "$GROK" new -o tiny.gguf --force --vocab 512 --ctx 1024 2>/dev/null || exit 1
 fi
 rm -f serve.port
-"$GROK" serve -m tiny.gguf --port 0 --port-file serve.port --parallel 2 --ctx 512 --threads 2 \
+"$GROK" serve -m tiny.gguf --port 0 --port-file serve.port --parallel 2 --ctx 1024 --threads 2 \
   --api-key test-key >serve.log 2>&1 &
 pid=$!
 trap 'kill -KILL $pid 2>/dev/null' EXIT
@@ -32,7 +32,7 @@ for _ in $(seq 1 200); do
   kill -0 $pid 2>/dev/null || { echo "FAIL: server exited"; cat serve.log; exit 1; }
   sleep 0.1
 done
-GROK_URL="http://127.0.0.1:$(cat serve.port)/v1" GROK_KEY=test-key timeout 120 node openai/client.mjs
+GROK_URL="http://127.0.0.1:$(cat serve.port)/v1" GROK_KEY=test-key GROK_ASAN="${GROK_ASAN:-0}" timeout 240 node openai/client.mjs
 rc=$?
 kill -TERM $pid
 wait $pid

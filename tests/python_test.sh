@@ -3,7 +3,8 @@
 # Debian's python3 and numpy: its ctypes structures have grok.h's sizes
 # (a C program prints sizeof), tokenize/detokenize give grok tokenize's ids
 # and round-trip, logits equal `grok logits` bit for bit, a seeded
-# generation prints what `grok run` prints, stop strings, errors raise.
+# generation prints what `grok run` prints (with --grammar and --json-schema
+# too), stop strings, errors (bad grammars and schemas with their places) raise.
 set -u
 PY=/usr/bin/python3
 "$PY" -c 'import numpy' 2>/dev/null || { echo "SKIP: $PY has no numpy"; exit 77; }
@@ -41,13 +42,18 @@ env -u LD_PRELOAD "$T/sizes" >"$T/sizes.txt"
 "$GROK" run -m "$MODEL" -p "And God said" -n 24 --temp 0.9 --top-p 0.95 --seed 7 --threads 2 \
     >"$T/run.txt" 2>/dev/null
 "$GROK" run -m "$MODEL" -p "And God said" -n 48 --temp 0 --stop "LORD" --threads 2 >"$T/run_stop.txt" 2>/dev/null
+GBNF="$GROK_SRC/tests/fixtures/grammar/recursion.gbnf" SCHEMA="$GROK_SRC/tests/fixtures/structured/nested_schema.json"
+"$GROK" run -m "$MODEL" -p "And God said" -n 200 --temp 0.9 --seed 3 --threads 2 --grammar "$GBNF" \
+    >"$T/run_gbnf.txt" 2>/dev/null
+"$GROK" run -m "$MODEL" -p "The record: " -n 600 --temp 1 --seed 5 --threads 2 --json-schema "$SCHEMA" \
+    >"$T/run_schema.txt" 2>/dev/null
 
-"$PY" - "$T" "$MODEL" <<'PYEOF'
-import ctypes, os, sys
+"$PY" - "$T" "$MODEL" "$GBNF" "$SCHEMA" <<'PYEOF'
+import ctypes, json, os, sys
 import numpy as np
 import grok
 
-T, MODEL = sys.argv[1], sys.argv[2]
+T, MODEL, GBNF, SCHEMA = sys.argv[1:5]
 fails = 0
 def check(ok, what):
     global fails
@@ -76,6 +82,29 @@ with grok.Model(MODEL, threads=2) as m:
     check(got + "\n" == run, f"seeded generate prints grok run's text ({len(pieces)} pieces)")
     stop = "".join(m.generate("And God said", max_tokens=48, temperature=0, stop="LORD"))
     check(stop + "\n" == open(f"{T}/run_stop.txt").read() and "LORD" not in stop, "stop string as grok run")
+    # grammars: the same seeded text as grok run --grammar / --json-schema
+    gbnf = "".join(m.generate("And God said", max_tokens=200, temperature=0.9, seed=3, grammar=open(GBNF).read()))
+    check(gbnf + "\n" == open(f"{T}/run_gbnf.txt").read() and len(gbnf) > 0,
+          f"generate(grammar=) prints grok run --grammar's text ({len(gbnf)} bytes)")
+    schema = json.load(open(SCHEMA))
+    rec = "".join(m.generate("The record: ", max_tokens=600, temperature=1, seed=5, json_schema=schema))
+    check(rec + "\n" == open(f"{T}/run_schema.txt").read() and isinstance(json.loads(rec), dict),
+          f"generate(json_schema=) prints grok run --json-schema's text, a JSON object ({len(rec)} bytes)")
+    check("".join(m.generate("x", max_tokens=20, grammar='root ::= "yes" | "no"')) in ("yes", "no"),
+          "a two-word grammar gives one of its words")
+    for kw, want in ((dict(grammar='root ::= ("a"'), "1:10"),
+                     (dict(json_schema={"type": "string", "pattern": "x"}), "'pattern' is not supported"),
+                     (dict(json_schema="{nope"), "json_schema")):
+        try:
+            next(m.generate("x", max_tokens=1, **kw))
+            check(False, f"{kw} raises")
+        except grok.GrokError as e:
+            check(want in str(e), f"{kw} raises GrokError naming it: {e}")
+    try:
+        next(m.generate("x", max_tokens=1, grammar="root ::= \"a\"", json_schema={}))
+        check(False, "grammar and json_schema together raise")
+    except TypeError as e:
+        check("not both" in str(e), f"grammar and json_schema together raise: {e}")
     try:
         m.generate("x", max_tokens=1, nonsense=1).__next__()
         check(False, "an unknown sampler setting raises")

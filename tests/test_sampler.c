@@ -2,7 +2,9 @@
  * test_sampler.c - checks the sampler against hand-computed examples, a
  * literal re-statement of the official Grok-1 nucleus filter (ascending
  * sort, cumulative sum, ">= 1 - top_p"), an independent Python model of the
- * RNG stream, and a chi-square test of the draws; then grok_find_stop. It
+ * RNG stream, and a chi-square test of the draws; masked sampling (a
+ * grammar's allowed tokens: the renormalised distribution, greedy's best
+ * allowed token, the order against the filters); then grok_find_stop. It
  * also prints how long one sample takes over a 131072-token vocabulary
  * (informational only, not asserted).
  */
@@ -506,6 +508,71 @@ static void bench(void) {
     free(l);
 }
 
+/* A mask removes tokens before everything else: probabilities are the
+ * softmax over the allowed tokens alone, greedy takes the best allowed
+ * one, top-k/top-p count only allowed tokens, and nothing allowed is -1. */
+static void test_masked(void) {
+    const size_t n = 130; /* over two mask words */
+    double x[130];
+    float lg[130];
+    bool keep[130];
+    uint64_t mask[3] = {0, 0, 0};
+    for (size_t i = 0; i < n; i++) {
+        x[i] = (double)(float)(4.0 * test_rand() - 2.0);
+        lg[i] = (float)x[i];
+        keep[i] = (i % 3 == 0) || i == 129;
+        if (keep[i]) mask[i / 64] |= 1ull << (i % 64);
+    }
+    size_t best = 0, best_allowed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (x[i] > x[best]) best = i;
+        if (keep[i] && (!keep[best_allowed] || x[i] > x[best_allowed])) best_allowed = i;
+    }
+    lg[best] = keep[best] ? lg[best] : 50.0f; /* the overall best is a disallowed token */
+    x[best] = lg[best];
+    grok_sampler_params p = plain_params();
+    grok_sampler *s = grok_sampler_create(&p, (int64_t)n);
+    double want[130];
+    ref_softmax(x, keep, n, want);
+    for (int k = 0; k < 200; k++) {
+        int32_t t = grok_sampler_sample_masked(s, lg, mask, NULL, 0);
+        CHECK(t >= 0 && keep[t], "masked draw %d gave token %d, not allowed", k, (int)t);
+    }
+    check_probs(s, want, n, "masked softmax");
+    grok_sampler_free(s);
+
+    p.temperature = 0.0f;
+    s = grok_sampler_create(&p, (int64_t)n);
+    int32_t g = grok_sampler_sample_masked(s, lg, mask, NULL, 0);
+    CHECK(g == (int32_t)best_allowed, "greedy with a mask: %d, want the best allowed %zu", (int)g,
+          best_allowed);
+    uint64_t none[3] = {0, 0, 0};
+    CHECK(grok_sampler_sample_masked(s, lg, none, NULL, 0) == -1, "a mask allowing nothing gives -1");
+    grok_sampler_free(s);
+
+    /* top-k = 1 keeps the best allowed token, not the best overall */
+    p = plain_params();
+    p.top_k = 1;
+    s = grok_sampler_create(&p, (int64_t)n);
+    CHECK(grok_sampler_sample_masked(s, lg, mask, NULL, 0) == (int32_t)best_allowed, "top-k 1 with a mask");
+    grok_sampler_free(s);
+
+    /* allowed tokens whose logits are all NaN: the lowest allowed id */
+    float nan_lg[130];
+    for (size_t i = 0; i < n; i++) nan_lg[i] = keep[i] ? NAN : 1.0f;
+    p = plain_params();
+    s = grok_sampler_create(&p, (int64_t)n);
+    CHECK(grok_sampler_sample_masked(s, nan_lg, mask, NULL, 0) == 0,
+          "NaN allowed logits: the lowest allowed id");
+    /* a NULL mask is the plain sampler */
+    grok_sampler *q = grok_sampler_create(&p, (int64_t)n);
+    for (int k = 0; k < 20; k++)
+        CHECK(grok_sampler_sample_masked(s, lg, NULL, NULL, 0) == grok_sampler_sample(q, lg, NULL, 0),
+              "NULL mask draw %d equals the unmasked sampler", k);
+    grok_sampler_free(s);
+    grok_sampler_free(q);
+}
+
 int main(void) {
     test_create();
     test_greedy();
@@ -516,6 +583,7 @@ int main(void) {
     test_penalties();
     test_distribution();
     test_non_finite();
+    test_masked();
     test_find_stop();
     bench();
     return check_summary("test_sampler");

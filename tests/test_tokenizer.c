@@ -28,23 +28,6 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    *len = (size_t)n;
-    return b;
-}
-
 static int hexval(char c) {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
@@ -125,7 +108,7 @@ static char *stream_decode(const grok_tokenizer *t, const int32_t *ids, size_t n
 
 static void test_fixtures(const grok_tokenizer *t, const char *fixture_path) {
     size_t flen;
-    char *data = read_all(fixture_path, &flen);
+    char *data = check_read_file(fixture_path, &flen);
     CHECK(data != NULL, "cannot read %s", fixture_path);
     if (!data) return;
     int64_t n_enc = 0, enc_ok = 0, n_rt = 0, rt_ok = 0, n_dec = 0, dec_ok = 0, stream_ok = 0, n_stream = 0;
@@ -243,7 +226,7 @@ static double time_encode(const grok_tokenizer *t, const char *s, size_t len) {
 static void test_linear(const grok_tokenizer *t, const char *fixture_path) {
     /* Realistic text: the fixture's inputs concatenated, 1 MB and 100 KB. */
     size_t flen;
-    char *src = read_all(fixture_path, &flen);
+    char *src = check_read_file(fixture_path, &flen);
     if (!src) return;
     size_t big = 1 << 20;
     char *text = malloc(big);
@@ -332,7 +315,7 @@ static void try_image(const unsigned char *img, size_t len, const char *what, in
 
 static void test_malformed(const char *model_path) {
     size_t len;
-    unsigned char *full = (unsigned char *)read_all(model_path, &len);
+    unsigned char *full = (unsigned char *)check_read_file(model_path, &len);
     if (!full) return;
     size_t slen;
     unsigned char *small = small_model(full, len, 600, &slen);
@@ -495,7 +478,7 @@ static void test_gguf_roundtrip(const grok_tokenizer *t, const char *fixture_pat
           "gguf normalizer options");
     /* Same ids for every fixture input, same text for every decode case. */
     size_t flen;
-    char *data = read_all(fixture_path, &flen);
+    char *data = check_read_file(fixture_path, &flen);
     int64_t n = 0, same = 0;
     for (char *line = data; data && *line;
          line = strchr(line, '\n') ? strchr(line, '\n') + 1 : line + strlen(line)) {

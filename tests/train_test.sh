@@ -45,12 +45,21 @@ cmp -s full.gguf part.gguf && { echo "FAIL: the partial run already equals the f
 "$GROK" run -m ck.gguf -p "And the" -n 4 --seed 1 > /dev/null 2>&1 || {
   echo "FAIL: grok run cannot load the checkpoint"; exit 1; }
 
+# --doc-sep: documents tokenized one by one (BOS ... EOS), in full training
+# and over a LoRA base; an empty separator is refused.
+"$GROK" train --data corpus.txt "${VOCAB[@]}" "${SHAPE[@]}" --steps 2 --doc-sep '\n' \
+  -o docs.gguf 2> docs.log || { echo "FAIL: --doc-sep training"; cat docs.log; exit 1; }
+"$GROK" train --data corpus.txt --init full.gguf --lora 2 --steps 2 --doc-sep '\n' \
+  -o docs-lora.gguf 2> docs-lora.log || { echo "FAIL: --doc-sep with --lora"; cat docs-lora.log; exit 1; }
+
 # Bad input is refused with a message naming it, never a crash.
 set +e
+"$GROK" train --data corpus.txt "${VOCAB[@]}" "${SHAPE[@]}" --steps 2 --doc-sep '' -o x.gguf 2> bad0.log; r0=$?
 "$GROK" train --data corpus.txt -o x.gguf --vocab-size 400 --batch 0 2> bad1.log; r1=$?
 "$GROK" train --data missing.txt --vocab-size 400 -o x.gguf 2> bad2.log; r2=$?
 "$GROK" train --data corpus.txt --resume corpus.txt -o x.gguf 2> bad3.log; r3=$?
 set -e
+[ $r0 -ne 0 ] && grep -q -- "--doc-sep" bad0.log || { echo "FAIL: empty --doc-sep accepted"; exit 1; }
 [ $r1 -eq 2 ] && grep -q -- "--batch" bad1.log || { echo "FAIL: --batch 0 accepted"; exit 1; }
 [ $r2 -ne 0 ] && grep -q "missing.txt" bad2.log || { echo "FAIL: missing data file"; exit 1; }
 [ $r3 -ne 0 ] && grep -q "corpus.txt" bad3.log || { echo "FAIL: text taken as a checkpoint"; exit 1; }

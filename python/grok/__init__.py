@@ -19,6 +19,7 @@ library path (after ``cmake --install``).
 
 import ctypes
 import ctypes.util
+import json
 import os
 
 import numpy as np
@@ -136,10 +137,27 @@ def library():
         "grok_detok_stream_flush": (SZ, (ctypes.POINTER(_DetokStream), ctypes.c_char_p, SZ)),
         "grok_find_stop": (I64, (ctypes.c_char_p, SZ, ctypes.POINTER(ctypes.c_char_p), SZ,
                                  ctypes.POINTER(ctypes.c_size_t))),
+        "grok_sampler_sample_masked": (ctypes.c_int32, (P, ctypes.POINTER(ctypes.c_float),
+                                                        ctypes.POINTER(ctypes.c_uint64),
+                                                        ctypes.POINTER(ctypes.c_int32), SZ)),
+        "grok_grammar_vocab_create": (P, (P,) + ERR),
+        "grok_grammar_vocab_free": (None, (P,)),
+        "grok_grammar_parse": (P, (ctypes.c_char_p, SZ, ctypes.c_char_p, P) + ERR),
+        "grok_grammar_free": (None, (P,)),
+        # a malloc'd string, freed with the C library's free
+        "grok_json_schema_to_gbnf": (P, (ctypes.c_char_p, SZ) + ERR),
+        "grok_matcher_create": (P, (P,)),
+        "grok_matcher_free": (None, (P,)),
+        "grok_matcher_fill_mask": (I64, (P, ctypes.POINTER(ctypes.c_uint64))),
+        "grok_matcher_accept_token": (ctypes.c_int, (P, ctypes.c_int32)),
+        "grok_matcher_is_done": (ctypes.c_bool, (P,)),
     }
     for name, (res, args) in sig.items():
         fn = getattr(lib, name)
         fn.restype, fn.argtypes = res, list(args)
+    libc = ctypes.CDLL(None)
+    lib.c_free = libc.free
+    lib.c_free.restype, lib.c_free.argtypes = None, [P]
     _lib = lib
     return lib
 
@@ -236,6 +254,7 @@ class Model:
         self._cp.n_threads, self._cp.n_ctx = int(threads), int(n_ctx)
         self._cp.kv_type, self._cp.n_batch = _KV_TYPES[kv_type], int(n_batch)
         self.path = path
+        self._gvocab = None  # the vocabulary as grammars see it, made on first use
 
     def memory_plan(self):
         """The memory plan as one line (docs/memory.md), or None before the first
@@ -249,6 +268,9 @@ class Model:
 
     def close(self):
         """Frees the model (also done when it is garbage-collected)."""
+        if getattr(self, "_gvocab", None):
+            library().grok_grammar_vocab_free(self._gvocab)
+            self._gvocab = None
         if getattr(self, "_m", None):
             library().grok_model_free(self._m)
             self._m = None
@@ -336,15 +358,53 @@ class Model:
             lib.grok_context_free(c)
         return out
 
-    def generate(self, prompt, max_tokens=64, stop=(), sampler=None, **sampling):
+    def _grammar(self, grammar, json_schema):
+        """A grok_grammar for GBNF text or a JSON Schema (a dict or its JSON text)."""
+        lib = library()
+        if grammar is not None and json_schema is not None:
+            raise TypeError("give grammar or json_schema, not both")
+        err = ctypes.create_string_buffer(ERR_SIZE)
+        if not self._gvocab:
+            self._gvocab = lib.grok_grammar_vocab_create(self._tokenizer(), err, ERR_SIZE)
+            if not self._gvocab:
+                raise GrokError(err.value.decode(errors="replace"))
+        where = "grammar"
+        if json_schema is not None:
+            js = (json_schema if isinstance(json_schema, (str, bytes)) else json.dumps(json_schema))
+            js = js.encode() if isinstance(js, str) else js
+            p = lib.grok_json_schema_to_gbnf(js, len(js), err, ERR_SIZE)
+            if not p:
+                raise GrokError("json_schema: " + err.value.decode(errors="replace"))
+            text = ctypes.string_at(p)
+            lib.c_free(p)
+            where = "the grammar made from json_schema"
+        else:
+            text = grammar.encode() if isinstance(grammar, str) else bytes(grammar)
+        g = lib.grok_grammar_parse(text, len(text), None, self._gvocab, err, ERR_SIZE)
+        if not g:
+            raise GrokError(f"{where}: " + err.value.decode(errors="replace"))
+        return g
+
+    def generate(self, prompt, max_tokens=64, stop=(), sampler=None, grammar=None, json_schema=None, **sampling):
         """Yields the completion of prompt (str, or a list of ids) piece by piece, each a str of
         whole UTF-8 characters, until max_tokens, EOS, a stop string (not included) or the
         context's end. Sampling settings come as a SamplerParams or as keywords
-        (temperature=0.8, top_p=0.95, seed=1, ...)."""
+        (temperature=0.8, top_p=0.95, seed=1, ...). grammar (GBNF text, llama.cpp's format)
+        or json_schema (a dict or JSON text) constrains every token as grok run's --grammar and
+        --json-schema do; the text then ends when the grammar is complete."""
         lib, t = library(), self._tokenizer()
         sp = sampler if sampler is not None else SamplerParams(**sampling)
         if sampler is not None and sampling:
             raise TypeError("give a SamplerParams or keywords, not both")
+        g = None if grammar is None and json_schema is None else self._grammar(grammar, json_schema)
+        try:
+            yield from self._generate(prompt, max_tokens, stop, sp, g)
+        finally:
+            if g:
+                lib.grok_grammar_free(g)
+
+    def _generate(self, prompt, max_tokens, stop, sp, g):
+        lib, t = library(), self._tokenizer()
         # as grok run: BOS/EOS as the file asks
         ids = self.tokenize(prompt, True) if isinstance(prompt, (str, bytes)) else [int(i) for i in prompt]
         if not ids:
@@ -353,7 +413,11 @@ class Model:
         c_stops = (ctypes.c_char_p * max(1, len(stops)))(*stops)
         c = self._context()
         s = lib.grok_sampler_create(ctypes.byref(sp._c()), self.n_vocab)
+        gm = lib.grok_matcher_create(g) if g else None
+        mask = (ctypes.c_uint64 * ((self.n_vocab + 63) // 64))() if g else None
         try:
+            if g and not gm:
+                raise GrokError("out of memory")
             err = ctypes.create_string_buffer(ERR_SIZE)
             hist = (ctypes.c_int32 * (len(ids) + max_tokens + 1))(*ids)
             n_hist = len(ids)
@@ -367,7 +431,18 @@ class Model:
             text, sent = b"", 0  # text not yet yielded is text[sent:]
             partial = ctypes.c_size_t(0)
             for _ in range(max_tokens):
-                tok = lib.grok_sampler_sample(s, lib.grok_context_logits(c), hist, n_hist)
+                if gm:  # as grok run: draw among the tokens the grammar allows
+                    if lib.grok_matcher_is_done(gm):
+                        break
+                    allowed = lib.grok_matcher_fill_mask(gm, mask)
+                    if allowed < 0:
+                        raise GrokError("the grammar has too many ways to go on here (or out of memory)")
+                    tok = lib.grok_sampler_sample_masked(s, lib.grok_context_logits(c), mask, hist, n_hist) \
+                        if allowed > 0 else eos
+                    if tok != eos and lib.grok_matcher_accept_token(gm, tok) != 0:
+                        tok = eos
+                else:
+                    tok = lib.grok_sampler_sample(s, lib.grok_context_logits(c), hist, n_hist)
                 if tok == eos:
                     break
                 n = lib.grok_detok_stream_push(ctypes.byref(ds), t, tok, buf, len(buf))
@@ -396,5 +471,7 @@ class Model:
             if len(text) > sent:
                 yield text[sent:].decode(errors="replace")
         finally:
+            if gm:
+                lib.grok_matcher_free(gm)
             lib.grok_sampler_free(s)
             lib.grok_context_free(c)

@@ -28,9 +28,28 @@ int cmd_plan(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_grammar(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
 int cmd_imatrix(int argc, char **argv);
+
+/* grok run --samples (run_think.c): the samples' settings and the choice. */
+typedef struct {
+    int samples;
+    int select; /* think_select */
+    const char *extract, *verifier, *verifier_suffix, *verifier_yes;
+    bool candidates, progress, ignore_eos;
+    grok_sampler_params sp;
+    int64_t n_gen, n_ctx, batch;
+    int threads;
+    grok_type kv_type;
+    const char *const *stops;
+    size_t n_stops;
+} run_think_args;
+/* Draws the samples of prompt (text too, for the verifier), prints the
+ * chosen one; returns the process status. */
+int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char *prompt_text, size_t prompt_len,
+              const run_think_args *a);
 
 /* Flag parsing. Each returns true when argv[*i] is the flag (advancing *i
  * past its value) and exits with status 2 and a message naming the flag
@@ -57,6 +76,18 @@ bool cli_kv_type(const char *sub, const char *name, grok_type *out);
  * the grok binary (build/grok -> models/), or GROK_DEFAULT_MODEL from the
  * environment; false when there is none. */
 bool cli_default_model(char *buf, size_t size);
+/* The tokenizer of a GGUF file (model) or of a SentencePiece .model file
+ * (spm), exactly one of them given; NULL after printing why. */
+grok_tokenizer *cli_load_tokenizer(const char *sub, const char *model, const char *spm);
+/* A grammar from a GBNF file or a JSON Schema file (exactly one given),
+ * for vocabulary v (may be NULL); NULL after printing why (naming the
+ * file and the place in it). */
+grok_grammar *cli_load_grammar(const char *sub, const char *gbnf_path, const char *schema_path,
+                               const grok_grammar_vocab *v);
+/* A flag's text with \n, \t and \\ read as the characters they name
+ * (malloc'd; NULL when out of memory), for flags whose values hold
+ * newlines (--doc-sep, --verifier-suffix). */
+char *cli_unescape(const char *s);
 /* Takes the memory flags (--mem-limit, --mem-plan, --cache-slots,
  * --cache-policy, --prefetch, --io-threads, --buffered-io) out of argv
  * wherever they stand and makes them the defaults of every model loaded;
@@ -80,5 +111,12 @@ int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *
                          int64_t ctx, int64_t max_chunks, size_t *n_tok, int64_t *n_chunks);
 /* Wall clock in seconds. */
 double cli_now(void);
+/* CPU seconds this process has used, all its threads together. */
+double cli_cpu_now(void);
+/* The trainers' closing line on the steps alone (no set-up, no output):
+ * tokens/s and tokens per CPU-second, which a shared machine's load moves
+ * far less than the wall-clock rate. n_tokens is the global batch's over
+ * np processes; cpu_s this process's, so the CPU rate is per process. */
+void cli_train_rate(double n_tokens, int np, double wall_s, double cpu_s);
 
 #endif

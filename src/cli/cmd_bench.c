@@ -73,6 +73,13 @@ static void usage(FILE *out) {
                  "                  aggregate tok/s, time (mean of the best round, and the\n"
                  "                  fastest step), weight bytes and experts per step\n"
                  "  --rounds R      batched measurements interleaved over R rounds, best kept (3)\n"
+                 "  --grammar FILE  also generate -n tokens constrained by a GBNF grammar (twice:\n"
+                 "                  with the grammar's caches cold, then warm; a grammar that\n"
+                 "                  completes starts again) and time per token the decode step,\n"
+                 "                  the token mask, taking the token, and sampling with the mask\n"
+                 "                  against without it; overhead = mask + take (+ the sampling\n"
+                 "                  difference where masked is slower), as a share of the decode step\n"
+                 "  --json-schema FILE  the same with a JSON Schema's grammar\n"
                  "  --json          print one JSON object instead of text\n"
                  "  --cache-sim     replay the routing of the timed tokens through expert caches\n"
                  "                  of several sizes and policies (see grok perplexity --help)\n\n"
@@ -350,8 +357,122 @@ static int logits_in_mode(grok_context *c, grok_kernel_mode mode, const int32_t 
     return rc;
 }
 
+/* ---- constrained generation (--grammar) ---- */
+
+typedef struct {
+    int64_t tokens, completions;
+    double decode_s, mask_s, accept_s, sample_s, plain_s; /* totals */
+    double mask_median_s, mask_max_s;
+} grammar_pass;
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* n_gen tokens after the prompt, each drawn (seeded, default sampling)
+ * from those g allows; the same logits are also sampled without the mask
+ * to time the difference. */
+static int grammar_pass_run(grok_context *c, const int32_t *ids, int64_t n_prompt, int64_t n_gen, int64_t V,
+                            grok_grammar *g, int32_t eos, grammar_pass *out, char *err, size_t err_size) {
+    memset(out, 0, sizeof *out);
+    grok_sampler_params sp = grok_sampler_default_params();
+    sp.seed = 42;
+    grok_sampler *smp = grok_sampler_create(&sp, V), *plain = grok_sampler_create(&sp, V);
+    uint64_t *mask = malloc(((size_t)V + 63) / 64 * sizeof *mask);
+    int32_t *hist = malloc((size_t)(n_prompt + n_gen) * sizeof *hist);
+    double *steps = malloc((size_t)n_gen * sizeof *steps);
+    grok_matcher *mt = grok_matcher_create(g);
+    int rc = -1;
+    if (!smp || !plain || !mask || !hist || !steps || !mt) {
+        snprintf(err, err_size, "out of memory");
+        goto done;
+    }
+    memcpy(hist, ids, (size_t)n_prompt * sizeof *hist);
+    grok_context_truncate(c, n_prompt - 1); /* fresh logits after the prompt */
+    if (grok_decode(c, ids + n_prompt - 1, 1, NULL, err, err_size)) goto done;
+    for (int64_t i = 0; i < n_gen; i++) {
+        size_t nh = (size_t)(n_prompt + i);
+        double t0 = cli_now();
+        int64_t allowed = grok_matcher_fill_mask(mt, mask);
+        double t1 = cli_now();
+        if (allowed <= 0) {
+            snprintf(err, err_size, "the grammar allows no token after %" PRId64 " tokens", i);
+            goto done;
+        }
+        int32_t tok = grok_matcher_is_done(mt)
+                          ? eos
+                          : grok_sampler_sample_masked(smp, grok_context_logits(c), mask, hist, nh);
+        double t2 = cli_now();
+        (void)grok_sampler_sample(plain, grok_context_logits(c), hist, nh);
+        double t3 = cli_now();
+        bool restart = tok == eos || grok_matcher_accept_token(mt, tok) != 0;
+        double t4 = cli_now();
+        if (restart || grok_matcher_is_done(mt)) { /* complete: the next one starts here */
+            out->completions++;
+            grok_matcher_free(mt);
+            if (!(mt = grok_matcher_create(g))) {
+                snprintf(err, err_size, "out of memory");
+                goto done;
+            }
+        }
+        hist[nh] = tok;
+        if (grok_decode(c, &tok, 1, NULL, err, err_size)) goto done;
+        double t5 = cli_now();
+        steps[i] = t1 - t0;
+        out->mask_s += t1 - t0;
+        out->sample_s += t2 - t1;
+        out->plain_s += t3 - t2;
+        out->accept_s += t4 - t3;
+        out->decode_s += t5 - t4;
+        out->tokens++;
+    }
+    qsort(steps, (size_t)n_gen, sizeof *steps, cmp_double);
+    out->mask_median_s = steps[n_gen / 2];
+    out->mask_max_s = steps[n_gen - 1];
+    rc = 0;
+done:
+    grok_matcher_free(mt);
+    grok_sampler_free(smp);
+    grok_sampler_free(plain);
+    free(mask);
+    free(hist);
+    free(steps);
+    return rc;
+}
+
+/* What the grammar adds to a token: its mask, taking the token, and
+ * sampling with the mask where that is slower than without (it is usually
+ * faster: fewer candidates), as a share of the decode step. */
+static double pass_overhead(const grammar_pass *p) {
+    double extra = p->sample_s > p->plain_s ? p->sample_s - p->plain_s : 0;
+    return (p->mask_s + p->accept_s + extra) / p->decode_s;
+}
+
+static void print_pass(const char *name, const grammar_pass *p, bool json) {
+    double n = (double)p->tokens;
+    if (json) {
+        printf("\"%s\": {\"tokens\": %" PRId64 ", \"completions\": %" PRId64 ", \"decode_ms\": %.4f, "
+               "\"mask_ms\": %.4f, \"mask_ms_median\": %.4f, \"mask_ms_max\": %.4f, \"accept_ms\": %.4f, "
+               "\"sample_ms\": %.4f, \"sample_unmasked_ms\": %.4f, \"overhead\": %.5f}",
+               name, p->tokens, p->completions, p->decode_s / n * 1e3, p->mask_s / n * 1e3,
+               p->mask_median_s * 1e3, p->mask_max_s * 1e3, p->accept_s / n * 1e3, p->sample_s / n * 1e3,
+               p->plain_s / n * 1e3, pass_overhead(p));
+        return;
+    }
+    printf("grammar %-8s %" PRId64 " tokens (%" PRId64
+           " complete): decode %.2f ms/token; mask %.3f ms (median %.3f, "
+           "max %.2f), take %.3f ms, sampling %.3f ms masked vs %.3f ms not: overhead %.2f %% of a decode "
+           "step\n",
+           name, p->tokens, p->completions, p->decode_s / n * 1e3, p->mask_s / n * 1e3,
+           p->mask_median_s * 1e3, p->mask_max_s * 1e3, p->accept_s / n * 1e3, p->sample_s / n * 1e3,
+           p->plain_s / n * 1e3, pass_overhead(p) * 100);
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *model_path = NULL, *kern = "fast", *batch_arg = NULL, *kv = "f32";
+    const char *grammar_path = NULL, *schema_path = NULL;
+    grammar_pass gcold = {0}, gwarm = {0};
     int64_t n_prompt = 512, n_gen = 128, threads = 0, n_check = 4, stream_mib = 0, rounds = 3;
     batch_result batches[MAX_BATCH_SIZES];
     int n_batches = 0;
@@ -365,6 +486,8 @@ int cmd_bench(int argc, char **argv) {
             cli_str(argv, argc, &i, "--kernels", NULL, &kern) ||
             cli_str(argv, argc, &i, "--kv-type", NULL, &kv) ||
             cli_str(argv, argc, &i, "--batch", NULL, &batch_arg) ||
+            cli_str(argv, argc, &i, "--grammar", NULL, &grammar_path) ||
+            cli_str(argv, argc, &i, "--json-schema", NULL, &schema_path) ||
             cli_i64(argv, argc, &i, "--rounds", NULL, 1, 100, &rounds) ||
             cli_i64(argv, argc, &i, "-p", "--prompt", 1, 1 << 20, &n_prompt) ||
             cli_i64(argv, argc, &i, "-n", "--gen", 1, 1 << 20, &n_gen) ||
@@ -414,6 +537,14 @@ int cmd_bench(int argc, char **argv) {
     const bool leader = grok_dist_rank() == 0, dist = grok_dist_size() > 1;
     if (dist && n_batches) { /* every rank would pick its own greedy tokens from logits only rank 0 has */
         if (leader) cli_error("bench", "--batch is not supported under mpirun (run it in one process)");
+        return 2;
+    }
+    if (dist && (grammar_path || schema_path)) {
+        if (leader) cli_error("bench", "--grammar is not supported under mpirun (run it in one process)");
+        return 2;
+    }
+    if (grammar_path && schema_path) {
+        cli_error("bench", "--grammar and --json-schema exclude each other");
         return 2;
     }
     grok_model *m = grok_model_load(model_path, err, sizeof err);
@@ -496,6 +627,25 @@ int cmd_bench(int argc, char **argv) {
     if (n_batches && bench_batches(m, pool, cp.kv_type, n_gen, rounds, batches, n_batches, err, sizeof err)) {
         cli_error("bench", "%s", err);
         goto done;
+    }
+    if (grammar_path || schema_path) {
+        const grok_tokenizer *tok = grok_model_tokenizer(m);
+        grok_grammar_vocab *gv = tok ? grok_grammar_vocab_create(tok, err, sizeof err) : NULL;
+        grok_grammar *g = gv ? cli_load_grammar("bench", grammar_path, schema_path, gv) : NULL;
+        if (!tok)
+            cli_error("bench", "%s has no vocabulary: a grammar needs one", model_path);
+        else if (!gv)
+            cli_error("bench", "%s", err);
+        int prc = g ? grammar_pass_run(c, ids, n_prompt, n_gen, V, g, grok_tokenizer_eos(tok), &gcold, err,
+                                       sizeof err)
+                    : -1;
+        if (prc == 0)
+            prc = grammar_pass_run(c, ids, n_prompt, n_gen, V, g, grok_tokenizer_eos(tok), &gwarm, err,
+                                   sizeof err);
+        if (g && prc) cli_error("bench", "%s", err);
+        grok_grammar_free(g);
+        grok_grammar_vocab_free(gv);
+        if (prc) goto done;
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -597,7 +747,15 @@ int cmd_bench(int argc, char **argv) {
                    "\"bytes_per_step\": %.0f, \"experts_per_layer\": %.4f}",
                    k ? ", " : "", batches[k].n, (double)batches[k].n / batches[k].step_s,
                    batches[k].step_s * 1e3, batches[k].min_s * 1e3, batches[k].bytes, batches[k].experts);
-        printf("]}\n");
+        printf("]");
+        if (gcold.tokens) {
+            printf(", \"grammar\": {");
+            print_pass("cold", &gcold, true);
+            printf(", ");
+            print_pass("warm", &gwarm, true);
+            printf("}");
+        }
+        printf("}\n");
     } else {
         printf("model            %s\n", model_path);
         printf("kernels          %s (%s), %d threads, %s KV cache\n", grok_kernel_mode_name(mode),
@@ -639,6 +797,10 @@ int cmd_bench(int argc, char **argv) {
                    batches[k].step_s / batches[0].step_s, batches[0].n, batches[k].min_s * 1e3,
                    batches[k].min_s / batches[0].min_s, batches[k].bytes / 1e6,
                    batches[k].bytes / batches[0].bytes, batches[k].experts);
+        if (gcold.tokens) {
+            print_pass("cold", &gcold, false);
+            print_pass("warm", &gwarm, false);
+        }
         if (n_check)
             printf("check            %s: kernels %.3g (tol %g); logits max rel err %.3g (tol %g), exact path "
                    "%.3g "

@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "kernels/kernels.h"
 #include "dist/dist.h"
+#include "model/lora.h"
 
 static void usage(FILE *out) {
     fprintf(out, "usage: grok logits -m MODEL --ids 1,2,3 -o FILE [options]\n\n"
@@ -29,13 +30,15 @@ static void usage(FILE *out) {
                  "  -o FILE         output file (written atomically)\n"
                  "  --kv-type T     KV cache type: f32 (default) or f16\n"
                  "  --batch N       tokens per forward pass (256)\n"
+                 "  --lora FILE     apply a LoRA adapter at load (unmerged); --lora-scale S (1)\n"
                  "  --threads N     worker threads (all cores)\n"
                  "  --kernels K     exact (default: f32 activations), fast (8-bit activations,\n"
                  "                  as run, bench and serve compute) or reference (scalar)\n");
 }
 
 int cmd_logits(int argc, char **argv) {
-    const char *model_path = NULL, *ids_s = NULL, *out = NULL, *kv = "f32", *kern = NULL;
+    const char *model_path = NULL, *ids_s = NULL, *out = NULL, *kv = "f32", *kern = NULL, *lora = NULL;
+    float lora_scale = 1.0f;
     int64_t threads = 0, batch = 256;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -46,6 +49,8 @@ int cmd_logits(int argc, char **argv) {
             cli_str(argv, argc, &i, "--ids", NULL, &ids_s) ||
             cli_str(argv, argc, &i, "-o", "--output", &out) ||
             cli_str(argv, argc, &i, "--kv-type", NULL, &kv) ||
+            cli_str(argv, argc, &i, "--lora", NULL, &lora) ||
+            cli_f32(argv, argc, &i, "--lora-scale", NULL, -1e6, 1e6, &lora_scale) ||
             cli_str(argv, argc, &i, "--kernels", NULL, &kern) ||
             cli_i64(argv, argc, &i, "--batch", "-b", 1, 1 << 20, &batch) ||
             cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads))
@@ -81,7 +86,8 @@ int cmd_logits(int argc, char **argv) {
         return 2;
     }
     grok_model *m = grok_model_load(model_path, err, sizeof err);
-    bool loaded = m && grok_dist_attach(m, err, sizeof err) == 0;
+    bool loaded = m && (!lora || grok_model_apply_lora(m, lora, lora_scale, err, sizeof err) == 0) &&
+                  grok_dist_attach(m, err, sizeof err) == 0;
     if (grok_dist_agree(loaded, err, sizeof err) || grok_dist_bcast(ids, n * sizeof *ids, err, sizeof err)) {
         cli_error("logits", "%s", err);
         grok_model_free(m);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "kernels/kernels.h"
 #include "model/lora.h"
 
 static void usage(FILE *out) {
@@ -18,8 +19,9 @@ static void usage(FILE *out) {
             "adapted weight; other tensors and all metadata are copied as they are. OUT is written\n"
             "atomically.\n\n"
             "  -o FILE          output model (GGUF)\n"
-            "  --type T         type of the adapted weights: f32, f16, bf16, q8_0, q4_0\n"
-            "                   (default: each keeps the base's type)\n"
+            "  --type T         type of the adapted weights: any type with an encoder (f32, f16,\n"
+            "                   bf16, q8_0, q4_0, q4_K, q5_K, q6_K, ...; default: each keeps the\n"
+            "                   base's type, re-quantized)\n"
             "  --lora-scale S   adapter strength (1)\n"
             "  --force          overwrite OUT if it exists\n");
 }
@@ -52,9 +54,16 @@ int cmd_merge(int argc, char **argv) {
     int type = -1;
     if (type_name) {
         type = grok_type_from_name(type_name);
-        if (type != GROK_TYPE_F32 && type != GROK_TYPE_F16 && type != GROK_TYPE_BF16 &&
-            type != GROK_TYPE_Q8_0 && type != GROK_TYPE_Q4_0) {
-            cli_error("merge", "--type '%s' is not one of f32, f16, bf16, q8_0, q4_0", type_name);
+        const grok_type_kernels *k = type >= 0 ? grok_kernels_get((uint32_t)type) : NULL;
+        if (!k || !k->from_f32) {
+            char list[512] = "";
+            for (uint32_t t = 0; t < GROK_TYPE_COUNT; t++) {
+                const grok_type_kernels *kt = grok_kernels_get(t);
+                if (kt && kt->from_f32 && strlen(list) + 16 < sizeof list)
+                    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "",
+                             grok_type_get_traits(t)->name);
+            }
+            cli_error("merge", "--type '%s' is not a type with an encoder (%s)", type_name, list);
             return 2;
         }
     }

@@ -4,6 +4,9 @@
  * batch, then tokens are sampled one at a time and streamed to stdout as
  * whole UTF-8 characters; text that might be the start of a stop string is
  * held back until it is known not to be one. Speeds go to stderr.
+ * With --grammar or --json-schema every token is drawn from those the
+ * grammar allows (docs/structured-output.md), and the run ends when the
+ * grammar is complete.
  * Under mpirun, rank 0 reads and tokenizes the prompt, samples and prints;
  * it broadcasts the prompt's ids and then each sampled token, and the
  * other ranks decode along with it, each computing its share.
@@ -12,10 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "dist/dist.h"
 #include "model/lora.h"
+#include "server/think.h"
 
 #define MAX_STOPS 16
 
@@ -34,6 +39,8 @@ static void usage(FILE *out) {
                  "  --repeat-last-n N    window for the penalty (64; -1 = all)\n"
                  "  --seed S             random seed (same seed, same text)\n"
                  "  --stop TEXT          stop before this text (repeatable)\n"
+                 "  --grammar FILE       only text this GBNF grammar (llama.cpp's format) allows\n"
+                 "  --json-schema FILE   only JSON that validates against this JSON Schema\n"
                  "  --ignore-eos         keep going past the end-of-sequence token\n"
                  "  --ctx N              context length (the model's)\n"
                  "  --kv-type T          KV cache type: f32 (default) or f16\n"
@@ -41,7 +48,18 @@ static void usage(FILE *out) {
                  "  --batch N            prompt tokens per forward pass (256)\n"
                  "  --lora FILE          apply a LoRA adapter (from grok train --lora); the adapted\n"
                  "                       weights are held as f32 copies in memory\n"
-                 "  --lora-scale S       adapter strength (1)\n");
+                 "  --lora-scale S       adapter strength (1)\n\n"
+                 "Thinking longer (docs/think.md): draw several samples in one batch, print the one chosen.\n"
+                 "  --samples K          samples of the prompt, 1..64 (1 = off)\n"
+                 "  --reasoning-effort E minimal|low|medium|high: 1|4|16|64 samples (unless --samples)\n"
+                 "  --select S           vote (majority over the answers; default) | logprob (the\n"
+                 "                       highest mean token log-probability) | verifier\n"
+                 "  --extract X          the final answer: last_number (default) | text | regex:ERE\n"
+                 "                       (the last match's group 1) | json:FIELD[.FIELD]\n"
+                 "  --verifier MODEL     a model that scores each sample (implies --select verifier)\n"
+                 "  --verifier-suffix T  text after each sample before the judgement (\"\"; \\n: newline)\n"
+                 "  --verifier-yes T     the judgement scored (none: the sample's mean log-probability)\n"
+                 "  --candidates         list every sample's answer and scores on stderr\n");
 }
 
 /* Writes text to stdout, holding back a tail that could begin a stop
@@ -75,6 +93,10 @@ static bool emit(out_state *o, const char *s, size_t n, bool final) {
 
 int cmd_run(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *kv = "f32", *lora = NULL;
+    const char *grammar_path = NULL, *schema_path = NULL;
+    const char *effort = NULL, *select = NULL;
+    int64_t samples = 0;
+    run_think_args th = {0};
     float lora_scale = 1.0f;
     int64_t n_gen = 128, threads = 0, ctx = 0, batch = 256, top_k = -1, last_n = -2;
     uint64_t seed = 0;
@@ -103,11 +125,25 @@ int cmd_run(int argc, char **argv) {
             ignore_eos = true;
             continue;
         }
+        if (cli_flag(argv, argc, &i, "--candidates", NULL)) {
+            th.candidates = true;
+            continue;
+        }
+        if (cli_i64(argv, argc, &i, "--samples", NULL, 1, THINK_MAX_SAMPLES, &samples) ||
+            cli_str(argv, argc, &i, "--reasoning-effort", NULL, &effort) ||
+            cli_str(argv, argc, &i, "--select", NULL, &select) ||
+            cli_str(argv, argc, &i, "--extract", NULL, &th.extract) ||
+            cli_str(argv, argc, &i, "--verifier", NULL, &th.verifier) ||
+            cli_str(argv, argc, &i, "--verifier-suffix", NULL, &th.verifier_suffix) ||
+            cli_str(argv, argc, &i, "--verifier-yes", NULL, &th.verifier_yes))
+            continue;
         if (cli_str(argv, argc, &i, "-m", "--model", &model_path) ||
             cli_str(argv, argc, &i, "-p", "--prompt", &prompt) ||
             cli_str(argv, argc, &i, "-f", "--file", &prompt_file) ||
             cli_str(argv, argc, &i, "--kv-type", NULL, &kv) ||
             cli_str(argv, argc, &i, "--lora", NULL, &lora) ||
+            cli_str(argv, argc, &i, "--grammar", NULL, &grammar_path) ||
+            cli_str(argv, argc, &i, "--json-schema", NULL, &schema_path) ||
             cli_f32(argv, argc, &i, "--lora-scale", NULL, -1e6, 1e6, &lora_scale) ||
             cli_i64(argv, argc, &i, "-n", "--n-predict", 0, 1 << 30, &n_gen) ||
             cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads) ||
@@ -124,6 +160,39 @@ int cmd_run(int argc, char **argv) {
             continue;
         return cli_unknown("run", argv[i]);
     }
+    if (effort && think_effort_samples(effort) < 0) {
+        cli_error("run", "--reasoning-effort '%s' is not minimal, low, medium or high", effort);
+        return 2;
+    }
+    th.select = select ? think_select_from_name(select) : th.verifier ? THINK_SELECT_VERIFIER : THINK_SELECT_VOTE;
+    if ((int)th.select < 0) {
+        cli_error("run", "--select '%s' is not vote, logprob or verifier", select);
+        return 2;
+    }
+    if (th.select == THINK_SELECT_VERIFIER && !th.verifier) {
+        cli_error("run", "--select verifier needs --verifier MODEL");
+        return 2;
+    }
+    if ((th.verifier_suffix || th.verifier_yes) && !th.verifier) {
+        cli_error("run", "--verifier-suffix and --verifier-yes need --verifier MODEL");
+        return 2;
+    }
+    if (th.extract) {
+        think_extractor ex;
+        char xerr[GROK_ERR_SIZE];
+        if (think_extractor_init(&ex, th.extract, xerr, sizeof xerr)) {
+            cli_error("run", "--extract: %s", xerr);
+            return 2;
+        }
+        think_extractor_free(&ex);
+    }
+    th.samples = samples ? (int)samples : effort ? think_effort_samples(effort) : 0;
+    const bool thinking = th.samples > 0 || select || th.verifier || th.extract || th.candidates;
+    if (thinking && !th.samples) th.samples = think_effort_samples("medium");
+    if (thinking && grok_dist_size() > 1) {
+        cli_error("run", "--samples runs in one process (under mpirun, use grok serve's think requests)");
+        return 2;
+    }
     if (top_k >= 0) sp.top_k = (int32_t)top_k;
     if (last_n >= -1) sp.repeat_last_n = (int32_t)last_n;
     if (seed_set) sp.seed = seed;
@@ -136,6 +205,15 @@ int cmd_run(int argc, char **argv) {
     }
     if (!prompt == !prompt_file) {
         cli_error("run", "give the prompt with exactly one of -p TEXT or -f FILE");
+        return 2;
+    }
+    if (grammar_path && schema_path) {
+        cli_error("run", "--grammar and --json-schema exclude each other");
+        return 2;
+    }
+    if ((grammar_path || schema_path) && thinking) { /* run_think draws without a grammar */
+        cli_error("run", "%s does not combine with --samples/--reasoning-effort (grok serve's think requests do)",
+                  grammar_path ? "--grammar" : "--json-schema");
         return 2;
     }
     grok_context_params cp = grok_context_default_params();
@@ -161,6 +239,10 @@ int cmd_run(int argc, char **argv) {
     grok_context *c = NULL;
     grok_sampler *s = NULL;
     int32_t *hist = NULL;
+    grok_grammar_vocab *gv = NULL;
+    grok_grammar *gram = NULL;
+    grok_matcher *gm = NULL;
+    uint64_t *mask = NULL;
     grok_model *m = grok_model_load(model_path, err, sizeof err);
     bool ok = m && (!lora || grok_model_apply_lora(m, lora, lora_scale, err, sizeof err) == 0) &&
               grok_dist_attach(m, err, sizeof err) == 0;
@@ -174,6 +256,19 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
     const grok_hparams *hp = grok_model_hparams(m);
+    if (leader && (grammar_path || schema_path)) { /* rank 0 alone samples */
+        if (!(gv = grok_grammar_vocab_create(tok, err, sizeof err))) {
+            cli_error("run", "%s", err);
+            goto done;
+        }
+        if (!(gram = cli_load_grammar("run", grammar_path, schema_path, gv))) goto done;
+        gm = grok_matcher_create(gram);
+        mask = malloc(((size_t)hp->n_vocab + 63) / 64 * sizeof *mask);
+        if (!gm || !mask) {
+            cli_error("run", "out of memory");
+            goto done;
+        }
+    }
     size_t n_prompt;
     int32_t *ids = grok_tokenize(tok, prompt, prompt_len, true, &n_prompt);
     if (!ids) {
@@ -225,6 +320,23 @@ int cmd_run(int argc, char **argv) {
     }
     cp.n_threads = (int)threads;
     cp.n_batch = batch;
+    if (thinking) {
+        th.sp = sp;
+        th.n_gen = n_gen, th.n_ctx = cp.n_ctx, th.batch = batch, th.threads = (int)threads;
+        th.kv_type = cp.kv_type;
+        th.ignore_eos = ignore_eos;
+        th.stops = o.stops, th.n_stops = o.n_stops;
+        th.progress = isatty(2);
+        /* the verifier's texts may hold newlines: \n in the flags */
+        char *vsuf = th.verifier_suffix ? cli_unescape(th.verifier_suffix) : NULL;
+        char *vyes = th.verifier_yes ? cli_unescape(th.verifier_yes) : NULL;
+        th.verifier_suffix = vsuf, th.verifier_yes = vyes;
+        rc = run_think(m, ids, n_prompt, prompt, prompt_len, &th);
+        free(vsuf);
+        free(vyes);
+        free(ids);
+        goto done;
+    }
     c = grok_context_create(m, &cp, err, sizeof err);
     s = grok_sampler_create(&sp, hp->n_vocab);
     hist = malloc((n_prompt + (size_t)n_gen + 1) * sizeof(int32_t));
@@ -257,9 +369,20 @@ int cmd_run(int argc, char **argv) {
          * follow its broadcast */
         int32_t step[2] = {0, 0}; /* token, go on */
         if (leader) {
-            int32_t next = grok_sampler_sample(s, grok_context_logits(c), hist, n_hist);
+            int32_t next;
+            if (gm && grok_matcher_is_done(gm)) {
+                next = eos; /* the grammar is complete */
+            } else if (gm) {
+                int64_t allowed = grok_matcher_fill_mask(gm, mask);
+                next = allowed > 0 ? grok_sampler_sample_masked(s, grok_context_logits(c), mask, hist, n_hist)
+                                   : eos;
+                if (allowed < 0) cli_error("run", "the grammar has too many ways to go on here; stopping");
+                if (next != eos && grok_matcher_accept_token(gm, next)) next = eos;
+            } else {
+                next = grok_sampler_sample(s, grok_context_logits(c), hist, n_hist);
+            }
             n_done++;
-            at_eos = next == eos && !ignore_eos;
+            at_eos = next == eos && (!ignore_eos || gm);
             if (!at_eos) {
                 hist[n_hist++] = next;
                 size_t k = grok_detok_stream_push(&ds, tok, next, piece, sizeof piece);
@@ -297,6 +420,10 @@ int cmd_run(int argc, char **argv) {
 done:
     free(o.buf);
     free(hist);
+    free(mask);
+    grok_matcher_free(gm);
+    grok_grammar_free(gram);
+    grok_grammar_vocab_free(gv);
     grok_sampler_free(s);
     grok_context_free(c);
     grok_model_free(m);

@@ -4,6 +4,7 @@
  * libraries (libmicrohttpd, cJSON) stay out of libgrok.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -29,8 +30,16 @@ static void usage(FILE *out) {
                  "  --max-body N         largest request body in bytes (1048576)\n"
                  "  --kv-type T          KV cache type: f32 (default) or f16\n"
                  "  --api-key KEY        require Authorization: Bearer KEY\n"
-                 "  --chat-template FILE chat template (see the README's serving section)\n"
+                 "  --chat-template FILE chat template (docs/serving.md; grok train --data-format chat\n"
+                 "                       fine-tunes with the same one)\n"
+                 "  --lora FILE          apply a LoRA adapter (grok train --lora) at load, unmerged\n"
+                 "  --lora-scale S       adapter strength (1)\n"
                  "  --alias NAME         model name in responses (the file name)\n"
+                 "  --verifier MODEL     a model that scores think samples (think.select \"verifier\")\n"
+                 "  --verifier-suffix T  text after each candidate before the judgement (\"\"; \\n: newline)\n"
+                 "  --verifier-yes T     the judgement whose log-probability is the score; without\n"
+                 "                       it, the candidate's mean log-probability given the prompt\n"
+                 "                       (see docs/think.md)\n"
                  "  --no-webui           no chat page at / (it is on by default; see docs/serving.md)\n\n"
                  "Under mpirun the model is split across the ranks (--mpi-split ffn|experts|layers,\n"
                  "see docs/distributed.md): rank 0 serves HTTP, the others follow its steps.\n");
@@ -48,7 +57,8 @@ int cmd_serve(int argc, char **argv) {
                        .timeout_s = 600,
                        .drain_s = 10,
                        .max_body = 1 << 20,
-                       .kv_type = GROK_TYPE_F32};
+                       .kv_type = GROK_TYPE_F32,
+                       .lora_scale = 1.0f};
     const char *kv = "f32";
     int64_t port = 8080, max_body = 1 << 20;
     float timeout = 600, drain = 10;
@@ -68,6 +78,11 @@ int cmd_serve(int argc, char **argv) {
             cli_str(argv, argc, &i, "--api-key", NULL, &c.api_key) ||
             cli_str(argv, argc, &i, "--chat-template", NULL, &c.chat_template) ||
             cli_str(argv, argc, &i, "--alias", NULL, &c.model_name) ||
+            cli_str(argv, argc, &i, "--verifier", NULL, &c.verifier_path) ||
+            cli_str(argv, argc, &i, "--verifier-suffix", NULL, &c.verifier_suffix) ||
+            cli_str(argv, argc, &i, "--verifier-yes", NULL, &c.verifier_yes) ||
+            cli_str(argv, argc, &i, "--lora", NULL, &c.lora) ||
+            cli_f32(argv, argc, &i, "--lora-scale", NULL, -1e6, 1e6, &c.lora_scale) ||
             cli_i64(argv, argc, &i, "--port", NULL, 0, 65535, &port) ||
             cli_i64(argv, argc, &i, "--parallel", "-np", 1, 256, &c.parallel) ||
             cli_i64(argv, argc, &i, "--queue", NULL, 0, 1 << 20, &c.queue) ||
@@ -93,15 +108,26 @@ int cmd_serve(int argc, char **argv) {
         cli_error("serve", "--kv-type '%s' is not f32 or f16", kv);
         return 2;
     }
+    if ((c.verifier_suffix || c.verifier_yes) && !c.verifier_path) {
+        cli_error("serve", "--verifier-suffix and --verifier-yes need --verifier MODEL");
+        return 2;
+    }
     if (c.api_key && !c.api_key[0]) {
         cli_error("serve", "--api-key must not be empty");
         return 2;
     }
+    /* the verifier's texts may hold newlines: \n in the flags */
+    char *vsuf = c.verifier_suffix ? cli_unescape(c.verifier_suffix) : NULL;
+    char *vyes = c.verifier_yes ? cli_unescape(c.verifier_yes) : NULL;
+    c.verifier_suffix = vsuf, c.verifier_yes = vyes;
     /* every generating slot needs one token of each step */
     if (c.batch < c.parallel) c.batch = c.parallel;
     c.port = (int)port;
     c.max_body = (size_t)max_body;
     c.timeout_s = timeout;
     c.drain_s = drain;
-    return server_run(&c);
+    int rc = server_run(&c);
+    free(vsuf);
+    free(vyes);
+    return rc;
 }

@@ -42,33 +42,6 @@ static const char detokenize_help[] =
     "Prints the text followed by a newline. An id outside the vocabulary is an\n"
     "error (exit status 2).\n";
 
-/* Loads the tokenizer named by -m or --tokenizer; NULL after printing why. */
-static grok_tokenizer *load_tokenizer(const char *sub, const char *model, const char *spm) {
-    char err[GROK_ERR_SIZE];
-    if (!model && !spm) {
-        cli_error(sub, "give -m MODEL.gguf or --tokenizer FILE.model (see grok %s --help)", sub);
-        return NULL;
-    }
-    if (model && spm) {
-        cli_error(sub, "-m and --tokenizer exclude each other");
-        return NULL;
-    }
-    grok_tokenizer *t;
-    if (spm) {
-        t = grok_tokenizer_load_spm(spm, err, sizeof err);
-    } else {
-        grok_gguf_file *f = grok_gguf_open(model, err, sizeof err);
-        if (!f) {
-            cli_error(sub, "%s", err);
-            return NULL;
-        }
-        t = grok_tokenizer_from_gguf(f, err, sizeof err);
-        grok_gguf_close(f);
-    }
-    if (!t) cli_error(sub, "%s", err);
-    return t;
-}
-
 static void print_piece(FILE *out, const char *p, size_t len) {
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)p[i];
@@ -126,7 +99,7 @@ int cmd_tokenize(int argc, char **argv) {
     } else {
         len = strlen(text);
     }
-    grok_tokenizer *t = load_tokenizer("tokenize", model, spm);
+    grok_tokenizer *t = cli_load_tokenizer("tokenize", model, spm);
     if (!t) {
         free(data);
         return 1;
@@ -203,7 +176,7 @@ int cmd_detokenize(int argc, char **argv) {
         n += m;
         free(more);
     }
-    grok_tokenizer *t = load_tokenizer("detokenize", model, spm);
+    grok_tokenizer *t = cli_load_tokenizer("detokenize", model, spm);
     if (!t) {
         free(ids);
         return 1;

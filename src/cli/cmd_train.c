@@ -8,9 +8,10 @@
  * seed and thread count, and a run resumed from a checkpoint continues
  * bit for bit as if it had never stopped (the checkpoint carries the
  * weights, the Adam moments, the step and the batch sampler's state).
- * With --init an existing model is fine-tuned: all of it, or (--lora R)
- * only low-rank adapters on its attention and expert projections, written
- * as an adapter GGUF for `grok run --lora` and `grok merge`.
+ * With --init an existing model is fine-tuned: all of it (in f32), or
+ * (--lora R) only low-rank adapters over the frozen base in its own types,
+ * written as an adapter GGUF for `grok run --lora` and `grok merge`; that
+ * path (train_lora.c) also reads chat data and runs under mpirun.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -23,6 +24,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/train_cli.h"
+#include "dist/dist.h"
 #include "model/model.h"
 #include "train/train.h"
 #include "util/rng.h"
@@ -33,18 +36,31 @@ static void usage(FILE *out) {
     fprintf(out, "usage: grok train --data FILE... -o OUT.gguf [options]\n"
                  "       grok train --init MODEL.gguf [--lora R] --data FILE... -o OUT.gguf [options]\n"
                  "       grok train --eval-only MODEL.gguf --data FILE... [--seq T] [--expert-stats]\n\n"
-                 "Trains a Grok-architecture model (f32, AdamW, warm-up + cosine) on text.\n"
+                 "Trains a Grok-architecture model (f32, AdamW, warm-up + cosine) on text, or LoRA\n"
+                 "adapters over a frozen base (also on chat data, and under mpirun -np N).\n"
                  "The last --holdout share of the tokens is held out for evaluation.\n\n"
                  "data and vocabulary:\n"
                  "  --data FILE...      training text (several files are joined)\n"
                  "  --tokenizer FILE    SentencePiece .model to use\n"
                  "  --vocab-size N      train a BPE vocabulary of N pieces with spm_train\n"
                  "  --holdout F         held-out share of the tokens (0.05)\n"
+                 "  --doc-sep TEXT      the data are documents separated by TEXT (\\n for a newline):\n"
+                 "                      each is tokenized alone as a prompt is (BOS where the\n"
+                 "                      vocabulary adds one) and ends with EOS\n"
                  "fine-tuning:\n"
                  "  --init MODEL        start from this model (its vocabulary and shape)\n"
-                 "  --lora R            train only rank-R LoRA adapters (base frozen); OUT is an adapter\n"
-                 "  --lora-alpha A      adapter scale alpha: W' = W + (A/R) B A (default R)\n"
-                 "  --lora-targets L    comma list of attn, experts (attn,experts)\n"
+                 "  --lora R            train only rank-R LoRA adapters over the frozen base, read in its\n"
+                 "                      own types (q8_0, q4_K, ...); OUT is an adapter\n"
+                 "  --lora-alpha A      adapter scale alpha: W' = W + (A/r) B A (default R)\n"
+                 "  --lora-targets L    comma list of q, k, v, o, gate, up, down, router, or the groups\n"
+                 "                      attn (q,k,v,o), experts (gate,up,down), all (attn,experts)\n"
+                 "  --lora-dropout P    dropout on each adapter's input while training (0)\n"
+                 "  --kernels K         exact (f32 activations, default) or fast (8-bit) base products\n"
+                 "  --data-format F     text (default) or chat: JSONL of {\"messages\": [...]}, trained\n"
+                 "                      on the assistant's tokens only (needs --lora)\n"
+                 "  --chat-template F   the template file grok serve --chat-template reads (built-in)\n"
+                 "  --eval-data FILE    held-out data (default: the last --holdout share of --data)\n"
+                 "  --sample-tokens N   chat: greedy sample answer of up to N tokens at each evaluation (48)\n"
                  "shape (as grok new):\n"
                  "  --d-model N (128) --layers N (4) --heads N (4) --kv-heads N (2) --experts N (8)\n"
                  "  --experts-used N (2) --ffn N (256) --ctx N (512)\n"
@@ -73,57 +89,6 @@ static void usage(FILE *out) {
                  "  --resume FILE       continue from a checkpoint (shape and vocabulary from it;\n"
                  "                      with --lora, an adapter checkpoint and --init the same base)\n"
                  "  --expert-stats      print per-layer expert usage on the held-out text\n");
-}
-
-typedef struct {
-    const char **data;
-    int n_data;
-    const char *tok_path, *out, *type_name, *ckpt, *resume, *eval_model, *log_path;
-    const char *init, *lora_targets;
-    int64_t lora_rank;
-    float lora_alpha;
-    int64_t vocab_size, steps, stop_at, batch, seq, warmup, eval_every, eval_tokens, ckpt_every;
-    int64_t threads, seed;
-    float holdout, aux_coef, z_coef;
-    bool expert_stats;
-    grok_hparams hp;
-    grok_train_adamw_cfg opt;
-} train_args;
-
-/* Joins the data files with newlines. */
-static char *read_data(const train_args *a, size_t *len) {
-    char err[GROK_ERR_SIZE];
-    char *all = NULL;
-    size_t n = 0;
-    for (int i = 0; i < a->n_data; i++) {
-        size_t l;
-        char *t = cli_read_file(a->data[i], &l, err, sizeof err);
-        if (!t) {
-            cli_error("train", "%s", err);
-            free(all);
-            return NULL;
-        }
-        char *na = realloc(all, n + l + 2);
-        if (!na) {
-            free(t);
-            free(all);
-            cli_error("train", "out of memory reading %s", a->data[i]);
-            return NULL;
-        }
-        all = na;
-        memcpy(all + n, t, l);
-        n += l;
-        if (l && t[l - 1] != '\n') all[n++] = '\n';
-        free(t);
-    }
-    if (!all || n == 0) {
-        cli_error("train", "--data: the files hold no text");
-        free(all);
-        return NULL;
-    }
-    all[n] = '\0';
-    *len = n;
-    return all;
 }
 
 /* Trains a SentencePiece BPE vocabulary with Debian's spm_train (byte
@@ -256,6 +221,13 @@ static int parse(int argc, char **argv, train_args *a) {
             cli_str(argv, argc, &i, "--log", NULL, &a->log_path) ||
             cli_str(argv, argc, &i, "--init", NULL, &a->init) ||
             cli_str(argv, argc, &i, "--lora-targets", NULL, &a->lora_targets) ||
+            cli_str(argv, argc, &i, "--doc-sep", NULL, &a->doc_sep) ||
+            cli_str(argv, argc, &i, "--data-format", NULL, &a->data_format) ||
+            cli_str(argv, argc, &i, "--chat-template", NULL, &a->chat_template) ||
+            cli_str(argv, argc, &i, "--eval-data", NULL, &a->eval_data) ||
+            cli_str(argv, argc, &i, "--kernels", NULL, &a->kernels) ||
+            cli_f32(argv, argc, &i, "--lora-dropout", NULL, 0, 0.95, &a->lora_dropout) ||
+            cli_i64(argv, argc, &i, "--sample-tokens", NULL, 0, 1 << 20, &a->sample_tokens) ||
             cli_i64(argv, argc, &i, "--lora", NULL, 1, 1 << 20, &a->lora_rank) ||
             cli_f32(argv, argc, &i, "--lora-alpha", NULL, 1e-6, 1e6, &a->lora_alpha) ||
             cli_i64(argv, argc, &i, "--vocab-size", NULL, 260, 1 << 20, &a->vocab_size) ||
@@ -299,6 +271,7 @@ int cmd_train(int argc, char **argv) {
     a.type_name = "f32";
     a.steps = 1000, a.batch = 8, a.seq = 128, a.warmup = -1, a.eval_every = 100;
     a.eval_tokens = 65536, a.seed = 1, a.holdout = 0.05f, a.aux_coef = 0.01f, a.z_coef = 0.001f;
+    a.sample_tokens = -1;
     a.hp = grok_hparams_grok1();
     a.hp.d_model = 128, a.hp.n_layers = 4, a.hp.n_heads = 4, a.hp.n_kv_heads = 2;
     a.hp.n_experts = 8, a.hp.n_experts_used = 2, a.hp.n_ff = 256, a.hp.n_ctx_train = 512;
@@ -311,30 +284,27 @@ int cmd_train(int argc, char **argv) {
     }
     if (a.opt.weight_decay < 0)
         a.opt.weight_decay = a.lora_rank ? 0.0f : grok_train_adamw_default().weight_decay;
-    unsigned lora_targets = GROK_TRAIN_LORA_ATTN | GROK_TRAIN_LORA_EXPERTS;
+    a.targets = GROK_TRAIN_LORA_ATTN | GROK_TRAIN_LORA_EXPERTS;
     const char *flag_err = NULL;
-    if (a.lora_targets) {
-        lora_targets = 0;
-        const char *p = a.lora_targets;
-        while (*p) {
-            size_t n = strcspn(p, ",");
-            if (n == 4 && strncmp(p, "attn", 4) == 0)
-                lora_targets |= GROK_TRAIN_LORA_ATTN;
-            else if (n == 7 && strncmp(p, "experts", 7) == 0)
-                lora_targets |= GROK_TRAIN_LORA_EXPERTS;
-            else {
-                flag_err = "--lora-targets: give a comma list of attn, experts";
-                break;
-            }
-            p += n;
-            if (*p == ',') p++;
-        }
-        if (!flag_err && !lora_targets) flag_err = "--lora-targets: give a comma list of attn, experts";
-    }
+    if (a.lora_targets && !(a.targets = grok_train_lora_parse_targets(a.lora_targets)))
+        flag_err = "--lora-targets: give a comma list of q, k, v, o, gate, up, down, router, attn, experts, all";
+    if (!flag_err && a.data_format && strcmp(a.data_format, "text") != 0 && strcmp(a.data_format, "chat") != 0)
+        flag_err = "--data-format: text or chat";
+    a.chat = a.data_format && strcmp(a.data_format, "chat") == 0;
+    if (!flag_err && a.kernels && strcmp(a.kernels, "exact") != 0 && strcmp(a.kernels, "fast") != 0)
+        flag_err = "--kernels: exact or fast";
+    if (!flag_err && !a.lora_rank &&
+        (a.chat || a.chat_template || a.kernels || a.lora_dropout > 0 || a.sample_tokens >= 0 || a.eval_data))
+        flag_err = "--data-format chat, --chat-template, --kernels, --lora-dropout, --sample-tokens and --eval-data "
+                   "belong to LoRA fine-tuning: give --init MODEL --lora R";
+    if (!flag_err && a.chat_template && !a.chat) flag_err = "--chat-template needs --data-format chat";
+    if (!flag_err && grok_dist_size() > 1 && !a.lora_rank)
+        flag_err = "only LoRA fine-tuning (--init MODEL --lora R) runs across MPI ranks";
     if (!flag_err && a.lora_rank && !a.init)
         flag_err = "--lora needs --init MODEL.gguf (the base model to adapt)";
     if (!flag_err && !a.lora_rank && (a.lora_alpha > 0 || a.lora_targets))
         flag_err = "--lora-alpha and --lora-targets need --lora R";
+    if (!flag_err && a.lora_rank && a.eval_model) flag_err = "--eval-only evaluates a model: drop --lora";
     if (!flag_err && a.init && (a.eval_model || a.tok_path || a.vocab_size))
         flag_err =
             "--init takes its vocabulary from the model: drop --eval-only, --tokenizer and --vocab-size";
@@ -368,20 +338,26 @@ int cmd_train(int argc, char **argv) {
     if (a.stop_at == 0 || a.stop_at > a.steps) a.stop_at = a.steps;
     if (a.ckpt_every == 0) a.ckpt_every = a.eval_every;
     a.opt.warmup = a.warmup, a.opt.total = a.steps;
+    if (a.lora_rank) {
+        if (!a.kernels) a.kernels = "exact";
+        if (a.sample_tokens < 0) a.sample_tokens = 48;
+        rc = train_lora_run(&a);
+        free(a.data);
+        return rc;
+    }
 
     char err[GROK_ERR_SIZE];
     grok_train_model *m = NULL;
     grok_tokenizer *tok = NULL;
     grok_train_optim_state st = {0};
     grok_trainer *tr = NULL;
-    grok_train_lora *lora = NULL;
     grok_threadpool *pool = NULL;
     int32_t *ids = NULL, *batch = NULL;
-    float *grad = NULL, *grad_lora = NULL;
+    float *grad = NULL;
     FILE *logf = NULL;
     rc = 1;
     size_t text_len = 0;
-    char *text = read_data(&a, &text_len);
+    char *text = train_read_text(a.data, a.n_data, &text_len);
     if (!text) goto done;
 
     /* The model and its vocabulary: from a checkpoint, a model, or new. */
@@ -390,27 +366,8 @@ int cmd_train(int argc, char **argv) {
             cli_error("train", "--init: %s", err);
             goto done;
         }
-        if (a.lora_rank && a.resume) {
-            if (grok_train_lora_load(a.resume, m, &lora, &st, err, sizeof err)) {
-                cli_error("train", "--resume: %s", err);
-                goto done;
-            }
-            if (lora->rank != a.lora_rank) {
-                cli_error("train", "--resume: %s has rank %" PRId64 ", --lora says %" PRId64, a.resume,
-                          lora->rank, a.lora_rank);
-                goto done;
-            }
-        } else if (a.lora_rank) {
-            lora = grok_train_lora_create(m, a.lora_rank, a.lora_alpha, lora_targets, (uint64_t)a.seed, err,
-                                          sizeof err);
-            if (!lora) {
-                cli_error("train", "%s", err);
-                goto done;
-            }
-        }
-        if (lora) grok_train_lora_materialize(lora, m);
         if (!a.resume) {
-            if (grok_train_optim_alloc(&st, lora ? lora->p->n_params : m->n_params)) {
+            if (grok_train_optim_alloc(&st, m->n_params)) {
                 cli_error("train", "out of memory for the optimizer state");
                 goto done;
             }
@@ -459,13 +416,10 @@ int cmd_train(int argc, char **argv) {
     }
 
     size_t n_ids;
-    ids = grok_tokenize(tok, text, text_len, false, &n_ids);
+    ids = train_tokenize_text(tok, text, text_len, a.doc_sep, &n_ids);
     free(text);
     text = NULL;
-    if (!ids) {
-        cli_error("train", "out of memory tokenizing the data");
-        goto done;
-    }
+    if (!ids) goto done;
     int64_t n_all = (int64_t)n_ids;
     int64_t n_eval = a.eval_model ? n_all : (int64_t)((double)n_all * a.holdout);
     int64_t n_train = n_all - n_eval;
@@ -499,11 +453,6 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
 
-    if (lora)
-        fprintf(stderr,
-                "grok train: LoRA rank %" PRId64 ", alpha %g on %" PRId64
-                " weights: %.3f M trainable parameters, base frozen\n",
-                lora->rank, (double)lora->alpha, lora->n_t, (double)lora->p->n_params / 1e6);
     fprintf(stderr,
             "grok train: %.2f M parameters (%.2f M active), vocab %" PRId64 ", %" PRId64
             " training / %" PRId64 " held-out tokens, %d threads, batch %" PRId64 " x %" PRId64 "\n",
@@ -511,8 +460,7 @@ int cmd_train(int argc, char **argv) {
             hp->n_vocab, n_train, n_eval, grok_threadpool_size(pool), a.batch, a.seq);
     batch = malloc(sizeof(int32_t) * (size_t)(a.batch * (a.seq + 1)));
     grad = malloc(sizeof(float) * (size_t)m->n_params);
-    if (lora) grad_lora = malloc(sizeof(float) * (size_t)lora->p->n_params);
-    if (!batch || !grad || (lora && !grad_lora)) {
+    if (!batch || !grad) {
         cli_error("train", "out of memory");
         goto done;
     }
@@ -530,7 +478,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "  held-out loss before fine-tuning %.4f (perplexity %.2f)\n", ev, exp(ev));
     }
     bool tty = isatty(2);
-    double t0 = cli_now(), ema = NAN;
+    double t0 = cli_now(), c0 = cli_cpu_now(), ema = NAN;
     int64_t step0 = st.step;
     while (st.step < a.stop_at) {
         grok_rng r = {st.rng};
@@ -545,14 +493,7 @@ int cmd_train(int argc, char **argv) {
             goto done;
         }
         float lr = grok_train_lr_at(&a.opt, st.step);
-        double gnorm;
-        if (lora) {
-            grok_train_lora_grad(lora, grad, grad_lora);
-            gnorm = grok_train_adamw_step(lora->p, &st, grad_lora, &a.opt);
-            grok_train_lora_materialize(lora, m);
-        } else {
-            gnorm = grok_train_adamw_step(m, &st, grad, &a.opt);
-        }
+        double gnorm = grok_train_adamw_step(m, &st, grad, &a.opt);
         if (!isfinite(l.total) || !isfinite(gnorm)) {
             cli_error("train", "step %" PRId64 ": the loss diverged (%g); try a lower --lr", st.step,
                       l.total);
@@ -577,15 +518,14 @@ int cmd_train(int argc, char **argv) {
                     tty ? "\r" : "", st.step, a.steps, l.ce, l.aux, l.z, gnorm, lr, tps);
         if (do_eval && !isnan(ev)) fprintf(stderr, "  held-out loss %.4f (perplexity %.2f)\n", ev, exp(ev));
         if (a.ckpt && (st.step % a.ckpt_every == 0 || st.step == a.stop_at)) {
-            if (lora ? grok_train_lora_save(a.ckpt, lora, a.init, &st, err, sizeof err)
-                     : grok_train_save(a.ckpt, m, tok, GROK_TYPE_F32, &st, "grok-train-checkpoint", err,
-                                       sizeof err)) {
+            if (grok_train_save(a.ckpt, m, tok, GROK_TYPE_F32, &st, "grok-train-checkpoint", err, sizeof err)) {
                 cli_error("train", "%s", err);
                 goto done;
             }
         }
     }
     if (tty) fprintf(stderr, "\n");
+    cli_train_rate((double)((st.step - step0) * a.batch * a.seq), 1, cli_now() - t0, cli_cpu_now() - c0);
     if (a.expert_stats && n_eval > a.seq) {
         int64_t sc;
         grok_trainer_reset_expert_counts(tr);
@@ -595,8 +535,7 @@ int cmd_train(int argc, char **argv) {
     char name[128];
     snprintf(name, sizeof name, "grok-trained-d%" PRId64 "-l%" PRId64 "-e%" PRId64, hp->d_model, hp->n_layers,
              hp->n_experts);
-    if (lora ? grok_train_lora_save(a.out, lora, a.init, NULL, err, sizeof err)
-             : grok_train_save(a.out, m, tok, (grok_type)type, NULL, name, err, sizeof err)) {
+    if (grok_train_save(a.out, m, tok, (grok_type)type, NULL, name, err, sizeof err)) {
         cli_error("train", "%s", err);
         goto done;
     }
@@ -609,8 +548,6 @@ done:
     free(ids);
     free(batch);
     free(grad);
-    free(grad_lora);
-    grok_train_lora_free(lora);
     grok_trainer_free(tr);
     grok_threadpool_free(pool);
     grok_train_optim_free(&st);

@@ -177,6 +177,21 @@ bool cli_kv_type(const char *sub, const char *name, grok_type *out) {
     return false;
 }
 
+char *cli_unescape(const char *s) {
+    char *o = malloc(strlen(s) + 1), *w = o;
+    if (!o) return NULL;
+    for (; *s; s++) {
+        if (*s == '\\' && (s[1] == 'n' || s[1] == 't' || s[1] == '\\')) {
+            s++;
+            *w++ = *s == 'n' ? '\n' : *s == 't' ? '\t' : '\\';
+        } else {
+            *w++ = *s;
+        }
+    }
+    *w = '\0';
+    return o;
+}
+
 int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *text, size_t len, const char *text_path,
                          int64_t ctx, int64_t max_chunks, size_t *n_tok, int64_t *n_chunks) {
     int32_t *toks = grok_tokenize(tk, text, len, true, n_tok);
@@ -196,6 +211,19 @@ double cli_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+double cli_cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void cli_train_rate(double n_tokens, int np, double wall_s, double cpu_s) {
+    const double mine = n_tokens / (np > 1 ? np : 1);
+    fprintf(stderr, "grok train: steps: %.0f tokens in %.1f s, %.1f CPU-s%s: %.2f tok/s, %.2f tokens per CPU-second\n",
+            n_tokens, wall_s, cpu_s, np > 1 ? " (rank 0)" : "", wall_s > 0 ? n_tokens / wall_s : 0.0,
+            cpu_s > 0 ? mine / cpu_s : 0.0);
+}
+
 bool cli_default_model(char *buf, size_t size) {
     const char *env = getenv("GROK_DEFAULT_MODEL");
     if (env && *env) {
@@ -211,6 +239,59 @@ bool cli_default_model(char *buf, size_t size) {
     *slash = '\0';
     if ((size_t)snprintf(buf, size, "%s/../models/grok-mini.gguf", exe) >= size) return false;
     return access(buf, R_OK) == 0;
+}
+
+/* Loads the tokenizer named by -m or --tokenizer; NULL after printing why. */
+grok_tokenizer *cli_load_tokenizer(const char *sub, const char *model, const char *spm) {
+    char err[GROK_ERR_SIZE];
+    if (!model && !spm) {
+        cli_error(sub, "give -m MODEL.gguf or --tokenizer FILE.model (see grok %s --help)", sub);
+        return NULL;
+    }
+    if (model && spm) {
+        cli_error(sub, "-m and --tokenizer exclude each other");
+        return NULL;
+    }
+    grok_tokenizer *t;
+    if (spm) {
+        t = grok_tokenizer_load_spm(spm, err, sizeof err);
+    } else {
+        grok_gguf_file *f = grok_gguf_open(model, err, sizeof err);
+        if (!f) {
+            cli_error(sub, "%s", err);
+            return NULL;
+        }
+        t = grok_tokenizer_from_gguf(f, err, sizeof err);
+        grok_gguf_close(f);
+    }
+    if (!t) cli_error(sub, "%s", err);
+    return t;
+}
+
+grok_grammar *cli_load_grammar(const char *sub, const char *gbnf_path, const char *schema_path,
+                               const grok_grammar_vocab *v) {
+    char err[GROK_ERR_SIZE];
+    const char *path = gbnf_path ? gbnf_path : schema_path;
+    size_t len;
+    char *text = cli_read_file(path, &len, err, sizeof err);
+    if (!text) {
+        cli_error(sub, "%s", err);
+        return NULL;
+    }
+    if (schema_path) {
+        char *gbnf = grok_json_schema_to_gbnf(text, len, err, sizeof err);
+        free(text);
+        if (!gbnf) {
+            cli_error(sub, "%s: %s", schema_path, err);
+            return NULL;
+        }
+        text = gbnf;
+        len = strlen(gbnf);
+    }
+    grok_grammar *g = grok_grammar_parse(text, len, NULL, v, err, sizeof err);
+    if (!g) cli_error(sub, "%s%s:%s", path, schema_path ? " (the grammar made from it)" : "", err);
+    free(text);
+    return g;
 }
 
 const char CLI_MEMORY_HELP[] =

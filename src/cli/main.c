@@ -34,15 +34,17 @@ static const command COMMANDS[] = {
     {"plan", cmd_plan, "placement, memory and speed of a model across MPI ranks"},
     {"train", cmd_train, "train a Grok-architecture model on text (or evaluate one)"},
     {"merge", cmd_merge, "fold a LoRA adapter into its base model"},
+    {"grammar", cmd_grammar, "check a GBNF grammar or JSON Schema, test texts against it"},
     {"trace", cmd_trace, "what the MoE router does with every token: statistics, JSON, pictures"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
     {"pack", cmd_pack, "write the packed layout beside a model, so starts map it instead of packing"},
 };
 
-/* Commands that run split across the ranks of an mpirun job. */
+/* Commands that run across the ranks of an mpirun job: the model split
+ * over them, or (train --lora) the batch. */
 static bool distributed(const char *name) {
     return strcmp(name, "run") == 0 || strcmp(name, "logits") == 0 || strcmp(name, "bench") == 0 ||
-           strcmp(name, "serve") == 0;
+           strcmp(name, "serve") == 0 || strcmp(name, "train") == 0;
 }
 
 /* The watchdog's verdict: a collective stopped making progress. */
@@ -60,7 +62,8 @@ static void usage(FILE *out) {
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         fprintf(out, "  %-11s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     fprintf(out, "  help        this text\n\n"
-                 "Under mpirun (run, logits, bench, serve), these flags go with the command's own:\n"
+                 "Under mpirun (run, logits, bench, serve), these flags go with the command's own\n"
+                 "(train --lora splits each batch over the ranks instead of the model):\n"
                  "  --mpi-split X     ffn (default: a slice of every expert per rank), experts\n"
                  "                    (whole experts per rank) or layers (a pipeline of layers)\n"
                  "  --mpi-timeout S   end the job when a collective stalls S seconds (300; 0 = never)\n"
@@ -96,7 +99,7 @@ static int dispatch(int argc, char **argv) {
         if (strcmp(argv[1], COMMANDS[i].name) == 0) {
             if (grok_dist_size() > 1 && !distributed(argv[1])) {
                 fprintf(stderr,
-                        "grok %s: does not run across MPI ranks (only run, logits, bench and serve do); "
+                        "grok %s: does not run across MPI ranks (only run, logits, bench, serve and train --lora do); "
                         "start it without mpirun\n",
                         argv[1]);
                 return 2;

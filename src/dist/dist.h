@@ -65,6 +65,15 @@ int grok_dist_bcast(void *buf, size_t bytes, char *err, size_t err_size);
  * instead of spinning on a core. Every rank must call this one (not
  * grok_dist_bcast) for the same broadcast. */
 int grok_dist_bcast_idle(void *buf, size_t bytes, char *err, size_t err_size);
+/* Data-parallel training (grok train under mpirun): every rank's bytes to
+ * every rank, counts[r] bytes from rank r concatenated in rank order into
+ * all; and the personalised exchange, send's part r (send_counts[r] bytes)
+ * to rank r, the parts sent here concatenated in rank order into recv.
+ * Counts are the same arrays on every rank where they must agree. With
+ * one process both are copies. 0, or -1 with err. */
+int grok_dist_allgatherv(const void *mine, void *all, const size_t *counts, char *err, size_t err_size);
+int grok_dist_alltoallv(const void *send, const size_t *send_counts, void *recv, const size_t *recv_counts,
+                        char *err, size_t err_size);
 /* Ends the whole job now, after printing msg: for a rank that failed on
  * its own while its peers may be inside a collective. */
 _Noreturn void grok_dist_abort(const char *msg);

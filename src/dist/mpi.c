@@ -431,6 +431,62 @@ int grok_dist_bcast(void *buf, size_t bytes, char *err, size_t err_size) {
     return 0;
 }
 
+/* Byte counts and displacements as MPI's ints; false when a count or the
+ * total does not fit. */
+static bool int_counts(const size_t *c, int n, int *ci, int *di) {
+    size_t off = 0;
+    for (int r = 0; r < n; r++) {
+        if (c[r] > (size_t)INT32_MAX || off > (size_t)INT32_MAX) return false;
+        ci[r] = (int)c[r], di[r] = (int)off;
+        off += c[r];
+    }
+    return off <= (size_t)INT32_MAX;
+}
+
+int grok_dist_allgatherv(const void *mine, void *all, const size_t *counts, char *err, size_t err_size) {
+    if (G.size <= 1) {
+        if (counts[0] && all != mine) memmove(all, mine, counts[0]);
+        return 0;
+    }
+    int *c = malloc(sizeof(int) * 2 * (size_t)G.size);
+    if (!c || !int_counts(counts, G.size, c, c + G.size)) {
+        free(c);
+        snprintf(err, err_size, "rank %d: an all-gather of more than 2 GiB", G.rank);
+        return -1;
+    }
+    enter("an all-gather of training statistics or gradients (MPI_Allgatherv)");
+    int rc = MPI_Allgatherv(mine, c[G.rank], MPI_BYTE, all, c, c + G.size, MPI_BYTE, MPI_COMM_WORLD);
+    leave();
+    G.bytes_sent += counts[G.rank] * (size_t)(G.size - 1);
+    free(c);
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "an all-gather", err, err_size);
+    return 0;
+}
+
+int grok_dist_alltoallv(const void *send, const size_t *send_counts, void *recv, const size_t *recv_counts,
+                        char *err, size_t err_size) {
+    if (G.size <= 1) {
+        if (send_counts[0] && recv != send) memmove(recv, send, send_counts[0]);
+        return 0;
+    }
+    int *c = malloc(sizeof(int) * 4 * (size_t)G.size);
+    if (!c || !int_counts(send_counts, G.size, c, c + G.size) ||
+        !int_counts(recv_counts, G.size, c + 2 * G.size, c + 3 * G.size)) {
+        free(c);
+        snprintf(err, err_size, "rank %d: an all-to-all of more than 2 GiB", G.rank);
+        return -1;
+    }
+    enter("the exchange of gradient pieces (MPI_Alltoallv)");
+    int rc = MPI_Alltoallv(send, c, c + G.size, MPI_BYTE, recv, c + 2 * G.size, c + 3 * G.size, MPI_BYTE,
+                           MPI_COMM_WORLD);
+    leave();
+    for (int r = 0; r < G.size; r++)
+        if (r != G.rank) G.bytes_sent += send_counts[r];
+    free(c);
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "the exchange of gradient pieces", err, err_size);
+    return 0;
+}
+
 int grok_dist_bcast_idle(void *buf, size_t bytes, char *err, size_t err_size) {
     if (G.size <= 1) return 0;
     if (bytes > (size_t)INT32_MAX) {

@@ -62,3 +62,16 @@ _Noreturn void grok_dist_abort(const char *msg) {
 uint64_t grok_dist_bytes_sent(void) { return 0; }
 grok_split grok_dist_split(void) { return GROK_SPLIT_FFN; }
 bool grok_dist_threads_ok(void) { return true; }
+
+int grok_dist_allgatherv(const void *mine, void *all, const size_t *counts, char *err, size_t err_size) {
+    (void)err, (void)err_size;
+    if (counts[0] && all != mine) memmove(all, mine, counts[0]);
+    return 0;
+}
+
+int grok_dist_alltoallv(const void *send, const size_t *send_counts, void *recv, const size_t *recv_counts,
+                        char *err, size_t err_size) {
+    (void)recv_counts, (void)err, (void)err_size;
+    if (send_counts[0] && recv != send) memmove(recv, send, send_counts[0]);
+    return 0;
+}

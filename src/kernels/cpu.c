@@ -6,6 +6,9 @@
  * machine and uses what it finds.
  */
 #include <pthread.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,14 +26,17 @@ static void detect(void) {
     __builtin_cpu_init();
     g_cpu.avx2 = __builtin_cpu_supports("avx2");
     g_cpu.fma = __builtin_cpu_supports("fma");
-    g_cpu.f16c = __builtin_cpu_supports("f16c");
+    /* f16c and avx-vnni straight from CPUID: clang 14's
+     * __builtin_cpu_supports knows neither name (a build error), gcc < 11
+     * not avxvnni. Both are only used behind avx2, whose check covers the
+     * OS saving the YMM state. */
+    unsigned a, b, c, d;
+    if (__get_cpuid(1, &a, &b, &c, &d)) g_cpu.f16c = (c >> 29) & 1;
+    if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) g_cpu.avx_vnni = (a >> 4) & 1;
     g_cpu.avx512f = __builtin_cpu_supports("avx512f");
     g_cpu.avx512bw = __builtin_cpu_supports("avx512bw");
     g_cpu.avx512vl = __builtin_cpu_supports("avx512vl");
     g_cpu.avx512vnni = __builtin_cpu_supports("avx512vnni");
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
-    g_cpu.avx_vnni = __builtin_cpu_supports("avxvnni");
-#endif
 #endif
 #if defined(__aarch64__) && defined(__ARM_NEON)
     g_cpu.neon = true; /* mandatory on aarch64 */

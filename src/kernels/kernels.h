@@ -260,6 +260,20 @@ void grok_dot_avx2(uint32_t type, grok_dot_kernels *out);
 void grok_dot_avx512(uint32_t type, grok_dot_kernels *out);
 void grok_dot_neon(uint32_t type, grok_dot_kernels *out);
 
+/* A low-rank adapter that rides on a matrix (LoRA applied at inference
+ * without merging): every grok_matmul / grok_matmul_ops product with the
+ * matrix then adds B' (A x), with A [rank][cols] and B' = scale * B stored
+ * transposed as bt [rank][rows], both f32, after the base product (which
+ * keeps its own kernels). Views of the matrix slice it along. a == NULL:
+ * no adapter. */
+typedef struct {
+    const float *a;  /* A: row k of this view at a + k * lda */
+    const float *bt; /* B'^T: row k at bt + k * ldb, starting at this view's first row */
+    int64_t rank, lda, ldb;
+    size_t w_stride;             /* bytes between the weight's matrices (experts); 0: one */
+    int64_t a_stride, bt_stride; /* floats between the experts' A and bt */
+} grok_mat_lora;
+
 /* A weight matrix as stored: rows of cols elements, each row row_bytes
  * long and contiguous (ggml's ne[0] = cols, ne[1] = rows). */
 typedef struct {
@@ -271,6 +285,7 @@ typedef struct {
     /* The same rows packed (see GROK_PACK_ROWS), or NULL. Used by FAST-mode
      * products when the kernels have a dot_x8; the other modes read data. */
     const uint8_t *packed;
+    grok_mat_lora lora; /* an adapter applied with every product, or none (lora.a NULL) */
 } grok_mat;
 
 /* Views of part of a matrix, keeping the packed copy where the part still
@@ -278,6 +293,10 @@ typedef struct {
 static inline grok_mat grok_mat_offset(grok_mat w, size_t bytes) { /* e.g. the e-th expert */
     w.data += bytes;
     if (w.packed) w.packed += bytes;
+    if (w.lora.a && w.lora.w_stride) { /* the adapter of that expert */
+        const int64_t e = (int64_t)(bytes / w.lora.w_stride);
+        w.lora.a += e * w.lora.a_stride, w.lora.bt += e * w.lora.bt_stride;
+    }
     return w;
 }
 static inline grok_mat grok_mat_rows(grok_mat w, int64_t r0, int64_t nrows) {
@@ -286,6 +305,7 @@ static inline grok_mat grok_mat_rows(grok_mat w, int64_t r0, int64_t nrows) {
         w.packed += (size_t)r0 * w.row_bytes;
     else
         w.packed = NULL;
+    if (w.lora.a) w.lora.bt += r0;
     w.rows = nrows;
     return w;
 }
@@ -294,6 +314,7 @@ static inline grok_mat grok_mat_cols(grok_mat w, int64_t c0, int64_t ncols) {
     const size_t off = (size_t)grok_type_row_size(w.type, c0);
     w.data += off;
     if (w.packed) w.packed += GROK_PACK_ROWS * off;
+    if (w.lora.a) w.lora.a += c0;
     w.cols = ncols;
     return w;
 }
@@ -302,7 +323,8 @@ static inline grok_mat grok_mat_cols(grok_mat w, int64_t c0, int64_t ncols) {
  * X is [n_tok][ldx] (ldx >= cols), Y is [n_tok][ldy]. Rows are split across
  * the pool's threads; each weight row is read once for all tokens. The
  * kernels are those of grok_kernels_mode(); the _in variants take the
- * mode (a runner's) instead. */
+ * mode (a runner's) instead. A matrix carrying an adapter (w->lora) gets
+ * B' (A x) added, per token, by grok_matmul_tok and grok_matmul_t. */
 void grok_matmul(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y, int64_t ldy,
                  int64_t n_tok);
 
@@ -325,6 +347,47 @@ void grok_matmul_ops(grok_threadpool *pool, const grok_matmul_op *ops, int n_ops
 void grok_matmul_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *x, int64_t ldx,
                     float *y, int64_t ldy, int64_t n_tok);
 void grok_matmul_ops_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_matmul_op *ops, int n_ops);
+
+/* ---- products for backward passes (matmul_t.c) ----
+ * dx[t][c] += sum_k dy[t][k] * W[k][c] for t < n_tok, k < W->rows,
+ * c < W->cols: the product with W's transpose, read from W in its stored
+ * type (any type with to_f32; f32 rows are read in place). dy is
+ * [n_tok][lddy] (lddy >= rows), dx is [n_tok][lddx]. Each thread owns
+ * whole blocks of columns and dequantizes GROK_MATMUL_T_ROWS rows of them
+ * at a time, so no f32 copy of W is ever made. Every dx element is one
+ * chain of fused multiply-adds over k = 0, 1, ... starting from its value
+ * in dx, in every variant: the same bits for any thread count, ISA, mode
+ * and any set of other tokens in the call. dx must not overlap dy or W. */
+#define GROK_MATMUL_T_ROWS 32
+void grok_matmul_t(grok_threadpool *pool, const grok_mat *w, const float *dy, int64_t lddy, float *dx,
+                   int64_t lddx, int64_t n_tok);
+void grok_matmul_t_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *dy, int64_t lddy,
+                      float *dx, int64_t lddx, int64_t n_tok);
+/* The chain of grok_matmul_t on one tile: dx[t][c] = the fma chain over
+ * k < kt of dy[t][k] * w[k*ldw + c], for t < nt <= 4, c < nc. Variants by
+ * ISA name ("scalar" = fmaf, "avx2", "avx512vnni", "neon"); NULL where
+ * this CPU or build has none. All give the same bits (tests compare). */
+typedef void (*grok_fma_tile_fn)(const float *w, int64_t ldw, int64_t kt, const float *dy, int64_t lddy,
+                                 int64_t nt, float *dx, int64_t lddx, int64_t nc);
+grok_fma_tile_fn grok_matmul_t_tile(const char *isa);
+/* y[t][r] = sum_c W[r][c] * x[t][c] (overwriting y) by the chains of
+ * grok_matmul_t: W's rows dequantized GROK_MATMUL_T_ROWS at a time by the
+ * type's to_f32, each y element one chain of fused multiply-adds over the
+ * columns in order: f32 activations, the same bits for any thread count,
+ * ISA and batch. The EXACT kernels of grok_matmul compute the same product
+ * with the type's f32 dot, which for quantized types is the scalar
+ * reference (the SIMD dots are 8-bit); this is the fast f32 one. */
+void grok_matmul_tiles(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y, int64_t ldy,
+                       int64_t n_tok);
+void grok_matmul_tiles_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *x, int64_t ldx,
+                          float *y, int64_t ldy, int64_t n_tok);
+/* y[t][r] = dot(M[r], x[t]) as grok_matmul computes it (the mode's
+ * dot_f32), with the threads splitting the tokens instead of the rows:
+ * for matrices of a few rows (LoRA's A) applied to many tokens. */
+void grok_matmul_tok(grok_threadpool *pool, const grok_mat *m, const float *x, int64_t ldx, float *y, int64_t ldy,
+                     int64_t n_tok);
+void grok_matmul_tok_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *m, const float *x, int64_t ldx,
+                        float *y, int64_t ldy, int64_t n_tok);
 
 /* ---- attention and vector math (attention.c, x86_attention.c) ----
  * Attention over one KV head's cache for the nq query heads that share it

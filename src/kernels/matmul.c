@@ -13,7 +13,8 @@
  * through dot_x8, 8 rows a call. grok_matmul_ops runs several products in
  * one pass of the pool (one barrier, a shared input quantized once); a
  * single token's packed products keep their last rows back and deal them
- * out in chunks, so the threads finish together.
+ * out in chunks, so the threads finish together. A matrix with a LoRA
+ * adapter attached gets its low-rank product added after its own.
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -230,6 +231,20 @@ static bool same_input(const matmul_job *a, const matmul_job *b) {
            (!wants_prep(a) || a->prep == b->prep);
 }
 
+/* y += B' (A x) for an op whose matrix carries an adapter: u = A x per
+ * token (threads over tokens), then the transposed product with bt, so
+ * every token's numbers stay independent of its batch. */
+static void lora_apply(grok_threadpool *pool, grok_kernel_mode mode, const grok_matmul_op *op) {
+    const grok_mat_lora *l = &op->w->lora;
+    float stack_u[1024], *u = op->n_tok * l->rank <= 1024 ? stack_u : malloc(sizeof(float) * (size_t)(op->n_tok * l->rank));
+    if (!u) return;
+    const grok_mat a = {(const uint8_t *)l->a, GROK_TYPE_F32, l->rank, op->w->cols, sizeof(float) * (size_t)l->lda, NULL, {0}};
+    const grok_mat bt = {(const uint8_t *)l->bt, GROK_TYPE_F32, l->rank, op->w->rows, sizeof(float) * (size_t)l->ldb, NULL, {0}};
+    grok_matmul_tok_in(pool, mode, &a, op->x, op->ldx, u, l->rank, op->n_tok);
+    grok_matmul_t_in(pool, mode, &bt, u, l->rank, op->y, op->ldy, op->n_tok);
+    if (u != stack_u) free(u);
+}
+
 void grok_matmul_ops_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_matmul_op *ops, int n_ops) {
     if (n_ops > GROK_MATMUL_MAX_OPS) {
         grok_matmul_ops_in(pool, mode, ops, GROK_MATMUL_MAX_OPS);
@@ -298,6 +313,8 @@ void grok_matmul_ops_in(grok_threadpool *pool, grok_kernel_mode mode, const grok
     else
         ops_task(&o, 0, 1);
     free(heap);
+    for (int i = 0; i < n_ops; i++)
+        if (ops[i].w->lora.a && ops[i].n_tok > 0) lora_apply(pool, mode, &ops[i]);
 }
 
 void grok_matmul_ops(grok_threadpool *pool, const grok_matmul_op *ops, int n_ops) {

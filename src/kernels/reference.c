@@ -463,14 +463,14 @@ static const grok_type_kernels KERNELS[GROK_TYPE_COUNT] = {
 };
 
 static const grok_dot_kernels DOTS[GROK_TYPE_COUNT] = {
-    [GROK_TYPE_F32] = {f32_dot, NULL, NULL},
-    [GROK_TYPE_F16] = {f16_dot, NULL, NULL},
-    [GROK_TYPE_BF16] = {bf16_dot, NULL, NULL},
-    [GROK_TYPE_Q8_0] = {q8_0_dot, q8_0_dot_q8a, q8_0_dot_q8a_multi},
-    [GROK_TYPE_Q4_0] = {q4_0_dot, q4_0_dot_q8a, q4_0_dot_q8a_multi},
-    [GROK_TYPE_Q4_K] = {q4_K_dot, q4_K_dot_q8a, q4_K_dot_q8a_multi},
-    [GROK_TYPE_Q5_K] = {q5_K_dot, q5_K_dot_q8a, q5_K_dot_q8a_multi},
-    [GROK_TYPE_Q6_K] = {q6_K_dot, q6_K_dot_q8a, q6_K_dot_q8a_multi},
+    [GROK_TYPE_F32] = {.dot_f32 = f32_dot},
+    [GROK_TYPE_F16] = {.dot_f32 = f16_dot},
+    [GROK_TYPE_BF16] = {.dot_f32 = bf16_dot},
+    [GROK_TYPE_Q8_0] = {.dot_f32 = q8_0_dot, .dot_q8a = q8_0_dot_q8a, .dot_q8a_multi = q8_0_dot_q8a_multi},
+    [GROK_TYPE_Q4_0] = {.dot_f32 = q4_0_dot, .dot_q8a = q4_0_dot_q8a, .dot_q8a_multi = q4_0_dot_q8a_multi},
+    [GROK_TYPE_Q4_K] = {.dot_f32 = q4_K_dot, .dot_q8a = q4_K_dot_q8a, .dot_q8a_multi = q4_K_dot_q8a_multi},
+    [GROK_TYPE_Q5_K] = {.dot_f32 = q5_K_dot, .dot_q8a = q5_K_dot_q8a, .dot_q8a_multi = q5_K_dot_q8a_multi},
+    [GROK_TYPE_Q6_K] = {.dot_f32 = q6_K_dot, .dot_q8a = q6_K_dot_q8a, .dot_q8a_multi = q6_K_dot_q8a_multi},
 };
 
 /* The i-quants (iquants.c) and the types of qtypes.h (qtypes.c) have their own tables. */

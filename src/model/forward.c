@@ -37,11 +37,15 @@ struct grok_seq {
     void *v_cache;     /* same */
     int32_t *tokens;   /* [n_ctx] the cached tokens (for PAD masking, prefix reuse) */
     float *logits;     /* [n_vocab] of the last token decoded */
+    int64_t logits_pos; /* the position count logits belong to (-1: none), so a copy
+                         * knows whether they are its last token's */
     grok_routing_fn route_fn; /* the router's record of this sequence's tokens, or NULL */
     void *route_ud;
     grok_seq_params accounted; /* as counted in the model's memory plan, when counted */
     bool counted;
 };
+
+static size_t kv_off(const grok_seq *c, int64_t il, int64_t h, int64_t pos);
 
 /* A runner: the threads and the scratch of one forward step of up to
  * n_batch tokens, whichever sequences they belong to. */
@@ -148,6 +152,7 @@ grok_seq *grok_seq_create(const grok_model *m, const grok_seq_params *p, char *e
     s->tokens = alloc3(s->n_ctx, 1, sizeof(int32_t));
     s->logits = alloc3(hp->n_vocab, 1, sizeof(float));
     if (!s->k_cache || !s->v_cache || !s->tokens || !s->logits) goto oom;
+    s->logits_pos = -1;
     s->accounted = *p;
     s->accounted.n_ctx = s->n_ctx;
     s->counted = true;
@@ -166,6 +171,54 @@ const int32_t *grok_seq_tokens(const grok_seq *s) { return s->tokens; }
 const float *grok_seq_logits(const grok_seq *s) { return s->logits; }
 void grok_seq_truncate(grok_seq *s, int64_t pos) {
     if (pos >= 0 && pos < s->pos) s->pos = pos;
+}
+
+int grok_seq_copy(grok_seq *dst, const grok_seq *src, int64_t n_tokens, char *err, size_t err_size) {
+    if (!dst || !src) {
+        snprintf(err, err_size, "seq_copy: no %s sequence given", dst ? "source" : "destination");
+        return GROK_ERR_INPUT;
+    }
+    if (dst->m != src->m) {
+        snprintf(err, err_size, "seq_copy: the sequences belong to different models");
+        return GROK_ERR_INPUT;
+    }
+    if (dst->kv_type != src->kv_type) {
+        snprintf(err, err_size, "seq_copy: KV cache types differ (%s into %s)",
+                 grok_type_get_traits(src->kv_type)->name, grok_type_get_traits(dst->kv_type)->name);
+        return GROK_ERR_INPUT;
+    }
+    if (n_tokens < 0 || n_tokens > src->pos) {
+        snprintf(err, err_size, "seq_copy: %" PRId64 " tokens asked, the source holds %" PRId64, n_tokens,
+                 src->pos);
+        return GROK_ERR_INPUT;
+    }
+    if (n_tokens > dst->n_ctx) {
+        snprintf(err, err_size, "seq_copy: %" PRId64 " tokens do not fit the destination's context of %" PRId64,
+                 n_tokens, dst->n_ctx);
+        return GROK_ERR_CTX_FULL;
+    }
+    if (dst != src) {
+        /* one head's positions are contiguous: a block per (layer, head) */
+        const int64_t KVH = src->sh.kvh1 - src->sh.kvh0;
+        const size_t bytes = (size_t)n_tokens * (size_t)src->m->hp.head_dim * src->kv_elt;
+        for (int64_t il = src->sh.l0; il < src->sh.l1 && bytes; il++)
+            for (int64_t h = 0; h < KVH; h++) {
+                const size_t od = kv_off(dst, il, h, 0) * dst->kv_elt, os = kv_off(src, il, h, 0) * src->kv_elt;
+                memcpy((uint8_t *)dst->k_cache + od, (const uint8_t *)src->k_cache + os, bytes);
+                memcpy((uint8_t *)dst->v_cache + od, (const uint8_t *)src->v_cache + os, bytes);
+            }
+        memcpy(dst->tokens, src->tokens, (size_t)n_tokens * sizeof(int32_t));
+        if (n_tokens > 0 && n_tokens == src->logits_pos) {
+            memcpy(dst->logits, src->logits, (size_t)src->m->hp.n_vocab * sizeof(float));
+            dst->logits_pos = n_tokens;
+        } else {
+            dst->logits_pos = -1;
+        }
+    } else if (n_tokens != src->logits_pos) {
+        dst->logits_pos = -1;
+    }
+    dst->pos = n_tokens;
+    return GROK_OK;
 }
 
 /* ---- runners ---- */
@@ -442,30 +495,44 @@ static void attn_task(void *arg, int ith, int nth) {
 /* Bytes of a (sliced) weight matrix: what one product reads of it. */
 static int64_t mat_bytes(const grok_mat *w) { return w->rows * grok_type_row_size(w->type, w->cols); }
 
+/* The top k of r[0..E) into out (ties: the lower index): the router's
+ * choice, and route_hooks' prediction of the next layer's. */
+static void top_k(const float *r, int64_t E, int64_t k, int32_t *out) {
+    for (int64_t j = 0; j < k; j++) {
+        int64_t best = -1;
+        for (int64_t e = 0; e < E; e++) {
+            bool taken = false;
+            for (int64_t jj = 0; jj < j; jj++) taken |= out[jj] == e;
+            if (!taken && (best < 0 || r[e] > r[best])) best = e;
+        }
+        out[j] = (int32_t)best;
+    }
+}
+
 /* Router softmax and top-k (ties: the lower expert index), gates are the
  * raw probabilities (no renormalisation). PAD tokens are routed like any
  * other: the official Router can multiply by a padding mask, but
  * MoELayer.__call__ drops the mask before calling it. */
+double grok_route_token(float *r, int64_t E, int64_t K, int32_t *sel, float *gates) {
+    float mx = r[0];
+    for (int64_t e = 1; e < E; e++) mx = fmaxf(mx, r[e]);
+    double sum = 0;
+    for (int64_t e = 0; e < E; e++) sum += (r[e] = expf(r[e] - mx));
+    for (int64_t e = 0; e < E; e++) r[e] = (float)(r[e] / sum);
+    top_k(r, E, K, sel);
+    if (gates)
+        for (int64_t k = 0; k < K; k++) gates[k] = r[sel[k]];
+    return (double)mx + log(sum);
+}
+
+/* Layer il's routing of the batch's n tokens, each reported to its
+ * sequence's routing hook (grok_routing: grok trace, grok serve). */
 static void route(grok_runner *c, int64_t il, int64_t n) {
     const grok_hparams *hp = &c->m->hp;
     const int64_t E = hp->n_experts, K = hp->n_experts_used;
     for (int64_t t = 0; t < n; t++) {
         float *r = c->router + t * E;
-        float mx = r[0];
-        for (int64_t e = 1; e < E; e++) mx = fmaxf(mx, r[e]);
-        double sum = 0;
-        for (int64_t e = 0; e < E; e++) sum += (r[e] = expf(r[e] - mx));
-        for (int64_t e = 0; e < E; e++) r[e] = (float)(r[e] / sum);
-        for (int64_t k = 0; k < K; k++) {
-            int64_t best = -1;
-            for (int64_t e = 0; e < E; e++) {
-                bool taken = false;
-                for (int64_t kk = 0; kk < k; kk++) taken |= c->sel[t * K + kk] == e;
-                if (!taken && (best < 0 || r[e] > r[best])) best = e;
-            }
-            c->sel[t * K + k] = (int32_t)best;
-            c->gates[t * K + k] = r[best];
-        }
+        grok_route_token(r, E, K, c->sel + t * K, c->gates + t * K);
         const grok_seq *q = c->bt[t].seq;
         if (q->route_fn) {
             const grok_routing rec = {c->bt[t].pos, c->bt[t].token, il, E, K, r, c->sel + t * K, c->gates + t * K};
@@ -579,19 +646,6 @@ static int moe(grok_runner *c, const grok_layer *L, int64_t il, int64_t n, char 
         }
     }
     return 0;
-}
-
-/* The top k of r[0..E) into out (ties: the lower index), as route picks. */
-static void top_k(const float *r, int64_t E, int64_t k, int32_t *out) {
-    for (int64_t j = 0; j < k; j++) {
-        int64_t best = -1;
-        for (int64_t e = 0; e < E; e++) {
-            bool taken = false;
-            for (int64_t jj = 0; jj < j; jj++) taken |= out[jj] == e;
-            if (!taken && (best < 0 || r[e] > r[best])) best = e;
-        }
-        out[j] = (int32_t)best;
-    }
 }
 
 /* What the expert cache and the routing trace learn from layer il's
@@ -871,10 +925,12 @@ int grok_runner_decode(grok_runner *r, grok_seq *c, const int32_t *tokens, int64
         }
         bool last_chunk = i + nb == n;
         if (!all_logits && last_chunk) r->bt[nb - 1].logits = c->logits;
+        if (last_chunk) c->logits_pos = -1; /* until the step succeeds */
         if ((rc = forward(r, nb, err, err_size))) return rc;
         if (all_logits && last_chunk) memcpy(c->logits, all_logits + (n - 1) * V, (size_t)V * sizeof(float));
         c->pos += nb;
     }
+    c->logits_pos = c->pos;
     return 0;
 }
 
@@ -931,11 +987,13 @@ int grok_decode_multi_logits(grok_runner *r, grok_seq *const *seqs, const int32_
                                    : k == n[i] - 1 ? seqs[i]->logits
                                                       : NULL};
     }
+    for (int64_t i = 0; i < n_seqs; i++) seqs[i]->logits_pos = -1; /* until the step succeeds */
     if ((rc = forward(r, total, err, err_size))) return rc;
     for (int64_t i = 0; i < n_seqs; i++) {
         if (all_logits && all_logits[i])
             memcpy(seqs[i]->logits, all_logits[i] + (n[i] - 1) * V, (size_t)V * sizeof(float));
         seqs[i]->pos += n[i];
+        seqs[i]->logits_pos = seqs[i]->pos;
     }
     return 0;
 }

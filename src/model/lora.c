@@ -1,8 +1,9 @@
 /*
  * lora.c - LoRA adapters at inference time: checking an adapter file
- * against a model, applying it by materialising merged f32 copies of the
- * adapted weights (so the forward pass runs unchanged on plain matrices),
- * and folding it into a new GGUF. Every tensor of an adapter must name an
+ * against a model, applying it without merging (A and a scaled B^T ride on
+ * each adapted matrix and every product adds their low-rank product, so
+ * the base keeps its type and its memory map and the adapter costs only
+ * its own size), and folding it into a new GGUF. Every tensor of an adapter must name an
  * adaptable weight of the base and come with its partner, with shapes
  * that fit, before any weight is touched: a bad adapter leaves the model
  * as it was.
@@ -18,7 +19,9 @@
 #define ERRF(...) (snprintf(err, err_size, __VA_ARGS__), -1)
 
 const char *const grok_lora_target_names[GROK_LORA_N_TARGETS] = {
-    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps", "ffn_gate_inp"};
+const char *const grok_lora_target_short[GROK_LORA_N_TARGETS] = {"q",    "k",  "v",    "o",
+                                                                 "gate", "up", "down", "router"};
 
 uint64_t grok_lora_base_hash(const grok_hparams *hp) {
     const int64_t v[] = {hp->n_vocab,    hp->d_model,  hp->n_layers, hp->n_heads,
@@ -73,15 +76,16 @@ void grok_lora_add(float *w, const float *a, const float *b, int64_t rows, int64
 typedef struct {
     const grok_gguf_tensor *a, *b;
     grok_mat *mat;  /* the model's weight */
-    size_t *stride; /* bytes between experts (NULL for attention) */
-    const uint8_t ***xdata; /* where each expert lies (grok_layer.xdata; NULL for attention) */
+    size_t *stride; /* bytes between experts (NULL for attention and the router) */
+    const uint8_t ***xdata; /* where each expert lies (grok_layer.xdata; NULL for attention and the router) */
     int64_t n_mats;
+    int64_t rank; /* this weight's rank (A's rows) */
 } slot;
 
 typedef struct {
     grok_gguf_file *f;
     slot *slots; /* [n_layers][GROK_LORA_N_TARGETS] */
-    int64_t rank;
+    int64_t rank; /* adapter.lora.rank: the largest of the weights' ranks */
     float alpha;
 } adapter;
 
@@ -115,15 +119,16 @@ static bool parse_name(const char *name, int64_t n_layers, int64_t *il, int *ti,
 static grok_mat *target_mat(grok_model *m, int64_t il, int t, size_t **stride, const uint8_t ****xdata) {
     grok_layer *L = &m->layers[il];
     *stride = NULL;
-    *xdata = t >= 4 ? &L->xdata[t - 4] : NULL;
+    *xdata = NULL;
     switch (t) {
     case 0: return &L->wq;
     case 1: return &L->wk;
     case 2: return &L->wv;
     case 3: return &L->wo;
-    case 4: *stride = &L->gate_stride; return &L->gate;
-    case 5: *stride = &L->up_stride; return &L->up;
-    default: *stride = &L->down_stride; return &L->down;
+    case GROK_LORA_T_GATE: *stride = &L->gate_stride, *xdata = &L->xdata[0]; return &L->gate;
+    case GROK_LORA_T_UP: *stride = &L->up_stride, *xdata = &L->xdata[1]; return &L->up;
+    case GROK_LORA_T_DOWN: *stride = &L->down_stride, *xdata = &L->xdata[2]; return &L->down;
+    default: return &L->router;
     }
 }
 
@@ -208,7 +213,7 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
         if (!parse_name(t->name, hp->n_layers, &il, &ti, &is_b)) {
             rc = ERRF("%s: tensor '%s' is not the lora_a or lora_b of an adaptable weight "
                       "(blk.N.{attn_q,attn_k,attn_v,attn_output,ffn_gate_exps,ffn_up_exps,"
-                      "ffn_down_exps}.weight, N < %" PRId64 ")",
+                      "ffn_down_exps,ffn_gate_inp}.weight, N < %" PRId64 ")",
                       path, t->name, hp->n_layers);
             break;
         }
@@ -229,9 +234,15 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
                 break;
             }
             sl->mat = target_mat(m, il, t, &sl->stride, &sl->xdata);
-            sl->n_mats = t >= GROK_LORA_N_ATTN ? hp->n_experts : 1;
-            if (check_ab(sl->a, path, sl->mat->cols, rank, sl->n_mats, err, err_size) ||
-                check_ab(sl->b, path, rank, sl->mat->rows, sl->n_mats, err, err_size))
+            sl->n_mats = grok_lora_target_is_expert(t) ? hp->n_experts : 1;
+            sl->rank = sl->a->ne[1];
+            if (sl->rank < 1 || sl->rank > rank) {
+                rc = ERRF("%s: tensor '%s' has rank %" PRId64 ", outside [1, %s = %" PRId64 "]", path, sl->a->name,
+                          sl->rank, GROK_LORA_KEY_RANK, rank);
+                break;
+            }
+            if (check_ab(sl->a, path, sl->mat->cols, sl->rank, sl->n_mats, err, err_size) ||
+                check_ab(sl->b, path, sl->rank, sl->mat->rows, sl->n_mats, err, err_size))
                 rc = -1;
             n_pairs++;
         }
@@ -240,11 +251,13 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
     return rc;
 }
 
-/* out [rows][cols] = matrix e of the slot's base weight + s * B_e A_e.
- * a, b: scratch of the adapter's sizes. */
-static void merged_matrix(const slot *sl, const uint8_t *base, grok_type base_type, int64_t e, int64_t rank,
-                          float s, float *out, float *a, float *b) {
+/* out [rows][cols] = matrix e of the slot's base weight + (scale_alpha /
+ * r) B_e A_e with r the slot's rank. a, b: scratch of the adapter's sizes. */
+static void merged_matrix(const slot *sl, const uint8_t *base, grok_type base_type, int64_t e, float scale_alpha,
+                          float *out, float *a, float *b) {
     const grok_mat *w = sl->mat;
+    const int64_t rank = sl->rank;
+    const float s = scale_alpha / (float)rank;
     const grok_type_kernels *k = grok_kernels_get(base_type);
     size_t rb = (size_t)grok_type_row_size(base_type, w->cols);
     for (int64_t r = 0; r < w->rows; r++) k->to_f32(base + (size_t)r * rb, out + r * w->cols, w->cols);
@@ -260,58 +273,84 @@ static void merged_matrix(const slot *sl, const uint8_t *base, grok_type base_ty
 }
 
 int grok_model_apply_lora(grok_model *m, const char *path, float scale, char *err, size_t err_size) {
-    if (m->dist) return ERRF("%s: apply adapters before attaching a distribution", path);
     adapter ad;
     if (adapter_open(&ad, m, path, err, err_size)) return -1;
     const int64_t n_slots = m->hp.n_layers * GROK_LORA_N_TARGETS;
-    const float s = scale * ad.alpha / (float)ad.rank;
-    float **bufs = calloc((size_t)n_slots, sizeof *bufs);
+    for (int64_t i = 0; i < n_slots; i++)
+        if (ad.slots[i].a && ad.slots[i].mat->lora.a) {
+            adapter_close(&ad);
+            return ERRF("%s: an adapter is already applied to this model (one at a time; merge the first)", path);
+        }
+    float **bufs = calloc((size_t)(n_slots > 0 ? 2 * n_slots : 1), sizeof *bufs);
     void **owned = NULL;
-    float *sa = NULL, *sb = NULL;
-    int64_t n_new = 0, max_a = 0, max_b = 0;
+    int64_t n_new = 0;
     bool ok = bufs != NULL;
     for (int64_t i = 0; ok && i < n_slots; i++) {
         const slot *sl = &ad.slots[i];
         if (!sl->a) continue;
-        bufs[i] = malloc(sizeof(float) * (size_t)(sl->n_mats * sl->mat->rows * sl->mat->cols));
-        ok = bufs[i] != NULL;
-        n_new++;
-        if (ad.rank * sl->mat->cols > max_a) max_a = ad.rank * sl->mat->cols;
-        if (ad.rank * sl->mat->rows > max_b) max_b = ad.rank * sl->mat->rows;
+        const int64_t r = sl->rank, nm = sl->n_mats;
+        bufs[2 * i] = malloc(sizeof(float) * (size_t)(nm * r * sl->mat->cols));
+        bufs[2 * i + 1] = malloc(sizeof(float) * (size_t)(nm * r * sl->mat->rows));
+        ok = bufs[2 * i] && bufs[2 * i + 1];
+        n_new += 2;
     }
     if (ok) {
         owned = realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + n_new));
-        sa = malloc(sizeof(float) * (size_t)max_a);
-        sb = malloc(sizeof(float) * (size_t)max_b);
         if (owned) m->owned = owned;
-        ok = owned && sa && sb;
+        ok = owned != NULL;
     }
     if (!ok) {
-        for (int64_t i = 0; bufs && i < n_slots; i++) free(bufs[i]);
-        free(bufs), free(sa), free(sb);
+        for (int64_t i = 0; bufs && i < 2 * n_slots; i++) free(bufs[i]);
+        free(bufs);
         adapter_close(&ad);
-        return ERRF("%s: out of memory for the merged weights", path);
+        return ERRF("%s: out of memory for the adapter", path);
     }
+    /* A as it is, B transposed and scaled: what grok_matmul adds (kernels.h) */
     for (int64_t i = 0; i < n_slots; i++) {
         slot *sl = &ad.slots[i];
         if (!sl->a) continue;
         grok_mat *w = sl->mat;
-        for (int64_t e = 0; e < sl->n_mats; e++)
-            merged_matrix(sl, slot_mat(sl, e), w->type, e, ad.rank, s, bufs[i] + e * w->rows * w->cols, sa, sb);
-        w->data = (const uint8_t *)bufs[i];
-        if (sl->xdata) *sl->xdata = NULL; /* the merged copy is one buffer */
-        w->packed = NULL; /* a context made before may have packed the old weights */
-        w->type = GROK_TYPE_F32;
-        w->row_bytes = sizeof(float) * (size_t)w->cols;
-        if (sl->stride) *sl->stride = w->row_bytes * (size_t)w->rows;
-        m->owned[m->n_owned++] = bufs[i];
+        const int64_t r = sl->rank, rows = w->rows, cols = w->cols;
+        const float s = scale * ad.alpha / (float)r;
+        float *a = bufs[2 * i], *bt = bufs[2 * i + 1];
+        const grok_type_kernels *ka = grok_kernels_get(sl->a->type), *kb = grok_kernels_get(sl->b->type);
+        const size_t a_rb = (size_t)grok_type_row_size(sl->a->type, cols), b_rb = (size_t)grok_type_row_size(sl->b->type, r);
+        float *brow = malloc(sizeof(float) * (size_t)(r > 0 ? r : 1));
+        for (int64_t e = 0; brow && e < sl->n_mats; e++) {
+            for (int64_t k = 0; k < r; k++)
+                ka->to_f32((const uint8_t *)sl->a->data + (size_t)(e * r + k) * a_rb, a + (e * r + k) * cols, cols);
+            for (int64_t o = 0; o < rows; o++) {
+                kb->to_f32((const uint8_t *)sl->b->data + (size_t)(e * rows + o) * b_rb, brow, r);
+                for (int64_t k = 0; k < r; k++) bt[(e * r + k) * rows + o] = s * brow[k];
+            }
+        }
+        free(brow);
+        w->lora = (grok_mat_lora){a, bt, r, cols, rows, sl->stride ? *sl->stride : 0, r * cols, r * rows};
+        m->owned[m->n_owned++] = a;
+        m->owned[m->n_owned++] = bt;
     }
-    free(bufs), free(sa), free(sb);
+    free(bufs);
     adapter_close(&ad);
     return 0;
 }
 
 /* ---- merge ---- */
+
+/* Expert e if name is "blk.<il>.<kind without _exps>.<e>.weight" (files
+ * of one tensor per expert, model.c's bind_experts), else -1. */
+static int64_t expert_tensor(const char *name, int64_t il, int kind, int64_t n_experts) {
+    const char *what = grok_lora_target_names[kind];
+    char prefix[96];
+    snprintf(prefix, sizeof prefix, "blk.%" PRId64 ".%.*s.", il, (int)(strlen(what) - strlen("_exps")), what);
+    const size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n) != 0) return -1;
+    const char *p = name + n;
+    int64_t e = 0;
+    if (*p < '0' || *p > '9') return -1;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if ((e = e * 10 + (*p - '0')) >= n_experts) return -1;
+    return strcmp(p, ".weight") == 0 ? e : -1;
+}
 
 int grok_lora_merge(const char *base_path, const char *adapter_path, const char *out_path, int type,
                     float scale, char *err, size_t err_size) {
@@ -328,28 +367,36 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
     }
     const grok_gguf_file *f = m->file;
     const int64_t n_slots = m->hp.n_layers * GROK_LORA_N_TARGETS, nt = grok_gguf_n_tensors(f);
-    const float s = scale * ad.alpha / (float)ad.rank;
-    /* Which slot (if any) each base tensor is, and its output type. */
-    int64_t *which = malloc(sizeof(int64_t) * (size_t)(nt ? nt : 1));
+    const float sa_ = scale * ad.alpha;
+    /* Which slot (if any) each base tensor is, and which expert of it
+     * (-1: all, one 3-D tensor; else a file of one tensor per expert). */
+    int64_t *which = malloc(sizeof(int64_t) * (size_t)(nt ? 2 * nt : 1)), *which_e = which ? which + nt : NULL;
+    int64_t *found = calloc((size_t)(n_slots ? n_slots : 1), sizeof *found); /* matrices per slot */
     grok_gguf_writer *w = grok_gguf_writer_create();
     float *mat = NULL, *sa = NULL, *sb = NULL;
     uint8_t *enc = NULL;
-    int rc = which && w ? 0 : ERRF("%s: out of memory", out_path);
+    int rc = which && found && w ? 0 : ERRF("%s: out of memory", out_path);
     int64_t max_mat = 0, max_a = 0, max_b = 0, max_enc = 0;
     if (rc == 0 && grok_gguf_writer_copy_kvs(w, f)) rc = ERRF("%s: cannot copy the metadata", out_path);
     for (int64_t i = 0; rc == 0 && i < nt; i++) {
         const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
         which[i] = -1;
-        for (int64_t j = 0; j < n_slots; j++) {
+        which_e[i] = -1;
+        for (int64_t j = 0; j < n_slots && which[i] < 0; j++) {
             char n[96];
             if (!ad.slots[j].a) continue;
-            grok_tensor_name(n, sizeof n, j / GROK_LORA_N_TARGETS,
-                             grok_lora_target_names[j % GROK_LORA_N_TARGETS]);
+            const int64_t il = j / GROK_LORA_N_TARGETS;
+            const int kind = (int)(j % GROK_LORA_N_TARGETS);
+            grok_tensor_name(n, sizeof n, il, grok_lora_target_names[kind]);
             if (strcmp(n, t->name) == 0) which[i] = j;
+            if (which[i] < 0 && grok_lora_target_is_expert(kind) &&
+                (which_e[i] = expert_tensor(t->name, il, kind, m->hp.n_experts)) >= 0)
+                which[i] = j;
         }
         uint32_t ty = t->type;
         if (which[i] >= 0) {
             const slot *sl = &ad.slots[which[i]];
+            found[which[i]] += which_e[i] >= 0 ? 1 : sl->n_mats;
             if (type >= 0) ty = (uint32_t)type;
             int64_t rb = grok_type_row_size(ty, t->ne[0]);
             if (rb < 0 || !grok_kernels_get(ty) || !grok_kernels_get(ty)->from_f32) {
@@ -366,6 +413,11 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
         if (grok_gguf_writer_add_tensor(w, t->name, (grok_type)ty, t->n_dims, t->ne, NULL) < 0)
             rc = ERRF("%s: cannot add tensor '%s'", out_path, t->name);
     }
+    /* every adapted matrix must be written merged: none silently left as it was */
+    for (int64_t j = 0; rc == 0 && j < n_slots; j++)
+        if (ad.slots[j].a && found[j] != ad.slots[j].n_mats)
+            rc = ERRF("%s: %" PRId64 " of the %" PRId64 " matrices that '%s' adapts were found in %s", out_path,
+                      found[j], ad.slots[j].n_mats, ad.slots[j].a->name, base_path);
     if (rc == 0) {
         mat = malloc(sizeof(float) * (size_t)(max_mat ? max_mat : 1));
         enc = malloc((size_t)(max_enc ? max_enc : 1));
@@ -384,8 +436,9 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
         uint32_t ty = type >= 0 ? (uint32_t)type : t->type;
         const grok_type_kernels *k = grok_kernels_get(ty);
         size_t rb = (size_t)grok_type_row_size(ty, t->ne[0]);
-        for (int64_t e = 0; rc == 0 && e < sl->n_mats; e++) {
-            merged_matrix(sl, slot_mat(sl, e), sl->mat->type, e, ad.rank, s, mat, sa, sb);
+        const int64_t e0 = which_e[i] >= 0 ? which_e[i] : 0, e1 = which_e[i] >= 0 ? e0 + 1 : sl->n_mats;
+        for (int64_t e = e0; rc == 0 && e < e1; e++) {
+            merged_matrix(sl, slot_mat(sl, e), sl->mat->type, e, sa_, mat, sa, sb);
             for (int64_t r = 0; r < sl->mat->rows; r++)
                 k->from_f32(mat + r * sl->mat->cols, enc + (size_t)r * rb, sl->mat->cols);
             rc = grok_gguf_writer_write_data(w, enc, rb * (size_t)sl->mat->rows, err, err_size);
@@ -393,7 +446,7 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
     }
     if (rc == 0) rc = grok_gguf_writer_finish(w, err, err_size);
     grok_gguf_writer_free(w);
-    free(which), free(mat), free(enc), free(sa), free(sb);
+    free(which), free(found), free(mat), free(enc), free(sa), free(sb);
     adapter_close(&ad);
     grok_model_free(m);
     return rc ? -1 : 0;

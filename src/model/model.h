@@ -237,6 +237,13 @@ int grok_model_write_random(const char *path, const grok_hparams *hp, grok_type 
                             const grok_tokenizer *tok, bool untied, uint64_t seed, char *err,
                             size_t err_size);
 
+/* The router of one token (GROK1.md): r[0..E) logits in, probabilities
+ * out (softmax, summed in double); sel[0..K) the top K, ties to the lower
+ * index; gates (may be NULL) = their raw probabilities (not renormalised).
+ * Returns the logsumexp of the logits (the z-loss's). Both trainers route
+ * with it too, so they choose what inference chooses. */
+double grok_route_token(float *r, int64_t E, int64_t K, int32_t *sel, float *gates);
+
 /* Tensor name of layer il: "blk.%d.<what>.weight". */
 void grok_tensor_name(char *buf, size_t size, int64_t il, const char *what);
 

@@ -5,11 +5,16 @@
  *
  *  1. NaN logits become -inf and +inf ones the largest finite float, so no
  *     arithmetic below can produce NaN (several +inf tokens share the mass).
+ *     With a mask (grok_sampler_sample_masked, a grammar's allowed tokens)
+ *     every token it does not allow becomes -inf here, before anything
+ *     else, so what follows is the renormalised distribution over the
+ *     allowed tokens.
  *  2. Penalties on the raw logits over the last repeat_last_n history tokens
  *     (-1 = all, 0 = none; ids outside the vocabulary are ignored): for each
  *     distinct token, llama.cpp's repeat penalty (logit > 0 ? logit / rp :
  *     logit * rp), then OpenAI's logit -= count * frequency + presence.
- *  3. If no logit is above -inf the answer is token 0; if temperature <= 0
+ *  3. If no logit is above -inf the answer is token 0 (with a mask, the
+ *     lowest allowed token); if temperature <= 0
  *     it is the argmax (lowest id on ties). Neither consumes randomness.
  *  4. Temperature: x = (logit - max) / T. Shifting by the max changes no
  *     probability but keeps the max at exactly 0, so a tiny T cannot
@@ -278,16 +283,32 @@ static float top_p_threshold(grok_sampler *s, size_t n, double top_p) {
 }
 
 int32_t grok_sampler_sample(grok_sampler *s, const float *logits, const int32_t *history, size_t n_history) {
+    return grok_sampler_sample_masked(s, logits, NULL, history, n_history);
+}
+
+int32_t grok_sampler_sample_masked(grok_sampler *s, const float *logits, const uint64_t *mask,
+                                   const int32_t *history, size_t n_history) {
     if (!s || !logits) return -1;
     const grok_sampler_params *p = &s->p;
     size_t nv = (size_t)s->n_vocab;
     float *w = s->work;
 
-    for (size_t i = 0; i < nv; i++) w[i] = sanitize(logits[i]);
+    int64_t first_allowed = 0;
+    if (mask) {
+        first_allowed = -1;
+        for (size_t i = 0; i < nv; i++) {
+            bool on = (mask[i >> 6] >> (i & 63)) & 1;
+            w[i] = on ? sanitize(logits[i]) : -INFINITY;
+            if (on && first_allowed < 0) first_allowed = (int64_t)i;
+        }
+        if (first_allowed < 0) return -1;
+    } else {
+        for (size_t i = 0; i < nv; i++) w[i] = sanitize(logits[i]);
+    }
     apply_penalties(s, history, n_history);
 
-    size_t best = 0;
-    for (size_t i = 1; i < nv; i++)
+    size_t best = (size_t)first_allowed;
+    for (size_t i = best + 1; i < nv; i++)
         if (w[i] > w[best]) best = i;
     float max = w[best];
     if (max == -INFINITY || p->temperature <= 0.0f) return one_hot(s, (int32_t)best);

@@ -23,41 +23,10 @@
 #include <cJSON.h>
 
 #include "server/server.h"
+#include "util/buf.h"
+#include "util/utf8.h"
 
 /* ---- UTF-8 ---- */
-
-/* Length of the valid UTF-8 sequence at s[0..n), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    uint32_t cp, min;
-    if ((c & 0xE0) == 0xC0)
-        len = 2, cp = c & 0x1F, min = 0x80;
-    else if ((c & 0xF0) == 0xE0)
-        len = 3, cp = c & 0x0F, min = 0x800;
-    else if ((c & 0xF8) == 0xF0)
-        len = 4, cp = c & 0x07, min = 0x10000;
-    else
-        return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
-bool utf8_valid(const char *s, size_t len) {
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < len;) {
-        size_t k = utf8_seq(u + i, len - i);
-        if (!k) return false;
-        i += k;
-    }
-    return true;
-}
 
 char *utf8_sanitize(const char *s, size_t len, size_t *out_len) {
     if (len > (SIZE_MAX - 1) / 3) return NULL;
@@ -66,7 +35,7 @@ char *utf8_sanitize(const char *s, size_t len, size_t *out_len) {
     const unsigned char *u = (const unsigned char *)s;
     size_t k = 0;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq(u + i, len - i);
+        size_t n = grok_utf8_seq(u + i, len - i);
         if (n) {
             memcpy(o + k, s + i, n);
             k += n;
@@ -89,9 +58,14 @@ void request_free(request *r) {
     for (size_t i = 0; i < r->n_stops; i++) free(r->stops[i]);
     free(r->prompt);
     free(r->prompt_text);
+    grok_grammar_free(r->grammar);
+    think_req_free(r->think);
     if (r->choices) {
         for (int i = 0; i < r->n; i++) {
             choice *c = &r->choices[i];
+            grok_matcher_free(c->matcher);
+            free(c->mask);
+            tool_parse_free(c->tools);
             grok_sampler_free(c->sampler);
             free(c->seq);
             free(c->hold);
@@ -156,22 +130,6 @@ static int bool_field(const cJSON *o, const char *name, bool *out, char *err, si
     return 1;
 }
 
-/* Appends s[0..n) to a growing buffer; false when out of memory. */
-static bool buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n) {
-    if (*len + n + 1 > *cap) {
-        size_t c = *cap ? *cap : 256;
-        while (c < *len + n + 1) c *= 2;
-        char *q = realloc(*b, c);
-        if (!q) return false;
-        *b = q;
-        *cap = c;
-    }
-    memcpy(*b + *len, s, n);
-    *len += n;
-    (*b)[*len] = '\0';
-    return true;
-}
-
 /* The text of one chat message's content: a string, or an array of
  * {"type":"text","text":...} parts. NULL with err otherwise. */
 static const char *message_text(const cJSON *content, char **owned, char *err, size_t err_size, size_t idx) {
@@ -197,7 +155,7 @@ static const char *message_text(const cJSON *content, char **owned, char *err, s
             free(b);
             return NULL;
         }
-        if (!buf_add(&b, &len, &cap, text->valuestring, strlen(text->valuestring))) {
+        if (!grok_buf_add(&b, &len, &cap, text->valuestring, strlen(text->valuestring))) {
             snprintf(err, err_size, "out of memory");
             free(b);
             return NULL;
@@ -207,50 +165,64 @@ static const char *message_text(const cJSON *content, char **owned, char *err, s
     return b ? b : "";
 }
 
-/* The chat prompt from messages and the template; NULL with err. */
-static char *chat_prompt(server *s, const cJSON *msgs, size_t *out_len, char *err, size_t err_size) {
+/* The chat prompt from messages and the template (and the tools' system
+ * turn, after the leading system messages); NULL with err. */
+static char *chat_prompt(server *s, const cJSON *msgs, const char *tools_text, size_t *out_len, char *err,
+                         size_t err_size) {
     if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0) {
         snprintf(err, err_size, "'messages' must be a non-empty array");
         return NULL;
     }
-    size_t len = 0, cap = 0, idx = 0;
+    const size_t n = (size_t)cJSON_GetArraySize(msgs);
+    /* room for the tools' turn; each message may own its text (content
+     * parts joined, or content and its tool calls) */
+    grok_chat_msg *cm = calloc(n + 1, sizeof *cm);
+    char **owned = calloc(n, sizeof *owned);
     char *b = NULL;
+    size_t idx = 0, k = 0;
+    bool tools_done = tools_text == NULL;
+    if (!cm || !owned) {
+        snprintf(err, err_size, "out of memory");
+        goto done;
+    }
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
             snprintf(err, err_size, "messages[%zu] must be an object with a string 'role'", idx);
-            goto fail;
+            goto done;
         }
         const char *rn = strcmp(role->valuestring, "developer") == 0 ? "system" : role->valuestring;
-        int ri = chat_role_index(rn);
+        int ri = grok_chat_role_index(rn);
         if (ri < 0) {
-            snprintf(err, err_size, "messages[%zu].role must be system, user or assistant", idx);
-            goto fail;
+            snprintf(err, err_size, "messages[%zu].role must be system, user, assistant or tool", idx);
+            goto done;
         }
-        char *owned;
-        const char *text = message_text(field(m, "content"), &owned, err, err_size, idx);
-        if (!text) goto fail;
-        const char *fmt = s->chat.role_fmt[ri], *ph = strstr(fmt, "{content}");
-        bool ok = buf_add(&b, &len, &cap, fmt, (size_t)(ph - fmt)) &&
-                  buf_add(&b, &len, &cap, text, strlen(text)) &&
-                  buf_add(&b, &len, &cap, ph + 9, strlen(ph + 9));
-        free(owned);
-        if (!ok) {
-            snprintf(err, err_size, "out of memory");
-            goto fail;
+        if (!tools_done && ri != GROK_CHAT_SYSTEM) {
+            cm[k++] = (grok_chat_msg){GROK_CHAT_SYSTEM, tools_text, strlen(tools_text), NULL, NULL};
+            tools_done = true;
         }
+        const char *text = message_text(field(m, "content"), &owned[idx], err, err_size, idx);
+        if (!text) goto done;
+        const cJSON *calls = ri == GROK_CHAT_ASSISTANT ? field(m, "tool_calls") : NULL;
+        if (calls) {
+            char *with = grok_chat_tool_calls_text(text, calls, err, err_size, idx);
+            if (!with) goto done;
+            free(owned[idx]);
+            text = owned[idx] = with;
+        }
+        const char *name = NULL, *id = NULL;
+        if (ri == GROK_CHAT_TOOL) grok_chat_tool_names(msgs, m, &name, &id);
+        cm[k++] = (grok_chat_msg){ri, text, strlen(text), name, id};
         idx++;
     }
-    if (!buf_add(&b, &len, &cap, s->chat.generation, strlen(s->chat.generation))) {
-        snprintf(err, err_size, "out of memory");
-        goto fail;
-    }
-    *out_len = len;
+    if (!tools_done) cm[k++] = (grok_chat_msg){GROK_CHAT_SYSTEM, tools_text, strlen(tools_text), NULL, NULL};
+    b = grok_chat_render(&s->chat, cm, k, true, out_len, NULL);
+    if (!b) snprintf(err, err_size, "out of memory");
+done:
+    for (size_t i = 0; owned && i < n; i++) free(owned[i]);
+    free(owned), free(cm);
     return b;
-fail:
-    free(b);
-    return NULL;
 }
 
 /* Token ids from a JSON array of integers; NULL with err. */
@@ -405,15 +377,24 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
         }
     }
 
+    /* structured output and tools */
+    char *tools_text = NULL;
+    if (tools_parse_request(s, root, r, &tools_text, err, err_size, param)) goto fail;
+
     /* prompt */
     size_t text_len = 0;
     if (kind == KIND_CHAT) {
         const cJSON *msgs = field(root, "messages");
-        if (!msgs) FAIL("messages", "'messages' is required");
-        text = chat_prompt(s, msgs, &text_len, err, err_size);
+        if (!msgs) {
+            free(tools_text);
+            FAIL("messages", "'messages' is required");
+        }
+        text = chat_prompt(s, msgs, tools_text, &text_len, err, err_size);
+        free(tools_text);
         if (!text) KEEP("messages");
         if (s->chat.stop[0] && !(r->stops[r->n_stops++] = strdup(s->chat.stop))) FAIL(NULL, "out of memory");
     } else {
+        free(tools_text);
         const cJSON *p = field(root, "prompt");
         if (!p) FAIL("prompt", "'prompt' is required");
         const cJSON *one = p;
@@ -477,6 +458,10 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
         if (r->max_tokens > ctx - np) r->max_tokens = ctx - np;
     }
 
+    if (think_parse(s, root, r, text ? text : r->prompt_text, err, err_size, param) < 0) goto fail;
+    /* a think answer is streamed as text chosen after the samples end; tool
+     * calls are parsed per sample while it streams, so the two do not mix */
+    if (r->think && r->parse_tools) FAIL("tools", "'tools' cannot be combined with 'think' or 'reasoning_effort'");
     r->choices = calloc((size_t)r->n, sizeof *r->choices);
     if (!r->choices) FAIL(NULL, "out of memory");
     for (int i = 0; i < r->n; i++) {
@@ -666,9 +651,9 @@ static cJSON *routing_json(server *s, const choice *c, size_t a, size_t b) {
     return o;
 }
 
-static const char *finish_name(int f) {
+static const char *finish_name(int f, const choice *c) {
     switch (f) {
-    case FINISH_STOP: return "stop";
+    case FINISH_STOP: return c && c->tools && c->tools->n_calls ? "tool_calls" : "stop";
     case FINISH_LENGTH: return "length";
     default: return NULL;
     }
@@ -690,7 +675,7 @@ int64_t request_completion_tokens(const request *r) {
     return n;
 }
 
-static void add_usage(cJSON *root, const request *r) {
+void api_add_usage(cJSON *root, const request *r) {
     cJSON *u = cJSON_AddObjectToObject(root, "usage");
     int64_t ct = request_completion_tokens(r);
     cJSON_AddNumberToObject(u, "prompt_tokens", (double)r->n_prompt);
@@ -698,51 +683,70 @@ static void add_usage(cJSON *root, const request *r) {
     cJSON_AddNumberToObject(u, "total_tokens", (double)((int64_t)r->n_prompt + ct));
 }
 
-static void add_finish(cJSON *o, int finish) {
-    const char *f = finish_name(finish);
+void api_add_finish(cJSON *o, int finish, const choice *c) {
+    const char *f = finish_name(finish, c);
     if (f)
         cJSON_AddStringToObject(o, "finish_reason", f);
     else
         cJSON_AddNullToObject(o, "finish_reason");
 }
 
+cJSON *api_choice_json(server *s, const request *r, int ci, int index) {
+    const choice *c = &r->choices[ci];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "index", index);
+    const char *text = c->text ? c->text : "";
+    if (r->kind == KIND_CHAT) {
+        cJSON *m = cJSON_AddObjectToObject(o, "message");
+        cJSON_AddStringToObject(m, "role", "assistant");
+        bool calls = c->tools && c->tools->n_calls;
+        if (calls && !text[0]) /* OpenAI: a message of only tool calls has no content */
+            cJSON_AddNullToObject(m, "content");
+        else
+            cJSON_AddStringToObject(m, "content", text);
+        if (calls) cJSON_AddItemToObject(m, "tool_calls", tools_calls_json(c->tools));
+    } else {
+        cJSON_AddStringToObject(o, "text", text);
+    }
+    if (r->logprobs >= 0)
+        cJSON_AddItemToObject(o, "logprobs", logprobs_json(s, r, c, 0, c->n_lps));
+    else
+        cJSON_AddNullToObject(o, "logprobs");
+    if (c->rt) cJSON_AddItemToObject(o, "grok_routing", routing_json(s, c, 0, c->rt->n));
+    api_add_finish(o, c->finish, c);
+    return o;
+}
+
+cJSON *api_head_json(server *s, const request *r, const char *object) { return head(s, r, object); }
+
+cJSON *api_logprobs_json(server *s, const request *r, int ci, size_t lp0, size_t lp1) {
+    return logprobs_json(s, r, &r->choices[ci], lp0, lp1);
+}
+
+cJSON *api_routing_json(server *s, const request *r, int ci, size_t a, size_t b) {
+    return routing_json(s, &r->choices[ci], a, b);
+}
+
 char *api_whole_response(server *s, const request *r) {
+    if (r->think) return think_whole_response(s, r);
     bool chat = r->kind == KIND_CHAT;
     cJSON *root = head(s, r, chat ? "chat.completion" : "text_completion");
     cJSON *choices = cJSON_AddArrayToObject(root, "choices");
-    for (int i = 0; i < r->n; i++) {
-        const choice *c = &r->choices[i];
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "index", i);
-        const char *text = c->text ? c->text : "";
-        if (chat) {
-            cJSON *m = cJSON_AddObjectToObject(o, "message");
-            cJSON_AddStringToObject(m, "role", "assistant");
-            cJSON_AddStringToObject(m, "content", text);
-        } else {
-            cJSON_AddStringToObject(o, "text", text);
-        }
-        if (r->logprobs >= 0)
-            cJSON_AddItemToObject(o, "logprobs", logprobs_json(s, r, c, 0, c->n_lps));
-        else
-            cJSON_AddNullToObject(o, "logprobs");
-        if (c->rt) cJSON_AddItemToObject(o, "grok_routing", routing_json(s, c, 0, c->rt->n));
-        add_finish(o, c->finish);
-        cJSON_AddItemToArray(choices, o);
-    }
-    add_usage(root, r);
+    for (int i = 0; i < r->n; i++) cJSON_AddItemToArray(choices, api_choice_json(s, r, i, i));
+    api_add_usage(root, r);
     char *out = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return out;
 }
 
 char *api_stream_chunk(server *s, const request *r, int ci, const char *text, size_t len, size_t lp0,
-                       size_t lp1, int finish, bool first) {
-    return api_stream_chunk_routed(s, r, ci, text, len, lp0, lp1, 0, 0, finish, first);
+                       size_t lp1, int finish, bool first, cJSON *tool_delta) {
+    return api_stream_chunk_routed(s, r, ci, text, len, lp0, lp1, 0, 0, finish, first, tool_delta);
 }
 
 char *api_stream_chunk_routed(server *s, const request *r, int ci, const char *text, size_t len, size_t lp0,
-                              size_t lp1, size_t rt0, size_t rt1, int finish, bool first) {
+                              size_t lp1, size_t rt0, size_t rt1, int finish, bool first,
+                              cJSON *tool_delta) {
     bool chat = r->kind == KIND_CHAT;
     const choice *c = &r->choices[ci];
     cJSON *root = head(s, r, chat ? "chat.completion.chunk" : "text_completion");
@@ -758,8 +762,10 @@ char *api_stream_chunk_routed(server *s, const request *r, int ci, const char *t
         cJSON *d = cJSON_AddObjectToObject(o, "delta");
         if (first) cJSON_AddStringToObject(d, "role", "assistant");
         if (len || first) cJSON_AddStringToObject(d, "content", t ? t : "");
+        if (tool_delta) cJSON_AddItemToObject(d, "tool_calls", tool_delta);
     } else {
         cJSON_AddStringToObject(o, "text", t ? t : "");
+        cJSON_Delete(tool_delta);
     }
     free(t);
     if (r->logprobs >= 0 && lp1 > lp0)
@@ -767,7 +773,7 @@ char *api_stream_chunk_routed(server *s, const request *r, int ci, const char *t
     else
         cJSON_AddNullToObject(o, "logprobs");
     if (c->rt && rt1 > rt0) cJSON_AddItemToObject(o, "grok_routing", routing_json(s, c, rt0, rt1));
-    add_finish(o, finish);
+    api_add_finish(o, finish, c);
     cJSON_AddItemToArray(choices, o);
     char *out = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
@@ -777,7 +783,7 @@ char *api_stream_chunk_routed(server *s, const request *r, int ci, const char *t
 char *api_usage_chunk(server *s, const request *r) {
     cJSON *root = head(s, r, r->kind == KIND_CHAT ? "chat.completion.chunk" : "text_completion");
     cJSON_AddArrayToObject(root, "choices");
-    add_usage(root, r);
+    api_add_usage(root, r);
     char *out = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return out;

@@ -18,6 +18,9 @@
  * tokens; `all` marks a sequence whose every position's logits rank 0 keeps
  * (prompt logprobs): the output head runs on those rows on every rank, so
  * the followers must ask for them too (into a scratch buffer they ignore).
+ * A third change, the copy of one slot's prompt into another (the samples
+ * of one request share their prompt), is announced in the header alone,
+ * [copy, src << 32 | dst, n], before the step that reads it.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -28,7 +31,7 @@
 #include "dist/dist.h"
 #include "server/server.h"
 
-enum { STEP_DECODE = 1, STEP_STOP = 2 };
+enum { STEP_DECODE = 1, STEP_STOP = 2, STEP_COPY = 3 };
 
 #define SEQ_WORDS 4
 
@@ -60,6 +63,12 @@ int step_announce(server *s, grok_seq *const *seqs, const int32_t *const *toks, 
                  : 0;
     free(msg);
     return rc;
+}
+
+int step_announce_copy(server *s, int64_t dst, int64_t src, int64_t n, char *err, size_t err_size) {
+    (void)s;
+    int64_t hdr[3] = {STEP_COPY, src << 32 | dst, n};
+    return grok_dist_bcast_idle(hdr, sizeof hdr, err, err_size);
 }
 
 int step_announce_stop(server *s, char *err, size_t err_size) {
@@ -159,6 +168,17 @@ int server_follow(const server_config *cfg) {
             fprintf(stderr, "grok serve: rank %d of %d: stopped\n", grok_dist_rank(), grok_dist_size());
             rc = 0;
             break;
+        }
+        if (hdr[0] == STEP_COPY) {
+            const int64_t dst = hdr[1] & 0xFFFFFFFF, src = hdr[1] >> 32;
+            if (dst < 0 || dst >= s->n_slots || src < 0 || src >= s->n_slots ||
+                grok_seq_copy(s->slots[dst].seq, s->slots[src].seq, hdr[2], err, sizeof err)) {
+                if (dst < 0 || dst >= s->n_slots || src < 0 || src >= s->n_slots)
+                    snprintf(err, sizeof err, "rank %d: malformed copy from rank 0 (slots %" PRId64 ", %" PRId64 ")",
+                             grok_dist_rank(), dst, src);
+                break;
+            }
+            continue;
         }
         if (hdr[0] != STEP_DECODE) {
             snprintf(err, sizeof err, "rank %d: unknown step kind %" PRId64 " from rank 0", grok_dist_rank(),

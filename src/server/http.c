@@ -32,6 +32,7 @@
 
 #include "dist/dist.h"
 #include "server/server.h"
+#include "util/utf8.h"
 
 enum {
     R_NONE,
@@ -234,18 +235,26 @@ static bool stage_new(conn *c) {
     request *r = c->req;
     server *s = c->s;
     bool any = false, all_fin = true;
-    for (int i = 0; i < r->n; i++) {
+    if (r->think) { /* progress, then the chosen sample (think_api.c) */
+        char *ev = think_stream_events(s, r);
+        if (ev) stage_add(c, "", ev, "");
+        any = ev != NULL;
+        free(ev);
+        all_fin = r->complete;
+    }
+    for (int i = 0; i < r->n && !r->think; i++) {
         choice *ch = &r->choices[i];
         bool first = r->kind == KIND_CHAT && !c->role_sent;
         bool fin_now = ch->finish != FINISH_NONE && !c->fin_sent[i];
         bool normal_fin = ch->finish == FINISH_STOP || ch->finish == FINISH_LENGTH;
+        cJSON *calls = ch->tools ? tools_calls_delta(ch->tools) : NULL;
         size_t n_routes = ch->rt ? ch->rt->n : 0;
         if (ch->text_len > c->sent_text[i] || ch->n_lps > c->sent_lps[i] || n_routes > c->sent_routes[i] ||
-            first || (fin_now && normal_fin)) {
+            first || calls || (fin_now && normal_fin)) {
             char *j = api_stream_chunk_routed(s, r, i, ch->text ? ch->text + c->sent_text[i] : "",
                                               ch->text_len - c->sent_text[i], c->sent_lps[i], ch->n_lps,
                                               c->sent_routes[i], n_routes, fin_now ? ch->finish : FINISH_NONE,
-                                              first);
+                                              first, calls);
             c->sent_routes[i] = n_routes;
             stage_add(c, "data: ", j, "\n\n");
             free(j);
@@ -328,7 +337,7 @@ static enum MHD_Result do_generate(conn *c, struct MHD_Connection *mc) {
     server *s = c->s;
     char err[GROK_ERR_SIZE];
     const char *param = NULL;
-    if (!utf8_valid(c->body ? c->body : "", c->len))
+    if (!grok_utf8_valid(c->body ? c->body : "", c->len))
         return reply_error(c, mc, 400, "the request body is not valid UTF-8", "invalid_request_error", NULL,
                            NULL);
     request *r =
@@ -417,7 +426,7 @@ static enum MHD_Result do_models(conn *c, struct MHD_Connection *mc) {
 
 static enum MHD_Result do_tokenize(conn *c, struct MHD_Connection *mc) {
     server *s = c->s;
-    if (!utf8_valid(c->body ? c->body : "", c->len))
+    if (!grok_utf8_valid(c->body ? c->body : "", c->len))
         return reply_error(c, mc, 400, "the request body is not valid UTF-8", "invalid_request_error", NULL,
                            NULL);
     cJSON *root = cJSON_ParseWithLength(c->body ? c->body : "", c->len);
@@ -639,6 +648,7 @@ int server_run(const server_config *cfg) {
     pthread_t sched;
     bool sched_started = false, loaded = false;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->gmu, NULL);
     pthread_cond_init(&s->work, NULL);
 
     /* signals: SIGTERM/SIGINT are taken by sigwait below, in no other thread */
@@ -649,7 +659,7 @@ int server_run(const server_config *cfg) {
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (chat_template_load(&s->chat, cfg->chat_template, err, sizeof err)) {
+    if (grok_chat_template_load(&s->chat, cfg->chat_template, err, sizeof err)) {
         fprintf(stderr, "grok serve: %s\n", err);
         goto done;
     }
@@ -745,10 +755,13 @@ done:
     }
     if (d) MHD_stop_daemon(d); /* waits for the connection threads */
     sched_free(s);
+    server_grammar_cache_free(s);
+    grok_grammar_vocab_free(s->gvocab);
     grok_threadpool_free(s->pool);
     grok_model_free(s->model);
-    chat_template_free(&s->chat);
+    grok_chat_template_free(&s->chat);
     pthread_cond_destroy(&s->work);
+    pthread_mutex_destroy(&s->gmu);
     pthread_mutex_destroy(&s->mu);
     if (rc == 0) fprintf(stderr, "grok serve: stopped\n");
     free(s);

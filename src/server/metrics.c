@@ -100,6 +100,10 @@ char *metrics_text(server *s, size_t *len) {
         "# TYPE grok_forward_seconds_total counter\ngrok_forward_seconds_total %.6f\n"
         "# HELP grok_sample_seconds_total Scheduler time sampling and decoding text.\n"
         "# TYPE grok_sample_seconds_total counter\ngrok_sample_seconds_total %.6f\n"
+        "# HELP grok_grammar_masks_total Grammar token masks computed (one per constrained token).\n"
+        "# TYPE grok_grammar_masks_total counter\ngrok_grammar_masks_total %" PRIu64 "\n"
+        "# HELP grok_grammar_mask_seconds_total Time computing them, summed over slots (within sampling).\n"
+        "# TYPE grok_grammar_mask_seconds_total counter\ngrok_grammar_mask_seconds_total %.6f\n"
         "# HELP grok_queue_depth Requests waiting for a slot.\n"
         "# TYPE grok_queue_depth gauge\ngrok_queue_depth %" PRId64 "\n"
         "# HELP grok_slots_busy Slots generating or prefilling.\n"
@@ -107,7 +111,12 @@ char *metrics_text(server *s, size_t *len) {
         "# HELP grok_slots_total Slots (--parallel).\n"
         "# TYPE grok_slots_total gauge\ngrok_slots_total %" PRId64 "\n",
         m.prompt_tokens, m.prompt_tokens_reused, m.completion_tokens, m.steps, m.step_tokens, m.weight_bytes,
-        m.expert_reads, m.forward_seconds, m.sample_seconds, q, busy, slots);
+        m.expert_reads, m.forward_seconds, m.sample_seconds, m.masks, m.mask_seconds, q, busy, slots);
+    put(&o,
+        "# HELP grok_prompt_tokens_shared_total Prompt tokens copied from another sample's cache "
+        "(n > 1 and think requests compute their prompt once).\n"
+        "# TYPE grok_prompt_tokens_shared_total counter\ngrok_prompt_tokens_shared_total %" PRIu64 "\n",
+        m.prompt_tokens_shared);
     /* the expert cache (a model larger than its memory limit); the model's
      * counters take their own lock, so reading them beside a step is safe */
     const grok_memory_plan *plan = s->model ? grok_model_memory_plan(s->model) : NULL;

@@ -17,6 +17,18 @@
  * each step turns those rows into the log-softmax entries of the prompt
  * tokens they predict. No other request computes more than its last logits.
  *
+ * A request of n > 1 choices (a think request's samples too) computes its
+ * prompt once: the first choice to get a slot reads it, the others wait in
+ * theirs and, after the step that ends the prompt, copy its KV cache and
+ * last logits (grok_seq_copy) and sample their first tokens in that same
+ * step. A choice that gets its slot later copies all but the prompt's last
+ * token and computes that one. The numbers are those of reading the prompt
+ * alone, so the samples are the same as from separate requests.
+ *
+ * A think request that chose by a verifier has its samples scored here,
+ * once all of them finished, between two steps (think_run_verifier), and
+ * only then completes.
+ *
  * New requests join at the next step. A free slot is chosen by the longest
  * prefix its cache shares with the new prompt, so a conversation that goes
  * on (or a repeated system prompt) is not read again. Cancelled (client
@@ -31,7 +43,9 @@
 #include <time.h>
 
 #include "dist/dist.h"
+#include "model/lora.h"
 #include "server/server.h"
+#include "util/buf.h"
 
 double now_s(void) {
     struct timespec ts;
@@ -48,13 +62,22 @@ int server_load(server *s, char *err, size_t err_size) {
         snprintf(err, err_size, "%s has no vocabulary (tokenizer.ggml.*)", cfg->model_path);
         ok = false;
     }
+    ok = ok && (!cfg->lora || grok_model_apply_lora(s->model, cfg->lora, cfg->lora_scale, err, err_size) == 0);
     ok = ok && grok_dist_attach(s->model, err, err_size) == 0;
     if (grok_dist_agree(ok, err, err_size)) return -1;
     s->n_vocab = grok_model_hparams(s->model)->n_vocab;
     if (s->cfg.n_ctx <= 0) s->cfg.n_ctx = grok_model_hparams(s->model)->n_ctx_train;
+    /* rank 0 samples, so only it needs the grammars' view of the vocabulary */
+    if (grok_dist_rank() == 0 && !(s->gvocab = grok_grammar_vocab_create(s->tok, err, err_size))) ok = false;
     s->pool = grok_threadpool_create((int)cfg->threads);
     if (!s->pool) snprintf(err, err_size, "cannot start the thread pool");
     ok = s->pool && sched_init(s, err, err_size) == 0;
+    if (ok && cfg->verifier_path && grok_dist_rank() == 0) { /* only rank 0 chooses */
+        /* prompt + candidate in the verifier's pieces, and the judgement */
+        s->verifier = think_verifier_load(cfg->verifier_path, cfg->verifier_suffix, cfg->verifier_yes, s->pool,
+                                          s->cfg.n_ctx + 256, err, err_size);
+        ok = s->verifier != NULL;
+    }
     return grok_dist_agree(ok, err, err_size);
 }
 
@@ -85,6 +108,8 @@ int sched_init(server *s, char *err, size_t err_size) {
 void sched_free(server *s) {
     if (!s->slots) return;
     for (int64_t i = 0; i < s->n_slots; i++) grok_seq_free(s->slots[i].seq);
+    think_verifier_free(s->verifier);
+    s->verifier = NULL;
     grok_runner_free(s->runner);
     s->runner = NULL;
     free(s->slots);
@@ -218,15 +243,15 @@ static bool grow(void **p, size_t *cap, size_t need, size_t elt) {
     return true;
 }
 
-/* With mu held: appends released text to the choice's shared output. */
+/* With mu held: appends released text to the choice's shared output
+ * (through the tool-call parser when the request has tools). */
 static bool release_text(choice *c, const char *t, size_t n) {
     if (n == 0) return true;
-    if (!grow((void **)&c->text, &c->text_cap, c->text_len + n + 1, 1)) return false;
-    memcpy(c->text + c->text_len, t, n);
-    c->text_len += n;
-    c->text[c->text_len] = '\0';
-    return true;
+    if (c->tools) return tool_parse_feed(c->tools, c, t, n);
+    return grok_buf_add(&c->text, &c->text_len, &c->text_cap, t, n);
 }
+
+static void complete_request(server *s, request *r);
 
 /* Finishes a choice (mu held): frees its slot and, with the last choice,
  * completes the request and records its outcome. */
@@ -242,6 +267,11 @@ static void finish_choice(server *s, request *r, choice *c, int reason) {
     }
     grok_sampler_free(c->sampler);
     c->sampler = NULL;
+    grok_matcher_free(c->matcher);
+    c->matcher = NULL;
+    free(c->mask);
+    c->mask = NULL;
+    if (c->tools && !tool_parse_finish(c->tools, c) && reason != FINISH_CANCEL) c->finish = FINISH_ERROR;
     free(c->plogits);
     free(c->pstage);
     c->plogits = NULL;
@@ -258,6 +288,19 @@ static void finish_choice(server *s, request *r, choice *c, int reason) {
         pthread_cond_broadcast(&r->cv);
         return;
     }
+    if (think_needs_verifier(s, r)) { /* the scheduler scores it, then completes it */
+        request **pp = &s->judge_head;
+        while (*pp) pp = &(*pp)->judge_next;
+        r->judge_next = NULL;
+        *pp = r;
+        return;
+    }
+    complete_request(s, r);
+}
+
+/* Every choice of r has finished (mu held): records the outcome and lets
+ * the HTTP side have r. */
+static void complete_request(server *s, request *r) {
     r->complete = true;
     int out = OUT_OK;
     for (int i = 0; i < r->n; i++) {
@@ -304,6 +347,18 @@ static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_
     return i;
 }
 
+/* The choice of r whose cache will hold the prompt for c to copy: one in a
+ * slot that computes the prompt itself (NULL: c computes it). Prompt
+ * logprobs need every choice to read the prompt: no sharing. */
+static choice *share_source(request *r, const choice *c) {
+    if (r->n < 2 || r->prompt_lps) return NULL;
+    for (int i = 0; i < r->n; i++) {
+        choice *o = &r->choices[i];
+        if (o != c && o->slot && o->finish == FINISH_NONE && !o->share) return o;
+    }
+    return NULL;
+}
+
 /* Puts choice c of r into a free slot (mu held): the one whose cache
  * shares the longest prefix with the prompt, least recently used on ties. */
 static int assign(server *s, request *r, choice *c) {
@@ -330,11 +385,21 @@ static int assign(server *s, request *r, choice *c) {
     grok_sampler_params sp = r->sp;
     sp.seed += (uint64_t)c->index; /* n > 1: independent draws */
     c->sampler = grok_sampler_create(&sp, s->n_vocab);
-    if (!c->seq || !c->sampler) {
+    if (r->grammar) {
+        c->matcher = grok_matcher_create(r->grammar);
+        c->mask = malloc(((size_t)s->n_vocab + 63) / 64 * sizeof *c->mask);
+    }
+    if (r->parse_tools && !c->tools) c->tools = tool_parse_new(r, c->index);
+    if (!c->seq || !c->sampler || (r->grammar && (!c->matcher || !c->mask)) ||
+        (r->parse_tools && !c->tools)) {
         free(c->seq);
         c->seq = NULL;
         grok_sampler_free(c->sampler);
         c->sampler = NULL;
+        grok_matcher_free(c->matcher);
+        c->matcher = NULL;
+        free(c->mask);
+        c->mask = NULL;
         return -1;
     }
     if (r->prompt_lps) {
@@ -355,6 +420,7 @@ static int assign(server *s, request *r, choice *c) {
     }
     memcpy(c->seq, r->prompt, r->n_prompt * sizeof(int32_t));
     c->n_seq = r->n_prompt;
+    c->share = share_source(r, c);
     grok_detok_stream_init(&c->ds, false);
     c->assigned = true;
     if (c->rt) grok_seq_set_routing_hook(best->seq, routing_hook, c->rt);
@@ -488,6 +554,7 @@ typedef struct {
     int finish;
     bool sampled;
     bool has_lp;
+    double mask_s; /* time the grammar's mask took */
     token_logprob lp;
 } step_out;
 
@@ -510,13 +577,30 @@ static void sample_slot(server *s, step_out *o) {
         lp->text_off = c->ptext_off < plen ? c->ptext_off : plen;
     }
     if (grok_seq_pos(o->sl->seq) < (int64_t)c->n_seq) return; /* still prefilling */
-    int32_t next = grok_sampler_sample(c->sampler, grok_seq_logits(o->sl->seq), c->seq, c->n_seq);
+    int32_t next;
+    const int32_t eos = grok_tokenizer_eos(s->tok);
+    const float *logits = grok_seq_logits(o->sl->seq);
+    if (c->matcher && grok_matcher_is_done(c->matcher)) {
+        next = eos; /* the grammar is complete: only the end can follow */
+    } else if (c->matcher) {
+        double t0 = now_s();
+        int64_t allowed = grok_matcher_fill_mask(c->matcher, c->mask);
+        o->mask_s = now_s() - t0;
+        next = allowed > 0 ? grok_sampler_sample_masked(c->sampler, logits, c->mask, c->seq, c->n_seq)
+               : allowed == 0
+                   ? eos /* nothing can follow (the vocabulary cannot write what the grammar needs) */
+                   : -1;
+        if (next >= 0 && next != eos && grok_matcher_accept_token(c->matcher, next)) next = -1;
+    } else {
+        next = grok_sampler_sample(c->sampler, logits, c->seq, c->n_seq);
+    }
     c->n_gen++;
     o->sampled = true;
     if (next < 0) {
         o->finish = FINISH_ERROR;
         return;
     }
+    if (r->think) c->lp_sum += think_token_logprob(grok_seq_logits(o->sl->seq), s->n_vocab, next);
     if (r->logprobs >= 0) {
         fill_logprob(&o->lp, grok_sampler_last_probs(c->sampler), s->n_vocab, next, r->logprobs);
         /* the text so far: released (the echoed prompt first) and held back
@@ -528,7 +612,7 @@ static void sample_slot(server *s, step_out *o) {
     bool final = c->n_gen >= r->max_tokens, stop = false, oom = false;
     char piece[GROK_DETOK_MAX_PIECE + 16];
     size_t k = 0;
-    if (next == grok_tokenizer_eos(s->tok)) {
+    if (next == eos) {
         final = true;
         o->finish = FINISH_STOP;
         o->has_lp = false;
@@ -562,16 +646,69 @@ static void sample_many(void *arg, int ith, int nth) {
     for (int64_t i = ith; i < t->n; i += nth) sample_slot(t->s, &t->outs[i]);
 }
 
+/* dst's cache takes src's first n tokens, on every rank (mu NOT held). */
+static int copy_prompt(server *s, slot *dst, const slot *src, int64_t n) {
+    char err[GROK_ERR_SIZE], msg[GROK_ERR_SIZE + 64];
+    if (grok_seq_copy(dst->seq, src->seq, n, err, sizeof err)) {
+        fprintf(stderr, "grok serve: prompt copy failed (the sample computes it): %s\n", err);
+        return -1;
+    }
+    if (s->dist && step_announce_copy(s, dst - s->slots, src - s->slots, n, err, sizeof err)) {
+        snprintf(msg, sizeof msg, "grok serve: rank 0: announcing a copy failed: %s", err);
+        grok_dist_abort(msg);
+    }
+    return 0;
+}
+
+/* Before a step, for a choice that shares another's prompt: true while it
+ * waits for its source to compute the prompt. A source already past the
+ * prompt (this choice got its slot late) gives all but the prompt's last
+ * token, which this choice computes in the step; a source that is gone
+ * leaves it to compute the prompt itself from what its slot holds. */
+static bool share_wait(server *s, slot *sl, int64_t *shared) {
+    choice *c = sl->ch, *src = c->share;
+    if (!src) return false;
+    const int64_t np = (int64_t)sl->req->n_prompt;
+    if (src->slot && src->finish == FINISH_NONE && grok_seq_pos(src->slot->seq) < np) return true;
+    if (src->slot && src->finish == FINISH_NONE && copy_prompt(s, sl, src->slot, np - 1) == 0) *shared += np - 1;
+    c->share = NULL;
+    return false;
+}
+
+/* After a step that ended a prompt: the choices waiting for it copy the
+ * whole prompt with its logits and join this step's sampling (as outs
+ * after n_out). Returns the new count of outs. */
+static int64_t share_done(server *s, slot **act, int64_t n_act, step_out *outs, int64_t n_seqs, int64_t *shared) {
+    int64_t n_out = n_seqs;
+    for (int64_t i = 0; i < n_seqs; i++) {
+        slot *src = outs[i].sl;
+        const int64_t np = (int64_t)src->req->n_prompt;
+        if (src->req->n < 2 || outs[i].pos0 >= np || grok_seq_pos(src->seq) != np) continue;
+        for (int64_t j = 0; j < n_act; j++) {
+            choice *f = act[j]->ch;
+            if (!f || f->share != src->ch) continue;
+            f->share = NULL;
+            if (copy_prompt(s, act[j], src, np) == 0) {
+                outs[n_out++] = (step_out){.sl = act[j], .pos0 = np};
+                *shared += np;
+            }
+        }
+    }
+    return n_out;
+}
+
 /* One step: build, decode, sample (mu NOT held; the slots in the step
  * cannot be taken away meanwhile: only this thread frees slots). */
 static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_seq **seqs,
                      const int32_t **toks, int64_t *ns, float **alls) {
     const int64_t budget = s->cfg.batch;
-    int64_t total = 0, n_seqs = 0;
+    int64_t total = 0, n_seqs = 0, shared = 0;
+    for (int64_t i = 0; i < n_act; i++) share_wait(s, act[i], &shared); /* waiting: share still set */
     /* generating slots first: one token each */
     for (int pass = 0; pass < 2; pass++) {
         for (int64_t i = 0; i < n_act; i++) {
             choice *c = act[i]->ch;
+            if (c->share) continue;
             int64_t pos = grok_seq_pos(act[i]->seq);
             int64_t left = (int64_t)c->n_seq - pos;
             bool prefill = left > 1;
@@ -591,7 +728,14 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
             total += take;
         }
     }
-    if (n_seqs == 0) return;
+    if (n_seqs == 0) {
+        if (shared) {
+            pthread_mutex_lock(&s->mu);
+            s->m.prompt_tokens_shared += (uint64_t)shared;
+            pthread_mutex_unlock(&s->mu);
+        }
+        return;
+    }
     char err[GROK_ERR_SIZE], msg[GROK_ERR_SIZE + 64];
     double t0 = now_s();
     bool failed = (s->dist && step_announce(s, seqs, toks, ns, alls, n_seqs, err, sizeof err)) ||
@@ -606,9 +750,11 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
         fprintf(stderr, "grok serve: step failed: %s\n", err);
         for (int64_t i = 0; i < n_seqs; i++) outs[i].finish = FINISH_ERROR;
     }
+    int64_t n_out = n_seqs;
     if (!failed) {
-        sample_task task = {s, outs, n_seqs};
-        if (n_seqs == 1)
+        n_out = share_done(s, act, n_act, outs, n_seqs, &shared);
+        sample_task task = {s, outs, n_out};
+        if (n_out == 1)
             sample_slot(s, &outs[0]);
         else
             grok_threadpool_run(s->pool, sample_many, &task); /* the slots are independent */
@@ -622,11 +768,16 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
     s->m.expert_reads += (uint64_t)st.expert_reads;
     s->m.forward_seconds += t1 - t0;
     s->m.sample_seconds += t2 - t1;
-    for (int64_t i = 0; i < n_seqs; i++) {
+    s->m.prompt_tokens_shared += (uint64_t)shared;
+    for (int64_t i = 0; i < n_out; i++) {
+        if (outs[i].mask_s > 0) s->m.masks++, s->m.mask_seconds += outs[i].mask_s;
+    }
+    for (int64_t i = 0; i < n_out; i++) {
         step_out *o = &outs[i];
         choice *c = o->sl->ch;
         request *r = o->sl->req;
         if (!c) continue;
+        c->n_gen_shown = c->n_gen;
         if (o->sampled && r->t_first == 0) {
             r->t_first = now_s();
             metrics_observe(&s->m.ttft, r->t_first - r->t_arrive);
@@ -681,10 +832,12 @@ void *sched_main(void *arg) {
     for (;;) {
         reap(s, now_s());
         if (act) admit(s);
+        request *judge = s->judge_head; /* one per step, so the streams keep flowing */
+        if (judge) s->judge_head = judge->judge_next;
         int64_t n_act = 0;
         for (int64_t i = 0; i < s->n_slots; i++)
             if (s->slots[i].ch) act[n_act++] = &s->slots[i];
-        if (n_act == 0) {
+        if (n_act == 0 && !judge) {
             if (s->stopping && !s->q_head) break;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -697,8 +850,10 @@ void *sched_main(void *arg) {
             continue;
         }
         pthread_mutex_unlock(&s->mu);
-        run_step(s, act, n_act, outs, seqs, toks, ns, alls);
+        if (judge) think_run_verifier(s, judge);
+        if (n_act) run_step(s, act, n_act, outs, seqs, toks, ns, alls);
         pthread_mutex_lock(&s->mu);
+        if (judge) complete_request(s, judge);
     }
     s->sched_exit = true;
     pthread_mutex_unlock(&s->mu);

@@ -819,6 +819,21 @@ static void put_piece(const grok_tokenizer *t, sbuf *b, int32_t id, bool *at_sta
     if (consumed || b->n > before) *at_start = false;
 }
 
+size_t grok_token_text(const grok_tokenizer *t, int32_t id, char *out, size_t cap) {
+    if (!t || id < 0 || id >= t->n) return 0;
+    if (t->type[id] == GROK_TOKEN_BYTE) {
+        if (cap) out[0] = (char)piece_to_byte(t->piece[id], t->len[id]);
+        return cap ? 1 : 0;
+    }
+    sbuf b = {0};
+    bool at_start = false; /* in the middle of a text: a leading space stays */
+    put_piece(t, &b, id, &at_start);
+    size_t n = b.oom ? 0 : b.n < cap ? b.n : cap;
+    if (n) memcpy(out, b.a, n);
+    free(b.a);
+    return n;
+}
+
 char *grok_detokenize(const grok_tokenizer *t, const int32_t *ids, size_t n, size_t *len) {
     sbuf b = {0};
     bool at_start = true;

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/model.h"
 #include "train/train.h"
 
 /* Activations of one sequence, kept from forward to backward. */
@@ -384,26 +385,11 @@ static void fwd_seq(grok_trainer *tr, seq_ws *s, thr_ws *w, const int32_t *tok, 
         int32_t *sel = s->sel + l * T * K;
         mm_fwd(rp, E, xf, d, T, W + lo->router, E, d);
         for (int64_t t = 0; t < T; t++) {
-            float *p = rp + t * E, mx = -INFINITY, sum = 0.0f;
-            for (int64_t e = 0; e < E; e++) mx = p[e] > mx ? p[e] : mx;
-            for (int64_t e = 0; e < E; e++) sum += (p[e] = expf(p[e] - mx));
-            lse[t] = mx + logf(sum);
+            const float *p = rp + t * E;
+            lse[t] = (float)grok_route_token(rp + t * E, E, K, sel + t * K, NULL);
             s->zsum[l] += (double)lse[t] * lse[t];
-            for (int64_t e = 0; e < E; e++) {
-                p[e] /= sum;
-                s->psum[l * E + e] += p[e];
-            }
-            /* top-k, ties to the lower index */
-            for (int64_t kk = 0; kk < K; kk++) {
-                int64_t best = -1;
-                for (int64_t e = 0; e < E; e++) {
-                    bool taken = false;
-                    for (int64_t j = 0; j < kk; j++) taken |= sel[t * K + j] == e;
-                    if (!taken && (best < 0 || p[e] > p[best])) best = e;
-                }
-                sel[t * K + kk] = (int32_t)best;
-                s->cnt[l * E + best]++;
-            }
+            for (int64_t e = 0; e < E; e++) s->psum[l * E + e] += p[e];
+            for (int64_t kk = 0; kk < K; kk++) s->cnt[l * E + sel[t * K + kk]]++;
         }
         /* slots grouped by expert */
         int32_t *ord = s->ord + l * T * K, *pos = s->slot_pos + l * T * K, *eoff = s->eoff + l * (E + 1);
@@ -653,7 +639,7 @@ int grok_trainer_step(grok_trainer *tr, const int32_t *tokens, int64_t n_b, int6
         aux += (double)E * al / (double)L;
         z += zl / n_tok / (double)L;
     }
-    out->ce = ce / n_tok, out->aux = aux, out->z = z;
+    out->ce = ce / n_tok, out->aux = aux, out->z = z, out->n_scored = n_b * seq;
     out->total = out->ce + cfg->aux_coef * aux + cfg->z_coef * z;
     if (!grad) return 0;
     grok_threadpool_run(tr->pool, job_backward, tr);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "grok.h"
+#include "model/lora.h"
 
 /* One parameter tensor inside the flat array: rows x cols (x n_mats)
  * row-major, cols contiguous (ggml's ne = {cols, rows, n_mats}). */
@@ -105,6 +106,7 @@ typedef struct {
     double aux;   /* load-balancing loss, mean over layers (1 = perfectly balanced) */
     double z;     /* router z-loss, mean over layers */
     double total; /* ce + aux_coef * aux + z_coef * z: what the gradient is of */
+    int64_t n_scored; /* targets ce is the mean over */
 } grok_train_losses;
 
 typedef struct grok_trainer grok_trainer;
@@ -151,53 +153,148 @@ double grok_train_adamw_step(grok_train_model *m, grok_train_optim_state *st, fl
 int grok_train_optim_alloc(grok_train_optim_state *st, int64_t n_params);
 void grok_train_optim_free(grok_train_optim_state *st);
 
+/* ---- sums over the sequences of a batch in a fixed order (gradsum.c) ----
+ * A gradient over a batch of B sequences is defined as the sum of one
+ * vector per sequence in a fixed binary tree: T(a, c) = T(a, m) + T(m, c)
+ * with m = a + (c - a) / 2, leaves T(b, b + 1) = sequence b's vector. A
+ * process holding sequences [lo, hi) computes the largest subtrees
+ * ("nodes") inside its range; combining every process's nodes by the same
+ * tree gives the one-process sum bit for bit, for any number of processes.
+ * (With a power-of-two count dividing B, each process holds one node.) */
+typedef struct {
+    int64_t a, c; /* the subtree of sequences [a, c) */
+} grok_gradsum_node;
+
+/* The nodes of [lo, hi) in the tree over [0, batch), left to right, into
+ * out (room for max); returns how many (at most 2 log2(batch) + 2). */
+int grok_gradsum_nodes(int64_t batch, int64_t lo, int64_t hi, grok_gradsum_node *out, int max);
+/* Sequences [lo, hi) of a batch that process rank of n_ranks holds. */
+void grok_gradsum_share(int64_t batch, int rank, int n_ranks, int64_t *lo, int64_t *hi);
+/* out[0..len) = T(0, batch) from the values of nodes covering [0, batch)
+ * left to right (vals[i] holds node i's len floats). scratch: room for
+ * (depth of the tree) x len floats, depth <= 64. */
+void grok_gradsum_combine(int64_t batch, const grok_gradsum_node *nodes, const float *const *vals, int n_nodes,
+                          int64_t len, float *out, float *scratch);
+/* Depth of the tree over [0, batch) (levels below the root). */
+int grok_gradsum_depth(int64_t batch);
+
+/* How processes exchange bytes (grok train under mpirun); the command
+ * fills it from the MPI runtime (src/dist/), the library never calls MPI.
+ * Both calls are collective; counts are per rank, the same array on every
+ * rank, and data arrive concatenated in rank order. 0, or -1 with err. */
+typedef struct {
+    int rank, n_ranks;
+    /* all = every rank's mine (counts[r] bytes from rank r) */
+    int (*allgatherv)(void *ud, const void *mine, void *all, const size_t *counts, char *err, size_t err_size);
+    /* rank r gets send's part r (send_counts[r] bytes, parts in rank order);
+     * recv = the parts sent to this rank by every rank (recv_counts[r] from r) */
+    int (*alltoallv)(void *ud, const void *send, const size_t *send_counts, void *recv, const size_t *recv_counts,
+                     char *err, size_t err_size);
+    void *ud;
+} grok_train_comm;
+
+/* grad[0..len) = T(0, batch) over every process's nodes: this process
+ * gives the values of its own nodes (mine[i], its nodes of
+ * grok_gradsum_nodes for its share), and every process gets the same
+ * bits. Each process adds up 1/n_ranks of the vector (alltoallv), then
+ * the pieces are shared (allgatherv), in segments of bounded size. */
+int grok_gradsum_allreduce(const grok_train_comm *comm, int64_t batch, const float *const *mine, int n_mine,
+                           int64_t len, float *grad, char *err, size_t err_size);
+
 /* ---- LoRA ----
- * Low-rank adapters W' = W0 + (alpha/rank) B A on the attention and/or
- * expert projections of a grok_train_model whose other weights stay frozen. The
- * adapter's A and B live in a grok_train_model of their own (tensors named as in
- * an adapter file, blk.N.<weight>.weight.lora_a / lora_b), so the AdamW
- * step, clipping and checkpoint code work on it unchanged. Training runs
- * the full model's forward and backward passes on the merged weights and
- * projects the weight gradient G onto the adapter:
- * dA = s B^T G, dB = s G A^T (s = alpha/rank), exact since W' is linear
- * in each of A and B. */
-#define GROK_TRAIN_LORA_ATTN 1u    /* q, k, v, o */
-#define GROK_TRAIN_LORA_EXPERTS 2u /* gate, up, down of every expert */
+ * Low-rank adapters W' = W + (alpha/r) B A on chosen weights of a frozen
+ * base: the attention projections q, k, v, o, each expert's gate, up and
+ * down, and the router (GROK_LORA_T_* in model/lora.h). A is [r][in], B is
+ * [out][r], one pair per expert for the expert weights. The adapters' A
+ * and B live in a grok_train_model of their own (tensors named as in an
+ * adapter file, blk.N.<weight>.weight.lora_a / lora_b), so the AdamW step,
+ * clipping and checkpoint code work on it unchanged. The gradient comes
+ * from the trainer over the frozen base (src/train/qlora.c). */
+#define GROK_TRAIN_LORA_ATTN                                                                             \
+    ((1u << GROK_LORA_T_Q) | (1u << GROK_LORA_T_K) | (1u << GROK_LORA_T_V) | (1u << GROK_LORA_T_O))
+#define GROK_TRAIN_LORA_EXPERTS ((1u << GROK_LORA_T_GATE) | (1u << GROK_LORA_T_UP) | (1u << GROK_LORA_T_DOWN))
+#define GROK_TRAIN_LORA_ROUTER (1u << GROK_LORA_T_ROUTER)
 
 typedef struct {
-    int64_t w;                  /* offset of W in the base model */
-    int64_t rows, cols, n_mats; /* W's shape */
-    int64_t a, b;               /* offsets of A [n_mats][rank][cols], B [n_mats][rows][rank] */
-    int64_t w0;                 /* offset of W's frozen values in w0 */
+    int64_t layer;
+    int kind;                   /* GROK_LORA_T_* */
+    int64_t rows, cols, n_mats; /* W's shape: out, in, experts (1 unless an expert weight) */
+    int64_t rank;               /* the adapter's rank r; the router's is min(rank, n_experts) */
+    float scale;                /* alpha / r */
+    int64_t a, b;               /* offsets in p->w of A [n_mats][r][cols] and B [n_mats][rows][r] */
 } grok_train_lora_target;
 
 typedef struct {
+    grok_hparams hp;
     int64_t rank;
     float alpha;
-    unsigned targets;    /* GROK_TRAIN_LORA_* */
+    unsigned targets;    /* bit GROK_LORA_T_x set: every layer's weight x is adapted */
     grok_train_model *p; /* the trainable parameters: A and B of every target */
     grok_train_lora_target *t;
     int64_t n_t;
-    float *w0; /* frozen copies of the adapted base weights */
+    int64_t *index; /* [n_layers][GROK_LORA_N_TARGETS]: target of (layer, kind), or -1 */
 } grok_train_lora;
 
-/* Adapters of rank on base's targets; A ~ N(0, 1/in) from seed, B = 0, so
- * the adapted model starts equal to the base. Copies the base weights. */
-grok_train_lora *grok_train_lora_create(const grok_train_model *base, int64_t rank, float alpha,
-                                        unsigned targets, uint64_t seed, char *err, size_t err_size);
+/* Adapters of rank (the router's rank capped at n_experts) on every
+ * layer's targets; A ~ N(0, 1/in) from seed, B = 0, so the adapted model
+ * starts equal to the base. NULL with err for bad values (no target,
+ * rank beyond a weight's smallest side, alpha <= 0) or no memory. */
+grok_train_lora *grok_train_lora_create(const grok_hparams *hp, int64_t rank, float alpha, unsigned targets,
+                                        uint64_t seed, char *err, size_t err_size);
 void grok_train_lora_free(grok_train_lora *l);
-/* base's adapted weights = W0 + (alpha/rank) B A (the inference engine's
- * grok_lora_add, so the numbers equal an applied or merged adapter's). */
-void grok_train_lora_materialize(const grok_train_lora *l, grok_train_model *base);
-/* grad_lora [l->p->n_params] from the full gradient of the merged model. */
-void grok_train_lora_grad(const grok_train_lora *l, const float *grad_full, float *grad_lora);
+/* The target adapting (layer, kind), or NULL. */
+const grok_train_lora_target *grok_train_lora_find(const grok_train_lora *l, int64_t layer, int kind);
+/* Parses "q,k,v,o,gate,up,down,router" (or the groups attn, experts, all)
+ * into a target mask; 0 when s names something else. */
+unsigned grok_train_lora_parse_targets(const char *s);
 /* Writes the adapter (f32, atomically); with st also its Adam state, step
  * and sampler state (a checkpoint, still a valid adapter). */
 int grok_train_lora_save(const char *path, const grok_train_lora *l, const char *base_name,
                          const grok_train_optim_state *st, char *err, size_t err_size);
-/* Reads an adapter or (st not NULL) an adapter checkpoint for base;
- * refuses one made for other shapes. */
-int grok_train_lora_load(const char *path, const grok_train_model *base, grok_train_lora **l,
+/* Reads an adapter or (st not NULL) an adapter checkpoint for a base of
+ * hp's shapes; refuses one made for other shapes. */
+int grok_train_lora_load(const char *path, const grok_hparams *hp, grok_train_lora **l,
                          grok_train_optim_state *st, char *err, size_t err_size);
+
+/* ---- training adapters over a frozen base (qlora.c) ----
+ * The base is a grok_model (memory-mapped, any computable weight type,
+ * tied or untied head), never copied or modified; only the adapters of a
+ * grok_train_lora get a gradient. See qlora.c for the method. */
+typedef struct {
+    const int32_t *tokens; /* [n + 1]: inputs tokens[0..n), targets tokens[1..n] */
+    const uint8_t *mask;   /* [n], or NULL for all: mask[i] != 0 when target tokens[i+1] counts */
+    int64_t n;
+} grok_train_seq;
+
+typedef struct {
+    grok_train_loss_cfg loss;
+    float dropout;           /* LoRA dropout on each adapter's input, [0, 1) */
+    uint64_t dropout_seed;   /* give each step its own */
+    int64_t batch;           /* sequences in the global batch */
+    const grok_train_comm *comm; /* NULL: one process; else this process holds the
+                                    batch's sequences grok_gradsum_share gives it */
+} grok_qlora_step_cfg;
+
+typedef struct grok_qlora grok_qlora;
+
+/* A trainer for steps of up to max_tok tokens (this process's share of a
+ * batch) in sequences of up to max_seq; dropout: whether steps may use
+ * it (room for the dropped inputs). l must outlive it; its values may
+ * change between steps (the optimizer). NULL with err. */
+grok_qlora *grok_qlora_create(const grok_model *base, const grok_train_lora *l, int64_t max_tok, int64_t max_seq,
+                              bool dropout, grok_threadpool *pool, char *err, size_t err_size);
+void grok_qlora_free(grok_qlora *q);
+/* Bytes the trainer holds for activations and scratch (the bound of
+ * docs/finetune.md, without the base and the optimizer state). */
+size_t grok_qlora_bytes(const grok_qlora *q);
+/* Losses of this process's sequences seqs (grok_gradsum_share's share of
+ * cfg->batch; all of them with one process) and, when grad is not NULL,
+ * the gradient of out->total for the adapter's parameters ([l->p->n_params],
+ * overwritten): the same bits on every process, and the same as one
+ * process over the whole batch. Collective when cfg->comm is set. */
+int grok_qlora_step(grok_qlora *q, const grok_train_seq *seqs, const grok_qlora_step_cfg *cfg,
+                    grok_train_losses *out, float *grad, char *err, size_t err_size);
+/* Logits [n_vocab] after the last of tokens[0..n) with the adapters. */
+int grok_qlora_logits(grok_qlora *q, const int32_t *tokens, int64_t n, float *logits, char *err, size_t err_size);
 
 #endif

@@ -21,6 +21,11 @@ at all, get iq_encode.py's NumPy rule.
   /usr/bin/python3 tests/ref/make_model.py -o m.gguf --d-model 64 --layers 2 \
       --heads 4 --kv-heads 2 --experts 8 --experts-used 2 --ffn 128 --vocab 300 \
       --type q8_0 --seed 1
+
+--sparse writes the header only and leaves the tensor data a hole of the
+right size (a sparse file: no disk, no RAM), for tools that read shapes
+and not values, such as grok quantize --dry-run on Grok-1's real shapes
+(bench/grok1_mixes.sh).
 """
 
 import argparse
@@ -336,6 +341,19 @@ def encode_tensor(arr, tname):
     raise ValueError(tname)
 
 
+class Shape:
+    """A matrix's shape without its values (--sparse): scaling keeps it."""
+
+    def __init__(self, *shape):
+        self.shape = shape
+
+    def __mul__(self, _):
+        return self
+
+
+TYPE_BYTES = {"f32": 4, "f16": 2, "bf16": 2}
+
+
 class Writer:
     """Collects kvs and tensors, then writes one GGUF v3 file."""
 
@@ -349,7 +367,14 @@ class Writer:
     def tensor(self, name, arr, tname):
         # NumPy shape [.., out, in] -> ggml ne [in, out, ..].
         ne = list(reversed(arr.shape))
-        self.tensors.append((name, ne, GGML[tname], encode_tensor(arr, tname)))
+        if isinstance(arr, Shape):  # a hole of the tensor's size
+            n = 1
+            for x in ne:
+                n *= x
+            data = n * TYPE_BYTES[tname]
+        else:
+            data = encode_tensor(arr, tname)
+        self.tensors.append((name, ne, GGML[tname], data))
 
     @staticmethod
     def _str(s):
@@ -381,15 +406,20 @@ class Writer:
             head.append(self._str(name) + struct.pack("<I", len(ne))
                         + b"".join(struct.pack("<Q", n) for n in ne)
                         + struct.pack("<IQ", tt, offset))
-            offset += (len(data) + ALIGN - 1) // ALIGN * ALIGN
+            size = data if isinstance(data, int) else len(data)
+            offset += (size + ALIGN - 1) // ALIGN * ALIGN
         head = b"".join(head)
         tmp = path + ".tmp%d" % os.getpid()
         with open(tmp, "wb") as fh:
             fh.write(head)
             fh.write(b"\0" * ((-len(head)) % ALIGN))
             for (name, ne, tt, data) in self.tensors:
+                if isinstance(data, int):
+                    fh.seek((data + ALIGN - 1) // ALIGN * ALIGN, os.SEEK_CUR)
+                    continue
                 fh.write(data)
                 fh.write(b"\0" * ((-len(data)) % ALIGN))
+            fh.truncate(fh.tell())
         os.replace(tmp, path)
 
 
@@ -416,9 +446,13 @@ def build(a):
     d, ff, ne, nh, nkv = a.d_model, a.ffn, a.experts, a.heads, a.kv_heads
 
     def mat(out_dim, in_dim, *lead):
+        if a.sparse:
+            return Shape(*lead, out_dim, in_dim)
         return (rng.standard_normal((*lead, out_dim, in_dim)) / np.sqrt(in_dim)).astype(np.float32)
 
     def norm():
+        if a.sparse:
+            return Shape(d)
         return (1.0 + 0.1 * rng.standard_normal(d)).astype(np.float32)
 
     w = Writer()
@@ -500,6 +534,8 @@ def main(argv):
     ap.add_argument("--fallback", choices=sorted(GGML), default=None,
                     help="type of the matrices whose rows do not divide into --type's blocks")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--sparse", action="store_true",
+                    help="header only, tensor data a file hole (f32/f16/bf16; for --dry-run tools)")
     ap.add_argument("--untied", action="store_true", help="write a separate output.weight")
     ap.add_argument("--pad-id", type=int, default=0, help="-1: write no padding_token_id")
     ap.add_argument("--eps", type=float, default=1e-5)
@@ -536,6 +572,8 @@ def main(argv):
                         "or --fallback)" % (a.type, blk))
         elif (a.ffn % BLOCK.get(a.fallback, 256) or (a.heads * hd) % BLOCK.get(a.fallback, 256)):
             errs.append("--fallback %s does not divide the rows either" % a.fallback)
+    if a.sparse and a.type not in TYPE_BYTES:
+        errs.append("--sparse writes f32, f16 or bf16 only")
     if errs:
         for e in errs:
             sys.stderr.write("make_model.py: %s\n" % e)
