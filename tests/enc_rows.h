@@ -10,6 +10,8 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "util/rng.h"
 
@@ -38,6 +40,22 @@ static inline double enc_rel_err(const float *x, const float *y, const float *w)
             e += wc * d * d, s += wc * (double)x[r * ENC_COLS + c] * x[r * ENC_COLS + c];
         }
     return e / s;
+}
+
+/* ggml's error for (type name, dist, imatrix) from a fixture of lines
+ * "TYPE DIST WEIGHTS ERROR" (WEIGHTS imatrix or none), or -1. */
+static inline double enc_ggml_err(const char *path, const char *tn, int dist, int imx) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[256], name[32], w[32];
+    int d;
+    double e, found = -1;
+    while (fgets(line, sizeof line, f))
+        if (line[0] != '#' && sscanf(line, "%31s %d %31s %lf", name, &d, w, &e) == 4 && strcmp(name, tn) == 0 &&
+            d == dist && (strcmp(w, "imatrix") == 0) == (imx != 0))
+            found = e;
+    fclose(f);
+    return found;
 }
 
 #endif

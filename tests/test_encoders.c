@@ -23,21 +23,6 @@ static const grok_type TYPES[] = {GROK_TYPE_Q2_K, GROK_TYPE_Q3_K, GROK_TYPE_Q4_1
                                   GROK_TYPE_Q5_K, GROK_TYPE_Q6_K};
 #define N_TYPES (int)(sizeof TYPES / sizeof TYPES[0])
 
-/* ggml's error for (type name, dist, imatrix) from the fixture, or -1. */
-static double ggml_err(const char *path, const char *tn, int dist, int imx) {
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    char line[256], name[32], w[32];
-    int d;
-    double e, found = -1;
-    while (fgets(line, sizeof line, f))
-        if (line[0] != '#' && sscanf(line, "%31s %d %31s %lf", name, &d, w, &e) == 4 && strcmp(name, tn) == 0 &&
-            d == dist && (strcmp(w, "imatrix") == 0) == (imx != 0))
-            found = e;
-    fclose(f);
-    return found;
-}
-
 static void test_against_ggml(const char *fixture) {
     float *x = malloc(sizeof(float) * ENC_COLS * ENC_ROWS), *y = malloc(sizeof(float) * ENC_COLS * ENC_ROWS);
     float imx[ENC_COLS];
@@ -55,7 +40,7 @@ static void test_against_ggml(const char *fixture) {
                     grok_from_f32_weighted(t, x + r * ENC_COLS, b + r * rs, ENC_COLS, wi ? imx : NULL);
                     k->to_f32(b + r * rs, y + r * ENC_COLS, ENC_COLS);
                 }
-                const double e = enc_rel_err(x, y, wi ? imx : NULL), g = ggml_err(fixture, tn, dist, wi);
+                const double e = enc_rel_err(x, y, wi ? imx : NULL), g = enc_ggml_err(fixture, tn, dist, wi);
                 CHECK(g > 0, "%s: no ggml error stored in %s", tn, fixture);
                 CHECK(e <= g, "%s, rows %d, %s: error %.5g above ggml's %.5g", tn, dist, wi ? "imatrix" : "no imatrix",
                       e, g);

@@ -56,21 +56,6 @@ static void test_threads(const float *x, const float *imx) {
 
 /* ---- against ggml ---- */
 
-/* ggml's error for (type name, dist, imatrix) from the fixture, or -1. */
-static double ggml_err(const char *path, const char *tn, int dist, int imx) {
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    char line[256], name[32], w[32];
-    int d;
-    double e, found = -1;
-    while (fgets(line, sizeof line, f))
-        if (line[0] != '#' && sscanf(line, "%31s %d %31s %lf", name, &d, w, &e) == 4 && strcmp(name, tn) == 0 &&
-            d == dist && (strcmp(w, "imatrix") == 0) == (imx != 0))
-            found = e;
-    fclose(f);
-    return found;
-}
-
 /* The group's codebook and its length, for the brute-force check. */
 static const void *grid_of(grok_type t, int *n, int *k) {
     switch (t) {
@@ -170,7 +155,7 @@ static void test_against_ggml(const char *fixture) {
                     CHECK(memcmp(b2, b, rs) == 0, "%s: from_f32 = grok_from_f32_weighted without imatrix", tn);
                     free(b2);
                 }
-                const double e = enc_rel_err(x, y, wi ? imx : NULL), g = ggml_err(fixture, tn, dist, wi);
+                const double e = enc_rel_err(x, y, wi ? imx : NULL), g = enc_ggml_err(fixture, tn, dist, wi);
                 printf("%-7s %s %-10s error %.5f, ggml %.5f (%.3f); %lld wrong signs, %lld/%lld groups off best\n",
                        tn, dist ? "heavy" : "gauss", wi ? "imatrix" : "no imatrix", e, g > 0 ? g : NAN,
                        g > 0 ? e / g : NAN, (long long)wrong_sign, (long long)worse, (long long)groups);
