@@ -66,7 +66,8 @@ r=$("$PY" "$REF/grok_ref.py" q4.gguf --ids $ids --compare q4.f32 --tol 1e-4 --la
   && ok "q4_0 logits vs NumPy reference: $r" || bad "q4_0 logits vs NumPy reference: $r"
 
 # k-quants: d_model 256, ffn 96, so the expert down matrices (96 columns)
-# cannot take 256-blocks and must come out as q8_0; the others are the
+# cannot take 256-blocks and must come out as llama.cpp's fallbacks
+# (q5_0 for q4_K, q5_1 for q5_K, q8_0 for q6_K); the others are the
 # k-quant, norms and router f32. NumPy decodes the k-quant bytes (its own
 # decoders) and the error against the f32 source must be what the bit
 # width gives (relative RMS per matrix; ggml's quantizer gives 0.067 /
@@ -75,8 +76,9 @@ r=$("$PY" "$REF/grok_ref.py" q4.gguf --ids $ids --compare q4.f32 --tol 1e-4 --la
 kshape="--d-model 256 --layers 1 --heads 4 --kv-heads 2 --experts 4 --experts-used 2 --ffn 96 --vocab 300 --seed 12"
 "$GROK" new -o kf32.gguf $kshape 2>/dev/null || bad "grok new (d_model 256)"
 for t in q4_K q5_K q6_K; do
-    "$GROK" quantize kf32.gguf "k_$t.gguf" "$t" --pure --threads 2 2>err.txt && grep -q "ffn_down_exps.*written as q8_0" err.txt \
-      && ok "quantize to $t (down matrices to q8_0, said so)" || bad "quantize to $t: $(cat err.txt)"
+    case $t in q4_K) fb=q5_0 ;; q5_K) fb=q5_1 ;; *) fb=q8_0 ;; esac
+    "$GROK" quantize kf32.gguf "k_$t.gguf" "$t" --pure --threads 2 2>err.txt && grep -q "ffn_down_exps.*written as $fb" err.txt \
+      && ok "quantize to $t (down matrices to $fb, said so)" || bad "quantize to $t: $(cat err.txt)"
 done
 # grok new writes k-quants directly: widths that do not divide by 256 are
 # refused by name; otherwise the bytes equal grok quantize of the f32 model
@@ -119,7 +121,7 @@ for tname, tid, ftype, limit in (("q4_K", 12, 15, 0.075), ("q5_K", 13, 17, 0.038
     for name in src.tensor_order:
         t = q.tensors[name]
         keep = "norm" in name or "ffn_gate_inp" in name
-        want = 0 if keep else 8 if "ffn_down" in name else tid
+        want = 0 if keep else {12: 6, 13: 7, 14: 8}[tid] if "ffn_down" in name else tid
         assert t.type == want, "%s %s: type %d, want %d" % (tname, name, t.type, want)
         if t.type == tid:
             x = src.tensor(name).astype(np.float64)
@@ -138,7 +140,7 @@ r=$("$PY" "$REF/grok_ref.py" k_q4_K.gguf --ids $ids --compare kq4.f32 --tol 1e-4
 # llama.cpp's mixes. M: 8 layers (so the layer rules pick some layers and
 # not others), 2 experts, tied head; E: 8 experts (Grok-1's count, which
 # has rules of its own), untied, its 96-column down matrices falling back
-# to q8_0. The expected types are written out per tensor from llama.cpp's
+# to q5_0 (from q4_K) or q8_0 (from q6_K). The expected types are written out per tensor from llama.cpp's
 # llama_tensor_get_type; use_more_bits(i, 8) is i < 1, i >= 7 or
 # (i - 1) % 3 == 2: layers 0, 3, 6, 7.
 mshape="--d-model 256 --layers 8 --heads 4 --kv-heads 2 --experts 2 --experts-used 1 --ffn 256 --vocab 300 --seed 14"
@@ -165,8 +167,8 @@ r=$("$PY" - "$REF" <<'PYEOF' 2>&1
 import re, sys
 sys.path.insert(0, sys.argv[1])
 from gguf_reader import GGUFFile
-F32, Q4_0, Q8_0, F16, Q4_K, Q5_K, Q6_K = 0, 2, 8, 1, 12, 13, 14
-NAMES = {0: "f32", 1: "f16", 2: "q4_0", 8: "q8_0", 12: "q4_K", 13: "q5_K", 14: "q6_K"}
+F32, Q4_0, Q5_0, Q8_0, F16, Q4_K, Q5_K, Q6_K = 0, 2, 6, 8, 1, 12, 13, 14
+NAMES = {0: "f32", 1: "f16", 2: "q4_0", 6: "q5_0", 8: "q8_0", 12: "q4_K", 13: "q5_K", 14: "q6_K"}
 MORE = {0, 3, 6, 7}
 
 def m_q4km(name, il):   # 2 experts: no 8-expert rules
@@ -186,7 +188,9 @@ def e_rules(base, attn_out, embd, output):
         if name == "output.weight": return output
         if name.endswith(("attn_k.weight", "attn_v.weight")): return Q8_0   # 8 experts
         if name.endswith("attn_output.weight"): return attn_out
-        if name.endswith("ffn_down_exps.weight") and base in (Q4_K, Q6_K): return Q8_0  # 96 columns
+        if name.endswith("ffn_down_exps.weight") and base == Q6_K: return Q8_0  # 96 columns
+        if name.endswith("ffn_down_exps.weight") and base == Q4_K:  # Q4_K_M: layer 1 of 2 is more-bits
+            return Q8_0 if il == 1 else Q5_0
         return base
     return f
 
@@ -217,7 +221,7 @@ assert ("m", "attn_v", "q6_K") in seen and ("m", "attn_v", "q4_K") in seen and (
 print("%d files, every tensor's type as llama.cpp's rules give it; file types and summaries right" % len(cases))
 PYEOF
 ) && ok "$r" || bad "mix types: $r"
-grep -q "ffn_down_exps.*written as q8_0" e_q4km.gguf.err && grep -q "of them in another type" e_q4km.gguf.err \
+grep -q "ffn_down_exps.*written as q5_0" e_q4km.gguf.err && grep -q "of them in another type" e_q4km.gguf.err \
   && ok "fallbacks reported in the summary" || bad "fallback report: $(cat e_q4km.gguf.err)"
 # mixed files run: logits (exact kernels) against the NumPy reference, which
 # decodes each tensor by its own type; the packed fast kernels via bench's check
@@ -231,14 +235,14 @@ done
 
 "$GROK" quantize f32.gguf q8.gguf q8_0 >/dev/null 2>err.txt
 [ $? -eq 1 ] && grep -q -- --force err.txt && ok "existing output refused" || bad "overwrite without --force: $(cat err.txt)"
-"$GROK" quantize f32.gguf q8.gguf q3_K >/dev/null 2>&1; [ $? -eq 2 ] && ok "unsupported type -> 2" || bad "unsupported type"
-"$GROK" quantize f32.gguf bad.gguf Q3_K_M >/dev/null 2>err.txt
-[ $? -eq 2 ] && grep -q "TYPE 'Q3_K_M' is not one of" err.txt && grep -q Q4_K_M err.txt && [ ! -e bad.gguf ] \
-  && ok "unknown mix Q3_K_M -> 2, named, the mixes listed" || bad "unknown mix: $(cat err.txt)"
+"$GROK" quantize f32.gguf q8.gguf q8_1 >/dev/null 2>&1; [ $? -eq 2 ] && ok "unsupported type -> 2" || bad "unsupported type"
+"$GROK" quantize f32.gguf bad.gguf Q3_K_XL >/dev/null 2>err.txt
+[ $? -eq 2 ] && grep -q "TYPE 'Q3_K_XL' is not one of" err.txt && grep -q IQ2_XXS err.txt && [ ! -e bad.gguf ] \
+  && ok "unknown mix Q3_K_XL -> 2, named, the mixes listed" || bad "unknown mix: $(cat err.txt)"
 for flag in --output-type --output-tensor-type --token-embedding-type; do
-    "$GROK" quantize f32.gguf bad.gguf Q4_K_M $flag q3_K >/dev/null 2>err.txt
-    [ $? -eq 2 ] && grep -q -- "$flag: 'q3_K'" err.txt && [ ! -e bad.gguf ] \
-      && ok "$flag q3_K -> 2, flag and value named" || bad "$flag q3_K: $(cat err.txt)"
+    "$GROK" quantize f32.gguf bad.gguf Q4_K_M $flag q8_1 >/dev/null 2>err.txt
+    [ $? -eq 2 ] && grep -q -- "$flag: 'q8_1'" err.txt && [ ! -e bad.gguf ] \
+      && ok "$flag q8_1 -> 2, flag and value named" || bad "$flag q8_1: $(cat err.txt)"
 done
 "$GROK" quantize f32.gguf >/dev/null 2>&1; [ $? -eq 2 ] && ok "missing args -> 2" || bad "missing args"
 "$GROK" quantize nope.gguf x.gguf q8_0 >/dev/null 2>err.txt; [ $? -eq 1 ] && grep -q nope err.txt && [ ! -e x.gguf ] \

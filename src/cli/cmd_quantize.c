@@ -22,22 +22,27 @@ static void usage(FILE *out) {
                  "its name, any case, or its number, as llama-quantize takes them). The mixes give\n"
                  "a few sensitive matrices more bits, with llama.cpp's rules; norms and the router\n"
                  "stay f32. Matrices whose rows do not divide into the type's blocks (256 for the\n"
-                 "k-quants) become q8_0. OUT is written atomically.\n\n");
+                 "k- and i-quants) get llama.cpp's fallback (q5_0 for q4_K, iq4_nl for the\n"
+                 "i-quants, ...). OUT is written atomically. The mixes marked imatrix are refused\n"
+                 "without --imatrix, as llama-quantize refuses them.\n\n");
     for (int i = 0; grok_quant_mix_at(i); i++) {
         const grok_quant_mix *m = grok_quant_mix_at(i);
         fprintf(out, "  %2d or %-7s %s\n", m->ftype, m->name, m->desc);
     }
-    fprintf(out, "  (Q4_K and Q5_K are Q4_K_M and Q5_K_M, as in llama-quantize.) In a model with 8\n"
-                 "  experts, as Grok-1, the quantized mixes give attn_k and attn_v q8_0, and\n"
-                 "  Q4_K_S/M attn_output q5_K. A tied embedding (no output.weight, as Grok-1's) gets\n"
-                 "  the output head's type. The float types have no mix rules.\n\n"
+    fprintf(out, "  (Q3_K, Q4_K and Q5_K are Q3_K_M, Q4_K_M and Q5_K_M, as in llama-quantize.) The\n"
+                 "  descriptions are for Grok-1's shape (8 experts, 6 query heads per KV head);\n"
+                 "  other shapes get llama.cpp's other rules. A tied embedding (no output.weight)\n"
+                 "  gets the output head's type. The float types have no mix rules.\n\n"
+                 "  --dry-run                    print each tensor's type and size (stdout), write\n"
+                 "                               nothing (OUT may be left out: IN TYPE)\n"
                  "  --pure                       one type (TYPE's) for every matrix: no mix rules\n"
                  "  --output-type T              type of output.weight (alias --output-tensor-type)\n"
                  "  --token-embedding-type T     type of token_embd.weight\n"
-                 "                               (T: q8_0, q6_K, q5_K, q4_K, q4_0, f16, bf16, f32)\n"
+                 "                               (T: a type of the mixes above: q8_0, q6_K, q4_K,\n"
+                 "                               iq4_nl, q2_K, f16, ...)\n"
                  "  --imatrix FILE               importance matrix (grok imatrix or llama-imatrix;\n"
-                 "                               GGUF or .dat): q4_K, q5_K and q6_K weigh each\n"
-                 "                               value's error by its column's mean squared input\n"
+                 "                               GGUF or .dat): the encoders weigh each value's\n"
+                 "                               error by its column's mean squared input\n"
                  "  --threads N                  worker threads (all cores)\n"
                  "  --force                      overwrite OUT if it exists\n"
                  "  --pack                       also write OUT.grokpack, the packed layout later runs\n"
@@ -49,7 +54,7 @@ static void usage(FILE *out) {
 static int parse_type_flag(const char *flag, const char *value) {
     int t = grok_type_from_name(value);
     if (t < 0 || grok_llama_ftype((grok_type)t) < 0) {
-        cli_error("quantize", "%s: '%s' is not one of q8_0, q6_K, q5_K, q4_K, q4_0, f16, bf16, f32", flag,
+        cli_error("quantize", "%s: '%s' is not a type of llama.cpp's file types (q8_0, q6_K, q4_K, q2_K, iq4_xs, f16, ...)", flag,
                   value);
         exit(2);
     }
@@ -70,12 +75,22 @@ static void show_progress(void *ud, int64_t done, int64_t total, const char *nam
     if (done == total) fputc('\n', stderr);
 }
 
+/* --dry-run's table on stdout, one tensor a line: name, type now, type it
+ * would get, bytes. */
+static void print_plan(void *ud, const char *name, grok_type from, grok_type to, uint64_t bytes) {
+    (void)ud;
+    printf("%-40s %-8s -> %-8s %12" PRIu64 "\n", name, grok_type_get_traits((uint32_t)from)->name,
+           grok_type_get_traits((uint32_t)to)->name, bytes);
+}
+
 int cmd_quantize(int argc, char **argv) {
     const char *pos[3] = {NULL, NULL, NULL}, *val;
     int npos = 0;
     int64_t threads = 0;
     bool force = false, pack = false;
-    grok_quantize_params qp = {NULL, false, -1, -1, NULL, NULL};
+    grok_quantize_params qp;
+    memset(&qp, 0, sizeof qp);
+    qp.output_type = qp.token_embd_type = -1;
     const char *imatrix_path = NULL;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -89,6 +104,10 @@ int cmd_quantize(int argc, char **argv) {
         }
         if (cli_flag(argv, argc, &i, "--force", NULL)) {
             force = true;
+            continue;
+        }
+        if (cli_flag(argv, argc, &i, "--dry-run", NULL)) {
+            qp.dry_run = true;
             continue;
         }
         if (cli_flag(argv, argc, &i, "--pure", NULL)) {
@@ -107,12 +126,13 @@ int cmd_quantize(int argc, char **argv) {
         if (argv[i][0] == '-' || npos == 3) return cli_unknown("quantize", argv[i]);
         pos[npos++] = argv[i];
     }
+    if (qp.dry_run && npos == 2) pos[2] = pos[1], pos[1] = NULL, npos = 3; /* IN TYPE */
     if (npos != 3) {
         cli_error("quantize", "IN.gguf OUT.gguf TYPE are required (see grok quantize --help)");
         return 2;
     }
     if (!(qp.mix = grok_quant_mix_find(pos[2]))) {
-        char names[256] = "";
+        char names[512] = "";
         for (int i = 0; grok_quant_mix_at(i); i++)
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
                      grok_quant_mix_at(i)->name);
@@ -120,7 +140,10 @@ int cmd_quantize(int argc, char **argv) {
         return 2;
     }
     struct stat st;
-    if (!force && stat(pos[1], &st) == 0) {
+    if (qp.dry_run) {
+        qp.plan = print_plan;
+        if (!pos[1]) pos[1] = "(dry run)";
+    } else if (!force && stat(pos[1], &st) == 0) {
         cli_error("quantize", "%s exists; pass --force to overwrite it", pos[1]);
         return 1;
     }
@@ -150,6 +173,13 @@ int cmd_quantize(int argc, char **argv) {
     if (rc) {
         cli_error("quantize", "%s", err);
         return 1;
+    }
+    if (qp.dry_run) {
+        const double mib = 1024.0 * 1024.0, n = qs.n_elements ? (double)qs.n_elements : 1.0;
+        fprintf(stderr, "grok quantize: dry run, %s as %s%s: weights %.2f MiB -> %.2f MiB (%.2f bits/weight)\n",
+                pos[0], qp.mix->name, qp.pure ? " --pure" : "", (double)qs.bytes_in / mib,
+                (double)qs.bytes_out / mib, 8.0 * (double)qs.bytes_out / n);
+        return 0;
     }
     /* llama-quantize's closing lines in one: what each type got, the
      * weights' size before and after, and the file's */

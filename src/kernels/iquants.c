@@ -5,7 +5,8 @@
  * activations, one token or many per weight row. These are the ground
  * truth the SIMD variants are tested against, so they favour plainness:
  * every super-block is first unpacked into its integer weights and scales
- * (grok_iq_unpack), and everything else works from that.
+ * (grok_iq_unpack), and everything else works from that. The encoders
+ * are in iq_encode.c.
  */
 #include <string.h>
 
@@ -222,6 +223,9 @@ static void iq_dot_q8a_multi(uint32_t type, const void *row, const block_q8a *co
 #define IQ_FUNCS(T, NAME)                                                                                \
     static void NAME##_to_f32(const void *src, float *dst, int64_t n) { iq_to_f32(T, src, dst, n); }     \
     static float NAME##_dot(const void *row, const float *x, int64_t n) { return iq_dot(T, row, x, n); } \
+    static void NAME##_from_f32(const float *src, void *dst, int64_t n) {                                \
+        grok_iq_from_f32_weighted(T, src, dst, n, NULL);                                                 \
+    }                                                                                                    \
     static float NAME##_dot_q8a(const void *row, const block_q8a *x, int64_t n) {                        \
         return iq_dot_q8a(T, row, x, n);                                                                 \
     }                                                                                                    \
@@ -237,7 +241,7 @@ IQ_FUNCS(GROK_TYPE_IQ3_S, iq3_s)
 IQ_FUNCS(GROK_TYPE_IQ1_S, iq1_s)
 IQ_FUNCS(GROK_TYPE_IQ1_M, iq1_m)
 
-#define IQ_ENTRY(T, NAME) [T] = {NAME##_to_f32, NULL, NAME##_dot}
+#define IQ_ENTRY(T, NAME) [T] = {NAME##_to_f32, NAME##_from_f32, NAME##_dot}
 static const grok_type_kernels KERNELS[GROK_TYPE_COUNT] = {
     IQ_ENTRY(GROK_TYPE_IQ2_XXS, iq2_xxs), IQ_ENTRY(GROK_TYPE_IQ2_XS, iq2_xs),
     IQ_ENTRY(GROK_TYPE_IQ2_S, iq2_s),     IQ_ENTRY(GROK_TYPE_IQ3_XXS, iq3_xxs),

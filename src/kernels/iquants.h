@@ -48,10 +48,17 @@
 
 /* Whether type is one of the seven i-quant types here. */
 bool grok_iq_type(uint32_t type);
-/* The reference kernels of an i-quant type (NULL for other types). No
- * encoder: from_f32 is NULL (grok.c reads these files, llama-quantize
- * writes them). */
+/* The reference kernels of an i-quant type (NULL for other types); their
+ * from_f32 is grok_iq_from_f32_weighted without an importance matrix. */
 const grok_type_kernels *grok_iq_kernels(uint32_t type);
+/* The encoders (iq_encode.c): n values (a multiple of 256) of src into
+ * dst, each value's squared error weighted by imx[i] (an importance
+ * matrix row; NULL: all 1). Thread-safe; the first call builds the
+ * codebooks' neighbour tables (about 1 MB). grok_iq_encoder_ready builds
+ * them and says whether that worked (it fails only out of memory, and then
+ * the encoder writes zero blocks). */
+void grok_iq_from_f32_weighted(uint32_t type, const float *src, void *dst, int64_t n, const float *imx);
+bool grok_iq_encoder_ready(void);
 const grok_dot_kernels *grok_iq_dot_reference(uint32_t type);
 
 /* The SIMD dots of the i-quants (x86_iquants.c, arm_neon_iquants.c), set

@@ -131,6 +131,8 @@ void grok_q6_K_from_f32(const float *src, void *dst, int64_t n);
  * (imx[0..n): the mean squared input of each value's column; grok
  * imatrix). Other types, or imx NULL: the type's from_f32. */
 bool grok_type_takes_imatrix(uint32_t type);
+/* Whether grok_from_f32_weighted can encode type at all. */
+bool grok_type_can_encode(uint32_t type);
 void grok_from_f32_weighted(uint32_t type, const float *src, void *dst, int64_t n, const float *imx);
 
 /* NULL for types without kernels. These are the scalar references. */

@@ -22,6 +22,8 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/iquants.h"
+#include "kernels/qtypes.h"
 
 /* Nearest integer (ties to even) clamped to [lo, hi]; NaN gives lo, so
  * that no float-to-int conversion can overflow. Adding 1.5 * 2^23 leaves
@@ -36,26 +38,36 @@ static int qround(float v, int lo, int hi) {
     return (int)(u & 0x7fffff) - 0x400000;
 }
 
-/* imx (may be NULL): an importance matrix's mean squared input of each
- * value's column, which scales its weight: the error of a weight whose
- * input is large costs more in the product. */
+/* The weight of each value's error in the fits. With an importance matrix
+ * (imx: each column's mean squared input) it is that alone: a product's
+ * expected squared error is sum imx[c] * err[c]^2 when the inputs are
+ * uncorrelated, so these weights minimise what the matrix product loses
+ * (tried against imx * (rms + |x|) and imx * sqrt(rms^2 + x^2): both lose
+ * 2-7 % more of that error, see docs/quantization.md). Without one, every
+ * column counts alike, and rms + |x| favours the large values, whose
+ * errors matter most where a few inputs dominate, without ignoring the
+ * small ones. */
 static void fit_weights(const float *x, int n, const float *imx, float *w) {
+    if (imx) {
+        memcpy(w, imx, (size_t)n * sizeof *w);
+        return;
+    }
     float ss = 0;
     for (int i = 0; i < n; i++) ss += x[i] * x[i];
     const float rms = sqrtf(ss / (float)n);
-    for (int i = 0; i < n; i++) w[i] = (rms + fabsf(x[i])) * (imx ? imx[i] : 1.0f);
+    for (int i = 0; i < n; i++) w[i] = rms + fabsf(x[i]);
 }
 
 #define FIT_STEPS 10 /* grid steps (nmax + t/10)/range for t in -10..10 */
 #define FIT_ROUNDS 2 /* re-rounding rounds after the search */
 
-/* x[0..n) ~ a*l + b with l in 0..nmax, a >= 0, b <= 0 (the format stores
- * -b as a non-negative min), minimising sum w (a*l + b - x)^2. Returns the
- * error; *a, *b the fit. */
-static float fit_asym(const float *x, const float *w, int n, int nmax, float *a, float *b) {
+/* x[0..n) ~ a*l + b with l in 0..nmax, a >= 0, minimising sum w (a*l + b
+ * - x)^2. b <= 0 unless any_b (the k-quants store -b as a non-negative
+ * min; q4_1 and q5_1 store b as an f16). Returns the error; *a, *b the fit. */
+static float fit_asym(const float *x, const float *w, int n, int nmax, bool any_b, float *a, float *b) {
     float lo = x[0], hi = x[0];
     for (int i = 1; i < n; i++) lo = fminf(lo, x[i]), hi = fmaxf(hi, x[i]);
-    if (lo > 0) lo = 0;
+    if (lo > 0 && !any_b) lo = 0;
     float best_a = 0, best_b = lo, best = INFINITY;
     if (!(hi > lo)) { /* all equal (or not finite): the min alone */
         *a = 0, *b = lo;
@@ -84,7 +96,7 @@ static float fit_asym(const float *x, const float *w, int n, int nmax, float *a,
             ca = 1.0f / ia, cb = lo;
         } else if (det > 0) {
             ca = (sw * slx - sx * sl) / det, cb = (sll * sx - sl * slx) / det;
-            if (cb > 0) cb = 0, ca = slx / sll;
+            if (cb > 0 && !any_b) cb = 0, ca = slx / sll;
         } else {
             continue;
         }
@@ -100,9 +112,10 @@ static float fit_asym(const float *x, const float *w, int n, int nmax, float *a,
     return best;
 }
 
-/* x[0..n) ~ a*l with l in -32..31, minimising sum w (a*l - x)^2. The
- * value of largest magnitude goes to the -32 end, which has one step more. */
-static float fit_sym(const float *x, const float *w, int n, float *a) {
+/* x[0..n) ~ a*l with l in -nmin..nmin-1, minimising sum w (a*l - x)^2.
+ * The value of largest magnitude goes to the -nmin end, which has one step
+ * more. */
+static float fit_sym(const float *x, const float *w, int n, int nmin, float *a) {
     float amax = 0, mx = 0;
     for (int i = 0; i < n; i++)
         if (fabsf(x[i]) > amax) amax = fabsf(x[i]), mx = x[i];
@@ -114,14 +127,14 @@ static float fit_sym(const float *x, const float *w, int n, float *a) {
     for (int t = -FIT_STEPS; t <= FIT_STEPS + FIT_ROUNDS; t++) {
         float ia;
         if (t <= FIT_STEPS)
-            ia = -(32.0f + 0.1f * (float)t) / mx;
+            ia = -((float)nmin + 0.1f * (float)t) / mx;
         else if (best_a != 0)
             ia = 1.0f / best_a;
         else
             break;
         float sll = 0, slx = 0, sxx = 0;
         for (int i = 0; i < n; i++) {
-            const int l = qround(x[i] * ia, -32, 31);
+            const int l = qround(x[i] * ia, -nmin, nmin - 1);
             sll += w[i] * (float)(l * l), slx += w[i] * (float)l * x[i], sxx += w[i] * x[i] * x[i];
         }
         if (!(sll > 0)) continue;
@@ -131,6 +144,49 @@ static float fit_sym(const float *x, const float *w, int n, float *a) {
     }
     *a = best_a;
     return best;
+}
+
+/* sum w (ds*q - dm - x)^2 with q = round((x + dm)/ds) in 0..nmax, into q. */
+static float sub_err_asym(const float *x, const float *w, int n, float ds, float dm, int nmax, uint8_t *q) {
+    float e = 0;
+    for (int i = 0; i < n; i++) {
+        const int l = ds > 0 ? qround((x[i] + dm) / ds, 0, nmax) : 0;
+        const float r = ds * (float)l - dm - x[i];
+        e += w[i] * r * r;
+        q[i] = (uint8_t)l;
+    }
+    return e;
+}
+
+/* sum w (ds*q - x)^2 with q = round(x/ds) in -nmin..nmin-1, into q. */
+static float sub_err_sym(const float *x, const float *w, int n, float ds, int nmin, int8_t *q) {
+    float e = 0;
+    for (int i = 0; i < n; i++) {
+        const int l = ds != 0 ? qround(x[i] / ds, -nmin, nmin - 1) : 0;
+        const float r = ds * (float)l - x[i];
+        e += w[i] * r * r;
+        q[i] = (int8_t)l;
+    }
+    return e;
+}
+
+/* The quantized scale and min (0..smax, against the super-block's df, mf)
+ * of a sub-block fit a, mn: the nearest and one step either side of each,
+ * whichever gives the smallest error with the values rounded again (into
+ * q). The scales' rounding costs as much as the values' at 4 to 6 bits. */
+static void refine_scale_min(const float *x, const float *w, int n, int nmax, int smax, float df, float mf, float a,
+                             float mn, uint8_t *sc_out, uint8_t *m_out, uint8_t *q) {
+    const int sc0 = df > 0 ? qround(a / df, 0, smax) : 0, m0 = mf > 0 ? qround(mn / mf, 0, smax) : 0;
+    uint8_t tq[32];
+    float best = INFINITY;
+    *sc_out = (uint8_t)sc0, *m_out = (uint8_t)m0;
+    for (int ds = -1; ds <= 1; ds++)
+        for (int dm = -1; dm <= 1; dm++) {
+            const int sc = sc0 + ds, m = m0 + dm;
+            if (sc < 0 || sc > smax || m < 0 || m > smax) continue;
+            const float e = sub_err_asym(x, w, n, df * (float)sc, mf * (float)m, nmax, tq);
+            if (e < best) best = e, *sc_out = (uint8_t)sc, *m_out = (uint8_t)m, memcpy(q, tq, (size_t)n);
+        }
 }
 
 /* The 6-bit scales and mins of 8 sub-blocks into ggml's 12 bytes (the
@@ -153,29 +209,24 @@ static void pack_scale_min(const uint8_t sc[8], const uint8_t m[8], uint8_t out[
  * order, d, dmin and the packed scales. */
 static void encode_asym(const float *x, const float *imx, int nmax, uint8_t q[QK_K], uint16_t *d, uint16_t *dmin,
                         uint8_t scales[12]) {
-    float a[8], mn[8], w[32], amax = 0, mmax = 0;
+    float a[8], mn[8], w[QK_K], amax = 0, mmax = 0;
     for (int s = 0; s < 8; s++) {
         float b;
-        fit_weights(x + 32 * s, 32, imx ? imx + 32 * s : NULL, w);
-        fit_asym(x + 32 * s, w, 32, nmax, &a[s], &b);
+        fit_weights(x + 32 * s, 32, imx ? imx + 32 * s : NULL, w + 32 * s);
+        fit_asym(x + 32 * s, w + 32 * s, 32, nmax, false, &a[s], &b);
         mn[s] = -b;
         amax = fmaxf(amax, a[s]), mmax = fmaxf(mmax, mn[s]);
     }
     *d = grok_fp32_to_fp16(amax / 63.0f);
     *dmin = grok_fp32_to_fp16(mmax / 63.0f);
     const float df = grok_fp16_to_fp32(*d), mf = grok_fp16_to_fp32(*dmin);
+    /* each sub-block's 6-bit scale and min, one step either side of the
+     * nearest, whichever gives the smallest error with its values rounded
+     * against what the decoder computes: (d*sc)*q - dmin*m */
     uint8_t sc[8], m[8];
-    for (int s = 0; s < 8; s++) {
-        sc[s] = df > 0 ? (uint8_t)qround(a[s] / df, 0, 63) : 0;
-        m[s] = mf > 0 ? (uint8_t)qround(mn[s] / mf, 0, 63) : 0;
-    }
+    for (int s = 0; s < 8; s++)
+        refine_scale_min(x + 32 * s, w + 32 * s, 32, nmax, 63, df, mf, a[s], mn[s], &sc[s], &m[s], q + 32 * s);
     pack_scale_min(sc, m, scales);
-    /* the values against what the decoder computes: (d*sc)*q - dmin*m */
-    for (int s = 0; s < 8; s++) {
-        const float ds = df * (float)sc[s], dm = mf * (float)m[s];
-        for (int l = 0; l < 32; l++)
-            q[32 * s + l] = ds > 0 ? (uint8_t)qround((x[32 * s + l] + dm) / ds, 0, nmax) : 0;
-    }
 }
 
 static void q4_K_encode(const float *src, void *dst, int64_t n, const float *imx) {
@@ -213,7 +264,7 @@ static void q6_K_encode(const float *src, void *dst, int64_t n, const float *imx
         float a[16], w[16], amax = 0;
         for (int k = 0; k < 16; k++) {
             fit_weights(x + 16 * k, 16, imx ? imx + i * QK_K + 16 * k : NULL, w);
-            fit_sym(x + 16 * k, w, 16, &a[k]);
+            fit_sym(x + 16 * k, w, 16, 32, &a[k]);
             amax = fmaxf(amax, fabsf(a[k]));
         }
         b.d = grok_fp32_to_fp16(amax / 127.0f);
@@ -239,19 +290,304 @@ static void q6_K_encode(const float *src, void *dst, int64_t n, const float *imx
     }
 }
 
+/* ---- the 32-value types: one f16 scale (and min) per block ----
+ * Q4_1 / Q5_1: value = d*q + m, q 0..15 / 0..31; Q5_0: value = d*(q - 16),
+ * q 0..31. The same fits as a k-quant's sub-block, with the block's own
+ * f16 parameters instead of quantized scales. */
+
+/* Q4_1's and Q5_1's 32 codes (0..nmax) and f16 d, m of one block. */
+static void encode_lin(const float *x, const float *imx, int nmax, uint8_t q[32], uint16_t *d, uint16_t *m) {
+    float w[32], a, b;
+    fit_weights(x, 32, imx, w);
+    fit_asym(x, w, 32, nmax, true, &a, &b);
+    *d = grok_fp32_to_fp16(a), *m = grok_fp32_to_fp16(b);
+    const float df = grok_fp16_to_fp32(*d), mf = grok_fp16_to_fp32(*m);
+    for (int l = 0; l < 32; l++) q[l] = df > 0 ? (uint8_t)qround((x[l] - mf) / df, 0, nmax) : 0;
+}
+
+static void q4_1_encode(const float *src, void *dst, int64_t n, const float *imx) {
+    for (int64_t i = 0; i < n / 32; i++) {
+        block_q4_1 b;
+        uint8_t q[32];
+        encode_lin(src + i * 32, imx ? imx + i * 32 : NULL, 15, q, &b.d, &b.m);
+        for (int l = 0; l < 16; l++) b.qs[l] = (uint8_t)(q[l] | (q[l + 16] << 4));
+        memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
+    }
+}
+
+/* Q5_0's and Q5_1's codes: low nibbles as Q4_0's, the fifth bits in qh. */
+static void pack5(const uint8_t q[32], uint8_t qs[16], uint8_t qh[4]) {
+    uint32_t h = 0;
+    for (int l = 0; l < 16; l++) {
+        qs[l] = (uint8_t)((q[l] & 15) | ((q[l + 16] & 15) << 4));
+        h |= (uint32_t)(q[l] >> 4) << l | (uint32_t)(q[l + 16] >> 4) << (l + 16);
+    }
+    for (int k = 0; k < 4; k++) qh[k] = (uint8_t)(h >> (8 * k));
+}
+
+static void q5_1_encode(const float *src, void *dst, int64_t n, const float *imx) {
+    for (int64_t i = 0; i < n / 32; i++) {
+        block_q5_1 b;
+        uint8_t q[32];
+        encode_lin(src + i * 32, imx ? imx + i * 32 : NULL, 31, q, &b.d, &b.m);
+        pack5(q, b.qs, b.qh);
+        memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
+    }
+}
+
+static void q5_0_encode(const float *src, void *dst, int64_t n, const float *imx) {
+    for (int64_t i = 0; i < n / 32; i++) {
+        const float *x = src + i * 32;
+        block_q5_0 b;
+        float w[32], a;
+        uint8_t q[32];
+        fit_weights(x, 32, imx ? imx + i * 32 : NULL, w);
+        fit_sym(x, w, 32, 16, &a);
+        b.d = grok_fp32_to_fp16(a);
+        const float df = grok_fp16_to_fp32(b.d);
+        for (int l = 0; l < 32; l++) q[l] = (uint8_t)(df != 0 ? qround(x[l] / df, -16, 15) + 16 : 16);
+        pack5(q, b.qs, b.qh);
+        memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
+    }
+}
+
+/* ---- Q2_K and Q3_K: 16 sub-blocks of 16 ----
+ * Their sub-block scales have 4 bits (Q2_K, and 4-bit mins) or 6 signed
+ * bits (Q3_K): after the fits are quantized against the super-block's f16
+ * d (and dmin) each sub-block tries its scale (and min) one step either
+ * side, as Q4_K and Q5_K do. */
+static void q2_K_encode(const float *src, void *dst, int64_t n, const float *imx) {
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float *x = src + i * QK_K;
+        block_q2_K b;
+        float a[16], mn[16], w[QK_K], amax = 0, mmax = 0;
+        for (int s = 0; s < 16; s++) {
+            float bb;
+            fit_weights(x + 16 * s, 16, imx ? imx + i * QK_K + 16 * s : NULL, w + 16 * s);
+            fit_asym(x + 16 * s, w + 16 * s, 16, 3, false, &a[s], &bb);
+            mn[s] = -bb;
+            amax = fmaxf(amax, a[s]), mmax = fmaxf(mmax, mn[s]);
+        }
+        b.d = grok_fp32_to_fp16(amax / 15.0f);
+        b.dmin = grok_fp32_to_fp16(mmax / 15.0f);
+        const float df = grok_fp16_to_fp32(b.d), mf = grok_fp16_to_fp32(b.dmin);
+        uint8_t q[QK_K];
+        for (int s = 0; s < 16; s++) {
+            uint8_t sc, m;
+            refine_scale_min(x + 16 * s, w + 16 * s, 16, 3, 15, df, mf, a[s], mn[s], &sc, &m, q + 16 * s);
+            b.scales[s] = (uint8_t)(sc | (m << 4));
+        }
+        memset(b.qs, 0, sizeof b.qs);
+        for (int h = 0; h < 2; h++)
+            for (int j = 0; j < 4; j++)
+                for (int l = 0; l < 32; l++) b.qs[32 * h + l] |= (uint8_t)(q[128 * h + 32 * j + l] << (2 * j));
+        memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
+    }
+}
+
+static void q3_K_encode(const float *src, void *dst, int64_t n, const float *imx) {
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float *x = src + i * QK_K;
+        block_q3_K b;
+        float a[16], w[QK_K], amax = 0, mx = 0;
+        for (int s = 0; s < 16; s++) {
+            fit_weights(x + 16 * s, 16, imx ? imx + i * QK_K + 16 * s : NULL, w + 16 * s);
+            fit_sym(x + 16 * s, w + 16 * s, 16, 4, &a[s]);
+            if (fabsf(a[s]) > amax) amax = fabsf(a[s]), mx = a[s];
+        }
+        /* the scale of largest magnitude goes to -32, the end with one step more */
+        b.d = grok_fp32_to_fp16(mx / -32.0f);
+        const float df = grok_fp16_to_fp32(b.d);
+        int8_t q[QK_K], tq[16];
+        int sc[16];
+        for (int s = 0; s < 16; s++) {
+            const int s0 = df != 0 ? qround(a[s] / df, -32, 31) : 0;
+            float best = INFINITY;
+            sc[s] = s0;
+            for (int t = -1; t <= 1; t++) {
+                const int c = s0 + t;
+                if (c < -32 || c > 31) continue;
+                const float e = sub_err_sym(x + 16 * s, w + 16 * s, 16, df * (float)c, 4, tq);
+                if (e < best) best = e, sc[s] = c, memcpy(q + 16 * s, tq, 16);
+            }
+        }
+        memset(b.scales, 0, sizeof b.scales);
+        for (int s = 0; s < 16; s++) {
+            const int v = sc[s] + 32;
+            b.scales[s % 8] |= (uint8_t)((v & 15) << (s < 8 ? 0 : 4));
+            b.scales[8 + s % 4] |= (uint8_t)((v >> 4) << (2 * (s / 4)));
+        }
+        memset(b.qs, 0, sizeof b.qs);
+        memset(b.hmask, 0, sizeof b.hmask);
+        for (int h = 0; h < 2; h++)
+            for (int j = 0; j < 4; j++)
+                for (int l = 0; l < 32; l++) {
+                    const int v = q[128 * h + 32 * j + l] + 4; /* 0..7 */
+                    b.qs[32 * h + l] |= (uint8_t)((v & 3) << (2 * j));
+                    b.hmask[l] |= (uint8_t)((v >> 2) << (4 * h + j));
+                }
+        memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
+    }
+}
+
+/* ---- IQ4_NL and IQ4_XS: 16 fixed non-linear levels times a scale ----
+ * The search is the linear types' on this grid: for scales that put the
+ * value of largest magnitude at or near either end of the grid (it is not
+ * symmetric: -127 .. 113), each value takes its nearest level and the
+ * weighted least-squares scale for those levels is solved; the best is
+ * kept and its levels chosen again while that helps. */
+
+/* The level of GROK_KVALUES_IQ4NL nearest v (ties to the lower). */
+static int nl_level(float v) {
+    static const float mid[15] = {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f,
+                                  7.0f,    19.0f,  31.5f,  45.5f,  61.0f,  79.0f,  101.0f};
+    int lo = 0, hi = 15; /* binary search on the midpoints */
+    while (lo < hi) {
+        const int m = (lo + hi) / 2;
+        if (v > mid[m])
+            lo = m + 1;
+        else
+            hi = m;
+    }
+    return lo;
+}
+
+#define NL_STEPS 8 /* candidate scales per grid end: the end's level + t, t in -8..8 */
+
+/* x[0..n) ~ d * K[l]: the best d (weighted error sum w (d K[l] - x)^2),
+ * returned with the error in *err. */
+static float fit_nl(const float *x, const float *w, int n, float *err) {
+    float amax = 0, mx = 0;
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i]) > amax) amax = fabsf(x[i]), mx = x[i];
+    float best_d = 0, best = INFINITY;
+    if (!(amax > 0)) {
+        *err = 0;
+        return 0;
+    }
+    float sxx = 0;
+    for (int i = 0; i < n; i++) sxx += w[i] * x[i] * x[i];
+    for (int t = -2 * NL_STEPS - 1; t <= 2 * NL_STEPS + 3; t++) {
+        float id;
+        if (t < 0)
+            id = (-127.0f - (float)(t + NL_STEPS + 1)) / mx; /* mx near -127 */
+        else if (t <= 2 * NL_STEPS)
+            id = (113.0f + (float)(t - NL_STEPS)) / mx; /* mx near 113 */
+        else if (best_d != 0)
+            id = 1.0f / best_d; /* the best so far, levels chosen again */
+        else
+            break;
+        float skk = 0, skx = 0;
+        for (int i = 0; i < n; i++) {
+            const float k = (float)GROK_KVALUES_IQ4NL[nl_level(x[i] * id)];
+            skk += w[i] * k * k, skx += w[i] * k * x[i];
+        }
+        if (!(skk > 0)) continue;
+        const float d = skx / skk, e = sxx - d * skx;
+        if (e < best) best = e, best_d = d;
+    }
+    *err = best;
+    return best_d;
+}
+
+/* The levels of x for the scale d into q (0..15), and the weighted error. */
+static float nl_assign(const float *x, const float *w, int n, float d, uint8_t *q) {
+    float e = 0;
+    const float id = d != 0 ? 1.0f / d : 0;
+    for (int i = 0; i < n; i++) {
+        const int l = nl_level(x[i] * id);
+        const float r = d * (float)GROK_KVALUES_IQ4NL[l] - x[i];
+        e += w[i] * r * r;
+        q[i] = (uint8_t)l;
+    }
+    return e;
+}
+
+static void iq4_nl_encode(const float *src, void *dst, int64_t n, const float *imx) {
+    for (int64_t i = 0; i < n / 32; i++) {
+        const float *x = src + i * 32;
+        block_iq4_nl b;
+        float w[32], e;
+        uint8_t q[32];
+        fit_weights(x, 32, imx ? imx + i * 32 : NULL, w);
+        b.d = grok_fp32_to_fp16(fit_nl(x, w, 32, &e));
+        nl_assign(x, w, 32, grok_fp16_to_fp32(b.d), q);
+        for (int l = 0; l < 16; l++) b.qs[l] = (uint8_t)(q[l] | (q[l + 16] << 4));
+        memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
+    }
+}
+
+static void iq4_xs_encode(const float *src, void *dst, int64_t n, const float *imx) {
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float *x = src + i * QK_K;
+        block_iq4_xs b;
+        float a[8], w[QK_K], amax = 0, mx = 0, e;
+        for (int s = 0; s < 8; s++) {
+            fit_weights(x + 32 * s, 32, imx ? imx + i * QK_K + 32 * s : NULL, w + 32 * s);
+            a[s] = fit_nl(x + 32 * s, w + 32 * s, 32, &e);
+            if (fabsf(a[s]) > amax) amax = fabsf(a[s]), mx = a[s];
+        }
+        b.d = grok_fp32_to_fp16(mx / -32.0f);
+        const float df = grok_fp16_to_fp32(b.d);
+        uint8_t q[QK_K], tq[32];
+        b.scales_h = 0;
+        memset(b.scales_l, 0, sizeof b.scales_l);
+        for (int s = 0; s < 8; s++) {
+            const int s0 = df != 0 ? qround(a[s] / df, -32, 31) : 0;
+            int bs = s0;
+            float best = INFINITY;
+            for (int t = -1; t <= 1; t++) {
+                const int c = s0 + t;
+                if (c < -32 || c > 31) continue;
+                const float ee = nl_assign(x + 32 * s, w + 32 * s, 32, df * (float)c, tq);
+                if (ee < best) best = ee, bs = c, memcpy(q + 32 * s, tq, 32);
+            }
+            const int v = bs + 32;
+            b.scales_l[s / 2] |= (uint8_t)((v & 15) << (4 * (s % 2)));
+            b.scales_h |= (uint16_t)((v >> 4) << (2 * s));
+            for (int l = 0; l < 16; l++) b.qs[16 * s + l] = (uint8_t)(q[32 * s + l] | (q[32 * s + l + 16] << 4));
+        }
+        memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
+    }
+}
+
 void grok_q4_K_from_f32(const float *src, void *dst, int64_t n) { q4_K_encode(src, dst, n, NULL); }
 void grok_q5_K_from_f32(const float *src, void *dst, int64_t n) { q5_K_encode(src, dst, n, NULL); }
 void grok_q6_K_from_f32(const float *src, void *dst, int64_t n) { q6_K_encode(src, dst, n, NULL); }
 
-bool grok_type_takes_imatrix(uint32_t type) {
-    return type == GROK_TYPE_Q4_K || type == GROK_TYPE_Q5_K || type == GROK_TYPE_Q6_K;
+/* The weighted encoders by type: one switch, so that what can be encoded
+ * with importance data and what can be encoded at all are one list. */
+typedef void (*weighted_encoder)(const float *src, void *dst, int64_t n, const float *imx);
+static weighted_encoder weighted_encoder_of(uint32_t type) {
+    switch (type) {
+    case GROK_TYPE_Q4_K: return q4_K_encode;
+    case GROK_TYPE_Q5_K: return q5_K_encode;
+    case GROK_TYPE_Q6_K: return q6_K_encode;
+    case GROK_TYPE_Q4_1: return q4_1_encode;
+    case GROK_TYPE_Q5_0: return q5_0_encode;
+    case GROK_TYPE_Q5_1: return q5_1_encode;
+    case GROK_TYPE_Q2_K: return q2_K_encode;
+    case GROK_TYPE_Q3_K: return q3_K_encode;
+    case GROK_TYPE_IQ4_NL: return iq4_nl_encode;
+    case GROK_TYPE_IQ4_XS: return iq4_xs_encode;
+    default: return NULL;
+    }
+}
+
+/* The i-quants' encoders (iq_encode.c) take the type as an argument. */
+bool grok_type_takes_imatrix(uint32_t type) { return weighted_encoder_of(type) != NULL || grok_iq_type(type); }
+
+bool grok_type_can_encode(uint32_t type) {
+    const grok_type_kernels *k = grok_kernels_get(type);
+    return weighted_encoder_of(type) != NULL || (k && k->from_f32);
 }
 
 void grok_from_f32_weighted(uint32_t type, const float *src, void *dst, int64_t n, const float *imx) {
-    switch (type) {
-    case GROK_TYPE_Q4_K: q4_K_encode(src, dst, n, imx); return;
-    case GROK_TYPE_Q5_K: q5_K_encode(src, dst, n, imx); return;
-    case GROK_TYPE_Q6_K: q6_K_encode(src, dst, n, imx); return;
-    default: grok_kernels_get(type)->from_f32(src, dst, n);
-    }
+    const weighted_encoder enc = weighted_encoder_of(type);
+    if (grok_iq_type(type))
+        grok_iq_from_f32_weighted(type, src, dst, n, imx);
+    else if (enc)
+        enc(src, dst, n, imx);
+    else
+        grok_kernels_get(type)->from_f32(src, dst, n);
 }

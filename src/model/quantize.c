@@ -27,26 +27,83 @@ enum {
     FT_F32 = 0,
     FT_F16 = 1,
     FT_Q4_0 = 2,
+    FT_Q4_1 = 3,
     FT_Q8_0 = 7,
+    FT_Q5_0 = 8,
+    FT_Q5_1 = 9,
+    FT_Q2_K = 10,
+    FT_Q3_K_S = 11,
+    FT_Q3_K_M = 12,
+    FT_Q3_K_L = 13,
     FT_Q4_K_S = 14,
     FT_Q4_K_M = 15,
     FT_Q5_K_S = 16,
     FT_Q5_K_M = 17,
     FT_Q6_K = 18,
+    FT_IQ2_XXS = 19,
+    FT_IQ2_XS = 20,
+    FT_Q2_K_S = 21,
+    FT_IQ3_XS = 22,
+    FT_IQ3_XXS = 23,
+    FT_IQ1_S = 24,
+    FT_IQ4_NL = 25,
+    FT_IQ3_S = 26,
+    FT_IQ3_M = 27,
+    FT_IQ2_S = 28,
+    FT_IQ2_M = 29,
+    FT_IQ4_XS = 30,
+    FT_IQ1_M = 31,
     FT_BF16 = 32
 };
 
 /* In llama-quantize's order. For a file of one type (grok new, grok
  * convert) the first entry with it as base names the file type: Q4_K_S for
- * q4_K, Q5_K_S for q5_K. */
+ * q4_K, Q5_K_S for q5_K, Q3_K_S for q3_K, IQ2_XS for iq2_xs, IQ3_S for
+ * iq3_s. The descriptions are for Grok-1's shape (8 experts, 6 query
+ * heads per KV head, tied head); "imatrix" marks the mixes refused without
+ * one. */
 static const grok_quant_mix MIXES[] = {
-    {"Q4_0", FT_Q4_0, GROK_TYPE_Q4_0, "q4_0, output q6_K"},
+    {"Q4_0", FT_Q4_0, GROK_TYPE_Q4_0, "q4_0, output q6_K (with an imatrix: ffn_down of the first 1/8 q4_1)"},
+    {"Q4_1", FT_Q4_1, GROK_TYPE_Q4_1, "q4_1, output q6_K"},
+    {"Q5_0", FT_Q5_0, GROK_TYPE_Q5_0, "q5_0, output q6_K (with an imatrix: ffn_down of the first 1/8 q5_1)"},
+    {"Q5_1", FT_Q5_1, GROK_TYPE_Q5_1, "q5_1, output q6_K"},
+    {"IQ2_XXS", FT_IQ2_XXS, GROK_TYPE_IQ2_XXS,
+     "imatrix; iq2_xxs, attn_v/k q4_K, attn_output q5_K, ffn_down (first 1/8) q2_K, output q5_K"},
+    {"IQ2_XS", FT_IQ2_XS, GROK_TYPE_IQ2_XS,
+     "imatrix; iq2_xs, attn_v/k q4_K, attn_output q5_K, ffn_down (first 1/8) q2_K, output q5_K"},
+    {"IQ2_S", FT_IQ2_S, GROK_TYPE_IQ2_XS,
+     "imatrix; iq2_xs, attn_v/k q4_K, attn_output q5_K, ffn_down (first 1/8) iq3_s, output q5_K"},
+    {"IQ2_M", FT_IQ2_M, GROK_TYPE_IQ2_S,
+     "imatrix; iq2_s, attn_v/k q4_K, attn_output q5_K, ffn_down (first 1/8) iq3_s, output q5_K"},
+    {"IQ1_S", FT_IQ1_S, GROK_TYPE_IQ1_S,
+     "imatrix; iq1_s, attn_v/k q4_K, attn_output q5_K, ffn_down (first 1/8) q2_K, output q5_K"},
+    {"IQ1_M", FT_IQ1_M, GROK_TYPE_IQ1_M,
+     "imatrix; iq1_m, attn_v/k q4_K, attn_output q5_K, ffn_down (first 1/8) q2_K, output q5_K"},
+    {"Q2_K", FT_Q2_K, GROK_TYPE_Q2_K, "q2_K, attn_v/k q8_0, attn_output q5_K, ffn_down q3_K, output q6_K"},
+    {"Q2_K_S", FT_Q2_K_S, GROK_TYPE_Q2_K,
+     "imatrix; q2_K, attn_v/k q8_0, ffn_down (first 1/8) q4_K, output q6_K"},
+    {"IQ3_XXS", FT_IQ3_XXS, GROK_TYPE_IQ3_XXS,
+     "imatrix; iq3_xxs, attn_q iq2_s, attn_v/k q8_0, attn_output q5_K, output q6_K"},
+    {"IQ3_S", FT_IQ3_S, GROK_TYPE_IQ3_S, "iq3_s, attn_v/k q8_0, attn_output q5_K, output q6_K"},
+    {"IQ3_M", FT_IQ3_M, GROK_TYPE_IQ3_S,
+     "iq3_s, attn_v/k q8_0, attn_output q5_K, ffn_down q4_K in the more-bits layers, output q6_K"},
+    {"IQ3_XS", FT_IQ3_XS, GROK_TYPE_IQ3_S,
+     "imatrix; iq3_s, attn_q and middle ffn_gate/up iq3_xxs, attn_v/k q8_0, attn_output q5_K, output q6_K"},
+    {"Q3_K_S", FT_Q3_K_S, GROK_TYPE_Q3_K, "q3_K, attn_v/k q8_0, attn_output q5_K, output q6_K"},
+    {"Q3_K_M", FT_Q3_K_M, GROK_TYPE_Q3_K,
+     "q3_K, attn_v/k q8_0, attn_output q5_K, ffn_down q4_K (first 1/16 q5_K), output q6_K"},
+    {"Q3_K_L", FT_Q3_K_L, GROK_TYPE_Q3_K, "q3_K, attn_v/k q8_0, ffn_down q5_K, output q6_K"},
+    {"IQ4_NL", FT_IQ4_NL, GROK_TYPE_IQ4_NL,
+     "iq4_nl, attn_v/k q8_0, attn_output q5_K, ffn_down (first 1/8, no imatrix) q5_K, output q6_K"},
+    {"IQ4_XS", FT_IQ4_XS, GROK_TYPE_IQ4_XS,
+     "iq4_xs, attn_v/k q8_0, attn_output q5_K, ffn_down (first 1/8, no imatrix) q5_K, output q6_K"},
     {"Q4_K_S", FT_Q4_K_S, GROK_TYPE_Q4_K,
-     "q4_K, attn_v (4 first layers) and ffn_down (first 1/8) q5_K, output q6_K"},
-    {"Q4_K_M", FT_Q4_K_M, GROK_TYPE_Q4_K, "q4_K, attn_v and ffn_down q6_K in half the layers, output q6_K"},
-    {"Q5_K_S", FT_Q5_K_S, GROK_TYPE_Q5_K, "q5_K, output q6_K"},
-    {"Q5_K_M", FT_Q5_K_M, GROK_TYPE_Q5_K, "q5_K, attn_v and ffn_down q6_K in half the layers, output q6_K"},
-    {"Q6_K", FT_Q6_K, GROK_TYPE_Q6_K, "q6_K"},
+     "q4_K, attn_v/k q8_0, attn_output and ffn_down (first 1/8) q5_K, output q6_K"},
+    {"Q4_K_M", FT_Q4_K_M, GROK_TYPE_Q4_K,
+     "q4_K, attn_v/k q8_0, attn_output q5_K, ffn_down q6_K in the more-bits layers, output q6_K"},
+    {"Q5_K_S", FT_Q5_K_S, GROK_TYPE_Q5_K, "q5_K, attn_v/k q8_0, output q6_K"},
+    {"Q5_K_M", FT_Q5_K_M, GROK_TYPE_Q5_K, "q5_K, attn_v/k q8_0, ffn_down q6_K in the more-bits layers, output q6_K"},
+    {"Q6_K", FT_Q6_K, GROK_TYPE_Q6_K, "q6_K, attn_v/k q8_0"},
     {"Q8_0", FT_Q8_0, GROK_TYPE_Q8_0, "q8_0"},
     {"F16", FT_F16, GROK_TYPE_F16, "f16"},
     {"BF16", FT_BF16, GROK_TYPE_BF16, "bf16"},
@@ -66,6 +123,7 @@ const grok_quant_mix *grok_quant_mix_find(const char *name) {
     for (int i = 0; i < N_MIXES; i++)
         if (strcasecmp(MIXES[i].name, name) == 0) return &MIXES[i];
     /* llama-quantize's aliases: a bare k-quant name means its _M mix */
+    if (strcasecmp(name, "Q3_K") == 0) return mix_of_ftype(FT_Q3_K_M);
     if (strcasecmp(name, "Q4_K") == 0) return mix_of_ftype(FT_Q4_K_M);
     if (strcasecmp(name, "Q5_K") == 0) return mix_of_ftype(FT_Q5_K_M);
     if (name[0] < '0' || name[0] > '9') return NULL;
@@ -141,19 +199,34 @@ static bool more_bits_layer(int64_t il, int64_t n) {
 typedef struct {
     const grok_quantize_params *p;
     int64_t n_layers, n_experts;
-    bool tied; /* no output.weight: token_embd is the output head too */
+    int64_t n_gqa; /* query heads per KV head (head_count / head_count_kv), 0 if unknown */
+    bool tied;     /* no output.weight: token_embd is the output head too */
 } mix_model;
 
+/* The mixes whose bulk is a 1- or 2-bit i-quant: llama.cpp's rules for
+ * them form one group, which spends the bits it saves on attention and on
+ * the first layers' down matrices. */
+static bool very_low_bit(int ft) {
+    return ft == FT_IQ2_XXS || ft == FT_IQ2_XS || ft == FT_IQ2_S || ft == FT_IQ2_M || ft == FT_IQ1_S ||
+           ft == FT_IQ1_M;
+}
+
 /* The output head's error lands on every logit and it is one matrix: it
- * gets q6_K unless the mix is q8_0 already (rows that do not divide into
- * the mix's own blocks: q8_0), or --output-type's type. */
+ * gets q6_K unless the mix is q8_0 already, q5_K in the 1- and 2-bit
+ * mixes (and IQ3_XXS), q8_0 where its rows do not divide into the mix's
+ * own blocks; or --output-type's type. */
 static grok_type output_head_type(const grok_quantize_params *p, const grok_gguf_tensor *t, int64_t block) {
+    const int ft = p->mix->ftype;
     if (p->output_type >= 0) return (grok_type)p->output_type;
     if (t->ne[0] % block) return GROK_TYPE_Q8_0;
+    if (very_low_bit(ft) || ft == FT_IQ3_XXS) return GROK_TYPE_Q5_K;
     return p->mix->base == GROK_TYPE_Q8_0 ? GROK_TYPE_Q8_0 : GROK_TYPE_Q6_K;
 }
 
-/* The type a matrix gets, before the block-size fallback. */
+/* The type a matrix gets, before the block-size fallback. llama.cpp's
+ * rules are one chain of cases per tensor role; they are kept in its
+ * order, since an earlier case wins (IQ3_XXS's down matrices with an
+ * imatrix, for one, fall through every case to the mix's type). */
 static grok_type mix_type(const mix_model *m, const grok_gguf_tensor *t) {
     const grok_quantize_params *p = m->p;
     const int ft = p->mix->ftype;
@@ -161,54 +234,180 @@ static grok_type mix_type(const mix_model *m, const grok_gguf_tensor *t) {
     const int64_t block = grok_type_get_traits((uint32_t)base)->block_size;
     const tensor_role role = role_of(t->name);
     const int64_t il = layer_of(t->name), nl = m->n_layers;
+    const bool imx = p->imatrix != NULL;
+    /* Grok-1 has 8 experts, the shape llama.cpp tuned for Mixtral: there
+     * attention K and V get q8_0 in most mixes (a few MB next to the
+     * experts) and attention output q5_K in the 3- and 4-bit mixes. Its
+     * 48 query heads share 8 KV heads (n_gqa 6): attn_v is 6 times smaller
+     * than attn_q, so more bits there cost little. */
+    const bool eight = m->n_experts == 8, gqa4 = m->n_gqa >= 4;
+    const bool first8 = il >= 0 && il < nl / 8; /* the first eighth of the layers */
+    const bool more = il >= 0 && more_bits_layer(il, nl);
     /* --token-embedding-type and --output-type name the type outright */
     if (role == ROLE_TOKEN_EMBD && p->token_embd_type >= 0) return (grok_type)p->token_embd_type;
     if (role == ROLE_OUTPUT && p->output_type >= 0) return (grok_type)p->output_type;
     /* --pure; and the float types have no rules */
     if (p->pure || block == 1) return base;
-    /* Grok-1 has 8 experts, the shape llama.cpp tuned for Mixtral: there
-     * attention K and V get q8_0 in every mix (a few MB next to the
-     * experts) and attention output q5_K in the 4-bit mixes. */
-    const bool eight_experts = m->n_experts == 8;
-    switch (role) {
-    case ROLE_TOKEN_EMBD: /* a lookup table (one row read per token), unless tied */
-        return m->tied ? output_head_type(p, t, block) : base;
-    case ROLE_OUTPUT: return output_head_type(p, t, block);
-    case ROLE_ATTN_V:
-        /* V is what attention reads out, and small under GQA: the _M mixes
-         * give it q6_K in the use_more_bits layers, Q4_K_S q5_K in the
-         * first four layers. */
-        if (eight_experts) return GROK_TYPE_Q8_0;
-        if ((ft == FT_Q4_K_M || ft == FT_Q5_K_M) && il >= 0 && more_bits_layer(il, nl)) return GROK_TYPE_Q6_K;
-        if (ft == FT_Q4_K_S && il >= 0 && il < 4) return GROK_TYPE_Q5_K;
+    if (role == ROLE_OUTPUT || (role == ROLE_TOKEN_EMBD && m->tied)) return output_head_type(p, t, block);
+    if (role == ROLE_TOKEN_EMBD) {
+        /* a lookup table (one row read per token): its rounding costs less
+         * than a product's, but 1 and 2 bits are too few */
+        if (ft == FT_IQ2_XXS || ft == FT_IQ2_XS || ft == FT_IQ1_S || ft == FT_IQ1_M) return GROK_TYPE_Q2_K;
+        if (ft == FT_IQ2_S || ft == FT_IQ2_M || ft == FT_IQ3_XXS) return GROK_TYPE_IQ3_S;
         return base;
-    case ROLE_ATTN_K: return eight_experts ? GROK_TYPE_Q8_0 : base;
-    case ROLE_ATTN_OUTPUT:
-        return eight_experts && (ft == FT_Q4_K_S || ft == FT_Q4_K_M) ? GROK_TYPE_Q5_K : base;
+    }
+    if (very_low_bit(ft)) {
+        const bool s_m = ft == FT_IQ2_S || ft == FT_IQ2_M;
+        switch (role) {
+        case ROLE_ATTN_V: return gqa4 || m->n_experts >= 4 ? GROK_TYPE_Q4_K : s_m ? GROK_TYPE_IQ3_S : GROK_TYPE_Q2_K;
+        case ROLE_ATTN_K: return eight ? GROK_TYPE_Q4_K : base;
+        case ROLE_FFN_DOWN: return first8 ? (s_m ? GROK_TYPE_IQ3_S : GROK_TYPE_Q2_K) : base;
+        case ROLE_ATTN_OUTPUT:
+            if (eight) return GROK_TYPE_Q5_K;
+            if (ft == FT_IQ1_S || ft == FT_IQ1_M) return GROK_TYPE_IQ2_XXS;
+            return s_m ? GROK_TYPE_IQ3_S : base;
+        default: return base;
+        }
+    }
+    switch (role) {
+    case ROLE_ATTN_V: {
+        /* V is what attention reads out: more bits in every mix below 5,
+         * q8_0 with 8 experts whatever the mix */
+        grok_type v = base;
+        if (ft == FT_Q2_K)
+            v = gqa4 ? GROK_TYPE_Q4_K : GROK_TYPE_Q3_K;
+        else if (ft == FT_Q2_K_S && gqa4)
+            v = GROK_TYPE_Q4_K;
+        else if (ft == FT_IQ3_XXS)
+            v = gqa4 ? GROK_TYPE_Q4_K : !imx ? GROK_TYPE_IQ3_S : GROK_TYPE_IQ3_XXS;
+        else if ((ft == FT_IQ3_XS || ft == FT_IQ3_S) && gqa4)
+            v = GROK_TYPE_Q4_K;
+        else if (ft == FT_IQ3_M)
+            v = GROK_TYPE_Q4_K;
+        else if (ft == FT_Q3_K_M)
+            v = il >= 0 && il < 2 ? GROK_TYPE_Q5_K : GROK_TYPE_Q4_K;
+        else if (ft == FT_Q3_K_L)
+            v = GROK_TYPE_Q5_K;
+        else if ((ft == FT_IQ4_NL || ft == FT_IQ4_XS) && gqa4)
+            v = GROK_TYPE_Q5_K;
+        else if ((ft == FT_Q4_K_M || ft == FT_Q5_K_M) && more)
+            v = GROK_TYPE_Q6_K;
+        else if (ft == FT_Q4_K_S && il >= 0 && il < 4)
+            v = GROK_TYPE_Q5_K;
+        return eight ? GROK_TYPE_Q8_0 : v;
+    }
+    case ROLE_ATTN_K:
+        if (eight) return GROK_TYPE_Q8_0;
+        if (ft == FT_IQ3_XS) return GROK_TYPE_IQ3_XXS;
+        return ft == FT_IQ3_XXS ? GROK_TYPE_IQ2_S : base;
+    case ROLE_ATTN_Q:
+        /* the 3-bit i-quant mixes save on Q, whose error the softmax damps */
+        if (ft == FT_IQ3_XS) return GROK_TYPE_IQ3_XXS;
+        return ft == FT_IQ3_XXS ? GROK_TYPE_IQ2_S : base;
     case ROLE_FFN_DOWN:
         /* The down projection's error goes straight into the residual
-         * stream: q6_K in the use_more_bits layers for the _M mixes, q5_K
-         * in the first eighth of the layers for Q4_K_S. */
-        if ((ft == FT_Q4_K_M || ft == FT_Q5_K_M) && il >= 0 && more_bits_layer(il, nl)) return GROK_TYPE_Q6_K;
-        if (ft == FT_Q4_K_S && il >= 0 && il < nl / 8) return GROK_TYPE_Q5_K;
+         * stream: more bits in the low mixes, and in the first layers
+         * (the first eighth, or the more-bits layers) in the others. */
+        if (ft == FT_Q2_K) return GROK_TYPE_Q3_K;
+        if (ft == FT_Q2_K_S) return first8 ? GROK_TYPE_Q4_K : base;
+        if (ft == FT_IQ3_XXS && !imx) return first8 ? GROK_TYPE_Q4_K : GROK_TYPE_Q3_K;
+        if (ft == FT_Q3_K_M) return il >= 0 && il < nl / 16 ? GROK_TYPE_Q5_K : GROK_TYPE_Q4_K;
+        if (ft == FT_IQ3_M && (first8 || (eight && more))) return GROK_TYPE_Q4_K;
+        if (ft == FT_Q3_K_L) return GROK_TYPE_Q5_K;
+        if (ft == FT_Q4_K_M) return more ? GROK_TYPE_Q6_K : base;
+        if (first8 && (ft == FT_IQ4_NL || ft == FT_IQ4_XS) && !imx) return GROK_TYPE_Q5_K;
+        if (ft == FT_Q5_K_M && more) return GROK_TYPE_Q6_K;
+        if (ft == FT_Q4_K_S && first8) return GROK_TYPE_Q5_K;
+        /* with an imatrix Q4_0 / Q5_0 guard the first down matrices with
+         * the min of q4_1 / q5_1 (without one, llama.cpp keeps the old
+         * files: those types go wrong on ffn_down then) */
+        if ((ft == FT_Q4_0 || ft == FT_Q5_0) && imx && first8)
+            return ft == FT_Q4_0 ? GROK_TYPE_Q4_1 : GROK_TYPE_Q5_1;
         return base;
-    default: /* attn_q and ffn_gate/up_exps: the mix's type in every mix here */ return base;
+    case ROLE_ATTN_OUTPUT:
+        if (eight)
+            return ft == FT_Q2_K || ft == FT_IQ3_XS || ft == FT_IQ3_XXS || ft == FT_Q3_K_S || ft == FT_Q3_K_M ||
+                           ft == FT_IQ4_NL || ft == FT_Q4_K_S || ft == FT_Q4_K_M || ft == FT_IQ3_S ||
+                           ft == FT_IQ3_M || ft == FT_IQ4_XS
+                       ? GROK_TYPE_Q5_K
+                       : base;
+        if (ft == FT_Q2_K) return GROK_TYPE_Q3_K;
+        if (ft == FT_IQ3_XXS) return GROK_TYPE_IQ3_S;
+        if (ft == FT_Q3_K_M || ft == FT_IQ3_M) return GROK_TYPE_Q4_K;
+        return ft == FT_Q3_K_L ? GROK_TYPE_Q5_K : base;
+    case ROLE_FFN_GATE:
+    case ROLE_FFN_UP:
+        /* IQ3_XS saves on the middle layers' gate and up matrices */
+        return ft == FT_IQ3_XS && il >= nl / 8 && il < 7 * nl / 8 ? GROK_TYPE_IQ3_XXS : base;
+    default: return base;
+    }
+}
+
+/* llama.cpp's fallback for rows that do not divide into a type's blocks:
+ * the 256-value i-quants go to iq4_nl, q2_K and q3_K to q4_0, q4_K to
+ * q5_0, q5_K to q5_1, q6_K to q8_0 (all blocks of 32), and when even those
+ * do not fit, f16. */
+static grok_type fallback_type(grok_type want, int64_t cols) {
+    const int64_t block = grok_type_get_traits((uint32_t)want)->block_size;
+    if (cols % block == 0) return want;
+    grok_type fb = want;
+    switch (want) {
+    case GROK_TYPE_IQ1_S:
+    case GROK_TYPE_IQ1_M:
+    case GROK_TYPE_IQ2_XXS:
+    case GROK_TYPE_IQ2_XS:
+    case GROK_TYPE_IQ2_S:
+    case GROK_TYPE_IQ3_XXS:
+    case GROK_TYPE_IQ3_S:
+    case GROK_TYPE_IQ4_XS: fb = GROK_TYPE_IQ4_NL; break;
+    case GROK_TYPE_Q2_K:
+    case GROK_TYPE_Q3_K: fb = GROK_TYPE_Q4_0; break;
+    case GROK_TYPE_Q4_K: fb = GROK_TYPE_Q5_0; break;
+    case GROK_TYPE_Q5_K: fb = GROK_TYPE_Q5_1; break;
+    case GROK_TYPE_Q6_K: fb = GROK_TYPE_Q8_0; break;
+    default: break;
+    }
+    return cols % grok_type_get_traits((uint32_t)fb)->block_size ? GROK_TYPE_F16 : fb;
+}
+
+/* llama.cpp refuses these without importance data (tensor_requires_imatrix):
+ * the 1- and 2-bit i-quants and iq3_xxs, whose grids are too coarse to
+ * place well without knowing which columns matter, and q2_K in a Q2_K_S
+ * file. The embedding and the output head never need it. */
+static bool needs_imatrix(const grok_gguf_tensor *t, grok_type type, int ft) {
+    const tensor_role role = role_of(t->name);
+    if (role == ROLE_TOKEN_EMBD || role == ROLE_OUTPUT) return false;
+    switch (type) {
+    case GROK_TYPE_IQ3_XXS:
+    case GROK_TYPE_IQ2_XXS:
+    case GROK_TYPE_IQ2_XS:
+    case GROK_TYPE_IQ2_S:
+    case GROK_TYPE_IQ1_M:
+    case GROK_TYPE_IQ1_S: return true;
+    case GROK_TYPE_Q2_K: return ft == FT_Q2_K_S;
+    default: return false;
     }
 }
 
 /* The layer and expert counts (ARCH.block_count, ARCH.expert_count; the
- * layer count from the tensor names where the key is absent) and whether
- * the output head is the embedding. */
+ * layer count from the tensor names where the key is absent), the query
+ * heads per KV head and whether the output head is the embedding. */
 static void read_mix_model(const grok_gguf_file *f, const grok_quantize_params *p, mix_model *m) {
     const char *arch = NULL;
     char key[128];
     m->p = p;
-    m->n_layers = m->n_experts = 0;
+    m->n_layers = m->n_experts = m->n_gqa = 0;
     if (grok_gguf_get_str(f, "general.architecture", &arch, NULL) == 0) {
+        int64_t nh = 0, nkv = 0;
         snprintf(key, sizeof key, "%s.block_count", arch);
         if (grok_gguf_get_i64(f, key, &m->n_layers) != 0) m->n_layers = 0;
         snprintf(key, sizeof key, "%s.expert_count", arch);
         if (grok_gguf_get_i64(f, key, &m->n_experts) != 0) m->n_experts = 0;
+        snprintf(key, sizeof key, "%s.attention.head_count", arch);
+        if (grok_gguf_get_i64(f, key, &nh) != 0) nh = 0;
+        snprintf(key, sizeof key, "%s.attention.head_count_kv", arch);
+        if (grok_gguf_get_i64(f, key, &nkv) != 0) nkv = nh; /* llama.cpp's default: no GQA */
+        m->n_gqa = nkv > 0 ? nh / nkv : 0;
     }
     for (int64_t i = 0; i < grok_gguf_n_tensors(f); i++) {
         int64_t il = layer_of(grok_gguf_tensor_at(f, i)->name);
@@ -217,10 +416,9 @@ static void read_mix_model(const grok_gguf_file *f, const grok_quantize_params *
     m->tied = grok_gguf_find_tensor(f, "output.weight") == NULL;
 }
 
-/* A type grok quantize can write: one it has an encoder for. */
-static bool writable(int type) {
-    return type >= 0 && type < GROK_TYPE_COUNT && grok_llama_ftype((grok_type)type) >= 0 &&
-           grok_kernels_get((uint32_t)type) && grok_kernels_get((uint32_t)type)->from_f32;
+/* A type grok quantize can name: one of llama.cpp's file types' bases. */
+static bool nameable(int type) {
+    return type >= 0 && type < GROK_TYPE_COUNT && grok_llama_ftype((grok_type)type) >= 0;
 }
 
 typedef struct {
@@ -284,8 +482,8 @@ static int imatrix_weights(const grok_imatrix *im, const grok_gguf_tensor *t, fl
 int grok_model_quantize(const char *in_path, const char *out_path, const grok_quantize_params *p,
                         grok_threadpool *pool, grok_quantize_progress progress, void *ud,
                         grok_quantize_stats *stats, char *err, size_t err_size) {
-    if (!p || !p->mix || !writable((int)p->mix->base) || (p->output_type >= 0 && !writable(p->output_type)) ||
-        (p->token_embd_type >= 0 && !writable(p->token_embd_type))) {
+    if (!p || !p->mix || !nameable((int)p->mix->base) || (p->output_type >= 0 && !nameable(p->output_type)) ||
+        (p->token_embd_type >= 0 && !nameable(p->token_embd_type))) {
         snprintf(err, err_size, "%s: cannot quantize to the types asked for", out_path);
         return -1;
     }
@@ -300,6 +498,11 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
     mix_model mm;
     read_mix_model(f, p, &mm);
     int rc = -1;
+    /* one row of importance data, to see that the imatrix has a tensor's entry */
+    int64_t max_ne0 = 1;
+    for (int64_t i = 0; i < nt; i++)
+        if (grok_gguf_tensor_at(f, i)->ne[0] > max_ne0) max_ne0 = grok_gguf_tensor_at(f, i)->ne[0];
+    float *imx_probe = p->imatrix ? malloc((size_t)max_ne0 * sizeof(float)) : NULL;
     if (!w || !types) {
         snprintf(err, err_size, "out of memory");
         goto done;
@@ -323,23 +526,38 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
         const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
         types[i] = (grok_type)t->type;
         if (!keep_type(t)) {
-            grok_type want = mix_type(&mm, t);
-            const grok_type_traits *tr = grok_type_get_traits((uint32_t)want);
-            if (t->ne[0] % tr->block_size) {
-                /* Rows that do not divide into the type's blocks: a k-quant's
-                 * 256 falls back to q8_0 (llama.cpp too falls back to a 32-block
-                 * type, q5_0 or q5_1 for q4_K and q5_K, which are not computed
-                 * here), others keep their type. Grok-1's rows all divide by 256. */
-                grok_type fb =
-                    tr->block_size > 32 && t->ne[0] % 32 == 0 ? GROK_TYPE_Q8_0 : (grok_type)t->type;
-                fprintf(stderr,
-                        "grok quantize: %s: %" PRId64 " columns are not a multiple of %" PRId64 ", %s %s\n",
-                        t->name, t->ne[0], tr->block_size,
-                        fb == (grok_type)t->type ? "kept as" : "written as", grok_type_get_traits(fb)->name);
-                want = fb;
+            const grok_type rule = mix_type(&mm, t);
+            const grok_type want = fallback_type(rule, t->ne[0]);
+            if (want != rule) {
+                fprintf(stderr, "grok quantize: %s: %" PRId64 " columns are not a multiple of %" PRId64 ", written as %s\n",
+                        t->name, t->ne[0], grok_type_get_traits((uint32_t)rule)->block_size,
+                        grok_type_get_traits((uint32_t)want)->name);
                 st.n_fallback++;
             }
-            if (want != (grok_type)t->type && !grok_kernels_get(t->type)) {
+            if (needs_imatrix(t, want, p->mix->ftype) && !p->dry_run) {
+                const char *why = NULL;
+                /* the last expert: an entry with fewer experts does not fit */
+                const int probe = !p->imatrix || !imx_probe ? -1
+                                  : grok_imatrix_weights(p->imatrix, t->name, t->n_dims >= 3 ? t->ne[2] - 1 : -1,
+                                                         t->ne[0], imx_probe, NULL);
+                if (!p->imatrix)
+                    why = "needs an importance matrix (--imatrix FILE, from grok imatrix or llama-imatrix)";
+                else if (probe == -1)
+                    why = "needs importance data, and the imatrix has no entry for it";
+                else if (probe == -2)
+                    why = "needs importance data, and the imatrix's entry for it does not fit its shape";
+                if (why) {
+                    snprintf(err, err_size, "%s: %s: tensor %s would be %s, which %s (as llama-quantize refuses it)",
+                             out_path, p->mix->name, t->name, grok_type_get_traits((uint32_t)want)->name, why);
+                    goto done;
+                }
+            }
+            if (want != (grok_type)t->type && !grok_type_can_encode((uint32_t)want) && !p->dry_run) {
+                snprintf(err, err_size, "%s: %s: tensor %s would be %s, which grok quantize has no encoder for yet",
+                         out_path, p->mix->name, t->name, grok_type_get_traits((uint32_t)want)->name);
+                goto done;
+            }
+            if (want != (grok_type)t->type && !grok_kernels_get(t->type) && !p->dry_run) {
                 snprintf(err, err_size, "%s: tensor %s: cannot decode type %s to re-encode it", in_path,
                          t->name, grok_type_get_traits(t->type)->name);
                 goto done;
@@ -355,17 +573,23 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
             const int64_t nm = t->n_dims >= 3 ? t->ne[2] : 1;
             if (p->imatrix && grok_type_takes_imatrix(types[i]) && t->ne[0] * nm > max_imx) max_imx = t->ne[0] * nm;
         }
+        const uint64_t nb = types[i] == (grok_type)t->type ? t->nbytes
+                                                           : (uint64_t)grok_type_row_size((uint32_t)types[i], t->ne[0]) *
+                                                                 (uint64_t)(t->n_elements / t->ne[0]);
         st.n_of_type[types[i]]++;
         st.n_elements += t->n_elements;
         st.bytes_in += t->nbytes;
-        st.bytes_out += types[i] == (grok_type)t->type
-                            ? t->nbytes
-                            : (uint64_t)grok_type_row_size((uint32_t)types[i], t->ne[0]) *
-                                  (uint64_t)(t->n_elements / t->ne[0]);
+        st.bytes_out += nb;
+        if (p->plan) p->plan(p->plan_ud, t->name, (grok_type)t->type, types[i], nb);
         if (grok_gguf_writer_add_tensor(w, t->name, types[i], t->n_dims, t->ne, NULL) < 0) {
             snprintf(err, err_size, "%s: tensor %s: could not add it to the output", out_path, t->name);
             goto done;
         }
+    }
+    if (p->dry_run) {
+        if (stats) *stats = st;
+        rc = 0;
+        goto done;
     }
     const int n_thr = grok_threadpool_size(pool);
     /* chunks of ~8 MiB of output rows */
@@ -439,6 +663,7 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
     free(out), free(scratch), free(imx);
 done:
     free(types);
+    free(imx_probe);
     grok_gguf_writer_free(w);
     grok_gguf_close(f);
     return rc ? -1 : 0;

@@ -26,7 +26,7 @@ typedef struct {
  * the end gives NULL. */
 const grok_quant_mix *grok_quant_mix_at(int i);
 /* The file type called name: case-insensitive, llama-quantize's aliases
- * (Q4_K = Q4_K_M, Q5_K = Q5_K_M) and its number ("15") included; NULL if
+ * (Q3_K = Q3_K_M, Q4_K = Q4_K_M, Q5_K = Q5_K_M) and its number ("15") included; NULL if
  * none. */
 const grok_quant_mix *grok_quant_mix_find(const char *name);
 
@@ -37,6 +37,13 @@ typedef struct {
     int token_embd_type; /* grok_type for token_embd.weight, or -1 */
     const grok_imatrix *imatrix; /* weighs the encoders' errors (types that take one), or NULL */
     const char *imatrix_path;    /* recorded as quantize.imatrix.file, or NULL */
+    /* --dry-run: decide every tensor's type and the sizes, write nothing;
+     * a missing imatrix or encoder is then not an error (llama-quantize's
+     * --dry-run too plans without one) */
+    bool dry_run;
+    /* called once per tensor, in file order, with the type it gets (may be NULL) */
+    void (*plan)(void *ud, const char *name, grok_type from, grok_type to, uint64_t bytes_out);
+    void *plan_ud;
 } grok_quantize_params;
 
 /* What was written, for the summary line. */
