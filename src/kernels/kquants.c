@@ -42,8 +42,9 @@ static int qround(float v, int lo, int hi) {
  * (imx: each column's mean squared input) it is that alone: a product's
  * expected squared error is sum imx[c] * err[c]^2 when the inputs are
  * uncorrelated, so these weights minimise what the matrix product loses
- * (tried against imx * (rms + |x|) and imx * sqrt(rms^2 + x^2): both lose
- * 2-7 % more of that error, see docs/quantization.md). Without one, every
+ * (against imx * (rms + |x|) and imx * sqrt(rms^2 + x^2), these lose 2-7 %
+ * less of that error on test_encoders' rows; on the bundled model's KL no
+ * one of the three wins every mix, docs/quantization.md). Without one, every
  * column counts alike, and rms + |x| favours the large values, whose
  * errors matter most where a few inputs dominate, without ignoring the
  * small ones. */
@@ -335,6 +336,30 @@ static void q5_1_encode(const float *src, void *dst, int64_t n, const float *imx
     }
 }
 
+/* Q4_0: value = d*(q - 8). Without an imatrix the reference encoder
+ * (ggml's rounding: the same bytes as llama-quantize writes); with one the
+ * weighted fit. */
+static void q4_0_encode(const float *src, void *dst, int64_t n, const float *imx) {
+    if (!imx) {
+        grok_kernels_get(GROK_TYPE_Q4_0)->from_f32(src, dst, n);
+        return;
+    }
+    for (int64_t i = 0; i < n / 32; i++) {
+        const float *x = src + i * 32;
+        block_q4_0 b;
+        float w[32], a;
+        fit_weights(x, 32, imx + i * 32, w);
+        fit_sym(x, w, 32, 8, &a);
+        b.d = grok_fp32_to_fp16(a);
+        const float df = grok_fp16_to_fp32(b.d);
+        for (int l = 0; l < 16; l++) {
+            const int lo = df != 0 ? qround(x[l] / df, -8, 7) + 8 : 8, hi = df != 0 ? qround(x[l + 16] / df, -8, 7) + 8 : 8;
+            b.qs[l] = (uint8_t)(lo | (hi << 4));
+        }
+        memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
+    }
+}
+
 static void q5_0_encode(const float *src, void *dst, int64_t n, const float *imx) {
     for (int64_t i = 0; i < n / 32; i++) {
         const float *x = src + i * 32;
@@ -563,6 +588,7 @@ static weighted_encoder weighted_encoder_of(uint32_t type) {
     case GROK_TYPE_Q4_K: return q4_K_encode;
     case GROK_TYPE_Q5_K: return q5_K_encode;
     case GROK_TYPE_Q6_K: return q6_K_encode;
+    case GROK_TYPE_Q4_0: return q4_0_encode;
     case GROK_TYPE_Q4_1: return q4_1_encode;
     case GROK_TYPE_Q5_0: return q5_0_encode;
     case GROK_TYPE_Q5_1: return q5_1_encode;

@@ -61,9 +61,12 @@ typedef struct {
  * the GGUF writer) with the weight matrices re-encoded as p asks: norms,
  * the router (ffn_gate_inp) and 1-D tensors keep their type, as llama.cpp
  * does; matrices whose rows do not divide into the chosen type's blocks
- * are written as q8_0 (said on stderr). general.file_type is set to
- * p->mix->ftype. Rows are converted in parallel on pool (may be NULL);
- * stats (may be NULL) is filled on success. */
+ * get llama.cpp's fallback type (said on stderr). Fails, naming the
+ * tensor and type, where llama.cpp's rules need an imatrix that p lacks
+ * (or lacks the tensor's entry) and where a type has no encoder yet.
+ * general.file_type is set to p->mix->ftype. Rows are converted in
+ * parallel on pool (may be NULL); stats (may be NULL) is filled on
+ * success. With p->dry_run only the plan (p->plan, stats) is made. */
 int grok_model_quantize(const char *in_path, const char *out_path, const grok_quantize_params *p,
                         grok_threadpool *pool, grok_quantize_progress progress, void *ud,
                         grok_quantize_stats *stats, char *err, size_t err_size);
