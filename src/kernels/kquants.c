@@ -462,19 +462,33 @@ static void q3_K_encode(const float *src, void *dst, int64_t n, const float *imx
  * weighted least-squares scale for those levels is solved; the best is
  * kept and its levels chosen again while that helps. */
 
-/* The level of GROK_KVALUES_IQ4NL nearest v (ties to the lower). */
+/* The level of GROK_KVALUES_IQ4NL nearest v (ties to the lower): the
+ * nearest level of floor(v) from a table, then one step up where a
+ * midpoint between levels lies between floor(v) and v (the midpoints are
+ * at least 11 apart, so there is at most one). */
+static const float NL_MID[15] = {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f,
+                                 7.0f,    19.0f,  31.5f,  45.5f,  61.0f,  79.0f,  101.0f};
+/* the nearest level of each integer -128..128 (from NL_MID) */
+static const uint8_t NL_LUT[257] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5,
+    5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7,
+    7, 7, 7, 7, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9,
+    9, 9, 9, 9, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11,
+    11, 11, 11, 11, 11, 11, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 13, 13,
+    13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 14, 14, 14, 14, 14, 14, 14, 14,
+    14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+};
 static int nl_level(float v) {
-    static const float mid[15] = {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f,
-                                  7.0f,    19.0f,  31.5f,  45.5f,  61.0f,  79.0f,  101.0f};
-    int lo = 0, hi = 15; /* binary search on the midpoints */
-    while (lo < hi) {
-        const int m = (lo + hi) / 2;
-        if (v > mid[m])
-            lo = m + 1;
-        else
-            hi = m;
-    }
-    return lo;
+    if (!(v > -128.0f)) return 0;
+    if (v >= 128.0f) return 15;
+    const int k = (int)floorf(v);
+    int l = NL_LUT[k + 128];
+    if (l < 15 && v > NL_MID[l]) l++;
+    return l;
 }
 
 #define NL_STEPS 8 /* candidate scales per grid end: the end's level + t, t in -8..8 */
