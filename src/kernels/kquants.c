@@ -336,6 +336,17 @@ static void q5_1_encode(const float *src, void *dst, int64_t n, const float *imx
     }
 }
 
+/* Q4_0's and Q5_0's 32 codes (q + nmin, 0..2*nmin-1) and f16 d of one
+ * block: value = d*q, q in -nmin..nmin-1. */
+static void encode_sym32(const float *x, const float *imx, int nmin, uint8_t q[32], uint16_t *d) {
+    float w[32], a;
+    fit_weights(x, 32, imx, w);
+    fit_sym(x, w, 32, nmin, &a);
+    *d = grok_fp32_to_fp16(a);
+    const float df = grok_fp16_to_fp32(*d);
+    for (int l = 0; l < 32; l++) q[l] = (uint8_t)(df != 0 ? qround(x[l] / df, -nmin, nmin - 1) + nmin : nmin);
+}
+
 /* Q4_0: value = d*(q - 8). Without an imatrix the reference encoder
  * (ggml's rounding: the same bytes as llama-quantize writes); with one the
  * weighted fit. */
@@ -345,32 +356,19 @@ static void q4_0_encode(const float *src, void *dst, int64_t n, const float *imx
         return;
     }
     for (int64_t i = 0; i < n / 32; i++) {
-        const float *x = src + i * 32;
         block_q4_0 b;
-        float w[32], a;
-        fit_weights(x, 32, imx + i * 32, w);
-        fit_sym(x, w, 32, 8, &a);
-        b.d = grok_fp32_to_fp16(a);
-        const float df = grok_fp16_to_fp32(b.d);
-        for (int l = 0; l < 16; l++) {
-            const int lo = df != 0 ? qround(x[l] / df, -8, 7) + 8 : 8, hi = df != 0 ? qround(x[l + 16] / df, -8, 7) + 8 : 8;
-            b.qs[l] = (uint8_t)(lo | (hi << 4));
-        }
+        uint8_t q[32];
+        encode_sym32(src + i * 32, imx + i * 32, 8, q, &b.d);
+        for (int l = 0; l < 16; l++) b.qs[l] = (uint8_t)(q[l] | (q[l + 16] << 4));
         memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
     }
 }
 
 static void q5_0_encode(const float *src, void *dst, int64_t n, const float *imx) {
     for (int64_t i = 0; i < n / 32; i++) {
-        const float *x = src + i * 32;
         block_q5_0 b;
-        float w[32], a;
         uint8_t q[32];
-        fit_weights(x, 32, imx ? imx + i * 32 : NULL, w);
-        fit_sym(x, w, 32, 16, &a);
-        b.d = grok_fp32_to_fp16(a);
-        const float df = grok_fp16_to_fp32(b.d);
-        for (int l = 0; l < 32; l++) q[l] = (uint8_t)(df != 0 ? qround(x[l] / df, -16, 15) + 16 : 16);
+        encode_sym32(src + i * 32, imx ? imx + i * 32 : NULL, 16, q, &b.d);
         pack5(q, b.qs, b.qh);
         memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
     }
