@@ -3,13 +3,15 @@
  * Which type each matrix gets is decided first, for the whole file: one
  * type for all (--pure), or one of llama.cpp's file types ("mixes" such as
  * Q4_K_M), whose rules give a few sensitive matrices more bits (mix_type
- * below). Each matrix is then decoded to f32 a chunk of rows at a time and
- * encoded with the target type's reference encoder (ggml's rounding for
- * q8_0 and q4_0, so those files match what llama.cpp's quantizer writes;
- * the k-quants' own search, in ggml's format), the rows of a chunk split
- * across the thread pool. Data is streamed through the GGUF writer:
- * memory stays at one chunk, and the output appears under its name only
- * when complete.
+ * below; refused where llama.cpp's rules need an imatrix that is absent).
+ * Each matrix is then decoded to f32 a chunk of rows at a time and encoded
+ * with the target type's encoder (ggml's rounding for q8_0, and for q4_0
+ * without an imatrix, so those files match what llama.cpp's quantizer
+ * writes; this project's weighted searches for the others, in ggml's
+ * formats), the rows of a chunk split across the thread pool. Data is
+ * streamed through the GGUF writer and the input's pages dropped once
+ * read: memory stays at one chunk, and the output appears under its name
+ * only when complete.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -18,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
+#include "gguf/gguf_internal.h"
 #include "kernels/kernels.h"
 #include "model/quantize.h"
 
@@ -654,8 +658,13 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
                     break;
                 }
                 rc = grok_gguf_writer_write_data(w, out, (size_t)j.rows * j.out_row, err, err_size);
+                grok_gguf_advise(f, j.in, (size_t)j.rows * j.in_row, MADV_DONTNEED); /* see below */
             }
         }
+        /* done with its bytes: drop them from this process's pages (they
+         * stay in the page cache), so the resident set stays at about one
+         * chunk (a copied tensor: one tensor) however large the file */
+        grok_gguf_advise(f, t->data, (size_t)t->nbytes, MADV_DONTNEED);
         if (progress && rc == 0) progress(ud, i + 1, nt, t->name);
     }
     if (rc == 0) rc = grok_gguf_writer_finish(w, err, err_size);
