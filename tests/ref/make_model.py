@@ -351,7 +351,7 @@ class Shape:
         return self
 
 
-TYPE_BYTES = {"f32": 4, "f16": 2, "bf16": 2}
+TYPE_BYTES = {"f32": (4, 1), "f16": (2, 1), "bf16": (2, 1), "q8_0": (34, 32)}  # bytes per block, block
 
 
 class Writer:
@@ -371,7 +371,8 @@ class Writer:
             n = 1
             for x in ne:
                 n *= x
-            data = n * TYPE_BYTES[tname]
+            size, block = TYPE_BYTES[tname]
+            data = n // block * size
         else:
             data = encode_tensor(arr, tname)
         self.tensors.append((name, ne, GGML[tname], data))
@@ -535,7 +536,7 @@ def main(argv):
                     help="type of the matrices whose rows do not divide into --type's blocks")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sparse", action="store_true",
-                    help="header only, tensor data a file hole (f32/f16/bf16; for --dry-run tools)")
+                    help="header only, tensor data a file hole (f32/f16/bf16/q8_0; for --dry-run tools)")
     ap.add_argument("--untied", action="store_true", help="write a separate output.weight")
     ap.add_argument("--pad-id", type=int, default=0, help="-1: write no padding_token_id")
     ap.add_argument("--eps", type=float, default=1e-5)
@@ -573,7 +574,7 @@ def main(argv):
         elif (a.ffn % BLOCK.get(a.fallback, 256) or (a.heads * hd) % BLOCK.get(a.fallback, 256)):
             errs.append("--fallback %s does not divide the rows either" % a.fallback)
     if a.sparse and a.type not in TYPE_BYTES:
-        errs.append("--sparse writes f32, f16 or bf16 only")
+        errs.append("--sparse writes f32, f16, bf16 or q8_0 only")
     if errs:
         for e in errs:
             sys.stderr.write("make_model.py: %s\n" % e)
