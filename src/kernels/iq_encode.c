@@ -328,7 +328,10 @@ static float block_step(const iq_spec *sp, const iq_grid *g, const float *a, con
 
 /* The odd ls at or below step / d and the next one up, within 1..lsmax. */
 static void ls_pair(float step, float d, int lsmax, int *lo, int *hi) {
-    int l = (int)floorf(step / d);
+    /* clamp in float first: step / d may be huge (a tiny d beside a big
+     * block) or NaN, and converting that to int is undefined */
+    const float r = floorf(step / d);
+    int l = r >= 1 ? (r <= (float)lsmax ? (int)r : lsmax + 1) : 1;
     l = l % 2 ? l : l - 1;
     if (l < 1) l = 1;
     if (l > lsmax) l = lsmax;
