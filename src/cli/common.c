@@ -188,7 +188,7 @@ void cli_human_bytes(double b, char *buf, size_t n) {
 }
 
 void cli_bar_init(cli_bar *b) {
-    b->t0 = cli_now();
+    b->t0 = grok_now();
     b->last = 0;
     b->tty = isatty(2) == 1;
     b->shown = false;
@@ -196,7 +196,7 @@ void cli_bar_init(cli_bar *b) {
 
 void cli_bar_update(cli_bar *b, double done, double total, const char *label) {
     if (!b->tty) return;
-    double now = cli_now();
+    double now = grok_now();
     if (now - b->last < 0.2 && done < total) return;
     b->last = now;
     b->shown = true;
@@ -244,18 +244,6 @@ int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *
         return NULL;
     }
     return toks;
-}
-
-double cli_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-double cli_cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 void cli_train_rate(double n_tokens, int np, double wall_s, double cpu_s) {

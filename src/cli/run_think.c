@@ -142,7 +142,7 @@ int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char 
         x->n_hist = n_prompt;
         grok_detok_stream_init(&x->ds, false);
     }
-    double t0 = cli_now();
+    double t0 = grok_now();
     /* the prompt once, then copied with its logits */
     if (grok_runner_decode(r, xs[0].seq, prompt, (int64_t)n_prompt, NULL, err, sizeof err)) {
         cli_error("run", "%s", err);
@@ -153,7 +153,7 @@ int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char 
             cli_error("run", "%s", err);
             goto done;
         }
-    double t1 = cli_now();
+    double t1 = grok_now();
     int64_t total = 0;
     for (;;) {
         int n_live = 0;
@@ -179,7 +179,7 @@ int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char 
         }
     }
     if (a->progress) fputc('\n', stderr);
-    double t2 = cli_now();
+    double t2 = grok_now();
     double scores[THINK_MAX_SAMPLES];
     for (int i = 0; i < k; i++) scores[i] = NAN;
     if (ver) {
@@ -191,7 +191,7 @@ int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char 
             goto done;
         }
     }
-    double t3 = cli_now();
+    double t3 = grok_now();
     think_candidate cand[THINK_MAX_SAMPLES];
     char *ans[THINK_MAX_SAMPLES];
     think_tally tally[THINK_MAX_SAMPLES];

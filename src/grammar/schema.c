@@ -32,6 +32,7 @@
 #include <cJSON.h>
 
 #include "grammar/grammar_internal.h"
+#include "util/utf8.h"
 
 #define MAX_DEPTH 128
 #define MAX_DIGITS 18 /* an integer with no upper bound has at most this many digits */
@@ -1511,33 +1512,13 @@ done:
     return c->failed ? (free(out), NULL) : out;
 }
 
-/* Byte offset of the first invalid UTF-8 sequence, or -1. */
-static int64_t bad_utf8(const char *s, size_t n) {
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        unsigned c0 = u[i];
-        size_t k = c0 < 0x80                    ? 1
-                   : (c0 >= 0xC2 && c0 <= 0xDF) ? 2
-                   : (c0 >= 0xE0 && c0 <= 0xEF) ? 3
-                   : (c0 >= 0xF0 && c0 <= 0xF4) ? 4
-                                                : 0;
-        if (!k || i + k > n) return (int64_t)i;
-        for (size_t j = 1; j < k; j++)
-            if ((u[i + j] & 0xC0) != 0x80) return (int64_t)i;
-        if (k == 3 && ((c0 == 0xE0 && u[i + 1] < 0xA0) || (c0 == 0xED && u[i + 1] > 0x9F))) return (int64_t)i;
-        if (k == 4 && ((c0 == 0xF0 && u[i + 1] < 0x90) || (c0 == 0xF4 && u[i + 1] > 0x8F))) return (int64_t)i;
-        i += k;
-    }
-    return -1;
-}
-
 char *grok_json_schema_to_gbnf_rules(const char *schema, size_t len, const char *start, char *err,
                                      size_t err_size) {
     char dummy[8];
     if (!err || !err_size) err = dummy, err_size = sizeof dummy;
     err[0] = '\0';
     if (!schema) len = 0;
-    int64_t bad = bad_utf8(schema ? schema : "", len);
+    int64_t bad = grok_utf8_invalid_at(schema ? schema : "", len);
     if (bad >= 0) {
         snprintf(err, err_size, "invalid UTF-8 at byte %lld of the schema", (long long)bad);
         return NULL;

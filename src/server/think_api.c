@@ -28,6 +28,7 @@
 #include <cJSON.h>
 
 #include "server/server.h"
+#include "util/utf8.h"
 
 void think_req_free(think_req *t) {
     if (!t) return;
@@ -108,7 +109,7 @@ int think_parse(server *s, const cJSON *root, request *r, const char *prompt_tex
     } else {
         size_t n;
         char *d = grok_detokenize(s->tok, r->prompt, r->n_prompt, &n);
-        t->prompt_text = d ? utf8_sanitize(d, n, NULL) : NULL;
+        t->prompt_text = d ? grok_utf8_sanitize(d, n, NULL) : NULL;
         free(d);
     }
     t->scores = malloc((size_t)samples * sizeof *t->scores);
