@@ -3,16 +3,21 @@
  * standard's counts, an encoder written from RFC 3629's table, Markus
  * Kuhn's malformed sequences, and Python's strict decoder when
  * /usr/bin/python3 is there), the named RNG streams, the clock and the
- * growing buffer.
+ * growing buffer (splitmix64 against its published outputs, the named
+ * streams pinned to the values grok new and grok train have always drawn).
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/rng.h"
 #include "util/utf8.h"
 
 /* RFC 3629's table, as an encoder: the reference the decoder must invert. */
@@ -188,9 +193,104 @@ static void test_utf8_python(void) {
     CHECK(mism == 0, "%d of %d strings differ from Python", mism, N);
 }
 
+static void test_rng(void) {
+    /* splitmix64's published outputs for seed 1234567 (Rosetta Code,
+     * "Pseudo-random numbers/Splitmix64", from Vigna's splitmix64.c) */
+    static const uint64_t want[5] = {6457827717110365317ull, 3203168211198807973ull, 9817491932198370423ull,
+                                     4593380528125082431ull, 16408922859458223821ull};
+    grok_rng r = {1234567};
+    for (int i = 0; i < 5; i++) {
+        uint64_t v = grok_rng_next(&r);
+        CHECK(v == want[i], "splitmix64 output %d: %llu, want %llu", i, (unsigned long long)v,
+              (unsigned long long)want[i]);
+    }
+    r = (grok_rng){0};
+    CHECK(grok_rng_next(&r) == 0xE220A8397B1DCDAFull, "splitmix64 of seed 0");
+    /* each named stream's first output for seed 7, element 3: what grok new,
+     * grok train and the sampler draw for a seed must never change (they
+     * decide the bytes of models and texts users compare) */
+    static const uint64_t pinned[5] = {0x914c568ac33d90b4ull, 0xe5e54bf9d8203605ull, 0x6e7411b06820371cull,
+                                       0xd7c07017388fa2afull, 0x63cbe1e459320dd7ull};
+    for (int st = 0; st < 5; st++) {
+        grok_rng g = grok_rng_named(7, (grok_rng_stream)st, 3);
+        uint64_t v = grok_rng_next(&g);
+        CHECK(v == pinned[st], "stream %d of seed 7 now starts 0x%016llx", st, (unsigned long long)v);
+    }
+    /* the sampler's stream is splitmix64 of the seed itself */
+    grok_rng a = grok_rng_named(1234567, GROK_RNG_SAMPLER, 0);
+    CHECK(grok_rng_next(&a) == want[0], "the sampler's stream");
+    /* streams of one seed differ, and so do elements of one stream */
+    grok_rng w0 = grok_rng_named(7, GROK_RNG_WEIGHTS, 0), w1 = grok_rng_named(7, GROK_RNG_WEIGHTS, 1);
+    grok_rng d = grok_rng_named(7, GROK_RNG_DATA, 0);
+    uint64_t x0 = grok_rng_next(&w0), x1 = grok_rng_next(&w1), xd = grok_rng_next(&d);
+    CHECK(x0 != x1 && x0 != xd && x1 != xd, "streams collide");
+    /* uniform in [0, 1), normal with mean ~0 and variance ~1 */
+    grok_rng u = {42};
+    double lo = 1, hi = 0, sum = 0, sq = 0;
+    for (int i = 0; i < 100000; i++) {
+        double v = grok_rng_uniform(&u);
+        lo = v < lo ? v : lo, hi = v > hi ? v : hi;
+        double z = grok_rng_normal(&u);
+        sum += z, sq += z * z;
+    }
+    CHECK(lo >= 0 && hi < 1 && lo < 0.001 && hi > 0.999, "uniform range [%g, %g]", lo, hi);
+    CHECK(sum / 1e5 > -0.02 && sum / 1e5 < 0.02 && sq / 1e5 > 0.98 && sq / 1e5 < 1.02, "normal mean %g var %g",
+          sum / 1e5, sq / 1e5);
+}
+
+static void test_clock(void) {
+    double a = grok_now(), c = grok_cpu_now();
+    struct timespec nap = {0, 20 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+    double b = grok_now();
+    CHECK(b - a >= 0.019 && b - a < 5, "20 ms of sleep measured as %g s", b - a);
+    volatile double x = 0;
+    for (int i = 0; i < 3000000; i++) x += i * 0.5;
+    CHECK(grok_cpu_now() > c, "CPU time does not advance");
+    struct timespec now, t = grok_realtime_after(1.75);
+    clock_gettime(CLOCK_REALTIME, &now);
+    double ahead = (double)(t.tv_sec - now.tv_sec) + (double)(t.tv_nsec - now.tv_nsec) * 1e-9;
+    CHECK(t.tv_nsec >= 0 && t.tv_nsec < 1000000000L, "tv_nsec %ld not normalised", (long)t.tv_nsec);
+    CHECK(ahead > 1.7 && ahead <= 1.75, "deadline %g s ahead, want 1.75", ahead);
+}
+
+static void test_buf(void) {
+    char *b = NULL;
+    size_t len = 0, cap = 0;
+    bool ok = true;
+    for (int i = 0; i < 1000; i++) ok = ok && grok_buf_addf(&b, &len, &cap, "%d,", i);
+    ok = ok && grok_buf_adds(&b, &len, &cap, "end") && grok_buf_add(&b, &len, &cap, "xyz", 1);
+    CHECK(ok && len == strlen(b) && cap > len, "buf: len %zu strlen %zu cap %zu", len, b ? strlen(b) : 0, cap);
+    CHECK(b && strncmp(b, "0,1,2,", 6) == 0 && strcmp(b + len - 12, "998,999,endx") == 0, "buf text");
+    free(b);
+    /* one printf far longer than the room: grown once, printed whole */
+    b = NULL, len = cap = 0;
+    CHECK(grok_buf_addf(&b, &len, &cap, "%s|%05d", "ab", 7) && strcmp(b, "ab|00007") == 0, "short printf");
+    CHECK(grok_buf_addf(&b, &len, &cap, "%3000d", 1) && len == 3008 && b[len - 1] == '1' && b[len] == 0,
+          "long printf: len %zu", len);
+    free(b);
+    grok_strbuf s = {0};
+    size_t n = 99;
+    char *t = grok_strbuf_take(&s, &n);
+    CHECK(t && t[0] == 0 && n == 0, "take of an empty strbuf is \"\"");
+    free(t);
+    grok_strbuf_adds(&s, "a");
+    grok_strbuf_add(&s, "\0b", 2); /* binary content keeps its length */
+    grok_strbuf_addf(&s, "%c", 'c');
+    t = grok_strbuf_take(&s, &n);
+    CHECK(t && n == 4 && memcmp(t, "a\0bc", 5) == 0 && s.a == NULL && s.n == 0, "strbuf");
+    free(t);
+    s.oom = true; /* a failed append sticks: take gives NULL */
+    grok_strbuf_adds(&s, "lost");
+    CHECK(grok_strbuf_take(&s, &n) == NULL && n == 0 && !s.oom, "take after out of memory");
+}
+
 int main(void) {
     test_utf8_spec();
     test_utf8_kuhn();
     test_utf8_python();
+    test_rng();
+    test_clock();
+    test_buf();
     return check_summary("test_util");
 }

@@ -324,10 +324,6 @@ static const cJSON *field(const cJSON *o, const char *name) {
     return (f && !cJSON_IsNull(f)) ? f : NULL;
 }
 
-static bool add(char **b, size_t *len, size_t *cap, const char *t) {
-    return grok_buf_add(b, len, cap, t, strlen(t));
-}
-
 char *grok_chat_tool_calls_text(const char *content, const cJSON *tool_calls, char *err, size_t err_size,
                                 size_t idx) {
     char *b = NULL;
@@ -338,7 +334,7 @@ char *grok_chat_tool_calls_text(const char *content, const cJSON *tool_calls, ch
         return NULL;
     }
     if (!grok_buf_add(&b, &len, &cap, content, strlen(content)) ||
-        (content[0] && tool_calls->child && !add(&b, &len, &cap, "\n"))) {
+        (content[0] && tool_calls->child && !grok_buf_adds(&b, &len, &cap, "\n"))) {
         snprintf(err, err_size, "out of memory");
         free(b);
         return NULL;
@@ -357,9 +353,9 @@ char *grok_chat_tool_calls_text(const char *content, const cJSON *tool_calls, ch
             a = args->valuestring;
         else if (args && (printed = cJSON_PrintUnformatted(args)))
             a = printed;
-        bool ok = (!k || add(&b, &len, &cap, "\n")) && add(&b, &len, &cap, GROK_TOOL_CALL_HEAD) &&
-                  add(&b, &len, &cap, nm->valuestring) && add(&b, &len, &cap, GROK_TOOL_CALL_ARGS) &&
-                  add(&b, &len, &cap, a) && add(&b, &len, &cap, GROK_TOOL_CALL_CLOSE);
+        bool ok = (!k || grok_buf_adds(&b, &len, &cap, "\n")) && grok_buf_adds(&b, &len, &cap, GROK_TOOL_CALL_HEAD) &&
+                  grok_buf_adds(&b, &len, &cap, nm->valuestring) && grok_buf_adds(&b, &len, &cap, GROK_TOOL_CALL_ARGS) &&
+                  grok_buf_adds(&b, &len, &cap, a) && grok_buf_adds(&b, &len, &cap, GROK_TOOL_CALL_CLOSE);
         free(printed);
         if (!ok) {
             snprintf(err, err_size, "out of memory");

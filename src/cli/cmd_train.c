@@ -372,7 +372,7 @@ int cmd_train(int argc, char **argv) {
                 goto done;
             }
             st.seed = (uint64_t)a.seed;
-            st.rng = (uint64_t)a.seed * 0x9E3779B97F4A7C15ull + 12345;
+            st.rng = grok_rng_named((uint64_t)a.seed, GROK_RNG_DATA, 0).s;
         }
     } else if (a.eval_model || a.resume) {
         const char *p = a.eval_model ? a.eval_model : a.resume;
@@ -407,7 +407,7 @@ int cmd_train(int argc, char **argv) {
             goto done;
         }
         st.seed = (uint64_t)a.seed;
-        st.rng = (uint64_t)a.seed * 0x9E3779B97F4A7C15ull + 12345;
+        st.rng = grok_rng_named((uint64_t)a.seed, GROK_RNG_DATA, 0).s;
     }
     const grok_hparams *hp = &m->hp;
     if (a.seq > hp->n_ctx_train) {

@@ -200,7 +200,7 @@ int train_lora_run(train_args *a) {
             goto done;
         }
         st.seed = (uint64_t)a->seed;
-        st.rng = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull + 12345;
+        st.rng = grok_rng_named((uint64_t)a->seed, GROK_RNG_DATA, 0).s;
     }
 
     /* data */
@@ -311,7 +311,7 @@ int train_lora_run(train_args *a) {
             n_tok_step += a->chat ? train.ex[off].n - 1 : a->seq;
         }
         st.rng = g.s;
-        grok_qlora_step_cfg c = {lcfg, a->lora_dropout, st.seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)st.step, a->batch,
+        grok_qlora_step_cfg c = {lcfg, a->lora_dropout, grok_rng_named(st.seed, GROK_RNG_DROPOUT, (uint64_t)st.step).s, a->batch,
                                  &r.comm};
         grok_train_losses l;
         const int src = grok_qlora_step(r.q, r.seqs, &c, &l, grad, err, sizeof err);

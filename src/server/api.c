@@ -24,6 +24,7 @@
 
 #include "server/server.h"
 #include "util/buf.h"
+#include "util/rng.h"
 #include "util/utf8.h"
 
 /* The grok_routing record of one choice (the scheduler's hook fills it,
@@ -317,9 +318,8 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
     bool seeded = false;
     NUM("seed", -9.2e18, 1.8e19, true, (sp.seed = v < 0 ? (uint64_t)(int64_t)v : (uint64_t)v, seeded = true));
     if (!seeded) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        sp.seed = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^ ((uintptr_t)r << 16);
+        /* no seed: a different one per request (the time and the request's address, hashed) */
+        sp.seed = grok_rng_mix((uint64_t)(grok_now() * 1e9) ^ ((uint64_t)(uintptr_t)r << 16));
     }
     r->sp = sp;
     int64_t max_n = s->cfg.parallel < MAX_N ? s->cfg.parallel : MAX_N;

@@ -46,6 +46,7 @@
 
 #include "dist/dist.h"
 #include "server/server.h"
+#include "util/buf.h"
 #include "util/utf8.h"
 
 enum {
@@ -725,17 +726,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
                 c->body = NULL;
                 c->len = c->cap = 0;
             } else {
-                if (c->len + *upload_size + 1 > c->cap) {
-                    size_t cap = c->cap ? c->cap : 1024;
-                    while (cap < c->len + *upload_size + 1) cap *= 2;
-                    char *b = realloc(c->body, cap);
-                    if (!b) return MHD_NO;
-                    c->body = b;
-                    c->cap = cap;
-                }
-                memcpy(c->body + c->len, upload, *upload_size);
-                c->len += *upload_size;
-                c->body[c->len] = '\0';
+                if (!grok_buf_add(&c->body, &c->len, &c->cap, upload, *upload_size)) return MHD_NO;
             }
         }
         *upload_size = 0;
