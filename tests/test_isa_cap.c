@@ -61,9 +61,11 @@ int main(int argc, char **argv) {
     CHECK(grok_kernels_set_isa_cap("avx512") == -1, "a near miss is refused");
     CHECK(grok_kernels_set_isa_cap("scalar") == 0, "set before the first kernel use");
     CHECK(decode_some(), "decode under the cap");
-    CHECK(strcmp(grok_kernels_isa(), "scalar") == 0, "the kernels use %s under a scalar cap", grok_kernels_isa());
+    CHECK(strcmp(grok_kernels_isa(), "scalar") == 0, "the kernels use %s under a scalar cap",
+          grok_kernels_isa());
     /* the FAST q8_0 dot is the scalar reference's (no SIMD overlay) */
-    CHECK(grok_dot_select(GROK_TYPE_Q8_0, GROK_KERNELS_FAST)->dot_q8a == grok_dot_reference(GROK_TYPE_Q8_0)->dot_q8a,
+    CHECK(grok_dot_select(GROK_TYPE_Q8_0, GROK_KERNELS_FAST)->dot_q8a ==
+              grok_dot_reference(GROK_TYPE_Q8_0)->dot_q8a,
           "the FAST table is not the reference's under a scalar cap");
     CHECK(grok_kernels_set_isa_cap(NULL) == -1, "refused once the kernels are chosen");
     CHECK(strcmp(grok_kernels_isa(), "scalar") == 0, "a refused cap changed the kernels");

@@ -23,7 +23,8 @@
 /* RFC 3629's table, as an encoder: the reference the decoder must invert. */
 static size_t encode(uint32_t cp, unsigned char *o) {
     if (cp < 0x80) return o[0] = (unsigned char)cp, 1;
-    if (cp < 0x800) return o[0] = (unsigned char)(0xC0 | cp >> 6), o[1] = (unsigned char)(0x80 | (cp & 0x3F)), 2;
+    if (cp < 0x800)
+        return o[0] = (unsigned char)(0xC0 | cp >> 6), o[1] = (unsigned char)(0x80 | (cp & 0x3F)), 2;
     if (cp < 0x10000) {
         o[0] = (unsigned char)(0xE0 | cp >> 12), o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
         o[2] = (unsigned char)(0x80 | (cp & 0x3F));
@@ -84,12 +85,13 @@ static void test_utf8_kuhn(void) {
         {"\xF4\x8F\xBF\xBF\xF4\x90\x80\x80", 4},                 /* U+10FFFF fine, U+110000 not */
         {"\xFE", 0},
         {"\xFF", 0},
-        {"\xC2", 0}, /* ends early */
+        {"\xC2", 0},          /* ends early */
         {"\xEF\xBF\xBD", -1}, /* U+FFFD itself */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int64_t at = grok_utf8_invalid_at(cases[i].s, strlen(cases[i].s));
-        CHECK(at == cases[i].at, "case %zu: first bad byte %lld, want %lld", i, (long long)at, (long long)cases[i].at);
+        CHECK(at == cases[i].at, "case %zu: first bad byte %lld, want %lld", i, (long long)at,
+              (long long)cases[i].at);
         CHECK(grok_utf8_valid(cases[i].s, strlen(cases[i].s)) == (cases[i].at < 0), "case %zu: valid", i);
     }
     /* incomplete: a prefix that more bytes may still complete */
@@ -99,7 +101,8 @@ static void test_utf8_kuhn(void) {
     CHECK(!grok_utf8_incomplete((const unsigned char *)"\xED\xA0", 2), "ED A0 can only be a surrogate");
     CHECK(!grok_utf8_incomplete((const unsigned char *)"\xF4\x90", 2), "F4 90 is past U+10FFFF");
     CHECK(!grok_utf8_incomplete((const unsigned char *)"\xC0", 1), "C0 never starts a character");
-    CHECK(!grok_utf8_incomplete((const unsigned char *)"\xE2\x82\xAC", 3), "a whole character is not incomplete");
+    CHECK(!grok_utf8_incomplete((const unsigned char *)"\xE2\x82\xAC", 3),
+          "a whole character is not incomplete");
     /* sanitize: one U+FFFD per invalid byte */
     size_t n = 0;
     char *s = grok_utf8_sanitize("a\xC0\xAF\xE2\x82\xAC", 6, &n);
@@ -133,8 +136,9 @@ static void test_utf8_python(void) {
     enum { N = 3000, MAXLEN = 12 };
     static unsigned char str[N][MAXLEN];
     static size_t len[N];
-    static const unsigned char edge[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2,
-                                         0xDF, 0xE0, 0xE1, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF4, 0xF5, 0xF8, 0xFF};
+    static const unsigned char edge[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0,
+                                         0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xED,
+                                         0xEE, 0xEF, 0xF0, 0xF1, 0xF4, 0xF5, 0xF8, 0xFF};
     uint64_t x = 12345;
     FILE *f = fopen(in_path, "wb");
     CHECK(f != NULL, "cannot write %s", in_path);
@@ -183,7 +187,8 @@ static void test_utf8_python(void) {
         size_t n = 0;
         char *s = grok_utf8_sanitize((const char *)str[i], len[i], &n);
         char mine[256] = "";
-        for (size_t k = 0; s && k < n && 2 * k + 2 < sizeof mine; k++) sprintf(mine + 2 * k, "%02x", (unsigned char)s[k]);
+        for (size_t k = 0; s && k < n && 2 * k + 2 < sizeof mine; k++)
+            sprintf(mine + 2 * k, "%02x", (unsigned char)s[k]);
         const long long my_at = (long long)grok_utf8_invalid_at((const char *)str[i], len[i]);
         if ((my_at != at || strcmp(mine, hex) != 0) && ++mism <= 5)
             fprintf(stderr, "case %d: ours %lld %s, python %lld %s\n", i, my_at, mine, at, hex);
@@ -234,8 +239,8 @@ static void test_rng(void) {
         sum += z, sq += z * z;
     }
     CHECK(lo >= 0 && hi < 1 && lo < 0.001 && hi > 0.999, "uniform range [%g, %g]", lo, hi);
-    CHECK(sum / 1e5 > -0.02 && sum / 1e5 < 0.02 && sq / 1e5 > 0.98 && sq / 1e5 < 1.02, "normal mean %g var %g",
-          sum / 1e5, sq / 1e5);
+    CHECK(sum / 1e5 > -0.02 && sum / 1e5 < 0.02 && sq / 1e5 > 0.98 && sq / 1e5 < 1.02,
+          "normal mean %g var %g", sum / 1e5, sq / 1e5);
 }
 
 static void test_clock(void) {
@@ -260,7 +265,8 @@ static void test_buf(void) {
     bool ok = true;
     for (int i = 0; i < 1000; i++) ok = ok && grok_buf_addf(&b, &len, &cap, "%d,", i);
     ok = ok && grok_buf_adds(&b, &len, &cap, "end") && grok_buf_add(&b, &len, &cap, "xyz", 1);
-    CHECK(ok && len == strlen(b) && cap > len, "buf: len %zu strlen %zu cap %zu", len, b ? strlen(b) : 0, cap);
+    CHECK(ok && len == strlen(b) && cap > len, "buf: len %zu strlen %zu cap %zu", len, b ? strlen(b) : 0,
+          cap);
     CHECK(b && strncmp(b, "0,1,2,", 6) == 0 && strcmp(b + len - 12, "998,999,endx") == 0, "buf text");
     free(b);
     /* one printf far longer than the room: grown once, printed whole */

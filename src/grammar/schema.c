@@ -805,8 +805,8 @@ static char *string_rule(conv *c, const cJSON *s, const char *ptr, const char *h
  * end here unless a name ends here, may go on with a character that
  * continues no name (then anything), or with one that does and the rest
  * of the trie below it. Names are ASCII (checked by the caller). */
-static void write_node(grok_strbuf *out, const char **nm, size_t cnt, size_t d, const char *prefix, size_t plen,
-                       const char *chr);
+static void write_node(grok_strbuf *out, const char **nm, size_t cnt, size_t d, const char *prefix,
+                       size_t plen, const char *chr);
 
 /* The rule for a JSON string key equal to none of the given names, with
  * no escapes (the keys of additional properties). */
@@ -833,8 +833,8 @@ static char *key_not_in(conv *c, const cJSON *props, const char *hint) {
     return add_rule(c, hint, grok_strbuf_take(&b, NULL));
 }
 
-static void write_node(grok_strbuf *out, const char **nm, size_t cnt, size_t d, const char *prefix, size_t plen,
-                       const char *chr) {
+static void write_node(grok_strbuf *out, const char **nm, size_t cnt, size_t d, const char *prefix,
+                       size_t plen, const char *chr) {
     bool ends_here = false;
     unsigned char seen[256] = {0};
     for (size_t i = 0; i < cnt; i++) {

@@ -908,8 +908,8 @@ size_t grok_detok_stream_flush(grok_detok_stream *s, char *out, size_t cap) {
     return stream_drain(s, out, cap, 0, true);
 }
 
-int64_t grok_tokenize_into(const grok_tokenizer *t, const char *text, size_t len, bool add_special, int32_t *out,
-                           int64_t cap) {
+int64_t grok_tokenize_into(const grok_tokenizer *t, const char *text, size_t len, bool add_special,
+                           int32_t *out, int64_t cap) {
     size_t n = 0;
     int32_t *ids = grok_tokenize(t, text, len, add_special, &n);
     if (!ids) return -1;

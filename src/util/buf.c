@@ -28,7 +28,9 @@ bool grok_buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n) {
     return true;
 }
 
-bool grok_buf_adds(char **b, size_t *len, size_t *cap, const char *s) { return grok_buf_add(b, len, cap, s, strlen(s)); }
+bool grok_buf_adds(char **b, size_t *len, size_t *cap, const char *s) {
+    return grok_buf_add(b, len, cap, s, strlen(s));
+}
 
 bool grok_buf_vaddf(char **b, size_t *len, size_t *cap, const char *fmt, va_list ap) {
     va_list ap2;

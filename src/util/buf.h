@@ -23,13 +23,14 @@ bool grok_buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n);
 /* grok_buf_add of the NUL-terminated s. */
 bool grok_buf_adds(char **b, size_t *len, size_t *cap, const char *s);
 /* grok_buf_add of printf's output. */
-bool grok_buf_addf(char **b, size_t *len, size_t *cap, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+bool grok_buf_addf(char **b, size_t *len, size_t *cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 bool grok_buf_vaddf(char **b, size_t *len, size_t *cap, const char *fmt, va_list ap);
 
 typedef struct {
-    char *a;      /* the text, NUL-terminated; NULL until the first append */
+    char *a;       /* the text, NUL-terminated; NULL until the first append */
     size_t n, cap; /* bytes used and allocated */
-    bool oom;     /* an append failed: every later one is a no-op */
+    bool oom;      /* an append failed: every later one is a no-op */
 } grok_strbuf;
 
 void grok_strbuf_add(grok_strbuf *b, const char *s, size_t n);

@@ -45,11 +45,11 @@ static inline float grok_rng_normal(grok_rng *r) {
  * a sampled text), which tests and users compare, so a new use gets a
  * new name rather than a changed formula. */
 typedef enum {
-    GROK_RNG_WEIGHTS,  /* the initial values of tensor `index` (grok new, grok train) */
-    GROK_RNG_LORA,     /* the initial A matrix of LoRA target `index` (B starts at 0) */
-    GROK_RNG_DATA,     /* training: the order of the training windows (index unused) */
-    GROK_RNG_DROPOUT,  /* LoRA dropout: the key of optimizer step `index` */
-    GROK_RNG_SAMPLER,  /* the sampler: expanded into xoshiro256**'s state (index unused) */
+    GROK_RNG_WEIGHTS, /* the initial values of tensor `index` (grok new, grok train) */
+    GROK_RNG_LORA,    /* the initial A matrix of LoRA target `index` (B starts at 0) */
+    GROK_RNG_DATA,    /* training: the order of the training windows (index unused) */
+    GROK_RNG_DROPOUT, /* LoRA dropout: the key of optimizer step `index` */
+    GROK_RNG_SAMPLER, /* the sampler: expanded into xoshiro256**'s state (index unused) */
 } grok_rng_stream;
 
 /* The generator of stream `stream` (element `index`) of seed. */
