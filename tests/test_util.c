@@ -3,7 +3,7 @@
  * standard's counts, an encoder written from RFC 3629's table, Markus
  * Kuhn's malformed sequences, and Python's strict decoder when
  * /usr/bin/python3 is there), the named RNG streams, the clock and the
- * growing buffer (splitmix64 against its published outputs, the named
+ * growing buffer and whole-file reads (splitmix64 against its published outputs, the named
  * streams pinned to the values grok new and grok train have always drawn).
  */
 #include <stdint.h>
@@ -17,6 +17,7 @@
 #include "check.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/file.h"
 #include "util/rng.h"
 #include "util/utf8.h"
 
@@ -291,6 +292,35 @@ static void test_buf(void) {
     CHECK(grok_strbuf_take(&s, &n) == NULL && n == 0 && !s.oom, "take after out of memory");
 }
 
+static void test_read_file(void) {
+    const char *tmp = getenv("GROK_TMP") ? getenv("GROK_TMP") : "/tmp";
+    mkdir(tmp, 0755);
+    char path[4096], err[512];
+    snprintf(path, sizeof path, "%s/read_file_%d.bin", tmp, (int)getpid());
+    enum { N = 200003 }; /* more than one 64 KiB chunk, not a multiple of it */
+    static char data[N];
+    for (int i = 0; i < N; i++) data[i] = (char)(i * 7 + i / 251);
+    data[5] = 0; /* a NUL inside: the length, not strlen, counts */
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(data, 1, N, f) == N, "write %s", path);
+    if (f) fclose(f);
+    size_t n = 0;
+    char *b = grok_read_file(path, &n, err, sizeof err);
+    CHECK(b && n == N && memcmp(b, data, N) == 0 && b[N] == 0, "read back %zu of %d bytes", n, N);
+    free(b);
+    f = fopen(path, "wb");
+    if (f) fclose(f);
+    b = grok_read_file(path, &n, err, sizeof err);
+    CHECK(b && n == 0 && b[0] == 0, "an empty file");
+    free(b);
+    unlink(path);
+    b = grok_read_file(path, &n, err, sizeof err);
+    CHECK(!b && strstr(err, path) && strstr(err, "No such file"), "missing file: %s", err);
+    b = grok_read_file(tmp, &n, err, sizeof err);
+    CHECK(!b && strstr(err, tmp) && strstr(err, "directory"), "a directory: %s", b ? "read" : err);
+    free(b);
+}
+
 int main(void) {
     test_utf8_spec();
     test_utf8_kuhn();
@@ -298,5 +328,6 @@ int main(void) {
     test_rng();
     test_clock();
     test_buf();
+    test_read_file();
     return check_summary("test_util");
 }

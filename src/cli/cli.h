@@ -13,6 +13,7 @@
 
 #include "grok.h"
 #include "util/clock.h"
+#include "util/file.h"
 
 /* Subcommands: argv[0] is the subcommand name. Return the process status. */
 int cmd_run(int argc, char **argv);
@@ -67,8 +68,6 @@ bool cli_is_help(const char *arg);
 int cli_unknown(const char *sub, const char *arg);
 /* Prints "grok SUB: MSG" to stderr. */
 void cli_error(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Reads a whole file (binary-exact); NULL with err on failure. */
-char *cli_read_file(const char *path, size_t *len, char *err, size_t err_size);
 /* Parses "1,2,3" or "1 2 3" into ids; false with err on a bad entry. */
 bool cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *err, size_t err_size);
 /* --kv-type: "f32" or "f16"; false (after a message) for anything else. */

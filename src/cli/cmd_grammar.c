@@ -83,7 +83,7 @@ int cmd_grammar(int argc, char **argv) {
     }
     if (print && schema) {
         size_t len;
-        char *text = cli_read_file(schema, &len, err, sizeof err);
+        char *text = grok_read_file(schema, &len, err, sizeof err);
         char *out = text ? grok_json_schema_to_gbnf(text, len, err, sizeof err) : NULL;
         free(text);
         if (!out) {
@@ -94,7 +94,7 @@ int cmd_grammar(int argc, char **argv) {
         free(out);
     } else if (print) {
         size_t len;
-        char *text = cli_read_file(gbnf, &len, err, sizeof err);
+        char *text = grok_read_file(gbnf, &len, err, sizeof err);
         if (!text) {
             cli_error("grammar", "%s", err);
             goto done;
@@ -110,7 +110,7 @@ int cmd_grammar(int argc, char **argv) {
         char *text = NULL;
         const char *t = tests[k];
         if (test_is_file[k]) {
-            if (!(text = cli_read_file(tests[k], &len, err, sizeof err))) {
+            if (!(text = grok_read_file(tests[k], &len, err, sizeof err))) {
                 cli_error("grammar", "%s", err);
                 rc = 1;
                 continue;

@@ -175,7 +175,7 @@ int cmd_imatrix(int argc, char **argv) {
         }
     if (model_path) {
         size_t text_len;
-        if (!(text = cli_read_file(text_path, &text_len, err, sizeof err)) ||
+        if (!(text = grok_read_file(text_path, &text_len, err, sizeof err)) ||
             !(m = grok_model_load(model_path, err, sizeof err))) {
             cli_error("imatrix", "%s", err);
             goto done;

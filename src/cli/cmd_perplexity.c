@@ -98,7 +98,7 @@ int cmd_perplexity(int argc, char **argv) {
     }
     char err[GROK_ERR_SIZE];
     size_t text_len;
-    char *text = cli_read_file(text_path, &text_len, err, sizeof err);
+    char *text = grok_read_file(text_path, &text_len, err, sizeof err);
     if (!text) {
         cli_error("perplexity", "%s", err);
         return 1;

@@ -225,7 +225,7 @@ int cmd_run(int argc, char **argv) {
     if (!leader) { /* rank 0 reads the prompt; the others get its ids */
         prompt = "", prompt_file = NULL;
     } else if (prompt_file) {
-        file_text = cli_read_file(prompt_file, &prompt_len, err, sizeof err);
+        file_text = grok_read_file(prompt_file, &prompt_len, err, sizeof err);
         if (!file_text) {
             cli_error("run", "-f: %s", err);
             return 1;

@@ -96,39 +96,6 @@ void cli_error(const char *sub, const char *fmt, ...) {
     va_end(ap);
 }
 
-char *cli_read_file(const char *path, size_t *len, char *err, size_t err_size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, err_size, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (n < cap) break;
-        char *nb = cap < SIZE_MAX / 2 ? realloc(buf, cap * 2 + 1) : NULL;
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    if (!buf || ferror(f)) {
-        snprintf(err, err_size, "%s: %s", path, buf ? "read error" : "out of memory");
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 bool cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *err, size_t err_size) {
     size_t cap = 16, cnt = 0;
     int32_t *v = malloc(cap * sizeof *v);
@@ -302,7 +269,7 @@ grok_grammar *cli_load_grammar(const char *sub, const char *gbnf_path, const cha
     char err[GROK_ERR_SIZE];
     const char *path = gbnf_path ? gbnf_path : schema_path;
     size_t len;
-    char *text = cli_read_file(path, &len, err, sizeof err);
+    char *text = grok_read_file(path, &len, err, sizeof err);
     if (!text) {
         cli_error(sub, "%s", err);
         return NULL;
