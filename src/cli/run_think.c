@@ -18,6 +18,7 @@
 
 #include "cli/cli.h"
 #include "server/think.h"
+#include "util/rng.h"
 
 typedef struct {
     grok_sampler *sampler;
@@ -130,7 +131,7 @@ int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char 
     for (int i = 0; i < k; i++) {
         sample *x = &xs[i];
         grok_sampler_params sp = a->sp;
-        sp.seed += (uint64_t)i; /* as choice i of a server request */
+        sp.seed = grok_rng_choice_seed(sp.seed, (uint64_t)i); /* as choice i of a server request */
         x->sampler = grok_sampler_create(&sp, V);
         x->seq = grok_seq_create(m, &sq, err, sizeof err);
         x->hist = malloc((n_prompt + (size_t)a->n_gen + 1) * sizeof *x->hist);

@@ -46,6 +46,7 @@
 #include "model/lora.h"
 #include "server/server.h"
 #include "util/buf.h"
+#include "util/rng.h"
 
 int server_load(server *s, char *err, size_t err_size) {
     const server_config *cfg = &s->cfg;
@@ -353,7 +354,7 @@ static int assign(server *s, request *r, choice *c) {
     c->seq_cap = r->n_prompt + (size_t)r->max_tokens + 1;
     c->seq = malloc(c->seq_cap * sizeof(int32_t));
     grok_sampler_params sp = r->sp;
-    sp.seed += (uint64_t)c->index; /* n > 1: independent draws */
+    sp.seed = grok_rng_choice_seed(sp.seed, (uint64_t)c->index); /* n > 1: independent draws */
     c->sampler = grok_sampler_create(&sp, s->n_vocab);
     if (r->grammar) {
         c->matcher = grok_matcher_create(r->grammar);

@@ -64,4 +64,9 @@ static inline grok_rng grok_rng_named(uint64_t seed, grok_rng_stream stream, uin
     return (grok_rng){seed};
 }
 
+/* The sampler seed of choice i of a request with n > 1 (and of sample i of
+ * grok run --think): seed + i, so choice 0 is the request's own draw and a
+ * plain request with seed + i repeats choice i (docs/think.md, tested). */
+static inline uint64_t grok_rng_choice_seed(uint64_t seed, uint64_t i) { return seed + i; }
+
 #endif
