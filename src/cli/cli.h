@@ -72,6 +72,12 @@ char *cli_read_file(const char *path, size_t *len, char *err, size_t err_size);
 bool cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *err, size_t err_size);
 /* --kv-type: "f32" or "f16"; false (after a message) for anything else. */
 bool cli_kv_type(const char *sub, const char *name, grok_type *out);
+/* The one loading sequence of the commands that run a model: loads path,
+ * applies the LoRA adapter lora (NULL: none) at lora_scale, and attaches
+ * the model to an mpirun job's ranks (nothing in one process), every rank
+ * agreeing on the outcome. NULL after printing "grok SUB: why" (naming the
+ * file) on every rank. */
+grok_model *cli_load_model(const char *sub, const char *path, const char *lora, float lora_scale);
 /* The bundled model, models/grok-mini.gguf beside the directory holding
  * the grok binary (build/grok -> models/), or GROK_DEFAULT_MODEL from the
  * environment; false when there is none. */

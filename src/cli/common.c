@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "dist/dist.h"
+#include "model/lora.h"
 
 static bool is_flag(const char *arg, const char *name, const char *alias) {
     return strcmp(arg, name) == 0 || (alias && strcmp(arg, alias) == 0);
@@ -280,6 +282,19 @@ bool cli_default_model(char *buf, size_t size) {
     *slash = '\0';
     if ((size_t)snprintf(buf, size, "%s/../models/grok-mini.gguf", exe) >= size) return false;
     return access(buf, R_OK) == 0;
+}
+
+grok_model *cli_load_model(const char *sub, const char *path, const char *lora, float lora_scale) {
+    char err[GROK_ERR_SIZE];
+    grok_model *m = grok_model_load(path, err, sizeof err);
+    const bool ok = m && (!lora || grok_model_apply_lora(m, lora, lora_scale, err, sizeof err) == 0) &&
+                    grok_dist_attach(m, err, sizeof err) == 0;
+    if (grok_dist_agree(ok, err, sizeof err)) {
+        cli_error(sub, "%s", err);
+        grok_model_free(m);
+        return NULL;
+    }
+    return m;
 }
 
 /* Loads the tokenizer named by -m or --tokenizer; NULL after printing why. */
