@@ -349,9 +349,9 @@ void cli_help(const cli_cmd *c, FILE *out) {
         }
     }
     if (c->memory)
-        fprintf(out, "\nThe memory flags (--mem-limit, --mem-plan, --cache-slots, ...; grok help lists them)"
-                     " apply to every model this command loads.\n");
-    fprintf(out, "\n-h, --help prints this text. A flag's value may follow it or an '=' (--ctx=512).\n");
+        fprintf(out, "\nThe memory flags (--mem-limit, --mem-plan, --cache-slots, ...: see grok help)\n"
+                     "apply to every model this command loads.\n");
+    fprintf(out, "\n-h, --help prints this text. A value may follow its flag or an '=' (--flag=V).\n");
     if (c->notes) fprintf(out, "\n%s\n", c->notes);
 }
 
