@@ -85,8 +85,9 @@ int cmd_serve(int argc, char **argv) {
                    .about = "OpenAI-compatible HTTP server: POST /v1/completions, /v1/chat/completions,\n"
                             "/tokenize, /detokenize; GET /v1/models, /health, /metrics, and a chat page at /.\n"
                             "Runs until SIGTERM.",
-                   .notes = "Under mpirun the model is split across the ranks (--mpi-split ffn|experts|\n"
-                            "layers, see docs/distributed.md): rank 0 serves HTTP, the others follow its steps.",
+                   .notes = "Under mpirun the model is split across the ranks (--mpi-split\n"
+                            "ffn|experts|layers, see docs/distributed.md): rank 0 serves HTTP, the others\n"
+                            "follow its steps.",
                    .memory = true};
     cli_add_group(&cmd, "Server", SERVE_OPTS, sizeof SERVE_OPTS / sizeof SERVE_OPTS[0], &a, NULL);
     /* the server's own --ctx (per slot) and --batch (per step) shadow the shared ones */
