@@ -83,7 +83,7 @@ typedef struct {
 } cli_group;
 
 #define CLI_MAX_GROUPS 8
-#define CLI_MAX_POS 8
+#define CLI_MAX_POS 256
 typedef struct {
     const char *name;  /* "run" */
     const char *usage; /* after "usage: grok run ": "-m MODEL (-p TEXT | -f FILE) [options]" */
