@@ -116,6 +116,25 @@ static void test_values(void) {
     CHECK(parse(&f, "--seed", "-2", NULL) == -1 && f.sp.seed == UINT64_MAX - 1, "negative seed wraps");
     setup(&f);
     CHECK(parse(&f, "-", NULL) == -1 && f.c.n_pos == 1, "'-' is a positional (stdin)");
+    setup(&f);
+    CHECK(parse(&f, "-5", "-n", "-2", NULL) == -1 && f.c.n_pos == 1 && strcmp(f.c.pos[0], "-5") == 0 &&
+              f.own.i64 == -2,
+          "a negative number no flag is called is a positional; a flag's negative value is its value");
+    /* any number of positionals, when the command takes them */
+    setup(&f);
+    f.c.max_pos = CLI_ANY_POS;
+    char *argv[402], words[300][8];
+    argv[0] = (char *)"demo";
+    int argc = 1;
+    for (int k = 0; k < 300; k++) {
+        snprintf(words[k], sizeof words[k], "w%d", k);
+        argv[argc++] = words[k];
+        if (k % 3 == 0) argv[argc++] = (char *)"-F";
+    }
+    argv[argc] = NULL;
+    CHECK(cli_parse(&f.c, argc, argv) == -1 && f.c.n_pos == 300 && strcmp(f.c.pos[299], "w299") == 0 &&
+              strcmp(f.c.pos[100], "w100") == 0 && f.own.flag,
+          "300 positionals: %d", f.c.n_pos);
 }
 
 /* One bad command line: status 2 and a message holding every piece of want. */

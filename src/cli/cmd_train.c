@@ -251,7 +251,7 @@ static int train_parse(int argc, char **argv, train_opts *o, cli_cmd *cmd) {
                               "The last --holdout share of the tokens is held out for evaluation.",
                      .notes = "--train-batch was called --batch (still accepted); --batch is a prompt batch in\n"
                               "the other commands. See docs/training.md.",
-                     .max_pos = CLI_MAX_POS};
+                     .max_pos = CLI_ANY_POS};
     cli_add_group(cmd, "Data and vocabulary", DATA_OPTS, sizeof DATA_OPTS / sizeof DATA_OPTS[0], o, NULL);
     cli_add_group(cmd, "Fine-tuning", TUNE_OPTS, sizeof TUNE_OPTS / sizeof TUNE_OPTS[0], o, NULL);
     cli_add_group(cmd, "Shape (as grok new)", CLI_SHAPE_OPTS, CLI_N_SHAPE_OPTS, &a->hp, TRAIN_SHAPE_OMIT);

@@ -173,13 +173,18 @@ static int walk(cli_cmd *c, int argc, char **argv, bool apply) {
             rest = true;
             continue;
         }
-        if (rest || a[0] != '-' || a[1] == '\0') { /* a positional ("-": stdin) */
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        const size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        size_t g, k;
+        const cli_opt *o = rest ? NULL : find(c, a, len, &g, &k);
+        /* a positional: after --, "-" (stdin), or a negative number no flag is called */
+        if (rest || a[0] != '-' || a[1] == '\0' || (!o && a[1] >= '0' && a[1] <= '9')) {
             if (!apply) continue;
-            if (c->n_pos >= c->max_pos || c->n_pos >= CLI_MAX_POS) {
+            if (c->n_pos >= c->max_pos) {
                 fprintf(err, "grok %s: unexpected argument '%s' (see grok %s --help)\n", c->name, a, c->name);
                 return 2;
             }
-            c->pos[c->n_pos++] = a;
+            argv[1 + c->n_pos++] = argv[i]; /* a slot already read: positionals gather at the front */
             continue;
         }
         if (is_help(a)) {
@@ -187,10 +192,6 @@ static int walk(cli_cmd *c, int argc, char **argv, bool apply) {
             cli_help(c, c->out ? c->out : stdout);
             return 0;
         }
-        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
-        const size_t len = eq ? (size_t)(eq - a) : strlen(a);
-        size_t g, k;
-        const cli_opt *o = find(c, a, len, &g, &k);
         if (!o) {
             if (!apply) continue; /* reported by the second walk, in order */
             fprintf(err, "grok %s: unknown argument '%s' (see grok %s --help)\n", c->name, a, c->name);
@@ -222,6 +223,7 @@ static int walk(cli_cmd *c, int argc, char **argv, bool apply) {
 
 int cli_parse(cli_cmd *c, int argc, char **argv) {
     c->n_pos = 0;
+    c->pos = (const char **)argv + 1;
     memset(c->seen, 0, sizeof c->seen);
     int rc = walk(c, argc, argv, false);
     return rc >= 0 ? rc : walk(c, argc, argv, true);

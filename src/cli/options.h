@@ -83,7 +83,7 @@ typedef struct {
 } cli_group;
 
 #define CLI_MAX_GROUPS 8
-#define CLI_MAX_POS 256
+#define CLI_ANY_POS 0x7fffffff /* max_pos: no limit */
 typedef struct {
     const char *name;  /* "run" */
     const char *usage; /* after "usage: grok run ": "-m MODEL (-p TEXT | -f FILE) [options]" */
@@ -94,8 +94,9 @@ typedef struct {
     cli_group groups[CLI_MAX_GROUPS];
     size_t n_groups;
     FILE *out, *err; /* where --help and messages go; NULL: stdout, stderr */
-    /* filled by cli_parse */
-    const char *pos[CLI_MAX_POS];
+    /* filled by cli_parse: the positionals, in order (gathered at the front
+     * of argv, so there may be any number of them) */
+    const char **pos;
     int n_pos;
     uint64_t seen[CLI_MAX_GROUPS]; /* bit k of seen[g]: groups[g].opts[k] was given */
 } cli_cmd;
@@ -106,7 +107,9 @@ void cli_add_group(cli_cmd *c, const char *title, const cli_opt *opts, size_t n,
  * command goes on, 0 after printing --help (-h) to stdout, or 2 after a
  * message naming the flag and its value: an unknown flag, a missing or
  * malformed value, a value out of range, too many positionals. --name=VALUE
- * is read as --name VALUE; after "--" every argument is positional. */
+ * is read as --name VALUE; after "--" every argument is positional, and
+ * so is "-" and a word like "-5" that no flag is called. argv's order is
+ * changed (the positionals move to its front). */
 int cli_parse(cli_cmd *c, int argc, char **argv);
 /* The help text, generated from the groups. */
 void cli_help(const cli_cmd *c, FILE *out);
