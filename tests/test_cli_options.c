@@ -173,8 +173,11 @@ static void test_errors(void) {
     setup(&f);
     CHECK(parse(&f, "--stop", "1", "--stop", "2", "--stop", "3", "--stop", "4", "--stop", "5", "--stop", "6",
                 "--stop", "7", "--stop", "8", "--stop", "9", "--stop", "10", "--stop", "11", "--stop", "12",
-                "--stop", "13", "--stop", "14", "--stop", "15", "--stop", "16", "--stop", "17", NULL) == 2 &&
-              strstr(f.err, "--stop: at most 16 values ('17'"),
+                "--stop", "13", "--stop", "14", "--stop", "15", "--stop", "16", NULL) == -1 &&
+              f.own.list.n == 16,
+          "16 values");
+    f.own.list.n = CLI_MAX_REPEAT;
+    CHECK(parse(&f, "--stop", "65", NULL) == 2 && strstr(f.err, "--stop: at most 64 values ('65'"),
           "repeat limit: %s", f.err);
 }
 
@@ -199,7 +202,7 @@ static void test_help(void) {
     CHECK(strncmp(h, "usage: grok demo [options] FILE\n", 32) == 0, "usage line: %.60s", h);
     /* every accepted flag is listed, the omitted and the shadowed are not */
     static const char *const want[] = {
-        "  -F, --flag ", "  --str TEXT", "default dflt", "  --stop TEXT", "repeatable, at most 16",
+        "  -F, --flag ", "  --str TEXT", "default dflt", "  --stop TEXT", "repeatable, at most 64",
         "  -n, --num N", "-3..100; default 5", /* the default, not the 42 of this line */
         "  --small N", "  --useed S", "any 64-bit integer", "  --frac F", "0..1; default 0.5", "  --mem SIZE",
         "default none", "  --color red|green|blue", "default green", "  --ctx N", "chunk length (4..8",

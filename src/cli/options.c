@@ -102,6 +102,7 @@ static int set_value(FILE *err, const cli_opt *o, const char *flag, const char *
             fprintf(err, PREFIX "%s: at most %d values ('%s' is one too many)\n", flag, CLI_MAX_REPEAT, s);
             return 2;
         }
+        l->flag[l->n] = o->name;
         l->v[l->n++] = s;
         return 0;
     }

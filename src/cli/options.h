@@ -33,9 +33,10 @@ typedef enum {
     CLI_ENUM, /* int: the index of the value among choices */
 } cli_opt_type;
 
-#define CLI_MAX_REPEAT 16 /* values of one repeated flag (CLI_STRS) */
+#define CLI_MAX_REPEAT 64 /* values of one repeated flag (CLI_STRS) */
 typedef struct {
     const char *v[CLI_MAX_REPEAT];
+    const char *flag[CLI_MAX_REPEAT]; /* the row's name each came with: two rows may share one list */
     size_t n;
 } cli_strs;
 
