@@ -20,15 +20,16 @@ files_of() {
 # the flags named in a C text: quoted "--x" / "-x" that stand where a flag's
 # name or alias goes (a row or a parse call)
 flags_in() {
-    grep -ohE '(CLI_OPT_[A-Z0-9]+\([A-Za-z_]+, *[A-Za-z_.\[\]0-9]+, *|cli_(str|i64|f32|u64|flag)\(argv, *argc, *&?i, *)"-[^"]*"(, *"-[^"]*")?' "$@" |
+    grep -ohE '(CLI_OPT_[A-Z0-9]+\([A-Za-z_]+, *[][A-Za-z_.0-9()]+, *|cli_(str|i64|f32|u64|flag)\(argv, *argc, *&?i, *)"-[^"]*"(, *"-[^"]*")?' "$@" |
         grep -oE '"-[^"]*"' | tr -d '"'
 }
 # the shared groups a command adds: their rows are in options.c
 groups_in() {
     grep -ohE 'CLI_(MODEL|SAMPLER|SHAPE)_OPTS' "$@" | sort -u
 }
-group_flags() {
-    awk -v g="const cli_opt $1\\[\\]" 'index($0, g) {on = 1; next} on && /^};/ {on = 0} on' options.c |
+# the rows of table $2 in file $1 (a shared group: options.c)
+table_flags() {
+    awk -v g="const cli_opt $2[]" 'index($0, g) {on = 1; next} on && /^};/ {on = 0} on' "$1" |
         grep -oE '"-[^"]*"' | tr -d '"'
 }
 commands=$("$GROK" help | awk '/^commands:/ {on = 1; next} on && /^  [a-z]/ {print $1} on && /^$/ {exit}' | grep -v '^help$')
@@ -44,9 +45,30 @@ for c in $commands; do
     echo "$help" | head -1 | grep -q "^usage: grok $c" || { echo "FAIL: grok $c --help: no usage line"; fails=$((fails + 1)); }
     # shellcheck disable=SC2046
     src=$(files_of "$c")
-    want=$( (flags_in $src; for g in $(groups_in $src); do group_flags "$g"; done) | sort -u)
+    case "$c" in # two commands in one file: their own tables
+    tokenize) own=$(table_flags cmd_tokenize.c TOKENIZER_OPTS; table_flags cmd_tokenize.c TOKENIZE_OPTS) ;;
+    detokenize) own=$(table_flags cmd_tokenize.c TOKENIZER_OPTS; table_flags cmd_tokenize.c DETOKENIZE_OPTS) ;;
+    *) own=$(flags_in $src) ;;
+    esac
+    want=$( (echo "$own"; for g in $(groups_in $src); do table_flags options.c "$g"; done) | grep . | sort -u)
     # the omitted rows of a shared group: "const char *const ..._OMIT[] = {"--x", ...}"
-    omit=$(grep -ohE 'OMIT\[\] = \{[^}]*\}' $src | grep -oE '"-[^"]*"' | tr -d '"')
+    # (and their aliases, from options.c), which the command must refuse
+    omit=$(cat $src | tr '\n' ' ' | grep -oE 'OMIT\[\] = \{[^}]*\}' | grep -oE '"-[^"]*"' | tr -d '"')
+    for f in $omit; do
+        omit="$omit $(grep -oE "\"$f\", *\"-[^\"]*\"" options.c | grep -oE '"-[^"]*"' | tail -1 | tr -d '"')"
+    done
+    for f in $omit; do
+        grep -qxF -- "$f" <<<"$own" && continue # the command's own row of that name (bench's --batch)
+        out=$("$GROK" "$c" "$f" 1 2>&1); rc=$?
+        [ $rc -eq 2 ] && grep -q -- "unknown argument '$f'" <<<"$out" ||
+            { echo "FAIL: grok $c takes $f, which it omits: status $rc"; fails=$((fails + 1)); }
+    done
+    [ -n "$want" ] || { echo "FAIL: no flags found in the source of grok $c ($src)"; fails=$((fails + 1)); }
+    # an unknown flag: status 2 and a message naming it
+    out=$("$GROK" "$c" --no-such-flag 2>&1); rc=$?
+    if [ $rc -ne 2 ] || ! grep -q -- "unknown argument '--no-such-flag'" <<<"$out"; then
+        echo "FAIL: grok $c --no-such-flag: status $rc, '$out'"; fails=$((fails + 1))
+    fi
     for f in $want; do
         case " $(echo $omit) " in *" $f "*) continue ;; esac
         [ "$f" = "-h" ] || [ "$f" = "--help" ] && continue
@@ -55,6 +77,21 @@ for c in $commands; do
             echo "FAIL: grok $c --help does not list $f"; fails=$((fails + 1))
         fi
     done
+done
+# the shared rows reach the commands that add them: the sampler's in run
+for f in --temp --top-k --top-p --min-p --repeat-penalty --seed -s; do
+    "$GROK" run --help | grep -qE -- "(^|[ ,])$f[ ,]" || { echo "FAIL: grok run --help lacks the sampler's $f"; fails=$((fails + 1)); }
+done
+# the same flag reads the same everywhere: --threads -1 and --seed x are refused alike
+for c in run logits perplexity bench serve train info pack trace imatrix convert; do
+    out=$("$GROK" "$c" --threads -1 2>&1); rc=$?
+    [ $rc -eq 2 ] && grep -q -- "flag --threads: '-1' is not an integer in \[0, 1024\]" <<<"$out" ||
+        { echo "FAIL: grok $c --threads -1: status $rc, '$out'"; fails=$((fails + 1)); }
+done
+for c in run new train; do
+    out=$("$GROK" "$c" -s x 2>&1); rc=$?
+    [ $rc -eq 2 ] && grep -q -- "flag -s: 'x' is not an integer" <<<"$out" ||
+        { echo "FAIL: grok $c -s x: status $rc, '$out'"; fails=$((fails + 1)); }
 done
 echo "cli_help: $n commands, $fails failures"
 [ "$fails" -eq 0 ]

@@ -43,7 +43,7 @@ static void usage(FILE *out) {
                  "  --imatrix FILE               importance matrix (grok imatrix or llama-imatrix;\n"
                  "                               GGUF or .dat): the encoders weigh each value's\n"
                  "                               error by its column's mean squared input\n"
-                 "  --threads N                  worker threads (all cores)\n"
+                 "  -t, --threads N              worker threads; 0 = all cores (0)\n"
                  "  --force                      overwrite OUT if it exists\n"
                  "  --pack                       also write OUT.grokpack, the packed layout later runs\n"
                  "                               map instead of packing at start (grok pack; docs/memory.md)\n");
