@@ -251,7 +251,40 @@ static void test_sampler_ranges(void) {
     }
 }
 
+/* cli_take: the memory rows out of argv wherever they stand, the rest kept in order. */
+static void test_take(void) {
+    cli_memory_args m;
+    cli_memory_args_init(&m);
+    cli_cmd c = {.name = "memory"};
+    cli_add_group(&c, "Memory", CLI_MEMORY_OPTS, CLI_N_MEMORY_OPTS, &m, NULL);
+    char *argv[] = {"grok", "run", "--mem-limit", "4G", "-p", "x", "--mem-plan=cache", "--buffered-io",
+                    "--io-threads", "3", "-n", "4", NULL};
+    int argc = 12;
+    CHECK(cli_take(&c, &argc, argv) == -1, "take");
+    CHECK(argc == 6 && strcmp(argv[1], "run") == 0 && strcmp(argv[2], "-p") == 0 && strcmp(argv[3], "x") == 0 &&
+              strcmp(argv[4], "-n") == 0 && strcmp(argv[5], "4") == 0 && argv[6] == NULL,
+          "the rest kept: argc %d", argc);
+    CHECK(strcmp(m.limit, "4G") == 0 && m.plan == GROK_PLAN_CACHE && m.buffered_io && m.io_threads == 3,
+          "values: plan %d io %lld", m.plan, (long long)m.io_threads);
+    CHECK(cli_seen(&c, "--io-threads") && !cli_seen(&c, "--prefetch"), "seen");
+    FILE *e = tmpfile();
+    c.err = e;
+    char *bad[] = {"grok", "run", "--cache-policy", "mru", NULL};
+    argc = 4;
+    CHECK(cli_take(&c, &argc, bad) == 2, "bad policy");
+    char *noval[] = {"grok", "run", "--prefetch", NULL};
+    argc = 3;
+    CHECK(cli_take(&c, &argc, noval) == 2, "missing value");
+    char msg[512];
+    rewind(e);
+    msg[fread(msg, 1, sizeof msg - 1, e)] = '\0';
+    fclose(e);
+    CHECK(strstr(msg, "flag --cache-policy: 'mru' is not lru, lfu or arc") && strstr(msg, "flag --prefetch needs a value"),
+          "messages: %s", msg);
+}
+
 int main(void) {
+    test_take();
     test_values();
     test_errors();
     test_help();

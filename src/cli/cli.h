@@ -99,8 +99,8 @@ char *cli_unescape(const char *s);
  * wherever they stand and makes them the defaults of every model loaded;
  * 0, or 2 after a message naming a bad flag or value. */
 int cli_take_memory_flags(int *argc, char **argv);
-/* The help text of those flags. */
-extern const char CLI_MEMORY_HELP[];
+/* The help text of those flags, from their table (options.c). */
+void cli_memory_help(FILE *out);
 /* Prints the model's memory plan and its cache statistics as JSON members
  * (leading ", "), for --json outputs; nothing before the first context. */
 void cli_print_memory_json(FILE *out, const grok_model *m, int64_t n_tokens);

@@ -230,6 +230,42 @@ int cli_parse(cli_cmd *c, int argc, char **argv) {
     return rc >= 0 ? rc : walk(c, argc, argv, true);
 }
 
+int cli_take(cli_cmd *c, int *argc, char **argv) {
+    FILE *err = c->err ? c->err : stderr;
+    memset(c->seen, 0, sizeof c->seen);
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        const size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        size_t g, k;
+        const cli_opt *o = a[0] == '-' ? find(c, a, len, &g, &k) : NULL;
+        if (!o) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        char flag[128];
+        snprintf(flag, sizeof flag, "%.*s", (int)len, a);
+        const char *v = NULL;
+        if (o->type == CLI_FLAG && eq) {
+            fprintf(err, PREFIX "%s takes no value (got '%s')\n", flag, eq + 1);
+            return 2;
+        }
+        if (o->type != CLI_FLAG) {
+            if (!eq && i + 1 >= *argc) {
+                fprintf(err, PREFIX "%s needs a value\n", flag);
+                return 2;
+            }
+            v = eq ? eq + 1 : argv[++i];
+        }
+        if (set_value(err, o, flag, v, c->groups[g].base)) return 2;
+        c->seen[g] |= (uint64_t)1 << k;
+    }
+    argv[out] = NULL;
+    *argc = out;
+    return -1;
+}
+
 bool cli_seen(const cli_cmd *c, const char *name) {
     size_t g, k;
     return find(c, name, strlen(name), &g, &k) && (c->seen[g] >> k & 1);
@@ -301,6 +337,12 @@ static void default_text(const cli_opt *o, const void *base, char *buf, size_t s
     default:
         break;
     }
+}
+
+static void help_row(FILE *out, const cli_opt *o, const void *base);
+
+void cli_help_rows(FILE *out, const cli_opt *opts, size_t n, const void *base) {
+    for (size_t k = 0; k < n; k++) help_row(out, &opts[k], base);
 }
 
 static void help_row(FILE *out, const cli_opt *o, const void *base) {
@@ -379,6 +421,41 @@ const cli_opt CLI_MODEL_OPTS[] = {
     CLI_OPT_ENUM(cli_model_args, kv_type, "--kv-type", NULL, CLI_KV_TYPES, "the KV cache's type", NULL),
 };
 const size_t CLI_N_MODEL_OPTS = sizeof CLI_MODEL_OPTS / sizeof CLI_MODEL_OPTS[0];
+
+static const char *const MEM_PLANS[] = {"auto", "packed", "cache", "mmap", NULL};  /* grok_plan_kind's order */
+static const char *const CACHE_POLICIES[] = {"lru", "lfu", "arc", NULL}; /* grok_cache_policy's order */
+
+void cli_memory_args_init(cli_memory_args *a) {
+    const grok_memory_params p = grok_memory_default_params();
+    *a = (cli_memory_args){.plan = (int)p.plan,
+                           .cache_slots = p.cache_slots,
+                           .prefetch = p.prefetch,
+                           .io_threads = p.io_threads > 0 ? p.io_threads : 2,
+                           .policy = (int)p.policy,
+                           .buffered_io = p.buffered_io};
+}
+
+const cli_opt CLI_MEMORY_OPTS[] = {
+    CLI_OPT_STR(cli_memory_args, limit, "--mem-limit", NULL, "SIZE",
+                "plan for SIZE bytes (K/M/G/T suffixes, powers of 1024), or 'none'",
+                "the tightest cgroup limit, or MemAvailable"),
+    CLI_OPT_ENUM(cli_memory_args, plan, "--mem-plan", NULL, MEM_PLANS,
+                 "packed: every weight in memory; cache: experts through a cache of slots read from the file; "
+                 "mmap: the file's pages only; auto: by the limit",
+                 NULL),
+    CLI_OPT_I64(cli_memory_args, cache_slots, "--cache-slots", NULL, "N", 0, (int64_t)1 << 40,
+                "(layer, expert) slots of the cache; 0 = what fits", NULL),
+    CLI_OPT_ENUM(cli_memory_args, policy, "--cache-policy", NULL, CACHE_POLICIES, "the cache's eviction policy", NULL),
+    CLI_OPT_I64(cli_memory_args, prefetch, "--prefetch", NULL, "N", 0, 2,
+                "read the next layer's experts ahead, as its router predicts them from the current hidden state: "
+                "0 never, 1 when a victim used no more often is free to go (TinyLFU admission), 2 always",
+                NULL),
+    CLI_OPT_I64(cli_memory_args, io_threads, "--io-threads", NULL, "N", 1, 64, "threads reading into the cache", NULL),
+    CLI_OPT_FLAG(cli_memory_args, buffered_io, "--buffered-io", NULL, "read through the page cache instead of O_DIRECT"),
+    CLI_OPT_STR(cli_memory_args, pack_file, "--pack-file", NULL, "PATH",
+                "the packed copy to map (grok pack writes it), or 'none'", "MODEL.gguf.grokpack when it is there"),
+};
+const size_t CLI_N_MEMORY_OPTS = sizeof CLI_MEMORY_OPTS / sizeof CLI_MEMORY_OPTS[0];
 
 const cli_opt CLI_SAMPLER_OPTS[] = {
     CLI_OPT_F32(grok_sampler_params, temperature, "--temp", "--temperature", "T", GROK_TEMPERATURE_MIN,

@@ -112,6 +112,13 @@ void cli_add_group(cli_cmd *c, const char *title, const cli_opt *opts, size_t n,
  * so is "-" and a word like "-5" that no flag is called. argv's order is
  * changed (the positionals move to its front). */
 int cli_parse(cli_cmd *c, int argc, char **argv);
+/* Like cli_parse, but takes only c's flags out of argv (wherever they
+ * stand, with their values) and leaves every other word in place, for
+ * flags that main reads before the subcommand does. -1 to go on, or 2
+ * after a message. */
+int cli_take(cli_cmd *c, int *argc, char **argv);
+/* The rows of one table, as --help prints them. */
+void cli_help_rows(FILE *out, const cli_opt *opts, size_t n, const void *base);
 /* The help text, generated from the groups. */
 void cli_help(const cli_cmd *c, FILE *out);
 /* Whether the flag called name (its canonical name) was given. */
@@ -135,6 +142,20 @@ void cli_model_args_init(cli_model_args *a);
 grok_type cli_kv_grok_type(const cli_model_args *a);
 extern const cli_opt CLI_MODEL_OPTS[];
 extern const size_t CLI_N_MODEL_OPTS;
+
+/* The memory flags every model load honours (main takes them out of argv
+ * before the subcommand runs: cli_take_memory_flags). */
+typedef struct {
+    const char *limit; /* a size, or "none" */
+    int plan;          /* grok_plan_kind */
+    int64_t cache_slots, prefetch, io_threads;
+    int policy; /* grok_cache_policy */
+    bool buffered_io;
+    const char *pack_file; /* a path, or "none" */
+} cli_memory_args;
+void cli_memory_args_init(cli_memory_args *a);
+extern const cli_opt CLI_MEMORY_OPTS[];
+extern const size_t CLI_N_MEMORY_OPTS;
 
 /* The sampler's settings, straight into a grok_sampler_params, with the
  * ranges of the server's request parser (server/sampler_limits.h). */
