@@ -481,6 +481,121 @@ static const char BENCH_NOTES[] =
     "disk's O_DIRECT read rate and the I/O bound (that rate over the bytes read per\n"
     "token) too.";
 
+/* What bench_run measured, for the printers. */
+typedef struct {
+    const char *model_path, *kv;
+    grok_threadpool *pool;
+    grok_kernel_mode mode;
+    const grok_model *m;
+    const grok_memory_plan *plan;
+    grok_cache_stats cst;
+    int64_t n_prompt, n_gen, n_check, top1, bpt;
+    double t_prompt, t_gen, prompt_tps, gen_tps, bw, eff, rss_mb, anon_mb, file_mb, sent_per_tok;
+    double err_fast, err_exact, err_kernel, read_rate, io_bound, disk_per_tok;
+    bool check_ok, dist, sim, cached;
+    const batch_result *batches;
+    int n_batches;
+    const grammar_pass *gcold, *gwarm;
+} bench_report;
+
+/* --json: one object on stdout. */
+static void bench_print_json(const bench_report *r) {
+    printf("{\"model\": \"");
+    for (const char *s = r->model_path; *s; s++) {
+        if (*s == '"' || *s == '\\') putchar('\\');
+        if ((unsigned char)*s >= 0x20) putchar(*s);
+    }
+    printf("\", \"threads\": %d, \"kernels\": \"%s\", \"isa\": \"%s\", \"kv_type\": \"%s\", "
+           "\"n_prompt\": %" PRId64 ", \"n_gen\": %" PRId64
+           ", \"prompt_tok_s\": %.4f, \"gen_tok_s\": %.4f, "
+           "\"bytes_per_token\": %" PRId64 ", \"bandwidth_gb_s\": %.3f, \"efficiency\": %.4f, "
+           "\"peak_rss_mb\": %.1f, \"packed_mb\": %.1f, \"check_positions\": %" PRId64
+           ", \"check_max_rel_err\": %.3g, "
+           "\"check_exact_max_rel_err\": %.3g, \"check_kernel_max_rel_err\": %.3g, \"check_top1_agree\": "
+           "%" PRId64 ", \"check_ok\": %s",
+           grok_threadpool_size(r->pool), grok_kernel_mode_name(r->mode), grok_kernels_isa(), r->kv, r->n_prompt,
+           r->n_gen, r->prompt_tps, r->gen_tps, r->bpt, r->bw, r->eff, r->rss_mb, (double)grok_model_packed_bytes(r->m) / 1e6,
+           r->n_check, r->err_fast, r->err_exact, r->err_kernel, r->top1, r->check_ok ? "true" : "false");
+    if (r->dist)
+        printf(", \"mpi_ranks\": %d, \"mpi_split\": \"%s\", \"mpi_sent_bytes_per_token\": %.0f",
+               grok_dist_size(), grok_split_name(grok_dist_split()), r->sent_per_tok);
+    printf(", \"rss_anon_mb\": %.1f, \"rss_file_mb\": %.1f", r->anon_mb, r->file_mb);
+    cli_print_memory_json(stdout, r->m, r->n_gen);
+    if (r->sim) cli_print_cache_sim(stdout, r->m, true);
+    if (r->cached)
+        printf(", \"disk_read_rate_mb_s\": %.1f, \"io_bound_tok_s\": %.4f, \"io_bound_fraction\": %.4f",
+               r->read_rate / 1e6, r->io_bound, r->io_bound > 0 ? r->gen_tps / r->io_bound : 0);
+    printf(", \"batch\": [");
+    for (int k = 0; k < r->n_batches; k++)
+        printf("%s{\"n\": %" PRId64 ", \"tok_s\": %.4f, \"step_ms\": %.4f, \"step_ms_min\": %.4f, "
+               "\"bytes_per_step\": %.0f, \"experts_per_layer\": %.4f}",
+               k ? ", " : "", r->batches[k].n, (double)r->batches[k].n / r->batches[k].step_s,
+               r->batches[k].step_s * 1e3, r->batches[k].min_s * 1e3, r->batches[k].bytes, r->batches[k].experts);
+    printf("]");
+    if (r->gcold->tokens) {
+        printf(", \"grammar\": {");
+        print_pass("cold", r->gcold, true);
+        printf(", ");
+        print_pass("warm", r->gwarm, true);
+        printf("}");
+    }
+    printf("}\n");
+}
+
+/* The text report on stdout. */
+static void bench_print_text(const bench_report *r) {
+    printf("model            %s\n", r->model_path);
+    printf("kernels          %s (%s), %d threads, %s KV cache\n", grok_kernel_mode_name(r->mode),
+           grok_kernels_isa(), grok_threadpool_size(r->pool), r->kv);
+    printf("prompt           %.2f tok/s (%" PRId64 " tokens in %.3f s)\n", r->prompt_tps, r->n_prompt,
+           r->t_prompt);
+    printf("generation       %.2f tok/s (%" PRId64 " tokens in %.3f s)\n", r->gen_tps, r->n_gen, r->t_gen);
+    printf("bytes per token  %.1f MB of weights\n", (double)r->bpt / 1e6);
+    printf("bandwidth        %.2f GB/s (STREAM triad, %d threads)\n", r->bw, grok_threadpool_size(r->pool));
+    printf("efficiency       %.1f %% of bandwidth\n", r->eff * 100);
+    printf("peak RSS         %.1f MB%s; after generation %.1f MB anonymous, %.1f MB of mapped files\n", r->rss_mb,
+           r->dist ? " (rank 0)" : "", r->anon_mb, r->file_mb);
+    printf("packed weights   %.1f MB (rows interleaved for the fast kernels; GROK_PACK=0 turns it off)\n",
+           (double)grok_model_packed_bytes(r->m) / 1e6);
+    if (r->plan) {
+        char line[768];
+        grok_memory_plan_describe(r->plan, line, sizeof line);
+        printf("memory           %s\n", line);
+    }
+    if (r->cached)
+        printf("expert cache     %.1f %% hits (%" PRId64 " of %" PRId64 " lookups, %" PRId64
+               " more already being read), %.1f MB read from disk per token, I/O wait %.1f ms per token; "
+               "prediction right %.1f %%; disk %.0f MB/s (O_DIRECT, measured): I/O bound %.2f tok/s, "
+               "%.0f %% of it reached\n",
+               r->cst.lookups ? 100.0 * (double)r->cst.hits / (double)r->cst.lookups : 0, r->cst.hits, r->cst.lookups,
+               r->cst.late_hits, r->disk_per_tok / 1e6, r->cst.io_wait_s * 1e3 / (double)r->n_gen,
+               r->cst.predicted ? 100.0 * (double)r->cst.predicted_right / (double)r->cst.predicted : 0,
+               r->read_rate / 1e6, r->io_bound, r->io_bound > 0 ? 100 * r->gen_tps / r->io_bound : 0);
+    if (r->dist)
+        printf("mpi              %d ranks, split by %s, rank 0 sent %.1f KiB per generated token "
+               "(efficiency: all ranks' bytes over rank 0's bandwidth probe)\n",
+               grok_dist_size(), grok_split_name(grok_dist_split()), r->sent_per_tok / 1024);
+    if (r->sim) cli_print_cache_sim(stdout, r->m, false);
+    for (int k = 0; k < r->n_batches; k++)
+        printf("batch %-3" PRId64 "       %.2f tok/s, %.2f ms/step (%.2fx batch %" PRId64
+               "; fastest step %.2f ms, "
+               "%.2fx), %.1f MB of weights per step (%.2fx), %.2f experts per layer\n",
+               r->batches[k].n, (double)r->batches[k].n / r->batches[k].step_s, r->batches[k].step_s * 1e3,
+               r->batches[k].step_s / r->batches[0].step_s, r->batches[0].n, r->batches[k].min_s * 1e3,
+               r->batches[k].min_s / r->batches[0].min_s, r->batches[k].bytes / 1e6,
+               r->batches[k].bytes / r->batches[0].bytes, r->batches[k].experts);
+    if (r->gcold->tokens) {
+        print_pass("cold", r->gcold, false);
+        print_pass("warm", r->gwarm, false);
+    }
+    if (r->n_check)
+        printf("check            %s: kernels %.3g (tol %g); logits max rel err %.3g (tol %g), exact path "
+               "%.3g "
+               "(tol %g), top-1 %" PRId64 "/%" PRId64 "\n",
+               r->check_ok ? "ok" : "FAILED", r->err_kernel, TOL_KERNEL, r->err_fast,
+               r->mode == GROK_KERNELS_FAST ? TOL_FAST : TOL_EXACT, r->err_exact, TOL_EXACT, r->top1, r->n_check);
+}
+
 /* The command line into a; -1 to go on, else the exit status. */
 static int bench_parse(int argc, char **argv, bench_args *a) {
     *a = (bench_args){.n_prompt = 512, .n_gen = 128, .n_check = 4, .rounds = 3, .kernels = GROK_KERNELS_FAST};
@@ -714,99 +829,19 @@ static int bench_run(const bench_args *a, batch_result *batches, int n_batches) 
         rc = check_ok ? 0 : 1;
         goto done;
     }
-    if (json) {
-        printf("{\"model\": \"");
-        for (const char *s = model_path; *s; s++) {
-            if (*s == '"' || *s == '\\') putchar('\\');
-            if ((unsigned char)*s >= 0x20) putchar(*s);
-        }
-        printf("\", \"threads\": %d, \"kernels\": \"%s\", \"isa\": \"%s\", \"kv_type\": \"%s\", "
-               "\"n_prompt\": %" PRId64 ", \"n_gen\": %" PRId64
-               ", \"prompt_tok_s\": %.4f, \"gen_tok_s\": %.4f, "
-               "\"bytes_per_token\": %" PRId64 ", \"bandwidth_gb_s\": %.3f, \"efficiency\": %.4f, "
-               "\"peak_rss_mb\": %.1f, \"packed_mb\": %.1f, \"check_positions\": %" PRId64
-               ", \"check_max_rel_err\": %.3g, "
-               "\"check_exact_max_rel_err\": %.3g, \"check_kernel_max_rel_err\": %.3g, \"check_top1_agree\": "
-               "%" PRId64 ", \"check_ok\": %s",
-               grok_threadpool_size(pool), grok_kernel_mode_name(mode), grok_kernels_isa(), kv, n_prompt,
-               n_gen, prompt_tps, gen_tps, bpt, bw, eff, rss_mb, (double)grok_model_packed_bytes(m) / 1e6,
-               n_check, err_fast, err_exact, err_kernel, top1, check_ok ? "true" : "false");
-        if (dist)
-            printf(", \"mpi_ranks\": %d, \"mpi_split\": \"%s\", \"mpi_sent_bytes_per_token\": %.0f",
-                   grok_dist_size(), grok_split_name(grok_dist_split()), sent_per_tok);
-        printf(", \"rss_anon_mb\": %.1f, \"rss_file_mb\": %.1f", anon_mb, file_mb);
-        cli_print_memory_json(stdout, m, n_gen);
-        if (sim) cli_print_cache_sim(stdout, m, true);
-        if (cached)
-            printf(", \"disk_read_rate_mb_s\": %.1f, \"io_bound_tok_s\": %.4f, \"io_bound_fraction\": %.4f",
-                   read_rate / 1e6, io_bound, io_bound > 0 ? gen_tps / io_bound : 0);
-        printf(", \"batch\": [");
-        for (int k = 0; k < n_batches; k++)
-            printf("%s{\"n\": %" PRId64 ", \"tok_s\": %.4f, \"step_ms\": %.4f, \"step_ms_min\": %.4f, "
-                   "\"bytes_per_step\": %.0f, \"experts_per_layer\": %.4f}",
-                   k ? ", " : "", batches[k].n, (double)batches[k].n / batches[k].step_s,
-                   batches[k].step_s * 1e3, batches[k].min_s * 1e3, batches[k].bytes, batches[k].experts);
-        printf("]");
-        if (gcold.tokens) {
-            printf(", \"grammar\": {");
-            print_pass("cold", &gcold, true);
-            printf(", ");
-            print_pass("warm", &gwarm, true);
-            printf("}");
-        }
-        printf("}\n");
-    } else {
-        printf("model            %s\n", model_path);
-        printf("kernels          %s (%s), %d threads, %s KV cache\n", grok_kernel_mode_name(mode),
-               grok_kernels_isa(), grok_threadpool_size(pool), kv);
-        printf("prompt           %.2f tok/s (%" PRId64 " tokens in %.3f s)\n", prompt_tps, n_prompt,
-               t_prompt);
-        printf("generation       %.2f tok/s (%" PRId64 " tokens in %.3f s)\n", gen_tps, n_gen, t_gen);
-        printf("bytes per token  %.1f MB of weights\n", (double)bpt / 1e6);
-        printf("bandwidth        %.2f GB/s (STREAM triad, %d threads)\n", bw, grok_threadpool_size(pool));
-        printf("efficiency       %.1f %% of bandwidth\n", eff * 100);
-        printf("peak RSS         %.1f MB%s; after generation %.1f MB anonymous, %.1f MB of mapped files\n", rss_mb,
-               dist ? " (rank 0)" : "", anon_mb, file_mb);
-        printf("packed weights   %.1f MB (rows interleaved for the fast kernels; GROK_PACK=0 turns it off)\n",
-               (double)grok_model_packed_bytes(m) / 1e6);
-        if (plan) {
-            char line[768];
-            grok_memory_plan_describe(plan, line, sizeof line);
-            printf("memory           %s\n", line);
-        }
-        if (cached)
-            printf("expert cache     %.1f %% hits (%" PRId64 " of %" PRId64 " lookups, %" PRId64
-                   " more already being read), %.1f MB read from disk per token, I/O wait %.1f ms per token; "
-                   "prediction right %.1f %%; disk %.0f MB/s (O_DIRECT, measured): I/O bound %.2f tok/s, "
-                   "%.0f %% of it reached\n",
-                   cst.lookups ? 100.0 * (double)cst.hits / (double)cst.lookups : 0, cst.hits, cst.lookups,
-                   cst.late_hits, disk_per_tok / 1e6, cst.io_wait_s * 1e3 / (double)n_gen,
-                   cst.predicted ? 100.0 * (double)cst.predicted_right / (double)cst.predicted : 0,
-                   read_rate / 1e6, io_bound, io_bound > 0 ? 100 * gen_tps / io_bound : 0);
-        if (dist)
-            printf("mpi              %d ranks, split by %s, rank 0 sent %.1f KiB per generated token "
-                   "(efficiency: all ranks' bytes over rank 0's bandwidth probe)\n",
-                   grok_dist_size(), grok_split_name(grok_dist_split()), sent_per_tok / 1024);
-        if (sim) cli_print_cache_sim(stdout, m, false);
-        for (int k = 0; k < n_batches; k++)
-            printf("batch %-3" PRId64 "       %.2f tok/s, %.2f ms/step (%.2fx batch %" PRId64
-                   "; fastest step %.2f ms, "
-                   "%.2fx), %.1f MB of weights per step (%.2fx), %.2f experts per layer\n",
-                   batches[k].n, (double)batches[k].n / batches[k].step_s, batches[k].step_s * 1e3,
-                   batches[k].step_s / batches[0].step_s, batches[0].n, batches[k].min_s * 1e3,
-                   batches[k].min_s / batches[0].min_s, batches[k].bytes / 1e6,
-                   batches[k].bytes / batches[0].bytes, batches[k].experts);
-        if (gcold.tokens) {
-            print_pass("cold", &gcold, false);
-            print_pass("warm", &gwarm, false);
-        }
-        if (n_check)
-            printf("check            %s: kernels %.3g (tol %g); logits max rel err %.3g (tol %g), exact path "
-                   "%.3g "
-                   "(tol %g), top-1 %" PRId64 "/%" PRId64 "\n",
-                   check_ok ? "ok" : "FAILED", err_kernel, TOL_KERNEL, err_fast,
-                   mode == GROK_KERNELS_FAST ? TOL_FAST : TOL_EXACT, err_exact, TOL_EXACT, top1, n_check);
-    }
+    const bench_report rep = {.model_path = model_path, .kv = kv, .pool = pool, .mode = mode, .m = m, .plan = plan,
+                              .cst = cst, .n_prompt = n_prompt, .n_gen = n_gen, .n_check = n_check, .top1 = top1,
+                              .bpt = bpt, .t_prompt = t_prompt, .t_gen = t_gen, .prompt_tps = prompt_tps,
+                              .gen_tps = gen_tps, .bw = bw, .eff = eff, .rss_mb = rss_mb, .anon_mb = anon_mb,
+                              .file_mb = file_mb, .sent_per_tok = sent_per_tok, .err_fast = err_fast,
+                              .err_exact = err_exact, .err_kernel = err_kernel, .read_rate = read_rate,
+                              .io_bound = io_bound, .disk_per_tok = disk_per_tok, .check_ok = check_ok,
+                              .dist = dist, .sim = sim, .cached = cached, .batches = batches,
+                              .n_batches = n_batches, .gcold = &gcold, .gwarm = &gwarm};
+    if (json)
+        bench_print_json(&rep);
+    else
+        bench_print_text(&rep);
     if (!check_ok)
         cli_error("bench",
                   "the timed kernels disagree with the reference: kernels %.3g (tol %g), logits %.3g, exact "
