@@ -190,6 +190,135 @@ int cmd_run(int argc, char **argv) {
     return run_generate(&a, &th, thinking);
 }
 
+/* Decodes the prompt (hist[0..n_prompt)), then samples up to n_gen tokens
+ * into hist and streams them through o; rank 0 decides each token, the
+ * others follow its broadcast. 0, or 1 after a message. */
+static int run_loop(grok_context *c, grok_sampler *s, grok_matcher *gm, uint64_t *mask, const grok_tokenizer *tok,
+                    out_state *o, int32_t *hist, size_t n_prompt, int64_t n_gen, bool ignore_eos) {
+    char err[GROK_ERR_SIZE];
+    const bool leader = grok_dist_rank() == 0;
+    size_t n_hist = n_prompt;
+
+    double t0 = cli_now();
+    if (grok_dist_agree(grok_decode(c, hist, (int64_t)n_prompt, NULL, err, sizeof err) == 0, err,
+                        sizeof err)) {
+        cli_error("run", "%s", err);
+        return 1;
+    }
+    double t1 = cli_now();
+    grok_detok_stream ds;
+    grok_detok_stream_init(&ds, false); /* a continuation keeps its leading space */
+    char piece[GROK_DETOK_MAX_PIECE + 16];
+    int64_t n_done = 0;
+    bool stopped = false;
+    const int32_t eos = grok_tokenizer_eos(tok);
+    bool at_eos = false;
+    while (n_done < n_gen && !stopped && !at_eos) {
+        /* rank 0 decides the next token and whether to go on; the others
+         * follow its broadcast */
+        int32_t step[2] = {0, 0}; /* token, go on */
+        if (leader) {
+            int32_t next;
+            if (gm && grok_matcher_is_done(gm)) {
+                next = eos; /* the grammar is complete */
+            } else if (gm) {
+                int64_t allowed = grok_matcher_fill_mask(gm, mask);
+                next = allowed > 0 ? grok_sampler_sample_masked(s, grok_context_logits(c), mask, hist, n_hist)
+                                   : eos;
+                if (allowed < 0) cli_error("run", "the grammar has too many ways to go on here; stopping");
+                if (next != eos && grok_matcher_accept_token(gm, next)) next = eos;
+            } else {
+                next = grok_sampler_sample(s, grok_context_logits(c), hist, n_hist);
+            }
+            n_done++;
+            at_eos = next == eos && (!ignore_eos || gm);
+            if (!at_eos) {
+                hist[n_hist++] = next;
+                size_t k = grok_detok_stream_push(&ds, tok, next, piece, sizeof piece);
+                stopped = emit(o, piece, k, false);
+            }
+            step[0] = next;
+            step[1] = !at_eos && !stopped && n_done < n_gen;
+        }
+        if (grok_dist_bcast(step, sizeof step, err, sizeof err)) {
+            cli_error("run", "%s", err);
+            return 1;
+        }
+        if (!step[1]) break;
+        int32_t next = step[0];
+        if (!leader) n_done++;
+        if (grok_decode(c, &next, 1, NULL, err, sizeof err)) {
+            cli_error("run", "%s", err);
+            return 1;
+        }
+    }
+    if (!stopped && leader) {
+        size_t k = grok_detok_stream_flush(&ds, piece, sizeof piece);
+        emit(o, piece, k, true);
+    }
+    double t2 = cli_now();
+    if (leader) {
+        printf("\n");
+        fflush(stdout); /* the text ends before the speed line on stderr */
+        fprintf(stderr, "prompt: %zu tokens, %.2f tok/s | generation: %" PRId64 " tokens, %.2f tok/s\n",
+                n_prompt, (double)n_prompt / (t1 - t0 > 1e-9 ? t1 - t0 : 1e-9), n_done,
+                (double)n_done / (t2 - t1 > 1e-9 ? t2 - t1 : 1e-9));
+    }
+    grok_dist_report(stderr, n_done);
+    return 0;
+}
+
+/* The prompt's ids on every rank: rank 0 tokenizes (BOS where the model
+ * file says so) and broadcasts them; an empty prompt is BOS alone. NULL
+ * after a message. */
+static int32_t *run_prompt_ids(const grok_tokenizer *tok, const char *prompt, size_t prompt_len, size_t *n_out) {
+    size_t n_prompt;
+    char err[GROK_ERR_SIZE];
+    int32_t *ids = grok_tokenize(tok, prompt, prompt_len, true, &n_prompt);
+    if (!ids) {
+        cli_error("run", "out of memory tokenizing the prompt");
+        return NULL;
+    }
+    uint64_t n_bc = n_prompt;
+    if (grok_dist_bcast(&n_bc, sizeof n_bc, err, sizeof err)) {
+        cli_error("run", "%s", err);
+        free(ids);
+        return NULL;
+    }
+    if (n_bc != n_prompt) { /* a follower: room for rank 0's ids */
+        int32_t *r = n_bc < SIZE_MAX / sizeof *ids ? realloc(ids, (size_t)n_bc * sizeof *ids + 1) : NULL;
+        if (!r) {
+            cli_error("run", "out of memory for %" PRIu64 " prompt ids", n_bc);
+            free(ids);
+            return NULL;
+        }
+        ids = r;
+        n_prompt = (size_t)n_bc;
+    }
+    if (grok_dist_bcast(ids, n_prompt * sizeof *ids, err, sizeof err)) {
+        cli_error("run", "%s", err);
+        free(ids);
+        return NULL;
+    }
+    if (n_prompt == 0) { /* nothing to condition on: start from BOS */
+        int32_t bos = grok_tokenizer_bos(tok);
+        if (bos < 0) {
+            cli_error("run", "the prompt is empty and the vocabulary has no BOS token");
+            free(ids);
+            return NULL;
+        }
+        free(ids);
+        if (!(ids = malloc(sizeof *ids))) {
+            cli_error("run", "out of memory");
+            return NULL;
+        }
+        ids[0] = bos;
+        n_prompt = 1;
+    }
+    *n_out = n_prompt;
+    return ids;
+}
+
 /* Loads the model, reads the prompt and generates (or thinks longer). */
 static int run_generate(run_args *a, run_think_args *th, bool thinking) {
     const char *prompt = a->prompt, *prompt_file = a->prompt_file, *model_path = a->m.model;
@@ -248,47 +377,8 @@ static int run_generate(run_args *a, run_think_args *th, bool thinking) {
         }
     }
     size_t n_prompt;
-    int32_t *ids = grok_tokenize(tok, prompt, prompt_len, true, &n_prompt);
-    if (!ids) {
-        cli_error("run", "out of memory tokenizing the prompt");
-        goto done;
-    }
-    uint64_t n_bc = n_prompt;
-    if (grok_dist_bcast(&n_bc, sizeof n_bc, err, sizeof err)) {
-        cli_error("run", "%s", err);
-        free(ids);
-        goto done;
-    }
-    if (n_bc != n_prompt) { /* a follower: room for rank 0's ids */
-        int32_t *r = n_bc < SIZE_MAX / sizeof *ids ? realloc(ids, (size_t)n_bc * sizeof *ids + 1) : NULL;
-        if (!r) {
-            cli_error("run", "out of memory for %" PRIu64 " prompt ids", n_bc);
-            free(ids);
-            goto done;
-        }
-        ids = r;
-        n_prompt = (size_t)n_bc;
-    }
-    if (grok_dist_bcast(ids, n_prompt * sizeof *ids, err, sizeof err)) {
-        cli_error("run", "%s", err);
-        free(ids);
-        goto done;
-    }
-    if (n_prompt == 0) { /* nothing to condition on: start from BOS */
-        int32_t bos = grok_tokenizer_bos(tok);
-        if (bos < 0) {
-            cli_error("run", "the prompt is empty and the vocabulary has no BOS token");
-            free(ids);
-            goto done;
-        }
-        free(ids);
-        if (!(ids = malloc(sizeof *ids))) {
-            cli_error("run", "out of memory");
-            goto done;
-        }
-        ids[0] = bos;
-        n_prompt = 1;
-    }
+    int32_t *ids = run_prompt_ids(tok, prompt, prompt_len, &n_prompt);
+    if (!ids) goto done;
     cp.n_ctx = a->m.ctx > 0 ? a->m.ctx : hp->n_ctx_train;
     if ((int64_t)n_prompt + n_gen > cp.n_ctx) n_gen = cp.n_ctx - (int64_t)n_prompt;
     if (n_gen < 0) {
@@ -326,75 +416,7 @@ static int run_generate(run_args *a, run_think_args *th, bool thinking) {
     }
     memcpy(hist, ids, n_prompt * sizeof(int32_t));
     free(ids);
-    size_t n_hist = n_prompt;
-
-    double t0 = cli_now();
-    if (grok_dist_agree(grok_decode(c, hist, (int64_t)n_prompt, NULL, err, sizeof err) == 0, err,
-                        sizeof err)) {
-        cli_error("run", "%s", err);
-        goto done;
-    }
-    double t1 = cli_now();
-    grok_detok_stream ds;
-    grok_detok_stream_init(&ds, false); /* a continuation keeps its leading space */
-    char piece[GROK_DETOK_MAX_PIECE + 16];
-    int64_t n_done = 0;
-    bool stopped = false;
-    const int32_t eos = grok_tokenizer_eos(tok);
-    bool at_eos = false;
-    while (n_done < n_gen && !stopped && !at_eos) {
-        /* rank 0 decides the next token and whether to go on; the others
-         * follow its broadcast */
-        int32_t step[2] = {0, 0}; /* token, go on */
-        if (leader) {
-            int32_t next;
-            if (gm && grok_matcher_is_done(gm)) {
-                next = eos; /* the grammar is complete */
-            } else if (gm) {
-                int64_t allowed = grok_matcher_fill_mask(gm, mask);
-                next = allowed > 0 ? grok_sampler_sample_masked(s, grok_context_logits(c), mask, hist, n_hist)
-                                   : eos;
-                if (allowed < 0) cli_error("run", "the grammar has too many ways to go on here; stopping");
-                if (next != eos && grok_matcher_accept_token(gm, next)) next = eos;
-            } else {
-                next = grok_sampler_sample(s, grok_context_logits(c), hist, n_hist);
-            }
-            n_done++;
-            at_eos = next == eos && (!ignore_eos || gm);
-            if (!at_eos) {
-                hist[n_hist++] = next;
-                size_t k = grok_detok_stream_push(&ds, tok, next, piece, sizeof piece);
-                stopped = emit(&o, piece, k, false);
-            }
-            step[0] = next;
-            step[1] = !at_eos && !stopped && n_done < n_gen;
-        }
-        if (grok_dist_bcast(step, sizeof step, err, sizeof err)) {
-            cli_error("run", "%s", err);
-            goto done;
-        }
-        if (!step[1]) break;
-        int32_t next = step[0];
-        if (!leader) n_done++;
-        if (grok_decode(c, &next, 1, NULL, err, sizeof err)) {
-            cli_error("run", "%s", err);
-            goto done;
-        }
-    }
-    if (!stopped && leader) {
-        size_t k = grok_detok_stream_flush(&ds, piece, sizeof piece);
-        emit(&o, piece, k, true);
-    }
-    double t2 = cli_now();
-    if (leader) {
-        printf("\n");
-        fflush(stdout); /* the text ends before the speed line on stderr */
-        fprintf(stderr, "prompt: %zu tokens, %.2f tok/s | generation: %" PRId64 " tokens, %.2f tok/s\n",
-                n_prompt, (double)n_prompt / (t1 - t0 > 1e-9 ? t1 - t0 : 1e-9), n_done,
-                (double)n_done / (t2 - t1 > 1e-9 ? t2 - t1 : 1e-9));
-    }
-    grok_dist_report(stderr, n_done);
-    rc = 0;
+    rc = run_loop(c, s, gm, mask, tok, &o, hist, n_prompt, n_gen, ignore_eos);
 done:
     free(o.buf);
     free(hist);
