@@ -333,6 +333,64 @@ static int train_validate(train_args *a) {
     return 0;
 }
 
+/* The model and its vocabulary: from --init, from a checkpoint (--resume)
+ * or the model to evaluate, or new (with --tokenizer or a vocabulary
+ * trained on text); the optimizer state with them. 0, or 1 after a message
+ * (what was made so far is the caller's to free). */
+static int train_setup(train_args *a, const char *text, size_t text_len, grok_train_model **mp, grok_tokenizer **tokp,
+                       grok_train_optim_state *st) {
+    char err[GROK_ERR_SIZE];
+    if (a->init) {
+        if (grok_train_load(a->init, mp, tokp, NULL, err, sizeof err)) {
+            cli_error("train", "--init: %s", err);
+            return 1;
+        }
+        if (!a->resume) {
+            if (grok_train_optim_alloc(st, (*mp)->n_params)) {
+                cli_error("train", "out of memory for the optimizer state");
+                return 1;
+            }
+            st->seed = (uint64_t)a->seed;
+            st->rng = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull + 12345;
+        }
+    } else if (a->eval_model || a->resume) {
+        const char *p = a->eval_model ? a->eval_model : a->resume;
+        if (grok_train_load(p, mp, tokp, a->resume ? st : NULL, err, sizeof err)) {
+            cli_error("train", "%s", err);
+            return 1;
+        }
+    } else {
+        if (a->tok_path)
+            *tokp = grok_tokenizer_load_spm(a->tok_path, err, sizeof err);
+        else if (a->vocab_size)
+            *tokp = train_vocab(a, text, text_len);
+        else {
+            cli_error("train", "give --tokenizer FILE.model or --vocab-size N");
+            return 1;
+        }
+        if (!*tokp) {
+            if (a->tok_path) cli_error("train", "%s", err);
+            return 1;
+        }
+        a->hp.head_dim = a->hp.d_model / a->hp.n_heads;
+        a->hp.n_vocab = grok_tokenizer_n_vocab(*tokp);
+        a->hp.pad_id = grok_tokenizer_pad(*tokp);
+        if (a->seq > a->hp.n_ctx_train) a->hp.n_ctx_train = a->seq;
+        if (!(*mp = grok_train_model_create(&a->hp, err, sizeof err))) {
+            cli_error("train", "%s", err);
+            return 1;
+        }
+        grok_train_model_init_random(*mp, (uint64_t)a->seed);
+        if (grok_train_optim_alloc(st, (*mp)->n_params)) {
+            cli_error("train", "out of memory for the optimizer state");
+            return 1;
+        }
+        st->seed = (uint64_t)a->seed;
+        st->rng = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull + 12345;
+    }
+    return 0;
+}
+
 static int train_full(train_args *a);
 
 int cmd_train(int argc, char **argv) {
@@ -363,55 +421,7 @@ static int train_full(train_args *a) {
     char *text = train_read_text(a->data, a->n_data, &text_len);
     if (!text) goto done;
 
-    /* The model and its vocabulary: from a checkpoint, a model, or new. */
-    if (a->init) {
-        if (grok_train_load(a->init, &m, &tok, NULL, err, sizeof err)) {
-            cli_error("train", "--init: %s", err);
-            goto done;
-        }
-        if (!a->resume) {
-            if (grok_train_optim_alloc(&st, m->n_params)) {
-                cli_error("train", "out of memory for the optimizer state");
-                goto done;
-            }
-            st.seed = (uint64_t)a->seed;
-            st.rng = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull + 12345;
-        }
-    } else if (a->eval_model || a->resume) {
-        const char *p = a->eval_model ? a->eval_model : a->resume;
-        if (grok_train_load(p, &m, &tok, a->resume ? &st : NULL, err, sizeof err)) {
-            cli_error("train", "%s", err);
-            goto done;
-        }
-    } else {
-        if (a->tok_path)
-            tok = grok_tokenizer_load_spm(a->tok_path, err, sizeof err);
-        else if (a->vocab_size)
-            tok = train_vocab(a, text, text_len);
-        else {
-            cli_error("train", "give --tokenizer FILE.model or --vocab-size N");
-            goto done;
-        }
-        if (!tok) {
-            if (a->tok_path) cli_error("train", "%s", err);
-            goto done;
-        }
-        a->hp.head_dim = a->hp.d_model / a->hp.n_heads;
-        a->hp.n_vocab = grok_tokenizer_n_vocab(tok);
-        a->hp.pad_id = grok_tokenizer_pad(tok);
-        if (a->seq > a->hp.n_ctx_train) a->hp.n_ctx_train = a->seq;
-        if (!(m = grok_train_model_create(&a->hp, err, sizeof err))) {
-            cli_error("train", "%s", err);
-            goto done;
-        }
-        grok_train_model_init_random(m, (uint64_t)a->seed);
-        if (grok_train_optim_alloc(&st, m->n_params)) {
-            cli_error("train", "out of memory for the optimizer state");
-            goto done;
-        }
-        st.seed = (uint64_t)a->seed;
-        st.rng = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull + 12345;
-    }
+    if (train_setup(a, text, text_len, &m, &tok, &st)) goto done;
     const grok_hparams *hp = &m->hp;
     if (a->seq > hp->n_ctx_train) {
         cli_error("train", "--seq %" PRId64 " exceeds the model's context %" PRId64, a->seq, hp->n_ctx_train);
