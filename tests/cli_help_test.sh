@@ -72,8 +72,8 @@ for c in $commands; do
     for f in $want; do
         case " $(echo $omit) " in *" $f "*) continue ;; esac
         [ "$f" = "-h" ] || [ "$f" = "--help" ] && continue
-        # the flag as a word of the help (followed by a space, comma, = or the line's end)
-        if ! grep -qE -- "(^|[ ,(/|])$f([ ,=)/|]|\$)" <<<"$help"; then
+        # the flag as a word of the help (in a row, or in brackets on the usage line)
+        if ! grep -qE -- "(^|[][ ,(/|])$f([] ,=)/|]|\$)" <<<"$help"; then
             echo "FAIL: grok $c --help does not list $f"; fails=$((fails + 1))
         fi
     done

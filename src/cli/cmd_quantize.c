@@ -17,7 +17,7 @@
 #include "model/quantize.h"
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: grok quantize IN.gguf OUT.gguf TYPE [options]\n\n"
+    fprintf(out, "usage: grok quantize IN.gguf OUT.gguf TYPE [-t N] [options]\n\n"
                  "Re-encodes the weight matrices of IN as one of llama.cpp's file types (TYPE is\n"
                  "its name, any case, or its number, as llama-quantize takes them). The mixes give\n"
                  "a few sensitive matrices more bits, with llama.cpp's rules; norms and the router\n"
@@ -43,7 +43,7 @@ static void usage(FILE *out) {
                  "  --imatrix FILE               importance matrix (grok imatrix or llama-imatrix;\n"
                  "                               GGUF or .dat): the encoders weigh each value's\n"
                  "                               error by its column's mean squared input\n"
-                 "  -t, --threads N              worker threads; 0 = all cores (0)\n"
+                 "  --threads N                  worker threads (all cores)\n"
                  "  --force                      overwrite OUT if it exists\n"
                  "  --pack                       also write OUT.grokpack, the packed layout later runs\n"
                  "                               map instead of packing at start (grok pack; docs/memory.md)\n");
