@@ -46,10 +46,10 @@ int cmd_grammar(int argc, char **argv) {
     grammar_args a = {0};
     cli_cmd cmd = {.name = "grammar",
                    .usage = "(FILE.gbnf | --json-schema FILE) [options]",
-                   .about = "Reads a grammar (GBNF, llama.cpp's format) or a JSON Schema and reports any error\n"
-                            "with its place (FILE:LINE:COLUMN, or the schema's JSON pointer).",
-                   .notes = "Exit status: 0 when the grammar reads and every test matches, 1 when a file is bad\n"
-                            "or a test does not match, 2 for bad flags.",
+                   .about = "Reads a grammar (GBNF, llama.cpp's format) or a JSON Schema and reports any\n"
+                            "error with its place (FILE:LINE:COLUMN, or the schema's JSON pointer).",
+                   .notes = "Exit status: 0 when the grammar reads and every test matches, 1 when a file is\n"
+                            "bad or a test does not match, 2 for bad flags.",
                    .max_pos = 1};
     cli_add_group(&cmd, "Options", GRAMMAR_OPTS, sizeof GRAMMAR_OPTS / sizeof GRAMMAR_OPTS[0], &a, NULL);
     int prc = cli_parse(&cmd, argc, argv);

@@ -32,7 +32,7 @@ static const cli_opt MERGE_OPTS[] = {
 int cmd_merge(int argc, char **argv) {
     merge_args a = {.scale = 1.0f};
     cli_cmd cmd = {.name = "merge",
-                   .usage = "BASE.gguf ADAPTER.gguf -o OUT.gguf [--type T] [--lora-scale S] [--force]",
+                   .usage = "BASE.gguf ADAPTER.gguf -o OUT.gguf [options]",
                    .about = "Writes BASE with the LoRA adapter folded in: W' = W + S * (alpha/rank) * B A for\n"
                             "every adapted weight; other tensors and all metadata are copied as they are.\n"
                             "OUT is written atomically.",

@@ -106,7 +106,7 @@ static int run_parse(int argc, char **argv, run_args *a, cli_cmd *cmd) {
     *cmd = (cli_cmd){.name = "run",
                      .usage = "[-m MODEL] (-p TEXT | -f FILE) [options]",
                      .about = "Streams a completion of the prompt to stdout; speeds to stderr.",
-                     .notes = "Thinking longer is described in docs/think.md, grammars in docs/structured-output.md.\n"
+                     .notes = "Thinking longer: docs/think.md; grammars: docs/structured-output.md.\n"
                               "Example: grok run -m model.gguf -p 'The capital of France is' -n 32 --temp 0",
                      .memory = true};
     cli_add_group(cmd, "Generation", RUN_OPTS, sizeof RUN_OPTS / sizeof RUN_OPTS[0], a, NULL);

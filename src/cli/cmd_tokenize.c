@@ -53,7 +53,7 @@ static void print_piece(FILE *out, const char *p, size_t len) {
 int cmd_tokenize(int argc, char **argv) {
     tok_args a = {0};
     cli_cmd cmd = {.name = "tokenize",
-                   .usage = "(-m MODEL | --tokenizer FILE.model) [--ids] (TEXT | -f FILE)",
+                   .usage = "(-m MODEL | --tokenizer FILE) [--ids] (TEXT | -f FILE)",
                    .about = "Encodes TEXT (or the exact bytes of FILE, nothing stripped) with the model's\n"
                             "SentencePiece tokenizer, as sentencepiece 0.1.97 does.",
                    .notes = "Default output: one token per line, `ID<TAB>PIECE`, where PIECE is the\n"
