@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "util/utf8.h"
 
 typedef struct {
     const char *schema, *model, *spm;
@@ -27,20 +28,6 @@ static const cli_opt GRAMMAR_OPTS[] = {
                 ""),
     CLI_OPT_STR(grammar_args, spm, "--tokenizer", NULL, "FILE", "the vocabulary of a SentencePiece .model file", ""),
 };
-
-/* Where byte off of text is, as LINE:COLUMN. */
-static void place(const char *text, size_t off, size_t *line, size_t *col) {
-    *line = 1;
-    *col = 1;
-    for (size_t i = 0; i < off; i++) {
-        if (text[i] == '\n') {
-            ++*line;
-            *col = 1;
-        } else if (((unsigned char)text[i] & 0xC0) != 0x80) {
-            ++*col;
-        }
-    }
-}
 
 int cmd_grammar(int argc, char **argv) {
     grammar_args a = {0};
@@ -78,7 +65,7 @@ int cmd_grammar(int argc, char **argv) {
     }
     if (print && schema) {
         size_t len;
-        char *text = cli_read_file(schema, &len, err, sizeof err);
+        char *text = grok_read_file(schema, &len, err, sizeof err);
         char *out = text ? grok_json_schema_to_gbnf(text, len, err, sizeof err) : NULL;
         free(text);
         if (!out) {
@@ -89,7 +76,7 @@ int cmd_grammar(int argc, char **argv) {
         free(out);
     } else if (print) {
         size_t len;
-        char *text = cli_read_file(gbnf, &len, err, sizeof err);
+        char *text = grok_read_file(gbnf, &len, err, sizeof err);
         if (!text) {
             cli_error("grammar", "%s", err);
             goto done;
@@ -105,7 +92,7 @@ int cmd_grammar(int argc, char **argv) {
         char *text = NULL;
         const char *t = tests[k];
         if (test_is_file[k]) {
-            if (!(text = cli_read_file(tests[k], &len, err, sizeof err))) {
+            if (!(text = grok_read_file(tests[k], &len, err, sizeof err))) {
                 cli_error("grammar", "%s", err);
                 rc = 1;
                 continue;
@@ -119,7 +106,7 @@ int cmd_grammar(int argc, char **argv) {
             printf("%s: matches\n", name);
         } else {
             size_t line, col;
-            place(t, at, &line, &col);
+            grok_utf8_line_col(t, at, &line, &col);
             if (at == len)
                 printf("%s: does not match: the text ends before the grammar does (byte %zu, %zu:%zu)\n",
                        name, at, line, col);

@@ -199,13 +199,13 @@ static int run_loop(grok_context *c, grok_sampler *s, grok_matcher *gm, uint64_t
     const bool leader = grok_dist_rank() == 0;
     size_t n_hist = n_prompt;
 
-    double t0 = cli_now();
+    double t0 = grok_now();
     if (grok_dist_agree(grok_decode(c, hist, (int64_t)n_prompt, NULL, err, sizeof err) == 0, err,
                         sizeof err)) {
         cli_error("run", "%s", err);
         return 1;
     }
-    double t1 = cli_now();
+    double t1 = grok_now();
     grok_detok_stream ds;
     grok_detok_stream_init(&ds, false); /* a continuation keeps its leading space */
     char piece[GROK_DETOK_MAX_PIECE + 16];
@@ -256,7 +256,7 @@ static int run_loop(grok_context *c, grok_sampler *s, grok_matcher *gm, uint64_t
         size_t k = grok_detok_stream_flush(&ds, piece, sizeof piece);
         emit(o, piece, k, true);
     }
-    double t2 = cli_now();
+    double t2 = grok_now();
     if (leader) {
         printf("\n");
         fflush(stdout); /* the text ends before the speed line on stderr */
@@ -337,7 +337,7 @@ static int run_generate(run_args *a, run_think_args *th, bool thinking) {
     if (!leader) { /* rank 0 reads the prompt; the others get its ids */
         prompt = "", prompt_file = NULL;
     } else if (prompt_file) {
-        file_text = cli_read_file(prompt_file, &prompt_len, err, sizeof err);
+        file_text = grok_read_file(prompt_file, &prompt_len, err, sizeof err);
         if (!file_text) {
             cli_error("run", "-f: %s", err);
             return 1;
