@@ -10,8 +10,7 @@
  * error of every candidate type is measured by encoding (a sample of) the
  * expert's own rows with the real encoder and decoding them again; the
  * assignment minimises the sum of count_e * error_e(type) under the bytes
- * of the uniform type, exactly by search when the choices are few (8
- * experts, 5 types: 390,625), else by a Lagrangian sweep.
+ * of the uniform type, exactly (a dynamic programme over the bytes).
  */
 #include <inttypes.h>
 #include <math.h>
@@ -122,88 +121,59 @@ int grok_quant_expert_errors(const grok_gguf_tensor *t, int64_t e, const float *
     return 0;
 }
 
-/* The exact search: expert e onwards, bytes left, the best cost so far. */
-typedef struct {
-    int64_t n_exp;
-    int n_cand;
-    const double *cost;   /* [n_exp][n_cand] */
-    const uint64_t *size; /* [n_cand] bytes of one expert */
-    uint64_t min_size;
-    int *cur, *best;
-    double best_cost;
-} search;
-
-static void dfs(search *s, int64_t e, uint64_t left, double cost) {
-    if (cost >= s->best_cost) return;
-    if (e == s->n_exp) {
-        s->best_cost = cost;
-        memcpy(s->best, s->cur, sizeof *s->cur * (size_t)s->n_exp);
-        return;
+static uint64_t gcd_u64(uint64_t a, uint64_t b) {
+    while (b) {
+        const uint64_t t = a % b;
+        a = b, b = t;
     }
-    for (int c = 0; c < s->n_cand; c++) {
-        /* the experts after this one need at least their cheapest type */
-        if (s->size[c] + (uint64_t)(s->n_exp - e - 1) * s->min_size > left) continue;
-        s->cur[e] = c;
-        dfs(s, e + 1, left - s->size[c], cost + s->cost[(size_t)e * (size_t)s->n_cand + (size_t)c]);
-    }
+    return a;
 }
 
+/* Exact, by dynamic programming over the bytes counted in units of the
+ * sizes' greatest common divisor: for real tensors one unit is a block
+ * size's gcd times the expert's blocks, so an expert is at most a few
+ * hundred units and the table n_exp x n_exp x that. */
 int grok_quant_expert_assign(int64_t n_exp, int n_cand, const double *cost, const uint64_t *size, uint64_t budget,
                              int *choice) {
-    uint64_t min_size = UINT64_MAX;
-    for (int c = 0; c < n_cand; c++)
+    uint64_t g = 0, min_size = UINT64_MAX, max_size = 0;
+    for (int c = 0; c < n_cand; c++) {
+        g = gcd_u64(g, size[c]);
         if (size[c] < min_size) min_size = size[c];
-    if (min_size * (uint64_t)n_exp > budget) return -1;
-    double combos = pow((double)n_cand, (double)n_exp);
-    if (combos <= 4e6) {
-        int *cur = malloc(sizeof *cur * (size_t)n_exp);
-        if (!cur) return -1;
-        search s = {n_exp, n_cand, cost, size, min_size, cur, choice, INFINITY};
-        dfs(&s, 0, budget, 0.0);
-        free(cur);
-        return isfinite(s.best_cost) ? 0 : -1;
+        if (size[c] > max_size) max_size = size[c];
     }
-    /* Many experts: each takes the type minimising cost + lambda * bytes,
-     * lambda the smallest (by bisection) that keeps to the budget; then the
-     * bytes left over go, one step up at a time, where they buy the most. */
-    double lo = 0, hi = 1;
-    for (int64_t e = 0; e < n_exp; e++)
-        for (int c = 0; c < n_cand; c++) hi = fmax(hi, cost[(size_t)e * (size_t)n_cand + (size_t)c]);
-    hi = hi / (double)(min_size ? min_size : 1) * 4 + 1;
-    for (int it = 0; it < 100; it++) {
-        const double lam = it == 99 ? hi : 0.5 * (lo + hi);
-        uint64_t tot = 0;
-        for (int64_t e = 0; e < n_exp; e++) {
+    if (n_exp <= 0 || n_cand <= 0 || n_cand > 255 || g == 0 || min_size * (uint64_t)n_exp > budget) return -1;
+    uint64_t B = budget / g;
+    if (B > (uint64_t)n_exp * (max_size / g)) B = (uint64_t)n_exp * (max_size / g); /* more cannot be spent */
+    const size_t W = (size_t)B + 1;
+    if ((double)W * (double)n_exp > 4e8) return -1; /* cannot be for a real tensor */
+    double *f = malloc(sizeof *f * W), *h = malloc(sizeof *h * W);
+    uint8_t *arg = malloc((size_t)n_exp * W);
+    int rc = -1;
+    if (!f || !h || !arg) goto done;
+    for (size_t b = 0; b < W; b++) f[b] = 0; /* no experts: nothing spent, nothing lost */
+    for (int64_t e = 0; e < n_exp; e++) {
+        uint8_t *a = arg + (size_t)e * W;
+        for (size_t b = 0; b < W; b++) {
+            double best = INFINITY;
             int bc = 0;
-            for (int c = 1; c < n_cand; c++)
-                if (cost[(size_t)e * (size_t)n_cand + (size_t)c] + lam * (double)size[c] <
-                    cost[(size_t)e * (size_t)n_cand + (size_t)bc] + lam * (double)size[bc])
-                    bc = c;
-            choice[e] = bc;
-            tot += size[bc];
-        }
-        if (it == 99) break;
-        if (tot <= budget)
-            hi = lam;
-        else
-            lo = lam;
-    }
-    uint64_t tot = 0;
-    for (int64_t e = 0; e < n_exp; e++) tot += size[choice[e]];
-    for (;;) {
-        double best_gain = 0;
-        int64_t be = -1;
-        int bc = -1;
-        for (int64_t e = 0; e < n_exp; e++)
             for (int c = 0; c < n_cand; c++) {
-                if (size[c] <= size[choice[e]] || tot - size[choice[e]] + size[c] > budget) continue;
-                const double gain = cost[(size_t)e * (size_t)n_cand + (size_t)choice[e]] -
-                                    cost[(size_t)e * (size_t)n_cand + (size_t)c];
-                if (gain > best_gain) best_gain = gain, be = e, bc = c;
+                const uint64_t u = size[c] / g;
+                if (u > b) continue;
+                const double v = f[b - u] + cost[(size_t)e * (size_t)n_cand + (size_t)c];
+                if (v < best) best = v, bc = c;
             }
-        if (be < 0) break;
-        tot = tot - size[choice[be]] + size[bc];
-        choice[be] = bc;
+            h[b] = best, a[b] = (uint8_t)bc;
+        }
+        double *t = f;
+        f = h, h = t;
     }
-    return 0;
+    if (!isfinite(f[B])) goto done;
+    for (int64_t e = n_exp - 1, b = (int64_t)B; e >= 0; e--) {
+        choice[e] = arg[(size_t)e * W + (size_t)b];
+        b -= (int64_t)(size[choice[e]] / g);
+    }
+    rc = 0;
+done:
+    free(f), free(h), free(arg);
+    return rc;
 }

@@ -781,13 +781,14 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
                           0,
                           rows / n_mat,
                           INT64_MAX};
-            if (p->imatrix && grok_type_takes_imatrix((uint32_t)types[i])) {
+            const float *wimx = NULL; /* the importances, where the imatrix has them */
+            if (p->imatrix && (grok_type_takes_imatrix((uint32_t)types[i]) || (split && split[i]))) {
                 const int got = imatrix_weights(p->imatrix, t, imx, NULL, err, err_size);
                 if (got < 0) {
                     rc = -1;
                     break;
                 }
-                j.imx = got ? imx : NULL;
+                j.imx = wimx = got ? imx : NULL;
                 st.n_imatrix += got;
                 st.n_imatrix_missing += !got;
             }
@@ -795,7 +796,7 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
                 for (int64_t e = 0; e < n_mat && rc == 0; e++) {
                     j.dst_type = (uint32_t)xtypes[i * max_exp + e];
                     j.out_row = (size_t)grok_type_row_size(j.dst_type, t->ne[0]);
-                    if (!grok_type_takes_imatrix(j.dst_type)) j.imx = NULL; /* as for a whole tensor */
+                    j.imx = grok_type_takes_imatrix(j.dst_type) ? wimx : NULL; /* as for a whole tensor */
                     rc = encode_rows(f, t, &j, e * (rows / n_mat), (e + 1) * (rows / n_mat), chunk_rows, pool, w,
                                      in_path, err, err_size);
                 }
