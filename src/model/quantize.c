@@ -524,11 +524,13 @@ static int share_experts(const grok_quantize_params *p, const grok_gguf_tensor *
     const int got = imatrix_weights(p->imatrix, t, w, counts, err, err_size);
     double mean = 0;
     for (int64_t e = 0; e < E; e++) mean += (double)counts[e] / (double)E;
-    if (got <= 0 || mean <= 0 || nc < 2) {
+    if (got <= 0 || mean <= 0 || nc < 2 || !grok_kernels_get(t->type)) {
         rc = got < 0 ? -1 : 0;
         if (!rc)
             fprintf(stderr, "grok quantize: %s: %s, every expert %s\n", t->name,
-                    nc < 2 ? "no other type fits its rows" : "the imatrix has no token counts for it",
+                    !grok_kernels_get(t->type) ? "its type cannot be decoded to measure the errors"
+                    : nc < 2                   ? "no other type fits its rows"
+                                               : "the imatrix has no token counts for it",
                     grok_type_get_traits((uint32_t)t0)->name);
         goto done;
     }
