@@ -12,6 +12,10 @@
 # LLAMA_QUANTIZE (default /work/llama/build/bin/llama-quantize; "none" to
 # skip), GROK_KERNELS (exact by default here: f32 activations, so only the
 # weights' rounding is measured). IMATRIX "none" quantizes without one.
+# VS=expert-aware: the right-hand file is grok quantize --expert-aware's
+# instead of llama-quantize's (the same imatrix; docs/quantization.md's
+# --expert-aware table), with the count of stacked expert tensors whose
+# experts got more than one type.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SRC=$1 IMX=$2 TEXT=$3 DIR=${4:-/tmp/grok-quant-quality}
@@ -32,16 +36,25 @@ score() { # FILE -> "bytes kl top1"
     "$(echo "$j" | sed 's/.*"top1_agree": \([^,]*\),.*/\1/')"
 }
 echo "source $SRC, imatrix $IMX, text $TEXT, ctx $CTX, kernels $GROK_KERNELS"
-printf '%-8s %12s %10s %8s | %12s %10s %8s\n' mix grok_bytes grok_kl top1 llama_bytes llama_kl top1
+VS=${VS:-llama}
+right=llama
+[ "$VS" = expert-aware ] && right=xa
+printf '%-8s %12s %10s %8s | %12s %10s %8s\n' mix grok_bytes grok_kl top1 ${right}_bytes ${right}_kl top1
 for m in $MIXES; do
   g="$DIR/g_$m.gguf" l="$DIR/l_$m.gguf"
   "$G" quantize "$SRC" "$g" "$m" "${imx[@]}" --threads "$THREADS" --force >/dev/null 2>"$DIR/g_$m.err" \
     || { echo "$m: grok quantize failed: $(tail -1 "$DIR/g_$m.err")"; continue; }
   gs=$(score "$g")
-  ls_="- - -"
-  if [ "$LQ" != none ] && [ -x "$LQ" ]; then
+  ls_="- - -" shared=""
+  if [ "$VS" = expert-aware ]; then
+    "$G" quantize "$SRC" "$l" "$m" "${imx[@]}" --expert-aware --threads "$THREADS" --force >/dev/null \
+      2>"$DIR/l_$m.err" && ls_=$(score "$l") || ls_="failed - -"
+    # stacked expert tensors whose experts got more than one type, of those considered
+    shared=" $(grep "experts (share" "$DIR/l_$m.err" | awk '{n=0; delete s; for (i=1;i<=NF;i++) if ($i ~ /%$/) {
+      t=$(i+1); sub(/,$/, "", t); s[t]=1 }; for (k in s) n++; if (n>1) c++; a++} END {printf "%d/%d", c, a}')"
+  elif [ "$LQ" != none ] && [ -x "$LQ" ]; then
     "$LQ" "${imx[@]}" "$SRC" "$l" "$m" "$THREADS" >"$DIR/l_$m.log" 2>&1 && ls_=$(score "$l") || ls_="failed - -"
   fi
   read -r gb gk gt <<< "$gs"; read -r lb lk lt <<< "$ls_"
-  printf '%-8s %12s %10s %8s | %12s %10s %8s\n' "$m" "$gb" "$gk" "$gt" "$lb" "$lk" "$lt"
+  printf '%-8s %12s %10s %8s | %12s %10s %8s%s\n' "$m" "$gb" "$gk" "$gt" "$lb" "$lk" "$lt" "$shared"
 done

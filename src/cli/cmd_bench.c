@@ -296,7 +296,8 @@ static double check_matrix(grok_threadpool *pool, const grok_mat *w, grok_kernel
 
 static double check_kernels(grok_threadpool *pool, const grok_model *m, grok_kernel_mode mode) {
     const grok_layer *L = &m->layers[0];
-    const grok_mat *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down, &m->output};
+    const grok_mat x[3] = {grok_layer_expert(L, 0, 0), grok_layer_expert(L, 1, 0), grok_layer_expert(L, 2, 0)};
+    const grok_mat *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &x[0], &x[1], &x[2], &m->output};
     double worst = 0;
     for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
         double e = check_matrix(pool, mats[i], mode, 1000 + i);

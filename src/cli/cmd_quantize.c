@@ -43,6 +43,10 @@ static void usage(FILE *out) {
                  "  --imatrix FILE               importance matrix (grok imatrix or llama-imatrix;\n"
                  "                               GGUF or .dat): the encoders weigh each value's\n"
                  "                               error by its column's mean squared input\n"
+                 "  --expert-aware               (with --imatrix) give each expert its own type by its\n"
+                 "                               router use: rarely used experts cheaper, busy ones\n"
+                 "                               richer, at the uniform mix's bytes; writes one tensor\n"
+                 "                               per expert, which llama.cpp cannot read\n"
                  "  --threads N                  worker threads (all cores)\n"
                  "  --force                      overwrite OUT if it exists\n"
                  "  --pack                       also write OUT.grokpack, the packed layout later runs\n"
@@ -119,6 +123,10 @@ int cmd_quantize(int argc, char **argv) {
             continue;
         }
         if (cli_str(argv, argc, &i, "--imatrix", NULL, &imatrix_path)) continue;
+        if (cli_flag(argv, argc, &i, "--expert-aware", NULL)) {
+            qp.expert_aware = true;
+            continue;
+        }
         if (cli_str(argv, argc, &i, "--token-embedding-type", NULL, &val)) {
             qp.token_embd_type = parse_type_flag(argv[i - 1], val);
             continue;
@@ -137,6 +145,10 @@ int cmd_quantize(int argc, char **argv) {
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
                      grok_quant_mix_at(i)->name);
         cli_error("quantize", "TYPE '%s' is not one of %s (see grok quantize --help)", pos[2], names);
+        return 2;
+    }
+    if (qp.expert_aware && !imatrix_path) {
+        cli_error("quantize", "--expert-aware needs --imatrix FILE (the experts' token counts)");
         return 2;
     }
     struct stat st;

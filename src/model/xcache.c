@@ -1029,6 +1029,12 @@ int64_t grok_xcache_stage_bytes(const grok_model *m, const grok_dist *sh) {
 
 grok_xcache *grok_xcache_create(const grok_model *m, const grok_dist *sh, const grok_memory_plan *plan, char *err,
                                 size_t err_size) {
+    for (int64_t il = sh->l0; il < sh->l1; il++)
+        if (m->layers[il].xtype[0] || m->layers[il].xtype[1] || m->layers[il].xtype[2]) {
+            /* its slots are one packed layout per layer */
+            snprintf(err, err_size, "layer %" PRId64 "'s experts differ in type (grok quantize --expert-aware)", il);
+            return NULL;
+        }
     grok_xcache *xc = calloc(1, sizeof *xc);
     if (!xc) goto oom;
     pthread_mutex_init(&xc->mu, NULL);
