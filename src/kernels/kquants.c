@@ -184,13 +184,13 @@ static float sub_err_sym(const float *x, const float *w, int n, float ds, int nm
  * whichever gives the smallest error with the values rounded again (into
  * q). The scales' rounding costs as much as the values' at 4 to 6 bits. */
 static float refine_scale_min(const float *x, const float *w, int n, int nmax, int smax, float df, float mf, float a,
-                             float mn, uint8_t *sc_out, uint8_t *m_out, uint8_t *q) {
+                             float mn, int reach, uint8_t *sc_out, uint8_t *m_out, uint8_t *q) {
     const int sc0 = df > 0 ? qround(a / df, 0, smax) : 0, m0 = mf > 0 ? qround(mn / mf, 0, smax) : 0;
     uint8_t tq[32];
     float best = INFINITY;
     *sc_out = (uint8_t)sc0, *m_out = (uint8_t)m0;
-    for (int ds = -1; ds <= 1; ds++)
-        for (int dm = -1; dm <= 1; dm++) {
+    for (int ds = -reach; ds <= reach; ds++)
+        for (int dm = -reach; dm <= reach; dm++) {
             const int sc = sc0 + ds, m = m0 + dm;
             if (sc < 0 || sc > smax || m < 0 || m > smax) continue;
             const float e = sub_err_asym(x, w, n, df * (float)sc, mf * (float)m, nmax, tq);
@@ -209,18 +209,37 @@ static void fit_super_asym(const float *x, const float *w, int nsub, int len, in
                            uint8_t *m, uint8_t *q) {
     const int nc = SUPER_D_TRIES;
     const float step = SUPER_D_STEP / (float)smax;
-    float best = INFINITY, fd = 1;
+    float rank[2] = {INFINITY, INFINITY}, fd = 1;
+    uint16_t cand[2][2] = {{0, 0}, {0, 0}};
     uint8_t tsc[16], tm[16], tq[QK_K];
+    /* ranked with each sub-block's nearest scale and min (a ninth of the
+     * work of the search one step either side, which runs for the best two) */
     for (int t = 0; t < 2 * nc - 1; t++) {
         const float cd = t < nc ? 1.0f - step * (float)t : fd, cm = t < nc ? 1.0f : 1.0f - step * (float)(t - nc + 1);
         const uint16_t hd = grok_fp32_to_fp16(amax / ((float)smax * cd)), hm = grok_fp32_to_fp16(mmax / ((float)smax * cm));
+        if (t >= nc && hd == cand[0][0] && hm == cand[0][1]) continue;
         const float df = grok_fp16_to_fp32(hd), mf = grok_fp16_to_fp32(hm);
         float e = 0;
-        for (int s = 0; s < nsub && e < best; s++)
-            e += refine_scale_min(x + len * s, w + len * s, len, nmax, smax, df, mf, a[s], mn[s], &tsc[s], &tm[s],
+        for (int s = 0; s < nsub && e < rank[1]; s++)
+            e += refine_scale_min(x + len * s, w + len * s, len, nmax, smax, df, mf, a[s], mn[s], 0, &tsc[s], &tm[s],
                                   tq + len * s);
-        if (t == 0 || e < best) { /* t == 0: something, even for NaN weights */
-            best = e, fd = cd, *d = hd, *dmin = hm;
+        if (t == 0 || e < rank[0]) { /* t == 0: something, even for NaN weights */
+            rank[1] = rank[0], cand[1][0] = cand[0][0], cand[1][1] = cand[0][1];
+            rank[0] = e, cand[0][0] = hd, cand[0][1] = hm;
+            if (t < nc) fd = cd;
+        } else if (e < rank[1]) {
+            rank[1] = e, cand[1][0] = hd, cand[1][1] = hm;
+        }
+    }
+    float best = INFINITY;
+    for (int c = 0; c < (rank[1] < INFINITY ? 2 : 1); c++) {
+        const float df = grok_fp16_to_fp32(cand[c][0]), mf = grok_fp16_to_fp32(cand[c][1]);
+        float e = 0;
+        for (int s = 0; s < nsub && e < best; s++)
+            e += refine_scale_min(x + len * s, w + len * s, len, nmax, smax, df, mf, a[s], mn[s], 1, &tsc[s], &tm[s],
+                                  tq + len * s);
+        if (c == 0 || e < best) {
+            best = e, *d = cand[c][0], *dmin = cand[c][1];
             memcpy(sc, tsc, (size_t)nsub), memcpy(m, tm, (size_t)nsub), memcpy(q, tq, (size_t)(nsub * len));
         }
     }
