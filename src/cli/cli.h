@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "grok.h"
+#include "util/clock.h"
+#include "util/file.h"
 
 /* Subcommands: argv[0] is the subcommand name. Return the process status. */
 int cmd_run(int argc, char **argv);
@@ -66,8 +68,6 @@ bool cli_is_help(const char *arg);
 int cli_unknown(const char *sub, const char *arg);
 /* Prints "grok SUB: MSG" to stderr. */
 void cli_error(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Reads a whole file (binary-exact); NULL with err on failure. */
-char *cli_read_file(const char *path, size_t *len, char *err, size_t err_size);
 /* Parses "1,2,3" or "1 2 3" into ids; false with err on a bad entry. */
 bool cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *err, size_t err_size);
 /* --kv-type: "f32" or "f16"; false (after a message) for anything else. */
@@ -109,8 +109,6 @@ void cli_print_cache_sim(FILE *out, const grok_model *m, bool json);
  * naming text_path, when there is not one chunk. */
 int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *text, size_t len, const char *text_path,
                          int64_t ctx, int64_t max_chunks, size_t *n_tok, int64_t *n_chunks);
-/* Wall clock in seconds. */
-double cli_now(void);
 /* "1.5 GiB" */
 void cli_human_bytes(double b, char *buf, size_t n);
 /* A progress bar of bytes on stderr, drawn only when stderr is a terminal
@@ -122,8 +120,6 @@ typedef struct {
 void cli_bar_init(cli_bar *b);
 void cli_bar_update(cli_bar *b, double done, double total, const char *label);
 void cli_bar_end(cli_bar *b); /* ends the bar's line */
-/* CPU seconds this process has used, all its threads together. */
-double cli_cpu_now(void);
 /* The trainers' closing line on the steps alone (no set-up, no output):
  * tokens/s and tokens per CPU-second, which a shared machine's load moves
  * far less than the wall-clock rate. n_tokens is the global batch's over

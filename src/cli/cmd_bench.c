@@ -179,18 +179,18 @@ static int bench_batches(grok_model *m, grok_threadpool *pool, grok_type kv_type
                 ns[i] = 1;
                 tp[i] = &next[i];
             }
-            double bytes = 0, experts = 0, t0 = cli_now();
+            double bytes = 0, experts = 0, t0 = grok_now();
             for (int64_t g = 0; g < n_gen; g++) {
                 argmax_all(cs, n, hp->n_vocab, next);
-                double ts = cli_now();
+                double ts = grok_now();
                 if (grok_decode_multi(run, cs, tp, ns, n, err, err_size)) goto done;
-                ts = cli_now() - ts;
+                ts = grok_now() - ts;
                 if ((r == 0 && g == 0) || ts < res[k].min_s) res[k].min_s = ts;
                 grok_step_stats st = grok_runner_last_step(run);
                 bytes += (double)st.weight_bytes;
                 experts += (double)st.expert_reads;
             }
-            double dt = (cli_now() - t0) / (double)n_gen;
+            double dt = (grok_now() - t0) / (double)n_gen;
             if (r == 0 || dt < res[k].step_s) res[k].step_s = dt;
             res[k].bytes = bytes / (double)n_gen;
             res[k].experts = experts / (double)n_gen / (double)hp->n_layers;
@@ -243,9 +243,9 @@ static double triad_gb_s(int threads, int64_t n) {
         grok_threadpool_run(pool, triad_task, &j);
         j.init = 0;
         for (int rep = 0; rep < 8; rep++) {
-            double t0 = cli_now();
+            double t0 = grok_now();
             grok_threadpool_run(pool, triad_task, &j);
-            double dt = cli_now() - t0;
+            double dt = grok_now() - t0;
             double gbs = 24.0 * (double)n / dt / 1e9;
             if (gbs > best) best = gbs;
         }
@@ -393,9 +393,9 @@ static int grammar_pass_run(grok_context *c, const int32_t *ids, int64_t n_promp
     if (grok_decode(c, ids + n_prompt - 1, 1, NULL, err, err_size)) goto done;
     for (int64_t i = 0; i < n_gen; i++) {
         size_t nh = (size_t)(n_prompt + i);
-        double t0 = cli_now();
+        double t0 = grok_now();
         int64_t allowed = grok_matcher_fill_mask(mt, mask);
-        double t1 = cli_now();
+        double t1 = grok_now();
         if (allowed <= 0) {
             snprintf(err, err_size, "the grammar allows no token after %" PRId64 " tokens", i);
             goto done;
@@ -403,11 +403,11 @@ static int grammar_pass_run(grok_context *c, const int32_t *ids, int64_t n_promp
         int32_t tok = grok_matcher_is_done(mt)
                           ? eos
                           : grok_sampler_sample_masked(smp, grok_context_logits(c), mask, hist, nh);
-        double t2 = cli_now();
+        double t2 = grok_now();
         (void)grok_sampler_sample(plain, grok_context_logits(c), hist, nh);
-        double t3 = cli_now();
+        double t3 = grok_now();
         bool restart = tok == eos || grok_matcher_accept_token(mt, tok) != 0;
-        double t4 = cli_now();
+        double t4 = grok_now();
         if (restart || grok_matcher_is_done(mt)) { /* complete: the next one starts here */
             out->completions++;
             grok_matcher_free(mt);
@@ -418,7 +418,7 @@ static int grammar_pass_run(grok_context *c, const int32_t *ids, int64_t n_promp
         }
         hist[nh] = tok;
         if (grok_decode(c, &tok, 1, NULL, err, err_size)) goto done;
-        double t5 = cli_now();
+        double t5 = grok_now();
         steps[i] = t1 - t0;
         out->mask_s += t1 - t0;
         out->sample_s += t2 - t1;
@@ -596,16 +596,16 @@ int cmd_bench(int argc, char **argv) {
         goto done;
     }
     grok_context_truncate(c, 0);
-    double t0 = cli_now();
+    double t0 = grok_now();
     if (grok_decode(c, ids, n_prompt, NULL, err, sizeof err)) {
         cli_error("bench", "%s", err);
         goto done;
     }
-    double t_prompt = cli_now() - t0;
+    double t_prompt = grok_now() - t0;
     const uint64_t sent0 = grok_dist_bytes_sent();
     grok_model_cache_reset(m); /* the cache's counters of generation alone */
     if (sim) grok_model_trace_routing(m, true); /* the routing of the generated tokens */
-    t0 = cli_now();
+    t0 = grok_now();
     for (int64_t i = 0; i < n_gen; i++) {
         const float *lg = grok_context_logits(c);
         int32_t best = 0;
@@ -618,7 +618,7 @@ int cmd_bench(int argc, char **argv) {
             goto done;
         }
     }
-    double t_gen = cli_now() - t0;
+    double t_gen = grok_now() - t0;
     grok_model_trace_routing(m, false); /* the check below is not routing to replay */
     const grok_cache_stats cst = grok_model_cache_stats(m);
     const grok_memory_plan *plan = grok_model_memory_plan(m);

@@ -198,7 +198,7 @@ int cmd_convert(int argc, char **argv) {
         cli_error("convert", "%s", err);
         return 1;
     }
-    double el = cli_now() - b.t0;
+    double el = grok_now() - b.t0;
     char in_s[32], out_s[32], rate[32];
     cli_human_bytes((double)st.bytes_in, in_s, sizeof in_s);
     cli_human_bytes((double)st.bytes_out, out_s, sizeof out_s);

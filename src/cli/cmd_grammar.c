@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "util/utf8.h"
 
 #define MAX_TESTS 64
 
@@ -25,20 +26,6 @@ static void usage(FILE *out) {
                  "  --tokenizer FILE     the vocabulary of a SentencePiece .model file\n\n"
                  "Exit status: 0 when the grammar reads and every test matches, 1 when a file is bad\n"
                  "or a test does not match, 2 for bad flags.\n");
-}
-
-/* Where byte off of text is, as LINE:COLUMN. */
-static void place(const char *text, size_t off, size_t *line, size_t *col) {
-    *line = 1;
-    *col = 1;
-    for (size_t i = 0; i < off; i++) {
-        if (text[i] == '\n') {
-            ++*line;
-            *col = 1;
-        } else if (((unsigned char)text[i] & 0xC0) != 0x80) {
-            ++*col;
-        }
-    }
 }
 
 int cmd_grammar(int argc, char **argv) {
@@ -96,7 +83,7 @@ int cmd_grammar(int argc, char **argv) {
     }
     if (print && schema) {
         size_t len;
-        char *text = cli_read_file(schema, &len, err, sizeof err);
+        char *text = grok_read_file(schema, &len, err, sizeof err);
         char *out = text ? grok_json_schema_to_gbnf(text, len, err, sizeof err) : NULL;
         free(text);
         if (!out) {
@@ -107,7 +94,7 @@ int cmd_grammar(int argc, char **argv) {
         free(out);
     } else if (print) {
         size_t len;
-        char *text = cli_read_file(gbnf, &len, err, sizeof err);
+        char *text = grok_read_file(gbnf, &len, err, sizeof err);
         if (!text) {
             cli_error("grammar", "%s", err);
             goto done;
@@ -123,7 +110,7 @@ int cmd_grammar(int argc, char **argv) {
         char *text = NULL;
         const char *t = tests[k];
         if (test_is_file[k]) {
-            if (!(text = cli_read_file(tests[k], &len, err, sizeof err))) {
+            if (!(text = grok_read_file(tests[k], &len, err, sizeof err))) {
                 cli_error("grammar", "%s", err);
                 rc = 1;
                 continue;
@@ -137,7 +124,7 @@ int cmd_grammar(int argc, char **argv) {
             printf("%s: matches\n", name);
         } else {
             size_t line, col;
-            place(t, at, &line, &col);
+            grok_utf8_line_col(t, at, &line, &col);
             if (at == len)
                 printf("%s: does not match: the text ends before the grammar does (byte %zu, %zu:%zu)\n",
                        name, at, line, col);

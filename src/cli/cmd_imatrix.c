@@ -175,7 +175,7 @@ int cmd_imatrix(int argc, char **argv) {
         }
     if (model_path) {
         size_t text_len;
-        if (!(text = cli_read_file(text_path, &text_len, err, sizeof err)) ||
+        if (!(text = grok_read_file(text_path, &text_len, err, sizeof err)) ||
             !(m = grok_model_load(model_path, err, sizeof err))) {
             cli_error("imatrix", "%s", err);
             goto done;
@@ -210,7 +210,7 @@ int cmd_imatrix(int argc, char **argv) {
         if (exact) grok_runner_set_kernel_mode(grok_context_runner(c), GROK_KERNELS_EXACT);
         const int32_t bos = grok_tokenizer_bos(tk);
         fprintf(stderr, "imatrix: %zu tokens, %" PRId64 " chunks of %" PRId64 "\n", n_tok, n_chunks, ctx);
-        const double t0 = cli_now();
+        const double t0 = grok_now();
         for (int64_t ch = 0; ch < n_chunks; ch++) {
             int32_t *chunk = toks + ch * ctx;
             if (bos >= 0 && grok_tokenizer_add_bos(tk)) chunk[0] = bos;
@@ -224,7 +224,7 @@ int cmd_imatrix(int argc, char **argv) {
                 goto done;
             }
             grok_imatrix_add_chunks(im, 1);
-            progress(ch + 1, n_chunks, cli_now() - t0);
+            progress(ch + 1, n_chunks, grok_now() - t0);
         }
     }
     if (grok_imatrix_save(im, out_path, fmt && strcmp(fmt, "dat") == 0, err, sizeof err)) {

@@ -127,7 +127,7 @@ static int64_t check_tensors(const grok_gguf_file *f, int64_t threads) {
     cli_bar bar;
     cli_bar_init(&bar);
     int64_t n_bad = 0, n_skipped = 0, n_values = 0;
-    double t0 = cli_now();
+    double t0 = grok_now();
     for (int64_t i = 0; i < grok_gguf_n_tensors(f) && n_bad >= 0; i++) {
         const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
         int64_t first, n = grok_tensor_count_nonfinite(t, pool, &first);
@@ -161,7 +161,7 @@ static int64_t check_tensors(const grok_gguf_file *f, int64_t threads) {
     char sz[32];
     cli_human_bytes(total, sz, sizeof sz);
     printf("check: %" PRId64 " tensors, %s, %" PRId64 " values decoded in %.1f s: %s\n", grok_gguf_n_tensors(f),
-           sz, n_values, cli_now() - t0, n_bad ? "some hold NaN or Inf (above)" : "all finite");
+           sz, n_values, grok_now() - t0, n_bad ? "some hold NaN or Inf (above)" : "all finite");
     if (n_skipped)
         printf("check: %" PRId64 " tensors of types grok.c cannot decode were not checked\n", n_skipped);
     return n_bad;

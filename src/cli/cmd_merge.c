@@ -72,12 +72,12 @@ int cmd_merge(int argc, char **argv) {
         cli_error("merge", "%s exists; pass --force to overwrite it", out);
         return 1;
     }
-    double t0 = cli_now();
+    double t0 = grok_now();
     char err[GROK_ERR_SIZE];
     if (grok_lora_merge(pos[0], pos[1], out, type, scale, err, sizeof err)) {
         cli_error("merge", "%s", err);
         return 1;
     }
-    fprintf(stderr, "grok merge: wrote %s in %.1f s\n", out, cli_now() - t0);
+    fprintf(stderr, "grok merge: wrote %s in %.1f s\n", out, grok_now() - t0);
     return 0;
 }

@@ -64,13 +64,13 @@ int cmd_pack(int argc, char **argv) {
         return 1;
     }
     grok_threadpool *pool = grok_threadpool_create((int)threads);
-    const double t0 = cli_now();
+    const double t0 = grok_now();
     int rc = grok_model_write_packfile(m, out, pool, err, sizeof err);
     if (rc)
         cli_error("pack", "%s", err);
     else if (stat(out, &st) == 0)
         fprintf(stderr, "grok pack: wrote %s: %.1f MiB in %.1f s\n", out, (double)st.st_size / 1048576.0,
-                cli_now() - t0);
+                grok_now() - t0);
     grok_threadpool_free(pool);
     grok_model_free(m);
     return rc ? 1 : 0;

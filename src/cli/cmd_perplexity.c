@@ -98,7 +98,7 @@ int cmd_perplexity(int argc, char **argv) {
     }
     char err[GROK_ERR_SIZE];
     size_t text_len;
-    char *text = cli_read_file(text_path, &text_len, err, sizeof err);
+    char *text = grok_read_file(text_path, &text_len, err, sizeof err);
     if (!text) {
         cli_error("perplexity", "%s", err);
         return 1;
@@ -153,7 +153,7 @@ int cmd_perplexity(int argc, char **argv) {
     double nll = 0, nll_b = 0, kl = 0;
     int64_t count = 0, agree = 0;
     const int64_t first = ctx / 2;
-    double t0 = cli_now();
+    double t0 = grok_now();
     for (int64_t ch = 0; ch < n_chunks; ch++) {
         int32_t *chunk = toks + ch * ctx;
         int32_t saved = chunk[0];
@@ -181,7 +181,7 @@ int cmd_perplexity(int argc, char **argv) {
         }
         if (!json)
             fprintf(stderr, "[%" PRId64 "/%" PRId64 "] ppl %.4f (%.1f s)\n", ch + 1, n_chunks,
-                    exp(nll / (double)count), cli_now() - t0);
+                    exp(nll / (double)count), grok_now() - t0);
     }
     const double ppl = exp(nll / (double)count);
     if (json) {

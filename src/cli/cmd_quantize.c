@@ -71,7 +71,7 @@ static void show_progress(void *ud, int64_t done, int64_t total, const char *nam
     if (!p->tty) return;
     int width = 30, filled = (int)(width * done / (total ? total : 1));
     fprintf(stderr, "\r[%.*s%*s] %" PRId64 "/%" PRId64 " %-32.32s %.0fs", filled,
-            "##############################", width - filled, "", done, total, name, cli_now() - p->t0);
+            "##############################", width - filled, "", done, total, name, grok_now() - p->t0);
     if (done == total) fputc('\n', stderr);
 }
 
@@ -160,7 +160,7 @@ int cmd_quantize(int argc, char **argv) {
                 grok_imatrix_n_entries(im), grok_imatrix_chunk_count(im));
     }
     grok_threadpool *pool = grok_threadpool_create((int)threads);
-    progress_state ps = {isatty(2) != 0, cli_now()};
+    progress_state ps = {isatty(2) != 0, grok_now()};
     grok_quantize_stats qs;
     int rc = grok_model_quantize(pos[0], pos[1], &qp, pool, show_progress, &ps, &qs, err, sizeof err);
     if (!rc && pack) { /* the packed layout of what was just written, beside it */
@@ -192,7 +192,7 @@ int cmd_quantize(int argc, char **argv) {
     fprintf(stderr,
             "grok quantize: wrote %s as %s%s (file type %d) in %.1f s: %" PRId64 " tensors (%s); "
             "weights %.2f MiB (%.2f bits/weight) -> %.2f MiB (%.2f bits/weight); file %.2f MiB",
-            pos[1], qp.mix->name, qp.pure ? " --pure" : "", qp.mix->ftype, cli_now() - ps.t0, qs.n_tensors,
+            pos[1], qp.mix->name, qp.pure ? " --pure" : "", qp.mix->ftype, grok_now() - ps.t0, qs.n_tensors,
             counts, (double)qs.bytes_in / mib, 8.0 * (double)qs.bytes_in / n, (double)qs.bytes_out / mib,
             8.0 * (double)qs.bytes_out / n, stat(pos[1], &st) == 0 ? (double)st.st_size / mib : 0.0);
     if (qs.n_fallback)

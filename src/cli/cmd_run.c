@@ -225,7 +225,7 @@ int cmd_run(int argc, char **argv) {
     if (!leader) { /* rank 0 reads the prompt; the others get its ids */
         prompt = "", prompt_file = NULL;
     } else if (prompt_file) {
-        file_text = cli_read_file(prompt_file, &prompt_len, err, sizeof err);
+        file_text = grok_read_file(prompt_file, &prompt_len, err, sizeof err);
         if (!file_text) {
             cli_error("run", "-f: %s", err);
             return 1;
@@ -350,13 +350,13 @@ int cmd_run(int argc, char **argv) {
     free(ids);
     size_t n_hist = n_prompt;
 
-    double t0 = cli_now();
+    double t0 = grok_now();
     if (grok_dist_agree(grok_decode(c, hist, (int64_t)n_prompt, NULL, err, sizeof err) == 0, err,
                         sizeof err)) {
         cli_error("run", "%s", err);
         goto done;
     }
-    double t1 = cli_now();
+    double t1 = grok_now();
     grok_detok_stream ds;
     grok_detok_stream_init(&ds, false); /* a continuation keeps its leading space */
     char piece[GROK_DETOK_MAX_PIECE + 16];
@@ -407,7 +407,7 @@ int cmd_run(int argc, char **argv) {
         size_t k = grok_detok_stream_flush(&ds, piece, sizeof piece);
         emit(&o, piece, k, true);
     }
-    double t2 = cli_now();
+    double t2 = grok_now();
     if (leader) {
         printf("\n");
         fflush(stdout); /* the text ends before the speed line on stderr */

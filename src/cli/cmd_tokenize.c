@@ -90,7 +90,7 @@ int cmd_tokenize(int argc, char **argv) {
     size_t len;
     if (file) {
         char err[GROK_ERR_SIZE];
-        data = cli_read_file(file, &len, err, sizeof err);
+        data = grok_read_file(file, &len, err, sizeof err);
         if (!data) {
             cli_error("tokenize", "%s", err);
             return 1;

@@ -104,7 +104,7 @@ int cmd_trace(int argc, char **argv) {
     size_t text_len = 0;
     char *file_text = NULL;
     if (prompt_file) {
-        if (!(file_text = cli_read_file(prompt_file, &text_len, err, sizeof err))) {
+        if (!(file_text = grok_read_file(prompt_file, &text_len, err, sizeof err))) {
             cli_error("trace", "-f: %s", err);
             return 1;
         }

@@ -372,7 +372,7 @@ int cmd_train(int argc, char **argv) {
                 goto done;
             }
             st.seed = (uint64_t)a.seed;
-            st.rng = (uint64_t)a.seed * 0x9E3779B97F4A7C15ull + 12345;
+            st.rng = grok_rng_named((uint64_t)a.seed, GROK_RNG_DATA, 0).s;
         }
     } else if (a.eval_model || a.resume) {
         const char *p = a.eval_model ? a.eval_model : a.resume;
@@ -407,7 +407,7 @@ int cmd_train(int argc, char **argv) {
             goto done;
         }
         st.seed = (uint64_t)a.seed;
-        st.rng = (uint64_t)a.seed * 0x9E3779B97F4A7C15ull + 12345;
+        st.rng = grok_rng_named((uint64_t)a.seed, GROK_RNG_DATA, 0).s;
     }
     const grok_hparams *hp = &m->hp;
     if (a.seq > hp->n_ctx_train) {
@@ -478,7 +478,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "  held-out loss before fine-tuning %.4f (perplexity %.2f)\n", ev, exp(ev));
     }
     bool tty = isatty(2);
-    double t0 = cli_now(), c0 = cli_cpu_now(), ema = NAN;
+    double t0 = grok_now(), c0 = grok_cpu_now(), ema = NAN;
     int64_t step0 = st.step;
     while (st.step < a.stop_at) {
         grok_rng r = {st.rng};
@@ -500,7 +500,7 @@ int cmd_train(int argc, char **argv) {
             goto done;
         }
         ema = isnan(ema) ? l.ce : 0.95 * ema + 0.05 * l.ce;
-        double el = cli_now() - t0, tps = (double)((st.step - step0) * a.batch * a.seq) / el;
+        double el = grok_now() - t0, tps = (double)((st.step - step0) * a.batch * a.seq) / el;
         double eta = el / (double)(st.step - step0) * (double)(a.stop_at - st.step);
         bool do_eval = st.step % a.eval_every == 0 || st.step == a.stop_at;
         double ev = NAN;
@@ -525,7 +525,7 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (tty) fprintf(stderr, "\n");
-    cli_train_rate((double)((st.step - step0) * a.batch * a.seq), 1, cli_now() - t0, cli_cpu_now() - c0);
+    cli_train_rate((double)((st.step - step0) * a.batch * a.seq), 1, grok_now() - t0, grok_cpu_now() - c0);
     if (a.expert_stats && n_eval > a.seq) {
         int64_t sc;
         grok_trainer_reset_expert_counts(tr);
@@ -540,7 +540,7 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     fprintf(stderr, "grok train: wrote %s after %" PRId64 " steps (%.1f s)\n", a.out, st.step,
-            cli_now() - t0);
+            grok_now() - t0);
     rc = 0;
 done:
     if (logf) fclose(logf);

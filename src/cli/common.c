@@ -96,39 +96,6 @@ void cli_error(const char *sub, const char *fmt, ...) {
     va_end(ap);
 }
 
-char *cli_read_file(const char *path, size_t *len, char *err, size_t err_size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, err_size, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (n < cap) break;
-        char *nb = cap < SIZE_MAX / 2 ? realloc(buf, cap * 2 + 1) : NULL;
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    if (!buf || ferror(f)) {
-        snprintf(err, err_size, "%s: %s", path, buf ? "read error" : "out of memory");
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 bool cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *err, size_t err_size) {
     size_t cap = 16, cnt = 0;
     int32_t *v = malloc(cap * sizeof *v);
@@ -188,7 +155,7 @@ void cli_human_bytes(double b, char *buf, size_t n) {
 }
 
 void cli_bar_init(cli_bar *b) {
-    b->t0 = cli_now();
+    b->t0 = grok_now();
     b->last = 0;
     b->tty = isatty(2) == 1;
     b->shown = false;
@@ -196,7 +163,7 @@ void cli_bar_init(cli_bar *b) {
 
 void cli_bar_update(cli_bar *b, double done, double total, const char *label) {
     if (!b->tty) return;
-    double now = cli_now();
+    double now = grok_now();
     if (now - b->last < 0.2 && done < total) return;
     b->last = now;
     b->shown = true;
@@ -244,18 +211,6 @@ int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *
         return NULL;
     }
     return toks;
-}
-
-double cli_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-double cli_cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 void cli_train_rate(double n_tokens, int np, double wall_s, double cpu_s) {
@@ -314,7 +269,7 @@ grok_grammar *cli_load_grammar(const char *sub, const char *gbnf_path, const cha
     char err[GROK_ERR_SIZE];
     const char *path = gbnf_path ? gbnf_path : schema_path;
     size_t len;
-    char *text = cli_read_file(path, &len, err, sizeof err);
+    char *text = grok_read_file(path, &len, err, sizeof err);
     if (!text) {
         cli_error(sub, "%s", err);
         return NULL;

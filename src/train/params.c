@@ -14,6 +14,7 @@
 
 #include "kernels/kernels.h"
 #include "model/model.h"
+#include "model/quantize.h"
 #include "train/train.h"
 #include "util/rng.h"
 
@@ -93,7 +94,7 @@ void grok_train_model_init_random(grok_train_model *m, uint64_t seed) {
             continue;
         }
         /* Each tensor draws from its own stream, as in random.c. */
-        grok_rng r = {seed * 0x100000001B3ull + (uint64_t)i * 0x9E3779B97F4A7C15ull};
+        grok_rng r = grok_rng_named(seed, GROK_RNG_WEIGHTS, (uint64_t)i);
         float std = 1.0f / sqrtf((float)t->cols);
         if (t->off == m->embd) std = 1.0f / hp->embedding_scale;
         for (int64_t j = 0; j < n; j++) p[j] = std * grok_rng_normal(&r);
@@ -215,7 +216,7 @@ int grok_train_save(const char *path, const grok_train_model *m, const grok_toke
     int rc = 0;
     rc |= grok_hparams_to_gguf(&hp, w);
     rc |= grok_gguf_writer_set_str(w, "general.name", name);
-    rc |= grok_gguf_writer_set_u32(w, "general.file_type", (uint32_t)type);
+    rc |= grok_gguf_writer_set_u32(w, "general.file_type", (uint32_t)grok_llama_ftype(type));
     rc |= grok_tokenizer_to_gguf(tok, w);
     if (st) {
         rc |= grok_gguf_writer_set_u64(w, KEY_STEP, (uint64_t)st->step);
