@@ -72,6 +72,12 @@ void cli_error(const char *sub, const char *fmt, ...) __attribute__((format(prin
 bool cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *err, size_t err_size);
 /* --kv-type: "f32" or "f16"; false (after a message) for anything else. */
 bool cli_kv_type(const char *sub, const char *name, grok_type *out);
+/* The one loading sequence of the commands that run a model: loads path,
+ * applies the LoRA adapter lora (NULL: none) at lora_scale, and attaches
+ * the model to an mpirun job's ranks (nothing in one process), every rank
+ * agreeing on the outcome. NULL after printing "grok SUB: why" (naming the
+ * file) on every rank. */
+grok_model *cli_load_model(const char *sub, const char *path, const char *lora, float lora_scale);
 /* The bundled model, models/grok-mini.gguf beside the directory holding
  * the grok binary (build/grok -> models/), or GROK_DEFAULT_MODEL from the
  * environment; false when there is none. */
@@ -93,8 +99,8 @@ char *cli_unescape(const char *s);
  * wherever they stand and makes them the defaults of every model loaded;
  * 0, or 2 after a message naming a bad flag or value. */
 int cli_take_memory_flags(int *argc, char **argv);
-/* The help text of those flags. */
-extern const char CLI_MEMORY_HELP[];
+/* The help text of those flags, from their table (options.c). */
+void cli_memory_help(FILE *out);
 /* Prints the model's memory plan and its cache statistics as JSON members
  * (leading ", "), for --json outputs; nothing before the first context. */
 void cli_print_memory_json(FILE *out, const grok_model *m, int64_t n_tokens);

@@ -17,7 +17,7 @@
 #include "model/quantize.h"
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: grok quantize IN.gguf OUT.gguf TYPE [options]\n\n"
+    fprintf(out, "usage: grok quantize IN.gguf OUT.gguf TYPE [-t N] [options]\n\n"
                  "Re-encodes the weight matrices of IN as one of llama.cpp's file types (TYPE is\n"
                  "its name, any case, or its number, as llama-quantize takes them). The mixes give\n"
                  "a few sensitive matrices more bits, with llama.cpp's rules; norms and the router\n"

@@ -163,7 +163,7 @@ int train_lora_run(train_args *a) {
     run r = {a, NULL, {rank, np, comm_allgatherv, comm_alltoallv, NULL}, rank, np, NULL, NULL};
 
     if (a->batch < np) {
-        cli_error("train", "--batch %" PRId64 " is smaller than the %d ranks: every rank needs a sequence", a->batch,
+        cli_error("train", "--train-batch %" PRId64 " is smaller than the %d ranks: every rank needs a sequence", a->batch,
                   np);
         return 2;
     }

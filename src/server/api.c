@@ -22,6 +22,7 @@
 
 #include <cJSON.h>
 
+#include "server/sampler_limits.h"
 #include "server/server.h"
 #include "util/buf.h"
 #include "util/rng.h"
@@ -308,13 +309,13 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
         }                                                               \
         if (rc > 0) dst;                                                \
     } while (0)
-    NUM("temperature", 0, 2, false, sp.temperature = (float)v);
-    NUM("top_p", 0, 1, false, sp.top_p = (float)v);
-    NUM("top_k", 0, 1e9, true, sp.top_k = (int32_t)v);
-    NUM("min_p", 0, 1, false, sp.min_p = (float)v);
-    NUM("presence_penalty", -2, 2, false, sp.presence_penalty = (float)v);
-    NUM("frequency_penalty", -2, 2, false, sp.frequency_penalty = (float)v);
-    NUM("repeat_penalty", 0.01, 100, false, sp.repeat_penalty = (float)v);
+    NUM("temperature", GROK_TEMPERATURE_MIN, GROK_TEMPERATURE_MAX, false, sp.temperature = (float)v);
+    NUM("top_p", GROK_TOP_P_MIN, GROK_TOP_P_MAX, false, sp.top_p = (float)v);
+    NUM("top_k", GROK_TOP_K_MIN, GROK_TOP_K_MAX, true, sp.top_k = (int32_t)v);
+    NUM("min_p", GROK_MIN_P_MIN, GROK_MIN_P_MAX, false, sp.min_p = (float)v);
+    NUM("presence_penalty", GROK_PENALTY_MIN, GROK_PENALTY_MAX, false, sp.presence_penalty = (float)v);
+    NUM("frequency_penalty", GROK_PENALTY_MIN, GROK_PENALTY_MAX, false, sp.frequency_penalty = (float)v);
+    NUM("repeat_penalty", GROK_REPEAT_PENALTY_MIN, GROK_REPEAT_PENALTY_MAX, false, sp.repeat_penalty = (float)v);
     bool seeded = false;
     NUM("seed", -9.2e18, 1.8e19, true, (sp.seed = v < 0 ? (uint64_t)(int64_t)v : (uint64_t)v, seeded = true));
     if (!seeded) {
