@@ -6,7 +6,8 @@
  * Q4_K / Q5_K, mins) that are themselves quantized: to 6 bits against an
  * f16 d and dmin, or to 8 signed bits against an f16 d (Q6_K). Encoding is
  * therefore in two steps: fit each sub-block alone, then quantize the fits
- * and re-round every value against the parameters the decoder will see.
+ * and re-round every value against the parameters the decoder will see
+ * (for Q2_K..Q5_K at a few candidate values of d, keeping the best).
  *
  * A sub-block fit searches the grid step: for 21 steps around range/nmax
  * it rounds the values onto that grid and solves the weighted
@@ -61,7 +62,8 @@ static void fit_weights(const float *x, int n, const float *imx, float *w) {
 
 /* The super-block scales tried (fit_super_asym, fit_super_sym): the d
  * that puts the largest sub-block fit on the scales' top code, and
- * SUPER_D_TRIES - 1 more, each SUPER_D_STEP / top codes further from it.
+ * SUPER_D_TRIES - 1 larger ones, each putting that fit SUPER_D_STEP codes
+ * further below the top.
  * On the bundled model's expert rows this takes 1-5 % off q2_K's, q3_K's,
  * q4_K's and q5_K's weighted error (docs/quantization.md). */
 #define SUPER_D_TRIES 4
@@ -200,10 +202,12 @@ static float refine_scale_min(const float *x, const float *w, int n, int nmax, i
 }
 
 /* The f16 d and dmin of a super-block of nsub sub-blocks of len values,
- * with each sub-block's quantized scale and min (0..smax) and codes: for
- * a few values of d, and then of dmin, below the ones that put the
- * largest fit on smax, every sub-block takes its best scale and min of
- * refine_scale_min; the smallest total error wins. */
+ * with each sub-block's quantized scale and min (0..smax) and codes: d
+ * (then dmin) is tried at the value that puts the largest fit on smax and
+ * at a few slightly larger ones (the largest fit lands a code or so below
+ * the top, the small fits round differently); every sub-block takes its
+ * best scale and min of refine_scale_min, and the smallest total error
+ * wins. */
 static void fit_super_asym(const float *x, const float *w, int nsub, int len, int nmax, int smax, const float *a,
                            const float *mn, float amax, float mmax, uint16_t *d, uint16_t *dmin, uint8_t *sc,
                            uint8_t *m, uint8_t *q) {
