@@ -26,17 +26,17 @@ typedef struct {
     const char *output_type, *output_tensor_type, *token_embd_type, *imatrix;
 } quantize_args;
 
-#define TYPE_HELP_TAIL "T: a type of the mixes above: q8_0, q6_K, q4_K, iq4_nl, q2_K, f16, ..."
+#define TYPE_HELP_TAIL "one of the mixes' types: q8_0, q6_K, q4_K, iq4_nl, q2_K, f16, ..."
 static const cli_opt QUANTIZE_OPTS[] = {
     CLI_OPT_FLAG(quantize_args, dry_run, "--dry-run", NULL,
                  "print each tensor's type and size (stdout), write nothing (OUT may be left out: IN TYPE)"),
     CLI_OPT_FLAG(quantize_args, pure, "--pure", NULL, "one type (TYPE's) for every matrix: no mix rules"),
     CLI_OPT_STR(quantize_args, output_type, "--output-type", NULL, "T",
-                "type of output.weight (" TYPE_HELP_TAIL ")", "the mix's"),
+                "type of output.weight, " TYPE_HELP_TAIL, "the mix's"),
     CLI_OPT_STR(quantize_args, output_tensor_type, "--output-tensor-type", NULL, "T",
                 "llama-quantize's name of --output-type", ""),
     CLI_OPT_STR(quantize_args, token_embd_type, "--token-embedding-type", NULL, "T",
-                "type of token_embd.weight (" TYPE_HELP_TAIL ")", "the mix's"),
+                "type of token_embd.weight, " TYPE_HELP_TAIL, "the mix's"),
     CLI_OPT_STR(quantize_args, imatrix, "--imatrix", NULL, "FILE",
                 "importance matrix (grok imatrix or llama-imatrix; GGUF or .dat): the encoders weigh each "
                 "value's error by its column's mean squared input",
