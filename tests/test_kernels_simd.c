@@ -729,6 +729,9 @@ int main(void) {
         {"avx512vnni", grok_dot_avx512,
          cpu->avx2 && cpu->fma && cpu->f16c && cpu->avx512f && cpu->avx512bw && cpu->avx512vl &&
              cpu->avx512vnni},
+        {"avx512vbmi", grok_dot_avx512vbmi,
+         cpu->avx2 && cpu->fma && cpu->f16c && cpu->avx512f && cpu->avx512bw && cpu->avx512vl &&
+             cpu->avx512vnni && cpu->avx512vbmi},
         {"neon", grok_dot_neon, cpu->neon},
     };
     printf("kernels: isa %s\n", grok_kernels_isa());
