@@ -454,7 +454,7 @@ TGT5 static IQ_INLINE void x8_decode(const int T, const uint8_t *sb, int ib, __m
             const __m512i sh = _mm512_add_epi32(k01, _mm512_set1_epi32(2 * l));
             const __m512i hi =
                 _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(qh, sh), _mm512_set1_epi32(1)), 8);
-            w->mag[l] = _mm512_i32gather_epi32(_mm512_or_si512(lo, hi), (const void *)grok_iq3s_grid, 4);
+            w->mag[l] = vmag ? vmag[l] : _mm512_i32gather_epi32(_mm512_or_si512(lo, hi), (const void *)grok_iq3s_grid, 4);
             w->neg[l] = _cvtu64_mask64(rd64(q + 72 + 8 * l));
         }
         __m128i b = _mm_loadl_epi64((const __m128i *)(sb + 848 + 8 * (ib / 2)));
@@ -624,19 +624,19 @@ IQ_X8_FUNC(GROK_TYPE_IQ1_M, iq1_m_x8, x8_tile, TGT5)
 #define TGT6 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
 
 typedef struct {
-    uint8_t code[2][256]; /* code bytes of points 0..255 */
+    uint8_t code[2][512]; /* code bytes of the points */
     uint8_t level[64];    /* magnitude of code c & mask at byte c */
     bool ok;              /* every magnitude among the levels */
 } iq_codes;
-static iq_codes g_codes_iq2xxs, g_codes_iq3xxs;
+static iq_codes g_codes_iq2xxs, g_codes_iq3xxs, g_codes_iq3s;
 static pthread_once_t g_codes_once = PTHREAD_ONCE_INIT;
 
-/* The codes of a grid of 256 points of len (8 or 4) magnitudes, bits per weight. */
-static void codes_of(const uint8_t *grid, int len, int bits, iq_codes *c) {
+/* The codes of a grid of np points of len (8 or 4) magnitudes, bits per weight. */
+static void codes_of(const uint8_t *grid, int np, int len, int bits, iq_codes *c) {
     int nlev = 0;
     uint8_t lev[8];
     c->ok = true;
-    for (int i = 0; i < 256; i++)
+    for (int i = 0; i < np; i++)
         for (int h = 0; h < 2; h++) {
             unsigned byte = 0;
             for (int j = 0; j < len / 2; j++) {
@@ -657,38 +657,60 @@ static void codes_of(const uint8_t *grid, int len, int bits, iq_codes *c) {
     for (int b = 0; b < 64; b++) c->level[b] = lev[(b & ((1 << bits) - 1)) % nlev];
 }
 static void codes_init(void) {
-    codes_of(&grok_iq2xxs_grid[0][0], 8, 2, &g_codes_iq2xxs);
-    codes_of(&grok_iq3xxs_grid[0][0], 4, 3, &g_codes_iq3xxs);
+    codes_of(&grok_iq2xxs_grid[0][0], 256, 8, 2, &g_codes_iq2xxs);
+    codes_of(&grok_iq3xxs_grid[0][0], 256, 4, 3, &g_codes_iq3xxs);
+    codes_of(&grok_iq3s_grid[0][0], 512, 4, 3, &g_codes_iq3s);
 }
 
-/* Code byte h of the points idx (64 bytes; only the bytes used matter). */
-TGT6 static inline __m512i code_lookup(const iq_codes *c, int h, __m512i idx) {
+/* Code byte h of the points idx (64 bytes; only the bytes used matter), of
+ * points 256 on where k8 is set (IQ3_S: the 9th index bit). */
+TGT6 static inline __m512i code_lookup(const iq_codes *c, int h, __m512i idx, bool nine, __mmask64 k8) {
     const __m512i *t = (const __m512i *)c->code[h];
-    const __m512i lo = _mm512_permutex2var_epi8(_mm512_loadu_si512(t), idx, _mm512_loadu_si512(t + 1));
-    const __m512i hi = _mm512_permutex2var_epi8(_mm512_loadu_si512(t + 2), idx, _mm512_loadu_si512(t + 3));
-    return _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi);
+    const __mmask64 k7 = _mm512_movepi8_mask(idx);
+    const __m512i lo = _mm512_mask_blend_epi8(
+        k7, _mm512_permutex2var_epi8(_mm512_loadu_si512(t), idx, _mm512_loadu_si512(t + 1)),
+        _mm512_permutex2var_epi8(_mm512_loadu_si512(t + 2), idx, _mm512_loadu_si512(t + 3)));
+    if (!nine) return lo;
+    const __m512i hi = _mm512_mask_blend_epi8(
+        k7, _mm512_permutex2var_epi8(_mm512_loadu_si512(t + 4), idx, _mm512_loadu_si512(t + 5)),
+        _mm512_permutex2var_epi8(_mm512_loadu_si512(t + 6), idx, _mm512_loadu_si512(t + 7)));
+    return _mm512_mask_blend_epi8(k8, lo, hi);
 }
 
 /* The 4 groups' magnitudes of block ib of the packed super-block at sb, as
- * x8_decode's gathers give them. */
+ * x8_decode's gathers give them; IQ2_XXS: of blocks ib and ib + 1 (mag[4h +
+ * l]), whose 64 indices fill one lookup. */
 TGT6 static IQ_INLINE void vb_mags(const int T, const uint8_t *sb, int ib, __m512i *mag) {
-    const bool iq2 = T == GROK_TYPE_IQ2_XXS;
-    const iq_codes *c = iq2 ? &g_codes_iq2xxs : &g_codes_iq3xxs;
-    /* IQ2_XXS: index of group l, row r at byte 8l + r; IQ3_XXS: index k at 16l + 2r + k */
-    const __m512i idx = iq2 ? _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(sb + 16 + 64 * ib)))
-                            : _mm512_loadu_si512(sb + 16 + 96 * ib);
-    const __m512i c0 = code_lookup(c, 0, idx), c1 = code_lookup(c, 1, idx);
+    const bool iq2 = T == GROK_TYPE_IQ2_XXS, nine = T == GROK_TYPE_IQ3_S;
+    const iq_codes *c = iq2 ? &g_codes_iq2xxs : nine ? &g_codes_iq3s : &g_codes_iq3xxs;
+    /* IQ2_XXS: index of group l, row r at byte 8l + r; IQ3: index k at 16l + 2r + k */
+    const uint8_t *q = sb + 16 + (iq2 ? 64 : nine ? 104 : 96) * ib;
+    const __m512i idx = iq2 ? _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q)),
+                                                 _mm256_loadu_si256((const __m256i *)(q + 64)), 1)
+                            : _mm512_loadu_si512(q);
+    __mmask64 k8 = 0;
+    if (nine) { /* bit 2l + k of row r's qh byte (at q + 64 + r) to byte 16l + 2r + k */
+        const __m512i spread = _mm512_set_epi8(
+            7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0, 7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0, 7, 7, 6,
+            6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0, 7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+        const __m512i bit = _mm512_set_epi64(0x8040804080408040ll, 0x8040804080408040ll, 0x2010201020102010ll,
+                                             0x2010201020102010ll, 0x0804080408040804ll, 0x0804080408040804ll,
+                                             0x0201020102010201ll, 0x0201020102010201ll);
+        const __m512i qh = _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)(q + 64)));
+        k8 = _mm512_test_epi8_mask(_mm512_permutexvar_epi8(spread, qh), bit);
+    }
+    const __m512i c0 = code_lookup(c, 0, idx, nine, k8), c1 = code_lookup(c, 1, idx, nine, k8);
     const __m512i lev = _mm512_loadu_si512(c->level);
     /* bit offsets of each weight's code in qword r after the placing permute:
      * IQ2 bytes (c0, c1) of one point; IQ3 (c0, c1) of index 0, then of index 1 */
     const __m512i shifts = iq2 ? _mm512_set1_epi64(0x0e0c0a0806040200ll) : _mm512_set1_epi64(0x1b1813100b080300ll);
-    for (int l = 0; l < 4; l++) {
+    for (int l = 0; l < (iq2 ? 8 : 4); l++) {
         /* byte 8r + m of the placing permute: m = 0 code byte 0 (IQ3: of index 0), 1 code byte 1,
          * IQ3: 2, 3 the same of index 1; 64 + i takes byte i of c1 */
         const __m512i r8 = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
         __m512i place;
         if (iq2) {
-            const __m512i b = _mm512_add_epi64(r8, _mm512_set1_epi64(8 * l));
+            const __m512i b = _mm512_add_epi64(r8, _mm512_set1_epi64(8 * l)); /* block ib + l / 4 at 32 */
             place = _mm512_or_si512(b, _mm512_slli_epi64(_mm512_add_epi64(b, _mm512_set1_epi64(64)), 8));
         } else {
             const __m512i b = _mm512_add_epi64(_mm512_add_epi64(r8, r8), _mm512_set1_epi64(16 * l));
@@ -737,12 +759,14 @@ TGT6 static IQ_INLINE void x8_tile_vb(const int T, const uint8_t *p, const block
         const __m256 dF = x8_dF(T, p, &sc64);
         for (int ib = 0; ib < 8; ib += 2) {
             uint64_t neg[8];
-            vb_signs(T, p, ib, neg);
+            const bool codes = T != GROK_TYPE_IQ3_S; /* IQ3_S stores its sign bytes */
+            if (codes) vb_signs(T, p, ib, neg);
+            __m512i mag[8];
+            if (T == GROK_TYPE_IQ2_XXS) vb_mags(T, p, ib, mag);
             for (int h = 0; h < 2; h++) {
                 x8_block w;
-                __m512i mag[4];
-                vb_mags(T, p, ib + h, mag);
-                x8_decode(T, p, ib + h, dF, sc64, &w, mag, neg + 4 * h);
+                if (T != GROK_TYPE_IQ2_XXS) vb_mags(T, p, ib + h, mag + 4 * h);
+                x8_decode(T, p, ib + h, dF, sc64, &w, mag + 4 * h, codes ? neg + 4 * h : NULL);
                 x8_tokens(T, &w, x, i, ib + h, acc, nt);
             }
         }
@@ -751,6 +775,7 @@ TGT6 static IQ_INLINE void x8_tile_vb(const int T, const uint8_t *p, const block
 }
 IQ_X8_FUNC(GROK_TYPE_IQ2_XXS, iq2_xxs_x8_vb, x8_tile_vb, TGT6)
 IQ_X8_FUNC(GROK_TYPE_IQ3_XXS, iq3_xxs_x8_vb, x8_tile_vb, TGT6)
+IQ_X8_FUNC(GROK_TYPE_IQ3_S, iq3_s_x8_vb, x8_tile_vb, TGT6)
 
 /* grok_iq_dot_avx512's, with the permute lookups where they apply. */
 void grok_iq_dot_avx512vbmi(uint32_t type, grok_dot_kernels *out) {
@@ -758,6 +783,7 @@ void grok_iq_dot_avx512vbmi(uint32_t type, grok_dot_kernels *out) {
     pthread_once(&g_codes_once, codes_init);
     if (type == GROK_TYPE_IQ2_XXS && g_codes_iq2xxs.ok) out->dot_x8 = iq2_xxs_x8_vb;
     if (type == GROK_TYPE_IQ3_XXS && g_codes_iq3xxs.ok) out->dot_x8 = iq3_xxs_x8_vb;
+    if (type == GROK_TYPE_IQ3_S && g_codes_iq3s.ok) out->dot_x8 = iq3_s_x8_vb;
 }
 
 /* The AVX2 row dots (for rows that are not packed) with the packed dots. */
