@@ -38,7 +38,8 @@ static void detect(void) {
     g_cpu.avx512bw = __builtin_cpu_supports("avx512bw");
     g_cpu.avx512vl = __builtin_cpu_supports("avx512vl");
     g_cpu.avx512vnni = __builtin_cpu_supports("avx512vnni");
-    g_cpu.avx512vbmi = __builtin_cpu_supports("avx512vbmi");
+    /* the "VBMI" kernels (x86_iquants.c) take BITALG's vpshufbitqmb too; CPUs with one have both */
+    g_cpu.avx512vbmi = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bitalg");
 #endif
 #if defined(__aarch64__) && defined(__ARM_NEON)
     g_cpu.neon = true; /* mandatory on aarch64 */

@@ -365,17 +365,14 @@ TGT5 static inline __m512i per_row(__mmask8 negative, char b, char nb) {
 }
 
 TGT5 static IQ_INLINE void x8_decode(const int T, const uint8_t *sb, int ib, __m256 dF, __m512i sc64,
-                                     x8_block *w, const __m512i *vmag, const uint64_t *vneg) {
+                                     x8_block *w, const __m512i *vmag, const __mmask64 *vneg) {
     __m256 ls0, ls1;
     switch (T) {
     case GROK_TYPE_IQ2_XXS: {
         const uint8_t *q = sb + 16 + 64 * ib;
         const __m256i aux = _mm256_loadu_si256((const __m256i *)(q + 32));
         uint64_t s[4];
-        if (vneg)
-            memcpy(s, vneg, sizeof s);
-        else
-            _mm256_storeu_si256((__m256i *)s, aux_signs(aux));
+        if (!vneg) _mm256_storeu_si256((__m256i *)s, aux_signs(aux));
         for (int l = 0; l < 4; l++) {
             if (vmag) {
                 w->mag[l] = vmag[l];
@@ -383,7 +380,7 @@ TGT5 static IQ_INLINE void x8_decode(const int T, const uint8_t *sb, int ib, __m
                 const __m512i ix = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(q + 8 * l)));
                 w->mag[l] = _mm512_i64gather_epi64(ix, (const void *)grok_iq2xxs_grid, 8);
             }
-            w->neg[l] = _cvtu64_mask64(s[l]);
+            w->neg[l] = vneg ? vneg[l] : _cvtu64_mask64(s[l]);
         }
         const __m256i v = _mm256_srli_epi32(aux, 28);
         ls0 = ls1 = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_add_epi32(v, v), _mm256_set1_epi32(1)));
@@ -425,10 +422,7 @@ TGT5 static IQ_INLINE void x8_decode(const int T, const uint8_t *sb, int ib, __m
         const uint8_t *q = sb + 16 + 96 * ib;
         const __m256i aux = _mm256_loadu_si256((const __m256i *)(q + 64));
         uint64_t s[4];
-        if (vneg)
-            memcpy(s, vneg, sizeof s);
-        else
-            _mm256_storeu_si256((__m256i *)s, aux_signs(aux));
+        if (!vneg) _mm256_storeu_si256((__m256i *)s, aux_signs(aux));
         for (int l = 0; l < 4; l++) {
             if (vmag) {
                 w->mag[l] = vmag[l];
@@ -436,7 +430,7 @@ TGT5 static IQ_INLINE void x8_decode(const int T, const uint8_t *sb, int ib, __m
                 const __m512i ix = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 16 * l)));
                 w->mag[l] = _mm512_i32gather_epi32(ix, (const void *)grok_iq3xxs_grid, 4);
             }
-            w->neg[l] = _cvtu64_mask64(s[l]);
+            w->neg[l] = vneg ? vneg[l] : _cvtu64_mask64(s[l]);
         }
         const __m256i v = _mm256_srli_epi32(aux, 28);
         ls0 = ls1 = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_add_epi32(v, v), _mm256_set1_epi32(1)));
@@ -621,7 +615,8 @@ IQ_X8_FUNC(GROK_TYPE_IQ1_M, iq1_m_x8, x8_tile, TGT5)
  *     code to the bottom of its byte, and vpermb maps codes to magnitudes.
  * The magnitudes and masks are the gathered ones exactly, so the sums equal
  * the gather kernels' bit for bit (and the token loop is theirs). */
-#define TGT6 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
+#define TGT6 \
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bitalg")))
 
 typedef struct {
     uint8_t code[2][512]; /* code bytes of the points */
@@ -729,23 +724,27 @@ TGT6 static IQ_INLINE void vb_mags(const int T, const uint8_t *sb, int ib, __m51
  * codes in the rows' sign/scale words), neg[4h + l] for block ib + h:
  * vpmultishiftqb takes each row's four codes to bytes, a two-register
  * permute looks up their sign bytes (grok_iq_ksigns, 128 entries: the
- * garbage top bit is ignored) and one more moves row r's byte of group l
- * to byte 8l + r. A quarter of the work of aux_signs per block. */
-TGT6 static inline void vb_signs(const int T, const uint8_t *sb, int ib, uint64_t *neg) {
+ * garbage top bit is ignored), one more gathers row r's 8 sign bytes in
+ * qword r, and per group one vpshufbitqmb reads its byte of every row as
+ * the mask (bit 8r + j). All in vector and mask registers; aux_signs costs
+ * about three times as much per block and its masks go through memory. */
+TGT6 static inline void vb_signs(const int T, const uint8_t *sb, int ib, __mmask64 *neg) {
     const size_t stride = T == GROK_TYPE_IQ2_XXS ? 64 : 96, at = T == GROK_TYPE_IQ2_XXS ? 48 : 80;
     const __m512i aux = _mm512_inserti64x4(
         _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(sb + at + stride * ib))),
         _mm256_loadu_si256((const __m256i *)(sb + at + stride * (ib + 1))), 1);
-    /* qword q: rows 2q, 2q + 1 (mod 8); bytes 4k + l the code of group l of row 2q + k */
+    /* qword q: rows 2q, 2q + 1 (mod 8) of block ib + q / 4; bytes 4k + l the code of group l of row 2q + k */
     const __m512i codes = _mm512_multishift_epi64_epi8(_mm512_set1_epi64(0x352e2720150e0700ll), aux);
     const __m512i signs = _mm512_permutex2var_epi8(_mm512_loadu_si512(grok_iq_ksigns), codes,
                                                    _mm512_loadu_si512(grok_iq_ksigns + 64));
-    /* byte 32h + 8l + r from 32h + 4r + l */
-    const __m512i tr = _mm512_set_epi8(
-        63, 59, 55, 51, 47, 43, 39, 35, 62, 58, 54, 50, 46, 42, 38, 34, 61, 57, 53, 49, 45, 41, 37, 33, 60, 56, 52, 48,
-        44, 40, 36, 32, 31, 27, 23, 19, 15, 11, 7, 3, 30, 26, 22, 18, 14, 10, 6, 2, 29, 25, 21, 17, 13, 9, 5, 1, 28,
-        24, 20, 16, 12, 8, 4, 0);
-    _mm512_storeu_si512(neg, _mm512_permutexvar_epi8(tr, signs));
+    /* byte 8r + 4h + l from 32h + 4r + l */
+    const __m512i tr = _mm512_set_epi8(63, 62, 61, 60, 31, 30, 29, 28, 59, 58, 57, 56, 27, 26, 25, 24, 55, 54, 53,
+                                       52, 23, 22, 21, 20, 51, 50, 49, 48, 19, 18, 17, 16, 47, 46, 45, 44, 15, 14,
+                                       13, 12, 43, 42, 41, 40, 11, 10, 9, 8, 39, 38, 37, 36, 7, 6, 5, 4, 35, 34, 33,
+                                       32, 3, 2, 1, 0);
+    const __m512i rows = _mm512_permutexvar_epi8(tr, signs);
+    for (int g = 0; g < 8; g++) /* bits 8g .. 8g + 7 of each qword */
+        neg[g] = _mm512_bitshuffle_epi64_mask(rows, _mm512_set1_epi64(0x0706050403020100ll + 0x0808080808080808ll * g));
 }
 
 TGT6 static IQ_INLINE void x8_tile_vb(const int T, const uint8_t *p, const block_q8a *const *x, int64_t n,
@@ -758,7 +757,7 @@ TGT6 static IQ_INLINE void x8_tile_vb(const int T, const uint8_t *p, const block
         __m512i sc64;
         const __m256 dF = x8_dF(T, p, &sc64);
         for (int ib = 0; ib < 8; ib += 2) {
-            uint64_t neg[8];
+            __mmask64 neg[8];
             const bool codes = T != GROK_TYPE_IQ3_S; /* IQ3_S stores its sign bytes */
             if (codes) vb_signs(T, p, ib, neg);
             __m512i mag[8];
