@@ -31,6 +31,13 @@ awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 1.0) }' || {
   echo "FAIL: the training loss did not fall by a nat ($first -> $last)"; cat full.log; exit 1; }
 grep -q "held-out loss" full.log || { echo "FAIL: no held-out evaluation"; exit 1; }
 
+# The written file's general.file_type is llama.cpp's number for the weight
+# type (Q8_0 is 7), not grok's own type number (which llama.cpp calls Q5_0).
+"$GROK" train --data corpus.txt "${VOCAB[@]}" "${SHAPE[@]}" --steps 2 --type q8_0 -o q8.gguf 2> q8.log ||
+  { echo "FAIL: --type q8_0"; cat q8.log; exit 1; }
+"$GROK" info q8.gguf --no-tensors | grep -q "file type: Q8_0 (general.file_type 7)" ||
+  { echo "FAIL: the trained q8_0 file does not say file type Q8_0"; "$GROK" info q8.gguf --no-tensors; exit 1; }
+
 # Stop at step 25 with a checkpoint, resume to 60: the same bytes.
 "$GROK" train --data corpus.txt "${VOCAB[@]}" "${SHAPE[@]}" --steps 60 --stop-at 25 \
   --checkpoint ck.gguf -o part.gguf 2> part.log

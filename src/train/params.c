@@ -14,6 +14,7 @@
 
 #include "kernels/kernels.h"
 #include "model/model.h"
+#include "model/quantize.h"
 #include "train/train.h"
 #include "util/rng.h"
 
@@ -215,7 +216,7 @@ int grok_train_save(const char *path, const grok_train_model *m, const grok_toke
     int rc = 0;
     rc |= grok_hparams_to_gguf(&hp, w);
     rc |= grok_gguf_writer_set_str(w, "general.name", name);
-    rc |= grok_gguf_writer_set_u32(w, "general.file_type", (uint32_t)type);
+    rc |= grok_gguf_writer_set_u32(w, "general.file_type", (uint32_t)grok_llama_ftype(type));
     rc |= grok_tokenizer_to_gguf(tok, w);
     if (st) {
         rc |= grok_gguf_writer_set_u64(w, KEY_STEP, (uint64_t)st->step);
