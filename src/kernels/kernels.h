@@ -271,9 +271,10 @@ void grok_quantize_q8a_neon(const float *x, block_q8a *y, int64_t n);
 /* SIMD variants (NULL members where the CPU or the build has none). */
 void grok_dot_avx2(uint32_t type, grok_dot_kernels *out);
 void grok_dot_avx512(uint32_t type, grok_dot_kernels *out);
-/* grok_dot_avx512 with the kernels that need AVX-512 VBMI too (the i-quant
- * codebooks by byte permutes); the FAST mode uses it where the CPU has VBMI
- * unless GROK_ISA=avx512vnni. */
+/* grok_dot_avx512 with the kernels that need AVX-512 VBMI and BITALG too
+ * (the packed IQ2_XXS, IQ3_XXS and IQ3_S dots: signs and codebooks by byte
+ * permutes; grok_cpu()->avx512vbmi says both are there); the FAST mode uses
+ * it where the CPU has them unless GROK_ISA=avx512vnni. */
 void grok_dot_avx512vbmi(uint32_t type, grok_dot_kernels *out);
 void grok_dot_neon(uint32_t type, grok_dot_kernels *out);
 
