@@ -54,7 +54,8 @@ int main(int argc, char **argv) {
         const block_q8a *xs[1] = {xq};
         if (k->dot_x8)
             for (int64_t g = 0; g < rows / GROK_PACK_ROWS; g++)
-                grok_pack_x8((grok_type)type, w + g * GROK_PACK_ROWS * rb, rb, cols, pk + g * GROK_PACK_ROWS * rb);
+                grok_pack_x8((grok_type)type, w + g * GROK_PACK_ROWS * rb, rb, cols,
+                             pk + g * GROK_PACK_ROWS * rb);
         float out[64];
         float sink = 0; /* printed, so the dots are not optimized away */
         double best_row = 1e9, best_x8 = 1e9;
@@ -76,8 +77,9 @@ int main(int argc, char **argv) {
         const double wts = (double)(rows * cols);
         printf("%-8s isa %-10s row dot %6.2f weights/ns", name, grok_kernels_isa(), wts / best_row * 1e-9);
         if (k->dot_x8)
-            printf("  packed %6.2f weights/ns, %5.1f GB/s of weights (%.2f bits/weight)", wts / best_x8 * 1e-9,
-                   (double)(rb * rows) / best_x8 * 1e-9, 8.0 * (double)rb / (double)cols);
+            printf("  packed %6.2f weights/ns, %5.1f GB/s of weights (%.2f bits/weight)",
+                   wts / best_x8 * 1e-9, (double)(rb * rows) / best_x8 * 1e-9,
+                   8.0 * (double)rb / (double)cols);
         printf("  (sum %.3g)\n", (double)sink);
         free(w), free(pk), free(x), free(xq);
     }

@@ -448,7 +448,9 @@ TGT5 static IQ_INLINE void x8_decode(const int T, const uint8_t *sb, int ib, __m
             const __m512i sh = _mm512_add_epi32(k01, _mm512_set1_epi32(2 * l));
             const __m512i hi =
                 _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(qh, sh), _mm512_set1_epi32(1)), 8);
-            w->mag[l] = vmag ? vmag[l] : _mm512_i32gather_epi32(_mm512_or_si512(lo, hi), (const void *)grok_iq3s_grid, 4);
+            w->mag[l] =
+                vmag ? vmag[l]
+                     : _mm512_i32gather_epi32(_mm512_or_si512(lo, hi), (const void *)grok_iq3s_grid, 4);
             w->neg[l] = _cvtu64_mask64(rd64(q + 72 + 8 * l));
         }
         __m128i b = _mm_loadl_epi64((const __m128i *)(sb + 848 + 8 * (ib / 2)));
@@ -519,8 +521,8 @@ TGT5 static inline __m256 x8_dF(const int T, const uint8_t *sb, __m512i *sc64) {
 }
 
 /* Block ib of super-block i, decoded in w, against tokens x[0..nt). */
-TGT5 static IQ_INLINE void x8_tokens(const int T, const x8_block *w, const block_q8a *const *x, int64_t i, int ib,
-                                     __m512 *acc, const int nt) {
+TGT5 static IQ_INLINE void x8_tokens(const int T, const x8_block *w, const block_q8a *const *x, int64_t i,
+                                     int ib, __m512 *acc, const int nt) {
     const bool per16 = T == GROK_TYPE_IQ2_XS || T == GROK_TYPE_IQ2_S || T == GROK_TYPE_IQ1_M;
     for (int t = 0; t < nt; t++) {
         const block_q8a *xb = x[t] + i * (QK_K / QKA) + ib;
@@ -548,7 +550,8 @@ TGT5 static inline void x8_store(const __m512 *acc, float *out, int nt) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     for (int t = 0; t < nt; t++) {
-        const __m512 s = _mm512_add_ps(_mm512_permutexvar_ps(even, acc[t]), _mm512_permutexvar_ps(odd, acc[t]));
+        const __m512 s =
+            _mm512_add_ps(_mm512_permutexvar_ps(even, acc[t]), _mm512_permutexvar_ps(odd, acc[t]));
         _mm256_storeu_ps(out + GROK_PACK_ROWS * t, _mm512_castps512_ps256(s));
     }
 }
@@ -571,21 +574,22 @@ TGT5 static IQ_INLINE void x8_tile(const int T, const uint8_t *p, const block_q8
     x8_store(acc, out, nt);
 }
 
-#define IQ_X8_FUNC(T, NAME, TILE, TGT)                                                                 \
-    TGT static void NAME(const uint8_t *group, const block_q8a *const *x, int64_t nx, int64_t n, float *out) { \
-        for (int64_t t = 0; t < nx; t += X8_TILE) {                                                    \
-            float *o = out + GROK_PACK_ROWS * t;                                                       \
-            switch (nx - t < X8_TILE ? nx - t : X8_TILE) {                                             \
-            case 1: TILE(T, group, x + t, n, o, 1); break;                                             \
-            case 2: TILE(T, group, x + t, n, o, 2); break;                                             \
-            case 3: TILE(T, group, x + t, n, o, 3); break;                                             \
-            case 4: TILE(T, group, x + t, n, o, 4); break;                                             \
-            case 5: TILE(T, group, x + t, n, o, 5); break;                                             \
-            case 6: TILE(T, group, x + t, n, o, 6); break;                                             \
-            case 7: TILE(T, group, x + t, n, o, 7); break;                                             \
-            default: TILE(T, group, x + t, n, o, X8_TILE); break;                                      \
-            }                                                                                          \
-        }                                                                                              \
+#define IQ_X8_FUNC(T, NAME, TILE, TGT)                                                           \
+    TGT static void NAME(const uint8_t *group, const block_q8a *const *x, int64_t nx, int64_t n, \
+                         float *out) {                                                           \
+        for (int64_t t = 0; t < nx; t += X8_TILE) {                                              \
+            float *o = out + GROK_PACK_ROWS * t;                                                 \
+            switch (nx - t < X8_TILE ? nx - t : X8_TILE) {                                       \
+            case 1: TILE(T, group, x + t, n, o, 1); break;                                       \
+            case 2: TILE(T, group, x + t, n, o, 2); break;                                       \
+            case 3: TILE(T, group, x + t, n, o, 3); break;                                       \
+            case 4: TILE(T, group, x + t, n, o, 4); break;                                       \
+            case 5: TILE(T, group, x + t, n, o, 5); break;                                       \
+            case 6: TILE(T, group, x + t, n, o, 6); break;                                       \
+            case 7: TILE(T, group, x + t, n, o, 7); break;                                       \
+            default: TILE(T, group, x + t, n, o, X8_TILE); break;                                \
+            }                                                                                    \
+        }                                                                                        \
     }
 IQ_X8_FUNC(GROK_TYPE_IQ2_XXS, iq2_xxs_x8, x8_tile, TGT5)
 IQ_X8_FUNC(GROK_TYPE_IQ2_XS, iq2_xs_x8, x8_tile, TGT5)
@@ -680,14 +684,15 @@ TGT6 static IQ_INLINE void vb_mags(const int T, const uint8_t *sb, int ib, __m51
     const iq_codes *c = iq2 ? &g_codes_iq2xxs : nine ? &g_codes_iq3s : &g_codes_iq3xxs;
     /* IQ2_XXS: index of group l, row r at byte 8l + r; IQ3: index k at 16l + 2r + k */
     const uint8_t *q = sb + 16 + (iq2 ? 64 : nine ? 104 : 96) * ib;
-    const __m512i idx = iq2 ? _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q)),
-                                                 _mm256_loadu_si256((const __m256i *)(q + 64)), 1)
-                            : _mm512_loadu_si512(q);
+    const __m512i idx =
+        iq2 ? _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q)),
+                                 _mm256_loadu_si256((const __m256i *)(q + 64)), 1)
+            : _mm512_loadu_si512(q);
     __mmask64 k8 = 0;
     if (nine) { /* bit 2l + k of row r's qh byte (at q + 64 + r) to byte 16l + 2r + k */
         const __m512i spread = _mm512_set_epi8(
-            7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0, 7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0, 7, 7, 6,
-            6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0, 7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+            7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0, 7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0, 7,
+            7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0, 7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
         const __m512i bit = _mm512_set_epi64(0x8040804080408040ll, 0x8040804080408040ll, 0x2010201020102010ll,
                                              0x2010201020102010ll, 0x0804080408040804ll, 0x0804080408040804ll,
                                              0x0201020102010201ll, 0x0201020102010201ll);
@@ -698,7 +703,8 @@ TGT6 static IQ_INLINE void vb_mags(const int T, const uint8_t *sb, int ib, __m51
     const __m512i lev = _mm512_loadu_si512(c->level);
     /* bit offsets of each weight's code in qword r after the placing permute:
      * IQ2 bytes (c0, c1) of one point; IQ3 (c0, c1) of index 0, then of index 1 */
-    const __m512i shifts = iq2 ? _mm512_set1_epi64(0x0e0c0a0806040200ll) : _mm512_set1_epi64(0x1b1813100b080300ll);
+    const __m512i shifts =
+        iq2 ? _mm512_set1_epi64(0x0e0c0a0806040200ll) : _mm512_set1_epi64(0x1b1813100b080300ll);
     for (int l = 0; l < (iq2 ? 8 : 4); l++) {
         /* byte 8r + m of the placing permute: m = 0 code byte 0 (IQ3: of index 0), 1 code byte 1,
          * IQ3: 2, 3 the same of index 1; 64 + i takes byte i of c1 */
@@ -738,13 +744,14 @@ TGT6 static inline void vb_signs(const int T, const uint8_t *sb, int ib, __mmask
     const __m512i signs = _mm512_permutex2var_epi8(_mm512_loadu_si512(grok_iq_ksigns), codes,
                                                    _mm512_loadu_si512(grok_iq_ksigns + 64));
     /* byte 8r + 4h + l from 32h + 4r + l */
-    const __m512i tr = _mm512_set_epi8(63, 62, 61, 60, 31, 30, 29, 28, 59, 58, 57, 56, 27, 26, 25, 24, 55, 54, 53,
-                                       52, 23, 22, 21, 20, 51, 50, 49, 48, 19, 18, 17, 16, 47, 46, 45, 44, 15, 14,
-                                       13, 12, 43, 42, 41, 40, 11, 10, 9, 8, 39, 38, 37, 36, 7, 6, 5, 4, 35, 34, 33,
-                                       32, 3, 2, 1, 0);
+    const __m512i tr =
+        _mm512_set_epi8(63, 62, 61, 60, 31, 30, 29, 28, 59, 58, 57, 56, 27, 26, 25, 24, 55, 54, 53, 52, 23,
+                        22, 21, 20, 51, 50, 49, 48, 19, 18, 17, 16, 47, 46, 45, 44, 15, 14, 13, 12, 43, 42,
+                        41, 40, 11, 10, 9, 8, 39, 38, 37, 36, 7, 6, 5, 4, 35, 34, 33, 32, 3, 2, 1, 0);
     const __m512i rows = _mm512_permutexvar_epi8(tr, signs);
     for (int g = 0; g < 8; g++) /* bits 8g .. 8g + 7 of each qword */
-        neg[g] = _mm512_bitshuffle_epi64_mask(rows, _mm512_set1_epi64(0x0706050403020100ll + 0x0808080808080808ll * g));
+        neg[g] = _mm512_bitshuffle_epi64_mask(
+            rows, _mm512_set1_epi64(0x0706050403020100ll + 0x0808080808080808ll * g));
 }
 
 TGT6 static IQ_INLINE void x8_tile_vb(const int T, const uint8_t *p, const block_q8a *const *x, int64_t n,
