@@ -49,9 +49,14 @@
  *    used by one decode at a time.
  *  - A tokenizer is read-only after loading: tokenize and detokenize from
  *    any thread. A sampler belongs to one thread; a detok stream too.
- *  - The kernel mode and the instruction-set cap are process-wide defaults
- *    (grok_kernels_set_mode, GROK_KERNELS, GROK_ISA) that a model's
- *    parameters may override for its runners.
+ *  - The kernel mode is a process-wide default (GROK_KERNELS) that a
+ *    model's parameters (grok_model_params.kernels) and each runner
+ *    (grok_runner_set_kernel_mode) override.
+ *  - The instruction-set cap is process-wide, not per model: the kernel
+ *    tables (dot products, packed layouts, the f32 tiles, attention and
+ *    activation quantization) are chosen once, at the first use of a
+ *    kernel, for every model of the process. grok_kernels_set_isa_cap
+ *    sets it before that; GROK_ISA overrides it.
  */
 #ifndef GROK_H
 #define GROK_H
@@ -484,7 +489,9 @@ typedef struct {
 
 /* How a model is loaded. Environment variables, where set, override these
  * (GROK_PACK=0 turns packing off, GROK_KERNELS=fast|exact|reference sets
- * the mode), so a program can be measured both ways without a rebuild. */
+ * the mode), so a program can be measured both ways without a rebuild.
+ * The instruction-set cap is not a model's: the kernel dispatch is chosen
+ * once per process (grok_kernels_set_isa_cap, GROK_ISA). */
 typedef struct {
     bool pack;                 /* build the packed (row-interleaved) copy the FAST kernels read (true);
                                 * false: the mapped file only, whatever the memory plan */
@@ -493,6 +500,16 @@ typedef struct {
 } grok_model_params;
 
 GROK_API grok_model_params grok_model_default_params(void);
+
+/* The instruction set the kernels use: "avx512vnni", "avx2", "neon" or
+ * "scalar" (the best the CPU has, under the cap). */
+GROK_API const char *grok_kernels_isa(void);
+/* Caps the instruction set ("scalar", "avx2", "avx512vnni", "neon"; NULL:
+ * no cap), as GROK_ISA does, for side-by-side measurements. Process-wide
+ * (see Threads): it must come before the first model is used, and
+ * GROK_ISA, when set, overrides it. Returns 0, or -1 for an unknown name
+ * or once the kernels are chosen (nothing changes then). */
+GROK_API int grok_kernels_set_isa_cap(const char *isa);
 
 /* Opens a model file (memory-mapped, zero-copy) and checks that every
  * required tensor is present with the shape and a type the

@@ -17,6 +17,7 @@
 #include "grok.h"
 
 #include "check.h"
+#include "util/clock.h"
 
 /* The tests' own generator (an LCG), unrelated to the sampler's, so that
  * test data does not share structure with the draws. */
@@ -478,12 +479,6 @@ static void test_find_stop(void) {
     CHECK(grok_find_stop("ab</s>", 2, s1, 1, &partial) == -1 && partial == 0, "len bound");
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void bench(void) {
     size_t nv = 131072;
     float *l = malloc(nv * sizeof *l);
@@ -499,9 +494,9 @@ static void bench(void) {
         if (c == 2) p = plain_params();
         grok_sampler *s = grok_sampler_create(&p, (int64_t)nv);
         int reps = 50;
-        double t0 = now_s();
+        double t0 = grok_now();
         for (int i = 0; i < reps; i++) grok_sampler_sample(s, l, hist, 64);
-        double ms = (now_s() - t0) * 1e3 / reps;
+        double ms = (grok_now() - t0) * 1e3 / reps;
         printf("bench: sample() over %zu logits, %s: %.3f ms\n", nv, names[c], ms);
         grok_sampler_free(s);
     }

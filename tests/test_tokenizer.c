@@ -19,14 +19,11 @@
 #include "tokenizer/tokenizer_internal.h"
 
 #include "check.h"
+#include "util/clock.h"
 
 /* CPU time of this process, not wall time: the linear-time guard below
  * must not trip when a loaded machine deschedules the test. */
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+static double now(void) { return grok_cpu_now(); }
 
 static int hexval(char c) {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;

@@ -63,11 +63,14 @@ cmp -s full.gguf part.gguf && { echo "FAIL: the partial run already equals the f
 set +e
 "$GROK" train --data corpus.txt "${VOCAB[@]}" "${SHAPE[@]}" --steps 2 --doc-sep '' -o x.gguf 2> bad0.log; r0=$?
 "$GROK" train --data corpus.txt -o x.gguf --vocab-size 400 --batch 0 2> bad1.log; r1=$?
+"$GROK" train --data corpus.txt -o x.gguf --vocab-size 400 --train-batch 4097 2> bad1b.log; r1b=$?
 "$GROK" train --data missing.txt --vocab-size 400 -o x.gguf 2> bad2.log; r2=$?
 "$GROK" train --data corpus.txt --resume corpus.txt -o x.gguf 2> bad3.log; r3=$?
 set -e
 [ $r0 -ne 0 ] && grep -q -- "--doc-sep" bad0.log || { echo "FAIL: empty --doc-sep accepted"; exit 1; }
 [ $r1 -eq 2 ] && grep -q -- "--batch" bad1.log || { echo "FAIL: --batch 0 accepted"; exit 1; }
+[ $r1b -eq 2 ] && grep -q -- "flag --train-batch: '4097' is not an integer in \[1, 4096\]" bad1b.log ||
+    { echo "FAIL: --train-batch 4097: $(cat bad1b.log)"; exit 1; }
 [ $r2 -ne 0 ] && grep -q "missing.txt" bad2.log || { echo "FAIL: missing data file"; exit 1; }
 [ $r3 -ne 0 ] && grep -q "corpus.txt" bad3.log || { echo "FAIL: text taken as a checkpoint"; exit 1; }
 

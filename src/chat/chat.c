@@ -138,8 +138,8 @@ int grok_chat_template_load(grok_chat_template *t, const char *path, char *err, 
                                                        : NULL;
         if (!dst) {
             snprintf(err, err_size,
-                     "%s:%ld: unknown key '%s' (system, user, assistant, tool, tools, generation, stop)", path,
-                     line_no, line);
+                     "%s:%ld: unknown key '%s' (system, user, assistant, tool, tools, generation, stop)",
+                     path, line_no, line);
             free(v);
             rc = -1;
             break;
@@ -224,16 +224,16 @@ char *grok_chat_tools_text(const grok_chat_template *t, const char *list, size_t
     char *b = NULL;
     size_t len = 0, cap = 0;
     if (!ph) return strdup(t->tools); /* a loaded template always has one; a hand-built one may not */
-    if (!grok_buf_add(&b, &len, &cap, t->tools, (size_t)(ph - t->tools)) || !grok_buf_add(&b, &len, &cap, list, n) ||
-        !grok_buf_add(&b, &len, &cap, ph + 7, strlen(ph + 7))) {
+    if (!grok_buf_add(&b, &len, &cap, t->tools, (size_t)(ph - t->tools)) ||
+        !grok_buf_add(&b, &len, &cap, list, n) || !grok_buf_add(&b, &len, &cap, ph + 7, strlen(ph + 7))) {
         free(b);
         return NULL;
     }
     return b;
 }
 
-char *grok_chat_render_train(const grok_chat_template *t, const grok_chat_msg *msgs, size_t n, size_t *out_len,
-                             grok_chat_span *spans, size_t *n_spans) {
+char *grok_chat_render_train(const grok_chat_template *t, const grok_chat_msg *msgs, size_t n,
+                             size_t *out_len, grok_chat_span *spans, size_t *n_spans) {
     grok_chat_span *all = malloc(sizeof *all * (n ? n : 1));
     size_t len;
     char *text = all ? grok_chat_render(t, msgs, n, false, &len, all) : NULL;
@@ -307,9 +307,11 @@ int grok_chat_tokenize_spans(const grok_tokenizer *tok, const char *text, size_t
         if (si < n_spans && spans[si].start < hi) m[i] = 1;
     }
     if (!same || at + grok_detok_stream_flush(&ds, piece, sizeof piece) != len) {
-        snprintf(err, err_size,
-                 "the tokenizer does not decode its tokens back to the text (byte %zu), so the tokens of each "
-                 "turn cannot be told apart", at);
+        snprintf(
+            err, err_size,
+            "the tokenizer does not decode its tokens back to the text (byte %zu), so the tokens of each "
+            "turn cannot be told apart",
+            at);
         free(ids), free(m);
         return -1;
     }
@@ -324,10 +326,6 @@ static const cJSON *field(const cJSON *o, const char *name) {
     return (f && !cJSON_IsNull(f)) ? f : NULL;
 }
 
-static bool add(char **b, size_t *len, size_t *cap, const char *t) {
-    return grok_buf_add(b, len, cap, t, strlen(t));
-}
-
 char *grok_chat_tool_calls_text(const char *content, const cJSON *tool_calls, char *err, size_t err_size,
                                 size_t idx) {
     char *b = NULL;
@@ -338,7 +336,7 @@ char *grok_chat_tool_calls_text(const char *content, const cJSON *tool_calls, ch
         return NULL;
     }
     if (!grok_buf_add(&b, &len, &cap, content, strlen(content)) ||
-        (content[0] && tool_calls->child && !add(&b, &len, &cap, "\n"))) {
+        (content[0] && tool_calls->child && !grok_buf_adds(&b, &len, &cap, "\n"))) {
         snprintf(err, err_size, "out of memory");
         free(b);
         return NULL;
@@ -357,9 +355,11 @@ char *grok_chat_tool_calls_text(const char *content, const cJSON *tool_calls, ch
             a = args->valuestring;
         else if (args && (printed = cJSON_PrintUnformatted(args)))
             a = printed;
-        bool ok = (!k || add(&b, &len, &cap, "\n")) && add(&b, &len, &cap, GROK_TOOL_CALL_HEAD) &&
-                  add(&b, &len, &cap, nm->valuestring) && add(&b, &len, &cap, GROK_TOOL_CALL_ARGS) &&
-                  add(&b, &len, &cap, a) && add(&b, &len, &cap, GROK_TOOL_CALL_CLOSE);
+        bool ok = (!k || grok_buf_adds(&b, &len, &cap, "\n")) &&
+                  grok_buf_adds(&b, &len, &cap, GROK_TOOL_CALL_HEAD) &&
+                  grok_buf_adds(&b, &len, &cap, nm->valuestring) &&
+                  grok_buf_adds(&b, &len, &cap, GROK_TOOL_CALL_ARGS) && grok_buf_adds(&b, &len, &cap, a) &&
+                  grok_buf_adds(&b, &len, &cap, GROK_TOOL_CALL_CLOSE);
         free(printed);
         if (!ok) {
             snprintf(err, err_size, "out of memory");
@@ -379,7 +379,8 @@ void grok_chat_tool_names(const cJSON *msgs, const cJSON *m, const char **name, 
         const cJSON *calls = field(p, "tool_calls");
         for (const cJSON *c = cJSON_IsArray(calls) ? calls->child : NULL; c; c = c->next) {
             const cJSON *cid = field(c, "id"), *cn = field(field(c, "function"), "name");
-            if (cJSON_IsString(cid) && cJSON_IsString(cn) && !strcmp(cid->valuestring, *id)) *name = cn->valuestring;
+            if (cJSON_IsString(cid) && cJSON_IsString(cn) && !strcmp(cid->valuestring, *id))
+                *name = cn->valuestring;
         }
     }
     if (!*name) *name = cJSON_IsString(nm) ? nm->valuestring : "tool";

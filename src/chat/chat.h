@@ -75,9 +75,10 @@ struct cJSON;
  * {name} and {id}: its tool_call_id ("" without one) and the function name
  * that an assistant message of msgs before m gave that id, else its own
  * "name", else "tool" (both point into the JSON). */
-char *grok_chat_tool_calls_text(const char *content, const struct cJSON *tool_calls, char *err, size_t err_size,
-                                size_t idx);
-void grok_chat_tool_names(const struct cJSON *msgs, const struct cJSON *m, const char **name, const char **id);
+char *grok_chat_tool_calls_text(const char *content, const struct cJSON *tool_calls, char *err,
+                                size_t err_size, size_t idx);
+void grok_chat_tool_names(const struct cJSON *msgs, const struct cJSON *m, const char **name,
+                          const char **id);
 
 /* A conversation as training text: rendered as grok_chat_render renders
  * it (no generation prompt), and the spans of its assistant turns (*n_spans

@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "grok.h"
+#include "util/clock.h"
+#include "util/file.h"
 
 /* Subcommands: argv[0] is the subcommand name. Return the process status. */
 int cmd_run(int argc, char **argv);
@@ -66,12 +68,16 @@ bool cli_is_help(const char *arg);
 int cli_unknown(const char *sub, const char *arg);
 /* Prints "grok SUB: MSG" to stderr. */
 void cli_error(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Reads a whole file (binary-exact); NULL with err on failure. */
-char *cli_read_file(const char *path, size_t *len, char *err, size_t err_size);
 /* Parses "1,2,3" or "1 2 3" into ids; false with err on a bad entry. */
 bool cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *err, size_t err_size);
 /* --kv-type: "f32" or "f16"; false (after a message) for anything else. */
 bool cli_kv_type(const char *sub, const char *name, grok_type *out);
+/* The one loading sequence of the commands that run a model: loads path,
+ * applies the LoRA adapter lora (NULL: none) at lora_scale, and attaches
+ * the model to an mpirun job's ranks (nothing in one process), every rank
+ * agreeing on the outcome. NULL after printing "grok SUB: why" (naming the
+ * file) on every rank. */
+grok_model *cli_load_model(const char *sub, const char *path, const char *lora, float lora_scale);
 /* The bundled model, models/grok-mini.gguf beside the directory holding
  * the grok binary (build/grok -> models/), or GROK_DEFAULT_MODEL from the
  * environment; false when there is none. */
@@ -93,8 +99,8 @@ char *cli_unescape(const char *s);
  * wherever they stand and makes them the defaults of every model loaded;
  * 0, or 2 after a message naming a bad flag or value. */
 int cli_take_memory_flags(int *argc, char **argv);
-/* The help text of those flags. */
-extern const char CLI_MEMORY_HELP[];
+/* The help text of those flags, from their table (options.c). */
+void cli_memory_help(FILE *out);
 /* Prints the model's memory plan and its cache statistics as JSON members
  * (leading ", "), for --json outputs; nothing before the first context. */
 void cli_print_memory_json(FILE *out, const grok_model *m, int64_t n_tokens);
@@ -109,8 +115,6 @@ void cli_print_cache_sim(FILE *out, const grok_model *m, bool json);
  * naming text_path, when there is not one chunk. */
 int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *text, size_t len, const char *text_path,
                          int64_t ctx, int64_t max_chunks, size_t *n_tok, int64_t *n_chunks);
-/* Wall clock in seconds. */
-double cli_now(void);
 /* "1.5 GiB" */
 void cli_human_bytes(double b, char *buf, size_t n);
 /* A progress bar of bytes on stderr, drawn only when stderr is a terminal
@@ -122,8 +126,6 @@ typedef struct {
 void cli_bar_init(cli_bar *b);
 void cli_bar_update(cli_bar *b, double done, double total, const char *label);
 void cli_bar_end(cli_bar *b); /* ends the bar's line */
-/* CPU seconds this process has used, all its threads together. */
-double cli_cpu_now(void);
 /* The trainers' closing line on the steps alone (no set-up, no output):
  * tokens/s and tokens per CPU-second, which a shared machine's load moves
  * far less than the wall-clock rate. n_tokens is the global batch's over

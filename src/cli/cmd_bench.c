@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "dist/dist.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
@@ -52,48 +53,6 @@
 #define TOL_KERNEL 1e-4
 #define TOL_EXACT 1e-3
 #define TOL_FAST 0.5
-
-static void usage(FILE *out) {
-    fprintf(out, "usage: grok bench -m MODEL [options]\n\n"
-                 "Measures prompt and generation speed, peak memory, bytes of weights read per\n"
-                 "generated token and the memory bandwidth (STREAM triad), and prints the\n"
-                 "generation efficiency = gen tok/s x bytes per token / bandwidth. Checks the\n"
-                 "timed kernels' logits against the scalar reference first (exit 1 on mismatch).\n\n"
-                 "  -m MODEL        model file (GGUF)\n"
-                 "  -p N            prompt tokens, decoded in one call (512)\n"
-                 "  -n N            generated tokens, one decode each (128)\n"
-                 "  --threads N     worker threads (all cores)\n"
-                 "  --kernels K     fast (default), exact (f32 activations) or reference\n"
-                 "  --kv-type T     KV cache type: f32 (default) or f16\n"
-                 "  --check N       positions checked against the reference kernels (4; 0 = off)\n"
-                 "  --no-stream     skip the bandwidth probe (efficiency reported as 0)\n"
-                 "  --stream-mib N  size of the probe's three arrays together (auto: see below)\n"
-                 "  --batch LIST    also decode N sequences together per step (grok serve's\n"
-                 "                  batched step), for each N of a comma list such as 1,4,8:\n"
-                 "                  aggregate tok/s, time (mean of the best round, and the\n"
-                 "                  fastest step), weight bytes and experts per step\n"
-                 "  --rounds R      batched measurements interleaved over R rounds, best kept (3)\n"
-                 "  --grammar FILE  also generate -n tokens constrained by a GBNF grammar (twice:\n"
-                 "                  with the grammar's caches cold, then warm; a grammar that\n"
-                 "                  completes starts again) and time per token the decode step,\n"
-                 "                  the token mask, taking the token, and sampling with the mask\n"
-                 "                  against without it; overhead = mask + take (+ the sampling\n"
-                 "                  difference where masked is slower), as a share of the decode step\n"
-                 "  --json-schema FILE  the same with a JSON Schema's grammar\n"
-                 "  --json          print one JSON object instead of text\n"
-                 "  --cache-sim     replay the routing of the timed tokens through expert caches\n"
-                 "                  of several sizes and policies (see grok perplexity --help)\n\n"
-                 "Bandwidth follows the STREAM convention: a triad a[i] = b[i] + s*c[i] over\n"
-                 "three arrays of doubles (together twice the L3 cache, at least 384 MiB), split\n"
-                 "across the threads, counts 24 bytes per element (write-allocate traffic not\n"
-                 "counted); best of 8 runs.\n\n"
-                 "Under mpirun every rank runs its share (--mpi-split) and rank 0 prints; --json\n"
-                 "adds mpi_ranks, mpi_split and mpi_sent_bytes_per_token (rank 0's, generation).\n\n"
-                 "The memory plan (grok help: --mem-limit, --mem-plan, ...) is printed; with the\n"
-                 "expert cache, generation's hit rate, disk bytes and I/O wait per token, the\n"
-                 "disk's O_DIRECT read rate and the I/O bound (that rate over the bytes read per\n"
-                 "token) too.\n");
-}
 
 /* ---- batched steps (--batch) ---- */
 
@@ -179,18 +138,18 @@ static int bench_batches(grok_model *m, grok_threadpool *pool, grok_type kv_type
                 ns[i] = 1;
                 tp[i] = &next[i];
             }
-            double bytes = 0, experts = 0, t0 = cli_now();
+            double bytes = 0, experts = 0, t0 = grok_now();
             for (int64_t g = 0; g < n_gen; g++) {
                 argmax_all(cs, n, hp->n_vocab, next);
-                double ts = cli_now();
+                double ts = grok_now();
                 if (grok_decode_multi(run, cs, tp, ns, n, err, err_size)) goto done;
-                ts = cli_now() - ts;
+                ts = grok_now() - ts;
                 if ((r == 0 && g == 0) || ts < res[k].min_s) res[k].min_s = ts;
                 grok_step_stats st = grok_runner_last_step(run);
                 bytes += (double)st.weight_bytes;
                 experts += (double)st.expert_reads;
             }
-            double dt = (cli_now() - t0) / (double)n_gen;
+            double dt = (grok_now() - t0) / (double)n_gen;
             if (r == 0 || dt < res[k].step_s) res[k].step_s = dt;
             res[k].bytes = bytes / (double)n_gen;
             res[k].experts = experts / (double)n_gen / (double)hp->n_layers;
@@ -243,9 +202,9 @@ static double triad_gb_s(int threads, int64_t n) {
         grok_threadpool_run(pool, triad_task, &j);
         j.init = 0;
         for (int rep = 0; rep < 8; rep++) {
-            double t0 = cli_now();
+            double t0 = grok_now();
             grok_threadpool_run(pool, triad_task, &j);
-            double dt = cli_now() - t0;
+            double dt = grok_now() - t0;
             double gbs = 24.0 * (double)n / dt / 1e9;
             if (gbs > best) best = gbs;
         }
@@ -337,7 +296,8 @@ static double check_matrix(grok_threadpool *pool, const grok_mat *w, grok_kernel
 
 static double check_kernels(grok_threadpool *pool, const grok_model *m, grok_kernel_mode mode) {
     const grok_layer *L = &m->layers[0];
-    const grok_mat *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down, &m->output};
+    const grok_mat x[3] = {grok_layer_expert(L, 0, 0), grok_layer_expert(L, 1, 0), grok_layer_expert(L, 2, 0)};
+    const grok_mat *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &x[0], &x[1], &x[2], &m->output};
     double worst = 0;
     for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
         double e = check_matrix(pool, mats[i], mode, 1000 + i);
@@ -393,9 +353,9 @@ static int grammar_pass_run(grok_context *c, const int32_t *ids, int64_t n_promp
     if (grok_decode(c, ids + n_prompt - 1, 1, NULL, err, err_size)) goto done;
     for (int64_t i = 0; i < n_gen; i++) {
         size_t nh = (size_t)(n_prompt + i);
-        double t0 = cli_now();
+        double t0 = grok_now();
         int64_t allowed = grok_matcher_fill_mask(mt, mask);
-        double t1 = cli_now();
+        double t1 = grok_now();
         if (allowed <= 0) {
             snprintf(err, err_size, "the grammar allows no token after %" PRId64 " tokens", i);
             goto done;
@@ -403,11 +363,11 @@ static int grammar_pass_run(grok_context *c, const int32_t *ids, int64_t n_promp
         int32_t tok = grok_matcher_is_done(mt)
                           ? eos
                           : grok_sampler_sample_masked(smp, grok_context_logits(c), mask, hist, nh);
-        double t2 = cli_now();
+        double t2 = grok_now();
         (void)grok_sampler_sample(plain, grok_context_logits(c), hist, nh);
-        double t3 = cli_now();
+        double t3 = grok_now();
         bool restart = tok == eos || grok_matcher_accept_token(mt, tok) != 0;
-        double t4 = cli_now();
+        double t4 = grok_now();
         if (restart || grok_matcher_is_done(mt)) { /* complete: the next one starts here */
             out->completions++;
             grok_matcher_free(mt);
@@ -418,7 +378,7 @@ static int grammar_pass_run(grok_context *c, const int32_t *ids, int64_t n_promp
         }
         hist[nh] = tok;
         if (grok_decode(c, &tok, 1, NULL, err, err_size)) goto done;
-        double t5 = cli_now();
+        double t5 = grok_now();
         steps[i] = t1 - t0;
         out->mask_s += t1 - t0;
         out->sample_s += t2 - t1;
@@ -469,94 +429,249 @@ static void print_pass(const char *name, const grammar_pass *p, bool json) {
            p->plain_s / n * 1e3, pass_overhead(p) * 100);
 }
 
-int cmd_bench(int argc, char **argv) {
-    const char *model_path = NULL, *kern = "fast", *batch_arg = NULL, *kv = "f32";
-    const char *grammar_path = NULL, *schema_path = NULL;
-    grammar_pass gcold = {0}, gwarm = {0};
-    int64_t n_prompt = 512, n_gen = 128, threads = 0, n_check = 4, stream_mib = 0, rounds = 3;
-    batch_result batches[MAX_BATCH_SIZES];
-    int n_batches = 0;
-    bool json = false, no_stream = false, sim = false;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_str(argv, argc, &i, "-m", "--model", &model_path) ||
-            cli_str(argv, argc, &i, "--kernels", NULL, &kern) ||
-            cli_str(argv, argc, &i, "--kv-type", NULL, &kv) ||
-            cli_str(argv, argc, &i, "--batch", NULL, &batch_arg) ||
-            cli_str(argv, argc, &i, "--grammar", NULL, &grammar_path) ||
-            cli_str(argv, argc, &i, "--json-schema", NULL, &schema_path) ||
-            cli_i64(argv, argc, &i, "--rounds", NULL, 1, 100, &rounds) ||
-            cli_i64(argv, argc, &i, "-p", "--prompt", 1, 1 << 20, &n_prompt) ||
-            cli_i64(argv, argc, &i, "-n", "--gen", 1, 1 << 20, &n_gen) ||
-            cli_i64(argv, argc, &i, "--check", NULL, 0, 64, &n_check) ||
-            cli_i64(argv, argc, &i, "--stream-mib", NULL, 3, 1 << 20, &stream_mib) ||
-            cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads))
-            continue;
-        if (cli_flag(argv, argc, &i, "--json", NULL)) {
-            json = true;
-            continue;
-        }
-        if (cli_flag(argv, argc, &i, "--no-stream", NULL)) {
-            no_stream = true;
-            continue;
-        }
-        if (cli_flag(argv, argc, &i, "--cache-sim", NULL)) {
-            sim = true;
-            continue;
-        }
-        return cli_unknown("bench", argv[i]);
+typedef struct {
+    cli_model_args m;
+    int64_t n_prompt, n_gen, n_check, stream_mib, rounds;
+    int kernels; /* grok_kernel_mode */
+    const char *batches, *grammar, *schema;
+    bool json, no_stream, sim;
+} bench_args;
+
+static const char *const BENCH_KERNELS[] = {"fast", "exact", "reference", NULL}; /* grok_kernel_mode's order */
+static const cli_opt BENCH_OPTS[] = {
+    CLI_OPT_I64(bench_args, n_prompt, "--prompt", "-p", "N", 1, 1 << 20, "prompt tokens, decoded in one call", NULL),
+    CLI_OPT_I64(bench_args, n_gen, "--gen", "-n", "N", 1, 1 << 20, "generated tokens, one decode each", NULL),
+    CLI_OPT_ENUM(bench_args, kernels, "--kernels", NULL, BENCH_KERNELS,
+                 "fast: 8-bit activations; exact: f32 activations; reference: the scalar kernels", NULL),
+    CLI_OPT_I64(bench_args, n_check, "--check", NULL, "N", 0, 64, "positions checked against the reference kernels; 0 = off",
+                NULL),
+    CLI_OPT_FLAG(bench_args, no_stream, "--no-stream", NULL, "skip the bandwidth probe (efficiency reported as 0)"),
+    CLI_OPT_I64(bench_args, stream_mib, "--stream-mib", NULL, "N", 3, 1 << 20,
+                "size of the probe's three arrays together", "auto: see below"),
+    /* --batch is a prompt batch in the other commands: this list has its own name, the old spelling kept */
+    CLI_OPT_STR(bench_args, batches, "--batch-sizes", "--batch", "LIST",
+                "also decode N sequences together per step (grok serve's batched step), for each N of a comma "
+                "list such as 1,4,8: aggregate tok/s, time (mean of the best round, and the fastest step), weight "
+                "bytes and experts per step",
+                ""),
+    CLI_OPT_I64(bench_args, rounds, "--rounds", NULL, "R", 1, 100, "batched measurements interleaved over R rounds, best kept",
+                NULL),
+    CLI_OPT_STR(bench_args, grammar, "--grammar", NULL, "FILE",
+                "also generate -n tokens constrained by a GBNF grammar (twice: with the grammar's caches cold, then "
+                "warm; a grammar that completes starts again) and time per token the decode step, the token mask, "
+                "taking the token, and sampling with the mask against without it; overhead = mask + take (+ the "
+                "sampling difference where masked is slower), as a share of the decode step",
+                ""),
+    CLI_OPT_STR(bench_args, schema, "--json-schema", NULL, "FILE", "the same with a JSON Schema's grammar", ""),
+    CLI_OPT_FLAG(bench_args, json, "--json", NULL, "print one JSON object instead of text"),
+    CLI_OPT_FLAG(bench_args, sim, "--cache-sim", NULL,
+                 "replay the routing of the timed tokens through expert caches of several sizes and policies (see "
+                 "grok perplexity --help)"),
+};
+static const char *const BENCH_MODEL_OMIT[] = {"--lora", "--lora-scale", "--ctx", "--batch", NULL};
+
+static const char BENCH_NOTES[] =
+    "Bandwidth follows the STREAM convention: a triad a[i] = b[i] + s*c[i] over\n"
+    "three arrays of doubles (together twice the L3 cache, at least 384 MiB), split\n"
+    "across the threads, counts 24 bytes per element (write-allocate traffic not\n"
+    "counted); best of 8 runs.\n\n"
+    "Under mpirun every rank runs its share (--mpi-split) and rank 0 prints; --json\n"
+    "adds mpi_ranks, mpi_split and mpi_sent_bytes_per_token (rank 0's, generation).\n\n"
+    "The memory plan (grok help: --mem-limit, --mem-plan, ...) is printed; with the\n"
+    "expert cache, generation's hit rate, disk bytes and I/O wait per token, the\n"
+    "disk's O_DIRECT read rate and the I/O bound (that rate over the bytes read per\n"
+    "token) too.";
+
+/* What bench_run measured, for the printers. */
+typedef struct {
+    const char *model_path, *kv;
+    grok_threadpool *pool;
+    grok_kernel_mode mode;
+    const grok_model *m;
+    const grok_memory_plan *plan;
+    grok_cache_stats cst;
+    int64_t n_prompt, n_gen, n_check, top1, bpt;
+    double t_prompt, t_gen, prompt_tps, gen_tps, bw, eff, rss_mb, anon_mb, file_mb, sent_per_tok;
+    double err_fast, err_exact, err_kernel, read_rate, io_bound, disk_per_tok;
+    bool check_ok, dist, sim, cached;
+    const batch_result *batches;
+    int n_batches;
+    const grammar_pass *gcold, *gwarm;
+} bench_report;
+
+/* --json: one object on stdout. */
+static void bench_print_json(const bench_report *r) {
+    printf("{\"model\": \"");
+    for (const char *s = r->model_path; *s; s++) {
+        if (*s == '"' || *s == '\\') putchar('\\');
+        if ((unsigned char)*s >= 0x20) putchar(*s);
     }
-    if (!model_path) {
+    printf("\", \"threads\": %d, \"kernels\": \"%s\", \"isa\": \"%s\", \"kv_type\": \"%s\", "
+           "\"n_prompt\": %" PRId64 ", \"n_gen\": %" PRId64
+           ", \"prompt_tok_s\": %.4f, \"gen_tok_s\": %.4f, "
+           "\"bytes_per_token\": %" PRId64 ", \"bandwidth_gb_s\": %.3f, \"efficiency\": %.4f, "
+           "\"peak_rss_mb\": %.1f, \"packed_mb\": %.1f, \"check_positions\": %" PRId64
+           ", \"check_max_rel_err\": %.3g, "
+           "\"check_exact_max_rel_err\": %.3g, \"check_kernel_max_rel_err\": %.3g, \"check_top1_agree\": "
+           "%" PRId64 ", \"check_ok\": %s",
+           grok_threadpool_size(r->pool), grok_kernel_mode_name(r->mode), grok_kernels_isa(), r->kv, r->n_prompt,
+           r->n_gen, r->prompt_tps, r->gen_tps, r->bpt, r->bw, r->eff, r->rss_mb, (double)grok_model_packed_bytes(r->m) / 1e6,
+           r->n_check, r->err_fast, r->err_exact, r->err_kernel, r->top1, r->check_ok ? "true" : "false");
+    if (r->dist)
+        printf(", \"mpi_ranks\": %d, \"mpi_split\": \"%s\", \"mpi_sent_bytes_per_token\": %.0f",
+               grok_dist_size(), grok_split_name(grok_dist_split()), r->sent_per_tok);
+    printf(", \"rss_anon_mb\": %.1f, \"rss_file_mb\": %.1f", r->anon_mb, r->file_mb);
+    cli_print_memory_json(stdout, r->m, r->n_gen);
+    if (r->sim) cli_print_cache_sim(stdout, r->m, true);
+    if (r->cached)
+        printf(", \"disk_read_rate_mb_s\": %.1f, \"io_bound_tok_s\": %.4f, \"io_bound_fraction\": %.4f",
+               r->read_rate / 1e6, r->io_bound, r->io_bound > 0 ? r->gen_tps / r->io_bound : 0);
+    printf(", \"batch\": [");
+    for (int k = 0; k < r->n_batches; k++)
+        printf("%s{\"n\": %" PRId64 ", \"tok_s\": %.4f, \"step_ms\": %.4f, \"step_ms_min\": %.4f, "
+               "\"bytes_per_step\": %.0f, \"experts_per_layer\": %.4f}",
+               k ? ", " : "", r->batches[k].n, (double)r->batches[k].n / r->batches[k].step_s,
+               r->batches[k].step_s * 1e3, r->batches[k].min_s * 1e3, r->batches[k].bytes, r->batches[k].experts);
+    printf("]");
+    if (r->gcold->tokens) {
+        printf(", \"grammar\": {");
+        print_pass("cold", r->gcold, true);
+        printf(", ");
+        print_pass("warm", r->gwarm, true);
+        printf("}");
+    }
+    printf("}\n");
+}
+
+/* The text report on stdout. */
+static void bench_print_text(const bench_report *r) {
+    printf("model            %s\n", r->model_path);
+    printf("kernels          %s (%s), %d threads, %s KV cache\n", grok_kernel_mode_name(r->mode),
+           grok_kernels_isa(), grok_threadpool_size(r->pool), r->kv);
+    printf("prompt           %.2f tok/s (%" PRId64 " tokens in %.3f s)\n", r->prompt_tps, r->n_prompt,
+           r->t_prompt);
+    printf("generation       %.2f tok/s (%" PRId64 " tokens in %.3f s)\n", r->gen_tps, r->n_gen, r->t_gen);
+    printf("bytes per token  %.1f MB of weights\n", (double)r->bpt / 1e6);
+    printf("bandwidth        %.2f GB/s (STREAM triad, %d threads)\n", r->bw, grok_threadpool_size(r->pool));
+    printf("efficiency       %.1f %% of bandwidth\n", r->eff * 100);
+    printf("peak RSS         %.1f MB%s; after generation %.1f MB anonymous, %.1f MB of mapped files\n", r->rss_mb,
+           r->dist ? " (rank 0)" : "", r->anon_mb, r->file_mb);
+    printf("packed weights   %.1f MB (rows interleaved for the fast kernels; GROK_PACK=0 turns it off)\n",
+           (double)grok_model_packed_bytes(r->m) / 1e6);
+    if (r->plan) {
+        char line[768];
+        grok_memory_plan_describe(r->plan, line, sizeof line);
+        printf("memory           %s\n", line);
+    }
+    if (r->cached)
+        printf("expert cache     %.1f %% hits (%" PRId64 " of %" PRId64 " lookups, %" PRId64
+               " more already being read), %.1f MB read from disk per token, I/O wait %.1f ms per token; "
+               "prediction right %.1f %%; disk %.0f MB/s (O_DIRECT, measured): I/O bound %.2f tok/s, "
+               "%.0f %% of it reached\n",
+               r->cst.lookups ? 100.0 * (double)r->cst.hits / (double)r->cst.lookups : 0, r->cst.hits, r->cst.lookups,
+               r->cst.late_hits, r->disk_per_tok / 1e6, r->cst.io_wait_s * 1e3 / (double)r->n_gen,
+               r->cst.predicted ? 100.0 * (double)r->cst.predicted_right / (double)r->cst.predicted : 0,
+               r->read_rate / 1e6, r->io_bound, r->io_bound > 0 ? 100 * r->gen_tps / r->io_bound : 0);
+    if (r->dist)
+        printf("mpi              %d ranks, split by %s, rank 0 sent %.1f KiB per generated token "
+               "(efficiency: all ranks' bytes over rank 0's bandwidth probe)\n",
+               grok_dist_size(), grok_split_name(grok_dist_split()), r->sent_per_tok / 1024);
+    if (r->sim) cli_print_cache_sim(stdout, r->m, false);
+    for (int k = 0; k < r->n_batches; k++)
+        printf("batch %-3" PRId64 "       %.2f tok/s, %.2f ms/step (%.2fx batch %" PRId64
+               "; fastest step %.2f ms, "
+               "%.2fx), %.1f MB of weights per step (%.2fx), %.2f experts per layer\n",
+               r->batches[k].n, (double)r->batches[k].n / r->batches[k].step_s, r->batches[k].step_s * 1e3,
+               r->batches[k].step_s / r->batches[0].step_s, r->batches[0].n, r->batches[k].min_s * 1e3,
+               r->batches[k].min_s / r->batches[0].min_s, r->batches[k].bytes / 1e6,
+               r->batches[k].bytes / r->batches[0].bytes, r->batches[k].experts);
+    if (r->gcold->tokens) {
+        print_pass("cold", r->gcold, false);
+        print_pass("warm", r->gwarm, false);
+    }
+    if (r->n_check)
+        printf("check            %s: kernels %.3g (tol %g); logits max rel err %.3g (tol %g), exact path "
+               "%.3g "
+               "(tol %g), top-1 %" PRId64 "/%" PRId64 "\n",
+               r->check_ok ? "ok" : "FAILED", r->err_kernel, TOL_KERNEL, r->err_fast,
+               r->mode == GROK_KERNELS_FAST ? TOL_FAST : TOL_EXACT, r->err_exact, TOL_EXACT, r->top1, r->n_check);
+}
+
+/* The command line into a; -1 to go on, else the exit status. */
+static int bench_parse(int argc, char **argv, bench_args *a) {
+    *a = (bench_args){.n_prompt = 512, .n_gen = 128, .n_check = 4, .rounds = 3, .kernels = GROK_KERNELS_FAST};
+    cli_model_args_init(&a->m);
+    cli_cmd cmd = {.name = "bench",
+                   .usage = "-m MODEL [options]",
+                   .about = "Measures prompt and generation speed, peak memory, bytes of weights read per\n"
+                            "generated token and the memory bandwidth (STREAM triad), and prints the\n"
+                            "generation efficiency = gen tok/s x bytes per token / bandwidth. Checks the\n"
+                            "timed kernels' logits against the scalar reference first (exit 1 on mismatch).",
+                   .notes = BENCH_NOTES,
+                   .memory = true};
+    cli_add_group(&cmd, "Measures", BENCH_OPTS, sizeof BENCH_OPTS / sizeof BENCH_OPTS[0], a, NULL);
+    cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a->m, BENCH_MODEL_OMIT);
+    return cli_parse(&cmd, argc, argv);
+}
+
+/* The flags' combinations, and the batch sizes; 0, or 2 after a message. */
+static int bench_validate(const bench_args *a, batch_result *batches, int *n_batches) {
+    if (!a->m.model) {
         cli_error("bench", "-m MODEL is required (see grok bench --help)");
         return 2;
     }
-    if (batch_arg && !parse_batch(batch_arg, 256, batches, &n_batches)) {
-        cli_error("bench", "--batch '%s' is not a comma list of at most %d sizes in 1..256", batch_arg,
+    if (a->batches && !parse_batch(a->batches, 256, batches, n_batches)) {
+        cli_error("bench", "--batch-sizes '%s' is not a comma list of at most %d sizes in 1..256", a->batches,
                   MAX_BATCH_SIZES);
         return 2;
     }
-    grok_kernel_mode mode;
-    if (strcmp(kern, "fast") == 0)
-        mode = GROK_KERNELS_FAST;
-    else if (strcmp(kern, "exact") == 0)
-        mode = GROK_KERNELS_EXACT;
-    else if (strcmp(kern, "reference") == 0)
-        mode = GROK_KERNELS_REFERENCE;
-    else {
-        cli_error("bench", "--kernels '%s' is not fast, exact or reference", kern);
-        return 2;
-    }
-    grok_kernels_set_mode(mode);
-    grok_type kv_type;
-    if (!cli_kv_type("bench", kv, &kv_type)) return 2;
-
-    char err[GROK_ERR_SIZE];
     const bool leader = grok_dist_rank() == 0, dist = grok_dist_size() > 1;
-    if (dist && n_batches) { /* every rank would pick its own greedy tokens from logits only rank 0 has */
-        if (leader) cli_error("bench", "--batch is not supported under mpirun (run it in one process)");
+    if (dist && *n_batches) { /* every rank would pick its own greedy tokens from logits only rank 0 has */
+        if (leader) cli_error("bench", "--batch-sizes is not supported under mpirun (run it in one process)");
         return 2;
     }
-    if (dist && (grammar_path || schema_path)) {
+    if (dist && (a->grammar || a->schema)) {
         if (leader) cli_error("bench", "--grammar is not supported under mpirun (run it in one process)");
         return 2;
     }
-    if (grammar_path && schema_path) {
+    if (a->grammar && a->schema) {
         cli_error("bench", "--grammar and --json-schema exclude each other");
         return 2;
     }
-    grok_model *m = grok_model_load(model_path, err, sizeof err);
-    if (grok_dist_agree(m && grok_dist_attach(m, err, sizeof err) == 0, err, sizeof err)) {
-        cli_error("bench", "%s", err);
-        grok_model_free(m);
-        return 1;
-    }
+    return 0;
+}
+
+static int bench_run(const bench_args *a, batch_result *batches, int n_batches);
+
+int cmd_bench(int argc, char **argv) {
+    bench_args a;
+    batch_result batches[MAX_BATCH_SIZES];
+    int n_batches = 0;
+    int rc = bench_parse(argc, argv, &a);
+    if (rc >= 0) return rc;
+    if ((rc = bench_validate(&a, batches, &n_batches))) return rc;
+    return bench_run(&a, batches, n_batches);
+}
+
+/* Times, checks and prints. */
+static int bench_run(const bench_args *a, batch_result *batches, int n_batches) {
+    const char *model_path = a->m.model, *grammar_path = a->grammar, *schema_path = a->schema;
+    const char *kv = CLI_KV_TYPES[a->m.kv_type];
+    grammar_pass gcold = {0}, gwarm = {0};
+    const int64_t n_prompt = a->n_prompt, n_gen = a->n_gen, stream_mib = a->stream_mib, rounds = a->rounds;
+    int64_t n_check = a->n_check;
+    const bool json = a->json, no_stream = a->no_stream, sim = a->sim;
+    const grok_kernel_mode mode = (grok_kernel_mode)a->kernels;
+    grok_kernels_set_mode(mode);
+    const grok_type kv_type = cli_kv_grok_type(&a->m);
+    char err[GROK_ERR_SIZE];
+    const bool leader = grok_dist_rank() == 0, dist = grok_dist_size() > 1;
+    grok_model *m = cli_load_model("bench", model_path, NULL, 1.0f);
+    if (!m) return 1;
     const grok_hparams *hp = grok_model_hparams(m);
     const int64_t V = hp->n_vocab;
     if (n_check > n_prompt) n_check = n_prompt;
-    grok_threadpool *pool = grok_threadpool_create((int)threads);
+    grok_threadpool *pool = grok_threadpool_create((int)a->m.threads);
     grok_context_params cp = grok_context_default_params();
     cp.kv_type = kv_type;
     cp.pool = pool;
@@ -596,16 +711,16 @@ int cmd_bench(int argc, char **argv) {
         goto done;
     }
     grok_context_truncate(c, 0);
-    double t0 = cli_now();
+    double t0 = grok_now();
     if (grok_decode(c, ids, n_prompt, NULL, err, sizeof err)) {
         cli_error("bench", "%s", err);
         goto done;
     }
-    double t_prompt = cli_now() - t0;
+    double t_prompt = grok_now() - t0;
     const uint64_t sent0 = grok_dist_bytes_sent();
     grok_model_cache_reset(m); /* the cache's counters of generation alone */
     if (sim) grok_model_trace_routing(m, true); /* the routing of the generated tokens */
-    t0 = cli_now();
+    t0 = grok_now();
     for (int64_t i = 0; i < n_gen; i++) {
         const float *lg = grok_context_logits(c);
         int32_t best = 0;
@@ -618,7 +733,7 @@ int cmd_bench(int argc, char **argv) {
             goto done;
         }
     }
-    double t_gen = cli_now() - t0;
+    double t_gen = grok_now() - t0;
     grok_model_trace_routing(m, false); /* the check below is not routing to replay */
     const grok_cache_stats cst = grok_model_cache_stats(m);
     const grok_memory_plan *plan = grok_model_memory_plan(m);
@@ -715,99 +830,19 @@ int cmd_bench(int argc, char **argv) {
         rc = check_ok ? 0 : 1;
         goto done;
     }
-    if (json) {
-        printf("{\"model\": \"");
-        for (const char *s = model_path; *s; s++) {
-            if (*s == '"' || *s == '\\') putchar('\\');
-            if ((unsigned char)*s >= 0x20) putchar(*s);
-        }
-        printf("\", \"threads\": %d, \"kernels\": \"%s\", \"isa\": \"%s\", \"kv_type\": \"%s\", "
-               "\"n_prompt\": %" PRId64 ", \"n_gen\": %" PRId64
-               ", \"prompt_tok_s\": %.4f, \"gen_tok_s\": %.4f, "
-               "\"bytes_per_token\": %" PRId64 ", \"bandwidth_gb_s\": %.3f, \"efficiency\": %.4f, "
-               "\"peak_rss_mb\": %.1f, \"packed_mb\": %.1f, \"check_positions\": %" PRId64
-               ", \"check_max_rel_err\": %.3g, "
-               "\"check_exact_max_rel_err\": %.3g, \"check_kernel_max_rel_err\": %.3g, \"check_top1_agree\": "
-               "%" PRId64 ", \"check_ok\": %s",
-               grok_threadpool_size(pool), grok_kernel_mode_name(mode), grok_kernels_isa(), kv, n_prompt,
-               n_gen, prompt_tps, gen_tps, bpt, bw, eff, rss_mb, (double)grok_model_packed_bytes(m) / 1e6,
-               n_check, err_fast, err_exact, err_kernel, top1, check_ok ? "true" : "false");
-        if (dist)
-            printf(", \"mpi_ranks\": %d, \"mpi_split\": \"%s\", \"mpi_sent_bytes_per_token\": %.0f",
-                   grok_dist_size(), grok_split_name(grok_dist_split()), sent_per_tok);
-        printf(", \"rss_anon_mb\": %.1f, \"rss_file_mb\": %.1f", anon_mb, file_mb);
-        cli_print_memory_json(stdout, m, n_gen);
-        if (sim) cli_print_cache_sim(stdout, m, true);
-        if (cached)
-            printf(", \"disk_read_rate_mb_s\": %.1f, \"io_bound_tok_s\": %.4f, \"io_bound_fraction\": %.4f",
-                   read_rate / 1e6, io_bound, io_bound > 0 ? gen_tps / io_bound : 0);
-        printf(", \"batch\": [");
-        for (int k = 0; k < n_batches; k++)
-            printf("%s{\"n\": %" PRId64 ", \"tok_s\": %.4f, \"step_ms\": %.4f, \"step_ms_min\": %.4f, "
-                   "\"bytes_per_step\": %.0f, \"experts_per_layer\": %.4f}",
-                   k ? ", " : "", batches[k].n, (double)batches[k].n / batches[k].step_s,
-                   batches[k].step_s * 1e3, batches[k].min_s * 1e3, batches[k].bytes, batches[k].experts);
-        printf("]");
-        if (gcold.tokens) {
-            printf(", \"grammar\": {");
-            print_pass("cold", &gcold, true);
-            printf(", ");
-            print_pass("warm", &gwarm, true);
-            printf("}");
-        }
-        printf("}\n");
-    } else {
-        printf("model            %s\n", model_path);
-        printf("kernels          %s (%s), %d threads, %s KV cache\n", grok_kernel_mode_name(mode),
-               grok_kernels_isa(), grok_threadpool_size(pool), kv);
-        printf("prompt           %.2f tok/s (%" PRId64 " tokens in %.3f s)\n", prompt_tps, n_prompt,
-               t_prompt);
-        printf("generation       %.2f tok/s (%" PRId64 " tokens in %.3f s)\n", gen_tps, n_gen, t_gen);
-        printf("bytes per token  %.1f MB of weights\n", (double)bpt / 1e6);
-        printf("bandwidth        %.2f GB/s (STREAM triad, %d threads)\n", bw, grok_threadpool_size(pool));
-        printf("efficiency       %.1f %% of bandwidth\n", eff * 100);
-        printf("peak RSS         %.1f MB%s; after generation %.1f MB anonymous, %.1f MB of mapped files\n", rss_mb,
-               dist ? " (rank 0)" : "", anon_mb, file_mb);
-        printf("packed weights   %.1f MB (rows interleaved for the fast kernels; GROK_PACK=0 turns it off)\n",
-               (double)grok_model_packed_bytes(m) / 1e6);
-        if (plan) {
-            char line[768];
-            grok_memory_plan_describe(plan, line, sizeof line);
-            printf("memory           %s\n", line);
-        }
-        if (cached)
-            printf("expert cache     %.1f %% hits (%" PRId64 " of %" PRId64 " lookups, %" PRId64
-                   " more already being read), %.1f MB read from disk per token, I/O wait %.1f ms per token; "
-                   "prediction right %.1f %%; disk %.0f MB/s (O_DIRECT, measured): I/O bound %.2f tok/s, "
-                   "%.0f %% of it reached\n",
-                   cst.lookups ? 100.0 * (double)cst.hits / (double)cst.lookups : 0, cst.hits, cst.lookups,
-                   cst.late_hits, disk_per_tok / 1e6, cst.io_wait_s * 1e3 / (double)n_gen,
-                   cst.predicted ? 100.0 * (double)cst.predicted_right / (double)cst.predicted : 0,
-                   read_rate / 1e6, io_bound, io_bound > 0 ? 100 * gen_tps / io_bound : 0);
-        if (dist)
-            printf("mpi              %d ranks, split by %s, rank 0 sent %.1f KiB per generated token "
-                   "(efficiency: all ranks' bytes over rank 0's bandwidth probe)\n",
-                   grok_dist_size(), grok_split_name(grok_dist_split()), sent_per_tok / 1024);
-        if (sim) cli_print_cache_sim(stdout, m, false);
-        for (int k = 0; k < n_batches; k++)
-            printf("batch %-3" PRId64 "       %.2f tok/s, %.2f ms/step (%.2fx batch %" PRId64
-                   "; fastest step %.2f ms, "
-                   "%.2fx), %.1f MB of weights per step (%.2fx), %.2f experts per layer\n",
-                   batches[k].n, (double)batches[k].n / batches[k].step_s, batches[k].step_s * 1e3,
-                   batches[k].step_s / batches[0].step_s, batches[0].n, batches[k].min_s * 1e3,
-                   batches[k].min_s / batches[0].min_s, batches[k].bytes / 1e6,
-                   batches[k].bytes / batches[0].bytes, batches[k].experts);
-        if (gcold.tokens) {
-            print_pass("cold", &gcold, false);
-            print_pass("warm", &gwarm, false);
-        }
-        if (n_check)
-            printf("check            %s: kernels %.3g (tol %g); logits max rel err %.3g (tol %g), exact path "
-                   "%.3g "
-                   "(tol %g), top-1 %" PRId64 "/%" PRId64 "\n",
-                   check_ok ? "ok" : "FAILED", err_kernel, TOL_KERNEL, err_fast,
-                   mode == GROK_KERNELS_FAST ? TOL_FAST : TOL_EXACT, err_exact, TOL_EXACT, top1, n_check);
-    }
+    const bench_report rep = {.model_path = model_path, .kv = kv, .pool = pool, .mode = mode, .m = m, .plan = plan,
+                              .cst = cst, .n_prompt = n_prompt, .n_gen = n_gen, .n_check = n_check, .top1 = top1,
+                              .bpt = bpt, .t_prompt = t_prompt, .t_gen = t_gen, .prompt_tps = prompt_tps,
+                              .gen_tps = gen_tps, .bw = bw, .eff = eff, .rss_mb = rss_mb, .anon_mb = anon_mb,
+                              .file_mb = file_mb, .sent_per_tok = sent_per_tok, .err_fast = err_fast,
+                              .err_exact = err_exact, .err_kernel = err_kernel, .read_rate = read_rate,
+                              .io_bound = io_bound, .disk_per_tok = disk_per_tok, .check_ok = check_ok,
+                              .dist = dist, .sim = sim, .cached = cached, .batches = batches,
+                              .n_batches = n_batches, .gcold = &gcold, .gwarm = &gwarm};
+    if (json)
+        bench_print_json(&rep);
+    else
+        bench_print_text(&rep);
     if (!check_ok)
         cli_error("bench",
                   "the timed kernels disagree with the reference: kernels %.3g (tol %g), logits %.3g, exact "

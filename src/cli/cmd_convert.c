@@ -17,72 +17,51 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "convert/convert.h"
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: grok convert CKPT_DIR --tokenizer tokenizer.model -o OUT.gguf [options]\n\n"
-                 "Converts the official Grok-1 checkpoint (the ckpt-0 directory of\n"
-                 "tensorNNNNN_000 pickle files) to GGUF, streaming in bounded memory.\n"
-                 "q8_0 (the default) is lossless: the official int8 values and scales are\n"
-                 "kept as they are.\n\n"
-                 "  --tokenizer FILE        SentencePiece model (tokenizer.model)\n"
-                 "  -o, --output FILE       output GGUF (written atomically)\n"
-                 "  --type T                weight matrices: q8_0 (default), bf16, f16, f32\n"
-                 "  --embd-type T           token embedding: f32 (default), bf16, f16, q8_0\n"
-                 "  --split-max-size SIZE   split output (bytes, or with K/M/G/T suffix)\n"
-                 "  --force                 overwrite an existing output\n"
-                 "  --name NAME             general.name (Grok-1)\n"
-                 "  --window SIZE           checkpoint bytes held in memory at once (256M)\n"
-                 "  -t, --threads N         converting threads (default: one per core)\n"
-                 "hyperparameters not stored in the checkpoint (Grok-1's defaults):\n"
-                 "  --heads 48 --kv-heads 8 --ctx 8192 --experts-used 2\n"
-                 "  --head-dim D (default: the query's outputs / --heads, 6144 / 48 = 128)\n"
-                 "  --rope-base 10000 --eps 1e-5 --embedding-scale 78.38367176906169\n"
-                 "  --logit-scale 0.5773502691896257 --attn-scale 0.08838834764831845\n"
-                 "  --softcap 30\n");
-}
+typedef struct {
+    grok_convert_params p;
+    int type, embd_type; /* CONVERT_TYPES */
+    int64_t split_max_size, window, threads;
+    bool force;
+} convert_args;
 
-/* "123", "50G", "500M", "1.5G" (powers of 1024) */
-static bool parse_size(const char *s, uint64_t *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno || !(v > 0)) return false;
-    double mul = 1;
-    if (*end) {
-        const char *u = "KMGT";
-        const char *k = strchr(u, *end == 'k' ? 'K' : *end);
-        if (!k || !*k) return false;
-        for (const char *q = u; q <= k; q++) mul *= 1024;
-        end++;
-        if (*end == 'B' || *end == 'i') end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-        if (*end) return false;
-    }
-    v *= mul;
-    if (v >= 1.8e19 || v < 1) return false;
-    *out = (uint64_t)v;
-    return true;
-}
-
-static bool cli_size(char **argv, int argc, int *i, const char *name, uint64_t *out) {
-    const char *s;
-    if (!cli_str(argv, argc, i, name, NULL, &s)) return false;
-    if (!parse_size(s, out)) {
-        cli_error("convert", "%s '%s' is not a size (bytes, or a number with K/M/G/T)", name, s);
-        exit(2);
-    }
-    return true;
-}
-
-static bool parse_type(const char *flag, const char *s, grok_type *out) {
-    int t = grok_type_from_name(s);
-    if (t != GROK_TYPE_Q8_0 && t != GROK_TYPE_BF16 && t != GROK_TYPE_F16 && t != GROK_TYPE_F32) {
-        cli_error("convert", "%s '%s' is not q8_0, bf16, f16 or f32", flag, s);
-        return false;
-    }
-    *out = (grok_type)t;
-    return true;
-}
+static const char *const CONVERT_TYPES[] = {"q8_0", "bf16", "f16", "f32", NULL};
+#define P(f) p.f
+static const cli_opt CONVERT_OPTS[] = {
+    CLI_OPT_STR(convert_args, P(tokenizer), "--tokenizer", NULL, "FILE", "the SentencePiece model (tokenizer.model)",
+                ""),
+    CLI_OPT_STR(convert_args, P(out_path), "--output", "-o", "FILE", "the output GGUF (written atomically)", ""),
+    CLI_OPT_ENUM(convert_args, type, "--type", NULL, CONVERT_TYPES,
+                 "weight matrices (q8_0 keeps the official int8 values and scales)", NULL),
+    CLI_OPT_ENUM(convert_args, embd_type, "--embd-type", NULL, CONVERT_TYPES, "the token embedding", NULL),
+    CLI_OPT_SIZE(convert_args, split_max_size, "--split-max-size", NULL, "SIZE", "split the output into files of SIZE",
+                 "one file"),
+    CLI_OPT_FLAG(convert_args, force, "--force", "-f", "overwrite an existing output"),
+    CLI_OPT_STR(convert_args, P(name), "--name", NULL, "NAME", "general.name", NULL),
+    CLI_OPT_SIZE(convert_args, window, "--window", NULL, "SIZE", "checkpoint bytes held in memory at once", "256M"),
+    CLI_OPT_I64(convert_args, threads, "--threads", "-t", "N", 0, 1024, "converting threads; 0 = one per core", NULL),
+};
+static const cli_opt HPARAM_OPTS[] = {
+    CLI_OPT_I64(convert_args, P(n_heads), "--heads", NULL, "N", 1, 1 << 20, "query heads", NULL),
+    CLI_OPT_I64(convert_args, P(n_kv_heads), "--kv-heads", NULL, "N", 1, 1 << 20, "key/value heads", NULL),
+    CLI_OPT_I64(convert_args, P(head_dim), "--head-dim", NULL, "D", 1, 1 << 20, "head size",
+                "the query's outputs / --heads, 6144 / 48 = 128"),
+    CLI_OPT_I64(convert_args, P(n_ctx), "--ctx", NULL, "N", 1, INT32_MAX, "context length", NULL),
+    CLI_OPT_I64(convert_args, P(n_experts_used), "--experts-used", NULL, "N", 1, 1 << 20, "experts used per token",
+                NULL),
+    CLI_OPT_F32(convert_args, P(rope_base), "--rope-base", NULL, "B", 1e-6, 1e30, "RoPE base", NULL),
+    CLI_OPT_F32(convert_args, P(norm_eps), "--eps", NULL, "E", 0, 1, "RMSNorm epsilon", NULL),
+    CLI_OPT_F32(convert_args, P(embedding_scale), "--embedding-scale", NULL, "S", -1e30, 1e30,
+                "embedding multiplier", "78.38367176906169"),
+    CLI_OPT_F32(convert_args, P(logit_scale), "--logit-scale", NULL, "S", -1e30, 1e30, "output multiplier",
+                "0.5773502691896257"),
+    CLI_OPT_F32(convert_args, P(attn_scale), "--attn-scale", NULL, "S", -1e30, 1e30, "attention multiplier",
+                "0.08838834764831845"),
+    CLI_OPT_F32(convert_args, P(softcap), "--softcap", NULL, "C", 0, 1e30, "attention logit soft cap", NULL),
+};
+#undef P
 
 static void on_progress(void *ud, uint64_t done, uint64_t total) {
     cli_bar_update(ud, (double)done, (double)total, NULL);
@@ -124,50 +103,36 @@ static const char *existing_output(const char *out, bool split, char *buf, size_
 }
 
 int cmd_convert(int argc, char **argv) {
-    grok_convert_params p = grok_convert_default_params();
-    const char *type_s = NULL, *embd_s = NULL;
-    int64_t threads = 0; /* 0: one per core */
-    bool force = false;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_str(argv, argc, &i, "--tokenizer", NULL, &p.tokenizer) ||
-            cli_str(argv, argc, &i, "-o", "--output", &p.out_path) ||
-            cli_str(argv, argc, &i, "--type", NULL, &type_s) ||
-            cli_str(argv, argc, &i, "--embd-type", NULL, &embd_s) ||
-            cli_str(argv, argc, &i, "--name", NULL, &p.name) ||
-            cli_size(argv, argc, &i, "--split-max-size", &p.split_max_size) ||
-            cli_size(argv, argc, &i, "--window", &p.window) ||
-            cli_i64(argv, argc, &i, "--threads", "-t", 1, 512, &threads) ||
-            cli_i64(argv, argc, &i, "--heads", NULL, 1, 1 << 20, &p.n_heads) ||
-            cli_i64(argv, argc, &i, "--kv-heads", NULL, 1, 1 << 20, &p.n_kv_heads) ||
-            cli_i64(argv, argc, &i, "--head-dim", NULL, 1, 1 << 20, &p.head_dim) ||
-            cli_i64(argv, argc, &i, "--ctx", NULL, 1, INT32_MAX, &p.n_ctx) ||
-            cli_i64(argv, argc, &i, "--experts-used", NULL, 1, 1 << 20, &p.n_experts_used) ||
-            cli_f32(argv, argc, &i, "--rope-base", NULL, 1e-6, 1e30, &p.rope_base) ||
-            cli_f32(argv, argc, &i, "--eps", NULL, 0, 1, &p.norm_eps) ||
-            cli_f32(argv, argc, &i, "--embedding-scale", NULL, -1e30, 1e30, &p.embedding_scale) ||
-            cli_f32(argv, argc, &i, "--logit-scale", NULL, -1e30, 1e30, &p.logit_scale) ||
-            cli_f32(argv, argc, &i, "--attn-scale", NULL, -1e30, 1e30, &p.attn_scale) ||
-            cli_f32(argv, argc, &i, "--softcap", NULL, 0, 1e30, &p.softcap))
-            continue;
-        if (cli_flag(argv, argc, &i, "--force", "-f")) {
-            force = true;
-            continue;
-        }
-        if (argv[i][0] == '-' || p.ckpt_dir) return cli_unknown("convert", argv[i]);
-        p.ckpt_dir = argv[i];
+    convert_args a = {.p = grok_convert_default_params()};
+    for (int k = 0; CONVERT_TYPES[k]; k++) { /* the enums show the library's defaults */
+        if (grok_type_from_name(CONVERT_TYPES[k]) == (int)a.p.type) a.type = k;
+        if (grok_type_from_name(CONVERT_TYPES[k]) == (int)a.p.embd_type) a.embd_type = k;
     }
+    cli_cmd cmd = {.name = "convert",
+                   .usage = "CKPT_DIR --tokenizer tokenizer.model -o OUT.gguf [options]",
+                   .about = "Converts the official Grok-1 checkpoint (the ckpt-0 directory of\n"
+                            "tensorNNNNN_000 pickle files) to GGUF, streaming in bounded memory.\n"
+                            "q8_0 (the default) is lossless: the official int8 values and scales are\n"
+                            "kept as they are.",
+                   .max_pos = 1};
+    cli_add_group(&cmd, "Options", CONVERT_OPTS, sizeof CONVERT_OPTS / sizeof CONVERT_OPTS[0], &a, NULL);
+    cli_add_group(&cmd, "Hyperparameters the checkpoint does not store (Grok-1's by default)", HPARAM_OPTS,
+                  sizeof HPARAM_OPTS / sizeof HPARAM_OPTS[0], &a, NULL);
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+    grok_convert_params p = a.p;
+    p.ckpt_dir = cmd.n_pos ? cmd.pos[0] : NULL;
+    p.type = (grok_type)grok_type_from_name(CONVERT_TYPES[a.type]);
+    p.embd_type = (grok_type)grok_type_from_name(CONVERT_TYPES[a.embd_type]);
+    if (cli_seen(&cmd, "--split-max-size")) p.split_max_size = (uint64_t)a.split_max_size;
+    if (cli_seen(&cmd, "--window")) p.window = (uint64_t)a.window;
+    const int64_t threads = a.threads;
+    const bool force = a.force;
     if (!p.ckpt_dir || !p.tokenizer || !p.out_path) {
         cli_error("convert", "CKPT_DIR, --tokenizer FILE and -o OUT.gguf are required "
                              "(see grok convert --help)");
         return 2;
     }
-    if ((type_s && !parse_type("--type", type_s, &p.type)) ||
-        (embd_s && !parse_type("--embd-type", embd_s, &p.embd_type)))
-        return 2;
     char found[4096];
     const char *ex = existing_output(p.out_path, p.split_max_size > 0, found, sizeof found);
     if (ex && !force) {
@@ -198,7 +163,7 @@ int cmd_convert(int argc, char **argv) {
         cli_error("convert", "%s", err);
         return 1;
     }
-    double el = cli_now() - b.t0;
+    double el = grok_now() - b.t0;
     char in_s[32], out_s[32], rate[32];
     cli_human_bytes((double)st.bytes_in, in_s, sizeof in_s);
     cli_human_bytes((double)st.bytes_out, out_s, sizeof out_s);

@@ -10,74 +10,43 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
+#include "util/utf8.h"
 
-#define MAX_TESTS 64
+typedef struct {
+    const char *schema, *model, *spm;
+    cli_strs tests; /* --test and --test-file, in their order */
+    bool print;
+} grammar_args;
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: grok grammar (FILE.gbnf | --json-schema FILE) [options]\n\n"
-                 "Reads a grammar (GBNF, llama.cpp's format) or a JSON Schema and reports any error\n"
-                 "with its place (FILE:LINE:COLUMN, or the schema's JSON pointer).\n\n"
-                 "  --json-schema FILE   a JSON Schema instead of GBNF\n"
-                 "  --print              print the grammar's GBNF (a schema's converted grammar)\n"
-                 "  --test TEXT          does the grammar match all of TEXT? (repeatable)\n"
-                 "  --test-file FILE     the same for the bytes of FILE (repeatable)\n"
-                 "  -m MODEL             the vocabulary of a GGUF model (for tokens written as <text>)\n"
-                 "  --tokenizer FILE     the vocabulary of a SentencePiece .model file\n\n"
-                 "Exit status: 0 when the grammar reads and every test matches, 1 when a file is bad\n"
-                 "or a test does not match, 2 for bad flags.\n");
-}
-
-/* Where byte off of text is, as LINE:COLUMN. */
-static void place(const char *text, size_t off, size_t *line, size_t *col) {
-    *line = 1;
-    *col = 1;
-    for (size_t i = 0; i < off; i++) {
-        if (text[i] == '\n') {
-            ++*line;
-            *col = 1;
-        } else if (((unsigned char)text[i] & 0xC0) != 0x80) {
-            ++*col;
-        }
-    }
-}
+static const cli_opt GRAMMAR_OPTS[] = {
+    CLI_OPT_STR(grammar_args, schema, "--json-schema", NULL, "FILE", "a JSON Schema instead of GBNF", ""),
+    CLI_OPT_FLAG(grammar_args, print, "--print", NULL, "print the grammar's GBNF (a schema's converted grammar)"),
+    CLI_OPT_STRS(grammar_args, tests, "--test", NULL, "TEXT", "does the grammar match all of TEXT?"),
+    CLI_OPT_STRS(grammar_args, tests, "--test-file", NULL, "FILE", "the same for the bytes of FILE"),
+    CLI_OPT_STR(grammar_args, model, "--model", "-m", "MODEL", "the vocabulary of a GGUF model (for tokens written as <text>)",
+                ""),
+    CLI_OPT_STR(grammar_args, spm, "--tokenizer", NULL, "FILE", "the vocabulary of a SentencePiece .model file", ""),
+};
 
 int cmd_grammar(int argc, char **argv) {
-    const char *gbnf = NULL, *schema = NULL, *model = NULL, *spm = NULL;
-    const char *tests[MAX_TESTS];
-    bool test_is_file[MAX_TESTS];
-    int n_tests = 0;
-    bool print = false;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 0;
-        }
-        const char *t;
-        bool is_file = false;
-        if (cli_str(argv, argc, &i, "--test", NULL, &t) ||
-            (is_file = cli_str(argv, argc, &i, "--test-file", NULL, &t))) {
-            if (n_tests == MAX_TESTS) {
-                cli_error("grammar", "at most %d --test and --test-file", MAX_TESTS);
-                return 2;
-            }
-            test_is_file[n_tests] = is_file;
-            tests[n_tests++] = t;
-            continue;
-        }
-        if (cli_flag(argv, argc, &i, "--print", NULL)) {
-            print = true;
-            continue;
-        }
-        if (cli_str(argv, argc, &i, "--json-schema", NULL, &schema) ||
-            cli_str(argv, argc, &i, "-m", "--model", &model) ||
-            cli_str(argv, argc, &i, "--tokenizer", NULL, &spm))
-            continue;
-        if (argv[i][0] != '-' && !gbnf) {
-            gbnf = argv[i];
-            continue;
-        }
-        return cli_unknown("grammar", argv[i]);
-    }
+    grammar_args a = {0};
+    cli_cmd cmd = {.name = "grammar",
+                   .usage = "(FILE.gbnf | --json-schema FILE) [options]",
+                   .about = "Reads a grammar (GBNF, llama.cpp's format) or a JSON Schema and reports any\n"
+                            "error with its place (FILE:LINE:COLUMN, or the schema's JSON pointer).",
+                   .notes = "Exit status: 0 when the grammar reads and every test matches, 1 when a file is\n"
+                            "bad or a test does not match, 2 for bad flags.",
+                   .max_pos = 1};
+    cli_add_group(&cmd, "Options", GRAMMAR_OPTS, sizeof GRAMMAR_OPTS / sizeof GRAMMAR_OPTS[0], &a, NULL);
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+    const char *gbnf = cmd.n_pos ? cmd.pos[0] : NULL, *schema = a.schema, *model = a.model, *spm = a.spm;
+    const char *const *tests = a.tests.v;
+    bool test_is_file[CLI_MAX_REPEAT];
+    const int n_tests = (int)a.tests.n;
+    for (int k = 0; k < n_tests; k++) test_is_file[k] = strcmp(a.tests.flag[k], "--test-file") == 0;
+    const bool print = a.print;
     if (!gbnf == !schema) {
         cli_error("grammar", "give exactly one of FILE.gbnf or --json-schema FILE (see grok grammar --help)");
         return 2;
@@ -96,7 +65,7 @@ int cmd_grammar(int argc, char **argv) {
     }
     if (print && schema) {
         size_t len;
-        char *text = cli_read_file(schema, &len, err, sizeof err);
+        char *text = grok_read_file(schema, &len, err, sizeof err);
         char *out = text ? grok_json_schema_to_gbnf(text, len, err, sizeof err) : NULL;
         free(text);
         if (!out) {
@@ -107,7 +76,7 @@ int cmd_grammar(int argc, char **argv) {
         free(out);
     } else if (print) {
         size_t len;
-        char *text = cli_read_file(gbnf, &len, err, sizeof err);
+        char *text = grok_read_file(gbnf, &len, err, sizeof err);
         if (!text) {
             cli_error("grammar", "%s", err);
             goto done;
@@ -123,7 +92,7 @@ int cmd_grammar(int argc, char **argv) {
         char *text = NULL;
         const char *t = tests[k];
         if (test_is_file[k]) {
-            if (!(text = cli_read_file(tests[k], &len, err, sizeof err))) {
+            if (!(text = grok_read_file(tests[k], &len, err, sizeof err))) {
                 cli_error("grammar", "%s", err);
                 rc = 1;
                 continue;
@@ -137,7 +106,7 @@ int cmd_grammar(int argc, char **argv) {
             printf("%s: matches\n", name);
         } else {
             size_t line, col;
-            place(t, at, &line, &col);
+            grok_utf8_line_col(t, at, &line, &col);
             if (at == len)
                 printf("%s: does not match: the text ends before the grammar does (byte %zu, %zu:%zu)\n",
                        name, at, line, col);

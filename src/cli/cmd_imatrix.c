@@ -16,30 +16,34 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: grok imatrix -m MODEL -f TEXT [-o imatrix.gguf] [options]\n"
-            "       grok imatrix --in-file A [--in-file B ...] -o OUT     (merge, convert)\n"
-            "       grok imatrix --show FILE                              (what a file holds)\n\n"
-            "Collects the mean squared input of every weight matrix's columns, per expert\n"
-            "for the expert tensors (llama-imatrix's importance matrix), for grok quantize\n"
-            "--imatrix. Writes llama.cpp's imatrix GGUF, or its legacy format when OUT ends\n"
-            "in .dat; reads both.\n\n"
-            "  -m MODEL          model file (GGUF)\n"
-            "  -f TEXT           text file\n"
-            "  -o OUT            output file (imatrix.gguf)\n"
-            "  --ctx N           chunk length in tokens (512)\n"
-            "  --chunks N        use at most N chunks (all)\n"
-            "  --in-file FILE    add an existing imatrix (GGUF or .dat) first; repeatable\n"
-            "  --process-output  also collect the output head's inputs (llama.cpp's flag)\n"
-            "  --exact           f32 activations in every product (the EXACT kernels); the\n"
-            "                    default FAST kernels' 8-bit activations move the sums by\n"
-            "                    ~0.1 %% and can flip near-tied routing choices\n"
-            "  --output-format F gguf or dat (from OUT's name)\n"
-            "  --threads N       worker threads (all cores)\n"
-            "  --show FILE       print each tensor's row counts and mean squared input\n");
-}
+typedef struct {
+    cli_model_args m;
+    const char *text, *out, *show;
+    cli_strs in;
+    int64_t ctx, chunks;
+    int fmt;
+    bool process_output, exact;
+} imatrix_args;
+
+static const char *const IMATRIX_FORMATS[] = {"gguf", "dat", NULL};
+static const cli_opt IMATRIX_OPTS[] = {
+    CLI_OPT_STR(imatrix_args, text, "--file", "-f", "TEXT", "the text file", ""),
+    CLI_OPT_STR(imatrix_args, out, "--output", "-o", "OUT", "the output file", NULL),
+    CLI_OPT_I64(imatrix_args, ctx, "--ctx", "-c", "N", 4, 1 << 20, "chunk length in tokens", NULL),
+    CLI_OPT_I64(imatrix_args, chunks, "--chunks", NULL, "N", 0, INT64_MAX, "use at most N chunks; 0 = all", NULL),
+    CLI_OPT_STRS(imatrix_args, in, "--in-file", NULL, "FILE", "add an existing imatrix (GGUF or .dat) first"),
+    CLI_OPT_FLAG(imatrix_args, process_output, "--process-output", NULL,
+                 "also collect the output head's inputs (llama.cpp's flag)"),
+    CLI_OPT_FLAG(imatrix_args, exact, "--exact", NULL,
+                 "f32 activations in every product (the EXACT kernels); the default FAST kernels' 8-bit "
+                 "activations move the sums by ~0.1 % and can flip near-tied routing choices"),
+    CLI_OPT_ENUM(imatrix_args, fmt, "--output-format", NULL, IMATRIX_FORMATS, "the output's format", "from OUT's name"),
+    CLI_OPT_STR(imatrix_args, show, "--show", NULL, "FILE", "print each tensor's row counts and mean squared input",
+                ""),
+};
+static const char *const IMATRIX_MODEL_OMIT[] = {"--lora", "--lora-scale", "--batch", "--kv-type", NULL};
 
 /* One line per chunk: a bar when stderr is a terminal, else plain lines. */
 static void progress(int64_t done, int64_t total, double elapsed) {
@@ -106,53 +110,30 @@ static void on_input(void *ud, const grok_matmul_input *in) {
 }
 
 int cmd_imatrix(int argc, char **argv) {
-    const char *model_path = NULL, *text_path = NULL, *out_path = "imatrix.gguf", *fmt = NULL, *show_path = NULL;
-    const char **in_files = calloc((size_t)argc, sizeof *in_files);
-    int n_in = 0;
-    int64_t ctx = 512, threads = 0, max_chunks = 0;
-    bool process_output = false, exact = false;
-    if (!in_files) return cli_error("imatrix", "out of memory"), 1;
-    for (int i = 1; i < argc; i++) {
-        const char *s;
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            free(in_files);
-            return 0;
-        }
-        if (cli_str(argv, argc, &i, "--in-file", NULL, &s)) {
-            in_files[n_in++] = s;
-            continue;
-        }
-        if (cli_str(argv, argc, &i, "-m", "--model", &model_path) ||
-            cli_str(argv, argc, &i, "-f", "--file", &text_path) || cli_str(argv, argc, &i, "-o", "--output", &out_path) ||
-            cli_str(argv, argc, &i, "--output-format", NULL, &fmt) || cli_str(argv, argc, &i, "--show", NULL, &show_path) ||
-            cli_i64(argv, argc, &i, "--ctx", "-c", 4, 1 << 20, &ctx) ||
-            cli_i64(argv, argc, &i, "--chunks", NULL, 0, INT64_MAX, &max_chunks) ||
-            cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads))
-            continue;
-        if (cli_flag(argv, argc, &i, "--process-output", NULL)) {
-            process_output = true;
-            continue;
-        }
-        if (cli_flag(argv, argc, &i, "--exact", NULL)) {
-            exact = true;
-            continue;
-        }
-        free(in_files);
-        return cli_unknown("imatrix", argv[i]);
-    }
-    if (fmt && strcmp(fmt, "gguf") != 0 && strcmp(fmt, "dat") != 0) {
-        cli_error("imatrix", "--output-format '%s' is not gguf or dat", fmt);
-        free(in_files);
-        return 2;
-    }
-    if (show_path) {
-        free(in_files);
-        return show(show_path, ctx);
-    }
+    imatrix_args a = {.out = "imatrix.gguf", .ctx = 512};
+    cli_model_args_init(&a.m);
+    cli_cmd cmd = {.name = "imatrix",
+                   .usage = "-m MODEL -f TEXT [-o imatrix.gguf] [options]\n"
+                            "       grok imatrix --in-file A [--in-file B ...] -o OUT     (merge, convert)\n"
+                            "       grok imatrix --show FILE                              (what a file holds)",
+                   .about = "Collects the mean squared input of every weight matrix's columns, per expert\n"
+                            "for the expert tensors (llama-imatrix's importance matrix), for grok quantize\n"
+                            "--imatrix. Writes llama.cpp's imatrix GGUF, or its legacy format when OUT ends\n"
+                            "in .dat; reads both.",
+                   .memory = true};
+    cli_add_group(&cmd, "Text and output", IMATRIX_OPTS, sizeof IMATRIX_OPTS / sizeof IMATRIX_OPTS[0], &a, NULL);
+    cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m, IMATRIX_MODEL_OMIT);
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+    const char *model_path = a.m.model, *text_path = a.text, *out_path = a.out, *show_path = a.show;
+    const char *fmt = cli_seen(&cmd, "--output-format") ? IMATRIX_FORMATS[a.fmt] : NULL;
+    const char *const *in_files = a.in.v;
+    const int n_in = (int)a.in.n;
+    const int64_t ctx = a.ctx, threads = a.m.threads, max_chunks = a.chunks;
+    const bool process_output = a.process_output, exact = a.exact;
+    if (show_path) return show(show_path, ctx);
     if (!model_path != !text_path || (!model_path && n_in == 0)) {
         cli_error("imatrix", "give -m MODEL with -f TEXT, or --in-file files to merge (see grok imatrix --help)");
-        free(in_files);
         return 2;
     }
     char err[GROK_ERR_SIZE];
@@ -175,7 +156,7 @@ int cmd_imatrix(int argc, char **argv) {
         }
     if (model_path) {
         size_t text_len;
-        if (!(text = cli_read_file(text_path, &text_len, err, sizeof err)) ||
+        if (!(text = grok_read_file(text_path, &text_len, err, sizeof err)) ||
             !(m = grok_model_load(model_path, err, sizeof err))) {
             cli_error("imatrix", "%s", err);
             goto done;
@@ -210,7 +191,7 @@ int cmd_imatrix(int argc, char **argv) {
         if (exact) grok_runner_set_kernel_mode(grok_context_runner(c), GROK_KERNELS_EXACT);
         const int32_t bos = grok_tokenizer_bos(tk);
         fprintf(stderr, "imatrix: %zu tokens, %" PRId64 " chunks of %" PRId64 "\n", n_tok, n_chunks, ctx);
-        const double t0 = cli_now();
+        const double t0 = grok_now();
         for (int64_t ch = 0; ch < n_chunks; ch++) {
             int32_t *chunk = toks + ch * ctx;
             if (bos >= 0 && grok_tokenizer_add_bos(tk)) chunk[0] = bos;
@@ -224,7 +205,7 @@ int cmd_imatrix(int argc, char **argv) {
                 goto done;
             }
             grok_imatrix_add_chunks(im, 1);
-            progress(ch + 1, n_chunks, cli_now() - t0);
+            progress(ch + 1, n_chunks, grok_now() - t0);
         }
     }
     if (grok_imatrix_save(im, out_path, fmt && strcmp(fmt, "dat") == 0, err, sizeof err)) {
@@ -235,7 +216,7 @@ int cmd_imatrix(int argc, char **argv) {
             grok_imatrix_n_entries(im), grok_imatrix_chunk_count(im));
     rc = 0;
 done:
-    free(lg), free(toks), free(text), free(in_files);
+    free(lg), free(toks), free(text);
     grok_context_free(c);
     grok_threadpool_free(pool);
     grok_model_free(m);

@@ -13,23 +13,27 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: grok info MODEL [--no-tensors] [--check [--threads N]] [--plan [--ctx N]]\n\n"
-                 "Shows a model file's metadata, hyperparameters, tensors, parameter\n"
-                 "counts (total and active per token) and the memory a run needs.\n"
-                 "  --check        decode every value of every tensor and report NaN and Inf\n"
-                 "                 (every block scale included); exit 1 when there are any\n"
-                 "                 (alias --check-tensors)\n"
-                 "  --threads N    threads for --check (all cores)\n"
-                 "  --grok1        print the counts for Grok-1's released shapes (no file needed)\n"
-                 "  --plan         print only the memory plan a run here would make: the limit found\n"
-                 "                 (cgroup, MemAvailable or --mem-limit), packed / expert cache / mmap,\n"
-                 "                 and the sizes behind it (see grok help for the --mem-* flags)\n"
-                 "  --ctx N        plan for a context of N tokens (default: the model's)\n");
-}
+typedef struct {
+    cli_model_args m;
+    bool no_tensors, grok1, check, plan;
+} info_args;
+
+static const cli_opt INFO_OPTS[] = {
+    CLI_OPT_FLAG(info_args, no_tensors, "--no-tensors", NULL, "leave out the list of tensors"),
+    CLI_OPT_FLAG(info_args, check, "--check", "--check-tensors",
+                 "decode every value of every tensor and report NaN and Inf (every block scale included); "
+                 "exit 1 when there are any"),
+    CLI_OPT_FLAG(info_args, grok1, "--grok1", NULL, "print the counts for Grok-1's released shapes (no file needed)"),
+    CLI_OPT_FLAG(info_args, plan, "--plan", NULL,
+                 "print only the memory plan a run here would make: the limit found (cgroup, MemAvailable or "
+                 "--mem-limit), packed / expert cache / mmap, and the sizes behind it"),
+};
+/* --threads (for --check) and --ctx (for --plan) of the shared rows */
+static const char *const INFO_MODEL_OMIT[] = {"--model", "--lora", "--lora-scale", "--batch", "--kv-type", NULL};
 
 static void print_kv(const grok_gguf_file *f, int64_t i) {
     const char *key = grok_gguf_kv_key(f, i);
@@ -127,7 +131,7 @@ static int64_t check_tensors(const grok_gguf_file *f, int64_t threads) {
     cli_bar bar;
     cli_bar_init(&bar);
     int64_t n_bad = 0, n_skipped = 0, n_values = 0;
-    double t0 = cli_now();
+    double t0 = grok_now();
     for (int64_t i = 0; i < grok_gguf_n_tensors(f) && n_bad >= 0; i++) {
         const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
         int64_t first, n = grok_tensor_count_nonfinite(t, pool, &first);
@@ -161,7 +165,7 @@ static int64_t check_tensors(const grok_gguf_file *f, int64_t threads) {
     char sz[32];
     cli_human_bytes(total, sz, sizeof sz);
     printf("check: %" PRId64 " tensors, %s, %" PRId64 " values decoded in %.1f s: %s\n", grok_gguf_n_tensors(f),
-           sz, n_values, cli_now() - t0, n_bad ? "some hold NaN or Inf (above)" : "all finite");
+           sz, n_values, grok_now() - t0, n_bad ? "some hold NaN or Inf (above)" : "all finite");
     if (n_skipped)
         printf("check: %" PRId64 " tensors of types grok.c cannot decode were not checked\n", n_skipped);
     return n_bad;
@@ -212,35 +216,22 @@ static int print_plan(const char *path, int64_t n_ctx) {
 }
 
 int cmd_info(int argc, char **argv) {
-    const char *path = NULL;
-    bool tensors = true, grok1 = false, check = false, plan = false;
-    int64_t threads = 0, n_ctx = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_flag(argv, argc, &i, "--no-tensors", NULL)) {
-            tensors = false;
-            continue;
-        }
-        if (cli_flag(argv, argc, &i, "--grok1", NULL)) {
-            grok1 = true;
-            continue;
-        }
-        if (cli_flag(argv, argc, &i, "--check", "--check-tensors")) {
-            check = true;
-            continue;
-        }
-        if (cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads)) continue;
-        if (cli_flag(argv, argc, &i, "--plan", NULL)) {
-            plan = true;
-            continue;
-        }
-        if (cli_i64(argv, argc, &i, "--ctx", NULL, 1, (int64_t)1 << 24, &n_ctx)) continue;
-        if (argv[i][0] == '-' || path) return cli_unknown("info", argv[i]);
-        path = argv[i];
-    }
+    info_args a = {0};
+    cli_model_args_init(&a.m);
+    cli_cmd cmd = {.name = "info",
+                   .usage = "MODEL [--no-tensors] [--check [--threads N]] [--plan [--ctx N]]",
+                   .about = "Shows a model file's metadata, hyperparameters, tensors, parameter\n"
+                            "counts (total and active per token) and the memory a run needs.",
+                   .memory = true,
+                   .max_pos = 1};
+    cli_add_group(&cmd, "Options", INFO_OPTS, sizeof INFO_OPTS / sizeof INFO_OPTS[0], &a, NULL);
+    cli_add_group(&cmd, "Compute (--threads for --check, --ctx for --plan)", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m,
+                  INFO_MODEL_OMIT);
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+    const char *path = cmd.n_pos ? cmd.pos[0] : NULL;
+    const bool tensors = !a.no_tensors, grok1 = a.grok1, check = a.check, plan = a.plan;
+    const int64_t threads = a.m.threads, n_ctx = a.m.ctx;
     if (grok1) {
         grok_hparams hp = grok_hparams_grok1();
         printf("Grok-1 (released shapes): vocab %" PRId64 ", d_model %" PRId64 ", %" PRId64

@@ -18,61 +18,50 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "kernels/kernels.h"
 #include "dist/dist.h"
-#include "model/lora.h"
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: grok logits -m MODEL --ids 1,2,3 -o FILE [options]\n\n"
-                 "Writes the logits at every position as little-endian f32 [n_ids][n_vocab].\n\n"
-                 "  -m MODEL        model file (GGUF)\n"
-                 "  --ids LIST      token ids, comma or space separated (no BOS is added)\n"
-                 "  -o FILE         output file (written atomically)\n"
-                 "  --kv-type T     KV cache type: f32 (default) or f16\n"
-                 "  --batch N       tokens per forward pass (256)\n"
-                 "  --lora FILE     apply a LoRA adapter at load (unmerged); --lora-scale S (1)\n"
-                 "  --threads N     worker threads (all cores)\n"
-                 "  --kernels K     exact (default: f32 activations), fast (8-bit activations,\n"
-                 "                  as run, bench and serve compute) or reference (scalar)\n");
-}
+typedef struct {
+    cli_model_args m;
+    const char *ids, *out;
+    int kernels; /* GROK_KERNELS_* */
+} logits_args;
+
+static const char *const KERNEL_MODES[] = {"fast", "exact", "reference", NULL}; /* grok_kernel_mode's order */
+static const cli_opt LOGITS_OPTS[] = {
+    CLI_OPT_STR(logits_args, ids, "--ids", NULL, "LIST", "token ids, comma or space separated (no BOS is added)", ""),
+    CLI_OPT_STR(logits_args, out, "--output", "-o", "FILE", "the output file (written atomically)", ""),
+    CLI_OPT_ENUM(logits_args, kernels, "--kernels", NULL, KERNEL_MODES,
+                 "fast: 8-bit activations, as run, bench and serve compute; exact: f32 activations; reference: "
+                 "the scalar kernels",
+                 NULL),
+};
+static const char *const LOGITS_MODEL_OMIT[] = {"--ctx", NULL};
 
 int cmd_logits(int argc, char **argv) {
-    const char *model_path = NULL, *ids_s = NULL, *out = NULL, *kv = "f32", *kern = NULL, *lora = NULL;
-    float lora_scale = 1.0f;
-    int64_t threads = 0, batch = 256;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_str(argv, argc, &i, "-m", "--model", &model_path) ||
-            cli_str(argv, argc, &i, "--ids", NULL, &ids_s) ||
-            cli_str(argv, argc, &i, "-o", "--output", &out) ||
-            cli_str(argv, argc, &i, "--kv-type", NULL, &kv) ||
-            cli_str(argv, argc, &i, "--lora", NULL, &lora) ||
-            cli_f32(argv, argc, &i, "--lora-scale", NULL, -1e6, 1e6, &lora_scale) ||
-            cli_str(argv, argc, &i, "--kernels", NULL, &kern) ||
-            cli_i64(argv, argc, &i, "--batch", "-b", 1, 1 << 20, &batch) ||
-            cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads))
-            continue;
-        return cli_unknown("logits", argv[i]);
-    }
+    logits_args a = {.kernels = GROK_KERNELS_EXACT};
+    cli_model_args_init(&a.m);
+    cli_cmd cmd = {.name = "logits",
+                   .usage = "-m MODEL --ids 1,2,3 -o FILE [options]",
+                   .about = "Writes the logits at every position as little-endian f32 [n_ids][n_vocab].",
+                   .memory = true};
+    cli_add_group(&cmd, "Input and output", LOGITS_OPTS, sizeof LOGITS_OPTS / sizeof LOGITS_OPTS[0], &a, NULL);
+    cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m, LOGITS_MODEL_OMIT);
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+    const char *model_path = a.m.model, *ids_s = a.ids, *out = a.out;
     if (!model_path || !ids_s || !out) {
         cli_error("logits", "-m MODEL, --ids LIST and -o FILE are required (see grok logits --help)");
         return 2;
     }
-    if (!kern) {
-        if (grok_kernels_mode() == GROK_KERNELS_FAST) grok_kernels_set_mode(GROK_KERNELS_EXACT);
-    } else if (strcmp(kern, "fast") == 0 || strcmp(kern, "exact") == 0 || strcmp(kern, "reference") == 0) {
-        grok_kernels_set_mode(kern[0] == 'f'   ? GROK_KERNELS_FAST
-                              : kern[0] == 'e' ? GROK_KERNELS_EXACT
-                                               : GROK_KERNELS_REFERENCE);
-    } else {
-        cli_error("logits", "--kernels '%s' is not fast, exact or reference", kern);
-        return 2;
-    }
+    /* GROK_KERNELS=reference stays unless --kernels says otherwise */
+    if (cli_seen(&cmd, "--kernels"))
+        grok_kernels_set_mode((grok_kernel_mode)a.kernels);
+    else if (grok_kernels_mode() == GROK_KERNELS_FAST)
+        grok_kernels_set_mode(GROK_KERNELS_EXACT);
     grok_context_params cp = grok_context_default_params();
-    if (!cli_kv_type("logits", kv, &cp.kv_type)) return 2;
+    cp.kv_type = cli_kv_grok_type(&a.m);
     char err[GROK_ERR_SIZE];
     int32_t *ids;
     size_t n;
@@ -85,19 +74,17 @@ int cmd_logits(int argc, char **argv) {
         free(ids);
         return 2;
     }
-    grok_model *m = grok_model_load(model_path, err, sizeof err);
-    bool loaded = m && (!lora || grok_model_apply_lora(m, lora, lora_scale, err, sizeof err) == 0) &&
-                  grok_dist_attach(m, err, sizeof err) == 0;
-    if (grok_dist_agree(loaded, err, sizeof err) || grok_dist_bcast(ids, n * sizeof *ids, err, sizeof err)) {
-        cli_error("logits", "%s", err);
+    grok_model *m = cli_load_model("logits", model_path, a.m.lora, a.m.lora_scale);
+    if (!m || grok_dist_bcast(ids, n * sizeof *ids, err, sizeof err)) {
+        if (m) cli_error("logits", "%s", err);
         grok_model_free(m);
         free(ids);
         return 1;
     }
     const int64_t V = grok_model_hparams(m)->n_vocab;
     cp.n_ctx = (int64_t)n;
-    cp.n_threads = (int)threads;
-    cp.n_batch = batch;
+    cp.n_threads = (int)a.m.threads;
+    cp.n_batch = a.m.batch;
     int rc = 1;
     grok_context *c = grok_context_create(m, &cp, err, sizeof err);
     float *logits = c ? malloc(n * (size_t)V * sizeof(float)) : NULL;

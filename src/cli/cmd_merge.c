@@ -9,45 +9,41 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "kernels/kernels.h"
 #include "model/lora.h"
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: grok merge BASE.gguf ADAPTER.gguf -o OUT.gguf [--type T] [--lora-scale S] [--force]\n\n"
-            "Writes BASE with the LoRA adapter folded in: W' = W + S * (alpha/rank) * B A for every\n"
-            "adapted weight; other tensors and all metadata are copied as they are. OUT is written\n"
-            "atomically.\n\n"
-            "  -o FILE          output model (GGUF)\n"
-            "  --type T         type of the adapted weights: any type with an encoder (f32, f16,\n"
-            "                   bf16, q8_0, q4_0, q4_K, q5_K, q6_K, ...; default: each keeps the\n"
-            "                   base's type, re-quantized)\n"
-            "  --lora-scale S   adapter strength (1)\n"
-            "  --force          overwrite OUT if it exists\n");
-}
+typedef struct {
+    const char *out, *type;
+    float scale;
+    bool force;
+} merge_args;
+
+static const cli_opt MERGE_OPTS[] = {
+    CLI_OPT_STR(merge_args, out, "--output", "-o", "FILE", "the output model (GGUF)", ""),
+    CLI_OPT_STR(merge_args, type, "--type", NULL, "T",
+                "the adapted weights' type: any type with an encoder (f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K, "
+                "...)",
+                "each keeps the base's type, re-quantized"),
+    CLI_OPT_F32(merge_args, scale, "--lora-scale", NULL, "S", -1e6, 1e6, "the adapter's strength", NULL),
+    CLI_OPT_FLAG(merge_args, force, "--force", NULL, "overwrite OUT if it exists"),
+};
 
 int cmd_merge(int argc, char **argv) {
-    const char *pos[2] = {NULL, NULL}, *out = NULL, *type_name = NULL;
-    int npos = 0;
-    float scale = 1.0f;
-    bool force = false;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_flag(argv, argc, &i, "--force", NULL)) {
-            force = true;
-            continue;
-        }
-        if (cli_str(argv, argc, &i, "-o", "--output", &out) ||
-            cli_str(argv, argc, &i, "--type", NULL, &type_name) ||
-            cli_f32(argv, argc, &i, "--lora-scale", NULL, -1e6, 1e6, &scale))
-            continue;
-        if (argv[i][0] == '-' || npos == 2) return cli_unknown("merge", argv[i]);
-        pos[npos++] = argv[i];
-    }
-    if (npos != 2 || !out) {
+    merge_args a = {.scale = 1.0f};
+    cli_cmd cmd = {.name = "merge",
+                   .usage = "BASE.gguf ADAPTER.gguf -o OUT.gguf [options]",
+                   .about = "Writes BASE with the LoRA adapter folded in: W' = W + S * (alpha/rank) * B A for\n"
+                            "every adapted weight; other tensors and all metadata are copied as they are.\n"
+                            "OUT is written atomically.",
+                   .max_pos = 2};
+    cli_add_group(&cmd, "Options", MERGE_OPTS, sizeof MERGE_OPTS / sizeof MERGE_OPTS[0], &a, NULL);
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+    const char *const *pos = cmd.pos, *out = a.out, *type_name = a.type;
+    const float scale = a.scale;
+    const bool force = a.force;
+    if (cmd.n_pos != 2 || !out) {
         cli_error("merge", "BASE.gguf ADAPTER.gguf and -o OUT.gguf are required (see grok merge --help)");
         return 2;
     }
@@ -72,12 +68,12 @@ int cmd_merge(int argc, char **argv) {
         cli_error("merge", "%s exists; pass --force to overwrite it", out);
         return 1;
     }
-    double t0 = cli_now();
+    double t0 = grok_now();
     char err[GROK_ERR_SIZE];
     if (grok_lora_merge(pos[0], pos[1], out, type, scale, err, sizeof err)) {
         cli_error("merge", "%s", err);
         return 1;
     }
-    fprintf(stderr, "grok merge: wrote %s in %.1f s\n", out, cli_now() - t0);
+    fprintf(stderr, "grok merge: wrote %s in %.1f s\n", out, grok_now() - t0);
     return 0;
 }

@@ -11,81 +11,52 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "model/model.h"
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: grok new -o FILE [options]\n\n"
-                 "Writes a randomly initialised Grok-architecture model (GGUF).\n\n"
-                 "  -o FILE             output file (required)\n"
-                 "  --d-model N         model width (64)\n"
-                 "  --layers N          layers (2)\n"
-                 "  --heads N           query heads (4)\n"
-                 "  --kv-heads N        key/value heads (2)\n"
-                 "  --head-dim N        head size (d-model / heads)\n"
-                 "  --experts N         experts per layer (8)\n"
-                 "  --experts-used N    experts used per token (2)\n"
-                 "  --ffn N             per-expert FFN width (128)\n"
-                 "  --ctx N             context length (2048)\n"
-                 "  --vocab N           placeholder vocabulary of N pieces (512)\n"
-                 "  --tokenizer FILE    embed this SentencePiece .model instead\n"
-                 "  --type T            weight type: f32, f16, bf16, q8_0, q6_K, q5_K, q4_K, q4_0\n"
-                 "                      (f32; k-quants need widths that are multiples of 256)\n"
-                 "  --untied            write a separate output head\n"
-                 "  --seed S            random seed (1)\n"
-                 "  --force             overwrite FILE if it exists\n");
-}
+typedef struct {
+    const char *out, *tokenizer;
+    int type;
+    int64_t vocab;
+    uint64_t seed;
+    bool untied, force;
+} new_args;
+
+static const char *const NEW_TYPES[] = {"f32", "f16", "bf16", "q8_0", "q6_K", "q5_K", "q4_K", "q4_0", NULL};
+static const cli_opt NEW_OPTS[] = {
+    CLI_OPT_STR(new_args, out, "--output", "-o", "FILE", "the output file (required)", ""),
+    CLI_OPT_I64(new_args, vocab, "--vocab", NULL, "N", 4, (int64_t)1 << 24, "a placeholder vocabulary of N pieces",
+                NULL),
+    CLI_OPT_STR(new_args, tokenizer, "--tokenizer", NULL, "FILE", "embed this SentencePiece .model instead", ""),
+    CLI_OPT_ENUM(new_args, type, "--type", NULL, NEW_TYPES,
+                 "the weights' type (k-quants need widths that are multiples of 256)", NULL),
+    CLI_OPT_FLAG(new_args, untied, "--untied", NULL, "write a separate output head"),
+    CLI_OPT_U64(new_args, seed, "--seed", "-s", "S", "random seed", NULL),
+    CLI_OPT_FLAG(new_args, force, "--force", NULL, "overwrite FILE if it exists"),
+};
 
 int cmd_new(int argc, char **argv) {
-    const char *out = NULL, *tok_path = NULL, *type_name = "f32";
-    int64_t vocab = 512, ctx = 2048, seed = 1, head_dim = 0;
+    new_args a = {.vocab = 512, .seed = 1};
     grok_hparams hp = grok_hparams_grok1();
     hp.d_model = 64, hp.n_layers = 2, hp.n_heads = 4, hp.n_kv_heads = 2, hp.n_experts = 8;
-    hp.n_experts_used = 2, hp.n_ff = 128;
-    bool untied = false, force = false;
-    const int64_t BIG = (int64_t)1 << 24;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_str(argv, argc, &i, "-o", "--output", &out) ||
-            cli_str(argv, argc, &i, "--tokenizer", NULL, &tok_path) ||
-            cli_str(argv, argc, &i, "--type", NULL, &type_name) ||
-            cli_i64(argv, argc, &i, "--d-model", NULL, 1, BIG, &hp.d_model) ||
-            cli_i64(argv, argc, &i, "--layers", NULL, 1, 4096, &hp.n_layers) ||
-            cli_i64(argv, argc, &i, "--heads", NULL, 1, 4096, &hp.n_heads) ||
-            cli_i64(argv, argc, &i, "--kv-heads", NULL, 1, 4096, &hp.n_kv_heads) ||
-            cli_i64(argv, argc, &i, "--head-dim", NULL, 2, 65536, &head_dim) ||
-            cli_i64(argv, argc, &i, "--experts", NULL, 1, 1024, &hp.n_experts) ||
-            cli_i64(argv, argc, &i, "--experts-used", NULL, 1, 1024, &hp.n_experts_used) ||
-            cli_i64(argv, argc, &i, "--ffn", NULL, 1, BIG, &hp.n_ff) ||
-            cli_i64(argv, argc, &i, "--ctx", NULL, 1, BIG, &ctx) ||
-            cli_i64(argv, argc, &i, "--vocab", NULL, 4, BIG, &vocab) ||
-            cli_i64(argv, argc, &i, "--seed", NULL, 0, INT64_MAX, &seed))
-            continue;
-        if (cli_flag(argv, argc, &i, "--untied", NULL)) {
-            untied = true;
-            continue;
-        }
-        if (cli_flag(argv, argc, &i, "--force", NULL)) {
-            force = true;
-            continue;
-        }
-        return cli_unknown("new", argv[i]);
-    }
+    hp.n_experts_used = 2, hp.n_ff = 128, hp.n_ctx_train = 2048, hp.head_dim = 0;
+    cli_cmd cmd = {.name = "new",
+                   .usage = "-o FILE [options]",
+                   .about = "Writes a randomly initialised Grok-architecture model (GGUF).",
+                   .notes = "Example: grok new -o tiny.gguf --layers 4 --d-model 128 --type q8_0"};
+    cli_add_group(&cmd, "Output", NEW_OPTS, sizeof NEW_OPTS / sizeof NEW_OPTS[0], &a, NULL);
+    cli_add_group(&cmd, "Shape", CLI_SHAPE_OPTS, CLI_N_SHAPE_OPTS, &hp, NULL);
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+    const char *out = a.out, *tok_path = a.tokenizer, *type_name = NEW_TYPES[a.type];
+    const int64_t vocab = a.vocab;
+    const bool untied = a.untied, force = a.force;
     if (!out) {
         cli_error("new", "-o FILE is required (see grok new --help)");
         return 2;
     }
-    int type = grok_type_from_name(type_name);
-    if (type != GROK_TYPE_F32 && type != GROK_TYPE_F16 && type != GROK_TYPE_BF16 && type != GROK_TYPE_Q8_0 &&
-        type != GROK_TYPE_Q6_K && type != GROK_TYPE_Q5_K && type != GROK_TYPE_Q4_K &&
-        type != GROK_TYPE_Q4_0) {
-        cli_error("new", "--type '%s' is not one of f32, f16, bf16, q8_0, q6_K, q5_K, q4_K, q4_0", type_name);
-        return 2;
-    }
-    hp.head_dim = head_dim ? head_dim : hp.d_model / hp.n_heads;
-    hp.n_ctx_train = ctx;
+    const int type = grok_type_from_name(type_name);
+    if (hp.head_dim == 0) hp.head_dim = hp.d_model / hp.n_heads;
     struct stat st;
     if (!force && stat(out, &st) == 0) {
         cli_error("new", "%s exists; pass --force to overwrite it", out);
@@ -99,7 +70,7 @@ int cmd_new(int argc, char **argv) {
         cli_error("new", "%s", err);
         return 1;
     }
-    int rc = grok_model_write_random(out, &hp, (grok_type)type, tok, untied, (uint64_t)seed, err, sizeof err);
+    int rc = grok_model_write_random(out, &hp, (grok_type)type, tok, untied, a.seed, err, sizeof err);
     if (rc) cli_error("new", "%s", err);
     hp.n_vocab = grok_tokenizer_n_vocab(tok);
     if (rc == 0)

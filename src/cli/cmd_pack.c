@@ -11,39 +11,41 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: grok pack MODEL [-o FILE] [--threads N] [--force]\n\n"
-                 "Writes the packed (row-interleaved) layout the fast kernels read, for every\n"
-                 "q8_0/q4_0/k-quant matrix of MODEL, to MODEL.gguf.grokpack (or FILE): later runs\n"
-                 "map it instead of packing at start-up (shared page cache, evictable), and the\n"
-                 "expert cache reads from it. It is tied to MODEL's size, modification time,\n"
-                 "header and sampled data: after MODEL changes it is ignored (with a notice).\n"
-                 "Written atomically. See docs/memory.md.\n\n"
-                 "  -o FILE       output (default MODEL.gguf.grokpack)\n"
-                 "  --threads N   packing threads (all cores)\n"
-                 "  --force       replace FILE if it exists\n");
-}
+typedef struct {
+    cli_model_args m;
+    const char *out;
+    bool force;
+} pack_args;
+
+static const cli_opt PACK_OPTS[] = {
+    CLI_OPT_STR(pack_args, out, "--output", "-o", "FILE", "the output", "MODEL.gguf.grokpack"),
+    CLI_OPT_FLAG(pack_args, force, "--force", NULL, "replace FILE if it exists"),
+};
+static const char *const PACK_MODEL_OMIT[] = {"--model", "--lora", "--lora-scale", "--ctx", "--batch", "--kv-type",
+                                              NULL};
 
 int cmd_pack(int argc, char **argv) {
-    const char *path = NULL, *out = NULL;
-    int64_t threads = 0;
-    bool force = false;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_str(argv, argc, &i, "-o", "--output", &out) ||
-            cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads))
-            continue;
-        if (cli_flag(argv, argc, &i, "--force", NULL)) {
-            force = true;
-            continue;
-        }
-        if (argv[i][0] == '-' || path) return cli_unknown("pack", argv[i]);
-        path = argv[i];
-    }
+    pack_args a = {0};
+    cli_model_args_init(&a.m);
+    cli_cmd cmd = {.name = "pack",
+                   .usage = "MODEL [-o FILE] [--threads N] [--force]",
+                   .about = "Writes the packed (row-interleaved) layout the fast kernels read, for every\n"
+                            "q8_0/q4_0/k-quant matrix of MODEL, to MODEL.gguf.grokpack (or FILE): later runs\n"
+                            "map it instead of packing at start-up (shared page cache, evictable), and the\n"
+                            "expert cache reads from it. It is tied to MODEL's size, modification time,\n"
+                            "header and sampled data: after MODEL changes it is ignored (with a notice).\n"
+                            "Written atomically. See docs/memory.md.",
+                   .memory = true,
+                   .max_pos = 1};
+    cli_add_group(&cmd, "Options", PACK_OPTS, sizeof PACK_OPTS / sizeof PACK_OPTS[0], &a, NULL);
+    cli_add_group(&cmd, "Compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m, PACK_MODEL_OMIT);
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+    const char *path = cmd.n_pos ? cmd.pos[0] : NULL, *out = a.out;
+    const int64_t threads = a.m.threads;
+    const bool force = a.force;
     if (!path) {
         cli_error("pack", "a MODEL file is required (see grok pack --help)");
         return 2;
@@ -64,13 +66,13 @@ int cmd_pack(int argc, char **argv) {
         return 1;
     }
     grok_threadpool *pool = grok_threadpool_create((int)threads);
-    const double t0 = cli_now();
+    const double t0 = grok_now();
     int rc = grok_model_write_packfile(m, out, pool, err, sizeof err);
     if (rc)
         cli_error("pack", "%s", err);
     else if (stat(out, &st) == 0)
         fprintf(stderr, "grok pack: wrote %s: %.1f MiB in %.1f s\n", out, (double)st.st_size / 1048576.0,
-                cli_now() - t0);
+                grok_now() - t0);
     grok_threadpool_free(pool);
     grok_model_free(m);
     return rc ? 1 : 0;

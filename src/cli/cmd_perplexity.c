@@ -20,22 +20,27 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: grok perplexity -m MODEL -f TEXT [options]\n\n"
-                 "Perplexity over non-overlapping chunks of --ctx tokens, scoring the second\n"
-                 "half of each chunk (llama.cpp's definition).\n\n"
-                 "  -m MODEL         model file (GGUF)\n"
-                 "  -f TEXT          text file\n"
-                 "  --ctx N          chunk length in tokens (512)\n"
-                 "  --chunks N       use at most N chunks (all)\n"
-                 "  --kl-base BASE   also report KL(BASE || MODEL) and top-1 agreement\n"
-                 "  --threads N      worker threads (all cores)\n"
-                 "  --json           print one JSON object\n"
-                 "  --cache-sim      record which experts each token's routers chose and replay\n"
-                 "                   that through expert caches of several sizes and policies\n"
-                 "                   (hit rates for choosing --cache-policy; docs/memory.md)\n");
-}
+typedef struct {
+    cli_model_args m;
+    const char *text, *kl_base;
+    int64_t ctx, chunks;
+    bool json, sim;
+} ppl_args;
+
+static const cli_opt PPL_OPTS[] = {
+    CLI_OPT_STR(ppl_args, text, "--file", "-f", "TEXT", "the text file", ""),
+    CLI_OPT_I64(ppl_args, ctx, "--ctx", "-c", "N", 4, 1 << 20, "chunk length in tokens", NULL),
+    CLI_OPT_I64(ppl_args, chunks, "--chunks", NULL, "N", 0, INT64_MAX, "use at most N chunks; 0 = all", NULL),
+    CLI_OPT_STR(ppl_args, kl_base, "--kl-base", NULL, "BASE", "also report KL(BASE || MODEL) and top-1 agreement",
+                ""),
+    CLI_OPT_FLAG(ppl_args, json, "--json", NULL, "print one JSON object"),
+    CLI_OPT_FLAG(ppl_args, sim, "--cache-sim", NULL,
+                 "record which experts each token's routers chose and replay that through expert caches of "
+                 "several sizes and policies (hit rates for choosing --cache-policy; docs/memory.md)"),
+};
+static const char *const PPL_MODEL_OMIT[] = {"--batch", "--kv-type", NULL};
 
 /* log-softmax value of logits[tok], in double. */
 static double log_prob(const float *lg, int64_t V, int32_t tok) {
@@ -67,52 +72,38 @@ static int64_t argmax(const float *x, int64_t V) {
 }
 
 int cmd_perplexity(int argc, char **argv) {
-    const char *model_path = NULL, *text_path = NULL, *base_path = NULL;
-    int64_t ctx = 512, threads = 0, max_chunks = 0;
-    bool json = false, sim = false;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_str(argv, argc, &i, "-m", "--model", &model_path) ||
-            cli_str(argv, argc, &i, "-f", "--file", &text_path) ||
-            cli_str(argv, argc, &i, "--kl-base", NULL, &base_path) ||
-            cli_i64(argv, argc, &i, "--ctx", "-c", 4, 1 << 20, &ctx) ||
-            cli_i64(argv, argc, &i, "--chunks", NULL, 0, INT64_MAX, &max_chunks) ||
-            cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads))
-            continue;
-        if (cli_flag(argv, argc, &i, "--json", NULL)) {
-            json = true;
-            continue;
-        }
-        if (cli_flag(argv, argc, &i, "--cache-sim", NULL)) {
-            sim = true;
-            continue;
-        }
-        return cli_unknown("perplexity", argv[i]);
-    }
+    ppl_args a = {.ctx = 512};
+    cli_model_args_init(&a.m);
+    cli_cmd cmd = {.name = "perplexity",
+                   .usage = "-m MODEL -f TEXT [options]",
+                   .about = "Perplexity over non-overlapping chunks of --ctx tokens, scoring the second\n"
+                            "half of each chunk (llama.cpp's definition).",
+                   .memory = true};
+    cli_add_group(&cmd, "Text and measures", PPL_OPTS, sizeof PPL_OPTS / sizeof PPL_OPTS[0], &a, NULL);
+    cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m, PPL_MODEL_OMIT);
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+    const char *model_path = a.m.model, *text_path = a.text, *base_path = a.kl_base;
+    const int64_t ctx = a.ctx, threads = a.m.threads, max_chunks = a.chunks;
+    const bool json = a.json, sim = a.sim;
     if (!model_path || !text_path) {
         cli_error("perplexity", "-m MODEL and -f TEXT are required (see grok perplexity --help)");
         return 2;
     }
     char err[GROK_ERR_SIZE];
     size_t text_len;
-    char *text = cli_read_file(text_path, &text_len, err, sizeof err);
+    char *text = grok_read_file(text_path, &text_len, err, sizeof err);
     if (!text) {
         cli_error("perplexity", "%s", err);
         return 1;
     }
-    grok_model *m = grok_model_load(model_path, err, sizeof err), *base = NULL;
+    grok_model *m = cli_load_model("perplexity", model_path, a.m.lora, a.m.lora_scale), *base = NULL;
     grok_context *c = NULL, *cb = NULL;
     grok_threadpool *pool = NULL;
     int32_t *toks = NULL;
     float *lg = NULL, *lgb = NULL;
     int rc = 1;
-    if (!m) {
-        cli_error("perplexity", "%s", err);
-        goto done;
-    }
+    if (!m) goto done;
     const grok_tokenizer *tk = grok_model_tokenizer(m);
     if (!tk) {
         cli_error("perplexity", "%s: the model carries no tokenizer", model_path);
@@ -153,7 +144,7 @@ int cmd_perplexity(int argc, char **argv) {
     double nll = 0, nll_b = 0, kl = 0;
     int64_t count = 0, agree = 0;
     const int64_t first = ctx / 2;
-    double t0 = cli_now();
+    double t0 = grok_now();
     for (int64_t ch = 0; ch < n_chunks; ch++) {
         int32_t *chunk = toks + ch * ctx;
         int32_t saved = chunk[0];
@@ -181,7 +172,7 @@ int cmd_perplexity(int argc, char **argv) {
         }
         if (!json)
             fprintf(stderr, "[%" PRId64 "/%" PRId64 "] ppl %.4f (%.1f s)\n", ch + 1, n_chunks,
-                    exp(nll / (double)count), cli_now() - t0);
+                    exp(nll / (double)count), grok_now() - t0);
     }
     const double ppl = exp(nll / (double)count);
     if (json) {

@@ -5,115 +5,67 @@
  * model of docs/distributed.md expects, for a model file or for Grok-1's
  * published shapes without one.
  */
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "dist/plan.h"
 #include "model/model.h"
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: grok plan (MODEL | --grok1) --ranks N [options]\n\n"
-                 "Placement, memory per rank, traffic per token and expected tok/s across N ranks.\n\n"
-                 "  MODEL               model file (GGUF): its shapes and weight types\n"
-                 "  --grok1             Grok-1's shapes (no file needed)\n"
-                 "  --type T            weight type with --grok1: q8_0 (default), q4_0, bf16, f16, f32\n"
-                 "  --ranks N           number of ranks (1)\n"
-                 "  --split X           ffn (default), experts (the MoE by FFN rows or whole experts,\n"
-                 "                      attention by KV heads) or layers (a pipeline)\n"
-                 "  --mem-per-rank SIZE memory of one rank, e.g. 64G, 512M (not checked if absent)\n"
-                 "  --mem-bw GBS        memory bandwidth of one rank in GB/s (20)\n"
-                 "  --bandwidth GBIT    link bandwidth in Gbit/s (25)\n"
-                 "  --latency US        one message's latency in microseconds (20)\n"
-                 "  --ctx N             KV cache length (the model's)\n"
-                 "  --pos N             position of the decoded token, for KV reads (ctx / 2)\n"
-                 "  --kv-type T         f32 (default) or f16\n");
-}
+typedef struct {
+    cli_model_args m;
+    const char *type;
+    bool grok1;
+    int split; /* PLAN_SPLITS */
+    int64_t ranks, mem_per_rank, pos;
+    float mem_bw, net, lat;
+} plan_args;
 
-/* "64G", "512M", "1.5T", "1000" (bytes) -> bytes; -1 when malformed. */
-static double parse_size(const char *s) {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || !(v > 0)) return -1;
-    double mul = 1;
-    switch (toupper((unsigned char)*end)) {
-    case 'K':
-        mul = 1024.0;
-        end++;
-        break;
-    case 'M':
-        mul = 1024.0 * 1024;
-        end++;
-        break;
-    case 'G':
-        mul = 1024.0 * 1024 * 1024;
-        end++;
-        break;
-    case 'T':
-        mul = 1024.0 * 1024 * 1024 * 1024;
-        end++;
-        break;
-    default: break;
-    }
-    if (*end == 'i' || *end == 'I') end++;
-    if (*end == 'B' || *end == 'b') end++;
-    return *end ? -1 : v * mul;
-}
+static const char *const PLAN_SPLITS[] = {"ffn", "experts", "layers", NULL};
+static const grok_split PLAN_SPLIT_OF[] = {GROK_SPLIT_FFN, GROK_SPLIT_EXPERTS, GROK_SPLIT_LAYERS};
+static const cli_opt PLAN_OPTS[] = {
+    CLI_OPT_FLAG(plan_args, grok1, "--grok1", NULL, "Grok-1's shapes (no file needed)"),
+    CLI_OPT_STR(plan_args, type, "--type", NULL, "T", "weight type with --grok1: q8_0, q4_0, q4_K, bf16, f16, f32, ...",
+                NULL),
+    CLI_OPT_I64(plan_args, ranks, "--ranks", "-n", "N", 1, 4096, "number of ranks", NULL),
+    CLI_OPT_ENUM(plan_args, split, "--split", NULL, PLAN_SPLITS,
+                 "the MoE by FFN rows (ffn) or whole experts, attention by KV heads; or a pipeline of layers", NULL),
+    CLI_OPT_SIZE(plan_args, mem_per_rank, "--mem-per-rank", NULL, "SIZE", "memory of one rank, e.g. 64G, 512M",
+                 "not checked"),
+    CLI_OPT_F32(plan_args, mem_bw, "--mem-bw", NULL, "GBS", 0.001, 1e6, "memory bandwidth of one rank in GB/s", NULL),
+    CLI_OPT_F32(plan_args, net, "--bandwidth", NULL, "GBIT", 0.001, 1e6, "link bandwidth in Gbit/s", NULL),
+    CLI_OPT_F32(plan_args, lat, "--latency", NULL, "US", 0, 1e7, "one message's latency in microseconds", NULL),
+    CLI_OPT_I64(plan_args, pos, "--pos", NULL, "N", 0, 1 << 24, "position of the decoded token, for KV reads",
+                "ctx / 2"),
+};
+static const char *const PLAN_MODEL_OMIT[] = {"--model", "--lora", "--lora-scale", "--threads", "--batch", NULL};
 
 int cmd_plan(int argc, char **argv) {
-    const char *model_path = NULL, *type_name = "q8_0", *split = NULL, *mem_s = NULL, *kv = "f32";
-    bool grok1 = false;
-    int64_t ranks = 1, ctx = 0, pos = -1;
-    float mem_bw = 20, net = 25, lat = 20;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_flag(argv, argc, &i, "--grok1", NULL)) {
-            grok1 = true;
-            continue;
-        }
-        if (cli_str(argv, argc, &i, "--type", NULL, &type_name) ||
-            cli_str(argv, argc, &i, "--split", NULL, &split) ||
-            cli_str(argv, argc, &i, "--mem-per-rank", NULL, &mem_s) ||
-            cli_str(argv, argc, &i, "--kv-type", NULL, &kv) ||
-            cli_i64(argv, argc, &i, "--ranks", "-n", 1, 4096, &ranks) ||
-            cli_i64(argv, argc, &i, "--ctx", NULL, 1, 1 << 24, &ctx) ||
-            cli_i64(argv, argc, &i, "--pos", NULL, 0, 1 << 24, &pos) ||
-            cli_f32(argv, argc, &i, "--mem-bw", NULL, 0.001, 1e6, &mem_bw) ||
-            cli_f32(argv, argc, &i, "--bandwidth", NULL, 0.001, 1e6, &net) ||
-            cli_f32(argv, argc, &i, "--latency", NULL, 0, 1e7, &lat))
-            continue;
-        if (argv[i][0] != '-' && !model_path) {
-            model_path = argv[i];
-            continue;
-        }
-        return cli_unknown("plan", argv[i]);
-    }
+    plan_args a = {.type = "q8_0", .ranks = 1, .pos = -1, .mem_bw = 20, .net = 25, .lat = 20};
+    cli_model_args_init(&a.m);
+    cli_cmd cmd = {.name = "plan",
+                   .usage = "(MODEL | --grok1) --ranks N [options]",
+                   .about = "Placement, memory per rank, traffic per token and expected tok/s across N ranks,\n"
+                            "for MODEL (a GGUF file: its shapes and weight types) or Grok-1's shapes.",
+                   .max_pos = 1};
+    cli_add_group(&cmd, "Options", PLAN_OPTS, sizeof PLAN_OPTS / sizeof PLAN_OPTS[0], &a, NULL);
+    cli_add_group(&cmd, "KV cache", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m, PLAN_MODEL_OMIT);
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+    const char *model_path = cmd.n_pos ? cmd.pos[0] : NULL, *type_name = a.type;
+    const bool grok1 = a.grok1;
+    const int64_t ranks = a.ranks, ctx = a.m.ctx, pos = a.pos;
     if (!model_path == !grok1) {
         cli_error("plan", "give exactly one of MODEL or --grok1 (see grok plan --help)");
         return 2;
     }
-    grok_plan_in in = {.n_ranks = (int)ranks, .mem_gbs = mem_bw, .net_gbit = net, .lat_us = lat};
-    if (!split || strcmp(split, "ffn") == 0)
-        in.split = GROK_SPLIT_FFN;
-    else if (strcmp(split, "experts") == 0)
-        in.split = GROK_SPLIT_EXPERTS;
-    else if (strcmp(split, "layers") == 0)
-        in.split = GROK_SPLIT_LAYERS;
-    else {
-        cli_error("plan", "--split '%s' is not ffn, experts or layers", split);
-        return 2;
-    }
-    if (!cli_kv_type("plan", kv, &in.kv_type)) return 2;
-    if (mem_s && (in.mem_per_rank = parse_size(mem_s)) < 0) {
-        cli_error("plan", "--mem-per-rank '%s' is not a size such as 64G or 512M", mem_s);
-        return 2;
-    }
+    grok_plan_in in = {.n_ranks = (int)ranks, .mem_gbs = a.mem_bw, .net_gbit = a.net, .lat_us = a.lat};
+    in.split = PLAN_SPLIT_OF[a.split];
+    in.kv_type = cli_kv_grok_type(&a.m);
+    in.mem_per_rank = (double)a.mem_per_rank;
     char err[GROK_ERR_SIZE];
     grok_model *m = NULL;
     if (grok1) {

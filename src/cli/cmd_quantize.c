@@ -17,7 +17,7 @@
 #include "model/quantize.h"
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: grok quantize IN.gguf OUT.gguf TYPE [options]\n\n"
+    fprintf(out, "usage: grok quantize IN.gguf OUT.gguf TYPE [-t N] [options]\n\n"
                  "Re-encodes the weight matrices of IN as one of llama.cpp's file types (TYPE is\n"
                  "its name, any case, or its number, as llama-quantize takes them). The mixes give\n"
                  "a few sensitive matrices more bits, with llama.cpp's rules; norms and the router\n"
@@ -43,6 +43,10 @@ static void usage(FILE *out) {
                  "  --imatrix FILE               importance matrix (grok imatrix or llama-imatrix;\n"
                  "                               GGUF or .dat): the encoders weigh each value's\n"
                  "                               error by its column's mean squared input\n"
+                 "  --expert-aware               (with --imatrix) give each expert its own type by its\n"
+                 "                               router use: rarely used experts cheaper, busy ones\n"
+                 "                               richer, at the uniform mix's bytes; writes one tensor\n"
+                 "                               per expert, which llama.cpp cannot read\n"
                  "  --threads N                  worker threads (all cores)\n"
                  "  --force                      overwrite OUT if it exists\n"
                  "  --pack                       also write OUT.grokpack, the packed layout later runs\n"
@@ -71,7 +75,7 @@ static void show_progress(void *ud, int64_t done, int64_t total, const char *nam
     if (!p->tty) return;
     int width = 30, filled = (int)(width * done / (total ? total : 1));
     fprintf(stderr, "\r[%.*s%*s] %" PRId64 "/%" PRId64 " %-32.32s %.0fs", filled,
-            "##############################", width - filled, "", done, total, name, cli_now() - p->t0);
+            "##############################", width - filled, "", done, total, name, grok_now() - p->t0);
     if (done == total) fputc('\n', stderr);
 }
 
@@ -119,6 +123,10 @@ int cmd_quantize(int argc, char **argv) {
             continue;
         }
         if (cli_str(argv, argc, &i, "--imatrix", NULL, &imatrix_path)) continue;
+        if (cli_flag(argv, argc, &i, "--expert-aware", NULL)) {
+            qp.expert_aware = true;
+            continue;
+        }
         if (cli_str(argv, argc, &i, "--token-embedding-type", NULL, &val)) {
             qp.token_embd_type = parse_type_flag(argv[i - 1], val);
             continue;
@@ -137,6 +145,10 @@ int cmd_quantize(int argc, char **argv) {
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
                      grok_quant_mix_at(i)->name);
         cli_error("quantize", "TYPE '%s' is not one of %s (see grok quantize --help)", pos[2], names);
+        return 2;
+    }
+    if (qp.expert_aware && !imatrix_path) {
+        cli_error("quantize", "--expert-aware needs --imatrix FILE (the experts' token counts)");
         return 2;
     }
     struct stat st;
@@ -160,7 +172,7 @@ int cmd_quantize(int argc, char **argv) {
                 grok_imatrix_n_entries(im), grok_imatrix_chunk_count(im));
     }
     grok_threadpool *pool = grok_threadpool_create((int)threads);
-    progress_state ps = {isatty(2) != 0, cli_now()};
+    progress_state ps = {isatty(2) != 0, grok_now()};
     grok_quantize_stats qs;
     int rc = grok_model_quantize(pos[0], pos[1], &qp, pool, show_progress, &ps, &qs, err, sizeof err);
     if (!rc && pack) { /* the packed layout of what was just written, beside it */
@@ -192,7 +204,7 @@ int cmd_quantize(int argc, char **argv) {
     fprintf(stderr,
             "grok quantize: wrote %s as %s%s (file type %d) in %.1f s: %" PRId64 " tensors (%s); "
             "weights %.2f MiB (%.2f bits/weight) -> %.2f MiB (%.2f bits/weight); file %.2f MiB",
-            pos[1], qp.mix->name, qp.pure ? " --pure" : "", qp.mix->ftype, cli_now() - ps.t0, qs.n_tensors,
+            pos[1], qp.mix->name, qp.pure ? " --pure" : "", qp.mix->ftype, grok_now() - ps.t0, qs.n_tensors,
             counts, (double)qs.bytes_in / mib, 8.0 * (double)qs.bytes_in / n, (double)qs.bytes_out / mib,
             8.0 * (double)qs.bytes_out / n, stat(pos[1], &st) == 0 ? (double)st.st_size / mib : 0.0);
     if (qs.n_fallback)

@@ -18,49 +18,56 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "dist/dist.h"
-#include "model/lora.h"
 #include "server/think.h"
 
-#define MAX_STOPS 16
+#define MAX_STOPS CLI_MAX_REPEAT
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: grok run -m MODEL (-p TEXT | -f FILE) [options]\n\n"
-                 "Streams a completion of the prompt to stdout; speeds to stderr.\n\n"
-                 "  -m MODEL             model file (GGUF); default: the bundled models/grok-mini.gguf\n"
-                 "  -p TEXT              prompt\n"
-                 "  -f FILE              read the prompt from FILE (bytes as they are)\n"
-                 "  -n N                 tokens to generate (128)\n"
-                 "  --temp T             temperature; 0 = greedy (0.8)\n"
-                 "  --top-k K            keep the K most likely tokens; 0 = off (40)\n"
-                 "  --top-p P            nucleus: official Grok-1 semantics; 1 = off (0.95)\n"
-                 "  --min-p P            drop tokens below P x the top probability (0.05)\n"
-                 "  --repeat-penalty R   penalise recent tokens (1 = off)\n"
-                 "  --repeat-last-n N    window for the penalty (64; -1 = all)\n"
-                 "  --seed S             random seed (same seed, same text)\n"
-                 "  --stop TEXT          stop before this text (repeatable)\n"
-                 "  --grammar FILE       only text this GBNF grammar (llama.cpp's format) allows\n"
-                 "  --json-schema FILE   only JSON that validates against this JSON Schema\n"
-                 "  --ignore-eos         keep going past the end-of-sequence token\n"
-                 "  --ctx N              context length (the model's)\n"
-                 "  --kv-type T          KV cache type: f32 (default) or f16\n"
-                 "  --threads N          worker threads (all cores)\n"
-                 "  --batch N            prompt tokens per forward pass (256)\n"
-                 "  --lora FILE          apply a LoRA adapter (from grok train --lora); the adapted\n"
-                 "                       weights are held as f32 copies in memory\n"
-                 "  --lora-scale S       adapter strength (1)\n\n"
-                 "Thinking longer (docs/think.md): draw several samples in one batch, print the one chosen.\n"
-                 "  --samples K          samples of the prompt, 1..64 (1 = off)\n"
-                 "  --reasoning-effort E minimal|low|medium|high: 1|4|16|64 samples (unless --samples)\n"
-                 "  --select S           vote (majority over the answers; default) | logprob (the\n"
-                 "                       highest mean token log-probability) | verifier\n"
-                 "  --extract X          the final answer: last_number (default) | text | regex:ERE\n"
-                 "                       (the last match's group 1) | json:FIELD[.FIELD]\n"
-                 "  --verifier MODEL     a model that scores each sample (implies --select verifier)\n"
-                 "  --verifier-suffix T  text after each sample before the judgement (\"\"; \\n: newline)\n"
-                 "  --verifier-yes T     the judgement scored (none: the sample's mean log-probability)\n"
-                 "  --candidates         list every sample's answer and scores on stderr\n");
-}
+typedef struct {
+    cli_model_args m;
+    grok_sampler_params sp;
+    const char *prompt, *prompt_file, *grammar, *schema;
+    int64_t n_gen;
+    cli_strs stops;
+    bool ignore_eos;
+    /* thinking longer */
+    int64_t samples;
+    const char *effort, *select, *extract, *verifier, *verifier_suffix, *verifier_yes;
+    bool candidates;
+} run_args;
+
+static const cli_opt RUN_OPTS[] = {
+    CLI_OPT_STR(run_args, m.model, "--model", "-m", "FILE", "the model (GGUF)", "the bundled models/grok-mini.gguf"),
+    CLI_OPT_STR(run_args, prompt, "--prompt", "-p", "TEXT", "the prompt", ""),
+    CLI_OPT_STR(run_args, prompt_file, "--file", "-f", "FILE", "read the prompt from FILE (its bytes as they are)", ""),
+    CLI_OPT_I64(run_args, n_gen, "--n-predict", "-n", "N", 0, 1 << 30, "tokens to generate", NULL),
+    CLI_OPT_STRS(run_args, stops, "--stop", NULL, "TEXT", "stop before this text"),
+    CLI_OPT_STR(run_args, grammar, "--grammar", NULL, "FILE", "only text this GBNF grammar (llama.cpp's format) allows",
+                ""),
+    CLI_OPT_STR(run_args, schema, "--json-schema", NULL, "FILE", "only JSON that validates against this JSON Schema",
+                ""),
+    CLI_OPT_FLAG(run_args, ignore_eos, "--ignore-eos", NULL, "keep going past the end-of-sequence token"),
+};
+
+static const cli_opt THINK_OPTS[] = {
+    CLI_OPT_I64(run_args, samples, "--samples", NULL, "K", 1, THINK_MAX_SAMPLES, "samples of the prompt; 1 = off", "1"),
+    CLI_OPT_STR(run_args, effort, "--reasoning-effort", NULL, "E",
+                "minimal|low|medium|high: 1|4|16|64 samples (unless --samples)", ""),
+    CLI_OPT_STR(run_args, select, "--select", NULL, "S",
+                "vote (majority over the answers) | logprob (the highest mean token log-probability) | verifier",
+                "vote"),
+    CLI_OPT_STR(run_args, extract, "--extract", NULL, "X",
+                "the final answer: last_number | text | regex:ERE (the last match's group 1) | json:FIELD[.FIELD]",
+                "last_number"),
+    CLI_OPT_STR(run_args, verifier, "--verifier", NULL, "MODEL",
+                "a model that scores each sample (implies --select verifier)", ""),
+    CLI_OPT_STR(run_args, verifier_suffix, "--verifier-suffix", NULL, "T",
+                "text after each sample before the judgement (\\n: a newline)", "\"\""),
+    CLI_OPT_STR(run_args, verifier_yes, "--verifier-yes", NULL, "T",
+                "the judgement scored (none: the sample's mean log-probability)", ""),
+    CLI_OPT_FLAG(run_args, candidates, "--candidates", NULL, "list every sample's answer and scores on stderr"),
+};
 
 /* Writes text to stdout, holding back a tail that could begin a stop
  * string. Returns true when a stop string was found (text printed up to it). */
@@ -91,272 +98,114 @@ static bool emit(out_state *o, const char *s, size_t n, bool final) {
     return at >= 0;
 }
 
-int cmd_run(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *kv = "f32", *lora = NULL;
-    const char *grammar_path = NULL, *schema_path = NULL;
-    const char *effort = NULL, *select = NULL;
-    int64_t samples = 0;
-    run_think_args th = {0};
-    float lora_scale = 1.0f;
-    int64_t n_gen = 128, threads = 0, ctx = 0, batch = 256, top_k = -1, last_n = -2;
-    uint64_t seed = 0;
-    bool seed_set = false, ignore_eos = false;
-    grok_sampler_params sp = grok_sampler_default_params();
-    out_state o = {0};
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 0;
-        }
-        const char *stop;
-        if (cli_str(argv, argc, &i, "--stop", NULL, &stop)) {
-            if (o.n_stops == MAX_STOPS) {
-                cli_error("run", "at most %d --stop strings", MAX_STOPS);
-                return 2;
-            }
-            o.stops[o.n_stops++] = stop;
-            continue;
-        }
-        if (cli_u64(argv, argc, &i, "--seed", "-s", &seed)) {
-            seed_set = true;
-            continue;
-        }
-        if (cli_flag(argv, argc, &i, "--ignore-eos", NULL)) {
-            ignore_eos = true;
-            continue;
-        }
-        if (cli_flag(argv, argc, &i, "--candidates", NULL)) {
-            th.candidates = true;
-            continue;
-        }
-        if (cli_i64(argv, argc, &i, "--samples", NULL, 1, THINK_MAX_SAMPLES, &samples) ||
-            cli_str(argv, argc, &i, "--reasoning-effort", NULL, &effort) ||
-            cli_str(argv, argc, &i, "--select", NULL, &select) ||
-            cli_str(argv, argc, &i, "--extract", NULL, &th.extract) ||
-            cli_str(argv, argc, &i, "--verifier", NULL, &th.verifier) ||
-            cli_str(argv, argc, &i, "--verifier-suffix", NULL, &th.verifier_suffix) ||
-            cli_str(argv, argc, &i, "--verifier-yes", NULL, &th.verifier_yes))
-            continue;
-        if (cli_str(argv, argc, &i, "-m", "--model", &model_path) ||
-            cli_str(argv, argc, &i, "-p", "--prompt", &prompt) ||
-            cli_str(argv, argc, &i, "-f", "--file", &prompt_file) ||
-            cli_str(argv, argc, &i, "--kv-type", NULL, &kv) ||
-            cli_str(argv, argc, &i, "--lora", NULL, &lora) ||
-            cli_str(argv, argc, &i, "--grammar", NULL, &grammar_path) ||
-            cli_str(argv, argc, &i, "--json-schema", NULL, &schema_path) ||
-            cli_f32(argv, argc, &i, "--lora-scale", NULL, -1e6, 1e6, &lora_scale) ||
-            cli_i64(argv, argc, &i, "-n", "--n-predict", 0, 1 << 30, &n_gen) ||
-            cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads) ||
-            cli_i64(argv, argc, &i, "--ctx", "-c", 0, 1 << 24, &ctx) ||
-            cli_i64(argv, argc, &i, "--batch", "-b", 1, 1 << 20, &batch) ||
-            cli_i64(argv, argc, &i, "--top-k", NULL, 0, 1 << 30, &top_k) ||
-            cli_i64(argv, argc, &i, "--repeat-last-n", NULL, -1, 1 << 30, &last_n) ||
-            cli_f32(argv, argc, &i, "--temp", "--temperature", 0, 1e6, &sp.temperature) ||
-            cli_f32(argv, argc, &i, "--top-p", NULL, 0, 1, &sp.top_p) ||
-            cli_f32(argv, argc, &i, "--min-p", NULL, 0, 1, &sp.min_p) ||
-            cli_f32(argv, argc, &i, "--repeat-penalty", NULL, 0.01, 100, &sp.repeat_penalty) ||
-            cli_f32(argv, argc, &i, "--presence-penalty", NULL, -2, 2, &sp.presence_penalty) ||
-            cli_f32(argv, argc, &i, "--frequency-penalty", NULL, -2, 2, &sp.frequency_penalty))
-            continue;
-        return cli_unknown("run", argv[i]);
-    }
-    if (effort && think_effort_samples(effort) < 0) {
-        cli_error("run", "--reasoning-effort '%s' is not minimal, low, medium or high", effort);
+/* The command line into a; -1 to go on, else the exit status. */
+static int run_parse(int argc, char **argv, run_args *a, cli_cmd *cmd) {
+    cli_model_args_init(&a->m);
+    a->sp = grok_sampler_default_params();
+    a->n_gen = 128;
+    *cmd = (cli_cmd){.name = "run",
+                     .usage = "[-m MODEL] (-p TEXT | -f FILE) [options]",
+                     .about = "Streams a completion of the prompt to stdout; speeds to stderr.",
+                     .notes = "Thinking longer: docs/think.md; grammars: docs/structured-output.md.\n"
+                              "Example: grok run -m model.gguf -p 'The capital of France is' -n 32 --temp 0",
+                     .memory = true};
+    cli_add_group(cmd, "Generation", RUN_OPTS, sizeof RUN_OPTS / sizeof RUN_OPTS[0], a, NULL);
+    cli_add_group(cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a->m, NULL);
+    cli_add_group(cmd, "Sampling", CLI_SAMPLER_OPTS, CLI_N_SAMPLER_OPTS, &a->sp, NULL);
+    cli_add_group(cmd, "Thinking longer: draw several samples in one batch, print the one chosen", THINK_OPTS,
+                  sizeof THINK_OPTS / sizeof THINK_OPTS[0], a, NULL);
+    return cli_parse(cmd, argc, argv);
+}
+
+/* The flags' combinations, and th from them; 0, or 2 after a message. */
+static int run_validate(run_args *a, run_think_args *th, bool *thinking) {
+    if (a->effort && think_effort_samples(a->effort) < 0) {
+        cli_error("run", "--reasoning-effort '%s' is not minimal, low, medium or high", a->effort);
         return 2;
     }
-    th.select = select ? think_select_from_name(select) : th.verifier ? THINK_SELECT_VERIFIER : THINK_SELECT_VOTE;
-    if ((int)th.select < 0) {
-        cli_error("run", "--select '%s' is not vote, logprob or verifier", select);
+    th->extract = a->extract, th->verifier = a->verifier, th->candidates = a->candidates;
+    th->verifier_suffix = a->verifier_suffix, th->verifier_yes = a->verifier_yes;
+    th->select = a->select ? think_select_from_name(a->select)
+                           : th->verifier ? THINK_SELECT_VERIFIER : THINK_SELECT_VOTE;
+    if ((int)th->select < 0) {
+        cli_error("run", "--select '%s' is not vote, logprob or verifier", a->select);
         return 2;
     }
-    if (th.select == THINK_SELECT_VERIFIER && !th.verifier) {
+    if (th->select == THINK_SELECT_VERIFIER && !th->verifier) {
         cli_error("run", "--select verifier needs --verifier MODEL");
         return 2;
     }
-    if ((th.verifier_suffix || th.verifier_yes) && !th.verifier) {
+    if ((th->verifier_suffix || th->verifier_yes) && !th->verifier) {
         cli_error("run", "--verifier-suffix and --verifier-yes need --verifier MODEL");
         return 2;
     }
-    if (th.extract) {
+    if (th->extract) {
         think_extractor ex;
         char xerr[GROK_ERR_SIZE];
-        if (think_extractor_init(&ex, th.extract, xerr, sizeof xerr)) {
+        if (think_extractor_init(&ex, th->extract, xerr, sizeof xerr)) {
             cli_error("run", "--extract: %s", xerr);
             return 2;
         }
         think_extractor_free(&ex);
     }
-    th.samples = samples ? (int)samples : effort ? think_effort_samples(effort) : 0;
-    const bool thinking = th.samples > 0 || select || th.verifier || th.extract || th.candidates;
-    if (thinking && !th.samples) th.samples = think_effort_samples("medium");
-    if (thinking && grok_dist_size() > 1) {
+    th->samples = a->samples ? (int)a->samples : a->effort ? think_effort_samples(a->effort) : 0;
+    *thinking = th->samples > 0 || a->select || th->verifier || th->extract || th->candidates;
+    if (*thinking && !th->samples) th->samples = think_effort_samples("medium");
+    if (*thinking && grok_dist_size() > 1) {
         cli_error("run", "--samples runs in one process (under mpirun, use grok serve's think requests)");
         return 2;
     }
-    if (top_k >= 0) sp.top_k = (int32_t)top_k;
-    if (last_n >= -1) sp.repeat_last_n = (int32_t)last_n;
-    if (seed_set) sp.seed = seed;
-    char default_model[4096];
-    if (!model_path && cli_default_model(default_model, sizeof default_model)) model_path = default_model;
-    if (!model_path) {
-        cli_error("run",
-                  "-m MODEL is required (no bundled models/grok-mini.gguf found; see grok run --help)");
+    if (!a->m.model) {
+        cli_error("run", "-m MODEL is required (no bundled models/grok-mini.gguf found; see grok run --help)");
         return 2;
     }
-    if (!prompt == !prompt_file) {
+    if (!a->prompt == !a->prompt_file) {
         cli_error("run", "give the prompt with exactly one of -p TEXT or -f FILE");
         return 2;
     }
-    if (grammar_path && schema_path) {
+    if (a->grammar && a->schema) {
         cli_error("run", "--grammar and --json-schema exclude each other");
         return 2;
     }
-    if ((grammar_path || schema_path) && thinking) { /* run_think draws without a grammar */
+    if ((a->grammar || a->schema) && *thinking) { /* run_think draws without a grammar */
         cli_error("run", "%s does not combine with --samples/--reasoning-effort (grok serve's think requests do)",
-                  grammar_path ? "--grammar" : "--json-schema");
+                  a->grammar ? "--grammar" : "--json-schema");
         return 2;
     }
-    grok_context_params cp = grok_context_default_params();
-    if (!cli_kv_type("run", kv, &cp.kv_type)) return 2;
-    char err[GROK_ERR_SIZE];
-    size_t prompt_len = 0;
-    char *file_text = NULL;
-    const bool leader = grok_dist_rank() == 0;
-    if (!leader) { /* rank 0 reads the prompt; the others get its ids */
-        prompt = "", prompt_file = NULL;
-    } else if (prompt_file) {
-        file_text = cli_read_file(prompt_file, &prompt_len, err, sizeof err);
-        if (!file_text) {
-            cli_error("run", "-f: %s", err);
-            return 1;
-        }
-        prompt = file_text;
-    } else {
-        prompt_len = strlen(prompt);
-    }
+    return 0;
+}
 
-    int rc = 1;
-    grok_context *c = NULL;
-    grok_sampler *s = NULL;
-    int32_t *hist = NULL;
-    grok_grammar_vocab *gv = NULL;
-    grok_grammar *gram = NULL;
-    grok_matcher *gm = NULL;
-    uint64_t *mask = NULL;
-    grok_model *m = grok_model_load(model_path, err, sizeof err);
-    bool ok = m && (!lora || grok_model_apply_lora(m, lora, lora_scale, err, sizeof err) == 0) &&
-              grok_dist_attach(m, err, sizeof err) == 0;
-    if (grok_dist_agree(ok, err, sizeof err)) {
-        cli_error("run", "%s", err);
-        goto done;
-    }
-    const grok_tokenizer *tok = grok_model_tokenizer(m);
-    if (!tok) {
-        cli_error("run", "%s has no vocabulary (tokenizer.ggml.*): text prompts need one", model_path);
-        goto done;
-    }
-    const grok_hparams *hp = grok_model_hparams(m);
-    if (leader && (grammar_path || schema_path)) { /* rank 0 alone samples */
-        if (!(gv = grok_grammar_vocab_create(tok, err, sizeof err))) {
-            cli_error("run", "%s", err);
-            goto done;
-        }
-        if (!(gram = cli_load_grammar("run", grammar_path, schema_path, gv))) goto done;
-        gm = grok_matcher_create(gram);
-        mask = malloc(((size_t)hp->n_vocab + 63) / 64 * sizeof *mask);
-        if (!gm || !mask) {
-            cli_error("run", "out of memory");
-            goto done;
-        }
-    }
-    size_t n_prompt;
-    int32_t *ids = grok_tokenize(tok, prompt, prompt_len, true, &n_prompt);
-    if (!ids) {
-        cli_error("run", "out of memory tokenizing the prompt");
-        goto done;
-    }
-    uint64_t n_bc = n_prompt;
-    if (grok_dist_bcast(&n_bc, sizeof n_bc, err, sizeof err)) {
-        cli_error("run", "%s", err);
-        free(ids);
-        goto done;
-    }
-    if (n_bc != n_prompt) { /* a follower: room for rank 0's ids */
-        int32_t *r = n_bc < SIZE_MAX / sizeof *ids ? realloc(ids, (size_t)n_bc * sizeof *ids + 1) : NULL;
-        if (!r) {
-            cli_error("run", "out of memory for %" PRIu64 " prompt ids", n_bc);
-            free(ids);
-            goto done;
-        }
-        ids = r;
-        n_prompt = (size_t)n_bc;
-    }
-    if (grok_dist_bcast(ids, n_prompt * sizeof *ids, err, sizeof err)) {
-        cli_error("run", "%s", err);
-        free(ids);
-        goto done;
-    }
-    if (n_prompt == 0) { /* nothing to condition on: start from BOS */
-        int32_t bos = grok_tokenizer_bos(tok);
-        if (bos < 0) {
-            cli_error("run", "the prompt is empty and the vocabulary has no BOS token");
-            free(ids);
-            goto done;
-        }
-        free(ids);
-        if (!(ids = malloc(sizeof *ids))) {
-            cli_error("run", "out of memory");
-            goto done;
-        }
-        ids[0] = bos;
-        n_prompt = 1;
-    }
-    cp.n_ctx = ctx > 0 ? ctx : hp->n_ctx_train;
-    if ((int64_t)n_prompt + n_gen > cp.n_ctx) n_gen = cp.n_ctx - (int64_t)n_prompt;
-    if (n_gen < 0) {
-        cli_error("run", "the prompt has %zu tokens, more than the context of %" PRId64, n_prompt, cp.n_ctx);
-        free(ids);
-        goto done;
-    }
-    cp.n_threads = (int)threads;
-    cp.n_batch = batch;
-    if (thinking) {
-        th.sp = sp;
-        th.n_gen = n_gen, th.n_ctx = cp.n_ctx, th.batch = batch, th.threads = (int)threads;
-        th.kv_type = cp.kv_type;
-        th.ignore_eos = ignore_eos;
-        th.stops = o.stops, th.n_stops = o.n_stops;
-        th.progress = isatty(2);
-        /* the verifier's texts may hold newlines: \n in the flags */
-        char *vsuf = th.verifier_suffix ? cli_unescape(th.verifier_suffix) : NULL;
-        char *vyes = th.verifier_yes ? cli_unescape(th.verifier_yes) : NULL;
-        th.verifier_suffix = vsuf, th.verifier_yes = vyes;
-        rc = run_think(m, ids, n_prompt, prompt, prompt_len, &th);
-        free(vsuf);
-        free(vyes);
-        free(ids);
-        goto done;
-    }
-    c = grok_context_create(m, &cp, err, sizeof err);
-    s = grok_sampler_create(&sp, hp->n_vocab);
-    hist = malloc((n_prompt + (size_t)n_gen + 1) * sizeof(int32_t));
-    if (c && (!s || !hist)) snprintf(err, sizeof err, "out of memory");
-    if (grok_dist_agree(c && s && hist, err, sizeof err)) {
-        cli_error("run", "%s", err);
-        free(ids);
-        goto done;
-    }
-    memcpy(hist, ids, n_prompt * sizeof(int32_t));
-    free(ids);
+static int run_generate(run_args *a, run_think_args *th, bool thinking);
+
+int cmd_run(int argc, char **argv) {
+    run_args a = {0};
+    cli_cmd cmd;
+    int rc = run_parse(argc, argv, &a, &cmd);
+    if (rc >= 0) return rc;
+    char default_model[4096];
+    if (!a.m.model && cli_default_model(default_model, sizeof default_model)) a.m.model = default_model;
+    run_think_args th = {0};
+    bool thinking = false;
+    if ((rc = run_validate(&a, &th, &thinking))) return rc;
+    return run_generate(&a, &th, thinking);
+}
+
+/* Decodes the prompt (hist[0..n_prompt)), then samples up to n_gen tokens
+ * into hist and streams them through o; rank 0 decides each token, the
+ * others follow its broadcast. 0, or 1 after a message. */
+static int run_loop(grok_context *c, grok_sampler *s, grok_matcher *gm, uint64_t *mask, const grok_tokenizer *tok,
+                    out_state *o, int32_t *hist, size_t n_prompt, int64_t n_gen, bool ignore_eos) {
+    char err[GROK_ERR_SIZE];
+    const bool leader = grok_dist_rank() == 0;
     size_t n_hist = n_prompt;
 
-    double t0 = cli_now();
+    double t0 = grok_now();
     if (grok_dist_agree(grok_decode(c, hist, (int64_t)n_prompt, NULL, err, sizeof err) == 0, err,
                         sizeof err)) {
         cli_error("run", "%s", err);
-        goto done;
+        return 1;
     }
-    double t1 = cli_now();
+    double t1 = grok_now();
     grok_detok_stream ds;
     grok_detok_stream_init(&ds, false); /* a continuation keeps its leading space */
     char piece[GROK_DETOK_MAX_PIECE + 16];
@@ -386,28 +235,28 @@ int cmd_run(int argc, char **argv) {
             if (!at_eos) {
                 hist[n_hist++] = next;
                 size_t k = grok_detok_stream_push(&ds, tok, next, piece, sizeof piece);
-                stopped = emit(&o, piece, k, false);
+                stopped = emit(o, piece, k, false);
             }
             step[0] = next;
             step[1] = !at_eos && !stopped && n_done < n_gen;
         }
         if (grok_dist_bcast(step, sizeof step, err, sizeof err)) {
             cli_error("run", "%s", err);
-            goto done;
+            return 1;
         }
         if (!step[1]) break;
         int32_t next = step[0];
         if (!leader) n_done++;
         if (grok_decode(c, &next, 1, NULL, err, sizeof err)) {
             cli_error("run", "%s", err);
-            goto done;
+            return 1;
         }
     }
     if (!stopped && leader) {
         size_t k = grok_detok_stream_flush(&ds, piece, sizeof piece);
-        emit(&o, piece, k, true);
+        emit(o, piece, k, true);
     }
-    double t2 = cli_now();
+    double t2 = grok_now();
     if (leader) {
         printf("\n");
         fflush(stdout); /* the text ends before the speed line on stderr */
@@ -416,7 +265,158 @@ int cmd_run(int argc, char **argv) {
                 (double)n_done / (t2 - t1 > 1e-9 ? t2 - t1 : 1e-9));
     }
     grok_dist_report(stderr, n_done);
-    rc = 0;
+    return 0;
+}
+
+/* The prompt's ids on every rank: rank 0 tokenizes (BOS where the model
+ * file says so) and broadcasts them; an empty prompt is BOS alone. NULL
+ * after a message. */
+static int32_t *run_prompt_ids(const grok_tokenizer *tok, const char *prompt, size_t prompt_len, size_t *n_out) {
+    size_t n_prompt;
+    char err[GROK_ERR_SIZE];
+    int32_t *ids = grok_tokenize(tok, prompt, prompt_len, true, &n_prompt);
+    if (!ids) {
+        cli_error("run", "out of memory tokenizing the prompt");
+        return NULL;
+    }
+    uint64_t n_bc = n_prompt;
+    if (grok_dist_bcast(&n_bc, sizeof n_bc, err, sizeof err)) {
+        cli_error("run", "%s", err);
+        free(ids);
+        return NULL;
+    }
+    if (n_bc != n_prompt) { /* a follower: room for rank 0's ids */
+        int32_t *r = n_bc < SIZE_MAX / sizeof *ids ? realloc(ids, (size_t)n_bc * sizeof *ids + 1) : NULL;
+        if (!r) {
+            cli_error("run", "out of memory for %" PRIu64 " prompt ids", n_bc);
+            free(ids);
+            return NULL;
+        }
+        ids = r;
+        n_prompt = (size_t)n_bc;
+    }
+    if (grok_dist_bcast(ids, n_prompt * sizeof *ids, err, sizeof err)) {
+        cli_error("run", "%s", err);
+        free(ids);
+        return NULL;
+    }
+    if (n_prompt == 0) { /* nothing to condition on: start from BOS */
+        int32_t bos = grok_tokenizer_bos(tok);
+        if (bos < 0) {
+            cli_error("run", "the prompt is empty and the vocabulary has no BOS token");
+            free(ids);
+            return NULL;
+        }
+        free(ids);
+        if (!(ids = malloc(sizeof *ids))) {
+            cli_error("run", "out of memory");
+            return NULL;
+        }
+        ids[0] = bos;
+        n_prompt = 1;
+    }
+    *n_out = n_prompt;
+    return ids;
+}
+
+/* Loads the model, reads the prompt and generates (or thinks longer). */
+static int run_generate(run_args *a, run_think_args *th, bool thinking) {
+    const char *prompt = a->prompt, *prompt_file = a->prompt_file, *model_path = a->m.model;
+    const char *grammar_path = a->grammar, *schema_path = a->schema;
+    grok_sampler_params sp = a->sp;
+    int64_t n_gen = a->n_gen;
+    const bool ignore_eos = a->ignore_eos;
+    out_state o = {0};
+    for (size_t k = 0; k < a->stops.n; k++) o.stops[o.n_stops++] = a->stops.v[k];
+    grok_context_params cp = grok_context_default_params();
+    cp.kv_type = cli_kv_grok_type(&a->m);
+    char err[GROK_ERR_SIZE];
+    size_t prompt_len = 0;
+    char *file_text = NULL;
+    const bool leader = grok_dist_rank() == 0;
+    if (!leader) { /* rank 0 reads the prompt; the others get its ids */
+        prompt = "", prompt_file = NULL;
+    } else if (prompt_file) {
+        file_text = grok_read_file(prompt_file, &prompt_len, err, sizeof err);
+        if (!file_text) {
+            cli_error("run", "-f: %s", err);
+            return 1;
+        }
+        prompt = file_text;
+    } else {
+        prompt_len = strlen(prompt);
+    }
+
+    int rc = 1;
+    grok_context *c = NULL;
+    grok_sampler *s = NULL;
+    int32_t *hist = NULL;
+    grok_grammar_vocab *gv = NULL;
+    grok_grammar *gram = NULL;
+    grok_matcher *gm = NULL;
+    uint64_t *mask = NULL;
+    grok_model *m = cli_load_model("run", model_path, a->m.lora, a->m.lora_scale);
+    if (!m) goto done;
+    const grok_tokenizer *tok = grok_model_tokenizer(m);
+    if (!tok) {
+        cli_error("run", "%s has no vocabulary (tokenizer.ggml.*): text prompts need one", model_path);
+        goto done;
+    }
+    const grok_hparams *hp = grok_model_hparams(m);
+    if (leader && (grammar_path || schema_path)) { /* rank 0 alone samples */
+        if (!(gv = grok_grammar_vocab_create(tok, err, sizeof err))) {
+            cli_error("run", "%s", err);
+            goto done;
+        }
+        if (!(gram = cli_load_grammar("run", grammar_path, schema_path, gv))) goto done;
+        gm = grok_matcher_create(gram);
+        mask = malloc(((size_t)hp->n_vocab + 63) / 64 * sizeof *mask);
+        if (!gm || !mask) {
+            cli_error("run", "out of memory");
+            goto done;
+        }
+    }
+    size_t n_prompt;
+    int32_t *ids = run_prompt_ids(tok, prompt, prompt_len, &n_prompt);
+    if (!ids) goto done;
+    cp.n_ctx = a->m.ctx > 0 ? a->m.ctx : hp->n_ctx_train;
+    if ((int64_t)n_prompt + n_gen > cp.n_ctx) n_gen = cp.n_ctx - (int64_t)n_prompt;
+    if (n_gen < 0) {
+        cli_error("run", "the prompt has %zu tokens, more than the context of %" PRId64, n_prompt, cp.n_ctx);
+        free(ids);
+        goto done;
+    }
+    cp.n_threads = (int)a->m.threads;
+    cp.n_batch = a->m.batch;
+    if (thinking) {
+        th->sp = sp;
+        th->n_gen = n_gen, th->n_ctx = cp.n_ctx, th->batch = a->m.batch, th->threads = (int)a->m.threads;
+        th->kv_type = cp.kv_type;
+        th->ignore_eos = ignore_eos;
+        th->stops = o.stops, th->n_stops = o.n_stops;
+        th->progress = isatty(2);
+        /* the verifier's texts may hold newlines: \n in the flags */
+        char *vsuf = th->verifier_suffix ? cli_unescape(th->verifier_suffix) : NULL;
+        char *vyes = th->verifier_yes ? cli_unescape(th->verifier_yes) : NULL;
+        th->verifier_suffix = vsuf, th->verifier_yes = vyes;
+        rc = run_think(m, ids, n_prompt, prompt, prompt_len, th);
+        free(vsuf);
+        free(vyes);
+        free(ids);
+        goto done;
+    }
+    c = grok_context_create(m, &cp, err, sizeof err);
+    s = grok_sampler_create(&sp, hp->n_vocab);
+    hist = malloc((n_prompt + (size_t)n_gen + 1) * sizeof(int32_t));
+    if (c && (!s || !hist)) snprintf(err, sizeof err, "out of memory");
+    if (grok_dist_agree(c && s && hist, err, sizeof err)) {
+        cli_error("run", "%s", err);
+        free(ids);
+        goto done;
+    }
+    memcpy(hist, ids, n_prompt * sizeof(int32_t));
+    free(ids);
+    rc = run_loop(c, s, gm, mask, tok, &o, hist, n_prompt, n_gen, ignore_eos);
 done:
     free(o.buf);
     free(hist);

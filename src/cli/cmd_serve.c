@@ -8,119 +8,100 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "server/server.h"
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: grok serve -m MODEL [options]\n\n"
-                 "OpenAI-compatible HTTP server: POST /v1/completions, /v1/chat/completions,\n"
-                 "/tokenize, /detokenize; GET /v1/models, /health, /metrics, and a chat page at /.\n"
-                 "Runs until SIGTERM.\n\n"
-                 "  -m MODEL             model file (GGUF)\n"
-                 "  --host ADDR          address to bind (127.0.0.1)\n"
-                 "  --port N             port (8080; 0 = any free port)\n"
-                 "  --port-file FILE     write the bound port to FILE once listening\n"
-                 "  --parallel N         sequences decoded together, one slot each (4)\n"
-                 "  --queue N            requests that may wait for a slot; more get 503 (16)\n"
-                 "  --ctx N              context length of each slot (2048, at most the model's)\n"
-                 "  --threads N          worker threads (all cores)\n"
-                 "  --batch N            tokens per forward step (256)\n"
-                 "  --chunk N            prompt tokens per slot per step (64)\n"
-                 "  --timeout S          seconds a request may take from arrival (600)\n"
-                 "  --drain S            after SIGTERM, seconds in-flight requests may finish (10)\n"
-                 "  --max-body N         largest request body in bytes (1048576)\n"
-                 "  --conn-per-addr N    connections one client address may hold; more are refused\n"
-                 "                       (256; 0 = no limit, e.g. behind a reverse proxy)\n"
-                 "  --max-waiting N      connections without a complete request; past it the one\n"
-                 "                       waiting longest is closed (512)\n"
-                 "  --header-timeout S   seconds a connection may wait for its request's headers (10)\n"
-                 "  --body-timeout S     seconds the body may take after the headers (30)\n"
-                 "  --http-threads N     HTTP event-loop threads (4)\n"
-                 "  --kv-type T          KV cache type: f32 (default) or f16\n"
-                 "  --api-key KEY        require Authorization: Bearer KEY\n"
-                 "  --chat-template FILE chat template (docs/serving.md; grok train --data-format chat\n"
-                 "                       fine-tunes with the same one)\n"
-                 "  --lora FILE          apply a LoRA adapter (grok train --lora) at load, unmerged\n"
-                 "  --lora-scale S       adapter strength (1)\n"
-                 "  --alias NAME         model name in responses (the file name)\n"
-                 "  --verifier MODEL     a model that scores think samples (think.select \"verifier\")\n"
-                 "  --verifier-suffix T  text after each candidate before the judgement (\"\"; \\n: newline)\n"
-                 "  --verifier-yes T     the judgement whose log-probability is the score; without\n"
-                 "                       it, the candidate's mean log-probability given the prompt\n"
-                 "                       (see docs/think.md)\n"
-                 "  --no-webui           no chat page at / (it is on by default; see docs/serving.md)\n\n"
-                 "Under mpirun the model is split across the ranks (--mpi-split ffn|experts|layers,\n"
-                 "see docs/distributed.md): rank 0 serves HTTP, the others follow its steps.\n");
-}
+typedef struct {
+    server_config c;
+    cli_model_args m;
+    int64_t port, max_body;
+    float timeout, drain, header_timeout, body_timeout;
+} serve_args;
+
+#define C(f) c.f
+static const cli_opt SERVE_OPTS[] = {
+    CLI_OPT_STR(serve_args, C(host), "--host", NULL, "ADDR", "the address to bind", NULL),
+    CLI_OPT_I64(serve_args, port, "--port", NULL, "N", 0, 65535, "the port; 0 = any free port", NULL),
+    CLI_OPT_STR(serve_args, C(port_file), "--port-file", NULL, "FILE", "write the bound port to FILE once listening",
+                ""),
+    CLI_OPT_I64(serve_args, C(parallel), "--parallel", "-np", "N", 1, 256, "sequences decoded together, one slot each",
+                NULL),
+    CLI_OPT_I64(serve_args, C(queue), "--queue", NULL, "N", 0, 1 << 20, "requests that may wait for a slot; more get 503",
+                NULL),
+    CLI_OPT_I64(serve_args, C(n_ctx), "--ctx", "-c", "N", 2, 1 << 24, "the context length of each slot (at most the model's)",
+                NULL),
+    CLI_OPT_I64(serve_args, C(batch), "--batch", "-b", "N", 1, 1 << 16, "tokens per forward step", NULL),
+    CLI_OPT_I64(serve_args, C(chunk), "--chunk", NULL, "N", 1, 1 << 16, "prompt tokens per slot per step", NULL),
+    CLI_OPT_F32(serve_args, timeout, "--timeout", NULL, "S", 0.001, 1e7, "seconds a request may take from arrival", NULL),
+    CLI_OPT_F32(serve_args, drain, "--drain", NULL, "S", 0, 1e6, "after SIGTERM, seconds in-flight requests may finish",
+                NULL),
+    CLI_OPT_I64(serve_args, max_body, "--max-body", NULL, "N", 1024, 1 << 30, "the largest request body in bytes", NULL),
+    CLI_OPT_I64(serve_args, C(conn_per_addr), "--conn-per-addr", NULL, "N", 0, 1 << 24,
+                "connections one client address may hold, more are refused; 0 = no limit (e.g. behind a reverse proxy)",
+                NULL),
+    CLI_OPT_I64(serve_args, C(max_waiting), "--max-waiting", NULL, "N", 1, 1 << 24,
+                "connections without a complete request; past it the one waiting longest is closed", NULL),
+    CLI_OPT_F32(serve_args, header_timeout, "--header-timeout", NULL, "S", 0.01, 1e6,
+                "seconds a connection may wait for its request's headers", NULL),
+    CLI_OPT_F32(serve_args, body_timeout, "--body-timeout", NULL, "S", 0.01, 1e6,
+                "seconds the body may take after the headers", NULL),
+    CLI_OPT_I64(serve_args, C(http_threads), "--http-threads", NULL, "N", 1, 256, "HTTP event-loop threads", NULL),
+    CLI_OPT_STR(serve_args, C(api_key), "--api-key", NULL, "KEY", "require Authorization: Bearer KEY", ""),
+    CLI_OPT_STR(serve_args, C(chat_template), "--chat-template", NULL, "FILE",
+                "the chat template (docs/serving.md; grok train --data-format chat fine-tunes with the same one)",
+                "the built-in one"),
+    CLI_OPT_STR(serve_args, C(model_name), "--alias", NULL, "NAME", "the model's name in responses", "the file name"),
+    CLI_OPT_STR(serve_args, C(verifier_path), "--verifier", NULL, "MODEL",
+                "a model that scores think samples (think.select \"verifier\")", ""),
+    CLI_OPT_STR(serve_args, C(verifier_suffix), "--verifier-suffix", NULL, "T",
+                "text after each candidate before the judgement (\\n: a newline)", "\"\""),
+    CLI_OPT_STR(serve_args, C(verifier_yes), "--verifier-yes", NULL, "T",
+                "the judgement whose log-probability is the score; without it, the candidate's mean "
+                "log-probability given the prompt (see docs/think.md)",
+                ""),
+    CLI_OPT_FLAG(serve_args, C(no_webui), "--no-webui", NULL, "no chat page at / (it is on by default; docs/serving.md)"),
+};
+#undef C
 
 int cmd_serve(int argc, char **argv) {
-    server_config c = {.host = "127.0.0.1",
-                       .port = 8080,
-                       .parallel = 4,
-                       .queue = 16,
-                       .n_ctx = 2048,
-                       .threads = 0,
-                       .batch = 256,
-                       .chunk = 64,
-                       .timeout_s = 600,
-                       .drain_s = 10,
-                       .max_body = 1 << 20,
-                       .kv_type = GROK_TYPE_F32,
-                       .lora_scale = 1.0f,
-                       .http_threads = 4,
-                       .conn_per_addr = 256,
-                       .max_waiting = 512};
-    const char *kv = "f32";
-    int64_t port = 8080, max_body = 1 << 20;
-    float timeout = 600, drain = 10, header_timeout = 10, body_timeout = 30;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_flag(argv, argc, &i, "--no-webui", NULL)) {
-            c.no_webui = true;
-            continue;
-        }
-        if (cli_str(argv, argc, &i, "-m", "--model", &c.model_path) ||
-            cli_str(argv, argc, &i, "--host", NULL, &c.host) ||
-            cli_str(argv, argc, &i, "--port-file", NULL, &c.port_file) ||
-            cli_str(argv, argc, &i, "--kv-type", NULL, &kv) ||
-            cli_str(argv, argc, &i, "--api-key", NULL, &c.api_key) ||
-            cli_str(argv, argc, &i, "--chat-template", NULL, &c.chat_template) ||
-            cli_str(argv, argc, &i, "--alias", NULL, &c.model_name) ||
-            cli_str(argv, argc, &i, "--verifier", NULL, &c.verifier_path) ||
-            cli_str(argv, argc, &i, "--verifier-suffix", NULL, &c.verifier_suffix) ||
-            cli_str(argv, argc, &i, "--verifier-yes", NULL, &c.verifier_yes) ||
-            cli_str(argv, argc, &i, "--lora", NULL, &c.lora) ||
-            cli_f32(argv, argc, &i, "--lora-scale", NULL, -1e6, 1e6, &c.lora_scale) ||
-            cli_i64(argv, argc, &i, "--port", NULL, 0, 65535, &port) ||
-            cli_i64(argv, argc, &i, "--parallel", "-np", 1, 256, &c.parallel) ||
-            cli_i64(argv, argc, &i, "--queue", NULL, 0, 1 << 20, &c.queue) ||
-            cli_i64(argv, argc, &i, "--ctx", "-c", 2, 1 << 24, &c.n_ctx) ||
-            cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &c.threads) ||
-            cli_i64(argv, argc, &i, "--batch", "-b", 1, 1 << 16, &c.batch) ||
-            cli_i64(argv, argc, &i, "--chunk", NULL, 1, 1 << 16, &c.chunk) ||
-            cli_i64(argv, argc, &i, "--max-body", NULL, 1024, 1 << 30, &max_body) ||
-            cli_f32(argv, argc, &i, "--timeout", NULL, 0.001, 1e7, &timeout) ||
-            cli_f32(argv, argc, &i, "--drain", NULL, 0, 1e6, &drain) ||
-            cli_i64(argv, argc, &i, "--conn-per-addr", NULL, 0, 1 << 24, &c.conn_per_addr) ||
-            cli_i64(argv, argc, &i, "--max-waiting", NULL, 1, 1 << 24, &c.max_waiting) ||
-            cli_i64(argv, argc, &i, "--http-threads", NULL, 1, 256, &c.http_threads) ||
-            cli_f32(argv, argc, &i, "--header-timeout", NULL, 0.01, 1e6, &header_timeout) ||
-            cli_f32(argv, argc, &i, "--body-timeout", NULL, 0.01, 1e6, &body_timeout))
-            continue;
-        return cli_unknown("serve", argv[i]);
-    }
+    serve_args a = {.c = {.host = "127.0.0.1",
+                          .parallel = 4,
+                          .queue = 16,
+                          .n_ctx = 2048,
+                          .batch = 256,
+                          .chunk = 64,
+                          .http_threads = 4,
+                          .conn_per_addr = 256,
+                          .max_waiting = 512},
+                    .port = 8080,
+                    .max_body = 1 << 20,
+                    .timeout = 600,
+                    .drain = 10,
+                    .header_timeout = 10,
+                    .body_timeout = 30};
+    cli_model_args_init(&a.m);
+    cli_cmd cmd = {.name = "serve",
+                   .usage = "-m MODEL [options]",
+                   .about = "OpenAI-compatible HTTP server: POST /v1/completions, /v1/chat/completions,\n"
+                            "/tokenize, /detokenize; GET /v1/models, /health, /metrics, and a chat page at /.\n"
+                            "Runs until SIGTERM.",
+                   .notes = "Under mpirun the model is split across the ranks (--mpi-split\n"
+                            "ffn|experts|layers, see docs/distributed.md): rank 0 serves HTTP, the others\n"
+                            "follow its steps.",
+                   .memory = true};
+    cli_add_group(&cmd, "Server", SERVE_OPTS, sizeof SERVE_OPTS / sizeof SERVE_OPTS[0], &a, NULL);
+    /* the server's own --ctx (per slot) and --batch (per step) shadow the shared ones */
+    cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m, NULL);
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+    server_config c = a.c;
+    c.model_path = a.m.model;
+    c.lora = a.m.lora;
+    c.lora_scale = a.m.lora_scale;
+    c.threads = a.m.threads;
+    c.kv_type = cli_kv_grok_type(&a.m);
     if (!c.model_path) {
         cli_error("serve", "-m MODEL is required (see grok serve --help)");
-        return 2;
-    }
-    if (strcmp(kv, "f32") == 0) {
-        c.kv_type = GROK_TYPE_F32;
-    } else if (strcmp(kv, "f16") == 0) {
-        c.kv_type = GROK_TYPE_F16;
-    } else {
-        cli_error("serve", "--kv-type '%s' is not f32 or f16", kv);
         return 2;
     }
     if ((c.verifier_suffix || c.verifier_yes) && !c.verifier_path) {
@@ -137,12 +118,12 @@ int cmd_serve(int argc, char **argv) {
     c.verifier_suffix = vsuf, c.verifier_yes = vyes;
     /* every generating slot needs one token of each step */
     if (c.batch < c.parallel) c.batch = c.parallel;
-    c.port = (int)port;
-    c.max_body = (size_t)max_body;
-    c.timeout_s = timeout;
-    c.drain_s = drain;
-    c.header_timeout_s = header_timeout;
-    c.body_timeout_s = body_timeout;
+    c.port = (int)a.port;
+    c.max_body = (size_t)a.max_body;
+    c.timeout_s = a.timeout;
+    c.drain_s = a.drain;
+    c.header_timeout_s = a.header_timeout;
+    c.body_timeout_s = a.body_timeout;
     int rc = server_run(&c);
     free(vsuf);
     free(vyes);

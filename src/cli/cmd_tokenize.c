@@ -10,37 +10,27 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 
-static const char tokenize_help[] =
-    "usage: grok tokenize (-m MODEL.gguf | --tokenizer FILE.model) [--ids] (TEXT | -f FILE)\n"
-    "\n"
-    "Encodes TEXT (or the exact bytes of FILE, nothing stripped) with the model's\n"
-    "SentencePiece tokenizer, as sentencepiece 0.1.97 does.\n"
-    "\n"
-    "  -m, --model FILE     tokenizer from a GGUF file's tokenizer.ggml.* keys;\n"
-    "                       BOS/EOS are added where the file's add_bos/add_eos say\n"
-    "  --tokenizer FILE     a SentencePiece .model file (adds no BOS/EOS)\n"
-    "  -f, --file FILE      tokenize the bytes of FILE\n"
-    "  --ids                print only the ids, separated by single spaces, on one line\n"
-    "  -h, --help           this text\n"
-    "\n"
-    "Default output: one token per line, `ID<TAB>PIECE`, where PIECE is the\n"
-    "vocabulary piece with backslash, tab, newline, carriage return and other\n"
-    "control bytes written as \\\\, \\t, \\n, \\r and \\xNN.\n";
+typedef struct {
+    const char *model, *spm, *file;
+    bool ids_only, raw;
+} tok_args;
 
-static const char detokenize_help[] =
-    "usage: grok detokenize (-m MODEL.gguf | --tokenizer FILE.model) [--raw] IDS...\n"
-    "\n"
-    "Decodes token ids to text, as sentencepiece 0.1.97's DecodeIds does. IDS are\n"
-    "separate arguments or lists separated by commas or spaces (\"1,2,3\").\n"
-    "\n"
-    "  -m, --model FILE     tokenizer from a GGUF file's tokenizer.ggml.* keys\n"
-    "  --tokenizer FILE     a SentencePiece .model file\n"
-    "  --raw                print the text exactly, without the final newline\n"
-    "  -h, --help           this text\n"
-    "\n"
-    "Prints the text followed by a newline. An id outside the vocabulary is an\n"
-    "error (exit status 2).\n";
+static const cli_opt TOKENIZER_OPTS[] = {
+    CLI_OPT_STR(tok_args, model, "--model", "-m", "FILE",
+                "the tokenizer of a GGUF file's tokenizer.ggml.* keys (no weights are read); tokenize adds BOS/EOS "
+                "where the file's add_bos/add_eos say",
+                ""),
+    CLI_OPT_STR(tok_args, spm, "--tokenizer", NULL, "FILE", "a SentencePiece .model file (adds no BOS/EOS)", ""),
+};
+static const cli_opt TOKENIZE_OPTS[] = {
+    CLI_OPT_STR(tok_args, file, "--file", "-f", "FILE", "tokenize the bytes of FILE", ""),
+    CLI_OPT_FLAG(tok_args, ids_only, "--ids", NULL, "print only the ids, separated by single spaces, on one line"),
+};
+static const cli_opt DETOKENIZE_OPTS[] = {
+    CLI_OPT_FLAG(tok_args, raw, "--raw", NULL, "print the text exactly, without the final newline"),
+};
 
 static void print_piece(FILE *out, const char *p, size_t len) {
     for (size_t i = 0; i < len; i++) {
@@ -61,26 +51,24 @@ static void print_piece(FILE *out, const char *p, size_t len) {
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    const char *model = NULL, *spm = NULL, *file = NULL, *text = NULL;
-    bool ids_only = false;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(tokenize_help, stdout);
-            return 0;
-        }
-        if (cli_str(argv, argc, &i, "--model", "-m", &model)) continue;
-        if (cli_str(argv, argc, &i, "--tokenizer", NULL, &spm)) continue;
-        if (cli_str(argv, argc, &i, "--file", "-f", &file)) continue;
-        if (cli_flag(argv, argc, &i, "--ids", NULL)) {
-            ids_only = true;
-            continue;
-        }
-        if (argv[i][0] == '-' && argv[i][1] != 0) return cli_unknown("tokenize", argv[i]);
-        if (text) {
-            cli_error("tokenize", "more than one TEXT argument ('%s'); quote the text", argv[i]);
-            return 2;
-        }
-        text = argv[i];
+    tok_args a = {0};
+    cli_cmd cmd = {.name = "tokenize",
+                   .usage = "(-m MODEL | --tokenizer FILE) [--ids] (TEXT | -f FILE)",
+                   .about = "Encodes TEXT (or the exact bytes of FILE, nothing stripped) with the model's\n"
+                            "SentencePiece tokenizer, as sentencepiece 0.1.97 does.",
+                   .notes = "Default output: one token per line, `ID<TAB>PIECE`, where PIECE is the\n"
+                            "vocabulary piece with backslash, tab, newline, carriage return and other\n"
+                            "control bytes written as \\\\, \\t, \\n, \\r and \\xNN.",
+                   .max_pos = CLI_ANY_POS};
+    cli_add_group(&cmd, "Tokenizer", TOKENIZER_OPTS, sizeof TOKENIZER_OPTS / sizeof TOKENIZER_OPTS[0], &a, NULL);
+    cli_add_group(&cmd, "Input and output", TOKENIZE_OPTS, sizeof TOKENIZE_OPTS / sizeof TOKENIZE_OPTS[0], &a, NULL);
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+    const char *model = a.model, *spm = a.spm, *file = a.file, *text = cmd.n_pos ? cmd.pos[0] : NULL;
+    const bool ids_only = a.ids_only;
+    if (cmd.n_pos > 1) {
+        cli_error("tokenize", "more than one TEXT argument ('%s'); quote the text", cmd.pos[1]);
+        return 2;
     }
     if (!text == !file) {
         cli_error("tokenize", "give exactly one of TEXT or -f FILE (see grok tokenize --help)");
@@ -90,7 +78,7 @@ int cmd_tokenize(int argc, char **argv) {
     size_t len;
     if (file) {
         char err[GROK_ERR_SIZE];
-        data = cli_read_file(file, &len, err, sizeof err);
+        data = grok_read_file(file, &len, err, sizeof err);
         if (!data) {
             cli_error("tokenize", "%s", err);
             return 1;
@@ -135,31 +123,28 @@ int cmd_tokenize(int argc, char **argv) {
 }
 
 int cmd_detokenize(int argc, char **argv) {
-    const char *model = NULL, *spm = NULL;
-    bool raw = false;
+    tok_args a = {0};
+    cli_cmd cmd = {.name = "detokenize",
+                   .usage = "(-m MODEL.gguf | --tokenizer FILE.model) [--raw] IDS...",
+                   .about = "Decodes token ids to text, as sentencepiece 0.1.97's DecodeIds does. IDS are\n"
+                            "separate arguments or lists separated by commas or spaces (\"1,2,3\").",
+                   .notes = "Prints the text followed by a newline. An id outside the vocabulary is an\n"
+                            "error (exit status 2).",
+                   .max_pos = CLI_ANY_POS};
+    cli_add_group(&cmd, "Tokenizer", TOKENIZER_OPTS, sizeof TOKENIZER_OPTS / sizeof TOKENIZER_OPTS[0], &a, NULL);
+    cli_add_group(&cmd, "Output", DETOKENIZE_OPTS, sizeof DETOKENIZE_OPTS / sizeof DETOKENIZE_OPTS[0], &a, NULL);
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+    const char *model = a.model, *spm = a.spm;
+    const bool raw = a.raw;
     int32_t *ids = NULL;
     size_t n = 0;
     int rc = 2;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(detokenize_help, stdout);
-            free(ids);
-            return 0;
-        }
-        if (cli_str(argv, argc, &i, "--model", "-m", &model)) continue;
-        if (cli_str(argv, argc, &i, "--tokenizer", NULL, &spm)) continue;
-        if (cli_flag(argv, argc, &i, "--raw", NULL)) {
-            raw = true;
-            continue;
-        }
-        if (argv[i][0] == '-' && (argv[i][1] < '0' || argv[i][1] > '9')) {
-            free(ids);
-            return cli_unknown("detokenize", argv[i]);
-        }
+    for (int i = 0; i < cmd.n_pos; i++) {
         char err[GROK_ERR_SIZE];
         int32_t *more;
         size_t m;
-        if (!cli_parse_ids(argv[i], &more, &m, err, sizeof err)) {
+        if (!cli_parse_ids(cmd.pos[i], &more, &m, err, sizeof err)) {
             cli_error("detokenize", "%s", err);
             free(ids);
             return 2;

@@ -14,34 +14,32 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "cli/trace.h"
 #include "server/server.h"
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: grok trace -m MODEL (-p TEXT | -f FILE | --ids IDS) [options]\n\n"
-            "What the MoE router does with every token: per token and layer the router's\n"
-            "probabilities, chosen experts and gates, entropy and top-2 margin; per layer each\n"
-            "expert's share, load imbalance, co-activation, reuse by consecutive tokens and the\n"
-            "hit rate of an expert cache of k experts (LRU and optimal). A table goes to stdout.\n\n"
-            "  -m MODEL          model file (GGUF); default: the bundled models/grok-mini.gguf\n"
-            "  -p TEXT           the text\n"
-            "  -f FILE           read the text from FILE\n"
-            "  --ids 1,2,3       token ids instead of a text (no BOS added)\n"
-            "  -n N              also generate N tokens greedily and trace them (0)\n"
-            "  -o FILE           write the whole record and its statistics as JSON\n"
-            "  --svg FILE        picture: token x layer heatmap of the experts, usage bars, cache\n"
-            "  --png FILE        the same picture as PNG\n"
-            "  --rows N          tokens drawn in the heatmap at most (200)\n"
-            "  --ctx N           context window (the model's); longer texts are read in windows\n"
-            "  --threads N       worker threads (all cores)\n"
-            "  --batch N         tokens per forward pass (256)\n"
-            "  --quiet           no table on stdout\n\n"
-            "pictures: %s\n",
-            grok_trace_can_draw() ? grok_trace_draw_backend()
-                                  : "not in this build (it needs cairo: apt-get install libcairo2-dev, "
-                                    "then rebuild)");
-}
+typedef struct {
+    cli_model_args m;
+    const char *prompt, *prompt_file, *ids, *json, *svg, *png;
+    int64_t n_gen, rows;
+    bool quiet;
+} trace_args;
+
+static const cli_opt TRACE_OPTS[] = {
+    CLI_OPT_STR(trace_args, m.model, "--model", "-m", "FILE", "the model (GGUF)", "the bundled models/grok-mini.gguf"),
+    CLI_OPT_STR(trace_args, prompt, "--prompt", "-p", "TEXT", "the text", ""),
+    CLI_OPT_STR(trace_args, prompt_file, "--file", "-f", "FILE", "read the text from FILE", ""),
+    CLI_OPT_STR(trace_args, ids, "--ids", NULL, "1,2,3", "token ids instead of a text (no BOS added)", ""),
+    CLI_OPT_I64(trace_args, n_gen, "--n-predict", "-n", "N", 0, 1 << 20, "also generate N tokens greedily and trace them",
+                NULL),
+    CLI_OPT_STR(trace_args, json, "--output", "-o", "FILE", "write the whole record and its statistics as JSON", ""),
+    CLI_OPT_STR(trace_args, svg, "--svg", NULL, "FILE", "picture: token x layer heatmap of the experts, usage bars, cache",
+                ""),
+    CLI_OPT_STR(trace_args, png, "--png", NULL, "FILE", "the same picture as PNG", ""),
+    CLI_OPT_I64(trace_args, rows, "--rows", NULL, "N", 1, 1 << 16, "tokens drawn in the heatmap at most", NULL),
+    CLI_OPT_FLAG(trace_args, quiet, "--quiet", "-q", "no table on stdout"),
+};
+static const char *const TRACE_MODEL_OMIT[] = {"--lora", "--lora-scale", "--kv-type", NULL};
 
 /* Writes the JSON under a temporary name, renamed when complete. */
 static int write_json(const char *path, const grok_trace *t, const grok_trace_stats *s, const char *model) {
@@ -57,33 +55,29 @@ static int write_json(const char *path, const grok_trace *t, const grok_trace_st
 }
 
 int cmd_trace(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *json = NULL, *svg = NULL,
-               *png = NULL, *ids_arg = NULL;
-    int64_t n_gen = 0, threads = 0, ctx = 0, batch = 256, rows = 200;
-    bool quiet = false;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_flag(argv, argc, &i, "--quiet", "-q")) {
-            quiet = true;
-            continue;
-        }
-        if (cli_str(argv, argc, &i, "-m", "--model", &model_path) ||
-            cli_str(argv, argc, &i, "-p", "--prompt", &prompt) ||
-            cli_str(argv, argc, &i, "-f", "--file", &prompt_file) ||
-            cli_str(argv, argc, &i, "--ids", NULL, &ids_arg) ||
-            cli_str(argv, argc, &i, "-o", "--output", &json) ||
-            cli_str(argv, argc, &i, "--svg", NULL, &svg) || cli_str(argv, argc, &i, "--png", NULL, &png) ||
-            cli_i64(argv, argc, &i, "-n", "--n-predict", 0, 1 << 20, &n_gen) ||
-            cli_i64(argv, argc, &i, "--rows", NULL, 1, 1 << 16, &rows) ||
-            cli_i64(argv, argc, &i, "--threads", "-t", 0, 1024, &threads) ||
-            cli_i64(argv, argc, &i, "--ctx", "-c", 0, 1 << 24, &ctx) ||
-            cli_i64(argv, argc, &i, "--batch", "-b", 1, 1 << 20, &batch))
-            continue;
-        return cli_unknown("trace", argv[i]);
-    }
+    trace_args a = {.rows = 200};
+    cli_model_args_init(&a.m);
+    char notes[256];
+    snprintf(notes, sizeof notes, "pictures: %s",
+             grok_trace_can_draw() ? grok_trace_draw_backend()
+                                   : "not in this build (it needs cairo: apt-get install libcairo2-dev,\nthen rebuild)");
+    cli_cmd cmd = {.name = "trace",
+                   .usage = "[-m MODEL] (-p TEXT | -f FILE | --ids IDS) [options]",
+                   .about = "What the MoE router does with every token: per token and layer the router's\n"
+                            "probabilities, chosen experts and gates, entropy and top-2 margin; per layer\n"
+                            "each expert's share, load imbalance, co-activation, reuse by consecutive tokens\n"
+                            "and the hit rate of an expert cache of k experts (LRU and optimal). A table\n"
+                            "goes to stdout. A text longer than --ctx is read in windows of --ctx tokens.",
+                   .notes = notes,
+                   .memory = true};
+    cli_add_group(&cmd, "Text and outputs", TRACE_OPTS, sizeof TRACE_OPTS / sizeof TRACE_OPTS[0], &a, NULL);
+    cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m, TRACE_MODEL_OMIT);
+    int prc = cli_parse(&cmd, argc, argv);
+    if (prc >= 0) return prc;
+    const char *model_path = a.m.model, *prompt = a.prompt, *prompt_file = a.prompt_file, *json = a.json,
+               *svg = a.svg, *png = a.png, *ids_arg = a.ids;
+    const int64_t n_gen = a.n_gen, threads = a.m.threads, ctx = a.m.ctx, batch = a.m.batch, rows = a.rows;
+    const bool quiet = a.quiet;
     char default_model[4096];
     if (!model_path && cli_default_model(default_model, sizeof default_model)) model_path = default_model;
     if (!model_path) {
@@ -104,7 +98,7 @@ int cmd_trace(int argc, char **argv) {
     size_t text_len = 0;
     char *file_text = NULL;
     if (prompt_file) {
-        if (!(file_text = cli_read_file(prompt_file, &text_len, err, sizeof err))) {
+        if (!(file_text = grok_read_file(prompt_file, &text_len, err, sizeof err))) {
             cli_error("trace", "-f: %s", err);
             return 1;
         }
@@ -231,7 +225,7 @@ int cmd_trace(int argc, char **argv) {
     }
     rc = 0;
     char title[512];
-    snprintf(title, sizeof title, "%s: %" PRId64 " tokens", base, n_done);
+    snprintf(title, sizeof title, "%.400s: %" PRId64 " tokens", base, n_done); /* a title, cut if need be */
     const char *pics[2] = {svg, png};
     for (int k = 0; k < 2; k++) {
         if (!pics[k]) continue;

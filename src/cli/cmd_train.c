@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "cli/train_cli.h"
 #include "dist/dist.h"
 #include "model/model.h"
@@ -32,64 +33,96 @@
 
 extern char **environ;
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: grok train --data FILE... -o OUT.gguf [options]\n"
-                 "       grok train --init MODEL.gguf [--lora R] --data FILE... -o OUT.gguf [options]\n"
-                 "       grok train --eval-only MODEL.gguf --data FILE... [--seq T] [--expert-stats]\n\n"
-                 "Trains a Grok-architecture model (f32, AdamW, warm-up + cosine) on text, or LoRA\n"
-                 "adapters over a frozen base (also on chat data, and under mpirun -np N).\n"
-                 "The last --holdout share of the tokens is held out for evaluation.\n\n"
-                 "data and vocabulary:\n"
-                 "  --data FILE...      training text (several files are joined)\n"
-                 "  --tokenizer FILE    SentencePiece .model to use\n"
-                 "  --vocab-size N      train a BPE vocabulary of N pieces with spm_train\n"
-                 "  --holdout F         held-out share of the tokens (0.05)\n"
-                 "  --doc-sep TEXT      the data are documents separated by TEXT (\\n for a newline):\n"
-                 "                      each is tokenized alone as a prompt is (BOS where the\n"
-                 "                      vocabulary adds one) and ends with EOS\n"
-                 "fine-tuning:\n"
-                 "  --init MODEL        start from this model (its vocabulary and shape)\n"
-                 "  --lora R            train only rank-R LoRA adapters over the frozen base, read in its\n"
-                 "                      own types (q8_0, q4_K, ...); OUT is an adapter\n"
-                 "  --lora-alpha A      adapter scale alpha: W' = W + (A/r) B A (default R)\n"
-                 "  --lora-targets L    comma list of q, k, v, o, gate, up, down, router, or the groups\n"
-                 "                      attn (q,k,v,o), experts (gate,up,down), all (attn,experts)\n"
-                 "  --lora-dropout P    dropout on each adapter's input while training (0)\n"
-                 "  --kernels K         exact (f32 activations, default) or fast (8-bit) base products\n"
-                 "  --data-format F     text (default) or chat: JSONL of {\"messages\": [...]}, trained\n"
-                 "                      on the assistant's tokens only (needs --lora)\n"
-                 "  --chat-template F   the template file grok serve --chat-template reads (built-in)\n"
-                 "  --eval-data FILE    held-out data (default: the last --holdout share of --data)\n"
-                 "  --sample-tokens N   chat: greedy sample answer of up to N tokens at each evaluation (48)\n"
-                 "shape (as grok new):\n"
-                 "  --d-model N (128) --layers N (4) --heads N (4) --kv-heads N (2) --experts N (8)\n"
-                 "  --experts-used N (2) --ffn N (256) --ctx N (512)\n"
-                 "training:\n"
-                 "  --steps N           total optimizer steps (1000)\n"
-                 "  --stop-at N         stop after step N (to continue later with --resume)\n"
-                 "  --batch B           sequences per step (8)\n"
-                 "  --seq T             tokens per sequence (128)\n"
-                 "  --lr LR             peak learning rate (3e-3)\n"
-                 "  --min-lr-frac F     cosine floor as a share of LR (0.1)\n"
-                 "  --warmup N          warm-up steps (min(100, steps/10))\n"
-                 "  --wd W              AdamW weight decay (0.1; 0 with --lora)\n"
-                 "  --clip C            gradient norm bound (1.0)\n"
-                 "  --aux-coef A        load-balancing loss coefficient (0.01)\n"
-                 "  --z-coef Z          router z-loss coefficient (0.001)\n"
-                 "  --seed S            initialisation and batch seed (1)\n"
-                 "  --threads N         threads (all cores)\n"
-                 "  --eval-every N      held-out evaluation every N steps (100)\n"
-                 "  --eval-tokens N     at most N held-out tokens per evaluation (65536)\n"
-                 "  --log FILE          CSV of step, train loss, held-out loss, lr\n"
-                 "output:\n"
-                 "  -o FILE             trained model (GGUF)\n"
-                 "  --type T            weight type of FILE: f32, f16, bf16, q8_0 (f32)\n"
-                 "  --checkpoint FILE   write a checkpoint here (atomically) ...\n"
-                 "  --checkpoint-every N  ... every N steps and at the end (eval-every)\n"
-                 "  --resume FILE       continue from a checkpoint (shape and vocabulary from it;\n"
-                 "                      with --lora, an adapter checkpoint and --init the same base)\n"
-                 "  --expert-stats      print per-layer expert usage on the held-out text\n");
-}
+/* The flags' struct: train_args and the enums' indices. */
+typedef struct {
+    train_args t;
+    cli_strs data;
+    int type, data_format, kernels;
+} train_opts;
+
+#define T(f) t.f
+static const char *const TRAIN_TYPES[] = {"f32", "f16", "bf16", "q8_0", NULL};
+static const char *const DATA_FORMATS[] = {"text", "chat", NULL};
+static const char *const TRAIN_KERNELS[] = {"exact", "fast", NULL};
+static const cli_opt DATA_OPTS[] = {
+    CLI_OPT_STRS(train_opts, data, "--data", NULL, "FILE...",
+                 "training text; several files are joined (more files may follow the first as they are)"),
+    CLI_OPT_STR(train_opts, T(tok_path), "--tokenizer", NULL, "FILE", "the SentencePiece .model to use", ""),
+    CLI_OPT_I64(train_opts, T(vocab_size), "--vocab-size", NULL, "N", 260, 1 << 20,
+                "train a BPE vocabulary of N pieces with spm_train", ""),
+    CLI_OPT_F32(train_opts, T(holdout), "--holdout", NULL, "F", 0, 0.9, "the held-out share of the tokens", NULL),
+    CLI_OPT_STR(train_opts, T(doc_sep), "--doc-sep", NULL, "TEXT",
+                "the data are documents separated by TEXT (\\n for a newline): each is tokenized alone as a "
+                "prompt is (BOS where the vocabulary adds one) and ends with EOS",
+                ""),
+};
+static const cli_opt TUNE_OPTS[] = {
+    CLI_OPT_STR(train_opts, T(init), "--init", NULL, "MODEL", "start from this model (its vocabulary and shape)", ""),
+    CLI_OPT_I64(train_opts, T(lora_rank), "--lora", NULL, "R", 1, 1 << 20,
+                "train only rank-R LoRA adapters over the frozen base, read in its own types (q8_0, q4_K, ...); "
+                "OUT is an adapter",
+                ""),
+    CLI_OPT_F32(train_opts, T(lora_alpha), "--lora-alpha", NULL, "A", 1e-6, 1e6,
+                "adapter scale alpha: W' = W + (A/r) B A", "R"),
+    CLI_OPT_STR(train_opts, T(lora_targets), "--lora-targets", NULL, "L",
+                "comma list of q, k, v, o, gate, up, down, router, or the groups attn (q,k,v,o), experts "
+                "(gate,up,down), all (attn,experts)",
+                "attn,experts"),
+    CLI_OPT_F32(train_opts, T(lora_dropout), "--lora-dropout", NULL, "P", 0, 0.95,
+                "dropout on each adapter's input while training", NULL),
+    CLI_OPT_ENUM(train_opts, kernels, "--kernels", NULL, TRAIN_KERNELS,
+                 "the base's products: exact (f32 activations) or fast (8-bit)", NULL),
+    CLI_OPT_ENUM(train_opts, data_format, "--data-format", NULL, DATA_FORMATS,
+                 "chat: JSONL of {\"messages\": [...]}, trained on the assistant's tokens only (needs --lora)",
+                 NULL),
+    CLI_OPT_STR(train_opts, T(chat_template), "--chat-template", NULL, "F",
+                "the template file grok serve --chat-template reads", "the built-in one"),
+    CLI_OPT_STR(train_opts, T(eval_data), "--eval-data", NULL, "FILE", "held-out data",
+                "the last --holdout share of --data"),
+    CLI_OPT_I64(train_opts, T(sample_tokens), "--sample-tokens", NULL, "N", 0, 1 << 20,
+                "chat: a greedy sample answer of up to N tokens at each evaluation", "48"),
+};
+static const cli_opt STEP_OPTS[] = {
+    CLI_OPT_I64(train_opts, T(steps), "--steps", NULL, "N", 1, INT64_MAX / 2, "total optimizer steps", NULL),
+    CLI_OPT_I64(train_opts, T(stop_at), "--stop-at", NULL, "N", 1, INT64_MAX / 2,
+                "stop after step N (to continue later with --resume)", "--steps"),
+    /* --batch is a prompt batch in every other command: the training
+     * batch has its own name, the old spelling kept */
+    CLI_OPT_I64(train_opts, T(batch), "--train-batch", "--batch", "B", 1, 4096, "sequences per step", NULL),
+    CLI_OPT_I64(train_opts, T(seq), "--seq", NULL, "T", 1, (int64_t)1 << 24, "tokens per sequence", NULL),
+    CLI_OPT_F32(train_opts, T(opt.lr), "--lr", NULL, "LR", 0, 10, "peak learning rate", NULL),
+    CLI_OPT_F32(train_opts, T(opt.min_lr_frac), "--min-lr-frac", NULL, "F", 0, 1, "cosine floor as a share of LR",
+                NULL),
+    CLI_OPT_I64(train_opts, T(warmup), "--warmup", NULL, "N", 0, INT64_MAX / 2, "warm-up steps", "min(100, steps/10)"),
+    CLI_OPT_F32(train_opts, T(opt.weight_decay), "--wd", NULL, "W", 0, 10, "AdamW weight decay", "0.1; 0 with --lora"),
+    CLI_OPT_F32(train_opts, T(opt.clip), "--clip", NULL, "C", 0, 1e9, "gradient norm bound", NULL),
+    CLI_OPT_F32(train_opts, T(aux_coef), "--aux-coef", NULL, "A", 0, 1e3, "load-balancing loss coefficient", NULL),
+    CLI_OPT_F32(train_opts, T(z_coef), "--z-coef", NULL, "Z", 0, 1e3, "router z-loss coefficient", NULL),
+    CLI_OPT_U64(train_opts, T(seed), "--seed", "-s", "S", "initialisation and batch seed", NULL),
+    CLI_OPT_I64(train_opts, T(threads), "--threads", "-t", "N", 0, 1024, "compute threads; 0 = all cores", NULL),
+    CLI_OPT_I64(train_opts, T(eval_every), "--eval-every", NULL, "N", 1, INT64_MAX / 2,
+                "held-out evaluation every N steps", NULL),
+    CLI_OPT_I64(train_opts, T(eval_tokens), "--eval-tokens", NULL, "N", 1, INT64_MAX / 2,
+                "at most N held-out tokens per evaluation", NULL),
+    CLI_OPT_STR(train_opts, T(log_path), "--log", NULL, "FILE", "CSV of step, train loss, held-out loss, lr", ""),
+};
+static const cli_opt OUT_OPTS[] = {
+    CLI_OPT_STR(train_opts, T(out), "--output", "-o", "FILE", "the trained model (GGUF)", ""),
+    CLI_OPT_ENUM(train_opts, type, "--type", NULL, TRAIN_TYPES, "the weights' type of FILE", NULL),
+    CLI_OPT_STR(train_opts, T(ckpt), "--checkpoint", NULL, "FILE", "write a checkpoint here (atomically) ...", ""),
+    CLI_OPT_I64(train_opts, T(ckpt_every), "--checkpoint-every", NULL, "N", 1, INT64_MAX / 2,
+                "... every N steps and at the end", "--eval-every"),
+    CLI_OPT_STR(train_opts, T(resume), "--resume", NULL, "FILE",
+                "continue from a checkpoint (shape and vocabulary from it; with --lora, an adapter checkpoint and "
+                "--init the same base)",
+                ""),
+    CLI_OPT_STR(train_opts, T(eval_model), "--eval-only", NULL, "MODEL",
+                "measure MODEL's loss, perplexity and expert usage on the data instead of training", ""),
+    CLI_OPT_FLAG(train_opts, T(expert_stats), "--expert-stats", NULL,
+                 "print per-layer expert usage on the held-out text"),
+};
+#undef T
+static const char *const TRAIN_SHAPE_OMIT[] = {"--head-dim", NULL};
 
 /* Trains a SentencePiece BPE vocabulary with Debian's spm_train (byte
  * fallback on, Grok-1's special ids) and loads it. */
@@ -198,153 +231,181 @@ static void print_expert_stats(const grok_trainer *tr, const grok_hparams *hp) {
     }
 }
 
-static int parse(int argc, char **argv, train_args *a) {
-    const int64_t BIG = (int64_t)1 << 24;
-    a->data = calloc((size_t)argc, sizeof *a->data);
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            exit(0);
-        }
-        const char *s = NULL;
-        if (cli_str(argv, argc, &i, "--data", NULL, &s)) {
-            a->data[a->n_data++] = s;
-            while (i + 1 < argc && argv[i + 1][0] != '-') a->data[a->n_data++] = argv[++i];
-            continue;
-        }
-        if (cli_str(argv, argc, &i, "--tokenizer", NULL, &a->tok_path) ||
-            cli_str(argv, argc, &i, "-o", "--output", &a->out) ||
-            cli_str(argv, argc, &i, "--type", NULL, &a->type_name) ||
-            cli_str(argv, argc, &i, "--checkpoint", NULL, &a->ckpt) ||
-            cli_str(argv, argc, &i, "--resume", NULL, &a->resume) ||
-            cli_str(argv, argc, &i, "--eval-only", NULL, &a->eval_model) ||
-            cli_str(argv, argc, &i, "--log", NULL, &a->log_path) ||
-            cli_str(argv, argc, &i, "--init", NULL, &a->init) ||
-            cli_str(argv, argc, &i, "--lora-targets", NULL, &a->lora_targets) ||
-            cli_str(argv, argc, &i, "--doc-sep", NULL, &a->doc_sep) ||
-            cli_str(argv, argc, &i, "--data-format", NULL, &a->data_format) ||
-            cli_str(argv, argc, &i, "--chat-template", NULL, &a->chat_template) ||
-            cli_str(argv, argc, &i, "--eval-data", NULL, &a->eval_data) ||
-            cli_str(argv, argc, &i, "--kernels", NULL, &a->kernels) ||
-            cli_f32(argv, argc, &i, "--lora-dropout", NULL, 0, 0.95, &a->lora_dropout) ||
-            cli_i64(argv, argc, &i, "--sample-tokens", NULL, 0, 1 << 20, &a->sample_tokens) ||
-            cli_i64(argv, argc, &i, "--lora", NULL, 1, 1 << 20, &a->lora_rank) ||
-            cli_f32(argv, argc, &i, "--lora-alpha", NULL, 1e-6, 1e6, &a->lora_alpha) ||
-            cli_i64(argv, argc, &i, "--vocab-size", NULL, 260, 1 << 20, &a->vocab_size) ||
-            cli_i64(argv, argc, &i, "--d-model", NULL, 1, BIG, &a->hp.d_model) ||
-            cli_i64(argv, argc, &i, "--layers", NULL, 1, 4096, &a->hp.n_layers) ||
-            cli_i64(argv, argc, &i, "--heads", NULL, 1, 4096, &a->hp.n_heads) ||
-            cli_i64(argv, argc, &i, "--kv-heads", NULL, 1, 4096, &a->hp.n_kv_heads) ||
-            cli_i64(argv, argc, &i, "--experts", NULL, 1, 1024, &a->hp.n_experts) ||
-            cli_i64(argv, argc, &i, "--experts-used", NULL, 1, 1024, &a->hp.n_experts_used) ||
-            cli_i64(argv, argc, &i, "--ffn", NULL, 1, BIG, &a->hp.n_ff) ||
-            cli_i64(argv, argc, &i, "--ctx", NULL, 1, BIG, &a->hp.n_ctx_train) ||
-            cli_i64(argv, argc, &i, "--steps", NULL, 1, INT64_MAX / 2, &a->steps) ||
-            cli_i64(argv, argc, &i, "--stop-at", NULL, 1, INT64_MAX / 2, &a->stop_at) ||
-            cli_i64(argv, argc, &i, "--batch", NULL, 1, 4096, &a->batch) ||
-            cli_i64(argv, argc, &i, "--seq", NULL, 1, BIG, &a->seq) ||
-            cli_i64(argv, argc, &i, "--warmup", NULL, 0, INT64_MAX / 2, &a->warmup) ||
-            cli_i64(argv, argc, &i, "--eval-every", NULL, 1, INT64_MAX / 2, &a->eval_every) ||
-            cli_i64(argv, argc, &i, "--eval-tokens", NULL, 1, INT64_MAX / 2, &a->eval_tokens) ||
-            cli_i64(argv, argc, &i, "--checkpoint-every", NULL, 1, INT64_MAX / 2, &a->ckpt_every) ||
-            cli_i64(argv, argc, &i, "--threads", NULL, 1, 1024, &a->threads) ||
-            cli_i64(argv, argc, &i, "--seed", NULL, 0, INT64_MAX, &a->seed) ||
-            cli_f32(argv, argc, &i, "--lr", NULL, 0, 10, &a->opt.lr) ||
-            cli_f32(argv, argc, &i, "--min-lr-frac", NULL, 0, 1, &a->opt.min_lr_frac) ||
-            cli_f32(argv, argc, &i, "--wd", NULL, 0, 10, &a->opt.weight_decay) ||
-            cli_f32(argv, argc, &i, "--clip", NULL, 0, 1e9, &a->opt.clip) ||
-            cli_f32(argv, argc, &i, "--holdout", NULL, 0, 0.9, &a->holdout) ||
-            cli_f32(argv, argc, &i, "--aux-coef", NULL, 0, 1e3, &a->aux_coef) ||
-            cli_f32(argv, argc, &i, "--z-coef", NULL, 0, 1e3, &a->z_coef))
-            continue;
-        if (cli_flag(argv, argc, &i, "--expert-stats", NULL)) {
-            a->expert_stats = true;
-            continue;
-        }
-        return cli_unknown("train", argv[i]);
+/* The command line into o; -1 to go on, else the exit status. */
+static int train_parse(int argc, char **argv, train_opts *o, cli_cmd *cmd) {
+    train_args *a = &o->t;
+    a->steps = 1000, a->batch = 8, a->seq = 128, a->warmup = -1, a->eval_every = 100;
+    a->eval_tokens = 65536, a->seed = 1, a->holdout = 0.05f, a->aux_coef = 0.01f, a->z_coef = 0.001f;
+    a->sample_tokens = -1;
+    a->hp = grok_hparams_grok1();
+    a->hp.d_model = 128, a->hp.n_layers = 4, a->hp.n_heads = 4, a->hp.n_kv_heads = 2;
+    a->hp.n_experts = 8, a->hp.n_experts_used = 2, a->hp.n_ff = 256, a->hp.n_ctx_train = 512;
+    a->opt = grok_train_adamw_default();
+    a->opt.weight_decay = -1; /* not given: the default depends on --lora */
+    *cmd = (cli_cmd){.name = "train",
+                     .usage = "--data FILE... -o OUT.gguf [options]\n"
+                              "       grok train --init MODEL [--lora R] --data FILE... -o OUT.gguf [options]\n"
+                              "       grok train --eval-only MODEL --data FILE... [--seq T] [--expert-stats]",
+                     .about = "Trains a Grok-architecture model (f32, AdamW, warm-up + cosine) on text, or LoRA\n"
+                              "adapters over a frozen base (also on chat data, and under mpirun -np N).\n"
+                              "The last --holdout share of the tokens is held out for evaluation.",
+                     .notes = "--train-batch was called --batch (still accepted); --batch is a prompt batch in\n"
+                              "the other commands. See docs/training.md.",
+                     .max_pos = CLI_ANY_POS};
+    cli_add_group(cmd, "Data and vocabulary", DATA_OPTS, sizeof DATA_OPTS / sizeof DATA_OPTS[0], o, NULL);
+    cli_add_group(cmd, "Fine-tuning", TUNE_OPTS, sizeof TUNE_OPTS / sizeof TUNE_OPTS[0], o, NULL);
+    cli_add_group(cmd, "Shape (as grok new)", CLI_SHAPE_OPTS, CLI_N_SHAPE_OPTS, &a->hp, TRAIN_SHAPE_OMIT);
+    cli_add_group(cmd, "Training", STEP_OPTS, sizeof STEP_OPTS / sizeof STEP_OPTS[0], o, NULL);
+    cli_add_group(cmd, "Output", OUT_OPTS, sizeof OUT_OPTS / sizeof OUT_OPTS[0], o, NULL);
+    int rc = cli_parse(cmd, argc, argv);
+    if (rc >= 0) return rc;
+    /* the data files: --data's values, and the words after it */
+    if (cmd->n_pos && !o->data.n) {
+        cli_error("train", "unexpected argument '%s' (data files follow --data; see grok train --help)", cmd->pos[0]);
+        return 2;
+    }
+    a->data = calloc(o->data.n + (size_t)cmd->n_pos + 1, sizeof *a->data);
+    if (!a->data) {
+        cli_error("train", "out of memory");
+        return 1;
+    }
+    for (size_t k = 0; k < o->data.n; k++) a->data[a->n_data++] = o->data.v[k];
+    for (int k = 0; k < cmd->n_pos; k++) a->data[a->n_data++] = cmd->pos[k];
+    a->type_name = TRAIN_TYPES[o->type];
+    if (cli_seen(cmd, "--data-format")) a->data_format = DATA_FORMATS[o->data_format];
+    if (cli_seen(cmd, "--kernels")) a->kernels = TRAIN_KERNELS[o->kernels];
+    return -1;
+}
+
+/* The flags' combinations; 0, or 2 after a message. */
+static int train_validate(train_args *a) {
+    if (a->opt.weight_decay < 0)
+        a->opt.weight_decay = a->lora_rank ? 0.0f : grok_train_adamw_default().weight_decay;
+    a->targets = GROK_TRAIN_LORA_ATTN | GROK_TRAIN_LORA_EXPERTS;
+    const char *flag_err = NULL;
+    if (a->lora_targets && !(a->targets = grok_train_lora_parse_targets(a->lora_targets)))
+        flag_err = "--lora-targets: give a comma list of q, k, v, o, gate, up, down, router, attn, experts, all";
+    if (!flag_err && a->data_format && strcmp(a->data_format, "text") != 0 && strcmp(a->data_format, "chat") != 0)
+        flag_err = "--data-format: text or chat";
+    a->chat = a->data_format && strcmp(a->data_format, "chat") == 0;
+    if (!flag_err && a->kernels && strcmp(a->kernels, "exact") != 0 && strcmp(a->kernels, "fast") != 0)
+        flag_err = "--kernels: exact or fast";
+    if (!flag_err && !a->lora_rank &&
+        (a->chat || a->chat_template || a->kernels || a->lora_dropout > 0 || a->sample_tokens >= 0 || a->eval_data))
+        flag_err = "--data-format chat, --chat-template, --kernels, --lora-dropout, --sample-tokens and --eval-data "
+                   "belong to LoRA fine-tuning: give --init MODEL --lora R";
+    if (!flag_err && a->chat_template && !a->chat) flag_err = "--chat-template needs --data-format chat";
+    if (!flag_err && grok_dist_size() > 1 && !a->lora_rank)
+        flag_err = "only LoRA fine-tuning (--init MODEL --lora R) runs across MPI ranks";
+    if (!flag_err && a->lora_rank && !a->init)
+        flag_err = "--lora needs --init MODEL.gguf (the base model to adapt)";
+    if (!flag_err && !a->lora_rank && (a->lora_alpha > 0 || a->lora_targets))
+        flag_err = "--lora-alpha and --lora-targets need --lora R";
+    if (!flag_err && a->lora_rank && a->eval_model) flag_err = "--eval-only evaluates a model: drop --lora";
+    if (!flag_err && a->init && (a->eval_model || a->tok_path || a->vocab_size))
+        flag_err =
+            "--init takes its vocabulary from the model: drop --eval-only, --tokenizer and --vocab-size";
+    if (!flag_err && a->init && a->resume && !a->lora_rank)
+        flag_err = "--resume continues a full checkpoint by itself: drop --init (with --lora, give both)";
+    if (!flag_err && a->lora_rank && strcmp(a->type_name, "f32") != 0)
+        flag_err = "--type: adapters are written in f32 (use grok merge --type to re-encode a merged model)";
+    if (flag_err) {
+        cli_error("train", "%s", flag_err);
+        return 2;
+    }
+    if (a->lora_alpha <= 0) a->lora_alpha = (float)a->lora_rank;
+    if (a->n_data == 0) {
+        cli_error("train", "--data FILE is required (see grok train --help)");
+        return 2;
+    }
+    if (!a->eval_model && !a->out) {
+        cli_error("train", "-o FILE is required (see grok train --help)");
+        return 2;
+    }
+    if (a->warmup < 0) a->warmup = a->steps / 10 < 100 ? a->steps / 10 : 100;
+    if (a->stop_at == 0 || a->stop_at > a->steps) a->stop_at = a->steps;
+    if (a->ckpt_every == 0) a->ckpt_every = a->eval_every;
+    a->opt.warmup = a->warmup, a->opt.total = a->steps;
+    if (a->lora_rank) {
+        if (!a->kernels) a->kernels = "exact";
+        if (a->sample_tokens < 0) a->sample_tokens = 48;
     }
     return 0;
 }
 
+/* The model and its vocabulary: from --init, from a checkpoint (--resume)
+ * or the model to evaluate, or new (with --tokenizer or a vocabulary
+ * trained on text); the optimizer state with them. 0, or 1 after a message
+ * (what was made so far is the caller's to free). */
+static int train_setup(train_args *a, const char *text, size_t text_len, grok_train_model **mp, grok_tokenizer **tokp,
+                       grok_train_optim_state *st) {
+    char err[GROK_ERR_SIZE];
+    if (a->init) {
+        if (grok_train_load(a->init, mp, tokp, NULL, err, sizeof err)) {
+            cli_error("train", "--init: %s", err);
+            return 1;
+        }
+        if (!a->resume) {
+            if (grok_train_optim_alloc(st, (*mp)->n_params)) {
+                cli_error("train", "out of memory for the optimizer state");
+                return 1;
+            }
+            st->seed = (uint64_t)a->seed;
+            st->rng = grok_rng_named((uint64_t)a->seed, GROK_RNG_DATA, 0).s;
+        }
+    } else if (a->eval_model || a->resume) {
+        const char *p = a->eval_model ? a->eval_model : a->resume;
+        if (grok_train_load(p, mp, tokp, a->resume ? st : NULL, err, sizeof err)) {
+            cli_error("train", "%s", err);
+            return 1;
+        }
+    } else {
+        if (a->tok_path)
+            *tokp = grok_tokenizer_load_spm(a->tok_path, err, sizeof err);
+        else if (a->vocab_size)
+            *tokp = train_vocab(a, text, text_len);
+        else {
+            cli_error("train", "give --tokenizer FILE.model or --vocab-size N");
+            return 1;
+        }
+        if (!*tokp) {
+            if (a->tok_path) cli_error("train", "%s", err);
+            return 1;
+        }
+        a->hp.head_dim = a->hp.d_model / a->hp.n_heads;
+        a->hp.n_vocab = grok_tokenizer_n_vocab(*tokp);
+        a->hp.pad_id = grok_tokenizer_pad(*tokp);
+        if (a->seq > a->hp.n_ctx_train) a->hp.n_ctx_train = a->seq;
+        if (!(*mp = grok_train_model_create(&a->hp, err, sizeof err))) {
+            cli_error("train", "%s", err);
+            return 1;
+        }
+        grok_train_model_init_random(*mp, (uint64_t)a->seed);
+        if (grok_train_optim_alloc(st, (*mp)->n_params)) {
+            cli_error("train", "out of memory for the optimizer state");
+            return 1;
+        }
+        st->seed = (uint64_t)a->seed;
+        st->rng = grok_rng_named((uint64_t)a->seed, GROK_RNG_DATA, 0).s;
+    }
+    return 0;
+}
+
+static int train_full(train_args *a);
+
 int cmd_train(int argc, char **argv) {
-    train_args a = {0};
-    a.type_name = "f32";
-    a.steps = 1000, a.batch = 8, a.seq = 128, a.warmup = -1, a.eval_every = 100;
-    a.eval_tokens = 65536, a.seed = 1, a.holdout = 0.05f, a.aux_coef = 0.01f, a.z_coef = 0.001f;
-    a.sample_tokens = -1;
-    a.hp = grok_hparams_grok1();
-    a.hp.d_model = 128, a.hp.n_layers = 4, a.hp.n_heads = 4, a.hp.n_kv_heads = 2;
-    a.hp.n_experts = 8, a.hp.n_experts_used = 2, a.hp.n_ff = 256, a.hp.n_ctx_train = 512;
-    a.opt = grok_train_adamw_default();
-    a.opt.weight_decay = -1; /* not given: the default depends on --lora */
-    int rc = parse(argc, argv, &a);
-    if (rc) {
-        free(a.data);
-        return rc;
-    }
-    if (a.opt.weight_decay < 0)
-        a.opt.weight_decay = a.lora_rank ? 0.0f : grok_train_adamw_default().weight_decay;
-    a.targets = GROK_TRAIN_LORA_ATTN | GROK_TRAIN_LORA_EXPERTS;
-    const char *flag_err = NULL;
-    if (a.lora_targets && !(a.targets = grok_train_lora_parse_targets(a.lora_targets)))
-        flag_err = "--lora-targets: give a comma list of q, k, v, o, gate, up, down, router, attn, experts, all";
-    if (!flag_err && a.data_format && strcmp(a.data_format, "text") != 0 && strcmp(a.data_format, "chat") != 0)
-        flag_err = "--data-format: text or chat";
-    a.chat = a.data_format && strcmp(a.data_format, "chat") == 0;
-    if (!flag_err && a.kernels && strcmp(a.kernels, "exact") != 0 && strcmp(a.kernels, "fast") != 0)
-        flag_err = "--kernels: exact or fast";
-    if (!flag_err && !a.lora_rank &&
-        (a.chat || a.chat_template || a.kernels || a.lora_dropout > 0 || a.sample_tokens >= 0 || a.eval_data))
-        flag_err = "--data-format chat, --chat-template, --kernels, --lora-dropout, --sample-tokens and --eval-data "
-                   "belong to LoRA fine-tuning: give --init MODEL --lora R";
-    if (!flag_err && a.chat_template && !a.chat) flag_err = "--chat-template needs --data-format chat";
-    if (!flag_err && grok_dist_size() > 1 && !a.lora_rank)
-        flag_err = "only LoRA fine-tuning (--init MODEL --lora R) runs across MPI ranks";
-    if (!flag_err && a.lora_rank && !a.init)
-        flag_err = "--lora needs --init MODEL.gguf (the base model to adapt)";
-    if (!flag_err && !a.lora_rank && (a.lora_alpha > 0 || a.lora_targets))
-        flag_err = "--lora-alpha and --lora-targets need --lora R";
-    if (!flag_err && a.lora_rank && a.eval_model) flag_err = "--eval-only evaluates a model: drop --lora";
-    if (!flag_err && a.init && (a.eval_model || a.tok_path || a.vocab_size))
-        flag_err =
-            "--init takes its vocabulary from the model: drop --eval-only, --tokenizer and --vocab-size";
-    if (!flag_err && a.init && a.resume && !a.lora_rank)
-        flag_err = "--resume continues a full checkpoint by itself: drop --init (with --lora, give both)";
-    if (!flag_err && a.lora_rank && strcmp(a.type_name, "f32") != 0)
-        flag_err = "--type: adapters are written in f32 (use grok merge --type to re-encode a merged model)";
-    if (flag_err) {
-        cli_error("train", "%s", flag_err);
-        free(a.data);
-        return 2;
-    }
-    if (a.lora_alpha <= 0) a.lora_alpha = (float)a.lora_rank;
-    if (a.n_data == 0) {
-        cli_error("train", "--data FILE is required (see grok train --help)");
-        free(a.data);
-        return 2;
-    }
-    if (!a.eval_model && !a.out) {
-        cli_error("train", "-o FILE is required (see grok train --help)");
-        free(a.data);
-        return 2;
-    }
-    int type = grok_type_from_name(a.type_name);
-    if (type != GROK_TYPE_F32 && type != GROK_TYPE_F16 && type != GROK_TYPE_BF16 && type != GROK_TYPE_Q8_0) {
-        cli_error("train", "--type '%s' is not one of f32, f16, bf16, q8_0", a.type_name);
-        free(a.data);
-        return 2;
-    }
-    if (a.warmup < 0) a.warmup = a.steps / 10 < 100 ? a.steps / 10 : 100;
-    if (a.stop_at == 0 || a.stop_at > a.steps) a.stop_at = a.steps;
-    if (a.ckpt_every == 0) a.ckpt_every = a.eval_every;
-    a.opt.warmup = a.warmup, a.opt.total = a.steps;
-    if (a.lora_rank) {
-        if (!a.kernels) a.kernels = "exact";
-        if (a.sample_tokens < 0) a.sample_tokens = 48;
-        rc = train_lora_run(&a);
-        free(a.data);
-        return rc;
-    }
+    train_opts o = {0};
+    cli_cmd cmd;
+    int rc = train_parse(argc, argv, &o, &cmd);
+    if (rc < 0 && !(rc = train_validate(&o.t))) rc = o.t.lora_rank ? train_lora_run(&o.t) : train_full(&o.t);
+    free(o.t.data);
+    return rc;
+}
+
+/* Full training (or --eval-only) of a model in f32. */
+static int train_full(train_args *a) {
+    const int type = grok_type_from_name(a->type_name);
+    int rc;
 
     char err[GROK_ERR_SIZE];
     grok_train_model *m = NULL;
@@ -357,98 +418,50 @@ int cmd_train(int argc, char **argv) {
     FILE *logf = NULL;
     rc = 1;
     size_t text_len = 0;
-    char *text = train_read_text(a.data, a.n_data, &text_len);
+    char *text = train_read_text(a->data, a->n_data, &text_len);
     if (!text) goto done;
 
-    /* The model and its vocabulary: from a checkpoint, a model, or new. */
-    if (a.init) {
-        if (grok_train_load(a.init, &m, &tok, NULL, err, sizeof err)) {
-            cli_error("train", "--init: %s", err);
-            goto done;
-        }
-        if (!a.resume) {
-            if (grok_train_optim_alloc(&st, m->n_params)) {
-                cli_error("train", "out of memory for the optimizer state");
-                goto done;
-            }
-            st.seed = (uint64_t)a.seed;
-            st.rng = (uint64_t)a.seed * 0x9E3779B97F4A7C15ull + 12345;
-        }
-    } else if (a.eval_model || a.resume) {
-        const char *p = a.eval_model ? a.eval_model : a.resume;
-        if (grok_train_load(p, &m, &tok, a.resume ? &st : NULL, err, sizeof err)) {
-            cli_error("train", "%s", err);
-            goto done;
-        }
-    } else {
-        if (a.tok_path)
-            tok = grok_tokenizer_load_spm(a.tok_path, err, sizeof err);
-        else if (a.vocab_size)
-            tok = train_vocab(&a, text, text_len);
-        else {
-            cli_error("train", "give --tokenizer FILE.model or --vocab-size N");
-            goto done;
-        }
-        if (!tok) {
-            if (a.tok_path) cli_error("train", "%s", err);
-            goto done;
-        }
-        a.hp.head_dim = a.hp.d_model / a.hp.n_heads;
-        a.hp.n_vocab = grok_tokenizer_n_vocab(tok);
-        a.hp.pad_id = grok_tokenizer_pad(tok);
-        if (a.seq > a.hp.n_ctx_train) a.hp.n_ctx_train = a.seq;
-        if (!(m = grok_train_model_create(&a.hp, err, sizeof err))) {
-            cli_error("train", "%s", err);
-            goto done;
-        }
-        grok_train_model_init_random(m, (uint64_t)a.seed);
-        if (grok_train_optim_alloc(&st, m->n_params)) {
-            cli_error("train", "out of memory for the optimizer state");
-            goto done;
-        }
-        st.seed = (uint64_t)a.seed;
-        st.rng = (uint64_t)a.seed * 0x9E3779B97F4A7C15ull + 12345;
-    }
+    if (train_setup(a, text, text_len, &m, &tok, &st)) goto done;
     const grok_hparams *hp = &m->hp;
-    if (a.seq > hp->n_ctx_train) {
-        cli_error("train", "--seq %" PRId64 " exceeds the model's context %" PRId64, a.seq, hp->n_ctx_train);
+    if (a->seq > hp->n_ctx_train) {
+        cli_error("train", "--seq %" PRId64 " exceeds the model's context %" PRId64, a->seq, hp->n_ctx_train);
         goto done;
     }
 
     size_t n_ids;
-    ids = train_tokenize_text(tok, text, text_len, a.doc_sep, &n_ids);
+    ids = train_tokenize_text(tok, text, text_len, a->doc_sep, &n_ids);
     free(text);
     text = NULL;
     if (!ids) goto done;
     int64_t n_all = (int64_t)n_ids;
-    int64_t n_eval = a.eval_model ? n_all : (int64_t)((double)n_all * a.holdout);
+    int64_t n_eval = a->eval_model ? n_all : (int64_t)((double)n_all * a->holdout);
     int64_t n_train = n_all - n_eval;
-    if (!a.eval_model && n_train < a.seq + 2) {
+    if (!a->eval_model && n_train < a->seq + 2) {
         cli_error("train", "--data: %" PRId64 " training tokens, fewer than --seq %" PRId64 " + 2", n_train,
-                  a.seq);
+                  a->seq);
         goto done;
     }
-    pool = grok_threadpool_create((int)a.threads);
-    tr = pool ? grok_trainer_create(m, a.batch, a.seq, pool, err, sizeof err) : NULL;
+    pool = grok_threadpool_create((int)a->threads);
+    tr = pool ? grok_trainer_create(m, a->batch, a->seq, pool, err, sizeof err) : NULL;
     if (!tr) {
         cli_error("train", "%s", pool ? err : "cannot start threads");
         goto done;
     }
-    grok_train_loss_cfg lcfg = {a.aux_coef, a.z_coef};
+    grok_train_loss_cfg lcfg = {a->aux_coef, a->z_coef};
 
-    if (a.eval_model) {
+    if (a->eval_model) {
         int64_t scored;
         grok_trainer_reset_expert_counts(tr);
-        double loss = evaluate(tr, ids, n_eval, a.batch, a.seq, 0, &lcfg, &scored);
+        double loss = evaluate(tr, ids, n_eval, a->batch, a->seq, 0, &lcfg, &scored);
         if (scored == 0) {
-            cli_error("train", "--data: %" PRId64 " tokens, too few for --seq %" PRId64, n_eval, a.seq);
+            cli_error("train", "--data: %" PRId64 " tokens, too few for --seq %" PRId64, n_eval, a->seq);
             goto done;
         }
         /* bits per byte: the scored tokens cover about scored/n_all of the text */
         double bpb = loss / log(2.0) * (double)n_all / (double)text_len;
         printf("eval: %s on %" PRId64 " tokens: loss %.4f nats/token, perplexity %.2f, ~%.3f bits/byte\n",
-               a.eval_model, scored, loss, exp(loss), bpb);
-        if (a.expert_stats) print_expert_stats(tr, hp);
+               a->eval_model, scored, loss, exp(loss), bpb);
+        if (a->expert_stats) print_expert_stats(tr, hp);
         rc = 0;
         goto done;
     }
@@ -457,90 +470,90 @@ int cmd_train(int argc, char **argv) {
             "grok train: %.2f M parameters (%.2f M active), vocab %" PRId64 ", %" PRId64
             " training / %" PRId64 " held-out tokens, %d threads, batch %" PRId64 " x %" PRId64 "\n",
             (double)grok_hparams_n_params(hp) / 1e6, (double)grok_hparams_n_params_active(hp) / 1e6,
-            hp->n_vocab, n_train, n_eval, grok_threadpool_size(pool), a.batch, a.seq);
-    batch = malloc(sizeof(int32_t) * (size_t)(a.batch * (a.seq + 1)));
+            hp->n_vocab, n_train, n_eval, grok_threadpool_size(pool), a->batch, a->seq);
+    batch = malloc(sizeof(int32_t) * (size_t)(a->batch * (a->seq + 1)));
     grad = malloc(sizeof(float) * (size_t)m->n_params);
     if (!batch || !grad) {
         cli_error("train", "out of memory");
         goto done;
     }
-    if (a.log_path) {
-        logf = fopen(a.log_path, st.step > 0 ? "a" : "w");
+    if (a->log_path) {
+        logf = fopen(a->log_path, st.step > 0 ? "a" : "w");
         if (!logf) {
-            cli_error("train", "--log: cannot open %s", a.log_path);
+            cli_error("train", "--log: cannot open %s", a->log_path);
             goto done;
         }
         if (st.step == 0) fprintf(logf, "step,train_loss,eval_loss,lr,aux,z\n");
     }
-    if (a.init && st.step == 0 && n_eval > a.seq) {
+    if (a->init && st.step == 0 && n_eval > a->seq) {
         int64_t sc;
-        double ev = evaluate(tr, ids + n_train, n_eval, a.batch, a.seq, a.eval_tokens, &lcfg, &sc);
+        double ev = evaluate(tr, ids + n_train, n_eval, a->batch, a->seq, a->eval_tokens, &lcfg, &sc);
         fprintf(stderr, "  held-out loss before fine-tuning %.4f (perplexity %.2f)\n", ev, exp(ev));
     }
     bool tty = isatty(2);
-    double t0 = cli_now(), c0 = cli_cpu_now(), ema = NAN;
+    double t0 = grok_now(), c0 = grok_cpu_now(), ema = NAN;
     int64_t step0 = st.step;
-    while (st.step < a.stop_at) {
+    while (st.step < a->stop_at) {
         grok_rng r = {st.rng};
-        for (int64_t b = 0; b < a.batch; b++) {
-            int64_t off = (int64_t)(grok_rng_next(&r) % (uint64_t)(n_train - a.seq));
-            memcpy(batch + b * (a.seq + 1), ids + off, sizeof(int32_t) * (size_t)(a.seq + 1));
+        for (int64_t b = 0; b < a->batch; b++) {
+            int64_t off = (int64_t)(grok_rng_next(&r) % (uint64_t)(n_train - a->seq));
+            memcpy(batch + b * (a->seq + 1), ids + off, sizeof(int32_t) * (size_t)(a->seq + 1));
         }
         st.rng = r.s;
         grok_train_losses l;
-        if (grok_trainer_step(tr, batch, a.batch, a.seq, &lcfg, &l, grad)) {
+        if (grok_trainer_step(tr, batch, a->batch, a->seq, &lcfg, &l, grad)) {
             cli_error("train", "step %" PRId64 " failed", st.step);
             goto done;
         }
-        float lr = grok_train_lr_at(&a.opt, st.step);
-        double gnorm = grok_train_adamw_step(m, &st, grad, &a.opt);
+        float lr = grok_train_lr_at(&a->opt, st.step);
+        double gnorm = grok_train_adamw_step(m, &st, grad, &a->opt);
         if (!isfinite(l.total) || !isfinite(gnorm)) {
             cli_error("train", "step %" PRId64 ": the loss diverged (%g); try a lower --lr", st.step,
                       l.total);
             goto done;
         }
         ema = isnan(ema) ? l.ce : 0.95 * ema + 0.05 * l.ce;
-        double el = cli_now() - t0, tps = (double)((st.step - step0) * a.batch * a.seq) / el;
-        double eta = el / (double)(st.step - step0) * (double)(a.stop_at - st.step);
-        bool do_eval = st.step % a.eval_every == 0 || st.step == a.stop_at;
+        double el = grok_now() - t0, tps = (double)((st.step - step0) * a->batch * a->seq) / el;
+        double eta = el / (double)(st.step - step0) * (double)(a->stop_at - st.step);
+        bool do_eval = st.step % a->eval_every == 0 || st.step == a->stop_at;
         double ev = NAN;
-        if (do_eval && n_eval > a.seq) {
+        if (do_eval && n_eval > a->seq) {
             int64_t sc;
-            ev = evaluate(tr, ids + n_train, n_eval, a.batch, a.seq, a.eval_tokens, &lcfg, &sc);
+            ev = evaluate(tr, ids + n_train, n_eval, a->batch, a->seq, a->eval_tokens, &lcfg, &sc);
         }
         if (logf) fprintf(logf, "%" PRId64 ",%.5f,%.5f,%.6g,%.4f,%.4f\n", st.step, l.ce, ev, lr, l.aux, l.z);
         if (tty)
             fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 "  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs   ",
-                    st.step, a.steps, ema, lr, tps, eta);
+                    st.step, a->steps, ema, lr, tps, eta);
         if (do_eval || (!tty && st.step % 10 == 0))
             fprintf(stderr,
                     "%sstep %" PRId64 "/%" PRId64 " loss %.4f aux %.3f z %.3f |g| %.3f lr %.2e %.0f tok/s\n",
-                    tty ? "\r" : "", st.step, a.steps, l.ce, l.aux, l.z, gnorm, lr, tps);
+                    tty ? "\r" : "", st.step, a->steps, l.ce, l.aux, l.z, gnorm, lr, tps);
         if (do_eval && !isnan(ev)) fprintf(stderr, "  held-out loss %.4f (perplexity %.2f)\n", ev, exp(ev));
-        if (a.ckpt && (st.step % a.ckpt_every == 0 || st.step == a.stop_at)) {
-            if (grok_train_save(a.ckpt, m, tok, GROK_TYPE_F32, &st, "grok-train-checkpoint", err, sizeof err)) {
+        if (a->ckpt && (st.step % a->ckpt_every == 0 || st.step == a->stop_at)) {
+            if (grok_train_save(a->ckpt, m, tok, GROK_TYPE_F32, &st, "grok-train-checkpoint", err, sizeof err)) {
                 cli_error("train", "%s", err);
                 goto done;
             }
         }
     }
     if (tty) fprintf(stderr, "\n");
-    cli_train_rate((double)((st.step - step0) * a.batch * a.seq), 1, cli_now() - t0, cli_cpu_now() - c0);
-    if (a.expert_stats && n_eval > a.seq) {
+    cli_train_rate((double)((st.step - step0) * a->batch * a->seq), 1, grok_now() - t0, grok_cpu_now() - c0);
+    if (a->expert_stats && n_eval > a->seq) {
         int64_t sc;
         grok_trainer_reset_expert_counts(tr);
-        evaluate(tr, ids + n_train, n_eval, a.batch, a.seq, a.eval_tokens, &lcfg, &sc);
+        evaluate(tr, ids + n_train, n_eval, a->batch, a->seq, a->eval_tokens, &lcfg, &sc);
         print_expert_stats(tr, hp);
     }
     char name[128];
     snprintf(name, sizeof name, "grok-trained-d%" PRId64 "-l%" PRId64 "-e%" PRId64, hp->d_model, hp->n_layers,
              hp->n_experts);
-    if (grok_train_save(a.out, m, tok, (grok_type)type, NULL, name, err, sizeof err)) {
+    if (grok_train_save(a->out, m, tok, (grok_type)type, NULL, name, err, sizeof err)) {
         cli_error("train", "%s", err);
         goto done;
     }
-    fprintf(stderr, "grok train: wrote %s after %" PRId64 " steps (%.1f s)\n", a.out, st.step,
-            cli_now() - t0);
+    fprintf(stderr, "grok train: wrote %s after %" PRId64 " steps (%.1f s)\n", a->out, st.step,
+            grok_now() - t0);
     rc = 0;
 done:
     if (logf) fclose(logf);
@@ -553,6 +566,5 @@ done:
     grok_train_optim_free(&st);
     grok_train_model_free(m);
     grok_tokenizer_free(tok);
-    free(a.data);
     return rc;
 }

@@ -15,6 +15,9 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
+#include "dist/dist.h"
+#include "model/lora.h"
 
 static bool is_flag(const char *arg, const char *name, const char *alias) {
     return strcmp(arg, name) == 0 || (alias && strcmp(arg, alias) == 0);
@@ -96,39 +99,6 @@ void cli_error(const char *sub, const char *fmt, ...) {
     va_end(ap);
 }
 
-char *cli_read_file(const char *path, size_t *len, char *err, size_t err_size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, err_size, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (n < cap) break;
-        char *nb = cap < SIZE_MAX / 2 ? realloc(buf, cap * 2 + 1) : NULL;
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    if (!buf || ferror(f)) {
-        snprintf(err, err_size, "%s: %s", path, buf ? "read error" : "out of memory");
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 bool cli_parse_ids(const char *s, int32_t **ids, size_t *n, char *err, size_t err_size) {
     size_t cap = 16, cnt = 0;
     int32_t *v = malloc(cap * sizeof *v);
@@ -188,7 +158,7 @@ void cli_human_bytes(double b, char *buf, size_t n) {
 }
 
 void cli_bar_init(cli_bar *b) {
-    b->t0 = cli_now();
+    b->t0 = grok_now();
     b->last = 0;
     b->tty = isatty(2) == 1;
     b->shown = false;
@@ -196,7 +166,7 @@ void cli_bar_init(cli_bar *b) {
 
 void cli_bar_update(cli_bar *b, double done, double total, const char *label) {
     if (!b->tty) return;
-    double now = cli_now();
+    double now = grok_now();
     if (now - b->last < 0.2 && done < total) return;
     b->last = now;
     b->shown = true;
@@ -246,18 +216,6 @@ int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *
     return toks;
 }
 
-double cli_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-double cli_cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 void cli_train_rate(double n_tokens, int np, double wall_s, double cpu_s) {
     const double mine = n_tokens / (np > 1 ? np : 1);
     fprintf(stderr, "grok train: steps: %.0f tokens in %.1f s, %.1f CPU-s%s: %.2f tok/s, %.2f tokens per CPU-second\n",
@@ -280,6 +238,19 @@ bool cli_default_model(char *buf, size_t size) {
     *slash = '\0';
     if ((size_t)snprintf(buf, size, "%s/../models/grok-mini.gguf", exe) >= size) return false;
     return access(buf, R_OK) == 0;
+}
+
+grok_model *cli_load_model(const char *sub, const char *path, const char *lora, float lora_scale) {
+    char err[GROK_ERR_SIZE];
+    grok_model *m = grok_model_load(path, err, sizeof err);
+    const bool ok = m && (!lora || grok_model_apply_lora(m, lora, lora_scale, err, sizeof err) == 0) &&
+                    grok_dist_attach(m, err, sizeof err) == 0;
+    if (grok_dist_agree(ok, err, sizeof err)) {
+        cli_error(sub, "%s", err);
+        grok_model_free(m);
+        return NULL;
+    }
+    return m;
 }
 
 /* Loads the tokenizer named by -m or --tokenizer; NULL after printing why. */
@@ -314,7 +285,7 @@ grok_grammar *cli_load_grammar(const char *sub, const char *gbnf_path, const cha
     char err[GROK_ERR_SIZE];
     const char *path = gbnf_path ? gbnf_path : schema_path;
     size_t len;
-    char *text = cli_read_file(path, &len, err, sizeof err);
+    char *text = grok_read_file(path, &len, err, sizeof err);
     if (!text) {
         cli_error(sub, "%s", err);
         return NULL;
@@ -335,93 +306,37 @@ grok_grammar *cli_load_grammar(const char *sub, const char *gbnf_path, const cha
     return g;
 }
 
-const char CLI_MEMORY_HELP[] =
-    "Memory (every command that loads a model; see docs/memory.md):\n"
-    "  --mem-limit SIZE    plan for SIZE bytes (K/M/G/T suffixes, powers of 1024), or\n"
-    "                      'none'; default: the tightest cgroup limit, or MemAvailable\n"
-    "  --mem-plan P        auto (default), packed, cache (experts through a cache of\n"
-    "                      slots read from the file) or mmap (the file's pages only)\n"
-    "  --cache-slots N     (layer, expert) slots of the cache (default: what fits)\n"
-    "  --cache-policy P    lfu (default), lru or arc\n"
-    "  --prefetch 0|1|2    read the next layer's experts ahead, as its router\n"
-    "                      predicts them from the current hidden state: 0 never,\n"
-    "                      1 (default) when a victim used no more often is free to go\n"
-    "                      (TinyLFU admission), 2 always\n"
-    "  --io-threads N      threads reading into the cache (2)\n"
-    "  --buffered-io       read through the page cache instead of O_DIRECT\n"
-    "  --pack-file PATH    the packed copy to map (grok pack writes it; default:\n"
-    "                      MODEL.gguf.grokpack when it is there), or 'none'\n";
-
-static bool mem_flag(const char *a, const char *name) { return strcmp(a, name) == 0; }
-
 int cli_take_memory_flags(int *argc, char **argv) {
+    cli_memory_args a;
+    cli_memory_args_init(&a);
+    cli_cmd cmd = {.name = "memory"};
+    cli_add_group(&cmd, "Memory", CLI_MEMORY_OPTS, CLI_N_MEMORY_OPTS, &a, NULL);
+    if (cli_take(&cmd, argc, argv) >= 0) return 2;
+    if (!cmd.seen[0]) return 0;
     grok_memory_params p = grok_memory_default_params();
-    bool any = false;
-    int out = 1;
-    for (int i = 1; i < *argc; i++) {
-        const char *a = argv[i];
-        const bool valued = mem_flag(a, "--mem-limit") || mem_flag(a, "--mem-plan") ||
-                            mem_flag(a, "--cache-slots") || mem_flag(a, "--cache-policy") ||
-                            mem_flag(a, "--prefetch") || mem_flag(a, "--io-threads") || mem_flag(a, "--pack-file");
-        if (!valued && !mem_flag(a, "--buffered-io")) {
-            argv[out++] = argv[i];
-            continue;
-        }
-        any = true;
-        if (!valued) {
-            p.buffered_io = true;
-            continue;
-        }
-        if (i + 1 >= *argc) {
-            fprintf(stderr, "grok: flag %s needs a value\n", a);
+    if (a.limit) {
+        p.limit = strcmp(a.limit, "none") == 0 ? -1 : grok_parse_size(a.limit);
+        if (p.limit == 0 || (p.limit < 0 && strcmp(a.limit, "none") != 0)) {
+            fprintf(stderr, "grok: flag --mem-limit: '%s' is not a size such as 12G, 512M or 'none'\n", a.limit);
             return 2;
         }
-        const char *v = argv[++i];
-        char *end;
-        long long n = 0;
-        if (mem_flag(a, "--mem-limit")) {
-            p.limit = strcmp(v, "none") == 0 ? -1 : grok_parse_size(v);
-            if (p.limit == 0 || (p.limit < 0 && strcmp(v, "none") != 0)) {
-                fprintf(stderr, "grok: flag --mem-limit: '%s' is not a size such as 12G, 512M or 'none'\n", v);
-                return 2;
-            }
-        } else if (mem_flag(a, "--pack-file")) {
-            p.pack_file = strcmp(v, "none") == 0 ? "" : v; /* argv outlives every model */
-        } else if (mem_flag(a, "--mem-plan")) {
-            static const char *const names[] = {"auto", "packed", "cache", "mmap"};
-            int k = -1;
-            for (int j = 0; j < 4; j++)
-                if (strcmp(v, names[j]) == 0) k = j;
-            if (k < 0) {
-                fprintf(stderr, "grok: flag --mem-plan: '%s' is not auto, packed, cache or mmap\n", v);
-                return 2;
-            }
-            p.plan = (grok_plan_kind)k;
-        } else if (mem_flag(a, "--cache-policy")) {
-            int k = grok_cache_policy_from_name(v);
-            if (k < 0) {
-                fprintf(stderr, "grok: flag --cache-policy: '%s' is not lru, lfu or arc\n", v);
-                return 2;
-            }
-            p.policy = (grok_cache_policy)k;
-        } else {
-            errno = 0;
-            n = strtoll(v, &end, 10);
-            const long long lo = mem_flag(a, "--io-threads") ? 1 : 0,
-                            hi = mem_flag(a, "--prefetch") ? 2 : mem_flag(a, "--io-threads") ? 64 : 1LL << 40;
-            if (errno || end == v || *end || n < lo || n > hi) {
-                fprintf(stderr, "grok: flag %s: '%s' is not an integer in [%lld, %lld]\n", a, v, lo, hi);
-                return 2;
-            }
-            if (mem_flag(a, "--cache-slots")) p.cache_slots = n;
-            if (mem_flag(a, "--prefetch")) p.prefetch = (int)n;
-            if (mem_flag(a, "--io-threads")) p.io_threads = (int)n;
-        }
     }
-    argv[out] = NULL;
-    *argc = out;
-    if (any) grok_memory_set_default(&p);
+    if (a.pack_file) p.pack_file = strcmp(a.pack_file, "none") == 0 ? "" : a.pack_file; /* argv outlives every model */
+    p.plan = (grok_plan_kind)a.plan;
+    p.policy = (grok_cache_policy)a.policy;
+    p.cache_slots = a.cache_slots;
+    p.prefetch = (int)a.prefetch;
+    if (cli_seen(&cmd, "--io-threads")) p.io_threads = (int)a.io_threads;
+    p.buffered_io = a.buffered_io;
+    grok_memory_set_default(&p);
     return 0;
+}
+
+void cli_memory_help(FILE *out) {
+    cli_memory_args a;
+    cli_memory_args_init(&a);
+    fprintf(out, "Memory (every command that loads a model; see docs/memory.md):\n");
+    cli_help_rows(out, CLI_MEMORY_OPTS, CLI_N_MEMORY_OPTS, &a);
 }
 
 void cli_print_memory_json(FILE *out, const grok_model *m, int64_t n_tokens) {

@@ -67,14 +67,13 @@ static void usage(FILE *out) {
                  "  --mpi-split X     ffn (default: a slice of every expert per rank), experts\n"
                  "                    (whole experts per rank) or layers (a pipeline of layers)\n"
                  "  --mpi-timeout S   end the job when a collective stalls S seconds (300; 0 = never)\n"
-                 "  --mpi-stats       rank 0 prints each rank's share, memory and traffic\n\n"
-                 "%s\n"
-                 "Environment:\n"
+                 "  --mpi-stats       rank 0 prints each rank's share, memory and traffic\n\n");
+    cli_memory_help(out);
+    fprintf(out, "\nEnvironment:\n"
                  "  GROK_KERNELS=fast|exact|reference   8-bit activations (default), f32, or scalar\n"
                  "  GROK_ISA=avx2|scalar                cap the instruction set the kernels use\n"
                  "  GROK_PACK=0                         keep weights in the file's layout (no packed\n"
-                 "                                      copy of q8_0/q4_0/k-quant rows at start-up)\n",
-                 CLI_MEMORY_HELP);
+                 "                                      copy of q8_0/q4_0/k-quant rows at start-up)\n");
 }
 
 static int dispatch(int argc, char **argv) {

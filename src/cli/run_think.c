@@ -18,6 +18,7 @@
 
 #include "cli/cli.h"
 #include "server/think.h"
+#include "util/rng.h"
 
 typedef struct {
     grok_sampler *sampler;
@@ -130,7 +131,7 @@ int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char 
     for (int i = 0; i < k; i++) {
         sample *x = &xs[i];
         grok_sampler_params sp = a->sp;
-        sp.seed += (uint64_t)i; /* as choice i of a server request */
+        sp.seed = grok_rng_choice_seed(sp.seed, (uint64_t)i); /* as choice i of a server request */
         x->sampler = grok_sampler_create(&sp, V);
         x->seq = grok_seq_create(m, &sq, err, sizeof err);
         x->hist = malloc((n_prompt + (size_t)a->n_gen + 1) * sizeof *x->hist);
@@ -142,7 +143,7 @@ int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char 
         x->n_hist = n_prompt;
         grok_detok_stream_init(&x->ds, false);
     }
-    double t0 = cli_now();
+    double t0 = grok_now();
     /* the prompt once, then copied with its logits */
     if (grok_runner_decode(r, xs[0].seq, prompt, (int64_t)n_prompt, NULL, err, sizeof err)) {
         cli_error("run", "%s", err);
@@ -153,7 +154,7 @@ int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char 
             cli_error("run", "%s", err);
             goto done;
         }
-    double t1 = cli_now();
+    double t1 = grok_now();
     int64_t total = 0;
     for (;;) {
         int n_live = 0;
@@ -179,7 +180,7 @@ int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char 
         }
     }
     if (a->progress) fputc('\n', stderr);
-    double t2 = cli_now();
+    double t2 = grok_now();
     double scores[THINK_MAX_SAMPLES];
     for (int i = 0; i < k; i++) scores[i] = NAN;
     if (ver) {
@@ -191,7 +192,7 @@ int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char 
             goto done;
         }
     }
-    double t3 = cli_now();
+    double t3 = grok_now();
     think_candidate cand[THINK_MAX_SAMPLES];
     char *ans[THINK_MAX_SAMPLES];
     think_tally tally[THINK_MAX_SAMPLES];

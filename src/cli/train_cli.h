@@ -21,7 +21,8 @@ typedef struct {
     int64_t lora_rank;
     float lora_alpha, lora_dropout;
     int64_t vocab_size, steps, stop_at, batch, seq, warmup, eval_every, eval_tokens, ckpt_every, sample_tokens;
-    int64_t threads, seed;
+    int64_t threads;
+    uint64_t seed;
     float holdout, aux_coef, z_coef;
     bool expert_stats, chat;
     unsigned targets;

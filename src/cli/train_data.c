@@ -25,7 +25,7 @@ char *train_read_text(const char *const *files, int n_files, size_t *len) {
     size_t n = 0;
     for (int i = 0; i < n_files; i++) {
         size_t l;
-        char *t = cli_read_file(files[i], &l, err, sizeof err);
+        char *t = grok_read_file(files[i], &l, err, sizeof err);
         if (!t) {
             cli_error("train", "%s", err);
             free(all);
@@ -264,7 +264,7 @@ int train_read_chat(const char *const *files, int n_files, const grok_chat_templ
     int64_t cap = 0;
     for (int fi = 0; fi < n_files; fi++) {
         size_t flen;
-        char *buf = cli_read_file(files[fi], &flen, err, sizeof err);
+        char *buf = grok_read_file(files[fi], &flen, err, sizeof err);
         if (!buf) {
             cli_error("train", "%s", err);
             train_chat_free(out);

@@ -163,7 +163,7 @@ int train_lora_run(train_args *a) {
     run r = {a, NULL, {rank, np, comm_allgatherv, comm_alltoallv, NULL}, rank, np, NULL, NULL};
 
     if (a->batch < np) {
-        cli_error("train", "--batch %" PRId64 " is smaller than the %d ranks: every rank needs a sequence", a->batch,
+        cli_error("train", "--train-batch %" PRId64 " is smaller than the %d ranks: every rank needs a sequence", a->batch,
                   np);
         return 2;
     }
@@ -200,7 +200,7 @@ int train_lora_run(train_args *a) {
             goto done;
         }
         st.seed = (uint64_t)a->seed;
-        st.rng = (uint64_t)a->seed * 0x9E3779B97F4A7C15ull + 12345;
+        st.rng = grok_rng_named((uint64_t)a->seed, GROK_RNG_DATA, 0).s;
     }
 
     /* data */
@@ -298,7 +298,7 @@ int train_lora_run(train_args *a) {
         if (lead) fprintf(stderr, "  held-out loss before fine-tuning %.4f (perplexity %.2f)\n", ev, exp(ev));
     }
     bool tty = lead && isatty(2);
-    double t0 = cli_now(), c0 = cli_cpu_now(), ema = NAN, n_tok_done = 0;
+    double t0 = grok_now(), c0 = grok_cpu_now(), ema = NAN, n_tok_done = 0;
     int64_t step0 = st.step;
     while (st.step < a->stop_at) {
         grok_rng g = {st.rng};
@@ -311,7 +311,7 @@ int train_lora_run(train_args *a) {
             n_tok_step += a->chat ? train.ex[off].n - 1 : a->seq;
         }
         st.rng = g.s;
-        grok_qlora_step_cfg c = {lcfg, a->lora_dropout, st.seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)st.step, a->batch,
+        grok_qlora_step_cfg c = {lcfg, a->lora_dropout, grok_rng_named(st.seed, GROK_RNG_DROPOUT, (uint64_t)st.step).s, a->batch,
                                  &r.comm};
         grok_train_losses l;
         const int src = grok_qlora_step(r.q, r.seqs, &c, &l, grad, err, sizeof err);
@@ -327,7 +327,7 @@ int train_lora_run(train_args *a) {
         }
         n_tok_done += (double)n_tok_step;
         ema = isnan(ema) ? l.ce : 0.95 * ema + 0.05 * l.ce;
-        const double el = cli_now() - t0, tps = n_tok_done / el;
+        const double el = grok_now() - t0, tps = n_tok_done / el;
         const double eta = el / (double)(st.step - step0) * (double)(a->stop_at - st.step);
         const bool do_eval = st.step % a->eval_every == 0 || st.step == a->stop_at;
         double ev = NAN;
@@ -348,13 +348,13 @@ int train_lora_run(train_args *a) {
         }
     }
     if (tty) fprintf(stderr, "\n");
-    if (lead) cli_train_rate(n_tok_done, np, cli_now() - t0, cli_cpu_now() - c0);
+    if (lead) cli_train_rate(n_tok_done, np, grok_now() - t0, grok_cpu_now() - c0);
     if (lead) {
         if (grok_train_lora_save(a->out, lora, a->init, NULL, err, sizeof err)) {
             cli_error("train", "%s", err);
             goto done;
         }
-        fprintf(stderr, "grok train: wrote %s after %" PRId64 " steps (%.1f s)\n", a->out, st.step, cli_now() - t0);
+        fprintf(stderr, "grok train: wrote %s after %" PRId64 " steps (%.1f s)\n", a->out, st.step, grok_now() - t0);
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         fprintf(stderr,

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "dist/dist.h"
+#include "util/clock.h"
 
 #define MSG 512
 
@@ -61,18 +62,12 @@ static struct {
     _Atomic bool stop;
 } G = {.rank = 0, .size = 1, .timeout_s = 300, .split = GROK_SPLIT_FFN};
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void *watchdog_main(void *arg) {
     (void)arg;
     while (!atomic_load(&G.stop)) {
         usleep(100 * 1000);
         double since = atomic_load(&G.busy_since);
-        if (since > 0 && now_s() - since > G.timeout_s) {
+        if (since > 0 && grok_now() - since > G.timeout_s) {
             char msg[MSG];
             snprintf(msg, sizeof msg,
                      "grok: rank %d of %d: no progress in %s for %.0f s (--mpi-timeout): "
@@ -87,10 +82,10 @@ static void *watchdog_main(void *arg) {
 
 static void enter(const char *what) {
     atomic_store(&G.busy_what, what);
-    atomic_store(&G.busy_since, now_s());
+    atomic_store(&G.busy_since, grok_now());
 }
 static void leave(void) {
-    G.comm_s += now_s() - atomic_load(&G.busy_since);
+    G.comm_s += grok_now() - atomic_load(&G.busy_since);
     atomic_store(&G.busy_since, 0.0);
     G.n_coll++;
 }
@@ -504,10 +499,10 @@ int grok_dist_bcast_idle(void *buf, size_t bytes, char *err, size_t err_size) {
         rc = MPI_Wait(&req, MPI_STATUS_IGNORE);
         leave();
     } else if (rc == MPI_SUCCESS) {
-        const double t0 = now_s();
+        const double t0 = grok_now();
         for (int done = 0; rc == MPI_SUCCESS && !done;) {
             rc = MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-            if (!done && now_s() - t0 > 0.002) nanosleep(&(struct timespec){0, 500 * 1000}, NULL);
+            if (!done && grok_now() - t0 > 0.002) nanosleep(&(struct timespec){0, 500 * 1000}, NULL);
         }
     }
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "a broadcast from rank 0", err, err_size);

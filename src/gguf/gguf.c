@@ -907,7 +907,9 @@ void grok_gguf_split_info(const grok_gguf_file *f, int32_t i, const char **path,
 
 /* The byte ranges a part's bytes are mapped at: the part's map, or each of
  * its pieces' maps. */
-static int32_t part_n_maps(const grok_gguf_part *pt) { return pt->pieces ? grok_gguf_pieces_count(pt->pieces) : 1; }
+static int32_t part_n_maps(const grok_gguf_part *pt) {
+    return pt->pieces ? grok_gguf_pieces_count(pt->pieces) : 1;
+}
 static const uint8_t *part_map(const grok_gguf_part *pt, int32_t k, uint64_t *len) {
     if (pt->pieces) return grok_gguf_pieces_map(pt->pieces, (int)k, len);
     *len = pt->size;
@@ -990,7 +992,8 @@ void grok_gguf_drop_cache(const grok_gguf_file *f) {
     }
 }
 
-int grok_gguf_locate(const grok_gguf_file *f, const void *p, int32_t *file, const char **path, uint64_t *offset) {
+int grok_gguf_locate(const grok_gguf_file *f, const void *p, int32_t *file, const char **path,
+                     uint64_t *offset) {
     const uint8_t *q = p;
     int32_t first = 0;
     for (int32_t i = 0; i < f->n_parts; first += part_n_maps(&f->parts[i]), i++) {

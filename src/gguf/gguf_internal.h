@@ -91,7 +91,8 @@ const char *grok_gguf_file_path(const grok_gguf_file *f, int32_t i, uint64_t *si
  * past that file's end go on at offset 0 of file + 1 (the next piece). 0 on
  * success, -1 when p is in none of the mappings (a buffer of the caller's,
  * a tensor copied across a piece boundary). */
-int grok_gguf_locate(const grok_gguf_file *f, const void *p, int32_t *file, const char **path, uint64_t *offset);
+int grok_gguf_locate(const grok_gguf_file *f, const void *p, int32_t *file, const char **path,
+                     uint64_t *offset);
 
 /* Split i's path, size and the start of its data section. */
 void grok_gguf_split_info(const grok_gguf_file *f, int32_t i, const char **path, uint64_t *size,

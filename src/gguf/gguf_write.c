@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "gguf/gguf_internal.h"
+#include "util/buf.h"
 
 #define OUT_BUF_SIZE (1u << 20)
 /* Written bytes are handed to the disk every this many (Linux), so that
@@ -342,38 +343,19 @@ oom:
 /* ---------------------------------------------------------------------
  * serialization
  * --------------------------------------------------------------------- */
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-    bool oom;
-} bytes;
+/* The header is built in a grok_strbuf (binary: its NUL terminator is
+ * never written out). */
+static void put(grok_strbuf *b, const void *data, size_t n) { grok_strbuf_add(b, (const char *)data, n); }
 
-static void put(bytes *b, const void *data, size_t n) {
-    if (b->oom) return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n) cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->n, data, n);
-    b->n += n;
-}
+static void put_u32(grok_strbuf *b, uint32_t v) { put(b, &v, 4); }
+static void put_u64(grok_strbuf *b, uint64_t v) { put(b, &v, 8); }
 
-static void put_u32(bytes *b, uint32_t v) { put(b, &v, 4); }
-static void put_u64(bytes *b, uint64_t v) { put(b, &v, 8); }
-
-static void put_str(bytes *b, const char *s, size_t len) {
+static void put_str(grok_strbuf *b, const char *s, size_t len) {
     put_u64(b, len);
     put(b, s, len);
 }
 
-static void put_kv_bytes(bytes *b, const grok_gguf_kv *kv) {
+static void put_kv_bytes(grok_strbuf *b, const grok_gguf_kv *kv) {
     put_str(b, kv->key, kv->key_len);
     put_u32(b, (uint32_t)kv->type);
     if (kv->type == GROK_GGUF_TYPE_BOOL) {
@@ -394,7 +376,7 @@ static void put_kv_bytes(bytes *b, const grok_gguf_kv *kv) {
 }
 
 /* The header of output o, padded to the alignment. */
-static int build_header(const grok_gguf_writer *w, int32_t o, bytes *b) {
+static int build_header(const grok_gguf_writer *w, int32_t o, grok_strbuf *b) {
     const woutput *out = &w->outs[o];
     bool split = w->n_outs > 1;
     put(b, GROK_GGUF_MAGIC, 4);
@@ -441,7 +423,7 @@ static int build_header(const grok_gguf_writer *w, int32_t o, bytes *b) {
         pad -= k;
     }
     if (b->oom) return -1;
-    memcpy(b->p + 16, &n_kv, 8);
+    memcpy(b->a + 16, &n_kv, 8);
     return 0;
 }
 
@@ -511,14 +493,14 @@ static int open_out(grok_gguf_writer *w, int32_t o, char *err, size_t err_size) 
     w->fd = open(w->outs[o].tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w->fd < 0) return io_fail(w, "cannot create", err, err_size);
     w->written = w->submitted = 0;
-    bytes b = {0};
+    grok_strbuf b = {0};
     if (build_header(w, o, &b) != 0) {
-        free(b.p);
+        free(b.a);
         snprintf(err, err_size, "%s: out of memory for the header", w->outs[o].path);
         return -1;
     }
-    int rc = out_bytes(w, b.p, b.n, err, err_size);
-    free(b.p);
+    int rc = out_bytes(w, b.a, b.n, err, err_size);
+    free(b.a);
     return rc;
 }
 

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "grammar/grammar_internal.h"
+#include "util/utf8.h"
 
 #define MAX_ELEMS ((size_t)1 << 22) /* elements after expanding repetitions */
 #define MAX_RULES ((size_t)1 << 20)
@@ -55,26 +56,12 @@ typedef struct {
 
 /* ---- errors ---- */
 
-static void where(const char *src, size_t off, size_t *line, size_t *col) {
-    size_t l = 1, c = 1;
-    for (size_t i = 0; i < off && src[i]; i++) {
-        if (src[i] == '\n') {
-            l++;
-            c = 1;
-        } else if (((unsigned char)src[i] & 0xC0) != 0x80) {
-            c++;
-        }
-    }
-    *line = l;
-    *col = c;
-}
-
 __attribute__((format(printf, 3, 4))) static const char *perr(gparser *p, const char *at, const char *fmt,
                                                               ...) {
     if (p->failed) return NULL;
     p->failed = true;
     size_t line, col;
-    where(p->src, (size_t)(at - p->src), &line, &col);
+    grok_utf8_line_col(p->src, (size_t)(at - p->src), &line, &col);
     int k = snprintf(p->err, p->err_size, "%zu:%zu: ", line, col);
     if (k < 0 || (size_t)k >= p->err_size) return NULL;
     va_list ap;
@@ -249,31 +236,11 @@ static const char *skip_space(const char *pos, bool newline_ok) {
     }
 }
 
-/* Strict UTF-8 decoding of one character; NULL on invalid input. */
+/* Strict UTF-8 decoding of one character of the NUL-terminated source
+ * (a NUL ends any sequence, util/utf8.c); NULL on invalid input. */
 static const char *utf8_char(const char *s, uint32_t *out) {
-    const unsigned char *u = (const unsigned char *)s;
-    uint32_t c = u[0];
-    size_t n;
-    uint32_t min;
-    if (c < 0x80) {
-        *out = c;
-        return s + 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2, c &= 0x1F, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF)
-        n = 3, c &= 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4)
-        n = 4, c &= 0x07, min = 0x10000;
-    else
-        return NULL;
-    for (size_t i = 1; i < n; i++) {
-        if ((u[i] & 0xC0) != 0x80) return NULL;
-        c = (c << 6) | (u[i] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return NULL;
-    *out = c;
-    return s + n;
+    size_t n = grok_utf8_decode((const unsigned char *)s, 4, out);
+    return n ? s + n : NULL;
 }
 
 static const char *parse_hex(gparser *p, const char *pos, int digits, uint32_t *out) {
@@ -467,7 +434,7 @@ static const char *parse_sequence(gparser *p, const char *pos, const char *name,
             if (!(pos = parse_alternates(p, pos, name, id, true))) return NULL;
             if (*pos != ')') {
                 size_t ol, oc;
-                where(p->src, (size_t)(at - p->src), &ol, &oc);
+                grok_utf8_line_col(p->src, (size_t)(at - p->src), &ol, &oc);
                 return perr(p, pos, "expecting ')' to close the group opened at %zu:%zu, found %s", ol, oc,
                             shown(pos, b, sizeof b));
             }
@@ -846,7 +813,7 @@ grok_grammar *grok_grammar_parse(const char *text, size_t len, const char *root,
     if (memchr(text ? text : "", 0, len)) {
         size_t at = (size_t)((const char *)memchr(text, 0, len) - text);
         size_t line, col;
-        where(text, at, &line, &col);
+        grok_utf8_line_col(text, at, &line, &col);
         snprintf(err, err_size, "%zu:%zu: the grammar contains a NUL byte", line, col);
         return NULL;
     }

@@ -32,68 +32,11 @@
 #include <cJSON.h>
 
 #include "grammar/grammar_internal.h"
+#include "util/buf.h"
+#include "util/utf8.h"
 
 #define MAX_DEPTH 128
 #define MAX_DIGITS 18 /* an integer with no upper bound has at most this many digits */
-
-typedef struct {
-    char *a;
-    size_t n, cap;
-    bool oom;
-} sbuf;
-
-static void sb_addn(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap * 2 : 128;
-        while (c < b->n + n + 1) c *= 2;
-        char *a = realloc(b->a, c);
-        if (!a) {
-            b->oom = true;
-            return;
-        }
-        b->a = a;
-        b->cap = c;
-    }
-    memcpy(b->a + b->n, s, n);
-    b->n += n;
-    b->a[b->n] = '\0';
-}
-
-static void sb_add(sbuf *b, const char *s) { sb_addn(b, s, strlen(s)); }
-
-__attribute__((format(printf, 2, 3))) static void sb_fmt(sbuf *b, const char *fmt, ...) {
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (k < 0) return;
-    if ((size_t)k < sizeof tmp) {
-        sb_addn(b, tmp, (size_t)k);
-        return;
-    }
-    char *big = malloc((size_t)k + 1);
-    if (!big) {
-        b->oom = true;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)k + 1, fmt, ap);
-    va_end(ap);
-    sb_addn(b, big, (size_t)k);
-    free(big);
-}
-
-/* A malloc'd copy of the buffer's text ("" when empty); NULL when out of memory. */
-static char *sb_take(sbuf *b) {
-    if (b->oom) {
-        free(b->a);
-        return NULL;
-    }
-    if (!b->a) return strdup("");
-    return b->a;
-}
 
 typedef struct {
     char *ptr;  /* JSON pointer of a $ref target */
@@ -301,60 +244,60 @@ static const char *prim(conv *c, const char *name) {
 /* ---- literals ---- */
 
 /* Appends s as a GBNF string literal. */
-static void gbnf_literal(sbuf *b, const char *s, size_t n) {
-    sb_add(b, "\"");
+static void gbnf_literal(grok_strbuf *b, const char *s, size_t n) {
+    grok_strbuf_adds(b, "\"");
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (ch == '"')
-            sb_add(b, "\\\"");
+            grok_strbuf_adds(b, "\\\"");
         else if (ch == '\\')
-            sb_add(b, "\\\\");
+            grok_strbuf_adds(b, "\\\\");
         else if (ch == '\n')
-            sb_add(b, "\\n");
+            grok_strbuf_adds(b, "\\n");
         else if (ch == '\r')
-            sb_add(b, "\\r");
+            grok_strbuf_adds(b, "\\r");
         else if (ch == '\t')
-            sb_add(b, "\\t");
+            grok_strbuf_adds(b, "\\t");
         else if (ch < 0x20 || ch == 0x7F)
-            sb_fmt(b, "\\x%02X", ch);
+            grok_strbuf_addf(b, "\\x%02X", ch);
         else
-            sb_addn(b, (const char *)&ch, 1);
+            grok_strbuf_add(b, (const char *)&ch, 1);
     }
-    sb_add(b, "\"");
+    grok_strbuf_adds(b, "\"");
 }
 
 /* Appends the JSON text of a string (quotes, escapes). */
-static void json_string(sbuf *b, const char *s) {
-    sb_add(b, "\"");
+static void json_string(grok_strbuf *b, const char *s) {
+    grok_strbuf_adds(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"')
-            sb_add(b, "\\\"");
+            grok_strbuf_adds(b, "\\\"");
         else if (*p == '\\')
-            sb_add(b, "\\\\");
+            grok_strbuf_adds(b, "\\\\");
         else if (*p == '\n')
-            sb_add(b, "\\n");
+            grok_strbuf_adds(b, "\\n");
         else if (*p == '\r')
-            sb_add(b, "\\r");
+            grok_strbuf_adds(b, "\\r");
         else if (*p == '\t')
-            sb_add(b, "\\t");
+            grok_strbuf_adds(b, "\\t");
         else if (*p < 0x20)
-            sb_fmt(b, "\\u%04x", *p);
+            grok_strbuf_addf(b, "\\u%04x", *p);
         else
-            sb_addn(b, (const char *)p, 1);
+            grok_strbuf_add(b, (const char *)p, 1);
     }
-    sb_add(b, "\"");
+    grok_strbuf_adds(b, "\"");
 }
 
 /* The compact JSON text of a value, exactly as a validator will compare
  * it; false (with the error set) for a number that a double cannot hold
  * exactly. */
-static bool json_text(conv *c, sbuf *b, const cJSON *v, const char *ptr) {
+static bool json_text(conv *c, grok_strbuf *b, const cJSON *v, const char *ptr) {
     if (cJSON_IsNull(v)) {
-        sb_add(b, "null");
+        grok_strbuf_adds(b, "null");
     } else if (cJSON_IsTrue(v)) {
-        sb_add(b, "true");
+        grok_strbuf_adds(b, "true");
     } else if (cJSON_IsFalse(v)) {
-        sb_add(b, "false");
+        grok_strbuf_adds(b, "false");
     } else if (cJSON_IsNumber(v)) {
         double x = v->valuedouble;
         if (!isfinite(x)) {
@@ -362,33 +305,33 @@ static bool json_text(conv *c, sbuf *b, const cJSON *v, const char *ptr) {
             return false;
         }
         if (x == floor(x) && fabs(x) < 9007199254740992.0) {
-            sb_fmt(b, "%.0f", x);
+            grok_strbuf_addf(b, "%.0f", x);
         } else if (x == floor(x)) {
             fail(c, ptr, "the integer %.17g is too large to reproduce exactly", x);
             return false;
         } else {
-            sb_fmt(b, "%.17g", x);
+            grok_strbuf_addf(b, "%.17g", x);
         }
     } else if (cJSON_IsString(v)) {
         json_string(b, v->valuestring);
     } else if (cJSON_IsArray(v)) {
-        sb_add(b, "[");
+        grok_strbuf_adds(b, "[");
         int i = 0;
         for (const cJSON *e = v->child; e; e = e->next, i++) {
-            if (i) sb_add(b, ",");
+            if (i) grok_strbuf_adds(b, ",");
             if (!json_text(c, b, e, ptr)) return false;
         }
-        sb_add(b, "]");
+        grok_strbuf_adds(b, "]");
     } else if (cJSON_IsObject(v)) {
-        sb_add(b, "{");
+        grok_strbuf_adds(b, "{");
         int i = 0;
         for (const cJSON *e = v->child; e; e = e->next, i++) {
-            if (i) sb_add(b, ",");
+            if (i) grok_strbuf_adds(b, ",");
             json_string(b, e->string);
-            sb_add(b, ":");
+            grok_strbuf_adds(b, ":");
             if (!json_text(c, b, e, ptr)) return false;
         }
-        sb_add(b, "}");
+        grok_strbuf_adds(b, "}");
     }
     return true;
 }
@@ -536,27 +479,27 @@ static char *visit(conv *c, const cJSON *s, const char *ptr, const char *hint);
 
 /* ptr + "/" + key, with ~ and / escaped as JSON pointers do. */
 static char *child_ptr(const char *ptr, const char *key) {
-    sbuf b = {0};
-    sb_add(&b, ptr);
-    sb_add(&b, "/");
+    grok_strbuf b = {0};
+    grok_strbuf_adds(&b, ptr);
+    grok_strbuf_adds(&b, "/");
     for (const char *p = key; *p; p++) {
         if (*p == '~')
-            sb_add(&b, "~0");
+            grok_strbuf_adds(&b, "~0");
         else if (*p == '/')
-            sb_add(&b, "~1");
+            grok_strbuf_adds(&b, "~1");
         else
-            sb_addn(&b, p, 1);
+            grok_strbuf_add(&b, p, 1);
     }
-    return sb_take(&b);
+    return grok_strbuf_take(&b, NULL);
 }
 
 static char *child_hint(const char *hint, const char *part) {
-    sbuf b = {0};
+    grok_strbuf b = {0};
     if (!strcmp(hint, "root"))
-        sb_add(&b, part);
+        grok_strbuf_adds(&b, part);
     else
-        sb_fmt(&b, "%s-%s", hint, part);
-    return sb_take(&b);
+        grok_strbuf_addf(&b, "%s-%s", hint, part);
+    return grok_strbuf_take(&b, NULL);
 }
 
 static const char *const ANNOTATIONS[] = {"title",           "description",
@@ -658,35 +601,35 @@ static int64_t num_field(conv *c, const cJSON *s, const char *name, const char *
 }
 
 /* "{m,n}" / "{m,}" / "*" / "?" for a repetition count range (max < 0: none). */
-static void repeat_suffix(sbuf *b, int64_t min, int64_t max) {
+static void repeat_suffix(grok_strbuf *b, int64_t min, int64_t max) {
     if (min == 0 && max < 0)
-        sb_add(b, "*");
+        grok_strbuf_adds(b, "*");
     else if (min == 1 && max < 0)
-        sb_add(b, "+");
+        grok_strbuf_adds(b, "+");
     else if (min == 0 && max == 1)
-        sb_add(b, "?");
+        grok_strbuf_adds(b, "?");
     else if (max < 0)
-        sb_fmt(b, "{%lld,}", (long long)min);
+        grok_strbuf_addf(b, "{%lld,}", (long long)min);
     else if (min == max)
-        sb_fmt(b, "{%lld}", (long long)min);
+        grok_strbuf_addf(b, "{%lld}", (long long)min);
     else
-        sb_fmt(b, "{%lld,%lld}", (long long)min, (long long)max);
+        grok_strbuf_addf(b, "{%lld,%lld}", (long long)min, (long long)max);
 }
 
 /* ---- integers in a range ---- */
 
 /* Digit strings of equal length d from lo to hi (leading zeros part of
  * the string), as alternatives. */
-static void digits_range(sbuf *b, const char *lo, const char *hi, size_t d) {
+static void digits_range(grok_strbuf *b, const char *lo, const char *hi, size_t d) {
     if (d == 0) return;
     if (lo[0] == hi[0]) {
-        sb_fmt(b, "\"%c\"", lo[0]);
+        grok_strbuf_addf(b, "\"%c\"", lo[0]);
         if (d > 1) {
-            sb_add(b, " ");
+            grok_strbuf_adds(b, " ");
             bool paren = true;
-            sb_add(b, "(");
+            grok_strbuf_adds(b, "(");
             digits_range(b, lo + 1, hi + 1, d - 1);
-            if (paren) sb_add(b, ")");
+            if (paren) grok_strbuf_adds(b, ")");
         }
         return;
     }
@@ -700,34 +643,34 @@ static void digits_range(sbuf *b, const char *lo, const char *hi, size_t d) {
     if (!lo_zero) { /* lo[0] followed by lo[1..] up to 9..9 */
         char nines[32];
         memset(nines, '9', d - 1);
-        sb_fmt(b, "\"%c\" (", lo[0]);
+        grok_strbuf_addf(b, "\"%c\" (", lo[0]);
         digits_range(b, lo + 1, nines, d - 1);
-        sb_add(b, ")");
+        grok_strbuf_adds(b, ")");
         first_lo++;
         any = true;
     }
     char last_hi = hi_nine ? first_hi : (char)(first_hi - 1);
     if (first_lo <= last_hi) {
-        if (any) sb_add(b, " | ");
+        if (any) grok_strbuf_adds(b, " | ");
         if (first_lo == last_hi)
-            sb_fmt(b, "\"%c\"", first_lo);
+            grok_strbuf_addf(b, "\"%c\"", first_lo);
         else
-            sb_fmt(b, "[%c-%c]", first_lo, last_hi);
-        if (d > 1) sb_fmt(b, " [0-9]{%zu}", d - 1);
+            grok_strbuf_addf(b, "[%c-%c]", first_lo, last_hi);
+        if (d > 1) grok_strbuf_addf(b, " [0-9]{%zu}", d - 1);
         any = true;
     }
     if (!hi_nine) {
         char zeros[32];
         memset(zeros, '0', d - 1);
-        if (any) sb_add(b, " | ");
-        sb_fmt(b, "\"%c\" (", hi[0]);
+        if (any) grok_strbuf_adds(b, " | ");
+        grok_strbuf_addf(b, "\"%c\" (", hi[0]);
         digits_range(b, zeros, hi + 1, d - 1);
-        sb_add(b, ")");
+        grok_strbuf_adds(b, ")");
     }
 }
 
 /* Non-negative integers from lo to hi (hi < 0: no bound), no leading zeros. */
-static void nonneg_range(sbuf *b, int64_t lo, int64_t hi) {
+static void nonneg_range(grok_strbuf *b, int64_t lo, int64_t hi) {
     char a[32], z[32];
     int dlo = snprintf(a, sizeof a, "%lld", (long long)lo);
     int dhi = hi >= 0 ? snprintf(z, sizeof z, "%lld", (long long)hi) : MAX_DIGITS;
@@ -744,11 +687,11 @@ static void nonneg_range(sbuf *b, int64_t lo, int64_t hi) {
             memcpy(to, z, (size_t)d);
         else
             memset(to, '9', (size_t)d);
-        if (!first) sb_add(b, " | ");
+        if (!first) grok_strbuf_adds(b, " | ");
         first = false;
-        sb_add(b, "(");
+        grok_strbuf_adds(b, "(");
         digits_range(b, from, to, (size_t)d);
-        sb_add(b, ")");
+        grok_strbuf_adds(b, ")");
     }
 }
 
@@ -792,15 +735,15 @@ static char *integer_rule(conv *c, const cJSON *s, const char *ptr, const char *
     if (lo < -LIM) lo = -LIM;
     if (hi > LIM) hi = INFINITY;
     if (!(lo <= hi)) return fail(c, ptr, "no integer with at most 18 digits lies in the range"), NULL;
-    sbuf b = {0};
+    grok_strbuf b = {0};
     int64_t l = (int64_t)lo;
     if (hi == INFINITY) {
         if (l >= 0) {
             nonneg_range(&b, l, -1);
         } else {
-            sb_add(&b, "\"-\" (");
+            grok_strbuf_adds(&b, "\"-\" (");
             nonneg_range(&b, 1, -l);
-            sb_add(&b, ") | ");
+            grok_strbuf_adds(&b, ") | ");
             nonneg_range(&b, 0, -1);
         }
     } else {
@@ -808,17 +751,17 @@ static char *integer_rule(conv *c, const cJSON *s, const char *ptr, const char *
         if (l >= 0) {
             nonneg_range(&b, l, h);
         } else if (h < 0) {
-            sb_add(&b, "\"-\" (");
+            grok_strbuf_adds(&b, "\"-\" (");
             nonneg_range(&b, -h, -l);
-            sb_add(&b, ")");
+            grok_strbuf_adds(&b, ")");
         } else {
-            sb_add(&b, "\"-\" (");
+            grok_strbuf_adds(&b, "\"-\" (");
             nonneg_range(&b, 1, -l);
-            sb_add(&b, ") | ");
+            grok_strbuf_adds(&b, ") | ");
             nonneg_range(&b, 0, h);
         }
     }
-    return add_rule(c, hint, sb_take(&b));
+    return add_rule(c, hint, grok_strbuf_take(&b, NULL));
 }
 
 /* ---- the kinds of schema ---- */
@@ -840,9 +783,9 @@ static char *string_rule(conv *c, const cJSON *s, const char *ptr, const char *h
             if (strcmp(fmt->valuestring, FORMATS[i][0])) continue;
             if (min > 0 || max >= 0)
                 return fail(c, ptr, "'minLength' and 'maxLength' with a 'format' are not supported"), NULL;
-            sbuf b = {0};
-            sb_fmt(&b, "\"\\\"\" %s \"\\\"\"", prim(c, FORMATS[i][1]));
-            return add_rule(c, hint, sb_take(&b));
+            grok_strbuf b = {0};
+            grok_strbuf_addf(&b, "\"\\\"\" %s \"\\\"\"", prim(c, FORMATS[i][1]));
+            return add_rule(c, hint, grok_strbuf_take(&b, NULL));
         }
         return fail(c, ptr,
                     "format '%s' is not supported (supported: date, time, date-time, uuid, email, ipv4; "
@@ -851,19 +794,19 @@ static char *string_rule(conv *c, const cJSON *s, const char *ptr, const char *h
                NULL;
     }
     if (min == 0 && max < 0) return strdup(prim(c, "json-string"));
-    sbuf b = {0};
-    sb_fmt(&b, "\"\\\"\" %s", prim(c, "json-char"));
+    grok_strbuf b = {0};
+    grok_strbuf_addf(&b, "\"\\\"\" %s", prim(c, "json-char"));
     repeat_suffix(&b, min, max);
-    sb_add(&b, " \"\\\"\"");
-    return add_rule(c, hint, sb_take(&b));
+    grok_strbuf_adds(&b, " \"\\\"\"");
+    return add_rule(c, hint, grok_strbuf_take(&b, NULL));
 }
 
 /* At a trie node (the names in nm sharing prefix[0..plen)), the key may
  * end here unless a name ends here, may go on with a character that
  * continues no name (then anything), or with one that does and the rest
  * of the trie below it. Names are ASCII (checked by the caller). */
-static void write_node(sbuf *out, const char **nm, size_t cnt, size_t d, const char *prefix, size_t plen,
-                       const char *chr);
+static void write_node(grok_strbuf *out, const char **nm, size_t cnt, size_t d, const char *prefix,
+                       size_t plen, const char *chr);
 
 /* The rule for a JSON string key equal to none of the given names, with
  * no escapes (the keys of additional properties). */
@@ -881,17 +824,17 @@ static char *key_not_in(conv *c, const cJSON *props, const char *hint) {
         free(names);
         return NULL;
     }
-    sbuf b = {0};
-    sb_add(&b, "\"\\\"\" ");
+    grok_strbuf b = {0};
+    grok_strbuf_adds(&b, "\"\\\"\" ");
     write_node(&b, names, n, 0, "", 0, chars_rule);
-    sb_add(&b, " \"\\\"\"");
+    grok_strbuf_adds(&b, " \"\\\"\"");
     free(names);
     free(chars_rule);
-    return add_rule(c, hint, sb_take(&b));
+    return add_rule(c, hint, grok_strbuf_take(&b, NULL));
 }
 
-static void write_node(sbuf *out, const char **nm, size_t cnt, size_t d, const char *prefix, size_t plen,
-                       const char *chr) {
+static void write_node(grok_strbuf *out, const char **nm, size_t cnt, size_t d, const char *prefix,
+                       size_t plen, const char *chr) {
     bool ends_here = false;
     unsigned char seen[256] = {0};
     for (size_t i = 0; i < cnt; i++) {
@@ -902,42 +845,42 @@ static void write_node(sbuf *out, const char **nm, size_t cnt, size_t d, const c
         else
             seen[(unsigned char)nm[i][plen]] = 1;
     }
-    sb_add(out, "(");
+    grok_strbuf_adds(out, "(");
     bool any = false;
     if (!ends_here) {
-        sb_add(out, "\"\"");
+        grok_strbuf_adds(out, "\"\"");
         any = true;
     }
     /* a character no name continues with, then anything */
-    if (any) sb_add(out, " | ");
-    sb_add(out, "[^\"\\\\\\x00-\\x1F\\x7F");
+    if (any) grok_strbuf_adds(out, " | ");
+    grok_strbuf_adds(out, "[^\"\\\\\\x00-\\x1F\\x7F");
     for (int ch = 0x20; ch < 256; ch++) {
         if (!seen[ch]) continue;
         if (ch < 0x80) {
             if (ch == '\\' || ch == ']' || ch == '-' || ch == '[' || ch == '"' || ch == '^')
-                sb_fmt(out, "\\x%02X", ch);
+                grok_strbuf_addf(out, "\\x%02X", ch);
             else
-                sb_fmt(out, "%c", ch);
+                grok_strbuf_addf(out, "%c", ch);
         }
     }
-    sb_fmt(out, "] %s*", chr);
+    grok_strbuf_addf(out, "] %s*", chr);
     for (int ch = 0x20; ch < 0x80; ch++) {
         if (!seen[ch]) continue;
         char np[512];
         if (plen + 1 >= sizeof np) continue;
         memcpy(np, prefix, plen);
         np[plen] = (char)ch;
-        sb_add(out, " | ");
+        grok_strbuf_adds(out, " | ");
         char lit[8];
-        sbuf tmp = {0};
+        grok_strbuf tmp = {0};
         lit[0] = (char)ch;
         gbnf_literal(&tmp, lit, 1);
-        sb_add(out, tmp.a ? tmp.a : "\"\"");
+        grok_strbuf_adds(out, tmp.a ? tmp.a : "\"\"");
         free(tmp.a);
-        sb_add(out, " ");
+        grok_strbuf_adds(out, " ");
         write_node(out, nm, cnt, d + 1, np, plen + 1, chr);
     }
-    sb_add(out, ")");
+    grok_strbuf_adds(out, ")");
 }
 
 static char *object_rule(conv *c, const cJSON *s, const char *ptr, const char *hint) {
@@ -984,11 +927,11 @@ static char *object_rule(conv *c, const cJSON *s, const char *ptr, const char *h
                     }
         char *hk = child_hint(hint, "additional-key");
         char *key = hk ? key_not_in(c, props, hk) : NULL;
-        sbuf b = {0};
-        sb_fmt(&b, "%s ws \":\" ws %s ws", key ? key : "", val);
+        grok_strbuf b = {0};
+        grok_strbuf_addf(&b, "%s ws \":\" ws %s ws", key ? key : "", val);
         prim(c, "ws");
         char *hkv = child_hint(hint, "additional-kv");
-        add_kv = key && hkv ? add_rule(c, hkv, sb_take(&b)) : (free(b.a), NULL);
+        add_kv = key && hkv ? add_rule(c, hkv, grok_strbuf_take(&b, NULL)) : (free(b.a), NULL);
         free(key);
         free(hk);
         free(hkv);
@@ -1033,13 +976,13 @@ static char *object_rule(conv *c, const cJSON *s, const char *ptr, const char *h
             if (!c->failed) oom(c);
             break;
         }
-        sbuf b = {0}, key = {0};
+        grok_strbuf b = {0}, key = {0};
         json_string(&key, p->string);
         gbnf_literal(&b, key.a ? key.a : "", key.n);
         free(key.a);
-        sb_fmt(&b, " ws \":\" ws %s ws", val);
+        grok_strbuf_addf(&b, " ws \":\" ws %s ws", val);
         char *hkv = child_hint(h, "kv");
-        kv[i] = hkv ? add_rule(c, hkv, sb_take(&b)) : (free(b.a), NULL);
+        kv[i] = hkv ? add_rule(c, hkv, grok_strbuf_take(&b, NULL)) : (free(b.a), NULL);
         free(hkv);
         free(h);
         free(val);
@@ -1047,18 +990,18 @@ static char *object_rule(conv *c, const cJSON *s, const char *ptr, const char *h
     }
     char *out = NULL;
     if (!c->failed) {
-        sbuf b = {0};
+        grok_strbuf b = {0};
         if (!any_optional && !add_kv) {
             /* every property required: a plain sequence */
-            sb_add(&b, "\"{\" ws");
+            grok_strbuf_adds(&b, "\"{\" ws");
             bool first = true;
             for (size_t j = 0; j < n; j++) {
                 if (!kv[j]) continue;
-                sb_fmt(&b, first ? " %s" : " \",\" ws %s", kv[j]);
+                grok_strbuf_addf(&b, first ? " %s" : " \",\" ws %s", kv[j]);
                 first = false;
             }
-            sb_add(&b, " \"}\"");
-            out = add_rule(c, hint, sb_take(&b));
+            grok_strbuf_adds(&b, " \"}\"");
+            out = add_rule(c, hint, grok_strbuf_take(&b, NULL));
         } else {
             /* a_j: nothing written yet, at property j; b_j: something written
              * (the next property needs a comma) */
@@ -1066,17 +1009,17 @@ static char *object_rule(conv *c, const cJSON *s, const char *ptr, const char *h
             if (!ra || !rb) {
                 oom(c);
             } else {
-                sbuf ea = {0}, eb = {0};
+                grok_strbuf ea = {0}, eb = {0};
                 if (add_kv) {
-                    sb_fmt(&ea, "( %s ( \",\" ws %s )* )?", add_kv, add_kv);
-                    sb_fmt(&eb, "( \",\" ws %s )*", add_kv);
+                    grok_strbuf_addf(&ea, "( %s ( \",\" ws %s )* )?", add_kv, add_kv);
+                    grok_strbuf_addf(&eb, "( \",\" ws %s )*", add_kv);
                 } else {
-                    sb_add(&ea, "\"\"");
-                    sb_add(&eb, "\"\"");
+                    grok_strbuf_adds(&ea, "\"\"");
+                    grok_strbuf_adds(&eb, "\"\"");
                 }
                 char *ha = child_hint(hint, "end-a"), *hb = child_hint(hint, "end-b");
-                ra[n] = ha ? add_rule(c, ha, sb_take(&ea)) : (free(ea.a), NULL);
-                rb[n] = hb ? add_rule(c, hb, sb_take(&eb)) : (free(eb.a), NULL);
+                ra[n] = ha ? add_rule(c, ha, grok_strbuf_take(&ea, NULL)) : (free(ea.a), NULL);
+                rb[n] = hb ? add_rule(c, hb, grok_strbuf_take(&eb, NULL)) : (free(eb.a), NULL);
                 free(ha);
                 free(hb);
                 for (size_t j = n; j-- > 0 && !c->failed;) {
@@ -1085,27 +1028,27 @@ static char *object_rule(conv *c, const cJSON *s, const char *ptr, const char *h
                         rb[j] = rb[j + 1] ? strdup(rb[j + 1]) : NULL;
                         continue;
                     }
-                    sbuf x = {0}, y = {0};
-                    sb_fmt(&x, "%s %s", kv[j], rb[j + 1]);
-                    sb_fmt(&y, "\",\" ws %s %s", kv[j], rb[j + 1]);
+                    grok_strbuf x = {0}, y = {0};
+                    grok_strbuf_addf(&x, "%s %s", kv[j], rb[j + 1]);
+                    grok_strbuf_addf(&y, "\",\" ws %s %s", kv[j], rb[j + 1]);
                     if (!required[j]) {
-                        sb_fmt(&x, " | %s", ra[j + 1]);
-                        sb_fmt(&y, " | %s", rb[j + 1]);
+                        grok_strbuf_addf(&x, " | %s", ra[j + 1]);
+                        grok_strbuf_addf(&y, " | %s", rb[j + 1]);
                     }
                     char tag[32];
                     snprintf(tag, sizeof tag, "a%zu", j);
                     char *h1 = child_hint(hint, tag);
                     snprintf(tag, sizeof tag, "b%zu", j);
                     char *h2 = child_hint(hint, tag);
-                    ra[j] = h1 ? add_rule(c, h1, sb_take(&x)) : (free(x.a), NULL);
-                    rb[j] = h2 ? add_rule(c, h2, sb_take(&y)) : (free(y.a), NULL);
+                    ra[j] = h1 ? add_rule(c, h1, grok_strbuf_take(&x, NULL)) : (free(x.a), NULL);
+                    rb[j] = h2 ? add_rule(c, h2, grok_strbuf_take(&y, NULL)) : (free(y.a), NULL);
                     free(h1);
                     free(h2);
                 }
                 if (!c->failed && ra[0]) {
-                    sbuf o = {0};
-                    sb_fmt(&o, "\"{\" ws %s \"}\"", ra[0]);
-                    out = add_rule(c, hint, sb_take(&o));
+                    grok_strbuf o = {0};
+                    grok_strbuf_addf(&o, "\"{\" ws %s \"}\"", ra[0]);
+                    out = add_rule(c, hint, grok_strbuf_take(&o, NULL));
                 }
             }
             for (size_t j = 0; ra && rb && j <= n; j++) {
@@ -1160,20 +1103,20 @@ static char *array_rule(conv *c, const cJSON *s, const char *ptr, const char *hi
     if (!rest_ok && (int64_t)k < min)
         return fail(c, ptr, "'minItems' needs more items than the array may hold"), NULL;
     prim(c, "ws");
-    sbuf b = {0};
+    grok_strbuf b = {0};
     if (k == 0) {
-        sb_add(&b, "\"[\" ws");
+        grok_strbuf_adds(&b, "\"[\" ws");
         if (max != 0 && item) {
             if (min == 0) {
-                sb_fmt(&b, " ( %s ws ( \",\" ws %s ws )", item, item);
+                grok_strbuf_addf(&b, " ( %s ws ( \",\" ws %s ws )", item, item);
                 repeat_suffix(&b, 0, max < 0 ? -1 : max - 1);
-                sb_add(&b, " )?");
+                grok_strbuf_adds(&b, " )?");
             } else {
-                sb_fmt(&b, " %s ws ( \",\" ws %s ws )", item, item);
+                grok_strbuf_addf(&b, " %s ws ( \",\" ws %s ws )", item, item);
                 repeat_suffix(&b, min - 1, max < 0 ? -1 : max - 1);
             }
         }
-        sb_add(&b, " \"]\"");
+        grok_strbuf_adds(&b, " \"]\"");
     } else {
         /* the prefix items one by one (each optional once minItems is met), then the rest */
         char **p = calloc(k, sizeof *p);
@@ -1194,24 +1137,24 @@ static char *array_rule(conv *c, const cJSON *s, const char *ptr, const char *hi
             free(h);
         }
         size_t upto = max >= 0 && (size_t)max < k ? (size_t)max : k;
-        sb_add(&b, "\"[\" ws");
+        grok_strbuf_adds(&b, "\"[\" ws");
         int open = 0;
         for (i = 0; i < upto && !c->failed; i++) {
             bool optional = (int64_t)i >= min;
             if (optional) {
-                sb_add(&b, " (");
+                grok_strbuf_adds(&b, " (");
                 open++;
             }
-            sb_fmt(&b, i ? " \",\" ws %s ws" : " %s ws", p[i]);
+            grok_strbuf_addf(&b, i ? " \",\" ws %s ws" : " %s ws", p[i]);
         }
         if (!c->failed && item && (max < 0 || (size_t)max > k)) {
             int64_t rmin = min > (int64_t)k ? min - (int64_t)k : 0;
             int64_t rmax = max < 0 ? -1 : max - (int64_t)k;
-            sb_fmt(&b, " ( \",\" ws %s ws )", item);
+            grok_strbuf_addf(&b, " ( \",\" ws %s ws )", item);
             repeat_suffix(&b, rmin, rmax);
         }
-        for (; open > 0; open--) sb_add(&b, " )?");
-        sb_add(&b, " \"]\"");
+        for (; open > 0; open--) grok_strbuf_adds(&b, " )?");
+        grok_strbuf_adds(&b, " \"]\"");
         for (i = 0; i < k; i++) free(p[i]);
         free(p);
     }
@@ -1220,7 +1163,7 @@ static char *array_rule(conv *c, const cJSON *s, const char *ptr, const char *hi
         free(b.a);
         return NULL;
     }
-    return add_rule(c, hint, sb_take(&b));
+    return add_rule(c, hint, grok_strbuf_take(&b, NULL));
 }
 
 /* enum / const: the values' exact JSON texts, those of the allowed types. */
@@ -1231,7 +1174,7 @@ static char *literal_rule(conv *c, const cJSON *s, const char *ptr, const char *
     static const char *const ALLOW[] = {"type", "enum", "const", "nullable"};
     const char *other = other_keyword(s, ALLOW, N_OF(ALLOW));
     if (other) return fail(c, ptr, "'%s' beside 'enum' or 'const' is not supported", other), NULL;
-    sbuf b = {0};
+    grok_strbuf b = {0};
     int n = 0;
     for (const cJSON *e = cst ? cst : en->child; e; e = cst ? NULL : e->next) {
         if (!(value_type(e) & types)) continue;
@@ -1240,13 +1183,13 @@ static char *literal_rule(conv *c, const cJSON *s, const char *ptr, const char *
             bool integer_only = cJSON_IsString(t) && !strcmp(t->valuestring, "integer");
             if (integer_only && e->valuedouble != floor(e->valuedouble)) continue;
         }
-        sbuf v = {0};
+        grok_strbuf v = {0};
         if (!json_text(c, &v, e, ptr)) {
             free(v.a);
             free(b.a);
             return NULL;
         }
-        if (n++) sb_add(&b, " | ");
+        if (n++) grok_strbuf_adds(&b, " | ");
         gbnf_literal(&b, v.a ? v.a : "", v.n);
         free(v.a);
     }
@@ -1254,7 +1197,7 @@ static char *literal_rule(conv *c, const cJSON *s, const char *ptr, const char *
         free(b.a);
         return fail(c, ptr, "no value of '%s' has an allowed type", cst ? "const" : "enum"), NULL;
     }
-    return add_rule(c, hint, sb_take(&b));
+    return add_rule(c, hint, grok_strbuf_take(&b, NULL));
 }
 
 static char *alternatives(conv *c, const cJSON *list, const char *kw, const char *ptr, const char *hint) {
@@ -1278,7 +1221,7 @@ static char *alternatives(conv *c, const cJSON *list, const char *kw, const char
                 }
         }
     }
-    sbuf b = {0};
+    grok_strbuf b = {0};
     int i = 0;
     for (const cJSON *a = list->child; a && !c->failed; a = a->next, i++) {
         char idx[24];
@@ -1287,7 +1230,7 @@ static char *alternatives(conv *c, const cJSON *list, const char *kw, const char
         char *h = child_hint(hint, idx);
         char *r = ap && h ? visit(c, a, ap, h) : NULL;
         if (r)
-            sb_fmt(&b, i ? " | %s" : "%s", r);
+            grok_strbuf_addf(&b, i ? " | %s" : "%s", r);
         else if (!c->failed)
             oom(c);
         free(r);
@@ -1299,7 +1242,7 @@ static char *alternatives(conv *c, const cJSON *list, const char *kw, const char
         free(b.a);
         return NULL;
     }
-    return add_rule(c, hint, sb_take(&b));
+    return add_rule(c, hint, grok_strbuf_take(&b, NULL));
 }
 
 /* One type's rule for schema s. */
@@ -1461,7 +1404,7 @@ static char *visit(conv *c, const cJSON *s, const char *ptr, const char *hint) {
         }
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "nullable"))) types |= T_NULL;
     }
-    sbuf b = {0};
+    grok_strbuf b = {0};
     int n = 0;
     for (int t = 1; t <= T_STRING && !c->failed; t <<= 1) {
         if (!(types & t)) continue;
@@ -1494,7 +1437,7 @@ static char *visit(conv *c, const cJSON *s, const char *ptr, const char *hint) {
             if (!c->failed) oom(c);
             break;
         }
-        sb_fmt(&b, n++ ? " | %s" : "%s", r);
+        grok_strbuf_addf(&b, n++ ? " | %s" : "%s", r);
         free(r);
     }
     if (c->failed) {
@@ -1502,33 +1445,13 @@ static char *visit(conv *c, const cJSON *s, const char *ptr, const char *hint) {
         goto done;
     }
     if (n == 1) {
-        out = sb_take(&b);
+        out = grok_strbuf_take(&b, NULL);
     } else {
-        out = add_rule(c, hint, sb_take(&b));
+        out = add_rule(c, hint, grok_strbuf_take(&b, NULL));
     }
 done:
     c->depth--;
     return c->failed ? (free(out), NULL) : out;
-}
-
-/* Byte offset of the first invalid UTF-8 sequence, or -1. */
-static int64_t bad_utf8(const char *s, size_t n) {
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        unsigned c0 = u[i];
-        size_t k = c0 < 0x80                    ? 1
-                   : (c0 >= 0xC2 && c0 <= 0xDF) ? 2
-                   : (c0 >= 0xE0 && c0 <= 0xEF) ? 3
-                   : (c0 >= 0xF0 && c0 <= 0xF4) ? 4
-                                                : 0;
-        if (!k || i + k > n) return (int64_t)i;
-        for (size_t j = 1; j < k; j++)
-            if ((u[i + j] & 0xC0) != 0x80) return (int64_t)i;
-        if (k == 3 && ((c0 == 0xE0 && u[i + 1] < 0xA0) || (c0 == 0xED && u[i + 1] > 0x9F))) return (int64_t)i;
-        if (k == 4 && ((c0 == 0xF0 && u[i + 1] < 0x90) || (c0 == 0xF4 && u[i + 1] > 0x8F))) return (int64_t)i;
-        i += k;
-    }
-    return -1;
 }
 
 char *grok_json_schema_to_gbnf_rules(const char *schema, size_t len, const char *start, char *err,
@@ -1537,7 +1460,7 @@ char *grok_json_schema_to_gbnf_rules(const char *schema, size_t len, const char 
     if (!err || !err_size) err = dummy, err_size = sizeof dummy;
     err[0] = '\0';
     if (!schema) len = 0;
-    int64_t bad = bad_utf8(schema ? schema : "", len);
+    int64_t bad = grok_utf8_invalid_at(schema ? schema : "", len);
     if (bad >= 0) {
         snprintf(err, err_size, "invalid UTF-8 at byte %lld of the schema", (long long)bad);
         return NULL;
@@ -1570,10 +1493,10 @@ char *grok_json_schema_to_gbnf_rules(const char *schema, size_t len, const char 
     if (body && !c.failed) {
         set_body(&c, root, body);
         body = NULL;
-        sbuf b = {0};
+        grok_strbuf b = {0};
         for (size_t i = 0; i < c.n_rules; i++)
-            sb_fmt(&b, "%s ::= %s\n", c.names[i], c.bodies[i] ? c.bodies[i] : "\"\"");
-        out = sb_take(&b);
+            grok_strbuf_addf(&b, "%s ::= %s\n", c.names[i], c.bodies[i] ? c.bodies[i] : "\"\"");
+        out = grok_strbuf_take(&b, NULL);
         if (!out) snprintf(err, err_size, "out of memory");
     }
     free(body);

@@ -1,5 +1,6 @@
 /*
- * cpu.c - run-time CPU feature detection and the process-wide kernel mode.
+ * cpu.c - run-time CPU feature detection, the instruction-set cap and the
+ * process-wide kernel mode.
  * The build stays generic (no -march flags); SIMD kernels live in files
  * compiled with per-function target attributes and are chosen here once,
  * by what the CPU reports, so one binary runs on any x86-64 (or aarch64)
@@ -10,6 +11,7 @@
 #include <cpuid.h>
 #endif
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +22,11 @@ static const char *g_isa = "scalar";
 static bool g_vbmi; /* avx512vnni with the VBMI kernels */
 static atomic_int g_mode = GROK_KERNELS_FAST;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+/* The cap grok_kernels_set_isa_cap asked for ("" = none), and whether
+ * detect() has fixed the dispatch; both under g_cap_mu. */
+static pthread_mutex_t g_cap_mu = PTHREAD_MUTEX_INITIALIZER;
+static char g_cap[16];
+static bool g_fixed;
 static void (*g_quantize)(const float *, block_q8a *, int64_t) = grok_quantize_q8a_ref;
 
 static void detect(void) {
@@ -44,7 +51,12 @@ static void detect(void) {
 #if defined(__aarch64__) && defined(__ARM_NEON)
     g_cpu.neon = true; /* mandatory on aarch64 */
 #endif
-    const char *cap = getenv("GROK_ISA"); /* cap the ISA for side-by-side measurements */
+    /* the cap: GROK_ISA overrides the program's grok_kernels_set_isa_cap */
+    pthread_mutex_lock(&g_cap_mu);
+    g_fixed = true;
+    const char *isa_env = getenv("GROK_ISA");
+    const char *cap = isa_env && *isa_env ? isa_env : g_cap[0] ? g_cap : NULL;
+    pthread_mutex_unlock(&g_cap_mu);
     bool allow_avx2 = !cap || strcmp(cap, "scalar") != 0;
     bool allow_512 = allow_avx2 && (!cap || strcmp(cap, "avx2") != 0);
     if (g_cpu.avx2 && g_cpu.fma && g_cpu.f16c && allow_avx2) g_isa = "avx2";
@@ -68,6 +80,17 @@ const grok_cpu_features *grok_cpu(void) {
 void grok_quantize_q8a(const float *x, block_q8a *y, int64_t n) {
     pthread_once(&g_once, detect);
     g_quantize(x, y, n);
+}
+
+int grok_kernels_set_isa_cap(const char *isa) {
+    if (isa && strcmp(isa, "scalar") != 0 && strcmp(isa, "avx2") != 0 && strcmp(isa, "avx512vnni") != 0 &&
+        strcmp(isa, "neon") != 0)
+        return -1;
+    pthread_mutex_lock(&g_cap_mu);
+    const bool fixed = g_fixed;
+    if (!fixed) snprintf(g_cap, sizeof g_cap, "%s", isa ? isa : "");
+    pthread_mutex_unlock(&g_cap_mu);
+    return fixed ? -1 : 0;
 }
 
 const char *grok_kernels_isa(void) {

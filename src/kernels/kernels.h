@@ -157,10 +157,7 @@ typedef struct {
     bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avx512vbmi, avx_vnni, neon;
 } grok_cpu_features;
 const grok_cpu_features *grok_cpu(void);
-/* The instruction set the FAST/EXACT kernels use: "avx512vnni", "avx2",
- * "neon" or "scalar". GROK_ISA=scalar|avx2 in the environment caps it
- * (for side-by-side measurements). */
-const char *grok_kernels_isa(void);
+/* grok_kernels_isa and grok_kernels_set_isa_cap are grok.h's. */
 
 /* Dot products of one weight row of n elements. */
 typedef float (*grok_dot_f32_fn)(const void *row, const float *x, int64_t n);

@@ -6,7 +6,8 @@
  * Q4_K / Q5_K, mins) that are themselves quantized: to 6 bits against an
  * f16 d and dmin, or to 8 signed bits against an f16 d (Q6_K). Encoding is
  * therefore in two steps: fit each sub-block alone, then quantize the fits
- * and re-round every value against the parameters the decoder will see.
+ * and re-round every value against the parameters the decoder will see
+ * (for Q2_K..Q5_K at a few candidate values of d, keeping the best).
  *
  * A sub-block fit searches the grid step: for 21 steps around range/nmax
  * it rounds the values onto that grid and solves the weighted
@@ -58,6 +59,15 @@ static void fit_weights(const float *x, int n, const float *imx, float *w) {
     const float rms = sqrtf(ss / (float)n);
     for (int i = 0; i < n; i++) w[i] = rms + fabsf(x[i]);
 }
+
+/* The super-block scales tried (fit_super_asym, fit_super_sym): the d
+ * that puts the largest sub-block fit on the scales' top code, and
+ * SUPER_D_TRIES - 1 larger ones, each putting that fit SUPER_D_STEP codes
+ * further below the top.
+ * On the bundled model's expert rows this takes 1-5 % off q2_K's, q3_K's,
+ * q4_K's and q5_K's weighted error (docs/quantization.md). */
+#define SUPER_D_TRIES 4
+#define SUPER_D_STEP 1.2f
 
 #define FIT_STEPS 10 /* grid steps (nmax + t/10)/range for t in -10..10 */
 #define FIT_ROUNDS 2 /* re-rounding rounds after the search */
@@ -175,19 +185,68 @@ static float sub_err_sym(const float *x, const float *w, int n, float ds, int nm
  * of a sub-block fit a, mn: the nearest and one step either side of each,
  * whichever gives the smallest error with the values rounded again (into
  * q). The scales' rounding costs as much as the values' at 4 to 6 bits. */
-static void refine_scale_min(const float *x, const float *w, int n, int nmax, int smax, float df, float mf, float a,
-                             float mn, uint8_t *sc_out, uint8_t *m_out, uint8_t *q) {
+static float refine_scale_min(const float *x, const float *w, int n, int nmax, int smax, float df, float mf, float a,
+                             float mn, int reach, uint8_t *sc_out, uint8_t *m_out, uint8_t *q) {
     const int sc0 = df > 0 ? qround(a / df, 0, smax) : 0, m0 = mf > 0 ? qround(mn / mf, 0, smax) : 0;
     uint8_t tq[32];
     float best = INFINITY;
     *sc_out = (uint8_t)sc0, *m_out = (uint8_t)m0;
-    for (int ds = -1; ds <= 1; ds++)
-        for (int dm = -1; dm <= 1; dm++) {
+    for (int ds = -reach; ds <= reach; ds++)
+        for (int dm = -reach; dm <= reach; dm++) {
             const int sc = sc0 + ds, m = m0 + dm;
             if (sc < 0 || sc > smax || m < 0 || m > smax) continue;
             const float e = sub_err_asym(x, w, n, df * (float)sc, mf * (float)m, nmax, tq);
             if (e < best) best = e, *sc_out = (uint8_t)sc, *m_out = (uint8_t)m, memcpy(q, tq, (size_t)n);
         }
+    return best;
+}
+
+/* The f16 d and dmin of a super-block of nsub sub-blocks of len values,
+ * with each sub-block's quantized scale and min (0..smax) and codes: d
+ * (then dmin) is tried at the value that puts the largest fit on smax and
+ * at a few slightly larger ones (the largest fit lands a code or so below
+ * the top, the small fits round differently); every sub-block takes its
+ * best scale and min of refine_scale_min, and the smallest total error
+ * wins. */
+static void fit_super_asym(const float *x, const float *w, int nsub, int len, int nmax, int smax, const float *a,
+                           const float *mn, float amax, float mmax, uint16_t *d, uint16_t *dmin, uint8_t *sc,
+                           uint8_t *m, uint8_t *q) {
+    const int nc = SUPER_D_TRIES;
+    const float step = SUPER_D_STEP / (float)smax;
+    float rank[2] = {INFINITY, INFINITY}, fd = 1;
+    uint16_t cand[2][2] = {{0, 0}, {0, 0}};
+    uint8_t tsc[16], tm[16], tq[QK_K];
+    /* ranked with each sub-block's nearest scale and min (a ninth of the
+     * work of the search one step either side, which runs for the best two) */
+    for (int t = 0; t < 2 * nc - 1; t++) {
+        const float cd = t < nc ? 1.0f - step * (float)t : fd, cm = t < nc ? 1.0f : 1.0f - step * (float)(t - nc + 1);
+        const uint16_t hd = grok_fp32_to_fp16(amax / ((float)smax * cd)), hm = grok_fp32_to_fp16(mmax / ((float)smax * cm));
+        if (t >= nc && hd == cand[0][0] && hm == cand[0][1]) continue;
+        const float df = grok_fp16_to_fp32(hd), mf = grok_fp16_to_fp32(hm);
+        float e = 0;
+        for (int s = 0; s < nsub && e < rank[1]; s++)
+            e += refine_scale_min(x + len * s, w + len * s, len, nmax, smax, df, mf, a[s], mn[s], 0, &tsc[s], &tm[s],
+                                  tq + len * s);
+        if (t == 0 || e < rank[0]) { /* t == 0: something, even for NaN weights */
+            rank[1] = rank[0], cand[1][0] = cand[0][0], cand[1][1] = cand[0][1];
+            rank[0] = e, cand[0][0] = hd, cand[0][1] = hm;
+            if (t < nc) fd = cd;
+        } else if (e < rank[1]) {
+            rank[1] = e, cand[1][0] = hd, cand[1][1] = hm;
+        }
+    }
+    float best = INFINITY;
+    for (int c = 0; c < (rank[1] < INFINITY ? 2 : 1); c++) {
+        const float df = grok_fp16_to_fp32(cand[c][0]), mf = grok_fp16_to_fp32(cand[c][1]);
+        float e = 0;
+        for (int s = 0; s < nsub && e < best; s++)
+            e += refine_scale_min(x + len * s, w + len * s, len, nmax, smax, df, mf, a[s], mn[s], 1, &tsc[s], &tm[s],
+                                  tq + len * s);
+        if (c == 0 || e < best) {
+            best = e, *d = cand[c][0], *dmin = cand[c][1];
+            memcpy(sc, tsc, (size_t)nsub), memcpy(m, tm, (size_t)nsub), memcpy(q, tq, (size_t)(nsub * len));
+        }
+    }
 }
 
 /* The 6-bit scales and mins of 8 sub-blocks into ggml's 12 bytes (the
@@ -218,15 +277,8 @@ static void encode_asym(const float *x, const float *imx, int nmax, uint8_t q[QK
         mn[s] = -b;
         amax = fmaxf(amax, a[s]), mmax = fmaxf(mmax, mn[s]);
     }
-    *d = grok_fp32_to_fp16(amax / 63.0f);
-    *dmin = grok_fp32_to_fp16(mmax / 63.0f);
-    const float df = grok_fp16_to_fp32(*d), mf = grok_fp16_to_fp32(*dmin);
-    /* each sub-block's 6-bit scale and min, one step either side of the
-     * nearest, whichever gives the smallest error with its values rounded
-     * against what the decoder computes: (d*sc)*q - dmin*m */
     uint8_t sc[8], m[8];
-    for (int s = 0; s < 8; s++)
-        refine_scale_min(x + 32 * s, w + 32 * s, 32, nmax, 63, df, mf, a[s], mn[s], &sc[s], &m[s], q + 32 * s);
+    fit_super_asym(x, w, 8, 32, nmax, 63, a, mn, amax, mmax, d, dmin, sc, m, q);
     pack_scale_min(sc, m, scales);
 }
 
@@ -374,6 +426,41 @@ static void q5_0_encode(const float *src, void *dst, int64_t n, const float *imx
     }
 }
 
+/* The f16 d of a super-block of nsub sub-blocks of len values whose scales
+ * are signed (-smin..smin-1, the largest fit mx at -smin or a little
+ * short of it), with each sub-block's scale (the nearest to its fit or one
+ * step either side) and codes (-nmin..nmin-1): the d of least total error
+ * of a few. */
+static void fit_super_sym(const float *x, const float *w, int nsub, int len, int nmin, int smin, const float *a, float mx,
+                          uint16_t *d, int *sc, int8_t *q) {
+    const int nc = SUPER_D_TRIES;
+    const float step = SUPER_D_STEP / (float)smin;
+    float best = INFINITY;
+    int tsc[16];
+    int8_t tq[QK_K], bq[32];
+    for (int t = 0; t < nc; t++) {
+        const uint16_t hd = grok_fp32_to_fp16(mx / (-(float)smin * (1.0f - step * (float)t)));
+        const float df = grok_fp16_to_fp32(hd);
+        float e = 0;
+        for (int s = 0; s < nsub && e < best; s++) {
+            const int s0 = df != 0 ? qround(a[s] / df, -smin, smin - 1) : 0;
+            float be = INFINITY;
+            tsc[s] = s0;
+            for (int u = -1; u <= 1; u++) {
+                const int c = s0 + u;
+                if (c < -smin || c > smin - 1) continue;
+                const float es = sub_err_sym(x + len * s, w + len * s, len, df * (float)c, nmin, bq);
+                if (es < be) be = es, tsc[s] = c, memcpy(tq + len * s, bq, (size_t)len);
+            }
+            e += be;
+        }
+        if (t == 0 || e < best) {
+            best = e, *d = hd;
+            memcpy(sc, tsc, (size_t)nsub * sizeof *sc), memcpy(q, tq, (size_t)(nsub * len));
+        }
+    }
+}
+
 /* ---- Q2_K and Q3_K: 16 sub-blocks of 16 ----
  * Their sub-block scales have 4 bits (Q2_K, and 4-bit mins) or 6 signed
  * bits (Q3_K): after the fits are quantized against the super-block's f16
@@ -391,15 +478,9 @@ static void q2_K_encode(const float *src, void *dst, int64_t n, const float *imx
             mn[s] = -bb;
             amax = fmaxf(amax, a[s]), mmax = fmaxf(mmax, mn[s]);
         }
-        b.d = grok_fp32_to_fp16(amax / 15.0f);
-        b.dmin = grok_fp32_to_fp16(mmax / 15.0f);
-        const float df = grok_fp16_to_fp32(b.d), mf = grok_fp16_to_fp32(b.dmin);
-        uint8_t q[QK_K];
-        for (int s = 0; s < 16; s++) {
-            uint8_t sc, m;
-            refine_scale_min(x + 16 * s, w + 16 * s, 16, 3, 15, df, mf, a[s], mn[s], &sc, &m, q + 16 * s);
-            b.scales[s] = (uint8_t)(sc | (m << 4));
-        }
+        uint8_t q[QK_K], sc[16], m[16];
+        fit_super_asym(x, w, 16, 16, 3, 15, a, mn, amax, mmax, &b.d, &b.dmin, sc, m, q);
+        for (int s = 0; s < 16; s++) b.scales[s] = (uint8_t)(sc[s] | (m[s] << 4));
         memset(b.qs, 0, sizeof b.qs);
         for (int h = 0; h < 2; h++)
             for (int j = 0; j < 4; j++)
@@ -418,22 +499,11 @@ static void q3_K_encode(const float *src, void *dst, int64_t n, const float *imx
             fit_sym(x + 16 * s, w + 16 * s, 16, 4, &a[s]);
             if (fabsf(a[s]) > amax) amax = fabsf(a[s]), mx = a[s];
         }
-        /* the scale of largest magnitude goes to -32, the end with one step more */
-        b.d = grok_fp32_to_fp16(mx / -32.0f);
-        const float df = grok_fp16_to_fp32(b.d);
-        int8_t q[QK_K], tq[16];
+        /* the scale of largest magnitude goes to -32, the end with one step
+         * more (or a little short of it: the d of least total error) */
+        int8_t q[QK_K];
         int sc[16];
-        for (int s = 0; s < 16; s++) {
-            const int s0 = df != 0 ? qround(a[s] / df, -32, 31) : 0;
-            float best = INFINITY;
-            sc[s] = s0;
-            for (int t = -1; t <= 1; t++) {
-                const int c = s0 + t;
-                if (c < -32 || c > 31) continue;
-                const float e = sub_err_sym(x + 16 * s, w + 16 * s, 16, df * (float)c, 4, tq);
-                if (e < best) best = e, sc[s] = c, memcpy(q + 16 * s, tq, 16);
-            }
-        }
+        fit_super_sym(x, w, 16, 16, 4, 32, a, mx, &b.d, sc, q);
         memset(b.scales, 0, sizeof b.scales);
         for (int s = 0; s < 16; s++) {
             const int v = sc[s] + 32;

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "grok.h"
+#include "util/file.h"
 
 typedef struct {
     char name[GROK_GGUF_MAX_NAME + 1];
@@ -507,30 +508,12 @@ int grok_imatrix_load(grok_imatrix *im, const char *path, char *err, size_t err_
         fclose(f);
         return load_gguf(im, path, err, err_size);
     }
-    /* legacy: small enough to read whole (a float per input column) */
-    size_t cap = 1 << 16, n = got;
-    unsigned char *buf = malloc(cap);
-    if (buf) memcpy(buf, magic, got);
-    while (buf && !feof(f) && !ferror(f)) {
-        if (n == cap) {
-            unsigned char *nb = cap < ((size_t)1 << 40) ? realloc(buf, cap * 2) : NULL;
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb, cap *= 2;
-        }
-        n += fread(buf + n, 1, cap - n, f);
-    }
-    const bool bad = !buf || ferror(f);
     fclose(f);
-    if (bad) {
-        snprintf(err, err_size, "%s: %s", path, buf ? "read error" : "out of memory");
-        free(buf);
-        return -1;
-    }
-    const int rc = load_dat(im, path, buf, n, err, err_size);
+    /* legacy: small enough to read whole (a float per input column) */
+    size_t n = 0;
+    char *buf = grok_read_file(path, &n, err, err_size);
+    if (!buf) return -1;
+    const int rc = load_dat(im, path, (const unsigned char *)buf, n, err, err_size);
     free(buf);
     return rc;
 }

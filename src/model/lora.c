@@ -234,6 +234,12 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
                 break;
             }
             sl->mat = target_mat(m, il, t, &sl->stride, &sl->xdata);
+            if (grok_lora_target_is_expert(t) && m->layers[il].xtype[t - GROK_LORA_T_GATE]) {
+                rc = ERRF("%s: tensor '%s': the model's experts of layer %" PRId64
+                          " differ in type (grok quantize --expert-aware); LoRA needs one type per layer",
+                          path, sl->a->name, il);
+                break;
+            }
             sl->n_mats = grok_lora_target_is_expert(t) ? hp->n_experts : 1;
             sl->rank = sl->a->ne[1];
             if (sl->rank < 1 || sl->rank > rank) {

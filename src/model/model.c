@@ -255,54 +255,61 @@ static const char *first_missing_layer_tensor(const grok_gguf_file *f, int64_t n
  * they lie back to back in the map, else through a table of where each one
  * lies (*xdata). Not copied (llama.cpp copies them into one buffer): a copy
  * would be anonymous memory the size of the experts, which the memory plan
- * could neither evict nor leave out. */
+ * could neither evict nor leave out. Such tensors may differ in type from
+ * expert to expert (grok quantize --expert-aware writes them so; llama.cpp
+ * cannot read that): *xtype then lists each one's, and w carries the
+ * largest one's type and size. */
 static int bind_experts(grok_model *m, const grok_gguf_file *f, int64_t il, const char *what, int64_t rows,
-                        int64_t cols, grok_mat *w, size_t *stride, const uint8_t ***xdata, char *err,
-                        size_t err_size) {
+                        int64_t cols, grok_mat *w, size_t *stride, const uint8_t ***xdata,
+                        const grok_type **xtype, char *err, size_t err_size) {
     const int64_t E = m->hp.n_experts;
     char n[96];
     snprintf(n, sizeof n, "blk.%" PRId64 ".%s_exps.weight", il, what);
     char old[96];
     snprintf(old, sizeof old, "blk.%" PRId64 ".%s.0.weight", il, what);
     *xdata = NULL;
+    *xtype = NULL;
     if (grok_gguf_find_tensor(f, n) || !grok_gguf_find_tensor(f, old))
         return bind_mat(f, n, rows, cols, E, w, stride, err, err_size);
-    const grok_gguf_tensor *t0 = NULL;
-    bool in_place = true;
+    const grok_gguf_tensor *t0 = NULL, *big = NULL;
+    bool in_place = true, mixed = false;
     for (int64_t e = 0; e < E; e++) {
         snprintf(old, sizeof old, "blk.%" PRId64 ".%s.%" PRId64 ".weight", il, what, e);
         const grok_gguf_tensor *t = need_tensor(f, old, 2, (int64_t[]){cols, rows}, err, err_size);
         if (!t) return -1;
-        if (!t0) t0 = t;
-        if (t->type != t0->type) {
-            snprintf(err, err_size, "%s: tensor '%s' has type %s, expert 0 of the layer %s",
-                     grok_gguf_path(f), old, grok_type_get_traits(t->type)->name,
-                     grok_type_get_traits(t0->type)->name);
-            return -1;
-        }
+        if (!t0) t0 = big = t;
+        if (t->nbytes > big->nbytes) big = t;
+        mixed = mixed || t->type != t0->type;
         in_place = in_place && (const uint8_t *)t->data == (const uint8_t *)t0->data + (size_t)e * t0->nbytes;
     }
-    w->type = (grok_type)t0->type;
+    in_place = in_place && !mixed;
+    w->type = (grok_type)big->type;
     w->rows = rows;
     w->cols = cols;
-    w->row_bytes = (size_t)grok_type_row_size(t0->type, cols);
+    w->row_bytes = (size_t)grok_type_row_size(big->type, cols);
     w->data = t0->data;
-    *stride = t0->nbytes;
+    *stride = big->nbytes;
     if (in_place) return 0;
-    void **owned = realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 1));
+    void **owned = realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 2));
     if (owned) m->owned = owned;
     const uint8_t **tab = owned ? malloc(sizeof *tab * (size_t)E) : NULL;
-    if (!tab) {
+    grok_type *types = tab && mixed ? malloc(sizeof *types * (size_t)E) : NULL;
+    if (!tab || (mixed && !types)) {
+        free(tab);
         snprintf(err, err_size, "%s: out of memory for the table of the %" PRId64 " experts of blk.%" PRId64 ".%s",
                  grok_gguf_path(f), E, il, what);
         return -1;
     }
     m->owned[m->n_owned++] = (void *)tab;
+    if (types) m->owned[m->n_owned++] = (void *)types;
     for (int64_t e = 0; e < E; e++) {
         snprintf(old, sizeof old, "blk.%" PRId64 ".%s.%" PRId64 ".weight", il, what, e);
-        tab[e] = grok_gguf_find_tensor(f, old)->data;
+        const grok_gguf_tensor *t = grok_gguf_find_tensor(f, old);
+        tab[e] = t->data;
+        if (types) types[e] = (grok_type)t->type;
     }
     *xdata = tab;
+    *xtype = types;
     return 0;
 }
 
@@ -445,10 +452,11 @@ grok_model *grok_model_load_params(const char *path, const grok_model_params *p,
             bind_mat(f, NAME("attn_v"), kv, d, 1, &L->wv, NULL, err, err_size) ||
             bind_mat(f, NAME("attn_output"), d, q, 1, &L->wo, NULL, err, err_size) ||
             bind_mat(f, NAME("ffn_gate_inp"), hp->n_experts, d, 1, &L->router, NULL, err, err_size) ||
-            bind_experts(m, f, il, "ffn_gate", hp->n_ff, d, &L->gate, &L->gate_stride, &L->xdata[0], err,
+            bind_experts(m, f, il, "ffn_gate", hp->n_ff, d, &L->gate, &L->gate_stride, &L->xdata[0], &L->xtype[0], err,
                          err_size) ||
-            bind_experts(m, f, il, "ffn_up", hp->n_ff, d, &L->up, &L->up_stride, &L->xdata[1], err, err_size) ||
-            bind_experts(m, f, il, "ffn_down", d, hp->n_ff, &L->down, &L->down_stride, &L->xdata[2], err,
+            bind_experts(m, f, il, "ffn_up", hp->n_ff, d, &L->up, &L->up_stride, &L->xdata[1], &L->xtype[1], err,
+                         err_size) ||
+            bind_experts(m, f, il, "ffn_down", d, hp->n_ff, &L->down, &L->down_stride, &L->xdata[2], &L->xtype[2], err,
                          err_size))
             goto fail;
 #undef NAME
@@ -525,7 +533,12 @@ int grok_model_set_dist(grok_model *m, const grok_dist *d, char *err, size_t err
             return ERRF("%s: rank %d: heads [%" PRId64 ", %" PRId64 ") of layer %" PRId64
                         " do not start and end on a %s block of attn_output",
                         path, d->rank, d->kvh0 * G, d->kvh1 * G, il, grok_type_get_traits(L->wo.type)->name);
-        if (!slice_ok(&L->down, d->f0, d->f1))
+        bool down_ok = slice_ok(&L->down, d->f0, d->f1);
+        for (int64_t e = 0; L->xtype[2] && e < hp->n_experts; e++) {
+            const grok_mat x = grok_layer_expert(L, 2, e);
+            down_ok = down_ok && slice_ok(&x, d->f0, d->f1);
+        }
+        if (!down_ok)
             return ERRF("%s: rank %d: ffn rows [%" PRId64 ", %" PRId64 ") of layer %" PRId64
                         " do not start and end on a %s block of ffn_down_exps",
                         path, d->rank, d->f0, d->f1, il, grok_type_get_traits(L->down.type)->name);

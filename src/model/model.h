@@ -34,6 +34,12 @@ typedef struct {
      * at data + e * stride. data is then expert 0's. Packed copies are
      * always stride apart. */
     const uint8_t **xdata[3];
+    /* Per-expert tensors of different types (grok quantize --expert-aware):
+     * each expert's type ([n_experts], owned by the model), or NULL where all
+     * share the matrix's. gate/up/down then carry the largest expert's type
+     * and size (for the memory plan's sums) and are never packed: the
+     * products read each expert as stored, through grok_layer_expert. */
+    const grok_type *xtype[3];
     float *layer_out_norm; /* [d_model] post-MoE RMSNorm */
 } grok_layer;
 
@@ -50,6 +56,11 @@ static inline grok_mat grok_layer_expert(const grok_layer *L, int p, int64_t e) 
     const size_t stride = p == 0 ? L->gate_stride : p == 1 ? L->up_stride : L->down_stride;
     grok_mat v = grok_mat_offset(*w, (size_t)e * stride);
     v.data = grok_expert_data(w, stride, (const uint8_t *const *)L->xdata[p], e);
+    if (L->xtype[p]) {
+        v.type = L->xtype[p][e];
+        v.row_bytes = (size_t)grok_type_row_size((uint32_t)v.type, v.cols);
+        v.packed = NULL;
+    }
     return v;
 }
 

@@ -115,9 +115,12 @@ void grok_model_pack(grok_model *m, const grok_dist *sh, grok_threadpool *pool, 
             pack_mat(m, pool, &L->wo, 0, NULL, 0, 1, 0, d, q0, q1);
             if (!experts) continue;
             const uint8_t *const *const *xd = (const uint8_t *const *const *)L->xdata;
-            pack_mat(m, pool, &L->gate, L->gate_stride, xd[0], sh->e0, sh->e1, sh->f0, sh->f1, 0, d);
-            pack_mat(m, pool, &L->up, L->up_stride, xd[1], sh->e0, sh->e1, sh->f0, sh->f1, 0, d);
-            pack_mat(m, pool, &L->down, L->down_stride, xd[2], sh->e0, sh->e1, 0, d, sh->f0, sh->f1);
+            /* experts of different types (--expert-aware) stay as stored */
+            if (!L->xtype[0])
+                pack_mat(m, pool, &L->gate, L->gate_stride, xd[0], sh->e0, sh->e1, sh->f0, sh->f1, 0, d);
+            if (!L->xtype[1]) pack_mat(m, pool, &L->up, L->up_stride, xd[1], sh->e0, sh->e1, sh->f0, sh->f1, 0, d);
+            if (!L->xtype[2])
+                pack_mat(m, pool, &L->down, L->down_stride, xd[2], sh->e0, sh->e1, 0, d, sh->f0, sh->f1);
         }
         if (!sh->pipeline || sh->rank == 0) pack_mat(m, pool, &m->output, 0, NULL, 0, 1, sh->v0, sh->v1, 0, d);
         m->pack_done = true;

@@ -160,7 +160,7 @@ static int64_t list_mats(const grok_model *m, pf_mat *out) {
                               "ffn_down_exps"};
         const size_t strides[] = {0, 0, 0, 0, L->gate_stride, L->up_stride, L->down_stride};
         for (int i = 0; i < 7; i++) {
-            if (!packable(w[i])) continue;
+            if (!packable(w[i]) || (i >= 4 && L->xtype[i - 4])) continue; /* experts of mixed types */
             if (out) {
                 out[n].w = w[i];
                 grok_tensor_name(out[n].name, PF_NAME, il, what[i]);

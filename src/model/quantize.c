@@ -460,7 +460,7 @@ static void conv_task(void *arg, int ith, int nth) {
  * (experts) into w [n_mat][cols]: 1 (no data, 0), filled (1), or -1 with
  * err when the imatrix's shape disagrees. A floor of 1 % of the mean keeps
  * columns never active in the calibration text from weighing nothing. */
-static int imatrix_weights(const grok_imatrix *im, const grok_gguf_tensor *t, float *w, char *err,
+static int imatrix_weights(const grok_imatrix *im, const grok_gguf_tensor *t, float *w, int64_t *counts, char *err,
                            size_t err_size) {
     const int64_t cols = t->ne[0], n_mat = t->n_dims >= 3 ? t->ne[2] : 1;
     bool any = false;
@@ -468,6 +468,7 @@ static int imatrix_weights(const grok_imatrix *im, const grok_gguf_tensor *t, fl
         float *we = w + e * cols;
         int64_t count = 0;
         const int r = grok_imatrix_weights(im, t->name, n_mat > 1 ? e : -1, cols, we, &count);
+        if (counts) counts[e] = r == 0 ? count : 0;
         if (r == -1) return 0;
         if (r == -2) {
             snprintf(err, err_size, "imatrix: tensor %s: its entry does not fit %" PRId64 " columns x %" PRId64 " matrices",
@@ -481,6 +482,119 @@ static int imatrix_weights(const grok_imatrix *im, const grok_gguf_tensor *t, fl
         any |= count > 0;
     }
     return any ? 1 : 0;
+}
+
+/* blk.N.ffn_gate_exps.weight -> blk.N.ffn_gate.E.weight */
+static void expert_name(char *out, size_t size, const char *stacked, int64_t e) {
+    const char *x = strstr(stacked, "_exps.weight");
+    snprintf(out, size, "%.*s.%" PRId64 ".weight", (int)(x ? x - stacked : (ptrdiff_t)strlen(stacked)), stacked, e);
+}
+
+/* Whether --expert-aware shares out stacked expert tensor t (re-encoded as
+ * t0): the experts' gate, up and down matrices of a file that stacks them. */
+static bool expert_aware_tensor(const grok_quantize_params *p, const grok_gguf_tensor *t, grok_type t0) {
+    const tensor_role r = role_of(t->name);
+    return p->expert_aware && p->imatrix && t->n_dims == 3 && t->ne[2] > 1 && strstr(t->name, "_exps.weight") &&
+           (r == ROLE_FFN_GATE || r == ROLE_FFN_UP || r == ROLE_FFN_DOWN) && t0 != (grok_type)t->type;
+}
+
+/* --expert-aware: the type of each expert of t (re-encoded as t0) into xt,
+ * from the imatrix's per-expert token counts and each candidate type's
+ * measured error on the expert's rows (quant_experts.c), in the bytes of
+ * t0 plus *carry, what the tensors before it left unspent (a few experts
+ * rarely fill their budget exactly; carried on, the file's total stays
+ * within one type step of one expert of the uniform mix's). 1 when shared
+ * out, 0 when every expert keeps t0, -1 with err. */
+static int share_experts(const grok_quantize_params *p, const grok_gguf_tensor *t, grok_type t0, grok_threadpool *pool,
+                         grok_type *xt, uint64_t *carry, char *err, size_t err_size) {
+    const int64_t cols = t->ne[0], rows = t->ne[1], E = t->ne[2];
+    grok_type cand[5];
+    const int nc = grok_quant_expert_candidates(t0, cols, cand);
+    float *w = malloc(sizeof *w * (size_t)(cols * E));
+    int64_t *counts = calloc((size_t)E, sizeof *counts);
+    double *cost = malloc(sizeof *cost * (size_t)(E * nc));
+    int *choice = malloc(sizeof *choice * (size_t)E);
+    uint64_t size[5];
+    int rc = -1;
+    for (int64_t e = 0; e < E; e++) xt[e] = t0;
+    if (!w || !counts || !cost || !choice) {
+        snprintf(err, err_size, "out of memory");
+        goto done;
+    }
+    const int got = imatrix_weights(p->imatrix, t, w, counts, err, err_size);
+    double mean = 0;
+    for (int64_t e = 0; e < E; e++) mean += (double)counts[e] / (double)E;
+    if (got <= 0 || mean <= 0 || nc < 2 || !grok_kernels_get(t->type)) {
+        rc = got < 0 ? -1 : 0;
+        if (!rc)
+            fprintf(stderr, "grok quantize: %s: %s, every expert %s\n", t->name,
+                    !grok_kernels_get(t->type) ? "its type cannot be decoded to measure the errors"
+                    : nc < 2                   ? "no other type fits its rows"
+                                               : "the imatrix has no token counts for it",
+                    grok_type_get_traits((uint32_t)t0)->name);
+        goto done;
+    }
+    for (int c = 0; c < nc; c++) size[c] = (uint64_t)grok_type_row_size((uint32_t)cand[c], cols) * (uint64_t)rows;
+    const uint64_t budget = (uint64_t)grok_type_row_size((uint32_t)t0, cols) * (uint64_t)rows * (uint64_t)E + *carry;
+    for (int64_t e = 0; e < E; e++) {
+        /* 256 rows are enough to rank the types (every expert the same rows) */
+        if (grok_quant_expert_errors(t, e, w + e * cols, cand, nc, 256, pool, cost + e * nc)) {
+            snprintf(err, err_size, "out of memory");
+            goto done;
+        }
+        /* an unused expert still counts a little: the text is a sample */
+        const double use = (double)counts[e] + 0.01 * mean;
+        for (int c = 0; c < nc; c++) cost[e * nc + c] *= use;
+    }
+    if (grok_quant_expert_assign(E, nc, cost, size, budget, choice)) {
+        rc = 0; /* cannot be: t0 itself fits */
+        goto done;
+    }
+    char line[1024];
+    int n = snprintf(line, sizeof line, "grok quantize: %s: experts (share of tokens, type):", t->name);
+    for (int64_t e = 0; e < E; e++) {
+        xt[e] = cand[choice[e]];
+        if (n > 0 && (size_t)n < sizeof line)
+            n += snprintf(line + n, sizeof line - (size_t)n, " %" PRId64 " %.1f%% %s%s", e,
+                          100.0 * (double)counts[e] / (mean * (double)E), grok_type_get_traits((uint32_t)xt[e])->name,
+                          e + 1 < E ? "," : "");
+    }
+    fprintf(stderr, "%s\n", line);
+    rc = 0; /* all of t0: the stacked tensor stays as it is */
+    uint64_t used = 0;
+    for (int64_t e = 0; e < E; e++) rc |= xt[e] != t0, used += size[choice[e]];
+    if (rc) *carry = budget - used;
+done:
+    free(w), free(counts), free(cost), free(choice);
+    return rc;
+}
+
+/* Encodes rows [r_begin, r_end) of t as j->dst_type into the output, a
+ * chunk of chunk_rows at a time, dropping the input's pages as it goes. */
+static int encode_rows(grok_gguf_file *f, const grok_gguf_tensor *t, conv_job *j, int64_t r_begin, int64_t r_end,
+                       int64_t chunk_rows, grok_threadpool *pool, grok_gguf_writer *w, const char *in_path, char *err,
+                       size_t err_size) {
+    const int n_thr = grok_threadpool_size(pool);
+    int rc = 0;
+    for (int64_t r0 = r_begin; r0 < r_end && rc == 0; r0 += chunk_rows) {
+        j->row0 = r0;
+        j->in = (const uint8_t *)t->data + (size_t)r0 * j->in_row;
+        j->rows = r_end - r0 < chunk_rows ? r_end - r0 : chunk_rows;
+        if (pool && j->rows >= 2 * n_thr)
+            grok_threadpool_run(pool, conv_task, j);
+        else
+            conv_task(j, 0, 1);
+        if (atomic_load(&j->bad) != INT64_MAX) {
+            snprintf(err, err_size,
+                     "%s: tensor %s: row %" PRId64 " holds NaN or Inf; not quantized (grok info --check "
+                     "lists every such tensor)",
+                     in_path, t->name, r0 + atomic_load(&j->bad));
+            return -1;
+        }
+        rc = grok_gguf_writer_write_data(w, j->out, (size_t)j->rows * j->out_row, err, err_size);
+        grok_gguf_advise(f, j->in, (size_t)j->rows * j->in_row, MADV_DONTNEED); /* see below */
+    }
+    return rc;
 }
 
 int grok_model_quantize(const char *in_path, const char *out_path, const grok_quantize_params *p,
@@ -507,7 +621,14 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
     for (int64_t i = 0; i < nt; i++)
         if (grok_gguf_tensor_at(f, i)->ne[0] > max_ne0) max_ne0 = grok_gguf_tensor_at(f, i)->ne[0];
     float *imx_probe = p->imatrix ? malloc((size_t)max_ne0 * sizeof(float)) : NULL;
-    if (!w || !types) {
+    /* --expert-aware: each expert's type, [nt][max_exp], where split[i] */
+    int64_t max_exp = 1;
+    for (int64_t i = 0; i < nt; i++)
+        if (grok_gguf_tensor_at(f, i)->n_dims >= 3 && grok_gguf_tensor_at(f, i)->ne[2] > max_exp)
+            max_exp = grok_gguf_tensor_at(f, i)->ne[2];
+    grok_type *xtypes = p->expert_aware ? calloc((size_t)((nt > 0 ? nt : 1) * max_exp), sizeof *xtypes) : NULL;
+    bool *split = p->expert_aware ? calloc((size_t)(nt > 0 ? nt : 1), sizeof *split) : NULL;
+    if (!w || !types || (p->expert_aware && (!xtypes || !split))) {
         snprintf(err, err_size, "out of memory");
         goto done;
     }
@@ -526,6 +647,7 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
     grok_gguf_writer_set_alignment(w, grok_gguf_alignment(f));
     size_t max_row = 0;
     int64_t max_cols = 0, max_imx = 0;
+    uint64_t carry = 0; /* --expert-aware: bytes the shared-out tensors left unspent */
     for (int64_t i = 0; i < nt; i++) {
         const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
         types[i] = (grok_type)t->type;
@@ -567,6 +689,11 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
                 goto done;
             }
             types[i] = want;
+            if (expert_aware_tensor(p, t, want)) {
+                const int s = share_experts(p, t, want, pool, xtypes + i * max_exp, &carry, err, err_size);
+                if (s < 0) goto done;
+                split[i] = s > 0;
+            }
         }
         if (types[i] != (grok_type)t->type) {
             size_t rb = (size_t)grok_type_row_size(t->type, t->ne[0]);
@@ -576,6 +703,31 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
             if (t->ne[0] > max_cols) max_cols = t->ne[0];
             const int64_t nm = t->n_dims >= 3 ? t->ne[2] : 1;
             if (p->imatrix && grok_type_takes_imatrix(types[i]) && t->ne[0] * nm > max_imx) max_imx = t->ne[0] * nm;
+            for (int64_t e = 0; split && split[i] && e < nm; e++) {
+                const size_t xb = (size_t)grok_type_row_size((uint32_t)xtypes[i * max_exp + e], t->ne[0]);
+                if (xb > max_row) max_row = xb;
+                if (p->imatrix && t->ne[0] * nm > max_imx) max_imx = t->ne[0] * nm;
+            }
+        }
+        if (split && split[i]) { /* one tensor per expert, each of its type */
+            const int64_t ne[2] = {t->ne[0], t->ne[1]};
+            st.n_elements += t->n_elements;
+            st.bytes_in += t->nbytes;
+            st.n_tensors += t->ne[2] - 1;
+            for (int64_t e = 0; e < t->ne[2]; e++) {
+                const grok_type xt = xtypes[i * max_exp + e];
+                const uint64_t nb = (uint64_t)grok_type_row_size((uint32_t)xt, t->ne[0]) * (uint64_t)t->ne[1];
+                char name[128];
+                expert_name(name, sizeof name, t->name, e);
+                st.n_of_type[xt]++;
+                st.bytes_out += nb;
+                if (p->plan) p->plan(p->plan_ud, name, (grok_type)t->type, xt, nb);
+                if (grok_gguf_writer_add_tensor(w, name, xt, 2, ne, NULL) < 0) {
+                    snprintf(err, err_size, "%s: tensor %s: could not add it to the output", out_path, name);
+                    goto done;
+                }
+            }
+            continue;
         }
         const uint64_t nb = types[i] == (grok_type)t->type ? t->nbytes
                                                            : (uint64_t)grok_type_row_size((uint32_t)types[i], t->ne[0]) *
@@ -631,34 +783,27 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
                           0,
                           rows / n_mat,
                           INT64_MAX};
-            if (p->imatrix && grok_type_takes_imatrix((uint32_t)types[i])) {
-                const int got = imatrix_weights(p->imatrix, t, imx, err, err_size);
+            const float *wimx = NULL; /* the importances, where the imatrix has them */
+            if (p->imatrix && (grok_type_takes_imatrix((uint32_t)types[i]) || (split && split[i]))) {
+                const int got = imatrix_weights(p->imatrix, t, imx, NULL, err, err_size);
                 if (got < 0) {
                     rc = -1;
                     break;
                 }
-                j.imx = got ? imx : NULL;
+                j.imx = wimx = got ? imx : NULL;
                 st.n_imatrix += got;
                 st.n_imatrix_missing += !got;
             }
-            for (int64_t r0 = 0; r0 < rows && rc == 0; r0 += chunk_rows) {
-                j.row0 = r0;
-                j.in = (const uint8_t *)t->data + (size_t)r0 * j.in_row;
-                j.rows = rows - r0 < chunk_rows ? rows - r0 : chunk_rows;
-                if (pool && j.rows >= 2 * n_thr)
-                    grok_threadpool_run(pool, conv_task, &j);
-                else
-                    conv_task(&j, 0, 1);
-                if (atomic_load(&j.bad) != INT64_MAX) {
-                    snprintf(err, err_size,
-                             "%s: tensor %s: row %" PRId64 " holds NaN or Inf; not quantized (grok info --check "
-                             "lists every such tensor)",
-                             in_path, t->name, r0 + atomic_load(&j.bad));
-                    rc = -1;
-                    break;
+            if (split && split[i]) { /* expert by expert, each its own type */
+                for (int64_t e = 0; e < n_mat && rc == 0; e++) {
+                    j.dst_type = (uint32_t)xtypes[i * max_exp + e];
+                    j.out_row = (size_t)grok_type_row_size(j.dst_type, t->ne[0]);
+                    j.imx = grok_type_takes_imatrix(j.dst_type) ? wimx : NULL; /* as for a whole tensor */
+                    rc = encode_rows(f, t, &j, e * (rows / n_mat), (e + 1) * (rows / n_mat), chunk_rows, pool, w,
+                                     in_path, err, err_size);
                 }
-                rc = grok_gguf_writer_write_data(w, out, (size_t)j.rows * j.out_row, err, err_size);
-                grok_gguf_advise(f, j.in, (size_t)j.rows * j.in_row, MADV_DONTNEED); /* see below */
+            } else {
+                rc = encode_rows(f, t, &j, 0, rows, chunk_rows, pool, w, in_path, err, err_size);
             }
         }
         /* done with its bytes: drop them from this process's pages (they
@@ -672,6 +817,7 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
     free(out), free(scratch), free(imx);
 done:
     free(types);
+    free(xtypes), free(split);
     free(imx_probe);
     grok_gguf_writer_free(w);
     grok_gguf_close(f);

@@ -37,6 +37,12 @@ typedef struct {
     int token_embd_type; /* grok_type for token_embd.weight, or -1 */
     const grok_imatrix *imatrix; /* weighs the encoders' errors (types that take one), or NULL */
     const char *imatrix_path;    /* recorded as quantize.imatrix.file, or NULL */
+    /* --expert-aware (needs imatrix): each stacked expert tensor is written
+     * as one tensor per expert (blk.N.ffn_gate.E.weight, the layout of
+     * llama.cpp's files before its PR #6387), with types shared out by the
+     * experts' router use in the imatrix at the uniform tensor's bytes
+     * (quant_experts.c). llama.cpp reads no file whose experts differ. */
+    bool expert_aware;
     /* --dry-run: decide every tensor's type and the sizes, write nothing;
      * a missing imatrix or encoder is then not an error (llama-quantize's
      * --dry-run too plans without one) */
@@ -70,6 +76,23 @@ typedef struct {
 int grok_model_quantize(const char *in_path, const char *out_path, const grok_quantize_params *p,
                         grok_threadpool *pool, grok_quantize_progress progress, void *ud,
                         grok_quantize_stats *stats, char *err, size_t err_size);
+
+/* --expert-aware's parts (quant_experts.c). The types that may stand in
+ * for t0 in a matrix of cols columns (up to 2 steps either way in its
+ * family: k-quants, i-quants, 32-blocks), t0 among them, into out[5];
+ * returns how many. */
+int grok_quant_expert_candidates(grok_type t0, int64_t cols, grok_type *out);
+/* err_out[c] = sum over expert e's rows of sum_i w_i (x_i - y_i)^2, y the
+ * row encoded as cand[c] and decoded, measured on max_rows of its rows
+ * spread evenly and scaled to all of them. t is a stacked expert tensor
+ * [cols, rows, experts]. 0, or -1 out of memory. */
+int grok_quant_expert_errors(const grok_gguf_tensor *t, int64_t e, const float *w, const grok_type *cand,
+                             int n_cand, int64_t max_rows, grok_threadpool *pool, double *err_out);
+/* choice[e] in [0, n_cand) minimising sum_e cost[e][choice[e]] with
+ * sum_e size[choice[e]] <= budget. 0, or -1 when not even the smallest
+ * type of each fits. */
+int grok_quant_expert_assign(int64_t n_exp, int n_cand, const double *cost, const uint64_t *size, uint64_t budget,
+                             int *choice);
 
 /* llama.cpp's LLAMA_FTYPE number for a file whose weights are all of type
  * (grok new, grok convert), or -1 when it has none in this set. */

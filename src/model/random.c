@@ -29,7 +29,7 @@ typedef struct {
  * mean + std * N(0,1), encoded in type. */
 static int gen_tensor(gen_ctx *g, grok_type type, int64_t rows, int64_t cols, int64_t n_mats, float mean,
                       float std) {
-    grok_rng r = {g->seed * 0x100000001B3ull + (uint64_t)g->index++ * 0x9E3779B97F4A7C15ull};
+    grok_rng r = grok_rng_named(g->seed, GROK_RNG_WEIGHTS, (uint64_t)g->index++);
     const grok_type_kernels *k = grok_kernels_get(type);
     size_t row_bytes = (size_t)grok_type_row_size(type, cols);
     int64_t rows_per_chunk = (int64_t)((4u << 20) / row_bytes) + 1;

@@ -33,12 +33,7 @@
 
 #include "gguf/gguf_internal.h"
 #include "model/model.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "util/clock.h"
 
 /* ======================================================================
  * Eviction policies over keys 0..n_keys and slots 0..n_slots. The cache
@@ -591,7 +586,7 @@ static int64_t read_files(xio *io, int fdi, uint64_t a, uint8_t *buf, size_t len
     grok_xcache *xc = io->xc;
     const int last = xc->n_fds - 2; /* the model's last file; the packed file is never continued */
     size_t got = 0;
-    const double t0 = now_s();
+    const double t0 = grok_now();
     while (got < len) {
         bool *direct = &xc->fd_direct[fdi];
         ssize_t r = pread(xc->fds[fdi], buf + got, len - got, (off_t)a);
@@ -619,7 +614,7 @@ static int64_t read_files(xio *io, int fdi, uint64_t a, uint8_t *buf, size_t len
             return -1;
         }
     }
-    io->read_s += now_s() - t0;
+    io->read_s += grok_now() - t0;
     if (got < need) {
         snprintf(err, err_size, "file ends %zu bytes into a read of %zu", got, need);
         return -1;
@@ -736,10 +731,10 @@ static void *io_main(void *arg) {
         const int64_t il = xc->sh.l0 + key / xc->ne, e = xc->sh.e0 + key % xc->ne;
         char err[256];
         int64_t nread = 0;
-        const double t0 = now_s();
+        const double t0 = grok_now();
         io->read_s = 0;
         const int rc = fill(io, il, e, s, &nread, err, sizeof err);
-        const double dt = now_s() - t0;
+        const double dt = grok_now() - t0;
         pthread_mutex_lock(&xc->mu);
         if (rc) { /* the disk failed or the file shrank under us: every step from now on fails */
             if (!xc->failed)
@@ -858,9 +853,9 @@ int grok_xcache_acquire(grok_xcache *xc, int64_t il, int64_t e, grok_mat *gate, 
     if (xc->kstate[k] == K_ABSENT || (xc->kstate[k] == K_QUEUED && !xc->q_demand[k]))
         enqueue(xc, k, true, true);
     if (xc->kstate[k] != K_READY) {
-        const double t0 = now_s();
+        const double t0 = grok_now();
         while (xc->kstate[k] != K_READY && !xc->failed) pthread_cond_wait(&xc->done, &xc->mu);
-        xc->st.io_wait_s += now_s() - t0;
+        xc->st.io_wait_s += grok_now() - t0;
     }
     if (xc->failed) {
         xc->pins[k]--;
@@ -1034,6 +1029,12 @@ int64_t grok_xcache_stage_bytes(const grok_model *m, const grok_dist *sh) {
 
 grok_xcache *grok_xcache_create(const grok_model *m, const grok_dist *sh, const grok_memory_plan *plan, char *err,
                                 size_t err_size) {
+    for (int64_t il = sh->l0; il < sh->l1; il++)
+        if (m->layers[il].xtype[0] || m->layers[il].xtype[1] || m->layers[il].xtype[2]) {
+            /* its slots are one packed layout per layer */
+            snprintf(err, err_size, "layer %" PRId64 "'s experts differ in type (grok quantize --expert-aware)", il);
+            return NULL;
+        }
     grok_xcache *xc = calloc(1, sizeof *xc);
     if (!xc) goto oom;
     pthread_mutex_init(&xc->mu, NULL);
@@ -1181,14 +1182,14 @@ double grok_model_read_rate(const grok_model *m, int64_t max_bytes) {
         return -1;
     }
     if (!direct) posix_fadvise(fd, (off_t)start, (off_t)n, POSIX_FADV_DONTNEED);
-    const double t0 = now_s();
+    const double t0 = grok_now();
     int64_t got = 0;
     while (got < n) {
         ssize_t r = pread(fd, buf, chunk, (off_t)(start + (uint64_t)got));
         if (r <= 0) break;
         got += r;
     }
-    const double dt = now_s() - t0;
+    const double dt = grok_now() - t0;
     if (!direct) posix_fadvise(fd, (off_t)start, (off_t)n, POSIX_FADV_DONTNEED);
     free(buf);
     close(fd);

@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "grok.h"
+#include "util/rng.h"
 
 #define TOP_P_BIN_SCALE 128.0f /* bins per nat */
 #define TOP_P_BINS 4097        /* 32 nats of bins, then one for the rest */
@@ -65,16 +66,10 @@ struct grok_sampler {
 };
 
 /* ---------------------------------------------------------------------- */
-/* RNG: splitmix64 expands the 64-bit seed into xoshiro256**'s state; both
- * are the public-domain generators of Vigna et al. and use only 64-bit
- * integer arithmetic, so the stream is the same everywhere. */
-
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+/* RNG: splitmix64 (util/rng.h, the sampler's named stream of the seed)
+ * expands the 64-bit seed into xoshiro256**'s state; both are the
+ * public-domain generators of Vigna et al. and use only 64-bit integer
+ * arithmetic, so the stream is the same everywhere. */
 
 static uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
@@ -139,8 +134,8 @@ grok_sampler *grok_sampler_create(const grok_sampler_params *p, int64_t n_vocab)
         grok_sampler_free(s);
         return NULL;
     }
-    uint64_t x = p->seed;
-    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+    grok_rng x = grok_rng_named(p->seed, GROK_RNG_SAMPLER, 0);
+    for (int i = 0; i < 4; i++) s->rng[i] = grok_rng_next(&x);
     return s;
 }
 

@@ -22,34 +22,11 @@
 
 #include <cJSON.h>
 
+#include "server/sampler_limits.h"
 #include "server/server.h"
 #include "util/buf.h"
+#include "util/rng.h"
 #include "util/utf8.h"
-
-/* ---- UTF-8 ---- */
-
-char *utf8_sanitize(const char *s, size_t len, size_t *out_len) {
-    if (len > (SIZE_MAX - 1) / 3) return NULL;
-    char *o = malloc(len * 3 + 1);
-    if (!o) return NULL;
-    const unsigned char *u = (const unsigned char *)s;
-    size_t k = 0;
-    for (size_t i = 0; i < len;) {
-        size_t n = grok_utf8_seq(u + i, len - i);
-        if (n) {
-            memcpy(o + k, s + i, n);
-            k += n;
-            i += n;
-        } else {
-            memcpy(o + k, "\xEF\xBF\xBD", 3);
-            k += 3;
-            i++;
-        }
-    }
-    o[k] = '\0';
-    if (out_len) *out_len = k;
-    return o;
-}
 
 /* The grok_routing record of one choice (the scheduler's hook fills it,
  * sched.c): made and freed with the choice, here, so that the request's
@@ -332,19 +309,18 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
         }                                                               \
         if (rc > 0) dst;                                                \
     } while (0)
-    NUM("temperature", 0, 2, false, sp.temperature = (float)v);
-    NUM("top_p", 0, 1, false, sp.top_p = (float)v);
-    NUM("top_k", 0, 1e9, true, sp.top_k = (int32_t)v);
-    NUM("min_p", 0, 1, false, sp.min_p = (float)v);
-    NUM("presence_penalty", -2, 2, false, sp.presence_penalty = (float)v);
-    NUM("frequency_penalty", -2, 2, false, sp.frequency_penalty = (float)v);
-    NUM("repeat_penalty", 0.01, 100, false, sp.repeat_penalty = (float)v);
+    NUM("temperature", GROK_TEMPERATURE_MIN, GROK_TEMPERATURE_MAX, false, sp.temperature = (float)v);
+    NUM("top_p", GROK_TOP_P_MIN, GROK_TOP_P_MAX, false, sp.top_p = (float)v);
+    NUM("top_k", GROK_TOP_K_MIN, GROK_TOP_K_MAX, true, sp.top_k = (int32_t)v);
+    NUM("min_p", GROK_MIN_P_MIN, GROK_MIN_P_MAX, false, sp.min_p = (float)v);
+    NUM("presence_penalty", GROK_PENALTY_MIN, GROK_PENALTY_MAX, false, sp.presence_penalty = (float)v);
+    NUM("frequency_penalty", GROK_PENALTY_MIN, GROK_PENALTY_MAX, false, sp.frequency_penalty = (float)v);
+    NUM("repeat_penalty", GROK_REPEAT_PENALTY_MIN, GROK_REPEAT_PENALTY_MAX, false, sp.repeat_penalty = (float)v);
     bool seeded = false;
     NUM("seed", -9.2e18, 1.8e19, true, (sp.seed = v < 0 ? (uint64_t)(int64_t)v : (uint64_t)v, seeded = true));
     if (!seeded) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        sp.seed = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^ ((uintptr_t)r << 16);
+        /* no seed: a different one per request (the time and the request's address, hashed) */
+        sp.seed = grok_rng_mix((uint64_t)(grok_now() * 1e9) ^ ((uint64_t)(uintptr_t)r << 16));
     }
     r->sp = sp;
     int64_t max_n = s->cfg.parallel < MAX_N ? s->cfg.parallel : MAX_N;
@@ -452,7 +428,7 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
     } else if (r->echo) {
         size_t n;
         char *t = grok_detokenize(s->tok, r->prompt, r->n_prompt, &n);
-        r->prompt_text = t ? utf8_sanitize(t, n, NULL) : NULL;
+        r->prompt_text = t ? grok_utf8_sanitize(t, n, NULL) : NULL;
         free(t);
         if (!r->prompt_text) FAIL(NULL, "out of memory");
     }
@@ -513,7 +489,7 @@ fail:
 char *api_error_json(const char *message, const char *type, const char *param, const char *code) {
     cJSON *root = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(root, "error");
     size_t n;
-    char *msg = utf8_sanitize(message, strlen(message), &n);
+    char *msg = grok_utf8_sanitize(message, strlen(message), &n);
     cJSON_AddStringToObject(e, "message", msg ? msg : "error");
     free(msg);
     cJSON_AddStringToObject(e, "type", type);
@@ -560,7 +536,7 @@ void token_display_text(const grok_tokenizer *tok, int32_t id, char *out, size_t
         }
     }
     out[k] = '\0';
-    char *clean = utf8_sanitize(out, k, &len);
+    char *clean = grok_utf8_sanitize(out, k, &len);
     if (clean) {
         snprintf(out, cap, "%s", clean);
         free(clean);

@@ -46,6 +46,7 @@
 
 #include "dist/dist.h"
 #include "server/server.h"
+#include "util/buf.h"
 #include "util/utf8.h"
 
 enum {
@@ -218,7 +219,7 @@ static bool peer_gone(int fd) {
 static void waiting_add(struct http_front *h, peer *p, bool in_body, double timeout) {
     p->waiting = true;
     p->in_body = in_body;
-    p->deadline = now_s() + timeout;
+    p->deadline = grok_now() + timeout;
     p->next = NULL;
     p->prev = h->w_tail;
     if (h->w_tail)
@@ -509,7 +510,7 @@ static enum MHD_Result do_generate(conn *c, struct MHD_Connection *mc) {
     snprintf(r->id, sizeof r->id, "%s-%08" PRIx64 "%06" PRIx64, r->kind == KIND_CHAT ? "chatcmpl" : "cmpl",
              (uint64_t)time(NULL), idn);
     r->created = (int64_t)time(NULL);
-    r->t_arrive = now_s();
+    r->t_arrive = grok_now();
     r->deadline = r->t_arrive + s->cfg.timeout_s;
     if (sched_submit(s, r)) {
         request_free(r);
@@ -648,7 +649,7 @@ static enum MHD_Result do_tokenize(conn *c, struct MHD_Connection *mc) {
             return reply_error(c, mc, 400, msg, "invalid_request_error", "tokens", NULL);
         }
         char *text = ids ? grok_detokenize(s->tok, ids, n, &len) : NULL;
-        char *clean = text ? utf8_sanitize(text, len, NULL) : NULL;
+        char *clean = text ? grok_utf8_sanitize(text, len, NULL) : NULL;
         cJSON *out = cJSON_CreateObject();
         cJSON_AddStringToObject(out, "content", clean ? clean : "");
         char *j = clean ? cJSON_PrintUnformatted(out) : NULL;
@@ -680,7 +681,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         bool closing = c->p && c->p->closing;
         if (c->p && c->p->waiting) { /* headers complete: the body's clock starts */
             c->p->in_body = true;
-            c->p->deadline = now_s() + s->http->body_timeout;
+            c->p->deadline = grok_now() + s->http->body_timeout;
         }
         pthread_mutex_unlock(&s->mu);
         *con_cls = c;
@@ -725,17 +726,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
                 c->body = NULL;
                 c->len = c->cap = 0;
             } else {
-                if (c->len + *upload_size + 1 > c->cap) {
-                    size_t cap = c->cap ? c->cap : 1024;
-                    while (cap < c->len + *upload_size + 1) cap *= 2;
-                    char *b = realloc(c->body, cap);
-                    if (!b) return MHD_NO;
-                    c->body = b;
-                    c->cap = cap;
-                }
-                memcpy(c->body + c->len, upload, *upload_size);
-                c->len += *upload_size;
-                c->body[c->len] = '\0';
+                if (!grok_buf_add(&c->body, &c->len, &c->cap, upload, *upload_size)) return MHD_NO;
             }
         }
         *upload_size = 0;
@@ -814,7 +805,7 @@ static void *watcher_main(void *arg) {
     size_t cap = 0;
     pthread_mutex_lock(&s->mu);
     while (!h->watch_stop) {
-        const double now = now_s();
+        const double now = grok_now();
         for (peer *p = h->w_head, *next; p; p = next) {
             next = p->next;
             if (p->deadline <= now) peer_close(h, p, p->in_body ? &h->m->conns_body_timeout : &h->m->conns_header_timeout);
@@ -838,10 +829,7 @@ static void *watcher_main(void *arg) {
                     if (c->req) cancel_locked(s, c->req);
                     resume_locked(s, c); /* its callback sees gone and lets libmicrohttpd close it */
                 }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += WATCH_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        struct timespec ts = grok_realtime_after(WATCH_MS * 1e-3);
         pthread_cond_timedwait(&h->watch_cv, &s->mu, &ts);
     }
     pthread_mutex_unlock(&s->mu);
@@ -1008,7 +996,7 @@ done:
     }
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
-    s->drain_deadline = now_s() + cfg->drain_s;
+    s->drain_deadline = grok_now() + cfg->drain_s;
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->mu);
     if (sched_started) pthread_join(sched, NULL);
@@ -1018,11 +1006,11 @@ done:
     }
     /* let the answers of finished requests reach their clients before the
      * connections are closed (bounded: a client may never read) */
-    for (double until = now_s() + 5;;) {
+    for (double until = grok_now() + 5;;) {
         pthread_mutex_lock(&s->mu);
         int64_t n = s->n_conns;
         pthread_mutex_unlock(&s->mu);
-        if (n == 0 || now_s() > until) break;
+        if (n == 0 || grok_now() > until) break;
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

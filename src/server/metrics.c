@@ -6,12 +6,12 @@
  * mutex; this file only observes and prints them.
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "server/server.h"
+#include "util/buf.h"
 
 /* Upper bounds (seconds) of the histogram buckets; +Inf is the count. */
 static const double BOUNDS[HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
@@ -26,60 +26,25 @@ void metrics_observe(histogram *h, double v) {
         if (v <= BOUNDS[i]) h->buckets[i]++;
 }
 
-typedef struct {
-    char *b;
-    size_t len, cap;
-    bool oom;
-} sbuf;
-
-static void put(sbuf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(sbuf *o, const char *fmt, ...) {
-    if (o->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->b + o->len, o->cap - o->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->oom = true;
-            return;
-        }
-        if ((size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t cap = o->cap * 2 + (size_t)n;
-        char *b = realloc(o->b, cap);
-        if (!b) {
-            o->oom = true;
-            return;
-        }
-        o->b = b;
-        o->cap = cap;
-    }
-}
-
-static void put_hist(sbuf *o, const char *name, const char *help, const histogram *h) {
-    put(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+static void put_hist(grok_strbuf *o, const char *name, const char *help, const histogram *h) {
+    grok_strbuf_addf(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     for (int i = 0; i < HIST_BUCKETS; i++)
-        put(o, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, BOUNDS[i], h->buckets[i]);
-    put(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n", name, h->count, name,
+        grok_strbuf_addf(o, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, BOUNDS[i], h->buckets[i]);
+    grok_strbuf_addf(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n", name, h->count, name,
         h->sum, name, h->count);
 }
 
 char *metrics_text(server *s, size_t *len) {
-    sbuf o = {.b = malloc(4096), .cap = 4096};
-    if (!o.b) return NULL;
-    o.b[0] = '\0';
+    grok_strbuf o = {0};
     pthread_mutex_lock(&s->mu);
     metrics m = s->m;
     int64_t q = s->q_len, busy = s->busy, slots = s->n_slots;
     pthread_mutex_unlock(&s->mu);
-    put(&o, "# HELP grok_requests_total Generation requests by outcome.\n"
+    grok_strbuf_addf(&o, "# HELP grok_requests_total Generation requests by outcome.\n"
             "# TYPE grok_requests_total counter\n");
     for (int i = 0; i < OUT_COUNT; i++)
-        put(&o, "grok_requests_total{outcome=\"%s\"} %" PRIu64 "\n", OUTCOME[i], m.requests[i]);
-    put(&o,
+        grok_strbuf_addf(&o, "grok_requests_total{outcome=\"%s\"} %" PRIu64 "\n", OUTCOME[i], m.requests[i]);
+    grok_strbuf_addf(&o,
         "# HELP grok_prompt_tokens_total Prompt tokens of admitted requests.\n"
         "# TYPE grok_prompt_tokens_total counter\ngrok_prompt_tokens_total %" PRIu64 "\n"
         "# HELP grok_prompt_tokens_reused_total Prompt tokens found in a slot's cache.\n"
@@ -112,7 +77,7 @@ char *metrics_text(server *s, size_t *len) {
         "# TYPE grok_slots_total gauge\ngrok_slots_total %" PRId64 "\n",
         m.prompt_tokens, m.prompt_tokens_reused, m.completion_tokens, m.steps, m.step_tokens, m.weight_bytes,
         m.expert_reads, m.forward_seconds, m.sample_seconds, m.masks, m.mask_seconds, q, busy, slots);
-    put(&o,
+    grok_strbuf_addf(&o,
         "# HELP grok_connections Open client connections.\n"
         "# TYPE grok_connections gauge\ngrok_connections %" PRId64 "\n"
         "# HELP grok_connections_waiting Connections without a complete request.\n"
@@ -124,7 +89,7 @@ char *metrics_text(server *s, size_t *len) {
         "grok_connections_closed_total{reason=\"body_timeout\"} %" PRIu64 "\n"
         "grok_connections_closed_total{reason=\"evicted\"} %" PRIu64 "\n",
         m.conns_open, m.conns_waiting, m.conns_header_timeout, m.conns_body_timeout, m.conns_evicted);
-    put(&o,
+    grok_strbuf_addf(&o,
         "# HELP grok_prompt_tokens_shared_total Prompt tokens copied from another sample's cache "
         "(n > 1 and think requests compute their prompt once).\n"
         "# TYPE grok_prompt_tokens_shared_total counter\ngrok_prompt_tokens_shared_total %" PRIu64 "\n",
@@ -134,7 +99,7 @@ char *metrics_text(server *s, size_t *len) {
     const grok_memory_plan *plan = s->model ? grok_model_memory_plan(s->model) : NULL;
     if (plan) {
         const grok_cache_stats c = grok_model_cache_stats(s->model);
-        put(&o,
+        grok_strbuf_addf(&o,
             "# HELP grok_memory_plan The memory plan (1 for the one in use).\n"
             "# TYPE grok_memory_plan gauge\ngrok_memory_plan{plan=\"%s\"} 1\n"
             "# HELP grok_memory_limit_bytes The memory limit planned for (-1: none).\n"
@@ -160,10 +125,5 @@ char *metrics_text(server *s, size_t *len) {
     }
     put_hist(&o, "grok_request_duration_seconds", "Time from arrival to the last token.", &m.latency);
     put_hist(&o, "grok_time_to_first_token_seconds", "Time from arrival to the first token.", &m.ttft);
-    if (o.oom) {
-        free(o.b);
-        return NULL;
-    }
-    *len = o.len;
-    return o.b;
+    return grok_strbuf_take(&o, len);
 }

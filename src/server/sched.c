@@ -46,12 +46,7 @@
 #include "model/lora.h"
 #include "server/server.h"
 #include "util/buf.h"
-
-double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "util/rng.h"
 
 int server_load(server *s, char *err, size_t err_size) {
     const server_config *cfg = &s->cfg;
@@ -290,7 +285,7 @@ static void complete_request(server *s, request *r) {
     }
     if (out == OUT_CANCELLED && s->stopping && !r->cancelled) out = OUT_STOPPED_EARLY;
     s->m.requests[out]++;
-    if (out == OUT_OK) metrics_observe(&s->m.latency, now_s() - r->t_arrive);
+    if (out == OUT_OK) metrics_observe(&s->m.latency, grok_now() - r->t_arrive);
     http_request_changed(s, r);
     request_unref(r);
 }
@@ -359,7 +354,7 @@ static int assign(server *s, request *r, choice *c) {
     c->seq_cap = r->n_prompt + (size_t)r->max_tokens + 1;
     c->seq = malloc(c->seq_cap * sizeof(int32_t));
     grok_sampler_params sp = r->sp;
-    sp.seed += (uint64_t)c->index; /* n > 1: independent draws */
+    sp.seed = grok_rng_choice_seed(sp.seed, (uint64_t)c->index); /* n > 1: independent draws */
     c->sampler = grok_sampler_create(&sp, s->n_vocab);
     if (r->grammar) {
         c->matcher = grok_matcher_create(r->grammar);
@@ -560,9 +555,9 @@ static void sample_slot(server *s, step_out *o) {
     if (c->matcher && grok_matcher_is_done(c->matcher)) {
         next = eos; /* the grammar is complete: only the end can follow */
     } else if (c->matcher) {
-        double t0 = now_s();
+        double t0 = grok_now();
         int64_t allowed = grok_matcher_fill_mask(c->matcher, c->mask);
-        o->mask_s = now_s() - t0;
+        o->mask_s = grok_now() - t0;
         next = allowed > 0 ? grok_sampler_sample_masked(c->sampler, logits, c->mask, c->seq, c->n_seq)
                : allowed == 0
                    ? eos /* nothing can follow (the vocabulary cannot write what the grammar needs) */
@@ -747,12 +742,12 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
         return;
     }
     char err[GROK_ERR_SIZE], msg[GROK_ERR_SIZE + 64];
-    double t0 = now_s();
+    double t0 = grok_now();
     bool failed = s->dist && step_announce(s, seqs, toks, ns, alls, n_seqs, err, sizeof err);
     int rc = failed ? 0 : grok_decode_multi_logits(s->runner, seqs, toks, ns, alls, n_seqs, err, sizeof err);
     if (rc == GROK_ERR_NONFINITE) failed = !isolate_nonfinite(s, outs, seqs, toks, ns, alls, n_seqs, err, sizeof err);
     else if (rc) failed = true;
-    double t1 = now_s();
+    double t1 = grok_now();
     grok_step_stats st = grok_runner_last_step(s->runner);
     if (failed && s->dist) { /* the other ranks may be inside the step: end the job */
         snprintf(msg, sizeof msg, "grok serve: rank 0: step failed: %s", err);
@@ -771,7 +766,7 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
         else
             grok_threadpool_run(s->pool, sample_many, &task); /* the slots are independent */
     }
-    double t2 = now_s();
+    double t2 = grok_now();
     /* apply under the lock */
     pthread_mutex_lock(&s->mu);
     s->m.steps++;
@@ -791,7 +786,7 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
         if (!c) continue;
         c->n_gen_shown = c->n_gen;
         if (o->sampled && r->t_first == 0) {
-            r->t_first = now_s();
+            r->t_first = grok_now();
             metrics_observe(&s->m.ttft, r->t_first - r->t_arrive);
         }
         if (c->n_pstage) {
@@ -842,7 +837,7 @@ void *sched_main(void *arg) {
     }
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        reap(s, now_s());
+        reap(s, grok_now());
         if (act) admit(s);
         request *judge = s->judge_head; /* one per step, so the streams keep flowing */
         if (judge) s->judge_head = judge->judge_next;
@@ -851,13 +846,7 @@ void *sched_main(void *arg) {
             if (s->slots[i].ch) act[n_act++] = &s->slots[i];
         if (n_act == 0 && !judge) {
             if (s->stopping && !s->q_head) break;
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000 * 1000; /* wake for deadlines */
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = grok_realtime_after(0.1); /* wake for deadlines */
             pthread_cond_timedwait(&s->work, &s->mu, &ts);
             continue;
         }

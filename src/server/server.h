@@ -42,6 +42,7 @@
 #include "chat/chat.h"
 #include "grok.h"
 #include "server/think.h"
+#include "util/clock.h"
 
 /* ---- configuration (from grok serve's flags) ---- */
 typedef struct {
@@ -336,10 +337,6 @@ cJSON *tools_calls_delta(tool_parse *tp);
 grok_grammar *server_grammar(struct server *s, const char *gbnf, size_t len, char *err, size_t err_size);
 void server_grammar_cache_free(struct server *s);
 
-/* UTF-8 helpers. */
-/* Copy with every invalid sequence replaced by U+FFFD (malloc'd). */
-char *utf8_sanitize(const char *s, size_t len, size_t *out_len);
-
 /* ---- metrics (metrics.c) ---- */
 #define HIST_BUCKETS 12
 typedef struct {
@@ -449,7 +446,6 @@ void *sched_main(void *arg);
 int sched_submit(server *s, request *r);
 /* The HTTP side lets go of r (marking it cancelled if unfinished). */
 void sched_release(server *s, request *r);
-double now_s(void);
 
 /* follow.c */
 /* Rank 0, before a step: tells the other ranks which slots decode which

@@ -28,6 +28,8 @@
 #include <cJSON.h>
 
 #include "server/server.h"
+#include "util/buf.h"
+#include "util/utf8.h"
 
 void think_req_free(think_req *t) {
     if (!t) return;
@@ -108,7 +110,7 @@ int think_parse(server *s, const cJSON *root, request *r, const char *prompt_tex
     } else {
         size_t n;
         char *d = grok_detokenize(s->tok, r->prompt, r->n_prompt, &n);
-        t->prompt_text = d ? utf8_sanitize(d, n, NULL) : NULL;
+        t->prompt_text = d ? grok_utf8_sanitize(d, n, NULL) : NULL;
         free(d);
     }
     t->scores = malloc((size_t)samples * sizeof *t->scores);
@@ -231,20 +233,14 @@ char *think_whole_response(server *s, const request *r) {
 
 /* ---- streaming ---- */
 
-/* Appends "data: JSON\n\n" of root (deleted) to *b. */
-static void add_event(char **b, size_t *len, cJSON *root) {
+/* Appends "data: JSON\n\n" of root (deleted) to b. */
+static void add_event(grok_strbuf *b, cJSON *root) {
     char *j = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     if (!j) return;
-    size_t n = strlen(j);
-    char *q = realloc(*b, *len + n + 9);
-    if (q) {
-        *b = q;
-        memcpy(*b + *len, "data: ", 6);
-        memcpy(*b + *len + 6, j, n);
-        memcpy(*b + *len + 6 + n, "\n\n", 3);
-        *len += n + 8;
-    }
+    grok_strbuf_adds(b, "data: ");
+    grok_strbuf_adds(b, j);
+    grok_strbuf_adds(b, "\n\n");
     free(j);
 }
 
@@ -274,10 +270,9 @@ static cJSON *choice_chunk(server *s, const request *r, const char *text, bool r
 
 char *think_stream_events(server *s, request *r) {
     think_req *t = r->think;
-    char *b = NULL;
-    size_t len = 0;
+    grok_strbuf b = {0};
     if (r->kind == KIND_CHAT && !t->sent_role) {
-        add_event(&b, &len, choice_chunk(s, r, "", true, -1, FINISH_NONE));
+        add_event(&b, choice_chunk(s, r, "", true, -1, FINISH_NONE));
         t->sent_role = true;
     }
     int finished = 0;
@@ -299,7 +294,7 @@ char *think_stream_events(server *s, request *r) {
         cJSON_AddNumberToObject(p, "tokens", (double)tokens);
         cJSON_AddItemToObject(p, "votes", votes_json(&d));
         decision_free(&d);
-        add_event(&b, &len, root);
+        add_event(&b, root);
         t->sent_finished = finished;
         t->sent_tokens = tokens;
     }
@@ -311,11 +306,11 @@ char *think_stream_events(server *s, request *r) {
             const choice *c = &r->choices[ci];
             cJSON *root = choice_chunk(s, r, c->text ? c->text : "", false, ci, c->finish);
             cJSON_AddItemToObject(root, "think", think_json(r, &d));
-            add_event(&b, &len, root);
+            add_event(&b, root);
         }
         decision_free(&d);
     }
-    return b;
+    return b.a && !b.oom ? grok_strbuf_take(&b, NULL) : (free(b.a), NULL); /* NULL: nothing to send */
 }
 
 /* ---- the verifier (scheduler thread) ---- */

@@ -85,13 +85,9 @@ void server_grammar_cache_free(server *s) {
 
 /* ---- small text helpers ---- */
 
-static bool add(char **b, size_t *len, size_t *cap, const char *t) {
-    return grok_buf_add(b, len, cap, t, strlen(t));
-}
-
 /* Appends t as a GBNF string literal. */
 static bool add_literal(char **b, size_t *len, size_t *cap, const char *t) {
-    bool ok = add(b, len, cap, "\"");
+    bool ok = grok_buf_adds(b, len, cap, "\"");
     for (const unsigned char *p = (const unsigned char *)t; ok && *p; p++) {
         char e[8];
         if (*p == '"' || *p == '\\')
@@ -102,9 +98,9 @@ static bool add_literal(char **b, size_t *len, size_t *cap, const char *t) {
             snprintf(e, sizeof e, "\\x%02X", *p);
         else
             e[0] = (char)*p, e[1] = '\0';
-        ok = add(b, len, cap, e);
+        ok = grok_buf_adds(b, len, cap, e);
     }
-    return ok && add(b, len, cap, "\"");
+    return ok && grok_buf_adds(b, len, cap, "\"");
 }
 
 /* A GBNF class of one character, escaped. */
@@ -134,7 +130,7 @@ static bool add_text_without(char **b, size_t *len, size_t *cap, const char *t) 
          * that would complete t is missing */
         char line[64];
         snprintf(line, sizeof line, "tool-text-%zu ::= \"\"", j);
-        ok = add(b, len, cap, line);
+        ok = grok_buf_adds(b, len, cap, line);
         char excl[512] = "";
         for (unsigned char ch = 0x20; ok && ch < 0x7F; ch++) {
             size_t s = j;
@@ -147,9 +143,9 @@ static bool add_text_without(char **b, size_t *len, size_t *cap, const char *t) 
             if (s == k) continue; /* t itself may not appear */
             char alt[64];
             snprintf(alt, sizeof alt, " | [%s] tool-text-%zu", cc, s);
-            ok = add(b, len, cap, alt);
+            ok = grok_buf_adds(b, len, cap, alt);
         }
-        ok = ok && add(b, len, cap, " | [^") && add(b, len, cap, excl) && add(b, len, cap, "] tool-text-0\n");
+        ok = ok && grok_buf_adds(b, len, cap, " | [^") && grok_buf_adds(b, len, cap, excl) && grok_buf_adds(b, len, cap, "] tool-text-0\n");
     }
     return ok;
 }
@@ -284,8 +280,8 @@ int tools_parse_request(server *s, const cJSON *root, request *r, char **tools_t
         bool named_found = false;
         size_t i = 0;
         /* calls: <tool_call>{"name": "NAME", "arguments": ARGS}</tool_call> */
-        bool ok = add(&tg, &tgl, &tgc, "tool-call ::= ") && add_literal(&tg, &tgl, &tgc, GROK_TOOL_CALL_HEAD) &&
-                  add(&tg, &tgl, &tgc, " (");
+        bool ok = grok_buf_adds(&tg, &tgl, &tgc, "tool-call ::= ") && add_literal(&tg, &tgl, &tgc, GROK_TOOL_CALL_HEAD) &&
+                  grok_buf_adds(&tg, &tgl, &tgc, " (");
         char *rules = NULL;
         size_t rl = 0, rc = 0;
         int n_alt = 0;
@@ -330,16 +326,16 @@ int tools_parse_request(server *s, const cJSON *root, request *r, char **tools_t
             snprintf(head, sizeof head, "tool%zu ::= ", i);
             char *lit_name = NULL;
             size_t nl = 0, nc = 0;
-            bool k = add(&lit_name, &nl, &nc, nm->valuestring) && add(&lit_name, &nl, &nc, GROK_TOOL_CALL_ARGS);
-            ok = k && add(&rules, &rl, &rc, head) && add_literal(&rules, &rl, &rc, lit_name) &&
-                 add(&rules, &rl, &rc, " ") && add(&rules, &rl, &rc, start) && add(&rules, &rl, &rc, "\n") &&
-                 add(&rules, &rl, &rc, args);
+            bool k = grok_buf_adds(&lit_name, &nl, &nc, nm->valuestring) && grok_buf_adds(&lit_name, &nl, &nc, GROK_TOOL_CALL_ARGS);
+            ok = k && grok_buf_adds(&rules, &rl, &rc, head) && add_literal(&rules, &rl, &rc, lit_name) &&
+                 grok_buf_adds(&rules, &rl, &rc, " ") && grok_buf_adds(&rules, &rl, &rc, start) && grok_buf_adds(&rules, &rl, &rc, "\n") &&
+                 grok_buf_adds(&rules, &rl, &rc, args);
             free(lit_name);
             free(args);
             if (ok && take) {
                 char ref[32];
                 snprintf(ref, sizeof ref, "%stool%zu", n_alt++ ? " | " : " ", i);
-                ok = add(&tg, &tgl, &tgc, ref);
+                ok = grok_buf_adds(&tg, &tgl, &tgc, ref);
             }
             /* the prompt's line for the function */
             cJSON *line = cJSON_CreateObject();
@@ -349,25 +345,25 @@ int tools_parse_request(server *s, const cJSON *root, request *r, char **tools_t
                 cJSON_AddItemToObject(line, "parameters", cJSON_Duplicate(field(fn, "parameters"), true));
             char *lt = cJSON_PrintUnformatted(line);
             cJSON_Delete(line);
-            ok = ok && lt && (!ll || add(&list, &ll, &lc, "\n")) && add(&list, &ll, &lc, lt);
+            ok = ok && lt && (!ll || grok_buf_adds(&list, &ll, &lc, "\n")) && grok_buf_adds(&list, &ll, &lc, lt);
             free(lt);
         }
         if (ok && named && !named_found) {
             free(rules);
             FAIL("tool_choice", "tool_choice names '%s', which is not among the tools", named);
         }
-        ok = ok && add(&tg, &tgl, &tgc, " ) ") && add_literal(&tg, &tgl, &tgc, GROK_TOOL_CALL_CLOSE) &&
-             add(&tg, &tgl, &tgc, "\n");
+        ok = ok && grok_buf_adds(&tg, &tgl, &tgc, " ) ") && add_literal(&tg, &tgl, &tgc, GROK_TOOL_CALL_CLOSE) &&
+             grok_buf_adds(&tg, &tgl, &tgc, "\n");
         bool one = !parallel || named;
         ok = ok &&
-             add(&tg, &tgl, &tgc,
+             grok_buf_adds(&tg, &tgl, &tgc,
                  one ? "tool-calls ::= tool-call\n" : "tool-calls ::= tool-call ( \"\\n\" tool-call )*\n");
         if (!strcmp(mode, "auto"))
-            ok = ok && add(&tg, &tgl, &tgc, "root ::= tool-text-0 tool-calls?\n") &&
+            ok = ok && grok_buf_adds(&tg, &tgl, &tgc, "root ::= tool-text-0 tool-calls?\n") &&
                  add_text_without(&tg, &tgl, &tgc, GROK_TOOL_CALL_OPEN);
         else
-            ok = ok && add(&tg, &tgl, &tgc, "root ::= tool-calls\n");
-        ok = ok && (!rules || add(&tg, &tgl, &tgc, rules));
+            ok = ok && grok_buf_adds(&tg, &tgl, &tgc, "root ::= tool-calls\n");
+        ok = ok && (!rules || grok_buf_adds(&tg, &tgl, &tgc, rules));
         free(rules);
         if (!ok) FAIL(NULL, "out of memory");
         /* the system text that lists them */

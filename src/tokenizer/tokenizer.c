@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "tokenizer/tokenizer_internal.h"
+#include "util/utf8.h"
 
 #define SPACE_SYMBOL "\xe2\x96\x81" /* U+2581, what SentencePiece writes for ' ' */
 #define REPLACEMENT "\xef\xbf\xbd"  /* U+FFFD */
@@ -336,30 +337,8 @@ grok_tokenizer *grok_tokenizer_placeholder(int64_t n_vocab, char *err, size_t er
 /* ---------------------------------------------------------------------
  * UTF-8, with SentencePiece's rules: overlong forms, surrogates and code
  * points past U+10FFFF are invalid, and an invalid sequence counts as one
- * byte.
+ * byte (grok_utf8_seq of util/utf8.c is exactly that rule).
  * --------------------------------------------------------------------- */
-
-static bool is_trail(unsigned char c) { return (c & 0xC0) == 0x80; }
-
-/* Length of the valid character at s (1..4), or 0 when s[0] starts no
- * valid character within len bytes. A literal U+FFFD is valid. */
-static size_t utf8_valid_len(const unsigned char *s, size_t len) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    if (len >= 2 && (c & 0xE0) == 0xC0) {
-        uint32_t cp = ((c & 0x1Fu) << 6) | (s[1] & 0x3Fu);
-        return is_trail(s[1]) && cp >= 0x80 ? 2 : 0;
-    }
-    if (len >= 3 && (c & 0xF0) == 0xE0) {
-        uint32_t cp = ((c & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu);
-        return is_trail(s[1]) && is_trail(s[2]) && cp >= 0x800 && (cp < 0xD800 || cp >= 0xE000) ? 3 : 0;
-    }
-    if (len >= 4 && (c & 0xF8) == 0xF0) {
-        uint32_t cp = ((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) | ((s[2] & 0x3Fu) << 6) | (s[3] & 0x3Fu);
-        return is_trail(s[1]) && is_trail(s[2]) && is_trail(s[3]) && cp >= 0x10000 && cp <= 0x10FFFF ? 4 : 0;
-    }
-    return 0;
-}
 
 /* SentencePiece's OneCharLen: the length a lead byte announces. */
 static size_t one_char_len(unsigned char c) {
@@ -392,7 +371,7 @@ static size_t norm_unit(const grok_tokenizer *t, const char *s, size_t len, cons
         *out_len = m;
         return m;
     }
-    size_t v = utf8_valid_len((const unsigned char *)s, len);
+    size_t v = grok_utf8_seq((const unsigned char *)s, len);
     if (v == 0) {
         *out = REPLACEMENT;
         *out_len = 3;
@@ -773,7 +752,7 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
  * every byte of an invalid sequence as U+FFFD. */
 static void put_bytes(sbuf *b, const unsigned char *s, size_t n) {
     for (size_t i = 0; i < n;) {
-        size_t v = utf8_valid_len(s + i, n - i);
+        size_t v = grok_utf8_seq(s + i, n - i);
         if (v == 0) {
             sb_put(b, REPLACEMENT, 3);
             i++;
@@ -879,22 +858,6 @@ void grok_detok_stream_init(grok_detok_stream *s, bool at_start) {
     s->at_start = at_start;
 }
 
-/* Could s[0..n) still grow into a valid character? */
-static bool utf8_incomplete(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t need = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    if (need == 0 || n >= need) return false;
-    for (size_t k = 1; k < n; k++)
-        if (!is_trail(s[k])) return false;
-    if (n >= 2) {
-        unsigned d = s[1];
-        if ((c == 0xE0 && d < 0xA0) || (c == 0xED && d > 0x9F) || (c == 0xF0 && d < 0x90) ||
-            (c == 0xF4 && d > 0x8F))
-            return false;
-    }
-    return true;
-}
-
 static size_t out_put(char *out, size_t cap, size_t pos, const char *s, size_t n) {
     if (n == 0) return pos;
     size_t room = pos < cap ? cap - pos : 0;
@@ -909,8 +872,8 @@ static size_t stream_drain(grok_detok_stream *s, char *out, size_t cap, size_t p
     const unsigned char *p = (const unsigned char *)s->pending;
     size_t i = 0;
     while (i < s->n_pending) {
-        if (!all && utf8_incomplete(p + i, s->n_pending - i)) break;
-        size_t v = utf8_valid_len(p + i, s->n_pending - i);
+        if (!all && grok_utf8_incomplete(p + i, s->n_pending - i)) break;
+        size_t v = grok_utf8_seq(p + i, s->n_pending - i);
         if (v == 0) {
             pos = out_put(out, cap, pos, REPLACEMENT, 3);
             i++;
@@ -945,8 +908,8 @@ size_t grok_detok_stream_flush(grok_detok_stream *s, char *out, size_t cap) {
     return stream_drain(s, out, cap, 0, true);
 }
 
-int64_t grok_tokenize_into(const grok_tokenizer *t, const char *text, size_t len, bool add_special, int32_t *out,
-                           int64_t cap) {
+int64_t grok_tokenize_into(const grok_tokenizer *t, const char *text, size_t len, bool add_special,
+                           int32_t *out, int64_t cap) {
     size_t n = 0;
     int32_t *ids = grok_tokenize(t, text, len, add_special, &n);
     if (!ids) return -1;

@@ -134,7 +134,7 @@ grok_train_lora *grok_train_lora_create(const grok_hparams *hp, int64_t rank, fl
     for (int64_t i = 0; i < l->n_t; i++) {
         const grok_train_lora_target *t = &l->t[i];
         /* A ~ N(0, 1/in), one stream per target; B stays 0 */
-        grok_rng r = {seed * 0x100000001B3ull + (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ull};
+        grok_rng r = grok_rng_named(seed, GROK_RNG_LORA, (uint64_t)i);
         float std = 1.0f / sqrtf((float)t->cols);
         for (int64_t j = 0; j < t->rank * t->cols * t->n_mats; j++) l->p->w[t->a + j] = std * grok_rng_normal(&r);
     }

@@ -94,7 +94,7 @@ void grok_train_model_init_random(grok_train_model *m, uint64_t seed) {
             continue;
         }
         /* Each tensor draws from its own stream, as in random.c. */
-        grok_rng r = {seed * 0x100000001B3ull + (uint64_t)i * 0x9E3779B97F4A7C15ull};
+        grok_rng r = grok_rng_named(seed, GROK_RNG_WEIGHTS, (uint64_t)i);
         float std = 1.0f / sqrtf((float)t->cols);
         if (t->off == m->embd) std = 1.0f / hp->embedding_scale;
         for (int64_t j = 0; j < n; j++) p[j] = std * grok_rng_normal(&r);

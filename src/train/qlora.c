@@ -46,6 +46,7 @@
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "train/train.h"
+#include "util/rng.h"
 
 #define SZ(x) ((size_t)(x))
 #define MAX_NODES 160
@@ -191,15 +192,6 @@ static void rope_row(float *x, const float *cs, int64_t n_heads, int64_t D, bool
 
 static const float GELU_K = 0.7978845608028654f, GELU_C = 0.044715f;
 
-/* The mask of LoRA dropout for one element, from a hash of the step's
- * seed, the weight, the token's place in the global batch and the
- * element: the same on every process and in the recomputed pass. */
-static inline uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 typedef struct {
     const grok_qlora *q;
     const grok_train_lora_target *t;
@@ -212,6 +204,9 @@ typedef struct {
     bool backward; /* out += mask * x (else out = mask * x) */
 } drop_job;
 
+/* The mask of LoRA dropout for one element, from a hash of the step's
+ * seed, the weight, the token's place in the global batch and the
+ * element: the same on every process and in the recomputed pass. (grok_rng_mix of util/rng.h). */
 static void drop_rows(const drop_job *j, int64_t r0, int64_t r1) {
     const grok_qlora *q = j->q;
     const float p = q->cfg.dropout, inv = 1.0f / (1.0f - p);
@@ -220,14 +215,13 @@ static void drop_rows(const drop_job *j, int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
         const int64_t t = j->rows_tok ? j->rows_tok[r] : r;
         const int64_t gseq = q->lo + q->tseq[t];
-        uint64_t key = mix64(q->cfg.dropout_seed ^ mix64((uint64_t)(j->t->layer * GROK_LORA_N_TARGETS + j->t->kind) *
-                                                              0x9E3779B97F4A7C15ull +
-                                                          (uint64_t)j->e));
-        key = mix64(key + (uint64_t)gseq * 0x100000001B3ull + (uint64_t)q->pos[t]);
+        const uint64_t w = (uint64_t)(j->t->layer * GROK_LORA_N_TARGETS + j->t->kind) * GROK_RNG_GOLDEN + (uint64_t)j->e;
+        uint64_t key = grok_rng_mix(q->cfg.dropout_seed ^ grok_rng_mix(w));
+        key = grok_rng_mix(key + (uint64_t)gseq * GROK_RNG_FNV + (uint64_t)q->pos[t]);
         const float *x = j->x + r * j->ldx;
         float *o = j->out + r * j->ldo;
         for (int64_t i = 0; i < cols; i += 4) {
-            const uint64_t h = mix64(key + (uint64_t)(i / 4));
+            const uint64_t h = grok_rng_mix(key + (uint64_t)(i / 4));
             for (int64_t k = 0; k < 4 && i + k < cols; k++) {
                 const bool keep = (uint32_t)((h >> (16 * k)) & 0xffff) >= thr;
                 const float m = keep ? x[i + k] * inv : 0.0f;

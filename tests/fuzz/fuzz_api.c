@@ -44,7 +44,7 @@ static void check_json(char *j, const char *what) {
 static void fake_output(request *r) {
     size_t n = r->n_prompt < 8 ? r->n_prompt : 8, len = 0;
     char *text = grok_detokenize(g_s.tok, r->prompt, n, &len);
-    char *clean = text ? utf8_sanitize(text, len, &len) : NULL;
+    char *clean = text ? grok_utf8_sanitize(text, len, &len) : NULL;
     free(text);
     for (int i = 0; i < r->n; i++) {
         choice *c = &r->choices[i];

@@ -85,6 +85,11 @@ class Model:
                              % (path, self.n_heads, self.n_kv))
 
         def W(name):
+            if name not in g.tensors and name.endswith("_exps.weight"):
+                # one tensor per expert (llama.cpp's files before its PR
+                # #6387; grok quantize --expert-aware), each of its own type
+                stem = name[:-len("_exps.weight")]
+                return np.stack([W("%s.%d.weight" % (stem, e)) for e in range(self.n_experts)])
             return g.tensor(name).astype(np.float64)
 
         self.embd = W("token_embd.weight")                        # [vocab, d]
