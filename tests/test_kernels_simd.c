@@ -722,6 +722,52 @@ static void test_matmul_ops(void) {
     for (int p = 1; p < 3; p++) grok_threadpool_free(pools[p]);
 }
 
+/* The VBMI packed dots decode the same magnitudes and signs as the gather
+ * ones, so every result must equal theirs bit for bit: rows reaching every
+ * grid index and sign code (iq_test_row), 1 to 9 tokens, two groups. */
+static void test_vbmi_equals_gather(void) {
+    const grok_cpu_features *cpu = grok_cpu();
+    if (!(cpu->avx2 && cpu->fma && cpu->f16c && cpu->avx512f && cpu->avx512bw && cpu->avx512vl &&
+          cpu->avx512vnni && cpu->avx512vbmi)) {
+        printf("  avx512vbmi vs gathers: not on this CPU, not tested here\n");
+        return;
+    }
+    const grok_type types[] = {GROK_TYPE_IQ2_XXS, GROK_TYPE_IQ3_XXS, GROK_TYPE_IQ3_S};
+    const int64_t n = 1024, rows = 2 * GROK_PACK_ROWS;
+    grok_rng r = {91};
+    int before = checks;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const grok_type t = types[ti];
+        const size_t rb = grok_type_row_size(t, n);
+        uint8_t *w = malloc(rb * (size_t)rows), *pk = malloc(rb * (size_t)rows);
+        for (int64_t i = 0; i < rows; i++) iq_test_row(&r, t, n, w + (size_t)i * rb);
+        for (int64_t g = 0; g < rows / GROK_PACK_ROWS; g++)
+            grok_pack_x8(t, w + (size_t)g * GROK_PACK_ROWS * rb, rb, n, pk + (size_t)g * GROK_PACK_ROWS * rb);
+        float *x = malloc(sizeof *x * (size_t)(9 * n));
+        block_q8a *xq = malloc(sizeof *xq * (size_t)(9 * n / QKA));
+        const block_q8a *xs[9];
+        for (int k = 0; k < 9 * n; k++) x[k] = grok_rng_normal(&r);
+        for (int k = 0; k < 9; k++)
+            grok_quantize_q8a(x + k * n, xq + k * n / QKA, n), xs[k] = xq + k * n / QKA;
+        grok_dot_kernels a = {0}, b = {0};
+        grok_dot_avx512(t, &a);
+        grok_dot_avx512vbmi(t, &b);
+        CHECK(a.dot_x8 && b.dot_x8 && a.dot_x8 != b.dot_x8, "%s: no VBMI packed dot",
+              grok_type_get_traits(t)->name);
+        for (int nt = 1; nt <= 9 && a.dot_x8 && b.dot_x8; nt++)
+            for (int64_t g = 0; g < rows / GROK_PACK_ROWS; g++) {
+                float oa[9 * GROK_PACK_ROWS], ob[9 * GROK_PACK_ROWS];
+                a.dot_x8(pk + (size_t)g * GROK_PACK_ROWS * rb, xs, nt, n, oa);
+                b.dot_x8(pk + (size_t)g * GROK_PACK_ROWS * rb, xs, nt, n, ob);
+                CHECK(memcmp(oa, ob, sizeof(float) * GROK_PACK_ROWS * (size_t)nt) == 0,
+                      "%s %d tokens group %lld: VBMI %.9g vs gathers %.9g", grok_type_get_traits(t)->name, nt,
+                      (long long)g, ob[0], oa[0]);
+            }
+        free(w), free(pk), free(x), free(xq);
+    }
+    printf("  avx512vbmi vs gathers: %d checks\n", checks - before);
+}
+
 int main(void) {
     const grok_cpu_features *cpu = grok_cpu();
     const variant variants[] = {
@@ -729,6 +775,9 @@ int main(void) {
         {"avx512vnni", grok_dot_avx512,
          cpu->avx2 && cpu->fma && cpu->f16c && cpu->avx512f && cpu->avx512bw && cpu->avx512vl &&
              cpu->avx512vnni},
+        {"avx512vbmi", grok_dot_avx512vbmi,
+         cpu->avx2 && cpu->fma && cpu->f16c && cpu->avx512f && cpu->avx512bw && cpu->avx512vl &&
+             cpu->avx512vnni && cpu->avx512vbmi},
         {"neon", grok_dot_neon, cpu->neon},
     };
     printf("kernels: isa %s\n", grok_kernels_isa());
@@ -745,6 +794,7 @@ int main(void) {
         printf("  %s: %d checks (%d of packed dots)\n", variants[i].name, checks - before,
                checks - before_packed);
     }
+    test_vbmi_equals_gather();
     test_multi(NULL);
     test_quantize_q8a();
     test_quantize_q8a_simd("avx2", grok_quantize_q8a_avx2, cpu->avx2 && cpu->fma && cpu->f16c);

@@ -19,6 +19,7 @@
 
 static grok_cpu_features g_cpu;
 static const char *g_isa = "scalar";
+static bool g_vbmi; /* avx512vnni with the VBMI kernels */
 static atomic_int g_mode = GROK_KERNELS_FAST;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 /* The cap grok_kernels_set_isa_cap asked for ("" = none), and whether
@@ -44,6 +45,8 @@ static void detect(void) {
     g_cpu.avx512bw = __builtin_cpu_supports("avx512bw");
     g_cpu.avx512vl = __builtin_cpu_supports("avx512vl");
     g_cpu.avx512vnni = __builtin_cpu_supports("avx512vnni");
+    /* the "VBMI" kernels (x86_iquants.c) take BITALG's vpshufbitqmb too; CPUs with one have both */
+    g_cpu.avx512vbmi = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bitalg");
 #endif
 #if defined(__aarch64__) && defined(__ARM_NEON)
     g_cpu.neon = true; /* mandatory on aarch64 */
@@ -60,6 +63,8 @@ static void detect(void) {
     if (strcmp(g_isa, "avx2") == 0 && g_cpu.avx512f && g_cpu.avx512bw && g_cpu.avx512vl && g_cpu.avx512vnni &&
         allow_512)
         g_isa = "avx512vnni";
+    /* GROK_ISA=avx512vnni keeps the kernels that need VBMI out (side-by-side runs) */
+    g_vbmi = strcmp(g_isa, "avx512vnni") == 0 && g_cpu.avx512vbmi && (!cap || strcmp(cap, "avx512vnni") != 0);
     if (g_cpu.neon && allow_avx2) g_isa = "neon";
     if (strcmp(g_isa, "avx2") == 0 || strcmp(g_isa, "avx512vnni") == 0) g_quantize = grok_quantize_q8a_avx2;
     if (strcmp(g_isa, "neon") == 0) g_quantize = grok_quantize_q8a_neon;
@@ -145,7 +150,10 @@ static void build_table(void) {
         }
         if (strcmp(g_isa, "avx512vnni") == 0) {
             v = (grok_dot_kernels){0};
-            grok_dot_avx512(t, &v);
+            if (g_vbmi)
+                grok_dot_avx512vbmi(t, &v);
+            else
+                grok_dot_avx512(t, &v);
             overlay(&simd, &v);
         }
         if (strcmp(g_isa, "neon") == 0) {

@@ -66,6 +66,7 @@ const grok_dot_kernels *grok_iq_dot_reference(uint32_t type);
  * (and called by them). */
 void grok_iq_dot_avx2(uint32_t type, grok_dot_kernels *out);
 void grok_iq_dot_avx512(uint32_t type, grok_dot_kernels *out);
+void grok_iq_dot_avx512vbmi(uint32_t type, grok_dot_kernels *out);
 void grok_iq_dot_neon(uint32_t type, grok_dot_kernels *out);
 
 /* The packed layouts (iq_packed.c): whether type has one, and 8 rows of n

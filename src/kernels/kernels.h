@@ -154,7 +154,7 @@ grok_kernel_mode grok_kernels_env_mode(void);
 
 /* CPU features found at run time (cpu.c). */
 typedef struct {
-    bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avx_vnni, neon;
+    bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avx512vbmi, avx_vnni, neon;
 } grok_cpu_features;
 const grok_cpu_features *grok_cpu(void);
 /* grok_kernels_isa and grok_kernels_set_isa_cap are grok.h's. */
@@ -268,6 +268,11 @@ void grok_quantize_q8a_neon(const float *x, block_q8a *y, int64_t n);
 /* SIMD variants (NULL members where the CPU or the build has none). */
 void grok_dot_avx2(uint32_t type, grok_dot_kernels *out);
 void grok_dot_avx512(uint32_t type, grok_dot_kernels *out);
+/* grok_dot_avx512 with the kernels that need AVX-512 VBMI and BITALG too
+ * (the packed IQ2_XXS, IQ3_XXS and IQ3_S dots: signs and codebooks by byte
+ * permutes; grok_cpu()->avx512vbmi says both are there); the FAST mode uses
+ * it where the CPU has them unless GROK_ISA=avx512vnni. */
+void grok_dot_avx512vbmi(uint32_t type, grok_dot_kernels *out);
 void grok_dot_neon(uint32_t type, grok_dot_kernels *out);
 
 /* A low-rank adapter that rides on a matrix (LoRA applied at inference

@@ -241,6 +241,12 @@ void grok_dot_avx512(uint32_t type, grok_dot_kernels *out) {
         out->multi_prep = q8_0_multi_prep;
 }
 
+void grok_dot_avx512vbmi(uint32_t type, grok_dot_kernels *out) {
+    grok_dot_avx512(type, out);
+    grok_iq_dot_avx512vbmi(type, out);
+}
+
 #else
 void grok_dot_avx512(uint32_t type, grok_dot_kernels *out) { (void)type, (void)out; }
+void grok_dot_avx512vbmi(uint32_t type, grok_dot_kernels *out) { (void)type, (void)out; }
 #endif

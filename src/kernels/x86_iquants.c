@@ -19,6 +19,7 @@
  * scale ls) is scaled by the activation block's d in f32; the super-block's
  * d / F once per 256 weights, as the scalar reference does.
  */
+#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -364,18 +365,22 @@ TGT5 static inline __m512i per_row(__mmask8 negative, char b, char nb) {
 }
 
 TGT5 static IQ_INLINE void x8_decode(const int T, const uint8_t *sb, int ib, __m256 dF, __m512i sc64,
-                                     x8_block *w) {
+                                     x8_block *w, const __m512i *vmag, const __mmask64 *vneg) {
     __m256 ls0, ls1;
     switch (T) {
     case GROK_TYPE_IQ2_XXS: {
         const uint8_t *q = sb + 16 + 64 * ib;
         const __m256i aux = _mm256_loadu_si256((const __m256i *)(q + 32));
         uint64_t s[4];
-        _mm256_storeu_si256((__m256i *)s, aux_signs(aux));
+        if (!vneg) _mm256_storeu_si256((__m256i *)s, aux_signs(aux));
         for (int l = 0; l < 4; l++) {
-            const __m512i ix = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(q + 8 * l)));
-            w->mag[l] = _mm512_i64gather_epi64(ix, (const void *)grok_iq2xxs_grid, 8);
-            w->neg[l] = _cvtu64_mask64(s[l]);
+            if (vmag) {
+                w->mag[l] = vmag[l];
+            } else {
+                const __m512i ix = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(q + 8 * l)));
+                w->mag[l] = _mm512_i64gather_epi64(ix, (const void *)grok_iq2xxs_grid, 8);
+            }
+            w->neg[l] = vneg ? vneg[l] : _cvtu64_mask64(s[l]);
         }
         const __m256i v = _mm256_srli_epi32(aux, 28);
         ls0 = ls1 = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_add_epi32(v, v), _mm256_set1_epi32(1)));
@@ -417,11 +422,15 @@ TGT5 static IQ_INLINE void x8_decode(const int T, const uint8_t *sb, int ib, __m
         const uint8_t *q = sb + 16 + 96 * ib;
         const __m256i aux = _mm256_loadu_si256((const __m256i *)(q + 64));
         uint64_t s[4];
-        _mm256_storeu_si256((__m256i *)s, aux_signs(aux));
+        if (!vneg) _mm256_storeu_si256((__m256i *)s, aux_signs(aux));
         for (int l = 0; l < 4; l++) {
-            const __m512i ix = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 16 * l)));
-            w->mag[l] = _mm512_i32gather_epi32(ix, (const void *)grok_iq3xxs_grid, 4);
-            w->neg[l] = _cvtu64_mask64(s[l]);
+            if (vmag) {
+                w->mag[l] = vmag[l];
+            } else {
+                const __m512i ix = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 16 * l)));
+                w->mag[l] = _mm512_i32gather_epi32(ix, (const void *)grok_iq3xxs_grid, 4);
+            }
+            w->neg[l] = vneg ? vneg[l] : _cvtu64_mask64(s[l]);
         }
         const __m256i v = _mm256_srli_epi32(aux, 28);
         ls0 = ls1 = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_add_epi32(v, v), _mm256_set1_epi32(1)));
@@ -439,7 +448,9 @@ TGT5 static IQ_INLINE void x8_decode(const int T, const uint8_t *sb, int ib, __m
             const __m512i sh = _mm512_add_epi32(k01, _mm512_set1_epi32(2 * l));
             const __m512i hi =
                 _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(qh, sh), _mm512_set1_epi32(1)), 8);
-            w->mag[l] = _mm512_i32gather_epi32(_mm512_or_si512(lo, hi), (const void *)grok_iq3s_grid, 4);
+            w->mag[l] =
+                vmag ? vmag[l]
+                     : _mm512_i32gather_epi32(_mm512_or_si512(lo, hi), (const void *)grok_iq3s_grid, 4);
             w->neg[l] = _cvtu64_mask64(rd64(q + 72 + 8 * l));
         }
         __m128i b = _mm_loadl_epi64((const __m128i *)(sb + 848 + 8 * (ib / 2)));
@@ -509,42 +520,33 @@ TGT5 static inline __m256 x8_dF(const int T, const uint8_t *sb, __m512i *sc64) {
     return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(grok_iq_factor((uint32_t)T)));
 }
 
-TGT5 static IQ_INLINE void x8_tile(const int T, const uint8_t *p, const block_q8a *const *x, int64_t n,
-                                   float *out, const int nt) {
-    const size_t gsz = GROK_PACK_ROWS * grok_iq_block_bytes((uint32_t)T);
+/* Block ib of super-block i, decoded in w, against tokens x[0..nt). */
+TGT5 static IQ_INLINE void x8_tokens(const int T, const x8_block *w, const block_q8a *const *x, int64_t i,
+                                     int ib, __m512 *acc, const int nt) {
     const bool per16 = T == GROK_TYPE_IQ2_XS || T == GROK_TYPE_IQ2_S || T == GROK_TYPE_IQ1_M;
-    __m512 acc[X8_TILE];
-    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n / QK_K; i++, p += gsz) {
-        for (size_t pf = 0; pf < gsz; pf += 64) GROK_PREFETCH(p + pf);
-        __m512i sc64;
-        const __m256 dF = x8_dF(T, p, &sc64);
-        for (int ib = 0; ib < 8; ib++) {
-            x8_block w;
-            x8_decode(T, p, ib, dF, sc64, &w);
-            for (int t = 0; t < nt; t++) {
-                const block_q8a *xb = x[t] + i * (QK_K / QKA) + ib;
-                /* IQ1_S: u - 9 = w, the 9 * sum once in each row's first lane */
-                __m512i ia = T == GROK_TYPE_IQ1_S ? _mm512_set1_epi64((long long)(uint32_t)(-9 * xb->sum))
-                                                  : _mm512_setzero_si512(),
-                        ib2 = _mm512_setzero_si512();
-                for (int l = 0; l < 4; l++) {
-                    const __m512i xv = _mm512_set1_epi64((long long)rd64(xb->qs + 8 * l));
-                    const __m512i sx = T == GROK_TYPE_IQ1_S
-                                           ? xv
-                                           : _mm512_mask_sub_epi8(xv, w.neg[l], _mm512_setzero_si512(), xv);
-                    if (per16 && l >= 2)
-                        ib2 = _mm512_dpbusd_epi32(ib2, w.mag[l], sx);
-                    else
-                        ia = _mm512_dpbusd_epi32(ia, w.mag[l], sx);
-                }
-                const __m512 xd = _mm512_set1_ps(xb->d);
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), _mm512_mul_ps(w.sc[0], xd), acc[t]);
-                if (per16)
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ib2), _mm512_mul_ps(w.sc[1], xd), acc[t]);
-            }
+    for (int t = 0; t < nt; t++) {
+        const block_q8a *xb = x[t] + i * (QK_K / QKA) + ib;
+        /* IQ1_S: u - 9 = w, the 9 * sum once in each row's first lane */
+        __m512i ia = T == GROK_TYPE_IQ1_S ? _mm512_set1_epi64((long long)(uint32_t)(-9 * xb->sum))
+                                          : _mm512_setzero_si512(),
+                ib2 = _mm512_setzero_si512();
+        for (int l = 0; l < 4; l++) {
+            const __m512i xv = _mm512_set1_epi64((long long)rd64(xb->qs + 8 * l));
+            const __m512i sx =
+                T == GROK_TYPE_IQ1_S ? xv : _mm512_mask_sub_epi8(xv, w->neg[l], _mm512_setzero_si512(), xv);
+            if (per16 && l >= 2)
+                ib2 = _mm512_dpbusd_epi32(ib2, w->mag[l], sx);
+            else
+                ia = _mm512_dpbusd_epi32(ia, w->mag[l], sx);
         }
+        const __m512 xd = _mm512_set1_ps(xb->d);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), _mm512_mul_ps(w->sc[0], xd), acc[t]);
+        if (per16) acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ib2), _mm512_mul_ps(w->sc[1], xd), acc[t]);
     }
+}
+
+/* Each token's 8 rows: lanes 2r and 2r+1 added. */
+TGT5 static inline void x8_store(const __m512 *acc, float *out, int nt) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     for (int t = 0; t < nt; t++) {
@@ -554,30 +556,241 @@ TGT5 static IQ_INLINE void x8_tile(const int T, const uint8_t *p, const block_q8
     }
 }
 
-#define IQ_X8_FUNC(T, NAME)                                                                            \
-    TGT5 static void NAME##_x8(const uint8_t *group, const block_q8a *const *x, int64_t nx, int64_t n, \
-                               float *out) {                                                           \
-        for (int64_t t = 0; t < nx; t += X8_TILE) {                                                    \
-            float *o = out + GROK_PACK_ROWS * t;                                                       \
-            switch (nx - t < X8_TILE ? nx - t : X8_TILE) {                                             \
-            case 1: x8_tile(T, group, x + t, n, o, 1); break;                                          \
-            case 2: x8_tile(T, group, x + t, n, o, 2); break;                                          \
-            case 3: x8_tile(T, group, x + t, n, o, 3); break;                                          \
-            case 4: x8_tile(T, group, x + t, n, o, 4); break;                                          \
-            case 5: x8_tile(T, group, x + t, n, o, 5); break;                                          \
-            case 6: x8_tile(T, group, x + t, n, o, 6); break;                                          \
-            case 7: x8_tile(T, group, x + t, n, o, 7); break;                                          \
-            default: x8_tile(T, group, x + t, n, o, X8_TILE); break;                                   \
-            }                                                                                          \
-        }                                                                                              \
+TGT5 static IQ_INLINE void x8_tile(const int T, const uint8_t *p, const block_q8a *const *x, int64_t n,
+                                   float *out, const int nt) {
+    const size_t gsz = GROK_PACK_ROWS * grok_iq_block_bytes((uint32_t)T);
+    __m512 acc[X8_TILE];
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++, p += gsz) {
+        for (size_t pf = 0; pf < gsz; pf += 64) GROK_PREFETCH(p + pf);
+        __m512i sc64;
+        const __m256 dF = x8_dF(T, p, &sc64);
+        for (int ib = 0; ib < 8; ib++) {
+            x8_block w;
+            x8_decode(T, p, ib, dF, sc64, &w, NULL, NULL);
+            x8_tokens(T, &w, x, i, ib, acc, nt);
+        }
     }
-IQ_X8_FUNC(GROK_TYPE_IQ2_XXS, iq2_xxs)
-IQ_X8_FUNC(GROK_TYPE_IQ2_XS, iq2_xs)
-IQ_X8_FUNC(GROK_TYPE_IQ2_S, iq2_s)
-IQ_X8_FUNC(GROK_TYPE_IQ3_XXS, iq3_xxs)
-IQ_X8_FUNC(GROK_TYPE_IQ3_S, iq3_s)
-IQ_X8_FUNC(GROK_TYPE_IQ1_S, iq1_s)
-IQ_X8_FUNC(GROK_TYPE_IQ1_M, iq1_m)
+    x8_store(acc, out, nt);
+}
+
+#define IQ_X8_FUNC(T, NAME, TILE, TGT)                                                           \
+    TGT static void NAME(const uint8_t *group, const block_q8a *const *x, int64_t nx, int64_t n, \
+                         float *out) {                                                           \
+        for (int64_t t = 0; t < nx; t += X8_TILE) {                                              \
+            float *o = out + GROK_PACK_ROWS * t;                                                 \
+            switch (nx - t < X8_TILE ? nx - t : X8_TILE) {                                       \
+            case 1: TILE(T, group, x + t, n, o, 1); break;                                       \
+            case 2: TILE(T, group, x + t, n, o, 2); break;                                       \
+            case 3: TILE(T, group, x + t, n, o, 3); break;                                       \
+            case 4: TILE(T, group, x + t, n, o, 4); break;                                       \
+            case 5: TILE(T, group, x + t, n, o, 5); break;                                       \
+            case 6: TILE(T, group, x + t, n, o, 6); break;                                       \
+            case 7: TILE(T, group, x + t, n, o, 7); break;                                       \
+            default: TILE(T, group, x + t, n, o, X8_TILE); break;                                \
+            }                                                                                    \
+        }                                                                                        \
+    }
+IQ_X8_FUNC(GROK_TYPE_IQ2_XXS, iq2_xxs_x8, x8_tile, TGT5)
+IQ_X8_FUNC(GROK_TYPE_IQ2_XS, iq2_xs_x8, x8_tile, TGT5)
+IQ_X8_FUNC(GROK_TYPE_IQ2_S, iq2_s_x8, x8_tile, TGT5)
+IQ_X8_FUNC(GROK_TYPE_IQ3_XXS, iq3_xxs_x8, x8_tile, TGT5)
+IQ_X8_FUNC(GROK_TYPE_IQ3_S, iq3_s_x8, x8_tile, TGT5)
+IQ_X8_FUNC(GROK_TYPE_IQ1_S, iq1_s_x8, x8_tile, TGT5)
+IQ_X8_FUNC(GROK_TYPE_IQ1_M, iq1_m_x8, x8_tile, TGT5)
+
+/* ---- AVX-512 VBMI: signs and codebooks by byte permutes (IQ2_XXS, IQ3_XXS) ----
+ * With one token the packed dots above are bound by the decoding, not by
+ * memory: on this project's VM (one core, rows in L2) iq2_xxs ran 26
+ * weights/ns, 6.7 GB/s of weights, a third of a core's share of the DRAM
+ * bandwidth; without its gathers 34, without its sign decoding (aux_signs)
+ * too 47. Both have cheaper forms with VBMI's byte permutes:
+ *   - signs (vb_signs): two blocks' 64 7-bit sign codes go to bytes with
+ *     one vpmultishiftqb, to sign bytes with one two-register permute of
+ *     grok_iq_ksigns and to mask order with one vpermb;
+ *   - grid points: the grids' magnitudes take few values (IQ2: 8, 25, 43;
+ *     IQ3_XXS: 8 levels), so a point is a short code of 2 (IQ3: 3) bits per
+ *     weight, kept as two bytes per point (IQ2: weights 0-3 and 4-7; IQ3:
+ *     0-1 and 2-3) in two 256-byte tables derived from the grid once
+ *     (codes_of). A block's 32 (IQ3: 64) indices look up both code bytes
+ *     with two two-register permutes (vpermt2b, 128 entries each) and a
+ *     blend on the index's top bit; per group of 8 weights one more permute
+ *     puts row r's code bytes in qword r, vpmultishiftqb moves each weight's
+ *     code to the bottom of its byte, and vpermb maps codes to magnitudes.
+ * The magnitudes and masks are the gathered ones exactly, so the sums equal
+ * the gather kernels' bit for bit (and the token loop is theirs). */
+#define TGT6 \
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512bitalg")))
+
+typedef struct {
+    uint8_t code[2][512]; /* code bytes of the points */
+    uint8_t level[64];    /* magnitude of code c & mask at byte c */
+    bool ok;              /* every magnitude among the levels */
+} iq_codes;
+static iq_codes g_codes_iq2xxs, g_codes_iq3xxs, g_codes_iq3s;
+static pthread_once_t g_codes_once = PTHREAD_ONCE_INIT;
+
+/* The codes of a grid of np points of len (8 or 4) magnitudes, bits per weight. */
+static void codes_of(const uint8_t *grid, int np, int len, int bits, iq_codes *c) {
+    int nlev = 0;
+    uint8_t lev[8];
+    c->ok = true;
+    for (int i = 0; i < np; i++)
+        for (int h = 0; h < 2; h++) {
+            unsigned byte = 0;
+            for (int j = 0; j < len / 2; j++) {
+                const uint8_t v = grid[len * i + len / 2 * h + j];
+                int k = 0;
+                while (k < nlev && lev[k] != v) k++;
+                if (k == nlev) {
+                    if (nlev == 1 << bits) {
+                        c->ok = false;
+                        return;
+                    }
+                    lev[nlev++] = v;
+                }
+                byte |= (unsigned)k << (bits * j);
+            }
+            c->code[h][i] = (uint8_t)byte;
+        }
+    for (int b = 0; b < 64; b++) c->level[b] = lev[(b & ((1 << bits) - 1)) % nlev];
+}
+static void codes_init(void) {
+    codes_of(&grok_iq2xxs_grid[0][0], 256, 8, 2, &g_codes_iq2xxs);
+    codes_of(&grok_iq3xxs_grid[0][0], 256, 4, 3, &g_codes_iq3xxs);
+    codes_of(&grok_iq3s_grid[0][0], 512, 4, 3, &g_codes_iq3s);
+}
+
+/* Code byte h of the points idx (64 bytes; only the bytes used matter), of
+ * points 256 on where k8 is set (IQ3_S: the 9th index bit). */
+TGT6 static inline __m512i code_lookup(const iq_codes *c, int h, __m512i idx, bool nine, __mmask64 k8) {
+    const __m512i *t = (const __m512i *)c->code[h];
+    const __mmask64 k7 = _mm512_movepi8_mask(idx);
+    const __m512i lo = _mm512_mask_blend_epi8(
+        k7, _mm512_permutex2var_epi8(_mm512_loadu_si512(t), idx, _mm512_loadu_si512(t + 1)),
+        _mm512_permutex2var_epi8(_mm512_loadu_si512(t + 2), idx, _mm512_loadu_si512(t + 3)));
+    if (!nine) return lo;
+    const __m512i hi = _mm512_mask_blend_epi8(
+        k7, _mm512_permutex2var_epi8(_mm512_loadu_si512(t + 4), idx, _mm512_loadu_si512(t + 5)),
+        _mm512_permutex2var_epi8(_mm512_loadu_si512(t + 6), idx, _mm512_loadu_si512(t + 7)));
+    return _mm512_mask_blend_epi8(k8, lo, hi);
+}
+
+/* The 4 groups' magnitudes of block ib of the packed super-block at sb, as
+ * x8_decode's gathers give them; IQ2_XXS: of blocks ib and ib + 1 (mag[4h +
+ * l]), whose 64 indices fill one lookup. */
+TGT6 static IQ_INLINE void vb_mags(const int T, const uint8_t *sb, int ib, __m512i *mag) {
+    const bool iq2 = T == GROK_TYPE_IQ2_XXS, nine = T == GROK_TYPE_IQ3_S;
+    const iq_codes *c = iq2 ? &g_codes_iq2xxs : nine ? &g_codes_iq3s : &g_codes_iq3xxs;
+    /* IQ2_XXS: index of group l, row r at byte 8l + r; IQ3: index k at 16l + 2r + k */
+    const uint8_t *q = sb + 16 + (iq2 ? 64 : nine ? 104 : 96) * ib;
+    const __m512i idx =
+        iq2 ? _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q)),
+                                 _mm256_loadu_si256((const __m256i *)(q + 64)), 1)
+            : _mm512_loadu_si512(q);
+    __mmask64 k8 = 0;
+    if (nine) { /* bit 2l + k of row r's qh byte (at q + 64 + r) to byte 16l + 2r + k */
+        const __m512i spread = _mm512_set_epi8(
+            7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0, 7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0, 7,
+            7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0, 7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+        const __m512i bit = _mm512_set_epi64(0x8040804080408040ll, 0x8040804080408040ll, 0x2010201020102010ll,
+                                             0x2010201020102010ll, 0x0804080408040804ll, 0x0804080408040804ll,
+                                             0x0201020102010201ll, 0x0201020102010201ll);
+        const __m512i qh = _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)(q + 64)));
+        k8 = _mm512_test_epi8_mask(_mm512_permutexvar_epi8(spread, qh), bit);
+    }
+    const __m512i c0 = code_lookup(c, 0, idx, nine, k8), c1 = code_lookup(c, 1, idx, nine, k8);
+    const __m512i lev = _mm512_loadu_si512(c->level);
+    /* bit offsets of each weight's code in qword r after the placing permute:
+     * IQ2 bytes (c0, c1) of one point; IQ3 (c0, c1) of index 0, then of index 1 */
+    const __m512i shifts =
+        iq2 ? _mm512_set1_epi64(0x0e0c0a0806040200ll) : _mm512_set1_epi64(0x1b1813100b080300ll);
+    for (int l = 0; l < (iq2 ? 8 : 4); l++) {
+        /* byte 8r + m of the placing permute: m = 0 code byte 0 (IQ3: of index 0), 1 code byte 1,
+         * IQ3: 2, 3 the same of index 1; 64 + i takes byte i of c1 */
+        const __m512i r8 = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+        __m512i place;
+        if (iq2) {
+            const __m512i b = _mm512_add_epi64(r8, _mm512_set1_epi64(8 * l)); /* block ib + l / 4 at 32 */
+            place = _mm512_or_si512(b, _mm512_slli_epi64(_mm512_add_epi64(b, _mm512_set1_epi64(64)), 8));
+        } else {
+            const __m512i b = _mm512_add_epi64(_mm512_add_epi64(r8, r8), _mm512_set1_epi64(16 * l));
+            const __m512i b1 = _mm512_add_epi64(b, _mm512_set1_epi64(1));
+            place = _mm512_or_si512(
+                _mm512_or_si512(b, _mm512_slli_epi64(_mm512_add_epi64(b, _mm512_set1_epi64(64)), 8)),
+                _mm512_or_si512(_mm512_slli_epi64(b1, 16),
+                                _mm512_slli_epi64(_mm512_add_epi64(b1, _mm512_set1_epi64(64)), 24)));
+        }
+        const __m512i w = _mm512_permutex2var_epi8(c0, place, c1);
+        mag[l] = _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(shifts, w), lev);
+    }
+}
+
+/* The sign masks of blocks ib and ib + 1 (IQ2_XXS, IQ3_XXS: 7-bit sign
+ * codes in the rows' sign/scale words), neg[4h + l] for block ib + h:
+ * vpmultishiftqb takes each row's four codes to bytes, a two-register
+ * permute looks up their sign bytes (grok_iq_ksigns, 128 entries: the
+ * garbage top bit is ignored), one more gathers row r's 8 sign bytes in
+ * qword r, and per group one vpshufbitqmb reads its byte of every row as
+ * the mask (bit 8r + j). All in vector and mask registers; aux_signs costs
+ * about three times as much per block and its masks go through memory. */
+TGT6 static inline void vb_signs(const int T, const uint8_t *sb, int ib, __mmask64 *neg) {
+    const size_t stride = T == GROK_TYPE_IQ2_XXS ? 64 : 96, at = T == GROK_TYPE_IQ2_XXS ? 48 : 80;
+    const __m512i aux = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(sb + at + stride * ib))),
+        _mm256_loadu_si256((const __m256i *)(sb + at + stride * (ib + 1))), 1);
+    /* qword q: rows 2q, 2q + 1 (mod 8) of block ib + q / 4; bytes 4k + l the code of group l of row 2q + k */
+    const __m512i codes = _mm512_multishift_epi64_epi8(_mm512_set1_epi64(0x352e2720150e0700ll), aux);
+    const __m512i signs = _mm512_permutex2var_epi8(_mm512_loadu_si512(grok_iq_ksigns), codes,
+                                                   _mm512_loadu_si512(grok_iq_ksigns + 64));
+    /* byte 8r + 4h + l from 32h + 4r + l */
+    const __m512i tr =
+        _mm512_set_epi8(63, 62, 61, 60, 31, 30, 29, 28, 59, 58, 57, 56, 27, 26, 25, 24, 55, 54, 53, 52, 23,
+                        22, 21, 20, 51, 50, 49, 48, 19, 18, 17, 16, 47, 46, 45, 44, 15, 14, 13, 12, 43, 42,
+                        41, 40, 11, 10, 9, 8, 39, 38, 37, 36, 7, 6, 5, 4, 35, 34, 33, 32, 3, 2, 1, 0);
+    const __m512i rows = _mm512_permutexvar_epi8(tr, signs);
+    for (int g = 0; g < 8; g++) /* bits 8g .. 8g + 7 of each qword */
+        neg[g] = _mm512_bitshuffle_epi64_mask(
+            rows, _mm512_set1_epi64(0x0706050403020100ll + 0x0808080808080808ll * g));
+}
+
+TGT6 static IQ_INLINE void x8_tile_vb(const int T, const uint8_t *p, const block_q8a *const *x, int64_t n,
+                                      float *out, const int nt) {
+    const size_t gsz = GROK_PACK_ROWS * grok_iq_block_bytes((uint32_t)T);
+    __m512 acc[X8_TILE];
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++, p += gsz) {
+        for (size_t pf = 0; pf < gsz; pf += 64) GROK_PREFETCH(p + pf);
+        __m512i sc64;
+        const __m256 dF = x8_dF(T, p, &sc64);
+        for (int ib = 0; ib < 8; ib += 2) {
+            __mmask64 neg[8];
+            const bool codes = T != GROK_TYPE_IQ3_S; /* IQ3_S stores its sign bytes */
+            if (codes) vb_signs(T, p, ib, neg);
+            __m512i mag[8];
+            if (T == GROK_TYPE_IQ2_XXS) vb_mags(T, p, ib, mag);
+            for (int h = 0; h < 2; h++) {
+                x8_block w;
+                if (T != GROK_TYPE_IQ2_XXS) vb_mags(T, p, ib + h, mag + 4 * h);
+                x8_decode(T, p, ib + h, dF, sc64, &w, mag + 4 * h, codes ? neg + 4 * h : NULL);
+                x8_tokens(T, &w, x, i, ib + h, acc, nt);
+            }
+        }
+    }
+    x8_store(acc, out, nt);
+}
+IQ_X8_FUNC(GROK_TYPE_IQ2_XXS, iq2_xxs_x8_vb, x8_tile_vb, TGT6)
+IQ_X8_FUNC(GROK_TYPE_IQ3_XXS, iq3_xxs_x8_vb, x8_tile_vb, TGT6)
+IQ_X8_FUNC(GROK_TYPE_IQ3_S, iq3_s_x8_vb, x8_tile_vb, TGT6)
+
+/* grok_iq_dot_avx512's, with the permute lookups where they apply. */
+void grok_iq_dot_avx512vbmi(uint32_t type, grok_dot_kernels *out) {
+    grok_iq_dot_avx512(type, out);
+    pthread_once(&g_codes_once, codes_init);
+    if (type == GROK_TYPE_IQ2_XXS && g_codes_iq2xxs.ok) out->dot_x8 = iq2_xxs_x8_vb;
+    if (type == GROK_TYPE_IQ3_XXS && g_codes_iq3xxs.ok) out->dot_x8 = iq3_xxs_x8_vb;
+    if (type == GROK_TYPE_IQ3_S && g_codes_iq3s.ok) out->dot_x8 = iq3_s_x8_vb;
+}
 
 /* The AVX2 row dots (for rows that are not packed) with the packed dots. */
 void grok_iq_dot_avx512(uint32_t type, grok_dot_kernels *out) {
@@ -597,4 +810,5 @@ void grok_iq_dot_avx512(uint32_t type, grok_dot_kernels *out) {
 #else
 void grok_iq_dot_avx2(uint32_t type, grok_dot_kernels *out) { (void)type, (void)out; }
 void grok_iq_dot_avx512(uint32_t type, grok_dot_kernels *out) { (void)type, (void)out; }
+void grok_iq_dot_avx512vbmi(uint32_t type, grok_dot_kernels *out) { (void)type, (void)out; }
 #endif

@@ -25,7 +25,7 @@ typedef struct {
     void (*get)(uint32_t, grok_dot_kernels *);
     bool ok;
 } variant;
-static variant g_var[3];
+static variant g_var[4];
 
 static void get_ref(uint32_t t, grok_dot_kernels *k) { *k = *grok_dot_reference(t); }
 
@@ -38,6 +38,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     g_var[1] = (variant){"avx2", grok_dot_avx2, c->avx2 && c->fma && c->f16c};
     g_var[2] = (variant){"avx512", grok_dot_avx512,
                          g_var[1].ok && c->avx512f && c->avx512bw && c->avx512vl && c->avx512vnni};
+    g_var[3] = (variant){"avx512vbmi", grok_dot_avx512vbmi, g_var[2].ok && c->avx512vbmi};
     return 0;
 }
 
@@ -150,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         xq[t] = malloc((size_t)(n / QKA) * sizeof *xq[t]);
         grok_quantize_q8a(x + (size_t)t * n, xq[t], n);
     }
-    for (int v = 0; v < 3; v++)
+    for (int v = 0; v < 4; v++)
         if (g_var[v].ok) run_variant(&g_var[v], type, w, rb, n, x, nx, xq);
     for (int t = 0; t < nx; t++) free(xq[t]);
     free(w);
