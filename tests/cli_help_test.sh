@@ -3,8 +3,7 @@
 # a usage line, and every flag it accepts. The flags are read from the
 # command's source, not from the help, so a flag parsed but left out of the
 # help (or a help that drifted from the parser) fails: the rows of its
-# options table (CLI_OPT_*), the shared groups it adds (cli_add_group), and
-# the older cli_str/cli_i64/... calls of commands not yet converted.
+# options table (CLI_OPT_*) and the shared groups it adds (cli_add_group).
 set -u
 : "${GROK:?GROK not set}" "${GROK_SRC:?GROK_SRC not set}"
 cd "$GROK_SRC/src/cli"
@@ -18,9 +17,9 @@ files_of() {
     esac
 }
 # the flags named in a C text: quoted "--x" / "-x" that stand where a flag's
-# name or alias goes (a row or a parse call)
+# name or alias goes (a row)
 flags_in() {
-    grep -ohE '(CLI_OPT_[A-Z0-9]+\([A-Za-z_]+, *[][A-Za-z_.0-9()]+, *|cli_(str|i64|f32|u64|flag)\(argv, *argc, *&?i, *)"-[^"]*"(, *"-[^"]*")?' "$@" |
+    grep -ohE 'CLI_OPT_[A-Z0-9]+\([A-Za-z_]+, *[][A-Za-z_.0-9()]+, *"-[^"]*"(, *"-[^"]*")?' "$@" |
         grep -oE '"-[^"]*"' | tr -d '"'
 }
 # the shared groups a command adds: their rows are in options.c
@@ -83,7 +82,7 @@ for f in --temp --top-k --top-p --min-p --repeat-penalty --seed -s; do
     "$GROK" run --help | grep -qE -- "(^|[ ,])$f[ ,]" || { echo "FAIL: grok run --help lacks the sampler's $f"; fails=$((fails + 1)); }
 done
 # the same flag reads the same everywhere: --threads -1 and --seed x are refused alike
-for c in run logits perplexity bench serve train info pack trace imatrix convert; do
+for c in run logits perplexity bench serve train info pack trace imatrix convert quantize; do
     out=$("$GROK" "$c" --threads -1 2>&1); rc=$?
     [ $rc -eq 2 ] && grep -q -- "flag --threads: '-1' is not an integer in \[0, 1024\]" <<<"$out" ||
         { echo "FAIL: grok $c --threads -1: status $rc, '$out'"; fails=$((fails + 1)); }

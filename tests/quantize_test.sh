@@ -245,6 +245,24 @@ for flag in --output-type --output-tensor-type --token-embedding-type; do
       && ok "$flag q8_1 -> 2, flag and value named" || bad "$flag q8_1: $(cat err.txt)"
 done
 "$GROK" quantize f32.gguf >/dev/null 2>&1; [ $? -eq 2 ] && ok "missing args -> 2" || bad "missing args"
+# llama-quantize's fourth positional, the thread count: the same file as -t
+"$GROK" quantize f32.gguf q8_nt.gguf q8_0 2 2>/dev/null && cmp -s q8.gguf q8_nt.gguf \
+  && ok "IN OUT TYPE NTHREADS writes what -t writes" || bad "NTHREADS positional"
+"$GROK" quantize f32.gguf bad.gguf q8_0 x >/dev/null 2>err.txt
+[ $? -eq 2 ] && grep -q "NTHREADS 'x' is not an integer in \[0, 1024\]" err.txt && [ ! -e bad.gguf ] \
+  && ok "NTHREADS x -> 2, named" || bad "NTHREADS x: $(cat err.txt)"
+"$GROK" quantize f32.gguf bad.gguf q8_0 2 -t 3 >/dev/null 2>err.txt
+[ $? -eq 2 ] && grep -q "disagree" err.txt && [ ! -e bad.gguf ] && ok "NTHREADS and -t disagreeing -> 2" \
+  || bad "NTHREADS 2 -t 3: $(cat err.txt)"
+"$GROK" quantize f32.gguf bad.gguf q8_0 2 extra >/dev/null 2>err.txt
+[ $? -eq 2 ] && grep -q "unexpected argument 'extra'" err.txt && ok "a fifth positional -> 2" || bad "fifth positional: $(cat err.txt)"
+"$GROK" quantize f32.gguf bad.gguf Q4_K_M --output-type q8_0 --output-tensor-type q6_K >/dev/null 2>err.txt
+[ $? -eq 2 ] && grep -q "give it once" err.txt && ok "--output-type with --output-tensor-type -> 2" \
+  || bad "both output flags: $(cat err.txt)"
+"$GROK" quantize --threads=2 --dry-run f32.gguf q8_0 >/dev/null 2>err.txt && ok "--threads=2 --dry-run IN TYPE" \
+  || bad "--threads=2 --dry-run: $(cat err.txt)"
+"$GROK" quantize f32.gguf bad.gguf q8_0 --pure=1 >/dev/null 2>err.txt
+[ $? -eq 2 ] && grep -q -- "--pure takes no value" err.txt && ok "--pure=1 -> 2" || bad "--pure=1: $(cat err.txt)"
 "$GROK" quantize nope.gguf x.gguf q8_0 >/dev/null 2>err.txt; [ $? -eq 1 ] && grep -q nope err.txt && [ ! -e x.gguf ] \
   && ok "missing input named, no output" || bad "missing input: $(cat err.txt)"
 ls ./*.tmp* >/dev/null 2>&1 && bad "temporary files left" || ok "no temporary files left"

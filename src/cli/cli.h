@@ -53,19 +53,8 @@ typedef struct {
 int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char *prompt_text, size_t prompt_len,
               const run_think_args *a);
 
-/* Flag parsing. Each returns true when argv[*i] is the flag (advancing *i
- * past its value) and exits with status 2 and a message naming the flag
- * when its value is missing or malformed. */
-bool cli_flag(char **argv, int argc, int *i, const char *name, const char *alias);
-bool cli_str(char **argv, int argc, int *i, const char *name, const char *alias, const char **out);
-bool cli_i64(char **argv, int argc, int *i, const char *name, const char *alias, int64_t min, int64_t max,
-             int64_t *out);
-bool cli_f32(char **argv, int argc, int *i, const char *name, const char *alias, double min, double max,
-             float *out);
-bool cli_u64(char **argv, int argc, int *i, const char *name, const char *alias, uint64_t *out);
+/* Whether arg is -h or --help (main, before a subcommand). */
 bool cli_is_help(const char *arg);
-/* Prints "grok SUB: unknown argument 'X' (see grok SUB --help)" and returns 2. */
-int cli_unknown(const char *sub, const char *arg);
 /* Prints "grok SUB: MSG" to stderr. */
 void cli_error(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Parses "1,2,3" or "1 2 3" into ids; false with err on a bad entry. */

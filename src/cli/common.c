@@ -1,8 +1,7 @@
 /*
- * common.c - flag parsing and small utilities shared by the subcommands.
- * A flag with a missing or malformed value ends the process with status 2
- * and a message that names the flag and the value, so no subcommand runs
- * on a half-understood command line.
+ * common.c - small utilities shared by the subcommands (messages, id
+ * lists, model loading, text chunks). Flags are parsed by the options
+ * table of options.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,76 +18,7 @@
 #include "dist/dist.h"
 #include "model/lora.h"
 
-static bool is_flag(const char *arg, const char *name, const char *alias) {
-    return strcmp(arg, name) == 0 || (alias && strcmp(arg, alias) == 0);
-}
-
 bool cli_is_help(const char *arg) { return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0; }
-
-bool cli_flag(char **argv, int argc, int *i, const char *name, const char *alias) {
-    (void)argc;
-    return is_flag(argv[*i], name, alias);
-}
-
-bool cli_str(char **argv, int argc, int *i, const char *name, const char *alias, const char **out) {
-    if (!is_flag(argv[*i], name, alias)) return false;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "grok: flag %s needs a value\n", argv[*i]);
-        exit(2);
-    }
-    *out = argv[++*i];
-    return true;
-}
-
-bool cli_i64(char **argv, int argc, int *i, const char *name, const char *alias, int64_t min, int64_t max,
-             int64_t *out) {
-    const char *s;
-    if (!cli_str(argv, argc, i, name, alias, &s)) return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < min || v > max) {
-        fprintf(stderr, "grok: flag %s: '%s' is not an integer in [%lld, %lld]\n", name, s, (long long)min,
-                (long long)max);
-        exit(2);
-    }
-    *out = v;
-    return true;
-}
-
-bool cli_u64(char **argv, int argc, int *i, const char *name, const char *alias, uint64_t *out) {
-    const char *s;
-    if (!cli_str(argv, argc, i, name, alias, &s)) return false;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || end == s || *end != '\0' || s[0] == '-') {
-        fprintf(stderr, "grok: flag %s: '%s' is not a non-negative integer\n", name, s);
-        exit(2);
-    }
-    *out = v;
-    return true;
-}
-
-bool cli_f32(char **argv, int argc, int *i, const char *name, const char *alias, double min, double max,
-             float *out) {
-    const char *s;
-    if (!cli_str(argv, argc, i, name, alias, &s)) return false;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end != '\0' || !isfinite(v) || v < min || v > max) {
-        fprintf(stderr, "grok: flag %s: '%s' is not a number in [%g, %g]\n", name, s, min, max);
-        exit(2);
-    }
-    *out = (float)v;
-    return true;
-}
-
-int cli_unknown(const char *sub, const char *arg) {
-    fprintf(stderr, "grok %s: unknown argument '%s' (see grok %s --help)\n", sub, arg, sub);
-    return 2;
-}
 
 void cli_error(const char *sub, const char *fmt, ...) {
     va_list ap;
