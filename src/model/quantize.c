@@ -458,8 +458,7 @@ static void conv_task(void *arg, int ith, int nth) {
 
 /* The importance of each column of tensor t for each of its matrices
  * (experts) into w [n_mat][cols]: 1 (no data, 0), filled (1), or -1 with
- * err when the imatrix's shape disagrees. A floor of 1 % of the mean keeps
- * columns never active in the calibration text from weighing nothing. */
+ * err when the imatrix's shape disagrees. */
 static int imatrix_weights(const grok_imatrix *im, const grok_gguf_tensor *t, float *w, int64_t *counts, char *err,
                            size_t err_size) {
     const int64_t cols = t->ne[0], n_mat = t->n_dims >= 3 ? t->ne[2] : 1;
@@ -478,7 +477,13 @@ static int imatrix_weights(const grok_imatrix *im, const grok_gguf_tensor *t, fl
         double mean = 0;
         for (int64_t c = 0; c < cols; c++) mean += we[c];
         mean /= (double)cols;
-        for (int64_t c = 0; c < cols; c++) we[c] = count > 0 && mean > 0 ? we[c] + (float)(0.01 * mean) : 1.0f;
+        /* The raw mean squares, as llama-quantize passes them (it gives an
+         * expert with no tokens all ones, as here). Only a column that is
+         * exactly zero (never active) is raised, to 1e-6 of the mean, so a
+         * block of such columns still has a determinate fit (ggml's weights
+         * are then all zero); a matrix with no data at all counts alike. */
+        const float tiny = (float)(1e-6 * mean);
+        for (int64_t c = 0; c < cols; c++) we[c] = count > 0 && mean > 0 ? fmaxf(we[c], tiny) : 1.0f;
         any |= count > 0;
     }
     return any ? 1 : 0;
