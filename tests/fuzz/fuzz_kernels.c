@@ -39,6 +39,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     g_var[2] = (variant){"avx512", grok_dot_avx512,
                          g_var[1].ok && c->avx512f && c->avx512bw && c->avx512vl && c->avx512vnni};
     g_var[3] = (variant){"avx512vbmi", grok_dot_avx512vbmi, g_var[2].ok && c->avx512vbmi};
+    /* Encode one row of every type once here: the i-quant encoders build
+     * their neighbour tables on first use (seconds under ASan on a loaded
+     * machine), which would otherwise land in the first unit that picks such
+     * a type and be reported as a timeout. */
+    for (int i = 0; i < g_n_types; i++) {
+        const grok_type_traits *tk = grok_type_get_traits(g_types[i]);
+        if (!tk->from_f32) continue;
+        const int64_t n = tk->block_size;
+        float *x = calloc((size_t)n, sizeof *x);
+        void *enc = malloc((size_t)grok_type_row_size(g_types[i], n));
+        if (x && enc) tk->from_f32(x, enc, n);
+        free(x);
+        free(enc);
+    }
     return 0;
 }
 
