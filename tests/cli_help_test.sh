@@ -17,9 +17,10 @@ files_of() {
     esac
 }
 # the flags named in a C text: quoted "--x" / "-x" that stand where a flag's
-# name or alias goes (a row)
+# name or alias goes (a row; clang-format may have broken it over lines)
 flags_in() {
-    grep -ohE 'CLI_OPT_[A-Z0-9]+\([A-Za-z_]+, *[][A-Za-z_.0-9()]+, *"-[^"]*"(, *"-[^"]*")?' "$@" |
+    cat "$@" | tr '\n' ' ' |
+        grep -oE 'CLI_OPT_[A-Z0-9]+\( *[A-Za-z_]+, *[][A-Za-z_.0-9()]+, *"-[^"]*"(, *"-[^"]*")?' |
         grep -oE '"-[^"]*"' | tr -d '"'
 }
 # the shared groups a command adds: their rows are in options.c

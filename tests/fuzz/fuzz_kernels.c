@@ -44,9 +44,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
      * machine), which would otherwise land in the first unit that picks such
      * a type and be reported as a timeout. */
     for (int i = 0; i < g_n_types; i++) {
-        const grok_type_traits *tk = grok_type_get_traits(g_types[i]);
+        const grok_type_kernels *tk = grok_kernels_get(g_types[i]);
         if (!tk->from_f32) continue;
-        const int64_t n = tk->block_size;
+        const int64_t n = grok_type_get_traits(g_types[i])->block_size;
         float *x = calloc((size_t)n, sizeof *x);
         void *enc = malloc((size_t)grok_type_row_size(g_types[i], n));
         if (x && enc) tk->from_f32(x, enc, n);
@@ -75,13 +75,14 @@ static void check_quantizer(const float *x, int64_t n) {
     }
     grok_quantize_q8a_neon(x, b, n); /* the scalar one off aarch64, the NEON one on it */
     for (int64_t k = 0; k < nb; k++)
-        FUZZ_CHECK(memcmp(&a[k], &b[k], sizeof a[k]) == 0, "neon quantizer differs in block %lld", (long long)k);
+        FUZZ_CHECK(memcmp(&a[k], &b[k], sizeof a[k]) == 0, "neon quantizer differs in block %lld",
+                   (long long)k);
     free(a);
     free(b);
 }
 
-static void run_variant(const variant *v, uint32_t type, const uint8_t *w, size_t rb, int64_t n, const float *x,
-                        int nx, block_q8a *const *xq) {
+static void run_variant(const variant *v, uint32_t type, const uint8_t *w, size_t rb, int64_t n,
+                        const float *x, int nx, block_q8a *const *xq) {
     grok_dot_kernels k = {0};
     v->get(type, &k);
     volatile float sink = 0;
@@ -103,8 +104,8 @@ static void run_variant(const variant *v, uint32_t type, const uint8_t *w, size_
             float out[MAX_TOK];
             k.dot_q8a_multi(w + (size_t)r * rb, (const block_q8a *const *)xm, nx, n, out);
             for (int t = 0; t < nx; t++)
-                FUZZ_CHECK(same(out[t], single[r][t]), "%s %s multi row %d tok %d: %.9g vs single %.9g", v->name,
-                           grok_type_get_traits(type)->name, r, t, out[t], single[r][t]);
+                FUZZ_CHECK(same(out[t], single[r][t]), "%s %s multi row %d tok %d: %.9g vs single %.9g",
+                           v->name, grok_type_get_traits(type)->name, r, t, out[t], single[r][t]);
         }
         for (int t = 0; t < nx; t++) free(xm[t]);
     }
@@ -117,8 +118,9 @@ static void run_variant(const variant *v, uint32_t type, const uint8_t *w, size_
         for (int t = 0; t < nx; t++) {
             k.dot_x8(g, (const block_q8a *const *)xq + t, 1, n, one);
             for (int r = 0; r < ROWS; r++)
-                FUZZ_CHECK(same(all[t * ROWS + r], one[r]), "%s %s x8 row %d tok %d: %.9g in a batch, %.9g alone",
-                           v->name, grok_type_get_traits(type)->name, r, t, all[t * ROWS + r], one[r]);
+                FUZZ_CHECK(same(all[t * ROWS + r], one[r]),
+                           "%s %s x8 row %d tok %d: %.9g in a batch, %.9g alone", v->name,
+                           grok_type_get_traits(type)->name, r, t, all[t * ROWS + r], one[r]);
         }
         if (k.dot_x16) {
             float o16[MAX_TOK * 2 * ROWS];
@@ -126,8 +128,9 @@ static void run_variant(const variant *v, uint32_t type, const uint8_t *w, size_
             for (int t = 0; t < nx; t++)
                 for (int r = 0; r < 2 * ROWS; r++)
                     FUZZ_CHECK(same(o16[t * 2 * ROWS + r], all[t * ROWS + r % ROWS]),
-                               "%s %s x16 row %d tok %d: %.9g vs x8 %.9g", v->name, grok_type_get_traits(type)->name,
-                               r, t, o16[t * 2 * ROWS + r], all[t * ROWS + r % ROWS]);
+                               "%s %s x16 row %d tok %d: %.9g vs x8 %.9g", v->name,
+                               grok_type_get_traits(type)->name, r, t, o16[t * 2 * ROWS + r],
+                               all[t * ROWS + r % ROWS]);
         }
         free(g);
     }
