@@ -248,7 +248,8 @@ GROK_API int grok_gguf_get_str(const grok_gguf_file *f, const char *key, const c
 /* Arrays: element type, length, and the elements. Numeric arrays are
  * copied into aligned memory at open time, so the pointer may be cast to
  * the element type. String arrays: one element at a time. */
-GROK_API int grok_gguf_get_arr(const grok_gguf_file *f, const char *key, grok_gguf_value_type *elem_type, uint64_t *n);
+GROK_API int grok_gguf_get_arr(const grok_gguf_file *f, const char *key, grok_gguf_value_type *elem_type,
+                               uint64_t *n);
 GROK_API const void *grok_gguf_get_arr_data(const grok_gguf_file *f, const char *key);
 GROK_API const char *grok_gguf_get_arr_str(const grok_gguf_file *f, const char *key, uint64_t i, size_t *len);
 
@@ -271,7 +272,8 @@ GROK_API const char *grok_gguf_value_type_name(grok_gguf_value_type t);
 typedef struct grok_gguf_writer grok_gguf_writer;
 
 GROK_API grok_gguf_writer *grok_gguf_writer_create(void);
-GROK_API void grok_gguf_writer_free(grok_gguf_writer *w); /* aborts an unfinished stream: removes temp files */
+GROK_API void
+grok_gguf_writer_free(grok_gguf_writer *w); /* aborts an unfinished stream: removes temp files */
 
 /* Setting a key twice replaces its value (order of first setting kept). */
 GROK_API int grok_gguf_writer_set_u8(grok_gguf_writer *w, const char *key, uint8_t v);
@@ -283,15 +285,16 @@ GROK_API int grok_gguf_writer_set_bool(grok_gguf_writer *w, const char *key, boo
 GROK_API int grok_gguf_writer_set_str(grok_gguf_writer *w, const char *key, const char *v);
 /* Numeric array of n elements of elem_type (copied). */
 GROK_API int grok_gguf_writer_set_arr(grok_gguf_writer *w, const char *key, grok_gguf_value_type elem_type,
-                             const void *data, uint64_t n);
-GROK_API int grok_gguf_writer_set_arr_str(grok_gguf_writer *w, const char *key, const char *const *strs, uint64_t n);
+                                      const void *data, uint64_t n);
+GROK_API int grok_gguf_writer_set_arr_str(grok_gguf_writer *w, const char *key, const char *const *strs,
+                                          uint64_t n);
 /* Copies every kv of f (except split.* and those already set in w). */
 GROK_API int grok_gguf_writer_copy_kvs(grok_gguf_writer *w, const grok_gguf_file *f);
 
 /* Adds a tensor; data may be NULL when streaming. The data is not copied:
  * it must stay valid until the file is written. Returns its index or -1. */
-GROK_API int64_t grok_gguf_writer_add_tensor(grok_gguf_writer *w, const char *name, grok_type type, int32_t n_dims,
-                                    const int64_t *ne, const void *data);
+GROK_API int64_t grok_gguf_writer_add_tensor(grok_gguf_writer *w, const char *name, grok_type type,
+                                             int32_t n_dims, const int64_t *ne, const void *data);
 /* 0 = no splitting. Splits fall between tensors. */
 GROK_API void grok_gguf_writer_set_split_max_size(grok_gguf_writer *w, uint64_t max_bytes);
 GROK_API void grok_gguf_writer_set_alignment(grok_gguf_writer *w, uint64_t alignment);
@@ -299,7 +302,8 @@ GROK_API void grok_gguf_writer_set_alignment(grok_gguf_writer *w, uint64_t align
 GROK_API int grok_gguf_writer_write(grok_gguf_writer *w, const char *path, char *err, size_t err_size);
 GROK_API int grok_gguf_writer_begin(grok_gguf_writer *w, const char *path, char *err, size_t err_size);
 /* Appends bytes of the current tensor; a tensor may come in several calls. */
-GROK_API int grok_gguf_writer_write_data(grok_gguf_writer *w, const void *data, size_t n, char *err, size_t err_size);
+GROK_API int grok_gguf_writer_write_data(grok_gguf_writer *w, const void *data, size_t n, char *err,
+                                         size_t err_size);
 GROK_API int grok_gguf_writer_finish(grok_gguf_writer *w, char *err, size_t err_size);
 /* The paths written (one, or one per split), valid until grok_gguf_writer_free. */
 GROK_API int32_t grok_gguf_writer_n_outputs(const grok_gguf_writer *w);
@@ -352,7 +356,8 @@ GROK_API void grok_tokenizer_set_add_eos(grok_tokenizer *t, bool v);
  * SentencePiece does). With add_special, BOS/EOS are added as the
  * tokenizer's add_bos/add_eos say. Returns a malloc'd array (free it) and
  * its length in *n; NULL only when out of memory. */
-GROK_API int32_t *grok_tokenize(const grok_tokenizer *t, const char *text, size_t len, bool add_special, size_t *n);
+GROK_API int32_t *grok_tokenize(const grok_tokenizer *t, const char *text, size_t len, bool add_special,
+                                size_t *n);
 /* Decodes ids to a malloc'd NUL-terminated string (length in *len): the
  * inverse of grok_tokenize on valid UTF-8, the dummy-prefix space removed
  * as SentencePiece's decode does. Control tokens decode to nothing. */
@@ -363,9 +368,10 @@ GROK_API char *grok_detokenize(const grok_tokenizer *t, const int32_t *ids, size
  * above cap means the buffer was too small: call again with that size);
  * grok_detokenize_into writes up to cap - 1 bytes and a NUL (cap >= 1) and
  * returns the whole text's length. Both return -1 when out of memory. */
-GROK_API int64_t grok_tokenize_into(const grok_tokenizer *t, const char *text, size_t len, bool add_special, int32_t *out,
-                           int64_t cap);
-GROK_API int64_t grok_detokenize_into(const grok_tokenizer *t, const int32_t *ids, size_t n, char *out, size_t cap);
+GROK_API int64_t grok_tokenize_into(const grok_tokenizer *t, const char *text, size_t len, bool add_special,
+                                    int32_t *out, int64_t cap);
+GROK_API int64_t grok_detokenize_into(const grok_tokenizer *t, const int32_t *ids, size_t n, char *out,
+                                      size_t cap);
 
 /* Streaming decoder for generation: push one id at a time, get back only
  * complete UTF-8 characters (byte pieces are held until their character
@@ -382,7 +388,7 @@ GROK_API void grok_detok_stream_init(grok_detok_stream *s, bool at_start);
  * GROK_DETOK_MAX_PIECE + 8 are produced for one id. */
 #define GROK_DETOK_MAX_PIECE 256
 GROK_API size_t grok_detok_stream_push(grok_detok_stream *s, const grok_tokenizer *t, int32_t id, char *out,
-                              size_t cap);
+                                       size_t cap);
 /* Emits what is left (an incomplete character as U+FFFD). */
 GROK_API size_t grok_detok_stream_flush(grok_detok_stream *s, char *out, size_t cap);
 
@@ -483,7 +489,7 @@ typedef struct {
     int io_threads;           /* threads reading into the cache (0 = 2) */
     bool buffered_io;         /* read through the page cache (dropping the pages after) instead of O_DIRECT */
     int64_t n_contexts;       /* sequences (KV caches) to leave room for, 0 = 1 */
-    const char *pack_file;    /* the packed copy to map (grok_model_write_packfile): NULL = MODEL.gguf.grokpack
+    const char *pack_file; /* the packed copy to map (grok_model_write_packfile): NULL = MODEL.gguf.grokpack
                                * when it is there, "" = none; must outlive the first runner */
 } grok_memory_params;
 
@@ -516,7 +522,8 @@ GROK_API int grok_kernels_set_isa_cap(const char *isa);
  * hyperparameters demand. The tokenizer is loaded when the file has one.
  * grok_model_load uses the default parameters. */
 GROK_API grok_model *grok_model_load(const char *path, char *err, size_t err_size);
-GROK_API grok_model *grok_model_load_params(const char *path, const grok_model_params *p, char *err, size_t err_size);
+GROK_API grok_model *grok_model_load_params(const char *path, const grok_model_params *p, char *err,
+                                            size_t err_size);
 GROK_API void grok_model_free(grok_model *m);
 GROK_API const grok_hparams *grok_model_hparams(const grok_model *m);
 GROK_API const grok_gguf_file *grok_model_gguf(const grok_model *m);
@@ -600,14 +607,15 @@ typedef void (*grok_routing_fn)(void *user, const grok_routing *r);
 GROK_API void grok_seq_set_routing_hook(grok_seq *s, grok_routing_fn fn, void *user);
 
 typedef struct {
-    int n_threads;          /* used when pool is NULL; <= 0 = all cores */
-    grok_threadpool *pool;  /* shared pool (not owned), or NULL to make one */
-    int64_t n_batch;        /* most tokens one forward step takes (256) */
+    int n_threads;         /* used when pool is NULL; <= 0 = all cores */
+    grok_threadpool *pool; /* shared pool (not owned), or NULL to make one */
+    int64_t n_batch;       /* most tokens one forward step takes (256) */
 } grok_runner_params;
 
 GROK_API grok_runner_params grok_runner_default_params(void);
 /* The first runner of a model builds its packed weights (once). */
-GROK_API grok_runner *grok_runner_create(const grok_model *m, const grok_runner_params *p, char *err, size_t err_size);
+GROK_API grok_runner *grok_runner_create(const grok_model *m, const grok_runner_params *p, char *err,
+                                         size_t err_size);
 GROK_API void grok_runner_free(grok_runner *r);
 GROK_API int64_t grok_runner_n_batch(const grok_runner *r);
 /* Overrides the model's kernel mode for this runner's steps. */
@@ -619,8 +627,8 @@ GROK_API void grok_runner_set_kernel_mode(grok_runner *r, grok_kernel_mode mode)
  * Returns 0 or a GROK_ERR_ code; ids out of range or a full cache are
  * refused before anything is appended, and after GROK_ERR_NONFINITE the
  * steps already run are taken back (the sequence is as before the call). */
-GROK_API int grok_runner_decode(grok_runner *r, grok_seq *s, const int32_t *tokens, int64_t n, float *all_logits,
-                       char *err, size_t err_size);
+GROK_API int grok_runner_decode(grok_runner *r, grok_seq *s, const int32_t *tokens, int64_t n,
+                                float *all_logits, char *err, size_t err_size);
 
 /* One forward step for several sequences at once (continuous batching):
  * sequence i appends n[i] >= 1 tokens[i] and afterwards holds its last
@@ -629,15 +637,15 @@ GROK_API int grok_runner_decode(grok_runner *r, grok_seq *s, const int32_t *toke
  * the runner's n_batch. Every weight is read once for the whole step, and
  * each sequence's numbers are those it gets alone. On a refused request
  * nothing is appended to any sequence. Returns 0 or a GROK_ERR_ code. */
-GROK_API int grok_decode_multi(grok_runner *r, grok_seq *const *seqs, const int32_t *const *tokens, const int64_t *n,
-                      int64_t n_seqs, char *err, size_t err_size);
+GROK_API int grok_decode_multi(grok_runner *r, grok_seq *const *seqs, const int32_t *const *tokens,
+                               const int64_t *n, int64_t n_seqs, char *err, size_t err_size);
 /* The same, and sequence i's logits at every one of its positions in
  * all_logits[i] ([n[i]][n_vocab]) where all_logits and all_logits[i] are
  * not NULL (prompt log-probabilities); the other sequences compute only
  * their last token's. */
 GROK_API int grok_decode_multi_logits(grok_runner *r, grok_seq *const *seqs, const int32_t *const *tokens,
-                             const int64_t *n, float *const *all_logits, int64_t n_seqs, char *err,
-                             size_t err_size);
+                                      const int64_t *n, float *const *all_logits, int64_t n_seqs, char *err,
+                                      size_t err_size);
 
 /* What the runner's last decode call read: forward steps, tokens, bytes of
  * weights (each matrix or expert counted once per step however many tokens
@@ -696,7 +704,8 @@ GROK_API void grok_imatrix_add_chunks(grok_imatrix *im, int64_t n);
 GROK_API int64_t grok_imatrix_chunk_count(const grok_imatrix *im);
 GROK_API int64_t grok_imatrix_chunk_size(const grok_imatrix *im);
 GROK_API int grok_imatrix_load(grok_imatrix *im, const char *path, char *err, size_t err_size);
-GROK_API int grok_imatrix_save(const grok_imatrix *im, const char *path, bool legacy, char *err, size_t err_size);
+GROK_API int grok_imatrix_save(const grok_imatrix *im, const char *path, bool legacy, char *err,
+                               size_t err_size);
 /* The mean squared input of each of n_cols columns of a tensor (expert
  * slice e, or -1 for a dense matrix) into out, and the rows behind it
  * (*count, may be NULL); 0, -1 when the tensor is absent, -2 when its
@@ -711,11 +720,11 @@ GROK_API int grok_imatrix_entry(const grok_imatrix *im, int64_t i, const char **
 
 /* ---- the one-sequence context ---- */
 typedef struct {
-    int64_t n_ctx;          /* KV cache length; 0 = the model's context */
-    grok_type kv_type;      /* GROK_TYPE_F32 or GROK_TYPE_F16 */
-    int n_threads;          /* used when pool is NULL; <= 0 = all cores */
-    grok_threadpool *pool;  /* shared pool (not owned), or NULL to make one */
-    int64_t n_batch;        /* tokens per forward step when processing a prompt (at most n_ctx) */
+    int64_t n_ctx;         /* KV cache length; 0 = the model's context */
+    grok_type kv_type;     /* GROK_TYPE_F32 or GROK_TYPE_F16 */
+    int n_threads;         /* used when pool is NULL; <= 0 = all cores */
+    grok_threadpool *pool; /* shared pool (not owned), or NULL to make one */
+    int64_t n_batch;       /* tokens per forward step when processing a prompt (at most n_ctx) */
 } grok_context_params;
 
 GROK_API grok_context_params grok_context_default_params(void);
@@ -723,14 +732,14 @@ GROK_API grok_context_params grok_context_default_params(void);
 typedef struct grok_context grok_context;
 
 GROK_API grok_context *grok_context_create(const grok_model *m, const grok_context_params *p, char *err,
-                                  size_t err_size);
+                                           size_t err_size);
 GROK_API void grok_context_free(grok_context *c);
 /* The context's runner and sequence (owned by it). */
 GROK_API grok_runner *grok_context_runner(grok_context *c);
 GROK_API grok_seq *grok_context_seq(grok_context *c);
 /* grok_runner_decode on the context's own runner and sequence. */
 GROK_API int grok_decode(grok_context *c, const int32_t *tokens, int64_t n, float *all_logits, char *err,
-                size_t err_size);
+                         size_t err_size);
 /* The sequence's and the runner's accessors, for the context's own. */
 GROK_API int64_t grok_context_pos(const grok_context *c);
 GROK_API int64_t grok_context_n_ctx(const grok_context *c);
@@ -794,11 +803,11 @@ typedef struct {
     int64_t resident_bytes;     /* what the plan keeps resident (weights in memory + reserve) */
     grok_cache_policy policy;
     int prefetch;
-    bool direct_io;             /* CACHE: reads bypass the page cache */
-    int64_t read_ahead_bytes;   /* MMAP: what a fault reads around its page (the device's read-ahead); 0 when
+    bool direct_io;           /* CACHE: reads bypass the page cache */
+    int64_t read_ahead_bytes; /* MMAP: what a fault reads around its page (the device's read-ahead); 0 when
                                  * the limit leaves the page cache too little room for that (MADV_RANDOM:
                                  * each fault reads its page only), or in the other plans */
-    char pack_file[256];        /* the packed file mapped, "" when none */
+    char pack_file[256];      /* the packed file mapped, "" when none */
 } grok_memory_plan;
 
 /* The plan the model runs with; NULL before its first runner. */
@@ -831,20 +840,20 @@ GROK_API int64_t grok_memory_available(char *source, size_t source_size);
 /* What the expert cache did since the model's first context (or the last
  * grok_model_cache_reset). All zero in the other plans. */
 typedef struct {
-    int64_t lookups;          /* (layer, expert) uses by forward steps */
-    int64_t hits;             /* ... found in a slot, read */
-    int64_t late_hits;        /* ... being read already (by a prefetch) */
-    int64_t misses;           /* ... that had to be read */
-    int64_t reads;            /* slots filled */
-    int64_t bytes_read;       /* from the file */
-    int64_t prefetches;       /* reads started by a prediction */
-    int64_t prefetches_used;  /* ... whose expert was then used */
-    int64_t predicted;        /* experts predicted for the next layer */
-    int64_t predicted_right;  /* ... that its router then chose */
-    int64_t chosen;           /* experts chosen by the routers (per layer and step) */
-    double io_wait_s;         /* compute waiting for slots */
-    double io_busy_s;         /* summed over the I/O threads: reading and packing */
-    double io_read_s;         /* ... of which waiting in read calls */
+    int64_t lookups;         /* (layer, expert) uses by forward steps */
+    int64_t hits;            /* ... found in a slot, read */
+    int64_t late_hits;       /* ... being read already (by a prefetch) */
+    int64_t misses;          /* ... that had to be read */
+    int64_t reads;           /* slots filled */
+    int64_t bytes_read;      /* from the file */
+    int64_t prefetches;      /* reads started by a prediction */
+    int64_t prefetches_used; /* ... whose expert was then used */
+    int64_t predicted;       /* experts predicted for the next layer */
+    int64_t predicted_right; /* ... that its router then chose */
+    int64_t chosen;          /* experts chosen by the routers (per layer and step) */
+    double io_wait_s;        /* compute waiting for slots */
+    double io_busy_s;        /* summed over the I/O threads: reading and packing */
+    double io_read_s;        /* ... of which waiting in read calls */
 } grok_cache_stats;
 GROK_API grok_cache_stats grok_model_cache_stats(const grok_model *m);
 GROK_API void grok_model_cache_reset(grok_model *m);
@@ -902,7 +911,8 @@ GROK_API grok_sampler *grok_sampler_create(const grok_sampler_params *p, int64_t
 GROK_API void grok_sampler_free(grok_sampler *s);
 /* Picks the next token from logits [n_vocab] (not modified); history is
  * the sequence so far (for penalties), may be NULL when n_history is 0. */
-GROK_API int32_t grok_sampler_sample(grok_sampler *s, const float *logits, const int32_t *history, size_t n_history);
+GROK_API int32_t grok_sampler_sample(grok_sampler *s, const float *logits, const int32_t *history,
+                                     size_t n_history);
 /* The same, drawing only among the tokens whose bit is set in mask
  * ([ceil(n_vocab / 64)] words, token i in bit i % 64 of word i / 64; NULL:
  * all). Disallowed tokens are removed before penalties, temperature and the
@@ -920,7 +930,7 @@ GROK_API const float *grok_sampler_last_probs(const grok_sampler *s);
  * suffix of text that is a prefix of a stop string (text to hold back
  * while streaming). */
 GROK_API int64_t grok_find_stop(const char *text, size_t len, const char *const *stops, size_t n_stops,
-                       size_t *partial);
+                                size_t *partial);
 
 /* ======================================================================
  * Grammars: constrained generation (GBNF, JSON Schema). src/grammar/

@@ -24,7 +24,8 @@
 
 static void check_marks(const char *name, const grok_tokenizer *tok, const grok_chat_template *t) {
     /* lengths from sizeof: a hand count read past the literal (ASan) */
-#define MSG(role, lit) {role, lit, sizeof lit - 1, NULL, NULL}
+#define MSG(role, lit) \
+    { role, lit, sizeof lit - 1, NULL, NULL }
     const grok_chat_msg msgs[] = {
         MSG(GROK_CHAT_SYSTEM, "Be brief."),
         MSG(GROK_CHAT_USER, "What is 2+2?"),
@@ -70,7 +71,8 @@ static void check_marks(const char *name, const grok_tokenizer *tok, const grok_
     CHECK(prev == len, "%s: the tokens decode to the %zu-byte text (%zu)", name, len, prev);
     CHECK(wrong == 0, "%s: %zu of %zu tokens marked against their bytes", name, wrong, n_ids);
     CHECK(marked > 3 && marked < n_ids / 2, "%s: %zu of %zu tokens are the assistant's", name, marked, n_ids);
-    printf("%s: %zu tokens, %zu of them the assistant's, each placed by its own bytes\n", name, n_ids, marked);
+    printf("%s: %zu tokens, %zu of them the assistant's, each placed by its own bytes\n", name, n_ids,
+           marked);
     free(ids), free(mask), free(text);
 }
 
@@ -78,15 +80,17 @@ int main(void) {
     char err[GROK_ERR_SIZE];
     grok_chat_template t;
     CHECK(grok_chat_template_load(&t, NULL, err, sizeof err) == 0, "built-in template");
-    const grok_chat_msg m[] = {
-        {GROK_CHAT_SYSTEM, "S", 1, NULL, NULL}, {GROK_CHAT_USER, "Hi", 2, NULL, NULL}, {GROK_CHAT_ASSISTANT, "Yo", 2, NULL, NULL}};
+    const grok_chat_msg m[] = {{GROK_CHAT_SYSTEM, "S", 1, NULL, NULL},
+                               {GROK_CHAT_USER, "Hi", 2, NULL, NULL},
+                               {GROK_CHAT_ASSISTANT, "Yo", 2, NULL, NULL}};
     grok_chat_span sp[3];
     size_t len;
     char *s = grok_chat_render(&t, m, 3, true, &len, sp);
     const char *want = "System: S\n\nUser: Hi\n\nAssistant: Yo\n\nAssistant:";
     CHECK(s && strcmp(s, want) == 0 && len == strlen(want), "rendering: '%s'", s ? s : "(null)");
     CHECK(sp[2].start == strlen("System: S\n\nUser: Hi\n\nAssistant: ") && sp[2].end == sp[2].start + 4,
-          "the assistant span is its content and the turn's closing text: [%zu, %zu)", sp[2].start, sp[2].end);
+          "the assistant span is its content and the turn's closing text: [%zu, %zu)", sp[2].start,
+          sp[2].end);
     CHECK(sp[0].start == 8 && sp[1].start == strlen("System: S\n\nUser: "), "system and user spans");
     free(s);
     /* tool turns: {name} and {id} from the message, never from its text */
@@ -99,17 +103,19 @@ int main(void) {
           "tool span after its name: [%zu, %zu)", sp[1].start, sp[1].end);
     free(s);
     s = grok_chat_tools_text(&t, "{\"name\": \"f\"}", 13);
-    CHECK(s && strstr(s, "Schema):\n{\"name\": \"f\"}\nTo call one") && !strstr(s, "{tools}"), "tools text: '%s'",
-          s ? s : "(null)");
+    CHECK(s && strstr(s, "Schema):\n{\"name\": \"f\"}\nTo call one") && !strstr(s, "{tools}"),
+          "tools text: '%s'", s ? s : "(null)");
     free(s);
     /* tool calls and names from OpenAI's JSON */
-    cJSON *js = cJSON_Parse("[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\",\"function\":{\"name\":"
-                            "\"get\",\"arguments\":\"{\\\"a\\\": 1}\"}},{\"id\":\"c2\",\"function\":{\"name\":"
-                            "\"put\",\"arguments\":{\"b\":[2]}}}]},{\"role\":\"tool\",\"tool_call_id\":\"c2\","
-                            "\"name\":\"ignored\"},{\"role\":\"tool\",\"name\":\"own\"},{\"role\":\"tool\"}]");
+    cJSON *js =
+        cJSON_Parse("[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\",\"function\":{\"name\":"
+                    "\"get\",\"arguments\":\"{\\\"a\\\": 1}\"}},{\"id\":\"c2\",\"function\":{\"name\":"
+                    "\"put\",\"arguments\":{\"b\":[2]}}}]},{\"role\":\"tool\",\"tool_call_id\":\"c2\","
+                    "\"name\":\"ignored\"},{\"role\":\"tool\",\"name\":\"own\"},{\"role\":\"tool\"}]");
     CHECK(js != NULL, "JSON fixture");
     if (js) {
-        s = grok_chat_tool_calls_text("Sure", cJSON_GetObjectItem(js->child, "tool_calls"), err, sizeof err, 0);
+        s = grok_chat_tool_calls_text("Sure", cJSON_GetObjectItem(js->child, "tool_calls"), err, sizeof err,
+                                      0);
         want = "Sure\n<tool_call>{\"name\": \"get\", \"arguments\": {\"a\": 1}}</tool_call>\n"
                "<tool_call>{\"name\": \"put\", \"arguments\": {\"b\":[2]}}</tool_call>";
         CHECK(s && strcmp(s, want) == 0, "tool calls text: '%s'", s ? s : err);
@@ -148,7 +154,8 @@ int main(void) {
     snprintf(path, sizeof path, "%s/chatml.txt", tmp);
     FILE *f = fopen(path, "w");
     fputs("# ChatML-like\nsystem=<|im_start|>system\\n{content}<|im_end|>\\n\n"
-          "user=<|im_start|>user\\n{content}<|im_end|>\\n\nassistant=<|im_start|>assistant\\n{content}<|im_end|>\\n\n"
+          "user=<|im_start|>user\\n{content}<|im_end|>\\n\nassistant=<|im_start|>assistant\\n{content}<|im_"
+          "end|>\\n\n"
           "generation=<|im_start|>assistant\\n\nstop=<|im_end|>\n",
           f);
     fclose(f);
@@ -157,13 +164,14 @@ int main(void) {
     s = grok_chat_render(&c, m + 1, 2, true, &len, sp);
     want = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nYo<|im_end|>\n<|im_start|>assistant\n";
     CHECK(s && strcmp(s, want) == 0, "file template rendering: '%s'", s ? s : "(null)");
-    CHECK(s && strncmp(s + sp[1].start, "Yo<|im_end|>\n", sp[1].end - sp[1].start) == 0 && sp[1].end - sp[1].start == 13,
+    CHECK(s && strncmp(s + sp[1].start, "Yo<|im_end|>\n", sp[1].end - sp[1].start) == 0 &&
+              sp[1].end - sp[1].start == 13,
           "the closing <|im_end|> belongs to the assistant's span");
     CHECK(strcmp(c.stop, "<|im_end|>") == 0, "stop string");
     free(s);
     s = grok_chat_render_train(&c, m + 1, 2, &len, ts, &nts);
-    CHECK(s && strcmp(s, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nYo<|im_end|>\n") == 0 && nts == 1 &&
-              ts[0].end == len,
+    CHECK(s && strcmp(s, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nYo<|im_end|>\n") == 0 &&
+              nts == 1 && ts[0].end == len,
           "ChatML-like: the turn's own <|im_end|> is its stop, nothing appended");
     free(s);
     char bad[1100];

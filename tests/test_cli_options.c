@@ -91,9 +91,10 @@ static int parse(fixture *f, ...) {
 static void test_values(void) {
     fixture f;
     setup(&f);
-    int rc = parse(&f, "-F", "--str", "hello", "--stop", "a", "--stop=b", "-n", "-3", "--small", "9", "--useed",
-                   "-1", "--frac", "1", "--mem", "1.5G", "--color", "blue", "--ctx", "8", "-t", "3", "-b", "16",
-                   "--temperature", "2", "-s", "18446744073709551615", "--top-k", "0", "pos1", "--", "-pos2", NULL);
+    int rc = parse(&f, "-F", "--str", "hello", "--stop", "a", "--stop=b", "-n", "-3", "--small", "9",
+                   "--useed", "-1", "--frac", "1", "--mem", "1.5G", "--color", "blue", "--ctx", "8", "-t",
+                   "3", "-b", "16", "--temperature", "2", "-s", "18446744073709551615", "--top-k", "0",
+                   "pos1", "--", "-pos2", NULL);
     CHECK(rc == -1, "rc %d, err %s", rc, f.err);
     CHECK(f.own.flag && strcmp(f.own.str, "hello") == 0, "flag/str");
     CHECK(f.own.list.n == 2 && strcmp(f.own.list.v[1], "b") == 0, "list %zu", f.own.list.n);
@@ -104,14 +105,15 @@ static void test_values(void) {
     CHECK(f.own.color == 2, "enum %d", f.own.color);
     CHECK(f.model.threads == 3 && f.model.batch == 16 && f.model.ctx == 0, "model group");
     CHECK(f.sp.temperature == 2.0f && f.sp.seed == UINT64_MAX && f.sp.top_k == 0, "sampler group");
-    CHECK(f.c.n_pos == 2 && strcmp(f.c.pos[0], "pos1") == 0 && strcmp(f.c.pos[1], "-pos2") == 0, "positionals %d",
-          f.c.n_pos);
+    CHECK(f.c.n_pos == 2 && strcmp(f.c.pos[0], "pos1") == 0 && strcmp(f.c.pos[1], "-pos2") == 0,
+          "positionals %d", f.c.n_pos);
     CHECK(cli_seen(&f.c, "--seed") && cli_seen(&f.c, "--ctx") && !cli_seen(&f.c, "--top-p") &&
               !cli_seen(&f.c, "--lora"),
           "seen");
 
     setup(&f);
-    CHECK(parse(&f, "--useed", "-9223372036854775808", NULL) == -1 && f.own.u64 == (uint64_t)1 << 63, "int64 min");
+    CHECK(parse(&f, "--useed", "-9223372036854775808", NULL) == -1 && f.own.u64 == (uint64_t)1 << 63,
+          "int64 min");
     setup(&f);
     CHECK(parse(&f, "--seed", "-2", NULL) == -1 && f.sp.seed == UINT64_MAX - 1, "negative seed wraps");
     setup(&f);
@@ -143,8 +145,8 @@ static void bad(const char *want1, const char *want2, const char *a, const char 
     setup(&f);
     int rc = parse(&f, a, b, NULL);
     CHECK(rc == 2, "%s %s: rc %d", a, b ? b : "", rc);
-    CHECK(strstr(f.err, want1) && (!want2 || strstr(f.err, want2)), "%s %s: message '%s' lacks '%s' / '%s'", a,
-          b ? b : "", f.err, want1, want2 ? want2 : "");
+    CHECK(strstr(f.err, want1) && (!want2 || strstr(f.err, want2)), "%s %s: message '%s' lacks '%s' / '%s'",
+          a, b ? b : "", f.err, want1, want2 ? want2 : "");
 }
 
 static void test_errors(void) {
@@ -169,7 +171,8 @@ static void test_errors(void) {
     bad("flag --threads: '-1' is not an integer in [0, 1024]", NULL, "--threads", "-1");
     fixture f;
     setup(&f);
-    CHECK(parse(&f, "a", "b", "c", NULL) == 2 && strstr(f.err, "unexpected argument 'c'"), "too many: %s", f.err);
+    CHECK(parse(&f, "a", "b", "c", NULL) == 2 && strstr(f.err, "unexpected argument 'c'"), "too many: %s",
+          f.err);
     setup(&f);
     CHECK(parse(&f, "--stop", "1", "--stop", "2", "--stop", "3", "--stop", "4", "--stop", "5", "--stop", "6",
                 "--stop", "7", "--stop", "8", "--stop", "9", "--stop", "10", "--stop", "11", "--stop", "12",
@@ -201,14 +204,38 @@ static void test_help(void) {
     char *h = help_text(&f, "--help");
     CHECK(strncmp(h, "usage: grok demo [options] FILE\n", 32) == 0, "usage line: %.60s", h);
     /* every accepted flag is listed, the omitted and the shadowed are not */
-    static const char *const want[] = {
-        "  -F, --flag ", "  --str TEXT", "default dflt", "  --stop TEXT", "repeatable, at most 64",
-        "  -n, --num N", "-3..100; default 5", /* the default, not the 42 of this line */
-        "  --small N", "  --useed S", "any 64-bit integer", "  --frac F", "0..1; default 0.5", "  --mem SIZE",
-        "default none", "  --color red|green|blue", "default green", "  --ctx N", "chunk length (4..8",
-        "  -m, --model FILE", "  --lora FILE", "  -t, --threads N", "0..1024; default 0", "  -b, --batch N",
-        "  --temp, --temperature T", "0..2", "  -s, --seed S", "  --top-k K", "0..1000000000", "\nDemo:\n",
-        "\nModel:\n", "\nSampling:\n", "Example: grok demo --num 3 x"};
+    static const char *const want[] = {"  -F, --flag ",
+                                       "  --str TEXT",
+                                       "default dflt",
+                                       "  --stop TEXT",
+                                       "repeatable, at most 64",
+                                       "  -n, --num N",
+                                       "-3..100; default 5", /* the default, not the 42 of this line */
+                                       "  --small N",
+                                       "  --useed S",
+                                       "any 64-bit integer",
+                                       "  --frac F",
+                                       "0..1; default 0.5",
+                                       "  --mem SIZE",
+                                       "default none",
+                                       "  --color red|green|blue",
+                                       "default green",
+                                       "  --ctx N",
+                                       "chunk length (4..8",
+                                       "  -m, --model FILE",
+                                       "  --lora FILE",
+                                       "  -t, --threads N",
+                                       "0..1024; default 0",
+                                       "  -b, --batch N",
+                                       "  --temp, --temperature T",
+                                       "0..2",
+                                       "  -s, --seed S",
+                                       "  --top-k K",
+                                       "0..1000000000",
+                                       "\nDemo:\n",
+                                       "\nModel:\n",
+                                       "\nSampling:\n",
+                                       "Example: grok demo --num 3 x"};
     for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
         CHECK(strstr(h, want[k]) != NULL, "help lacks '%s'", want[k]);
     CHECK(strstr(h, "--kv-type") == NULL, "omitted --kv-type listed");
@@ -246,7 +273,8 @@ static void test_sampler_ranges(void) {
             if (strcmp(CLI_SAMPLER_OPTS[j].name, want[k].name) == 0) o = &CLI_SAMPLER_OPTS[j];
         CHECK(o != NULL, "%s missing", want[k].name);
         if (!o) continue;
-        double lo = o->type == CLI_F32 ? o->flo : (double)o->ilo, hi = o->type == CLI_F32 ? o->fhi : (double)o->ihi;
+        double lo = o->type == CLI_F32 ? o->flo : (double)o->ilo,
+               hi = o->type == CLI_F32 ? o->fhi : (double)o->ihi;
         CHECK(lo == want[k].lo && hi == want[k].hi, "%s: [%g, %g]", want[k].name, lo, hi);
     }
 }
@@ -257,12 +285,13 @@ static void test_take(void) {
     cli_memory_args_init(&m);
     cli_cmd c = {.name = "memory"};
     cli_add_group(&c, "Memory", CLI_MEMORY_OPTS, CLI_N_MEMORY_OPTS, &m, NULL);
-    char *argv[] = {"grok", "run", "--mem-limit", "4G", "-p", "x", "--mem-plan=cache", "--buffered-io",
-                    "--io-threads", "3", "-n", "4", NULL};
+    char *argv[] = {"grok",          "run",          "--mem-limit", "4G", "-p", "x", "--mem-plan=cache",
+                    "--buffered-io", "--io-threads", "3",           "-n", "4",  NULL};
     int argc = 12;
     CHECK(cli_take(&c, &argc, argv) == -1, "take");
-    CHECK(argc == 6 && strcmp(argv[1], "run") == 0 && strcmp(argv[2], "-p") == 0 && strcmp(argv[3], "x") == 0 &&
-              strcmp(argv[4], "-n") == 0 && strcmp(argv[5], "4") == 0 && argv[6] == NULL,
+    CHECK(argc == 6 && strcmp(argv[1], "run") == 0 && strcmp(argv[2], "-p") == 0 &&
+              strcmp(argv[3], "x") == 0 && strcmp(argv[4], "-n") == 0 && strcmp(argv[5], "4") == 0 &&
+              argv[6] == NULL,
           "the rest kept: argc %d", argc);
     CHECK(strcmp(m.limit, "4G") == 0 && m.plan == GROK_PLAN_CACHE && m.buffered_io && m.io_threads == 3,
           "values: plan %d io %lld", m.plan, (long long)m.io_threads);
@@ -279,7 +308,8 @@ static void test_take(void) {
     rewind(e);
     msg[fread(msg, 1, sizeof msg - 1, e)] = '\0';
     fclose(e);
-    CHECK(strstr(msg, "flag --cache-policy: 'mru' is not lru, lfu or arc") && strstr(msg, "flag --prefetch needs a value"),
+    CHECK(strstr(msg, "flag --cache-policy: 'mru' is not lru, lfu or arc") &&
+              strstr(msg, "flag --prefetch needs a value"),
           "messages: %s", msg);
 }
 

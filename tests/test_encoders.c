@@ -27,9 +27,9 @@
 #include "kernels/kernels.h"
 #include "kernels/qtypes.h"
 
-static const grok_type TYPES[] = {GROK_TYPE_Q4_0, GROK_TYPE_Q2_K, GROK_TYPE_Q3_K, GROK_TYPE_Q4_1,   GROK_TYPE_Q5_0,
-                                  GROK_TYPE_Q5_1, GROK_TYPE_IQ4_NL, GROK_TYPE_IQ4_XS, GROK_TYPE_Q4_K,
-                                  GROK_TYPE_Q5_K, GROK_TYPE_Q6_K};
+static const grok_type TYPES[] = {GROK_TYPE_Q4_0, GROK_TYPE_Q2_K, GROK_TYPE_Q3_K,   GROK_TYPE_Q4_1,
+                                  GROK_TYPE_Q5_0, GROK_TYPE_Q5_1, GROK_TYPE_IQ4_NL, GROK_TYPE_IQ4_XS,
+                                  GROK_TYPE_Q4_K, GROK_TYPE_Q5_K, GROK_TYPE_Q6_K};
 #define N_TYPES (int)(sizeof TYPES / sizeof TYPES[0])
 
 static void test_against_ggml(const char *fixture) {
@@ -51,8 +51,8 @@ static void test_against_ggml(const char *fixture) {
                 }
                 const double e = enc_rel_err(x, y, wi ? imx : NULL), g = enc_ggml_err(fixture, tn, dist, wi);
                 CHECK(g > 0, "%s: no ggml error stored in %s", tn, fixture);
-                CHECK(e <= g * (1 + 1e-7), "%s, rows %d, %s: error %.5g above ggml's %.5g", tn, dist, wi ? "imatrix" : "no imatrix",
-                      e, g);
+                CHECK(e <= g * (1 + 1e-7), "%s, rows %d, %s: error %.5g above ggml's %.5g", tn, dist,
+                      wi ? "imatrix" : "no imatrix", e, g);
                 printf("%-7s %s %-10s error %.5f, ggml %.5f (%.3f)\n", tn, dist ? "heavy" : "gauss",
                        wi ? "imatrix" : "no imatrix", e, g, e / g);
             }
@@ -67,7 +67,7 @@ static void test_against_ggml(const char *fixture) {
  * nl: the 16 IQ4_NL levels, the value of largest magnitude on -127. */
 typedef struct {
     grok_type type;
-    int g, kind, n;        /* kind 0 sym (n = nmin), 1 asym, 2 asym with lo <= 0 (n = nmax), 3 nl */
+    int g, kind, n;         /* kind 0 sym (n = nmin), 1 asym, 2 asym with lo <= 0 (n = nmax), 3 nl */
     double plain, weighted; /* grok / rounding, at most: without, with an imatrix */
 } rtn_spec;
 
@@ -76,17 +76,17 @@ typedef struct {
  * imatrix ratios are far lower because rounding to nearest ignores the
  * importance. q4_0 without an imatrix is this rounding (ggml's). */
 static const rtn_spec RTN[] = {
-    {GROK_TYPE_Q4_0, 32, 0, 8, 1.001, 0.80},   /* measured 1.000 (its f16 d), 0.745 */
-    {GROK_TYPE_Q5_0, 32, 0, 16, 0.98, 0.83},   /* 0.938, 0.779 */
-    {GROK_TYPE_Q4_1, 32, 1, 15, 0.87, 0.60},   /* 0.817, 0.549 */
-    {GROK_TYPE_Q5_1, 32, 1, 31, 0.86, 0.61},   /* 0.807, 0.560 */
-    {GROK_TYPE_Q2_K, 16, 2, 3, 0.73, 0.42},    /* 0.685, 0.379 */
-    {GROK_TYPE_Q3_K, 16, 0, 4, 0.96, 0.69},    /* 0.917, 0.641 */
-    {GROK_TYPE_Q4_K, 32, 2, 15, 0.88, 0.61},   /* 0.831, 0.565 */
-    {GROK_TYPE_Q5_K, 32, 2, 31, 0.90, 0.66},   /* 0.855, 0.619 */
-    {GROK_TYPE_Q6_K, 16, 0, 32, 0.96, 0.77},   /* 0.913, 0.722 */
-    {GROK_TYPE_IQ4_NL, 32, 3, 0, 0.95, 0.75},  /* 0.906, 0.697 */
-    {GROK_TYPE_IQ4_XS, 32, 3, 0, 0.97, 0.77},  /* 0.925, 0.716 */
+    {GROK_TYPE_Q4_0, 32, 0, 8, 1.001, 0.80},  /* measured 1.000 (its f16 d), 0.745 */
+    {GROK_TYPE_Q5_0, 32, 0, 16, 0.98, 0.83},  /* 0.938, 0.779 */
+    {GROK_TYPE_Q4_1, 32, 1, 15, 0.87, 0.60},  /* 0.817, 0.549 */
+    {GROK_TYPE_Q5_1, 32, 1, 31, 0.86, 0.61},  /* 0.807, 0.560 */
+    {GROK_TYPE_Q2_K, 16, 2, 3, 0.73, 0.42},   /* 0.685, 0.379 */
+    {GROK_TYPE_Q3_K, 16, 0, 4, 0.96, 0.69},   /* 0.917, 0.641 */
+    {GROK_TYPE_Q4_K, 32, 2, 15, 0.88, 0.61},  /* 0.831, 0.565 */
+    {GROK_TYPE_Q5_K, 32, 2, 31, 0.90, 0.66},  /* 0.855, 0.619 */
+    {GROK_TYPE_Q6_K, 16, 0, 32, 0.96, 0.77},  /* 0.913, 0.722 */
+    {GROK_TYPE_IQ4_NL, 32, 3, 0, 0.95, 0.75}, /* 0.906, 0.697 */
+    {GROK_TYPE_IQ4_XS, 32, 3, 0, 0.97, 0.77}, /* 0.925, 0.716 */
 };
 
 static void rtn_round(const rtn_spec *sp, const float *x, float *y, int64_t n) {
@@ -108,7 +108,9 @@ static void rtn_round(const rtn_spec *sp, const float *x, float *y, int64_t n) {
                 const float d = mx / -127.0f;
                 float best = INFINITY, yb = 0;
                 for (int l = 0; l < 16; l++)
-                    if (fabsf(d * (float)GROK_KVALUES_IQ4NL[l] - v) < best) best = fabsf(d * (float)GROK_KVALUES_IQ4NL[l] - v), yb = d * (float)GROK_KVALUES_IQ4NL[l];
+                    if (fabsf(d * (float)GROK_KVALUES_IQ4NL[l] - v) < best)
+                        best = fabsf(d * (float)GROK_KVALUES_IQ4NL[l] - v),
+                        yb = d * (float)GROK_KVALUES_IQ4NL[l];
                 y[b + i] = yb;
             } else {
                 const float d = (hi - lo) / (float)sp->n;
@@ -136,11 +138,12 @@ static void test_against_rtn(void) {
                 }
                 /* the error grok minimises: imatrix-weighted with one, plain without */
                 const double e = enc_rel_err(x, y, wi ? imx : NULL), ref = enc_rel_err(x, z, wi ? imx : NULL);
-                printf("%-7s %s %-10s error %.5f, rounding to nearest %.5f (%.3f)\n", tn, dist ? "heavy" : "gauss",
-                       wi ? "imatrix" : "no imatrix", e, ref, e / ref);
+                printf("%-7s %s %-10s error %.5f, rounding to nearest %.5f (%.3f)\n", tn,
+                       dist ? "heavy" : "gauss", wi ? "imatrix" : "no imatrix", e, ref, e / ref);
                 const double bound = wi ? sp->weighted : sp->plain;
-                CHECK(e <= bound * ref * (1 + 1e-6), "%s, rows %d, %s: error %.5g above %.2f x rounding to nearest's %.5g",
-                      tn, dist, wi ? "imatrix" : "no imatrix", e, bound, ref);
+                CHECK(e <= bound * ref * (1 + 1e-6),
+                      "%s, rows %d, %s: error %.5g above %.2f x rounding to nearest's %.5g", tn, dist,
+                      wi ? "imatrix" : "no imatrix", e, bound, ref);
             }
     }
     free(x), free(y), free(z), free(b);
@@ -154,7 +157,10 @@ static void test_awkward(void) {
     uint8_t b[N * 2];
     for (int i = 0; i < N; i++) {
         const int blk = i / 256, j = i % 256;
-        x[i] = blk == 0 ? (j < 64 ? 0.0f : j < 128 ? 0.25f : j == 200 ? 7.0f : 1e-4f * (float)(j % 7 - 3))
+        x[i] = blk == 0 ? (j < 64     ? 0.0f
+                           : j < 128  ? 0.25f
+                           : j == 200 ? 7.0f
+                                      : 1e-4f * (float)(j % 7 - 3))
                         : 1e-7f * (float)(j % 5 - 2);
         imx[i] = (float)(1 + j % 3);
     }

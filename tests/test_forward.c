@@ -109,7 +109,8 @@ int main(void) {
     const int32_t *two[] = {p0, p0};
     int64_t twon[] = {1, 1};
     rc = grok_decode_multi(run, dup, two, twon, 2, err, sizeof err);
-    CHECK(rc == GROK_ERR_INPUT && strstr(err, "repeats"), "the same sequence twice refused (%d): %s", rc, err);
+    CHECK(rc == GROK_ERR_INPUT && strstr(err, "repeats"), "the same sequence twice refused (%d): %s", rc,
+          err);
     const int32_t big[40] = {0};
     const int32_t *bigp[] = {big};
     int64_t bign[] = {40};
@@ -137,7 +138,8 @@ int main(void) {
     float *alls[3] = {NULL, &all_multi[0][0], NULL};
     const int32_t *pr[3] = {p1, p0, p2};
     const int64_t ln[3] = {2, 5, 4};
-    CHECK(grok_decode_multi_logits(run, cs, pr, ln, alls, 3, err, sizeof err) == 0, "multi all logits: %s", err);
+    CHECK(grok_decode_multi_logits(run, cs, pr, ln, alls, 3, err, sizeof err) == 0, "multi all logits: %s",
+          err);
     d = max_diff(&all_multi[0][0], &all_alone[0][0], 5 * V);
     CHECK(d == 0.0f, "all positions' logits batched differ from alone by %g", d);
     d = max_diff(grok_seq_logits(cs[1]), all_alone[4], V);
@@ -151,7 +153,8 @@ int main(void) {
     grok_seq_params lp = sp;
     lp.n_ctx = 60;
     grok_seq *longer = grok_seq_create(m, &lp, err, sizeof err);
-    CHECK(longer && grok_runner_decode(run, longer, p0, 5, NULL, err, sizeof err) == 0, "long sequence: %s", err);
+    CHECK(longer && grok_runner_decode(run, longer, p0, 5, NULL, err, sizeof err) == 0, "long sequence: %s",
+          err);
     if (longer) {
         d = max_diff(grok_seq_logits(longer), alone[0][0], V);
         CHECK(d == 0.0f, "a sequence of another length: logits differ by %g", d);
@@ -166,7 +169,8 @@ int main(void) {
     float mx0 = 0;
     for (int64_t i = 0; i < V; i++) mx0 = fmaxf(mx0, fabsf(alone[0][0][i]));
     d = max_diff(grok_seq_logits(cs[0]), alone[0][0], V);
-    CHECK(d > 0.0f && d <= 2e-2f * mx0, "reference mode differs from fast by rounding only: %g (max %g)", d, mx0);
+    CHECK(d > 0.0f && d <= 2e-2f * mx0, "reference mode differs from fast by rounding only: %g (max %g)", d,
+          mx0);
     grok_runner_set_kernel_mode(run, GROK_KERNELS_DEFAULT);
     grok_seq_truncate(cs[0], 0);
     CHECK(grok_runner_decode(run, cs[0], p0, 5, NULL, err, sizeof err) == 0, "%s", err);

@@ -74,7 +74,8 @@ static const void *grid_of(grok_type t, int *n, int *k) {
 /* Per group of one encoded row: whether some other codebook point, with
  * the same signs (IQ1: the same offset) and scale, has a smaller weighted
  * error. Returns the number of such groups; *groups counts them all. */
-static int64_t worse_groups(grok_type t, const uint8_t *row, const float *x, const float *imx, int64_t *groups) {
+static int64_t worse_groups(grok_type t, const uint8_t *row, const float *x, const float *imx,
+                            int64_t *groups) {
     int n, k;
     const void *grid = grid_of(t, &n, &k);
     const float f = grok_iq_factor(t);
@@ -155,15 +156,18 @@ static void test_against_ggml(const char *fixture) {
                 if (!wi) { /* from_f32 is the encoder without an imatrix */
                     uint8_t *b2 = malloc(rs);
                     k->from_f32(x, b2, ENC_COLS);
-                    CHECK(memcmp(b2, b, rs) == 0, "%s: from_f32 = grok_from_f32_weighted without imatrix", tn);
+                    CHECK(memcmp(b2, b, rs) == 0, "%s: from_f32 = grok_from_f32_weighted without imatrix",
+                          tn);
                     free(b2);
                 }
                 const double e = enc_rel_err(x, y, wi ? imx : NULL), g = enc_ggml_err(fixture, tn, dist, wi);
-                printf("%-7s %s %-10s error %.5f, ggml %.5f (%.3f); %lld wrong signs, %lld/%lld groups off best\n",
+                printf("%-7s %s %-10s error %.5f, ggml %.5f (%.3f); %lld wrong signs, %lld/%lld groups off "
+                       "best\n",
                        tn, dist ? "heavy" : "gauss", wi ? "imatrix" : "no imatrix", e, g > 0 ? g : NAN,
                        g > 0 ? e / g : NAN, (long long)wrong_sign, (long long)worse, (long long)groups);
                 if (!wi && iq1(t)) continue;
-                if (!wi && (t == GROK_TYPE_IQ2_XXS || t == GROK_TYPE_IQ2_XS || t == GROK_TYPE_IQ2_S)) continue;
+                if (!wi && (t == GROK_TYPE_IQ2_XXS || t == GROK_TYPE_IQ2_XS || t == GROK_TYPE_IQ2_S))
+                    continue;
                 CHECK(g > 0, "%s: no ggml error stored in %s", tn, fixture);
                 CHECK(e <= g, "%s, rows %d, %s: error %.5g above ggml's %.5g", tn, dist,
                       wi ? "imatrix" : "no imatrix", e, g);
@@ -181,7 +185,9 @@ static void test_awkward(void) {
     for (int i = 0; i < N; i++) {
         const int blk = i / 256, j = i % 256;
         x[i] = blk == 0   ? 0.0f
-               : blk == 1 ? (j == 3 ? NAN : j == 9 ? INFINITY : 0.01f * (float)(j % 9 - 4))
+               : blk == 1 ? (j == 3   ? NAN
+                             : j == 9 ? INFINITY
+                                      : 0.01f * (float)(j % 9 - 4))
                : blk == 2 ? 1e6f * (float)(j % 7 - 3)
                           : 1e-9f * (float)(j % 5 - 2);
         imx[i] = j % 4 == 0 ? 0.0f : 1.0f;

@@ -151,8 +151,8 @@ static void test_dots(const variant *v) {
 static void test_multi(const variant *v) {
     grok_rng r = {123};
     const int64_t sizes[] = {32, 64, 96, 160, 224, 256, 768, 1056, 1280, 2080, 2304};
-    const grok_type qtypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K,
-                                GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES, IQ_TYPES_LIST};
+    const grok_type qtypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K,
+                                GROK_TYPE_Q6_K, QTYPES,         IQ_TYPES_LIST};
     for (size_t ti = 0; ti < sizeof qtypes / sizeof qtypes[0]; ti++) {
         grok_type type = qtypes[ti];
         const char *tn = grok_type_get_traits(type)->name;
@@ -255,8 +255,8 @@ static size_t extreme_len(grok_type type) {
 static void test_packed(const variant *v) {
     grok_rng r = {77};
     const int64_t sizes[] = {32, 64, 96, 160, 256, 768, 1056, 2080, 2304};
-    const grok_type ptypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K,
-                                GROK_TYPE_Q5_K, GROK_TYPE_Q6_K, QTYPES, IQ_TYPES_LIST};
+    const grok_type ptypes[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K,
+                                GROK_TYPE_Q6_K, QTYPES,         IQ_TYPES_LIST};
     for (size_t ti = 0; ti < sizeof ptypes / sizeof ptypes[0]; ti++) {
         const grok_type type = ptypes[ti];
         const char *tn = grok_type_get_traits(type)->name;
@@ -419,8 +419,7 @@ static void test_quantize_q8a_simd(const char *name, void (*quantize)(const floa
     /* non-finite values: NaN of both signs, a signalling NaN, +-Inf, at
      * every position of some blocks */
     uint32_t odd[] = {0x7fc00000u, 0xffc00001u, 0x7f800001u, 0x7f800000u, 0xff800000u};
-    for (int b = 9; b < NB; b += 13)
-        memcpy(&x[b * QKA + (b / 13) % QKA], &odd[(b / 13) % 5], 4);
+    for (int b = 9; b < NB; b += 13) memcpy(&x[b * QKA + (b / 13) % QKA], &odd[(b / 13) % 5], 4);
     block_q8a *a = malloc(NB * sizeof(block_q8a)), *want = malloc(NB * sizeof(block_q8a));
     grok_quantize_q8a_ref(x, want, NB * QKA);
     for (int b = 9; b < NB; b += 13) { /* the definition: d NaN, zero quants and sum */
@@ -435,7 +434,8 @@ static void test_quantize_q8a_simd(const char *name, void (*quantize)(const floa
               "quantize_q8a %s block %d differs (d %g vs %g, sum %d vs %d)", name, b, a[b].d, want[b].d,
               a[b].sum, want[b].sum);
     for (int b = 0; b < NB; b += 4) /* below 2^-120 a block is zero */
-        if (b % 7 != 5 && b % 13 != 9) CHECK(want[b].d == 0 && want[b].sum == 0, "tiny block %d: d %g", b, want[b].d);
+        if (b % 7 != 5 && b % 13 != 9)
+            CHECK(want[b].d == 0 && want[b].sum == 0, "tiny block %d: d %g", b, want[b].d);
     printf("  quantize_q8a %s: %d checks\n", name, checks - before);
     free(x), free(a), free(want);
 }
@@ -453,7 +453,8 @@ static void test_nonfinite(const variant *variants, size_t n_variants) {
     x[40] = NAN; /* block 1 */
     block_q8a xq[N / QKA];
     grok_quantize_q8a(x, xq, N);
-    const grok_type types[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K, GROK_TYPE_Q6_K};
+    const grok_type types[] = {GROK_TYPE_Q8_0, GROK_TYPE_Q4_0, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K,
+                               GROK_TYPE_Q6_K};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const grok_type type = types[ti];
         const size_t rb = (size_t)grok_type_row_size(type, N);
@@ -468,8 +469,9 @@ static void test_nonfinite(const variant *variants, size_t n_variants) {
             else if (variants[v].available)
                 variants[v].get(type, &k);
             const char *vn = v == n_variants ? "reference" : variants[v].name;
-            if (k.dot_q8a) CHECK(isnan(k.dot_q8a(w, xq, N)), "%s %s dot_q8a with a NaN block is finite", vn,
-                                 grok_type_get_traits(type)->name);
+            if (k.dot_q8a)
+                CHECK(isnan(k.dot_q8a(w, xq, N)), "%s %s dot_q8a with a NaN block is finite", vn,
+                      grok_type_get_traits(type)->name);
             if (k.dot_q8a_multi) {
                 block_q8a xm[N / QKA];
                 memcpy(xm, xq, sizeof xm);
@@ -477,7 +479,8 @@ static void test_nonfinite(const variant *variants, size_t n_variants) {
                 const block_q8a *xs[1] = {xm};
                 float out;
                 k.dot_q8a_multi(w, xs, 1, N, &out);
-                CHECK(isnan(out), "%s %s multi with a NaN block is finite", vn, grok_type_get_traits(type)->name);
+                CHECK(isnan(out), "%s %s multi with a NaN block is finite", vn,
+                      grok_type_get_traits(type)->name);
             }
             if (k.dot_x8) {
                 const block_q8a *xs[1] = {xq};
@@ -495,13 +498,14 @@ static void test_nonfinite(const variant *variants, size_t n_variants) {
         const grok_type_kernels *k = grok_kernels_get(type);
         uint8_t enc[N];
         for (int i = 0; i < 64; i++) x[i] = (float)i;
-        x[5] = t ? -INFINITY : NAN;            /* block 0: non-finite */
+        x[5] = t ? -INFINITY : NAN;             /* block 0: non-finite */
         for (int i = 32; i < 64; i++) x[i] = 0; /* block 1: subnormal maximum */
         uint32_t tiny = 0x7f;
         memcpy(&x[33], &tiny, 4);
         k->from_f32(x, enc, 64);
         k->to_f32(enc, y, 64);
-        for (int i = 0; i < 32; i++) CHECK(isnan(y[i]), "%s encoded a non-finite block to %g", t ? "q4_0" : "q8_0", y[i]);
+        for (int i = 0; i < 32; i++)
+            CHECK(isnan(y[i]), "%s encoded a non-finite block to %g", t ? "q4_0" : "q8_0", y[i]);
         for (int i = 32; i < 64; i++)
             CHECK(isfinite(y[i]), "%s encoded a subnormal block to %g", t ? "q4_0" : "q8_0", y[i]);
     }

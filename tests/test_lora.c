@@ -95,7 +95,8 @@ typedef struct {
     int rank;
 } fake_ud;
 
-static int fake_allgatherv(void *ud, const void *mine, void *all, const size_t *counts, char *err, size_t es) {
+static int fake_allgatherv(void *ud, const void *mine, void *all, const size_t *counts, char *err,
+                           size_t es) {
     (void)err, (void)es;
     fake_ud *u = ud;
     fake_net *n = u->net;
@@ -110,8 +111,8 @@ static int fake_allgatherv(void *ud, const void *mine, void *all, const size_t *
     return 0;
 }
 
-static int fake_alltoallv(void *ud, const void *send, const size_t *sc, void *recv, const size_t *rc, char *err,
-                          size_t es) {
+static int fake_alltoallv(void *ud, const void *send, const size_t *sc, void *recv, const size_t *rc,
+                          char *err, size_t es) {
     (void)err, (void)es, (void)rc;
     fake_ud *u = ud;
     fake_net *n = u->net;
@@ -225,7 +226,8 @@ static void oracle_grad(grok_train_model *fm, const grok_train_lora *l, grok_thr
             for (int64_t o = 0; o < t->rows; o++)
                 for (int64_t k = 0; k < R; k++) {
                     double acc = 0;
-                    for (int64_t c = 0; c < t->cols; c++) acc += (double)g[o * t->cols + c] * A[k * t->cols + c];
+                    for (int64_t c = 0; c < t->cols; c++)
+                        acc += (double)g[o * t->cols + c] * A[k * t->cols + c];
                     dB[o * R + k] = (float)(t->scale * acc);
                 }
         }
@@ -278,8 +280,8 @@ static double gradcheck(const char *what, grok_qlora *q, grok_train_lora *l, con
             const double rich = (4.0 * num2 - num) / 3.0, atol = 2e-6 / (2.0 * eps);
             if (checked < 1024 && scale > 10.0 * atol) rels[checked] = fabs(rich - ana) / scale;
             if (fabs(rich - ana) > tol * (scale + 1e-4) && fabs(rich - ana) > atol) {
-                fprintf(stderr, "MISMATCH %s %s[%lld]: analytic %.6g numeric %.6g\n", what, t->name, (long long)j, ana,
-                        rich);
+                fprintf(stderr, "MISMATCH %s %s[%lld]: analytic %.6g numeric %.6g\n", what, t->name,
+                        (long long)j, ana, rich);
                 mism++;
             }
             if (!(scale > 10.0 * atol) && checked < 1024) rels[checked] = 0;
@@ -303,10 +305,12 @@ static double gradcheck(const char *what, grok_qlora *q, grok_train_lora *l, con
     return med;
 }
 
-static float *engine_logits(const char *path, const char *adapter, const int32_t *tok, int64_t T, grok_threadpool *pool) {
+static float *engine_logits(const char *path, const char *adapter, const int32_t *tok, int64_t T,
+                            grok_threadpool *pool) {
     char err[GROK_ERR_SIZE];
     grok_model *im = grok_model_load(path, err, sizeof err);
-    if (!im || (adapter && grok_model_apply_lora(im, adapter, 1.0f, err, sizeof err))) die("engine load", err);
+    if (!im || (adapter && grok_model_apply_lora(im, adapter, 1.0f, err, sizeof err)))
+        die("engine load", err);
     grok_context_params cp = grok_context_default_params();
     cp.pool = pool;
     grok_context *ctx = grok_context_create(im, &cp, err, sizeof err);
@@ -339,7 +343,8 @@ int main(void) {
     grok_train_model_init_random(fm, 11);
     for (int64_t i = 0; i < fm->n_tensors; i++)
         if (fm->tensors[i].is_norm)
-            for (int64_t j = 0; j < fm->tensors[i].cols; j++) fm->w[fm->tensors[i].off + j] += 0.2f * grok_rng_normal(&r);
+            for (int64_t j = 0; j < fm->tensors[i].cols; j++)
+                fm->w[fm->tensors[i].off + j] += 0.2f * grok_rng_normal(&r);
     make_batch(&r);
 
     const char *tmp = getenv("GROK_TMP") ? getenv("GROK_TMP") : "/tmp";
@@ -348,8 +353,10 @@ int main(void) {
     char paths[3][1024], ad_path[1024], ck_path[1024], merged_path[1024], other_path[1024];
     grok_tokenizer *tk = grok_tokenizer_placeholder(hp.n_vocab, err, sizeof err);
     for (int i = 0; i < 3; i++) {
-        snprintf(paths[i], sizeof paths[i], "%s/qlora-base-%s.gguf", tmp, grok_type_get_traits(types[i])->name);
-        if (!tk || grok_train_save(paths[i], fm, tk, types[i], NULL, "qlora-base", err, sizeof err)) die("save", err);
+        snprintf(paths[i], sizeof paths[i], "%s/qlora-base-%s.gguf", tmp,
+                 grok_type_get_traits(types[i])->name);
+        if (!tk || grok_train_save(paths[i], fm, tk, types[i], NULL, "qlora-base", err, sizeof err))
+            die("save", err);
     }
     snprintf(ad_path, sizeof ad_path, "%s/qlora-adapter.gguf", tmp);
     snprintf(ck_path, sizeof ck_path, "%s/qlora-ckpt.gguf", tmp);
@@ -361,7 +368,8 @@ int main(void) {
     if (!l) die("lora", err);
     for (int64_t i = 0; i < l->n_t; i++) {
         const grok_train_lora_target *t = &l->t[i];
-        for (int64_t j = 0; j < t->rows * t->rank * t->n_mats; j++) l->p->w[t->b + j] = 0.3f * grok_rng_normal(&r);
+        for (int64_t j = 0; j < t->rows * t->rank * t->n_mats; j++)
+            l->p->w[t->b + j] = 0.3f * grok_rng_normal(&r);
     }
     expect(l->n_t == 16 && grok_train_lora_find(l, 1, GROK_LORA_T_ROUTER)->rank == 2,
            "adapters on q, k, v, o, gate, up, down and the router of both layers");
@@ -394,9 +402,10 @@ int main(void) {
             if (grok_qlora_step(q, g_seqs, &cfg, &lf, g2, err, sizeof err)) die("step", err);
             grok_kernels_set_mode(GROK_KERNELS_EXACT);
             double dd = 0, nn = 0;
-            for (int64_t i = 0; i < P; i++) dd += ((double)g2[i] - grad[i]) * ((double)g2[i] - grad[i]), nn += (double)grad[i] * grad[i];
-            printf("  q8_0, FAST kernels: loss %.5f (EXACT %.5f), gradient differs by %.2e (relative L2)\n", lf.total,
-                   ls.total, sqrt(dd / nn));
+            for (int64_t i = 0; i < P; i++)
+                dd += ((double)g2[i] - grad[i]) * ((double)g2[i] - grad[i]), nn += (double)grad[i] * grad[i];
+            printf("  q8_0, FAST kernels: loss %.5f (EXACT %.5f), gradient differs by %.2e (relative L2)\n",
+                   lf.total, ls.total, sqrt(dd / nn));
             expect(sqrt(dd / nn) < 0.05 && fabs(lf.total - ls.total) < 1e-2 * ls.total,
                    "q8_0: the FAST-kernel gradient is within 5% of the EXACT one");
         }
@@ -412,7 +421,8 @@ int main(void) {
             double worst = 0, gmax = 0;
             for (int64_t i = 0; i < P; i++) gmax = fmax(gmax, fabs((double)g2[i]));
             for (int64_t i = 0; i < P; i++) worst = fmax(worst, fabs((double)grad[i] - g2[i]));
-            printf("  f32 base vs the full trainer's projected gradient: max |diff| %.3g (max |g| %.3g)\n", worst, gmax);
+            printf("  f32 base vs the full trainer's projected gradient: max |diff| %.3g (max |g| %.3g)\n",
+                   worst, gmax);
             expect(worst <= 2e-4 * gmax, "f32 base: the gradient equals the full trainer's, projected");
         }
 
@@ -429,12 +439,14 @@ int main(void) {
             same = memcmp(g2, grad, sizeof(float) * (size_t)P) == 0 && ls.total == loss1;
         }
         char msg[128];
-        snprintf(msg, sizeof msg, "%s: the gradient is bit-identical for 1, 2 and 3 threads (dropout on)", tn);
+        snprintf(msg, sizeof msg, "%s: the gradient is bit-identical for 1, 2 and 3 threads (dropout on)",
+                 tn);
         expect(same, msg);
         for (int np = 2; np <= 3; np++) {
             double lr;
             int rc = split_grad(base, l, &dc, np, g2, &lr);
-            snprintf(msg, sizeof msg, "%s: %d ranks give the one-process gradient and loss bit for bit", tn, np);
+            snprintf(msg, sizeof msg, "%s: %d ranks give the one-process gradient and loss bit for bit", tn,
+                     np);
             expect(rc == 0 && memcmp(g2, grad, sizeof(float) * (size_t)P) == 0 && lr == loss1, msg);
         }
         /* a masked target changes nothing; an unmasked one does */
@@ -473,10 +485,12 @@ int main(void) {
         float *la = engine_logits(paths[ti], ad_path, g_tok[3], 7, pool);
         float *lb = engine_logits(paths[ti], NULL, g_tok[3], 7, pool);
         const double rel = max_rel(lt, la, hp.n_vocab), moved = max_rel(la, lb, hp.n_vocab);
-        printf("  %s: trainer vs engine + adapter: max rel diff %.2e (the adapter moves them by %.3f)\n", tn, rel, moved);
+        printf("  %s: trainer vs engine + adapter: max rel diff %.2e (the adapter moves them by %.3f)\n", tn,
+               rel, moved);
         snprintf(msg, sizeof msg, "%s: trainer logits equal the engine's with the adapter applied", tn);
         expect(rel < 1e-4 && moved > 1e-2, msg);
-        if (grok_lora_merge(paths[ti], ad_path, merged_path, GROK_TYPE_F32, 1.0f, err, sizeof err)) die("merge", err);
+        if (grok_lora_merge(paths[ti], ad_path, merged_path, GROK_TYPE_F32, 1.0f, err, sizeof err))
+            die("merge", err);
         float *lm2 = engine_logits(merged_path, NULL, g_tok[3], 7, pool);
         const double mr = max_rel(lm2, la, hp.n_vocab);
         printf("  %s: merged (f32) vs applied: max rel diff %.2e\n", tn, mr);
@@ -498,8 +512,8 @@ int main(void) {
         die("checkpoint", err);
     const size_t nb = sizeof(float) * (size_t)P;
     expect(l2->p->n_params == P && !memcmp(l2->p->w, l->p->w, nb) && !memcmp(st2.m, st.m, nb) &&
-               !memcmp(st2.v, st.v, nb) && st2.step == 9 && st2.rng == st.rng && st2.seed == 3 && l2->rank == 2 &&
-               l2->alpha == 3.0f && l2->targets == all,
+               !memcmp(st2.v, st.v, nb) && st2.step == 9 && st2.rng == st.rng && st2.seed == 3 &&
+               l2->rank == 2 && l2->alpha == 3.0f && l2->targets == all,
            "adapter checkpoint round trip is exact (targets included)");
 
     /* A base of other shapes and a model posing as an adapter are refused. */

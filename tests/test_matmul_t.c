@@ -85,8 +85,10 @@ static void check_type(grok_type type, grok_threadpool **pools, int n_pools) {
         }
     }
     /* y = W x by chains over the columns: against the scalar chain on W^T */
-    float *wt = malloc(sizeof(float) * (size_t)(rows * cols)), *x = malloc(sizeof(float) * (size_t)(n_tok * lddx));
-    float *yr = malloc(sizeof(float) * (size_t)(n_tok * lddy)), *yg = malloc(sizeof(float) * (size_t)(n_tok * lddy));
+    float *wt = malloc(sizeof(float) * (size_t)(rows * cols)),
+          *x = malloc(sizeof(float) * (size_t)(n_tok * lddx));
+    float *yr = malloc(sizeof(float) * (size_t)(n_tok * lddy)),
+          *yg = malloc(sizeof(float) * (size_t)(n_tok * lddy));
     for (int64_t i = 0; i < rows; i++)
         for (int64_t c = 0; c < cols; c++) wt[c * rows + i] = wd[i * cols + c];
     fill(&r, x, n_tok * lddx, 1.0f);
@@ -100,13 +102,16 @@ static void check_type(grok_type type, grok_threadpool **pools, int n_pools) {
             for (int64_t t = 0; t < n_tok; t++) memset(yg + t * lddy, 0, sizeof(float) * (size_t)rows);
             grok_matmul_tiles(pools[p], &w, x, lddx, yg, lddy, n_tok);
             bool same = true;
-            for (int64_t t = 0; t < n_tok; t++) same &= memcmp(yg + t * lddy, yr + t * lddy, sizeof(float) * (size_t)rows) == 0;
-            CHECK(same, "%s, mode %s, %d threads: matmul_tiles differs from the chain", grok_type_get_traits(type)->name,
-                  grok_kernel_mode_name(modes[mi]), grok_threadpool_size(pools[p]));
+            for (int64_t t = 0; t < n_tok; t++)
+                same &= memcmp(yg + t * lddy, yr + t * lddy, sizeof(float) * (size_t)rows) == 0;
+            CHECK(same, "%s, mode %s, %d threads: matmul_tiles differs from the chain",
+                  grok_type_get_traits(type)->name, grok_kernel_mode_name(modes[mi]),
+                  grok_threadpool_size(pools[p]));
             grok_matmul_tiles(pools[p], &w, x + 7 * lddx, lddx, yg, lddy, 1);
             CHECK(memcmp(yg, yr + 7 * lddy, sizeof(float) * (size_t)rows) == 0,
-                  "%s, mode %s, %d threads: matmul_tiles of a token alone differs", grok_type_get_traits(type)->name,
-                  grok_kernel_mode_name(modes[mi]), grok_threadpool_size(pools[p]));
+                  "%s, mode %s, %d threads: matmul_tiles of a token alone differs",
+                  grok_type_get_traits(type)->name, grok_kernel_mode_name(modes[mi]),
+                  grok_threadpool_size(pools[p]));
         }
     }
     free(wt), free(x), free(yr), free(yg);
@@ -116,8 +121,8 @@ static void check_type(grok_type type, grok_threadpool **pools, int n_pools) {
 }
 
 int main(void) {
-    grok_threadpool *pools[4] = {grok_threadpool_create(1), grok_threadpool_create(2), grok_threadpool_create(3),
-                                 grok_threadpool_create(5)};
+    grok_threadpool *pools[4] = {grok_threadpool_create(1), grok_threadpool_create(2),
+                                 grok_threadpool_create(3), grok_threadpool_create(5)};
     printf("isa %s\n", grok_kernels_isa());
     for (uint32_t t = 0; t < GROK_TYPE_COUNT; t++) {
         const grok_type_kernels *k = grok_kernels_get(t);
@@ -143,8 +148,8 @@ int main(void) {
                 f(w, 77, 40, dy, 41, nt, a, 80, nc);
                 grok_matmul_t_tile("scalar")(w, 77, 40, dy, 41, nt, b, 80, nc);
                 n_ok += memcmp(a, b, sizeof a) == 0;
-                CHECK(memcmp(a, b, sizeof a) == 0, "%s tile, %d tokens x %d columns differs from scalar", isas[i],
-                      nt, nc);
+                CHECK(memcmp(a, b, sizeof a) == 0, "%s tile, %d tokens x %d columns differs from scalar",
+                      isas[i], nt, nc);
             }
         printf("tile %s: %d shapes bit-identical to scalar\n", isas[i], n_ok);
     }
@@ -160,8 +165,8 @@ int main(void) {
     for (int p = 0; p < 4; p++) {
         grok_matmul(pools[p], &mm, x, cols, y1, rows, n_tok);
         grok_matmul_tok(pools[p], &mm, x, cols, y2, rows, n_tok);
-        CHECK(memcmp(y1, y2, sizeof(float) * n_tok * rows) == 0, "matmul_tok differs from matmul (%d threads)",
-              grok_threadpool_size(pools[p]));
+        CHECK(memcmp(y1, y2, sizeof(float) * n_tok * rows) == 0,
+              "matmul_tok differs from matmul (%d threads)", grok_threadpool_size(pools[p]));
     }
     free(m), free(x), free(y1), free(y2);
     for (int p = 0; p < 4; p++) grok_threadpool_free(pools[p]);

@@ -29,7 +29,8 @@ static void make(const char *path, grok_type type, bool untied, const char *name
     hp.d_model = 64, hp.n_layers = 2, hp.n_heads = 4, hp.n_kv_heads = 2, hp.head_dim = 16;
     hp.n_experts = 4, hp.n_experts_used = 2, hp.n_ff = 64, hp.n_ctx_train = 64;
     grok_tokenizer *tok = grok_tokenizer_placeholder(300, err, sizeof err);
-    CHECK(tok && grok_model_write_random(path, &hp, type, tok, untied, 7, err, sizeof err) == 0, "write: %s", err);
+    CHECK(tok && grok_model_write_random(path, &hp, type, tok, untied, 7, err, sizeof err) == 0, "write: %s",
+          err);
     grok_tokenizer_free(tok);
     if (!name) return;
     grok_gguf_file *f = grok_gguf_open(path, err, sizeof err);
@@ -39,7 +40,8 @@ static void make(const char *path, grok_type type, bool untied, const char *name
     uint64_t off = grok_gguf_tensor_file_offset(f, t) + at;
     grok_gguf_close(f);
     FILE *fp = fopen(path, "r+b");
-    CHECK(fp && fseek(fp, (long)off, SEEK_SET) == 0 && fwrite(&bits, (size_t)width, 1, fp) == 1, "patch %s", path);
+    CHECK(fp && fseek(fp, (long)off, SEEK_SET) == 0 && fwrite(&bits, (size_t)width, 1, fp) == 1, "patch %s",
+          path);
     if (fp) fclose(fp);
 }
 
@@ -125,11 +127,16 @@ int main(void) {
     snprintf(g_dir, sizeof g_dir, "%s", tmp);
     test_embedding_row();
     /* q8_0: an f16 scale (a block's first two bytes) */
-    test_tensor_named("blk.0.attn_v.weight", GROK_TYPE_Q8_0, 0, 0x7e00, 2, "layer 0, in attention: the output of blk.0.attn_v.weight");
-    test_tensor_named("blk.1.attn_output.weight", GROK_TYPE_Q8_0, 0, 0x7c00, 2, "layer 1, in attention: the output of blk.1.attn_output.weight");
-    test_tensor_named("blk.1.ffn_gate_inp.weight", GROK_TYPE_Q8_0, 4, 0x7f800000u, 4, "layer 1, in the MoE block: the output of blk.1.ffn_gate_inp.weight");
+    test_tensor_named("blk.0.attn_v.weight", GROK_TYPE_Q8_0, 0, 0x7e00, 2,
+                      "layer 0, in attention: the output of blk.0.attn_v.weight");
+    test_tensor_named("blk.1.attn_output.weight", GROK_TYPE_Q8_0, 0, 0x7c00, 2,
+                      "layer 1, in attention: the output of blk.1.attn_output.weight");
+    test_tensor_named("blk.1.ffn_gate_inp.weight", GROK_TYPE_Q8_0, 4, 0x7f800000u, 4,
+                      "layer 1, in the MoE block: the output of blk.1.ffn_gate_inp.weight");
     test_tensor_named("blk.0.ffn_norm.weight", GROK_TYPE_Q8_0, 8, 0xff800000u, 4, "blk.0.ffn_norm.weight");
-    test_tensor_named("blk.0.layer_output_norm.weight", GROK_TYPE_F16, 0, 0x7fc00000u, 4, "blk.0.layer_output_norm.weight");
-    test_tensor_named("output_norm.weight", GROK_TYPE_F32, 0, 0x7fc00000u, 4, "in the logits: the output of output_norm.weight");
+    test_tensor_named("blk.0.layer_output_norm.weight", GROK_TYPE_F16, 0, 0x7fc00000u, 4,
+                      "blk.0.layer_output_norm.weight");
+    test_tensor_named("output_norm.weight", GROK_TYPE_F32, 0, 0x7fc00000u, 4,
+                      "in the logits: the output of output_norm.weight");
     return check_summary("test_nonfinite");
 }

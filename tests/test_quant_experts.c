@@ -30,7 +30,8 @@ static double dp_best(int64_t n, int nc, const double *cost, const uint64_t *siz
         for (uint64_t b = 0; b <= budget; b++) {
             g[b] = INFINITY;
             for (int c = 0; c < nc; c++)
-                if (size[c] <= b && f[b - size[c]] + cost[e * nc + c] < g[b]) g[b] = f[b - size[c]] + cost[e * nc + c];
+                if (size[c] <= b && f[b - size[c]] + cost[e * nc + c] < g[b])
+                    g[b] = f[b - size[c]] + cost[e * nc + c];
         }
         memcpy(f, g, sizeof *f * (budget + 1));
     }
@@ -48,11 +49,13 @@ int main(void) {
         double cost[24 * 5];
         for (int64_t e = 0; e < n; e++) {
             const double use = pow(10.0, 2.0 * urand()), hard = 0.5 + urand();
-            for (int c = 0; c < nc; c++) cost[e * nc + c] = use * hard * pow(4.0, -(double)c) * (0.9 + 0.2 * urand());
+            for (int c = 0; c < nc; c++)
+                cost[e * nc + c] = use * hard * pow(4.0, -(double)c) * (0.9 + 0.2 * urand());
         }
         const uint64_t budget = (uint64_t)n * size[2] + (uint64_t)(urand() * 200);
         int choice[24];
-        CHECK(grok_quant_expert_assign(n, nc, cost, size, budget, choice) == 0, "trial %d: no assignment", trial);
+        CHECK(grok_quant_expert_assign(n, nc, cost, size, budget, choice) == 0, "trial %d: no assignment",
+              trial);
         uint64_t used = 0;
         double got = 0;
         for (int64_t e = 0; e < n; e++) {
@@ -67,7 +70,8 @@ int main(void) {
         /* more bytes never cost more */
         int more[24];
         double got2 = 0;
-        CHECK(grok_quant_expert_assign(n, nc, cost, size, budget + 400, more) == 0, "trial %d: bigger budget", trial);
+        CHECK(grok_quant_expert_assign(n, nc, cost, size, budget + 400, more) == 0, "trial %d: bigger budget",
+              trial);
         for (int64_t e = 0; e < n; e++) got2 += cost[e * nc + more[e]];
         CHECK(got2 <= got * (1 + 1e-9), "trial %d: a bigger budget cost %.6g > %.6g", trial, got2, got);
     }

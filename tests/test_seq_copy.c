@@ -123,7 +123,8 @@ int main(void) {
     CHECK(tok, "placeholder vocab: %s", err);
     if (!tok) return 1;
     CHECK(grok_model_write_random(path, &hp, GROK_TYPE_Q8_0, tok, false, 3, err, sizeof err) == 0, "%s", err);
-    CHECK(grok_model_write_random(path2, &hp, GROK_TYPE_Q8_0, tok, false, 4, err, sizeof err) == 0, "%s", err);
+    CHECK(grok_model_write_random(path2, &hp, GROK_TYPE_Q8_0, tok, false, 4, err, sizeof err) == 0, "%s",
+          err);
     grok_tokenizer_free(tok);
     grok_model *m = grok_model_load(path, err, sizeof err), *m2 = grok_model_load(path2, err, sizeof err);
     CHECK(m && m2, "load: %s", err);

@@ -51,7 +51,7 @@ static void test_extract(void) {
     expect("last_number", "", NULL);
     expect("regex:A: (-?[0-9]+)", sol, "554");
     expect("regex:A: (-?[0-9]+)", "A: 1\nA: 2\n", "2"); /* the last match */
-    expect("regex:[0-9]+=", "3+4=7 ", "4=");  /* no group: the whole match (trimmed) */
+    expect("regex:[0-9]+=", "3+4=7 ", "4=");            /* no group: the whole match (trimmed) */
     expect("regex:A: ([0-9]+)", "no answer line", NULL);
     expect("regex:answer is ([a-z]+)", "the answer is Paris or answer is rome", "rome");
     expect("json:answer", "Sure: {\"answer\": 42, \"why\": \"...\"} done", "42");
@@ -75,7 +75,8 @@ static void test_extract(void) {
 }
 
 #define K(...) ((think_candidate[]){__VA_ARGS__})
-#define C(a, lp, sc) {a, lp, sc}
+#define C(a, lp, sc) \
+    { a, lp, sc }
 
 static void test_choose(void) {
     think_tally t[THINK_MAX_SAMPLES];
@@ -83,8 +84,8 @@ static void test_choose(void) {
     think_candidate c1[] = {C("7", -0.5, NAN), C("8", -0.1, NAN), C("7", -0.2, NAN), C("9", -0.3, NAN),
                             C("7", -0.9, NAN)};
     think_result r = think_choose(c1, 5, THINK_SELECT_VOTE, t);
-    CHECK(r.chosen == 2 && !strcmp(r.answer, "7") && r.votes == 3, "majority: chose %d (%s, %d votes)", r.chosen,
-          r.answer, r.votes);
+    CHECK(r.chosen == 2 && !strcmp(r.answer, "7") && r.votes == 3, "majority: chose %d (%s, %d votes)",
+          r.chosen, r.answer, r.votes);
     CHECK(fabs(r.confidence - 0.6) < 1e-12, "confidence 3/5: %g", r.confidence);
     CHECK(r.n_tally == 3 && !strcmp(t[0].answer, "7") && t[0].votes == 3, "tally order");
     /* 8 (lp -0.1) before 9 (lp -0.3) at one vote each */
@@ -97,7 +98,8 @@ static void test_choose(void) {
     /* a tie of votes: the answer whose best sample is more likely */
     think_candidate c2[] = {C("1", -0.8, NAN), C("2", -0.3, NAN), C("1", -0.7, NAN), C("2", -0.6, NAN)};
     r = think_choose(c2, 4, THINK_SELECT_VOTE, t);
-    CHECK(r.chosen == 1 && !strcmp(r.answer, "2") && r.votes == 2, "tie by log-probability: chose %d", r.chosen);
+    CHECK(r.chosen == 1 && !strcmp(r.answer, "2") && r.votes == 2, "tie by log-probability: chose %d",
+          r.chosen);
     /* a tie of votes and log-probabilities: the answer seen first */
     think_candidate c3[] = {C("5", -0.5, NAN), C("6", -0.5, NAN), C("6", -0.9, NAN), C("5", -0.9, NAN)};
     r = think_choose(c3, 4, THINK_SELECT_VOTE, t);

@@ -77,9 +77,10 @@ int main(void) {
     /* the third is longer than one batched step (64 tokens), the fourth
      * equals the first, the fifth is empty */
     char longer[400];
-    snprintf(longer, sizeof longer, "%s%s", "=85-9\n=76\nA: 76 because forty-seven and thirty-eight make "
-                                          "eighty-five, and eighty-five less nine is seventy-six, so "
-                                          "the answer is seventy-six, as written above.",
+    snprintf(longer, sizeof longer, "%s%s",
+             "=85-9\n=76\nA: 76 because forty-seven and thirty-eight make "
+             "eighty-five, and eighty-five less nine is seventy-six, so "
+             "the answer is seventy-six, as written above.",
              " Checked again: 47 + 38 = 85 and 85 - 9 = 76.");
     const char *cands[] = {"=85-9\n=76\nA: 76", "=85-9\n=86\nA: 86", longer, "=85-9\n=76\nA: 76", ""};
     const int k = 5;
@@ -91,20 +92,23 @@ int main(void) {
     think_verifier *v = think_verifier_load(path, "\nV:", " yes", pool, 0, err, sizeof err);
     CHECK(v, "load the verifier: %s", err);
     if (!v) return 1;
-    CHECK(think_verifier_score(v, prompt, strlen(prompt), cands, lens, k, scores, err, sizeof err) == 0, "%s", err);
+    CHECK(think_verifier_score(v, prompt, strlen(prompt), cands, lens, k, scores, err, sizeof err) == 0, "%s",
+          err);
     for (int i = 0; i < k; i++) {
         int64_t n;
         char base[1024], full[1024];
         snprintf(base, sizeof base, "%s%s\nV:", prompt, cands[i]);
         snprintf(full, sizeof full, "%s%s\nV: yes", prompt, cands[i]);
         double want = slow_score(m, r, base, full, &n);
-        CHECK(n >= 1 && close_to(scores[i], want), "judgement of candidate %d: %.6f, computed alone %.6f (%lld tokens)",
-              i, scores[i], want, (long long)n);
+        CHECK(n >= 1 && close_to(scores[i], want),
+              "judgement of candidate %d: %.6f, computed alone %.6f (%lld tokens)", i, scores[i], want,
+              (long long)n);
     }
     CHECK(scores[0] == scores[3], "equal candidates score equally: %.9g vs %.9g", scores[0], scores[3]);
     /* a second call reuses the sequences and gives the same */
     double again[5];
-    CHECK(think_verifier_score(v, prompt, strlen(prompt), cands, lens, k, again, err, sizeof err) == 0, "%s", err);
+    CHECK(think_verifier_score(v, prompt, strlen(prompt), cands, lens, k, again, err, sizeof err) == 0, "%s",
+          err);
     CHECK(memcmp(again, scores, sizeof scores) == 0, "a second call scores the same");
     think_verifier_free(v);
 
@@ -112,14 +116,16 @@ int main(void) {
     v = think_verifier_load(path, NULL, NULL, pool, 0, err, sizeof err);
     CHECK(v, "%s", err);
     if (!v) return 1;
-    CHECK(think_verifier_score(v, prompt, strlen(prompt), cands, lens, k, scores, err, sizeof err) == 0, "%s", err);
+    CHECK(think_verifier_score(v, prompt, strlen(prompt), cands, lens, k, scores, err, sizeof err) == 0, "%s",
+          err);
     for (int i = 0; i < 4; i++) {
         int64_t n;
         char full[1024];
         snprintf(full, sizeof full, "%s%s", prompt, cands[i]);
         double want = slow_score(m, r, prompt, full, &n);
         want /= (double)n;
-        CHECK(close_to(scores[i], want), "likelihood of candidate %d: %.6f, computed alone %.6f", i, scores[i], want);
+        CHECK(close_to(scores[i], want), "likelihood of candidate %d: %.6f, computed alone %.6f", i,
+              scores[i], want);
     }
     CHECK(isnan(scores[4]), "an empty candidate has nothing to score: %g", scores[4]);
     think_verifier_free(v);
@@ -128,7 +134,8 @@ int main(void) {
     v = think_verifier_load(path, "\nV:", " yes", pool, 40, err, sizeof err);
     CHECK(v, "%s", err);
     if (!v) return 1;
-    CHECK(think_verifier_score(v, prompt, strlen(prompt), cands, lens, 3, scores, err, sizeof err) == 0, "%s", err);
+    CHECK(think_verifier_score(v, prompt, strlen(prompt), cands, lens, 3, scores, err, sizeof err) == 0, "%s",
+          err);
     CHECK(!isnan(scores[0]) && !isnan(scores[1]) && isnan(scores[2]), "past the context: %g %g %g", scores[0],
           scores[1], scores[2]);
     think_verifier_free(v);

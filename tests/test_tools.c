@@ -18,13 +18,14 @@ static server *srv;
  * when the request is refused, with the error in err). */
 static grok_grammar *tools_grammar(const char *extra, char *err, size_t err_size) {
     char body[2048];
-    snprintf(body, sizeof body,
-             "{\"messages\":[],\"tools\":["
-             "{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":{\"type\":\"object\","
-             "\"properties\":{\"city\":{\"type\":\"string\",\"maxLength\":10},\"unit\":{\"enum\":[\"C\",\"F\"]}},"
-             "\"required\":[\"city\",\"unit\"],\"additionalProperties\":false}}},"
-             "{\"type\":\"function\",\"function\":{\"name\":\"get_time\"}}]%s}",
-             extra);
+    snprintf(
+        body, sizeof body,
+        "{\"messages\":[],\"tools\":["
+        "{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{\"city\":{\"type\":\"string\",\"maxLength\":10},\"unit\":{\"enum\":[\"C\",\"F\"]}},"
+        "\"required\":[\"city\",\"unit\"],\"additionalProperties\":false}}},"
+        "{\"type\":\"function\",\"function\":{\"name\":\"get_time\"}}]%s}",
+        extra);
     cJSON *root = cJSON_Parse(body);
     request r;
     memset(&r, 0, sizeof r);
@@ -40,7 +41,9 @@ static grok_grammar *tools_grammar(const char *extra, char *err, size_t err_size
     return r.grammar;
 }
 
-#define CALL_W(city) "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"" city "\", \"unit\": \"C\"}}</tool_call>"
+#define CALL_W(city)                                                           \
+    "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"" city \
+    "\", \"unit\": \"C\"}}</tool_call>"
 #define CALL_T "<tool_call>{\"name\": \"get_time\", \"arguments\": {}}</tool_call>"
 
 static void expect(grok_grammar *g, const char *mode, const char *text, bool want) {
@@ -54,14 +57,27 @@ static void test_grammars(void) {
     grok_grammar *g = tools_grammar("", err, sizeof err); /* tool_choice absent: auto */
     CHECK(g, "auto: %s", err);
     if (g) {
-        const char *yes[] = {"", "Hello there", "a <tool_c b", "<tool_call", "x <<tool_cal>", "tool_call>",
-                             CALL_T, "Sure. " CALL_W("Oslo"), "<tool_c" CALL_W("Oslo"),
-                             CALL_W("Oslo") "\n" CALL_T, "one\ntwo\n" CALL_T "\n" CALL_W("Rome")};
-        const char *no[] = {"a <tool_call> b", "<tool_call>", CALL_T " and more text", CALL_W("Oslo") CALL_T,
+        const char *yes[] = {"",
+                             "Hello there",
+                             "a <tool_c b",
+                             "<tool_call",
+                             "x <<tool_cal>",
+                             "tool_call>",
+                             CALL_T,
+                             "Sure. " CALL_W("Oslo"),
+                             "<tool_c" CALL_W("Oslo"),
+                             CALL_W("Oslo") "\n" CALL_T,
+                             "one\ntwo\n" CALL_T "\n" CALL_W("Rome")};
+        const char *no[] = {"a <tool_call> b",
+                            "<tool_call>",
+                            CALL_T " and more text",
+                            CALL_W("Oslo") CALL_T,
                             "<tool_call>{\"name\": \"nope\", \"arguments\": {}}</tool_call>",
-                            "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": 5, \"unit\": \"C\"}}</tool_call>",
+                            "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": 5, \"unit\": "
+                            "\"C\"}}</tool_call>",
                             CALL_W("Springfield"), /* 11 characters, maxLength 10 */
-                            "<tool_call>{\"name\": \"get_time\", \"arguments\": {}}", "x <tool_call>{\"name\""};
+                            "<tool_call>{\"name\": \"get_time\", \"arguments\": {}}",
+                            "x <tool_call>{\"name\""};
         for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) expect(g, "auto", yes[i], true);
         for (size_t i = 0; i < sizeof no / sizeof *no; i++) expect(g, "auto", no[i], false);
         grok_grammar_free(g);
@@ -83,7 +99,8 @@ static void test_grammars(void) {
         expect(g, "one call", CALL_W("Oslo") "\n" CALL_T, false);
         grok_grammar_free(g);
     }
-    g = tools_grammar(",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"get_time\"}}", err, sizeof err);
+    g = tools_grammar(",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"get_time\"}}", err,
+                      sizeof err);
     CHECK(g, "named: %s", err);
     if (g) {
         expect(g, "named", CALL_T, true);
@@ -92,13 +109,15 @@ static void test_grammars(void) {
         grok_grammar_free(g);
     }
     /* none: no grammar and nothing parsed */
-    cJSON *root = cJSON_Parse("{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"tool_choice\":\"none\"}");
+    cJSON *root = cJSON_Parse(
+        "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"tool_choice\":\"none\"}");
     request r;
     memset(&r, 0, sizeof r);
     r.kind = KIND_CHAT;
     char *tt = NULL;
     const char *param = NULL;
-    CHECK(tools_parse_request(srv, root, &r, &tt, err, sizeof err, &param) == 0 && !r.grammar && !r.parse_tools && !tt,
+    CHECK(tools_parse_request(srv, root, &r, &tt, err, sizeof err, &param) == 0 && !r.grammar &&
+              !r.parse_tools && !tt,
           "none: no grammar, no tools text (%s)", err);
     cJSON_Delete(root);
 }
@@ -106,8 +125,8 @@ static void test_grammars(void) {
 /* Feeds text to a fresh reader in chunks of k bytes (0: whole), taking the
  * streamed deltas after each chunk as the server does, and checks the
  * content, the calls and that the deltas add up to them. */
-static void read_calls(const char *text, size_t k, const char *want_content, size_t n_want, const char **want_names,
-                       const char **want_args) {
+static void read_calls(const char *text, size_t k, const char *want_content, size_t n_want,
+                       const char **want_names, const char **want_args) {
     request r;
     memset(&r, 0, sizeof r);
     snprintf(r.id, sizeof r.id, "chatcmpl-0123abcd");
@@ -129,7 +148,8 @@ static void read_calls(const char *text, size_t k, const char *want_content, siz
             CHECK(idx >= 0 && idx < 4, "delta index %d", idx);
             if (idx < 0 || idx >= 4) continue;
             if (id) {
-                CHECK(!ids[idx][0] && nm, "chunks of %zu: call %d announced twice or without its name", k, idx);
+                CHECK(!ids[idx][0] && nm, "chunks of %zu: call %d announced twice or without its name", k,
+                      idx);
                 snprintf(ids[idx], sizeof ids[idx], "%s", id->valuestring);
                 snprintf(names[idx], sizeof names[idx], "%s", nm ? nm->valuestring : "");
             } else {
@@ -146,15 +166,16 @@ static void read_calls(const char *text, size_t k, const char *want_content, siz
     CHECK(tp->n_calls == n_want, "chunks of %zu: %zu calls, want %zu", k, tp->n_calls, n_want);
     for (size_t i = 0; i < n_want && i < tp->n_calls && i < 4; i++) {
         const tool_call *call = &tp->calls[i];
-        CHECK(!strcmp(call->name, want_names[i]) && call->complete, "chunks of %zu: call %zu is %s (complete %d)", k, i,
-              call->name, call->complete);
+        CHECK(!strcmp(call->name, want_names[i]) && call->complete,
+              "chunks of %zu: call %zu is %s (complete %d)", k, i, call->name, call->complete);
         CHECK(call->args_len == strlen(want_args[i]) && !memcmp(call->args, want_args[i], call->args_len),
               "chunks of %zu: call %zu's arguments '%.*s', want '%s'", k, i, (int)call->args_len, call->args,
               want_args[i]);
-        CHECK(!strcmp(names[i], want_names[i]) && !strcmp(args[i], want_args[i]) && !strcmp(ids[i], call->id) &&
-                  !strncmp(call->id, "call_", 5),
+        CHECK(!strcmp(names[i], want_names[i]) && !strcmp(args[i], want_args[i]) &&
+                  !strcmp(ids[i], call->id) && !strncmp(call->id, "call_", 5),
               "chunks of %zu: call %zu's deltas give %s %s (%s)", k, i, names[i], args[i], ids[i]);
-        for (size_t j = 0; j < i; j++) CHECK(strcmp(tp->calls[j].id, call->id), "calls %zu and %zu share an id", j, i);
+        for (size_t j = 0; j < i; j++)
+            CHECK(strcmp(tp->calls[j].id, call->id), "calls %zu and %zu share an id", j, i);
     }
     tool_parse_free(tp);
     free(c.text);

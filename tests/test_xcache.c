@@ -26,8 +26,8 @@ static const char *g_pack_file = "";
 
 /* Logits of a prompt decoded in one batch, then N_GEN greedy tokens one
  * at a time: [(N_PROMPT + N_GEN)][V]. */
-static float *run(const char *path, const grok_memory_params *mp, grok_cache_stats *st, grok_memory_plan *plan,
-                  int64_t *V) {
+static float *run(const char *path, const grok_memory_params *mp, grok_cache_stats *st,
+                  grok_memory_plan *plan, int64_t *V) {
     char err[GROK_ERR_SIZE];
     grok_model *m = grok_model_load(path, err, sizeof err);
     CHECK(m, "load %s: %s", path, err);
@@ -44,7 +44,8 @@ static float *run(const char *path, const grok_memory_params *mp, grok_cache_sta
         grok_model_free(m);
         return NULL;
     }
-    CHECK(grok_model_set_memory(m, mp, err, sizeof err) != 0, "set memory after the first context is refused");
+    CHECK(grok_model_set_memory(m, mp, err, sizeof err) != 0,
+          "set memory after the first context is refused");
     *plan = *grok_model_memory_plan(m);
     CHECK(strcmp(plan->pack_file, g_pack_file) == 0 || plan->kind == GROK_PLAN_MMAP,
           "packed file in use: '%s', want '%s'", plan->pack_file, g_pack_file);
@@ -100,8 +101,9 @@ static void check_cache_bits(const char *path, const char *what) {
         float *got = run(path, &mp, &st, &plan, &V2);
         if (!got) continue;
         const int64_t want_slots = cases[i].slots < keys ? cases[i].slots : keys;
-        CHECK(plan.kind == GROK_PLAN_CACHE && plan.cache_slots == want_slots, "%s: cache of %lld slots planned (%s, %lld)",
-              what, (long long)want_slots, grok_plan_name(plan.kind), (long long)plan.cache_slots);
+        CHECK(plan.kind == GROK_PLAN_CACHE && plan.cache_slots == want_slots,
+              "%s: cache of %lld slots planned (%s, %lld)", what, (long long)want_slots,
+              grok_plan_name(plan.kind), (long long)plan.cache_slots);
         CHECK(memcmp(ref, got, bytes) == 0,
               "%s: %lld slots, %s, prefetch %d, %d I/O threads%s: logits differ from the packed run", what,
               (long long)cases[i].slots, grok_cache_policy_name(cases[i].pol), cases[i].prefetch, cases[i].io,
@@ -120,10 +122,12 @@ static void check_cache_bits(const char *path, const char *what) {
         if (want_slots == keys) /* nothing is evicted: each key is read once at most */
             CHECK(st.reads <= keys, "%s: all slots: %lld reads of %lld keys", what, (long long)st.reads,
                   (long long)keys);
-        if (!cases[i].prefetch) CHECK(st.prefetches == 0, "%s: no prefetch, %lld issued", what, (long long)st.prefetches);
+        if (!cases[i].prefetch)
+            CHECK(st.prefetches == 0, "%s: no prefetch, %lld issued", what, (long long)st.prefetches);
         if (cases[i].prefetch && want_slots > 2)
-            CHECK(st.predicted > 0 && st.predicted_right <= st.predicted, "%s: predictions counted (%lld of %lld)",
-                  what, (long long)st.predicted_right, (long long)st.predicted);
+            CHECK(st.predicted > 0 && st.predicted_right <= st.predicted,
+                  "%s: predictions counted (%lld of %lld)", what, (long long)st.predicted_right,
+                  (long long)st.predicted);
         free(got);
     }
     free(ref);
@@ -133,7 +137,8 @@ static void check_cache_bits(const char *path, const char *what) {
 static void check_simulator(void) {
     const int32_t cyc[] = {0, 1, 2, 0, 1, 2};
     grok_cache_sim_result r = grok_cache_simulate(cyc, NULL, 6, 1, 4, 1, 2, GROK_CACHE_LRU, false, false);
-    CHECK(r.lookups == 6 && r.hits == 0 && r.reads == 6, "LRU on a cycle of 3 in 2 slots: %lld hits", (long long)r.hits);
+    CHECK(r.lookups == 6 && r.hits == 0 && r.reads == 6, "LRU on a cycle of 3 in 2 slots: %lld hits",
+          (long long)r.hits);
     r = grok_cache_simulate(cyc, NULL, 6, 1, 4, 1, 2, GROK_CACHE_LRU, false, true);
     /* MIN: 0 1 2(evicts 1) 0:hit 1(evicts 0) 2:hit */
     CHECK(r.hits == 2 && r.reads == 4, "MIN on the cycle: %lld hits, want 2", (long long)r.hits);
@@ -148,10 +153,11 @@ static void check_simulator(void) {
     r = grok_cache_simulate(scan, NULL, 8, 1, 4, 1, 2, GROK_CACHE_LRU, false, false);
     CHECK(r.hits == 4, "LRU: 0 0 0 1 2 1 2 0 in 2 slots: %lld hits, want 4", (long long)r.hits);
     r = grok_cache_simulate(scan, NULL, 8, 1, 4, 1, 2, GROK_CACHE_LFU, false, false);
-    CHECK(r.hits == 3, "LFU: 0 0 0 1 2 1 2 0 in 2 slots: %lld hits, want 3 (2 thrashes 1)", (long long)r.hits);
+    CHECK(r.hits == 3, "LFU: 0 0 0 1 2 1 2 0 in 2 slots: %lld hits, want 3 (2 thrashes 1)",
+          (long long)r.hits);
     /* prefetch of a correct prediction turns the miss into a hit: two
      * layers, layer 1 always predicted right */
-    const int32_t ch[] = {0, 1, 2, 3, 0, 1};   /* [t][layer] */
+    const int32_t ch[] = {0, 1, 2, 3, 0, 1};    /* [t][layer] */
     const int32_t pr[] = {-1, 1, -1, 3, -1, 1}; /* predictions for layer 1 */
     r = grok_cache_simulate(ch, pr, 3, 2, 4, 1, 8, GROK_CACHE_LRU, true, false);
     CHECK(r.lookups == 6 && r.hits == 4 && r.prefetch_reads == 2 && r.prefetch_used == 2,
@@ -185,7 +191,7 @@ static void check_policies_against_reference(void) {
             const uint64_t r = st >> 33;
             if (i > 5 && r % 10 < 3)
                 keys[i] = keys[i - 1 - (int)(r / 10 % 5)]; /* a burst: a recent key again */
-            else /* Zipf-like: key k with weight ~1/(k+1) */
+            else                                           /* Zipf-like: key k with weight ~1/(k+1) */
                 keys[i] = (int32_t)((double)E * (double)(r % 1000) * (double)(r % 1000) / 1e6);
             fprintf(f, "%d\n", keys[i]);
         }
@@ -196,12 +202,16 @@ static void check_policies_against_reference(void) {
         long long want_lru = -1, want_arc = -1, want_min = -1;
         CHECK(p && fscanf(p, "%lld %lld %lld", &want_lru, &want_arc, &want_min) == 3, "run %s", cmd);
         if (p) pclose(p);
-        const int64_t got_lru = grok_cache_simulate(keys, NULL, 1500, 1, E, 1, c, GROK_CACHE_LRU, false, false).hits;
-        const int64_t got_arc = grok_cache_simulate(keys, NULL, 1500, 1, E, 1, c, GROK_CACHE_ARC, false, false).hits;
-        const int64_t got_min = grok_cache_simulate(keys, NULL, 1500, 1, E, 1, c, GROK_CACHE_LRU, false, true).hits;
+        const int64_t got_lru =
+            grok_cache_simulate(keys, NULL, 1500, 1, E, 1, c, GROK_CACHE_LRU, false, false).hits;
+        const int64_t got_arc =
+            grok_cache_simulate(keys, NULL, 1500, 1, E, 1, c, GROK_CACHE_ARC, false, false).hits;
+        const int64_t got_min =
+            grok_cache_simulate(keys, NULL, 1500, 1, E, 1, c, GROK_CACHE_LRU, false, true).hits;
         CHECK(got_lru == want_lru && got_arc == want_arc && got_min == want_min,
-              "trace %d (%d keys, %d slots): hits lru %lld/%lld arc %lld/%lld min %lld/%lld (ours/reference)", trial,
-              E, c, (long long)got_lru, want_lru, (long long)got_arc, want_arc, (long long)got_min, want_min);
+              "trace %d (%d keys, %d slots): hits lru %lld/%lld arc %lld/%lld min %lld/%lld (ours/reference)",
+              trial, E, c, (long long)got_lru, want_lru, (long long)got_arc, want_arc, (long long)got_min,
+              want_min);
     }
 }
 
@@ -243,8 +253,9 @@ static void check_plan_choice(const char *path) {
     grok_model_plan_memory(m, &sp, &rp, &p, err, sizeof err);
     CHECK(p.kind == GROK_PLAN_CACHE && p.cache_slots > 2 && p.cache_slots < p.n_expert_keys &&
               p.resident_bytes <= mp.limit,
-          "half the experts: cache, got %s with %lld of %lld slots, resident %lld of %lld", grok_plan_name(p.kind),
-          (long long)p.cache_slots, (long long)p.n_expert_keys, (long long)p.resident_bytes, (long long)mp.limit);
+          "half the experts: cache, got %s with %lld of %lld slots, resident %lld of %lld",
+          grok_plan_name(p.kind), (long long)p.cache_slots, (long long)p.n_expert_keys,
+          (long long)p.resident_bytes, (long long)mp.limit);
     mp.limit = p.dense_bytes / 2 + 1;
     grok_model_set_memory(m, &mp, err, sizeof err);
     grok_model_plan_memory(m, &sp, &rp, &p, err, sizeof err);
@@ -313,7 +324,8 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "cp '%s' '%s'", mini, copy);
     CHECK(system(cmd) == 0, "copy the bundled model");
     grok_model *mm = grok_model_load(copy, e2, sizeof e2);
-    CHECK(mm && grok_model_write_packfile(mm, NULL, NULL, e2, sizeof e2) == 0, "write the packed file: %s", e2);
+    CHECK(mm && grok_model_write_packfile(mm, NULL, NULL, e2, sizeof e2) == 0, "write the packed file: %s",
+          e2);
     grok_model_free(mm);
     g_pack_file = pf;
     check_cache_bits(copy, "grok-mini q8_0, packed file");
@@ -349,7 +361,8 @@ int main(void) {
         CHECK(cx != NULL, "context: %s", e2);
         /* the last layer's down experts lose their second half (the norm
          * after them was copied at load) */
-        const grok_gguf_tensor *t = cx ? grok_gguf_find_tensor(grok_model_gguf(mc), "blk.3.ffn_down_exps.weight") : NULL;
+        const grok_gguf_tensor *t =
+            cx ? grok_gguf_find_tensor(grok_model_gguf(mc), "blk.3.ffn_down_exps.weight") : NULL;
         CHECK(t != NULL, "find the last expert tensor");
         uint64_t at = 0;
         if (cx && t && grok_gguf_locate(grok_model_gguf(mc), t->data, NULL, NULL, &at) == 0 &&

@@ -50,8 +50,8 @@ typedef struct {
 } run_think_args;
 /* Draws the samples of prompt (text too, for the verifier), prints the
  * chosen one; returns the process status. */
-int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char *prompt_text, size_t prompt_len,
-              const run_think_args *a);
+int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char *prompt_text,
+              size_t prompt_len, const run_think_args *a);
 
 /* Whether arg is -h or --help (main, before a subcommand). */
 bool cli_is_help(const char *arg);
@@ -102,8 +102,9 @@ void cli_print_cache_sim(FILE *out, const grok_model *m, bool json);
  * tokens (BOS where the tokenizer adds one) and how many whole chunks of
  * ctx tokens they make, at most max_chunks when > 0. NULL, after a message
  * naming text_path, when there is not one chunk. */
-int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *text, size_t len, const char *text_path,
-                         int64_t ctx, int64_t max_chunks, size_t *n_tok, int64_t *n_chunks);
+int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *text, size_t len,
+                         const char *text_path, int64_t ctx, int64_t max_chunks, size_t *n_tok,
+                         int64_t *n_chunks);
 /* "1.5 GiB" */
 void cli_human_bytes(double b, char *buf, size_t n);
 /* A progress bar of bytes on stderr, drawn only when stderr is a terminal

@@ -296,7 +296,8 @@ static double check_matrix(grok_threadpool *pool, const grok_mat *w, grok_kernel
 
 static double check_kernels(grok_threadpool *pool, const grok_model *m, grok_kernel_mode mode) {
     const grok_layer *L = &m->layers[0];
-    const grok_mat x[3] = {grok_layer_expert(L, 0, 0), grok_layer_expert(L, 1, 0), grok_layer_expert(L, 2, 0)};
+    const grok_mat x[3] = {grok_layer_expert(L, 0, 0), grok_layer_expert(L, 1, 0),
+                           grok_layer_expert(L, 2, 0)};
     const grok_mat *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &x[0], &x[1], &x[2], &m->output};
     double worst = 0;
     for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
@@ -437,36 +438,43 @@ typedef struct {
     bool json, no_stream, sim;
 } bench_args;
 
-static const char *const BENCH_KERNELS[] = {"fast", "exact", "reference", NULL}; /* grok_kernel_mode's order */
+static const char *const BENCH_KERNELS[] = {"fast", "exact", "reference",
+                                            NULL}; /* grok_kernel_mode's order */
 static const cli_opt BENCH_OPTS[] = {
-    CLI_OPT_I64(bench_args, n_prompt, "--prompt", "-p", "N", 1, 1 << 20, "prompt tokens, decoded in one call", NULL),
+    CLI_OPT_I64(bench_args, n_prompt, "--prompt", "-p", "N", 1, 1 << 20, "prompt tokens, decoded in one call",
+                NULL),
     CLI_OPT_I64(bench_args, n_gen, "--gen", "-n", "N", 1, 1 << 20, "generated tokens, one decode each", NULL),
     CLI_OPT_ENUM(bench_args, kernels, "--kernels", NULL, BENCH_KERNELS,
                  "fast: 8-bit activations; exact: f32 activations; reference: the scalar kernels", NULL),
-    CLI_OPT_I64(bench_args, n_check, "--check", NULL, "N", 0, 64, "positions checked against the reference kernels; 0 = off",
-                NULL),
-    CLI_OPT_FLAG(bench_args, no_stream, "--no-stream", NULL, "skip the bandwidth probe (efficiency reported as 0)"),
+    CLI_OPT_I64(bench_args, n_check, "--check", NULL, "N", 0, 64,
+                "positions checked against the reference kernels; 0 = off", NULL),
+    CLI_OPT_FLAG(bench_args, no_stream, "--no-stream", NULL,
+                 "skip the bandwidth probe (efficiency reported as 0)"),
     CLI_OPT_I64(bench_args, stream_mib, "--stream-mib", NULL, "N", 3, 1 << 20,
                 "size of the probe's three arrays together", "auto: see below"),
     /* --batch is a prompt batch in the other commands: this list has its own name, the old spelling kept */
-    CLI_OPT_STR(bench_args, batches, "--batch-sizes", "--batch", "LIST",
-                "also decode N sequences together per step (grok serve's batched step), for each N of a comma "
-                "list such as 1,4,8: aggregate tok/s, time (mean of the best round, and the fastest step), weight "
-                "bytes and experts per step",
+    CLI_OPT_STR(
+        bench_args, batches, "--batch-sizes", "--batch", "LIST",
+        "also decode N sequences together per step (grok serve's batched step), for each N of a comma "
+        "list such as 1,4,8: aggregate tok/s, time (mean of the best round, and the fastest step), weight "
+        "bytes and experts per step",
+        ""),
+    CLI_OPT_I64(bench_args, rounds, "--rounds", NULL, "R", 1, 100,
+                "batched measurements interleaved over R rounds, best kept", NULL),
+    CLI_OPT_STR(
+        bench_args, grammar, "--grammar", NULL, "FILE",
+        "also generate -n tokens constrained by a GBNF grammar (twice: with the grammar's caches cold, then "
+        "warm; a grammar that completes starts again) and time per token the decode step, the token mask, "
+        "taking the token, and sampling with the mask against without it; overhead = mask + take (+ the "
+        "sampling difference where masked is slower), as a share of the decode step",
+        ""),
+    CLI_OPT_STR(bench_args, schema, "--json-schema", NULL, "FILE", "the same with a JSON Schema's grammar",
                 ""),
-    CLI_OPT_I64(bench_args, rounds, "--rounds", NULL, "R", 1, 100, "batched measurements interleaved over R rounds, best kept",
-                NULL),
-    CLI_OPT_STR(bench_args, grammar, "--grammar", NULL, "FILE",
-                "also generate -n tokens constrained by a GBNF grammar (twice: with the grammar's caches cold, then "
-                "warm; a grammar that completes starts again) and time per token the decode step, the token mask, "
-                "taking the token, and sampling with the mask against without it; overhead = mask + take (+ the "
-                "sampling difference where masked is slower), as a share of the decode step",
-                ""),
-    CLI_OPT_STR(bench_args, schema, "--json-schema", NULL, "FILE", "the same with a JSON Schema's grammar", ""),
     CLI_OPT_FLAG(bench_args, json, "--json", NULL, "print one JSON object instead of text"),
-    CLI_OPT_FLAG(bench_args, sim, "--cache-sim", NULL,
-                 "replay the routing of the timed tokens through expert caches of several sizes and policies (see "
-                 "grok perplexity --help)"),
+    CLI_OPT_FLAG(
+        bench_args, sim, "--cache-sim", NULL,
+        "replay the routing of the timed tokens through expert caches of several sizes and policies (see "
+        "grok perplexity --help)"),
 };
 static const char *const BENCH_MODEL_OMIT[] = {"--lora", "--lora-scale", "--ctx", "--batch", NULL};
 
@@ -507,16 +515,16 @@ static void bench_print_json(const bench_report *r) {
         if ((unsigned char)*s >= 0x20) putchar(*s);
     }
     printf("\", \"threads\": %d, \"kernels\": \"%s\", \"isa\": \"%s\", \"kv_type\": \"%s\", "
-           "\"n_prompt\": %" PRId64 ", \"n_gen\": %" PRId64
-           ", \"prompt_tok_s\": %.4f, \"gen_tok_s\": %.4f, "
+           "\"n_prompt\": %" PRId64 ", \"n_gen\": %" PRId64 ", \"prompt_tok_s\": %.4f, \"gen_tok_s\": %.4f, "
            "\"bytes_per_token\": %" PRId64 ", \"bandwidth_gb_s\": %.3f, \"efficiency\": %.4f, "
            "\"peak_rss_mb\": %.1f, \"packed_mb\": %.1f, \"check_positions\": %" PRId64
            ", \"check_max_rel_err\": %.3g, "
            "\"check_exact_max_rel_err\": %.3g, \"check_kernel_max_rel_err\": %.3g, \"check_top1_agree\": "
            "%" PRId64 ", \"check_ok\": %s",
-           grok_threadpool_size(r->pool), grok_kernel_mode_name(r->mode), grok_kernels_isa(), r->kv, r->n_prompt,
-           r->n_gen, r->prompt_tps, r->gen_tps, r->bpt, r->bw, r->eff, r->rss_mb, (double)grok_model_packed_bytes(r->m) / 1e6,
-           r->n_check, r->err_fast, r->err_exact, r->err_kernel, r->top1, r->check_ok ? "true" : "false");
+           grok_threadpool_size(r->pool), grok_kernel_mode_name(r->mode), grok_kernels_isa(), r->kv,
+           r->n_prompt, r->n_gen, r->prompt_tps, r->gen_tps, r->bpt, r->bw, r->eff, r->rss_mb,
+           (double)grok_model_packed_bytes(r->m) / 1e6, r->n_check, r->err_fast, r->err_exact, r->err_kernel,
+           r->top1, r->check_ok ? "true" : "false");
     if (r->dist)
         printf(", \"mpi_ranks\": %d, \"mpi_split\": \"%s\", \"mpi_sent_bytes_per_token\": %.0f",
                grok_dist_size(), grok_split_name(grok_dist_split()), r->sent_per_tok);
@@ -531,7 +539,8 @@ static void bench_print_json(const bench_report *r) {
         printf("%s{\"n\": %" PRId64 ", \"tok_s\": %.4f, \"step_ms\": %.4f, \"step_ms_min\": %.4f, "
                "\"bytes_per_step\": %.0f, \"experts_per_layer\": %.4f}",
                k ? ", " : "", r->batches[k].n, (double)r->batches[k].n / r->batches[k].step_s,
-               r->batches[k].step_s * 1e3, r->batches[k].min_s * 1e3, r->batches[k].bytes, r->batches[k].experts);
+               r->batches[k].step_s * 1e3, r->batches[k].min_s * 1e3, r->batches[k].bytes,
+               r->batches[k].experts);
     printf("]");
     if (r->gcold->tokens) {
         printf(", \"grammar\": {");
@@ -554,8 +563,8 @@ static void bench_print_text(const bench_report *r) {
     printf("bytes per token  %.1f MB of weights\n", (double)r->bpt / 1e6);
     printf("bandwidth        %.2f GB/s (STREAM triad, %d threads)\n", r->bw, grok_threadpool_size(r->pool));
     printf("efficiency       %.1f %% of bandwidth\n", r->eff * 100);
-    printf("peak RSS         %.1f MB%s; after generation %.1f MB anonymous, %.1f MB of mapped files\n", r->rss_mb,
-           r->dist ? " (rank 0)" : "", r->anon_mb, r->file_mb);
+    printf("peak RSS         %.1f MB%s; after generation %.1f MB anonymous, %.1f MB of mapped files\n",
+           r->rss_mb, r->dist ? " (rank 0)" : "", r->anon_mb, r->file_mb);
     printf("packed weights   %.1f MB (rows interleaved for the fast kernels; GROK_PACK=0 turns it off)\n",
            (double)grok_model_packed_bytes(r->m) / 1e6);
     if (r->plan) {
@@ -568,8 +577,9 @@ static void bench_print_text(const bench_report *r) {
                " more already being read), %.1f MB read from disk per token, I/O wait %.1f ms per token; "
                "prediction right %.1f %%; disk %.0f MB/s (O_DIRECT, measured): I/O bound %.2f tok/s, "
                "%.0f %% of it reached\n",
-               r->cst.lookups ? 100.0 * (double)r->cst.hits / (double)r->cst.lookups : 0, r->cst.hits, r->cst.lookups,
-               r->cst.late_hits, r->disk_per_tok / 1e6, r->cst.io_wait_s * 1e3 / (double)r->n_gen,
+               r->cst.lookups ? 100.0 * (double)r->cst.hits / (double)r->cst.lookups : 0, r->cst.hits,
+               r->cst.lookups, r->cst.late_hits, r->disk_per_tok / 1e6,
+               r->cst.io_wait_s * 1e3 / (double)r->n_gen,
                r->cst.predicted ? 100.0 * (double)r->cst.predicted_right / (double)r->cst.predicted : 0,
                r->read_rate / 1e6, r->io_bound, r->io_bound > 0 ? 100 * r->gen_tps / r->io_bound : 0);
     if (r->dist)
@@ -594,7 +604,8 @@ static void bench_print_text(const bench_report *r) {
                "%.3g "
                "(tol %g), top-1 %" PRId64 "/%" PRId64 "\n",
                r->check_ok ? "ok" : "FAILED", r->err_kernel, TOL_KERNEL, r->err_fast,
-               r->mode == GROK_KERNELS_FAST ? TOL_FAST : TOL_EXACT, r->err_exact, TOL_EXACT, r->top1, r->n_check);
+               r->mode == GROK_KERNELS_FAST ? TOL_FAST : TOL_EXACT, r->err_exact, TOL_EXACT, r->top1,
+               r->n_check);
 }
 
 /* The command line into a; -1 to go on, else the exit status. */
@@ -718,7 +729,7 @@ static int bench_run(const bench_args *a, batch_result *batches, int n_batches) 
     }
     double t_prompt = grok_now() - t0;
     const uint64_t sent0 = grok_dist_bytes_sent();
-    grok_model_cache_reset(m); /* the cache's counters of generation alone */
+    grok_model_cache_reset(m);                  /* the cache's counters of generation alone */
     if (sim) grok_model_trace_routing(m, true); /* the routing of the generated tokens */
     t0 = grok_now();
     for (int64_t i = 0; i < n_gen; i++) {
@@ -830,15 +841,42 @@ static int bench_run(const bench_args *a, batch_result *batches, int n_batches) 
         rc = check_ok ? 0 : 1;
         goto done;
     }
-    const bench_report rep = {.model_path = model_path, .kv = kv, .pool = pool, .mode = mode, .m = m, .plan = plan,
-                              .cst = cst, .n_prompt = n_prompt, .n_gen = n_gen, .n_check = n_check, .top1 = top1,
-                              .bpt = bpt, .t_prompt = t_prompt, .t_gen = t_gen, .prompt_tps = prompt_tps,
-                              .gen_tps = gen_tps, .bw = bw, .eff = eff, .rss_mb = rss_mb, .anon_mb = anon_mb,
-                              .file_mb = file_mb, .sent_per_tok = sent_per_tok, .err_fast = err_fast,
-                              .err_exact = err_exact, .err_kernel = err_kernel, .read_rate = read_rate,
-                              .io_bound = io_bound, .disk_per_tok = disk_per_tok, .check_ok = check_ok,
-                              .dist = dist, .sim = sim, .cached = cached, .batches = batches,
-                              .n_batches = n_batches, .gcold = &gcold, .gwarm = &gwarm};
+    const bench_report rep = {.model_path = model_path,
+                              .kv = kv,
+                              .pool = pool,
+                              .mode = mode,
+                              .m = m,
+                              .plan = plan,
+                              .cst = cst,
+                              .n_prompt = n_prompt,
+                              .n_gen = n_gen,
+                              .n_check = n_check,
+                              .top1 = top1,
+                              .bpt = bpt,
+                              .t_prompt = t_prompt,
+                              .t_gen = t_gen,
+                              .prompt_tps = prompt_tps,
+                              .gen_tps = gen_tps,
+                              .bw = bw,
+                              .eff = eff,
+                              .rss_mb = rss_mb,
+                              .anon_mb = anon_mb,
+                              .file_mb = file_mb,
+                              .sent_per_tok = sent_per_tok,
+                              .err_fast = err_fast,
+                              .err_exact = err_exact,
+                              .err_kernel = err_kernel,
+                              .read_rate = read_rate,
+                              .io_bound = io_bound,
+                              .disk_per_tok = disk_per_tok,
+                              .check_ok = check_ok,
+                              .dist = dist,
+                              .sim = sim,
+                              .cached = cached,
+                              .batches = batches,
+                              .n_batches = n_batches,
+                              .gcold = &gcold,
+                              .gwarm = &gwarm};
     if (json)
         bench_print_json(&rep);
     else

@@ -30,18 +30,21 @@ typedef struct {
 static const char *const CONVERT_TYPES[] = {"q8_0", "bf16", "f16", "f32", NULL};
 #define P(f) p.f
 static const cli_opt CONVERT_OPTS[] = {
-    CLI_OPT_STR(convert_args, P(tokenizer), "--tokenizer", NULL, "FILE", "the SentencePiece model (tokenizer.model)",
+    CLI_OPT_STR(convert_args, P(tokenizer), "--tokenizer", NULL, "FILE",
+                "the SentencePiece model (tokenizer.model)", ""),
+    CLI_OPT_STR(convert_args, P(out_path), "--output", "-o", "FILE", "the output GGUF (written atomically)",
                 ""),
-    CLI_OPT_STR(convert_args, P(out_path), "--output", "-o", "FILE", "the output GGUF (written atomically)", ""),
     CLI_OPT_ENUM(convert_args, type, "--type", NULL, CONVERT_TYPES,
                  "weight matrices (q8_0 keeps the official int8 values and scales)", NULL),
     CLI_OPT_ENUM(convert_args, embd_type, "--embd-type", NULL, CONVERT_TYPES, "the token embedding", NULL),
-    CLI_OPT_SIZE(convert_args, split_max_size, "--split-max-size", NULL, "SIZE", "split the output into files of SIZE",
-                 "one file"),
+    CLI_OPT_SIZE(convert_args, split_max_size, "--split-max-size", NULL, "SIZE",
+                 "split the output into files of SIZE", "one file"),
     CLI_OPT_FLAG(convert_args, force, "--force", "-f", "overwrite an existing output"),
     CLI_OPT_STR(convert_args, P(name), "--name", NULL, "NAME", "general.name", NULL),
-    CLI_OPT_SIZE(convert_args, window, "--window", NULL, "SIZE", "checkpoint bytes held in memory at once", "256M"),
-    CLI_OPT_I64(convert_args, threads, "--threads", "-t", "N", 0, 1024, "converting threads; 0 = one per core", NULL),
+    CLI_OPT_SIZE(convert_args, window, "--window", NULL, "SIZE", "checkpoint bytes held in memory at once",
+                 "256M"),
+    CLI_OPT_I64(convert_args, threads, "--threads", "-t", "N", 0, 1024,
+                "converting threads; 0 = one per core", NULL),
 };
 static const cli_opt HPARAM_OPTS[] = {
     CLI_OPT_I64(convert_args, P(n_heads), "--heads", NULL, "N", 1, 1 << 20, "query heads", NULL),
@@ -49,8 +52,8 @@ static const cli_opt HPARAM_OPTS[] = {
     CLI_OPT_I64(convert_args, P(head_dim), "--head-dim", NULL, "D", 1, 1 << 20, "head size",
                 "the query's outputs / --heads, 6144 / 48 = 128"),
     CLI_OPT_I64(convert_args, P(n_ctx), "--ctx", NULL, "N", 1, INT32_MAX, "context length", NULL),
-    CLI_OPT_I64(convert_args, P(n_experts_used), "--experts-used", NULL, "N", 1, 1 << 20, "experts used per token",
-                NULL),
+    CLI_OPT_I64(convert_args, P(n_experts_used), "--experts-used", NULL, "N", 1, 1 << 20,
+                "experts used per token", NULL),
     CLI_OPT_F32(convert_args, P(rope_base), "--rope-base", NULL, "B", 1e-6, 1e30, "RoPE base", NULL),
     CLI_OPT_F32(convert_args, P(norm_eps), "--eps", NULL, "E", 0, 1, "RMSNorm epsilon", NULL),
     CLI_OPT_F32(convert_args, P(embedding_scale), "--embedding-scale", NULL, "S", -1e30, 1e30,

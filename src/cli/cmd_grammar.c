@@ -21,12 +21,14 @@ typedef struct {
 
 static const cli_opt GRAMMAR_OPTS[] = {
     CLI_OPT_STR(grammar_args, schema, "--json-schema", NULL, "FILE", "a JSON Schema instead of GBNF", ""),
-    CLI_OPT_FLAG(grammar_args, print, "--print", NULL, "print the grammar's GBNF (a schema's converted grammar)"),
+    CLI_OPT_FLAG(grammar_args, print, "--print", NULL,
+                 "print the grammar's GBNF (a schema's converted grammar)"),
     CLI_OPT_STRS(grammar_args, tests, "--test", NULL, "TEXT", "does the grammar match all of TEXT?"),
     CLI_OPT_STRS(grammar_args, tests, "--test-file", NULL, "FILE", "the same for the bytes of FILE"),
-    CLI_OPT_STR(grammar_args, model, "--model", "-m", "MODEL", "the vocabulary of a GGUF model (for tokens written as <text>)",
-                ""),
-    CLI_OPT_STR(grammar_args, spm, "--tokenizer", NULL, "FILE", "the vocabulary of a SentencePiece .model file", ""),
+    CLI_OPT_STR(grammar_args, model, "--model", "-m", "MODEL",
+                "the vocabulary of a GGUF model (for tokens written as <text>)", ""),
+    CLI_OPT_STR(grammar_args, spm, "--tokenizer", NULL, "FILE",
+                "the vocabulary of a SentencePiece .model file", ""),
 };
 
 int cmd_grammar(int argc, char **argv) {

@@ -32,16 +32,18 @@ static const cli_opt IMATRIX_OPTS[] = {
     CLI_OPT_STR(imatrix_args, text, "--file", "-f", "TEXT", "the text file", ""),
     CLI_OPT_STR(imatrix_args, out, "--output", "-o", "OUT", "the output file", NULL),
     CLI_OPT_I64(imatrix_args, ctx, "--ctx", "-c", "N", 4, 1 << 20, "chunk length in tokens", NULL),
-    CLI_OPT_I64(imatrix_args, chunks, "--chunks", NULL, "N", 0, INT64_MAX, "use at most N chunks; 0 = all", NULL),
+    CLI_OPT_I64(imatrix_args, chunks, "--chunks", NULL, "N", 0, INT64_MAX, "use at most N chunks; 0 = all",
+                NULL),
     CLI_OPT_STRS(imatrix_args, in, "--in-file", NULL, "FILE", "add an existing imatrix (GGUF or .dat) first"),
     CLI_OPT_FLAG(imatrix_args, process_output, "--process-output", NULL,
                  "also collect the output head's inputs (llama.cpp's flag)"),
     CLI_OPT_FLAG(imatrix_args, exact, "--exact", NULL,
                  "f32 activations in every product (the EXACT kernels); the default FAST kernels' 8-bit "
                  "activations move the sums by ~0.1 % and can flip near-tied routing choices"),
-    CLI_OPT_ENUM(imatrix_args, fmt, "--output-format", NULL, IMATRIX_FORMATS, "the output's format", "from OUT's name"),
-    CLI_OPT_STR(imatrix_args, show, "--show", NULL, "FILE", "print each tensor's row counts and mean squared input",
-                ""),
+    CLI_OPT_ENUM(imatrix_args, fmt, "--output-format", NULL, IMATRIX_FORMATS, "the output's format",
+                 "from OUT's name"),
+    CLI_OPT_STR(imatrix_args, show, "--show", NULL, "FILE",
+                "print each tensor's row counts and mean squared input", ""),
 };
 static const char *const IMATRIX_MODEL_OMIT[] = {"--lora", "--lora-scale", "--batch", "--kv-type", NULL};
 
@@ -53,8 +55,8 @@ static void progress(int64_t done, int64_t total, double elapsed) {
     for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
     bar[30] = '\0';
     const bool tty = isatty(2);
-    fprintf(stderr, "%simatrix: [%s] chunk %" PRId64 "/%" PRId64 ", %.2f s/chunk, ETA %.0f s%s", tty ? "\r" : "", bar,
-            done, total, per, eta, tty && done < total ? "" : "\n");
+    fprintf(stderr, "%simatrix: [%s] chunk %" PRId64 "/%" PRId64 ", %.2f s/chunk, ETA %.0f s%s",
+            tty ? "\r" : "", bar, done, total, per, eta, tty && done < total ? "" : "\n");
     fflush(stderr);
 }
 
@@ -66,8 +68,8 @@ static int show(const char *path, int64_t ctx) {
         grok_imatrix_free(im);
         return 1;
     }
-    printf("%s: %" PRId64 " tensors, %" PRId64 " chunks of %" PRId64 " tokens\n", path, grok_imatrix_n_entries(im),
-           grok_imatrix_chunk_count(im), grok_imatrix_chunk_size(im));
+    printf("%s: %" PRId64 " tensors, %" PRId64 " chunks of %" PRId64 " tokens\n", path,
+           grok_imatrix_n_entries(im), grok_imatrix_chunk_count(im), grok_imatrix_chunk_size(im));
     printf("%-36s %8s %12s %12s %12s  %s\n", "tensor", "columns", "mean", "min", "max", "rows (per expert)");
     float *w = NULL;
     for (int64_t i = 0; i < grok_imatrix_n_entries(im); i++) {
@@ -113,15 +115,17 @@ int cmd_imatrix(int argc, char **argv) {
     imatrix_args a = {.out = "imatrix.gguf", .ctx = 512};
     cli_model_args_init(&a.m);
     cli_cmd cmd = {.name = "imatrix",
-                   .usage = "-m MODEL -f TEXT [-o imatrix.gguf] [options]\n"
-                            "       grok imatrix --in-file A [--in-file B ...] -o OUT     (merge, convert)\n"
-                            "       grok imatrix --show FILE                              (what a file holds)",
+                   .usage =
+                       "-m MODEL -f TEXT [-o imatrix.gguf] [options]\n"
+                       "       grok imatrix --in-file A [--in-file B ...] -o OUT     (merge, convert)\n"
+                       "       grok imatrix --show FILE                              (what a file holds)",
                    .about = "Collects the mean squared input of every weight matrix's columns, per expert\n"
                             "for the expert tensors (llama-imatrix's importance matrix), for grok quantize\n"
                             "--imatrix. Writes llama.cpp's imatrix GGUF, or its legacy format when OUT ends\n"
                             "in .dat; reads both.",
                    .memory = true};
-    cli_add_group(&cmd, "Text and output", IMATRIX_OPTS, sizeof IMATRIX_OPTS / sizeof IMATRIX_OPTS[0], &a, NULL);
+    cli_add_group(&cmd, "Text and output", IMATRIX_OPTS, sizeof IMATRIX_OPTS / sizeof IMATRIX_OPTS[0], &a,
+                  NULL);
     cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m, IMATRIX_MODEL_OMIT);
     int prc = cli_parse(&cmd, argc, argv);
     if (prc >= 0) return prc;
@@ -133,7 +137,8 @@ int cmd_imatrix(int argc, char **argv) {
     const bool process_output = a.process_output, exact = a.exact;
     if (show_path) return show(show_path, ctx);
     if (!model_path != !text_path || (!model_path && n_in == 0)) {
-        cli_error("imatrix", "give -m MODEL with -f TEXT, or --in-file files to merge (see grok imatrix --help)");
+        cli_error("imatrix",
+                  "give -m MODEL with -f TEXT, or --in-file files to merge (see grok imatrix --help)");
         return 2;
     }
     char err[GROK_ERR_SIZE];
@@ -168,7 +173,8 @@ int cmd_imatrix(int argc, char **argv) {
         }
         size_t n_tok;
         int64_t n_chunks;
-        if (!(toks = cli_text_chunks("imatrix", tk, text, text_len, text_path, ctx, max_chunks, &n_tok, &n_chunks)))
+        if (!(toks = cli_text_chunks("imatrix", tk, text, text_len, text_path, ctx, max_chunks, &n_tok,
+                                     &n_chunks)))
             goto done;
         pool = grok_threadpool_create((int)threads);
         grok_context_params cp = grok_context_default_params();

@@ -27,13 +27,15 @@ static const cli_opt INFO_OPTS[] = {
     CLI_OPT_FLAG(info_args, check, "--check", "--check-tensors",
                  "decode every value of every tensor and report NaN and Inf (every block scale included); "
                  "exit 1 when there are any"),
-    CLI_OPT_FLAG(info_args, grok1, "--grok1", NULL, "print the counts for Grok-1's released shapes (no file needed)"),
+    CLI_OPT_FLAG(info_args, grok1, "--grok1", NULL,
+                 "print the counts for Grok-1's released shapes (no file needed)"),
     CLI_OPT_FLAG(info_args, plan, "--plan", NULL,
                  "print only the memory plan a run here would make: the limit found (cgroup, MemAvailable or "
                  "--mem-limit), packed / expert cache / mmap, and the sizes behind it"),
 };
 /* --threads (for --check) and --ctx (for --plan) of the shared rows */
-static const char *const INFO_MODEL_OMIT[] = {"--model", "--lora", "--lora-scale", "--batch", "--kv-type", NULL};
+static const char *const INFO_MODEL_OMIT[] = {"--model", "--lora",    "--lora-scale",
+                                              "--batch", "--kv-type", NULL};
 
 static void print_kv(const grok_gguf_file *f, int64_t i) {
     const char *key = grok_gguf_kv_key(f, i);
@@ -164,14 +166,17 @@ static int64_t check_tensors(const grok_gguf_file *f, int64_t threads) {
     if (n_bad < 0) return -1;
     char sz[32];
     cli_human_bytes(total, sz, sizeof sz);
-    printf("check: %" PRId64 " tensors, %s, %" PRId64 " values decoded in %.1f s: %s\n", grok_gguf_n_tensors(f),
-           sz, n_values, grok_now() - t0, n_bad ? "some hold NaN or Inf (above)" : "all finite");
+    printf("check: %" PRId64 " tensors, %s, %" PRId64 " values decoded in %.1f s: %s\n",
+           grok_gguf_n_tensors(f), sz, n_values, grok_now() - t0,
+           n_bad ? "some hold NaN or Inf (above)" : "all finite");
     if (n_skipped)
         printf("check: %" PRId64 " tensors of types grok.c cannot decode were not checked\n", n_skipped);
     return n_bad;
 }
 
-static void mib_line(const char *what, int64_t b) { printf("  %-22s %.1f MiB\n", what, (double)b / 1048576.0); }
+static void mib_line(const char *what, int64_t b) {
+    printf("  %-22s %.1f MiB\n", what, (double)b / 1048576.0);
+}
 
 /* What grok_context_create would plan for a context of n_ctx tokens. */
 static int print_plan(const char *path, int64_t n_ctx) {
@@ -225,8 +230,8 @@ int cmd_info(int argc, char **argv) {
                    .memory = true,
                    .max_pos = 1};
     cli_add_group(&cmd, "Options", INFO_OPTS, sizeof INFO_OPTS / sizeof INFO_OPTS[0], &a, NULL);
-    cli_add_group(&cmd, "Compute (--threads for --check, --ctx for --plan)", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m,
-                  INFO_MODEL_OMIT);
+    cli_add_group(&cmd, "Compute (--threads for --check, --ctx for --plan)", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS,
+                  &a.m, INFO_MODEL_OMIT);
     int prc = cli_parse(&cmd, argc, argv);
     if (prc >= 0) return prc;
     const char *path = cmd.n_pos ? cmd.pos[0] : NULL;

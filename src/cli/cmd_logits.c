@@ -30,12 +30,14 @@ typedef struct {
 
 static const char *const KERNEL_MODES[] = {"fast", "exact", "reference", NULL}; /* grok_kernel_mode's order */
 static const cli_opt LOGITS_OPTS[] = {
-    CLI_OPT_STR(logits_args, ids, "--ids", NULL, "LIST", "token ids, comma or space separated (no BOS is added)", ""),
+    CLI_OPT_STR(logits_args, ids, "--ids", NULL, "LIST",
+                "token ids, comma or space separated (no BOS is added)", ""),
     CLI_OPT_STR(logits_args, out, "--output", "-o", "FILE", "the output file (written atomically)", ""),
-    CLI_OPT_ENUM(logits_args, kernels, "--kernels", NULL, KERNEL_MODES,
-                 "fast: 8-bit activations, as run, bench and serve compute; exact: f32 activations; reference: "
-                 "the scalar kernels",
-                 NULL),
+    CLI_OPT_ENUM(
+        logits_args, kernels, "--kernels", NULL, KERNEL_MODES,
+        "fast: 8-bit activations, as run, bench and serve compute; exact: f32 activations; reference: "
+        "the scalar kernels",
+        NULL),
 };
 static const char *const LOGITS_MODEL_OMIT[] = {"--ctx", NULL};
 
@@ -46,7 +48,8 @@ int cmd_logits(int argc, char **argv) {
                    .usage = "-m MODEL --ids 1,2,3 -o FILE [options]",
                    .about = "Writes the logits at every position as little-endian f32 [n_ids][n_vocab].",
                    .memory = true};
-    cli_add_group(&cmd, "Input and output", LOGITS_OPTS, sizeof LOGITS_OPTS / sizeof LOGITS_OPTS[0], &a, NULL);
+    cli_add_group(&cmd, "Input and output", LOGITS_OPTS, sizeof LOGITS_OPTS / sizeof LOGITS_OPTS[0], &a,
+                  NULL);
     cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m, LOGITS_MODEL_OMIT);
     int prc = cli_parse(&cmd, argc, argv);
     if (prc >= 0) return prc;

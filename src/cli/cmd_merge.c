@@ -21,10 +21,11 @@ typedef struct {
 
 static const cli_opt MERGE_OPTS[] = {
     CLI_OPT_STR(merge_args, out, "--output", "-o", "FILE", "the output model (GGUF)", ""),
-    CLI_OPT_STR(merge_args, type, "--type", NULL, "T",
-                "the adapted weights' type: any type with an encoder (f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K, "
-                "...)",
-                "each keeps the base's type, re-quantized"),
+    CLI_OPT_STR(
+        merge_args, type, "--type", NULL, "T",
+        "the adapted weights' type: any type with an encoder (f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K, "
+        "...)",
+        "each keeps the base's type, re-quantized"),
     CLI_OPT_F32(merge_args, scale, "--lora-scale", NULL, "S", -1e6, 1e6, "the adapter's strength", NULL),
     CLI_OPT_FLAG(merge_args, force, "--force", NULL, "overwrite OUT if it exists"),
 };
@@ -33,9 +34,10 @@ int cmd_merge(int argc, char **argv) {
     merge_args a = {.scale = 1.0f};
     cli_cmd cmd = {.name = "merge",
                    .usage = "BASE.gguf ADAPTER.gguf -o OUT.gguf [options]",
-                   .about = "Writes BASE with the LoRA adapter folded in: W' = W + S * (alpha/rank) * B A for\n"
-                            "every adapted weight; other tensors and all metadata are copied as they are.\n"
-                            "OUT is written atomically.",
+                   .about =
+                       "Writes BASE with the LoRA adapter folded in: W' = W + S * (alpha/rank) * B A for\n"
+                       "every adapted weight; other tensors and all metadata are copied as they are.\n"
+                       "OUT is written atomically.",
                    .max_pos = 2};
     cli_add_group(&cmd, "Options", MERGE_OPTS, sizeof MERGE_OPTS / sizeof MERGE_OPTS[0], &a, NULL);
     int prc = cli_parse(&cmd, argc, argv);

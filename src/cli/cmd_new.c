@@ -25,9 +25,10 @@ typedef struct {
 static const char *const NEW_TYPES[] = {"f32", "f16", "bf16", "q8_0", "q6_K", "q5_K", "q4_K", "q4_0", NULL};
 static const cli_opt NEW_OPTS[] = {
     CLI_OPT_STR(new_args, out, "--output", "-o", "FILE", "the output file (required)", ""),
-    CLI_OPT_I64(new_args, vocab, "--vocab", NULL, "N", 4, (int64_t)1 << 24, "a placeholder vocabulary of N pieces",
-                NULL),
-    CLI_OPT_STR(new_args, tokenizer, "--tokenizer", NULL, "FILE", "embed this SentencePiece .model instead", ""),
+    CLI_OPT_I64(new_args, vocab, "--vocab", NULL, "N", 4, (int64_t)1 << 24,
+                "a placeholder vocabulary of N pieces", NULL),
+    CLI_OPT_STR(new_args, tokenizer, "--tokenizer", NULL, "FILE", "embed this SentencePiece .model instead",
+                ""),
     CLI_OPT_ENUM(new_args, type, "--type", NULL, NEW_TYPES,
                  "the weights' type (k-quants need widths that are multiples of 256)", NULL),
     CLI_OPT_FLAG(new_args, untied, "--untied", NULL, "write a separate output head"),

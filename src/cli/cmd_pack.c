@@ -23,20 +23,21 @@ static const cli_opt PACK_OPTS[] = {
     CLI_OPT_STR(pack_args, out, "--output", "-o", "FILE", "the output", "MODEL.gguf.grokpack"),
     CLI_OPT_FLAG(pack_args, force, "--force", NULL, "replace FILE if it exists"),
 };
-static const char *const PACK_MODEL_OMIT[] = {"--model", "--lora", "--lora-scale", "--ctx", "--batch", "--kv-type",
-                                              NULL};
+static const char *const PACK_MODEL_OMIT[] = {"--model",   "--lora", "--lora-scale", "--ctx", "--batch",
+                                              "--kv-type", NULL};
 
 int cmd_pack(int argc, char **argv) {
     pack_args a = {0};
     cli_model_args_init(&a.m);
     cli_cmd cmd = {.name = "pack",
                    .usage = "MODEL [-o FILE] [--threads N] [--force]",
-                   .about = "Writes the packed (row-interleaved) layout the fast kernels read, for every\n"
-                            "q8_0/q4_0/k-quant matrix of MODEL, to MODEL.gguf.grokpack (or FILE): later runs\n"
-                            "map it instead of packing at start-up (shared page cache, evictable), and the\n"
-                            "expert cache reads from it. It is tied to MODEL's size, modification time,\n"
-                            "header and sampled data: after MODEL changes it is ignored (with a notice).\n"
-                            "Written atomically. See docs/memory.md.",
+                   .about =
+                       "Writes the packed (row-interleaved) layout the fast kernels read, for every\n"
+                       "q8_0/q4_0/k-quant matrix of MODEL, to MODEL.gguf.grokpack (or FILE): later runs\n"
+                       "map it instead of packing at start-up (shared page cache, evictable), and the\n"
+                       "expert cache reads from it. It is tied to MODEL's size, modification time,\n"
+                       "header and sampled data: after MODEL changes it is ignored (with a notice).\n"
+                       "Written atomically. See docs/memory.md.",
                    .memory = true,
                    .max_pos = 1};
     cli_add_group(&cmd, "Options", PACK_OPTS, sizeof PACK_OPTS / sizeof PACK_OPTS[0], &a, NULL);

@@ -33,8 +33,8 @@ static const cli_opt PPL_OPTS[] = {
     CLI_OPT_STR(ppl_args, text, "--file", "-f", "TEXT", "the text file", ""),
     CLI_OPT_I64(ppl_args, ctx, "--ctx", "-c", "N", 4, 1 << 20, "chunk length in tokens", NULL),
     CLI_OPT_I64(ppl_args, chunks, "--chunks", NULL, "N", 0, INT64_MAX, "use at most N chunks; 0 = all", NULL),
-    CLI_OPT_STR(ppl_args, kl_base, "--kl-base", NULL, "BASE", "also report KL(BASE || MODEL) and top-1 agreement",
-                ""),
+    CLI_OPT_STR(ppl_args, kl_base, "--kl-base", NULL, "BASE",
+                "also report KL(BASE || MODEL) and top-1 agreement", ""),
     CLI_OPT_FLAG(ppl_args, json, "--json", NULL, "print one JSON object"),
     CLI_OPT_FLAG(ppl_args, sim, "--cache-sim", NULL,
                  "record which experts each token's routers chose and replay that through expert caches of "
@@ -125,7 +125,8 @@ int cmd_perplexity(int argc, char **argv) {
     }
     size_t n_tok;
     int64_t n_chunks;
-    if (!(toks = cli_text_chunks("perplexity", tk, text, text_len, text_path, ctx, max_chunks, &n_tok, &n_chunks)))
+    if (!(toks = cli_text_chunks("perplexity", tk, text, text_len, text_path, ctx, max_chunks, &n_tok,
+                                 &n_chunks)))
         goto done;
     pool = grok_threadpool_create((int)threads);
     grok_context_params cp = grok_context_default_params();

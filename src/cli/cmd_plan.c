@@ -28,28 +28,33 @@ static const char *const PLAN_SPLITS[] = {"ffn", "experts", "layers", NULL};
 static const grok_split PLAN_SPLIT_OF[] = {GROK_SPLIT_FFN, GROK_SPLIT_EXPERTS, GROK_SPLIT_LAYERS};
 static const cli_opt PLAN_OPTS[] = {
     CLI_OPT_FLAG(plan_args, grok1, "--grok1", NULL, "Grok-1's shapes (no file needed)"),
-    CLI_OPT_STR(plan_args, type, "--type", NULL, "T", "weight type with --grok1: q8_0, q4_0, q4_K, bf16, f16, f32, ...",
-                NULL),
+    CLI_OPT_STR(plan_args, type, "--type", NULL, "T",
+                "weight type with --grok1: q8_0, q4_0, q4_K, bf16, f16, f32, ...", NULL),
     CLI_OPT_I64(plan_args, ranks, "--ranks", "-n", "N", 1, 4096, "number of ranks", NULL),
     CLI_OPT_ENUM(plan_args, split, "--split", NULL, PLAN_SPLITS,
-                 "the MoE by FFN rows (ffn) or whole experts, attention by KV heads; or a pipeline of layers", NULL),
-    CLI_OPT_SIZE(plan_args, mem_per_rank, "--mem-per-rank", NULL, "SIZE", "memory of one rank, e.g. 64G, 512M",
-                 "not checked"),
-    CLI_OPT_F32(plan_args, mem_bw, "--mem-bw", NULL, "GBS", 0.001, 1e6, "memory bandwidth of one rank in GB/s", NULL),
+                 "the MoE by FFN rows (ffn) or whole experts, attention by KV heads; or a pipeline of layers",
+                 NULL),
+    CLI_OPT_SIZE(plan_args, mem_per_rank, "--mem-per-rank", NULL, "SIZE",
+                 "memory of one rank, e.g. 64G, 512M", "not checked"),
+    CLI_OPT_F32(plan_args, mem_bw, "--mem-bw", NULL, "GBS", 0.001, 1e6,
+                "memory bandwidth of one rank in GB/s", NULL),
     CLI_OPT_F32(plan_args, net, "--bandwidth", NULL, "GBIT", 0.001, 1e6, "link bandwidth in Gbit/s", NULL),
-    CLI_OPT_F32(plan_args, lat, "--latency", NULL, "US", 0, 1e7, "one message's latency in microseconds", NULL),
+    CLI_OPT_F32(plan_args, lat, "--latency", NULL, "US", 0, 1e7, "one message's latency in microseconds",
+                NULL),
     CLI_OPT_I64(plan_args, pos, "--pos", NULL, "N", 0, 1 << 24, "position of the decoded token, for KV reads",
                 "ctx / 2"),
 };
-static const char *const PLAN_MODEL_OMIT[] = {"--model", "--lora", "--lora-scale", "--threads", "--batch", NULL};
+static const char *const PLAN_MODEL_OMIT[] = {"--model",   "--lora",  "--lora-scale",
+                                              "--threads", "--batch", NULL};
 
 int cmd_plan(int argc, char **argv) {
     plan_args a = {.type = "q8_0", .ranks = 1, .pos = -1, .mem_bw = 20, .net = 25, .lat = 20};
     cli_model_args_init(&a.m);
     cli_cmd cmd = {.name = "plan",
                    .usage = "(MODEL | --grok1) --ranks N [options]",
-                   .about = "Placement, memory per rank, traffic per token and expected tok/s across N ranks,\n"
-                            "for MODEL (a GGUF file: its shapes and weight types) or Grok-1's shapes.",
+                   .about =
+                       "Placement, memory per rank, traffic per token and expected tok/s across N ranks,\n"
+                       "for MODEL (a GGUF file: its shapes and weight types) or Grok-1's shapes.",
                    .max_pos = 1};
     cli_add_group(&cmd, "Options", PLAN_OPTS, sizeof PLAN_OPTS / sizeof PLAN_OPTS[0], &a, NULL);
     cli_add_group(&cmd, "KV cache", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m, PLAN_MODEL_OMIT);

@@ -38,35 +38,41 @@ typedef struct {
 } run_args;
 
 static const cli_opt RUN_OPTS[] = {
-    CLI_OPT_STR(run_args, m.model, "--model", "-m", "FILE", "the model (GGUF)", "the bundled models/grok-mini.gguf"),
+    CLI_OPT_STR(run_args, m.model, "--model", "-m", "FILE", "the model (GGUF)",
+                "the bundled models/grok-mini.gguf"),
     CLI_OPT_STR(run_args, prompt, "--prompt", "-p", "TEXT", "the prompt", ""),
-    CLI_OPT_STR(run_args, prompt_file, "--file", "-f", "FILE", "read the prompt from FILE (its bytes as they are)", ""),
+    CLI_OPT_STR(run_args, prompt_file, "--file", "-f", "FILE",
+                "read the prompt from FILE (its bytes as they are)", ""),
     CLI_OPT_I64(run_args, n_gen, "--n-predict", "-n", "N", 0, 1 << 30, "tokens to generate", NULL),
     CLI_OPT_STRS(run_args, stops, "--stop", NULL, "TEXT", "stop before this text"),
-    CLI_OPT_STR(run_args, grammar, "--grammar", NULL, "FILE", "only text this GBNF grammar (llama.cpp's format) allows",
-                ""),
-    CLI_OPT_STR(run_args, schema, "--json-schema", NULL, "FILE", "only JSON that validates against this JSON Schema",
-                ""),
+    CLI_OPT_STR(run_args, grammar, "--grammar", NULL, "FILE",
+                "only text this GBNF grammar (llama.cpp's format) allows", ""),
+    CLI_OPT_STR(run_args, schema, "--json-schema", NULL, "FILE",
+                "only JSON that validates against this JSON Schema", ""),
     CLI_OPT_FLAG(run_args, ignore_eos, "--ignore-eos", NULL, "keep going past the end-of-sequence token"),
 };
 
 static const cli_opt THINK_OPTS[] = {
-    CLI_OPT_I64(run_args, samples, "--samples", NULL, "K", 1, THINK_MAX_SAMPLES, "samples of the prompt; 1 = off", "1"),
+    CLI_OPT_I64(run_args, samples, "--samples", NULL, "K", 1, THINK_MAX_SAMPLES,
+                "samples of the prompt; 1 = off", "1"),
     CLI_OPT_STR(run_args, effort, "--reasoning-effort", NULL, "E",
                 "minimal|low|medium|high: 1|4|16|64 samples (unless --samples)", ""),
-    CLI_OPT_STR(run_args, select, "--select", NULL, "S",
-                "vote (majority over the answers) | logprob (the highest mean token log-probability) | verifier",
-                "vote"),
-    CLI_OPT_STR(run_args, extract, "--extract", NULL, "X",
-                "the final answer: last_number | text | regex:ERE (the last match's group 1) | json:FIELD[.FIELD]",
-                "last_number"),
+    CLI_OPT_STR(
+        run_args, select, "--select", NULL, "S",
+        "vote (majority over the answers) | logprob (the highest mean token log-probability) | verifier",
+        "vote"),
+    CLI_OPT_STR(
+        run_args, extract, "--extract", NULL, "X",
+        "the final answer: last_number | text | regex:ERE (the last match's group 1) | json:FIELD[.FIELD]",
+        "last_number"),
     CLI_OPT_STR(run_args, verifier, "--verifier", NULL, "MODEL",
                 "a model that scores each sample (implies --select verifier)", ""),
     CLI_OPT_STR(run_args, verifier_suffix, "--verifier-suffix", NULL, "T",
                 "text after each sample before the judgement (\\n: a newline)", "\"\""),
     CLI_OPT_STR(run_args, verifier_yes, "--verifier-yes", NULL, "T",
                 "the judgement scored (none: the sample's mean log-probability)", ""),
-    CLI_OPT_FLAG(run_args, candidates, "--candidates", NULL, "list every sample's answer and scores on stderr"),
+    CLI_OPT_FLAG(run_args, candidates, "--candidates", NULL,
+                 "list every sample's answer and scores on stderr"),
 };
 
 /* Writes text to stdout, holding back a tail that could begin a stop
@@ -125,8 +131,9 @@ static int run_validate(run_args *a, run_think_args *th, bool *thinking) {
     }
     th->extract = a->extract, th->verifier = a->verifier, th->candidates = a->candidates;
     th->verifier_suffix = a->verifier_suffix, th->verifier_yes = a->verifier_yes;
-    th->select = a->select ? think_select_from_name(a->select)
-                           : th->verifier ? THINK_SELECT_VERIFIER : THINK_SELECT_VOTE;
+    th->select = a->select      ? think_select_from_name(a->select)
+                 : th->verifier ? THINK_SELECT_VERIFIER
+                                : THINK_SELECT_VOTE;
     if ((int)th->select < 0) {
         cli_error("run", "--select '%s' is not vote, logprob or verifier", a->select);
         return 2;
@@ -156,7 +163,8 @@ static int run_validate(run_args *a, run_think_args *th, bool *thinking) {
         return 2;
     }
     if (!a->m.model) {
-        cli_error("run", "-m MODEL is required (no bundled models/grok-mini.gguf found; see grok run --help)");
+        cli_error("run",
+                  "-m MODEL is required (no bundled models/grok-mini.gguf found; see grok run --help)");
         return 2;
     }
     if (!a->prompt == !a->prompt_file) {
@@ -168,7 +176,8 @@ static int run_validate(run_args *a, run_think_args *th, bool *thinking) {
         return 2;
     }
     if ((a->grammar || a->schema) && *thinking) { /* run_think draws without a grammar */
-        cli_error("run", "%s does not combine with --samples/--reasoning-effort (grok serve's think requests do)",
+        cli_error("run",
+                  "%s does not combine with --samples/--reasoning-effort (grok serve's think requests do)",
                   a->grammar ? "--grammar" : "--json-schema");
         return 2;
     }
@@ -193,8 +202,9 @@ int cmd_run(int argc, char **argv) {
 /* Decodes the prompt (hist[0..n_prompt)), then samples up to n_gen tokens
  * into hist and streams them through o; rank 0 decides each token, the
  * others follow its broadcast. 0, or 1 after a message. */
-static int run_loop(grok_context *c, grok_sampler *s, grok_matcher *gm, uint64_t *mask, const grok_tokenizer *tok,
-                    out_state *o, int32_t *hist, size_t n_prompt, int64_t n_gen, bool ignore_eos) {
+static int run_loop(grok_context *c, grok_sampler *s, grok_matcher *gm, uint64_t *mask,
+                    const grok_tokenizer *tok, out_state *o, int32_t *hist, size_t n_prompt, int64_t n_gen,
+                    bool ignore_eos) {
     char err[GROK_ERR_SIZE];
     const bool leader = grok_dist_rank() == 0;
     size_t n_hist = n_prompt;
@@ -271,7 +281,8 @@ static int run_loop(grok_context *c, grok_sampler *s, grok_matcher *gm, uint64_t
 /* The prompt's ids on every rank: rank 0 tokenizes (BOS where the model
  * file says so) and broadcasts them; an empty prompt is BOS alone. NULL
  * after a message. */
-static int32_t *run_prompt_ids(const grok_tokenizer *tok, const char *prompt, size_t prompt_len, size_t *n_out) {
+static int32_t *run_prompt_ids(const grok_tokenizer *tok, const char *prompt, size_t prompt_len,
+                               size_t *n_out) {
     size_t n_prompt;
     char err[GROK_ERR_SIZE];
     int32_t *ids = grok_tokenize(tok, prompt, prompt_len, true, &n_prompt);

@@ -22,22 +22,26 @@ typedef struct {
 static const cli_opt SERVE_OPTS[] = {
     CLI_OPT_STR(serve_args, C(host), "--host", NULL, "ADDR", "the address to bind", NULL),
     CLI_OPT_I64(serve_args, port, "--port", NULL, "N", 0, 65535, "the port; 0 = any free port", NULL),
-    CLI_OPT_STR(serve_args, C(port_file), "--port-file", NULL, "FILE", "write the bound port to FILE once listening",
-                ""),
-    CLI_OPT_I64(serve_args, C(parallel), "--parallel", "-np", "N", 1, 256, "sequences decoded together, one slot each",
-                NULL),
-    CLI_OPT_I64(serve_args, C(queue), "--queue", NULL, "N", 0, 1 << 20, "requests that may wait for a slot; more get 503",
-                NULL),
-    CLI_OPT_I64(serve_args, C(n_ctx), "--ctx", "-c", "N", 2, 1 << 24, "the context length of each slot (at most the model's)",
-                NULL),
+    CLI_OPT_STR(serve_args, C(port_file), "--port-file", NULL, "FILE",
+                "write the bound port to FILE once listening", ""),
+    CLI_OPT_I64(serve_args, C(parallel), "--parallel", "-np", "N", 1, 256,
+                "sequences decoded together, one slot each", NULL),
+    CLI_OPT_I64(serve_args, C(queue), "--queue", NULL, "N", 0, 1 << 20,
+                "requests that may wait for a slot; more get 503", NULL),
+    CLI_OPT_I64(serve_args, C(n_ctx), "--ctx", "-c", "N", 2, 1 << 24,
+                "the context length of each slot (at most the model's)", NULL),
     CLI_OPT_I64(serve_args, C(batch), "--batch", "-b", "N", 1, 1 << 16, "tokens per forward step", NULL),
-    CLI_OPT_I64(serve_args, C(chunk), "--chunk", NULL, "N", 1, 1 << 16, "prompt tokens per slot per step", NULL),
-    CLI_OPT_F32(serve_args, timeout, "--timeout", NULL, "S", 0.001, 1e7, "seconds a request may take from arrival", NULL),
-    CLI_OPT_F32(serve_args, drain, "--drain", NULL, "S", 0, 1e6, "after SIGTERM, seconds in-flight requests may finish",
+    CLI_OPT_I64(serve_args, C(chunk), "--chunk", NULL, "N", 1, 1 << 16, "prompt tokens per slot per step",
                 NULL),
-    CLI_OPT_I64(serve_args, max_body, "--max-body", NULL, "N", 1024, 1 << 30, "the largest request body in bytes", NULL),
+    CLI_OPT_F32(serve_args, timeout, "--timeout", NULL, "S", 0.001, 1e7,
+                "seconds a request may take from arrival", NULL),
+    CLI_OPT_F32(serve_args, drain, "--drain", NULL, "S", 0, 1e6,
+                "after SIGTERM, seconds in-flight requests may finish", NULL),
+    CLI_OPT_I64(serve_args, max_body, "--max-body", NULL, "N", 1024, 1 << 30,
+                "the largest request body in bytes", NULL),
     CLI_OPT_I64(serve_args, C(conn_per_addr), "--conn-per-addr", NULL, "N", 0, 1 << 24,
-                "connections one client address may hold, more are refused; 0 = no limit (e.g. behind a reverse proxy)",
+                "connections one client address may hold, more are refused; 0 = no limit (e.g. behind a "
+                "reverse proxy)",
                 NULL),
     CLI_OPT_I64(serve_args, C(max_waiting), "--max-waiting", NULL, "N", 1, 1 << 24,
                 "connections without a complete request; past it the one waiting longest is closed", NULL),
@@ -45,12 +49,15 @@ static const cli_opt SERVE_OPTS[] = {
                 "seconds a connection may wait for its request's headers", NULL),
     CLI_OPT_F32(serve_args, body_timeout, "--body-timeout", NULL, "S", 0.01, 1e6,
                 "seconds the body may take after the headers", NULL),
-    CLI_OPT_I64(serve_args, C(http_threads), "--http-threads", NULL, "N", 1, 256, "HTTP event-loop threads", NULL),
+    CLI_OPT_I64(serve_args, C(http_threads), "--http-threads", NULL, "N", 1, 256, "HTTP event-loop threads",
+                NULL),
     CLI_OPT_STR(serve_args, C(api_key), "--api-key", NULL, "KEY", "require Authorization: Bearer KEY", ""),
-    CLI_OPT_STR(serve_args, C(chat_template), "--chat-template", NULL, "FILE",
-                "the chat template (docs/serving.md; grok train --data-format chat fine-tunes with the same one)",
-                "the built-in one"),
-    CLI_OPT_STR(serve_args, C(model_name), "--alias", NULL, "NAME", "the model's name in responses", "the file name"),
+    CLI_OPT_STR(
+        serve_args, C(chat_template), "--chat-template", NULL, "FILE",
+        "the chat template (docs/serving.md; grok train --data-format chat fine-tunes with the same one)",
+        "the built-in one"),
+    CLI_OPT_STR(serve_args, C(model_name), "--alias", NULL, "NAME", "the model's name in responses",
+                "the file name"),
     CLI_OPT_STR(serve_args, C(verifier_path), "--verifier", NULL, "MODEL",
                 "a model that scores think samples (think.select \"verifier\")", ""),
     CLI_OPT_STR(serve_args, C(verifier_suffix), "--verifier-suffix", NULL, "T",
@@ -59,7 +66,8 @@ static const cli_opt SERVE_OPTS[] = {
                 "the judgement whose log-probability is the score; without it, the candidate's mean "
                 "log-probability given the prompt (see docs/think.md)",
                 ""),
-    CLI_OPT_FLAG(serve_args, C(no_webui), "--no-webui", NULL, "no chat page at / (it is on by default; docs/serving.md)"),
+    CLI_OPT_FLAG(serve_args, C(no_webui), "--no-webui", NULL,
+                 "no chat page at / (it is on by default; docs/serving.md)"),
 };
 #undef C
 
@@ -82,9 +90,10 @@ int cmd_serve(int argc, char **argv) {
     cli_model_args_init(&a.m);
     cli_cmd cmd = {.name = "serve",
                    .usage = "-m MODEL [options]",
-                   .about = "OpenAI-compatible HTTP server: POST /v1/completions, /v1/chat/completions,\n"
-                            "/tokenize, /detokenize; GET /v1/models, /health, /metrics, and a chat page at /.\n"
-                            "Runs until SIGTERM.",
+                   .about =
+                       "OpenAI-compatible HTTP server: POST /v1/completions, /v1/chat/completions,\n"
+                       "/tokenize, /detokenize; GET /v1/models, /health, /metrics, and a chat page at /.\n"
+                       "Runs until SIGTERM.",
                    .notes = "Under mpirun the model is split across the ranks (--mpi-split\n"
                             "ffn|experts|layers, see docs/distributed.md): rank 0 serves HTTP, the others\n"
                             "follow its steps.",

@@ -18,15 +18,18 @@ typedef struct {
 } tok_args;
 
 static const cli_opt TOKENIZER_OPTS[] = {
-    CLI_OPT_STR(tok_args, model, "--model", "-m", "FILE",
-                "the tokenizer of a GGUF file's tokenizer.ggml.* keys (no weights are read); tokenize adds BOS/EOS "
-                "where the file's add_bos/add_eos say",
+    CLI_OPT_STR(
+        tok_args, model, "--model", "-m", "FILE",
+        "the tokenizer of a GGUF file's tokenizer.ggml.* keys (no weights are read); tokenize adds BOS/EOS "
+        "where the file's add_bos/add_eos say",
+        ""),
+    CLI_OPT_STR(tok_args, spm, "--tokenizer", NULL, "FILE", "a SentencePiece .model file (adds no BOS/EOS)",
                 ""),
-    CLI_OPT_STR(tok_args, spm, "--tokenizer", NULL, "FILE", "a SentencePiece .model file (adds no BOS/EOS)", ""),
 };
 static const cli_opt TOKENIZE_OPTS[] = {
     CLI_OPT_STR(tok_args, file, "--file", "-f", "FILE", "tokenize the bytes of FILE", ""),
-    CLI_OPT_FLAG(tok_args, ids_only, "--ids", NULL, "print only the ids, separated by single spaces, on one line"),
+    CLI_OPT_FLAG(tok_args, ids_only, "--ids", NULL,
+                 "print only the ids, separated by single spaces, on one line"),
 };
 static const cli_opt DETOKENIZE_OPTS[] = {
     CLI_OPT_FLAG(tok_args, raw, "--raw", NULL, "print the text exactly, without the final newline"),
@@ -60,8 +63,10 @@ int cmd_tokenize(int argc, char **argv) {
                             "vocabulary piece with backslash, tab, newline, carriage return and other\n"
                             "control bytes written as \\\\, \\t, \\n, \\r and \\xNN.",
                    .max_pos = CLI_ANY_POS};
-    cli_add_group(&cmd, "Tokenizer", TOKENIZER_OPTS, sizeof TOKENIZER_OPTS / sizeof TOKENIZER_OPTS[0], &a, NULL);
-    cli_add_group(&cmd, "Input and output", TOKENIZE_OPTS, sizeof TOKENIZE_OPTS / sizeof TOKENIZE_OPTS[0], &a, NULL);
+    cli_add_group(&cmd, "Tokenizer", TOKENIZER_OPTS, sizeof TOKENIZER_OPTS / sizeof TOKENIZER_OPTS[0], &a,
+                  NULL);
+    cli_add_group(&cmd, "Input and output", TOKENIZE_OPTS, sizeof TOKENIZE_OPTS / sizeof TOKENIZE_OPTS[0], &a,
+                  NULL);
     int prc = cli_parse(&cmd, argc, argv);
     if (prc >= 0) return prc;
     const char *model = a.model, *spm = a.spm, *file = a.file, *text = cmd.n_pos ? cmd.pos[0] : NULL;
@@ -131,8 +136,10 @@ int cmd_detokenize(int argc, char **argv) {
                    .notes = "Prints the text followed by a newline. An id outside the vocabulary is an\n"
                             "error (exit status 2).",
                    .max_pos = CLI_ANY_POS};
-    cli_add_group(&cmd, "Tokenizer", TOKENIZER_OPTS, sizeof TOKENIZER_OPTS / sizeof TOKENIZER_OPTS[0], &a, NULL);
-    cli_add_group(&cmd, "Output", DETOKENIZE_OPTS, sizeof DETOKENIZE_OPTS / sizeof DETOKENIZE_OPTS[0], &a, NULL);
+    cli_add_group(&cmd, "Tokenizer", TOKENIZER_OPTS, sizeof TOKENIZER_OPTS / sizeof TOKENIZER_OPTS[0], &a,
+                  NULL);
+    cli_add_group(&cmd, "Output", DETOKENIZE_OPTS, sizeof DETOKENIZE_OPTS / sizeof DETOKENIZE_OPTS[0], &a,
+                  NULL);
     int prc = cli_parse(&cmd, argc, argv);
     if (prc >= 0) return prc;
     const char *model = a.model, *spm = a.spm;

@@ -26,17 +26,20 @@ typedef struct {
 } trace_args;
 
 static const cli_opt TRACE_OPTS[] = {
-    CLI_OPT_STR(trace_args, m.model, "--model", "-m", "FILE", "the model (GGUF)", "the bundled models/grok-mini.gguf"),
+    CLI_OPT_STR(trace_args, m.model, "--model", "-m", "FILE", "the model (GGUF)",
+                "the bundled models/grok-mini.gguf"),
     CLI_OPT_STR(trace_args, prompt, "--prompt", "-p", "TEXT", "the text", ""),
     CLI_OPT_STR(trace_args, prompt_file, "--file", "-f", "FILE", "read the text from FILE", ""),
     CLI_OPT_STR(trace_args, ids, "--ids", NULL, "1,2,3", "token ids instead of a text (no BOS added)", ""),
-    CLI_OPT_I64(trace_args, n_gen, "--n-predict", "-n", "N", 0, 1 << 20, "also generate N tokens greedily and trace them",
-                NULL),
-    CLI_OPT_STR(trace_args, json, "--output", "-o", "FILE", "write the whole record and its statistics as JSON", ""),
-    CLI_OPT_STR(trace_args, svg, "--svg", NULL, "FILE", "picture: token x layer heatmap of the experts, usage bars, cache",
-                ""),
+    CLI_OPT_I64(trace_args, n_gen, "--n-predict", "-n", "N", 0, 1 << 20,
+                "also generate N tokens greedily and trace them", NULL),
+    CLI_OPT_STR(trace_args, json, "--output", "-o", "FILE",
+                "write the whole record and its statistics as JSON", ""),
+    CLI_OPT_STR(trace_args, svg, "--svg", NULL, "FILE",
+                "picture: token x layer heatmap of the experts, usage bars, cache", ""),
     CLI_OPT_STR(trace_args, png, "--png", NULL, "FILE", "the same picture as PNG", ""),
-    CLI_OPT_I64(trace_args, rows, "--rows", NULL, "N", 1, 1 << 16, "tokens drawn in the heatmap at most", NULL),
+    CLI_OPT_I64(trace_args, rows, "--rows", NULL, "N", 1, 1 << 16, "tokens drawn in the heatmap at most",
+                NULL),
     CLI_OPT_FLAG(trace_args, quiet, "--quiet", "-q", "no table on stdout"),
 };
 static const char *const TRACE_MODEL_OMIT[] = {"--lora", "--lora-scale", "--kv-type", NULL};
@@ -59,15 +62,17 @@ int cmd_trace(int argc, char **argv) {
     cli_model_args_init(&a.m);
     char notes[256];
     snprintf(notes, sizeof notes, "pictures: %s",
-             grok_trace_can_draw() ? grok_trace_draw_backend()
-                                   : "not in this build (it needs cairo: apt-get install libcairo2-dev,\nthen rebuild)");
+             grok_trace_can_draw()
+                 ? grok_trace_draw_backend()
+                 : "not in this build (it needs cairo: apt-get install libcairo2-dev,\nthen rebuild)");
     cli_cmd cmd = {.name = "trace",
                    .usage = "[-m MODEL] (-p TEXT | -f FILE | --ids IDS) [options]",
-                   .about = "What the MoE router does with every token: per token and layer the router's\n"
-                            "probabilities, chosen experts and gates, entropy and top-2 margin; per layer\n"
-                            "each expert's share, load imbalance, co-activation, reuse by consecutive tokens\n"
-                            "and the hit rate of an expert cache of k experts (LRU and optimal). A table\n"
-                            "goes to stdout. A text longer than --ctx is read in windows of --ctx tokens.",
+                   .about =
+                       "What the MoE router does with every token: per token and layer the router's\n"
+                       "probabilities, chosen experts and gates, entropy and top-2 margin; per layer\n"
+                       "each expert's share, load imbalance, co-activation, reuse by consecutive tokens\n"
+                       "and the hit rate of an expert cache of k experts (LRU and optimal). A table\n"
+                       "goes to stdout. A text longer than --ctx is read in windows of --ctx tokens.",
                    .notes = notes,
                    .memory = true};
     cli_add_group(&cmd, "Text and outputs", TRACE_OPTS, sizeof TRACE_OPTS / sizeof TRACE_OPTS[0], &a, NULL);

@@ -50,18 +50,21 @@ static const cli_opt DATA_OPTS[] = {
     CLI_OPT_STR(train_opts, T(tok_path), "--tokenizer", NULL, "FILE", "the SentencePiece .model to use", ""),
     CLI_OPT_I64(train_opts, T(vocab_size), "--vocab-size", NULL, "N", 260, 1 << 20,
                 "train a BPE vocabulary of N pieces with spm_train", ""),
-    CLI_OPT_F32(train_opts, T(holdout), "--holdout", NULL, "F", 0, 0.9, "the held-out share of the tokens", NULL),
+    CLI_OPT_F32(train_opts, T(holdout), "--holdout", NULL, "F", 0, 0.9, "the held-out share of the tokens",
+                NULL),
     CLI_OPT_STR(train_opts, T(doc_sep), "--doc-sep", NULL, "TEXT",
                 "the data are documents separated by TEXT (\\n for a newline): each is tokenized alone as a "
                 "prompt is (BOS where the vocabulary adds one) and ends with EOS",
                 ""),
 };
 static const cli_opt TUNE_OPTS[] = {
-    CLI_OPT_STR(train_opts, T(init), "--init", NULL, "MODEL", "start from this model (its vocabulary and shape)", ""),
-    CLI_OPT_I64(train_opts, T(lora_rank), "--lora", NULL, "R", 1, 1 << 20,
-                "train only rank-R LoRA adapters over the frozen base, read in its own types (q8_0, q4_K, ...); "
-                "OUT is an adapter",
-                ""),
+    CLI_OPT_STR(train_opts, T(init), "--init", NULL, "MODEL",
+                "start from this model (its vocabulary and shape)", ""),
+    CLI_OPT_I64(
+        train_opts, T(lora_rank), "--lora", NULL, "R", 1, 1 << 20,
+        "train only rank-R LoRA adapters over the frozen base, read in its own types (q8_0, q4_K, ...); "
+        "OUT is an adapter",
+        ""),
     CLI_OPT_F32(train_opts, T(lora_alpha), "--lora-alpha", NULL, "A", 1e-6, 1e6,
                 "adapter scale alpha: W' = W + (A/r) B A", "R"),
     CLI_OPT_STR(train_opts, T(lora_targets), "--lora-targets", NULL, "L",
@@ -72,9 +75,9 @@ static const cli_opt TUNE_OPTS[] = {
                 "dropout on each adapter's input while training", NULL),
     CLI_OPT_ENUM(train_opts, kernels, "--kernels", NULL, TRAIN_KERNELS,
                  "the base's products: exact (f32 activations) or fast (8-bit)", NULL),
-    CLI_OPT_ENUM(train_opts, data_format, "--data-format", NULL, DATA_FORMATS,
-                 "chat: JSONL of {\"messages\": [...]}, trained on the assistant's tokens only (needs --lora)",
-                 NULL),
+    CLI_OPT_ENUM(
+        train_opts, data_format, "--data-format", NULL, DATA_FORMATS,
+        "chat: JSONL of {\"messages\": [...]}, trained on the assistant's tokens only (needs --lora)", NULL),
     CLI_OPT_STR(train_opts, T(chat_template), "--chat-template", NULL, "F",
                 "the template file grok serve --chat-template reads", "the built-in one"),
     CLI_OPT_STR(train_opts, T(eval_data), "--eval-data", NULL, "FILE", "held-out data",
@@ -91,31 +94,38 @@ static const cli_opt STEP_OPTS[] = {
     CLI_OPT_I64(train_opts, T(batch), "--train-batch", "--batch", "B", 1, 4096, "sequences per step", NULL),
     CLI_OPT_I64(train_opts, T(seq), "--seq", NULL, "T", 1, (int64_t)1 << 24, "tokens per sequence", NULL),
     CLI_OPT_F32(train_opts, T(opt.lr), "--lr", NULL, "LR", 0, 10, "peak learning rate", NULL),
-    CLI_OPT_F32(train_opts, T(opt.min_lr_frac), "--min-lr-frac", NULL, "F", 0, 1, "cosine floor as a share of LR",
-                NULL),
-    CLI_OPT_I64(train_opts, T(warmup), "--warmup", NULL, "N", 0, INT64_MAX / 2, "warm-up steps", "min(100, steps/10)"),
-    CLI_OPT_F32(train_opts, T(opt.weight_decay), "--wd", NULL, "W", 0, 10, "AdamW weight decay", "0.1; 0 with --lora"),
+    CLI_OPT_F32(train_opts, T(opt.min_lr_frac), "--min-lr-frac", NULL, "F", 0, 1,
+                "cosine floor as a share of LR", NULL),
+    CLI_OPT_I64(train_opts, T(warmup), "--warmup", NULL, "N", 0, INT64_MAX / 2, "warm-up steps",
+                "min(100, steps/10)"),
+    CLI_OPT_F32(train_opts, T(opt.weight_decay), "--wd", NULL, "W", 0, 10, "AdamW weight decay",
+                "0.1; 0 with --lora"),
     CLI_OPT_F32(train_opts, T(opt.clip), "--clip", NULL, "C", 0, 1e9, "gradient norm bound", NULL),
-    CLI_OPT_F32(train_opts, T(aux_coef), "--aux-coef", NULL, "A", 0, 1e3, "load-balancing loss coefficient", NULL),
+    CLI_OPT_F32(train_opts, T(aux_coef), "--aux-coef", NULL, "A", 0, 1e3, "load-balancing loss coefficient",
+                NULL),
     CLI_OPT_F32(train_opts, T(z_coef), "--z-coef", NULL, "Z", 0, 1e3, "router z-loss coefficient", NULL),
     CLI_OPT_U64(train_opts, T(seed), "--seed", "-s", "S", "initialisation and batch seed", NULL),
-    CLI_OPT_I64(train_opts, T(threads), "--threads", "-t", "N", 0, 1024, "compute threads; 0 = all cores", NULL),
+    CLI_OPT_I64(train_opts, T(threads), "--threads", "-t", "N", 0, 1024, "compute threads; 0 = all cores",
+                NULL),
     CLI_OPT_I64(train_opts, T(eval_every), "--eval-every", NULL, "N", 1, INT64_MAX / 2,
                 "held-out evaluation every N steps", NULL),
     CLI_OPT_I64(train_opts, T(eval_tokens), "--eval-tokens", NULL, "N", 1, INT64_MAX / 2,
                 "at most N held-out tokens per evaluation", NULL),
-    CLI_OPT_STR(train_opts, T(log_path), "--log", NULL, "FILE", "CSV of step, train loss, held-out loss, lr", ""),
+    CLI_OPT_STR(train_opts, T(log_path), "--log", NULL, "FILE", "CSV of step, train loss, held-out loss, lr",
+                ""),
 };
 static const cli_opt OUT_OPTS[] = {
     CLI_OPT_STR(train_opts, T(out), "--output", "-o", "FILE", "the trained model (GGUF)", ""),
     CLI_OPT_ENUM(train_opts, type, "--type", NULL, TRAIN_TYPES, "the weights' type of FILE", NULL),
-    CLI_OPT_STR(train_opts, T(ckpt), "--checkpoint", NULL, "FILE", "write a checkpoint here (atomically) ...", ""),
+    CLI_OPT_STR(train_opts, T(ckpt), "--checkpoint", NULL, "FILE", "write a checkpoint here (atomically) ...",
+                ""),
     CLI_OPT_I64(train_opts, T(ckpt_every), "--checkpoint-every", NULL, "N", 1, INT64_MAX / 2,
                 "... every N steps and at the end", "--eval-every"),
-    CLI_OPT_STR(train_opts, T(resume), "--resume", NULL, "FILE",
-                "continue from a checkpoint (shape and vocabulary from it; with --lora, an adapter checkpoint and "
-                "--init the same base)",
-                ""),
+    CLI_OPT_STR(
+        train_opts, T(resume), "--resume", NULL, "FILE",
+        "continue from a checkpoint (shape and vocabulary from it; with --lora, an adapter checkpoint and "
+        "--init the same base)",
+        ""),
     CLI_OPT_STR(train_opts, T(eval_model), "--eval-only", NULL, "MODEL",
                 "measure MODEL's loss, perplexity and expert usage on the data instead of training", ""),
     CLI_OPT_FLAG(train_opts, T(expert_stats), "--expert-stats", NULL,
@@ -242,16 +252,17 @@ static int train_parse(int argc, char **argv, train_opts *o, cli_cmd *cmd) {
     a->hp.n_experts = 8, a->hp.n_experts_used = 2, a->hp.n_ff = 256, a->hp.n_ctx_train = 512;
     a->opt = grok_train_adamw_default();
     a->opt.weight_decay = -1; /* not given: the default depends on --lora */
-    *cmd = (cli_cmd){.name = "train",
-                     .usage = "--data FILE... -o OUT.gguf [options]\n"
-                              "       grok train --init MODEL [--lora R] --data FILE... -o OUT.gguf [options]\n"
-                              "       grok train --eval-only MODEL --data FILE... [--seq T] [--expert-stats]",
-                     .about = "Trains a Grok-architecture model (f32, AdamW, warm-up + cosine) on text, or LoRA\n"
-                              "adapters over a frozen base (also on chat data, and under mpirun -np N).\n"
-                              "The last --holdout share of the tokens is held out for evaluation.",
-                     .notes = "--train-batch was called --batch (still accepted); --batch is a prompt batch in\n"
-                              "the other commands. See docs/training.md.",
-                     .max_pos = CLI_ANY_POS};
+    *cmd = (cli_cmd){
+        .name = "train",
+        .usage = "--data FILE... -o OUT.gguf [options]\n"
+                 "       grok train --init MODEL [--lora R] --data FILE... -o OUT.gguf [options]\n"
+                 "       grok train --eval-only MODEL --data FILE... [--seq T] [--expert-stats]",
+        .about = "Trains a Grok-architecture model (f32, AdamW, warm-up + cosine) on text, or LoRA\n"
+                 "adapters over a frozen base (also on chat data, and under mpirun -np N).\n"
+                 "The last --holdout share of the tokens is held out for evaluation.",
+        .notes = "--train-batch was called --batch (still accepted); --batch is a prompt batch in\n"
+                 "the other commands. See docs/training.md.",
+        .max_pos = CLI_ANY_POS};
     cli_add_group(cmd, "Data and vocabulary", DATA_OPTS, sizeof DATA_OPTS / sizeof DATA_OPTS[0], o, NULL);
     cli_add_group(cmd, "Fine-tuning", TUNE_OPTS, sizeof TUNE_OPTS / sizeof TUNE_OPTS[0], o, NULL);
     cli_add_group(cmd, "Shape (as grok new)", CLI_SHAPE_OPTS, CLI_N_SHAPE_OPTS, &a->hp, TRAIN_SHAPE_OMIT);
@@ -261,7 +272,8 @@ static int train_parse(int argc, char **argv, train_opts *o, cli_cmd *cmd) {
     if (rc >= 0) return rc;
     /* the data files: --data's values, and the words after it */
     if (cmd->n_pos && !o->data.n) {
-        cli_error("train", "unexpected argument '%s' (data files follow --data; see grok train --help)", cmd->pos[0]);
+        cli_error("train", "unexpected argument '%s' (data files follow --data; see grok train --help)",
+                  cmd->pos[0]);
         return 2;
     }
     a->data = calloc(o->data.n + (size_t)cmd->n_pos + 1, sizeof *a->data);
@@ -284,16 +296,20 @@ static int train_validate(train_args *a) {
     a->targets = GROK_TRAIN_LORA_ATTN | GROK_TRAIN_LORA_EXPERTS;
     const char *flag_err = NULL;
     if (a->lora_targets && !(a->targets = grok_train_lora_parse_targets(a->lora_targets)))
-        flag_err = "--lora-targets: give a comma list of q, k, v, o, gate, up, down, router, attn, experts, all";
-    if (!flag_err && a->data_format && strcmp(a->data_format, "text") != 0 && strcmp(a->data_format, "chat") != 0)
+        flag_err =
+            "--lora-targets: give a comma list of q, k, v, o, gate, up, down, router, attn, experts, all";
+    if (!flag_err && a->data_format && strcmp(a->data_format, "text") != 0 &&
+        strcmp(a->data_format, "chat") != 0)
         flag_err = "--data-format: text or chat";
     a->chat = a->data_format && strcmp(a->data_format, "chat") == 0;
     if (!flag_err && a->kernels && strcmp(a->kernels, "exact") != 0 && strcmp(a->kernels, "fast") != 0)
         flag_err = "--kernels: exact or fast";
     if (!flag_err && !a->lora_rank &&
-        (a->chat || a->chat_template || a->kernels || a->lora_dropout > 0 || a->sample_tokens >= 0 || a->eval_data))
-        flag_err = "--data-format chat, --chat-template, --kernels, --lora-dropout, --sample-tokens and --eval-data "
-                   "belong to LoRA fine-tuning: give --init MODEL --lora R";
+        (a->chat || a->chat_template || a->kernels || a->lora_dropout > 0 || a->sample_tokens >= 0 ||
+         a->eval_data))
+        flag_err =
+            "--data-format chat, --chat-template, --kernels, --lora-dropout, --sample-tokens and --eval-data "
+            "belong to LoRA fine-tuning: give --init MODEL --lora R";
     if (!flag_err && a->chat_template && !a->chat) flag_err = "--chat-template needs --data-format chat";
     if (!flag_err && grok_dist_size() > 1 && !a->lora_rank)
         flag_err = "only LoRA fine-tuning (--init MODEL --lora R) runs across MPI ranks";
@@ -337,8 +353,8 @@ static int train_validate(train_args *a) {
  * or the model to evaluate, or new (with --tokenizer or a vocabulary
  * trained on text); the optimizer state with them. 0, or 1 after a message
  * (what was made so far is the caller's to free). */
-static int train_setup(train_args *a, const char *text, size_t text_len, grok_train_model **mp, grok_tokenizer **tokp,
-                       grok_train_optim_state *st) {
+static int train_setup(train_args *a, const char *text, size_t text_len, grok_train_model **mp,
+                       grok_tokenizer **tokp, grok_train_optim_state *st) {
     char err[GROK_ERR_SIZE];
     if (a->init) {
         if (grok_train_load(a->init, mp, tokp, NULL, err, sizeof err)) {
@@ -531,7 +547,8 @@ static int train_full(train_args *a) {
                     tty ? "\r" : "", st.step, a->steps, l.ce, l.aux, l.z, gnorm, lr, tps);
         if (do_eval && !isnan(ev)) fprintf(stderr, "  held-out loss %.4f (perplexity %.2f)\n", ev, exp(ev));
         if (a->ckpt && (st.step % a->ckpt_every == 0 || st.step == a->stop_at)) {
-            if (grok_train_save(a->ckpt, m, tok, GROK_TYPE_F32, &st, "grok-train-checkpoint", err, sizeof err)) {
+            if (grok_train_save(a->ckpt, m, tok, GROK_TYPE_F32, &st, "grok-train-checkpoint", err,
+                                sizeof err)) {
                 cli_error("train", "%s", err);
                 goto done;
             }

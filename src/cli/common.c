@@ -133,13 +133,15 @@ char *cli_unescape(const char *s) {
     return o;
 }
 
-int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *text, size_t len, const char *text_path,
-                         int64_t ctx, int64_t max_chunks, size_t *n_tok, int64_t *n_chunks) {
+int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *text, size_t len,
+                         const char *text_path, int64_t ctx, int64_t max_chunks, size_t *n_tok,
+                         int64_t *n_chunks) {
     int32_t *toks = grok_tokenize(tk, text, len, true, n_tok);
     const int64_t all = toks ? (int64_t)*n_tok / ctx : 0;
     *n_chunks = max_chunks > 0 && max_chunks < all ? max_chunks : all;
     if (*n_chunks == 0) {
-        cli_error(sub, "%s: %zu tokens, fewer than one chunk of --ctx %" PRId64, text_path, toks ? *n_tok : 0, ctx);
+        cli_error(sub, "%s: %zu tokens, fewer than one chunk of --ctx %" PRId64, text_path, toks ? *n_tok : 0,
+                  ctx);
         free(toks);
         return NULL;
     }
@@ -148,9 +150,11 @@ int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *
 
 void cli_train_rate(double n_tokens, int np, double wall_s, double cpu_s) {
     const double mine = n_tokens / (np > 1 ? np : 1);
-    fprintf(stderr, "grok train: steps: %.0f tokens in %.1f s, %.1f CPU-s%s: %.2f tok/s, %.2f tokens per CPU-second\n",
-            n_tokens, wall_s, cpu_s, np > 1 ? " (rank 0)" : "", wall_s > 0 ? n_tokens / wall_s : 0.0,
-            cpu_s > 0 ? mine / cpu_s : 0.0);
+    fprintf(
+        stderr,
+        "grok train: steps: %.0f tokens in %.1f s, %.1f CPU-s%s: %.2f tok/s, %.2f tokens per CPU-second\n",
+        n_tokens, wall_s, cpu_s, np > 1 ? " (rank 0)" : "", wall_s > 0 ? n_tokens / wall_s : 0.0,
+        cpu_s > 0 ? mine / cpu_s : 0.0);
 }
 
 bool cli_default_model(char *buf, size_t size) {
@@ -247,11 +251,13 @@ int cli_take_memory_flags(int *argc, char **argv) {
     if (a.limit) {
         p.limit = strcmp(a.limit, "none") == 0 ? -1 : grok_parse_size(a.limit);
         if (p.limit == 0 || (p.limit < 0 && strcmp(a.limit, "none") != 0)) {
-            fprintf(stderr, "grok: flag --mem-limit: '%s' is not a size such as 12G, 512M or 'none'\n", a.limit);
+            fprintf(stderr, "grok: flag --mem-limit: '%s' is not a size such as 12G, 512M or 'none'\n",
+                    a.limit);
             return 2;
         }
     }
-    if (a.pack_file) p.pack_file = strcmp(a.pack_file, "none") == 0 ? "" : a.pack_file; /* argv outlives every model */
+    if (a.pack_file)
+        p.pack_file = strcmp(a.pack_file, "none") == 0 ? "" : a.pack_file; /* argv outlives every model */
     p.plan = (grok_plan_kind)a.plan;
     p.policy = (grok_cache_policy)a.policy;
     p.cache_slots = a.cache_slots;
@@ -272,15 +278,15 @@ void cli_memory_help(FILE *out) {
 void cli_print_memory_json(FILE *out, const grok_model *m, int64_t n_tokens) {
     const grok_memory_plan *p = grok_model_memory_plan(m);
     if (!p) return;
-    fprintf(out,
-            ", \"mem_plan\": \"%s\", \"mem_limit_bytes\": %" PRId64 ", \"mem_limit_source\": \"",
+    fprintf(out, ", \"mem_plan\": \"%s\", \"mem_limit_bytes\": %" PRId64 ", \"mem_limit_source\": \"",
             grok_plan_name(p->kind), p->limit);
     for (const char *c = p->limit_source; *c; c++) {
         if (*c == '"' || *c == '\\') fputc('\\', out);
         if ((unsigned char)*c >= 0x20) fputc(*c, out);
     }
-    fprintf(out, "\", \"mem_resident_planned_bytes\": %" PRId64 ", \"cache_slots\": %" PRId64
-                 ", \"cache_keys\": %" PRId64 ", \"cache_slot_bytes\": %" PRId64,
+    fprintf(out,
+            "\", \"mem_resident_planned_bytes\": %" PRId64 ", \"cache_slots\": %" PRId64
+            ", \"cache_keys\": %" PRId64 ", \"cache_slot_bytes\": %" PRId64,
             p->resident_bytes, p->cache_slots, p->n_expert_keys, p->expert_bytes);
     if (p->kind != GROK_PLAN_CACHE) return;
     const grok_cache_stats s = grok_model_cache_stats(m);
@@ -290,7 +296,8 @@ void cli_print_memory_json(FILE *out, const grok_model *m, int64_t n_tokens) {
             ", \"cache_hits\": %" PRId64 ", \"cache_late_hits\": %" PRId64 ", \"cache_misses\": %" PRId64
             ", \"cache_hit_rate\": %.4f, \"cache_reads\": %" PRId64 ", \"cache_prefetches\": %" PRId64
             ", \"cache_prefetches_used\": %" PRId64 ", \"prediction_precision\": %.4f"
-            ", \"disk_bytes_per_token\": %.0f, \"io_wait_s_per_token\": %.5f, \"io_busy_s_per_token\": %.5f, \"io_read_s_per_token\": %.5f",
+            ", \"disk_bytes_per_token\": %.0f, \"io_wait_s_per_token\": %.5f, \"io_busy_s_per_token\": %.5f, "
+            "\"io_read_s_per_token\": %.5f",
             grok_cache_policy_name(p->policy), p->prefetch, s.lookups, s.hits, s.late_hits, s.misses,
             s.lookups ? (double)s.hits / (double)s.lookups : 0, s.reads, s.prefetches, s.prefetches_used,
             s.predicted ? (double)s.predicted_right / (double)s.predicted : 0, (double)s.bytes_read / nt,
@@ -315,8 +322,9 @@ void cli_print_cache_sim(FILE *out, const grok_model *m, bool json) {
     static const int pct[] = {10, 25, 50, 75};
     static const char *const col[] = {"lru", "lfu", "arc"}, *const pfn[] = {"none", "admitted", "always"};
     if (json)
-        fprintf(out, ", \"cache_sim\": {\"tokens\": %" PRId64 ", \"keys\": %" PRId64
-                     ", \"prediction_right\": %.4f, \"rows\": [",
+        fprintf(out,
+                ", \"cache_sim\": {\"tokens\": %" PRId64 ", \"keys\": %" PRId64
+                ", \"prediction_right\": %.4f, \"rows\": [",
                 n, keys, pred);
     else
         fprintf(out,
@@ -330,7 +338,8 @@ void cli_print_cache_sim(FILE *out, const grok_model *m, bool json) {
     for (size_t i = 0; i < sizeof pct / sizeof pct[0]; i++) {
         int64_t slots = keys * pct[i] / 100;
         if (slots < 1) slots = 1;
-        const grok_cache_sim_result mn = grok_cache_simulate(ch, pr, n, L, E, K, slots, GROK_CACHE_LRU, 0, true);
+        const grok_cache_sim_result mn =
+            grok_cache_simulate(ch, pr, n, L, E, K, slots, GROK_CACHE_LRU, 0, true);
         const double mhit = mn.lookups ? (double)mn.hits / (double)mn.lookups : 0;
         for (int p = 0; p < 3; p++, row++) {
             if (json)
@@ -338,11 +347,13 @@ void cli_print_cache_sim(FILE *out, const grok_model *m, bool json) {
             else
                 fprintf(out, "  %4" PRId64 " (%2d%%)  %-6s", slots, pct[i], col[p]);
             for (int pf = 0; pf < 3; pf++) {
-                grok_cache_sim_result r = grok_cache_simulate(ch, pr, n, L, E, K, slots, (grok_cache_policy)p, pf, false);
+                grok_cache_sim_result r =
+                    grok_cache_simulate(ch, pr, n, L, E, K, slots, (grok_cache_policy)p, pf, false);
                 const double hit = r.lookups ? (double)r.hits / (double)r.lookups : 0,
                              rd = r.lookups ? (double)r.reads / (double)r.lookups : 0;
                 if (json)
-                    fprintf(out, ", \"%s\": {\"hit_rate\": %.4f, \"reads_per_lookup\": %.4f}", pfn[pf], hit, rd);
+                    fprintf(out, ", \"%s\": {\"hit_rate\": %.4f, \"reads_per_lookup\": %.4f}", pfn[pf], hit,
+                            rd);
                 else
                     fprintf(out, "  %5.1f%% (%.2f)  ", 100 * hit, rd);
             }

@@ -98,7 +98,8 @@ static int dispatch(int argc, char **argv) {
         if (strcmp(argv[1], COMMANDS[i].name) == 0) {
             if (grok_dist_size() > 1 && !distributed(argv[1])) {
                 fprintf(stderr,
-                        "grok %s: does not run across MPI ranks (only run, logits, bench, serve and train --lora do); "
+                        "grok %s: does not run across MPI ranks (only run, logits, bench, serve and train "
+                        "--lora do); "
                         "start it without mpirun\n",
                         argv[1]);
                 return 2;

@@ -83,19 +83,19 @@ static void choices_text(const cli_opt *o, char *buf, size_t size, const char *s
     while (o->choices[n]) n++;
     buf[0] = '\0';
     for (size_t k = 0; k < n && len < size; k++)
-        len += (size_t)snprintf(buf + len, size - len, "%s%s", k == 0 ? "" : k + 1 == n ? last : sep, o->choices[k]);
+        len += (size_t)snprintf(buf + len, size - len, "%s%s",
+                                k == 0       ? ""
+                                : k + 1 == n ? last
+                                             : sep,
+                                o->choices[k]);
 }
 
 /* Reads s into the row's place in base; 2 after a message naming flag. */
 static int set_value(FILE *err, const cli_opt *o, const char *flag, const char *s, void *base) {
     char *dst = (char *)base + o->off;
     switch (o->type) {
-    case CLI_FLAG:
-        *(bool *)dst = true;
-        return 0;
-    case CLI_STR:
-        *(const char **)dst = s;
-        return 0;
+    case CLI_FLAG: *(bool *)dst = true; return 0;
+    case CLI_STR: *(const char **)dst = s; return 0;
     case CLI_STRS: {
         cli_strs *l = (cli_strs *)dst;
         if (l->n == CLI_MAX_REPEAT) {
@@ -110,7 +110,8 @@ static int set_value(FILE *err, const cli_opt *o, const char *flag, const char *
     case CLI_I32: {
         int64_t v;
         if (!parse_i64(s, &v) || v < o->ilo || v > o->ihi) {
-            fprintf(err, PREFIX "%s: '%s' is not an integer in [%" PRId64 ", %" PRId64 "]\n", flag, s, o->ilo, o->ihi);
+            fprintf(err, PREFIX "%s: '%s' is not an integer in [%" PRId64 ", %" PRId64 "]\n", flag, s, o->ilo,
+                    o->ihi);
             return 2;
         }
         if (o->type == CLI_I32)
@@ -140,7 +141,8 @@ static int set_value(FILE *err, const cli_opt *o, const char *flag, const char *
     case CLI_SIZE: {
         int64_t v = grok_parse_size(s);
         if (v <= 0) {
-            fprintf(err, PREFIX "%s: '%s' is not a size such as 4096, 512M or 1.5G (K/M/G/T: powers of 1024)\n",
+            fprintf(err,
+                    PREFIX "%s: '%s' is not a size such as 4096, 512M or 1.5G (K/M/G/T: powers of 1024)\n",
                     flag, s);
             return 2;
         }
@@ -283,14 +285,17 @@ static void wrap(FILE *out, const char *text, int col) {
         const int room = HELP_WIDTH - HELP_COL;
         int n = (int)strlen(p), cut = n;
         const char *nl = strchr(p, '\n');
-        if (nl && nl - p <= room) cut = (int)(nl - p);
+        if (nl && nl - p <= room)
+            cut = (int)(nl - p);
         else if (n > room) {
             cut = room;
             while (cut > 0 && p[cut] != ' ') cut--;
             if (cut == 0) cut = room;
         }
-        if (!first || col > HELP_COL - 1) fprintf(out, "\n%*s", HELP_COL, "");
-        else fprintf(out, "%*s", HELP_COL - col, "");
+        if (!first || col > HELP_COL - 1)
+            fprintf(out, "\n%*s", HELP_COL, "");
+        else
+            fprintf(out, "%*s", HELP_COL - col, "");
         fprintf(out, "%.*s", cut, p);
         first = false;
         p += cut;
@@ -314,28 +319,17 @@ static void default_text(const cli_opt *o, const void *base, char *buf, size_t s
         if (s) snprintf(buf, size, "%s", s);
         break;
     }
-    case CLI_I64:
-        snprintf(buf, size, "%" PRId64, *(const int64_t *)dst);
-        break;
-    case CLI_I32:
-        snprintf(buf, size, "%" PRId32, *(const int32_t *)dst);
-        break;
-    case CLI_U64:
-        snprintf(buf, size, "%" PRIu64, *(const uint64_t *)dst);
-        break;
-    case CLI_F32:
-        fmt_num(buf, size, *(const float *)dst);
-        break;
+    case CLI_I64: snprintf(buf, size, "%" PRId64, *(const int64_t *)dst); break;
+    case CLI_I32: snprintf(buf, size, "%" PRId32, *(const int32_t *)dst); break;
+    case CLI_U64: snprintf(buf, size, "%" PRIu64, *(const uint64_t *)dst); break;
+    case CLI_F32: fmt_num(buf, size, *(const float *)dst); break;
     case CLI_SIZE: {
         int64_t v = *(const int64_t *)dst;
         if (v > 0) snprintf(buf, size, "%" PRId64, v);
         break;
     }
-    case CLI_ENUM:
-        snprintf(buf, size, "%s", o->choices[*(const int *)dst]);
-        break;
-    default:
-        break;
+    case CLI_ENUM: snprintf(buf, size, "%s", o->choices[*(const int *)dst]); break;
+    default: break;
     }
 }
 
@@ -352,7 +346,8 @@ static void help_row(FILE *out, const cli_opt *o, const void *base) {
     else
         snprintf(meta, sizeof meta, "%s", o->meta ? o->meta : o->type == CLI_SIZE ? "SIZE" : "N");
     const bool short_alias = o->alias && o->alias[1] != '-';
-    int n = snprintf(left, sizeof left, "  %s%s%s", short_alias ? o->alias : "", short_alias ? ", " : "", o->name);
+    int n = snprintf(left, sizeof left, "  %s%s%s", short_alias ? o->alias : "", short_alias ? ", " : "",
+                     o->name);
     if (o->alias && !short_alias) n += snprintf(left + n, sizeof left - (size_t)n, ", %s", o->alias);
     if (o->alias2) n += snprintf(left + n, sizeof left - (size_t)n, ", %s", o->alias2);
     if (o->type != CLI_FLAG) snprintf(left + n, sizeof left - (size_t)n, " %s", meta);
@@ -404,25 +399,29 @@ void cli_help(const cli_cmd *c, FILE *out) {
 
 const char *const CLI_KV_TYPES[] = {"f32", "f16", NULL};
 
-void cli_model_args_init(cli_model_args *a) {
-    *a = (cli_model_args){.lora_scale = 1.0f, .batch = 256};
-}
+void cli_model_args_init(cli_model_args *a) { *a = (cli_model_args){.lora_scale = 1.0f, .batch = 256}; }
 
-grok_type cli_kv_grok_type(const cli_model_args *a) { return a->kv_type == 1 ? GROK_TYPE_F16 : GROK_TYPE_F32; }
+grok_type cli_kv_grok_type(const cli_model_args *a) {
+    return a->kv_type == 1 ? GROK_TYPE_F16 : GROK_TYPE_F32;
+}
 
 const cli_opt CLI_MODEL_OPTS[] = {
     CLI_OPT_STR(cli_model_args, model, "--model", "-m", "FILE", "the model (GGUF)", ""),
     CLI_OPT_STR(cli_model_args, lora, "--lora", NULL, "FILE",
-                "apply a LoRA adapter (from grok train --lora); the adapted weights are held as f32 copies", ""),
-    CLI_OPT_F32(cli_model_args, lora_scale, "--lora-scale", NULL, "S", -1e6, 1e6, "the adapter's strength", NULL),
-    CLI_OPT_I64(cli_model_args, threads, "--threads", "-t", "N", 0, 1024, "compute threads; 0 = all cores", NULL),
+                "apply a LoRA adapter (from grok train --lora); the adapted weights are held as f32 copies",
+                ""),
+    CLI_OPT_F32(cli_model_args, lora_scale, "--lora-scale", NULL, "S", -1e6, 1e6, "the adapter's strength",
+                NULL),
+    CLI_OPT_I64(cli_model_args, threads, "--threads", "-t", "N", 0, 1024, "compute threads; 0 = all cores",
+                NULL),
     CLI_OPT_I64(cli_model_args, ctx, "--ctx", "-c", "N", 0, 1 << 24, "context length; 0 = the model's", NULL),
-    CLI_OPT_I64(cli_model_args, batch, "--batch", "-b", "N", 1, 1 << 20, "prompt tokens per forward pass", NULL),
+    CLI_OPT_I64(cli_model_args, batch, "--batch", "-b", "N", 1, 1 << 20, "prompt tokens per forward pass",
+                NULL),
     CLI_OPT_ENUM(cli_model_args, kv_type, "--kv-type", NULL, CLI_KV_TYPES, "the KV cache's type", NULL),
 };
 const size_t CLI_N_MODEL_OPTS = sizeof CLI_MODEL_OPTS / sizeof CLI_MODEL_OPTS[0];
 
-static const char *const MEM_PLANS[] = {"auto", "packed", "cache", "mmap", NULL};  /* grok_plan_kind's order */
+static const char *const MEM_PLANS[] = {"auto", "packed", "cache", "mmap", NULL}; /* grok_plan_kind's order */
 static const char *const CACHE_POLICIES[] = {"lru", "lfu", "arc", NULL}; /* grok_cache_policy's order */
 
 void cli_memory_args_init(cli_memory_args *a) {
@@ -439,21 +438,27 @@ const cli_opt CLI_MEMORY_OPTS[] = {
     CLI_OPT_STR(cli_memory_args, limit, "--mem-limit", NULL, "SIZE",
                 "plan for SIZE bytes (K/M/G/T suffixes, powers of 1024), or 'none'",
                 "the tightest cgroup limit, or MemAvailable"),
-    CLI_OPT_ENUM(cli_memory_args, plan, "--mem-plan", NULL, MEM_PLANS,
-                 "packed: every weight in memory; cache: experts through a cache of slots read from the file; "
-                 "mmap: the file's pages only; auto: by the limit",
-                 NULL),
+    CLI_OPT_ENUM(
+        cli_memory_args, plan, "--mem-plan", NULL, MEM_PLANS,
+        "packed: every weight in memory; cache: experts through a cache of slots read from the file; "
+        "mmap: the file's pages only; auto: by the limit",
+        NULL),
     CLI_OPT_I64(cli_memory_args, cache_slots, "--cache-slots", NULL, "N", 0, (int64_t)1 << 40,
                 "(layer, expert) slots of the cache; 0 = what fits", NULL),
-    CLI_OPT_ENUM(cli_memory_args, policy, "--cache-policy", NULL, CACHE_POLICIES, "the cache's eviction policy", NULL),
-    CLI_OPT_I64(cli_memory_args, prefetch, "--prefetch", NULL, "N", 0, 2,
-                "read the next layer's experts ahead, as its router predicts them from the current hidden state: "
-                "0 never, 1 when a victim used no more often is free to go (TinyLFU admission), 2 always",
-                NULL),
-    CLI_OPT_I64(cli_memory_args, io_threads, "--io-threads", NULL, "N", 1, 64, "threads reading into the cache", NULL),
-    CLI_OPT_FLAG(cli_memory_args, buffered_io, "--buffered-io", NULL, "read through the page cache instead of O_DIRECT"),
+    CLI_OPT_ENUM(cli_memory_args, policy, "--cache-policy", NULL, CACHE_POLICIES,
+                 "the cache's eviction policy", NULL),
+    CLI_OPT_I64(
+        cli_memory_args, prefetch, "--prefetch", NULL, "N", 0, 2,
+        "read the next layer's experts ahead, as its router predicts them from the current hidden state: "
+        "0 never, 1 when a victim used no more often is free to go (TinyLFU admission), 2 always",
+        NULL),
+    CLI_OPT_I64(cli_memory_args, io_threads, "--io-threads", NULL, "N", 1, 64,
+                "threads reading into the cache", NULL),
+    CLI_OPT_FLAG(cli_memory_args, buffered_io, "--buffered-io", NULL,
+                 "read through the page cache instead of O_DIRECT"),
     CLI_OPT_STR(cli_memory_args, pack_file, "--pack-file", NULL, "PATH",
-                "the packed copy to map (grok pack writes it), or 'none'", "MODEL.gguf.grokpack when it is there"),
+                "the packed copy to map (grok pack writes it), or 'none'",
+                "MODEL.gguf.grokpack when it is there"),
 };
 const size_t CLI_N_MEMORY_OPTS = sizeof CLI_MEMORY_OPTS / sizeof CLI_MEMORY_OPTS[0];
 
@@ -474,7 +479,8 @@ const cli_opt CLI_SAMPLER_OPTS[] = {
                 GROK_PENALTY_MAX, "OpenAI's presence penalty; 0 = off", NULL),
     CLI_OPT_F32(grok_sampler_params, frequency_penalty, "--frequency-penalty", NULL, "P", GROK_PENALTY_MIN,
                 GROK_PENALTY_MAX, "OpenAI's frequency penalty; 0 = off", NULL),
-    CLI_OPT_U64(grok_sampler_params, seed, "--seed", "-s", "S", "random seed (the same seed, the same text)", NULL),
+    CLI_OPT_U64(grok_sampler_params, seed, "--seed", "-s", "S", "random seed (the same seed, the same text)",
+                NULL),
 };
 const size_t CLI_N_SAMPLER_OPTS = sizeof CLI_SAMPLER_OPTS / sizeof CLI_SAMPLER_OPTS[0];
 

@@ -54,22 +54,24 @@ typedef struct {
 } cli_opt;
 
 /* Rows, one macro per type: S is the group's struct type, F its field. */
-#define CLI_OPT_FLAG(S, F, name, alias, help) {name, alias, NULL, CLI_FLAG, NULL, 0, 0, 0, 0, NULL, offsetof(S, F), help, ""}
-#define CLI_OPT_STR(S, F, name, alias, meta, help, def)                                                             \
-    {name, alias, NULL, CLI_STR, meta, 0, 0, 0, 0, NULL, offsetof(S, F), help, def}
-#define CLI_OPT_STRS(S, F, name, alias, meta, help) {name, alias, NULL, CLI_STRS, meta, 0, 0, 0, 0, NULL, offsetof(S, F), help, ""}
-#define CLI_OPT_I64(S, F, name, alias, meta, lo, hi, help, def)                                                     \
-    {name, alias, NULL, CLI_I64, meta, lo, hi, 0, 0, NULL, offsetof(S, F), help, def}
-#define CLI_OPT_I32(S, F, name, alias, meta, lo, hi, help, def)                                                     \
-    {name, alias, NULL, CLI_I32, meta, lo, hi, 0, 0, NULL, offsetof(S, F), help, def}
-#define CLI_OPT_U64(S, F, name, alias, meta, help, def)                                                             \
-    {name, alias, NULL, CLI_U64, meta, 0, 0, 0, 0, NULL, offsetof(S, F), help, def}
-#define CLI_OPT_F32(S, F, name, alias, meta, lo, hi, help, def)                                                     \
-    {name, alias, NULL, CLI_F32, meta, 0, 0, lo, hi, NULL, offsetof(S, F), help, def}
-#define CLI_OPT_SIZE(S, F, name, alias, meta, help, def)                                                            \
-    {name, alias, NULL, CLI_SIZE, meta, 0, 0, 0, 0, NULL, offsetof(S, F), help, def}
-#define CLI_OPT_ENUM(S, F, name, alias, choices, help, def)                                                         \
-    {name, alias, NULL, CLI_ENUM, NULL, 0, 0, 0, 0, choices, offsetof(S, F), help, def}
+#define CLI_OPT_FLAG(S, F, name, alias, help) \
+    { name, alias, NULL, CLI_FLAG, NULL, 0, 0, 0, 0, NULL, offsetof(S, F), help, "" }
+#define CLI_OPT_STR(S, F, name, alias, meta, help, def) \
+    { name, alias, NULL, CLI_STR, meta, 0, 0, 0, 0, NULL, offsetof(S, F), help, def }
+#define CLI_OPT_STRS(S, F, name, alias, meta, help) \
+    { name, alias, NULL, CLI_STRS, meta, 0, 0, 0, 0, NULL, offsetof(S, F), help, "" }
+#define CLI_OPT_I64(S, F, name, alias, meta, lo, hi, help, def) \
+    { name, alias, NULL, CLI_I64, meta, lo, hi, 0, 0, NULL, offsetof(S, F), help, def }
+#define CLI_OPT_I32(S, F, name, alias, meta, lo, hi, help, def) \
+    { name, alias, NULL, CLI_I32, meta, lo, hi, 0, 0, NULL, offsetof(S, F), help, def }
+#define CLI_OPT_U64(S, F, name, alias, meta, help, def) \
+    { name, alias, NULL, CLI_U64, meta, 0, 0, 0, 0, NULL, offsetof(S, F), help, def }
+#define CLI_OPT_F32(S, F, name, alias, meta, lo, hi, help, def) \
+    { name, alias, NULL, CLI_F32, meta, 0, 0, lo, hi, NULL, offsetof(S, F), help, def }
+#define CLI_OPT_SIZE(S, F, name, alias, meta, help, def) \
+    { name, alias, NULL, CLI_SIZE, meta, 0, 0, 0, 0, NULL, offsetof(S, F), help, def }
+#define CLI_OPT_ENUM(S, F, name, alias, choices, help, def) \
+    { name, alias, NULL, CLI_ENUM, NULL, 0, 0, 0, 0, choices, offsetof(S, F), help, def }
 
 /* A table of rows and the struct their offsets point into. omit names the
  * rows of a shared group this command does not take (NULL-terminated;
@@ -103,7 +105,8 @@ typedef struct {
 } cli_cmd;
 
 /* Adds a group to c (at most CLI_MAX_GROUPS). */
-void cli_add_group(cli_cmd *c, const char *title, const cli_opt *opts, size_t n, void *base, const char *const *omit);
+void cli_add_group(cli_cmd *c, const char *title, const cli_opt *opts, size_t n, void *base,
+                   const char *const *omit);
 /* Parses argv[1..argc) into c's groups and positionals. Returns -1 when the
  * command goes on, 0 after printing --help (-h) to stdout, or 2 after a
  * message naming the flag and its value: an unknown flag, a missing or

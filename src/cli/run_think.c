@@ -91,8 +91,8 @@ static void step_sample(sample *x, const grok_tokenizer *tok, int64_t n_vocab, c
     }
 }
 
-int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char *prompt_text, size_t prompt_len,
-              const run_think_args *a) {
+int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char *prompt_text,
+              size_t prompt_len, const run_think_args *a) {
     const grok_tokenizer *tok = grok_model_tokenizer(m);
     const int64_t V = grok_model_hparams(m)->n_vocab;
     const int k = a->samples;
@@ -119,9 +119,8 @@ int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char 
         cli_error("run", "%s", r || !pool ? "out of memory" : err);
         goto done;
     }
-    if (a->verifier &&
-        !(ver = think_verifier_load(a->verifier, a->verifier_suffix, a->verifier_yes, pool, a->n_ctx + 256, err,
-                                    sizeof err))) {
+    if (a->verifier && !(ver = think_verifier_load(a->verifier, a->verifier_suffix, a->verifier_yes, pool,
+                                                   a->n_ctx + 256, err, sizeof err))) {
         cli_error("run", "%s", err);
         goto done;
     }
@@ -172,7 +171,8 @@ int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char 
             ns[n_live] = 1;
             live[n_live++] = i;
         }
-        if (a->progress) fprintf(stderr, "\rthink: %d of %d samples going, %" PRId64 " tokens", n_live, k, total);
+        if (a->progress)
+            fprintf(stderr, "\rthink: %d of %d samples going, %" PRId64 " tokens", n_live, k, total);
         if (n_live == 0) break;
         if (grok_decode_multi(r, seqs, toks, ns, n_live, err, sizeof err)) {
             cli_error("run", "%s", err);
@@ -198,7 +198,8 @@ int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char 
     think_tally tally[THINK_MAX_SAMPLES];
     for (int i = 0; i < k; i++) {
         ans[i] = think_extract(&ex, xs[i].text ? xs[i].text : "", xs[i].len);
-        cand[i] = (think_candidate){ans[i], xs[i].n_gen ? xs[i].lp_sum / (double)xs[i].n_gen : NAN, scores[i]};
+        cand[i] =
+            (think_candidate){ans[i], xs[i].n_gen ? xs[i].lp_sum / (double)xs[i].n_gen : NAN, scores[i]};
     }
     think_result res = think_choose(cand, k, a->select, tally);
     const sample *w = &xs[res.chosen];
@@ -206,11 +207,12 @@ int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char 
     printf("\n");
     fflush(stdout);
     fprintf(stderr, "think: %d samples, %s over %s: answer %s, confidence %.3f (%d of %d), sample %d\n", k,
-            think_select_name(a->select), ex.spec, res.answer ? res.answer : "(none)", res.confidence, res.votes, k,
-            res.chosen);
+            think_select_name(a->select), ex.spec, res.answer ? res.answer : "(none)", res.confidence,
+            res.votes, k, res.chosen);
     if (a->candidates)
         for (int i = 0; i < k; i++) {
-            fprintf(stderr, "  [%d] answer %-12s mean logprob %8.4f", i, ans[i] ? ans[i] : "-", cand[i].mean_logprob);
+            fprintf(stderr, "  [%d] answer %-12s mean logprob %8.4f", i, ans[i] ? ans[i] : "-",
+                    cand[i].mean_logprob);
             if (ver) fprintf(stderr, "  verifier %8.4f", scores[i]);
             fprintf(stderr, "  %3" PRId64 " tokens %s\n", xs[i].n_gen, xs[i].finish);
         }

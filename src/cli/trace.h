@@ -19,13 +19,13 @@
 typedef struct {
     int64_t n_tok, n_cap; /* tokens recorded, room */
     int64_t L, E, K;
-    int32_t *ids;   /* [n_cap] */
-    char **text;    /* [n_cap] each token's text (UTF-8, for labels) */
-    float *probs;   /* [n_cap][L][E] router softmax */
-    int32_t *sel;   /* [n_cap][L][K] chosen experts, best first */
-    float *gates;   /* [n_cap][L][K] */
-    uint8_t *seen;  /* [n_cap][L] 1 once the hook filled the cell */
-    int64_t base;   /* index of the sequence's position 0 (windows of the context) */
+    int32_t *ids;  /* [n_cap] */
+    char **text;   /* [n_cap] each token's text (UTF-8, for labels) */
+    float *probs;  /* [n_cap][L][E] router softmax */
+    int32_t *sel;  /* [n_cap][L][K] chosen experts, best first */
+    float *gates;  /* [n_cap][L][K] */
+    uint8_t *seen; /* [n_cap][L] 1 once the hook filled the cell */
+    int64_t base;  /* index of the sequence's position 0 (windows of the context) */
 } grok_trace;
 
 /* Per-layer statistics (trace_stats.c). */
@@ -38,16 +38,16 @@ typedef struct {
     double cv;         /* coefficient of variation of count (population std / mean) */
     double *coact;     /* [E][E] tokens that chose both (diagonal: count) */
     double mean_entropy, mean_margin;
-    double reuse;       /* of a token's K experts, the fraction the previous token also chose */
-    double same_set;    /* tokens whose chosen set equals the previous token's */
-    double *lru;        /* [E + 1] hit rate of an LRU cache of k experts (index k; 0 unused) */
-    double *opt;        /* [E + 1] the same under the optimal policy (Belady's MIN) */
+    double reuse;    /* of a token's K experts, the fraction the previous token also chose */
+    double same_set; /* tokens whose chosen set equals the previous token's */
+    double *lru;     /* [E + 1] hit rate of an LRU cache of k experts (index k; 0 unused) */
+    double *opt;     /* [E + 1] the same under the optimal policy (Belady's MIN) */
 } grok_trace_layer;
 
 typedef struct {
     int64_t L, E, K, n_tok;
-    double *entropy; /* [n_tok][L] bits */
-    double *margin;  /* [n_tok][L] top-1 minus top-2 probability */
+    double *entropy;         /* [n_tok][L] bits */
+    double *margin;          /* [n_tok][L] top-1 minus top-2 probability */
     grok_trace_layer *layer; /* [L] */
     grok_trace_layer all;    /* every layer pooled (shares and rates averaged over layers) */
 } grok_trace_stats;

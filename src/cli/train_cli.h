@@ -20,7 +20,8 @@ typedef struct {
     const char *init, *lora_targets, *doc_sep, *data_format, *chat_template, *eval_data, *kernels;
     int64_t lora_rank;
     float lora_alpha, lora_dropout;
-    int64_t vocab_size, steps, stop_at, batch, seq, warmup, eval_every, eval_tokens, ckpt_every, sample_tokens;
+    int64_t vocab_size, steps, stop_at, batch, seq, warmup, eval_every, eval_tokens, ckpt_every,
+        sample_tokens;
     int64_t threads;
     uint64_t seed;
     float holdout, aux_coef, z_coef;
@@ -68,8 +69,8 @@ typedef struct {
  * a string or text parts), tokenized as the server tokenizes a prompt.
  * Sequences longer than max_len tokens are cut there. A malformed line is
  * refused with its file and line. 0, or -1 after a message. */
-int train_read_chat(const char *const *files, int n_files, const grok_chat_template *t, const grok_tokenizer *tok,
-                    int64_t max_len, train_chat_data *out);
+int train_read_chat(const char *const *files, int n_files, const grok_chat_template *t,
+                    const grok_tokenizer *tok, int64_t max_len, train_chat_data *out);
 void train_chat_free(train_chat_data *d);
 
 #endif

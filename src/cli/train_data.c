@@ -78,8 +78,8 @@ static char *content_text(const cJSON *c, size_t mi, char *err, size_t err_size)
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
         if (!cJSON_IsObject(part) || !cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0 ||
             !cJSON_IsString(text)) {
-            snprintf(err, err_size, "messages[%zu].content: only {\"type\":\"text\",\"text\":...} parts are supported",
-                     mi);
+            snprintf(err, err_size,
+                     "messages[%zu].content: only {\"type\":\"text\",\"text\":...} parts are supported", mi);
             free(b);
             return NULL;
         }
@@ -98,7 +98,8 @@ static char *content_text(const cJSON *c, size_t mi, char *err, size_t err_size)
 }
 
 /* Parses one conversation; on success msgs[0..*n) with owned contents. */
-static int parse_line(const char *line, size_t len, grok_chat_msg **msgs, size_t *n, char *err, size_t err_size) {
+static int parse_line(const char *line, size_t len, grok_chat_msg **msgs, size_t *n, char *err,
+                      size_t err_size) {
     *msgs = NULL, *n = 0;
     if (!grok_utf8_valid(line, len)) {
         snprintf(err, err_size, "not valid UTF-8");
@@ -119,7 +120,8 @@ static int parse_line(const char *line, size_t len, grok_chat_msg **msgs, size_t
     if (cJSON_GetObjectItemCaseSensitive(root, "tools")) {
         /* the server renders a request's tools from their JSON Schemas;
          * training text would have to match that byte for byte */
-        snprintf(err, err_size, "\"tools\" is not supported in training data: list the tools in a system message");
+        snprintf(err, err_size,
+                 "\"tools\" is not supported in training data: list the tools in a system message");
         goto done;
     }
     const size_t cnt = (size_t)cJSON_GetArraySize(ms);
@@ -146,7 +148,8 @@ static int parse_line(const char *line, size_t len, grok_chat_msg **msgs, size_t
             goto done;
         }
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "content");
-        const cJSON *calls = ri == GROK_CHAT_ASSISTANT ? cJSON_GetObjectItemCaseSensitive(it, "tool_calls") : NULL;
+        const cJSON *calls =
+            ri == GROK_CHAT_ASSISTANT ? cJSON_GetObjectItemCaseSensitive(it, "tool_calls") : NULL;
         if (cJSON_IsNull(calls)) calls = NULL;
         if (!c || (cJSON_IsNull(c) && !calls)) {
             snprintf(err, err_size, "messages[%zu] has no \"content\"", i);
@@ -257,8 +260,8 @@ static int keep_sample(train_chat_data *d, const grok_chat_template *t, const gr
     return d->sample_prompt && d->sample_answer ? 0 : -1;
 }
 
-int train_read_chat(const char *const *files, int n_files, const grok_chat_template *t, const grok_tokenizer *tok,
-                    int64_t max_len, train_chat_data *out) {
+int train_read_chat(const char *const *files, int n_files, const grok_chat_template *t,
+                    const grok_tokenizer *tok, int64_t max_len, train_chat_data *out) {
     memset(out, 0, sizeof *out);
     char err[GROK_ERR_SIZE];
     int64_t cap = 0;
@@ -296,20 +299,24 @@ int train_read_chat(const char *const *files, int n_files, const grok_chat_templ
             int32_t *ids = NULL;
             uint8_t *mask = NULL;
             size_t n_ids = 0;
-            int rc = text ? grok_chat_tokenize_spans(tok, text, tlen, true, spans, k, &ids, &mask, &n_ids, err, sizeof err)
+            int rc = text ? grok_chat_tokenize_spans(tok, text, tlen, true, spans, k, &ids, &mask, &n_ids,
+                                                     err, sizeof err)
                           : (snprintf(err, sizeof err, "out of memory"), -1);
             if (rc == 0 && keep_sample(out, t, m, n)) rc = -1, snprintf(err, sizeof err, "out of memory");
             free(text), free(spans);
             free_msgs(m, n);
-            if (rc == 0 && n_ids < 2) rc = -1, snprintf(err, sizeof err, "the conversation is a single token");
+            if (rc == 0 && n_ids < 2)
+                rc = -1, snprintf(err, sizeof err, "the conversation is a single token");
             bool any = false;
             for (size_t i = 1; rc == 0 && i < n_ids; i++) any |= mask[i] != 0;
             if (rc == 0 && !any) rc = -1, snprintf(err, sizeof err, "its assistant turns hold no token");
             if (rc == 0 && out->n == cap) {
                 cap = cap ? 2 * cap : 64;
                 train_chat_example *ne = realloc(out->ex, sizeof *ne * (size_t)cap);
-                if (!ne) rc = -1, snprintf(err, sizeof err, "out of memory");
-                else out->ex = ne;
+                if (!ne)
+                    rc = -1, snprintf(err, sizeof err, "out of memory");
+                else
+                    out->ex = ne;
             }
             if (rc) {
                 cli_error("train", "%s:%" PRId64 ": %s", files[fi], line_no, err);
@@ -324,8 +331,10 @@ int train_read_chat(const char *const *files, int n_files, const grok_chat_templ
             any = false;
             for (int64_t i = 0; i < nt - 1; i++) any |= mask[i] != 0;
             if (!any) {
-                cli_error("train", "%s:%" PRId64 ": the first assistant token lies beyond the %" PRId64
-                          " tokens a sequence holds (raise --seq)", files[fi], line_no, max_len - 1);
+                cli_error("train",
+                          "%s:%" PRId64 ": the first assistant token lies beyond the %" PRId64
+                          " tokens a sequence holds (raise --seq)",
+                          files[fi], line_no, max_len - 1);
                 free(ids), free(mask), free(buf);
                 train_chat_free(out);
                 return -1;

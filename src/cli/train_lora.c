@@ -24,13 +24,14 @@
 #include "model/model.h"
 #include "util/rng.h"
 
-static int comm_allgatherv(void *ud, const void *mine, void *all, const size_t *counts, char *err, size_t err_size) {
+static int comm_allgatherv(void *ud, const void *mine, void *all, const size_t *counts, char *err,
+                           size_t err_size) {
     (void)ud;
     return grok_dist_allgatherv(mine, all, counts, err, err_size);
 }
 
-static int comm_alltoallv(void *ud, const void *send, const size_t *sc, void *recv, const size_t *rc, char *err,
-                          size_t err_size) {
+static int comm_alltoallv(void *ud, const void *send, const size_t *sc, void *recv, const size_t *rc,
+                          char *err, size_t err_size) {
     (void)ud;
     return grok_dist_alltoallv(send, sc, recv, rc, err, err_size);
 }
@@ -106,7 +107,8 @@ static void sample_answer(run *r, const grok_model *base, const grok_chat_templa
     char *text = calloc(1, 1);
     size_t len = 0;
     char err[GROK_ERR_SIZE];
-    if (ids && (int64_t)n >= T) fprintf(stderr, "  sample answer: (its prompt of %zu tokens does not fit --seq %" PRId64 ")\n", n, T);
+    if (ids && (int64_t)n >= T)
+        fprintf(stderr, "  sample answer: (its prompt of %zu tokens does not fit --seq %" PRId64 ")\n", n, T);
     if (!ids || !logits || !all || !text || (int64_t)n >= T) {
         free(ids), free(logits), free(all), free(text);
         return;
@@ -163,8 +165,9 @@ int train_lora_run(train_args *a) {
     run r = {a, NULL, {rank, np, comm_allgatherv, comm_alltoallv, NULL}, rank, np, NULL, NULL};
 
     if (a->batch < np) {
-        cli_error("train", "--train-batch %" PRId64 " is smaller than the %d ranks: every rank needs a sequence", a->batch,
-                  np);
+        cli_error("train",
+                  "--train-batch %" PRId64 " is smaller than the %d ranks: every rank needs a sequence",
+                  a->batch, np);
         return 2;
     }
     grok_kernels_set_mode(strcmp(a->kernels, "fast") == 0 ? GROK_KERNELS_FAST : GROK_KERNELS_EXACT);
@@ -189,12 +192,13 @@ int train_lora_run(train_args *a) {
             goto done;
         }
         if (lora->rank != a->lora_rank) {
-            cli_error("train", "--resume: %s has rank %" PRId64 ", --lora says %" PRId64, a->resume, lora->rank,
-                      a->lora_rank);
+            cli_error("train", "--resume: %s has rank %" PRId64 ", --lora says %" PRId64, a->resume,
+                      lora->rank, a->lora_rank);
             goto done;
         }
     } else {
-        lora = grok_train_lora_create(hp, a->lora_rank, a->lora_alpha, a->targets, (uint64_t)a->seed, err, sizeof err);
+        lora = grok_train_lora_create(hp, a->lora_rank, a->lora_alpha, a->targets, (uint64_t)a->seed, err,
+                                      sizeof err);
         if (!lora || grok_train_optim_alloc(&st, lora->p->n_params)) {
             cli_error("train", "%s", lora ? "out of memory for the optimizer state" : err);
             goto done;
@@ -226,7 +230,8 @@ int train_lora_run(train_args *a) {
             goto done;
         }
         if (lead && (chat.n_truncated || chat_eval.n_truncated))
-            fprintf(stderr, "grok train: %" PRId64 " conversations longer than --seq %" PRId64 " tokens were cut\n",
+            fprintf(stderr,
+                    "grok train: %" PRId64 " conversations longer than --seq %" PRId64 " tokens were cut\n",
                     chat.n_truncated + chat_eval.n_truncated, a->seq);
     } else {
         size_t len, n;
@@ -245,8 +250,8 @@ int train_lora_run(train_args *a) {
         }
         train = (source){ids, n_all - n_eval, NULL, 0};
         if (!ids || train.n_ids < a->seq + 2) {
-            cli_error("train", "--data: %" PRId64 " training tokens, fewer than --seq %" PRId64 " + 2", train.n_ids,
-                      a->seq);
+            cli_error("train", "--data: %" PRId64 " training tokens, fewer than --seq %" PRId64 " + 2",
+                      train.n_ids, a->seq);
             goto done;
         }
     }
@@ -257,9 +262,9 @@ int train_lora_run(train_args *a) {
     const int64_t local = (a->batch + np - 1) / np;
     r.seqs = calloc((size_t)local, sizeof *r.seqs);
     r.bufs = malloc(sizeof(int32_t) * (size_t)(local * (a->seq + 1)));
-    r.q = pool && r.seqs && r.bufs
-              ? grok_qlora_create(base, lora, local * a->seq, a->seq, a->lora_dropout > 0, pool, err, sizeof err)
-              : NULL;
+    r.q = pool && r.seqs && r.bufs ? grok_qlora_create(base, lora, local * a->seq, a->seq,
+                                                       a->lora_dropout > 0, pool, err, sizeof err)
+                                   : NULL;
     grad = malloc(sizeof(float) * (size_t)lora->p->n_params);
     if (!r.q || !grad) {
         cli_error("train", "%s", pool && r.seqs && r.bufs && grad ? err : "out of memory");
@@ -270,14 +275,18 @@ int train_lora_run(train_args *a) {
         fprintf(stderr,
                 "grok train: LoRA rank %" PRId64 ", alpha %g, dropout %g on %" PRId64
                 " weights: %.3f M trainable parameters; base %s frozen in its own types (%.1f MB mapped)\n",
-                lora->rank, (double)lora->alpha, (double)a->lora_dropout, lora->n_t, (double)lora->p->n_params / 1e6,
-                a->init, (double)grok_gguf_file_size(grok_model_gguf(base)) / 1e6);
+                lora->rank, (double)lora->alpha, (double)a->lora_dropout, lora->n_t,
+                (double)lora->p->n_params / 1e6, a->init,
+                (double)grok_gguf_file_size(grok_model_gguf(base)) / 1e6);
         fprintf(stderr,
-                "grok train: %s data, %" PRId64 " training / %" PRId64 " held-out %s, %d threads x %d rank%s, batch %" PRId64
-                " x %" PRId64 ", %s kernels; adapter state %.1f MB, activations %.1f MB\n",
-                a->chat ? "chat" : "text", a->chat ? train.n_ex : train.n_ids, a->chat ? held.n_ex : held.n_ids,
-                a->chat ? "conversations" : "tokens", grok_threadpool_size(pool), np, np > 1 ? "s" : "", a->batch, a->seq, grok_kernel_mode_name(grok_kernels_mode()),
-                (double)lora->p->n_params * 16 / 1e6, (double)grok_qlora_bytes(r.q) / 1e6);
+                "grok train: %s data, %" PRId64 " training / %" PRId64
+                " held-out %s, %d threads x %d rank%s, batch %" PRId64 " x %" PRId64
+                ", %s kernels; adapter state %.1f MB, activations %.1f MB\n",
+                a->chat ? "chat" : "text", a->chat ? train.n_ex : train.n_ids,
+                a->chat ? held.n_ex : held.n_ids, a->chat ? "conversations" : "tokens",
+                grok_threadpool_size(pool), np, np > 1 ? "s" : "", a->batch, a->seq,
+                grok_kernel_mode_name(grok_kernels_mode()), (double)lora->p->n_params * 16 / 1e6,
+                (double)grok_qlora_bytes(r.q) / 1e6);
     }
     if (lead && a->log_path) {
         logf = fopen(a->log_path, st.step > 0 ? "a" : "w");
@@ -306,12 +315,14 @@ int train_lora_run(train_args *a) {
         grok_gradsum_share(a->batch, rank, np, &lo, &hi);
         for (int64_t b = 0; b < a->batch; b++) {
             uint64_t x = grok_rng_next(&g);
-            int64_t off = a->chat ? (int64_t)(x % (uint64_t)train.n_ex) : (int64_t)(x % (uint64_t)(train.n_ids - a->seq));
+            int64_t off = a->chat ? (int64_t)(x % (uint64_t)train.n_ex)
+                                  : (int64_t)(x % (uint64_t)(train.n_ids - a->seq));
             if (b >= lo && b < hi) make_seq(&r, &train, off, b - lo);
             n_tok_step += a->chat ? train.ex[off].n - 1 : a->seq;
         }
         st.rng = g.s;
-        grok_qlora_step_cfg c = {lcfg, a->lora_dropout, grok_rng_named(st.seed, GROK_RNG_DROPOUT, (uint64_t)st.step).s, a->batch,
+        grok_qlora_step_cfg c = {lcfg, a->lora_dropout,
+                                 grok_rng_named(st.seed, GROK_RNG_DROPOUT, (uint64_t)st.step).s, a->batch,
                                  &r.comm};
         grok_train_losses l;
         const int src = grok_qlora_step(r.q, r.seqs, &c, &l, grad, err, sizeof err);
@@ -322,7 +333,8 @@ int train_lora_run(train_args *a) {
         const float lr = grok_train_lr_at(&a->opt, st.step);
         const double gnorm = grok_train_adamw_step(lora->p, &st, grad, &a->opt);
         if (!isfinite(l.total) || !isfinite(gnorm)) {
-            cli_error("train", "step %" PRId64 ": the loss diverged (%g); try a lower --lr", st.step, l.total);
+            cli_error("train", "step %" PRId64 ": the loss diverged (%g); try a lower --lr", st.step,
+                      l.total);
             goto done;
         }
         n_tok_done += (double)n_tok_step;
@@ -334,12 +346,14 @@ int train_lora_run(train_args *a) {
         if (do_eval && can_eval) ev = evaluate(&r, &held, a->eval_tokens, &lcfg);
         if (logf) fprintf(logf, "%" PRId64 ",%.5f,%.5f,%.6g,%.4f,%.4f\n", st.step, l.ce, ev, lr, l.aux, l.z);
         if (tty)
-            fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 "  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs   ", st.step,
-                    a->steps, ema, lr, tps, eta);
+            fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 "  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs   ",
+                    st.step, a->steps, ema, lr, tps, eta);
         if (lead && (do_eval || (!tty && st.step % 10 == 0)))
-            fprintf(stderr, "%sstep %" PRId64 "/%" PRId64 " loss %.4f aux %.3f z %.3f |g| %.3f lr %.2e %.1f tok/s\n",
+            fprintf(stderr,
+                    "%sstep %" PRId64 "/%" PRId64 " loss %.4f aux %.3f z %.3f |g| %.3f lr %.2e %.1f tok/s\n",
                     tty ? "\r" : "", st.step, a->steps, l.ce, l.aux, l.z, gnorm, lr, tps);
-        if (lead && do_eval && !isnan(ev)) fprintf(stderr, "  held-out loss %.4f (perplexity %.2f)\n", ev, exp(ev));
+        if (lead && do_eval && !isnan(ev))
+            fprintf(stderr, "  held-out loss %.4f (perplexity %.2f)\n", ev, exp(ev));
         if (lead && do_eval && sp && a->sample_tokens > 0) sample_answer(&r, base, &tmpl, sp, sp_len);
         if (lead && a->ckpt && (st.step % a->ckpt_every == 0 || st.step == a->stop_at) &&
             grok_train_lora_save(a->ckpt, lora, a->init, &st, err, sizeof err)) {
@@ -354,13 +368,16 @@ int train_lora_run(train_args *a) {
             cli_error("train", "%s", err);
             goto done;
         }
-        fprintf(stderr, "grok train: wrote %s after %" PRId64 " steps (%.1f s)\n", a->out, st.step, grok_now() - t0);
+        fprintf(stderr, "grok train: wrote %s after %" PRId64 " steps (%.1f s)\n", a->out, st.step,
+                grok_now() - t0);
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         fprintf(stderr,
-                "grok train: peak RSS %.1f MB (base file %.1f MB, mapped; adapters with AdamW %.1f MB; trainer %.1f "
+                "grok train: peak RSS %.1f MB (base file %.1f MB, mapped; adapters with AdamW %.1f MB; "
+                "trainer %.1f "
                 "MB)\n",
-                (double)ru.ru_maxrss / 1024.0 * 1.048576, (double)grok_gguf_file_size(grok_model_gguf(base)) / 1e6,
+                (double)ru.ru_maxrss / 1024.0 * 1.048576,
+                (double)grok_gguf_file_size(grok_model_gguf(base)) / 1e6,
                 (double)lora->p->n_params * 16 / 1e6, (double)grok_qlora_bytes(r.q) / 1e6);
     }
     rc = 0;

@@ -164,7 +164,8 @@ static iq_spec spec_of(uint32_t type) {
 
 /* The best point for k targets a (with weights w) at step S, the values
  * offset by delta: its index, and its error added to *err. */
-static int group_best(const iq_grid *g, const float *a, const float *w, float S, float delta, int nbs, float *err) {
+static int group_best(const iq_grid *g, const float *a, const float *w, float S, float delta, int nbs,
+                      float *err) {
     const float inv = 1.0f / S;
     int32_t c = 0, mul = 1;
     for (int j = 0; j < g->k; j++) {
@@ -202,13 +203,14 @@ static int group_best(const iq_grid *g, const float *a, const float *w, float S,
 
 /* A block's points at one step. */
 typedef struct {
-    int idx[8];      /* codebook point of each group */
-    uint8_t neg[8];  /* IQ1: delta of each group is -1/8 */
-    float err;       /* sum w (a - S v)^2 */
-    float sxq, sqq;  /* sum w a v, sum w v^2: the least-squares step is sxq / sqq */
+    int idx[8];     /* codebook point of each group */
+    uint8_t neg[8]; /* IQ1: delta of each group is -1/8 */
+    float err;      /* sum w (a - S v)^2 */
+    float sxq, sqq; /* sum w a v, sum w v^2: the least-squares step is sxq / sqq */
 } block_fit;
 
-static void fit_group_sums(const iq_grid *g, const float *a, const float *w, int idx, float delta, block_fit *f) {
+static void fit_group_sums(const iq_grid *g, const float *a, const float *w, int idx, float delta,
+                           block_fit *f) {
     const float *p = g->pts + (size_t)idx * (size_t)g->k;
     for (int j = 0; j < g->k; j++) {
         const float v = p[j] + delta;
@@ -217,7 +219,8 @@ static void fit_group_sums(const iq_grid *g, const float *a, const float *w, int
 }
 
 /* The points of block a[0..bn) at step S > 0. */
-static void fit_at(const iq_spec *sp, const iq_grid *g, const float *a, const float *w, float S, int nbs, block_fit *f) {
+static void fit_at(const iq_spec *sp, const iq_grid *g, const float *a, const float *w, float S, int nbs,
+                   block_fit *f) {
     const int ng = sp->bn / g->k;
     f->sxq = f->sqq = 0;
     if (!sp->iq1) {
@@ -302,8 +305,10 @@ static float block_step(const iq_spec *sp, const iq_grid *g, const float *a, con
         proxy_at(sp, g, a, w, S, &sxq, &sqq, &e);
         if (sxq <= 0 || sqq <= 0) continue;
         e = sw2 - sxq * sxq / sqq;
-        if (e < ce[0]) ce[1] = ce[0], cand[1] = cand[0], ce[0] = e, cand[0] = sxq / sqq;
-        else if (e < ce[1]) ce[1] = e, cand[1] = sxq / sqq;
+        if (e < ce[0])
+            ce[1] = ce[0], cand[1] = cand[0], ce[0] = e, cand[0] = sxq / sqq;
+        else if (e < ce[1])
+            ce[1] = e, cand[1] = sxq / sqq;
     }
     float best = sw2, bestS = 0;
     block_fit f;
@@ -340,11 +345,11 @@ static void ls_pair(float step, float d, int lsmax, int *lo, int *hi) {
 
 /* The search's result for 256 weights, in the fields every layout packs. */
 typedef struct {
-    uint16_t d;         /* f16 bits */
-    uint8_t s[16];      /* per block: ls = 2 s + 1 */
-    uint16_t idx[64];   /* per group, in order */
-    uint8_t neg[32];    /* IQ1: per group of 8, delta -1/8 */
-    uint8_t signs[32];  /* per 8 weights: bit j set, weight j negative */
+    uint16_t d;        /* f16 bits */
+    uint8_t s[16];     /* per block: ls = 2 s + 1 */
+    uint16_t idx[64];  /* per group, in order */
+    uint8_t neg[32];   /* IQ1: per group of 8, delta -1/8 */
+    uint8_t signs[32]; /* per 8 weights: bit j set, weight j negative */
 } iq_coded;
 
 static void encode_superblock(const iq_spec *sp, const float *x, const float *imx, iq_coded *out) {
@@ -366,7 +371,8 @@ static void encode_superblock(const iq_spec *sp, const float *x, const float *im
                 /* wrong sign where it costs least: the smallest w a^2 */
                 int jm = 0;
                 for (int j = 1; j < 8; j++)
-                    if (w[8 * o + j] * a[8 * o + j] * a[8 * o + j] < w[8 * o + jm] * a[8 * o + jm] * a[8 * o + jm])
+                    if (w[8 * o + j] * a[8 * o + j] * a[8 * o + j] <
+                        w[8 * o + jm] * a[8 * o + jm] * a[8 * o + jm])
                         jm = j;
                 a[8 * o + jm] = -a[8 * o + jm], s ^= (uint8_t)(1u << jm);
             }

@@ -25,7 +25,6 @@ bool grok_iq_type(uint32_t type) {
     }
 }
 
-
 static uint32_t rd32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }

@@ -359,8 +359,8 @@ typedef struct {
     int64_t n_tok;
 } grok_matmul_op;
 void grok_matmul_ops(grok_threadpool *pool, const grok_matmul_op *ops, int n_ops);
-void grok_matmul_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *x, int64_t ldx,
-                    float *y, int64_t ldy, int64_t n_tok);
+void grok_matmul_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *x,
+                    int64_t ldx, float *y, int64_t ldy, int64_t n_tok);
 void grok_matmul_ops_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_matmul_op *ops, int n_ops);
 
 /* ---- products for backward passes (matmul_t.c) ----
@@ -376,8 +376,8 @@ void grok_matmul_ops_in(grok_threadpool *pool, grok_kernel_mode mode, const grok
 #define GROK_MATMUL_T_ROWS 32
 void grok_matmul_t(grok_threadpool *pool, const grok_mat *w, const float *dy, int64_t lddy, float *dx,
                    int64_t lddx, int64_t n_tok);
-void grok_matmul_t_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *dy, int64_t lddy,
-                      float *dx, int64_t lddx, int64_t n_tok);
+void grok_matmul_t_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *dy,
+                      int64_t lddy, float *dx, int64_t lddx, int64_t n_tok);
 /* The chain of grok_matmul_t on one tile: dx[t][c] = the fma chain over
  * k < kt of dy[t][k] * w[k*ldw + c], for t < nt <= 4, c < nc. Variants by
  * ISA name ("scalar" = fmaf, "avx2", "avx512vnni", "neon"); NULL where
@@ -392,17 +392,17 @@ grok_fma_tile_fn grok_matmul_t_tile(const char *isa);
  * ISA and batch. The EXACT kernels of grok_matmul compute the same product
  * with the type's f32 dot, which for quantized types is the scalar
  * reference (the SIMD dots are 8-bit); this is the fast f32 one. */
-void grok_matmul_tiles(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y, int64_t ldy,
-                       int64_t n_tok);
-void grok_matmul_tiles_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *x, int64_t ldx,
-                          float *y, int64_t ldy, int64_t n_tok);
+void grok_matmul_tiles(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y,
+                       int64_t ldy, int64_t n_tok);
+void grok_matmul_tiles_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *x,
+                          int64_t ldx, float *y, int64_t ldy, int64_t n_tok);
 /* y[t][r] = dot(M[r], x[t]) as grok_matmul computes it (the mode's
  * dot_f32), with the threads splitting the tokens instead of the rows:
  * for matrices of a few rows (LoRA's A) applied to many tokens. */
-void grok_matmul_tok(grok_threadpool *pool, const grok_mat *m, const float *x, int64_t ldx, float *y, int64_t ldy,
-                     int64_t n_tok);
-void grok_matmul_tok_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *m, const float *x, int64_t ldx,
-                        float *y, int64_t ldy, int64_t n_tok);
+void grok_matmul_tok(grok_threadpool *pool, const grok_mat *m, const float *x, int64_t ldx, float *y,
+                     int64_t ldy, int64_t n_tok);
+void grok_matmul_tok_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *m, const float *x,
+                        int64_t ldx, float *y, int64_t ldy, int64_t n_tok);
 
 /* ---- attention and vector math (attention.c, x86_attention.c) ----
  * Attention over one KV head's cache for the nq query heads that share it

@@ -185,8 +185,8 @@ static float sub_err_sym(const float *x, const float *w, int n, float ds, int nm
  * of a sub-block fit a, mn: the nearest and one step either side of each,
  * whichever gives the smallest error with the values rounded again (into
  * q). The scales' rounding costs as much as the values' at 4 to 6 bits. */
-static float refine_scale_min(const float *x, const float *w, int n, int nmax, int smax, float df, float mf, float a,
-                             float mn, int reach, uint8_t *sc_out, uint8_t *m_out, uint8_t *q) {
+static float refine_scale_min(const float *x, const float *w, int n, int nmax, int smax, float df, float mf,
+                              float a, float mn, int reach, uint8_t *sc_out, uint8_t *m_out, uint8_t *q) {
     const int sc0 = df > 0 ? qround(a / df, 0, smax) : 0, m0 = mf > 0 ? qround(mn / mf, 0, smax) : 0;
     uint8_t tq[32];
     float best = INFINITY;
@@ -208,9 +208,9 @@ static float refine_scale_min(const float *x, const float *w, int n, int nmax, i
  * the top, the small fits round differently); every sub-block takes its
  * best scale and min of refine_scale_min, and the smallest total error
  * wins. */
-static void fit_super_asym(const float *x, const float *w, int nsub, int len, int nmax, int smax, const float *a,
-                           const float *mn, float amax, float mmax, uint16_t *d, uint16_t *dmin, uint8_t *sc,
-                           uint8_t *m, uint8_t *q) {
+static void fit_super_asym(const float *x, const float *w, int nsub, int len, int nmax, int smax,
+                           const float *a, const float *mn, float amax, float mmax, uint16_t *d,
+                           uint16_t *dmin, uint8_t *sc, uint8_t *m, uint8_t *q) {
     const int nc = SUPER_D_TRIES;
     const float step = SUPER_D_STEP / (float)smax;
     float rank[2] = {INFINITY, INFINITY}, fd = 1;
@@ -219,14 +219,16 @@ static void fit_super_asym(const float *x, const float *w, int nsub, int len, in
     /* ranked with each sub-block's nearest scale and min (a ninth of the
      * work of the search one step either side, which runs for the best two) */
     for (int t = 0; t < 2 * nc - 1; t++) {
-        const float cd = t < nc ? 1.0f - step * (float)t : fd, cm = t < nc ? 1.0f : 1.0f - step * (float)(t - nc + 1);
-        const uint16_t hd = grok_fp32_to_fp16(amax / ((float)smax * cd)), hm = grok_fp32_to_fp16(mmax / ((float)smax * cm));
+        const float cd = t < nc ? 1.0f - step * (float)t : fd,
+                    cm = t < nc ? 1.0f : 1.0f - step * (float)(t - nc + 1);
+        const uint16_t hd = grok_fp32_to_fp16(amax / ((float)smax * cd)),
+                       hm = grok_fp32_to_fp16(mmax / ((float)smax * cm));
         if (t >= nc && hd == cand[0][0] && hm == cand[0][1]) continue;
         const float df = grok_fp16_to_fp32(hd), mf = grok_fp16_to_fp32(hm);
         float e = 0;
         for (int s = 0; s < nsub && e < rank[1]; s++)
-            e += refine_scale_min(x + len * s, w + len * s, len, nmax, smax, df, mf, a[s], mn[s], 0, &tsc[s], &tm[s],
-                                  tq + len * s);
+            e += refine_scale_min(x + len * s, w + len * s, len, nmax, smax, df, mf, a[s], mn[s], 0, &tsc[s],
+                                  &tm[s], tq + len * s);
         if (t == 0 || e < rank[0]) { /* t == 0: something, even for NaN weights */
             rank[1] = rank[0], cand[1][0] = cand[0][0], cand[1][1] = cand[0][1];
             rank[0] = e, cand[0][0] = hd, cand[0][1] = hm;
@@ -240,8 +242,8 @@ static void fit_super_asym(const float *x, const float *w, int nsub, int len, in
         const float df = grok_fp16_to_fp32(cand[c][0]), mf = grok_fp16_to_fp32(cand[c][1]);
         float e = 0;
         for (int s = 0; s < nsub && e < best; s++)
-            e += refine_scale_min(x + len * s, w + len * s, len, nmax, smax, df, mf, a[s], mn[s], 1, &tsc[s], &tm[s],
-                                  tq + len * s);
+            e += refine_scale_min(x + len * s, w + len * s, len, nmax, smax, df, mf, a[s], mn[s], 1, &tsc[s],
+                                  &tm[s], tq + len * s);
         if (c == 0 || e < best) {
             best = e, *d = cand[c][0], *dmin = cand[c][1];
             memcpy(sc, tsc, (size_t)nsub), memcpy(m, tm, (size_t)nsub), memcpy(q, tq, (size_t)(nsub * len));
@@ -267,8 +269,8 @@ static void pack_scale_min(const uint8_t sc[8], const uint8_t m[8], uint8_t out[
 
 /* One Q4_K (nmax 15) or Q5_K (nmax 31) super-block: the 256 quants in value
  * order, d, dmin and the packed scales. */
-static void encode_asym(const float *x, const float *imx, int nmax, uint8_t q[QK_K], uint16_t *d, uint16_t *dmin,
-                        uint8_t scales[12]) {
+static void encode_asym(const float *x, const float *imx, int nmax, uint8_t q[QK_K], uint16_t *d,
+                        uint16_t *dmin, uint8_t scales[12]) {
     float a[8], mn[8], w[QK_K], amax = 0, mmax = 0;
     for (int s = 0; s < 8; s++) {
         float b;
@@ -431,8 +433,8 @@ static void q5_0_encode(const float *src, void *dst, int64_t n, const float *imx
  * short of it), with each sub-block's scale (the nearest to its fit or one
  * step either side) and codes (-nmin..nmin-1): the d of least total error
  * of a few. */
-static void fit_super_sym(const float *x, const float *w, int nsub, int len, int nmin, int smin, const float *a, float mx,
-                          uint16_t *d, int *sc, int8_t *q) {
+static void fit_super_sym(const float *x, const float *w, int nsub, int len, int nmin, int smin,
+                          const float *a, float mx, uint16_t *d, int *sc, int8_t *q) {
     const int nc = SUPER_D_TRIES;
     const float step = SUPER_D_STEP / (float)smin;
     float best = INFINITY;
@@ -484,7 +486,8 @@ static void q2_K_encode(const float *src, void *dst, int64_t n, const float *imx
         memset(b.qs, 0, sizeof b.qs);
         for (int h = 0; h < 2; h++)
             for (int j = 0; j < 4; j++)
-                for (int l = 0; l < 32; l++) b.qs[32 * h + l] |= (uint8_t)(q[128 * h + 32 * j + l] << (2 * j));
+                for (int l = 0; l < 32; l++)
+                    b.qs[32 * h + l] |= (uint8_t)(q[128 * h + 32 * j + l] << (2 * j));
         memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
     }
 }
@@ -538,17 +541,16 @@ static const float NL_MID[15] = {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f
                                  7.0f,    19.0f,  31.5f,  45.5f,  61.0f,  79.0f,  101.0f};
 /* the nearest level of each integer -128..128 (from NL_MID) */
 static const uint8_t NL_LUT[257] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5,
-    5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7,
-    7, 7, 7, 7, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9,
-    9, 9, 9, 9, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11,
-    11, 11, 11, 11, 11, 11, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 13, 13,
-    13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 14, 14, 14, 14, 14, 14, 14, 14,
-    14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
-    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+    0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,
+    1,  1,  1,  1,  1,  1,  1,  1,  1,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+    2,  2,  2,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  4,  4,  4,  4,  4,  4,
+    4,  4,  4,  4,  4,  4,  4,  4,  4,  5,  5,  5,  5,  5,  5,  5,  5,  5,  5,  5,  5,  5,  6,  6,  6,  6,
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  8,  8,  8,  8,  8,  8,
+    8,  8,  8,  8,  8,  8,  9,  9,  9,  9,  9,  9,  9,  9,  9,  9,  9,  9,  10, 10, 10, 10, 10, 10, 10, 10,
+    10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 12, 12, 12, 12, 12, 12, 12, 12,
+    12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13,
+    14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15,
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
 };
 static int nl_level(float v) {
     if (!(v > -128.0f)) return 0;
@@ -652,7 +654,8 @@ static void iq4_xs_encode(const float *src, void *dst, int64_t n, const float *i
             const int v = bs + 32;
             b.scales_l[s / 2] |= (uint8_t)((v & 15) << (4 * (s % 2)));
             b.scales_h |= (uint16_t)((v >> 4) << (2 * s));
-            for (int l = 0; l < 16; l++) b.qs[16 * s + l] = (uint8_t)(q[32 * s + l] | (q[32 * s + l + 16] << 4));
+            for (int l = 0; l < 16; l++)
+                b.qs[16 * s + l] = (uint8_t)(q[32 * s + l] | (q[32 * s + l + 16] << 4));
         }
         memcpy((uint8_t *)dst + (size_t)i * sizeof b, &b, sizeof b);
     }
@@ -683,7 +686,9 @@ static weighted_encoder weighted_encoder_of(uint32_t type) {
 }
 
 /* The i-quants' encoders (iq_encode.c) take the type as an argument. */
-bool grok_type_takes_imatrix(uint32_t type) { return weighted_encoder_of(type) != NULL || grok_iq_type(type); }
+bool grok_type_takes_imatrix(uint32_t type) {
+    return weighted_encoder_of(type) != NULL || grok_iq_type(type);
+}
 
 bool grok_type_can_encode(uint32_t type) {
     const grok_type_kernels *k = grok_kernels_get(type);

@@ -236,10 +236,13 @@ static bool same_input(const matmul_job *a, const matmul_job *b) {
  * every token's numbers stay independent of its batch. */
 static void lora_apply(grok_threadpool *pool, grok_kernel_mode mode, const grok_matmul_op *op) {
     const grok_mat_lora *l = &op->w->lora;
-    float stack_u[1024], *u = op->n_tok * l->rank <= 1024 ? stack_u : malloc(sizeof(float) * (size_t)(op->n_tok * l->rank));
+    float stack_u[1024],
+        *u = op->n_tok * l->rank <= 1024 ? stack_u : malloc(sizeof(float) * (size_t)(op->n_tok * l->rank));
     if (!u) return;
-    const grok_mat a = {(const uint8_t *)l->a, GROK_TYPE_F32, l->rank, op->w->cols, sizeof(float) * (size_t)l->lda, NULL, {0}};
-    const grok_mat bt = {(const uint8_t *)l->bt, GROK_TYPE_F32, l->rank, op->w->rows, sizeof(float) * (size_t)l->ldb, NULL, {0}};
+    const grok_mat a = {(const uint8_t *)l->a,          GROK_TYPE_F32, l->rank, op->w->cols,
+                        sizeof(float) * (size_t)l->lda, NULL,          {0}};
+    const grok_mat bt = {(const uint8_t *)l->bt,         GROK_TYPE_F32, l->rank, op->w->rows,
+                         sizeof(float) * (size_t)l->ldb, NULL,          {0}};
     grok_matmul_tok_in(pool, mode, &a, op->x, op->ldx, u, l->rank, op->n_tok);
     grok_matmul_t_in(pool, mode, &bt, u, l->rank, op->y, op->ldy, op->n_tok);
     if (u != stack_u) free(u);
@@ -321,8 +324,8 @@ void grok_matmul_ops(grok_threadpool *pool, const grok_matmul_op *ops, int n_ops
     grok_matmul_ops_in(pool, grok_kernels_mode(), ops, n_ops);
 }
 
-void grok_matmul_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *x, int64_t ldx,
-                    float *y, int64_t ldy, int64_t n_tok) {
+void grok_matmul_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *x,
+                    int64_t ldx, float *y, int64_t ldy, int64_t n_tok) {
     const grok_matmul_op op = {w, x, ldx, y, ldy, n_tok};
     grok_matmul_ops_in(pool, mode, &op, 1);
 }

@@ -26,7 +26,6 @@
 #define TILE_ROWS GROK_MATMUL_T_ROWS
 #define COL_CHUNK 256
 
-
 static void fma_tile_ref(const float *w, int64_t ldw, int64_t kt, const float *dy, int64_t lddy, int64_t nt,
                          float *dx, int64_t lddx, int64_t nc) {
     for (int64_t t = 0; t < nt; t++)
@@ -43,8 +42,8 @@ static void fma_tile_ref(const float *w, int64_t ldw, int64_t kt, const float *d
 /* 4 tokens x 16 columns in 8 accumulators; fewer tokens or columns fall
  * to narrower loops doing the same per-element chain. */
 __attribute__((target("avx2,fma"))) static void fma_tile_avx2(const float *w, int64_t ldw, int64_t kt,
-                                                               const float *dy, int64_t lddy, int64_t nt,
-                                                               float *dx, int64_t lddx, int64_t nc) {
+                                                              const float *dy, int64_t lddy, int64_t nt,
+                                                              float *dx, int64_t lddx, int64_t nc) {
     int64_t c = 0;
     if (nt == 4) {
         float *d0 = dx, *d1 = dx + lddx, *d2 = dx + 2 * lddx, *d3 = dx + 3 * lddx;
@@ -90,10 +89,10 @@ __attribute__((target("avx2,fma"))) static void fma_tile_avx2(const float *w, in
 }
 
 /* 4 tokens x 32 columns in 8 zmm accumulators. */
-__attribute__((target("avx2,fma,avx512f"))) static void fma_tile_avx512(const float *w, int64_t ldw, int64_t kt,
-                                                                         const float *dy, int64_t lddy,
-                                                                         int64_t nt, float *dx, int64_t lddx,
-                                                                         int64_t nc) {
+__attribute__((target("avx2,fma,avx512f"))) static void fma_tile_avx512(const float *w, int64_t ldw,
+                                                                        int64_t kt, const float *dy,
+                                                                        int64_t lddy, int64_t nt, float *dx,
+                                                                        int64_t lddx, int64_t nc) {
     int64_t c = 0;
     if (nt == 4) {
         float *d0 = dx, *d1 = dx + lddx, *d2 = dx + 2 * lddx, *d3 = dx + 3 * lddx;
@@ -104,7 +103,8 @@ __attribute__((target("avx2,fma,avx512f"))) static void fma_tile_avx512(const fl
             __m512 a2 = _mm512_loadu_ps(d2 + c), b2 = _mm512_loadu_ps(d2 + c + 16);
             __m512 a3 = _mm512_loadu_ps(d3 + c), b3 = _mm512_loadu_ps(d3 + c + 16);
             for (int64_t k = 0; k < kt; k++) {
-                const __m512 wa = _mm512_loadu_ps(w + k * ldw + c), wb = _mm512_loadu_ps(w + k * ldw + c + 16);
+                const __m512 wa = _mm512_loadu_ps(w + k * ldw + c),
+                             wb = _mm512_loadu_ps(w + k * ldw + c + 16);
                 __m512 s = _mm512_set1_ps(y0[k]);
                 a0 = _mm512_fmadd_ps(s, wa, a0), b0 = _mm512_fmadd_ps(s, wb, b0);
                 s = _mm512_set1_ps(y1[k]);
@@ -158,7 +158,8 @@ static void fma_tile_neon(const float *w, int64_t ldw, int64_t kt, const float *
                 a0 = vfmaq_f32(a0, s, vld1q_f32(wr)), a1 = vfmaq_f32(a1, s, vld1q_f32(wr + 4));
                 a2 = vfmaq_f32(a2, s, vld1q_f32(wr + 8)), a3 = vfmaq_f32(a3, s, vld1q_f32(wr + 12));
             }
-            vst1q_f32(d + c, a0), vst1q_f32(d + c + 4, a1), vst1q_f32(d + c + 8, a2), vst1q_f32(d + c + 12, a3);
+            vst1q_f32(d + c, a0), vst1q_f32(d + c + 4, a1), vst1q_f32(d + c + 8, a2),
+                vst1q_f32(d + c + 12, a3);
         }
         for (; c < nc; c++) {
             float acc = d[c];
@@ -196,7 +197,7 @@ typedef struct {
     float *dx;
     int64_t lddx;
     int64_t n_tok;
-    int64_t unit;           /* columns per unit of the column split (whole blocks) */
+    int64_t unit; /* columns per unit of the column split (whole blocks) */
     int64_t col_parts, tok_parts;
     grok_fma_tile_fn tile;
     const grok_type_kernels *k; /* NULL for f32 (read in place) */
@@ -233,15 +234,15 @@ static void mt_task(void *arg, int ith, int nth) {
             const int64_t ncc = nc - cc < COL_CHUNK ? nc - cc : COL_CHUNK;
             for (int64_t t = t0; t < t1; t += 4) {
                 const int64_t nt = t1 - t < 4 ? t1 - t : 4;
-                j->tile(wt + cc, ldw, kt, j->dy + t * j->lddy + k0, j->lddy, nt, j->dx + t * j->lddx + c0 + cc,
-                        j->lddx, ncc);
+                j->tile(wt + cc, ldw, kt, j->dy + t * j->lddy + k0, j->lddy, nt,
+                        j->dx + t * j->lddx + c0 + cc, j->lddx, ncc);
             }
         }
     }
 }
 
-void grok_matmul_t_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *dy, int64_t lddy,
-                      float *dx, int64_t lddx, int64_t n_tok) {
+void grok_matmul_t_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *dy,
+                      int64_t lddy, float *dx, int64_t lddx, int64_t n_tok) {
     if (n_tok <= 0 || w->rows <= 0 || w->cols <= 0) return;
     if (mode == GROK_KERNELS_DEFAULT) mode = grok_kernels_mode();
     const grok_type_traits *tr = grok_type_get_traits(w->type);
@@ -268,8 +269,8 @@ void grok_matmul_t_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_m
             for (int64_t k = 0; row && k < w->rows; k++) {
                 j.k->to_f32(w->data + (size_t)k * w->row_bytes, row, w->cols);
                 for (int64_t t = 0; t < n_tok; t += 4)
-                    j.tile(row, w->cols, 1, dy + t * lddy + k, lddy, n_tok - t < 4 ? n_tok - t : 4, dx + t * lddx,
-                           lddx, w->cols);
+                    j.tile(row, w->cols, 1, dy + t * lddy + k, lddy, n_tok - t < 4 ? n_tok - t : 4,
+                           dx + t * lddx, lddx, w->cols);
             }
             free(row);
             return;
@@ -327,14 +328,14 @@ static void mf_task(void *arg, int ith, int nth) {
             for (int64_t r = 0; r < nr; r++)
                 for (int64_t c = 0; c < kt; c++) wt[c * nr + r] = dec[r * kt + c];
             for (int64_t t = t0; t < t1; t += 4)
-                j->tile(wt, nr, kt, j->x + t * j->ldx + k0, j->ldx, t1 - t < 4 ? t1 - t : 4, j->y + t * j->ldy + r0,
-                        j->ldy, nr);
+                j->tile(wt, nr, kt, j->x + t * j->ldx + k0, j->ldx, t1 - t < 4 ? t1 - t : 4,
+                        j->y + t * j->ldy + r0, j->ldy, nr);
         }
     }
 }
 
-void grok_matmul_tiles_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *x, int64_t ldx,
-                          float *y, int64_t ldy, int64_t n_tok) {
+void grok_matmul_tiles_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *w, const float *x,
+                          int64_t ldx, float *y, int64_t ldy, int64_t n_tok) {
     if (n_tok <= 0 || w->rows <= 0) return;
     if (mode == GROK_KERNELS_DEFAULT) mode = grok_kernels_mode();
     mf_job j = {w, x, ldx, y, ldy, n_tok, K_CHUNK, 1, 1, pick_tile(mode), NULL, NULL};
@@ -377,33 +378,34 @@ static void mk_task(void *arg, int ith, int nth) {
     const mk_job *j = arg;
     for (int64_t t = j->n_tok * ith / nth; t < j->n_tok * (ith + 1) / nth; t++)
         for (int64_t r = 0; r < j->m->rows; r++)
-            j->y[t * j->ldy + r] = j->dot(j->m->data + (size_t)r * j->m->row_bytes, j->x + t * j->ldx, j->m->cols);
+            j->y[t * j->ldy + r] =
+                j->dot(j->m->data + (size_t)r * j->m->row_bytes, j->x + t * j->ldx, j->m->cols);
 }
 
-void grok_matmul_tok_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *m, const float *x, int64_t ldx,
-                        float *y, int64_t ldy, int64_t n_tok) {
+void grok_matmul_tok_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_mat *m, const float *x,
+                        int64_t ldx, float *y, int64_t ldy, int64_t n_tok) {
     if (n_tok <= 0 || m->rows <= 0) return;
     if (mode == GROK_KERNELS_DEFAULT) mode = grok_kernels_mode();
     mk_job j = {m, x, ldx, y, ldy, n_tok, grok_dot_select(m->type, mode)->dot_f32};
-    const bool threaded =
-        pool && grok_threadpool_size(pool) > 1 && n_tok > 1 && (double)n_tok * (double)m->rows * (double)m->cols > 65536.0;
+    const bool threaded = pool && grok_threadpool_size(pool) > 1 && n_tok > 1 &&
+                          (double)n_tok * (double)m->rows * (double)m->cols > 65536.0;
     if (threaded)
         grok_threadpool_run(pool, mk_task, &j);
     else
         mk_task(&j, 0, 1);
 }
 
-void grok_matmul_t(grok_threadpool *pool, const grok_mat *w, const float *dy, int64_t lddy, float *dx, int64_t lddx,
-                   int64_t n_tok) {
+void grok_matmul_t(grok_threadpool *pool, const grok_mat *w, const float *dy, int64_t lddy, float *dx,
+                   int64_t lddx, int64_t n_tok) {
     grok_matmul_t_in(pool, grok_kernels_mode(), w, dy, lddy, dx, lddx, n_tok);
 }
 
-void grok_matmul_tiles(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y, int64_t ldy,
-                       int64_t n_tok) {
+void grok_matmul_tiles(grok_threadpool *pool, const grok_mat *w, const float *x, int64_t ldx, float *y,
+                       int64_t ldy, int64_t n_tok) {
     grok_matmul_tiles_in(pool, grok_kernels_mode(), w, x, ldx, y, ldy, n_tok);
 }
 
-void grok_matmul_tok(grok_threadpool *pool, const grok_mat *m, const float *x, int64_t ldx, float *y, int64_t ldy,
-                     int64_t n_tok) {
+void grok_matmul_tok(grok_threadpool *pool, const grok_mat *m, const float *x, int64_t ldx, float *y,
+                     int64_t ldy, int64_t n_tok) {
     grok_matmul_tok_in(pool, grok_kernels_mode(), m, x, ldx, y, ldy, n_tok);
 }

@@ -300,7 +300,8 @@ static const grok_type_kernels KERNELS[GROK_TYPE_COUNT] = {
     QT_ENTRY(GROK_TYPE_Q2_0, q2_0),
 };
 
-#define QT_DOTS(T, NAME) [T] = {.dot_f32 = NAME##_dot, .dot_q8a = NAME##_dot_q8a, .dot_q8a_multi = NAME##_dot_q8a_multi}
+#define QT_DOTS(T, NAME) \
+    [T] = {.dot_f32 = NAME##_dot, .dot_q8a = NAME##_dot_q8a, .dot_q8a_multi = NAME##_dot_q8a_multi}
 static const grok_dot_kernels DOTS[GROK_TYPE_COUNT] = {
     QT_DOTS(GROK_TYPE_Q4_1, q4_1),     QT_DOTS(GROK_TYPE_Q5_0, q5_0),   QT_DOTS(GROK_TYPE_Q5_1, q5_1),
     QT_DOTS(GROK_TYPE_Q2_K, q2_K),     QT_DOTS(GROK_TYPE_Q3_K, q3_K),   QT_DOTS(GROK_TYPE_IQ4_NL, iq4_nl),

@@ -152,7 +152,9 @@ static bool all_finite(const float *x, int n) {
  * zero). A block holding NaN or Inf gets a NaN scale and zero quants. */
 /* round(v) for v in [-127, 127]; clamped outside it, 0 for NaN (a
  * subnormal block maximum makes 1/d overflow, and 0 * inf is NaN). */
-static int q8_0_level(float v) { return v >= 127.0f ? 127 : v <= -127.0f ? -127 : v == v ? (int)roundf(v) : 0; }
+static int q8_0_level(float v) {
+    return v >= 127.0f ? 127 : v <= -127.0f ? -127 : v == v ? (int)roundf(v) : 0;
+}
 
 static void q8_0_from_f32(const float *src, void *dst, int64_t n) {
     uint8_t *p = dst;
@@ -222,7 +224,8 @@ static void q4_0_from_f32(const float *src, void *dst, int64_t n) {
             continue;
         }
         for (int j = 0; j < QK4_0 / 2; j++)
-            blk.qs[j] = (uint8_t)(q4_0_level(x[j] * id + 8.5f) | (q4_0_level(x[j + QK4_0 / 2] * id + 8.5f) << 4));
+            blk.qs[j] =
+                (uint8_t)(q4_0_level(x[j] * id + 8.5f) | (q4_0_level(x[j + QK4_0 / 2] * id + 8.5f) << 4));
         memcpy(p + b * sizeof blk, &blk, sizeof blk);
     }
 }

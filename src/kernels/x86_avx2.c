@@ -263,10 +263,9 @@ TGT void grok_quantize_q8a_avx2(const float *x, block_q8a *y, int64_t n) {
         __m256 a[4];
         for (int k = 0; k < 4; k++) a[k] = _mm256_and_ps(v[k], absmask);
         /* !(|x| <= FLT_MAX): NaN or Inf, as the scalar isfinite */
-        const __m256 big = _mm256_or_ps(_mm256_or_ps(_mm256_cmp_ps(a[0], fmax, _CMP_NLE_UQ),
-                                                     _mm256_cmp_ps(a[1], fmax, _CMP_NLE_UQ)),
-                                        _mm256_or_ps(_mm256_cmp_ps(a[2], fmax, _CMP_NLE_UQ),
-                                                     _mm256_cmp_ps(a[3], fmax, _CMP_NLE_UQ)));
+        const __m256 big = _mm256_or_ps(
+            _mm256_or_ps(_mm256_cmp_ps(a[0], fmax, _CMP_NLE_UQ), _mm256_cmp_ps(a[1], fmax, _CMP_NLE_UQ)),
+            _mm256_or_ps(_mm256_cmp_ps(a[2], fmax, _CMP_NLE_UQ), _mm256_cmp_ps(a[3], fmax, _CMP_NLE_UQ)));
         if (_mm256_movemask_ps(big)) {
             grok_q8a_nonfinite(&y[b]);
             continue;

@@ -28,16 +28,16 @@
 /* A sequence: what one conversation keeps between steps. */
 struct grok_seq {
     const grok_model *m;
-    grok_dist sh;      /* the share of the model this process computes */
-    int64_t n_ctx;     /* positions the cache holds */
-    int64_t pos;       /* tokens in the cache */
-    grok_type kv_type; /* f32 or f16 */
-    size_t kv_elt;     /* bytes per cached value */
-    void *k_cache;     /* [n_layers][n_kv_heads][n_ctx][head_dim] (this share's layers and heads) */
-    void *v_cache;     /* same */
-    int32_t *tokens;   /* [n_ctx] the cached tokens (for PAD masking, prefix reuse) */
-    float *logits;     /* [n_vocab] of the last token decoded */
-    int64_t logits_pos; /* the position count logits belong to (-1: none), so a copy
+    grok_dist sh;             /* the share of the model this process computes */
+    int64_t n_ctx;            /* positions the cache holds */
+    int64_t pos;              /* tokens in the cache */
+    grok_type kv_type;        /* f32 or f16 */
+    size_t kv_elt;            /* bytes per cached value */
+    void *k_cache;            /* [n_layers][n_kv_heads][n_ctx][head_dim] (this share's layers and heads) */
+    void *v_cache;            /* same */
+    int32_t *tokens;          /* [n_ctx] the cached tokens (for PAD masking, prefix reuse) */
+    float *logits;            /* [n_vocab] of the last token decoded */
+    int64_t logits_pos;       /* the position count logits belong to (-1: none), so a copy
                          * knows whether they are its last token's */
     grok_routing_fn route_fn; /* the router's record of this sequence's tokens, or NULL */
     void *route_ud;
@@ -78,12 +78,12 @@ struct grok_runner {
     struct batch_tok *bt; /* [n_batch] who each token of the step belongs to */
     float *lbuf;          /* [lbuf_rows][n_vocab] logits of a multi-sequence step */
     int64_t lbuf_rows;
-    float *vloc;          /* [vloc_rows][v1-v0] this rank's logit columns (distributed) */
+    float *vloc; /* [vloc_rows][v1-v0] this rank's logit columns (distributed) */
     int64_t vloc_rows;
     grok_step_stats last; /* what the last step read */
     bool nf_seen;         /* pipeline: this rank's layers went non-finite this step (message in nf_msg) */
     char nf_msg[GROK_ERR_SIZE];
-    int64_t trace_at;     /* the routing trace's row of the step's first token */
+    int64_t trace_at;           /* the routing trace's row of the step's first token */
     grok_matmul_input_fn in_fn; /* sees every product's input rows (imatrix), or NULL */
     void *in_ud;
 };
@@ -195,8 +195,9 @@ int grok_seq_copy(grok_seq *dst, const grok_seq *src, int64_t n_tokens, char *er
         return GROK_ERR_INPUT;
     }
     if (n_tokens > dst->n_ctx) {
-        snprintf(err, err_size, "seq_copy: %" PRId64 " tokens do not fit the destination's context of %" PRId64,
-                 n_tokens, dst->n_ctx);
+        snprintf(err, err_size,
+                 "seq_copy: %" PRId64 " tokens do not fit the destination's context of %" PRId64, n_tokens,
+                 dst->n_ctx);
         return GROK_ERR_CTX_FULL;
     }
     if (dst != src) {
@@ -205,7 +206,8 @@ int grok_seq_copy(grok_seq *dst, const grok_seq *src, int64_t n_tokens, char *er
         const size_t bytes = (size_t)n_tokens * (size_t)src->m->hp.head_dim * src->kv_elt;
         for (int64_t il = src->sh.l0; il < src->sh.l1 && bytes; il++)
             for (int64_t h = 0; h < KVH; h++) {
-                const size_t od = kv_off(dst, il, h, 0) * dst->kv_elt, os = kv_off(src, il, h, 0) * src->kv_elt;
+                const size_t od = kv_off(dst, il, h, 0) * dst->kv_elt,
+                             os = kv_off(src, il, h, 0) * src->kv_elt;
                 memcpy((uint8_t *)dst->k_cache + od, (const uint8_t *)src->k_cache + os, bytes);
                 memcpy((uint8_t *)dst->v_cache + od, (const uint8_t *)src->v_cache + os, bytes);
             }
@@ -233,14 +235,15 @@ grok_runner_params grok_runner_default_params(void) {
 void grok_runner_free(grok_runner *r) {
     if (!r) return;
     if (r->own_pool) grok_threadpool_free(r->pool);
-    void *bufs[] = {r->h,      r->x,   r->q,     r->k,     r->v,  r->att, r->proj, r->rope_cs, r->scores,
-                    r->router, r->sel, r->gates, r->group, r->gx, r->hg,  r->hu,   r->eo,      r->bt,
-                    r->lbuf,   r->vloc};
+    void *bufs[] = {r->h,       r->x,      r->q,      r->k,   r->v,     r->att,   r->proj,
+                    r->rope_cs, r->scores, r->router, r->sel, r->gates, r->group, r->gx,
+                    r->hg,      r->hu,     r->eo,     r->bt,  r->lbuf,  r->vloc};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(r);
 }
 
-grok_runner *grok_runner_create(const grok_model *m, const grok_runner_params *p, char *err, size_t err_size) {
+grok_runner *grok_runner_create(const grok_model *m, const grok_runner_params *p, char *err,
+                                size_t err_size) {
     const grok_hparams *hp = &m->hp;
     grok_runner_params dp = grok_runner_default_params();
     if (!p) p = &dp;
@@ -316,7 +319,8 @@ static void see_input(const grok_runner *r, int64_t layer, const char *what, int
         snprintf(name, sizeof name, "%s.weight", what);
     else
         snprintf(name, sizeof name, "blk.%" PRId64 ".%s.weight", layer, what);
-    const grok_matmul_input in = {name, layer, expert, expert < 0 ? 1 : r->m->hp.n_experts, x, n_rows, n_cols};
+    const grok_matmul_input in = {name, layer,  expert, expert < 0 ? 1 : r->m->hp.n_experts,
+                                  x,    n_rows, n_cols};
     r->in_fn(r->in_ud, &in);
 }
 
@@ -338,7 +342,8 @@ static int ensure_scores(grok_runner *r, int64_t n_pos, char *err, size_t err_si
 /* ---- the one-sequence context ---- */
 
 grok_context_params grok_context_default_params(void) {
-    grok_context_params p = {.n_ctx = 0, .kv_type = GROK_TYPE_F32, .n_threads = 0, .pool = NULL, .n_batch = 256};
+    grok_context_params p = {
+        .n_ctx = 0, .kv_type = GROK_TYPE_F32, .n_threads = 0, .pool = NULL, .n_batch = 256};
     return p;
 }
 
@@ -537,7 +542,8 @@ static void route(grok_runner *c, int64_t il, int64_t n) {
         grok_route_token(r, E, K, c->sel + t * K, c->gates + t * K);
         const grok_seq *q = c->bt[t].seq;
         if (q->route_fn) {
-            const grok_routing rec = {c->bt[t].pos, c->bt[t].token, il, E, K, r, c->sel + t * K, c->gates + t * K};
+            const grok_routing rec = {c->bt[t].pos,   c->bt[t].token,  il, E, K, r,
+                                      c->sel + t * K, c->gates + t * K};
             q->route_fn(q->route_ud, &rec);
         }
     }
@@ -696,8 +702,6 @@ done:
     free(mask), free(list);
 }
 
-
-
 /* ---- one batch ---- */
 
 static void store_kv(grok_seq *c, int64_t il, int64_t pos, const float *k, const float *v) {
@@ -768,30 +772,39 @@ static int nonfinite(grok_runner *S, int where, int64_t il, int64_t t, char *err
         if (norm && norm[0] == '(')
             snprintf(what, sizeof what, "at layer %" PRId64 ", in attention %s", il, norm);
         else if (norm)
-            snprintf(what, sizeof what, "at layer %" PRId64 ", in attention: the output of blk.%" PRId64 ".%s.weight",
-                     il, il, norm);
+            snprintf(what, sizeof what,
+                     "at layer %" PRId64 ", in attention: the output of blk.%" PRId64 ".%s.weight", il, il,
+                     norm);
         else
-            snprintf(what, sizeof what, "at layer %" PRId64 ": the residual stream overflowed after attention", il);
+            snprintf(what, sizeof what,
+                     "at layer %" PRId64 ": the residual stream overflowed after attention", il);
         break;
     case NF_MOE: {
         const int64_t K = hp->n_experts_used;
-        norm = row_bad(L->ffn_norm, 0, d) ? "ffn_norm" : row_bad(S->router, t, hp->n_experts) ? "ffn_gate_inp" : NULL;
+        norm = row_bad(L->ffn_norm, 0, d)             ? "ffn_norm"
+               : row_bad(S->router, t, hp->n_experts) ? "ffn_gate_inp"
+                                                      : NULL;
         if (norm) {
-            snprintf(what, sizeof what, "at layer %" PRId64 ", in the MoE block: the output of blk.%" PRId64 ".%s.weight",
-                     il, il, norm);
+            snprintf(what, sizeof what,
+                     "at layer %" PRId64 ", in the MoE block: the output of blk.%" PRId64 ".%s.weight", il,
+                     il, norm);
         } else if (row_bad(S->proj, t, d)) {
             char ex[96] = "";
             for (int64_t k = 0; k < K && strlen(ex) < sizeof ex - 16; k++)
-                snprintf(ex + strlen(ex), sizeof ex - strlen(ex), "%s%" PRId32, k ? ", " : "", S->sel[t * K + k]);
+                snprintf(ex + strlen(ex), sizeof ex - strlen(ex), "%s%" PRId32, k ? ", " : "",
+                         S->sel[t * K + k]);
             snprintf(what, sizeof what,
                      "at layer %" PRId64 ", in the MoE block: the output of expert%s %s (blk.%" PRId64
                      ".ffn_gate_exps, ffn_up_exps, ffn_down_exps)",
                      il, K > 1 ? "s" : "", ex, il);
         } else if (row_bad(L->layer_out_norm, 0, d)) {
-            snprintf(what, sizeof what, "at layer %" PRId64 ", in the MoE block: the output of blk.%" PRId64
-                     ".layer_output_norm.weight", il, il);
+            snprintf(what, sizeof what,
+                     "at layer %" PRId64 ", in the MoE block: the output of blk.%" PRId64
+                     ".layer_output_norm.weight",
+                     il, il);
         } else {
-            snprintf(what, sizeof what, "at layer %" PRId64 ": the residual stream overflowed after the MoE block", il);
+            snprintf(what, sizeof what,
+                     "at layer %" PRId64 ": the residual stream overflowed after the MoE block", il);
         }
         break;
     }
@@ -801,7 +814,8 @@ static int nonfinite(grok_runner *S, int where, int64_t il, int64_t t, char *err
                  : m->tied                     ? "the output head (token_embd.weight, tied)"
                                                : "the output head (output.weight)");
     }
-    snprintf(err, err_size, "decode: NaN or Inf %s (token %" PRId32 " at position %" PRId64 " of its sequence)", what,
+    snprintf(err, err_size,
+             "decode: NaN or Inf %s (token %" PRId32 " at position %" PRId64 " of its sequence)", what,
              S->bt[t].token, S->bt[t].pos);
     return GROK_ERR_NONFINITE;
 }
@@ -986,7 +1000,8 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
         const int next = (ds->rank + 1) % ds->n_ranks, last = ds->n_ranks - 1;
         if (ds->rank < last && ds->send_to(ds->ud, next, S->h, n * d, err, err_size)) return GROK_ERR_DIST;
         if (ds->rank != 0 && cnt == 0) return 0;
-        if (ds->rank == last) return ds->send_to(ds->ud, 0, S->proj, cnt * d, err, err_size) ? GROK_ERR_DIST : 0;
+        if (ds->rank == last)
+            return ds->send_to(ds->ud, 0, S->proj, cnt * d, err, err_size) ? GROK_ERR_DIST : 0;
         if (ds->rank != 0) return 0;
         if (cnt == 0) return S->nf_seen ? (snprintf(err, err_size, "%s", S->nf_msg), GROK_ERR_NONFINITE) : 0;
         if (ds->recv_from(ds->ud, last, S->proj, cnt * d, err, err_size)) return GROK_ERR_DIST;
@@ -995,7 +1010,10 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
     }
     if (cnt == 0) return 0;
     S->last.weight_bytes += mat_bytes(&m->output) * (ds->v1 - ds->v0) / V;
-    if (dist) return (rc = dist_head(S, n, cnt, first, contiguous, err, err_size)) ? rc : check_logits(S, n, err, err_size);
+    if (dist)
+        return (rc = dist_head(S, n, cnt, first, contiguous, err, err_size))
+                   ? rc
+                   : check_logits(S, n, err, err_size);
     if (!contiguous && S->lbuf_rows < cnt) {
         float *b = realloc(S->lbuf, (size_t)cnt * (size_t)V * sizeof(float));
         if (b) S->lbuf = b, S->lbuf_rows = cnt;
@@ -1009,7 +1027,8 @@ static int forward(grok_runner *S, int64_t n, char *err, size_t err_size) {
                 if (bt[t].logits) memcpy(bt[t].logits, S->lbuf + (r++) * V, (size_t)V * sizeof(float));
     } else { /* no memory for the staging rows: one row at a time */
         for (int64_t t = 0, r = 0; t < n; t++)
-            if (bt[t].logits) grok_matmul_in(S->pool, S->step_mode, &m->output, S->x + (r++) * d, d, bt[t].logits, V, 1);
+            if (bt[t].logits)
+                grok_matmul_in(S->pool, S->step_mode, &m->output, S->x + (r++) * d, d, bt[t].logits, V, 1);
     }
     for (int64_t t = 0; t < n; t++)
         if (bt[t].logits)
@@ -1027,14 +1046,15 @@ static int check_tokens(const grok_seq *c, const int32_t *tokens, int64_t n, con
     }
     if (n > c->n_ctx - c->pos) {
         snprintf(err, err_size,
-                 "%s: %" PRId64 " tokens do not fit: %" PRId64 " of the context's %" PRId64 " positions are used",
+                 "%s: %" PRId64 " tokens do not fit: %" PRId64 " of the context's %" PRId64
+                 " positions are used",
                  what, n, c->pos, c->n_ctx);
         return GROK_ERR_CTX_FULL;
     }
     for (int64_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= V) {
-            snprintf(err, err_size, "%s: token %" PRId64 " has id %" PRId32 ", outside [0, %" PRId64 ")", what, i,
-                     tokens[i], V);
+            snprintf(err, err_size, "%s: token %" PRId64 " has id %" PRId32 ", outside [0, %" PRId64 ")",
+                     what, i, tokens[i], V);
             return GROK_ERR_INPUT;
         }
     return 0;
@@ -1120,9 +1140,9 @@ int grok_decode_multi_logits(grok_runner *r, grok_seq *const *seqs, const int32_
         float *all = all_logits ? all_logits[i] : NULL;
         for (int64_t k = 0; k < n[i]; k++, t++)
             r->bt[t] = (batch_tok){seqs[i], seqs[i]->pos + k, tokens[i][k],
-                                   all                ? all + k * V
+                                   all             ? all + k * V
                                    : k == n[i] - 1 ? seqs[i]->logits
-                                                      : NULL};
+                                                   : NULL};
     }
     for (int64_t i = 0; i < n_seqs; i++) seqs[i]->logits_pos = -1; /* until the step succeeds */
     if ((rc = forward(r, total, err, err_size))) return rc;

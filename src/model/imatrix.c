@@ -89,8 +89,10 @@ static imx_entry *entry(grok_imatrix *im, const char *name, int64_t n_cols, int6
     if (e) {
         if (e->n_mat == 1 && n_mat > 1 && e->n_cols == n_cols * n_mat) {
             e->n_cols = n_cols, e->n_mat = n_mat; /* a legacy entry keeps the experts in one row */
-        } else if (!(e->n_cols == n_cols && e->n_mat == n_mat) && !(n_mat == 1 && n_cols == e->n_cols * e->n_mat)) {
-            snprintf(err, err_size, "%s: %" PRId64 " x %" PRId64 " values here, %" PRId64 " x %" PRId64 " before", name,
+        } else if (!(e->n_cols == n_cols && e->n_mat == n_mat) &&
+                   !(n_mat == 1 && n_cols == e->n_cols * e->n_mat)) {
+            snprintf(err, err_size,
+                     "%s: %" PRId64 " x %" PRId64 " values here, %" PRId64 " x %" PRId64 " before", name,
                      n_mat, n_cols, e->n_mat, e->n_cols);
             return NULL;
         }
@@ -108,7 +110,8 @@ static imx_entry *entry(grok_imatrix *im, const char *name, int64_t n_cols, int6
         return NULL;
     }
     if (n_cols <= 0 || n_mat <= 0 || n_cols > (INT64_C(1) << 40) / n_mat) {
-        snprintf(err, err_size, "%s: %" PRId64 " x %" PRId64 " values is not a valid shape", name, n_mat, n_cols);
+        snprintf(err, err_size, "%s: %" PRId64 " x %" PRId64 " values is not a valid shape", name, n_mat,
+                 n_cols);
         return NULL;
     }
     if (im->n == im->cap) {
@@ -149,8 +152,9 @@ void grok_imatrix_hook(void *user, const grok_matmul_input *in) {
         const float *x = in->x + r * in->n_cols;
         for (int64_t j = 0; j < in->n_cols; j++) {
             if (!isfinite(x[j])) {
-                snprintf(im->bad, sizeof im->bad, "%s: non-finite input (%g) in column %" PRId64 " of a row%s%.0" PRId64,
-                         in->tensor, (double)x[j], j, ex ? " of expert " : "", ex ? in->expert : 0);
+                snprintf(im->bad, sizeof im->bad,
+                         "%s: non-finite input (%g) in column %" PRId64 " of a row%s%.0" PRId64, in->tensor,
+                         (double)x[j], j, ex ? " of expert " : "", ex ? in->expert : 0);
                 return;
             }
             acc[j] += (double)x[j] * x[j];
@@ -159,20 +163,21 @@ void grok_imatrix_hook(void *user, const grok_matmul_input *in) {
     e->counts[ex && e->n_counts > 1 ? in->expert : 0] += in->n_rows;
 }
 
-int grok_imatrix_weights(const grok_imatrix *im, const char *tensor, int64_t expert, int64_t n_cols, float *out,
-                         int64_t *count) {
+int grok_imatrix_weights(const grok_imatrix *im, const char *tensor, int64_t expert, int64_t n_cols,
+                         float *out, int64_t *count) {
     const imx_entry *e = find(im, tensor);
     if (!e) return -1;
     const int64_t slice = expert < 0 ? 0 : expert;
     if (n_cols * (slice + 1) > e->n_cols * e->n_mat || (e->n_mat > 1 && e->n_cols != n_cols)) return -2;
     const int64_t c = e->counts[e->n_counts > 1 ? slice : 0];
     if (count) *count = c;
-    for (int64_t j = 0; j < n_cols; j++) out[j] = c > 0 ? (float)(e->sums[slice * n_cols + j] / (double)c) : 0.0f;
+    for (int64_t j = 0; j < n_cols; j++)
+        out[j] = c > 0 ? (float)(e->sums[slice * n_cols + j] / (double)c) : 0.0f;
     return 0;
 }
 
-int grok_imatrix_entry(const grok_imatrix *im, int64_t i, const char **tensor, int64_t *n_cols, int64_t *n_mat,
-                       const int64_t **counts, int64_t *n_counts) {
+int grok_imatrix_entry(const grok_imatrix *im, int64_t i, const char **tensor, int64_t *n_cols,
+                       int64_t *n_mat, const int64_t **counts, int64_t *n_counts) {
     if (i < 0 || i >= im->n) return -1;
     const imx_entry *e = &im->e[i];
     if (tensor) *tensor = e->name;
@@ -217,7 +222,8 @@ static int save_gguf(const grok_imatrix *im, const char *path, char *err, size_t
         goto done;
     }
     grok_gguf_writer_set_str(w, "general.type", "imatrix");
-    grok_gguf_writer_set_arr_str(w, "imatrix.datasets", (const char *const *)im->datasets, (uint64_t)im->n_datasets);
+    grok_gguf_writer_set_arr_str(w, "imatrix.datasets", (const char *const *)im->datasets,
+                                 (uint64_t)im->n_datasets);
     grok_gguf_writer_set_u32(w, "imatrix.chunk_count", (uint32_t)im->chunk_count);
     grok_gguf_writer_set_u32(w, "imatrix.chunk_size", (uint32_t)im->chunk_size);
     for (int64_t i = 0; i < n; i++) {
@@ -240,7 +246,8 @@ static int save_gguf(const grok_imatrix *im, const char *path, char *err, size_t
         snprintf(name, sizeof name, "%s.counts", e->name);
         const int64_t b = grok_gguf_writer_add_tensor(w, name, GROK_TYPE_F32, nd, ne_c, c);
         if (a < 0 || b < 0) {
-            snprintf(err, err_size, "%s: cannot add tensor %s (name over %d bytes?)", path, name, GROK_GGUF_MAX_NAME);
+            snprintf(err, err_size, "%s: cannot add tensor %s (name over %d bytes?)", path, name,
+                     GROK_GGUF_MAX_NAME);
             goto done;
         }
     }
@@ -318,7 +325,8 @@ static bool ends_with(const char *s, const char *suffix) {
 }
 
 int grok_imatrix_save(const grok_imatrix *im, const char *path, bool legacy, char *err, size_t err_size) {
-    return legacy || ends_with(path, ".dat") ? save_dat(im, path, err, err_size) : save_gguf(im, path, err, err_size);
+    return legacy || ends_with(path, ".dat") ? save_dat(im, path, err, err_size)
+                                             : save_gguf(im, path, err, err_size);
 }
 
 /* ---- reading ---- */
@@ -347,8 +355,8 @@ static int load_dat(grok_imatrix *im, const char *path, const unsigned char *p, 
     int32_t ne;
     if (!rd_i32(&c, &ne, "the entry count")) return -1;
     if (ne < 0 || (size_t)ne > n / 12) {
-        snprintf(err, err_size, "%s: byte 0: %d entries cannot fit %zu bytes (not an imatrix .dat file?)", path,
-                 (int)ne, n);
+        snprintf(err, err_size, "%s: byte 0: %d entries cannot fit %zu bytes (not an imatrix .dat file?)",
+                 path, (int)ne, n);
         return -1;
     }
     const int64_t cs = im->chunk_size;
@@ -357,7 +365,8 @@ static int load_dat(grok_imatrix *im, const char *path, const unsigned char *p, 
         const size_t at = c.at;
         if (!rd_i32(&c, &len, "a name length")) return -1;
         if (len <= 0 || len > GROK_GGUF_MAX_NAME || (size_t)len > n - c.at) {
-            snprintf(err, err_size, "%s: byte %zu: entry %d: name length %d is not in [1, %d] or runs past the end", path,
+            snprintf(err, err_size,
+                     "%s: byte %zu: entry %d: name length %d is not in [1, %d] or runs past the end", path,
                      at, (int)i, (int)len, GROK_GGUF_MAX_NAME);
             return -1;
         }
@@ -366,13 +375,14 @@ static int load_dat(grok_imatrix *im, const char *path, const unsigned char *p, 
         name[len] = '\0';
         c.at += (size_t)len;
         if (memchr(name, '\0', (size_t)len)) {
-            snprintf(err, err_size, "%s: byte %zu: entry %d: the name holds a NUL byte", path, at + 4, (int)i);
+            snprintf(err, err_size, "%s: byte %zu: entry %d: the name holds a NUL byte", path, at + 4,
+                     (int)i);
             return -1;
         }
         if (!rd_i32(&c, &ncall, "a call count") || !rd_i32(&c, &nval, "a value count")) return -1;
         if (ncall < 0 || nval <= 0 || (size_t)nval > (n - c.at) / 4) {
-            snprintf(err, err_size, "%s: byte %zu: entry '%s': %d chunks, %d values (%zu bytes left)", path, c.at - 8,
-                     name, (int)ncall, (int)nval, n - c.at);
+            snprintf(err, err_size, "%s: byte %zu: entry '%s': %d chunks, %d values (%zu bytes left)", path,
+                     c.at - 8, name, (int)ncall, (int)nval, n - c.at);
             return -1;
         }
         imx_entry *e = entry(im, name, nval, 1, 1, err, err_size);
@@ -381,8 +391,8 @@ static int load_dat(grok_imatrix *im, const char *path, const unsigned char *p, 
             float x;
             memcpy(&x, p + c.at + 4 * (size_t)j, 4);
             if (!isfinite(x) || x < 0) {
-                snprintf(err, err_size, "%s: byte %zu: entry '%s' value %d is %g, not a finite mean square", path,
-                         c.at + 4 * (size_t)j, name, (int)j, (double)x);
+                snprintf(err, err_size, "%s: byte %zu: entry '%s' value %d is %g, not a finite mean square",
+                         path, c.at + 4 * (size_t)j, name, (int)j, (double)x);
                 return -1;
             }
             e->sums[j] += (double)x * (double)cs;
@@ -401,8 +411,8 @@ static int load_dat(grok_imatrix *im, const char *path, const unsigned char *p, 
     if (c.at == n) return 0;
     if (!rd_i32(&c, &dl, "the dataset name length")) return -1;
     if (dl < 0 || (size_t)dl != n - c.at) {
-        snprintf(err, err_size, "%s: byte %zu: dataset name of %d bytes, %zu bytes left", path, c.at - 4, (int)dl,
-                 n - c.at);
+        snprintf(err, err_size, "%s: byte %zu: dataset name of %d bytes, %zu bytes left", path, c.at - 4,
+                 (int)dl, n - c.at);
         return -1;
     }
     char *ds = malloc((size_t)dl + 1);
@@ -467,8 +477,8 @@ static int load_gguf(grok_imatrix *im, const char *path, char *err, size_t err_s
             }
         for (int64_t j = 0; j < ncols * nmat; j++)
             if (!isfinite(sv[j]) || sv[j] < 0) {
-                snprintf(err, err_size, "%s: %s[%" PRId64 "] is %g, not a finite sum of squares", path, t->name, j,
-                         (double)sv[j]);
+                snprintf(err, err_size, "%s: %s[%" PRId64 "] is %g, not a finite sum of squares", path,
+                         t->name, j, (double)sv[j]);
                 goto done;
             }
         /* one count for a dense matrix, one per expert for a stacked one */

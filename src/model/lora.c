@@ -19,7 +19,8 @@
 #define ERRF(...) (snprintf(err, err_size, __VA_ARGS__), -1)
 
 const char *const grok_lora_target_names[GROK_LORA_N_TARGETS] = {
-    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps", "ffn_gate_inp"};
+    "attn_q",        "attn_k",      "attn_v",        "attn_output",
+    "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps", "ffn_gate_inp"};
 const char *const grok_lora_target_short[GROK_LORA_N_TARGETS] = {"q",    "k",  "v",    "o",
                                                                  "gate", "up", "down", "router"};
 
@@ -75,8 +76,8 @@ void grok_lora_add(float *w, const float *a, const float *b, int64_t rows, int64
 
 typedef struct {
     const grok_gguf_tensor *a, *b;
-    grok_mat *mat;  /* the model's weight */
-    size_t *stride; /* bytes between experts (NULL for attention and the router) */
+    grok_mat *mat;          /* the model's weight */
+    size_t *stride;         /* bytes between experts (NULL for attention and the router) */
     const uint8_t ***xdata; /* where each expert lies (grok_layer.xdata; NULL for attention and the router) */
     int64_t n_mats;
     int64_t rank; /* this weight's rank (A's rows) */
@@ -84,7 +85,7 @@ typedef struct {
 
 typedef struct {
     grok_gguf_file *f;
-    slot *slots; /* [n_layers][GROK_LORA_N_TARGETS] */
+    slot *slots;  /* [n_layers][GROK_LORA_N_TARGETS] */
     int64_t rank; /* adapter.lora.rank: the largest of the weights' ranks */
     float alpha;
 } adapter;
@@ -243,8 +244,8 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
             sl->n_mats = grok_lora_target_is_expert(t) ? hp->n_experts : 1;
             sl->rank = sl->a->ne[1];
             if (sl->rank < 1 || sl->rank > rank) {
-                rc = ERRF("%s: tensor '%s' has rank %" PRId64 ", outside [1, %s = %" PRId64 "]", path, sl->a->name,
-                          sl->rank, GROK_LORA_KEY_RANK, rank);
+                rc = ERRF("%s: tensor '%s' has rank %" PRId64 ", outside [1, %s = %" PRId64 "]", path,
+                          sl->a->name, sl->rank, GROK_LORA_KEY_RANK, rank);
                 break;
             }
             if (check_ab(sl->a, path, sl->mat->cols, sl->rank, sl->n_mats, err, err_size) ||
@@ -259,8 +260,8 @@ static int adapter_open(adapter *ad, grok_model *m, const char *path, char *err,
 
 /* out [rows][cols] = matrix e of the slot's base weight + (scale_alpha /
  * r) B_e A_e with r the slot's rank. a, b: scratch of the adapter's sizes. */
-static void merged_matrix(const slot *sl, const uint8_t *base, grok_type base_type, int64_t e, float scale_alpha,
-                          float *out, float *a, float *b) {
+static void merged_matrix(const slot *sl, const uint8_t *base, grok_type base_type, int64_t e,
+                          float scale_alpha, float *out, float *a, float *b) {
     const grok_mat *w = sl->mat;
     const int64_t rank = sl->rank;
     const float s = scale_alpha / (float)rank;
@@ -285,7 +286,8 @@ int grok_model_apply_lora(grok_model *m, const char *path, float scale, char *er
     for (int64_t i = 0; i < n_slots; i++)
         if (ad.slots[i].a && ad.slots[i].mat->lora.a) {
             adapter_close(&ad);
-            return ERRF("%s: an adapter is already applied to this model (one at a time; merge the first)", path);
+            return ERRF("%s: an adapter is already applied to this model (one at a time; merge the first)",
+                        path);
         }
     float **bufs = calloc((size_t)(n_slots > 0 ? 2 * n_slots : 1), sizeof *bufs);
     void **owned = NULL;
@@ -320,11 +322,13 @@ int grok_model_apply_lora(grok_model *m, const char *path, float scale, char *er
         const float s = scale * ad.alpha / (float)r;
         float *a = bufs[2 * i], *bt = bufs[2 * i + 1];
         const grok_type_kernels *ka = grok_kernels_get(sl->a->type), *kb = grok_kernels_get(sl->b->type);
-        const size_t a_rb = (size_t)grok_type_row_size(sl->a->type, cols), b_rb = (size_t)grok_type_row_size(sl->b->type, r);
+        const size_t a_rb = (size_t)grok_type_row_size(sl->a->type, cols),
+                     b_rb = (size_t)grok_type_row_size(sl->b->type, r);
         float *brow = malloc(sizeof(float) * (size_t)(r > 0 ? r : 1));
         for (int64_t e = 0; brow && e < sl->n_mats; e++) {
             for (int64_t k = 0; k < r; k++)
-                ka->to_f32((const uint8_t *)sl->a->data + (size_t)(e * r + k) * a_rb, a + (e * r + k) * cols, cols);
+                ka->to_f32((const uint8_t *)sl->a->data + (size_t)(e * r + k) * a_rb, a + (e * r + k) * cols,
+                           cols);
             for (int64_t o = 0; o < rows; o++) {
                 kb->to_f32((const uint8_t *)sl->b->data + (size_t)(e * rows + o) * b_rb, brow, r);
                 for (int64_t k = 0; k < r; k++) bt[(e * r + k) * rows + o] = s * brow[k];
@@ -376,7 +380,8 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
     const float sa_ = scale * ad.alpha;
     /* Which slot (if any) each base tensor is, and which expert of it
      * (-1: all, one 3-D tensor; else a file of one tensor per expert). */
-    int64_t *which = malloc(sizeof(int64_t) * (size_t)(nt ? 2 * nt : 1)), *which_e = which ? which + nt : NULL;
+    int64_t *which = malloc(sizeof(int64_t) * (size_t)(nt ? 2 * nt : 1)),
+            *which_e = which ? which + nt : NULL;
     int64_t *found = calloc((size_t)(n_slots ? n_slots : 1), sizeof *found); /* matrices per slot */
     grok_gguf_writer *w = grok_gguf_writer_create();
     float *mat = NULL, *sa = NULL, *sb = NULL;
@@ -422,8 +427,8 @@ int grok_lora_merge(const char *base_path, const char *adapter_path, const char 
     /* every adapted matrix must be written merged: none silently left as it was */
     for (int64_t j = 0; rc == 0 && j < n_slots; j++)
         if (ad.slots[j].a && found[j] != ad.slots[j].n_mats)
-            rc = ERRF("%s: %" PRId64 " of the %" PRId64 " matrices that '%s' adapts were found in %s", out_path,
-                      found[j], ad.slots[j].n_mats, ad.slots[j].a->name, base_path);
+            rc = ERRF("%s: %" PRId64 " of the %" PRId64 " matrices that '%s' adapts were found in %s",
+                      out_path, found[j], ad.slots[j].n_mats, ad.slots[j].a->name, base_path);
     if (rc == 0) {
         mat = malloc(sizeof(float) * (size_t)(max_mat ? max_mat : 1));
         enc = malloc((size_t)(max_enc ? max_enc : 1));

@@ -209,7 +209,8 @@ static int64_t cgroup_room(bool v2, const char *mnt, const char *dir, char *sour
             if (room < 0) room = 0;
             if (best < 0 || room < best) {
                 best = room;
-                snprintf(source, source_size, "cgroup %s %.100s (limit %.1f MiB, %.1f MiB in use outside the page cache)",
+                snprintf(source, source_size,
+                         "cgroup %s %.100s (limit %.1f MiB, %.1f MiB in use outside the page cache)",
                          v2 ? "v2" : "v1", d, (double)lim / 1048576.0, (double)(used - file) / 1048576.0);
             }
         }
@@ -314,7 +315,8 @@ static void share_sizes(const grok_model *m, const grok_dist *sh, int64_t *dense
     }
     *dense = dn;
     const grok_layer *L = &m->layers[sh->l0 < sh->l1 ? sh->l0 : 0];
-    *slot = 2 * mat_share_bytes(&L->gate, sh->f0, sh->f1, 0, d) + mat_share_bytes(&L->down, 0, d, sh->f0, sh->f1);
+    *slot =
+        2 * mat_share_bytes(&L->gate, sh->f0, sh->f1, 0, d) + mat_share_bytes(&L->down, 0, d, sh->f0, sh->f1);
 }
 
 static bool g_default_set;
@@ -496,13 +498,17 @@ void grok_memory_plan_describe(const grok_memory_plan *p, char *buf, size_t size
                  dn, p->cache_slots, p->n_expert_keys, sl,
                  100.0 * (double)p->cache_slots / (double)(p->n_expert_keys ? p->n_expert_keys : 1),
                  grok_cache_policy_name(p->policy), p->prefetch ? "router prefetch" : "no prefetch",
-                 p->direct_io ? "O_DIRECT" : "buffered", p->pack_file[0] ? " of the packed file" : "", rs, res);
+                 p->direct_io ? "O_DIRECT" : "buffered", p->pack_file[0] ? " of the packed file" : "", rs,
+                 res);
     else if (p->kind == GROK_PLAN_PACKED)
         snprintf(buf + n, size - (size_t)n, " packed%s; reserve %s; resident %s",
                  p->pack_file[0] ? ", mapped from the packed file" : " in memory", rs, res);
     else
         snprintf(buf + n, size - (size_t)n, " read from the mapped file (page cache%s); reserve %s",
-                 p->limit >= 0 && p->read_ahead_bytes == 0 ? ", faults read single pages: the limit leaves no room for read-ahead" : "", rs);
+                 p->limit >= 0 && p->read_ahead_bytes == 0
+                     ? ", faults read single pages: the limit leaves no room for read-ahead"
+                     : "",
+                 rs);
 }
 
 static pthread_mutex_t g_prepare_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -547,11 +553,14 @@ void grok_model_prepare(grok_model *m, const grok_dist *sh, grok_threadpool *poo
                 const grok_layer *L = &m->layers[il];
                 const grok_mat *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->router};
                 for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
-                    grok_gguf_advise(m->file, w[i]->data, w[i]->row_bytes * (size_t)w[i]->rows, MADV_WILLNEED);
+                    grok_gguf_advise(m->file, w[i]->data, w[i]->row_bytes * (size_t)w[i]->rows,
+                                     MADV_WILLNEED);
             }
-            grok_gguf_advise(m->file, m->output.data, m->output.row_bytes * (size_t)m->output.rows, MADV_WILLNEED);
+            grok_gguf_advise(m->file, m->output.data, m->output.row_bytes * (size_t)m->output.rows,
+                             MADV_WILLNEED);
         }
-        if (p.kind == GROK_PLAN_MMAP) grok_gguf_advise(m->file, NULL, 0, p.read_ahead_bytes ? MADV_NORMAL : MADV_RANDOM);
+        if (p.kind == GROK_PLAN_MMAP)
+            grok_gguf_advise(m->file, NULL, 0, p.read_ahead_bytes ? MADV_NORMAL : MADV_RANDOM);
         if (m->pf && (p.kind == GROK_PLAN_PACKED || p.kind == GROK_PLAN_CACHE)) {
             m->packed_bytes += grok_model_use_packfile(m, sh, p.kind == GROK_PLAN_PACKED);
             snprintf(p.pack_file, sizeof p.pack_file, "%.255s", pfp);

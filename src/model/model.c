@@ -228,9 +228,10 @@ static int bind_mat(const grok_gguf_file *f, const char *name, int64_t rows, int
 
 /* The name of the first per-layer tensor the file lacks, searched only as
  * far as the file's tensors could reach (a short file lacks one early). */
-static const char *first_missing_layer_tensor(const grok_gguf_file *f, int64_t n_layers, char *n, size_t size) {
-    static const char *const plain[] = {"attn_norm", "attn_output_norm", "ffn_norm", "layer_output_norm",
-                                        "attn_q",    "attn_k",           "attn_v",   "attn_output",
+static const char *first_missing_layer_tensor(const grok_gguf_file *f, int64_t n_layers, char *n,
+                                              size_t size) {
+    static const char *const plain[] = {"attn_norm",   "attn_output_norm", "ffn_norm", "layer_output_norm",
+                                        "attn_q",      "attn_k",           "attn_v",   "attn_output",
                                         "ffn_gate_inp"};
     static const char *const experts[] = {"ffn_gate", "ffn_up", "ffn_down"};
     char old[96];
@@ -296,7 +297,8 @@ static int bind_experts(grok_model *m, const grok_gguf_file *f, int64_t il, cons
     grok_type *types = tab && mixed ? malloc(sizeof *types * (size_t)E) : NULL;
     if (!tab || (mixed && !types)) {
         free(tab);
-        snprintf(err, err_size, "%s: out of memory for the table of the %" PRId64 " experts of blk.%" PRId64 ".%s",
+        snprintf(err, err_size,
+                 "%s: out of memory for the table of the %" PRId64 " experts of blk.%" PRId64 ".%s",
                  grok_gguf_path(f), E, il, what);
         return -1;
     }
@@ -352,7 +354,8 @@ void grok_model_free(grok_model *m) {
 }
 
 grok_model_params grok_model_default_params(void) {
-    grok_model_params p = {.pack = true, .kernels = GROK_KERNELS_DEFAULT, .memory = grok_memory_default_params()};
+    grok_model_params p = {
+        .pack = true, .kernels = GROK_KERNELS_DEFAULT, .memory = grok_memory_default_params()};
     return p;
 }
 
@@ -391,7 +394,8 @@ grok_model *grok_model_load_params(const char *path, const grok_model_params *p,
     }
     m->params = p ? *p : grok_model_default_params();
     if (m->params.kernels < GROK_KERNELS_DEFAULT || m->params.kernels > GROK_KERNELS_REFERENCE) {
-        snprintf(err, err_size, "%s: kernel mode %d is not one of grok_kernel_mode's", path, (int)m->params.kernels);
+        snprintf(err, err_size, "%s: kernel mode %d is not one of grok_kernel_mode's", path,
+                 (int)m->params.kernels);
         free(m);
         return NULL;
     }
@@ -452,12 +456,12 @@ grok_model *grok_model_load_params(const char *path, const grok_model_params *p,
             bind_mat(f, NAME("attn_v"), kv, d, 1, &L->wv, NULL, err, err_size) ||
             bind_mat(f, NAME("attn_output"), d, q, 1, &L->wo, NULL, err, err_size) ||
             bind_mat(f, NAME("ffn_gate_inp"), hp->n_experts, d, 1, &L->router, NULL, err, err_size) ||
-            bind_experts(m, f, il, "ffn_gate", hp->n_ff, d, &L->gate, &L->gate_stride, &L->xdata[0], &L->xtype[0], err,
-                         err_size) ||
-            bind_experts(m, f, il, "ffn_up", hp->n_ff, d, &L->up, &L->up_stride, &L->xdata[1], &L->xtype[1], err,
-                         err_size) ||
-            bind_experts(m, f, il, "ffn_down", d, hp->n_ff, &L->down, &L->down_stride, &L->xdata[2], &L->xtype[2], err,
-                         err_size))
+            bind_experts(m, f, il, "ffn_gate", hp->n_ff, d, &L->gate, &L->gate_stride, &L->xdata[0],
+                         &L->xtype[0], err, err_size) ||
+            bind_experts(m, f, il, "ffn_up", hp->n_ff, d, &L->up, &L->up_stride, &L->xdata[1], &L->xtype[1],
+                         err, err_size) ||
+            bind_experts(m, f, il, "ffn_down", d, hp->n_ff, &L->down, &L->down_stride, &L->xdata[2],
+                         &L->xtype[2], err, err_size))
             goto fail;
 #undef NAME
     }

@@ -98,7 +98,7 @@ typedef struct grok_dist {
 struct grok_model {
     grok_hparams hp;
     grok_model_params params; /* as loaded (environment overrides applied where they are read) */
-    const grok_dist *dist; /* NULL: this process computes everything */
+    const grok_dist *dist;    /* NULL: this process computes everything */
     grok_gguf_file *file;
     grok_tokenizer *tok;
     grok_mat token_embd; /* [n_vocab][d_model] */
@@ -106,7 +106,7 @@ struct grok_model {
     bool tied;
     float *output_norm; /* [d_model] */
     grok_layer *layers; /* [n_layers] */
-    void **owned; /* [n_owned] buffers the model frees (LoRA-merged copies, old files' expert tables) */
+    void **owned;       /* [n_owned] buffers the model frees (LoRA-merged copies, old files' expert tables) */
     int64_t n_owned;
     struct grok_pack_map {
         void *addr;
@@ -114,7 +114,7 @@ struct grok_model {
     } * packs; /* packed weight copies (pack.c) */
     int64_t n_packs, packed_bytes;
     bool pack_done;
-    grok_memory_plan plan;          /* the plan made at the first runner (memplan.c) */
+    grok_memory_plan plan; /* the plan made at the first runner (memplan.c) */
     bool planned;
     struct grok_xcache *xc;         /* the expert cache of the CACHE plan, else NULL */
     struct grok_route_trace *trace; /* routing being recorded, or NULL */
@@ -162,8 +162,8 @@ void grok_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * (grok_xcache_lock). */
 #define GROK_XCACHE_CHUNK ((int64_t)4 << 20) /* bytes per read */
 typedef struct grok_xcache grok_xcache;
-grok_xcache *grok_xcache_create(const grok_model *m, const grok_dist *sh, const grok_memory_plan *plan, char *err,
-                                size_t err_size);
+grok_xcache *grok_xcache_create(const grok_model *m, const grok_dist *sh, const grok_memory_plan *plan,
+                                char *err, size_t err_size);
 void grok_xcache_free(grok_xcache *xc);
 /* Lowers the number of slots in use to n (>= 1): the others are emptied
  * and their memory returned. Waits for reads under way; not during a step. */

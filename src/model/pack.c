@@ -39,9 +39,10 @@ static void pack_task(void *arg, int ith, int nth) {
     const int64_t per = j->g1 - j->g0;
     for (int64_t k = j->n_groups * ith / nth; k < j->n_groups * (ith + 1) / nth; k++) {
         const int64_t e = j->e0 + k / per;
-        const size_t in = (size_t)(j->g0 + k % per) * GROK_PACK_ROWS * j->w->row_bytes, at = (size_t)e * j->stride + in;
-        grok_pack_x8(j->w->type, grok_expert_data(j->w, j->stride, j->xd, e) + in + j->col_off, j->w->row_bytes,
-                     j->ncols, j->dst + at + GROK_PACK_ROWS * j->col_off);
+        const size_t in = (size_t)(j->g0 + k % per) * GROK_PACK_ROWS * j->w->row_bytes,
+                     at = (size_t)e * j->stride + in;
+        grok_pack_x8(j->w->type, grok_expert_data(j->w, j->stride, j->xd, e) + in + j->col_off,
+                     j->w->row_bytes, j->ncols, j->dst + at + GROK_PACK_ROWS * j->col_off);
     }
 }
 
@@ -49,8 +50,9 @@ static void pack_task(void *arg, int ith, int nth) {
  * matrix when stride is 0; xd: where each lies, NULL: stride apart) into a
  * copy with the matrices stride apart. Leaves w unpacked if the type has no
  * packed layout or kernel, or its rows do not divide into groups. */
-static void pack_mat(grok_model *m, grok_threadpool *pool, grok_mat *w, size_t stride, const uint8_t *const *xd,
-                     int64_t e0, int64_t e1, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+static void pack_mat(grok_model *m, grok_threadpool *pool, grok_mat *w, size_t stride,
+                     const uint8_t *const *xd, int64_t e0, int64_t e1, int64_t r0, int64_t r1, int64_t c0,
+                     int64_t c1) {
     const grok_dot_kernels *k = grok_dot_select(w->type, GROK_KERNELS_FAST);
     if (w->packed || !k || !k->dot_x8 || !grok_pack_x8_type(w->type) || w->rows % GROK_PACK_ROWS ||
         r1 <= r0 || c1 <= c0 || e1 <= e0)
@@ -94,7 +96,8 @@ static void pack_mat(grok_model *m, grok_threadpool *pool, grok_mat *w, size_t s
     const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
     for (int64_t e = xd ? e0 : 0; e < (xd ? e1 : 1); e++) {
         const uint8_t *p = xd ? xd[e] : w->data;
-        const uintptr_t a = ((uintptr_t)p + pg - 1) / pg * pg, b = ((uintptr_t)p + (xd ? mat_bytes : span)) / pg * pg;
+        const uintptr_t a = ((uintptr_t)p + pg - 1) / pg * pg,
+                        b = ((uintptr_t)p + (xd ? mat_bytes : span)) / pg * pg;
         if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
     }
 }
@@ -118,11 +121,13 @@ void grok_model_pack(grok_model *m, const grok_dist *sh, grok_threadpool *pool, 
             /* experts of different types (--expert-aware) stay as stored */
             if (!L->xtype[0])
                 pack_mat(m, pool, &L->gate, L->gate_stride, xd[0], sh->e0, sh->e1, sh->f0, sh->f1, 0, d);
-            if (!L->xtype[1]) pack_mat(m, pool, &L->up, L->up_stride, xd[1], sh->e0, sh->e1, sh->f0, sh->f1, 0, d);
+            if (!L->xtype[1])
+                pack_mat(m, pool, &L->up, L->up_stride, xd[1], sh->e0, sh->e1, sh->f0, sh->f1, 0, d);
             if (!L->xtype[2])
                 pack_mat(m, pool, &L->down, L->down_stride, xd[2], sh->e0, sh->e1, 0, d, sh->f0, sh->f1);
         }
-        if (!sh->pipeline || sh->rank == 0) pack_mat(m, pool, &m->output, 0, NULL, 0, 1, sh->v0, sh->v1, 0, d);
+        if (!sh->pipeline || sh->rank == 0)
+            pack_mat(m, pool, &m->output, 0, NULL, 0, 1, sh->v0, sh->v1, 0, d);
         m->pack_done = true;
     }
     pthread_mutex_unlock(&g_pack_lock);

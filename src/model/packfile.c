@@ -156,8 +156,8 @@ static int64_t list_mats(const grok_model *m, pf_mat *out) {
     for (int64_t il = 0; il < hp->n_layers; il++) {
         const grok_layer *L = &m->layers[il];
         const grok_mat *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-        const char *what[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate_exps", "ffn_up_exps",
-                              "ffn_down_exps"};
+        const char *what[] = {"attn_q",        "attn_k",      "attn_v",       "attn_output",
+                              "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
         const size_t strides[] = {0, 0, 0, 0, L->gate_stride, L->up_stride, L->down_stride};
         for (int i = 0; i < 7; i++) {
             if (!packable(w[i]) || (i >= 4 && L->xtype[i - 4])) continue; /* experts of mixed types */
@@ -371,20 +371,21 @@ grok_packfile *grok_packfile_open(const grok_model *m, const char *path, bool *a
         goto fail;
     }
     if (get32(h + 8) != PF_VERSION || get32(h + 12) != GROK_PACK_LAYOUT) {
-        snprintf(err, err_size, "%s: byte 8: version %u, packed layout %u; this grok writes %u, %u (run grok pack again)",
+        snprintf(err, err_size,
+                 "%s: byte 8: version %u, packed layout %u; this grok writes %u, %u (run grok pack again)",
                  path, get32(h + 8), get32(h + 12), PF_VERSION, GROK_PACK_LAYOUT);
         goto fail;
     }
     pf_identity id;
     if (identity(m->file, &id, err, err_size)) goto fail;
-    const char *what = get64(h + 16) != id.size                   ? "size"
-                       : (int64_t)get64(h + 24) != id.mtime_ns    ? "modification time"
-                       : get64(h + 32) != id.header_hash          ? "header and tensor table"
-                       : get64(h + 40) != id.sample_hash          ? "sampled data"
-                                                                  : NULL;
+    const char *what = get64(h + 16) != id.size                ? "size"
+                       : (int64_t)get64(h + 24) != id.mtime_ns ? "modification time"
+                       : get64(h + 32) != id.header_hash       ? "header and tensor table"
+                       : get64(h + 40) != id.sample_hash       ? "sampled data"
+                                                               : NULL;
     if (what) {
-        snprintf(err, err_size, "%s: written for another version of %s (its %s differs): run grok pack again", path,
-                 grok_gguf_path(m->file), what);
+        snprintf(err, err_size, "%s: written for another version of %s (its %s differs): run grok pack again",
+                 path, grok_gguf_path(m->file), what);
         goto fail;
     }
     pf->n = get32(h + 48);
@@ -409,8 +410,10 @@ grok_packfile *grok_packfile_open(const grok_model *m, const char *path, bool *a
         /* a matrix the model no longer packs (merged with an adapter) keeps its entry unused */
         if ((pm && mat_tensor_bytes(pm) != e->nbytes) || e->offset % PF_ALIGN || e->offset > pf->len ||
             e->nbytes > pf->len - e->offset) {
-            snprintf(err, err_size, "%s: table entry %u ('%s', %" PRIu64 " bytes at %" PRIu64
-                     "): not the model's matrix of that name, or out of the file", path, i, e->name, e->nbytes, e->offset);
+            snprintf(err, err_size,
+                     "%s: table entry %u ('%s', %" PRIu64 " bytes at %" PRIu64
+                     "): not the model's matrix of that name, or out of the file",
+                     path, i, e->name, e->nbytes, e->offset);
             goto fail;
         }
         e->w = pm ? pm->w : NULL;
@@ -451,7 +454,8 @@ int64_t grok_model_use_packfile(grok_model *m, const grok_dist *sh, bool experts
     for (int64_t i = 0; i < n; i++) {
         const pf_mat *pm = &mats[i];
         if ((pm->n_mats > 1 || pm->stride) && !experts) continue;
-        const bool mine = pm->layer >= 0 ? pm->layer >= sh->l0 && pm->layer < sh->l1 : !sh->pipeline || sh->rank == 0;
+        const bool mine =
+            pm->layer >= 0 ? pm->layer >= sh->l0 && pm->layer < sh->l1 : !sh->pipeline || sh->rank == 0;
         const uint8_t *p = mine ? grok_packfile_find(m->pf, pm->w, NULL, NULL) : NULL;
         if (!p) continue;
         ((grok_mat *)pm->w)->packed = p; /* the model's own matrix (list_mats lists them const) */

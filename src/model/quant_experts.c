@@ -25,10 +25,9 @@
  * size and family, in order of size. */
 static const grok_type LADDER_K[] = {GROK_TYPE_Q2_K, GROK_TYPE_Q3_K, GROK_TYPE_Q4_K, GROK_TYPE_Q5_K,
                                      GROK_TYPE_Q6_K};
-static const grok_type LADDER_IQ[] = {GROK_TYPE_IQ1_S,   GROK_TYPE_IQ1_M,  GROK_TYPE_IQ2_XXS,
-                                      GROK_TYPE_IQ2_XS,  GROK_TYPE_IQ2_S,  GROK_TYPE_IQ3_XXS,
-                                      GROK_TYPE_IQ3_S,   GROK_TYPE_IQ4_XS, GROK_TYPE_Q5_K,
-                                      GROK_TYPE_Q6_K};
+static const grok_type LADDER_IQ[] = {GROK_TYPE_IQ1_S, GROK_TYPE_IQ1_M,   GROK_TYPE_IQ2_XXS, GROK_TYPE_IQ2_XS,
+                                      GROK_TYPE_IQ2_S, GROK_TYPE_IQ3_XXS, GROK_TYPE_IQ3_S,   GROK_TYPE_IQ4_XS,
+                                      GROK_TYPE_Q5_K,  GROK_TYPE_Q6_K};
 static const grok_type LADDER_32[] = {GROK_TYPE_Q4_0, GROK_TYPE_Q4_1, GROK_TYPE_Q5_0, GROK_TYPE_Q5_1,
                                       GROK_TYPE_Q8_0};
 static const grok_type LADDER_NL[] = {GROK_TYPE_IQ4_NL, GROK_TYPE_Q5_0, GROK_TYPE_Q5_1, GROK_TYPE_Q8_0};
@@ -45,7 +44,8 @@ int grok_quant_expert_candidates(grok_type t0, int64_t cols, grok_type *out) {
             for (int j = i - 2; j <= i + 2; j++) {
                 if (j < 0 || j >= ladders[k].n) continue;
                 const grok_type t = ladders[k].l[j];
-                if (cols % grok_type_get_traits((uint32_t)t)->block_size == 0 && grok_type_can_encode((uint32_t)t))
+                if (cols % grok_type_get_traits((uint32_t)t)->block_size == 0 &&
+                    grok_type_can_encode((uint32_t)t))
                     out[n++] = t;
             }
             return n;
@@ -89,8 +89,8 @@ static void err_task(void *arg, int ith, int nth) {
     }
 }
 
-int grok_quant_expert_errors(const grok_gguf_tensor *t, int64_t e, const float *w, const grok_type *cand, int n_cand,
-                             int64_t max_rows, grok_threadpool *pool, double *err_out) {
+int grok_quant_expert_errors(const grok_gguf_tensor *t, int64_t e, const float *w, const grok_type *cand,
+                             int n_cand, int64_t max_rows, grok_threadpool *pool, double *err_out) {
     const int64_t cols = t->ne[0], rows = t->ne[1];
     const int nth = pool ? grok_threadpool_size(pool) : 1;
     size_t max_out = 0;
@@ -98,9 +98,19 @@ int grok_quant_expert_errors(const grok_gguf_tensor *t, int64_t e, const float *
         const size_t b = (size_t)grok_type_row_size((uint32_t)cand[c], cols);
         if (b > max_out) max_out = b;
     }
-    err_job j = {grok_kernels_get(t->type), NULL, (size_t)grok_type_row_size(t->type, cols), rows, cols,
-                 rows < max_rows ? rows : max_rows, w, cand, n_cand, max_out, NULL,
-                 (2 * (size_t)cols * sizeof(float) + max_out + 63) / 64 * 64, NULL};
+    err_job j = {grok_kernels_get(t->type),
+                 NULL,
+                 (size_t)grok_type_row_size(t->type, cols),
+                 rows,
+                 cols,
+                 rows < max_rows ? rows : max_rows,
+                 w,
+                 cand,
+                 n_cand,
+                 max_out,
+                 NULL,
+                 (2 * (size_t)cols * sizeof(float) + max_out + 63) / 64 * 64,
+                 NULL};
     j.data = (const uint8_t *)t->data + (size_t)e * (size_t)rows * j.in_row;
     j.scratch = malloc(j.scratch_each * (size_t)nth);
     j.acc = calloc((size_t)nth * (size_t)n_cand, sizeof(double));
@@ -133,8 +143,8 @@ static uint64_t gcd_u64(uint64_t a, uint64_t b) {
  * sizes' greatest common divisor: for real tensors one unit is a block
  * size's gcd times the expert's blocks, so an expert is at most a few
  * hundred units and the table n_exp x n_exp x that. */
-int grok_quant_expert_assign(int64_t n_exp, int n_cand, const double *cost, const uint64_t *size, uint64_t budget,
-                             int *choice) {
+int grok_quant_expert_assign(int64_t n_exp, int n_cand, const double *cost, const uint64_t *size,
+                             uint64_t budget, int *choice) {
     uint64_t g = 0, min_size = UINT64_MAX, max_size = 0;
     for (int c = 0; c < n_cand; c++) {
         g = gcd_u64(g, size[c]);

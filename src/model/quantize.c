@@ -106,7 +106,8 @@ static const grok_quant_mix MIXES[] = {
     {"Q4_K_M", FT_Q4_K_M, GROK_TYPE_Q4_K,
      "q4_K, attn_v/k q8_0, attn_output q5_K, ffn_down q6_K in the more-bits layers, output q6_K"},
     {"Q5_K_S", FT_Q5_K_S, GROK_TYPE_Q5_K, "q5_K, attn_v/k q8_0, output q6_K"},
-    {"Q5_K_M", FT_Q5_K_M, GROK_TYPE_Q5_K, "q5_K, attn_v/k q8_0, ffn_down q6_K in the more-bits layers, output q6_K"},
+    {"Q5_K_M", FT_Q5_K_M, GROK_TYPE_Q5_K,
+     "q5_K, attn_v/k q8_0, ffn_down q6_K in the more-bits layers, output q6_K"},
     {"Q6_K", FT_Q6_K, GROK_TYPE_Q6_K, "q6_K, attn_v/k q8_0"},
     {"Q8_0", FT_Q8_0, GROK_TYPE_Q8_0, "q8_0"},
     {"F16", FT_F16, GROK_TYPE_F16, "f16"},
@@ -263,7 +264,8 @@ static grok_type mix_type(const mix_model *m, const grok_gguf_tensor *t) {
     if (very_low_bit(ft)) {
         const bool s_m = ft == FT_IQ2_S || ft == FT_IQ2_M;
         switch (role) {
-        case ROLE_ATTN_V: return gqa4 || m->n_experts >= 4 ? GROK_TYPE_Q4_K : s_m ? GROK_TYPE_IQ3_S : GROK_TYPE_Q2_K;
+        case ROLE_ATTN_V:
+            return gqa4 || m->n_experts >= 4 ? GROK_TYPE_Q4_K : s_m ? GROK_TYPE_IQ3_S : GROK_TYPE_Q2_K;
         case ROLE_ATTN_K: return eight ? GROK_TYPE_Q4_K : base;
         case ROLE_FFN_DOWN: return first8 ? (s_m ? GROK_TYPE_IQ3_S : GROK_TYPE_Q2_K) : base;
         case ROLE_ATTN_OUTPUT:
@@ -330,9 +332,9 @@ static grok_type mix_type(const mix_model *m, const grok_gguf_tensor *t) {
         return base;
     case ROLE_ATTN_OUTPUT:
         if (eight)
-            return ft == FT_Q2_K || ft == FT_IQ3_XS || ft == FT_IQ3_XXS || ft == FT_Q3_K_S || ft == FT_Q3_K_M ||
-                           ft == FT_IQ4_NL || ft == FT_Q4_K_S || ft == FT_Q4_K_M || ft == FT_IQ3_S ||
-                           ft == FT_IQ3_M || ft == FT_IQ4_XS
+            return ft == FT_Q2_K || ft == FT_IQ3_XS || ft == FT_IQ3_XXS || ft == FT_Q3_K_S ||
+                           ft == FT_Q3_K_M || ft == FT_IQ4_NL || ft == FT_Q4_K_S || ft == FT_Q4_K_M ||
+                           ft == FT_IQ3_S || ft == FT_IQ3_M || ft == FT_IQ4_XS
                        ? GROK_TYPE_Q5_K
                        : base;
         if (ft == FT_Q2_K) return GROK_TYPE_Q3_K;
@@ -432,10 +434,10 @@ typedef struct {
     uint8_t *out;
     size_t in_row, out_row;
     int64_t rows, cols;
-    float *scratch;    /* [n_threads][cols] */
-    const float *imx;  /* [n_mat][cols] importance of each column, or NULL */
-    int64_t row0;      /* the chunk's first row in the tensor */
-    int64_t mat_rows;  /* rows per matrix (an expert's slice of a stacked tensor) */
+    float *scratch;      /* [n_threads][cols] */
+    const float *imx;    /* [n_mat][cols] importance of each column, or NULL */
+    int64_t row0;        /* the chunk's first row in the tensor */
+    int64_t mat_rows;    /* rows per matrix (an expert's slice of a stacked tensor) */
     _Atomic int64_t bad; /* the first row (of this chunk) holding NaN or Inf, or INT64_MAX */
 } conv_job;
 
@@ -459,8 +461,8 @@ static void conv_task(void *arg, int ith, int nth) {
 /* The importance of each column of tensor t for each of its matrices
  * (experts) into w [n_mat][cols]: 1 (no data, 0), filled (1), or -1 with
  * err when the imatrix's shape disagrees. */
-static int imatrix_weights(const grok_imatrix *im, const grok_gguf_tensor *t, float *w, int64_t *counts, char *err,
-                           size_t err_size) {
+static int imatrix_weights(const grok_imatrix *im, const grok_gguf_tensor *t, float *w, int64_t *counts,
+                           char *err, size_t err_size) {
     const int64_t cols = t->ne[0], n_mat = t->n_dims >= 3 ? t->ne[2] : 1;
     bool any = false;
     for (int64_t e = 0; e < n_mat; e++) {
@@ -470,7 +472,8 @@ static int imatrix_weights(const grok_imatrix *im, const grok_gguf_tensor *t, fl
         if (counts) counts[e] = r == 0 ? count : 0;
         if (r == -1) return 0;
         if (r == -2) {
-            snprintf(err, err_size, "imatrix: tensor %s: its entry does not fit %" PRId64 " columns x %" PRId64 " matrices",
+            snprintf(err, err_size,
+                     "imatrix: tensor %s: its entry does not fit %" PRId64 " columns x %" PRId64 " matrices",
                      t->name, cols, n_mat);
             return -1;
         }
@@ -492,14 +495,16 @@ static int imatrix_weights(const grok_imatrix *im, const grok_gguf_tensor *t, fl
 /* blk.N.ffn_gate_exps.weight -> blk.N.ffn_gate.E.weight */
 static void expert_name(char *out, size_t size, const char *stacked, int64_t e) {
     const char *x = strstr(stacked, "_exps.weight");
-    snprintf(out, size, "%.*s.%" PRId64 ".weight", (int)(x ? x - stacked : (ptrdiff_t)strlen(stacked)), stacked, e);
+    snprintf(out, size, "%.*s.%" PRId64 ".weight", (int)(x ? x - stacked : (ptrdiff_t)strlen(stacked)),
+             stacked, e);
 }
 
 /* Whether --expert-aware shares out stacked expert tensor t (re-encoded as
  * t0): the experts' gate, up and down matrices of a file that stacks them. */
 static bool expert_aware_tensor(const grok_quantize_params *p, const grok_gguf_tensor *t, grok_type t0) {
     const tensor_role r = role_of(t->name);
-    return p->expert_aware && p->imatrix && t->n_dims == 3 && t->ne[2] > 1 && strstr(t->name, "_exps.weight") &&
+    return p->expert_aware && p->imatrix && t->n_dims == 3 && t->ne[2] > 1 &&
+           strstr(t->name, "_exps.weight") &&
            (r == ROLE_FFN_GATE || r == ROLE_FFN_UP || r == ROLE_FFN_DOWN) && t0 != (grok_type)t->type;
 }
 
@@ -510,8 +515,8 @@ static bool expert_aware_tensor(const grok_quantize_params *p, const grok_gguf_t
  * rarely fill their budget exactly; carried on, the file's total stays
  * within one type step of one expert of the uniform mix's). 1 when shared
  * out, 0 when every expert keeps t0, -1 with err. */
-static int share_experts(const grok_quantize_params *p, const grok_gguf_tensor *t, grok_type t0, grok_threadpool *pool,
-                         grok_type *xt, uint64_t *carry, char *err, size_t err_size) {
+static int share_experts(const grok_quantize_params *p, const grok_gguf_tensor *t, grok_type t0,
+                         grok_threadpool *pool, grok_type *xt, uint64_t *carry, char *err, size_t err_size) {
     const int64_t cols = t->ne[0], rows = t->ne[1], E = t->ne[2];
     grok_type cand[5];
     const int nc = grok_quant_expert_candidates(t0, cols, cand);
@@ -539,8 +544,10 @@ static int share_experts(const grok_quantize_params *p, const grok_gguf_tensor *
                     grok_type_get_traits((uint32_t)t0)->name);
         goto done;
     }
-    for (int c = 0; c < nc; c++) size[c] = (uint64_t)grok_type_row_size((uint32_t)cand[c], cols) * (uint64_t)rows;
-    const uint64_t budget = (uint64_t)grok_type_row_size((uint32_t)t0, cols) * (uint64_t)rows * (uint64_t)E + *carry;
+    for (int c = 0; c < nc; c++)
+        size[c] = (uint64_t)grok_type_row_size((uint32_t)cand[c], cols) * (uint64_t)rows;
+    const uint64_t budget =
+        (uint64_t)grok_type_row_size((uint32_t)t0, cols) * (uint64_t)rows * (uint64_t)E + *carry;
     for (int64_t e = 0; e < E; e++) {
         /* 256 rows are enough to rank the types (every expert the same rows) */
         if (grok_quant_expert_errors(t, e, w + e * cols, cand, nc, 256, pool, cost + e * nc)) {
@@ -561,8 +568,8 @@ static int share_experts(const grok_quantize_params *p, const grok_gguf_tensor *
         xt[e] = cand[choice[e]];
         if (n > 0 && (size_t)n < sizeof line)
             n += snprintf(line + n, sizeof line - (size_t)n, " %" PRId64 " %.1f%% %s%s", e,
-                          100.0 * (double)counts[e] / (mean * (double)E), grok_type_get_traits((uint32_t)xt[e])->name,
-                          e + 1 < E ? "," : "");
+                          100.0 * (double)counts[e] / (mean * (double)E),
+                          grok_type_get_traits((uint32_t)xt[e])->name, e + 1 < E ? "," : "");
     }
     fprintf(stderr, "%s\n", line);
     rc = 0; /* all of t0: the stacked tensor stays as it is */
@@ -576,9 +583,9 @@ done:
 
 /* Encodes rows [r_begin, r_end) of t as j->dst_type into the output, a
  * chunk of chunk_rows at a time, dropping the input's pages as it goes. */
-static int encode_rows(grok_gguf_file *f, const grok_gguf_tensor *t, conv_job *j, int64_t r_begin, int64_t r_end,
-                       int64_t chunk_rows, grok_threadpool *pool, grok_gguf_writer *w, const char *in_path, char *err,
-                       size_t err_size) {
+static int encode_rows(grok_gguf_file *f, const grok_gguf_tensor *t, conv_job *j, int64_t r_begin,
+                       int64_t r_end, int64_t chunk_rows, grok_threadpool *pool, grok_gguf_writer *w,
+                       const char *in_path, char *err, size_t err_size) {
     const int n_thr = grok_threadpool_size(pool);
     int rc = 0;
     for (int64_t r0 = r_begin; r0 < r_end && rc == 0; r0 += chunk_rows) {
@@ -631,7 +638,8 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
     for (int64_t i = 0; i < nt; i++)
         if (grok_gguf_tensor_at(f, i)->n_dims >= 3 && grok_gguf_tensor_at(f, i)->ne[2] > max_exp)
             max_exp = grok_gguf_tensor_at(f, i)->ne[2];
-    grok_type *xtypes = p->expert_aware ? calloc((size_t)((nt > 0 ? nt : 1) * max_exp), sizeof *xtypes) : NULL;
+    grok_type *xtypes =
+        p->expert_aware ? calloc((size_t)((nt > 0 ? nt : 1) * max_exp), sizeof *xtypes) : NULL;
     bool *split = p->expert_aware ? calloc((size_t)(nt > 0 ? nt : 1), sizeof *split) : NULL;
     if (!w || !types || (p->expert_aware && (!xtypes || !split))) {
         snprintf(err, err_size, "out of memory");
@@ -640,9 +648,12 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
     if (p->imatrix) { /* what llama-quantize records of its imatrix */
         const char *ds = NULL;
         if (p->imatrix_path) grok_gguf_writer_set_str(w, "quantize.imatrix.file", p->imatrix_path);
-        if ((ds = grok_imatrix_dataset(p->imatrix))) grok_gguf_writer_set_str(w, "quantize.imatrix.dataset", ds);
-        grok_gguf_writer_set_i32(w, "quantize.imatrix.entries_count", (int32_t)grok_imatrix_n_entries(p->imatrix));
-        grok_gguf_writer_set_i32(w, "quantize.imatrix.chunks_count", (int32_t)grok_imatrix_chunk_count(p->imatrix));
+        if ((ds = grok_imatrix_dataset(p->imatrix)))
+            grok_gguf_writer_set_str(w, "quantize.imatrix.dataset", ds);
+        grok_gguf_writer_set_i32(w, "quantize.imatrix.entries_count",
+                                 (int32_t)grok_imatrix_n_entries(p->imatrix));
+        grok_gguf_writer_set_i32(w, "quantize.imatrix.chunks_count",
+                                 (int32_t)grok_imatrix_chunk_count(p->imatrix));
     }
     if (grok_gguf_writer_set_u32(w, "general.file_type", (uint32_t)p->mix->ftype) ||
         grok_gguf_writer_set_u32(w, "general.quantization_version", 2) || grok_gguf_writer_copy_kvs(w, f)) {
@@ -660,7 +671,9 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
             const grok_type rule = mix_type(&mm, t);
             const grok_type want = fallback_type(rule, t->ne[0]);
             if (want != rule) {
-                fprintf(stderr, "grok quantize: %s: %" PRId64 " columns are not a multiple of %" PRId64 ", written as %s\n",
+                fprintf(stderr,
+                        "grok quantize: %s: %" PRId64 " columns are not a multiple of %" PRId64
+                        ", written as %s\n",
                         t->name, t->ne[0], grok_type_get_traits((uint32_t)rule)->block_size,
                         grok_type_get_traits((uint32_t)want)->name);
                 st.n_fallback++;
@@ -668,9 +681,11 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
             if (needs_imatrix(t, want, p->mix->ftype) && !p->dry_run) {
                 const char *why = NULL;
                 /* the last expert: an entry with fewer experts does not fit */
-                const int probe = !p->imatrix || !imx_probe ? -1
-                                  : grok_imatrix_weights(p->imatrix, t->name, t->n_dims >= 3 ? t->ne[2] - 1 : -1,
-                                                         t->ne[0], imx_probe, NULL);
+                const int probe =
+                    !p->imatrix || !imx_probe
+                        ? -1
+                        : grok_imatrix_weights(p->imatrix, t->name, t->n_dims >= 3 ? t->ne[2] - 1 : -1,
+                                               t->ne[0], imx_probe, NULL);
                 if (!p->imatrix)
                     why = "needs an importance matrix (--imatrix FILE, from grok imatrix or llama-imatrix)";
                 else if (probe == -1)
@@ -678,13 +693,16 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
                 else if (probe == -2)
                     why = "needs importance data, and the imatrix's entry for it does not fit its shape";
                 if (why) {
-                    snprintf(err, err_size, "%s: %s: tensor %s would be %s, which %s (as llama-quantize refuses it)",
-                             out_path, p->mix->name, t->name, grok_type_get_traits((uint32_t)want)->name, why);
+                    snprintf(err, err_size,
+                             "%s: %s: tensor %s would be %s, which %s (as llama-quantize refuses it)",
+                             out_path, p->mix->name, t->name, grok_type_get_traits((uint32_t)want)->name,
+                             why);
                     goto done;
                 }
             }
             if (want != (grok_type)t->type && !grok_type_can_encode((uint32_t)want) && !p->dry_run) {
-                snprintf(err, err_size, "%s: %s: tensor %s would be %s, which grok quantize has no encoder for yet",
+                snprintf(err, err_size,
+                         "%s: %s: tensor %s would be %s, which grok quantize has no encoder for yet",
                          out_path, p->mix->name, t->name, grok_type_get_traits((uint32_t)want)->name);
                 goto done;
             }
@@ -707,7 +725,8 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
             if (ob > max_row) max_row = ob;
             if (t->ne[0] > max_cols) max_cols = t->ne[0];
             const int64_t nm = t->n_dims >= 3 ? t->ne[2] : 1;
-            if (p->imatrix && grok_type_takes_imatrix(types[i]) && t->ne[0] * nm > max_imx) max_imx = t->ne[0] * nm;
+            if (p->imatrix && grok_type_takes_imatrix(types[i]) && t->ne[0] * nm > max_imx)
+                max_imx = t->ne[0] * nm;
             for (int64_t e = 0; split && split[i] && e < nm; e++) {
                 const size_t xb = (size_t)grok_type_row_size((uint32_t)xtypes[i * max_exp + e], t->ne[0]);
                 if (xb > max_row) max_row = xb;
@@ -734,9 +753,10 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
             }
             continue;
         }
-        const uint64_t nb = types[i] == (grok_type)t->type ? t->nbytes
-                                                           : (uint64_t)grok_type_row_size((uint32_t)types[i], t->ne[0]) *
-                                                                 (uint64_t)(t->n_elements / t->ne[0]);
+        const uint64_t nb = types[i] == (grok_type)t->type
+                                ? t->nbytes
+                                : (uint64_t)grok_type_row_size((uint32_t)types[i], t->ne[0]) *
+                                      (uint64_t)(t->n_elements / t->ne[0]);
         st.n_of_type[types[i]]++;
         st.n_elements += t->n_elements;
         st.bytes_in += t->nbytes;
@@ -804,8 +824,8 @@ int grok_model_quantize(const char *in_path, const char *out_path, const grok_qu
                     j.dst_type = (uint32_t)xtypes[i * max_exp + e];
                     j.out_row = (size_t)grok_type_row_size(j.dst_type, t->ne[0]);
                     j.imx = grok_type_takes_imatrix(j.dst_type) ? wimx : NULL; /* as for a whole tensor */
-                    rc = encode_rows(f, t, &j, e * (rows / n_mat), (e + 1) * (rows / n_mat), chunk_rows, pool, w,
-                                     in_path, err, err_size);
+                    rc = encode_rows(f, t, &j, e * (rows / n_mat), (e + 1) * (rows / n_mat), chunk_rows, pool,
+                                     w, in_path, err, err_size);
                 }
             } else {
                 rc = encode_rows(f, t, &j, 0, rows, chunk_rows, pool, w, in_path, err, err_size);

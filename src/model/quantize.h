@@ -32,9 +32,9 @@ const grok_quant_mix *grok_quant_mix_find(const char *name);
 
 typedef struct {
     const grok_quant_mix *mix;
-    bool pure;           /* every matrix gets mix->base: no per-tensor rules */
-    int output_type;     /* grok_type for output.weight, or -1 for the mix's choice */
-    int token_embd_type; /* grok_type for token_embd.weight, or -1 */
+    bool pure;                   /* every matrix gets mix->base: no per-tensor rules */
+    int output_type;             /* grok_type for output.weight, or -1 for the mix's choice */
+    int token_embd_type;         /* grok_type for token_embd.weight, or -1 */
     const grok_imatrix *imatrix; /* weighs the encoders' errors (types that take one), or NULL */
     const char *imatrix_path;    /* recorded as quantize.imatrix.file, or NULL */
     /* --expert-aware (needs imatrix): each stacked expert tensor is written
@@ -91,8 +91,8 @@ int grok_quant_expert_errors(const grok_gguf_tensor *t, int64_t e, const float *
 /* choice[e] in [0, n_cand) minimising sum_e cost[e][choice[e]] with
  * sum_e size[choice[e]] <= budget. 0, or -1 when not even the smallest
  * type of each fits. */
-int grok_quant_expert_assign(int64_t n_exp, int n_cand, const double *cost, const uint64_t *size, uint64_t budget,
-                             int *choice);
+int grok_quant_expert_assign(int64_t n_exp, int n_cand, const double *cost, const uint64_t *size,
+                             uint64_t budget, int *choice);
 
 /* llama.cpp's LLAMA_FTYPE number for a file whose weights are all of type
  * (grok new, grok convert), or -1 when it has none in this set. */

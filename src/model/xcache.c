@@ -49,10 +49,10 @@ typedef struct {
     int64_t *slot_key; /* [n_slots] -1: free */
     int64_t *key_slot; /* [n_keys] -1: not resident */
     uint64_t clock;
-    uint64_t *last;    /* [n_keys] time of the last use (ARC: of the list move) */
-    double *freq;      /* [n_keys] LFU: uses, halved every n_keys * 8 uses */
+    uint64_t *last; /* [n_keys] time of the last use (ARC: of the list move) */
+    double *freq;   /* [n_keys] LFU: uses, halved every n_keys * 8 uses */
     uint64_t n_uses;
-    uint8_t *where;    /* [n_keys] ARC list */
+    uint8_t *where; /* [n_keys] ARC list */
     int64_t nt1, nt2, nb1, nb2;
     double p; /* ARC's target size of T1 */
 } xpolicy;
@@ -183,7 +183,8 @@ static int64_t xp_place(xpolicy *x, int64_t key, bool use, bool admit, evictable
      * than its key (TinyLFU's admission; the counts are kept whatever the
      * policy), so a wrong prediction costs a read, not a useful expert too */
     if (admit && free_slot(x) < 0) {
-        const int64_t v = x->kind == GROK_CACHE_ARC ? arc_replace(x, x->where[key] == ARC_B2, ok, ud) : xp_pick(x, 0, ok, ud);
+        const int64_t v = x->kind == GROK_CACHE_ARC ? arc_replace(x, x->where[key] == ARC_B2, ok, ud)
+                                                    : xp_pick(x, 0, ok, ud);
         if (v >= 0 && x->freq[x->slot_key[v]] > x->freq[key]) return -1;
     }
     if (x->kind != GROK_CACHE_ARC) {
@@ -263,11 +264,12 @@ static bool sim_ok(void *ud, int64_t s) {
 
 /* Belady's MIN: on a miss with a full cache, evict the key used furthest
  * ahead. Only demand uses; no prefetch. */
-static grok_cache_sim_result sim_optimal(const int32_t *chosen, int64_t n_tokens, int64_t L, int64_t E, int64_t K,
-                                         int64_t n_slots) {
+static grok_cache_sim_result sim_optimal(const int32_t *chosen, int64_t n_tokens, int64_t L, int64_t E,
+                                         int64_t K, int64_t n_slots) {
     grok_cache_sim_result r = {0};
     const int64_t n = n_tokens * L * K;
-    int64_t *next = malloc((size_t)(n > 0 ? n : 1) * sizeof *next), *seen = malloc((size_t)(L * E) * sizeof *seen);
+    int64_t *next = malloc((size_t)(n > 0 ? n : 1) * sizeof *next),
+            *seen = malloc((size_t)(L * E) * sizeof *seen);
     int64_t *res = malloc((size_t)n_slots * sizeof *res), *nxt = malloc((size_t)n_slots * sizeof *nxt);
     if (!next || !seen || !res || !nxt) goto out;
     for (int64_t k = 0; k < L * E; k++) seen[k] = INT64_MAX;
@@ -343,7 +345,8 @@ grok_cache_sim_result grok_cache_simulate(const int32_t *chosen, const int32_t *
                 } else {
                     int64_t ev;
                     /* a demand may evict anything but its layer's other choices */
-                    if (xp_place(&x, key, true, false, sim_ok, &g, &ev) < 0) xp_place(&x, key, true, false, NULL, NULL, &ev);
+                    if (xp_place(&x, key, true, false, sim_ok, &g, &ev) < 0)
+                        xp_place(&x, key, true, false, NULL, NULL, &ev);
                     if (ev >= 0) pref[ev] = 0;
                     r.reads++;
                 }
@@ -401,7 +404,8 @@ void grok_model_trace_routing(grok_model *m, bool on) {
     if (on) {
         grok_route_trace_free(m);
         m->trace = calloc(1, sizeof *m->trace);
-        if (m->trace) m->trace->n_layers = m->hp.n_layers, m->trace->k = m->hp.n_experts_used, m->trace->on = true;
+        if (m->trace)
+            m->trace->n_layers = m->hp.n_layers, m->trace->k = m->hp.n_experts_used, m->trace->on = true;
     } else if (m->trace) {
         m->trace->on = false;
     }
@@ -437,11 +441,12 @@ typedef struct {
 
 /* Where one expert's matrix (of a layer, gate, up or down) lies. */
 typedef struct {
-    int fdi;            /* the file holding it (xc->fds): one the model lies in, or the packed file; -1: memory */
-    uint64_t off;       /* its row 0 there */
-    const uint8_t *mem; /* fdi -1: its bytes (copied across a piece boundary at load, or merged with an adapter) */
-    bool packed_src;    /* it lies there packed (the packed file) */
-    bool direct;        /* the slot's bytes lie contiguous there: read straight into the slot */
+    int fdi;      /* the file holding it (xc->fds): one the model lies in, or the packed file; -1: memory */
+    uint64_t off; /* its row 0 there */
+    const uint8_t
+        *mem; /* fdi -1: its bytes (copied across a piece boundary at load, or merged with an adapter) */
+    bool packed_src; /* it lies there packed (the packed file) */
+    bool direct;     /* the slot's bytes lie contiguous there: read straight into the slot */
 } xsrc;
 
 typedef struct {
@@ -462,7 +467,7 @@ struct grok_xcache {
     size_t mem_len;
     xpart part[3]; /* gate, up, down */
     xsrc *src;     /* [n_layers of the share][3][n_experts of the share] */
-    int *fds;        /* [n files + 1]: the files the model lies in (grok_gguf_n_files), then the packed file */
+    int *fds;      /* [n files + 1]: the files the model lies in (grok_gguf_n_files), then the packed file */
     uint64_t *fsize; /* [n files + 1] their sizes */
     bool *fd_direct; /* opened O_DIRECT (cleared if a read finds it refused) */
     uint32_t *pad;   /* [n_slots][3] where a part's bytes start in its room (reads straight from the file) */
@@ -472,12 +477,12 @@ struct grok_xcache {
     pthread_cond_t work, done;
     pthread_mutex_t turn; /* the MoE block of one forward pass at a time */
     xpolicy pol;
-    uint8_t *kstate;         /* [n_keys] */
-    int32_t *pins;           /* [n_keys] */
-    uint64_t *want_epoch;    /* [n_keys] the step-layer that chose it last */
-    uint64_t *pref_epoch;    /* [n_keys] the step-layer that predicted it last */
-    bool *slot_pref;         /* [n_slots] filled by a prefetch, not yet used */
-    bool *slot_loading;      /* [n_slots] */
+    uint8_t *kstate;      /* [n_keys] */
+    int32_t *pins;        /* [n_keys] */
+    uint64_t *want_epoch; /* [n_keys] the step-layer that chose it last */
+    uint64_t *pref_epoch; /* [n_keys] the step-layer that predicted it last */
+    bool *slot_pref;      /* [n_slots] filled by a prefetch, not yet used */
+    bool *slot_loading;   /* [n_slots] */
     uint64_t epoch;
     int64_t *qd, *qp; /* FIFO rings of keys, n_keys each */
     int64_t qd_head, qd_n, qp_head, qp_n;
@@ -487,7 +492,7 @@ struct grok_xcache {
     uint8_t *chosen_mask; /* [n_experts] scratch of want */
     bool *slot_fresh;     /* [n_slots] filled, not acquired since */
     bool stop;
-    bool failed;        /* a read failed: the steps fail with fail_msg */
+    bool failed; /* a read failed: the steps fail with fail_msg */
     char fail_msg[512];
     int n_io;
     pthread_t *threads;
@@ -600,7 +605,8 @@ static int64_t read_files(xio *io, int fdi, uint64_t a, uint8_t *buf, size_t len
         }
         if (r < 0) {
             snprintf(err, err_size, "%s: read at byte %" PRIu64 ": %s",
-                     fdi <= last ? grok_gguf_file_path(xc->m->file, fdi, NULL) : "packed file", a, strerror(errno));
+                     fdi <= last ? grok_gguf_file_path(xc->m->file, fdi, NULL) : "packed file", a,
+                     strerror(errno));
             return -1;
         }
         if (!*direct) posix_fadvise(xc->fds[fdi], (off_t)a, r > 0 ? (off_t)r : 0, POSIX_FADV_DONTNEED);
@@ -635,7 +641,8 @@ static const uint8_t *read_range(xio *io, const xsrc *s, uint64_t off, size_t le
         snprintf(err, err_size, "read of %zu bytes exceeds the staging buffer", len);
         return NULL;
     }
-    const int64_t got = read_files(io, s->fdi, a, io->stage, (size_t)(b - a), (size_t)(at + len - a), err, err_size);
+    const int64_t got =
+        read_files(io, s->fdi, a, io->stage, (size_t)(b - a), (size_t)(at + len - a), err, err_size);
     if (got < 0) return NULL;
     *nread += got;
     return io->stage + (at - a);
@@ -666,7 +673,8 @@ static int fill(xio *io, int64_t il, int64_t e, int64_t slot, int64_t *nread, ch
             }
             const uint64_t at = s->off + (uint64_t)pt->r0 * rb;
             const uint64_t a = at / 4096 * 4096, b = (at + len + 4095) / 4096 * 4096;
-            const int64_t got = read_files(io, s->fdi, a, room, (size_t)(b - a), (size_t)(at + len - a), err, err_size);
+            const int64_t got =
+                read_files(io, s->fdi, a, room, (size_t)(b - a), (size_t)(at + len - a), err, err_size);
             if (got < 0) return -1;
             *nread += got;
             xc->pad[slot * 3 + p] = (uint32_t)(at - a);
@@ -681,8 +689,8 @@ static int fill(xio *io, int64_t il, int64_t e, int64_t slot, int64_t *nread, ch
             uint8_t *out = dst + pt->off + (size_t)(r - pt->r0) * rb;
             if (pt->packed && s->packed_src) { /* packed groups: the column slice of each */
                 for (int64_t g = 0; g < nr; g += GROK_PACK_ROWS)
-                    memcpy(out + (size_t)g * rb + GROK_PACK_ROWS * coff, rows + (size_t)g * rb + GROK_PACK_ROWS * coff,
-                           GROK_PACK_ROWS * keep);
+                    memcpy(out + (size_t)g * rb + GROK_PACK_ROWS * coff,
+                           rows + (size_t)g * rb + GROK_PACK_ROWS * coff, GROK_PACK_ROWS * keep);
             } else if (pt->packed) {
                 for (int64_t g = 0; g < nr; g += GROK_PACK_ROWS)
                     grok_pack_x8(pt->src->type, rows + (size_t)g * rb + coff, rb, ncols,
@@ -690,7 +698,8 @@ static int fill(xio *io, int64_t il, int64_t e, int64_t slot, int64_t *nread, ch
             } else if (coff == 0 && keep == rb) {
                 memcpy(out, rows, (size_t)nr * rb);
             } else {
-                for (int64_t i = 0; i < nr; i++) memcpy(out + (size_t)i * rb + coff, rows + (size_t)i * rb + coff, keep);
+                for (int64_t i = 0; i < nr; i++)
+                    memcpy(out + (size_t)i * rb + coff, rows + (size_t)i * rb + coff, keep);
             }
         }
     }
@@ -1027,12 +1036,13 @@ int64_t grok_xcache_stage_bytes(const grok_model *m, const grok_dist *sh) {
     return (int64_t)stage + 2 * 4096;
 }
 
-grok_xcache *grok_xcache_create(const grok_model *m, const grok_dist *sh, const grok_memory_plan *plan, char *err,
-                                size_t err_size) {
+grok_xcache *grok_xcache_create(const grok_model *m, const grok_dist *sh, const grok_memory_plan *plan,
+                                char *err, size_t err_size) {
     for (int64_t il = sh->l0; il < sh->l1; il++)
         if (m->layers[il].xtype[0] || m->layers[il].xtype[1] || m->layers[il].xtype[2]) {
             /* its slots are one packed layout per layer */
-            snprintf(err, err_size, "layer %" PRId64 "'s experts differ in type (grok quantize --expert-aware)", il);
+            snprintf(err, err_size,
+                     "layer %" PRId64 "'s experts differ in type (grok quantize --expert-aware)", il);
             return NULL;
         }
     grok_xcache *xc = calloc(1, sizeof *xc);
@@ -1075,8 +1085,11 @@ grok_xcache *grok_xcache_create(const grok_model *m, const grok_dist *sh, const 
             const grok_layer *L = &m->layers[il];
             const grok_mat *w = p == 0 ? &L->gate : p == 1 ? &L->up : &L->down;
             if (w->type != mats[p]->type) {
-                snprintf(err, err_size, "layer %" PRId64 "'s experts are %s, layer %" PRId64 "'s %s: the cache needs one type per matrix",
-                         il, grok_type_get_traits(w->type)->name, sh->l0, grok_type_get_traits(mats[p]->type)->name);
+                snprintf(err, err_size,
+                         "layer %" PRId64 "'s experts are %s, layer %" PRId64
+                         "'s %s: the cache needs one type per matrix",
+                         il, grok_type_get_traits(w->type)->name, sh->l0,
+                         grok_type_get_traits(mats[p]->type)->name);
                 goto fail;
             }
         }
@@ -1086,7 +1099,8 @@ grok_xcache *grok_xcache_create(const grok_model *m, const grok_dist *sh, const 
     xc->slot_bytes = plan->expert_bytes;
     if ((size_t)xc->n_slots > SIZE_MAX / xc->stride) goto oom;
     xc->mem_len = (size_t)xc->n_slots * xc->stride;
-    xc->mem = mmap(NULL, xc->mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    xc->mem =
+        mmap(NULL, xc->mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (xc->mem == MAP_FAILED) {
         xc->mem = NULL;
         goto oom;
@@ -1105,7 +1119,8 @@ grok_xcache *grok_xcache_create(const grok_model *m, const grok_dist *sh, const 
     for (int i = 0; i < xc->n_fds; i++) xc->fds[i] = -1;
     /* every piece of the model, opened now: a read may run on into the next */
     for (int i = 0; i + 1 < xc->n_fds; i++)
-        if (open_src(xc, i, grok_gguf_file_path(m->file, i, NULL), !plan->direct_io, err, err_size)) goto fail;
+        if (open_src(xc, i, grok_gguf_file_path(m->file, i, NULL), !plan->direct_io, err, err_size))
+            goto fail;
     for (int64_t il = sh->l0; il < sh->l1; il++)
         for (int p = 0; p < 3; p++)
             for (int64_t e = sh->e0; e < sh->e1; e++)
@@ -1127,8 +1142,9 @@ grok_xcache *grok_xcache_create(const grok_model *m, const grok_dist *sh, const 
     xc->chosen_mask = calloc((size_t)xc->ne, 1);
     xc->slot_fresh = calloc(ns, sizeof *xc->slot_fresh);
     xc->pad = calloc(ns * 3, sizeof *xc->pad);
-    if (!xc->chosen_mask || !xc->slot_fresh || !xc->pad || !xc->kstate || !xc->pins || !xc->want_epoch || !xc->pref_epoch || !xc->slot_pref || !xc->slot_loading ||
-        !xc->qd || !xc->qp || !xc->q_demand || !xc->pred_mask)
+    if (!xc->chosen_mask || !xc->slot_fresh || !xc->pad || !xc->kstate || !xc->pins || !xc->want_epoch ||
+        !xc->pref_epoch || !xc->slot_pref || !xc->slot_loading || !xc->qd || !xc->qp || !xc->q_demand ||
+        !xc->pred_mask)
         goto oom;
     xc->n_io = m->params.memory.io_threads > 0 ? m->params.memory.io_threads : 2;
     xc->io = calloc((size_t)xc->n_io, sizeof *xc->io);

@@ -56,7 +56,6 @@ void routing_free(choice_routing *rt) {
     free(rt);
 }
 
-
 /* ---- requests ---- */
 
 void request_free(request *r) {
@@ -315,7 +314,8 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
     NUM("min_p", GROK_MIN_P_MIN, GROK_MIN_P_MAX, false, sp.min_p = (float)v);
     NUM("presence_penalty", GROK_PENALTY_MIN, GROK_PENALTY_MAX, false, sp.presence_penalty = (float)v);
     NUM("frequency_penalty", GROK_PENALTY_MIN, GROK_PENALTY_MAX, false, sp.frequency_penalty = (float)v);
-    NUM("repeat_penalty", GROK_REPEAT_PENALTY_MIN, GROK_REPEAT_PENALTY_MAX, false, sp.repeat_penalty = (float)v);
+    NUM("repeat_penalty", GROK_REPEAT_PENALTY_MIN, GROK_REPEAT_PENALTY_MAX, false,
+        sp.repeat_penalty = (float)v);
     bool seeded = false;
     NUM("seed", -9.2e18, 1.8e19, true, (sp.seed = v < 0 ? (uint64_t)(int64_t)v : (uint64_t)v, seeded = true));
     if (!seeded) {
@@ -464,14 +464,16 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
     if (think_parse(s, root, r, text ? text : r->prompt_text, err, err_size, param) < 0) goto fail;
     /* a think answer is streamed as text chosen after the samples end; tool
      * calls are parsed per sample while it streams, so the two do not mix */
-    if (r->think && r->parse_tools) FAIL("tools", "'tools' cannot be combined with 'think' or 'reasoning_effort'");
+    if (r->think && r->parse_tools)
+        FAIL("tools", "'tools' cannot be combined with 'think' or 'reasoning_effort'");
     r->choices = calloc((size_t)r->n, sizeof *r->choices);
     if (!r->choices) FAIL(NULL, "out of memory");
     for (int i = 0; i < r->n; i++) {
         r->choices[i].index = i;
         if (r->echo && !release_echo(&r->choices[i], r->prompt_text)) FAIL(NULL, "out of memory");
-        if (r->routing && !(r->choices[i].rt = routing_create(grok_model_hparams(s->model), (int64_t)r->n_prompt,
-                                                              r->max_tokens, r->routing_probs)))
+        if (r->routing &&
+            !(r->choices[i].rt = routing_create(grok_model_hparams(s->model), (int64_t)r->n_prompt,
+                                                r->max_tokens, r->routing_probs)))
             FAIL(NULL, "out of memory");
     }
     free(text);
@@ -506,7 +508,9 @@ char *api_error_json(const char *message, const char *type, const char *param, c
     return out;
 }
 
-void api_token_text(server *s, int32_t id, char *out, size_t cap) { token_display_text(s->tok, id, out, cap); }
+void api_token_text(server *s, int32_t id, char *out, size_t cap) {
+    token_display_text(s->tok, id, out, cap);
+}
 
 void token_display_text(const grok_tokenizer *tok, int32_t id, char *out, size_t cap) {
     size_t len = 0;
@@ -645,7 +649,8 @@ static cJSON *routing_json(server *s, const choice *c, size_t a, size_t b) {
             if (ps) {
                 cJSON *pl = cJSON_CreateArray();
                 const float *p = rt->pr + (i * (size_t)rt->L + (size_t)l) * (size_t)rt->E;
-                for (int64_t x = 0; x < rt->E; x++) cJSON_AddItemToArray(pl, cJSON_CreateNumber(round4(p[x])));
+                for (int64_t x = 0; x < rt->E; x++)
+                    cJSON_AddItemToArray(pl, cJSON_CreateNumber(round4(p[x])));
                 cJSON_AddItemToArray(ps, pl);
             }
         }
@@ -748,8 +753,7 @@ char *api_stream_chunk(server *s, const request *r, int ci, const char *text, si
 }
 
 char *api_stream_chunk_routed(server *s, const request *r, int ci, const char *text, size_t len, size_t lp0,
-                              size_t lp1, size_t rt0, size_t rt1, int finish, bool first,
-                              cJSON *tool_delta) {
+                              size_t lp1, size_t rt0, size_t rt1, int finish, bool first, cJSON *tool_delta) {
     bool chat = r->kind == KIND_CHAT;
     const choice *c = &r->choices[ci];
     cJSON *root = head(s, r, chat ? "chat.completion.chunk" : "text_completion");

@@ -174,7 +174,8 @@ int server_follow(const server_config *cfg) {
             if (dst < 0 || dst >= s->n_slots || src < 0 || src >= s->n_slots ||
                 grok_seq_copy(s->slots[dst].seq, s->slots[src].seq, hdr[2], err, sizeof err)) {
                 if (dst < 0 || dst >= s->n_slots || src < 0 || src >= s->n_slots)
-                    snprintf(err, sizeof err, "rank %d: malformed copy from rank 0 (slots %" PRId64 ", %" PRId64 ")",
+                    snprintf(err, sizeof err,
+                             "rank %d: malformed copy from rank 0 (slots %" PRId64 ", %" PRId64 ")",
                              grok_dist_rank(), dst, src);
                 break;
             }

@@ -69,8 +69,8 @@ enum {
 typedef struct peer {
     int fd;
     bool waiting;
-    bool closing;  /* shut down by the limits; libmicrohttpd closes it next */
-    bool in_body;  /* headers complete, body still coming */
+    bool closing; /* shut down by the limits; libmicrohttpd closes it next */
+    bool in_body; /* headers complete, body still coming */
     double deadline;
     struct peer *prev, *next; /* the waiting list, oldest first */
 } peer;
@@ -87,10 +87,10 @@ typedef struct conn {
     bool answered; /* a response was queued, or the request was handed on */
     int fd;
     request *req;
-    bool suspended;              /* out of the event loop until its request has news */
-    bool gone;                   /* the client hung up while suspended */
+    bool suspended;               /* out of the event loop until its request has news */
+    bool gone;                    /* the client hung up while suspended */
     struct conn *s_prev, *s_next; /* the suspended list */
-    const webui_asset *asset; /* R_STATIC: the file */
+    const webui_asset *asset;     /* R_STATIC: the file */
     /* streaming state */
     bool streaming;
     size_t *sent_text, *sent_lps, *sent_routes;
@@ -279,7 +279,8 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         h->m->conns_open++;
         /* the newcomer stays, the one waiting longest goes: a flood of idle
          * connections cannot keep a real client (or /health) out */
-        if (h->m->conns_waiting >= h->max_waiting && h->w_head) peer_close(h, h->w_head, &h->m->conns_evicted);
+        if (h->m->conns_waiting >= h->max_waiting && h->w_head)
+            peer_close(h, h->w_head, &h->m->conns_evicted);
         waiting_add(h, p, false, h->header_timeout);
         pthread_mutex_unlock(&s->mu);
         return;
@@ -475,8 +476,7 @@ static enum MHD_Result whole_response(conn *c, struct MHD_Connection *mc);
  * stale (the page and the server come as one), locked to this origin. */
 static enum MHD_Result do_static(conn *c, struct MHD_Connection *mc) {
     const webui_asset *a = c->asset;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r = MHD_create_response_from_buffer(a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", a->type);
     MHD_add_response_header(r, "Cache-Control", "no-cache");
@@ -808,7 +808,8 @@ static void *watcher_main(void *arg) {
         const double now = grok_now();
         for (peer *p = h->w_head, *next; p; p = next) {
             next = p->next;
-            if (p->deadline <= now) peer_close(h, p, p->in_body ? &h->m->conns_body_timeout : &h->m->conns_header_timeout);
+            if (p->deadline <= now)
+                peer_close(h, p, p->in_body ? &h->m->conns_body_timeout : &h->m->conns_header_timeout);
         }
         /* one poll over every suspended request's socket */
         if ((size_t)h->n_suspended > cap) {
@@ -881,7 +882,8 @@ int server_run(const server_config *cfg) {
     struct MHD_Daemon *d = NULL;
     pthread_t sched, watcher;
     bool sched_started = false, loaded = false, watching = false;
-    struct http_front front = {.m = &s->m, .header_timeout = cfg->header_timeout_s, .body_timeout = cfg->body_timeout_s};
+    struct http_front front = {
+        .m = &s->m, .header_timeout = cfg->header_timeout_s, .body_timeout = cfg->body_timeout_s};
     s->http = &front;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->gmu, NULL);
@@ -933,9 +935,10 @@ int server_run(const server_config *cfg) {
     front.max_waiting = cfg->max_waiting < conn_limit / 2 ? cfg->max_waiting : conn_limit / 2;
     if (front.max_waiting < 1) front.max_waiting = 1;
     d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, addr,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-                         s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_LIMIT,
-                         (unsigned)conn_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->conn_per_addr,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+                         on_connection, s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)conn_limit,
+                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->conn_per_addr,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_LISTEN_BACKLOG_SIZE,
                          (unsigned)1024, MHD_OPTION_END);
     if (!d) {
@@ -954,8 +957,8 @@ int server_run(const server_config *cfg) {
             "grok serve: connections: %" PRId64 " (open files %" PRId64 ", hard limit %s), %s per address, "
             "%" PRId64 " waiting for a request, header timeout %gs, body timeout %gs, %" PRId64
             " HTTP threads\n",
-            conn_limit, fd_soft, hard, per_addr, front.max_waiting, cfg->header_timeout_s, cfg->body_timeout_s,
-            cfg->http_threads);
+            conn_limit, fd_soft, hard, per_addr, front.max_waiting, cfg->header_timeout_s,
+            cfg->body_timeout_s, cfg->http_threads);
     if (pthread_create(&watcher, NULL, watcher_main, s)) {
         fprintf(stderr, "grok serve: cannot start the connection watcher thread\n");
         goto done;

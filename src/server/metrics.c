@@ -30,8 +30,8 @@ static void put_hist(grok_strbuf *o, const char *name, const char *help, const h
     grok_strbuf_addf(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     for (int i = 0; i < HIST_BUCKETS; i++)
         grok_strbuf_addf(o, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, BOUNDS[i], h->buckets[i]);
-    grok_strbuf_addf(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n", name, h->count, name,
-        h->sum, name, h->count);
+    grok_strbuf_addf(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n", name,
+                     h->count, name, h->sum, name, h->count);
 }
 
 char *metrics_text(server *s, size_t *len) {
@@ -41,10 +41,11 @@ char *metrics_text(server *s, size_t *len) {
     int64_t q = s->q_len, busy = s->busy, slots = s->n_slots;
     pthread_mutex_unlock(&s->mu);
     grok_strbuf_addf(&o, "# HELP grok_requests_total Generation requests by outcome.\n"
-            "# TYPE grok_requests_total counter\n");
+                         "# TYPE grok_requests_total counter\n");
     for (int i = 0; i < OUT_COUNT; i++)
         grok_strbuf_addf(&o, "grok_requests_total{outcome=\"%s\"} %" PRIu64 "\n", OUTCOME[i], m.requests[i]);
-    grok_strbuf_addf(&o,
+    grok_strbuf_addf(
+        &o,
         "# HELP grok_prompt_tokens_total Prompt tokens of admitted requests.\n"
         "# TYPE grok_prompt_tokens_total counter\ngrok_prompt_tokens_total %" PRIu64 "\n"
         "# HELP grok_prompt_tokens_reused_total Prompt tokens found in a slot's cache.\n"
@@ -78,18 +79,20 @@ char *metrics_text(server *s, size_t *len) {
         m.prompt_tokens, m.prompt_tokens_reused, m.completion_tokens, m.steps, m.step_tokens, m.weight_bytes,
         m.expert_reads, m.forward_seconds, m.sample_seconds, m.masks, m.mask_seconds, q, busy, slots);
     grok_strbuf_addf(&o,
-        "# HELP grok_connections Open client connections.\n"
-        "# TYPE grok_connections gauge\ngrok_connections %" PRId64 "\n"
-        "# HELP grok_connections_waiting Connections without a complete request.\n"
-        "# TYPE grok_connections_waiting gauge\ngrok_connections_waiting %" PRId64 "\n"
-        "# HELP grok_connections_closed_total Connections the server closed: header or body "
-        "timeout, or the longest waiting one when --max-waiting was reached.\n"
-        "# TYPE grok_connections_closed_total counter\n"
-        "grok_connections_closed_total{reason=\"header_timeout\"} %" PRIu64 "\n"
-        "grok_connections_closed_total{reason=\"body_timeout\"} %" PRIu64 "\n"
-        "grok_connections_closed_total{reason=\"evicted\"} %" PRIu64 "\n",
-        m.conns_open, m.conns_waiting, m.conns_header_timeout, m.conns_body_timeout, m.conns_evicted);
-    grok_strbuf_addf(&o,
+                     "# HELP grok_connections Open client connections.\n"
+                     "# TYPE grok_connections gauge\ngrok_connections %" PRId64 "\n"
+                     "# HELP grok_connections_waiting Connections without a complete request.\n"
+                     "# TYPE grok_connections_waiting gauge\ngrok_connections_waiting %" PRId64 "\n"
+                     "# HELP grok_connections_closed_total Connections the server closed: header or body "
+                     "timeout, or the longest waiting one when --max-waiting was reached.\n"
+                     "# TYPE grok_connections_closed_total counter\n"
+                     "grok_connections_closed_total{reason=\"header_timeout\"} %" PRIu64 "\n"
+                     "grok_connections_closed_total{reason=\"body_timeout\"} %" PRIu64 "\n"
+                     "grok_connections_closed_total{reason=\"evicted\"} %" PRIu64 "\n",
+                     m.conns_open, m.conns_waiting, m.conns_header_timeout, m.conns_body_timeout,
+                     m.conns_evicted);
+    grok_strbuf_addf(
+        &o,
         "# HELP grok_prompt_tokens_shared_total Prompt tokens copied from another sample's cache "
         "(n > 1 and think requests compute their prompt once).\n"
         "# TYPE grok_prompt_tokens_shared_total counter\ngrok_prompt_tokens_shared_total %" PRIu64 "\n",
@@ -99,7 +102,8 @@ char *metrics_text(server *s, size_t *len) {
     const grok_memory_plan *plan = s->model ? grok_model_memory_plan(s->model) : NULL;
     if (plan) {
         const grok_cache_stats c = grok_model_cache_stats(s->model);
-        grok_strbuf_addf(&o,
+        grok_strbuf_addf(
+            &o,
             "# HELP grok_memory_plan The memory plan (1 for the one in use).\n"
             "# TYPE grok_memory_plan gauge\ngrok_memory_plan{plan=\"%s\"} 1\n"
             "# HELP grok_memory_limit_bytes The memory limit planned for (-1: none).\n"
@@ -110,18 +114,24 @@ char *metrics_text(server *s, size_t *len) {
             "# TYPE grok_expert_cache_lookups_total counter\ngrok_expert_cache_lookups_total %" PRId64 "\n"
             "# HELP grok_expert_cache_hits_total Lookups found in a slot.\n"
             "# TYPE grok_expert_cache_hits_total counter\ngrok_expert_cache_hits_total %" PRId64 "\n"
-            "# HELP grok_expert_cache_late_hits_total Lookups whose read (a prefetch) was already under way.\n"
-            "# TYPE grok_expert_cache_late_hits_total counter\ngrok_expert_cache_late_hits_total %" PRId64 "\n"
+            "# HELP grok_expert_cache_late_hits_total Lookups whose read (a prefetch) was already under "
+            "way.\n"
+            "# TYPE grok_expert_cache_late_hits_total counter\ngrok_expert_cache_late_hits_total %" PRId64
+            "\n"
             "# HELP grok_expert_cache_misses_total Lookups that had to read the expert.\n"
             "# TYPE grok_expert_cache_misses_total counter\ngrok_expert_cache_misses_total %" PRId64 "\n"
-            "# HELP grok_expert_cache_prefetches_total Reads started by the next layer's router's prediction.\n"
-            "# TYPE grok_expert_cache_prefetches_total counter\ngrok_expert_cache_prefetches_total %" PRId64 "\n"
+            "# HELP grok_expert_cache_prefetches_total Reads started by the next layer's router's "
+            "prediction.\n"
+            "# TYPE grok_expert_cache_prefetches_total counter\ngrok_expert_cache_prefetches_total %" PRId64
+            "\n"
             "# HELP grok_expert_cache_disk_bytes_total Bytes the cache read from the model file.\n"
-            "# TYPE grok_expert_cache_disk_bytes_total counter\ngrok_expert_cache_disk_bytes_total %" PRId64 "\n"
+            "# TYPE grok_expert_cache_disk_bytes_total counter\ngrok_expert_cache_disk_bytes_total %" PRId64
+            "\n"
             "# HELP grok_expert_cache_io_wait_seconds_total Time forward steps waited for reads.\n"
-            "# TYPE grok_expert_cache_io_wait_seconds_total counter\ngrok_expert_cache_io_wait_seconds_total %.6f\n",
-            grok_plan_name(plan->kind), plan->limit, plan->kind == GROK_PLAN_CACHE ? plan->cache_slots : 0, c.lookups,
-            c.hits, c.late_hits, c.misses, c.prefetches, c.bytes_read, c.io_wait_s);
+            "# TYPE grok_expert_cache_io_wait_seconds_total counter\ngrok_expert_cache_io_wait_seconds_total "
+            "%.6f\n",
+            grok_plan_name(plan->kind), plan->limit, plan->kind == GROK_PLAN_CACHE ? plan->cache_slots : 0,
+            c.lookups, c.hits, c.late_hits, c.misses, c.prefetches, c.bytes_read, c.io_wait_s);
     }
     put_hist(&o, "grok_request_duration_seconds", "Time from arrival to the last token.", &m.latency);
     put_hist(&o, "grok_time_to_first_token_seconds", "Time from arrival to the first token.", &m.ttft);

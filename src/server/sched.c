@@ -57,7 +57,8 @@ int server_load(server *s, char *err, size_t err_size) {
         snprintf(err, err_size, "%s has no vocabulary (tokenizer.ggml.*)", cfg->model_path);
         ok = false;
     }
-    ok = ok && (!cfg->lora || grok_model_apply_lora(s->model, cfg->lora, cfg->lora_scale, err, err_size) == 0);
+    ok =
+        ok && (!cfg->lora || grok_model_apply_lora(s->model, cfg->lora, cfg->lora_scale, err, err_size) == 0);
     ok = ok && grok_dist_attach(s->model, err, err_size) == 0;
     if (grok_dist_agree(ok, err, err_size)) return -1;
     s->n_vocab = grok_model_hparams(s->model)->n_vocab;
@@ -69,8 +70,8 @@ int server_load(server *s, char *err, size_t err_size) {
     ok = s->pool && sched_init(s, err, err_size) == 0;
     if (ok && cfg->verifier_path && grok_dist_rank() == 0) { /* only rank 0 chooses */
         /* prompt + candidate in the verifier's pieces, and the judgement */
-        s->verifier = think_verifier_load(cfg->verifier_path, cfg->verifier_suffix, cfg->verifier_yes, s->pool,
-                                          s->cfg.n_ctx + 256, err, err_size);
+        s->verifier = think_verifier_load(cfg->verifier_path, cfg->verifier_suffix, cfg->verifier_yes,
+                                          s->pool, s->cfg.n_ctx + 256, err, err_size);
         ok = s->verifier != NULL;
     }
     return grok_dist_agree(ok, err, err_size);
@@ -629,12 +630,15 @@ static bool isolate_nonfinite(server *s, step_out *outs, grok_seq **seqs, const 
     char why[GROK_ERR_SIZE];
     snprintf(why, sizeof why, "%s", err);
     if (n_seqs > 1)
-        fprintf(stderr, "grok serve: a step of %" PRId64 " sequences went non-finite: each runs alone\n", n_seqs);
+        fprintf(stderr, "grok serve: a step of %" PRId64 " sequences went non-finite: each runs alone\n",
+                n_seqs);
     for (int64_t i = 0; i < n_seqs; i++) {
         int rc = GROK_ERR_NONFINITE;
         if (n_seqs > 1) {
-            if (s->dist && step_announce(s, seqs + i, toks + i, ns + i, alls + i, 1, err, err_size)) return false;
-            rc = grok_decode_multi_logits(s->runner, seqs + i, toks + i, ns + i, alls + i, 1, why, sizeof why);
+            if (s->dist && step_announce(s, seqs + i, toks + i, ns + i, alls + i, 1, err, err_size))
+                return false;
+            rc =
+                grok_decode_multi_logits(s->runner, seqs + i, toks + i, ns + i, alls + i, 1, why, sizeof why);
         }
         if (rc == GROK_ERR_NONFINITE) {
             request *r = outs[i].sl->req;
@@ -675,7 +679,8 @@ static bool share_wait(server *s, slot *sl, int64_t *shared) {
     if (!src) return false;
     const int64_t np = (int64_t)sl->req->n_prompt;
     if (src->slot && src->finish == FINISH_NONE && grok_seq_pos(src->slot->seq) < np) return true;
-    if (src->slot && src->finish == FINISH_NONE && copy_prompt(s, sl, src->slot, np - 1) == 0) *shared += np - 1;
+    if (src->slot && src->finish == FINISH_NONE && copy_prompt(s, sl, src->slot, np - 1) == 0)
+        *shared += np - 1;
     c->share = NULL;
     return false;
 }
@@ -683,7 +688,8 @@ static bool share_wait(server *s, slot *sl, int64_t *shared) {
 /* After a step that ended a prompt: the choices waiting for it copy the
  * whole prompt with its logits and join this step's sampling (as outs
  * after n_out). Returns the new count of outs. */
-static int64_t share_done(server *s, slot **act, int64_t n_act, step_out *outs, int64_t n_seqs, int64_t *shared) {
+static int64_t share_done(server *s, slot **act, int64_t n_act, step_out *outs, int64_t n_seqs,
+                          int64_t *shared) {
     int64_t n_out = n_seqs;
     for (int64_t i = 0; i < n_seqs; i++) {
         slot *src = outs[i].sl;
@@ -745,8 +751,10 @@ static void run_step(server *s, slot **act, int64_t n_act, step_out *outs, grok_
     double t0 = grok_now();
     bool failed = s->dist && step_announce(s, seqs, toks, ns, alls, n_seqs, err, sizeof err);
     int rc = failed ? 0 : grok_decode_multi_logits(s->runner, seqs, toks, ns, alls, n_seqs, err, sizeof err);
-    if (rc == GROK_ERR_NONFINITE) failed = !isolate_nonfinite(s, outs, seqs, toks, ns, alls, n_seqs, err, sizeof err);
-    else if (rc) failed = true;
+    if (rc == GROK_ERR_NONFINITE)
+        failed = !isolate_nonfinite(s, outs, seqs, toks, ns, alls, n_seqs, err, sizeof err);
+    else if (rc)
+        failed = true;
     double t1 = grok_now();
     grok_step_stats st = grok_runner_last_step(s->runner);
     if (failed && s->dist) { /* the other ranks may be inside the step: end the job */

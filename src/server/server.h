@@ -66,15 +66,15 @@ typedef struct {
     float lora_scale;          /* its strength */
     const char *port_file;     /* write the bound port here once listening */
     /* hostile connections (http.c) */
-    int64_t http_threads;    /* libmicrohttpd's event-loop threads */
-    int64_t conn_per_addr;   /* connections from one client address (0: no limit) */
-    int64_t max_waiting;     /* connections without a complete request */
-    double header_timeout_s; /* from waiting for a request to its last header */
-    double body_timeout_s;   /* from the last header to the last byte of the body */
+    int64_t http_threads;        /* libmicrohttpd's event-loop threads */
+    int64_t conn_per_addr;       /* connections from one client address (0: no limit) */
+    int64_t max_waiting;         /* connections without a complete request */
+    double header_timeout_s;     /* from waiting for a request to its last header */
+    double body_timeout_s;       /* from the last header to the last byte of the body */
     const char *verifier_path;   /* --verifier MODEL: scores think samples (NULL: none) */
     const char *verifier_suffix; /* appended after a candidate ("\nV:"-style; "" by default) */
     const char *verifier_yes;    /* the judgement it scores (NULL: the candidate's likelihood) */
-    bool no_webui;             /* --no-webui: no chat page at / */
+    bool no_webui;               /* --no-webui: no chat page at / */
 } server_config;
 
 /* The chat page's files, compiled in from src/server/webui/ by
@@ -149,8 +149,8 @@ typedef struct {
     bool probs;   /* also every expert's probability */
     size_t *off;  /* [max_tokens] scheduler-owned: where token g's text starts */
     /* staged by the hook (scheduler thread) */
-    int64_t st_index;  /* generated token staged, -1: none */
-    int64_t st_layers; /* of its layers seen (a pipeline rank sees only its own) */
+    int64_t st_index;    /* generated token staged, -1: none */
+    int64_t st_layers;   /* of its layers seen (a pipeline rank sees only its own) */
     int32_t *st_experts; /* [L][K] */
     float *st_gates;     /* [L][K] */
     float *st_probs;     /* [L][E] when probs */
@@ -206,7 +206,7 @@ typedef struct choice {
     uint64_t *mask;
     tool_parse *tools;
     int64_t n_gen_shown; /* n_gen as of the last step (shared: for progress events) */
-    choice_routing *rt; /* "grok_routing" asked: its record; else NULL */
+    choice_routing *rt;  /* "grok_routing" asked: its record; else NULL */
 } choice;
 
 /* A think request (think.h): its samples are the request's choices, drawn
@@ -237,7 +237,7 @@ typedef struct request {
     int n;
     int logprobs; /* -1: none; else top alternatives per token */
     bool echo, stream, include_usage;
-    bool prompt_lps; /* completions with echo and logprobs: the prompt's too */
+    bool prompt_lps;             /* completions with echo and logprobs: the prompt's too */
     bool routing, routing_probs; /* "grok_routing": true or {"probs": true} */
     int32_t *prompt;
     size_t n_prompt;
@@ -252,9 +252,9 @@ typedef struct request {
     bool complete;  /* every choice finished; the scheduler let go */
     int refs;       /* HTTP side + scheduler side */
     double t_arrive, t_first, deadline;
-    char error[GROK_ERR_SIZE]; /* shared: why a choice finished with FINISH_ERROR ("" unknown) */
-    void *waiter;              /* the HTTP connection waiting for it (http.c), or NULL */
-    struct request *next; /* queue link */
+    char error[GROK_ERR_SIZE];  /* shared: why a choice finished with FINISH_ERROR ("" unknown) */
+    void *waiter;               /* the HTTP connection waiting for it (http.c), or NULL */
+    struct request *next;       /* queue link */
     struct request *judge_next; /* waiting for the verifier (scheduler) */
 } request;
 
@@ -294,8 +294,8 @@ void api_add_finish(struct cJSON *o, int finish, const choice *c);
  * cJSON object) into r->think, and makes r->n its number of samples.
  * prompt_text is the prompt as text (NULL: detokenized). 0 = no think
  * (r->think stays NULL), 1 = think, -1 = a 400 with err and *param. */
-int think_parse(struct server *s, const struct cJSON *root, request *r, const char *prompt_text,
-                char *err, size_t err_size, const char **param);
+int think_parse(struct server *s, const struct cJSON *root, request *r, const char *prompt_text, char *err,
+                size_t err_size, const char **param);
 void think_req_free(think_req *t);
 /* The whole response of a completed think request. */
 char *think_whole_response(struct server *s, const request *r);
@@ -380,7 +380,7 @@ char *metrics_text(struct server *s, size_t *len);
 /* ---- slots and the server ---- */
 typedef struct slot {
     grok_seq *seq; /* its KV cache */
-    choice *ch; /* NULL: free */
+    choice *ch;    /* NULL: free */
     request *req;
     uint64_t last_used; /* for picking among equal prefixes */
 } slot;
@@ -401,7 +401,7 @@ typedef struct server {
     cached_grammar gcache[GRAMMAR_CACHE];
     uint64_t gclock;
     grok_threadpool *pool;
-    grok_runner *runner; /* runs every step, whichever slots are in it */
+    grok_runner *runner;      /* runs every step, whichever slots are in it */
     think_verifier *verifier; /* --verifier (rank 0 only), run by the scheduler thread */
     request *judge_head;      /* complete requests waiting for the verifier */
     grok_chat_template chat;
@@ -421,7 +421,7 @@ typedef struct server {
     bool stopping;            /* SIGTERM: take no new work */
     double drain_deadline;    /* cancel in-flight work after this */
     bool sched_exit;
-    int64_t n_conns; /* requests the HTTP side is handling */
+    int64_t n_conns;         /* requests the HTTP side is handling */
     struct http_front *http; /* the HTTP front's connection state (http.c) */
     uint64_t use_clock;
     uint64_t id_counter;

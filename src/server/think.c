@@ -70,7 +70,8 @@ int think_extractor_init(think_extractor *x, const char *spec, char *err, size_t
         x->kind = THINK_EXTRACT_JSON;
         x->path = x->spec + 5;
     } else {
-        snprintf(err, err_size, "'%s' is not an extraction: use last_number, text, regex:ERE or json:FIELD", spec);
+        snprintf(err, err_size, "'%s' is not an extraction: use last_number, text, regex:ERE or json:FIELD",
+                 spec);
         return -1;
     }
     return 0;
@@ -299,9 +300,9 @@ think_result think_choose(const think_candidate *c, int k, think_select how, thi
             const think_tally *u = &tally[b - 1];
             const int ur = rep[b - 1];
             bool before = t.votes > u->votes ||
-                          (t.votes == u->votes && (higher(c[r].mean_logprob, c[ur].mean_logprob) ||
-                                                   (!higher(c[ur].mean_logprob, c[r].mean_logprob) &&
-                                                    t.first < u->first)));
+                          (t.votes == u->votes &&
+                           (higher(c[r].mean_logprob, c[ur].mean_logprob) ||
+                            (!higher(c[ur].mean_logprob, c[r].mean_logprob) && t.first < u->first)));
             if (!before) break;
             tally[b] = tally[b - 1];
             rep[b] = rep[b - 1];
@@ -350,8 +351,8 @@ struct think_verifier {
     float *rows; /* [n_batch][n_vocab] logits of the scored positions of a step */
 };
 
-think_verifier *think_verifier_load(const char *path, const char *suffix, const char *yes, grok_threadpool *pool,
-                                    int64_t n_ctx, char *err, size_t err_size) {
+think_verifier *think_verifier_load(const char *path, const char *suffix, const char *yes,
+                                    grok_threadpool *pool, int64_t n_ctx, char *err, size_t err_size) {
     think_verifier *v = calloc(1, sizeof *v);
     if (!v) {
         snprintf(err, err_size, "out of memory");
@@ -430,8 +431,8 @@ static size_t common_len(const int32_t *a, size_t na, const int32_t *b, size_t n
 /* One candidate's work: the tokens to read, the first scored token. */
 typedef struct {
     int32_t *ids;
-    size_t n;       /* tokens; positions [0, n - 1) are fed */
-    size_t first;   /* ids[first..n) are scored */
+    size_t n;     /* tokens; positions [0, n - 1) are fed */
+    size_t first; /* ids[first..n) are scored */
     double sum;
     int64_t scored;
     bool skip;

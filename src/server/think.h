@@ -28,7 +28,12 @@
 #define THINK_MAX_SAMPLES 64
 
 typedef enum { THINK_SELECT_VOTE, THINK_SELECT_LOGPROB, THINK_SELECT_VERIFIER } think_select;
-typedef enum { THINK_EXTRACT_LAST_NUMBER, THINK_EXTRACT_REGEX, THINK_EXTRACT_JSON, THINK_EXTRACT_TEXT } think_extract_kind;
+typedef enum {
+    THINK_EXTRACT_LAST_NUMBER,
+    THINK_EXTRACT_REGEX,
+    THINK_EXTRACT_JSON,
+    THINK_EXTRACT_TEXT
+} think_extract_kind;
 
 /* Names as the API and the flags spell them ("vote", "logprob",
  * "verifier"); -1 for an unknown name. */
@@ -107,8 +112,8 @@ typedef struct think_verifier think_verifier;
  * score; without it the score is the mean log-probability of the
  * candidate's tokens given the prompt. pool (not owned) runs its steps;
  * n_ctx bounds prompt + candidate + suffix + judgement. */
-think_verifier *think_verifier_load(const char *path, const char *suffix, const char *yes, grok_threadpool *pool,
-                                    int64_t n_ctx, char *err, size_t err_size);
+think_verifier *think_verifier_load(const char *path, const char *suffix, const char *yes,
+                                    grok_threadpool *pool, int64_t n_ctx, char *err, size_t err_size);
 void think_verifier_free(think_verifier *v);
 /* Scores k candidates of one prompt (texts as generated, without the
  * prompt) into scores[k]: the prompt's tokens are computed once and copied

@@ -63,7 +63,8 @@ int think_parse(server *s, const cJSON *root, request *r, const char *prompt_tex
     int samples = 16; /* a think object without samples or effort: medium */
     if (eff) {
         if (!cJSON_IsString(eff) || (samples = think_effort_samples(eff->valuestring)) < 0)
-            BAD("reasoning_effort", "'reasoning_effort' must be \"minimal\", \"low\", \"medium\" or \"high\"");
+            BAD("reasoning_effort",
+                "'reasoning_effort' must be \"minimal\", \"low\", \"medium\" or \"high\"");
         snprintf(t->effort, sizeof t->effort, "%s", eff->valuestring);
     }
     if (samples > max) samples = (int)max; /* an effort is a wish: this server's most */
@@ -77,7 +78,8 @@ int think_parse(server *s, const cJSON *root, request *r, const char *prompt_tex
                 BAD("think.samples", "'think.samples' must be an integer in [1, %d]", THINK_MAX_SAMPLES);
             if (v > (double)max)
                 BAD("think.samples",
-                    "'think.samples' is %.0f, more than this server runs at once (%" PRId64 "; grok serve --parallel)",
+                    "'think.samples' is %.0f, more than this server runs at once (%" PRId64
+                    "; grok serve --parallel)",
                     v, max);
             samples = (int)v;
         }
@@ -98,7 +100,8 @@ int think_parse(server *s, const cJSON *root, request *r, const char *prompt_tex
     t->samples = samples;
     t->select = (think_select)think_select_from_name(select);
     if (t->select == THINK_SELECT_VERIFIER && !s->verifier)
-        BAD("think.select", "'think.select' is \"verifier\" but this server has no verifier (grok serve --verifier MODEL)");
+        BAD("think.select",
+            "'think.select' is \"verifier\" but this server has no verifier (grok serve --verifier MODEL)");
     if (think_extractor_init(&t->ex, extract, err, err_size)) {
         *param = "think.extract";
         goto fail;
@@ -158,7 +161,8 @@ static void decide(const request *r, decision *d, bool finished_only) {
         int j = d->k++;
         d->idx[j] = i;
         d->ans[j] = think_extract(&t->ex, g, len);
-        d->cand[j] = (think_candidate){d->ans[j], c->n_gen > 0 ? c->lp_sum / (double)c->n_gen : NAN, t->scores[i]};
+        d->cand[j] =
+            (think_candidate){d->ans[j], c->n_gen > 0 ? c->lp_sum / (double)c->n_gen : NAN, t->scores[i]};
     }
     d->res = think_choose(d->cand, d->k, t->select, d->tally);
 }
@@ -262,7 +266,8 @@ static cJSON *choice_chunk(server *s, const request *r, const char *text, bool r
         cJSON_AddItemToObject(o, "logprobs", api_logprobs_json(s, r, ci, 0, c->n_lps));
     else
         cJSON_AddNullToObject(o, "logprobs");
-    if (c && c->rt && c->rt->n) cJSON_AddItemToObject(o, "grok_routing", api_routing_json(s, r, ci, 0, c->rt->n));
+    if (c && c->rt && c->rt->n)
+        cJSON_AddItemToObject(o, "grok_routing", api_routing_json(s, r, ci, 0, c->rt->n));
     api_add_finish(o, finish, c);
     cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "choices"), o);
     return root;
@@ -329,9 +334,10 @@ void think_run_verifier(server *s, request *r) {
     int k = r->n < THINK_MAX_SAMPLES ? r->n : THINK_MAX_SAMPLES;
     for (int i = 0; i < k; i++) texts[i] = gen_text(r, &r->choices[i], &lens[i]);
     char err[GROK_ERR_SIZE];
-    if (think_verifier_score(s->verifier, t->prompt_text, strlen(t->prompt_text), texts, lens, k, t->scores, err,
-                             sizeof err)) {
-        fprintf(stderr, "grok serve: the verifier failed (%s); request %s chooses by log-probability\n", err, r->id);
+    if (think_verifier_score(s->verifier, t->prompt_text, strlen(t->prompt_text), texts, lens, k, t->scores,
+                             err, sizeof err)) {
+        fprintf(stderr, "grok serve: the verifier failed (%s); request %s chooses by log-probability\n", err,
+                r->id);
         for (int i = 0; i < k; i++) t->scores[i] = NAN;
     }
 }

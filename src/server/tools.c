@@ -145,7 +145,8 @@ static bool add_text_without(char **b, size_t *len, size_t *cap, const char *t) 
             snprintf(alt, sizeof alt, " | [%s] tool-text-%zu", cc, s);
             ok = grok_buf_adds(b, len, cap, alt);
         }
-        ok = ok && grok_buf_adds(b, len, cap, " | [^") && grok_buf_adds(b, len, cap, excl) && grok_buf_adds(b, len, cap, "] tool-text-0\n");
+        ok = ok && grok_buf_adds(b, len, cap, " | [^") && grok_buf_adds(b, len, cap, excl) &&
+             grok_buf_adds(b, len, cap, "] tool-text-0\n");
     }
     return ok;
 }
@@ -280,8 +281,8 @@ int tools_parse_request(server *s, const cJSON *root, request *r, char **tools_t
         bool named_found = false;
         size_t i = 0;
         /* calls: <tool_call>{"name": "NAME", "arguments": ARGS}</tool_call> */
-        bool ok = grok_buf_adds(&tg, &tgl, &tgc, "tool-call ::= ") && add_literal(&tg, &tgl, &tgc, GROK_TOOL_CALL_HEAD) &&
-                  grok_buf_adds(&tg, &tgl, &tgc, " (");
+        bool ok = grok_buf_adds(&tg, &tgl, &tgc, "tool-call ::= ") &&
+                  add_literal(&tg, &tgl, &tgc, GROK_TOOL_CALL_HEAD) && grok_buf_adds(&tg, &tgl, &tgc, " (");
         char *rules = NULL;
         size_t rl = 0, rc = 0;
         int n_alt = 0;
@@ -326,10 +327,11 @@ int tools_parse_request(server *s, const cJSON *root, request *r, char **tools_t
             snprintf(head, sizeof head, "tool%zu ::= ", i);
             char *lit_name = NULL;
             size_t nl = 0, nc = 0;
-            bool k = grok_buf_adds(&lit_name, &nl, &nc, nm->valuestring) && grok_buf_adds(&lit_name, &nl, &nc, GROK_TOOL_CALL_ARGS);
+            bool k = grok_buf_adds(&lit_name, &nl, &nc, nm->valuestring) &&
+                     grok_buf_adds(&lit_name, &nl, &nc, GROK_TOOL_CALL_ARGS);
             ok = k && grok_buf_adds(&rules, &rl, &rc, head) && add_literal(&rules, &rl, &rc, lit_name) &&
-                 grok_buf_adds(&rules, &rl, &rc, " ") && grok_buf_adds(&rules, &rl, &rc, start) && grok_buf_adds(&rules, &rl, &rc, "\n") &&
-                 grok_buf_adds(&rules, &rl, &rc, args);
+                 grok_buf_adds(&rules, &rl, &rc, " ") && grok_buf_adds(&rules, &rl, &rc, start) &&
+                 grok_buf_adds(&rules, &rl, &rc, "\n") && grok_buf_adds(&rules, &rl, &rc, args);
             free(lit_name);
             free(args);
             if (ok && take) {
@@ -345,19 +347,20 @@ int tools_parse_request(server *s, const cJSON *root, request *r, char **tools_t
                 cJSON_AddItemToObject(line, "parameters", cJSON_Duplicate(field(fn, "parameters"), true));
             char *lt = cJSON_PrintUnformatted(line);
             cJSON_Delete(line);
-            ok = ok && lt && (!ll || grok_buf_adds(&list, &ll, &lc, "\n")) && grok_buf_adds(&list, &ll, &lc, lt);
+            ok = ok && lt && (!ll || grok_buf_adds(&list, &ll, &lc, "\n")) &&
+                 grok_buf_adds(&list, &ll, &lc, lt);
             free(lt);
         }
         if (ok && named && !named_found) {
             free(rules);
             FAIL("tool_choice", "tool_choice names '%s', which is not among the tools", named);
         }
-        ok = ok && grok_buf_adds(&tg, &tgl, &tgc, " ) ") && add_literal(&tg, &tgl, &tgc, GROK_TOOL_CALL_CLOSE) &&
-             grok_buf_adds(&tg, &tgl, &tgc, "\n");
+        ok = ok && grok_buf_adds(&tg, &tgl, &tgc, " ) ") &&
+             add_literal(&tg, &tgl, &tgc, GROK_TOOL_CALL_CLOSE) && grok_buf_adds(&tg, &tgl, &tgc, "\n");
         bool one = !parallel || named;
-        ok = ok &&
-             grok_buf_adds(&tg, &tgl, &tgc,
-                 one ? "tool-calls ::= tool-call\n" : "tool-calls ::= tool-call ( \"\\n\" tool-call )*\n");
+        ok = ok && grok_buf_adds(&tg, &tgl, &tgc,
+                                 one ? "tool-calls ::= tool-call\n"
+                                     : "tool-calls ::= tool-call ( \"\\n\" tool-call )*\n");
         if (!strcmp(mode, "auto"))
             ok = ok && grok_buf_adds(&tg, &tgl, &tgc, "root ::= tool-text-0 tool-calls?\n") &&
                  add_text_without(&tg, &tgl, &tgc, GROK_TOOL_CALL_OPEN);
@@ -538,7 +541,8 @@ bool tool_parse_feed(tool_parse *tp, choice *c, const char *t, size_t n) {
         }
         case TP_TAIL: /* </tool_call> */
             tp->pend[tp->n_pend++] = ch;
-            if (memcmp(tp->pend, &GROK_TOOL_CALL_CLOSE[1], tp->n_pend)) { /* not well-formed: keep it as text */
+            if (memcmp(tp->pend, &GROK_TOOL_CALL_CLOSE[1],
+                       tp->n_pend)) { /* not well-formed: keep it as text */
                 ok = content(c, tp->pend, tp->n_pend);
                 tp->n_pend = 0;
                 tp->state = TP_TEXT;

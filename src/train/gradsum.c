@@ -60,8 +60,8 @@ static void combine_rec(int64_t a, int64_t c, const grok_gradsum_node *nodes, co
     for (int64_t j = 0; j < len; j++) out[j] += tmp[j];
 }
 
-void grok_gradsum_combine(int64_t batch, const grok_gradsum_node *nodes, const float *const *vals, int n_nodes,
-                          int64_t len, float *out, float *scratch) {
+void grok_gradsum_combine(int64_t batch, const grok_gradsum_node *nodes, const float *const *vals,
+                          int n_nodes, int64_t len, float *out, float *scratch) {
     combine_rec(0, batch, nodes, vals, n_nodes, len, out, scratch, 0);
 }
 
@@ -94,8 +94,8 @@ int grok_gradsum_allreduce(const grok_train_comm *comm, int64_t batch, const flo
         grok_gradsum_share(batch, r, np, &lo, &hi);
         k[r] = grok_gradsum_nodes(batch, lo, hi, all + n_all, MAX_NODES - n_all);
         if (n_all + k[r] > MAX_NODES) {
-            snprintf(err, err_size, "gradient sum: %d processes over %lld sequences need too many subtrees", np,
-                     (long long)batch);
+            snprintf(err, err_size, "gradient sum: %d processes over %lld sequences need too many subtrees",
+                     np, (long long)batch);
             rcode = -1;
             goto done;
         }

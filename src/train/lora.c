@@ -100,7 +100,8 @@ grok_train_lora *grok_train_lora_create(const grok_hparams *hp, int64_t rank, fl
     if (min_dim == INT64_MAX) min_dim = hp->d_model;
     if (rank < 1 || rank > min_dim) {
         snprintf(err, err_size,
-                 "lora: rank %" PRId64 " must lie in [1, %" PRId64 "] (the smallest dimension of an adapted weight)",
+                 "lora: rank %" PRId64 " must lie in [1, %" PRId64
+                 "] (the smallest dimension of an adapted weight)",
                  rank, min_dim);
         return NULL;
     }
@@ -108,7 +109,8 @@ grok_train_lora *grok_train_lora_create(const grok_hparams *hp, int64_t rank, fl
     const int64_t max_t = hp->n_layers * GROK_LORA_N_TARGETS;
     if (!l || !(l->p = calloc(1, sizeof *l->p)) ||
         !(l->p->tensors = calloc((size_t)(2 * max_t), sizeof *l->p->tensors)) ||
-        !(l->t = calloc((size_t)max_t, sizeof *l->t)) || !(l->index = malloc(sizeof(int64_t) * (size_t)max_t)))
+        !(l->t = calloc((size_t)max_t, sizeof *l->t)) ||
+        !(l->index = malloc(sizeof(int64_t) * (size_t)max_t)))
         goto oom;
     l->hp = *hp, l->rank = rank, l->alpha = alpha, l->targets = targets;
     l->p->hp = *hp;
@@ -136,7 +138,8 @@ grok_train_lora *grok_train_lora_create(const grok_hparams *hp, int64_t rank, fl
         /* A ~ N(0, 1/in), one stream per target; B stays 0 */
         grok_rng r = grok_rng_named(seed, GROK_RNG_LORA, (uint64_t)i);
         float std = 1.0f / sqrtf((float)t->cols);
-        for (int64_t j = 0; j < t->rank * t->cols * t->n_mats; j++) l->p->w[t->a + j] = std * grok_rng_normal(&r);
+        for (int64_t j = 0; j < t->rank * t->cols * t->n_mats; j++)
+            l->p->w[t->a + j] = std * grok_rng_normal(&r);
     }
     return l;
 oom:
@@ -197,7 +200,8 @@ int grok_train_lora_load(const char *path, const grok_hparams *hp, grok_train_lo
         grok_lora_base_shape(hp, mine, sizeof mine);
         const char *theirs = "unknown shapes";
         if (grok_gguf_get_str(f, GROK_LORA_KEY_BASE_SHAPE, &s, &len) == 0) theirs = s;
-        rc = ERRF("%s: the adapter was made for a different base model (%s); --init has %s", path, theirs, mine);
+        rc = ERRF("%s: the adapter was made for a different base model (%s); --init has %s", path, theirs,
+                  mine);
     } else if (rank < 1 || rank > (1 << 20)) {
         rc = ERRF("%s: %s = %" PRId64 " is out of range", path, GROK_LORA_KEY_RANK, rank);
     }
@@ -224,7 +228,8 @@ int grok_train_lora_load(const char *path, const grok_hparams *hp, grok_train_lo
     if (rc == 0 && st) {
         memset(st, 0, sizeof *st);
         uint64_t step = 0;
-        if (grok_gguf_get_u64(f, GROK_TRAIN_KEY_STEP, &step) || grok_gguf_get_u64(f, GROK_TRAIN_KEY_RNG, &st->rng) ||
+        if (grok_gguf_get_u64(f, GROK_TRAIN_KEY_STEP, &step) ||
+            grok_gguf_get_u64(f, GROK_TRAIN_KEY_RNG, &st->rng) ||
             grok_gguf_get_u64(f, GROK_TRAIN_KEY_SEED, &st->seed))
             rc = ERRF("%s: not a training checkpoint (no %s / %s / %s keys)", path, GROK_TRAIN_KEY_STEP,
                       GROK_TRAIN_KEY_RNG, GROK_TRAIN_KEY_SEED);

@@ -74,7 +74,7 @@ struct grok_qlora {
     grok_qlora_step_cfg cfg;
     bool want_grad, keep_stats;
     double inv_scored, inv_tok;
-    int64_t *seq_start; /* [max_seqs + 1] */
+    int64_t *seq_start;        /* [max_seqs + 1] */
     int32_t *tok, *pos, *tseq; /* [N] input id, position, local sequence */
     int32_t *target;           /* [N] the target id, or -1 when not scored */
     double *stats;             /* [max_seqs][n_stat] local, then [batch][n_stat] gathered */
@@ -83,17 +83,17 @@ struct grok_qlora {
     double *fe; /* [L][E] routing shares of the global batch */
 
     /* activations */
-    float *ckpt;                          /* [L][N][d] each layer's input */
-    float *h;                             /* [N][d] */
+    float *ckpt; /* [L][N][d] each layer's input */
+    float *h;    /* [N][d] */
     float *xa, *q, *k, *v, *ao, *a, *hm, *xf, *mo, *hf;
     float *rs_a, *rs_ao, *rs_f, *rs_m, *rs_o; /* [N] 1/rms of each norm */
-    float *rp, *gates;                    /* [N][E] router probabilities, [N][K] */
-    double *lse_r;                        /* [N] */
-    int32_t *sel, *slot_of;               /* [N][K] */
-    int32_t *slot_tok;                    /* [N*K] token of each slot, slots grouped by expert */
-    int64_t *eoff;                        /* [E+1] */
-    float *xg, *G, *U, *act, *EO;         /* per slot: [d], [ff], [ff], [ff], [d] */
-    float *u[GROK_LORA_N_TARGETS];        /* per target kind: A drop(x) of each row */
+    float *rp, *gates;                        /* [N][E] router probabilities, [N][K] */
+    double *lse_r;                            /* [N] */
+    int32_t *sel, *slot_of;                   /* [N][K] */
+    int32_t *slot_tok;                        /* [N*K] token of each slot, slots grouped by expert */
+    int64_t *eoff;                            /* [E+1] */
+    float *xg, *G, *U, *act, *EO;             /* per slot: [d], [ff], [ff], [ff], [d] */
+    float *u[GROK_LORA_N_TARGETS];            /* per target kind: A drop(x) of each row */
     /* backward */
     float *dh, *dmo, *dxf, *da, *dao, *dq, *dk, *dv, *dxa, *dhf, *dp, *deo, *dact, *dxg;
     /* LoRA scratch */
@@ -120,7 +120,8 @@ struct grok_qlora {
 /* A product with a base matrix: the 8-bit kernels of inference in FAST
  * mode, else f32 activations through dequantized tiles (grok_matmul's
  * EXACT dots are the scalar references for quantized types). */
-static void base_mm(grok_qlora *q, const grok_mat *w, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t n) {
+static void base_mm(grok_qlora *q, const grok_mat *w, const float *x, int64_t ldx, float *y, int64_t ldy,
+                    int64_t n) {
     if (grok_kernels_mode() == GROK_KERNELS_FAST)
         grok_matmul(q->pool, w, x, ldx, y, ldy, n);
     else
@@ -132,7 +133,8 @@ static void base_mm_ops(grok_qlora *q, const grok_matmul_op *ops, int n) {
         grok_matmul_ops(q->pool, ops, n);
         return;
     }
-    for (int i = 0; i < n; i++) grok_matmul_tiles(q->pool, ops[i].w, ops[i].x, ops[i].ldx, ops[i].y, ops[i].ldy, ops[i].n_tok);
+    for (int i = 0; i < n; i++)
+        grok_matmul_tiles(q->pool, ops[i].w, ops[i].x, ops[i].ldx, ops[i].y, ops[i].ldy, ops[i].n_tok);
 }
 
 static grok_mat f32_mat(const float *p, int64_t rows, int64_t cols, int64_t ld) {
@@ -215,7 +217,8 @@ static void drop_rows(const drop_job *j, int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
         const int64_t t = j->rows_tok ? j->rows_tok[r] : r;
         const int64_t gseq = q->lo + q->tseq[t];
-        const uint64_t w = (uint64_t)(j->t->layer * GROK_LORA_N_TARGETS + j->t->kind) * GROK_RNG_GOLDEN + (uint64_t)j->e;
+        const uint64_t w =
+            (uint64_t)(j->t->layer * GROK_LORA_N_TARGETS + j->t->kind) * GROK_RNG_GOLDEN + (uint64_t)j->e;
         uint64_t key = grok_rng_mix(q->cfg.dropout_seed ^ grok_rng_mix(w));
         key = grok_rng_mix(key + (uint64_t)gseq * GROK_RNG_FNV + (uint64_t)q->pos[t]);
         const float *x = j->x + r * j->ldx;
@@ -266,7 +269,8 @@ static void lora_fwd(grok_qlora *q, const grok_train_lora_target *t, int64_t e, 
 
 /* Rows [r0, r1) of the n rows belonging to each local sequence: rows are
  * in token order and tokens in sequence order. */
-static void seq_rows(const grok_qlora *q, const int32_t *rows_tok, int64_t n, int64_t s, int64_t *r0, int64_t *r1) {
+static void seq_rows(const grok_qlora *q, const int32_t *rows_tok, int64_t n, int64_t s, int64_t *r0,
+                     int64_t *r1) {
     if (!rows_tok) {
         *r0 = q->seq_start[s], *r1 = q->seq_start[s + 1];
         return;
@@ -344,8 +348,8 @@ static void tree(grok_qlora *q, const leaf_ctx *c, int64_t a, int64_t cc, float 
 /* Backward through an adapter: v = s B^T dY; dx (if not NULL) += drop'(A^T v);
  * and this process's gradient subtrees for (t, e) from its sequences. */
 static void lora_bwd(grok_qlora *q, const grok_train_lora_target *t, int64_t e, const float *x, int64_t ldx,
-                     int64_t n, const int32_t *rows_tok, const float *u, const float *dy, int64_t lddy, float *dx,
-                     int64_t lddx) {
+                     int64_t n, const int32_t *rows_tok, const float *u, const float *dy, int64_t lddy,
+                     float *dx, int64_t lddx) {
     if (n == 0) return;
     const int64_t ti = t - q->l->t, mi = ti * q->E + e, r = t->rank;
     float *v = q->lv;
@@ -390,7 +394,8 @@ static void attn_fwd_item(grok_qlora *q, int64_t item, int ith) {
     const grok_vec_kernels *vk = grok_vec_select(grok_kernels_mode());
     float *p = q->att + SZ(ith) * SZ(q->att_per);
     const size_t row = SZ(q->kvd) * sizeof(float);
-    const uint8_t *kb = (const uint8_t *)(q->k + t0 * q->kvd + g * D), *vb = (const uint8_t *)(q->v + t0 * q->kvd + g * D);
+    const uint8_t *kb = (const uint8_t *)(q->k + t0 * q->kvd + g * D),
+                  *vb = (const uint8_t *)(q->v + t0 * q->kvd + g * D);
     for (int64_t i = 0; i < n; i++) {
         const int64_t t = t0 + i, npos = i + 1;
         vk->scores(kb, row, GROK_TYPE_F32, q->q + t * q->qd + g * G * D, G, D, npos, p, q->max_seq);
@@ -416,7 +421,8 @@ static void attn_bwd_item(grok_qlora *q, int64_t item, int ith) {
     const grok_vec_kernels *vk = grok_vec_select(grok_kernels_mode());
     float *p = q->att + SZ(ith) * SZ(q->att_per), *cc = p + T, *dP = cc + T;
     const size_t row = SZ(q->kvd) * sizeof(float);
-    const uint8_t *kb = (const uint8_t *)(q->k + t0 * q->kvd + g * D), *vb = (const uint8_t *)(q->v + t0 * q->kvd + g * D);
+    const uint8_t *kb = (const uint8_t *)(q->k + t0 * q->kvd + g * D),
+                  *vb = (const uint8_t *)(q->v + t0 * q->kvd + g * D);
     for (int64_t i = 0; i < n; i++) {
         memset(q->dk + (t0 + i) * q->kvd + g * D, 0, sizeof(float) * SZ(D));
         memset(q->dv + (t0 + i) * q->kvd + g * D, 0, sizeof(float) * SZ(D));
@@ -525,7 +531,8 @@ static void layer_fwd(grok_qlora *q, int64_t il) {
     grok_matmul_tok(q->pool, &L->router, q->xf, d, q->rp, E, N);
     if (tr) lora_fwd(q, tr, 0, q->xf, d, N, NULL, q->rp, E, q->u[GROK_LORA_T_ROUTER]);
     route_and_stats(q, il);
-    for (int64_t j = 0; j < N * K; j++) memcpy(q->xg + j * d, q->xf + SZ(q->slot_tok[j]) * SZ(d), sizeof(float) * SZ(d));
+    for (int64_t j = 0; j < N * K; j++)
+        memcpy(q->xg + j * d, q->xf + SZ(q->slot_tok[j]) * SZ(d), sizeof(float) * SZ(d));
     for (int64_t e = 0; e < E; e++) {
         const int64_t j0 = q->eoff[e], n = q->eoff[e + 1] - j0;
         if (n == 0) continue;
@@ -535,8 +542,12 @@ static void layer_fwd(grok_qlora *q, int64_t il) {
                                        {&up, q->xg + j0 * d, d, q->U + j0 * ff, ff, n}};
         base_mm_ops(q, ops, 2);
         const int32_t *rt = q->slot_tok + j0;
-        if (tg) lora_fwd(q, tg, e, q->xg + j0 * d, d, n, rt, q->G + j0 * ff, ff, q->u[GROK_LORA_T_GATE] + j0 * tg->rank);
-        if (tu) lora_fwd(q, tu, e, q->xg + j0 * d, d, n, rt, q->U + j0 * ff, ff, q->u[GROK_LORA_T_UP] + j0 * tu->rank);
+        if (tg)
+            lora_fwd(q, tg, e, q->xg + j0 * d, d, n, rt, q->G + j0 * ff, ff,
+                     q->u[GROK_LORA_T_GATE] + j0 * tg->rank);
+        if (tu)
+            lora_fwd(q, tu, e, q->xg + j0 * d, d, n, rt, q->U + j0 * ff, ff,
+                     q->u[GROK_LORA_T_UP] + j0 * tu->rank);
     }
     pfor(q, N * K, gelu_fwd_item);
     for (int64_t e = 0; e < E; e++) {
@@ -585,7 +596,8 @@ static void layer_bwd(grok_qlora *q, int64_t il, bool need_dx) {
     const float aux_c = q->cfg.loss.aux_coef / (float)q->L, z_c = q->cfg.loss.z_coef / (float)q->L;
     for (int64_t t = 0; t < N; t++) {
         float *dp = q->dp + t * E;
-        for (int64_t e = 0; e < E; e++) dp[e] = aux_c * (float)E * (float)q->fe[il * E + e] * (float)q->inv_tok;
+        for (int64_t e = 0; e < E; e++)
+            dp[e] = aux_c * (float)E * (float)q->fe[il * E + e] * (float)q->inv_tok;
         for (int64_t k = 0; k < K; k++) {
             const int64_t e = q->sel[t * K + k], j = q->slot_of[t * K + k];
             const float *eo = q->EO + j * d, *dm = q->dmo + t * d;
@@ -617,7 +629,9 @@ static void layer_bwd(grok_qlora *q, int64_t il, bool need_dx) {
         float *dact = q->dact, *deo = q->deo + j0 * d;
         memset(dact, 0, sizeof(float) * SZ(n * ff));
         grok_matmul_t(q->pool, &down, deo, d, dact, ff, n);
-        if (td) lora_bwd(q, td, e, q->act + j0 * ff, ff, n, rt, q->u[GROK_LORA_T_DOWN] + j0 * td->rank, deo, d, dact, ff);
+        if (td)
+            lora_bwd(q, td, e, q->act + j0 * ff, ff, n, rt, q->u[GROK_LORA_T_DOWN] + j0 * td->rank, deo, d,
+                     dact, ff);
         /* dact -> dG (in dact) and dU (over G, no longer needed) */
         float *G = q->G + j0 * ff, *U = q->U + j0 * ff, *th = q->act + j0 * ff; /* act: tanh scratch now */
         for (int64_t i = 0; i < n * ff; i++) th[i] = GELU_K * (G[i] + GELU_C * G[i] * G[i] * G[i]);
@@ -625,7 +639,8 @@ static void layer_bwd(grok_qlora *q, int64_t il, bool need_dx) {
         for (int64_t i = 0; i < n * ff; i++) {
             const float x = G[i], t = th[i], da = dact[i];
             const float gl = 0.5f * x * (1.0f + t);
-            const float gd = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
+            const float gd =
+                0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
             dact[i] = da * U[i] * gd;
             G[i] = da * gl;
         }
@@ -633,8 +648,12 @@ static void layer_bwd(grok_qlora *q, int64_t il, bool need_dx) {
         memset(dxg, 0, sizeof(float) * SZ(n * d));
         grok_matmul_t(q->pool, &gate, dG, ff, dxg, d, n);
         grok_matmul_t(q->pool, &up, dU, ff, dxg, d, n);
-        if (tg) lora_bwd(q, tg, e, q->xg + j0 * d, d, n, rt, q->u[GROK_LORA_T_GATE] + j0 * tg->rank, dG, ff, dxg, d);
-        if (tu) lora_bwd(q, tu, e, q->xg + j0 * d, d, n, rt, q->u[GROK_LORA_T_UP] + j0 * tu->rank, dU, ff, dxg, d);
+        if (tg)
+            lora_bwd(q, tg, e, q->xg + j0 * d, d, n, rt, q->u[GROK_LORA_T_GATE] + j0 * tg->rank, dG, ff, dxg,
+                     d);
+        if (tu)
+            lora_bwd(q, tu, e, q->xg + j0 * d, d, n, rt, q->u[GROK_LORA_T_UP] + j0 * tu->rank, dU, ff, dxg,
+                     d);
         for (int64_t j = 0; j < n; j++) {
             float *dst = q->dxf + SZ(rt[j]) * SZ(d);
             const float *src = dxg + j * d;
@@ -702,7 +721,8 @@ static void head_row_item(grok_qlora *q, int64_t i, int ith) {
 static void head(grok_qlora *q) {
     const grok_model *m = q->m;
     const int64_t N = q->N, d = q->d, V = q->V;
-    for (int64_t t = 0; t < N; t++) norm_row(q->hf + t * d, &q->rs_o[t], q->h + t * d, m->output_norm, d, m->hp.norm_eps);
+    for (int64_t t = 0; t < N; t++)
+        norm_row(q->hf + t * d, &q->rs_o[t], q->h + t * d, m->output_norm, d, m->hp.norm_eps);
     if (q->want_grad) memset(q->dhf, 0, sizeof(float) * SZ(N * d));
     int64_t t = 0;
     while (t < N) {
@@ -710,14 +730,17 @@ static void head(grok_qlora *q) {
         for (; t < N && c < q->head_chunk; t++)
             if (q->target[t] >= 0) q->hrow[c++] = (int32_t)t;
         if (c == 0) break;
-        for (int64_t i = 0; i < c; i++) memcpy(q->hsel + i * d, q->hf + SZ(q->hrow[i]) * SZ(d), sizeof(float) * SZ(d));
+        for (int64_t i = 0; i < c; i++)
+            memcpy(q->hsel + i * d, q->hf + SZ(q->hrow[i]) * SZ(d), sizeof(float) * SZ(d));
         base_mm(q, &m->output, q->hsel, d, q->logit, V, c);
         pfor(q, c, head_row_item);
-        for (int64_t i = 0; i < c; i++) q->stats[SZ(q->tseq[q->hrow[i]]) * SZ(q->n_stat) + ST_CE] += q->row_ce[i];
+        for (int64_t i = 0; i < c; i++)
+            q->stats[SZ(q->tseq[q->hrow[i]]) * SZ(q->n_stat) + ST_CE] += q->row_ce[i];
         if (!q->want_grad) continue;
         memset(q->dsel, 0, sizeof(float) * SZ(c * d));
         grok_matmul_t(q->pool, &m->output, q->logit, V, q->dsel, d, c);
-        for (int64_t i = 0; i < c; i++) memcpy(q->dhf + SZ(q->hrow[i]) * SZ(d), q->dsel + i * d, sizeof(float) * SZ(d));
+        for (int64_t i = 0; i < c; i++)
+            memcpy(q->dhf + SZ(q->hrow[i]) * SZ(d), q->dsel + i * d, sizeof(float) * SZ(d));
     }
 }
 
@@ -763,8 +786,10 @@ grok_qlora *grok_qlora_create(const grok_model *m, const grok_train_lora *l, int
         return NULL;
     }
     if (max_tok < 1 || max_seq < 1 || max_seq > max_tok || max_seq > hp->n_ctx_train) {
-        snprintf(err, err_size, "train: %" PRId64 " tokens per step in sequences of up to %" PRId64
-                 " do not fit the context %" PRId64, max_tok, max_seq, hp->n_ctx_train);
+        snprintf(err, err_size,
+                 "train: %" PRId64 " tokens per step in sequences of up to %" PRId64
+                 " do not fit the context %" PRId64,
+                 max_tok, max_seq, hp->n_ctx_train);
         return NULL;
     }
     grok_qlora *q = calloc(1, sizeof *q);
@@ -776,8 +801,10 @@ grok_qlora *grok_qlora_create(const grok_model *m, const grok_train_lora *l, int
     q->max_tok = max_tok, q->max_seq = max_seq, q->max_seqs = max_tok;
     q->d = hp->d_model, q->H = hp->n_heads, q->KVH = hp->n_kv_heads, q->D = hp->head_dim;
     q->grp = q->H / q->KVH, q->qd = q->H * q->D, q->kvd = q->KVH * q->D;
-    q->E = hp->n_experts, q->K = hp->n_experts_used, q->ff = hp->n_ff, q->V = hp->n_vocab, q->L = hp->n_layers;
-    const int64_t N = max_tok, d = q->d, qd = q->qd, kvd = q->kvd, E = q->E, K = q->K, ff = q->ff, S = max_seq;
+    q->E = hp->n_experts, q->K = hp->n_experts_used, q->ff = hp->n_ff, q->V = hp->n_vocab,
+    q->L = hp->n_layers;
+    const int64_t N = max_tok, d = q->d, qd = q->qd, kvd = q->kvd, E = q->E, K = q->K, ff = q->ff,
+                  S = max_seq;
     q->n_stat = ST_HEAD + q->L * E * 2 + q->L;
     int64_t R = 1;
     for (int64_t i = 0; i < l->n_t; i++) {
@@ -821,7 +848,8 @@ grok_qlora *grok_qlora_create(const grok_model *m, const grok_train_lora *l, int
     A(q->stats, N * q->n_stat, double);
     A(q->fe, q->L * E, double);
     A(q->ckpt, q->L * N * d, float);
-    float **nd[] = {&q->h, &q->xa, &q->a, &q->hm, &q->xf, &q->mo, &q->hf, &q->dh, &q->dmo, &q->dxf, &q->da, &q->dxa, &q->dhf, &q->dxg};
+    float **nd[] = {&q->h,  &q->xa,  &q->a,   &q->hm, &q->xf,  &q->mo,  &q->hf,
+                    &q->dh, &q->dmo, &q->dxf, &q->da, &q->dxa, &q->dhf, &q->dxg};
     for (size_t i = 0; i < sizeof nd / sizeof nd[0]; i++) A(*nd[i], N * d, float);
     A(q->q, N * qd, float);
     A(q->ao, N * qd, float);
@@ -884,13 +912,15 @@ grok_qlora *grok_qlora_create(const grok_model *m, const grok_train_lora *l, int
 
 void grok_qlora_free(grok_qlora *q) {
     if (!q) return;
-    void *p[] = {q->a_mat, q->b_mat, q->bt_mat, q->bt, q->rope, q->seq_start, q->tok, q->pos, q->tseq, q->target,
-                 q->stats, q->gstats, q->fe, q->ckpt, q->h, q->xa, q->q, q->k, q->v, q->ao, q->a, q->hm, q->xf,
-                 q->mo, q->hf, q->rs_a, q->rs_ao, q->rs_f, q->rs_m, q->rs_o, q->rp, q->gates, q->lse_r, q->sel,
-                 q->slot_of, q->slot_tok, q->eoff, q->xg, q->G, q->U, q->act, q->EO, q->dh, q->dmo, q->dxf, q->da,
-                 q->dao, q->dq, q->dk, q->dv, q->dxa, q->dhf, q->dp, q->deo, q->dact, q->dxg, q->xd, q->lv, q->ltmp,
-                 q->ut, q->vt, q->dbt, q->leaf, q->stack, q->logit, q->hsel, q->dsel, q->row_ce, q->hrow, q->att,
-                 q->own_nodes};
+    void *p[] = {q->a_mat, q->b_mat,  q->bt_mat,  q->bt,       q->rope, q->seq_start, q->tok,      q->pos,
+                 q->tseq,  q->target, q->stats,   q->gstats,   q->fe,   q->ckpt,      q->h,        q->xa,
+                 q->q,     q->k,      q->v,       q->ao,       q->a,    q->hm,        q->xf,       q->mo,
+                 q->hf,    q->rs_a,   q->rs_ao,   q->rs_f,     q->rs_m, q->rs_o,      q->rp,       q->gates,
+                 q->lse_r, q->sel,    q->slot_of, q->slot_tok, q->eoff, q->xg,        q->G,        q->U,
+                 q->act,   q->EO,     q->dh,      q->dmo,      q->dxf,  q->da,        q->dao,      q->dq,
+                 q->dk,    q->dv,     q->dxa,     q->dhf,      q->dp,   q->deo,       q->dact,     q->dxg,
+                 q->xd,    q->lv,     q->ltmp,    q->ut,       q->vt,   q->dbt,       q->leaf,     q->stack,
+                 q->logit, q->hsel,   q->dsel,    q->row_ce,   q->hrow, q->att,       q->own_nodes};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
     for (int k = 0; k < GROK_LORA_N_TARGETS; k++) free(q->u[k]);
     free(q);
@@ -904,12 +934,14 @@ static int lay_out(grok_qlora *q, const grok_train_seq *seqs, int64_t n_seq, cha
     for (int64_t s = 0; s < n_seq; s++) {
         const grok_train_seq *sq = &seqs[s];
         if (sq->n < 1 || sq->n > q->max_seq) {
-            snprintf(err, err_size, "train: sequence %" PRId64 " has %" PRId64 " tokens, outside [1, %" PRId64 "]",
+            snprintf(err, err_size,
+                     "train: sequence %" PRId64 " has %" PRId64 " tokens, outside [1, %" PRId64 "]",
                      q->lo + s, sq->n, q->max_seq);
             return -1;
         }
         if (N + sq->n > q->max_tok) {
-            snprintf(err, err_size, "train: the step's sequences hold more than %" PRId64 " tokens", q->max_tok);
+            snprintf(err, err_size, "train: the step's sequences hold more than %" PRId64 " tokens",
+                     q->max_tok);
             return -1;
         }
         q->seq_start[s] = N;
@@ -940,7 +972,8 @@ static int gather_stats(grok_qlora *q, const grok_train_comm *comm, int64_t widt
         snprintf(err, err_size, "out of memory");
         return -1;
     }
-    for (int64_t s = 0; s < q->n_seq; s++) memcpy(mine + s * width, q->stats + s * q->n_stat, sizeof(double) * SZ(width));
+    for (int64_t s = 0; s < q->n_seq; s++)
+        memcpy(mine + s * width, q->stats + s * q->n_stat, sizeof(double) * SZ(width));
     int rc = 0;
     if (np == 1) {
         memcpy(out, mine, sizeof(double) * SZ(q->n_seq * width));
@@ -962,7 +995,8 @@ int grok_qlora_step(grok_qlora *q, const grok_train_seq *seqs, const grok_qlora_
     const int np = comm ? comm->n_ranks : 1, rank = comm ? comm->rank : 0;
     const int64_t B = cfg->batch, L = q->L, E = q->E, K = q->K, d = q->d;
     if (B < np) {
-        snprintf(err, err_size, "train: a batch of %" PRId64 " sequences cannot be split over %d processes", B, np);
+        snprintf(err, err_size, "train: a batch of %" PRId64 " sequences cannot be split over %d processes",
+                 B, np);
         return -1;
     }
     int64_t lo, hi;
@@ -970,7 +1004,8 @@ int grok_qlora_step(grok_qlora *q, const grok_train_seq *seqs, const grok_qlora_
     q->cfg = *cfg, q->lo = lo, q->batch = B;
     q->want_grad = grad != NULL;
     if (hi - lo > q->max_seqs) {
-        snprintf(err, err_size, "train: %" PRId64 " sequences per step exceed the trainer's %" PRId64, hi - lo, q->max_seqs);
+        snprintf(err, err_size, "train: %" PRId64 " sequences per step exceed the trainer's %" PRId64,
+                 hi - lo, q->max_seqs);
         return -1;
     }
     if (lay_out(q, seqs, hi - lo, err, err_size)) return -1;
@@ -994,7 +1029,8 @@ int grok_qlora_step(grok_qlora *q, const grok_train_seq *seqs, const grok_qlora_
         return -1;
     }
     double n_scored = 0, n_tok = 0;
-    for (int64_t b = 0; b < B; b++) n_scored += counts[b * ST_HEAD + ST_SCORED], n_tok += counts[b * ST_HEAD + ST_TOK];
+    for (int64_t b = 0; b < B; b++)
+        n_scored += counts[b * ST_HEAD + ST_SCORED], n_tok += counts[b * ST_HEAD + ST_TOK];
     free(counts);
     if (n_scored == 0) {
         snprintf(err, err_size, "train: the batch has no target token that counts in the loss");
@@ -1079,21 +1115,24 @@ int grok_qlora_step(grok_qlora *q, const grok_train_seq *seqs, const grok_qlora_
     return 0;
 }
 
-int grok_qlora_logits(grok_qlora *q, const int32_t *tokens, int64_t n, float *logits, char *err, size_t err_size) {
+int grok_qlora_logits(grok_qlora *q, const int32_t *tokens, int64_t n, float *logits, char *err,
+                      size_t err_size) {
     if (n < 1 || n > q->max_seq) {
         snprintf(err, err_size, "train: %" PRId64 " tokens do not fit a sequence of %" PRId64, n, q->max_seq);
         return -1;
     }
     for (int64_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= q->V) {
-            snprintf(err, err_size, "train: token %" PRId64 " has id %d, outside [0, %" PRId64 ")", i, tokens[i], q->V);
+            snprintf(err, err_size, "train: token %" PRId64 " has id %d, outside [0, %" PRId64 ")", i,
+                     tokens[i], q->V);
             return -1;
         }
     q->lo = 0, q->batch = 1, q->want_grad = false, q->keep_stats = false;
     q->cfg = (grok_qlora_step_cfg){0};
     refresh_bt(q);
     q->seq_start[0] = 0, q->seq_start[1] = n;
-    for (int64_t i = 0; i < n; i++) q->tok[i] = tokens[i], q->pos[i] = (int32_t)i, q->tseq[i] = 0, q->target[i] = -1;
+    for (int64_t i = 0; i < n; i++)
+        q->tok[i] = tokens[i], q->pos[i] = (int32_t)i, q->tseq[i] = 0, q->target[i] = -1;
     q->N = n, q->n_seq = 1;
     embed(q);
     for (int64_t il = 0; il < q->L; il++) layer_fwd(q, il);

@@ -102,10 +102,10 @@ typedef struct {
 } grok_train_loss_cfg;
 
 typedef struct {
-    double ce;    /* mean cross-entropy (nats per token) */
-    double aux;   /* load-balancing loss, mean over layers (1 = perfectly balanced) */
-    double z;     /* router z-loss, mean over layers */
-    double total; /* ce + aux_coef * aux + z_coef * z: what the gradient is of */
+    double ce;        /* mean cross-entropy (nats per token) */
+    double aux;       /* load-balancing loss, mean over layers (1 = perfectly balanced) */
+    double z;         /* router z-loss, mean over layers */
+    double total;     /* ce + aux_coef * aux + z_coef * z: what the gradient is of */
     int64_t n_scored; /* targets ce is the mean over */
 } grok_train_losses;
 
@@ -173,8 +173,8 @@ void grok_gradsum_share(int64_t batch, int rank, int n_ranks, int64_t *lo, int64
 /* out[0..len) = T(0, batch) from the values of nodes covering [0, batch)
  * left to right (vals[i] holds node i's len floats). scratch: room for
  * (depth of the tree) x len floats, depth <= 64. */
-void grok_gradsum_combine(int64_t batch, const grok_gradsum_node *nodes, const float *const *vals, int n_nodes,
-                          int64_t len, float *out, float *scratch);
+void grok_gradsum_combine(int64_t batch, const grok_gradsum_node *nodes, const float *const *vals,
+                          int n_nodes, int64_t len, float *out, float *scratch);
 /* Depth of the tree over [0, batch) (levels below the root). */
 int grok_gradsum_depth(int64_t batch);
 
@@ -185,11 +185,12 @@ int grok_gradsum_depth(int64_t batch);
 typedef struct {
     int rank, n_ranks;
     /* all = every rank's mine (counts[r] bytes from rank r) */
-    int (*allgatherv)(void *ud, const void *mine, void *all, const size_t *counts, char *err, size_t err_size);
+    int (*allgatherv)(void *ud, const void *mine, void *all, const size_t *counts, char *err,
+                      size_t err_size);
     /* rank r gets send's part r (send_counts[r] bytes, parts in rank order);
      * recv = the parts sent to this rank by every rank (recv_counts[r] from r) */
-    int (*alltoallv)(void *ud, const void *send, const size_t *send_counts, void *recv, const size_t *recv_counts,
-                     char *err, size_t err_size);
+    int (*alltoallv)(void *ud, const void *send, const size_t *send_counts, void *recv,
+                     const size_t *recv_counts, char *err, size_t err_size);
     void *ud;
 } grok_train_comm;
 
@@ -210,7 +211,7 @@ int grok_gradsum_allreduce(const grok_train_comm *comm, int64_t batch, const flo
  * adapter file, blk.N.<weight>.weight.lora_a / lora_b), so the AdamW step,
  * clipping and checkpoint code work on it unchanged. The gradient comes
  * from the trainer over the frozen base (src/train/qlora.c). */
-#define GROK_TRAIN_LORA_ATTN                                                                             \
+#define GROK_TRAIN_LORA_ATTN \
     ((1u << GROK_LORA_T_Q) | (1u << GROK_LORA_T_K) | (1u << GROK_LORA_T_V) | (1u << GROK_LORA_T_O))
 #define GROK_TRAIN_LORA_EXPERTS ((1u << GROK_LORA_T_GATE) | (1u << GROK_LORA_T_UP) | (1u << GROK_LORA_T_DOWN))
 #define GROK_TRAIN_LORA_ROUTER (1u << GROK_LORA_T_ROUTER)
@@ -268,9 +269,9 @@ typedef struct {
 
 typedef struct {
     grok_train_loss_cfg loss;
-    float dropout;           /* LoRA dropout on each adapter's input, [0, 1) */
-    uint64_t dropout_seed;   /* give each step its own */
-    int64_t batch;           /* sequences in the global batch */
+    float dropout;               /* LoRA dropout on each adapter's input, [0, 1) */
+    uint64_t dropout_seed;       /* give each step its own */
+    int64_t batch;               /* sequences in the global batch */
     const grok_train_comm *comm; /* NULL: one process; else this process holds the
                                     batch's sequences grok_gradsum_share gives it */
 } grok_qlora_step_cfg;
@@ -281,8 +282,9 @@ typedef struct grok_qlora grok_qlora;
  * batch) in sequences of up to max_seq; dropout: whether steps may use
  * it (room for the dropped inputs). l must outlive it; its values may
  * change between steps (the optimizer). NULL with err. */
-grok_qlora *grok_qlora_create(const grok_model *base, const grok_train_lora *l, int64_t max_tok, int64_t max_seq,
-                              bool dropout, grok_threadpool *pool, char *err, size_t err_size);
+grok_qlora *grok_qlora_create(const grok_model *base, const grok_train_lora *l, int64_t max_tok,
+                              int64_t max_seq, bool dropout, grok_threadpool *pool, char *err,
+                              size_t err_size);
 void grok_qlora_free(grok_qlora *q);
 /* Bytes the trainer holds for activations and scratch (the bound of
  * docs/finetune.md, without the base and the optimizer state). */
@@ -295,6 +297,7 @@ size_t grok_qlora_bytes(const grok_qlora *q);
 int grok_qlora_step(grok_qlora *q, const grok_train_seq *seqs, const grok_qlora_step_cfg *cfg,
                     grok_train_losses *out, float *grad, char *err, size_t err_size);
 /* Logits [n_vocab] after the last of tokens[0..n) with the adapters. */
-int grok_qlora_logits(grok_qlora *q, const int32_t *tokens, int64_t n, float *logits, char *err, size_t err_size);
+int grok_qlora_logits(grok_qlora *q, const int32_t *tokens, int64_t n, float *logits, char *err,
+                      size_t err_size);
 
 #endif

@@ -20,14 +20,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 /* A broken invariant: libFuzzer reports the abort and saves the input. */
-#define FUZZ_CHECK(cond, ...)                                          \
-    do {                                                               \
-        if (!(cond)) {                                                 \
+#define FUZZ_CHECK(cond, ...)                                                       \
+    do {                                                                            \
+        if (!(cond)) {                                                              \
             fprintf(stderr, "FUZZ FINDING %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                              \
-            fputc('\n', stderr);                                       \
-            abort();                                                   \
-        }                                                              \
+            fprintf(stderr, __VA_ARGS__);                                           \
+            fputc('\n', stderr);                                                    \
+            abort();                                                                \
+        }                                                                           \
     } while (0)
 
 /* A rejection's message, printed when GROK_FUZZ_VERBOSE is set (to see

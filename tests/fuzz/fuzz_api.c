@@ -100,9 +100,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check_json(api_whole_response(&g_s, r), "the whole response");
     for (int i = 0; i < r->n; i++) {
         const choice *c = &r->choices[i];
-        check_json(
-            api_stream_chunk(&g_s, r, i, c->text ? c->text : "", c->text_len, 0, c->n_lps, c->finish, i == 0, NULL),
-            "a stream chunk");
+        check_json(api_stream_chunk(&g_s, r, i, c->text ? c->text : "", c->text_len, 0, c->n_lps, c->finish,
+                                    i == 0, NULL),
+                   "a stream chunk");
     }
     check_json(api_usage_chunk(&g_s, r), "the usage chunk");
     if (r->think) { /* a think stream: progress, then the chosen answer */

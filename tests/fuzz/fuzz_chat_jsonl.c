@@ -35,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *files[] = {fuzz_file(b.p, b.n)};
     train_chat_data d;
     if (train_read_chat(files, 1, &g_tpl, g_tok, max_len, &d) != 0) {
-        FUZZ_CHECK(d.ex == NULL && d.n == 0 && !d.sample_prompt && !d.sample_answer, "a refusal kept its data");
+        FUZZ_CHECK(d.ex == NULL && d.n == 0 && !d.sample_prompt && !d.sample_answer,
+                   "a refusal kept its data");
         return 0;
     }
     FUZZ_CHECK(d.n > 0, "accepted with no conversation");

@@ -43,8 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"again\"}]}],\"max_tokens\":1}";
     const char *param = NULL;
     request *r = api_parse_completion(&g_s, body, sizeof body - 1, KIND_CHAT, err, sizeof err, &param);
-    if (!r)
-        FUZZ_CHECK(strstr(err, "context") != NULL, "a valid conversation was refused: %s", err);
+    if (!r) FUZZ_CHECK(strstr(err, "context") != NULL, "a valid conversation was refused: %s", err);
     request_free(r);
     grok_chat_template_free(&g_s.chat);
     return 0;

@@ -43,12 +43,13 @@ static void walk_kvs(const grok_gguf_file *f) {
                 (void)grok_gguf_get_arr_str(f, key, n, &len); /* one past the end: NULL */
             } else {
                 const uint8_t *a = grok_gguf_get_arr_data(f, key);
-                size_t el = et == GROK_GGUF_TYPE_UINT8 || et == GROK_GGUF_TYPE_INT8 || et == GROK_GGUF_TYPE_BOOL ? 1
-                            : et == GROK_GGUF_TYPE_UINT16 || et == GROK_GGUF_TYPE_INT16                         ? 2
-                            : et == GROK_GGUF_TYPE_UINT32 || et == GROK_GGUF_TYPE_INT32 ||
-                                    et == GROK_GGUF_TYPE_FLOAT32
-                                ? 4
-                                : 8;
+                size_t el =
+                    et == GROK_GGUF_TYPE_UINT8 || et == GROK_GGUF_TYPE_INT8 || et == GROK_GGUF_TYPE_BOOL ? 1
+                    : et == GROK_GGUF_TYPE_UINT16 || et == GROK_GGUF_TYPE_INT16                          ? 2
+                    : et == GROK_GGUF_TYPE_UINT32 || et == GROK_GGUF_TYPE_INT32 ||
+                            et == GROK_GGUF_TYPE_FLOAT32
+                        ? 4
+                        : 8;
                 volatile uint8_t sink = 0;
                 if (a && n) sink ^= a[0], sink ^= a[n * el - 1];
                 (void)sink;

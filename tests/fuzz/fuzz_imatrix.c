@@ -29,8 +29,8 @@ static void walk(const grok_imatrix *im) {
             const int rc = grok_imatrix_weights(im, name, n_mat > 1 ? e : -1, n_cols, w, &cnt);
             FUZZ_CHECK(rc == 0, "entry '%s' (expert %lld) not found by name: %d", name, (long long)e, rc);
             for (int64_t c = 0; c < n_cols && rc == 0; c++)
-                FUZZ_CHECK(isfinite(w[c]) && w[c] >= 0, "entry '%s' column %lld: weight %g", name, (long long)c,
-                           (double)w[c]);
+                FUZZ_CHECK(isfinite(w[c]) && w[c] >= 0, "entry '%s' column %lld: weight %g", name,
+                           (long long)c, (double)w[c]);
         }
         free(w);
     }

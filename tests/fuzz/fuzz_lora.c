@@ -68,7 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (grok_model_apply_lora(g_model, path, scale, err, sizeof err) != 0) {
         fuzz_note("refused", err);
         FUZZ_CHECK(err[0], "refused without a message");
-        FUZZ_CHECK(memcmp(&before, &g_model->layers[0], sizeof before) == 0, "a refused adapter changed the model");
+        FUZZ_CHECK(memcmp(&before, &g_model->layers[0], sizeof before) == 0,
+                   "a refused adapter changed the model");
         return 0;
     }
     grok_context_params cp = grok_context_default_params();

@@ -28,7 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(err[0], "rejected without a message");
         return 0;
     }
-    static const char mixed[] = "Hello  world\n\n\t 12345 <|mask|> \xe2\x96\x81x \xf0\x9f\x98\x80 \xff\xe2\x82";
+    static const char mixed[] =
+        "Hello  world\n\n\t 12345 <|mask|> \xe2\x96\x81x \xf0\x9f\x98\x80 \xff\xe2\x82";
     fuzz_encode_decode(t, mixed, sizeof mixed - 1);
     fuzz_encode_decode(t, (const char *)data, size < 512 ? size : 512);
     grok_tokenizer_free(t);

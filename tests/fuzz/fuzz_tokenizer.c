@@ -41,8 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             FUZZ_CHECK(ids[i] >= 0 && ids[i] < grok_tokenizer_n_vocab(g_tok), "id %d out of range", ids[i]);
         char *back = fuzz_decode_both(g_tok, ids, n_ids, &len);
         if (grok_utf8_valid((const char *)p, n) && !has_2581(p, n))
-            FUZZ_CHECK(len == n && memcmp(back, p, n) == 0, "valid UTF-8 of %zu bytes decoded to %zu other bytes",
-                       n, len);
+            FUZZ_CHECK(len == n && memcmp(back, p, n) == 0,
+                       "valid UTF-8 of %zu bytes decoded to %zu other bytes", n, len);
         free(back);
         free(ids);
     } else {

@@ -13,14 +13,16 @@
  * else Grok-1's from ../shared, else the small byte-fallback BPE model of
  * the fuzz_spm corpus (trained by spm_train; tests/fuzz/make_corpus.sh). */
 static inline grok_tokenizer *fuzz_load_tokenizer(const char *who) {
-    const char *paths[] = {getenv("GROK_FUZZ_TOKENIZER"), GROK_SOURCE_DIR "/../shared/tokenizers/grok-1.model",
+    const char *paths[] = {getenv("GROK_FUZZ_TOKENIZER"),
+                           GROK_SOURCE_DIR "/../shared/tokenizers/grok-1.model",
                            GROK_SOURCE_DIR "/tests/fuzz/corpus/fuzz_spm/bpe-bytes.model"};
     char err[GROK_ERR_SIZE];
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         if (!paths[i]) continue;
         grok_tokenizer *t = grok_tokenizer_load_spm(paths[i], err, sizeof err);
         if (t) {
-            fprintf(stderr, "%s: tokenizer %s (%lld pieces)\n", who, paths[i], (long long)grok_tokenizer_n_vocab(t));
+            fprintf(stderr, "%s: tokenizer %s (%lld pieces)\n", who, paths[i],
+                    (long long)grok_tokenizer_n_vocab(t));
             return t;
         }
     }
