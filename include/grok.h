@@ -272,8 +272,8 @@ GROK_API const char *grok_gguf_value_type_name(grok_gguf_value_type t);
 typedef struct grok_gguf_writer grok_gguf_writer;
 
 GROK_API grok_gguf_writer *grok_gguf_writer_create(void);
-GROK_API void
-grok_gguf_writer_free(grok_gguf_writer *w); /* aborts an unfinished stream: removes temp files */
+/* Aborts an unfinished stream: removes its temporary files. */
+GROK_API void grok_gguf_writer_free(grok_gguf_writer *w);
 
 /* Setting a key twice replaces its value (order of first setting kept). */
 GROK_API int grok_gguf_writer_set_u8(grok_gguf_writer *w, const char *key, uint8_t v);
