@@ -1,6 +1,8 @@
 /*
- * kquants.c - the encoders of the k-quant types Q4_K, Q5_K and Q6_K (their
- * decoders and dot products are with the other references in reference.c).
+ * kquants.c - the weighted encoders of the k-quants Q2_K..Q6_K, the
+ * 32-blocks Q4_0, Q4_1, Q5_0, Q5_1 and the non-linear IQ4_NL and IQ4_XS,
+ * with and without an importance matrix (the other i-quants' encoders are in
+ * iq_encode.c; decoders and dot products are with the references).
  *
  * A k-quant super-block of 256 values has per-sub-block scales (and, for
  * Q4_K / Q5_K, mins) that are themselves quantized: to 6 bits against an
