@@ -32,7 +32,7 @@ COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 # train_data.c and common.c, MPI and the HTTP front)
 CODE=$(cd "$ROOT" && { find src include tests/fuzz -maxdepth 2 -type f \( -name '*.c' -o -name '*.h' -o -name CMakeLists.txt \) |
   grep -Ev '^src/cli/|^src/dist/mpi\.c$|^src/server/(http|sched|metrics|follow)\.c$'
-  printf '%s\n' src/cli/cli.h src/cli/common.c src/cli/train_cli.h src/cli/train_data.c; } | LC_ALL=C sort | xargs cat |
+  printf '%s\n' src/cli/cli.h src/cli/common.c src/cli/options.h src/cli/options.c src/cli/train_cli.h src/cli/train_data.c; } | LC_ALL=C sort | xargs cat |
   sha1sum | cut -c1-10)
 ALL=$(cd "$ROOT/tests/fuzz/corpus" && ls -d fuzz_* | tr '\n' ' ')
 TARGETS=${TARGETS:-$ALL}
