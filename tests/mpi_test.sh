@@ -88,9 +88,9 @@ mpi 2 logits -m even.gguf --ids 1,2,3 -o st.f32 --mpi-stats 2>st.txt \
   && grep -q "rank 1: layers \[0,4) kv heads \[2,4)" st.txt && grep -q "KiB/token" st.txt \
   && ok "--mpi-stats prints each rank's share and traffic" || bad "--mpi-stats: $(cat st.txt | head -c 400)"
 out=$(mpi 2 logits -m even.gguf --ids 1,2 -o x.f32 --mpi-split experts,ffn 2>&1)
-[ $? -ne 0 ] && echo "$out" | grep -q "not ffn, experts or layers" && ok "a bad --mpi-split is refused" || bad "bad --mpi-split: $out"
+[ $? -ne 0 ] && grep -q "not ffn, experts or layers" <<< "$out" && ok "a bad --mpi-split is refused" || bad "bad --mpi-split: $out"
 out=$("$GROK" plan even.gguf --ranks 9 --split experts 2>&1) # the partition mpirun uses
-[ $? -eq 1 ] && echo "$out" | grep -q "9 ranks but only 8 experts" && ok "more ranks than experts with --mpi-split experts: clear error" \
+[ $? -eq 1 ] && grep -q "9 ranks but only 8 experts" <<< "$out" && ok "more ranks than experts with --mpi-split experts: clear error" \
   || bad "9 ranks, 8 experts: $(echo "$out" | head -c 300)"
 
 # seeded generation: the same text as one process
@@ -124,23 +124,23 @@ assert d["gen_tok_s"] > 0 and d["mpi_sent_bytes_per_token"] > 0, d' 2>&1 \
 # faults: every rank ends with a message, within the time limit
 t0=$(date +%s)
 out=$(GROK_MPI_FAIL_RANK=1 mpi 2 logits -m even.gguf --ids 1,2,3 -o f.f32 2>&1); rc=$?
-[ $rc -ne 0 ] && echo "$out" | grep -q "rank 1 of 2: could not map its share" \
-  && echo "$out" | grep -q "rank 0 of 2: stopping: 1 rank(s) failed, first rank 1" && [ ! -e f.f32 ] \
+[ $rc -ne 0 ] && grep -q "rank 1 of 2: could not map its share" <<< "$out" \
+  && grep -q "rank 0 of 2: stopping: 1 rank(s) failed, first rank 1" <<< "$out" && [ ! -e f.f32 ] \
   && ok "a rank that cannot map its share: both ranks say so, exit $rc" || bad "map failure: rc $rc: $out"
 out=$(GROK_MPI_FAIL_RANK=3 mpi 4 run -m tok.gguf -p hi -n 4 2>&1); rc=$?
 # counted as occurrences: ranks writing at once can put two messages on one line
 [ $rc -ne 0 ] && [ "$(echo "$out" | grep -o "rank [0-9] of 4: stopping: 1 rank(s) failed, first rank 3" | sort -u | wc -l)" = 3 ] \
   && ok "np 4 run: a failed rank is reported by the 3 others" || bad "np 4 map failure: rc $rc: $out"
 out=$(GROK_MPI_KILL_RANK=1 mpi 2 run -m tok.gguf -p hi -n 4 --mpi-timeout 20 2>&1); rc=$?
-[ $rc -ne 0 ] && echo "$out" | grep -qiE "signal 9|killed|aborted|no progress" \
+[ $rc -ne 0 ] && grep -qiE "signal 9|killed|aborted|no progress" <<< "$out" \
   && ok "a rank killed in a step ends the job (rc $rc)" || bad "killed rank: rc $rc: $out"
 out=$(GROK_MPI_STALL_RANK=1 mpi 2 logits -m even.gguf --ids 1,2 -o s.f32 --mpi-timeout 3 2>&1); rc=$?
-[ $rc -ne 0 ] && [ $rc -ne 124 ] && echo "$out" | grep -q "rank 0 of 2: no progress in a sum of partial activations" \
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "rank 0 of 2: no progress in a sum of partial activations" <<< "$out" \
   && ok "a rank that stops answering: the watchdog ends the job after --mpi-timeout (rc $rc)" \
   || bad "stalled rank: rc $rc: $out"
 t1=$(date +%s)
 [ $((t1 - t0)) -lt 100 ] && ok "fault tests took $((t1 - t0)) s (no hang)" || bad "fault tests took $((t1 - t0)) s"
-out=$(mpi 2 info even.gguf 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q "does not run across MPI ranks" \
+out=$(mpi 2 info even.gguf 2>&1); [ $? -ne 0 ] && grep -q "does not run across MPI ranks" <<< "$out" \
   && ok "commands that do not split refuse to run under mpirun" || bad "info under mpirun: $out"
 
 echo "$passes passed, $fails failed"
