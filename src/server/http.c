@@ -934,13 +934,16 @@ int server_run(const server_config *cfg) {
     /* waiting connections leave room for those being answered */
     front.max_waiting = cfg->max_waiting < conn_limit / 2 ? cfg->max_waiting : conn_limit / 2;
     if (front.max_waiting < 1) front.max_waiting = 1;
+    /* a flood of connects outruns accept(), most under a sanitizer: a full
+     * backlog drops the next SYN and a fresh client waits a 1 s retransmit,
+     * so ask for as deep a queue as the kernel allows (it caps at somaxconn) */
     d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, addr,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
                          on_connection, s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)conn_limit,
                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->conn_per_addr,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-                         (unsigned)1024, MHD_OPTION_END);
+                         (unsigned)4096, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "grok serve: cannot listen on %s port %d: %s\n", cfg->host, cfg->port,
                 strerror(errno));
