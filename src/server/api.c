@@ -472,7 +472,7 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
         r->choices[i].index = i;
         if (r->echo && !release_echo(&r->choices[i], r->prompt_text)) FAIL(NULL, "out of memory");
         if (r->routing &&
-            !(r->choices[i].rt = routing_create(grok_model_hparams(s->model), (int64_t)r->n_prompt,
+            !(r->choices[i].rt = routing_create(&s->hp, (int64_t)r->n_prompt,
                                                 r->max_tokens, r->routing_probs)))
             FAIL(NULL, "out of memory");
     }
