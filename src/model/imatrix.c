@@ -349,6 +349,19 @@ static bool rd_i32(cursor *c, int32_t *v, const char *what) {
     return true;
 }
 
+/* A file's chunk count added to the total: written back as a u32 (llama.cpp's
+ * type, and ours), so a total past INT32_MAX is refused rather than wrapped. */
+static int add_chunks(grok_imatrix *im, int64_t v, const char *path, const char *what, char *err,
+                      size_t err_size) {
+    if (v > INT32_MAX - im->chunk_count) {
+        snprintf(err, err_size, "%s: %s %" PRId64 " (after %" PRId64 " from other files) is out of range", path,
+                 what, v, im->chunk_count);
+        return -1;
+    }
+    im->chunk_count += v;
+    return 0;
+}
+
 static int load_dat(grok_imatrix *im, const char *path, const unsigned char *p, size_t n, char *err,
                     size_t err_size) {
     cursor c = {p, n, 0, path, err, err_size};
@@ -407,7 +420,7 @@ static int load_dat(grok_imatrix *im, const char *path, const unsigned char *p, 
         snprintf(err, err_size, "%s: byte %zu: chunk count %d", path, c.at - 4, (int)last);
         return -1;
     }
-    im->chunk_count += last;
+    if (add_chunks(im, last, path, "the chunk count", err, err_size)) return -1;
     if (c.at == n) return 0;
     if (!rd_i32(&c, &dl, "the dataset name length")) return -1;
     if (dl < 0 || (size_t)dl != n - c.at) {
@@ -488,7 +501,9 @@ static int load_gguf(grok_imatrix *im, const char *path, char *err, size_t err_s
         for (int64_t j = 0; j < nmat; j++) e->counts[e->n_counts > 1 ? j : 0] += (int64_t)cv[j];
     }
     int64_t v;
-    if (grok_gguf_get_i64(g, "imatrix.chunk_count", &v) == 0 && v > 0) im->chunk_count += v;
+    if (grok_gguf_get_i64(g, "imatrix.chunk_count", &v) == 0 && v > 0 &&
+        add_chunks(im, v, path, "imatrix.chunk_count", err, err_size))
+        goto done;
     if (grok_gguf_get_i64(g, "imatrix.chunk_size", &v) == 0 && v > 0) im->chunk_size = v;
     grok_gguf_value_type et;
     uint64_t nd;
