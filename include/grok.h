@@ -52,11 +52,12 @@
  *  - The kernel mode is a process-wide default (GROK_KERNELS) that a
  *    model's parameters (grok_model_params.kernels) and each runner
  *    (grok_runner_set_kernel_mode) override.
- *  - The instruction-set cap is process-wide, not per model: the kernel
- *    tables (dot products, packed layouts, the f32 tiles, attention and
- *    activation quantization) are chosen once, at the first use of a
- *    kernel, for every model of the process. grok_kernels_set_isa_cap
- *    sets it before that; GROK_ISA overrides it.
+ *  - The instruction set is a model's (grok_model_params.isa): every
+ *    kernel on its weights (dot products, packed layouts, the f32 tiles,
+ *    attention and activation quantization) uses the model's, so models
+ *    of one process may use different ones at the same time. A model
+ *    given none takes the process default, which grok_kernels_set_isa_cap
+ *    caps before its first use; GROK_ISA overrides both.
  */
 #ifndef GROK_H
 #define GROK_H
@@ -495,26 +496,31 @@ typedef struct {
 
 /* How a model is loaded. Environment variables, where set, override these
  * (GROK_PACK=0 turns packing off, GROK_KERNELS=fast|exact|reference sets
- * the mode), so a program can be measured both ways without a rebuild.
- * The instruction-set cap is not a model's: the kernel dispatch is chosen
- * once per process (grok_kernels_set_isa_cap, GROK_ISA). */
+ * the mode, GROK_ISA the instruction set), so a program can be measured
+ * both ways without a rebuild. */
 typedef struct {
     bool pack;                 /* build the packed (row-interleaved) copy the FAST kernels read (true);
                                 * false: the mapped file only, whatever the memory plan */
     grok_kernel_mode kernels;  /* the mode of this model's runners (GROK_KERNELS_DEFAULT) */
+    const char *isa;           /* cap on the instruction set of this model's kernels: "scalar", "avx2",
+                                * "avx512vnni", "avx512vbmi" or "neon" (a cap above the CPU's gives the
+                                * CPU's best; an unknown name fails the load); NULL: the process default
+                                * (grok_kernels_isa) */
     grok_memory_params memory; /* grok_memory_default_params() */
 } grok_model_params;
 
 GROK_API grok_model_params grok_model_default_params(void);
 
-/* The instruction set the kernels use: "avx512vnni", "avx2", "neon" or
+/* The process's default instruction set: "avx512vbmi" (AVX-512 VNNI with
+ * the kernels that need VBMI and BITALG), "avx512vnni", "avx2", "neon" or
  * "scalar" (the best the CPU has, under the cap). */
 GROK_API const char *grok_kernels_isa(void);
-/* Caps the instruction set ("scalar", "avx2", "avx512vnni", "neon"; NULL:
- * no cap), as GROK_ISA does, for side-by-side measurements. Process-wide
- * (see Threads): it must come before the first model is used, and
+/* Caps the default instruction set ("scalar", "avx2", "avx512vnni",
+ * "avx512vbmi", "neon"; NULL: no cap), as GROK_ISA does, for models loaded
+ * without grok_model_params.isa. It must come before the default's first
+ * use (the first such model, or a kernel call outside a model), and
  * GROK_ISA, when set, overrides it. Returns 0, or -1 for an unknown name
- * or once the kernels are chosen (nothing changes then). */
+ * or once the default is fixed (nothing changes then). */
 GROK_API int grok_kernels_set_isa_cap(const char *isa);
 
 /* Opens a model file (memory-mapped, zero-copy) and checks that every
@@ -537,6 +543,9 @@ GROK_API int64_t grok_model_packed_bytes(const grok_model *m);
 /* The kernel mode the model's runners start with: GROK_KERNELS from the
  * environment if set, else the parameters' (possibly DEFAULT). */
 GROK_API grok_kernel_mode grok_model_kernel_mode(const grok_model *m);
+/* The instruction set the model's kernels use (grok_kernels_isa's names):
+ * grok_model_params.isa's cap, or the default, or GROK_ISA's where set. */
+GROK_API const char *grok_model_isa(const grok_model *m);
 
 /* ---- sequences, runners and contexts ----
  * A sequence (grok_seq) is what one conversation keeps between steps: its

@@ -2,7 +2,8 @@
 # python_test.sh - the Python package (python/grok) over libgrok.so with
 # Debian's python3 and numpy: its ctypes structures have grok.h's sizes
 # (a C program prints sizeof), tokenize/detokenize give grok tokenize's ids
-# and round-trip, logits equal `grok logits` bit for bit, a seeded
+# and round-trip, logits equal `grok logits` bit for bit (a model capped at
+# scalar: those of GROK_ISA=scalar), a seeded
 # generation prints what `grok run` prints (with --grammar and --json-schema
 # too), stop strings, errors (bad grammars and schemas with their places) raise.
 set -u
@@ -39,6 +40,8 @@ env -u LD_PRELOAD "$T/sizes" >"$T/sizes.txt"
 "$GROK" logits -m "$MODEL" --ids "$(tr ' ' ',' <"$T/ids.txt")" -o "$T/logits.f32" >/dev/null 2>&1
 "$GROK" logits -m "$MODEL" --ids "$(tr ' ' ',' <"$T/ids.txt")" --kernels fast --mem-limit none \
     -o "$T/logits_fast.f32" >/dev/null 2>&1
+GROK_ISA=scalar "$GROK" logits -m "$MODEL" --ids "$(tr ' ' ',' <"$T/ids.txt")" --kernels fast --mem-limit none \
+    -o "$T/logits_scalar.f32" >/dev/null 2>&1
 "$GROK" run -m "$MODEL" -p "And God said" -n 24 --temp 0.9 --top-p 0.95 --seed 7 --threads 2 \
     >"$T/run.txt" 2>/dev/null
 "$GROK" run -m "$MODEL" -p "And God said" -n 48 --temp 0 --stop "LORD" --threads 2 >"$T/run_stop.txt" 2>/dev/null
@@ -131,7 +134,19 @@ with grok.Model(MODEL, kernels="fast", threads=2, mem_plan="cache", cache_slots=
 with grok.Model(MODEL, threads=2, mem_limit="none") as m:
     m.logits(want_ids[:2])
     check("plan: packed;" in (m.memory_plan() or ""), f"mem_limit='none': {m.memory_plan()}")
-for bad in ({"mem_plan": "swap"}, {"cache_policy": "mru"}, {"mem_limit": "lots"}, {"mem_limit": -5},
+# a model capped at scalar gives a GROK_ISA=scalar process's logits, bit for bit
+if "GROK_ISA" not in os.environ:
+    with grok.Model(MODEL, kernels="fast", isa="scalar", threads=2, mem_limit="none") as m:
+        check(m.isa == "scalar", f"isa='scalar': the model uses {m.isa}")
+        lg = m.logits(want_ids)
+        ref = np.fromfile(f"{T}/logits_scalar.f32", dtype="<f4").reshape(len(want_ids), m.n_vocab)
+        check(np.array_equal(lg, ref), "isa='scalar' logits equal GROK_ISA=scalar grok logits --kernels fast")
+    try:
+        grok.Model(MODEL, isa="sse9")
+        check(False, "an unknown isa raises")
+    except grok.GrokError as e:
+        check("'sse9'" in str(e), f"an unknown isa raises: {e}")
+for bad in ({"mem_plan": "swap"}, {"isa": 2}, {"cache_policy": "mru"}, {"mem_limit": "lots"}, {"mem_limit": -5},
             {"cache_slots": -1}):
     try:
         grok.Model(MODEL, **bad)

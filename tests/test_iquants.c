@@ -303,7 +303,7 @@ static void test_matmul(void) {
             grok_kernels_get(t)->to_f32(w + i * rb, wf + i * cols, cols);
         }
         for (int64_t i = 0; i < nt * cols; i++) x[i] = grok_rng_normal(&r);
-        grok_mat m = {w, t, rows, cols, rb, NULL, {0}};
+        grok_mat m = {w, t, rows, cols, rb, NULL, {0}, GROK_ISA_DEFAULT};
         for (int mode = GROK_KERNELS_EXACT; mode <= GROK_KERNELS_REFERENCE; mode++) {
             grok_kernels_set_mode((grok_kernel_mode)mode);
             grok_matmul(pool, &m, x, cols, y, rows, nt);

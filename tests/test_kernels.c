@@ -277,7 +277,7 @@ static void test_dot_and_matmul(void) {
                 k->to_f32(w + (size_t)i * rb, wf + i * cols, cols);
             }
             for (int64_t i = 0; i < nt * cols; i++) x[i] = grok_rng_normal(&r);
-            grok_mat m = {w, types[ti], rows, cols, rb, NULL, {0}};
+            grok_mat m = {w, types[ti], rows, cols, rb, NULL, {0}, GROK_ISA_DEFAULT};
             for (int p = 0; p < 3; p++) {
                 memset(y, 0, (size_t)(nt * rows) * 4);
                 grok_matmul(pools[p], &m, x, cols, y, rows, nt);

@@ -563,7 +563,7 @@ static void test_matmul_modes(void) {
             for (int64_t i = 0; i < rows; i++) random_row(&r, type, cols, w + (size_t)i * rb, wf);
             for (int64_t i = 0; i < nt * cols; i++) x[i] = grok_rng_normal(&r);
             for (int64_t t = 0; t < nt; t++) grok_quantize_q8a(x + t * cols, xq + t * (cols / QKA), cols);
-            grok_mat m = {w, type, rows, cols, rb, NULL, {0}};
+            grok_mat m = {w, type, rows, cols, rb, NULL, {0}, GROK_ISA_DEFAULT};
             uint8_t *packed = pack_copy(&m);
             for (int pass = 0; pass < 3 + (packed != NULL); pass++) {
                 /* pass 3: FAST again, with the packed copy */
@@ -631,7 +631,7 @@ static void test_matmul_batch_equals_tokens(void) {
                   *y1 = malloc((size_t)ldy * 4);
             for (int64_t i = 0; i < rows; i++) random_row(&r, type, cols, w + (size_t)i * rb, wf);
             for (int64_t i = 0; i < 9 * ldx; i++) x[i] = grok_rng_normal(&r);
-            grok_mat m = {w, type, rows, cols, rb, NULL, {0}};
+            grok_mat m = {w, type, rows, cols, rb, NULL, {0}, GROK_ISA_DEFAULT};
             uint8_t *packed = pack_copy(&m);
             for (int pass = 0; pass < 3 + (packed != NULL); pass++) {
                 const int mode = pass == 3 ? GROK_KERNELS_FAST : pass; /* pass 3: FAST, packed */
@@ -698,7 +698,7 @@ static void test_matmul_ops(void) {
         float *wf = malloc((size_t)spec[i].cols * sizeof(float));
         for (int64_t k = 0; k < spec[i].rows; k++) random_row(&r, spec[i].type, spec[i].cols, w + k * rb, wf);
         free(wf);
-        m[i] = (grok_mat){w, spec[i].type, spec[i].rows, spec[i].cols, rb, NULL, {0}};
+        m[i] = (grok_mat){w, spec[i].type, spec[i].rows, spec[i].cols, rb, NULL, {0}, GROK_ISA_DEFAULT};
         if (spec[i].pack) m[i].packed = packed[i] = pack_copy(&m[i]);
         y[i] = malloc((size_t)(3 * spec[i].rows) * sizeof(float));
         want[i] = malloc((size_t)(3 * spec[i].rows) * sizeof(float));

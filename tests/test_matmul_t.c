@@ -49,7 +49,7 @@ static void check_type(grok_type type, grok_threadpool **pools, int n_pools) {
     fill(&r, dx0, n_tok * lddx, 0.5f);
     memcpy(ref, dx0, sizeof(float) * (size_t)(n_tok * lddx));
     for (int64_t t = 0; t < n_tok; t++)
-        grok_matmul_t_tile("scalar")(wd, cols, rows, dy + t * lddy, lddy, 1, ref + t * lddx, lddx, cols);
+        grok_matmul_t_tile(GROK_ISA_SCALAR)(wd, cols, rows, dy + t * lddy, lddy, 1, ref + t * lddx, lddx, cols);
     /* the chain is the product: against double sums */
     double worst = 0;
     for (int64_t t = 0; t < n_tok; t++)
@@ -64,7 +64,7 @@ static void check_type(grok_type type, grok_threadpool **pools, int n_pools) {
         }
     CHECK(worst < 1e-5, "%s: fma chain vs double sum: relative error %.3g", grok_type_get_traits(type)->name,
           worst);
-    grok_mat w = {wq, type, rows, cols, rb, NULL, {0}};
+    grok_mat w = {wq, type, rows, cols, rb, NULL, {0}, GROK_ISA_DEFAULT};
     const grok_kernel_mode modes[] = {GROK_KERNELS_REFERENCE, GROK_KERNELS_EXACT, GROK_KERNELS_FAST};
     for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
         grok_kernels_set_mode(modes[mi]);
@@ -94,7 +94,7 @@ static void check_type(grok_type type, grok_threadpool **pools, int n_pools) {
     fill(&r, x, n_tok * lddx, 1.0f);
     memset(yr, 0, sizeof(float) * (size_t)(n_tok * lddy));
     for (int64_t t = 0; t < n_tok; t++)
-        grok_matmul_t_tile("scalar")(wt, rows, cols, x + t * lddx, lddx, 1, yr + t * lddy, lddy, rows);
+        grok_matmul_t_tile(GROK_ISA_SCALAR)(wt, rows, cols, x + t * lddx, lddx, 1, yr + t * lddy, lddy, rows);
     for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
         grok_kernels_set_mode(modes[mi]);
         for (int p = 0; p < n_pools; p++) {
@@ -132,7 +132,7 @@ int main(void) {
     CHECK(types_checked >= 8, "only %d types checked", types_checked);
 
     /* every ISA's tile against the scalar one, 1..4 tokens, odd widths */
-    const char *isas[] = {"avx2", "avx512vnni", "neon"};
+    const grok_isa isas[] = {GROK_ISA_AVX2, GROK_ISA_AVX512VNNI, GROK_ISA_AVX512VBMI, GROK_ISA_NEON};
     grok_rng rt = {3};
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
         grok_fma_tile_fn f = grok_matmul_t_tile(isas[i]);
@@ -146,12 +146,12 @@ int main(void) {
                 fill(&rt, a, 4 * 80, 1.0f);
                 memcpy(b, a, sizeof a);
                 f(w, 77, 40, dy, 41, nt, a, 80, nc);
-                grok_matmul_t_tile("scalar")(w, 77, 40, dy, 41, nt, b, 80, nc);
+                grok_matmul_t_tile(GROK_ISA_SCALAR)(w, 77, 40, dy, 41, nt, b, 80, nc);
                 n_ok += memcmp(a, b, sizeof a) == 0;
                 CHECK(memcmp(a, b, sizeof a) == 0, "%s tile, %d tokens x %d columns differs from scalar",
-                      isas[i], nt, nc);
+                      grok_isa_name(isas[i]), nt, nc);
             }
-        printf("tile %s: %d shapes bit-identical to scalar\n", isas[i], n_ok);
+        printf("tile %s: %d shapes bit-identical to scalar\n", grok_isa_name(isas[i]), n_ok);
     }
 
     /* grok_matmul_tok == grok_matmul (few rows, many tokens) */
@@ -161,7 +161,7 @@ int main(void) {
     float *y1 = malloc(sizeof(float) * n_tok * rows), *y2 = malloc(sizeof(float) * n_tok * rows);
     fill(&r, m, rows * cols, 1.0f);
     fill(&r, x, n_tok * cols, 1.0f);
-    grok_mat mm = {(const uint8_t *)m, GROK_TYPE_F32, rows, cols, sizeof(float) * cols, NULL, {0}};
+    grok_mat mm = {(const uint8_t *)m, GROK_TYPE_F32, rows, cols, sizeof(float) * cols, NULL, {0}, GROK_ISA_DEFAULT};
     for (int p = 0; p < 4; p++) {
         grok_matmul(pools[p], &mm, x, cols, y1, rows, n_tok);
         grok_matmul_tok(pools[p], &mm, x, cols, y2, rows, n_tok);

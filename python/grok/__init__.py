@@ -50,7 +50,8 @@ class _MemoryParams(ctypes.Structure):
 
 
 class _ModelParams(ctypes.Structure):
-    _fields_ = [("pack", ctypes.c_bool), ("kernels", ctypes.c_int), ("memory", _MemoryParams)]
+    _fields_ = [("pack", ctypes.c_bool), ("kernels", ctypes.c_int), ("isa", ctypes.c_char_p),
+                ("memory", _MemoryParams)]
 
 
 class _ContextParams(ctypes.Structure):
@@ -108,6 +109,7 @@ def library():
         "grok_model_default_params": (_ModelParams, ()),
         "grok_model_load_params": (P, (ctypes.c_char_p, ctypes.POINTER(_ModelParams)) + ERR),
         "grok_model_free": (None, (P,)),
+        "grok_model_isa": (ctypes.c_char_p, (P,)),
         "grok_model_memory_plan": (P, (P,)),
         "grok_memory_plan_describe": (None, (P, ctypes.c_char_p, SZ)),
         "grok_parse_size": (I64, (ctypes.c_char_p,)),
@@ -206,7 +208,9 @@ class Model:
 
     pack: build the packed copy of the weights the fast kernels read.
     kernels: "default" (the process's), "fast", "exact" (f32 activations) or
-    "reference" (the scalar kernels). threads: 0 = every core. n_ctx: the
+    "reference" (the scalar kernels). isa: a cap on the instruction set of
+    this model's kernels ("scalar", "avx2", "avx512vnni", "avx512vbmi",
+    "neon"; None: the process's; GROK_ISA overrides it). threads: 0 = every core. n_ctx: the
     KV cache length of the contexts it makes (0: the model's). kv_type:
     "f32" or "f16". mem_limit: the memory to plan the weights for (bytes, or
     a size such as "64G"; None: the cgroup's limit or MemAvailable, found;
@@ -216,11 +220,13 @@ class Model:
     of its methods runs; use one per thread.
     """
 
-    def __init__(self, path, *, pack=True, kernels="default", threads=0, n_ctx=0, kv_type="f32", n_batch=256,
-                 mem_limit=None, mem_plan="auto", cache_slots=0, cache_policy="lfu"):
+    def __init__(self, path, *, pack=True, kernels="default", isa=None, threads=0, n_ctx=0, kv_type="f32",
+                 n_batch=256, mem_limit=None, mem_plan="auto", cache_slots=0, cache_policy="lfu"):
         lib = library()
         if kernels not in _KERNELS:
             raise ValueError(f"kernels {kernels!r} is not one of {', '.join(_KERNELS)}")
+        if isa is not None and not isinstance(isa, str):
+            raise ValueError(f"isa {isa!r} is not a name (such as 'avx2') or None")
         if kv_type not in _KV_TYPES:
             raise ValueError(f"kv_type {kv_type!r} is not f32 or f16")
         if mem_plan not in _PLANS:
@@ -243,6 +249,7 @@ class Model:
             raise ValueError(f"cache_slots {cache_slots!r} is not a number of slots >= 0")
         p = lib.grok_model_default_params()
         p.pack, p.kernels = bool(pack), _KERNELS[kernels]
+        p.isa = isa.encode() if isa is not None else None  # read during the load only
         p.memory.limit, p.memory.plan = limit, _PLANS[mem_plan]
         p.memory.cache_slots, p.memory.policy = cache_slots, _POLICIES[cache_policy]
         err = ctypes.create_string_buffer(ERR_SIZE)
@@ -255,6 +262,11 @@ class Model:
         self._cp.kv_type, self._cp.n_batch = _KV_TYPES[kv_type], int(n_batch)
         self.path = path
         self._gvocab = None  # the vocabulary as grammars see it, made on first use
+
+    @property
+    def isa(self):
+        """The instruction set this model's kernels use ("avx2", ...)."""
+        return library().grok_model_isa(self._live()).decode()
 
     def memory_plan(self):
         """The memory plan as one line (docs/memory.md), or None before the first

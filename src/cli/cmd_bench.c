@@ -278,8 +278,8 @@ static double check_matrix(grok_threadpool *pool, const grok_mat *w, grok_kernel
         grok_matmul(pool, w, x, cols, y, rows, 1);
         grok_kernels_set_mode(saved);
         const grok_dot_kernels *ref = grok_dot_reference(w->type);
-        const bool q8 = grok_dot_select(w->type, mode)->dot_q8a && cols % QKA == 0;
-        if (q8) grok_quantize_q8a(x, xq, cols);
+        const bool q8 = grok_dot_select_isa(w->type, mode, w->isa)->dot_q8a && cols % QKA == 0;
+        if (q8) grok_quantize_q8a_isa(w->isa, x, xq, cols);
         double mag = 0, diff = 0;
         for (int64_t i = 0; i < rows; i++) {
             const uint8_t *row = w->data + (size_t)i * w->row_bytes;

@@ -75,14 +75,16 @@ static grok_vec_kernels g_simd;
 static bool g_have_simd;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-static void pick(void) {
-    const char *isa = grok_kernels_isa();
-    if (strcmp(isa, "avx2") == 0 || strcmp(isa, "avx512vnni") == 0) g_have_simd = grok_vec_avx2(&g_simd);
-}
+static void pick(void) { g_have_simd = grok_vec_avx2(&g_simd); }
 
 const grok_vec_kernels *grok_vec_reference(void) { return &g_ref; }
 
-const grok_vec_kernels *grok_vec_select(grok_kernel_mode mode) {
+const grok_vec_kernels *grok_vec_select_isa(grok_kernel_mode mode, grok_isa isa) {
+    if (mode == GROK_KERNELS_REFERENCE || !grok_isa_has_avx2(grok_isa_resolve(isa))) return &g_ref;
     pthread_once(&g_once, pick);
-    return mode != GROK_KERNELS_REFERENCE && g_have_simd ? &g_simd : &g_ref;
+    return g_have_simd ? &g_simd : &g_ref;
+}
+
+const grok_vec_kernels *grok_vec_select(grok_kernel_mode mode) {
+    return grok_vec_select_isa(mode, GROK_ISA_DEFAULT);
 }

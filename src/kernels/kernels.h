@@ -159,6 +159,40 @@ typedef struct {
 const grok_cpu_features *grok_cpu(void);
 /* grok_kernels_isa and grok_kernels_set_isa_cap are grok.h's. */
 
+/* Instruction-set levels. The x86 ones are ordered: a cap keeps the
+ * levels at or below it. AVX512VBMI is AVX512VNNI with the kernels that
+ * need VBMI and BITALG (grok_dot_avx512vbmi), a level of its own so that
+ * GROK_ISA=avx512vnni can measure the gather kernels on a CPU that has
+ * both. NEON stands apart: on aarch64 any cap but scalar keeps it, and a
+ * neon cap on x86 caps nothing. DEFAULT (0, what a zeroed grok_mat
+ * holds) is the process's level, resolved where a kernel is chosen. */
+typedef enum {
+    GROK_ISA_DEFAULT = 0,
+    GROK_ISA_SCALAR,
+    GROK_ISA_AVX2,
+    GROK_ISA_AVX512VNNI,
+    GROK_ISA_AVX512VBMI,
+    GROK_ISA_NEON,
+    GROK_ISA_COUNT
+} grok_isa;
+/* Whether a resolved level runs the AVX2 kernels (the AVX-512 ones build on them). */
+static inline bool grok_isa_has_avx2(grok_isa isa) {
+    return isa >= GROK_ISA_AVX2 && isa <= GROK_ISA_AVX512VBMI;
+}
+/* "scalar", "avx2", "avx512vnni", "avx512vbmi", "neon" (DEFAULT: the
+ * process's level's name). */
+const char *grok_isa_name(grok_isa isa);
+/* The level a name means; GROK_ISA_COUNT for an unknown name or NULL. */
+grok_isa grok_isa_from_name(const char *name);
+/* The level kernels for isa run at: DEFAULT gives the process's (the
+ * CPU's best under grok_kernels_set_isa_cap and GROK_ISA, fixed at its
+ * first use), any other the CPU's best under that cap. */
+grok_isa grok_isa_resolve(grok_isa isa);
+/* The level of a model loaded with cap (a grok_model_params.isa name;
+ * NULL: the process's): GROK_ISA, when set, overrides cap. GROK_ISA_COUNT,
+ * with err naming the name, for an unknown one. */
+grok_isa grok_isa_for_model(const char *cap, char *err, size_t err_size);
+
 /* Dot products of one weight row of n elements. */
 typedef float (*grok_dot_f32_fn)(const void *row, const float *x, int64_t n);
 /* Software prefetch for the SIMD dot products, which stream weight rows
@@ -248,7 +282,9 @@ typedef struct {
 
 /* Scalar reference dots (dot_q8a: exact integer sums per block). */
 const grok_dot_kernels *grok_dot_reference(uint32_t type);
-/* The dots the given mode uses for type (never NULL for a computable type). */
+/* The dots the given mode uses for type at level isa (grok_isa_resolve's;
+ * never NULL for a computable type); grok_dot_select at the process's. */
+const grok_dot_kernels *grok_dot_select_isa(uint32_t type, grok_kernel_mode mode, grok_isa isa);
 const grok_dot_kernels *grok_dot_select(uint32_t type, grok_kernel_mode mode);
 /* x[0..n) to n/32 blocks (n a multiple of 32): d = max|x|/127, q = round(x/d)
  * (to nearest, ties to even), sum = the sum of the 32 q; a block whose
@@ -256,9 +292,11 @@ const grok_dot_kernels *grok_dot_select(uint32_t type, grok_kernel_mode mode);
  * block holding NaN or Inf becomes grok_q8a_nonfinite's (d NaN, zeros).
  * The scalar definition; every variant gives the same bytes for any x. */
 void grok_quantize_q8a_ref(const float *x, block_q8a *y, int64_t n);
-/* grok_quantize_q8a_ref by this CPU's fastest variant (cpu.c picks it
- * once): every matrix product with 8-bit activations starts here, and the
- * scalar loop (libm fmaxf and lrintf per element) cost 1-2 % of a token. */
+/* grok_quantize_q8a_ref by the fastest variant of level isa (the
+ * process's for grok_quantize_q8a): every matrix product with 8-bit
+ * activations starts here, and the scalar loop (libm fmaxf and lrintf per
+ * element) cost 1-2 % of a token. */
+void grok_quantize_q8a_isa(grok_isa isa, const float *x, block_q8a *y, int64_t n);
 void grok_quantize_q8a(const float *x, block_q8a *y, int64_t n);
 /* The AVX2 variant (x86_avx2.c); only on a CPU with AVX2. */
 void grok_quantize_q8a_avx2(const float *x, block_q8a *y, int64_t n);
@@ -270,8 +308,8 @@ void grok_dot_avx2(uint32_t type, grok_dot_kernels *out);
 void grok_dot_avx512(uint32_t type, grok_dot_kernels *out);
 /* grok_dot_avx512 with the kernels that need AVX-512 VBMI and BITALG too
  * (the packed IQ2_XXS, IQ3_XXS and IQ3_S dots: signs and codebooks by byte
- * permutes; grok_cpu()->avx512vbmi says both are there); the FAST mode uses
- * it where the CPU has them unless GROK_ISA=avx512vnni. */
+ * permutes; grok_cpu()->avx512vbmi says both are there): the FAST
+ * kernels of level GROK_ISA_AVX512VBMI. */
 void grok_dot_avx512vbmi(uint32_t type, grok_dot_kernels *out);
 void grok_dot_neon(uint32_t type, grok_dot_kernels *out);
 
@@ -301,7 +339,14 @@ typedef struct {
      * products when the kernels have a dot_x8; the other modes read data. */
     const uint8_t *packed;
     grok_mat_lora lora; /* an adapter applied with every product, or none (lora.a NULL) */
+    /* The level of every kernel that reads these rows: a model's weights
+     * carry the model's (grok_model_params.isa); DEFAULT: the process's. */
+    grok_isa isa;
 } grok_mat;
+/* Whether FAST-mode products would read w packed: the type has a packed
+ * layout and a dot_x8 at w's level, and the rows divide into groups (what
+ * the packers and the packed file test before packing w). */
+bool grok_mat_packable(const grok_mat *w);
 
 /* Views of part of a matrix, keeping the packed copy where the part still
  * starts and ends on groups of 8 rows. */
@@ -380,11 +425,12 @@ void grok_matmul_t_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_m
                       int64_t lddy, float *dx, int64_t lddx, int64_t n_tok);
 /* The chain of grok_matmul_t on one tile: dx[t][c] = the fma chain over
  * k < kt of dy[t][k] * w[k*ldw + c], for t < nt <= 4, c < nc. Variants by
- * ISA name ("scalar" = fmaf, "avx2", "avx512vnni", "neon"); NULL where
- * this CPU or build has none. All give the same bits (tests compare). */
+ * level (SCALAR = fmaf; AVX512VBMI's is AVX512VNNI's); NULL where this CPU
+ * or build has none, or for DEFAULT. All give the same bits (tests
+ * compare). */
 typedef void (*grok_fma_tile_fn)(const float *w, int64_t ldw, int64_t kt, const float *dy, int64_t lddy,
                                  int64_t nt, float *dx, int64_t lddx, int64_t nc);
-grok_fma_tile_fn grok_matmul_t_tile(const char *isa);
+grok_fma_tile_fn grok_matmul_t_tile(grok_isa isa);
 /* y[t][r] = sum_c W[r][c] * x[t][c] (overwriting y) by the chains of
  * grok_matmul_t: W's rows dequantized GROK_MATMUL_T_ROWS at a time by the
  * type's to_f32, each y element one chain of fused multiply-adds over the
@@ -433,8 +479,10 @@ typedef struct {
 } grok_vec_kernels;
 /* Scalar references (libm tanhf/expf, the reference dots). */
 const grok_vec_kernels *grok_vec_reference(void);
-/* What the mode uses: the reference in REFERENCE mode or without SIMD,
- * else this CPU's (FAST and EXACT alike). */
+/* What the mode uses at level isa (grok_isa_resolve's; the process's for
+ * grok_vec_select): the reference in REFERENCE mode or without SIMD, else
+ * the level's (FAST and EXACT alike). */
+const grok_vec_kernels *grok_vec_select_isa(grok_kernel_mode mode, grok_isa isa);
 const grok_vec_kernels *grok_vec_select(grok_kernel_mode mode);
 /* AVX2/FMA/F16C variants; false (out untouched) where the build or the
  * CPU has none. */

@@ -159,7 +159,7 @@ typedef struct {
 static bool wants_prep(const matmul_job *j) { return j->dotqm && !j->dotx8 && j->op.n_tok > 1 && j->prep; }
 
 static void quant_job(const matmul_job *j, int64_t t) {
-    grok_quantize_q8a(j->op.x + t * j->op.ldx, j->xq + t * j->xq_blocks, j->op.w->cols);
+    grok_quantize_q8a_isa(j->op.w->isa, j->op.x + t * j->op.ldx, j->xq + t * j->xq_blocks, j->op.w->cols);
     if (wants_prep(j)) j->prep(j->xq + t * j->xq_blocks, j->xq_blocks);
 }
 
@@ -223,6 +223,11 @@ static matmul_job make_job(const grok_matmul_op *op, const grok_dot_kernels *k) 
     return j;
 }
 
+bool grok_mat_packable(const grok_mat *w) {
+    const grok_dot_kernels *k = grok_dot_select_isa(w->type, GROK_KERNELS_FAST, w->isa);
+    return k && k->dot_x8 && grok_pack_x8_type(w->type) && w->rows % GROK_PACK_ROWS == 0;
+}
+
 /* Whether job b can read job a's quantized input: the same activations
  * (rows, width, count) and the same form of them (prep or not). */
 static bool same_input(const matmul_job *a, const matmul_job *b) {
@@ -240,9 +245,9 @@ static void lora_apply(grok_threadpool *pool, grok_kernel_mode mode, const grok_
         *u = op->n_tok * l->rank <= 1024 ? stack_u : malloc(sizeof(float) * (size_t)(op->n_tok * l->rank));
     if (!u) return;
     const grok_mat a = {(const uint8_t *)l->a,          GROK_TYPE_F32, l->rank, op->w->cols,
-                        sizeof(float) * (size_t)l->lda, NULL,          {0}};
+                        sizeof(float) * (size_t)l->lda, NULL,          {0},     op->w->isa};
     const grok_mat bt = {(const uint8_t *)l->bt,         GROK_TYPE_F32, l->rank, op->w->rows,
-                         sizeof(float) * (size_t)l->ldb, NULL,          {0}};
+                         sizeof(float) * (size_t)l->ldb, NULL,          {0},     op->w->isa};
     grok_matmul_tok_in(pool, mode, &a, op->x, op->ldx, u, l->rank, op->n_tok);
     grok_matmul_t_in(pool, mode, &bt, u, l->rank, op->y, op->ldy, op->n_tok);
     if (u != stack_u) free(u);
@@ -264,7 +269,7 @@ void grok_matmul_ops_in(grok_threadpool *pool, grok_kernel_mode mode, const grok
     int64_t elems = 0;
     bool threaded = false;
     for (int i = 0; i < n_ops; i++) {
-        jobs[i] = make_job(&ops[i], grok_dot_select(ops[i].w->type, mode));
+        jobs[i] = make_job(&ops[i], grok_dot_select_isa(ops[i].w->type, mode, ops[i].w->isa));
         o.threaded_one[i] = ops[i].w->rows < 16;
         threaded |= pool && !o.threaded_one[i];
         at[i] = SIZE_MAX;

@@ -170,21 +170,23 @@ static void fma_tile_neon(const float *w, int64_t ldw, int64_t kt, const float *
 }
 #endif
 
-grok_fma_tile_fn grok_matmul_t_tile(const char *isa) {
-    if (strcmp(isa, "scalar") == 0) return fma_tile_ref;
+grok_fma_tile_fn grok_matmul_t_tile(grok_isa isa) {
+    if (isa == GROK_ISA_SCALAR) return fma_tile_ref;
 #if defined(__x86_64__) || defined(__i386__)
     const grok_cpu_features *f = grok_cpu();
-    if (strcmp(isa, "avx2") == 0 && f->avx2 && f->fma) return fma_tile_avx2;
-    if (strcmp(isa, "avx512vnni") == 0 && f->avx2 && f->fma && f->avx512f) return fma_tile_avx512;
+    if (isa == GROK_ISA_AVX2 && f->avx2 && f->fma) return fma_tile_avx2;
+    if ((isa == GROK_ISA_AVX512VNNI || isa == GROK_ISA_AVX512VBMI) && f->avx2 && f->fma && f->avx512f)
+        return fma_tile_avx512;
 #endif
 #if defined(__aarch64__) && defined(__ARM_NEON)
-    if (strcmp(isa, "neon") == 0) return fma_tile_neon;
+    if (isa == GROK_ISA_NEON) return fma_tile_neon;
 #endif
     return NULL;
 }
 
-static grok_fma_tile_fn pick_tile(grok_kernel_mode mode) {
-    grok_fma_tile_fn f = mode == GROK_KERNELS_REFERENCE ? NULL : grok_matmul_t_tile(grok_kernels_isa());
+/* The tile of w's level (the process's for a matrix without one). */
+static grok_fma_tile_fn pick_tile(grok_kernel_mode mode, const grok_mat *w) {
+    grok_fma_tile_fn f = mode == GROK_KERNELS_REFERENCE ? NULL : grok_matmul_t_tile(grok_isa_resolve(w->isa));
     return f ? f : fma_tile_ref;
 }
 
@@ -246,7 +248,7 @@ void grok_matmul_t_in(grok_threadpool *pool, grok_kernel_mode mode, const grok_m
     if (n_tok <= 0 || w->rows <= 0 || w->cols <= 0) return;
     if (mode == GROK_KERNELS_DEFAULT) mode = grok_kernels_mode();
     const grok_type_traits *tr = grok_type_get_traits(w->type);
-    mt_job j = {w, dy, lddy, dx, lddx, n_tok, 0, 1, 1, pick_tile(mode), NULL, NULL, 0};
+    mt_job j = {w, dy, lddy, dx, lddx, n_tok, 0, 1, 1, pick_tile(mode, w), NULL, NULL, 0};
     j.k = w->type == GROK_TYPE_F32 ? NULL : grok_kernels_get(w->type);
     j.unit = tr->block_size;
     while (j.unit < 64) j.unit *= 2; /* f32/f16 rows: split in chunks a vector loop likes */
@@ -338,7 +340,7 @@ void grok_matmul_tiles_in(grok_threadpool *pool, grok_kernel_mode mode, const gr
                           int64_t ldx, float *y, int64_t ldy, int64_t n_tok) {
     if (n_tok <= 0 || w->rows <= 0) return;
     if (mode == GROK_KERNELS_DEFAULT) mode = grok_kernels_mode();
-    mf_job j = {w, x, ldx, y, ldy, n_tok, K_CHUNK, 1, 1, pick_tile(mode), NULL, NULL};
+    mf_job j = {w, x, ldx, y, ldy, n_tok, K_CHUNK, 1, 1, pick_tile(mode, w), NULL, NULL};
     j.k = w->type == GROK_TYPE_F32 ? NULL : grok_kernels_get(w->type);
     const int64_t blk = grok_type_get_traits(w->type)->block_size;
     if (j.kc % blk) j.kc = blk; /* a chunk is whole blocks */
@@ -386,7 +388,7 @@ void grok_matmul_tok_in(grok_threadpool *pool, grok_kernel_mode mode, const grok
                         int64_t ldx, float *y, int64_t ldy, int64_t n_tok) {
     if (n_tok <= 0 || m->rows <= 0) return;
     if (mode == GROK_KERNELS_DEFAULT) mode = grok_kernels_mode();
-    mk_job j = {m, x, ldx, y, ldy, n_tok, grok_dot_select(m->type, mode)->dot_f32};
+    mk_job j = {m, x, ldx, y, ldy, n_tok, grok_dot_select_isa(m->type, mode, m->isa)->dot_f32};
     const bool threaded = pool && grok_threadpool_size(pool) > 1 && n_tok > 1 &&
                           (double)n_tok * (double)m->rows * (double)m->cols > 65536.0;
     if (threaded)

@@ -454,7 +454,7 @@ static void attn_task(void *arg, int ith, int nth) {
     float *p = S->scores + (size_t)ith * (size_t)G * (size_t)ld; /* [G][scores_ctx] */
     const float cap = hp->attn_softcap, scale = hp->attn_scale;
     const int32_t pad = hp->pad_id;
-    const grok_vec_kernels *vk = grok_vec_select(S->step_mode);
+    const grok_vec_kernels *vk = grok_vec_select_isa(S->step_mode, S->m->isa);
     const int64_t per_tok = KVH * j->split;
 
     for (int64_t job = ith; job < j->n * per_tok; job += nth) {
@@ -557,12 +557,13 @@ typedef struct {
     const float *hu;
     int64_t n;
     grok_kernel_mode mode;
+    grok_isa isa;
 } glu_job;
 
 static void glu_task(void *arg, int ith, int nth) {
     const glu_job *j = arg;
     const int64_t a = j->n * ith / nth, b = j->n * (ith + 1) / nth;
-    grok_vec_select(j->mode)->gelu_mul(j->hg + a, j->hu + a, b - a);
+    grok_vec_select_isa(j->mode, j->isa)->gelu_mul(j->hg + a, j->hu + a, b - a);
 }
 
 /* Experts in waves: as many as fit the scratch rows (n_batch tokens'
@@ -631,7 +632,7 @@ static int moe(grok_runner *c, const grok_layer *L, int64_t il, int64_t n, char 
         if (nw == 0) continue;
         grok_matmul_ops_in(c->pool, c->step_mode, ops, 2 * nw);
         const int64_t rows = at[nw];
-        glu_job gj = {c->hg, c->hu, rows * ff, c->step_mode};
+        glu_job gj = {c->hg, c->hu, rows * ff, c->step_mode, c->m->isa};
         if (rows * ff >= 16384)
             grok_threadpool_run(c->pool, glu_task, &gj); /* else not worth a barrier */
         else

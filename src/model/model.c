@@ -382,6 +382,20 @@ grok_kernel_mode grok_model_kernel_mode(const grok_model *m) {
     return env != GROK_KERNELS_DEFAULT ? env : m->params.kernels;
 }
 
+const char *grok_model_isa(const grok_model *m) { return grok_isa_name(m->isa); }
+
+/* Every weight matrix takes the model's level, so each product, packing
+ * decision and tile chosen for it (kernels read w->isa) is the model's,
+ * whatever other models of the process use. */
+static void stamp_isa(grok_model *m) {
+    m->token_embd.isa = m->output.isa = m->isa;
+    for (int64_t il = 0; il < m->hp.n_layers; il++) {
+        grok_layer *L = &m->layers[il];
+        grok_mat *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->router, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) w[i]->isa = m->isa;
+    }
+}
+
 grok_model *grok_model_load(const char *path, char *err, size_t err_size) {
     return grok_model_load_params(path, NULL, err, err_size);
 }
@@ -403,6 +417,14 @@ grok_model *grok_model_load_params(const char *path, const grok_model_params *p,
         free(m);
         return NULL;
     }
+    char isa_err[128];
+    m->isa = grok_isa_for_model(m->params.isa, isa_err, sizeof isa_err);
+    if (m->isa == GROK_ISA_COUNT) {
+        snprintf(err, err_size, "%s: %s", path, isa_err);
+        free(m);
+        return NULL;
+    }
+    m->params.isa = grok_isa_name(m->isa); /* static: the caller's string need not outlive the call */
     m->file = grok_gguf_open(path, err, err_size);
     if (!m->file) goto fail;
     const grok_gguf_file *f = m->file;
@@ -465,6 +487,7 @@ grok_model *grok_model_load_params(const char *path, const grok_model_params *p,
             goto fail;
 #undef NAME
     }
+    stamp_isa(m);
     if (grok_gguf_find_kv(f, "tokenizer.ggml.tokens") >= 0) {
         m->tok = grok_tokenizer_from_gguf(f, err, err_size);
         if (!m->tok) goto fail;

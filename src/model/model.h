@@ -98,6 +98,7 @@ typedef struct grok_dist {
 struct grok_model {
     grok_hparams hp;
     grok_model_params params; /* as loaded (environment overrides applied where they are read) */
+    grok_isa isa;             /* the level of every kernel on this model's weights (resolved at load) */
     const grok_dist *dist;    /* NULL: this process computes everything */
     grok_gguf_file *file;
     grok_tokenizer *tok;

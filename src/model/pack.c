@@ -53,9 +53,7 @@ static void pack_task(void *arg, int ith, int nth) {
 static void pack_mat(grok_model *m, grok_threadpool *pool, grok_mat *w, size_t stride,
                      const uint8_t *const *xd, int64_t e0, int64_t e1, int64_t r0, int64_t r1, int64_t c0,
                      int64_t c1) {
-    const grok_dot_kernels *k = grok_dot_select(w->type, GROK_KERNELS_FAST);
-    if (w->packed || !k || !k->dot_x8 || !grok_pack_x8_type(w->type) || w->rows % GROK_PACK_ROWS ||
-        r1 <= r0 || c1 <= c0 || e1 <= e0)
+    if (w->packed || !grok_mat_packable(w) || r1 <= r0 || c1 <= c0 || e1 <= e0)
         return;
     const size_t mat_bytes = (size_t)w->rows * w->row_bytes, span = (size_t)(e1 - 1) * stride + mat_bytes;
     struct grok_pack_map *pk = realloc(m->packs, sizeof *pk * (size_t)(m->n_packs + 1));

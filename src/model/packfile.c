@@ -134,12 +134,6 @@ out:
     return rc;
 }
 
-/* Whether the resident model packs w (pack.c's conditions for a whole tensor). */
-static bool packable(const grok_mat *w) {
-    const grok_dot_kernels *k = grok_dot_select(w->type, GROK_KERNELS_FAST);
-    return k && k->dot_x8 && grok_pack_x8_type(w->type) && w->rows % GROK_PACK_ROWS == 0;
-}
-
 /* The matrices a packed file holds: (matrix, tensor name, matrices in the tensor). */
 typedef struct {
     const grok_mat *w;
@@ -160,7 +154,7 @@ static int64_t list_mats(const grok_model *m, pf_mat *out) {
                               "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
         const size_t strides[] = {0, 0, 0, 0, L->gate_stride, L->up_stride, L->down_stride};
         for (int i = 0; i < 7; i++) {
-            if (!packable(w[i]) || (i >= 4 && L->xtype[i - 4])) continue; /* experts of mixed types */
+            if (!grok_mat_packable(w[i]) || (i >= 4 && L->xtype[i - 4])) continue; /* experts of mixed types */
             if (out) {
                 out[n].w = w[i];
                 grok_tensor_name(out[n].name, PF_NAME, il, what[i]);
@@ -172,7 +166,7 @@ static int64_t list_mats(const grok_model *m, pf_mat *out) {
             n++;
         }
     }
-    if (packable(&m->output)) {
+    if (grok_mat_packable(&m->output)) {
         if (out) {
             out[n].w = &m->output;
             snprintf(out[n].name, PF_NAME, "%s", m->tied ? GROK_TN_TOKEN_EMBD : GROK_TN_OUTPUT);

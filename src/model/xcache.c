@@ -517,9 +517,7 @@ static int64_t key_of(const grok_xcache *xc, int64_t il, int64_t e) {
 /* Whether the resident path would read w's rows [r0, r1) packed (pack.c's
  * conditions and grok_mat_rows'). */
 static bool packs(const grok_mat *w, int64_t r0, int64_t r1) {
-    const grok_dot_kernels *k = grok_dot_select(w->type, GROK_KERNELS_FAST);
-    return k && k->dot_x8 && grok_pack_x8_type(w->type) && w->rows % GROK_PACK_ROWS == 0 &&
-           r0 % GROK_PACK_ROWS == 0 && (r1 - r0) % GROK_PACK_ROWS == 0;
+    return grok_mat_packable(w) && r0 % GROK_PACK_ROWS == 0 && (r1 - r0) % GROK_PACK_ROWS == 0;
 }
 
 /* ---- queues (under mu) ---- */

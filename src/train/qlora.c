@@ -138,7 +138,7 @@ static void base_mm_ops(grok_qlora *q, const grok_matmul_op *ops, int n) {
 }
 
 static grok_mat f32_mat(const float *p, int64_t rows, int64_t cols, int64_t ld) {
-    grok_mat w = {(const uint8_t *)p, GROK_TYPE_F32, rows, cols, SZ(ld) * sizeof(float), NULL, {0}};
+    grok_mat w = {(const uint8_t *)p, GROK_TYPE_F32, rows, cols, SZ(ld) * sizeof(float), NULL, {0}, GROK_ISA_DEFAULT};
     return w;
 }
 
