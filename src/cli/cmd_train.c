@@ -407,6 +407,16 @@ static int train_setup(train_args *a, const char *text, size_t text_len, grok_tr
     return 0;
 }
 
+int train_open_log(const char *path, int64_t step, FILE **f) {
+    *f = fopen(path, step > 0 ? "a" : "w");
+    if (!*f) {
+        cli_error("train", "--log: cannot open %s", path);
+        return 1;
+    }
+    if (step == 0) fprintf(*f, "step,train_loss,eval_loss,lr,aux,z\n");
+    return 0;
+}
+
 static int train_full(train_args *a);
 
 int cmd_train(int argc, char **argv) {
@@ -493,14 +503,7 @@ static int train_full(train_args *a) {
         cli_error("train", "out of memory");
         goto done;
     }
-    if (a->log_path) {
-        logf = fopen(a->log_path, st.step > 0 ? "a" : "w");
-        if (!logf) {
-            cli_error("train", "--log: cannot open %s", a->log_path);
-            goto done;
-        }
-        if (st.step == 0) fprintf(logf, "step,train_loss,eval_loss,lr,aux,z\n");
-    }
+    if (a->log_path && train_open_log(a->log_path, st.step, &logf)) goto done;
     if (a->init && st.step == 0 && n_eval > a->seq) {
         int64_t sc;
         double ev = evaluate(tr, ids + n_train, n_eval, a->batch, a->seq, a->eval_tokens, &lcfg, &sc);
