@@ -142,10 +142,7 @@ static int ppl_prepare(ppl_job *j) {
                                     &j->n_tok, &j->n_chunks)))
         return 1;
     j->pool = grok_threadpool_create((int)a->m.threads);
-    grok_context_params cp = grok_context_default_params();
-    cp.pool = j->pool;
-    cp.n_ctx = ctx;
-    cp.n_batch = ctx;
+    grok_context_params cp = cli_chunk_params(j->pool, ctx);
     j->c = j->pool ? grok_context_create(j->m, &cp, err, sizeof err) : NULL;
     if (j->c && j->base) j->cb = grok_context_create(j->base, &cp, err, sizeof err);
     j->lg = malloc((size_t)ctx * (size_t)j->V * sizeof(float));
