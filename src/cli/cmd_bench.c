@@ -620,7 +620,7 @@ static int bench_parse(int argc, char **argv, bench_args *a) {
                             "timed kernels' logits against the scalar reference first (exit 1 on mismatch).",
                    .notes = BENCH_NOTES,
                    .memory = true};
-    cli_add_group(&cmd, "Measures", BENCH_OPTS, sizeof BENCH_OPTS / sizeof BENCH_OPTS[0], a, NULL);
+    CLI_ADD_TABLE(&cmd, "Measures", BENCH_OPTS, a);
     cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a->m, BENCH_MODEL_OMIT);
     return cli_parse(&cmd, argc, argv);
 }

@@ -125,8 +125,7 @@ static int imatrix_parse(int argc, char **argv, imatrix_args *a, const char **fm
                             "--imatrix. Writes llama.cpp's imatrix GGUF, or its legacy format when OUT ends\n"
                             "in .dat; reads both.",
                    .memory = true};
-    cli_add_group(&cmd, "Text and output", IMATRIX_OPTS, sizeof IMATRIX_OPTS / sizeof IMATRIX_OPTS[0], a,
-                  NULL);
+    CLI_ADD_TABLE(&cmd, "Text and output", IMATRIX_OPTS, a);
     cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a->m, IMATRIX_MODEL_OMIT);
     int rc = cli_parse(&cmd, argc, argv);
     *fmt = cli_seen(&cmd, "--output-format") ? IMATRIX_FORMATS[a->fmt] : NULL;

@@ -98,7 +98,7 @@ static int ppl_parse(int argc, char **argv, ppl_args *a) {
                    .about = "Perplexity over non-overlapping chunks of --ctx tokens, scoring the second\n"
                             "half of each chunk (llama.cpp's definition).",
                    .memory = true};
-    cli_add_group(&cmd, "Text and measures", PPL_OPTS, sizeof PPL_OPTS / sizeof PPL_OPTS[0], a, NULL);
+    CLI_ADD_TABLE(&cmd, "Text and measures", PPL_OPTS, a);
     cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a->m, PPL_MODEL_OMIT);
     return cli_parse(&cmd, argc, argv);
 }

@@ -115,11 +115,11 @@ static int run_parse(int argc, char **argv, run_args *a, cli_cmd *cmd) {
                      .notes = "Thinking longer: docs/think.md; grammars: docs/structured-output.md.\n"
                               "Example: grok run -m model.gguf -p 'The capital of France is' -n 32 --temp 0",
                      .memory = true};
-    cli_add_group(cmd, "Generation", RUN_OPTS, sizeof RUN_OPTS / sizeof RUN_OPTS[0], a, NULL);
+    CLI_ADD_TABLE(cmd, "Generation", RUN_OPTS, a);
     cli_add_group(cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a->m, NULL);
     cli_add_group(cmd, "Sampling", CLI_SAMPLER_OPTS, CLI_N_SAMPLER_OPTS, &a->sp, NULL);
-    cli_add_group(cmd, "Thinking longer: draw several samples in one batch, print the one chosen", THINK_OPTS,
-                  sizeof THINK_OPTS / sizeof THINK_OPTS[0], a, NULL);
+    CLI_ADD_TABLE(cmd, "Thinking longer: draw several samples in one batch, print the one chosen", THINK_OPTS,
+                  a);
     return cli_parse(cmd, argc, argv);
 }
 

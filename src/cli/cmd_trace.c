@@ -94,7 +94,7 @@ static int trace_parse(int argc, char **argv, trace_args *a) {
                        "goes to stdout. A text longer than --ctx is read in windows of --ctx tokens.",
                    .notes = notes,
                    .memory = true};
-    cli_add_group(&cmd, "Text and outputs", TRACE_OPTS, sizeof TRACE_OPTS / sizeof TRACE_OPTS[0], a, NULL);
+    CLI_ADD_TABLE(&cmd, "Text and outputs", TRACE_OPTS, a);
     cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a->m, TRACE_MODEL_OMIT);
     return cli_parse(&cmd, argc, argv);
 }

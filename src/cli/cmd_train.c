@@ -263,11 +263,11 @@ static int train_parse(int argc, char **argv, train_opts *o, cli_cmd *cmd) {
         .notes = "--train-batch was called --batch (still accepted); --batch is a prompt batch in\n"
                  "the other commands. See docs/training.md.",
         .max_pos = CLI_ANY_POS};
-    cli_add_group(cmd, "Data and vocabulary", DATA_OPTS, sizeof DATA_OPTS / sizeof DATA_OPTS[0], o, NULL);
-    cli_add_group(cmd, "Fine-tuning", TUNE_OPTS, sizeof TUNE_OPTS / sizeof TUNE_OPTS[0], o, NULL);
+    CLI_ADD_TABLE(cmd, "Data and vocabulary", DATA_OPTS, o);
+    CLI_ADD_TABLE(cmd, "Fine-tuning", TUNE_OPTS, o);
     cli_add_group(cmd, "Shape (as grok new)", CLI_SHAPE_OPTS, CLI_N_SHAPE_OPTS, &a->hp, TRAIN_SHAPE_OMIT);
-    cli_add_group(cmd, "Training", STEP_OPTS, sizeof STEP_OPTS / sizeof STEP_OPTS[0], o, NULL);
-    cli_add_group(cmd, "Output", OUT_OPTS, sizeof OUT_OPTS / sizeof OUT_OPTS[0], o, NULL);
+    CLI_ADD_TABLE(cmd, "Training", STEP_OPTS, o);
+    CLI_ADD_TABLE(cmd, "Output", OUT_OPTS, o);
     int rc = cli_parse(cmd, argc, argv);
     if (rc >= 0) return rc;
     /* the data files: --data's values, and the words after it */
