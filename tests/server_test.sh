@@ -198,11 +198,16 @@ for b in "${bad_cases[@]}"; do
 done
 chat_bad=('{}' '{"messages":[]}' '{"messages":"hi"}' '{"messages":[{"role":"wizard","content":"x"}]}'
   '{"messages":[{"content":"x"}]}' '{"messages":[{"role":"user","content":7}]}'
-  '{"messages":[{"role":"user","content":"x"}],"top_logprobs":2}')
+  '{"messages":[{"role":"user","content":"x"}],"top_logprobs":2}'
+  '{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}')
 for b in "${chat_bad[@]}"; do
   code=$(post -o /dev/null -w '%{http_code}' "$U/v1/chat/completions" -d "$b")
   [ "$code" = 400 ] || fail "chat body '$b' gave $code"
 done
+# text parts are the string they join to
+p1=$(post "$U/v1/chat/completions" -d '{"messages":[{"role":"user","content":"Hi there"}],"max_tokens":1}' | json 'd["usage"]["prompt_tokens"]')
+p2=$(post "$U/v1/chat/completions" -d '{"messages":[{"role":"user","content":[{"type":"text","text":"Hi "},{"type":"text","text":"there"}]}],"max_tokens":1}' | json 'd["usage"]["prompt_tokens"]')
+[ -n "$p1" ] && [ "$p1" = "$p2" ] || fail "content as text parts: $p2 prompt tokens, as a string: $p1"
 long_prompt=$("$PY" -c 'print(" ".join(["word%d" % i for i in range(1500)]))')
 code=$(post -o /dev/null -w '%{http_code}' "$U/v1/completions" -d "{\"prompt\":\"$long_prompt\"}")
 [ "$code" = 400 ] || fail "prompt longer than the context gave $code"

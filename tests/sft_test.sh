@@ -35,6 +35,7 @@ done <<'EOF'
 {"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":null,"tool_calls":{}}]}|messages\[1\].tool_calls must be an array
 {"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":null,"tool_calls":[{"id":"c"}]}]}|messages\[1\].tool_calls\[0\] must have function.name
 {"messages":[{"role":"user","content":7},{"role":"assistant","content":"x"}]}|content must be a string
+{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]},{"role":"assistant","content":"x"}]}|messages\[0\].content: only {"type":"text","text":...} parts are supported
 {"messages":[{"role":"user"},{"role":"assistant","content":"x"}]}|has no "content"
 {"messages":[{"role":"user","content":"Hi"}]}|no assistant message
 {"messages":[{"content":"Hi"},{"role":"assistant","content":"x"}]}|must be an object with a string "role"

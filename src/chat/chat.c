@@ -326,6 +326,39 @@ static const cJSON *field(const cJSON *o, const char *name) {
     return (f && !cJSON_IsNull(f)) ? f : NULL;
 }
 
+char *grok_chat_content_text(const cJSON *content, char *err, size_t err_size, size_t idx) {
+    if (!content || cJSON_IsNull(content) || cJSON_IsString(content)) {
+        char *t = strdup(cJSON_IsString(content) ? content->valuestring : "");
+        if (!t) snprintf(err, err_size, "out of memory");
+        return t;
+    }
+    if (!cJSON_IsArray(content)) {
+        snprintf(err, err_size, "messages[%zu].content must be a string or an array of text parts", idx);
+        return NULL;
+    }
+    size_t len = 0, cap = 0;
+    char *b = NULL;
+    const cJSON *part;
+    cJSON_ArrayForEach(part, content) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (!cJSON_IsObject(part) || !cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0 ||
+            !cJSON_IsString(text)) {
+            snprintf(err, err_size,
+                     "messages[%zu].content: only {\"type\":\"text\",\"text\":...} parts are supported", idx);
+            free(b);
+            return NULL;
+        }
+        if (!grok_buf_adds(&b, &len, &cap, text->valuestring)) {
+            snprintf(err, err_size, "out of memory");
+            free(b);
+            return NULL;
+        }
+    }
+    if (!b && !(b = strdup(""))) snprintf(err, err_size, "out of memory");
+    return b;
+}
+
 char *grok_chat_tool_calls_text(const char *content, const cJSON *tool_calls, char *err, size_t err_size,
                                 size_t idx) {
     char *b = NULL;

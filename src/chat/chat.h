@@ -68,13 +68,16 @@ char *grok_chat_tools_text(const grok_chat_template *t, const char *list, size_t
 
 struct cJSON;
 /* Chat messages in OpenAI's JSON (the server's requests, the trainer's
- * JSONL): an assistant message's text, its content then a newline and its
+ * JSONL): a message's content as text (a string, or an array of
+ * {"type":"text","text":...} parts joined; absent or null: ""; malloc'd;
+ * NULL with err naming messages[idx]); an assistant message's text, its content then a newline and its
  * tool_calls as the model writes them (GROK_TOOL_CALL_HEAD name
  * GROK_TOOL_CALL_ARGS arguments GROK_TOOL_CALL_CLOSE, one a line;
  * malloc'd; NULL with err naming messages[idx]); and a tool message m's
  * {name} and {id}: its tool_call_id ("" without one) and the function name
  * that an assistant message of msgs before m gave that id, else its own
  * "name", else "tool" (both point into the JSON). */
+char *grok_chat_content_text(const struct cJSON *content, char *err, size_t err_size, size_t idx);
 char *grok_chat_tool_calls_text(const char *content, const struct cJSON *tool_calls, char *err,
                                 size_t err_size, size_t idx);
 void grok_chat_tool_names(const struct cJSON *msgs, const struct cJSON *m, const char **name,

@@ -62,41 +62,6 @@ void train_chat_free(train_chat_data *d) {
     memset(d, 0, sizeof *d);
 }
 
-/* One message's text: a string, or an array of {"type":"text","text":...}
- * parts joined. NULL with err. */
-static char *content_text(const cJSON *c, size_t mi, char *err, size_t err_size) {
-    if (cJSON_IsString(c)) return strdup(c->valuestring);
-    if (!cJSON_IsArray(c)) {
-        snprintf(err, err_size, "messages[%zu].content must be a string or an array of text parts", mi);
-        return NULL;
-    }
-    size_t len = 0;
-    char *b = calloc(1, 1);
-    const cJSON *part;
-    cJSON_ArrayForEach(part, c) {
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
-        const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
-        if (!cJSON_IsObject(part) || !cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0 ||
-            !cJSON_IsString(text)) {
-            snprintf(err, err_size,
-                     "messages[%zu].content: only {\"type\":\"text\",\"text\":...} parts are supported", mi);
-            free(b);
-            return NULL;
-        }
-        size_t k = strlen(text->valuestring);
-        char *nb = b ? realloc(b, len + k + 1) : NULL;
-        if (!nb) {
-            free(b);
-            snprintf(err, err_size, "out of memory");
-            return NULL;
-        }
-        b = nb;
-        memcpy(b + len, text->valuestring, k + 1);
-        len += k;
-    }
-    return b;
-}
-
 /* Parses one conversation; on success msgs[0..*n) with owned contents. */
 static int parse_line(const char *line, size_t len, grok_chat_msg **msgs, size_t *n, char *err,
                       size_t err_size) {
@@ -155,11 +120,8 @@ static int parse_line(const char *line, size_t len, grok_chat_msg **msgs, size_t
             snprintf(err, err_size, "messages[%zu] has no \"content\"", i);
             goto done;
         }
-        char *text = cJSON_IsNull(c) ? strdup("") : content_text(c, i, err, err_size);
-        if (!text) {
-            if (cJSON_IsNull(c)) snprintf(err, err_size, "out of memory");
-            goto done;
-        }
+        char *text = grok_chat_content_text(c, err, err_size, i);
+        if (!text) goto done;
         if (calls) { /* as the server renders an assistant's calls in a prompt */
             char *with = grok_chat_tool_calls_text(text, calls, err, err_size, i);
             free(text);

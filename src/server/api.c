@@ -134,41 +134,6 @@ static int bool_field(const cJSON *o, const char *name, bool *out, char *err, si
     return 1;
 }
 
-/* The text of one chat message's content: a string, or an array of
- * {"type":"text","text":...} parts. NULL with err otherwise. */
-static const char *message_text(const cJSON *content, char **owned, char *err, size_t err_size, size_t idx) {
-    *owned = NULL;
-    if (!content) return "";
-    if (cJSON_IsString(content)) return content->valuestring;
-    if (!cJSON_IsArray(content)) {
-        snprintf(err, err_size, "messages[%zu].content must be a string or an array of text parts", idx);
-        return NULL;
-    }
-    size_t len = 0, cap = 0;
-    char *b = NULL;
-    const cJSON *part;
-    cJSON_ArrayForEach(part, content) {
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
-        const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
-        if (!cJSON_IsObject(part) || !cJSON_IsString(type) || strcmp(type->valuestring, "text") ||
-            !cJSON_IsString(text)) {
-            snprintf(err, err_size,
-                     "messages[%zu].content: only {\"type\":\"text\",\"text\":...} parts "
-                     "are supported",
-                     idx);
-            free(b);
-            return NULL;
-        }
-        if (!grok_buf_add(&b, &len, &cap, text->valuestring, strlen(text->valuestring))) {
-            snprintf(err, err_size, "out of memory");
-            free(b);
-            return NULL;
-        }
-    }
-    *owned = b;
-    return b ? b : "";
-}
-
 /* The chat prompt from messages and the template (and the tools' system
  * turn, after the leading system messages); NULL with err. */
 static char *chat_prompt(server *s, const cJSON *msgs, const char *tools_text, size_t *out_len, char *err,
@@ -206,7 +171,7 @@ static char *chat_prompt(server *s, const cJSON *msgs, const char *tools_text, s
             cm[k++] = (grok_chat_msg){GROK_CHAT_SYSTEM, tools_text, strlen(tools_text), NULL, NULL};
             tools_done = true;
         }
-        const char *text = message_text(field(m, "content"), &owned[idx], err, err_size, idx);
+        const char *text = owned[idx] = grok_chat_content_text(field(m, "content"), err, err_size, idx);
         if (!text) goto done;
         const cJSON *calls = ri == GROK_CHAT_ASSISTANT ? field(m, "tool_calls") : NULL;
         if (calls) {
@@ -472,7 +437,7 @@ request *api_parse_completion(server *s, const char *body, size_t len, int kind,
         r->choices[i].index = i;
         if (r->echo && !release_echo(&r->choices[i], r->prompt_text)) FAIL(NULL, "out of memory");
         if (r->routing &&
-            !(r->choices[i].rt = routing_create(grok_model_hparams(s->model), (int64_t)r->n_prompt,
+            !(r->choices[i].rt = routing_create(&s->hp, (int64_t)r->n_prompt,
                                                 r->max_tokens, r->routing_probs)))
             FAIL(NULL, "out of memory");
     }

@@ -61,8 +61,9 @@ int server_load(server *s, char *err, size_t err_size) {
         ok && (!cfg->lora || grok_model_apply_lora(s->model, cfg->lora, cfg->lora_scale, err, err_size) == 0);
     ok = ok && grok_dist_attach(s->model, err, err_size) == 0;
     if (grok_dist_agree(ok, err, err_size)) return -1;
-    s->n_vocab = grok_model_hparams(s->model)->n_vocab;
-    if (s->cfg.n_ctx <= 0) s->cfg.n_ctx = grok_model_hparams(s->model)->n_ctx_train;
+    s->hp = *grok_model_hparams(s->model);
+    s->n_vocab = s->hp.n_vocab;
+    if (s->cfg.n_ctx <= 0) s->cfg.n_ctx = s->hp.n_ctx_train;
     /* rank 0 samples, so only it needs the grammars' view of the vocabulary */
     if (grok_dist_rank() == 0 && !(s->gvocab = grok_grammar_vocab_create(s->tok, err, err_size))) ok = false;
     s->pool = grok_threadpool_create((int)cfg->threads);

@@ -406,6 +406,8 @@ typedef struct server {
     request *judge_head;      /* complete requests waiting for the verifier */
     grok_chat_template chat;
     int64_t n_vocab;
+    grok_hparams hp; /* the model's, copied at start: what the request parser needs of the
+                      * model, so that it (and tests/fuzz) runs without one */
     char model_name[256];
 
     pthread_mutex_t mu;

@@ -22,6 +22,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     g_s.tok = fuzz_load_tokenizer("fuzz_api");
     g_s.n_vocab = grok_tokenizer_n_vocab(g_s.tok);
+    /* a Grok-like shape for the grok_routing records (no model is loaded) */
+    g_s.hp.n_vocab = g_s.n_vocab, g_s.hp.n_layers = 4, g_s.hp.n_experts = 8, g_s.hp.n_experts_used = 2;
     g_s.cfg.parallel = 4;
     g_s.cfg.n_ctx = 256;
     snprintf(g_s.model_name, sizeof g_s.model_name, "fuzz.gguf");
