@@ -11,9 +11,7 @@ set -uo pipefail
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
 PY=/usr/bin/python3
 "$PY" -c 'import numpy' 2>/dev/null || { echo "SKIP: $PY has no numpy (apt-get install python3-numpy)"; exit 77; }
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $*"; }
-bad() { fails=$((fails + 1)); echo "FAIL $*"; }
+. "${GROK_SRC:?}/tests/lib.sh"
 
 # validate.py JSON MODEL [KERNELS]: field checks; bytes_per_token from the tensor table
 cat > validate.py <<'PYEOF'
@@ -131,5 +129,4 @@ done
 "$GROK" bench -m nonexistent.gguf -p 4 -n 2 >/dev/null 2>err.txt
 [ $? -eq 1 ] && grep -q nonexistent err.txt && ok "missing model named" || bad "missing model: $(cat err.txt)"
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+summary

@@ -7,9 +7,7 @@
 set -uo pipefail
 : "${GROK:?}" "${GROK_TMP:?}"
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $*"; }
-bad() { fails=$((fails + 1)); echo "FAIL $*"; }
+. "${GROK_SRC:?}/tests/lib.sh"
 PY=/usr/bin/python3
 "$PY" -c 'import numpy' 2>/dev/null || { echo "SKIP: $PY has no numpy (apt-get install python3-numpy)"; exit 77; }
 
@@ -83,5 +81,4 @@ done
 "$GROK" info $m >info.txt 2>&1 && grep -q "active per token" info.txt && ok "grok info" || bad "grok info"
 "$GROK" info --grok1 | grep -q "315.7 B) in all.*83.8 B) active" && ok "grok info --grok1: 315.7 B / 83.8 B" || bad "grok info --grok1"
 
-echo "engine_test: $passes passed, $fails failed"
-[ $fails -eq 0 ]
+summary engine_test

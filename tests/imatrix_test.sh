@@ -13,9 +13,7 @@ set -uo pipefail
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
 PY=/usr/bin/python3
 "$PY" -c 'import numpy' 2>/dev/null || { echo "SKIP: $PY has no numpy (apt-get install python3-numpy)"; exit 77; }
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $*"; }
-bad() { fails=$((fails + 1)); echo "FAIL $*"; }
+. "${GROK_SRC:?}/tests/lib.sh"
 REF="$GROK_SRC/tests/ref/imatrix_ref.py"
 
 # the bundled model: trained, so its routing is far from uniform
@@ -96,5 +94,4 @@ echo "too short" > short.txt
 "$GROK" imatrix --in-file im.gguf -o /nonexistent/dir/x.gguf 2>err.txt; [ $? = 1 ] && ok "unwritable output: exit 1" || bad "unwritable"
 "$GROK" imatrix --help | grep -q "in_sum2\|importance\|imatrix" && ok "--help" || bad "--help"
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+summary

@@ -13,9 +13,7 @@ set -uo pipefail
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
 PY=/usr/bin/python3
 "$PY" -c 'import numpy' 2>/dev/null || { echo "SKIP: $PY has no numpy (apt-get install python3-numpy)"; exit 77; }
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $*"; }
-bad() { fails=$((fails + 1)); echo "FAIL $*"; }
+. "${GROK_SRC:?}/tests/lib.sh"
 
 "$GROK" new -o f32.gguf --d-model 256 --layers 2 --heads 4 --kv-heads 2 --experts 4 --experts-used 2 \
   --ffn 256 --vocab 300 --untied --seed 7 2>/dev/null || { bad "grok new"; exit 1; }
@@ -80,5 +78,4 @@ k1=$(kl IQ1_S) k3=$(kl IQ3_S)
 "$PY" -c "import sys, math; a, b = float('$k1'), float('$k3'); sys.exit(0 if math.isfinite(a) and math.isfinite(b) and a > b > 0 else 1)" 2>/dev/null \
   && ok "grok decodes them: KL vs f32 IQ1_S $k1 > IQ3_S $k3" || bad "KL: IQ1_S '$k1' IQ3_S '$k3'"
 
-echo "iq_quantize_test: $passes passed, $fails failed"
-[ $fails -eq 0 ]
+summary iq_quantize_test

@@ -12,9 +12,7 @@ set -uo pipefail
 : "${GROK:?}" "${GROK_TMP:?}" "${GROK_SRC:?}"
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
 . "$GROK_SRC/tests/mpi_lib.sh"
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $*"; }
-bad() { fails=$((fails + 1)); echo "FAIL $*"; }
+. "${GROK_SRC:?}/tests/lib.sh"
 mpi() { local np=$1; shift; timeout 300 "${MPIRUN[@]}" -np "$np" "$GROK" "$@"; }
 
 "$GROK" new -o base.gguf --force --d-model 64 --layers 2 --heads 4 --kv-heads 2 --experts 4 --ffn 64 \
@@ -64,5 +62,4 @@ out=$(mpi 3 "${T[@]}" --batch 2 -o x.gguf 2>&1); rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "smaller than the 3 ranks" && ok "a batch smaller than the ranks is refused" \
   || bad "batch < ranks: rc $rc: $(echo "$out" | head -c 300)"
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+summary

@@ -15,11 +15,9 @@ MEMCG="$GROK_SRC/scripts/memcg.sh"
 why=$("$MEMCG" check) || { echo "SKIP: $why"; exit 77; }
 [ "${GROK_ASAN:-0}" = 1 ] && { echo "SKIP: ASan's shadow memory does not fit a small memory cgroup"; exit 77; }
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
-fails=0 passes=0
+. "${GROK_SRC:?}/tests/lib.sh"
 spid=
 trap '[ -n "$spid" ] && kill -TERM "$spid" 2>/dev/null' EXIT
-ok() { passes=$((passes + 1)); echo "ok   $*"; }
-bad() { fails=$((fails + 1)); echo "FAIL $*"; }
 
 "$GROK" new -o m.gguf --d-model 256 --layers 8 --heads 4 --kv-heads 2 --experts 8 --ffn 1024 --type q8_0 \
     --vocab 512 --seed 5 2>/dev/null || { bad "grok new"; exit 1; }
@@ -129,5 +127,4 @@ if command -v curl >/dev/null; then
     wait "$spid" 2>/dev/null
 fi
 
-echo "memlimit_test: $passes passed, $fails failed"
-[ "$fails" = 0 ]
+summary memlimit_test

@@ -14,9 +14,7 @@ set -uo pipefail
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
 PY=/usr/bin/python3
 [ -x "$PY" ] || { echo "SKIP: no $PY"; exit 77; }
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $*"; }
-bad() { fails=$((fails + 1)); echo "FAIL $*"; }
+. "${GROK_SRC:?}/tests/lib.sh"
 . "$GROK_SRC/tests/mix_rules_models.sh"
 mix_rules_models "$GROK" . "$GROK_SRC/tests/fixtures/kjv-heldout.txt" || { bad "models"; exit 1; }
 for spec in $MIX_RULES_CASES; do
@@ -67,5 +65,4 @@ rc=$?
 "$GROK" quantize --dry-run g8.gguf IQ3_S >/dev/null 2>err.txt && ok "IQ3_S plans without an imatrix" \
   || bad "IQ3_S dry run: $(cat err.txt)"
 ls ./*.tmp* >/dev/null 2>&1 && bad "temporary files left" || ok "no temporary files left"
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+summary

@@ -15,9 +15,7 @@ rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
 . "$GROK_SRC/tests/mpi_lib.sh"
 PY=/usr/bin/python3
 "$PY" -c 'import numpy' 2>/dev/null || { echo "SKIP: $PY has no numpy"; exit 77; }
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $*"; }
-bad() { fails=$((fails + 1)); echo "FAIL $*"; }
+. "${GROK_SRC:?}/tests/lib.sh"
 
 mpi() { local np=$1; shift; timeout 120 "${MPIRUN[@]}" -np "$np" "$GROK" "$@"; }
 
@@ -143,5 +141,4 @@ t1=$(date +%s)
 out=$(mpi 2 info even.gguf 2>&1); [ $? -ne 0 ] && grep -q "does not run across MPI ranks" <<< "$out" \
   && ok "commands that do not split refuse to run under mpirun" || bad "info under mpirun: $out"
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+summary

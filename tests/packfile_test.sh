@@ -9,9 +9,7 @@
 set -uo pipefail
 : "${GROK:?}" "${GROK_TMP:?}" "${GROK_SRC:?}"
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $*"; }
-bad() { fails=$((fails + 1)); echo "FAIL $*"; }
+. "${GROK_SRC:?}/tests/lib.sh"
 
 "$GROK" new -o m.gguf --d-model 128 --layers 2 --heads 4 --kv-heads 2 --experts 4 --ffn 256 --type q8_0 \
     --vocab 300 --seed 7 2>/dev/null || { bad "grok new"; exit 1; }
@@ -59,5 +57,4 @@ grep -q "packed file not used" e.err && ok "a foreign --pack-file is refused" ||
 "$GROK" pack 2>/dev/null; [ $? = 2 ] && ok "grok pack without a model exits 2" || bad "grok pack without a model"
 "$GROK" pack nothere.gguf 2>/dev/null; [ $? = 1 ] && ok "grok pack of a missing file exits 1" || bad "missing file"
 
-echo "packfile_test: $passes passed, $fails failed"
-[ "$fails" = 0 ]
+summary packfile_test

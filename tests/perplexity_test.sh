@@ -12,9 +12,7 @@ set -uo pipefail
 rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
 PY=/usr/bin/python3
 "$PY" -c 'import numpy' 2>/dev/null || { echo "SKIP: $PY has no numpy (apt-get install python3-numpy)"; exit 77; }
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $*"; }
-bad() { fails=$((fails + 1)); echo "FAIL $*"; }
+. "${GROK_SRC:?}/tests/lib.sh"
 export GROK_KERNELS=exact
 
 "$GROK" new -o m.gguf --d-model 64 --layers 2 --heads 4 --kv-heads 2 --experts 4 --ffn 64 --vocab 300 --seed 21 2>/dev/null || { bad "grok new"; exit 1; }
@@ -81,5 +79,4 @@ PYEOF
   && ok "text shorter than a chunk refused" || bad "short text: $(cat err.txt)"
 "$GROK" perplexity -m m.gguf >/dev/null 2>&1; [ $? -eq 2 ] && ok "missing -f -> 2" || bad "missing -f"
 "$GROK" perplexity -m m.gguf -f nope.txt >/dev/null 2>err.txt; [ $? -eq 1 ] && grep -q nope.txt err.txt && ok "missing text named" || bad "missing text"
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+summary

@@ -20,9 +20,7 @@ rm -rf "$GROK_TMP" && mkdir -p "$GROK_TMP" && cd "$GROK_TMP" || exit 1
 PY=/usr/bin/python3
 "$PY" -c 'import numpy' 2>/dev/null || { echo "SKIP: $PY has no numpy (apt-get install python3-numpy)"; exit 77; }
 REF="$GROK_SRC/tests/ref"
-fails=0 passes=0
-ok() { passes=$((passes + 1)); echo "ok   $*"; }
-bad() { fails=$((fails + 1)); echo "FAIL $*"; }
+. "${GROK_SRC:?}/tests/lib.sh"
 
 shape="--d-model 64 --layers 2 --heads 4 --kv-heads 2 --experts 4 --experts-used 2 --ffn 96 --vocab 300 --untied --seed 11"
 "$GROK" new -o f32.gguf $shape 2>/dev/null || { bad "grok new f32"; exit 1; }
@@ -267,5 +265,4 @@ done
   && ok "missing input named, no output" || bad "missing input: $(cat err.txt)"
 ls ./*.tmp* >/dev/null 2>&1 && bad "temporary files left" || ok "no temporary files left"
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+summary

@@ -105,6 +105,9 @@ void cli_print_cache_sim(FILE *out, const grok_model *m, bool json);
 int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *text, size_t len,
                          const char *text_path, int64_t ctx, int64_t max_chunks, size_t *n_tok,
                          int64_t *n_chunks);
+/* A context's parameters for those chunks: each decoded whole (n_batch =
+ * n_ctx = ctx) on the pool's threads. */
+grok_context_params cli_chunk_params(grok_threadpool *pool, int64_t ctx);
 /* "1.5 GiB" */
 void cli_human_bytes(double b, char *buf, size_t n);
 /* A progress bar of bytes on stderr, drawn only when stderr is a terminal

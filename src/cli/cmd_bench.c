@@ -620,7 +620,7 @@ static int bench_parse(int argc, char **argv, bench_args *a) {
                             "timed kernels' logits against the scalar reference first (exit 1 on mismatch).",
                    .notes = BENCH_NOTES,
                    .memory = true};
-    cli_add_group(&cmd, "Measures", BENCH_OPTS, sizeof BENCH_OPTS / sizeof BENCH_OPTS[0], a, NULL);
+    CLI_ADD_TABLE(&cmd, "Measures", BENCH_OPTS, a);
     cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a->m, BENCH_MODEL_OMIT);
     return cli_parse(&cmd, argc, argv);
 }
@@ -664,40 +664,51 @@ int cmd_bench(int argc, char **argv) {
     return bench_run(&a, batches, n_batches);
 }
 
-/* Times, checks and prints. */
-static int bench_run(const bench_args *a, batch_result *batches, int n_batches) {
-    const char *model_path = a->m.model, *grammar_path = a->grammar, *schema_path = a->schema;
-    const char *kv = CLI_KV_TYPES[a->m.kv_type];
-    grammar_pass gcold = {0}, gwarm = {0};
-    const int64_t n_prompt = a->n_prompt, n_gen = a->n_gen, stream_mib = a->stream_mib, rounds = a->rounds;
-    int64_t n_check = a->n_check;
-    const bool json = a->json, no_stream = a->no_stream, sim = a->sim;
-    const grok_kernel_mode mode = (grok_kernel_mode)a->kernels;
-    grok_kernels_set_mode(mode);
-    const grok_type kv_type = cli_kv_grok_type(&a->m);
+/* A bench run: what it holds (freed by bench_free) and, in rep, what it
+ * measured so far. */
+typedef struct {
+    const bench_args *a;
+    bool leader;
+    grok_model *m;
+    grok_threadpool *pool;
+    grok_context *c;
+    int32_t *ids;     /* the prompt, then the generated tokens */
+    float *ref, *got; /* [n_check][V] logits */
+    int64_t V;
+    batch_result *batches; /* [n_batches]: rep's, filled in by bench_sizes */
+    int n_batches;
+    grammar_pass gcold, gwarm;
+    bench_report rep;
+} bench_state;
+
+/* The model, the threads, a context and the prompt. 0, or 1 after a
+ * message. */
+static int bench_load(bench_state *s) {
+    const bench_args *a = s->a;
+    const int64_t n_prompt = a->n_prompt, n_gen = a->n_gen;
     char err[GROK_ERR_SIZE];
-    const bool leader = grok_dist_rank() == 0, dist = grok_dist_size() > 1;
-    grok_model *m = cli_load_model("bench", model_path, NULL, 1.0f);
-    if (!m) return 1;
-    const grok_hparams *hp = grok_model_hparams(m);
-    const int64_t V = hp->n_vocab;
-    if (n_check > n_prompt) n_check = n_prompt;
-    grok_threadpool *pool = grok_threadpool_create((int)a->m.threads);
+    grok_kernels_set_mode(s->rep.mode);
+    const grok_type kv_type = cli_kv_grok_type(&a->m);
+    if (!(s->m = cli_load_model("bench", a->m.model, NULL, 1.0f))) return 1;
+    s->rep.m = s->m;
+    const grok_hparams *hp = grok_model_hparams(s->m);
+    const int64_t V = s->V = hp->n_vocab;
+    const int64_t n_check = s->rep.n_check = a->n_check > n_prompt ? n_prompt : a->n_check;
+    s->rep.pool = s->pool = grok_threadpool_create((int)a->m.threads);
     grok_context_params cp = grok_context_default_params();
     cp.kv_type = kv_type;
-    cp.pool = pool;
+    cp.pool = s->pool;
     cp.n_ctx = n_prompt + n_gen;
     cp.n_batch = n_prompt;
-    grok_context *c = pool ? grok_context_create(m, &cp, err, sizeof err) : NULL;
-    int32_t *ids = malloc((size_t)(n_prompt + n_gen) * sizeof *ids);
-    float *ref = malloc((size_t)(n_check ? n_check : 1) * (size_t)V * sizeof(float));
-    float *got = malloc((size_t)(n_check ? n_check : 1) * (size_t)V * sizeof(float));
-    int rc = 1;
-    if (c && (!ids || !ref || !got)) snprintf(err, sizeof err, "out of memory");
-    if (!pool) snprintf(err, sizeof err, "cannot start threads");
-    if (grok_dist_agree(c && ids && ref && got, err, sizeof err)) {
+    s->c = s->pool ? grok_context_create(s->m, &cp, err, sizeof err) : NULL;
+    s->ids = malloc((size_t)(n_prompt + n_gen) * sizeof *s->ids);
+    s->ref = malloc((size_t)(n_check ? n_check : 1) * (size_t)V * sizeof(float));
+    s->got = malloc((size_t)(n_check ? n_check : 1) * (size_t)V * sizeof(float));
+    if (s->c && (!s->ids || !s->ref || !s->got)) snprintf(err, sizeof err, "out of memory");
+    if (!s->pool) snprintf(err, sizeof err, "cannot start threads");
+    if (grok_dist_agree(s->c && s->ids && s->ref && s->got, err, sizeof err)) {
         cli_error("bench", "%s", err);
-        goto done;
+        return 1;
     }
     if (n_prompt + n_gen > hp->n_ctx_train)
         fprintf(stderr, "grok bench: note: %" PRId64 " positions exceed the model's context %" PRId64 "\n",
@@ -708,29 +719,39 @@ static int bench_run(const bench_args *a, batch_result *batches, int n_batches) 
     for (int64_t i = 0; i < n_prompt; i++) {
         st = st * 6364136223846793005ull + 1442695040888963407ull;
         int32_t id = (int32_t)((st >> 33) % (uint64_t)V);
-        ids[i] = id == hp->pad_id ? (id + 1) % (int32_t)V : id;
+        s->ids[i] = id == hp->pad_id ? (id + 1) % (int32_t)V : id;
     }
+    return 0;
+}
 
-    /* 1. speed: a warm-up pass maps the weights in, then the timed runs */
-    if (!json && leader)
+/* 1. speed: a warm-up pass maps the weights in, then the timed prompt and
+ * the greedy generation. 0, or 1 after a message. */
+static int bench_speed(bench_state *s) {
+    const int64_t n_prompt = s->a->n_prompt, n_gen = s->a->n_gen, V = s->V;
+    grok_threadpool *pool = s->pool;
+    grok_context *c = s->c;
+    const grok_kernel_mode mode = s->rep.mode;
+    int32_t *ids = s->ids;
+    char err[GROK_ERR_SIZE];
+    if (!s->a->json && s->leader)
         fprintf(stderr,
                 "grok bench: %" PRId64 " prompt tokens, %" PRId64 " generated, %d threads, %s kernels (%s)\n",
                 n_prompt, n_gen, grok_threadpool_size(pool), grok_kernel_mode_name(mode), grok_kernels_isa());
     grok_context_truncate(c, 0);
     if (grok_decode(c, ids, n_prompt < 16 ? n_prompt : 16, NULL, err, sizeof err)) {
         cli_error("bench", "%s", err);
-        goto done;
+        return 1;
     }
     grok_context_truncate(c, 0);
     double t0 = grok_now();
     if (grok_decode(c, ids, n_prompt, NULL, err, sizeof err)) {
         cli_error("bench", "%s", err);
-        goto done;
+        return 1;
     }
-    double t_prompt = grok_now() - t0;
+    s->rep.t_prompt = grok_now() - t0;
     const uint64_t sent0 = grok_dist_bytes_sent();
-    grok_model_cache_reset(m);                  /* the cache's counters of generation alone */
-    if (sim) grok_model_trace_routing(m, true); /* the routing of the generated tokens */
+    grok_model_cache_reset(s->m);                         /* the cache's counters of generation alone */
+    if (s->rep.sim) grok_model_trace_routing(s->m, true); /* the routing of the generated tokens */
     t0 = grok_now();
     for (int64_t i = 0; i < n_gen; i++) {
         const float *lg = grok_context_logits(c);
@@ -741,158 +762,183 @@ static int bench_run(const bench_args *a, batch_result *batches, int n_batches) 
         if (grok_dist_bcast(&ids[n_prompt + i], sizeof *ids, err, sizeof err) ||
             grok_decode(c, &ids[n_prompt + i], 1, NULL, err, sizeof err)) {
             cli_error("bench", "%s", err);
-            goto done;
+            return 1;
         }
     }
-    double t_gen = grok_now() - t0;
-    grok_model_trace_routing(m, false); /* the check below is not routing to replay */
-    const grok_cache_stats cst = grok_model_cache_stats(m);
-    const grok_memory_plan *plan = grok_model_memory_plan(m);
-    const bool cached = plan && plan->kind == GROK_PLAN_CACHE;
-    const double sent_per_tok = (double)(grok_dist_bytes_sent() - sent0) / (double)n_gen;
-    if (n_batches && bench_batches(m, pool, cp.kv_type, n_gen, rounds, batches, n_batches, err, sizeof err)) {
+    s->rep.t_gen = grok_now() - t0;
+    grok_model_trace_routing(s->m, false); /* the check below is not routing to replay */
+    s->rep.cst = grok_model_cache_stats(s->m);
+    s->rep.plan = grok_model_memory_plan(s->m);
+    s->rep.cached = s->rep.plan && s->rep.plan->kind == GROK_PLAN_CACHE;
+    s->rep.sent_per_tok = (double)(grok_dist_bytes_sent() - sent0) / (double)n_gen;
+    return 0;
+}
+
+/* --batch-sizes: several sequences decoded together per step. 0, or 1
+ * after a message. */
+static int bench_sizes(bench_state *s) {
+    const bench_args *a = s->a;
+    char err[GROK_ERR_SIZE];
+    if (!s->n_batches) return 0;
+    if (bench_batches(s->m, s->pool, cli_kv_grok_type(&a->m), a->n_gen, a->rounds, s->batches, s->n_batches,
+                      err, sizeof err)) {
         cli_error("bench", "%s", err);
-        goto done;
+        return 1;
     }
-    if (grammar_path || schema_path) {
-        const grok_tokenizer *tok = grok_model_tokenizer(m);
-        grok_grammar_vocab *gv = tok ? grok_grammar_vocab_create(tok, err, sizeof err) : NULL;
-        grok_grammar *g = gv ? cli_load_grammar("bench", grammar_path, schema_path, gv) : NULL;
-        if (!tok)
-            cli_error("bench", "%s has no vocabulary: a grammar needs one", model_path);
-        else if (!gv)
-            cli_error("bench", "%s", err);
-        int prc = g ? grammar_pass_run(c, ids, n_prompt, n_gen, V, g, grok_tokenizer_eos(tok), &gcold, err,
-                                       sizeof err)
-                    : -1;
-        if (prc == 0)
-            prc = grammar_pass_run(c, ids, n_prompt, n_gen, V, g, grok_tokenizer_eos(tok), &gwarm, err,
-                                   sizeof err);
-        if (g && prc) cli_error("bench", "%s", err);
-        grok_grammar_free(g);
-        grok_grammar_vocab_free(gv);
-        if (prc) goto done;
-    }
+    return 0;
+}
+
+/* --grammar or --json-schema: the constrained generation, cold then warm.
+ * 0, or 1 after a message. */
+static int bench_grammar(bench_state *s) {
+    const bench_args *a = s->a;
+    char err[GROK_ERR_SIZE];
+    if (!a->grammar && !a->schema) return 0;
+    const grok_tokenizer *tok = grok_model_tokenizer(s->m);
+    grok_grammar_vocab *gv = tok ? grok_grammar_vocab_create(tok, err, sizeof err) : NULL;
+    grok_grammar *g = gv ? cli_load_grammar("bench", a->grammar, a->schema, gv) : NULL;
+    if (!tok)
+        cli_error("bench", "%s has no vocabulary: a grammar needs one", a->m.model);
+    else if (!gv)
+        cli_error("bench", "%s", err);
+    int prc = g ? grammar_pass_run(s->c, s->ids, a->n_prompt, a->n_gen, s->V, g, grok_tokenizer_eos(tok),
+                                   &s->gcold, err, sizeof err)
+                : -1;
+    if (prc == 0)
+        prc = grammar_pass_run(s->c, s->ids, a->n_prompt, a->n_gen, s->V, g, grok_tokenizer_eos(tok),
+                               &s->gwarm, err, sizeof err);
+    if (g && prc) cli_error("bench", "%s", err);
+    grok_grammar_free(g);
+    grok_grammar_vocab_free(gv);
+    return prc ? 1 : 0;
+}
+
+/* The peak memory, and now (after generation) the anonymous memory (what
+ * cannot be evicted without swap) apart from mapped file pages (the page
+ * cache's). */
+static void bench_memory(bench_report *r) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    double rss_mb = (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
-    /* now (after generation): anonymous memory (what cannot be evicted
-     * without swap) apart from mapped file pages (the page cache's) */
-    double anon_mb = -1, file_mb = -1;
+    r->rss_mb = (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
+    r->anon_mb = -1, r->file_mb = -1;
     FILE *stf = fopen("/proc/self/status", "r");
     for (char ln[256]; stf && fgets(ln, sizeof ln, stf);) {
         long kb;
-        if (sscanf(ln, "RssAnon: %ld", &kb) == 1) anon_mb = (double)kb / 1024.0;
-        if (sscanf(ln, "RssFile: %ld", &kb) == 1) file_mb = (double)kb / 1024.0;
+        if (sscanf(ln, "RssAnon: %ld", &kb) == 1) r->anon_mb = (double)kb / 1024.0;
+        if (sscanf(ln, "RssFile: %ld", &kb) == 1) r->file_mb = (double)kb / 1024.0;
     }
     if (stf) fclose(stf);
+}
 
-    /* 2. correctness of the kernels just timed. After the timing, because
-     * the reference and exact kernels read the file's rows, not the packed
-     * copy the fast ones read (src/model/pack.c): the peak memory above is
-     * that of inference alone. */
-    double err_exact = 0, err_fast = 0, err_kernel = 0;
-    int64_t top1 = 0;
-    bool check_ok = true;
-    if (n_check > 0) {
-        /* the whole matrices: on rank 0 only, so the other ranks touch only their share */
-        if (leader) err_kernel = check_kernels(pool, m, mode);
-        if (!json && leader)
-            fprintf(stderr, "grok bench: checking %" PRId64 " positions against the reference kernels%s\n",
-                    n_check, dist ? " (both runs split across the MPI ranks)" : "");
-        if (logits_in_mode(c, GROK_KERNELS_REFERENCE, ids, n_check, ref, err, sizeof err) ||
-            logits_in_mode(c, GROK_KERNELS_EXACT, ids, n_check, got, err, sizeof err)) {
-            cli_error("bench", "%s", err);
-            goto done;
-        }
-        int64_t t1;
-        err_exact = max_rel_err(ref, got, n_check, V, &t1);
-        /* the timed kernels themselves (the reference against itself: 0) */
-        if (logits_in_mode(c, mode, ids, n_check, got, err, sizeof err)) {
-            cli_error("bench", "%s", err);
-            goto done;
-        }
-        err_fast = max_rel_err(ref, got, n_check, V, &top1);
-        check_ok = err_kernel <= TOL_KERNEL && err_exact <= TOL_EXACT &&
-                   err_fast <= (mode == GROK_KERNELS_FAST ? TOL_FAST : TOL_EXACT);
+/* 2. correctness of the kernels just timed. After the timing, because the
+ * reference and exact kernels read the file's rows, not the packed copy
+ * the fast ones read (src/model/pack.c): the peak memory measured before
+ * is that of inference alone. 0, or 1 after a message. */
+static int bench_check(bench_state *s) {
+    bench_report *r = &s->rep;
+    const int64_t n_check = r->n_check;
+    const grok_kernel_mode mode = r->mode;
+    char err[GROK_ERR_SIZE];
+    r->check_ok = true;
+    if (n_check == 0) return 0;
+    /* the whole matrices: on rank 0 only, so the other ranks touch only their share */
+    if (s->leader) r->err_kernel = check_kernels(s->pool, s->m, mode);
+    if (!s->a->json && s->leader)
+        fprintf(stderr, "grok bench: checking %" PRId64 " positions against the reference kernels%s\n",
+                n_check, r->dist ? " (both runs split across the MPI ranks)" : "");
+    if (logits_in_mode(s->c, GROK_KERNELS_REFERENCE, s->ids, n_check, s->ref, err, sizeof err) ||
+        logits_in_mode(s->c, GROK_KERNELS_EXACT, s->ids, n_check, s->got, err, sizeof err)) {
+        cli_error("bench", "%s", err);
+        return 1;
     }
+    int64_t t1;
+    r->err_exact = max_rel_err(s->ref, s->got, n_check, s->V, &t1);
+    /* the timed kernels themselves (the reference against itself: 0) */
+    if (logits_in_mode(s->c, mode, s->ids, n_check, s->got, err, sizeof err)) {
+        cli_error("bench", "%s", err);
+        return 1;
+    }
+    r->err_fast = max_rel_err(s->ref, s->got, n_check, s->V, &r->top1);
+    r->check_ok = r->err_kernel <= TOL_KERNEL && r->err_exact <= TOL_EXACT &&
+                  r->err_fast <= (mode == GROK_KERNELS_FAST ? TOL_FAST : TOL_EXACT);
+    return 0;
+}
 
-    /* 3. the machine's limit */
-    double bw = no_stream || !leader ? 0
-                                     : stream_probe(grok_threadpool_size(pool),
-                                                    stream_mib ? stream_mib * 1048576 / 24 : triad_elems());
-    if (bw < 0 && leader) {
+/* 3. the machine's limit: the memory bandwidth and, for a model read
+ * through the expert cache, the disk's; the rates derived from them. */
+static void bench_limits(bench_state *s) {
+    const bench_args *a = s->a;
+    bench_report *r = &s->rep;
+    double bw = a->no_stream || !s->leader
+                    ? 0
+                    : stream_probe(grok_threadpool_size(s->pool),
+                                   a->stream_mib ? a->stream_mib * 1048576 / 24 : triad_elems());
+    if (bw < 0 && s->leader) {
         cli_error("bench", "the bandwidth probe failed");
         bw = 0;
     }
     /* the disk's rate as the cache reads (O_DIRECT, its chunks), for the
      * I/O bound: tok/s if every byte read per token came at that rate */
-    double read_rate = cached && leader ? grok_model_read_rate(m, (int64_t)512 << 20) : 0;
-    const double prompt_tps = (double)n_prompt / t_prompt, gen_tps = (double)n_gen / t_gen;
-    const double disk_per_tok = (double)cst.bytes_read / (double)n_gen;
-    const double io_bound = read_rate > 0 && disk_per_tok > 0 ? read_rate / disk_per_tok : 0;
-    const int64_t bpt = grok_model_bytes_per_token(m);
-    double eff = bw > 0 ? gen_tps * (double)bpt / (bw * 1e9) : 0;
-    /* every rank ends with the same status (a failed check fails the job) */
-    if (!check_ok) snprintf(err, sizeof err, "the check against the reference kernels failed");
-    check_ok = grok_dist_agree(check_ok, err, sizeof err) == 0;
-    if (!leader) {
-        grok_dist_report(stderr, n_gen);
-        rc = check_ok ? 0 : 1;
-        goto done;
+    r->read_rate = r->cached && s->leader ? grok_model_read_rate(s->m, (int64_t)512 << 20) : 0;
+    r->prompt_tps = (double)r->n_prompt / r->t_prompt, r->gen_tps = (double)r->n_gen / r->t_gen;
+    r->disk_per_tok = (double)r->cst.bytes_read / (double)r->n_gen;
+    r->io_bound = r->read_rate > 0 && r->disk_per_tok > 0 ? r->read_rate / r->disk_per_tok : 0;
+    r->bpt = grok_model_bytes_per_token(s->m);
+    r->bw = bw;
+    r->eff = bw > 0 ? r->gen_tps * (double)r->bpt / (bw * 1e9) : 0;
+}
+
+/* Every rank's status agreed (a failed check fails the job); rank 0 prints
+ * the results. The exit status. */
+static int bench_print(bench_state *s) {
+    bench_report *r = &s->rep;
+    char err[GROK_ERR_SIZE];
+    if (!r->check_ok) snprintf(err, sizeof err, "the check against the reference kernels failed");
+    r->check_ok = grok_dist_agree(r->check_ok, err, sizeof err) == 0;
+    if (!s->leader) {
+        grok_dist_report(stderr, r->n_gen);
+        return r->check_ok ? 0 : 1;
     }
-    const bench_report rep = {.model_path = model_path,
-                              .kv = kv,
-                              .pool = pool,
-                              .mode = mode,
-                              .m = m,
-                              .plan = plan,
-                              .cst = cst,
-                              .n_prompt = n_prompt,
-                              .n_gen = n_gen,
-                              .n_check = n_check,
-                              .top1 = top1,
-                              .bpt = bpt,
-                              .t_prompt = t_prompt,
-                              .t_gen = t_gen,
-                              .prompt_tps = prompt_tps,
-                              .gen_tps = gen_tps,
-                              .bw = bw,
-                              .eff = eff,
-                              .rss_mb = rss_mb,
-                              .anon_mb = anon_mb,
-                              .file_mb = file_mb,
-                              .sent_per_tok = sent_per_tok,
-                              .err_fast = err_fast,
-                              .err_exact = err_exact,
-                              .err_kernel = err_kernel,
-                              .read_rate = read_rate,
-                              .io_bound = io_bound,
-                              .disk_per_tok = disk_per_tok,
-                              .check_ok = check_ok,
-                              .dist = dist,
-                              .sim = sim,
-                              .cached = cached,
-                              .batches = batches,
-                              .n_batches = n_batches,
-                              .gcold = &gcold,
-                              .gwarm = &gwarm};
-    if (json)
-        bench_print_json(&rep);
+    if (s->a->json)
+        bench_print_json(r);
     else
-        bench_print_text(&rep);
-    if (!check_ok)
+        bench_print_text(r);
+    if (!r->check_ok)
         cli_error("bench",
                   "the timed kernels disagree with the reference: kernels %.3g (tol %g), logits %.3g, exact "
                   "path %.3g (tol %g)",
-                  err_kernel, TOL_KERNEL, err_fast, err_exact, TOL_EXACT);
+                  r->err_kernel, TOL_KERNEL, r->err_fast, r->err_exact, TOL_EXACT);
     fflush(stdout); /* the results before the per-rank lines on stderr */
-    grok_dist_report(stderr, n_gen);
-    rc = check_ok ? 0 : 1;
-done:
-    free(ids), free(ref), free(got);
-    grok_context_free(c);
-    grok_threadpool_free(pool);
-    grok_model_free(m);
+    grok_dist_report(stderr, r->n_gen);
+    return r->check_ok ? 0 : 1;
+}
+
+/* Times, checks and prints. */
+static int bench_run(const bench_args *a, batch_result *batches, int n_batches) {
+    bench_state s = {.a = a, .leader = grok_dist_rank() == 0, .batches = batches, .n_batches = n_batches};
+    s.rep = (bench_report){.model_path = a->m.model,
+                           .kv = CLI_KV_TYPES[a->m.kv_type],
+                           .mode = (grok_kernel_mode)a->kernels,
+                           .n_prompt = a->n_prompt,
+                           .n_gen = a->n_gen,
+                           .dist = grok_dist_size() > 1,
+                           .sim = a->sim,
+                           .batches = batches,
+                           .n_batches = n_batches,
+                           .gcold = &s.gcold,
+                           .gwarm = &s.gwarm};
+    int rc = bench_load(&s) || bench_speed(&s) || bench_sizes(&s) || bench_grammar(&s);
+    if (!rc) {
+        bench_memory(&s.rep); /* inference's, before the check reads the file's rows */
+        rc = bench_check(&s);
+    }
+    if (!rc) {
+        bench_limits(&s);
+        rc = bench_print(&s);
+    }
+    free(s.ids), free(s.ref), free(s.got);
+    grok_context_free(s.c);
+    grok_threadpool_free(s.pool);
+    grok_model_free(s.m);
     return rc;
 }

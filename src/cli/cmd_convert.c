@@ -118,9 +118,9 @@ int cmd_convert(int argc, char **argv) {
                             "q8_0 (the default) is lossless: the official int8 values and scales are\n"
                             "kept as they are.",
                    .max_pos = 1};
-    cli_add_group(&cmd, "Options", CONVERT_OPTS, sizeof CONVERT_OPTS / sizeof CONVERT_OPTS[0], &a, NULL);
-    cli_add_group(&cmd, "Hyperparameters the checkpoint does not store (Grok-1's by default)", HPARAM_OPTS,
-                  sizeof HPARAM_OPTS / sizeof HPARAM_OPTS[0], &a, NULL);
+    CLI_ADD_TABLE(&cmd, "Options", CONVERT_OPTS, &a);
+    CLI_ADD_TABLE(&cmd, "Hyperparameters the checkpoint does not store (Grok-1's by default)", HPARAM_OPTS,
+                  &a);
     int prc = cli_parse(&cmd, argc, argv);
     if (prc >= 0) return prc;
     grok_convert_params p = a.p;

@@ -40,7 +40,7 @@ int cmd_grammar(int argc, char **argv) {
                    .notes = "Exit status: 0 when the grammar reads and every test matches, 1 when a file is\n"
                             "bad or a test does not match, 2 for bad flags.",
                    .max_pos = 1};
-    cli_add_group(&cmd, "Options", GRAMMAR_OPTS, sizeof GRAMMAR_OPTS / sizeof GRAMMAR_OPTS[0], &a, NULL);
+    CLI_ADD_TABLE(&cmd, "Options", GRAMMAR_OPTS, &a);
     int prc = cli_parse(&cmd, argc, argv);
     if (prc >= 0) return prc;
     const char *gbnf = cmd.n_pos ? cmd.pos[0] : NULL, *schema = a.schema, *model = a.model, *spm = a.spm;

@@ -111,9 +111,10 @@ static void on_input(void *ud, const grok_matmul_input *in) {
     if (in->layer >= 0 || c->process_output) grok_imatrix_hook(c->im, in);
 }
 
-int cmd_imatrix(int argc, char **argv) {
-    imatrix_args a = {.out = "imatrix.gguf", .ctx = 512};
-    cli_model_args_init(&a.m);
+/* The command line into a, and --output-format's name into *fmt (NULL:
+ * from OUT's name); -1 to go on, else the exit status. */
+static int imatrix_parse(int argc, char **argv, imatrix_args *a, const char **fmt) {
+    cli_model_args_init(&a->m);
     cli_cmd cmd = {.name = "imatrix",
                    .usage =
                        "-m MODEL -f TEXT [-o imatrix.gguf] [options]\n"
@@ -124,108 +125,141 @@ int cmd_imatrix(int argc, char **argv) {
                             "--imatrix. Writes llama.cpp's imatrix GGUF, or its legacy format when OUT ends\n"
                             "in .dat; reads both.",
                    .memory = true};
-    cli_add_group(&cmd, "Text and output", IMATRIX_OPTS, sizeof IMATRIX_OPTS / sizeof IMATRIX_OPTS[0], &a,
-                  NULL);
-    cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m, IMATRIX_MODEL_OMIT);
-    int prc = cli_parse(&cmd, argc, argv);
-    if (prc >= 0) return prc;
-    const char *model_path = a.m.model, *text_path = a.text, *out_path = a.out, *show_path = a.show;
-    const char *fmt = cli_seen(&cmd, "--output-format") ? IMATRIX_FORMATS[a.fmt] : NULL;
-    const char *const *in_files = a.in.v;
-    const int n_in = (int)a.in.n;
-    const int64_t ctx = a.ctx, threads = a.m.threads, max_chunks = a.chunks;
-    const bool process_output = a.process_output, exact = a.exact;
-    if (show_path) return show(show_path, ctx);
-    if (!model_path != !text_path || (!model_path && n_in == 0)) {
+    CLI_ADD_TABLE(&cmd, "Text and output", IMATRIX_OPTS, a);
+    cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a->m, IMATRIX_MODEL_OMIT);
+    int rc = cli_parse(&cmd, argc, argv);
+    *fmt = cli_seen(&cmd, "--output-format") ? IMATRIX_FORMATS[a->fmt] : NULL;
+    return rc;
+}
+
+/* An imatrix run: what it holds, freed by imatrix_free. */
+typedef struct {
+    const imatrix_args *a;
+    grok_imatrix *im;
+    char *text;
+    size_t text_len;
+    grok_model *m;
+    const grok_tokenizer *tk;
+    int32_t *toks; /* [n_chunks][ctx] */
+    size_t n_tok;
+    int64_t n_chunks;
+    grok_threadpool *pool;
+    grok_context *c;
+    float *lg; /* [ctx][V]: with --process-output the head runs, and writes here */
+    collect col;
+} imatrix_job;
+
+/* The sums to add to, with the --in-file ones. 0, or 1 after a message. */
+static int imatrix_start(imatrix_job *j) {
+    const imatrix_args *a = j->a;
+    char err[GROK_ERR_SIZE];
+    if (!(j->im = grok_imatrix_create(a->ctx))) {
+        cli_error("imatrix", "out of memory");
+        return 1;
+    }
+    for (size_t i = 0; i < a->in.n; i++)
+        if (grok_imatrix_load(j->im, a->in.v[i], err, sizeof err)) {
+            cli_error("imatrix", "%s", err);
+            return 1;
+        }
+    return 0;
+}
+
+/* The text's chunks, the model and a context that feeds every product's
+ * input to the sums. 0, or 1 after a message. */
+static int imatrix_prepare(imatrix_job *j) {
+    const imatrix_args *a = j->a;
+    const int64_t ctx = a->ctx;
+    char err[GROK_ERR_SIZE];
+    if (!(j->text = grok_read_file(a->text, &j->text_len, err, sizeof err)) ||
+        !(j->m = grok_model_load(a->m.model, err, sizeof err))) {
+        cli_error("imatrix", "%s", err);
+        return 1;
+    }
+    if (!(j->tk = grok_model_tokenizer(j->m))) {
+        cli_error("imatrix", "%s: the model carries no tokenizer", a->m.model);
+        return 1;
+    }
+    if (!(j->toks = cli_text_chunks("imatrix", j->tk, j->text, j->text_len, a->text, ctx, a->chunks,
+                                    &j->n_tok, &j->n_chunks)))
+        return 1;
+    j->pool = grok_threadpool_create((int)a->m.threads);
+    grok_context_params cp = cli_chunk_params(j->pool, ctx);
+    j->c = j->pool ? grok_context_create(j->m, &cp, err, sizeof err) : NULL;
+    const int64_t V = grok_model_hparams(j->m)->n_vocab;
+    if (a->process_output) j->lg = malloc((size_t)ctx * (size_t)V * sizeof(float));
+    if (!j->c || (a->process_output && !j->lg)) {
+        cli_error("imatrix", "%s", !j->c ? err : "out of memory");
+        return 1;
+    }
+    if (grok_imatrix_add_dataset(j->im, a->text)) {
+        cli_error("imatrix", "out of memory");
+        return 1;
+    }
+    j->col = (collect){j->im, a->process_output};
+    grok_runner_set_input_hook(grok_context_runner(j->c), on_input, &j->col);
+    if (a->exact) grok_runner_set_kernel_mode(grok_context_runner(j->c), GROK_KERNELS_EXACT);
+    return 0;
+}
+
+/* Every chunk through the model, its inputs summed. 0, or 1 after a
+ * message. */
+static int imatrix_collect(imatrix_job *j) {
+    const int64_t ctx = j->a->ctx;
+    char err[GROK_ERR_SIZE];
+    const int32_t bos = grok_tokenizer_bos(j->tk);
+    fprintf(stderr, "imatrix: %zu tokens, %" PRId64 " chunks of %" PRId64 "\n", j->n_tok, j->n_chunks, ctx);
+    const double t0 = grok_now();
+    for (int64_t ch = 0; ch < j->n_chunks; ch++) {
+        int32_t *chunk = j->toks + ch * ctx;
+        if (bos >= 0 && grok_tokenizer_add_bos(j->tk)) chunk[0] = bos;
+        grok_context_truncate(j->c, 0);
+        if (grok_decode(j->c, chunk, ctx, j->lg, err, sizeof err)) {
+            cli_error("imatrix", "chunk %" PRId64 ": %s", ch + 1, err);
+            return 1;
+        }
+        if (grok_imatrix_error(j->im)) {
+            cli_error("imatrix", "%s: chunk %" PRId64 ": %s", j->a->m.model, ch + 1,
+                      grok_imatrix_error(j->im));
+            return 1;
+        }
+        grok_imatrix_add_chunks(j->im, 1);
+        progress(ch + 1, j->n_chunks, grok_now() - t0);
+    }
+    return 0;
+}
+
+static int imatrix_save(imatrix_job *j, const char *fmt) {
+    char err[GROK_ERR_SIZE];
+    if (grok_imatrix_save(j->im, j->a->out, fmt && strcmp(fmt, "dat") == 0, err, sizeof err)) {
+        cli_error("imatrix", "%s", err);
+        return 1;
+    }
+    fprintf(stderr, "imatrix: wrote %s (%" PRId64 " tensors, %" PRId64 " chunks)\n", j->a->out,
+            grok_imatrix_n_entries(j->im), grok_imatrix_chunk_count(j->im));
+    return 0;
+}
+
+int cmd_imatrix(int argc, char **argv) {
+    imatrix_args a = {.out = "imatrix.gguf", .ctx = 512};
+    const char *fmt;
+    int rc = imatrix_parse(argc, argv, &a, &fmt);
+    if (rc >= 0) return rc;
+    if (a.show) return show(a.show, a.ctx);
+    if (!a.m.model != !a.text || (!a.m.model && a.in.n == 0)) {
         cli_error("imatrix",
                   "give -m MODEL with -f TEXT, or --in-file files to merge (see grok imatrix --help)");
         return 2;
     }
-    char err[GROK_ERR_SIZE];
-    grok_imatrix *im = grok_imatrix_create(ctx);
-    grok_model *m = NULL;
-    grok_context *c = NULL;
-    grok_threadpool *pool = NULL;
-    int32_t *toks = NULL;
-    float *lg = NULL;
-    char *text = NULL;
-    int rc = 1;
-    if (!im) {
-        cli_error("imatrix", "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < n_in; i++)
-        if (grok_imatrix_load(im, in_files[i], err, sizeof err)) {
-            cli_error("imatrix", "%s", err);
-            goto done;
-        }
-    if (model_path) {
-        size_t text_len;
-        if (!(text = grok_read_file(text_path, &text_len, err, sizeof err)) ||
-            !(m = grok_model_load(model_path, err, sizeof err))) {
-            cli_error("imatrix", "%s", err);
-            goto done;
-        }
-        const grok_tokenizer *tk = grok_model_tokenizer(m);
-        if (!tk) {
-            cli_error("imatrix", "%s: the model carries no tokenizer", model_path);
-            goto done;
-        }
-        size_t n_tok;
-        int64_t n_chunks;
-        if (!(toks = cli_text_chunks("imatrix", tk, text, text_len, text_path, ctx, max_chunks, &n_tok,
-                                     &n_chunks)))
-            goto done;
-        pool = grok_threadpool_create((int)threads);
-        grok_context_params cp = grok_context_default_params();
-        cp.pool = pool;
-        cp.n_ctx = ctx;
-        cp.n_batch = ctx;
-        c = pool ? grok_context_create(m, &cp, err, sizeof err) : NULL;
-        const int64_t V = grok_model_hparams(m)->n_vocab;
-        if (process_output) lg = malloc((size_t)ctx * (size_t)V * sizeof(float));
-        if (!c || (process_output && !lg)) {
-            cli_error("imatrix", "%s", !c ? err : "out of memory");
-            goto done;
-        }
-        if (grok_imatrix_add_dataset(im, text_path)) {
-            cli_error("imatrix", "out of memory");
-            goto done;
-        }
-        collect col = {im, process_output};
-        grok_runner_set_input_hook(grok_context_runner(c), on_input, &col);
-        if (exact) grok_runner_set_kernel_mode(grok_context_runner(c), GROK_KERNELS_EXACT);
-        const int32_t bos = grok_tokenizer_bos(tk);
-        fprintf(stderr, "imatrix: %zu tokens, %" PRId64 " chunks of %" PRId64 "\n", n_tok, n_chunks, ctx);
-        const double t0 = grok_now();
-        for (int64_t ch = 0; ch < n_chunks; ch++) {
-            int32_t *chunk = toks + ch * ctx;
-            if (bos >= 0 && grok_tokenizer_add_bos(tk)) chunk[0] = bos;
-            grok_context_truncate(c, 0);
-            if (grok_decode(c, chunk, ctx, lg, err, sizeof err)) {
-                cli_error("imatrix", "chunk %" PRId64 ": %s", ch + 1, err);
-                goto done;
-            }
-            if (grok_imatrix_error(im)) {
-                cli_error("imatrix", "%s: chunk %" PRId64 ": %s", model_path, ch + 1, grok_imatrix_error(im));
-                goto done;
-            }
-            grok_imatrix_add_chunks(im, 1);
-            progress(ch + 1, n_chunks, grok_now() - t0);
-        }
-    }
-    if (grok_imatrix_save(im, out_path, fmt && strcmp(fmt, "dat") == 0, err, sizeof err)) {
-        cli_error("imatrix", "%s", err);
-        goto done;
-    }
-    fprintf(stderr, "imatrix: wrote %s (%" PRId64 " tensors, %" PRId64 " chunks)\n", out_path,
-            grok_imatrix_n_entries(im), grok_imatrix_chunk_count(im));
-    rc = 0;
-done:
-    free(lg), free(toks), free(text);
-    grok_context_free(c);
-    grok_threadpool_free(pool);
-    grok_model_free(m);
-    grok_imatrix_free(im);
+    imatrix_job j = {.a = &a};
+    rc = imatrix_start(&j) || (a.m.model && (imatrix_prepare(&j) || imatrix_collect(&j))) ||
+                 imatrix_save(&j, fmt)
+             ? 1
+             : 0;
+    free(j.lg), free(j.toks), free(j.text);
+    grok_context_free(j.c);
+    grok_threadpool_free(j.pool);
+    grok_model_free(j.m);
+    grok_imatrix_free(j.im);
     return rc;
 }

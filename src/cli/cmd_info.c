@@ -229,7 +229,7 @@ int cmd_info(int argc, char **argv) {
                             "counts (total and active per token) and the memory a run needs.",
                    .memory = true,
                    .max_pos = 1};
-    cli_add_group(&cmd, "Options", INFO_OPTS, sizeof INFO_OPTS / sizeof INFO_OPTS[0], &a, NULL);
+    CLI_ADD_TABLE(&cmd, "Options", INFO_OPTS, &a);
     cli_add_group(&cmd, "Compute (--threads for --check, --ctx for --plan)", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS,
                   &a.m, INFO_MODEL_OMIT);
     int prc = cli_parse(&cmd, argc, argv);

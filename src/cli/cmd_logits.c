@@ -48,8 +48,7 @@ int cmd_logits(int argc, char **argv) {
                    .usage = "-m MODEL --ids 1,2,3 -o FILE [options]",
                    .about = "Writes the logits at every position as little-endian f32 [n_ids][n_vocab].",
                    .memory = true};
-    cli_add_group(&cmd, "Input and output", LOGITS_OPTS, sizeof LOGITS_OPTS / sizeof LOGITS_OPTS[0], &a,
-                  NULL);
+    CLI_ADD_TABLE(&cmd, "Input and output", LOGITS_OPTS, &a);
     cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m, LOGITS_MODEL_OMIT);
     int prc = cli_parse(&cmd, argc, argv);
     if (prc >= 0) return prc;

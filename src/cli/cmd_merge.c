@@ -39,7 +39,7 @@ int cmd_merge(int argc, char **argv) {
                        "every adapted weight; other tensors and all metadata are copied as they are.\n"
                        "OUT is written atomically.",
                    .max_pos = 2};
-    cli_add_group(&cmd, "Options", MERGE_OPTS, sizeof MERGE_OPTS / sizeof MERGE_OPTS[0], &a, NULL);
+    CLI_ADD_TABLE(&cmd, "Options", MERGE_OPTS, &a);
     int prc = cli_parse(&cmd, argc, argv);
     if (prc >= 0) return prc;
     const char *const *pos = cmd.pos, *out = a.out, *type_name = a.type;

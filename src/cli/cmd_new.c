@@ -45,7 +45,7 @@ int cmd_new(int argc, char **argv) {
                    .usage = "-o FILE [options]",
                    .about = "Writes a randomly initialised Grok-architecture model (GGUF).",
                    .notes = "Example: grok new -o tiny.gguf --layers 4 --d-model 128 --type q8_0"};
-    cli_add_group(&cmd, "Output", NEW_OPTS, sizeof NEW_OPTS / sizeof NEW_OPTS[0], &a, NULL);
+    CLI_ADD_TABLE(&cmd, "Output", NEW_OPTS, &a);
     cli_add_group(&cmd, "Shape", CLI_SHAPE_OPTS, CLI_N_SHAPE_OPTS, &hp, NULL);
     int prc = cli_parse(&cmd, argc, argv);
     if (prc >= 0) return prc;

@@ -40,7 +40,7 @@ int cmd_pack(int argc, char **argv) {
                        "Written atomically. See docs/memory.md.",
                    .memory = true,
                    .max_pos = 1};
-    cli_add_group(&cmd, "Options", PACK_OPTS, sizeof PACK_OPTS / sizeof PACK_OPTS[0], &a, NULL);
+    CLI_ADD_TABLE(&cmd, "Options", PACK_OPTS, &a);
     cli_add_group(&cmd, "Compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m, PACK_MODEL_OMIT);
     int prc = cli_parse(&cmd, argc, argv);
     if (prc >= 0) return prc;

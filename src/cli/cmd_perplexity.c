@@ -71,136 +71,176 @@ static int64_t argmax(const float *x, int64_t V) {
     return b;
 }
 
-int cmd_perplexity(int argc, char **argv) {
-    ppl_args a = {.ctx = 512};
-    cli_model_args_init(&a.m);
+/* A perplexity run: what it holds (freed by ppl_free) and the sums over
+ * the scored positions so far. */
+typedef struct {
+    const ppl_args *a;
+    char *text;
+    size_t text_len;
+    grok_model *m, *base;
+    const grok_tokenizer *tk;
+    int64_t V;
+    int32_t *toks; /* [n_chunks][ctx] */
+    size_t n_tok;
+    int64_t n_chunks;
+    grok_threadpool *pool;
+    grok_context *c, *cb;
+    float *lg, *lgb; /* [ctx][V] logits of the model and of --kl-base */
+    double nll, nll_b, kl;
+    int64_t count, agree;
+} ppl_job;
+
+/* The command line into a; -1 to go on, else the exit status. */
+static int ppl_parse(int argc, char **argv, ppl_args *a) {
+    cli_model_args_init(&a->m);
     cli_cmd cmd = {.name = "perplexity",
                    .usage = "-m MODEL -f TEXT [options]",
                    .about = "Perplexity over non-overlapping chunks of --ctx tokens, scoring the second\n"
                             "half of each chunk (llama.cpp's definition).",
                    .memory = true};
-    cli_add_group(&cmd, "Text and measures", PPL_OPTS, sizeof PPL_OPTS / sizeof PPL_OPTS[0], &a, NULL);
-    cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m, PPL_MODEL_OMIT);
-    int prc = cli_parse(&cmd, argc, argv);
-    if (prc >= 0) return prc;
-    const char *model_path = a.m.model, *text_path = a.text, *base_path = a.kl_base;
-    const int64_t ctx = a.ctx, threads = a.m.threads, max_chunks = a.chunks;
-    const bool json = a.json, sim = a.sim;
-    if (!model_path || !text_path) {
-        cli_error("perplexity", "-m MODEL and -f TEXT are required (see grok perplexity --help)");
-        return 2;
-    }
+    CLI_ADD_TABLE(&cmd, "Text and measures", PPL_OPTS, a);
+    cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a->m, PPL_MODEL_OMIT);
+    return cli_parse(&cmd, argc, argv);
+}
+
+/* The text, the model and --kl-base with the same vocabulary. 0, or 1
+ * after a message. */
+static int ppl_load(ppl_job *j) {
+    const ppl_args *a = j->a;
     char err[GROK_ERR_SIZE];
-    size_t text_len;
-    char *text = grok_read_file(text_path, &text_len, err, sizeof err);
-    if (!text) {
+    if (!(j->text = grok_read_file(a->text, &j->text_len, err, sizeof err))) {
         cli_error("perplexity", "%s", err);
         return 1;
     }
-    grok_model *m = cli_load_model("perplexity", model_path, a.m.lora, a.m.lora_scale), *base = NULL;
-    grok_context *c = NULL, *cb = NULL;
-    grok_threadpool *pool = NULL;
-    int32_t *toks = NULL;
-    float *lg = NULL, *lgb = NULL;
-    int rc = 1;
-    if (!m) goto done;
-    const grok_tokenizer *tk = grok_model_tokenizer(m);
-    if (!tk) {
-        cli_error("perplexity", "%s: the model carries no tokenizer", model_path);
-        goto done;
+    if (!(j->m = cli_load_model("perplexity", a->m.model, a->m.lora, a->m.lora_scale))) return 1;
+    if (!(j->tk = grok_model_tokenizer(j->m))) {
+        cli_error("perplexity", "%s: the model carries no tokenizer", a->m.model);
+        return 1;
     }
-    const int64_t V = grok_model_hparams(m)->n_vocab;
-    if (sim) grok_model_trace_routing(m, true);
-    if (base_path) {
-        base = grok_model_load(base_path, err, sizeof err);
-        if (!base) {
-            cli_error("perplexity", "%s", err);
-            goto done;
-        }
-        if (grok_model_hparams(base)->n_vocab != V) {
-            cli_error("perplexity", "%s: vocabulary of %" PRId64 " tokens, %s has %" PRId64, base_path,
-                      grok_model_hparams(base)->n_vocab, model_path, V);
-            goto done;
-        }
+    j->V = grok_model_hparams(j->m)->n_vocab;
+    if (a->sim) grok_model_trace_routing(j->m, true);
+    if (!a->kl_base) return 0;
+    if (!(j->base = grok_model_load(a->kl_base, err, sizeof err))) {
+        cli_error("perplexity", "%s", err);
+        return 1;
     }
-    size_t n_tok;
-    int64_t n_chunks;
-    if (!(toks = cli_text_chunks("perplexity", tk, text, text_len, text_path, ctx, max_chunks, &n_tok,
-                                 &n_chunks)))
-        goto done;
-    pool = grok_threadpool_create((int)threads);
-    grok_context_params cp = grok_context_default_params();
-    cp.pool = pool;
-    cp.n_ctx = ctx;
-    cp.n_batch = ctx;
-    c = pool ? grok_context_create(m, &cp, err, sizeof err) : NULL;
-    if (c && base) cb = grok_context_create(base, &cp, err, sizeof err);
-    lg = malloc((size_t)ctx * (size_t)V * sizeof(float));
-    if (base) lgb = malloc((size_t)ctx * (size_t)V * sizeof(float));
-    if (!c || (base && !cb) || !lg || (base && !lgb)) {
-        cli_error("perplexity", "%s", !c || (base && !cb) ? err : "out of memory");
-        goto done;
+    if (grok_model_hparams(j->base)->n_vocab != j->V) {
+        cli_error("perplexity", "%s: vocabulary of %" PRId64 " tokens, %s has %" PRId64, a->kl_base,
+                  grok_model_hparams(j->base)->n_vocab, a->m.model, j->V);
+        return 1;
     }
-    const int32_t bos = grok_tokenizer_bos(tk);
-    double nll = 0, nll_b = 0, kl = 0;
-    int64_t count = 0, agree = 0;
-    const int64_t first = ctx / 2;
-    double t0 = grok_now();
-    for (int64_t ch = 0; ch < n_chunks; ch++) {
-        int32_t *chunk = toks + ch * ctx;
-        int32_t saved = chunk[0];
-        if (bos >= 0 && grok_tokenizer_add_bos(tk)) chunk[0] = bos;
-        grok_context_truncate(c, 0);
-        int e = grok_decode(c, chunk, ctx, lg, err, sizeof err);
-        if (!e && base) {
-            grok_context_truncate(cb, 0);
-            e = grok_decode(cb, chunk, ctx, lgb, err, sizeof err);
-        }
-        chunk[0] = saved;
-        if (e) {
-            cli_error("perplexity", "%s", err);
-            goto done;
-        }
-        for (int64_t j = first; j < ctx - 1; j++) {
-            const int32_t next = chunk[j + 1];
-            nll -= log_prob(lg + j * V, V, next);
-            if (base) {
-                nll_b -= log_prob(lgb + j * V, V, next);
-                kl += kl_div(lgb + j * V, lg + j * V, V);
-                agree += argmax(lgb + j * V, V) == argmax(lg + j * V, V);
-            }
-            count++;
-        }
-        if (!json)
-            fprintf(stderr, "[%" PRId64 "/%" PRId64 "] ppl %.4f (%.1f s)\n", ch + 1, n_chunks,
-                    exp(nll / (double)count), grok_now() - t0);
+    return 0;
+}
+
+/* The text's chunks, and a context and logits for each model. 0, or 1
+ * after a message. */
+static int ppl_prepare(ppl_job *j) {
+    const ppl_args *a = j->a;
+    const int64_t ctx = a->ctx;
+    char err[GROK_ERR_SIZE];
+    if (!(j->toks = cli_text_chunks("perplexity", j->tk, j->text, j->text_len, a->text, ctx, a->chunks,
+                                    &j->n_tok, &j->n_chunks)))
+        return 1;
+    j->pool = grok_threadpool_create((int)a->m.threads);
+    grok_context_params cp = cli_chunk_params(j->pool, ctx);
+    j->c = j->pool ? grok_context_create(j->m, &cp, err, sizeof err) : NULL;
+    if (j->c && j->base) j->cb = grok_context_create(j->base, &cp, err, sizeof err);
+    j->lg = malloc((size_t)ctx * (size_t)j->V * sizeof(float));
+    if (j->base) j->lgb = malloc((size_t)ctx * (size_t)j->V * sizeof(float));
+    if (!j->c || (j->base && !j->cb) || !j->lg || (j->base && !j->lgb)) {
+        cli_error("perplexity", "%s", !j->c || (j->base && !j->cb) ? err : "out of memory");
+        return 1;
     }
-    const double ppl = exp(nll / (double)count);
-    if (json) {
+    return 0;
+}
+
+/* Chunk ch through the model (and the base), its second half scored. 0,
+ * or 1 after a message. */
+static int ppl_chunk(ppl_job *j, int64_t ch) {
+    const int64_t ctx = j->a->ctx, V = j->V;
+    char err[GROK_ERR_SIZE];
+    const int32_t bos = grok_tokenizer_bos(j->tk);
+    int32_t *chunk = j->toks + ch * ctx;
+    int32_t saved = chunk[0];
+    if (bos >= 0 && grok_tokenizer_add_bos(j->tk)) chunk[0] = bos;
+    grok_context_truncate(j->c, 0);
+    int e = grok_decode(j->c, chunk, ctx, j->lg, err, sizeof err);
+    if (!e && j->base) {
+        grok_context_truncate(j->cb, 0);
+        e = grok_decode(j->cb, chunk, ctx, j->lgb, err, sizeof err);
+    }
+    chunk[0] = saved;
+    if (e) {
+        cli_error("perplexity", "%s", err);
+        return 1;
+    }
+    const float *lg = j->lg, *lgb = j->lgb;
+    for (int64_t i = ctx / 2; i < ctx - 1; i++) {
+        const int32_t next = chunk[i + 1];
+        j->nll -= log_prob(lg + i * V, V, next);
+        if (j->base) {
+            j->nll_b -= log_prob(lgb + i * V, V, next);
+            j->kl += kl_div(lgb + i * V, lg + i * V, V);
+            j->agree += argmax(lgb + i * V, V) == argmax(lg + i * V, V);
+        }
+        j->count++;
+    }
+    return 0;
+}
+
+static void ppl_report(const ppl_job *j) {
+    const ppl_args *a = j->a;
+    const double n = (double)j->count, ppl = exp(j->nll / n);
+    if (a->json) {
         printf("{\"chunks\": %" PRId64 ", \"ctx\": %" PRId64 ", \"scored\": %" PRId64
                ", \"perplexity\": %.6f",
-               n_chunks, ctx, count, ppl);
-        if (base)
-            printf(", \"base_perplexity\": %.6f, \"kl_mean\": %.6g, \"top1_agree\": %.6f",
-                   exp(nll_b / (double)count), kl / (double)count, (double)agree / (double)count);
-        cli_print_memory_json(stdout, m, count);
-        if (sim) cli_print_cache_sim(stdout, m, true);
+               j->n_chunks, a->ctx, j->count, ppl);
+        if (j->base)
+            printf(", \"base_perplexity\": %.6f, \"kl_mean\": %.6g, \"top1_agree\": %.6f", exp(j->nll_b / n),
+                   j->kl / n, (double)j->agree / n);
+        cli_print_memory_json(stdout, j->m, j->count);
+        if (a->sim) cli_print_cache_sim(stdout, j->m, true);
         printf("}\n");
     } else {
         printf("perplexity %.4f over %" PRId64 " chunks of %" PRId64 " tokens (%" PRId64 " scored)\n", ppl,
-               n_chunks, ctx, count);
-        if (base)
+               j->n_chunks, a->ctx, j->count);
+        if (j->base)
             printf("base perplexity %.4f; KL(base || model) mean %.6g; top-1 agreement %.2f %%\n",
-                   exp(nll_b / (double)count), kl / (double)count, 100.0 * (double)agree / (double)count);
-        if (sim) cli_print_cache_sim(stdout, m, false);
+                   exp(j->nll_b / n), j->kl / n, 100.0 * (double)j->agree / n);
+        if (a->sim) cli_print_cache_sim(stdout, j->m, false);
     }
-    rc = 0;
-done:
-    free(lg), free(lgb), free(toks), free(text);
-    grok_context_free(c);
-    grok_context_free(cb);
-    grok_threadpool_free(pool);
-    grok_model_free(m);
-    grok_model_free(base);
+}
+
+/* Every chunk scored, with a progress line each, then the result. 0, or 1
+ * after a message. */
+static int ppl_run(ppl_job *j) {
+    if (ppl_load(j) || ppl_prepare(j)) return 1;
+    const double t0 = grok_now();
+    for (int64_t ch = 0; ch < j->n_chunks; ch++) {
+        if (ppl_chunk(j, ch)) return 1;
+        if (!j->a->json)
+            fprintf(stderr, "[%" PRId64 "/%" PRId64 "] ppl %.4f (%.1f s)\n", ch + 1, j->n_chunks,
+                    exp(j->nll / (double)j->count), grok_now() - t0);
+    }
+    ppl_report(j);
+    return 0;
+}
+
+int cmd_perplexity(int argc, char **argv) {
+    ppl_args a = {.ctx = 512};
+    int rc = ppl_parse(argc, argv, &a);
+    if (rc >= 0) return rc;
+    if (!a.m.model || !a.text) {
+        cli_error("perplexity", "-m MODEL and -f TEXT are required (see grok perplexity --help)");
+        return 2;
+    }
+    ppl_job j = {.a = &a};
+    rc = ppl_run(&j);
+    free(j.lg), free(j.lgb), free(j.toks), free(j.text);
+    grok_context_free(j.c);
+    grok_context_free(j.cb);
+    grok_threadpool_free(j.pool);
+    grok_model_free(j.m);
+    grok_model_free(j.base);
     return rc;
 }

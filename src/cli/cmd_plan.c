@@ -56,7 +56,7 @@ int cmd_plan(int argc, char **argv) {
                        "Placement, memory per rank, traffic per token and expected tok/s across N ranks,\n"
                        "for MODEL (a GGUF file: its shapes and weight types) or Grok-1's shapes.",
                    .max_pos = 1};
-    cli_add_group(&cmd, "Options", PLAN_OPTS, sizeof PLAN_OPTS / sizeof PLAN_OPTS[0], &a, NULL);
+    CLI_ADD_TABLE(&cmd, "Options", PLAN_OPTS, &a);
     cli_add_group(&cmd, "KV cache", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m, PLAN_MODEL_OMIT);
     int prc = cli_parse(&cmd, argc, argv);
     if (prc >= 0) return prc;

@@ -139,7 +139,7 @@ static int quantize_parse(cli_cmd *cmd, quantize_args *a, char *about, size_t ab
                               "  grok quantize --imatrix im.gguf f32.gguf iq3.gguf IQ3_XS\n"
                               "  grok quantize --dry-run f32.gguf Q3_K_M        (the plan, on stdout)",
                      .max_pos = 4};
-    cli_add_group(cmd, "Options", QUANTIZE_OPTS, sizeof QUANTIZE_OPTS / sizeof QUANTIZE_OPTS[0], a, NULL);
+    CLI_ADD_TABLE(cmd, "Options", QUANTIZE_OPTS, a);
     cli_add_group(cmd, "Compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a->m, QUANTIZE_MODEL_OMIT);
     return cli_parse(cmd, argc, argv);
 }

@@ -115,11 +115,11 @@ static int run_parse(int argc, char **argv, run_args *a, cli_cmd *cmd) {
                      .notes = "Thinking longer: docs/think.md; grammars: docs/structured-output.md.\n"
                               "Example: grok run -m model.gguf -p 'The capital of France is' -n 32 --temp 0",
                      .memory = true};
-    cli_add_group(cmd, "Generation", RUN_OPTS, sizeof RUN_OPTS / sizeof RUN_OPTS[0], a, NULL);
+    CLI_ADD_TABLE(cmd, "Generation", RUN_OPTS, a);
     cli_add_group(cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a->m, NULL);
     cli_add_group(cmd, "Sampling", CLI_SAMPLER_OPTS, CLI_N_SAMPLER_OPTS, &a->sp, NULL);
-    cli_add_group(cmd, "Thinking longer: draw several samples in one batch, print the one chosen", THINK_OPTS,
-                  sizeof THINK_OPTS / sizeof THINK_OPTS[0], a, NULL);
+    CLI_ADD_TABLE(cmd, "Thinking longer: draw several samples in one batch, print the one chosen", THINK_OPTS,
+                  a);
     return cli_parse(cmd, argc, argv);
 }
 
@@ -331,113 +331,145 @@ static int32_t *run_prompt_ids(const grok_tokenizer *tok, const char *prompt, si
 }
 
 /* Loads the model, reads the prompt and generates (or thinks longer). */
-static int run_generate(run_args *a, run_think_args *th, bool thinking) {
-    const char *prompt = a->prompt, *prompt_file = a->prompt_file, *model_path = a->m.model;
-    const char *grammar_path = a->grammar, *schema_path = a->schema;
-    grok_sampler_params sp = a->sp;
-    int64_t n_gen = a->n_gen;
-    const bool ignore_eos = a->ignore_eos;
-    out_state o = {0};
-    for (size_t k = 0; k < a->stops.n; k++) o.stops[o.n_stops++] = a->stops.v[k];
-    grok_context_params cp = grok_context_default_params();
-    cp.kv_type = cli_kv_grok_type(&a->m);
+/* A generation: what it holds, freed by gen_free. */
+typedef struct {
+    run_args *a;
+    const char *prompt;
+    size_t prompt_len;
+    char *file_text;
+    grok_model *m;
+    const grok_tokenizer *tok;
+    const grok_hparams *hp;
+    grok_grammar_vocab *gv; /* --grammar, --json-schema: rank 0's */
+    grok_grammar *gram;
+    grok_matcher *gm;
+    uint64_t *mask;
+    int32_t *ids; /* the prompt's */
+    size_t n_prompt;
+    int64_t n_gen; /* -n, cut to what the context holds */
+    grok_context_params cp;
+    out_state o;
+} gen_job;
+
+/* The prompt's text: rank 0 reads it, the others get its ids. 0, or 1
+ * after a message. */
+static int gen_read_prompt(gen_job *j) {
+    const run_args *a = j->a;
     char err[GROK_ERR_SIZE];
-    size_t prompt_len = 0;
-    char *file_text = NULL;
-    const bool leader = grok_dist_rank() == 0;
-    if (!leader) { /* rank 0 reads the prompt; the others get its ids */
-        prompt = "", prompt_file = NULL;
-    } else if (prompt_file) {
-        file_text = grok_read_file(prompt_file, &prompt_len, err, sizeof err);
-        if (!file_text) {
+    if (grok_dist_rank() != 0) {
+        j->prompt = "";
+    } else if (a->prompt_file) {
+        if (!(j->file_text = grok_read_file(a->prompt_file, &j->prompt_len, err, sizeof err))) {
             cli_error("run", "-f: %s", err);
             return 1;
         }
-        prompt = file_text;
+        j->prompt = j->file_text;
     } else {
-        prompt_len = strlen(prompt);
+        j->prompt = a->prompt, j->prompt_len = strlen(a->prompt);
     }
+    return 0;
+}
 
+/* The model, and on rank 0 (which alone samples) the grammar's matcher.
+ * 0, or 1 after a message. */
+static int gen_load(gen_job *j) {
+    const run_args *a = j->a;
+    char err[GROK_ERR_SIZE];
+    if (!(j->m = cli_load_model("run", a->m.model, a->m.lora, a->m.lora_scale))) return 1;
+    if (!(j->tok = grok_model_tokenizer(j->m))) {
+        cli_error("run", "%s has no vocabulary (tokenizer.ggml.*): text prompts need one", a->m.model);
+        return 1;
+    }
+    j->hp = grok_model_hparams(j->m);
+    if (grok_dist_rank() != 0 || (!a->grammar && !a->schema)) return 0;
+    if (!(j->gv = grok_grammar_vocab_create(j->tok, err, sizeof err))) {
+        cli_error("run", "%s", err);
+        return 1;
+    }
+    if (!(j->gram = cli_load_grammar("run", a->grammar, a->schema, j->gv))) return 1;
+    j->gm = grok_matcher_create(j->gram);
+    j->mask = malloc(((size_t)j->hp->n_vocab + 63) / 64 * sizeof *j->mask);
+    if (!j->gm || !j->mask) {
+        cli_error("run", "out of memory");
+        return 1;
+    }
+    return 0;
+}
+
+/* The prompt's ids, and the context's shape with -n cut to fit it. 0, or
+ * 1 after a message. */
+static int gen_tokens(gen_job *j) {
+    const run_args *a = j->a;
+    if (!(j->ids = run_prompt_ids(j->tok, j->prompt, j->prompt_len, &j->n_prompt))) return 1;
+    j->cp.n_ctx = a->m.ctx > 0 ? a->m.ctx : j->hp->n_ctx_train;
+    if ((int64_t)j->n_prompt + j->n_gen > j->cp.n_ctx) j->n_gen = j->cp.n_ctx - (int64_t)j->n_prompt;
+    if (j->n_gen < 0) {
+        cli_error("run", "the prompt has %zu tokens, more than the context of %" PRId64, j->n_prompt,
+                  j->cp.n_ctx);
+        return 1;
+    }
+    j->cp.n_threads = (int)a->m.threads;
+    j->cp.n_batch = a->m.batch;
+    return 0;
+}
+
+/* --samples, --reasoning-effort: several samples, one printed. The exit
+ * status. */
+static int gen_think(gen_job *j, run_think_args *th) {
+    const run_args *a = j->a;
+    th->sp = a->sp;
+    th->n_gen = j->n_gen, th->n_ctx = j->cp.n_ctx, th->batch = a->m.batch, th->threads = (int)a->m.threads;
+    th->kv_type = j->cp.kv_type;
+    th->ignore_eos = a->ignore_eos;
+    th->stops = j->o.stops, th->n_stops = j->o.n_stops;
+    th->progress = isatty(2);
+    /* the verifier's texts may hold newlines: \n in the flags */
+    char *vsuf = th->verifier_suffix ? cli_unescape(th->verifier_suffix) : NULL;
+    char *vyes = th->verifier_yes ? cli_unescape(th->verifier_yes) : NULL;
+    th->verifier_suffix = vsuf, th->verifier_yes = vyes;
+    int rc = run_think(j->m, j->ids, j->n_prompt, j->prompt, j->prompt_len, th);
+    free(vsuf);
+    free(vyes);
+    return rc;
+}
+
+/* One sample streamed to stdout. The exit status. */
+static int gen_stream(gen_job *j) {
+    char err[GROK_ERR_SIZE];
+    grok_context *c = grok_context_create(j->m, &j->cp, err, sizeof err);
+    grok_sampler *s = grok_sampler_create(&j->a->sp, j->hp->n_vocab);
+    int32_t *hist = malloc((j->n_prompt + (size_t)j->n_gen + 1) * sizeof(int32_t));
     int rc = 1;
-    grok_context *c = NULL;
-    grok_sampler *s = NULL;
-    int32_t *hist = NULL;
-    grok_grammar_vocab *gv = NULL;
-    grok_grammar *gram = NULL;
-    grok_matcher *gm = NULL;
-    uint64_t *mask = NULL;
-    grok_model *m = cli_load_model("run", model_path, a->m.lora, a->m.lora_scale);
-    if (!m) goto done;
-    const grok_tokenizer *tok = grok_model_tokenizer(m);
-    if (!tok) {
-        cli_error("run", "%s has no vocabulary (tokenizer.ggml.*): text prompts need one", model_path);
-        goto done;
-    }
-    const grok_hparams *hp = grok_model_hparams(m);
-    if (leader && (grammar_path || schema_path)) { /* rank 0 alone samples */
-        if (!(gv = grok_grammar_vocab_create(tok, err, sizeof err))) {
-            cli_error("run", "%s", err);
-            goto done;
-        }
-        if (!(gram = cli_load_grammar("run", grammar_path, schema_path, gv))) goto done;
-        gm = grok_matcher_create(gram);
-        mask = malloc(((size_t)hp->n_vocab + 63) / 64 * sizeof *mask);
-        if (!gm || !mask) {
-            cli_error("run", "out of memory");
-            goto done;
-        }
-    }
-    size_t n_prompt;
-    int32_t *ids = run_prompt_ids(tok, prompt, prompt_len, &n_prompt);
-    if (!ids) goto done;
-    cp.n_ctx = a->m.ctx > 0 ? a->m.ctx : hp->n_ctx_train;
-    if ((int64_t)n_prompt + n_gen > cp.n_ctx) n_gen = cp.n_ctx - (int64_t)n_prompt;
-    if (n_gen < 0) {
-        cli_error("run", "the prompt has %zu tokens, more than the context of %" PRId64, n_prompt, cp.n_ctx);
-        free(ids);
-        goto done;
-    }
-    cp.n_threads = (int)a->m.threads;
-    cp.n_batch = a->m.batch;
-    if (thinking) {
-        th->sp = sp;
-        th->n_gen = n_gen, th->n_ctx = cp.n_ctx, th->batch = a->m.batch, th->threads = (int)a->m.threads;
-        th->kv_type = cp.kv_type;
-        th->ignore_eos = ignore_eos;
-        th->stops = o.stops, th->n_stops = o.n_stops;
-        th->progress = isatty(2);
-        /* the verifier's texts may hold newlines: \n in the flags */
-        char *vsuf = th->verifier_suffix ? cli_unescape(th->verifier_suffix) : NULL;
-        char *vyes = th->verifier_yes ? cli_unescape(th->verifier_yes) : NULL;
-        th->verifier_suffix = vsuf, th->verifier_yes = vyes;
-        rc = run_think(m, ids, n_prompt, prompt, prompt_len, th);
-        free(vsuf);
-        free(vyes);
-        free(ids);
-        goto done;
-    }
-    c = grok_context_create(m, &cp, err, sizeof err);
-    s = grok_sampler_create(&sp, hp->n_vocab);
-    hist = malloc((n_prompt + (size_t)n_gen + 1) * sizeof(int32_t));
     if (c && (!s || !hist)) snprintf(err, sizeof err, "out of memory");
     if (grok_dist_agree(c && s && hist, err, sizeof err)) {
         cli_error("run", "%s", err);
-        free(ids);
-        goto done;
+    } else {
+        memcpy(hist, j->ids, j->n_prompt * sizeof(int32_t));
+        rc = run_loop(c, s, j->gm, j->mask, j->tok, &j->o, hist, j->n_prompt, j->n_gen, j->a->ignore_eos);
     }
-    memcpy(hist, ids, n_prompt * sizeof(int32_t));
-    free(ids);
-    rc = run_loop(c, s, gm, mask, tok, &o, hist, n_prompt, n_gen, ignore_eos);
-done:
-    free(o.buf);
     free(hist);
-    free(mask);
-    grok_matcher_free(gm);
-    grok_grammar_free(gram);
-    grok_grammar_vocab_free(gv);
     grok_sampler_free(s);
     grok_context_free(c);
-    grok_model_free(m);
-    free(file_text);
+    return rc;
+}
+
+static void gen_free(gen_job *j) {
+    free(j->o.buf);
+    free(j->ids);
+    free(j->mask);
+    grok_matcher_free(j->gm);
+    grok_grammar_free(j->gram);
+    grok_grammar_vocab_free(j->gv);
+    grok_model_free(j->m);
+    free(j->file_text);
+}
+
+static int run_generate(run_args *a, run_think_args *th, bool thinking) {
+    gen_job j = {.a = a, .n_gen = a->n_gen, .cp = grok_context_default_params()};
+    for (size_t k = 0; k < a->stops.n; k++) j.o.stops[j.o.n_stops++] = a->stops.v[k];
+    j.cp.kv_type = cli_kv_grok_type(&a->m);
+    if (gen_read_prompt(&j)) return 1;
+    int rc = gen_load(&j) || gen_tokens(&j) ? 1 : thinking ? gen_think(&j, th) : gen_stream(&j);
+    gen_free(&j);
     return rc;
 }

@@ -98,7 +98,7 @@ int cmd_serve(int argc, char **argv) {
                             "ffn|experts|layers, see docs/distributed.md): rank 0 serves HTTP, the others\n"
                             "follow its steps.",
                    .memory = true};
-    cli_add_group(&cmd, "Server", SERVE_OPTS, sizeof SERVE_OPTS / sizeof SERVE_OPTS[0], &a, NULL);
+    CLI_ADD_TABLE(&cmd, "Server", SERVE_OPTS, &a);
     /* the server's own --ctx (per slot) and --batch (per step) shadow the shared ones */
     cli_add_group(&cmd, "Model and compute", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS, &a.m, NULL);
     int prc = cli_parse(&cmd, argc, argv);

@@ -63,10 +63,8 @@ int cmd_tokenize(int argc, char **argv) {
                             "vocabulary piece with backslash, tab, newline, carriage return and other\n"
                             "control bytes written as \\\\, \\t, \\n, \\r and \\xNN.",
                    .max_pos = CLI_ANY_POS};
-    cli_add_group(&cmd, "Tokenizer", TOKENIZER_OPTS, sizeof TOKENIZER_OPTS / sizeof TOKENIZER_OPTS[0], &a,
-                  NULL);
-    cli_add_group(&cmd, "Input and output", TOKENIZE_OPTS, sizeof TOKENIZE_OPTS / sizeof TOKENIZE_OPTS[0], &a,
-                  NULL);
+    CLI_ADD_TABLE(&cmd, "Tokenizer", TOKENIZER_OPTS, &a);
+    CLI_ADD_TABLE(&cmd, "Input and output", TOKENIZE_OPTS, &a);
     int prc = cli_parse(&cmd, argc, argv);
     if (prc >= 0) return prc;
     const char *model = a.model, *spm = a.spm, *file = a.file, *text = cmd.n_pos ? cmd.pos[0] : NULL;
@@ -136,10 +134,8 @@ int cmd_detokenize(int argc, char **argv) {
                    .notes = "Prints the text followed by a newline. An id outside the vocabulary is an\n"
                             "error (exit status 2).",
                    .max_pos = CLI_ANY_POS};
-    cli_add_group(&cmd, "Tokenizer", TOKENIZER_OPTS, sizeof TOKENIZER_OPTS / sizeof TOKENIZER_OPTS[0], &a,
-                  NULL);
-    cli_add_group(&cmd, "Output", DETOKENIZE_OPTS, sizeof DETOKENIZE_OPTS / sizeof DETOKENIZE_OPTS[0], &a,
-                  NULL);
+    CLI_ADD_TABLE(&cmd, "Tokenizer", TOKENIZER_OPTS, &a);
+    CLI_ADD_TABLE(&cmd, "Output", DETOKENIZE_OPTS, &a);
     int prc = cli_parse(&cmd, argc, argv);
     if (prc >= 0) return prc;
     const char *model = a.model, *spm = a.spm;

@@ -263,11 +263,11 @@ static int train_parse(int argc, char **argv, train_opts *o, cli_cmd *cmd) {
         .notes = "--train-batch was called --batch (still accepted); --batch is a prompt batch in\n"
                  "the other commands. See docs/training.md.",
         .max_pos = CLI_ANY_POS};
-    cli_add_group(cmd, "Data and vocabulary", DATA_OPTS, sizeof DATA_OPTS / sizeof DATA_OPTS[0], o, NULL);
-    cli_add_group(cmd, "Fine-tuning", TUNE_OPTS, sizeof TUNE_OPTS / sizeof TUNE_OPTS[0], o, NULL);
+    CLI_ADD_TABLE(cmd, "Data and vocabulary", DATA_OPTS, o);
+    CLI_ADD_TABLE(cmd, "Fine-tuning", TUNE_OPTS, o);
     cli_add_group(cmd, "Shape (as grok new)", CLI_SHAPE_OPTS, CLI_N_SHAPE_OPTS, &a->hp, TRAIN_SHAPE_OMIT);
-    cli_add_group(cmd, "Training", STEP_OPTS, sizeof STEP_OPTS / sizeof STEP_OPTS[0], o, NULL);
-    cli_add_group(cmd, "Output", OUT_OPTS, sizeof OUT_OPTS / sizeof OUT_OPTS[0], o, NULL);
+    CLI_ADD_TABLE(cmd, "Training", STEP_OPTS, o);
+    CLI_ADD_TABLE(cmd, "Output", OUT_OPTS, o);
     int rc = cli_parse(cmd, argc, argv);
     if (rc >= 0) return rc;
     /* the data files: --data's values, and the words after it */
@@ -407,7 +407,228 @@ static int train_setup(train_args *a, const char *text, size_t text_len, grok_tr
     return 0;
 }
 
-static int train_full(train_args *a);
+int train_open_log(const char *path, int64_t step, FILE **f) {
+    *f = fopen(path, step > 0 ? "a" : "w");
+    if (!*f) {
+        cli_error("train", "--log: cannot open %s", path);
+        return 1;
+    }
+    if (step == 0) fprintf(*f, "step,train_loss,eval_loss,lr,aux,z\n");
+    return 0;
+}
+
+/* Full training or --eval-only: what it holds, freed by full_free. */
+typedef struct {
+    train_args *a;
+    grok_train_model *m;
+    grok_tokenizer *tok;
+    grok_train_optim_state st;
+    grok_threadpool *pool;
+    grok_trainer *tr;
+    int32_t *ids, *batch; /* the tokens: n_train to train on, then n_eval held out */
+    float *grad;
+    FILE *logf;
+    size_t text_len;
+    int64_t n_all, n_train, n_eval;
+    grok_train_loss_cfg lcfg;
+} full_job;
+
+/* The clock and the smoothed loss since this process started (a resumed
+ * run counts from its own first step). */
+typedef struct {
+    bool tty;
+    double t0, c0, ema;
+    int64_t step0;
+} full_progress;
+
+/* The model and its vocabulary (trained on the text where it is new), and
+ * the text as tokens. 0, or 1 after a message. */
+static int full_tokens(full_job *j, const char *text) {
+    train_args *a = j->a;
+    if (train_setup(a, text, j->text_len, &j->m, &j->tok, &j->st)) return 1;
+    if (a->seq > j->m->hp.n_ctx_train) {
+        cli_error("train", "--seq %" PRId64 " exceeds the model's context %" PRId64, a->seq,
+                  j->m->hp.n_ctx_train);
+        return 1;
+    }
+    size_t n_ids;
+    j->ids = train_tokenize_text(j->tok, text, j->text_len, a->doc_sep, &n_ids);
+    if (!j->ids) return 1;
+    j->n_all = (int64_t)n_ids;
+    j->n_eval = a->eval_model ? j->n_all : (int64_t)((double)j->n_all * a->holdout);
+    j->n_train = j->n_all - j->n_eval;
+    if (!a->eval_model && j->n_train < a->seq + 2) {
+        cli_error("train", "--data: %" PRId64 " training tokens, fewer than --seq %" PRId64 " + 2",
+                  j->n_train, a->seq);
+        return 1;
+    }
+    return 0;
+}
+
+/* The data, the model, the tokens and the trainer. 0, or 1 after a
+ * message. */
+static int full_load(full_job *j) {
+    train_args *a = j->a;
+    char err[GROK_ERR_SIZE];
+    char *text = train_read_text(a->data, a->n_data, &j->text_len);
+    if (!text) return 1;
+    const int rc = full_tokens(j, text);
+    free(text);
+    if (rc) return 1;
+    j->pool = grok_threadpool_create((int)a->threads);
+    j->tr = j->pool ? grok_trainer_create(j->m, a->batch, a->seq, j->pool, err, sizeof err) : NULL;
+    if (!j->tr) {
+        cli_error("train", "%s", j->pool ? err : "cannot start threads");
+        return 1;
+    }
+    j->lcfg = (grok_train_loss_cfg){a->aux_coef, a->z_coef};
+    return 0;
+}
+
+/* --eval-only: the model's loss on all the data, and its expert usage. 0,
+ * or 1 after a message. */
+static int full_eval_only(full_job *j) {
+    const train_args *a = j->a;
+    int64_t scored;
+    grok_trainer_reset_expert_counts(j->tr);
+    double loss = evaluate(j->tr, j->ids, j->n_eval, a->batch, a->seq, 0, &j->lcfg, &scored);
+    if (scored == 0) {
+        cli_error("train", "--data: %" PRId64 " tokens, too few for --seq %" PRId64, j->n_eval, a->seq);
+        return 1;
+    }
+    /* bits per byte: the scored tokens cover about scored/n_all of the text */
+    double bpb = loss / log(2.0) * (double)j->n_all / (double)j->text_len;
+    printf("eval: %s on %" PRId64 " tokens: loss %.4f nats/token, perplexity %.2f, ~%.3f bits/byte\n",
+           a->eval_model, scored, loss, exp(loss), bpb);
+    if (a->expert_stats) print_expert_stats(j->tr, &j->m->hp);
+    return 0;
+}
+
+/* The loss on (at most --eval-tokens of) the held-out tokens. */
+static double full_held_out(full_job *j) {
+    int64_t sc;
+    return evaluate(j->tr, j->ids + j->n_train, j->n_eval, j->a->batch, j->a->seq, j->a->eval_tokens,
+                    &j->lcfg, &sc);
+}
+
+/* One optimizer step, its report and checkpoint. 0, or 1 after a message. */
+static int full_step(full_job *j, full_progress *p) {
+    train_args *a = j->a;
+    grok_train_optim_state *st = &j->st;
+    char err[GROK_ERR_SIZE];
+    grok_rng r = {st->rng};
+    for (int64_t b = 0; b < a->batch; b++) {
+        int64_t off = (int64_t)(grok_rng_next(&r) % (uint64_t)(j->n_train - a->seq));
+        memcpy(j->batch + b * (a->seq + 1), j->ids + off, sizeof(int32_t) * (size_t)(a->seq + 1));
+    }
+    st->rng = r.s;
+    grok_train_losses l;
+    if (grok_trainer_step(j->tr, j->batch, a->batch, a->seq, &j->lcfg, &l, j->grad)) {
+        cli_error("train", "step %" PRId64 " failed", st->step);
+        return 1;
+    }
+    float lr = grok_train_lr_at(&a->opt, st->step);
+    double gnorm = grok_train_adamw_step(j->m, st, j->grad, &a->opt);
+    if (!isfinite(l.total) || !isfinite(gnorm)) {
+        cli_error("train", "step %" PRId64 ": the loss diverged (%g); try a lower --lr", st->step, l.total);
+        return 1;
+    }
+    p->ema = isnan(p->ema) ? l.ce : 0.95 * p->ema + 0.05 * l.ce;
+    double el = grok_now() - p->t0, tps = (double)((st->step - p->step0) * a->batch * a->seq) / el;
+    double eta = el / (double)(st->step - p->step0) * (double)(a->stop_at - st->step);
+    bool do_eval = st->step % a->eval_every == 0 || st->step == a->stop_at;
+    double ev = do_eval && j->n_eval > a->seq ? full_held_out(j) : NAN;
+    if (j->logf)
+        fprintf(j->logf, "%" PRId64 ",%.5f,%.5f,%.6g,%.4f,%.4f\n", st->step, l.ce, ev, lr, l.aux, l.z);
+    if (p->tty)
+        fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 "  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs   ",
+                st->step, a->steps, p->ema, lr, tps, eta);
+    if (do_eval || (!p->tty && st->step % 10 == 0))
+        fprintf(stderr,
+                "%sstep %" PRId64 "/%" PRId64 " loss %.4f aux %.3f z %.3f |g| %.3f lr %.2e %.0f tok/s\n",
+                p->tty ? "\r" : "", st->step, a->steps, l.ce, l.aux, l.z, gnorm, lr, tps);
+    if (do_eval && !isnan(ev)) fprintf(stderr, "  held-out loss %.4f (perplexity %.2f)\n", ev, exp(ev));
+    if (a->ckpt && (st->step % a->ckpt_every == 0 || st->step == a->stop_at) &&
+        grok_train_save(a->ckpt, j->m, j->tok, GROK_TYPE_F32, st, "grok-train-checkpoint", err, sizeof err)) {
+        cli_error("train", "%s", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* The run's rate, the expert usage and the model written. 0, or 1 after a
+ * message. */
+static int full_finish(full_job *j, const full_progress *p) {
+    train_args *a = j->a;
+    const grok_hparams *hp = &j->m->hp;
+    char err[GROK_ERR_SIZE];
+    if (p->tty) fprintf(stderr, "\n");
+    cli_train_rate((double)((j->st.step - p->step0) * a->batch * a->seq), 1, grok_now() - p->t0,
+                   grok_cpu_now() - p->c0);
+    if (a->expert_stats && j->n_eval > a->seq) {
+        grok_trainer_reset_expert_counts(j->tr);
+        full_held_out(j);
+        print_expert_stats(j->tr, hp);
+    }
+    char name[128];
+    snprintf(name, sizeof name, "grok-trained-d%" PRId64 "-l%" PRId64 "-e%" PRId64, hp->d_model, hp->n_layers,
+             hp->n_experts);
+    if (grok_train_save(a->out, j->m, j->tok, (grok_type)grok_type_from_name(a->type_name), NULL, name, err,
+                        sizeof err)) {
+        cli_error("train", "%s", err);
+        return 1;
+    }
+    fprintf(stderr, "grok train: wrote %s after %" PRId64 " steps (%.1f s)\n", a->out, j->st.step,
+            grok_now() - p->t0);
+    return 0;
+}
+
+/* The steps from the loaded (or resumed) state to --stop-at, then the
+ * model. 0, or 1 after a message. */
+static int full_train(full_job *j) {
+    train_args *a = j->a;
+    const grok_hparams *hp = &j->m->hp;
+    fprintf(stderr,
+            "grok train: %.2f M parameters (%.2f M active), vocab %" PRId64 ", %" PRId64
+            " training / %" PRId64 " held-out tokens, %d threads, batch %" PRId64 " x %" PRId64 "\n",
+            (double)grok_hparams_n_params(hp) / 1e6, (double)grok_hparams_n_params_active(hp) / 1e6,
+            hp->n_vocab, j->n_train, j->n_eval, grok_threadpool_size(j->pool), a->batch, a->seq);
+    j->batch = malloc(sizeof(int32_t) * (size_t)(a->batch * (a->seq + 1)));
+    j->grad = malloc(sizeof(float) * (size_t)j->m->n_params);
+    if (!j->batch || !j->grad) {
+        cli_error("train", "out of memory");
+        return 1;
+    }
+    if (a->log_path && train_open_log(a->log_path, j->st.step, &j->logf)) return 1;
+    if (a->init && j->st.step == 0 && j->n_eval > a->seq) {
+        double ev = full_held_out(j);
+        fprintf(stderr, "  held-out loss before fine-tuning %.4f (perplexity %.2f)\n", ev, exp(ev));
+    }
+    full_progress p = {isatty(2), grok_now(), grok_cpu_now(), NAN, j->st.step};
+    while (j->st.step < a->stop_at)
+        if (full_step(j, &p)) return 1;
+    return full_finish(j, &p);
+}
+
+static void full_free(full_job *j) {
+    if (j->logf) fclose(j->logf);
+    free(j->ids);
+    free(j->batch);
+    free(j->grad);
+    grok_trainer_free(j->tr);
+    grok_threadpool_free(j->pool);
+    grok_train_optim_free(&j->st);
+    grok_train_model_free(j->m);
+    grok_tokenizer_free(j->tok);
+}
+
+/* Full training (or --eval-only) of a model in f32. */
+static int train_full(train_args *a) {
+    full_job j = {.a = a};
+    int rc = full_load(&j) || (a->eval_model ? full_eval_only(&j) : full_train(&j)) ? 1 : 0;
+    full_free(&j);
+    return rc;
+}
 
 int cmd_train(int argc, char **argv) {
     train_opts o = {0};
@@ -415,173 +636,5 @@ int cmd_train(int argc, char **argv) {
     int rc = train_parse(argc, argv, &o, &cmd);
     if (rc < 0 && !(rc = train_validate(&o.t))) rc = o.t.lora_rank ? train_lora_run(&o.t) : train_full(&o.t);
     free(o.t.data);
-    return rc;
-}
-
-/* Full training (or --eval-only) of a model in f32. */
-static int train_full(train_args *a) {
-    const int type = grok_type_from_name(a->type_name);
-    int rc;
-
-    char err[GROK_ERR_SIZE];
-    grok_train_model *m = NULL;
-    grok_tokenizer *tok = NULL;
-    grok_train_optim_state st = {0};
-    grok_trainer *tr = NULL;
-    grok_threadpool *pool = NULL;
-    int32_t *ids = NULL, *batch = NULL;
-    float *grad = NULL;
-    FILE *logf = NULL;
-    rc = 1;
-    size_t text_len = 0;
-    char *text = train_read_text(a->data, a->n_data, &text_len);
-    if (!text) goto done;
-
-    if (train_setup(a, text, text_len, &m, &tok, &st)) goto done;
-    const grok_hparams *hp = &m->hp;
-    if (a->seq > hp->n_ctx_train) {
-        cli_error("train", "--seq %" PRId64 " exceeds the model's context %" PRId64, a->seq, hp->n_ctx_train);
-        goto done;
-    }
-
-    size_t n_ids;
-    ids = train_tokenize_text(tok, text, text_len, a->doc_sep, &n_ids);
-    free(text);
-    text = NULL;
-    if (!ids) goto done;
-    int64_t n_all = (int64_t)n_ids;
-    int64_t n_eval = a->eval_model ? n_all : (int64_t)((double)n_all * a->holdout);
-    int64_t n_train = n_all - n_eval;
-    if (!a->eval_model && n_train < a->seq + 2) {
-        cli_error("train", "--data: %" PRId64 " training tokens, fewer than --seq %" PRId64 " + 2", n_train,
-                  a->seq);
-        goto done;
-    }
-    pool = grok_threadpool_create((int)a->threads);
-    tr = pool ? grok_trainer_create(m, a->batch, a->seq, pool, err, sizeof err) : NULL;
-    if (!tr) {
-        cli_error("train", "%s", pool ? err : "cannot start threads");
-        goto done;
-    }
-    grok_train_loss_cfg lcfg = {a->aux_coef, a->z_coef};
-
-    if (a->eval_model) {
-        int64_t scored;
-        grok_trainer_reset_expert_counts(tr);
-        double loss = evaluate(tr, ids, n_eval, a->batch, a->seq, 0, &lcfg, &scored);
-        if (scored == 0) {
-            cli_error("train", "--data: %" PRId64 " tokens, too few for --seq %" PRId64, n_eval, a->seq);
-            goto done;
-        }
-        /* bits per byte: the scored tokens cover about scored/n_all of the text */
-        double bpb = loss / log(2.0) * (double)n_all / (double)text_len;
-        printf("eval: %s on %" PRId64 " tokens: loss %.4f nats/token, perplexity %.2f, ~%.3f bits/byte\n",
-               a->eval_model, scored, loss, exp(loss), bpb);
-        if (a->expert_stats) print_expert_stats(tr, hp);
-        rc = 0;
-        goto done;
-    }
-
-    fprintf(stderr,
-            "grok train: %.2f M parameters (%.2f M active), vocab %" PRId64 ", %" PRId64
-            " training / %" PRId64 " held-out tokens, %d threads, batch %" PRId64 " x %" PRId64 "\n",
-            (double)grok_hparams_n_params(hp) / 1e6, (double)grok_hparams_n_params_active(hp) / 1e6,
-            hp->n_vocab, n_train, n_eval, grok_threadpool_size(pool), a->batch, a->seq);
-    batch = malloc(sizeof(int32_t) * (size_t)(a->batch * (a->seq + 1)));
-    grad = malloc(sizeof(float) * (size_t)m->n_params);
-    if (!batch || !grad) {
-        cli_error("train", "out of memory");
-        goto done;
-    }
-    if (a->log_path) {
-        logf = fopen(a->log_path, st.step > 0 ? "a" : "w");
-        if (!logf) {
-            cli_error("train", "--log: cannot open %s", a->log_path);
-            goto done;
-        }
-        if (st.step == 0) fprintf(logf, "step,train_loss,eval_loss,lr,aux,z\n");
-    }
-    if (a->init && st.step == 0 && n_eval > a->seq) {
-        int64_t sc;
-        double ev = evaluate(tr, ids + n_train, n_eval, a->batch, a->seq, a->eval_tokens, &lcfg, &sc);
-        fprintf(stderr, "  held-out loss before fine-tuning %.4f (perplexity %.2f)\n", ev, exp(ev));
-    }
-    bool tty = isatty(2);
-    double t0 = grok_now(), c0 = grok_cpu_now(), ema = NAN;
-    int64_t step0 = st.step;
-    while (st.step < a->stop_at) {
-        grok_rng r = {st.rng};
-        for (int64_t b = 0; b < a->batch; b++) {
-            int64_t off = (int64_t)(grok_rng_next(&r) % (uint64_t)(n_train - a->seq));
-            memcpy(batch + b * (a->seq + 1), ids + off, sizeof(int32_t) * (size_t)(a->seq + 1));
-        }
-        st.rng = r.s;
-        grok_train_losses l;
-        if (grok_trainer_step(tr, batch, a->batch, a->seq, &lcfg, &l, grad)) {
-            cli_error("train", "step %" PRId64 " failed", st.step);
-            goto done;
-        }
-        float lr = grok_train_lr_at(&a->opt, st.step);
-        double gnorm = grok_train_adamw_step(m, &st, grad, &a->opt);
-        if (!isfinite(l.total) || !isfinite(gnorm)) {
-            cli_error("train", "step %" PRId64 ": the loss diverged (%g); try a lower --lr", st.step,
-                      l.total);
-            goto done;
-        }
-        ema = isnan(ema) ? l.ce : 0.95 * ema + 0.05 * l.ce;
-        double el = grok_now() - t0, tps = (double)((st.step - step0) * a->batch * a->seq) / el;
-        double eta = el / (double)(st.step - step0) * (double)(a->stop_at - st.step);
-        bool do_eval = st.step % a->eval_every == 0 || st.step == a->stop_at;
-        double ev = NAN;
-        if (do_eval && n_eval > a->seq) {
-            int64_t sc;
-            ev = evaluate(tr, ids + n_train, n_eval, a->batch, a->seq, a->eval_tokens, &lcfg, &sc);
-        }
-        if (logf) fprintf(logf, "%" PRId64 ",%.5f,%.5f,%.6g,%.4f,%.4f\n", st.step, l.ce, ev, lr, l.aux, l.z);
-        if (tty)
-            fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 "  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs   ",
-                    st.step, a->steps, ema, lr, tps, eta);
-        if (do_eval || (!tty && st.step % 10 == 0))
-            fprintf(stderr,
-                    "%sstep %" PRId64 "/%" PRId64 " loss %.4f aux %.3f z %.3f |g| %.3f lr %.2e %.0f tok/s\n",
-                    tty ? "\r" : "", st.step, a->steps, l.ce, l.aux, l.z, gnorm, lr, tps);
-        if (do_eval && !isnan(ev)) fprintf(stderr, "  held-out loss %.4f (perplexity %.2f)\n", ev, exp(ev));
-        if (a->ckpt && (st.step % a->ckpt_every == 0 || st.step == a->stop_at)) {
-            if (grok_train_save(a->ckpt, m, tok, GROK_TYPE_F32, &st, "grok-train-checkpoint", err,
-                                sizeof err)) {
-                cli_error("train", "%s", err);
-                goto done;
-            }
-        }
-    }
-    if (tty) fprintf(stderr, "\n");
-    cli_train_rate((double)((st.step - step0) * a->batch * a->seq), 1, grok_now() - t0, grok_cpu_now() - c0);
-    if (a->expert_stats && n_eval > a->seq) {
-        int64_t sc;
-        grok_trainer_reset_expert_counts(tr);
-        evaluate(tr, ids + n_train, n_eval, a->batch, a->seq, a->eval_tokens, &lcfg, &sc);
-        print_expert_stats(tr, hp);
-    }
-    char name[128];
-    snprintf(name, sizeof name, "grok-trained-d%" PRId64 "-l%" PRId64 "-e%" PRId64, hp->d_model, hp->n_layers,
-             hp->n_experts);
-    if (grok_train_save(a->out, m, tok, (grok_type)type, NULL, name, err, sizeof err)) {
-        cli_error("train", "%s", err);
-        goto done;
-    }
-    fprintf(stderr, "grok train: wrote %s after %" PRId64 " steps (%.1f s)\n", a->out, st.step,
-            grok_now() - t0);
-    rc = 0;
-done:
-    if (logf) fclose(logf);
-    free(text);
-    free(ids);
-    free(batch);
-    free(grad);
-    grok_trainer_free(tr);
-    grok_threadpool_free(pool);
-    grok_train_optim_free(&st);
-    grok_train_model_free(m);
-    grok_tokenizer_free(tok);
     return rc;
 }

@@ -133,6 +133,14 @@ char *cli_unescape(const char *s) {
     return o;
 }
 
+grok_context_params cli_chunk_params(grok_threadpool *pool, int64_t ctx) {
+    grok_context_params cp = grok_context_default_params();
+    cp.pool = pool;
+    cp.n_ctx = ctx;
+    cp.n_batch = ctx;
+    return cp;
+}
+
 int32_t *cli_text_chunks(const char *sub, const grok_tokenizer *tk, const char *text, size_t len,
                          const char *text_path, int64_t ctx, int64_t max_chunks, size_t *n_tok,
                          int64_t *n_chunks) {

@@ -107,6 +107,10 @@ typedef struct {
 /* Adds a group to c (at most CLI_MAX_GROUPS). */
 void cli_add_group(cli_cmd *c, const char *title, const cli_opt *opts, size_t n, void *base,
                    const char *const *omit);
+/* The common case: all of a static table of flags, sized by the compiler
+ * (no count to keep in step with the table). */
+#define CLI_ADD_TABLE(c, title, table, base) \
+    cli_add_group((c), (title), (table), sizeof(table) / sizeof((table)[0]), (base), NULL)
 /* Parses argv[1..argc) into c's groups and positionals. Returns -1 when the
  * command goes on, 0 after printing --help (-h) to stdout, or 2 after a
  * message naming the flag and its value: an unknown flag, a missing or

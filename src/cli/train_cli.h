@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "chat/chat.h"
 #include "grok.h"
@@ -33,6 +34,10 @@ typedef struct {
 
 /* The LoRA fine-tuning run over the frozen base a->init (flags checked). */
 int train_lora_run(train_args *a);
+
+/* The --log CSV into *f: appended to when resuming (step > 0), else new
+ * with its header. 0, or 1 after a message. */
+int train_open_log(const char *path, int64_t step, FILE **f);
 
 /* ---- data (train_data.c) ---- */
 

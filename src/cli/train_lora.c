@@ -147,250 +147,341 @@ static void sample_answer(run *r, const grok_model *base, const grok_chat_templa
     free(ids), free(logits), free(all), free(text);
 }
 
-int train_lora_run(train_args *a) {
-    char err[GROK_ERR_SIZE];
-    const int rank = grok_dist_rank(), np = grok_dist_size();
-    const bool lead = rank == 0;
-    int rc = 1;
-    grok_model *base = NULL;
-    grok_train_lora *lora = NULL;
-    grok_train_optim_state st = {0};
-    grok_threadpool *pool = NULL;
-    grok_chat_template tmpl = {0};
-    train_chat_data chat = {0}, chat_eval = {0};
-    int32_t *ids = NULL, *eval_ids = NULL;
-    float *grad = NULL;
-    FILE *logf = NULL;
-    char *text = NULL;
-    run r = {a, NULL, {rank, np, comm_allgatherv, comm_alltoallv, NULL}, rank, np, NULL, NULL};
+/* A LoRA run from the loaded base to the written adapter; job_free frees
+ * what it holds. */
+typedef struct {
+    train_args *a;
+    run r;
+    bool lead; /* rank 0: prints, samples and writes */
+    grok_model *base;
+    const grok_tokenizer *tok;
+    grok_train_lora *lora;
+    grok_train_optim_state st;
+    grok_threadpool *pool;
+    grok_chat_template tmpl;
+    train_chat_data chat, chat_eval;
+    int32_t *ids, *eval_ids;
+    float *grad;
+    FILE *logf;
+    source train, held;
+    grok_train_loss_cfg lcfg;
+} job;
 
+/* The clock, the smoothed loss and the tokens trained on since this
+ * process started (a resumed run counts from its own first step). */
+typedef struct {
+    bool tty;
+    double t0, c0, ema, n_tok;
+    int64_t step0;
+} progress;
+
+/* The frozen base, checked against the flags. 0, or 1 after a message. */
+static int load_base(job *j) {
+    train_args *a = j->a;
+    char err[GROK_ERR_SIZE];
+    grok_kernels_set_mode(strcmp(a->kernels, "fast") == 0 ? GROK_KERNELS_FAST : GROK_KERNELS_EXACT);
+    j->base = grok_model_load(a->init, err, sizeof err);
+    if (!j->base) {
+        cli_error("train", "--init: %s", err);
+        return 1;
+    }
+    const grok_hparams *hp = grok_model_hparams(j->base);
+    j->tok = grok_model_tokenizer(j->base);
+    if (!j->tok) {
+        cli_error("train", "--init: %s carries no vocabulary to tokenize the data with", a->init);
+        return 1;
+    }
+    if (a->seq > hp->n_ctx_train) {
+        cli_error("train", "--seq %" PRId64 " exceeds the model's context %" PRId64, a->seq, hp->n_ctx_train);
+        return 1;
+    }
+    return 0;
+}
+
+/* The adapters and their optimizer state: from --resume, or new. 0, or 1
+ * after a message. */
+static int load_adapters(job *j) {
+    train_args *a = j->a;
+    const grok_hparams *hp = grok_model_hparams(j->base);
+    char err[GROK_ERR_SIZE];
+    if (a->resume) {
+        if (grok_train_lora_load(a->resume, hp, &j->lora, &j->st, err, sizeof err)) {
+            cli_error("train", "--resume: %s", err);
+            return 1;
+        }
+        if (j->lora->rank != a->lora_rank) {
+            cli_error("train", "--resume: %s has rank %" PRId64 ", --lora says %" PRId64, a->resume,
+                      j->lora->rank, a->lora_rank);
+            return 1;
+        }
+        return 0;
+    }
+    j->lora = grok_train_lora_create(hp, a->lora_rank, a->lora_alpha, a->targets, (uint64_t)a->seed, err,
+                                     sizeof err);
+    if (!j->lora || grok_train_optim_alloc(&j->st, j->lora->p->n_params)) {
+        cli_error("train", "%s", j->lora ? "out of memory for the optimizer state" : err);
+        return 1;
+    }
+    j->st.seed = (uint64_t)a->seed;
+    j->st.rng = grok_rng_named((uint64_t)a->seed, GROK_RNG_DATA, 0).s;
+    return 0;
+}
+
+/* Chat data: the conversations to train on and the held-out ones. 0, or 1
+ * after a message. */
+static int read_chat_data(job *j) {
+    train_args *a = j->a;
+    char err[GROK_ERR_SIZE];
+    if (grok_chat_template_load(&j->tmpl, a->chat_template, err, sizeof err)) {
+        cli_error("train", "%s", err);
+        return 1;
+    }
+    train_chat_data *chat = &j->chat, *chat_eval = &j->chat_eval;
+    if (train_read_chat(a->data, a->n_data, &j->tmpl, j->tok, a->seq + 1, chat)) return 1;
+    int64_t n_eval = 0;
+    if (a->eval_data) {
+        if (train_read_chat(&a->eval_data, 1, &j->tmpl, j->tok, a->seq + 1, chat_eval)) return 1;
+        j->held = (source){NULL, 0, chat_eval->ex, chat_eval->n};
+    } else {
+        n_eval = (int64_t)((double)chat->n * a->holdout);
+        if (n_eval == 0 && a->holdout > 0 && chat->n >= 2) n_eval = 1;
+        j->held = (source){NULL, 0, chat->ex + chat->n - n_eval, n_eval};
+    }
+    j->train = (source){NULL, 0, chat->ex, chat->n - n_eval};
+    if (j->train.n_ex < 1) {
+        cli_error("train", "--data: no conversation left for training after the held-out share");
+        return 1;
+    }
+    if (j->lead && (chat->n_truncated || chat_eval->n_truncated))
+        fprintf(stderr,
+                "grok train: %" PRId64 " conversations longer than --seq %" PRId64 " tokens were cut\n",
+                chat->n_truncated + chat_eval->n_truncated, a->seq);
+    return 0;
+}
+
+/* Text data: the token stream to train on and the held-out one. 0, or 1
+ * after a message. */
+static int read_text_data(job *j) {
+    train_args *a = j->a;
+    size_t len, n;
+    char *text = train_read_text(a->data, a->n_data, &len);
+    if (!text) return 1;
+    j->ids = train_tokenize_text(j->tok, text, len, a->doc_sep, &n);
+    free(text);
+    int64_t n_all = (int64_t)n, n_eval = a->eval_data ? 0 : (int64_t)((double)n_all * a->holdout);
+    if (a->eval_data) {
+        size_t el, en;
+        if (!(text = train_read_text(&a->eval_data, 1, &el))) return 1;
+        j->eval_ids = train_tokenize_text(j->tok, text, el, a->doc_sep, &en);
+        free(text);
+        j->held = (source){j->eval_ids, (int64_t)en, NULL, 0};
+    } else {
+        j->held = (source){j->ids ? j->ids + n_all - n_eval : NULL, n_eval, NULL, 0};
+    }
+    j->train = (source){j->ids, n_all - n_eval, NULL, 0};
+    if (!j->ids || j->train.n_ids < a->seq + 2) {
+        cli_error("train", "--data: %" PRId64 " training tokens, fewer than --seq %" PRId64 " + 2",
+                  j->train.n_ids, a->seq);
+        return 1;
+    }
+    return 0;
+}
+
+/* The threads, this rank's share of a batch and the gradient. 0, or 1
+ * after a message. */
+static int prepare(job *j) {
+    train_args *a = j->a;
+    run *r = &j->r;
+    char err[GROK_ERR_SIZE];
+    j->pool = grok_threadpool_create((int)a->threads);
+    const int64_t local = (a->batch + r->np - 1) / r->np;
+    r->seqs = calloc((size_t)local, sizeof *r->seqs);
+    r->bufs = malloc(sizeof(int32_t) * (size_t)(local * (a->seq + 1)));
+    r->q = j->pool && r->seqs && r->bufs ? grok_qlora_create(j->base, j->lora, local * a->seq, a->seq,
+                                                             a->lora_dropout > 0, j->pool, err, sizeof err)
+                                         : NULL;
+    j->grad = malloc(sizeof(float) * (size_t)j->lora->p->n_params);
+    if (!r->q || !j->grad) {
+        cli_error("train", "%s", j->pool && r->seqs && r->bufs && j->grad ? err : "out of memory");
+        return 1;
+    }
+    j->lcfg = (grok_train_loss_cfg){a->aux_coef, a->z_coef};
+    return 0;
+}
+
+static void print_setup(const job *j) {
+    const train_args *a = j->a;
+    const grok_train_lora *lora = j->lora;
+    const int np = j->r.np;
+    fprintf(stderr,
+            "grok train: LoRA rank %" PRId64 ", alpha %g, dropout %g on %" PRId64
+            " weights: %.3f M trainable parameters; base %s frozen in its own types (%.1f MB mapped)\n",
+            lora->rank, (double)lora->alpha, (double)a->lora_dropout, lora->n_t,
+            (double)lora->p->n_params / 1e6, a->init,
+            (double)grok_gguf_file_size(grok_model_gguf(j->base)) / 1e6);
+    fprintf(stderr,
+            "grok train: %s data, %" PRId64 " training / %" PRId64
+            " held-out %s, %d threads x %d rank%s, batch %" PRId64 " x %" PRId64
+            ", %s kernels; adapter state %.1f MB, activations %.1f MB\n",
+            a->chat ? "chat" : "text", a->chat ? j->train.n_ex : j->train.n_ids,
+            a->chat ? j->held.n_ex : j->held.n_ids, a->chat ? "conversations" : "tokens",
+            grok_threadpool_size(j->pool), np, np > 1 ? "s" : "", a->batch, a->seq,
+            grok_kernel_mode_name(grok_kernels_mode()), (double)lora->p->n_params * 16 / 1e6,
+            (double)grok_qlora_bytes(j->r.q) / 1e6);
+}
+
+/* The sequences of the next batch: every rank draws them all (the same
+ * sampler state), fills in its share. Returns the batch's tokens. */
+static int64_t draw_batch(job *j) {
+    const train_args *a = j->a;
+    grok_rng g = {j->st.rng};
+    int64_t n_tok = 0, lo, hi;
+    grok_gradsum_share(a->batch, j->r.rank, j->r.np, &lo, &hi);
+    for (int64_t b = 0; b < a->batch; b++) {
+        uint64_t x = grok_rng_next(&g);
+        int64_t off = a->chat ? (int64_t)(x % (uint64_t)j->train.n_ex)
+                              : (int64_t)(x % (uint64_t)(j->train.n_ids - a->seq));
+        if (b >= lo && b < hi) make_seq(&j->r, &j->train, off, b - lo);
+        n_tok += a->chat ? j->train.ex[off].n - 1 : a->seq;
+    }
+    j->st.rng = g.s;
+    return n_tok;
+}
+
+/* The step just taken: the log line, the progress lines and, at an
+ * evaluation, the held-out loss and the sample answer. */
+static void report_step(job *j, const progress *p, const grok_train_losses *l, float lr, double gnorm) {
+    const train_args *a = j->a;
+    const int64_t step = j->st.step;
+    const double el = grok_now() - p->t0, tps = p->n_tok / el;
+    const double eta = el / (double)(step - p->step0) * (double)(a->stop_at - step);
+    const bool do_eval = step % a->eval_every == 0 || step == a->stop_at;
+    const bool can_eval = a->chat ? j->held.n_ex > 0 : j->held.n_ids > a->seq;
+    double ev = NAN;
+    if (do_eval && can_eval) ev = evaluate(&j->r, &j->held, a->eval_tokens, &j->lcfg);
+    if (j->logf)
+        fprintf(j->logf, "%" PRId64 ",%.5f,%.5f,%.6g,%.4f,%.4f\n", step, l->ce, ev, lr, l->aux, l->z);
+    if (p->tty)
+        fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 "  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs   ", step,
+                a->steps, p->ema, lr, tps, eta);
+    if (!j->lead) return;
+    if (do_eval || (!p->tty && step % 10 == 0))
+        fprintf(stderr,
+                "%sstep %" PRId64 "/%" PRId64 " loss %.4f aux %.3f z %.3f |g| %.3f lr %.2e %.1f tok/s\n",
+                p->tty ? "\r" : "", step, a->steps, l->ce, l->aux, l->z, gnorm, lr, tps);
+    if (do_eval && !isnan(ev)) fprintf(stderr, "  held-out loss %.4f (perplexity %.2f)\n", ev, exp(ev));
+    /* the sample: the last conversation of --eval-data, else of --data
+     * (held out unless --holdout is 0) */
+    const train_chat_data *sd = j->chat_eval.sample_prompt ? &j->chat_eval : &j->chat;
+    if (do_eval && a->chat && sd->sample_prompt && a->sample_tokens > 0)
+        sample_answer(&j->r, j->base, &j->tmpl, sd->sample_prompt, sd->sample_prompt_len);
+}
+
+/* One optimizer step, its report and checkpoint. 0, or 1 after a message. */
+static int train_step(job *j, progress *p) {
+    train_args *a = j->a;
+    grok_train_optim_state *st = &j->st;
+    char err[GROK_ERR_SIZE];
+    const int64_t n_tok = draw_batch(j);
+    grok_qlora_step_cfg c = {j->lcfg, a->lora_dropout,
+                             grok_rng_named(st->seed, GROK_RNG_DROPOUT, (uint64_t)st->step).s, a->batch,
+                             &j->r.comm};
+    grok_train_losses l;
+    const int src = grok_qlora_step(j->r.q, j->r.seqs, &c, &l, j->grad, err, sizeof err);
+    if (grok_dist_agree(src == 0, err, sizeof err)) {
+        cli_error("train", "step %" PRId64 ": %s", st->step, err);
+        return 1;
+    }
+    const float lr = grok_train_lr_at(&a->opt, st->step);
+    const double gnorm = grok_train_adamw_step(j->lora->p, st, j->grad, &a->opt);
+    if (!isfinite(l.total) || !isfinite(gnorm)) {
+        cli_error("train", "step %" PRId64 ": the loss diverged (%g); try a lower --lr", st->step, l.total);
+        return 1;
+    }
+    p->n_tok += (double)n_tok;
+    p->ema = isnan(p->ema) ? l.ce : 0.95 * p->ema + 0.05 * l.ce;
+    report_step(j, p, &l, lr, gnorm);
+    if (j->lead && a->ckpt && (st->step % a->ckpt_every == 0 || st->step == a->stop_at) &&
+        grok_train_lora_save(a->ckpt, j->lora, a->init, st, err, sizeof err)) {
+        cli_error("train", "%s", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* The adapter written, with the run's rate and memory. 0, or 1 after a
+ * message. */
+static int finish(job *j, const progress *p) {
+    train_args *a = j->a;
+    char err[GROK_ERR_SIZE];
+    if (p->tty) fprintf(stderr, "\n");
+    if (!j->lead) return 0;
+    cli_train_rate(p->n_tok, j->r.np, grok_now() - p->t0, grok_cpu_now() - p->c0);
+    if (grok_train_lora_save(a->out, j->lora, a->init, NULL, err, sizeof err)) {
+        cli_error("train", "%s", err);
+        return 1;
+    }
+    fprintf(stderr, "grok train: wrote %s after %" PRId64 " steps (%.1f s)\n", a->out, j->st.step,
+            grok_now() - p->t0);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    fprintf(stderr,
+            "grok train: peak RSS %.1f MB (base file %.1f MB, mapped; adapters with AdamW %.1f MB; "
+            "trainer %.1f "
+            "MB)\n",
+            (double)ru.ru_maxrss / 1024.0 * 1.048576,
+            (double)grok_gguf_file_size(grok_model_gguf(j->base)) / 1e6,
+            (double)j->lora->p->n_params * 16 / 1e6, (double)grok_qlora_bytes(j->r.q) / 1e6);
+    return 0;
+}
+
+/* The steps from the loaded (or resumed) state to --stop-at, then the
+ * adapter. 0, or 1 after a message. */
+static int train_steps(job *j) {
+    train_args *a = j->a;
+    if (j->lead) print_setup(j);
+    if (j->lead && a->log_path && train_open_log(a->log_path, j->st.step, &j->logf)) return 1;
+    const bool can_eval = a->chat ? j->held.n_ex > 0 : j->held.n_ids > a->seq;
+    if (j->st.step == 0 && can_eval) {
+        double ev = evaluate(&j->r, &j->held, a->eval_tokens, &j->lcfg);
+        if (j->lead)
+            fprintf(stderr, "  held-out loss before fine-tuning %.4f (perplexity %.2f)\n", ev, exp(ev));
+    }
+    progress p = {j->lead && isatty(2), grok_now(), grok_cpu_now(), NAN, 0, j->st.step};
+    while (j->st.step < a->stop_at)
+        if (train_step(j, &p)) return 1;
+    return finish(j, &p);
+}
+
+static void job_free(job *j) {
+    if (j->logf) fclose(j->logf);
+    free(j->ids), free(j->eval_ids), free(j->grad), free(j->r.seqs), free(j->r.bufs);
+    grok_qlora_free(j->r.q);
+    grok_threadpool_free(j->pool);
+    grok_train_optim_free(&j->st);
+    grok_train_lora_free(j->lora);
+    train_chat_free(&j->chat);
+    train_chat_free(&j->chat_eval);
+    grok_chat_template_free(&j->tmpl);
+    grok_model_free(j->base);
+}
+
+int train_lora_run(train_args *a) {
+    const int rank = grok_dist_rank(), np = grok_dist_size();
     if (a->batch < np) {
         cli_error("train",
                   "--train-batch %" PRId64 " is smaller than the %d ranks: every rank needs a sequence",
                   a->batch, np);
         return 2;
     }
-    grok_kernels_set_mode(strcmp(a->kernels, "fast") == 0 ? GROK_KERNELS_FAST : GROK_KERNELS_EXACT);
-    base = grok_model_load(a->init, err, sizeof err);
-    if (!base) {
-        cli_error("train", "--init: %s", err);
-        goto done;
-    }
-    const grok_hparams *hp = grok_model_hparams(base);
-    const grok_tokenizer *tok = grok_model_tokenizer(base);
-    if (!tok) {
-        cli_error("train", "--init: %s carries no vocabulary to tokenize the data with", a->init);
-        goto done;
-    }
-    if (a->seq > hp->n_ctx_train) {
-        cli_error("train", "--seq %" PRId64 " exceeds the model's context %" PRId64, a->seq, hp->n_ctx_train);
-        goto done;
-    }
-    if (a->resume) {
-        if (grok_train_lora_load(a->resume, hp, &lora, &st, err, sizeof err)) {
-            cli_error("train", "--resume: %s", err);
-            goto done;
-        }
-        if (lora->rank != a->lora_rank) {
-            cli_error("train", "--resume: %s has rank %" PRId64 ", --lora says %" PRId64, a->resume,
-                      lora->rank, a->lora_rank);
-            goto done;
-        }
-    } else {
-        lora = grok_train_lora_create(hp, a->lora_rank, a->lora_alpha, a->targets, (uint64_t)a->seed, err,
-                                      sizeof err);
-        if (!lora || grok_train_optim_alloc(&st, lora->p->n_params)) {
-            cli_error("train", "%s", lora ? "out of memory for the optimizer state" : err);
-            goto done;
-        }
-        st.seed = (uint64_t)a->seed;
-        st.rng = grok_rng_named((uint64_t)a->seed, GROK_RNG_DATA, 0).s;
-    }
-
-    /* data */
-    source train = {0}, held = {0};
-    if (a->chat) {
-        if (grok_chat_template_load(&tmpl, a->chat_template, err, sizeof err)) {
-            cli_error("train", "%s", err);
-            goto done;
-        }
-        if (train_read_chat(a->data, a->n_data, &tmpl, tok, a->seq + 1, &chat)) goto done;
-        int64_t n_eval = 0;
-        if (a->eval_data) {
-            if (train_read_chat(&a->eval_data, 1, &tmpl, tok, a->seq + 1, &chat_eval)) goto done;
-            held = (source){NULL, 0, chat_eval.ex, chat_eval.n};
-        } else {
-            n_eval = (int64_t)((double)chat.n * a->holdout);
-            if (n_eval == 0 && a->holdout > 0 && chat.n >= 2) n_eval = 1;
-            held = (source){NULL, 0, chat.ex + chat.n - n_eval, n_eval};
-        }
-        train = (source){NULL, 0, chat.ex, chat.n - n_eval};
-        if (train.n_ex < 1) {
-            cli_error("train", "--data: no conversation left for training after the held-out share");
-            goto done;
-        }
-        if (lead && (chat.n_truncated || chat_eval.n_truncated))
-            fprintf(stderr,
-                    "grok train: %" PRId64 " conversations longer than --seq %" PRId64 " tokens were cut\n",
-                    chat.n_truncated + chat_eval.n_truncated, a->seq);
-    } else {
-        size_t len, n;
-        if (!(text = train_read_text(a->data, a->n_data, &len))) goto done;
-        ids = train_tokenize_text(tok, text, len, a->doc_sep, &n);
-        free(text);
-        text = NULL;
-        int64_t n_all = (int64_t)n, n_eval = a->eval_data ? 0 : (int64_t)((double)n_all * a->holdout);
-        if (a->eval_data) {
-            size_t el, en;
-            if (!(text = train_read_text(&a->eval_data, 1, &el))) goto done;
-            eval_ids = train_tokenize_text(tok, text, el, a->doc_sep, &en);
-            held = (source){eval_ids, (int64_t)en, NULL, 0};
-        } else {
-            held = (source){ids ? ids + n_all - n_eval : NULL, n_eval, NULL, 0};
-        }
-        train = (source){ids, n_all - n_eval, NULL, 0};
-        if (!ids || train.n_ids < a->seq + 2) {
-            cli_error("train", "--data: %" PRId64 " training tokens, fewer than --seq %" PRId64 " + 2",
-                      train.n_ids, a->seq);
-            goto done;
-        }
-    }
-
-    pool = grok_threadpool_create((int)a->threads);
-    int64_t lo, hi;
-    grok_gradsum_share(a->batch, 0, np, &lo, &hi);
-    const int64_t local = (a->batch + np - 1) / np;
-    r.seqs = calloc((size_t)local, sizeof *r.seqs);
-    r.bufs = malloc(sizeof(int32_t) * (size_t)(local * (a->seq + 1)));
-    r.q = pool && r.seqs && r.bufs ? grok_qlora_create(base, lora, local * a->seq, a->seq,
-                                                       a->lora_dropout > 0, pool, err, sizeof err)
-                                   : NULL;
-    grad = malloc(sizeof(float) * (size_t)lora->p->n_params);
-    if (!r.q || !grad) {
-        cli_error("train", "%s", pool && r.seqs && r.bufs && grad ? err : "out of memory");
-        goto done;
-    }
-    const grok_train_loss_cfg lcfg = {a->aux_coef, a->z_coef};
-    if (lead) {
-        fprintf(stderr,
-                "grok train: LoRA rank %" PRId64 ", alpha %g, dropout %g on %" PRId64
-                " weights: %.3f M trainable parameters; base %s frozen in its own types (%.1f MB mapped)\n",
-                lora->rank, (double)lora->alpha, (double)a->lora_dropout, lora->n_t,
-                (double)lora->p->n_params / 1e6, a->init,
-                (double)grok_gguf_file_size(grok_model_gguf(base)) / 1e6);
-        fprintf(stderr,
-                "grok train: %s data, %" PRId64 " training / %" PRId64
-                " held-out %s, %d threads x %d rank%s, batch %" PRId64 " x %" PRId64
-                ", %s kernels; adapter state %.1f MB, activations %.1f MB\n",
-                a->chat ? "chat" : "text", a->chat ? train.n_ex : train.n_ids,
-                a->chat ? held.n_ex : held.n_ids, a->chat ? "conversations" : "tokens",
-                grok_threadpool_size(pool), np, np > 1 ? "s" : "", a->batch, a->seq,
-                grok_kernel_mode_name(grok_kernels_mode()), (double)lora->p->n_params * 16 / 1e6,
-                (double)grok_qlora_bytes(r.q) / 1e6);
-    }
-    if (lead && a->log_path) {
-        logf = fopen(a->log_path, st.step > 0 ? "a" : "w");
-        if (!logf) {
-            cli_error("train", "--log: cannot open %s", a->log_path);
-            goto done;
-        }
-        if (st.step == 0) fprintf(logf, "step,train_loss,eval_loss,lr,aux,z\n");
-    }
-    const bool can_eval = a->chat ? held.n_ex > 0 : held.n_ids > a->seq;
-    /* the sample: the last conversation of --eval-data, else of --data
-     * (held out unless --holdout is 0) */
-    const train_chat_data *sd = chat_eval.sample_prompt ? &chat_eval : &chat;
-    const char *sp = a->chat ? sd->sample_prompt : NULL;
-    const size_t sp_len = sd->sample_prompt_len;
-    if (st.step == 0 && can_eval) {
-        double ev = evaluate(&r, &held, a->eval_tokens, &lcfg);
-        if (lead) fprintf(stderr, "  held-out loss before fine-tuning %.4f (perplexity %.2f)\n", ev, exp(ev));
-    }
-    bool tty = lead && isatty(2);
-    double t0 = grok_now(), c0 = grok_cpu_now(), ema = NAN, n_tok_done = 0;
-    int64_t step0 = st.step;
-    while (st.step < a->stop_at) {
-        grok_rng g = {st.rng};
-        int64_t n_tok_step = 0;
-        grok_gradsum_share(a->batch, rank, np, &lo, &hi);
-        for (int64_t b = 0; b < a->batch; b++) {
-            uint64_t x = grok_rng_next(&g);
-            int64_t off = a->chat ? (int64_t)(x % (uint64_t)train.n_ex)
-                                  : (int64_t)(x % (uint64_t)(train.n_ids - a->seq));
-            if (b >= lo && b < hi) make_seq(&r, &train, off, b - lo);
-            n_tok_step += a->chat ? train.ex[off].n - 1 : a->seq;
-        }
-        st.rng = g.s;
-        grok_qlora_step_cfg c = {lcfg, a->lora_dropout,
-                                 grok_rng_named(st.seed, GROK_RNG_DROPOUT, (uint64_t)st.step).s, a->batch,
-                                 &r.comm};
-        grok_train_losses l;
-        const int src = grok_qlora_step(r.q, r.seqs, &c, &l, grad, err, sizeof err);
-        if (grok_dist_agree(src == 0, err, sizeof err)) {
-            cli_error("train", "step %" PRId64 ": %s", st.step, err);
-            goto done;
-        }
-        const float lr = grok_train_lr_at(&a->opt, st.step);
-        const double gnorm = grok_train_adamw_step(lora->p, &st, grad, &a->opt);
-        if (!isfinite(l.total) || !isfinite(gnorm)) {
-            cli_error("train", "step %" PRId64 ": the loss diverged (%g); try a lower --lr", st.step,
-                      l.total);
-            goto done;
-        }
-        n_tok_done += (double)n_tok_step;
-        ema = isnan(ema) ? l.ce : 0.95 * ema + 0.05 * l.ce;
-        const double el = grok_now() - t0, tps = n_tok_done / el;
-        const double eta = el / (double)(st.step - step0) * (double)(a->stop_at - st.step);
-        const bool do_eval = st.step % a->eval_every == 0 || st.step == a->stop_at;
-        double ev = NAN;
-        if (do_eval && can_eval) ev = evaluate(&r, &held, a->eval_tokens, &lcfg);
-        if (logf) fprintf(logf, "%" PRId64 ",%.5f,%.5f,%.6g,%.4f,%.4f\n", st.step, l.ce, ev, lr, l.aux, l.z);
-        if (tty)
-            fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 "  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs   ",
-                    st.step, a->steps, ema, lr, tps, eta);
-        if (lead && (do_eval || (!tty && st.step % 10 == 0)))
-            fprintf(stderr,
-                    "%sstep %" PRId64 "/%" PRId64 " loss %.4f aux %.3f z %.3f |g| %.3f lr %.2e %.1f tok/s\n",
-                    tty ? "\r" : "", st.step, a->steps, l.ce, l.aux, l.z, gnorm, lr, tps);
-        if (lead && do_eval && !isnan(ev))
-            fprintf(stderr, "  held-out loss %.4f (perplexity %.2f)\n", ev, exp(ev));
-        if (lead && do_eval && sp && a->sample_tokens > 0) sample_answer(&r, base, &tmpl, sp, sp_len);
-        if (lead && a->ckpt && (st.step % a->ckpt_every == 0 || st.step == a->stop_at) &&
-            grok_train_lora_save(a->ckpt, lora, a->init, &st, err, sizeof err)) {
-            cli_error("train", "%s", err);
-            goto done;
-        }
-    }
-    if (tty) fprintf(stderr, "\n");
-    if (lead) cli_train_rate(n_tok_done, np, grok_now() - t0, grok_cpu_now() - c0);
-    if (lead) {
-        if (grok_train_lora_save(a->out, lora, a->init, NULL, err, sizeof err)) {
-            cli_error("train", "%s", err);
-            goto done;
-        }
-        fprintf(stderr, "grok train: wrote %s after %" PRId64 " steps (%.1f s)\n", a->out, st.step,
-                grok_now() - t0);
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        fprintf(stderr,
-                "grok train: peak RSS %.1f MB (base file %.1f MB, mapped; adapters with AdamW %.1f MB; "
-                "trainer %.1f "
-                "MB)\n",
-                (double)ru.ru_maxrss / 1024.0 * 1.048576,
-                (double)grok_gguf_file_size(grok_model_gguf(base)) / 1e6,
-                (double)lora->p->n_params * 16 / 1e6, (double)grok_qlora_bytes(r.q) / 1e6);
-    }
-    rc = 0;
-done:
-    if (logf) fclose(logf);
-    free(text), free(ids), free(eval_ids), free(grad), free(r.seqs), free(r.bufs);
-    grok_qlora_free(r.q);
-    grok_threadpool_free(pool);
-    grok_train_optim_free(&st);
-    grok_train_lora_free(lora);
-    train_chat_free(&chat);
-    train_chat_free(&chat_eval);
-    grok_chat_template_free(&tmpl);
-    grok_model_free(base);
+    job j = {.a = a,
+             .r = {a, NULL, {rank, np, comm_allgatherv, comm_alltoallv, NULL}, rank, np, NULL, NULL},
+             .lead = rank == 0};
+    const int rc = load_base(&j) || load_adapters(&j) ||
+                           (a->chat ? read_chat_data(&j) : read_text_data(&j)) || prepare(&j) ||
+                           train_steps(&j)
+                       ? 1
+                       : 0;
+    job_free(&j);
     return rc;
 }
