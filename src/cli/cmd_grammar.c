@@ -31,8 +31,17 @@ static const cli_opt GRAMMAR_OPTS[] = {
                 "the vocabulary of a SentencePiece .model file", ""),
 };
 
-int cmd_grammar(int argc, char **argv) {
-    grammar_args a = {0};
+/* A grammar check: what it holds (freed by grammar_free). */
+typedef struct {
+    const grammar_args *a;
+    const char *gbnf; /* FILE.gbnf, or NULL for --json-schema */
+    grok_tokenizer *tok;
+    grok_grammar_vocab *v;
+    grok_grammar *g;
+} grammar_job;
+
+/* The command line into a and *gbnf; -1 to go on, else the exit status. */
+static int grammar_parse(int argc, char **argv, grammar_args *a, const char **gbnf) {
     cli_cmd cmd = {.name = "grammar",
                    .usage = "(FILE.gbnf | --json-schema FILE) [options]",
                    .about = "Reads a grammar (GBNF, llama.cpp's format) or a JSON Schema and reports any\n"
@@ -40,88 +49,119 @@ int cmd_grammar(int argc, char **argv) {
                    .notes = "Exit status: 0 when the grammar reads and every test matches, 1 when a file is\n"
                             "bad or a test does not match, 2 for bad flags.",
                    .max_pos = 1};
-    CLI_ADD_TABLE(&cmd, "Options", GRAMMAR_OPTS, &a);
+    CLI_ADD_TABLE(&cmd, "Options", GRAMMAR_OPTS, a);
     int prc = cli_parse(&cmd, argc, argv);
-    if (prc >= 0) return prc;
-    const char *gbnf = cmd.n_pos ? cmd.pos[0] : NULL, *schema = a.schema, *model = a.model, *spm = a.spm;
-    const char *const *tests = a.tests.v;
-    bool test_is_file[CLI_MAX_REPEAT];
-    const int n_tests = (int)a.tests.n;
-    for (int k = 0; k < n_tests; k++) test_is_file[k] = strcmp(a.tests.flag[k], "--test-file") == 0;
-    const bool print = a.print;
-    if (!gbnf == !schema) {
-        cli_error("grammar", "give exactly one of FILE.gbnf or --json-schema FILE (see grok grammar --help)");
-        return 2;
-    }
-    int rc = 1;
-    grok_tokenizer *tok = NULL;
-    grok_grammar_vocab *v = NULL;
-    grok_grammar *g = NULL;
+    *gbnf = cmd.n_pos ? cmd.pos[0] : NULL;
+    return prc;
+}
+
+/* The vocabulary that tokens written as <text> need, if one is given; 0,
+ * or 1 after a message. */
+static int grammar_load_vocab(grammar_job *j) {
+    const grammar_args *a = j->a;
     char err[GROK_ERR_SIZE];
-    if (model || spm) {
-        if (!(tok = cli_load_tokenizer("grammar", model, spm))) goto done;
-        if (!(v = grok_grammar_vocab_create(tok, err, sizeof err))) {
-            cli_error("grammar", "%s", err);
-            goto done;
-        }
+    if (!a->model && !a->spm) return 0;
+    if (!(j->tok = cli_load_tokenizer("grammar", a->model, a->spm))) return 1;
+    if (!(j->v = grok_grammar_vocab_create(j->tok, err, sizeof err))) {
+        cli_error("grammar", "%s", err);
+        return 1;
     }
-    if (print && schema) {
-        size_t len;
+    return 0;
+}
+
+/* --print: a schema's converted GBNF, or the GBNF file as it is; 0, or 1
+ * after a message. */
+static int grammar_print(const grammar_job *j) {
+    const char *schema = j->a->schema;
+    char err[GROK_ERR_SIZE];
+    size_t len;
+    if (schema) {
         char *text = grok_read_file(schema, &len, err, sizeof err);
         char *out = text ? grok_json_schema_to_gbnf(text, len, err, sizeof err) : NULL;
         free(text);
         if (!out) {
             cli_error("grammar", text ? "%s: %s" : "%s%s", text ? schema : "", err);
-            goto done;
+            return 1;
         }
         fputs(out, stdout);
         free(out);
-    } else if (print) {
-        size_t len;
-        char *text = grok_read_file(gbnf, &len, err, sizeof err);
-        if (!text) {
+        return 0;
+    }
+    char *text = grok_read_file(j->gbnf, &len, err, sizeof err);
+    if (!text) {
+        cli_error("grammar", "%s", err);
+        return 1;
+    }
+    fwrite(text, 1, len, stdout);
+    free(text);
+    return 0;
+}
+
+/* Test k (a --test text or a --test-file's bytes) against the grammar,
+ * with how far it got when it does not match; 0 when it matches, else 1. */
+static int grammar_test(const grammar_job *j, size_t k) {
+    const char *test = j->a->tests.v[k];
+    const bool is_file = strcmp(j->a->tests.flag[k], "--test-file") == 0;
+    char err[GROK_ERR_SIZE];
+    size_t len = strlen(test);
+    char *text = NULL;
+    const char *t = test;
+    if (is_file) {
+        if (!(text = grok_read_file(test, &len, err, sizeof err))) {
             cli_error("grammar", "%s", err);
-            goto done;
+            return 1;
         }
-        fwrite(text, 1, len, stdout);
-        free(text);
+        t = text;
     }
-    if (!(g = cli_load_grammar("grammar", gbnf, schema, v))) goto done;
-    if (!print) printf("%s: %lld rules\n", gbnf ? gbnf : schema, (long long)grok_grammar_n_rules(g));
-    rc = 0;
-    for (int k = 0; k < n_tests; k++) {
-        size_t len = strlen(tests[k]);
-        char *text = NULL;
-        const char *t = tests[k];
-        if (test_is_file[k]) {
-            if (!(text = grok_read_file(tests[k], &len, err, sizeof err))) {
-                cli_error("grammar", "%s", err);
-                rc = 1;
-                continue;
-            }
-            t = text;
-        }
-        size_t at = 0;
-        bool ok = grok_grammar_accepts(g, t, len, &at);
-        const char *name = test_is_file[k] ? tests[k] : "text";
-        if (ok) {
-            printf("%s: matches\n", name);
-        } else {
-            size_t line, col;
-            grok_utf8_line_col(t, at, &line, &col);
-            if (at == len)
-                printf("%s: does not match: the text ends before the grammar does (byte %zu, %zu:%zu)\n",
-                       name, at, line, col);
-            else
-                printf("%s: does not match: the grammar reads %zu of %zu bytes, stopping at %zu:%zu\n", name,
-                       at, len, line, col);
-            rc = 1;
-        }
-        free(text);
+    size_t at = 0;
+    bool ok = grok_grammar_accepts(j->g, t, len, &at);
+    const char *name = is_file ? test : "text";
+    if (ok) {
+        printf("%s: matches\n", name);
+    } else {
+        size_t line, col;
+        grok_utf8_line_col(t, at, &line, &col);
+        if (at == len)
+            printf("%s: does not match: the text ends before the grammar does (byte %zu, %zu:%zu)\n", name,
+                   at, line, col);
+        else
+            printf("%s: does not match: the grammar reads %zu of %zu bytes, stopping at %zu:%zu\n", name, at,
+                   len, line, col);
     }
-done:
-    grok_grammar_free(g);
-    grok_grammar_vocab_free(v);
-    grok_tokenizer_free(tok);
+    free(text);
+    return ok ? 0 : 1;
+}
+
+/* The grammar read (and printed, or its rules counted) and every test run;
+ * 0 when it reads and all match, else 1. */
+static int grammar_run(grammar_job *j) {
+    const grammar_args *a = j->a;
+    if (grammar_load_vocab(j)) return 1;
+    if (a->print && grammar_print(j)) return 1;
+    if (!(j->g = cli_load_grammar("grammar", j->gbnf, a->schema, j->v))) return 1;
+    if (!a->print)
+        printf("%s: %lld rules\n", j->gbnf ? j->gbnf : a->schema, (long long)grok_grammar_n_rules(j->g));
+    int rc = 0;
+    for (size_t k = 0; k < a->tests.n; k++) rc |= grammar_test(j, k);
+    return rc;
+}
+
+static void grammar_free(grammar_job *j) {
+    grok_grammar_free(j->g);
+    grok_grammar_vocab_free(j->v);
+    grok_tokenizer_free(j->tok);
+}
+
+int cmd_grammar(int argc, char **argv) {
+    grammar_args a = {0};
+    grammar_job j = {.a = &a};
+    int rc = grammar_parse(argc, argv, &a, &j.gbnf);
+    if (rc >= 0) return rc;
+    if (!j.gbnf == !a.schema) {
+        cli_error("grammar", "give exactly one of FILE.gbnf or --json-schema FILE (see grok grammar --help)");
+        return 2;
+    }
+    rc = grammar_run(&j);
+    grammar_free(&j);
     return rc;
 }
