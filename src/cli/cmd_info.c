@@ -220,44 +220,36 @@ static int print_plan(const char *path, int64_t n_ctx) {
     return 0;
 }
 
-int cmd_info(int argc, char **argv) {
-    info_args a = {0};
-    cli_model_args_init(&a.m);
+/* The command line into a and *path; -1 to go on, else the exit status. */
+static int info_parse(int argc, char **argv, info_args *a, const char **path) {
+    cli_model_args_init(&a->m);
     cli_cmd cmd = {.name = "info",
                    .usage = "MODEL [--no-tensors] [--check [--threads N]] [--plan [--ctx N]]",
                    .about = "Shows a model file's metadata, hyperparameters, tensors, parameter\n"
                             "counts (total and active per token) and the memory a run needs.",
                    .memory = true,
                    .max_pos = 1};
-    CLI_ADD_TABLE(&cmd, "Options", INFO_OPTS, &a);
+    CLI_ADD_TABLE(&cmd, "Options", INFO_OPTS, a);
     cli_add_group(&cmd, "Compute (--threads for --check, --ctx for --plan)", CLI_MODEL_OPTS, CLI_N_MODEL_OPTS,
-                  &a.m, INFO_MODEL_OMIT);
+                  &a->m, INFO_MODEL_OMIT);
     int prc = cli_parse(&cmd, argc, argv);
-    if (prc >= 0) return prc;
-    const char *path = cmd.n_pos ? cmd.pos[0] : NULL;
-    const bool tensors = !a.no_tensors, grok1 = a.grok1, check = a.check, plan = a.plan;
-    const int64_t threads = a.m.threads, n_ctx = a.m.ctx;
-    if (grok1) {
-        grok_hparams hp = grok_hparams_grok1();
-        printf("Grok-1 (released shapes): vocab %" PRId64 ", d_model %" PRId64 ", %" PRId64
-               " layers, %" PRId64 "/%" PRId64 " heads, %" PRId64 " experts (%" PRId64 " used), FFN %" PRId64
-               "\n",
-               hp.n_vocab, hp.d_model, hp.n_layers, hp.n_heads, hp.n_kv_heads, hp.n_experts,
-               hp.n_experts_used, hp.n_ff);
-        print_counts(&hp);
-        return 0;
-    }
-    if (!path) {
-        cli_error("info", "a MODEL file is required (see grok info --help)");
-        return 2;
-    }
-    char err[GROK_ERR_SIZE];
-    if (plan) return print_plan(path, n_ctx);
-    grok_gguf_file *f = grok_gguf_open(path, err, sizeof err);
-    if (!f) {
-        cli_error("info", "%s", err);
-        return 1;
-    }
+    *path = cmd.n_pos ? cmd.pos[0] : NULL;
+    return prc;
+}
+
+/* --grok1: the released model's shapes and counts, with no file. */
+static int print_grok1(void) {
+    grok_hparams hp = grok_hparams_grok1();
+    printf("Grok-1 (released shapes): vocab %" PRId64 ", d_model %" PRId64 ", %" PRId64 " layers, %" PRId64
+           "/%" PRId64 " heads, %" PRId64 " experts (%" PRId64 " used), FFN %" PRId64 "\n",
+           hp.n_vocab, hp.d_model, hp.n_layers, hp.n_heads, hp.n_kv_heads, hp.n_experts, hp.n_experts_used,
+           hp.n_ff);
+    print_counts(&hp);
+    return 0;
+}
+
+/* The GGUF container: its size and pieces, types, metadata and tensors. */
+static void print_file(const grok_gguf_file *f, const char *path, bool tensors) {
     printf("file: %s (GGUF v%" PRIu32 ", %d split%s, %.2f MiB, alignment %" PRIu64 ")\n", path,
            grok_gguf_version(f), grok_gguf_n_splits(f), grok_gguf_n_splits(f) == 1 ? "" : "s",
            (double)grok_gguf_file_size(f) / 1048576.0, grok_gguf_alignment(f));
@@ -274,20 +266,23 @@ int cmd_info(int argc, char **argv) {
     print_types(f);
     printf("metadata (%" PRId64 " keys):\n", grok_gguf_n_kv(f));
     for (int64_t i = 0; i < grok_gguf_n_kv(f); i++) print_kv(f, i);
-    if (tensors) {
-        printf("tensors (%" PRId64 "):\n", grok_gguf_n_tensors(f));
-        for (int64_t i = 0; i < grok_gguf_n_tensors(f); i++) {
-            const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
-            char shape[96] = "";
-            for (int d = 0; d < t->n_dims; d++)
-                snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%" PRId64, d ? ", " : "",
-                         t->ne[d]);
-            printf("  %-32s %-6s [%s] %.2f MiB\n", t->name, grok_type_get_traits(t->type)->name, shape,
-                   (double)t->nbytes / 1048576.0);
-        }
+    if (!tensors) return;
+    printf("tensors (%" PRId64 "):\n", grok_gguf_n_tensors(f));
+    for (int64_t i = 0; i < grok_gguf_n_tensors(f); i++) {
+        const grok_gguf_tensor *t = grok_gguf_tensor_at(f, i);
+        char shape[96] = "";
+        for (int d = 0; d < t->n_dims; d++)
+            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%" PRId64, d ? ", " : "",
+                     t->ne[d]);
+        printf("  %-32s %-6s [%s] %.2f MiB\n", t->name, grok_type_get_traits(t->type)->name, shape,
+               (double)t->nbytes / 1048576.0);
     }
-    int64_t bad = check ? check_tensors(f, threads) : 0;
-    grok_gguf_close(f);
+}
+
+/* The file loaded as a Grok model: its hyperparameters, counts, memory
+ * and tokenizer; 0, or 1 after a message. */
+static int print_model(const char *path) {
+    char err[GROK_ERR_SIZE];
     grok_model *m = grok_model_load(path, err, sizeof err);
     if (!m) {
         cli_error("info", "not a loadable Grok model: %s", err);
@@ -316,5 +311,29 @@ int cmd_info(int argc, char **argv) {
                grok_tokenizer_n_vocab(t), grok_tokenizer_bos(t), grok_tokenizer_eos(t), grok_tokenizer_unk(t),
                grok_tokenizer_pad(t), grok_tokenizer_add_bos(t) ? "yes" : "no");
     grok_model_free(m);
+    return 0;
+}
+
+int cmd_info(int argc, char **argv) {
+    info_args a = {0};
+    const char *path;
+    int rc = info_parse(argc, argv, &a, &path);
+    if (rc >= 0) return rc;
+    if (a.grok1) return print_grok1();
+    if (!path) {
+        cli_error("info", "a MODEL file is required (see grok info --help)");
+        return 2;
+    }
+    if (a.plan) return print_plan(path, a.m.ctx);
+    char err[GROK_ERR_SIZE];
+    grok_gguf_file *f = grok_gguf_open(path, err, sizeof err);
+    if (!f) {
+        cli_error("info", "%s", err);
+        return 1;
+    }
+    print_file(f, path, !a.no_tensors);
+    int64_t bad = a.check ? check_tensors(f, a.m.threads) : 0;
+    grok_gguf_close(f);
+    if (print_model(path)) return 1;
     return bad ? 1 : 0;
 }
