@@ -62,35 +62,85 @@ void train_chat_free(train_chat_data *d) {
     memset(d, 0, sizeof *d);
 }
 
-/* Parses one conversation; on success msgs[0..*n) with owned contents. */
-static int parse_line(const char *line, size_t len, grok_chat_msg **msgs, size_t *n, char *err,
-                      size_t err_size) {
-    *msgs = NULL, *n = 0;
+/* A line's JSON with its non-empty "messages" in *ms; NULL after a
+ * message in err. */
+static cJSON *parse_root(const char *line, size_t len, const cJSON **ms, char *err, size_t err_size) {
     if (!grok_utf8_valid(line, len)) {
         snprintf(err, err_size, "not valid UTF-8");
-        return -1;
+        return NULL;
     }
     cJSON *root = cJSON_ParseWithLength(line, len);
     if (!root) {
         snprintf(err, err_size, "not valid JSON (near byte %td)",
                  cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - line : (ptrdiff_t)0);
-        return -1;
+        return NULL;
     }
-    int rc = -1;
-    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(root, "messages");
-    if (!cJSON_IsObject(root) || !cJSON_IsArray(ms) || cJSON_GetArraySize(ms) == 0) {
+    *ms = cJSON_GetObjectItemCaseSensitive(root, "messages");
+    if (!cJSON_IsObject(root) || !cJSON_IsArray(*ms) || cJSON_GetArraySize(*ms) == 0) {
         snprintf(err, err_size, "expected an object with a non-empty array \"messages\"");
-        goto done;
-    }
-    if (cJSON_GetObjectItemCaseSensitive(root, "tools")) {
+    } else if (cJSON_GetObjectItemCaseSensitive(root, "tools")) {
         /* the server renders a request's tools from their JSON Schemas;
          * training text would have to match that byte for byte */
         snprintf(err, err_size,
                  "\"tools\" is not supported in training data: list the tools in a system message");
-        goto done;
+    } else {
+        return root;
     }
-    const size_t cnt = (size_t)cJSON_GetArraySize(ms);
-    grok_chat_msg *m = calloc(cnt, sizeof *m);
+    cJSON_Delete(root);
+    return NULL;
+}
+
+/* messages[i] (it) into *out with owned contents; -1 after a message in
+ * err, with nothing left to free. */
+static int parse_msg(const cJSON *ms, const cJSON *it, size_t i, grok_chat_msg *out, char *err,
+                     size_t err_size) {
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(it, "role");
+    if (!cJSON_IsObject(it) || !cJSON_IsString(role)) {
+        snprintf(err, err_size, "messages[%zu] must be an object with a string \"role\"", i);
+        return -1;
+    }
+    const char *rn = strcmp(role->valuestring, "developer") == 0 ? "system" : role->valuestring;
+    const int ri = grok_chat_role_index(rn);
+    if (ri < 0) {
+        snprintf(err, err_size, "messages[%zu].role '%s' is not system, user, assistant or tool", i,
+                 role->valuestring);
+        return -1;
+    }
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "content");
+    const cJSON *calls =
+        ri == GROK_CHAT_ASSISTANT ? cJSON_GetObjectItemCaseSensitive(it, "tool_calls") : NULL;
+    if (cJSON_IsNull(calls)) calls = NULL;
+    if (!c || (cJSON_IsNull(c) && !calls)) {
+        snprintf(err, err_size, "messages[%zu] has no \"content\"", i);
+        return -1;
+    }
+    char *text = grok_chat_content_text(c, err, err_size, i);
+    if (!text) return -1;
+    if (calls) { /* as the server renders an assistant's calls in a prompt */
+        char *with = grok_chat_tool_calls_text(text, calls, err, err_size, i);
+        free(text);
+        if (!(text = with)) return -1;
+    }
+    const char *name = NULL, *id = NULL;
+    if (ri == GROK_CHAT_TOOL) grok_chat_tool_names(ms, it, &name, &id);
+    *out = (grok_chat_msg){ri, text, strlen(text), name ? strdup(name) : NULL, id ? strdup(id) : NULL};
+    if (ri == GROK_CHAT_TOOL && (!out->name || !out->id)) {
+        free(text), free((char *)out->name), free((char *)out->id);
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Parses one conversation; on success msgs[0..*n) with owned contents. */
+static int parse_line(const char *line, size_t len, grok_chat_msg **msgs, size_t *n, char *err,
+                      size_t err_size) {
+    *msgs = NULL, *n = 0;
+    const cJSON *ms;
+    cJSON *root = parse_root(line, len, &ms, err, err_size);
+    if (!root) return -1;
+    int rc = -1;
+    grok_chat_msg *m = calloc((size_t)cJSON_GetArraySize(ms), sizeof *m);
     if (!m) {
         snprintf(err, err_size, "out of memory");
         goto done;
@@ -99,43 +149,8 @@ static int parse_line(const char *line, size_t len, grok_chat_msg **msgs, size_t
     bool assistant = false;
     const cJSON *it;
     cJSON_ArrayForEach(it, ms) {
-        const size_t i = *n;
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive(it, "role");
-        if (!cJSON_IsObject(it) || !cJSON_IsString(role)) {
-            snprintf(err, err_size, "messages[%zu] must be an object with a string \"role\"", i);
-            goto done;
-        }
-        const char *rn = strcmp(role->valuestring, "developer") == 0 ? "system" : role->valuestring;
-        const int ri = grok_chat_role_index(rn);
-        if (ri < 0) {
-            snprintf(err, err_size, "messages[%zu].role '%s' is not system, user, assistant or tool", i,
-                     role->valuestring);
-            goto done;
-        }
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "content");
-        const cJSON *calls =
-            ri == GROK_CHAT_ASSISTANT ? cJSON_GetObjectItemCaseSensitive(it, "tool_calls") : NULL;
-        if (cJSON_IsNull(calls)) calls = NULL;
-        if (!c || (cJSON_IsNull(c) && !calls)) {
-            snprintf(err, err_size, "messages[%zu] has no \"content\"", i);
-            goto done;
-        }
-        char *text = grok_chat_content_text(c, err, err_size, i);
-        if (!text) goto done;
-        if (calls) { /* as the server renders an assistant's calls in a prompt */
-            char *with = grok_chat_tool_calls_text(text, calls, err, err_size, i);
-            free(text);
-            if (!(text = with)) goto done;
-        }
-        const char *name = NULL, *id = NULL;
-        if (ri == GROK_CHAT_TOOL) grok_chat_tool_names(ms, it, &name, &id);
-        m[i] = (grok_chat_msg){ri, text, strlen(text), name ? strdup(name) : NULL, id ? strdup(id) : NULL};
-        (*n)++;
-        if (ri == GROK_CHAT_TOOL && (!m[i].name || !m[i].id)) {
-            snprintf(err, err_size, "out of memory");
-            goto done;
-        }
-        assistant |= ri == GROK_CHAT_ASSISTANT;
+        if (parse_msg(ms, it, *n, &m[*n], err, err_size)) goto done;
+        assistant |= m[(*n)++].role == GROK_CHAT_ASSISTANT;
     }
     if (!assistant) {
         snprintf(err, err_size, "no assistant message: nothing to learn from");
