@@ -237,6 +237,92 @@ static int keep_sample(train_chat_data *d, const grok_chat_template *t, const gr
     return d->sample_prompt && d->sample_answer ? 0 : -1;
 }
 
+/* The next line of buf[0..len) that is not blank, its \r dropped; false at
+ * the end. *line_no counts every line read. */
+static bool next_line(const char *buf, size_t len, size_t *at, int64_t *line_no, const char **line,
+                      size_t *line_len) {
+    while (*at < len) {
+        const char *l = buf + *at;
+        const char *nl = memchr(l, '\n', len - *at);
+        size_t n = nl ? (size_t)(nl - l) : len - *at;
+        *at += n + (nl ? 1 : 0);
+        ++*line_no;
+        if (n && l[n - 1] == '\r') n--;
+        size_t lead = 0;
+        while (lead < n && (l[lead] == ' ' || l[lead] == '\t')) lead++;
+        if (lead == n) continue; /* blank lines separate nothing */
+        *line = l, *line_len = n;
+        return true;
+    }
+    return false;
+}
+
+/* A conversation rendered and tokenized, with mask[i] saying whether
+ * ids[i] is an assistant's, and kept as the sample; -1 after a message in
+ * err. */
+static int tokenize_chat(train_chat_data *out, const grok_chat_template *t, const grok_tokenizer *tok,
+                         const grok_chat_msg *m, size_t n, int32_t **ids, uint8_t **mask, size_t *n_ids,
+                         char *err, size_t err_size) {
+    grok_chat_span *spans = calloc(n, sizeof *spans);
+    size_t tlen = 0, k = 0;
+    char *text = spans ? grok_chat_render_train(t, m, n, &tlen, spans, &k) : NULL;
+    int rc = text ? grok_chat_tokenize_spans(tok, text, tlen, true, spans, k, ids, mask, n_ids, err, err_size)
+                  : (snprintf(err, err_size, "out of memory"), -1);
+    if (rc == 0 && keep_sample(out, t, m, n)) rc = -1, snprintf(err, err_size, "out of memory");
+    free(text), free(spans);
+    return rc;
+}
+
+/* One line's conversation appended to out as an example of at most
+ * max_len tokens; -1 after a message in err. */
+static int read_example(train_chat_data *out, int64_t *cap, const grok_chat_template *t,
+                        const grok_tokenizer *tok, int64_t max_len, const char *line, size_t len, char *err,
+                        size_t err_size) {
+    grok_chat_msg *m;
+    size_t n;
+    if (parse_line(line, len, &m, &n, err, err_size)) {
+        free_msgs(m, n);
+        return -1;
+    }
+    int32_t *ids = NULL;
+    uint8_t *mask = NULL;
+    size_t n_ids = 0;
+    int rc = tokenize_chat(out, t, tok, m, n, &ids, &mask, &n_ids, err, err_size);
+    free_msgs(m, n);
+    if (rc == 0 && n_ids < 2) rc = -1, snprintf(err, err_size, "the conversation is a single token");
+    bool any = false;
+    for (size_t i = 1; rc == 0 && i < n_ids; i++) any |= mask[i] != 0;
+    if (rc == 0 && !any) rc = -1, snprintf(err, err_size, "its assistant turns hold no token");
+    if (rc == 0 && out->n == *cap) {
+        *cap = *cap ? 2 * *cap : 64;
+        train_chat_example *ne = realloc(out->ex, sizeof *ne * (size_t)*cap);
+        if (!ne)
+            rc = -1, snprintf(err, err_size, "out of memory");
+        else
+            out->ex = ne;
+    }
+    if (rc) {
+        free(ids), free(mask);
+        return -1;
+    }
+    /* targets: tmask[i] says whether ids[i + 1] counts */
+    int64_t nt = (int64_t)n_ids;
+    if (nt > max_len) nt = max_len, out->n_truncated++;
+    memmove(mask, mask + 1, (size_t)(nt - 1));
+    any = false;
+    for (int64_t i = 0; i < nt - 1; i++) any |= mask[i] != 0;
+    if (!any) {
+        snprintf(err, err_size,
+                 "the first assistant token lies beyond the %" PRId64
+                 " tokens a sequence holds (raise --seq)",
+                 max_len - 1);
+        free(ids), free(mask);
+        return -1;
+    }
+    out->ex[out->n++] = (train_chat_example){ids, mask, nt};
+    return 0;
+}
+
 int train_read_chat(const char *const *files, int n_files, const grok_chat_template *t,
                     const grok_tokenizer *tok, int64_t max_len, train_chat_data *out) {
     memset(out, 0, sizeof *out);
@@ -251,72 +337,15 @@ int train_read_chat(const char *const *files, int n_files, const grok_chat_templ
             return -1;
         }
         int64_t line_no = 0;
-        for (size_t at = 0; at < flen;) {
-            const char *line = buf + at;
-            const char *nl = memchr(line, '\n', flen - at);
-            size_t len = nl ? (size_t)(nl - line) : flen - at;
-            at += len + (nl ? 1 : 0);
-            line_no++;
-            if (len && line[len - 1] == '\r') len--;
-            size_t lead = 0;
-            while (lead < len && (line[lead] == ' ' || line[lead] == '\t')) lead++;
-            if (lead == len) continue; /* blank lines separate nothing */
-            grok_chat_msg *m;
-            size_t n;
-            if (parse_line(line, len, &m, &n, err, sizeof err)) {
+        const char *line;
+        size_t len, at = 0;
+        while (next_line(buf, flen, &at, &line_no, &line, &len)) {
+            if (read_example(out, &cap, t, tok, max_len, line, len, err, sizeof err)) {
                 cli_error("train", "%s:%" PRId64 ": %s", files[fi], line_no, err);
-                free_msgs(m, n);
                 free(buf);
                 train_chat_free(out);
                 return -1;
             }
-            grok_chat_span *spans = calloc(n, sizeof *spans);
-            size_t tlen = 0, k = 0;
-            char *text = spans ? grok_chat_render_train(t, m, n, &tlen, spans, &k) : NULL;
-            int32_t *ids = NULL;
-            uint8_t *mask = NULL;
-            size_t n_ids = 0;
-            int rc = text ? grok_chat_tokenize_spans(tok, text, tlen, true, spans, k, &ids, &mask, &n_ids,
-                                                     err, sizeof err)
-                          : (snprintf(err, sizeof err, "out of memory"), -1);
-            if (rc == 0 && keep_sample(out, t, m, n)) rc = -1, snprintf(err, sizeof err, "out of memory");
-            free(text), free(spans);
-            free_msgs(m, n);
-            if (rc == 0 && n_ids < 2)
-                rc = -1, snprintf(err, sizeof err, "the conversation is a single token");
-            bool any = false;
-            for (size_t i = 1; rc == 0 && i < n_ids; i++) any |= mask[i] != 0;
-            if (rc == 0 && !any) rc = -1, snprintf(err, sizeof err, "its assistant turns hold no token");
-            if (rc == 0 && out->n == cap) {
-                cap = cap ? 2 * cap : 64;
-                train_chat_example *ne = realloc(out->ex, sizeof *ne * (size_t)cap);
-                if (!ne)
-                    rc = -1, snprintf(err, sizeof err, "out of memory");
-                else
-                    out->ex = ne;
-            }
-            if (rc) {
-                cli_error("train", "%s:%" PRId64 ": %s", files[fi], line_no, err);
-                free(ids), free(mask), free(buf);
-                train_chat_free(out);
-                return -1;
-            }
-            /* targets: tmask[i] says whether ids[i + 1] counts */
-            int64_t nt = (int64_t)n_ids;
-            if (nt > max_len) nt = max_len, out->n_truncated++;
-            memmove(mask, mask + 1, (size_t)(nt - 1));
-            any = false;
-            for (int64_t i = 0; i < nt - 1; i++) any |= mask[i] != 0;
-            if (!any) {
-                cli_error("train",
-                          "%s:%" PRId64 ": the first assistant token lies beyond the %" PRId64
-                          " tokens a sequence holds (raise --seq)",
-                          files[fi], line_no, max_len - 1);
-                free(ids), free(mask), free(buf);
-                train_chat_free(out);
-                return -1;
-            }
-            out->ex[out->n++] = (train_chat_example){ids, mask, nt};
         }
         free(buf);
     }
