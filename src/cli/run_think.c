@@ -91,115 +91,164 @@ static void step_sample(sample *x, const grok_tokenizer *tok, int64_t n_vocab, c
     }
 }
 
-int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char *prompt_text,
-              size_t prompt_len, const run_think_args *a) {
-    const grok_tokenizer *tok = grok_model_tokenizer(m);
-    const int64_t V = grok_model_hparams(m)->n_vocab;
-    const int k = a->samples;
-    char err[GROK_ERR_SIZE];
-    int rc = 1;
+/* A think run: the prompt, what it holds (freed by think_free) and the
+ * times of its phases. */
+typedef struct {
+    grok_model *m;
+    const int32_t *prompt;
+    size_t n_prompt;
+    const char *prompt_text;
+    size_t prompt_len;
+    const run_think_args *a;
+    const grok_tokenizer *tok;
+    int64_t V;
+    int k;
     think_extractor ex;
-    if (think_extractor_init(&ex, a->extract, err, sizeof err)) {
-        cli_error("run", "--extract: %s", err);
-        return 2;
-    }
-    grok_threadpool *pool = grok_threadpool_create(a->threads);
+    grok_threadpool *pool;
+    grok_runner *r;
+    think_verifier *ver;
+    sample *xs;
+    /* one grok_decode_multi step's samples still going */
+    grok_seq **seqs;
+    const int32_t **toks;
+    int64_t *ns;
+    int *live;
+    int64_t total;                    /* the tokens drawn */
+    double t0, t1, t2, t3;            /* start, prompt done, samples done, verifier done */
+    double scores[THINK_MAX_SAMPLES]; /* the verifier's, NAN without one */
+} think_job;
+
+/* The runner, the verifier and every sample's sampler, sequence and
+ * history; 0, or 1 after a message. */
+static int think_prepare(think_job *j) {
+    const run_think_args *a = j->a;
+    const int k = j->k;
+    char err[GROK_ERR_SIZE];
+    j->pool = grok_threadpool_create(a->threads);
     grok_runner_params rp = grok_runner_default_params();
-    rp.pool = pool;
+    rp.pool = j->pool;
     rp.n_batch = a->batch > k ? a->batch : k; /* every sample takes one token of each step */
     if (rp.n_batch > a->n_ctx) rp.n_batch = a->n_ctx;
-    grok_runner *r = pool ? grok_runner_create(m, &rp, err, sizeof err) : NULL;
-    think_verifier *ver = NULL;
-    sample *xs = calloc((size_t)k, sizeof *xs);
-    grok_seq **seqs = calloc((size_t)k, sizeof *seqs);
-    const int32_t **toks = calloc((size_t)k, sizeof *toks);
-    int64_t *ns = calloc((size_t)k, sizeof *ns);
-    int *live = calloc((size_t)k, sizeof *live);
-    if (!pool || !r || !xs || !seqs || !toks || !ns || !live) {
-        cli_error("run", "%s", r || !pool ? "out of memory" : err);
-        goto done;
+    j->r = j->pool ? grok_runner_create(j->m, &rp, err, sizeof err) : NULL;
+    j->xs = calloc((size_t)k, sizeof *j->xs);
+    j->seqs = calloc((size_t)k, sizeof *j->seqs);
+    j->toks = calloc((size_t)k, sizeof *j->toks);
+    j->ns = calloc((size_t)k, sizeof *j->ns);
+    j->live = calloc((size_t)k, sizeof *j->live);
+    if (!j->pool || !j->r || !j->xs || !j->seqs || !j->toks || !j->ns || !j->live) {
+        cli_error("run", "%s", j->r || !j->pool ? "out of memory" : err);
+        return 1;
     }
-    if (a->verifier && !(ver = think_verifier_load(a->verifier, a->verifier_suffix, a->verifier_yes, pool,
-                                                   a->n_ctx + 256, err, sizeof err))) {
+    if (a->verifier && !(j->ver = think_verifier_load(a->verifier, a->verifier_suffix, a->verifier_yes,
+                                                      j->pool, a->n_ctx + 256, err, sizeof err))) {
         cli_error("run", "%s", err);
-        goto done;
+        return 1;
     }
     grok_seq_params sq = grok_seq_default_params();
     sq.n_ctx = a->n_ctx;
     sq.kv_type = a->kv_type;
     for (int i = 0; i < k; i++) {
-        sample *x = &xs[i];
+        sample *x = &j->xs[i];
         grok_sampler_params sp = a->sp;
         sp.seed = grok_rng_choice_seed(sp.seed, (uint64_t)i); /* as choice i of a server request */
-        x->sampler = grok_sampler_create(&sp, V);
-        x->seq = grok_seq_create(m, &sq, err, sizeof err);
-        x->hist = malloc((n_prompt + (size_t)a->n_gen + 1) * sizeof *x->hist);
+        x->sampler = grok_sampler_create(&sp, j->V);
+        x->seq = grok_seq_create(j->m, &sq, err, sizeof err);
+        x->hist = malloc((j->n_prompt + (size_t)a->n_gen + 1) * sizeof *x->hist);
         if (!x->sampler || !x->seq || !x->hist) {
             cli_error("run", "%s", x->seq ? "out of memory" : err);
-            goto done;
+            return 1;
         }
-        memcpy(x->hist, prompt, n_prompt * sizeof *prompt);
-        x->n_hist = n_prompt;
+        memcpy(x->hist, j->prompt, j->n_prompt * sizeof *j->prompt);
+        x->n_hist = j->n_prompt;
         grok_detok_stream_init(&x->ds, false);
     }
-    double t0 = grok_now();
-    /* the prompt once, then copied with its logits */
-    if (grok_runner_decode(r, xs[0].seq, prompt, (int64_t)n_prompt, NULL, err, sizeof err)) {
+    return 0;
+}
+
+/* The prompt once, then copied with its logits; 0, or 1 after a message. */
+static int think_prompt(think_job *j) {
+    char err[GROK_ERR_SIZE];
+    j->t0 = grok_now();
+    if (grok_runner_decode(j->r, j->xs[0].seq, j->prompt, (int64_t)j->n_prompt, NULL, err, sizeof err)) {
         cli_error("run", "%s", err);
-        goto done;
+        return 1;
     }
-    for (int i = 1; i < k; i++)
-        if (grok_seq_copy(xs[i].seq, xs[0].seq, (int64_t)n_prompt, err, sizeof err)) {
+    for (int i = 1; i < j->k; i++)
+        if (grok_seq_copy(j->xs[i].seq, j->xs[0].seq, (int64_t)j->n_prompt, err, sizeof err)) {
             cli_error("run", "%s", err);
-            goto done;
+            return 1;
         }
-    double t1 = grok_now();
-    int64_t total = 0;
+    j->t1 = grok_now();
+    return 0;
+}
+
+/* Every sample drawn to its end, one batched step per token; 0, or 1
+ * after a message. */
+static int think_draw(think_job *j) {
+    const run_think_args *a = j->a;
+    sample *xs = j->xs;
+    char err[GROK_ERR_SIZE];
     for (;;) {
         int n_live = 0;
-        for (int i = 0; i < k; i++) {
+        for (int i = 0; i < j->k; i++) {
             if (xs[i].finish) continue;
             if (a->n_gen == 0) {
                 xs[i].finish = "length";
                 continue;
             }
-            step_sample(&xs[i], tok, V, a);
-            total++;
+            step_sample(&xs[i], j->tok, j->V, a);
+            j->total++;
             if (xs[i].finish) continue;
-            seqs[n_live] = xs[i].seq;
-            toks[n_live] = &xs[i].hist[xs[i].n_hist - 1];
-            ns[n_live] = 1;
-            live[n_live++] = i;
+            j->seqs[n_live] = xs[i].seq;
+            j->toks[n_live] = &xs[i].hist[xs[i].n_hist - 1];
+            j->ns[n_live] = 1;
+            j->live[n_live++] = i;
         }
         if (a->progress)
-            fprintf(stderr, "\rthink: %d of %d samples going, %" PRId64 " tokens", n_live, k, total);
+            fprintf(stderr, "\rthink: %d of %d samples going, %" PRId64 " tokens", n_live, j->k, j->total);
         if (n_live == 0) break;
-        if (grok_decode_multi(r, seqs, toks, ns, n_live, err, sizeof err)) {
+        if (grok_decode_multi(j->r, j->seqs, j->toks, j->ns, n_live, err, sizeof err)) {
             cli_error("run", "%s", err);
-            goto done;
+            return 1;
         }
     }
     if (a->progress) fputc('\n', stderr);
-    double t2 = grok_now();
-    double scores[THINK_MAX_SAMPLES];
-    for (int i = 0; i < k; i++) scores[i] = NAN;
-    if (ver) {
+    j->t2 = grok_now();
+    return 0;
+}
+
+/* The verifier's score of each sample, if there is one; 0, or 1 after a
+ * message. */
+static int think_score(think_job *j) {
+    char err[GROK_ERR_SIZE];
+    for (int i = 0; i < j->k; i++) j->scores[i] = NAN;
+    if (j->ver) {
         const char *texts[THINK_MAX_SAMPLES];
         size_t lens[THINK_MAX_SAMPLES];
-        for (int i = 0; i < k; i++) texts[i] = xs[i].text ? xs[i].text : "", lens[i] = xs[i].len;
-        if (think_verifier_score(ver, prompt_text, prompt_len, texts, lens, k, scores, err, sizeof err)) {
+        for (int i = 0; i < j->k; i++) texts[i] = j->xs[i].text ? j->xs[i].text : "", lens[i] = j->xs[i].len;
+        if (think_verifier_score(j->ver, j->prompt_text, j->prompt_len, texts, lens, j->k, j->scores, err,
+                                 sizeof err)) {
             cli_error("run", "verifier: %s", err);
-            goto done;
+            return 1;
         }
     }
-    double t3 = grok_now();
+    j->t3 = grok_now();
+    return 0;
+}
+
+/* The chosen sample to stdout; the choice, the candidates (--candidates)
+ * and the times to stderr. */
+static void think_report(const think_job *j) {
+    const run_think_args *a = j->a;
+    const sample *xs = j->xs;
+    const int k = j->k;
     think_candidate cand[THINK_MAX_SAMPLES];
     char *ans[THINK_MAX_SAMPLES];
     think_tally tally[THINK_MAX_SAMPLES];
     for (int i = 0; i < k; i++) {
-        ans[i] = think_extract(&ex, xs[i].text ? xs[i].text : "", xs[i].len);
+        ans[i] = think_extract(&j->ex, xs[i].text ? xs[i].text : "", xs[i].len);
         cand[i] =
-            (think_candidate){ans[i], xs[i].n_gen ? xs[i].lp_sum / (double)xs[i].n_gen : NAN, scores[i]};
+            (think_candidate){ans[i], xs[i].n_gen ? xs[i].lp_sum / (double)xs[i].n_gen : NAN, j->scores[i]};
     }
     think_result res = think_choose(cand, k, a->select, tally);
     const sample *w = &xs[res.chosen];
@@ -207,31 +256,55 @@ int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char 
     printf("\n");
     fflush(stdout);
     fprintf(stderr, "think: %d samples, %s over %s: answer %s, confidence %.3f (%d of %d), sample %d\n", k,
-            think_select_name(a->select), ex.spec, res.answer ? res.answer : "(none)", res.confidence,
+            think_select_name(a->select), j->ex.spec, res.answer ? res.answer : "(none)", res.confidence,
             res.votes, k, res.chosen);
     if (a->candidates)
         for (int i = 0; i < k; i++) {
             fprintf(stderr, "  [%d] answer %-12s mean logprob %8.4f", i, ans[i] ? ans[i] : "-",
                     cand[i].mean_logprob);
-            if (ver) fprintf(stderr, "  verifier %8.4f", scores[i]);
+            if (j->ver) fprintf(stderr, "  verifier %8.4f", j->scores[i]);
             fprintf(stderr, "  %3" PRId64 " tokens %s\n", xs[i].n_gen, xs[i].finish);
         }
+    const double t_draw = j->t2 - j->t1;
     fprintf(stderr,
             "prompt: %zu tokens once, %.2f s | samples: %" PRId64 " tokens, %.2f tok/s | verifier %.2f s\n",
-            n_prompt, t1 - t0, total, (double)total / (t2 - t1 > 1e-9 ? t2 - t1 : 1e-9), t3 - t2);
+            j->n_prompt, j->t1 - j->t0, j->total, (double)j->total / (t_draw > 1e-9 ? t_draw : 1e-9),
+            j->t3 - j->t2);
     for (int i = 0; i < k; i++) free(ans[i]);
-    rc = 0;
-done:
-    for (int i = 0; xs && i < k; i++) {
-        grok_sampler_free(xs[i].sampler);
-        grok_seq_free(xs[i].seq);
-        free(xs[i].hist);
-        free(xs[i].text);
+}
+
+static void think_free(think_job *j) {
+    for (int i = 0; j->xs && i < j->k; i++) {
+        grok_sampler_free(j->xs[i].sampler);
+        grok_seq_free(j->xs[i].seq);
+        free(j->xs[i].hist);
+        free(j->xs[i].text);
     }
-    free(xs), free(seqs), free(toks), free(ns), free(live);
-    think_verifier_free(ver);
-    think_extractor_free(&ex);
-    grok_runner_free(r);
-    grok_threadpool_free(pool);
+    free(j->xs), free(j->seqs), free(j->toks), free(j->ns), free(j->live);
+    think_verifier_free(j->ver);
+    think_extractor_free(&j->ex);
+    grok_runner_free(j->r);
+    grok_threadpool_free(j->pool);
+}
+
+int run_think(grok_model *m, const int32_t *prompt, size_t n_prompt, const char *prompt_text,
+              size_t prompt_len, const run_think_args *a) {
+    think_job j = {.m = m,
+                   .prompt = prompt,
+                   .n_prompt = n_prompt,
+                   .prompt_text = prompt_text,
+                   .prompt_len = prompt_len,
+                   .a = a,
+                   .tok = grok_model_tokenizer(m),
+                   .V = grok_model_hparams(m)->n_vocab,
+                   .k = a->samples};
+    char err[GROK_ERR_SIZE];
+    if (think_extractor_init(&j.ex, a->extract, err, sizeof err)) {
+        cli_error("run", "--extract: %s", err);
+        return 2;
+    }
+    int rc = think_prepare(&j) || think_prompt(&j) || think_draw(&j) || think_score(&j) ? 1 : 0;
+    if (!rc) think_report(&j);
+    think_free(&j);
     return rc;
 }
