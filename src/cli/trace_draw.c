@@ -140,8 +140,8 @@ static void text_at(cairo_t *cr, double x, double y, const char *s, double align
     cairo_show_text(cr, s);
 }
 
-static void draw(cairo_t *cr, const layout *y, const grok_trace *t, const grok_trace_stats *s,
-                 const char *title) {
+/* The title line over the white page. */
+static void draw_title(cairo_t *cr, const grok_trace *t, const char *title) {
     const int64_t L = t->L, E = t->E, K = t->K;
     char buf[256];
     cairo_set_source_rgb(cr, 1, 1, 1);
@@ -152,9 +152,14 @@ static void draw(cairo_t *cr, const layout *y, const grok_trace *t, const grok_t
     snprintf(buf, sizeof buf, "%s, %" PRId64 " layers, top-%" PRId64 " of %" PRId64 " experts", title, L, K,
              E);
     text_at(cr, MARGIN, MARGIN + 16, buf, 0);
+}
 
-    /* heatmap */
+/* The heatmap: a row per token (its text on the left), a column per
+ * layer, each cell split among its chosen experts by gate. */
+static void draw_heatmap(cairo_t *cr, const layout *y, const grok_trace *t) {
+    const int64_t L = t->L, E = t->E, K = t->K;
     const double x0 = MARGIN + LABEL_W, y0 = MARGIN + TITLE_H;
+    char buf[256];
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
     cairo_set_font_size(cr, 10);
     const int64_t every = y->cw >= 20 ? 1 : y->cw >= 10 ? 2 : 8;
@@ -193,7 +198,13 @@ static void draw(cairo_t *cr, const layout *y, const grok_trace *t, const grok_t
         snprintf(buf, sizeof buf, "(the first %" PRId64 " of %" PRId64 " tokens)", y->rows, t->n_tok);
         text_at(cr, x0, y0 + HEAD_H + (double)y->rows * ROW_H + 12, buf, 0);
     }
-    /* legend */
+}
+
+/* The experts' colours, right of the heatmap. */
+static void draw_legend(cairo_t *cr, const layout *y, const grok_trace *t) {
+    const int64_t L = t->L, E = t->E;
+    const double x0 = MARGIN + LABEL_W, y0 = MARGIN + TITLE_H;
+    char buf[256];
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
     const double lx = x0 + (double)L * y->cw + 16;
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
@@ -208,8 +219,12 @@ static void draw(cairo_t *cr, const layout *y, const grok_trace *t, const grok_t
         snprintf(buf, sizeof buf, "%" PRId64, e);
         text_at(cr, lx + 17, y0 + HEAD_H + (double)e * 14 + 9.5, buf, 0);
     }
+}
 
-    /* usage bars, one small chart per layer */
+/* The usage bars, one small chart per layer. */
+static void draw_bars(cairo_t *cr, const layout *y, const grok_trace *t, const grok_trace_stats *s) {
+    const int64_t L = t->L, E = t->E;
+    char buf[256];
     cairo_set_font_size(cr, 12);
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
@@ -249,8 +264,12 @@ static void draw(cairo_t *cr, const layout *y, const grok_trace *t, const grok_t
         cairo_stroke(cr);
         cairo_set_dash(cr, NULL, 0, 0);
     }
+}
 
-    /* expert cache */
+/* The expert cache's hit rate against k, LRU and optimal beside k/E. */
+static void draw_cache(cairo_t *cr, const layout *y, const grok_trace *t, const grok_trace_stats *s) {
+    const int64_t E = t->E;
+    char buf[256];
     const double cx = MARGIN + 40, cy = y->cache_y + 22, cw = CACHE_W - 40;
     cairo_set_font_size(cr, 12);
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
@@ -302,6 +321,15 @@ static void draw(cairo_t *cr, const layout *y, const grok_trace *t, const grok_t
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
         text_at(cr, cx + cw + 40, ly, names[series], 0);
     }
+}
+
+static void draw(cairo_t *cr, const layout *y, const grok_trace *t, const grok_trace_stats *s,
+                 const char *title) {
+    draw_title(cr, t, title);
+    draw_heatmap(cr, y, t);
+    draw_legend(cr, y, t);
+    draw_bars(cr, y, t, s);
+    draw_cache(cr, y, t, s);
 }
 
 int grok_trace_draw(const char *path, bool png, const grok_trace *t, const grok_trace_stats *s,
